@@ -1,0 +1,20 @@
+//! # kafka-sansio
+//!
+//! A pure-Rust Apache Kafka client built as a sans-IO protocol core: plain state
+//! machines and codecs that turn bytes into values and values into bytes, with no
+//! socket, clock or task of their own.
+//!
+//! Layers, bottom up:
+//! - [`wire`]: Kafka's primitive types (fixed ints, varints, compact and nullable
+//!   strings, bytes and arrays, tagged fields, UUIDs).
+//! - [`messages`]: every request and response of every API key and version, generated
+//!   from Apache Kafka's JSON message schemas, plus request/response headers,
+//!   [`ErrorCode`](messages::ErrorCode) and the `__consumer_offsets` record schemas.
+//! - [`records`]: record batches (v2 and legacy message sets) with compression.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(clippy::unwrap_used)]
+
+pub mod messages;
+pub mod records;
+pub mod wire;

@@ -1,0 +1,655 @@
+//! Kafka's primitive wire types.
+//!
+//! Every type of the Kafka protocol guide has a `read_*` function that decodes it from
+//! a [`Bytes`] and a `put_*` function that encodes it into any [`BufMut`]:
+//!
+//! | protocol type | Rust type | read / put |
+//! |---|---|---|
+//! | BOOLEAN | `bool` | [`read_bool`] / [`put_bool`] |
+//! | INT8, INT16, INT32, INT64 | `i8`.. `i64` | [`read_i8`] .. [`read_i64`] |
+//! | UINT16, UINT32 | `u16`, `u32` | [`read_u16`], [`read_u32`] |
+//! | VARINT, VARLONG | `i32`, `i64` (zig-zag) | [`read_varint`], [`read_varlong`] |
+//! | UNSIGNED_VARINT | `u32` | [`read_unsigned_varint`] |
+//! | UUID | [`Uuid`] | [`read_uuid`] |
+//! | FLOAT64 | `f64` | [`read_f64`] |
+//! | (COMPACT_)(NULLABLE_)STRING | [`ByteString`] | [`read_string`], [`read_nullable_string`] |
+//! | (COMPACT_)(NULLABLE_)BYTES, RECORDS | [`Bytes`] | [`read_bytes`], [`read_nullable_bytes`] |
+//! | (COMPACT_)ARRAY | `Vec<T>` | [`read_array_len`] + elements |
+//! | tagged fields | [`RawTaggedField`] | [`read_tagged_header`], [`put_raw_tagged_fields`] |
+//!
+//! The string, bytes and array readers take a `compact` flag: `true` selects the
+//! COMPACT_ form used by flexible message versions.
+//!
+//! Decoding never panics, never reads past the input, never overflows, and never
+//! allocates more than the remaining input can justify: strings and bytes are slices
+//! of the input (no copy), and array counts are checked against the bytes left before
+//! anything is reserved.
+//!
+//! ```
+//! use bytes::{Bytes, BytesMut};
+//! use kafka_sansio::wire;
+//!
+//! let mut out = BytesMut::new();
+//! wire::put_string(&mut out, "orders", true, "topic").unwrap(); // COMPACT_STRING
+//! wire::put_varint(&mut out, -3);
+//! let mut input: Bytes = out.freeze();
+//! assert_eq!(wire::read_string(&mut input, true, "topic").unwrap(), "orders");
+//! assert_eq!(wire::read_varint(&mut input, "delta").unwrap(), -3);
+//! assert!(input.is_empty());
+//! ```
+
+mod error;
+mod uuid;
+
+pub use bytes::{Buf, BufMut, Bytes, BytesMut};
+pub use bytestring::ByteString;
+pub use error::{DecodeError, DecodeErrorKind, EncodeError};
+pub use uuid::Uuid;
+
+#[cold]
+fn eof(field: &'static str, needed: u64, remaining: usize) -> DecodeError {
+    DecodeError::new(field, DecodeErrorKind::UnexpectedEof { needed, remaining })
+}
+
+#[inline]
+fn need(buf: &Bytes, n: usize, field: &'static str) -> Result<(), DecodeError> {
+    if buf.len() < n {
+        Err(eof(field, n as u64, buf.len()))
+    } else {
+        Ok(())
+    }
+}
+
+macro_rules! fixed {
+    ($read:ident, $put:ident, $ty:ty, $get:ident, $putm:ident, $n:expr, $doc:expr) => {
+        #[doc = concat!("Decodes ", $doc, " (big-endian, ", stringify!($n), " bytes).")]
+        #[inline]
+        pub fn $read(buf: &mut Bytes, field: &'static str) -> Result<$ty, DecodeError> {
+            need(buf, $n, field)?;
+            Ok(buf.$get())
+        }
+        #[doc = concat!("Encodes ", $doc, " (big-endian, ", stringify!($n), " bytes).")]
+        #[inline]
+        pub fn $put<B: BufMut>(buf: &mut B, value: $ty) {
+            buf.$putm(value);
+        }
+    };
+}
+
+fixed!(read_i8, put_i8, i8, get_i8, put_i8, 1, "an INT8");
+fixed!(read_i16, put_i16, i16, get_i16, put_i16, 2, "an INT16");
+fixed!(read_u16, put_u16, u16, get_u16, put_u16, 2, "a UINT16");
+fixed!(read_i32, put_i32, i32, get_i32, put_i32, 4, "an INT32");
+fixed!(read_u32, put_u32, u32, get_u32, put_u32, 4, "a UINT32");
+fixed!(read_i64, put_i64, i64, get_i64, put_i64, 8, "an INT64");
+fixed!(read_f64, put_f64, f64, get_f64, put_f64, 8, "a FLOAT64");
+
+/// Decodes a BOOLEAN: one byte, any non-zero value is `true` (as Kafka's Java reader).
+#[inline]
+pub fn read_bool(buf: &mut Bytes, field: &'static str) -> Result<bool, DecodeError> {
+    need(buf, 1, field)?;
+    Ok(buf.get_u8() != 0)
+}
+
+/// Encodes a BOOLEAN as one byte, 0 or 1.
+#[inline]
+pub fn put_bool<B: BufMut>(buf: &mut B, value: bool) {
+    buf.put_u8(u8::from(value));
+}
+
+/// Decodes a UUID (16 bytes).
+#[inline]
+pub fn read_uuid(buf: &mut Bytes, field: &'static str) -> Result<Uuid, DecodeError> {
+    need(buf, 16, field)?;
+    let mut raw = [0u8; 16];
+    buf.copy_to_slice(&mut raw);
+    Ok(Uuid::from_bytes(raw))
+}
+
+/// Encodes a UUID (16 bytes).
+#[inline]
+pub fn put_uuid<B: BufMut>(buf: &mut B, value: &Uuid) {
+    buf.put_slice(value.as_bytes());
+}
+
+/// Decodes an UNSIGNED_VARINT: at most 5 bytes, and no value bits past 32.
+#[inline]
+pub fn read_unsigned_varint(buf: &mut Bytes, field: &'static str) -> Result<u32, DecodeError> {
+    // Fast path: one byte.
+    if let Some(&b) = buf.first() {
+        if b & 0x80 == 0 {
+            buf.advance(1);
+            return Ok(u32::from(b));
+        }
+    }
+    let v = read_unsigned_varlong_inner(buf, field, 5)?;
+    u32::try_from(v)
+        .map_err(|_| DecodeError::new(field, DecodeErrorKind::VarintOverflow { max_bytes: 5 }))
+}
+
+/// Decodes an unsigned 64-bit varint: at most 10 bytes, and no value bits past 64.
+#[inline]
+pub fn read_unsigned_varlong(buf: &mut Bytes, field: &'static str) -> Result<u64, DecodeError> {
+    read_unsigned_varlong_inner(buf, field, 10)
+}
+
+fn read_unsigned_varlong_inner(
+    buf: &mut Bytes,
+    field: &'static str,
+    max_bytes: u8,
+) -> Result<u64, DecodeError> {
+    let mut value: u64 = 0;
+    let bits_allowed = if max_bytes == 5 { 32 } else { 64 };
+    for (i, &b) in buf.iter().enumerate() {
+        if i >= usize::from(max_bytes) {
+            break;
+        }
+        let shift = 7 * i as u32;
+        let chunk = u64::from(b & 0x7f);
+        // Reject bits that would not fit the type.
+        if shift + 7 > bits_allowed && (chunk >> (bits_allowed - shift)) != 0 {
+            return Err(DecodeError::new(
+                field,
+                DecodeErrorKind::VarintOverflow { max_bytes },
+            ));
+        }
+        value |= chunk << shift;
+        if b & 0x80 == 0 {
+            buf.advance(i + 1);
+            return Ok(value);
+        }
+    }
+    if buf.len() >= usize::from(max_bytes) {
+        Err(DecodeError::new(
+            field,
+            DecodeErrorKind::VarintOverflow { max_bytes },
+        ))
+    } else {
+        Err(eof(field, buf.len() as u64 + 1, buf.len()))
+    }
+}
+
+/// Decodes a VARINT: a zig-zag encoded `i32` in at most 5 bytes.
+#[inline]
+pub fn read_varint(buf: &mut Bytes, field: &'static str) -> Result<i32, DecodeError> {
+    let u = read_unsigned_varint(buf, field)?;
+    Ok(((u >> 1) as i32) ^ -((u & 1) as i32))
+}
+
+/// Decodes a VARLONG: a zig-zag encoded `i64` in at most 10 bytes.
+#[inline]
+pub fn read_varlong(buf: &mut Bytes, field: &'static str) -> Result<i64, DecodeError> {
+    let u = read_unsigned_varlong(buf, field)?;
+    Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
+}
+
+/// Encodes an UNSIGNED_VARINT.
+#[inline]
+pub fn put_unsigned_varint<B: BufMut>(buf: &mut B, value: u32) {
+    put_unsigned_varlong(buf, u64::from(value));
+}
+
+/// Encodes an unsigned 64-bit varint.
+#[inline]
+pub fn put_unsigned_varlong<B: BufMut>(buf: &mut B, mut value: u64) {
+    if value < 0x80 {
+        buf.put_u8(value as u8);
+        return;
+    }
+    let mut tmp = [0u8; 10];
+    let mut n = 0;
+    while value >= 0x80 {
+        tmp[n] = (value as u8) | 0x80;
+        value >>= 7;
+        n += 1;
+    }
+    tmp[n] = value as u8;
+    buf.put_slice(&tmp[..=n]);
+}
+
+/// Encodes a VARINT (zig-zag `i32`).
+#[inline]
+pub fn put_varint<B: BufMut>(buf: &mut B, value: i32) {
+    put_unsigned_varint(buf, ((value << 1) ^ (value >> 31)) as u32);
+}
+
+/// Encodes a VARLONG (zig-zag `i64`).
+#[inline]
+pub fn put_varlong<B: BufMut>(buf: &mut B, value: i64) {
+    put_unsigned_varlong(buf, ((value << 1) ^ (value >> 63)) as u64);
+}
+
+/// The number of bytes [`put_unsigned_varlong`] writes for `value`.
+#[inline]
+#[must_use]
+pub fn unsigned_varint_len(value: u64) -> usize {
+    let bits = 64 - (value | 1).leading_zeros() as usize;
+    bits.div_ceil(7)
+}
+
+/// The number of bytes [`put_varint`] writes for `value`.
+#[inline]
+#[must_use]
+pub fn varint_len(value: i32) -> usize {
+    unsigned_varint_len(u64::from(((value << 1) ^ (value >> 31)) as u32))
+}
+
+/// The number of bytes [`put_varlong`] writes for `value`.
+#[inline]
+#[must_use]
+pub fn varlong_len(value: i64) -> usize {
+    unsigned_varint_len(((value << 1) ^ (value >> 63)) as u64)
+}
+
+/// Reads a length prefix for a string, bytes or array: `None` is the null marker.
+///
+/// Non-compact lengths are `i16` (`wide == false`, strings) or `i32` (`wide == true`,
+/// bytes and arrays); compact lengths are an unsigned varint holding length + 1.
+#[inline]
+fn read_len(
+    buf: &mut Bytes,
+    compact: bool,
+    wide: bool,
+    field: &'static str,
+) -> Result<Option<usize>, DecodeError> {
+    let len: i64 = if compact {
+        i64::from(read_unsigned_varint(buf, field)?) - 1
+    } else if wide {
+        i64::from(read_i32(buf, field)?)
+    } else {
+        i64::from(read_i16(buf, field)?)
+    };
+    match len {
+        -1 => Ok(None),
+        l if l < 0 => Err(DecodeError::new(field, DecodeErrorKind::NegativeLength(l))),
+        l => Ok(Some(l as usize)),
+    }
+}
+
+#[inline]
+fn take(buf: &mut Bytes, len: usize, field: &'static str) -> Result<Bytes, DecodeError> {
+    need(buf, len, field)?;
+    Ok(buf.split_to(len))
+}
+
+#[inline]
+fn utf8(bytes: Bytes, field: &'static str) -> Result<ByteString, DecodeError> {
+    ByteString::try_from(bytes).map_err(|_| DecodeError::new(field, DecodeErrorKind::InvalidUtf8))
+}
+
+/// Decodes a STRING (`compact == false`) or COMPACT_STRING; null is an error.
+#[inline]
+pub fn read_string(
+    buf: &mut Bytes,
+    compact: bool,
+    field: &'static str,
+) -> Result<ByteString, DecodeError> {
+    match read_len(buf, compact, false, field)? {
+        Some(len) => utf8(take(buf, len, field)?, field),
+        None => Err(DecodeError::new(field, DecodeErrorKind::UnexpectedNull)),
+    }
+}
+
+/// Decodes a NULLABLE_STRING or COMPACT_NULLABLE_STRING.
+#[inline]
+pub fn read_nullable_string(
+    buf: &mut Bytes,
+    compact: bool,
+    field: &'static str,
+) -> Result<Option<ByteString>, DecodeError> {
+    match read_len(buf, compact, false, field)? {
+        Some(len) => Ok(Some(utf8(take(buf, len, field)?, field)?)),
+        None => Ok(None),
+    }
+}
+
+/// Decodes BYTES or COMPACT_BYTES as a slice of the input; null is an error.
+#[inline]
+pub fn read_bytes(buf: &mut Bytes, compact: bool, field: &'static str) -> Result<Bytes, DecodeError> {
+    match read_len(buf, compact, true, field)? {
+        Some(len) => take(buf, len, field),
+        None => Err(DecodeError::new(field, DecodeErrorKind::UnexpectedNull)),
+    }
+}
+
+/// Decodes NULLABLE_BYTES, COMPACT_NULLABLE_BYTES or RECORDS as a slice of the input.
+#[inline]
+pub fn read_nullable_bytes(
+    buf: &mut Bytes,
+    compact: bool,
+    field: &'static str,
+) -> Result<Option<Bytes>, DecodeError> {
+    match read_len(buf, compact, true, field)? {
+        Some(len) => Ok(Some(take(buf, len, field)?)),
+        None => Ok(None),
+    }
+}
+
+/// Reads an ARRAY or COMPACT_ARRAY count; `None` is the null array.
+///
+/// `min_element_size` is the fewest bytes one element can take (at least 1); a count
+/// that could not fit in the remaining input is an error, so a caller may reserve
+/// `count` elements without trusting the input.
+#[inline]
+pub fn read_array_len(
+    buf: &mut Bytes,
+    compact: bool,
+    min_element_size: usize,
+    field: &'static str,
+) -> Result<Option<usize>, DecodeError> {
+    let len = read_len(buf, compact, true, field)?;
+    if let Some(count) = len {
+        let per = min_element_size.max(1);
+        if count > buf.len() / per {
+            return Err(DecodeError::new(
+                field,
+                DecodeErrorKind::CountExceedsInput {
+                    count: count as u64,
+                    remaining: buf.len(),
+                },
+            ));
+        }
+    }
+    Ok(len)
+}
+
+/// Decodes an array whose null marker is not allowed, each element by `element`.
+#[inline]
+pub fn read_array<T>(
+    buf: &mut Bytes,
+    compact: bool,
+    min_element_size: usize,
+    field: &'static str,
+    mut element: impl FnMut(&mut Bytes) -> Result<T, DecodeError>,
+) -> Result<Vec<T>, DecodeError> {
+    match read_array_len(buf, compact, min_element_size, field)? {
+        Some(count) => {
+            let mut out = Vec::with_capacity(count);
+            for _ in 0..count {
+                out.push(element(buf)?);
+            }
+            Ok(out)
+        }
+        None => Err(DecodeError::new(field, DecodeErrorKind::UnexpectedNull)),
+    }
+}
+
+/// Decodes a nullable array, each element by `element`.
+#[inline]
+pub fn read_nullable_array<T>(
+    buf: &mut Bytes,
+    compact: bool,
+    min_element_size: usize,
+    field: &'static str,
+    mut element: impl FnMut(&mut Bytes) -> Result<T, DecodeError>,
+) -> Result<Option<Vec<T>>, DecodeError> {
+    match read_array_len(buf, compact, min_element_size, field)? {
+        Some(count) => {
+            let mut out = Vec::with_capacity(count);
+            for _ in 0..count {
+                out.push(element(buf)?);
+            }
+            Ok(Some(out))
+        }
+        None => Ok(None),
+    }
+}
+
+#[inline]
+fn put_len<B: BufMut>(
+    buf: &mut B,
+    len: Option<usize>,
+    compact: bool,
+    wide: bool,
+    field: &'static str,
+) -> Result<(), EncodeError> {
+    match len {
+        None => {
+            if compact {
+                buf.put_u8(0);
+            } else if wide {
+                buf.put_i32(-1);
+            } else {
+                buf.put_i16(-1);
+            }
+        }
+        Some(len) => {
+            let max = if compact {
+                u32::MAX as usize - 1
+            } else if wide {
+                i32::MAX as usize
+            } else {
+                i16::MAX as usize
+            };
+            if len > max {
+                return Err(EncodeError::TooLong {
+                    field,
+                    length: len,
+                    max,
+                });
+            }
+            if compact {
+                put_unsigned_varlong(buf, len as u64 + 1);
+            } else if wide {
+                buf.put_i32(len as i32);
+            } else {
+                buf.put_i16(len as i16);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Encodes a STRING or COMPACT_STRING.
+#[inline]
+pub fn put_string<B: BufMut>(
+    buf: &mut B,
+    value: &str,
+    compact: bool,
+    field: &'static str,
+) -> Result<(), EncodeError> {
+    put_len(buf, Some(value.len()), compact, false, field)?;
+    buf.put_slice(value.as_bytes());
+    Ok(())
+}
+
+/// Encodes a NULLABLE_STRING or COMPACT_NULLABLE_STRING.
+#[inline]
+pub fn put_nullable_string<B: BufMut>(
+    buf: &mut B,
+    value: Option<&str>,
+    compact: bool,
+    field: &'static str,
+) -> Result<(), EncodeError> {
+    match value {
+        Some(s) => put_string(buf, s, compact, field),
+        None => put_len(buf, None, compact, false, field),
+    }
+}
+
+/// Encodes BYTES or COMPACT_BYTES.
+#[inline]
+pub fn put_bytes<B: BufMut>(
+    buf: &mut B,
+    value: &[u8],
+    compact: bool,
+    field: &'static str,
+) -> Result<(), EncodeError> {
+    put_len(buf, Some(value.len()), compact, true, field)?;
+    buf.put_slice(value);
+    Ok(())
+}
+
+/// Encodes NULLABLE_BYTES, COMPACT_NULLABLE_BYTES or RECORDS.
+#[inline]
+pub fn put_nullable_bytes<B: BufMut>(
+    buf: &mut B,
+    value: Option<&[u8]>,
+    compact: bool,
+    field: &'static str,
+) -> Result<(), EncodeError> {
+    match value {
+        Some(b) => put_bytes(buf, b, compact, field),
+        None => put_len(buf, None, compact, true, field),
+    }
+}
+
+/// Encodes an ARRAY or COMPACT_ARRAY count (`None` for the null array).
+#[inline]
+pub fn put_array_len<B: BufMut>(
+    buf: &mut B,
+    len: Option<usize>,
+    compact: bool,
+    field: &'static str,
+) -> Result<(), EncodeError> {
+    put_len(buf, len, compact, true, field)
+}
+
+/// A tagged field this crate's schema does not know, kept so it is re-encoded as-is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RawTaggedField {
+    /// The field's tag.
+    pub tag: u32,
+    /// The field's encoded value, without the tag and size prefixes.
+    pub data: Bytes,
+}
+
+/// Reads the tagged-field section's field count (an unsigned varint), checked against
+/// the remaining input (each tagged field takes at least two bytes).
+#[inline]
+pub fn read_tagged_header(buf: &mut Bytes, field: &'static str) -> Result<usize, DecodeError> {
+    let count = read_unsigned_varint(buf, field)? as usize;
+    if count > buf.len() / 2 {
+        return Err(DecodeError::new(
+            field,
+            DecodeErrorKind::CountExceedsInput {
+                count: count as u64,
+                remaining: buf.len(),
+            },
+        ));
+    }
+    Ok(count)
+}
+
+/// Reads one tagged field's tag and its data (as a slice of the input).
+#[inline]
+pub fn read_tagged_field(buf: &mut Bytes, field: &'static str) -> Result<(u32, Bytes), DecodeError> {
+    let tag = read_unsigned_varint(buf, field)?;
+    let size = read_unsigned_varint(buf, field)? as usize;
+    Ok((tag, take(buf, size, field)?))
+}
+
+/// Reads a whole tagged-field section where no tag is known, keeping every field.
+pub fn read_raw_tagged_fields(
+    buf: &mut Bytes,
+    field: &'static str,
+) -> Result<Vec<RawTaggedField>, DecodeError> {
+    let count = read_tagged_header(buf, field)?;
+    let mut out = Vec::with_capacity(count);
+    let mut previous: Option<u32> = None;
+    for _ in 0..count {
+        let (tag, data) = read_tagged_field(buf, field)?;
+        check_tag_order(previous, tag, field)?;
+        previous = Some(tag);
+        out.push(RawTaggedField { tag, data });
+    }
+    Ok(out)
+}
+
+/// Checks that `tag` comes strictly after `previous`.
+#[inline]
+pub fn check_tag_order(previous: Option<u32>, tag: u32, field: &'static str) -> Result<(), DecodeError> {
+    match previous {
+        Some(p) if p >= tag => Err(DecodeError::new(
+            field,
+            DecodeErrorKind::TaggedFieldOrder { previous: p, tag },
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Encodes one tagged field: tag, size, data.
+#[inline]
+pub fn put_tagged_field<B: BufMut>(buf: &mut B, tag: u32, data: &[u8]) {
+    put_unsigned_varint(buf, tag);
+    put_unsigned_varlong(buf, data.len() as u64);
+    buf.put_slice(data);
+}
+
+/// Encodes a tagged-field section holding only `fields` (which must be in ascending
+/// tag order, as [`read_raw_tagged_fields`] returns them).
+pub fn put_raw_tagged_fields<B: BufMut>(
+    buf: &mut B,
+    fields: &[RawTaggedField],
+    field: &'static str,
+) -> Result<(), EncodeError> {
+    check_unknown_tags(fields, &[], field)?;
+    put_unsigned_varlong(buf, fields.len() as u64);
+    for f in fields {
+        put_tagged_field(buf, f.tag, &f.data);
+    }
+    Ok(())
+}
+
+/// Checks that unknown tagged fields use distinct tags, none of them in `known`.
+pub fn check_unknown_tags(
+    fields: &[RawTaggedField],
+    known: &[u32],
+    field: &'static str,
+) -> Result<(), EncodeError> {
+    for (i, f) in fields.iter().enumerate() {
+        if known.contains(&f.tag) || fields[..i].iter().any(|g| g.tag == f.tag) {
+            return Err(EncodeError::DuplicateTag { field, tag: f.tag });
+        }
+    }
+    Ok(())
+}
+
+/// A range of message versions, inclusive at both ends; `EMPTY` holds none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VersionRange {
+    /// Lowest version in the range.
+    pub min: i16,
+    /// Highest version in the range.
+    pub max: i16,
+}
+
+impl VersionRange {
+    /// The range with no versions (a `none` in the schema).
+    pub const EMPTY: VersionRange = VersionRange { min: 0, max: -1 };
+
+    /// Whether `version` lies in the range.
+    #[inline]
+    #[must_use]
+    pub const fn contains(&self, version: i16) -> bool {
+        version >= self.min && version <= self.max
+    }
+
+    /// Whether the range holds no versions.
+    #[must_use]
+    pub const fn is_empty(&self) -> bool {
+        self.max < self.min
+    }
+
+    /// The versions both ranges hold, or `None` if they do not overlap.
+    #[must_use]
+    pub fn intersect(&self, other: &VersionRange) -> Option<VersionRange> {
+        let r = VersionRange {
+            min: self.min.max(other.min),
+            max: self.max.min(other.max),
+        };
+        (!r.is_empty()).then_some(r)
+    }
+}
+
+impl std::fmt::Display for VersionRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_empty() {
+            write!(f, "none")
+        } else if self.min == self.max {
+            write!(f, "{}", self.min)
+        } else {
+            write!(f, "{}-{}", self.min, self.max)
+        }
+    }
+}
