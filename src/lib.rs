@@ -15,6 +15,9 @@
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used)]
 
+#[cfg(feature = "arbitrary")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod messages;
 pub mod records;
 pub mod wire;

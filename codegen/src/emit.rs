@@ -458,8 +458,8 @@ impl<'a> Ctx<'a> {
         let _ = writeln!(o, "impl {name} {{");
         o.push_str(&self.encode_fn(s, &within, has_tagged_section));
         o.push_str(&self.decode_fn(s, &within, has_tagged_section));
-        o.push_str(&self.normalize_fn(s, &within, has_tagged_section));
         let _ = writeln!(o, "}}\n");
+        o.push_str(&self.normalize_fn(s, &within, has_tagged_section));
         o.push_str(&self.arbitrary_impl(s, has_tagged_section));
         self.out.push_str(&o);
     }
@@ -730,14 +730,14 @@ impl<'a> Ctx<'a> {
             let compact = self.compact(f, within);
             match (&f.ty, is_nullable(f)) {
                 (Ty::Struct(_), false) => {
-                    let _ = writeln!(keep, "{place}.normalize_for_version(version);");
+                    let _ = writeln!(keep, "wire::arb::Normalize::normalize_for_version(&mut {place}, version);");
                 }
                 (Ty::Struct(_), true) => {
-                    let _ = writeln!(keep, "if let Some(v) = &mut {place} {{ v.normalize_for_version(version); }}");
+                    let _ = writeln!(keep, "if let Some(v) = &mut {place} {{ wire::arb::Normalize::normalize_for_version(v, version); }}");
                 }
                 (Ty::Array(e), n) => {
                     let inner = match e.as_ref() {
-                        Ty::Struct(_) => Some("x.normalize_for_version(version);".to_string()),
+                        Ty::Struct(_) => Some("wire::arb::Normalize::normalize_for_version(x, version);".to_string()),
                         Ty::Str => Some(format!("if !{compact} {{ wire::arb::fit_string(x); }}")),
                         _ => None,
                     };
@@ -791,9 +791,8 @@ impl<'a> Ctx<'a> {
             }
         }
         let mut out = String::new();
-        let _ = writeln!(out, "    #[cfg(feature = \"arbitrary\")]\n    #[doc(hidden)]");
-        let _ = writeln!(out, "    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.");
-        let _ = writeln!(out, "    pub fn normalize_for_version(&mut self, version: i16) {{");
+        let _ = writeln!(out, "#[cfg(feature = \"arbitrary\")]\nimpl wire::arb::Normalize for {} {{", s.name);
+        let _ = writeln!(out, "    fn normalize_for_version(&mut self, version: i16) {{");
         if code_uses(&body, "flexible") {
             let _ = writeln!(out, "let flexible = {};", self.flexible_cond(within).text());
         }
@@ -801,7 +800,7 @@ impl<'a> Ctx<'a> {
             let _ = writeln!(out, "let _ = version;");
         }
         out.push_str(&body);
-        let _ = writeln!(out, "    }}\n");
+        let _ = writeln!(out, "    }}\n}}\n");
         out
     }
 

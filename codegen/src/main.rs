@@ -463,6 +463,11 @@ fn mod_source(messages: &[Schema], coordinator: bool, errors: bool) -> String {
     for s in messages {
         let _ = writeln!(o, "pub use {}::{};", snake(&s.name), s.name);
     }
+    o.push_str("\n/// Every message type with its version range and the generic property checks\n/// instantiated for it (property tests and fuzz targets walk this table).\n#[cfg(feature = \"arbitrary\")]\n#[doc(hidden)]\npub const ALL_MESSAGES: &[crate::fuzzing::MessageEntry] = &[\n");
+    for s in messages {
+        let _ = writeln!(o, "    crate::fuzzing::MessageEntry::of::<{}>({:?}),", s.name, match s.kind { Kind::Request => "request", Kind::Response => "response", Kind::Header => "header", Kind::Data => "data" });
+    }
+    o.push_str("];\n");
     o
 }
 

@@ -111,11 +111,11 @@ impl ConsumerGroupDescribeRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ConsumerGroupDescribeRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         for x in self.group_ids.iter_mut() {
             if !true {

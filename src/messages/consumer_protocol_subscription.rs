@@ -147,11 +147,11 @@ impl ConsumerProtocolSubscription {
             rack_id: f_rack_id,
         })
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ConsumerProtocolSubscription {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.topics.iter_mut() {
             if !false {
                 wire::arb::fit_string(x);
@@ -159,7 +159,7 @@ impl ConsumerProtocolSubscription {
         }
         if version >= 1 {
             for x in self.owned_partitions.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.owned_partitions = Vec::new();
@@ -251,11 +251,11 @@ impl TopicPartition {
             partitions: f_partitions,
         })
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for TopicPartition {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         if !false {
             wire::arb::fit_string(&mut self.topic);

@@ -131,17 +131,17 @@ impl CreateTopicsResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for CreateTopicsResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 2 {
         } else {
             self.throttle_time_ms = 0;
         }
         for x in self.topics.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 5 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -266,11 +266,11 @@ impl CreatableTopicConfigs {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for CreatableTopicConfigs {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         if !true {
             wire::arb::fit_string(&mut self.name);
@@ -511,11 +511,11 @@ impl CreatableTopicResult {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for CreatableTopicResult {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 5;
         if !flexible {
             wire::arb::fit_string(&mut self.name);
@@ -548,7 +548,7 @@ impl CreatableTopicResult {
         if version >= 5 {
             if let Some(v) = &mut self.configs {
                 for x in v.iter_mut() {
-                    x.normalize_for_version(version);
+                    wire::arb::Normalize::normalize_for_version(x, version);
                 }
             }
         } else {

@@ -108,11 +108,11 @@ impl DeleteGroupsRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DeleteGroupsRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 2;
         for x in self.groups_names.iter_mut() {
             if !flexible {

@@ -132,17 +132,17 @@ impl DescribeGroupsResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DescribeGroupsResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 1 {
         } else {
             self.throttle_time_ms = 0;
         }
         for x in self.groups.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 5 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -318,11 +318,11 @@ impl DescribedGroupMember {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DescribedGroupMember {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 5;
         if !flexible {
             wire::arb::fit_string(&mut self.member_id);
@@ -549,11 +549,11 @@ impl DescribedGroup {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DescribedGroup {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 5;
         if version >= 6 {
             if !flexible {
@@ -577,7 +577,7 @@ impl DescribedGroup {
             wire::arb::fit_string(&mut self.protocol_data);
         }
         for x in self.members.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 3 {
         } else {

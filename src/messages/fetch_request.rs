@@ -359,11 +359,11 @@ impl FetchRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for FetchRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 12;
         if version >= 12 {
             if !flexible {
@@ -379,7 +379,7 @@ impl FetchRequest {
             self.replica_id = -1;
         }
         if version >= 15 {
-            self.replica_state.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(&mut self.replica_state, version);
         } else {
             self.replica_state = ReplicaState::default();
         }
@@ -400,11 +400,11 @@ impl FetchRequest {
             self.session_epoch = -1;
         }
         for x in self.topics.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 7 {
             for x in self.forgotten_topics_data.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.forgotten_topics_data = Vec::new();
@@ -520,11 +520,11 @@ impl ReplicaState {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ReplicaState {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -718,11 +718,11 @@ impl FetchPartition {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for FetchPartition {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 9 {
         } else {
             self.current_leader_epoch = -1;
@@ -879,11 +879,11 @@ impl FetchTopic {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for FetchTopic {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 12;
         if version <= 12 {
             if !flexible {
@@ -897,7 +897,7 @@ impl FetchTopic {
             self.topic_id = Uuid::ZERO;
         }
         for x in self.partitions.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 12 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -1034,11 +1034,11 @@ impl ForgottenTopic {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ForgottenTopic {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 12;
         if version <= 12 {
             if !flexible {

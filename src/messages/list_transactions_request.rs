@@ -138,11 +138,11 @@ impl ListTransactionsRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ListTransactionsRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.state_filters.iter_mut() {
             if !true {
                 wire::arb::fit_string(x);

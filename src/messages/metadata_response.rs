@@ -225,18 +225,18 @@ impl MetadataResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for MetadataResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 9;
         if version >= 3 {
         } else {
             self.throttle_time_ms = 0;
         }
         for x in self.brokers.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 2 {
             if !flexible {
@@ -252,7 +252,7 @@ impl MetadataResponse {
             self.controller_id = -1;
         }
         for x in self.topics.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if (8..=10).contains(&version) {
         } else {
@@ -398,11 +398,11 @@ impl MetadataResponseBroker {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for MetadataResponseBroker {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 9;
         if !flexible {
             wire::arb::fit_string(&mut self.host);
@@ -616,11 +616,11 @@ impl MetadataResponsePartition {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for MetadataResponsePartition {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 7 {
         } else {
             self.leader_epoch = -1;
@@ -834,11 +834,11 @@ impl MetadataResponseTopic {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for MetadataResponseTopic {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 9;
         if !(version >= 12) && self.name.is_none() {
             self.name = Some(ByteString::new());
@@ -857,7 +857,7 @@ impl MetadataResponseTopic {
             self.is_internal = false;
         }
         for x in self.partitions.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 8 {
         } else {

@@ -199,11 +199,11 @@ impl OffsetCommitRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OffsetCommitRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 8;
         if !flexible {
             wire::arb::fit_string(&mut self.group_id);
@@ -233,7 +233,7 @@ impl OffsetCommitRequest {
             self.retention_time_ms = -1;
         }
         for x in self.topics.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 8 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -399,11 +399,11 @@ impl OffsetCommitRequestPartition {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OffsetCommitRequestPartition {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 8;
         if version >= 6 {
         } else {
@@ -539,17 +539,17 @@ impl OffsetCommitRequestTopic {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OffsetCommitRequestTopic {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 8;
         if !flexible {
             wire::arb::fit_string(&mut self.name);
         }
         for x in self.partitions.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 8 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);

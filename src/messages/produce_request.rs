@@ -161,11 +161,11 @@ impl ProduceRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ProduceRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 9;
         if version >= 3 {
             if !flexible {
@@ -177,7 +177,7 @@ impl ProduceRequest {
             self.transactional_id = None;
         }
         for x in self.topic_data.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 9 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -291,11 +291,11 @@ impl PartitionProduceData {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for PartitionProduceData {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 9 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
             self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -410,17 +410,17 @@ impl TopicProduceData {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for TopicProduceData {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 9;
         if !flexible {
             wire::arb::fit_string(&mut self.name);
         }
         for x in self.partition_data.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 9 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);

@@ -136,11 +136,11 @@ impl RequestHeader {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for RequestHeader {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 1 {
             if !false {
                 if let Some(x) = &mut self.client_id {

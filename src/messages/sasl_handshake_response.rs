@@ -85,11 +85,11 @@ impl SaslHandshakeResponse {
             mechanisms: f_mechanisms,
         })
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for SaslHandshakeResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         for x in self.mechanisms.iter_mut() {
             if !false {

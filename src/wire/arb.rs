@@ -86,3 +86,13 @@ pub fn fit_string(s: &mut ByteString) {
         *s = ByteString::from(s[..end].to_string());
     }
 }
+
+/// Makes a value representable at a version (every generated message implements it):
+/// fields absent at the version get their default, nulls where the version allows none
+/// get an empty value, strings too long for a non-compact length are cut, and unknown
+/// tagged fields are sorted, deduplicated and kept off the tags of known fields.
+/// After it, `encode` then `decode` at that version must give the value back.
+pub trait Normalize {
+    /// Adjusts `self` in place for `version`.
+    fn normalize_for_version(&mut self, version: i16);
+}
