@@ -5,7 +5,7 @@
 //! callers of these functions.
 
 use crate::wire::arb::{ArbValue, Normalize};
-use crate::wire::{Bytes, BytesMut, Message, VersionRange};
+use crate::wire::{Bytes, BytesMut, DecodeError, Message, VersionRange};
 use arbitrary::Unstructured;
 
 /// A failed check: what went wrong, with enough context to reproduce it.
@@ -39,6 +39,8 @@ pub struct MessageEntry {
     /// encoding (`None` when the bytes ran out or the value cannot be encoded): seeds
     /// for mutation-based checks.
     pub arbitrary_encoding: fn(&mut Unstructured<'_>, i16) -> Option<Bytes>,
+    /// Only decodes (for allocation and panic checks); returns the bytes left over.
+    pub decode_only: fn(Bytes, i16) -> Result<usize, DecodeError>,
 }
 
 impl MessageEntry {
@@ -51,6 +53,7 @@ impl MessageEntry {
             arbitrary_roundtrip: arbitrary_roundtrip::<T>,
             decode_roundtrip: decode_roundtrip::<T>,
             arbitrary_encoding: arbitrary_encoding::<T>,
+            decode_only: decode_only::<T>,
         }
     }
 }
@@ -93,6 +96,13 @@ pub fn arbitrary_roundtrip<T: Message + ArbValue + Normalize>(
         )));
     }
     Ok(true)
+}
+
+/// See [`MessageEntry::decode_only`].
+pub fn decode_only<T: Message>(data: Bytes, version: i16) -> Result<usize, DecodeError> {
+    let mut input = data;
+    T::decode(&mut input, version)?;
+    Ok(input.len())
 }
 
 /// See [`MessageEntry::arbitrary_encoding`].

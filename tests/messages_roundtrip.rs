@@ -36,19 +36,30 @@ fn every_message_every_version_round_trips() {
                 }
             }
             if built == 0 {
-                failures.push(format!("{} v{version}: no value could be built", entry.name));
+                failures.push(format!(
+                    "{} v{version}: no value could be built",
+                    entry.name
+                ));
             }
             values += built;
         }
     }
-    let expected: usize = ALL_MESSAGES.iter().map(|e| (e.versions.max - e.versions.min + 1) as usize).sum();
+    let expected: usize = ALL_MESSAGES
+        .iter()
+        .map(|e| (e.versions.max - e.versions.min + 1) as usize)
+        .sum();
     assert_eq!(pairs, expected);
     assert!(pairs > 600, "only {pairs} (message, version) pairs");
     assert!(
         failures.is_empty(),
         "{} failures over {pairs} pairs, first ones:\n{}",
         failures.len(),
-        failures.iter().take(5).cloned().collect::<Vec<_>>().join("\n\n")
+        failures
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n\n")
     );
     eprintln!("{values} values round-tripped over {pairs} (message, version) pairs");
 }
@@ -65,7 +76,8 @@ fn mutated_encodings_decode_stably() {
         for version in entry.versions.min..=entry.versions.max {
             for _ in 0..4 {
                 let seed = rng.bytes(1024);
-                let Some(encoded) = (entry.arbitrary_encoding)(&mut Unstructured::new(&seed), version)
+                let Some(encoded) =
+                    (entry.arbitrary_encoding)(&mut Unstructured::new(&seed), version)
                 else {
                     continue;
                 };
@@ -86,7 +98,10 @@ fn mutated_encodings_decode_stably() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-    assert!(accepted > tried / 10, "only {accepted} of {tried} mutated inputs decoded");
+    assert!(
+        accepted > tried / 10,
+        "only {accepted} of {tried} mutated inputs decoded"
+    );
     eprintln!("{accepted} of {tried} mutated inputs were accepted and re-encoded stably");
 }
 

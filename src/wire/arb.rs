@@ -53,7 +53,11 @@ impl ArbValue for Bytes {
 
 impl<T: ArbValue> ArbValue for Option<T> {
     fn arb(u: &mut Unstructured<'_>) -> Result<Self> {
-        Ok(if u.arbitrary()? { Some(T::arb(u)?) } else { None })
+        Ok(if u.arbitrary()? {
+            Some(T::arb(u)?)
+        } else {
+            None
+        })
     }
 }
 
