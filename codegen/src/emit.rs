@@ -459,20 +459,11 @@ impl<'a> Ctx<'a> {
                 },
             );
             if !sch.history.is_empty() {
-                let _ = writeln!(o, "///\n/// Version history, from the schema:\n///");
+                let _ = writeln!(o, "///\n/// Notes from the schema file:\n///\n/// ```text");
                 for line in &sch.history {
-                    if line.is_empty() {
-                        let _ = writeln!(o, "///");
-                    } else {
-                        let _ = writeln!(
-                            o,
-                            "/// > {}",
-                            line.replace('[', "\\[")
-                                .replace(']', "\\]")
-                                .replace('<', "\\<")
-                        );
-                    }
+                    let _ = writeln!(o, "/// {}", line.replace("```", "'''"));
                 }
+                let _ = writeln!(o, "/// ```");
             }
         } else {
             let about = s.about.trim();

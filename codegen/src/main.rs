@@ -156,10 +156,9 @@ fn collect_generated(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
         } else if p.extension().is_some_and(|x| x == "rs")
             && std::fs::read_to_string(&p)
                 .is_ok_and(|t| t.starts_with(HEADER.lines().next().unwrap_or("")))
+            && let Ok(rel) = p.strip_prefix(root)
         {
-            if let Ok(rel) = p.strip_prefix(root) {
-                out.push(rel.to_path_buf());
-            }
+            out.push(rel.to_path_buf());
         }
     }
 }

@@ -426,3 +426,53 @@ pub fn field_ident(name: &str) -> String {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_ranges_in_every_form() {
+        assert_eq!(Range::parse("3").unwrap(), Range { min: 3, max: 3 });
+        assert_eq!(Range::parse("0-7").unwrap(), Range { min: 0, max: 7 });
+        assert_eq!(
+            Range::parse("9+").unwrap(),
+            Range {
+                min: 9,
+                max: i16::MAX
+            }
+        );
+        assert!(Range::parse("none").unwrap().is_empty());
+        assert!(Range::parse("x").is_err());
+        let valid = Range { min: 0, max: 11 };
+        assert_eq!(
+            Range::parse("9+").unwrap().intersect(&valid),
+            Range { min: 9, max: 11 }
+        );
+        assert!(
+            Range {
+                min: 0,
+                max: i16::MAX
+            }
+            .covers(&valid)
+        );
+    }
+
+    #[test]
+    fn comments_are_stripped_outside_strings_only() {
+        let src = "// Licensed ...\n// limitations under the License.\n\n// Version 1 adds X.\n{ \"about\": \"see http://x//y\", // trailing\n \"n\": 1 }\n";
+        let (json, history) = strip_comments(src);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["about"], "see http://x//y");
+        assert_eq!(history, vec!["Version 1 adds X.", "trailing"]);
+    }
+
+    #[test]
+    fn names_become_rust_identifiers() {
+        assert_eq!(snake("ReplicaDirectoryId"), "replica_directory_id");
+        assert_eq!(snake("KRaftVersion"), "k_raft_version");
+        assert_eq!(snake("leaderEpoch"), "leader_epoch");
+        assert_eq!(snake("IsrNodes"), "isr_nodes");
+        assert_eq!(field_ident("Type"), "r#type");
+    }
+}

@@ -25,15 +25,17 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 3-4.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 is the same as version 0.
+/// ```text
+/// Version 1 is the same as version 0.
 ///
-/// > Version 2 adds the support for new error code PRODUCER_FENCED.
+/// Version 2 adds the support for new error code PRODUCER_FENCED.
 ///
-/// > Version 3 enables flexible versions.
+/// Version 3 enables flexible versions.
 ///
-/// > Version 4 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+/// Version 4 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct AddOffsetsToTxnRequest {
     /// The transactional id corresponding to the transaction.

@@ -25,9 +25,11 @@ use crate::wire::{
 ///
 /// Valid versions: 0-1; flexible versions: 1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 enables flexible versions.
+/// ```text
+/// Version 1 enables flexible versions.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlterClientQuotasRequest {
     /// The quota configuration entries to alter.

@@ -24,9 +24,11 @@ use crate::wire::{
 ///
 /// Valid versions: 0-1; flexible versions: 1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 enables flexible versions.
+/// ```text
+/// Version 1 enables flexible versions.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlterClientQuotasResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.

@@ -24,10 +24,12 @@ use crate::wire::{
 ///
 /// Valid versions: 0-2; flexible versions: 2.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Starting in version 1, on quota violation brokers send out responses before throttling.
-/// > Version 2 enables flexible versions.
+/// ```text
+/// Starting in version 1, on quota violation brokers send out responses before throttling.
+/// Version 2 enables flexible versions.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlterConfigsResponse {
     /// Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.

@@ -25,13 +25,15 @@ use crate::wire::{
 ///
 /// Valid versions: 0-3; flexible versions: 0-3.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds LeaderRecoveryState field (KIP-704).
+/// ```text
+/// Version 1 adds LeaderRecoveryState field (KIP-704).
 ///
-/// > Version 2 adds TopicId field to replace TopicName field (KIP-841).
+/// Version 2 adds TopicId field to replace TopicName field (KIP-841).
 ///
-/// > Version 3 adds the NewIsrEpochs field and deprecates the NewIsr field (KIP-903).
+/// Version 3 adds the NewIsrEpochs field and deprecates the NewIsr field (KIP-903).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlterPartitionRequest {
     /// The ID of the requesting broker

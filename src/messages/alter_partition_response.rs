@@ -24,14 +24,16 @@ use crate::wire::{
 ///
 /// Valid versions: 0-3; flexible versions: 0-3.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds LeaderRecoveryState field (KIP-704).
+/// ```text
+/// Version 1 adds LeaderRecoveryState field (KIP-704).
 ///
-/// > Version 2 adds TopicId field to replace TopicName field, can return the following new errors:
-/// > INELIGIBLE_REPLICA, NEW_LEADER_ELECTED and UNKNOWN_TOPIC_ID (KIP-841).
+/// Version 2 adds TopicId field to replace TopicName field, can return the following new errors:
+/// INELIGIBLE_REPLICA, NEW_LEADER_ELECTED and UNKNOWN_TOPIC_ID (KIP-841).
 ///
-/// > Version 3 is the same as version 2 (KIP-903).
+/// Version 3 is the same as version 2 (KIP-903).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlterPartitionResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.

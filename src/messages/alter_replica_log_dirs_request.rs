@@ -25,10 +25,12 @@ use crate::wire::{
 ///
 /// Valid versions: 0-2; flexible versions: 2; deprecated versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 is the same as version 0.
-/// > Version 2 enables flexible versions.
+/// ```text
+/// Version 1 is the same as version 0.
+/// Version 2 enables flexible versions.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlterReplicaLogDirsRequest {
     /// The alterations to make for each directory.

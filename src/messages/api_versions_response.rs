@@ -24,20 +24,22 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 3-4.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds throttle time to the response.
+/// ```text
+/// Version 1 adds throttle time to the response.
 ///
-/// > Starting in version 2, on quota violation, brokers send out responses before throttling.
+/// Starting in version 2, on quota violation, brokers send out responses before throttling.
 ///
-/// > Version 3 is the first flexible version. Tagged fields are only supported in the body but
-/// > not in the header. The length of the header must not change in order to guarantee the
-/// > backward compatibility.
+/// Version 3 is the first flexible version. Tagged fields are only supported in the body but
+/// not in the header. The length of the header must not change in order to guarantee the
+/// backward compatibility.
 ///
-/// > Starting from Apache Kafka 2.4 (KIP-511), ApiKeys field is populated with the supported
-/// > versions of the ApiVersionsRequest when an UNSUPPORTED_VERSION error is returned.
+/// Starting from Apache Kafka 2.4 (KIP-511), ApiKeys field is populated with the supported
+/// versions of the ApiVersionsRequest when an UNSUPPORTED_VERSION error is returned.
 ///
-/// > Version 4 fixes KAFKA-17011, which blocked SupportedFeatures.MinVersion from being 0.
+/// Version 4 fixes KAFKA-17011, which blocked SupportedFeatures.MinVersion from being 0.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiVersionsResponse {
     /// The top-level error code.

@@ -25,12 +25,14 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 0-4.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds Zk broker epoch to the request if the broker is migrating from Zk mode to KRaft mode.
-/// > Version 2 adds LogDirs for KIP-858
-/// > Version 3 adds the PreviousBrokerEpoch for the KIP-966
-/// > Version 4 fixes KAFKA-17011, which blocked SupportedFeatures.MinVersion in the response from being 0.
+/// ```text
+/// Version 1 adds Zk broker epoch to the request if the broker is migrating from Zk mode to KRaft mode.
+/// Version 2 adds LogDirs for KIP-858
+/// Version 3 adds the PreviousBrokerEpoch for the KIP-966
+/// Version 4 fixes KAFKA-17011, which blocked SupportedFeatures.MinVersion in the response from being 0.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrokerRegistrationRequest {
     /// The broker ID.

@@ -24,11 +24,13 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 0-4.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds Zk broker epoch to the request if the broker is migrating from Zk mode to KRaft mode.
+/// ```text
+/// Version 1 adds Zk broker epoch to the request if the broker is migrating from Zk mode to KRaft mode.
 ///
-/// > Version 2 adds the PreviousBrokerEpoch to the request for the KIP-966
+/// Version 2 adds the PreviousBrokerEpoch to the request for the KIP-966
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrokerRegistrationResponse {
     /// Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.

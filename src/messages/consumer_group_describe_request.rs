@@ -25,10 +25,12 @@ use crate::wire::{
 ///
 /// Valid versions: 0-1; flexible versions: 0-1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds MemberType field to ConsumerGroupDescribeResponse (KIP-1099).
-/// > For ConsumerGroupDescribeRequest, version 1 is same as version 0.
+/// ```text
+/// Version 1 adds MemberType field to ConsumerGroupDescribeResponse (KIP-1099).
+/// For ConsumerGroupDescribeRequest, version 1 is same as version 0.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConsumerGroupDescribeRequest {
     /// The ids of the groups to describe

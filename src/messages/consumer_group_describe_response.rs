@@ -24,17 +24,19 @@ use crate::wire::{
 ///
 /// Valid versions: 0-1; flexible versions: 0-1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds MemberType field (KIP-1099).
-/// > Supported errors:
-/// > - GROUP_AUTHORIZATION_FAILED (version 0+)
-/// > - NOT_COORDINATOR (version 0+)
-/// > - COORDINATOR_NOT_AVAILABLE (version 0+)
-/// > - COORDINATOR_LOAD_IN_PROGRESS (version 0+)
-/// > - INVALID_REQUEST (version 0+)
-/// > - INVALID_GROUP_ID (version 0+)
-/// > - GROUP_ID_NOT_FOUND (version 0+)
+/// ```text
+/// Version 1 adds MemberType field (KIP-1099).
+/// Supported errors:
+/// - GROUP_AUTHORIZATION_FAILED (version 0+)
+/// - NOT_COORDINATOR (version 0+)
+/// - COORDINATOR_NOT_AVAILABLE (version 0+)
+/// - COORDINATOR_LOAD_IN_PROGRESS (version 0+)
+/// - INVALID_REQUEST (version 0+)
+/// - INVALID_GROUP_ID (version 0+)
+/// - GROUP_ID_NOT_FOUND (version 0+)
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConsumerGroupDescribeResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.

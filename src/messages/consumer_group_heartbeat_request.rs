@@ -25,9 +25,11 @@ use crate::wire::{
 ///
 /// Valid versions: 0-1; flexible versions: 0-1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds SubscribedTopicRegex (KIP-848), and requires the consumer to generate their own Member ID (KIP-1082)
+/// ```text
+/// Version 1 adds SubscribedTopicRegex (KIP-848), and requires the consumer to generate their own Member ID (KIP-1082)
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConsumerGroupHeartbeatRequest {
     /// The group identifier.

@@ -24,16 +24,18 @@ use crate::wire::{
 ///
 /// Valid versions: 0-3; flexible versions: none.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Assignment part of the Consumer Protocol.
+/// ```text
+/// Assignment part of the Consumer Protocol.
 ///
-/// > The current implementation assumes that future versions will not break compatibility. When
-/// > it encounters a newer version, it parses it using the current format. This basically means
-/// > that new versions cannot remove or reorder any of the existing fields.
+/// The current implementation assumes that future versions will not break compatibility. When
+/// it encounters a newer version, it parses it using the current format. This basically means
+/// that new versions cannot remove or reorder any of the existing fields.
 ///
-/// > Version 2 is to support a new field "GenerationId" in ConsumerProtocolSubscription.
-/// > Version 3 adds rack id to ConsumerProtocolSubscription.
+/// Version 2 is to support a new field "GenerationId" in ConsumerProtocolSubscription.
+/// Version 3 adds rack id to ConsumerProtocolSubscription.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConsumerProtocolAssignment {
     /// Versions: 0-3. Default: `Vec::new()`.

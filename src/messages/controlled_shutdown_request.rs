@@ -25,15 +25,17 @@ use crate::wire::{
 ///
 /// Valid versions: 0-3; flexible versions: 3.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 0 of ControlledShutdownRequest has a non-standard request header
-/// > which does not include clientId.  Version 1 and later use the standard
-/// > request header.
+/// ```text
+/// Version 0 of ControlledShutdownRequest has a non-standard request header
+/// which does not include clientId.  Version 1 and later use the standard
+/// request header.
 ///
-/// > Version 1 is the same as version 0.
+/// Version 1 is the same as version 0.
 ///
-/// > Version 2 adds BrokerEpoch.
+/// Version 2 adds BrokerEpoch.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ControlledShutdownRequest {
     /// The id of the broker for which controlled shutdown has been requested.

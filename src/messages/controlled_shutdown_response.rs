@@ -24,9 +24,11 @@ use crate::wire::{
 ///
 /// Valid versions: 0-3; flexible versions: 3.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Versions 1 and 2 are the same as version 0.
+/// ```text
+/// Versions 1 and 2 are the same as version 0.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ControlledShutdownResponse {
     /// The top-level error code.

@@ -24,11 +24,13 @@ use crate::wire::{
 ///
 /// Valid versions: 0-3; flexible versions: 2-3.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Starting in version 1, on quota violation, brokers send out responses before throttling.
-/// > Version 2 enables flexible versions.
-/// > Version 3 adds user resource type.
+/// ```text
+/// Starting in version 1, on quota violation, brokers send out responses before throttling.
+/// Version 2 enables flexible versions.
+/// Version 3 adds user resource type.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateAclsResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.

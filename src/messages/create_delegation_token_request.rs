@@ -25,13 +25,15 @@ use crate::wire::{
 ///
 /// Valid versions: 0-3; flexible versions: 2-3; deprecated versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 is the same as version 0.
+/// ```text
+/// Version 1 is the same as version 0.
 ///
-/// > Version 2 is the first flexible version.
+/// Version 2 is the first flexible version.
 ///
-/// > Version 3 adds owner principal
+/// Version 3 adds owner principal
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateDelegationTokenRequest {
     /// The principal type of the owner of the token. If it's null it defaults to the token request principal.

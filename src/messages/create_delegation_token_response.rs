@@ -24,13 +24,15 @@ use crate::wire::{
 ///
 /// Valid versions: 0-3; flexible versions: 2-3.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Starting in version 1, on quota violation, brokers send out responses before throttling.
+/// ```text
+/// Starting in version 1, on quota violation, brokers send out responses before throttling.
 ///
-/// > Version 2 is the first flexible version.
+/// Version 2 is the first flexible version.
 ///
-/// > Version 3 adds token requester details
+/// Version 3 adds token requester details
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateDelegationTokenResponse {
     /// The top-level error, or zero if there was no error.

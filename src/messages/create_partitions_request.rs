@@ -25,14 +25,16 @@ use crate::wire::{
 ///
 /// Valid versions: 0-3; flexible versions: 2-3.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 is the same as version 0.
+/// ```text
+/// Version 1 is the same as version 0.
 ///
-/// > Version 2 adds flexible version support
+/// Version 2 adds flexible version support
 ///
-/// > Version 3 is identical to version 2 but may return a THROTTLING_QUOTA_EXCEEDED error
-/// > in the response if the partitions creation is throttled (KIP-599).
+/// Version 3 is identical to version 2 but may return a THROTTLING_QUOTA_EXCEEDED error
+/// in the response if the partitions creation is throttled (KIP-599).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatePartitionsRequest {
     /// Each topic that we want to create new partitions inside.

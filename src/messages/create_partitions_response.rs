@@ -24,14 +24,16 @@ use crate::wire::{
 ///
 /// Valid versions: 0-3; flexible versions: 2-3.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Starting in version 1, on quota violation, brokers send out responses before throttling.
+/// ```text
+/// Starting in version 1, on quota violation, brokers send out responses before throttling.
 ///
-/// > Version 2 adds flexible version support
+/// Version 2 adds flexible version support
 ///
-/// > Version 3 is identical to version 2 but may return a THROTTLING_QUOTA_EXCEEDED error
-/// > in the response if the partitions creation is throttled (KIP-599).
+/// Version 3 is identical to version 2 but may return a THROTTLING_QUOTA_EXCEEDED error
+/// in the response if the partitions creation is throttled (KIP-599).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatePartitionsResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.

@@ -25,19 +25,21 @@ use crate::wire::{
 ///
 /// Valid versions: 0-7; flexible versions: 5-7; deprecated versions: 0-1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds validateOnly.
+/// ```text
+/// Version 1 adds validateOnly.
 ///
-/// > Version 4 makes partitions/replicationFactor optional even when assignments are not present (KIP-464)
+/// Version 4 makes partitions/replicationFactor optional even when assignments are not present (KIP-464)
 ///
-/// > Version 5 is the first flexible version.
-/// > Version 5 also returns topic configs in the response (KIP-525).
+/// Version 5 is the first flexible version.
+/// Version 5 also returns topic configs in the response (KIP-525).
 ///
-/// > Version 6 is identical to version 5 but may return a THROTTLING_QUOTA_EXCEEDED error
-/// > in the response if the topics creation is throttled (KIP-599).
+/// Version 6 is identical to version 5 but may return a THROTTLING_QUOTA_EXCEEDED error
+/// in the response if the topics creation is throttled (KIP-599).
 ///
-/// > Version 7 is the same as version 6.
+/// Version 7 is the same as version 6.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateTopicsRequest {
     /// The topics to create.

@@ -24,10 +24,12 @@ use crate::wire::{
 ///
 /// Valid versions: 0; flexible versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > The encoding format for default Kafka principal in
-/// > org.apache.kafka.common.security.authenticator.DefaultKafkaPrincipalBuilder.
+/// ```text
+/// The encoding format for default Kafka principal in
+/// org.apache.kafka.common.security.authenticator.DefaultKafkaPrincipalBuilder.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DefaultPrincipalData {
     /// The principal type

@@ -25,11 +25,13 @@ use crate::wire::{
 ///
 /// Valid versions: 0-3; flexible versions: 2-3; deprecated versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds the pattern type.
-/// > Version 2 enables flexible versions.
-/// > Version 3 adds the user resource type.
+/// ```text
+/// Version 1 adds the pattern type.
+/// Version 2 enables flexible versions.
+/// Version 3 adds the user resource type.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeleteAclsRequest {
     /// The filters to use when deleting ACLs.

@@ -24,12 +24,14 @@ use crate::wire::{
 ///
 /// Valid versions: 0-3; flexible versions: 2-3.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds the resource pattern type.
-/// > Starting in version 1, on quota violation, brokers send out responses before throttling.
-/// > Version 2 enables flexible versions.
-/// > Version 3 adds the user resource type.
+/// ```text
+/// Version 1 adds the resource pattern type.
+/// Starting in version 1, on quota violation, brokers send out responses before throttling.
+/// Version 2 enables flexible versions.
+/// Version 3 adds the user resource type.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeleteAclsResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.

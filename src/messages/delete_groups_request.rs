@@ -25,11 +25,13 @@ use crate::wire::{
 ///
 /// Valid versions: 0-2; flexible versions: 2; deprecated versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 is the same as version 0.
+/// ```text
+/// Version 1 is the same as version 0.
 ///
-/// > Version 2 is the first flexible version.
+/// Version 2 is the first flexible version.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeleteGroupsRequest {
     /// The group names to delete.

@@ -25,10 +25,12 @@ use crate::wire::{
 ///
 /// Valid versions: 0-2; flexible versions: 2.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 is the same as version 0.
-/// > Version 2 is the first flexible version.
+/// ```text
+/// Version 1 is the same as version 0.
+/// Version 2 is the first flexible version.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeleteRecordsRequest {
     /// Each topic that we want to delete records from.

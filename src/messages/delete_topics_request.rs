@@ -25,16 +25,18 @@ use crate::wire::{
 ///
 /// Valid versions: 0-6; flexible versions: 4-6; deprecated versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Versions 0, 1, 2, and 3 are the same.
+/// ```text
+/// Versions 0, 1, 2, and 3 are the same.
 ///
-/// > Version 4 is the first flexible version.
+/// Version 4 is the first flexible version.
 ///
-/// > Version 5 adds ErrorMessage in the response and may return a THROTTLING_QUOTA_EXCEEDED error
-/// > in the response if the topics deletion is throttled (KIP-599).
+/// Version 5 adds ErrorMessage in the response and may return a THROTTLING_QUOTA_EXCEEDED error
+/// in the response if the topics deletion is throttled (KIP-599).
 ///
-/// > Version 6 reorganizes topics, adds topic IDs and allows topic names to be null.
+/// Version 6 reorganizes topics, adds topic IDs and allows topic names to be null.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeleteTopicsRequest {
     /// The name or topic ID of the topic

@@ -25,11 +25,13 @@ use crate::wire::{
 ///
 /// Valid versions: 0-1; flexible versions: 0-1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
+/// ```text
 ///
-/// > Version 1 adds EndpointType for KIP-919 support.
+/// Version 1 adds EndpointType for KIP-919 support.
 ///
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeClusterRequest {
     /// Whether to include cluster authorized operations.

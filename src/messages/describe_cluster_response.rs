@@ -24,12 +24,14 @@ use crate::wire::{
 ///
 /// Valid versions: 0-1; flexible versions: 0-1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
+/// ```text
 ///
-/// > Version 1 adds the EndpointType field, and makes MISMATCHED_ENDPOINT_TYPE and
-/// > UNSUPPORTED_ENDPOINT_TYPE valid top-level response error codes.
+/// Version 1 adds the EndpointType field, and makes MISMATCHED_ENDPOINT_TYPE and
+/// UNSUPPORTED_ENDPOINT_TYPE valid top-level response error codes.
 ///
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeClusterResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.

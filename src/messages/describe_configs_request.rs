@@ -25,11 +25,13 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 4; deprecated versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds IncludeSynonyms.
-/// > Version 2 is the same as version 1.
-/// > Version 4 enables flexible versions.
+/// ```text
+/// Version 1 adds IncludeSynonyms.
+/// Version 2 is the same as version 1.
+/// Version 4 enables flexible versions.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeConfigsRequest {
     /// The resources whose configurations we want to describe.

@@ -24,14 +24,16 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 4.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds ConfigSource and the synonyms.
-/// > Starting in version 2, on quota violation, brokers send out responses before throttling.
-/// > Version 4 enables flexible versions.
-/// > Note: the v0 default for this field that should be exposed to callers is
-/// > context-dependent. For example, if the resource is a broker, this should default to 4.
-/// > -1 is just a placeholder value.
+/// ```text
+/// Version 1 adds ConfigSource and the synonyms.
+/// Starting in version 2, on quota violation, brokers send out responses before throttling.
+/// Version 4 enables flexible versions.
+/// Note: the v0 default for this field that should be exposed to callers is
+/// context-dependent. For example, if the resource is a broker, this should default to 4.
+/// -1 is just a placeholder value.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeConfigsResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.

@@ -25,11 +25,13 @@ use crate::wire::{
 ///
 /// Valid versions: 0-3; flexible versions: 2-3; deprecated versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 is the same as version 0.
-/// > Version 2 adds flexible version support
-/// > Version 3 adds token requester into the response
+/// ```text
+/// Version 1 is the same as version 0.
+/// Version 2 adds flexible version support
+/// Version 3 adds token requester into the response
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeDelegationTokenRequest {
     /// Each owner that we want to describe delegation tokens for, or null to describe all tokens.

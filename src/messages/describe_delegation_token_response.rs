@@ -24,11 +24,13 @@ use crate::wire::{
 ///
 /// Valid versions: 0-3; flexible versions: 2-3.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Starting in version 1, on quota violation, brokers send out responses before throttling.
-/// > Version 2 adds flexible version support
-/// > Version 3 adds token requester details
+/// ```text
+/// Starting in version 1, on quota violation, brokers send out responses before throttling.
+/// Version 2 adds flexible version support
+/// Version 3 adds token requester details
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeDelegationTokenResponse {
     /// The error code, or 0 if there was no error.

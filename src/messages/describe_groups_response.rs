@@ -24,23 +24,25 @@ use crate::wire::{
 ///
 /// Valid versions: 0-6; flexible versions: 5-6.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 added throttle time.
+/// ```text
+/// Version 1 added throttle time.
 ///
-/// > Starting in version 2, on quota violation, brokers send out responses before throttling.
+/// Starting in version 2, on quota violation, brokers send out responses before throttling.
 ///
-/// > Starting in version 3, brokers can send authorized operations.
+/// Starting in version 3, brokers can send authorized operations.
 ///
-/// > Starting in version 4, the response will optionally include group.instance.id info for members.
+/// Starting in version 4, the response will optionally include group.instance.id info for members.
 ///
-/// > Version 5 is the first flexible version.
+/// Version 5 is the first flexible version.
 ///
-/// > Version 6 returns error code GROUP_ID_NOT_FOUND if the group ID is not found (KIP-1043).
-/// > ProtocolData is currently only filled in if the group state is in the Stable state.
-/// > N.B. If the group is in the Dead state, the members array will always be empty.
-/// > This is currently only provided if the group is in the Stable state.
-/// > This is currently only provided if the group is in the Stable state.
+/// Version 6 returns error code GROUP_ID_NOT_FOUND if the group ID is not found (KIP-1043).
+/// ProtocolData is currently only filled in if the group state is in the Stable state.
+/// N.B. If the group is in the Dead state, the members array will always be empty.
+/// This is currently only provided if the group is in the Stable state.
+/// This is currently only provided if the group is in the Stable state.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeGroupsResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.

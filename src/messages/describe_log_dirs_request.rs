@@ -25,12 +25,14 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 2-4; deprecated versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 is the same as version 0.
-/// > Version 2 is the first flexible version.
-/// > Version 3 is the same as version 2 (new field in response).
-/// > Version 4 is the same as version 2 (new fields in response).
+/// ```text
+/// Version 1 is the same as version 0.
+/// Version 2 is the first flexible version.
+/// Version 3 is the same as version 2 (new field in response).
+/// Version 4 is the same as version 2 (new fields in response).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeLogDirsRequest {
     /// Each topic that we want to describe log directories for, or null for all topics.

@@ -24,12 +24,14 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 2-4.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Starting in version 1, on quota violation, brokers send out responses before throttling.
-/// > Version 2 is the first flexible version.
-/// > Version 3 adds the top-level ErrorCode field
-/// > Version 4 adds the TotalBytes and UsableBytes fields
+/// ```text
+/// Starting in version 1, on quota violation, brokers send out responses before throttling.
+/// Version 2 is the first flexible version.
+/// Version 3 adds the top-level ErrorCode field
+/// Version 4 adds the TotalBytes and UsableBytes fields
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeLogDirsResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.

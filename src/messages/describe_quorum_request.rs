@@ -25,10 +25,12 @@ use crate::wire::{
 ///
 /// Valid versions: 0-2; flexible versions: 0-2.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds additional fields in the response. The request is unchanged (KIP-836).
-/// > Version 2 adds additional fields in the response. The request is unchanged (KIP-853).
+/// ```text
+/// Version 1 adds additional fields in the response. The request is unchanged (KIP-836).
+/// Version 2 adds additional fields in the response. The request is unchanged (KIP-853).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeQuorumRequest {
     /// Versions: 0-2. Default: `Vec::new()`.

@@ -24,10 +24,12 @@ use crate::wire::{
 ///
 /// Valid versions: 0-2; flexible versions: 0-2.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds LastFetchTimeStamp and LastCaughtUpTimestamp in ReplicaState (KIP-836).
-/// > Version 2 adds ErrorMessage, Nodes, ErrorMessage in ParitionData, ReplicaDirectoryId in ReplicaState (KIP-853).
+/// ```text
+/// Version 1 adds LastFetchTimeStamp and LastCaughtUpTimestamp in ReplicaState (KIP-836).
+/// Version 2 adds ErrorMessage, Nodes, ErrorMessage in ParitionData, ReplicaDirectoryId in ReplicaState (KIP-853).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeQuorumResponse {
     /// The top level error code.

@@ -25,11 +25,13 @@ use crate::wire::{
 ///
 /// Valid versions: 0-2; flexible versions: 2.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 implements multiple leader election types, as described by KIP-460.
+/// ```text
+/// Version 1 implements multiple leader election types, as described by KIP-460.
 ///
-/// > Version 2 is the first flexible version.
+/// Version 2 is the first flexible version.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ElectLeadersRequest {
     /// Type of elections to conduct for the partition. A value of '0' elects the preferred replica. A value of '1' elects the first live replica if there are no in-sync replica.

@@ -24,11 +24,13 @@ use crate::wire::{
 ///
 /// Valid versions: 0-2; flexible versions: 2.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds a top-level error code.
+/// ```text
+/// Version 1 adds a top-level error code.
 ///
-/// > Version 2 is the first flexible version.
+/// Version 2 is the first flexible version.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ElectLeadersResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.

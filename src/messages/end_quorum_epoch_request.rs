@@ -25,10 +25,12 @@ use crate::wire::{
 ///
 /// Valid versions: 0-1; flexible versions: 1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds flexible versions, replaces preferred successors with preferred candidates
-/// > and adds leader endpoints (KIP-853)
+/// ```text
+/// Version 1 adds flexible versions, replaces preferred successors with preferred candidates
+/// and adds leader endpoints (KIP-853)
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct EndQuorumEpochRequest {
     /// Versions: 0-1; nullable in 0-1. Default: `None`.

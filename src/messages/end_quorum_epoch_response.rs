@@ -24,9 +24,11 @@ use crate::wire::{
 ///
 /// Valid versions: 0-1; flexible versions: 1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds flexible versions and leader endpoint (KIP-853)
+/// ```text
+/// Version 1 adds flexible versions and leader endpoint (KIP-853)
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct EndQuorumEpochResponse {
     /// The top level error code.

@@ -25,17 +25,19 @@ use crate::wire::{
 ///
 /// Valid versions: 0-5; flexible versions: 3-5.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 is the same as version 0.
+/// ```text
+/// Version 1 is the same as version 0.
 ///
-/// > Version 2 adds the support for new error code PRODUCER_FENCED.
+/// Version 2 adds the support for new error code PRODUCER_FENCED.
 ///
-/// > Version 3 enables flexible versions.
+/// Version 3 enables flexible versions.
 ///
-/// > Version 4 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+/// Version 4 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
 ///
-/// > Version 5 enables bumping epoch on every transaction (KIP-890 Part 2)
+/// Version 5 enables bumping epoch on every transaction (KIP-890 Part 2)
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct EndTxnRequest {
     /// The ID of the transaction to end.

@@ -24,17 +24,19 @@ use crate::wire::{
 ///
 /// Valid versions: 0-5; flexible versions: 3-5.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Starting in version 1, on quota violation, brokers send out responses before throttling.
+/// ```text
+/// Starting in version 1, on quota violation, brokers send out responses before throttling.
 ///
-/// > Version 2 adds the support for new error code PRODUCER_FENCED.
+/// Version 2 adds the support for new error code PRODUCER_FENCED.
 ///
-/// > Version 3 enables flexible versions.
+/// Version 3 enables flexible versions.
 ///
-/// > Version 4 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+/// Version 4 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
 ///
-/// > Version 5 enables bumping epoch on every transaction (KIP-890 Part 2), so producer ID and epoch are included in the response.
+/// Version 5 enables bumping epoch on every transaction (KIP-890 Part 2), so producer ID and epoch are included in the response.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct EndTxnResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.

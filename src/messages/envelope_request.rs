@@ -25,9 +25,11 @@ use crate::wire::{
 ///
 /// Valid versions: 0; flexible versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Request struct for forwarding.
+/// ```text
+/// Request struct for forwarding.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnvelopeRequest {
     /// The embedded request header and data.

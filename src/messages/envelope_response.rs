@@ -24,9 +24,11 @@ use crate::wire::{
 ///
 /// Valid versions: 0; flexible versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Response struct for forwarding.
+/// ```text
+/// Response struct for forwarding.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnvelopeResponse {
     /// The embedded response header and data.

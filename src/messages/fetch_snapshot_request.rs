@@ -25,9 +25,11 @@ use crate::wire::{
 ///
 /// Valid versions: 0-1; flexible versions: 0-1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds replica directory id (KIP-853)
+/// ```text
+/// Version 1 adds replica directory id (KIP-853)
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct FetchSnapshotRequest {
     /// The clusterId if known, this is used to validate metadata fetches prior to broker registration

@@ -25,20 +25,22 @@ use crate::wire::{
 ///
 /// Valid versions: 0-6; flexible versions: 3-6; deprecated versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds KeyType.
+/// ```text
+/// Version 1 adds KeyType.
 ///
-/// > Version 2 is the same as version 1.
+/// Version 2 is the same as version 1.
 ///
-/// > Version 3 is the first flexible version.
+/// Version 3 is the first flexible version.
 ///
-/// > Version 4 adds support for batching via CoordinatorKeys (KIP-699)
+/// Version 4 adds support for batching via CoordinatorKeys (KIP-699)
 ///
-/// > Version 5 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+/// Version 5 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
 ///
-/// > Version 6 adds support for share groups (KIP-932).
-/// > For key type SHARE (2), the coordinator key format is "groupId:topicId:partition".
+/// Version 6 adds support for share groups (KIP-932).
+/// For key type SHARE (2), the coordinator key format is "groupId:topicId:partition".
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct FindCoordinatorRequest {
     /// The coordinator key.

@@ -24,19 +24,21 @@ use crate::wire::{
 ///
 /// Valid versions: 0-6; flexible versions: 3-6.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds throttle time and error messages.
+/// ```text
+/// Version 1 adds throttle time and error messages.
 ///
-/// > Starting in version 2, on quota violation, brokers send out responses before throttling.
+/// Starting in version 2, on quota violation, brokers send out responses before throttling.
 ///
-/// > Version 3 is the first flexible version.
+/// Version 3 is the first flexible version.
 ///
-/// > Version 4 adds support for batching via Coordinators (KIP-699)
+/// Version 4 adds support for batching via Coordinators (KIP-699)
 ///
-/// > Version 5 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+/// Version 5 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
 ///
-/// > Version 6 adds support for share groups (KIP-932).
+/// Version 6 adds support for share groups (KIP-932).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct FindCoordinatorResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.

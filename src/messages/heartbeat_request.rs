@@ -25,13 +25,15 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 4.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 and version 2 are the same as version 0.
+/// ```text
+/// Version 1 and version 2 are the same as version 0.
 ///
-/// > Starting from version 3, we add a new field called groupInstanceId to indicate member identity across restarts.
+/// Starting from version 3, we add a new field called groupInstanceId to indicate member identity across restarts.
 ///
-/// > Version 4 is the first flexible version.
+/// Version 4 is the first flexible version.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeartbeatRequest {
     /// The group id.

@@ -24,17 +24,19 @@ use crate::wire::{
 ///
 /// Valid versions: 0-5; flexible versions: 2-5.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Starting in version 1, on quota violation, brokers send out responses before throttling.
+/// ```text
+/// Starting in version 1, on quota violation, brokers send out responses before throttling.
 ///
-/// > Version 2 is the first flexible version.
+/// Version 2 is the first flexible version.
 ///
-/// > Version 3 is the same as version 2.
+/// Version 3 is the same as version 2.
 ///
-/// > Version 4 adds the support for new error code PRODUCER_FENCED.
+/// Version 4 adds the support for new error code PRODUCER_FENCED.
 ///
-/// > Version 5 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+/// Version 5 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct InitProducerIdResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.

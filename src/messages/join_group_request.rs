@@ -25,26 +25,28 @@ use crate::wire::{
 ///
 /// Valid versions: 0-9; flexible versions: 6-9; deprecated versions: 0-1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds RebalanceTimeoutMs.
+/// ```text
+/// Version 1 adds RebalanceTimeoutMs.
 ///
-/// > Version 2 and 3 are the same as version 1.
+/// Version 2 and 3 are the same as version 1.
 ///
-/// > Starting from version 4, the client needs to issue a second request to join group
+/// Starting from version 4, the client needs to issue a second request to join group
 ///
-/// > Starting from version 5, we add a new field called groupInstanceId to indicate member identity across restarts.
-/// > with assigned id.
+/// Starting from version 5, we add a new field called groupInstanceId to indicate member identity across restarts.
+/// with assigned id.
 ///
-/// > Version 6 is the first flexible version.
+/// Version 6 is the first flexible version.
 ///
-/// > Version 7 is the same as version 6.
+/// Version 7 is the same as version 6.
 ///
-/// > Version 8 adds the Reason field (KIP-800).
+/// Version 8 adds the Reason field (KIP-800).
 ///
-/// > Version 9 is the same as version 8.
-/// > Note: if RebalanceTimeoutMs is not present, SessionTimeoutMs should be
-/// > used instead.  The default of -1 here is just intended as a placeholder.
+/// Version 9 is the same as version 8.
+/// Note: if RebalanceTimeoutMs is not present, SessionTimeoutMs should be
+/// used instead.  The default of -1 here is just intended as a placeholder.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct JoinGroupRequest {
     /// The group identifier.

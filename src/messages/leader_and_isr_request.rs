@@ -25,24 +25,26 @@ use crate::wire::{
 ///
 /// Valid versions: 0-7; flexible versions: 4-7.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds IsNew.
+/// ```text
+/// Version 1 adds IsNew.
 ///
-/// > Version 2 adds broker epoch and reorganizes the partitions by topic.
+/// Version 2 adds broker epoch and reorganizes the partitions by topic.
 ///
-/// > Version 3 adds AddingReplicas and RemovingReplicas.
+/// Version 3 adds AddingReplicas and RemovingReplicas.
 ///
-/// > Version 4 is the first flexible version.
+/// Version 4 is the first flexible version.
 ///
-/// > Version 5 adds Topic ID and Type to the TopicStates, as described in KIP-516.
+/// Version 5 adds Topic ID and Type to the TopicStates, as described in KIP-516.
 ///
-/// > Version 6 adds LeaderRecoveryState as described in KIP-704.
+/// Version 6 adds LeaderRecoveryState as described in KIP-704.
 ///
-/// > Version 7 adds KRaft Controller ID field as part of KIP-866
-/// > In v0 or v1 requests, each partition is listed alongside its topic name.
-/// > In v2+ requests, partitions are organized by topic, so that each topic name
-/// > only needs to be listed once.
+/// Version 7 adds KRaft Controller ID field as part of KIP-866
+/// In v0 or v1 requests, each partition is listed alongside its topic name.
+/// In v2+ requests, partitions are organized by topic, so that each topic name
+/// only needs to be listed once.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeaderAndIsrRequest {
     /// The current controller ID.

@@ -24,18 +24,20 @@ use crate::wire::{
 ///
 /// Valid versions: 0-7; flexible versions: 4-7.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds KAFKA_STORAGE_ERROR as a valid error code.
+/// ```text
+/// Version 1 adds KAFKA_STORAGE_ERROR as a valid error code.
 ///
-/// > Version 2 is the same as version 1.
+/// Version 2 is the same as version 1.
 ///
-/// > Version 3 is the same as version 2.
+/// Version 3 is the same as version 2.
 ///
-/// > Version 4 is the first flexible version.
+/// Version 4 is the first flexible version.
 ///
-/// > Version 5 removes TopicName and replaces it with TopicId and reorganizes
-/// > the partitions by topic, as described by KIP-516.
+/// Version 5 removes TopicName and replaces it with TopicId and reorganizes
+/// the partitions by topic, as described by KIP-516.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeaderAndIsrResponse {
     /// The error code, or 0 if there was no error.

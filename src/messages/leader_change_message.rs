@@ -24,9 +24,11 @@ use crate::wire::{
 ///
 /// Valid versions: 0-1; flexible versions: 0-1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds VoterDirectoryId (KIP-853)
+/// ```text
+/// Version 1 adds VoterDirectoryId (KIP-853)
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeaderChangeMessage {
     /// The version of the leader change message

@@ -25,15 +25,17 @@ use crate::wire::{
 ///
 /// Valid versions: 0-5; flexible versions: 4-5.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 and 2 are the same as version 0.
+/// ```text
+/// Version 1 and 2 are the same as version 0.
 ///
-/// > Version 3 defines batch processing scheme with group.instance.id + member.id for identity
+/// Version 3 defines batch processing scheme with group.instance.id + member.id for identity
 ///
-/// > Version 4 is the first flexible version.
+/// Version 4 is the first flexible version.
 ///
-/// > Version 5 adds the Reason field (KIP-800).
+/// Version 5 adds the Reason field (KIP-800).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeaveGroupRequest {
     /// The ID of the group to leave.

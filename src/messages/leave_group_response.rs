@@ -24,17 +24,19 @@ use crate::wire::{
 ///
 /// Valid versions: 0-5; flexible versions: 4-5.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds the throttle time.
+/// ```text
+/// Version 1 adds the throttle time.
 ///
-/// > Starting in version 2, on quota violation, brokers send out responses before throttling.
+/// Starting in version 2, on quota violation, brokers send out responses before throttling.
 ///
-/// > Starting in version 3, we will make leave group request into batch mode and add group.instance.id.
+/// Starting in version 3, we will make leave group request into batch mode and add group.instance.id.
 ///
-/// > Version 4 is the first flexible version.
+/// Version 4 is the first flexible version.
 ///
-/// > Version 5 is the same as version 4.
+/// Version 5 is the same as version 4.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeaveGroupResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.

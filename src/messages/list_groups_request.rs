@@ -25,15 +25,17 @@ use crate::wire::{
 ///
 /// Valid versions: 0-5; flexible versions: 3-5.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 and 2 are the same as version 0.
+/// ```text
+/// Version 1 and 2 are the same as version 0.
 ///
-/// > Version 3 is the first flexible version.
+/// Version 3 is the first flexible version.
 ///
-/// > Version 4 adds the StatesFilter field (KIP-518).
+/// Version 4 adds the StatesFilter field (KIP-518).
 ///
-/// > Version 5 adds the TypesFilter field (KIP-848).
+/// Version 5 adds the TypesFilter field (KIP-848).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListGroupsRequest {
     /// The states of the groups we want to list. If empty, all groups are returned with their state.

@@ -24,18 +24,20 @@ use crate::wire::{
 ///
 /// Valid versions: 0-5; flexible versions: 3-5.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds the throttle time.
+/// ```text
+/// Version 1 adds the throttle time.
 ///
-/// > Starting in version 2, on quota violation, brokers send out
-/// > responses before throttling.
+/// Starting in version 2, on quota violation, brokers send out
+/// responses before throttling.
 ///
-/// > Version 3 is the first flexible version.
+/// Version 3 is the first flexible version.
 ///
-/// > Version 4 adds the GroupState field (KIP-518).
+/// Version 4 adds the GroupState field (KIP-518).
 ///
-/// > Version 5 adds the GroupType field (KIP-848).
+/// Version 5 adds the GroupType field (KIP-848).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListGroupsResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.

@@ -25,9 +25,11 @@ use crate::wire::{
 ///
 /// Valid versions: 0-1; flexible versions: 0-1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1: adds DurationFilter to list transactions older than specified duration
+/// ```text
+/// Version 1: adds DurationFilter to list transactions older than specified duration
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListTransactionsRequest {
     /// The transaction states to filter by: if empty, all transactions are returned; if non-empty, then only transactions matching one of the filtered states will be returned

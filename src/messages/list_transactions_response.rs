@@ -24,9 +24,11 @@ use crate::wire::{
 ///
 /// Valid versions: 0-1; flexible versions: 0-1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 is the same as version 0 (KIP-994).
+/// ```text
+/// Version 1 is the same as version 0 (KIP-994).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListTransactionsResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.

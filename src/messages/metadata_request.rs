@@ -25,27 +25,29 @@ use crate::wire::{
 ///
 /// Valid versions: 0-13; flexible versions: 9-13; deprecated versions: 0-3.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > In version 0, an empty array indicates "request metadata for all topics."  In version 1 and
-/// > higher, an empty array indicates "request metadata for no topics," and a null array is used to
-/// > indicate "request metadata for all topics."
+/// ```text
+/// In version 0, an empty array indicates "request metadata for all topics."  In version 1 and
+/// higher, an empty array indicates "request metadata for no topics," and a null array is used to
+/// indicate "request metadata for all topics."
 ///
-/// > Version 2 and 3 are the same as version 1.
+/// Version 2 and 3 are the same as version 1.
 ///
-/// > Version 4 adds AllowAutoTopicCreation.
+/// Version 4 adds AllowAutoTopicCreation.
 ///
-/// > Starting in version 8, authorized operations can be requested for cluster and topic resource.
+/// Starting in version 8, authorized operations can be requested for cluster and topic resource.
 ///
-/// > Version 9 is the first flexible version.
+/// Version 9 is the first flexible version.
 ///
-/// > Version 10 adds topicId and allows name field to be null. However, this functionality was not implemented on the server.
-/// > Versions 10 and 11 should not use the topicId field or set topic name to null.
+/// Version 10 adds topicId and allows name field to be null. However, this functionality was not implemented on the server.
+/// Versions 10 and 11 should not use the topicId field or set topic name to null.
 ///
-/// > Version 11 deprecates IncludeClusterAuthorizedOperations field. This is now exposed
-/// > by the DescribeCluster API (KIP-700).
-/// > Version 12 supports topic Id.
-/// > Version 13 supports top-level error code in the response.
+/// Version 11 deprecates IncludeClusterAuthorizedOperations field. This is now exposed
+/// by the DescribeCluster API (KIP-700).
+/// Version 12 supports topic Id.
+/// Version 13 supports top-level error code in the response.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetadataRequest {
     /// The topics to fetch metadata for.

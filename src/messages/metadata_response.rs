@@ -24,34 +24,36 @@ use crate::wire::{
 ///
 /// Valid versions: 0-13; flexible versions: 9-13.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds fields for the rack of each broker, the controller id, and
-/// > whether or not the topic is internal.
+/// ```text
+/// Version 1 adds fields for the rack of each broker, the controller id, and
+/// whether or not the topic is internal.
 ///
-/// > Version 2 adds the cluster ID field.
+/// Version 2 adds the cluster ID field.
 ///
-/// > Version 3 adds the throttle time.
+/// Version 3 adds the throttle time.
 ///
-/// > Version 4 is the same as version 3.
+/// Version 4 is the same as version 3.
 ///
-/// > Version 5 adds a per-partition offline_replicas field. This field specifies
-/// > the list of replicas that are offline.
+/// Version 5 adds a per-partition offline_replicas field. This field specifies
+/// the list of replicas that are offline.
 ///
-/// > Starting in version 6, on quota violation, brokers send out responses before throttling.
+/// Starting in version 6, on quota violation, brokers send out responses before throttling.
 ///
-/// > Version 7 adds the leader epoch to the partition metadata.
+/// Version 7 adds the leader epoch to the partition metadata.
 ///
-/// > Starting in version 8, brokers can send authorized operations for topic and cluster.
+/// Starting in version 8, brokers can send authorized operations for topic and cluster.
 ///
-/// > Version 9 is the first flexible version.
+/// Version 9 is the first flexible version.
 ///
-/// > Version 10 adds topicId.
+/// Version 10 adds topicId.
 ///
-/// > Version 11 deprecates ClusterAuthorizedOperations. This is now exposed
-/// > by the DescribeCluster API (KIP-700).
-/// > Version 12 supports topicId.
-/// > Version 13 supports top-level error code in the response.
+/// Version 11 deprecates ClusterAuthorizedOperations. This is now exposed
+/// by the DescribeCluster API (KIP-700).
+/// Version 12 supports topicId.
+/// Version 13 supports top-level error code in the response.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetadataResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.

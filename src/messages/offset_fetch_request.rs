@@ -25,26 +25,28 @@ use crate::wire::{
 ///
 /// Valid versions: 0-9; flexible versions: 6-9; deprecated versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > In version 0, the request read offsets from ZK.
+/// ```text
+/// In version 0, the request read offsets from ZK.
 ///
-/// > Starting in version 1, the broker supports fetching offsets from the internal __consumer_offsets topic.
+/// Starting in version 1, the broker supports fetching offsets from the internal __consumer_offsets topic.
 ///
-/// > Starting in version 2, the request can contain a null topics array to indicate that offsets
-/// > for all topics should be fetched. It also returns a top level error code
-/// > for group or coordinator level errors.
+/// Starting in version 2, the request can contain a null topics array to indicate that offsets
+/// for all topics should be fetched. It also returns a top level error code
+/// for group or coordinator level errors.
 ///
-/// > Version 3, 4, and 5 are the same as version 2.
+/// Version 3, 4, and 5 are the same as version 2.
 ///
-/// > Version 6 is the first flexible version.
+/// Version 6 is the first flexible version.
 ///
-/// > Version 7 is adding the require stable flag.
+/// Version 7 is adding the require stable flag.
 ///
-/// > Version 8 is adding support for fetching offsets for multiple groups at a time.
+/// Version 8 is adding support for fetching offsets for multiple groups at a time.
 ///
-/// > Version 9 is the first version that can be used with the new consumer group protocol (KIP-848). It adds
-/// > the MemberId and MemberEpoch fields. Those are filled in and validated when the new consumer protocol is used.
+/// Version 9 is the first version that can be used with the new consumer group protocol (KIP-848). It adds
+/// the MemberId and MemberEpoch fields. Those are filled in and validated when the new consumer protocol is used.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetFetchRequest {
     /// The group to fetch offsets for.

@@ -24,36 +24,38 @@ use crate::wire::{
 ///
 /// Valid versions: 0-9; flexible versions: 6-9.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 is the same as version 0.
+/// ```text
+/// Version 1 is the same as version 0.
 ///
-/// > Version 2 adds a top-level error code.
+/// Version 2 adds a top-level error code.
 ///
-/// > Version 3 adds the throttle time.
+/// Version 3 adds the throttle time.
 ///
-/// > Starting in version 4, on quota violation, brokers send out responses before throttling.
+/// Starting in version 4, on quota violation, brokers send out responses before throttling.
 ///
-/// > Version 5 adds the leader epoch to the committed offset.
+/// Version 5 adds the leader epoch to the committed offset.
 ///
-/// > Version 6 is the first flexible version.
+/// Version 6 is the first flexible version.
 ///
-/// > Version 7 adds pending offset commit as new error response on partition level.
+/// Version 7 adds pending offset commit as new error response on partition level.
 ///
-/// > Version 8 is adding support for fetching offsets for multiple groups
+/// Version 8 is adding support for fetching offsets for multiple groups
 ///
-/// > Version 9 is the first version that can be used with the new consumer group protocol (KIP-848). The response is
-/// > the same as version 8 but can return STALE_MEMBER_EPOCH and UNKNOWN_MEMBER_ID errors when the new consumer group
-/// > protocol is used.
-/// > Supported errors:
-/// > - GROUP_AUTHORIZATION_FAILED (version 0+)
-/// > - NOT_COORDINATOR (version 0+)
-/// > - COORDINATOR_NOT_AVAILABLE (version 0+)
-/// > - COORDINATOR_LOAD_IN_PROGRESS (version 0+)
-/// > - GROUP_ID_NOT_FOUND (version 0+)
-/// > - UNSTABLE_OFFSET_COMMIT (version 7+)
-/// > - UNKNOWN_MEMBER_ID (version 9+)
-/// > - STALE_MEMBER_EPOCH (version 9+)
+/// Version 9 is the first version that can be used with the new consumer group protocol (KIP-848). The response is
+/// the same as version 8 but can return STALE_MEMBER_EPOCH and UNKNOWN_MEMBER_ID errors when the new consumer group
+/// protocol is used.
+/// Supported errors:
+/// - GROUP_AUTHORIZATION_FAILED (version 0+)
+/// - NOT_COORDINATOR (version 0+)
+/// - COORDINATOR_NOT_AVAILABLE (version 0+)
+/// - COORDINATOR_LOAD_IN_PROGRESS (version 0+)
+/// - GROUP_ID_NOT_FOUND (version 0+)
+/// - UNSTABLE_OFFSET_COMMIT (version 7+)
+/// - UNKNOWN_MEMBER_ID (version 9+)
+/// - STALE_MEMBER_EPOCH (version 9+)
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetFetchResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.

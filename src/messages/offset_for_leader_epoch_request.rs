@@ -25,17 +25,19 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 4; deprecated versions: 0-1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 is the same as version 0.
+/// ```text
+/// Version 1 is the same as version 0.
 ///
-/// > Version 2 adds the current leader epoch to support fencing.
+/// Version 2 adds the current leader epoch to support fencing.
 ///
-/// > Version 3 adds ReplicaId (the default is -2 which conventionally represents a
-/// > "debug" consumer which is allowed to see offsets beyond the high watermark).
-/// > Followers will use this replicaId when using an older version of the protocol.
+/// Version 3 adds ReplicaId (the default is -2 which conventionally represents a
+/// "debug" consumer which is allowed to see offsets beyond the high watermark).
+/// Followers will use this replicaId when using an older version of the protocol.
 ///
-/// > Version 4 enables flexible versions.
+/// Version 4 enables flexible versions.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetForLeaderEpochRequest {
     /// The broker ID of the follower, of -1 if this request is from a consumer.

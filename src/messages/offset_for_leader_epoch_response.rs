@@ -24,15 +24,17 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 4.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 added the leader epoch to the response.
+/// ```text
+/// Version 1 added the leader epoch to the response.
 ///
-/// > Version 2 added the throttle time.
+/// Version 2 added the throttle time.
 ///
-/// > Version 3 is the same as version 2.
+/// Version 3 is the same as version 2.
 ///
-/// > Version 4 enables flexible versions.
+/// Version 4 enables flexible versions.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetForLeaderEpochResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.

@@ -25,27 +25,29 @@ use crate::wire::{
 ///
 /// Valid versions: 0-11; flexible versions: 9-11; deprecated versions: 0-6.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 and 2 are the same as version 0.
+/// ```text
+/// Version 1 and 2 are the same as version 0.
 ///
-/// > Version 3 adds the transactional ID, which is used for authorization when attempting to write
-/// > transactional data.  Version 3 also adds support for Kafka Message Format v2.
+/// Version 3 adds the transactional ID, which is used for authorization when attempting to write
+/// transactional data.  Version 3 also adds support for Kafka Message Format v2.
 ///
-/// > Version 4 is the same as version 3, but the requester must be prepared to handle a
-/// > KAFKA_STORAGE_ERROR.
+/// Version 4 is the same as version 3, but the requester must be prepared to handle a
+/// KAFKA_STORAGE_ERROR.
 ///
-/// > Version 5 and 6 are the same as version 3.
+/// Version 5 and 6 are the same as version 3.
 ///
-/// > Starting in version 7, records can be produced using ZStandard compression.  See KIP-110.
+/// Starting in version 7, records can be produced using ZStandard compression.  See KIP-110.
 ///
-/// > Starting in Version 8, response has RecordErrors and ErrorMessage. See KIP-467.
+/// Starting in Version 8, response has RecordErrors and ErrorMessage. See KIP-467.
 ///
-/// > Version 9 enables flexible versions.
+/// Version 9 enables flexible versions.
 ///
-/// > Version 10 is the same as version 9 (KIP-951).
+/// Version 10 is the same as version 9 (KIP-951).
 ///
-/// > Version 11 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+/// Version 11 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProduceRequest {
     /// The transactional ID, or null if the producer is not transactional.

@@ -24,27 +24,29 @@ use crate::wire::{
 ///
 /// Valid versions: 0-11; flexible versions: 9-11.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 added the throttle time.
+/// ```text
+/// Version 1 added the throttle time.
 ///
-/// > Version 2 added the log append time.
+/// Version 2 added the log append time.
 ///
-/// > Version 3 is the same as version 2.
+/// Version 3 is the same as version 2.
 ///
-/// > Version 4 added KAFKA_STORAGE_ERROR as a possible error code.
+/// Version 4 added KAFKA_STORAGE_ERROR as a possible error code.
 ///
-/// > Version 5 added LogStartOffset to filter out spurious
-/// > OutOfOrderSequenceExceptions on the client.
+/// Version 5 added LogStartOffset to filter out spurious
+/// OutOfOrderSequenceExceptions on the client.
 ///
-/// > Version 8 added RecordErrors and ErrorMessage to include information about
-/// > records that cause the whole batch to be dropped.  See KIP-467 for details.
+/// Version 8 added RecordErrors and ErrorMessage to include information about
+/// records that cause the whole batch to be dropped.  See KIP-467 for details.
 ///
-/// > Version 9 enables flexible versions.
+/// Version 9 enables flexible versions.
 ///
-/// > Version 10 adds 'CurrentLeader' and 'NodeEndpoints' as tagged fields (KIP-951)
+/// Version 10 adds 'CurrentLeader' and 'NodeEndpoints' as tagged fields (KIP-951)
 ///
-/// > Version 11 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+/// Version 11 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProduceResponse {
     /// Each produce response

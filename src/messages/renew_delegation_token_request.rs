@@ -25,10 +25,12 @@ use crate::wire::{
 ///
 /// Valid versions: 0-2; flexible versions: 2; deprecated versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 is the same as version 0.
-/// > Version 2 adds flexible version support
+/// ```text
+/// Version 1 is the same as version 0.
+/// Version 2 adds flexible version support
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct RenewDelegationTokenRequest {
     /// The HMAC of the delegation token to be renewed.

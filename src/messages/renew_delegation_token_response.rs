@@ -24,10 +24,12 @@ use crate::wire::{
 ///
 /// Valid versions: 0-2; flexible versions: 2.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Starting in version 1, on quota violation, brokers send out responses before throttling.
-/// > Version 2 adds flexible version support
+/// ```text
+/// Starting in version 1, on quota violation, brokers send out responses before throttling.
+/// Version 2 adds flexible version support
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct RenewDelegationTokenResponse {
     /// The error code, or 0 if there was no error.

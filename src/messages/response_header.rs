@@ -24,9 +24,11 @@ use crate::wire::{
 ///
 /// Valid versions: 0-1; flexible versions: 1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 is the first flexible version.
+/// ```text
+/// Version 1 is the first flexible version.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResponseHeader {
     /// The correlation ID of this response.

@@ -25,10 +25,12 @@ use crate::wire::{
 ///
 /// Valid versions: 0-2; flexible versions: 2.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 is the same as version 0.
-/// > Version 2 adds flexible version support
+/// ```text
+/// Version 1 is the same as version 0.
+/// Version 2 adds flexible version support
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct SaslAuthenticateRequest {
     /// The SASL authentication bytes from the client, as defined by the SASL mechanism.

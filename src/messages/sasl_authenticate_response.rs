@@ -24,10 +24,12 @@ use crate::wire::{
 ///
 /// Valid versions: 0-2; flexible versions: 2.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds the session lifetime.
-/// > Version 2 adds flexible version support
+/// ```text
+/// Version 1 adds the session lifetime.
+/// Version 2 adds flexible version support
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct SaslAuthenticateResponse {
     /// The error code, or 0 if there was no error.

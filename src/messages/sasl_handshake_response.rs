@@ -24,12 +24,14 @@ use crate::wire::{
 ///
 /// Valid versions: 0-1; flexible versions: none.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 is the same as version 0.
-/// > NOTE: Version cannot be easily bumped due to incorrect
-/// > client negotiation for clients \<= 2.4.
-/// > See https://issues.apache.org/jira/browse/KAFKA-9577
+/// ```text
+/// Version 1 is the same as version 0.
+/// NOTE: Version cannot be easily bumped due to incorrect
+/// client negotiation for clients <= 2.4.
+/// See https://issues.apache.org/jira/browse/KAFKA-9577
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct SaslHandshakeResponse {
     /// The error code, or 0 if there was no error.

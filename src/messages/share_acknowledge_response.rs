@@ -24,20 +24,22 @@ use crate::wire::{
 ///
 /// Valid versions: 0; flexible versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Supported errors:
-/// > - GROUP_AUTHORIZATION_FAILED (version 0+)
-/// > - TOPIC_AUTHORIZATION_FAILED (version 0+)
-/// > - UNKNOWN_TOPIC_OR_PARTITION (version 0+)
-/// > - SHARE_SESSION_NOT_FOUND (version 0+)
-/// > - INVALID_SHARE_SESSION_EPOCH (version 0+)
-/// > - NOT_LEADER_OR_FOLLOWER (version 0+)
-/// > - UNKNOWN_TOPIC_ID (version 0+)
-/// > - INVALID_RECORD_STATE (version 0+)
-/// > - KAFKA_STORAGE_ERROR (version 0+)
-/// > - INVALID_REQUEST (version 0+)
-/// > - UNKNOWN_SERVER_ERROR (version 0+)
+/// ```text
+/// Supported errors:
+/// - GROUP_AUTHORIZATION_FAILED (version 0+)
+/// - TOPIC_AUTHORIZATION_FAILED (version 0+)
+/// - UNKNOWN_TOPIC_OR_PARTITION (version 0+)
+/// - SHARE_SESSION_NOT_FOUND (version 0+)
+/// - INVALID_SHARE_SESSION_EPOCH (version 0+)
+/// - NOT_LEADER_OR_FOLLOWER (version 0+)
+/// - UNKNOWN_TOPIC_ID (version 0+)
+/// - INVALID_RECORD_STATE (version 0+)
+/// - KAFKA_STORAGE_ERROR (version 0+)
+/// - INVALID_REQUEST (version 0+)
+/// - UNKNOWN_SERVER_ERROR (version 0+)
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShareAcknowledgeResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.

@@ -25,11 +25,13 @@ use crate::wire::{
 ///
 /// Valid versions: 0; flexible versions: 0; the latest version is unstable.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > The ShareGroupDescribeRequest API is added as part of KIP-932 and is still under
-/// > development. Hence, the API is not exposed by default by brokers unless
-/// > explicitly enabled.
+/// ```text
+/// The ShareGroupDescribeRequest API is added as part of KIP-932 and is still under
+/// development. Hence, the API is not exposed by default by brokers unless
+/// explicitly enabled.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShareGroupDescribeRequest {
     /// The ids of the groups to describe

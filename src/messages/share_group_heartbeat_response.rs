@@ -24,16 +24,18 @@ use crate::wire::{
 ///
 /// Valid versions: 0; flexible versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Supported errors:
-/// > - GROUP_AUTHORIZATION_FAILED (version 0+)
-/// > - NOT_COORDINATOR (version 0+)
-/// > - COORDINATOR_NOT_AVAILABLE (version 0+)
-/// > - COORDINATOR_LOAD_IN_PROGRESS (version 0+)
-/// > - INVALID_REQUEST (version 0+)
-/// > - UNKNOWN_MEMBER_ID (version 0+)
-/// > - GROUP_MAX_SIZE_REACHED (version 0+)
+/// ```text
+/// Supported errors:
+/// - GROUP_AUTHORIZATION_FAILED (version 0+)
+/// - NOT_COORDINATOR (version 0+)
+/// - COORDINATOR_NOT_AVAILABLE (version 0+)
+/// - COORDINATOR_LOAD_IN_PROGRESS (version 0+)
+/// - INVALID_REQUEST (version 0+)
+/// - UNKNOWN_MEMBER_ID (version 0+)
+/// - GROUP_MAX_SIZE_REACHED (version 0+)
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShareGroupHeartbeatResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.

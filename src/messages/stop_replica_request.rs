@@ -25,16 +25,18 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 2-4.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds the broker epoch and reorganizes the partitions to be stored
-/// > per topic.
+/// ```text
+/// Version 1 adds the broker epoch and reorganizes the partitions to be stored
+/// per topic.
 ///
-/// > Version 2 is the first flexible version.
+/// Version 2 is the first flexible version.
 ///
-/// > Version 3 adds the leader epoch per partition (KIP-570).
+/// Version 3 adds the leader epoch per partition (KIP-570).
 ///
-/// > Version 4 adds KRaft Controller ID field as part of KIP-866
+/// Version 4 adds KRaft Controller ID field as part of KIP-866
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct StopReplicaRequest {
     /// The controller id.

@@ -24,13 +24,15 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 2-4.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 is the same as version 0.
+/// ```text
+/// Version 1 is the same as version 0.
 ///
-/// > Version 2 is the first flexible version.
+/// Version 2 is the first flexible version.
 ///
-/// > Version 3 returns FENCED_LEADER_EPOCH if the epoch of the leader is stale (KIP-570).
+/// Version 3 returns FENCED_LEADER_EPOCH if the epoch of the leader is stale (KIP-570).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct StopReplicaResponse {
     /// The top-level error code, or 0 if there was no top-level error.

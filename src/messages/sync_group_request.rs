@@ -25,17 +25,19 @@ use crate::wire::{
 ///
 /// Valid versions: 0-5; flexible versions: 4-5.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Versions 1 and 2 are the same as version 0.
+/// ```text
+/// Versions 1 and 2 are the same as version 0.
 ///
-/// > Starting from version 3, we add a new field called groupInstanceId to indicate member identity across restarts.
+/// Starting from version 3, we add a new field called groupInstanceId to indicate member identity across restarts.
 ///
-/// > Version 4 is the first flexible version.
+/// Version 4 is the first flexible version.
 ///
-/// > Starting from version 5, the client sends the Protocol Type and the Protocol Name
-/// > to the broker (KIP-559). The broker will reject the request if they are inconsistent
-/// > with the Type and Name known by the broker.
+/// Starting from version 5, the client sends the Protocol Type and the Protocol Name
+/// to the broker (KIP-559). The broker will reject the request if they are inconsistent
+/// with the Type and Name known by the broker.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncGroupRequest {
     /// The unique group identifier.

@@ -25,15 +25,17 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 3-4.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 is the same as version 0.
+/// ```text
+/// Version 1 is the same as version 0.
 ///
-/// > Version 2 adds the committed leader epoch.
+/// Version 2 adds the committed leader epoch.
 ///
-/// > Version 3 adds the member.id, group.instance.id and generation.id.
+/// Version 3 adds the member.id, group.instance.id and generation.id.
 ///
-/// > Version 4 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+/// Version 4 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct TxnOffsetCommitRequest {
     /// The ID of the transaction.

@@ -24,15 +24,17 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 3-4.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Starting in version 1, on quota violation, brokers send out responses before throttling.
+/// ```text
+/// Starting in version 1, on quota violation, brokers send out responses before throttling.
 ///
-/// > Version 2 is the same as version 1.
+/// Version 2 is the same as version 1.
 ///
-/// > Version 3 adds illegal generation, fenced instance id, and unknown member id errors.
+/// Version 3 adds illegal generation, fenced instance id, and unknown member id errors.
 ///
-/// > Version 4 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+/// Version 4 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct TxnOffsetCommitResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.

@@ -25,11 +25,13 @@ use crate::wire::{
 ///
 /// Valid versions: 0-2; flexible versions: 0-2.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds validate only field.
+/// ```text
+/// Version 1 adds validate only field.
 ///
-/// > Version 2 changes the response to not return feature level results.
+/// Version 2 changes the response to not return feature level results.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpdateFeaturesRequest {
     /// How long to wait in milliseconds before timing out the request.

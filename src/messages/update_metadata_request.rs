@@ -25,23 +25,25 @@ use crate::wire::{
 ///
 /// Valid versions: 0-8; flexible versions: 6-8.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 allows specifying multiple endpoints for each broker.
+/// ```text
+/// Version 1 allows specifying multiple endpoints for each broker.
 ///
-/// > Version 2 adds the rack.
+/// Version 2 adds the rack.
 ///
-/// > Version 3 adds the listener name.
+/// Version 3 adds the listener name.
 ///
-/// > Version 4 adds the offline replica list.
+/// Version 4 adds the offline replica list.
 ///
-/// > Version 5 adds the broker epoch field and normalizes partitions by topic.
+/// Version 5 adds the broker epoch field and normalizes partitions by topic.
 ///
-/// > Version 7 adds topicId
+/// Version 7 adds topicId
 ///
-/// > Version 8 adds KRaft Controller ID field as part of KIP-866
-/// > Version 0 of the protocol only allowed specifying a single host and
-/// > port per broker, rather than an array of endpoints.
+/// Version 8 adds KRaft Controller ID field as part of KIP-866
+/// Version 0 of the protocol only allowed specifying a single host and
+/// port per broker, rather than an array of endpoints.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpdateMetadataRequest {
     /// The controller id.

@@ -24,9 +24,11 @@ use crate::wire::{
 ///
 /// Valid versions: 0-8; flexible versions: 6-8.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Versions 1, 2, 3, 4, and 5 are the same as version 0
+/// ```text
+/// Versions 1, 2, 3, 4, and 5 are the same as version 0
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpdateMetadataResponse {
     /// The error code, or 0 if there was no error.

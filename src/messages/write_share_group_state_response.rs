@@ -24,15 +24,17 @@ use crate::wire::{
 ///
 /// Valid versions: 0; flexible versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > - NOT_COORDINATOR (version 0+)
-/// > - COORDINATOR_NOT_AVAILABLE (version 0+)
-/// > - COORDINATOR_LOAD_IN_PROGRESS (version 0+)
-/// > - GROUP_ID_NOT_FOUND (version 0+)
-/// > - UNKNOWN_TOPIC_OR_PARTITION (version 0+)
-/// > - FENCED_STATE_EPOCH (version 0+)
-/// > - INVALID_REQUEST (version 0+)
+/// ```text
+/// - NOT_COORDINATOR (version 0+)
+/// - COORDINATOR_NOT_AVAILABLE (version 0+)
+/// - COORDINATOR_LOAD_IN_PROGRESS (version 0+)
+/// - GROUP_ID_NOT_FOUND (version 0+)
+/// - UNKNOWN_TOPIC_OR_PARTITION (version 0+)
+/// - FENCED_STATE_EPOCH (version 0+)
+/// - INVALID_REQUEST (version 0+)
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct WriteShareGroupStateResponse {
     /// The write results

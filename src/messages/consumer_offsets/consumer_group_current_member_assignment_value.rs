@@ -24,9 +24,11 @@ use crate::wire::{
 ///
 /// Valid versions: 0; flexible versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > KIP-848 is in development. This schema is subject to non-backwards-compatible changes.
+/// ```text
+/// KIP-848 is in development. This schema is subject to non-backwards-compatible changes.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConsumerGroupCurrentMemberAssignmentValue {
     /// The current member epoch that is expected from the member in the heartbeat request.

@@ -24,9 +24,11 @@ use crate::wire::{
 ///
 /// Valid versions: 7; flexible versions: none.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > KIP-848 is in development. This schema is subject to non-backwards-compatible changes.
+/// ```text
+/// KIP-848 is in development. This schema is subject to non-backwards-compatible changes.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConsumerGroupTargetAssignmentMemberKey {
     /// The group id.

@@ -24,11 +24,13 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 4.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 4 is the first flexible version.
-/// > KIP-915: bumping the version will no longer make this record backward compatible.
-/// > We suggest to add/remove only tagged fields to maintain backward compatibility.
+/// ```text
+/// Version 4 is the first flexible version.
+/// KIP-915: bumping the version will no longer make this record backward compatible.
+/// We suggest to add/remove only tagged fields to maintain backward compatibility.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupMetadataValue {
     /// Versions: 0-4. Default: `ByteString::new()`.

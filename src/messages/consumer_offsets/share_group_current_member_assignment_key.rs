@@ -24,9 +24,11 @@ use crate::wire::{
 ///
 /// Valid versions: 14; flexible versions: none.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > KIP-932 is in development. This schema is subject to non-backwards-compatible changes.
+/// ```text
+/// KIP-932 is in development. This schema is subject to non-backwards-compatible changes.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShareGroupCurrentMemberAssignmentKey {
     /// The group id.
