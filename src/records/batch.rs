@@ -203,8 +203,11 @@ impl RecordBatch {
         let compression = header.compression().map_err(|kind| {
             RecordsError::new("RecordBatch.attributes", self.position + CRC_START, kind)
         })?;
+        // An empty batch carries no records bytes, compressed or not.
         let data = if compression == Compression::None {
             self.records_data.clone()
+        } else if header.record_count == 0 {
+            Bytes::new()
         } else {
             let out = compression::decompress(
                 compression,

@@ -219,7 +219,7 @@ impl<'a> BatchBuilder<'a> {
     /// The encoded size `record` would add to this batch.
     pub fn encoded_len(&self, record: &NewRecord<'_>) -> Result<usize, AppendError> {
         let (body, _, _) = self.body_len(record)?;
-        Ok(uvarint_len(body as u64) + body)
+        Ok(uvarint_len(zigzag32(body as i32)) + body)
     }
 
     #[inline(always)]
@@ -258,7 +258,8 @@ impl<'a> BatchBuilder<'a> {
             return Err(AppendError::TooManyRecords);
         }
         let (body, ts_delta, off_delta) = self.body_len(record)?;
-        let total = uvarint_len(body as u64) + body;
+        // The record length is itself a zig-zag varint.
+        let total = uvarint_len(zigzag32(body as i32)) + body;
         let size = self.size();
         if total > self.config.max_batch_bytes.saturating_sub(size) {
             return Err(if self.count == 0 {
