@@ -136,7 +136,7 @@ mod gzip {
         let decoder = flate2::read::MultiGzDecoder::new(input);
         // Read one byte past the limit so "exactly the limit" and "more" differ.
         let read = decoder
-            .take(limit as u64 + 1)
+            .take((limit as u64).saturating_add(1))
             .read_to_end(&mut out)
             .map_err(|e| RecordsErrorKind::Decompress {
                 codec: "gzip",
@@ -530,7 +530,7 @@ mod zstd_codec {
         let mut out = Vec::with_capacity(initial_capacity(input.len(), limit));
         let decoder = zstd::stream::read::Decoder::with_buffer(input).map_err(malformed)?;
         let read = decoder
-            .take(limit as u64 + 1)
+            .take((limit as u64).saturating_add(1))
             .read_to_end(&mut out)
             .map_err(malformed)?;
         if read > limit {
