@@ -156,3 +156,5 @@ pub fn decode_roundtrip<T: Message>(data: Bytes, version: i16) -> Result<bool, C
     }
     Ok(true)
 }
+
+pub mod targets;
