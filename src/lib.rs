@@ -20,4 +20,6 @@
 pub mod fuzzing;
 pub mod messages;
 pub mod records;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod wire;
