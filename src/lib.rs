@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used)]
 
+pub mod connection;
 pub mod messages;
 pub mod records;
 pub mod wire;

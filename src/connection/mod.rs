@@ -1,0 +1,4 @@
+//! One broker connection as a sans-IO state machine.
+
+pub mod frame;
+pub mod sasl;
