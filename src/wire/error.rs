@@ -140,9 +140,9 @@ pub enum EncodeError {
         /// The version asked for.
         version: i16,
     },
-    /// An unknown tagged field reuses a tag the schema already gives a known field,
-    /// or two unknown tagged fields share a tag.
-    #[error("{field}: tagged field {tag} would be written twice")]
+    /// Unknown tagged fields out of ascending order, repeating a tag, or reusing the
+    /// tag of a known field that is written too.
+    #[error("{field}: tagged field {tag} out of order or written twice")]
     DuplicateTag {
         /// The struct, as `Struct.unknown_tagged_fields`.
         field: &'static str,

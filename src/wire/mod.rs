@@ -38,12 +38,17 @@
 //! assert!(input.is_empty());
 //! ```
 
+#[cfg(feature = "arbitrary")]
+#[doc(hidden)]
+pub mod arb;
 mod error;
+mod message;
 mod uuid;
 
 pub use bytes::{Buf, BufMut, Bytes, BytesMut};
 pub use bytestring::ByteString;
 pub use error::{DecodeError, DecodeErrorKind, EncodeError};
+pub use message::{Message, Versioned, decode_versioned, decode_versioned_forward_compatible};
 pub use uuid::Uuid;
 
 #[cold]
@@ -116,11 +121,11 @@ pub fn put_uuid<B: BufMut>(buf: &mut B, value: &Uuid) {
 #[inline]
 pub fn read_unsigned_varint(buf: &mut Bytes, field: &'static str) -> Result<u32, DecodeError> {
     // Fast path: one byte.
-    if let Some(&b) = buf.first() {
-        if b & 0x80 == 0 {
-            buf.advance(1);
-            return Ok(u32::from(b));
-        }
+    if let Some(&b) = buf.first()
+        && b & 0x80 == 0
+    {
+        buf.advance(1);
+        return Ok(u32::from(b));
     }
     let v = read_unsigned_varlong_inner(buf, field, 5)?;
     u32::try_from(v)
@@ -576,14 +581,14 @@ pub fn put_tagged_field<B: BufMut>(buf: &mut B, tag: u32, data: &[u8]) {
     buf.put_slice(data);
 }
 
-/// Encodes a tagged-field section holding only `fields` (which must be in ascending
-/// tag order, as [`read_raw_tagged_fields`] returns them).
+/// Encodes a tagged-field section holding only `fields` (which must be in strictly
+/// ascending tag order, as [`read_raw_tagged_fields`] returns them).
 pub fn put_raw_tagged_fields<B: BufMut>(
     buf: &mut B,
     fields: &[RawTaggedField],
     field: &'static str,
 ) -> Result<(), EncodeError> {
-    check_unknown_tags(fields, &[], field)?;
+    check_unknown_tags(fields, field)?;
     put_unsigned_varlong(buf, fields.len() as u64);
     for f in fields {
         put_tagged_field(buf, f.tag, &f.data);
@@ -591,15 +596,15 @@ pub fn put_raw_tagged_fields<B: BufMut>(
     Ok(())
 }
 
-/// Checks that unknown tagged fields use distinct tags, none of them in `known`.
-pub fn check_unknown_tags(
-    fields: &[RawTaggedField],
-    known: &[u32],
-    field: &'static str,
-) -> Result<(), EncodeError> {
-    for (i, f) in fields.iter().enumerate() {
-        if known.contains(&f.tag) || fields[..i].iter().any(|g| g.tag == f.tag) {
-            return Err(EncodeError::DuplicateTag { field, tag: f.tag });
+/// Checks that unknown tagged fields are in strictly ascending tag order (so no tag
+/// repeats), as the encoding requires.
+pub fn check_unknown_tags(fields: &[RawTaggedField], field: &'static str) -> Result<(), EncodeError> {
+    for pair in fields.windows(2) {
+        if pair[0].tag >= pair[1].tag {
+            return Err(EncodeError::DuplicateTag {
+                field,
+                tag: pair[1].tag,
+            });
         }
     }
     Ok(())
