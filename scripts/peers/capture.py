@@ -1,0 +1,334 @@
+#!/usr/bin/env python3
+"""Capture what real Kafka clients and brokers say to each other, as test data.
+
+    target/peers/venv/bin/python scripts/peers/capture.py records   [--out DIR]
+    target/peers/venv/bin/python scripts/peers/capture.py snapshots [--out DIR] [--keep-logs DIR]
+
+(run scripts/peers/install.sh first; root is needed for tcpdump.)
+
+records:   every client x codec produces the same small record set to
+           librdkafka's mock cluster; the `records` field of each Produce
+           request is written to tests/data/records/<client>_<codec>.bin and
+           the decoded records (checked against what was asked) to
+           tests/data/records/expected.json.
+snapshots: every client runs metadata/produce/consume/group/offset/admin
+           scenarios against each broker; request and response frames go to
+           tests/data/snapshots/<peer>/<client>/<seq>_<Api>_v<ver>_<dir>.bin
+           with tests/data/snapshots/manifest.tsv.
+
+Recording keeps bytes as they were on the wire: tcpdump on loopback for the
+mock cluster (it advertises its own ports), and record_proxy.py for tansu,
+which is started advertising the proxy's port (no rewriting; see
+record_proxy.py).
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+import kafka_frames as kf  # noqa: E402
+import clients  # noqa: E402
+
+PEERS_HOME = os.environ.get("PEERS_HOME", os.path.join(REPO, "target", "peers"))
+PY = os.path.join(PEERS_HOME, "venv", "bin", "python")
+LIB216 = os.path.join(PEERS_HOME, "librdkafka-2.16")
+CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
+
+
+def log(*a):
+    print("[capture]", *a, file=sys.stderr, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def env_for(client):
+    env = dict(os.environ)
+    if client.endswith("2.16") and client.startswith("kcat"):
+        env["LD_LIBRARY_PATH"] = LIB216
+    return env
+
+
+# ---------------------------------------------------------------- brokers --
+
+class Mock:
+    def __init__(self, flavour, brokers=1, topics=()):
+        cmd = ["bash", os.path.join(HERE, "start_mock.sh"), "--librdkafka", flavour,
+               "-b", str(brokers)]
+        for t in topics:
+            cmd += ["-t", t]
+        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True)
+        self.bootstrap = self.p.stdout.readline().strip()
+        if not self.bootstrap:
+            raise RuntimeError("mock did not start")
+        self.ports = [int(x.rsplit(":", 1)[1]) for x in self.bootstrap.split(",")]
+
+    def cmd(self, line):
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+        ans = self.p.stdout.readline().strip()
+        if ans != "ok":
+            raise RuntimeError("mock: %s -> %s" % (line, ans))
+
+    def stop(self):
+        with contextlib.suppress(Exception):
+            self.p.stdin.write("quit\n")
+            self.p.stdin.close()
+        try:
+            self.p.wait(5)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+
+
+class Tcpdump:
+    def __init__(self, ports, pcap):
+        flt = "tcp and (" + " or ".join("port %d" % p for p in ports) + ")"
+        self.pcap = pcap
+        self.ports = ports
+        self.err = open(pcap + ".log", "w+")
+        self.p = subprocess.Popen(["tcpdump", "-i", "lo", "-U", "-n", "-s", "0", "-Z", "root",
+                                   "-w", pcap, flt], stderr=self.err)
+        for _ in range(100):
+            self.err.seek(0)
+            if "listening on" in self.err.read():
+                return
+            time.sleep(0.05)
+        raise RuntimeError("tcpdump did not start")
+
+    def stop(self, kframes):
+        # Let the last packets reach tcpdump's buffer before it stops.
+        time.sleep(1.0)
+        self.p.send_signal(signal.SIGINT)
+        self.p.wait(10)
+        n = kf.pcap_to_frames(self.pcap, kframes, self.ports)
+        log("tcpdump: %d frames" % n)
+
+
+class TansuProxied:
+    """tansu advertising the port of a recording proxy in front of it."""
+
+    def __init__(self, kframes):
+        real = free_port()
+        self.proxy = subprocess.Popen(
+            [PY, os.path.join(HERE, "record_proxy.py"), "--upstream", "127.0.0.1:%d" % real,
+             "--out", kframes], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.bootstrap = self.proxy.stdout.readline().strip()
+        adv = int(self.bootstrap.rsplit(":", 1)[1])
+        self.tansu = subprocess.Popen(
+            ["bash", os.path.join(HERE, "start_tansu.sh"), str(real), str(adv)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.tansu.stdout.readline().strip()
+        if line != "127.0.0.1:%d" % real:
+            raise RuntimeError("tansu did not start: %r" % line)
+
+    def stop(self):
+        time.sleep(0.3)
+        self.tansu.terminate()
+        self.tansu.wait(10)
+        self.proxy.terminate()
+        self.proxy.wait(10)
+
+
+@contextlib.contextmanager
+def session(peer, kframes, topics=(), brokers=1):
+    """Start the peer with recording; yield (bootstrap, mock or None)."""
+    tmp = tempfile.mkdtemp(prefix="capture.")
+    try:
+        if peer.startswith("mock-"):
+            flavour = "debian" if peer == "mock-2.0.2" else "2.16"
+            m = Mock(flavour, brokers, topics)
+            td = Tcpdump(m.ports, os.path.join(tmp, "cap.pcap"))
+            try:
+                yield m.bootstrap, m
+            finally:
+                td.stop(kframes)
+                m.stop()
+        elif peer == "tansu-0.6.0":
+            t = TansuProxied(kframes)
+            try:
+                yield t.bootstrap, None
+            finally:
+                t.stop()
+        else:
+            raise ValueError(peer)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(cmd, client=None, stdin=None, timeout=60, check=True):
+    log("$", " ".join(cmd))
+    r = subprocess.run(cmd, input=stdin, env=env_for(client or ""), timeout=timeout,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if r.returncode and check:
+        raise RuntimeError("%s failed (%d): %s" % (cmd[0], r.returncode, r.stderr.decode()[-2000:]))
+    return r
+
+
+def py_client(client, boot, *args, check=True, timeout=60):
+    which = "confluent" if client.startswith("confluent") else "kafka-python"
+    return run([PY, os.path.join(HERE, "clients.py"), which, boot] + list(args),
+               check=check, timeout=timeout)
+
+
+# ---------------------------------------------------------------- records --
+
+# kcat gives one set of headers to every record it produces, and with -Z an
+# empty key or value is sent as null.
+KCAT_LINES = [
+    (b"key-0", b"value-0"),
+    (None, b"value with a null key"),
+    (b"key-2", None),
+    (b"key-4", b"repeat " * 20),
+]
+KCAT_HEADERS = [("h1", b"a"), ("h1", b"b"), ("hnull", None)]
+
+
+def kcat_produce(boot, topic, codec, client="kcat-2.0.2"):
+    data = b"".join((k or b"") + b"\t" + (v or b"") + b"\n" for k, v in KCAT_LINES)
+    cmd = ["kcat", "-b", boot, "-P", "-t", topic, "-p", "0", "-K", "\t", "-Z",
+           "-z", codec, "-X", "linger.ms=200", "-X", "client.id=kafka-sansio-capture"]
+    for hk, hv in KCAT_HEADERS:
+        cmd += ["-H", hk if hv is None else "%s=%s" % (hk, hv.decode())]
+    run(cmd, client, stdin=data)
+
+
+def asked_records(client):
+    if client.startswith("kcat"):
+        return [(k, v, KCAT_HEADERS) for k, v in KCAT_LINES]
+    nulls_ok = not client.startswith("kafka-python")  # it refuses null header values
+    return [(k, v, [(hk.encode(), hv) for hk, hv in h if nulls_ok or hv is not None])
+            for k, v, h, _dt in clients.RECORDS]
+
+
+def check_against_asked(batches, client, codec, fname):
+    got = [(r["key"], r["value"], [(hk.decode() if isinstance(hk, bytes) else hk, hv)
+                                   for hk, hv in r["headers"]])
+           for b in batches for r in b["records"]]
+    want = [(k, v, [(hk.decode() if isinstance(hk, bytes) else hk, hv) for hk, hv in h])
+            for k, v, h in asked_records(client)]
+    if got != want:
+        raise RuntimeError("%s: decoded records differ from what was produced:\n%r\n%r"
+                           % (fname, got, want))
+    for b in batches:
+        if b["compression"] != codec:
+            raise RuntimeError("%s: batch compression %s, asked %s" % (fname, b["compression"], codec))
+
+
+def capture_records(out_dir, logs):
+    os.makedirs(out_dir, exist_ok=True)
+    expected = {}
+    topics = ["rec-%s:1" % c for c in CODECS]
+    # kafka-python 3.0.12 cannot bootstrap from the 2.0.2 mock: it resends
+    # ApiVersions v4 forever on the mock's malformed error reply. It records
+    # against tansu instead.
+    for client, peer in [("kcat-2.0.2", "mock-2.0.2"),
+                         ("confluent-kafka-2.16.1", "mock-2.0.2"),
+                         ("kafka-python-3.0.12", "tansu-0.6.0")]:
+        kframes = os.path.join(logs, "records_%s.kframes" % client)
+        with session(peer, kframes, topics) as (boot, _m):
+            if peer.startswith("tansu"):
+                py_client(client, boot, "admin", *("rec-" + c for c in CODECS))
+            for codec in CODECS:
+                if client.startswith("kcat"):
+                    kcat_produce(boot, "rec-" + codec, codec, client)
+                else:
+                    py_client(client, boot, "records", codec, "rec-" + codec)
+        exs = kf.pair_frames(kf.read_frame_log(kframes))
+        short = client.rsplit("-", 1)[0]
+        for codec in CODECS:
+            topic = "rec-" + codec
+            recs = b""
+            produce_versions = []
+            for ex in exs:
+                if ex["key"] != 0:
+                    continue
+                ver, acks, _txn, parts = kf.parse_produce_request(ex["request"])
+                for t, p, r in parts:
+                    if t == topic and r:
+                        recs += r
+                        produce_versions.append(ver)
+            if not recs:
+                raise RuntimeError("%s %s: no Produce for %s" % (client, codec, topic))
+            fname = "%s_%s.bin" % (short, codec)
+            batches = kf.decode_batches(recs)
+            check_against_asked(batches, client, codec, fname)
+            with open(os.path.join(out_dir, fname), "wb") as f:
+                f.write(recs)
+            expected[fname] = dict(client=client, broker=peer, codec=codec,
+                                   produce_versions=sorted(set(produce_versions)),
+                                   bytes=len(recs), batches=kf.batches_to_json(batches))
+            log("%s: %d bytes, %d batch(es), %d records" % (
+                fname, len(recs), len(batches), sum(b["records_count"] for b in batches)))
+    with open(os.path.join(out_dir, "expected.json"), "w") as f:
+        f.write(dump_expected(expected))
+
+
+def dump_expected(expected):
+    """JSON with one record per line: small, diffable, still plain JSON."""
+    out = ["{"]
+    files = sorted(expected)
+    for i, fname in enumerate(files):
+        e = expected[fname]
+        head = {k: v for k, v in e.items() if k != "batches"}
+        out.append(" %s: {" % json.dumps(fname))
+        for k in sorted(head):
+            out.append("  %s: %s," % (json.dumps(k), json.dumps(head[k])))
+        out.append('  "batches": [')
+        for j, b in enumerate(e["batches"]):
+            bh = {k: v for k, v in b.items() if k != "records"}
+            out.append("   {")
+            for k in sorted(bh):
+                out.append("    %s: %s," % (json.dumps(k), json.dumps(bh[k])))
+            out.append('    "records": [')
+            recs = b["records"]
+            for n, r in enumerate(recs):
+                out.append("     " + json.dumps(r, sort_keys=True) + ("," if n + 1 < len(recs) else ""))
+            out.append("    ]")
+            out.append("   }" + ("," if j + 1 < len(e["batches"]) else ""))
+        out.append("  ]")
+        out.append(" }" + ("," if i + 1 < len(files) else ""))
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+# -------------------------------------------------------------- snapshots --
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["records", "snapshots"])
+    ap.add_argument("--out")
+    ap.add_argument("--keep-logs")
+    args = ap.parse_args()
+    logs = args.keep_logs or tempfile.mkdtemp(prefix="capture-logs.")
+    os.makedirs(logs, exist_ok=True)
+    if args.what == "records":
+        capture_records(args.out or os.path.join(REPO, "tests", "data", "records"), logs)
+    else:
+        capture_snapshots(args.out or os.path.join(REPO, "tests", "data", "snapshots"), logs)
+    if not args.keep_logs:
+        shutil.rmtree(logs, ignore_errors=True)
+
+
+def capture_snapshots(out_dir, logs):
+    raise NotImplementedError
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""Drive real Python Kafka clients through fixed scenarios (for captures).
+
+    clients.py confluent|kafka-python BOOTSTRAP SCENARIO [ARG...]
+
+Scenarios:
+  records CODEC TOPIC    produce RECORDS (below) to TOPIC partition 0 as one
+                         batch with the codec, then flush
+  admin TOPIC...         create topics (1 partition) with the admin client
+  produce TOPIC          idempotent producer (confluent), a few records
+  consume TOPIC GROUP    consumer group: join, fetch to the end, commit, leave
+  offsets TOPIC          ListOffsets: earliest/latest watermarks
+
+The same record set is used by every client and codec so the decoded
+batches can be compared across clients (see tests/data/records/README.md).
+"""
+
+import sys
+import time
+
+# (key, value, headers, timestamp offset ms): keys and values may be None,
+# header keys repeat, and one header value is None.
+BASE_TS = 1700000000000
+RECORDS = [
+    (b"key-0", b"value-0", [("h1", b"a"), ("h1", b"b"), ("hnull", None)], 0),
+    (None, b"value with a null key", [("h1", b"c")], 1),
+    (b"key-2", None, [], 2),  # tombstone: null value
+    (b"key-3", b"", [("empty", b"")], 3),  # empty, not null, value
+    (b"key-4", b"repeat " * 20, [("h1", b"a"), ("h2", b"\x00\xff")], 250),
+]
+
+
+def die(msg):
+    print(msg, file=sys.stderr)
+    sys.exit(1)
+
+
+# -------------------------------------------------------- confluent-kafka --
+
+def confluent(boot, scenario, args):
+    import confluent_kafka as ck
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    base = {"bootstrap.servers": boot, "client.id": "kafka-sansio-capture"}
+    errors = []
+
+    def dr(err, _msg):
+        if err:
+            errors.append(err)
+
+    if scenario == "records":
+        codec, topic = args
+        p = ck.Producer(dict(base, **{
+            "compression.codec": codec, "linger.ms": 200, "enable.idempotence": True,
+            "acks": "all"}))
+        for k, v, h, dt in RECORDS:
+            p.produce(topic, key=k, value=v, headers=h, partition=0,
+                      timestamp=BASE_TS + dt, on_delivery=dr)
+        if p.flush(30):
+            die("flush timed out")
+    elif scenario == "admin":
+        a = AdminClient(base)
+        fs = a.create_topics([NewTopic(t, num_partitions=1, replication_factor=1)
+                              for t in args], operation_timeout=10)
+        for t, f in fs.items():
+            f.result()
+        md = a.list_topics(timeout=10)
+        print("topics:", sorted(md.topics), file=sys.stderr)
+    elif scenario == "produce":
+        (topic,) = args
+        p = ck.Producer(dict(base, **{"enable.idempotence": True, "linger.ms": 50,
+                                      "compression.codec": "none"}))
+        for i in range(3):
+            p.produce(topic, key=b"k%d" % i, value=b"v%d" % i, partition=0,
+                      headers=[("h", b"x")], on_delivery=dr)
+        if p.flush(30):
+            die("flush timed out")
+    elif scenario == "consume":
+        topic, group = args
+        c = ck.Consumer(dict(base, **{
+            "group.id": group, "auto.offset.reset": "earliest",
+            "enable.auto.commit": False, "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 500, "fetch.wait.max.ms": 100}))
+        c.subscribe([topic])
+        got = 0
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            m = c.poll(0.5)
+            if m is None:
+                if got:
+                    break
+                continue
+            if m.error():
+                continue
+            got += 1
+        if not got:
+            die("consumed nothing")
+        # A synchronous commit, and a sleep long enough for a heartbeat.
+        c.commit(asynchronous=False)
+        time.sleep(1.2)
+        c.committed([ck.TopicPartition(topic, 0)], timeout=10)
+        c.close()
+        print("consumed", got, file=sys.stderr)
+    elif scenario == "offsets":
+        (topic,) = args
+        c = ck.Consumer(dict(base, **{"group.id": "offsets-probe"}))
+        print("watermarks", c.get_watermark_offsets(ck.TopicPartition(topic, 0),
+                                                   timeout=10, cached=False), file=sys.stderr)
+        c.close()
+    else:
+        die("unknown scenario " + scenario)
+    if errors:
+        die("delivery errors: %s" % errors)
+
+
+# ----------------------------------------------------------- kafka-python --
+
+def kafka_python(boot, scenario, args):
+    import kafka
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.admin import NewTopic
+
+    base = {"bootstrap_servers": boot, "client_id": "kafka-sansio-capture"}
+    if scenario == "records":
+        codec, topic = args
+        p = KafkaProducer(**base, compression_type=None if codec == "none" else codec,
+                          linger_ms=200, acks="all")
+        # kafka-python refuses a null header value: those headers are left out.
+        futs = [p.send(topic, key=k, value=v, headers=[(hk, hv) for hk, hv in h if hv is not None],
+                       partition=0, timestamp_ms=BASE_TS + dt)
+                for k, v, h, dt in RECORDS]
+        p.flush(30)
+        for f in futs:
+            f.get(timeout=10)
+        p.close()
+    elif scenario == "admin":
+        a = KafkaAdminClient(**base)
+        a.create_topics([NewTopic(t, 1, 1) for t in args], timeout_ms=10000)
+        print("topics:", sorted(a.list_topics()), file=sys.stderr)
+        a.close()
+    elif scenario == "produce":
+        (topic,) = args
+        p = KafkaProducer(**base, linger_ms=50, acks="all")
+        for i in range(3):
+            p.send(topic, key=b"k%d" % i, value=b"v%d" % i, partition=0, headers=[("h", b"x")])
+        p.flush(30)
+        p.close()
+    elif scenario == "consume":
+        topic, group = args
+        c = KafkaConsumer(topic, **base, group_id=group, auto_offset_reset="earliest",
+                          enable_auto_commit=False, session_timeout_ms=6000,
+                          heartbeat_interval_ms=500, fetch_max_wait_ms=100,
+                          consumer_timeout_ms=8000)
+        got = 0
+        for _m in c:
+            got += 1
+            if got >= 3:
+                break
+        if not got:
+            die("consumed nothing")
+        c.commit()
+        time.sleep(1.2)
+        c.committed(TopicPartition(topic, 0))
+        c.close()
+        print("consumed", got, file=sys.stderr)
+    elif scenario == "offsets":
+        (topic,) = args
+        c = KafkaConsumer(**base)
+        tp = TopicPartition(topic, 0)
+        print("offsets", c.beginning_offsets([tp]), c.end_offsets([tp]), file=sys.stderr)
+        c.close()
+    else:
+        die("unknown scenario " + scenario)
+    print("kafka-python", kafka.__version__, file=sys.stderr)
+
+
+def main():
+    if len(sys.argv) < 4:
+        die(__doc__)
+    client, boot, scenario, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+    if client == "confluent":
+        confluent(boot, scenario, args)
+    elif client == "kafka-python":
+        kafka_python(boot, scenario, args)
+    else:
+        die("unknown client " + client)
+
+
+if __name__ == "__main__":
+    main()
