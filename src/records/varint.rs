@@ -1,0 +1,161 @@
+//! Slice-based zig-zag varints for the record hot path.
+//!
+//! `crate::wire` has the general readers over `Bytes`; records parse a `&[u8]` with a
+//! cursor instead, which lets the common one-byte case cost a compare and a load.
+
+/// Why a varint could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum VarintError {
+    /// The input ended inside the varint.
+    Eof,
+    /// More bytes or value bits than the type allows.
+    Overflow,
+}
+
+/// Reads an unsigned varint of at most `max_bytes` bytes and `bits` value bits.
+#[inline(never)]
+fn read_unsigned_slow(
+    data: &[u8],
+    pos: &mut usize,
+    max_bytes: usize,
+    bits: u32,
+) -> Result<u64, VarintError> {
+    let mut value: u64 = 0;
+    let start = *pos;
+    for i in 0..max_bytes {
+        let Some(&b) = data.get(start + i) else {
+            return Err(VarintError::Eof);
+        };
+        let shift = 7 * i as u32;
+        let chunk = u64::from(b & 0x7f);
+        if shift + 7 > bits && (chunk >> (bits - shift)) != 0 {
+            return Err(VarintError::Overflow);
+        }
+        value |= chunk << shift;
+        if b & 0x80 == 0 {
+            *pos = start + i + 1;
+            return Ok(value);
+        }
+    }
+    Err(VarintError::Overflow)
+}
+
+/// Reads a zig-zag `i32` varint (at most 5 bytes) at `*pos`, advancing it.
+#[inline(always)]
+pub(crate) fn read_varint(data: &[u8], pos: &mut usize) -> Result<i32, VarintError> {
+    let u = match data.get(*pos) {
+        Some(&b) if b < 0x80 => {
+            *pos += 1;
+            u32::from(b)
+        }
+        _ => read_unsigned_slow(data, pos, 5, 32)? as u32,
+    };
+    Ok(((u >> 1) as i32) ^ -((u & 1) as i32))
+}
+
+/// Reads a zig-zag `i64` varlong (at most 10 bytes) at `*pos`, advancing it.
+#[inline(always)]
+pub(crate) fn read_varlong(data: &[u8], pos: &mut usize) -> Result<i64, VarintError> {
+    let u = match data.get(*pos) {
+        Some(&b) if b < 0x80 => {
+            *pos += 1;
+            u64::from(b)
+        }
+        _ => read_unsigned_slow(data, pos, 10, 64)?,
+    };
+    Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
+}
+
+/// Zig-zag encodes an `i32`.
+#[inline(always)]
+pub(crate) fn zigzag32(v: i32) -> u64 {
+    u64::from(((v << 1) ^ (v >> 31)) as u32)
+}
+
+/// Zig-zag encodes an `i64`.
+#[inline(always)]
+pub(crate) fn zigzag64(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+/// Bytes an unsigned varint of `v` takes.
+#[inline(always)]
+pub(crate) fn uvarint_len(v: u64) -> usize {
+    let bits = 64 - (v | 1).leading_zeros() as usize;
+    (bits + 6) / 7
+}
+
+/// Writes the unsigned varint `v` into `out` at `pos`, returning the new position.
+///
+/// `out` must have room for `uvarint_len(v)` bytes after `pos`; the callers size
+/// their stack buffers for the longest encoding.
+#[inline(always)]
+pub(crate) fn put_uvarint(out: &mut [u8], mut pos: usize, mut v: u64) -> usize {
+    while v >= 0x80 {
+        if let Some(slot) = out.get_mut(pos) {
+            *slot = (v as u8) | 0x80;
+        }
+        v >>= 7;
+        pos += 1;
+    }
+    if let Some(slot) = out.get_mut(pos) {
+        *slot = v as u8;
+    }
+    pos + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_edges() {
+        for v in [
+            0i64,
+            1,
+            -1,
+            63,
+            -64,
+            64,
+            i32::MAX as i64,
+            i32::MIN as i64,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let mut buf = [0u8; 10];
+            let n = put_uvarint(&mut buf, 0, zigzag64(v));
+            assert_eq!(n, uvarint_len(zigzag64(v)));
+            let mut pos = 0;
+            assert_eq!(read_varlong(&buf[..n], &mut pos), Ok(v));
+            assert_eq!(pos, n);
+            if let Ok(v32) = i32::try_from(v) {
+                let mut pos = 0;
+                assert_eq!(read_varint(&buf[..n], &mut pos), Ok(v32));
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_overlong_and_wide() {
+        let mut pos = 0;
+        assert_eq!(
+            read_varint(&[0xff, 0xff, 0xff, 0xff, 0x1f], &mut pos),
+            Err(VarintError::Overflow)
+        );
+        let mut pos = 0;
+        assert_eq!(
+            read_varint(&[0x80; 6], &mut pos),
+            Err(VarintError::Overflow)
+        );
+        let mut pos = 0;
+        assert_eq!(
+            read_varlong(&[0x80; 11], &mut pos),
+            Err(VarintError::Overflow)
+        );
+        let mut pos = 0;
+        assert_eq!(read_varlong(&[0x80, 0x80], &mut pos), Err(VarintError::Eof));
+        let mut pos = 0;
+        assert_eq!(read_varint(&[], &mut pos), Err(VarintError::Eof));
+        assert_eq!(pos, 0);
+    }
+}
