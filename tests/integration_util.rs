@@ -211,3 +211,206 @@ impl Client {
         }
     }
 }
+
+// ----- Kafka calls the scenarios share -------------------------------------------
+
+use bytes::{Bytes, BytesMut};
+use kafka_sansio::messages::{
+    FetchRequest, ListOffsetsRequest, MetadataRequest, MetadataResponse, ProduceRequest,
+    fetch_request::{FetchPartition, FetchTopic},
+    list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
+    metadata_request::MetadataRequestTopic,
+    produce_request::{PartitionProduceData, TopicProduceData},
+};
+use kafka_sansio::records::{
+    BatchBuilder, BatchConfig, BatchReader, Compression, DecodeOptions, NewRecord,
+};
+use kafka_sansio::wire::Uuid;
+
+pub const CODECS: [Compression; 5] = [
+    Compression::None,
+    Compression::Gzip,
+    Compression::Snappy,
+    Compression::Lz4,
+    Compression::Zstd,
+];
+
+/// Metadata for one topic (auto-creating it where the broker does that).
+pub fn metadata(client: &Client, topic: &str) -> MetadataResponse {
+    client
+        .send(MetadataRequest {
+            topics: Some(vec![MetadataRequestTopic {
+                name: Some(topic.into()),
+                ..Default::default()
+            }]),
+            allow_auto_topic_creation: true,
+            ..Default::default()
+        })
+        .unwrap()
+}
+
+/// The topic's id and partition count, retrying while the broker creates it.
+pub fn topic_info(client: &Client, topic: &str) -> (Uuid, usize) {
+    for _ in 0..50 {
+        let md = metadata(client, topic);
+        if let Some(t) = md.topics.iter().find(|t| t.name.as_deref() == Some(topic)) {
+            if t.error_code == 0 && !t.partitions.is_empty() {
+                return (t.topic_id, t.partitions.len());
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("topic {topic} never appeared");
+}
+
+/// One record batch holding `values`.
+pub fn batch(values: &[Vec<u8>], compression: Compression, producer: Option<(i64, i16, i32)>) -> Bytes {
+    let mut buf = BytesMut::new();
+    let mut config = BatchConfig {
+        compression,
+        ..BatchConfig::default()
+    };
+    if let Some((id, epoch, seq)) = producer {
+        config.producer_id = id;
+        config.producer_epoch = epoch;
+        config.base_sequence = seq;
+    }
+    let mut b = BatchBuilder::new(&mut buf, &config);
+    for (i, v) in values.iter().enumerate() {
+        let key = format!("k{i}");
+        b.append(&NewRecord::new(1_700_000_000_000 + i as i64).key(key.as_bytes()).value(v))
+            .unwrap();
+    }
+    b.finish().unwrap();
+    buf.freeze()
+}
+
+pub fn produce_request(topic: &str, partition: i32, acks: i16, records: Bytes) -> ProduceRequest {
+    ProduceRequest {
+        acks,
+        timeout_ms: 5000,
+        topic_data: vec![TopicProduceData {
+            name: topic.into(),
+            partition_data: vec![PartitionProduceData {
+                index: partition,
+                records: Some(records),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// Produces with acks=all and returns the base offset.
+pub fn produce(client: &Client, topic: &str, partition: i32, records: Bytes) -> i64 {
+    let resp = client
+        .send(produce_request(topic, partition, -1, records))
+        .unwrap();
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, 0, "produce error {:?}", p);
+    p.base_offset
+}
+
+/// Fetches from `offset` until `count` records were read (or a few tries passed);
+/// returns (offset, key, value) per record.
+pub fn fetch(
+    client: &Client,
+    topic: &str,
+    topic_id: Uuid,
+    partition: i32,
+    offset: i64,
+    count: usize,
+) -> Vec<(i64, Option<Bytes>, Option<Bytes>)> {
+    let mut out = Vec::new();
+    let mut next = offset;
+    for _ in 0..20 {
+        if out.len() >= count {
+            break;
+        }
+        let resp = client
+            .send(FetchRequest {
+                replica_id: -1,
+                max_wait_ms: 100,
+                min_bytes: 1,
+                max_bytes: 8 << 20,
+                topics: vec![FetchTopic {
+                    topic: topic.into(),
+                    topic_id,
+                    partitions: vec![FetchPartition {
+                        partition,
+                        fetch_offset: next,
+                        partition_max_bytes: 4 << 20,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(resp.error_code, 0);
+        for t in &resp.responses {
+            for p in &t.partitions {
+                assert_eq!(p.error_code, 0, "fetch error on {topic}/{partition}");
+                let Some(records) = p.records.clone() else { continue };
+                let opts = DecodeOptions::default();
+                for b in BatchReader::new(records, opts) {
+                    let b = b.unwrap();
+                    for r in b.records(&opts).unwrap() {
+                        let r = r.unwrap();
+                        if r.offset >= next {
+                            next = r.offset + 1;
+                            out.push((r.offset, r.key, r.value));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The latest offset (high watermark) of a partition.
+pub fn latest_offset(client: &Client, topic: &str, partition: i32) -> i64 {
+    let resp = client
+        .send(ListOffsetsRequest {
+            replica_id: -1,
+            topics: vec![ListOffsetsTopic {
+                name: topic.into(),
+                partitions: vec![ListOffsetsPartition {
+                    partition_index: partition,
+                    timestamp: -1,
+                    max_num_offsets: 1,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .unwrap();
+    let p = &resp.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    if p.offset >= 0 { p.offset } else { p.old_style_offsets[0] }
+}
+
+/// Values that differ per codec and per record, some compressible, some not.
+pub fn values(tag: &str, n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let mut v = format!("{tag}-{i}-").into_bytes();
+            v.extend(std::iter::repeat_n(b'a' + (i % 26) as u8, i * 7));
+            v.extend((0..(i * 13) as u32).map(|x| (x.wrapping_mul(2654435761) >> 13) as u8));
+            v
+        })
+        .collect()
+}
+
+pub fn codec_name(c: Compression) -> &'static str {
+    match c {
+        Compression::None => "none",
+        Compression::Gzip => "gzip",
+        Compression::Snappy => "snappy",
+        Compression::Lz4 => "lz4",
+        Compression::Zstd => "zstd",
+    }
+}
