@@ -312,6 +312,15 @@ pub fn produce(client: &Client, topic: &str, partition: i32, records: Bytes) -> 
     p.base_offset
 }
 
+thread_local! {
+    static SEEN_CODECS: std::cell::RefCell<Vec<Compression>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The codecs of the v2 batches [`fetch`] decoded on this thread since the last call.
+pub fn take_seen_codecs() -> Vec<Compression> {
+    SEEN_CODECS.with(|s| std::mem::take(&mut *s.borrow_mut()))
+}
+
 /// Fetches from `offset` until `count` records were read (or a few tries passed);
 /// returns (offset, key, value) per record.
 pub fn fetch(
@@ -356,6 +365,9 @@ pub fn fetch(
                 let opts = DecodeOptions::default();
                 for b in BatchReader::new(records, opts) {
                     let b = b.unwrap();
+                    if let Some(v2) = b.clone().into_v2() {
+                        SEEN_CODECS.with(|s| s.borrow_mut().push(v2.header.compression().unwrap()));
+                    }
                     for r in b.records(&opts).unwrap() {
                         let r = r.unwrap();
                         if r.offset >= next {
