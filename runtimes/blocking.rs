@@ -85,7 +85,10 @@ impl Connection {
     ///
     /// # Errors
     /// The TCP connection fails, or the connection fails before it is ready.
-    pub fn connect(addr: impl ToSocketAddrs + std::fmt::Display, config: Config) -> Result<Self, Error> {
+    pub fn connect(
+        addr: impl ToSocketAddrs + std::fmt::Display,
+        config: Config,
+    ) -> Result<Self, Error> {
         let addr_text = addr.to_string();
         let connect_err = |source| Error::Connect {
             addr: addr_text.clone(),
@@ -94,7 +97,10 @@ impl Connection {
         let mut stream = TcpStream::connect(addr).map_err(connect_err)?;
         let _ = stream.set_nodelay(true);
         let broker = config.broker.clone();
-        let mut core = Core::new(sansio::Connection::new(crate::runtime::with_nonce(config), now()));
+        let mut core = Core::new(sansio::Connection::new(
+            crate::runtime::with_nonce(config),
+            now(),
+        ));
         let mut buf = vec![0; READ_CHUNK];
         // Setup runs on this thread: write, read, repeat until ready.
         while core.closed.is_none() && !(core.ready && core.out.is_empty()) {

@@ -70,8 +70,8 @@ impl Error {
 /// The config with a fresh SCRAM nonce from the operating system if SASL is on and
 /// the nonce was left empty.
 pub(crate) fn with_nonce(mut config: Config) -> Config {
-    if let Some(sasl) = config.sasl.as_mut() {
-        if sasl.nonce.is_empty() {
+    if let Some(sasl) = config.sasl.as_mut().filter(|s| s.nonce.is_empty()) {
+        {
             let mut raw = [0u8; 24];
             // Without OS randomness, fall back to a nonce unique to this process.
             if getrandom::getrandom(&mut raw).is_err() {
@@ -149,7 +149,9 @@ impl Core {
         while let Some(event) = self.conn.poll_event() {
             match event {
                 Event::Ready => self.ready = true,
-                Event::Response(r) => self.notify(r.context.correlation_id, Ok(Outcome::Response(r))),
+                Event::Response(r) => {
+                    self.notify(r.context.correlation_id, Ok(Outcome::Response(r)))
+                }
                 Event::Sent(c) => self.notify(c.correlation_id, Ok(Outcome::Sent(c))),
                 Event::RequestFailed(e) => {
                     let id = e.context.correlation_id;

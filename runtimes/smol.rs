@@ -145,7 +145,10 @@ impl Connection {
     /// The request ends without a response (timeout, unsupported, connection failure),
     /// the response does not decode, or the request is an acks=0 Produce
     /// ([`Error::NoResponse`], after it was written).
-    pub async fn send<R: Request + Send + 'static>(&self, request: R) -> Result<R::Response, Error> {
+    pub async fn send<R: Request + Send + 'static>(
+        &self,
+        request: R,
+    ) -> Result<R::Response, Error> {
         decode::<R>(self.send_with(request, RequestOptions::default()).await?)
     }
 

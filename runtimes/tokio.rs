@@ -59,15 +59,23 @@ impl Connection {
     ///
     /// # Errors
     /// The TCP connection fails, or the connection fails before it is ready.
-    pub async fn connect(addr: impl ToSocketAddrs + std::fmt::Display, config: Config) -> Result<Self, Error> {
+    pub async fn connect(
+        addr: impl ToSocketAddrs + std::fmt::Display,
+        config: Config,
+    ) -> Result<Self, Error> {
         let addr_text = addr.to_string();
-        let stream = TcpStream::connect(addr).await.map_err(|source| Error::Connect {
-            addr: addr_text,
-            source,
-        })?;
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|source| Error::Connect {
+                addr: addr_text,
+                source,
+            })?;
         let _ = stream.set_nodelay(true);
         let broker = config.broker.clone();
-        let mut core = Core::new(sansio::Connection::new(crate::runtime::with_nonce(config), now()));
+        let mut core = Core::new(sansio::Connection::new(
+            crate::runtime::with_nonce(config),
+            now(),
+        ));
         let (tx, rx) = mpsc::unbounded_channel();
         let (reader, writer) = stream.into_split();
         let mut driver = Driver {
@@ -101,7 +109,10 @@ impl Connection {
     /// The request ends without a response (timeout, unsupported, connection failure),
     /// the response does not decode, or the request is an acks=0 Produce
     /// ([`Error::NoResponse`], after it was written).
-    pub async fn send<R: Request + Send + 'static>(&self, request: R) -> Result<R::Response, Error> {
+    pub async fn send<R: Request + Send + 'static>(
+        &self,
+        request: R,
+    ) -> Result<R::Response, Error> {
         decode::<R>(self.send_with(request, RequestOptions::default()).await?)
     }
 
@@ -178,8 +189,12 @@ impl Driver {
             match wake {
                 Wake::Read(Ok(0)) => core.conn.handle_eof(now),
                 Wake::Read(Ok(n)) => core.conn.handle_input(now, &self.buf[..n]),
-                Wake::Read(Err(e)) | Wake::Wrote(Err(e)) => core.conn.handle_transport_error(now, e),
-                Wake::Wrote(Ok(0)) => core.conn.handle_transport_error(now, "socket accepted no bytes"),
+                Wake::Read(Err(e)) | Wake::Wrote(Err(e)) => {
+                    core.conn.handle_transport_error(now, e)
+                }
+                Wake::Wrote(Ok(0)) => core
+                    .conn
+                    .handle_transport_error(now, "socket accepted no bytes"),
                 Wake::Wrote(Ok(n)) => core.advance(n),
                 Wake::Command(Some(c)) => core.submit(now, c.submit, c.notify),
                 Wake::Command(None) => core.conn.close(),

@@ -20,15 +20,15 @@ pub mod messages;
 pub mod records;
 pub mod wire;
 
-#[cfg(any(feature = "tokio", feature = "smol", feature = "blocking"))]
-#[path = "../runtimes/common.rs"]
-pub mod runtime;
-#[cfg(feature = "tokio")]
-#[path = "../runtimes/tokio.rs"]
-pub mod tokio_runtime;
-#[cfg(feature = "smol")]
-#[path = "../runtimes/smol.rs"]
-pub mod smol_runtime;
 #[cfg(feature = "blocking")]
 #[path = "../runtimes/blocking.rs"]
 pub mod blocking_runtime;
+#[cfg(any(feature = "tokio", feature = "smol", feature = "blocking"))]
+#[path = "../runtimes/common.rs"]
+pub mod runtime;
+#[cfg(feature = "smol")]
+#[path = "../runtimes/smol.rs"]
+pub mod smol_runtime;
+#[cfg(feature = "tokio")]
+#[path = "../runtimes/tokio.rs"]
+pub mod tokio_runtime;

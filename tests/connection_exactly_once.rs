@@ -13,7 +13,10 @@ use util::*;
 
 #[derive(Debug, Clone)]
 enum Step {
-    Send { acks0: bool, timeout_ms: u64 },
+    Send {
+        acks0: bool,
+        timeout_ms: u64,
+    },
     /// Answer the oldest unanswered request the broker has seen.
     Answer,
     /// Answer a request out of turn (fatal).

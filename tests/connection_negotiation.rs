@@ -37,16 +37,25 @@ fn ready_picks_highest_common_version_per_api() {
         now,
         &answer(
             &req,
-            &versions(&[(ApiKey::ApiVersions, 0, 4), (ApiKey::Metadata, 1, 9), (ApiKey::Fetch, 0, 99)]),
+            &versions(&[
+                (ApiKey::ApiVersions, 0, 4),
+                (ApiKey::Metadata, 1, 9),
+                (ApiKey::Fetch, 0, 99),
+            ]),
         ),
     );
     assert_eq!(events(&mut conn), vec![Event::Ready]);
     assert_eq!(conn.version_for(ApiKey::Metadata), Some(9));
     // the broker's 99 is capped at the newest Fetch we can encode
-    assert_eq!(conn.version_for(ApiKey::Fetch), Some(FetchRequest::VALID_VERSIONS.max));
+    assert_eq!(
+        conn.version_for(ApiKey::Fetch),
+        Some(FetchRequest::VALID_VERSIONS.max)
+    );
     assert_eq!(conn.version_for(ApiKey::Produce), None);
     assert_eq!(
-        conn.broker_versions().unwrap().get(&(ApiKey::Metadata as i16)),
+        conn.broker_versions()
+            .unwrap()
+            .get(&(ApiKey::Metadata as i16)),
         Some(&VersionRange { min: 1, max: 9 })
     );
 }
@@ -59,15 +68,29 @@ fn requests_sent_before_negotiation_wait_then_use_negotiated_version() {
     let hello = take_one(&mut conn);
     assert_eq!(hello.api_key, ApiKey::ApiVersions);
     assert_eq!(conn.queued(), 1);
-    conn.handle_input(now, &answer(&hello, &versions(&[(ApiKey::Metadata, 0, 7), (ApiKey::ApiVersions, 0, 4)])));
+    conn.handle_input(
+        now,
+        &answer(
+            &hello,
+            &versions(&[(ApiKey::Metadata, 0, 7), (ApiKey::ApiVersions, 0, 4)]),
+        ),
+    );
     let req = take_one(&mut conn);
-    assert_eq!((req.api_key, req.version(), req.id()), (ApiKey::Metadata, 7, id));
+    assert_eq!(
+        (req.api_key, req.version(), req.id()),
+        (ApiKey::Metadata, 7, id)
+    );
     conn.handle_input(now, &answer(&req, &MetadataResponse::default()));
     let ev = events(&mut conn);
     assert_eq!(ev[0], Event::Ready);
-    let Event::Response(resp) = &ev[1] else { panic!("{ev:?}") };
+    let Event::Response(resp) = &ev[1] else {
+        panic!("{ev:?}")
+    };
     assert_eq!(resp.api_version(), 7);
-    assert_eq!(resp.decode::<MetadataRequest>().unwrap(), MetadataResponse::default());
+    assert_eq!(
+        resp.decode::<MetadataRequest>().unwrap(),
+        MetadataResponse::default()
+    );
 }
 
 /// Error 35 as a real Kafka broker sends it: a v0 body listing its ApiVersions range.
@@ -151,7 +174,9 @@ fn fallback_never_loops() {
     }
     assert_eq!(seen, vec![4, 3, 2, 1, 0]);
     let ev = events(&mut conn);
-    let Some(Event::Closed(e)) = ev.last() else { panic!("{ev:?}") };
+    let Some(Event::Closed(e)) = ev.last() else {
+        panic!("{ev:?}")
+    };
     assert_eq!(e.kind, ConnectionErrorKind::VersionFallbackLoop { from: 0 });
     assert!(e.is_remote());
 }
@@ -165,10 +190,14 @@ fn other_api_versions_error_is_fatal_and_fails_queued_requests() {
     conn.handle_input(now, &raw_frame(first.id(), 0, &(-1i16).to_be_bytes()));
     let ev = events(&mut conn);
     assert_eq!(ev.len(), 2, "{ev:?}");
-    let Event::RequestFailed(f) = &ev[0] else { panic!("{ev:?}") };
+    let Event::RequestFailed(f) = &ev[0] else {
+        panic!("{ev:?}")
+    };
     assert_eq!(f.context.correlation_id, id);
     assert!(matches!(f.kind, RequestErrorKind::Connection(_)));
-    let Event::Closed(e) = &ev[1] else { panic!("{ev:?}") };
+    let Event::Closed(e) = &ev[1] else {
+        panic!("{ev:?}")
+    };
     assert_eq!(
         e.kind,
         ConnectionErrorKind::ApiVersions {
@@ -187,10 +216,13 @@ fn undecodable_api_versions_is_fatal() {
     let first = take_one(&mut conn);
     conn.handle_input(now, &raw_frame(first.id(), 0, &[0, 0, 0xff]));
     let ev = events(&mut conn);
-    assert!(matches!(
-        &ev[..],
-        [Event::Closed(e)] if matches!(e.kind, ConnectionErrorKind::ApiVersionsDecode { version: 4, .. })
-    ), "{ev:?}");
+    assert!(
+        matches!(
+            &ev[..],
+            [Event::Closed(e)] if matches!(e.kind, ConnectionErrorKind::ApiVersionsDecode { version: 4, .. })
+        ),
+        "{ev:?}"
+    );
 }
 
 #[test]
@@ -199,7 +231,13 @@ fn unsupported_api_and_disjoint_versions_end_the_request_clearly() {
     let mut conn = Connection::new(Config::new("b"), now);
     let hello = take_one(&mut conn);
     // Metadata only at versions beyond ours; no SaslHandshake at all
-    conn.handle_input(now, &answer(&hello, &versions(&[(ApiKey::ApiVersions, 0, 4), (ApiKey::Metadata, 50, 60)])));
+    conn.handle_input(
+        now,
+        &answer(
+            &hello,
+            &versions(&[(ApiKey::ApiVersions, 0, 4), (ApiKey::Metadata, 50, 60)]),
+        ),
+    );
     let _ = events(&mut conn);
     let a = conn.send(now, SaslHandshakeRequest::default()).unwrap();
     let b = conn.send(now, MetadataRequest::default()).unwrap();
@@ -212,7 +250,9 @@ fn unsupported_api_and_disjoint_versions_end_the_request_clearly() {
         })
         .collect();
     assert_eq!(kinds[0], (a, RequestErrorKind::UnsupportedApi));
-    assert!(matches!(kinds[1], (id, RequestErrorKind::NoCommonVersion { theirs: VersionRange { min: 50, max: 60 }, .. }) if id == b));
+    assert!(
+        matches!(kinds[1], (id, RequestErrorKind::NoCommonVersion { theirs: VersionRange { min: 50, max: 60 }, .. }) if id == b)
+    );
     assert!(conn.poll_transmit().is_none());
     assert!(conn.is_ready(), "a request error is not a connection error");
 }
@@ -221,7 +261,11 @@ fn unsupported_api_and_disjoint_versions_end_the_request_clearly() {
 fn caller_can_cap_the_version() {
     let now = t0();
     let mut conn = ready(Config::new("b"), now);
-    conn.send_with(now, MetadataRequest::default(), RequestOptions::max_version(4))
-        .unwrap();
+    conn.send_with(
+        now,
+        MetadataRequest::default(),
+        RequestOptions::max_version(4),
+    )
+    .unwrap();
     assert_eq!(take_one(&mut conn).version(), 4);
 }

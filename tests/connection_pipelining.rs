@@ -7,7 +7,9 @@ mod util;
 
 use kafka_sansio::connection::frame::FrameError;
 use kafka_sansio::connection::{Config, ConnectionErrorKind, Event, RequestErrorKind};
-use kafka_sansio::messages::{ApiKey, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse};
+use kafka_sansio::messages::{
+    ApiKey, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
+};
 use util::*;
 
 #[test]
@@ -51,7 +53,9 @@ fn out_of_order_response_is_fatal_and_ends_everything_once() {
     let mut conn = ready(Config::new("b"), now);
     let mut ledger = Ledger::default();
     for _ in 0..7 {
-        ledger.sent.push(conn.send(now, MetadataRequest::default()).unwrap());
+        ledger
+            .sent
+            .push(conn.send(now, MetadataRequest::default()).unwrap());
     }
     let reqs = take_requests(&mut conn);
     assert_eq!(reqs.len(), 5);
@@ -59,7 +63,9 @@ fn out_of_order_response_is_fatal_and_ends_everything_once() {
     let ev = events(&mut conn);
     ledger.record(&ev);
     ledger.assert_all_ended();
-    let Some(Event::Closed(e)) = ev.last() else { panic!("{ev:?}") };
+    let Some(Event::Closed(e)) = ev.last() else {
+        panic!("{ev:?}")
+    };
     assert_eq!(
         e.kind,
         ConnectionErrorKind::CorrelationMismatch {
@@ -90,11 +96,16 @@ fn acks0_produce_ends_when_written_and_needs_no_response() {
     let fire = conn.send(now, produce(0)).unwrap();
     let md = conn.send(now, MetadataRequest::default()).unwrap();
     ledger.sent.extend([fire, md]);
-    assert!(events(&mut conn).is_empty(), "not ended before it is handed out");
+    assert!(
+        events(&mut conn).is_empty(),
+        "not ended before it is handed out"
+    );
     let reqs = take_requests(&mut conn);
     assert_eq!(reqs[0].api_key, ApiKey::Produce);
     let ev = events(&mut conn);
-    assert!(matches!(&ev[..], [Event::Sent(c)] if c.correlation_id == fire && c.api_key == ApiKey::Produce));
+    assert!(
+        matches!(&ev[..], [Event::Sent(c)] if c.correlation_id == fire && c.api_key == ApiKey::Produce)
+    );
     ledger.record(&ev);
     // Kafka sends nothing for acks=0: the next response is Metadata's
     conn.handle_input(now, &answer(&reqs[1], &MetadataResponse::default()));
@@ -117,7 +128,10 @@ fn acks0_produce_answered_anyway_is_tolerated() {
     conn.handle_input(now, &answer(&reqs[0], &ProduceResponse::default()));
     conn.handle_input(now, &answer(&reqs[1], &MetadataResponse::default()));
     let ev = events(&mut conn);
-    assert!(matches!(&ev[..], [Event::Response(r)] if r.context.correlation_id == md), "{ev:?}");
+    assert!(
+        matches!(&ev[..], [Event::Response(r)] if r.context.correlation_id == md),
+        "{ev:?}"
+    );
     assert!(conn.is_ready());
 }
 
@@ -153,14 +167,24 @@ fn oversized_frame_is_fatal_before_its_body_arrives() {
     config.max_frame_size = 1024;
     let mut conn = ready(config, now);
     let mut ledger = Ledger::default();
-    ledger.sent.push(conn.send(now, MetadataRequest::default()).unwrap());
+    ledger
+        .sent
+        .push(conn.send(now, MetadataRequest::default()).unwrap());
     let _ = take_requests(&mut conn);
     conn.handle_input(now, &2048i32.to_be_bytes());
     let ev = events(&mut conn);
     ledger.record(&ev);
     ledger.assert_all_ended();
-    let Some(Event::Closed(e)) = ev.last() else { panic!("{ev:?}") };
-    assert_eq!(e.kind, ConnectionErrorKind::Frame(FrameError::TooLarge { size: 2048, max: 1024 }));
+    let Some(Event::Closed(e)) = ev.last() else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(
+        e.kind,
+        ConnectionErrorKind::Frame(FrameError::TooLarge {
+            size: 2048,
+            max: 1024
+        })
+    );
 }
 
 #[test]
@@ -170,7 +194,13 @@ fn responses_split_at_every_byte_still_decode() {
     let a = conn.send(now, MetadataRequest::default()).unwrap();
     let b = conn.send(now, MetadataRequest::default()).unwrap();
     let reqs = take_requests(&mut conn);
-    let mut stream = answer(&reqs[0], &MetadataResponse { cluster_id: Some("c1".into()), ..Default::default() });
+    let mut stream = answer(
+        &reqs[0],
+        &MetadataResponse {
+            cluster_id: Some("c1".into()),
+            ..Default::default()
+        },
+    );
     stream.extend(answer(&reqs[1], &MetadataResponse::default()));
     for byte in &stream {
         conn.handle_input(now, std::slice::from_ref(byte));
@@ -184,8 +214,13 @@ fn responses_split_at_every_byte_still_decode() {
         })
         .collect();
     assert_eq!(ids, [a, b]);
-    let Event::Response(r) = &ev[0] else { unreachable!() };
-    assert_eq!(r.decode::<MetadataRequest>().unwrap().cluster_id.as_deref(), Some("c1"));
+    let Event::Response(r) = &ev[0] else {
+        unreachable!()
+    };
+    assert_eq!(
+        r.decode::<MetadataRequest>().unwrap().cluster_id.as_deref(),
+        Some("c1")
+    );
     // decoding as the wrong type is refused
     assert!(r.decode::<ProduceRequest>().is_err());
 }
@@ -196,7 +231,9 @@ fn eof_mid_frame_fails_all_outstanding_once() {
     let mut conn = ready(Config::new("b"), now);
     let mut ledger = Ledger::default();
     for _ in 0..8 {
-        ledger.sent.push(conn.send(now, MetadataRequest::default()).unwrap());
+        ledger
+            .sent
+            .push(conn.send(now, MetadataRequest::default()).unwrap());
     }
     let reqs = take_requests(&mut conn);
     let frame = answer(&reqs[0], &MetadataResponse::default());
@@ -205,10 +242,17 @@ fn eof_mid_frame_fails_all_outstanding_once() {
     let ev = events(&mut conn);
     ledger.record(&ev);
     ledger.assert_all_ended();
-    let Some(Event::Closed(e)) = ev.last() else { panic!("{ev:?}") };
-    assert_eq!(e.kind, ConnectionErrorKind::ClosedByPeer { mid_frame: true });
+    let Some(Event::Closed(e)) = ev.last() else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(
+        e.kind,
+        ConnectionErrorKind::ClosedByPeer { mid_frame: true }
+    );
     for e in &ev[..ev.len() - 1] {
-        assert!(matches!(e, Event::RequestFailed(f) if matches!(f.kind, RequestErrorKind::Connection(_))));
+        assert!(
+            matches!(e, Event::RequestFailed(f) if matches!(f.kind, RequestErrorKind::Connection(_)))
+        );
     }
 }
 
@@ -220,7 +264,12 @@ fn local_close_is_not_remote() {
     conn.close();
     let ev = events(&mut conn);
     assert!(matches!(&ev[0], Event::RequestFailed(f) if f.context.correlation_id == id));
-    let Event::Closed(e) = &ev[1] else { panic!("{ev:?}") };
+    let Event::Closed(e) = &ev[1] else {
+        panic!("{ev:?}")
+    };
     assert!(!e.is_remote());
-    assert!(conn.poll_transmit().is_none(), "unwritten bytes are dropped on close");
+    assert!(
+        conn.poll_transmit().is_none(),
+        "unwritten bytes are dropped on close"
+    );
 }

@@ -52,7 +52,10 @@ fn plain_authenticates_before_ready() {
     assert!(events(&mut conn).is_empty(), "not ready during SASL");
     conn.handle_input(now, &answer(&hs, &SaslHandshakeResponse::default()));
     let auth = take_one(&mut conn);
-    assert_eq!((auth.api_key, auth.version()), (ApiKey::SaslAuthenticate, 2));
+    assert_eq!(
+        (auth.api_key, auth.version()),
+        (ApiKey::SaslAuthenticate, 2)
+    );
     assert_eq!(
         auth.decode::<SaslAuthenticateRequest>().auth_bytes.as_ref(),
         b"\0alice\0s3cret"
@@ -68,15 +71,26 @@ fn plain_authenticates_before_ready() {
 fn scram_sha256_rfc7677_transcript() {
     let now = t0();
     let mut conn = Connection::new(
-        config(SaslMechanism::ScramSha256, "user", "pencil", "rOprNGfwEbeRWgbNEkqO"),
+        config(
+            SaslMechanism::ScramSha256,
+            "user",
+            "pencil",
+            "rOprNGfwEbeRWgbNEkqO",
+        ),
         now,
     );
     let hs = to_handshake(&mut conn, now);
-    assert_eq!(hs.decode::<SaslHandshakeRequest>().mechanism, "SCRAM-SHA-256");
+    assert_eq!(
+        hs.decode::<SaslHandshakeRequest>().mechanism,
+        "SCRAM-SHA-256"
+    );
     conn.handle_input(now, &answer(&hs, &SaslHandshakeResponse::default()));
     let first = take_one(&mut conn);
     assert_eq!(
-        first.decode::<SaslAuthenticateRequest>().auth_bytes.as_ref(),
+        first
+            .decode::<SaslAuthenticateRequest>()
+            .auth_bytes
+            .as_ref(),
         b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO"
     );
     conn.handle_input(
@@ -92,7 +106,13 @@ fn scram_sha256_rfc7677_transcript() {
         &b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="[..]
     );
     assert!(!conn.is_ready());
-    conn.handle_input(now, &answer(&fin, &auth_ok(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")));
+    conn.handle_input(
+        now,
+        &answer(
+            &fin,
+            &auth_ok(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="),
+        ),
+    );
     assert_eq!(events(&mut conn), vec![Event::Ready]);
     assert!(conn.is_ready());
 }
@@ -115,17 +135,32 @@ fn scram_to_final(conn: &mut Connection, now: std::time::Instant) -> Seen {
 fn impostor_server_signature_fails_the_connection_and_its_queue() {
     let now = t0();
     let mut conn = Connection::new(
-        config(SaslMechanism::ScramSha256, "user", "pencil", "rOprNGfwEbeRWgbNEkqO"),
+        config(
+            SaslMechanism::ScramSha256,
+            "user",
+            "pencil",
+            "rOprNGfwEbeRWgbNEkqO",
+        ),
         now,
     );
     let mut ledger = Ledger::default();
-    ledger.sent.push(conn.send(now, MetadataRequest::default()).unwrap());
+    ledger
+        .sent
+        .push(conn.send(now, MetadataRequest::default()).unwrap());
     let fin = scram_to_final(&mut conn, now);
-    conn.handle_input(now, &answer(&fin, &auth_ok(b"v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")));
+    conn.handle_input(
+        now,
+        &answer(
+            &fin,
+            &auth_ok(b"v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+        ),
+    );
     let ev = events(&mut conn);
     ledger.record(&ev);
     ledger.assert_all_ended();
-    let Some(Event::Closed(e)) = ev.last() else { panic!("{ev:?}") };
+    let Some(Event::Closed(e)) = ev.last() else {
+        panic!("{ev:?}")
+    };
     assert!(matches!(e.kind, ConnectionErrorKind::Sasl(_)), "{e}");
     assert!(!ev.contains(&Event::Ready));
 }
@@ -147,7 +182,9 @@ fn refused_mechanism_reports_what_the_broker_offers() {
         ),
     );
     let ev = events(&mut conn);
-    let [Event::Closed(e)] = &ev[..] else { panic!("{ev:?}") };
+    let [Event::Closed(e)] = &ev[..] else {
+        panic!("{ev:?}")
+    };
     assert_eq!(
         e.kind,
         ConnectionErrorKind::SaslMechanism {
@@ -177,7 +214,9 @@ fn authentication_error_carries_the_broker_message() {
         ),
     );
     let ev = events(&mut conn);
-    let [Event::Closed(e)] = &ev[..] else { panic!("{ev:?}") };
+    let [Event::Closed(e)] = &ev[..] else {
+        panic!("{ev:?}")
+    };
     assert_eq!(
         e.kind,
         ConnectionErrorKind::SaslAuthentication {
@@ -192,8 +231,16 @@ fn broker_without_sasl_apis_fails_clearly() {
     let now = t0();
     let mut conn = Connection::new(config(SaslMechanism::Plain, "u", "p", ""), now);
     let hello = take_one(&mut conn);
-    conn.handle_input(now, &answer(&hello, &versions(&[(ApiKey::ApiVersions, 0, 2), (ApiKey::Metadata, 0, 2)])));
+    conn.handle_input(
+        now,
+        &answer(
+            &hello,
+            &versions(&[(ApiKey::ApiVersions, 0, 2), (ApiKey::Metadata, 0, 2)]),
+        ),
+    );
     let ev = events(&mut conn);
-    let [Event::Closed(e)] = &ev[..] else { panic!("{ev:?}") };
+    let [Event::Closed(e)] = &ev[..] else {
+        panic!("{ev:?}")
+    };
     assert_eq!(e.kind, ConnectionErrorKind::SaslUnsupported);
 }

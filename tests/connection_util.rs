@@ -56,7 +56,8 @@ pub fn take_requests(conn: &mut Connection) -> Vec<Seen> {
         let key = i16::from_be_bytes([frame[0], frame[1]]);
         let version = i16::from_be_bytes([frame[2], frame[3]]);
         let api_key = ApiKey::try_from(key).unwrap();
-        let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version)).unwrap();
+        let header =
+            RequestHeader::decode(&mut frame, api_key.request_header_version(version)).unwrap();
         out.push(Seen {
             header,
             api_key,

@@ -16,13 +16,25 @@ use util::*;
 /// Consumes a whole partition with kcat, CRCs checked; returns (offset, value) pairs.
 fn kcat_consume(kcat: &str, bootstrap: &str, topic: &str, partition: i32) -> Vec<(i64, Vec<u8>)> {
     let out = Command::new(kcat)
-        .args(["-C", "-b", bootstrap, "-t", topic, "-p", &partition.to_string()])
+        .args([
+            "-C",
+            "-b",
+            bootstrap,
+            "-t",
+            topic,
+            "-p",
+            &partition.to_string(),
+        ])
         .args(["-o", "beginning", "-e", "-q", "-X", "check.crcs=true"])
         .args(["-f", "%o %S\n%s\n"])
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(out.status.success(), "kcat -C failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kcat -C failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut rest = &out.stdout[..];
     let mut records = Vec::new();
     while !rest.is_empty() {
@@ -70,7 +82,19 @@ fn we_read_what_kcat_writes_in_every_codec() {
             .map(|j| format!("{}-{j}-{}", codec_name(codec), "xyz".repeat(j)))
             .collect();
         let mut child = Command::new(&kcat)
-            .args(["-P", "-b", &boot, "-t", "theirs", "-p", &i.to_string(), "-z", codec_name(codec), "-K", ":"])
+            .args([
+                "-P",
+                "-b",
+                &boot,
+                "-t",
+                "theirs",
+                "-p",
+                &i.to_string(),
+                "-z",
+                codec_name(codec),
+                "-K",
+                ":",
+            ])
             .args(["-X", "linger.ms=50"])
             .stdin(Stdio::piped())
             .spawn()
@@ -85,7 +109,10 @@ fn we_read_what_kcat_writes_in_every_codec() {
         let _ = take_seen_codecs();
         let got = fetch(&client, "theirs", topic_id, i as i32, 0, lines.len());
         let codecs = take_seen_codecs();
-        assert!(!codecs.is_empty() && codecs.iter().all(|c| *c == codec), "kcat wrote {codecs:?}, asked for {codec:?}");
+        assert!(
+            !codecs.is_empty() && codecs.iter().all(|c| *c == codec),
+            "kcat wrote {codecs:?}, asked for {codec:?}"
+        );
         assert_eq!(got.len(), lines.len(), "{codec:?}");
         for (j, (offset, key, value)) in got.into_iter().enumerate() {
             assert_eq!(offset, j as i64);

@@ -19,7 +19,12 @@ use util::*;
 fn tansu_roundtrip_through_every_adapter() {
     let tansu = Tansu::start();
     for adapter in ADAPTERS {
-        let client = Client::connect(adapter, &tansu.addr, Config::new(format!("tansu/{adapter:?}"))).unwrap();
+        let client = Client::connect(
+            adapter,
+            &tansu.addr,
+            Config::new(format!("tansu/{adapter:?}")),
+        )
+        .unwrap();
         let topic = format!("tansu-{adapter:?}").to_lowercase();
         let created = client
             .send(CreateTopicsRequest {
@@ -41,7 +46,11 @@ fn tansu_roundtrip_through_every_adapter() {
             let vals = values(codec_name(codec), 25);
             let base = produce(&client, &topic, partition, batch(&vals, codec, None));
             let got = fetch(&client, &topic, topic_id, partition, base, vals.len());
-            let got_vals: Vec<Vec<u8>> = got.iter().take(vals.len()).map(|(_, _, v)| v.clone().unwrap().to_vec()).collect();
+            let got_vals: Vec<Vec<u8>> = got
+                .iter()
+                .take(vals.len())
+                .map(|(_, _, v)| v.clone().unwrap().to_vec())
+                .collect();
             assert_eq!(got_vals, vals, "{adapter:?} {codec:?}: payloads differ");
             assert_eq!(got[0].0, base);
             // tansu's LATEST can lag (see real-peers.md); it must at least answer
@@ -57,7 +66,16 @@ fn tansu_roundtrip_through_every_adapter() {
             .unwrap();
         assert_eq!(pid.error_code, 0);
         let vals = values("idem", 4);
-        let base = produce(&client, &topic, 0, batch(&vals, Compression::Snappy, Some((pid.producer_id, pid.producer_epoch, 0))));
+        let base = produce(
+            &client,
+            &topic,
+            0,
+            batch(
+                &vals,
+                Compression::Snappy,
+                Some((pid.producer_id, pid.producer_epoch, 0)),
+            ),
+        );
         assert_eq!(fetch(&client, &topic, topic_id, 0, base, 4).len(), 4);
         let fc = client
             .send(FindCoordinatorRequest {
@@ -65,7 +83,10 @@ fn tansu_roundtrip_through_every_adapter() {
                 ..Default::default()
             })
             .unwrap();
-        let err = fc.coordinators.first().map_or(fc.error_code, |c| c.error_code);
+        let err = fc
+            .coordinators
+            .first()
+            .map_or(fc.error_code, |c| c.error_code);
         assert_eq!(err, 0, "{fc:?}");
     }
 }

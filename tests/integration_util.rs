@@ -112,7 +112,10 @@ impl Tansu {
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
         let addr = line.trim().to_owned();
-        assert!(addr.starts_with("127.0.0.1:"), "tansu launcher printed {line:?}");
+        assert!(
+            addr.starts_with("127.0.0.1:"),
+            "tansu launcher printed {line:?}"
+        );
         Tansu { child, addr }
     }
 }
@@ -156,7 +159,10 @@ pub const ADAPTERS: [Adapter; 3] = [Adapter::Tokio, Adapter::Smol, Adapter::Bloc
 
 /// One synchronous face over the three adapters.
 pub enum Client {
-    Tokio(Arc<tokio::runtime::Runtime>, kafka_sansio::tokio_runtime::Connection),
+    Tokio(
+        Arc<tokio::runtime::Runtime>,
+        kafka_sansio::tokio_runtime::Connection,
+    ),
     Smol(kafka_sansio::smol_runtime::Connection),
     Blocking(kafka_sansio::blocking_runtime::Connection),
 }
@@ -253,10 +259,10 @@ pub fn metadata(client: &Client, topic: &str) -> MetadataResponse {
 pub fn topic_info(client: &Client, topic: &str) -> (Uuid, usize) {
     for _ in 0..50 {
         let md = metadata(client, topic);
-        if let Some(t) = md.topics.iter().find(|t| t.name.as_deref() == Some(topic)) {
-            if t.error_code == 0 && !t.partitions.is_empty() {
-                return (t.topic_id, t.partitions.len());
-            }
+        if let Some(t) = md.topics.iter().find(|t| {
+            t.name.as_deref() == Some(topic) && t.error_code == 0 && !t.partitions.is_empty()
+        }) {
+            return (t.topic_id, t.partitions.len());
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
@@ -264,7 +270,11 @@ pub fn topic_info(client: &Client, topic: &str) -> (Uuid, usize) {
 }
 
 /// One record batch holding `values`.
-pub fn batch(values: &[Vec<u8>], compression: Compression, producer: Option<(i64, i16, i32)>) -> Bytes {
+pub fn batch(
+    values: &[Vec<u8>],
+    compression: Compression,
+    producer: Option<(i64, i16, i32)>,
+) -> Bytes {
     let mut buf = BytesMut::new();
     let mut config = BatchConfig {
         compression,
@@ -278,8 +288,12 @@ pub fn batch(values: &[Vec<u8>], compression: Compression, producer: Option<(i64
     let mut b = BatchBuilder::new(&mut buf, &config);
     for (i, v) in values.iter().enumerate() {
         let key = format!("k{i}");
-        b.append(&NewRecord::new(1_700_000_000_000 + i as i64).key(key.as_bytes()).value(v))
-            .unwrap();
+        b.append(
+            &NewRecord::new(1_700_000_000_000 + i as i64)
+                .key(key.as_bytes())
+                .value(v),
+        )
+        .unwrap();
     }
     b.finish().unwrap();
     buf.freeze()
@@ -361,7 +375,9 @@ pub fn fetch(
         for t in &resp.responses {
             for p in &t.partitions {
                 assert_eq!(p.error_code, 0, "fetch error on {topic}/{partition}");
-                let Some(records) = p.records.clone() else { continue };
+                let Some(records) = p.records.clone() else {
+                    continue;
+                };
                 let opts = DecodeOptions::default();
                 for b in BatchReader::new(records, opts) {
                     let b = b.unwrap();
@@ -402,7 +418,11 @@ pub fn latest_offset(client: &Client, topic: &str, partition: i32) -> i64 {
         .unwrap();
     let p = &resp.topics[0].partitions[0];
     assert_eq!(p.error_code, 0);
-    if p.offset >= 0 { p.offset } else { p.old_style_offsets[0] }
+    if p.offset >= 0 {
+        p.offset
+    } else {
+        p.old_style_offsets[0]
+    }
 }
 
 /// Values that differ per codec and per record, some compressible, some not.

@@ -125,6 +125,7 @@ pub fn put_frame(out: &mut BytesMut, body: &[u8]) -> Result<(), FrameError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

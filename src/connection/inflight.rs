@@ -157,6 +157,7 @@ impl<T> InFlight<T> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::time::Duration;
@@ -219,8 +220,12 @@ mod tests {
         f.push(entry(2, true, Some(t0 + Duration::from_secs(2))));
         assert_eq!(f.next_deadline(), Some(t0 + Duration::from_secs(1)));
         let mut ended = Vec::new();
-        f.expire(t0 + Duration::from_secs(1), |e| ended.push(e.correlation_id));
-        f.expire(t0 + Duration::from_secs(1), |e| ended.push(e.correlation_id));
+        f.expire(t0 + Duration::from_secs(1), |e| {
+            ended.push(e.correlation_id)
+        });
+        f.expire(t0 + Duration::from_secs(1), |e| {
+            ended.push(e.correlation_id)
+        });
         assert_eq!(ended, [1]);
         assert_eq!(f.awaiting(), 1);
         assert_eq!(f.occupied(), 2);

@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ErrorCode, ProduceRequest,
-    ProduceResponse, Request, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
-    SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ErrorCode, ProduceRequest, ProduceResponse,
+    Request, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse,
+    SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use crate::wire::{ByteString, EncodeError, Message, VersionRange};
 
@@ -146,11 +146,9 @@ impl Response {
             });
         }
         let mut body = self.body.clone();
-        R::Response::decode(&mut body, self.api_version()).map_err(|source| {
-            ResponseError::Decode {
-                context: self.context.clone(),
-                source,
-            }
+        R::Response::decode(&mut body, self.api_version()).map_err(|source| ResponseError::Decode {
+            context: self.context.clone(),
+            source,
         })
     }
 }
@@ -529,7 +527,12 @@ impl Connection {
         let mut setup_expired = None;
         self.in_flight.expire(now, |e| {
             if e.data.purpose == Purpose::User {
-                expired.push((e.correlation_id, e.data.api_key, e.data.api_version, e.data.timeout));
+                expired.push((
+                    e.correlation_id,
+                    e.data.api_key,
+                    e.data.api_version,
+                    e.data.timeout,
+                ));
             } else {
                 setup_expired = Some((e.data.api_key, e.data.api_version));
             }
@@ -607,7 +610,12 @@ impl Connection {
         id
     }
 
-    fn context(&self, api_key: ApiKey, api_version: Option<i16>, id: CorrelationId) -> RequestContext {
+    fn context(
+        &self,
+        api_key: ApiKey,
+        api_version: Option<i16>,
+        id: CorrelationId,
+    ) -> RequestContext {
         RequestContext {
             api_key,
             api_version,
@@ -696,12 +704,16 @@ impl Connection {
     fn send_api_versions(&mut self, now: Instant, version: i16) {
         let request = ApiVersionsRequest {
             client_software_name: ByteString::from(self.config.client_software_name.as_str()),
-            client_software_version: ByteString::from(
-                self.config.client_software_version.as_str(),
-            ),
+            client_software_version: ByteString::from(self.config.client_software_version.as_str()),
             ..Default::default()
         };
-        self.send_setup(now, ApiKey::ApiVersions, version, Purpose::ApiVersions, &request);
+        self.send_setup(
+            now,
+            ApiKey::ApiVersions,
+            version,
+            Purpose::ApiVersions,
+            &request,
+        );
     }
 
     /// Writes queued requests while the connection is ready, unthrottled and under the
@@ -717,7 +729,9 @@ impl Connection {
             self.throttled_until = None;
         }
         while self.in_flight.occupied() < self.config.max_in_flight.max(1) {
-            let Some(q) = self.queue.pop_front() else { break };
+            let Some(q) = self.queue.pop_front() else {
+                break;
+            };
             let api_key = q.request.api_key();
             let ours = match q.max_version {
                 Some(cap) => VersionRange {
@@ -741,7 +755,9 @@ impl Connection {
             let version = common.max;
             let id = q.correlation_id;
             let request = &q.request;
-            if let Err(e) = self.encode_frame(api_key, version, id, &|b, v| request.encode_body(b, v)) {
+            if let Err(e) =
+                self.encode_frame(api_key, version, id, &|b, v| request.encode_body(b, v))
+            {
                 let context = self.context(api_key, Some(version), id);
                 self.events.push_back(Event::RequestFailed(RequestError {
                     context,
@@ -770,13 +786,15 @@ impl Connection {
 
     fn handle_frame(&mut self, now: Instant, mut frame: Bytes) {
         if frame.len() < 4 {
-            self.fail(ConnectionErrorKind::ResponseHeader(crate::wire::DecodeError::new(
-                "ResponseHeader.correlation_id",
-                crate::wire::DecodeErrorKind::UnexpectedEof {
-                    needed: 4,
-                    remaining: frame.len(),
-                },
-            )));
+            self.fail(ConnectionErrorKind::ResponseHeader(
+                crate::wire::DecodeError::new(
+                    "ResponseHeader.correlation_id",
+                    crate::wire::DecodeErrorKind::UnexpectedEof {
+                        needed: 4,
+                        remaining: frame.len(),
+                    },
+                ),
+            ));
             return;
         }
         let correlation_id = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
@@ -806,7 +824,9 @@ impl Connection {
             return;
         }
         match purpose {
-            Purpose::User => self.handle_user_response(now, api_key, api_version, correlation_id, frame),
+            Purpose::User => {
+                self.handle_user_response(now, api_key, api_version, correlation_id, frame)
+            }
             Purpose::ApiVersions => self.handle_api_versions(now, api_version, frame),
             Purpose::SaslHandshake => self.handle_sasl_handshake(now, api_version, frame),
             Purpose::SaslAuthenticate => self.handle_sasl_authenticate(now, api_version, frame),
@@ -922,9 +942,14 @@ impl Connection {
         };
         let request = SaslHandshakeRequest {
             mechanism: ByteString::from(sasl.mechanism.name()),
-            ..Default::default()
         };
-        self.send_setup(now, ApiKey::SaslHandshake, handshake, Purpose::SaslHandshake, &request);
+        self.send_setup(
+            now,
+            ApiKey::SaslHandshake,
+            handshake,
+            Purpose::SaslHandshake,
+            &request,
+        );
     }
 
     fn handle_sasl_handshake(&mut self, now: Instant, version: i16, mut body: Bytes) {
@@ -939,11 +964,7 @@ impl Connection {
                 return;
             }
         };
-        let mechanism = self
-            .config
-            .sasl
-            .as_ref()
-            .map_or("", |s| s.mechanism.name());
+        let mechanism = self.config.sasl.as_ref().map_or("", |s| s.mechanism.name());
         if ErrorCode(response.error_code) != ErrorCode::NONE {
             self.fail(ConnectionErrorKind::SaslMechanism {
                 mechanism,
@@ -952,7 +973,11 @@ impl Connection {
             });
             return;
         }
-        let State::Authenticating { session, authenticate_version } = &mut self.state else {
+        let State::Authenticating {
+            session,
+            authenticate_version,
+        } = &mut self.state
+        else {
             return;
         };
         let version = *authenticate_version;
@@ -965,7 +990,7 @@ impl Connection {
     fn send_authenticate(&mut self, now: Instant, version: i16, auth_bytes: Vec<u8>) {
         let request = SaslAuthenticateRequest {
             auth_bytes: Bytes::from(auth_bytes),
-            ..Default::default()
+            unknown_tagged_fields: Vec::new(),
         };
         self.send_setup(
             now,

@@ -197,7 +197,10 @@ pub fn plain_message(username: &str, password: &str) -> Vec<u8> {
 enum ScramState {
     Initial,
     SentFirst,
-    SentFinal { server_signature_key: Vec<u8>, auth_message: Vec<u8> },
+    SentFinal {
+        server_signature_key: Vec<u8>,
+        auth_message: Vec<u8>,
+    },
     Done,
     Failed,
 }
@@ -265,7 +268,10 @@ impl ScramClient {
     /// Whether the nonce is usable: non-empty printable ASCII without `,`.
     #[must_use]
     pub fn nonce_is_valid(nonce: &str) -> bool {
-        !nonce.is_empty() && nonce.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b',')
+        !nonce.is_empty()
+            && nonce
+                .bytes()
+                .all(|b| (0x21..=0x7e).contains(&b) && b != b',')
     }
 
     /// The client-first message (`n,,n=user,r=nonce`). Moves the exchange on; calling
@@ -318,7 +324,9 @@ impl ScramClient {
             return Err(SaslError::NonceMismatch);
         }
         if !Self::nonce_is_valid(nonce) {
-            return Err(SaslError::Malformed("server nonce has forbidden characters"));
+            return Err(SaslError::Malformed(
+                "server nonce has forbidden characters",
+            ));
         }
         let salt = B64
             .decode(salt)
@@ -463,6 +471,7 @@ impl SaslSession {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
