@@ -16,6 +16,9 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod connection;
+#[cfg(feature = "arbitrary")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod messages;
 pub mod records;
 pub mod wire;

@@ -79,7 +79,11 @@ fn is_nullable(f: &Field) -> bool {
 }
 
 fn rust_ty(f: &Field) -> String {
-    if is_nullable(f) { format!("Option<{}>", base_ty(&f.ty)) } else { base_ty(&f.ty) }
+    if is_nullable(f) {
+        format!("Option<{}>", base_ty(&f.ty))
+    } else {
+        base_ty(&f.ty)
+    }
 }
 
 fn rust_str(s: &str) -> String {
@@ -129,7 +133,9 @@ fn default_expr(f: &Field) -> String {
                 "None".into()
             } else {
                 match d {
-                    Some(v) if !v.is_empty() && v != "null" => wrap(format!("ByteString::from_static({})", rust_str(v))),
+                    Some(v) if !v.is_empty() && v != "null" => {
+                        wrap(format!("ByteString::from_static({})", rust_str(v)))
+                    }
                     _ => wrap("ByteString::new()".into()),
                 }
             }
@@ -189,7 +195,9 @@ fn non_default(f: &Field, place: &str) -> String {
             }
         }
         (Ty::Bytes | Ty::Records | Ty::Array(_), false) => format!("!{place}.is_empty()"),
-        (Ty::Bytes | Ty::Records | Ty::Array(_), true) => format!("!matches!(&{place}, Some(v) if v.is_empty())"),
+        (Ty::Bytes | Ty::Records | Ty::Array(_), true) => {
+            format!("!matches!(&{place}, Some(v) if v.is_empty())")
+        }
         (Ty::Struct(n), false) => format!("{place} != {n}::default()"),
         (Ty::Struct(n), true) => format!("{place}.as_ref() != Some(&{n}::default())"),
     }
@@ -197,8 +205,16 @@ fn non_default(f: &Field, place: &str) -> String {
 
 impl<'a> Ctx<'a> {
     pub fn new(schema: &'a Schema) -> Self {
-        let structs = schema.structs.iter().map(|s| (s.name.as_str(), s)).collect();
-        Ctx { schema, structs, out: String::new() }
+        let structs = schema
+            .structs
+            .iter()
+            .map(|s| (s.name.as_str(), s))
+            .collect();
+        Ctx {
+            schema,
+            structs,
+            out: String::new(),
+        }
     }
 
     fn flexible_cond(&self, within: &Range) -> Cond {
@@ -215,7 +231,9 @@ impl<'a> Ctx<'a> {
                 if depth > 8 {
                     return 1;
                 }
-                let Some(s) = self.structs.get(n.as_str()) else { return 1 };
+                let Some(s) = self.structs.get(n.as_str()) else {
+                    return 1;
+                };
                 let mut total = 0;
                 for f in &s.fields {
                     if f.tag.is_none() && f.versions.covers(&s.versions) {
@@ -272,7 +290,9 @@ impl<'a> Ctx<'a> {
     fn read_nullable(&self, t: &Ty, label: &str, compact: &str) -> String {
         match t {
             Ty::Str => format!("wire::read_nullable_string(buf, {compact}, {label})?"),
-            Ty::Bytes | Ty::Records => format!("wire::read_nullable_bytes(buf, {compact}, {label})?"),
+            Ty::Bytes | Ty::Records => {
+                format!("wire::read_nullable_bytes(buf, {compact}, {label})?")
+            }
             Ty::Array(e) => format!(
                 "wire::read_nullable_array(buf, {compact}, {}, {label}, |buf| {})?",
                 self.min_size(e, 0),
@@ -304,7 +324,10 @@ impl<'a> Ctx<'a> {
 
     /// Statements writing the value `r` (an expression of type `&T`).
     fn write_base(&self, t: &Ty, r: &str, label: &str, compact: &str) -> String {
-        let place = r.strip_prefix('&').map(str::to_string).unwrap_or_else(|| r.to_string());
+        let place = r
+            .strip_prefix('&')
+            .map(str::to_string)
+            .unwrap_or_else(|| r.to_string());
         match t {
             Ty::Prim(p) => {
                 let v = match r.strip_prefix('&') {
@@ -326,8 +349,12 @@ impl<'a> Ctx<'a> {
 
     fn write_nullable(&self, t: &Ty, place: &str, label: &str, compact: &str) -> String {
         match t {
-            Ty::Str => format!("wire::put_nullable_string(buf, {place}.as_deref(), {compact}, {label})?;"),
-            Ty::Bytes | Ty::Records => format!("wire::put_nullable_bytes(buf, {place}.as_deref(), {compact}, {label})?;"),
+            Ty::Str => {
+                format!("wire::put_nullable_string(buf, {place}.as_deref(), {compact}, {label})?;")
+            }
+            Ty::Bytes | Ty::Records => {
+                format!("wire::put_nullable_bytes(buf, {place}.as_deref(), {compact}, {label})?;")
+            }
             Ty::Array(_) => format!(
                 "match &{place} {{ Some(v) => {{ {} }} None => wire::put_array_len(buf, None, {compact}, {label})?, }}",
                 self.write_base(t, "v", label, compact)
@@ -391,7 +418,11 @@ impl<'a> Ctx<'a> {
 
     pub fn emit_struct(&mut self, s: &StructDef, top: bool) {
         let sch = self.schema;
-        let within = if top { sch.valid } else { s.versions.intersect(&sch.valid) };
+        let within = if top {
+            sch.valid
+        } else {
+            s.versions.intersect(&sch.valid)
+        };
         let has_tagged_section = !sch.flexible.intersect(&within).is_empty();
         let name = &s.name;
         let mut o = String::new();
@@ -399,8 +430,16 @@ impl<'a> Ctx<'a> {
         // Doc and struct.
         if top {
             let kind = match sch.kind {
-                Kind::Request => format!("The {} request (API key {}).", name.trim_end_matches("Request"), sch.api_key.unwrap_or(-1)),
-                Kind::Response => format!("The {} response (API key {}).", name.trim_end_matches("Response"), sch.api_key.unwrap_or(-1)),
+                Kind::Request => format!(
+                    "The {} request (API key {}).",
+                    name.trim_end_matches("Request"),
+                    sch.api_key.unwrap_or(-1)
+                ),
+                Kind::Response => format!(
+                    "The {} response (API key {}).",
+                    name.trim_end_matches("Response"),
+                    sch.api_key.unwrap_or(-1)
+                ),
                 Kind::Header => format!("The Kafka {name}."),
                 Kind::Data => format!("The `{name}` data schema."),
             };
@@ -410,44 +449,72 @@ impl<'a> Ctx<'a> {
                 "/// Valid versions: {}; flexible versions: {}{}{}.",
                 sch.valid.describe(),
                 sch.flexible.describe(),
-                sch.deprecated.map(|d| format!("; deprecated versions: {}", d.describe())).unwrap_or_default(),
-                if sch.latest_unstable { "; the latest version is unstable" } else { "" },
+                sch.deprecated
+                    .map(|d| format!("; deprecated versions: {}", d.describe()))
+                    .unwrap_or_default(),
+                if sch.latest_unstable {
+                    "; the latest version is unstable"
+                } else {
+                    ""
+                },
             );
             if !sch.history.is_empty() {
-                let _ = writeln!(o, "///\n/// Version history, from the schema:\n///");
+                let _ = writeln!(o, "///\n/// Notes from the schema file:\n///\n/// ```text");
                 for line in &sch.history {
-                    if line.is_empty() {
-                        let _ = writeln!(o, "///");
-                    } else {
-                        let _ = writeln!(o, "/// > {}", line.replace('[', "\\[").replace(']', "\\]").replace('<', "\\<"));
-                    }
+                    let _ = writeln!(o, "/// {}", line.replace("```", "'''"));
                 }
+                let _ = writeln!(o, "/// ```");
             }
         } else {
             let about = s.about.trim();
             if about.is_empty() {
                 let _ = writeln!(o, "/// The `{name}` structure of [`{}`].", sch.name);
             } else {
-                let _ = writeln!(o, "/// {about}\n///\n/// Part of [`{}`]; used in versions {}.", sch.name, within.describe());
+                let _ = writeln!(
+                    o,
+                    "/// {about}\n///\n/// Part of [`{}`]; used in versions {}.",
+                    sch.name,
+                    within.describe()
+                );
             }
         }
-        let _ = writeln!(o, "#[derive(Debug, Clone, PartialEq)]\npub struct {name} {{");
+        let _ = writeln!(
+            o,
+            "#[derive(Debug, Clone, PartialEq)]\npub struct {name} {{"
+        );
         for f in &s.fields {
             for line in self.field_doc(f).lines() {
-                let _ = writeln!(o, "    /// {}", line.replace('[', "\\[").replace(']', "\\]").replace('<', "\\<"));
+                let _ = writeln!(
+                    o,
+                    "    /// {}",
+                    line.replace('[', "\\[")
+                        .replace(']', "\\]")
+                        .replace('<', "\\<")
+                );
             }
             let _ = writeln!(o, "    pub {}: {},", field_ident(&f.name), rust_ty(f));
         }
         if has_tagged_section {
-            let _ = writeln!(o, "    /// Tagged fields this schema does not know, kept in tag order and written back as they came.");
+            let _ = writeln!(
+                o,
+                "    /// Tagged fields this schema does not know, kept in tag order and written back as they came."
+            );
             let _ = writeln!(o, "    pub unknown_tagged_fields: Vec<RawTaggedField>,");
         }
         let _ = writeln!(o, "}}\n");
 
         // Default.
-        let _ = writeln!(o, "impl Default for {name} {{\n    fn default() -> Self {{\n        Self {{");
+        let _ = writeln!(
+            o,
+            "impl Default for {name} {{\n    fn default() -> Self {{\n        Self {{"
+        );
         for f in &s.fields {
-            let _ = writeln!(o, "            {}: {},", field_ident(&f.name), default_expr(f));
+            let _ = writeln!(
+                o,
+                "            {}: {},",
+                field_ident(&f.name),
+                default_expr(f)
+            );
         }
         if has_tagged_section {
             let _ = writeln!(o, "            unknown_tagged_fields: Vec::new(),");
@@ -458,8 +525,8 @@ impl<'a> Ctx<'a> {
         let _ = writeln!(o, "impl {name} {{");
         o.push_str(&self.encode_fn(s, &within, has_tagged_section));
         o.push_str(&self.decode_fn(s, &within, has_tagged_section));
-        o.push_str(&self.normalize_fn(s, &within, has_tagged_section));
         let _ = writeln!(o, "}}\n");
+        o.push_str(&self.normalize_fn(s, &within, has_tagged_section));
         o.push_str(&self.arbitrary_impl(s, has_tagged_section));
         self.out.push_str(&o);
     }
@@ -492,7 +559,11 @@ impl<'a> Ctx<'a> {
                     }
                 }
                 Cond::Expr(c) => {
-                    let _ = write!(body, "if {c} {{ {} }}", self.write_field(f, &place, &label, within));
+                    let _ = write!(
+                        body,
+                        "if {c} {{ {} }}",
+                        self.write_field(f, &place, &label, within)
+                    );
                     match missing {
                         Some(m) => {
                             let _ = writeln!(body, " else {m}");
@@ -533,44 +604,67 @@ impl<'a> Ctx<'a> {
             let ulabel = self.label(s, "unknown_tagged_fields");
             let mut sec = String::new();
             if tagged.is_empty() {
-                let _ = writeln!(sec, "wire::put_raw_tagged_fields(buf, &self.unknown_tagged_fields, {ulabel})?;");
+                let _ = writeln!(
+                    sec,
+                    "wire::put_raw_tagged_fields(buf, &self.unknown_tagged_fields, {ulabel})?;"
+                );
             } else {
-            let _ = writeln!(sec, "wire::check_unknown_tags(&self.unknown_tagged_fields, {ulabel})?;");
-            let _ = writeln!(sec, "let mut tagged_count = self.unknown_tagged_fields.len();");
-            for f in &tagged {
-                let id = field_ident(&f.name);
-                let place = format!("self.{id}");
-                let nd = non_default(f, &place);
-                let present = match cond(&f.versions, within) {
-                    Cond::Always => nd,
-                    Cond::Never => "false".into(),
-                    Cond::Expr(c) => format!("{c} && {nd}"),
-                };
-                let _ = writeln!(sec, "let write_{} = {present};", id.trim_start_matches("r#"));
-                let _ = writeln!(sec, "if write_{} {{ tagged_count += 1; }}", id.trim_start_matches("r#"));
-            }
-            let _ = writeln!(sec, "wire::put_unsigned_varlong(buf, tagged_count as u64);");
-            {
-                let _ = writeln!(sec, "let mut unknown = self.unknown_tagged_fields.iter().peekable();");
+                let _ = writeln!(
+                    sec,
+                    "wire::check_unknown_tags(&self.unknown_tagged_fields, {ulabel})?;"
+                );
+                let _ = writeln!(
+                    sec,
+                    "let mut tagged_count = self.unknown_tagged_fields.len();"
+                );
                 for f in &tagged {
-                    let tag = f.tag.unwrap_or(0);
                     let id = field_ident(&f.name);
-                    let label = self.label(s, &f.name);
-                    if tag > 0 {
+                    let place = format!("self.{id}");
+                    let nd = non_default(f, &place);
+                    let present = match cond(&f.versions, within) {
+                        Cond::Always => nd,
+                        Cond::Never => "false".into(),
+                        Cond::Expr(c) => format!("{c} && {nd}"),
+                    };
+                    let _ = writeln!(
+                        sec,
+                        "let write_{} = {present};",
+                        id.trim_start_matches("r#")
+                    );
+                    let _ = writeln!(
+                        sec,
+                        "if write_{} {{ tagged_count += 1; }}",
+                        id.trim_start_matches("r#")
+                    );
+                }
+                let _ = writeln!(sec, "wire::put_unsigned_varlong(buf, tagged_count as u64);");
+                {
+                    let _ = writeln!(
+                        sec,
+                        "let mut unknown = self.unknown_tagged_fields.iter().peekable();"
+                    );
+                    for f in &tagged {
+                        let tag = f.tag.unwrap_or(0);
+                        let id = field_ident(&f.name);
+                        let label = self.label(s, &f.name);
+                        if tag > 0 {
+                            let _ = writeln!(
+                                sec,
+                                "while let Some(u) = unknown.next_if(|u| u.tag < {tag}) {{ wire::put_tagged_field(buf, u.tag, &u.data); }}"
+                            );
+                        }
                         let _ = writeln!(
                             sec,
-                            "while let Some(u) = unknown.next_if(|u| u.tag < {tag}) {{ wire::put_tagged_field(buf, u.tag, &u.data); }}"
+                            "if write_{} {{\n if unknown.peek().is_some_and(|u| u.tag == {tag}) {{ return Err(EncodeError::DuplicateTag {{ field: {ulabel}, tag: {tag} }}); }}\n let mut tmp = BytesMut::new();\n {{ let buf = &mut tmp; {} }}\n wire::put_tagged_field(buf, {tag}, &tmp);\n }}",
+                            id.trim_start_matches("r#"),
+                            self.write_field(f, &format!("self.{id}"), &label, within)
                         );
                     }
                     let _ = writeln!(
                         sec,
-                        "if write_{} {{\n if unknown.peek().is_some_and(|u| u.tag == {tag}) {{ return Err(EncodeError::DuplicateTag {{ field: {ulabel}, tag: {tag} }}); }}\n let mut tmp = BytesMut::new();\n {{ let buf = &mut tmp; {} }}\n wire::put_tagged_field(buf, {tag}, &tmp);\n }}",
-                        id.trim_start_matches("r#"),
-                        self.write_field(f, &format!("self.{id}"), &label, within)
+                        "for u in unknown {{ wire::put_tagged_field(buf, u.tag, &u.data); }}"
                     );
                 }
-                let _ = writeln!(sec, "for u in unknown {{ wire::put_tagged_field(buf, u.tag, &u.data); }}");
-            }
             }
             match self.flexible_cond(within) {
                 Cond::Always => body.push_str(&sec),
@@ -585,8 +679,14 @@ impl<'a> Ctx<'a> {
             }
         }
         let mut out = String::new();
-        let _ = writeln!(out, "    /// Writes this value at `version` (the caller checked the version is valid).");
-        let _ = writeln!(out, "    pub(crate) fn encode_inner<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {{");
+        let _ = writeln!(
+            out,
+            "    /// Writes this value at `version` (the caller checked the version is valid)."
+        );
+        let _ = writeln!(
+            out,
+            "    pub(crate) fn encode_inner<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {{"
+        );
         if code_uses(&body, "flexible") {
             let _ = writeln!(out, "let flexible = {};", self.flexible_cond(within).text());
         }
@@ -641,11 +741,20 @@ impl<'a> Ctx<'a> {
             let _ = writeln!(sec, "let count = wire::read_tagged_header(buf, {ulabel})?;");
             let _ = writeln!(sec, "let mut previous = None;");
             let _ = writeln!(sec, "for _ in 0..count {{");
-            let _ = writeln!(sec, "let (tag, data) = wire::read_tagged_field(buf, {ulabel})?;");
-            let _ = writeln!(sec, "wire::check_tag_order(previous, tag, {ulabel})?;\nprevious = Some(tag);");
+            let _ = writeln!(
+                sec,
+                "let (tag, data) = wire::read_tagged_field(buf, {ulabel})?;"
+            );
+            let _ = writeln!(
+                sec,
+                "wire::check_tag_order(previous, tag, {ulabel})?;\nprevious = Some(tag);"
+            );
             let tagged: Vec<&Field> = s.fields.iter().filter(|f| f.tag.is_some()).collect();
             if tagged.is_empty() {
-                let _ = writeln!(sec, "this.unknown_tagged_fields.push(RawTaggedField {{ tag, data }});");
+                let _ = writeln!(
+                    sec,
+                    "this.unknown_tagged_fields.push(RawTaggedField {{ tag, data }});"
+                );
             } else {
                 let _ = writeln!(sec, "match tag {{");
                 for f in &tagged {
@@ -663,14 +772,24 @@ impl<'a> Ctx<'a> {
                         self.read_field(f, &label, within)
                     );
                 }
-                let _ = writeln!(sec, "_ => this.unknown_tagged_fields.push(RawTaggedField {{ tag, data }}),\n}}");
+                let _ = writeln!(
+                    sec,
+                    "_ => this.unknown_tagged_fields.push(RawTaggedField {{ tag, data }}),\n}}"
+                );
             }
             let _ = writeln!(sec, "}}");
         }
         let mut out = String::new();
-        let _ = writeln!(out, "    /// Reads a value at `version` (the caller checked the version is valid).");
-        let _ = writeln!(out, "    pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {{");
-        let uses_flexible = code_uses(&body, "flexible") || matches!(flex, Cond::Expr(_)) && tagged_section;
+        let _ = writeln!(
+            out,
+            "    /// Reads a value at `version` (the caller checked the version is valid)."
+        );
+        let _ = writeln!(
+            out,
+            "    pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {{"
+        );
+        let uses_flexible =
+            code_uses(&body, "flexible") || matches!(flex, Cond::Expr(_)) && tagged_section;
         if uses_flexible {
             let _ = writeln!(out, "let flexible = {};", flex.text());
         }
@@ -684,7 +803,10 @@ impl<'a> Ctx<'a> {
         }
         out.push_str(&body);
         if tagged_section {
-            let _ = writeln!(out, "#[allow(unused_mut)]\nlet mut this = Self {{\n{lit}}};");
+            let _ = writeln!(
+                out,
+                "#[allow(unused_mut)]\nlet mut this = Self {{\n{lit}}};"
+            );
             match flex {
                 Cond::Always => out.push_str(&sec),
                 Cond::Never => {}
@@ -720,40 +842,63 @@ impl<'a> Ctx<'a> {
                 match cond(&f.nullable, &f.versions.intersect(within)) {
                     Cond::Always => {}
                     Cond::Never => {
-                        let _ = writeln!(keep, "if {place}.is_none() {{ {place} = Some({base_default}); }}");
+                        let _ = writeln!(
+                            keep,
+                            "if {place}.is_none() {{ {place} = Some({base_default}); }}"
+                        );
                     }
                     Cond::Expr(c) => {
-                        let _ = writeln!(keep, "if !({c}) && {place}.is_none() {{ {place} = Some({base_default}); }}");
+                        let _ = writeln!(
+                            keep,
+                            "if !({c}) && {place}.is_none() {{ {place} = Some({base_default}); }}"
+                        );
                     }
                 }
             }
             let compact = self.compact(f, within);
             match (&f.ty, is_nullable(f)) {
                 (Ty::Struct(_), false) => {
-                    let _ = writeln!(keep, "{place}.normalize_for_version(version);");
+                    let _ = writeln!(
+                        keep,
+                        "wire::arb::Normalize::normalize_for_version(&mut {place}, version);"
+                    );
                 }
                 (Ty::Struct(_), true) => {
-                    let _ = writeln!(keep, "if let Some(v) = &mut {place} {{ v.normalize_for_version(version); }}");
+                    let _ = writeln!(
+                        keep,
+                        "if let Some(v) = &mut {place} {{ wire::arb::Normalize::normalize_for_version(v, version); }}"
+                    );
                 }
                 (Ty::Array(e), n) => {
                     let inner = match e.as_ref() {
-                        Ty::Struct(_) => Some("x.normalize_for_version(version);".to_string()),
+                        Ty::Struct(_) => Some(
+                            "wire::arb::Normalize::normalize_for_version(x, version);".to_string(),
+                        ),
                         Ty::Str => Some(format!("if !{compact} {{ wire::arb::fit_string(x); }}")),
                         _ => None,
                     };
                     if let Some(inner) = inner {
                         if n {
-                            let _ = writeln!(keep, "if let Some(v) = &mut {place} {{ for x in v.iter_mut() {{ {inner} }} }}");
+                            let _ = writeln!(
+                                keep,
+                                "if let Some(v) = &mut {place} {{ for x in v.iter_mut() {{ {inner} }} }}"
+                            );
                         } else {
                             let _ = writeln!(keep, "for x in {place}.iter_mut() {{ {inner} }}");
                         }
                     }
                 }
                 (Ty::Str, false) => {
-                    let _ = writeln!(keep, "if !{compact} {{ wire::arb::fit_string(&mut {place}); }}");
+                    let _ = writeln!(
+                        keep,
+                        "if !{compact} {{ wire::arb::fit_string(&mut {place}); }}"
+                    );
                 }
                 (Ty::Str, true) => {
-                    let _ = writeln!(keep, "if !{compact} {{ if let Some(x) = &mut {place} {{ wire::arb::fit_string(x); }} }}");
+                    let _ = writeln!(
+                        keep,
+                        "if !{compact} {{ if let Some(x) = &mut {place} {{ wire::arb::fit_string(x); }} }}"
+                    );
                 }
                 _ => {}
             }
@@ -780,20 +925,33 @@ impl<'a> Ctx<'a> {
             let _ = writeln!(sec, "self.unknown_tagged_fields.sort_by_key(|f| f.tag);");
             let _ = writeln!(sec, "self.unknown_tagged_fields.dedup_by_key(|f| f.tag);");
             if !known_tags.is_empty() {
-                let _ = writeln!(sec, "self.unknown_tagged_fields.retain(|f| !({}));", known_tags.join(" || "));
+                let _ = writeln!(
+                    sec,
+                    "self.unknown_tagged_fields.retain(|f| !({}));",
+                    known_tags.join(" || ")
+                );
             }
             match self.flexible_cond(within) {
                 Cond::Always => body.push_str(&sec),
                 Cond::Never => {}
                 Cond::Expr(c) => {
-                    let _ = writeln!(body, "if {c} {{ {sec} }} else {{ self.unknown_tagged_fields.clear(); }}");
+                    let _ = writeln!(
+                        body,
+                        "if {c} {{ {sec} }} else {{ self.unknown_tagged_fields.clear(); }}"
+                    );
                 }
             }
         }
         let mut out = String::new();
-        let _ = writeln!(out, "    #[cfg(feature = \"arbitrary\")]\n    #[doc(hidden)]");
-        let _ = writeln!(out, "    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.");
-        let _ = writeln!(out, "    pub fn normalize_for_version(&mut self, version: i16) {{");
+        let _ = writeln!(
+            out,
+            "#[cfg(feature = \"arbitrary\")]\nimpl wire::arb::Normalize for {} {{",
+            s.name
+        );
+        let _ = writeln!(
+            out,
+            "    fn normalize_for_version(&mut self, version: i16) {{"
+        );
         if code_uses(&body, "flexible") {
             let _ = writeln!(out, "let flexible = {};", self.flexible_cond(within).text());
         }
@@ -801,20 +959,33 @@ impl<'a> Ctx<'a> {
             let _ = writeln!(out, "let _ = version;");
         }
         out.push_str(&body);
-        let _ = writeln!(out, "    }}\n");
+        let _ = writeln!(out, "    }}\n}}\n");
         out
     }
 
     fn arbitrary_impl(&self, s: &StructDef, tagged_section: bool) -> String {
         let name = &s.name;
         let mut o = String::new();
-        let _ = writeln!(o, "#[cfg(feature = \"arbitrary\")]\nimpl wire::arb::ArbValue for {name} {{");
-        let _ = writeln!(o, "    fn arb(u: &mut arbitrary::Unstructured<'_>) -> arbitrary::Result<Self> {{\n        Ok(Self {{");
+        let _ = writeln!(
+            o,
+            "#[cfg(feature = \"arbitrary\")]\nimpl wire::arb::ArbValue for {name} {{"
+        );
+        let _ = writeln!(
+            o,
+            "    fn arb(u: &mut arbitrary::Unstructured<'_>) -> arbitrary::Result<Self> {{\n        Ok(Self {{"
+        );
         for f in &s.fields {
-            let _ = writeln!(o, "            {}: wire::arb::ArbValue::arb(u)?,", field_ident(&f.name));
+            let _ = writeln!(
+                o,
+                "            {}: wire::arb::ArbValue::arb(u)?,",
+                field_ident(&f.name)
+            );
         }
         if tagged_section {
-            let _ = writeln!(o, "            unknown_tagged_fields: wire::arb::ArbValue::arb(u)?,");
+            let _ = writeln!(
+                o,
+                "            unknown_tagged_fields: wire::arb::ArbValue::arb(u)?,"
+            );
         }
         let _ = writeln!(o, "        }})\n    }}\n}}\n");
         let _ = writeln!(
@@ -831,7 +1002,11 @@ impl<'a> Ctx<'a> {
         let flex = if sch.flexible.is_empty() {
             "VersionRange::EMPTY".to_string()
         } else {
-            format!("VersionRange {{ min: {}, max: {} }}", sch.flexible.min, sch.flexible.max.min(sch.valid.max))
+            format!(
+                "VersionRange {{ min: {}, max: {} }}",
+                sch.flexible.min,
+                sch.flexible.max.min(sch.valid.max)
+            )
         };
         let _ = writeln!(
             o,
@@ -880,7 +1055,16 @@ pub fn module_source(schema: &Schema, in_subdir: bool) -> String {
     }
     ctx.emit_message_impl();
     let body = ctx.out;
-    let mut imports = vec!["wire", "Message", "VersionRange", "DecodeError", "DecodeErrorKind", "EncodeError", "BufMut", "Bytes"];
+    let mut imports = vec![
+        "wire",
+        "Message",
+        "VersionRange",
+        "DecodeError",
+        "DecodeErrorKind",
+        "EncodeError",
+        "BufMut",
+        "Bytes",
+    ];
     for extra in ["ByteString", "Uuid", "RawTaggedField", "BytesMut"] {
         if contains_word(&body, extra) {
             imports.push(extra);
@@ -888,13 +1072,24 @@ pub fn module_source(schema: &Schema, in_subdir: bool) -> String {
     }
     let mut o = String::new();
     o.push_str(HEADER);
-    let _ = writeln!(o, "\n//! `{}`, from the schema file `{}`.\n", schema.name, schema.file);
-    let _ = writeln!(o, "#![allow(clippy::needless_borrow, clippy::match_single_binding, clippy::collapsible_else_if, clippy::collapsible_if, clippy::bool_comparison, clippy::nonminimal_bool, clippy::identity_op, clippy::derivable_impls)]\n");
+    let _ = writeln!(
+        o,
+        "\n//! `{}`, from the schema file `{}`.\n",
+        schema.name, schema.file
+    );
+    let _ = writeln!(
+        o,
+        "#![allow(clippy::needless_borrow, clippy::match_single_binding, clippy::collapsible_else_if, clippy::collapsible_if, clippy::bool_comparison, clippy::nonminimal_bool, clippy::identity_op, clippy::derivable_impls)]\n"
+    );
     let mut wire_items: Vec<&str> = imports.iter().copied().filter(|i| *i != "wire").collect();
     wire_items.sort();
     let _ = writeln!(o, "use crate::wire::{{self, {}}};", wire_items.join(", "));
     if schema.kind == Kind::Request {
-        let _ = writeln!(o, "use {}::{{ApiKey, Request}};", if in_subdir { "super::super" } else { "super" });
+        let _ = writeln!(
+            o,
+            "use {}::{{ApiKey, Request}};",
+            if in_subdir { "super::super" } else { "super" }
+        );
     }
     o.push('\n');
     o.push_str(&body);
@@ -940,4 +1135,3 @@ fn contains_word(hay: &str, word: &str) -> bool {
     }
     false
 }
-

@@ -59,10 +59,16 @@ fn run(spec: &Path, out: &Path, check: bool) -> Result<bool, String> {
 
     let mut files: BTreeMap<PathBuf, String> = BTreeMap::new();
     for s in &messages {
-        files.insert(PathBuf::from(format!("{}.rs", snake(&s.name))), emit::module_source(s, false));
+        files.insert(
+            PathBuf::from(format!("{}.rs", snake(&s.name))),
+            emit::module_source(s, false),
+        );
     }
     let top_names: Vec<&str> = messages.iter().map(|s| s.name.as_str()).collect();
-    let coordinator: Vec<&Schema> = coordinator.iter().filter(|s| !top_names.contains(&s.name.as_str())).collect();
+    let coordinator: Vec<&Schema> = coordinator
+        .iter()
+        .filter(|s| !top_names.contains(&s.name.as_str()))
+        .collect();
     for s in &coordinator {
         files.insert(
             PathBuf::from(format!("consumer_offsets/{}.rs", snake(&s.name))),
@@ -74,9 +80,15 @@ fn run(spec: &Path, out: &Path, check: bool) -> Result<bool, String> {
         files.insert(PathBuf::from("error_code.rs"), error_code_source(tsv)?);
     }
     if !coordinator.is_empty() {
-        files.insert(PathBuf::from("consumer_offsets/mod.rs"), consumer_offsets_source(&coordinator));
+        files.insert(
+            PathBuf::from("consumer_offsets/mod.rs"),
+            consumer_offsets_source(&coordinator),
+        );
     }
-    files.insert(PathBuf::from("mod.rs"), mod_source(&messages, !coordinator.is_empty(), errors_tsv.is_some()));
+    files.insert(
+        PathBuf::from("mod.rs"),
+        mod_source(&messages, !coordinator.is_empty(), errors_tsv.is_some()),
+    );
 
     let files = rustfmt_all(files)?;
 
@@ -107,7 +119,11 @@ fn run(spec: &Path, out: &Path, check: bool) -> Result<bool, String> {
         if ok {
             eprintln!("{} generated files are current", files.len());
         } else {
-            eprintln!("generated code is stale: run `cargo run -p kafka-sansio-codegen -- {} {}`", spec.display(), out.display());
+            eprintln!(
+                "generated code is stale: run `cargo run -p kafka-sansio-codegen -- {} {}`",
+                spec.display(),
+                out.display()
+            );
         }
         return Ok(ok);
     }
@@ -130,17 +146,19 @@ fn run(spec: &Path, out: &Path, check: bool) -> Result<bool, String> {
 }
 
 fn collect_generated(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         let p = e.path();
         if p.is_dir() {
             collect_generated(root, &p, out);
         } else if p.extension().is_some_and(|x| x == "rs")
-            && std::fs::read_to_string(&p).is_ok_and(|t| t.starts_with(HEADER.lines().next().unwrap_or("")))
+            && std::fs::read_to_string(&p)
+                .is_ok_and(|t| t.starts_with(HEADER.lines().next().unwrap_or("")))
+            && let Ok(rel) = p.strip_prefix(root)
         {
-            if let Ok(rel) = p.strip_prefix(root) {
-                out.push(rel.to_path_buf());
-            }
+            out.push(rel.to_path_buf());
         }
     }
 }
@@ -162,19 +180,27 @@ fn rustfmt_all(files: BTreeMap<PathBuf, String>) -> Result<BTreeMap<PathBuf, Str
             .status()
             .map_err(|e| format!("running rustfmt: {e}"))?;
         if !status.success() {
-            return Err(format!("rustfmt failed on generated code in {}", dir.display()));
+            return Err(format!(
+                "rustfmt failed on generated code in {}",
+                dir.display()
+            ));
         }
     }
     let mut out = BTreeMap::new();
     for rel in files.keys() {
-        out.insert(rel.clone(), std::fs::read_to_string(dir.join(rel)).map_err(|e| e.to_string())?);
+        out.insert(
+            rel.clone(),
+            std::fs::read_to_string(dir.join(rel)).map_err(|e| e.to_string())?,
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(out)
 }
 
 fn api_name(s: &Schema) -> &str {
-    s.name.trim_end_matches("Request").trim_end_matches("Response")
+    s.name
+        .trim_end_matches("Request")
+        .trim_end_matches("Response")
 }
 
 fn range_lit(r: &schema::Range, cap: i16) -> String {
@@ -186,7 +212,10 @@ fn range_lit(r: &schema::Range, cap: i16) -> String {
 }
 
 fn api_key_source(messages: &[Schema]) -> String {
-    let mut reqs: Vec<&Schema> = messages.iter().filter(|s| s.kind == Kind::Request).collect();
+    let mut reqs: Vec<&Schema> = messages
+        .iter()
+        .filter(|s| s.kind == Kind::Request)
+        .collect();
     reqs.sort_by_key(|s| s.api_key);
     let mut o = String::new();
     o.push_str(HEADER);
@@ -202,8 +231,14 @@ fn api_key_source(messages: &[Schema]) -> String {
             s.api_key.unwrap_or(-1),
             s.valid.describe(),
             s.flexible.describe(),
-            s.deprecated.map(|d| format!(", deprecated {}", d.describe())).unwrap_or_default(),
-            if s.latest_unstable { ", latest version unstable" } else { "" },
+            s.deprecated
+                .map(|d| format!(", deprecated {}", d.describe()))
+                .unwrap_or_default(),
+            if s.latest_unstable {
+                ", latest version unstable"
+            } else {
+                ""
+            },
             api_name(s),
             s.api_key.unwrap_or(-1)
         );
@@ -212,7 +247,12 @@ fn api_key_source(messages: &[Schema]) -> String {
     o.push_str("/// An API key number this crate does not know.\n#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]\n#[error(\"unknown API key {0}\")]\npub struct UnknownApiKey(pub i16);\n\n");
     o.push_str("impl TryFrom<i16> for ApiKey {\n    type Error = UnknownApiKey;\n    fn try_from(key: i16) -> Result<Self, UnknownApiKey> {\n        Ok(match key {\n");
     for s in &reqs {
-        let _ = writeln!(o, "            {} => ApiKey::{},", s.api_key.unwrap_or(-1), api_name(s));
+        let _ = writeln!(
+            o,
+            "            {} => ApiKey::{},",
+            s.api_key.unwrap_or(-1),
+            api_name(s)
+        );
     }
     o.push_str("            other => return Err(UnknownApiKey(other)),\n        })\n    }\n}\n\n");
     o.push_str("impl std::fmt::Display for ApiKey {\n    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {\n        f.write_str(self.name())\n    }\n}\n\n");
@@ -222,20 +262,58 @@ fn api_key_source(messages: &[Schema]) -> String {
     }
     o.push_str("    ];\n\n    /// The numeric key.\n    #[must_use]\n    pub const fn as_i16(self) -> i16 {\n        self as i16\n    }\n\n");
     let table = |o: &mut String, doc: &str, sig: &str, f: &dyn Fn(&Schema) -> String| {
-        let _ = writeln!(o, "    /// {doc}\n    #[must_use]\n    pub const fn {sig} {{\n        match self {{");
+        let _ = writeln!(
+            o,
+            "    /// {doc}\n    #[must_use]\n    pub const fn {sig} {{\n        match self {{"
+        );
         for s in &reqs {
             let _ = writeln!(o, "            ApiKey::{} => {},", api_name(s), f(s));
         }
         o.push_str("        }\n    }\n\n");
     };
-    table(&mut o, "The API's name, as the schema gives it (`Produce`, `Fetch`, ...).", "name(self) -> &'static str", &|s| format!("{:?}", api_name(s)));
-    table(&mut o, "Every version the schema defines.", "valid_versions(self) -> VersionRange", &|s| range_lit(&s.valid, s.valid.max));
-    table(&mut o, "The versions that use the flexible (compact, tagged-field) encoding.", "flexible_versions(self) -> VersionRange", &|s| range_lit(&s.flexible, s.valid.max));
-    table(&mut o, "Versions the schema marks deprecated.", "deprecated_versions(self) -> VersionRange", &|s| {
-        range_lit(&s.deprecated.unwrap_or(schema::Range::NONE).intersect(&s.valid), s.valid.max)
-    });
-    table(&mut o, "Whether the highest valid version is still unstable (brokers advertise it only when asked to).", "latest_version_unstable(self) -> bool", &|s| s.latest_unstable.to_string());
-    table(&mut o, "Which Kafka listeners accept this API (`broker`, `controller`, `zkBroker`).", "listeners(self) -> &'static [&'static str]", &|s| format!("&{:?}", s.listeners));
+    table(
+        &mut o,
+        "The API's name, as the schema gives it (`Produce`, `Fetch`, ...).",
+        "name(self) -> &'static str",
+        &|s| format!("{:?}", api_name(s)),
+    );
+    table(
+        &mut o,
+        "Every version the schema defines.",
+        "valid_versions(self) -> VersionRange",
+        &|s| range_lit(&s.valid, s.valid.max),
+    );
+    table(
+        &mut o,
+        "The versions that use the flexible (compact, tagged-field) encoding.",
+        "flexible_versions(self) -> VersionRange",
+        &|s| range_lit(&s.flexible, s.valid.max),
+    );
+    table(
+        &mut o,
+        "Versions the schema marks deprecated.",
+        "deprecated_versions(self) -> VersionRange",
+        &|s| {
+            range_lit(
+                &s.deprecated
+                    .unwrap_or(schema::Range::NONE)
+                    .intersect(&s.valid),
+                s.valid.max,
+            )
+        },
+    );
+    table(
+        &mut o,
+        "Whether the highest valid version is still unstable (brokers advertise it only when asked to).",
+        "latest_version_unstable(self) -> bool",
+        &|s| s.latest_unstable.to_string(),
+    );
+    table(
+        &mut o,
+        "Which Kafka listeners accept this API (`broker`, `controller`, `zkBroker`).",
+        "listeners(self) -> &'static [&'static str]",
+        &|s| format!("&{:?}", s.listeners),
+    );
     o.push_str(
         "    /// The request header version a request of this API at `version` uses: 2 for
     /// flexible versions, 1 otherwise, and 0 only for ControlledShutdown v0.
@@ -275,10 +353,22 @@ pub trait Request: Message {
 
 ",
     );
-    for (enum_name, suffix, what) in [("RequestBody", "Request", "request"), ("ResponseBody", "Response", "response")] {
-        let _ = writeln!(o, "/// Any {what} body, for code that handles every API (a broker, a proxy, a fuzzer).\n#[derive(Debug, Clone, PartialEq)]\n#[non_exhaustive]\npub enum {enum_name} {{");
+    for (enum_name, suffix, what) in [
+        ("RequestBody", "Request", "request"),
+        ("ResponseBody", "Response", "response"),
+    ] {
+        let _ = writeln!(
+            o,
+            "/// Any {what} body, for code that handles every API (a broker, a proxy, a fuzzer).\n#[derive(Debug, Clone, PartialEq)]\n#[non_exhaustive]\npub enum {enum_name} {{"
+        );
         for s in &reqs {
-            let _ = writeln!(o, "    /// A [`super::{}{suffix}`].\n    {}(super::{}{suffix}),", api_name(s), api_name(s), api_name(s));
+            let _ = writeln!(
+                o,
+                "    /// A [`super::{}{suffix}`].\n    {}(super::{}{suffix}),",
+                api_name(s),
+                api_name(s),
+                api_name(s)
+            );
         }
         o.push_str("}\n\n");
         for s in &reqs {
@@ -288,20 +378,44 @@ pub trait Request: Message {
                 n = api_name(s)
             );
         }
-        let _ = writeln!(o, "impl {enum_name} {{\n    /// The API this body belongs to.\n    #[must_use]\n    pub fn api_key(&self) -> ApiKey {{\n        match self {{");
+        let _ = writeln!(
+            o,
+            "impl {enum_name} {{\n    /// The API this body belongs to.\n    #[must_use]\n    pub fn api_key(&self) -> ApiKey {{\n        match self {{"
+        );
         for s in &reqs {
-            let _ = writeln!(o, "            {enum_name}::{n}(_) => ApiKey::{n},", n = api_name(s));
+            let _ = writeln!(
+                o,
+                "            {enum_name}::{n}(_) => ApiKey::{n},",
+                n = api_name(s)
+            );
         }
         o.push_str("        }\n    }\n\n");
-        let _ = writeln!(o, "    /// Decodes the body of a {what} of `api_key` at `version`.\n    pub fn decode(api_key: ApiKey, buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {{\n        Ok(match api_key {{");
+        let _ = writeln!(
+            o,
+            "    /// Decodes the body of a {what} of `api_key` at `version`.\n    pub fn decode(api_key: ApiKey, buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {{\n        Ok(match api_key {{"
+        );
         for s in &reqs {
-            let _ = writeln!(o, "            ApiKey::{n} => {enum_name}::{n}(super::{n}{suffix}::decode(buf, version)?),", n = api_name(s));
+            let _ = writeln!(
+                o,
+                "            ApiKey::{n} => {enum_name}::{n}(super::{n}{suffix}::decode(buf, version)?),",
+                n = api_name(s)
+            );
         }
         o.push_str("        })\n    }\n\n");
-        let _ = writeln!(o, "    /// Decodes the body of a {what} whose API key is a raw number.\n    pub fn decode_raw(api_key: i16, buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {{\n        let key = ApiKey::try_from(api_key).map_err(|_| DecodeError::new(\"{enum_name}\", DecodeErrorKind::UnknownApiKey(api_key)))?;\n        Self::decode(key, buf, version)\n    }}\n");
-        let _ = writeln!(o, "    /// Encodes the body at `version`.\n    pub fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {{\n        match self {{");
+        let _ = writeln!(
+            o,
+            "    /// Decodes the body of a {what} whose API key is a raw number.\n    pub fn decode_raw(api_key: i16, buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {{\n        let key = ApiKey::try_from(api_key).map_err(|_| DecodeError::new(\"{enum_name}\", DecodeErrorKind::UnknownApiKey(api_key)))?;\n        Self::decode(key, buf, version)\n    }}\n"
+        );
+        let _ = writeln!(
+            o,
+            "    /// Encodes the body at `version`.\n    pub fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {{\n        match self {{"
+        );
         for s in &reqs {
-            let _ = writeln!(o, "            {enum_name}::{n}(m) => m.encode(buf, version),", n = api_name(s));
+            let _ = writeln!(
+                o,
+                "            {enum_name}::{n}(m) => m.encode(buf, version),",
+                n = api_name(s)
+            );
         }
         o.push_str("        }\n    }\n}\n\n");
     }
@@ -325,7 +439,9 @@ fn error_code_source(tsv: &str) -> Result<String, String> {
             return Err(format!("error-codes.tsv line {}: {line:?}", i + 1));
         }
         rows.push(Row {
-            code: cols[0].parse().map_err(|e| format!("error-codes.tsv line {}: {e}", i + 1))?,
+            code: cols[0]
+                .parse()
+                .map_err(|e| format!("error-codes.tsv line {}: {e}", i + 1))?,
             name: cols[1].to_string(),
             retriable: cols[2] == "true",
             message: cols.get(3).copied().unwrap_or("").to_string(),
@@ -357,8 +473,20 @@ impl ErrorCode {
 ",
     );
     for r in &rows {
-        let doc = if r.message.is_empty() { format!("Code {}.", r.code) } else { format!("Code {}: {}", r.code, r.message) };
-        let _ = writeln!(o, "    /// {}\n    pub const {}: ErrorCode = ErrorCode({});", doc.replace('[', "\\[").replace(']', "\\]").replace('<', "\\<"), r.name, r.code);
+        let doc = if r.message.is_empty() {
+            format!("Code {}.", r.code)
+        } else {
+            format!("Code {}: {}", r.code, r.message)
+        };
+        let _ = writeln!(
+            o,
+            "    /// {}\n    pub const {}: ErrorCode = ErrorCode({});",
+            doc.replace('[', "\\[")
+                .replace(']', "\\]")
+                .replace('<', "\\<"),
+            r.name,
+            r.code
+        );
     }
     o.push_str("\n    /// The numeric code.\n    #[must_use]\n    pub const fn code(self) -> i16 {\n        self.0\n    }\n\n    /// Whether this is `NONE` (no error).\n    #[must_use]\n    pub const fn is_ok(self) -> bool {\n        self.0 == 0\n    }\n\n");
     o.push_str("    /// Kafka's name for the code, or `None` for a code this crate does not know.\n    #[must_use]\n    pub const fn name(self) -> Option<&'static str> {\n        Some(match self.0 {\n");
@@ -372,7 +500,11 @@ impl ErrorCode {
     }
     o.push_str("            _ => return None,\n        })\n    }\n\n");
     o.push_str("    /// Whether Kafka's Java client treats the error as retriable (unknown codes are not).\n    #[must_use]\n    pub const fn is_retriable(self) -> bool {\n        matches!(self.0, ");
-    let retriable: Vec<String> = rows.iter().filter(|r| r.retriable).map(|r| r.code.to_string()).collect();
+    let retriable: Vec<String> = rows
+        .iter()
+        .filter(|r| r.retriable)
+        .map(|r| r.code.to_string())
+        .collect();
     o.push_str(&retriable.join(" | "));
     o.push_str(")\n    }\n\n");
     o.push_str("    /// `Ok(())` for `NONE`, the error otherwise.\n    pub const fn into_result(self) -> Result<(), ErrorCode> {\n        if self.is_ok() { Ok(()) } else { Err(self) }\n    }\n}\n\n");
@@ -463,6 +595,21 @@ fn mod_source(messages: &[Schema], coordinator: bool, errors: bool) -> String {
     for s in messages {
         let _ = writeln!(o, "pub use {}::{};", snake(&s.name), s.name);
     }
+    o.push_str("\n/// Every message type with its version range and the generic property checks\n/// instantiated for it (property tests and fuzz targets walk this table).\n#[cfg(feature = \"arbitrary\")]\n#[doc(hidden)]\npub const ALL_MESSAGES: &[crate::fuzzing::MessageEntry] = &[\n");
+    for s in messages {
+        let _ = writeln!(
+            o,
+            "    crate::fuzzing::MessageEntry::of::<{}>({:?}),",
+            s.name,
+            match s.kind {
+                Kind::Request => "request",
+                Kind::Response => "response",
+                Kind::Header => "header",
+                Kind::Data => "data",
+            }
+        );
+    }
+    o.push_str("];\n");
     o
 }
 
@@ -534,12 +681,20 @@ pub struct CoordinatorEntry<K, V> {
     }
     o.push_str("/// A decoded `__consumer_offsets` record, by kind.\n#[derive(Debug, Clone, PartialEq)]\n#[non_exhaustive]\npub enum ConsumerOffsetsRecord {\n");
     for (base, key, value, r) in &kinds {
-        let _ = writeln!(o, "    /// Key version(s) {}: [`{key}`] and [`{value}`].\n    {base}(CoordinatorEntry<{key}, {value}>),", r.describe());
+        let _ = writeln!(
+            o,
+            "    /// Key version(s) {}: [`{key}`] and [`{value}`].\n    {base}(CoordinatorEntry<{key}, {value}>),",
+            r.describe()
+        );
     }
     o.push_str("    /// A key version this crate does not know, kept as raw bytes.\n    Unknown {\n        /// The key's version.\n        key_version: i16,\n        /// The key after its version.\n        key: Bytes,\n        /// The raw value, `None` for a tombstone.\n        value: Option<Bytes>,\n    },\n}\n\n");
     o.push_str("/// Parses one record of the `__consumer_offsets` topic from its key and value.\n///\n/// Unknown key versions give [`ConsumerOffsetsRecord::Unknown`]; a known key with a\n/// value version its schema does not define is an error.\npub fn parse_record(key: &Bytes, value: Option<&Bytes>) -> Result<ConsumerOffsetsRecord, DecodeError> {\n    let mut k = key.clone();\n    let key_version = wire::read_i16(&mut k, \"ConsumerOffsetsRecord.key_version\")?;\n    Ok(match key_version {\n");
     for (base, key, value, r) in &kinds {
-        let pat = if r.min == r.max { r.min.to_string() } else { format!("{}..={}", r.min, r.max) };
+        let pat = if r.min == r.max {
+            r.min.to_string()
+        } else {
+            format!("{}..={}", r.min, r.max)
+        };
         let _ = writeln!(
             o,
             "        {pat} => ConsumerOffsetsRecord::{base}(CoordinatorEntry {{\n            key_version,\n            key: {key}::decode(&mut k, key_version)?,\n            value: value.map(|v| wire::decode_versioned::<{value}>(&mut v.clone())).transpose()?,\n        }}),"

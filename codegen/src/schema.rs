@@ -18,11 +18,21 @@ impl Range {
         if s == "none" {
             return Ok(Range::NONE);
         }
-        let num = |t: &str| t.trim().parse::<i16>().map_err(|e| format!("bad version {s:?}: {e}"));
+        let num = |t: &str| {
+            t.trim()
+                .parse::<i16>()
+                .map_err(|e| format!("bad version {s:?}: {e}"))
+        };
         if let Some(min) = s.strip_suffix('+') {
-            Ok(Range { min: num(min)?, max: i16::MAX })
+            Ok(Range {
+                min: num(min)?,
+                max: i16::MAX,
+            })
         } else if let Some((a, b)) = s.split_once('-') {
-            Ok(Range { min: num(a)?, max: num(b)? })
+            Ok(Range {
+                min: num(a)?,
+                max: num(b)?,
+            })
         } else {
             let v = num(s)?;
             Ok(Range { min: v, max: v })
@@ -34,7 +44,10 @@ impl Range {
     }
 
     pub fn intersect(&self, other: &Range) -> Range {
-        let r = Range { min: self.min.max(other.min), max: self.max.min(other.max) };
+        let r = Range {
+            min: self.min.max(other.min),
+            max: self.max.min(other.max),
+        };
         if r.is_empty() { Range::NONE } else { r }
     }
 
@@ -215,7 +228,10 @@ pub fn strip_comments(src: &str) -> (String, Vec<String>) {
         out.push('\n');
     }
     // Drop the Apache license block: everything up to its last line.
-    if let Some(end) = comments.iter().position(|c| c.contains("limitations under the License")) {
+    if let Some(end) = comments
+        .iter()
+        .position(|c| c.contains("limitations under the License"))
+    {
         comments.drain(..=end);
     }
     (out, comments)
@@ -244,58 +260,94 @@ pub fn load(path: &Path) -> Result<Schema, String> {
     };
     let name = str_attr(&v, "name").ok_or("no name")?;
     let valid = Range::parse(&str_attr(&v, "validVersions").ok_or("no validVersions")?)?;
-    let flexible = Range::parse(&str_attr(&v, "flexibleVersions").unwrap_or_else(|| "none".into()))?
-        .intersect(&valid);
+    let flexible =
+        Range::parse(&str_attr(&v, "flexibleVersions").unwrap_or_else(|| "none".into()))?
+            .intersect(&valid);
     let mut structs = Vec::new();
     let fields = parse_fields(v.get("fields"), &valid, &mut structs)?;
-    let top = StructDef { name: name.clone(), fields, versions: valid, about: String::new() };
+    let top = StructDef {
+        name: name.clone(),
+        fields,
+        versions: valid,
+        about: String::new(),
+    };
     structs.insert(0, top);
     if let Some(Value::Array(common)) = v.get("commonStructs") {
         for c in common {
             let cname = str_attr(c, "name").ok_or("common struct without name")?;
             let versions = Range::parse(&str_attr(c, "versions").unwrap_or_else(|| "0+".into()))?;
             let fields = parse_fields(c.get("fields"), &valid, &mut structs)?;
-            structs.push(StructDef { name: cname, fields, versions: versions.intersect(&valid), about: String::new() });
+            structs.push(StructDef {
+                name: cname,
+                fields,
+                versions: versions.intersect(&valid),
+                about: String::new(),
+            });
         }
     }
     let listeners = match v.get("listeners") {
-        Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect(),
         _ => Vec::new(),
     };
     Ok(Schema {
-        file: path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+        file: path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         kind,
         name,
         api_key: v.get("apiKey").and_then(|k| k.as_i64()).map(|k| k as i16),
         valid,
         flexible,
-        deprecated: str_attr(&v, "deprecatedVersions").map(|d| Range::parse(&d)).transpose()?,
-        latest_unstable: v.get("latestVersionUnstable").and_then(|b| b.as_bool()).unwrap_or(false),
+        deprecated: str_attr(&v, "deprecatedVersions")
+            .map(|d| Range::parse(&d))
+            .transpose()?,
+        latest_unstable: v
+            .get("latestVersionUnstable")
+            .and_then(|b| b.as_bool())
+            .unwrap_or(false),
         listeners,
         structs,
         history,
     })
 }
 
-fn parse_fields(v: Option<&Value>, valid: &Range, structs: &mut Vec<StructDef>) -> Result<Vec<Field>, String> {
-    let Some(Value::Array(items)) = v else { return Ok(Vec::new()) };
+fn parse_fields(
+    v: Option<&Value>,
+    valid: &Range,
+    structs: &mut Vec<StructDef>,
+) -> Result<Vec<Field>, String> {
+    let Some(Value::Array(items)) = v else {
+        return Ok(Vec::new());
+    };
     let mut out = Vec::new();
     for f in items {
         let name = str_attr(f, "name").ok_or("field without name")?;
         let ty = Ty::parse(&str_attr(f, "type").ok_or("field without type")?);
-        let versions = Range::parse(&str_attr(f, "versions").ok_or_else(|| format!("{name}: no versions"))?)?
-            .intersect(valid);
-        let nullable = Range::parse(&str_attr(f, "nullableVersions").unwrap_or_else(|| "none".into()))?
-            .intersect(&versions);
+        let versions =
+            Range::parse(&str_attr(f, "versions").ok_or_else(|| format!("{name}: no versions"))?)?
+                .intersect(valid);
+        let nullable =
+            Range::parse(&str_attr(f, "nullableVersions").unwrap_or_else(|| "none".into()))?
+                .intersect(&versions);
         let tagged = Range::parse(&str_attr(f, "taggedVersions").unwrap_or_else(|| "none".into()))?;
         let tag = f.get("tag").and_then(|t| t.as_u64()).map(|t| t as u32);
         if tag.is_some() {
             let tv = tagged.intersect(valid);
             if tv != versions {
-                return Err(format!("{name}: taggedVersions {} differ from versions {}", tv.describe(), versions.describe()));
+                return Err(format!(
+                    "{name}: taggedVersions {} differ from versions {}",
+                    tv.describe(),
+                    versions.describe()
+                ));
             }
         }
-        let flexible_override = str_attr(f, "flexibleVersions").map(|s| Range::parse(&s)).transpose()?;
+        let flexible_override = str_attr(f, "flexibleVersions")
+            .map(|s| Range::parse(&s))
+            .transpose()?;
         if let Some(Value::Array(_)) = f.get("fields") {
             let sname = match &ty {
                 Ty::Struct(n) => n.clone(),
@@ -319,7 +371,10 @@ fn parse_fields(v: Option<&Value>, valid: &Range, structs: &mut Vec<StructDef>) 
             versions,
             nullable,
             tag,
-            ignorable: f.get("ignorable").and_then(|b| b.as_bool()).unwrap_or(false),
+            ignorable: f
+                .get("ignorable")
+                .and_then(|b| b.as_bool())
+                .unwrap_or(false),
             default: str_attr(f, "default"),
             about: str_attr(f, "about").unwrap_or_default(),
             flexible_override,
@@ -359,12 +414,65 @@ pub fn snake(name: &str) -> String {
 pub fn field_ident(name: &str) -> String {
     let s = snake(name);
     const KEYWORDS: &[&str] = &[
-        "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for", "if", "impl",
-        "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self", "static", "struct",
-        "super", "trait", "true", "type", "unsafe", "use", "where", "while", "async", "await", "dyn", "abstract",
-        "become", "box", "do", "final", "macro", "override", "priv", "typeof", "unsized", "virtual", "yield", "try",
-        "gen",
+        "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn",
+        "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref",
+        "return", "self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use",
+        "where", "while", "async", "await", "dyn", "abstract", "become", "box", "do", "final",
+        "macro", "override", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen",
     ];
-    if KEYWORDS.contains(&s.as_str()) { format!("r#{s}") } else { s }
+    if KEYWORDS.contains(&s.as_str()) {
+        format!("r#{s}")
+    } else {
+        s
+    }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_ranges_in_every_form() {
+        assert_eq!(Range::parse("3").unwrap(), Range { min: 3, max: 3 });
+        assert_eq!(Range::parse("0-7").unwrap(), Range { min: 0, max: 7 });
+        assert_eq!(
+            Range::parse("9+").unwrap(),
+            Range {
+                min: 9,
+                max: i16::MAX
+            }
+        );
+        assert!(Range::parse("none").unwrap().is_empty());
+        assert!(Range::parse("x").is_err());
+        let valid = Range { min: 0, max: 11 };
+        assert_eq!(
+            Range::parse("9+").unwrap().intersect(&valid),
+            Range { min: 9, max: 11 }
+        );
+        assert!(
+            Range {
+                min: 0,
+                max: i16::MAX
+            }
+            .covers(&valid)
+        );
+    }
+
+    #[test]
+    fn comments_are_stripped_outside_strings_only() {
+        let src = "// Licensed ...\n// limitations under the License.\n\n// Version 1 adds X.\n{ \"about\": \"see http://x//y\", // trailing\n \"n\": 1 }\n";
+        let (json, history) = strip_comments(src);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["about"], "see http://x//y");
+        assert_eq!(history, vec!["Version 1 adds X.", "trailing"]);
+    }
+
+    #[test]
+    fn names_become_rust_identifiers() {
+        assert_eq!(snake("ReplicaDirectoryId"), "replica_directory_id");
+        assert_eq!(snake("KRaftVersion"), "k_raft_version");
+        assert_eq!(snake("leaderEpoch"), "leader_epoch");
+        assert_eq!(snake("IsrNodes"), "isr_nodes");
+        assert_eq!(field_ident("Type"), "r#type");
+    }
+}

@@ -62,6 +62,8 @@ def env_for(client):
     env = dict(os.environ)
     if client.endswith("2.16") and client.startswith("kcat"):
         env["LD_LIBRARY_PATH"] = LIB216
+    if client.startswith("kafka-python") and "-api" in client:
+        env["KAFKA_PYTHON_API_VERSION"] = client.split("-api", 1)[1]
     return env
 
 
@@ -184,7 +186,7 @@ def run(cmd, client=None, stdin=None, timeout=60, check=True):
 def py_client(client, boot, *args, check=True, timeout=60):
     which = "confluent" if client.startswith("confluent") else "kafka-python"
     return run([PY, os.path.join(HERE, "clients.py"), which, boot] + list(args),
-               check=check, timeout=timeout)
+               client, check=check, timeout=timeout)
 
 
 # ---------------------------------------------------------------- records --
@@ -310,6 +312,124 @@ def dump_expected(expected):
 
 # -------------------------------------------------------------- snapshots --
 
+MANIFEST_COLUMNS = ["file", "direction", "api_key", "api_name", "api_version",
+                    "correlation_id", "peer", "client"]
+SNAP_TOPIC = "snap"
+MAX_FRAME = 64 * 1024
+
+
+def kcat_steps(client, boot, group, mock):
+    def k(*a, stdin=None, check=True, timeout=30):
+        try:
+            return run(["kcat", "-b", boot, "-X", "client.id=kafka-sansio-capture"] + list(a),
+                       client, stdin=stdin, check=check, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log("timed out (expected for a client that cannot talk to this broker)")
+            return None
+
+    if not mock and client == "kcat-2.0.2":
+        # Debian's kcat cannot read tansu's ApiVersions v3 answer: record the
+        # attempt, which is worth a snapshot of its own.
+        k("-L", "-m", "3", check=False, timeout=8)
+        return
+    k("-L")
+    lines = b"".join(b"key-%d\tvalue-%d\n" % (i, i) for i in range(3))
+    k("-P", "-t", SNAP_TOPIC, "-p", "0", "-K", "\t", "-H", "h=1", stdin=lines)
+    k("-C", "-t", SNAP_TOPIC, "-p", "0", "-o", "beginning", "-e", "-q")
+    k("-G", group, SNAP_TOPIC, "-e", "-q", "-X", "auto.offset.reset=earliest",
+      "-X", "heartbeat.interval.ms=200", "-X", "session.timeout.ms=6000", timeout=40)
+
+
+def py_steps(client, boot, group, mock):
+    def p(*a, check=True, timeout=60):
+        try:
+            return py_client(client, boot, *a, check=check, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log("timed out (expected for a client that cannot talk to this broker)")
+            return None
+
+    if mock and client.startswith("kafka-python"):
+        # kafka-python 3.0.12 sends ApiVersions v4 and cannot read the mock's
+        # error answer: record the attempt.
+        p("offsets", SNAP_TOPIC, check=False, timeout=5)
+        return
+    if client.endswith("-api0.10.2"):
+        # Pinned to Kafka 0.10.2: Produce v2 carrying a legacy MessageSet v1
+        # (magic 1). tansu never answers it; record the request.
+        p("admin", SNAP_TOPIC)
+        p("produce", SNAP_TOPIC, check=False, timeout=6)
+        return
+    pinned = "-api" in client
+    if not mock:
+        p("admin", SNAP_TOPIC)
+    p("produce", SNAP_TOPIC)
+    p("offsets", SNAP_TOPIC)
+    # Pinned to old versions, kafka-python's consumer gets nothing from tansu.
+    p("consume", SNAP_TOPIC, group, check=not pinned, timeout=30)
+
+
+def select_exchanges(exchanges):
+    """Keep the data small: the first exchange of every (api, version), and
+    for Produce and Fetch also the one with the largest answer (the one that
+    carries records). Frames over MAX_FRAME are skipped."""
+    keep = set()
+    first = {}
+    largest = {}
+    for i, ex in enumerate(exchanges):
+        size = max(len(ex["request"]), len(ex["response"] or b""))
+        if size > MAX_FRAME:
+            continue
+        kv = (ex["key"], ex["ver"])
+        first.setdefault(kv, i)
+        if ex["key"] in (0, 1):
+            rsize = len(ex["response"] or b"") + len(ex["request"])
+            if kv not in largest or rsize > largest[kv][0]:
+                largest[kv] = (rsize, i)
+    keep.update(first.values())
+    keep.update(i for _s, i in largest.values())
+    return [ex for i, ex in enumerate(exchanges) if i in keep]
+
+
+def capture_snapshots(out_dir, logs):
+    sessions = [
+        ("mock-2.0.2", "kcat-2.0.2", 3),
+        ("mock-2.0.2", "confluent-kafka-2.16.1", 1),
+        ("mock-2.0.2", "kafka-python-3.0.12", 1),
+        ("mock-2.16", "kcat-2.16", 3),
+        ("mock-2.16", "confluent-kafka-2.16.1", 1),
+        ("mock-2.16", "kafka-python-3.0.12", 1),
+        ("tansu-0.6.0", "kcat-2.0.2", 1),
+        ("tansu-0.6.0", "kcat-2.16", 1),
+        ("tansu-0.6.0", "confluent-kafka-2.16.1", 1),
+        ("tansu-0.6.0", "kafka-python-3.0.12", 1),
+        ("tansu-0.6.0", "kafka-python-3.0.12-api1.0", 1),
+        ("tansu-0.6.0", "kafka-python-3.0.12-api0.10.2", 1),
+    ]
+    rows = []
+    for n, (peer, client, brokers) in enumerate(sessions):
+        kframes = os.path.join(logs, "snap_%s_%s.kframes" % (peer, client))
+        group = "grp-%s-%d-%d" % (client, n, int(time.time()))
+        log("=== %s x %s" % (peer, client))
+        mock = peer.startswith("mock")
+        with session(peer, kframes, ["%s:1" % SNAP_TOPIC] if mock else (), brokers) as (boot, _m):
+            if client.startswith("kcat"):
+                kcat_steps(client, boot, group, mock)
+            else:
+                py_steps(client, boot, group, mock)
+        exs = kf.pair_frames(kf.read_frame_log(kframes))
+        sub = os.path.join(out_dir, peer, client)
+        shutil.rmtree(sub, ignore_errors=True)
+        got, _ = kf.write_snapshots(select_exchanges(exs), sub, peer, client, lambda ex: True)
+        for r in got:
+            r["file"] = "%s/%s/%s" % (peer, client, r["file"])
+        rows += got
+        log("%s x %s: %d exchanges seen, %d files kept" % (peer, client, len(exs), len(got)))
+    with open(os.path.join(out_dir, "manifest.tsv"), "w") as f:
+        f.write("\t".join(MANIFEST_COLUMNS) + "\n")
+        for r in rows:
+            f.write("\t".join(str(r[c]) for c in MANIFEST_COLUMNS) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("what", choices=["records", "snapshots"])
@@ -324,10 +444,6 @@ def main():
         capture_snapshots(args.out or os.path.join(REPO, "tests", "data", "snapshots"), logs)
     if not args.keep_logs:
         shutil.rmtree(logs, ignore_errors=True)
-
-
-def capture_snapshots(out_dir, logs):
-    raise NotImplementedError
 
 
 if __name__ == "__main__":

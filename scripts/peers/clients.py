@@ -15,6 +15,7 @@ The same record set is used by every client and codec so the decoded
 batches can be compared across clients (see tests/data/records/README.md).
 """
 
+import os
 import sys
 import time
 
@@ -121,6 +122,11 @@ def kafka_python(boot, scenario, args):
     from kafka.admin import NewTopic
 
     base = {"bootstrap_servers": boot, "client_id": "kafka-sansio-capture"}
+    # KAFKA_PYTHON_API_VERSION=0.11 pins the broker version kafka-python
+    # assumes: it then skips ApiVersions and uses that era's (old) versions.
+    pinned = os.environ.get("KAFKA_PYTHON_API_VERSION")
+    if pinned:
+        base["api_version"] = tuple(int(x) for x in pinned.split("."))
     if scenario == "records":
         codec, topic = args
         p = KafkaProducer(**base, compression_type=None if codec == "none" else codec,
@@ -140,10 +146,19 @@ def kafka_python(boot, scenario, args):
         a.close()
     elif scenario == "produce":
         (topic,) = args
-        p = KafkaProducer(**base, linger_ms=50, acks="all")
+        # Pinned to an old broker version, kafka-python uses InitProducerId
+        # v0, which tansu answers with UNKNOWN_SERVER_ERROR: no idempotence.
+        p = KafkaProducer(**base, linger_ms=50, acks="all",
+                          enable_idempotence=not pinned)
+        futs = []
         for i in range(3):
-            p.send(topic, key=b"k%d" % i, value=b"v%d" % i, partition=0, headers=[("h", b"x")])
+            # Before Kafka 0.11 (message format v0/v1) there are no headers.
+            headers = [("h", b"x")] if base.get("api_version", (9,)) >= (0, 11) else None
+            futs.append(p.send(topic, key=b"k%d" % i, value=b"v%d" % i, partition=0,
+                               headers=headers))
         p.flush(30)
+        for f in futs:
+            f.get(timeout=10)
         p.close()
     elif scenario == "consume":
         topic, group = args

@@ -25,18 +25,20 @@ use crate::wire::{
 ///
 /// Valid versions: 0-5; flexible versions: 3-5.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 is the same as version 0.
+/// ```text
+/// Version 1 is the same as version 0.
 ///
-/// > Version 2 adds the support for new error code PRODUCER_FENCED.
+/// Version 2 adds the support for new error code PRODUCER_FENCED.
 ///
-/// > Version 3 enables flexible versions.
+/// Version 3 enables flexible versions.
 ///
-/// > Version 4 adds VerifyOnly field to check if partitions are already in transaction and adds support to batch multiple transactions.
+/// Version 4 adds VerifyOnly field to check if partitions are already in transaction and adds support to batch multiple transactions.
 ///
-/// > Version 5 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
-/// > Versions 3 and below will be exclusively used by clients and versions 4 and above will be used by brokers.
+/// Version 5 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+/// Versions 3 and below will be exclusively used by clients and versions 4 and above will be used by brokers.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct AddPartitionsToTxnRequest {
     /// List of transactions to add partitions to.
@@ -227,15 +229,15 @@ impl AddPartitionsToTxnRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for AddPartitionsToTxnRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 3;
         if version >= 4 {
             for x in self.transactions.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.transactions = Vec::new();
@@ -257,7 +259,7 @@ impl AddPartitionsToTxnRequest {
         }
         if version <= 3 {
             for x in self.v3_and_below_topics.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.v3_and_below_topics = Vec::new();
@@ -406,16 +408,16 @@ impl AddPartitionsToTxnTransaction {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for AddPartitionsToTxnTransaction {
+    fn normalize_for_version(&mut self, version: i16) {
         if !true {
             wire::arb::fit_string(&mut self.transactional_id);
         }
         for x in self.topics.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -533,11 +535,11 @@ impl AddPartitionsToTxnTopic {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for AddPartitionsToTxnTopic {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 3;
         if !flexible {
             wire::arb::fit_string(&mut self.name);

@@ -101,11 +101,11 @@ impl AddRaftVoterResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for AddRaftVoterResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         if !true {
             if let Some(x) = &mut self.error_message {

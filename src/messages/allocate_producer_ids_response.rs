@@ -105,11 +105,11 @@ impl AllocateProducerIdsResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for AllocateProducerIdsResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);

@@ -25,13 +25,15 @@ use crate::wire::{
 ///
 /// Valid versions: 0-3; flexible versions: 0-3.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds LeaderRecoveryState field (KIP-704).
+/// ```text
+/// Version 1 adds LeaderRecoveryState field (KIP-704).
 ///
-/// > Version 2 adds TopicId field to replace TopicName field (KIP-841).
+/// Version 2 adds TopicId field to replace TopicName field (KIP-841).
 ///
-/// > Version 3 adds the NewIsrEpochs field and deprecates the NewIsr field (KIP-903).
+/// Version 3 adds the NewIsrEpochs field and deprecates the NewIsr field (KIP-903).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlterPartitionRequest {
     /// The ID of the requesting broker
@@ -110,13 +112,13 @@ impl AlterPartitionRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for AlterPartitionRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.topics.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -207,11 +209,11 @@ impl BrokerState {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for BrokerState {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -377,18 +379,18 @@ impl PartitionData {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for PartitionData {
+    fn normalize_for_version(&mut self, version: i16) {
         if version <= 2 {
         } else {
             self.new_isr = Vec::new();
         }
         if version >= 3 {
             for x in self.new_isr_with_epochs.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.new_isr_with_epochs = Vec::new();
@@ -515,11 +517,11 @@ impl TopicData {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for TopicData {
+    fn normalize_for_version(&mut self, version: i16) {
         if version <= 1 {
             if !true {
                 wire::arb::fit_string(&mut self.topic_name);
@@ -532,7 +534,7 @@ impl TopicData {
             self.topic_id = Uuid::ZERO;
         }
         for x in self.partitions.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);

@@ -24,14 +24,16 @@ use crate::wire::{
 ///
 /// Valid versions: 0-3; flexible versions: 0-3.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds LeaderRecoveryState field (KIP-704).
+/// ```text
+/// Version 1 adds LeaderRecoveryState field (KIP-704).
 ///
-/// > Version 2 adds TopicId field to replace TopicName field, can return the following new errors:
-/// > INELIGIBLE_REPLICA, NEW_LEADER_ELECTED and UNKNOWN_TOPIC_ID (KIP-841).
+/// Version 2 adds TopicId field to replace TopicName field, can return the following new errors:
+/// INELIGIBLE_REPLICA, NEW_LEADER_ELECTED and UNKNOWN_TOPIC_ID (KIP-841).
 ///
-/// > Version 3 is the same as version 2 (KIP-903).
+/// Version 3 is the same as version 2 (KIP-903).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlterPartitionResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
@@ -111,13 +113,13 @@ impl AlterPartitionResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for AlterPartitionResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.topics.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -257,11 +259,11 @@ impl PartitionData {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for PartitionData {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 1 {
         } else {
             self.leader_recovery_state = 0;
@@ -385,11 +387,11 @@ impl TopicData {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for TopicData {
+    fn normalize_for_version(&mut self, version: i16) {
         if version <= 1 {
             if !true {
                 wire::arb::fit_string(&mut self.topic_name);
@@ -402,7 +404,7 @@ impl TopicData {
             self.topic_id = Uuid::ZERO;
         }
         for x in self.partitions.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);

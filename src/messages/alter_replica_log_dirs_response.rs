@@ -24,10 +24,12 @@ use crate::wire::{
 ///
 /// Valid versions: 0-2; flexible versions: 2.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Starting in version 1, on quota violation brokers send out responses before throttling.
-/// > Version 2 enables flexible versions.
+/// ```text
+/// Starting in version 1, on quota violation brokers send out responses before throttling.
+/// Version 2 enables flexible versions.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlterReplicaLogDirsResponse {
     /// Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
@@ -117,13 +119,13 @@ impl AlterReplicaLogDirsResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for AlterReplicaLogDirsResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.results.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 2 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -238,11 +240,11 @@ impl AlterReplicaLogDirPartitionResult {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for AlterReplicaLogDirPartitionResult {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 2 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
             self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -372,17 +374,17 @@ impl AlterReplicaLogDirTopicResult {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for AlterReplicaLogDirTopicResult {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 2;
         if !flexible {
             wire::arb::fit_string(&mut self.topic_name);
         }
         for x in self.partitions.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 2 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);

@@ -25,13 +25,15 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 3-4.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Versions 0 through 2 of ApiVersionsRequest are the same.
+/// ```text
+/// Versions 0 through 2 of ApiVersionsRequest are the same.
 ///
-/// > Version 3 is the first flexible version and adds ClientSoftwareName and ClientSoftwareVersion.
+/// Version 3 is the first flexible version and adds ClientSoftwareName and ClientSoftwareVersion.
 ///
-/// > Version 4 fixes KAFKA-17011, which blocked SupportedFeatures.MinVersion in the response from being 0.
+/// Version 4 fixes KAFKA-17011, which blocked SupportedFeatures.MinVersion in the response from being 0.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiVersionsRequest {
     /// The name of the client.
@@ -128,11 +130,11 @@ impl ApiVersionsRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ApiVersionsRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 3;
         if version >= 3 {
             if !flexible {

@@ -24,20 +24,22 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 3-4.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds throttle time to the response.
+/// ```text
+/// Version 1 adds throttle time to the response.
 ///
-/// > Starting in version 2, on quota violation, brokers send out responses before throttling.
+/// Starting in version 2, on quota violation, brokers send out responses before throttling.
 ///
-/// > Version 3 is the first flexible version. Tagged fields are only supported in the body but
-/// > not in the header. The length of the header must not change in order to guarantee the
-/// > backward compatibility.
+/// Version 3 is the first flexible version. Tagged fields are only supported in the body but
+/// not in the header. The length of the header must not change in order to guarantee the
+/// backward compatibility.
 ///
-/// > Starting from Apache Kafka 2.4 (KIP-511), ApiKeys field is populated with the supported
-/// > versions of the ApiVersionsRequest when an UNSUPPORTED_VERSION error is returned.
+/// Starting from Apache Kafka 2.4 (KIP-511), ApiKeys field is populated with the supported
+/// versions of the ApiVersionsRequest when an UNSUPPORTED_VERSION error is returned.
 ///
-/// > Version 4 fixes KAFKA-17011, which blocked SupportedFeatures.MinVersion from being 0.
+/// Version 4 fixes KAFKA-17011, which blocked SupportedFeatures.MinVersion from being 0.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiVersionsResponse {
     /// The top-level error code.
@@ -301,13 +303,13 @@ impl ApiVersionsResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ApiVersionsResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.api_keys.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 1 {
         } else {
@@ -315,7 +317,7 @@ impl ApiVersionsResponse {
         }
         if version >= 3 {
             for x in self.supported_features.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.supported_features = Vec::new();
@@ -326,7 +328,7 @@ impl ApiVersionsResponse {
         }
         if version >= 3 {
             for x in self.finalized_features.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.finalized_features = Vec::new();
@@ -458,11 +460,11 @@ impl ApiVersion {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ApiVersion {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 3 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
             self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -566,11 +568,11 @@ impl SupportedFeatureKey {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for SupportedFeatureKey {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         if !true {
             wire::arb::fit_string(&mut self.name);
@@ -674,11 +676,11 @@ impl FinalizedFeatureKey {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for FinalizedFeatureKey {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         if !true {
             wire::arb::fit_string(&mut self.name);

@@ -25,9 +25,11 @@ use crate::wire::{
 ///
 /// Valid versions: 0-1; flexible versions: 1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds flexible versions, voter key and leader endpoints (KIP-853)
+/// ```text
+/// Version 1 adds flexible versions, voter key and leader endpoints (KIP-853)
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct BeginQuorumEpochRequest {
     /// Versions: 0-1; nullable in 0-1. Default: `None`.
@@ -157,11 +159,11 @@ impl BeginQuorumEpochRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for BeginQuorumEpochRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 1;
         if !flexible {
             if let Some(x) = &mut self.cluster_id {
@@ -173,11 +175,11 @@ impl BeginQuorumEpochRequest {
             self.voter_id = -1;
         }
         for x in self.topics.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 1 {
             for x in self.leader_endpoints.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.leader_endpoints = Vec::new();
@@ -307,11 +309,11 @@ impl PartitionData {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for PartitionData {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 1 {
         } else {
             self.voter_directory_id = Uuid::ZERO;
@@ -427,17 +429,17 @@ impl TopicData {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for TopicData {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 1;
         if !flexible {
             wire::arb::fit_string(&mut self.topic_name);
         }
         for x in self.partitions.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 1 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -541,11 +543,11 @@ impl LeaderEndpoint {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for LeaderEndpoint {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         if !true {
             wire::arb::fit_string(&mut self.name);

@@ -145,11 +145,11 @@ impl BrokerHeartbeatRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for BrokerHeartbeatRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 1 {
         } else {
             self.offline_log_dirs = Vec::new();

@@ -24,11 +24,13 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 0-4.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds Zk broker epoch to the request if the broker is migrating from Zk mode to KRaft mode.
+/// ```text
+/// Version 1 adds Zk broker epoch to the request if the broker is migrating from Zk mode to KRaft mode.
 ///
-/// > Version 2 adds the PreviousBrokerEpoch to the request for the KIP-966
+/// Version 2 adds the PreviousBrokerEpoch to the request for the KIP-966
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrokerRegistrationResponse {
     /// Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
@@ -102,11 +104,11 @@ impl BrokerRegistrationResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for BrokerRegistrationResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);

@@ -25,10 +25,12 @@ use crate::wire::{
 ///
 /// Valid versions: 0-1; flexible versions: 0-1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds MemberType field to ConsumerGroupDescribeResponse (KIP-1099).
-/// > For ConsumerGroupDescribeRequest, version 1 is same as version 0.
+/// ```text
+/// Version 1 adds MemberType field to ConsumerGroupDescribeResponse (KIP-1099).
+/// For ConsumerGroupDescribeRequest, version 1 is same as version 0.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConsumerGroupDescribeRequest {
     /// The ids of the groups to describe
@@ -111,11 +113,11 @@ impl ConsumerGroupDescribeRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ConsumerGroupDescribeRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         for x in self.group_ids.iter_mut() {
             if !true {

@@ -24,20 +24,22 @@ use crate::wire::{
 ///
 /// Valid versions: 0-1; flexible versions: 0-1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Supported errors:
-/// > - GROUP_AUTHORIZATION_FAILED (version 0+)
-/// > - NOT_COORDINATOR (version 0+)
-/// > - COORDINATOR_NOT_AVAILABLE (version 0+)
-/// > - COORDINATOR_LOAD_IN_PROGRESS (version 0+)
-/// > - INVALID_REQUEST (version 0+)
-/// > - UNKNOWN_MEMBER_ID (version 0+)
-/// > - FENCED_MEMBER_EPOCH (version 0+)
-/// > - UNSUPPORTED_ASSIGNOR (version 0+)
-/// > - UNRELEASED_INSTANCE_ID (version 0+)
-/// > - GROUP_MAX_SIZE_REACHED (version 0+)
-/// > - INVALID_REGULAR_EXPRESSION (version 1+)
+/// ```text
+/// Supported errors:
+/// - GROUP_AUTHORIZATION_FAILED (version 0+)
+/// - NOT_COORDINATOR (version 0+)
+/// - COORDINATOR_NOT_AVAILABLE (version 0+)
+/// - COORDINATOR_LOAD_IN_PROGRESS (version 0+)
+/// - INVALID_REQUEST (version 0+)
+/// - UNKNOWN_MEMBER_ID (version 0+)
+/// - FENCED_MEMBER_EPOCH (version 0+)
+/// - UNSUPPORTED_ASSIGNOR (version 0+)
+/// - UNRELEASED_INSTANCE_ID (version 0+)
+/// - GROUP_MAX_SIZE_REACHED (version 0+)
+/// - INVALID_REGULAR_EXPRESSION (version 1+)
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConsumerGroupHeartbeatResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
@@ -169,11 +171,11 @@ impl ConsumerGroupHeartbeatResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ConsumerGroupHeartbeatResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         if !true {
             if let Some(x) = &mut self.error_message {
                 wire::arb::fit_string(x);
@@ -185,7 +187,7 @@ impl ConsumerGroupHeartbeatResponse {
             }
         }
         if let Some(v) = &mut self.assignment {
-            v.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(v, version);
         }
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -283,13 +285,13 @@ impl Assignment {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for Assignment {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.topic_partitions.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -388,11 +390,11 @@ impl TopicPartitions {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for TopicPartitions {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);

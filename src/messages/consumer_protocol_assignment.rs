@@ -24,16 +24,18 @@ use crate::wire::{
 ///
 /// Valid versions: 0-3; flexible versions: none.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Assignment part of the Consumer Protocol.
+/// ```text
+/// Assignment part of the Consumer Protocol.
 ///
-/// > The current implementation assumes that future versions will not break compatibility. When
-/// > it encounters a newer version, it parses it using the current format. This basically means
-/// > that new versions cannot remove or reorder any of the existing fields.
+/// The current implementation assumes that future versions will not break compatibility. When
+/// it encounters a newer version, it parses it using the current format. This basically means
+/// that new versions cannot remove or reorder any of the existing fields.
 ///
-/// > Version 2 is to support a new field "GenerationId" in ConsumerProtocolSubscription.
-/// > Version 3 adds rack id to ConsumerProtocolSubscription.
+/// Version 2 is to support a new field "GenerationId" in ConsumerProtocolSubscription.
+/// Version 3 adds rack id to ConsumerProtocolSubscription.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConsumerProtocolAssignment {
     /// Versions: 0-3. Default: `Vec::new()`.
@@ -92,13 +94,13 @@ impl ConsumerProtocolAssignment {
             user_data: f_user_data,
         })
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ConsumerProtocolAssignment {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.assigned_partitions.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
     }
 }
@@ -171,11 +173,11 @@ impl TopicPartition {
             partitions: f_partitions,
         })
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for TopicPartition {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         if !false {
             wire::arb::fit_string(&mut self.topic);

@@ -24,16 +24,18 @@ use crate::wire::{
 ///
 /// Valid versions: 0-3; flexible versions: none.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Subscription part of the Consumer Protocol.
+/// ```text
+/// Subscription part of the Consumer Protocol.
 ///
-/// > The current implementation assumes that future versions will not break compatibility. When
-/// > it encounters a newer version, it parses it using the current format. This basically means
-/// > that new versions cannot remove or reorder any of the existing fields.
-/// > Version 1 added the "OwnedPartitions" field to allow assigner know what partitions each member owned
-/// > Version 2 added a new field "GenerationId" to indicate if the member has out-of-date ownedPartitions.
-/// > Version 3 adds rack id to enable rack-aware assignment.
+/// The current implementation assumes that future versions will not break compatibility. When
+/// it encounters a newer version, it parses it using the current format. This basically means
+/// that new versions cannot remove or reorder any of the existing fields.
+/// Version 1 added the "OwnedPartitions" field to allow assigner know what partitions each member owned
+/// Version 2 added a new field "GenerationId" to indicate if the member has out-of-date ownedPartitions.
+/// Version 3 adds rack id to enable rack-aware assignment.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConsumerProtocolSubscription {
     /// Versions: 0-3. Default: `Vec::new()`.
@@ -147,11 +149,11 @@ impl ConsumerProtocolSubscription {
             rack_id: f_rack_id,
         })
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ConsumerProtocolSubscription {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.topics.iter_mut() {
             if !false {
                 wire::arb::fit_string(x);
@@ -159,7 +161,7 @@ impl ConsumerProtocolSubscription {
         }
         if version >= 1 {
             for x in self.owned_partitions.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.owned_partitions = Vec::new();
@@ -251,11 +253,11 @@ impl TopicPartition {
             partitions: f_partitions,
         })
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for TopicPartition {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         if !false {
             wire::arb::fit_string(&mut self.topic);

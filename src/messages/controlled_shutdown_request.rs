@@ -25,15 +25,17 @@ use crate::wire::{
 ///
 /// Valid versions: 0-3; flexible versions: 3.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 0 of ControlledShutdownRequest has a non-standard request header
-/// > which does not include clientId.  Version 1 and later use the standard
-/// > request header.
+/// ```text
+/// Version 0 of ControlledShutdownRequest has a non-standard request header
+/// which does not include clientId.  Version 1 and later use the standard
+/// request header.
 ///
-/// > Version 1 is the same as version 0.
+/// Version 1 is the same as version 0.
 ///
-/// > Version 2 adds BrokerEpoch.
+/// Version 2 adds BrokerEpoch.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ControlledShutdownRequest {
     /// The id of the broker for which controlled shutdown has been requested.
@@ -114,11 +116,11 @@ impl ControlledShutdownRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ControlledShutdownRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 2 {
         } else {
             self.broker_epoch = -1;

@@ -24,9 +24,11 @@ use crate::wire::{
 ///
 /// Valid versions: 0-3; flexible versions: 3.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Versions 1 and 2 are the same as version 0.
+/// ```text
+/// Versions 1 and 2 are the same as version 0.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ControlledShutdownResponse {
     /// The top-level error code.
@@ -115,13 +117,13 @@ impl ControlledShutdownResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ControlledShutdownResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.remaining_partitions.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 3 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -233,11 +235,11 @@ impl RemainingPartition {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for RemainingPartition {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 3;
         if !flexible {
             wire::arb::fit_string(&mut self.topic_name);

@@ -25,19 +25,21 @@ use crate::wire::{
 ///
 /// Valid versions: 0-7; flexible versions: 5-7; deprecated versions: 0-1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds validateOnly.
+/// ```text
+/// Version 1 adds validateOnly.
 ///
-/// > Version 4 makes partitions/replicationFactor optional even when assignments are not present (KIP-464)
+/// Version 4 makes partitions/replicationFactor optional even when assignments are not present (KIP-464)
 ///
-/// > Version 5 is the first flexible version.
-/// > Version 5 also returns topic configs in the response (KIP-525).
+/// Version 5 is the first flexible version.
+/// Version 5 also returns topic configs in the response (KIP-525).
 ///
-/// > Version 6 is identical to version 5 but may return a THROTTLING_QUOTA_EXCEEDED error
-/// > in the response if the topics creation is throttled (KIP-599).
+/// Version 6 is identical to version 5 but may return a THROTTLING_QUOTA_EXCEEDED error
+/// in the response if the topics creation is throttled (KIP-599).
 ///
-/// > Version 7 is the same as version 6.
+/// Version 7 is the same as version 6.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateTopicsRequest {
     /// The topics to create.
@@ -141,13 +143,13 @@ impl CreateTopicsRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for CreateTopicsRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.topics.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 1 {
         } else {
@@ -273,11 +275,11 @@ impl CreatableReplicaAssignment {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for CreatableReplicaAssignment {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 5 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
             self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -388,11 +390,11 @@ impl CreatableTopicConfig {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for CreatableTopicConfig {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 5;
         if !flexible {
             wire::arb::fit_string(&mut self.name);
@@ -550,20 +552,20 @@ impl CreatableTopic {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for CreatableTopic {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 5;
         if !flexible {
             wire::arb::fit_string(&mut self.name);
         }
         for x in self.assignments.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         for x in self.configs.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 5 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);

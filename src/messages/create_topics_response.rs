@@ -24,23 +24,25 @@ use crate::wire::{
 ///
 /// Valid versions: 0-7; flexible versions: 5-7.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds a per-topic error message string.
+/// ```text
+/// Version 1 adds a per-topic error message string.
 ///
-/// > Version 2 adds the throttle time.
+/// Version 2 adds the throttle time.
 ///
-/// > Starting in version 3, on quota violation, brokers send out responses before throttling.
+/// Starting in version 3, on quota violation, brokers send out responses before throttling.
 ///
-/// > Version 4 makes partitions/replicationFactor optional even when assignments are not present (KIP-464).
+/// Version 4 makes partitions/replicationFactor optional even when assignments are not present (KIP-464).
 ///
-/// > Version 5 is the first flexible version.
-/// > Version 5 also returns topic configs in the response (KIP-525).
+/// Version 5 is the first flexible version.
+/// Version 5 also returns topic configs in the response (KIP-525).
 ///
-/// > Version 6 is identical to version 5 but may return a THROTTLING_QUOTA_EXCEEDED error
-/// > in the response if the topics creation is throttled (KIP-599).
+/// Version 6 is identical to version 5 but may return a THROTTLING_QUOTA_EXCEEDED error
+/// in the response if the topics creation is throttled (KIP-599).
 ///
-/// > Version 7 returns the topic ID of the newly created topic if creation is successful.
+/// Version 7 returns the topic ID of the newly created topic if creation is successful.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateTopicsResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
@@ -131,17 +133,17 @@ impl CreateTopicsResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for CreateTopicsResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 2 {
         } else {
             self.throttle_time_ms = 0;
         }
         for x in self.topics.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 5 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -266,11 +268,11 @@ impl CreatableTopicConfigs {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for CreatableTopicConfigs {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         if !true {
             wire::arb::fit_string(&mut self.name);
@@ -511,11 +513,11 @@ impl CreatableTopicResult {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for CreatableTopicResult {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 5;
         if !flexible {
             wire::arb::fit_string(&mut self.name);
@@ -548,7 +550,7 @@ impl CreatableTopicResult {
         if version >= 5 {
             if let Some(v) = &mut self.configs {
                 for x in v.iter_mut() {
-                    x.normalize_for_version(version);
+                    wire::arb::Normalize::normalize_for_version(x, version);
                 }
             }
         } else {

@@ -24,10 +24,12 @@ use crate::wire::{
 ///
 /// Valid versions: 0; flexible versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > The encoding format for default Kafka principal in
-/// > org.apache.kafka.common.security.authenticator.DefaultKafkaPrincipalBuilder.
+/// ```text
+/// The encoding format for default Kafka principal in
+/// org.apache.kafka.common.security.authenticator.DefaultKafkaPrincipalBuilder.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DefaultPrincipalData {
     /// The principal type
@@ -101,11 +103,11 @@ impl DefaultPrincipalData {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DefaultPrincipalData {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         if !true {
             wire::arb::fit_string(&mut self.r#type);

@@ -25,11 +25,13 @@ use crate::wire::{
 ///
 /// Valid versions: 0-3; flexible versions: 2-3; deprecated versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds the pattern type.
-/// > Version 2 enables flexible versions.
-/// > Version 3 adds the user resource type.
+/// ```text
+/// Version 1 adds the pattern type.
+/// Version 2 enables flexible versions.
+/// Version 3 adds the user resource type.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeleteAclsRequest {
     /// The filters to use when deleting ACLs.
@@ -105,13 +107,13 @@ impl DeleteAclsRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DeleteAclsRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.filters.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 2 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -284,11 +286,11 @@ impl DeleteAclsFilter {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DeleteAclsFilter {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 2;
         if !flexible {
             if let Some(x) = &mut self.resource_name_filter {

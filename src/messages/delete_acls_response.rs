@@ -24,12 +24,14 @@ use crate::wire::{
 ///
 /// Valid versions: 0-3; flexible versions: 2-3.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds the resource pattern type.
-/// > Starting in version 1, on quota violation, brokers send out responses before throttling.
-/// > Version 2 enables flexible versions.
-/// > Version 3 adds the user resource type.
+/// ```text
+/// Version 1 adds the resource pattern type.
+/// Starting in version 1, on quota violation, brokers send out responses before throttling.
+/// Version 2 enables flexible versions.
+/// Version 3 adds the user resource type.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeleteAclsResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
@@ -118,13 +120,13 @@ impl DeleteAclsResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DeleteAclsResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.filter_results.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 2 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -314,11 +316,11 @@ impl DeleteAclsMatchingAcl {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DeleteAclsMatchingAcl {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 2;
         if !flexible {
             if let Some(x) = &mut self.error_message {
@@ -477,11 +479,11 @@ impl DeleteAclsFilterResult {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DeleteAclsFilterResult {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 2;
         if !flexible {
             if let Some(x) = &mut self.error_message {
@@ -489,7 +491,7 @@ impl DeleteAclsFilterResult {
             }
         }
         for x in self.matching_acls.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 2 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);

@@ -25,10 +25,12 @@ use crate::wire::{
 ///
 /// Valid versions: 0-2; flexible versions: 2.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 is the same as version 0.
-/// > Version 2 is the first flexible version.
+/// ```text
+/// Version 1 is the same as version 0.
+/// Version 2 is the first flexible version.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeleteRecordsRequest {
     /// Each topic that we want to delete records from.
@@ -113,13 +115,13 @@ impl DeleteRecordsRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DeleteRecordsRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.topics.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 2 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -226,11 +228,11 @@ impl DeleteRecordsPartition {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DeleteRecordsPartition {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 2 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
             self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -346,17 +348,17 @@ impl DeleteRecordsTopic {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DeleteRecordsTopic {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 2;
         if !flexible {
             wire::arb::fit_string(&mut self.name);
         }
         for x in self.partitions.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 2 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);

@@ -24,10 +24,12 @@ use crate::wire::{
 ///
 /// Valid versions: 0-2; flexible versions: 2.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Starting in version 1, on quota violation, brokers send out responses before throttling.
-/// > Version 2 is the first flexible version.
+/// ```text
+/// Starting in version 1, on quota violation, brokers send out responses before throttling.
+/// Version 2 is the first flexible version.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeleteRecordsResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
@@ -112,13 +114,13 @@ impl DeleteRecordsResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DeleteRecordsResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.topics.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 2 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -238,11 +240,11 @@ impl DeleteRecordsPartitionResult {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DeleteRecordsPartitionResult {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 2 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
             self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -362,17 +364,17 @@ impl DeleteRecordsTopicResult {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DeleteRecordsTopicResult {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 2;
         if !flexible {
             wire::arb::fit_string(&mut self.name);
         }
         for x in self.partitions.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 2 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);

@@ -25,16 +25,18 @@ use crate::wire::{
 ///
 /// Valid versions: 0-6; flexible versions: 4-6; deprecated versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Versions 0, 1, 2, and 3 are the same.
+/// ```text
+/// Versions 0, 1, 2, and 3 are the same.
 ///
-/// > Version 4 is the first flexible version.
+/// Version 4 is the first flexible version.
 ///
-/// > Version 5 adds ErrorMessage in the response and may return a THROTTLING_QUOTA_EXCEEDED error
-/// > in the response if the topics deletion is throttled (KIP-599).
+/// Version 5 adds ErrorMessage in the response and may return a THROTTLING_QUOTA_EXCEEDED error
+/// in the response if the topics deletion is throttled (KIP-599).
 ///
-/// > Version 6 reorganizes topics, adds topic IDs and allows topic names to be null.
+/// Version 6 reorganizes topics, adds topic IDs and allows topic names to be null.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeleteTopicsRequest {
     /// The name or topic ID of the topic
@@ -154,15 +156,15 @@ impl DeleteTopicsRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DeleteTopicsRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 4;
         if version >= 6 {
             for x in self.topics.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.topics = Vec::new();
@@ -271,11 +273,11 @@ impl DeleteTopicState {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DeleteTopicState {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         if !true {
             if let Some(x) = &mut self.name {

@@ -24,22 +24,24 @@ use crate::wire::{
 ///
 /// Valid versions: 0-6; flexible versions: 4-6.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds the throttle time.
+/// ```text
+/// Version 1 adds the throttle time.
 ///
-/// > Starting in version 2, on quota violation, brokers send out responses before throttling.
+/// Starting in version 2, on quota violation, brokers send out responses before throttling.
 ///
-/// > Starting in version 3, a TOPIC_DELETION_DISABLED error code may be returned.
+/// Starting in version 3, a TOPIC_DELETION_DISABLED error code may be returned.
 ///
-/// > Version 4 is the first flexible version.
+/// Version 4 is the first flexible version.
 ///
-/// > Version 5 adds ErrorMessage in the response and may return a THROTTLING_QUOTA_EXCEEDED error
-/// > in the response if the topics deletion is throttled (KIP-599).
+/// Version 5 adds ErrorMessage in the response and may return a THROTTLING_QUOTA_EXCEEDED error
+/// in the response if the topics deletion is throttled (KIP-599).
 ///
-/// > Version 6 adds topic ID to responses. An UNSUPPORTED_VERSION error code will be returned when attempting to
-/// > delete using topic IDs when IBP \< 2.8. UNKNOWN_TOPIC_ID error code will be returned when IBP is at least 2.8, but
-/// > the topic ID was not found.
+/// Version 6 adds topic ID to responses. An UNSUPPORTED_VERSION error code will be returned when attempting to
+/// delete using topic IDs when IBP < 2.8. UNKNOWN_TOPIC_ID error code will be returned when IBP is at least 2.8, but
+/// the topic ID was not found.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeleteTopicsResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
@@ -131,17 +133,17 @@ impl DeleteTopicsResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DeleteTopicsResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 1 {
         } else {
             self.throttle_time_ms = 0;
         }
         for x in self.responses.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 4 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -307,11 +309,11 @@ impl DeletableTopicResult {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DeletableTopicResult {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 4;
         if !(version >= 6) && self.name.is_none() {
             self.name = Some(ByteString::new());

@@ -25,11 +25,13 @@ use crate::wire::{
 ///
 /// Valid versions: 0-3; flexible versions: 2-3; deprecated versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds resource pattern type.
-/// > Version 2 enables flexible versions.
-/// > Version 3 adds user resource type.
+/// ```text
+/// Version 1 adds resource pattern type.
+/// Version 2 enables flexible versions.
+/// Version 3 adds user resource type.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeAclsRequest {
     /// The resource type.
@@ -173,11 +175,11 @@ impl DescribeAclsRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DescribeAclsRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 2;
         if !flexible {
             if let Some(x) = &mut self.resource_name_filter {

@@ -25,9 +25,11 @@ use crate::wire::{
 ///
 /// Valid versions: 0-1; flexible versions: 1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 enables flexible versions.
+/// ```text
+/// Version 1 enables flexible versions.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeClientQuotasRequest {
     /// Filter components to apply to quota entities.
@@ -117,13 +119,13 @@ impl DescribeClientQuotasRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DescribeClientQuotasRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.components.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 1 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -242,11 +244,11 @@ impl ComponentData {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ComponentData {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 1;
         if !flexible {
             wire::arb::fit_string(&mut self.entity_type);

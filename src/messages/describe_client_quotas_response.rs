@@ -24,9 +24,11 @@ use crate::wire::{
 ///
 /// Valid versions: 0-1; flexible versions: 1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 enables flexible versions.
+/// ```text
+/// Version 1 enables flexible versions.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeClientQuotasResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
@@ -150,11 +152,11 @@ impl DescribeClientQuotasResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DescribeClientQuotasResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 1;
         if !flexible {
             if let Some(x) = &mut self.error_message {
@@ -163,7 +165,7 @@ impl DescribeClientQuotasResponse {
         }
         if let Some(v) = &mut self.entries {
             for x in v.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         }
         if version >= 1 {
@@ -277,11 +279,11 @@ impl EntityData {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for EntityData {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 1;
         if !flexible {
             wire::arb::fit_string(&mut self.entity_type);
@@ -395,11 +397,11 @@ impl ValueData {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ValueData {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 1;
         if !flexible {
             wire::arb::fit_string(&mut self.key);
@@ -517,16 +519,16 @@ impl EntryData {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for EntryData {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.entity.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         for x in self.values.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 1 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);

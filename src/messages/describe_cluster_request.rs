@@ -25,11 +25,13 @@ use crate::wire::{
 ///
 /// Valid versions: 0-1; flexible versions: 0-1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
+/// ```text
 ///
-/// > Version 1 adds EndpointType for KIP-919 support.
+/// Version 1 adds EndpointType for KIP-919 support.
 ///
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeClusterRequest {
     /// Whether to include cluster authorized operations.
@@ -107,11 +109,11 @@ impl DescribeClusterRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DescribeClusterRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 1 {
         } else {
             self.endpoint_type = 1;

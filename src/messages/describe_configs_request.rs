@@ -25,11 +25,13 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 4; deprecated versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds IncludeSynonyms.
-/// > Version 2 is the same as version 1.
-/// > Version 4 enables flexible versions.
+/// ```text
+/// Version 1 adds IncludeSynonyms.
+/// Version 2 is the same as version 1.
+/// Version 4 enables flexible versions.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeConfigsRequest {
     /// The resources whose configurations we want to describe.
@@ -148,13 +150,13 @@ impl DescribeConfigsRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DescribeConfigsRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.resources.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 1 {
         } else {
@@ -313,11 +315,11 @@ impl DescribeConfigsResource {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DescribeConfigsResource {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 4;
         if !flexible {
             wire::arb::fit_string(&mut self.resource_name);

@@ -24,14 +24,16 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 4.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds ConfigSource and the synonyms.
-/// > Starting in version 2, on quota violation, brokers send out responses before throttling.
-/// > Version 4 enables flexible versions.
-/// > Note: the v0 default for this field that should be exposed to callers is
-/// > context-dependent. For example, if the resource is a broker, this should default to 4.
-/// > -1 is just a placeholder value.
+/// ```text
+/// Version 1 adds ConfigSource and the synonyms.
+/// Starting in version 2, on quota violation, brokers send out responses before throttling.
+/// Version 4 enables flexible versions.
+/// Note: the v0 default for this field that should be exposed to callers is
+/// context-dependent. For example, if the resource is a broker, this should default to 4.
+/// -1 is just a placeholder value.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeConfigsResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
@@ -117,13 +119,13 @@ impl DescribeConfigsResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DescribeConfigsResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.results.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 4 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -243,11 +245,11 @@ impl DescribeConfigsSynonym {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DescribeConfigsSynonym {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 4;
         if !flexible {
             wire::arb::fit_string(&mut self.name);
@@ -492,11 +494,11 @@ impl DescribeConfigsResourceResult {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DescribeConfigsResourceResult {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 4;
         if !flexible {
             wire::arb::fit_string(&mut self.name);
@@ -516,7 +518,7 @@ impl DescribeConfigsResourceResult {
         }
         if version >= 1 {
             for x in self.synonyms.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.synonyms = Vec::new();
@@ -692,11 +694,11 @@ impl DescribeConfigsResult {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DescribeConfigsResult {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 4;
         if !flexible {
             if let Some(x) = &mut self.error_message {
@@ -707,7 +709,7 @@ impl DescribeConfigsResult {
             wire::arb::fit_string(&mut self.resource_name);
         }
         for x in self.configs.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 4 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);

@@ -24,11 +24,13 @@ use crate::wire::{
 ///
 /// Valid versions: 0-3; flexible versions: 2-3.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Starting in version 1, on quota violation, brokers send out responses before throttling.
-/// > Version 2 adds flexible version support
-/// > Version 3 adds token requester details
+/// ```text
+/// Starting in version 1, on quota violation, brokers send out responses before throttling.
+/// Version 2 adds flexible version support
+/// Version 3 adds token requester details
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeDelegationTokenResponse {
     /// The error code, or 0 if there was no error.
@@ -131,13 +133,13 @@ impl DescribeDelegationTokenResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DescribeDelegationTokenResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.tokens.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 2 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -268,11 +270,11 @@ impl DescribedDelegationTokenRenewer {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DescribedDelegationTokenRenewer {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 2;
         if !flexible {
             wire::arb::fit_string(&mut self.principal_type);
@@ -519,11 +521,11 @@ impl DescribedDelegationToken {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DescribedDelegationToken {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 2;
         if !flexible {
             wire::arb::fit_string(&mut self.principal_type);
@@ -549,7 +551,7 @@ impl DescribedDelegationToken {
             wire::arb::fit_string(&mut self.token_id);
         }
         for x in self.renewers.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 2 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);

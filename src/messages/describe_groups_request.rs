@@ -25,17 +25,19 @@ use crate::wire::{
 ///
 /// Valid versions: 0-6; flexible versions: 5-6.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Versions 1 and 2 are the same as version 0.
+/// ```text
+/// Versions 1 and 2 are the same as version 0.
 ///
-/// > Starting in version 3, authorized operations can be requested.
+/// Starting in version 3, authorized operations can be requested.
 ///
-/// > Starting in version 4, the response will include group.instance.id info for members.
+/// Starting in version 4, the response will include group.instance.id info for members.
 ///
-/// > Version 5 is the first flexible version.
+/// Version 5 is the first flexible version.
 ///
-/// > Version 6 returns error code GROUP_ID_NOT_FOUND if the group ID is not found (KIP-1043).
+/// Version 6 returns error code GROUP_ID_NOT_FOUND if the group ID is not found (KIP-1043).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeGroupsRequest {
     /// The names of the groups to describe.
@@ -131,11 +133,11 @@ impl DescribeGroupsRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DescribeGroupsRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 5;
         for x in self.groups.iter_mut() {
             if !flexible {

@@ -24,23 +24,25 @@ use crate::wire::{
 ///
 /// Valid versions: 0-6; flexible versions: 5-6.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 added throttle time.
+/// ```text
+/// Version 1 added throttle time.
 ///
-/// > Starting in version 2, on quota violation, brokers send out responses before throttling.
+/// Starting in version 2, on quota violation, brokers send out responses before throttling.
 ///
-/// > Starting in version 3, brokers can send authorized operations.
+/// Starting in version 3, brokers can send authorized operations.
 ///
-/// > Starting in version 4, the response will optionally include group.instance.id info for members.
+/// Starting in version 4, the response will optionally include group.instance.id info for members.
 ///
-/// > Version 5 is the first flexible version.
+/// Version 5 is the first flexible version.
 ///
-/// > Version 6 returns error code GROUP_ID_NOT_FOUND if the group ID is not found (KIP-1043).
-/// > ProtocolData is currently only filled in if the group state is in the Stable state.
-/// > N.B. If the group is in the Dead state, the members array will always be empty.
-/// > This is currently only provided if the group is in the Stable state.
-/// > This is currently only provided if the group is in the Stable state.
+/// Version 6 returns error code GROUP_ID_NOT_FOUND if the group ID is not found (KIP-1043).
+/// ProtocolData is currently only filled in if the group state is in the Stable state.
+/// N.B. If the group is in the Dead state, the members array will always be empty.
+/// This is currently only provided if the group is in the Stable state.
+/// This is currently only provided if the group is in the Stable state.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeGroupsResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
@@ -132,17 +134,17 @@ impl DescribeGroupsResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DescribeGroupsResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 1 {
         } else {
             self.throttle_time_ms = 0;
         }
         for x in self.groups.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 5 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -318,11 +320,11 @@ impl DescribedGroupMember {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DescribedGroupMember {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 5;
         if !flexible {
             wire::arb::fit_string(&mut self.member_id);
@@ -549,11 +551,11 @@ impl DescribedGroup {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DescribedGroup {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 5;
         if version >= 6 {
             if !flexible {
@@ -577,7 +579,7 @@ impl DescribedGroup {
             wire::arb::fit_string(&mut self.protocol_data);
         }
         for x in self.members.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 3 {
         } else {

@@ -25,12 +25,14 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 2-4; deprecated versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 is the same as version 0.
-/// > Version 2 is the first flexible version.
-/// > Version 3 is the same as version 2 (new field in response).
-/// > Version 4 is the same as version 2 (new fields in response).
+/// ```text
+/// Version 1 is the same as version 0.
+/// Version 2 is the first flexible version.
+/// Version 3 is the same as version 2 (new field in response).
+/// Version 4 is the same as version 2 (new fields in response).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeLogDirsRequest {
     /// Each topic that we want to describe log directories for, or null for all topics.
@@ -113,14 +115,14 @@ impl DescribeLogDirsRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DescribeLogDirsRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         if let Some(v) = &mut self.topics {
             for x in v.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         }
         if version >= 2 {
@@ -241,11 +243,11 @@ impl DescribableLogDirTopic {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DescribableLogDirTopic {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 2;
         if !flexible {
             wire::arb::fit_string(&mut self.topic);

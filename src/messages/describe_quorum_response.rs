@@ -24,10 +24,12 @@ use crate::wire::{
 ///
 /// Valid versions: 0-2; flexible versions: 0-2.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds LastFetchTimeStamp and LastCaughtUpTimestamp in ReplicaState (KIP-836).
-/// > Version 2 adds ErrorMessage, Nodes, ErrorMessage in ParitionData, ReplicaDirectoryId in ReplicaState (KIP-853).
+/// ```text
+/// Version 1 adds LastFetchTimeStamp and LastCaughtUpTimestamp in ReplicaState (KIP-836).
+/// Version 2 adds ErrorMessage, Nodes, ErrorMessage in ParitionData, ReplicaDirectoryId in ReplicaState (KIP-853).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeQuorumResponse {
     /// The top level error code.
@@ -145,11 +147,11 @@ impl DescribeQuorumResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for DescribeQuorumResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 2 {
             if !true {
                 if let Some(x) = &mut self.error_message {
@@ -160,11 +162,11 @@ impl DescribeQuorumResponse {
             self.error_message = Some(ByteString::new());
         }
         for x in self.topics.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 2 {
             for x in self.nodes.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.nodes = Vec::new();
@@ -329,11 +331,11 @@ impl PartitionData {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for PartitionData {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 2 {
             if !true {
                 if let Some(x) = &mut self.error_message {
@@ -344,10 +346,10 @@ impl PartitionData {
             self.error_message = Some(ByteString::new());
         }
         for x in self.current_voters.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         for x in self.observers.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -449,16 +451,16 @@ impl TopicData {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for TopicData {
+    fn normalize_for_version(&mut self, version: i16) {
         if !true {
             wire::arb::fit_string(&mut self.topic_name);
         }
         for x in self.partitions.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -558,11 +560,11 @@ impl Listener {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for Listener {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         if !true {
             wire::arb::fit_string(&mut self.name);
@@ -662,13 +664,13 @@ impl Node {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for Node {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.listeners.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -799,11 +801,11 @@ impl ReplicaState {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ReplicaState {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 2 {
         } else {
             self.replica_directory_id = Uuid::ZERO;

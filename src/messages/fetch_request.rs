@@ -25,47 +25,49 @@ use crate::wire::{
 ///
 /// Valid versions: 0-17; flexible versions: 12-17; deprecated versions: 0-3.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
+/// ```text
 ///
-/// > Version 1 is the same as version 0.
+/// Version 1 is the same as version 0.
 ///
-/// > Starting in Version 2, the requester must be able to handle Kafka Log
-/// > Message format version 1.
+/// Starting in Version 2, the requester must be able to handle Kafka Log
+/// Message format version 1.
 ///
-/// > Version 3 adds MaxBytes.  Starting in version 3, the partition ordering in
-/// > the request is now relevant.  Partitions will be processed in the order
-/// > they appear in the request.
+/// Version 3 adds MaxBytes.  Starting in version 3, the partition ordering in
+/// the request is now relevant.  Partitions will be processed in the order
+/// they appear in the request.
 ///
-/// > Version 4 adds IsolationLevel.  Starting in version 4, the reqestor must be
-/// > able to handle Kafka log message format version 2.
+/// Version 4 adds IsolationLevel.  Starting in version 4, the reqestor must be
+/// able to handle Kafka log message format version 2.
 ///
-/// > Version 5 adds LogStartOffset to indicate the earliest available offset of
-/// > partition data that can be consumed.
+/// Version 5 adds LogStartOffset to indicate the earliest available offset of
+/// partition data that can be consumed.
 ///
-/// > Version 6 is the same as version 5.
+/// Version 6 is the same as version 5.
 ///
-/// > Version 7 adds incremental fetch request support.
+/// Version 7 adds incremental fetch request support.
 ///
-/// > Version 8 is the same as version 7.
+/// Version 8 is the same as version 7.
 ///
-/// > Version 9 adds CurrentLeaderEpoch, as described in KIP-320.
+/// Version 9 adds CurrentLeaderEpoch, as described in KIP-320.
 ///
-/// > Version 10 indicates that we can use the ZStd compression algorithm, as
-/// > described in KIP-110.
-/// > Version 12 adds flexible versions support as well as epoch validation through
-/// > the `LastFetchedEpoch` field
+/// Version 10 indicates that we can use the ZStd compression algorithm, as
+/// described in KIP-110.
+/// Version 12 adds flexible versions support as well as epoch validation through
+/// the `LastFetchedEpoch` field
 ///
-/// > Version 13 replaces topic names with topic IDs (KIP-516). May return UNKNOWN_TOPIC_ID error code.
+/// Version 13 replaces topic names with topic IDs (KIP-516). May return UNKNOWN_TOPIC_ID error code.
 ///
-/// > Version 14 is the same as version 13 but it also receives a new error called OffsetMovedToTieredStorageException(KIP-405)
+/// Version 14 is the same as version 13 but it also receives a new error called OffsetMovedToTieredStorageException(KIP-405)
 ///
-/// > Version 15 adds the ReplicaState which includes new field ReplicaEpoch and the ReplicaId. Also,
-/// > deprecate the old ReplicaId field and set its default value to -1. (KIP-903)
+/// Version 15 adds the ReplicaState which includes new field ReplicaEpoch and the ReplicaId. Also,
+/// deprecate the old ReplicaId field and set its default value to -1. (KIP-903)
 ///
-/// > Version 16 is the same as version 15 (KIP-951).
+/// Version 16 is the same as version 15 (KIP-951).
 ///
-/// > Version 17 adds directory id support from KIP-853
+/// Version 17 adds directory id support from KIP-853
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct FetchRequest {
     /// The clusterId if known. This is used to validate metadata fetches prior to broker registration.
@@ -359,11 +361,11 @@ impl FetchRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for FetchRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 12;
         if version >= 12 {
             if !flexible {
@@ -379,7 +381,7 @@ impl FetchRequest {
             self.replica_id = -1;
         }
         if version >= 15 {
-            self.replica_state.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(&mut self.replica_state, version);
         } else {
             self.replica_state = ReplicaState::default();
         }
@@ -400,11 +402,11 @@ impl FetchRequest {
             self.session_epoch = -1;
         }
         for x in self.topics.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 7 {
             for x in self.forgotten_topics_data.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.forgotten_topics_data = Vec::new();
@@ -520,11 +522,11 @@ impl ReplicaState {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ReplicaState {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -718,11 +720,11 @@ impl FetchPartition {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for FetchPartition {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 9 {
         } else {
             self.current_leader_epoch = -1;
@@ -879,11 +881,11 @@ impl FetchTopic {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for FetchTopic {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 12;
         if version <= 12 {
             if !flexible {
@@ -897,7 +899,7 @@ impl FetchTopic {
             self.topic_id = Uuid::ZERO;
         }
         for x in self.partitions.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 12 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -1034,11 +1036,11 @@ impl ForgottenTopic {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ForgottenTopic {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 12;
         if version <= 12 {
             if !flexible {

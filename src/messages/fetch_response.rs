@@ -24,40 +24,42 @@ use crate::wire::{
 ///
 /// Valid versions: 0-17; flexible versions: 12-17.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
+/// ```text
 ///
-/// > Version 1 adds throttle time.
+/// Version 1 adds throttle time.
 ///
-/// > Version 2 and 3 are the same as version 1.
+/// Version 2 and 3 are the same as version 1.
 ///
-/// > Version 4 adds features for transactional consumption.
+/// Version 4 adds features for transactional consumption.
 ///
-/// > Version 5 adds LogStartOffset to indicate the earliest available offset of
-/// > partition data that can be consumed.
+/// Version 5 adds LogStartOffset to indicate the earliest available offset of
+/// partition data that can be consumed.
 ///
-/// > Starting in version 6, we may return KAFKA_STORAGE_ERROR as an error code.
+/// Starting in version 6, we may return KAFKA_STORAGE_ERROR as an error code.
 ///
-/// > Version 7 adds incremental fetch request support.
+/// Version 7 adds incremental fetch request support.
 ///
-/// > Starting in version 8, on quota violation, brokers send out responses before throttling.
+/// Starting in version 8, on quota violation, brokers send out responses before throttling.
 ///
-/// > Version 9 is the same as version 8.
+/// Version 9 is the same as version 8.
 ///
-/// > Version 10 indicates that the response data can use the ZStd compression
-/// > algorithm, as described in KIP-110.
-/// > Version 12 adds support for flexible versions, epoch detection through the `TruncationOffset` field,
-/// > and leader discovery through the `CurrentLeader` field
+/// Version 10 indicates that the response data can use the ZStd compression
+/// algorithm, as described in KIP-110.
+/// Version 12 adds support for flexible versions, epoch detection through the `TruncationOffset` field,
+/// and leader discovery through the `CurrentLeader` field
 ///
-/// > Version 13 replaces the topic name field with topic ID (KIP-516).
+/// Version 13 replaces the topic name field with topic ID (KIP-516).
 ///
-/// > Version 14 is the same as version 13 but it also receives a new error called OffsetMovedToTieredStorageException (KIP-405)
+/// Version 14 is the same as version 13 but it also receives a new error called OffsetMovedToTieredStorageException (KIP-405)
 ///
-/// > Version 15 is the same as version 14 (KIP-903).
+/// Version 15 is the same as version 14 (KIP-903).
 ///
-/// > Version 16 adds the 'NodeEndpoints' field (KIP-951).
+/// Version 16 adds the 'NodeEndpoints' field (KIP-951).
 ///
-/// > Version 17 no changes to the response (KIP-853).
+/// Version 17 no changes to the response (KIP-853).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct FetchResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
@@ -237,11 +239,11 @@ impl FetchResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for FetchResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 1 {
         } else {
             self.throttle_time_ms = 0;
@@ -255,11 +257,11 @@ impl FetchResponse {
             self.session_id = 0;
         }
         for x in self.responses.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 16 {
             for x in self.node_endpoints.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.node_endpoints = Vec::new();
@@ -359,11 +361,11 @@ impl EpochEndOffset {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for EpochEndOffset {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -453,11 +455,11 @@ impl LeaderIdAndEpoch {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for LeaderIdAndEpoch {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -545,11 +547,11 @@ impl SnapshotId {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for SnapshotId {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -652,11 +654,11 @@ impl AbortedTransaction {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for AbortedTransaction {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 12 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
             self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -982,11 +984,11 @@ impl PartitionData {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for PartitionData {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 4 {
         } else {
             self.last_stable_offset = -1;
@@ -996,24 +998,24 @@ impl PartitionData {
             self.log_start_offset = -1;
         }
         if version >= 12 {
-            self.diverging_epoch.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(&mut self.diverging_epoch, version);
         } else {
             self.diverging_epoch = EpochEndOffset::default();
         }
         if version >= 12 {
-            self.current_leader.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(&mut self.current_leader, version);
         } else {
             self.current_leader = LeaderIdAndEpoch::default();
         }
         if version >= 12 {
-            self.snapshot_id.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(&mut self.snapshot_id, version);
         } else {
             self.snapshot_id = SnapshotId::default();
         }
         if version >= 4 {
             if let Some(v) = &mut self.aborted_transactions {
                 for x in v.iter_mut() {
-                    x.normalize_for_version(version);
+                    wire::arb::Normalize::normalize_for_version(x, version);
                 }
             }
         } else {
@@ -1175,11 +1177,11 @@ impl FetchableTopicResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for FetchableTopicResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 12;
         if version <= 12 {
             if !flexible {
@@ -1193,7 +1195,7 @@ impl FetchableTopicResponse {
             self.topic_id = Uuid::ZERO;
         }
         for x in self.partitions.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 12 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -1306,11 +1308,11 @@ impl NodeEndpoint {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for NodeEndpoint {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         if !true {
             wire::arb::fit_string(&mut self.host);

@@ -25,20 +25,22 @@ use crate::wire::{
 ///
 /// Valid versions: 0-6; flexible versions: 3-6; deprecated versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds KeyType.
+/// ```text
+/// Version 1 adds KeyType.
 ///
-/// > Version 2 is the same as version 1.
+/// Version 2 is the same as version 1.
 ///
-/// > Version 3 is the first flexible version.
+/// Version 3 is the first flexible version.
 ///
-/// > Version 4 adds support for batching via CoordinatorKeys (KIP-699)
+/// Version 4 adds support for batching via CoordinatorKeys (KIP-699)
 ///
-/// > Version 5 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+/// Version 5 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
 ///
-/// > Version 6 adds support for share groups (KIP-932).
-/// > For key type SHARE (2), the coordinator key format is "groupId:topicId:partition".
+/// Version 6 adds support for share groups (KIP-932).
+/// For key type SHARE (2), the coordinator key format is "groupId:topicId:partition".
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct FindCoordinatorRequest {
     /// The coordinator key.
@@ -168,11 +170,11 @@ impl FindCoordinatorRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for FindCoordinatorRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 3;
         if version <= 3 {
             if !flexible {

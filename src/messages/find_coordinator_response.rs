@@ -24,19 +24,21 @@ use crate::wire::{
 ///
 /// Valid versions: 0-6; flexible versions: 3-6.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds throttle time and error messages.
+/// ```text
+/// Version 1 adds throttle time and error messages.
 ///
-/// > Starting in version 2, on quota violation, brokers send out responses before throttling.
+/// Starting in version 2, on quota violation, brokers send out responses before throttling.
 ///
-/// > Version 3 is the first flexible version.
+/// Version 3 is the first flexible version.
 ///
-/// > Version 4 adds support for batching via Coordinators (KIP-699)
+/// Version 4 adds support for batching via Coordinators (KIP-699)
 ///
-/// > Version 5 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+/// Version 5 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
 ///
-/// > Version 6 adds support for share groups (KIP-932).
+/// Version 6 adds support for share groups (KIP-932).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct FindCoordinatorResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
@@ -237,11 +239,11 @@ impl FindCoordinatorResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for FindCoordinatorResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 3;
         if version >= 1 {
         } else {
@@ -277,7 +279,7 @@ impl FindCoordinatorResponse {
         }
         if version >= 4 {
             for x in self.coordinators.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.coordinators = Vec::new();
@@ -418,11 +420,11 @@ impl Coordinator {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for Coordinator {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         if !true {
             wire::arb::fit_string(&mut self.key);

@@ -199,11 +199,11 @@ impl GetTelemetrySubscriptionsResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for GetTelemetrySubscriptionsResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         for x in self.requested_metrics.iter_mut() {
             if !true {

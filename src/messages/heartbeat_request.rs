@@ -25,13 +25,15 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 4.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 and version 2 are the same as version 0.
+/// ```text
+/// Version 1 and version 2 are the same as version 0.
 ///
-/// > Starting from version 3, we add a new field called groupInstanceId to indicate member identity across restarts.
+/// Starting from version 3, we add a new field called groupInstanceId to indicate member identity across restarts.
 ///
-/// > Version 4 is the first flexible version.
+/// Version 4 is the first flexible version.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeartbeatRequest {
     /// The group id.
@@ -137,11 +139,11 @@ impl HeartbeatRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for HeartbeatRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 4;
         if !flexible {
             wire::arb::fit_string(&mut self.group_id);

@@ -24,15 +24,17 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 4.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds throttle time.
+/// ```text
+/// Version 1 adds throttle time.
 ///
-/// > Starting in version 2, on quota violation, brokers send out responses before throttling.
+/// Starting in version 2, on quota violation, brokers send out responses before throttling.
 ///
-/// > Starting from version 3, heartbeatRequest supports a new field called groupInstanceId to indicate member identity across restarts.
+/// Starting from version 3, heartbeatRequest supports a new field called groupInstanceId to indicate member identity across restarts.
 ///
-/// > Version 4 is the first flexible version.
+/// Version 4 is the first flexible version.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeartbeatResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
@@ -112,11 +114,11 @@ impl HeartbeatResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for HeartbeatResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 1 {
         } else {
             self.throttle_time_ms = 0;

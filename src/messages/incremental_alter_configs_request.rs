@@ -25,9 +25,11 @@ use crate::wire::{
 ///
 /// Valid versions: 0-1; flexible versions: 1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 is the first flexible version.
+/// ```text
+/// Version 1 is the first flexible version.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct IncrementalAlterConfigsRequest {
     /// The incremental updates for each resource.
@@ -121,13 +123,13 @@ impl IncrementalAlterConfigsRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for IncrementalAlterConfigsRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.resources.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 1 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -246,11 +248,11 @@ impl AlterableConfig {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for AlterableConfig {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 1;
         if !flexible {
             wire::arb::fit_string(&mut self.name);
@@ -390,17 +392,17 @@ impl AlterConfigsResource {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for AlterConfigsResource {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 1;
         if !flexible {
             wire::arb::fit_string(&mut self.resource_name);
         }
         for x in self.configs.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 1 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);

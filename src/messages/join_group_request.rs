@@ -25,26 +25,28 @@ use crate::wire::{
 ///
 /// Valid versions: 0-9; flexible versions: 6-9; deprecated versions: 0-1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds RebalanceTimeoutMs.
+/// ```text
+/// Version 1 adds RebalanceTimeoutMs.
 ///
-/// > Version 2 and 3 are the same as version 1.
+/// Version 2 and 3 are the same as version 1.
 ///
-/// > Starting from version 4, the client needs to issue a second request to join group
+/// Starting from version 4, the client needs to issue a second request to join group
 ///
-/// > Starting from version 5, we add a new field called groupInstanceId to indicate member identity across restarts.
-/// > with assigned id.
+/// Starting from version 5, we add a new field called groupInstanceId to indicate member identity across restarts.
+/// with assigned id.
 ///
-/// > Version 6 is the first flexible version.
+/// Version 6 is the first flexible version.
 ///
-/// > Version 7 is the same as version 6.
+/// Version 7 is the same as version 6.
 ///
-/// > Version 8 adds the Reason field (KIP-800).
+/// Version 8 adds the Reason field (KIP-800).
 ///
-/// > Version 9 is the same as version 8.
-/// > Note: if RebalanceTimeoutMs is not present, SessionTimeoutMs should be
-/// > used instead.  The default of -1 here is just intended as a placeholder.
+/// Version 9 is the same as version 8.
+/// Note: if RebalanceTimeoutMs is not present, SessionTimeoutMs should be
+/// used instead.  The default of -1 here is just intended as a placeholder.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct JoinGroupRequest {
     /// The group identifier.
@@ -215,11 +217,11 @@ impl JoinGroupRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for JoinGroupRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 6;
         if !flexible {
             wire::arb::fit_string(&mut self.group_id);
@@ -244,7 +246,7 @@ impl JoinGroupRequest {
             wire::arb::fit_string(&mut self.protocol_type);
         }
         for x in self.protocols.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 8 {
             if !flexible {
@@ -371,11 +373,11 @@ impl JoinGroupRequestProtocol {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for JoinGroupRequestProtocol {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 6;
         if !flexible {
             wire::arb::fit_string(&mut self.name);

@@ -24,26 +24,28 @@ use crate::wire::{
 ///
 /// Valid versions: 0-9; flexible versions: 6-9.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 is the same as version 0.
+/// ```text
+/// Version 1 is the same as version 0.
 ///
-/// > Version 2 adds throttle time.
+/// Version 2 adds throttle time.
 ///
-/// > Starting in version 3, on quota violation, brokers send out responses before throttling.
+/// Starting in version 3, on quota violation, brokers send out responses before throttling.
 ///
-/// > Starting in version 4, the client needs to issue a second request to join group
-/// > with assigned id.
+/// Starting in version 4, the client needs to issue a second request to join group
+/// with assigned id.
 ///
-/// > Version 5 is bumped to apply group.instance.id to identify member across restarts.
+/// Version 5 is bumped to apply group.instance.id to identify member across restarts.
 ///
-/// > Version 6 is the first flexible version.
+/// Version 6 is the first flexible version.
 ///
-/// > Starting from version 7, the broker sends back the Protocol Type to the client (KIP-559).
+/// Starting from version 7, the broker sends back the Protocol Type to the client (KIP-559).
 ///
-/// > Version 8 is the same as version 7.
+/// Version 8 is the same as version 7.
 ///
-/// > Version 9 adds the SkipAssignment field.
+/// Version 9 adds the SkipAssignment field.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct JoinGroupResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
@@ -236,11 +238,11 @@ impl JoinGroupResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for JoinGroupResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 6;
         if version >= 2 {
         } else {
@@ -274,7 +276,7 @@ impl JoinGroupResponse {
             wire::arb::fit_string(&mut self.member_id);
         }
         for x in self.members.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 6 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -414,11 +416,11 @@ impl JoinGroupResponseMember {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for JoinGroupResponseMember {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 6;
         if !flexible {
             wire::arb::fit_string(&mut self.member_id);

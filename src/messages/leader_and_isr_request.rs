@@ -25,24 +25,26 @@ use crate::wire::{
 ///
 /// Valid versions: 0-7; flexible versions: 4-7.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds IsNew.
+/// ```text
+/// Version 1 adds IsNew.
 ///
-/// > Version 2 adds broker epoch and reorganizes the partitions by topic.
+/// Version 2 adds broker epoch and reorganizes the partitions by topic.
 ///
-/// > Version 3 adds AddingReplicas and RemovingReplicas.
+/// Version 3 adds AddingReplicas and RemovingReplicas.
 ///
-/// > Version 4 is the first flexible version.
+/// Version 4 is the first flexible version.
 ///
-/// > Version 5 adds Topic ID and Type to the TopicStates, as described in KIP-516.
+/// Version 5 adds Topic ID and Type to the TopicStates, as described in KIP-516.
 ///
-/// > Version 6 adds LeaderRecoveryState as described in KIP-704.
+/// Version 6 adds LeaderRecoveryState as described in KIP-704.
 ///
-/// > Version 7 adds KRaft Controller ID field as part of KIP-866
-/// > In v0 or v1 requests, each partition is listed alongside its topic name.
-/// > In v2+ requests, partitions are organized by topic, so that each topic name
-/// > only needs to be listed once.
+/// Version 7 adds KRaft Controller ID field as part of KIP-866
+/// In v0 or v1 requests, each partition is listed alongside its topic name.
+/// In v2+ requests, partitions are organized by topic, so that each topic name
+/// only needs to be listed once.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeaderAndIsrRequest {
     /// The current controller ID.
@@ -250,11 +252,11 @@ impl LeaderAndIsrRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for LeaderAndIsrRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 7 {
         } else {
             self.is_k_raft_controller = false;
@@ -269,20 +271,20 @@ impl LeaderAndIsrRequest {
         }
         if version <= 1 {
             for x in self.ungrouped_partition_states.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.ungrouped_partition_states = Vec::new();
         }
         if version >= 2 {
             for x in self.topic_states.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.topic_states = Vec::new();
         }
         for x in self.live_leaders.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 4 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -427,11 +429,11 @@ impl LeaderAndIsrTopicState {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for LeaderAndIsrTopicState {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 4;
         if !flexible {
             wire::arb::fit_string(&mut self.topic_name);
@@ -441,7 +443,7 @@ impl LeaderAndIsrTopicState {
             self.topic_id = Uuid::ZERO;
         }
         for x in self.partition_states.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 4 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -562,11 +564,11 @@ impl LeaderAndIsrLiveLeader {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for LeaderAndIsrLiveLeader {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 4;
         if !flexible {
             wire::arb::fit_string(&mut self.host_name);
@@ -846,11 +848,11 @@ impl LeaderAndIsrPartitionState {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for LeaderAndIsrPartitionState {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 4;
         if version <= 1 {
             if !flexible {

@@ -24,18 +24,20 @@ use crate::wire::{
 ///
 /// Valid versions: 0-7; flexible versions: 4-7.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds KAFKA_STORAGE_ERROR as a valid error code.
+/// ```text
+/// Version 1 adds KAFKA_STORAGE_ERROR as a valid error code.
 ///
-/// > Version 2 is the same as version 1.
+/// Version 2 is the same as version 1.
 ///
-/// > Version 3 is the same as version 2.
+/// Version 3 is the same as version 2.
 ///
-/// > Version 4 is the first flexible version.
+/// Version 4 is the first flexible version.
 ///
-/// > Version 5 removes TopicName and replaces it with TopicId and reorganizes
-/// > the partitions by topic, as described by KIP-516.
+/// Version 5 removes TopicName and replaces it with TopicId and reorganizes
+/// the partitions by topic, as described by KIP-516.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeaderAndIsrResponse {
     /// The error code, or 0 if there was no error.
@@ -164,21 +166,21 @@ impl LeaderAndIsrResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for LeaderAndIsrResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         if version <= 4 {
             for x in self.partition_errors.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.partition_errors = Vec::new();
         }
         if version >= 5 {
             for x in self.topics.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.topics = Vec::new();
@@ -291,13 +293,13 @@ impl LeaderAndIsrTopicError {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for LeaderAndIsrTopicError {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.partition_errors.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -416,11 +418,11 @@ impl LeaderAndIsrPartitionError {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for LeaderAndIsrPartitionError {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 4;
         if version <= 4 {
             if !flexible {

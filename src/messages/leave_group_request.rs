@@ -25,15 +25,17 @@ use crate::wire::{
 ///
 /// Valid versions: 0-5; flexible versions: 4-5.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 and 2 are the same as version 0.
+/// ```text
+/// Version 1 and 2 are the same as version 0.
 ///
-/// > Version 3 defines batch processing scheme with group.instance.id + member.id for identity
+/// Version 3 defines batch processing scheme with group.instance.id + member.id for identity
 ///
-/// > Version 4 is the first flexible version.
+/// Version 4 is the first flexible version.
 ///
-/// > Version 5 adds the Reason field (KIP-800).
+/// Version 5 adds the Reason field (KIP-800).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeaveGroupRequest {
     /// The ID of the group to leave.
@@ -147,11 +149,11 @@ impl LeaveGroupRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for LeaveGroupRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 4;
         if !flexible {
             wire::arb::fit_string(&mut self.group_id);
@@ -165,7 +167,7 @@ impl LeaveGroupRequest {
         }
         if version >= 3 {
             for x in self.members.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.members = Vec::new();
@@ -299,11 +301,11 @@ impl MemberIdentity {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for MemberIdentity {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 4;
         if !flexible {
             wire::arb::fit_string(&mut self.member_id);

@@ -25,15 +25,17 @@ use crate::wire::{
 ///
 /// Valid versions: 0-5; flexible versions: 3-5.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 and 2 are the same as version 0.
+/// ```text
+/// Version 1 and 2 are the same as version 0.
 ///
-/// > Version 3 is the first flexible version.
+/// Version 3 is the first flexible version.
 ///
-/// > Version 4 adds the StatesFilter field (KIP-518).
+/// Version 4 adds the StatesFilter field (KIP-518).
 ///
-/// > Version 5 adds the TypesFilter field (KIP-848).
+/// Version 5 adds the TypesFilter field (KIP-848).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListGroupsRequest {
     /// The states of the groups we want to list. If empty, all groups are returned with their state.
@@ -149,11 +151,11 @@ impl ListGroupsRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ListGroupsRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 3;
         if version >= 4 {
             for x in self.states_filter.iter_mut() {

@@ -24,18 +24,20 @@ use crate::wire::{
 ///
 /// Valid versions: 0-5; flexible versions: 3-5.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds the throttle time.
+/// ```text
+/// Version 1 adds the throttle time.
 ///
-/// > Starting in version 2, on quota violation, brokers send out
-/// > responses before throttling.
+/// Starting in version 2, on quota violation, brokers send out
+/// responses before throttling.
 ///
-/// > Version 3 is the first flexible version.
+/// Version 3 is the first flexible version.
 ///
-/// > Version 4 adds the GroupState field (KIP-518).
+/// Version 4 adds the GroupState field (KIP-518).
 ///
-/// > Version 5 adds the GroupType field (KIP-848).
+/// Version 5 adds the GroupType field (KIP-848).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListGroupsResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
@@ -134,17 +136,17 @@ impl ListGroupsResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ListGroupsResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 1 {
         } else {
             self.throttle_time_ms = 0;
         }
         for x in self.groups.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 3 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -283,11 +285,11 @@ impl ListedGroup {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ListedGroup {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 3;
         if !flexible {
             wire::arb::fit_string(&mut self.group_id);

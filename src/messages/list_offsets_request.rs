@@ -25,28 +25,30 @@ use crate::wire::{
 ///
 /// Valid versions: 0-10; flexible versions: 6-10; deprecated versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 removes MaxNumOffsets.  From this version forward, only a single
-/// > offset can be returned.
+/// ```text
+/// Version 1 removes MaxNumOffsets.  From this version forward, only a single
+/// offset can be returned.
 ///
-/// > Version 2 adds the isolation level, which is used for transactional reads.
+/// Version 2 adds the isolation level, which is used for transactional reads.
 ///
-/// > Version 3 is the same as version 2.
+/// Version 3 is the same as version 2.
 ///
-/// > Version 4 adds the current leader epoch, which is used for fencing.
+/// Version 4 adds the current leader epoch, which is used for fencing.
 ///
-/// > Version 5 is the same as version 4.
+/// Version 5 is the same as version 4.
 ///
-/// > Version 6 enables flexible versions.
+/// Version 6 enables flexible versions.
 ///
-/// > Version 7 enables listing offsets by max timestamp (KIP-734).
+/// Version 7 enables listing offsets by max timestamp (KIP-734).
 ///
-/// > Version 8 enables listing offsets by local log start offset (KIP-405).
+/// Version 8 enables listing offsets by local log start offset (KIP-405).
 ///
-/// > Version 9 enables listing offsets by last tiered offset (KIP-1005).
+/// Version 9 enables listing offsets by last tiered offset (KIP-1005).
 ///
-/// > Version 10 enables async remote list offsets support (KIP-1075)
+/// Version 10 enables async remote list offsets support (KIP-1075)
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListOffsetsRequest {
     /// The broker ID of the requester, or -1 if this request is being made by a normal consumer.
@@ -164,17 +166,17 @@ impl ListOffsetsRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ListOffsetsRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 2 {
         } else {
             self.isolation_level = 0;
         }
         for x in self.topics.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 10 {
         } else {
@@ -319,11 +321,11 @@ impl ListOffsetsPartition {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ListOffsetsPartition {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 4 {
         } else {
             self.current_leader_epoch = -1;
@@ -448,17 +450,17 @@ impl ListOffsetsTopic {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ListOffsetsTopic {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 6;
         if !flexible {
             wire::arb::fit_string(&mut self.name);
         }
         for x in self.partitions.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 6 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);

@@ -24,29 +24,31 @@ use crate::wire::{
 ///
 /// Valid versions: 0-10; flexible versions: 6-10.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 removes the offsets array in favor of returning a single offset.
-/// > Version 1 also adds the timestamp associated with the returned offset.
+/// ```text
+/// Version 1 removes the offsets array in favor of returning a single offset.
+/// Version 1 also adds the timestamp associated with the returned offset.
 ///
-/// > Version 2 adds the throttle time.
+/// Version 2 adds the throttle time.
 ///
-/// > Starting in version 3, on quota violation, brokers send out responses before throttling.
+/// Starting in version 3, on quota violation, brokers send out responses before throttling.
 ///
-/// > Version 4 adds the leader epoch, which is used for fencing.
+/// Version 4 adds the leader epoch, which is used for fencing.
 ///
-/// > Version 5 adds a new error code, OFFSET_NOT_AVAILABLE.
+/// Version 5 adds a new error code, OFFSET_NOT_AVAILABLE.
 ///
-/// > Version 6 enables flexible versions.
+/// Version 6 enables flexible versions.
 ///
-/// > Version 7 is the same as version 6 (KIP-734).
+/// Version 7 is the same as version 6 (KIP-734).
 ///
-/// > Version 8 enables listing offsets by local log start offset.
-/// > This is the earliest log start offset in the local log. (KIP-405).
+/// Version 8 enables listing offsets by local log start offset.
+/// This is the earliest log start offset in the local log. (KIP-405).
 ///
-/// > Version 9 enables listing offsets by last tiered offset (KIP-1005).
+/// Version 9 enables listing offsets by last tiered offset (KIP-1005).
 ///
-/// > Version 10 enables async remote list offsets support (KIP-1075)
+/// Version 10 enables async remote list offsets support (KIP-1075)
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListOffsetsResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
@@ -137,17 +139,17 @@ impl ListOffsetsResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ListOffsetsResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 2 {
         } else {
             self.throttle_time_ms = 0;
         }
         for x in self.topics.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 6 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -346,11 +348,11 @@ impl ListOffsetsPartitionResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ListOffsetsPartitionResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         if version <= 0 {
         } else {
             self.old_style_offsets = Vec::new();
@@ -489,17 +491,17 @@ impl ListOffsetsTopicResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ListOffsetsTopicResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 6;
         if !flexible {
             wire::arb::fit_string(&mut self.name);
         }
         for x in self.partitions.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 6 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);

@@ -131,18 +131,18 @@ impl ListPartitionReassignmentsResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ListPartitionReassignmentsResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         if !true {
             if let Some(x) = &mut self.error_message {
                 wire::arb::fit_string(x);
             }
         }
         for x in self.topics.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -295,11 +295,11 @@ impl OngoingPartitionReassignment {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OngoingPartitionReassignment {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -403,16 +403,16 @@ impl OngoingTopicReassignment {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OngoingTopicReassignment {
+    fn normalize_for_version(&mut self, version: i16) {
         if !true {
             wire::arb::fit_string(&mut self.name);
         }
         for x in self.partitions.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);

@@ -25,9 +25,11 @@ use crate::wire::{
 ///
 /// Valid versions: 0-1; flexible versions: 0-1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1: adds DurationFilter to list transactions older than specified duration
+/// ```text
+/// Version 1: adds DurationFilter to list transactions older than specified duration
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListTransactionsRequest {
     /// The transaction states to filter by: if empty, all transactions are returned; if non-empty, then only transactions matching one of the filtered states will be returned
@@ -138,11 +140,11 @@ impl ListTransactionsRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ListTransactionsRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.state_filters.iter_mut() {
             if !true {
                 wire::arb::fit_string(x);

@@ -25,27 +25,29 @@ use crate::wire::{
 ///
 /// Valid versions: 0-13; flexible versions: 9-13; deprecated versions: 0-3.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > In version 0, an empty array indicates "request metadata for all topics."  In version 1 and
-/// > higher, an empty array indicates "request metadata for no topics," and a null array is used to
-/// > indicate "request metadata for all topics."
+/// ```text
+/// In version 0, an empty array indicates "request metadata for all topics."  In version 1 and
+/// higher, an empty array indicates "request metadata for no topics," and a null array is used to
+/// indicate "request metadata for all topics."
 ///
-/// > Version 2 and 3 are the same as version 1.
+/// Version 2 and 3 are the same as version 1.
 ///
-/// > Version 4 adds AllowAutoTopicCreation.
+/// Version 4 adds AllowAutoTopicCreation.
 ///
-/// > Starting in version 8, authorized operations can be requested for cluster and topic resource.
+/// Starting in version 8, authorized operations can be requested for cluster and topic resource.
 ///
-/// > Version 9 is the first flexible version.
+/// Version 9 is the first flexible version.
 ///
-/// > Version 10 adds topicId and allows name field to be null. However, this functionality was not implemented on the server.
-/// > Versions 10 and 11 should not use the topicId field or set topic name to null.
+/// Version 10 adds topicId and allows name field to be null. However, this functionality was not implemented on the server.
+/// Versions 10 and 11 should not use the topicId field or set topic name to null.
 ///
-/// > Version 11 deprecates IncludeClusterAuthorizedOperations field. This is now exposed
-/// > by the DescribeCluster API (KIP-700).
-/// > Version 12 supports topic Id.
-/// > Version 13 supports top-level error code in the response.
+/// Version 11 deprecates IncludeClusterAuthorizedOperations field. This is now exposed
+/// by the DescribeCluster API (KIP-700).
+/// Version 12 supports topic Id.
+/// Version 13 supports top-level error code in the response.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetadataRequest {
     /// The topics to fetch metadata for.
@@ -205,17 +207,17 @@ impl MetadataRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for MetadataRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         if !(version >= 1) && self.topics.is_none() {
             self.topics = Some(Vec::new());
         }
         if let Some(v) = &mut self.topics {
             for x in v.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         }
         if version >= 4 {
@@ -369,11 +371,11 @@ impl MetadataRequestTopic {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for MetadataRequestTopic {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 9;
         if version >= 10 {
         } else {

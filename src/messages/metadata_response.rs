@@ -24,34 +24,36 @@ use crate::wire::{
 ///
 /// Valid versions: 0-13; flexible versions: 9-13.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds fields for the rack of each broker, the controller id, and
-/// > whether or not the topic is internal.
+/// ```text
+/// Version 1 adds fields for the rack of each broker, the controller id, and
+/// whether or not the topic is internal.
 ///
-/// > Version 2 adds the cluster ID field.
+/// Version 2 adds the cluster ID field.
 ///
-/// > Version 3 adds the throttle time.
+/// Version 3 adds the throttle time.
 ///
-/// > Version 4 is the same as version 3.
+/// Version 4 is the same as version 3.
 ///
-/// > Version 5 adds a per-partition offline_replicas field. This field specifies
-/// > the list of replicas that are offline.
+/// Version 5 adds a per-partition offline_replicas field. This field specifies
+/// the list of replicas that are offline.
 ///
-/// > Starting in version 6, on quota violation, brokers send out responses before throttling.
+/// Starting in version 6, on quota violation, brokers send out responses before throttling.
 ///
-/// > Version 7 adds the leader epoch to the partition metadata.
+/// Version 7 adds the leader epoch to the partition metadata.
 ///
-/// > Starting in version 8, brokers can send authorized operations for topic and cluster.
+/// Starting in version 8, brokers can send authorized operations for topic and cluster.
 ///
-/// > Version 9 is the first flexible version.
+/// Version 9 is the first flexible version.
 ///
-/// > Version 10 adds topicId.
+/// Version 10 adds topicId.
 ///
-/// > Version 11 deprecates ClusterAuthorizedOperations. This is now exposed
-/// > by the DescribeCluster API (KIP-700).
-/// > Version 12 supports topicId.
-/// > Version 13 supports top-level error code in the response.
+/// Version 11 deprecates ClusterAuthorizedOperations. This is now exposed
+/// by the DescribeCluster API (KIP-700).
+/// Version 12 supports topicId.
+/// Version 13 supports top-level error code in the response.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetadataResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
@@ -225,18 +227,18 @@ impl MetadataResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for MetadataResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 9;
         if version >= 3 {
         } else {
             self.throttle_time_ms = 0;
         }
         for x in self.brokers.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 2 {
             if !flexible {
@@ -252,7 +254,7 @@ impl MetadataResponse {
             self.controller_id = -1;
         }
         for x in self.topics.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if (8..=10).contains(&version) {
         } else {
@@ -398,11 +400,11 @@ impl MetadataResponseBroker {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for MetadataResponseBroker {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 9;
         if !flexible {
             wire::arb::fit_string(&mut self.host);
@@ -616,11 +618,11 @@ impl MetadataResponsePartition {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for MetadataResponsePartition {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 7 {
         } else {
             self.leader_epoch = -1;
@@ -834,11 +836,11 @@ impl MetadataResponseTopic {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for MetadataResponseTopic {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 9;
         if !(version >= 12) && self.name.is_none() {
             self.name = Some(ByteString::new());
@@ -857,7 +859,7 @@ impl MetadataResponseTopic {
             self.is_internal = false;
         }
         for x in self.partitions.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 8 {
         } else {

@@ -25,25 +25,27 @@ use crate::wire::{
 ///
 /// Valid versions: 0-9; flexible versions: 8-9; deprecated versions: 0-1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds timestamp and group membership information, as well as the commit timestamp.
+/// ```text
+/// Version 1 adds timestamp and group membership information, as well as the commit timestamp.
 ///
-/// > Version 2 adds retention time.  It removes the commit timestamp added in version 1.
+/// Version 2 adds retention time.  It removes the commit timestamp added in version 1.
 ///
-/// > Version 3 and 4 are the same as version 2.
+/// Version 3 and 4 are the same as version 2.
 ///
-/// > Version 5 removes the retention time, which is now controlled only by a broker configuration.
+/// Version 5 removes the retention time, which is now controlled only by a broker configuration.
 ///
-/// > Version 6 adds the leader epoch for fencing.
+/// Version 6 adds the leader epoch for fencing.
 ///
-/// > version 7 adds a new field called groupInstanceId to indicate member identity across restarts.
+/// version 7 adds a new field called groupInstanceId to indicate member identity across restarts.
 ///
-/// > Version 8 is the first flexible version.
+/// Version 8 is the first flexible version.
 ///
-/// > Version 9 is the first version that can be used with the new consumer group protocol (KIP-848). The
-/// > request is the same as version 8.
-/// > CommitTimestamp has been removed from v2 and later.
+/// Version 9 is the first version that can be used with the new consumer group protocol (KIP-848). The
+/// request is the same as version 8.
+/// CommitTimestamp has been removed from v2 and later.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetCommitRequest {
     /// The unique group identifier.
@@ -199,11 +201,11 @@ impl OffsetCommitRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OffsetCommitRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 8;
         if !flexible {
             wire::arb::fit_string(&mut self.group_id);
@@ -233,7 +235,7 @@ impl OffsetCommitRequest {
             self.retention_time_ms = -1;
         }
         for x in self.topics.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 8 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -399,11 +401,11 @@ impl OffsetCommitRequestPartition {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OffsetCommitRequestPartition {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 8;
         if version >= 6 {
         } else {
@@ -539,17 +541,17 @@ impl OffsetCommitRequestTopic {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OffsetCommitRequestTopic {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 8;
         if !flexible {
             wire::arb::fit_string(&mut self.name);
         }
         for x in self.partitions.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 8 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);

@@ -24,34 +24,36 @@ use crate::wire::{
 ///
 /// Valid versions: 0-9; flexible versions: 8-9.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Versions 1 and 2 are the same as version 0.
+/// ```text
+/// Versions 1 and 2 are the same as version 0.
 ///
-/// > Version 3 adds the throttle time to the response.
+/// Version 3 adds the throttle time to the response.
 ///
-/// > Starting in version 4, on quota violation, brokers send out responses before throttling.
+/// Starting in version 4, on quota violation, brokers send out responses before throttling.
 ///
-/// > Versions 5 and 6 are the same as version 4.
+/// Versions 5 and 6 are the same as version 4.
 ///
-/// > Version 7 offsetCommitRequest supports a new field called groupInstanceId to indicate member identity across restarts.
+/// Version 7 offsetCommitRequest supports a new field called groupInstanceId to indicate member identity across restarts.
 ///
-/// > Version 8 is the first flexible version.
+/// Version 8 is the first flexible version.
 ///
-/// > Version 9 is the first version that can be used with the new consumer group protocol (KIP-848). The response is
-/// > the same as version 8 but can return STALE_MEMBER_EPOCH when the new consumer group protocol is used and
-/// > GROUP_ID_NOT_FOUND when the group does not exist for both protocols.
-/// > Supported errors:
-/// > - GROUP_AUTHORIZATION_FAILED (version 0+)
-/// > - NOT_COORDINATOR (version 0+)
-/// > - COORDINATOR_NOT_AVAILABLE (version 0+)
-/// > - COORDINATOR_LOAD_IN_PROGRESS (version 0+)
-/// > - ILLEGAL_GENERATION (version 1+)
-/// > - UNKNOWN_MEMBER_ID (version 1+)
-/// > - INVALID_COMMIT_OFFSET_SIZE (version 0+)
-/// > - FENCED_MEMBER_EPOCH (version 7+)
-/// > - GROUP_ID_NOT_FOUND (version 9+)
-/// > - STALE_MEMBER_EPOCH (version 9+)
+/// Version 9 is the first version that can be used with the new consumer group protocol (KIP-848). The response is
+/// the same as version 8 but can return STALE_MEMBER_EPOCH when the new consumer group protocol is used and
+/// GROUP_ID_NOT_FOUND when the group does not exist for both protocols.
+/// Supported errors:
+/// - GROUP_AUTHORIZATION_FAILED (version 0+)
+/// - NOT_COORDINATOR (version 0+)
+/// - COORDINATOR_NOT_AVAILABLE (version 0+)
+/// - COORDINATOR_LOAD_IN_PROGRESS (version 0+)
+/// - ILLEGAL_GENERATION (version 1+)
+/// - UNKNOWN_MEMBER_ID (version 1+)
+/// - INVALID_COMMIT_OFFSET_SIZE (version 0+)
+/// - FENCED_MEMBER_EPOCH (version 7+)
+/// - GROUP_ID_NOT_FOUND (version 9+)
+/// - STALE_MEMBER_EPOCH (version 9+)
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetCommitResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
@@ -142,17 +144,17 @@ impl OffsetCommitResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OffsetCommitResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 3 {
         } else {
             self.throttle_time_ms = 0;
         }
         for x in self.topics.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 8 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -265,11 +267,11 @@ impl OffsetCommitResponsePartition {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OffsetCommitResponsePartition {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 8 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
             self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -388,17 +390,17 @@ impl OffsetCommitResponseTopic {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OffsetCommitResponseTopic {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 8;
         if !flexible {
             wire::arb::fit_string(&mut self.name);
         }
         for x in self.partitions.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 8 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);

@@ -76,16 +76,16 @@ impl OffsetDeleteRequest {
             topics: f_topics,
         })
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OffsetDeleteRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         if !false {
             wire::arb::fit_string(&mut self.group_id);
         }
         for x in self.topics.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
     }
 }
@@ -144,11 +144,11 @@ impl OffsetDeleteRequestPartition {
             partition_index: f_partition_index,
         })
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OffsetDeleteRequestPartition {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
     }
 }
@@ -228,16 +228,16 @@ impl OffsetDeleteRequestTopic {
             partitions: f_partitions,
         })
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OffsetDeleteRequestTopic {
+    fn normalize_for_version(&mut self, version: i16) {
         if !false {
             wire::arb::fit_string(&mut self.name);
         }
         for x in self.partitions.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
     }
 }

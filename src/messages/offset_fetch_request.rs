@@ -25,26 +25,28 @@ use crate::wire::{
 ///
 /// Valid versions: 0-9; flexible versions: 6-9; deprecated versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > In version 0, the request read offsets from ZK.
+/// ```text
+/// In version 0, the request read offsets from ZK.
 ///
-/// > Starting in version 1, the broker supports fetching offsets from the internal __consumer_offsets topic.
+/// Starting in version 1, the broker supports fetching offsets from the internal __consumer_offsets topic.
 ///
-/// > Starting in version 2, the request can contain a null topics array to indicate that offsets
-/// > for all topics should be fetched. It also returns a top level error code
-/// > for group or coordinator level errors.
+/// Starting in version 2, the request can contain a null topics array to indicate that offsets
+/// for all topics should be fetched. It also returns a top level error code
+/// for group or coordinator level errors.
 ///
-/// > Version 3, 4, and 5 are the same as version 2.
+/// Version 3, 4, and 5 are the same as version 2.
 ///
-/// > Version 6 is the first flexible version.
+/// Version 6 is the first flexible version.
 ///
-/// > Version 7 is adding the require stable flag.
+/// Version 7 is adding the require stable flag.
 ///
-/// > Version 8 is adding support for fetching offsets for multiple groups at a time.
+/// Version 8 is adding support for fetching offsets for multiple groups at a time.
 ///
-/// > Version 9 is the first version that can be used with the new consumer group protocol (KIP-848). It adds
-/// > the MemberId and MemberEpoch fields. Those are filled in and validated when the new consumer protocol is used.
+/// Version 9 is the first version that can be used with the new consumer group protocol (KIP-848). It adds
+/// the MemberId and MemberEpoch fields. Those are filled in and validated when the new consumer protocol is used.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetFetchRequest {
     /// The group to fetch offsets for.
@@ -236,11 +238,11 @@ impl OffsetFetchRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OffsetFetchRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 6;
         if version <= 7 {
             if !flexible {
@@ -255,7 +257,7 @@ impl OffsetFetchRequest {
             }
             if let Some(v) = &mut self.topics {
                 for x in v.iter_mut() {
-                    x.normalize_for_version(version);
+                    wire::arb::Normalize::normalize_for_version(x, version);
                 }
             }
         } else {
@@ -263,7 +265,7 @@ impl OffsetFetchRequest {
         }
         if version >= 8 {
             for x in self.groups.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.groups = Vec::new();
@@ -393,11 +395,11 @@ impl OffsetFetchRequestTopic {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OffsetFetchRequestTopic {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 6;
         if !flexible {
             wire::arb::fit_string(&mut self.name);
@@ -511,11 +513,11 @@ impl OffsetFetchRequestTopics {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OffsetFetchRequestTopics {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         if !true {
             wire::arb::fit_string(&mut self.name);
@@ -653,11 +655,11 @@ impl OffsetFetchRequestGroup {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OffsetFetchRequestGroup {
+    fn normalize_for_version(&mut self, version: i16) {
         if !true {
             wire::arb::fit_string(&mut self.group_id);
         }
@@ -676,7 +678,7 @@ impl OffsetFetchRequestGroup {
         }
         if let Some(v) = &mut self.topics {
             for x in v.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         }
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);

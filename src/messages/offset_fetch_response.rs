@@ -24,36 +24,38 @@ use crate::wire::{
 ///
 /// Valid versions: 0-9; flexible versions: 6-9.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 is the same as version 0.
+/// ```text
+/// Version 1 is the same as version 0.
 ///
-/// > Version 2 adds a top-level error code.
+/// Version 2 adds a top-level error code.
 ///
-/// > Version 3 adds the throttle time.
+/// Version 3 adds the throttle time.
 ///
-/// > Starting in version 4, on quota violation, brokers send out responses before throttling.
+/// Starting in version 4, on quota violation, brokers send out responses before throttling.
 ///
-/// > Version 5 adds the leader epoch to the committed offset.
+/// Version 5 adds the leader epoch to the committed offset.
 ///
-/// > Version 6 is the first flexible version.
+/// Version 6 is the first flexible version.
 ///
-/// > Version 7 adds pending offset commit as new error response on partition level.
+/// Version 7 adds pending offset commit as new error response on partition level.
 ///
-/// > Version 8 is adding support for fetching offsets for multiple groups
+/// Version 8 is adding support for fetching offsets for multiple groups
 ///
-/// > Version 9 is the first version that can be used with the new consumer group protocol (KIP-848). The response is
-/// > the same as version 8 but can return STALE_MEMBER_EPOCH and UNKNOWN_MEMBER_ID errors when the new consumer group
-/// > protocol is used.
-/// > Supported errors:
-/// > - GROUP_AUTHORIZATION_FAILED (version 0+)
-/// > - NOT_COORDINATOR (version 0+)
-/// > - COORDINATOR_NOT_AVAILABLE (version 0+)
-/// > - COORDINATOR_LOAD_IN_PROGRESS (version 0+)
-/// > - GROUP_ID_NOT_FOUND (version 0+)
-/// > - UNSTABLE_OFFSET_COMMIT (version 7+)
-/// > - UNKNOWN_MEMBER_ID (version 9+)
-/// > - STALE_MEMBER_EPOCH (version 9+)
+/// Version 9 is the first version that can be used with the new consumer group protocol (KIP-848). The response is
+/// the same as version 8 but can return STALE_MEMBER_EPOCH and UNKNOWN_MEMBER_ID errors when the new consumer group
+/// protocol is used.
+/// Supported errors:
+/// - GROUP_AUTHORIZATION_FAILED (version 0+)
+/// - NOT_COORDINATOR (version 0+)
+/// - COORDINATOR_NOT_AVAILABLE (version 0+)
+/// - COORDINATOR_LOAD_IN_PROGRESS (version 0+)
+/// - GROUP_ID_NOT_FOUND (version 0+)
+/// - UNSTABLE_OFFSET_COMMIT (version 7+)
+/// - UNKNOWN_MEMBER_ID (version 9+)
+/// - STALE_MEMBER_EPOCH (version 9+)
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetFetchResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
@@ -198,18 +200,18 @@ impl OffsetFetchResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OffsetFetchResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 3 {
         } else {
             self.throttle_time_ms = 0;
         }
         if version <= 7 {
             for x in self.topics.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.topics = Vec::new();
@@ -220,7 +222,7 @@ impl OffsetFetchResponse {
         }
         if version >= 8 {
             for x in self.groups.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.groups = Vec::new();
@@ -373,11 +375,11 @@ impl OffsetFetchResponsePartition {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OffsetFetchResponsePartition {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 6;
         if version >= 5 {
         } else {
@@ -509,17 +511,17 @@ impl OffsetFetchResponseTopic {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OffsetFetchResponseTopic {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 6;
         if !flexible {
             wire::arb::fit_string(&mut self.name);
         }
         for x in self.partitions.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 6 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -653,11 +655,11 @@ impl OffsetFetchResponsePartitions {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OffsetFetchResponsePartitions {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         if !true {
             if let Some(x) = &mut self.metadata {
@@ -770,16 +772,16 @@ impl OffsetFetchResponseTopics {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OffsetFetchResponseTopics {
+    fn normalize_for_version(&mut self, version: i16) {
         if !true {
             wire::arb::fit_string(&mut self.name);
         }
         for x in self.partitions.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -893,16 +895,16 @@ impl OffsetFetchResponseGroup {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OffsetFetchResponseGroup {
+    fn normalize_for_version(&mut self, version: i16) {
         if !true {
             wire::arb::fit_string(&mut self.group_id);
         }
         for x in self.topics.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);

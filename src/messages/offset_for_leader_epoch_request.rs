@@ -25,17 +25,19 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 4; deprecated versions: 0-1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 is the same as version 0.
+/// ```text
+/// Version 1 is the same as version 0.
 ///
-/// > Version 2 adds the current leader epoch to support fencing.
+/// Version 2 adds the current leader epoch to support fencing.
 ///
-/// > Version 3 adds ReplicaId (the default is -2 which conventionally represents a
-/// > "debug" consumer which is allowed to see offsets beyond the high watermark).
-/// > Followers will use this replicaId when using an older version of the protocol.
+/// Version 3 adds ReplicaId (the default is -2 which conventionally represents a
+/// "debug" consumer which is allowed to see offsets beyond the high watermark).
+/// Followers will use this replicaId when using an older version of the protocol.
 ///
-/// > Version 4 enables flexible versions.
+/// Version 4 enables flexible versions.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetForLeaderEpochRequest {
     /// The broker ID of the follower, of -1 if this request is from a consumer.
@@ -131,17 +133,17 @@ impl OffsetForLeaderEpochRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OffsetForLeaderEpochRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 3 {
         } else {
             self.replica_id = -2;
         }
         for x in self.topics.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 4 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -261,11 +263,11 @@ impl OffsetForLeaderPartition {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OffsetForLeaderPartition {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 2 {
         } else {
             self.current_leader_epoch = -1;
@@ -386,17 +388,17 @@ impl OffsetForLeaderTopic {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OffsetForLeaderTopic {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 4;
         if !flexible {
             wire::arb::fit_string(&mut self.topic);
         }
         for x in self.partitions.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 4 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);

@@ -25,27 +25,29 @@ use crate::wire::{
 ///
 /// Valid versions: 0-11; flexible versions: 9-11; deprecated versions: 0-6.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 and 2 are the same as version 0.
+/// ```text
+/// Version 1 and 2 are the same as version 0.
 ///
-/// > Version 3 adds the transactional ID, which is used for authorization when attempting to write
-/// > transactional data.  Version 3 also adds support for Kafka Message Format v2.
+/// Version 3 adds the transactional ID, which is used for authorization when attempting to write
+/// transactional data.  Version 3 also adds support for Kafka Message Format v2.
 ///
-/// > Version 4 is the same as version 3, but the requester must be prepared to handle a
-/// > KAFKA_STORAGE_ERROR.
+/// Version 4 is the same as version 3, but the requester must be prepared to handle a
+/// KAFKA_STORAGE_ERROR.
 ///
-/// > Version 5 and 6 are the same as version 3.
+/// Version 5 and 6 are the same as version 3.
 ///
-/// > Starting in version 7, records can be produced using ZStandard compression.  See KIP-110.
+/// Starting in version 7, records can be produced using ZStandard compression.  See KIP-110.
 ///
-/// > Starting in Version 8, response has RecordErrors and ErrorMessage. See KIP-467.
+/// Starting in Version 8, response has RecordErrors and ErrorMessage. See KIP-467.
 ///
-/// > Version 9 enables flexible versions.
+/// Version 9 enables flexible versions.
 ///
-/// > Version 10 is the same as version 9 (KIP-951).
+/// Version 10 is the same as version 9 (KIP-951).
 ///
-/// > Version 11 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+/// Version 11 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProduceRequest {
     /// The transactional ID, or null if the producer is not transactional.
@@ -161,11 +163,11 @@ impl ProduceRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ProduceRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 9;
         if version >= 3 {
             if !flexible {
@@ -177,7 +179,7 @@ impl ProduceRequest {
             self.transactional_id = None;
         }
         for x in self.topic_data.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 9 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -291,11 +293,11 @@ impl PartitionProduceData {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for PartitionProduceData {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 9 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
             self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -410,17 +412,17 @@ impl TopicProduceData {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for TopicProduceData {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 9;
         if !flexible {
             wire::arb::fit_string(&mut self.name);
         }
         for x in self.partition_data.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 9 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);

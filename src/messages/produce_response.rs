@@ -24,27 +24,29 @@ use crate::wire::{
 ///
 /// Valid versions: 0-11; flexible versions: 9-11.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 added the throttle time.
+/// ```text
+/// Version 1 added the throttle time.
 ///
-/// > Version 2 added the log append time.
+/// Version 2 added the log append time.
 ///
-/// > Version 3 is the same as version 2.
+/// Version 3 is the same as version 2.
 ///
-/// > Version 4 added KAFKA_STORAGE_ERROR as a possible error code.
+/// Version 4 added KAFKA_STORAGE_ERROR as a possible error code.
 ///
-/// > Version 5 added LogStartOffset to filter out spurious
-/// > OutOfOrderSequenceExceptions on the client.
+/// Version 5 added LogStartOffset to filter out spurious
+/// OutOfOrderSequenceExceptions on the client.
 ///
-/// > Version 8 added RecordErrors and ErrorMessage to include information about
-/// > records that cause the whole batch to be dropped.  See KIP-467 for details.
+/// Version 8 added RecordErrors and ErrorMessage to include information about
+/// records that cause the whole batch to be dropped.  See KIP-467 for details.
 ///
-/// > Version 9 enables flexible versions.
+/// Version 9 enables flexible versions.
 ///
-/// > Version 10 adds 'CurrentLeader' and 'NodeEndpoints' as tagged fields (KIP-951)
+/// Version 10 adds 'CurrentLeader' and 'NodeEndpoints' as tagged fields (KIP-951)
 ///
-/// > Version 11 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+/// Version 11 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProduceResponse {
     /// Each produce response
@@ -191,13 +193,13 @@ impl ProduceResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ProduceResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.responses.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 1 {
         } else {
@@ -205,7 +207,7 @@ impl ProduceResponse {
         }
         if version >= 10 {
             for x in self.node_endpoints.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.node_endpoints = Vec::new();
@@ -327,11 +329,11 @@ impl BatchIndexAndErrorMessage {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for BatchIndexAndErrorMessage {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 9;
         if !flexible {
             if let Some(x) = &mut self.batch_index_error_message {
@@ -430,11 +432,11 @@ impl LeaderIdAndEpoch {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for LeaderIdAndEpoch {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -661,11 +663,11 @@ impl PartitionProduceResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for PartitionProduceResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 9;
         if version >= 2 {
         } else {
@@ -677,7 +679,7 @@ impl PartitionProduceResponse {
         }
         if version >= 8 {
             for x in self.record_errors.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.record_errors = Vec::new();
@@ -692,7 +694,7 @@ impl PartitionProduceResponse {
             self.error_message = None;
         }
         if version >= 10 {
-            self.current_leader.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(&mut self.current_leader, version);
         } else {
             self.current_leader = LeaderIdAndEpoch::default();
         }
@@ -822,17 +824,17 @@ impl TopicProduceResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for TopicProduceResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 9;
         if !flexible {
             wire::arb::fit_string(&mut self.name);
         }
         for x in self.partition_responses.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 9 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -944,11 +946,11 @@ impl NodeEndpoint {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for NodeEndpoint {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         if !true {
             wire::arb::fit_string(&mut self.host);

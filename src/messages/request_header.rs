@@ -24,18 +24,20 @@ use crate::wire::{
 ///
 /// Valid versions: 0-2; flexible versions: 2.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 0 of the RequestHeader is only used by v0 of ControlledShutdownRequest.
+/// ```text
+/// Version 0 of the RequestHeader is only used by v0 of ControlledShutdownRequest.
 ///
-/// > Version 1 is the first version with ClientId.
+/// Version 1 is the first version with ClientId.
 ///
-/// > Version 2 is the first flexible version.
-/// > The ClientId string must be serialized with the old-style two-byte length prefix.
-/// > The reason is that older brokers must be able to read the request header for any
-/// > ApiVersionsRequest, even if it is from a newer version.
-/// > Since the client is sending the ApiVersionsRequest in order to discover what
-/// > versions are supported, the client does not know the best version to use.
+/// Version 2 is the first flexible version.
+/// The ClientId string must be serialized with the old-style two-byte length prefix.
+/// The reason is that older brokers must be able to read the request header for any
+/// ApiVersionsRequest, even if it is from a newer version.
+/// Since the client is sending the ApiVersionsRequest in order to discover what
+/// versions are supported, the client does not know the best version to use.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestHeader {
     /// The API key of this request.
@@ -136,11 +138,11 @@ impl RequestHeader {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for RequestHeader {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 1 {
             if !false {
                 if let Some(x) = &mut self.client_id {

@@ -24,9 +24,11 @@ use crate::wire::{
 ///
 /// Valid versions: 0-1; flexible versions: 1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 is the first flexible version.
+/// ```text
+/// Version 1 is the first flexible version.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResponseHeader {
     /// The correlation ID of this response.
@@ -93,11 +95,11 @@ impl ResponseHeader {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ResponseHeader {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 1 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
             self.unknown_tagged_fields.dedup_by_key(|f| f.tag);

@@ -25,12 +25,14 @@ use crate::wire::{
 ///
 /// Valid versions: 0-1; flexible versions: none; deprecated versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 supports SASL_AUTHENTICATE.
-/// > NOTE: Version cannot be easily bumped due to incorrect
-/// > client negotiation for clients \<= 2.4.
-/// > See https://issues.apache.org/jira/browse/KAFKA-9577
+/// ```text
+/// Version 1 supports SASL_AUTHENTICATE.
+/// NOTE: Version cannot be easily bumped due to incorrect
+/// client negotiation for clients <= 2.4.
+/// See https://issues.apache.org/jira/browse/KAFKA-9577
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct SaslHandshakeRequest {
     /// The SASL mechanism chosen by the client.
@@ -72,11 +74,11 @@ impl SaslHandshakeRequest {
             mechanism: f_mechanism,
         })
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for SaslHandshakeRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         if !false {
             wire::arb::fit_string(&mut self.mechanism);

@@ -24,12 +24,14 @@ use crate::wire::{
 ///
 /// Valid versions: 0-1; flexible versions: none.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 is the same as version 0.
-/// > NOTE: Version cannot be easily bumped due to incorrect
-/// > client negotiation for clients \<= 2.4.
-/// > See https://issues.apache.org/jira/browse/KAFKA-9577
+/// ```text
+/// Version 1 is the same as version 0.
+/// NOTE: Version cannot be easily bumped due to incorrect
+/// client negotiation for clients <= 2.4.
+/// See https://issues.apache.org/jira/browse/KAFKA-9577
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct SaslHandshakeResponse {
     /// The error code, or 0 if there was no error.
@@ -85,11 +87,11 @@ impl SaslHandshakeResponse {
             mechanisms: f_mechanisms,
         })
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for SaslHandshakeResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         for x in self.mechanisms.iter_mut() {
             if !false {

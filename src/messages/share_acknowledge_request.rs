@@ -25,11 +25,13 @@ use crate::wire::{
 ///
 /// Valid versions: 0; flexible versions: 0; the latest version is unstable.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > The ShareAcknowledgeRequest API is added as part of KIP-932 and is still under
-/// > development. Hence, the API is not exposed by default by brokers unless
-/// > explicitly enabled.
+/// ```text
+/// The ShareAcknowledgeRequest API is added as part of KIP-932 and is still under
+/// development. Hence, the API is not exposed by default by brokers unless
+/// explicitly enabled.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShareAcknowledgeRequest {
     /// The group identifier.
@@ -131,11 +133,11 @@ impl ShareAcknowledgeRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ShareAcknowledgeRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         if !true {
             if let Some(x) = &mut self.group_id {
                 wire::arb::fit_string(x);
@@ -147,7 +149,7 @@ impl ShareAcknowledgeRequest {
             }
         }
         for x in self.topics.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -263,11 +265,11 @@ impl AcknowledgementBatch {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for AcknowledgementBatch {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -372,13 +374,13 @@ impl AcknowledgePartition {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for AcknowledgePartition {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.acknowledgement_batches.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -478,13 +480,13 @@ impl AcknowledgeTopic {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for AcknowledgeTopic {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.partitions.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);

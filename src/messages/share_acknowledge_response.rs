@@ -24,20 +24,22 @@ use crate::wire::{
 ///
 /// Valid versions: 0; flexible versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Supported errors:
-/// > - GROUP_AUTHORIZATION_FAILED (version 0+)
-/// > - TOPIC_AUTHORIZATION_FAILED (version 0+)
-/// > - UNKNOWN_TOPIC_OR_PARTITION (version 0+)
-/// > - SHARE_SESSION_NOT_FOUND (version 0+)
-/// > - INVALID_SHARE_SESSION_EPOCH (version 0+)
-/// > - NOT_LEADER_OR_FOLLOWER (version 0+)
-/// > - UNKNOWN_TOPIC_ID (version 0+)
-/// > - INVALID_RECORD_STATE (version 0+)
-/// > - KAFKA_STORAGE_ERROR (version 0+)
-/// > - INVALID_REQUEST (version 0+)
-/// > - UNKNOWN_SERVER_ERROR (version 0+)
+/// ```text
+/// Supported errors:
+/// - GROUP_AUTHORIZATION_FAILED (version 0+)
+/// - TOPIC_AUTHORIZATION_FAILED (version 0+)
+/// - UNKNOWN_TOPIC_OR_PARTITION (version 0+)
+/// - SHARE_SESSION_NOT_FOUND (version 0+)
+/// - INVALID_SHARE_SESSION_EPOCH (version 0+)
+/// - NOT_LEADER_OR_FOLLOWER (version 0+)
+/// - UNKNOWN_TOPIC_ID (version 0+)
+/// - INVALID_RECORD_STATE (version 0+)
+/// - KAFKA_STORAGE_ERROR (version 0+)
+/// - INVALID_REQUEST (version 0+)
+/// - UNKNOWN_SERVER_ERROR (version 0+)
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShareAcknowledgeResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
@@ -156,21 +158,21 @@ impl ShareAcknowledgeResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ShareAcknowledgeResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         if !true {
             if let Some(x) = &mut self.error_message {
                 wire::arb::fit_string(x);
             }
         }
         for x in self.responses.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         for x in self.node_endpoints.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -263,11 +265,11 @@ impl LeaderIdAndEpoch {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for LeaderIdAndEpoch {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -376,17 +378,17 @@ impl PartitionData {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for PartitionData {
+    fn normalize_for_version(&mut self, version: i16) {
         if !true {
             if let Some(x) = &mut self.error_message {
                 wire::arb::fit_string(x);
             }
         }
-        self.current_leader.normalize_for_version(version);
+        wire::arb::Normalize::normalize_for_version(&mut self.current_leader, version);
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
     }
@@ -496,13 +498,13 @@ impl ShareAcknowledgeTopicResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ShareAcknowledgeTopicResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.partitions.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -610,11 +612,11 @@ impl NodeEndpoint {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for NodeEndpoint {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         if !true {
             wire::arb::fit_string(&mut self.host);

@@ -25,11 +25,13 @@ use crate::wire::{
 ///
 /// Valid versions: 0; flexible versions: 0; the latest version is unstable.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > The ShareGroupDescribeRequest API is added as part of KIP-932 and is still under
-/// > development. Hence, the API is not exposed by default by brokers unless
-/// > explicitly enabled.
+/// ```text
+/// The ShareGroupDescribeRequest API is added as part of KIP-932 and is still under
+/// development. Hence, the API is not exposed by default by brokers unless
+/// explicitly enabled.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShareGroupDescribeRequest {
     /// The ids of the groups to describe
@@ -107,11 +109,11 @@ impl ShareGroupDescribeRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ShareGroupDescribeRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         for x in self.group_ids.iter_mut() {
             if !true {

@@ -25,11 +25,13 @@ use crate::wire::{
 ///
 /// Valid versions: 0; flexible versions: 0; the latest version is unstable.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > The ShareGroupHeartbeatRequest API is added as part of KIP-932 and is still under
-/// > development. Hence, the API is not exposed by default by brokers unless
-/// > explicitly enabled.
+/// ```text
+/// The ShareGroupHeartbeatRequest API is added as part of KIP-932 and is still under
+/// development. Hence, the API is not exposed by default by brokers unless
+/// explicitly enabled.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShareGroupHeartbeatRequest {
     /// The group identifier.
@@ -163,11 +165,11 @@ impl ShareGroupHeartbeatRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ShareGroupHeartbeatRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         if !true {
             wire::arb::fit_string(&mut self.group_id);

@@ -25,16 +25,18 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 2-4.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds the broker epoch and reorganizes the partitions to be stored
-/// > per topic.
+/// ```text
+/// Version 1 adds the broker epoch and reorganizes the partitions to be stored
+/// per topic.
 ///
-/// > Version 2 is the first flexible version.
+/// Version 2 is the first flexible version.
 ///
-/// > Version 3 adds the leader epoch per partition (KIP-570).
+/// Version 3 adds the leader epoch per partition (KIP-570).
 ///
-/// > Version 4 adds KRaft Controller ID field as part of KIP-866
+/// Version 4 adds KRaft Controller ID field as part of KIP-866
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct StopReplicaRequest {
     /// The controller id.
@@ -252,11 +254,11 @@ impl StopReplicaRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for StopReplicaRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 4 {
         } else {
             self.is_k_raft_controller = false;
@@ -271,21 +273,21 @@ impl StopReplicaRequest {
         }
         if version <= 0 {
             for x in self.ungrouped_partitions.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.ungrouped_partitions = Vec::new();
         }
         if (1..=2).contains(&version) {
             for x in self.topics.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.topics = Vec::new();
         }
         if version >= 3 {
             for x in self.topic_states.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.topic_states = Vec::new();
@@ -375,11 +377,11 @@ impl StopReplicaPartitionV0 {
             partition_index: f_partition_index,
         })
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for StopReplicaPartitionV0 {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         if !false {
             wire::arb::fit_string(&mut self.topic_name);
@@ -496,11 +498,11 @@ impl StopReplicaTopicV1 {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for StopReplicaTopicV1 {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 2;
         if !flexible {
             wire::arb::fit_string(&mut self.name);
@@ -608,11 +610,11 @@ impl StopReplicaPartitionState {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for StopReplicaPartitionState {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -722,16 +724,16 @@ impl StopReplicaTopicState {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for StopReplicaTopicState {
+    fn normalize_for_version(&mut self, version: i16) {
         if !true {
             wire::arb::fit_string(&mut self.topic_name);
         }
         for x in self.partition_states.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);

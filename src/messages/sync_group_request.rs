@@ -25,17 +25,19 @@ use crate::wire::{
 ///
 /// Valid versions: 0-5; flexible versions: 4-5.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Versions 1 and 2 are the same as version 0.
+/// ```text
+/// Versions 1 and 2 are the same as version 0.
 ///
-/// > Starting from version 3, we add a new field called groupInstanceId to indicate member identity across restarts.
+/// Starting from version 3, we add a new field called groupInstanceId to indicate member identity across restarts.
 ///
-/// > Version 4 is the first flexible version.
+/// Version 4 is the first flexible version.
 ///
-/// > Starting from version 5, the client sends the Protocol Type and the Protocol Name
-/// > to the broker (KIP-559). The broker will reject the request if they are inconsistent
-/// > with the Type and Name known by the broker.
+/// Starting from version 5, the client sends the Protocol Type and the Protocol Name
+/// to the broker (KIP-559). The broker will reject the request if they are inconsistent
+/// with the Type and Name known by the broker.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncGroupRequest {
     /// The unique group identifier.
@@ -198,11 +200,11 @@ impl SyncGroupRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for SyncGroupRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 4;
         if !flexible {
             wire::arb::fit_string(&mut self.group_id);
@@ -238,7 +240,7 @@ impl SyncGroupRequest {
             self.protocol_name = None;
         }
         for x in self.assignments.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 4 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -361,11 +363,11 @@ impl SyncGroupRequestAssignment {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for SyncGroupRequestAssignment {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 4;
         if !flexible {
             wire::arb::fit_string(&mut self.member_id);

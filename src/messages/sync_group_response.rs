@@ -24,18 +24,20 @@ use crate::wire::{
 ///
 /// Valid versions: 0-5; flexible versions: 4-5.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds throttle time.
+/// ```text
+/// Version 1 adds throttle time.
 ///
-/// > Starting in version 2, on quota violation, brokers send out responses before throttling.
+/// Starting in version 2, on quota violation, brokers send out responses before throttling.
 ///
-/// > Starting from version 3, syncGroupRequest supports a new field called groupInstanceId to indicate member identity across restarts.
+/// Starting from version 3, syncGroupRequest supports a new field called groupInstanceId to indicate member identity across restarts.
 ///
-/// > Version 4 is the first flexible version.
+/// Version 4 is the first flexible version.
 ///
-/// > Starting from version 5, the broker sends back the Protocol Type and the Protocol Name
-/// > to the client (KIP-559).
+/// Starting from version 5, the broker sends back the Protocol Type and the Protocol Name
+/// to the client (KIP-559).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncGroupResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
@@ -166,11 +168,11 @@ impl SyncGroupResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for SyncGroupResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 4;
         if version >= 1 {
         } else {

@@ -25,15 +25,17 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 3-4.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 is the same as version 0.
+/// ```text
+/// Version 1 is the same as version 0.
 ///
-/// > Version 2 adds the committed leader epoch.
+/// Version 2 adds the committed leader epoch.
 ///
-/// > Version 3 adds the member.id, group.instance.id and generation.id.
+/// Version 3 adds the member.id, group.instance.id and generation.id.
 ///
-/// > Version 4 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+/// Version 4 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct TxnOffsetCommitRequest {
     /// The ID of the transaction.
@@ -221,11 +223,11 @@ impl TxnOffsetCommitRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for TxnOffsetCommitRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 3;
         if !flexible {
             wire::arb::fit_string(&mut self.transactional_id);
@@ -254,7 +256,7 @@ impl TxnOffsetCommitRequest {
             self.group_instance_id = None;
         }
         for x in self.topics.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 3 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -404,11 +406,11 @@ impl TxnOffsetCommitRequestPartition {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for TxnOffsetCommitRequestPartition {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 3;
         if version >= 2 {
         } else {
@@ -545,17 +547,17 @@ impl TxnOffsetCommitRequestTopic {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for TxnOffsetCommitRequestTopic {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 3;
         if !flexible {
             wire::arb::fit_string(&mut self.name);
         }
         for x in self.partitions.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 3 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);

@@ -25,11 +25,13 @@ use crate::wire::{
 ///
 /// Valid versions: 0-2; flexible versions: 0-2.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 adds validate only field.
+/// ```text
+/// Version 1 adds validate only field.
 ///
-/// > Version 2 changes the response to not return feature level results.
+/// Version 2 changes the response to not return feature level results.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpdateFeaturesRequest {
     /// How long to wait in milliseconds before timing out the request.
@@ -125,13 +127,13 @@ impl UpdateFeaturesRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for UpdateFeaturesRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.feature_updates.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 1 {
         } else {
@@ -264,11 +266,11 @@ impl FeatureUpdateKey {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for FeatureUpdateKey {
+    fn normalize_for_version(&mut self, version: i16) {
         if !true {
             wire::arb::fit_string(&mut self.feature);
         }

@@ -25,23 +25,25 @@ use crate::wire::{
 ///
 /// Valid versions: 0-8; flexible versions: 6-8.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 allows specifying multiple endpoints for each broker.
+/// ```text
+/// Version 1 allows specifying multiple endpoints for each broker.
 ///
-/// > Version 2 adds the rack.
+/// Version 2 adds the rack.
 ///
-/// > Version 3 adds the listener name.
+/// Version 3 adds the listener name.
 ///
-/// > Version 4 adds the offline replica list.
+/// Version 4 adds the offline replica list.
 ///
-/// > Version 5 adds the broker epoch field and normalizes partitions by topic.
+/// Version 5 adds the broker epoch field and normalizes partitions by topic.
 ///
-/// > Version 7 adds topicId
+/// Version 7 adds topicId
 ///
-/// > Version 8 adds KRaft Controller ID field as part of KIP-866
-/// > Version 0 of the protocol only allowed specifying a single host and
-/// > port per broker, rather than an array of endpoints.
+/// Version 8 adds KRaft Controller ID field as part of KIP-866
+/// Version 0 of the protocol only allowed specifying a single host and
+/// port per broker, rather than an array of endpoints.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpdateMetadataRequest {
     /// The controller id.
@@ -278,11 +280,11 @@ impl UpdateMetadataRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for UpdateMetadataRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 8 {
         } else {
             self.is_k_raft_controller = false;
@@ -297,20 +299,20 @@ impl UpdateMetadataRequest {
         }
         if version <= 4 {
             for x in self.ungrouped_partition_states.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.ungrouped_partition_states = Vec::new();
         }
         if version >= 5 {
             for x in self.topic_states.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.topic_states = Vec::new();
         }
         for x in self.live_brokers.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 6 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -457,11 +459,11 @@ impl UpdateMetadataTopicState {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for UpdateMetadataTopicState {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 6;
         if !flexible {
             wire::arb::fit_string(&mut self.topic_name);
@@ -471,7 +473,7 @@ impl UpdateMetadataTopicState {
             self.topic_id = Uuid::ZERO;
         }
         for x in self.partition_states.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 6 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -605,11 +607,11 @@ impl UpdateMetadataEndpoint {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for UpdateMetadataEndpoint {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 6;
         if !flexible {
             wire::arb::fit_string(&mut self.host);
@@ -788,11 +790,11 @@ impl UpdateMetadataBroker {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for UpdateMetadataBroker {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 6;
         if version <= 0 {
             if !flexible {
@@ -807,7 +809,7 @@ impl UpdateMetadataBroker {
         }
         if version >= 1 {
             for x in self.endpoints.iter_mut() {
-                x.normalize_for_version(version);
+                wire::arb::Normalize::normalize_for_version(x, version);
             }
         } else {
             self.endpoints = Vec::new();
@@ -1047,11 +1049,11 @@ impl UpdateMetadataPartitionState {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for UpdateMetadataPartitionState {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 6;
         if version <= 4 {
             if !flexible {

@@ -24,9 +24,11 @@ use crate::wire::{
 ///
 /// Valid versions: 0-8; flexible versions: 6-8.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Versions 1, 2, 3, 4, and 5 are the same as version 0
+/// ```text
+/// Versions 1, 2, 3, 4, and 5 are the same as version 0
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpdateMetadataResponse {
     /// The error code, or 0 if there was no error.
@@ -94,11 +96,11 @@ impl UpdateMetadataResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for UpdateMetadataResponse {
+    fn normalize_for_version(&mut self, version: i16) {
         if version >= 6 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
             self.unknown_tagged_fields.dedup_by_key(|f| f.tag);

@@ -121,12 +121,12 @@ impl UpdateRaftVoterResponse {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
-        self.current_leader.normalize_for_version(version);
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for UpdateRaftVoterResponse {
+    fn normalize_for_version(&mut self, version: i16) {
+        wire::arb::Normalize::normalize_for_version(&mut self.current_leader, version);
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
         self.unknown_tagged_fields.retain(|f| !(f.tag == 0));
@@ -233,11 +233,11 @@ impl CurrentLeader {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for CurrentLeader {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         if !true {
             wire::arb::fit_string(&mut self.host);

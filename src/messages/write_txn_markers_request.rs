@@ -25,9 +25,11 @@ use crate::wire::{
 ///
 /// Valid versions: 0-1; flexible versions: 1.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 1 enables flexible versions.
+/// ```text
+/// Version 1 enables flexible versions.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct WriteTxnMarkersRequest {
     /// The transaction markers to be written.
@@ -105,13 +107,13 @@ impl WriteTxnMarkersRequest {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for WriteTxnMarkersRequest {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.markers.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 1 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -231,11 +233,11 @@ impl WritableTxnMarkerTopic {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for WritableTxnMarkerTopic {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 1;
         if !flexible {
             wire::arb::fit_string(&mut self.name);
@@ -377,13 +379,13 @@ impl WritableTxnMarker {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for WritableTxnMarker {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.topics.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 1 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);

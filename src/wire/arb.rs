@@ -53,7 +53,11 @@ impl ArbValue for Bytes {
 
 impl<T: ArbValue> ArbValue for Option<T> {
     fn arb(u: &mut Unstructured<'_>) -> Result<Self> {
-        Ok(if u.arbitrary()? { Some(T::arb(u)?) } else { None })
+        Ok(if u.arbitrary()? {
+            Some(T::arb(u)?)
+        } else {
+            None
+        })
     }
 }
 
@@ -85,4 +89,14 @@ pub fn fit_string(s: &mut ByteString) {
         }
         *s = ByteString::from(s[..end].to_string());
     }
+}
+
+/// Makes a value representable at a version (every generated message implements it):
+/// fields absent at the version get their default, nulls where the version allows none
+/// get an empty value, strings too long for a non-compact length are cut, and unknown
+/// tagged fields are sorted, deduplicated and kept off the tags of known fields.
+/// After it, `encode` then `decode` at that version must give the value back.
+pub trait Normalize {
+    /// Adjusts `self` in place for `version`.
+    fn normalize_for_version(&mut self, version: i16);
 }

@@ -143,15 +143,25 @@ fn read_unsigned_varlong_inner(
     field: &'static str,
     max_bytes: u8,
 ) -> Result<u64, DecodeError> {
+    let (value, n) = varint_from_slice(buf, field, max_bytes)?;
+    buf.advance(n);
+    Ok(value)
+}
+
+/// Decodes an unsigned varint of at most `max_bytes` (5: 32 value bits; 10: 64) from
+/// the front of `s`: `(value, bytes it took)`. Consumes nothing.
+#[inline]
+fn varint_from_slice(
+    s: &[u8],
+    field: &'static str,
+    max_bytes: u8,
+) -> Result<(u64, usize), DecodeError> {
     let mut value: u64 = 0;
-    let bits_allowed = if max_bytes == 5 { 32 } else { 64 };
-    for (i, &b) in buf.iter().enumerate() {
-        if i >= usize::from(max_bytes) {
-            break;
-        }
+    let bits_allowed: u32 = if max_bytes == 5 { 32 } else { 64 };
+    for (i, &b) in s.iter().take(usize::from(max_bytes)).enumerate() {
         let shift = 7 * i as u32;
         let chunk = u64::from(b & 0x7f);
-        // Reject bits that would not fit the type.
+        // Reject value bits that would not fit the type.
         if shift + 7 > bits_allowed && (chunk >> (bits_allowed - shift)) != 0 {
             return Err(DecodeError::new(
                 field,
@@ -160,17 +170,16 @@ fn read_unsigned_varlong_inner(
         }
         value |= chunk << shift;
         if b & 0x80 == 0 {
-            buf.advance(i + 1);
-            return Ok(value);
+            return Ok((value, i + 1));
         }
     }
-    if buf.len() >= usize::from(max_bytes) {
+    if s.len() >= usize::from(max_bytes) {
         Err(DecodeError::new(
             field,
             DecodeErrorKind::VarintOverflow { max_bytes },
         ))
     } else {
-        Err(eof(field, buf.len() as u64 + 1, buf.len()))
+        Err(eof(field, s.len() as u64 + 1, s.len()))
     }
 }
 
@@ -246,40 +255,92 @@ pub fn varlong_len(value: i64) -> usize {
     unsigned_varint_len(((value << 1) ^ (value >> 63)) as u64)
 }
 
-/// Reads a length prefix for a string, bytes or array: `None` is the null marker.
+/// Peeks an unsigned varint of at most `max_bytes` at the front of `s` without
+/// consuming it: `(value, encoded length)`.
+#[inline]
+fn peek_unsigned_varint(
+    s: &[u8],
+    field: &'static str,
+    max_bytes: u8,
+) -> Result<(u64, usize), DecodeError> {
+    if let Some(&b) = s.first()
+        && b & 0x80 == 0
+    {
+        return Ok((u64::from(b), 1));
+    }
+    varint_from_slice(s, field, max_bytes)
+}
+
+/// Peeks a length prefix for a string, bytes or array without consuming it:
+/// `(length or None for null, bytes the prefix takes)`.
 ///
 /// Non-compact lengths are `i16` (`wide == false`, strings) or `i32` (`wide == true`,
 /// bytes and arrays); compact lengths are an unsigned varint holding length + 1.
+/// Nothing is consumed so that an error points at the start of the value.
 #[inline]
-fn read_len(
-    buf: &mut Bytes,
+fn peek_len(
+    buf: &Bytes,
     compact: bool,
     wide: bool,
     field: &'static str,
-) -> Result<Option<usize>, DecodeError> {
-    let len: i64 = if compact {
-        i64::from(read_unsigned_varint(buf, field)?) - 1
+) -> Result<(Option<usize>, usize), DecodeError> {
+    let (len, n): (i64, usize) = if compact {
+        let (v, n) = peek_unsigned_varint(buf, field, 5)?;
+        if v > u64::from(u32::MAX) {
+            return Err(DecodeError::new(
+                field,
+                DecodeErrorKind::VarintOverflow { max_bytes: 5 },
+            ));
+        }
+        (v as i64 - 1, n)
     } else if wide {
-        i64::from(read_i32(buf, field)?)
+        need(buf, 4, field)?;
+        (
+            i64::from(i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]])),
+            4,
+        )
     } else {
-        i64::from(read_i16(buf, field)?)
+        need(buf, 2, field)?;
+        (i64::from(i16::from_be_bytes([buf[0], buf[1]])), 2)
     };
     match len {
-        -1 => Ok(None),
+        -1 => Ok((None, n)),
         l if l < 0 => Err(DecodeError::new(field, DecodeErrorKind::NegativeLength(l))),
-        l => Ok(Some(l as usize)),
+        l => Ok((Some(l as usize), n)),
     }
 }
 
+/// Takes a length-prefixed value of `len` bytes after an `n`-byte prefix, or fails
+/// without consuming anything.
 #[inline]
-fn take(buf: &mut Bytes, len: usize, field: &'static str) -> Result<Bytes, DecodeError> {
-    need(buf, len, field)?;
+fn take_after(
+    buf: &mut Bytes,
+    n: usize,
+    len: usize,
+    field: &'static str,
+) -> Result<Bytes, DecodeError> {
+    if buf.len() - n < len {
+        return Err(eof(field, (n + len) as u64, buf.len()));
+    }
+    buf.advance(n);
     Ok(buf.split_to(len))
 }
 
 #[inline]
-fn utf8(bytes: Bytes, field: &'static str) -> Result<ByteString, DecodeError> {
-    ByteString::try_from(bytes).map_err(|_| DecodeError::new(field, DecodeErrorKind::InvalidUtf8))
+fn take_utf8(
+    buf: &mut Bytes,
+    n: usize,
+    len: usize,
+    field: &'static str,
+) -> Result<ByteString, DecodeError> {
+    if buf.len() - n < len {
+        return Err(eof(field, (n + len) as u64, buf.len()));
+    }
+    // Validate before consuming, so an error points at the string's start.
+    let text = ByteString::try_from(buf.slice(n..n + len))
+        .map_err(|_| DecodeError::new(field, DecodeErrorKind::InvalidUtf8))?;
+    buf.advance(n + len);
+    Ok(text)
 }
 
 /// Decodes a STRING (`compact == false`) or COMPACT_STRING; null is an error.
@@ -289,9 +350,9 @@ pub fn read_string(
     compact: bool,
     field: &'static str,
 ) -> Result<ByteString, DecodeError> {
-    match read_len(buf, compact, false, field)? {
-        Some(len) => utf8(take(buf, len, field)?, field),
-        None => Err(DecodeError::new(field, DecodeErrorKind::UnexpectedNull)),
+    match peek_len(buf, compact, false, field)? {
+        (Some(len), n) => take_utf8(buf, n, len, field),
+        (None, _) => Err(DecodeError::new(field, DecodeErrorKind::UnexpectedNull)),
     }
 }
 
@@ -302,18 +363,25 @@ pub fn read_nullable_string(
     compact: bool,
     field: &'static str,
 ) -> Result<Option<ByteString>, DecodeError> {
-    match read_len(buf, compact, false, field)? {
-        Some(len) => Ok(Some(utf8(take(buf, len, field)?, field)?)),
-        None => Ok(None),
+    match peek_len(buf, compact, false, field)? {
+        (Some(len), n) => Ok(Some(take_utf8(buf, n, len, field)?)),
+        (None, n) => {
+            buf.advance(n);
+            Ok(None)
+        }
     }
 }
 
 /// Decodes BYTES or COMPACT_BYTES as a slice of the input; null is an error.
 #[inline]
-pub fn read_bytes(buf: &mut Bytes, compact: bool, field: &'static str) -> Result<Bytes, DecodeError> {
-    match read_len(buf, compact, true, field)? {
-        Some(len) => take(buf, len, field),
-        None => Err(DecodeError::new(field, DecodeErrorKind::UnexpectedNull)),
+pub fn read_bytes(
+    buf: &mut Bytes,
+    compact: bool,
+    field: &'static str,
+) -> Result<Bytes, DecodeError> {
+    match peek_len(buf, compact, true, field)? {
+        (Some(len), n) => take_after(buf, n, len, field),
+        (None, _) => Err(DecodeError::new(field, DecodeErrorKind::UnexpectedNull)),
     }
 }
 
@@ -324,17 +392,20 @@ pub fn read_nullable_bytes(
     compact: bool,
     field: &'static str,
 ) -> Result<Option<Bytes>, DecodeError> {
-    match read_len(buf, compact, true, field)? {
-        Some(len) => Ok(Some(take(buf, len, field)?)),
-        None => Ok(None),
+    match peek_len(buf, compact, true, field)? {
+        (Some(len), n) => Ok(Some(take_after(buf, n, len, field)?)),
+        (None, n) => {
+            buf.advance(n);
+            Ok(None)
+        }
     }
 }
 
 /// Reads an ARRAY or COMPACT_ARRAY count; `None` is the null array.
 ///
 /// `min_element_size` is the fewest bytes one element can take (at least 1); a count
-/// that could not fit in the remaining input is an error, so a caller may reserve
-/// `count` elements without trusting the input.
+/// that could not fit in the remaining input is an error (and consumes nothing), so a
+/// caller may reserve `count` elements without trusting the input.
 #[inline]
 pub fn read_array_len(
     buf: &mut Bytes,
@@ -342,19 +413,21 @@ pub fn read_array_len(
     min_element_size: usize,
     field: &'static str,
 ) -> Result<Option<usize>, DecodeError> {
-    let len = read_len(buf, compact, true, field)?;
+    let (len, n) = peek_len(buf, compact, true, field)?;
     if let Some(count) = len {
         let per = min_element_size.max(1);
-        if count > buf.len() / per {
+        let remaining = buf.len() - n;
+        if count > remaining / per {
             return Err(DecodeError::new(
                 field,
                 DecodeErrorKind::CountExceedsInput {
                     count: count as u64,
-                    remaining: buf.len(),
+                    remaining,
                 },
             ));
         }
     }
+    buf.advance(n);
     Ok(len)
 }
 
@@ -538,10 +611,16 @@ pub fn read_tagged_header(buf: &mut Bytes, field: &'static str) -> Result<usize,
 
 /// Reads one tagged field's tag and its data (as a slice of the input).
 #[inline]
-pub fn read_tagged_field(buf: &mut Bytes, field: &'static str) -> Result<(u32, Bytes), DecodeError> {
-    let tag = read_unsigned_varint(buf, field)?;
-    let size = read_unsigned_varint(buf, field)? as usize;
-    Ok((tag, take(buf, size, field)?))
+pub fn read_tagged_field(
+    buf: &mut Bytes,
+    field: &'static str,
+) -> Result<(u32, Bytes), DecodeError> {
+    let (tag, a) = peek_unsigned_varint(buf, field, 5)?;
+    let (size, b) = peek_unsigned_varint(&buf[a..], field, 5)?;
+    let tag = u32::try_from(tag)
+        .map_err(|_| DecodeError::new(field, DecodeErrorKind::VarintOverflow { max_bytes: 5 }))?;
+    let data = take_after(buf, a + b, size as usize, field)?;
+    Ok((tag, data))
 }
 
 /// Reads a whole tagged-field section where no tag is known, keeping every field.
@@ -563,7 +642,11 @@ pub fn read_raw_tagged_fields(
 
 /// Checks that `tag` comes strictly after `previous`.
 #[inline]
-pub fn check_tag_order(previous: Option<u32>, tag: u32, field: &'static str) -> Result<(), DecodeError> {
+pub fn check_tag_order(
+    previous: Option<u32>,
+    tag: u32,
+    field: &'static str,
+) -> Result<(), DecodeError> {
     match previous {
         Some(p) if p >= tag => Err(DecodeError::new(
             field,
@@ -598,7 +681,10 @@ pub fn put_raw_tagged_fields<B: BufMut>(
 
 /// Checks that unknown tagged fields are in strictly ascending tag order (so no tag
 /// repeats), as the encoding requires.
-pub fn check_unknown_tags(fields: &[RawTaggedField], field: &'static str) -> Result<(), EncodeError> {
+pub fn check_unknown_tags(
+    fields: &[RawTaggedField],
+    field: &'static str,
+) -> Result<(), EncodeError> {
     for pair in fields.windows(2) {
         if pair[0].tag >= pair[1].tag {
             return Err(EncodeError::DuplicateTag {

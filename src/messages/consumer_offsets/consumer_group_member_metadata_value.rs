@@ -24,9 +24,11 @@ use crate::wire::{
 ///
 /// Valid versions: 0; flexible versions: 0.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > KIP-848 is in development. This schema is subject to non-backwards-compatible changes.
+/// ```text
+/// KIP-848 is in development. This schema is subject to non-backwards-compatible changes.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConsumerGroupMemberMetadataValue {
     /// The (optional) instance id.
@@ -262,11 +264,11 @@ impl ConsumerGroupMemberMetadataValue {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ConsumerGroupMemberMetadataValue {
+    fn normalize_for_version(&mut self, version: i16) {
         if !true {
             if let Some(x) = &mut self.instance_id {
                 wire::arb::fit_string(x);
@@ -299,7 +301,7 @@ impl ConsumerGroupMemberMetadataValue {
             }
         }
         if let Some(v) = &mut self.classic_member_metadata {
-            v.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(v, version);
         }
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);
@@ -399,11 +401,11 @@ impl ClassicProtocol {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ClassicProtocol {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         if !true {
             wire::arb::fit_string(&mut self.name);
@@ -510,13 +512,13 @@ impl ClassicMemberMetadata {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ClassicMemberMetadata {
+    fn normalize_for_version(&mut self, version: i16) {
         for x in self.supported_protocols.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);

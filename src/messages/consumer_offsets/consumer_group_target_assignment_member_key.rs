@@ -24,9 +24,11 @@ use crate::wire::{
 ///
 /// Valid versions: 7; flexible versions: none.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > KIP-848 is in development. This schema is subject to non-backwards-compatible changes.
+/// ```text
+/// KIP-848 is in development. This schema is subject to non-backwards-compatible changes.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConsumerGroupTargetAssignmentMemberKey {
     /// The group id.
@@ -86,11 +88,11 @@ impl ConsumerGroupTargetAssignmentMemberKey {
             member_id: f_member_id,
         })
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for ConsumerGroupTargetAssignmentMemberKey {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         if !false {
             wire::arb::fit_string(&mut self.group_id);

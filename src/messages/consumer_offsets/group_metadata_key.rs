@@ -55,11 +55,11 @@ impl GroupMetadataKey {
         let f_group = wire::read_string(buf, false, "GroupMetadataKey.group")?;
         Ok(Self { group: f_group })
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for GroupMetadataKey {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         if !false {
             wire::arb::fit_string(&mut self.group);

@@ -24,11 +24,13 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 4.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 4 is the first flexible version.
-/// > KIP-915: bumping the version will no longer make this record backward compatible.
-/// > We suggest to add/remove only tagged fields to maintain backward compatibility.
+/// ```text
+/// Version 4 is the first flexible version.
+/// KIP-915: bumping the version will no longer make this record backward compatible.
+/// We suggest to add/remove only tagged fields to maintain backward compatibility.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupMetadataValue {
     /// Versions: 0-4. Default: `ByteString::new()`.
@@ -154,11 +156,11 @@ impl GroupMetadataValue {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for GroupMetadataValue {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 4;
         if !flexible {
             wire::arb::fit_string(&mut self.protocol_type);
@@ -178,7 +180,7 @@ impl GroupMetadataValue {
             self.current_state_timestamp = -1;
         }
         for x in self.members.iter_mut() {
-            x.normalize_for_version(version);
+            wire::arb::Normalize::normalize_for_version(x, version);
         }
         if version >= 4 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -344,11 +346,11 @@ impl MemberMetadata {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for MemberMetadata {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 4;
         if !flexible {
             wire::arb::fit_string(&mut self.member_id);

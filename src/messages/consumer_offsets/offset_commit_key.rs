@@ -69,11 +69,11 @@ impl OffsetCommitKey {
             partition: f_partition,
         })
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OffsetCommitKey {
+    fn normalize_for_version(&mut self, version: i16) {
         let _ = version;
         if !false {
             wire::arb::fit_string(&mut self.group);

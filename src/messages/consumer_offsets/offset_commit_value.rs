@@ -24,11 +24,13 @@ use crate::wire::{
 ///
 /// Valid versions: 0-4; flexible versions: 4.
 ///
-/// Version history, from the schema:
+/// Notes from the schema file:
 ///
-/// > Version 4 is the first flexible version.
-/// > KIP-915: bumping the version will no longer make this record backward compatible.
-/// > We suggest to add/remove only tagged fields to maintain backward compatibility.
+/// ```text
+/// Version 4 is the first flexible version.
+/// KIP-915: bumping the version will no longer make this record backward compatible.
+/// We suggest to add/remove only tagged fields to maintain backward compatibility.
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetCommitValue {
     /// Versions: 0-4. Default: `0`.
@@ -128,11 +130,11 @@ impl OffsetCommitValue {
         }
         Ok(this)
     }
+}
 
-    #[cfg(feature = "arbitrary")]
-    #[doc(hidden)]
-    /// Makes the value representable at `version`: fields absent there get their default, nulls where null is not allowed get an empty value, unknown tags get sorted and deduplicated.
-    pub fn normalize_for_version(&mut self, version: i16) {
+#[cfg(feature = "arbitrary")]
+impl wire::arb::Normalize for OffsetCommitValue {
+    fn normalize_for_version(&mut self, version: i16) {
         let flexible = version >= 4;
         if version >= 3 {
         } else {

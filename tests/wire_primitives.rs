@@ -1,0 +1,216 @@
+//! Round trips and known encodings for every primitive type of the Kafka protocol.
+
+use kafka_sansio::wire::{
+    self, ByteString, Bytes, BytesMut, DecodeErrorKind, RawTaggedField, Uuid,
+};
+use proptest::prelude::*;
+
+fn encoded(f: impl FnOnce(&mut BytesMut)) -> Bytes {
+    let mut b = BytesMut::new();
+    f(&mut b);
+    b.freeze()
+}
+
+proptest! {
+    #[test]
+    fn fixed_width_integers(a: i8, b: i16, c: u16, d: i32, e: u32, f: i64, g: bool) {
+        let mut buf = encoded(|o| {
+            wire::put_i8(o, a); wire::put_i16(o, b); wire::put_u16(o, c); wire::put_i32(o, d);
+            wire::put_u32(o, e); wire::put_i64(o, f); wire::put_bool(o, g);
+        });
+        prop_assert_eq!(buf.len(), 1 + 2 + 2 + 4 + 4 + 8 + 1);
+        prop_assert_eq!(wire::read_i8(&mut buf, "a").unwrap(), a);
+        prop_assert_eq!(wire::read_i16(&mut buf, "b").unwrap(), b);
+        prop_assert_eq!(wire::read_u16(&mut buf, "c").unwrap(), c);
+        prop_assert_eq!(wire::read_i32(&mut buf, "d").unwrap(), d);
+        prop_assert_eq!(wire::read_u32(&mut buf, "e").unwrap(), e);
+        prop_assert_eq!(wire::read_i64(&mut buf, "f").unwrap(), f);
+        prop_assert_eq!(wire::read_bool(&mut buf, "g").unwrap(), g);
+        prop_assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn float64_keeps_its_bits(bits: u64) {
+        let v = f64::from_bits(bits);
+        let mut buf = encoded(|o| wire::put_f64(o, v));
+        prop_assert_eq!(wire::read_f64(&mut buf, "f").unwrap().to_bits(), bits);
+    }
+
+    #[test]
+    fn varints(a: i32, b: i64, c: u32, d: u64) {
+        let mut buf = encoded(|o| {
+            wire::put_varint(o, a); wire::put_varlong(o, b);
+            wire::put_unsigned_varint(o, c); wire::put_unsigned_varlong(o, d);
+        });
+        prop_assert_eq!(
+            buf.len(),
+            wire::varint_len(a) + wire::varlong_len(b)
+                + wire::unsigned_varint_len(u64::from(c)) + wire::unsigned_varint_len(d)
+        );
+        prop_assert_eq!(wire::read_varint(&mut buf, "a").unwrap(), a);
+        prop_assert_eq!(wire::read_varlong(&mut buf, "b").unwrap(), b);
+        prop_assert_eq!(wire::read_unsigned_varint(&mut buf, "c").unwrap(), c);
+        prop_assert_eq!(wire::read_unsigned_varlong(&mut buf, "d").unwrap(), d);
+        prop_assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn uuids(v: u128) {
+        let id = Uuid::from_u128(v);
+        let mut buf = encoded(|o| wire::put_uuid(o, &id));
+        prop_assert_eq!(wire::read_uuid(&mut buf, "id").unwrap(), id);
+    }
+
+    #[test]
+    fn strings_in_both_encodings(s in ".{0,64}", compact: bool, null: bool) {
+        let value = (!null).then(|| s.clone());
+        let mut buf = encoded(|o| {
+            wire::put_string(o, &s, compact, "s").unwrap();
+            wire::put_nullable_string(o, value.as_deref(), compact, "n").unwrap();
+        });
+        prop_assert_eq!(wire::read_string(&mut buf, compact, "s").unwrap(), s.as_str());
+        let back = wire::read_nullable_string(&mut buf, compact, "n").unwrap();
+        prop_assert_eq!(back.as_deref(), value.as_deref());
+        prop_assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn bytes_in_both_encodings(b in proptest::collection::vec(any::<u8>(), 0..300), compact: bool, null: bool) {
+        let value = (!null).then(|| b.clone());
+        let mut buf = encoded(|o| {
+            wire::put_bytes(o, &b, compact, "b").unwrap();
+            wire::put_nullable_bytes(o, value.as_deref(), compact, "n").unwrap();
+        });
+        prop_assert_eq!(&wire::read_bytes(&mut buf, compact, "b").unwrap()[..], &b[..]);
+        let back = wire::read_nullable_bytes(&mut buf, compact, "n").unwrap();
+        prop_assert_eq!(back.as_deref(), value.as_deref());
+    }
+
+    #[test]
+    fn arrays_in_both_encodings(items in proptest::collection::vec(any::<i32>(), 0..200), compact: bool, null: bool) {
+        let mut buf = encoded(|o| {
+            wire::put_array_len(o, Some(items.len()), compact, "a").unwrap();
+            for i in &items { wire::put_i32(o, *i); }
+            wire::put_array_len(o, if null { None } else { Some(0) }, compact, "n").unwrap();
+        });
+        let back = wire::read_array(&mut buf, compact, 4, "a", |b| wire::read_i32(b, "a")).unwrap();
+        prop_assert_eq!(back, items);
+        let n = wire::read_nullable_array(&mut buf, compact, 4, "n", |b| wire::read_i32(b, "n")).unwrap();
+        prop_assert_eq!(n, if null { None } else { Some(vec![]) });
+    }
+
+    #[test]
+    fn raw_tagged_fields(tags in proptest::collection::btree_set(any::<u32>(), 0..6), data in proptest::collection::vec(any::<u8>(), 0..40)) {
+        let fields: Vec<RawTaggedField> = tags.iter().map(|&tag| RawTaggedField { tag, data: Bytes::from(data.clone()) }).collect();
+        let mut buf = encoded(|o| wire::put_raw_tagged_fields(o, &fields, "t").unwrap());
+        prop_assert_eq!(wire::read_raw_tagged_fields(&mut buf, "t").unwrap(), fields);
+        prop_assert!(buf.is_empty());
+    }
+}
+
+/// Encodings written down from the protocol guide, checked in both directions.
+#[test]
+fn known_encodings() {
+    // Zig-zag varints: 0, -1, 1, -2, 63, -64, 64, i32::MIN.
+    let cases: &[(i32, &[u8])] = &[
+        (0, &[0x00]),
+        (-1, &[0x01]),
+        (1, &[0x02]),
+        (-2, &[0x03]),
+        (63, &[0x7e]),
+        (-64, &[0x7f]),
+        (64, &[0x80, 0x01]),
+        (i32::MIN, &[0xff, 0xff, 0xff, 0xff, 0x0f]),
+    ];
+    for (v, bytes) in cases {
+        assert_eq!(&encoded(|o| wire::put_varint(o, *v))[..], *bytes, "{v}");
+        assert_eq!(
+            wire::read_varint(&mut Bytes::from_static(bytes), "v").unwrap(),
+            *v
+        );
+    }
+    assert_eq!(
+        &encoded(|o| wire::put_unsigned_varint(o, 300))[..],
+        &[0xac, 0x02]
+    );
+    // STRING "hi": int16 length then bytes; COMPACT_STRING: length + 1 as a varint.
+    assert_eq!(
+        &encoded(|o| wire::put_string(o, "hi", false, "s").unwrap())[..],
+        b"\x00\x02hi"
+    );
+    assert_eq!(
+        &encoded(|o| wire::put_string(o, "hi", true, "s").unwrap())[..],
+        b"\x03hi"
+    );
+    // Null markers: -1 as int16 / int32, 0 as a compact length.
+    assert_eq!(
+        &encoded(|o| wire::put_nullable_string(o, None, false, "s").unwrap())[..],
+        b"\xff\xff"
+    );
+    assert_eq!(
+        &encoded(|o| wire::put_nullable_bytes(o, None, false, "b").unwrap())[..],
+        b"\xff\xff\xff\xff"
+    );
+    assert_eq!(
+        &encoded(|o| wire::put_nullable_string(o, None, true, "s").unwrap())[..],
+        b"\x00"
+    );
+    // Any non-zero byte reads as true, as Kafka's Java reader does.
+    assert!(wire::read_bool(&mut Bytes::from_static(&[2]), "b").unwrap());
+}
+
+#[test]
+fn decoded_strings_and_bytes_share_the_input_buffer() {
+    let input = encoded(|o| {
+        wire::put_string(o, "zero-copy", true, "s").unwrap();
+        wire::put_bytes(o, b"payload", true, "b").unwrap();
+    });
+    let base = input.as_ptr() as usize;
+    let mut buf = input.clone();
+    let s: ByteString = wire::read_string(&mut buf, true, "s").unwrap();
+    let b = wire::read_bytes(&mut buf, true, "b").unwrap();
+    assert_eq!(s.as_ptr() as usize, base + 1);
+    assert_eq!(b.as_ptr() as usize, base + 1 + 9 + 1);
+}
+
+#[test]
+fn uuid_text_forms() {
+    let id = Uuid::from_u128(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210);
+    assert_eq!(id.to_hyphenated(), "01234567-89ab-cdef-fedc-ba9876543210");
+    assert_eq!(id.to_string().len(), 22);
+    assert_eq!(Uuid::ZERO.to_string(), "AAAAAAAAAAAAAAAAAAAAAA");
+}
+
+#[test]
+fn too_long_for_the_length_prefix_is_an_encode_error() {
+    let long = "x".repeat(i16::MAX as usize + 1);
+    let err = wire::put_string(&mut BytesMut::new(), &long, false, "T.name").unwrap_err();
+    assert!(err.to_string().contains("T.name"), "{err}");
+    // The compact form has room for it.
+    wire::put_string(&mut BytesMut::new(), &long, true, "T.name").unwrap();
+}
+
+#[test]
+fn unordered_unknown_tags_are_refused_on_encode() {
+    let fields = [
+        RawTaggedField {
+            tag: 5,
+            data: Bytes::new(),
+        },
+        RawTaggedField {
+            tag: 2,
+            data: Bytes::new(),
+        },
+    ];
+    assert!(wire::put_raw_tagged_fields(&mut BytesMut::new(), &fields, "t").is_err());
+    // And on decode: tags must ascend (KIP-482).
+    let mut buf = Bytes::from_static(&[2, 5, 0, 2, 0]);
+    let err = wire::read_raw_tagged_fields(&mut buf, "t").unwrap_err();
+    assert!(matches!(
+        err.kind,
+        DecodeErrorKind::TaggedFieldOrder {
+            previous: 5,
+            tag: 2
+        }
+    ));
+}
