@@ -2,6 +2,7 @@
 //! kcat with `check.crcs=true`, and records kcat produces (every codec) are fetched
 //! and decoded by us; payloads must match byte for byte. The broker is librdkafka's
 //! mock cluster; kcat is Debian's, installed by `scripts/peers/install.sh`.
+#![cfg(all(feature = "tokio", feature = "smol", feature = "blocking"))]
 #![allow(clippy::unwrap_used)]
 
 #[path = "integration_util.rs"]

@@ -3,6 +3,7 @@
 //! mock's malformed ApiVersions v3 answer), Metadata, Produce in every codec, Fetch
 //! back byte for byte, ListOffsets, an idempotent producer id, group coordinator
 //! lookup, acks=0, and fault injection ending requests as promised.
+#![cfg(all(feature = "tokio", feature = "smol", feature = "blocking"))]
 #![allow(clippy::unwrap_used)]
 
 #[path = "integration_util.rs"]

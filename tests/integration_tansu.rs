@@ -2,6 +2,7 @@
 //! `scripts/peers/start_tansu.sh`), through each runtime adapter: ApiVersions v4 with
 //! flexible versions everywhere, CreateTopics, Produce in every codec, Fetch back
 //! byte for byte, ListOffsets, InitProducerId and FindCoordinator.
+#![cfg(all(feature = "tokio", feature = "smol", feature = "blocking"))]
 #![allow(clippy::unwrap_used)]
 
 #[path = "integration_util.rs"]

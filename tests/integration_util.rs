@@ -278,6 +278,7 @@ pub fn batch(
     let mut buf = BytesMut::new();
     let mut config = BatchConfig {
         compression,
+        max_batch_bytes: 16 << 20,
         ..BatchConfig::default()
     };
     if let Some((id, epoch, seq)) = producer {
