@@ -278,8 +278,58 @@ def capture_records(out_dir, logs):
                                    bytes=len(recs), batches=kf.batches_to_json(batches))
             log("%s: %d bytes, %d batch(es), %d records" % (
                 fname, len(recs), len(batches), sum(b["records_count"] for b in batches)))
+    capture_legacy_records(out_dir, logs, expected)
     with open(os.path.join(out_dir, "expected.json"), "w") as f:
         f.write(dump_expected(expected))
+
+
+# Magic 0 with lz4 is left out: kafka-python writes it in the pre-KIP-57
+# (KAFKA-3160) framing, which needs the extra xxhash package.
+LEGACY_CODECS = {1: ["none", "gzip", "snappy", "lz4"], 0: ["none", "gzip", "snappy"]}
+
+
+def capture_legacy_records(out_dir, logs, expected):
+    """kafka-python pinned to Kafka 0.10.2 (magic 1) and 0.9 (magic 0) writes
+    legacy message sets. tansu stores nothing and never answers those Produce
+    requests, but the first request is what we want: its records field."""
+    kframes = os.path.join(logs, "records_legacy.kframes")
+    peer = "tansu-0.6.0"
+    plan = [(1, "kafka-python-3.0.12-api0.10.2"), (0, "kafka-python-3.0.12-api0.9")]
+    with session(peer, kframes) as (boot, _m):
+        py_client("kafka-python-3.0.12", boot, "admin",
+                  *("leg-v%d-%s" % (m, c) for m, _ in plan for c in LEGACY_CODECS[m]))
+        for magic, client in plan:
+            for codec in LEGACY_CODECS[magic]:
+                py_client(client, boot, "records-nowait", codec, "leg-v%d-%s" % (magic, codec))
+    exs = kf.pair_frames(kf.read_frame_log(kframes))
+    for magic, client in plan:
+        for codec in LEGACY_CODECS[magic]:
+            topic = "leg-v%d-%s" % (magic, codec)
+            for ex in exs:
+                if ex["key"] != 0:
+                    continue
+                ver, _acks, _txn, parts = kf.parse_produce_request(ex["request"])
+                recs = [r for t, _p, r in parts if t == topic and r]
+                if recs:
+                    break
+            else:
+                raise RuntimeError("no Produce for " + topic)
+            recs = recs[0]
+            msgs = kf.decode_message_set(recs)
+            flat = [m2 for m in msgs for m2 in (m.get("inner") or [m])]
+            got = [(m["key"], m["value"]) for m in flat]
+            want = [(k, v) for k, v, _h, _dt in clients.RECORDS]
+            if got != want or any(m["magic"] != magic for m in flat):
+                raise RuntimeError("%s: decoded %r, asked %r" % (topic, got, want))
+            fname = "kafka-python_magic%d_%s.bin" % (magic, codec)
+            with open(os.path.join(out_dir, fname), "wb") as f:
+                f.write(recs)
+            expected[fname] = dict(client=client, broker=peer, codec=codec,
+                                   format="MessageSet v%d (magic %d)" % (magic, magic),
+                                   produce_versions=[ver], bytes=len(recs),
+                                   messages=kf.message_set_to_json(msgs))
+            log("%s: %d bytes, %d message(s), %d inner" % (
+                fname, len(recs), len(msgs), sum(len(m.get("inner", [])) for m in msgs)))
 
 
 def dump_expected(expected):
@@ -288,10 +338,18 @@ def dump_expected(expected):
     files = sorted(expected)
     for i, fname in enumerate(files):
         e = expected[fname]
-        head = {k: v for k, v in e.items() if k != "batches"}
+        head = {k: v for k, v in e.items() if k not in ("batches", "messages")}
         out.append(" %s: {" % json.dumps(fname))
         for k in sorted(head):
             out.append("  %s: %s," % (json.dumps(k), json.dumps(head[k])))
+        if "messages" in e:
+            out.append('  "messages": [')
+            ms = e["messages"]
+            for n, m in enumerate(ms):
+                out.append("   " + json.dumps(m, sort_keys=True) + ("," if n + 1 < len(ms) else ""))
+            out.append("  ]")
+            out.append(" }" + ("," if i + 1 < len(files) else ""))
+            continue
         out.append('  "batches": [')
         for j, b in enumerate(e["batches"]):
             bh = {k: v for k, v in b.items() if k != "records"}

@@ -132,13 +132,30 @@ def kafka_python(boot, scenario, args):
         p = KafkaProducer(**base, compression_type=None if codec == "none" else codec,
                           linger_ms=200, acks="all")
         # kafka-python refuses a null header value: those headers are left out.
-        futs = [p.send(topic, key=k, value=v, headers=[(hk, hv) for hk, hv in h if hv is not None],
-                       partition=0, timestamp_ms=BASE_TS + dt)
+        # Pinned before Kafka 0.11 (legacy message sets) there are no headers;
+        # before 0.10 (magic 0) no timestamps either.
+        legacy = pinned and base["api_version"] < (0, 11)
+        futs = [p.send(topic, key=k, value=v,
+                       headers=None if legacy else [(hk, hv) for hk, hv in h if hv is not None],
+                       partition=0,
+                       timestamp_ms=None if pinned and base["api_version"] < (0, 10) else BASE_TS + dt)
                 for k, v, h, dt in RECORDS]
         p.flush(30)
         for f in futs:
             f.get(timeout=10)
         p.close()
+    elif scenario == "records-nowait":
+        # For legacy formats that tansu never acknowledges: send, give the
+        # request time to leave, and exit without waiting for an answer.
+        codec, topic = args
+        p = KafkaProducer(**base, compression_type=None if codec == "none" else codec,
+                          linger_ms=50, acks=1, retries=0, enable_idempotence=False)
+        ts_ok = base["api_version"] >= (0, 10)
+        for k, v, _h, dt in RECORDS:
+            p.send(topic, key=k, value=v, partition=0,
+                   timestamp_ms=BASE_TS + dt if ts_ok else None)
+        time.sleep(1.0)
+        os._exit(0)  # no close(): it would wait for the answer that never comes
     elif scenario == "admin":
         a = KafkaAdminClient(**base)
         a.create_topics([NewTopic(t, 1, 1) for t in args], timeout_ms=10000)
