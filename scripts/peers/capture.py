@@ -60,7 +60,7 @@ def free_port():
 
 def env_for(client):
     env = dict(os.environ)
-    if client.endswith("2.16") and client.startswith("kcat"):
+    if client.startswith("kcat-2.16"):
         env["LD_LIBRARY_PATH"] = LIB216
     if client.startswith("kafka-python") and "-api" in client:
         env["KAFKA_PYTHON_API_VERSION"] = client.split("-api", 1)[1]
@@ -385,6 +385,11 @@ def kcat_steps(client, boot, group, mock):
             log("timed out (expected for a client that cannot talk to this broker)")
             return None
 
+    if client.endswith("-acks0"):
+        # acks=0: real Kafka sends no Produce response; the mock does.
+        lines = b"".join(b"key-%d\tvalue-%d\n" % (i, i) for i in range(3))
+        k("-P", "-t", SNAP_TOPIC, "-p", "0", "-K", "\t", "-X", "acks=0", stdin=lines)
+        return
     if not mock and client == "kcat-2.0.2":
         # Debian's kcat cannot read tansu's ApiVersions v3 answer: record the
         # attempt, which is worth a snapshot of its own.
@@ -427,9 +432,10 @@ def py_steps(client, boot, group, mock):
 
 
 def select_exchanges(exchanges):
-    """Keep the data small: the first exchange of every (api, version), and
-    for Produce and Fetch also the one with the largest answer (the one that
-    carries records). Frames over MAX_FRAME are skipped."""
+    """Keep the data small: the first exchange of every (api, version), the
+    first acks=0 Produce, and for Produce and Fetch also the one with the
+    largest frames (the one that carries records). Frames over MAX_FRAME are
+    skipped."""
     keep = set()
     first = {}
     largest = {}
@@ -439,6 +445,8 @@ def select_exchanges(exchanges):
             continue
         kv = (ex["key"], ex["ver"])
         first.setdefault(kv, i)
+        if ex["key"] == 0 and kf.parse_produce_request(ex["request"])[1] == 0:
+            first.setdefault(kv + ("acks0",), i)
         if ex["key"] in (0, 1):
             rsize = len(ex["response"] or b"") + len(ex["request"])
             if kv not in largest or rsize > largest[kv][0]:
@@ -448,23 +456,38 @@ def select_exchanges(exchanges):
     return [ex for i, ex in enumerate(exchanges) if i in keep]
 
 
-def capture_snapshots(out_dir, logs):
+def capture_snapshots(out_dir, logs, only=None):
     sessions = [
         ("mock-2.0.2", "kcat-2.0.2", 3),
         ("mock-2.0.2", "confluent-kafka-2.16.1", 1),
         ("mock-2.0.2", "kafka-python-3.0.12", 1),
+        ("mock-2.0.2", "kcat-2.0.2-acks0", 1),
         ("mock-2.16", "kcat-2.16", 3),
         ("mock-2.16", "confluent-kafka-2.16.1", 1),
         ("mock-2.16", "kafka-python-3.0.12", 1),
         ("tansu-0.6.0", "kcat-2.0.2", 1),
         ("tansu-0.6.0", "kcat-2.16", 1),
+        ("tansu-0.6.0", "kcat-2.16-acks0", 1),
         ("tansu-0.6.0", "confluent-kafka-2.16.1", 1),
         ("tansu-0.6.0", "kafka-python-3.0.12", 1),
         ("tansu-0.6.0", "kafka-python-3.0.12-api1.0", 1),
         ("tansu-0.6.0", "kafka-python-3.0.12-api0.10.2", 1),
     ]
     rows = []
+    manifest = os.path.join(out_dir, "manifest.tsv")
+    kept = {}
+    if only and os.path.exists(manifest):
+        # Re-capture some sessions only: keep the other sessions' rows.
+        with open(manifest) as f:
+            next(f)
+            for line in f:
+                vals = line.rstrip("\n").split("\t")
+                r = dict(zip(MANIFEST_COLUMNS, vals))
+                kept.setdefault((r["peer"], r["client"]), []).append(r)
     for n, (peer, client, brokers) in enumerate(sessions):
+        if only and "%s/%s" % (peer, client) not in only:
+            rows += kept.get((peer, client), [])
+            continue
         kframes = os.path.join(logs, "snap_%s_%s.kframes" % (peer, client))
         group = "grp-%s-%d-%d" % (client, n, int(time.time()))
         log("=== %s x %s" % (peer, client))
@@ -482,7 +505,7 @@ def capture_snapshots(out_dir, logs):
             r["file"] = "%s/%s/%s" % (peer, client, r["file"])
         rows += got
         log("%s x %s: %d exchanges seen, %d files kept" % (peer, client, len(exs), len(got)))
-    with open(os.path.join(out_dir, "manifest.tsv"), "w") as f:
+    with open(manifest, "w") as f:
         f.write("\t".join(MANIFEST_COLUMNS) + "\n")
         for r in rows:
             f.write("\t".join(str(r[c]) for c in MANIFEST_COLUMNS) + "\n")
@@ -493,13 +516,16 @@ def main():
     ap.add_argument("what", choices=["records", "snapshots"])
     ap.add_argument("--out")
     ap.add_argument("--keep-logs")
+    ap.add_argument("--only", action="append",
+                    help="snapshots: re-capture only PEER/CLIENT (repeatable)")
     args = ap.parse_args()
     logs = args.keep_logs or tempfile.mkdtemp(prefix="capture-logs.")
     os.makedirs(logs, exist_ok=True)
     if args.what == "records":
         capture_records(args.out or os.path.join(REPO, "tests", "data", "records"), logs)
     else:
-        capture_snapshots(args.out or os.path.join(REPO, "tests", "data", "snapshots"), logs)
+        capture_snapshots(args.out or os.path.join(REPO, "tests", "data", "snapshots"), logs,
+                          args.only)
     if not args.keep_logs:
         shutil.rmtree(logs, ignore_errors=True)
 
