@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Start tansu 0.6.0 (Apache-Kafka-compatible broker) on loopback, in memory.
 #
-#   scripts/peers/start_tansu.sh [PORT [ADVERTISED_PORT]]
+#   scripts/peers/start_tansu.sh [PORT [ADVERTISED_PORT [BROKER_ARG...]]]
+#
+# BROKER_ARGs go to `tansu broker` as they are (e.g. --authentication).
 #
 # PORT defaults to a free 127.0.0.1 port; ADVERTISED_PORT (what Metadata and
 # FindCoordinator tell clients) defaults to PORT. Setting it to a recording
@@ -30,6 +32,7 @@ free_port() {
 }
 port="${1:-$(free_port)}"
 adv="${2:-$port}"
+shift $(( $# < 2 ? $# : 2 ))
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/tansu.XXXXXX")"
 cd "$work"
@@ -58,4 +61,4 @@ me=$$
 RUST_LOG="${RUST_LOG:-warn}" exec "$tansu" broker \
   --listener-url "tcp://127.0.0.1:$port" \
   --advertised-listener-url "tcp://127.0.0.1:$adv" \
-  --storage-engine "memory://tansu/" >&2
+  --storage-engine "memory://tansu/" "$@" >&2
