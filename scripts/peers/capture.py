@@ -424,6 +424,13 @@ def py_steps(client, boot, group, mock):
         # error answer: record the attempt.
         p("offsets", SNAP_TOPIC, check=False, timeout=5)
         return
+    if client.endswith("-admin"):
+        # Admin calls beyond CreateTopics, on a topic and group with data.
+        p("admin", SNAP_TOPIC)
+        p("produce", SNAP_TOPIC)
+        p("consume", SNAP_TOPIC, group)
+        p("admin-extra", SNAP_TOPIC, group, timeout=120)
+        return
     if client.endswith("-api0.10.2"):
         # Pinned to Kafka 0.10.2: Produce v2 carrying a legacy MessageSet v1
         # (magic 1). tansu never answers it; record the request.
@@ -486,6 +493,8 @@ def capture_snapshots(out_dir, logs, only=None):
         ("tansu-0.6.0-auth", "kcat-2.16-scram", 1),
         ("tansu-0.6.0", "confluent-kafka-2.16.1", 1),
         ("tansu-0.6.0", "kafka-python-3.0.12", 1),
+        ("tansu-0.6.0", "confluent-kafka-2.16.1-admin", 1),
+        ("tansu-0.6.0", "kafka-python-3.0.12-admin", 1),
         ("tansu-0.6.0", "kafka-python-3.0.12-api1.0", 1),
         ("tansu-0.6.0", "kafka-python-3.0.12-api0.10.2", 1),
     ]
