@@ -370,6 +370,16 @@ def dump_expected(expected):
 
 # -------------------------------------------------------------- snapshots --
 
+# Pushed to the mock before a "-faults" session: API key, then error codes
+# for its next requests, in order.
+FAULTS = [
+    "errors 0 6",        # Produce: NOT_LEADER_OR_FOLLOWER
+    "errors 10 15",      # FindCoordinator: COORDINATOR_NOT_AVAILABLE
+    "errors 2 6",        # ListOffsets: NOT_LEADER_OR_FOLLOWER
+    "errors 12 27",      # Heartbeat: REBALANCE_IN_PROGRESS
+    "errors 1 6",        # Fetch: NOT_LEADER_OR_FOLLOWER
+]
+
 MANIFEST_COLUMNS = ["file", "direction", "api_key", "api_name", "api_version",
                     "correlation_id", "peer", "client"]
 SNAP_TOPIC = "snap"
@@ -423,6 +433,12 @@ def py_steps(client, boot, group, mock):
         # kafka-python 3.0.12 sends ApiVersions v4 and cannot read the mock's
         # error answer: record the attempt.
         p("offsets", SNAP_TOPIC, check=False, timeout=5)
+        return
+    if client.endswith("-faults"):
+        # The mock fails the first requests of some APIs (FAULTS); the client
+        # retries. Kept: the error responses (first of each API/version).
+        p("produce", SNAP_TOPIC)
+        p("consume", SNAP_TOPIC, group, check=False, timeout=40)
         return
     if client.endswith("-admin"):
         # Admin calls beyond CreateTopics, on a topic and group with data.
@@ -487,6 +503,7 @@ def capture_snapshots(out_dir, logs, only=None):
         ("mock-2.16", "kcat-2.16", 3),
         ("mock-2.16", "confluent-kafka-2.16.1", 1),
         ("mock-2.16", "kafka-python-3.0.12", 1),
+        ("mock-2.16", "confluent-kafka-2.16.1-faults", 1),
         ("tansu-0.6.0", "kcat-2.0.2", 1),
         ("tansu-0.6.0", "kcat-2.16", 1),
         ("tansu-0.6.0", "kcat-2.16-acks0", 1),
@@ -517,7 +534,10 @@ def capture_snapshots(out_dir, logs, only=None):
         group = "grp-%s-%d-%d" % (client, n, int(time.time()))
         log("=== %s x %s" % (peer, client))
         mock = peer.startswith("mock")
-        with session(peer, kframes, ["%s:1" % SNAP_TOPIC] if mock else (), brokers) as (boot, _m):
+        with session(peer, kframes, ["%s:1" % SNAP_TOPIC] if mock else (), brokers) as (boot, m):
+            if client.endswith("-faults"):
+                for line in FAULTS:
+                    m.cmd(line)
             if client.startswith("kcat"):
                 kcat_steps(client, boot, group, mock)
             else:
