@@ -183,7 +183,23 @@ def run(cmd, client=None, stdin=None, timeout=60, check=True):
     return r
 
 
+NODE_PATH = os.path.join(PEERS_HOME, "node", "node_modules")
+
+
+def js_client(boot, *args, check=True, timeout=60):
+    env = dict(os.environ, NODE_PATH=NODE_PATH)
+    cmd = ["node", os.path.join(HERE, "kafkajs_client.js"), boot] + list(args)
+    log("$", " ".join(cmd))
+    r = subprocess.run(cmd, env=env, timeout=timeout, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+    if r.returncode and check:
+        raise RuntimeError("kafkajs failed (%d): %s" % (r.returncode, r.stderr.decode()[-2000:]))
+    return r
+
+
 def py_client(client, boot, *args, check=True, timeout=60):
+    if client.startswith("kafkajs"):
+        return js_client(boot, *args, check=check, timeout=timeout)
     which = "confluent" if client.startswith("confluent") else "kafka-python"
     return run([PY, os.path.join(HERE, "clients.py"), which, boot] + list(args),
                client, check=check, timeout=timeout)
@@ -214,7 +230,8 @@ def kcat_produce(boot, topic, codec, client="kcat-2.0.2"):
 def asked_records(client):
     if client.startswith("kcat"):
         return [(k, v, KCAT_HEADERS) for k, v in KCAT_LINES]
-    nulls_ok = not client.startswith("kafka-python")  # it refuses null header values
+    # kafka-python refuses null header values; KafkaJS cannot express them.
+    nulls_ok = not client.startswith(("kafka-python", "kafkajs"))
     return [(k, v, [(hk.encode(), hv) for hk, hv in h if nulls_ok or hv is not None])
             for k, v, h, _dt in clients.RECORDS]
 
@@ -233,28 +250,42 @@ def check_against_asked(batches, client, codec, fname):
             raise RuntimeError("%s: batch compression %s, asked %s" % (fname, b["compression"], codec))
 
 
-def capture_records(out_dir, logs):
+def codecs_of(client):
+    # KafkaJS has only gzip built in (snappy, lz4, zstd need plugins).
+    return ["none", "gzip"] if client.startswith("kafkajs") else CODECS
+
+
+def capture_records(out_dir, logs, only=None):
+    """only: client names (e.g. kafkajs-2.2.4, or "legacy") to re-capture;
+    the other files and their expected.json entries are kept."""
     os.makedirs(out_dir, exist_ok=True)
     expected = {}
+    exp_path = os.path.join(out_dir, "expected.json")
+    if only and os.path.exists(exp_path):
+        with open(exp_path) as f:
+            expected = json.load(f)
     topics = ["rec-%s:1" % c for c in CODECS]
     # kafka-python 3.0.12 cannot bootstrap from the 2.0.2 mock: it resends
     # ApiVersions v4 forever on the mock's malformed error reply. It records
     # against tansu instead.
     for client, peer in [("kcat-2.0.2", "mock-2.0.2"),
                          ("confluent-kafka-2.16.1", "mock-2.0.2"),
-                         ("kafka-python-3.0.12", "tansu-0.6.0")]:
+                         ("kafka-python-3.0.12", "tansu-0.6.0"),
+                         ("kafkajs-2.2.4", "mock-2.0.2")]:
+        if only and client not in only:
+            continue
         kframes = os.path.join(logs, "records_%s.kframes" % client)
         with session(peer, kframes, topics) as (boot, _m):
             if peer.startswith("tansu"):
                 py_client(client, boot, "admin", *("rec-" + c for c in CODECS))
-            for codec in CODECS:
+            for codec in codecs_of(client):
                 if client.startswith("kcat"):
                     kcat_produce(boot, "rec-" + codec, codec, client)
                 else:
                     py_client(client, boot, "records", codec, "rec-" + codec)
         exs = kf.pair_frames(kf.read_frame_log(kframes))
         short = client.rsplit("-", 1)[0]
-        for codec in CODECS:
+        for codec in codecs_of(client):
             topic = "rec-" + codec
             recs = b""
             produce_versions = []
@@ -278,8 +309,9 @@ def capture_records(out_dir, logs):
                                    bytes=len(recs), batches=kf.batches_to_json(batches))
             log("%s: %d bytes, %d batch(es), %d records" % (
                 fname, len(recs), len(batches), sum(b["records_count"] for b in batches)))
-    capture_legacy_records(out_dir, logs, expected)
-    with open(os.path.join(out_dir, "expected.json"), "w") as f:
+    if not only or "legacy" in only:
+        capture_legacy_records(out_dir, logs, expected)
+    with open(exp_path, "w") as f:
         f.write(dump_expected(expected))
 
 
@@ -513,6 +545,8 @@ def capture_snapshots(out_dir, logs, only=None):
         ("tansu-0.6.0", "confluent-kafka-2.16.1-admin", 1),
         ("tansu-0.6.0", "kafka-python-3.0.12-admin", 1),
         ("tansu-0.6.0", "kafka-python-3.0.12-api1.0", 1),
+        ("mock-2.0.2", "kafkajs-2.2.4", 1),
+        ("tansu-0.6.0", "kafkajs-2.2.4", 1),
         ("tansu-0.6.0", "kafka-python-3.0.12-api0.10.2", 1),
     ]
     rows = []
@@ -562,12 +596,14 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--keep-logs")
     ap.add_argument("--only", action="append",
-                    help="snapshots: re-capture only PEER/CLIENT (repeatable)")
+                    help="snapshots: re-capture only PEER/CLIENT; records: only CLIENT "
+                         "(or 'legacy'); repeatable")
     args = ap.parse_args()
     logs = args.keep_logs or tempfile.mkdtemp(prefix="capture-logs.")
     os.makedirs(logs, exist_ok=True)
     if args.what == "records":
-        capture_records(args.out or os.path.join(REPO, "tests", "data", "records"), logs)
+        capture_records(args.out or os.path.join(REPO, "tests", "data", "records"), logs,
+                        args.only)
     else:
         capture_snapshots(args.out or os.path.join(REPO, "tests", "data", "snapshots"), logs,
                           args.only)
