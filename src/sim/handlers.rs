@@ -263,9 +263,13 @@ fn metadata(
                     partition_index: i as i32,
                     leader_id: p.leader,
                     leader_epoch: p.leader_epoch,
-                    replica_nodes: p.replicas.clone(),
-                    isr_nodes: isr,
-                    offline_replicas: if version >= 5 { offline } else { Vec::new() },
+                    replica_nodes: p.replicas.iter().copied().collect(),
+                    isr_nodes: isr.into(),
+                    offline_replicas: if version >= 5 {
+                        offline.into()
+                    } else {
+                        Default::default()
+                    },
                     ..Default::default()
                 }
             })
