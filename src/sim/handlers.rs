@@ -390,6 +390,20 @@ fn produce(
                     Ok((appended, p.log.log_start_offset))
                 })
             };
+            if let Ok((Appended::New(_), _)) = result
+                && r.acks == -1
+                && cluster.faults.planted_bug_lose_acked > 0.0
+            {
+                let p = cluster.faults.planted_bug_lose_acked;
+                if (cluster.next_random() >> 11) as f64 / (1u64 << 53) as f64 <= p
+                    && let Some(t) = cluster.topics.get_mut(&*t.name)
+                    && let Some(part) = usize::try_from(pd.index)
+                        .ok()
+                        .and_then(|i| t.partitions.get_mut(i))
+                {
+                    part.log.batches.pop();
+                }
+            }
             match result {
                 Ok((Appended::New(base) | Appended::Duplicate(base), start)) => {
                     out.base_offset = base;

@@ -36,7 +36,10 @@
 //! ```
 
 mod handlers;
+mod harness;
 mod log;
+
+pub use harness::{ClientId, NetworkConfig, SimRng, Simulation};
 
 use crate::messages::{ApiKey, RequestHeader};
 use crate::wire::{BufMut, Bytes, BytesMut, Message, Uuid};
@@ -96,6 +99,11 @@ pub struct Faults {
     pub fetch_delay: Duration,
     /// Cut Fetch responses at max bytes in the middle of a batch, as some brokers do.
     pub partial_batches: bool,
+    /// A planted bug, for proving that a simulation test can catch one: the chance
+    /// that an `acks=all` batch is dropped from the log right after it was
+    /// acknowledged. Never set this outside such a test.
+    #[doc(hidden)]
+    pub planted_bug_lose_acked: f64,
 }
 
 /// A client connection to one simulated broker.
