@@ -91,3 +91,10 @@ fn tansu_roundtrip_through_every_adapter() {
         assert_eq!(err, 0, "{fc:?}");
     }
 }
+
+/// JoinGroup at tansu's newest versions (flexible), SyncGroup, Heartbeat, LeaveGroup.
+#[test]
+fn tansu_group_calls() {
+    let tansu = Tansu::start();
+    group_lifecycle(&tansu.addr, Adapter::Smol, false);
+}
