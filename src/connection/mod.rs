@@ -808,14 +808,15 @@ impl Connection {
                 return;
             }
         };
-        let Sent {
-            api_key,
-            api_version,
-            purpose,
-            ..
-        } = entry.data;
+        let (api_key, api_version, purpose) = (
+            entry.data.api_key,
+            entry.data.api_version,
+            entry.data.purpose,
+        );
         let header_version = api_key.response_header_version(api_version);
         if let Err(e) = ResponseHeader::decode(&mut frame, header_version) {
+            // back in line, so the failure below ends its request too
+            self.in_flight.push_front(entry);
             self.fail(ConnectionErrorKind::ResponseHeader(e));
             return;
         }
