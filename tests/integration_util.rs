@@ -39,6 +39,7 @@ pub enum Librdkafka {
 
 impl Mock {
     pub fn start(flavour: Librdkafka, brokers: usize, topics: &[&str]) -> Mock {
+        let _ = peers_env();
         let mut cmd = Command::new("bash");
         cmd.arg(script("start_mock.sh"));
         if flavour == Librdkafka::V216 {
@@ -101,6 +102,7 @@ pub struct Tansu {
 
 impl Tansu {
     pub fn start() -> Tansu {
+        let _ = peers_env();
         let mut child = Command::new("bash")
             .arg(script("start_tansu.sh"))
             .stdin(Stdio::null())
@@ -131,7 +133,15 @@ impl Drop for Tansu {
 }
 
 /// The peers' environment from `install.sh` (KEY=VALUE lines), installing if needed.
+/// Runs the installer once per test binary, so tests starting peers in parallel on a
+/// fresh machine do not race two installs.
 pub fn peers_env() -> std::collections::HashMap<String, String> {
+    static ENV: std::sync::OnceLock<std::collections::HashMap<String, String>> =
+        std::sync::OnceLock::new();
+    ENV.get_or_init(install).clone()
+}
+
+fn install() -> std::collections::HashMap<String, String> {
     let out = Command::new("bash")
         .arg(script("install.sh"))
         .stdin(Stdio::null())

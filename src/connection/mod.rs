@@ -168,6 +168,11 @@ pub enum Event {
     /// A request ended without a response. Ends the request.
     RequestFailed(RequestError),
     /// The broker asked the client to hold off; no request is written before `until`.
+    ///
+    /// Read from the responses whose throttle time is their first field and from
+    /// Produce. The hold applies at every version: since KIP-219 brokers answer at
+    /// once and expect the client to wait, while older versions were already delayed
+    /// by the broker, so for those the hold is conservative (it can only add delay).
     Throttled {
         /// The response that carried the throttle time.
         context: RequestContext,
