@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use kafka_sansio::connection::{Config, ConnectionErrorKind, RequestErrorKind, RequestOptions};
 use kafka_sansio::messages::{
-    ErrorCode, FindCoordinatorRequest, InitProducerIdRequest, MetadataRequest,
+    ApiKey, ErrorCode, FindCoordinatorRequest, InitProducerIdRequest, MetadataRequest,
 };
 use kafka_sansio::runtime::{Error, Outcome};
 use util::*;
@@ -28,6 +28,14 @@ fn roundtrip_everything(flavour: Librdkafka) {
             Config::new(format!("{flavour:?}/{adapter:?}")),
         )
         .unwrap();
+        // the versions real-peers.md lists for each librdkafka
+        let (produce_max, fetch_max) = match flavour {
+            Librdkafka::Debian => (7, 11),
+            Librdkafka::V216 => (10, 16),
+        };
+        assert_eq!(client.version_for(ApiKey::Produce), Some(produce_max));
+        assert_eq!(client.version_for(ApiKey::Fetch), Some(fetch_max));
+        assert_eq!(client.version_for(ApiKey::CreateTopics), None);
         let topic = format!("rt-{adapter:?}").to_lowercase();
         let (topic_id, partitions) = topic_info(&client, &topic);
         assert_eq!(partitions, 4, "the mock auto-creates 4 partitions");

@@ -207,6 +207,14 @@ impl Client {
         }
     }
 
+    pub fn version_for(&self, api_key: kafka_sansio::messages::ApiKey) -> Option<i16> {
+        match self {
+            Client::Tokio(_, c) => c.version_for(api_key),
+            Client::Smol(c) => c.version_for(api_key),
+            Client::Blocking(c) => c.version_for(api_key),
+        }
+    }
+
     pub fn send<R: Request + Send + 'static>(&self, request: R) -> Result<R::Response, Error> {
         match self {
             Client::Tokio(rt, c) => rt.block_on(c.send(request)),
