@@ -48,6 +48,7 @@ struct Shared {
 #[derive(Clone)]
 pub struct Connection {
     shared: Arc<Shared>,
+    versions: crate::runtime::Versions,
     _guard: Arc<CloseOnDrop>,
 }
 
@@ -118,6 +119,7 @@ impl Connection {
         if let Some(e) = core.closed.clone() {
             return Err(Error::Closed(e));
         }
+        let versions = crate::runtime::versions_of(&core);
         let reader = stream.try_clone().map_err(connect_err)?;
         let shared = Arc::new(Shared {
             core: Mutex::new(core),
@@ -131,6 +133,7 @@ impl Connection {
             .map_err(connect_err)?;
         Ok(Self {
             _guard: Arc::new(CloseOnDrop(shared.clone())),
+            versions,
             shared,
         })
     }
@@ -174,6 +177,19 @@ impl Connection {
         core.pump();
         drop(core);
         let _ = lock(&self.shared.writer).shutdown(Shutdown::Both);
+    }
+
+    /// The versions the broker offers per API key, as negotiated at connect.
+    #[must_use]
+    pub fn broker_versions(&self) -> &std::collections::BTreeMap<i16, crate::wire::VersionRange> {
+        &self.versions
+    }
+
+    /// The version requests of `api_key` are sent at: the highest both sides support
+    /// (`None` if there is none). Lets a caller fill version-dependent fields.
+    #[must_use]
+    pub fn version_for(&self, api_key: crate::messages::ApiKey) -> Option<i16> {
+        crate::runtime::version_for(&self.versions, api_key)
     }
 
     /// The error that closed the connection, once it has closed.

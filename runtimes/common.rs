@@ -12,7 +12,8 @@ use crate::connection::{
     Config, Connection, ConnectionError, CorrelationId, Event, RequestContext, RequestError,
     RequestOptions, Response, ResponseError, UsageError,
 };
-use crate::messages::Request;
+use crate::messages::{ApiKey, Request};
+use crate::wire::VersionRange;
 
 /// The current time: the one place the adapters read the clock for the core.
 #[allow(clippy::disallowed_methods)] // the adapters are the I/O boundary
@@ -86,6 +87,20 @@ pub(crate) fn with_nonce(mut config: Config) -> Config {
         }
     }
     config
+}
+
+/// The versions negotiated at connect, shared by every clone of an adapter handle.
+pub(crate) type Versions = std::sync::Arc<std::collections::BTreeMap<i16, VersionRange>>;
+
+/// The negotiated versions of a core that just became ready.
+pub(crate) fn versions_of(core: &Core) -> Versions {
+    std::sync::Arc::new(core.conn.broker_versions().cloned().unwrap_or_default())
+}
+
+/// The highest version of `api_key` both sides support.
+pub(crate) fn version_for(versions: &Versions, api_key: ApiKey) -> Option<i16> {
+    let theirs = versions.get(&api_key.as_i16())?;
+    api_key.valid_versions().intersect(theirs).map(|r| r.max)
 }
 
 /// Decodes an outcome as the response to `R`.

@@ -46,6 +46,7 @@ struct Command {
 pub struct Connection {
     commands: async_channel::Sender<Command>,
     broker: Arc<str>,
+    versions: crate::runtime::Versions,
     closed: Arc<OnceLock<ConnectionError>>,
 }
 
@@ -119,6 +120,7 @@ impl Connection {
         if let Some(e) = core.closed.clone() {
             return Err(Error::Closed(e));
         }
+        let versions = crate::runtime::versions_of(&core);
         let closed = Arc::new(OnceLock::new());
         let closed_by_driver = closed.clone();
         let driver = Driver {
@@ -133,6 +135,7 @@ impl Connection {
             Self {
                 commands: tx,
                 broker,
+                versions,
                 closed,
             },
             driver,
@@ -172,6 +175,19 @@ impl Connection {
             return Err(self.gone());
         }
         rx.recv().await.unwrap_or_else(|_| Err(self.gone()))
+    }
+
+    /// The versions the broker offers per API key, as negotiated at connect.
+    #[must_use]
+    pub fn broker_versions(&self) -> &std::collections::BTreeMap<i16, crate::wire::VersionRange> {
+        &self.versions
+    }
+
+    /// The version requests of `api_key` are sent at: the highest both sides support
+    /// (`None` if there is none). Lets a caller fill version-dependent fields.
+    #[must_use]
+    pub fn version_for(&self, api_key: crate::messages::ApiKey) -> Option<i16> {
+        crate::runtime::version_for(&self.versions, api_key)
     }
 
     /// The error that closed the connection, once it has closed.

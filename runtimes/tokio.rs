@@ -43,6 +43,7 @@ struct Command {
 pub struct Connection {
     commands: mpsc::UnboundedSender<Command>,
     broker: std::sync::Arc<str>,
+    versions: crate::runtime::Versions,
     closed: std::sync::Arc<std::sync::OnceLock<ConnectionError>>,
 }
 
@@ -88,6 +89,7 @@ impl Connection {
         if let Some(e) = core.closed.clone() {
             return Err(Error::Closed(e));
         }
+        let versions = crate::runtime::versions_of(&core);
         let closed = std::sync::Arc::new(std::sync::OnceLock::new());
         let closed_by_driver = closed.clone();
         tokio::spawn(async move {
@@ -99,6 +101,7 @@ impl Connection {
         Ok(Self {
             commands: tx,
             broker,
+            versions,
             closed,
         })
     }
@@ -136,6 +139,19 @@ impl Connection {
             return Err(self.gone());
         }
         rx.await.unwrap_or_else(|_| Err(self.gone()))
+    }
+
+    /// The versions the broker offers per API key, as negotiated at connect.
+    #[must_use]
+    pub fn broker_versions(&self) -> &std::collections::BTreeMap<i16, crate::wire::VersionRange> {
+        &self.versions
+    }
+
+    /// The version requests of `api_key` are sent at: the highest both sides support
+    /// (`None` if there is none). Lets a caller fill version-dependent fields.
+    #[must_use]
+    pub fn version_for(&self, api_key: crate::messages::ApiKey) -> Option<i16> {
+        crate::runtime::version_for(&self.versions, api_key)
     }
 
     /// The error that closed the connection, once it has closed.

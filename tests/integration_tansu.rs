@@ -91,3 +91,50 @@ fn tansu_roundtrip_through_every_adapter() {
         assert_eq!(err, 0, "{fc:?}");
     }
 }
+
+/// JoinGroup at tansu's newest versions (flexible), SyncGroup, Heartbeat, LeaveGroup.
+#[test]
+fn tansu_group_calls() {
+    let tansu = Tansu::start();
+    group_lifecycle(&tansu.addr, Adapter::Smol, false);
+}
+
+/// tansu run without SASL configured answers SaslHandshake with
+/// UNSUPPORTED_SASL_MECHANISM: the connection must fail before it is ready, with an
+/// error naming the mechanism and what the broker offered, through every adapter.
+#[test]
+fn tansu_without_sasl_refuses_it_clearly() {
+    use kafka_sansio::connection::ConnectionErrorKind;
+    use kafka_sansio::connection::sasl::{SaslConfig, SaslMechanism};
+    use kafka_sansio::messages::ErrorCode;
+    use kafka_sansio::runtime::Error;
+    let tansu = Tansu::start();
+    for (adapter, mechanism) in ADAPTERS.into_iter().zip([
+        SaslMechanism::Plain,
+        SaslMechanism::ScramSha256,
+        SaslMechanism::ScramSha512,
+    ]) {
+        let mut config = Config::new("tansu-sasl");
+        config.sasl = Some(SaslConfig {
+            mechanism,
+            username: "alice".into(),
+            password: "secret".into(),
+            nonce: String::new(),
+        });
+        match Client::connect(adapter, &tansu.addr, config) {
+            Err(Error::Closed(e)) => match e.kind {
+                ConnectionErrorKind::SaslMechanism {
+                    mechanism: m,
+                    error,
+                    ..
+                } => {
+                    assert_eq!(m, mechanism.name());
+                    assert_eq!(error, ErrorCode::UNSUPPORTED_SASL_MECHANISM);
+                }
+                other => panic!("{adapter:?}: {other:?}"),
+            },
+            Err(other) => panic!("{adapter:?}: {other:?}"),
+            Ok(_) => panic!("{adapter:?}: connected without authenticating"),
+        }
+    }
+}

@@ -39,6 +39,7 @@ pub enum Librdkafka {
 
 impl Mock {
     pub fn start(flavour: Librdkafka, brokers: usize, topics: &[&str]) -> Mock {
+        let _ = peers_env();
         let mut cmd = Command::new("bash");
         cmd.arg(script("start_mock.sh"));
         if flavour == Librdkafka::V216 {
@@ -101,6 +102,7 @@ pub struct Tansu {
 
 impl Tansu {
     pub fn start() -> Tansu {
+        let _ = peers_env();
         let mut child = Command::new("bash")
             .arg(script("start_tansu.sh"))
             .stdin(Stdio::null())
@@ -131,7 +133,15 @@ impl Drop for Tansu {
 }
 
 /// The peers' environment from `install.sh` (KEY=VALUE lines), installing if needed.
+/// Runs the installer once per test binary, so tests starting peers in parallel on a
+/// fresh machine do not race two installs.
 pub fn peers_env() -> std::collections::HashMap<String, String> {
+    static ENV: std::sync::OnceLock<std::collections::HashMap<String, String>> =
+        std::sync::OnceLock::new();
+    ENV.get_or_init(install).clone()
+}
+
+fn install() -> std::collections::HashMap<String, String> {
     let out = Command::new("bash")
         .arg(script("install.sh"))
         .stdin(Stdio::null())
@@ -194,6 +204,14 @@ impl Client {
             Adapter::Blocking => Ok(Client::Blocking(
                 kafka_sansio::blocking_runtime::Connection::connect(addr.to_owned(), config)?,
             )),
+        }
+    }
+
+    pub fn version_for(&self, api_key: kafka_sansio::messages::ApiKey) -> Option<i16> {
+        match self {
+            Client::Tokio(_, c) => c.version_for(api_key),
+            Client::Smol(c) => c.version_for(api_key),
+            Client::Blocking(c) => c.version_for(api_key),
         }
     }
 
@@ -445,5 +463,113 @@ pub fn codec_name(c: Compression) -> &'static str {
         Compression::Snappy => "snappy",
         Compression::Lz4 => "lz4",
         Compression::Zstd => "zstd",
+    }
+}
+
+/// A one-member consumer group: FindCoordinator, JoinGroup (with the
+/// MEMBER_ID_REQUIRED round of v4+), SyncGroup, Heartbeat, LeaveGroup.
+pub fn group_lifecycle(addr: &str, adapter: Adapter, non_flexible_only: bool) {
+    // JoinGroup, SyncGroup, Heartbeat become flexible at v6, v4, v4
+    let cap = |flexible_from: i16| {
+        if non_flexible_only {
+            flexible_from - 1
+        } else {
+            i16::MAX
+        }
+    };
+    use kafka_sansio::messages::{
+        HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, SyncGroupRequest,
+        join_group_request::JoinGroupRequestProtocol,
+        sync_group_request::SyncGroupRequestAssignment,
+    };
+    let client = Client::connect(adapter, addr, Config::new("group")).unwrap();
+    // a fresh group id per run: the mock does not let a group id be reused
+    let group = format!("group-{adapter:?}-{}", std::process::id());
+    let join = |member_id: &str| {
+        send_capped(
+            &client,
+            JoinGroupRequest {
+                group_id: group.as_str().into(),
+                session_timeout_ms: 6000,
+                rebalance_timeout_ms: 1000,
+                member_id: member_id.into(),
+                protocol_type: "consumer".into(),
+                protocols: vec![JoinGroupRequestProtocol {
+                    name: "range".into(),
+                    metadata: bytes::Bytes::from_static(b"\0\0\0\0\0\x01\0\x01g\0\0\0\0"),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            cap(6),
+        )
+    };
+    let mut joined = join("");
+    if kafka_sansio::messages::ErrorCode(joined.error_code)
+        == kafka_sansio::messages::ErrorCode::MEMBER_ID_REQUIRED
+    {
+        let id = joined.member_id.to_string();
+        joined = join(&id);
+    }
+    assert_eq!(joined.error_code, 0, "{joined:?}");
+    assert_eq!(joined.leader, joined.member_id, "the only member leads");
+    let member = joined.member_id.clone();
+    let synced = send_capped(
+        &client,
+        SyncGroupRequest {
+            group_id: group.as_str().into(),
+            generation_id: joined.generation_id,
+            member_id: member.clone(),
+            protocol_type: Some("consumer".into()),
+            protocol_name: Some("range".into()),
+            assignments: vec![SyncGroupRequestAssignment {
+                member_id: member.clone(),
+                assignment: bytes::Bytes::from_static(b"assigned"),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+        cap(4),
+    );
+    assert_eq!(synced.error_code, 0, "{synced:?}");
+    assert_eq!(synced.assignment.as_ref(), b"assigned");
+    let hb = send_capped(
+        &client,
+        HeartbeatRequest {
+            group_id: group.as_str().into(),
+            generation_id: joined.generation_id,
+            member_id: member.clone(),
+            ..Default::default()
+        },
+        cap(4),
+    );
+    assert_eq!(hb.error_code, 0);
+    let left = send_capped(
+        &client,
+        LeaveGroupRequest {
+            group_id: group.as_str().into(),
+            member_id: member,
+            ..Default::default()
+        },
+        2,
+    );
+    assert_eq!(left.error_code, 0);
+}
+
+/// Sends with a version cap and decodes the response.
+pub fn send_capped<R: kafka_sansio::messages::Request + Send + 'static>(
+    client: &Client,
+    request: R,
+    max_version: i16,
+) -> R::Response {
+    match client
+        .send_with(
+            request,
+            kafka_sansio::connection::RequestOptions::max_version(max_version),
+        )
+        .unwrap()
+    {
+        kafka_sansio::runtime::Outcome::Response(r) => r.decode::<R>().unwrap(),
+        other => panic!("{other:?}"),
     }
 }

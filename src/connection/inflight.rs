@@ -82,6 +82,19 @@ impl<T> InFlight<T> {
         self.entries.push_back(entry);
     }
 
+    /// Puts an entry taken by [`match_response`](Self::match_response) back at the
+    /// front, so that a failure found after matching still ends its request.
+    pub(crate) fn push_front(&mut self, entry: Entry<T>) {
+        if entry.expects_response {
+            if !entry.abandoned {
+                self.awaiting += 1;
+            }
+        } else {
+            self.no_response += 1;
+        }
+        self.entries.push_front(entry);
+    }
+
     fn forget_oldest_no_response(&mut self) {
         if let Some(i) = self.entries.iter().position(|e| !e.expects_response) {
             self.entries.remove(i);

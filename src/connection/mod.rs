@@ -168,6 +168,11 @@ pub enum Event {
     /// A request ended without a response. Ends the request.
     RequestFailed(RequestError),
     /// The broker asked the client to hold off; no request is written before `until`.
+    ///
+    /// Read from the responses whose throttle time is their first field and from
+    /// Produce. The hold applies at every version: since KIP-219 brokers answer at
+    /// once and expect the client to wait, while older versions were already delayed
+    /// by the broker, so for those the hold is conservative (it can only add delay).
     Throttled {
         /// The response that carried the throttle time.
         context: RequestContext,
@@ -808,14 +813,15 @@ impl Connection {
                 return;
             }
         };
-        let Sent {
-            api_key,
-            api_version,
-            purpose,
-            ..
-        } = entry.data;
+        let (api_key, api_version, purpose) = (
+            entry.data.api_key,
+            entry.data.api_version,
+            entry.data.purpose,
+        );
         let header_version = api_key.response_header_version(api_version);
         if let Err(e) = ResponseHeader::decode(&mut frame, header_version) {
+            // back in line, so the failure below ends its request too
+            self.in_flight.push_front(entry);
             self.fail(ConnectionErrorKind::ResponseHeader(e));
             return;
         }
