@@ -15,9 +15,25 @@
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used)]
 
+pub mod connection;
 #[cfg(feature = "arbitrary")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod messages;
 pub mod records;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod wire;
+
+#[cfg(feature = "blocking")]
+#[path = "../runtimes/blocking.rs"]
+pub mod blocking_runtime;
+#[cfg(any(feature = "tokio", feature = "smol", feature = "blocking"))]
+#[path = "../runtimes/common.rs"]
+pub mod runtime;
+#[cfg(feature = "smol")]
+#[path = "../runtimes/smol.rs"]
+pub mod smol_runtime;
+#[cfg(feature = "tokio")]
+#[path = "../runtimes/tokio.rs"]
+pub mod tokio_runtime;

@@ -1,0 +1,284 @@
+//! The blocking adapter over `std::net`: plain calls, safe from many threads.
+//!
+//! [`Connection::connect`] dials and finishes negotiation (and SASL) on the calling
+//! thread, then starts one reader thread. A caller of [`Connection::send`] hands its
+//! request to the sans-IO [`Connection`](crate::connection::Connection), writes what it
+//! emits, and waits for its own answer; the reader thread feeds the socket's bytes in
+//! and wakes whichever callers were answered. Requests from many threads are
+//! pipelined up to [`Config::max_in_flight`].
+//!
+//! Timeouts are checked whenever bytes arrive and at least every
+//! [`TIMER_GRANULARITY`], since a blocked read cannot be woken early.
+//!
+//! ```no_run
+//! use kafka_sansio::blocking_runtime::Connection;
+//! use kafka_sansio::connection::Config;
+//! use kafka_sansio::messages::MetadataRequest;
+//!
+//! let conn = Connection::connect("127.0.0.1:9092", Config::new("bootstrap"))?;
+//! let metadata = conn.send(MetadataRequest::default())?;
+//! println!("{} brokers", metadata.brokers.len());
+//! # Ok::<(), kafka_sansio::runtime::Error>(())
+//! ```
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::connection::{self as sansio, Config, ConnectionError, RequestOptions};
+use crate::messages::Request;
+use crate::runtime::{Core, Error, Outcome, decode, now, submit};
+
+/// The longest the reader thread blocks before it checks deadlines.
+pub const TIMER_GRANULARITY: Duration = Duration::from_millis(20);
+
+const READ_CHUNK: usize = 64 * 1024;
+
+struct Shared {
+    /// Lock order: `core` before `writer`, never the reverse.
+    core: Mutex<Core>,
+    writer: Mutex<TcpStream>,
+    broker: Arc<str>,
+}
+
+/// A handle to one broker connection. Clone it freely (or share it by reference
+/// across threads); the connection closes when [`close`](Self::close) is called or
+/// the last handle is dropped.
+#[derive(Clone)]
+pub struct Connection {
+    shared: Arc<Shared>,
+    versions: crate::runtime::Versions,
+    _guard: Arc<CloseOnDrop>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("broker", &self.shared.broker)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Closes the connection when the last user handle goes (the reader thread holds
+/// only `Shared`).
+struct CloseOnDrop(Arc<Shared>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        let mut core = lock(&self.0.core);
+        core.conn.close();
+        core.pump();
+        drop(core);
+        let _ = lock(&self.0.writer).shutdown(Shutdown::Both);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves the state machine consistent enough to
+    // fail requests; keep going rather than poisoning every caller.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Connection {
+    /// Connects to `addr`, negotiates versions and authenticates, and starts the
+    /// reader thread. A SCRAM nonce left empty in the config is drawn from the OS.
+    ///
+    /// # Errors
+    /// The TCP connection fails, or the connection fails before it is ready.
+    pub fn connect(
+        addr: impl ToSocketAddrs + std::fmt::Display,
+        config: Config,
+    ) -> Result<Self, Error> {
+        let addr_text = addr.to_string();
+        let connect_err = |source| Error::Connect {
+            addr: addr_text.clone(),
+            source,
+        };
+        let mut stream = TcpStream::connect(addr).map_err(connect_err)?;
+        let _ = stream.set_nodelay(true);
+        let broker = config.broker.clone();
+        let mut core = Core::new(sansio::Connection::new(
+            crate::runtime::with_nonce(config),
+            now(),
+        ));
+        let mut buf = vec![0; READ_CHUNK];
+        // Setup runs on this thread: write, read, repeat until ready.
+        while core.closed.is_none() && !(core.ready && core.out.is_empty()) {
+            if let Some(chunk) = core.out.pop_front() {
+                if let Err(e) = stream.write_all(&chunk) {
+                    core.conn.handle_transport_error(now(), e);
+                }
+            } else {
+                let wait = read_timeout(&core);
+                let _ = stream.set_read_timeout(Some(wait));
+                read_once(&mut stream, &mut buf, &mut core);
+            }
+            core.pump();
+        }
+        if let Some(e) = core.closed.clone() {
+            return Err(Error::Closed(e));
+        }
+        let versions = crate::runtime::versions_of(&core);
+        let reader = stream.try_clone().map_err(connect_err)?;
+        let shared = Arc::new(Shared {
+            core: Mutex::new(core),
+            writer: Mutex::new(stream),
+            broker,
+        });
+        let for_reader = shared.clone();
+        std::thread::Builder::new()
+            .name("kafka-sansio-reader".into())
+            .spawn(move || reader_loop(&for_reader, reader))
+            .map_err(connect_err)?;
+        Ok(Self {
+            _guard: Arc::new(CloseOnDrop(shared.clone())),
+            versions,
+            shared,
+        })
+    }
+
+    /// Sends a request and waits for its typed response.
+    ///
+    /// # Errors
+    /// The request ends without a response (timeout, unsupported, connection failure),
+    /// the response does not decode, or the request is an acks=0 Produce
+    /// ([`Error::NoResponse`], after it was written).
+    pub fn send<R: Request + Send + 'static>(&self, request: R) -> Result<R::Response, Error> {
+        decode::<R>(self.send_with(request, RequestOptions::default())?)
+    }
+
+    /// Sends a request with options and waits for its raw outcome.
+    ///
+    /// # Errors
+    /// The request ends without a response.
+    pub fn send_with<R: Request + Send + 'static>(
+        &self,
+        request: R,
+        options: RequestOptions,
+    ) -> Result<Outcome, Error> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let mut core = lock(&self.shared.core);
+        core.submit(
+            now(),
+            submit(request, options),
+            Box::new(move |r| {
+                let _ = tx.try_send(r);
+            }),
+        );
+        flush(&self.shared, core);
+        rx.recv().unwrap_or_else(|_| Err(self.gone()))
+    }
+
+    /// Closes the connection: outstanding requests fail, the socket is shut down.
+    pub fn close(&self) {
+        let mut core = lock(&self.shared.core);
+        core.conn.close();
+        core.pump();
+        drop(core);
+        let _ = lock(&self.shared.writer).shutdown(Shutdown::Both);
+    }
+
+    /// The versions the broker offers per API key, as negotiated at connect.
+    #[must_use]
+    pub fn broker_versions(&self) -> &std::collections::BTreeMap<i16, crate::wire::VersionRange> {
+        &self.versions
+    }
+
+    /// The version requests of `api_key` are sent at: the highest both sides support
+    /// (`None` if there is none). Lets a caller fill version-dependent fields.
+    #[must_use]
+    pub fn version_for(&self, api_key: crate::messages::ApiKey) -> Option<i16> {
+        crate::runtime::version_for(&self.versions, api_key)
+    }
+
+    /// The error that closed the connection, once it has closed.
+    #[must_use]
+    pub fn closed(&self) -> Option<ConnectionError> {
+        lock(&self.shared.core).closed.clone()
+    }
+
+    fn gone(&self) -> Error {
+        Error::Closed(self.closed().unwrap_or_else(|| ConnectionError {
+            broker: self.shared.broker.clone(),
+            kind: sansio::ConnectionErrorKind::ClosedLocally,
+        }))
+    }
+}
+
+/// Writes whatever the core emitted, in order. Takes the writer lock before letting
+/// go of the core, so chunks from different threads never interleave or reorder.
+fn flush(shared: &Shared, mut core: MutexGuard<'_, Core>) {
+    if core.out.is_empty() {
+        return;
+    }
+    let chunks: Vec<_> = core.out.drain(..).collect();
+    let mut writer = lock(&shared.writer);
+    drop(core);
+    for chunk in chunks {
+        if let Err(e) = writer.write_all(&chunk) {
+            drop(writer);
+            let mut core = lock(&shared.core);
+            core.conn.handle_transport_error(now(), e);
+            core.pump();
+            return;
+        }
+    }
+}
+
+fn read_timeout(core: &Core) -> Duration {
+    let wait = core
+        .conn
+        .poll_timeout()
+        .map_or(TIMER_GRANULARITY, |d| d.saturating_duration_since(now()));
+    wait.clamp(Duration::from_millis(1), TIMER_GRANULARITY)
+}
+
+/// One read (or read timeout) fed to the core.
+fn read_once(stream: &mut TcpStream, buf: &mut [u8], core: &mut Core) {
+    match stream.read(buf) {
+        Ok(0) => core.conn.handle_eof(now()),
+        Ok(n) => core.conn.handle_input(now(), &buf[..n]),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            core.conn.handle_timeout(now());
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+        Err(e) => core.conn.handle_transport_error(now(), e),
+    }
+}
+
+fn reader_loop(shared: &Shared, mut stream: TcpStream) {
+    let mut buf = vec![0; READ_CHUNK];
+    loop {
+        let wait = read_timeout(&lock(&shared.core));
+        let _ = stream.set_read_timeout(Some(wait));
+        let result = stream.read(&mut buf);
+        let mut core = lock(&shared.core);
+        let now = now();
+        match result {
+            Ok(0) => core.conn.handle_eof(now),
+            Ok(n) => core.conn.handle_input(now, &buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => core.conn.handle_transport_error(now, e),
+        }
+        core.conn.handle_timeout(now);
+        core.pump();
+        if core.closed.is_some() {
+            drop(core);
+            let _ = stream.shutdown(Shutdown::Both);
+            return;
+        }
+        flush(shared, core);
+    }
+}

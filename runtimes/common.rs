@@ -1,0 +1,208 @@
+//! What the runtime adapters share: the error type, the outcome of a request, and the
+//! bookkeeping that routes the [`Connection`]'s events to the callers waiting on them.
+//!
+//! None of this does I/O either; each adapter owns the socket and the clock and calls
+//! in here. The adapters are the only code in the crate that reads the clock
+//! ([`now`]), and they say so where they do.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use crate::connection::{
+    Config, Connection, ConnectionError, CorrelationId, Event, RequestContext, RequestError,
+    RequestOptions, Response, ResponseError, UsageError,
+};
+use crate::messages::{ApiKey, Request};
+use crate::wire::VersionRange;
+
+/// The current time: the one place the adapters read the clock for the core.
+#[allow(clippy::disallowed_methods)] // the adapters are the I/O boundary
+#[must_use]
+pub fn now() -> Instant {
+    Instant::now()
+}
+
+/// What ended a request successfully.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The broker's response, to decode with [`Response::decode`].
+    Response(Response),
+    /// The request expects no response (acks=0 Produce) and has been written.
+    Sent(RequestContext),
+}
+
+/// Why an adapter call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The TCP connection could not be made.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// The address tried.
+        addr: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The connection failed or was closed (before or during the call).
+    #[error(transparent)]
+    Closed(ConnectionError),
+    /// The call misused the connection.
+    #[error(transparent)]
+    Usage(UsageError),
+    /// The request ended without a response.
+    #[error(transparent)]
+    Request(RequestError),
+    /// The response did not decode.
+    #[error(transparent)]
+    Response(ResponseError),
+    /// The request expects no response (acks=0 Produce); use `send_with` for those.
+    #[error("{0} expects no response")]
+    NoResponse(RequestContext),
+}
+
+impl Error {
+    fn from_usage(e: UsageError) -> Self {
+        match e {
+            UsageError::Closed(c) => Self::Closed(c),
+        }
+    }
+}
+
+/// The config with a fresh SCRAM nonce from the operating system if SASL is on and
+/// the nonce was left empty.
+pub(crate) fn with_nonce(mut config: Config) -> Config {
+    if let Some(sasl) = config.sasl.as_mut().filter(|s| s.nonce.is_empty()) {
+        {
+            let mut raw = [0u8; 24];
+            // Without OS randomness, fall back to a nonce unique to this process.
+            if getrandom::getrandom(&mut raw).is_err() {
+                let h = std::hash::BuildHasher::hash_one(
+                    &std::collections::hash_map::RandomState::new(),
+                    now(),
+                );
+                raw[..8].copy_from_slice(&h.to_le_bytes());
+            }
+            use base64::Engine as _;
+            sasl.nonce = base64::engine::general_purpose::STANDARD_NO_PAD.encode(raw);
+        }
+    }
+    config
+}
+
+/// The versions negotiated at connect, shared by every clone of an adapter handle.
+pub(crate) type Versions = std::sync::Arc<std::collections::BTreeMap<i16, VersionRange>>;
+
+/// The negotiated versions of a core that just became ready.
+pub(crate) fn versions_of(core: &Core) -> Versions {
+    std::sync::Arc::new(core.conn.broker_versions().cloned().unwrap_or_default())
+}
+
+/// The highest version of `api_key` both sides support.
+pub(crate) fn version_for(versions: &Versions, api_key: ApiKey) -> Option<i16> {
+    let theirs = versions.get(&api_key.as_i16())?;
+    api_key.valid_versions().intersect(theirs).map(|r| r.max)
+}
+
+/// Decodes an outcome as the response to `R`.
+pub(crate) fn decode<R: Request>(outcome: Outcome) -> Result<R::Response, Error> {
+    match outcome {
+        Outcome::Response(r) => r.decode::<R>().map_err(Error::Response),
+        Outcome::Sent(c) => Err(Error::NoResponse(c)),
+    }
+}
+
+/// Hands a request to the core; boxed so a channel can carry requests of any type.
+pub(crate) type Submit =
+    Box<dyn FnOnce(&mut Connection, Instant) -> Result<CorrelationId, UsageError> + Send>;
+/// Called once with how a request ended.
+pub(crate) type Notify = Box<dyn FnOnce(Result<Outcome, Error>) + Send>;
+
+/// Wraps a typed request for [`Core::submit`].
+pub(crate) fn submit<R: Request + Send + 'static>(request: R, options: RequestOptions) -> Submit {
+    Box::new(move |conn, now| conn.send_with(now, request, options))
+}
+
+/// The core plus who waits for what.
+pub(crate) struct Core {
+    pub(crate) conn: Connection,
+    waiters: HashMap<CorrelationId, Notify>,
+    /// Outgoing chunks not yet written, oldest first.
+    pub(crate) out: std::collections::VecDeque<bytes::Bytes>,
+    pub(crate) ready: bool,
+    pub(crate) closed: Option<ConnectionError>,
+}
+
+impl Core {
+    pub(crate) fn new(conn: Connection) -> Self {
+        let mut core = Self {
+            conn,
+            waiters: HashMap::new(),
+            out: std::collections::VecDeque::new(),
+            ready: false,
+            closed: None,
+        };
+        core.pump();
+        core
+    }
+
+    /// Submits a request; `notify` is called exactly once, now or later.
+    pub(crate) fn submit(&mut self, now: Instant, submit: Submit, notify: Notify) {
+        match submit(&mut self.conn, now) {
+            Ok(id) => {
+                self.waiters.insert(id, notify);
+            }
+            Err(e) => notify(Err(Error::from_usage(e))),
+        }
+        self.pump();
+    }
+
+    /// Drains the core's outputs: transmits into `out`, events to their waiters.
+    pub(crate) fn pump(&mut self) {
+        while let Some(t) = self.conn.poll_transmit() {
+            self.out.push_back(t);
+        }
+        while let Some(event) = self.conn.poll_event() {
+            match event {
+                Event::Ready => self.ready = true,
+                Event::Response(r) => {
+                    self.notify(r.context.correlation_id, Ok(Outcome::Response(r)))
+                }
+                Event::Sent(c) => self.notify(c.correlation_id, Ok(Outcome::Sent(c))),
+                Event::RequestFailed(e) => {
+                    let id = e.context.correlation_id;
+                    let err = match e.kind {
+                        crate::connection::RequestErrorKind::Connection(c) => Error::Closed(c),
+                        _ => Error::Request(e),
+                    };
+                    self.notify(id, Err(err));
+                }
+                Event::Closed(e) => {
+                    self.out.clear();
+                    // Nothing should be left; end any stragglers all the same.
+                    for (_, n) in self.waiters.drain() {
+                        n(Err(Error::Closed(e.clone())));
+                    }
+                    self.closed = Some(e);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Drops `n` written bytes from the front of the outgoing queue.
+    pub(crate) fn advance(&mut self, n: usize) {
+        if let Some(front) = self.out.front_mut() {
+            if n >= front.len() {
+                self.out.pop_front();
+            } else {
+                let _ = front.split_to(n);
+            }
+        }
+    }
+
+    fn notify(&mut self, id: CorrelationId, result: Result<Outcome, Error>) {
+        if let Some(n) = self.waiters.remove(&id) {
+            n(result);
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! The async-io adapter (smol and any executor): carries bytes between an
+//! [`async_io::Async`]`<TcpStream>` and the sans-IO
+//! [`Connection`](crate::connection::Connection).
+//!
+//! [`Connection::connect`] dials and finishes negotiation (and SASL), then returns the
+//! handle and a [`Driver`] future that the caller spawns on its executor (for smol:
+//! `smol::spawn(driver).detach()`); the driver runs until the connection closes. Any
+//! number of tasks may call [`Connection::send`] at once. Dropping a `send` future is
+//! safe: only the driver touches the socket.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), kafka_sansio::runtime::Error> {
+//! use kafka_sansio::connection::Config;
+//! use kafka_sansio::messages::MetadataRequest;
+//! use kafka_sansio::smol_runtime::Connection;
+//!
+//! let (conn, driver) = Connection::connect("127.0.0.1:9092", Config::new("bootstrap")).await?;
+//! # let spawn = |_d| ();
+//! spawn(driver); // e.g. smol::spawn(driver).detach()
+//! let metadata = conn.send(MetadataRequest::default()).await?;
+//! println!("{} brokers", metadata.brokers.len());
+//! # Ok(()) }
+//! ```
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::{Arc, OnceLock};
+
+use async_io::{Async, Timer};
+use futures_lite::future::{self, FutureExt as _};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+
+use crate::connection::{self as sansio, Config, ConnectionError, RequestOptions};
+use crate::messages::Request;
+use crate::runtime::{Core, Error, Notify, Outcome, Submit, decode, now, submit};
+
+const READ_CHUNK: usize = 64 * 1024;
+
+struct Command {
+    submit: Submit,
+    notify: Notify,
+}
+
+/// A handle to one broker connection. Clone it freely; the connection closes when the
+/// last handle is dropped.
+#[derive(Clone)]
+pub struct Connection {
+    commands: async_channel::Sender<Command>,
+    broker: Arc<str>,
+    versions: crate::runtime::Versions,
+    closed: Arc<OnceLock<ConnectionError>>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("broker", &self.broker)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The future that carries the connection's bytes; spawn it on an executor.
+#[must_use = "the connection makes no progress unless the driver runs"]
+pub struct Driver {
+    inner: future::Boxed<()>,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Driver")
+    }
+}
+
+impl std::future::Future for Driver {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl Connection {
+    /// Connects to `addr`, negotiates versions and authenticates; returns the handle
+    /// and the driver to spawn. A SCRAM nonce left empty in the config is drawn from
+    /// the operating system.
+    ///
+    /// # Errors
+    /// The TCP connection fails, or the connection fails before it is ready.
+    pub async fn connect(
+        addr: impl ToSocketAddrs + std::fmt::Display,
+        config: Config,
+    ) -> Result<(Self, Driver), Error> {
+        let addr_text = addr.to_string();
+        let connect_err = |source| Error::Connect {
+            addr: addr_text.clone(),
+            source,
+        };
+        let sock_addr = addr
+            .to_socket_addrs()
+            .map_err(connect_err)?
+            .next()
+            .ok_or_else(|| connect_err(std::io::ErrorKind::NotFound.into()))?;
+        let stream = Async::<TcpStream>::connect(sock_addr)
+            .await
+            .map_err(connect_err)?;
+        let _ = stream.get_ref().set_nodelay(true);
+        let broker = config.broker.clone();
+        let mut core = Core::new(sansio::Connection::new(
+            crate::runtime::with_nonce(config),
+            now(),
+        ));
+        let (tx, rx) = async_channel::unbounded();
+        let mut state = DriverState {
+            stream,
+            commands: rx,
+            buf: vec![0; READ_CHUNK],
+        };
+        state.run(&mut core, true).await;
+        if let Some(e) = core.closed.clone() {
+            return Err(Error::Closed(e));
+        }
+        let versions = crate::runtime::versions_of(&core);
+        let closed = Arc::new(OnceLock::new());
+        let closed_by_driver = closed.clone();
+        let driver = Driver {
+            inner: Box::pin(async move {
+                state.run(&mut core, false).await;
+                if let Some(e) = core.closed.take() {
+                    let _ = closed_by_driver.set(e);
+                }
+            }),
+        };
+        Ok((
+            Self {
+                commands: tx,
+                broker,
+                versions,
+                closed,
+            },
+            driver,
+        ))
+    }
+
+    /// Sends a request and waits for its typed response.
+    ///
+    /// # Errors
+    /// The request ends without a response (timeout, unsupported, connection failure),
+    /// the response does not decode, or the request is an acks=0 Produce
+    /// ([`Error::NoResponse`], after it was written).
+    pub async fn send<R: Request + Send + 'static>(
+        &self,
+        request: R,
+    ) -> Result<R::Response, Error> {
+        decode::<R>(self.send_with(request, RequestOptions::default()).await?)
+    }
+
+    /// Sends a request with options and waits for its raw outcome.
+    ///
+    /// # Errors
+    /// The request ends without a response.
+    pub async fn send_with<R: Request + Send + 'static>(
+        &self,
+        request: R,
+        options: RequestOptions,
+    ) -> Result<Outcome, Error> {
+        let (tx, rx) = async_channel::bounded(1);
+        let command = Command {
+            submit: submit(request, options),
+            notify: Box::new(move |r| {
+                let _ = tx.try_send(r);
+            }),
+        };
+        if self.commands.send(command).await.is_err() {
+            return Err(self.gone());
+        }
+        rx.recv().await.unwrap_or_else(|_| Err(self.gone()))
+    }
+
+    /// The versions the broker offers per API key, as negotiated at connect.
+    #[must_use]
+    pub fn broker_versions(&self) -> &std::collections::BTreeMap<i16, crate::wire::VersionRange> {
+        &self.versions
+    }
+
+    /// The version requests of `api_key` are sent at: the highest both sides support
+    /// (`None` if there is none). Lets a caller fill version-dependent fields.
+    #[must_use]
+    pub fn version_for(&self, api_key: crate::messages::ApiKey) -> Option<i16> {
+        crate::runtime::version_for(&self.versions, api_key)
+    }
+
+    /// The error that closed the connection, once it has closed.
+    #[must_use]
+    pub fn closed(&self) -> Option<ConnectionError> {
+        self.closed.get().cloned()
+    }
+
+    fn gone(&self) -> Error {
+        Error::Closed(self.closed().unwrap_or_else(|| ConnectionError {
+            broker: self.broker.clone(),
+            kind: sansio::ConnectionErrorKind::ClosedLocally,
+        }))
+    }
+}
+
+struct DriverState {
+    stream: Async<TcpStream>,
+    commands: async_channel::Receiver<Command>,
+    buf: Vec<u8>,
+}
+
+enum Wake {
+    Read(std::io::Result<usize>),
+    Wrote(std::io::Result<usize>),
+    Command(Option<Command>),
+    Timer,
+}
+
+impl DriverState {
+    async fn run(&mut self, core: &mut Core, until_ready: bool) {
+        loop {
+            core.pump();
+            if core.closed.is_some() || (until_ready && core.ready && core.out.is_empty()) {
+                return;
+            }
+            let deadline = core.conn.poll_timeout();
+            let wake = {
+                let stream = &self.stream;
+                let buf = &mut self.buf;
+                let pending = core.out.front();
+                let commands = &self.commands;
+                let read = async { Wake::Read((&*stream).read(buf).await) };
+                let write = async {
+                    match pending {
+                        Some(p) => Wake::Wrote((&*stream).write(p).await),
+                        None => future::pending().await,
+                    }
+                };
+                let command = async {
+                    if until_ready {
+                        future::pending().await
+                    } else {
+                        Wake::Command(commands.recv().await.ok())
+                    }
+                };
+                let timer = async {
+                    match deadline {
+                        Some(d) => {
+                            Timer::at(d).await;
+                            Wake::Timer
+                        }
+                        None => future::pending().await,
+                    }
+                };
+                read.or(write).or(command).or(timer).await
+            };
+            let now = now();
+            match wake {
+                Wake::Read(Ok(0)) => core.conn.handle_eof(now),
+                Wake::Read(Ok(n)) => core.conn.handle_input(now, &self.buf[..n]),
+                Wake::Read(Err(e)) | Wake::Wrote(Err(e)) => {
+                    core.conn.handle_transport_error(now, e);
+                }
+                Wake::Wrote(Ok(0)) => core
+                    .conn
+                    .handle_transport_error(now, "socket accepted no bytes"),
+                Wake::Wrote(Ok(n)) => core.advance(n),
+                Wake::Command(Some(c)) => core.submit(now, c.submit, c.notify),
+                Wake::Command(None) => core.conn.close(),
+                Wake::Timer => core.conn.handle_timeout(now),
+            }
+        }
+    }
+}

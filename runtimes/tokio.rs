@@ -1,0 +1,227 @@
+//! The tokio adapter: one task per connection carries bytes between a
+//! [`tokio::net::TcpStream`] and the sans-IO [`Connection`](crate::connection::Connection).
+//!
+//! [`Connection::connect`] dials, runs version negotiation (and SASL) to completion,
+//! then spawns the driver task and hands back a cheap, cloneable handle. Any number of
+//! tasks may call [`Connection::send`] at once; requests are pipelined up to
+//! [`Config::max_in_flight`]. Dropping a `send` future is safe: only the driver task
+//! touches the socket, so a cancelled call cannot leave half a request on the wire;
+//! its response is read and discarded.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), kafka_sansio::runtime::Error> {
+//! use kafka_sansio::connection::Config;
+//! use kafka_sansio::messages::MetadataRequest;
+//! use kafka_sansio::tokio_runtime::Connection;
+//!
+//! let conn = Connection::connect("127.0.0.1:9092", Config::new("bootstrap")).await?;
+//! let metadata = conn.send(MetadataRequest::default()).await?;
+//! println!("{} brokers", metadata.brokers.len());
+//! # Ok(()) }
+//! ```
+
+use std::time::Instant;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, ToSocketAddrs};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::connection::{self as sansio, Config, ConnectionError, RequestOptions};
+use crate::messages::Request;
+use crate::runtime::{Core, Error, Notify, Outcome, Submit, decode, now, submit};
+
+const READ_CHUNK: usize = 64 * 1024;
+
+struct Command {
+    submit: Submit,
+    notify: Notify,
+}
+
+/// A handle to one broker connection driven by a tokio task. Clone it freely; the
+/// connection closes when the last handle is dropped.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    commands: mpsc::UnboundedSender<Command>,
+    broker: std::sync::Arc<str>,
+    versions: crate::runtime::Versions,
+    closed: std::sync::Arc<std::sync::OnceLock<ConnectionError>>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Command")
+    }
+}
+
+impl Connection {
+    /// Connects to `addr`, negotiates versions and authenticates, then spawns the
+    /// driver on the current tokio runtime. A SCRAM nonce left empty in the config is
+    /// drawn from the operating system.
+    ///
+    /// # Errors
+    /// The TCP connection fails, or the connection fails before it is ready.
+    pub async fn connect(
+        addr: impl ToSocketAddrs + std::fmt::Display,
+        config: Config,
+    ) -> Result<Self, Error> {
+        let addr_text = addr.to_string();
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|source| Error::Connect {
+                addr: addr_text,
+                source,
+            })?;
+        let _ = stream.set_nodelay(true);
+        let broker = config.broker.clone();
+        let mut core = Core::new(sansio::Connection::new(
+            crate::runtime::with_nonce(config),
+            now(),
+        ));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (reader, writer) = stream.into_split();
+        let mut driver = Driver {
+            reader,
+            writer,
+            commands: rx,
+            buf: vec![0; READ_CHUNK],
+        };
+        driver.run(&mut core, true).await;
+        if let Some(e) = core.closed.clone() {
+            return Err(Error::Closed(e));
+        }
+        let versions = crate::runtime::versions_of(&core);
+        let closed = std::sync::Arc::new(std::sync::OnceLock::new());
+        let closed_by_driver = closed.clone();
+        tokio::spawn(async move {
+            driver.run(&mut core, false).await;
+            if let Some(e) = core.closed.take() {
+                let _ = closed_by_driver.set(e);
+            }
+        });
+        Ok(Self {
+            commands: tx,
+            broker,
+            versions,
+            closed,
+        })
+    }
+
+    /// Sends a request and waits for its typed response.
+    ///
+    /// # Errors
+    /// The request ends without a response (timeout, unsupported, connection failure),
+    /// the response does not decode, or the request is an acks=0 Produce
+    /// ([`Error::NoResponse`], after it was written).
+    pub async fn send<R: Request + Send + 'static>(
+        &self,
+        request: R,
+    ) -> Result<R::Response, Error> {
+        decode::<R>(self.send_with(request, RequestOptions::default()).await?)
+    }
+
+    /// Sends a request with options and waits for its raw outcome.
+    ///
+    /// # Errors
+    /// The request ends without a response.
+    pub async fn send_with<R: Request + Send + 'static>(
+        &self,
+        request: R,
+        options: RequestOptions,
+    ) -> Result<Outcome, Error> {
+        let (tx, rx) = oneshot::channel();
+        let command = Command {
+            submit: submit(request, options),
+            notify: Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        };
+        if self.commands.send(command).is_err() {
+            return Err(self.gone());
+        }
+        rx.await.unwrap_or_else(|_| Err(self.gone()))
+    }
+
+    /// The versions the broker offers per API key, as negotiated at connect.
+    #[must_use]
+    pub fn broker_versions(&self) -> &std::collections::BTreeMap<i16, crate::wire::VersionRange> {
+        &self.versions
+    }
+
+    /// The version requests of `api_key` are sent at: the highest both sides support
+    /// (`None` if there is none). Lets a caller fill version-dependent fields.
+    #[must_use]
+    pub fn version_for(&self, api_key: crate::messages::ApiKey) -> Option<i16> {
+        crate::runtime::version_for(&self.versions, api_key)
+    }
+
+    /// The error that closed the connection, once it has closed.
+    #[must_use]
+    pub fn closed(&self) -> Option<ConnectionError> {
+        self.closed.get().cloned()
+    }
+
+    fn gone(&self) -> Error {
+        Error::Closed(self.closed().unwrap_or_else(|| ConnectionError {
+            broker: self.broker.clone(),
+            kind: sansio::ConnectionErrorKind::ClosedLocally,
+        }))
+    }
+}
+
+struct Driver {
+    reader: tokio::net::tcp::OwnedReadHalf,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+    commands: mpsc::UnboundedReceiver<Command>,
+    buf: Vec<u8>,
+}
+
+enum Wake {
+    Read(std::io::Result<usize>),
+    Wrote(std::io::Result<usize>),
+    Command(Option<Command>),
+    Timer,
+}
+
+impl Driver {
+    /// Carries bytes until the connection closes (or, with `until_ready`, until it is
+    /// ready).
+    async fn run(&mut self, core: &mut Core, until_ready: bool) {
+        loop {
+            core.pump();
+            if core.closed.is_some() || (until_ready && core.ready && core.out.is_empty()) {
+                return;
+            }
+            let deadline = core.conn.poll_timeout();
+            let wake = {
+                let pending = core.out.front();
+                tokio::select! {
+                    r = self.reader.read(&mut self.buf) => Wake::Read(r),
+                    r = self.writer.write(pending.map_or(&[][..], |p| &p[..])), if pending.is_some() => Wake::Wrote(r),
+                    c = self.commands.recv(), if !until_ready => Wake::Command(c),
+                    () = sleep_until(deadline), if deadline.is_some() => Wake::Timer,
+                }
+            };
+            let now = now();
+            match wake {
+                Wake::Read(Ok(0)) => core.conn.handle_eof(now),
+                Wake::Read(Ok(n)) => core.conn.handle_input(now, &self.buf[..n]),
+                Wake::Read(Err(e)) | Wake::Wrote(Err(e)) => {
+                    core.conn.handle_transport_error(now, e)
+                }
+                Wake::Wrote(Ok(0)) => core
+                    .conn
+                    .handle_transport_error(now, "socket accepted no bytes"),
+                Wake::Wrote(Ok(n)) => core.advance(n),
+                Wake::Command(Some(c)) => core.submit(now, c.submit, c.notify),
+                Wake::Command(None) => core.conn.close(),
+                Wake::Timer => core.conn.handle_timeout(now),
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    if let Some(d) = deadline {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await;
+    }
+}
