@@ -95,6 +95,27 @@ pub const TARGETS: &[Target] = &[
         alloc_per_input_byte: 512,
         alloc_constant: 64 * 1024,
     },
+    // The state machines buffer what they are given and keep per-request state;
+    // the scripts also build whole responses from arbitrary values.
+    Target {
+        name: "connection",
+        run: super::machines::connection,
+        alloc_per_input_byte: 1024,
+        alloc_constant: 1024 * 1024,
+    },
+    Target {
+        name: "sasl_scram",
+        run: super::machines::sasl_scram,
+        alloc_per_input_byte: 64,
+        alloc_constant: 64 * 1024,
+    },
+    #[cfg(feature = "sim")]
+    Target {
+        name: "sim_cluster",
+        run: super::machines::sim_cluster,
+        alloc_per_input_byte: 1024,
+        alloc_constant: 1024 * 1024,
+    },
 ];
 
 /// The target named `name`.
