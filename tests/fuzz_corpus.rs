@@ -609,3 +609,57 @@ fn regress_unlimited_decompression_limit() {
         );
     }
 }
+
+/// `sim_cluster` target, NOT YET FIXED (reported; ignored so that the suite stays
+/// green, and filtered out of the target by `asks_for_huge_topic`): a CreatePartitions
+/// request with `count = i32::MAX` makes the simulated cluster build two billion
+/// partitions, and the process aborts with "memory allocation of 34346060256 bytes
+/// failed" (fuzz build; 206158430016 in a debug test). CreateTopics with
+/// `num_partitions = i32::MAX` does the same. A broker
+/// must refuse such a count (INVALID_PARTITIONS, 37) rather than die. This test
+/// aborts the test process until the sim caps the count; run it with `--ignored`.
+#[cfg(feature = "sim")]
+#[test]
+#[ignore = "sim defect reported, not fixed yet: aborts the process"]
+fn regress_sim_create_partitions_count() {
+    use kafka_sansio::messages::create_partitions_request::CreatePartitionsTopic;
+    use kafka_sansio::messages::{
+        ApiKey, CreatePartitionsRequest, CreatePartitionsResponse, RequestHeader, ResponseHeader,
+    };
+    use kafka_sansio::sim::{Cluster, ClusterConfig};
+    use kafka_sansio::wire::{BytesMut, Message};
+    #[allow(clippy::disallowed_methods)]
+    let now = std::time::Instant::now();
+    let mut cluster = Cluster::new(ClusterConfig::default(), now);
+    cluster.create_topic("t", 1, 1).expect("topic");
+    let conn = cluster.connect(0, now).expect("connect");
+    let mut body = BytesMut::new();
+    RequestHeader {
+        request_api_key: ApiKey::CreatePartitions as i16,
+        request_api_version: 0,
+        correlation_id: 1,
+        client_id: Some("fuzz".into()),
+        ..Default::default()
+    }
+    .encode(&mut body, 1)
+    .expect("header");
+    CreatePartitionsRequest {
+        topics: vec![CreatePartitionsTopic {
+            name: "t".into(),
+            count: i32::MAX,
+            ..Default::default()
+        }],
+        timeout_ms: 1000,
+        ..Default::default()
+    }
+    .encode(&mut body, 0)
+    .expect("body");
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    cluster.handle_input(conn, now, &frame);
+    let out = cluster.poll_transmit(conn).expect("an answer");
+    let mut resp = out.slice(4..);
+    ResponseHeader::decode(&mut resp, 0).expect("header");
+    let resp = CreatePartitionsResponse::decode(&mut resp, 0).expect("body");
+    assert_eq!(resp.results[0].error_code, 37, "INVALID_PARTITIONS");
+}

@@ -587,6 +587,9 @@ fn run_sim(u: &mut Unstructured<'_>) -> ArbResult<Result<bool, CheckFailure>> {
                 } else if let Some(entry) = ALL_MESSAGES.iter().find(|e| e.name == name)
                     && let Some(body) = (entry.arbitrary_encoding)(u, version)
                 {
+                    if asks_for_huge_topic(api, version, &body) {
+                        continue;
+                    }
                     frame.extend_from_slice(&body);
                 }
                 client.to_sim.extend_from_slice(&framed(&frame));
@@ -652,6 +655,25 @@ fn run_sim(u: &mut Unstructured<'_>) -> ArbResult<Result<bool, CheckFailure>> {
         clients.retain(|c| !c.closed);
     }
     Ok(Ok(answered))
+}
+
+/// KNOWN DEFECT, reported and not yet fixed: the sim creates every partition a
+/// CreateTopics or CreatePartitions request asks for, so a count near `i32::MAX`
+/// aborts the process allocating them (`tests/fuzz_corpus.rs`,
+/// `regress_sim_create_partitions_count`). Such requests are not sent, so the
+/// fuzzer can look past it; remove this filter once the sim caps the count.
+#[cfg(feature = "sim")]
+fn asks_for_huge_topic(api: ApiKey, version: i16, body: &[u8]) -> bool {
+    use crate::messages::{CreatePartitionsRequest, CreateTopicsRequest};
+    const MOST: i32 = 1024;
+    let mut b = Bytes::copy_from_slice(body);
+    match api {
+        ApiKey::CreateTopics => CreateTopicsRequest::decode(&mut b, version)
+            .is_ok_and(|r| r.topics.iter().any(|t| t.num_partitions > MOST)),
+        ApiKey::CreatePartitions => CreatePartitionsRequest::decode(&mut b, version)
+            .is_ok_and(|r| r.topics.iter().any(|t| t.count > MOST)),
+        _ => false,
+    }
 }
 
 /// A Produce body carrying a real record batch, so the sim's log is reached.
