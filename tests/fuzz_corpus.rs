@@ -663,3 +663,59 @@ fn regress_sim_create_partitions_count() {
     let resp = CreatePartitionsResponse::decode(&mut resp, 0).expect("body");
     assert_eq!(resp.results[0].error_code, 37, "INVALID_PARTITIONS");
 }
+
+/// Found while checking what the `records` target's counting allocator cannot see
+/// (allocations in zstd's C code): a 10-byte zstd frame declaring a 128 MiB window
+/// made zstd reserve it (VmPeak grew 64 MiB) before reading any data, whatever
+/// `max_decompressed_bytes` said. The window is now capped by the limit (at least
+/// 8 MiB, at most zstd's default 128 MiB), so such a frame is refused while a frame
+/// with an 8 MiB window and a small body still decodes.
+#[cfg(feature = "zstd")]
+#[test]
+fn regress_zstd_window_bounded_by_limit() {
+    use kafka_sansio::records::*;
+    fn batch_with_zstd_window(exponent: u8) -> bytes::Bytes {
+        // zstd frame: magic, no content size, window descriptor 2^(10 + exponent),
+        // then one last raw block holding a minimal record (null key and value).
+        let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, exponent << 3];
+        frame.extend_from_slice(&[(7 << 3) | 1, 0, 0]);
+        frame.extend_from_slice(&[12, 0, 0, 0, 1, 1, 0]);
+        let mut raw = vec![0u8; 61];
+        raw[16] = 2;
+        raw[22] = 4;
+        raw[57..61].copy_from_slice(&1i32.to_be_bytes());
+        raw.extend_from_slice(&frame);
+        let len = (raw.len() - 12) as i32;
+        raw[8..12].copy_from_slice(&len.to_be_bytes());
+        let crc = crc32c::crc32c(&raw[21..]);
+        raw[17..21].copy_from_slice(&crc.to_be_bytes());
+        bytes::Bytes::from(raw)
+    }
+    let opts = DecodeOptions {
+        max_decompressed_bytes: 256 * 1024,
+        ..DecodeOptions::default()
+    };
+    let decode = |exponent| {
+        let batch = BatchReader::new(batch_with_zstd_window(exponent), opts)
+            .next()
+            .expect("one batch")
+            .expect("batch header");
+        batch.records(&opts).map(|r| r.count())
+    };
+    assert_eq!(decode(13).expect("an 8 MiB window decodes"), 1);
+    let refused = decode(17).expect_err("a 128 MiB window for a 256 KiB limit");
+    assert!(
+        matches!(
+            refused.kind,
+            RecordsErrorKind::Decompress { codec: "zstd", .. }
+        ),
+        "{refused:?}"
+    );
+    // With the default limit (100 MiB) zstd's own cap is unchanged.
+    let default = DecodeOptions::default();
+    let batch = BatchReader::new(batch_with_zstd_window(17), default)
+        .next()
+        .expect("one batch")
+        .expect("batch header");
+    assert_eq!(batch.records(&default).map(|r| r.count()).ok(), Some(1));
+}
