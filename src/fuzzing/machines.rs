@@ -207,7 +207,6 @@ fn answer(u: &mut Unstructured<'_>, id: i32, api: ApiKey, version: i16) -> ArbRe
                     .filter(|_| choice != 1)
                     .map(Into::into)
                     .collect(),
-                ..Default::default()
             };
             let _ = body.encode(&mut out, version);
         }
