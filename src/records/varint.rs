@@ -82,7 +82,7 @@ pub(crate) fn zigzag64(v: i64) -> u64 {
 #[inline(always)]
 pub(crate) fn uvarint_len(v: u64) -> usize {
     let bits = 64 - (v | 1).leading_zeros() as usize;
-    (bits + 6) / 7
+    bits.div_ceil(7)
 }
 
 /// Writes the unsigned varint `v` into `out` at `pos`, returning the new position.
