@@ -719,3 +719,28 @@ fn regress_zstd_window_bounded_by_limit() {
         .expect("batch header");
     assert_eq!(batch.records(&default).map(|r| r.count()).ok(), Some(1));
 }
+
+/// Not a check: prints, per target, the largest heap held for any corpus input
+/// against that input's length, to see how much room each bound leaves
+/// (`cargo test --all-features --test fuzz_corpus -- --ignored allocation_report --nocapture`).
+#[test]
+#[ignore = "a report, not a check"]
+fn allocation_report() {
+    for target in TARGETS {
+        let mut worst = (0.0f64, 0usize, 0usize, String::new());
+        let mut largest = 0;
+        for file in corpus_files(target.name) {
+            let data = fs::read(&file).expect("corpus file");
+            let (_, peak) = alloc::peak_during(|| (target.run)(&data));
+            largest = largest.max(peak);
+            let over = peak as f64 / data.len().max(1) as f64;
+            if over >= worst.0 {
+                worst = (over, peak, data.len(), file.display().to_string());
+            }
+        }
+        eprintln!(
+            "{}: largest peak {largest} B; largest peak / len = {:.1} ({} B for {} B, {})",
+            target.name, worst.0, worst.1, worst.2, worst.3
+        );
+    }
+}
