@@ -67,7 +67,7 @@ case "$cmd" in
       # shellcheck disable=SC2086
       fuzz run "$t" "$root/fuzz/corpus/$t" "$root/corpus/$t" -- \
         -max_total_time="$secs" -timeout=10 -print_final_stats=1 ${FUZZ_ARGS:-} 2>&1 |
-        grep -E '^(#[0-9]+ *(DONE|INITED)|stat::|==[0-9]+==|SUMMARY|thread|Failing input|.*panicked|Done)' || true
+        grep -E '^(#[0-9]+[[:space:]]*(DONE|INITED)|stat::|==[0-9]+==|SUMMARY|thread|Failing input|.*panicked|Done)' || true
       if [ -n "$(ls -A "fuzz/artifacts/$t" 2>/dev/null)" ]; then
         echo "crash in $t: fuzz/artifacts/$t/" >&2
         exit 1
