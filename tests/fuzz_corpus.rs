@@ -64,8 +64,10 @@ fn every_corpus_input_passes_its_target() {
                 Err(e) => failures.push(format!("{}: {e}", file.display())),
             }
         }
-        // A corpus the decoder rejects entirely would only fuzz the first error path.
-        if accepted * 4 < files.len() {
+        // A corpus the decoder rejects entirely would only fuzz error paths. Minimized
+        // corpora keep many inputs for the error paths they reach, so the bar is low:
+        // one input in twenty gets through.
+        if accepted == 0 || accepted * 20 < files.len() {
             failures.push(format!(
                 "corpus/{}: only {accepted} of {} inputs decode",
                 target.name,
