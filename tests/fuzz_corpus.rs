@@ -3,7 +3,8 @@
 //! a regression of any crash the fuzzers ever found fails `cargo test`.
 //!
 //! `cargo test --all-features --test fuzz_corpus -- --ignored write_seeds` writes
-//! fresh seeds (real-peer snapshots, record fixtures, encodings of arbitrary values)
+//! fresh seeds (real-peer snapshots, traffic with the simulated cluster, record
+//! fixtures, encodings of arbitrary values)
 //! to `target/fuzz-seeds/<target>/`; `scripts/fuzz.sh seed` minimizes them into
 //! `corpus/`.
 #![cfg(feature = "arbitrary")]
@@ -268,7 +269,7 @@ mod seeds {
         }
     }
 
-    fn records_in_request(key: i16, version: i16, bytes: &[u8], name: &str, out: &mut Seeds) {
+    pub fn records_in_request(key: i16, version: i16, bytes: &[u8], name: &str, out: &mut Seeds) {
         if key != 0 {
             return;
         }
@@ -289,7 +290,7 @@ mod seeds {
         }
     }
 
-    fn records_in_response(key: i16, version: i16, bytes: &[u8], name: &str, out: &mut Seeds) {
+    pub fn records_in_response(key: i16, version: i16, bytes: &[u8], name: &str, out: &mut Seeds) {
         if key != 1 {
             return;
         }
@@ -489,6 +490,179 @@ mod seeds {
         }
     }
 
+    /// Traffic between our [`Connection`] and the simulated cluster: every request
+    /// and response frame (the response prefixed with its API key and version), and
+    /// the records inside Produce requests and Fetch responses.
+    #[cfg(feature = "sim")]
+    pub fn simulation(out: &mut Seeds) {
+        use kafka_sansio::connection::{Config, Connection, RequestOptions};
+        use kafka_sansio::messages::fetch_request::{FetchPartition, FetchTopic};
+        use kafka_sansio::messages::list_offsets_request::{
+            ListOffsetsPartition, ListOffsetsTopic,
+        };
+        use kafka_sansio::messages::produce_request::{PartitionProduceData, TopicProduceData};
+        use kafka_sansio::messages::{
+            FetchRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest,
+            ProduceRequest,
+        };
+        use kafka_sansio::sim::{Cluster, ClusterConfig};
+        use std::collections::BTreeMap;
+        use std::time::Duration;
+
+        #[allow(clippy::disallowed_methods)]
+        let mut now = std::time::Instant::now();
+        let mut cluster = Cluster::new(ClusterConfig::default(), now);
+        let topic_id = cluster.create_topic("t", 1, 1).expect("topic");
+        let server = cluster.connect(0, now).expect("connect");
+        let mut conn = Connection::new(Config::new("sim-seed"), now);
+        let mut versions: BTreeMap<i32, (i16, i16)> = BTreeMap::new();
+        let mut n = 0;
+        let mut pump = |conn: &mut Connection,
+                        cluster: &mut Cluster,
+                        now: std::time::Instant,
+                        out: &mut Seeds| {
+            for _ in 0..8 {
+                while let Some(bytes) = conn.poll_transmit() {
+                    let mut rest = &bytes[..];
+                    while rest.len() >= 4 {
+                        let len = i32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+                        let frame = &rest[4..4 + len];
+                        let key = i16::from_be_bytes([frame[0], frame[1]]);
+                        let version = i16::from_be_bytes([frame[2], frame[3]]);
+                        let id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+                        versions.insert(id, (key, version));
+                        n += 1;
+                        let name = format!("sim-{n:03}-{key}-v{version}-request");
+                        super::seeds::records_in_request(key, version, frame, &name, out);
+                        out.push(("request", name, frame.to_vec()));
+                        rest = &rest[4 + len..];
+                    }
+                    cluster.handle_input(server, now, &bytes);
+                }
+                cluster.handle_timeout(now);
+                let mut any = false;
+                while let Some(bytes) = cluster.poll_transmit(server) {
+                    any = true;
+                    let mut rest = &bytes[..];
+                    while rest.len() >= 4 {
+                        let len = i32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+                        let frame = &rest[4..4 + len];
+                        let id = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
+                        if let Some(&(key, version)) = versions.get(&id) {
+                            n += 1;
+                            let name = format!("sim-{n:03}-{key}-v{version}-response");
+                            super::seeds::records_in_response(key, version, frame, &name, out);
+                            let mut seed = key.to_be_bytes().to_vec();
+                            seed.extend_from_slice(&version.to_be_bytes());
+                            seed.extend_from_slice(frame);
+                            out.push(("response", name, seed));
+                        }
+                        rest = &rest[4 + len..];
+                    }
+                    conn.handle_input(now, &bytes);
+                }
+                while conn.poll_event().is_some() {}
+                if !any {
+                    break;
+                }
+            }
+        };
+        pump(&mut conn, &mut cluster, now, out);
+        let _ = conn.send(now, MetadataRequest::default());
+        let _ = conn.send(
+            now,
+            InitProducerIdRequest {
+                transaction_timeout_ms: 1000,
+                producer_id: -1,
+                producer_epoch: -1,
+                ..Default::default()
+            },
+        );
+        pump(&mut conn, &mut cluster, now, out);
+        for (i, max) in [3i16, 7, 9, 11, 20].into_iter().enumerate() {
+            let mut batch = BytesMut::new();
+            let config = BatchConfig {
+                base_offset: 0,
+                compression: [
+                    Compression::None,
+                    Compression::Gzip,
+                    Compression::Lz4,
+                    Compression::Snappy,
+                    Compression::Zstd,
+                ][i],
+                ..BatchConfig::default()
+            };
+            let mut b = BatchBuilder::new(&mut batch, &config);
+            let header = [NewHeader::new("sim", Some(b"1"))];
+            b.append(
+                &NewRecord::new(1000 + i as i64)
+                    .key(b"k")
+                    .value(b"sim value")
+                    .headers(&header),
+            )
+            .expect("append");
+            b.append(&NewRecord::new(1001 + i as i64).value(b"second"))
+                .expect("append");
+            b.finish().expect("finish");
+            let produce = ProduceRequest {
+                acks: -1,
+                timeout_ms: 1000,
+                topic_data: vec![TopicProduceData {
+                    name: "t".into(),
+                    partition_data: vec![PartitionProduceData {
+                        index: 0,
+                        records: Some(batch.freeze()),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            let _ = conn.send_with(now, produce, RequestOptions::max_version(max));
+            pump(&mut conn, &mut cluster, now, out);
+        }
+        now += Duration::from_secs(1);
+        pump(&mut conn, &mut cluster, now, out);
+        for max in [4i16, 11, 12, 17] {
+            let fetch = FetchRequest {
+                max_wait_ms: 10,
+                min_bytes: 1,
+                max_bytes: 1 << 20,
+                topics: vec![FetchTopic {
+                    topic: "t".into(),
+                    topic_id,
+                    partitions: vec![FetchPartition {
+                        partition: 0,
+                        fetch_offset: 0,
+                        partition_max_bytes: 1 << 20,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            let _ = conn.send_with(now, fetch, RequestOptions::max_version(max));
+            pump(&mut conn, &mut cluster, now, out);
+            now += Duration::from_millis(20);
+            pump(&mut conn, &mut cluster, now, out);
+        }
+        let list = ListOffsetsRequest {
+            replica_id: -1,
+            topics: vec![ListOffsetsTopic {
+                name: "t".into(),
+                partitions: vec![ListOffsetsPartition {
+                    partition_index: 0,
+                    timestamp: -1,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let _ = conn.send(now, list);
+        pump(&mut conn, &mut cluster, now, out);
+    }
+
     pub fn consumer_offsets(rng: &mut Rng, out: &mut Seeds) {
         coordinator_pair::<
             ConsumerGroupCurrentMemberAssignmentKey,
@@ -550,6 +724,8 @@ fn write_seeds() {
     seeds::messages(&mut rng, &mut all);
     seeds::consumer_offsets(&mut rng, &mut all);
     seeds::scripts(&mut rng, &mut all);
+    #[cfg(feature = "sim")]
+    seeds::simulation(&mut all);
     let out = std::env::var_os("FUZZ_SEEDS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target/fuzz-seeds"));
