@@ -194,7 +194,7 @@ impl RecordBatch {
     /// let batch = reader.next().expect("one batch")?.into_v2().expect("v2");
     /// for record in batch.records(&opts)? {
     ///     let record = record?;
-    ///     assert_eq!(record.value.as_deref(), Some(&b"hello"[..]));
+    ///     assert_eq!(record.value(), Some(&b"hello"[..]));
     /// }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -257,8 +257,13 @@ fn count_error(count: i32, bytes: usize, position: usize) -> RecordsError {
     )
 }
 
-/// A record decoded from a batch. Key, value and header values are slices of the
-/// buffer the batch was read from (or of its decompressed records), never copies.
+/// A record decoded from a batch: a view into its bytes, which are a slice of the
+/// buffer the batch was read from (or of its decompressed records), never a copy.
+///
+/// Key, value and headers are read as borrowed slices ([`Record::key`],
+/// [`Record::value`], [`Record::headers`]) at no cost, or taken as owned
+/// [`Bytes`] slices of the same buffer ([`Record::key_bytes`],
+/// [`Record::value_bytes`], [`Header::value_bytes`]) without copying.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     /// Absolute offset: the batch's base offset plus the record's offset delta.
@@ -266,70 +271,153 @@ pub struct Record {
     /// Absolute timestamp in milliseconds (the batch's max timestamp when the batch
     /// uses log-append time).
     pub timestamp: i64,
-    /// The key, `None` when null.
-    pub key: Option<Bytes>,
-    /// The value, `None` when null (a tombstone in a compacted topic).
-    pub value: Option<Bytes>,
-    /// The headers, in order, duplicates kept.
-    pub headers: Headers,
-}
-
-/// The headers of a record, parsed lazily from their already-validated bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Headers {
     data: Bytes,
-    count: u32,
+    key: Span,
+    value: Span,
+    headers_start: u32,
+    header_count: u32,
 }
 
-impl Headers {
+/// Where a nullable field sits in a record's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    start: u32,
+    /// Length, or `u32::MAX` for null.
+    len: u32,
+}
+
+impl Span {
+    pub(crate) const NULL: Span = Span {
+        start: 0,
+        len: u32::MAX,
+    };
+
+    #[inline(always)]
+    pub(crate) fn new(range: Option<(usize, usize)>) -> Self {
+        match range {
+            None => Self::NULL,
+            Some((s, e)) => Span {
+                start: s as u32,
+                len: (e - s) as u32,
+            },
+        }
+    }
+
+    #[inline(always)]
+    fn get(self, data: &[u8]) -> Option<&[u8]> {
+        if self.len == u32::MAX {
+            return None;
+        }
+        let start = self.start as usize;
+        data.get(start..start + self.len as usize)
+    }
+
+    #[inline(always)]
+    fn bytes(self, data: &Bytes) -> Option<Bytes> {
+        if self.len == u32::MAX {
+            return None;
+        }
+        let start = self.start as usize;
+        let end = start + self.len as usize;
+        (end <= data.len()).then(|| data.slice(start..end))
+    }
+}
+
+impl Record {
+    /// A record over `data` whose key and value sit at the given spans and which has
+    /// no headers (legacy messages).
+    pub(crate) fn without_headers(
+        offset: i64,
+        timestamp: i64,
+        data: Bytes,
+        key: Span,
+        value: Span,
+    ) -> Self {
+        Self {
+            offset,
+            timestamp,
+            data,
+            key,
+            value,
+            headers_start: 0,
+            header_count: 0,
+        }
+    }
+
+    /// The key, `None` when null.
+    #[inline]
+    #[must_use]
+    pub fn key(&self) -> Option<&[u8]> {
+        self.key.get(&self.data)
+    }
+
+    /// The value, `None` when null (a tombstone in a compacted topic).
+    #[inline]
+    #[must_use]
+    pub fn value(&self) -> Option<&[u8]> {
+        self.value.get(&self.data)
+    }
+
+    /// The key as a [`Bytes`] slice of the fetched buffer (no copy).
+    #[must_use]
+    pub fn key_bytes(&self) -> Option<Bytes> {
+        self.key.bytes(&self.data)
+    }
+
+    /// The value as a [`Bytes`] slice of the fetched buffer (no copy).
+    #[must_use]
+    pub fn value_bytes(&self) -> Option<Bytes> {
+        self.value.bytes(&self.data)
+    }
+
     /// How many headers the record carries.
     #[must_use]
-    pub fn len(&self) -> usize {
-        self.count as usize
+    pub fn header_count(&self) -> usize {
+        self.header_count as usize
     }
 
-    /// Whether the record carries no headers.
+    /// The headers in order; duplicate keys are kept, null values are `None`.
+    #[inline]
     #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// The headers in order; keys may repeat.
-    #[must_use]
-    pub fn iter(&self) -> HeaderIter<'_> {
+    pub fn headers(&self) -> HeaderIter<'_> {
         HeaderIter {
             data: &self.data,
-            pos: 0,
-            remaining: self.count,
+            pos: self.headers_start as usize,
+            remaining: self.header_count,
         }
     }
 }
 
-impl<'a> IntoIterator for &'a Headers {
-    type Item = Header;
-    type IntoIter = HeaderIter<'a>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.iter()
-    }
-}
-
-/// One record header.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Header {
+/// One record header, borrowed from its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header<'a> {
     /// The key; Kafka says UTF-8, see [`Header::key_str`].
-    pub key: Bytes,
+    pub key: &'a [u8],
     /// The value, `None` when null.
-    pub value: Option<Bytes>,
+    pub value: Option<&'a [u8]>,
+    record: &'a Bytes,
 }
 
-impl Header {
+impl Header<'_> {
     /// The key as a string, if it is UTF-8 as Kafka requires.
     pub fn key_str(&self) -> Result<&str, std::str::Utf8Error> {
-        std::str::from_utf8(&self.key)
+        std::str::from_utf8(self.key)
+    }
+
+    /// The key as a [`Bytes`] slice of the fetched buffer (no copy).
+    #[must_use]
+    pub fn key_bytes(&self) -> Bytes {
+        self.record.slice_ref(self.key)
+    }
+
+    /// The value as a [`Bytes`] slice of the fetched buffer (no copy).
+    #[must_use]
+    pub fn value_bytes(&self) -> Option<Bytes> {
+        self.value.map(|v| self.record.slice_ref(v))
     }
 }
 
-/// Iterator over a record's [`Headers`].
+/// Iterator over a record's headers.
 #[derive(Debug, Clone)]
 pub struct HeaderIter<'a> {
     data: &'a Bytes,
@@ -337,39 +425,33 @@ pub struct HeaderIter<'a> {
     remaining: u32,
 }
 
-impl Iterator for HeaderIter<'_> {
-    type Item = Header;
+impl<'a> Iterator for HeaderIter<'a> {
+    type Item = Header<'a>;
 
     #[inline]
-    fn next(&mut self) -> Option<Header> {
+    fn next(&mut self) -> Option<Header<'a>> {
         if self.remaining == 0 {
             return None;
         }
         self.remaining -= 1;
         // The record parser already walked these bytes, so a failure here would be a
         // bug; it ends the iteration instead of panicking.
-        let d: &[u8] = self.data;
+        let d: &'a [u8] = self.data;
         let klen = usize::try_from(read_varint(d, &mut self.pos).ok()?).ok()?;
-        let kstart = self.pos;
-        if klen > d.len() - kstart {
-            return None;
-        }
+        let key = d.get(self.pos..self.pos + klen)?;
         self.pos += klen;
         let vlen = read_varint(d, &mut self.pos).ok()?;
-        let vstart = self.pos;
         let value = if vlen < 0 {
             None
         } else {
-            let vlen = vlen as usize;
-            if vlen > d.len() - vstart {
-                return None;
-            }
-            self.pos += vlen;
-            Some(self.data.slice(vstart..vstart + vlen))
+            let v = d.get(self.pos..self.pos + vlen as usize)?;
+            self.pos += vlen as usize;
+            Some(v)
         };
         Some(Header {
-            key: self.data.slice(kstart..kstart + klen),
+            key,
             value,
+            record: self.data,
         })
     }
 
@@ -452,8 +534,48 @@ impl Records {
         Ok(Some((start, start + len)))
     }
 
-    #[inline]
+    /// Parses the next record, first optimistically with no error bookkeeping, then,
+    /// only if that fails, again with full diagnostics to say what and where.
+    #[inline(always)]
     fn parse(&mut self) -> Result<Record, RecordsError> {
+        let all: &[u8] = &self.data;
+        let start = self.pos;
+        let Some(f) = fast_record(all, start) else {
+            return Err(self.parse_checked().err().unwrap_or_else(|| {
+                RecordsError::new(
+                    "Record",
+                    start,
+                    RecordsErrorKind::InvalidControlRecord("internal: parsers disagree"),
+                )
+            }));
+        };
+        self.pos = f.end;
+        let rel = |span: (usize, usize)| {
+            if span.1 == usize::MAX {
+                Span::NULL
+            } else {
+                Span::new(Some((span.0 - start, span.1 - start)))
+            }
+        };
+        Ok(Record {
+            offset: self.base_offset.wrapping_add(i64::from(f.offset_delta)),
+            timestamp: match self.log_append_time {
+                Some(ts) => ts,
+                None => self.base_timestamp.wrapping_add(f.ts_delta),
+            },
+            data: self.data.slice(start..f.end),
+            key: rel(f.key),
+            value: rel(f.value),
+            headers_start: (f.headers_start - start) as u32,
+            header_count: f.header_count,
+        })
+    }
+
+    /// The diagnosing parser: the same grammar as [`fast_record`], reporting the
+    /// failing field and position.
+    #[cold]
+    #[inline(never)]
+    fn parse_checked(&mut self) -> Result<Record, RecordsError> {
         let all: &[u8] = &self.data;
         let mut pos = self.pos;
         let start = pos;
@@ -523,25 +645,94 @@ impl Records {
             ));
         }
         self.pos = end;
-        let headers = if header_count == 0 {
-            Headers::default()
-        } else {
-            Headers {
-                data: self.data.slice(headers_start..end),
-                count: header_count as u32,
-            }
-        };
+        // One slice per record; key, value and headers are spans inside it.
+        let rel = |r: Option<(usize, usize)>| Span::new(r.map(|(s, e)| (s - start, e - start)));
         Ok(Record {
             offset: self.base_offset.wrapping_add(i64::from(offset_delta)),
             timestamp: match self.log_append_time {
                 Some(ts) => ts,
                 None => self.base_timestamp.wrapping_add(ts_delta),
             },
-            key: key.map(|(s, e)| self.data.slice(s..e)),
-            value: value.map(|(s, e)| self.data.slice(s..e)),
-            headers,
+            data: self.data.slice(start..end),
+            key: rel(key),
+            value: rel(value),
+            headers_start: (headers_start - start) as u32,
+            header_count: header_count as u32,
         })
     }
+}
+
+/// The fields of a record found by [`fast_record`]; spans are absolute positions,
+/// `(_, usize::MAX)` for null.
+struct FastRecord {
+    end: usize,
+    ts_delta: i64,
+    offset_delta: i32,
+    key: (usize, usize),
+    value: (usize, usize),
+    headers_start: usize,
+    header_count: u32,
+}
+
+/// Skips a nullable length-prefixed field, returning its span.
+#[inline(always)]
+fn fast_nullable(d: &[u8], pos: &mut usize) -> Option<(usize, usize)> {
+    let len = read_varint(d, pos).ok()?;
+    let start = *pos;
+    if len >= 0 {
+        let end = start + len as usize;
+        if end > d.len() {
+            return None;
+        }
+        *pos = end;
+        Some((start, end))
+    } else if len == -1 {
+        Some((0, usize::MAX))
+    } else {
+        None
+    }
+}
+
+/// Parses one record at `start` of `all`, or `None` if anything is wrong with it.
+#[inline(always)]
+fn fast_record(all: &[u8], start: usize) -> Option<FastRecord> {
+    let mut pos = start;
+    let len = read_varint(all, &mut pos).ok()?;
+    if len < 0 {
+        return None;
+    }
+    let end = pos + len as usize;
+    let d = all.get(..end)?;
+    pos += 1; // attributes: unused in v2
+    let ts_delta = read_varlong(d, &mut pos).ok()?;
+    let offset_delta = read_varint(d, &mut pos).ok()?;
+    let key = fast_nullable(d, &mut pos)?;
+    let value = fast_nullable(d, &mut pos)?;
+    let header_count = read_varint(d, &mut pos).ok()?;
+    if header_count < 0 {
+        return None;
+    }
+    let headers_start = pos;
+    // Each header takes at least two bytes, so a lying count fails within the bytes.
+    for _ in 0..header_count {
+        let k = fast_nullable(d, &mut pos)?;
+        if k.1 == usize::MAX {
+            return None;
+        }
+        fast_nullable(d, &mut pos)?;
+    }
+    if pos != end {
+        return None;
+    }
+    Some(FastRecord {
+        end,
+        ts_delta,
+        offset_delta,
+        key,
+        value,
+        headers_start,
+        header_count: header_count as u32,
+    })
 }
 
 impl Iterator for Records {

@@ -274,36 +274,23 @@ impl<'a> BatchBuilder<'a> {
                 }
             });
         }
-        self.buf.reserve(total);
-        // Length, attributes, timestamp delta, offset delta and key length fit in 26
-        // bytes; assemble them on the stack and copy once.
-        let mut head = [0u8; 32];
-        let mut n = put_uvarint(&mut head, 0, zigzag32(body as i32));
+        // Grow the buffer by exactly the record and write into that window: one
+        // capacity check per record instead of one per field.
+        let at = self.buf.len();
+        self.buf.resize(at + total, 0);
+        let out = &mut self.buf[at..];
+        let mut n = put_uvarint(out, 0, zigzag32(body as i32));
         n += 1; // attributes = 0
-        n = put_uvarint(&mut head, n, ts_delta);
-        n = put_uvarint(&mut head, n, off_delta);
-        n = put_nullable_len(&mut head, n, record.key);
-        self.buf.extend_from_slice(&head[..n]);
-        if let Some(k) = record.key {
-            self.buf.extend_from_slice(k);
-        }
-        let n = put_nullable_len(&mut head, 0, record.value);
-        self.buf.extend_from_slice(&head[..n]);
-        if let Some(v) = record.value {
-            self.buf.extend_from_slice(v);
-        }
-        let n = put_uvarint(&mut head, 0, zigzag32(record.headers.len() as i32));
-        self.buf.extend_from_slice(&head[..n]);
+        n = put_uvarint(out, n, ts_delta);
+        n = put_uvarint(out, n, off_delta);
+        n = put_nullable(out, n, record.key);
+        n = put_nullable(out, n, record.value);
+        n = put_uvarint(out, n, zigzag32(record.headers.len() as i32));
         for h in record.headers {
-            let n = put_nullable_len(&mut head, 0, Some(h.key.as_bytes()));
-            self.buf.extend_from_slice(&head[..n]);
-            self.buf.extend_from_slice(h.key.as_bytes());
-            let n = put_nullable_len(&mut head, 0, h.value);
-            self.buf.extend_from_slice(&head[..n]);
-            if let Some(v) = h.value {
-                self.buf.extend_from_slice(v);
-            }
+            n = put_nullable(out, n, Some(h.key.as_bytes()));
+            n = put_nullable(out, n, h.value);
         }
+        debug_assert_eq!(n, total);
         if self.count == 0 {
             self.first_timestamp = record.timestamp;
             self.max_timestamp = record.timestamp;
@@ -390,10 +377,19 @@ fn nullable_len(field: Option<&[u8]>, name: &'static str) -> Result<usize, Appen
     }
 }
 
+/// Writes a nullable length-prefixed field into `out` at `pos`; `out` was sized
+/// from the same lengths, so the copy always fits (a mismatch would only skip bytes).
 #[inline(always)]
-fn put_nullable_len(out: &mut [u8], pos: usize, field: Option<&[u8]>) -> usize {
+fn put_nullable(out: &mut [u8], pos: usize, field: Option<&[u8]>) -> usize {
     match field {
         None => put_uvarint(out, pos, 1), // zig-zag of -1
-        Some(b) => put_uvarint(out, pos, zigzag32(b.len() as i32)),
+        Some(b) => {
+            let pos = put_uvarint(out, pos, zigzag32(b.len() as i32));
+            let end = pos + b.len();
+            if let Some(dst) = out.get_mut(pos..end) {
+                dst.copy_from_slice(b);
+            }
+            end
+        }
     }
 }

@@ -7,7 +7,7 @@
 use bytes::Bytes;
 
 use super::DecodeOptions;
-use super::batch::{Headers, LOG_OVERHEAD, Record};
+use super::batch::{LOG_OVERHEAD, Record, Span};
 use super::compression::{self, Compression};
 use super::error::{RecordsError, RecordsErrorKind};
 
@@ -40,6 +40,10 @@ pub struct LegacyMessage {
     pub value: Option<Bytes>,
     /// Byte offset of the message in the buffer it was read from.
     pub position: usize,
+    /// The whole message, and where key and value sit in it.
+    entry: Bytes,
+    key_span: Span,
+    value_span: Span,
 }
 
 impl LegacyMessage {
@@ -89,28 +93,29 @@ impl LegacyMessage {
         } else {
             None
         };
-        let mut bytes_field = |field: &'static str| -> Result<Option<Bytes>, RecordsError> {
-            let raw = d.get(pos..pos + 4).ok_or_else(|| eof(field, pos, 4))?;
-            let len = i32::from_be_bytes(raw.try_into().unwrap_or([0; 4]));
-            pos += 4;
-            if len == -1 {
-                return Ok(None);
-            }
-            if len < 0 {
-                return Err(RecordsError::new(
-                    field,
-                    position + pos - 4,
-                    RecordsErrorKind::NegativeLength(i64::from(len)),
-                ));
-            }
-            let len = len as usize;
-            if len > d.len() - pos {
-                return Err(eof(field, pos, len));
-            }
-            let out = entry.slice(pos..pos + len);
-            pos += len;
-            Ok(Some(out))
-        };
+        let mut bytes_field =
+            |field: &'static str| -> Result<Option<(usize, usize)>, RecordsError> {
+                let raw = d.get(pos..pos + 4).ok_or_else(|| eof(field, pos, 4))?;
+                let len = i32::from_be_bytes(raw.try_into().unwrap_or([0; 4]));
+                pos += 4;
+                if len == -1 {
+                    return Ok(None);
+                }
+                if len < 0 {
+                    return Err(RecordsError::new(
+                        field,
+                        position + pos - 4,
+                        RecordsErrorKind::NegativeLength(i64::from(len)),
+                    ));
+                }
+                let len = len as usize;
+                if len > d.len() - pos {
+                    return Err(eof(field, pos, len));
+                }
+                let out = (pos, pos + len);
+                pos += len;
+                Ok(Some(out))
+            };
         let key = bytes_field("Message.key")?;
         let value = bytes_field("Message.value")?;
         if pos != d.len() {
@@ -129,9 +134,12 @@ impl LegacyMessage {
             attributes,
             timestamp,
             crc,
-            key,
-            value,
+            key: key.map(|(s, e)| entry.slice(s..e)),
+            value: value.map(|(s, e)| entry.slice(s..e)),
             position,
+            entry: entry.clone(),
+            key_span: Span::new(key),
+            value_span: Span::new(value),
         })
     }
 
@@ -141,13 +149,13 @@ impl LegacyMessage {
     }
 
     fn plain_record(&self, offset: i64, timestamp: i64) -> Record {
-        Record {
+        Record::without_headers(
             offset,
             timestamp,
-            key: self.key.clone(),
-            value: self.value.clone(),
-            headers: Headers::default(),
-        }
+            self.entry.clone(),
+            self.key_span,
+            self.value_span,
+        )
     }
 
     /// The records this message holds: itself if uncompressed, otherwise its inner
