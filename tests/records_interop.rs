@@ -13,15 +13,16 @@ use kafka_sansio::records::*;
 
 const TS: i64 = 1_600_000_000_000;
 
-/// A sample record set: unique header keys so map-based peers keep them all.
-fn sample(
-    n: usize,
-) -> Vec<(
+/// Timestamp, key, value and headers of one sample record.
+type SampleRecord = (
     i64,
     Option<Vec<u8>>,
     Option<Vec<u8>>,
     Vec<(String, Vec<u8>)>,
-)> {
+);
+
+/// A sample record set: unique header keys so map-based peers keep them all.
+fn sample(n: usize) -> Vec<SampleRecord> {
     (0..n)
         .map(|i| {
             let key = (i % 4 != 3).then(|| format!("key-{i}").into_bytes());

@@ -134,14 +134,7 @@ fn check_batch(
     prop_assert_eq!(h.is_transactional(), config.transactional);
     prop_assert!(!h.is_control());
     prop_assert_eq!(h.timestamp_type(), config.timestamp_type);
-    prop_assert_eq!(
-        h.compression(),
-        Ok(if recs.is_empty() {
-            config.compression
-        } else {
-            config.compression
-        })
-    );
+    prop_assert_eq!(h.compression(), Ok(config.compression));
     prop_assert_eq!(h.record_count as usize, recs.len());
     prop_assert_eq!(h.last_offset_delta as usize, recs.len().saturating_sub(1));
     let max_ts = recs.iter().map(|r| r.timestamp).max().unwrap_or(-1);

@@ -55,11 +55,11 @@ fn read_unsigned(
             *pos = p + 1;
             return Ok(u64::from(b0));
         }
-        if let Some(&b1) = data.get(p + 1) {
-            if b1 < 0x80 {
-                *pos = p + 2;
-                return Ok(u64::from(b0 & 0x7f) | (u64::from(b1) << 7));
-            }
+        if let Some(&b1) = data.get(p + 1)
+            && b1 < 0x80
+        {
+            *pos = p + 2;
+            return Ok(u64::from(b0 & 0x7f) | (u64::from(b1) << 7));
         }
     }
     read_unsigned_slow(data, pos, max_bytes, bits)
