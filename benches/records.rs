@@ -168,19 +168,30 @@ fn our_config(codec: Compression) -> BatchConfig {
     }
 }
 
-fn our_encode(data: &Data, codec: Compression, buf: &mut BytesMut) {
-    buf.clear();
-    let config = our_config(codec);
-    let mut builder = BatchBuilder::new(buf, &config);
-    for i in 0..RECORDS {
-        let headers = [NewHeader::new(HEADER_KEY, Some(data.header_value(i)))];
-        let record = NewRecord {
+/// Our input records, built once like the peers' record structs: borrowed views of
+/// the workload's bytes.
+fn our_records(data: &'static Data) -> Vec<NewRecord<'static>> {
+    let headers: &'static [[NewHeader<'static>; 1]] = Vec::leak(
+        (0..RECORDS)
+            .map(|i| [NewHeader::new(HEADER_KEY, Some(data.header_value(i)))])
+            .collect(),
+    );
+    (0..RECORDS)
+        .map(|i| NewRecord {
             timestamp: TS + i as i64,
             key: Some(data.key(i)),
             value: Some(data.value(i)),
-            headers: &headers,
-        };
-        builder.append(&record).expect("append");
+            headers: &headers[i],
+        })
+        .collect()
+}
+
+fn our_encode(records: &[NewRecord<'_>], codec: Compression, buf: &mut BytesMut) {
+    buf.clear();
+    let config = our_config(codec);
+    let mut builder = BatchBuilder::new(buf, &config);
+    for record in records {
+        builder.append(record).expect("append");
     }
     builder.finish().expect("finish");
 }
@@ -280,7 +291,7 @@ fn rs_batch(data: &Data, codec: Compression) -> rs::RecordBatch {
 /// Everything a case needs, built before measuring.
 struct Prepared {
     case: Case,
-    data: Data,
+    our_records: Vec<NewRecord<'static>>,
     input: Bytes,
     out: BytesMut,
     out_vec: Vec<u8>,
@@ -292,20 +303,21 @@ struct Prepared {
 
 fn prepare(case: Case) -> Prepared {
     let value_len = if case.workload == 1 { 100 } else { 1000 };
-    let data = Data::new(value_len, 0x9E37_79B9_7F4A_7C15);
+    let data: &'static Data = Box::leak(Box::new(Data::new(value_len, 0x9E37_79B9_7F4A_7C15)));
+    let our_records = our_records(data);
     let mut plain = BytesMut::new();
-    our_encode(&data, Compression::None, &mut plain);
+    our_encode(&our_records, Compression::None, &mut plain);
     let mut input = BytesMut::new();
-    our_encode(&data, case.codec, &mut input);
+    our_encode(&our_records, case.codec, &mut input);
     let (kp_records, rs_batch) = match (case.imp, case.op) {
-        (Imp::KafkaProtocol, Op::Encode) => (kp_records(&data), None),
-        (Imp::Rskafka, Op::Encode) => (Vec::new(), Some(rs_batch(&data, case.codec))),
+        (Imp::KafkaProtocol, Op::Encode) => (kp_records(data), None),
+        (Imp::Rskafka, Op::Encode) => (Vec::new(), Some(rs_batch(data, case.codec))),
         _ => (Vec::new(), None),
     };
     Prepared {
         case,
         plain_len: plain.len(),
-        data,
+        our_records,
         input: input.freeze(),
         out: BytesMut::new(),
         out_vec: Vec::new(),
@@ -324,7 +336,7 @@ fn run_once(p: &mut Prepared) -> u64 {
     let case = p.case;
     match (case.imp, case.op) {
         (Imp::Ours, Op::Encode) => {
-            our_encode(&p.data, case.codec, &mut p.out);
+            our_encode(&p.our_records, case.codec, &mut p.out);
             p.out.len() as u64
         }
         (Imp::Ours, Op::Decode) => {

@@ -161,6 +161,10 @@ impl Default for BatchConfig {
 pub struct BatchBuilder<'a> {
     buf: &'a mut BytesMut,
     start: usize,
+    /// Logical end of the batch in `buf`. The buffer itself is grown ahead of it in
+    /// large zeroed steps (so zeroing is paid per step, not per record) and cut
+    /// back to this length by `finish` or on drop.
+    end: usize,
     config: BatchConfig,
     control: bool,
     count: i32,
@@ -175,9 +179,11 @@ impl<'a> BatchBuilder<'a> {
         let start = buf.len();
         buf.reserve(BATCH_HEADER_LEN);
         buf.extend_from_slice(&[0u8; BATCH_HEADER_LEN]);
+        let end = buf.len();
         Self {
             buf,
             start,
+            end,
             config: *config,
             control: false,
             count: 0,
@@ -207,7 +213,7 @@ impl<'a> BatchBuilder<'a> {
     /// The batch's uncompressed size so far, header included.
     #[must_use]
     pub fn size(&self) -> usize {
-        self.buf.len() - self.start
+        self.end - self.start
     }
 
     /// Bytes left under [`BatchConfig::max_batch_bytes`].
@@ -231,13 +237,15 @@ impl<'a> BatchBuilder<'a> {
         };
         let off_delta = zigzag32(self.count);
         let mut body = 1 + uvarint_len(ts_delta) + uvarint_len(off_delta);
-        body += nullable_len(record.key, "Record.key")?;
-        body += nullable_len(record.value, "Record.value")?;
+        body += nullable_len(record.key);
+        body += nullable_len(record.value);
         body += uvarint_len(zigzag32(record.headers.len() as i32));
         for h in record.headers {
-            body += nullable_len(Some(h.key.as_bytes()), "Header.key")?;
-            body += nullable_len(h.value, "Header.value")?;
+            body += nullable_len(Some(h.key.as_bytes()));
+            body += nullable_len(h.value);
         }
+        // Every field is part of the body, so one check covers each field's own
+        // 32-bit length too (a longer field's truncated varint size cannot matter).
         if body > i32::MAX as usize {
             return Err(AppendError::TooLong {
                 field: "Record",
@@ -257,9 +265,63 @@ impl<'a> BatchBuilder<'a> {
         if self.count == i32::MAX {
             return Err(AppendError::TooManyRecords);
         }
-        let (body, ts_delta, off_delta) = self.body_len(record)?;
+        let ts_delta = if self.count == 0 {
+            0
+        } else {
+            zigzag64(record.timestamp.wrapping_sub(self.first_timestamp))
+        };
+        let off_delta = zigzag32(self.count);
+        // One pass when possible: bound the body from the payload sizes alone; if
+        // both bounds need the same length-prefix size and the upper bound fits the
+        // limit, write the fields straight after a prefix of that size, sizing each
+        // varint only as it is written, and fill the prefix in last.
+        let mut payload = field_len(record.key) + field_len(record.value);
+        for h in record.headers {
+            payload += h.key.len() + field_len(h.value);
+        }
+        let headers = record.headers.len();
+        // attributes + timestamp + offset + key/value lengths + header count, then
+        // two lengths per header: at least one byte each, at most 10/5 bytes each.
+        let min_body = payload + 6 + 2 * headers;
+        let max_body = payload
+            .saturating_add(1 + 10 + 5 + 5 + 5 + 5)
+            .saturating_add(headers.saturating_mul(10));
+        let prefix = uvarint_len(zigzag32(min_body as i32));
+        if max_body > i32::MAX as usize
+            || prefix != uvarint_len(zigzag32(max_body as i32))
+            || prefix + max_body > self.config.max_batch_bytes.saturating_sub(self.size())
+        {
+            return self.append_exact(record, ts_delta, off_delta);
+        }
+        let at = self.end;
+        let window = prefix + max_body;
+        if self.buf.len() < at + window {
+            self.grow(at + window);
+        }
+        let Some(out) = self.buf.get_mut(at..at + window) else {
+            return self.append_exact(record, ts_delta, off_delta);
+        };
+        let n = write_body(out, prefix, ts_delta, off_delta, record);
+        put_uvarint(out, 0, zigzag32((n - prefix) as i32));
+        self.end = at + n;
+        self.note_appended(record.timestamp);
+        Ok(())
+    }
+
+    /// The two-pass append: sizes the record exactly first. Used near varint-size
+    /// boundaries and near the byte limit, where the estimate cannot decide.
+    #[cold]
+    #[inline(never)]
+    fn append_exact(
+        &mut self,
+        record: &NewRecord<'_>,
+        ts_delta: u64,
+        off_delta: u64,
+    ) -> Result<(), AppendError> {
+        let (body, _, _) = self.body_len(record)?;
         // The record length is itself a zig-zag varint.
-        let total = uvarint_len(zigzag32(body as i32)) + body;
+        let prefix = uvarint_len(zigzag32(body as i32));
+        let total = prefix + body;
         let size = self.size();
         if total > self.config.max_batch_bytes.saturating_sub(size) {
             return Err(if self.count == 0 {
@@ -274,31 +336,42 @@ impl<'a> BatchBuilder<'a> {
                 }
             });
         }
-        // Grow the buffer by exactly the record and write into that window: one
-        // capacity check per record instead of one per field.
-        let at = self.buf.len();
-        self.buf.resize(at + total, 0);
-        let out = &mut self.buf[at..];
-        let mut n = put_uvarint(out, 0, zigzag32(body as i32));
-        n += 1; // attributes = 0
-        n = put_uvarint(out, n, ts_delta);
-        n = put_uvarint(out, n, off_delta);
-        n = put_nullable(out, n, record.key);
-        n = put_nullable(out, n, record.value);
-        n = put_uvarint(out, n, zigzag32(record.headers.len() as i32));
-        for h in record.headers {
-            n = put_nullable(out, n, Some(h.key.as_bytes()));
-            n = put_nullable(out, n, h.value);
+        let at = self.end;
+        if self.buf.len() < at + total {
+            self.grow(at + total);
         }
+        let Some(out) = self.buf.get_mut(at..at + total) else {
+            return Err(AppendError::TooLong {
+                field: "Record",
+                length: total,
+            });
+        };
+        let n = write_body(out, prefix, ts_delta, off_delta, record);
         debug_assert_eq!(n, total);
+        put_uvarint(out, 0, zigzag32(body as i32));
+        self.end = at + total;
+        self.note_appended(record.timestamp);
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn note_appended(&mut self, timestamp: i64) {
         if self.count == 0 {
-            self.first_timestamp = record.timestamp;
-            self.max_timestamp = record.timestamp;
-        } else if record.timestamp > self.max_timestamp {
-            self.max_timestamp = record.timestamp;
+            self.first_timestamp = timestamp;
+            self.max_timestamp = timestamp;
+        } else if timestamp > self.max_timestamp {
+            self.max_timestamp = timestamp;
         }
         self.count += 1;
-        Ok(())
+    }
+
+    /// Grows the buffer to at least `needed` bytes, a step ahead.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, needed: usize) {
+        const STEP: usize = 64 * 1024;
+        let target = needed.max(self.buf.len().saturating_add(STEP));
+        self.buf.resize(target, 0);
     }
 
     fn attributes(&self) -> i16 {
@@ -319,6 +392,7 @@ impl<'a> BatchBuilder<'a> {
     /// returns the batch's length in bytes. The batch is then complete in the buffer.
     pub fn finish(mut self) -> Result<usize, EncodeError> {
         let start = self.start;
+        self.buf.truncate(self.end);
         let records_at = start + BATCH_HEADER_LEN;
         if self.config.compression != Compression::None && self.count > 0 {
             let mut compressed = BytesMut::with_capacity((self.buf.len() - records_at) / 2 + 64);
@@ -365,15 +439,41 @@ impl Drop for BatchBuilder<'_> {
     }
 }
 
+/// Writes a record's fields after its length prefix (at `pos`), returning the end.
 #[inline(always)]
-fn nullable_len(field: Option<&[u8]>, name: &'static str) -> Result<usize, AppendError> {
+fn write_body(
+    out: &mut [u8],
+    mut n: usize,
+    ts_delta: u64,
+    off_delta: u64,
+    record: &NewRecord<'_>,
+) -> usize {
+    if let Some(slot) = out.get_mut(n) {
+        *slot = 0; // attributes
+    }
+    n += 1;
+    n = put_uvarint(out, n, ts_delta);
+    n = put_uvarint(out, n, off_delta);
+    n = put_nullable(out, n, record.key);
+    n = put_nullable(out, n, record.value);
+    n = put_uvarint(out, n, zigzag32(record.headers.len() as i32));
+    for h in record.headers {
+        n = put_nullable(out, n, Some(h.key.as_bytes()));
+        n = put_nullable(out, n, h.value);
+    }
+    n
+}
+
+#[inline(always)]
+fn field_len(field: Option<&[u8]>) -> usize {
+    field.map_or(0, <[u8]>::len)
+}
+
+#[inline(always)]
+fn nullable_len(field: Option<&[u8]>) -> usize {
     match field {
-        None => Ok(1),
-        Some(b) if b.len() > i32::MAX as usize => Err(AppendError::TooLong {
-            field: name,
-            length: b.len(),
-        }),
-        Some(b) => Ok(uvarint_len(zigzag32(b.len() as i32)) + b.len()),
+        None => 1,
+        Some(b) => uvarint_len(zigzag32(b.len() as i32)) + b.len(),
     }
 }
 

@@ -118,9 +118,9 @@ pub(crate) fn put_uvarint(out: &mut [u8], pos: usize, v: u64) -> usize {
         return pos + 1;
     }
     if v < 0x4000 {
+        let pair = ((v & 0x7f) | 0x80 | ((v >> 7) << 8)) as u16;
         if let Some(slot) = out.get_mut(pos..pos + 2) {
-            slot[0] = (v as u8) | 0x80;
-            slot[1] = (v >> 7) as u8;
+            slot.copy_from_slice(&pair.to_le_bytes());
         }
         return pos + 2;
     }
