@@ -388,8 +388,8 @@ impl Record {
     }
 }
 
-/// One record header, borrowed from its record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One record header, borrowed from its record. Equality compares key and value.
+#[derive(Debug, Clone, Copy)]
 pub struct Header<'a> {
     /// The key; Kafka says UTF-8, see [`Header::key_str`].
     pub key: &'a [u8],
@@ -397,6 +397,14 @@ pub struct Header<'a> {
     pub value: Option<&'a [u8]>,
     record: &'a Bytes,
 }
+
+impl PartialEq for Header<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key && self.value == other.value
+    }
+}
+
+impl Eq for Header<'_> {}
 
 impl Header<'_> {
     /// The key as a string, if it is UTF-8 as Kafka requires.

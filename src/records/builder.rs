@@ -464,6 +464,29 @@ fn write_body(
     n
 }
 
+/// `dst.copy_from_slice(src)` (equal lengths), with short keys and header fields
+/// copied as one or two overlapping word moves instead of a call into `memcpy`.
+#[inline(always)]
+fn copy_small(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if n != dst.len() {
+        return;
+    }
+    if (8..=16).contains(&n) {
+        let head: [u8; 8] = src[..8].try_into().unwrap_or_default();
+        let tail: [u8; 8] = src[n - 8..].try_into().unwrap_or_default();
+        dst[..8].copy_from_slice(&head);
+        dst[n - 8..].copy_from_slice(&tail);
+    } else if (4..8).contains(&n) {
+        let head: [u8; 4] = src[..4].try_into().unwrap_or_default();
+        let tail: [u8; 4] = src[n - 4..].try_into().unwrap_or_default();
+        dst[..4].copy_from_slice(&head);
+        dst[n - 4..].copy_from_slice(&tail);
+    } else {
+        dst.copy_from_slice(src);
+    }
+}
+
 #[inline(always)]
 fn field_len(field: Option<&[u8]>) -> usize {
     field.map_or(0, <[u8]>::len)
@@ -487,7 +510,7 @@ fn put_nullable(out: &mut [u8], pos: usize, field: Option<&[u8]>) -> usize {
             let pos = put_uvarint(out, pos, zigzag32(b.len() as i32));
             let end = pos + b.len();
             if let Some(dst) = out.get_mut(pos..end) {
-                dst.copy_from_slice(b);
+                copy_small(dst, b);
             }
             end
         }
