@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_sansio::records::{
-    BatchBuilder, BatchConfig, BatchReader, Compression, DecodeOptions, NewHeader, NewRecord,
+    Batch, BatchBuilder, BatchConfig, BatchReader, Compression, DecodeOptions, NewHeader, NewRecord,
 };
 
 // ------------------------------------------------------------ counting allocator
@@ -343,8 +343,11 @@ fn run_once(p: &mut Prepared) -> u64 {
             let opts = DecodeOptions::default();
             let mut sum = 0;
             for batch in BatchReader::new(p.input.clone(), opts) {
-                let batch = batch.expect("batch");
-                for record in batch.records(&opts).expect("records") {
+                let Batch::V2(batch) = batch.expect("batch") else {
+                    panic!("v2 only")
+                };
+                let mut records = batch.records(&opts).expect("records");
+                while let Some(record) = records.next_ref() {
                     let r = record.expect("record");
                     sum += touch(r.key(), r.value());
                     for h in r.headers() {

@@ -143,6 +143,24 @@ fn check_batch(
 
     let opts = DecodeOptions::default();
     let decoded: Vec<Record> = batch.records(&opts)?.collect::<Result<_, _>>()?;
+    // The borrowing iterator sees exactly the same records.
+    let mut by_ref = batch.records(&opts)?;
+    let mut i = 0;
+    while let Some(r) = by_ref.next_ref() {
+        let r = r?;
+        let owned = decoded
+            .get(i)
+            .ok_or_else(|| TestCaseError::fail("extra record"))?;
+        prop_assert_eq!(&r.to_record(), owned);
+        prop_assert_eq!(
+            (r.offset, r.timestamp, r.key(), r.value()),
+            (owned.offset, owned.timestamp, owned.key(), owned.value())
+        );
+        prop_assert!(r.headers().eq(owned.headers()));
+        prop_assert_eq!(r.header_count(), owned.header_count());
+        i += 1;
+    }
+    prop_assert_eq!(i, decoded.len());
     prop_assert_eq!(decoded.len(), recs.len());
     for (i, (d, r)) in decoded.iter().zip(recs).enumerate() {
         prop_assert_eq!(d.offset, config.base_offset + i as i64);

@@ -221,6 +221,15 @@ impl RecordBatch {
                     kind,
                 )
             })?;
+            if out.len() >= u32::MAX as usize {
+                return Err(RecordsError::new(
+                    "RecordBatch.records",
+                    self.position + BATCH_HEADER_LEN,
+                    RecordsErrorKind::DecompressedTooLarge {
+                        limit: u32::MAX as usize - 1,
+                    },
+                ));
+            }
             if header.record_count as usize > out.len() / MIN_RECORD_LEN {
                 return Err(count_error(
                     header.record_count,
@@ -545,7 +554,7 @@ impl Records {
     /// Parses the next record, first optimistically with no error bookkeeping, then,
     /// only if that fails, again with full diagnostics to say what and where.
     #[inline(always)]
-    fn parse(&mut self) -> Result<Record, RecordsError> {
+    fn parse(&mut self) -> Result<FastRecord, RecordsError> {
         let all: &[u8] = &self.data;
         let start = self.pos;
         let Some(f) = fast_record(all, start) else {
@@ -558,25 +567,84 @@ impl Records {
             }));
         };
         self.pos = f.end;
-        let rel = |span: (usize, usize)| {
-            if span.1 == usize::MAX {
-                Span::NULL
-            } else {
-                Span::new(Some((span.0 - start, span.1 - start)))
+        Ok(f)
+    }
+
+    /// Steps to the next record: the shared body of `next` and `next_ref`.
+    #[inline(always)]
+    fn step(&mut self) -> Option<Result<FastRecord, RecordsError>> {
+        if self.remaining == 0 {
+            if self.done {
+                return None;
             }
+            self.done = true;
+            let left = self.data.len() - self.pos;
+            if left != 0 {
+                return Some(Err(RecordsError::new(
+                    "RecordBatch.records",
+                    self.pos,
+                    RecordsErrorKind::TrailingBytes(left),
+                )));
+            }
+            return None;
+        }
+        self.remaining -= 1;
+        match self.parse() {
+            Ok(r) => Some(Ok(r)),
+            Err(e) => {
+                self.remaining = 0;
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn timestamp(&self, ts_delta: i64) -> i64 {
+        match self.log_append_time {
+            Some(ts) => ts,
+            None => self.base_timestamp.wrapping_add(ts_delta),
+        }
+    }
+
+    /// The next record as a view borrowed from this iterator's buffer: the fastest
+    /// way through a batch, with no reference counting per record. Same records,
+    /// order and errors as [`Iterator::next`]; use [`RecordRef::to_record`] to keep one.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use kafka_sansio::records::*;
+    ///
+    /// let mut buf = BytesMut::new();
+    /// let mut b = BatchBuilder::new(&mut buf, &BatchConfig::default());
+    /// b.append(&NewRecord::new(5).key(b"k").value(b"v"))?;
+    /// b.finish()?;
+    /// let opts = DecodeOptions::default();
+    /// let batch = BatchReader::new(buf.freeze(), opts).next().expect("batch")?;
+    /// let mut records = batch.into_v2().expect("v2").records(&opts)?;
+    /// while let Some(record) = records.next_ref() {
+    ///     let record = record?;
+    ///     assert_eq!((record.key(), record.value()), (Some(&b"k"[..]), Some(&b"v"[..])));
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn next_ref(&mut self) -> Option<Result<RecordRef<'_>, RecordsError>> {
+        let f = match self.step()? {
+            Ok(f) => f,
+            Err(e) => return Some(Err(e)),
         };
-        Ok(Record {
+        Some(Ok(RecordRef {
             offset: self.base_offset.wrapping_add(i64::from(f.offset_delta)),
-            timestamp: match self.log_append_time {
-                Some(ts) => ts,
-                None => self.base_timestamp.wrapping_add(f.ts_delta),
-            },
-            data: self.data.slice(start..f.end),
-            key: rel(f.key),
-            value: rel(f.value),
-            headers_start: (f.headers_start - start) as u32,
+            timestamp: self.timestamp(f.ts_delta),
+            data: &self.data,
+            start: f.start,
+            end: f.end,
+            key: f.key,
+            value: f.value,
+            headers_start: f.headers_start,
             header_count: f.header_count,
-        })
+        }))
     }
 
     /// The diagnosing parser: the same grammar as [`fast_record`], reporting the
@@ -673,6 +741,7 @@ impl Records {
 /// The fields of a record found by [`fast_record`]; spans are absolute positions,
 /// `(_, usize::MAX)` for null.
 struct FastRecord {
+    start: usize,
     end: usize,
     ts_delta: i64,
     offset_delta: i32,
@@ -733,6 +802,7 @@ fn fast_record(all: &[u8], start: usize) -> Option<FastRecord> {
         return None;
     }
     Some(FastRecord {
+        start,
         end,
         ts_delta,
         offset_delta,
@@ -748,34 +818,112 @@ impl Iterator for Records {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.remaining == 0 {
-            if self.done {
-                return None;
+        let f = match self.step()? {
+            Ok(f) => f,
+            Err(e) => return Some(Err(e)),
+        };
+        let start = f.start;
+        let rel = |span: (usize, usize)| {
+            if span.1 == usize::MAX {
+                Span::NULL
+            } else {
+                Span::new(Some((span.0 - start, span.1 - start)))
             }
-            self.done = true;
-            let left = self.data.len() - self.pos;
-            if left != 0 {
-                return Some(Err(RecordsError::new(
-                    "RecordBatch.records",
-                    self.pos,
-                    RecordsErrorKind::TrailingBytes(left),
-                )));
-            }
-            return None;
-        }
-        self.remaining -= 1;
-        match self.parse() {
-            Ok(r) => Some(Ok(r)),
-            Err(e) => {
-                self.remaining = 0;
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        };
+        Some(Ok(Record {
+            offset: self.base_offset.wrapping_add(i64::from(f.offset_delta)),
+            timestamp: self.timestamp(f.ts_delta),
+            data: self.data.slice(start..f.end),
+            key: rel(f.key),
+            value: rel(f.value),
+            headers_start: (f.headers_start - start) as u32,
+            header_count: f.header_count,
+        }))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         (0, Some(self.remaining as usize + 1))
+    }
+}
+
+/// A record borrowed from its batch's records buffer, from [`Records::next_ref`].
+#[derive(Debug, Clone, Copy)]
+pub struct RecordRef<'a> {
+    /// Absolute offset.
+    pub offset: i64,
+    /// Absolute timestamp in milliseconds.
+    pub timestamp: i64,
+    data: &'a Bytes,
+    // Positions in `data`; `usize::MAX` ends a null field.
+    start: usize,
+    end: usize,
+    key: (usize, usize),
+    value: (usize, usize),
+    headers_start: usize,
+    header_count: u32,
+}
+
+impl<'a> RecordRef<'a> {
+    #[inline(always)]
+    fn field(&self, span: (usize, usize)) -> Option<&'a [u8]> {
+        if span.1 == usize::MAX {
+            return None;
+        }
+        let d: &'a [u8] = self.data;
+        d.get(span.0..span.1)
+    }
+
+    /// The key, `None` when null.
+    #[inline]
+    #[must_use]
+    pub fn key(&self) -> Option<&'a [u8]> {
+        self.field(self.key)
+    }
+
+    /// The value, `None` when null.
+    #[inline]
+    #[must_use]
+    pub fn value(&self) -> Option<&'a [u8]> {
+        self.field(self.value)
+    }
+
+    /// How many headers the record carries.
+    #[must_use]
+    pub fn header_count(&self) -> usize {
+        self.header_count as usize
+    }
+
+    /// The headers in order; duplicate keys are kept, null values are `None`.
+    #[inline]
+    #[must_use]
+    pub fn headers(&self) -> HeaderIter<'a> {
+        HeaderIter {
+            data: self.data,
+            pos: self.headers_start,
+            remaining: self.header_count,
+        }
+    }
+
+    /// An owned [`Record`] sharing the same buffer (no copy).
+    #[must_use]
+    pub fn to_record(&self) -> Record {
+        let start = self.start;
+        let rel = |span: (usize, usize)| {
+            if span.1 == usize::MAX {
+                Span::NULL
+            } else {
+                Span::new(Some((span.0 - start, span.1 - start)))
+            }
+        };
+        Record {
+            offset: self.offset,
+            timestamp: self.timestamp,
+            data: self.data.slice(start..self.end),
+            key: rel(self.key),
+            value: rel(self.value),
+            headers_start: (self.headers_start - start) as u32,
+            header_count: self.header_count,
+        }
     }
 }
 

@@ -52,7 +52,7 @@ mod varint;
 
 pub use batch::{
     BATCH_HEADER_LEN, Batch, BatchHeader, BatchReader, BatchRecords, Header, HeaderIter,
-    LOG_OVERHEAD, Record, RecordBatch, Records, Truncated,
+    LOG_OVERHEAD, Record, RecordBatch, RecordRef, Records, Truncated,
 };
 pub use builder::{BatchBuilder, BatchConfig, DEFAULT_MAX_BATCH_BYTES, NewHeader, NewRecord};
 pub use compression::{Compression, SnappyFraming};
