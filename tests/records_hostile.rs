@@ -68,7 +68,15 @@ fn drain(buf: Bytes, opts: DecodeOptions) -> (usize, bool) {
                                 let _ = h.key_str();
                             }
                         }
-                        Err(_) => failed = true,
+                        Err(e) => {
+                            // The fast and the diagnosing record parsers must agree:
+                            // every rejection gets a specific reason.
+                            assert!(
+                                !matches!(e.kind, RecordsErrorKind::Malformed(_)),
+                                "parsers disagree: {e}"
+                            );
+                            failed = true;
+                        }
                     }
                 }
             }

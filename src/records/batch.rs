@@ -562,7 +562,7 @@ impl Records {
                 RecordsError::new(
                     "Record",
                     start,
-                    RecordsErrorKind::InvalidControlRecord("internal: parsers disagree"),
+                    RecordsErrorKind::Malformed("record rejected by the fast parser"),
                 )
             }));
         };
