@@ -64,7 +64,7 @@ fn read_committed(log: Bytes, aborted: &[AbortedTransaction]) -> Vec<String> {
         let batch = batch.expect("batch");
         if filter.keep(&batch, &opts).expect("filter") {
             for r in batch.records(&opts).expect("records") {
-                let v = r.expect("record").value_bytes().expect("value");
+                let v = r.expect("record").value.expect("value");
                 out.push(String::from_utf8(v.to_vec()).expect("utf8"));
             }
         }

@@ -154,10 +154,24 @@ fn check_batch(
         prop_assert_eq!(&r.to_record(), owned);
         prop_assert_eq!(
             (r.offset, r.timestamp, r.key(), r.value()),
-            (owned.offset, owned.timestamp, owned.key(), owned.value())
+            (
+                owned.offset,
+                owned.timestamp,
+                owned.key.as_deref(),
+                owned.value.as_deref()
+            )
         );
-        prop_assert!(r.headers().eq(owned.headers()));
-        prop_assert_eq!(r.header_count(), owned.header_count());
+        prop_assert_eq!(r.key_bytes(), owned.key.clone());
+        prop_assert_eq!(r.value_bytes(), owned.value.clone());
+        let borrowed: Vec<Header> = r
+            .headers()
+            .map(|h| Header {
+                key: h.key_bytes(),
+                value: h.value_bytes(),
+            })
+            .collect();
+        prop_assert_eq!(borrowed, owned.headers.iter().collect::<Vec<_>>());
+        prop_assert_eq!(r.header_count(), owned.headers.len());
         i += 1;
     }
     prop_assert_eq!(i, decoded.len());
@@ -169,13 +183,13 @@ fn check_batch(
             TimestampType::LogAppendTime => max_ts,
         };
         prop_assert_eq!(d.timestamp, expected_ts);
-        prop_assert_eq!(d.key(), r.key.as_deref());
-        prop_assert_eq!(d.value(), r.value.as_deref());
-        prop_assert_eq!(d.header_count(), r.headers.len());
-        let headers: Vec<(&[u8], Option<&[u8]>)> = d.headers().map(|h| (h.key, h.value)).collect();
-        for ((dk, dv), (rk, rv)) in headers.iter().zip(&r.headers) {
-            prop_assert_eq!(*dk, rk.as_bytes());
-            prop_assert_eq!(*dv, rv.as_deref());
+        prop_assert_eq!(d.key.as_deref(), r.key.as_deref());
+        prop_assert_eq!(d.value.as_deref(), r.value.as_deref());
+        prop_assert_eq!(d.headers.len(), r.headers.len());
+        let headers: Vec<Header> = d.headers.iter().collect();
+        for (h, (rk, rv)) in headers.iter().zip(&r.headers) {
+            prop_assert_eq!(&h.key[..], rk.as_bytes());
+            prop_assert_eq!(h.value.as_deref(), rv.as_deref());
         }
     }
     Ok(())
@@ -330,7 +344,7 @@ fn crc_check_can_be_skipped() {
     let values: Vec<_> = batch
         .records(&lax)
         .expect("records")
-        .map(|r| r.expect("record").value_bytes())
+        .map(|r| r.expect("record").value)
         .collect();
     assert_eq!(values, vec![Some(Bytes::from_static(b"v"))]);
 }
@@ -362,11 +376,19 @@ fn decoded_values_are_slices_of_the_input() {
         .expect("one")
         .expect("ok");
     let inside = |b: &Bytes| range.contains(&b.as_ptr());
-    assert!(inside(&record.key_bytes().expect("key")));
-    assert!(inside(&record.value_bytes().expect("value")));
-    assert_eq!(record.key_bytes().expect("key"), &b"key"[..]);
-    let header = record.headers().next().expect("header");
-    assert!(inside(&header.key_bytes()) && inside(&header.value_bytes().expect("hv")));
-    assert_eq!(header.value_bytes().expect("hv"), &b"hv"[..]);
-    assert_eq!(header.key_bytes(), &b"h"[..]);
+    assert!(inside(record.key.as_ref().expect("key")));
+    assert!(inside(record.value.as_ref().expect("value")));
+    assert_eq!(record.key.as_deref(), Some(&b"key"[..]));
+    let header = record.headers.iter().next().expect("header");
+    assert!(inside(&header.key) && inside(header.value.as_ref().expect("hv")));
+    assert_eq!(header.value.as_deref(), Some(&b"hv"[..]));
+    assert_eq!(&header.key[..], b"h");
+    // The borrowing view hands out slices of the same buffer.
+    let v2 = batch.into_v2().expect("v2");
+    let mut records = v2.records(&DecodeOptions::default()).expect("records");
+    let view = records.next_ref().expect("one").expect("ok");
+    assert!(inside(&view.key_bytes().expect("key")));
+    assert!(inside(&view.value_bytes().expect("value")));
+    let h = view.headers().next().expect("header");
+    assert!(inside(&h.key_bytes()) && inside(&h.value_bytes().expect("hv")));
 }

@@ -194,7 +194,7 @@ impl RecordBatch {
     /// let batch = reader.next().expect("one batch")?.into_v2().expect("v2");
     /// for record in batch.records(&opts)? {
     ///     let record = record?;
-    ///     assert_eq!(record.value(), Some(&b"hello"[..]));
+    ///     assert_eq!(record.value.as_deref(), Some(&b"hello"[..]));
     /// }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -266,13 +266,12 @@ fn count_error(count: i32, bytes: usize, position: usize) -> RecordsError {
     )
 }
 
-/// A record decoded from a batch: a view into its bytes, which are a slice of the
-/// buffer the batch was read from (or of its decompressed records), never a copy.
+/// A record decoded from a batch. Key, value and header values are [`Bytes`]
+/// slices of the buffer the batch was read from (or of its decompressed records),
+/// never copies.
 ///
-/// Key, value and headers are read as borrowed slices ([`Record::key`],
-/// [`Record::value`], [`Record::headers`]) at no cost, or taken as owned
-/// [`Bytes`] slices of the same buffer ([`Record::key_bytes`],
-/// [`Record::value_bytes`], [`Header::value_bytes`]) without copying.
+/// [`Records::next_ref`] gives the same record as a borrowed [`RecordRef`] without
+/// the reference counting these owned slices cost.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     /// Absolute offset: the batch's base offset plus the record's offset delta.
@@ -280,142 +279,113 @@ pub struct Record {
     /// Absolute timestamp in milliseconds (the batch's max timestamp when the batch
     /// uses log-append time).
     pub timestamp: i64,
+    /// The key, `None` when null.
+    pub key: Option<Bytes>,
+    /// The value, `None` when null (a tombstone in a compacted topic).
+    pub value: Option<Bytes>,
+    /// The headers, in order, duplicates kept.
+    pub headers: Headers,
+}
+
+/// The headers of a record, parsed lazily from their already-validated bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Headers {
     data: Bytes,
-    key: Span,
-    value: Span,
-    headers_start: u32,
-    header_count: u32,
+    count: u32,
 }
 
-/// Where a nullable field sits in a record's bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Span {
-    start: u32,
-    /// Length, or `u32::MAX` for null.
-    len: u32,
-}
+impl Headers {
+    /// How many headers the record carries.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
 
-impl Span {
-    pub(crate) const NULL: Span = Span {
-        start: 0,
-        len: u32::MAX,
-    };
+    /// Whether the record carries no headers.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
 
-    #[inline(always)]
-    pub(crate) fn new(range: Option<(usize, usize)>) -> Self {
-        match range {
-            None => Self::NULL,
-            Some((s, e)) => Span {
-                start: s as u32,
-                len: (e - s) as u32,
+    /// The headers in order; keys may repeat.
+    #[must_use]
+    pub fn iter(&self) -> HeaderIter<'_> {
+        HeaderIter {
+            inner: HeaderRefIter {
+                data: &self.data,
+                pos: 0,
+                remaining: self.count,
             },
         }
     }
+}
 
-    #[inline(always)]
-    fn get(self, data: &[u8]) -> Option<&[u8]> {
-        if self.len == u32::MAX {
-            return None;
-        }
-        let start = self.start as usize;
-        data.get(start..start + self.len as usize)
-    }
-
-    #[inline(always)]
-    fn bytes(self, data: &Bytes) -> Option<Bytes> {
-        if self.len == u32::MAX {
-            return None;
-        }
-        let start = self.start as usize;
-        let end = start + self.len as usize;
-        (end <= data.len()).then(|| data.slice(start..end))
+impl<'a> IntoIterator for &'a Headers {
+    type Item = Header;
+    type IntoIter = HeaderIter<'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
     }
 }
 
-impl Record {
-    /// A record over `data` whose key and value sit at the given spans and which has
-    /// no headers (legacy messages).
-    pub(crate) fn without_headers(
-        offset: i64,
-        timestamp: i64,
-        data: Bytes,
-        key: Span,
-        value: Span,
-    ) -> Self {
-        Self {
-            offset,
-            timestamp,
-            data,
-            key,
-            value,
-            headers_start: 0,
-            header_count: 0,
-        }
-    }
-
-    /// The key, `None` when null.
-    #[inline]
-    #[must_use]
-    pub fn key(&self) -> Option<&[u8]> {
-        self.key.get(&self.data)
-    }
-
-    /// The value, `None` when null (a tombstone in a compacted topic).
-    #[inline]
-    #[must_use]
-    pub fn value(&self) -> Option<&[u8]> {
-        self.value.get(&self.data)
-    }
-
-    /// The key as a [`Bytes`] slice of the fetched buffer (no copy).
-    #[must_use]
-    pub fn key_bytes(&self) -> Option<Bytes> {
-        self.key.bytes(&self.data)
-    }
-
-    /// The value as a [`Bytes`] slice of the fetched buffer (no copy).
-    #[must_use]
-    pub fn value_bytes(&self) -> Option<Bytes> {
-        self.value.bytes(&self.data)
-    }
-
-    /// How many headers the record carries.
-    #[must_use]
-    pub fn header_count(&self) -> usize {
-        self.header_count as usize
-    }
-
-    /// The headers in order; duplicate keys are kept, null values are `None`.
-    #[inline]
-    #[must_use]
-    pub fn headers(&self) -> HeaderIter<'_> {
-        HeaderIter {
-            data: &self.data,
-            pos: self.headers_start as usize,
-            remaining: self.header_count,
-        }
-    }
-}
-
-/// One record header, borrowed from its record. Equality compares key and value.
-#[derive(Debug, Clone, Copy)]
-pub struct Header<'a> {
+/// One record header, owning [`Bytes`] slices of the fetched buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
     /// The key; Kafka says UTF-8, see [`Header::key_str`].
+    pub key: Bytes,
+    /// The value, `None` when null.
+    pub value: Option<Bytes>,
+}
+
+impl Header {
+    /// The key as a string, if it is UTF-8 as Kafka requires.
+    pub fn key_str(&self) -> Result<&str, std::str::Utf8Error> {
+        std::str::from_utf8(&self.key)
+    }
+}
+
+/// Iterator over a record's [`Headers`].
+#[derive(Debug, Clone)]
+pub struct HeaderIter<'a> {
+    inner: HeaderRefIter<'a>,
+}
+
+impl Iterator for HeaderIter<'_> {
+    type Item = Header;
+
+    #[inline]
+    fn next(&mut self) -> Option<Header> {
+        let h = self.inner.next()?;
+        Some(Header {
+            key: h.key_bytes(),
+            value: h.value_bytes(),
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+/// One record header borrowed from its record. Equality compares key and value.
+#[derive(Debug, Clone, Copy)]
+pub struct HeaderRef<'a> {
+    /// The key; Kafka says UTF-8, see [`HeaderRef::key_str`].
     pub key: &'a [u8],
     /// The value, `None` when null.
     pub value: Option<&'a [u8]>,
     record: &'a Bytes,
 }
 
-impl PartialEq for Header<'_> {
+impl PartialEq for HeaderRef<'_> {
     fn eq(&self, other: &Self) -> bool {
         self.key == other.key && self.value == other.value
     }
 }
 
-impl Eq for Header<'_> {}
+impl Eq for HeaderRef<'_> {}
 
-impl Header<'_> {
+impl HeaderRef<'_> {
     /// The key as a string, if it is UTF-8 as Kafka requires.
     pub fn key_str(&self) -> Result<&str, std::str::Utf8Error> {
         std::str::from_utf8(self.key)
@@ -434,19 +404,19 @@ impl Header<'_> {
     }
 }
 
-/// Iterator over a record's headers.
+/// Iterator over the headers of a [`RecordRef`].
 #[derive(Debug, Clone)]
-pub struct HeaderIter<'a> {
+pub struct HeaderRefIter<'a> {
     data: &'a Bytes,
     pos: usize,
     remaining: u32,
 }
 
-impl<'a> Iterator for HeaderIter<'a> {
-    type Item = Header<'a>;
+impl<'a> Iterator for HeaderRefIter<'a> {
+    type Item = HeaderRef<'a>;
 
     #[inline]
-    fn next(&mut self) -> Option<Header<'a>> {
+    fn next(&mut self) -> Option<HeaderRef<'a>> {
         if self.remaining == 0 {
             return None;
         }
@@ -465,7 +435,7 @@ impl<'a> Iterator for HeaderIter<'a> {
             self.pos += vlen as usize;
             Some(v)
         };
-        Some(Header {
+        Some(HeaderRef {
             key,
             value,
             record: self.data,
@@ -634,24 +604,14 @@ impl Records {
             Ok(f) => f,
             Err(e) => return Some(Err(e)),
         };
-        Some(Ok(RecordRef {
-            offset: self.base_offset.wrapping_add(i64::from(f.offset_delta)),
-            timestamp: self.timestamp(f.ts_delta),
-            data: &self.data,
-            start: f.start,
-            end: f.end,
-            key: f.key,
-            value: f.value,
-            headers_start: f.headers_start,
-            header_count: f.header_count,
-        }))
+        Some(Ok(RecordRef::from_fast(self, &f)))
     }
 
     /// The diagnosing parser: the same grammar as [`fast_record`], reporting the
     /// failing field and position.
     #[cold]
     #[inline(never)]
-    fn parse_checked(&mut self) -> Result<Record, RecordsError> {
+    fn parse_checked(&self) -> Result<(), RecordsError> {
         let all: &[u8] = &self.data;
         let mut pos = self.pos;
         let start = pos;
@@ -720,28 +680,14 @@ impl Records {
                 },
             ));
         }
-        self.pos = end;
-        // One slice per record; key, value and headers are spans inside it.
-        let rel = |r: Option<(usize, usize)>| Span::new(r.map(|(s, e)| (s - start, e - start)));
-        Ok(Record {
-            offset: self.base_offset.wrapping_add(i64::from(offset_delta)),
-            timestamp: match self.log_append_time {
-                Some(ts) => ts,
-                None => self.base_timestamp.wrapping_add(ts_delta),
-            },
-            data: self.data.slice(start..end),
-            key: rel(key),
-            value: rel(value),
-            headers_start: (headers_start - start) as u32,
-            header_count: header_count as u32,
-        })
+        let _validated = (ts_delta, offset_delta, key, value, headers_start);
+        Ok(())
     }
 }
 
 /// The fields of a record found by [`fast_record`]; spans are absolute positions,
 /// `(_, usize::MAX)` for null.
 struct FastRecord {
-    start: usize,
     end: usize,
     ts_delta: i64,
     offset_delta: i32,
@@ -802,7 +748,6 @@ fn fast_record(all: &[u8], start: usize) -> Option<FastRecord> {
         return None;
     }
     Some(FastRecord {
-        start,
         end,
         ts_delta,
         offset_delta,
@@ -822,23 +767,7 @@ impl Iterator for Records {
             Ok(f) => f,
             Err(e) => return Some(Err(e)),
         };
-        let start = f.start;
-        let rel = |span: (usize, usize)| {
-            if span.1 == usize::MAX {
-                Span::NULL
-            } else {
-                Span::new(Some((span.0 - start, span.1 - start)))
-            }
-        };
-        Some(Ok(Record {
-            offset: self.base_offset.wrapping_add(i64::from(f.offset_delta)),
-            timestamp: self.timestamp(f.ts_delta),
-            data: self.data.slice(start..f.end),
-            key: rel(f.key),
-            value: rel(f.value),
-            headers_start: (f.headers_start - start) as u32,
-            header_count: f.header_count,
-        }))
+        Some(Ok(RecordRef::from_fast(self, &f).to_record()))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -855,7 +784,6 @@ pub struct RecordRef<'a> {
     pub timestamp: i64,
     data: &'a Bytes,
     // Positions in `data`; `usize::MAX` ends a null field.
-    start: usize,
     end: usize,
     key: (usize, usize),
     value: (usize, usize),
@@ -896,33 +824,58 @@ impl<'a> RecordRef<'a> {
     /// The headers in order; duplicate keys are kept, null values are `None`.
     #[inline]
     #[must_use]
-    pub fn headers(&self) -> HeaderIter<'a> {
-        HeaderIter {
+    pub fn headers(&self) -> HeaderRefIter<'a> {
+        HeaderRefIter {
             data: self.data,
             pos: self.headers_start,
             remaining: self.header_count,
         }
     }
 
+    /// The key as a [`Bytes`] slice of the fetched buffer (no copy).
+    #[must_use]
+    pub fn key_bytes(&self) -> Option<Bytes> {
+        self.key().map(|k| self.data.slice_ref(k))
+    }
+
+    /// The value as a [`Bytes`] slice of the fetched buffer (no copy).
+    #[must_use]
+    pub fn value_bytes(&self) -> Option<Bytes> {
+        self.value().map(|v| self.data.slice_ref(v))
+    }
+
     /// An owned [`Record`] sharing the same buffer (no copy).
     #[must_use]
     pub fn to_record(&self) -> Record {
-        let start = self.start;
-        let rel = |span: (usize, usize)| {
-            if span.1 == usize::MAX {
-                Span::NULL
-            } else {
-                Span::new(Some((span.0 - start, span.1 - start)))
-            }
-        };
+        let slice =
+            |span: (usize, usize)| (span.1 != usize::MAX).then(|| self.data.slice(span.0..span.1));
         Record {
             offset: self.offset,
             timestamp: self.timestamp,
-            data: self.data.slice(start..self.end),
-            key: rel(self.key),
-            value: rel(self.value),
-            headers_start: (self.headers_start - start) as u32,
-            header_count: self.header_count,
+            key: slice(self.key),
+            value: slice(self.value),
+            headers: if self.header_count == 0 {
+                Headers::default()
+            } else {
+                Headers {
+                    data: self.data.slice(self.headers_start..self.end),
+                    count: self.header_count,
+                }
+            },
+        }
+    }
+
+    #[inline(always)]
+    fn from_fast(records: &'a Records, f: &FastRecord) -> Self {
+        RecordRef {
+            offset: records.base_offset.wrapping_add(i64::from(f.offset_delta)),
+            timestamp: records.timestamp(f.ts_delta),
+            data: &records.data,
+            end: f.end,
+            key: f.key,
+            value: f.value,
+            headers_start: f.headers_start,
+            header_count: f.header_count,
         }
     }
 }

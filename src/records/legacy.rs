@@ -7,7 +7,7 @@
 use bytes::Bytes;
 
 use super::DecodeOptions;
-use super::batch::{LOG_OVERHEAD, Record, Span};
+use super::batch::{Headers, LOG_OVERHEAD, Record};
 use super::compression::{self, Compression};
 use super::error::{RecordsError, RecordsErrorKind};
 
@@ -40,10 +40,6 @@ pub struct LegacyMessage {
     pub value: Option<Bytes>,
     /// Byte offset of the message in the buffer it was read from.
     pub position: usize,
-    /// The whole message, and where key and value sit in it.
-    entry: Bytes,
-    key_span: Span,
-    value_span: Span,
 }
 
 impl LegacyMessage {
@@ -137,9 +133,6 @@ impl LegacyMessage {
             key: key.map(|(s, e)| entry.slice(s..e)),
             value: value.map(|(s, e)| entry.slice(s..e)),
             position,
-            entry: entry.clone(),
-            key_span: Span::new(key),
-            value_span: Span::new(value),
         })
     }
 
@@ -149,13 +142,13 @@ impl LegacyMessage {
     }
 
     fn plain_record(&self, offset: i64, timestamp: i64) -> Record {
-        Record::without_headers(
+        Record {
             offset,
             timestamp,
-            self.entry.clone(),
-            self.key_span,
-            self.value_span,
-        )
+            key: self.key.clone(),
+            value: self.value.clone(),
+            headers: Headers::default(),
+        }
     }
 
     /// The records this message holds: itself if uncompressed, otherwise its inner

@@ -34,7 +34,7 @@
 //! for batch in BatchReader::new(buf.freeze(), opts) {
 //!     for record in batch?.records(&opts)? {
 //!         let record = record?;
-//!         values.push((record.offset, record.value_bytes(), record.header_count()));
+//!         values.push((record.offset, record.value, record.headers.len()));
 //!     }
 //! }
 //! assert_eq!(values.len(), 2);
@@ -51,8 +51,8 @@ mod legacy;
 mod varint;
 
 pub use batch::{
-    BATCH_HEADER_LEN, Batch, BatchHeader, BatchReader, BatchRecords, Header, HeaderIter,
-    LOG_OVERHEAD, Record, RecordBatch, RecordRef, Records, Truncated,
+    BATCH_HEADER_LEN, Batch, BatchHeader, BatchReader, BatchRecords, Header, HeaderIter, HeaderRef,
+    HeaderRefIter, Headers, LOG_OVERHEAD, Record, RecordBatch, RecordRef, Records, Truncated,
 };
 pub use builder::{BatchBuilder, BatchConfig, DEFAULT_MAX_BATCH_BYTES, NewHeader, NewRecord};
 pub use compression::{Compression, SnappyFraming};
