@@ -6,7 +6,7 @@ use bytes::Bytes;
 use super::compression::{self, Compression};
 use super::error::{RecordsError, RecordsErrorKind};
 use super::legacy::LegacyMessage;
-use super::varint::{VarintError, read_varint, read_varlong};
+use super::varint::{VarintError, read_raw32, read_varint, read_varlong};
 use super::{DecodeOptions, TimestampType, attributes};
 
 /// Bytes of a RecordBatch v2 before its first record.
@@ -700,49 +700,54 @@ struct FastRecord {
 /// Skips a nullable length-prefixed field, returning its span.
 #[inline(always)]
 fn fast_nullable(d: &[u8], pos: &mut usize) -> Option<(usize, usize)> {
-    let len = read_varint(d, pos).ok()?;
+    // Work on the zig-zag form: 2n is length n, 1 is null (-1), other odd values
+    // are negative lengths.
+    let raw = read_raw32(d, pos)?;
     let start = *pos;
-    if len >= 0 {
-        let end = start + len as usize;
+    if raw & 1 == 0 {
+        let end = start + (raw >> 1) as usize;
         if end > d.len() {
             return None;
         }
         *pos = end;
         Some((start, end))
-    } else if len == -1 {
+    } else if raw == 1 {
         Some((0, usize::MAX))
     } else {
         None
     }
 }
 
+/// A non-negative varint (a length or count), from its zig-zag form.
+#[inline(always)]
+fn fast_len(d: &[u8], pos: &mut usize) -> Option<usize> {
+    let raw = read_raw32(d, pos)?;
+    (raw & 1 == 0).then_some((raw >> 1) as usize)
+}
+
 /// Parses one record at `start` of `all`, or `None` if anything is wrong with it.
 #[inline(always)]
 fn fast_record(all: &[u8], start: usize) -> Option<FastRecord> {
     let mut pos = start;
-    let len = read_varint(all, &mut pos).ok()?;
-    if len < 0 {
-        return None;
-    }
-    let end = pos + len as usize;
+    let len = fast_len(all, &mut pos)?;
+    let end = pos + len;
     let d = all.get(..end)?;
     pos += 1; // attributes: unused in v2
     let ts_delta = read_varlong(d, &mut pos).ok()?;
     let offset_delta = read_varint(d, &mut pos).ok()?;
     let key = fast_nullable(d, &mut pos)?;
     let value = fast_nullable(d, &mut pos)?;
-    let header_count = read_varint(d, &mut pos).ok()?;
-    if header_count < 0 {
-        return None;
-    }
+    let header_count = fast_len(d, &mut pos)?;
     let headers_start = pos;
     // Each header takes at least two bytes, so a lying count fails within the bytes.
-    for _ in 0..header_count {
+    let mut left = header_count;
+    while left > 0 {
         let k = fast_nullable(d, &mut pos)?;
         if k.1 == usize::MAX {
             return None;
         }
         fast_nullable(d, &mut pos)?;
+        left -= 1;
     }
     if pos != end {
         return None;

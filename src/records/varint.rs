@@ -65,6 +65,13 @@ fn read_unsigned(
     read_unsigned_slow(data, pos, max_bytes, bits)
 }
 
+/// Reads the raw (still zig-zag encoded) `u32` of a varint at `*pos`, advancing
+/// it: even values are non-negative lengths (`u >> 1`), 1 is the null marker -1.
+#[inline(always)]
+pub(crate) fn read_raw32(data: &[u8], pos: &mut usize) -> Option<u32> {
+    read_unsigned(data, pos, 5, 32).ok().map(|u| u as u32)
+}
+
 /// Reads a zig-zag `i32` varint (at most 5 bytes) at `*pos`, advancing it.
 #[inline(always)]
 pub(crate) fn read_varint(data: &[u8], pos: &mut usize) -> Result<i32, VarintError> {
