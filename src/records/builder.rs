@@ -5,7 +5,7 @@ use bytes::BytesMut;
 use super::batch::{BATCH_HEADER_LEN, CRC_START, LOG_OVERHEAD};
 use super::compression::{self, Compression, SnappyFraming};
 use super::error::{AppendError, EncodeError};
-use super::varint::{put_uvarint, uvarint_len, zigzag32, zigzag64};
+use super::varint::{put_uvarint, uvarint_len, zigzag64};
 use super::{TimestampType, attributes};
 
 /// Kafka's default `max.message.bytes`: the default byte limit of a batch.
@@ -225,7 +225,7 @@ impl<'a> BatchBuilder<'a> {
     /// The encoded size `record` would add to this batch.
     pub fn encoded_len(&self, record: &NewRecord<'_>) -> Result<usize, AppendError> {
         let (body, _, _) = self.body_len(record)?;
-        Ok(uvarint_len(zigzag32(body as i32)) + body)
+        Ok(uvarint_len(zz_len(body)) + body)
     }
 
     #[inline(always)]
@@ -235,11 +235,11 @@ impl<'a> BatchBuilder<'a> {
         } else {
             zigzag64(record.timestamp.wrapping_sub(self.first_timestamp))
         };
-        let off_delta = zigzag32(self.count);
+        let off_delta = zz_len(self.count as usize);
         let mut body = 1 + uvarint_len(ts_delta) + uvarint_len(off_delta);
         body += nullable_len(record.key);
         body += nullable_len(record.value);
-        body += uvarint_len(zigzag32(record.headers.len() as i32));
+        body += uvarint_len(zz_len(record.headers.len()));
         for h in record.headers {
             body += nullable_len(Some(h.key.as_bytes()));
             body += nullable_len(h.value);
@@ -270,7 +270,7 @@ impl<'a> BatchBuilder<'a> {
         } else {
             zigzag64(record.timestamp.wrapping_sub(self.first_timestamp))
         };
-        let off_delta = zigzag32(self.count);
+        let off_delta = zz_len(self.count as usize);
         // One pass when possible: bound the body from the payload sizes alone; if
         // both bounds need the same length-prefix size and the upper bound fits the
         // limit, write the fields straight after a prefix of that size, sizing each
@@ -286,9 +286,9 @@ impl<'a> BatchBuilder<'a> {
         let max_body = payload
             .saturating_add(1 + 10 + 5 + 5 + 5 + 5)
             .saturating_add(headers.saturating_mul(10));
-        let prefix = uvarint_len(zigzag32(min_body as i32));
+        let prefix = uvarint_len(zz_len(min_body));
         if max_body > i32::MAX as usize
-            || prefix != uvarint_len(zigzag32(max_body as i32))
+            || prefix != uvarint_len(zz_len(max_body))
             || prefix + max_body > self.config.max_batch_bytes.saturating_sub(self.size())
         {
             return self.append_exact(record, ts_delta, off_delta);
@@ -302,7 +302,7 @@ impl<'a> BatchBuilder<'a> {
             return self.append_exact(record, ts_delta, off_delta);
         };
         let n = write_body(out, prefix, ts_delta, off_delta, record);
-        put_uvarint(out, 0, zigzag32((n - prefix) as i32));
+        put_uvarint(out, 0, zz_len(n - prefix));
         self.end = at + n;
         self.note_appended(record.timestamp);
         Ok(())
@@ -320,7 +320,7 @@ impl<'a> BatchBuilder<'a> {
     ) -> Result<(), AppendError> {
         let (body, _, _) = self.body_len(record)?;
         // The record length is itself a zig-zag varint.
-        let prefix = uvarint_len(zigzag32(body as i32));
+        let prefix = uvarint_len(zz_len(body));
         let total = prefix + body;
         let size = self.size();
         if total > self.config.max_batch_bytes.saturating_sub(size) {
@@ -348,7 +348,7 @@ impl<'a> BatchBuilder<'a> {
         };
         let n = write_body(out, prefix, ts_delta, off_delta, record);
         debug_assert_eq!(n, total);
-        put_uvarint(out, 0, zigzag32(body as i32));
+        put_uvarint(out, 0, zz_len(body));
         self.end = at + total;
         self.note_appended(record.timestamp);
         Ok(())
@@ -456,7 +456,7 @@ fn write_body(
     n = put_uvarint(out, n, off_delta);
     n = put_nullable(out, n, record.key);
     n = put_nullable(out, n, record.value);
-    n = put_uvarint(out, n, zigzag32(record.headers.len() as i32));
+    n = put_uvarint(out, n, zz_len(record.headers.len()));
     for h in record.headers {
         n = put_nullable(out, n, Some(h.key.as_bytes()));
         n = put_nullable(out, n, h.value);
@@ -487,6 +487,12 @@ fn copy_small(dst: &mut [u8], src: &[u8]) {
     }
 }
 
+/// The zig-zag form of a non-negative length or count: twice its value.
+#[inline(always)]
+fn zz_len(n: usize) -> u64 {
+    (n as u64) << 1
+}
+
 #[inline(always)]
 fn field_len(field: Option<&[u8]>) -> usize {
     field.map_or(0, <[u8]>::len)
@@ -496,7 +502,7 @@ fn field_len(field: Option<&[u8]>) -> usize {
 fn nullable_len(field: Option<&[u8]>) -> usize {
     match field {
         None => 1,
-        Some(b) => uvarint_len(zigzag32(b.len() as i32)) + b.len(),
+        Some(b) => uvarint_len(zz_len(b.len())) + b.len(),
     }
 }
 
@@ -507,7 +513,7 @@ fn put_nullable(out: &mut [u8], pos: usize, field: Option<&[u8]>) -> usize {
     match field {
         None => put_uvarint(out, pos, 1), // zig-zag of -1
         Some(b) => {
-            let pos = put_uvarint(out, pos, zigzag32(b.len() as i32));
+            let pos = put_uvarint(out, pos, zz_len(b.len()));
             let end = pos + b.len();
             if let Some(dst) = out.get_mut(pos..end) {
                 copy_small(dst, b);

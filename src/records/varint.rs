@@ -86,12 +86,6 @@ pub(crate) fn read_varlong(data: &[u8], pos: &mut usize) -> Result<i64, VarintEr
     Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
 }
 
-/// Zig-zag encodes an `i32`.
-#[inline(always)]
-pub(crate) fn zigzag32(v: i32) -> u64 {
-    u64::from(((v << 1) ^ (v >> 31)) as u32)
-}
-
 /// Zig-zag encodes an `i64`.
 #[inline(always)]
 pub(crate) fn zigzag64(v: i64) -> u64 {
