@@ -48,7 +48,7 @@ mod uuid;
 
 pub use bytes::{Buf, BufMut, Bytes, BytesMut};
 pub use bytestring::ByteString;
-pub use error::{DecodeError, DecodeErrorKind, EncodeError};
+pub use error::{DecodeError, DecodeErrorDetails, DecodeErrorKind, EncodeError};
 pub use message::{Message, Versioned, decode_versioned, decode_versioned_forward_compatible};
 pub use scalar_list::{
     INLINE_CAPACITY, Scalar, ScalarList, put_scalar_array, read_nullable_scalar_array,
