@@ -20,6 +20,9 @@
 //! println!("{} brokers", metadata.brokers.len());
 //! # Ok::<(), kafka_sansio::runtime::Error>(())
 //! ```
+// The adapters are the crate's I/O boundary: the only code allowed sockets,
+// threads, timers and the clock (see tests/connection_no_io.rs for src/).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};

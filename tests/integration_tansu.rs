@@ -3,7 +3,7 @@
 //! flexible versions everywhere, CreateTopics, Produce in every codec, Fetch back
 //! byte for byte, ListOffsets, InitProducerId and FindCoordinator.
 #![cfg(all(feature = "tokio", feature = "smol", feature = "blocking"))]
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, clippy::disallowed_types)]
 
 #[path = "integration_util.rs"]
 mod util;
