@@ -286,6 +286,10 @@ enum State {
 /// timeout, a request the broker cannot take, an encoding failure, or the connection's
 /// fatal error. After [`Event::Closed`] nothing more happens.
 ///
+/// A whole run loop over a `std::net` socket fits in one function: see
+/// `examples/sansio_loop.rs`. The runtime adapters (`tokio_runtime`, `smol_runtime`,
+/// `blocking_runtime`) are that loop plus sharing between tasks.
+///
 /// # Example
 ///
 /// Driving it by hand against a scripted broker that answers ApiVersions v4:
