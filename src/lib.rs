@@ -21,6 +21,8 @@ pub mod connection;
 pub mod fuzzing;
 pub mod messages;
 pub mod records;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod wire;
 
 #[cfg(feature = "blocking")]

@@ -65,20 +65,45 @@ fn lying_lengths_and_counts_allocate_little() {
         // Two billion records in 20 bytes.
         sealed(0, i32::MAX, &[0; 20]),
         // A record whose length and key length claim ~1 GiB.
-        sealed(0, 1, &[0xfe, 0xff, 0xff, 0xff, 0x07, 0, 0, 0, 0xfe, 0xff, 0xff, 0xff, 0x07]),
+        sealed(
+            0,
+            1,
+            &[
+                0xfe, 0xff, 0xff, 0xff, 0x07, 0, 0, 0, 0xfe, 0xff, 0xff, 0xff, 0x07,
+            ],
+        ),
         // A header count of a billion.
-        sealed(0, 1, &[14, 0, 0, 0, 1, 1, 0xfe, 0xff, 0xff, 0xff, 0x07, 0, 0]),
+        sealed(
+            0,
+            1,
+            &[14, 0, 0, 0, 1, 1, 0xfe, 0xff, 0xff, 0xff, 0x07, 0, 0],
+        ),
         // Raw snappy claiming 4 GiB, xerial-framed chunk claiming 4 GiB.
         sealed(2, 1, &[0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0, 0]),
         sealed(
             2,
             1,
-            &[0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 5, 0xff, 0xff, 0xff, 0xff, 0x0f],
+            &[
+                0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 5,
+                0xff, 0xff, 0xff, 0xff, 0x0f,
+            ],
         ),
         // LZ4 frame with 4 MiB blocks and a tiny block.
-        sealed(3, 1, &[0x04, 0x22, 0x4d, 0x18, 0x60, 0x70, 0x00, 4, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0, 0]),
+        sealed(
+            3,
+            1,
+            &[
+                0x04, 0x22, 0x4d, 0x18, 0x60, 0x70, 0x00, 4, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0, 0,
+            ],
+        ),
         // zstd frame header declaring a 1 TiB content size.
-        sealed(4, 1, &[0x28, 0xb5, 0x2f, 0xfd, 0xc4, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]),
+        sealed(
+            4,
+            1,
+            &[
+                0x28, 0xb5, 0x2f, 0xfd, 0xc4, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0,
+            ],
+        ),
     ];
     LARGEST.store(0, Ordering::Relaxed);
     for buf in hostile {
@@ -87,5 +112,8 @@ fn lying_lengths_and_counts_allocate_little() {
     let largest = LARGEST.load(Ordering::Relaxed);
     // Codec working state (zstd's context, inflate window) is allowed; nothing near
     // the lengths the input claims.
-    assert!(largest < 1 << 20, "largest single allocation was {largest} bytes");
+    assert!(
+        largest < 1 << 20,
+        "largest single allocation was {largest} bytes"
+    );
 }

@@ -31,7 +31,8 @@ impl Log {
         };
         let mut b = BatchBuilder::new(&mut self.buf, &config);
         for v in values {
-            b.append(&NewRecord::new(base).value(v.as_bytes())).expect("append");
+            b.append(&NewRecord::new(base).value(v.as_bytes()))
+                .expect("append");
         }
         b.finish().expect("finish");
         self.next_offset += values.len() as i64;
@@ -45,7 +46,8 @@ impl Log {
             producer_epoch: 0,
             ..BatchConfig::default()
         };
-        write_control_batch(&mut self.buf, &config, ControlRecord::marker(kind, 5), 0).expect("marker");
+        write_control_batch(&mut self.buf, &config, ControlRecord::marker(kind, 5), 0)
+            .expect("marker");
         self.next_offset += 1;
     }
 
@@ -104,7 +106,10 @@ fn markers_decode_to_typed_values() {
         assert!(batch.header.is_control());
         assert!(batch.header.is_transactional());
         assert_eq!(batch.header.base_offset, 9);
-        assert_eq!(batch.control_record(&DecodeOptions::default()), Ok(Some(marker)));
+        assert_eq!(
+            batch.control_record(&DecodeOptions::default()),
+            Ok(Some(marker))
+        );
     }
 }
 
@@ -137,8 +142,13 @@ fn malformed_control_records_are_errors() {
         .expect("batch")
         .into_v2()
         .expect("v2");
-    let err = batch.control_record(&DecodeOptions::default()).expect_err("short key");
-    assert!(matches!(err.kind, RecordsErrorKind::InvalidControlRecord(_)), "{err}");
+    let err = batch
+        .control_record(&DecodeOptions::default())
+        .expect_err("short key");
+    assert!(
+        matches!(err.kind, RecordsErrorKind::InvalidControlRecord(_)),
+        "{err}"
+    );
 }
 
 #[test]
@@ -162,7 +172,13 @@ fn aborted_transactions_are_dropped_and_markers_hidden() {
     }];
     assert_eq!(
         read_committed(log.bytes(), &aborted),
-        ["plain-1", "p2-committed-a", "p2-committed-b", "p1-committed", "plain-2"]
+        [
+            "plain-1",
+            "p2-committed-a",
+            "p2-committed-b",
+            "p1-committed",
+            "plain-2"
+        ]
     );
     // read_uncommitted equivalent: no aborted list still hides control batches.
     assert_eq!(read_committed(log.bytes(), &[]).len(), 8);

@@ -33,7 +33,9 @@ fn valid_batch(compression: Compression) -> Bytes {
     let headers = [NewHeader::new("a", Some(b"1")), NewHeader::new("a", None)];
     for i in 0..6u8 {
         let value = vec![i; 20 + usize::from(i) * 30];
-        let mut r = NewRecord::new(1000 + i64::from(i)).value(&value).headers(&headers);
+        let mut r = NewRecord::new(1000 + i64::from(i))
+            .value(&value)
+            .headers(&headers);
         if i % 2 == 0 {
             r = r.key(b"key");
         }
@@ -115,7 +117,10 @@ fn every_truncation_of_the_records_inside_a_sealed_batch_is_an_error() {
         for cut in 61..whole.len() {
             let raw = reseal(whole[..cut].to_vec());
             let (records, failed) = drain(raw, DecodeOptions::default());
-            assert!(failed, "{codec:?} cut {cut} decoded {records} records without error");
+            assert!(
+                failed,
+                "{codec:?} cut {cut} decoded {records} records without error"
+            );
             assert!(records < 6);
         }
     }
@@ -162,19 +167,31 @@ fn record_count_larger_than_the_bytes() {
         let mut raw = whole.to_vec();
         raw[57..61].copy_from_slice(&1_000_000i32.to_be_bytes());
         let raw = reseal(raw);
-        let batch = BatchReader::new(raw.clone(), DecodeOptions::default()).next().expect("item");
+        let batch = BatchReader::new(raw.clone(), DecodeOptions::default())
+            .next()
+            .expect("item");
         let err = match batch {
             Err(e) => e,
             Ok(b) => b.records(&DecodeOptions::default()).expect_err("count"),
         };
         assert!(
-            matches!(err.kind, RecordsErrorKind::RecordCountExceedsBytes { count: 1_000_000, .. }),
+            matches!(
+                err.kind,
+                RecordsErrorKind::RecordCountExceedsBytes {
+                    count: 1_000_000,
+                    ..
+                }
+            ),
             "{codec:?}: {err}"
         );
         // One too many: the missing record is an error at its turn.
         let mut raw = whole.to_vec();
         raw[57..61].copy_from_slice(&7i32.to_be_bytes());
-        assert_eq!(drain(reseal(raw), DecodeOptions::default()), (6, true), "{codec:?}");
+        assert_eq!(
+            drain(reseal(raw), DecodeOptions::default()),
+            (6, true),
+            "{codec:?}"
+        );
         // Negative.
         let mut raw = whole.to_vec();
         raw[57..61].copy_from_slice(&(-3i32).to_be_bytes());
@@ -182,7 +199,11 @@ fn record_count_larger_than_the_bytes() {
         // One too few: the leftover bytes are reported.
         let mut raw = whole.to_vec();
         raw[57..61].copy_from_slice(&5i32.to_be_bytes());
-        assert_eq!(drain(reseal(raw), DecodeOptions::default()), (5, true), "{codec:?}");
+        assert_eq!(
+            drain(reseal(raw), DecodeOptions::default()),
+            (5, true),
+            "{codec:?}"
+        );
     }
 }
 
@@ -218,17 +239,28 @@ fn lengths_past_the_end_and_varint_overflow() {
         .next()
         .expect("item")
         .expect("batch");
-    let r = batch.records(&DecodeOptions::default()).expect("records").next().expect("one").expect("ok");
+    let r = batch
+        .records(&DecodeOptions::default())
+        .expect("records")
+        .next()
+        .expect("one")
+        .expect("ok");
     assert_eq!(r.value.as_deref(), Some(&b"ab"[..]));
     assert_eq!(r.key, None);
 
     // Record length past the end of the batch.
     let mut bad = good.clone();
     bad[0] = 40;
-    assert!(matches!(first_record_error(&bad).kind, RecordsErrorKind::UnexpectedEof { .. }));
+    assert!(matches!(
+        first_record_error(&bad).kind,
+        RecordsErrorKind::UnexpectedEof { .. }
+    ));
     // Record length negative.
     bad[0] = 3;
-    assert!(matches!(first_record_error(&bad).kind, RecordsErrorKind::NegativeLength(-2)));
+    assert!(matches!(
+        first_record_error(&bad).kind,
+        RecordsErrorKind::NegativeLength(-2)
+    ));
     // Value length past the record's own end (but within the batch).
     let mut bad = good.clone();
     bad[5] = 8;
@@ -238,7 +270,10 @@ fn lengths_past_the_end_and_varint_overflow() {
     // Key length -2.
     let mut bad = good.clone();
     bad[4] = 3;
-    assert!(matches!(first_record_error(&bad).kind, RecordsErrorKind::NegativeLength(-2)));
+    assert!(matches!(
+        first_record_error(&bad).kind,
+        RecordsErrorKind::NegativeLength(-2)
+    ));
     // Header count larger than the bytes.
     let mut bad = good.clone();
     bad[8] = 100;
@@ -258,7 +293,10 @@ fn lengths_past_the_end_and_varint_overflow() {
     bad.push(0);
     assert!(matches!(
         first_record_error(&bad).kind,
-        RecordsErrorKind::RecordLengthMismatch { declared: 9, used: 8 }
+        RecordsErrorKind::RecordLengthMismatch {
+            declared: 9,
+            used: 8
+        }
     ));
     // A six-byte varint for the record length, and an 11-byte timestamp delta.
     let overlong = [0x80, 0x80, 0x80, 0x80, 0x80, 0x00, 0, 0];
@@ -271,10 +309,16 @@ fn lengths_past_the_end_and_varint_overflow() {
     bad.extend_from_slice(&[0x01, 0, 1, 1, 0]);
     let e = first_record_error(&bad);
     assert_eq!(e.field, "Record.timestamp_delta");
-    assert!(matches!(e.kind, RecordsErrorKind::VarintOverflow { max_bytes: 10 }));
+    assert!(matches!(
+        e.kind,
+        RecordsErrorKind::VarintOverflow { max_bytes: 10 }
+    ));
     // Value bits past 32 in a five-byte varint.
     let wide = [0xff, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0];
-    assert!(matches!(first_record_error(&wide).kind, RecordsErrorKind::VarintOverflow { .. }));
+    assert!(matches!(
+        first_record_error(&wide).kind,
+        RecordsErrorKind::VarintOverflow { .. }
+    ));
 }
 
 #[test]
@@ -283,26 +327,43 @@ fn batch_level_lies() {
     // Batch length below any format's minimum.
     let mut raw = whole.to_vec();
     raw[8..12].copy_from_slice(&5i32.to_be_bytes());
-    let e = BatchReader::new(Bytes::from(raw), DecodeOptions::default()).next().expect("item").expect_err("len");
+    let e = BatchReader::new(Bytes::from(raw), DecodeOptions::default())
+        .next()
+        .expect("item")
+        .expect_err("len");
     assert!(matches!(e.kind, RecordsErrorKind::InvalidLength { .. }));
     // Negative batch length.
     let mut raw = whole.to_vec();
     raw[8..12].copy_from_slice(&(-1i32).to_be_bytes());
-    assert!(BatchReader::new(Bytes::from(raw), DecodeOptions::default()).next().expect("item").is_err());
+    assert!(
+        BatchReader::new(Bytes::from(raw), DecodeOptions::default())
+            .next()
+            .expect("item")
+            .is_err()
+    );
     // Long enough for legacy but not for a v2 header.
     let mut raw = whole[..40].to_vec();
     raw[8..12].copy_from_slice(&28i32.to_be_bytes());
-    let e = BatchReader::new(Bytes::from(raw), lax()).next().expect("item").expect_err("short");
+    let e = BatchReader::new(Bytes::from(raw), lax())
+        .next()
+        .expect("item")
+        .expect_err("short");
     assert!(matches!(e.kind, RecordsErrorKind::InvalidLength { .. }));
     // Unknown magic.
     let mut raw = whole.to_vec();
     raw[16] = 3;
-    let e = BatchReader::new(Bytes::from(raw), DecodeOptions::default()).next().expect("item").expect_err("magic");
+    let e = BatchReader::new(Bytes::from(raw), DecodeOptions::default())
+        .next()
+        .expect("item")
+        .expect_err("magic");
     assert_eq!(e.kind, RecordsErrorKind::UnsupportedMagic(3));
     // Unknown codec id.
     let mut raw = whole.to_vec();
     raw[22] |= 0x07;
-    let e = BatchReader::new(reseal(raw), DecodeOptions::default()).next().expect("item").expect_err("codec");
+    let e = BatchReader::new(reseal(raw), DecodeOptions::default())
+        .next()
+        .expect("item")
+        .expect_err("codec");
     assert_eq!(e.kind, RecordsErrorKind::UnknownCompression(7));
     // After an error the reader stops.
     let mut two = whole.to_vec();
@@ -343,9 +404,16 @@ fn decompression_bombs_are_errors() {
     ] {
         let bomb = compressed_batch(codec, framing, &zeros);
         assert!(bomb.len() < 300 * 1024, "{codec:?} compresses zeros");
-        let batch = BatchReader::new(bomb.clone(), opts).next().expect("item").expect("header is fine");
+        let batch = BatchReader::new(bomb.clone(), opts)
+            .next()
+            .expect("item")
+            .expect("header is fine");
         let e = batch.records(&opts).expect_err("bomb");
-        assert_eq!(e.kind, RecordsErrorKind::DecompressedTooLarge { limit: 1 << 20 }, "{codec:?} {framing:?}");
+        assert_eq!(
+            e.kind,
+            RecordsErrorKind::DecompressedTooLarge { limit: 1 << 20 },
+            "{codec:?} {framing:?}"
+        );
         // The same batch within a limit that allows it decodes.
         let big = DecodeOptions {
             max_decompressed_bytes: 8 << 20,
@@ -367,14 +435,28 @@ fn codec_headers_that_lie_are_errors_without_big_allocations() {
         reseal(raw)
     };
     let expect_err = |codec, payload: &[u8]| {
-        let batch = BatchReader::new(sealed(codec, payload), opts).next().expect("item").expect("batch");
+        let batch = BatchReader::new(sealed(codec, payload), opts)
+            .next()
+            .expect("item")
+            .expect("batch");
         batch.records(&opts).expect_err("lying payload")
     };
     // Raw snappy declaring 4 GiB - 1 from five bytes.
     let e = expect_err(Compression::Snappy, &[0xff, 0xff, 0xff, 0xff, 0x0f]);
-    assert!(matches!(e.kind, RecordsErrorKind::Decompress { codec: "snappy", .. }), "{e}");
+    assert!(
+        matches!(
+            e.kind,
+            RecordsErrorKind::Decompress {
+                codec: "snappy",
+                ..
+            }
+        ),
+        "{e}"
+    );
     // xerial chunk length past the end.
-    let mut xerial = vec![0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1];
+    let mut xerial = vec![
+        0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1,
+    ];
     xerial.extend_from_slice(&u32::MAX.to_be_bytes());
     let e = expect_err(Compression::Snappy, &xerial);
     assert!(matches!(e.kind, RecordsErrorKind::Decompress { .. }), "{e}");
@@ -384,24 +466,50 @@ fn codec_headers_that_lie_are_errors_without_big_allocations() {
     lz4.extend_from_slice(&0x7fff_ffffu32.to_le_bytes());
     lz4.extend_from_slice(&[0u8; 16]);
     let e = expect_err(Compression::Lz4, &lz4);
-    assert!(matches!(e.kind, RecordsErrorKind::Decompress { codec: "lz4", .. }), "{e}");
+    assert!(
+        matches!(e.kind, RecordsErrorKind::Decompress { codec: "lz4", .. }),
+        "{e}"
+    );
     // LZ4 with a bad magic, a bad version, and a truncated header.
-    for bad in [&[1u8, 2, 3, 4, 5, 6, 7][..], &[0x04, 0x22, 0x4d, 0x18, 0xc0, 0x40, 0], &[0x04, 0x22, 0x4d]] {
-        assert!(matches!(expect_err(Compression::Lz4, bad).kind, RecordsErrorKind::Decompress { .. }));
+    for bad in [
+        &[1u8, 2, 3, 4, 5, 6, 7][..],
+        &[0x04, 0x22, 0x4d, 0x18, 0xc0, 0x40, 0],
+        &[0x04, 0x22, 0x4d],
+    ] {
+        assert!(matches!(
+            expect_err(Compression::Lz4, bad).kind,
+            RecordsErrorKind::Decompress { .. }
+        ));
     }
     // gzip and zstd garbage.
-    assert!(matches!(expect_err(Compression::Gzip, b"not gzip at all").kind, RecordsErrorKind::Decompress { .. }));
-    assert!(matches!(expect_err(Compression::Zstd, b"not zstd at all").kind, RecordsErrorKind::Decompress { .. }));
+    assert!(matches!(
+        expect_err(Compression::Gzip, b"not gzip at all").kind,
+        RecordsErrorKind::Decompress { .. }
+    ));
+    assert!(matches!(
+        expect_err(Compression::Zstd, b"not zstd at all").kind,
+        RecordsErrorKind::Decompress { .. }
+    ));
 }
 
 #[test]
 fn default_decompression_limit_is_the_frame_limit() {
-    assert_eq!(DecodeOptions::default().max_decompressed_bytes, 100 * 1024 * 1024);
+    assert_eq!(
+        DecodeOptions::default().max_decompressed_bytes,
+        100 * 1024 * 1024
+    );
     assert!(DecodeOptions::default().verify_crc);
 }
 
 /// A legacy message with the given magic/attributes/value, CRC filled in.
-fn legacy_message(offset: i64, magic: u8, attributes: u8, timestamp: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Vec<u8> {
+fn legacy_message(
+    offset: i64,
+    magic: u8,
+    attributes: u8,
+    timestamp: i64,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+) -> Vec<u8> {
     let mut body = vec![magic, attributes];
     if magic == 1 {
         body.extend_from_slice(&timestamp.to_be_bytes());
@@ -429,7 +537,11 @@ fn crc32fast_like(data: &[u8]) -> u32 {
     for &b in data {
         c ^= u32::from(b);
         for _ in 0..8 {
-            c = if c & 1 == 1 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+            c = if c & 1 == 1 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
         }
     }
     !c
@@ -451,25 +563,51 @@ fn legacy_wrappers_log_append_time_and_nested_compression() {
     }
     let wrapper = legacy_message(102, 1, 0x01 | 0x08, 999, None, Some(&gzip(&inner)));
     let opts = DecodeOptions::default();
-    let batch = BatchReader::new(Bytes::from(wrapper), opts).next().expect("item").expect("batch");
-    let records: Vec<Record> = batch.records(&opts).expect("records").collect::<Result<_, _>>().expect("ok");
+    let batch = BatchReader::new(Bytes::from(wrapper), opts)
+        .next()
+        .expect("item")
+        .expect("batch");
+    let records: Vec<Record> = batch
+        .records(&opts)
+        .expect("records")
+        .collect::<Result<_, _>>()
+        .expect("ok");
     let got: Vec<(i64, i64)> = records.iter().map(|r| (r.offset, r.timestamp)).collect();
     assert_eq!(got, vec![(100, 999), (101, 999), (102, 999)]);
 
     // A compressed message inside a compressed wrapper is refused.
-    let nested_inner = legacy_message(0, 1, 0x01, 0, None, Some(&gzip(&legacy_message(0, 1, 0, 0, None, Some(b"y")))));
+    let nested_inner = legacy_message(
+        0,
+        1,
+        0x01,
+        0,
+        None,
+        Some(&gzip(&legacy_message(0, 1, 0, 0, None, Some(b"y")))),
+    );
     let wrapper = legacy_message(0, 1, 0x01, 0, None, Some(&gzip(&nested_inner)));
-    let batch = BatchReader::new(Bytes::from(wrapper), opts).next().expect("item").expect("batch");
-    assert_eq!(batch.records(&opts).expect_err("nested").kind, RecordsErrorKind::NestedCompression);
+    let batch = BatchReader::new(Bytes::from(wrapper), opts)
+        .next()
+        .expect("item")
+        .expect("batch");
+    assert_eq!(
+        batch.records(&opts).expect_err("nested").kind,
+        RecordsErrorKind::NestedCompression
+    );
 
     // A truncated inner message set is an error, not a partial batch.
     let wrapper = legacy_message(0, 1, 0x01, 0, None, Some(&gzip(&inner[..inner.len() - 2])));
-    let batch = BatchReader::new(Bytes::from(wrapper), opts).next().expect("item").expect("batch");
+    let batch = BatchReader::new(Bytes::from(wrapper), opts)
+        .next()
+        .expect("item")
+        .expect("batch");
     assert!(batch.records(&opts).is_err());
 
     // A wrapper with a null value.
     let wrapper = legacy_message(0, 0, 0x01, 0, None, None);
-    let batch = BatchReader::new(Bytes::from(wrapper), opts).next().expect("item").expect("batch");
+    let batch = BatchReader::new(Bytes::from(wrapper), opts)
+        .next()
+        .expect("item")
+        .expect("batch");
     assert!(batch.records(&opts).is_err());
 
     // Every truncation of a legacy set is a partial batch; every flipped byte past
@@ -480,7 +618,10 @@ fn legacy_wrappers_log_append_time_and_nested_compression() {
     let first_len = 12 + 4 + 2 + 4 + 1 + 4 + 1;
     for cut in 1..set.len() {
         let mut reader = BatchReader::new(Bytes::from(set[..cut].to_vec()), opts);
-        let complete = reader.by_ref().map(|b| b.expect("complete ones decode")).count();
+        let complete = reader
+            .by_ref()
+            .map(|b| b.expect("complete ones decode"))
+            .count();
         assert_eq!(complete, usize::from(cut >= first_len), "cut {cut}");
         assert_eq!(reader.truncated().is_none(), cut == first_len, "cut {cut}");
     }
@@ -488,8 +629,14 @@ fn legacy_wrappers_log_append_time_and_nested_compression() {
     for at in 17..first_len {
         let mut bad = set.clone();
         bad[at] ^= 0x10;
-        let e = BatchReader::new(Bytes::from(bad), opts).next().expect("item").expect_err("crc");
-        assert!(matches!(e.kind, RecordsErrorKind::CrcMismatch { .. }), "byte {at}: {e}");
+        let e = BatchReader::new(Bytes::from(bad), opts)
+            .next()
+            .expect("item")
+            .expect_err("crc");
+        assert!(
+            matches!(e.kind, RecordsErrorKind::CrcMismatch { .. }),
+            "byte {at}: {e}"
+        );
     }
 }
 

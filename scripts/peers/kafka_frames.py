@@ -549,6 +549,61 @@ def decode_batches(data):
     return batches
 
 
+def decode_message_set(data, _inner=False):
+    """Decode a legacy MessageSet (magic 0 or 1) into a list of dicts.
+
+    Compressed wrapper messages are listed with their decoded inner
+    messages under "inner". CRC-32 (IEEE) is checked on every message.
+    """
+    msgs = []
+    r = Reader(data)
+    while r.p < len(data):
+        start = r.p
+        offset = r.i64()
+        size = r.i32()
+        end = r.p + size
+        crc = struct.unpack(">I", r.take(4))[0]
+        if zlib.crc32(data[r.p:end]) != crc:
+            raise ValueError("bad crc in message at %d" % start)
+        magic = r.i8()
+        if magic not in (0, 1):
+            raise ValueError("magic %d in a message set" % magic)
+        attrs = r.i8()
+        ts = r.i64() if magic == 1 else None
+        key = r.nbytes(False)
+        value = r.nbytes(False)
+        if r.p != end:
+            raise ValueError("message size mismatch at %d" % start)
+        codec = attrs & 7
+        m = dict(byte_offset=start, byte_length=end - start, offset=offset, crc=crc,
+                 magic=magic, attributes=attrs, compression=CODECS.get(codec, codec),
+                 key=key, value=value)
+        if magic == 1:
+            m["timestamp"] = ts
+            m["timestamp_type"] = "LogAppendTime" if attrs & 8 else "CreateTime"
+        if codec:
+            if _inner:
+                raise ValueError("nested compression")
+            body, framing = decompress(codec, value)
+            if framing:
+                m["snappy_framing"] = framing
+            m["inner"] = decode_message_set(body, True)
+        msgs.append(m)
+    return msgs
+
+
+def message_set_to_json(msgs):
+    out = []
+    for m in msgs:
+        m = dict(m)
+        m["key"] = enc(m["key"])
+        m["value"] = None if "inner" in m else enc(m["value"])
+        if "inner" in m:
+            m["inner"] = message_set_to_json(m["inner"])
+        out.append(m)
+    return out
+
+
 def batches_to_json(batches):
     out = []
     for b in batches:

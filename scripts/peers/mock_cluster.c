@@ -19,6 +19,8 @@
  *   apiversion API_KEY MIN MAX              change an advertised range
  *                                           (-1 -1 removes the API)
  *   topic_error TOPIC ERR                   Metadata reports ERR for TOPIC
+ *   bootstrap                               answers the bootstrap list again
+ *                                           (instead of "ok")
  *   quit                                    stop (so does EOF on stdin)
  *
  * Each command is answered with one line: "ok" or "error: ...", flushed, so

@@ -27,7 +27,7 @@ if [ "${1:-}" = "--librdkafka" ]; then
 fi
 
 need_install=0
-pkg-config --exists rdkafka 2>/dev/null || need_install=1
+{ command -v gcc && pkg-config --exists rdkafka; } >/dev/null 2>&1 || need_install=1
 if [ "$flavour" = "2.16" ] && [ ! -e "$PEERS_HOME/librdkafka-2.16/librdkafka.so.1" ]; then
   need_install=1
 fi

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, VersionRange,
+    RawTaggedField, ScalarList, VersionRange,
 };
 
 /// The AddPartitionsToTxn request (API key 24).
@@ -148,11 +148,15 @@ impl AddPartitionsToTxnRequest {
             });
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "AddPartitionsToTxnRequest.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "AddPartitionsToTxnRequest.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "AddPartitionsToTxnRequest.unknown_tagged_fields",
@@ -361,11 +365,15 @@ impl AddPartitionsToTxnTransaction {
         for x in &self.topics {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "AddPartitionsToTxnTransaction.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "AddPartitionsToTxnTransaction.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -454,8 +462,8 @@ pub struct AddPartitionsToTxnTopic {
     pub name: ByteString,
     /// The partition indexes to add to the transaction
     ///
-    /// Versions: 0-5. Default: `Vec::new()`.
-    pub partitions: Vec<i32>,
+    /// Versions: 0-5. Default: `ScalarList::new()`.
+    pub partitions: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -464,7 +472,7 @@ impl Default for AddPartitionsToTxnTopic {
     fn default() -> Self {
         Self {
             name: ByteString::new(),
-            partitions: Vec::new(),
+            partitions: ScalarList::new(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -479,21 +487,22 @@ impl AddPartitionsToTxnTopic {
     ) -> Result<(), EncodeError> {
         let flexible = version >= 3;
         wire::put_string(buf, &self.name, flexible, "AddPartitionsToTxnTopic.Name")?;
-        wire::put_array_len(
+        wire::put_scalar_array(
             buf,
-            Some(self.partitions.len()),
+            &self.partitions,
             flexible,
             "AddPartitionsToTxnTopic.Partitions",
         )?;
-        for x in &self.partitions {
-            wire::put_i32(buf, *x);
-        }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "AddPartitionsToTxnTopic.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "AddPartitionsToTxnTopic.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "AddPartitionsToTxnTopic.unknown_tagged_fields",
@@ -508,13 +517,8 @@ impl AddPartitionsToTxnTopic {
         let flexible = version >= 3;
         let _ = version;
         let f_name = wire::read_string(buf, flexible, "AddPartitionsToTxnTopic.Name")?;
-        let f_partitions = wire::read_array(
-            buf,
-            flexible,
-            4,
-            "AddPartitionsToTxnTopic.Partitions",
-            |buf| wire::read_i32(buf, "AddPartitionsToTxnTopic.Partitions"),
-        )?;
+        let f_partitions =
+            wire::read_scalar_array::<i32>(buf, flexible, "AddPartitionsToTxnTopic.Partitions")?;
         #[allow(unused_mut)]
         let mut this = Self {
             name: f_name,

@@ -116,11 +116,15 @@ impl AddPartitionsToTxnResponse {
             });
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "AddPartitionsToTxnResponse.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "AddPartitionsToTxnResponse.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "AddPartitionsToTxnResponse.unknown_tagged_fields",
@@ -284,11 +288,15 @@ impl AddPartitionsToTxnResult {
         for x in &self.topic_results {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "AddPartitionsToTxnResult.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "AddPartitionsToTxnResult.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -404,11 +412,15 @@ impl AddPartitionsToTxnTopicResult {
             x.encode_inner(buf, version)?;
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "AddPartitionsToTxnTopicResult.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "AddPartitionsToTxnTopicResult.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "AddPartitionsToTxnTopicResult.unknown_tagged_fields",
@@ -529,11 +541,15 @@ impl AddPartitionsToTxnPartitionResult {
         wire::put_i32(buf, self.partition_index);
         wire::put_i16(buf, self.partition_error_code);
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "AddPartitionsToTxnPartitionResult.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "AddPartitionsToTxnPartitionResult.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "AddPartitionsToTxnPartitionResult.unknown_tagged_fields",

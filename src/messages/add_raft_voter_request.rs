@@ -84,11 +84,15 @@ impl AddRaftVoterRequest {
         for x in &self.listeners {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "AddRaftVoterRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "AddRaftVoterRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -203,11 +207,15 @@ impl Listener {
         wire::put_string(buf, &self.name, true, "Listener.Name")?;
         wire::put_string(buf, &self.host, true, "Listener.Host")?;
         wire::put_u16(buf, self.port);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "Listener.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "Listener.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

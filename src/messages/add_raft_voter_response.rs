@@ -68,11 +68,15 @@ impl AddRaftVoterResponse {
             true,
             "AddRaftVoterResponse.ErrorMessage",
         )?;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "AddRaftVoterResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "AddRaftVoterResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -58,11 +58,15 @@ impl AllocateProducerIdsRequest {
         let _ = version;
         wire::put_i32(buf, self.broker_id);
         wire::put_i64(buf, self.broker_epoch);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "AllocateProducerIdsRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "AllocateProducerIdsRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -69,11 +69,15 @@ impl AllocateProducerIdsResponse {
         wire::put_i16(buf, self.error_code);
         wire::put_i64(buf, self.producer_id_start);
         wire::put_i32(buf, self.producer_id_len);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "AllocateProducerIdsResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "AllocateProducerIdsResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

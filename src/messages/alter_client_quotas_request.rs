@@ -73,11 +73,15 @@ impl AlterClientQuotasRequest {
         }
         wire::put_bool(buf, self.validate_only);
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "AlterClientQuotasRequest.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "AlterClientQuotasRequest.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "AlterClientQuotasRequest.unknown_tagged_fields",
@@ -196,11 +200,15 @@ impl EntityData {
             "EntityData.EntityName",
         )?;
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "EntityData.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "EntityData.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "EntityData.unknown_tagged_fields",
@@ -320,11 +328,15 @@ impl OpData {
         wire::put_f64(buf, self.value);
         wire::put_bool(buf, self.remove);
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "OpData.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "OpData.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "OpData.unknown_tagged_fields",
@@ -442,11 +454,15 @@ impl EntryData {
             x.encode_inner(buf, version)?;
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "EntryData.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "EntryData.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "EntryData.unknown_tagged_fields",

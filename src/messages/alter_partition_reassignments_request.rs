@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, VersionRange,
+    RawTaggedField, ScalarList, VersionRange,
 };
 
 /// The AlterPartitionReassignments request (API key 45).
@@ -65,11 +65,15 @@ impl AlterPartitionReassignmentsRequest {
         for x in &self.topics {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "AlterPartitionReassignmentsRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "AlterPartitionReassignmentsRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -149,7 +153,7 @@ pub struct ReassignablePartition {
     /// The replicas to place the partitions on, or null to cancel a pending reassignment for this partition.
     ///
     /// Versions: 0; nullable in 0; entity type `brokerId`. Default: `None`.
-    pub replicas: Option<Vec<i32>>,
+    pub replicas: Option<ScalarList<i32>>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -175,18 +179,19 @@ impl ReassignablePartition {
         wire::put_i32(buf, self.partition_index);
         match &self.replicas {
             Some(v) => {
-                wire::put_array_len(buf, Some(v.len()), true, "ReassignablePartition.Replicas")?;
-                for x in v {
-                    wire::put_i32(buf, *x);
-                }
+                wire::put_scalar_array(buf, v, true, "ReassignablePartition.Replicas")?;
             }
             None => wire::put_array_len(buf, None, true, "ReassignablePartition.Replicas")?,
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ReassignablePartition.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ReassignablePartition.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -195,9 +200,7 @@ impl ReassignablePartition {
         let _ = version;
         let f_partition_index = wire::read_i32(buf, "ReassignablePartition.PartitionIndex")?;
         let f_replicas =
-            wire::read_nullable_array(buf, true, 4, "ReassignablePartition.Replicas", |buf| {
-                wire::read_i32(buf, "ReassignablePartition.Replicas")
-            })?;
+            wire::read_nullable_scalar_array::<i32>(buf, true, "ReassignablePartition.Replicas")?;
         #[allow(unused_mut)]
         let mut this = Self {
             partition_index: f_partition_index,
@@ -288,11 +291,15 @@ impl ReassignableTopic {
         for x in &self.partitions {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ReassignableTopic.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ReassignableTopic.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -81,11 +81,15 @@ impl AlterPartitionReassignmentsResponse {
         for x in &self.responses {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "AlterPartitionReassignmentsResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "AlterPartitionReassignmentsResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -217,11 +221,15 @@ impl ReassignablePartitionResponse {
             true,
             "ReassignablePartitionResponse.ErrorMessage",
         )?;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ReassignablePartitionResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ReassignablePartitionResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -335,11 +343,15 @@ impl ReassignableTopicResponse {
         for x in &self.partitions {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ReassignableTopicResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ReassignableTopicResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

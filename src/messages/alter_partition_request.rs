@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, Uuid, VersionRange,
+    RawTaggedField, ScalarList, Uuid, VersionRange,
 };
 
 /// The AlterPartition request (API key 56).
@@ -79,11 +79,15 @@ impl AlterPartitionRequest {
         for x in &self.topics {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "AlterPartitionRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "AlterPartitionRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -179,11 +183,15 @@ impl BrokerState {
         let _ = version;
         wire::put_i32(buf, self.broker_id);
         wire::put_i64(buf, self.broker_epoch);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "BrokerState.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "BrokerState.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -251,8 +259,8 @@ pub struct PartitionData {
     pub leader_epoch: i32,
     /// The ISR for this partition. Deprecated since version 3.
     ///
-    /// Versions: 0-2; entity type `brokerId`. Default: `Vec::new()`.
-    pub new_isr: Vec<i32>,
+    /// Versions: 0-2; entity type `brokerId`. Default: `ScalarList::new()`.
+    pub new_isr: ScalarList<i32>,
     /// Versions: 3. Default: `Vec::new()`.
     pub new_isr_with_epochs: Vec<BrokerState>,
     /// 1 if the partition is recovering from an unclean leader election; 0 otherwise.
@@ -272,7 +280,7 @@ impl Default for PartitionData {
         Self {
             partition_index: 0,
             leader_epoch: 0,
-            new_isr: Vec::new(),
+            new_isr: ScalarList::new(),
             new_isr_with_epochs: Vec::new(),
             leader_recovery_state: 0,
             partition_epoch: 0,
@@ -291,10 +299,7 @@ impl PartitionData {
         wire::put_i32(buf, self.partition_index);
         wire::put_i32(buf, self.leader_epoch);
         if version <= 2 {
-            wire::put_array_len(buf, Some(self.new_isr.len()), true, "PartitionData.NewIsr")?;
-            for x in &self.new_isr {
-                wire::put_i32(buf, *x);
-            }
+            wire::put_scalar_array(buf, &self.new_isr, true, "PartitionData.NewIsr")?;
         } else if !self.new_isr.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "PartitionData.NewIsr",
@@ -326,11 +331,15 @@ impl PartitionData {
             });
         }
         wire::put_i32(buf, self.partition_epoch);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "PartitionData.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "PartitionData.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -339,11 +348,9 @@ impl PartitionData {
         let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
         let f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
         let f_new_isr = if version <= 2 {
-            wire::read_array(buf, true, 4, "PartitionData.NewIsr", |buf| {
-                wire::read_i32(buf, "PartitionData.NewIsr")
-            })?
+            wire::read_scalar_array::<i32>(buf, true, "PartitionData.NewIsr")?
         } else {
-            Vec::new()
+            ScalarList::new()
         };
         let f_new_isr_with_epochs = if version >= 3 {
             wire::read_array(buf, true, 13, "PartitionData.NewIsrWithEpochs", |buf| {
@@ -386,7 +393,7 @@ impl wire::arb::Normalize for PartitionData {
     fn normalize_for_version(&mut self, version: i16) {
         if version <= 2 {
         } else {
-            self.new_isr = Vec::new();
+            self.new_isr = ScalarList::new();
         }
         if version >= 3 {
             for x in self.new_isr_with_epochs.iter_mut() {
@@ -476,11 +483,15 @@ impl TopicData {
         for x in &self.partitions {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "TopicData.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "TopicData.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, Uuid, VersionRange,
+    RawTaggedField, ScalarList, Uuid, VersionRange,
 };
 
 /// The AlterPartition response (API key 56).
@@ -79,11 +79,15 @@ impl AlterPartitionResponse {
         for x in &self.topics {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "AlterPartitionResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "AlterPartitionResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -166,8 +170,8 @@ pub struct PartitionData {
     pub leader_epoch: i32,
     /// The in-sync replica IDs.
     ///
-    /// Versions: 0-3; entity type `brokerId`. Default: `Vec::new()`.
-    pub isr: Vec<i32>,
+    /// Versions: 0-3; entity type `brokerId`. Default: `ScalarList::new()`.
+    pub isr: ScalarList<i32>,
     /// 1 if the partition is recovering from an unclean leader election; 0 otherwise.
     ///
     /// Versions: 1-3; ignorable (dropped silently where absent). Default: `0`.
@@ -187,7 +191,7 @@ impl Default for PartitionData {
             error_code: 0,
             leader_id: 0,
             leader_epoch: 0,
-            isr: Vec::new(),
+            isr: ScalarList::new(),
             leader_recovery_state: 0,
             partition_epoch: 0,
             unknown_tagged_fields: Vec::new(),
@@ -206,19 +210,20 @@ impl PartitionData {
         wire::put_i16(buf, self.error_code);
         wire::put_i32(buf, self.leader_id);
         wire::put_i32(buf, self.leader_epoch);
-        wire::put_array_len(buf, Some(self.isr.len()), true, "PartitionData.Isr")?;
-        for x in &self.isr {
-            wire::put_i32(buf, *x);
-        }
+        wire::put_scalar_array(buf, &self.isr, true, "PartitionData.Isr")?;
         if version >= 1 {
             wire::put_i8(buf, self.leader_recovery_state);
         }
         wire::put_i32(buf, self.partition_epoch);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "PartitionData.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "PartitionData.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -228,9 +233,7 @@ impl PartitionData {
         let f_error_code = wire::read_i16(buf, "PartitionData.ErrorCode")?;
         let f_leader_id = wire::read_i32(buf, "PartitionData.LeaderId")?;
         let f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
-        let f_isr = wire::read_array(buf, true, 4, "PartitionData.Isr", |buf| {
-            wire::read_i32(buf, "PartitionData.Isr")
-        })?;
+        let f_isr = wire::read_scalar_array::<i32>(buf, true, "PartitionData.Isr")?;
         let f_leader_recovery_state = if version >= 1 {
             wire::read_i8(buf, "PartitionData.LeaderRecoveryState")?
         } else {
@@ -346,11 +349,15 @@ impl TopicData {
         for x in &self.partitions {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "TopicData.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "TopicData.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, VersionRange,
+    RawTaggedField, ScalarList, VersionRange,
 };
 
 /// The AlterReplicaLogDirs request (API key 34).
@@ -68,11 +68,15 @@ impl AlterReplicaLogDirsRequest {
             x.encode_inner(buf, version)?;
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "AlterReplicaLogDirsRequest.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "AlterReplicaLogDirsRequest.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "AlterReplicaLogDirsRequest.unknown_tagged_fields",
@@ -153,8 +157,8 @@ pub struct AlterReplicaLogDirTopic {
     pub name: ByteString,
     /// The partition indexes.
     ///
-    /// Versions: 0-2. Default: `Vec::new()`.
-    pub partitions: Vec<i32>,
+    /// Versions: 0-2. Default: `ScalarList::new()`.
+    pub partitions: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -163,7 +167,7 @@ impl Default for AlterReplicaLogDirTopic {
     fn default() -> Self {
         Self {
             name: ByteString::new(),
-            partitions: Vec::new(),
+            partitions: ScalarList::new(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -178,21 +182,22 @@ impl AlterReplicaLogDirTopic {
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
         wire::put_string(buf, &self.name, flexible, "AlterReplicaLogDirTopic.Name")?;
-        wire::put_array_len(
+        wire::put_scalar_array(
             buf,
-            Some(self.partitions.len()),
+            &self.partitions,
             flexible,
             "AlterReplicaLogDirTopic.Partitions",
         )?;
-        for x in &self.partitions {
-            wire::put_i32(buf, *x);
-        }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "AlterReplicaLogDirTopic.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "AlterReplicaLogDirTopic.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "AlterReplicaLogDirTopic.unknown_tagged_fields",
@@ -207,13 +212,8 @@ impl AlterReplicaLogDirTopic {
         let flexible = version >= 2;
         let _ = version;
         let f_name = wire::read_string(buf, flexible, "AlterReplicaLogDirTopic.Name")?;
-        let f_partitions = wire::read_array(
-            buf,
-            flexible,
-            4,
-            "AlterReplicaLogDirTopic.Partitions",
-            |buf| wire::read_i32(buf, "AlterReplicaLogDirTopic.Partitions"),
-        )?;
+        let f_partitions =
+            wire::read_scalar_array::<i32>(buf, flexible, "AlterReplicaLogDirTopic.Partitions")?;
         #[allow(unused_mut)]
         let mut this = Self {
             name: f_name,
@@ -316,11 +316,15 @@ impl AlterReplicaLogDir {
             x.encode_inner(buf, version)?;
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "AlterReplicaLogDir.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "AlterReplicaLogDir.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "AlterReplicaLogDir.unknown_tagged_fields",

@@ -73,11 +73,15 @@ impl AlterUserScramCredentialsRequest {
         for x in &self.upsertions {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "AlterUserScramCredentialsRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "AlterUserScramCredentialsRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -191,11 +195,15 @@ impl ScramCredentialDeletion {
         let _ = version;
         wire::put_string(buf, &self.name, true, "ScramCredentialDeletion.Name")?;
         wire::put_i8(buf, self.mechanism);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ScramCredentialDeletion.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ScramCredentialDeletion.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -314,11 +322,15 @@ impl ScramCredentialUpsertion {
             true,
             "ScramCredentialUpsertion.SaltedPassword",
         )?;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ScramCredentialUpsertion.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ScramCredentialUpsertion.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -64,11 +64,15 @@ impl AlterUserScramCredentialsResponse {
         for x in &self.results {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "AlterUserScramCredentialsResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "AlterUserScramCredentialsResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -190,11 +194,15 @@ impl AlterUserScramCredentialsResult {
             true,
             "AlterUserScramCredentialsResult.ErrorMessage",
         )?;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "AlterUserScramCredentialsResult.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "AlterUserScramCredentialsResult.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -419,11 +419,15 @@ impl ApiVersion {
         wire::put_i16(buf, self.min_version);
         wire::put_i16(buf, self.max_version);
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "ApiVersion.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "ApiVersion.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "ApiVersion.unknown_tagged_fields",
@@ -536,11 +540,15 @@ impl SupportedFeatureKey {
         wire::put_string(buf, &self.name, true, "SupportedFeatureKey.Name")?;
         wire::put_i16(buf, self.min_version);
         wire::put_i16(buf, self.max_version);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "SupportedFeatureKey.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "SupportedFeatureKey.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -644,11 +652,15 @@ impl FinalizedFeatureKey {
         wire::put_string(buf, &self.name, true, "FinalizedFeatureKey.Name")?;
         wire::put_i16(buf, self.max_version_level);
         wire::put_i16(buf, self.min_version_level);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "FinalizedFeatureKey.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "FinalizedFeatureKey.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

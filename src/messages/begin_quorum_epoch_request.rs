@@ -98,11 +98,15 @@ impl BeginQuorumEpochRequest {
             }
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "BeginQuorumEpochRequest.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "BeginQuorumEpochRequest.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "BeginQuorumEpochRequest.unknown_tagged_fields",
@@ -263,11 +267,15 @@ impl PartitionData {
         wire::put_i32(buf, self.leader_id);
         wire::put_i32(buf, self.leader_epoch);
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "PartitionData.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "PartitionData.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "PartitionData.unknown_tagged_fields",
@@ -389,11 +397,15 @@ impl TopicData {
             x.encode_inner(buf, version)?;
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "TopicData.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "TopicData.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "TopicData.unknown_tagged_fields",
@@ -511,11 +523,15 @@ impl LeaderEndpoint {
         wire::put_string(buf, &self.name, true, "LeaderEndpoint.Name")?;
         wire::put_string(buf, &self.host, true, "LeaderEndpoint.Host")?;
         wire::put_u16(buf, self.port);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "LeaderEndpoint.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "LeaderEndpoint.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -17,8 +17,8 @@
 
 use super::{ApiKey, Request};
 use crate::wire::{
-    self, BufMut, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, Uuid,
-    VersionRange,
+    self, BufMut, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    ScalarList, Uuid, VersionRange,
 };
 
 /// The BrokerHeartbeat request (API key 63).
@@ -48,8 +48,8 @@ pub struct BrokerHeartbeatRequest {
     pub want_shut_down: bool,
     /// Log directories that failed and went offline.
     ///
-    /// Versions: 1. Default: `Vec::new()`.
-    pub offline_log_dirs: Vec<Uuid>,
+    /// Versions: 1. Default: `ScalarList::new()`.
+    pub offline_log_dirs: ScalarList<Uuid>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -62,7 +62,7 @@ impl Default for BrokerHeartbeatRequest {
             current_metadata_offset: 0,
             want_fence: false,
             want_shut_down: false,
-            offline_log_dirs: Vec::new(),
+            offline_log_dirs: ScalarList::new(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -81,26 +81,27 @@ impl BrokerHeartbeatRequest {
         wire::put_bool(buf, self.want_fence);
         wire::put_bool(buf, self.want_shut_down);
         if version >= 1 {
-            wire::put_array_len(
+            wire::put_scalar_array(
                 buf,
-                Some(self.offline_log_dirs.len()),
+                &self.offline_log_dirs,
                 true,
                 "BrokerHeartbeatRequest.OfflineLogDirs",
             )?;
-            for x in &self.offline_log_dirs {
-                wire::put_uuid(buf, x);
-            }
         } else if !self.offline_log_dirs.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "BrokerHeartbeatRequest.OfflineLogDirs",
                 version,
             });
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "BrokerHeartbeatRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "BrokerHeartbeatRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -113,15 +114,9 @@ impl BrokerHeartbeatRequest {
         let f_want_fence = wire::read_bool(buf, "BrokerHeartbeatRequest.WantFence")?;
         let f_want_shut_down = wire::read_bool(buf, "BrokerHeartbeatRequest.WantShutDown")?;
         let f_offline_log_dirs = if version >= 1 {
-            wire::read_array(
-                buf,
-                true,
-                16,
-                "BrokerHeartbeatRequest.OfflineLogDirs",
-                |buf| wire::read_uuid(buf, "BrokerHeartbeatRequest.OfflineLogDirs"),
-            )?
+            wire::read_scalar_array::<Uuid>(buf, true, "BrokerHeartbeatRequest.OfflineLogDirs")?
         } else {
-            Vec::new()
+            ScalarList::new()
         };
         #[allow(unused_mut)]
         let mut this = Self {
@@ -152,7 +147,7 @@ impl wire::arb::Normalize for BrokerHeartbeatRequest {
     fn normalize_for_version(&mut self, version: i16) {
         if version >= 1 {
         } else {
-            self.offline_log_dirs = Vec::new();
+            self.offline_log_dirs = ScalarList::new();
         }
         self.unknown_tagged_fields.sort_by_key(|f| f.tag);
         self.unknown_tagged_fields.dedup_by_key(|f| f.tag);

@@ -75,11 +75,15 @@ impl BrokerHeartbeatResponse {
         wire::put_bool(buf, self.is_caught_up);
         wire::put_bool(buf, self.is_fenced);
         wire::put_bool(buf, self.should_shut_down);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "BrokerHeartbeatResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "BrokerHeartbeatResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

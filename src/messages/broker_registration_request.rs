@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, Uuid, VersionRange,
+    RawTaggedField, ScalarList, Uuid, VersionRange,
 };
 
 /// The BrokerRegistration request (API key 62).
@@ -65,8 +65,8 @@ pub struct BrokerRegistrationRequest {
     pub is_migrating_zk_broker: bool,
     /// Log directories configured in this broker which are available.
     ///
-    /// Versions: 2-4; ignorable (dropped silently where absent). Default: `Vec::new()`.
-    pub log_dirs: Vec<Uuid>,
+    /// Versions: 2-4; ignorable (dropped silently where absent). Default: `ScalarList::new()`.
+    pub log_dirs: ScalarList<Uuid>,
     /// The epoch before a clean shutdown.
     ///
     /// Versions: 3-4; ignorable (dropped silently where absent). Default: `-1`.
@@ -85,7 +85,7 @@ impl Default for BrokerRegistrationRequest {
             features: Vec::new(),
             rack: Some(ByteString::new()),
             is_migrating_zk_broker: false,
-            log_dirs: Vec::new(),
+            log_dirs: ScalarList::new(),
             previous_broker_epoch: -1,
             unknown_tagged_fields: Vec::new(),
         }
@@ -140,24 +140,25 @@ impl BrokerRegistrationRequest {
             });
         }
         if version >= 2 {
-            wire::put_array_len(
+            wire::put_scalar_array(
                 buf,
-                Some(self.log_dirs.len()),
+                &self.log_dirs,
                 true,
                 "BrokerRegistrationRequest.LogDirs",
             )?;
-            for x in &self.log_dirs {
-                wire::put_uuid(buf, x);
-            }
         }
         if version >= 3 {
             wire::put_i64(buf, self.previous_broker_epoch);
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "BrokerRegistrationRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "BrokerRegistrationRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -181,11 +182,9 @@ impl BrokerRegistrationRequest {
             false
         };
         let f_log_dirs = if version >= 2 {
-            wire::read_array(buf, true, 16, "BrokerRegistrationRequest.LogDirs", |buf| {
-                wire::read_uuid(buf, "BrokerRegistrationRequest.LogDirs")
-            })?
+            wire::read_scalar_array::<Uuid>(buf, true, "BrokerRegistrationRequest.LogDirs")?
         } else {
-            Vec::new()
+            ScalarList::new()
         };
         let f_previous_broker_epoch = if version >= 3 {
             wire::read_i64(buf, "BrokerRegistrationRequest.PreviousBrokerEpoch")?
@@ -242,7 +241,7 @@ impl wire::arb::Normalize for BrokerRegistrationRequest {
         }
         if version >= 2 {
         } else {
-            self.log_dirs = Vec::new();
+            self.log_dirs = ScalarList::new();
         }
         if version >= 3 {
         } else {
@@ -327,11 +326,15 @@ impl Listener {
         wire::put_string(buf, &self.host, true, "Listener.Host")?;
         wire::put_u16(buf, self.port);
         wire::put_i16(buf, self.security_protocol);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "Listener.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "Listener.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -441,11 +444,15 @@ impl Feature {
         wire::put_string(buf, &self.name, true, "Feature.Name")?;
         wire::put_i16(buf, self.min_supported_version);
         wire::put_i16(buf, self.max_supported_version);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "Feature.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "Feature.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -71,11 +71,15 @@ impl BrokerRegistrationResponse {
         wire::put_i32(buf, self.throttle_time_ms);
         wire::put_i16(buf, self.error_code);
         wire::put_i64(buf, self.broker_epoch);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "BrokerRegistrationResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "BrokerRegistrationResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -73,11 +73,15 @@ impl ConsumerGroupDescribeRequest {
             wire::put_string(buf, x, true, "ConsumerGroupDescribeRequest.GroupIds")?;
         }
         wire::put_bool(buf, self.include_authorized_operations);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ConsumerGroupDescribeRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ConsumerGroupDescribeRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

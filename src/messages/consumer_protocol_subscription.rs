@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    VersionRange,
+    ScalarList, VersionRange,
 };
 
 /// The `ConsumerProtocolSubscription` data schema.
@@ -207,15 +207,15 @@ impl<'a> arbitrary::Arbitrary<'a> for ConsumerProtocolSubscription {
 pub struct TopicPartition {
     /// Versions: 1-3; map key; entity type `topicName`. Default: `ByteString::new()`.
     pub topic: ByteString,
-    /// Versions: 1-3. Default: `Vec::new()`.
-    pub partitions: Vec<i32>,
+    /// Versions: 1-3. Default: `ScalarList::new()`.
+    pub partitions: ScalarList<i32>,
 }
 
 impl Default for TopicPartition {
     fn default() -> Self {
         Self {
             topic: ByteString::new(),
-            partitions: Vec::new(),
+            partitions: ScalarList::new(),
         }
     }
 }
@@ -229,15 +229,7 @@ impl TopicPartition {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_string(buf, &self.topic, false, "TopicPartition.Topic")?;
-        wire::put_array_len(
-            buf,
-            Some(self.partitions.len()),
-            false,
-            "TopicPartition.Partitions",
-        )?;
-        for x in &self.partitions {
-            wire::put_i32(buf, *x);
-        }
+        wire::put_scalar_array(buf, &self.partitions, false, "TopicPartition.Partitions")?;
         Ok(())
     }
 
@@ -245,9 +237,7 @@ impl TopicPartition {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_topic = wire::read_string(buf, false, "TopicPartition.Topic")?;
-        let f_partitions = wire::read_array(buf, false, 4, "TopicPartition.Partitions", |buf| {
-            wire::read_i32(buf, "TopicPartition.Partitions")
-        })?;
+        let f_partitions = wire::read_scalar_array::<i32>(buf, false, "TopicPartition.Partitions")?;
         Ok(Self {
             topic: f_topic,
             partitions: f_partitions,

@@ -73,11 +73,15 @@ impl ControlledShutdownRequest {
             wire::put_i64(buf, self.broker_epoch);
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "ControlledShutdownRequest.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "ControlledShutdownRequest.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "ControlledShutdownRequest.unknown_tagged_fields",

@@ -91,11 +91,15 @@ impl ControllerRegistrationRequest {
         for x in &self.features {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ControllerRegistrationRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ControllerRegistrationRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -230,11 +234,15 @@ impl Listener {
         wire::put_string(buf, &self.host, true, "Listener.Host")?;
         wire::put_u16(buf, self.port);
         wire::put_i16(buf, self.security_protocol);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "Listener.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "Listener.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -344,11 +352,15 @@ impl Feature {
         wire::put_string(buf, &self.name, true, "Feature.Name")?;
         wire::put_i16(buf, self.min_supported_version);
         wire::put_i16(buf, self.max_supported_version);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "Feature.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "Feature.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, VersionRange,
+    RawTaggedField, ScalarList, VersionRange,
 };
 
 /// The CreatePartitions request (API key 37).
@@ -84,11 +84,15 @@ impl CreatePartitionsRequest {
         wire::put_i32(buf, self.timeout_ms);
         wire::put_bool(buf, self.validate_only);
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "CreatePartitionsRequest.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "CreatePartitionsRequest.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "CreatePartitionsRequest.unknown_tagged_fields",
@@ -171,8 +175,8 @@ impl<'a> arbitrary::Arbitrary<'a> for CreatePartitionsRequest {
 pub struct CreatePartitionsAssignment {
     /// The assigned broker IDs.
     ///
-    /// Versions: 0-3; entity type `brokerId`. Default: `Vec::new()`.
-    pub broker_ids: Vec<i32>,
+    /// Versions: 0-3; entity type `brokerId`. Default: `ScalarList::new()`.
+    pub broker_ids: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -180,7 +184,7 @@ pub struct CreatePartitionsAssignment {
 impl Default for CreatePartitionsAssignment {
     fn default() -> Self {
         Self {
-            broker_ids: Vec::new(),
+            broker_ids: ScalarList::new(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -194,21 +198,22 @@ impl CreatePartitionsAssignment {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
-        wire::put_array_len(
+        wire::put_scalar_array(
             buf,
-            Some(self.broker_ids.len()),
+            &self.broker_ids,
             flexible,
             "CreatePartitionsAssignment.BrokerIds",
         )?;
-        for x in &self.broker_ids {
-            wire::put_i32(buf, *x);
-        }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "CreatePartitionsAssignment.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "CreatePartitionsAssignment.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "CreatePartitionsAssignment.unknown_tagged_fields",
@@ -222,13 +227,8 @@ impl CreatePartitionsAssignment {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
-        let f_broker_ids = wire::read_array(
-            buf,
-            flexible,
-            4,
-            "CreatePartitionsAssignment.BrokerIds",
-            |buf| wire::read_i32(buf, "CreatePartitionsAssignment.BrokerIds"),
-        )?;
+        let f_broker_ids =
+            wire::read_scalar_array::<i32>(buf, flexible, "CreatePartitionsAssignment.BrokerIds")?;
         #[allow(unused_mut)]
         let mut this = Self {
             broker_ids: f_broker_ids,
@@ -336,11 +336,15 @@ impl CreatePartitionsTopic {
             None => wire::put_array_len(buf, None, flexible, "CreatePartitionsTopic.Assignments")?,
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "CreatePartitionsTopic.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "CreatePartitionsTopic.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "CreatePartitionsTopic.unknown_tagged_fields",

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, VersionRange,
+    RawTaggedField, ScalarList, VersionRange,
 };
 
 /// The CreateTopics request (API key 19).
@@ -96,11 +96,15 @@ impl CreateTopicsRequest {
             });
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "CreateTopicsRequest.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "CreateTopicsRequest.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "CreateTopicsRequest.unknown_tagged_fields",
@@ -194,8 +198,8 @@ pub struct CreatableReplicaAssignment {
     pub partition_index: i32,
     /// The brokers to place the partition on.
     ///
-    /// Versions: 0-7; entity type `brokerId`. Default: `Vec::new()`.
-    pub broker_ids: Vec<i32>,
+    /// Versions: 0-7; entity type `brokerId`. Default: `ScalarList::new()`.
+    pub broker_ids: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -204,7 +208,7 @@ impl Default for CreatableReplicaAssignment {
     fn default() -> Self {
         Self {
             partition_index: 0,
-            broker_ids: Vec::new(),
+            broker_ids: ScalarList::new(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -219,21 +223,22 @@ impl CreatableReplicaAssignment {
     ) -> Result<(), EncodeError> {
         let flexible = version >= 5;
         wire::put_i32(buf, self.partition_index);
-        wire::put_array_len(
+        wire::put_scalar_array(
             buf,
-            Some(self.broker_ids.len()),
+            &self.broker_ids,
             flexible,
             "CreatableReplicaAssignment.BrokerIds",
         )?;
-        for x in &self.broker_ids {
-            wire::put_i32(buf, *x);
-        }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "CreatableReplicaAssignment.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "CreatableReplicaAssignment.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "CreatableReplicaAssignment.unknown_tagged_fields",
@@ -248,13 +253,8 @@ impl CreatableReplicaAssignment {
         let flexible = version >= 5;
         let _ = version;
         let f_partition_index = wire::read_i32(buf, "CreatableReplicaAssignment.PartitionIndex")?;
-        let f_broker_ids = wire::read_array(
-            buf,
-            flexible,
-            4,
-            "CreatableReplicaAssignment.BrokerIds",
-            |buf| wire::read_i32(buf, "CreatableReplicaAssignment.BrokerIds"),
-        )?;
+        let f_broker_ids =
+            wire::read_scalar_array::<i32>(buf, flexible, "CreatableReplicaAssignment.BrokerIds")?;
         #[allow(unused_mut)]
         let mut this = Self {
             partition_index: f_partition_index,
@@ -350,11 +350,15 @@ impl CreatableTopicConfig {
             "CreatableTopicConfig.Value",
         )?;
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "CreatableTopicConfig.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "CreatableTopicConfig.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "CreatableTopicConfig.unknown_tagged_fields",
@@ -503,11 +507,15 @@ impl CreatableTopic {
             x.encode_inner(buf, version)?;
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "CreatableTopic.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "CreatableTopic.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "CreatableTopic.unknown_tagged_fields",

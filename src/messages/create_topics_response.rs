@@ -88,11 +88,15 @@ impl CreateTopicsResponse {
             x.encode_inner(buf, version)?;
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "CreateTopicsResponse.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "CreateTopicsResponse.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "CreateTopicsResponse.unknown_tagged_fields",
@@ -232,11 +236,15 @@ impl CreatableTopicConfigs {
         wire::put_bool(buf, self.read_only);
         wire::put_i8(buf, self.config_source);
         wire::put_bool(buf, self.is_sensitive);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "CreatableTopicConfigs.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "CreatableTopicConfigs.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

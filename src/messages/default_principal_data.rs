@@ -70,11 +70,15 @@ impl DefaultPrincipalData {
         wire::put_string(buf, &self.r#type, true, "DefaultPrincipalData.Type")?;
         wire::put_string(buf, &self.name, true, "DefaultPrincipalData.Name")?;
         wire::put_bool(buf, self.token_authenticated);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "DefaultPrincipalData.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "DefaultPrincipalData.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -70,11 +70,15 @@ impl DeleteShareGroupStateResponse {
         for x in &self.results {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "DeleteShareGroupStateResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "DeleteShareGroupStateResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -186,11 +190,15 @@ impl PartitionResult {
             true,
             "PartitionResult.ErrorMessage",
         )?;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "PartitionResult.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "PartitionResult.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -298,11 +306,15 @@ impl DeleteStateResult {
         for x in &self.partitions {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "DeleteStateResult.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "DeleteStateResult.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -103,11 +103,15 @@ impl DeleteTopicsRequest {
         }
         wire::put_i32(buf, self.timeout_ms);
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "DeleteTopicsRequest.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "DeleteTopicsRequest.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "DeleteTopicsRequest.unknown_tagged_fields",
@@ -243,11 +247,15 @@ impl DeleteTopicState {
         let _ = version;
         wire::put_nullable_string(buf, self.name.as_deref(), true, "DeleteTopicState.Name")?;
         wire::put_uuid(buf, &self.topic_id);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "DeleteTopicState.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "DeleteTopicState.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

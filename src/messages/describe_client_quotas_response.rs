@@ -96,11 +96,15 @@ impl DescribeClientQuotasResponse {
             }
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "DescribeClientQuotasResponse.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "DescribeClientQuotasResponse.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "DescribeClientQuotasResponse.unknown_tagged_fields",
@@ -240,11 +244,15 @@ impl EntityData {
             "EntityData.EntityName",
         )?;
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "EntityData.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "EntityData.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "EntityData.unknown_tagged_fields",
@@ -358,11 +366,15 @@ impl ValueData {
         wire::put_string(buf, &self.key, flexible, "ValueData.Key")?;
         wire::put_f64(buf, self.value);
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "ValueData.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "ValueData.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "ValueData.unknown_tagged_fields",
@@ -477,11 +489,15 @@ impl EntryData {
             x.encode_inner(buf, version)?;
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "EntryData.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "EntryData.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "EntryData.unknown_tagged_fields",

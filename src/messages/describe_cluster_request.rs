@@ -72,11 +72,15 @@ impl DescribeClusterRequest {
                 version,
             });
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "DescribeClusterRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "DescribeClusterRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -126,11 +126,15 @@ impl DescribeClusterResponse {
             x.encode_inner(buf, version)?;
         }
         wire::put_i32(buf, self.cluster_authorized_operations);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "DescribeClusterResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "DescribeClusterResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -280,11 +284,15 @@ impl DescribeClusterBroker {
             true,
             "DescribeClusterBroker.Rack",
         )?;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "DescribeClusterBroker.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "DescribeClusterBroker.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, VersionRange,
+    RawTaggedField, ScalarList, VersionRange,
 };
 
 /// The DescribeLogDirs request (API key 35).
@@ -75,11 +75,15 @@ impl DescribeLogDirsRequest {
             None => wire::put_array_len(buf, None, flexible, "DescribeLogDirsRequest.Topics")?,
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "DescribeLogDirsRequest.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "DescribeLogDirsRequest.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "DescribeLogDirsRequest.unknown_tagged_fields",
@@ -162,8 +166,8 @@ pub struct DescribableLogDirTopic {
     pub topic: ByteString,
     /// The partition indexes.
     ///
-    /// Versions: 0-4. Default: `Vec::new()`.
-    pub partitions: Vec<i32>,
+    /// Versions: 0-4. Default: `ScalarList::new()`.
+    pub partitions: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -172,7 +176,7 @@ impl Default for DescribableLogDirTopic {
     fn default() -> Self {
         Self {
             topic: ByteString::new(),
-            partitions: Vec::new(),
+            partitions: ScalarList::new(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -187,21 +191,22 @@ impl DescribableLogDirTopic {
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
         wire::put_string(buf, &self.topic, flexible, "DescribableLogDirTopic.Topic")?;
-        wire::put_array_len(
+        wire::put_scalar_array(
             buf,
-            Some(self.partitions.len()),
+            &self.partitions,
             flexible,
             "DescribableLogDirTopic.Partitions",
         )?;
-        for x in &self.partitions {
-            wire::put_i32(buf, *x);
-        }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "DescribableLogDirTopic.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "DescribableLogDirTopic.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "DescribableLogDirTopic.unknown_tagged_fields",
@@ -216,13 +221,8 @@ impl DescribableLogDirTopic {
         let flexible = version >= 2;
         let _ = version;
         let f_topic = wire::read_string(buf, flexible, "DescribableLogDirTopic.Topic")?;
-        let f_partitions = wire::read_array(
-            buf,
-            flexible,
-            4,
-            "DescribableLogDirTopic.Partitions",
-            |buf| wire::read_i32(buf, "DescribableLogDirTopic.Partitions"),
-        )?;
+        let f_partitions =
+            wire::read_scalar_array::<i32>(buf, flexible, "DescribableLogDirTopic.Partitions")?;
         #[allow(unused_mut)]
         let mut this = Self {
             topic: f_topic,

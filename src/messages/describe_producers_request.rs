@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, VersionRange,
+    RawTaggedField, ScalarList, VersionRange,
 };
 
 /// The DescribeProducers request (API key 61).
@@ -57,11 +57,15 @@ impl DescribeProducersRequest {
         for x in &self.topics {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "DescribeProducersRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "DescribeProducersRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -126,8 +130,8 @@ pub struct TopicRequest {
     pub name: ByteString,
     /// The indexes of the partitions to list producers for.
     ///
-    /// Versions: 0. Default: `Vec::new()`.
-    pub partition_indexes: Vec<i32>,
+    /// Versions: 0. Default: `ScalarList::new()`.
+    pub partition_indexes: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -136,7 +140,7 @@ impl Default for TopicRequest {
     fn default() -> Self {
         Self {
             name: ByteString::new(),
-            partition_indexes: Vec::new(),
+            partition_indexes: ScalarList::new(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -151,20 +155,21 @@ impl TopicRequest {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_string(buf, &self.name, true, "TopicRequest.Name")?;
-        wire::put_array_len(
+        wire::put_scalar_array(
             buf,
-            Some(self.partition_indexes.len()),
+            &self.partition_indexes,
             true,
             "TopicRequest.PartitionIndexes",
         )?;
-        for x in &self.partition_indexes {
-            wire::put_i32(buf, *x);
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "TopicRequest.unknown_tagged_fields",
+            )?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "TopicRequest.unknown_tagged_fields",
-        )?;
         Ok(())
     }
 
@@ -173,9 +178,7 @@ impl TopicRequest {
         let _ = version;
         let f_name = wire::read_string(buf, true, "TopicRequest.Name")?;
         let f_partition_indexes =
-            wire::read_array(buf, true, 4, "TopicRequest.PartitionIndexes", |buf| {
-                wire::read_i32(buf, "TopicRequest.PartitionIndexes")
-            })?;
+            wire::read_scalar_array::<i32>(buf, true, "TopicRequest.PartitionIndexes")?;
         #[allow(unused_mut)]
         let mut this = Self {
             name: f_name,

@@ -64,11 +64,15 @@ impl DescribeProducersResponse {
         for x in &self.topics {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "DescribeProducersResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "DescribeProducersResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -174,11 +178,15 @@ impl ProducerState {
         wire::put_i64(buf, self.last_timestamp);
         wire::put_i32(buf, self.coordinator_epoch);
         wire::put_i64(buf, self.current_txn_start_offset);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ProducerState.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ProducerState.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -305,11 +313,15 @@ impl PartitionResponse {
         for x in &self.active_producers {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "PartitionResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "PartitionResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -424,11 +436,15 @@ impl TopicResponse {
         for x in &self.partitions {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "TopicResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "TopicResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

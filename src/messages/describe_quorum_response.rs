@@ -101,11 +101,15 @@ impl DescribeQuorumResponse {
                 version,
             });
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "DescribeQuorumResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "DescribeQuorumResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -281,11 +285,15 @@ impl PartitionData {
         for x in &self.observers {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "PartitionData.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "PartitionData.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -420,11 +428,15 @@ impl TopicData {
         for x in &self.partitions {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "TopicData.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "TopicData.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -528,11 +540,15 @@ impl Listener {
         wire::put_string(buf, &self.name, true, "Listener.Name")?;
         wire::put_string(buf, &self.host, true, "Listener.Host")?;
         wire::put_u16(buf, self.port);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "Listener.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "Listener.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -633,11 +649,15 @@ impl Node {
         for x in &self.listeners {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "Node.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "Node.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -754,11 +774,15 @@ impl ReplicaState {
         if version >= 1 {
             wire::put_i64(buf, self.last_caught_up_timestamp);
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ReplicaState.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ReplicaState.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

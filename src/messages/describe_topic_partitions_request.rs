@@ -77,11 +77,15 @@ impl DescribeTopicPartitionsRequest {
             }
             None => wire::put_i8(buf, -1),
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "DescribeTopicPartitionsRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "DescribeTopicPartitionsRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -190,11 +194,15 @@ impl TopicRequest {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_string(buf, &self.name, true, "TopicRequest.Name")?;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "TopicRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "TopicRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -286,11 +294,15 @@ impl Cursor {
         let _ = version;
         wire::put_string(buf, &self.topic_name, true, "Cursor.TopicName")?;
         wire::put_i32(buf, self.partition_index);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "Cursor.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "Cursor.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

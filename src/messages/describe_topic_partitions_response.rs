@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, Uuid, VersionRange,
+    RawTaggedField, ScalarList, Uuid, VersionRange,
 };
 
 /// The DescribeTopicPartitions response (API key 75).
@@ -76,11 +76,15 @@ impl DescribeTopicPartitionsResponse {
             }
             None => wire::put_i8(buf, -1),
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "DescribeTopicPartitionsResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "DescribeTopicPartitionsResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -183,24 +187,24 @@ pub struct DescribeTopicPartitionsResponsePartition {
     pub leader_epoch: i32,
     /// The set of all nodes that host this partition.
     ///
-    /// Versions: 0; entity type `brokerId`. Default: `Vec::new()`.
-    pub replica_nodes: Vec<i32>,
+    /// Versions: 0; entity type `brokerId`. Default: `ScalarList::new()`.
+    pub replica_nodes: ScalarList<i32>,
     /// The set of nodes that are in sync with the leader for this partition.
     ///
-    /// Versions: 0; entity type `brokerId`. Default: `Vec::new()`.
-    pub isr_nodes: Vec<i32>,
+    /// Versions: 0; entity type `brokerId`. Default: `ScalarList::new()`.
+    pub isr_nodes: ScalarList<i32>,
     /// The new eligible leader replicas otherwise.
     ///
     /// Versions: 0; nullable in 0; entity type `brokerId`. Default: `None`.
-    pub eligible_leader_replicas: Option<Vec<i32>>,
+    pub eligible_leader_replicas: Option<ScalarList<i32>>,
     /// The last known ELR.
     ///
     /// Versions: 0; nullable in 0; entity type `brokerId`. Default: `None`.
-    pub last_known_elr: Option<Vec<i32>>,
+    pub last_known_elr: Option<ScalarList<i32>>,
     /// The set of offline replicas of this partition.
     ///
-    /// Versions: 0; ignorable (dropped silently where absent); entity type `brokerId`. Default: `Vec::new()`.
-    pub offline_replicas: Vec<i32>,
+    /// Versions: 0; ignorable (dropped silently where absent); entity type `brokerId`. Default: `ScalarList::new()`.
+    pub offline_replicas: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -212,11 +216,11 @@ impl Default for DescribeTopicPartitionsResponsePartition {
             partition_index: 0,
             leader_id: 0,
             leader_epoch: -1,
-            replica_nodes: Vec::new(),
-            isr_nodes: Vec::new(),
+            replica_nodes: ScalarList::new(),
+            isr_nodes: ScalarList::new(),
             eligible_leader_replicas: None,
             last_known_elr: None,
-            offline_replicas: Vec::new(),
+            offline_replicas: ScalarList::new(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -234,35 +238,26 @@ impl DescribeTopicPartitionsResponsePartition {
         wire::put_i32(buf, self.partition_index);
         wire::put_i32(buf, self.leader_id);
         wire::put_i32(buf, self.leader_epoch);
-        wire::put_array_len(
+        wire::put_scalar_array(
             buf,
-            Some(self.replica_nodes.len()),
+            &self.replica_nodes,
             true,
             "DescribeTopicPartitionsResponsePartition.ReplicaNodes",
         )?;
-        for x in &self.replica_nodes {
-            wire::put_i32(buf, *x);
-        }
-        wire::put_array_len(
+        wire::put_scalar_array(
             buf,
-            Some(self.isr_nodes.len()),
+            &self.isr_nodes,
             true,
             "DescribeTopicPartitionsResponsePartition.IsrNodes",
         )?;
-        for x in &self.isr_nodes {
-            wire::put_i32(buf, *x);
-        }
         match &self.eligible_leader_replicas {
             Some(v) => {
-                wire::put_array_len(
+                wire::put_scalar_array(
                     buf,
-                    Some(v.len()),
+                    v,
                     true,
                     "DescribeTopicPartitionsResponsePartition.EligibleLeaderReplicas",
                 )?;
-                for x in v {
-                    wire::put_i32(buf, *x);
-                }
             }
             None => wire::put_array_len(
                 buf,
@@ -273,15 +268,12 @@ impl DescribeTopicPartitionsResponsePartition {
         }
         match &self.last_known_elr {
             Some(v) => {
-                wire::put_array_len(
+                wire::put_scalar_array(
                     buf,
-                    Some(v.len()),
+                    v,
                     true,
                     "DescribeTopicPartitionsResponsePartition.LastKnownElr",
                 )?;
-                for x in v {
-                    wire::put_i32(buf, *x);
-                }
             }
             None => wire::put_array_len(
                 buf,
@@ -290,20 +282,21 @@ impl DescribeTopicPartitionsResponsePartition {
                 "DescribeTopicPartitionsResponsePartition.LastKnownElr",
             )?,
         }
-        wire::put_array_len(
+        wire::put_scalar_array(
             buf,
-            Some(self.offline_replicas.len()),
+            &self.offline_replicas,
             true,
             "DescribeTopicPartitionsResponsePartition.OfflineReplicas",
         )?;
-        for x in &self.offline_replicas {
-            wire::put_i32(buf, *x);
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "DescribeTopicPartitionsResponsePartition.unknown_tagged_fields",
+            )?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "DescribeTopicPartitionsResponsePartition.unknown_tagged_fields",
-        )?;
         Ok(())
     }
 
@@ -319,50 +312,30 @@ impl DescribeTopicPartitionsResponsePartition {
         let f_leader_id = wire::read_i32(buf, "DescribeTopicPartitionsResponsePartition.LeaderId")?;
         let f_leader_epoch =
             wire::read_i32(buf, "DescribeTopicPartitionsResponsePartition.LeaderEpoch")?;
-        let f_replica_nodes = wire::read_array(
+        let f_replica_nodes = wire::read_scalar_array::<i32>(
             buf,
             true,
-            4,
             "DescribeTopicPartitionsResponsePartition.ReplicaNodes",
-            |buf| wire::read_i32(buf, "DescribeTopicPartitionsResponsePartition.ReplicaNodes"),
         )?;
-        let f_isr_nodes = wire::read_array(
+        let f_isr_nodes = wire::read_scalar_array::<i32>(
             buf,
             true,
-            4,
             "DescribeTopicPartitionsResponsePartition.IsrNodes",
-            |buf| wire::read_i32(buf, "DescribeTopicPartitionsResponsePartition.IsrNodes"),
         )?;
-        let f_eligible_leader_replicas = wire::read_nullable_array(
+        let f_eligible_leader_replicas = wire::read_nullable_scalar_array::<i32>(
             buf,
             true,
-            4,
             "DescribeTopicPartitionsResponsePartition.EligibleLeaderReplicas",
-            |buf| {
-                wire::read_i32(
-                    buf,
-                    "DescribeTopicPartitionsResponsePartition.EligibleLeaderReplicas",
-                )
-            },
         )?;
-        let f_last_known_elr = wire::read_nullable_array(
+        let f_last_known_elr = wire::read_nullable_scalar_array::<i32>(
             buf,
             true,
-            4,
             "DescribeTopicPartitionsResponsePartition.LastKnownElr",
-            |buf| wire::read_i32(buf, "DescribeTopicPartitionsResponsePartition.LastKnownElr"),
         )?;
-        let f_offline_replicas = wire::read_array(
+        let f_offline_replicas = wire::read_scalar_array::<i32>(
             buf,
             true,
-            4,
             "DescribeTopicPartitionsResponsePartition.OfflineReplicas",
-            |buf| {
-                wire::read_i32(
-                    buf,
-                    "DescribeTopicPartitionsResponsePartition.OfflineReplicas",
-                )
-            },
         )?;
         #[allow(unused_mut)]
         let mut this = Self {
@@ -507,11 +480,15 @@ impl DescribeTopicPartitionsResponseTopic {
             x.encode_inner(buf, version)?;
         }
         wire::put_i32(buf, self.topic_authorized_operations);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "DescribeTopicPartitionsResponseTopic.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "DescribeTopicPartitionsResponseTopic.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -640,11 +617,15 @@ impl Cursor {
         let _ = version;
         wire::put_string(buf, &self.topic_name, true, "Cursor.TopicName")?;
         wire::put_i32(buf, self.partition_index);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "Cursor.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "Cursor.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

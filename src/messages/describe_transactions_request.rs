@@ -60,11 +60,15 @@ impl DescribeTransactionsRequest {
         for x in &self.transactional_ids {
             wire::put_string(buf, x, true, "DescribeTransactionsRequest.TransactionalIds")?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "DescribeTransactionsRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "DescribeTransactionsRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

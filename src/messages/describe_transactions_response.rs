@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, VersionRange,
+    RawTaggedField, ScalarList, VersionRange,
 };
 
 /// The DescribeTransactions response (API key 65).
@@ -62,11 +62,15 @@ impl DescribeTransactionsResponse {
         for x in &self.transaction_states {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "DescribeTransactionsResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "DescribeTransactionsResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -137,8 +141,8 @@ impl<'a> arbitrary::Arbitrary<'a> for DescribeTransactionsResponse {
 pub struct TopicData {
     /// Versions: 0; map key; entity type `topicName`. Default: `ByteString::new()`.
     pub topic: ByteString,
-    /// Versions: 0. Default: `Vec::new()`.
-    pub partitions: Vec<i32>,
+    /// Versions: 0. Default: `ScalarList::new()`.
+    pub partitions: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -147,7 +151,7 @@ impl Default for TopicData {
     fn default() -> Self {
         Self {
             topic: ByteString::new(),
-            partitions: Vec::new(),
+            partitions: ScalarList::new(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -162,20 +166,16 @@ impl TopicData {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_string(buf, &self.topic, true, "TopicData.Topic")?;
-        wire::put_array_len(
-            buf,
-            Some(self.partitions.len()),
-            true,
-            "TopicData.Partitions",
-        )?;
-        for x in &self.partitions {
-            wire::put_i32(buf, *x);
+        wire::put_scalar_array(buf, &self.partitions, true, "TopicData.Partitions")?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "TopicData.unknown_tagged_fields",
+            )?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "TopicData.unknown_tagged_fields",
-        )?;
         Ok(())
     }
 
@@ -183,9 +183,7 @@ impl TopicData {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_topic = wire::read_string(buf, true, "TopicData.Topic")?;
-        let f_partitions = wire::read_array(buf, true, 4, "TopicData.Partitions", |buf| {
-            wire::read_i32(buf, "TopicData.Partitions")
-        })?;
+        let f_partitions = wire::read_scalar_array::<i32>(buf, true, "TopicData.Partitions")?;
         #[allow(unused_mut)]
         let mut this = Self {
             topic: f_topic,
@@ -309,11 +307,15 @@ impl TransactionState {
         for x in &self.topics {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "TransactionState.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "TransactionState.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -66,11 +66,15 @@ impl DescribeUserScramCredentialsRequest {
                 wire::put_array_len(buf, None, true, "DescribeUserScramCredentialsRequest.Users")?
             }
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "DescribeUserScramCredentialsRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "DescribeUserScramCredentialsRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -168,11 +172,15 @@ impl UserName {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_string(buf, &self.name, true, "UserName.Name")?;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "UserName.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "UserName.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

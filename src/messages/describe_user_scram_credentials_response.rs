@@ -81,11 +81,15 @@ impl DescribeUserScramCredentialsResponse {
         for x in &self.results {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "DescribeUserScramCredentialsResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "DescribeUserScramCredentialsResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -208,11 +212,15 @@ impl CredentialInfo {
         let _ = version;
         wire::put_i8(buf, self.mechanism);
         wire::put_i32(buf, self.iterations);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "CredentialInfo.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "CredentialInfo.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -333,11 +341,15 @@ impl DescribeUserScramCredentialsResult {
         for x in &self.credential_infos {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "DescribeUserScramCredentialsResult.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "DescribeUserScramCredentialsResult.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

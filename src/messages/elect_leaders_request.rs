@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, VersionRange,
+    RawTaggedField, ScalarList, VersionRange,
 };
 
 /// The ElectLeaders request (API key 43).
@@ -95,11 +95,15 @@ impl ElectLeadersRequest {
         }
         wire::put_i32(buf, self.timeout_ms);
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "ElectLeadersRequest.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "ElectLeadersRequest.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "ElectLeadersRequest.unknown_tagged_fields",
@@ -199,8 +203,8 @@ pub struct TopicPartitions {
     pub topic: ByteString,
     /// The partitions of this topic whose leader should be elected.
     ///
-    /// Versions: 0-2. Default: `Vec::new()`.
-    pub partitions: Vec<i32>,
+    /// Versions: 0-2. Default: `ScalarList::new()`.
+    pub partitions: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -209,7 +213,7 @@ impl Default for TopicPartitions {
     fn default() -> Self {
         Self {
             topic: ByteString::new(),
-            partitions: Vec::new(),
+            partitions: ScalarList::new(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -224,21 +228,22 @@ impl TopicPartitions {
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
         wire::put_string(buf, &self.topic, flexible, "TopicPartitions.Topic")?;
-        wire::put_array_len(
+        wire::put_scalar_array(
             buf,
-            Some(self.partitions.len()),
+            &self.partitions,
             flexible,
             "TopicPartitions.Partitions",
         )?;
-        for x in &self.partitions {
-            wire::put_i32(buf, *x);
-        }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "TopicPartitions.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "TopicPartitions.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "TopicPartitions.unknown_tagged_fields",
@@ -254,9 +259,7 @@ impl TopicPartitions {
         let _ = version;
         let f_topic = wire::read_string(buf, flexible, "TopicPartitions.Topic")?;
         let f_partitions =
-            wire::read_array(buf, flexible, 4, "TopicPartitions.Partitions", |buf| {
-                wire::read_i32(buf, "TopicPartitions.Partitions")
-            })?;
+            wire::read_scalar_array::<i32>(buf, flexible, "TopicPartitions.Partitions")?;
         #[allow(unused_mut)]
         let mut this = Self {
             topic: f_topic,

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, Uuid, VersionRange,
+    RawTaggedField, ScalarList, Uuid, VersionRange,
 };
 
 /// The EndQuorumEpoch request (API key 54).
@@ -91,11 +91,15 @@ impl EndQuorumEpochRequest {
             }
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "EndQuorumEpochRequest.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "EndQuorumEpochRequest.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "EndQuorumEpochRequest.unknown_tagged_fields",
@@ -227,11 +231,15 @@ impl ReplicaInfo {
         let _ = version;
         wire::put_i32(buf, self.candidate_id);
         wire::put_uuid(buf, &self.candidate_directory_id);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ReplicaInfo.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ReplicaInfo.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -303,8 +311,8 @@ pub struct PartitionData {
     pub leader_epoch: i32,
     /// A sorted list of preferred successors to start the election
     ///
-    /// Versions: 0; ignorable (dropped silently where absent). Default: `Vec::new()`.
-    pub preferred_successors: Vec<i32>,
+    /// Versions: 0; ignorable (dropped silently where absent). Default: `ScalarList::new()`.
+    pub preferred_successors: ScalarList<i32>,
     /// A sorted list of preferred candidates to start the election
     ///
     /// Versions: 1; ignorable (dropped silently where absent). Default: `Vec::new()`.
@@ -319,7 +327,7 @@ impl Default for PartitionData {
             partition_index: 0,
             leader_id: 0,
             leader_epoch: 0,
-            preferred_successors: Vec::new(),
+            preferred_successors: ScalarList::new(),
             preferred_candidates: Vec::new(),
             unknown_tagged_fields: Vec::new(),
         }
@@ -338,15 +346,12 @@ impl PartitionData {
         wire::put_i32(buf, self.leader_id);
         wire::put_i32(buf, self.leader_epoch);
         if version <= 0 {
-            wire::put_array_len(
+            wire::put_scalar_array(
                 buf,
-                Some(self.preferred_successors.len()),
+                &self.preferred_successors,
                 flexible,
                 "PartitionData.PreferredSuccessors",
             )?;
-            for x in &self.preferred_successors {
-                wire::put_i32(buf, *x);
-            }
         }
         if version >= 1 {
             wire::put_array_len(
@@ -360,11 +365,15 @@ impl PartitionData {
             }
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "PartitionData.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "PartitionData.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "PartitionData.unknown_tagged_fields",
@@ -381,15 +390,9 @@ impl PartitionData {
         let f_leader_id = wire::read_i32(buf, "PartitionData.LeaderId")?;
         let f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
         let f_preferred_successors = if version <= 0 {
-            wire::read_array(
-                buf,
-                flexible,
-                4,
-                "PartitionData.PreferredSuccessors",
-                |buf| wire::read_i32(buf, "PartitionData.PreferredSuccessors"),
-            )?
+            wire::read_scalar_array::<i32>(buf, flexible, "PartitionData.PreferredSuccessors")?
         } else {
-            Vec::new()
+            ScalarList::new()
         };
         let f_preferred_candidates = if version >= 1 {
             wire::read_array(
@@ -431,7 +434,7 @@ impl wire::arb::Normalize for PartitionData {
     fn normalize_for_version(&mut self, version: i16) {
         if version <= 0 {
         } else {
-            self.preferred_successors = Vec::new();
+            self.preferred_successors = ScalarList::new();
         }
         if version >= 1 {
             for x in self.preferred_candidates.iter_mut() {
@@ -512,11 +515,15 @@ impl TopicData {
             x.encode_inner(buf, version)?;
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "TopicData.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "TopicData.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "TopicData.unknown_tagged_fields",
@@ -634,11 +641,15 @@ impl LeaderEndpoint {
         wire::put_string(buf, &self.name, true, "LeaderEndpoint.Name")?;
         wire::put_string(buf, &self.host, true, "LeaderEndpoint.Host")?;
         wire::put_u16(buf, self.port);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "LeaderEndpoint.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "LeaderEndpoint.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -80,11 +80,15 @@ impl EnvelopeRequest {
             true,
             "EnvelopeRequest.ClientHostAddress",
         )?;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "EnvelopeRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "EnvelopeRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

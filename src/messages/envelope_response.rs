@@ -68,11 +68,15 @@ impl EnvelopeResponse {
             "EnvelopeResponse.ResponseData",
         )?;
         wire::put_i16(buf, self.error_code);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "EnvelopeResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "EnvelopeResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -71,11 +71,15 @@ impl ExpireDelegationTokenRequest {
         )?;
         wire::put_i64(buf, self.expiry_time_period_ms);
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "ExpireDelegationTokenRequest.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "ExpireDelegationTokenRequest.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "ExpireDelegationTokenRequest.unknown_tagged_fields",

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, BufMut, ByteString, Bytes, BytesMut, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, Uuid, VersionRange,
+    RawTaggedField, ScalarList, Uuid, VersionRange,
 };
 
 /// The Fetch request (API key 1).
@@ -492,11 +492,15 @@ impl ReplicaState {
         let _ = version;
         wire::put_i32(buf, self.replica_id);
         wire::put_i64(buf, self.replica_epoch);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ReplicaState.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ReplicaState.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -831,11 +835,15 @@ impl FetchTopic {
             x.encode_inner(buf, version)?;
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "FetchTopic.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "FetchTopic.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "FetchTopic.unknown_tagged_fields",
@@ -944,8 +952,8 @@ pub struct ForgottenTopic {
     pub topic_id: Uuid,
     /// The partitions indexes to forget.
     ///
-    /// Versions: 7-17. Default: `Vec::new()`.
-    pub partitions: Vec<i32>,
+    /// Versions: 7-17. Default: `ScalarList::new()`.
+    pub partitions: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -955,7 +963,7 @@ impl Default for ForgottenTopic {
         Self {
             topic: ByteString::new(),
             topic_id: Uuid::ZERO,
-            partitions: Vec::new(),
+            partitions: ScalarList::new(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -975,21 +983,17 @@ impl ForgottenTopic {
         if version >= 13 {
             wire::put_uuid(buf, &self.topic_id);
         }
-        wire::put_array_len(
-            buf,
-            Some(self.partitions.len()),
-            flexible,
-            "ForgottenTopic.Partitions",
-        )?;
-        for x in &self.partitions {
-            wire::put_i32(buf, *x);
-        }
+        wire::put_scalar_array(buf, &self.partitions, flexible, "ForgottenTopic.Partitions")?;
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "ForgottenTopic.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "ForgottenTopic.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "ForgottenTopic.unknown_tagged_fields",
@@ -1013,9 +1017,7 @@ impl ForgottenTopic {
             Uuid::ZERO
         };
         let f_partitions =
-            wire::read_array(buf, flexible, 4, "ForgottenTopic.Partitions", |buf| {
-                wire::read_i32(buf, "ForgottenTopic.Partitions")
-            })?;
+            wire::read_scalar_array::<i32>(buf, flexible, "ForgottenTopic.Partitions")?;
         #[allow(unused_mut)]
         let mut this = Self {
             topic: f_topic,

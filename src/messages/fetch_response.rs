@@ -331,11 +331,15 @@ impl EpochEndOffset {
         let _ = version;
         wire::put_i32(buf, self.epoch);
         wire::put_i64(buf, self.end_offset);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "EpochEndOffset.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "EpochEndOffset.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -425,11 +429,15 @@ impl LeaderIdAndEpoch {
         let _ = version;
         wire::put_i32(buf, self.leader_id);
         wire::put_i32(buf, self.leader_epoch);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "LeaderIdAndEpoch.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "LeaderIdAndEpoch.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -517,11 +525,15 @@ impl SnapshotId {
         let _ = version;
         wire::put_i64(buf, self.end_offset);
         wire::put_i32(buf, self.epoch);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "SnapshotId.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "SnapshotId.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -614,11 +626,15 @@ impl AbortedTransaction {
         wire::put_i64(buf, self.producer_id);
         wire::put_i64(buf, self.first_offset);
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "AbortedTransaction.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "AbortedTransaction.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "AbortedTransaction.unknown_tagged_fields",
@@ -1122,11 +1138,15 @@ impl FetchableTopicResponse {
             x.encode_inner(buf, version)?;
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "FetchableTopicResponse.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "FetchableTopicResponse.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "FetchableTopicResponse.unknown_tagged_fields",
@@ -1274,11 +1294,15 @@ impl NodeEndpoint {
         wire::put_string(buf, &self.host, true, "NodeEndpoint.Host")?;
         wire::put_i32(buf, self.port);
         wire::put_nullable_string(buf, self.rack.as_deref(), true, "NodeEndpoint.Rack")?;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "NodeEndpoint.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "NodeEndpoint.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

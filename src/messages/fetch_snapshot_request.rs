@@ -225,11 +225,15 @@ impl SnapshotId {
         let _ = version;
         wire::put_i64(buf, self.end_offset);
         wire::put_i32(buf, self.epoch);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "SnapshotId.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "SnapshotId.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -485,11 +489,15 @@ impl TopicSnapshot {
         for x in &self.partitions {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "TopicSnapshot.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "TopicSnapshot.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

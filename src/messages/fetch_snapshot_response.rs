@@ -241,11 +241,15 @@ impl SnapshotId {
         let _ = version;
         wire::put_i64(buf, self.end_offset);
         wire::put_i32(buf, self.epoch);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "SnapshotId.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "SnapshotId.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -335,11 +339,15 @@ impl LeaderIdAndEpoch {
         let _ = version;
         wire::put_i32(buf, self.leader_id);
         wire::put_i32(buf, self.leader_epoch);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "LeaderIdAndEpoch.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "LeaderIdAndEpoch.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -612,11 +620,15 @@ impl TopicSnapshot {
         for x in &self.partitions {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "TopicSnapshot.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "TopicSnapshot.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -720,11 +732,15 @@ impl NodeEndpoint {
         wire::put_i32(buf, self.node_id);
         wire::put_string(buf, &self.host, true, "NodeEndpoint.Host")?;
         wire::put_u16(buf, self.port);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "NodeEndpoint.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "NodeEndpoint.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

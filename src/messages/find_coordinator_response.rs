@@ -156,11 +156,15 @@ impl FindCoordinatorResponse {
             });
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "FindCoordinatorResponse.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "FindCoordinatorResponse.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "FindCoordinatorResponse.unknown_tagged_fields",
@@ -382,11 +386,15 @@ impl Coordinator {
             true,
             "Coordinator.ErrorMessage",
         )?;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "Coordinator.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "Coordinator.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -52,11 +52,15 @@ impl GetTelemetrySubscriptionsRequest {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_uuid(buf, &self.client_instance_id);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "GetTelemetrySubscriptionsRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "GetTelemetrySubscriptionsRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, Uuid, VersionRange,
+    RawTaggedField, ScalarList, Uuid, VersionRange,
 };
 
 /// The GetTelemetrySubscriptions response (API key 71).
@@ -43,8 +43,8 @@ pub struct GetTelemetrySubscriptionsResponse {
     pub subscription_id: i32,
     /// Compression types that broker accepts for the PushTelemetryRequest.
     ///
-    /// Versions: 0. Default: `Vec::new()`.
-    pub accepted_compression_types: Vec<i8>,
+    /// Versions: 0. Default: `ScalarList::new()`.
+    pub accepted_compression_types: ScalarList<i8>,
     /// Configured push interval, which is the lowest configured interval in the current subscription set.
     ///
     /// Versions: 0. Default: `0`.
@@ -72,7 +72,7 @@ impl Default for GetTelemetrySubscriptionsResponse {
             error_code: 0,
             client_instance_id: Uuid::ZERO,
             subscription_id: 0,
-            accepted_compression_types: Vec::new(),
+            accepted_compression_types: ScalarList::new(),
             push_interval_ms: 0,
             telemetry_max_bytes: 0,
             delta_temporality: false,
@@ -94,15 +94,12 @@ impl GetTelemetrySubscriptionsResponse {
         wire::put_i16(buf, self.error_code);
         wire::put_uuid(buf, &self.client_instance_id);
         wire::put_i32(buf, self.subscription_id);
-        wire::put_array_len(
+        wire::put_scalar_array(
             buf,
-            Some(self.accepted_compression_types.len()),
+            &self.accepted_compression_types,
             true,
             "GetTelemetrySubscriptionsResponse.AcceptedCompressionTypes",
         )?;
-        for x in &self.accepted_compression_types {
-            wire::put_i8(buf, *x);
-        }
         wire::put_i32(buf, self.push_interval_ms);
         wire::put_i32(buf, self.telemetry_max_bytes);
         wire::put_bool(buf, self.delta_temporality);
@@ -120,11 +117,15 @@ impl GetTelemetrySubscriptionsResponse {
                 "GetTelemetrySubscriptionsResponse.RequestedMetrics",
             )?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "GetTelemetrySubscriptionsResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "GetTelemetrySubscriptionsResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -138,17 +139,10 @@ impl GetTelemetrySubscriptionsResponse {
             wire::read_uuid(buf, "GetTelemetrySubscriptionsResponse.ClientInstanceId")?;
         let f_subscription_id =
             wire::read_i32(buf, "GetTelemetrySubscriptionsResponse.SubscriptionId")?;
-        let f_accepted_compression_types = wire::read_array(
+        let f_accepted_compression_types = wire::read_scalar_array::<i8>(
             buf,
             true,
-            1,
             "GetTelemetrySubscriptionsResponse.AcceptedCompressionTypes",
-            |buf| {
-                wire::read_i8(
-                    buf,
-                    "GetTelemetrySubscriptionsResponse.AcceptedCompressionTypes",
-                )
-            },
         )?;
         let f_push_interval_ms =
             wire::read_i32(buf, "GetTelemetrySubscriptionsResponse.PushIntervalMs")?;

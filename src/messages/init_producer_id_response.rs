@@ -84,11 +84,15 @@ impl InitProducerIdResponse {
         wire::put_i64(buf, self.producer_id);
         wire::put_i16(buf, self.producer_epoch);
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "InitProducerIdResponse.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "InitProducerIdResponse.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "InitProducerIdResponse.unknown_tagged_fields",

@@ -70,11 +70,15 @@ impl InitializeShareGroupStateRequest {
         for x in &self.topics {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "InitializeShareGroupStateRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "InitializeShareGroupStateRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -188,11 +192,15 @@ impl PartitionData {
         wire::put_i32(buf, self.partition);
         wire::put_i32(buf, self.state_epoch);
         wire::put_i64(buf, self.start_offset);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "PartitionData.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "PartitionData.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -294,11 +302,15 @@ impl InitializeStateData {
         for x in &self.partitions {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "InitializeStateData.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "InitializeStateData.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

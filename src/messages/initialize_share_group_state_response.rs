@@ -68,11 +68,15 @@ impl InitializeShareGroupStateResponse {
         for x in &self.results {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "InitializeShareGroupStateResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "InitializeShareGroupStateResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -185,11 +189,15 @@ impl PartitionResult {
             true,
             "PartitionResult.ErrorMessage",
         )?;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "PartitionResult.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "PartitionResult.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -297,11 +305,15 @@ impl InitializeStateResult {
         for x in &self.partitions {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "InitializeStateResult.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "InitializeStateResult.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

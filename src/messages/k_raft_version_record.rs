@@ -57,11 +57,15 @@ impl KRaftVersionRecord {
         let _ = version;
         wire::put_i16(buf, self.version);
         wire::put_i16(buf, self.k_raft_version);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "KRaftVersionRecord.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "KRaftVersionRecord.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, Uuid, VersionRange,
+    RawTaggedField, ScalarList, Uuid, VersionRange,
 };
 
 /// The LeaderAndIsr request (API key 4).
@@ -170,11 +170,15 @@ impl LeaderAndIsrRequest {
             x.encode_inner(buf, version)?;
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "LeaderAndIsrRequest.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "LeaderAndIsrRequest.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "LeaderAndIsrRequest.unknown_tagged_fields",
@@ -378,11 +382,15 @@ impl LeaderAndIsrTopicState {
             x.encode_inner(buf, version)?;
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "LeaderAndIsrTopicState.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "LeaderAndIsrTopicState.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "LeaderAndIsrTopicState.unknown_tagged_fields",
@@ -522,11 +530,15 @@ impl LeaderAndIsrLiveLeader {
         )?;
         wire::put_i32(buf, self.port);
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "LeaderAndIsrLiveLeader.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "LeaderAndIsrLiveLeader.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "LeaderAndIsrLiveLeader.unknown_tagged_fields",
@@ -626,24 +638,24 @@ pub struct LeaderAndIsrPartitionState {
     pub leader_epoch: i32,
     /// The in-sync replica IDs.
     ///
-    /// Versions: 0-7; entity type `brokerId`. Default: `Vec::new()`.
-    pub isr: Vec<i32>,
+    /// Versions: 0-7; entity type `brokerId`. Default: `ScalarList::new()`.
+    pub isr: ScalarList<i32>,
     /// The current epoch for the partition. The epoch is a monotonically increasing value which is incremented after every partition change. (Since the LeaderAndIsr request is only used by the legacy controller, this corresponds to the zkVersion)
     ///
     /// Versions: 0-7. Default: `0`.
     pub partition_epoch: i32,
     /// The replica IDs.
     ///
-    /// Versions: 0-7; entity type `brokerId`. Default: `Vec::new()`.
-    pub replicas: Vec<i32>,
+    /// Versions: 0-7; entity type `brokerId`. Default: `ScalarList::new()`.
+    pub replicas: ScalarList<i32>,
     /// The replica IDs that we are adding this partition to, or null if no replicas are being added.
     ///
-    /// Versions: 3-7; ignorable (dropped silently where absent); entity type `brokerId`. Default: `Vec::new()`.
-    pub adding_replicas: Vec<i32>,
+    /// Versions: 3-7; ignorable (dropped silently where absent); entity type `brokerId`. Default: `ScalarList::new()`.
+    pub adding_replicas: ScalarList<i32>,
     /// The replica IDs that we are removing this partition from, or null if no replicas are being removed.
     ///
-    /// Versions: 3-7; ignorable (dropped silently where absent); entity type `brokerId`. Default: `Vec::new()`.
-    pub removing_replicas: Vec<i32>,
+    /// Versions: 3-7; ignorable (dropped silently where absent); entity type `brokerId`. Default: `ScalarList::new()`.
+    pub removing_replicas: ScalarList<i32>,
     /// Whether the replica should have existed on the broker or not.
     ///
     /// Versions: 1-7; ignorable (dropped silently where absent). Default: `false`.
@@ -664,11 +676,11 @@ impl Default for LeaderAndIsrPartitionState {
             controller_epoch: 0,
             leader: 0,
             leader_epoch: 0,
-            isr: Vec::new(),
+            isr: ScalarList::new(),
             partition_epoch: 0,
-            replicas: Vec::new(),
-            adding_replicas: Vec::new(),
-            removing_replicas: Vec::new(),
+            replicas: ScalarList::new(),
+            adding_replicas: ScalarList::new(),
+            removing_replicas: ScalarList::new(),
             is_new: false,
             leader_recovery_state: 0,
             unknown_tagged_fields: Vec::new(),
@@ -696,46 +708,29 @@ impl LeaderAndIsrPartitionState {
         wire::put_i32(buf, self.controller_epoch);
         wire::put_i32(buf, self.leader);
         wire::put_i32(buf, self.leader_epoch);
-        wire::put_array_len(
-            buf,
-            Some(self.isr.len()),
-            flexible,
-            "LeaderAndIsrPartitionState.Isr",
-        )?;
-        for x in &self.isr {
-            wire::put_i32(buf, *x);
-        }
+        wire::put_scalar_array(buf, &self.isr, flexible, "LeaderAndIsrPartitionState.Isr")?;
         wire::put_i32(buf, self.partition_epoch);
-        wire::put_array_len(
+        wire::put_scalar_array(
             buf,
-            Some(self.replicas.len()),
+            &self.replicas,
             flexible,
             "LeaderAndIsrPartitionState.Replicas",
         )?;
-        for x in &self.replicas {
-            wire::put_i32(buf, *x);
-        }
         if version >= 3 {
-            wire::put_array_len(
+            wire::put_scalar_array(
                 buf,
-                Some(self.adding_replicas.len()),
+                &self.adding_replicas,
                 flexible,
                 "LeaderAndIsrPartitionState.AddingReplicas",
             )?;
-            for x in &self.adding_replicas {
-                wire::put_i32(buf, *x);
-            }
         }
         if version >= 3 {
-            wire::put_array_len(
+            wire::put_scalar_array(
                 buf,
-                Some(self.removing_replicas.len()),
+                &self.removing_replicas,
                 flexible,
                 "LeaderAndIsrPartitionState.RemovingReplicas",
             )?;
-            for x in &self.removing_replicas {
-                wire::put_i32(buf, *x);
-            }
         }
         if version >= 1 {
             wire::put_bool(buf, self.is_new);
@@ -749,11 +744,15 @@ impl LeaderAndIsrPartitionState {
             });
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "LeaderAndIsrPartitionState.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "LeaderAndIsrPartitionState.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "LeaderAndIsrPartitionState.unknown_tagged_fields",
@@ -775,38 +774,28 @@ impl LeaderAndIsrPartitionState {
         let f_controller_epoch = wire::read_i32(buf, "LeaderAndIsrPartitionState.ControllerEpoch")?;
         let f_leader = wire::read_i32(buf, "LeaderAndIsrPartitionState.Leader")?;
         let f_leader_epoch = wire::read_i32(buf, "LeaderAndIsrPartitionState.LeaderEpoch")?;
-        let f_isr = wire::read_array(buf, flexible, 4, "LeaderAndIsrPartitionState.Isr", |buf| {
-            wire::read_i32(buf, "LeaderAndIsrPartitionState.Isr")
-        })?;
+        let f_isr =
+            wire::read_scalar_array::<i32>(buf, flexible, "LeaderAndIsrPartitionState.Isr")?;
         let f_partition_epoch = wire::read_i32(buf, "LeaderAndIsrPartitionState.PartitionEpoch")?;
-        let f_replicas = wire::read_array(
-            buf,
-            flexible,
-            4,
-            "LeaderAndIsrPartitionState.Replicas",
-            |buf| wire::read_i32(buf, "LeaderAndIsrPartitionState.Replicas"),
-        )?;
+        let f_replicas =
+            wire::read_scalar_array::<i32>(buf, flexible, "LeaderAndIsrPartitionState.Replicas")?;
         let f_adding_replicas = if version >= 3 {
-            wire::read_array(
+            wire::read_scalar_array::<i32>(
                 buf,
                 flexible,
-                4,
                 "LeaderAndIsrPartitionState.AddingReplicas",
-                |buf| wire::read_i32(buf, "LeaderAndIsrPartitionState.AddingReplicas"),
             )?
         } else {
-            Vec::new()
+            ScalarList::new()
         };
         let f_removing_replicas = if version >= 3 {
-            wire::read_array(
+            wire::read_scalar_array::<i32>(
                 buf,
                 flexible,
-                4,
                 "LeaderAndIsrPartitionState.RemovingReplicas",
-                |buf| wire::read_i32(buf, "LeaderAndIsrPartitionState.RemovingReplicas"),
             )?
         } else {
-            Vec::new()
+            ScalarList::new()
         };
         let f_is_new = if version >= 1 {
             wire::read_bool(buf, "LeaderAndIsrPartitionState.IsNew")?
@@ -863,11 +852,11 @@ impl wire::arb::Normalize for LeaderAndIsrPartitionState {
         }
         if version >= 3 {
         } else {
-            self.adding_replicas = Vec::new();
+            self.adding_replicas = ScalarList::new();
         }
         if version >= 3 {
         } else {
-            self.removing_replicas = Vec::new();
+            self.removing_replicas = ScalarList::new();
         }
         if version >= 1 {
         } else {

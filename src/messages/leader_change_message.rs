@@ -90,11 +90,15 @@ impl LeaderChangeMessage {
         for x in &self.granting_voters {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "LeaderChangeMessage.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "LeaderChangeMessage.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -203,11 +207,15 @@ impl Voter {
                 version,
             });
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "Voter.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "Voter.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -46,11 +46,15 @@ impl ListClientMetricsResourcesRequest {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ListClientMetricsResourcesRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ListClientMetricsResourcesRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -70,11 +70,15 @@ impl ListClientMetricsResourcesResponse {
         for x in &self.client_metrics_resources {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ListClientMetricsResourcesResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ListClientMetricsResourcesResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -177,11 +181,15 @@ impl ClientMetricsResource {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_string(buf, &self.name, true, "ClientMetricsResource.Name")?;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ClientMetricsResource.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ClientMetricsResource.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, VersionRange,
+    RawTaggedField, ScalarList, VersionRange,
 };
 
 /// The ListOffsets response (API key 2).
@@ -94,11 +94,15 @@ impl ListOffsetsResponse {
             x.encode_inner(buf, version)?;
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "ListOffsetsResponse.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "ListOffsetsResponse.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "ListOffsetsResponse.unknown_tagged_fields",
@@ -193,8 +197,8 @@ pub struct ListOffsetsPartitionResponse {
     pub error_code: i16,
     /// The result offsets.
     ///
-    /// Versions: 0. Default: `Vec::new()`.
-    pub old_style_offsets: Vec<i64>,
+    /// Versions: 0. Default: `ScalarList::new()`.
+    pub old_style_offsets: ScalarList<i64>,
     /// The timestamp associated with the returned offset.
     ///
     /// Versions: 1-10. Default: `-1`.
@@ -214,7 +218,7 @@ impl Default for ListOffsetsPartitionResponse {
         Self {
             partition_index: 0,
             error_code: 0,
-            old_style_offsets: Vec::new(),
+            old_style_offsets: ScalarList::new(),
             timestamp: -1,
             offset: -1,
             leader_epoch: -1,
@@ -234,15 +238,12 @@ impl ListOffsetsPartitionResponse {
         wire::put_i32(buf, self.partition_index);
         wire::put_i16(buf, self.error_code);
         if version <= 0 {
-            wire::put_array_len(
+            wire::put_scalar_array(
                 buf,
-                Some(self.old_style_offsets.len()),
+                &self.old_style_offsets,
                 flexible,
                 "ListOffsetsPartitionResponse.OldStyleOffsets",
             )?;
-            for x in &self.old_style_offsets {
-                wire::put_i64(buf, *x);
-            }
         } else if !self.old_style_offsets.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "ListOffsetsPartitionResponse.OldStyleOffsets",
@@ -274,11 +275,15 @@ impl ListOffsetsPartitionResponse {
             });
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "ListOffsetsPartitionResponse.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "ListOffsetsPartitionResponse.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "ListOffsetsPartitionResponse.unknown_tagged_fields",
@@ -294,15 +299,13 @@ impl ListOffsetsPartitionResponse {
         let f_partition_index = wire::read_i32(buf, "ListOffsetsPartitionResponse.PartitionIndex")?;
         let f_error_code = wire::read_i16(buf, "ListOffsetsPartitionResponse.ErrorCode")?;
         let f_old_style_offsets = if version <= 0 {
-            wire::read_array(
+            wire::read_scalar_array::<i64>(
                 buf,
                 flexible,
-                8,
                 "ListOffsetsPartitionResponse.OldStyleOffsets",
-                |buf| wire::read_i64(buf, "ListOffsetsPartitionResponse.OldStyleOffsets"),
             )?
         } else {
-            Vec::new()
+            ScalarList::new()
         };
         let f_timestamp = if version >= 1 {
             wire::read_i64(buf, "ListOffsetsPartitionResponse.Timestamp")?
@@ -355,7 +358,7 @@ impl wire::arb::Normalize for ListOffsetsPartitionResponse {
     fn normalize_for_version(&mut self, version: i16) {
         if version <= 0 {
         } else {
-            self.old_style_offsets = Vec::new();
+            self.old_style_offsets = ScalarList::new();
         }
         if version >= 1 {
         } else {
@@ -446,11 +449,15 @@ impl ListOffsetsTopicResponse {
             x.encode_inner(buf, version)?;
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "ListOffsetsTopicResponse.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "ListOffsetsTopicResponse.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "ListOffsetsTopicResponse.unknown_tagged_fields",

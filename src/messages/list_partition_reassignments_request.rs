@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, VersionRange,
+    RawTaggedField, ScalarList, VersionRange,
 };
 
 /// The ListPartitionReassignments request (API key 46).
@@ -72,11 +72,15 @@ impl ListPartitionReassignmentsRequest {
                 wire::put_array_len(buf, None, true, "ListPartitionReassignmentsRequest.Topics")?
             }
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ListPartitionReassignmentsRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ListPartitionReassignmentsRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -157,8 +161,8 @@ pub struct ListPartitionReassignmentsTopics {
     pub name: ByteString,
     /// The partitions to list partition reassignments for.
     ///
-    /// Versions: 0. Default: `Vec::new()`.
-    pub partition_indexes: Vec<i32>,
+    /// Versions: 0. Default: `ScalarList::new()`.
+    pub partition_indexes: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -167,7 +171,7 @@ impl Default for ListPartitionReassignmentsTopics {
     fn default() -> Self {
         Self {
             name: ByteString::new(),
-            partition_indexes: Vec::new(),
+            partition_indexes: ScalarList::new(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -187,20 +191,21 @@ impl ListPartitionReassignmentsTopics {
             true,
             "ListPartitionReassignmentsTopics.Name",
         )?;
-        wire::put_array_len(
+        wire::put_scalar_array(
             buf,
-            Some(self.partition_indexes.len()),
+            &self.partition_indexes,
             true,
             "ListPartitionReassignmentsTopics.PartitionIndexes",
         )?;
-        for x in &self.partition_indexes {
-            wire::put_i32(buf, *x);
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ListPartitionReassignmentsTopics.unknown_tagged_fields",
+            )?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ListPartitionReassignmentsTopics.unknown_tagged_fields",
-        )?;
         Ok(())
     }
 
@@ -208,12 +213,10 @@ impl ListPartitionReassignmentsTopics {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "ListPartitionReassignmentsTopics.Name")?;
-        let f_partition_indexes = wire::read_array(
+        let f_partition_indexes = wire::read_scalar_array::<i32>(
             buf,
             true,
-            4,
             "ListPartitionReassignmentsTopics.PartitionIndexes",
-            |buf| wire::read_i32(buf, "ListPartitionReassignmentsTopics.PartitionIndexes"),
         )?;
         #[allow(unused_mut)]
         let mut this = Self {

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, VersionRange,
+    RawTaggedField, ScalarList, VersionRange,
 };
 
 /// The ListPartitionReassignments response (API key 46).
@@ -81,11 +81,15 @@ impl ListPartitionReassignmentsResponse {
         for x in &self.topics {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ListPartitionReassignmentsResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ListPartitionReassignmentsResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -180,16 +184,16 @@ pub struct OngoingPartitionReassignment {
     pub partition_index: i32,
     /// The current replica set.
     ///
-    /// Versions: 0; entity type `brokerId`. Default: `Vec::new()`.
-    pub replicas: Vec<i32>,
+    /// Versions: 0; entity type `brokerId`. Default: `ScalarList::new()`.
+    pub replicas: ScalarList<i32>,
     /// The set of replicas we are currently adding.
     ///
-    /// Versions: 0; entity type `brokerId`. Default: `Vec::new()`.
-    pub adding_replicas: Vec<i32>,
+    /// Versions: 0; entity type `brokerId`. Default: `ScalarList::new()`.
+    pub adding_replicas: ScalarList<i32>,
     /// The set of replicas we are currently removing.
     ///
-    /// Versions: 0; entity type `brokerId`. Default: `Vec::new()`.
-    pub removing_replicas: Vec<i32>,
+    /// Versions: 0; entity type `brokerId`. Default: `ScalarList::new()`.
+    pub removing_replicas: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -198,9 +202,9 @@ impl Default for OngoingPartitionReassignment {
     fn default() -> Self {
         Self {
             partition_index: 0,
-            replicas: Vec::new(),
-            adding_replicas: Vec::new(),
-            removing_replicas: Vec::new(),
+            replicas: ScalarList::new(),
+            adding_replicas: ScalarList::new(),
+            removing_replicas: ScalarList::new(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -215,38 +219,33 @@ impl OngoingPartitionReassignment {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_i32(buf, self.partition_index);
-        wire::put_array_len(
+        wire::put_scalar_array(
             buf,
-            Some(self.replicas.len()),
+            &self.replicas,
             true,
             "OngoingPartitionReassignment.Replicas",
         )?;
-        for x in &self.replicas {
-            wire::put_i32(buf, *x);
-        }
-        wire::put_array_len(
+        wire::put_scalar_array(
             buf,
-            Some(self.adding_replicas.len()),
+            &self.adding_replicas,
             true,
             "OngoingPartitionReassignment.AddingReplicas",
         )?;
-        for x in &self.adding_replicas {
-            wire::put_i32(buf, *x);
-        }
-        wire::put_array_len(
+        wire::put_scalar_array(
             buf,
-            Some(self.removing_replicas.len()),
+            &self.removing_replicas,
             true,
             "OngoingPartitionReassignment.RemovingReplicas",
         )?;
-        for x in &self.removing_replicas {
-            wire::put_i32(buf, *x);
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "OngoingPartitionReassignment.unknown_tagged_fields",
+            )?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "OngoingPartitionReassignment.unknown_tagged_fields",
-        )?;
         Ok(())
     }
 
@@ -254,26 +253,17 @@ impl OngoingPartitionReassignment {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_partition_index = wire::read_i32(buf, "OngoingPartitionReassignment.PartitionIndex")?;
-        let f_replicas = wire::read_array(
+        let f_replicas =
+            wire::read_scalar_array::<i32>(buf, true, "OngoingPartitionReassignment.Replicas")?;
+        let f_adding_replicas = wire::read_scalar_array::<i32>(
             buf,
             true,
-            4,
-            "OngoingPartitionReassignment.Replicas",
-            |buf| wire::read_i32(buf, "OngoingPartitionReassignment.Replicas"),
-        )?;
-        let f_adding_replicas = wire::read_array(
-            buf,
-            true,
-            4,
             "OngoingPartitionReassignment.AddingReplicas",
-            |buf| wire::read_i32(buf, "OngoingPartitionReassignment.AddingReplicas"),
         )?;
-        let f_removing_replicas = wire::read_array(
+        let f_removing_replicas = wire::read_scalar_array::<i32>(
             buf,
             true,
-            4,
             "OngoingPartitionReassignment.RemovingReplicas",
-            |buf| wire::read_i32(buf, "OngoingPartitionReassignment.RemovingReplicas"),
         )?;
         #[allow(unused_mut)]
         let mut this = Self {
@@ -370,11 +360,15 @@ impl OngoingTopicReassignment {
         for x in &self.partitions {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "OngoingTopicReassignment.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "OngoingTopicReassignment.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

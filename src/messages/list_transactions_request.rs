@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, VersionRange,
+    RawTaggedField, ScalarList, VersionRange,
 };
 
 /// The ListTransactions request (API key 66).
@@ -38,8 +38,8 @@ pub struct ListTransactionsRequest {
     pub state_filters: Vec<ByteString>,
     /// The producerIds to filter by: if empty, all transactions will be returned; if non-empty, only transactions which match one of the filtered producerIds will be returned
     ///
-    /// Versions: 0-1; entity type `producerId`. Default: `Vec::new()`.
-    pub producer_id_filters: Vec<i64>,
+    /// Versions: 0-1; entity type `producerId`. Default: `ScalarList::new()`.
+    pub producer_id_filters: ScalarList<i64>,
     /// Duration (in millis) to filter by: if \< 0, all transactions will be returned; otherwise, only transactions running longer than this duration will be returned
     ///
     /// Versions: 1. Default: `-1`.
@@ -52,7 +52,7 @@ impl Default for ListTransactionsRequest {
     fn default() -> Self {
         Self {
             state_filters: Vec::new(),
-            producer_id_filters: Vec::new(),
+            producer_id_filters: ScalarList::new(),
             duration_filter: -1,
             unknown_tagged_fields: Vec::new(),
         }
@@ -75,15 +75,12 @@ impl ListTransactionsRequest {
         for x in &self.state_filters {
             wire::put_string(buf, x, true, "ListTransactionsRequest.StateFilters")?;
         }
-        wire::put_array_len(
+        wire::put_scalar_array(
             buf,
-            Some(self.producer_id_filters.len()),
+            &self.producer_id_filters,
             true,
             "ListTransactionsRequest.ProducerIdFilters",
         )?;
-        for x in &self.producer_id_filters {
-            wire::put_i64(buf, *x);
-        }
         if version >= 1 {
             wire::put_i64(buf, self.duration_filter);
         } else if self.duration_filter != -1 {
@@ -92,11 +89,15 @@ impl ListTransactionsRequest {
                 version,
             });
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ListTransactionsRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ListTransactionsRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -109,13 +110,8 @@ impl ListTransactionsRequest {
             "ListTransactionsRequest.StateFilters",
             |buf| wire::read_string(buf, true, "ListTransactionsRequest.StateFilters"),
         )?;
-        let f_producer_id_filters = wire::read_array(
-            buf,
-            true,
-            8,
-            "ListTransactionsRequest.ProducerIdFilters",
-            |buf| wire::read_i64(buf, "ListTransactionsRequest.ProducerIdFilters"),
-        )?;
+        let f_producer_id_filters =
+            wire::read_scalar_array::<i64>(buf, true, "ListTransactionsRequest.ProducerIdFilters")?;
         let f_duration_filter = if version >= 1 {
             wire::read_i64(buf, "ListTransactionsRequest.DurationFilter")?
         } else {

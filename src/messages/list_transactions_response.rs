@@ -86,11 +86,15 @@ impl ListTransactionsResponse {
         for x in &self.transaction_states {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ListTransactionsResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ListTransactionsResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -217,11 +221,15 @@ impl TransactionState {
             true,
             "TransactionState.TransactionState",
         )?;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "TransactionState.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "TransactionState.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

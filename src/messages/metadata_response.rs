@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, Uuid, VersionRange,
+    RawTaggedField, ScalarList, Uuid, VersionRange,
 };
 
 /// The Metadata response (API key 3).
@@ -155,11 +155,15 @@ impl MetadataResponse {
             wire::put_i16(buf, self.error_code);
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "MetadataResponse.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "MetadataResponse.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "MetadataResponse.unknown_tagged_fields",
@@ -353,11 +357,15 @@ impl MetadataResponseBroker {
             )?;
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "MetadataResponseBroker.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "MetadataResponseBroker.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "MetadataResponseBroker.unknown_tagged_fields",
@@ -470,16 +478,16 @@ pub struct MetadataResponsePartition {
     pub leader_epoch: i32,
     /// The set of all nodes that host this partition.
     ///
-    /// Versions: 0-13; entity type `brokerId`. Default: `Vec::new()`.
-    pub replica_nodes: Vec<i32>,
+    /// Versions: 0-13; entity type `brokerId`. Default: `ScalarList::new()`.
+    pub replica_nodes: ScalarList<i32>,
     /// The set of nodes that are in sync with the leader for this partition.
     ///
-    /// Versions: 0-13; entity type `brokerId`. Default: `Vec::new()`.
-    pub isr_nodes: Vec<i32>,
+    /// Versions: 0-13; entity type `brokerId`. Default: `ScalarList::new()`.
+    pub isr_nodes: ScalarList<i32>,
     /// The set of offline replicas of this partition.
     ///
-    /// Versions: 5-13; ignorable (dropped silently where absent); entity type `brokerId`. Default: `Vec::new()`.
-    pub offline_replicas: Vec<i32>,
+    /// Versions: 5-13; ignorable (dropped silently where absent); entity type `brokerId`. Default: `ScalarList::new()`.
+    pub offline_replicas: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -491,9 +499,9 @@ impl Default for MetadataResponsePartition {
             partition_index: 0,
             leader_id: 0,
             leader_epoch: -1,
-            replica_nodes: Vec::new(),
-            isr_nodes: Vec::new(),
-            offline_replicas: Vec::new(),
+            replica_nodes: ScalarList::new(),
+            isr_nodes: ScalarList::new(),
+            offline_replicas: ScalarList::new(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -513,41 +521,36 @@ impl MetadataResponsePartition {
         if version >= 7 {
             wire::put_i32(buf, self.leader_epoch);
         }
-        wire::put_array_len(
+        wire::put_scalar_array(
             buf,
-            Some(self.replica_nodes.len()),
+            &self.replica_nodes,
             flexible,
             "MetadataResponsePartition.ReplicaNodes",
         )?;
-        for x in &self.replica_nodes {
-            wire::put_i32(buf, *x);
-        }
-        wire::put_array_len(
+        wire::put_scalar_array(
             buf,
-            Some(self.isr_nodes.len()),
+            &self.isr_nodes,
             flexible,
             "MetadataResponsePartition.IsrNodes",
         )?;
-        for x in &self.isr_nodes {
-            wire::put_i32(buf, *x);
-        }
         if version >= 5 {
-            wire::put_array_len(
+            wire::put_scalar_array(
                 buf,
-                Some(self.offline_replicas.len()),
+                &self.offline_replicas,
                 flexible,
                 "MetadataResponsePartition.OfflineReplicas",
             )?;
-            for x in &self.offline_replicas {
-                wire::put_i32(buf, *x);
-            }
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "MetadataResponsePartition.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "MetadataResponsePartition.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "MetadataResponsePartition.unknown_tagged_fields",
@@ -568,30 +571,21 @@ impl MetadataResponsePartition {
         } else {
             -1
         };
-        let f_replica_nodes = wire::read_array(
+        let f_replica_nodes = wire::read_scalar_array::<i32>(
             buf,
             flexible,
-            4,
             "MetadataResponsePartition.ReplicaNodes",
-            |buf| wire::read_i32(buf, "MetadataResponsePartition.ReplicaNodes"),
         )?;
-        let f_isr_nodes = wire::read_array(
-            buf,
-            flexible,
-            4,
-            "MetadataResponsePartition.IsrNodes",
-            |buf| wire::read_i32(buf, "MetadataResponsePartition.IsrNodes"),
-        )?;
+        let f_isr_nodes =
+            wire::read_scalar_array::<i32>(buf, flexible, "MetadataResponsePartition.IsrNodes")?;
         let f_offline_replicas = if version >= 5 {
-            wire::read_array(
+            wire::read_scalar_array::<i32>(
                 buf,
                 flexible,
-                4,
                 "MetadataResponsePartition.OfflineReplicas",
-                |buf| wire::read_i32(buf, "MetadataResponsePartition.OfflineReplicas"),
             )?
         } else {
-            Vec::new()
+            ScalarList::new()
         };
         #[allow(unused_mut)]
         let mut this = Self {
@@ -629,7 +623,7 @@ impl wire::arb::Normalize for MetadataResponsePartition {
         }
         if version >= 5 {
         } else {
-            self.offline_replicas = Vec::new();
+            self.offline_replicas = ScalarList::new();
         }
         if version >= 9 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);
@@ -763,11 +757,15 @@ impl MetadataResponseTopic {
             });
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "MetadataResponseTopic.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "MetadataResponseTopic.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "MetadataResponseTopic.unknown_tagged_fields",

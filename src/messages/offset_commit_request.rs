@@ -136,11 +136,15 @@ impl OffsetCommitRequest {
             x.encode_inner(buf, version)?;
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "OffsetCommitRequest.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "OffsetCommitRequest.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "OffsetCommitRequest.unknown_tagged_fields",
@@ -338,11 +342,15 @@ impl OffsetCommitRequestPartition {
             "OffsetCommitRequestPartition.CommittedMetadata",
         )?;
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "OffsetCommitRequestPartition.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "OffsetCommitRequestPartition.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "OffsetCommitRequestPartition.unknown_tagged_fields",
@@ -496,11 +504,15 @@ impl OffsetCommitRequestTopic {
             x.encode_inner(buf, version)?;
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "OffsetCommitRequestTopic.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "OffsetCommitRequestTopic.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "OffsetCommitRequestTopic.unknown_tagged_fields",

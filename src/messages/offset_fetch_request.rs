@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, VersionRange,
+    RawTaggedField, ScalarList, VersionRange,
 };
 
 /// The OffsetFetch request (API key 9).
@@ -165,11 +165,15 @@ impl OffsetFetchRequest {
             });
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "OffsetFetchRequest.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "OffsetFetchRequest.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "OffsetFetchRequest.unknown_tagged_fields",
@@ -314,8 +318,8 @@ pub struct OffsetFetchRequestTopic {
     pub name: ByteString,
     /// The partition indexes we would like to fetch offsets for.
     ///
-    /// Versions: 0-7. Default: `Vec::new()`.
-    pub partition_indexes: Vec<i32>,
+    /// Versions: 0-7. Default: `ScalarList::new()`.
+    pub partition_indexes: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -324,7 +328,7 @@ impl Default for OffsetFetchRequestTopic {
     fn default() -> Self {
         Self {
             name: ByteString::new(),
-            partition_indexes: Vec::new(),
+            partition_indexes: ScalarList::new(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -339,21 +343,22 @@ impl OffsetFetchRequestTopic {
     ) -> Result<(), EncodeError> {
         let flexible = version >= 6;
         wire::put_string(buf, &self.name, flexible, "OffsetFetchRequestTopic.Name")?;
-        wire::put_array_len(
+        wire::put_scalar_array(
             buf,
-            Some(self.partition_indexes.len()),
+            &self.partition_indexes,
             flexible,
             "OffsetFetchRequestTopic.PartitionIndexes",
         )?;
-        for x in &self.partition_indexes {
-            wire::put_i32(buf, *x);
-        }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "OffsetFetchRequestTopic.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "OffsetFetchRequestTopic.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "OffsetFetchRequestTopic.unknown_tagged_fields",
@@ -368,12 +373,10 @@ impl OffsetFetchRequestTopic {
         let flexible = version >= 6;
         let _ = version;
         let f_name = wire::read_string(buf, flexible, "OffsetFetchRequestTopic.Name")?;
-        let f_partition_indexes = wire::read_array(
+        let f_partition_indexes = wire::read_scalar_array::<i32>(
             buf,
             flexible,
-            4,
             "OffsetFetchRequestTopic.PartitionIndexes",
-            |buf| wire::read_i32(buf, "OffsetFetchRequestTopic.PartitionIndexes"),
         )?;
         #[allow(unused_mut)]
         let mut this = Self {
@@ -442,8 +445,8 @@ pub struct OffsetFetchRequestTopics {
     pub name: ByteString,
     /// The partition indexes we would like to fetch offsets for.
     ///
-    /// Versions: 8-9. Default: `Vec::new()`.
-    pub partition_indexes: Vec<i32>,
+    /// Versions: 8-9. Default: `ScalarList::new()`.
+    pub partition_indexes: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -452,7 +455,7 @@ impl Default for OffsetFetchRequestTopics {
     fn default() -> Self {
         Self {
             name: ByteString::new(),
-            partition_indexes: Vec::new(),
+            partition_indexes: ScalarList::new(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -467,20 +470,21 @@ impl OffsetFetchRequestTopics {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_string(buf, &self.name, true, "OffsetFetchRequestTopics.Name")?;
-        wire::put_array_len(
+        wire::put_scalar_array(
             buf,
-            Some(self.partition_indexes.len()),
+            &self.partition_indexes,
             true,
             "OffsetFetchRequestTopics.PartitionIndexes",
         )?;
-        for x in &self.partition_indexes {
-            wire::put_i32(buf, *x);
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "OffsetFetchRequestTopics.unknown_tagged_fields",
+            )?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "OffsetFetchRequestTopics.unknown_tagged_fields",
-        )?;
         Ok(())
     }
 
@@ -488,13 +492,8 @@ impl OffsetFetchRequestTopics {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "OffsetFetchRequestTopics.Name")?;
-        let f_partition_indexes = wire::read_array(
-            buf,
-            true,
-            4,
-            "OffsetFetchRequestTopics.PartitionIndexes",
-            |buf| wire::read_i32(buf, "OffsetFetchRequestTopics.PartitionIndexes"),
-        )?;
+        let f_partition_indexes =
+            wire::read_scalar_array::<i32>(buf, true, "OffsetFetchRequestTopics.PartitionIndexes")?;
         #[allow(unused_mut)]
         let mut this = Self {
             name: f_name,
@@ -610,11 +609,15 @@ impl OffsetFetchRequestGroup {
             }
             None => wire::put_array_len(buf, None, true, "OffsetFetchRequestGroup.Topics")?,
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "OffsetFetchRequestGroup.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "OffsetFetchRequestGroup.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -137,11 +137,15 @@ impl OffsetFetchResponse {
             });
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "OffsetFetchResponse.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "OffsetFetchResponse.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "OffsetFetchResponse.unknown_tagged_fields",
@@ -319,11 +323,15 @@ impl OffsetFetchResponsePartition {
         )?;
         wire::put_i16(buf, self.error_code);
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "OffsetFetchResponsePartition.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "OffsetFetchResponsePartition.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "OffsetFetchResponsePartition.unknown_tagged_fields",
@@ -466,11 +474,15 @@ impl OffsetFetchResponseTopic {
             x.encode_inner(buf, version)?;
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "OffsetFetchResponseTopic.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "OffsetFetchResponseTopic.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "OffsetFetchResponseTopic.unknown_tagged_fields",
@@ -610,11 +622,15 @@ impl OffsetFetchResponsePartitions {
             "OffsetFetchResponsePartitions.Metadata",
         )?;
         wire::put_i16(buf, self.error_code);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "OffsetFetchResponsePartitions.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "OffsetFetchResponsePartitions.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -736,11 +752,15 @@ impl OffsetFetchResponseTopics {
         for x in &self.partitions {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "OffsetFetchResponseTopics.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "OffsetFetchResponseTopics.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -861,11 +881,15 @@ impl OffsetFetchResponseGroup {
             x.encode_inner(buf, version)?;
         }
         wire::put_i16(buf, self.error_code);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "OffsetFetchResponseGroup.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "OffsetFetchResponseGroup.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

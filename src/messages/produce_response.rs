@@ -285,11 +285,15 @@ impl BatchIndexAndErrorMessage {
             "BatchIndexAndErrorMessage.BatchIndexErrorMessage",
         )?;
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "BatchIndexAndErrorMessage.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "BatchIndexAndErrorMessage.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "BatchIndexAndErrorMessage.unknown_tagged_fields",
@@ -402,11 +406,15 @@ impl LeaderIdAndEpoch {
         let _ = version;
         wire::put_i32(buf, self.leader_id);
         wire::put_i32(buf, self.leader_epoch);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "LeaderIdAndEpoch.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "LeaderIdAndEpoch.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -779,11 +787,15 @@ impl TopicProduceResponse {
             x.encode_inner(buf, version)?;
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "TopicProduceResponse.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "TopicProduceResponse.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "TopicProduceResponse.unknown_tagged_fields",
@@ -912,11 +924,15 @@ impl NodeEndpoint {
         wire::put_string(buf, &self.host, true, "NodeEndpoint.Host")?;
         wire::put_i32(buf, self.port);
         wire::put_nullable_string(buf, self.rack.as_deref(), true, "NodeEndpoint.Rack")?;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "NodeEndpoint.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "NodeEndpoint.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

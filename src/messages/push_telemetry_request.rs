@@ -76,11 +76,15 @@ impl PushTelemetryRequest {
         wire::put_bool(buf, self.terminating);
         wire::put_i8(buf, self.compression_type);
         wire::put_bytes(buf, &self.metrics, true, "PushTelemetryRequest.Metrics")?;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "PushTelemetryRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "PushTelemetryRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -57,11 +57,15 @@ impl PushTelemetryResponse {
         let _ = version;
         wire::put_i32(buf, self.throttle_time_ms);
         wire::put_i16(buf, self.error_code);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "PushTelemetryResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "PushTelemetryResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -69,11 +69,15 @@ impl ReadShareGroupStateResponse {
         for x in &self.results {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ReadShareGroupStateResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ReadShareGroupStateResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -180,11 +184,15 @@ impl StateBatch {
         wire::put_i64(buf, self.last_offset);
         wire::put_i8(buf, self.delivery_state);
         wire::put_i16(buf, self.delivery_count);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "StateBatch.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "StateBatch.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -316,11 +324,15 @@ impl PartitionResult {
         for x in &self.state_batches {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "PartitionResult.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "PartitionResult.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -441,11 +453,15 @@ impl ReadStateResult {
         for x in &self.partitions {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ReadStateResult.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ReadStateResult.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

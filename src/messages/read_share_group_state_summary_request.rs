@@ -70,11 +70,15 @@ impl ReadShareGroupStateSummaryRequest {
         for x in &self.topics {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ReadShareGroupStateSummaryRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ReadShareGroupStateSummaryRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -182,11 +186,15 @@ impl PartitionData {
         let _ = version;
         wire::put_i32(buf, self.partition);
         wire::put_i32(buf, self.leader_epoch);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "PartitionData.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "PartitionData.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -285,11 +293,15 @@ impl ReadStateSummaryData {
         for x in &self.partitions {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ReadStateSummaryData.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ReadStateSummaryData.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -70,11 +70,15 @@ impl ReadShareGroupStateSummaryResponse {
         for x in &self.results {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ReadShareGroupStateSummaryResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ReadShareGroupStateSummaryResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -199,11 +203,15 @@ impl PartitionResult {
         )?;
         wire::put_i32(buf, self.state_epoch);
         wire::put_i64(buf, self.start_offset);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "PartitionResult.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "PartitionResult.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -317,11 +325,15 @@ impl ReadStateSummaryResult {
         for x in &self.partitions {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ReadStateSummaryResult.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ReadStateSummaryResult.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -67,11 +67,15 @@ impl RemoveRaftVoterRequest {
         )?;
         wire::put_i32(buf, self.voter_id);
         wire::put_uuid(buf, &self.voter_directory_id);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "RemoveRaftVoterRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "RemoveRaftVoterRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

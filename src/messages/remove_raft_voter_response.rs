@@ -68,11 +68,15 @@ impl RemoveRaftVoterResponse {
             true,
             "RemoveRaftVoterResponse.ErrorMessage",
         )?;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "RemoveRaftVoterResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "RemoveRaftVoterResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -71,11 +71,15 @@ impl RenewDelegationTokenRequest {
         )?;
         wire::put_i64(buf, self.renew_period_ms);
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "RenewDelegationTokenRequest.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "RenewDelegationTokenRequest.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "RenewDelegationTokenRequest.unknown_tagged_fields",

@@ -58,11 +58,15 @@ impl ResponseHeader {
         let flexible = version >= 1;
         wire::put_i32(buf, self.correlation_id);
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "ResponseHeader.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "ResponseHeader.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "ResponseHeader.unknown_tagged_fields",

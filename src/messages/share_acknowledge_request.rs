@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, Uuid, VersionRange,
+    RawTaggedField, ScalarList, Uuid, VersionRange,
 };
 
 /// The ShareAcknowledge request (API key 79).
@@ -95,11 +95,15 @@ impl ShareAcknowledgeRequest {
         for x in &self.topics {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ShareAcknowledgeRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ShareAcknowledgeRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -191,8 +195,8 @@ pub struct AcknowledgementBatch {
     pub last_offset: i64,
     /// Array of acknowledge types - 0:Gap,1:Accept,2:Release,3:Reject.
     ///
-    /// Versions: 0. Default: `Vec::new()`.
-    pub acknowledge_types: Vec<i8>,
+    /// Versions: 0. Default: `ScalarList::new()`.
+    pub acknowledge_types: ScalarList<i8>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -202,7 +206,7 @@ impl Default for AcknowledgementBatch {
         Self {
             first_offset: 0,
             last_offset: 0,
-            acknowledge_types: Vec::new(),
+            acknowledge_types: ScalarList::new(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -218,20 +222,21 @@ impl AcknowledgementBatch {
         let _ = version;
         wire::put_i64(buf, self.first_offset);
         wire::put_i64(buf, self.last_offset);
-        wire::put_array_len(
+        wire::put_scalar_array(
             buf,
-            Some(self.acknowledge_types.len()),
+            &self.acknowledge_types,
             true,
             "AcknowledgementBatch.AcknowledgeTypes",
         )?;
-        for x in &self.acknowledge_types {
-            wire::put_i8(buf, *x);
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "AcknowledgementBatch.unknown_tagged_fields",
+            )?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "AcknowledgementBatch.unknown_tagged_fields",
-        )?;
         Ok(())
     }
 
@@ -240,13 +245,8 @@ impl AcknowledgementBatch {
         let _ = version;
         let f_first_offset = wire::read_i64(buf, "AcknowledgementBatch.FirstOffset")?;
         let f_last_offset = wire::read_i64(buf, "AcknowledgementBatch.LastOffset")?;
-        let f_acknowledge_types = wire::read_array(
-            buf,
-            true,
-            1,
-            "AcknowledgementBatch.AcknowledgeTypes",
-            |buf| wire::read_i8(buf, "AcknowledgementBatch.AcknowledgeTypes"),
-        )?;
+        let f_acknowledge_types =
+            wire::read_scalar_array::<i8>(buf, true, "AcknowledgementBatch.AcknowledgeTypes")?;
         #[allow(unused_mut)]
         let mut this = Self {
             first_offset: f_first_offset,
@@ -339,11 +339,15 @@ impl AcknowledgePartition {
         for x in &self.acknowledgement_batches {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "AcknowledgePartition.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "AcknowledgePartition.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -449,11 +453,15 @@ impl AcknowledgeTopic {
         for x in &self.partitions {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "AcknowledgeTopic.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "AcknowledgeTopic.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -112,11 +112,15 @@ impl ShareAcknowledgeResponse {
         for x in &self.node_endpoints {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ShareAcknowledgeResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ShareAcknowledgeResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -235,11 +239,15 @@ impl LeaderIdAndEpoch {
         let _ = version;
         wire::put_i32(buf, self.leader_id);
         wire::put_i32(buf, self.leader_epoch);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "LeaderIdAndEpoch.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "LeaderIdAndEpoch.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -345,11 +353,15 @@ impl PartitionData {
             "PartitionData.ErrorMessage",
         )?;
         self.current_leader.encode_inner(buf, version)?;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "PartitionData.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "PartitionData.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -458,11 +470,15 @@ impl ShareAcknowledgeTopicResponse {
         for x in &self.partitions {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ShareAcknowledgeTopicResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ShareAcknowledgeTopicResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -578,11 +594,15 @@ impl NodeEndpoint {
         wire::put_string(buf, &self.host, true, "NodeEndpoint.Host")?;
         wire::put_i32(buf, self.port);
         wire::put_nullable_string(buf, self.rack.as_deref(), true, "NodeEndpoint.Rack")?;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "NodeEndpoint.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "NodeEndpoint.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, Uuid, VersionRange,
+    RawTaggedField, ScalarList, Uuid, VersionRange,
 };
 
 /// The ShareFetch request (API key 78).
@@ -127,11 +127,15 @@ impl ShareFetchRequest {
         for x in &self.forgotten_topics_data {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ShareFetchRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ShareFetchRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -241,8 +245,8 @@ pub struct AcknowledgementBatch {
     pub last_offset: i64,
     /// Array of acknowledge types - 0:Gap,1:Accept,2:Release,3:Reject.
     ///
-    /// Versions: 0. Default: `Vec::new()`.
-    pub acknowledge_types: Vec<i8>,
+    /// Versions: 0. Default: `ScalarList::new()`.
+    pub acknowledge_types: ScalarList<i8>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -252,7 +256,7 @@ impl Default for AcknowledgementBatch {
         Self {
             first_offset: 0,
             last_offset: 0,
-            acknowledge_types: Vec::new(),
+            acknowledge_types: ScalarList::new(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -268,20 +272,21 @@ impl AcknowledgementBatch {
         let _ = version;
         wire::put_i64(buf, self.first_offset);
         wire::put_i64(buf, self.last_offset);
-        wire::put_array_len(
+        wire::put_scalar_array(
             buf,
-            Some(self.acknowledge_types.len()),
+            &self.acknowledge_types,
             true,
             "AcknowledgementBatch.AcknowledgeTypes",
         )?;
-        for x in &self.acknowledge_types {
-            wire::put_i8(buf, *x);
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "AcknowledgementBatch.unknown_tagged_fields",
+            )?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "AcknowledgementBatch.unknown_tagged_fields",
-        )?;
         Ok(())
     }
 
@@ -290,13 +295,8 @@ impl AcknowledgementBatch {
         let _ = version;
         let f_first_offset = wire::read_i64(buf, "AcknowledgementBatch.FirstOffset")?;
         let f_last_offset = wire::read_i64(buf, "AcknowledgementBatch.LastOffset")?;
-        let f_acknowledge_types = wire::read_array(
-            buf,
-            true,
-            1,
-            "AcknowledgementBatch.AcknowledgeTypes",
-            |buf| wire::read_i8(buf, "AcknowledgementBatch.AcknowledgeTypes"),
-        )?;
+        let f_acknowledge_types =
+            wire::read_scalar_array::<i8>(buf, true, "AcknowledgementBatch.AcknowledgeTypes")?;
         #[allow(unused_mut)]
         let mut this = Self {
             first_offset: f_first_offset,
@@ -395,11 +395,15 @@ impl FetchPartition {
         for x in &self.acknowledgement_batches {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "FetchPartition.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "FetchPartition.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -508,11 +512,15 @@ impl FetchTopic {
         for x in &self.partitions {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "FetchTopic.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "FetchTopic.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -581,8 +589,8 @@ pub struct ForgottenTopic {
     pub topic_id: Uuid,
     /// The partitions indexes to forget.
     ///
-    /// Versions: 0. Default: `Vec::new()`.
-    pub partitions: Vec<i32>,
+    /// Versions: 0. Default: `ScalarList::new()`.
+    pub partitions: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -591,7 +599,7 @@ impl Default for ForgottenTopic {
     fn default() -> Self {
         Self {
             topic_id: Uuid::ZERO,
-            partitions: Vec::new(),
+            partitions: ScalarList::new(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -606,20 +614,16 @@ impl ForgottenTopic {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_uuid(buf, &self.topic_id);
-        wire::put_array_len(
-            buf,
-            Some(self.partitions.len()),
-            true,
-            "ForgottenTopic.Partitions",
-        )?;
-        for x in &self.partitions {
-            wire::put_i32(buf, *x);
+        wire::put_scalar_array(buf, &self.partitions, true, "ForgottenTopic.Partitions")?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ForgottenTopic.unknown_tagged_fields",
+            )?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ForgottenTopic.unknown_tagged_fields",
-        )?;
         Ok(())
     }
 
@@ -627,9 +631,7 @@ impl ForgottenTopic {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_topic_id = wire::read_uuid(buf, "ForgottenTopic.TopicId")?;
-        let f_partitions = wire::read_array(buf, true, 4, "ForgottenTopic.Partitions", |buf| {
-            wire::read_i32(buf, "ForgottenTopic.Partitions")
-        })?;
+        let f_partitions = wire::read_scalar_array::<i32>(buf, true, "ForgottenTopic.Partitions")?;
         #[allow(unused_mut)]
         let mut this = Self {
             topic_id: f_topic_id,

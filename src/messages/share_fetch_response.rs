@@ -113,11 +113,15 @@ impl ShareFetchResponse {
         for x in &self.node_endpoints {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ShareFetchResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ShareFetchResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -231,11 +235,15 @@ impl LeaderIdAndEpoch {
         let _ = version;
         wire::put_i32(buf, self.leader_id);
         wire::put_i32(buf, self.leader_epoch);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "LeaderIdAndEpoch.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "LeaderIdAndEpoch.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -333,11 +341,15 @@ impl AcquiredRecords {
         wire::put_i64(buf, self.first_offset);
         wire::put_i64(buf, self.last_offset);
         wire::put_i16(buf, self.delivery_count);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "AcquiredRecords.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "AcquiredRecords.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -483,11 +495,15 @@ impl PartitionData {
         for x in &self.acquired_records {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "PartitionData.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "PartitionData.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -620,11 +636,15 @@ impl ShareFetchableTopicResponse {
         for x in &self.partitions {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ShareFetchableTopicResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ShareFetchableTopicResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -736,11 +756,15 @@ impl NodeEndpoint {
         wire::put_string(buf, &self.host, true, "NodeEndpoint.Host")?;
         wire::put_i32(buf, self.port);
         wire::put_nullable_string(buf, self.rack.as_deref(), true, "NodeEndpoint.Rack")?;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "NodeEndpoint.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "NodeEndpoint.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -74,11 +74,15 @@ impl ShareGroupDescribeRequest {
             wire::put_string(buf, x, true, "ShareGroupDescribeRequest.GroupIds")?;
         }
         wire::put_bool(buf, self.include_authorized_operations);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ShareGroupDescribeRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ShareGroupDescribeRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

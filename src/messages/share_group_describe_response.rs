@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, Uuid, VersionRange,
+    RawTaggedField, ScalarList, Uuid, VersionRange,
 };
 
 /// The ShareGroupDescribe response (API key 77).
@@ -77,11 +77,15 @@ impl ShareGroupDescribeResponse {
         for x in &self.groups {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ShareGroupDescribeResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ShareGroupDescribeResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -215,11 +219,15 @@ impl Member {
             wire::put_string(buf, x, true, "Member.SubscribedTopicNames")?;
         }
         self.assignment.encode_inner(buf, version)?;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "Member.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "Member.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -406,11 +414,15 @@ impl DescribedGroup {
             x.encode_inner(buf, version)?;
         }
         wire::put_i32(buf, self.authorized_operations);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "DescribedGroup.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "DescribedGroup.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -516,8 +528,8 @@ pub struct TopicPartitions {
     pub topic_name: ByteString,
     /// The partitions.
     ///
-    /// Versions: 0. Default: `Vec::new()`.
-    pub partitions: Vec<i32>,
+    /// Versions: 0. Default: `ScalarList::new()`.
+    pub partitions: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -527,7 +539,7 @@ impl Default for TopicPartitions {
         Self {
             topic_id: Uuid::ZERO,
             topic_name: ByteString::new(),
-            partitions: Vec::new(),
+            partitions: ScalarList::new(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -543,20 +555,16 @@ impl TopicPartitions {
         let _ = version;
         wire::put_uuid(buf, &self.topic_id);
         wire::put_string(buf, &self.topic_name, true, "TopicPartitions.TopicName")?;
-        wire::put_array_len(
-            buf,
-            Some(self.partitions.len()),
-            true,
-            "TopicPartitions.Partitions",
-        )?;
-        for x in &self.partitions {
-            wire::put_i32(buf, *x);
+        wire::put_scalar_array(buf, &self.partitions, true, "TopicPartitions.Partitions")?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "TopicPartitions.unknown_tagged_fields",
+            )?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "TopicPartitions.unknown_tagged_fields",
-        )?;
         Ok(())
     }
 
@@ -565,9 +573,7 @@ impl TopicPartitions {
         let _ = version;
         let f_topic_id = wire::read_uuid(buf, "TopicPartitions.TopicId")?;
         let f_topic_name = wire::read_string(buf, true, "TopicPartitions.TopicName")?;
-        let f_partitions = wire::read_array(buf, true, 4, "TopicPartitions.Partitions", |buf| {
-            wire::read_i32(buf, "TopicPartitions.Partitions")
-        })?;
+        let f_partitions = wire::read_scalar_array::<i32>(buf, true, "TopicPartitions.Partitions")?;
         #[allow(unused_mut)]
         let mut this = Self {
             topic_id: f_topic_id,
@@ -655,11 +661,15 @@ impl Assignment {
         for x in &self.topic_partitions {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "Assignment.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "Assignment.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -122,11 +122,15 @@ impl ShareGroupHeartbeatRequest {
                 "ShareGroupHeartbeatRequest.SubscribedTopicNames",
             )?,
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ShareGroupHeartbeatRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ShareGroupHeartbeatRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

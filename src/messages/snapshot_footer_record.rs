@@ -51,11 +51,15 @@ impl SnapshotFooterRecord {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_i16(buf, self.version);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "SnapshotFooterRecord.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "SnapshotFooterRecord.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -57,11 +57,15 @@ impl SnapshotHeaderRecord {
         let _ = version;
         wire::put_i16(buf, self.version);
         wire::put_i64(buf, self.last_contained_log_timestamp);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "SnapshotHeaderRecord.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "SnapshotHeaderRecord.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

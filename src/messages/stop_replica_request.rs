@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, VersionRange,
+    RawTaggedField, ScalarList, VersionRange,
 };
 
 /// The StopReplica request (API key 5).
@@ -169,11 +169,15 @@ impl StopReplicaRequest {
             });
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "StopReplicaRequest.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "StopReplicaRequest.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "StopReplicaRequest.unknown_tagged_fields",
@@ -417,8 +421,8 @@ pub struct StopReplicaTopicV1 {
     pub name: ByteString,
     /// The partition indexes.
     ///
-    /// Versions: 1-2. Default: `Vec::new()`.
-    pub partition_indexes: Vec<i32>,
+    /// Versions: 1-2. Default: `ScalarList::new()`.
+    pub partition_indexes: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -427,7 +431,7 @@ impl Default for StopReplicaTopicV1 {
     fn default() -> Self {
         Self {
             name: ByteString::new(),
-            partition_indexes: Vec::new(),
+            partition_indexes: ScalarList::new(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -442,21 +446,22 @@ impl StopReplicaTopicV1 {
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
         wire::put_string(buf, &self.name, flexible, "StopReplicaTopicV1.Name")?;
-        wire::put_array_len(
+        wire::put_scalar_array(
             buf,
-            Some(self.partition_indexes.len()),
+            &self.partition_indexes,
             flexible,
             "StopReplicaTopicV1.PartitionIndexes",
         )?;
-        for x in &self.partition_indexes {
-            wire::put_i32(buf, *x);
-        }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "StopReplicaTopicV1.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "StopReplicaTopicV1.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "StopReplicaTopicV1.unknown_tagged_fields",
@@ -471,13 +476,8 @@ impl StopReplicaTopicV1 {
         let flexible = version >= 2;
         let _ = version;
         let f_name = wire::read_string(buf, flexible, "StopReplicaTopicV1.Name")?;
-        let f_partition_indexes = wire::read_array(
-            buf,
-            flexible,
-            4,
-            "StopReplicaTopicV1.PartitionIndexes",
-            |buf| wire::read_i32(buf, "StopReplicaTopicV1.PartitionIndexes"),
-        )?;
+        let f_partition_indexes =
+            wire::read_scalar_array::<i32>(buf, flexible, "StopReplicaTopicV1.PartitionIndexes")?;
         #[allow(unused_mut)]
         let mut this = Self {
             name: f_name,
@@ -577,11 +577,15 @@ impl StopReplicaPartitionState {
         wire::put_i32(buf, self.partition_index);
         wire::put_i32(buf, self.leader_epoch);
         wire::put_bool(buf, self.delete_partition);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "StopReplicaPartitionState.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "StopReplicaPartitionState.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -689,11 +693,15 @@ impl StopReplicaTopicState {
         for x in &self.partition_states {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "StopReplicaTopicState.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "StopReplicaTopicState.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -52,11 +52,15 @@ impl UnregisterBrokerRequest {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_i32(buf, self.broker_id);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "UnregisterBrokerRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "UnregisterBrokerRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

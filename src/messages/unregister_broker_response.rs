@@ -68,11 +68,15 @@ impl UnregisterBrokerResponse {
             true,
             "UnregisterBrokerResponse.ErrorMessage",
         )?;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "UnregisterBrokerResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "UnregisterBrokerResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -86,11 +86,15 @@ impl UpdateFeaturesRequest {
                 version,
             });
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "UpdateFeaturesRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "UpdateFeaturesRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -225,11 +229,15 @@ impl FeatureUpdateKey {
                 version,
             });
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "FeatureUpdateKey.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "FeatureUpdateKey.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -83,11 +83,15 @@ impl UpdateFeaturesResponse {
                 x.encode_inner(buf, version)?;
             }
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "UpdateFeaturesResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "UpdateFeaturesResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -214,11 +218,15 @@ impl UpdatableFeatureResult {
             true,
             "UpdatableFeatureResult.ErrorMessage",
         )?;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "UpdatableFeatureResult.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "UpdatableFeatureResult.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

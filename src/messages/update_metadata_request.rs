@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, BufMut, ByteString, Bytes, BytesMut, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, Uuid, VersionRange,
+    RawTaggedField, ScalarList, Uuid, VersionRange,
 };
 
 /// The UpdateMetadata request (API key 6).
@@ -408,11 +408,15 @@ impl UpdateMetadataTopicState {
             x.encode_inner(buf, version)?;
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "UpdateMetadataTopicState.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "UpdateMetadataTopicState.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "UpdateMetadataTopicState.unknown_tagged_fields",
@@ -560,11 +564,15 @@ impl UpdateMetadataEndpoint {
         }
         wire::put_i16(buf, self.security_protocol);
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "UpdateMetadataEndpoint.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "UpdateMetadataEndpoint.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "UpdateMetadataEndpoint.unknown_tagged_fields",
@@ -727,11 +735,15 @@ impl UpdateMetadataBroker {
             )?;
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "UpdateMetadataBroker.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "UpdateMetadataBroker.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "UpdateMetadataBroker.unknown_tagged_fields",
@@ -878,20 +890,20 @@ pub struct UpdateMetadataPartitionState {
     pub leader_epoch: i32,
     /// The brokers which are in the ISR for this partition.
     ///
-    /// Versions: 0-8; entity type `brokerId`. Default: `Vec::new()`.
-    pub isr: Vec<i32>,
+    /// Versions: 0-8; entity type `brokerId`. Default: `ScalarList::new()`.
+    pub isr: ScalarList<i32>,
     /// The Zookeeper version.
     ///
     /// Versions: 0-8. Default: `0`.
     pub zk_version: i32,
     /// All the replicas of this partition.
     ///
-    /// Versions: 0-8; entity type `brokerId`. Default: `Vec::new()`.
-    pub replicas: Vec<i32>,
+    /// Versions: 0-8; entity type `brokerId`. Default: `ScalarList::new()`.
+    pub replicas: ScalarList<i32>,
     /// The replicas of this partition which are offline.
     ///
-    /// Versions: 4-8; ignorable (dropped silently where absent); entity type `brokerId`. Default: `Vec::new()`.
-    pub offline_replicas: Vec<i32>,
+    /// Versions: 4-8; ignorable (dropped silently where absent); entity type `brokerId`. Default: `ScalarList::new()`.
+    pub offline_replicas: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -904,10 +916,10 @@ impl Default for UpdateMetadataPartitionState {
             controller_epoch: 0,
             leader: 0,
             leader_epoch: 0,
-            isr: Vec::new(),
+            isr: ScalarList::new(),
             zk_version: 0,
-            replicas: Vec::new(),
-            offline_replicas: Vec::new(),
+            replicas: ScalarList::new(),
+            offline_replicas: ScalarList::new(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -933,42 +945,32 @@ impl UpdateMetadataPartitionState {
         wire::put_i32(buf, self.controller_epoch);
         wire::put_i32(buf, self.leader);
         wire::put_i32(buf, self.leader_epoch);
-        wire::put_array_len(
-            buf,
-            Some(self.isr.len()),
-            flexible,
-            "UpdateMetadataPartitionState.Isr",
-        )?;
-        for x in &self.isr {
-            wire::put_i32(buf, *x);
-        }
+        wire::put_scalar_array(buf, &self.isr, flexible, "UpdateMetadataPartitionState.Isr")?;
         wire::put_i32(buf, self.zk_version);
-        wire::put_array_len(
+        wire::put_scalar_array(
             buf,
-            Some(self.replicas.len()),
+            &self.replicas,
             flexible,
             "UpdateMetadataPartitionState.Replicas",
         )?;
-        for x in &self.replicas {
-            wire::put_i32(buf, *x);
-        }
         if version >= 4 {
-            wire::put_array_len(
+            wire::put_scalar_array(
                 buf,
-                Some(self.offline_replicas.len()),
+                &self.offline_replicas,
                 flexible,
                 "UpdateMetadataPartitionState.OfflineReplicas",
             )?;
-            for x in &self.offline_replicas {
-                wire::put_i32(buf, *x);
-            }
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "UpdateMetadataPartitionState.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "UpdateMetadataPartitionState.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "UpdateMetadataPartitionState.unknown_tagged_fields",
@@ -991,31 +993,19 @@ impl UpdateMetadataPartitionState {
             wire::read_i32(buf, "UpdateMetadataPartitionState.ControllerEpoch")?;
         let f_leader = wire::read_i32(buf, "UpdateMetadataPartitionState.Leader")?;
         let f_leader_epoch = wire::read_i32(buf, "UpdateMetadataPartitionState.LeaderEpoch")?;
-        let f_isr = wire::read_array(
-            buf,
-            flexible,
-            4,
-            "UpdateMetadataPartitionState.Isr",
-            |buf| wire::read_i32(buf, "UpdateMetadataPartitionState.Isr"),
-        )?;
+        let f_isr =
+            wire::read_scalar_array::<i32>(buf, flexible, "UpdateMetadataPartitionState.Isr")?;
         let f_zk_version = wire::read_i32(buf, "UpdateMetadataPartitionState.ZkVersion")?;
-        let f_replicas = wire::read_array(
-            buf,
-            flexible,
-            4,
-            "UpdateMetadataPartitionState.Replicas",
-            |buf| wire::read_i32(buf, "UpdateMetadataPartitionState.Replicas"),
-        )?;
+        let f_replicas =
+            wire::read_scalar_array::<i32>(buf, flexible, "UpdateMetadataPartitionState.Replicas")?;
         let f_offline_replicas = if version >= 4 {
-            wire::read_array(
+            wire::read_scalar_array::<i32>(
                 buf,
                 flexible,
-                4,
                 "UpdateMetadataPartitionState.OfflineReplicas",
-                |buf| wire::read_i32(buf, "UpdateMetadataPartitionState.OfflineReplicas"),
             )?
         } else {
-            Vec::new()
+            ScalarList::new()
         };
         #[allow(unused_mut)]
         let mut this = Self {
@@ -1064,7 +1054,7 @@ impl wire::arb::Normalize for UpdateMetadataPartitionState {
         }
         if version >= 4 {
         } else {
-            self.offline_replicas = Vec::new();
+            self.offline_replicas = ScalarList::new();
         }
         if version >= 6 {
             self.unknown_tagged_fields.sort_by_key(|f| f.tag);

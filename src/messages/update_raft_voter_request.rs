@@ -92,11 +92,15 @@ impl UpdateRaftVoterRequest {
             x.encode_inner(buf, version)?;
         }
         self.k_raft_version_feature.encode_inner(buf, version)?;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "UpdateRaftVoterRequest.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "UpdateRaftVoterRequest.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -219,11 +223,15 @@ impl Listener {
         wire::put_string(buf, &self.name, true, "Listener.Name")?;
         wire::put_string(buf, &self.host, true, "Listener.Host")?;
         wire::put_u16(buf, self.port);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "Listener.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "Listener.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -324,11 +332,15 @@ impl KRaftVersionFeature {
         let _ = version;
         wire::put_i16(buf, self.min_supported_version);
         wire::put_i16(buf, self.max_supported_version);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "KRaftVersionFeature.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "KRaftVersionFeature.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

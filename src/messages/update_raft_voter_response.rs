@@ -199,11 +199,15 @@ impl CurrentLeader {
         wire::put_i32(buf, self.leader_epoch);
         wire::put_string(buf, &self.host, true, "CurrentLeader.Host")?;
         wire::put_i32(buf, self.port);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "CurrentLeader.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "CurrentLeader.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -57,11 +57,15 @@ impl VotersRecord {
         for x in &self.voters {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "VotersRecord.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "VotersRecord.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -162,11 +166,15 @@ impl Endpoint {
         wire::put_string(buf, &self.name, true, "Endpoint.Name")?;
         wire::put_string(buf, &self.host, true, "Endpoint.Host")?;
         wire::put_u16(buf, self.port);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "Endpoint.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "Endpoint.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -267,11 +275,15 @@ impl KRaftVersionFeature {
         let _ = version;
         wire::put_i16(buf, self.min_supported_version);
         wire::put_i16(buf, self.max_supported_version);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "KRaftVersionFeature.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "KRaftVersionFeature.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -377,11 +389,15 @@ impl Voter {
             x.encode_inner(buf, version)?;
         }
         self.k_raft_version_feature.encode_inner(buf, version)?;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "Voter.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "Voter.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

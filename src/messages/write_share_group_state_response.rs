@@ -70,11 +70,15 @@ impl WriteShareGroupStateResponse {
         for x in &self.results {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "WriteShareGroupStateResponse.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "WriteShareGroupStateResponse.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -182,11 +186,15 @@ impl PartitionResult {
             true,
             "PartitionResult.ErrorMessage",
         )?;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "PartitionResult.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "PartitionResult.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -294,11 +302,15 @@ impl WriteStateResult {
         for x in &self.partitions {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "WriteStateResult.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "WriteStateResult.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

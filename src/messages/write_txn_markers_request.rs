@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, VersionRange,
+    RawTaggedField, ScalarList, VersionRange,
 };
 
 /// The WriteTxnMarkers request (API key 27).
@@ -67,11 +67,15 @@ impl WriteTxnMarkersRequest {
             x.encode_inner(buf, version)?;
         }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "WriteTxnMarkersRequest.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "WriteTxnMarkersRequest.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "WriteTxnMarkersRequest.unknown_tagged_fields",
@@ -152,8 +156,8 @@ pub struct WritableTxnMarkerTopic {
     pub name: ByteString,
     /// The indexes of the partitions to write transaction markers for.
     ///
-    /// Versions: 0-1. Default: `Vec::new()`.
-    pub partition_indexes: Vec<i32>,
+    /// Versions: 0-1. Default: `ScalarList::new()`.
+    pub partition_indexes: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -162,7 +166,7 @@ impl Default for WritableTxnMarkerTopic {
     fn default() -> Self {
         Self {
             name: ByteString::new(),
-            partition_indexes: Vec::new(),
+            partition_indexes: ScalarList::new(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -177,21 +181,22 @@ impl WritableTxnMarkerTopic {
     ) -> Result<(), EncodeError> {
         let flexible = version >= 1;
         wire::put_string(buf, &self.name, flexible, "WritableTxnMarkerTopic.Name")?;
-        wire::put_array_len(
+        wire::put_scalar_array(
             buf,
-            Some(self.partition_indexes.len()),
+            &self.partition_indexes,
             flexible,
             "WritableTxnMarkerTopic.PartitionIndexes",
         )?;
-        for x in &self.partition_indexes {
-            wire::put_i32(buf, *x);
-        }
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "WritableTxnMarkerTopic.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "WritableTxnMarkerTopic.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "WritableTxnMarkerTopic.unknown_tagged_fields",
@@ -206,12 +211,10 @@ impl WritableTxnMarkerTopic {
         let flexible = version >= 1;
         let _ = version;
         let f_name = wire::read_string(buf, flexible, "WritableTxnMarkerTopic.Name")?;
-        let f_partition_indexes = wire::read_array(
+        let f_partition_indexes = wire::read_scalar_array::<i32>(
             buf,
             flexible,
-            4,
             "WritableTxnMarkerTopic.PartitionIndexes",
-            |buf| wire::read_i32(buf, "WritableTxnMarkerTopic.PartitionIndexes"),
         )?;
         #[allow(unused_mut)]
         let mut this = Self {
@@ -333,11 +336,15 @@ impl WritableTxnMarker {
         }
         wire::put_i32(buf, self.coordinator_epoch);
         if flexible {
-            wire::put_raw_tagged_fields(
-                buf,
-                &self.unknown_tagged_fields,
-                "WritableTxnMarker.unknown_tagged_fields",
-            )?;
+            if self.unknown_tagged_fields.is_empty() {
+                buf.put_u8(0);
+            } else {
+                wire::put_raw_tagged_fields(
+                    buf,
+                    &self.unknown_tagged_fields,
+                    "WritableTxnMarker.unknown_tagged_fields",
+                )?;
+            }
         } else if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "WritableTxnMarker.unknown_tagged_fields",

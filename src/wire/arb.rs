@@ -3,7 +3,7 @@
 //! Every generated message implements [`ArbValue`] and `arbitrary::Arbitrary`; this
 //! module gives the impls for the wire types the messages are built from.
 
-use super::{ByteString, Bytes, RawTaggedField, Uuid};
+use super::{ByteString, Bytes, RawTaggedField, Scalar, ScalarList, Uuid};
 use arbitrary::{Result, Unstructured};
 
 /// A value that can be built from fuzzer bytes.
@@ -65,6 +65,14 @@ impl<T: ArbValue> ArbValue for Vec<T> {
     fn arb(u: &mut Unstructured<'_>) -> Result<Self> {
         // Short arrays keep nested messages small and fast to shrink.
         let len = u.int_in_range(0..=4u8)?;
+        (0..len).map(|_| T::arb(u)).collect()
+    }
+}
+
+impl<T: Scalar + ArbValue> ArbValue for ScalarList<T> {
+    fn arb(u: &mut Unstructured<'_>) -> Result<Self> {
+        // Sometimes past the inline capacity, so both representations are exercised.
+        let len = u.int_in_range(0..=6u8)?;
         (0..len).map(|_| T::arb(u)).collect()
     }
 }

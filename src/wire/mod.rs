@@ -43,12 +43,17 @@
 pub mod arb;
 mod error;
 mod message;
+mod scalar_list;
 mod uuid;
 
 pub use bytes::{Buf, BufMut, Bytes, BytesMut};
 pub use bytestring::ByteString;
 pub use error::{DecodeError, DecodeErrorKind, EncodeError};
 pub use message::{Message, Versioned, decode_versioned, decode_versioned_forward_compatible};
+pub use scalar_list::{
+    INLINE_CAPACITY, Scalar, ScalarList, put_scalar_array, read_nullable_scalar_array,
+    read_scalar_array,
+};
 pub use uuid::Uuid;
 
 #[cold]

@@ -371,11 +371,15 @@ impl ClassicProtocol {
         let _ = version;
         wire::put_string(buf, &self.name, true, "ClassicProtocol.Name")?;
         wire::put_bytes(buf, &self.metadata, true, "ClassicProtocol.Metadata")?;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ClassicProtocol.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ClassicProtocol.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -477,11 +481,15 @@ impl ClassicMemberMetadata {
         for x in &self.supported_protocols {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ClassicMemberMetadata.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ClassicMemberMetadata.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

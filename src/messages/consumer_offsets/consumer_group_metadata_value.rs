@@ -57,11 +57,15 @@ impl ConsumerGroupMetadataValue {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_i32(buf, self.epoch);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ConsumerGroupMetadataValue.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ConsumerGroupMetadataValue.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

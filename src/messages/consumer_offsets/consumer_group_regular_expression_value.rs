@@ -71,11 +71,15 @@ impl ConsumerGroupRegularExpressionValue {
         }
         wire::put_i64(buf, self.version);
         wire::put_i64(buf, self.timestamp);
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ConsumerGroupRegularExpressionValue.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ConsumerGroupRegularExpressionValue.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

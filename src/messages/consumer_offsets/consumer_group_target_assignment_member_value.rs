@@ -16,8 +16,8 @@
 )]
 
 use crate::wire::{
-    self, BufMut, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, Uuid,
-    VersionRange,
+    self, BufMut, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    ScalarList, Uuid, VersionRange,
 };
 
 /// The `ConsumerGroupTargetAssignmentMemberValue` data schema.
@@ -64,11 +64,15 @@ impl ConsumerGroupTargetAssignmentMemberValue {
         for x in &self.topic_partitions {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ConsumerGroupTargetAssignmentMemberValue.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ConsumerGroupTargetAssignmentMemberValue.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -144,8 +148,8 @@ impl<'a> arbitrary::Arbitrary<'a> for ConsumerGroupTargetAssignmentMemberValue {
 pub struct TopicPartition {
     /// Versions: 0. Default: `Uuid::ZERO`.
     pub topic_id: Uuid,
-    /// Versions: 0. Default: `Vec::new()`.
-    pub partitions: Vec<i32>,
+    /// Versions: 0. Default: `ScalarList::new()`.
+    pub partitions: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -154,7 +158,7 @@ impl Default for TopicPartition {
     fn default() -> Self {
         Self {
             topic_id: Uuid::ZERO,
-            partitions: Vec::new(),
+            partitions: ScalarList::new(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -169,20 +173,16 @@ impl TopicPartition {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_uuid(buf, &self.topic_id);
-        wire::put_array_len(
-            buf,
-            Some(self.partitions.len()),
-            true,
-            "TopicPartition.Partitions",
-        )?;
-        for x in &self.partitions {
-            wire::put_i32(buf, *x);
+        wire::put_scalar_array(buf, &self.partitions, true, "TopicPartition.Partitions")?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "TopicPartition.unknown_tagged_fields",
+            )?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "TopicPartition.unknown_tagged_fields",
-        )?;
         Ok(())
     }
 
@@ -190,9 +190,7 @@ impl TopicPartition {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_topic_id = wire::read_uuid(buf, "TopicPartition.TopicId")?;
-        let f_partitions = wire::read_array(buf, true, 4, "TopicPartition.Partitions", |buf| {
-            wire::read_i32(buf, "TopicPartition.Partitions")
-        })?;
+        let f_partitions = wire::read_scalar_array::<i32>(buf, true, "TopicPartition.Partitions")?;
         #[allow(unused_mut)]
         let mut this = Self {
             topic_id: f_topic_id,

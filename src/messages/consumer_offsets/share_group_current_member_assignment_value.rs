@@ -16,8 +16,8 @@
 )]
 
 use crate::wire::{
-    self, BufMut, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, Uuid,
-    VersionRange,
+    self, BufMut, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    ScalarList, Uuid, VersionRange,
 };
 
 /// The `ShareGroupCurrentMemberAssignmentValue` data schema.
@@ -82,11 +82,15 @@ impl ShareGroupCurrentMemberAssignmentValue {
         for x in &self.assigned_partitions {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ShareGroupCurrentMemberAssignmentValue.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ShareGroupCurrentMemberAssignmentValue.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -175,8 +179,8 @@ pub struct TopicPartitions {
     pub topic_id: Uuid,
     /// The partition Ids.
     ///
-    /// Versions: 0. Default: `Vec::new()`.
-    pub partitions: Vec<i32>,
+    /// Versions: 0. Default: `ScalarList::new()`.
+    pub partitions: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -185,7 +189,7 @@ impl Default for TopicPartitions {
     fn default() -> Self {
         Self {
             topic_id: Uuid::ZERO,
-            partitions: Vec::new(),
+            partitions: ScalarList::new(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -200,20 +204,16 @@ impl TopicPartitions {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_uuid(buf, &self.topic_id);
-        wire::put_array_len(
-            buf,
-            Some(self.partitions.len()),
-            true,
-            "TopicPartitions.Partitions",
-        )?;
-        for x in &self.partitions {
-            wire::put_i32(buf, *x);
+        wire::put_scalar_array(buf, &self.partitions, true, "TopicPartitions.Partitions")?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "TopicPartitions.unknown_tagged_fields",
+            )?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "TopicPartitions.unknown_tagged_fields",
-        )?;
         Ok(())
     }
 
@@ -221,9 +221,7 @@ impl TopicPartitions {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_topic_id = wire::read_uuid(buf, "TopicPartitions.TopicId")?;
-        let f_partitions = wire::read_array(buf, true, 4, "TopicPartitions.Partitions", |buf| {
-            wire::read_i32(buf, "TopicPartitions.Partitions")
-        })?;
+        let f_partitions = wire::read_scalar_array::<i32>(buf, true, "TopicPartitions.Partitions")?;
         #[allow(unused_mut)]
         let mut this = Self {
             topic_id: f_topic_id,

@@ -103,11 +103,15 @@ impl ShareGroupMemberMetadataValue {
                 "ShareGroupMemberMetadataValue.SubscribedTopicNames",
             )?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ShareGroupMemberMetadataValue.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ShareGroupMemberMetadataValue.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

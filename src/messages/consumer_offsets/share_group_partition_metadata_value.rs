@@ -64,11 +64,15 @@ impl ShareGroupPartitionMetadataValue {
         for x in &self.topics {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ShareGroupPartitionMetadataValue.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ShareGroupPartitionMetadataValue.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -173,11 +177,15 @@ impl PartitionMetadata {
         for x in &self.racks {
             wire::put_string(buf, x, true, "PartitionMetadata.Racks")?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "PartitionMetadata.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "PartitionMetadata.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -295,11 +303,15 @@ impl TopicMetadata {
         for x in &self.partition_metadata {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "TopicMetadata.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "TopicMetadata.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

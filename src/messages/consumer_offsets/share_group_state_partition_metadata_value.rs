@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, Uuid, VersionRange,
+    RawTaggedField, ScalarList, Uuid, VersionRange,
 };
 
 /// The `ShareGroupStatePartitionMetadataValue` data schema.
@@ -78,11 +78,15 @@ impl ShareGroupStatePartitionMetadataValue {
         for x in &self.deleting_topics {
             x.encode_inner(buf, version)?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "ShareGroupStatePartitionMetadataValue.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "ShareGroupStatePartitionMetadataValue.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 
@@ -174,8 +178,8 @@ pub struct TopicPartitionsInfo {
     pub topic_name: ByteString,
     /// The partitions.
     ///
-    /// Versions: 0. Default: `Vec::new()`.
-    pub partitions: Vec<i32>,
+    /// Versions: 0. Default: `ScalarList::new()`.
+    pub partitions: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -185,7 +189,7 @@ impl Default for TopicPartitionsInfo {
         Self {
             topic_id: Uuid::ZERO,
             topic_name: ByteString::new(),
-            partitions: Vec::new(),
+            partitions: ScalarList::new(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -201,20 +205,21 @@ impl TopicPartitionsInfo {
         let _ = version;
         wire::put_uuid(buf, &self.topic_id);
         wire::put_string(buf, &self.topic_name, true, "TopicPartitionsInfo.TopicName")?;
-        wire::put_array_len(
+        wire::put_scalar_array(
             buf,
-            Some(self.partitions.len()),
+            &self.partitions,
             true,
             "TopicPartitionsInfo.Partitions",
         )?;
-        for x in &self.partitions {
-            wire::put_i32(buf, *x);
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "TopicPartitionsInfo.unknown_tagged_fields",
+            )?;
         }
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "TopicPartitionsInfo.unknown_tagged_fields",
-        )?;
         Ok(())
     }
 
@@ -224,9 +229,7 @@ impl TopicPartitionsInfo {
         let f_topic_id = wire::read_uuid(buf, "TopicPartitionsInfo.TopicId")?;
         let f_topic_name = wire::read_string(buf, true, "TopicPartitionsInfo.TopicName")?;
         let f_partitions =
-            wire::read_array(buf, true, 4, "TopicPartitionsInfo.Partitions", |buf| {
-                wire::read_i32(buf, "TopicPartitionsInfo.Partitions")
-            })?;
+            wire::read_scalar_array::<i32>(buf, true, "TopicPartitionsInfo.Partitions")?;
         #[allow(unused_mut)]
         let mut this = Self {
             topic_id: f_topic_id,
@@ -313,11 +316,15 @@ impl TopicInfo {
         let _ = version;
         wire::put_uuid(buf, &self.topic_id);
         wire::put_string(buf, &self.topic_name, true, "TopicInfo.TopicName")?;
-        wire::put_raw_tagged_fields(
-            buf,
-            &self.unknown_tagged_fields,
-            "TopicInfo.unknown_tagged_fields",
-        )?;
+        if self.unknown_tagged_fields.is_empty() {
+            buf.put_u8(0);
+        } else {
+            wire::put_raw_tagged_fields(
+                buf,
+                &self.unknown_tagged_fields,
+                "TopicInfo.unknown_tagged_fields",
+            )?;
+        }
         Ok(())
     }
 

@@ -1,0 +1,823 @@
+//! The broker side of each API the simulated cluster implements.
+
+use super::log::{AppendRefusal, Appended};
+use super::{Cluster, Pending};
+use crate::messages::{
+    ApiKey, ErrorCode, Message, RequestBody, ResponseBody, ResponseHeader, api_versions_response,
+    create_partitions_response, create_topics_response, delete_records_response,
+    delete_topics_response, fetch_response, list_offsets_response, metadata_response,
+    produce_response,
+};
+use crate::messages::{
+    ApiVersionsResponse, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
+    CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest,
+    DeleteTopicsResponse, FetchRequest, FetchResponse, InitProducerIdRequest,
+    InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
+    MetadataResponse, ProduceRequest, ProduceResponse,
+};
+use crate::wire::{ByteString, Bytes, BytesMut, Uuid, VersionRange};
+use std::time::{Duration, Instant};
+
+pub(crate) enum Outcome {
+    Respond(Bytes),
+    NoResponse,
+    Wait,
+    Close,
+}
+
+/// The versions the simulated broker answers for `api` (`None`: not implemented).
+pub(crate) fn supported_versions(api: ApiKey) -> Option<VersionRange> {
+    let (min, max) = match api {
+        ApiKey::ApiVersions => (0, 4),
+        ApiKey::Metadata => (0, 12),
+        // Message format v2 only: Produce v3+ and Fetch v4+ carry it.
+        ApiKey::Produce => (3, 11),
+        ApiKey::Fetch => (4, 17),
+        ApiKey::ListOffsets => (1, 10),
+        ApiKey::CreateTopics => (0, 7),
+        ApiKey::DeleteTopics => (0, 6),
+        ApiKey::CreatePartitions => (0, 3),
+        ApiKey::DeleteRecords => (0, 2),
+        ApiKey::InitProducerId => (0, 5),
+        _ => return None,
+    };
+    VersionRange { min, max }.intersect(&api.valid_versions())
+}
+
+fn respond(api: ApiKey, version: i16, correlation_id: i32, body: ResponseBody) -> Outcome {
+    let mut out = BytesMut::new();
+    let header = ResponseHeader {
+        correlation_id,
+        ..Default::default()
+    };
+    if header
+        .encode(&mut out, api.response_header_version(version))
+        .is_err()
+        || body.encode(&mut out, version).is_err()
+    {
+        return Outcome::Close;
+    }
+    Outcome::Respond(out.freeze())
+}
+
+pub(crate) fn handle(
+    cluster: &mut Cluster,
+    broker: i32,
+    pending: &mut Pending,
+    now: Instant,
+) -> Outcome {
+    let header = &pending.header;
+    let Ok(api) = ApiKey::try_from(header.request_api_key) else {
+        return Outcome::Close;
+    };
+    let version = header.request_api_version;
+    let correlation_id = header.correlation_id;
+    let Some(supported) = supported_versions(api) else {
+        return Outcome::Close;
+    };
+    if api == ApiKey::ApiVersions && !supported.contains(version) {
+        let body = ResponseBody::ApiVersions(api_versions(cluster, ErrorCode::UNSUPPORTED_VERSION));
+        return respond(api, 0, correlation_id, body);
+    }
+    let mut input = pending.body.clone();
+    let Ok(request) = RequestBody::decode(api, &mut input, version) else {
+        return Outcome::Close;
+    };
+    let throttle = cluster.faults.throttle_ms;
+    let body = match request {
+        RequestBody::ApiVersions(_) => {
+            let mut r = api_versions(cluster, ErrorCode::NONE);
+            r.throttle_time_ms = throttle;
+            ResponseBody::ApiVersions(r)
+        }
+        RequestBody::Metadata(r) => {
+            ResponseBody::Metadata(metadata(cluster, &r, version, throttle))
+        }
+        RequestBody::Produce(r) => {
+            let acks = r.acks;
+            let resp = produce(cluster, broker, &r, now, throttle);
+            if acks == 0 {
+                return Outcome::NoResponse;
+            }
+            ResponseBody::Produce(resp)
+        }
+        RequestBody::Fetch(r) => {
+            if pending.not_before.is_none() && !cluster.faults.fetch_delay.is_zero() {
+                pending.not_before = Some(now + cluster.faults.fetch_delay);
+            }
+            if pending.not_before.is_some_and(|t| now < t) {
+                return Outcome::Wait;
+            }
+            let deadline = *pending
+                .deadline
+                .get_or_insert(now + Duration::from_millis(r.max_wait_ms.max(0) as u64));
+            let (resp, bytes) = fetch(cluster, broker, &r, version, now, throttle);
+            let errors = resp.error_code != 0
+                || resp
+                    .responses
+                    .iter()
+                    .flat_map(|t| &t.partitions)
+                    .any(|p| p.error_code != 0);
+            if !errors && (bytes as i64) < i64::from(r.min_bytes) && now < deadline {
+                return Outcome::Wait;
+            }
+            ResponseBody::Fetch(resp)
+        }
+        RequestBody::ListOffsets(r) => {
+            ResponseBody::ListOffsets(list_offsets(cluster, broker, &r, version, now, throttle))
+        }
+        RequestBody::CreateTopics(r) => {
+            ResponseBody::CreateTopics(create_topics(cluster, &r, throttle))
+        }
+        RequestBody::DeleteTopics(r) => {
+            ResponseBody::DeleteTopics(delete_topics(cluster, &r, throttle))
+        }
+        RequestBody::CreatePartitions(r) => {
+            ResponseBody::CreatePartitions(create_partitions(cluster, &r, throttle))
+        }
+        RequestBody::DeleteRecords(r) => {
+            ResponseBody::DeleteRecords(delete_records(cluster, broker, &r, now, throttle))
+        }
+        RequestBody::InitProducerId(r) => {
+            ResponseBody::InitProducerId(init_producer_id(cluster, &r, throttle))
+        }
+        _ => return Outcome::Close,
+    };
+    respond(api, version, correlation_id, body)
+}
+
+fn api_versions(cluster: &mut Cluster, error: ErrorCode) -> ApiVersionsResponse {
+    let _ = &cluster;
+    let api_keys = ApiKey::ALL
+        .iter()
+        .filter_map(|k| {
+            supported_versions(*k).map(|r| api_versions_response::ApiVersion {
+                api_key: k.as_i16(),
+                min_version: r.min,
+                max_version: r.max,
+                ..Default::default()
+            })
+        })
+        .collect();
+    ApiVersionsResponse {
+        error_code: error.code(),
+        api_keys,
+        ..Default::default()
+    }
+}
+
+fn metadata(
+    cluster: &mut Cluster,
+    r: &MetadataRequest,
+    version: i16,
+    throttle: i32,
+) -> MetadataResponse {
+    let injected = cluster.take_injected(ApiKey::Metadata);
+    // Which topics: all (null list, or an empty one before v1), or those named.
+    let names: Vec<(Option<String>, Uuid)> = match &r.topics {
+        None => cluster
+            .topics
+            .keys()
+            .map(|n| (Some(n.clone()), Uuid::ZERO))
+            .collect(),
+        Some(t) if t.is_empty() && version == 0 => cluster
+            .topics
+            .keys()
+            .map(|n| (Some(n.clone()), Uuid::ZERO))
+            .collect(),
+        Some(t) => t
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.to_string()), t.topic_id))
+            .collect(),
+    };
+    let auto_create =
+        cluster.config.auto_create_topics && (r.allow_auto_topic_creation || version < 4);
+    let mut topics = Vec::new();
+    for (name, id) in names {
+        let name = match name {
+            Some(n) => n,
+            None => match cluster.topics.iter().find(|(_, t)| t.id == id) {
+                Some((n, _)) => n.clone(),
+                None => {
+                    topics.push(metadata_response::MetadataResponseTopic {
+                        error_code: ErrorCode::UNKNOWN_TOPIC_ID.code(),
+                        name: None,
+                        topic_id: id,
+                        ..Default::default()
+                    });
+                    continue;
+                }
+            },
+        };
+        if let Some(code) = injected {
+            topics.push(metadata_response::MetadataResponseTopic {
+                error_code: code,
+                name: Some(ByteString::from(name)),
+                ..Default::default()
+            });
+            continue;
+        }
+        if !cluster.topics.contains_key(&name) && auto_create && valid_topic_name(&name) {
+            let replication = cluster
+                .config
+                .default_replication
+                .min(cluster.broker_ids().count() as i16);
+            let _ = cluster.create_topic(&name, cluster.config.default_partitions, replication);
+        }
+        let Some(topic) = cluster.topics.get(&name) else {
+            topics.push(metadata_response::MetadataResponseTopic {
+                error_code: if valid_topic_name(&name) {
+                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+                } else {
+                    ErrorCode::INVALID_TOPIC_EXCEPTION
+                }
+                .code(),
+                name: Some(ByteString::from(name)),
+                ..Default::default()
+            });
+            continue;
+        };
+        let partitions = topic
+            .partitions
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let isr: Vec<i32> = p
+                    .replicas
+                    .iter()
+                    .copied()
+                    .filter(|b| cluster.is_up(*b))
+                    .collect();
+                let offline: Vec<i32> = p
+                    .replicas
+                    .iter()
+                    .copied()
+                    .filter(|b| !cluster.is_up(*b))
+                    .collect();
+                metadata_response::MetadataResponsePartition {
+                    error_code: if p.leader < 0 {
+                        ErrorCode::LEADER_NOT_AVAILABLE.code()
+                    } else {
+                        0
+                    },
+                    partition_index: i as i32,
+                    leader_id: p.leader,
+                    leader_epoch: p.leader_epoch,
+                    replica_nodes: p.replicas.iter().copied().collect(),
+                    isr_nodes: isr.into(),
+                    offline_replicas: if version >= 5 {
+                        offline.into()
+                    } else {
+                        Default::default()
+                    },
+                    ..Default::default()
+                }
+            })
+            .collect();
+        topics.push(metadata_response::MetadataResponseTopic {
+            error_code: 0,
+            name: Some(ByteString::from(name)),
+            topic_id: if version >= 10 { topic.id } else { Uuid::ZERO },
+            is_internal: false,
+            partitions,
+            ..Default::default()
+        });
+    }
+    let brokers = cluster
+        .live_brokers()
+        .into_iter()
+        .map(|(id, port)| metadata_response::MetadataResponseBroker {
+            node_id: id,
+            host: ByteString::from(cluster.config.host.clone()),
+            port,
+            rack: None,
+            ..Default::default()
+        })
+        .collect();
+    let controller_id = cluster.live_brokers().first().map_or(-1, |(id, _)| *id);
+    MetadataResponse {
+        throttle_time_ms: throttle,
+        brokers,
+        cluster_id: if version >= 2 {
+            Some(ByteString::from(cluster.config.cluster_id.clone()))
+        } else {
+            None
+        },
+        controller_id: if version >= 1 { controller_id } else { -1 },
+        topics,
+        ..Default::default()
+    }
+}
+
+/// Kafka's topic name rule: 1-249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+fn valid_topic_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+fn leader_partition<'a>(
+    cluster: &'a mut Cluster,
+    broker: i32,
+    topic: &str,
+    partition: i32,
+) -> Result<&'a mut super::Partition, ErrorCode> {
+    let t = cluster
+        .topics
+        .get_mut(topic)
+        .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
+    let p = usize::try_from(partition)
+        .ok()
+        .and_then(|i| t.partitions.get_mut(i))
+        .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?;
+    if p.leader < 0 {
+        return Err(ErrorCode::LEADER_NOT_AVAILABLE);
+    }
+    if p.leader != broker {
+        return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
+    }
+    Ok(p)
+}
+
+fn produce(
+    cluster: &mut Cluster,
+    broker: i32,
+    r: &ProduceRequest,
+    now: Instant,
+    throttle: i32,
+) -> ProduceResponse {
+    let injected = cluster.take_injected(ApiKey::Produce);
+    let delay = cluster.config.replication_delay;
+    let replicated_at = if r.acks == -1 { now } else { now + delay };
+    let mut responses = Vec::new();
+    for t in &r.topic_data {
+        let mut partition_responses = Vec::new();
+        for pd in &t.partition_data {
+            let mut out = produce_response::PartitionProduceResponse {
+                index: pd.index,
+                base_offset: -1,
+                log_append_time_ms: -1,
+                log_start_offset: -1,
+                ..Default::default()
+            };
+            let result = if let Some(code) = injected {
+                Err(ErrorCode::from(code))
+            } else if !matches!(r.acks, -1..=1) {
+                Err(ErrorCode::INVALID_REQUIRED_ACKS)
+            } else {
+                leader_partition(cluster, broker, &t.name, pd.index).and_then(|p| {
+                    let records = pd.records.clone().unwrap_or_default();
+                    let epoch = p.leader_epoch;
+                    let appended =
+                        p.log
+                            .append(&records, epoch, replicated_at)
+                            .map_err(|e| match e {
+                                AppendRefusal::Corrupt => ErrorCode::CORRUPT_MESSAGE,
+                                AppendRefusal::UnsupportedMagic => {
+                                    ErrorCode::UNSUPPORTED_FOR_MESSAGE_FORMAT
+                                }
+                                AppendRefusal::OutOfOrderSequence => {
+                                    ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER
+                                }
+                                AppendRefusal::InvalidProducerEpoch => {
+                                    ErrorCode::INVALID_PRODUCER_EPOCH
+                                }
+                            })?;
+                    Ok((appended, p.log.log_start_offset))
+                })
+            };
+            if let Ok((Appended::New(_), _)) = result
+                && r.acks == -1
+                && cluster.faults.planted_bug_lose_acked > 0.0
+            {
+                let p = cluster.faults.planted_bug_lose_acked;
+                if (cluster.next_random() >> 11) as f64 / (1u64 << 53) as f64 <= p
+                    && let Some(t) = cluster.topics.get_mut(&*t.name)
+                    && let Some(part) = usize::try_from(pd.index)
+                        .ok()
+                        .and_then(|i| t.partitions.get_mut(i))
+                {
+                    part.log.batches.pop();
+                }
+            }
+            match result {
+                Ok((Appended::New(base) | Appended::Duplicate(base), start)) => {
+                    out.base_offset = base;
+                    out.log_start_offset = start;
+                }
+                Err(code) => out.error_code = code.code(),
+            }
+            partition_responses.push(out);
+        }
+        responses.push(produce_response::TopicProduceResponse {
+            name: t.name.clone(),
+            partition_responses,
+            ..Default::default()
+        });
+    }
+    ProduceResponse {
+        responses,
+        throttle_time_ms: throttle,
+        ..Default::default()
+    }
+}
+
+/// Answers a Fetch; also returns how many record bytes it carries (for min bytes).
+fn fetch(
+    cluster: &mut Cluster,
+    broker: i32,
+    r: &FetchRequest,
+    version: i16,
+    now: Instant,
+    throttle: i32,
+) -> (FetchResponse, usize) {
+    let injected = cluster.take_injected(ApiKey::Fetch);
+    let partial = cluster.faults.partial_batches;
+    let mut budget = if version >= 3 {
+        r.max_bytes.max(0) as usize
+    } else {
+        usize::MAX
+    };
+    let mut total = 0usize;
+    let mut responses = Vec::new();
+    for t in &r.topics {
+        let name = if version >= 13 {
+            cluster
+                .topics
+                .iter()
+                .find(|(_, topic)| topic.id == t.topic_id)
+                .map(|(n, _)| n.clone())
+        } else {
+            Some(t.topic.to_string())
+        };
+        let mut partitions = Vec::new();
+        for fp in &t.partitions {
+            let mut out = fetch_response::PartitionData {
+                partition_index: fp.partition,
+                high_watermark: -1,
+                last_stable_offset: -1,
+                log_start_offset: -1,
+                aborted_transactions: Some(Vec::new()),
+                preferred_read_replica: -1,
+                records: Some(Bytes::new()),
+                ..Default::default()
+            };
+            let result = match (&name, injected) {
+                (_, Some(code)) => Err(ErrorCode::from(code)),
+                (None, _) => Err(ErrorCode::UNKNOWN_TOPIC_ID),
+                (Some(name), None) => leader_partition(cluster, broker, name, fp.partition)
+                    .and_then(|p| {
+                        let hw = p.log.high_watermark(now);
+                        if fp.fetch_offset < p.log.log_start_offset || fp.fetch_offset > hw {
+                            return Err(ErrorCode::OFFSET_OUT_OF_RANGE);
+                        }
+                        let limit = (fp.partition_max_bytes.max(0) as usize).min(budget);
+                        let data = p.log.read(fp.fetch_offset, limit, now, partial);
+                        Ok((data, hw, p.log.log_start_offset))
+                    }),
+            };
+            match result {
+                Ok((data, hw, start)) => {
+                    budget = budget.saturating_sub(data.len());
+                    total += data.len();
+                    out.high_watermark = hw;
+                    out.last_stable_offset = hw;
+                    out.log_start_offset = start;
+                    out.records = Some(data);
+                }
+                Err(code) => out.error_code = code.code(),
+            }
+            partitions.push(out);
+        }
+        responses.push(fetch_response::FetchableTopicResponse {
+            topic: if version >= 13 {
+                ByteString::new()
+            } else {
+                t.topic.clone()
+            },
+            topic_id: if version >= 13 {
+                t.topic_id
+            } else {
+                Uuid::ZERO
+            },
+            partitions,
+            ..Default::default()
+        });
+    }
+    let resp = FetchResponse {
+        throttle_time_ms: throttle,
+        error_code: 0,
+        // Sessions are not kept: session id 0 tells the client to send full fetches.
+        session_id: 0,
+        responses,
+        ..Default::default()
+    };
+    (resp, total)
+}
+
+fn list_offsets(
+    cluster: &mut Cluster,
+    broker: i32,
+    r: &ListOffsetsRequest,
+    version: i16,
+    now: Instant,
+    throttle: i32,
+) -> ListOffsetsResponse {
+    let injected = cluster.take_injected(ApiKey::ListOffsets);
+    let mut topics = Vec::new();
+    for t in &r.topics {
+        let mut partitions = Vec::new();
+        for lp in &t.partitions {
+            let mut out = list_offsets_response::ListOffsetsPartitionResponse {
+                partition_index: lp.partition_index,
+                timestamp: -1,
+                offset: -1,
+                leader_epoch: -1,
+                ..Default::default()
+            };
+            let result = match injected {
+                Some(code) => Err(ErrorCode::from(code)),
+                None => leader_partition(cluster, broker, &t.name, lp.partition_index).map(|p| {
+                    let hw = p.log.high_watermark(now);
+                    let found = match lp.timestamp {
+                        -2 => Some((p.log.log_start_offset, -1)),
+                        -1 => Some((hw, -1)),
+                        ts if ts >= 0 => p.log.offset_for_timestamp(ts, now),
+                        // Other special timestamps (max timestamp, tiered storage) are
+                        // not kept: report no offset.
+                        _ => None,
+                    };
+                    (found, p.leader_epoch)
+                }),
+            };
+            match result {
+                Ok((Some((offset, ts)), epoch)) => {
+                    out.offset = offset;
+                    out.timestamp = ts;
+                    out.leader_epoch = if version >= 4 { epoch } else { -1 };
+                }
+                Ok((None, _)) => {}
+                Err(code) => out.error_code = code.code(),
+            }
+            partitions.push(out);
+        }
+        topics.push(list_offsets_response::ListOffsetsTopicResponse {
+            name: t.name.clone(),
+            partitions,
+            ..Default::default()
+        });
+    }
+    ListOffsetsResponse {
+        throttle_time_ms: throttle,
+        topics,
+        ..Default::default()
+    }
+}
+
+fn create_topics(
+    cluster: &mut Cluster,
+    r: &CreateTopicsRequest,
+    throttle: i32,
+) -> CreateTopicsResponse {
+    let injected = cluster.take_injected(ApiKey::CreateTopics);
+    let brokers = cluster.broker_ids().count() as i32;
+    let mut topics = Vec::new();
+    for t in &r.topics {
+        let partitions = if t.num_partitions == -1 {
+            cluster.config.default_partitions
+        } else {
+            t.num_partitions
+        };
+        let replication = if t.replication_factor == -1 {
+            cluster.config.default_replication.min(brokers as i16)
+        } else {
+            t.replication_factor
+        };
+        let mut out = create_topics_response::CreatableTopicResult {
+            name: t.name.clone(),
+            num_partitions: partitions,
+            replication_factor: replication,
+            ..Default::default()
+        };
+        let error = if let Some(code) = injected {
+            Some(ErrorCode::from(code))
+        } else if !valid_topic_name(&t.name) {
+            Some(ErrorCode::INVALID_TOPIC_EXCEPTION)
+        } else if cluster.topics.contains_key(&*t.name) {
+            Some(ErrorCode::TOPIC_ALREADY_EXISTS)
+        } else if partitions < 1 {
+            Some(ErrorCode::INVALID_PARTITIONS)
+        } else if replication < 1 || i32::from(replication) > brokers {
+            Some(ErrorCode::INVALID_REPLICATION_FACTOR)
+        } else if r.validate_only {
+            None
+        } else {
+            match cluster.create_topic(&t.name, partitions, replication) {
+                Ok(id) => {
+                    out.topic_id = id;
+                    None
+                }
+                Err(_) => Some(ErrorCode::INVALID_REQUEST),
+            }
+        };
+        if let Some(e) = error {
+            out.error_code = e.code();
+            out.error_message = Some(ByteString::from(e.message().unwrap_or("").to_string()));
+            out.num_partitions = -1;
+            out.replication_factor = -1;
+        }
+        topics.push(out);
+    }
+    CreateTopicsResponse {
+        throttle_time_ms: throttle,
+        topics,
+        ..Default::default()
+    }
+}
+
+fn delete_topics(
+    cluster: &mut Cluster,
+    r: &DeleteTopicsRequest,
+    throttle: i32,
+) -> DeleteTopicsResponse {
+    let injected = cluster.take_injected(ApiKey::DeleteTopics);
+    let mut targets: Vec<(Option<String>, Uuid)> = r
+        .topic_names
+        .iter()
+        .map(|n| (Some(n.to_string()), Uuid::ZERO))
+        .collect();
+    targets.extend(
+        r.topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.to_string()), t.topic_id)),
+    );
+    let mut responses = Vec::new();
+    for (name, id) in targets {
+        let found = match &name {
+            Some(n) => cluster.topics.get(n).map(|t| (n.clone(), t.id)),
+            None => cluster
+                .topics
+                .iter()
+                .find(|(_, t)| t.id == id)
+                .map(|(n, t)| (n.clone(), t.id)),
+        };
+        let mut out = delete_topics_response::DeletableTopicResult {
+            name: name.clone().map(ByteString::from),
+            topic_id: id,
+            ..Default::default()
+        };
+        match (injected, found) {
+            (Some(code), _) => out.error_code = code,
+            (None, Some((n, tid))) => {
+                cluster.topics.remove(&n);
+                out.name = Some(ByteString::from(n));
+                out.topic_id = tid;
+            }
+            (None, None) => {
+                out.error_code = if name.is_some() {
+                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
+                } else {
+                    ErrorCode::UNKNOWN_TOPIC_ID.code()
+                };
+            }
+        }
+        responses.push(out);
+    }
+    DeleteTopicsResponse {
+        throttle_time_ms: throttle,
+        responses,
+        ..Default::default()
+    }
+}
+
+fn create_partitions(
+    cluster: &mut Cluster,
+    r: &CreatePartitionsRequest,
+    throttle: i32,
+) -> CreatePartitionsResponse {
+    let injected = cluster.take_injected(ApiKey::CreatePartitions);
+    let mut results = Vec::new();
+    for t in &r.topics {
+        let error = if let Some(code) = injected {
+            Some(ErrorCode::from(code))
+        } else {
+            match cluster.topics.get(&*t.name) {
+                None => Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+                Some(topic) if t.count <= topic.partitions.len() as i32 => {
+                    Some(ErrorCode::INVALID_PARTITIONS)
+                }
+                Some(_) if r.validate_only => None,
+                Some(topic) => {
+                    let replication = topic
+                        .partitions
+                        .first()
+                        .map_or(1, |p| p.replicas.len() as i16);
+                    let start = topic.partitions.len() as i32;
+                    let new: Vec<super::Partition> = (start..t.count)
+                        .map(|i| cluster.new_partition(i, replication))
+                        .collect();
+                    if let Some(topic) = cluster.topics.get_mut(&*t.name) {
+                        topic.partitions.extend(new);
+                    }
+                    None
+                }
+            }
+        };
+        results.push(create_partitions_response::CreatePartitionsTopicResult {
+            name: t.name.clone(),
+            error_code: error.map_or(0, ErrorCode::code),
+            error_message: error.map(|e| ByteString::from(e.message().unwrap_or("").to_string())),
+            ..Default::default()
+        });
+    }
+    CreatePartitionsResponse {
+        throttle_time_ms: throttle,
+        results,
+        ..Default::default()
+    }
+}
+
+fn delete_records(
+    cluster: &mut Cluster,
+    broker: i32,
+    r: &DeleteRecordsRequest,
+    now: Instant,
+    throttle: i32,
+) -> DeleteRecordsResponse {
+    let injected = cluster.take_injected(ApiKey::DeleteRecords);
+    let mut topics = Vec::new();
+    for t in &r.topics {
+        let mut partitions = Vec::new();
+        for dp in &t.partitions {
+            let mut out = delete_records_response::DeleteRecordsPartitionResult {
+                partition_index: dp.partition_index,
+                low_watermark: -1,
+                ..Default::default()
+            };
+            let result = match injected {
+                Some(code) => Err(ErrorCode::from(code)),
+                None => {
+                    leader_partition(cluster, broker, &t.name, dp.partition_index).and_then(|p| {
+                        let hw = p.log.high_watermark(now);
+                        let target = if dp.offset == -1 { hw } else { dp.offset };
+                        if target < 0 || target > hw {
+                            return Err(ErrorCode::OFFSET_OUT_OF_RANGE);
+                        }
+                        p.log.delete_before(target);
+                        Ok(p.log.log_start_offset)
+                    })
+                }
+            };
+            match result {
+                Ok(low) => out.low_watermark = low,
+                Err(code) => out.error_code = code.code(),
+            }
+            partitions.push(out);
+        }
+        topics.push(delete_records_response::DeleteRecordsTopicResult {
+            name: t.name.clone(),
+            partitions,
+            ..Default::default()
+        });
+    }
+    DeleteRecordsResponse {
+        throttle_time_ms: throttle,
+        topics,
+        ..Default::default()
+    }
+}
+
+fn init_producer_id(
+    cluster: &mut Cluster,
+    r: &InitProducerIdRequest,
+    throttle: i32,
+) -> InitProducerIdResponse {
+    if let Some(code) = cluster.take_injected(ApiKey::InitProducerId) {
+        return InitProducerIdResponse {
+            throttle_time_ms: throttle,
+            error_code: code,
+            producer_id: -1,
+            producer_epoch: -1,
+            ..Default::default()
+        };
+    }
+    let (producer_id, producer_epoch) = if r.producer_id >= 0 && r.producer_epoch >= 0 {
+        // KIP-360: an existing producer asks for a new epoch.
+        (r.producer_id, r.producer_epoch.wrapping_add(1).max(0))
+    } else {
+        let id = cluster.next_producer_id;
+        cluster.next_producer_id += 1;
+        (id, 0)
+    };
+    InitProducerIdResponse {
+        throttle_time_ms: throttle,
+        error_code: 0,
+        producer_id,
+        producer_epoch,
+        ..Default::default()
+    }
+}

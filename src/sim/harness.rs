@@ -1,0 +1,476 @@
+//! A deterministic network between client [`Connection`]s and a simulated [`Cluster`]:
+//! one virtual clock, one seeded random source, latency, fragmentation and resets.
+
+use super::{Cluster, ClusterConfig, ConnectionId};
+use crate::connection::{self, Connection, Event};
+use bytes::Bytes;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// How the simulated network misbehaves; everything is drawn from the simulation's seed.
+#[derive(Debug, Clone)]
+pub struct NetworkConfig {
+    /// Shortest one-way delay.
+    pub latency_min: Duration,
+    /// Longest one-way delay (uniform between the two).
+    pub latency_max: Duration,
+    /// Split written bytes into random fragments delivered separately (in order).
+    pub fragment: bool,
+    /// Chance, per chunk sent, that the connection is reset instead (0.0 - 1.0).
+    pub reset_probability: f64,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            latency_min: Duration::from_micros(100),
+            latency_max: Duration::from_millis(2),
+            fragment: false,
+            reset_probability: 0.0,
+        }
+    }
+}
+
+/// A client connection in the simulation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClientId(pub usize);
+
+#[derive(Debug)]
+enum Delivery {
+    ToServer(Bytes),
+    ToClient(Bytes),
+    /// The server side closed: the client sees end of stream.
+    ClientEof,
+}
+
+struct Client {
+    conn: Connection,
+    server: Option<ConnectionId>,
+    events: VecDeque<Event>,
+    /// Latest delivery time scheduled in each direction, so TCP order holds.
+    last_to_server: Instant,
+    last_to_client: Instant,
+    closed: bool,
+}
+
+/// The seeded random source of a simulation (splitmix64).
+#[derive(Debug, Clone)]
+pub struct SimRng(u64);
+
+impl SimRng {
+    /// A generator for `seed`.
+    #[must_use]
+    pub fn new(seed: u64) -> Self {
+        SimRng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next_u64() % n }
+    }
+
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+
+    /// A duration uniformly between `lo` and `hi`.
+    pub fn between(&mut self, lo: Duration, hi: Duration) -> Duration {
+        let span = hi.saturating_sub(lo).as_nanos() as u64;
+        lo + Duration::from_nanos(self.below(span.saturating_add(1)))
+    }
+}
+
+/// A whole deterministic run: a [`Cluster`], client [`Connection`]s, and the network
+/// between them, all on one virtual clock. The same seed gives the same run, event for
+/// event; [`Simulation::trace_hash`] fingerprints it.
+///
+/// ```
+/// use kafka_sansio::connection::{Config, Event};
+/// use kafka_sansio::messages::{MetadataRequest, Request};
+/// use kafka_sansio::sim::{ClusterConfig, NetworkConfig, Simulation};
+/// use std::time::Duration;
+///
+/// let start = std::time::Instant::now(); // the caller's clock, read once
+/// let mut sim = Simulation::new(7, ClusterConfig { brokers: 3, ..Default::default() }, NetworkConfig::default(), start);
+/// let client = sim.connect(0, Config::new("sim-0"));
+/// let now = sim.now();
+/// sim.connection(client).send(now, MetadataRequest { topics: None, ..Default::default() }).unwrap();
+/// sim.run_for(Duration::from_millis(100));
+/// let brokers = sim.events(client).find_map(|e| match e {
+///     Event::Response(r) => Some(r.decode::<MetadataRequest>().unwrap().brokers.len()),
+///     _ => None,
+/// });
+/// assert_eq!(brokers, Some(3));
+/// ```
+pub struct Simulation {
+    cluster: Cluster,
+    start: Instant,
+    now: Instant,
+    rng: SimRng,
+    /// Network behaviour; change it between steps.
+    pub network: NetworkConfig,
+    clients: Vec<Client>,
+    by_server: BTreeMap<ConnectionId, usize>,
+    in_transit: BTreeMap<(Instant, u64), (usize, Delivery)>,
+    seq: u64,
+    trace: u64,
+}
+
+impl Simulation {
+    /// A simulation whose every random choice comes from `seed`, with virtual time
+    /// starting at `start` (any `Instant`: only offsets from it matter, so two runs of
+    /// a seed are identical whatever `start` is).
+    #[must_use]
+    pub fn new(
+        seed: u64,
+        mut cluster: ClusterConfig,
+        network: NetworkConfig,
+        start: Instant,
+    ) -> Self {
+        cluster.seed ^= seed;
+        Simulation {
+            cluster: Cluster::new(cluster, start),
+            start,
+            now: start,
+            rng: SimRng::new(seed),
+            network,
+            clients: Vec::new(),
+            by_server: BTreeMap::new(),
+            in_transit: BTreeMap::new(),
+            seq: 0,
+            trace: 0xcbf2_9ce4_8422_2325,
+        }
+    }
+
+    /// The virtual time now.
+    #[must_use]
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Virtual time since the start.
+    #[must_use]
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    /// The cluster, to create topics, inject faults and inspect logs.
+    pub fn cluster(&mut self) -> &mut Cluster {
+        &mut self.cluster
+    }
+
+    /// The simulation's random source (for workloads, so they follow the seed too).
+    pub fn rng(&mut self) -> &mut SimRng {
+        &mut self.rng
+    }
+
+    /// Opens a client connection to broker `broker`. If the broker is down, the
+    /// connection fails at once (its events say so).
+    pub fn connect(&mut self, broker: i32, config: connection::Config) -> ClientId {
+        let mut conn = Connection::new(config, self.now);
+        let server = match self.cluster.connect(broker, self.now) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                conn.handle_transport_error(self.now, format!("connect: {e}"));
+                None
+            }
+        };
+        let id = self.clients.len();
+        if let Some(s) = server {
+            self.by_server.insert(s, id);
+        }
+        self.clients.push(Client {
+            conn,
+            server,
+            events: VecDeque::new(),
+            last_to_server: self.now,
+            last_to_client: self.now,
+            closed: false,
+        });
+        self.mix(&[1, id as u64, broker as u64]);
+        self.pump();
+        ClientId(id)
+    }
+
+    /// The client's connection state machine, to send requests on. Call
+    /// [`Simulation::run_for`] or [`Simulation::step`] afterwards to move bytes.
+    pub fn connection(&mut self, client: ClientId) -> &mut Connection {
+        &mut self.clients[client.0].conn
+    }
+
+    /// Events the client's connection reported, oldest first (drained).
+    pub fn events(&mut self, client: ClientId) -> impl Iterator<Item = Event> + '_ {
+        self.pump();
+        self.clients[client.0].events.drain(..)
+    }
+
+    /// Resets a client's connection, as a network failure would: the client sees a
+    /// transport error, the server side is dropped.
+    pub fn reset(&mut self, client: ClientId) {
+        let now = self.now;
+        let c = &mut self.clients[client.0];
+        if let Some(s) = c.server.take() {
+            self.cluster.disconnect(s);
+            self.by_server.remove(&s);
+        }
+        c.conn
+            .handle_transport_error(now, "connection reset (simulated)");
+        self.mix(&[2, client.0 as u64]);
+        self.pump();
+    }
+
+    /// A fingerprint of everything that happened so far: every delivery and every
+    /// event, with its virtual time. The same seed and workload give the same hash.
+    #[must_use]
+    pub fn trace_hash(&self) -> u64 {
+        self.trace
+    }
+
+    fn mix(&mut self, words: &[u64]) {
+        let t = (self.now - self.start).as_nanos() as u64;
+        for w in std::iter::once(t).chain(words.iter().copied()) {
+            for b in w.to_le_bytes() {
+                self.trace ^= u64::from(b);
+                self.trace = self.trace.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+    }
+
+    fn mix_bytes(&mut self, tag: u64, bytes: &[u8]) {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.mix(&[tag, bytes.len() as u64, h]);
+    }
+
+    fn schedule(&mut self, at: Instant, client: usize, d: Delivery) {
+        self.seq += 1;
+        self.in_transit.insert((at, self.seq), (client, d));
+    }
+
+    /// Moves every output of every state machine onto the network or into the event
+    /// queues, until nothing more comes out.
+    fn pump(&mut self) {
+        loop {
+            let mut moved = false;
+            for i in 0..self.clients.len() {
+                while let Some(bytes) = self.clients[i].conn.poll_transmit() {
+                    moved = true;
+                    self.send_from_client(i, bytes);
+                }
+                while let Some(ev) = self.clients[i].conn.poll_event() {
+                    moved = true;
+                    let tag = match &ev {
+                        Event::Ready => 10,
+                        Event::Response(r) => 11 + ((r.context.correlation_id as u64) << 8),
+                        Event::Sent(c) => 12 + ((c.correlation_id as u64) << 8),
+                        Event::RequestFailed(e) => 13 + ((e.context.correlation_id as u64) << 8),
+                        Event::Throttled { .. } => 14,
+                        Event::Closed(_) => 15,
+                    };
+                    self.mix(&[tag, i as u64]);
+                    if let Event::Closed(_) = ev {
+                        let c = &mut self.clients[i];
+                        c.closed = true;
+                        if let Some(s) = c.server.take() {
+                            self.cluster.disconnect(s);
+                            self.by_server.remove(&s);
+                        }
+                    }
+                    self.clients[i].events.push_back(ev);
+                }
+            }
+            let servers: Vec<(ConnectionId, usize)> =
+                self.by_server.iter().map(|(s, c)| (*s, *c)).collect();
+            for (s, i) in servers {
+                while let Some(bytes) = self.cluster.poll_transmit(s) {
+                    moved = true;
+                    self.send_to_client(i, bytes);
+                }
+            }
+            while let Some(s) = self.cluster.poll_closed() {
+                moved = true;
+                if let Some(i) = self.by_server.remove(&s) {
+                    self.clients[i].server = None;
+                    let at = self.clients[i].last_to_client.max(self.now) + self.latency();
+                    self.clients[i].last_to_client = at;
+                    self.schedule(at, i, Delivery::ClientEof);
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    fn latency(&mut self) -> Duration {
+        let (lo, hi) = (self.network.latency_min, self.network.latency_max);
+        self.rng.between(lo, hi.max(lo))
+    }
+
+    fn fragments(&mut self, bytes: Bytes) -> Vec<Bytes> {
+        if !self.network.fragment || bytes.len() < 2 {
+            return vec![bytes];
+        }
+        let mut out = Vec::new();
+        let mut rest = bytes;
+        while rest.len() > 1 && self.rng.chance(0.5) {
+            let cut = 1 + self.rng.below(rest.len() as u64 - 1) as usize;
+            out.push(rest.split_to(cut));
+        }
+        out.push(rest);
+        out
+    }
+
+    fn send_from_client(&mut self, i: usize, bytes: Bytes) {
+        if self.clients[i].server.is_none() {
+            return;
+        }
+        if self.rng.chance(self.network.reset_probability) {
+            self.reset(ClientId(i));
+            return;
+        }
+        for frag in self.fragments(bytes) {
+            let at = self.clients[i].last_to_server.max(self.now) + self.latency();
+            self.clients[i].last_to_server = at;
+            self.schedule(at, i, Delivery::ToServer(frag));
+        }
+    }
+
+    fn send_to_client(&mut self, i: usize, bytes: Bytes) {
+        for frag in self.fragments(bytes) {
+            let at = self.clients[i].last_to_client.max(self.now) + self.latency();
+            self.clients[i].last_to_client = at;
+            self.schedule(at, i, Delivery::ToClient(frag));
+        }
+    }
+
+    /// The next time anything happens: a delivery or a state machine's timeout.
+    fn next_time(&self) -> Option<Instant> {
+        let delivery = self.in_transit.keys().next().map(|(t, _)| *t);
+        let clients = self
+            .clients
+            .iter()
+            .filter(|c| !c.closed)
+            .filter_map(|c| c.conn.poll_timeout());
+        let cluster = self.cluster.poll_timeout();
+        delivery.into_iter().chain(clients).chain(cluster).min()
+    }
+
+    /// Advances to the next event and handles it. Returns `false` when nothing is
+    /// left to happen (every request ended, nothing in flight, no timer set).
+    pub fn step(&mut self) -> bool {
+        self.pump();
+        let Some(at) = self.next_time() else {
+            return false;
+        };
+        if at > self.now {
+            self.now = at;
+        }
+        let now = self.now;
+        // Deliveries due now, in order.
+        while let Some(entry) = self.in_transit.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let (i, d) = entry.remove();
+            match d {
+                Delivery::ToServer(bytes) => {
+                    if let Some(s) = self.clients[i].server {
+                        self.mix_bytes(20 + ((i as u64) << 8), &bytes);
+                        self.cluster.handle_input(s, now, &bytes);
+                    }
+                }
+                Delivery::ToClient(bytes) => {
+                    if !self.clients[i].closed {
+                        self.mix_bytes(21 + ((i as u64) << 8), &bytes);
+                        self.clients[i].conn.handle_input(now, &bytes);
+                    }
+                }
+                Delivery::ClientEof => {
+                    if !self.clients[i].closed {
+                        self.mix(&[22, i as u64]);
+                        self.clients[i].conn.handle_eof(now);
+                    }
+                }
+            }
+            self.pump();
+        }
+        for i in 0..self.clients.len() {
+            if !self.clients[i].closed
+                && self.clients[i]
+                    .conn
+                    .poll_timeout()
+                    .is_some_and(|t| t <= now)
+            {
+                self.clients[i].conn.handle_timeout(now);
+            }
+        }
+        if self.cluster.poll_timeout().is_some_and(|t| t <= now) {
+            self.cluster.handle_timeout(now);
+        }
+        self.pump();
+        true
+    }
+
+    /// Runs until virtual time has advanced by `d` or nothing is left to happen.
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        while self.next_time().is_some_and(|t| t <= until) {
+            self.step();
+        }
+        if self.now < until {
+            self.now = until;
+        }
+    }
+
+    /// Runs until `done` holds (checked after every step) or `limit` of virtual time
+    /// passes; returns whether `done` held.
+    pub fn run_until(
+        &mut self,
+        limit: Duration,
+        mut done: impl FnMut(&mut Simulation) -> bool,
+    ) -> bool {
+        let until = self.now + limit;
+        loop {
+            if done(self) {
+                return true;
+            }
+            match self.next_time() {
+                Some(t) if t <= until => {
+                    self.step();
+                }
+                _ => return done(self),
+            }
+        }
+    }
+
+    /// Client connections that still have requests queued or in flight.
+    #[must_use]
+    pub fn busy_clients(&self) -> Vec<ClientId> {
+        self.clients
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.closed && (c.conn.in_flight() > 0 || c.conn.queued() > 0))
+            .map(|(i, _)| ClientId(i))
+            .collect()
+    }
+
+    /// Whether the client's connection has closed.
+    #[must_use]
+    pub fn is_closed(&self, client: ClientId) -> bool {
+        self.clients[client.0].closed
+    }
+}

@@ -1,0 +1,537 @@
+//! The simulated cluster, driven by hand-made request frames and a virtual clock.
+#![cfg(feature = "sim")]
+
+use kafka_sansio::messages::{
+    ApiKey, ApiVersionsRequest, CreateTopicsRequest, DeleteRecordsRequest, ErrorCode, FetchRequest,
+    InitProducerIdRequest, ListOffsetsRequest, Message, MetadataRequest, ProduceRequest, Request,
+    RequestHeader, ResponseHeader, create_topics_request, delete_records_request, fetch_request,
+    list_offsets_request, metadata_request, produce_request,
+};
+use kafka_sansio::records::{BatchBuilder, BatchConfig, BatchReader, DecodeOptions, NewRecord};
+use kafka_sansio::sim::{Cluster, ClusterConfig, ConnectionId};
+use kafka_sansio::wire::{BufMut, Bytes, BytesMut};
+use std::time::{Duration, Instant};
+
+struct Harness {
+    cluster: Cluster,
+    now: Instant,
+    next_correlation: i32,
+}
+
+impl Harness {
+    fn new(brokers: usize) -> Self {
+        let now = Instant::now();
+        Harness {
+            cluster: Cluster::new(
+                ClusterConfig {
+                    brokers,
+                    ..ClusterConfig::default()
+                },
+                now,
+            ),
+            now,
+            next_correlation: 1,
+        }
+    }
+
+    fn frame<R: Request>(&mut self, request: &R, version: i16) -> (Bytes, i32) {
+        let correlation_id = self.next_correlation;
+        self.next_correlation += 1;
+        let mut body = BytesMut::new();
+        RequestHeader {
+            request_api_key: R::API_KEY.as_i16(),
+            request_api_version: version,
+            correlation_id,
+            client_id: Some("sim-test".into()),
+            ..Default::default()
+        }
+        .encode(&mut body, R::API_KEY.request_header_version(version))
+        .unwrap();
+        request.encode(&mut body, version).unwrap();
+        let mut frame = BytesMut::new();
+        frame.put_i32(body.len() as i32);
+        frame.extend_from_slice(&body);
+        (frame.freeze(), correlation_id)
+    }
+
+    fn read<R: Request>(
+        &mut self,
+        conn: ConnectionId,
+        version: i16,
+        correlation_id: i32,
+    ) -> Option<R::Response> {
+        let frame = self.cluster.poll_transmit(conn)?;
+        let mut body = frame.slice(4..);
+        let header =
+            ResponseHeader::decode(&mut body, R::API_KEY.response_header_version(version)).unwrap();
+        assert_eq!(header.correlation_id, correlation_id);
+        let response = R::Response::decode(&mut body, version).unwrap();
+        assert!(body.is_empty());
+        Some(response)
+    }
+
+    fn call<R: Request>(&mut self, conn: ConnectionId, request: &R, version: i16) -> R::Response {
+        let (frame, id) = self.frame(request, version);
+        self.cluster.handle_input(conn, self.now, &frame);
+        self.read::<R>(conn, version, id).expect("a response")
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        self.cluster.handle_timeout(self.now);
+    }
+}
+
+fn batch(values: &[&str], producer: Option<(i64, i16, i32)>) -> Bytes {
+    let mut buf = BytesMut::new();
+    let mut config = BatchConfig::default();
+    if let Some((id, epoch, seq)) = producer {
+        config.producer_id = id;
+        config.producer_epoch = epoch;
+        config.base_sequence = seq;
+    }
+    let mut builder = BatchBuilder::new(&mut buf, &config);
+    for (i, v) in values.iter().enumerate() {
+        builder
+            .append(
+                &NewRecord::new(1_000 + i as i64)
+                    .key(b"k")
+                    .value(v.as_bytes()),
+            )
+            .unwrap();
+    }
+    builder.finish().unwrap();
+    buf.freeze()
+}
+
+fn produce(topic: &str, partition: i32, acks: i16, records: Bytes) -> ProduceRequest {
+    ProduceRequest {
+        acks,
+        timeout_ms: 1000,
+        topic_data: vec![produce_request::TopicProduceData {
+            name: topic.into(),
+            partition_data: vec![produce_request::PartitionProduceData {
+                index: partition,
+                records: Some(records),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn fetch(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    min_bytes: i32,
+    max_wait_ms: i32,
+) -> FetchRequest {
+    FetchRequest {
+        replica_id: -1,
+        max_wait_ms,
+        min_bytes,
+        max_bytes: 1 << 20,
+        topics: vec![fetch_request::FetchTopic {
+            topic: topic.into(),
+            partitions: vec![fetch_request::FetchPartition {
+                partition,
+                fetch_offset: offset,
+                partition_max_bytes: 1 << 20,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn values_of(records: &Bytes) -> Vec<(i64, String)> {
+    let opts = DecodeOptions::default();
+    let mut out = Vec::new();
+    for b in BatchReader::new(records.clone(), opts) {
+        for r in b.unwrap().records(&opts).unwrap() {
+            let r = r.unwrap();
+            out.push((
+                r.offset,
+                String::from_utf8(r.value.unwrap().to_vec()).unwrap(),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn api_versions_lists_what_the_broker_answers_and_rejects_newer_versions_at_v0() {
+    let mut h = Harness::new(1);
+    let c = h.cluster.connect(0, h.now).unwrap();
+    let r = h.call(
+        c,
+        &ApiVersionsRequest {
+            client_software_name: "t".into(),
+            client_software_version: "1".into(),
+            ..Default::default()
+        },
+        3,
+    );
+    assert_eq!(r.error_code, 0);
+    let produce = r
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == ApiKey::Produce.as_i16())
+        .unwrap();
+    assert_eq!((produce.min_version, produce.max_version), (3, 11));
+    assert!(
+        r.api_keys
+            .iter()
+            .all(|k| k.api_key != ApiKey::JoinGroup.as_i16())
+    );
+
+    // A version from the future: the header is read, the answer is v0 with error 35.
+    let mut body = BytesMut::new();
+    RequestHeader {
+        request_api_key: 18,
+        request_api_version: 9,
+        correlation_id: 77,
+        client_id: Some("x".into()),
+        ..Default::default()
+    }
+    .encode(&mut body, 1)
+    .unwrap();
+    body.put_slice(b"\x00\x00\x00"); // whatever a v9 body is
+    let mut frame = BytesMut::new();
+    frame.put_i32(body.len() as i32);
+    frame.extend_from_slice(&body);
+    h.cluster.handle_input(c, h.now, &frame);
+    let r = h.read::<ApiVersionsRequest>(c, 0, 77).unwrap();
+    assert_eq!(
+        ErrorCode::from(r.error_code),
+        ErrorCode::UNSUPPORTED_VERSION
+    );
+    assert!(!r.api_keys.is_empty());
+}
+
+#[test]
+fn metadata_auto_creates_and_lists_brokers_and_leaders() {
+    let mut h = Harness::new(3);
+    let c = h.cluster.connect(1, h.now).unwrap();
+    let request = MetadataRequest {
+        topics: Some(vec![metadata_request::MetadataRequestTopic {
+            name: Some("events".into()),
+            ..Default::default()
+        }]),
+        allow_auto_topic_creation: true,
+        ..Default::default()
+    };
+    let r = h.call(c, &request, 12);
+    assert_eq!(r.brokers.len(), 3);
+    assert_eq!(r.cluster_id.as_deref(), Some("kafka-sansio-sim"));
+    let t = &r.topics[0];
+    assert_eq!(t.error_code, 0);
+    assert!(!t.topic_id.is_zero());
+    assert_eq!(t.partitions.len(), 1);
+    assert_eq!(t.partitions[0].replica_nodes.len(), 3);
+    // Not allowed to create: unknown topic.
+    let request = MetadataRequest {
+        topics: Some(vec![metadata_request::MetadataRequestTopic {
+            name: Some("other".into()),
+            ..Default::default()
+        }]),
+        allow_auto_topic_creation: false,
+        ..Default::default()
+    };
+    let r = h.call(c, &request, 12);
+    assert_eq!(
+        ErrorCode::from(r.topics[0].error_code),
+        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+    );
+}
+
+#[test]
+fn produce_then_fetch_assigns_offsets_and_keeps_values() {
+    let mut h = Harness::new(1);
+    h.cluster.create_topic("t", 2, 1).unwrap();
+    let c = h.cluster.connect(0, h.now).unwrap();
+    let r = h.call(c, &produce("t", 1, -1, batch(&["a", "b", "c"], None)), 9);
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (0, 0));
+    let r = h.call(c, &produce("t", 1, -1, batch(&["d"], None)), 9);
+    assert_eq!(r.responses[0].partition_responses[0].base_offset, 3);
+
+    let f = h.call(c, &fetch("t", 1, 0, 1, 500), 12);
+    let pd = &f.responses[0].partitions[0];
+    assert_eq!(pd.high_watermark, 4);
+    let values = values_of(pd.records.as_ref().unwrap());
+    assert_eq!(
+        values,
+        vec![
+            (0, "a".into()),
+            (1, "b".into()),
+            (2, "c".into()),
+            (3, "d".into())
+        ]
+    );
+    // Fetching from the middle of a batch returns the whole batch (as Kafka does).
+    let f = h.call(c, &fetch("t", 1, 1, 1, 500), 12);
+    assert_eq!(
+        values_of(f.responses[0].partitions[0].records.as_ref().unwrap()).len(),
+        4
+    );
+    // Past the end: OFFSET_OUT_OF_RANGE.
+    let f = h.call(c, &fetch("t", 1, 9, 1, 500), 12);
+    assert_eq!(
+        ErrorCode::from(f.responses[0].partitions[0].error_code),
+        ErrorCode::OFFSET_OUT_OF_RANGE
+    );
+}
+
+#[test]
+fn a_fetch_waits_in_virtual_time_for_data_or_its_max_wait() {
+    let mut h = Harness::new(1);
+    h.cluster.create_topic("t", 1, 1).unwrap();
+    let consumer = h.cluster.connect(0, h.now).unwrap();
+    let producer = h.cluster.connect(0, h.now).unwrap();
+    let (frame, id) = h.frame(&fetch("t", 0, 0, 1, 1000), 12);
+    h.cluster.handle_input(consumer, h.now, &frame);
+    assert!(
+        h.cluster.poll_transmit(consumer).is_none(),
+        "parked: no data yet"
+    );
+    assert_eq!(
+        h.cluster.poll_timeout(),
+        Some(h.now + Duration::from_millis(1000))
+    );
+    h.advance(Duration::from_millis(100));
+    assert!(h.cluster.poll_transmit(consumer).is_none());
+    h.call(producer, &produce("t", 0, -1, batch(&["x"], None)), 9);
+    h.advance(Duration::ZERO);
+    let f = h
+        .read::<FetchRequest>(consumer, 12, id)
+        .expect("answered once data arrived");
+    assert_eq!(
+        values_of(f.responses[0].partitions[0].records.as_ref().unwrap()),
+        vec![(0, "x".into())]
+    );
+
+    // With nothing arriving, the answer comes empty at the deadline.
+    let (frame, id) = h.frame(&fetch("t", 0, 1, 1, 250), 12);
+    h.cluster.handle_input(consumer, h.now, &frame);
+    h.advance(Duration::from_millis(249));
+    assert!(h.cluster.poll_transmit(consumer).is_none());
+    h.advance(Duration::from_millis(1));
+    let f = h.read::<FetchRequest>(consumer, 12, id).unwrap();
+    assert!(
+        f.responses[0].partitions[0]
+            .records
+            .as_ref()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn acks_one_data_is_lost_if_the_leader_crashes_before_replication_but_acks_all_survives() {
+    let mut h = Harness::new(3);
+    h.cluster.create_topic("t", 1, 3).unwrap();
+    let leader = h.cluster.partition_leader("t", 0).unwrap();
+    let c = h.cluster.connect(leader, h.now).unwrap();
+    let r = h.call(c, &produce("t", 0, -1, batch(&["safe"], None)), 9);
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    let r = h.call(c, &produce("t", 0, 1, batch(&["at-risk"], None)), 9);
+    assert_eq!(r.responses[0].partition_responses[0].base_offset, 1);
+    // acks=0: no response at all.
+    let (frame, _) = h.frame(&produce("t", 0, 0, batch(&["fire-and-forget"], None)), 9);
+    h.cluster.handle_input(c, h.now, &frame);
+    assert!(h.cluster.poll_transmit(c).is_none());
+
+    h.cluster
+        .crash_broker(leader, h.now + Duration::from_millis(1));
+    assert_eq!(h.cluster.poll_closed(), Some(c));
+    let new_leader = h.cluster.partition_leader("t", 0).unwrap();
+    assert_ne!(new_leader, leader);
+    let c2 = h.cluster.connect(new_leader, h.now).unwrap();
+    let f = h.call(c2, &fetch("t", 0, 0, 1, 0), 12);
+    assert_eq!(
+        values_of(f.responses[0].partitions[0].records.as_ref().unwrap()),
+        vec![(0, "safe".into())]
+    );
+    // The old leader's broker refuses connections while down and takes them again later.
+    assert!(h.cluster.connect(leader, h.now).is_err());
+    h.cluster.restart_broker(leader, h.now);
+    let c3 = h.cluster.connect(leader, h.now).unwrap();
+    let r = h.call(c3, &produce("t", 0, -1, batch(&["wrong broker"], None)), 9);
+    assert_eq!(
+        ErrorCode::from(r.responses[0].partition_responses[0].error_code),
+        ErrorCode::NOT_LEADER_OR_FOLLOWER
+    );
+}
+
+#[test]
+fn idempotent_producer_retries_are_acknowledged_once_and_gaps_refused() {
+    let mut h = Harness::new(1);
+    h.cluster.create_topic("t", 1, 1).unwrap();
+    let c = h.cluster.connect(0, h.now).unwrap();
+    let init = h.call(
+        c,
+        &InitProducerIdRequest {
+            transactional_id: None,
+            transaction_timeout_ms: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            ..Default::default()
+        },
+        4,
+    );
+    let (pid, epoch) = (init.producer_id, init.producer_epoch);
+    assert!(pid >= 0);
+    let first = batch(&["a", "b"], Some((pid, epoch, 0)));
+    let r = h.call(c, &produce("t", 0, -1, first.clone()), 9);
+    assert_eq!(r.responses[0].partition_responses[0].base_offset, 0);
+    // The same batch again (a retry after a lost response): same offset, no duplicate.
+    let r = h.call(c, &produce("t", 0, -1, first), 9);
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (0, 0));
+    // A gap in sequence numbers is refused.
+    let r = h.call(
+        c,
+        &produce("t", 0, -1, batch(&["z"], Some((pid, epoch, 5)))),
+        9,
+    );
+    assert_eq!(
+        ErrorCode::from(r.responses[0].partition_responses[0].error_code),
+        ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER
+    );
+    let r = h.call(
+        c,
+        &produce("t", 0, -1, batch(&["c"], Some((pid, epoch, 2)))),
+        9,
+    );
+    assert_eq!(r.responses[0].partition_responses[0].base_offset, 2);
+    let f = h.call(c, &fetch("t", 0, 0, 1, 0), 12);
+    assert_eq!(
+        values_of(f.responses[0].partitions[0].records.as_ref().unwrap()).len(),
+        3
+    );
+}
+
+#[test]
+fn list_offsets_delete_records_and_create_topics() {
+    let mut h = Harness::new(1);
+    let c = h.cluster.connect(0, h.now).unwrap();
+    let create = CreateTopicsRequest {
+        topics: vec![
+            create_topics_request::CreatableTopic {
+                name: "logs".into(),
+                num_partitions: 2,
+                replication_factor: 1,
+                ..Default::default()
+            },
+            create_topics_request::CreatableTopic {
+                name: "bad".into(),
+                num_partitions: 1,
+                replication_factor: 3,
+                ..Default::default()
+            },
+        ],
+        timeout_ms: 1000,
+        ..Default::default()
+    };
+    let r = h.call(c, &create, 7);
+    assert_eq!(r.topics[0].error_code, 0);
+    assert!(!r.topics[0].topic_id.is_zero());
+    assert_eq!(
+        ErrorCode::from(r.topics[1].error_code),
+        ErrorCode::INVALID_REPLICATION_FACTOR
+    );
+    let r = h.call(c, &create, 7);
+    assert_eq!(
+        ErrorCode::from(r.topics[0].error_code),
+        ErrorCode::TOPIC_ALREADY_EXISTS
+    );
+
+    for values in [&["a", "b"][..], &["c"], &["d", "e"]] {
+        h.call(c, &produce("logs", 0, -1, batch(values, None)), 9);
+    }
+    let list = |ts: i64| ListOffsetsRequest {
+        replica_id: -1,
+        topics: vec![list_offsets_request::ListOffsetsTopic {
+            name: "logs".into(),
+            partitions: vec![list_offsets_request::ListOffsetsPartition {
+                partition_index: 0,
+                timestamp: ts,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let offset = |h: &mut Harness, ts| h.call(c, &list(ts), 7).topics[0].partitions[0].offset;
+    assert_eq!(offset(&mut h, -2), 0);
+    assert_eq!(offset(&mut h, -1), 5);
+    // Timestamps are 1000 + index within each batch: the first record at or after 1001.
+    assert_eq!(offset(&mut h, 1001), 1);
+    assert_eq!(offset(&mut h, 5000), -1);
+
+    let delete = DeleteRecordsRequest {
+        topics: vec![delete_records_request::DeleteRecordsTopic {
+            name: "logs".into(),
+            partitions: vec![delete_records_request::DeleteRecordsPartition {
+                partition_index: 0,
+                offset: 3,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        timeout_ms: 1000,
+        ..Default::default()
+    };
+    let r = h.call(c, &delete, 2);
+    assert_eq!(r.topics[0].partitions[0].low_watermark, 3);
+    assert_eq!(offset(&mut h, -2), 3);
+    let f = h.call(c, &fetch("logs", 0, 0, 1, 0), 12);
+    assert_eq!(
+        ErrorCode::from(f.responses[0].partitions[0].error_code),
+        ErrorCode::OFFSET_OUT_OF_RANGE
+    );
+}
+
+#[test]
+fn injected_errors_and_throttling() {
+    let mut h = Harness::new(1);
+    h.cluster.create_topic("t", 1, 1).unwrap();
+    let c = h.cluster.connect(0, h.now).unwrap();
+    h.cluster
+        .inject_error(ApiKey::Produce, ErrorCode::NOT_ENOUGH_REPLICAS, 1);
+    h.cluster.faults.throttle_ms = 250;
+    let r = h.call(c, &produce("t", 0, -1, batch(&["x"], None)), 9);
+    assert_eq!(
+        ErrorCode::from(r.responses[0].partition_responses[0].error_code),
+        ErrorCode::NOT_ENOUGH_REPLICAS
+    );
+    assert_eq!(r.throttle_time_ms, 250);
+    assert_eq!(
+        h.cluster.partition_offsets("t", 0),
+        Some((0, 0)),
+        "nothing written"
+    );
+    let r = h.call(c, &produce("t", 0, -1, batch(&["x"], None)), 9);
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+}
+
+#[test]
+fn garbage_and_unknown_apis_close_the_connection() {
+    let mut h = Harness::new(1);
+    let c = h.cluster.connect(0, h.now).unwrap();
+    // JoinGroup is not implemented: the connection closes, as Kafka does for requests
+    // it cannot handle.
+    h.cluster.handle_input(
+        c,
+        h.now,
+        b"\x00\x00\x00\x0a\x00\x0b\x00\x05\x00\x00\x00\x01\xff\xff",
+    );
+    assert_eq!(h.cluster.poll_closed(), Some(c));
+    let c = h.cluster.connect(0, h.now).unwrap();
+    h.cluster.handle_input(c, h.now, b"\x7f\xff\xff\xff");
+    assert_eq!(h.cluster.poll_closed(), Some(c), "an oversized frame");
+}
