@@ -177,7 +177,6 @@ fn refused_mechanism_reports_what_the_broker_offers() {
             &SaslHandshakeResponse {
                 error_code: ErrorCode::UNSUPPORTED_SASL_MECHANISM.0,
                 mechanisms: vec![ByteString::from("PLAIN")],
-                ..Default::default()
             },
         ),
     );
