@@ -139,9 +139,9 @@ fn build_metadata(version: i16) -> MetadataResponse {
                         partition_index: p as i32,
                         leader_id: leader,
                         leader_epoch: (t % 50) as i32,
-                        replica_nodes: replicas,
-                        isr_nodes: isr,
-                        offline_replicas: Vec::new(),
+                        replica_nodes: replicas.into(),
+                        isr_nodes: isr.into(),
+                        offline_replicas: Default::default(),
                         ..Default::default()
                     }
                 })
@@ -289,6 +289,8 @@ fn same_fetch(a: &FetchResponse, b: &kp::FetchResponse) -> bool {
 /// string or byte field.
 fn metadata_min_allocs(m: &MetadataResponse) -> u64 {
     let nonempty = |n: usize| u64::from(n > 0);
+    // Scalar lists keep a few values inline and allocate only past that.
+    let heap_list = |n: usize| u64::from(n > kafka_sansio::wire::INLINE_CAPACITY);
     nonempty(m.brokers.len())
         + nonempty(m.topics.len())
         + m.topics
@@ -298,9 +300,9 @@ fn metadata_min_allocs(m: &MetadataResponse) -> u64 {
                     + t.partitions
                         .iter()
                         .map(|p| {
-                            nonempty(p.replica_nodes.len())
-                                + nonempty(p.isr_nodes.len())
-                                + nonempty(p.offline_replicas.len())
+                            heap_list(p.replica_nodes.len())
+                                + heap_list(p.isr_nodes.len())
+                                + heap_list(p.offline_replicas.len())
                         })
                         .sum::<u64>()
             })

@@ -535,3 +535,85 @@ fn garbage_and_unknown_apis_close_the_connection() {
     h.cluster.handle_input(c, h.now, b"\x7f\xff\xff\xff");
     assert_eq!(h.cluster.poll_closed(), Some(c), "an oversized frame");
 }
+
+mod sasl {
+    use kafka_sansio::connection::sasl::{SaslConfig, SaslMechanism};
+    use kafka_sansio::connection::{Config, Event};
+    use kafka_sansio::messages::MetadataRequest;
+    use kafka_sansio::sim::{ClusterConfig, NetworkConfig, SimSasl, Simulation};
+    use std::time::{Duration, Instant};
+
+    fn login(mechanism: SaslMechanism, password: &str) -> Vec<Event> {
+        let cluster = ClusterConfig {
+            sasl: Some(SimSasl::user("alice", "s3cret")),
+            ..ClusterConfig::default()
+        };
+        let mut sim = Simulation::new(11, cluster, NetworkConfig::default(), Instant::now());
+        let mut config = Config::new("sim-0");
+        config.sasl = Some(SaslConfig {
+            mechanism,
+            username: "alice".into(),
+            password: password.into(),
+            nonce: "fyko+d2lbbFgONRv9qkxdawL".into(),
+        });
+        let c = sim.connect(0, config);
+        let now = sim.now();
+        sim.connection(c)
+            .send(
+                now,
+                MetadataRequest {
+                    topics: None,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        sim.run_for(Duration::from_secs(1));
+        sim.events(c).collect()
+    }
+
+    #[test]
+    fn plain_and_both_scram_hashes_log_in_and_open_the_other_apis() {
+        for mechanism in [
+            SaslMechanism::Plain,
+            SaslMechanism::ScramSha256,
+            SaslMechanism::ScramSha512,
+        ] {
+            let events = login(mechanism, "s3cret");
+            assert!(
+                matches!(events.first(), Some(Event::Ready)),
+                "{mechanism:?}: {events:?}"
+            );
+            assert!(
+                events.iter().any(
+                    |e| matches!(e, Event::Response(r) if r.decode::<MetadataRequest>().is_ok())
+                ),
+                "{mechanism:?}: {events:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_wrong_password_fails_the_connection_and_its_requests() {
+        for mechanism in [
+            SaslMechanism::Plain,
+            SaslMechanism::ScramSha256,
+            SaslMechanism::ScramSha512,
+        ] {
+            let events = login(mechanism, "wrong");
+            assert!(
+                !events
+                    .iter()
+                    .any(|e| matches!(e, Event::Ready | Event::Response(_))),
+                "{mechanism:?}: {events:?}"
+            );
+            assert!(
+                events.iter().any(|e| matches!(e, Event::RequestFailed(_))),
+                "{mechanism:?}: {events:?}"
+            );
+            assert!(
+                matches!(events.last(), Some(Event::Closed(_))),
+                "{mechanism:?}: {events:?}"
+            );
+        }
+    }
+}

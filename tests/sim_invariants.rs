@@ -101,8 +101,8 @@ impl Run {
             NetworkConfig {
                 latency_min: Duration::from_micros(50),
                 latency_max: Duration::from_millis(1 + seed % 4),
-                fragment: seed % 2 == 0,
-                reset_probability: if seed % 3 == 0 { 0.01 } else { 0.0 },
+                fragment: seed.is_multiple_of(2),
+                reset_probability: if seed.is_multiple_of(3) { 0.01 } else { 0.0 },
             },
             Instant::now(),
         );
@@ -123,10 +123,10 @@ impl Run {
     }
 
     fn conn(&mut self, p: usize, broker: i32) -> ClientId {
-        if let Some(c) = self.producers[p].conns.get(&broker) {
-            if !self.sim.is_closed(*c) {
-                return *c;
-            }
+        if let Some(c) = self.producers[p].conns.get(&broker)
+            && !self.sim.is_closed(*c)
+        {
+            return *c;
         }
         let c = self.sim.connect(broker, config(&format!("p{p}-b{broker}")));
         self.producers[p].conns.insert(broker, c);

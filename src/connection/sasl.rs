@@ -152,25 +152,25 @@ hash_fns!(hmac256, hash256, hi256, verify256, Sha256);
 hash_fns!(hmac512, hash512, hi512, verify512, Sha512);
 
 impl ScramHash {
-    fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
+    pub(crate) fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
         match self {
             Self::Sha256 => hmac256(key, data),
             Self::Sha512 => hmac512(key, data),
         }
     }
-    fn hash(self, data: &[u8]) -> Vec<u8> {
+    pub(crate) fn hash(self, data: &[u8]) -> Vec<u8> {
         match self {
             Self::Sha256 => hash256(data),
             Self::Sha512 => hash512(data),
         }
     }
-    fn hi(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
+    pub(crate) fn hi(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
         match self {
             Self::Sha256 => hi256(password, salt, iterations),
             Self::Sha512 => hi512(password, salt, iterations),
         }
     }
-    fn verify(self, key: &[u8], data: &[u8], signature: &[u8]) -> bool {
+    pub(crate) fn verify(self, key: &[u8], data: &[u8], signature: &[u8]) -> bool {
         match self {
             Self::Sha256 => verify256(key, data, signature),
             Self::Sha512 => verify512(key, data, signature),

@@ -26,8 +26,11 @@ pub(crate) enum Outcome {
 }
 
 /// The versions the simulated broker answers for `api` (`None`: not implemented).
-pub(crate) fn supported_versions(api: ApiKey) -> Option<VersionRange> {
+pub(crate) fn supported_versions(api: ApiKey, sasl: bool) -> Option<VersionRange> {
     let (min, max) = match api {
+        // Handshake v1 only: v0 would mean raw SASL frames instead of SaslAuthenticate.
+        ApiKey::SaslHandshake if sasl => (1, 1),
+        ApiKey::SaslAuthenticate if sasl => (0, 2),
         ApiKey::ApiVersions => (0, 4),
         ApiKey::Metadata => (0, 12),
         // Message format v2 only: Produce v3+ and Fetch v4+ carry it.
@@ -62,6 +65,7 @@ fn respond(api: ApiKey, version: i16, correlation_id: i32, body: ResponseBody) -
 
 pub(crate) fn handle(
     cluster: &mut Cluster,
+    conn: super::ConnectionId,
     broker: i32,
     pending: &mut Pending,
     now: Instant,
@@ -72,9 +76,24 @@ pub(crate) fn handle(
     };
     let version = header.request_api_version;
     let correlation_id = header.correlation_id;
-    let Some(supported) = supported_versions(api) else {
+    let sasl_on = cluster.config.sasl.is_some();
+    let Some(supported) = supported_versions(api, sasl_on) else {
         return Outcome::Close;
     };
+    let authenticated = !sasl_on
+        || matches!(
+            cluster.conns.get(&conn).map(|c| &c.auth),
+            Some(super::sasl::AuthState::Authenticated)
+        );
+    if !authenticated
+        && !matches!(
+            api,
+            ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+        )
+    {
+        // Kafka closes a connection that skips authentication.
+        return Outcome::Close;
+    }
     if api == ApiKey::ApiVersions && !supported.contains(version) {
         let body = ResponseBody::ApiVersions(api_versions(cluster, ErrorCode::UNSUPPORTED_VERSION));
         return respond(api, 0, correlation_id, body);
@@ -141,17 +160,60 @@ pub(crate) fn handle(
         RequestBody::InitProducerId(r) => {
             ResponseBody::InitProducerId(init_producer_id(cluster, &r, throttle))
         }
+        RequestBody::SaslHandshake(r) => {
+            let chosen = super::sasl::mechanism(&r.mechanism);
+            let state = cluster.conns.get_mut(&conn).map(|c| &mut c.auth);
+            let error = match (chosen, state) {
+                (Some(m), Some(st @ super::sasl::AuthState::Start)) => {
+                    *st = super::sasl::AuthState::Mechanism(m);
+                    ErrorCode::NONE
+                }
+                (Some(_), _) => ErrorCode::ILLEGAL_SASL_STATE,
+                (None, _) => ErrorCode::UNSUPPORTED_SASL_MECHANISM,
+            };
+            ResponseBody::SaslHandshake(crate::messages::SaslHandshakeResponse {
+                error_code: error.code(),
+                mechanisms: super::sasl::MECHANISMS
+                    .iter()
+                    .map(|m| ByteString::from_static(m))
+                    .collect(),
+            })
+        }
+        RequestBody::SaslAuthenticate(r) => {
+            let nonce = format!(
+                "{:016x}{:016x}",
+                cluster.next_random(),
+                cluster.next_random()
+            );
+            let Some(config) = cluster.config.sasl.clone() else {
+                return Outcome::Close;
+            };
+            let Some(c) = cluster.conns.get_mut(&conn) else {
+                return Outcome::Close;
+            };
+            let result = super::sasl::step(&mut c.auth, &config, &r.auth_bytes, &nonce);
+            let mut resp = crate::messages::SaslAuthenticateResponse::default();
+            match result {
+                Ok(bytes) => resp.auth_bytes = Bytes::from(bytes),
+                Err(message) => {
+                    resp.error_code = ErrorCode::SASL_AUTHENTICATION_FAILED.code();
+                    resp.error_message = Some(ByteString::from(message));
+                    c.auth = super::sasl::AuthState::Start;
+                }
+            }
+            ResponseBody::SaslAuthenticate(resp)
+        }
         _ => return Outcome::Close,
     };
     respond(api, version, correlation_id, body)
 }
 
 fn api_versions(cluster: &mut Cluster, error: ErrorCode) -> ApiVersionsResponse {
-    let _ = &cluster;
+    let sasl = cluster.config.sasl.is_some();
     let api_keys = ApiKey::ALL
         .iter()
         .filter_map(|k| {
-            supported_versions(*k).map(|r| api_versions_response::ApiVersion {
+            supported_versions(*k, sasl).map(|r| api_versions_response::ApiVersion {
                 api_key: k.as_i16(),
                 min_version: r.min,
                 max_version: r.max,

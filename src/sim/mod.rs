@@ -38,8 +38,10 @@
 mod handlers;
 mod harness;
 mod log;
+mod sasl;
 
 pub use harness::{ClientId, NetworkConfig, SimRng, Simulation};
+pub use sasl::SimSasl;
 
 use crate::messages::{ApiKey, RequestHeader};
 use crate::wire::{BufMut, Bytes, BytesMut, Message, Uuid};
@@ -69,8 +71,10 @@ pub struct ClusterConfig {
     pub replication_delay: Duration,
     /// Largest request frame accepted; a larger one closes the connection.
     pub max_frame_size: usize,
-    /// Seed for everything random in the cluster (topic ids, ...).
+    /// Seed for everything random in the cluster (topic ids, SCRAM nonces, ...).
     pub seed: u64,
+    /// Require SASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) before any other API.
+    pub sasl: Option<SimSasl>,
 }
 
 impl Default for ClusterConfig {
@@ -86,6 +90,7 @@ impl Default for ClusterConfig {
             replication_delay: Duration::from_millis(5),
             max_frame_size: 100 * 1024 * 1024,
             seed: 0x5EED,
+            sasl: None,
         }
     }
 }
@@ -164,8 +169,9 @@ pub(crate) struct Pending {
 }
 
 #[derive(Debug)]
-struct ServerConn {
+pub(crate) struct ServerConn {
     broker: i32,
+    pub(crate) auth: sasl::AuthState,
     inbuf: BytesMut,
     pending: VecDeque<Pending>,
     out: VecDeque<Bytes>,
@@ -188,7 +194,7 @@ pub struct Cluster {
     pub faults: Faults,
     brokers: Vec<Broker>,
     pub(crate) topics: BTreeMap<String, Topic>,
-    conns: BTreeMap<ConnectionId, ServerConn>,
+    pub(crate) conns: BTreeMap<ConnectionId, ServerConn>,
     closed: VecDeque<ConnectionId>,
     next_conn: u64,
     pub(crate) next_producer_id: i64,
@@ -288,6 +294,7 @@ impl Cluster {
             c,
             ServerConn {
                 broker: id,
+                auth: sasl::AuthState::default(),
                 inbuf: BytesMut::new(),
                 pending: VecDeque::new(),
                 out: VecDeque::new(),
@@ -346,7 +353,7 @@ impl Cluster {
         let Ok(api) = ApiKey::try_from(key) else {
             return false;
         };
-        let supported = handlers::supported_versions(api);
+        let supported = handlers::supported_versions(api, self.config.sasl.is_some());
         let mut buf = frame.clone();
         let header_version = if supported.is_some_and(|r| r.contains(version)) {
             api.request_header_version(version)
@@ -389,7 +396,7 @@ impl Cluster {
             let Some(mut pending) = conn.pending.pop_front() else {
                 return;
             };
-            match handlers::handle(self, broker, &mut pending, now) {
+            match handlers::handle(self, c, broker, &mut pending, now) {
                 handlers::Outcome::Respond(body) => {
                     let mut frame = BytesMut::with_capacity(body.len() + 4);
                     frame.put_i32(body.len() as i32);
