@@ -65,7 +65,8 @@ impl SaslMechanism {
 ///
 /// The nonce is used only by SCRAM; it must be fresh and unpredictable for every
 /// connection in production (the runtime adapters draw it from the OS), and may be
-/// fixed in tests.
+/// fixed in tests. A re-authentication on the same connection (KIP-368) appends a
+/// counter to it, so no exchange repeats a client nonce.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SaslConfig {
     /// Which mechanism to run.
