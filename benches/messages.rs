@@ -24,6 +24,7 @@
 //! "encode" writes the whole message into a reused, pre-sized `BytesMut`; "encode-vec"
 //! the same into a `Vec<u8>` (both crates accept either; the difference is the cost of
 //! `BytesMut`'s out-of-line `put_slice` per field).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)] // tests and tools own their clock and sockets
 
 #[path = "common/counting_alloc.rs"]
 mod counting_alloc;

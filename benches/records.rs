@@ -17,6 +17,7 @@
 //! with collection only inside `measured` (setup and warm-up excluded) and
 //! `GLIBC_TUNABLES=glibc.cpu.hwcaps=-ERMS` so a large memcpy is not counted as one
 //! instruction per byte.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)] // tests and tools own their clock and sockets
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;

@@ -1,5 +1,6 @@
 //! The simulated cluster, driven by hand-made request frames and a virtual clock.
 #![cfg(feature = "sim")]
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)] // tests and tools own their clock and sockets
 
 use kafka_sansio::messages::{
     ApiKey, ApiVersionsRequest, CreateTopicsRequest, DeleteRecordsRequest, ErrorCode, FetchRequest,

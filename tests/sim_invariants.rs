@@ -12,6 +12,7 @@
 //! runs a long campaign; a failing seed is printed and `SIM_SEED_START=<seed> SIM_SEEDS=1`
 //! replays it exactly.
 #![cfg(feature = "sim")]
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)] // tests and tools own their clock and sockets
 
 use kafka_sansio::connection::{Config, Event};
 use kafka_sansio::messages::{ErrorCode, InitProducerIdRequest, ProduceRequest, produce_request};
