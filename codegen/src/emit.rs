@@ -360,7 +360,9 @@ impl<'a> Ctx<'a> {
                 format!("wire::put_{}(buf, {v});", prim_fn(*p))
             }
             Ty::Str => format!("wire::put_string(buf, {r}, {compact}, {label})?;"),
-            Ty::Bytes | Ty::Records => format!("wire::put_bytes(buf, {r}, {compact}, {label})?;"),
+            Ty::Bytes | Ty::Records => {
+                format!("wire::put_shared_bytes(buf, {r}, {compact}, {label})?;")
+            }
             Ty::Uuid => format!("wire::put_uuid(buf, {r});"),
             Ty::Struct(_) => format!("{place}.encode_inner(buf, version)?;"),
             Ty::Array(e) if is_scalar(e) => {
@@ -379,7 +381,9 @@ impl<'a> Ctx<'a> {
                 format!("wire::put_nullable_string(buf, {place}.as_deref(), {compact}, {label})?;")
             }
             Ty::Bytes | Ty::Records => {
-                format!("wire::put_nullable_bytes(buf, {place}.as_deref(), {compact}, {label})?;")
+                format!(
+                    "wire::put_nullable_shared_bytes(buf, {place}.as_ref(), {compact}, {label})?;"
+                )
             }
             Ty::Array(_) => format!(
                 "match &{place} {{ Some(v) => {{ {} }} None => wire::put_array_len(buf, None, {compact}, {label})?, }}",

@@ -315,8 +315,8 @@ impl ScramCredentialUpsertion {
         wire::put_string(buf, &self.name, true, "ScramCredentialUpsertion.Name")?;
         wire::put_i8(buf, self.mechanism);
         wire::put_i32(buf, self.iterations);
-        wire::put_bytes(buf, &self.salt, true, "ScramCredentialUpsertion.Salt")?;
-        wire::put_bytes(
+        wire::put_shared_bytes(buf, &self.salt, true, "ScramCredentialUpsertion.Salt")?;
+        wire::put_shared_bytes(
             buf,
             &self.salted_password,
             true,

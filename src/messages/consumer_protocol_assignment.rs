@@ -69,9 +69,9 @@ impl ConsumerProtocolAssignment {
         for x in &self.assigned_partitions {
             x.encode_inner(buf, version)?;
         }
-        wire::put_nullable_bytes(
+        wire::put_nullable_shared_bytes(
             buf,
-            self.user_data.as_deref(),
+            self.user_data.as_ref(),
             false,
             "ConsumerProtocolAssignment.UserData",
         )?;

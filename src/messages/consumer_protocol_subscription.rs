@@ -78,9 +78,9 @@ impl ConsumerProtocolSubscription {
         for x in &self.topics {
             wire::put_string(buf, x, false, "ConsumerProtocolSubscription.Topics")?;
         }
-        wire::put_nullable_bytes(
+        wire::put_nullable_shared_bytes(
             buf,
-            self.user_data.as_deref(),
+            self.user_data.as_ref(),
             false,
             "ConsumerProtocolSubscription.UserData",
         )?;

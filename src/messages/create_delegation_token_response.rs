@@ -158,7 +158,7 @@ impl CreateDelegationTokenResponse {
             flexible,
             "CreateDelegationTokenResponse.TokenId",
         )?;
-        wire::put_bytes(
+        wire::put_shared_bytes(
             buf,
             &self.hmac,
             flexible,

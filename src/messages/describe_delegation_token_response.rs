@@ -439,7 +439,7 @@ impl DescribedDelegationToken {
             flexible,
             "DescribedDelegationToken.TokenId",
         )?;
-        wire::put_bytes(buf, &self.hmac, flexible, "DescribedDelegationToken.Hmac")?;
+        wire::put_shared_bytes(buf, &self.hmac, flexible, "DescribedDelegationToken.Hmac")?;
         wire::put_array_len(
             buf,
             Some(self.renewers.len()),

@@ -258,13 +258,13 @@ impl DescribedGroupMember {
             flexible,
             "DescribedGroupMember.ClientHost",
         )?;
-        wire::put_bytes(
+        wire::put_shared_bytes(
             buf,
             &self.member_metadata,
             flexible,
             "DescribedGroupMember.MemberMetadata",
         )?;
-        wire::put_bytes(
+        wire::put_shared_bytes(
             buf,
             &self.member_assignment,
             flexible,

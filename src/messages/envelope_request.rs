@@ -66,14 +66,14 @@ impl EnvelopeRequest {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_bytes(buf, &self.request_data, true, "EnvelopeRequest.RequestData")?;
-        wire::put_nullable_bytes(
+        wire::put_shared_bytes(buf, &self.request_data, true, "EnvelopeRequest.RequestData")?;
+        wire::put_nullable_shared_bytes(
             buf,
-            self.request_principal.as_deref(),
+            self.request_principal.as_ref(),
             true,
             "EnvelopeRequest.RequestPrincipal",
         )?;
-        wire::put_bytes(
+        wire::put_shared_bytes(
             buf,
             &self.client_host_address,
             true,

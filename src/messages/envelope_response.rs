@@ -60,9 +60,9 @@ impl EnvelopeResponse {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_nullable_bytes(
+        wire::put_nullable_shared_bytes(
             buf,
-            self.response_data.as_deref(),
+            self.response_data.as_ref(),
             true,
             "EnvelopeResponse.ResponseData",
         )?;

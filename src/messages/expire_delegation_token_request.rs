@@ -62,7 +62,7 @@ impl ExpireDelegationTokenRequest {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
-        wire::put_bytes(
+        wire::put_shared_bytes(
             buf,
             &self.hmac,
             flexible,

@@ -815,9 +815,9 @@ impl PartitionData {
                 version,
             });
         }
-        wire::put_nullable_bytes(
+        wire::put_nullable_shared_bytes(
             buf,
-            self.records.as_deref(),
+            self.records.as_ref(),
             flexible,
             "PartitionData.Records",
         )?;

@@ -464,7 +464,7 @@ impl PartitionSnapshot {
         self.snapshot_id.encode_inner(buf, version)?;
         wire::put_i64(buf, self.size);
         wire::put_i64(buf, self.position);
-        wire::put_bytes(
+        wire::put_shared_bytes(
             buf,
             &self.unaligned_records,
             true,

@@ -330,7 +330,7 @@ impl JoinGroupRequestProtocol {
     ) -> Result<(), EncodeError> {
         let flexible = version >= 6;
         wire::put_string(buf, &self.name, flexible, "JoinGroupRequestProtocol.Name")?;
-        wire::put_bytes(
+        wire::put_shared_bytes(
             buf,
             &self.metadata,
             flexible,

@@ -368,7 +368,7 @@ impl JoinGroupResponseMember {
                 "JoinGroupResponseMember.GroupInstanceId",
             )?;
         }
-        wire::put_bytes(
+        wire::put_shared_bytes(
             buf,
             &self.metadata,
             flexible,

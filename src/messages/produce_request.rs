@@ -250,9 +250,9 @@ impl PartitionProduceData {
     ) -> Result<(), EncodeError> {
         let flexible = version >= 9;
         wire::put_i32(buf, self.index);
-        wire::put_nullable_bytes(
+        wire::put_nullable_shared_bytes(
             buf,
-            self.records.as_deref(),
+            self.records.as_ref(),
             flexible,
             "PartitionProduceData.Records",
         )?;

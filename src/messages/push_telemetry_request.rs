@@ -75,7 +75,7 @@ impl PushTelemetryRequest {
         wire::put_i32(buf, self.subscription_id);
         wire::put_bool(buf, self.terminating);
         wire::put_i8(buf, self.compression_type);
-        wire::put_bytes(buf, &self.metrics, true, "PushTelemetryRequest.Metrics")?;
+        wire::put_shared_bytes(buf, &self.metrics, true, "PushTelemetryRequest.Metrics")?;
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {

@@ -57,7 +57,7 @@ impl SaslAuthenticateRequest {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
-        wire::put_bytes(
+        wire::put_shared_bytes(
             buf,
             &self.auth_bytes,
             flexible,

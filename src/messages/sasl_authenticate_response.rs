@@ -79,7 +79,7 @@ impl SaslAuthenticateResponse {
             flexible,
             "SaslAuthenticateResponse.ErrorMessage",
         )?;
-        wire::put_bytes(
+        wire::put_shared_bytes(
             buf,
             &self.auth_bytes,
             flexible,

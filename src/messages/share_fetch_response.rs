@@ -485,7 +485,7 @@ impl PartitionData {
             "PartitionData.AcknowledgeErrorMessage",
         )?;
         self.current_leader.encode_inner(buf, version)?;
-        wire::put_nullable_bytes(buf, self.records.as_deref(), true, "PartitionData.Records")?;
+        wire::put_nullable_shared_bytes(buf, self.records.as_ref(), true, "PartitionData.Records")?;
         wire::put_array_len(
             buf,
             Some(self.acquired_records.len()),

@@ -319,7 +319,7 @@ impl SyncGroupRequestAssignment {
             flexible,
             "SyncGroupRequestAssignment.MemberId",
         )?;
-        wire::put_bytes(
+        wire::put_shared_bytes(
             buf,
             &self.assignment,
             flexible,

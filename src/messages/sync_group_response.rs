@@ -105,7 +105,7 @@ impl SyncGroupResponse {
                 "SyncGroupResponse.ProtocolName",
             )?;
         }
-        wire::put_bytes(
+        wire::put_shared_bytes(
             buf,
             &self.assignment,
             flexible,

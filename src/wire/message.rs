@@ -1,7 +1,8 @@
 //! The trait every generated message implements.
 
 use super::{
-    Buf, BufMut, Bytes, DecodeError, DecodeErrorKind, EncodeError, Out, SpillOut, VersionRange,
+    Buf, BufMut, Bytes, ChunkedOut, DecodeError, DecodeErrorKind, EncodeError, Out, SpillOut,
+    VersionRange,
 };
 
 /// A versioned Kafka message: a request or response body, a header, or a data schema.
@@ -53,6 +54,15 @@ pub trait Message: Sized + Clone + PartialEq + std::fmt::Debug + Default {
         self.encode_into(&mut out, version)?;
         out.finish();
         Ok(())
+    }
+
+    /// Encodes the message at `version` as chunks for a vectored write, without
+    /// copying record batches and other large byte fields ([`ChunkedOut`]): what a
+    /// producer sends is mostly records it already holds.
+    fn encode_chunks(&self, version: i16) -> Result<Vec<Bytes>, EncodeError> {
+        let mut out = ChunkedOut::new();
+        self.encode_into(&mut out, version)?;
+        Ok(out.finish())
     }
 
     /// Reads a message at `version` from the front of `buf`, advancing it.

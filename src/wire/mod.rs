@@ -52,7 +52,7 @@ pub use bytes::{Buf, BufMut, Bytes, BytesMut};
 pub use bytestring::ByteString;
 pub use error::{DecodeError, DecodeErrorDetails, DecodeErrorKind, EncodeError};
 pub use message::{Message, Versioned, decode_versioned, decode_versioned_forward_compatible};
-pub use out::{Out, SPILL_THRESHOLD, SpillOut};
+pub use out::{ChunkedOut, Out, SPILL_THRESHOLD, SpillOut};
 pub use scalar_list::{
     INLINE_CAPACITY, Scalar, ScalarList, put_scalar_array, read_nullable_scalar_array,
     read_scalar_array,
@@ -576,6 +576,34 @@ pub fn put_nullable_bytes<W: Out + ?Sized>(
 ) -> Result<(), EncodeError> {
     match value {
         Some(b) => put_bytes(buf, b, compact, field),
+        None => put_len(buf, None, compact, true, field),
+    }
+}
+
+/// Encodes BYTES, COMPACT_BYTES or RECORDS held as [`Bytes`]: a sink that can keep a
+/// reference ([`ChunkedOut`]) does not copy them.
+#[inline]
+pub fn put_shared_bytes<W: Out + ?Sized>(
+    buf: &mut W,
+    value: &Bytes,
+    compact: bool,
+    field: &'static str,
+) -> Result<(), EncodeError> {
+    put_len(buf, Some(value.len()), compact, true, field)?;
+    buf.write_shared(value);
+    Ok(())
+}
+
+/// The nullable form of [`put_shared_bytes`].
+#[inline]
+pub fn put_nullable_shared_bytes<W: Out + ?Sized>(
+    buf: &mut W,
+    value: Option<&Bytes>,
+    compact: bool,
+    field: &'static str,
+) -> Result<(), EncodeError> {
+    match value {
+        Some(b) => put_shared_bytes(buf, b, compact, field),
         None => put_len(buf, None, compact, true, field),
     }
 }

@@ -1,7 +1,7 @@
 //! Where encoders write: [`Out`], implemented for `Vec<u8>`, [`BytesMut`] and, for any
 //! other [`BufMut`], a [`SpillOut`] that gathers small writes in a scratch buffer.
 
-use super::{BufMut, BytesMut};
+use super::{BufMut, Bytes, BytesMut};
 
 /// A byte sink for the `put_*` encoders.
 ///
@@ -17,6 +17,13 @@ pub trait Out {
     #[inline]
     fn write_byte(&mut self, byte: u8) {
         self.write_slice(&[byte]);
+    }
+
+    /// Appends bytes the caller holds as [`Bytes`]; a sink that can keep a reference
+    /// instead of copying ([`ChunkedOut`]) does so.
+    #[inline]
+    fn write_shared(&mut self, bytes: &Bytes) {
+        self.write_slice(bytes);
     }
 }
 
@@ -43,6 +50,11 @@ impl<T: Out + ?Sized> Out for &mut T {
     #[inline]
     fn write_slice(&mut self, bytes: &[u8]) {
         (**self).write_slice(bytes);
+    }
+
+    #[inline]
+    fn write_shared(&mut self, bytes: &Bytes) {
+        (**self).write_shared(bytes);
     }
 
     #[inline]
@@ -109,5 +121,70 @@ impl<B: BufMut> Out for SpillOut<'_, B> {
     #[inline]
     fn write_byte(&mut self, byte: u8) {
         self.scratch.push(byte);
+    }
+}
+
+/// Encodes without copying large byte fields: small writes are gathered into chunks,
+/// and every [`Bytes`] field of [`SPILL_THRESHOLD`] bytes or more (record batches) is
+/// kept as a reference to the caller's buffer. [`ChunkedOut::finish`] returns the
+/// chunks in order, ready for a vectored write (`writev`) or `Buf::chain`.
+///
+/// ```
+/// use kafka_sansio::wire::{self, Bytes, ChunkedOut};
+/// let records = Bytes::from(vec![7u8; 4096]);
+/// let mut out = ChunkedOut::new();
+/// wire::put_i32(&mut out, 1);
+/// wire::put_shared_bytes(&mut out, &records, true, "records").unwrap();
+/// wire::put_i8(&mut out, 0);
+/// let chunks = out.finish();
+/// assert_eq!(chunks.len(), 3);
+/// assert_eq!(chunks[1].as_ptr(), records.as_ptr(), "the records were not copied");
+/// ```
+#[derive(Debug, Default)]
+pub struct ChunkedOut {
+    scratch: Vec<u8>,
+    chunks: Vec<Bytes>,
+}
+
+impl ChunkedOut {
+    /// An empty sink.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn flush(&mut self) {
+        if !self.scratch.is_empty() {
+            self.chunks
+                .push(Bytes::from(std::mem::take(&mut self.scratch)));
+        }
+    }
+
+    /// The encoded message as chunks, in order.
+    #[must_use]
+    pub fn finish(mut self) -> Vec<Bytes> {
+        self.flush();
+        self.chunks
+    }
+}
+
+impl Out for ChunkedOut {
+    #[inline]
+    fn write_slice(&mut self, bytes: &[u8]) {
+        self.scratch.extend_from_slice(bytes);
+    }
+
+    #[inline]
+    fn write_byte(&mut self, byte: u8) {
+        self.scratch.push(byte);
+    }
+
+    fn write_shared(&mut self, bytes: &Bytes) {
+        if bytes.len() >= SPILL_THRESHOLD {
+            self.flush();
+            self.chunks.push(bytes.clone());
+        } else {
+            self.scratch.extend_from_slice(bytes);
+        }
     }
 }

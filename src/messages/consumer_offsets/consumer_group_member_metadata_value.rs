@@ -370,7 +370,7 @@ impl ClassicProtocol {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_string(buf, &self.name, true, "ClassicProtocol.Name")?;
-        wire::put_bytes(buf, &self.metadata, true, "ClassicProtocol.Metadata")?;
+        wire::put_shared_bytes(buf, &self.metadata, true, "ClassicProtocol.Metadata")?;
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {

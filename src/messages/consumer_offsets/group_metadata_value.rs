@@ -284,13 +284,13 @@ impl MemberMetadata {
             wire::put_i32(buf, self.rebalance_timeout);
         }
         wire::put_i32(buf, self.session_timeout);
-        wire::put_bytes(
+        wire::put_shared_bytes(
             buf,
             &self.subscription,
             flexible,
             "MemberMetadata.subscription",
         )?;
-        wire::put_bytes(buf, &self.assignment, flexible, "MemberMetadata.assignment")?;
+        wire::put_shared_bytes(buf, &self.assignment, flexible, "MemberMetadata.assignment")?;
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
                 wire::put_i8(buf, 0);
