@@ -535,3 +535,77 @@ fn garbage_and_unknown_apis_close_the_connection() {
     h.cluster.handle_input(c, h.now, b"\x7f\xff\xff\xff");
     assert_eq!(h.cluster.poll_closed(), Some(c), "an oversized frame");
 }
+
+/// librdkafka takes FindCoordinator v0 as the sign that a broker decompresses gzip and
+/// snappy, and v1 as the sign for lz4: without it, kcat and confluent-kafka produce
+/// uncompressed batches whatever codec they are asked for (found by
+/// tests/sim_real_clients.rs). Every Kafka broker answers it.
+#[test]
+fn find_coordinator_is_advertised_and_names_a_live_broker() {
+    use kafka_sansio::messages::FindCoordinatorRequest;
+    let mut h = Harness::new(3);
+    let c = h.cluster.connect(1, h.now).unwrap();
+    let versions = h.call(c, &ApiVersionsRequest::default(), 0);
+    let fc = versions
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == ApiKey::FindCoordinator.as_i16())
+        .expect("FindCoordinator advertised");
+    assert_eq!((fc.min_version, fc.max_version), (0, 6));
+
+    let ports: Vec<i32> = (0..3).map(|i| 9092 + i).collect();
+    let single = |h: &mut Harness, version: i16, key: &str, key_type: i8| {
+        h.call(
+            c,
+            &FindCoordinatorRequest {
+                key: key.into(),
+                key_type,
+                ..Default::default()
+            },
+            version,
+        )
+    };
+    let mut first = None;
+    for version in 0..=3 {
+        let r = single(&mut h, version, "my-group", 0);
+        assert_eq!(r.error_code, 0, "v{version}");
+        assert!((0..3).contains(&r.node_id), "v{version}: {r:?}");
+        assert_eq!(r.host, "127.0.0.1");
+        assert_eq!(r.port, ports[r.node_id as usize]);
+        // The same key always maps to the same coordinator.
+        assert_eq!(*first.get_or_insert(r.node_id), r.node_id);
+    }
+    // Share groups (key type 2) are not simulated.
+    let r = single(&mut h, 3, "my-group", 2);
+    assert_eq!(ErrorCode::from(r.error_code), ErrorCode::INVALID_REQUEST);
+    assert_eq!(r.node_id, -1);
+
+    // v4+: batched keys, group and transaction alike.
+    let r = h.call(
+        c,
+        &FindCoordinatorRequest {
+            key_type: 1,
+            coordinator_keys: vec!["txn-a".into(), "txn-b".into()],
+            ..Default::default()
+        },
+        6,
+    );
+    assert_eq!(r.coordinators.len(), 2);
+    for co in &r.coordinators {
+        assert_eq!(co.error_code, 0);
+        assert_eq!(co.port, ports[co.node_id as usize]);
+    }
+
+    // The coordinators move to live brokers when brokers crash (broker 1, which we
+    // are connected to, stays up).
+    for dead in [0, 2] {
+        h.cluster.crash_broker(dead, h.now);
+        for key in ["my-group", "other", "g3", "g4"] {
+            let r = single(&mut h, 3, key, 0);
+            assert_eq!(r.error_code, 0);
+            assert!(h.cluster.is_up(r.node_id), "{key}: {r:?}");
+        }
+    }
+    let r = single(&mut h, 3, "my-group", 0);
+    assert_eq!(r.node_id, 1, "the only live broker");
+}

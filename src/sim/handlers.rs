@@ -5,15 +5,15 @@ use super::{Cluster, Pending};
 use crate::messages::{
     ApiKey, ErrorCode, Message, RequestBody, ResponseBody, ResponseHeader, api_versions_response,
     create_partitions_response, create_topics_response, delete_records_response,
-    delete_topics_response, fetch_response, list_offsets_response, metadata_response,
-    produce_response,
+    delete_topics_response, fetch_response, find_coordinator_response, list_offsets_response,
+    metadata_response, produce_response,
 };
 use crate::messages::{
     ApiVersionsResponse, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
     CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest,
-    DeleteTopicsResponse, FetchRequest, FetchResponse, InitProducerIdRequest,
-    InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
-    MetadataResponse, ProduceRequest, ProduceResponse,
+    DeleteTopicsResponse, FetchRequest, FetchResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest,
+    ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
 };
 use crate::wire::{ByteString, Bytes, BytesMut, Uuid, VersionRange};
 use std::time::{Duration, Instant};
@@ -39,6 +39,10 @@ pub(crate) fn supported_versions(api: ApiKey) -> Option<VersionRange> {
         ApiKey::CreatePartitions => (0, 3),
         ApiKey::DeleteRecords => (0, 2),
         ApiKey::InitProducerId => (0, 5),
+        // Every Kafka broker answers FindCoordinator, and librdkafka takes it as the
+        // sign that the broker decompresses gzip and snappy (v0) and lz4 (v1): without
+        // it, librdkafka silently produces uncompressed batches.
+        ApiKey::FindCoordinator => (0, 6),
         _ => return None,
     };
     VersionRange { min, max }.intersect(&api.valid_versions())
@@ -140,6 +144,9 @@ pub(crate) fn handle(
         }
         RequestBody::InitProducerId(r) => {
             ResponseBody::InitProducerId(init_producer_id(cluster, &r, throttle))
+        }
+        RequestBody::FindCoordinator(r) => {
+            ResponseBody::FindCoordinator(find_coordinator(cluster, &r, version, throttle))
         }
         _ => return Outcome::Close,
     };
@@ -806,4 +813,91 @@ fn init_producer_id(
         producer_epoch,
         ..Default::default()
     }
+}
+
+/// The coordinator of a group or transactional id: a live broker picked by the key's
+/// hash (Kafka hashes the key onto a partition of `__consumer_offsets` or
+/// `__transaction_state` and answers that partition's leader; the simulation keeps no
+/// such topics, so it hashes onto the live brokers directly). Only the lookup is
+/// simulated: the group and transaction APIs themselves are not advertised.
+fn find_coordinator(
+    cluster: &mut Cluster,
+    r: &FindCoordinatorRequest,
+    version: i16,
+    throttle: i32,
+) -> FindCoordinatorResponse {
+    let injected = cluster.take_injected(ApiKey::FindCoordinator);
+    let live = cluster.live_brokers();
+    let host = ByteString::from(cluster.config.host.clone());
+    let lookup = |key: &str| -> Result<(i32, i32), ErrorCode> {
+        if let Some(code) = injected {
+            return Err(ErrorCode::from(code));
+        }
+        // 0: group, 1: transaction; share groups (2) are not simulated.
+        if !matches!(r.key_type, 0 | 1) {
+            return Err(ErrorCode::INVALID_REQUEST);
+        }
+        if live.is_empty() {
+            return Err(ErrorCode::COORDINATOR_NOT_AVAILABLE);
+        }
+        // Java's String.hashCode, as Kafka's partitionFor uses: stable across runs.
+        let hash = key
+            .encode_utf16()
+            .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
+        Ok(live[(hash & 0x7fff_ffff) as usize % live.len()])
+    };
+    let message = |e: ErrorCode| Some(ByteString::from(e.message().unwrap_or("").to_string()));
+    if version >= 4 {
+        let coordinators = r
+            .coordinator_keys
+            .iter()
+            .map(|key| {
+                let mut c = find_coordinator_response::Coordinator {
+                    key: key.clone(),
+                    node_id: -1,
+                    host: ByteString::new(),
+                    port: -1,
+                    ..Default::default()
+                };
+                match lookup(key) {
+                    Ok((id, port)) => {
+                        c.node_id = id;
+                        c.host = host.clone();
+                        c.port = port;
+                    }
+                    Err(e) => {
+                        c.error_code = e.code();
+                        c.error_message = message(e);
+                    }
+                }
+                c
+            })
+            .collect();
+        return FindCoordinatorResponse {
+            throttle_time_ms: throttle,
+            coordinators,
+            ..Default::default()
+        };
+    }
+    let mut out = FindCoordinatorResponse {
+        throttle_time_ms: throttle,
+        node_id: -1,
+        host: ByteString::new(),
+        port: -1,
+        ..Default::default()
+    };
+    match lookup(&r.key) {
+        Ok((id, port)) => {
+            out.node_id = id;
+            out.host = host;
+            out.port = port;
+        }
+        Err(e) => {
+            out.error_code = e.code();
+            if version >= 1 {
+                out.error_message = message(e);
+            }
+        }
+    }
+    out
 }

@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""Real Python Kafka clients against the simulated cluster (tests/sim_real_clients.rs).
+
+    sim_real_clients.py CLIENT BOOTSTRAP ACTION [ARG...]
+
+CLIENT is `confluent` (confluent-kafka, librdkafka inside) or `kafka-python`.
+
+Actions (binary data travels as hex; `-` is null):
+  create TOPIC PARTITIONS REPLICATION
+        create the topic with the admin client, then list topics; prints
+        `topic NAME PARTITION_COUNT` for every topic listed, then
+        `partition NAME INDEX LEADER` for each of its partitions
+  produce TOPIC MODE
+        stdin: `PARTITION CODEC HEXKEY HEXVALUE` lines; one producer per codec
+        (MODE: `idempotent` = enable.idempotence with acks=all, or `acks1`);
+        prints `PARTITION OFFSET` per input line, in input order
+  consume TOPIC PARTITION:OFFSET:COUNT...
+        assign the partitions at those offsets (no consumer group rebalance),
+        CRC checks on, read COUNT records from each; prints
+        `PARTITION OFFSET HEXKEY HEXVALUE` sorted by partition and offset
+
+Exits non-zero with a message on stderr when anything fails or times out.
+"""
+
+import sys
+import time
+
+TIMEOUT = 15.0
+
+
+def die(msg):
+    print(msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def read_records():
+    rows = []
+    for line in sys.stdin:
+        line = line.rstrip("\n")
+        if not line:
+            continue
+        part, codec, key, value = line.split(" ")
+        rows.append((int(part), codec, unhex(key), unhex(value)))
+    return rows
+
+
+def unhex(text):
+    return None if text == "-" else bytes.fromhex(text)
+
+
+def dash_hex(data):
+    return "-" if data is None else data.hex()
+
+
+def parse_assignments(specs):
+    out = []
+    for s in specs:
+        p, o, n = s.split(":")
+        out.append((int(p), int(o), int(n)))
+    return out
+
+
+def print_consumed(got):
+    for (p, o), (k, v) in sorted(got.items()):
+        print(p, o, dash_hex(k), dash_hex(v))
+
+
+# -------------------------------------------------------- confluent-kafka --
+
+def confluent(boot, action, args):
+    import confluent_kafka as ck
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    base = {"bootstrap.servers": boot, "client.id": "sim-real-clients"}
+    if action == "create":
+        topic, parts, repl = args[0], int(args[1]), int(args[2])
+        a = AdminClient(base)
+        for t, f in a.create_topics([NewTopic(topic, num_partitions=parts,
+                                              replication_factor=repl)],
+                                    operation_timeout=10).items():
+            f.result(timeout=TIMEOUT)
+        md = a.list_topics(timeout=TIMEOUT)
+        for name, t in sorted(md.topics.items()):
+            if t.error is not None:
+                die("list_topics: %s: %s" % (name, t.error))
+            print("topic", name, len(t.partitions))
+            for i, pm in sorted(t.partitions.items()):
+                print("partition", name, i, pm.leader)
+    elif action == "produce":
+        topic, mode = args
+        rows = read_records()
+        offsets = [None] * len(rows)
+        errors = []
+        for codec in sorted({r[1] for r in rows}):
+            conf = dict(base, **{"compression.codec": codec, "linger.ms": 20})
+            if mode == "idempotent":
+                conf.update({"enable.idempotence": True, "acks": "all"})
+            else:
+                conf.update({"enable.idempotence": False, "acks": "1"})
+            p = ck.Producer(conf)
+            for i, (part, c, k, v) in enumerate(rows):
+                if c != codec:
+                    continue
+
+                def dr(err, msg, i=i):
+                    if err:
+                        errors.append(err)
+                    else:
+                        offsets[i] = (msg.partition(), msg.offset())
+                p.produce(topic, key=k, value=v, partition=part, on_delivery=dr)
+            if p.flush(TIMEOUT):
+                die("flush timed out (%s)" % codec)
+        if errors:
+            die("delivery errors: %s" % errors)
+        for o in offsets:
+            print(*o)
+    elif action == "consume":
+        topic, specs = args[0], parse_assignments(args[1:])
+        # librdkafka's consumer needs a group id even when it only assigns.
+        c = ck.Consumer(dict(base, **{
+            "group.id": "sim-real-clients", "enable.auto.commit": False,
+            "check.crcs": True, "fetch.wait.max.ms": 100}))
+        c.assign([ck.TopicPartition(topic, p, o) for p, o, _ in specs])
+        want = {p: n for p, _, n in specs}
+        got = {}
+        deadline = time.time() + TIMEOUT
+        while any(sum(1 for (p, _) in got if p == q) < n for q, n in want.items()):
+            if time.time() > deadline:
+                die("consume timed out with %d records" % len(got))
+            m = c.poll(0.2)
+            if m is None:
+                continue
+            if m.error():
+                die("consume error: %s" % m.error())
+            got[(m.partition(), m.offset())] = (m.key(), m.value())
+        c.close()
+        print_consumed(got)
+    else:
+        die("unknown action " + action)
+
+
+# ----------------------------------------------------------- kafka-python --
+
+def kafka_python(boot, action, args):
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.admin import NewTopic
+
+    base = {"bootstrap_servers": boot.split(","), "client_id": "sim-real-clients"}
+    if action == "create":
+        topic, parts, repl = args[0], int(args[1]), int(args[2])
+        a = KafkaAdminClient(**base)
+        r = a.create_topics([NewTopic(topic, parts, repl)], timeout_ms=10000)
+        errors = [t for t in getattr(r, "topic_errors", []) if t[1] != 0]
+        if errors:
+            die("create_topics: %s" % errors)
+        names = a.list_topics()
+        described = {t["name"]: t for t in a.describe_topics(names)}
+        for name in sorted(names):
+            t = described[name]
+            if t["error_code"] != 0:
+                die("describe_topics: %s: error %s" % (name, t["error_code"]))
+            print("topic", name, len(t["partitions"]))
+            for pm in sorted(t["partitions"], key=lambda pm: pm["partition_index"]):
+                print("partition", name, pm["partition_index"], pm["leader_id"])
+        a.close()
+    elif action == "produce":
+        topic, mode = args
+        rows = read_records()
+        offsets = [None] * len(rows)
+        for codec in sorted({r[1] for r in rows}):
+            conf = dict(base, compression_type=None if codec == "none" else codec,
+                        linger_ms=20)
+            if mode == "idempotent":
+                conf.update(enable_idempotence=True, acks="all")
+            else:
+                conf.update(enable_idempotence=False, acks=1)
+            p = KafkaProducer(**conf)
+            futs = [(i, p.send(topic, key=k, value=v, partition=part))
+                    for i, (part, c, k, v) in enumerate(rows) if c == codec]
+            p.flush(TIMEOUT)
+            for i, f in futs:
+                md = f.get(timeout=TIMEOUT)
+                offsets[i] = (md.partition, md.offset)
+            p.close()
+        for o in offsets:
+            print(*o)
+    elif action == "consume":
+        topic, specs = args[0], parse_assignments(args[1:])
+        c = KafkaConsumer(**base, enable_auto_commit=False, check_crcs=True,
+                          fetch_max_wait_ms=100)
+        tps = {p: TopicPartition(topic, p) for p, _, _ in specs}
+        c.assign(list(tps.values()))
+        for p, o, _ in specs:
+            c.seek(tps[p], o)
+        want = {p: n for p, _, n in specs}
+        got = {}
+        deadline = time.time() + TIMEOUT
+        while any(sum(1 for (p, _) in got if p == q) < n for q, n in want.items()):
+            if time.time() > deadline:
+                die("consume timed out with %d records" % len(got))
+            for _tp, msgs in c.poll(200).items():
+                for m in msgs:
+                    got[(m.partition, m.offset)] = (m.key, m.value)
+        c.close()
+        print_consumed(got)
+    else:
+        die("unknown action " + action)
+
+
+def main():
+    if len(sys.argv) < 4:
+        die(__doc__)
+    client, boot, action, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+    if client == "confluent":
+        confluent(boot, action, args)
+    elif client == "kafka-python":
+        kafka_python(boot, action, args)
+    else:
+        die("unknown client " + client)
+
+
+if __name__ == "__main__":
+    main()
