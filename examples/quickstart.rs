@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use kafka_sansio::connection::Config;
+use kafka_sansio::connection::{Config, RequestErrorKind};
 use kafka_sansio::messages::{
     CreateTopicsRequest, ErrorCode, FetchRequest, MetadataRequest, MetadataResponse,
     ProduceRequest, create_topics_request, fetch_request, metadata_request, produce_request,
@@ -22,6 +22,7 @@ use kafka_sansio::messages::{
 use kafka_sansio::records::{
     BatchBuilder, BatchConfig, BatchReader, Compression, DecodeOptions, NewRecord,
 };
+use kafka_sansio::runtime::Error as RuntimeError;
 use kafka_sansio::sim::ClusterConfig;
 use kafka_sansio::sim_server::{Server, serve};
 use kafka_sansio::tokio_runtime::Connection;
@@ -56,34 +57,45 @@ async fn main() -> Result<(), Error> {
     let first = bootstrap.split(',').next().unwrap_or_default().trim();
     let conn = Connection::connect(first.to_owned(), Config::new(first)).await?;
 
-    // 2. CreateTopics, sent to the controller (an existing topic is fine).
+    // 2. CreateTopics, sent to the controller (an existing topic is fine). A broker
+    //    without CreateTopics (librdkafka's mock cluster) creates the topic on first use.
     let md = conn.send(MetadataRequest::default()).await?;
     println!(
         "connected to {first}: {} broker(s), controller {}",
         md.brokers.len(),
         md.controller_id
     );
-    let controller = broker_conn(&md, md.controller_id).await?;
-    let created = controller
-        .send(CreateTopicsRequest {
-            topics: vec![create_topics_request::CreatableTopic {
-                name: TOPIC.into(),
-                num_partitions: 3,
-                replication_factor: -1, // the cluster's default
-                ..Default::default()
-            }],
-            timeout_ms: 10_000,
+    let controller = if md.brokers.iter().any(|b| b.node_id == md.controller_id) {
+        broker_conn(&md, md.controller_id).await?
+    } else {
+        conn.clone()
+    };
+    let request = CreateTopicsRequest {
+        topics: vec![create_topics_request::CreatableTopic {
+            name: TOPIC.into(),
+            num_partitions: 3,
+            replication_factor: -1, // the cluster's default
             ..Default::default()
-        })
-        .await?;
-    let result = &created.topics[0];
-    match ErrorCode::from(result.error_code) {
-        ErrorCode::NONE => println!(
-            "created topic {TOPIC}: {} partitions, replication {}",
-            result.num_partitions, result.replication_factor
-        ),
-        ErrorCode::TOPIC_ALREADY_EXISTS => println!("topic {TOPIC} already exists"),
-        e => return Err(format!("CreateTopics {TOPIC}: {e:?}").into()),
+        }],
+        timeout_ms: 10_000,
+        ..Default::default()
+    };
+    match controller.send(request).await {
+        Ok(created) => {
+            let result = &created.topics[0];
+            match ErrorCode::from(result.error_code) {
+                ErrorCode::NONE => println!(
+                    "created topic {TOPIC}: {} partitions, replication {}",
+                    result.num_partitions, result.replication_factor
+                ),
+                ErrorCode::TOPIC_ALREADY_EXISTS => println!("topic {TOPIC} already exists"),
+                e => return Err(format!("CreateTopics {TOPIC}: {e:?}").into()),
+            }
+        }
+        Err(RuntimeError::Request(e)) if matches!(e.kind, RequestErrorKind::UnsupportedApi) => {
+            println!("the cluster has no CreateTopics; asking Metadata to auto-create {TOPIC}");
+        }
+        Err(e) => return Err(e.into()),
     }
 
     // 3. Who leads partition 0?
@@ -151,7 +163,8 @@ async fn main() -> Result<(), Error> {
     if let Some(server) = sim {
         server.with_cluster(|cluster, now| cluster.crash_broker(leader_id, now));
         println!("crashed broker {leader_id} (the leader)");
-        let (_, new_id, new_leader) = leader_of(&conn_to_live(&server, leader_id).await?, 0).await?;
+        let (_, new_id, new_leader) =
+            leader_of(&conn_to_live(&server, leader_id).await?, 0).await?;
         let again = fetch(&new_leader, topic_id, base, values.len()).await?;
         check(&again, &values)?;
         println!(
@@ -194,6 +207,7 @@ async fn leader_of(conn: &Connection, partition: i32) -> Result<(Uuid, i32, Conn
                     name: Some(TOPIC.into()),
                     ..Default::default()
                 }]),
+                allow_auto_topic_creation: true,
                 ..Default::default()
             })
             .await?;
@@ -202,7 +216,10 @@ async fn leader_of(conn: &Connection, partition: i32) -> Result<(Uuid, i32, Conn
             .iter()
             .find(|t| t.error_code == 0 && t.name.as_deref() == Some(TOPIC))
             .and_then(|t| {
-                let p = t.partitions.iter().find(|p| p.partition_index == partition)?;
+                let p = t
+                    .partitions
+                    .iter()
+                    .find(|p| p.partition_index == partition)?;
                 (p.error_code == 0 && p.leader_id >= 0).then_some((t.topic_id, p.leader_id))
             });
         if let Some((topic_id, leader_id)) = leader {
