@@ -88,6 +88,8 @@ const CODECS: [Compression; 5] = [
 
 /// (offset, key, value)
 type Rec = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
+/// (key, value)
+type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// What the simulated leader stored for a partition, decoded by us: the records, and
 /// per batch its codec and producer id.
@@ -427,7 +429,7 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 
 /// Records for partition `p`, starting at `first`: null keys, null and empty values,
 /// binary bytes of every value, some long and compressible.
-fn python_records(p: i32, first: usize, n: usize) -> Vec<(Option<Vec<u8>>, Option<Vec<u8>>)> {
+fn python_records(p: i32, first: usize, n: usize) -> Vec<KeyValue> {
     (first..first + n)
         .map(|j| {
             let seed = (p as u64) * 10_000 + j as u64;
