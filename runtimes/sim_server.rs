@@ -174,7 +174,9 @@ pub async fn serve(config: ClusterConfig) -> io::Result<Server> {
         };
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
             .await
-            .map_err(|e| io::Error::new(e.kind(), format!("broker {i}: bind 127.0.0.1:{port}: {e}")))?;
+            .map_err(|e| {
+                io::Error::new(e.kind(), format!("broker {i}: bind 127.0.0.1:{port}: {e}"))
+            })?;
         listeners.push(listener);
     }
     let addrs = listeners
@@ -205,7 +207,10 @@ pub async fn serve(config: ClusterConfig) -> io::Result<Server> {
             shutdown.subscribe(),
         )));
     }
-    tasks.push(tokio::spawn(timer_loop(shared.clone(), shutdown.subscribe())));
+    tasks.push(tokio::spawn(timer_loop(
+        shared.clone(),
+        shutdown.subscribe(),
+    )));
     Ok(Server {
         shared,
         addrs,
@@ -436,8 +441,8 @@ impl BackgroundServer {
                 runtime.block_on(async move {
                     match serve(config).await {
                         Ok(server) => {
-                            let _ = ready_tx
-                                .send(Ok((server.shared.clone(), server.addrs.clone())));
+                            let _ =
+                                ready_tx.send(Ok((server.shared.clone(), server.addrs.clone())));
                             // Until `shutdown` or drop (the sender goes away either way).
                             let _ = stopped.await;
                             server.shutdown().await;
@@ -461,7 +466,9 @@ impl BackgroundServer {
             }
             Err(_) => {
                 let _ = thread.join();
-                Err(io::Error::other("the simulated cluster's server thread died"))
+                Err(io::Error::other(
+                    "the simulated cluster's server thread died",
+                ))
             }
         }
     }

@@ -84,10 +84,7 @@ fn topic_spec(spec: &str) -> Result<(String, i32, Option<i16>), String> {
     let mut parts = spec.split(':');
     let name = parts.next().unwrap_or_default().to_owned();
     let partitions = parts.next().map_or(Ok(1), |p| number(p, "partitions"))?;
-    let replication = parts
-        .next()
-        .map(|r| number(r, "replication"))
-        .transpose()?;
+    let replication = parts.next().map(|r| number(r, "replication")).transpose()?;
     if parts.next().is_some() {
         return Err(format!(
             "topic {spec:?}: expected NAME[:PARTITIONS[:REPLICATION]]"
@@ -115,9 +112,7 @@ fn main() {
     let default_replication = i16::try_from(brokers.min(3)).unwrap_or(3);
     for (name, partitions, replication) in &args.topics {
         let replication = replication.unwrap_or(default_replication);
-        if let Err(e) =
-            server.with_cluster(|c, _| c.create_topic(name, *partitions, replication))
-        {
+        if let Err(e) = server.with_cluster(|c, _| c.create_topic(name, *partitions, replication)) {
             eprintln!("kafka-sim: topic {name}: {e}");
             std::process::exit(1);
         }
@@ -163,7 +158,11 @@ fn main() {
     server.shutdown();
 }
 
-fn command(server: &BackgroundServer, line: &str, default_replication: i16) -> Result<String, String> {
+fn command(
+    server: &BackgroundServer,
+    line: &str,
+    default_replication: i16,
+) -> Result<String, String> {
     let words: Vec<&str> = line.split_whitespace().collect();
     let arg = |i: usize| {
         words
