@@ -14,6 +14,10 @@ Actions (binary data travels as hex; `-` is null):
         stdin: `PARTITION CODEC HEXKEY HEXVALUE` lines; one producer per codec
         (MODE: `idempotent` = enable.idempotence with acks=all, or `acks1`);
         prints `PARTITION OFFSET` per input line, in input order
+  produce-paced TOPIC PARTITION COUNT PACE_MS
+        an idempotent producer (acks=all) sends values `record-I` one at a
+        time PACE_MS apart; prints `started` once the first is delivered (so
+        the caller can inject a fault), then `PARTITION OFFSET` per record
   consume TOPIC PARTITION:OFFSET:COUNT...
         assign the partitions at those offsets (no consumer group rebalance),
         CRC checks on, read COUNT records from each; prints
@@ -110,6 +114,32 @@ def confluent(boot, action, args):
                 p.produce(topic, key=k, value=v, partition=part, on_delivery=dr)
             if p.flush(TIMEOUT):
                 die("flush timed out (%s)" % codec)
+        if errors:
+            die("delivery errors: %s" % errors)
+        for o in offsets:
+            print(*o)
+    elif action == "produce-paced":
+        topic, part, count, pace = args[0], int(args[1]), int(args[2]), int(args[3])
+        p = ck.Producer(dict(base, **{"enable.idempotence": True, "acks": "all",
+                                      "linger.ms": 0, "retry.backoff.ms": 20}))
+        offsets = [None] * count
+        errors = []
+
+        def dr(err, msg):
+            if err:
+                errors.append(err)
+            else:
+                offsets[int(msg.value().split(b"-")[1])] = (msg.partition(), msg.offset())
+        for i in range(count):
+            p.produce(topic, value=b"record-%d" % i, partition=part, on_delivery=dr)
+            time.sleep(pace / 1000.0)
+            p.poll(0)
+            if i == 0:
+                if p.flush(TIMEOUT):
+                    die("first record not delivered")
+                print("started", flush=True)
+        if p.flush(TIMEOUT):
+            die("flush timed out")
         if errors:
             die("delivery errors: %s" % errors)
         for o in offsets:

@@ -551,3 +551,73 @@ fn confluent_kafka_admin_produce_consume() {
 fn kafka_python_admin_produce_consume() {
     python_client("kafka-python");
 }
+
+/// A fault with a real client: the partition leader crashes while confluent-kafka's
+/// idempotent producer (acks=all) is sending. The producer must recover on its own
+/// (metadata, the new leader, retries), and the log must hold every record exactly
+/// once, in order: what was acknowledged survived the crash, and retried batches the
+/// new leader already had are recognised as duplicates.
+#[test]
+fn confluent_kafka_idempotent_producer_survives_a_leader_crash() {
+    let server = start(3);
+    server
+        .with_cluster(|c, _| c.create_topic("crash", 1, 3))
+        .unwrap();
+    let leader = server.with_cluster(|c, _| c.partition_leader("crash", 0).unwrap());
+    let count = 150;
+    let mut child = Command::new(peer("PEERS_PYTHON"))
+        .arg(repo().join("tests/sim_real_clients.py"))
+        .args([
+            "confluent",
+            &server.bootstrap(),
+            "produce-paced",
+            "crash",
+            "0",
+        ])
+        .args([&count.to_string(), "5"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "started", "the producer did not start");
+    // Crash the leader once a third of the records are in.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let before = loop {
+        let crashed = server.with_cluster(|c, now| {
+            let (high_watermark, _) = c.partition_offsets("crash", 0).unwrap();
+            (high_watermark >= count as i64 / 3).then(|| {
+                c.crash_broker(leader, now);
+                high_watermark
+            })
+        });
+        if let Some(hw) = crashed {
+            break hw;
+        }
+        assert!(std::time::Instant::now() < deadline, "the producer stalled");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
+    assert!(
+        before < count as i64,
+        "the crash came mid-stream ({before} of {count} written)"
+    );
+    let rest: Vec<String> = std::io::BufRead::lines(out).map(Result::unwrap).collect();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "producer failed: {stderr}");
+    let new_leader = server.with_cluster(|c, _| c.partition_leader("crash", 0).unwrap());
+    assert_ne!(new_leader, leader, "the leader moved");
+
+    let (records, kinds) = stored(&server, "crash", 0);
+    let expected: Vec<Rec> = (0..count)
+        .map(|i| (i as i64, None, Some(format!("record-{i}").into_bytes())))
+        .collect();
+    assert_eq!(records, expected, "every record exactly once, in order");
+    assert!(kinds.iter().all(|(_, pid)| *pid >= 0), "{kinds:?}");
+    let told: Vec<String> = (0..count).map(|i| format!("0 {i}")).collect();
+    assert_eq!(rest, told, "the offsets the producer was told");
+}
