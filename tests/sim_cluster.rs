@@ -609,3 +609,173 @@ fn find_coordinator_is_advertised_and_names_a_live_broker() {
     let r = single(&mut h, 3, "my-group", 0);
     assert_eq!(r.node_id, 1, "the only live broker");
 }
+
+/// Consumers that assign partitions themselves (kcat, confluent-kafka and
+/// kafka-python with assign()) commit and read offsets for a group with no members:
+/// OffsetCommit with generation -1, at the group's coordinator.
+#[test]
+fn offsets_commit_and_fetch_for_a_group_without_members() {
+    use kafka_sansio::messages::{
+        FindCoordinatorRequest, OffsetCommitRequest, OffsetFetchRequest, offset_commit_request,
+        offset_fetch_request,
+    };
+    let mut h = Harness::new(3);
+    h.cluster.create_topic("t", 2, 3).unwrap();
+    let any = h.cluster.connect(0, h.now).unwrap();
+    let coordinator = h
+        .call(
+            any,
+            &FindCoordinatorRequest {
+                key: "g".into(),
+                ..Default::default()
+            },
+            3,
+        )
+        .node_id;
+    let at = h.cluster.connect(coordinator, h.now).unwrap();
+    let elsewhere = h.cluster.connect((coordinator + 1) % 3, h.now).unwrap();
+    let versions = h.call(at, &ApiVersionsRequest::default(), 0);
+    for (api, range) in [
+        (ApiKey::OffsetCommit, (2, 9)),
+        (ApiKey::OffsetFetch, (1, 9)),
+    ] {
+        let k = versions
+            .api_keys
+            .iter()
+            .find(|k| k.api_key == api.as_i16())
+            .unwrap();
+        assert_eq!((k.min_version, k.max_version), range, "{api:?}");
+    }
+
+    let commit = |generation: i32, parts: &[(i32, i64, &str)]| OffsetCommitRequest {
+        group_id: "g".into(),
+        generation_id_or_member_epoch: generation,
+        topics: vec![offset_commit_request::OffsetCommitRequestTopic {
+            name: "t".into(),
+            partitions: parts
+                .iter()
+                .map(
+                    |(p, o, m)| offset_commit_request::OffsetCommitRequestPartition {
+                        partition_index: *p,
+                        committed_offset: *o,
+                        committed_leader_epoch: 4,
+                        committed_metadata: Some((*m).into()),
+                        ..Default::default()
+                    },
+                )
+                .collect(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let codes = |r: &kafka_sansio::messages::OffsetCommitResponse| -> Vec<ErrorCode> {
+        r.topics[0]
+            .partitions
+            .iter()
+            .map(|p| ErrorCode::from(p.error_code))
+            .collect()
+    };
+    let too_big = "x".repeat(4097);
+    for version in [2, 7, 9] {
+        let r = h.call(
+            at,
+            &commit(
+                -1,
+                &[
+                    (0, 10 + i64::from(version), "m"),
+                    (1, 5, ""),
+                    (7, 1, ""),
+                    (1, 6, &too_big),
+                ],
+            ),
+            version,
+        );
+        assert_eq!(
+            codes(&r),
+            [
+                ErrorCode::NONE,
+                ErrorCode::NONE,
+                ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                ErrorCode::OFFSET_METADATA_TOO_LARGE
+            ],
+            "v{version}"
+        );
+    }
+    // Only the coordinator takes commits; a member's generation is refused (no group
+    // has members here).
+    let r = h.call(elsewhere, &commit(-1, &[(0, 99, "")]), 8);
+    assert_eq!(codes(&r), [ErrorCode::NOT_COORDINATOR]);
+    let r = h.call(at, &commit(3, &[(0, 99, "")]), 8);
+    assert_eq!(codes(&r), [ErrorCode::ILLEGAL_GENERATION]);
+
+    // v1: per partition, errors inside; unknown partitions read -1.
+    let fetch_v7 = |topics: Option<Vec<i32>>| OffsetFetchRequest {
+        group_id: "g".into(),
+        topics: topics.map(|ps| {
+            vec![offset_fetch_request::OffsetFetchRequestTopic {
+                name: "t".into(),
+                partition_indexes: ps.into(),
+                ..Default::default()
+            }]
+        }),
+        ..Default::default()
+    };
+    let r = h.call(at, &fetch_v7(Some(vec![0, 1, 5])), 1);
+    let got: Vec<(i32, i64, i16)> = r.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.committed_offset, p.error_code))
+        .collect();
+    assert_eq!(got, [(0, 19, 0), (1, 5, 0), (5, -1, 0)]);
+    assert_eq!(h.cluster.committed_offset("g", "t", 0), Some(19));
+    assert_eq!(h.cluster.committed_offset("g", "t", 5), None);
+    let r = h.call(elsewhere, &fetch_v7(Some(vec![0])), 1);
+    assert_eq!(
+        ErrorCode::from(r.topics[0].partitions[0].error_code),
+        ErrorCode::NOT_COORDINATOR
+    );
+    // v7: null topics = everything the group committed; leader epoch and metadata kept.
+    let r = h.call(at, &fetch_v7(None), 7);
+    assert_eq!(r.error_code, 0);
+    let p0 = &r.topics[0].partitions[0];
+    assert_eq!(
+        (
+            p0.committed_offset,
+            p0.committed_leader_epoch,
+            p0.metadata.as_deref()
+        ),
+        (19, 4, Some("m"))
+    );
+    assert_eq!(r.topics[0].partitions.len(), 2);
+    let r = h.call(elsewhere, &fetch_v7(None), 7);
+    assert_eq!(ErrorCode::from(r.error_code), ErrorCode::NOT_COORDINATOR);
+    // v8+: batched groups; an unknown group has no offsets.
+    let r = h.call(
+        at,
+        &OffsetFetchRequest {
+            groups: vec![offset_fetch_request::OffsetFetchRequestGroup {
+                group_id: "g".into(),
+                topics: None,
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+        9,
+    );
+    let g = &r.groups[0];
+    assert_eq!((g.error_code, g.topics[0].partitions.len()), (0, 2));
+    assert_eq!(g.topics[0].partitions[1].committed_offset, 5);
+
+    // Deleting the topic drops its committed offsets.
+    let r = h.call(
+        at,
+        &kafka_sansio::messages::DeleteTopicsRequest {
+            topic_names: vec!["t".into()],
+            ..Default::default()
+        },
+        4,
+    );
+    assert_eq!(r.responses[0].error_code, 0);
+    let r = h.call(at, &fetch_v7(None), 7);
+    assert!(r.topics.is_empty(), "{r:?}");
+}

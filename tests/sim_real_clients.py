@@ -21,7 +21,10 @@ Actions (binary data travels as hex; `-` is null):
   consume TOPIC PARTITION:OFFSET:COUNT...
         assign the partitions at those offsets (no consumer group rebalance),
         CRC checks on, read COUNT records from each; prints
-        `PARTITION OFFSET HEXKEY HEXVALUE` sorted by partition and offset
+        `PARTITION OFFSET HEXKEY HEXVALUE` sorted by partition and offset; then
+        commits OFFSET+COUNT for each partition as group `sim-real-clients`
+        (OffsetCommit), reads the commits back (OffsetFetch) and prints
+        `committed PARTITION OFFSET` for each
 
 Exits non-zero with a message on stderr when anything fails or times out.
 """
@@ -163,8 +166,19 @@ def confluent(boot, action, args):
             if m.error():
                 die("consume error: %s" % m.error())
             got[(m.partition(), m.offset())] = (m.key(), m.value())
+        # Commit the next offsets (OffsetCommit) and read them back (OffsetFetch).
+        ends = [ck.TopicPartition(topic, p, o + n) for p, o, n in specs]
+        for tp in c.commit(offsets=ends, asynchronous=False):
+            if tp.error:
+                die("commit: %s" % tp.error)
+        committed = c.committed([ck.TopicPartition(topic, p) for p, _, _ in specs],
+                                timeout=TIMEOUT)
         c.close()
         print_consumed(got)
+        for tp in committed:
+            if tp.error:
+                die("committed: %s" % tp.error)
+            print("committed", tp.partition, tp.offset)
     else:
         die("unknown action " + action)
 
@@ -216,8 +230,8 @@ def kafka_python(boot, action, args):
             print(*o)
     elif action == "consume":
         topic, specs = args[0], parse_assignments(args[1:])
-        c = KafkaConsumer(**base, enable_auto_commit=False, check_crcs=True,
-                          fetch_max_wait_ms=100)
+        c = KafkaConsumer(**base, group_id="sim-real-clients", enable_auto_commit=False,
+                          check_crcs=True, fetch_max_wait_ms=100)
         tps = {p: TopicPartition(topic, p) for p, _, _ in specs}
         c.assign(list(tps.values()))
         for p, o, _ in specs:
@@ -231,8 +245,14 @@ def kafka_python(boot, action, args):
             for _tp, msgs in c.poll(200).items():
                 for m in msgs:
                     got[(m.partition, m.offset)] = (m.key, m.value)
+        # Commit the next offsets (OffsetCommit) and read them back (OffsetFetch).
+        from kafka.structs import OffsetAndMetadata
+        c.commit({tps[p]: OffsetAndMetadata(o + n, "", -1) for p, o, n in specs})
+        committed = [(p, c.committed(tps[p])) for p, _, _ in specs]
         c.close()
         print_consumed(got)
+        for p, o in committed:
+            print("committed", p, o)
     else:
         die("unknown action " + action)
 

@@ -9,7 +9,9 @@
 //!   [`kcat_produces_and_consumes_every_codec`]).
 //! - confluent-kafka (PyPI): AdminClient create_topics and list_topics; producers with
 //!   every codec, idempotent (acks=all) and plain (acks=1); a consumer assigned at
-//!   explicit offsets with CRC checks.
+//!   explicit offsets with CRC checks, which then commits offsets and reads them back
+//!   (FindCoordinator, OffsetCommit, OffsetFetch); an idempotent producer that
+//!   survives a leader crash with every record exactly once.
 //! - kafka-python (PyPI): the same through its own pure-Python protocol code.
 //!
 //! Every key and value must come back byte for byte, with the offsets the producer
@@ -524,7 +526,22 @@ fn python_client(client: &str) {
         .collect();
     let mut args = vec!["consume", topic.as_str()];
     args.extend(specs.iter().map(String::as_str));
-    let consumed = python(client, &boot, &args, "");
+    let mut consumed = python(client, &boot, &args, "");
+    let committed = consumed.split_off(consumed.len() - 5);
+    let want_committed: Vec<String> = (0..5)
+        .map(|p| format!("committed {p} {}", expected[p].len()))
+        .collect();
+    assert_eq!(
+        committed, want_committed,
+        "{client}: offsets committed and read back"
+    );
+    for (p, want) in expected.iter().enumerate() {
+        assert_eq!(
+            server.with_cluster(|c, _| c.committed_offset("sim-real-clients", &topic, p as i32)),
+            Some(want.len() as i64),
+            "{client}: the commit reached the sim"
+        );
+    }
     let want: Vec<(usize, Rec)> = (0..5)
         .flat_map(|p| expected[p][starts[p]..].iter().map(move |r| (p, r.clone())))
         .collect();

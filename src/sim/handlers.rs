@@ -6,14 +6,15 @@ use crate::messages::{
     ApiKey, ErrorCode, Message, RequestBody, ResponseBody, ResponseHeader, api_versions_response,
     create_partitions_response, create_topics_response, delete_records_response,
     delete_topics_response, fetch_response, find_coordinator_response, list_offsets_response,
-    metadata_response, produce_response,
+    metadata_response, offset_commit_response, offset_fetch_response, produce_response,
 };
 use crate::messages::{
     ApiVersionsResponse, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
     CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest,
     DeleteTopicsResponse, FetchRequest, FetchResponse, FindCoordinatorRequest,
     FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest,
-    ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
+    ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, ProduceRequest, ProduceResponse,
 };
 use crate::wire::{ByteString, Bytes, BytesMut, Uuid, VersionRange};
 use std::time::{Duration, Instant};
@@ -43,6 +44,10 @@ pub(crate) fn supported_versions(api: ApiKey) -> Option<VersionRange> {
         // sign that the broker decompresses gzip and snappy (v0) and lz4 (v1): without
         // it, librdkafka silently produces uncompressed batches.
         ApiKey::FindCoordinator => (0, 6),
+        // Offsets of consumers that assign partitions themselves; the versions Kafka
+        // 4.0 keeps (KIP-896).
+        ApiKey::OffsetCommit => (2, 9),
+        ApiKey::OffsetFetch => (1, 9),
         _ => return None,
     };
     VersionRange { min, max }.intersect(&api.valid_versions())
@@ -147,6 +152,12 @@ pub(crate) fn handle(
         }
         RequestBody::FindCoordinator(r) => {
             ResponseBody::FindCoordinator(find_coordinator(cluster, &r, version, throttle))
+        }
+        RequestBody::OffsetCommit(r) => {
+            ResponseBody::OffsetCommit(offset_commit(cluster, broker, &r, throttle))
+        }
+        RequestBody::OffsetFetch(r) => {
+            ResponseBody::OffsetFetch(offset_fetch(cluster, broker, &r, version, throttle))
         }
         _ => return Outcome::Close,
     };
@@ -667,6 +678,8 @@ fn delete_topics(
             (Some(code), _) => out.error_code = code,
             (None, Some((n, tid))) => {
                 cluster.topics.remove(&n);
+                // Kafka drops a deleted topic's committed offsets too.
+                cluster.committed.retain(|(_, t, _), _| *t != n);
                 out.name = Some(ByteString::from(n));
                 out.topic_id = tid;
             }
@@ -820,6 +833,17 @@ fn init_producer_id(
 /// `__transaction_state` and answers that partition's leader; the simulation keeps no
 /// such topics, so it hashes onto the live brokers directly). Only the lookup is
 /// simulated: the group and transaction APIs themselves are not advertised.
+fn coordinator_for(live: &[(i32, i32)], key: &str) -> Option<(i32, i32)> {
+    if live.is_empty() {
+        return None;
+    }
+    // Java's String.hashCode, as Kafka's partitionFor uses: stable across runs.
+    let hash = key
+        .encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
+    Some(live[(hash & 0x7fff_ffff) as usize % live.len()])
+}
+
 fn find_coordinator(
     cluster: &mut Cluster,
     r: &FindCoordinatorRequest,
@@ -837,14 +861,7 @@ fn find_coordinator(
         if !matches!(r.key_type, 0 | 1) {
             return Err(ErrorCode::INVALID_REQUEST);
         }
-        if live.is_empty() {
-            return Err(ErrorCode::COORDINATOR_NOT_AVAILABLE);
-        }
-        // Java's String.hashCode, as Kafka's partitionFor uses: stable across runs.
-        let hash = key
-            .encode_utf16()
-            .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
-        Ok(live[(hash & 0x7fff_ffff) as usize % live.len()])
+        coordinator_for(&live, key).ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE)
     };
     let message = |e: ErrorCode| Some(ByteString::from(e.message().unwrap_or("").to_string()));
     if version >= 4 {
@@ -900,4 +917,277 @@ fn find_coordinator(
         }
     }
     out
+}
+
+/// A committed offset, as OffsetFetch returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CommittedOffset {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+/// Kafka's default `offset.metadata.max.bytes`.
+const MAX_OFFSET_METADATA: usize = 4096;
+
+/// Whether `broker` coordinates `group`, or the error that says why not.
+fn check_coordinator(cluster: &Cluster, broker: i32, group: &str) -> Result<(), ErrorCode> {
+    if group.is_empty() {
+        return Err(ErrorCode::INVALID_GROUP_ID);
+    }
+    match coordinator_for(&cluster.live_brokers(), group) {
+        Some((id, _)) if id == broker => Ok(()),
+        Some(_) => Err(ErrorCode::NOT_COORDINATOR),
+        None => Err(ErrorCode::COORDINATOR_NOT_AVAILABLE),
+    }
+}
+
+/// OffsetCommit for a group with no members (generation -1, no member id): what
+/// consumers that assign partitions themselves and admin clients send. A commit that
+/// names a generation comes from a group member, and no group has members here.
+fn offset_commit(
+    cluster: &mut Cluster,
+    broker: i32,
+    r: &OffsetCommitRequest,
+    throttle: i32,
+) -> OffsetCommitResponse {
+    let injected = cluster.take_injected(ApiKey::OffsetCommit);
+    let group = r.group_id.to_string();
+    let group_error = match injected {
+        Some(code) => Some(ErrorCode::from(code)),
+        None => check_coordinator(cluster, broker, &group)
+            .err()
+            .or_else(|| {
+                // The classic coordinator's answer for a generation of a group it does
+                // not hold.
+                (r.generation_id_or_member_epoch >= 0 || !r.member_id.is_empty())
+                    .then_some(ErrorCode::ILLEGAL_GENERATION)
+            }),
+    };
+    let mut topics = Vec::new();
+    for t in &r.topics {
+        let mut partitions = Vec::new();
+        for p in &t.partitions {
+            let exists = cluster.topics.get(&*t.name).is_some_and(|topic| {
+                (0..topic.partitions.len() as i32).contains(&p.partition_index)
+            });
+            let metadata_len = p.committed_metadata.as_ref().map_or(0, |m| m.len());
+            let error = if let Some(e) = group_error {
+                Some(e)
+            } else if !exists {
+                Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)
+            } else if metadata_len > MAX_OFFSET_METADATA {
+                Some(ErrorCode::OFFSET_METADATA_TOO_LARGE)
+            } else {
+                cluster.committed.insert(
+                    (group.clone(), t.name.to_string(), p.partition_index),
+                    CommittedOffset {
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                    },
+                );
+                None
+            };
+            partitions.push(offset_commit_response::OffsetCommitResponsePartition {
+                partition_index: p.partition_index,
+                error_code: error.map_or(0, ErrorCode::code),
+                ..Default::default()
+            });
+        }
+        topics.push(offset_commit_response::OffsetCommitResponseTopic {
+            name: t.name.clone(),
+            partitions,
+            ..Default::default()
+        });
+    }
+    OffsetCommitResponse {
+        throttle_time_ms: throttle,
+        topics,
+        ..Default::default()
+    }
+}
+
+/// A topic's partitions with what was committed for each (`None`: nothing).
+type TopicOffsets = (String, Vec<(i32, Option<CommittedOffset>)>);
+
+/// One group's committed offsets for the partitions asked (`None`: every partition
+/// the group committed), as (topic, [(partition, offset or none)]).
+fn committed_for(
+    cluster: &Cluster,
+    group: &str,
+    asked: Option<Vec<(String, Vec<i32>)>>,
+) -> Vec<TopicOffsets> {
+    match asked {
+        Some(topics) => topics
+            .into_iter()
+            .map(|(name, parts)| {
+                let found = parts
+                    .into_iter()
+                    .map(|p| {
+                        let key = (group.to_owned(), name.clone(), p);
+                        (p, cluster.committed.get(&key).cloned())
+                    })
+                    .collect();
+                (name, found)
+            })
+            .collect(),
+        None => {
+            let mut out: Vec<TopicOffsets> = Vec::new();
+            for ((g, topic, p), c) in &cluster.committed {
+                if g != group {
+                    continue;
+                }
+                match out.last_mut() {
+                    Some((t, parts)) if t == topic => parts.push((*p, Some(c.clone()))),
+                    _ => out.push((topic.clone(), vec![(*p, Some(c.clone()))])),
+                }
+            }
+            out
+        }
+    }
+}
+
+fn offset_fetch(
+    cluster: &mut Cluster,
+    broker: i32,
+    r: &OffsetFetchRequest,
+    version: i16,
+    throttle: i32,
+) -> OffsetFetchResponse {
+    let injected = cluster.take_injected(ApiKey::OffsetFetch);
+    let group_error = |cluster: &Cluster, group: &str| match injected {
+        Some(code) => Some(ErrorCode::from(code)),
+        None => check_coordinator(cluster, broker, group).err(),
+    };
+    let metadata = |c: &Option<CommittedOffset>| {
+        Some(ByteString::from(
+            c.as_ref()
+                .and_then(|c| c.metadata.clone())
+                .unwrap_or_default(),
+        ))
+    };
+    if version >= 8 {
+        let groups =
+            r.groups
+                .iter()
+                .map(|g| {
+                    let error = group_error(cluster, &g.group_id);
+                    let asked = g.topics.as_ref().map(|ts| {
+                        ts.iter()
+                            .map(|t| {
+                                (
+                                    t.name.to_string(),
+                                    t.partition_indexes.iter().copied().collect(),
+                                )
+                            })
+                            .collect()
+                    });
+                    let topics =
+                        if error.is_some() {
+                            Vec::new()
+                        } else {
+                            committed_for(cluster, &g.group_id, asked)
+                                .into_iter()
+                                .map(|(name, parts)| {
+                                    offset_fetch_response::OffsetFetchResponseTopics {
+                            name: ByteString::from(name),
+                            partitions: parts
+                                .into_iter()
+                                .map(|(p, c)| offset_fetch_response::OffsetFetchResponsePartitions {
+                                    partition_index: p,
+                                    committed_offset: c.as_ref().map_or(-1, |c| c.offset),
+                                    committed_leader_epoch: c
+                                        .as_ref()
+                                        .map_or(-1, |c| c.leader_epoch),
+                                    metadata: metadata(&c),
+                                    ..Default::default()
+                                })
+                                .collect(),
+                            ..Default::default()
+                        }
+                                })
+                                .collect()
+                        };
+                    offset_fetch_response::OffsetFetchResponseGroup {
+                        group_id: g.group_id.clone(),
+                        topics,
+                        error_code: error.map_or(0, ErrorCode::code),
+                        ..Default::default()
+                    }
+                })
+                .collect();
+        return OffsetFetchResponse {
+            throttle_time_ms: throttle,
+            groups,
+            ..Default::default()
+        };
+    }
+    let error = group_error(cluster, &r.group_id);
+    let asked = r.topics.as_ref().map(|ts| {
+        ts.iter()
+            .map(|t| {
+                let parts: Vec<i32> = t.partition_indexes.iter().copied().collect();
+                (t.name.to_string(), parts)
+            })
+            .collect::<Vec<_>>()
+    });
+    // Before v2 there is no top-level error: it goes in every partition asked.
+    let topics = match (error, version) {
+        (Some(_), 2..) => Vec::new(),
+        (Some(e), _) => asked
+            .unwrap_or_default()
+            .into_iter()
+            .map(
+                |(name, parts)| offset_fetch_response::OffsetFetchResponseTopic {
+                    name: ByteString::from(name),
+                    partitions: parts
+                        .into_iter()
+                        .map(|p| offset_fetch_response::OffsetFetchResponsePartition {
+                            partition_index: p,
+                            committed_offset: -1,
+                            error_code: e.code(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                },
+            )
+            .collect(),
+        (None, _) => committed_for(cluster, &r.group_id, asked)
+            .into_iter()
+            .map(
+                |(name, parts)| offset_fetch_response::OffsetFetchResponseTopic {
+                    name: ByteString::from(name),
+                    partitions: parts
+                        .into_iter()
+                        .map(
+                            |(p, c)| offset_fetch_response::OffsetFetchResponsePartition {
+                                partition_index: p,
+                                committed_offset: c.as_ref().map_or(-1, |c| c.offset),
+                                committed_leader_epoch: if version >= 5 {
+                                    c.as_ref().map_or(-1, |c| c.leader_epoch)
+                                } else {
+                                    -1
+                                },
+                                metadata: metadata(&c),
+                                ..Default::default()
+                            },
+                        )
+                        .collect(),
+                    ..Default::default()
+                },
+            )
+            .collect(),
+    };
+    OffsetFetchResponse {
+        throttle_time_ms: throttle,
+        topics,
+        error_code: if version >= 2 {
+            error.map_or(0, ErrorCode::code)
+        } else {
+            0
+        },
+        ..Default::default()
+    }
 }
