@@ -779,3 +779,47 @@ fn offsets_commit_and_fetch_for_a_group_without_members() {
     let r = h.call(at, &fetch_v7(None), 7);
     assert!(r.topics.is_empty(), "{r:?}");
 }
+
+/// Kafka answers a fetch between the high watermark and the log end offset with no
+/// records (the consumer waits there); only past the log end is out of range. The sim
+/// used to say out of range, and confluent-kafka with auto.offset.reset=earliest then
+/// re-read the partition from the start (tests/sim_real_clients.rs).
+#[test]
+fn a_fetch_between_high_watermark_and_log_end_waits_instead_of_out_of_range() {
+    let mut h = Harness::new(3);
+    h.cluster.create_topic("t", 1, 3).unwrap();
+    let c = h.cluster.connect(0, h.now).unwrap();
+    // acks=1: written (log end 2) but not replicated yet (high watermark 0).
+    let r = h.call(c, &produce("t", 0, 1, batch(&["a", "b"], None)), 9);
+    assert_eq!(r.responses[0].partition_responses[0].base_offset, 0);
+    assert_eq!(h.cluster.partition_offsets("t", 0), Some((0, 0)));
+
+    for offset in [1, 2] {
+        let f = h.call(c, &fetch("t", 0, offset, 0, 0), 12);
+        let pd = &f.responses[0].partitions[0];
+        assert_eq!(pd.error_code, 0, "offset {offset} is below the log end");
+        assert_eq!(pd.high_watermark, 0);
+        assert!(pd.records.as_ref().is_none_or(|r| r.is_empty()));
+    }
+    let f = h.call(c, &fetch("t", 0, 3, 0, 0), 12);
+    assert_eq!(
+        ErrorCode::from(f.responses[0].partitions[0].error_code),
+        ErrorCode::OFFSET_OUT_OF_RANGE,
+        "past the log end"
+    );
+
+    // A long poll from offset 1 is answered once the batch is replicated.
+    let (frame, id) = h.frame(&fetch("t", 0, 1, 1, 10_000), 12);
+    h.cluster.handle_input(c, h.now, &frame);
+    assert!(h.cluster.poll_transmit(c).is_none(), "it waits");
+    h.advance(Duration::from_millis(10));
+    let f = h
+        .read::<FetchRequest>(c, 12, id)
+        .expect("answered after replication");
+    let pd = &f.responses[0].partitions[0];
+    assert_eq!(pd.high_watermark, 2);
+    assert_eq!(
+        values_of(pd.records.as_ref().unwrap()),
+        vec![(0, "a".into()), (1, "b".into())]
+    );
+}

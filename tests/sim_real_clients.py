@@ -18,6 +18,11 @@ Actions (binary data travels as hex; `-` is null):
         an idempotent producer (acks=all) sends values `record-I` one at a
         time PACE_MS apart; prints `started` once the first is delivered (so
         the caller can inject a fault), then `PARTITION OFFSET` per record
+  consume-past-hw TOPIC
+        (confluent) produces one record with acks=1, assigns a consumer
+        (auto.offset.reset=earliest) right after it, produces a second record
+        with acks=all and prints the offsets the consumer reads until it has
+        the second one
   consume TOPIC PARTITION:OFFSET:COUNT...
         assign the partitions at those offsets (no consumer group rebalance),
         CRC checks on, read COUNT records from each; prints
@@ -147,6 +152,40 @@ def confluent(boot, action, args):
             die("delivery errors: %s" % errors)
         for o in offsets:
             print(*o)
+    elif action == "consume-past-hw":
+        (topic,) = args
+        delivered = []
+
+        def produce(acks, value):
+            p = ck.Producer(dict(base, **{"acks": acks, "enable.idempotence": False}))
+            p.produce(topic, value=value, partition=0,
+                      on_delivery=lambda err, m: delivered.append(err or m.offset()))
+            if p.flush(TIMEOUT):
+                die("flush timed out")
+            if not isinstance(delivered[-1], int):
+                die("delivery failed: %s" % delivered[-1])
+            return delivered[-1]
+        first = produce("1", b"unreplicated")
+        c = ck.Consumer(dict(base, **{
+            "group.id": "sim-real-clients", "enable.auto.commit": False,
+            "auto.offset.reset": "earliest", "fetch.wait.max.ms": 100}))
+        c.assign([ck.TopicPartition(topic, 0, first + 1)])
+        got = []
+        end = time.time() + 0.5
+        while time.time() < end:
+            m = c.poll(0.1)
+            if m is not None and not m.error():
+                got.append(m.offset())
+        second = produce("all", b"next")
+        deadline = time.time() + TIMEOUT
+        while second not in got:
+            if time.time() > deadline:
+                die("never read offset %d; read %s" % (second, got))
+            m = c.poll(0.1)
+            if m is not None and not m.error():
+                got.append(m.offset())
+        c.close()
+        print(*got)
     elif action == "consume":
         topic, specs = args[0], parse_assignments(args[1:])
         # librdkafka's consumer needs a group id even when it only assigns.

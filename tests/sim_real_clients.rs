@@ -638,3 +638,34 @@ fn confluent_kafka_idempotent_producer_survives_a_leader_crash() {
     let told: Vec<String> = (0..count).map(|i| format!("0 {i}")).collect();
     assert_eq!(rest, told, "the offsets the producer was told");
 }
+
+/// A consumer positioned between the high watermark and the log end offset (right
+/// after a record written with acks=1 that the followers do not have yet) must wait
+/// there, as Kafka answers such a fetch with no records; only an offset past the log
+/// end is out of range. The sim used to call it out of range, and confluent-kafka,
+/// with `auto.offset.reset=earliest`, then re-read the partition from its start.
+#[test]
+fn confluent_kafka_consumer_waits_between_high_watermark_and_log_end() {
+    let server = BackgroundServer::start(ClusterConfig {
+        brokers: 3,
+        base_port: 0,
+        // acks=1 data reaches the followers (and consumers) 1.5 s after it is written.
+        replication_delay: std::time::Duration::from_millis(1500),
+        ..ClusterConfig::default()
+    })
+    .unwrap();
+    server
+        .with_cluster(|c, _| c.create_topic("hw", 1, 3))
+        .unwrap();
+    let out = python(
+        "confluent",
+        &server.bootstrap(),
+        &["consume-past-hw", "hw"],
+        "",
+    );
+    assert_eq!(
+        out,
+        ["1"],
+        "the consumer assigned at offset 1 reads offset 1 only"
+    );
+}

@@ -476,7 +476,12 @@ fn fetch(
                 (Some(name), None) => leader_partition(cluster, broker, name, fp.partition)
                     .and_then(|p| {
                         let hw = p.log.high_watermark(now);
-                        if fp.fetch_offset < p.log.log_start_offset || fp.fetch_offset > hw {
+                        // As Kafka: only an offset past the log end (or before its
+                        // start) is out of range; between the high watermark and the
+                        // log end a consumer gets no records yet and waits.
+                        if fp.fetch_offset < p.log.log_start_offset
+                            || fp.fetch_offset > p.log.log_end_offset
+                        {
                             return Err(ErrorCode::OFFSET_OUT_OF_RANGE);
                         }
                         let limit = (fp.partition_max_bytes.max(0) as usize).min(budget);
