@@ -15,7 +15,7 @@ Actions (binary data travels as hex; `-` is null):
         (MODE: `idempotent` = enable.idempotence with acks=all, or `acks1`);
         prints `PARTITION OFFSET` per input line, in input order
   produce-paced TOPIC PARTITION COUNT PACE_MS
-        an idempotent producer (acks=all) sends values `record-I` one at a
+        (both clients) an idempotent producer (acks=all) sends values `record-I` one at a
         time PACE_MS apart; prints `started` once the first is delivered (so
         the caller can inject a fault), then `PARTITION OFFSET` per record
   consume-past-hw TOPIC
@@ -267,6 +267,22 @@ def kafka_python(boot, action, args):
             p.close()
         for o in offsets:
             print(*o)
+    elif action == "produce-paced":
+        topic, part, count, pace = args[0], int(args[1]), int(args[2]), int(args[3])
+        p = KafkaProducer(**base, acks="all", enable_idempotence=True, linger_ms=0,
+                          retry_backoff_ms=20)
+        futs = []
+        for i in range(count):
+            futs.append(p.send(topic, value=b"record-%d" % i, partition=part))
+            if i == 0:
+                futs[0].get(timeout=TIMEOUT)
+                print("started", flush=True)
+            time.sleep(pace / 1000.0)
+        p.flush(TIMEOUT)
+        offsets = [f.get(timeout=TIMEOUT) for f in futs]
+        p.close()
+        for md in offsets:
+            print(md.partition, md.offset)
     elif action == "consume":
         topic, specs = args[0], parse_assignments(args[1:])
         c = KafkaConsumer(**base, group_id="sim-real-clients", enable_auto_commit=False,

@@ -11,8 +11,10 @@
 //!   every codec, idempotent (acks=all) and plain (acks=1); a consumer assigned at
 //!   explicit offsets with CRC checks, which then commits offsets and reads them back
 //!   (FindCoordinator, OffsetCommit, OffsetFetch); an idempotent producer that
-//!   survives a leader crash with every record exactly once.
-//! - kafka-python (PyPI): the same through its own pure-Python protocol code.
+//!   survives a leader crash with every record exactly once; a consumer that waits
+//!   between the high watermark and the log end.
+//! - kafka-python (PyPI): the same through its own pure-Python protocol code (admin,
+//!   every codec, assigned consumer with commits, the leader crash).
 //!
 //! Every key and value must come back byte for byte, with the offsets the producer
 //! was told. Independently, the test decodes what the simulated brokers stored and
@@ -576,6 +578,16 @@ fn kafka_python_admin_produce_consume() {
 /// new leader already had are recognised as duplicates.
 #[test]
 fn confluent_kafka_idempotent_producer_survives_a_leader_crash() {
+    idempotent_producer_survives_a_leader_crash("confluent");
+}
+
+/// The same with kafka-python's idempotent producer.
+#[test]
+fn kafka_python_idempotent_producer_survives_a_leader_crash() {
+    idempotent_producer_survives_a_leader_crash("kafka-python");
+}
+
+fn idempotent_producer_survives_a_leader_crash(client: &str) {
     let server = start(3);
     server
         .with_cluster(|c, _| c.create_topic("crash", 1, 3))
@@ -600,7 +612,11 @@ fn confluent_kafka_idempotent_producer_survives_a_leader_crash() {
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     std::io::BufRead::read_line(&mut out, &mut line).unwrap();
-    assert_eq!(line.trim(), "started", "the producer did not start");
+    assert_eq!(
+        line.trim(),
+        "started",
+        "{client}: the producer did not start"
+    );
     // Crash the leader once a third of the records are in.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let before = loop {
@@ -625,7 +641,7 @@ fn confluent_kafka_idempotent_producer_survives_a_leader_crash() {
     let status = child.wait().unwrap();
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert!(status.success(), "producer failed: {stderr}");
+    assert!(status.success(), "{client}: producer failed: {stderr}");
     let new_leader = server.with_cluster(|c, _| c.partition_leader("crash", 0).unwrap());
     assert_ne!(new_leader, leader, "the leader moved");
 
@@ -633,10 +649,13 @@ fn confluent_kafka_idempotent_producer_survives_a_leader_crash() {
     let expected: Vec<Rec> = (0..count)
         .map(|i| (i as i64, None, Some(format!("record-{i}").into_bytes())))
         .collect();
-    assert_eq!(records, expected, "every record exactly once, in order");
+    assert_eq!(
+        records, expected,
+        "{client}: every record exactly once, in order"
+    );
     assert!(kinds.iter().all(|(_, pid)| *pid >= 0), "{kinds:?}");
     let told: Vec<String> = (0..count).map(|i| format!("0 {i}")).collect();
-    assert_eq!(rest, told, "the offsets the producer was told");
+    assert_eq!(rest, told, "{client}: the offsets the producer was told");
 }
 
 /// A consumer positioned between the high watermark and the log end offset (right
