@@ -823,3 +823,75 @@ fn a_fetch_between_high_watermark_and_log_end_waits_instead_of_out_of_range() {
         vec![(0, "a".into()), (1, "b".into())]
     );
 }
+
+/// Consumers check their position against a new leader with OffsetForLeaderEpoch
+/// (KIP-320); kafka-python stops fetching a partition for good when the broker lacks
+/// it (tests/sim_real_clients.rs). The answer follows Kafka's leader epoch cache.
+#[test]
+fn offset_for_leader_epoch_answers_the_end_of_each_epoch() {
+    use kafka_sansio::messages::{OffsetForLeaderEpochRequest, offset_for_leader_epoch_request};
+    let mut h = Harness::new(3);
+    h.cluster.create_topic("t", 1, 3).unwrap();
+    let c0 = h.cluster.connect(0, h.now).unwrap();
+    let versions = h.call(c0, &ApiVersionsRequest::default(), 0);
+    let k = versions
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == ApiKey::OffsetForLeaderEpoch.as_i16())
+        .expect("advertised");
+    assert_eq!((k.min_version, k.max_version), (2, 4));
+    // Epoch 0 on broker 0: offsets 0-2.
+    h.call(c0, &produce("t", 0, -1, batch(&["a", "b"], None)), 9);
+    h.call(c0, &produce("t", 0, -1, batch(&["c"], None)), 9);
+    h.cluster.crash_broker(0, h.now);
+    let leader = h.cluster.partition_leader("t", 0).unwrap();
+    let c = h.cluster.connect(leader, h.now).unwrap();
+    // Epoch 1 on the new leader: offset 3.
+    let r = h.call(c, &produce("t", 0, -1, batch(&["d"], None)), 9);
+    assert_eq!(r.responses[0].partition_responses[0].base_offset, 3);
+
+    let ask = |h: &mut Harness, conn, current: i32, epoch: i32| {
+        let r = h.call(
+            conn,
+            &OffsetForLeaderEpochRequest {
+                replica_id: -1,
+                topics: vec![offset_for_leader_epoch_request::OffsetForLeaderTopic {
+                    topic: "t".into(),
+                    partitions: vec![offset_for_leader_epoch_request::OffsetForLeaderPartition {
+                        partition: 0,
+                        current_leader_epoch: current,
+                        leader_epoch: epoch,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            4,
+        );
+        let p = &r.topics[0].partitions[0];
+        (ErrorCode::from(p.error_code), p.leader_epoch, p.end_offset)
+    };
+    // Epoch 0 ended where epoch 1 began; the current epoch ends at the log end.
+    assert_eq!(ask(&mut h, c, 1, 0), (ErrorCode::NONE, 0, 3));
+    assert_eq!(ask(&mut h, c, 1, 1), (ErrorCode::NONE, 1, 4));
+    assert_eq!(
+        ask(&mut h, c, -1, 0),
+        (ErrorCode::NONE, 0, 3),
+        "no epoch check"
+    );
+    assert_eq!(
+        ask(&mut h, c, -1, 7),
+        (ErrorCode::NONE, -1, -1),
+        "an unknown epoch"
+    );
+    // The caller's view of the leader epoch is checked.
+    assert_eq!(ask(&mut h, c, 0, 0).0, ErrorCode::FENCED_LEADER_EPOCH);
+    assert_eq!(ask(&mut h, c, 2, 0).0, ErrorCode::UNKNOWN_LEADER_EPOCH);
+    // Only the leader answers.
+    let other = (0..3)
+        .find(|b| *b != leader && h.cluster.is_up(*b))
+        .unwrap();
+    let c2 = h.cluster.connect(other, h.now).unwrap();
+    assert_eq!(ask(&mut h, c2, 1, 0).0, ErrorCode::NOT_LEADER_OR_FOLLOWER);
+}

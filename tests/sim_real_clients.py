@@ -23,6 +23,12 @@ Actions (binary data travels as hex; `-` is null):
         (auto.offset.reset=earliest) right after it, produces a second record
         with acks=all and prints the offsets the consumer reads until it has
         the second one
+  consume-across-crash TOPIC
+        (both clients) produces 100 records (acks=all) to partition 0, reads
+        30 with an assigned consumer (offset resets disabled), prints
+        `reached` and waits for a line on stdin (the caller crashes the leader
+        meanwhile), produces 100 more and reads on until it has all 200;
+        prints `OFFSET VALUE` per record read
   consume TOPIC PARTITION:OFFSET:COUNT...
         assign the partitions at those offsets (no consumer group rebalance),
         CRC checks on, read COUNT records from each; prints
@@ -75,6 +81,28 @@ def parse_assignments(specs):
 def print_consumed(got):
     for (p, o), (k, v) in sorted(got.items()):
         print(p, o, dash_hex(k), dash_hex(v))
+
+
+def across_crash(topic, produce, poll, assign, close):
+    produce(0)
+    assign()
+    got = []
+    deadline = time.time() + TIMEOUT
+    while len(got) < 30:
+        if time.time() > deadline:
+            die("read only %d records before the crash" % len(got))
+        got += poll()
+    print("reached", flush=True)
+    sys.stdin.readline()
+    produce(100)
+    deadline = time.time() + TIMEOUT
+    while len(got) < 200:
+        if time.time() > deadline:
+            die("read only %d records across the crash" % len(got))
+        got += poll()
+    close()
+    for o, v in got:
+        print(o, v.decode())
 
 
 # -------------------------------------------------------- confluent-kafka --
@@ -186,6 +214,29 @@ def confluent(boot, action, args):
                 got.append(m.offset())
         c.close()
         print(*got)
+    elif action == "consume-across-crash":
+        (topic,) = args
+        p = ck.Producer(dict(base, acks="all"))
+        c = ck.Consumer(dict(base, **{
+            "group.id": "sim-real-clients", "enable.auto.commit": False,
+            "auto.offset.reset": "error", "check.crcs": True,
+            "fetch.wait.max.ms": 50, "fetch.message.max.bytes": 300}))
+
+        def produce(first):
+            for i in range(first, first + 100):
+                p.produce(topic, value=b"r%d" % i, partition=0)
+            if p.flush(TIMEOUT):
+                die("flush timed out")
+
+        def poll():
+            m = c.poll(0.1)
+            if m is None:
+                return []
+            if m.error():
+                die("consume error: %s" % m.error())
+            return [(m.offset(), m.value())]
+        across_crash(topic, produce, poll,
+                     lambda: c.assign([ck.TopicPartition(topic, 0, 0)]), c.close)
     elif action == "consume":
         topic, specs = args[0], parse_assignments(args[1:])
         # librdkafka's consumer needs a group id even when it only assigns.
@@ -283,6 +334,25 @@ def kafka_python(boot, action, args):
         p.close()
         for md in offsets:
             print(md.partition, md.offset)
+    elif action == "consume-across-crash":
+        (topic,) = args
+        p = KafkaProducer(**base, acks="all")
+        c = KafkaConsumer(**base, enable_auto_commit=False, auto_offset_reset="none",
+                          check_crcs=True, fetch_max_wait_ms=50,
+                          max_partition_fetch_bytes=300)
+        tp = TopicPartition(topic, 0)
+
+        def produce(first):
+            for i in range(first, first + 100):
+                p.send(topic, value=b"r%d" % i, partition=0)
+            p.flush(TIMEOUT)
+
+        def assign():
+            c.assign([tp])
+            c.seek(tp, 0)
+        across_crash(topic, produce,
+                     lambda: [(m.offset, m.value) for ms in c.poll(100).values() for m in ms],
+                     assign, c.close)
     elif action == "consume":
         topic, specs = args[0], parse_assignments(args[1:])
         c = KafkaConsumer(**base, group_id="sim-real-clients", enable_auto_commit=False,

@@ -12,9 +12,11 @@
 //!   explicit offsets with CRC checks, which then commits offsets and reads them back
 //!   (FindCoordinator, OffsetCommit, OffsetFetch); an idempotent producer that
 //!   survives a leader crash with every record exactly once; a consumer that waits
-//!   between the high watermark and the log end.
+//!   between the high watermark and the log end; a consumer that reads on across a
+//!   leader crash (OffsetForLeaderEpoch).
 //! - kafka-python (PyPI): the same through its own pure-Python protocol code (admin,
-//!   every codec, assigned consumer with commits, the leader crash).
+//!   every codec, assigned consumer with commits, producer and consumer across a
+//!   leader crash).
 //!
 //! Every key and value must come back byte for byte, with the offsets the producer
 //! was told. Independently, the test decodes what the simulated brokers stored and
@@ -687,4 +689,60 @@ fn confluent_kafka_consumer_waits_between_high_watermark_and_log_end() {
         ["1"],
         "the consumer assigned at offset 1 reads offset 1 only"
     );
+}
+
+/// A consumer reading from the leader when it crashes goes on from the new leader
+/// (Metadata, then OffsetForLeaderEpoch to check its position, then Fetch) without
+/// losing, repeating or resetting anything. kafka-python stopped fetching for good
+/// before the sim answered OffsetForLeaderEpoch.
+fn consumer_continues_across_a_leader_crash(client: &str) {
+    let server = start(3);
+    server
+        .with_cluster(|c, _| c.create_topic("across", 1, 3))
+        .unwrap();
+    let leader = server.with_cluster(|c, _| c.partition_leader("across", 0).unwrap());
+    let mut child = Command::new(peer("PEERS_PYTHON"))
+        .arg(repo().join("tests/sim_real_clients.py"))
+        .args([
+            client,
+            &server.bootstrap(),
+            "consume-across-crash",
+            "across",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    if line.trim() != "reached" {
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        panic!("{client}: expected `reached`, got {line:?}: {stderr}");
+    }
+    server.with_cluster(|c, now| c.crash_broker(leader, now));
+    writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
+    let got: Vec<String> = std::io::BufRead::lines(out).map(Result::unwrap).collect();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{client}: {stderr}");
+    assert_ne!(
+        server.with_cluster(|c, _| c.partition_leader("across", 0)),
+        Some(leader)
+    );
+    let want: Vec<String> = (0..200).map(|i| format!("{i} r{i}")).collect();
+    assert_eq!(got, want, "{client}: every record once, in order");
+}
+
+#[test]
+fn confluent_kafka_consumer_continues_across_a_leader_crash() {
+    consumer_continues_across_a_leader_crash("confluent");
+}
+
+#[test]
+fn kafka_python_consumer_continues_across_a_leader_crash() {
+    consumer_continues_across_a_leader_crash("kafka-python");
 }

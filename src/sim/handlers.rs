@@ -6,7 +6,8 @@ use crate::messages::{
     ApiKey, ErrorCode, Message, RequestBody, ResponseBody, ResponseHeader, api_versions_response,
     create_partitions_response, create_topics_response, delete_records_response,
     delete_topics_response, fetch_response, find_coordinator_response, list_offsets_response,
-    metadata_response, offset_commit_response, offset_fetch_response, produce_response,
+    metadata_response, offset_commit_response, offset_fetch_response,
+    offset_for_leader_epoch_response, produce_response,
 };
 use crate::messages::{
     ApiVersionsResponse, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
@@ -16,6 +17,7 @@ use crate::messages::{
     ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest,
     OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, ProduceRequest, ProduceResponse,
 };
+use crate::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 use crate::wire::{ByteString, Bytes, BytesMut, Uuid, VersionRange};
 use std::time::{Duration, Instant};
 
@@ -48,6 +50,9 @@ pub(crate) fn supported_versions(api: ApiKey) -> Option<VersionRange> {
         // 4.0 keeps (KIP-896).
         ApiKey::OffsetCommit => (2, 9),
         ApiKey::OffsetFetch => (1, 9),
+        // Consumers validate their position after a leader change with it (KIP-320);
+        // kafka-python stops fetching a partition for good when it is missing.
+        ApiKey::OffsetForLeaderEpoch => (2, 4),
         _ => return None,
     };
     VersionRange { min, max }.intersect(&api.valid_versions())
@@ -159,6 +164,9 @@ pub(crate) fn handle(
         RequestBody::OffsetFetch(r) => {
             ResponseBody::OffsetFetch(offset_fetch(cluster, broker, &r, version, throttle))
         }
+        RequestBody::OffsetForLeaderEpoch(r) => ResponseBody::OffsetForLeaderEpoch(
+            offset_for_leader_epoch(cluster, broker, &r, throttle),
+        ),
         _ => return Outcome::Close,
     };
     respond(api, version, correlation_id, body)
@@ -1194,5 +1202,91 @@ fn offset_fetch(
             0
         },
         ..Default::default()
+    }
+}
+
+/// OffsetForLeaderEpoch (KIP-320), as a consumer asks it after a leader change: the
+/// end offset of the requested leader epoch on this leader, so that the consumer can
+/// tell whether the log was truncated below its position.
+fn offset_for_leader_epoch(
+    cluster: &mut Cluster,
+    broker: i32,
+    r: &OffsetForLeaderEpochRequest,
+    throttle: i32,
+) -> OffsetForLeaderEpochResponse {
+    let injected = cluster.take_injected(ApiKey::OffsetForLeaderEpoch);
+    let mut topics = Vec::new();
+    for t in &r.topics {
+        let mut partitions = Vec::new();
+        for p in &t.partitions {
+            let mut out = offset_for_leader_epoch_response::EpochEndOffset {
+                partition: p.partition,
+                leader_epoch: -1,
+                end_offset: -1,
+                ..Default::default()
+            };
+            let result = match injected {
+                Some(code) => Err(ErrorCode::from(code)),
+                None => leader_partition(cluster, broker, &t.topic, p.partition).and_then(|part| {
+                    // The caller's view of the leader epoch must be this leader's.
+                    match p.current_leader_epoch {
+                        e if e >= 0 && e < part.leader_epoch => Err(ErrorCode::FENCED_LEADER_EPOCH),
+                        e if e > part.leader_epoch => Err(ErrorCode::UNKNOWN_LEADER_EPOCH),
+                        _ => Ok(end_offset_for_epoch(part, p.leader_epoch)),
+                    }
+                }),
+            };
+            match result {
+                Ok((epoch, end)) => {
+                    out.leader_epoch = epoch;
+                    out.end_offset = end;
+                }
+                Err(code) => out.error_code = code.code(),
+            }
+            partitions.push(out);
+        }
+        topics.push(
+            offset_for_leader_epoch_response::OffsetForLeaderTopicResult {
+                topic: t.topic.clone(),
+                partitions,
+                ..Default::default()
+            },
+        );
+    }
+    OffsetForLeaderEpochResponse {
+        throttle_time_ms: throttle,
+        topics,
+        ..Default::default()
+    }
+}
+
+/// Kafka's `LeaderEpochFileCache.endOffsetFor`: (the largest epoch not above
+/// `requested`, the start offset of the first epoch above it), or the log end offset
+/// for the current epoch, or (-1, -1) for an epoch above every known one.
+fn end_offset_for_epoch(p: &super::Partition, requested: i32) -> (i32, i64) {
+    // (epoch, start offset) of each leader epoch that wrote data, then the current
+    // one, which starts where the log ended when it was elected (or later).
+    let mut epochs: Vec<(i32, i64)> = Vec::new();
+    for b in &p.log.batches {
+        let e = b.header.partition_leader_epoch;
+        if epochs.last().is_none_or(|(last, _)| e > *last) {
+            epochs.push((e, b.base_offset));
+        }
+    }
+    if epochs.last().is_none_or(|(last, _)| p.leader_epoch > *last) {
+        epochs.push((p.leader_epoch, p.log.log_end_offset));
+    }
+    if requested < 0 {
+        return (-1, -1);
+    }
+    if requested == p.leader_epoch {
+        return (requested, p.log.log_end_offset);
+    }
+    let higher = epochs.iter().find(|(e, _)| *e > requested);
+    let floor = epochs.iter().rev().find(|(e, _)| *e <= requested);
+    match (higher, floor) {
+        (None, _) => (-1, -1),
+        (Some(&(_, start)), None) => (requested, start),
+        (Some(&(_, start)), Some(&(e, _))) => (e, start),
     }
 }

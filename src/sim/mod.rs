@@ -12,7 +12,8 @@
 //! and all; idempotent sequence checks), Fetch (min bytes and max wait in virtual time,
 //! max bytes, optional partial last batch), ListOffsets (earliest, latest, by
 //! timestamp), CreateTopics, DeleteTopics, CreatePartitions, DeleteRecords,
-//! InitProducerId, FindCoordinator, and OffsetCommit/OffsetFetch for consumers that
+//! InitProducerId, FindCoordinator, OffsetForLeaderEpoch, and OffsetCommit/OffsetFetch
+//! for consumers that
 //! assign partitions themselves (no group membership: JoinGroup and the rest of the
 //! group protocol are not simulated). Other APIs are not advertised, and a request for one closes the
 //! connection, as Kafka does with requests it cannot parse.
