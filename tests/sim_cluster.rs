@@ -895,3 +895,55 @@ fn offset_for_leader_epoch_answers_the_end_of_each_epoch() {
     let c2 = h.cluster.connect(other, h.now).unwrap();
     assert_eq!(ask(&mut h, c2, 1, 0).0, ErrorCode::NOT_LEADER_OR_FOLLOWER);
 }
+
+/// CreatePartitions grows a topic; a count that does not grow it is refused with
+/// Kafka's own wording (confluent-kafka's AdminClient showed the generic
+/// "Number of partitions is below 1." for a request of 2 on a 3-partition topic).
+#[test]
+fn create_partitions_grows_and_explains_a_refusal() {
+    use kafka_sansio::messages::{CreatePartitionsRequest, create_partitions_request};
+    let mut h = Harness::new(3);
+    h.cluster.create_topic("t", 2, 3).unwrap();
+    let c = h.cluster.connect(0, h.now).unwrap();
+    let ask = |h: &mut Harness, name: &str, count: i32| {
+        let r = h.call(
+            c,
+            &CreatePartitionsRequest {
+                topics: vec![create_partitions_request::CreatePartitionsTopic {
+                    name: name.into(),
+                    count,
+                    assignments: None,
+                    ..Default::default()
+                }],
+                timeout_ms: 1000,
+                ..Default::default()
+            },
+            3,
+        );
+        let t = &r.results[0];
+        (
+            ErrorCode::from(t.error_code),
+            t.error_message.as_deref().map(str::to_owned),
+        )
+    };
+    assert_eq!(ask(&mut h, "t", 4), (ErrorCode::NONE, None));
+    assert!(h.cluster.partition_leader("t", 3).is_some());
+    assert_eq!(
+        ask(&mut h, "t", 3),
+        (
+            ErrorCode::INVALID_PARTITIONS,
+            Some("Topic currently has 4 partitions, which is higher than the requested 3.".into())
+        )
+    );
+    assert_eq!(
+        ask(&mut h, "t", 4),
+        (
+            ErrorCode::INVALID_PARTITIONS,
+            Some("Topic already has 4 partitions.".into())
+        )
+    );
+    assert_eq!(
+        ask(&mut h, "nope", 4).0,
+        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+    );
+}

@@ -721,12 +721,25 @@ fn create_partitions(
     let injected = cluster.take_injected(ApiKey::CreatePartitions);
     let mut results = Vec::new();
     for t in &r.topics {
+        // Kafka's own wording when the count does not grow (the generic text of
+        // INVALID_PARTITIONS, "Number of partitions is below 1.", would mislead).
+        let mut message = None;
         let error = if let Some(code) = injected {
             Some(ErrorCode::from(code))
         } else {
             match cluster.topics.get(&*t.name) {
                 None => Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
                 Some(topic) if t.count <= topic.partitions.len() as i32 => {
+                    let current = topic.partitions.len();
+                    message = Some(if t.count == current as i32 {
+                        format!("Topic already has {current} partitions.")
+                    } else {
+                        format!(
+                            "Topic currently has {current} partitions, which is higher than \
+                             the requested {}.",
+                            t.count
+                        )
+                    });
                     Some(ErrorCode::INVALID_PARTITIONS)
                 }
                 Some(_) if r.validate_only => None,
@@ -749,7 +762,9 @@ fn create_partitions(
         results.push(create_partitions_response::CreatePartitionsTopicResult {
             name: t.name.clone(),
             error_code: error.map_or(0, ErrorCode::code),
-            error_message: error.map(|e| ByteString::from(e.message().unwrap_or("").to_string())),
+            error_message: error.map(|e| {
+                ByteString::from(message.unwrap_or_else(|| e.message().unwrap_or("").to_string()))
+            }),
             ..Default::default()
         });
     }
