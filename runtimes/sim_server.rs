@@ -278,8 +278,11 @@ async fn accept_loop(
             r = listener.accept() => match r {
                 Ok((stream, _)) => stream,
                 // Out of file descriptors and the like: the client sees a failed
-                // connect; keep accepting.
-                Err(_) => continue,
+                // connect; keep accepting, after a pause rather than a busy loop.
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
             },
         };
         let registered = {
