@@ -235,6 +235,9 @@ impl Server {
     /// Runs `f` on the cluster with the current time (for faults such as
     /// [`Cluster::crash_broker`] that take one), then sends what the change produced:
     /// responses it released, connections it closed.
+    ///
+    /// The cluster is locked while `f` runs: keep it short, and do not call back into
+    /// the server from it (that would deadlock).
     pub fn with_cluster<T>(&self, f: impl FnOnce(&mut Cluster, Instant) -> T) -> T {
         self.shared.with(f)
     }
