@@ -947,3 +947,20 @@ fn create_partitions_grows_and_explains_a_refusal() {
         ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
     );
 }
+
+#[test]
+fn injected_pending_counts_errors_not_yet_served() {
+    let mut h = Harness::new(1);
+    h.cluster.create_topic("t", 1, 1).unwrap();
+    h.cluster
+        .inject_error(ApiKey::Produce, ErrorCode::NOT_LEADER_OR_FOLLOWER, 2);
+    assert_eq!(h.cluster.injected_pending(ApiKey::Produce), 2);
+    assert_eq!(h.cluster.injected_pending(ApiKey::Fetch), 0);
+    let c = h.cluster.connect(0, h.now).unwrap();
+    let r = h.call(c, &produce("t", 0, -1, batch(&["a"], None)), 9);
+    assert_eq!(
+        ErrorCode::from(r.responses[0].partition_responses[0].error_code),
+        ErrorCode::NOT_LEADER_OR_FOLLOWER
+    );
+    assert_eq!(h.cluster.injected_pending(ApiKey::Produce), 1);
+}

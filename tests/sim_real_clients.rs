@@ -17,6 +17,8 @@
 //! - kafka-python (PyPI): the same through its own pure-Python protocol code (admin,
 //!   every codec, assigned consumer with commits, producer and consumer across a
 //!   leader crash).
+//! - both Python clients retry injected NOT_LEADER_OR_FOLLOWER errors on Produce and
+//!   Fetch and still end with every record exactly once.
 //!
 //! Every key and value must come back byte for byte, with the offsets the producer
 //! was told. Independently, the test decodes what the simulated brokers stored and
@@ -745,4 +747,60 @@ fn confluent_kafka_consumer_continues_across_a_leader_crash() {
 #[test]
 fn kafka_python_consumer_continues_across_a_leader_crash() {
     consumer_continues_across_a_leader_crash("kafka-python");
+}
+
+/// Injected errors (a fault of the sim's own): the next Produce and Fetch requests
+/// answer NOT_LEADER_OR_FOLLOWER. Each real client refreshes its metadata, retries,
+/// and ends with every record exactly once.
+fn retries_injected_errors(client: &str) {
+    use kafka_sansio::messages::{ApiKey, ErrorCode};
+    let server = start(3);
+    let boot = server.bootstrap();
+    let topic = format!("{client}-injected");
+    server
+        .with_cluster(|c, _| c.create_topic(&topic, 1, 3))
+        .unwrap();
+    server.with_cluster(|c, _| {
+        c.inject_error(ApiKey::Produce, ErrorCode::NOT_LEADER_OR_FOLLOWER, 3);
+        c.inject_error(ApiKey::Fetch, ErrorCode::NOT_LEADER_OR_FOLLOWER, 2);
+    });
+    let input: String = (0..20)
+        .map(|i| format!("0 none - {}\n", hex(&Some(format!("v{i}").into_bytes()))))
+        .collect();
+    let offsets = python(client, &boot, &["produce", &topic, "idempotent"], &input);
+    let want: Vec<String> = (0..20).map(|i| format!("0 {i}")).collect();
+    assert_eq!(offsets, want, "{client}: acknowledged offsets");
+    let (records, _) = stored(&server, &topic, 0);
+    let expected: Vec<Rec> = (0..20)
+        .map(|i| (i, None, Some(format!("v{i}").into_bytes())))
+        .collect();
+    assert_eq!(records, expected, "{client}: stored exactly once");
+    let mut consumed = python(client, &boot, &["consume", &topic, "0:0:20"], "");
+    consumed.truncate(20); // then the `committed` line
+    let want: Vec<String> = (0..20)
+        .map(|i| format!("0 {i} - {}", hex(&Some(format!("v{i}").into_bytes()))))
+        .collect();
+    assert_eq!(consumed, want, "{client}: consumed");
+    // Every injected error was served (the clients did meet them).
+    let pending = server.with_cluster(|c, _| {
+        (
+            c.injected_pending(ApiKey::Produce),
+            c.injected_pending(ApiKey::Fetch),
+        )
+    });
+    assert_eq!(
+        pending,
+        (0, 0),
+        "{client}: not every injected error was met"
+    );
+}
+
+#[test]
+fn confluent_kafka_retries_injected_errors() {
+    retries_injected_errors("confluent");
+}
+
+#[test]
+fn kafka_python_retries_injected_errors() {
+    retries_injected_errors("kafka-python");
 }

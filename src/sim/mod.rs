@@ -638,6 +638,12 @@ impl Cluster {
         q.extend(std::iter::repeat_n(error.code(), count));
     }
 
+    /// How many errors injected for `api` are still waiting for a request.
+    #[must_use]
+    pub fn injected_pending(&self, api: ApiKey) -> usize {
+        self.injected.get(&api.as_i16()).map_or(0, VecDeque::len)
+    }
+
     pub(crate) fn take_injected(&mut self, api: ApiKey) -> Option<i16> {
         self.injected.get_mut(&api.as_i16())?.pop_front()
     }
