@@ -12,7 +12,10 @@
 //! and all; idempotent sequence checks), Fetch (min bytes and max wait in virtual time,
 //! max bytes, optional partial last batch), ListOffsets (earliest, latest, by
 //! timestamp), CreateTopics, DeleteTopics, CreatePartitions, DeleteRecords,
-//! InitProducerId. Other APIs are not advertised, and a request for one closes the
+//! InitProducerId, FindCoordinator, OffsetForLeaderEpoch, and OffsetCommit/OffsetFetch
+//! for consumers that
+//! assign partitions themselves (no group membership: JoinGroup and the rest of the
+//! group protocol are not simulated). Other APIs are not advertised, and a request for one closes the
 //! connection, as Kafka does with requests it cannot parse.
 //!
 //! Durability follows Kafka's rules closely enough to judge a client: a batch written
@@ -199,6 +202,9 @@ pub struct Cluster {
     next_conn: u64,
     pub(crate) next_producer_id: i64,
     pub(crate) injected: BTreeMap<i16, VecDeque<i16>>,
+    /// Offsets committed by groups without members (OffsetCommit with generation -1),
+    /// by (group, topic, partition).
+    pub(crate) committed: BTreeMap<(String, String, i32), handlers::CommittedOffset>,
     rng: u64,
     now: Instant,
 }
@@ -224,6 +230,7 @@ impl Cluster {
             next_conn: 1,
             next_producer_id: 1000,
             injected: BTreeMap::new(),
+            committed: BTreeMap::new(),
             rng,
             now,
         }
@@ -546,6 +553,14 @@ impl Cluster {
             .unwrap_or_default()
     }
 
+    /// The offset group `group` committed for a partition (OffsetCommit), if any.
+    #[must_use]
+    pub fn committed_offset(&self, group: &str, topic: &str, partition: i32) -> Option<i64> {
+        self.committed
+            .get(&(group.to_owned(), topic.to_owned(), partition))
+            .map(|c| c.offset)
+    }
+
     /// Topic names, sorted.
     pub fn topic_names(&self) -> impl Iterator<Item = &str> {
         self.topics.keys().map(String::as_str)
@@ -636,6 +651,12 @@ impl Cluster {
     pub fn inject_error(&mut self, api: ApiKey, error: crate::messages::ErrorCode, count: usize) {
         let q = self.injected.entry(api.as_i16()).or_default();
         q.extend(std::iter::repeat_n(error.code(), count));
+    }
+
+    /// How many errors injected for `api` are still waiting for a request.
+    #[must_use]
+    pub fn injected_pending(&self, api: ApiKey) -> usize {
+        self.injected.get(&api.as_i16()).map_or(0, VecDeque::len)
     }
 
     pub(crate) fn take_injected(&mut self, api: ApiKey) -> Option<i16> {
