@@ -1047,3 +1047,45 @@ fn injected_pending_counts_errors_not_yet_served() {
     );
     assert_eq!(h.cluster.injected_pending(ApiKey::Produce), 1);
 }
+
+/// Found by fuzzing the simulated cluster: a CreatePartitions or CreateTopics count
+/// near i32::MAX made the sim build two billion partitions and abort. Now an error.
+#[test]
+fn absurd_partition_counts_are_refused_not_allocated() {
+    use kafka_sansio::messages::{CreatePartitionsRequest, create_partitions_request};
+    use kafka_sansio::sim::MAX_PARTITIONS_PER_TOPIC;
+    let mut h = Harness::new(1);
+    h.cluster.create_topic("t", 1, 1).unwrap();
+    assert!(h.cluster.create_topic("huge", i32::MAX, 1).is_err());
+    let c = h.cluster.connect(0, h.now).unwrap();
+    let grow = CreatePartitionsRequest {
+        topics: vec![create_partitions_request::CreatePartitionsTopic {
+            name: "t".into(),
+            count: i32::MAX,
+            ..Default::default()
+        }],
+        timeout_ms: 1000,
+        ..Default::default()
+    };
+    let r = h.call(c, &grow, 3);
+    assert_eq!(
+        ErrorCode::from(r.results[0].error_code),
+        ErrorCode::INVALID_PARTITIONS
+    );
+    let create = CreateTopicsRequest {
+        topics: vec![create_topics_request::CreatableTopic {
+            name: "big".into(),
+            num_partitions: MAX_PARTITIONS_PER_TOPIC + 1,
+            replication_factor: 1,
+            ..Default::default()
+        }],
+        timeout_ms: 1000,
+        ..Default::default()
+    };
+    let r = h.call(c, &create, 7);
+    assert_eq!(
+        ErrorCode::from(r.topics[0].error_code),
+        ErrorCode::INVALID_PARTITIONS
+    );
+    assert_eq!(h.cluster.topic_names().collect::<Vec<_>>(), vec!["t"]);
+}

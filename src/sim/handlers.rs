@@ -702,7 +702,7 @@ fn create_topics(
             Some(ErrorCode::INVALID_TOPIC_EXCEPTION)
         } else if cluster.topics.contains_key(&*t.name) {
             Some(ErrorCode::TOPIC_ALREADY_EXISTS)
-        } else if partitions < 1 {
+        } else if partitions < 1 || partitions > super::MAX_PARTITIONS_PER_TOPIC {
             Some(ErrorCode::INVALID_PARTITIONS)
         } else if replication < 1 || i32::from(replication) > brokers {
             Some(ErrorCode::INVALID_REPLICATION_FACTOR)
@@ -816,6 +816,13 @@ fn create_partitions(
                             t.count
                         )
                     });
+                    Some(ErrorCode::INVALID_PARTITIONS)
+                }
+                Some(_) if t.count > super::MAX_PARTITIONS_PER_TOPIC => {
+                    message = Some(format!(
+                        "The simulated cluster holds at most {} partitions per topic.",
+                        super::MAX_PARTITIONS_PER_TOPIC
+                    ));
                     Some(ErrorCode::INVALID_PARTITIONS)
                 }
                 Some(_) if r.validate_only => None,

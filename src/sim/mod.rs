@@ -114,6 +114,11 @@ pub struct Faults {
     pub planted_bug_lose_acked: f64,
 }
 
+/// The most partitions one simulated topic may have. Kafka sets no such limit, but a
+/// simulation holds every partition in memory, and a client asking for two billion
+/// (found by fuzzing) must get an error, not exhaust the process.
+pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
+
 /// A client connection to one simulated broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ConnectionId(pub u64);
@@ -484,7 +489,11 @@ impl Cluster {
             return Err(SimError::TopicExists(name.into()));
         }
         let n = self.brokers.len() as i32;
-        if partitions < 1 || replication < 1 || i32::from(replication) > n {
+        if partitions < 1
+            || partitions > MAX_PARTITIONS_PER_TOPIC
+            || replication < 1
+            || i32::from(replication) > n
+        {
             return Err(SimError::InvalidLayout(format!(
                 "{partitions} partitions, replication {replication}, {n} brokers"
             )));
