@@ -1,1 +1,525 @@
-fn main() {}
+//! Record-batch codec comparison: kafka-sansio vs the `kafka-protocol` crate vs
+//! `rskafka`, on the same workloads, in one process.
+//!
+//! Workloads: W1 = batches of 1,000 records, key 16 B, value 100 B, one header
+//! ("trace" => 8 B); W2 = the same with 1,000 B values. Bytes come from a seeded
+//! xorshift generator. Each case encodes or decodes one batch per iteration
+//! ("decode" = walk every record and touch key, value and headers, CRC checked).
+//!
+//! ```text
+//! cargo bench --bench records                      # time every case: ns/record, MB/s, allocs/record
+//! cargo bench --bench records -- --filter w1       # only cases whose name contains "w1"
+//! cargo bench --bench records -- --callgrind       # also instructions/record under callgrind
+//! target/release/deps/records-* --case ours-w1-decode-none --iters 3   # one case, for profilers
+//! ```
+//!
+//! Under `--callgrind` each case runs in its own `valgrind --tool=callgrind` child
+//! with collection only inside `measured` (setup and warm-up excluded) and
+//! `GLIBC_TUNABLES=glibc.cpu.hwcaps=-ERMS` so a large memcpy is not counted as one
+//! instruction per byte.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)] // tests and tools own their clock and sockets
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::io::Cursor;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use kafka_sansio::records::{
+    Batch, BatchBuilder, BatchConfig, BatchReader, Compression, DecodeOptions, NewHeader, NewRecord,
+};
+
+// ------------------------------------------------------------ counting allocator
+
+struct Counting;
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+// ------------------------------------------------------------ workload
+
+const RECORDS: usize = 1000;
+const KEY: usize = 16;
+const HEADER_KEY: &str = "trace";
+const HEADER_VALUE: usize = 8;
+const TS: i64 = 1_700_000_000_000;
+
+struct Data {
+    value_len: usize,
+    keys: Vec<u8>,
+    values: Vec<u8>,
+    header_values: Vec<u8>,
+}
+
+impl Data {
+    fn new(value_len: usize, seed: u64) -> Self {
+        let mut state = seed;
+        let mut bytes = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state as u8
+                })
+                .collect()
+        };
+        Self {
+            value_len,
+            keys: bytes(RECORDS * KEY),
+            values: bytes(RECORDS * value_len),
+            header_values: bytes(RECORDS * HEADER_VALUE),
+        }
+    }
+    fn key(&self, i: usize) -> &[u8] {
+        &self.keys[i * KEY..(i + 1) * KEY]
+    }
+    fn value(&self, i: usize) -> &[u8] {
+        &self.values[i * self.value_len..(i + 1) * self.value_len]
+    }
+    fn header_value(&self, i: usize) -> &[u8] {
+        &self.header_values[i * HEADER_VALUE..(i + 1) * HEADER_VALUE]
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Imp {
+    Ours,
+    KafkaProtocol,
+    Rskafka,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Op {
+    Encode,
+    Decode,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    imp: Imp,
+    workload: usize,
+    op: Op,
+    codec: Compression,
+}
+
+impl Case {
+    fn name(&self) -> String {
+        let imp = match self.imp {
+            Imp::Ours => "ours",
+            Imp::KafkaProtocol => "kafka-protocol",
+            Imp::Rskafka => "rskafka",
+        };
+        let op = match self.op {
+            Op::Encode => "encode",
+            Op::Decode => "decode",
+        };
+        format!("{imp}-w{}-{op}-{}", self.workload, self.codec.name())
+    }
+
+    fn all() -> Vec<Case> {
+        let mut out = Vec::new();
+        for workload in [1, 2] {
+            for op in [Op::Encode, Op::Decode] {
+                for codec in [Compression::None, Compression::Lz4, Compression::Zstd] {
+                    for imp in [Imp::Ours, Imp::KafkaProtocol, Imp::Rskafka] {
+                        out.push(Case {
+                            imp,
+                            workload,
+                            op,
+                            codec,
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn our_config(codec: Compression) -> BatchConfig {
+    BatchConfig {
+        compression: codec,
+        // kafka-protocol and rskafka both write zstd at level 3.
+        compression_level: Some(3),
+        max_batch_bytes: usize::MAX,
+        ..BatchConfig::default()
+    }
+}
+
+/// Our input records, built once like the peers' record structs: borrowed views of
+/// the workload's bytes.
+fn our_records(data: &'static Data) -> Vec<NewRecord<'static>> {
+    let headers: &'static [[NewHeader<'static>; 1]] = Vec::leak(
+        (0..RECORDS)
+            .map(|i| [NewHeader::new(HEADER_KEY, Some(data.header_value(i)))])
+            .collect(),
+    );
+    (0..RECORDS)
+        .map(|i| NewRecord {
+            timestamp: TS + i as i64,
+            key: Some(data.key(i)),
+            value: Some(data.value(i)),
+            headers: &headers[i],
+        })
+        .collect()
+}
+
+fn our_encode(records: &[NewRecord<'_>], codec: Compression, buf: &mut BytesMut) {
+    buf.clear();
+    let config = our_config(codec);
+    let mut builder = BatchBuilder::new(buf, &config);
+    for record in records {
+        builder.append(record).expect("append");
+    }
+    builder.finish().expect("finish");
+}
+
+mod kp {
+    pub use kafka_protocol::protocol::StrBytes;
+    pub use kafka_protocol::records::{
+        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+        TimestampType,
+    };
+}
+
+mod rs {
+    pub use rskafka::protocol::record::{
+        ControlBatchOrRecords, Record, RecordBatch, RecordBatchCompression,
+        RecordBatchTimestampType, RecordHeader,
+    };
+    pub use rskafka::protocol::traits::{ReadType, WriteType};
+}
+
+fn kp_codec(c: Compression) -> kp::Compression {
+    match c {
+        Compression::None => kp::Compression::None,
+        Compression::Gzip => kp::Compression::Gzip,
+        Compression::Snappy => kp::Compression::Snappy,
+        Compression::Lz4 => kp::Compression::Lz4,
+        Compression::Zstd => kp::Compression::Zstd,
+    }
+}
+
+fn rs_codec(c: Compression) -> rs::RecordBatchCompression {
+    match c {
+        Compression::None => rs::RecordBatchCompression::NoCompression,
+        Compression::Gzip => rs::RecordBatchCompression::Gzip,
+        Compression::Snappy => rs::RecordBatchCompression::Snappy,
+        Compression::Lz4 => rs::RecordBatchCompression::Lz4,
+        Compression::Zstd => rs::RecordBatchCompression::Zstd,
+    }
+}
+
+fn kp_records(data: &Data) -> Vec<kp::Record> {
+    (0..RECORDS)
+        .map(|i| {
+            let mut r = kp::Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: kp::TimestampType::Creation,
+                offset: i as i64,
+                sequence: -1,
+                timestamp: TS + i as i64,
+                key: Some(Bytes::copy_from_slice(data.key(i))),
+                value: Some(Bytes::copy_from_slice(data.value(i))),
+                headers: Default::default(),
+            };
+            r.headers.insert(
+                kp::StrBytes::from_static_str(HEADER_KEY),
+                Some(Bytes::copy_from_slice(data.header_value(i))),
+            );
+            r
+        })
+        .collect()
+}
+
+fn rs_batch(data: &Data, codec: Compression) -> rs::RecordBatch {
+    let records = (0..RECORDS)
+        .map(|i| rs::Record {
+            timestamp_delta: i as i64,
+            offset_delta: i as i32,
+            key: Some(data.key(i).to_vec()),
+            value: Some(data.value(i).to_vec()),
+            headers: vec![rs::RecordHeader {
+                key: HEADER_KEY.to_string(),
+                value: data.header_value(i).to_vec(),
+            }],
+        })
+        .collect();
+    rs::RecordBatch {
+        base_offset: 0,
+        partition_leader_epoch: -1,
+        last_offset_delta: RECORDS as i32 - 1,
+        first_timestamp: TS,
+        max_timestamp: TS + RECORDS as i64 - 1,
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+        records: rs::ControlBatchOrRecords::Records(records),
+        compression: rs_codec(codec),
+        is_transactional: false,
+        timestamp_type: rs::RecordBatchTimestampType::CreateTime,
+    }
+}
+
+/// Everything a case needs, built before measuring.
+struct Prepared {
+    case: Case,
+    our_records: Vec<NewRecord<'static>>,
+    input: Bytes,
+    out: BytesMut,
+    out_vec: Vec<u8>,
+    kp_records: Vec<kp::Record>,
+    rs_batch: Option<rs::RecordBatch>,
+    /// Uncompressed batch size: the byte count MB/s is computed from.
+    plain_len: usize,
+}
+
+fn prepare(case: Case) -> Prepared {
+    let value_len = if case.workload == 1 { 100 } else { 1000 };
+    let data: &'static Data = Box::leak(Box::new(Data::new(value_len, 0x9E37_79B9_7F4A_7C15)));
+    let our_records = our_records(data);
+    let mut plain = BytesMut::new();
+    our_encode(&our_records, Compression::None, &mut plain);
+    let mut input = BytesMut::new();
+    our_encode(&our_records, case.codec, &mut input);
+    let (kp_records, rs_batch) = match (case.imp, case.op) {
+        (Imp::KafkaProtocol, Op::Encode) => (kp_records(data), None),
+        (Imp::Rskafka, Op::Encode) => (Vec::new(), Some(rs_batch(data, case.codec))),
+        _ => (Vec::new(), None),
+    };
+    Prepared {
+        case,
+        plain_len: plain.len(),
+        our_records,
+        input: input.freeze(),
+        out: BytesMut::new(),
+        out_vec: Vec::new(),
+        kp_records,
+        rs_batch,
+    }
+}
+
+#[inline(always)]
+fn touch(key: Option<&[u8]>, value: Option<&[u8]>) -> u64 {
+    (key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len)) as u64
+}
+
+#[inline(always)]
+fn run_once(p: &mut Prepared) -> u64 {
+    let case = p.case;
+    match (case.imp, case.op) {
+        (Imp::Ours, Op::Encode) => {
+            our_encode(&p.our_records, case.codec, &mut p.out);
+            p.out.len() as u64
+        }
+        (Imp::Ours, Op::Decode) => {
+            let opts = DecodeOptions::default();
+            let mut sum = 0;
+            for batch in BatchReader::new(p.input.clone(), opts) {
+                let Batch::V2(batch) = batch.expect("batch") else {
+                    panic!("v2 only")
+                };
+                let mut records = batch.records(&opts).expect("records");
+                while let Some(record) = records.next_ref() {
+                    let r = record.expect("record");
+                    sum += touch(r.key(), r.value());
+                    for h in r.headers() {
+                        sum += touch(Some(h.key), h.value);
+                    }
+                }
+            }
+            sum
+        }
+        (Imp::KafkaProtocol, Op::Encode) => {
+            p.out.clear();
+            let options = kp::RecordEncodeOptions {
+                version: 2,
+                compression: kp_codec(case.codec),
+            };
+            kp::RecordBatchEncoder::encode(&mut p.out, &p.kp_records, &options).expect("encode");
+            p.out.len() as u64
+        }
+        (Imp::KafkaProtocol, Op::Decode) => {
+            let mut buf = p.input.clone();
+            let set = kp::RecordBatchDecoder::decode(&mut buf).expect("decode");
+            let mut sum = 0;
+            for r in &set.records {
+                sum += touch(r.key.as_deref(), r.value.as_deref());
+                for (k, v) in &r.headers {
+                    sum += touch(Some(k.as_bytes()), v.as_deref());
+                }
+            }
+            sum
+        }
+        (Imp::Rskafka, Op::Encode) => {
+            use rs::WriteType;
+            p.out_vec.clear();
+            p.rs_batch
+                .as_ref()
+                .expect("prepared")
+                .write(&mut p.out_vec)
+                .expect("write");
+            p.out_vec.len() as u64
+        }
+        (Imp::Rskafka, Op::Decode) => {
+            use rs::ReadType;
+            let batch = rs::RecordBatch::read(&mut Cursor::new(&p.input[..])).expect("read");
+            let mut sum = 0;
+            if let rs::ControlBatchOrRecords::Records(records) = &batch.records {
+                for r in records {
+                    sum += touch(r.key.as_deref(), r.value.as_deref());
+                    for h in &r.headers {
+                        sum += touch(Some(h.key.as_bytes()), Some(&h.value));
+                    }
+                }
+            }
+            sum
+        }
+    }
+}
+
+/// The measured region (callgrind collects only inside this function).
+#[inline(never)]
+fn measured(p: &mut Prepared, iters: u64) -> u64 {
+    let mut sum = 0;
+    for _ in 0..iters {
+        sum += black_box(run_once(p));
+    }
+    sum
+}
+
+#[inline(never)]
+fn warmup(p: &mut Prepared) -> u64 {
+    run_once(p) + run_once(p)
+}
+
+struct Timing {
+    ns_per_record: f64,
+    mb_per_s: f64,
+    allocs_per_record: f64,
+}
+
+fn time_case(case: Case) -> Timing {
+    let mut p = prepare(case);
+    black_box(warmup(&mut p));
+    // Calibrate to roughly 300 ms per case.
+    let start = Instant::now();
+    black_box(measured(&mut p, 3));
+    let per_iter = start.elapsed() / 3;
+    let iters = (Duration::from_millis(300).as_nanos() / per_iter.as_nanos().max(1))
+        .clamp(3, 100_000) as u64;
+    let allocs_before = ALLOCS.load(Ordering::Relaxed);
+    let start = Instant::now();
+    black_box(measured(&mut p, iters));
+    let elapsed = start.elapsed();
+    let allocs = ALLOCS.load(Ordering::Relaxed) - allocs_before;
+    let records = (iters as usize * RECORDS) as f64;
+    Timing {
+        ns_per_record: elapsed.as_nanos() as f64 / records,
+        mb_per_s: (p.plain_len as f64 * iters as f64) / elapsed.as_secs_f64() / 1e6,
+        allocs_per_record: allocs as f64 / records,
+    }
+}
+
+const CALLGRIND_ITERS: u64 = 3;
+
+fn callgrind_case(case: Case) -> Option<f64> {
+    let exe = std::env::current_exe().ok()?;
+    let output = Command::new("valgrind")
+        .args([
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            "--collect-atstart=no",
+            "--toggle-collect=*measured*",
+        ])
+        .arg(exe)
+        .args([
+            "--case",
+            &case.name(),
+            "--iters",
+            &CALLGRIND_ITERS.to_string(),
+        ])
+        .env("GLIBC_TUNABLES", "glibc.cpu.hwcaps=-ERMS")
+        .output()
+        .ok()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let collected = stderr.lines().find_map(|l| {
+        let (_, rest) = l.split_once("Collected :")?;
+        rest.trim().parse::<u64>().ok()
+    })?;
+    Some(collected as f64 / (CALLGRIND_ITERS as f64 * RECORDS as f64))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let value_of = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let cases = Case::all();
+
+    if let Some(name) = value_of("--case") {
+        let case = *cases
+            .iter()
+            .find(|c| c.name() == name)
+            .unwrap_or_else(|| panic!("unknown case {name}"));
+        let iters = value_of("--iters").map_or(1, |s| s.parse().expect("iters"));
+        let mut p = prepare(case);
+        black_box(warmup(&mut p));
+        black_box(measured(&mut p, iters));
+        return;
+    }
+
+    let filter = value_of("--filter");
+    let callgrind = args.iter().any(|a| a == "--callgrind");
+    println!(
+        "{:<32} {:>11} {:>9} {:>14} {:>14}",
+        "case", "ns/record", "MB/s", "allocs/record", "instr/record"
+    );
+    for case in cases {
+        let name = case.name();
+        if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
+            continue;
+        }
+        let t = time_case(case);
+        let instr = if callgrind {
+            callgrind_case(case).map_or_else(|| "n/a".to_string(), |i| format!("{i:.0}"))
+        } else {
+            "-".to_string()
+        };
+        println!(
+            "{name:<32} {:>11.1} {:>9.0} {:>14.3} {:>14}",
+            t.ns_per_record, t.mb_per_s, t.allocs_per_record, instr
+        );
+    }
+}

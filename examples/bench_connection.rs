@@ -12,6 +12,7 @@
 //! counted); kcat's is its own, from `/proc/<pid>/stat` read before it is reaped.
 //! Both sides write 1 KiB records in batches of 1000 with acks=1 and no compression;
 //! our side builds every batch inside the timed loop.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)] // tests and tools own their clock and sockets
 
 #[cfg(not(all(feature = "tokio", feature = "smol", feature = "blocking")))]
 fn main() {

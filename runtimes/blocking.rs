@@ -20,6 +20,9 @@
 //! println!("{} brokers", metadata.brokers.len());
 //! # Ok::<(), kafka_sansio::runtime::Error>(())
 //! ```
+// The adapters are the crate's I/O boundary: the only code allowed sockets,
+// threads, timers and the clock (see tests/connection_no_io.rs for src/).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
@@ -36,7 +39,7 @@ pub const TIMER_GRANULARITY: Duration = Duration::from_millis(20);
 const READ_CHUNK: usize = 64 * 1024;
 
 struct Shared {
-    /// Lock order: `core` before `writer`, never the reverse.
+    /// Taken with `try_lock` only while `core` is held (see [`flush`]).
     core: Mutex<Core>,
     writer: Mutex<TcpStream>,
     broker: Arc<str>,
@@ -206,23 +209,38 @@ impl Connection {
     }
 }
 
-/// Writes whatever the core emitted, in order. Takes the writer lock before letting
-/// go of the core, so chunks from different threads never interleave or reorder.
-fn flush(shared: &Shared, mut core: MutexGuard<'_, Core>) {
+/// Writes whatever the core emitted, in order, unless another thread is writing: then
+/// that thread writes these chunks too. Whoever holds the writer lock keeps writing
+/// until it finds the outgoing queue empty *while holding the core lock*, and only
+/// then lets go, so no chunk is ever stranded. Nobody blocks on the writer lock while
+/// holding the core lock, so the reader thread can always feed responses in even
+/// while a large request is being written (no write/read deadlock).
+fn flush<'a>(shared: &'a Shared, mut core: MutexGuard<'a, Core>) {
     if core.out.is_empty() {
         return;
     }
-    let chunks: Vec<_> = core.out.drain(..).collect();
-    let mut writer = lock(&shared.writer);
-    drop(core);
-    for chunk in chunks {
-        if let Err(e) = writer.write_all(&chunk) {
+    let mut writer = match shared.writer.try_lock() {
+        Ok(w) => w,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return,
+    };
+    loop {
+        let chunks: Vec<_> = core.out.drain(..).collect();
+        if chunks.is_empty() {
             drop(writer);
-            let mut core = lock(&shared.core);
-            core.conn.handle_transport_error(now(), e);
-            core.pump();
             return;
         }
+        drop(core);
+        for chunk in chunks {
+            if let Err(e) = writer.write_all(&chunk) {
+                drop(writer);
+                let mut core = lock(&shared.core);
+                core.conn.handle_transport_error(now(), e);
+                core.pump();
+                return;
+            }
+        }
+        core = lock(&shared.core);
     }
 }
 

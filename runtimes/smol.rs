@@ -21,6 +21,9 @@
 //! println!("{} brokers", metadata.brokers.len());
 //! # Ok(()) }
 //! ```
+// The adapters are the crate's I/O boundary: the only code allowed sockets,
+// threads, timers and the clock (see tests/connection_no_io.rs for src/).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::{Arc, OnceLock};

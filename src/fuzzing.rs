@@ -76,6 +76,19 @@ pub fn arbitrary_roundtrip<T: Message + ArbValue + Normalize>(
     })?;
     let mut bytes = buf.freeze();
     let encoded = bytes.clone();
+    // Every output path writes the same bytes.
+    let mut vec = Vec::new();
+    let _ = value.encode_into(&mut vec, version);
+    let chunks = value
+        .encode_chunks(version)
+        .map(|c| c.concat())
+        .unwrap_or_default();
+    if vec != encoded || chunks != encoded {
+        return Err(CheckFailure(format!(
+            "{} v{version}: encode, encode_into and encode_chunks disagree",
+            T::NAME
+        )));
+    }
     let back = T::decode(&mut bytes, version).map_err(|e| {
         CheckFailure(format!(
             "{} v{version}: own encoding does not decode: {e}\nvalue: {value:?}\nbytes: {encoded:?}",

@@ -11,6 +11,9 @@
 //!   from Apache Kafka's JSON message schemas, plus request/response headers,
 //!   [`ErrorCode`](messages::ErrorCode) and the `__consumer_offsets` record schemas.
 //! - [`records`]: record batches (v2 and legacy message sets) with compression.
+//!
+//! With feature `sim`, `sim` is a deterministic simulated Kafka cluster; with `sim`
+//! and `tokio`, `sim_server` serves it on loopback for clients in any language.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used)]
@@ -31,6 +34,9 @@ pub mod blocking_runtime;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "blocking"))]
 #[path = "../runtimes/common.rs"]
 pub mod runtime;
+#[cfg(all(feature = "sim", feature = "tokio"))]
+#[path = "../runtimes/sim_server.rs"]
+pub mod sim_server;
 #[cfg(feature = "smol")]
 #[path = "../runtimes/smol.rs"]
 pub mod smol_runtime;

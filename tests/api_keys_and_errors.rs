@@ -156,3 +156,42 @@ fn every_error_code_has_a_name_and_unknown_codes_keep_their_number() {
     assert_eq!(format!("{unknown:?}"), "ErrorCode(4242)");
     assert_eq!(unknown.to_string(), "unknown error code 4242");
 }
+
+#[test]
+fn defaults_are_the_schemas() {
+    use kafka_sansio::messages::{FetchRequest, JoinGroupRequest};
+    assert!(
+        MetadataRequest::default().allow_auto_topic_creation,
+        "default true"
+    );
+    let fetch = FetchRequest::default();
+    assert_eq!(fetch.replica_id, -1);
+    assert_eq!(fetch.replica_state.replica_epoch, -1);
+    assert_eq!(fetch.cluster_id, None, "default null");
+    let join = JoinGroupRequest::default();
+    assert_eq!(join.rebalance_timeout_ms, -1);
+    assert_eq!(join.group_instance_id, None);
+    assert_eq!(
+        RequestHeader::default().client_id.as_deref(),
+        Some(""),
+        "a nullable string with no default is empty, as in Kafka's Java classes"
+    );
+}
+
+#[test]
+fn unknown_tagged_fields_survive_a_round_trip_byte_for_byte() {
+    // ApiVersionsRequest v3 with an extra tagged field (tag 7, two bytes) that this
+    // schema does not know.
+    let wire = b"\x04abc\x041.0\x01\x07\x02\xbe\xef";
+    let mut input = Bytes::from_static(wire);
+    let request = ApiVersionsRequest::decode(&mut input, 3).unwrap();
+    assert!(input.is_empty());
+    assert_eq!(request.unknown_tagged_fields.len(), 1);
+    assert_eq!(request.unknown_tagged_fields[0].tag, 7);
+    assert_eq!(&request.unknown_tagged_fields[0].data[..], b"\xbe\xef");
+    let mut out = BytesMut::new();
+    request.encode(&mut out, 3).unwrap();
+    assert_eq!(&out[..], wire);
+    // At a non-flexible version there is nowhere to put it: an error, not a loss.
+    assert!(request.encode(&mut BytesMut::new(), 2).is_err());
+}

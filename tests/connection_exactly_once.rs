@@ -17,8 +17,9 @@ enum Step {
         acks0: bool,
         timeout_ms: u64,
     },
-    /// Answer the oldest unanswered request the broker has seen.
-    Answer,
+    /// Answer the oldest unanswered request the broker has seen, asking the client to
+    /// hold off for this many milliseconds.
+    Answer(i32),
     /// Answer a request out of turn (fatal).
     AnswerWrong,
     Advance(u64),
@@ -30,7 +31,7 @@ enum Step {
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         6 => (any::<bool>(), 1u64..500).prop_map(|(acks0, timeout_ms)| Step::Send { acks0, timeout_ms }),
-        6 => Just(Step::Answer),
+        6 => prop_oneof![4 => Just(0), 1 => 1i32..400].prop_map(Step::Answer),
         1 => Just(Step::AnswerWrong),
         4 => (0u64..300).prop_map(Step::Advance),
         1 => proptest::collection::vec(any::<u8>(), 1..12).prop_map(Step::Garbage),
@@ -54,6 +55,8 @@ proptest! {
         let mut seen = vec![hello];
         let mut answered_hello = false;
         for s in steps {
+            let held = !matches!(s, Step::Advance(_))
+                && conn.throttled_until().is_some_and(|u| u > now);
             match s {
                 Step::Send { acks0, timeout_ms } => {
                     let r = if acks0 {
@@ -66,14 +69,14 @@ proptest! {
                         Err(_) => prop_assert!(conn.error().is_some()),
                     }
                 }
-                Step::Answer => {
+                Step::Answer(throttle_time_ms) => {
                     if let Some(pos) = seen.iter().position(|r| r.api_key != kafka_sansio::messages::ApiKey::Produce) {
                         let req = seen.remove(pos);
                         if !answered_hello {
                             answered_hello = true;
                             conn.handle_input(now, &answer(&req, &versions(&modern())));
                         } else {
-                            conn.handle_input(now, &answer(&req, &MetadataResponse::default()));
+                            conn.handle_input(now, &answer(&req, &MetadataResponse { throttle_time_ms, ..Default::default() }));
                         }
                     }
                 }
@@ -90,11 +93,15 @@ proptest! {
                 Step::Eof => conn.handle_eof(now),
                 Step::Close => conn.close(),
             }
-            seen.extend(take_requests(&mut conn));
+            let written = take_requests(&mut conn);
+            // nothing is written while a throttle holds and time stands still
+            prop_assert!(!held || written.is_empty(), "wrote {} requests while throttled", written.len());
+            seen.extend(written);
             let ev = events(&mut conn);
             ledger.record(&ev);
+            // a deadline never lies in the past once its input was handled
             if let Some(deadline) = conn.poll_timeout() {
-                prop_assert!(deadline > now - ms(1) || conn.error().is_none());
+                prop_assert!(deadline > now, "poll_timeout {:?} not after now", deadline - t);
             }
         }
         // drain: time passes beyond every deadline, then the peer goes away

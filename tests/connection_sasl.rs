@@ -177,7 +177,6 @@ fn refused_mechanism_reports_what_the_broker_offers() {
             &SaslHandshakeResponse {
                 error_code: ErrorCode::UNSUPPORTED_SASL_MECHANISM.0,
                 mechanisms: vec![ByteString::from("PLAIN")],
-                ..Default::default()
             },
         ),
     );
@@ -243,4 +242,128 @@ fn broker_without_sasl_apis_fails_clearly() {
         panic!("{ev:?}")
     };
     assert_eq!(e.kind, ConnectionErrorKind::SaslUnsupported);
+}
+
+/// KIP-368: a broker granting a session lifetime gets a fresh authentication on the
+/// same connection before it expires; in-flight requests drain first, new ones wait,
+/// and the caller sees no second Ready.
+#[test]
+fn reauthenticates_before_the_session_expires() {
+    let t = t0();
+    let mut config = config(
+        SaslMechanism::ScramSha256,
+        "user",
+        "pencil",
+        "rOprNGfwEbeRWgbNEkqO",
+    );
+    config.request_timeout = ms(60_000);
+    let mut conn = Connection::new(config, t);
+    let mut ledger = Ledger::default();
+    let fin = scram_to_final(&mut conn, t);
+    conn.handle_input(
+        t,
+        &answer(
+            &fin,
+            &SaslAuthenticateResponse {
+                auth_bytes: Bytes::from_static(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="),
+                session_lifetime_ms: 10_000,
+                ..Default::default()
+            },
+        ),
+    );
+    assert_eq!(events(&mut conn), vec![Event::Ready]);
+    // one request in flight when the re-authentication falls due
+    ledger
+        .sent
+        .push(conn.send(t + ms(8000), MetadataRequest::default()).unwrap());
+    let md = take_one(&mut conn);
+    assert_eq!(conn.poll_timeout(), Some(t + ms(8500)));
+    conn.handle_timeout(t + ms(8500));
+    assert!(
+        take_requests(&mut conn).is_empty(),
+        "waits for the in-flight request"
+    );
+    ledger
+        .sent
+        .push(conn.send(t + ms(8600), MetadataRequest::default()).unwrap());
+    assert!(take_requests(&mut conn).is_empty(), "new requests wait");
+    conn.handle_input(
+        t + ms(8700),
+        &answer(&md, &kafka_sansio::messages::MetadataResponse::default()),
+    );
+    let hs = take_one(&mut conn);
+    assert_eq!(hs.api_key, ApiKey::SaslHandshake);
+    conn.handle_input(
+        t + ms(8700),
+        &answer(&hs, &SaslHandshakeResponse::default()),
+    );
+    let first = take_one(&mut conn);
+    // a fresh client nonce
+    assert_eq!(
+        first
+            .decode::<SaslAuthenticateRequest>()
+            .auth_bytes
+            .as_ref(),
+        b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO1"
+    );
+    assert!(!conn.is_ready());
+    conn.handle_input(
+        t + ms(8700),
+        &answer(
+            &first,
+            &auth_ok(b"r=rOprNGfwEbeRWgbNEkqO1srv,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"),
+        ),
+    );
+    let _fin2 = take_one(&mut conn);
+    // the server signature for this exchange differs; a wrong one must fail the
+    // connection exactly as the first login would
+    conn.handle_input(
+        t + ms(8800),
+        &answer(
+            &_fin2,
+            &auth_ok(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="),
+        ),
+    );
+    let ev = events(&mut conn);
+    ledger.record(&ev);
+    ledger.assert_all_ended();
+    assert!(
+        matches!(ev.last(), Some(Event::Closed(e)) if matches!(e.kind, ConnectionErrorKind::Sasl(_))),
+        "{ev:?}"
+    );
+    assert_eq!(ev.iter().filter(|e| **e == Event::Ready).count(), 0);
+}
+
+#[test]
+fn plain_reauthentication_releases_waiting_requests() {
+    let t = t0();
+    let mut conn = Connection::new(config(SaslMechanism::Plain, "alice", "s3cret", ""), t);
+    let hs = to_handshake(&mut conn, t);
+    conn.handle_input(t, &answer(&hs, &SaslHandshakeResponse::default()));
+    let auth = take_one(&mut conn);
+    let granted = SaslAuthenticateResponse {
+        session_lifetime_ms: 1000,
+        ..Default::default()
+    };
+    conn.handle_input(t, &answer(&auth, &granted));
+    assert_eq!(events(&mut conn), vec![Event::Ready]);
+    assert_eq!(conn.poll_timeout(), Some(t + ms(850)));
+    conn.handle_timeout(t + ms(850));
+    let hs = take_one(&mut conn);
+    assert_eq!(hs.api_key, ApiKey::SaslHandshake);
+    let waiting = conn.send(t + ms(860), MetadataRequest::default()).unwrap();
+    conn.handle_input(t + ms(870), &answer(&hs, &SaslHandshakeResponse::default()));
+    let auth = take_one(&mut conn);
+    assert_eq!(
+        auth.decode::<SaslAuthenticateRequest>().auth_bytes.as_ref(),
+        b"\0alice\0s3cret"
+    );
+    conn.handle_input(t + ms(880), &answer(&auth, &granted));
+    let md = take_one(&mut conn);
+    assert_eq!((md.api_key, md.id()), (ApiKey::Metadata, waiting));
+    assert!(events(&mut conn).is_empty(), "no second Ready");
+    assert_eq!(
+        conn.poll_timeout(),
+        Some(t + ms(880 + 850)).min(Some(t + ms(860) + ms(30_000)))
+    );
 }

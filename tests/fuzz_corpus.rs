@@ -788,17 +788,14 @@ fn regress_unlimited_decompression_limit() {
     }
 }
 
-/// `sim_cluster` target, NOT YET FIXED (reported; ignored so that the suite stays
-/// green, and filtered out of the target by `asks_for_huge_topic`): a CreatePartitions
-/// request with `count = i32::MAX` makes the simulated cluster build two billion
-/// partitions, and the process aborts with "memory allocation of 34346060256 bytes
-/// failed" (fuzz build; 206158430016 in a debug test). CreateTopics with
-/// `num_partitions = i32::MAX` does the same. A broker
-/// must refuse such a count (INVALID_PARTITIONS, 37) rather than die. This test
-/// aborts the test process until the sim caps the count; run it with `--ignored`.
+/// `sim_cluster` target (fixed on main by fc27839, "sim: refuse partition counts
+/// above 10,000 per topic"): a CreatePartitions request with `count = i32::MAX` made
+/// the simulated cluster build two billion partitions, and the process aborted with
+/// "memory allocation of 34346060256 bytes failed". CreateTopics with
+/// `num_partitions = i32::MAX` did the same. A broker must refuse such a count
+/// (INVALID_PARTITIONS, 37) rather than die.
 #[cfg(feature = "sim")]
 #[test]
-#[ignore = "sim defect reported, not fixed yet: aborts the process"]
 fn regress_sim_create_partitions_count() {
     use kafka_sansio::messages::create_partitions_request::CreatePartitionsTopic;
     use kafka_sansio::messages::{

@@ -116,7 +116,10 @@ fn a_count_of_two_billion_in_ten_bytes_is_refused_without_allocating() {
         }
     ));
     assert_eq!(err.field, "T.items");
-    assert_eq!(allocated.bytes, 0);
+    assert!(
+        allocated.bytes <= 64,
+        "only the boxed error may allocate: {allocated:?}"
+    );
 
     // COMPACT_ARRAY with the largest unsigned varint count.
     let input = Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2, 3, 4, 5]);
@@ -128,7 +131,10 @@ fn a_count_of_two_billion_in_ten_bytes_is_refused_without_allocating() {
         result.unwrap_err().kind,
         DecodeErrorKind::CountExceedsInput { .. }
     ));
-    assert_eq!(allocated.bytes, 0);
+    assert!(
+        allocated.bytes <= 64,
+        "only the boxed error may allocate: {allocated:?}"
+    );
 }
 
 #[test]
@@ -157,7 +163,7 @@ fn a_hostile_topic_count_in_a_real_message_is_refused() {
 #[test]
 fn malformed_lengths_varints_and_text_are_errors() {
     let kind = |bytes: &'static [u8], f: fn(&mut Bytes) -> Result<(), wire::DecodeError>| {
-        f(&mut Bytes::from_static(bytes)).unwrap_err().kind
+        f(&mut Bytes::from_static(bytes)).unwrap_err().kind.clone()
     };
     // Negative lengths other than -1.
     assert_eq!(

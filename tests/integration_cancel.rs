@@ -2,7 +2,11 @@
 //! dropped while their request is in flight (or still queued) never corrupt the
 //! stream; the next requests on the same connection get their own responses.
 #![cfg(all(feature = "tokio", feature = "smol", feature = "blocking"))]
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::disallowed_methods,
+    clippy::disallowed_types
+)]
 
 #[path = "integration_util.rs"]
 mod util;

@@ -3,7 +3,11 @@
 //! and decoded by us; payloads must match byte for byte. The broker is librdkafka's
 //! mock cluster; kcat is Debian's, installed by `scripts/peers/install.sh`.
 #![cfg(all(feature = "tokio", feature = "smol", feature = "blocking"))]
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::disallowed_methods,
+    clippy::disallowed_types
+)]
 
 #[path = "integration_util.rs"]
 mod util;

@@ -4,7 +4,7 @@
 //! back byte for byte, ListOffsets, an idempotent producer id, group coordinator
 //! lookup, acks=0, and fault injection ending requests as promised.
 #![cfg(all(feature = "tokio", feature = "smol", feature = "blocking"))]
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 #[path = "integration_util.rs"]
 mod util;

@@ -3,7 +3,11 @@
 //! flexible versions everywhere, CreateTopics, Produce in every codec, Fetch back
 //! byte for byte, ListOffsets, InitProducerId and FindCoordinator.
 #![cfg(all(feature = "tokio", feature = "smol", feature = "blocking"))]
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::disallowed_methods,
+    clippy::disallowed_types
+)]
 
 #[path = "integration_util.rs"]
 mod util;
@@ -136,5 +140,51 @@ fn tansu_without_sasl_refuses_it_clearly() {
             Err(other) => panic!("{adapter:?}: {other:?}"),
             Ok(_) => panic!("{adapter:?}: connected without authenticating"),
         }
+    }
+}
+
+/// Large requests and large responses crossing on one blocking connection from
+/// several threads: writes of multi-megabyte produce requests must not stop the reader
+/// from taking multi-megabyte fetch responses in (the adapter's write/read deadlock).
+#[test]
+fn blocking_adapter_large_traffic_both_ways() {
+    let tansu = Tansu::start();
+    let client = std::sync::Arc::new(
+        Client::connect(Adapter::Blocking, &tansu.addr, Config::new("big")).unwrap(),
+    );
+    let created = client
+        .send(CreateTopicsRequest {
+            topics: vec![CreatableTopic {
+                name: "big".into(),
+                num_partitions: 4,
+                replication_factor: 1,
+                ..Default::default()
+            }],
+            timeout_ms: 5000,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(created.topics[0].error_code, 0);
+    let (topic_id, _) = topic_info(&client, "big");
+    let handles: Vec<_> = (0..4)
+        .map(|p| {
+            let c = client.clone();
+            std::thread::spawn(move || {
+                for round in 0..3u8 {
+                    let vals: Vec<Vec<u8>> = (0..48)
+                        .map(|i| vec![round.wrapping_mul(31).wrapping_add(i as u8); 48 * 1024])
+                        .collect();
+                    let base = produce(&c, "big", p, batch(&vals, Compression::None, None));
+                    let got = fetch(&c, "big", topic_id, p, base, vals.len());
+                    assert!(got.len() >= vals.len());
+                    for (j, (_, _, v)) in got.into_iter().take(vals.len()).enumerate() {
+                        assert_eq!(v.unwrap().as_ref(), &vals[j][..]);
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
     }
 }

@@ -2,6 +2,7 @@
 //! own scripts (`scripts/peers/`), and one synchronous face over the three runtime
 //! adapters so every scenario runs through each. Shared through `#[path]`; on its own
 //! it holds no tests.
+#![cfg(all(feature = "tokio", feature = "smol", feature = "blocking"))]
 #![allow(dead_code, clippy::unwrap_used, clippy::disallowed_methods)]
 
 use std::io::{BufRead, BufReader, Write};

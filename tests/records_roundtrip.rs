@@ -134,14 +134,7 @@ fn check_batch(
     prop_assert_eq!(h.is_transactional(), config.transactional);
     prop_assert!(!h.is_control());
     prop_assert_eq!(h.timestamp_type(), config.timestamp_type);
-    prop_assert_eq!(
-        h.compression(),
-        Ok(if recs.is_empty() {
-            config.compression
-        } else {
-            config.compression
-        })
-    );
+    prop_assert_eq!(h.compression(), Ok(config.compression));
     prop_assert_eq!(h.record_count as usize, recs.len());
     prop_assert_eq!(h.last_offset_delta as usize, recs.len().saturating_sub(1));
     let max_ts = recs.iter().map(|r| r.timestamp).max().unwrap_or(-1);
@@ -150,6 +143,38 @@ fn check_batch(
 
     let opts = DecodeOptions::default();
     let decoded: Vec<Record> = batch.records(&opts)?.collect::<Result<_, _>>()?;
+    // The borrowing iterator sees exactly the same records.
+    let mut by_ref = batch.records(&opts)?;
+    let mut i = 0;
+    while let Some(r) = by_ref.next_ref() {
+        let r = r?;
+        let owned = decoded
+            .get(i)
+            .ok_or_else(|| TestCaseError::fail("extra record"))?;
+        prop_assert_eq!(&r.to_record(), owned);
+        prop_assert_eq!(
+            (r.offset, r.timestamp, r.key(), r.value()),
+            (
+                owned.offset,
+                owned.timestamp,
+                owned.key.as_deref(),
+                owned.value.as_deref()
+            )
+        );
+        prop_assert_eq!(r.key_bytes(), owned.key.clone());
+        prop_assert_eq!(r.value_bytes(), owned.value.clone());
+        let borrowed: Vec<Header> = r
+            .headers()
+            .map(|h| Header {
+                key: h.key_bytes(),
+                value: h.value_bytes(),
+            })
+            .collect();
+        prop_assert_eq!(borrowed, owned.headers.iter().collect::<Vec<_>>());
+        prop_assert_eq!(r.header_count(), owned.headers.len());
+        i += 1;
+    }
+    prop_assert_eq!(i, decoded.len());
     prop_assert_eq!(decoded.len(), recs.len());
     for (i, (d, r)) in decoded.iter().zip(recs).enumerate() {
         prop_assert_eq!(d.offset, config.base_offset + i as i64);
@@ -161,11 +186,10 @@ fn check_batch(
         prop_assert_eq!(d.key.as_deref(), r.key.as_deref());
         prop_assert_eq!(d.value.as_deref(), r.value.as_deref());
         prop_assert_eq!(d.headers.len(), r.headers.len());
-        let headers: Vec<(Bytes, Option<Bytes>)> =
-            d.headers.iter().map(|h| (h.key, h.value)).collect();
-        for ((dk, dv), (rk, rv)) in headers.iter().zip(&r.headers) {
-            prop_assert_eq!(&dk[..], rk.as_bytes());
-            prop_assert_eq!(dv.as_deref(), rv.as_deref());
+        let headers: Vec<Header> = d.headers.iter().collect();
+        for (h, (rk, rv)) in headers.iter().zip(&r.headers) {
+            prop_assert_eq!(&h.key[..], rk.as_bytes());
+            prop_assert_eq!(h.value.as_deref(), rv.as_deref());
         }
     }
     Ok(())
@@ -354,6 +378,17 @@ fn decoded_values_are_slices_of_the_input() {
     let inside = |b: &Bytes| range.contains(&b.as_ptr());
     assert!(inside(record.key.as_ref().expect("key")));
     assert!(inside(record.value.as_ref().expect("value")));
+    assert_eq!(record.key.as_deref(), Some(&b"key"[..]));
     let header = record.headers.iter().next().expect("header");
     assert!(inside(&header.key) && inside(header.value.as_ref().expect("hv")));
+    assert_eq!(header.value.as_deref(), Some(&b"hv"[..]));
+    assert_eq!(&header.key[..], b"h");
+    // The borrowing view hands out slices of the same buffer.
+    let v2 = batch.into_v2().expect("v2");
+    let mut records = v2.records(&DecodeOptions::default()).expect("records");
+    let view = records.next_ref().expect("one").expect("ok");
+    assert!(inside(&view.key_bytes().expect("key")));
+    assert!(inside(&view.value_bytes().expect("value")));
+    let h = view.headers().next().expect("header");
+    assert!(inside(&h.key_bytes()) && inside(&h.value_bytes().expect("hv")));
 }

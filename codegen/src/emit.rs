@@ -360,7 +360,9 @@ impl<'a> Ctx<'a> {
                 format!("wire::put_{}(buf, {v});", prim_fn(*p))
             }
             Ty::Str => format!("wire::put_string(buf, {r}, {compact}, {label})?;"),
-            Ty::Bytes | Ty::Records => format!("wire::put_bytes(buf, {r}, {compact}, {label})?;"),
+            Ty::Bytes | Ty::Records => {
+                format!("wire::put_shared_bytes(buf, {r}, {compact}, {label})?;")
+            }
             Ty::Uuid => format!("wire::put_uuid(buf, {r});"),
             Ty::Struct(_) => format!("{place}.encode_inner(buf, version)?;"),
             Ty::Array(e) if is_scalar(e) => {
@@ -379,7 +381,9 @@ impl<'a> Ctx<'a> {
                 format!("wire::put_nullable_string(buf, {place}.as_deref(), {compact}, {label})?;")
             }
             Ty::Bytes | Ty::Records => {
-                format!("wire::put_nullable_bytes(buf, {place}.as_deref(), {compact}, {label})?;")
+                format!(
+                    "wire::put_nullable_shared_bytes(buf, {place}.as_ref(), {compact}, {label})?;"
+                )
             }
             Ty::Array(_) => format!(
                 "match &{place} {{ Some(v) => {{ {} }} None => wire::put_array_len(buf, None, {compact}, {label})?, }}",
@@ -633,7 +637,7 @@ impl<'a> Ctx<'a> {
                 // Almost always empty: one byte, no call.
                 let _ = writeln!(
                     sec,
-                    "if self.unknown_tagged_fields.is_empty() {{ buf.put_u8(0); }} else {{ wire::put_raw_tagged_fields(buf, &self.unknown_tagged_fields, {ulabel})?; }}"
+                    "if self.unknown_tagged_fields.is_empty() {{ wire::put_i8(buf, 0); }} else {{ wire::put_raw_tagged_fields(buf, &self.unknown_tagged_fields, {ulabel})?; }}"
                 );
             } else {
                 let _ = writeln!(
@@ -682,7 +686,7 @@ impl<'a> Ctx<'a> {
                         }
                         let _ = writeln!(
                             sec,
-                            "if write_{} {{\n if unknown.peek().is_some_and(|u| u.tag == {tag}) {{ return Err(EncodeError::DuplicateTag {{ field: {ulabel}, tag: {tag} }}); }}\n let mut tmp = BytesMut::new();\n {{ let buf = &mut tmp; {} }}\n wire::put_tagged_field(buf, {tag}, &tmp);\n }}",
+                            "if write_{} {{\n if unknown.peek().is_some_and(|u| u.tag == {tag}) {{ return Err(EncodeError::DuplicateTag {{ field: {ulabel}, tag: {tag} }}); }}\n let mut tmp: Vec<u8> = Vec::new();\n {{ let buf = &mut tmp; {} }}\n wire::put_tagged_field(buf, {tag}, &tmp);\n }}",
                             id.trim_start_matches("r#"),
                             self.write_field(f, &format!("self.{id}"), &label, within)
                         );
@@ -712,7 +716,7 @@ impl<'a> Ctx<'a> {
         );
         let _ = writeln!(
             out,
-            "    pub(crate) fn encode_inner<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {{"
+            "    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(&self, buf: &mut W, version: i16) -> Result<(), EncodeError> {{"
         );
         if code_uses(&body, "flexible") {
             let _ = writeln!(out, "let flexible = {};", self.flexible_cond(within).text());
@@ -1042,11 +1046,11 @@ impl<'a> Ctx<'a> {
     const VALID_VERSIONS: VersionRange = VersionRange {{ min: {}, max: {} }};
     const FLEXIBLE_VERSIONS: VersionRange = {flex};
 
-    fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {{
+    fn encode_into<W: wire::Out + ?Sized>(&self, out: &mut W, version: i16) -> Result<(), EncodeError> {{
         if !Self::VALID_VERSIONS.contains(version) {{
             return Err(EncodeError::UnsupportedVersion {{ message: Self::NAME, version }});
         }}
-        self.encode_inner(buf, version)
+        self.encode_inner(out, version)
     }}
 
     fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {{
@@ -1089,16 +1093,9 @@ pub fn module_source(schema: &Schema, in_subdir: bool) -> String {
         "DecodeError",
         "DecodeErrorKind",
         "EncodeError",
-        "BufMut",
         "Bytes",
     ];
-    for extra in [
-        "ByteString",
-        "Uuid",
-        "RawTaggedField",
-        "BytesMut",
-        "ScalarList",
-    ] {
+    for extra in ["ByteString", "Uuid", "RawTaggedField", "ScalarList"] {
         if contains_word(&body, extra) {
             imports.push(extra);
         }

@@ -226,6 +226,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods)] // a test picks its own origin
     fn expiry_abandons_once_and_keeps_the_slot() {
         let t0 = Instant::now();
         let mut f = InFlight::default();

@@ -158,7 +158,9 @@ impl Response {
 #[non_exhaustive]
 pub enum Event {
     /// Versions are negotiated and authentication (if any) succeeded; queued requests
-    /// are now being sent.
+    /// are now being sent. Reported once: a later re-authentication (KIP-368, when the
+    /// broker grants a session lifetime) holds new requests while it runs but is not
+    /// reported again.
     Ready,
     /// A request's response arrived. Ends the request.
     Response(Response),
@@ -286,6 +288,10 @@ enum State {
 /// timeout, a request the broker cannot take, an encoding failure, or the connection's
 /// fatal error. After [`Event::Closed`] nothing more happens.
 ///
+/// A whole run loop over a `std::net` socket fits in one function: see
+/// `examples/sansio_loop.rs`. The runtime adapters (`tokio_runtime`, `smol_runtime`,
+/// `blocking_runtime`) are that loop plus sharing between tasks.
+///
 /// # Example
 ///
 /// Driving it by hand against a scripted broker that answers ApiVersions v4:
@@ -351,6 +357,12 @@ pub struct Connection {
     broker_versions: Option<BTreeMap<i16, VersionRange>>,
     next_correlation_id: CorrelationId,
     throttled_until: Option<Instant>,
+    /// When to re-authenticate (KIP-368), from the broker's session lifetime.
+    reauth_at: Option<Instant>,
+    /// Re-authentication is due: new requests wait until in-flight ones drain.
+    reauth_due: bool,
+    reauth_count: u32,
+    became_ready: bool,
 }
 
 impl Connection {
@@ -369,6 +381,10 @@ impl Connection {
             broker_versions: None,
             next_correlation_id: 0,
             throttled_until: None,
+            reauth_at: None,
+            reauth_due: false,
+            reauth_count: 0,
+            became_ready: false,
             config,
         };
         let version = conn
@@ -387,7 +403,8 @@ impl Connection {
         &self.config
     }
 
-    /// Whether negotiation and authentication are done and the connection is usable.
+    /// Whether negotiation and authentication are done (false again while a KIP-368
+    /// re-authentication runs; requests sent meanwhile wait).
     #[must_use]
     pub fn is_ready(&self) -> bool {
         matches!(self.state, State::Ready)
@@ -570,6 +587,10 @@ impl Connection {
         if self.throttled_until.is_some_and(|t| t <= now) {
             self.throttled_until = None;
         }
+        if self.reauth_at.is_some_and(|t| t <= now) {
+            self.reauth_at = None;
+            self.reauth_due = true;
+        }
         self.flush(now);
     }
 
@@ -601,10 +622,15 @@ impl Connection {
             return None;
         }
         let queued = self.queue.iter().map(|q| q.deadline).min();
-        [self.in_flight.next_deadline(), queued, self.throttled_until]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.in_flight.next_deadline(),
+            queued,
+            self.throttled_until,
+            self.reauth_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     // ----- internals -----------------------------------------------------------
@@ -725,6 +751,14 @@ impl Connection {
     /// in-flight limit.
     fn flush(&mut self, now: Instant) {
         if !matches!(self.state, State::Ready) {
+            return;
+        }
+        if self.reauth_due {
+            // KIP-368: hold new requests, let the broker answer the ones in flight,
+            // then authenticate again on this connection.
+            if self.in_flight.occupied() == 0 {
+                self.reauthenticate(now);
+            }
             return;
         }
         if let Some(until) = self.throttled_until {
@@ -1035,14 +1069,36 @@ impl Connection {
         };
         match session.step(&response.auth_bytes) {
             Ok(SaslStep::Send(bytes)) => self.send_authenticate(now, version, bytes),
-            Ok(SaslStep::Done) => self.become_ready(now),
+            Ok(SaslStep::Done) => {
+                // KIP-368: re-authenticate at 85% of the session the broker granted
+                // (fixed, not jittered: nothing here draws randomness).
+                self.reauth_at = u64::try_from(response.session_lifetime_ms)
+                    .ok()
+                    .filter(|ms| *ms > 0)
+                    .map(|ms| now + Duration::from_millis(ms.saturating_mul(85) / 100));
+                self.become_ready(now);
+            }
             Err(e) => self.fail(e.into()),
         }
     }
 
+    fn reauthenticate(&mut self, now: Instant) {
+        self.reauth_due = false;
+        let Some(mut sasl) = self.config.sasl.clone() else {
+            return;
+        };
+        // a fresh SCRAM client nonce for every exchange on this connection
+        self.reauth_count += 1;
+        sasl.nonce = format!("{}{}", sasl.nonce, self.reauth_count);
+        self.start_sasl(now, &sasl);
+    }
+
     fn become_ready(&mut self, now: Instant) {
         self.state = State::Ready;
-        self.events.push_back(Event::Ready);
+        if !self.became_ready {
+            self.became_ready = true;
+            self.events.push_back(Event::Ready);
+        }
         self.flush(now);
     }
 

@@ -65,7 +65,8 @@ impl SaslMechanism {
 ///
 /// The nonce is used only by SCRAM; it must be fresh and unpredictable for every
 /// connection in production (the runtime adapters draw it from the OS), and may be
-/// fixed in tests.
+/// fixed in tests. A re-authentication on the same connection (KIP-368) appends a
+/// counter to it, so no exchange repeats a client nonce.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SaslConfig {
     /// Which mechanism to run.
@@ -151,25 +152,25 @@ hash_fns!(hmac256, hash256, hi256, verify256, Sha256);
 hash_fns!(hmac512, hash512, hi512, verify512, Sha512);
 
 impl ScramHash {
-    fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
+    pub(crate) fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
         match self {
             Self::Sha256 => hmac256(key, data),
             Self::Sha512 => hmac512(key, data),
         }
     }
-    fn hash(self, data: &[u8]) -> Vec<u8> {
+    pub(crate) fn hash(self, data: &[u8]) -> Vec<u8> {
         match self {
             Self::Sha256 => hash256(data),
             Self::Sha512 => hash512(data),
         }
     }
-    fn hi(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
+    pub(crate) fn hi(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
         match self {
             Self::Sha256 => hi256(password, salt, iterations),
             Self::Sha512 => hi512(password, salt, iterations),
         }
     }
-    fn verify(self, key: &[u8], data: &[u8], signature: &[u8]) -> bool {
+    pub(crate) fn verify(self, key: &[u8], data: &[u8], signature: &[u8]) -> bool {
         match self {
             Self::Sha256 => verify256(key, data, signature),
             Self::Sha512 => verify512(key, data, signature),

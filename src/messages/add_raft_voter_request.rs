@@ -17,8 +17,8 @@
 
 use super::{ApiKey, Request};
 use crate::wire::{
-    self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, Uuid, VersionRange,
+    self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    Uuid, VersionRange,
 };
 
 /// The AddRaftVoter request (API key 80).
@@ -61,9 +61,9 @@ impl Default for AddRaftVoterRequest {
 
 impl AddRaftVoterRequest {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         wire::put_nullable_string(
@@ -85,7 +85,7 @@ impl AddRaftVoterRequest {
             x.encode_inner(buf, version)?;
         }
         if self.unknown_tagged_fields.is_empty() {
-            buf.put_u8(0);
+            wire::put_i8(buf, 0);
         } else {
             wire::put_raw_tagged_fields(
                 buf,
@@ -198,9 +198,9 @@ impl Default for Listener {
 
 impl Listener {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
@@ -208,7 +208,7 @@ impl Listener {
         wire::put_string(buf, &self.host, true, "Listener.Host")?;
         wire::put_u16(buf, self.port);
         if self.unknown_tagged_fields.is_empty() {
-            buf.put_u8(0);
+            wire::put_i8(buf, 0);
         } else {
             wire::put_raw_tagged_fields(
                 buf,
@@ -284,14 +284,18 @@ impl Message for AddRaftVoterRequest {
     const VALID_VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
     const FLEXIBLE_VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
 
-    fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
+    fn encode_into<W: wire::Out + ?Sized>(
+        &self,
+        out: &mut W,
+        version: i16,
+    ) -> Result<(), EncodeError> {
         if !Self::VALID_VERSIONS.contains(version) {
             return Err(EncodeError::UnsupportedVersion {
                 message: Self::NAME,
                 version,
             });
         }
-        self.encode_inner(buf, version)
+        self.encode_inner(out, version)
     }
 
     fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {

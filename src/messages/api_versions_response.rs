@@ -16,8 +16,8 @@
 )]
 
 use crate::wire::{
-    self, BufMut, ByteString, Bytes, BytesMut, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, VersionRange,
+    self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    VersionRange,
 };
 
 /// The ApiVersions response (API key 18).
@@ -91,9 +91,9 @@ impl Default for ApiVersionsResponse {
 
 impl ApiVersionsResponse {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 3;
@@ -142,7 +142,7 @@ impl ApiVersionsResponse {
                         tag: 0,
                     });
                 }
-                let mut tmp = BytesMut::new();
+                let mut tmp: Vec<u8> = Vec::new();
                 {
                     let buf = &mut tmp;
                     wire::put_array_len(
@@ -167,7 +167,7 @@ impl ApiVersionsResponse {
                         tag: 1,
                     });
                 }
-                let mut tmp = BytesMut::new();
+                let mut tmp: Vec<u8> = Vec::new();
                 {
                     let buf = &mut tmp;
                     wire::put_i64(buf, self.finalized_features_epoch);
@@ -184,7 +184,7 @@ impl ApiVersionsResponse {
                         tag: 2,
                     });
                 }
-                let mut tmp = BytesMut::new();
+                let mut tmp: Vec<u8> = Vec::new();
                 {
                     let buf = &mut tmp;
                     wire::put_array_len(
@@ -209,7 +209,7 @@ impl ApiVersionsResponse {
                         tag: 3,
                     });
                 }
-                let mut tmp = BytesMut::new();
+                let mut tmp: Vec<u8> = Vec::new();
                 {
                     let buf = &mut tmp;
                     wire::put_bool(buf, self.zk_migration_ready);
@@ -409,9 +409,9 @@ impl Default for ApiVersion {
 
 impl ApiVersion {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 3;
@@ -420,7 +420,7 @@ impl ApiVersion {
         wire::put_i16(buf, self.max_version);
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
-                buf.put_u8(0);
+                wire::put_i8(buf, 0);
             } else {
                 wire::put_raw_tagged_fields(
                     buf,
@@ -531,9 +531,9 @@ impl Default for SupportedFeatureKey {
 
 impl SupportedFeatureKey {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
@@ -541,7 +541,7 @@ impl SupportedFeatureKey {
         wire::put_i16(buf, self.min_version);
         wire::put_i16(buf, self.max_version);
         if self.unknown_tagged_fields.is_empty() {
-            buf.put_u8(0);
+            wire::put_i8(buf, 0);
         } else {
             wire::put_raw_tagged_fields(
                 buf,
@@ -643,9 +643,9 @@ impl Default for FinalizedFeatureKey {
 
 impl FinalizedFeatureKey {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
@@ -653,7 +653,7 @@ impl FinalizedFeatureKey {
         wire::put_i16(buf, self.max_version_level);
         wire::put_i16(buf, self.min_version_level);
         if self.unknown_tagged_fields.is_empty() {
-            buf.put_u8(0);
+            wire::put_i8(buf, 0);
         } else {
             wire::put_raw_tagged_fields(
                 buf,
@@ -726,14 +726,18 @@ impl Message for ApiVersionsResponse {
     const VALID_VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
     const FLEXIBLE_VERSIONS: VersionRange = VersionRange { min: 3, max: 4 };
 
-    fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
+    fn encode_into<W: wire::Out + ?Sized>(
+        &self,
+        out: &mut W,
+        version: i16,
+    ) -> Result<(), EncodeError> {
         if !Self::VALID_VERSIONS.contains(version) {
             return Err(EncodeError::UnsupportedVersion {
                 message: Self::NAME,
                 version,
             });
         }
-        self.encode_inner(buf, version)
+        self.encode_inner(out, version)
     }
 
     fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {

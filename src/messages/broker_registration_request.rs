@@ -17,8 +17,8 @@
 
 use super::{ApiKey, Request};
 use crate::wire::{
-    self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, ScalarList, Uuid, VersionRange,
+    self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    ScalarList, Uuid, VersionRange,
 };
 
 /// The BrokerRegistration request (API key 62).
@@ -94,9 +94,9 @@ impl Default for BrokerRegistrationRequest {
 
 impl BrokerRegistrationRequest {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         wire::put_i32(buf, self.broker_id);
@@ -151,7 +151,7 @@ impl BrokerRegistrationRequest {
             wire::put_i64(buf, self.previous_broker_epoch);
         }
         if self.unknown_tagged_fields.is_empty() {
-            buf.put_u8(0);
+            wire::put_i8(buf, 0);
         } else {
             wire::put_raw_tagged_fields(
                 buf,
@@ -316,9 +316,9 @@ impl Default for Listener {
 
 impl Listener {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
@@ -327,7 +327,7 @@ impl Listener {
         wire::put_u16(buf, self.port);
         wire::put_i16(buf, self.security_protocol);
         if self.unknown_tagged_fields.is_empty() {
-            buf.put_u8(0);
+            wire::put_i8(buf, 0);
         } else {
             wire::put_raw_tagged_fields(
                 buf,
@@ -435,9 +435,9 @@ impl Default for Feature {
 
 impl Feature {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
@@ -445,7 +445,7 @@ impl Feature {
         wire::put_i16(buf, self.min_supported_version);
         wire::put_i16(buf, self.max_supported_version);
         if self.unknown_tagged_fields.is_empty() {
-            buf.put_u8(0);
+            wire::put_i8(buf, 0);
         } else {
             wire::put_raw_tagged_fields(
                 buf,
@@ -518,14 +518,18 @@ impl Message for BrokerRegistrationRequest {
     const VALID_VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
     const FLEXIBLE_VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
 
-    fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
+    fn encode_into<W: wire::Out + ?Sized>(
+        &self,
+        out: &mut W,
+        version: i16,
+    ) -> Result<(), EncodeError> {
         if !Self::VALID_VERSIONS.contains(version) {
             return Err(EncodeError::UnsupportedVersion {
                 message: Self::NAME,
                 version,
             });
         }
-        self.encode_inner(buf, version)
+        self.encode_inner(out, version)
     }
 
     fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {

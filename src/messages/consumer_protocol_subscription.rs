@@ -16,8 +16,8 @@
 )]
 
 use crate::wire::{
-    self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    ScalarList, VersionRange,
+    self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, ScalarList,
+    VersionRange,
 };
 
 /// The `ConsumerProtocolSubscription` data schema.
@@ -64,9 +64,9 @@ impl Default for ConsumerProtocolSubscription {
 
 impl ConsumerProtocolSubscription {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         wire::put_array_len(
@@ -78,9 +78,9 @@ impl ConsumerProtocolSubscription {
         for x in &self.topics {
             wire::put_string(buf, x, false, "ConsumerProtocolSubscription.Topics")?;
         }
-        wire::put_nullable_bytes(
+        wire::put_nullable_shared_bytes(
             buf,
-            self.user_data.as_deref(),
+            self.user_data.as_ref(),
             false,
             "ConsumerProtocolSubscription.UserData",
         )?;
@@ -222,9 +222,9 @@ impl Default for TopicPartition {
 
 impl TopicPartition {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
@@ -277,14 +277,18 @@ impl Message for ConsumerProtocolSubscription {
     const VALID_VERSIONS: VersionRange = VersionRange { min: 0, max: 3 };
     const FLEXIBLE_VERSIONS: VersionRange = VersionRange::EMPTY;
 
-    fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
+    fn encode_into<W: wire::Out + ?Sized>(
+        &self,
+        out: &mut W,
+        version: i16,
+    ) -> Result<(), EncodeError> {
         if !Self::VALID_VERSIONS.contains(version) {
             return Err(EncodeError::UnsupportedVersion {
                 message: Self::NAME,
                 version,
             });
         }
-        self.encode_inner(buf, version)
+        self.encode_inner(out, version)
     }
 
     fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {

@@ -17,8 +17,8 @@
 
 use super::{ApiKey, Request};
 use crate::wire::{
-    self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, VersionRange,
+    self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    VersionRange,
 };
 
 /// The DeleteRecords request (API key 21).
@@ -57,9 +57,9 @@ impl Default for DeleteRecordsRequest {
 
 impl DeleteRecordsRequest {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
@@ -75,7 +75,7 @@ impl DeleteRecordsRequest {
         wire::put_i32(buf, self.timeout_ms);
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
-                buf.put_u8(0);
+                wire::put_i8(buf, 0);
             } else {
                 wire::put_raw_tagged_fields(
                     buf,
@@ -183,9 +183,9 @@ impl Default for DeleteRecordsPartition {
 
 impl DeleteRecordsPartition {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
@@ -193,7 +193,7 @@ impl DeleteRecordsPartition {
         wire::put_i64(buf, self.offset);
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
-                buf.put_u8(0);
+                wire::put_i8(buf, 0);
             } else {
                 wire::put_raw_tagged_fields(
                     buf,
@@ -297,9 +297,9 @@ impl Default for DeleteRecordsTopic {
 
 impl DeleteRecordsTopic {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
@@ -315,7 +315,7 @@ impl DeleteRecordsTopic {
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
-                buf.put_u8(0);
+                wire::put_i8(buf, 0);
             } else {
                 wire::put_raw_tagged_fields(
                     buf,
@@ -404,14 +404,18 @@ impl Message for DeleteRecordsRequest {
     const VALID_VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
     const FLEXIBLE_VERSIONS: VersionRange = VersionRange { min: 2, max: 2 };
 
-    fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
+    fn encode_into<W: wire::Out + ?Sized>(
+        &self,
+        out: &mut W,
+        version: i16,
+    ) -> Result<(), EncodeError> {
         if !Self::VALID_VERSIONS.contains(version) {
             return Err(EncodeError::UnsupportedVersion {
                 message: Self::NAME,
                 version,
             });
         }
-        self.encode_inner(buf, version)
+        self.encode_inner(out, version)
     }
 
     fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {

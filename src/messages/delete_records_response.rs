@@ -16,8 +16,8 @@
 )]
 
 use crate::wire::{
-    self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, VersionRange,
+    self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    VersionRange,
 };
 
 /// The DeleteRecords response (API key 21).
@@ -56,9 +56,9 @@ impl Default for DeleteRecordsResponse {
 
 impl DeleteRecordsResponse {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
@@ -74,7 +74,7 @@ impl DeleteRecordsResponse {
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
-                buf.put_u8(0);
+                wire::put_i8(buf, 0);
             } else {
                 wire::put_raw_tagged_fields(
                     buf,
@@ -187,9 +187,9 @@ impl Default for DeleteRecordsPartitionResult {
 
 impl DeleteRecordsPartitionResult {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
@@ -198,7 +198,7 @@ impl DeleteRecordsPartitionResult {
         wire::put_i16(buf, self.error_code);
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
-                buf.put_u8(0);
+                wire::put_i8(buf, 0);
             } else {
                 wire::put_raw_tagged_fields(
                     buf,
@@ -310,9 +310,9 @@ impl Default for DeleteRecordsTopicResult {
 
 impl DeleteRecordsTopicResult {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
@@ -328,7 +328,7 @@ impl DeleteRecordsTopicResult {
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
-                buf.put_u8(0);
+                wire::put_i8(buf, 0);
             } else {
                 wire::put_raw_tagged_fields(
                     buf,
@@ -420,14 +420,18 @@ impl Message for DeleteRecordsResponse {
     const VALID_VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
     const FLEXIBLE_VERSIONS: VersionRange = VersionRange { min: 2, max: 2 };
 
-    fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
+    fn encode_into<W: wire::Out + ?Sized>(
+        &self,
+        out: &mut W,
+        version: i16,
+    ) -> Result<(), EncodeError> {
         if !Self::VALID_VERSIONS.contains(version) {
             return Err(EncodeError::UnsupportedVersion {
                 message: Self::NAME,
                 version,
             });
         }
-        self.encode_inner(buf, version)
+        self.encode_inner(out, version)
     }
 
     fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {

@@ -16,8 +16,8 @@
 )]
 
 use crate::wire::{
-    self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, VersionRange,
+    self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    VersionRange,
 };
 
 /// The DescribeClientQuotas response (API key 48).
@@ -65,9 +65,9 @@ impl Default for DescribeClientQuotasResponse {
 
 impl DescribeClientQuotasResponse {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 1;
@@ -97,7 +97,7 @@ impl DescribeClientQuotasResponse {
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
-                buf.put_u8(0);
+                wire::put_i8(buf, 0);
             } else {
                 wire::put_raw_tagged_fields(
                     buf,
@@ -230,9 +230,9 @@ impl Default for EntityData {
 
 impl EntityData {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 1;
@@ -245,7 +245,7 @@ impl EntityData {
         )?;
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
-                buf.put_u8(0);
+                wire::put_i8(buf, 0);
             } else {
                 wire::put_raw_tagged_fields(
                     buf,
@@ -357,9 +357,9 @@ impl Default for ValueData {
 
 impl ValueData {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 1;
@@ -367,7 +367,7 @@ impl ValueData {
         wire::put_f64(buf, self.value);
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
-                buf.put_u8(0);
+                wire::put_i8(buf, 0);
             } else {
                 wire::put_raw_tagged_fields(
                     buf,
@@ -474,9 +474,9 @@ impl Default for EntryData {
 
 impl EntryData {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 1;
@@ -490,7 +490,7 @@ impl EntryData {
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
-                buf.put_u8(0);
+                wire::put_i8(buf, 0);
             } else {
                 wire::put_raw_tagged_fields(
                     buf,
@@ -578,14 +578,18 @@ impl Message for DescribeClientQuotasResponse {
     const VALID_VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
     const FLEXIBLE_VERSIONS: VersionRange = VersionRange { min: 1, max: 1 };
 
-    fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
+    fn encode_into<W: wire::Out + ?Sized>(
+        &self,
+        out: &mut W,
+        version: i16,
+    ) -> Result<(), EncodeError> {
         if !Self::VALID_VERSIONS.contains(version) {
             return Err(EncodeError::UnsupportedVersion {
                 message: Self::NAME,
                 version,
             });
         }
-        self.encode_inner(buf, version)
+        self.encode_inner(out, version)
     }
 
     fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {

@@ -17,8 +17,8 @@
 
 use super::{ApiKey, Request};
 use crate::wire::{
-    self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, VersionRange,
+    self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    VersionRange,
 };
 
 /// The DescribeDelegationToken request (API key 41).
@@ -53,9 +53,9 @@ impl Default for DescribeDelegationTokenRequest {
 
 impl DescribeDelegationTokenRequest {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
@@ -77,7 +77,7 @@ impl DescribeDelegationTokenRequest {
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
-                buf.put_u8(0);
+                wire::put_i8(buf, 0);
             } else {
                 wire::put_raw_tagged_fields(
                     buf,
@@ -193,9 +193,9 @@ impl Default for DescribeDelegationTokenOwner {
 
 impl DescribeDelegationTokenOwner {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
@@ -213,7 +213,7 @@ impl DescribeDelegationTokenOwner {
         )?;
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
-                buf.put_u8(0);
+                wire::put_i8(buf, 0);
             } else {
                 wire::put_raw_tagged_fields(
                     buf,
@@ -307,14 +307,18 @@ impl Message for DescribeDelegationTokenRequest {
     const VALID_VERSIONS: VersionRange = VersionRange { min: 0, max: 3 };
     const FLEXIBLE_VERSIONS: VersionRange = VersionRange { min: 2, max: 3 };
 
-    fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
+    fn encode_into<W: wire::Out + ?Sized>(
+        &self,
+        out: &mut W,
+        version: i16,
+    ) -> Result<(), EncodeError> {
         if !Self::VALID_VERSIONS.contains(version) {
             return Err(EncodeError::UnsupportedVersion {
                 message: Self::NAME,
                 version,
             });
         }
-        self.encode_inner(buf, version)
+        self.encode_inner(out, version)
     }
 
     fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {

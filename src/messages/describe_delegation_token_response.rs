@@ -16,8 +16,8 @@
 )]
 
 use crate::wire::{
-    self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, VersionRange,
+    self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    VersionRange,
 };
 
 /// The DescribeDelegationToken response (API key 41).
@@ -62,9 +62,9 @@ impl Default for DescribeDelegationTokenResponse {
 
 impl DescribeDelegationTokenResponse {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
@@ -81,7 +81,7 @@ impl DescribeDelegationTokenResponse {
         wire::put_i32(buf, self.throttle_time_ms);
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
-                buf.put_u8(0);
+                wire::put_i8(buf, 0);
             } else {
                 wire::put_raw_tagged_fields(
                     buf,
@@ -202,9 +202,9 @@ impl Default for DescribedDelegationTokenRenewer {
 
 impl DescribedDelegationTokenRenewer {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
@@ -222,7 +222,7 @@ impl DescribedDelegationTokenRenewer {
         )?;
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
-                buf.put_u8(0);
+                wire::put_i8(buf, 0);
             } else {
                 wire::put_raw_tagged_fields(
                     buf,
@@ -386,9 +386,9 @@ impl Default for DescribedDelegationToken {
 
 impl DescribedDelegationToken {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
@@ -439,7 +439,7 @@ impl DescribedDelegationToken {
             flexible,
             "DescribedDelegationToken.TokenId",
         )?;
-        wire::put_bytes(buf, &self.hmac, flexible, "DescribedDelegationToken.Hmac")?;
+        wire::put_shared_bytes(buf, &self.hmac, flexible, "DescribedDelegationToken.Hmac")?;
         wire::put_array_len(
             buf,
             Some(self.renewers.len()),
@@ -451,7 +451,7 @@ impl DescribedDelegationToken {
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
-                buf.put_u8(0);
+                wire::put_i8(buf, 0);
             } else {
                 wire::put_raw_tagged_fields(
                     buf,
@@ -605,14 +605,18 @@ impl Message for DescribeDelegationTokenResponse {
     const VALID_VERSIONS: VersionRange = VersionRange { min: 0, max: 3 };
     const FLEXIBLE_VERSIONS: VersionRange = VersionRange { min: 2, max: 3 };
 
-    fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
+    fn encode_into<W: wire::Out + ?Sized>(
+        &self,
+        out: &mut W,
+        version: i16,
+    ) -> Result<(), EncodeError> {
         if !Self::VALID_VERSIONS.contains(version) {
             return Err(EncodeError::UnsupportedVersion {
                 message: Self::NAME,
                 version,
             });
         }
-        self.encode_inner(buf, version)
+        self.encode_inner(out, version)
     }
 
     fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {

@@ -17,8 +17,8 @@
 
 use super::{ApiKey, Request};
 use crate::wire::{
-    self, BufMut, ByteString, Bytes, BytesMut, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, ScalarList, Uuid, VersionRange,
+    self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    ScalarList, Uuid, VersionRange,
 };
 
 /// The Fetch request (API key 1).
@@ -142,9 +142,9 @@ impl Default for FetchRequest {
 
 impl FetchRequest {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 12;
@@ -228,7 +228,7 @@ impl FetchRequest {
                         tag: 0,
                     });
                 }
-                let mut tmp = BytesMut::new();
+                let mut tmp: Vec<u8> = Vec::new();
                 {
                     let buf = &mut tmp;
                     wire::put_nullable_string(
@@ -250,7 +250,7 @@ impl FetchRequest {
                         tag: 1,
                     });
                 }
-                let mut tmp = BytesMut::new();
+                let mut tmp: Vec<u8> = Vec::new();
                 {
                     let buf = &mut tmp;
                     self.replica_state.encode_inner(buf, version)?;
@@ -484,16 +484,16 @@ impl Default for ReplicaState {
 
 impl ReplicaState {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_i32(buf, self.replica_id);
         wire::put_i64(buf, self.replica_epoch);
         if self.unknown_tagged_fields.is_empty() {
-            buf.put_u8(0);
+            wire::put_i8(buf, 0);
         } else {
             wire::put_raw_tagged_fields(
                 buf,
@@ -609,9 +609,9 @@ impl Default for FetchPartition {
 
 impl FetchPartition {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 12;
@@ -651,7 +651,7 @@ impl FetchPartition {
                         tag: 0,
                     });
                 }
-                let mut tmp = BytesMut::new();
+                let mut tmp: Vec<u8> = Vec::new();
                 {
                     let buf = &mut tmp;
                     wire::put_uuid(buf, &self.replica_directory_id);
@@ -813,9 +813,9 @@ impl Default for FetchTopic {
 
 impl FetchTopic {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 12;
@@ -836,7 +836,7 @@ impl FetchTopic {
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
-                buf.put_u8(0);
+                wire::put_i8(buf, 0);
             } else {
                 wire::put_raw_tagged_fields(
                     buf,
@@ -971,9 +971,9 @@ impl Default for ForgottenTopic {
 
 impl ForgottenTopic {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 12;
@@ -986,7 +986,7 @@ impl ForgottenTopic {
         wire::put_scalar_array(buf, &self.partitions, flexible, "ForgottenTopic.Partitions")?;
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
-                buf.put_u8(0);
+                wire::put_i8(buf, 0);
             } else {
                 wire::put_raw_tagged_fields(
                     buf,
@@ -1088,14 +1088,18 @@ impl Message for FetchRequest {
     const VALID_VERSIONS: VersionRange = VersionRange { min: 0, max: 17 };
     const FLEXIBLE_VERSIONS: VersionRange = VersionRange { min: 12, max: 17 };
 
-    fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
+    fn encode_into<W: wire::Out + ?Sized>(
+        &self,
+        out: &mut W,
+        version: i16,
+    ) -> Result<(), EncodeError> {
         if !Self::VALID_VERSIONS.contains(version) {
             return Err(EncodeError::UnsupportedVersion {
                 message: Self::NAME,
                 version,
             });
         }
-        self.encode_inner(buf, version)
+        self.encode_inner(out, version)
     }
 
     fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {

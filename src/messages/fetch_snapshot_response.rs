@@ -16,8 +16,8 @@
 )]
 
 use crate::wire::{
-    self, BufMut, ByteString, Bytes, BytesMut, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, VersionRange,
+    self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    VersionRange,
 };
 
 /// The FetchSnapshot response (API key 59).
@@ -65,9 +65,9 @@ impl Default for FetchSnapshotResponse {
 
 impl FetchSnapshotResponse {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         wire::put_i32(buf, self.throttle_time_ms);
@@ -105,7 +105,7 @@ impl FetchSnapshotResponse {
                     tag: 0,
                 });
             }
-            let mut tmp = BytesMut::new();
+            let mut tmp: Vec<u8> = Vec::new();
             {
                 let buf = &mut tmp;
                 wire::put_array_len(
@@ -233,16 +233,16 @@ impl Default for SnapshotId {
 
 impl SnapshotId {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_i64(buf, self.end_offset);
         wire::put_i32(buf, self.epoch);
         if self.unknown_tagged_fields.is_empty() {
-            buf.put_u8(0);
+            wire::put_i8(buf, 0);
         } else {
             wire::put_raw_tagged_fields(
                 buf,
@@ -331,16 +331,16 @@ impl Default for LeaderIdAndEpoch {
 
 impl LeaderIdAndEpoch {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_i32(buf, self.leader_id);
         wire::put_i32(buf, self.leader_epoch);
         if self.unknown_tagged_fields.is_empty() {
-            buf.put_u8(0);
+            wire::put_i8(buf, 0);
         } else {
             wire::put_raw_tagged_fields(
                 buf,
@@ -454,9 +454,9 @@ impl Default for PartitionSnapshot {
 
 impl PartitionSnapshot {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         wire::put_i32(buf, self.index);
@@ -464,7 +464,7 @@ impl PartitionSnapshot {
         self.snapshot_id.encode_inner(buf, version)?;
         wire::put_i64(buf, self.size);
         wire::put_i64(buf, self.position);
-        wire::put_bytes(
+        wire::put_shared_bytes(
             buf,
             &self.unaligned_records,
             true,
@@ -488,7 +488,7 @@ impl PartitionSnapshot {
                     tag: 0,
                 });
             }
-            let mut tmp = BytesMut::new();
+            let mut tmp: Vec<u8> = Vec::new();
             {
                 let buf = &mut tmp;
                 self.current_leader.encode_inner(buf, version)?;
@@ -605,9 +605,9 @@ impl Default for TopicSnapshot {
 
 impl TopicSnapshot {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         wire::put_string(buf, &self.name, true, "TopicSnapshot.Name")?;
@@ -621,7 +621,7 @@ impl TopicSnapshot {
             x.encode_inner(buf, version)?;
         }
         if self.unknown_tagged_fields.is_empty() {
-            buf.put_u8(0);
+            wire::put_i8(buf, 0);
         } else {
             wire::put_raw_tagged_fields(
                 buf,
@@ -723,9 +723,9 @@ impl Default for NodeEndpoint {
 
 impl NodeEndpoint {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
@@ -733,7 +733,7 @@ impl NodeEndpoint {
         wire::put_string(buf, &self.host, true, "NodeEndpoint.Host")?;
         wire::put_u16(buf, self.port);
         if self.unknown_tagged_fields.is_empty() {
-            buf.put_u8(0);
+            wire::put_i8(buf, 0);
         } else {
             wire::put_raw_tagged_fields(
                 buf,
@@ -806,14 +806,18 @@ impl Message for FetchSnapshotResponse {
     const VALID_VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
     const FLEXIBLE_VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
 
-    fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
+    fn encode_into<W: wire::Out + ?Sized>(
+        &self,
+        out: &mut W,
+        version: i16,
+    ) -> Result<(), EncodeError> {
         if !Self::VALID_VERSIONS.contains(version) {
             return Err(EncodeError::UnsupportedVersion {
                 message: Self::NAME,
                 version,
             });
         }
-        self.encode_inner(buf, version)
+        self.encode_inner(out, version)
     }
 
     fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {

@@ -16,8 +16,8 @@
 )]
 
 use crate::wire::{
-    self, BufMut, ByteString, Bytes, BytesMut, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, VersionRange,
+    self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    VersionRange,
 };
 
 /// The Produce response (API key 0).
@@ -78,9 +78,9 @@ impl Default for ProduceResponse {
 
 impl ProduceResponse {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 9;
@@ -121,7 +121,7 @@ impl ProduceResponse {
                         tag: 0,
                     });
                 }
-                let mut tmp = BytesMut::new();
+                let mut tmp: Vec<u8> = Vec::new();
                 {
                     let buf = &mut tmp;
                     wire::put_array_len(
@@ -271,9 +271,9 @@ impl Default for BatchIndexAndErrorMessage {
 
 impl BatchIndexAndErrorMessage {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 9;
@@ -286,7 +286,7 @@ impl BatchIndexAndErrorMessage {
         )?;
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
-                buf.put_u8(0);
+                wire::put_i8(buf, 0);
             } else {
                 wire::put_raw_tagged_fields(
                     buf,
@@ -398,16 +398,16 @@ impl Default for LeaderIdAndEpoch {
 
 impl LeaderIdAndEpoch {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_i32(buf, self.leader_id);
         wire::put_i32(buf, self.leader_epoch);
         if self.unknown_tagged_fields.is_empty() {
-            buf.put_u8(0);
+            wire::put_i8(buf, 0);
         } else {
             wire::put_raw_tagged_fields(
                 buf,
@@ -526,9 +526,9 @@ impl Default for PartitionProduceResponse {
 
 impl PartitionProduceResponse {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 9;
@@ -586,7 +586,7 @@ impl PartitionProduceResponse {
                         tag: 0,
                     });
                 }
-                let mut tmp = BytesMut::new();
+                let mut tmp: Vec<u8> = Vec::new();
                 {
                     let buf = &mut tmp;
                     self.current_leader.encode_inner(buf, version)?;
@@ -770,9 +770,9 @@ impl Default for TopicProduceResponse {
 
 impl TopicProduceResponse {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 9;
@@ -788,7 +788,7 @@ impl TopicProduceResponse {
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
-                buf.put_u8(0);
+                wire::put_i8(buf, 0);
             } else {
                 wire::put_raw_tagged_fields(
                     buf,
@@ -914,9 +914,9 @@ impl Default for NodeEndpoint {
 
 impl NodeEndpoint {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
@@ -925,7 +925,7 @@ impl NodeEndpoint {
         wire::put_i32(buf, self.port);
         wire::put_nullable_string(buf, self.rack.as_deref(), true, "NodeEndpoint.Rack")?;
         if self.unknown_tagged_fields.is_empty() {
-            buf.put_u8(0);
+            wire::put_i8(buf, 0);
         } else {
             wire::put_raw_tagged_fields(
                 buf,
@@ -1006,14 +1006,18 @@ impl Message for ProduceResponse {
     const VALID_VERSIONS: VersionRange = VersionRange { min: 0, max: 11 };
     const FLEXIBLE_VERSIONS: VersionRange = VersionRange { min: 9, max: 11 };
 
-    fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
+    fn encode_into<W: wire::Out + ?Sized>(
+        &self,
+        out: &mut W,
+        version: i16,
+    ) -> Result<(), EncodeError> {
         if !Self::VALID_VERSIONS.contains(version) {
             return Err(EncodeError::UnsupportedVersion {
                 message: Self::NAME,
                 version,
             });
         }
-        self.encode_inner(buf, version)
+        self.encode_inner(out, version)
     }
 
     fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {

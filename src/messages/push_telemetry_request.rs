@@ -17,7 +17,7 @@
 
 use super::{ApiKey, Request};
 use crate::wire::{
-    self, BufMut, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, Uuid,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, Uuid,
     VersionRange,
 };
 
@@ -65,9 +65,9 @@ impl Default for PushTelemetryRequest {
 
 impl PushTelemetryRequest {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
@@ -75,9 +75,9 @@ impl PushTelemetryRequest {
         wire::put_i32(buf, self.subscription_id);
         wire::put_bool(buf, self.terminating);
         wire::put_i8(buf, self.compression_type);
-        wire::put_bytes(buf, &self.metrics, true, "PushTelemetryRequest.Metrics")?;
+        wire::put_shared_bytes(buf, &self.metrics, true, "PushTelemetryRequest.Metrics")?;
         if self.unknown_tagged_fields.is_empty() {
-            buf.put_u8(0);
+            wire::put_i8(buf, 0);
         } else {
             wire::put_raw_tagged_fields(
                 buf,
@@ -153,14 +153,18 @@ impl Message for PushTelemetryRequest {
     const VALID_VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
     const FLEXIBLE_VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
 
-    fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
+    fn encode_into<W: wire::Out + ?Sized>(
+        &self,
+        out: &mut W,
+        version: i16,
+    ) -> Result<(), EncodeError> {
         if !Self::VALID_VERSIONS.contains(version) {
             return Err(EncodeError::UnsupportedVersion {
                 message: Self::NAME,
                 version,
             });
         }
-        self.encode_inner(buf, version)
+        self.encode_inner(out, version)
     }
 
     fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {

@@ -16,8 +16,8 @@
 )]
 
 use crate::wire::{
-    self, BufMut, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message,
-    RawTaggedField, ScalarList, Uuid, VersionRange,
+    self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    ScalarList, Uuid, VersionRange,
 };
 
 /// The ShareGroupDescribe response (API key 77).
@@ -62,9 +62,9 @@ impl Default for ShareGroupDescribeResponse {
 
 impl ShareGroupDescribeResponse {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         wire::put_i32(buf, self.throttle_time_ms);
@@ -78,7 +78,7 @@ impl ShareGroupDescribeResponse {
             x.encode_inner(buf, version)?;
         }
         if self.unknown_tagged_fields.is_empty() {
-            buf.put_u8(0);
+            wire::put_i8(buf, 0);
         } else {
             wire::put_raw_tagged_fields(
                 buf,
@@ -199,9 +199,9 @@ impl Default for Member {
 
 impl Member {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         wire::put_string(buf, &self.member_id, true, "Member.MemberId")?;
@@ -220,7 +220,7 @@ impl Member {
         }
         self.assignment.encode_inner(buf, version)?;
         if self.unknown_tagged_fields.is_empty() {
-            buf.put_u8(0);
+            wire::put_i8(buf, 0);
         } else {
             wire::put_raw_tagged_fields(
                 buf,
@@ -382,9 +382,9 @@ impl Default for DescribedGroup {
 
 impl DescribedGroup {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         wire::put_i16(buf, self.error_code);
@@ -415,7 +415,7 @@ impl DescribedGroup {
         }
         wire::put_i32(buf, self.authorized_operations);
         if self.unknown_tagged_fields.is_empty() {
-            buf.put_u8(0);
+            wire::put_i8(buf, 0);
         } else {
             wire::put_raw_tagged_fields(
                 buf,
@@ -547,9 +547,9 @@ impl Default for TopicPartitions {
 
 impl TopicPartitions {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
@@ -557,7 +557,7 @@ impl TopicPartitions {
         wire::put_string(buf, &self.topic_name, true, "TopicPartitions.TopicName")?;
         wire::put_scalar_array(buf, &self.partitions, true, "TopicPartitions.Partitions")?;
         if self.unknown_tagged_fields.is_empty() {
-            buf.put_u8(0);
+            wire::put_i8(buf, 0);
         } else {
             wire::put_raw_tagged_fields(
                 buf,
@@ -647,9 +647,9 @@ impl Default for Assignment {
 
 impl Assignment {
     /// Writes this value at `version` (the caller checked the version is valid).
-    pub(crate) fn encode_inner<B: BufMut>(
+    pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
-        buf: &mut B,
+        buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
         wire::put_array_len(
@@ -662,7 +662,7 @@ impl Assignment {
             x.encode_inner(buf, version)?;
         }
         if self.unknown_tagged_fields.is_empty() {
-            buf.put_u8(0);
+            wire::put_i8(buf, 0);
         } else {
             wire::put_raw_tagged_fields(
                 buf,
@@ -730,14 +730,18 @@ impl Message for ShareGroupDescribeResponse {
     const VALID_VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
     const FLEXIBLE_VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
 
-    fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
+    fn encode_into<W: wire::Out + ?Sized>(
+        &self,
+        out: &mut W,
+        version: i16,
+    ) -> Result<(), EncodeError> {
         if !Self::VALID_VERSIONS.contains(version) {
             return Err(EncodeError::UnsupportedVersion {
                 message: Self::NAME,
                 version,
             });
         }
-        self.encode_inner(buf, version)
+        self.encode_inner(out, version)
     }
 
     fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {

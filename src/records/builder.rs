@@ -5,7 +5,7 @@ use bytes::BytesMut;
 use super::batch::{BATCH_HEADER_LEN, CRC_START, LOG_OVERHEAD};
 use super::compression::{self, Compression, SnappyFraming};
 use super::error::{AppendError, EncodeError};
-use super::varint::{put_uvarint, uvarint_len, zigzag32, zigzag64};
+use super::varint::{put_uvarint, uvarint_len, zigzag64};
 use super::{TimestampType, attributes};
 
 /// Kafka's default `max.message.bytes`: the default byte limit of a batch.
@@ -161,6 +161,10 @@ impl Default for BatchConfig {
 pub struct BatchBuilder<'a> {
     buf: &'a mut BytesMut,
     start: usize,
+    /// Logical end of the batch in `buf`. The buffer itself is grown ahead of it in
+    /// large zeroed steps (so zeroing is paid per step, not per record) and cut
+    /// back to this length by `finish` or on drop.
+    end: usize,
     config: BatchConfig,
     control: bool,
     count: i32,
@@ -175,9 +179,11 @@ impl<'a> BatchBuilder<'a> {
         let start = buf.len();
         buf.reserve(BATCH_HEADER_LEN);
         buf.extend_from_slice(&[0u8; BATCH_HEADER_LEN]);
+        let end = buf.len();
         Self {
             buf,
             start,
+            end,
             config: *config,
             control: false,
             count: 0,
@@ -207,7 +213,7 @@ impl<'a> BatchBuilder<'a> {
     /// The batch's uncompressed size so far, header included.
     #[must_use]
     pub fn size(&self) -> usize {
-        self.buf.len() - self.start
+        self.end - self.start
     }
 
     /// Bytes left under [`BatchConfig::max_batch_bytes`].
@@ -219,7 +225,7 @@ impl<'a> BatchBuilder<'a> {
     /// The encoded size `record` would add to this batch.
     pub fn encoded_len(&self, record: &NewRecord<'_>) -> Result<usize, AppendError> {
         let (body, _, _) = self.body_len(record)?;
-        Ok(uvarint_len(zigzag32(body as i32)) + body)
+        Ok(uvarint_len(zz_len(body)) + body)
     }
 
     #[inline(always)]
@@ -229,15 +235,17 @@ impl<'a> BatchBuilder<'a> {
         } else {
             zigzag64(record.timestamp.wrapping_sub(self.first_timestamp))
         };
-        let off_delta = zigzag32(self.count);
+        let off_delta = zz_len(self.count as usize);
         let mut body = 1 + uvarint_len(ts_delta) + uvarint_len(off_delta);
-        body += nullable_len(record.key, "Record.key")?;
-        body += nullable_len(record.value, "Record.value")?;
-        body += uvarint_len(zigzag32(record.headers.len() as i32));
+        body += nullable_len(record.key);
+        body += nullable_len(record.value);
+        body += uvarint_len(zz_len(record.headers.len()));
         for h in record.headers {
-            body += nullable_len(Some(h.key.as_bytes()), "Header.key")?;
-            body += nullable_len(h.value, "Header.value")?;
+            body += nullable_len(Some(h.key.as_bytes()));
+            body += nullable_len(h.value);
         }
+        // Every field is part of the body, so one check covers each field's own
+        // 32-bit length too (a longer field's truncated varint size cannot matter).
         if body > i32::MAX as usize {
             return Err(AppendError::TooLong {
                 field: "Record",
@@ -257,9 +265,63 @@ impl<'a> BatchBuilder<'a> {
         if self.count == i32::MAX {
             return Err(AppendError::TooManyRecords);
         }
-        let (body, ts_delta, off_delta) = self.body_len(record)?;
+        let ts_delta = if self.count == 0 {
+            0
+        } else {
+            zigzag64(record.timestamp.wrapping_sub(self.first_timestamp))
+        };
+        let off_delta = zz_len(self.count as usize);
+        // One pass when possible: bound the body from the payload sizes alone; if
+        // both bounds need the same length-prefix size and the upper bound fits the
+        // limit, write the fields straight after a prefix of that size, sizing each
+        // varint only as it is written, and fill the prefix in last.
+        let mut payload = field_len(record.key) + field_len(record.value);
+        for h in record.headers {
+            payload += h.key.len() + field_len(h.value);
+        }
+        let headers = record.headers.len();
+        // attributes + timestamp + offset + key/value lengths + header count, then
+        // two lengths per header: at least one byte each, at most 10/5 bytes each.
+        let min_body = payload + 6 + 2 * headers;
+        let max_body = payload
+            .saturating_add(1 + 10 + 5 + 5 + 5 + 5)
+            .saturating_add(headers.saturating_mul(10));
+        let prefix = uvarint_len(zz_len(min_body));
+        if max_body > i32::MAX as usize
+            || prefix != uvarint_len(zz_len(max_body))
+            || prefix + max_body > self.config.max_batch_bytes.saturating_sub(self.size())
+        {
+            return self.append_exact(record, ts_delta, off_delta);
+        }
+        let at = self.end;
+        let window = prefix + max_body;
+        if self.buf.len() < at + window {
+            self.grow(at + window);
+        }
+        let Some(out) = self.buf.get_mut(at..at + window) else {
+            return self.append_exact(record, ts_delta, off_delta);
+        };
+        let n = write_body(out, prefix, ts_delta, off_delta, record);
+        put_uvarint(out, 0, zz_len(n - prefix));
+        self.end = at + n;
+        self.note_appended(record.timestamp);
+        Ok(())
+    }
+
+    /// The two-pass append: sizes the record exactly first. Used near varint-size
+    /// boundaries and near the byte limit, where the estimate cannot decide.
+    #[cold]
+    #[inline(never)]
+    fn append_exact(
+        &mut self,
+        record: &NewRecord<'_>,
+        ts_delta: u64,
+        off_delta: u64,
+    ) -> Result<(), AppendError> {
+        let (body, _, _) = self.body_len(record)?;
         // The record length is itself a zig-zag varint.
-        let total = uvarint_len(zigzag32(body as i32)) + body;
+        let prefix = uvarint_len(zz_len(body));
+        let total = prefix + body;
         let size = self.size();
         if total > self.config.max_batch_bytes.saturating_sub(size) {
             return Err(if self.count == 0 {
@@ -274,44 +336,42 @@ impl<'a> BatchBuilder<'a> {
                 }
             });
         }
-        self.buf.reserve(total);
-        // Length, attributes, timestamp delta, offset delta and key length fit in 26
-        // bytes; assemble them on the stack and copy once.
-        let mut head = [0u8; 32];
-        let mut n = put_uvarint(&mut head, 0, zigzag32(body as i32));
-        n += 1; // attributes = 0
-        n = put_uvarint(&mut head, n, ts_delta);
-        n = put_uvarint(&mut head, n, off_delta);
-        n = put_nullable_len(&mut head, n, record.key);
-        self.buf.extend_from_slice(&head[..n]);
-        if let Some(k) = record.key {
-            self.buf.extend_from_slice(k);
+        let at = self.end;
+        if self.buf.len() < at + total {
+            self.grow(at + total);
         }
-        let n = put_nullable_len(&mut head, 0, record.value);
-        self.buf.extend_from_slice(&head[..n]);
-        if let Some(v) = record.value {
-            self.buf.extend_from_slice(v);
-        }
-        let n = put_uvarint(&mut head, 0, zigzag32(record.headers.len() as i32));
-        self.buf.extend_from_slice(&head[..n]);
-        for h in record.headers {
-            let n = put_nullable_len(&mut head, 0, Some(h.key.as_bytes()));
-            self.buf.extend_from_slice(&head[..n]);
-            self.buf.extend_from_slice(h.key.as_bytes());
-            let n = put_nullable_len(&mut head, 0, h.value);
-            self.buf.extend_from_slice(&head[..n]);
-            if let Some(v) = h.value {
-                self.buf.extend_from_slice(v);
-            }
-        }
+        let Some(out) = self.buf.get_mut(at..at + total) else {
+            return Err(AppendError::TooLong {
+                field: "Record",
+                length: total,
+            });
+        };
+        let n = write_body(out, prefix, ts_delta, off_delta, record);
+        debug_assert_eq!(n, total);
+        put_uvarint(out, 0, zz_len(body));
+        self.end = at + total;
+        self.note_appended(record.timestamp);
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn note_appended(&mut self, timestamp: i64) {
         if self.count == 0 {
-            self.first_timestamp = record.timestamp;
-            self.max_timestamp = record.timestamp;
-        } else if record.timestamp > self.max_timestamp {
-            self.max_timestamp = record.timestamp;
+            self.first_timestamp = timestamp;
+            self.max_timestamp = timestamp;
+        } else if timestamp > self.max_timestamp {
+            self.max_timestamp = timestamp;
         }
         self.count += 1;
-        Ok(())
+    }
+
+    /// Grows the buffer to at least `needed` bytes, a step ahead.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, needed: usize) {
+        const STEP: usize = 64 * 1024;
+        let target = needed.max(self.buf.len().saturating_add(STEP));
+        self.buf.resize(target, 0);
     }
 
     fn attributes(&self) -> i16 {
@@ -332,6 +392,7 @@ impl<'a> BatchBuilder<'a> {
     /// returns the batch's length in bytes. The batch is then complete in the buffer.
     pub fn finish(mut self) -> Result<usize, EncodeError> {
         let start = self.start;
+        self.buf.truncate(self.end);
         let records_at = start + BATCH_HEADER_LEN;
         if self.config.compression != Compression::None && self.count > 0 {
             let mut compressed = BytesMut::with_capacity((self.buf.len() - records_at) / 2 + 64);
@@ -378,22 +439,86 @@ impl Drop for BatchBuilder<'_> {
     }
 }
 
+/// Writes a record's fields after its length prefix (at `pos`), returning the end.
 #[inline(always)]
-fn nullable_len(field: Option<&[u8]>, name: &'static str) -> Result<usize, AppendError> {
-    match field {
-        None => Ok(1),
-        Some(b) if b.len() > i32::MAX as usize => Err(AppendError::TooLong {
-            field: name,
-            length: b.len(),
-        }),
-        Some(b) => Ok(uvarint_len(zigzag32(b.len() as i32)) + b.len()),
+fn write_body(
+    out: &mut [u8],
+    mut n: usize,
+    ts_delta: u64,
+    off_delta: u64,
+    record: &NewRecord<'_>,
+) -> usize {
+    if let Some(slot) = out.get_mut(n) {
+        *slot = 0; // attributes
+    }
+    n += 1;
+    n = put_uvarint(out, n, ts_delta);
+    n = put_uvarint(out, n, off_delta);
+    n = put_nullable(out, n, record.key);
+    n = put_nullable(out, n, record.value);
+    n = put_uvarint(out, n, zz_len(record.headers.len()));
+    for h in record.headers {
+        n = put_nullable(out, n, Some(h.key.as_bytes()));
+        n = put_nullable(out, n, h.value);
+    }
+    n
+}
+
+/// `dst.copy_from_slice(src)` (equal lengths), with short keys and header fields
+/// copied as one or two overlapping word moves instead of a call into `memcpy`.
+#[inline(always)]
+fn copy_small(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if n != dst.len() {
+        return;
+    }
+    if (8..=16).contains(&n) {
+        let head: [u8; 8] = src[..8].try_into().unwrap_or_default();
+        let tail: [u8; 8] = src[n - 8..].try_into().unwrap_or_default();
+        dst[..8].copy_from_slice(&head);
+        dst[n - 8..].copy_from_slice(&tail);
+    } else if (4..8).contains(&n) {
+        let head: [u8; 4] = src[..4].try_into().unwrap_or_default();
+        let tail: [u8; 4] = src[n - 4..].try_into().unwrap_or_default();
+        dst[..4].copy_from_slice(&head);
+        dst[n - 4..].copy_from_slice(&tail);
+    } else {
+        dst.copy_from_slice(src);
     }
 }
 
+/// The zig-zag form of a non-negative length or count: twice its value.
 #[inline(always)]
-fn put_nullable_len(out: &mut [u8], pos: usize, field: Option<&[u8]>) -> usize {
+fn zz_len(n: usize) -> u64 {
+    (n as u64) << 1
+}
+
+#[inline(always)]
+fn field_len(field: Option<&[u8]>) -> usize {
+    field.map_or(0, <[u8]>::len)
+}
+
+#[inline(always)]
+fn nullable_len(field: Option<&[u8]>) -> usize {
+    match field {
+        None => 1,
+        Some(b) => uvarint_len(zz_len(b.len())) + b.len(),
+    }
+}
+
+/// Writes a nullable length-prefixed field into `out` at `pos`; `out` was sized
+/// from the same lengths, so the copy always fits (a mismatch would only skip bytes).
+#[inline(always)]
+fn put_nullable(out: &mut [u8], pos: usize, field: Option<&[u8]>) -> usize {
     match field {
         None => put_uvarint(out, pos, 1), // zig-zag of -1
-        Some(b) => put_uvarint(out, pos, zigzag32(b.len() as i32)),
+        Some(b) => {
+            let pos = put_uvarint(out, pos, zz_len(b.len()));
+            let end = pos + b.len();
+            if let Some(dst) = out.get_mut(pos..end) {
+                copy_small(dst, b);
+            }
+            end
+        }
     }
 }

@@ -208,7 +208,7 @@ impl ReadCommitted {
     /// A filter for one partition's fetched records and its aborted transactions.
     pub fn new(aborted: impl IntoIterator<Item = AbortedTransaction>) -> Self {
         let mut pending: Vec<AbortedTransaction> = aborted.into_iter().collect();
-        pending.sort_unstable_by_key(|a| std::cmp::Reverse(a.first_offset));
+        pending.sort_unstable_by_key(|t| std::cmp::Reverse(t.first_offset));
         Self {
             pending,
             aborted_producers: Vec::new(),

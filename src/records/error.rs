@@ -86,6 +86,9 @@ pub enum RecordsErrorKind {
     /// A compressed legacy message inside a compressed legacy message.
     #[error("nested compression inside a legacy wrapper message")]
     NestedCompression,
+    /// Bytes that break the format in a way no more specific kind describes.
+    #[error("malformed: {0}")]
+    Malformed(&'static str),
     /// A control record whose key or value is not a valid control record.
     #[error("invalid control record: {0}")]
     InvalidControlRecord(&'static str),

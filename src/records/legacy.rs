@@ -89,28 +89,29 @@ impl LegacyMessage {
         } else {
             None
         };
-        let mut bytes_field = |field: &'static str| -> Result<Option<Bytes>, RecordsError> {
-            let raw = d.get(pos..pos + 4).ok_or_else(|| eof(field, pos, 4))?;
-            let len = i32::from_be_bytes(raw.try_into().unwrap_or([0; 4]));
-            pos += 4;
-            if len == -1 {
-                return Ok(None);
-            }
-            if len < 0 {
-                return Err(RecordsError::new(
-                    field,
-                    position + pos - 4,
-                    RecordsErrorKind::NegativeLength(i64::from(len)),
-                ));
-            }
-            let len = len as usize;
-            if len > d.len() - pos {
-                return Err(eof(field, pos, len));
-            }
-            let out = entry.slice(pos..pos + len);
-            pos += len;
-            Ok(Some(out))
-        };
+        let mut bytes_field =
+            |field: &'static str| -> Result<Option<(usize, usize)>, RecordsError> {
+                let raw = d.get(pos..pos + 4).ok_or_else(|| eof(field, pos, 4))?;
+                let len = i32::from_be_bytes(raw.try_into().unwrap_or([0; 4]));
+                pos += 4;
+                if len == -1 {
+                    return Ok(None);
+                }
+                if len < 0 {
+                    return Err(RecordsError::new(
+                        field,
+                        position + pos - 4,
+                        RecordsErrorKind::NegativeLength(i64::from(len)),
+                    ));
+                }
+                let len = len as usize;
+                if len > d.len() - pos {
+                    return Err(eof(field, pos, len));
+                }
+                let out = (pos, pos + len);
+                pos += len;
+                Ok(Some(out))
+            };
         let key = bytes_field("Message.key")?;
         let value = bytes_field("Message.value")?;
         if pos != d.len() {
@@ -129,8 +130,8 @@ impl LegacyMessage {
             attributes,
             timestamp,
             crc,
-            key,
-            value,
+            key: key.map(|(s, e)| entry.slice(s..e)),
+            value: value.map(|(s, e)| entry.slice(s..e)),
             position,
         })
     }

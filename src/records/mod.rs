@@ -51,8 +51,8 @@ mod legacy;
 mod varint;
 
 pub use batch::{
-    BATCH_HEADER_LEN, Batch, BatchHeader, BatchReader, BatchRecords, Header, HeaderIter, Headers,
-    LOG_OVERHEAD, Record, RecordBatch, Records, Truncated,
+    BATCH_HEADER_LEN, Batch, BatchHeader, BatchReader, BatchRecords, Header, HeaderIter, HeaderRef,
+    HeaderRefIter, Headers, LOG_OVERHEAD, Record, RecordBatch, RecordRef, Records, Truncated,
 };
 pub use builder::{BatchBuilder, BatchConfig, DEFAULT_MAX_BATCH_BYTES, NewHeader, NewRecord};
 pub use compression::{Compression, SnappyFraming};

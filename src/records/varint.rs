@@ -40,36 +40,50 @@ fn read_unsigned_slow(
     Err(VarintError::Overflow)
 }
 
+/// Reads an unsigned varint, inlining the one- and two-byte cases (every length,
+/// delta and count of a typical record) and leaving longer ones to the slow path.
+#[inline(always)]
+fn read_unsigned(
+    data: &[u8],
+    pos: &mut usize,
+    max_bytes: usize,
+    bits: u32,
+) -> Result<u64, VarintError> {
+    let p = *pos;
+    if let Some(&b0) = data.get(p) {
+        if b0 < 0x80 {
+            *pos = p + 1;
+            return Ok(u64::from(b0));
+        }
+        if let Some(&b1) = data.get(p + 1)
+            && b1 < 0x80
+        {
+            *pos = p + 2;
+            return Ok(u64::from(b0 & 0x7f) | (u64::from(b1) << 7));
+        }
+    }
+    read_unsigned_slow(data, pos, max_bytes, bits)
+}
+
+/// Reads the raw (still zig-zag encoded) `u32` of a varint at `*pos`, advancing
+/// it: even values are non-negative lengths (`u >> 1`), 1 is the null marker -1.
+#[inline(always)]
+pub(crate) fn read_raw32(data: &[u8], pos: &mut usize) -> Option<u32> {
+    read_unsigned(data, pos, 5, 32).ok().map(|u| u as u32)
+}
+
 /// Reads a zig-zag `i32` varint (at most 5 bytes) at `*pos`, advancing it.
 #[inline(always)]
 pub(crate) fn read_varint(data: &[u8], pos: &mut usize) -> Result<i32, VarintError> {
-    let u = match data.get(*pos) {
-        Some(&b) if b < 0x80 => {
-            *pos += 1;
-            u32::from(b)
-        }
-        _ => read_unsigned_slow(data, pos, 5, 32)? as u32,
-    };
+    let u = read_unsigned(data, pos, 5, 32)? as u32;
     Ok(((u >> 1) as i32) ^ -((u & 1) as i32))
 }
 
 /// Reads a zig-zag `i64` varlong (at most 10 bytes) at `*pos`, advancing it.
 #[inline(always)]
 pub(crate) fn read_varlong(data: &[u8], pos: &mut usize) -> Result<i64, VarintError> {
-    let u = match data.get(*pos) {
-        Some(&b) if b < 0x80 => {
-            *pos += 1;
-            u64::from(b)
-        }
-        _ => read_unsigned_slow(data, pos, 10, 64)?,
-    };
+    let u = read_unsigned(data, pos, 10, 64)?;
     Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
-}
-
-/// Zig-zag encodes an `i32`.
-#[inline(always)]
-pub(crate) fn zigzag32(v: i32) -> u64 {
-    u64::from(((v << 1) ^ (v >> 31)) as u32)
 }
 
 /// Zig-zag encodes an `i64`.
@@ -81,8 +95,15 @@ pub(crate) fn zigzag64(v: i64) -> u64 {
 /// Bytes an unsigned varint of `v` takes.
 #[inline(always)]
 pub(crate) fn uvarint_len(v: u64) -> usize {
-    let bits = 64 - (v | 1).leading_zeros() as usize;
-    bits.div_ceil(7)
+    // Record fields are nearly always one or two bytes: compare before counting bits.
+    if v < 0x80 {
+        1
+    } else if v < 0x4000 {
+        2
+    } else {
+        let bits = 64 - v.leading_zeros() as usize;
+        bits.div_ceil(7)
+    }
 }
 
 /// Writes the unsigned varint `v` into `out` at `pos`, returning the new position.
@@ -90,7 +111,25 @@ pub(crate) fn uvarint_len(v: u64) -> usize {
 /// `out` must have room for `uvarint_len(v)` bytes after `pos`; the callers size
 /// their stack buffers for the longest encoding.
 #[inline(always)]
-pub(crate) fn put_uvarint(out: &mut [u8], mut pos: usize, mut v: u64) -> usize {
+pub(crate) fn put_uvarint(out: &mut [u8], pos: usize, v: u64) -> usize {
+    if v < 0x80 {
+        if let Some(slot) = out.get_mut(pos) {
+            *slot = v as u8;
+        }
+        return pos + 1;
+    }
+    if v < 0x4000 {
+        let pair = ((v & 0x7f) | 0x80 | ((v >> 7) << 8)) as u16;
+        if let Some(slot) = out.get_mut(pos..pos + 2) {
+            slot.copy_from_slice(&pair.to_le_bytes());
+        }
+        return pos + 2;
+    }
+    put_uvarint_long(out, pos, v)
+}
+
+#[inline(never)]
+fn put_uvarint_long(out: &mut [u8], mut pos: usize, mut v: u64) -> usize {
     while v >= 0x80 {
         if let Some(slot) = out.get_mut(pos) {
             *slot = (v as u8) | 0x80;

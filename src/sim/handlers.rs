@@ -5,16 +5,19 @@ use super::{Cluster, Pending};
 use crate::messages::{
     ApiKey, ErrorCode, Message, RequestBody, ResponseBody, ResponseHeader, api_versions_response,
     create_partitions_response, create_topics_response, delete_records_response,
-    delete_topics_response, fetch_response, list_offsets_response, metadata_response,
-    produce_response,
+    delete_topics_response, fetch_response, find_coordinator_response, list_offsets_response,
+    metadata_response, offset_commit_response, offset_fetch_response,
+    offset_for_leader_epoch_response, produce_response,
 };
 use crate::messages::{
     ApiVersionsResponse, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
     CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest,
-    DeleteTopicsResponse, FetchRequest, FetchResponse, InitProducerIdRequest,
-    InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
-    MetadataResponse, ProduceRequest, ProduceResponse,
+    DeleteTopicsResponse, FetchRequest, FetchResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest,
+    ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, ProduceRequest, ProduceResponse,
 };
+use crate::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 use crate::wire::{ByteString, Bytes, BytesMut, Uuid, VersionRange};
 use std::time::{Duration, Instant};
 
@@ -26,8 +29,11 @@ pub(crate) enum Outcome {
 }
 
 /// The versions the simulated broker answers for `api` (`None`: not implemented).
-pub(crate) fn supported_versions(api: ApiKey) -> Option<VersionRange> {
+pub(crate) fn supported_versions(api: ApiKey, sasl: bool) -> Option<VersionRange> {
     let (min, max) = match api {
+        // Handshake v1 only: v0 would mean raw SASL frames instead of SaslAuthenticate.
+        ApiKey::SaslHandshake if sasl => (1, 1),
+        ApiKey::SaslAuthenticate if sasl => (0, 2),
         ApiKey::ApiVersions => (0, 4),
         ApiKey::Metadata => (0, 12),
         // Message format v2 only: Produce v3+ and Fetch v4+ carry it.
@@ -39,6 +45,17 @@ pub(crate) fn supported_versions(api: ApiKey) -> Option<VersionRange> {
         ApiKey::CreatePartitions => (0, 3),
         ApiKey::DeleteRecords => (0, 2),
         ApiKey::InitProducerId => (0, 5),
+        // Every Kafka broker answers FindCoordinator, and librdkafka takes it as the
+        // sign that the broker decompresses gzip and snappy (v0) and lz4 (v1): without
+        // it, librdkafka silently produces uncompressed batches.
+        ApiKey::FindCoordinator => (0, 6),
+        // Offsets of consumers that assign partitions themselves; the versions Kafka
+        // 4.0 keeps (KIP-896).
+        ApiKey::OffsetCommit => (2, 9),
+        ApiKey::OffsetFetch => (1, 9),
+        // Consumers validate their position after a leader change with it (KIP-320);
+        // kafka-python stops fetching a partition for good when it is missing.
+        ApiKey::OffsetForLeaderEpoch => (2, 4),
         _ => return None,
     };
     VersionRange { min, max }.intersect(&api.valid_versions())
@@ -62,6 +79,7 @@ fn respond(api: ApiKey, version: i16, correlation_id: i32, body: ResponseBody) -
 
 pub(crate) fn handle(
     cluster: &mut Cluster,
+    conn: super::ConnectionId,
     broker: i32,
     pending: &mut Pending,
     now: Instant,
@@ -72,9 +90,24 @@ pub(crate) fn handle(
     };
     let version = header.request_api_version;
     let correlation_id = header.correlation_id;
-    let Some(supported) = supported_versions(api) else {
+    let sasl_on = cluster.config.sasl.is_some();
+    let Some(supported) = supported_versions(api, sasl_on) else {
         return Outcome::Close;
     };
+    let authenticated = !sasl_on
+        || matches!(
+            cluster.conns.get(&conn).map(|c| &c.auth),
+            Some(super::sasl::AuthState::Authenticated)
+        );
+    if !authenticated
+        && !matches!(
+            api,
+            ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+        )
+    {
+        // Kafka closes a connection that skips authentication.
+        return Outcome::Close;
+    }
     if api == ApiKey::ApiVersions && !supported.contains(version) {
         let body = ResponseBody::ApiVersions(api_versions(cluster, ErrorCode::UNSUPPORTED_VERSION));
         return respond(api, 0, correlation_id, body);
@@ -141,17 +174,72 @@ pub(crate) fn handle(
         RequestBody::InitProducerId(r) => {
             ResponseBody::InitProducerId(init_producer_id(cluster, &r, throttle))
         }
+        RequestBody::SaslHandshake(r) => {
+            let chosen = super::sasl::mechanism(&r.mechanism);
+            let state = cluster.conns.get_mut(&conn).map(|c| &mut c.auth);
+            let error = match (chosen, state) {
+                (Some(m), Some(st @ super::sasl::AuthState::Start)) => {
+                    *st = super::sasl::AuthState::Mechanism(m);
+                    ErrorCode::NONE
+                }
+                (Some(_), _) => ErrorCode::ILLEGAL_SASL_STATE,
+                (None, _) => ErrorCode::UNSUPPORTED_SASL_MECHANISM,
+            };
+            ResponseBody::SaslHandshake(crate::messages::SaslHandshakeResponse {
+                error_code: error.code(),
+                mechanisms: super::sasl::MECHANISMS
+                    .iter()
+                    .map(|m| ByteString::from_static(m))
+                    .collect(),
+            })
+        }
+        RequestBody::SaslAuthenticate(r) => {
+            let nonce = format!(
+                "{:016x}{:016x}",
+                cluster.next_random(),
+                cluster.next_random()
+            );
+            let Some(config) = cluster.config.sasl.clone() else {
+                return Outcome::Close;
+            };
+            let Some(c) = cluster.conns.get_mut(&conn) else {
+                return Outcome::Close;
+            };
+            let result = super::sasl::step(&mut c.auth, &config, &r.auth_bytes, &nonce);
+            let mut resp = crate::messages::SaslAuthenticateResponse::default();
+            match result {
+                Ok(bytes) => resp.auth_bytes = Bytes::from(bytes),
+                Err(message) => {
+                    resp.error_code = ErrorCode::SASL_AUTHENTICATION_FAILED.code();
+                    resp.error_message = Some(ByteString::from(message));
+                    c.auth = super::sasl::AuthState::Start;
+                }
+            }
+            ResponseBody::SaslAuthenticate(resp)
+        }
+        RequestBody::FindCoordinator(r) => {
+            ResponseBody::FindCoordinator(find_coordinator(cluster, &r, version, throttle))
+        }
+        RequestBody::OffsetCommit(r) => {
+            ResponseBody::OffsetCommit(offset_commit(cluster, broker, &r, throttle))
+        }
+        RequestBody::OffsetFetch(r) => {
+            ResponseBody::OffsetFetch(offset_fetch(cluster, broker, &r, version, throttle))
+        }
+        RequestBody::OffsetForLeaderEpoch(r) => ResponseBody::OffsetForLeaderEpoch(
+            offset_for_leader_epoch(cluster, broker, &r, throttle),
+        ),
         _ => return Outcome::Close,
     };
     respond(api, version, correlation_id, body)
 }
 
 fn api_versions(cluster: &mut Cluster, error: ErrorCode) -> ApiVersionsResponse {
-    let _ = &cluster;
+    let sasl = cluster.config.sasl.is_some();
     let api_keys = ApiKey::ALL
         .iter()
         .filter_map(|k| {
-            supported_versions(*k).map(|r| api_versions_response::ApiVersion {
+            supported_versions(*k, sasl).map(|r| api_versions_response::ApiVersion {
                 api_key: k.as_i16(),
                 min_version: r.min,
                 max_version: r.max,
@@ -472,7 +560,12 @@ fn fetch(
                 (Some(name), None) => leader_partition(cluster, broker, name, fp.partition)
                     .and_then(|p| {
                         let hw = p.log.high_watermark(now);
-                        if fp.fetch_offset < p.log.log_start_offset || fp.fetch_offset > hw {
+                        // As Kafka: only an offset past the log end (or before its
+                        // start) is out of range; between the high watermark and the
+                        // log end a consumer gets no records yet and waits.
+                        if fp.fetch_offset < p.log.log_start_offset
+                            || fp.fetch_offset > p.log.log_end_offset
+                        {
                             return Err(ErrorCode::OFFSET_OUT_OF_RANGE);
                         }
                         let limit = (fp.partition_max_bytes.max(0) as usize).min(budget);
@@ -609,7 +702,7 @@ fn create_topics(
             Some(ErrorCode::INVALID_TOPIC_EXCEPTION)
         } else if cluster.topics.contains_key(&*t.name) {
             Some(ErrorCode::TOPIC_ALREADY_EXISTS)
-        } else if partitions < 1 {
+        } else if partitions < 1 || partitions > super::MAX_PARTITIONS_PER_TOPIC {
             Some(ErrorCode::INVALID_PARTITIONS)
         } else if replication < 1 || i32::from(replication) > brokers {
             Some(ErrorCode::INVALID_REPLICATION_FACTOR)
@@ -674,6 +767,8 @@ fn delete_topics(
             (Some(code), _) => out.error_code = code,
             (None, Some((n, tid))) => {
                 cluster.topics.remove(&n);
+                // Kafka drops a deleted topic's committed offsets too.
+                cluster.committed.retain(|(_, t, _), _| *t != n);
                 out.name = Some(ByteString::from(n));
                 out.topic_id = tid;
             }
@@ -702,12 +797,32 @@ fn create_partitions(
     let injected = cluster.take_injected(ApiKey::CreatePartitions);
     let mut results = Vec::new();
     for t in &r.topics {
+        // Kafka's own wording when the count does not grow (the generic text of
+        // INVALID_PARTITIONS, "Number of partitions is below 1.", would mislead).
+        let mut message = None;
         let error = if let Some(code) = injected {
             Some(ErrorCode::from(code))
         } else {
             match cluster.topics.get(&*t.name) {
                 None => Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
                 Some(topic) if t.count <= topic.partitions.len() as i32 => {
+                    let current = topic.partitions.len();
+                    message = Some(if t.count == current as i32 {
+                        format!("Topic already has {current} partitions.")
+                    } else {
+                        format!(
+                            "Topic currently has {current} partitions, which is higher than \
+                             the requested {}.",
+                            t.count
+                        )
+                    });
+                    Some(ErrorCode::INVALID_PARTITIONS)
+                }
+                Some(_) if t.count > super::MAX_PARTITIONS_PER_TOPIC => {
+                    message = Some(format!(
+                        "The simulated cluster holds at most {} partitions per topic.",
+                        super::MAX_PARTITIONS_PER_TOPIC
+                    ));
                     Some(ErrorCode::INVALID_PARTITIONS)
                 }
                 Some(_) if r.validate_only => None,
@@ -730,7 +845,9 @@ fn create_partitions(
         results.push(create_partitions_response::CreatePartitionsTopicResult {
             name: t.name.clone(),
             error_code: error.map_or(0, ErrorCode::code),
-            error_message: error.map(|e| ByteString::from(e.message().unwrap_or("").to_string())),
+            error_message: error.map(|e| {
+                ByteString::from(message.unwrap_or_else(|| e.message().unwrap_or("").to_string()))
+            }),
             ..Default::default()
         });
     }
@@ -819,5 +936,455 @@ fn init_producer_id(
         producer_id,
         producer_epoch,
         ..Default::default()
+    }
+}
+
+/// The coordinator of a group or transactional id: a live broker picked by the key's
+/// hash (Kafka hashes the key onto a partition of `__consumer_offsets` or
+/// `__transaction_state` and answers that partition's leader; the simulation keeps no
+/// such topics, so it hashes onto the live brokers directly). Only the lookup is
+/// simulated: the group and transaction APIs themselves are not advertised.
+fn coordinator_for(live: &[(i32, i32)], key: &str) -> Option<(i32, i32)> {
+    if live.is_empty() {
+        return None;
+    }
+    // Java's String.hashCode, as Kafka's partitionFor uses: stable across runs.
+    let hash = key
+        .encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
+    Some(live[(hash & 0x7fff_ffff) as usize % live.len()])
+}
+
+fn find_coordinator(
+    cluster: &mut Cluster,
+    r: &FindCoordinatorRequest,
+    version: i16,
+    throttle: i32,
+) -> FindCoordinatorResponse {
+    let injected = cluster.take_injected(ApiKey::FindCoordinator);
+    let live = cluster.live_brokers();
+    let host = ByteString::from(cluster.config.host.clone());
+    let lookup = |key: &str| -> Result<(i32, i32), ErrorCode> {
+        if let Some(code) = injected {
+            return Err(ErrorCode::from(code));
+        }
+        // 0: group, 1: transaction; share groups (2) are not simulated.
+        if !matches!(r.key_type, 0 | 1) {
+            return Err(ErrorCode::INVALID_REQUEST);
+        }
+        coordinator_for(&live, key).ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE)
+    };
+    let message = |e: ErrorCode| Some(ByteString::from(e.message().unwrap_or("").to_string()));
+    if version >= 4 {
+        let coordinators = r
+            .coordinator_keys
+            .iter()
+            .map(|key| {
+                let mut c = find_coordinator_response::Coordinator {
+                    key: key.clone(),
+                    node_id: -1,
+                    host: ByteString::new(),
+                    port: -1,
+                    ..Default::default()
+                };
+                match lookup(key) {
+                    Ok((id, port)) => {
+                        c.node_id = id;
+                        c.host = host.clone();
+                        c.port = port;
+                    }
+                    Err(e) => {
+                        c.error_code = e.code();
+                        c.error_message = message(e);
+                    }
+                }
+                c
+            })
+            .collect();
+        return FindCoordinatorResponse {
+            throttle_time_ms: throttle,
+            coordinators,
+            ..Default::default()
+        };
+    }
+    let mut out = FindCoordinatorResponse {
+        throttle_time_ms: throttle,
+        node_id: -1,
+        host: ByteString::new(),
+        port: -1,
+        ..Default::default()
+    };
+    match lookup(&r.key) {
+        Ok((id, port)) => {
+            out.node_id = id;
+            out.host = host;
+            out.port = port;
+        }
+        Err(e) => {
+            out.error_code = e.code();
+            if version >= 1 {
+                out.error_message = message(e);
+            }
+        }
+    }
+    out
+}
+
+/// A committed offset, as OffsetFetch returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CommittedOffset {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+/// Kafka's default `offset.metadata.max.bytes`.
+const MAX_OFFSET_METADATA: usize = 4096;
+
+/// Whether `broker` coordinates `group`, or the error that says why not.
+fn check_coordinator(cluster: &Cluster, broker: i32, group: &str) -> Result<(), ErrorCode> {
+    if group.is_empty() {
+        return Err(ErrorCode::INVALID_GROUP_ID);
+    }
+    match coordinator_for(&cluster.live_brokers(), group) {
+        Some((id, _)) if id == broker => Ok(()),
+        Some(_) => Err(ErrorCode::NOT_COORDINATOR),
+        None => Err(ErrorCode::COORDINATOR_NOT_AVAILABLE),
+    }
+}
+
+/// OffsetCommit for a group with no members (generation -1, no member id): what
+/// consumers that assign partitions themselves and admin clients send. A commit that
+/// names a generation comes from a group member, and no group has members here.
+fn offset_commit(
+    cluster: &mut Cluster,
+    broker: i32,
+    r: &OffsetCommitRequest,
+    throttle: i32,
+) -> OffsetCommitResponse {
+    let injected = cluster.take_injected(ApiKey::OffsetCommit);
+    let group = r.group_id.to_string();
+    let group_error = match injected {
+        Some(code) => Some(ErrorCode::from(code)),
+        None => check_coordinator(cluster, broker, &group)
+            .err()
+            .or_else(|| {
+                // The classic coordinator's answer for a generation of a group it does
+                // not hold.
+                (r.generation_id_or_member_epoch >= 0 || !r.member_id.is_empty())
+                    .then_some(ErrorCode::ILLEGAL_GENERATION)
+            }),
+    };
+    let mut topics = Vec::new();
+    for t in &r.topics {
+        let mut partitions = Vec::new();
+        for p in &t.partitions {
+            let exists = cluster.topics.get(&*t.name).is_some_and(|topic| {
+                (0..topic.partitions.len() as i32).contains(&p.partition_index)
+            });
+            let metadata_len = p.committed_metadata.as_ref().map_or(0, |m| m.len());
+            let error = if let Some(e) = group_error {
+                Some(e)
+            } else if !exists {
+                Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)
+            } else if metadata_len > MAX_OFFSET_METADATA {
+                Some(ErrorCode::OFFSET_METADATA_TOO_LARGE)
+            } else {
+                cluster.committed.insert(
+                    (group.clone(), t.name.to_string(), p.partition_index),
+                    CommittedOffset {
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                    },
+                );
+                None
+            };
+            partitions.push(offset_commit_response::OffsetCommitResponsePartition {
+                partition_index: p.partition_index,
+                error_code: error.map_or(0, ErrorCode::code),
+                ..Default::default()
+            });
+        }
+        topics.push(offset_commit_response::OffsetCommitResponseTopic {
+            name: t.name.clone(),
+            partitions,
+            ..Default::default()
+        });
+    }
+    OffsetCommitResponse {
+        throttle_time_ms: throttle,
+        topics,
+        ..Default::default()
+    }
+}
+
+/// A topic's partitions with what was committed for each (`None`: nothing).
+type TopicOffsets = (String, Vec<(i32, Option<CommittedOffset>)>);
+
+/// One group's committed offsets for the partitions asked (`None`: every partition
+/// the group committed), as (topic, [(partition, offset or none)]).
+fn committed_for(
+    cluster: &Cluster,
+    group: &str,
+    asked: Option<Vec<(String, Vec<i32>)>>,
+) -> Vec<TopicOffsets> {
+    match asked {
+        Some(topics) => topics
+            .into_iter()
+            .map(|(name, parts)| {
+                let found = parts
+                    .into_iter()
+                    .map(|p| {
+                        let key = (group.to_owned(), name.clone(), p);
+                        (p, cluster.committed.get(&key).cloned())
+                    })
+                    .collect();
+                (name, found)
+            })
+            .collect(),
+        None => {
+            let mut out: Vec<TopicOffsets> = Vec::new();
+            for ((g, topic, p), c) in &cluster.committed {
+                if g != group {
+                    continue;
+                }
+                match out.last_mut() {
+                    Some((t, parts)) if t == topic => parts.push((*p, Some(c.clone()))),
+                    _ => out.push((topic.clone(), vec![(*p, Some(c.clone()))])),
+                }
+            }
+            out
+        }
+    }
+}
+
+fn offset_fetch(
+    cluster: &mut Cluster,
+    broker: i32,
+    r: &OffsetFetchRequest,
+    version: i16,
+    throttle: i32,
+) -> OffsetFetchResponse {
+    let injected = cluster.take_injected(ApiKey::OffsetFetch);
+    let group_error = |cluster: &Cluster, group: &str| match injected {
+        Some(code) => Some(ErrorCode::from(code)),
+        None => check_coordinator(cluster, broker, group).err(),
+    };
+    let metadata = |c: &Option<CommittedOffset>| {
+        Some(ByteString::from(
+            c.as_ref()
+                .and_then(|c| c.metadata.clone())
+                .unwrap_or_default(),
+        ))
+    };
+    if version >= 8 {
+        let groups =
+            r.groups
+                .iter()
+                .map(|g| {
+                    let error = group_error(cluster, &g.group_id);
+                    let asked = g.topics.as_ref().map(|ts| {
+                        ts.iter()
+                            .map(|t| {
+                                (
+                                    t.name.to_string(),
+                                    t.partition_indexes.iter().copied().collect(),
+                                )
+                            })
+                            .collect()
+                    });
+                    let topics =
+                        if error.is_some() {
+                            Vec::new()
+                        } else {
+                            committed_for(cluster, &g.group_id, asked)
+                                .into_iter()
+                                .map(|(name, parts)| {
+                                    offset_fetch_response::OffsetFetchResponseTopics {
+                            name: ByteString::from(name),
+                            partitions: parts
+                                .into_iter()
+                                .map(|(p, c)| offset_fetch_response::OffsetFetchResponsePartitions {
+                                    partition_index: p,
+                                    committed_offset: c.as_ref().map_or(-1, |c| c.offset),
+                                    committed_leader_epoch: c
+                                        .as_ref()
+                                        .map_or(-1, |c| c.leader_epoch),
+                                    metadata: metadata(&c),
+                                    ..Default::default()
+                                })
+                                .collect(),
+                            ..Default::default()
+                        }
+                                })
+                                .collect()
+                        };
+                    offset_fetch_response::OffsetFetchResponseGroup {
+                        group_id: g.group_id.clone(),
+                        topics,
+                        error_code: error.map_or(0, ErrorCode::code),
+                        ..Default::default()
+                    }
+                })
+                .collect();
+        return OffsetFetchResponse {
+            throttle_time_ms: throttle,
+            groups,
+            ..Default::default()
+        };
+    }
+    let error = group_error(cluster, &r.group_id);
+    let asked = r.topics.as_ref().map(|ts| {
+        ts.iter()
+            .map(|t| {
+                let parts: Vec<i32> = t.partition_indexes.iter().copied().collect();
+                (t.name.to_string(), parts)
+            })
+            .collect::<Vec<_>>()
+    });
+    // Before v2 there is no top-level error: it goes in every partition asked.
+    let topics = match (error, version) {
+        (Some(_), 2..) => Vec::new(),
+        (Some(e), _) => asked
+            .unwrap_or_default()
+            .into_iter()
+            .map(
+                |(name, parts)| offset_fetch_response::OffsetFetchResponseTopic {
+                    name: ByteString::from(name),
+                    partitions: parts
+                        .into_iter()
+                        .map(|p| offset_fetch_response::OffsetFetchResponsePartition {
+                            partition_index: p,
+                            committed_offset: -1,
+                            error_code: e.code(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                },
+            )
+            .collect(),
+        (None, _) => committed_for(cluster, &r.group_id, asked)
+            .into_iter()
+            .map(
+                |(name, parts)| offset_fetch_response::OffsetFetchResponseTopic {
+                    name: ByteString::from(name),
+                    partitions: parts
+                        .into_iter()
+                        .map(
+                            |(p, c)| offset_fetch_response::OffsetFetchResponsePartition {
+                                partition_index: p,
+                                committed_offset: c.as_ref().map_or(-1, |c| c.offset),
+                                committed_leader_epoch: if version >= 5 {
+                                    c.as_ref().map_or(-1, |c| c.leader_epoch)
+                                } else {
+                                    -1
+                                },
+                                metadata: metadata(&c),
+                                ..Default::default()
+                            },
+                        )
+                        .collect(),
+                    ..Default::default()
+                },
+            )
+            .collect(),
+    };
+    OffsetFetchResponse {
+        throttle_time_ms: throttle,
+        topics,
+        error_code: if version >= 2 {
+            error.map_or(0, ErrorCode::code)
+        } else {
+            0
+        },
+        ..Default::default()
+    }
+}
+
+/// OffsetForLeaderEpoch (KIP-320), as a consumer asks it after a leader change: the
+/// end offset of the requested leader epoch on this leader, so that the consumer can
+/// tell whether the log was truncated below its position.
+fn offset_for_leader_epoch(
+    cluster: &mut Cluster,
+    broker: i32,
+    r: &OffsetForLeaderEpochRequest,
+    throttle: i32,
+) -> OffsetForLeaderEpochResponse {
+    let injected = cluster.take_injected(ApiKey::OffsetForLeaderEpoch);
+    let mut topics = Vec::new();
+    for t in &r.topics {
+        let mut partitions = Vec::new();
+        for p in &t.partitions {
+            let mut out = offset_for_leader_epoch_response::EpochEndOffset {
+                partition: p.partition,
+                leader_epoch: -1,
+                end_offset: -1,
+                ..Default::default()
+            };
+            let result = match injected {
+                Some(code) => Err(ErrorCode::from(code)),
+                None => leader_partition(cluster, broker, &t.topic, p.partition).and_then(|part| {
+                    // The caller's view of the leader epoch must be this leader's.
+                    match p.current_leader_epoch {
+                        e if e >= 0 && e < part.leader_epoch => Err(ErrorCode::FENCED_LEADER_EPOCH),
+                        e if e > part.leader_epoch => Err(ErrorCode::UNKNOWN_LEADER_EPOCH),
+                        _ => Ok(end_offset_for_epoch(part, p.leader_epoch)),
+                    }
+                }),
+            };
+            match result {
+                Ok((epoch, end)) => {
+                    out.leader_epoch = epoch;
+                    out.end_offset = end;
+                }
+                Err(code) => out.error_code = code.code(),
+            }
+            partitions.push(out);
+        }
+        topics.push(
+            offset_for_leader_epoch_response::OffsetForLeaderTopicResult {
+                topic: t.topic.clone(),
+                partitions,
+                ..Default::default()
+            },
+        );
+    }
+    OffsetForLeaderEpochResponse {
+        throttle_time_ms: throttle,
+        topics,
+        ..Default::default()
+    }
+}
+
+/// Kafka's `LeaderEpochFileCache.endOffsetFor`: (the largest epoch not above
+/// `requested`, the start offset of the first epoch above it), or the log end offset
+/// for the current epoch, or (-1, -1) for an epoch above every known one.
+fn end_offset_for_epoch(p: &super::Partition, requested: i32) -> (i32, i64) {
+    // (epoch, start offset) of each leader epoch that wrote data, then the current
+    // one, which starts where the log ended when it was elected (or later).
+    let mut epochs: Vec<(i32, i64)> = Vec::new();
+    for b in &p.log.batches {
+        let e = b.header.partition_leader_epoch;
+        if epochs.last().is_none_or(|(last, _)| e > *last) {
+            epochs.push((e, b.base_offset));
+        }
+    }
+    if epochs.last().is_none_or(|(last, _)| p.leader_epoch > *last) {
+        epochs.push((p.leader_epoch, p.log.log_end_offset));
+    }
+    if requested < 0 {
+        return (-1, -1);
+    }
+    if requested == p.leader_epoch {
+        return (requested, p.log.log_end_offset);
+    }
+    let higher = epochs.iter().find(|(e, _)| *e > requested);
+    let floor = epochs.iter().rev().find(|(e, _)| *e <= requested);
+    match (higher, floor) {
+        (None, _) => (-1, -1),
+        (Some(&(_, start)), None) => (requested, start),
+        (Some(&(_, start)), Some(&(e, _))) => (e, start),
     }
 }

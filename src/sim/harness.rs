@@ -45,6 +45,8 @@ enum Delivery {
 
 struct Client {
     conn: Connection,
+    /// This link's latency range, overriding the network's.
+    latency: Option<(Duration, Duration)>,
     server: Option<ConnectionId>,
     events: VecDeque<Event>,
     /// Latest delivery time scheduled in each direction, so TCP order holds.
@@ -191,6 +193,7 @@ impl Simulation {
         }
         self.clients.push(Client {
             conn,
+            latency: None,
             server,
             events: VecDeque::new(),
             last_to_server: self.now,
@@ -212,6 +215,12 @@ impl Simulation {
     pub fn events(&mut self, client: ClientId) -> impl Iterator<Item = Event> + '_ {
         self.pump();
         self.clients[client.0].events.drain(..)
+    }
+
+    /// Gives one client's link its own latency range (both directions), e.g. a slow
+    /// or distant client; `None` returns it to the network's.
+    pub fn set_link_latency(&mut self, client: ClientId, range: Option<(Duration, Duration)>) {
+        self.clients[client.0].latency = range;
     }
 
     /// Resets a client's connection, as a network failure would: the client sees a
@@ -304,7 +313,7 @@ impl Simulation {
                 moved = true;
                 if let Some(i) = self.by_server.remove(&s) {
                     self.clients[i].server = None;
-                    let at = self.clients[i].last_to_client.max(self.now) + self.latency();
+                    let at = self.clients[i].last_to_client.max(self.now) + self.latency(i);
                     self.clients[i].last_to_client = at;
                     self.schedule(at, i, Delivery::ClientEof);
                 }
@@ -315,8 +324,10 @@ impl Simulation {
         }
     }
 
-    fn latency(&mut self) -> Duration {
-        let (lo, hi) = (self.network.latency_min, self.network.latency_max);
+    fn latency(&mut self, client: usize) -> Duration {
+        let (lo, hi) = self.clients[client]
+            .latency
+            .unwrap_or((self.network.latency_min, self.network.latency_max));
         self.rng.between(lo, hi.max(lo))
     }
 
@@ -343,7 +354,7 @@ impl Simulation {
             return;
         }
         for frag in self.fragments(bytes) {
-            let at = self.clients[i].last_to_server.max(self.now) + self.latency();
+            let at = self.clients[i].last_to_server.max(self.now) + self.latency(i);
             self.clients[i].last_to_server = at;
             self.schedule(at, i, Delivery::ToServer(frag));
         }
@@ -351,7 +362,7 @@ impl Simulation {
 
     fn send_to_client(&mut self, i: usize, bytes: Bytes) {
         for frag in self.fragments(bytes) {
-            let at = self.clients[i].last_to_client.max(self.now) + self.latency();
+            let at = self.clients[i].last_to_client.max(self.now) + self.latency(i);
             self.clients[i].last_to_client = at;
             self.schedule(at, i, Delivery::ToClient(frag));
         }

@@ -158,21 +158,7 @@ impl PartitionLog {
             });
             self.log_end_offset = next;
             first_offset.get_or_insert(base);
-            if header.producer_id >= 0 && header.base_sequence >= 0 {
-                let state = self.producers.entry(header.producer_id).or_default();
-                if header.producer_epoch != state.epoch {
-                    state.epoch = header.producer_epoch;
-                    state.recent.clear();
-                }
-                state.recent.push_back((
-                    header.base_sequence,
-                    header.base_sequence.wrapping_add(header.last_offset_delta),
-                    base,
-                ));
-                if state.recent.len() > 5 {
-                    state.recent.pop_front();
-                }
-            }
+            self.remember(&header, base);
         }
         Ok(Appended::New(first_offset.unwrap_or(self.log_end_offset)))
     }
@@ -202,6 +188,26 @@ impl PartitionLog {
         out.freeze()
     }
 
+    /// Records an appended batch in its producer's state (the last five batches).
+    fn remember(&mut self, header: &BatchHeader, base: i64) {
+        if header.producer_id < 0 || header.base_sequence < 0 {
+            return;
+        }
+        let state = self.producers.entry(header.producer_id).or_default();
+        if header.producer_epoch != state.epoch {
+            state.epoch = header.producer_epoch;
+            state.recent.clear();
+        }
+        state.recent.push_back((
+            header.base_sequence,
+            header.base_sequence.wrapping_add(header.last_offset_delta),
+            base,
+        ));
+        if state.recent.len() > 5 {
+            state.recent.pop_front();
+        }
+    }
+
     /// Drops everything below `offset` (DeleteRecords).
     pub fn delete_before(&mut self, offset: i64) {
         self.log_start_offset = self.log_start_offset.max(offset);
@@ -225,21 +231,7 @@ impl PartitionLog {
             .collect();
         self.producers.clear();
         for (h, base) in survivors {
-            if h.producer_id >= 0 && h.base_sequence >= 0 {
-                let state = self.producers.entry(h.producer_id).or_default();
-                if h.producer_epoch != state.epoch {
-                    state.epoch = h.producer_epoch;
-                    state.recent.clear();
-                }
-                state.recent.push_back((
-                    h.base_sequence,
-                    h.base_sequence.wrapping_add(h.last_offset_delta),
-                    base,
-                ));
-                if state.recent.len() > 5 {
-                    state.recent.pop_front();
-                }
-            }
+            self.remember(&h, base);
         }
     }
 

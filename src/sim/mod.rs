@@ -12,7 +12,10 @@
 //! and all; idempotent sequence checks), Fetch (min bytes and max wait in virtual time,
 //! max bytes, optional partial last batch), ListOffsets (earliest, latest, by
 //! timestamp), CreateTopics, DeleteTopics, CreatePartitions, DeleteRecords,
-//! InitProducerId. Other APIs are not advertised, and a request for one closes the
+//! InitProducerId, FindCoordinator, OffsetForLeaderEpoch, and OffsetCommit/OffsetFetch
+//! for consumers that
+//! assign partitions themselves (no group membership: JoinGroup and the rest of the
+//! group protocol are not simulated). Other APIs are not advertised, and a request for one closes the
 //! connection, as Kafka does with requests it cannot parse.
 //!
 //! Durability follows Kafka's rules closely enough to judge a client: a batch written
@@ -38,8 +41,10 @@
 mod handlers;
 mod harness;
 mod log;
+mod sasl;
 
 pub use harness::{ClientId, NetworkConfig, SimRng, Simulation};
+pub use sasl::SimSasl;
 
 use crate::messages::{ApiKey, RequestHeader};
 use crate::wire::{BufMut, Bytes, BytesMut, Message, Uuid};
@@ -69,8 +74,10 @@ pub struct ClusterConfig {
     pub replication_delay: Duration,
     /// Largest request frame accepted; a larger one closes the connection.
     pub max_frame_size: usize,
-    /// Seed for everything random in the cluster (topic ids, ...).
+    /// Seed for everything random in the cluster (topic ids, SCRAM nonces, ...).
     pub seed: u64,
+    /// Require SASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) before any other API.
+    pub sasl: Option<SimSasl>,
 }
 
 impl Default for ClusterConfig {
@@ -86,6 +93,7 @@ impl Default for ClusterConfig {
             replication_delay: Duration::from_millis(5),
             max_frame_size: 100 * 1024 * 1024,
             seed: 0x5EED,
+            sasl: None,
         }
     }
 }
@@ -105,6 +113,11 @@ pub struct Faults {
     #[doc(hidden)]
     pub planted_bug_lose_acked: f64,
 }
+
+/// The most partitions one simulated topic may have. Kafka sets no such limit, but a
+/// simulation holds every partition in memory, and a client asking for two billion
+/// (found by fuzzing) must get an error, not exhaust the process.
+pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
 
 /// A client connection to one simulated broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -164,8 +177,9 @@ pub(crate) struct Pending {
 }
 
 #[derive(Debug)]
-struct ServerConn {
+pub(crate) struct ServerConn {
     broker: i32,
+    pub(crate) auth: sasl::AuthState,
     inbuf: BytesMut,
     pending: VecDeque<Pending>,
     out: VecDeque<Bytes>,
@@ -188,11 +202,14 @@ pub struct Cluster {
     pub faults: Faults,
     brokers: Vec<Broker>,
     pub(crate) topics: BTreeMap<String, Topic>,
-    conns: BTreeMap<ConnectionId, ServerConn>,
+    pub(crate) conns: BTreeMap<ConnectionId, ServerConn>,
     closed: VecDeque<ConnectionId>,
     next_conn: u64,
     pub(crate) next_producer_id: i64,
     pub(crate) injected: BTreeMap<i16, VecDeque<i16>>,
+    /// Offsets committed by groups without members (OffsetCommit with generation -1),
+    /// by (group, topic, partition).
+    pub(crate) committed: BTreeMap<(String, String, i32), handlers::CommittedOffset>,
     rng: u64,
     now: Instant,
 }
@@ -218,6 +235,7 @@ impl Cluster {
             next_conn: 1,
             next_producer_id: 1000,
             injected: BTreeMap::new(),
+            committed: BTreeMap::new(),
             rng,
             now,
         }
@@ -288,6 +306,7 @@ impl Cluster {
             c,
             ServerConn {
                 broker: id,
+                auth: sasl::AuthState::default(),
                 inbuf: BytesMut::new(),
                 pending: VecDeque::new(),
                 out: VecDeque::new(),
@@ -346,7 +365,7 @@ impl Cluster {
         let Ok(api) = ApiKey::try_from(key) else {
             return false;
         };
-        let supported = handlers::supported_versions(api);
+        let supported = handlers::supported_versions(api, self.config.sasl.is_some());
         let mut buf = frame.clone();
         let header_version = if supported.is_some_and(|r| r.contains(version)) {
             api.request_header_version(version)
@@ -389,7 +408,7 @@ impl Cluster {
             let Some(mut pending) = conn.pending.pop_front() else {
                 return;
             };
-            match handlers::handle(self, broker, &mut pending, now) {
+            match handlers::handle(self, c, broker, &mut pending, now) {
                 handlers::Outcome::Respond(body) => {
                     let mut frame = BytesMut::with_capacity(body.len() + 4);
                     frame.put_i32(body.len() as i32);
@@ -470,7 +489,11 @@ impl Cluster {
             return Err(SimError::TopicExists(name.into()));
         }
         let n = self.brokers.len() as i32;
-        if partitions < 1 || replication < 1 || i32::from(replication) > n {
+        if partitions < 1
+            || partitions > MAX_PARTITIONS_PER_TOPIC
+            || replication < 1
+            || i32::from(replication) > n
+        {
             return Err(SimError::InvalidLayout(format!(
                 "{partitions} partitions, replication {replication}, {n} brokers"
             )));
@@ -537,6 +560,14 @@ impl Cluster {
             .and_then(|t| t.partitions.get(usize::try_from(partition).ok()?))
             .map(|p| p.log.batches.iter().map(|b| b.bytes.clone()).collect())
             .unwrap_or_default()
+    }
+
+    /// The offset group `group` committed for a partition (OffsetCommit), if any.
+    #[must_use]
+    pub fn committed_offset(&self, group: &str, topic: &str, partition: i32) -> Option<i64> {
+        self.committed
+            .get(&(group.to_owned(), topic.to_owned(), partition))
+            .map(|c| c.offset)
     }
 
     /// Topic names, sorted.
@@ -629,6 +660,12 @@ impl Cluster {
     pub fn inject_error(&mut self, api: ApiKey, error: crate::messages::ErrorCode, count: usize) {
         let q = self.injected.entry(api.as_i16()).or_default();
         q.extend(std::iter::repeat_n(error.code(), count));
+    }
+
+    /// How many errors injected for `api` are still waiting for a request.
+    #[must_use]
+    pub fn injected_pending(&self, api: ApiKey) -> usize {
+        self.injected.get(&api.as_i16()).map_or(0, VecDeque::len)
     }
 
     pub(crate) fn take_injected(&mut self, api: ApiKey) -> Option<i16> {

@@ -69,10 +69,16 @@ pub enum DecodeErrorKind {
 ///
 /// `field` names the value as `Struct.field` (or a primitive's role); `offset` is
 /// the byte offset from the start of the message being decoded where the failing
-/// value began (0 when decoding a lone primitive).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot decode {field} at byte {offset}: {kind}")]
-pub struct DecodeError {
+/// value began (0 when decoding a lone primitive). The details sit behind one pointer
+/// so that `Result<T, DecodeError>` stays small: decoders return it from every
+/// primitive read, and a large error type would cost every successful read too. The
+/// fields read through it directly (`err.field`, `err.offset`, `err.kind`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError(Box<DecodeErrorDetails>);
+
+/// The details of a [`DecodeError`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeErrorDetails {
     /// What was being decoded, as `Struct.field`.
     pub field: &'static str,
     /// Byte offset from the start of the outermost value being decoded.
@@ -81,22 +87,45 @@ pub struct DecodeError {
     pub kind: DecodeErrorKind,
 }
 
+impl std::ops::Deref for DecodeError {
+    type Target = DecodeErrorDetails;
+    fn deref(&self) -> &DecodeErrorDetails {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot decode {} at byte {}: {}",
+            self.0.field, self.0.offset, self.0.kind
+        )
+    }
+}
+
+impl std::error::Error for DecodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0.kind)
+    }
+}
+
 impl DecodeError {
     /// A new error at offset 0; callers that know the position use [`Self::at_offset`].
     #[cold]
     #[must_use]
     pub fn new(field: &'static str, kind: DecodeErrorKind) -> Self {
-        Self {
+        DecodeError(Box::new(DecodeErrorDetails {
             field,
             offset: 0,
             kind,
-        }
+        }))
     }
 
     /// The same error, placed `offset` bytes into the outermost value.
     #[must_use]
     pub fn at_offset(mut self, offset: usize) -> Self {
-        self.offset += offset;
+        self.0.offset += offset;
         self
     }
 }

@@ -1,6 +1,9 @@
 //! The trait every generated message implements.
 
-use super::{Buf, BufMut, Bytes, DecodeError, DecodeErrorKind, EncodeError, VersionRange};
+use super::{
+    Buf, BufMut, Bytes, ChunkedOut, DecodeError, DecodeErrorKind, EncodeError, Out, SpillOut,
+    VersionRange,
+};
 
 /// A versioned Kafka message: a request or response body, a header, or a data schema.
 ///
@@ -38,8 +41,29 @@ pub trait Message: Sized + Clone + PartialEq + std::fmt::Debug + Default {
     /// The versions that use the flexible (compact, tagged-field) encoding.
     const FLEXIBLE_VERSIONS: VersionRange;
 
-    /// Writes the message at `version`.
-    fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError>;
+    /// Writes the message at `version` into any [`Out`] (`Vec<u8>` is the fastest).
+    /// On error, `out` may hold part of the message.
+    fn encode_into<W: Out + ?Sized>(&self, out: &mut W, version: i16) -> Result<(), EncodeError>;
+
+    /// Writes the message at `version` into any `BufMut`. Small fields are gathered in
+    /// a scratch buffer and handed over in large pieces ([`SpillOut`]); record batches
+    /// and other large byte fields are copied straight in. On error, `buf` may hold
+    /// part of the message.
+    fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
+        let mut out = SpillOut::new(buf);
+        self.encode_into(&mut out, version)?;
+        out.finish();
+        Ok(())
+    }
+
+    /// Encodes the message at `version` as chunks for a vectored write, without
+    /// copying record batches and other large byte fields ([`ChunkedOut`]): what a
+    /// producer sends is mostly records it already holds.
+    fn encode_chunks(&self, version: i16) -> Result<Vec<Bytes>, EncodeError> {
+        let mut out = ChunkedOut::new();
+        self.encode_into(&mut out, version)?;
+        Ok(out.finish())
+    }
 
     /// Reads a message at `version` from the front of `buf`, advancing it.
     fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError>;

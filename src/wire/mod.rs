@@ -1,7 +1,8 @@
 //! Kafka's primitive wire types.
 //!
 //! Every type of the Kafka protocol guide has a `read_*` function that decodes it from
-//! a [`Bytes`] and a `put_*` function that encodes it into any [`BufMut`]:
+//! a [`Bytes`] and a `put_*` function that encodes it into an [`Out`] (a `Vec<u8>`, a
+//! [`BytesMut`], or any [`BufMut`] through [`SpillOut`]):
 //!
 //! | protocol type | Rust type | read / put |
 //! |---|---|---|
@@ -43,13 +44,15 @@
 pub mod arb;
 mod error;
 mod message;
+mod out;
 mod scalar_list;
 mod uuid;
 
 pub use bytes::{Buf, BufMut, Bytes, BytesMut};
 pub use bytestring::ByteString;
-pub use error::{DecodeError, DecodeErrorKind, EncodeError};
+pub use error::{DecodeError, DecodeErrorDetails, DecodeErrorKind, EncodeError};
 pub use message::{Message, Versioned, decode_versioned, decode_versioned_forward_compatible};
+pub use out::{ChunkedOut, Out, SPILL_THRESHOLD, SpillOut};
 pub use scalar_list::{
     INLINE_CAPACITY, Scalar, ScalarList, put_scalar_array, read_nullable_scalar_array,
     read_scalar_array,
@@ -80,8 +83,8 @@ macro_rules! fixed {
         }
         #[doc = concat!("Encodes ", $doc, " (big-endian, ", stringify!($n), " bytes).")]
         #[inline]
-        pub fn $put<B: BufMut>(buf: &mut B, value: $ty) {
-            buf.$putm(value);
+        pub fn $put<W: Out + ?Sized>(buf: &mut W, value: $ty) {
+            buf.write_slice(&value.to_be_bytes());
         }
     };
 }
@@ -103,8 +106,8 @@ pub fn read_bool(buf: &mut Bytes, field: &'static str) -> Result<bool, DecodeErr
 
 /// Encodes a BOOLEAN as one byte, 0 or 1.
 #[inline]
-pub fn put_bool<B: BufMut>(buf: &mut B, value: bool) {
-    buf.put_u8(u8::from(value));
+pub fn put_bool<W: Out + ?Sized>(buf: &mut W, value: bool) {
+    buf.write_byte(u8::from(value));
 }
 
 /// Decodes a UUID (16 bytes).
@@ -118,8 +121,8 @@ pub fn read_uuid(buf: &mut Bytes, field: &'static str) -> Result<Uuid, DecodeErr
 
 /// Encodes a UUID (16 bytes).
 #[inline]
-pub fn put_uuid<B: BufMut>(buf: &mut B, value: &Uuid) {
-    buf.put_slice(value.as_bytes());
+pub fn put_uuid<W: Out + ?Sized>(buf: &mut W, value: &Uuid) {
+    buf.write_slice(value.as_bytes());
 }
 
 /// Decodes an UNSIGNED_VARINT: at most 5 bytes, and no value bits past 32.
@@ -204,15 +207,15 @@ pub fn read_varlong(buf: &mut Bytes, field: &'static str) -> Result<i64, DecodeE
 
 /// Encodes an UNSIGNED_VARINT.
 #[inline]
-pub fn put_unsigned_varint<B: BufMut>(buf: &mut B, value: u32) {
+pub fn put_unsigned_varint<W: Out + ?Sized>(buf: &mut W, value: u32) {
     put_unsigned_varlong(buf, u64::from(value));
 }
 
 /// Encodes an unsigned 64-bit varint.
 #[inline]
-pub fn put_unsigned_varlong<B: BufMut>(buf: &mut B, mut value: u64) {
+pub fn put_unsigned_varlong<W: Out + ?Sized>(buf: &mut W, mut value: u64) {
     if value < 0x80 {
-        buf.put_u8(value as u8);
+        buf.write_byte(value as u8);
         return;
     }
     let mut tmp = [0u8; 10];
@@ -223,18 +226,18 @@ pub fn put_unsigned_varlong<B: BufMut>(buf: &mut B, mut value: u64) {
         n += 1;
     }
     tmp[n] = value as u8;
-    buf.put_slice(&tmp[..=n]);
+    buf.write_slice(&tmp[..=n]);
 }
 
 /// Encodes a VARINT (zig-zag `i32`).
 #[inline]
-pub fn put_varint<B: BufMut>(buf: &mut B, value: i32) {
+pub fn put_varint<W: Out + ?Sized>(buf: &mut W, value: i32) {
     put_unsigned_varint(buf, ((value << 1) ^ (value >> 31)) as u32);
 }
 
 /// Encodes a VARLONG (zig-zag `i64`).
 #[inline]
-pub fn put_varlong<B: BufMut>(buf: &mut B, value: i64) {
+pub fn put_varlong<W: Out + ?Sized>(buf: &mut W, value: i64) {
     put_unsigned_varlong(buf, ((value << 1) ^ (value >> 63)) as u64);
 }
 
@@ -479,8 +482,8 @@ pub fn read_nullable_array<T>(
 }
 
 #[inline]
-fn put_len<B: BufMut>(
-    buf: &mut B,
+fn put_len<W: Out + ?Sized>(
+    buf: &mut W,
     len: Option<usize>,
     compact: bool,
     wide: bool,
@@ -489,11 +492,11 @@ fn put_len<B: BufMut>(
     match len {
         None => {
             if compact {
-                buf.put_u8(0);
+                buf.write_byte(0);
             } else if wide {
-                buf.put_i32(-1);
+                buf.write_slice(&(-1i32).to_be_bytes());
             } else {
-                buf.put_i16(-1);
+                buf.write_slice(&(-1i16).to_be_bytes());
             }
         }
         Some(len) => {
@@ -514,9 +517,9 @@ fn put_len<B: BufMut>(
             if compact {
                 put_unsigned_varlong(buf, len as u64 + 1);
             } else if wide {
-                buf.put_i32(len as i32);
+                buf.write_slice(&(len as i32).to_be_bytes());
             } else {
-                buf.put_i16(len as i16);
+                buf.write_slice(&(len as i16).to_be_bytes());
             }
         }
     }
@@ -525,21 +528,21 @@ fn put_len<B: BufMut>(
 
 /// Encodes a STRING or COMPACT_STRING.
 #[inline]
-pub fn put_string<B: BufMut>(
-    buf: &mut B,
+pub fn put_string<W: Out + ?Sized>(
+    buf: &mut W,
     value: &str,
     compact: bool,
     field: &'static str,
 ) -> Result<(), EncodeError> {
     put_len(buf, Some(value.len()), compact, false, field)?;
-    buf.put_slice(value.as_bytes());
+    buf.write_slice(value.as_bytes());
     Ok(())
 }
 
 /// Encodes a NULLABLE_STRING or COMPACT_NULLABLE_STRING.
 #[inline]
-pub fn put_nullable_string<B: BufMut>(
-    buf: &mut B,
+pub fn put_nullable_string<W: Out + ?Sized>(
+    buf: &mut W,
     value: Option<&str>,
     compact: bool,
     field: &'static str,
@@ -552,21 +555,21 @@ pub fn put_nullable_string<B: BufMut>(
 
 /// Encodes BYTES or COMPACT_BYTES.
 #[inline]
-pub fn put_bytes<B: BufMut>(
-    buf: &mut B,
+pub fn put_bytes<W: Out + ?Sized>(
+    buf: &mut W,
     value: &[u8],
     compact: bool,
     field: &'static str,
 ) -> Result<(), EncodeError> {
     put_len(buf, Some(value.len()), compact, true, field)?;
-    buf.put_slice(value);
+    buf.write_slice(value);
     Ok(())
 }
 
 /// Encodes NULLABLE_BYTES, COMPACT_NULLABLE_BYTES or RECORDS.
 #[inline]
-pub fn put_nullable_bytes<B: BufMut>(
-    buf: &mut B,
+pub fn put_nullable_bytes<W: Out + ?Sized>(
+    buf: &mut W,
     value: Option<&[u8]>,
     compact: bool,
     field: &'static str,
@@ -577,10 +580,38 @@ pub fn put_nullable_bytes<B: BufMut>(
     }
 }
 
+/// Encodes BYTES, COMPACT_BYTES or RECORDS held as [`Bytes`]: a sink that can keep a
+/// reference ([`ChunkedOut`]) does not copy them.
+#[inline]
+pub fn put_shared_bytes<W: Out + ?Sized>(
+    buf: &mut W,
+    value: &Bytes,
+    compact: bool,
+    field: &'static str,
+) -> Result<(), EncodeError> {
+    put_len(buf, Some(value.len()), compact, true, field)?;
+    buf.write_shared(value);
+    Ok(())
+}
+
+/// The nullable form of [`put_shared_bytes`].
+#[inline]
+pub fn put_nullable_shared_bytes<W: Out + ?Sized>(
+    buf: &mut W,
+    value: Option<&Bytes>,
+    compact: bool,
+    field: &'static str,
+) -> Result<(), EncodeError> {
+    match value {
+        Some(b) => put_shared_bytes(buf, b, compact, field),
+        None => put_len(buf, None, compact, true, field),
+    }
+}
+
 /// Encodes an ARRAY or COMPACT_ARRAY count (`None` for the null array).
 #[inline]
-pub fn put_array_len<B: BufMut>(
-    buf: &mut B,
+pub fn put_array_len<W: Out + ?Sized>(
+    buf: &mut W,
     len: Option<usize>,
     compact: bool,
     field: &'static str,
@@ -663,16 +694,16 @@ pub fn check_tag_order(
 
 /// Encodes one tagged field: tag, size, data.
 #[inline]
-pub fn put_tagged_field<B: BufMut>(buf: &mut B, tag: u32, data: &[u8]) {
+pub fn put_tagged_field<W: Out + ?Sized>(buf: &mut W, tag: u32, data: &[u8]) {
     put_unsigned_varint(buf, tag);
     put_unsigned_varlong(buf, data.len() as u64);
-    buf.put_slice(data);
+    buf.write_slice(data);
 }
 
 /// Encodes a tagged-field section holding only `fields` (which must be in strictly
 /// ascending tag order, as [`read_raw_tagged_fields`] returns them).
-pub fn put_raw_tagged_fields<B: BufMut>(
-    buf: &mut B,
+pub fn put_raw_tagged_fields<W: Out + ?Sized>(
+    buf: &mut W,
     fields: &[RawTaggedField],
     field: &'static str,
 ) -> Result<(), EncodeError> {

@@ -2,7 +2,7 @@
 //! elements inline, so decoding the short lists Kafka sends by the thousand (a
 //! partition's replicas and in-sync replicas) allocates nothing.
 
-use super::{BufMut, Bytes, DecodeError, EncodeError, Uuid};
+use super::{Bytes, DecodeError, EncodeError, Out, Uuid};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 
@@ -16,7 +16,7 @@ pub trait Scalar: Copy + Default + PartialEq + fmt::Debug {
     /// Reads one value from exactly `SIZE` big-endian bytes.
     fn read_be(bytes: &[u8]) -> Self;
     /// Writes one value.
-    fn put<B: BufMut>(self, buf: &mut B);
+    fn put<W: Out + ?Sized>(self, buf: &mut W);
 }
 
 macro_rules! scalar {
@@ -30,8 +30,8 @@ macro_rules! scalar {
                 <$t>::from_be_bytes(raw)
             }
             #[inline]
-            fn put<B: BufMut>(self, buf: &mut B) {
-                buf.put_slice(&self.to_be_bytes());
+            fn put<W: Out + ?Sized>(self, buf: &mut W) {
+                buf.write_slice(&self.to_be_bytes());
             }
         }
     )*};
@@ -45,8 +45,8 @@ impl Scalar for bool {
         bytes[0] != 0
     }
     #[inline]
-    fn put<B: BufMut>(self, buf: &mut B) {
-        buf.put_u8(u8::from(self));
+    fn put<W: Out + ?Sized>(self, buf: &mut W) {
+        buf.write_byte(u8::from(self));
     }
 }
 
@@ -59,8 +59,8 @@ impl Scalar for Uuid {
         Uuid::from_bytes(raw)
     }
     #[inline]
-    fn put<B: BufMut>(self, buf: &mut B) {
-        buf.put_slice(self.as_bytes());
+    fn put<W: Out + ?Sized>(self, buf: &mut W) {
+        buf.write_slice(self.as_bytes());
     }
 }
 
@@ -275,8 +275,8 @@ pub fn read_nullable_scalar_array<T: Scalar>(
 
 /// Writes an ARRAY / COMPACT_ARRAY of fixed-width values.
 #[inline]
-pub fn put_scalar_array<T: Scalar, B: BufMut>(
-    buf: &mut B,
+pub fn put_scalar_array<T: Scalar, W: Out + ?Sized>(
+    buf: &mut W,
     list: &[T],
     compact: bool,
     field: &'static str,

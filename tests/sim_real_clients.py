@@ -1,0 +1,398 @@
+#!/usr/bin/env python3
+"""Real Python Kafka clients against the simulated cluster (tests/sim_real_clients.rs).
+
+    sim_real_clients.py CLIENT BOOTSTRAP ACTION [ARG...]
+
+CLIENT is `confluent` (confluent-kafka, librdkafka inside) or `kafka-python`.
+
+Actions (binary data travels as hex; `-` is null):
+  create TOPIC PARTITIONS REPLICATION
+        create the topic with the admin client, then list topics; prints
+        `topic NAME PARTITION_COUNT` for every topic listed, then
+        `partition NAME INDEX LEADER` for each of its partitions
+  produce TOPIC MODE
+        stdin: `PARTITION CODEC HEXKEY HEXVALUE` lines; one producer per codec
+        (MODE: `idempotent` = enable.idempotence with acks=all, or `acks1`);
+        prints `PARTITION OFFSET` per input line, in input order
+  produce-paced TOPIC PARTITION COUNT PACE_MS
+        (both clients) an idempotent producer (acks=all) sends values `record-I` one at a
+        time PACE_MS apart; prints `started` once the first is delivered (so
+        the caller can inject a fault), then `PARTITION OFFSET` per record
+  consume-past-hw TOPIC
+        (confluent) produces one record with acks=1, assigns a consumer
+        (auto.offset.reset=earliest) right after it, produces a second record
+        with acks=all and prints the offsets the consumer reads until it has
+        the second one
+  consume-across-crash TOPIC
+        (both clients) produces 100 records (acks=all) to partition 0, reads
+        30 with an assigned consumer (offset resets disabled), prints
+        `reached` and waits for a line on stdin (the caller crashes the leader
+        meanwhile), produces 100 more and reads on until it has all 200;
+        prints `OFFSET VALUE` per record read
+  consume TOPIC PARTITION:OFFSET:COUNT...
+        assign the partitions at those offsets (no consumer group rebalance),
+        CRC checks on, read COUNT records from each; prints
+        `PARTITION OFFSET HEXKEY HEXVALUE` sorted by partition and offset; then
+        commits OFFSET+COUNT for each partition as group `sim-real-clients`
+        (OffsetCommit), reads the commits back (OffsetFetch) and prints
+        `committed PARTITION OFFSET` for each
+
+Exits non-zero with a message on stderr when anything fails or times out.
+"""
+
+import sys
+import time
+
+TIMEOUT = 15.0
+
+
+def die(msg):
+    print(msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def read_records():
+    rows = []
+    for line in sys.stdin:
+        line = line.rstrip("\n")
+        if not line:
+            continue
+        part, codec, key, value = line.split(" ")
+        rows.append((int(part), codec, unhex(key), unhex(value)))
+    return rows
+
+
+def unhex(text):
+    return None if text == "-" else bytes.fromhex(text)
+
+
+def dash_hex(data):
+    return "-" if data is None else data.hex()
+
+
+def parse_assignments(specs):
+    out = []
+    for s in specs:
+        p, o, n = s.split(":")
+        out.append((int(p), int(o), int(n)))
+    return out
+
+
+def print_consumed(got):
+    for (p, o), (k, v) in sorted(got.items()):
+        print(p, o, dash_hex(k), dash_hex(v))
+
+
+def across_crash(topic, produce, poll, assign, close):
+    produce(0)
+    assign()
+    got = []
+    deadline = time.time() + TIMEOUT
+    while len(got) < 30:
+        if time.time() > deadline:
+            die("read only %d records before the crash" % len(got))
+        got += poll()
+    print("reached", flush=True)
+    sys.stdin.readline()
+    produce(100)
+    deadline = time.time() + TIMEOUT
+    while len(got) < 200:
+        if time.time() > deadline:
+            die("read only %d records across the crash" % len(got))
+        got += poll()
+    close()
+    for o, v in got:
+        print(o, v.decode())
+
+
+# -------------------------------------------------------- confluent-kafka --
+
+def confluent(boot, action, args):
+    import confluent_kafka as ck
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    base = {"bootstrap.servers": boot, "client.id": "sim-real-clients"}
+    if action == "create":
+        topic, parts, repl = args[0], int(args[1]), int(args[2])
+        a = AdminClient(base)
+        for t, f in a.create_topics([NewTopic(topic, num_partitions=parts,
+                                              replication_factor=repl)],
+                                    operation_timeout=10).items():
+            f.result(timeout=TIMEOUT)
+        md = a.list_topics(timeout=TIMEOUT)
+        for name, t in sorted(md.topics.items()):
+            if t.error is not None:
+                die("list_topics: %s: %s" % (name, t.error))
+            print("topic", name, len(t.partitions))
+            for i, pm in sorted(t.partitions.items()):
+                print("partition", name, i, pm.leader)
+    elif action == "produce":
+        topic, mode = args
+        rows = read_records()
+        offsets = [None] * len(rows)
+        errors = []
+        for codec in sorted({r[1] for r in rows}):
+            conf = dict(base, **{"compression.codec": codec, "linger.ms": 20})
+            if mode == "idempotent":
+                conf.update({"enable.idempotence": True, "acks": "all"})
+            else:
+                conf.update({"enable.idempotence": False, "acks": "1"})
+            p = ck.Producer(conf)
+            for i, (part, c, k, v) in enumerate(rows):
+                if c != codec:
+                    continue
+
+                def dr(err, msg, i=i):
+                    if err:
+                        errors.append(err)
+                    else:
+                        offsets[i] = (msg.partition(), msg.offset())
+                p.produce(topic, key=k, value=v, partition=part, on_delivery=dr)
+            if p.flush(TIMEOUT):
+                die("flush timed out (%s)" % codec)
+        if errors:
+            die("delivery errors: %s" % errors)
+        for o in offsets:
+            print(*o)
+    elif action == "produce-paced":
+        topic, part, count, pace = args[0], int(args[1]), int(args[2]), int(args[3])
+        p = ck.Producer(dict(base, **{"enable.idempotence": True, "acks": "all",
+                                      "linger.ms": 0, "retry.backoff.ms": 20}))
+        offsets = [None] * count
+        errors = []
+
+        def dr(err, msg):
+            if err:
+                errors.append(err)
+            else:
+                offsets[int(msg.value().split(b"-")[1])] = (msg.partition(), msg.offset())
+        for i in range(count):
+            p.produce(topic, value=b"record-%d" % i, partition=part, on_delivery=dr)
+            time.sleep(pace / 1000.0)
+            p.poll(0)
+            if i == 0:
+                if p.flush(TIMEOUT):
+                    die("first record not delivered")
+                print("started", flush=True)
+        if p.flush(TIMEOUT):
+            die("flush timed out")
+        if errors:
+            die("delivery errors: %s" % errors)
+        for o in offsets:
+            print(*o)
+    elif action == "consume-past-hw":
+        (topic,) = args
+        delivered = []
+
+        def produce(acks, value):
+            p = ck.Producer(dict(base, **{"acks": acks, "enable.idempotence": False}))
+            p.produce(topic, value=value, partition=0,
+                      on_delivery=lambda err, m: delivered.append(err or m.offset()))
+            if p.flush(TIMEOUT):
+                die("flush timed out")
+            if not isinstance(delivered[-1], int):
+                die("delivery failed: %s" % delivered[-1])
+            return delivered[-1]
+        first = produce("1", b"unreplicated")
+        c = ck.Consumer(dict(base, **{
+            "group.id": "sim-real-clients", "enable.auto.commit": False,
+            "auto.offset.reset": "earliest", "fetch.wait.max.ms": 100}))
+        c.assign([ck.TopicPartition(topic, 0, first + 1)])
+        got = []
+        end = time.time() + 0.5
+        while time.time() < end:
+            m = c.poll(0.1)
+            if m is not None and not m.error():
+                got.append(m.offset())
+        second = produce("all", b"next")
+        deadline = time.time() + TIMEOUT
+        while second not in got:
+            if time.time() > deadline:
+                die("never read offset %d; read %s" % (second, got))
+            m = c.poll(0.1)
+            if m is not None and not m.error():
+                got.append(m.offset())
+        c.close()
+        print(*got)
+    elif action == "consume-across-crash":
+        (topic,) = args
+        p = ck.Producer(dict(base, acks="all"))
+        c = ck.Consumer(dict(base, **{
+            "group.id": "sim-real-clients", "enable.auto.commit": False,
+            "auto.offset.reset": "error", "check.crcs": True,
+            "fetch.wait.max.ms": 50, "fetch.message.max.bytes": 300}))
+
+        def produce(first):
+            for i in range(first, first + 100):
+                p.produce(topic, value=b"r%d" % i, partition=0)
+            if p.flush(TIMEOUT):
+                die("flush timed out")
+
+        def poll():
+            m = c.poll(0.1)
+            if m is None:
+                return []
+            if m.error():
+                die("consume error: %s" % m.error())
+            return [(m.offset(), m.value())]
+        across_crash(topic, produce, poll,
+                     lambda: c.assign([ck.TopicPartition(topic, 0, 0)]), c.close)
+    elif action == "consume":
+        topic, specs = args[0], parse_assignments(args[1:])
+        # librdkafka's consumer needs a group id even when it only assigns.
+        c = ck.Consumer(dict(base, **{
+            "group.id": "sim-real-clients", "enable.auto.commit": False,
+            "check.crcs": True, "fetch.wait.max.ms": 100}))
+        c.assign([ck.TopicPartition(topic, p, o) for p, o, _ in specs])
+        want = {p: n for p, _, n in specs}
+        got = {}
+        deadline = time.time() + TIMEOUT
+        while any(sum(1 for (p, _) in got if p == q) < n for q, n in want.items()):
+            if time.time() > deadline:
+                die("consume timed out with %d records" % len(got))
+            m = c.poll(0.2)
+            if m is None:
+                continue
+            if m.error():
+                die("consume error: %s" % m.error())
+            got[(m.partition(), m.offset())] = (m.key(), m.value())
+        # Commit the next offsets (OffsetCommit) and read them back (OffsetFetch).
+        ends = [ck.TopicPartition(topic, p, o + n) for p, o, n in specs]
+        for tp in c.commit(offsets=ends, asynchronous=False):
+            if tp.error:
+                die("commit: %s" % tp.error)
+        committed = c.committed([ck.TopicPartition(topic, p) for p, _, _ in specs],
+                                timeout=TIMEOUT)
+        c.close()
+        print_consumed(got)
+        for tp in committed:
+            if tp.error:
+                die("committed: %s" % tp.error)
+            print("committed", tp.partition, tp.offset)
+    else:
+        die("unknown action " + action)
+
+
+# ----------------------------------------------------------- kafka-python --
+
+def kafka_python(boot, action, args):
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.admin import NewTopic
+
+    base = {"bootstrap_servers": boot.split(","), "client_id": "sim-real-clients"}
+    if action == "create":
+        topic, parts, repl = args[0], int(args[1]), int(args[2])
+        a = KafkaAdminClient(**base)
+        r = a.create_topics([NewTopic(topic, parts, repl)], timeout_ms=10000)
+        errors = [t for t in getattr(r, "topic_errors", []) if t[1] != 0]
+        if errors:
+            die("create_topics: %s" % errors)
+        names = a.list_topics()
+        described = {t["name"]: t for t in a.describe_topics(names)}
+        for name in sorted(names):
+            t = described[name]
+            if t["error_code"] != 0:
+                die("describe_topics: %s: error %s" % (name, t["error_code"]))
+            print("topic", name, len(t["partitions"]))
+            for pm in sorted(t["partitions"], key=lambda pm: pm["partition_index"]):
+                print("partition", name, pm["partition_index"], pm["leader_id"])
+        a.close()
+    elif action == "produce":
+        topic, mode = args
+        rows = read_records()
+        offsets = [None] * len(rows)
+        for codec in sorted({r[1] for r in rows}):
+            conf = dict(base, compression_type=None if codec == "none" else codec,
+                        linger_ms=20)
+            if mode == "idempotent":
+                conf.update(enable_idempotence=True, acks="all")
+            else:
+                conf.update(enable_idempotence=False, acks=1)
+            p = KafkaProducer(**conf)
+            futs = [(i, p.send(topic, key=k, value=v, partition=part))
+                    for i, (part, c, k, v) in enumerate(rows) if c == codec]
+            p.flush(TIMEOUT)
+            for i, f in futs:
+                md = f.get(timeout=TIMEOUT)
+                offsets[i] = (md.partition, md.offset)
+            p.close()
+        for o in offsets:
+            print(*o)
+    elif action == "produce-paced":
+        topic, part, count, pace = args[0], int(args[1]), int(args[2]), int(args[3])
+        p = KafkaProducer(**base, acks="all", enable_idempotence=True, linger_ms=0,
+                          retry_backoff_ms=20)
+        futs = []
+        for i in range(count):
+            futs.append(p.send(topic, value=b"record-%d" % i, partition=part))
+            if i == 0:
+                futs[0].get(timeout=TIMEOUT)
+                print("started", flush=True)
+            time.sleep(pace / 1000.0)
+        p.flush(TIMEOUT)
+        offsets = [f.get(timeout=TIMEOUT) for f in futs]
+        p.close()
+        for md in offsets:
+            print(md.partition, md.offset)
+    elif action == "consume-across-crash":
+        (topic,) = args
+        p = KafkaProducer(**base, acks="all")
+        c = KafkaConsumer(**base, enable_auto_commit=False, auto_offset_reset="none",
+                          check_crcs=True, fetch_max_wait_ms=50,
+                          max_partition_fetch_bytes=300)
+        tp = TopicPartition(topic, 0)
+
+        def produce(first):
+            for i in range(first, first + 100):
+                p.send(topic, value=b"r%d" % i, partition=0)
+            p.flush(TIMEOUT)
+
+        def assign():
+            c.assign([tp])
+            c.seek(tp, 0)
+        across_crash(topic, produce,
+                     lambda: [(m.offset, m.value) for ms in c.poll(100).values() for m in ms],
+                     assign, c.close)
+    elif action == "consume":
+        topic, specs = args[0], parse_assignments(args[1:])
+        c = KafkaConsumer(**base, group_id="sim-real-clients", enable_auto_commit=False,
+                          check_crcs=True, fetch_max_wait_ms=100)
+        tps = {p: TopicPartition(topic, p) for p, _, _ in specs}
+        c.assign(list(tps.values()))
+        for p, o, _ in specs:
+            c.seek(tps[p], o)
+        want = {p: n for p, _, n in specs}
+        got = {}
+        deadline = time.time() + TIMEOUT
+        while any(sum(1 for (p, _) in got if p == q) < n for q, n in want.items()):
+            if time.time() > deadline:
+                die("consume timed out with %d records" % len(got))
+            for _tp, msgs in c.poll(200).items():
+                for m in msgs:
+                    got[(m.partition, m.offset)] = (m.key, m.value)
+        # Commit the next offsets (OffsetCommit) and read them back (OffsetFetch).
+        from kafka.structs import OffsetAndMetadata
+        c.commit({tps[p]: OffsetAndMetadata(o + n, "", -1) for p, o, n in specs})
+        committed = [(p, c.committed(tps[p])) for p, _, _ in specs]
+        c.close()
+        print_consumed(got)
+        for p, o in committed:
+            print("committed", p, o)
+    else:
+        die("unknown action " + action)
+
+
+def main():
+    if len(sys.argv) < 4:
+        die(__doc__)
+    client, boot, action, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+    if client == "confluent":
+        confluent(boot, action, args)
+    elif client == "kafka-python":
+        kafka_python(boot, action, args)
+    else:
+        die("unknown client " + client)
+
+
+if __name__ == "__main__":
+    main()
