@@ -44,7 +44,7 @@ merge_into_corpus() {
   local out; out=$(mktemp -d)
   local dirs=()
   for d in "$@"; do [ -d "$d" ] && dirs+=("$d"); done
-  fuzz run "$t" "$out" "${dirs[@]}" -- -merge=1 -rss_limit_mb=4096 >"$out.log" 2>&1 ||
+  fuzz run "$t" "$out" "${dirs[@]}" -- -set_cover_merge=1 -use_counters=0 -rss_limit_mb=4096 >"$out.log" 2>&1 ||
     { tail -20 "$out.log"; echo "merge of $t failed" >&2; return 1; }
   mkdir -p "corpus/$t"
   find "corpus/$t" -maxdepth 1 -type f ! -name 'regress-*' -delete
