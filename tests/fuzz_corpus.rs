@@ -919,3 +919,20 @@ fn allocation_report() {
         );
     }
 }
+
+/// `sim_cluster` target (`corpus/sim_cluster/regress-ten-thousand-partitions`): a
+/// 145-byte script made the simulated cluster hold 2.5 MB, the partitions a
+/// CreateTopics asked for under the 10,000-per-topic cap (6 KB with the cap at 100).
+/// A constant per topic rather than a multiple of the input, so the target's bound
+/// now allows it; the number of topics one request may create this way is not
+/// capped, which is reported.
+#[cfg(feature = "sim")]
+#[test]
+fn regress_sim_partitions_within_bound() {
+    let target = targets::target("sim_cluster").expect("target");
+    let data =
+        fs::read(root().join("corpus/sim_cluster/regress-ten-thousand-partitions")).expect("input");
+    let (result, peak) = alloc::peak_during(|| (target.run)(&data));
+    assert_eq!(result, Ok(true));
+    assert!(peak <= target.alloc_bound(data.len()), "{peak}");
+}
