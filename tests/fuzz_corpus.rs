@@ -22,6 +22,12 @@ use kafka_sansio::fuzzing::targets::{self, TARGETS, Target};
 #[global_allocator]
 static GLOBAL: alloc::Counting = alloc::Counting;
 
+/// The origin of the state machines' virtual time (tests own their clock).
+#[allow(clippy::disallowed_methods)]
+fn now() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -39,7 +45,8 @@ fn corpus_files(target: &str) -> Vec<PathBuf> {
 
 /// What replaying one input found wrong, if anything.
 fn replay(target: &Target, data: &[u8]) -> Result<bool, String> {
-    let (result, peak) = alloc::peak_during(|| (target.run)(data));
+    let origin = now();
+    let (result, peak) = alloc::peak_during(|| (target.run)(data, origin));
     let accepted = result.map_err(|e| e.0)?;
     let bound = target.alloc_bound(data.len());
     if peak > bound {
@@ -118,7 +125,10 @@ fn every_target_has_a_binary_and_a_corpus_and_nothing_else_does() {
 /// caught.
 #[test]
 fn the_allocation_bound_is_enforced() {
-    fn hog(data: &[u8]) -> Result<bool, kafka_sansio::fuzzing::CheckFailure> {
+    fn hog(
+        data: &[u8],
+        _: std::time::Instant,
+    ) -> Result<bool, kafka_sansio::fuzzing::CheckFailure> {
         let v = vec![0u8; 1 << 20];
         Ok(v.len() > data.len())
     }
@@ -453,7 +463,7 @@ mod seeds {
             for i in 0..40_000 {
                 let len = 64 + rng.below(1024) as usize;
                 let script = rng.bytes(len);
-                if (target.run)(&script) == Ok(true) {
+                if (target.run)(&script, super::now()) == Ok(true) {
                     out.push((name, format!("random-{i}"), script));
                     kept += 1;
                     if kept == 40 {
@@ -906,7 +916,8 @@ fn allocation_report() {
         let mut largest = 0;
         for file in corpus_files(target.name) {
             let data = fs::read(&file).expect("corpus file");
-            let (_, peak) = alloc::peak_during(|| (target.run)(&data));
+            let origin = now();
+            let (_, peak) = alloc::peak_during(|| (target.run)(&data, origin));
             largest = largest.max(peak);
             let over = peak as f64 / data.len().max(1) as f64;
             if over >= worst.0 {
@@ -932,7 +943,8 @@ fn regress_sim_partitions_within_bound() {
     let target = targets::target("sim_cluster").expect("target");
     let data =
         fs::read(root().join("corpus/sim_cluster/regress-ten-thousand-partitions")).expect("input");
-    let (result, peak) = alloc::peak_during(|| (target.run)(&data));
+    let origin = now();
+    let (result, peak) = alloc::peak_during(|| (target.run)(&data, origin));
     assert_eq!(result, Ok(true));
     assert!(peak <= target.alloc_bound(data.len()), "{peak}");
 }

@@ -7,11 +7,9 @@
 //! badly, inject raw bytes, deliver some of the bytes in flight, let time pass, close,
 //! ...). After every operation every output is drained and checked.
 //!
-//! The only clock read is `Instant::now()` once per input, as the origin of the
-//! script's virtual time; everything after it is that origin plus durations from the
-//! input, so a run replays exactly.
-
-#![allow(clippy::disallowed_methods)]
+//! No clock is read here: the caller passes the origin of the script's virtual time,
+//! and every later instant is that origin plus durations from the input, so a run
+//! replays exactly.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -251,9 +249,9 @@ fn answer(u: &mut Unstructured<'_>, id: i32, api: ApiKey, version: i16) -> ArbRe
 /// over); every request ends exactly once (response, `Sent` or failure), and all have
 /// ended when `Closed` arrives; nothing follows `Closed`; after `handle_timeout(now)`
 /// no deadline at or before `now` remains.
-pub fn connection(data: &[u8]) -> Result<bool, CheckFailure> {
+pub fn connection(data: &[u8], origin: Instant) -> Result<bool, CheckFailure> {
     let mut u = Unstructured::new(data);
-    match run_connection(&mut u) {
+    match run_connection(&mut u, origin) {
         Ok(Ok(accepted)) => Ok(accepted),
         Ok(Err(e)) => Err(e),
         // The script ran out of bytes.
@@ -261,8 +259,10 @@ pub fn connection(data: &[u8]) -> Result<bool, CheckFailure> {
     }
 }
 
-fn run_connection(u: &mut Unstructured<'_>) -> ArbResult<Result<bool, CheckFailure>> {
-    let origin = Instant::now();
+fn run_connection(
+    u: &mut Unstructured<'_>,
+    origin: Instant,
+) -> ArbResult<Result<bool, CheckFailure>> {
     let mut now = origin;
     let mut config = Config::new("fuzz");
     config.client_id = Some("fuzz".into());
@@ -417,7 +417,7 @@ fn run_connection(u: &mut Unstructured<'_>) -> ArbResult<Result<bool, CheckFailu
 /// Checks: no panic; the client-final message carries the client's nonce prefix and
 /// the server's full nonce; the exchange is done only after a server-final that
 /// verified.
-pub fn sasl_scram(data: &[u8]) -> Result<bool, CheckFailure> {
+pub fn sasl_scram(data: &[u8], _origin: Instant) -> Result<bool, CheckFailure> {
     let Some((&selector, rest)) = data.split_first() else {
         return Ok(false);
     };
@@ -488,16 +488,16 @@ fn too_many_iterations(server_first: &[u8]) -> bool {
 /// connection that got only whole requests from the script, answers one of them, in
 /// the order they were sent.
 #[cfg(feature = "sim")]
-pub fn sim_cluster(data: &[u8]) -> Result<bool, CheckFailure> {
+pub fn sim_cluster(data: &[u8], origin: Instant) -> Result<bool, CheckFailure> {
     let mut u = Unstructured::new(data);
-    match run_sim(&mut u) {
+    match run_sim(&mut u, origin) {
         Ok(r) => r,
         Err(_) => Ok(false),
     }
 }
 
 #[cfg(feature = "sim")]
-fn run_sim(u: &mut Unstructured<'_>) -> ArbResult<Result<bool, CheckFailure>> {
+fn run_sim(u: &mut Unstructured<'_>, origin: Instant) -> ArbResult<Result<bool, CheckFailure>> {
     use crate::sim::{Cluster, ClusterConfig, ConnectionId};
     const APIS: [ApiKey; 11] = [
         ApiKey::ApiVersions,
@@ -522,7 +522,6 @@ fn run_sim(u: &mut Unstructured<'_>) -> ArbResult<Result<bool, CheckFailure>> {
         /// script did not count, so answers are not matched against `sent`.
         raw: bool,
     }
-    let origin = Instant::now();
     let mut now = origin;
     let brokers = u.int_in_range(1..=3)?;
     let mut cluster = Cluster::new(

@@ -21,6 +21,7 @@ use crate::records::{
 };
 use crate::wire::{Bytes, BytesMut, Message};
 use arbitrary::Unstructured;
+use std::time::Instant;
 
 /// One fuzz target: its name (the file `fuzz/fuzz_targets/<name>.rs` and the folder
 /// `corpus/<name>/`), its body, and the allocation bound its caller enforces.
@@ -29,8 +30,10 @@ pub struct Target {
     /// The target's name.
     pub name: &'static str,
     /// The body: decode, check, return the first failed property; `Ok(true)` when
-    /// the decoder accepted the input (so a corpus can be checked for depth).
-    pub run: fn(&[u8]) -> Result<bool, CheckFailure>,
+    /// the decoder accepted the input (so a corpus can be checked for depth). The
+    /// `Instant` is the origin of the state machines' virtual time, read by the
+    /// caller (the library reads no clock); decoders ignore it.
+    pub run: fn(&[u8], Instant) -> Result<bool, CheckFailure>,
     /// The most heap the body may hold at once, above what was live when it started:
     /// `alloc_per_input_byte * input.len() + alloc_constant` bytes.
     pub alloc_per_input_byte: usize,
@@ -58,31 +61,31 @@ pub const RECORDS_MAX_DECOMPRESSED: usize = 256 * 1024;
 pub const TARGETS: &[Target] = &[
     Target {
         name: "request",
-        run: request,
+        run: |data, _| request(data),
         alloc_per_input_byte: 512,
         alloc_constant: 64 * 1024,
     },
     Target {
         name: "response",
-        run: response,
+        run: |data, _| response(data),
         alloc_per_input_byte: 512,
         alloc_constant: 64 * 1024,
     },
     Target {
         name: "message_roundtrip",
-        run: message_roundtrip,
+        run: |data, _| message_roundtrip(data),
         alloc_per_input_byte: 512,
         alloc_constant: 64 * 1024,
     },
     Target {
         name: "message_arbitrary",
-        run: message_arbitrary,
+        run: |data, _| message_arbitrary(data),
         alloc_per_input_byte: 512,
         alloc_constant: 64 * 1024,
     },
     Target {
         name: "records",
-        run: records,
+        run: |data, _| records(data),
         alloc_per_input_byte: 64,
         // Decompressed records (bounded by RECORDS_MAX_DECOMPRESSED, and a growing
         // Vec may hold twice that while it reallocates), the round trip's copy and
@@ -91,7 +94,7 @@ pub const TARGETS: &[Target] = &[
     },
     Target {
         name: "consumer_offsets",
-        run: consumer_offsets,
+        run: |data, _| consumer_offsets(data),
         alloc_per_input_byte: 512,
         alloc_constant: 64 * 1024,
     },
