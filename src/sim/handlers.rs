@@ -702,7 +702,7 @@ fn create_topics(
             Some(ErrorCode::INVALID_TOPIC_EXCEPTION)
         } else if cluster.topics.contains_key(&*t.name) {
             Some(ErrorCode::TOPIC_ALREADY_EXISTS)
-        } else if partitions < 1 || partitions > super::MAX_PARTITIONS_PER_TOPIC {
+        } else if !(1..=super::MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
             Some(ErrorCode::INVALID_PARTITIONS)
         } else if replication < 1 || i32::from(replication) > brokers {
             Some(ErrorCode::INVALID_REPLICATION_FACTOR)

@@ -489,8 +489,7 @@ impl Cluster {
             return Err(SimError::TopicExists(name.into()));
         }
         let n = self.brokers.len() as i32;
-        if partitions < 1
-            || partitions > MAX_PARTITIONS_PER_TOPIC
+        if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions)
             || replication < 1
             || i32::from(replication) > n
         {
