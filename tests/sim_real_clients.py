@@ -120,7 +120,7 @@ def group_scenario(make_consumer, poll, assignment, commit, produce):
     deadline = time.time() + TIMEOUT
     while len(got) < 100:
         if time.time() > deadline:
-            die("c1 read only %d of 100" % len(got))
+            die("c1 read only %d of 100 (assigned %s)" % (len(got), assignment(c1)))
         got += [("c1",) + r for r in poll(c1)]
     commit(c1)
     c2 = make_consumer("c2")
@@ -443,13 +443,21 @@ def kafka_python(boot, action, args):
 
         def make_consumer(name):
             conf = dict(base, client_id=name)
-            return KafkaConsumer(topic, **conf, group_id=group, auto_offset_reset="earliest",
-                                 enable_auto_commit=False, session_timeout_ms=6000,
-                                 heartbeat_interval_ms=200, fetch_max_wait_ms=50)
+            c = KafkaConsumer(**conf, group_id=group, auto_offset_reset="earliest",
+                              enable_auto_commit=False, session_timeout_ms=6000,
+                              heartbeat_interval_ms=200, fetch_max_wait_ms=50)
+            # Subscribe once the topic's metadata is known: kafka-python 3.0.12 joins
+            # right away otherwise, then rejoins from two threads at once when the
+            # metadata arrives, and under load can lose the second join's result
+            # (it never applies the SyncGroup answer it received).
+            if not c.partitions_for_topic(topic):
+                die("no metadata for %s" % topic)
+            c.subscribe([topic])
+            return c
 
         def poll(c):
             return [(m.partition, m.offset, m.value)
-                    for ms in c.poll(50).values() for m in ms]
+                    for ms in c.poll(100).values() for m in ms]
         group_scenario(make_consumer, poll,
                        lambda c: {tp.partition for tp in c.assignment()},
                        lambda c: c.commit(), produce)
