@@ -137,7 +137,7 @@ mod gzip {
         let decoder = flate2::read::MultiGzDecoder::new(input);
         // Read one byte past the limit so "exactly the limit" and "more" differ.
         let read = decoder
-            .take(limit as u64 + 1)
+            .take((limit as u64).saturating_add(1))
             .read_to_end(&mut out)
             .map_err(|e| RecordsErrorKind::Decompress {
                 codec: "gzip",
@@ -529,15 +529,29 @@ mod zstd_codec {
             reason: e.to_string(),
         };
         let mut out = Vec::with_capacity(initial_capacity(input.len(), limit));
-        let decoder = zstd::stream::read::Decoder::with_buffer(input).map_err(malformed)?;
+        let mut decoder = zstd::stream::read::Decoder::with_buffer(input).map_err(malformed)?;
+        // zstd allocates the window a frame declares before reading any data: without
+        // this, ten bytes declaring a 128 MiB window reserve 128 MiB whatever the limit.
+        decoder
+            .window_log_max(window_log_max(limit))
+            .map_err(malformed)?;
         let read = decoder
-            .take(limit as u64 + 1)
+            .take((limit as u64).saturating_add(1))
             .read_to_end(&mut out)
             .map_err(malformed)?;
         if read > limit {
             return Err(RecordsErrorKind::DecompressedTooLarge { limit });
         }
         Ok(out)
+    }
+
+    /// Largest window (log2) accepted for an output `limit`: enough for any frame
+    /// whose output fits the limit, at least 8 MiB (the window zstd's levels up to 19
+    /// use when the size is unknown, as in the Java client's streams) and at most
+    /// zstd's own default cap of 128 MiB.
+    pub(super) fn window_log_max(limit: usize) -> u32 {
+        let ceil_log2 = usize::BITS - limit.saturating_sub(1).leading_zeros();
+        ceil_log2.clamp(23, 27)
     }
 
     pub(super) fn compress(
