@@ -11,6 +11,7 @@
 //! through the tokio adapter, fetches the records back from the partition leader and
 //! checks them. Against the simulation it then crashes the leader and reads the same
 //! records from the new one: acks=all data survives a leader crash.
+#![allow(clippy::disallowed_methods)] // an application reads its own clock
 
 use std::time::Duration;
 

@@ -1,13 +1,13 @@
 //! Batches real clients put on the wire (kcat and confluent-kafka over librdkafka,
 //! kafka-python, KafkaJS), captured from their Produce requests by the peers work
-//! (tests/data/records/kcat/README.md), decode to exactly what `expected.json` says.
+//! (tests/data/records/README.md), decode to exactly what `expected.json` says.
 
 use bytes::Bytes;
 use kafka_sansio::records::*;
 use serde_json::Value;
 
 fn dir() -> String {
-    format!("{}/tests/data/records/kcat", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/tests/data/records", env!("CARGO_MANIFEST_DIR"))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -186,7 +186,7 @@ fn api_versions_lists_what_the_broker_answers_and_rejects_newer_versions_at_v0()
     assert!(
         r.api_keys
             .iter()
-            .all(|k| k.api_key != ApiKey::JoinGroup.as_i16())
+            .all(|k| k.api_key != ApiKey::DescribeAcls.as_i16())
     );
 
     // A version from the future: the header is read, the answer is v0 with error 35.
@@ -524,12 +524,12 @@ fn injected_errors_and_throttling() {
 fn garbage_and_unknown_apis_close_the_connection() {
     let mut h = Harness::new(1);
     let c = h.cluster.connect(0, h.now).unwrap();
-    // JoinGroup is not implemented: the connection closes, as Kafka does for requests
-    // it cannot handle.
+    // DescribeAcls is not implemented: the connection closes, as Kafka does for
+    // requests it cannot handle.
     h.cluster.handle_input(
         c,
         h.now,
-        b"\x00\x00\x00\x0a\x00\x0b\x00\x05\x00\x00\x00\x01\xff\xff",
+        b"\x00\x00\x00\x0a\x00\x1d\x00\x01\x00\x00\x00\x01\xff\xff",
     );
     assert_eq!(h.cluster.poll_closed(), Some(c));
     let c = h.cluster.connect(0, h.now).unwrap();
@@ -1088,4 +1088,182 @@ fn absurd_partition_counts_are_refused_not_allocated() {
         ErrorCode::INVALID_PARTITIONS
     );
     assert_eq!(h.cluster.topic_names().collect::<Vec<_>>(), vec!["t"]);
+}
+
+/// The classic consumer group protocol on the coordinator: member ids (KIP-394), a
+/// second member makes the first rejoin, the leader's assignment reaches the follower
+/// parked in SyncGroup, commits are checked against the generation, a member that
+/// leaves or stops heartbeating is dropped.
+#[test]
+fn consumer_group_join_sync_heartbeat_commit_leave_and_expiry() {
+    use kafka_sansio::messages::{
+        HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, OffsetCommitRequest,
+        SyncGroupRequest, join_group_request, leave_group_request, offset_commit_request,
+        sync_group_request,
+    };
+    let mut h = Harness::new(1);
+    h.cluster.create_topic("t", 2, 1).unwrap();
+    let a = h.cluster.connect(0, h.now).unwrap();
+    let b = h.cluster.connect(0, h.now).unwrap();
+    let join = |member: &str| JoinGroupRequest {
+        group_id: "g".into(),
+        session_timeout_ms: 6000,
+        rebalance_timeout_ms: 10_000,
+        member_id: member.into(),
+        protocol_type: "consumer".into(),
+        protocols: vec![join_group_request::JoinGroupRequestProtocol {
+            name: "range".into(),
+            metadata: Bytes::from_static(b"meta"),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let sync =
+        |member: &str, generation: i32, assignments: &[(&str, &'static [u8])]| SyncGroupRequest {
+            group_id: "g".into(),
+            generation_id: generation,
+            member_id: member.into(),
+            protocol_type: Some("consumer".into()),
+            protocol_name: Some("range".into()),
+            assignments: assignments
+                .iter()
+                .map(|(m, a)| sync_group_request::SyncGroupRequestAssignment {
+                    member_id: (*m).into(),
+                    assignment: Bytes::from_static(a),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+    let heartbeat = |h: &mut Harness, conn, member: &str, generation: i32| {
+        let r = h.call(
+            conn,
+            &HeartbeatRequest {
+                group_id: "g".into(),
+                generation_id: generation,
+                member_id: member.into(),
+                ..Default::default()
+            },
+            4,
+        );
+        ErrorCode::from(r.error_code)
+    };
+
+    // A new member first gets its id, then joins: alone, it leads generation 1.
+    let r = h.call(a, &join(""), 9);
+    assert_eq!(ErrorCode::from(r.error_code), ErrorCode::MEMBER_ID_REQUIRED);
+    let ma = r.member_id.to_string();
+    let r = h.call(a, &join(&ma), 9);
+    assert_eq!((r.error_code, r.generation_id), (0, 1));
+    assert_eq!((r.leader.to_string(), r.members.len()), (ma.clone(), 1));
+    let r = h.call(a, &sync(&ma, 1, &[(&ma, b"a1")]), 5);
+    assert_eq!((r.error_code, &r.assignment[..]), (0, &b"a1"[..]));
+    assert_eq!(heartbeat(&mut h, a, &ma, 1), ErrorCode::NONE);
+    // An id the coordinator never handed out is refused.
+    let r = h.call(b, &join("made-up"), 9);
+    assert_eq!(ErrorCode::from(r.error_code), ErrorCode::UNKNOWN_MEMBER_ID);
+
+    // B joins: its JoinGroup waits until A rejoins (A learns from its heartbeat).
+    let mb = h.call(b, &join(""), 9).member_id.to_string();
+    let (frame, b_join) = h.frame(&join(&mb), 9);
+    h.cluster.handle_input(b, h.now, &frame);
+    assert!(h.cluster.poll_transmit(b).is_none(), "B waits for A");
+    assert_eq!(
+        heartbeat(&mut h, a, &ma, 1),
+        ErrorCode::REBALANCE_IN_PROGRESS
+    );
+    let r = h.call(a, &join(&ma), 9);
+    assert_eq!((r.error_code, r.generation_id, r.members.len()), (0, 2, 2));
+    h.advance(Duration::ZERO);
+    let rb = h
+        .read::<JoinGroupRequest>(b, 9, b_join)
+        .expect("B's join is answered once A rejoined");
+    assert_eq!((rb.generation_id, rb.leader.to_string()), (2, ma.clone()));
+    assert!(
+        rb.members.is_empty(),
+        "only the leader gets the member list"
+    );
+
+    // B's SyncGroup waits for the leader's assignment.
+    let (frame, b_sync) = h.frame(&sync(&mb, 2, &[]), 5);
+    h.cluster.handle_input(b, h.now, &frame);
+    assert!(
+        h.cluster.poll_transmit(b).is_none(),
+        "B waits for the leader"
+    );
+    let r = h.call(a, &sync(&ma, 2, &[(&ma, b"a2"), (&mb, b"b2")]), 5);
+    assert_eq!(&r.assignment[..], b"a2");
+    h.advance(Duration::ZERO);
+    let r = h.read::<SyncGroupRequest>(b, 5, b_sync).expect("answered");
+    assert_eq!((r.error_code, &r.assignment[..]), (0, &b"b2"[..]));
+    // A follower joining again unchanged gets the current generation, no rebalance.
+    let r = h.call(b, &join(&mb), 9);
+    assert_eq!((r.error_code, r.generation_id), (0, 2));
+    assert_eq!(heartbeat(&mut h, a, &ma, 2), ErrorCode::NONE);
+
+    // Commits are checked against the member and its generation.
+    let commit = |member: &str, generation: i32| OffsetCommitRequest {
+        group_id: "g".into(),
+        generation_id_or_member_epoch: generation,
+        member_id: member.into(),
+        topics: vec![offset_commit_request::OffsetCommitRequestTopic {
+            name: "t".into(),
+            partitions: vec![offset_commit_request::OffsetCommitRequestPartition {
+                partition_index: 0,
+                committed_offset: 7,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let code = |r: kafka_sansio::messages::OffsetCommitResponse| {
+        ErrorCode::from(r.topics[0].partitions[0].error_code)
+    };
+    assert_eq!(code(h.call(a, &commit(&ma, 2), 8)), ErrorCode::NONE);
+    assert_eq!(h.cluster.committed_offset("g", "t", 0), Some(7));
+    assert_eq!(
+        code(h.call(a, &commit(&ma, 1), 8)),
+        ErrorCode::ILLEGAL_GENERATION
+    );
+    assert_eq!(
+        code(h.call(a, &commit("stranger", 2), 8)),
+        ErrorCode::UNKNOWN_MEMBER_ID
+    );
+    assert_eq!(
+        code(h.call(a, &commit("", -1), 8)),
+        ErrorCode::UNKNOWN_MEMBER_ID,
+        "a group with members takes no anonymous commits"
+    );
+
+    // B leaves: A rebalances alone into generation 3.
+    let r = h.call(
+        b,
+        &LeaveGroupRequest {
+            group_id: "g".into(),
+            members: vec![leave_group_request::MemberIdentity {
+                member_id: mb.as_str().into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+        5,
+    );
+    assert_eq!(r.members[0].error_code, 0);
+    assert_eq!(
+        heartbeat(&mut h, a, &ma, 2),
+        ErrorCode::REBALANCE_IN_PROGRESS
+    );
+    let r = h.call(a, &join(&ma), 9);
+    assert_eq!((r.generation_id, r.members.len()), (3, 1));
+    h.call(a, &sync(&ma, 3, &[(&ma, b"a3")]), 5);
+
+    // A goes silent past its session timeout: it is dropped (the group empties into
+    // generation 4, as Kafka's does) and a newcomer does not wait for it.
+    h.advance(Duration::from_secs(7));
+    let mc = h.call(b, &join(""), 9).member_id.to_string();
+    let r = h.call(b, &join(&mc), 9);
+    assert_eq!((r.error_code, r.generation_id), (0, 5));
+    assert_eq!((r.leader.to_string(), r.members.len()), (mc, 1));
+    assert_eq!(heartbeat(&mut h, a, &ma, 3), ErrorCode::UNKNOWN_MEMBER_ID);
 }

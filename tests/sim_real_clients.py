@@ -29,6 +29,14 @@ Actions (binary data travels as hex; `-` is null):
         `reached` and waits for a line on stdin (the caller crashes the leader
         meanwhile), produces 100 more and reads on until it has all 200;
         prints `OFFSET VALUE` per record read
+  group TOPIC GROUP
+        (both clients) a consumer group: 100 records (keys k0..k99) produced
+        over the topic's partitions; consumer c1 subscribes, reads all 100 and
+        commits; c2 subscribes and the group rebalances until each holds a
+        disjoint share of the partitions; 100 more records are produced and
+        read by whichever consumer owns their partition; both commit and
+        leave. Prints `assign C P,P,...` per consumer and `C PARTITION OFFSET
+        VALUE` per record read
   consume TOPIC PARTITION:OFFSET:COUNT...
         assign the partitions at those offsets (no consumer group rebalance),
         CRC checks on, read COUNT records from each; prints
@@ -103,6 +111,43 @@ def across_crash(topic, produce, poll, assign, close):
     close()
     for o, v in got:
         print(o, v.decode())
+
+
+def group_scenario(make_consumer, poll, assignment, commit, produce):
+    produce(0)
+    c1 = make_consumer("c1")
+    got = []
+    deadline = time.time() + TIMEOUT
+    while len(got) < 100:
+        if time.time() > deadline:
+            die("c1 read only %d of 100 (assigned %s)" % (len(got), assignment(c1)))
+        got += [("c1",) + r for r in poll(c1)]
+    commit(c1)
+    c2 = make_consumer("c2")
+    deadline = time.time() + TIMEOUT
+    steady = 0
+    while steady < 5:
+        if time.time() > deadline:
+            die("no balanced assignment: c1 %s c2 %s" % (assignment(c1), assignment(c2)))
+        more = [("c1",) + r for r in poll(c1)] + [("c2",) + r for r in poll(c2)]
+        if more:
+            die("read records no one produced: %s" % more)
+        a1, a2 = assignment(c1), assignment(c2)
+        steady = steady + 1 if a1 and a2 and not (a1 & a2) else 0
+    produce(100)
+    deadline = time.time() + TIMEOUT
+    while len(got) < 200:
+        if time.time() > deadline:
+            die("read only %d of 200" % len(got))
+        got += [("c1",) + r for r in poll(c1)] + [("c2",) + r for r in poll(c2)]
+    print("assign c1", ",".join(map(str, sorted(assignment(c1)))))
+    print("assign c2", ",".join(map(str, sorted(assignment(c2)))))
+    commit(c1)
+    commit(c2)
+    c1.close()
+    c2.close()
+    for who, p, o, v in got:
+        print(who, p, o, v.decode())
 
 
 # -------------------------------------------------------- confluent-kafka --
@@ -237,6 +282,40 @@ def confluent(boot, action, args):
             return [(m.offset(), m.value())]
         across_crash(topic, produce, poll,
                      lambda: c.assign([ck.TopicPartition(topic, 0, 0)]), c.close)
+    elif action == "group":
+        topic, group = args
+        p = ck.Producer(dict(base, acks="all"))
+
+        def produce(first):
+            for i in range(first, first + 100):
+                p.produce(topic, key=b"k%d" % i, value=b"v%d" % i)
+            if p.flush(TIMEOUT):
+                die("flush timed out")
+
+        def make_consumer(name):
+            c = ck.Consumer(dict(base, **{
+                "client.id": name, "group.id": group, "auto.offset.reset": "earliest",
+                "enable.auto.commit": False, "session.timeout.ms": 6000,
+                "heartbeat.interval.ms": 200, "fetch.wait.max.ms": 50}))
+            c.subscribe([topic])
+            return c
+
+        def poll(c):
+            m = c.poll(0.05)
+            if m is None:
+                return []
+            if m.error():
+                die("consume error: %s" % m.error())
+            return [(m.partition(), m.offset(), m.value())]
+
+        def commit(c):
+            try:
+                c.commit(asynchronous=False)
+            except ck.KafkaException as e:
+                if e.args[0].code() != ck.KafkaError._NO_OFFSET:
+                    die("commit: %s" % e)
+        group_scenario(make_consumer, poll,
+                       lambda c: {tp.partition for tp in c.assignment()}, commit, produce)
     elif action == "consume":
         topic, specs = args[0], parse_assignments(args[1:])
         # librdkafka's consumer needs a group id even when it only assigns.
@@ -353,6 +432,35 @@ def kafka_python(boot, action, args):
         across_crash(topic, produce,
                      lambda: [(m.offset, m.value) for ms in c.poll(100).values() for m in ms],
                      assign, c.close)
+    elif action == "group":
+        topic, group = args
+        p = KafkaProducer(**base, acks="all")
+
+        def produce(first):
+            for i in range(first, first + 100):
+                p.send(topic, key=b"k%d" % i, value=b"v%d" % i)
+            p.flush(TIMEOUT)
+
+        def make_consumer(name):
+            conf = dict(base, client_id=name)
+            c = KafkaConsumer(**conf, group_id=group, auto_offset_reset="earliest",
+                              enable_auto_commit=False, session_timeout_ms=6000,
+                              heartbeat_interval_ms=200, fetch_max_wait_ms=50)
+            # Subscribe once the topic's metadata is known: kafka-python 3.0.12 joins
+            # right away otherwise, then rejoins from two threads at once when the
+            # metadata arrives, and under load can lose the second join's result
+            # (it never applies the SyncGroup answer it received).
+            if not c.partitions_for_topic(topic):
+                die("no metadata for %s" % topic)
+            c.subscribe([topic])
+            return c
+
+        def poll(c):
+            return [(m.partition, m.offset, m.value)
+                    for ms in c.poll(100).values() for m in ms]
+        group_scenario(make_consumer, poll,
+                       lambda c: {tp.partition for tp in c.assignment()},
+                       lambda c: c.commit(), produce)
     elif action == "consume":
         topic, specs = args[0], parse_assignments(args[1:])
         c = KafkaConsumer(**base, group_id="sim-real-clients", enable_auto_commit=False,

@@ -19,6 +19,8 @@
 //!   leader crash).
 //! - both Python clients retry injected NOT_LEADER_OR_FOLLOWER errors on Produce and
 //!   Fetch and still end with every record exactly once.
+//! - both Python clients run a consumer group (subscribe): two members share the
+//!   partitions after a rebalance, read every record exactly once and commit.
 //!
 //! Every key and value must come back byte for byte, with the offsets the producer
 //! was told. Independently, the test decodes what the simulated brokers stored and
@@ -803,4 +805,78 @@ fn confluent_kafka_retries_injected_errors() {
 #[test]
 fn kafka_python_retries_injected_errors() {
     retries_injected_errors("kafka-python");
+}
+
+/// Consumer groups (subscribe): two consumers of one group share the partitions
+/// after a rebalance (FindCoordinator, JoinGroup with MEMBER_ID_REQUIRED, SyncGroup,
+/// Heartbeat, OffsetCommit/OffsetFetch with generations, LeaveGroup); every record
+/// is read exactly once, by the consumer that owns its partition, and the group's
+/// commits reach the sim.
+fn consumer_group(client: &str) {
+    let server = start(3);
+    let topic = format!("{client}-group");
+    let group = format!("{client}-members");
+    server
+        .with_cluster(|c, _| c.create_topic(&topic, 4, 3))
+        .unwrap();
+    let out = python(client, &server.bootstrap(), &["group", &topic, &group], "");
+    let parse = |line: &str| -> std::collections::BTreeSet<i32> {
+        line.split_whitespace()
+            .nth(2)
+            .unwrap_or_default()
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.parse().unwrap())
+            .collect()
+    };
+    let a1 = parse(&out[0]);
+    let a2 = parse(&out[1]);
+    assert!(
+        out[0].starts_with("assign c1") && out[1].starts_with("assign c2"),
+        "{out:?}"
+    );
+    assert!(
+        !a1.is_empty() && !a2.is_empty(),
+        "{client}: both own partitions: {out:?}"
+    );
+    assert!(a1.is_disjoint(&a2), "{client}: {a1:?} and {a2:?} overlap");
+    let all: std::collections::BTreeSet<i32> = a1.union(&a2).copied().collect();
+    assert_eq!(all, (0..4).collect(), "{client}: every partition owned");
+    let mut values = Vec::new();
+    for (i, line) in out[2..].iter().enumerate() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let (who, p): (&str, i32) = (f[0], f[1].parse().unwrap());
+        if i >= 100 {
+            let owner = if who == "c1" { &a1 } else { &a2 };
+            assert!(
+                owner.contains(&p),
+                "{client}: {who} read {line} outside its share"
+            );
+        }
+        values.push(f[3].to_owned());
+    }
+    values.sort();
+    let mut want: Vec<String> = (0..200).map(|i| format!("v{i}")).collect();
+    want.sort();
+    assert_eq!(values, want, "{client}: every record exactly once");
+    for p in 0..4 {
+        let (end, _) = server
+            .with_cluster(|c, _| c.partition_offsets(&topic, p))
+            .unwrap();
+        assert_eq!(
+            server.with_cluster(|c, _| c.committed_offset(&group, &topic, p)),
+            Some(end),
+            "{client}: the group committed partition {p} to its end"
+        );
+    }
+}
+
+#[test]
+fn confluent_kafka_consumer_group_shares_partitions() {
+    consumer_group("confluent");
+}
+
+#[test]
+fn kafka_python_consumer_group_shares_partitions() {
+    consumer_group("kafka-python");
 }

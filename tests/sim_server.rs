@@ -1,7 +1,11 @@
 //! The simulated cluster served on loopback (`kafka_sansio::sim_server`) and the
 //! `kafka-sim` binary, driven through the tokio adapter over real sockets.
 #![cfg(all(feature = "sim", feature = "tokio"))]
-#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::disallowed_methods,
+    clippy::disallowed_types
+)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};

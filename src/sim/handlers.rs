@@ -1,5 +1,6 @@
 //! The broker side of each API the simulated cluster implements.
 
+use super::groups;
 use super::log::{AppendRefusal, Appended};
 use super::{Cluster, Pending};
 use crate::messages::{
@@ -17,7 +18,10 @@ use crate::messages::{
     ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest,
     OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, ProduceRequest, ProduceResponse,
 };
-use crate::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+use crate::messages::{
+    HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse, OffsetForLeaderEpochRequest,
+    OffsetForLeaderEpochResponse, SyncGroupResponse,
+};
 use crate::wire::{ByteString, Bytes, BytesMut, Uuid, VersionRange};
 use std::time::{Duration, Instant};
 
@@ -56,6 +60,12 @@ pub(crate) fn supported_versions(api: ApiKey, sasl: bool) -> Option<VersionRange
         // Consumers validate their position after a leader change with it (KIP-320);
         // kafka-python stops fetching a partition for good when it is missing.
         ApiKey::OffsetForLeaderEpoch => (2, 4),
+        // The classic consumer group protocol (src/sim/groups.rs). JoinGroup from v4,
+        // where a new member first gets its id with MEMBER_ID_REQUIRED (KIP-394).
+        ApiKey::JoinGroup => (4, 9),
+        ApiKey::SyncGroup => (0, 5),
+        ApiKey::Heartbeat => (0, 4),
+        ApiKey::LeaveGroup => (0, 5),
         _ => return None,
     };
     VersionRange { min, max }.intersect(&api.valid_versions())
@@ -90,6 +100,7 @@ pub(crate) fn handle(
     };
     let version = header.request_api_version;
     let correlation_id = header.correlation_id;
+    let client_id = header.client_id.as_deref().unwrap_or_default().to_owned();
     let sasl_on = cluster.config.sasl.is_some();
     let Some(supported) = supported_versions(api, sasl_on) else {
         return Outcome::Close;
@@ -221,7 +232,7 @@ pub(crate) fn handle(
             ResponseBody::FindCoordinator(find_coordinator(cluster, &r, version, throttle))
         }
         RequestBody::OffsetCommit(r) => {
-            ResponseBody::OffsetCommit(offset_commit(cluster, broker, &r, throttle))
+            ResponseBody::OffsetCommit(offset_commit(cluster, broker, &r, now, throttle))
         }
         RequestBody::OffsetFetch(r) => {
             ResponseBody::OffsetFetch(offset_fetch(cluster, broker, &r, version, throttle))
@@ -229,6 +240,82 @@ pub(crate) fn handle(
         RequestBody::OffsetForLeaderEpoch(r) => ResponseBody::OffsetForLeaderEpoch(
             offset_for_leader_epoch(cluster, broker, &r, throttle),
         ),
+        RequestBody::JoinGroup(r) => {
+            let first = pending.deadline.is_none();
+            let failed = match cluster.take_injected(ApiKey::JoinGroup).filter(|_| first) {
+                Some(code) => Some(ErrorCode::from(code)),
+                None => check_coordinator(cluster, broker, &r.group_id).err(),
+            };
+            let mut resp = match failed {
+                Some(e) => JoinGroupResponse {
+                    error_code: e.code(),
+                    generation_id: -1,
+                    protocol_name: (version < 7).then(ByteString::new),
+                    member_id: r.member_id.clone(),
+                    ..Default::default()
+                },
+                None => match cluster.groups.join(&r, version, &client_id, first, now) {
+                    groups::Reply::Now(resp) => resp,
+                    groups::Reply::Wait(until) => {
+                        pending.deadline = Some(until);
+                        return Outcome::Wait;
+                    }
+                },
+            };
+            resp.throttle_time_ms = throttle;
+            ResponseBody::JoinGroup(resp)
+        }
+        RequestBody::SyncGroup(r) => {
+            let first = pending.deadline.is_none();
+            let failed = match cluster.take_injected(ApiKey::SyncGroup).filter(|_| first) {
+                Some(code) => Some(ErrorCode::from(code)),
+                None => check_coordinator(cluster, broker, &r.group_id).err(),
+            };
+            let mut resp = match failed {
+                Some(e) => SyncGroupResponse {
+                    error_code: e.code(),
+                    ..Default::default()
+                },
+                None => match cluster.groups.sync(&r, version, now) {
+                    groups::Reply::Now(resp) => resp,
+                    groups::Reply::Wait(until) => {
+                        pending.deadline = Some(until);
+                        return Outcome::Wait;
+                    }
+                },
+            };
+            resp.throttle_time_ms = throttle;
+            ResponseBody::SyncGroup(resp)
+        }
+        RequestBody::Heartbeat(r) => {
+            let error = match cluster.take_injected(ApiKey::Heartbeat) {
+                Some(code) => ErrorCode::from(code),
+                None => match check_coordinator(cluster, broker, &r.group_id) {
+                    Err(e) => e,
+                    Ok(()) => cluster.groups.heartbeat(&r, now),
+                },
+            };
+            ResponseBody::Heartbeat(HeartbeatResponse {
+                throttle_time_ms: throttle,
+                error_code: error.code(),
+                ..Default::default()
+            })
+        }
+        RequestBody::LeaveGroup(r) => {
+            let failed = match cluster.take_injected(ApiKey::LeaveGroup) {
+                Some(code) => Some(ErrorCode::from(code)),
+                None => check_coordinator(cluster, broker, &r.group_id).err(),
+            };
+            let mut resp = match failed {
+                Some(e) => LeaveGroupResponse {
+                    error_code: e.code(),
+                    ..Default::default()
+                },
+                None => cluster.groups.leave(&r, version, now),
+            };
+            resp.throttle_time_ms = throttle;
+            ResponseBody::LeaveGroup(resp)
+        }
         _ => return Outcome::Close,
     };
     respond(api, version, correlation_id, body)
@@ -702,7 +789,7 @@ fn create_topics(
             Some(ErrorCode::INVALID_TOPIC_EXCEPTION)
         } else if cluster.topics.contains_key(&*t.name) {
             Some(ErrorCode::TOPIC_ALREADY_EXISTS)
-        } else if partitions < 1 || partitions > super::MAX_PARTITIONS_PER_TOPIC {
+        } else if !(1..=super::MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
             Some(ErrorCode::INVALID_PARTITIONS)
         } else if replication < 1 || i32::from(replication) > brokers {
             Some(ErrorCode::INVALID_REPLICATION_FACTOR)
@@ -1053,13 +1140,14 @@ fn check_coordinator(cluster: &Cluster, broker: i32, group: &str) -> Result<(), 
     }
 }
 
-/// OffsetCommit for a group with no members (generation -1, no member id): what
-/// consumers that assign partitions themselves and admin clients send. A commit that
-/// names a generation comes from a group member, and no group has members here.
+/// OffsetCommit: by a group member for its generation, or for a group with no members
+/// (generation -1, no member id), as consumers that assign partitions themselves and
+/// admin clients send.
 fn offset_commit(
     cluster: &mut Cluster,
     broker: i32,
     r: &OffsetCommitRequest,
+    now: Instant,
     throttle: i32,
 ) -> OffsetCommitResponse {
     let injected = cluster.take_injected(ApiKey::OffsetCommit);
@@ -1069,10 +1157,11 @@ fn offset_commit(
         None => check_coordinator(cluster, broker, &group)
             .err()
             .or_else(|| {
-                // The classic coordinator's answer for a generation of a group it does
-                // not hold.
-                (r.generation_id_or_member_epoch >= 0 || !r.member_id.is_empty())
-                    .then_some(ErrorCode::ILLEGAL_GENERATION)
+                // The classic coordinator's checks of the member and its generation.
+                cluster
+                    .groups
+                    .check_commit(&group, r.generation_id_or_member_epoch, &r.member_id, now)
+                    .err()
             }),
     };
     let mut topics = Vec::new();

@@ -12,10 +12,9 @@
 //! and all; idempotent sequence checks), Fetch (min bytes and max wait in virtual time,
 //! max bytes, optional partial last batch), ListOffsets (earliest, latest, by
 //! timestamp), CreateTopics, DeleteTopics, CreatePartitions, DeleteRecords,
-//! InitProducerId, FindCoordinator, OffsetForLeaderEpoch, and OffsetCommit/OffsetFetch
-//! for consumers that
-//! assign partitions themselves (no group membership: JoinGroup and the rest of the
-//! group protocol are not simulated). Other APIs are not advertised, and a request for one closes the
+//! InitProducerId, FindCoordinator, OffsetForLeaderEpoch, OffsetCommit/OffsetFetch,
+//! and the classic consumer group protocol (JoinGroup, SyncGroup, Heartbeat,
+//! LeaveGroup). Other APIs are not advertised, and a request for one closes the
 //! connection, as Kafka does with requests it cannot parse.
 //!
 //! Durability follows Kafka's rules closely enough to judge a client: a batch written
@@ -38,6 +37,7 @@
 //! assert_ne!(cluster.partition_leader("orders", 0), Some(0));
 //! ```
 
+mod groups;
 mod handlers;
 mod harness;
 mod log;
@@ -210,6 +210,8 @@ pub struct Cluster {
     /// Offsets committed by groups without members (OffsetCommit with generation -1),
     /// by (group, topic, partition).
     pub(crate) committed: BTreeMap<(String, String, i32), handlers::CommittedOffset>,
+    /// Consumer groups (the classic protocol), by group id.
+    pub(crate) groups: groups::Groups,
     rng: u64,
     now: Instant,
 }
@@ -236,6 +238,7 @@ impl Cluster {
             next_producer_id: 1000,
             injected: BTreeMap::new(),
             committed: BTreeMap::new(),
+            groups: groups::Groups::default(),
             rng,
             now,
         }
@@ -489,8 +492,7 @@ impl Cluster {
             return Err(SimError::TopicExists(name.into()));
         }
         let n = self.brokers.len() as i32;
-        if partitions < 1
-            || partitions > MAX_PARTITIONS_PER_TOPIC
+        if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions)
             || replication < 1
             || i32::from(replication) > n
         {
