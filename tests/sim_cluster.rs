@@ -1267,3 +1267,40 @@ fn consumer_group_join_sync_heartbeat_commit_leave_and_expiry() {
     assert_eq!((r.leader.to_string(), r.members.len()), (mc, 1));
     assert_eq!(heartbeat(&mut h, a, &ma, 3), ErrorCode::UNKNOWN_MEMBER_ID);
 }
+
+/// Found by fuzzing: one CreateTopics request may name many topics of 10,000
+/// partitions each; the cluster as a whole is capped too.
+#[test]
+fn the_cluster_caps_its_total_partition_count() {
+    use kafka_sansio::sim::{MAX_PARTITIONS_PER_CLUSTER, MAX_PARTITIONS_PER_TOPIC};
+    let mut h = Harness::new(1);
+    let c = h.cluster.connect(0, h.now).unwrap();
+    let topics = (0..(MAX_PARTITIONS_PER_CLUSTER / MAX_PARTITIONS_PER_TOPIC as usize + 2))
+        .map(|i| create_topics_request::CreatableTopic {
+            name: format!("t{i}").into(),
+            num_partitions: MAX_PARTITIONS_PER_TOPIC,
+            replication_factor: 1,
+            ..Default::default()
+        })
+        .collect();
+    let r = h.call(
+        c,
+        &CreateTopicsRequest {
+            topics,
+            timeout_ms: 1000,
+            ..Default::default()
+        },
+        7,
+    );
+    let created = r.topics.iter().filter(|t| t.error_code == 0).count();
+    assert_eq!(
+        created,
+        MAX_PARTITIONS_PER_CLUSTER / MAX_PARTITIONS_PER_TOPIC as usize
+    );
+    assert!(
+        r.topics
+            .iter()
+            .any(|t| ErrorCode::from(t.error_code) == ErrorCode::INVALID_PARTITIONS)
+    );
+    assert_eq!(h.cluster.partition_count(), MAX_PARTITIONS_PER_CLUSTER);
+}

@@ -789,7 +789,9 @@ fn create_topics(
             Some(ErrorCode::INVALID_TOPIC_EXCEPTION)
         } else if cluster.topics.contains_key(&*t.name) {
             Some(ErrorCode::TOPIC_ALREADY_EXISTS)
-        } else if !(1..=super::MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
+        } else if !(1..=super::MAX_PARTITIONS_PER_TOPIC).contains(&partitions)
+            || cluster.partition_count() + partitions as usize > super::MAX_PARTITIONS_PER_CLUSTER
+        {
             Some(ErrorCode::INVALID_PARTITIONS)
         } else if replication < 1 || i32::from(replication) > brokers {
             Some(ErrorCode::INVALID_REPLICATION_FACTOR)
@@ -905,10 +907,16 @@ fn create_partitions(
                     });
                     Some(ErrorCode::INVALID_PARTITIONS)
                 }
-                Some(_) if t.count > super::MAX_PARTITIONS_PER_TOPIC => {
+                Some(topic)
+                    if t.count > super::MAX_PARTITIONS_PER_TOPIC
+                        || cluster.partition_count()
+                            + (t.count as usize - topic.partitions.len())
+                            > super::MAX_PARTITIONS_PER_CLUSTER =>
+                {
                     message = Some(format!(
-                        "The simulated cluster holds at most {} partitions per topic.",
-                        super::MAX_PARTITIONS_PER_TOPIC
+                        "The simulated cluster holds at most {} partitions per topic and {} in all.",
+                        super::MAX_PARTITIONS_PER_TOPIC,
+                        super::MAX_PARTITIONS_PER_CLUSTER
                     ));
                     Some(ErrorCode::INVALID_PARTITIONS)
                 }

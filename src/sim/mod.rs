@@ -119,6 +119,10 @@ pub struct Faults {
 /// (found by fuzzing) must get an error, not exhaust the process.
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
 
+/// The most partitions the whole simulated cluster may hold, for the same reason: one
+/// CreateTopics request may name many topics (found by fuzzing).
+pub const MAX_PARTITIONS_PER_CLUSTER: usize = 50_000;
+
 /// A client connection to one simulated broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ConnectionId(pub u64);
@@ -493,6 +497,7 @@ impl Cluster {
         }
         let n = self.brokers.len() as i32;
         if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions)
+            || self.partition_count() + partitions as usize > MAX_PARTITIONS_PER_CLUSTER
             || replication < 1
             || i32::from(replication) > n
         {
@@ -530,6 +535,12 @@ impl Cluster {
             replicas,
             log: PartitionLog::new(),
         }
+    }
+
+    /// How many partitions the cluster holds, over every topic.
+    #[must_use]
+    pub fn partition_count(&self) -> usize {
+        self.topics.values().map(|t| t.partitions.len()).sum()
     }
 
     /// The current leader of a partition (`None` if unknown or offline).
