@@ -8,6 +8,9 @@
 //!   (some test brokers answer acks=0 anyway);
 //! - a request that timed out has already ended for its caller; it stays in line,
 //!   marked abandoned, so the stream stays in step, and its late response is dropped.
+//!
+//! Deadlines only need ordering, so the time type is a parameter (the connection uses
+//! `Instant`; the unit tests use plain numbers and read no clock).
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -18,12 +21,12 @@ const MAX_NO_RESPONSE_ENTRIES: usize = 1024;
 
 /// One request on the wire.
 #[derive(Debug)]
-pub(crate) struct Entry<T> {
+pub(crate) struct Entry<T, Time = Instant> {
     pub(crate) correlation_id: i32,
     pub(crate) expects_response: bool,
     /// Already ended for its caller (timed out); its response is to be discarded.
     pub(crate) abandoned: bool,
-    pub(crate) deadline: Option<Instant>,
+    pub(crate) deadline: Option<Time>,
     pub(crate) data: T,
 }
 
@@ -37,15 +40,15 @@ pub(crate) struct Mismatch {
 }
 
 #[derive(Debug)]
-pub(crate) struct InFlight<T> {
-    entries: VecDeque<Entry<T>>,
+pub(crate) struct InFlight<T, Time = Instant> {
+    entries: VecDeque<Entry<T, Time>>,
     /// Entries that expect a response and have not been abandoned.
     awaiting: usize,
     /// Entries that expect no response.
     no_response: usize,
 }
 
-impl<T> Default for InFlight<T> {
+impl<T, Time> Default for InFlight<T, Time> {
     fn default() -> Self {
         Self {
             entries: VecDeque::new(),
@@ -55,7 +58,7 @@ impl<T> Default for InFlight<T> {
     }
 }
 
-impl<T> InFlight<T> {
+impl<T, Time: Ord + Copy> InFlight<T, Time> {
     /// Requests that still count against the in-flight limit: those awaiting a
     /// response, abandoned ones included (they still occupy the broker).
     pub(crate) fn occupied(&self) -> usize {
@@ -68,7 +71,7 @@ impl<T> InFlight<T> {
         self.awaiting
     }
 
-    pub(crate) fn push(&mut self, entry: Entry<T>) {
+    pub(crate) fn push(&mut self, entry: Entry<T, Time>) {
         if entry.expects_response {
             if !entry.abandoned {
                 self.awaiting += 1;
@@ -84,7 +87,7 @@ impl<T> InFlight<T> {
 
     /// Puts an entry taken by [`match_response`](Self::match_response) back at the
     /// front, so that a failure found after matching still ends its request.
-    pub(crate) fn push_front(&mut self, entry: Entry<T>) {
+    pub(crate) fn push_front(&mut self, entry: Entry<T, Time>) {
         if entry.expects_response {
             if !entry.abandoned {
                 self.awaiting += 1;
@@ -102,7 +105,7 @@ impl<T> InFlight<T> {
         }
     }
 
-    fn pop_front(&mut self) -> Option<Entry<T>> {
+    fn pop_front(&mut self) -> Option<Entry<T, Time>> {
         let e = self.entries.pop_front()?;
         if !e.expects_response {
             self.no_response -= 1;
@@ -116,7 +119,10 @@ impl<T> InFlight<T> {
     ///
     /// Returns the entry it answers (which may be abandoned or expect no response; the
     /// caller decides what to do with those), or a mismatch, which is fatal.
-    pub(crate) fn match_response(&mut self, correlation_id: i32) -> Result<Entry<T>, Mismatch> {
+    pub(crate) fn match_response(
+        &mut self,
+        correlation_id: i32,
+    ) -> Result<Entry<T, Time>, Mismatch> {
         // Skip no-response entries older than the one answered: their answers, if the
         // broker sends any, would have come first.
         while let Some(front) = self.entries.front() {
@@ -141,7 +147,7 @@ impl<T> InFlight<T> {
     }
 
     /// The earliest deadline among requests whose caller still waits.
-    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+    pub(crate) fn next_deadline(&self) -> Option<Time> {
         self.entries
             .iter()
             .filter(|e| e.expects_response && !e.abandoned)
@@ -151,7 +157,7 @@ impl<T> InFlight<T> {
 
     /// Marks every waiting request whose deadline is at or before `now` as abandoned
     /// and hands each to `f` once.
-    pub(crate) fn expire(&mut self, now: Instant, mut f: impl FnMut(&mut Entry<T>)) {
+    pub(crate) fn expire(&mut self, now: Time, mut f: impl FnMut(&mut Entry<T, Time>)) {
         for e in &mut self.entries {
             if e.expects_response && !e.abandoned && e.deadline.is_some_and(|d| d <= now) {
                 e.abandoned = true;
@@ -162,7 +168,7 @@ impl<T> InFlight<T> {
     }
 
     /// Removes every entry, oldest first (for failing them all at once).
-    pub(crate) fn drain(&mut self) -> impl Iterator<Item = Entry<T>> + '_ {
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = Entry<T, Time>> + '_ {
         self.awaiting = 0;
         self.no_response = 0;
         self.entries.drain(..)
@@ -173,9 +179,9 @@ impl<T> InFlight<T> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
-    fn entry(id: i32, expects: bool, deadline: Option<Instant>) -> Entry<i32> {
+    /// Time in milliseconds: the tracker only compares deadlines.
+    fn entry(id: i32, expects: bool, deadline: Option<u64>) -> Entry<i32, u64> {
         Entry {
             correlation_id: id,
             expects_response: expects,
@@ -226,24 +232,19 @@ mod tests {
     }
 
     #[test]
-    #[allow(clippy::disallowed_methods)] // a test picks its own origin
     fn expiry_abandons_once_and_keeps_the_slot() {
-        let t0 = Instant::now();
+        let t0: u64 = 0;
         let mut f = InFlight::default();
-        f.push(entry(1, true, Some(t0 + Duration::from_secs(1))));
-        f.push(entry(2, true, Some(t0 + Duration::from_secs(2))));
-        assert_eq!(f.next_deadline(), Some(t0 + Duration::from_secs(1)));
+        f.push(entry(1, true, Some(t0 + 1000)));
+        f.push(entry(2, true, Some(t0 + 2000)));
+        assert_eq!(f.next_deadline(), Some(t0 + 1000));
         let mut ended = Vec::new();
-        f.expire(t0 + Duration::from_secs(1), |e| {
-            ended.push(e.correlation_id)
-        });
-        f.expire(t0 + Duration::from_secs(1), |e| {
-            ended.push(e.correlation_id)
-        });
+        f.expire(t0 + 1000, |e| ended.push(e.correlation_id));
+        f.expire(t0 + 1000, |e| ended.push(e.correlation_id));
         assert_eq!(ended, [1]);
         assert_eq!(f.awaiting(), 1);
         assert_eq!(f.occupied(), 2);
-        assert_eq!(f.next_deadline(), Some(t0 + Duration::from_secs(2)));
+        assert_eq!(f.next_deadline(), Some(t0 + 2000));
         let late = f.match_response(1).unwrap();
         assert!(late.abandoned);
         assert_eq!(f.occupied(), 1);
