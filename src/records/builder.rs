@@ -166,6 +166,8 @@ pub struct BatchBuilder<'a> {
     /// back to this length by `finish` or on drop.
     end: usize,
     config: BatchConfig,
+    /// `start + max_batch_bytes` (saturated): the batch may not end past it.
+    limit_end: usize,
     control: bool,
     count: i32,
     first_timestamp: i64,
@@ -185,6 +187,7 @@ impl<'a> BatchBuilder<'a> {
             start,
             end,
             config: *config,
+            limit_end: start.saturating_add(config.max_batch_bytes),
             control: false,
             count: 0,
             first_timestamp: -1,
@@ -262,6 +265,129 @@ impl<'a> BatchBuilder<'a> {
     /// first record's timestamp becomes the batch's base timestamp.
     #[inline]
     pub fn append(&mut self, record: &NewRecord<'_>) -> Result<(), AppendError> {
+        if self.append_small(record).is_some() {
+            return Ok(());
+        }
+        self.append_general(record)
+    }
+
+    /// The path taken by nearly every record a producer writes after a batch's
+    /// first: a body under 8,192 bytes, under 64 headers, in a batch of under
+    /// 8,192 records, with a timestamp within about 8 s of the batch's first.
+    /// Every varint of such a record takes one or two bytes.
+    ///
+    /// The record is written in one pass into the buffer's zero-filled room
+    /// after a two-byte length slot: the fields up to the value's length (key
+    /// included when it has at most 16 bytes) inside one 32-byte chunk and each
+    /// short header inside one 35-byte chunk, so that only the chunk and the
+    /// value need a bounds check. The length goes in last (the body moves back a
+    /// byte in the rare case of a one-byte length), then the batch limit is
+    /// checked.
+    ///
+    /// Returns `None` when the record is not of that shape, does not fit the
+    /// room grown so far, or would cross the limit: nothing is appended (bytes
+    /// past the batch's end are scratch) and the general path decides.
+    #[inline(always)]
+    fn append_small(&mut self, record: &NewRecord<'_>) -> Option<()> {
+        let count = self.count as usize;
+        // The first record sets the base timestamp; it takes the general path.
+        if count == 0 {
+            return None;
+        }
+        let ts_delta = zigzag64(record.timestamp.wrapping_sub(self.first_timestamp));
+        let at = self.end;
+        let out = self.buf.get_mut(at..)?;
+        // The length slot, attributes, timestamp and offset deltas, the key's
+        // length, a key of up to 16 bytes and the value's length: at most 28
+        // bytes, all inside one 32-byte chunk.
+        let head = out.first_chunk_mut::<32>()?;
+        put_byte(head, 2, 0); // attributes
+        let ts_delta = usize::try_from(ts_delta).unwrap_or(usize::MAX);
+        let mut n = put_small(head, 3, ts_delta)?;
+        n = put_small(head, n, count << 1)?;
+        match record.key {
+            Some(k) if k.len() > 16 => {
+                n = put_small(head, n, small_len(k)? << 1)?;
+                n = put_bytes(out, n, Some(k))?;
+                n = put_small_field(out, n, record.value)?;
+            }
+            key => {
+                n = match key {
+                    None => put_byte(head, n, 1), // zig-zag of -1
+                    Some(k) => {
+                        let at = put_byte(head, n, (k.len() << 1) as u8);
+                        let end = at + k.len();
+                        copy_small(head.get_mut(at..end)?, k);
+                        end
+                    }
+                };
+                n = match record.value {
+                    None => put_byte(head, n, 1),
+                    Some(v) => put_small(head, n, small_len(v)? << 1)?,
+                };
+                n = put_bytes(out, n, record.value)?;
+            }
+        }
+        let headers = record.headers.len();
+        n = put_at(
+            out,
+            n,
+            u8::try_from(headers << 1).ok().filter(|c| *c < 0x80)?,
+        )?;
+        for h in record.headers {
+            let (key, value) = (h.key.as_bytes(), h.value);
+            let value_len = value.map_or(0, <[u8]>::len);
+            if key.len() | value_len <= 16 {
+                // Both lengths and both fields: at most 34 bytes, one chunk.
+                let chunk = out.get_mut(n..)?.first_chunk_mut::<34>()?;
+                let at = put_byte(chunk, 0, (key.len() << 1) as u8);
+                let mut end = at + key.len();
+                copy_small(chunk.get_mut(at..end)?, key);
+                end = match value {
+                    None => put_byte(chunk, end, 1),
+                    Some(v) => {
+                        let at = put_byte(chunk, end, (value_len << 1) as u8);
+                        let end = at + value_len;
+                        copy_small(chunk.get_mut(at..end)?, v);
+                        end
+                    }
+                };
+                n += end;
+            } else {
+                n = put_small_field(out, n, Some(key))?;
+                n = put_small_field(out, n, value)?;
+            }
+        }
+        let body = n - 2;
+        let total = if body >= 64 {
+            if body >= SMALL_BODY {
+                return None;
+            }
+            let len = body << 1;
+            let pair = (len as u16 & 0x7f) | 0x80 | (((len >> 7) as u16) << 8);
+            *out.first_chunk_mut::<2>()? = pair.to_le_bytes();
+            n
+        } else {
+            out.copy_within(2..n, 1);
+            put_at(out, 0, (body << 1) as u8)?;
+            n - 1
+        };
+        let end = at + total;
+        if end > self.limit_end {
+            return None;
+        }
+        self.end = end;
+        if record.timestamp > self.max_timestamp {
+            self.max_timestamp = record.timestamp;
+        }
+        self.count += 1;
+        Some(())
+    }
+
+    /// Any record: bounds the body from the payload sizes alone and writes in one
+    /// pass when the bound decides the length prefix, else sizes exactly first.
+    #[inline(never)]
+    fn append_general(&mut self, record: &NewRecord<'_>) -> Result<(), AppendError> {
         if self.count == i32::MAX {
             return Err(AppendError::TooManyRecords);
         }
@@ -271,10 +397,9 @@ impl<'a> BatchBuilder<'a> {
             zigzag64(record.timestamp.wrapping_sub(self.first_timestamp))
         };
         let off_delta = zz_len(self.count as usize);
-        // One pass when possible: bound the body from the payload sizes alone; if
-        // both bounds need the same length-prefix size and the upper bound fits the
-        // limit, write the fields straight after a prefix of that size, sizing each
-        // varint only as it is written, and fill the prefix in last.
+        // If both bounds need the same length-prefix size and the upper bound fits
+        // the limit, write the fields straight after a prefix of that size, sizing
+        // each varint only as it is written, and fill the prefix in last.
         let mut payload = field_len(record.key) + field_len(record.value);
         for h in record.headers {
             payload += h.key.len() + field_len(h.value);
@@ -365,13 +490,20 @@ impl<'a> BatchBuilder<'a> {
         self.count += 1;
     }
 
-    /// Grows the buffer to at least `needed` bytes, a step ahead.
+    /// Grows the buffer to at least `needed` bytes, a step ahead but not much
+    /// past the batch's byte limit (so a small limit zero-fills little).
     #[cold]
     #[inline(never)]
     fn grow(&mut self, needed: usize) {
         const STEP: usize = 64 * 1024;
-        let target = needed.max(self.buf.len().saturating_add(STEP));
-        self.buf.resize(target, 0);
+        // Room for the chunk writes of a record that ends right at the limit.
+        const SLACK: usize = 64;
+        let ahead = self
+            .buf
+            .len()
+            .saturating_add(STEP)
+            .min(self.limit_end.saturating_add(SLACK));
+        self.buf.resize(needed.max(ahead), 0);
     }
 
     fn attributes(&self) -> i16 {
@@ -472,18 +604,98 @@ fn copy_small(dst: &mut [u8], src: &[u8]) {
     if n != dst.len() {
         return;
     }
-    if (8..=16).contains(&n) {
+    if n > 16 {
+        dst.copy_from_slice(src);
+    } else if n >= 8 {
         let head: [u8; 8] = src[..8].try_into().unwrap_or_default();
         let tail: [u8; 8] = src[n - 8..].try_into().unwrap_or_default();
         dst[..8].copy_from_slice(&head);
         dst[n - 8..].copy_from_slice(&tail);
-    } else if (4..8).contains(&n) {
+    } else if n >= 4 {
         let head: [u8; 4] = src[..4].try_into().unwrap_or_default();
         let tail: [u8; 4] = src[n - 4..].try_into().unwrap_or_default();
         dst[..4].copy_from_slice(&head);
         dst[n - 4..].copy_from_slice(&tail);
     } else {
         dst.copy_from_slice(src);
+    }
+}
+
+/// Records with a body shorter than this take [`BatchBuilder::append_small`]:
+/// every length inside them and their own length prefix fit two varint bytes.
+const SMALL_BODY: usize = 1 << 13;
+
+/// Writes `byte` at `pos` of a chunk and returns the position after it.
+#[inline(always)]
+fn put_byte<const N: usize>(chunk: &mut [u8; N], pos: usize, byte: u8) -> usize {
+    if let Some(slot) = chunk.get_mut(pos) {
+        *slot = byte;
+    }
+    pos + 1
+}
+
+/// Writes the varint `v` at `pos` of a chunk if it takes one or two bytes
+/// (`v < 2^14`), returning the position after it; `None` for a longer one.
+#[inline(always)]
+fn put_small<const N: usize>(chunk: &mut [u8; N], pos: usize, v: usize) -> Option<usize> {
+    if v < 0x80 {
+        return Some(put_byte(chunk, pos, v as u8));
+    }
+    if v >= 1 << 14 {
+        return None;
+    }
+    put_byte(chunk, pos, (v as u8) | 0x80);
+    Some(put_byte(chunk, pos + 1, (v >> 7) as u8))
+}
+
+/// Writes one byte at `pos` of `out`, returning the position after it, or
+/// `None` past the end.
+#[inline(always)]
+fn put_at(out: &mut [u8], pos: usize, byte: u8) -> Option<usize> {
+    *out.get_mut(pos)? = byte;
+    Some(pos + 1)
+}
+
+/// A field's length, if under [`SMALL_BODY`].
+#[inline(always)]
+fn small_len(field: &[u8]) -> Option<usize> {
+    (field.len() < SMALL_BODY).then_some(field.len())
+}
+
+/// Copies a field's bytes (no length) to `pos`, returning the position after
+/// them, or `None` if they do not fit.
+#[inline(always)]
+fn put_bytes(out: &mut [u8], pos: usize, field: Option<&[u8]>) -> Option<usize> {
+    match field {
+        None => Some(pos),
+        Some(b) => {
+            let end = pos + b.len();
+            copy_small(out.get_mut(pos..end)?, b);
+            Some(end)
+        }
+    }
+}
+
+/// [`put_nullable`] for fields shorter than [`SMALL_BODY`]; `None` for longer
+/// ones and when out of room.
+#[inline(always)]
+fn put_small_field(out: &mut [u8], pos: usize, field: Option<&[u8]>) -> Option<usize> {
+    match field {
+        None => put_at(out, pos, 1), // zig-zag of -1
+        Some(b) => {
+            let len = b.len();
+            let at = if len < 64 {
+                put_at(out, pos, (len << 1) as u8)?
+            } else if len < SMALL_BODY {
+                let pair = ((len << 1) as u16 & 0x7f) | 0x80 | (((len >> 6) as u16) << 8);
+                let slot = out.get_mut(pos..)?.first_chunk_mut::<2>()?;
+                *slot = pair.to_le_bytes();
+                pos + 2
+            } else {
+                return None;
+            };
+            put_bytes(out, at, Some(b))
+        }
     }
 }
 
