@@ -529,7 +529,7 @@ impl<'a> Ctx<'a> {
                 o,
                 "    /// Tagged fields this schema does not know, kept in tag order and written back as they came."
             );
-            let _ = writeln!(o, "    pub unknown_tagged_fields: Vec<RawTaggedField>,");
+            let _ = writeln!(o, "    pub unknown_tagged_fields: UnknownTaggedFields,");
         }
         let _ = writeln!(o, "}}\n");
 
@@ -547,7 +547,10 @@ impl<'a> Ctx<'a> {
             );
         }
         if has_tagged_section {
-            let _ = writeln!(o, "            unknown_tagged_fields: Vec::new(),");
+            let _ = writeln!(
+                o,
+                "            unknown_tagged_fields: UnknownTaggedFields::new(),"
+            );
         }
         let _ = writeln!(o, "        }}\n    }}\n}}\n");
 
@@ -732,39 +735,54 @@ impl<'a> Ctx<'a> {
         out
     }
 
+    /// `let f_x = ...;` reading one present field on its own.
+    fn read_one(&self, s: &StructDef, f: &Field, within: &Range) -> String {
+        let var = format!("f_{}", field_ident(&f.name).trim_start_matches("r#"));
+        format!("let {var} = {};\n", self.read_present(s, f, within))
+    }
+
+    /// The value of a field that is not `Cond::Never`: read when its version test
+    /// holds, else its default.
+    fn read_present(&self, s: &StructDef, f: &Field, within: &Range) -> String {
+        let label = self.label(s, &f.name);
+        match cond(&f.versions, within) {
+            Cond::Expr(c) => format!(
+                "if {c} {{ {} }} else {{ {} }}",
+                self.read_field(f, &label, within),
+                default_expr(f)
+            ),
+            _ => self.read_field(f, &label, within),
+        }
+    }
+
     fn decode_fn(&self, s: &StructDef, within: &Range, tagged_section: bool) -> String {
         let mut body = String::new();
         let mut lit = String::new();
+        // Tagged fields and the unknown ones are locals until the end, so the struct is
+        // built once, in place, rather than built, mutated and then moved.
+        let mut tagged_locals = String::new();
         for f in &s.fields {
             let id = field_ident(&f.name);
             let var = format!("f_{}", id.trim_start_matches("r#"));
-            let label = self.label(s, &f.name);
             if f.tag.is_some() {
+                if tagged_section && cond(&f.versions, within) != Cond::Never {
+                    let _ = writeln!(tagged_locals, "let mut {var} = {};", default_expr(f));
+                    let _ = writeln!(lit, "{id}: {var},");
+                } else {
+                    let _ = writeln!(lit, "{id}: {},", default_expr(f));
+                }
+                continue;
+            }
+            if cond(&f.versions, within) == Cond::Never {
                 let _ = writeln!(lit, "{id}: {},", default_expr(f));
                 continue;
             }
-            match cond(&f.versions, within) {
-                Cond::Always => {
-                    let _ = writeln!(body, "let {var} = {};", self.read_field(f, &label, within));
-                    let _ = writeln!(lit, "{id}: {var},");
-                }
-                Cond::Never => {
-                    let _ = writeln!(lit, "{id}: {},", default_expr(f));
-                }
-                Cond::Expr(c) => {
-                    let _ = writeln!(
-                        body,
-                        "let {var} = if {c} {{ {} }} else {{ {} }};",
-                        self.read_field(f, &label, within),
-                        default_expr(f)
-                    );
-                    let _ = writeln!(lit, "{id}: {var},");
-                }
-            }
+            let _ = writeln!(lit, "{id}: {var},");
+            body.push_str(&self.read_one(s, f, within));
         }
         let flex = self.flexible_cond(within);
         if tagged_section {
-            let _ = writeln!(lit, "unknown_tagged_fields: Vec::new(),");
+            let _ = writeln!(lit, "unknown_tagged_fields: unknown_tagged,");
         }
         let ulabel = self.label(s, "_tagged_fields");
         let mut sec = String::new();
@@ -782,14 +800,12 @@ impl<'a> Ctx<'a> {
             );
             let tagged: Vec<&Field> = s.fields.iter().filter(|f| f.tag.is_some()).collect();
             if tagged.is_empty() {
-                let _ = writeln!(
-                    sec,
-                    "this.unknown_tagged_fields.push(RawTaggedField {{ tag, data }});"
-                );
+                let _ = writeln!(sec, "unknown_tagged.push(RawTaggedField {{ tag, data }});");
             } else {
                 let _ = writeln!(sec, "match tag {{");
                 for f in &tagged {
                     let id = field_ident(&f.name);
+                    let var = format!("f_{}", id.trim_start_matches("r#"));
                     let label = self.label(s, &f.name);
                     let guard = match cond(&f.versions, within) {
                         Cond::Always => String::new(),
@@ -798,14 +814,14 @@ impl<'a> Ctx<'a> {
                     };
                     let _ = writeln!(
                         sec,
-                        "{}{guard} => {{ let mut data = data; let buf = &mut data; this.{id} = {}; }}",
+                        "{}{guard} => {{ let mut data = data; let buf = &mut data; {var} = {}; }}",
                         f.tag.unwrap_or(0),
                         self.read_field(f, &label, within)
                     );
                 }
                 let _ = writeln!(
                     sec,
-                    "_ => this.unknown_tagged_fields.push(RawTaggedField {{ tag, data }}),\n}}"
+                    "_ => unknown_tagged.push(RawTaggedField {{ tag, data }}),\n}}"
                 );
             }
             let _ = writeln!(sec, "}}");
@@ -834,9 +850,10 @@ impl<'a> Ctx<'a> {
         }
         out.push_str(&body);
         if tagged_section {
+            out.push_str(&tagged_locals);
             let _ = writeln!(
                 out,
-                "#[allow(unused_mut)]\nlet mut this = Self {{\n{lit}}};"
+                "#[allow(unused_mut)]\nlet mut unknown_tagged = UnknownTaggedFields::new();"
             );
             match flex {
                 Cond::Always => out.push_str(&sec),
@@ -845,10 +862,8 @@ impl<'a> Ctx<'a> {
                     let _ = writeln!(out, "if flexible {{\n{sec}}}");
                 }
             }
-            let _ = writeln!(out, "Ok(this)\n    }}\n");
-        } else {
-            let _ = writeln!(out, "Ok(Self {{\n{lit}}})\n    }}\n");
         }
+        let _ = writeln!(out, "Ok(Self {{\n{lit}}})\n    }}\n");
         out
     }
 
@@ -1095,7 +1110,13 @@ pub fn module_source(schema: &Schema, in_subdir: bool) -> String {
         "EncodeError",
         "Bytes",
     ];
-    for extra in ["ByteString", "Uuid", "RawTaggedField", "ScalarList"] {
+    for extra in [
+        "ByteString",
+        "Uuid",
+        "RawTaggedField",
+        "ScalarList",
+        "UnknownTaggedFields",
+    ] {
         if contains_word(&body, extra) {
             imports.push(extra);
         }

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The AlterClientQuotas response (API key 49).
@@ -40,7 +40,7 @@ pub struct AlterClientQuotasResponse {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub entries: Vec<EntryData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterClientQuotasResponse {
@@ -48,7 +48,7 @@ impl Default for AlterClientQuotasResponse {
         Self {
             throttle_time_ms: 0,
             entries: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -102,11 +102,7 @@ impl AlterClientQuotasResponse {
             |buf| EntryData::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            entries: f_entries,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "AlterClientQuotasResponse._tagged_fields")?;
             let mut previous = None;
@@ -115,11 +111,14 @@ impl AlterClientQuotasResponse {
                     wire::read_tagged_field(buf, "AlterClientQuotasResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "AlterClientQuotasResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            entries: f_entries,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -170,7 +169,7 @@ pub struct EntityData {
     /// Versions: 0-1; nullable in 0-1. Default: `Some(ByteString::new())`.
     pub entity_name: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for EntityData {
@@ -178,7 +177,7 @@ impl Default for EntityData {
         Self {
             entity_type: ByteString::new(),
             entity_name: Some(ByteString::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -224,11 +223,7 @@ impl EntityData {
         let f_entity_type = wire::read_string(buf, flexible, "EntityData.EntityType")?;
         let f_entity_name = wire::read_nullable_string(buf, flexible, "EntityData.EntityName")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            entity_type: f_entity_type,
-            entity_name: f_entity_name,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "EntityData._tagged_fields")?;
             let mut previous = None;
@@ -236,11 +231,14 @@ impl EntityData {
                 let (tag, data) = wire::read_tagged_field(buf, "EntityData._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "EntityData._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            entity_type: f_entity_type,
+            entity_name: f_entity_name,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -301,7 +299,7 @@ pub struct EntryData {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub entity: Vec<EntityData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for EntryData {
@@ -310,7 +308,7 @@ impl Default for EntryData {
             error_code: 0,
             error_message: Some(ByteString::new()),
             entity: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -362,12 +360,7 @@ impl EntryData {
             EntityData::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            error_message: f_error_message,
-            entity: f_entity,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "EntryData._tagged_fields")?;
             let mut previous = None;
@@ -375,11 +368,15 @@ impl EntryData {
                 let (tag, data) = wire::read_tagged_field(buf, "EntryData._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "EntryData._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            error_message: f_error_message,
+            entity: f_entity,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, VersionRange,
+    ScalarList, UnknownTaggedFields, VersionRange,
 };
 
 /// The AlterReplicaLogDirs request (API key 34).
@@ -38,14 +38,14 @@ pub struct AlterReplicaLogDirsRequest {
     /// Versions: 0-2. Default: `Vec::new()`.
     pub dirs: Vec<AlterReplicaLogDir>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterReplicaLogDirsRequest {
     fn default() -> Self {
         Self {
             dirs: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -94,10 +94,7 @@ impl AlterReplicaLogDirsRequest {
                 AlterReplicaLogDir::decode_inner(buf, version)
             })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            dirs: f_dirs,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "AlterReplicaLogDirsRequest._tagged_fields")?;
             let mut previous = None;
@@ -106,11 +103,13 @@ impl AlterReplicaLogDirsRequest {
                     wire::read_tagged_field(buf, "AlterReplicaLogDirsRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "AlterReplicaLogDirsRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            dirs: f_dirs,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -160,7 +159,7 @@ pub struct AlterReplicaLogDirTopic {
     /// Versions: 0-2. Default: `ScalarList::new()`.
     pub partitions: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterReplicaLogDirTopic {
@@ -168,7 +167,7 @@ impl Default for AlterReplicaLogDirTopic {
         Self {
             name: ByteString::new(),
             partitions: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -215,11 +214,7 @@ impl AlterReplicaLogDirTopic {
         let f_partitions =
             wire::read_scalar_array::<i32>(buf, flexible, "AlterReplicaLogDirTopic.Partitions")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "AlterReplicaLogDirTopic._tagged_fields")?;
             let mut previous = None;
@@ -228,11 +223,14 @@ impl AlterReplicaLogDirTopic {
                     wire::read_tagged_field(buf, "AlterReplicaLogDirTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "AlterReplicaLogDirTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -284,7 +282,7 @@ pub struct AlterReplicaLogDir {
     /// Versions: 0-2. Default: `Vec::new()`.
     pub topics: Vec<AlterReplicaLogDirTopic>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterReplicaLogDir {
@@ -292,7 +290,7 @@ impl Default for AlterReplicaLogDir {
         Self {
             path: ByteString::new(),
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -342,11 +340,7 @@ impl AlterReplicaLogDir {
             AlterReplicaLogDirTopic::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            path: f_path,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "AlterReplicaLogDir._tagged_fields")?;
             let mut previous = None;
@@ -355,11 +349,14 @@ impl AlterReplicaLogDir {
                     wire::read_tagged_field(buf, "AlterReplicaLogDir._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "AlterReplicaLogDir._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            path: f_path,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

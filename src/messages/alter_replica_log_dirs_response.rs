@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The AlterReplicaLogDirs response (API key 34).
@@ -41,7 +41,7 @@ pub struct AlterReplicaLogDirsResponse {
     /// Versions: 0-2. Default: `Vec::new()`.
     pub results: Vec<AlterReplicaLogDirTopicResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterReplicaLogDirsResponse {
@@ -49,7 +49,7 @@ impl Default for AlterReplicaLogDirsResponse {
         Self {
             throttle_time_ms: 0,
             results: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -103,11 +103,7 @@ impl AlterReplicaLogDirsResponse {
             |buf| AlterReplicaLogDirTopicResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            results: f_results,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "AlterReplicaLogDirsResponse._tagged_fields")?;
@@ -117,11 +113,14 @@ impl AlterReplicaLogDirsResponse {
                     wire::read_tagged_field(buf, "AlterReplicaLogDirsResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "AlterReplicaLogDirsResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            results: f_results,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -172,7 +171,7 @@ pub struct AlterReplicaLogDirPartitionResult {
     /// Versions: 0-2. Default: `0`.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterReplicaLogDirPartitionResult {
@@ -180,7 +179,7 @@ impl Default for AlterReplicaLogDirPartitionResult {
         Self {
             partition_index: 0,
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -222,11 +221,7 @@ impl AlterReplicaLogDirPartitionResult {
             wire::read_i32(buf, "AlterReplicaLogDirPartitionResult.PartitionIndex")?;
         let f_error_code = wire::read_i16(buf, "AlterReplicaLogDirPartitionResult.ErrorCode")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            error_code: f_error_code,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "AlterReplicaLogDirPartitionResult._tagged_fields")?;
@@ -242,11 +237,14 @@ impl AlterReplicaLogDirPartitionResult {
                     "AlterReplicaLogDirPartitionResult._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            error_code: f_error_code,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -294,7 +292,7 @@ pub struct AlterReplicaLogDirTopicResult {
     /// Versions: 0-2. Default: `Vec::new()`.
     pub partitions: Vec<AlterReplicaLogDirPartitionResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterReplicaLogDirTopicResult {
@@ -302,7 +300,7 @@ impl Default for AlterReplicaLogDirTopicResult {
         Self {
             topic_name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -362,11 +360,7 @@ impl AlterReplicaLogDirTopicResult {
             |buf| AlterReplicaLogDirPartitionResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_name: f_topic_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "AlterReplicaLogDirTopicResult._tagged_fields")?;
@@ -380,11 +374,14 @@ impl AlterReplicaLogDirTopicResult {
                     "AlterReplicaLogDirTopicResult._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic_name: f_topic_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The AlterUserScramCredentials request (API key 51).
@@ -35,7 +35,7 @@ pub struct AlterUserScramCredentialsRequest {
     /// Versions: 0. Default: `Vec::new()`.
     pub upsertions: Vec<ScramCredentialUpsertion>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterUserScramCredentialsRequest {
@@ -43,7 +43,7 @@ impl Default for AlterUserScramCredentialsRequest {
         Self {
             deletions: Vec::new(),
             upsertions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -102,11 +102,7 @@ impl AlterUserScramCredentialsRequest {
             |buf| ScramCredentialUpsertion::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            deletions: f_deletions,
-            upsertions: f_upsertions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "AlterUserScramCredentialsRequest._tagged_fields")?;
         let mut previous = None;
@@ -119,10 +115,13 @@ impl AlterUserScramCredentialsRequest {
                 "AlterUserScramCredentialsRequest._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            deletions: f_deletions,
+            upsertions: f_upsertions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -172,7 +171,7 @@ pub struct ScramCredentialDeletion {
     /// Versions: 0. Default: `0`.
     pub mechanism: i8,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ScramCredentialDeletion {
@@ -180,7 +179,7 @@ impl Default for ScramCredentialDeletion {
         Self {
             name: ByteString::new(),
             mechanism: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -213,11 +212,7 @@ impl ScramCredentialDeletion {
         let f_name = wire::read_string(buf, true, "ScramCredentialDeletion.Name")?;
         let f_mechanism = wire::read_i8(buf, "ScramCredentialDeletion.Mechanism")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            mechanism: f_mechanism,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ScramCredentialDeletion._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -225,10 +220,13 @@ impl ScramCredentialDeletion {
                 wire::read_tagged_field(buf, "ScramCredentialDeletion._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ScramCredentialDeletion._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            mechanism: f_mechanism,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -288,7 +286,7 @@ pub struct ScramCredentialUpsertion {
     /// Versions: 0. Default: `Bytes::new()`.
     pub salted_password: Bytes,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ScramCredentialUpsertion {
@@ -299,7 +297,7 @@ impl Default for ScramCredentialUpsertion {
             iterations: 0,
             salt: Bytes::new(),
             salted_password: Bytes::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -344,14 +342,7 @@ impl ScramCredentialUpsertion {
         let f_salted_password =
             wire::read_bytes(buf, true, "ScramCredentialUpsertion.SaltedPassword")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            mechanism: f_mechanism,
-            iterations: f_iterations,
-            salt: f_salt,
-            salted_password: f_salted_password,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ScramCredentialUpsertion._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -359,10 +350,16 @@ impl ScramCredentialUpsertion {
                 wire::read_tagged_field(buf, "ScramCredentialUpsertion._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ScramCredentialUpsertion._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            mechanism: f_mechanism,
+            iterations: f_iterations,
+            salt: f_salt,
+            salted_password: f_salted_password,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

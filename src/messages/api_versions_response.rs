@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The ApiVersions response (API key 18).
@@ -71,7 +71,7 @@ pub struct ApiVersionsResponse {
     /// Versions: 3-4; tagged field 3; ignorable (dropped silently where absent). Default: `false`.
     pub zk_migration_ready: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ApiVersionsResponse {
@@ -84,7 +84,7 @@ impl Default for ApiVersionsResponse {
             finalized_features_epoch: -1,
             finalized_features: Vec::new(),
             zk_migration_ready: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -241,17 +241,12 @@ impl ApiVersionsResponse {
         } else {
             0
         };
+        let mut f_supported_features = Vec::new();
+        let mut f_finalized_features_epoch = -1;
+        let mut f_finalized_features = Vec::new();
+        let mut f_zk_migration_ready = false;
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            api_keys: f_api_keys,
-            throttle_time_ms: f_throttle_time_ms,
-            supported_features: Vec::new(),
-            finalized_features_epoch: -1,
-            finalized_features: Vec::new(),
-            zk_migration_ready: false,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ApiVersionsResponse._tagged_fields")?;
             let mut previous = None;
@@ -264,7 +259,7 @@ impl ApiVersionsResponse {
                     0 if version >= 3 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.supported_features = wire::read_array(
+                        f_supported_features = wire::read_array(
                             buf,
                             flexible,
                             6,
@@ -275,13 +270,13 @@ impl ApiVersionsResponse {
                     1 if version >= 3 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.finalized_features_epoch =
+                        f_finalized_features_epoch =
                             wire::read_i64(buf, "ApiVersionsResponse.FinalizedFeaturesEpoch")?;
                     }
                     2 if version >= 3 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.finalized_features = wire::read_array(
+                        f_finalized_features = wire::read_array(
                             buf,
                             flexible,
                             6,
@@ -292,16 +287,23 @@ impl ApiVersionsResponse {
                     3 if version >= 3 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.zk_migration_ready =
+                        f_zk_migration_ready =
                             wire::read_bool(buf, "ApiVersionsResponse.ZkMigrationReady")?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => unknown_tagged.push(RawTaggedField { tag, data }),
                 }
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            api_keys: f_api_keys,
+            throttle_time_ms: f_throttle_time_ms,
+            supported_features: f_supported_features,
+            finalized_features_epoch: f_finalized_features_epoch,
+            finalized_features: f_finalized_features,
+            zk_migration_ready: f_zk_migration_ready,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -393,7 +395,7 @@ pub struct ApiVersion {
     /// Versions: 0-4. Default: `0`.
     pub max_version: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ApiVersion {
@@ -402,7 +404,7 @@ impl Default for ApiVersion {
             api_key: 0,
             min_version: 0,
             max_version: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -445,12 +447,7 @@ impl ApiVersion {
         let f_min_version = wire::read_i16(buf, "ApiVersion.MinVersion")?;
         let f_max_version = wire::read_i16(buf, "ApiVersion.MaxVersion")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            api_key: f_api_key,
-            min_version: f_min_version,
-            max_version: f_max_version,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ApiVersion._tagged_fields")?;
             let mut previous = None;
@@ -458,11 +455,15 @@ impl ApiVersion {
                 let (tag, data) = wire::read_tagged_field(buf, "ApiVersion._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ApiVersion._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            api_key: f_api_key,
+            min_version: f_min_version,
+            max_version: f_max_version,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -515,7 +516,7 @@ pub struct SupportedFeatureKey {
     /// Versions: 3-4. Default: `0`.
     pub max_version: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for SupportedFeatureKey {
@@ -524,7 +525,7 @@ impl Default for SupportedFeatureKey {
             name: ByteString::new(),
             min_version: 0,
             max_version: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -559,22 +560,21 @@ impl SupportedFeatureKey {
         let f_min_version = wire::read_i16(buf, "SupportedFeatureKey.MinVersion")?;
         let f_max_version = wire::read_i16(buf, "SupportedFeatureKey.MaxVersion")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            min_version: f_min_version,
-            max_version: f_max_version,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "SupportedFeatureKey._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "SupportedFeatureKey._tagged_fields")?;
             wire::check_tag_order(previous, tag, "SupportedFeatureKey._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            min_version: f_min_version,
+            max_version: f_max_version,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -627,7 +627,7 @@ pub struct FinalizedFeatureKey {
     /// Versions: 3-4. Default: `0`.
     pub min_version_level: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for FinalizedFeatureKey {
@@ -636,7 +636,7 @@ impl Default for FinalizedFeatureKey {
             name: ByteString::new(),
             max_version_level: 0,
             min_version_level: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -671,22 +671,21 @@ impl FinalizedFeatureKey {
         let f_max_version_level = wire::read_i16(buf, "FinalizedFeatureKey.MaxVersionLevel")?;
         let f_min_version_level = wire::read_i16(buf, "FinalizedFeatureKey.MinVersionLevel")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            max_version_level: f_max_version_level,
-            min_version_level: f_min_version_level,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "FinalizedFeatureKey._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "FinalizedFeatureKey._tagged_fields")?;
             wire::check_tag_order(previous, tag, "FinalizedFeatureKey._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            max_version_level: f_max_version_level,
+            min_version_level: f_min_version_level,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, ScalarList,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The BrokerHeartbeat request (API key 63).
@@ -51,7 +51,7 @@ pub struct BrokerHeartbeatRequest {
     /// Versions: 1. Default: `ScalarList::new()`.
     pub offline_log_dirs: ScalarList<Uuid>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for BrokerHeartbeatRequest {
@@ -63,7 +63,7 @@ impl Default for BrokerHeartbeatRequest {
             want_fence: false,
             want_shut_down: false,
             offline_log_dirs: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -119,15 +119,7 @@ impl BrokerHeartbeatRequest {
             ScalarList::new()
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            broker_id: f_broker_id,
-            broker_epoch: f_broker_epoch,
-            current_metadata_offset: f_current_metadata_offset,
-            want_fence: f_want_fence,
-            want_shut_down: f_want_shut_down,
-            offline_log_dirs: f_offline_log_dirs,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "BrokerHeartbeatRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -135,10 +127,17 @@ impl BrokerHeartbeatRequest {
                 wire::read_tagged_field(buf, "BrokerHeartbeatRequest._tagged_fields")?;
             wire::check_tag_order(previous, tag, "BrokerHeartbeatRequest._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            broker_id: f_broker_id,
+            broker_epoch: f_broker_epoch,
+            current_metadata_offset: f_current_metadata_offset,
+            want_fence: f_want_fence,
+            want_shut_down: f_want_shut_down,
+            offline_log_dirs: f_offline_log_dirs,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

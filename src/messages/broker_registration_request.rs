@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, Uuid, VersionRange,
+    ScalarList, UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The BrokerRegistration request (API key 62).
@@ -72,7 +72,7 @@ pub struct BrokerRegistrationRequest {
     /// Versions: 3-4; ignorable (dropped silently where absent). Default: `-1`.
     pub previous_broker_epoch: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for BrokerRegistrationRequest {
@@ -87,7 +87,7 @@ impl Default for BrokerRegistrationRequest {
             is_migrating_zk_broker: false,
             log_dirs: ScalarList::new(),
             previous_broker_epoch: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -192,7 +192,17 @@ impl BrokerRegistrationRequest {
             -1
         };
         #[allow(unused_mut)]
-        let mut this = Self {
+        let mut unknown_tagged = UnknownTaggedFields::new();
+        let count = wire::read_tagged_header(buf, "BrokerRegistrationRequest._tagged_fields")?;
+        let mut previous = None;
+        for _ in 0..count {
+            let (tag, data) =
+                wire::read_tagged_field(buf, "BrokerRegistrationRequest._tagged_fields")?;
+            wire::check_tag_order(previous, tag, "BrokerRegistrationRequest._tagged_fields")?;
+            previous = Some(tag);
+            unknown_tagged.push(RawTaggedField { tag, data });
+        }
+        Ok(Self {
             broker_id: f_broker_id,
             cluster_id: f_cluster_id,
             incarnation_id: f_incarnation_id,
@@ -202,19 +212,8 @@ impl BrokerRegistrationRequest {
             is_migrating_zk_broker: f_is_migrating_zk_broker,
             log_dirs: f_log_dirs,
             previous_broker_epoch: f_previous_broker_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
-        let count = wire::read_tagged_header(buf, "BrokerRegistrationRequest._tagged_fields")?;
-        let mut previous = None;
-        for _ in 0..count {
-            let (tag, data) =
-                wire::read_tagged_field(buf, "BrokerRegistrationRequest._tagged_fields")?;
-            wire::check_tag_order(previous, tag, "BrokerRegistrationRequest._tagged_fields")?;
-            previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
-        }
-        Ok(this)
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -299,7 +298,7 @@ pub struct Listener {
     /// Versions: 0-4. Default: `0`.
     pub security_protocol: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for Listener {
@@ -309,7 +308,7 @@ impl Default for Listener {
             host: ByteString::new(),
             port: 0,
             security_protocol: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -346,23 +345,22 @@ impl Listener {
         let f_port = wire::read_u16(buf, "Listener.Port")?;
         let f_security_protocol = wire::read_i16(buf, "Listener.SecurityProtocol")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            host: f_host,
-            port: f_port,
-            security_protocol: f_security_protocol,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "Listener._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "Listener._tagged_fields")?;
             wire::check_tag_order(previous, tag, "Listener._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            host: f_host,
+            port: f_port,
+            security_protocol: f_security_protocol,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -419,7 +417,7 @@ pub struct Feature {
     /// Versions: 0-4. Default: `0`.
     pub max_supported_version: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for Feature {
@@ -428,7 +426,7 @@ impl Default for Feature {
             name: ByteString::new(),
             min_supported_version: 0,
             max_supported_version: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -463,22 +461,21 @@ impl Feature {
         let f_min_supported_version = wire::read_i16(buf, "Feature.MinSupportedVersion")?;
         let f_max_supported_version = wire::read_i16(buf, "Feature.MaxSupportedVersion")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            min_supported_version: f_min_supported_version,
-            max_supported_version: f_max_supported_version,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "Feature._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "Feature._tagged_fields")?;
             wire::check_tag_order(previous, tag, "Feature._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            min_supported_version: f_min_supported_version,
+            max_supported_version: f_max_supported_version,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

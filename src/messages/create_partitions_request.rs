@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, VersionRange,
+    ScalarList, UnknownTaggedFields, VersionRange,
 };
 
 /// The CreatePartitions request (API key 37).
@@ -50,7 +50,7 @@ pub struct CreatePartitionsRequest {
     /// Versions: 0-3. Default: `false`.
     pub validate_only: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreatePartitionsRequest {
@@ -59,7 +59,7 @@ impl Default for CreatePartitionsRequest {
             topics: Vec::new(),
             timeout_ms: 0,
             validate_only: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -112,12 +112,7 @@ impl CreatePartitionsRequest {
         let f_timeout_ms = wire::read_i32(buf, "CreatePartitionsRequest.TimeoutMs")?;
         let f_validate_only = wire::read_bool(buf, "CreatePartitionsRequest.ValidateOnly")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topics: f_topics,
-            timeout_ms: f_timeout_ms,
-            validate_only: f_validate_only,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "CreatePartitionsRequest._tagged_fields")?;
             let mut previous = None;
@@ -126,11 +121,15 @@ impl CreatePartitionsRequest {
                     wire::read_tagged_field(buf, "CreatePartitionsRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "CreatePartitionsRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topics: f_topics,
+            timeout_ms: f_timeout_ms,
+            validate_only: f_validate_only,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -178,14 +177,14 @@ pub struct CreatePartitionsAssignment {
     /// Versions: 0-3; entity type `brokerId`. Default: `ScalarList::new()`.
     pub broker_ids: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreatePartitionsAssignment {
     fn default() -> Self {
         Self {
             broker_ids: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -230,10 +229,7 @@ impl CreatePartitionsAssignment {
         let f_broker_ids =
             wire::read_scalar_array::<i32>(buf, flexible, "CreatePartitionsAssignment.BrokerIds")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            broker_ids: f_broker_ids,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "CreatePartitionsAssignment._tagged_fields")?;
             let mut previous = None;
@@ -242,11 +238,13 @@ impl CreatePartitionsAssignment {
                     wire::read_tagged_field(buf, "CreatePartitionsAssignment._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "CreatePartitionsAssignment._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            broker_ids: f_broker_ids,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -297,7 +295,7 @@ pub struct CreatePartitionsTopic {
     /// Versions: 0-3; nullable in 0-3. Default: `Some(Vec::new())`.
     pub assignments: Option<Vec<CreatePartitionsAssignment>>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreatePartitionsTopic {
@@ -306,7 +304,7 @@ impl Default for CreatePartitionsTopic {
             name: ByteString::new(),
             count: 0,
             assignments: Some(Vec::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -367,12 +365,7 @@ impl CreatePartitionsTopic {
             |buf| CreatePartitionsAssignment::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            count: f_count,
-            assignments: f_assignments,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "CreatePartitionsTopic._tagged_fields")?;
             let mut previous = None;
@@ -381,11 +374,15 @@ impl CreatePartitionsTopic {
                     wire::read_tagged_field(buf, "CreatePartitionsTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "CreatePartitionsTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            count: f_count,
+            assignments: f_assignments,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, VersionRange,
+    ScalarList, UnknownTaggedFields, VersionRange,
 };
 
 /// The CreateTopics request (API key 19).
@@ -55,7 +55,7 @@ pub struct CreateTopicsRequest {
     /// Versions: 1-7. Default: `false`.
     pub validate_only: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreateTopicsRequest {
@@ -64,7 +64,7 @@ impl Default for CreateTopicsRequest {
             topics: Vec::new(),
             timeout_ms: 60000,
             validate_only: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -127,12 +127,7 @@ impl CreateTopicsRequest {
             false
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            topics: f_topics,
-            timeout_ms: f_timeout_ms,
-            validate_only: f_validate_only,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "CreateTopicsRequest._tagged_fields")?;
             let mut previous = None;
@@ -141,11 +136,15 @@ impl CreateTopicsRequest {
                     wire::read_tagged_field(buf, "CreateTopicsRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "CreateTopicsRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topics: f_topics,
+            timeout_ms: f_timeout_ms,
+            validate_only: f_validate_only,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -201,7 +200,7 @@ pub struct CreatableReplicaAssignment {
     /// Versions: 0-7; entity type `brokerId`. Default: `ScalarList::new()`.
     pub broker_ids: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreatableReplicaAssignment {
@@ -209,7 +208,7 @@ impl Default for CreatableReplicaAssignment {
         Self {
             partition_index: 0,
             broker_ids: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -256,11 +255,7 @@ impl CreatableReplicaAssignment {
         let f_broker_ids =
             wire::read_scalar_array::<i32>(buf, flexible, "CreatableReplicaAssignment.BrokerIds")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            broker_ids: f_broker_ids,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "CreatableReplicaAssignment._tagged_fields")?;
             let mut previous = None;
@@ -269,11 +264,14 @@ impl CreatableReplicaAssignment {
                     wire::read_tagged_field(buf, "CreatableReplicaAssignment._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "CreatableReplicaAssignment._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            broker_ids: f_broker_ids,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -321,7 +319,7 @@ pub struct CreatableTopicConfig {
     /// Versions: 0-7; nullable in 0-7. Default: `Some(ByteString::new())`.
     pub value: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreatableTopicConfig {
@@ -329,7 +327,7 @@ impl Default for CreatableTopicConfig {
         Self {
             name: ByteString::new(),
             value: Some(ByteString::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -375,11 +373,7 @@ impl CreatableTopicConfig {
         let f_name = wire::read_string(buf, flexible, "CreatableTopicConfig.Name")?;
         let f_value = wire::read_nullable_string(buf, flexible, "CreatableTopicConfig.Value")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            value: f_value,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "CreatableTopicConfig._tagged_fields")?;
             let mut previous = None;
@@ -388,11 +382,14 @@ impl CreatableTopicConfig {
                     wire::read_tagged_field(buf, "CreatableTopicConfig._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "CreatableTopicConfig._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            value: f_value,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -461,7 +458,7 @@ pub struct CreatableTopic {
     /// Versions: 0-7. Default: `Vec::new()`.
     pub configs: Vec<CreatableTopicConfig>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreatableTopic {
@@ -472,7 +469,7 @@ impl Default for CreatableTopic {
             replication_factor: 0,
             assignments: Vec::new(),
             configs: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -539,14 +536,7 @@ impl CreatableTopic {
             CreatableTopicConfig::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            num_partitions: f_num_partitions,
-            replication_factor: f_replication_factor,
-            assignments: f_assignments,
-            configs: f_configs,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "CreatableTopic._tagged_fields")?;
             let mut previous = None;
@@ -554,11 +544,17 @@ impl CreatableTopic {
                 let (tag, data) = wire::read_tagged_field(buf, "CreatableTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "CreatableTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            num_partitions: f_num_partitions,
+            replication_factor: f_replication_factor,
+            assignments: f_assignments,
+            configs: f_configs,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

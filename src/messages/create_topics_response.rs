@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The CreateTopics response (API key 19).
@@ -54,7 +54,7 @@ pub struct CreateTopicsResponse {
     /// Versions: 0-7. Default: `Vec::new()`.
     pub topics: Vec<CreatableTopicResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreateTopicsResponse {
@@ -62,7 +62,7 @@ impl Default for CreateTopicsResponse {
         Self {
             throttle_time_ms: 0,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -118,11 +118,7 @@ impl CreateTopicsResponse {
             CreatableTopicResult::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "CreateTopicsResponse._tagged_fields")?;
             let mut previous = None;
@@ -131,11 +127,14 @@ impl CreateTopicsResponse {
                     wire::read_tagged_field(buf, "CreateTopicsResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "CreateTopicsResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -202,7 +201,7 @@ pub struct CreatableTopicConfigs {
     /// Versions: 5-7. Default: `false`.
     pub is_sensitive: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreatableTopicConfigs {
@@ -213,7 +212,7 @@ impl Default for CreatableTopicConfigs {
             read_only: false,
             config_source: -1,
             is_sensitive: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -257,24 +256,23 @@ impl CreatableTopicConfigs {
         let f_config_source = wire::read_i8(buf, "CreatableTopicConfigs.ConfigSource")?;
         let f_is_sensitive = wire::read_bool(buf, "CreatableTopicConfigs.IsSensitive")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            value: f_value,
-            read_only: f_read_only,
-            config_source: f_config_source,
-            is_sensitive: f_is_sensitive,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "CreatableTopicConfigs._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "CreatableTopicConfigs._tagged_fields")?;
             wire::check_tag_order(previous, tag, "CreatableTopicConfigs._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            value: f_value,
+            read_only: f_read_only,
+            config_source: f_config_source,
+            is_sensitive: f_is_sensitive,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -354,7 +352,7 @@ pub struct CreatableTopicResult {
     /// Versions: 5-7; nullable in 5-7; ignorable (dropped silently where absent). Default: `Some(Vec::new())`.
     pub configs: Option<Vec<CreatableTopicConfigs>>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreatableTopicResult {
@@ -368,7 +366,7 @@ impl Default for CreatableTopicResult {
             num_partitions: -1,
             replication_factor: -1,
             configs: Some(Vec::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -486,18 +484,9 @@ impl CreatableTopicResult {
         } else {
             Some(Vec::new())
         };
+        let mut f_topic_config_error_code = 0;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            topic_id: f_topic_id,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            topic_config_error_code: 0,
-            num_partitions: f_num_partitions,
-            replication_factor: f_replication_factor,
-            configs: f_configs,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "CreatableTopicResult._tagged_fields")?;
             let mut previous = None;
@@ -510,16 +499,24 @@ impl CreatableTopicResult {
                     0 if version >= 5 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.topic_config_error_code =
+                        f_topic_config_error_code =
                             wire::read_i16(buf, "CreatableTopicResult.TopicConfigErrorCode")?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => unknown_tagged.push(RawTaggedField { tag, data }),
                 }
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            topic_id: f_topic_id,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            topic_config_error_code: f_topic_config_error_code,
+            num_partitions: f_num_partitions,
+            replication_factor: f_replication_factor,
+            configs: f_configs,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DeleteAcls request (API key 31).
@@ -39,14 +39,14 @@ pub struct DeleteAclsRequest {
     /// Versions: 0-3. Default: `Vec::new()`.
     pub filters: Vec<DeleteAclsFilter>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DeleteAclsRequest {
     fn default() -> Self {
         Self {
             filters: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -94,10 +94,7 @@ impl DeleteAclsRequest {
             DeleteAclsFilter::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            filters: f_filters,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DeleteAclsRequest._tagged_fields")?;
             let mut previous = None;
@@ -105,11 +102,13 @@ impl DeleteAclsRequest {
                 let (tag, data) = wire::read_tagged_field(buf, "DeleteAclsRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DeleteAclsRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            filters: f_filters,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -179,7 +178,7 @@ pub struct DeleteAclsFilter {
     /// Versions: 0-3. Default: `0`.
     pub permission_type: i8,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DeleteAclsFilter {
@@ -192,7 +191,7 @@ impl Default for DeleteAclsFilter {
             host_filter: Some(ByteString::new()),
             operation: 0,
             permission_type: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -271,16 +270,7 @@ impl DeleteAclsFilter {
         let f_operation = wire::read_i8(buf, "DeleteAclsFilter.Operation")?;
         let f_permission_type = wire::read_i8(buf, "DeleteAclsFilter.PermissionType")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            resource_type_filter: f_resource_type_filter,
-            resource_name_filter: f_resource_name_filter,
-            pattern_type_filter: f_pattern_type_filter,
-            principal_filter: f_principal_filter,
-            host_filter: f_host_filter,
-            operation: f_operation,
-            permission_type: f_permission_type,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DeleteAclsFilter._tagged_fields")?;
             let mut previous = None;
@@ -288,11 +278,19 @@ impl DeleteAclsFilter {
                 let (tag, data) = wire::read_tagged_field(buf, "DeleteAclsFilter._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DeleteAclsFilter._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            resource_type_filter: f_resource_type_filter,
+            resource_name_filter: f_resource_name_filter,
+            pattern_type_filter: f_pattern_type_filter,
+            principal_filter: f_principal_filter,
+            host_filter: f_host_filter,
+            operation: f_operation,
+            permission_type: f_permission_type,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DeleteRecords request (API key 21).
@@ -42,7 +42,7 @@ pub struct DeleteRecordsRequest {
     /// Versions: 0-2. Default: `0`.
     pub timeout_ms: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DeleteRecordsRequest {
@@ -50,7 +50,7 @@ impl Default for DeleteRecordsRequest {
         Self {
             topics: Vec::new(),
             timeout_ms: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -100,11 +100,7 @@ impl DeleteRecordsRequest {
         })?;
         let f_timeout_ms = wire::read_i32(buf, "DeleteRecordsRequest.TimeoutMs")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topics: f_topics,
-            timeout_ms: f_timeout_ms,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DeleteRecordsRequest._tagged_fields")?;
             let mut previous = None;
@@ -113,11 +109,14 @@ impl DeleteRecordsRequest {
                     wire::read_tagged_field(buf, "DeleteRecordsRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DeleteRecordsRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topics: f_topics,
+            timeout_ms: f_timeout_ms,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -168,7 +167,7 @@ pub struct DeleteRecordsPartition {
     /// Versions: 0-2. Default: `0`.
     pub offset: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DeleteRecordsPartition {
@@ -176,7 +175,7 @@ impl Default for DeleteRecordsPartition {
         Self {
             partition_index: 0,
             offset: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -217,11 +216,7 @@ impl DeleteRecordsPartition {
         let f_partition_index = wire::read_i32(buf, "DeleteRecordsPartition.PartitionIndex")?;
         let f_offset = wire::read_i64(buf, "DeleteRecordsPartition.Offset")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            offset: f_offset,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DeleteRecordsPartition._tagged_fields")?;
             let mut previous = None;
@@ -230,11 +225,14 @@ impl DeleteRecordsPartition {
                     wire::read_tagged_field(buf, "DeleteRecordsPartition._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DeleteRecordsPartition._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            offset: f_offset,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -282,7 +280,7 @@ pub struct DeleteRecordsTopic {
     /// Versions: 0-2. Default: `Vec::new()`.
     pub partitions: Vec<DeleteRecordsPartition>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DeleteRecordsTopic {
@@ -290,7 +288,7 @@ impl Default for DeleteRecordsTopic {
         Self {
             name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -341,11 +339,7 @@ impl DeleteRecordsTopic {
                 DeleteRecordsPartition::decode_inner(buf, version)
             })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DeleteRecordsTopic._tagged_fields")?;
             let mut previous = None;
@@ -354,11 +348,14 @@ impl DeleteRecordsTopic {
                     wire::read_tagged_field(buf, "DeleteRecordsTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DeleteRecordsTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeAcls response (API key 29).
@@ -51,7 +51,7 @@ pub struct DescribeAclsResponse {
     /// Versions: 0-3. Default: `Vec::new()`.
     pub resources: Vec<DescribeAclsResource>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeAclsResponse {
@@ -61,7 +61,7 @@ impl Default for DescribeAclsResponse {
             error_code: 0,
             error_message: Some(ByteString::new()),
             resources: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -122,13 +122,7 @@ impl DescribeAclsResponse {
                 DescribeAclsResource::decode_inner(buf, version)
             })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            resources: f_resources,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribeAclsResponse._tagged_fields")?;
             let mut previous = None;
@@ -137,11 +131,16 @@ impl DescribeAclsResponse {
                     wire::read_tagged_field(buf, "DescribeAclsResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribeAclsResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            resources: f_resources,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -208,7 +207,7 @@ pub struct AclDescription {
     /// Versions: 0-3. Default: `0`.
     pub permission_type: i8,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AclDescription {
@@ -218,7 +217,7 @@ impl Default for AclDescription {
             host: ByteString::new(),
             operation: 0,
             permission_type: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -263,13 +262,7 @@ impl AclDescription {
         let f_operation = wire::read_i8(buf, "AclDescription.Operation")?;
         let f_permission_type = wire::read_i8(buf, "AclDescription.PermissionType")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            principal: f_principal,
-            host: f_host,
-            operation: f_operation,
-            permission_type: f_permission_type,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "AclDescription._tagged_fields")?;
             let mut previous = None;
@@ -277,11 +270,16 @@ impl AclDescription {
                 let (tag, data) = wire::read_tagged_field(buf, "AclDescription._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "AclDescription._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            principal: f_principal,
+            host: f_host,
+            operation: f_operation,
+            permission_type: f_permission_type,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -346,7 +344,7 @@ pub struct DescribeAclsResource {
     /// Versions: 0-3. Default: `Vec::new()`.
     pub acls: Vec<AclDescription>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeAclsResource {
@@ -356,7 +354,7 @@ impl Default for DescribeAclsResource {
             resource_name: ByteString::new(),
             pattern_type: 3,
             acls: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -427,13 +425,7 @@ impl DescribeAclsResource {
             AclDescription::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            resource_type: f_resource_type,
-            resource_name: f_resource_name,
-            pattern_type: f_pattern_type,
-            acls: f_acls,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribeAclsResource._tagged_fields")?;
             let mut previous = None;
@@ -442,11 +434,16 @@ impl DescribeAclsResource {
                     wire::read_tagged_field(buf, "DescribeAclsResource._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribeAclsResource._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            resource_type: f_resource_type,
+            resource_name: f_resource_name,
+            pattern_type: f_pattern_type,
+            acls: f_acls,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeClientQuotas response (API key 48).
@@ -48,7 +48,7 @@ pub struct DescribeClientQuotasResponse {
     /// Versions: 0-1; nullable in 0-1. Default: `Some(Vec::new())`.
     pub entries: Option<Vec<EntryData>>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeClientQuotasResponse {
@@ -58,7 +58,7 @@ impl Default for DescribeClientQuotasResponse {
             error_code: 0,
             error_message: Some(ByteString::new()),
             entries: Some(Vec::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -130,13 +130,7 @@ impl DescribeClientQuotasResponse {
             |buf| EntryData::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            entries: f_entries,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "DescribeClientQuotasResponse._tagged_fields")?;
@@ -150,11 +144,16 @@ impl DescribeClientQuotasResponse {
                     "DescribeClientQuotasResponse._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            entries: f_entries,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -215,7 +214,7 @@ pub struct EntityData {
     /// Versions: 0-1; nullable in 0-1. Default: `Some(ByteString::new())`.
     pub entity_name: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for EntityData {
@@ -223,7 +222,7 @@ impl Default for EntityData {
         Self {
             entity_type: ByteString::new(),
             entity_name: Some(ByteString::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -269,11 +268,7 @@ impl EntityData {
         let f_entity_type = wire::read_string(buf, flexible, "EntityData.EntityType")?;
         let f_entity_name = wire::read_nullable_string(buf, flexible, "EntityData.EntityName")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            entity_type: f_entity_type,
-            entity_name: f_entity_name,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "EntityData._tagged_fields")?;
             let mut previous = None;
@@ -281,11 +276,14 @@ impl EntityData {
                 let (tag, data) = wire::read_tagged_field(buf, "EntityData._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "EntityData._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            entity_type: f_entity_type,
+            entity_name: f_entity_name,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -342,7 +340,7 @@ pub struct ValueData {
     /// Versions: 0-1. Default: `0.0`.
     pub value: f64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ValueData {
@@ -350,7 +348,7 @@ impl Default for ValueData {
         Self {
             key: ByteString::new(),
             value: 0.0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -391,11 +389,7 @@ impl ValueData {
         let f_key = wire::read_string(buf, flexible, "ValueData.Key")?;
         let f_value = wire::read_f64(buf, "ValueData.Value")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            key: f_key,
-            value: f_value,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ValueData._tagged_fields")?;
             let mut previous = None;
@@ -403,11 +397,14 @@ impl ValueData {
                 let (tag, data) = wire::read_tagged_field(buf, "ValueData._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ValueData._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            key: f_key,
+            value: f_value,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -459,7 +456,7 @@ pub struct EntryData {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub values: Vec<ValueData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for EntryData {
@@ -467,7 +464,7 @@ impl Default for EntryData {
         Self {
             entity: Vec::new(),
             values: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -517,11 +514,7 @@ impl EntryData {
             ValueData::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            entity: f_entity,
-            values: f_values,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "EntryData._tagged_fields")?;
             let mut previous = None;
@@ -529,11 +522,14 @@ impl EntryData {
                 let (tag, data) = wire::read_tagged_field(buf, "EntryData._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "EntryData._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            entity: f_entity,
+            values: f_values,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeCluster response (API key 60).
@@ -67,7 +67,7 @@ pub struct DescribeClusterResponse {
     /// Versions: 0-1. Default: `i32::MIN`.
     pub cluster_authorized_operations: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeClusterResponse {
@@ -81,7 +81,7 @@ impl Default for DescribeClusterResponse {
             controller_id: -1,
             brokers: Vec::new(),
             cluster_authorized_operations: i32::MIN,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -158,7 +158,17 @@ impl DescribeClusterResponse {
         let f_cluster_authorized_operations =
             wire::read_i32(buf, "DescribeClusterResponse.ClusterAuthorizedOperations")?;
         #[allow(unused_mut)]
-        let mut this = Self {
+        let mut unknown_tagged = UnknownTaggedFields::new();
+        let count = wire::read_tagged_header(buf, "DescribeClusterResponse._tagged_fields")?;
+        let mut previous = None;
+        for _ in 0..count {
+            let (tag, data) =
+                wire::read_tagged_field(buf, "DescribeClusterResponse._tagged_fields")?;
+            wire::check_tag_order(previous, tag, "DescribeClusterResponse._tagged_fields")?;
+            previous = Some(tag);
+            unknown_tagged.push(RawTaggedField { tag, data });
+        }
+        Ok(Self {
             throttle_time_ms: f_throttle_time_ms,
             error_code: f_error_code,
             error_message: f_error_message,
@@ -167,19 +177,8 @@ impl DescribeClusterResponse {
             controller_id: f_controller_id,
             brokers: f_brokers,
             cluster_authorized_operations: f_cluster_authorized_operations,
-            unknown_tagged_fields: Vec::new(),
-        };
-        let count = wire::read_tagged_header(buf, "DescribeClusterResponse._tagged_fields")?;
-        let mut previous = None;
-        for _ in 0..count {
-            let (tag, data) =
-                wire::read_tagged_field(buf, "DescribeClusterResponse._tagged_fields")?;
-            wire::check_tag_order(previous, tag, "DescribeClusterResponse._tagged_fields")?;
-            previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
-        }
-        Ok(this)
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -252,7 +251,7 @@ pub struct DescribeClusterBroker {
     /// Versions: 0-1; nullable in 0-1. Default: `None`.
     pub rack: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeClusterBroker {
@@ -262,7 +261,7 @@ impl Default for DescribeClusterBroker {
             host: ByteString::new(),
             port: 0,
             rack: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -304,23 +303,22 @@ impl DescribeClusterBroker {
         let f_port = wire::read_i32(buf, "DescribeClusterBroker.Port")?;
         let f_rack = wire::read_nullable_string(buf, true, "DescribeClusterBroker.Rack")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            broker_id: f_broker_id,
-            host: f_host,
-            port: f_port,
-            rack: f_rack,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "DescribeClusterBroker._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "DescribeClusterBroker._tagged_fields")?;
             wire::check_tag_order(previous, tag, "DescribeClusterBroker._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            broker_id: f_broker_id,
+            host: f_host,
+            port: f_port,
+            rack: f_rack,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeConfigs response (API key 32).
@@ -45,7 +45,7 @@ pub struct DescribeConfigsResponse {
     /// Versions: 0-4. Default: `Vec::new()`.
     pub results: Vec<DescribeConfigsResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeConfigsResponse {
@@ -53,7 +53,7 @@ impl Default for DescribeConfigsResponse {
         Self {
             throttle_time_ms: 0,
             results: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -104,11 +104,7 @@ impl DescribeConfigsResponse {
                 DescribeConfigsResult::decode_inner(buf, version)
             })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            results: f_results,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribeConfigsResponse._tagged_fields")?;
             let mut previous = None;
@@ -117,11 +113,14 @@ impl DescribeConfigsResponse {
                     wire::read_tagged_field(buf, "DescribeConfigsResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribeConfigsResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            results: f_results,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -176,7 +175,7 @@ pub struct DescribeConfigsSynonym {
     /// Versions: 1-4. Default: `0`.
     pub source: i8,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeConfigsSynonym {
@@ -185,7 +184,7 @@ impl Default for DescribeConfigsSynonym {
             name: ByteString::new(),
             value: Some(ByteString::new()),
             source: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -233,12 +232,7 @@ impl DescribeConfigsSynonym {
         let f_value = wire::read_nullable_string(buf, flexible, "DescribeConfigsSynonym.Value")?;
         let f_source = wire::read_i8(buf, "DescribeConfigsSynonym.Source")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            value: f_value,
-            source: f_source,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribeConfigsSynonym._tagged_fields")?;
             let mut previous = None;
@@ -247,11 +241,15 @@ impl DescribeConfigsSynonym {
                     wire::read_tagged_field(buf, "DescribeConfigsSynonym._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribeConfigsSynonym._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            value: f_value,
+            source: f_source,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -337,7 +335,7 @@ pub struct DescribeConfigsResourceResult {
     /// Versions: 3-4; nullable in 3-4; ignorable (dropped silently where absent). Default: `Some(ByteString::new())`.
     pub documentation: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeConfigsResourceResult {
@@ -352,7 +350,7 @@ impl Default for DescribeConfigsResourceResult {
             synonyms: Vec::new(),
             config_type: 0,
             documentation: Some(ByteString::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -475,18 +473,7 @@ impl DescribeConfigsResourceResult {
             Some(ByteString::new())
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            value: f_value,
-            read_only: f_read_only,
-            is_default: f_is_default,
-            config_source: f_config_source,
-            is_sensitive: f_is_sensitive,
-            synonyms: f_synonyms,
-            config_type: f_config_type,
-            documentation: f_documentation,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "DescribeConfigsResourceResult._tagged_fields")?;
@@ -500,11 +487,21 @@ impl DescribeConfigsResourceResult {
                     "DescribeConfigsResourceResult._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            value: f_value,
+            read_only: f_read_only,
+            is_default: f_is_default,
+            config_source: f_config_source,
+            is_sensitive: f_is_sensitive,
+            synonyms: f_synonyms,
+            config_type: f_config_type,
+            documentation: f_documentation,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -608,7 +605,7 @@ pub struct DescribeConfigsResult {
     /// Versions: 0-4. Default: `Vec::new()`.
     pub configs: Vec<DescribeConfigsResourceResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeConfigsResult {
@@ -619,7 +616,7 @@ impl Default for DescribeConfigsResult {
             resource_type: 0,
             resource_name: ByteString::new(),
             configs: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -688,14 +685,7 @@ impl DescribeConfigsResult {
                 DescribeConfigsResourceResult::decode_inner(buf, version)
             })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            error_message: f_error_message,
-            resource_type: f_resource_type,
-            resource_name: f_resource_name,
-            configs: f_configs,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribeConfigsResult._tagged_fields")?;
             let mut previous = None;
@@ -704,11 +694,17 @@ impl DescribeConfigsResult {
                     wire::read_tagged_field(buf, "DescribeConfigsResult._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribeConfigsResult._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            error_message: f_error_message,
+            resource_type: f_resource_type,
+            resource_name: f_resource_name,
+            configs: f_configs,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

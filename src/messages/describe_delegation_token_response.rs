@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeDelegationToken response (API key 41).
@@ -46,7 +46,7 @@ pub struct DescribeDelegationTokenResponse {
     /// Versions: 0-3. Default: `0`.
     pub throttle_time_ms: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeDelegationTokenResponse {
@@ -55,7 +55,7 @@ impl Default for DescribeDelegationTokenResponse {
             error_code: 0,
             tokens: Vec::new(),
             throttle_time_ms: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -112,12 +112,7 @@ impl DescribeDelegationTokenResponse {
         let f_throttle_time_ms =
             wire::read_i32(buf, "DescribeDelegationTokenResponse.ThrottleTimeMs")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            tokens: f_tokens,
-            throttle_time_ms: f_throttle_time_ms,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "DescribeDelegationTokenResponse._tagged_fields")?;
@@ -131,11 +126,15 @@ impl DescribeDelegationTokenResponse {
                     "DescribeDelegationTokenResponse._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            tokens: f_tokens,
+            throttle_time_ms: f_throttle_time_ms,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -187,7 +186,7 @@ pub struct DescribedDelegationTokenRenewer {
     /// Versions: 0-3. Default: `ByteString::new()`.
     pub principal_name: ByteString,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribedDelegationTokenRenewer {
@@ -195,7 +194,7 @@ impl Default for DescribedDelegationTokenRenewer {
         Self {
             principal_type: ByteString::new(),
             principal_name: ByteString::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -254,11 +253,7 @@ impl DescribedDelegationTokenRenewer {
             "DescribedDelegationTokenRenewer.PrincipalName",
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            principal_type: f_principal_type,
-            principal_name: f_principal_name,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "DescribedDelegationTokenRenewer._tagged_fields")?;
@@ -272,11 +267,14 @@ impl DescribedDelegationTokenRenewer {
                     "DescribedDelegationTokenRenewer._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            principal_type: f_principal_type,
+            principal_name: f_principal_name,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -363,7 +361,7 @@ pub struct DescribedDelegationToken {
     /// Versions: 0-3. Default: `Vec::new()`.
     pub renewers: Vec<DescribedDelegationTokenRenewer>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribedDelegationToken {
@@ -379,7 +377,7 @@ impl Default for DescribedDelegationToken {
             token_id: ByteString::new(),
             hmac: Bytes::new(),
             renewers: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -506,7 +504,19 @@ impl DescribedDelegationToken {
             |buf| DescribedDelegationTokenRenewer::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
+        let mut unknown_tagged = UnknownTaggedFields::new();
+        if flexible {
+            let count = wire::read_tagged_header(buf, "DescribedDelegationToken._tagged_fields")?;
+            let mut previous = None;
+            for _ in 0..count {
+                let (tag, data) =
+                    wire::read_tagged_field(buf, "DescribedDelegationToken._tagged_fields")?;
+                wire::check_tag_order(previous, tag, "DescribedDelegationToken._tagged_fields")?;
+                previous = Some(tag);
+                unknown_tagged.push(RawTaggedField { tag, data });
+            }
+        }
+        Ok(Self {
             principal_type: f_principal_type,
             principal_name: f_principal_name,
             token_requester_principal_type: f_token_requester_principal_type,
@@ -517,21 +527,8 @@ impl DescribedDelegationToken {
             token_id: f_token_id,
             hmac: f_hmac,
             renewers: f_renewers,
-            unknown_tagged_fields: Vec::new(),
-        };
-        if flexible {
-            let count = wire::read_tagged_header(buf, "DescribedDelegationToken._tagged_fields")?;
-            let mut previous = None;
-            for _ in 0..count {
-                let (tag, data) =
-                    wire::read_tagged_field(buf, "DescribedDelegationToken._tagged_fields")?;
-                wire::check_tag_order(previous, tag, "DescribedDelegationToken._tagged_fields")?;
-                previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
-            }
-        }
-        Ok(this)
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

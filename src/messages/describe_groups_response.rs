@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeGroups response (API key 15).
@@ -54,7 +54,7 @@ pub struct DescribeGroupsResponse {
     /// Versions: 0-6. Default: `Vec::new()`.
     pub groups: Vec<DescribedGroup>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeGroupsResponse {
@@ -62,7 +62,7 @@ impl Default for DescribeGroupsResponse {
         Self {
             throttle_time_ms: 0,
             groups: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -119,11 +119,7 @@ impl DescribeGroupsResponse {
                 DescribedGroup::decode_inner(buf, version)
             })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            groups: f_groups,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribeGroupsResponse._tagged_fields")?;
             let mut previous = None;
@@ -132,11 +128,14 @@ impl DescribeGroupsResponse {
                     wire::read_tagged_field(buf, "DescribeGroupsResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribeGroupsResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            groups: f_groups,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -207,7 +206,7 @@ pub struct DescribedGroupMember {
     /// Versions: 0-6. Default: `Bytes::new()`.
     pub member_assignment: Bytes,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribedGroupMember {
@@ -219,7 +218,7 @@ impl Default for DescribedGroupMember {
             client_host: ByteString::new(),
             member_metadata: Bytes::new(),
             member_assignment: Bytes::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -305,15 +304,7 @@ impl DescribedGroupMember {
         let f_member_assignment =
             wire::read_bytes(buf, flexible, "DescribedGroupMember.MemberAssignment")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            member_id: f_member_id,
-            group_instance_id: f_group_instance_id,
-            client_id: f_client_id,
-            client_host: f_client_host,
-            member_metadata: f_member_metadata,
-            member_assignment: f_member_assignment,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribedGroupMember._tagged_fields")?;
             let mut previous = None;
@@ -322,11 +313,18 @@ impl DescribedGroupMember {
                     wire::read_tagged_field(buf, "DescribedGroupMember._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribedGroupMember._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            member_id: f_member_id,
+            group_instance_id: f_group_instance_id,
+            client_id: f_client_id,
+            client_host: f_client_host,
+            member_metadata: f_member_metadata,
+            member_assignment: f_member_assignment,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -421,7 +419,7 @@ pub struct DescribedGroup {
     /// Versions: 3-6. Default: `i32::MIN`.
     pub authorized_operations: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribedGroup {
@@ -435,7 +433,7 @@ impl Default for DescribedGroup {
             protocol_data: ByteString::new(),
             members: Vec::new(),
             authorized_operations: i32::MIN,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -539,7 +537,18 @@ impl DescribedGroup {
             i32::MIN
         };
         #[allow(unused_mut)]
-        let mut this = Self {
+        let mut unknown_tagged = UnknownTaggedFields::new();
+        if flexible {
+            let count = wire::read_tagged_header(buf, "DescribedGroup._tagged_fields")?;
+            let mut previous = None;
+            for _ in 0..count {
+                let (tag, data) = wire::read_tagged_field(buf, "DescribedGroup._tagged_fields")?;
+                wire::check_tag_order(previous, tag, "DescribedGroup._tagged_fields")?;
+                previous = Some(tag);
+                unknown_tagged.push(RawTaggedField { tag, data });
+            }
+        }
+        Ok(Self {
             error_code: f_error_code,
             error_message: f_error_message,
             group_id: f_group_id,
@@ -548,20 +557,8 @@ impl DescribedGroup {
             protocol_data: f_protocol_data,
             members: f_members,
             authorized_operations: f_authorized_operations,
-            unknown_tagged_fields: Vec::new(),
-        };
-        if flexible {
-            let count = wire::read_tagged_header(buf, "DescribedGroup._tagged_fields")?;
-            let mut previous = None;
-            for _ in 0..count {
-                let (tag, data) = wire::read_tagged_field(buf, "DescribedGroup._tagged_fields")?;
-                wire::check_tag_order(previous, tag, "DescribedGroup._tagged_fields")?;
-                previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
-            }
-        }
-        Ok(this)
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

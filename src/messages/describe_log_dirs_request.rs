@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, VersionRange,
+    ScalarList, UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeLogDirs request (API key 35).
@@ -40,14 +40,14 @@ pub struct DescribeLogDirsRequest {
     /// Versions: 0-4; nullable in 0-4. Default: `Some(Vec::new())`.
     pub topics: Option<Vec<DescribableLogDirTopic>>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeLogDirsRequest {
     fn default() -> Self {
         Self {
             topics: Some(Vec::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -101,10 +101,7 @@ impl DescribeLogDirsRequest {
                 DescribableLogDirTopic::decode_inner(buf, version)
             })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribeLogDirsRequest._tagged_fields")?;
             let mut previous = None;
@@ -113,11 +110,13 @@ impl DescribeLogDirsRequest {
                     wire::read_tagged_field(buf, "DescribeLogDirsRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribeLogDirsRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -169,7 +168,7 @@ pub struct DescribableLogDirTopic {
     /// Versions: 0-4. Default: `ScalarList::new()`.
     pub partitions: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribableLogDirTopic {
@@ -177,7 +176,7 @@ impl Default for DescribableLogDirTopic {
         Self {
             topic: ByteString::new(),
             partitions: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -224,11 +223,7 @@ impl DescribableLogDirTopic {
         let f_partitions =
             wire::read_scalar_array::<i32>(buf, flexible, "DescribableLogDirTopic.Partitions")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic: f_topic,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribableLogDirTopic._tagged_fields")?;
             let mut previous = None;
@@ -237,11 +232,14 @@ impl DescribableLogDirTopic {
                     wire::read_tagged_field(buf, "DescribableLogDirTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribableLogDirTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic: f_topic,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

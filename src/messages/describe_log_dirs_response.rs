@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeLogDirs response (API key 35).
@@ -47,7 +47,7 @@ pub struct DescribeLogDirsResponse {
     /// Versions: 0-4. Default: `Vec::new()`.
     pub results: Vec<DescribeLogDirsResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeLogDirsResponse {
@@ -56,7 +56,7 @@ impl Default for DescribeLogDirsResponse {
             throttle_time_ms: 0,
             error_code: 0,
             results: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -115,12 +115,7 @@ impl DescribeLogDirsResponse {
                 DescribeLogDirsResult::decode_inner(buf, version)
             })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            results: f_results,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribeLogDirsResponse._tagged_fields")?;
             let mut previous = None;
@@ -129,11 +124,15 @@ impl DescribeLogDirsResponse {
                     wire::read_tagged_field(buf, "DescribeLogDirsResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribeLogDirsResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            results: f_results,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -195,7 +194,7 @@ pub struct DescribeLogDirsPartition {
     /// Versions: 0-4. Default: `false`.
     pub is_future_key: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeLogDirsPartition {
@@ -205,7 +204,7 @@ impl Default for DescribeLogDirsPartition {
             partition_size: 0,
             offset_lag: 0,
             is_future_key: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -250,13 +249,7 @@ impl DescribeLogDirsPartition {
         let f_offset_lag = wire::read_i64(buf, "DescribeLogDirsPartition.OffsetLag")?;
         let f_is_future_key = wire::read_bool(buf, "DescribeLogDirsPartition.IsFutureKey")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            partition_size: f_partition_size,
-            offset_lag: f_offset_lag,
-            is_future_key: f_is_future_key,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribeLogDirsPartition._tagged_fields")?;
             let mut previous = None;
@@ -265,11 +258,16 @@ impl DescribeLogDirsPartition {
                     wire::read_tagged_field(buf, "DescribeLogDirsPartition._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribeLogDirsPartition._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            partition_size: f_partition_size,
+            offset_lag: f_offset_lag,
+            is_future_key: f_is_future_key,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -317,7 +315,7 @@ pub struct DescribeLogDirsTopic {
     /// Versions: 0-4. Default: `Vec::new()`.
     pub partitions: Vec<DescribeLogDirsPartition>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeLogDirsTopic {
@@ -325,7 +323,7 @@ impl Default for DescribeLogDirsTopic {
         Self {
             name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -379,11 +377,7 @@ impl DescribeLogDirsTopic {
             |buf| DescribeLogDirsPartition::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribeLogDirsTopic._tagged_fields")?;
             let mut previous = None;
@@ -392,11 +386,14 @@ impl DescribeLogDirsTopic {
                     wire::read_tagged_field(buf, "DescribeLogDirsTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribeLogDirsTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -463,7 +460,7 @@ pub struct DescribeLogDirsResult {
     /// Versions: 4; ignorable (dropped silently where absent). Default: `-1`.
     pub usable_bytes: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeLogDirsResult {
@@ -474,7 +471,7 @@ impl Default for DescribeLogDirsResult {
             topics: Vec::new(),
             total_bytes: -1,
             usable_bytes: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -542,14 +539,7 @@ impl DescribeLogDirsResult {
             -1
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            log_dir: f_log_dir,
-            topics: f_topics,
-            total_bytes: f_total_bytes,
-            usable_bytes: f_usable_bytes,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribeLogDirsResult._tagged_fields")?;
             let mut previous = None;
@@ -558,11 +548,17 @@ impl DescribeLogDirsResult {
                     wire::read_tagged_field(buf, "DescribeLogDirsResult._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribeLogDirsResult._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            log_dir: f_log_dir,
+            topics: f_topics,
+            total_bytes: f_total_bytes,
+            usable_bytes: f_usable_bytes,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeUserScramCredentials response (API key 50).
@@ -42,7 +42,7 @@ pub struct DescribeUserScramCredentialsResponse {
     /// Versions: 0. Default: `Vec::new()`.
     pub results: Vec<DescribeUserScramCredentialsResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeUserScramCredentialsResponse {
@@ -52,7 +52,7 @@ impl Default for DescribeUserScramCredentialsResponse {
             error_code: 0,
             error_message: Some(ByteString::new()),
             results: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -111,13 +111,7 @@ impl DescribeUserScramCredentialsResponse {
             |buf| DescribeUserScramCredentialsResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            results: f_results,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "DescribeUserScramCredentialsResponse._tagged_fields")?;
         let mut previous = None;
@@ -132,10 +126,15 @@ impl DescribeUserScramCredentialsResponse {
                 "DescribeUserScramCredentialsResponse._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            results: f_results,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -189,7 +188,7 @@ pub struct CredentialInfo {
     /// Versions: 0. Default: `0`.
     pub iterations: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CredentialInfo {
@@ -197,7 +196,7 @@ impl Default for CredentialInfo {
         Self {
             mechanism: 0,
             iterations: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -230,21 +229,20 @@ impl CredentialInfo {
         let f_mechanism = wire::read_i8(buf, "CredentialInfo.Mechanism")?;
         let f_iterations = wire::read_i32(buf, "CredentialInfo.Iterations")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            mechanism: f_mechanism,
-            iterations: f_iterations,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "CredentialInfo._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "CredentialInfo._tagged_fields")?;
             wire::check_tag_order(previous, tag, "CredentialInfo._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            mechanism: f_mechanism,
+            iterations: f_iterations,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -297,7 +295,7 @@ pub struct DescribeUserScramCredentialsResult {
     /// Versions: 0. Default: `Vec::new()`.
     pub credential_infos: Vec<CredentialInfo>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeUserScramCredentialsResult {
@@ -307,7 +305,7 @@ impl Default for DescribeUserScramCredentialsResult {
             error_code: 0,
             error_message: Some(ByteString::new()),
             credential_infos: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -370,13 +368,7 @@ impl DescribeUserScramCredentialsResult {
             |buf| CredentialInfo::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            user: f_user,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            credential_infos: f_credential_infos,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "DescribeUserScramCredentialsResult._tagged_fields")?;
         let mut previous = None;
@@ -389,10 +381,15 @@ impl DescribeUserScramCredentialsResult {
                 "DescribeUserScramCredentialsResult._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            user: f_user,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            credential_infos: f_credential_infos,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

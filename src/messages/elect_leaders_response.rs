@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The ElectLeaders response (API key 43).
@@ -46,7 +46,7 @@ pub struct ElectLeadersResponse {
     /// Versions: 0-2. Default: `Vec::new()`.
     pub replica_election_results: Vec<ReplicaElectionResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ElectLeadersResponse {
@@ -55,7 +55,7 @@ impl Default for ElectLeadersResponse {
             throttle_time_ms: 0,
             error_code: 0,
             replica_election_results: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -122,12 +122,7 @@ impl ElectLeadersResponse {
             |buf| ReplicaElectionResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            replica_election_results: f_replica_election_results,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ElectLeadersResponse._tagged_fields")?;
             let mut previous = None;
@@ -136,11 +131,15 @@ impl ElectLeadersResponse {
                     wire::read_tagged_field(buf, "ElectLeadersResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ElectLeadersResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            replica_election_results: f_replica_election_results,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -200,7 +199,7 @@ pub struct PartitionResult {
     /// Versions: 0-2; nullable in 0-2. Default: `Some(ByteString::new())`.
     pub error_message: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionResult {
@@ -209,7 +208,7 @@ impl Default for PartitionResult {
             partition_id: 0,
             error_code: 0,
             error_message: Some(ByteString::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -258,12 +257,7 @@ impl PartitionResult {
         let f_error_message =
             wire::read_nullable_string(buf, flexible, "PartitionResult.ErrorMessage")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_id: f_partition_id,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "PartitionResult._tagged_fields")?;
             let mut previous = None;
@@ -271,11 +265,15 @@ impl PartitionResult {
                 let (tag, data) = wire::read_tagged_field(buf, "PartitionResult._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "PartitionResult._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_id: f_partition_id,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -330,7 +328,7 @@ pub struct ReplicaElectionResult {
     /// Versions: 0-2. Default: `Vec::new()`.
     pub partition_result: Vec<PartitionResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ReplicaElectionResult {
@@ -338,7 +336,7 @@ impl Default for ReplicaElectionResult {
         Self {
             topic: ByteString::new(),
             partition_result: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -392,11 +390,7 @@ impl ReplicaElectionResult {
             |buf| PartitionResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic: f_topic,
-            partition_result: f_partition_result,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ReplicaElectionResult._tagged_fields")?;
             let mut previous = None;
@@ -405,11 +399,14 @@ impl ReplicaElectionResult {
                     wire::read_tagged_field(buf, "ReplicaElectionResult._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ReplicaElectionResult._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic: f_topic,
+            partition_result: f_partition_result,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -16,7 +16,8 @@
 )]
 
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The EndTxn response (API key 26).
@@ -55,7 +56,7 @@ pub struct EndTxnResponse {
     /// Versions: 5; ignorable (dropped silently where absent). Default: `-1`.
     pub producer_epoch: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for EndTxnResponse {
@@ -65,7 +66,7 @@ impl Default for EndTxnResponse {
             error_code: 0,
             producer_id: -1,
             producer_epoch: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -121,13 +122,7 @@ impl EndTxnResponse {
             -1
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            producer_id: f_producer_id,
-            producer_epoch: f_producer_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "EndTxnResponse._tagged_fields")?;
             let mut previous = None;
@@ -135,11 +130,16 @@ impl EndTxnResponse {
                 let (tag, data) = wire::read_tagged_field(buf, "EndTxnResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "EndTxnResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            producer_id: f_producer_id,
+            producer_epoch: f_producer_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

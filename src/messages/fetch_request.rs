@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, Uuid, VersionRange,
+    ScalarList, UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The Fetch request (API key 1).
@@ -117,7 +117,7 @@ pub struct FetchRequest {
     /// Versions: 11-17; ignorable (dropped silently where absent). Default: `ByteString::new()`.
     pub rack_id: ByteString,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for FetchRequest {
@@ -135,7 +135,7 @@ impl Default for FetchRequest {
             topics: Vec::new(),
             forgotten_topics_data: Vec::new(),
             rack_id: ByteString::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -318,22 +318,10 @@ impl FetchRequest {
         } else {
             ByteString::new()
         };
+        let mut f_cluster_id = None;
+        let mut f_replica_state = ReplicaState::default();
         #[allow(unused_mut)]
-        let mut this = Self {
-            cluster_id: None,
-            replica_id: f_replica_id,
-            replica_state: ReplicaState::default(),
-            max_wait_ms: f_max_wait_ms,
-            min_bytes: f_min_bytes,
-            max_bytes: f_max_bytes,
-            isolation_level: f_isolation_level,
-            session_id: f_session_id,
-            session_epoch: f_session_epoch,
-            topics: f_topics,
-            forgotten_topics_data: f_forgotten_topics_data,
-            rack_id: f_rack_id,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "FetchRequest._tagged_fields")?;
             let mut previous = None;
@@ -345,21 +333,33 @@ impl FetchRequest {
                     0 if version >= 12 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.cluster_id =
+                        f_cluster_id =
                             wire::read_nullable_string(buf, flexible, "FetchRequest.ClusterId")?;
                     }
                     1 if version >= 15 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.replica_state = ReplicaState::decode_inner(buf, version)?;
+                        f_replica_state = ReplicaState::decode_inner(buf, version)?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => unknown_tagged.push(RawTaggedField { tag, data }),
                 }
             }
         }
-        Ok(this)
+        Ok(Self {
+            cluster_id: f_cluster_id,
+            replica_id: f_replica_id,
+            replica_state: f_replica_state,
+            max_wait_ms: f_max_wait_ms,
+            min_bytes: f_min_bytes,
+            max_bytes: f_max_bytes,
+            isolation_level: f_isolation_level,
+            session_id: f_session_id,
+            session_epoch: f_session_epoch,
+            topics: f_topics,
+            forgotten_topics_data: f_forgotten_topics_data,
+            rack_id: f_rack_id,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -469,7 +469,7 @@ pub struct ReplicaState {
     /// Versions: 15-17. Default: `-1`.
     pub replica_epoch: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ReplicaState {
@@ -477,7 +477,7 @@ impl Default for ReplicaState {
         Self {
             replica_id: -1,
             replica_epoch: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -510,21 +510,20 @@ impl ReplicaState {
         let f_replica_id = wire::read_i32(buf, "ReplicaState.ReplicaId")?;
         let f_replica_epoch = wire::read_i64(buf, "ReplicaState.ReplicaEpoch")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            replica_id: f_replica_id,
-            replica_epoch: f_replica_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ReplicaState._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "ReplicaState._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ReplicaState._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            replica_id: f_replica_id,
+            replica_epoch: f_replica_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -589,7 +588,7 @@ pub struct FetchPartition {
     /// Versions: 17; tagged field 0; ignorable (dropped silently where absent). Default: `Uuid::ZERO`.
     pub replica_directory_id: Uuid,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for FetchPartition {
@@ -602,7 +601,7 @@ impl Default for FetchPartition {
             log_start_offset: -1,
             partition_max_bytes: 0,
             replica_directory_id: Uuid::ZERO,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -691,17 +690,9 @@ impl FetchPartition {
             -1
         };
         let f_partition_max_bytes = wire::read_i32(buf, "FetchPartition.PartitionMaxBytes")?;
+        let mut f_replica_directory_id = Uuid::ZERO;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition: f_partition,
-            current_leader_epoch: f_current_leader_epoch,
-            fetch_offset: f_fetch_offset,
-            last_fetched_epoch: f_last_fetched_epoch,
-            log_start_offset: f_log_start_offset,
-            partition_max_bytes: f_partition_max_bytes,
-            replica_directory_id: Uuid::ZERO,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "FetchPartition._tagged_fields")?;
             let mut previous = None;
@@ -713,16 +704,23 @@ impl FetchPartition {
                     0 if version >= 17 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.replica_directory_id =
+                        f_replica_directory_id =
                             wire::read_uuid(buf, "FetchPartition.ReplicaDirectoryId")?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => unknown_tagged.push(RawTaggedField { tag, data }),
                 }
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition: f_partition,
+            current_leader_epoch: f_current_leader_epoch,
+            fetch_offset: f_fetch_offset,
+            last_fetched_epoch: f_last_fetched_epoch,
+            log_start_offset: f_log_start_offset,
+            partition_max_bytes: f_partition_max_bytes,
+            replica_directory_id: f_replica_directory_id,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -797,7 +795,7 @@ pub struct FetchTopic {
     /// Versions: 0-17. Default: `Vec::new()`.
     pub partitions: Vec<FetchPartition>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for FetchTopic {
@@ -806,7 +804,7 @@ impl Default for FetchTopic {
             topic: ByteString::new(),
             topic_id: Uuid::ZERO,
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -870,12 +868,7 @@ impl FetchTopic {
             FetchPartition::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic: f_topic,
-            topic_id: f_topic_id,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "FetchTopic._tagged_fields")?;
             let mut previous = None;
@@ -883,11 +876,15 @@ impl FetchTopic {
                 let (tag, data) = wire::read_tagged_field(buf, "FetchTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "FetchTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic: f_topic,
+            topic_id: f_topic_id,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -955,7 +952,7 @@ pub struct ForgottenTopic {
     /// Versions: 7-17. Default: `ScalarList::new()`.
     pub partitions: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ForgottenTopic {
@@ -964,7 +961,7 @@ impl Default for ForgottenTopic {
             topic: ByteString::new(),
             topic_id: Uuid::ZERO,
             partitions: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1019,12 +1016,7 @@ impl ForgottenTopic {
         let f_partitions =
             wire::read_scalar_array::<i32>(buf, flexible, "ForgottenTopic.Partitions")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic: f_topic,
-            topic_id: f_topic_id,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ForgottenTopic._tagged_fields")?;
             let mut previous = None;
@@ -1032,11 +1024,15 @@ impl ForgottenTopic {
                 let (tag, data) = wire::read_tagged_field(buf, "ForgottenTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ForgottenTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic: f_topic,
+            topic_id: f_topic_id,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

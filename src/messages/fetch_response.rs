@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The Fetch response (API key 1).
@@ -83,7 +83,7 @@ pub struct FetchResponse {
     /// Versions: 16-17; tagged field 0. Default: `Vec::new()`.
     pub node_endpoints: Vec<NodeEndpoint>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for FetchResponse {
@@ -94,7 +94,7 @@ impl Default for FetchResponse {
             session_id: 0,
             responses: Vec::new(),
             node_endpoints: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -203,15 +203,9 @@ impl FetchResponse {
         let f_responses = wire::read_array(buf, flexible, 1, "FetchResponse.Responses", |buf| {
             FetchableTopicResponse::decode_inner(buf, version)
         })?;
+        let mut f_node_endpoints = Vec::new();
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            session_id: f_session_id,
-            responses: f_responses,
-            node_endpoints: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "FetchResponse._tagged_fields")?;
             let mut previous = None;
@@ -223,7 +217,7 @@ impl FetchResponse {
                     0 if version >= 16 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.node_endpoints = wire::read_array(
+                        f_node_endpoints = wire::read_array(
                             buf,
                             flexible,
                             11,
@@ -231,13 +225,18 @@ impl FetchResponse {
                             |buf| NodeEndpoint::decode_inner(buf, version),
                         )?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => unknown_tagged.push(RawTaggedField { tag, data }),
                 }
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            session_id: f_session_id,
+            responses: f_responses,
+            node_endpoints: f_node_endpoints,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -308,7 +307,7 @@ pub struct EpochEndOffset {
     /// Versions: 12-17. Default: `-1`.
     pub end_offset: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for EpochEndOffset {
@@ -316,7 +315,7 @@ impl Default for EpochEndOffset {
         Self {
             epoch: -1,
             end_offset: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -349,21 +348,20 @@ impl EpochEndOffset {
         let f_epoch = wire::read_i32(buf, "EpochEndOffset.Epoch")?;
         let f_end_offset = wire::read_i64(buf, "EpochEndOffset.EndOffset")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            epoch: f_epoch,
-            end_offset: f_end_offset,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "EpochEndOffset._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "EpochEndOffset._tagged_fields")?;
             wire::check_tag_order(previous, tag, "EpochEndOffset._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            epoch: f_epoch,
+            end_offset: f_end_offset,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -406,7 +404,7 @@ pub struct LeaderIdAndEpoch {
     /// Versions: 12-17. Default: `-1`.
     pub leader_epoch: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaderIdAndEpoch {
@@ -414,7 +412,7 @@ impl Default for LeaderIdAndEpoch {
         Self {
             leader_id: -1,
             leader_epoch: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -447,21 +445,20 @@ impl LeaderIdAndEpoch {
         let f_leader_id = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderId")?;
         let f_leader_epoch = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderEpoch")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            leader_id: f_leader_id,
-            leader_epoch: f_leader_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "LeaderIdAndEpoch._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "LeaderIdAndEpoch._tagged_fields")?;
             wire::check_tag_order(previous, tag, "LeaderIdAndEpoch._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            leader_id: f_leader_id,
+            leader_epoch: f_leader_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -502,7 +499,7 @@ pub struct SnapshotId {
     /// Versions: 0-17. Default: `-1`.
     pub epoch: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for SnapshotId {
@@ -510,7 +507,7 @@ impl Default for SnapshotId {
         Self {
             end_offset: -1,
             epoch: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -543,21 +540,20 @@ impl SnapshotId {
         let f_end_offset = wire::read_i64(buf, "SnapshotId.EndOffset")?;
         let f_epoch = wire::read_i32(buf, "SnapshotId.Epoch")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            end_offset: f_end_offset,
-            epoch: f_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "SnapshotId._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "SnapshotId._tagged_fields")?;
             wire::check_tag_order(previous, tag, "SnapshotId._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            end_offset: f_end_offset,
+            epoch: f_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -602,7 +598,7 @@ pub struct AbortedTransaction {
     /// Versions: 4-17. Default: `0`.
     pub first_offset: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AbortedTransaction {
@@ -610,7 +606,7 @@ impl Default for AbortedTransaction {
         Self {
             producer_id: 0,
             first_offset: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -651,11 +647,7 @@ impl AbortedTransaction {
         let f_producer_id = wire::read_i64(buf, "AbortedTransaction.ProducerId")?;
         let f_first_offset = wire::read_i64(buf, "AbortedTransaction.FirstOffset")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            producer_id: f_producer_id,
-            first_offset: f_first_offset,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "AbortedTransaction._tagged_fields")?;
             let mut previous = None;
@@ -664,11 +656,14 @@ impl AbortedTransaction {
                     wire::read_tagged_field(buf, "AbortedTransaction._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "AbortedTransaction._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            producer_id: f_producer_id,
+            first_offset: f_first_offset,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -750,7 +745,7 @@ pub struct PartitionData {
     /// Versions: 0-17; nullable in 0-17. Default: `None`.
     pub records: Option<Bytes>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionData {
@@ -767,7 +762,7 @@ impl Default for PartitionData {
             aborted_transactions: Some(Vec::new()),
             preferred_read_replica: -1,
             records: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -954,21 +949,11 @@ impl PartitionData {
             -1
         };
         let f_records = wire::read_nullable_bytes(buf, flexible, "PartitionData.Records")?;
+        let mut f_diverging_epoch = EpochEndOffset::default();
+        let mut f_current_leader = LeaderIdAndEpoch::default();
+        let mut f_snapshot_id = SnapshotId::default();
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            error_code: f_error_code,
-            high_watermark: f_high_watermark,
-            last_stable_offset: f_last_stable_offset,
-            log_start_offset: f_log_start_offset,
-            diverging_epoch: EpochEndOffset::default(),
-            current_leader: LeaderIdAndEpoch::default(),
-            snapshot_id: SnapshotId::default(),
-            aborted_transactions: f_aborted_transactions,
-            preferred_read_replica: f_preferred_read_replica,
-            records: f_records,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "PartitionData._tagged_fields")?;
             let mut previous = None;
@@ -980,25 +965,36 @@ impl PartitionData {
                     0 if version >= 12 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.diverging_epoch = EpochEndOffset::decode_inner(buf, version)?;
+                        f_diverging_epoch = EpochEndOffset::decode_inner(buf, version)?;
                     }
                     1 if version >= 12 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.current_leader = LeaderIdAndEpoch::decode_inner(buf, version)?;
+                        f_current_leader = LeaderIdAndEpoch::decode_inner(buf, version)?;
                     }
                     2 if version >= 12 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.snapshot_id = SnapshotId::decode_inner(buf, version)?;
+                        f_snapshot_id = SnapshotId::decode_inner(buf, version)?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => unknown_tagged.push(RawTaggedField { tag, data }),
                 }
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            error_code: f_error_code,
+            high_watermark: f_high_watermark,
+            last_stable_offset: f_last_stable_offset,
+            log_start_offset: f_log_start_offset,
+            diverging_epoch: f_diverging_epoch,
+            current_leader: f_current_leader,
+            snapshot_id: f_snapshot_id,
+            aborted_transactions: f_aborted_transactions,
+            preferred_read_replica: f_preferred_read_replica,
+            records: f_records,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -1100,7 +1096,7 @@ pub struct FetchableTopicResponse {
     /// Versions: 0-17. Default: `Vec::new()`.
     pub partitions: Vec<PartitionData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for FetchableTopicResponse {
@@ -1109,7 +1105,7 @@ impl Default for FetchableTopicResponse {
             topic: ByteString::new(),
             topic_id: Uuid::ZERO,
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1177,12 +1173,7 @@ impl FetchableTopicResponse {
             |buf| PartitionData::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic: f_topic,
-            topic_id: f_topic_id,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "FetchableTopicResponse._tagged_fields")?;
             let mut previous = None;
@@ -1191,11 +1182,15 @@ impl FetchableTopicResponse {
                     wire::read_tagged_field(buf, "FetchableTopicResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "FetchableTopicResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic: f_topic,
+            topic_id: f_topic_id,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -1267,7 +1262,7 @@ pub struct NodeEndpoint {
     /// Versions: 16-17; nullable in 16-17. Default: `None`.
     pub rack: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for NodeEndpoint {
@@ -1277,7 +1272,7 @@ impl Default for NodeEndpoint {
             host: ByteString::new(),
             port: 0,
             rack: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1314,23 +1309,22 @@ impl NodeEndpoint {
         let f_port = wire::read_i32(buf, "NodeEndpoint.Port")?;
         let f_rack = wire::read_nullable_string(buf, true, "NodeEndpoint.Rack")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            node_id: f_node_id,
-            host: f_host,
-            port: f_port,
-            rack: f_rack,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "NodeEndpoint._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "NodeEndpoint._tagged_fields")?;
             wire::check_tag_order(previous, tag, "NodeEndpoint._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            node_id: f_node_id,
+            host: f_host,
+            port: f_port,
+            rack: f_rack,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

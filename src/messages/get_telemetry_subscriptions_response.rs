@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, Uuid, VersionRange,
+    ScalarList, UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The GetTelemetrySubscriptions response (API key 71).
@@ -62,7 +62,7 @@ pub struct GetTelemetrySubscriptionsResponse {
     /// Versions: 0. Default: `Vec::new()`.
     pub requested_metrics: Vec<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for GetTelemetrySubscriptionsResponse {
@@ -77,7 +77,7 @@ impl Default for GetTelemetrySubscriptionsResponse {
             telemetry_max_bytes: 0,
             delta_temporality: false,
             requested_metrics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -164,18 +164,7 @@ impl GetTelemetrySubscriptionsResponse {
             },
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            client_instance_id: f_client_instance_id,
-            subscription_id: f_subscription_id,
-            accepted_compression_types: f_accepted_compression_types,
-            push_interval_ms: f_push_interval_ms,
-            telemetry_max_bytes: f_telemetry_max_bytes,
-            delta_temporality: f_delta_temporality,
-            requested_metrics: f_requested_metrics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "GetTelemetrySubscriptionsResponse._tagged_fields")?;
         let mut previous = None;
@@ -188,10 +177,20 @@ impl GetTelemetrySubscriptionsResponse {
                 "GetTelemetrySubscriptionsResponse._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            client_instance_id: f_client_instance_id,
+            subscription_id: f_subscription_id,
+            accepted_compression_types: f_accepted_compression_types,
+            push_interval_ms: f_push_interval_ms,
+            telemetry_max_bytes: f_telemetry_max_bytes,
+            delta_temporality: f_delta_temporality,
+            requested_metrics: f_requested_metrics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

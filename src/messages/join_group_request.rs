@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The JoinGroup request (API key 11).
@@ -82,7 +82,7 @@ pub struct JoinGroupRequest {
     /// Versions: 8-9; nullable in 8-9; ignorable (dropped silently where absent). Default: `None`.
     pub reason: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for JoinGroupRequest {
@@ -96,7 +96,7 @@ impl Default for JoinGroupRequest {
             protocol_type: ByteString::new(),
             protocols: Vec::new(),
             reason: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -197,7 +197,18 @@ impl JoinGroupRequest {
             None
         };
         #[allow(unused_mut)]
-        let mut this = Self {
+        let mut unknown_tagged = UnknownTaggedFields::new();
+        if flexible {
+            let count = wire::read_tagged_header(buf, "JoinGroupRequest._tagged_fields")?;
+            let mut previous = None;
+            for _ in 0..count {
+                let (tag, data) = wire::read_tagged_field(buf, "JoinGroupRequest._tagged_fields")?;
+                wire::check_tag_order(previous, tag, "JoinGroupRequest._tagged_fields")?;
+                previous = Some(tag);
+                unknown_tagged.push(RawTaggedField { tag, data });
+            }
+        }
+        Ok(Self {
             group_id: f_group_id,
             session_timeout_ms: f_session_timeout_ms,
             rebalance_timeout_ms: f_rebalance_timeout_ms,
@@ -206,20 +217,8 @@ impl JoinGroupRequest {
             protocol_type: f_protocol_type,
             protocols: f_protocols,
             reason: f_reason,
-            unknown_tagged_fields: Vec::new(),
-        };
-        if flexible {
-            let count = wire::read_tagged_header(buf, "JoinGroupRequest._tagged_fields")?;
-            let mut previous = None;
-            for _ in 0..count {
-                let (tag, data) = wire::read_tagged_field(buf, "JoinGroupRequest._tagged_fields")?;
-                wire::check_tag_order(previous, tag, "JoinGroupRequest._tagged_fields")?;
-                previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
-            }
-        }
-        Ok(this)
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -308,7 +307,7 @@ pub struct JoinGroupRequestProtocol {
     /// Versions: 0-9. Default: `Bytes::new()`.
     pub metadata: Bytes,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for JoinGroupRequestProtocol {
@@ -316,7 +315,7 @@ impl Default for JoinGroupRequestProtocol {
         Self {
             name: ByteString::new(),
             metadata: Bytes::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -362,11 +361,7 @@ impl JoinGroupRequestProtocol {
         let f_name = wire::read_string(buf, flexible, "JoinGroupRequestProtocol.Name")?;
         let f_metadata = wire::read_bytes(buf, flexible, "JoinGroupRequestProtocol.Metadata")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            metadata: f_metadata,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "JoinGroupRequestProtocol._tagged_fields")?;
             let mut previous = None;
@@ -375,11 +370,14 @@ impl JoinGroupRequestProtocol {
                     wire::read_tagged_field(buf, "JoinGroupRequestProtocol._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "JoinGroupRequestProtocol._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            metadata: f_metadata,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The JoinGroup response (API key 11).
@@ -83,7 +83,7 @@ pub struct JoinGroupResponse {
     /// Versions: 0-9. Default: `Vec::new()`.
     pub members: Vec<JoinGroupResponseMember>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for JoinGroupResponse {
@@ -98,7 +98,7 @@ impl Default for JoinGroupResponse {
             skip_assignment: false,
             member_id: ByteString::new(),
             members: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -217,7 +217,18 @@ impl JoinGroupResponse {
             JoinGroupResponseMember::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
+        let mut unknown_tagged = UnknownTaggedFields::new();
+        if flexible {
+            let count = wire::read_tagged_header(buf, "JoinGroupResponse._tagged_fields")?;
+            let mut previous = None;
+            for _ in 0..count {
+                let (tag, data) = wire::read_tagged_field(buf, "JoinGroupResponse._tagged_fields")?;
+                wire::check_tag_order(previous, tag, "JoinGroupResponse._tagged_fields")?;
+                previous = Some(tag);
+                unknown_tagged.push(RawTaggedField { tag, data });
+            }
+        }
+        Ok(Self {
             throttle_time_ms: f_throttle_time_ms,
             error_code: f_error_code,
             generation_id: f_generation_id,
@@ -227,20 +238,8 @@ impl JoinGroupResponse {
             skip_assignment: f_skip_assignment,
             member_id: f_member_id,
             members: f_members,
-            unknown_tagged_fields: Vec::new(),
-        };
-        if flexible {
-            let count = wire::read_tagged_header(buf, "JoinGroupResponse._tagged_fields")?;
-            let mut previous = None;
-            for _ in 0..count {
-                let (tag, data) = wire::read_tagged_field(buf, "JoinGroupResponse._tagged_fields")?;
-                wire::check_tag_order(previous, tag, "JoinGroupResponse._tagged_fields")?;
-                previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
-            }
-        }
-        Ok(this)
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -332,7 +331,7 @@ pub struct JoinGroupResponseMember {
     /// Versions: 0-9. Default: `Bytes::new()`.
     pub metadata: Bytes,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for JoinGroupResponseMember {
@@ -341,7 +340,7 @@ impl Default for JoinGroupResponseMember {
             member_id: ByteString::new(),
             group_instance_id: None,
             metadata: Bytes::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -404,12 +403,7 @@ impl JoinGroupResponseMember {
         };
         let f_metadata = wire::read_bytes(buf, flexible, "JoinGroupResponseMember.Metadata")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            member_id: f_member_id,
-            group_instance_id: f_group_instance_id,
-            metadata: f_metadata,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "JoinGroupResponseMember._tagged_fields")?;
             let mut previous = None;
@@ -418,11 +412,15 @@ impl JoinGroupResponseMember {
                     wire::read_tagged_field(buf, "JoinGroupResponseMember._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "JoinGroupResponseMember._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            member_id: f_member_id,
+            group_instance_id: f_group_instance_id,
+            metadata: f_metadata,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

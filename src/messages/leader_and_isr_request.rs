@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, Uuid, VersionRange,
+    ScalarList, UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The LeaderAndIsr request (API key 4).
@@ -80,7 +80,7 @@ pub struct LeaderAndIsrRequest {
     /// Versions: 0-7. Default: `Vec::new()`.
     pub live_leaders: Vec<LeaderAndIsrLiveLeader>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaderAndIsrRequest {
@@ -94,7 +94,7 @@ impl Default for LeaderAndIsrRequest {
             ungrouped_partition_states: Vec::new(),
             topic_states: Vec::new(),
             live_leaders: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -231,17 +231,7 @@ impl LeaderAndIsrRequest {
                 LeaderAndIsrLiveLeader::decode_inner(buf, version)
             })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            controller_id: f_controller_id,
-            is_k_raft_controller: f_is_k_raft_controller,
-            controller_epoch: f_controller_epoch,
-            broker_epoch: f_broker_epoch,
-            r#type: f_type,
-            ungrouped_partition_states: f_ungrouped_partition_states,
-            topic_states: f_topic_states,
-            live_leaders: f_live_leaders,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "LeaderAndIsrRequest._tagged_fields")?;
             let mut previous = None;
@@ -250,11 +240,20 @@ impl LeaderAndIsrRequest {
                     wire::read_tagged_field(buf, "LeaderAndIsrRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "LeaderAndIsrRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            controller_id: f_controller_id,
+            is_k_raft_controller: f_is_k_raft_controller,
+            controller_epoch: f_controller_epoch,
+            broker_epoch: f_broker_epoch,
+            r#type: f_type,
+            ungrouped_partition_states: f_ungrouped_partition_states,
+            topic_states: f_topic_states,
+            live_leaders: f_live_leaders,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -341,7 +340,7 @@ pub struct LeaderAndIsrTopicState {
     /// Versions: 2-7. Default: `Vec::new()`.
     pub partition_states: Vec<LeaderAndIsrPartitionState>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaderAndIsrTopicState {
@@ -350,7 +349,7 @@ impl Default for LeaderAndIsrTopicState {
             topic_name: ByteString::new(),
             topic_id: Uuid::ZERO,
             partition_states: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -417,12 +416,7 @@ impl LeaderAndIsrTopicState {
             |buf| LeaderAndIsrPartitionState::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_name: f_topic_name,
-            topic_id: f_topic_id,
-            partition_states: f_partition_states,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "LeaderAndIsrTopicState._tagged_fields")?;
             let mut previous = None;
@@ -431,11 +425,15 @@ impl LeaderAndIsrTopicState {
                     wire::read_tagged_field(buf, "LeaderAndIsrTopicState._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "LeaderAndIsrTopicState._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic_name: f_topic_name,
+            topic_id: f_topic_id,
+            partition_states: f_partition_states,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -499,7 +497,7 @@ pub struct LeaderAndIsrLiveLeader {
     /// Versions: 0-7. Default: `0`.
     pub port: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaderAndIsrLiveLeader {
@@ -508,7 +506,7 @@ impl Default for LeaderAndIsrLiveLeader {
             broker_id: 0,
             host_name: ByteString::new(),
             port: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -556,12 +554,7 @@ impl LeaderAndIsrLiveLeader {
         let f_host_name = wire::read_string(buf, flexible, "LeaderAndIsrLiveLeader.HostName")?;
         let f_port = wire::read_i32(buf, "LeaderAndIsrLiveLeader.Port")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            broker_id: f_broker_id,
-            host_name: f_host_name,
-            port: f_port,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "LeaderAndIsrLiveLeader._tagged_fields")?;
             let mut previous = None;
@@ -570,11 +563,15 @@ impl LeaderAndIsrLiveLeader {
                     wire::read_tagged_field(buf, "LeaderAndIsrLiveLeader._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "LeaderAndIsrLiveLeader._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            broker_id: f_broker_id,
+            host_name: f_host_name,
+            port: f_port,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -665,7 +662,7 @@ pub struct LeaderAndIsrPartitionState {
     /// Versions: 6-7. Default: `0`.
     pub leader_recovery_state: i8,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaderAndIsrPartitionState {
@@ -683,7 +680,7 @@ impl Default for LeaderAndIsrPartitionState {
             removing_replicas: ScalarList::new(),
             is_new: false,
             leader_recovery_state: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -808,7 +805,19 @@ impl LeaderAndIsrPartitionState {
             0
         };
         #[allow(unused_mut)]
-        let mut this = Self {
+        let mut unknown_tagged = UnknownTaggedFields::new();
+        if flexible {
+            let count = wire::read_tagged_header(buf, "LeaderAndIsrPartitionState._tagged_fields")?;
+            let mut previous = None;
+            for _ in 0..count {
+                let (tag, data) =
+                    wire::read_tagged_field(buf, "LeaderAndIsrPartitionState._tagged_fields")?;
+                wire::check_tag_order(previous, tag, "LeaderAndIsrPartitionState._tagged_fields")?;
+                previous = Some(tag);
+                unknown_tagged.push(RawTaggedField { tag, data });
+            }
+        }
+        Ok(Self {
             topic_name: f_topic_name,
             partition_index: f_partition_index,
             controller_epoch: f_controller_epoch,
@@ -821,21 +830,8 @@ impl LeaderAndIsrPartitionState {
             removing_replicas: f_removing_replicas,
             is_new: f_is_new,
             leader_recovery_state: f_leader_recovery_state,
-            unknown_tagged_fields: Vec::new(),
-        };
-        if flexible {
-            let count = wire::read_tagged_header(buf, "LeaderAndIsrPartitionState._tagged_fields")?;
-            let mut previous = None;
-            for _ in 0..count {
-                let (tag, data) =
-                    wire::read_tagged_field(buf, "LeaderAndIsrPartitionState._tagged_fields")?;
-                wire::check_tag_order(previous, tag, "LeaderAndIsrPartitionState._tagged_fields")?;
-                previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
-            }
-        }
-        Ok(this)
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

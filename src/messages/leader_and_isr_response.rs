@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The LeaderAndIsr response (API key 4).
@@ -53,7 +53,7 @@ pub struct LeaderAndIsrResponse {
     /// Versions: 5-7. Default: `Vec::new()`.
     pub topics: Vec<LeaderAndIsrTopicError>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaderAndIsrResponse {
@@ -62,7 +62,7 @@ impl Default for LeaderAndIsrResponse {
             error_code: 0,
             partition_errors: Vec::new(),
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -150,12 +150,7 @@ impl LeaderAndIsrResponse {
             Vec::new()
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            partition_errors: f_partition_errors,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "LeaderAndIsrResponse._tagged_fields")?;
             let mut previous = None;
@@ -164,11 +159,15 @@ impl LeaderAndIsrResponse {
                     wire::read_tagged_field(buf, "LeaderAndIsrResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "LeaderAndIsrResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            partition_errors: f_partition_errors,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -231,7 +230,7 @@ pub struct LeaderAndIsrTopicError {
     /// Versions: 5-7. Default: `Vec::new()`.
     pub partition_errors: Vec<LeaderAndIsrPartitionError>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaderAndIsrTopicError {
@@ -239,7 +238,7 @@ impl Default for LeaderAndIsrTopicError {
         Self {
             topic_id: Uuid::ZERO,
             partition_errors: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -284,11 +283,7 @@ impl LeaderAndIsrTopicError {
             |buf| LeaderAndIsrPartitionError::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_id: f_topic_id,
-            partition_errors: f_partition_errors,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "LeaderAndIsrTopicError._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -296,10 +291,13 @@ impl LeaderAndIsrTopicError {
                 wire::read_tagged_field(buf, "LeaderAndIsrTopicError._tagged_fields")?;
             wire::check_tag_order(previous, tag, "LeaderAndIsrTopicError._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_id: f_topic_id,
+            partition_errors: f_partition_errors,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -348,7 +346,7 @@ pub struct LeaderAndIsrPartitionError {
     /// Versions: 0-7. Default: `0`.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaderAndIsrPartitionError {
@@ -357,7 +355,7 @@ impl Default for LeaderAndIsrPartitionError {
             topic_name: ByteString::new(),
             partition_index: 0,
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -410,12 +408,7 @@ impl LeaderAndIsrPartitionError {
         let f_partition_index = wire::read_i32(buf, "LeaderAndIsrPartitionError.PartitionIndex")?;
         let f_error_code = wire::read_i16(buf, "LeaderAndIsrPartitionError.ErrorCode")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_name: f_topic_name,
-            partition_index: f_partition_index,
-            error_code: f_error_code,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "LeaderAndIsrPartitionError._tagged_fields")?;
             let mut previous = None;
@@ -424,11 +417,15 @@ impl LeaderAndIsrPartitionError {
                     wire::read_tagged_field(buf, "LeaderAndIsrPartitionError._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "LeaderAndIsrPartitionError._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic_name: f_topic_name,
+            partition_index: f_partition_index,
+            error_code: f_error_code,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

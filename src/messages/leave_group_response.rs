@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The LeaveGroup response (API key 13).
@@ -52,7 +52,7 @@ pub struct LeaveGroupResponse {
     /// Versions: 3-5. Default: `Vec::new()`.
     pub members: Vec<MemberResponse>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaveGroupResponse {
@@ -61,7 +61,7 @@ impl Default for LeaveGroupResponse {
             throttle_time_ms: 0,
             error_code: 0,
             members: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -130,12 +130,7 @@ impl LeaveGroupResponse {
             Vec::new()
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            members: f_members,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "LeaveGroupResponse._tagged_fields")?;
             let mut previous = None;
@@ -144,11 +139,15 @@ impl LeaveGroupResponse {
                     wire::read_tagged_field(buf, "LeaveGroupResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "LeaveGroupResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            members: f_members,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -212,7 +211,7 @@ pub struct MemberResponse {
     /// Versions: 3-5. Default: `0`.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for MemberResponse {
@@ -221,7 +220,7 @@ impl Default for MemberResponse {
             member_id: ByteString::new(),
             group_instance_id: Some(ByteString::new()),
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -270,12 +269,7 @@ impl MemberResponse {
             wire::read_nullable_string(buf, flexible, "MemberResponse.GroupInstanceId")?;
         let f_error_code = wire::read_i16(buf, "MemberResponse.ErrorCode")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            member_id: f_member_id,
-            group_instance_id: f_group_instance_id,
-            error_code: f_error_code,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "MemberResponse._tagged_fields")?;
             let mut previous = None;
@@ -283,11 +277,15 @@ impl MemberResponse {
                 let (tag, data) = wire::read_tagged_field(buf, "MemberResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "MemberResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            member_id: f_member_id,
+            group_instance_id: f_group_instance_id,
+            error_code: f_error_code,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The ListOffsets request (API key 2).
@@ -68,7 +68,7 @@ pub struct ListOffsetsRequest {
     /// Versions: 10; ignorable (dropped silently where absent). Default: `0`.
     pub timeout_ms: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ListOffsetsRequest {
@@ -78,7 +78,7 @@ impl Default for ListOffsetsRequest {
             isolation_level: 0,
             topics: Vec::new(),
             timeout_ms: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -149,13 +149,7 @@ impl ListOffsetsRequest {
             0
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            replica_id: f_replica_id,
-            isolation_level: f_isolation_level,
-            topics: f_topics,
-            timeout_ms: f_timeout_ms,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ListOffsetsRequest._tagged_fields")?;
             let mut previous = None;
@@ -164,11 +158,16 @@ impl ListOffsetsRequest {
                     wire::read_tagged_field(buf, "ListOffsetsRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ListOffsetsRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            replica_id: f_replica_id,
+            isolation_level: f_isolation_level,
+            topics: f_topics,
+            timeout_ms: f_timeout_ms,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -237,7 +236,7 @@ pub struct ListOffsetsPartition {
     /// Versions: 0. Default: `1`.
     pub max_num_offsets: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ListOffsetsPartition {
@@ -247,7 +246,7 @@ impl Default for ListOffsetsPartition {
             current_leader_epoch: -1,
             timestamp: 0,
             max_num_offsets: 1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -308,13 +307,7 @@ impl ListOffsetsPartition {
             1
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            current_leader_epoch: f_current_leader_epoch,
-            timestamp: f_timestamp,
-            max_num_offsets: f_max_num_offsets,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ListOffsetsPartition._tagged_fields")?;
             let mut previous = None;
@@ -323,11 +316,16 @@ impl ListOffsetsPartition {
                     wire::read_tagged_field(buf, "ListOffsetsPartition._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ListOffsetsPartition._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            current_leader_epoch: f_current_leader_epoch,
+            timestamp: f_timestamp,
+            max_num_offsets: f_max_num_offsets,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -385,7 +383,7 @@ pub struct ListOffsetsTopic {
     /// Versions: 0-10. Default: `Vec::new()`.
     pub partitions: Vec<ListOffsetsPartition>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ListOffsetsTopic {
@@ -393,7 +391,7 @@ impl Default for ListOffsetsTopic {
         Self {
             name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -444,11 +442,7 @@ impl ListOffsetsTopic {
                 ListOffsetsPartition::decode_inner(buf, version)
             })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ListOffsetsTopic._tagged_fields")?;
             let mut previous = None;
@@ -456,11 +450,14 @@ impl ListOffsetsTopic {
                 let (tag, data) = wire::read_tagged_field(buf, "ListOffsetsTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ListOffsetsTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, VersionRange,
+    ScalarList, UnknownTaggedFields, VersionRange,
 };
 
 /// The ListPartitionReassignments response (API key 46).
@@ -42,7 +42,7 @@ pub struct ListPartitionReassignmentsResponse {
     /// Versions: 0. Default: `Vec::new()`.
     pub topics: Vec<OngoingTopicReassignment>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ListPartitionReassignmentsResponse {
@@ -52,7 +52,7 @@ impl Default for ListPartitionReassignmentsResponse {
             error_code: 0,
             error_message: Some(ByteString::new()),
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -111,13 +111,7 @@ impl ListPartitionReassignmentsResponse {
             |buf| OngoingTopicReassignment::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "ListPartitionReassignmentsResponse._tagged_fields")?;
         let mut previous = None;
@@ -130,10 +124,15 @@ impl ListPartitionReassignmentsResponse {
                 "ListPartitionReassignmentsResponse._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -195,7 +194,7 @@ pub struct OngoingPartitionReassignment {
     /// Versions: 0; entity type `brokerId`. Default: `ScalarList::new()`.
     pub removing_replicas: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OngoingPartitionReassignment {
@@ -205,7 +204,7 @@ impl Default for OngoingPartitionReassignment {
             replicas: ScalarList::new(),
             adding_replicas: ScalarList::new(),
             removing_replicas: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -266,13 +265,7 @@ impl OngoingPartitionReassignment {
             "OngoingPartitionReassignment.RemovingReplicas",
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            replicas: f_replicas,
-            adding_replicas: f_adding_replicas,
-            removing_replicas: f_removing_replicas,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "OngoingPartitionReassignment._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -280,10 +273,15 @@ impl OngoingPartitionReassignment {
                 wire::read_tagged_field(buf, "OngoingPartitionReassignment._tagged_fields")?;
             wire::check_tag_order(previous, tag, "OngoingPartitionReassignment._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            replicas: f_replicas,
+            adding_replicas: f_adding_replicas,
+            removing_replicas: f_removing_replicas,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -330,7 +328,7 @@ pub struct OngoingTopicReassignment {
     /// Versions: 0. Default: `Vec::new()`.
     pub partitions: Vec<OngoingPartitionReassignment>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OngoingTopicReassignment {
@@ -338,7 +336,7 @@ impl Default for OngoingTopicReassignment {
         Self {
             name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -380,11 +378,7 @@ impl OngoingTopicReassignment {
                 OngoingPartitionReassignment::decode_inner(buf, version)
             })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "OngoingTopicReassignment._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -392,10 +386,13 @@ impl OngoingTopicReassignment {
                 wire::read_tagged_field(buf, "OngoingTopicReassignment._tagged_fields")?;
             wire::check_tag_order(previous, tag, "OngoingTopicReassignment._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

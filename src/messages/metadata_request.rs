@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The Metadata request (API key 3).
@@ -67,7 +67,7 @@ pub struct MetadataRequest {
     /// Versions: 8-13. Default: `false`.
     pub include_topic_authorized_operations: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for MetadataRequest {
@@ -77,7 +77,7 @@ impl Default for MetadataRequest {
             allow_auto_topic_creation: true,
             include_cluster_authorized_operations: false,
             include_topic_authorized_operations: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -191,13 +191,7 @@ impl MetadataRequest {
             false
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            topics: f_topics,
-            allow_auto_topic_creation: f_allow_auto_topic_creation,
-            include_cluster_authorized_operations: f_include_cluster_authorized_operations,
-            include_topic_authorized_operations: f_include_topic_authorized_operations,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "MetadataRequest._tagged_fields")?;
             let mut previous = None;
@@ -205,11 +199,16 @@ impl MetadataRequest {
                 let (tag, data) = wire::read_tagged_field(buf, "MetadataRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "MetadataRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topics: f_topics,
+            allow_auto_topic_creation: f_allow_auto_topic_creation,
+            include_cluster_authorized_operations: f_include_cluster_authorized_operations,
+            include_topic_authorized_operations: f_include_topic_authorized_operations,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -279,7 +278,7 @@ pub struct MetadataRequestTopic {
     /// Versions: 0-13; nullable in 10-13; entity type `topicName`. Default: `Some(ByteString::new())`.
     pub name: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for MetadataRequestTopic {
@@ -287,7 +286,7 @@ impl Default for MetadataRequestTopic {
         Self {
             topic_id: Uuid::ZERO,
             name: Some(ByteString::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -360,11 +359,7 @@ impl MetadataRequestTopic {
             )?)
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_id: f_topic_id,
-            name: f_name,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "MetadataRequestTopic._tagged_fields")?;
             let mut previous = None;
@@ -373,11 +368,14 @@ impl MetadataRequestTopic {
                     wire::read_tagged_field(buf, "MetadataRequestTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "MetadataRequestTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic_id: f_topic_id,
+            name: f_name,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

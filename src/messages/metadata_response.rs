@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, Uuid, VersionRange,
+    ScalarList, UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The Metadata response (API key 3).
@@ -85,7 +85,7 @@ pub struct MetadataResponse {
     /// Versions: 13; ignorable (dropped silently where absent). Default: `0`.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for MetadataResponse {
@@ -98,7 +98,7 @@ impl Default for MetadataResponse {
             topics: Vec::new(),
             cluster_authorized_operations: i32::MIN,
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -208,16 +208,7 @@ impl MetadataResponse {
             0
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            brokers: f_brokers,
-            cluster_id: f_cluster_id,
-            controller_id: f_controller_id,
-            topics: f_topics,
-            cluster_authorized_operations: f_cluster_authorized_operations,
-            error_code: f_error_code,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "MetadataResponse._tagged_fields")?;
             let mut previous = None;
@@ -225,11 +216,19 @@ impl MetadataResponse {
                 let (tag, data) = wire::read_tagged_field(buf, "MetadataResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "MetadataResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            brokers: f_brokers,
+            cluster_id: f_cluster_id,
+            controller_id: f_controller_id,
+            topics: f_topics,
+            cluster_authorized_operations: f_cluster_authorized_operations,
+            error_code: f_error_code,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -322,7 +321,7 @@ pub struct MetadataResponseBroker {
     /// Versions: 1-13; nullable in 1-13; ignorable (dropped silently where absent). Default: `None`.
     pub rack: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for MetadataResponseBroker {
@@ -332,7 +331,7 @@ impl Default for MetadataResponseBroker {
             host: ByteString::new(),
             port: 0,
             rack: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -387,13 +386,7 @@ impl MetadataResponseBroker {
             None
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            node_id: f_node_id,
-            host: f_host,
-            port: f_port,
-            rack: f_rack,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "MetadataResponseBroker._tagged_fields")?;
             let mut previous = None;
@@ -402,11 +395,16 @@ impl MetadataResponseBroker {
                     wire::read_tagged_field(buf, "MetadataResponseBroker._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "MetadataResponseBroker._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            node_id: f_node_id,
+            host: f_host,
+            port: f_port,
+            rack: f_rack,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -489,7 +487,7 @@ pub struct MetadataResponsePartition {
     /// Versions: 5-13; ignorable (dropped silently where absent); entity type `brokerId`. Default: `ScalarList::new()`.
     pub offline_replicas: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for MetadataResponsePartition {
@@ -502,7 +500,7 @@ impl Default for MetadataResponsePartition {
             replica_nodes: ScalarList::new(),
             isr_nodes: ScalarList::new(),
             offline_replicas: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -588,16 +586,7 @@ impl MetadataResponsePartition {
             ScalarList::new()
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            partition_index: f_partition_index,
-            leader_id: f_leader_id,
-            leader_epoch: f_leader_epoch,
-            replica_nodes: f_replica_nodes,
-            isr_nodes: f_isr_nodes,
-            offline_replicas: f_offline_replicas,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "MetadataResponsePartition._tagged_fields")?;
             let mut previous = None;
@@ -606,11 +595,19 @@ impl MetadataResponsePartition {
                     wire::read_tagged_field(buf, "MetadataResponsePartition._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "MetadataResponsePartition._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            partition_index: f_partition_index,
+            leader_id: f_leader_id,
+            leader_epoch: f_leader_epoch,
+            replica_nodes: f_replica_nodes,
+            isr_nodes: f_isr_nodes,
+            offline_replicas: f_offline_replicas,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -687,7 +684,7 @@ pub struct MetadataResponseTopic {
     /// Versions: 8-13. Default: `i32::MIN`.
     pub topic_authorized_operations: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for MetadataResponseTopic {
@@ -699,7 +696,7 @@ impl Default for MetadataResponseTopic {
             is_internal: false,
             partitions: Vec::new(),
             topic_authorized_operations: i32::MIN,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -811,15 +808,7 @@ impl MetadataResponseTopic {
             i32::MIN
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            name: f_name,
-            topic_id: f_topic_id,
-            is_internal: f_is_internal,
-            partitions: f_partitions,
-            topic_authorized_operations: f_topic_authorized_operations,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "MetadataResponseTopic._tagged_fields")?;
             let mut previous = None;
@@ -828,11 +817,18 @@ impl MetadataResponseTopic {
                     wire::read_tagged_field(buf, "MetadataResponseTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "MetadataResponseTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            name: f_name,
+            topic_id: f_topic_id,
+            is_internal: f_is_internal,
+            partitions: f_partitions,
+            topic_authorized_operations: f_topic_authorized_operations,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

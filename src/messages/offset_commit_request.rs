@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The OffsetCommit request (API key 8).
@@ -73,7 +73,7 @@ pub struct OffsetCommitRequest {
     /// Versions: 0-9. Default: `Vec::new()`.
     pub topics: Vec<OffsetCommitRequestTopic>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetCommitRequest {
@@ -85,7 +85,7 @@ impl Default for OffsetCommitRequest {
             group_instance_id: None,
             retention_time_ms: -1,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -182,15 +182,7 @@ impl OffsetCommitRequest {
             OffsetCommitRequestTopic::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            group_id: f_group_id,
-            generation_id_or_member_epoch: f_generation_id_or_member_epoch,
-            member_id: f_member_id,
-            group_instance_id: f_group_instance_id,
-            retention_time_ms: f_retention_time_ms,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "OffsetCommitRequest._tagged_fields")?;
             let mut previous = None;
@@ -199,11 +191,18 @@ impl OffsetCommitRequest {
                     wire::read_tagged_field(buf, "OffsetCommitRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "OffsetCommitRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            group_id: f_group_id,
+            generation_id_or_member_epoch: f_generation_id_or_member_epoch,
+            member_id: f_member_id,
+            group_instance_id: f_group_instance_id,
+            retention_time_ms: f_retention_time_ms,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -298,7 +297,7 @@ pub struct OffsetCommitRequestPartition {
     /// Versions: 0-9; nullable in 0-9. Default: `Some(ByteString::new())`.
     pub committed_metadata: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetCommitRequestPartition {
@@ -309,7 +308,7 @@ impl Default for OffsetCommitRequestPartition {
             committed_leader_epoch: -1,
             commit_timestamp: -1,
             committed_metadata: Some(ByteString::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -382,14 +381,7 @@ impl OffsetCommitRequestPartition {
             "OffsetCommitRequestPartition.CommittedMetadata",
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            committed_offset: f_committed_offset,
-            committed_leader_epoch: f_committed_leader_epoch,
-            commit_timestamp: f_commit_timestamp,
-            committed_metadata: f_committed_metadata,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "OffsetCommitRequestPartition._tagged_fields")?;
@@ -403,11 +395,17 @@ impl OffsetCommitRequestPartition {
                     "OffsetCommitRequestPartition._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            committed_offset: f_committed_offset,
+            committed_leader_epoch: f_committed_leader_epoch,
+            commit_timestamp: f_commit_timestamp,
+            committed_metadata: f_committed_metadata,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -472,7 +470,7 @@ pub struct OffsetCommitRequestTopic {
     /// Versions: 0-9. Default: `Vec::new()`.
     pub partitions: Vec<OffsetCommitRequestPartition>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetCommitRequestTopic {
@@ -480,7 +478,7 @@ impl Default for OffsetCommitRequestTopic {
         Self {
             name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -534,11 +532,7 @@ impl OffsetCommitRequestTopic {
             |buf| OffsetCommitRequestPartition::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "OffsetCommitRequestTopic._tagged_fields")?;
             let mut previous = None;
@@ -547,11 +541,14 @@ impl OffsetCommitRequestTopic {
                     wire::read_tagged_field(buf, "OffsetCommitRequestTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "OffsetCommitRequestTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

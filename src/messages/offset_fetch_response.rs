@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The OffsetFetch response (API key 9).
@@ -75,7 +75,7 @@ pub struct OffsetFetchResponse {
     /// Versions: 8-9. Default: `Vec::new()`.
     pub groups: Vec<OffsetFetchResponseGroup>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetFetchResponse {
@@ -85,7 +85,7 @@ impl Default for OffsetFetchResponse {
             topics: Vec::new(),
             error_code: 0,
             groups: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -183,13 +183,7 @@ impl OffsetFetchResponse {
             Vec::new()
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            topics: f_topics,
-            error_code: f_error_code,
-            groups: f_groups,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "OffsetFetchResponse._tagged_fields")?;
             let mut previous = None;
@@ -198,11 +192,16 @@ impl OffsetFetchResponse {
                     wire::read_tagged_field(buf, "OffsetFetchResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "OffsetFetchResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            topics: f_topics,
+            error_code: f_error_code,
+            groups: f_groups,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -286,7 +285,7 @@ pub struct OffsetFetchResponsePartition {
     /// Versions: 0-7. Default: `0`.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetFetchResponsePartition {
@@ -297,7 +296,7 @@ impl Default for OffsetFetchResponsePartition {
             committed_leader_epoch: -1,
             metadata: Some(ByteString::new()),
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -356,14 +355,7 @@ impl OffsetFetchResponsePartition {
             wire::read_nullable_string(buf, flexible, "OffsetFetchResponsePartition.Metadata")?;
         let f_error_code = wire::read_i16(buf, "OffsetFetchResponsePartition.ErrorCode")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            committed_offset: f_committed_offset,
-            committed_leader_epoch: f_committed_leader_epoch,
-            metadata: f_metadata,
-            error_code: f_error_code,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "OffsetFetchResponsePartition._tagged_fields")?;
@@ -377,11 +369,17 @@ impl OffsetFetchResponsePartition {
                     "OffsetFetchResponsePartition._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            committed_offset: f_committed_offset,
+            committed_leader_epoch: f_committed_leader_epoch,
+            metadata: f_metadata,
+            error_code: f_error_code,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -442,7 +440,7 @@ pub struct OffsetFetchResponseTopic {
     /// Versions: 0-7. Default: `Vec::new()`.
     pub partitions: Vec<OffsetFetchResponsePartition>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetFetchResponseTopic {
@@ -450,7 +448,7 @@ impl Default for OffsetFetchResponseTopic {
         Self {
             name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -504,11 +502,7 @@ impl OffsetFetchResponseTopic {
             |buf| OffsetFetchResponsePartition::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "OffsetFetchResponseTopic._tagged_fields")?;
             let mut previous = None;
@@ -517,11 +511,14 @@ impl OffsetFetchResponseTopic {
                     wire::read_tagged_field(buf, "OffsetFetchResponseTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "OffsetFetchResponseTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -588,7 +585,7 @@ pub struct OffsetFetchResponsePartitions {
     /// Versions: 8-9. Default: `0`.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetFetchResponsePartitions {
@@ -599,7 +596,7 @@ impl Default for OffsetFetchResponsePartitions {
             committed_leader_epoch: -1,
             metadata: Some(ByteString::new()),
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -647,14 +644,7 @@ impl OffsetFetchResponsePartitions {
             wire::read_nullable_string(buf, true, "OffsetFetchResponsePartitions.Metadata")?;
         let f_error_code = wire::read_i16(buf, "OffsetFetchResponsePartitions.ErrorCode")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            committed_offset: f_committed_offset,
-            committed_leader_epoch: f_committed_leader_epoch,
-            metadata: f_metadata,
-            error_code: f_error_code,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "OffsetFetchResponsePartitions._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -666,10 +656,16 @@ impl OffsetFetchResponsePartitions {
                 "OffsetFetchResponsePartitions._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            committed_offset: f_committed_offset,
+            committed_leader_epoch: f_committed_leader_epoch,
+            metadata: f_metadata,
+            error_code: f_error_code,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -722,7 +718,7 @@ pub struct OffsetFetchResponseTopics {
     /// Versions: 8-9. Default: `Vec::new()`.
     pub partitions: Vec<OffsetFetchResponsePartitions>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetFetchResponseTopics {
@@ -730,7 +726,7 @@ impl Default for OffsetFetchResponseTopics {
         Self {
             name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -775,11 +771,7 @@ impl OffsetFetchResponseTopics {
             |buf| OffsetFetchResponsePartitions::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "OffsetFetchResponseTopics._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -787,10 +779,13 @@ impl OffsetFetchResponseTopics {
                 wire::read_tagged_field(buf, "OffsetFetchResponseTopics._tagged_fields")?;
             wire::check_tag_order(previous, tag, "OffsetFetchResponseTopics._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -844,7 +839,7 @@ pub struct OffsetFetchResponseGroup {
     /// Versions: 8-9. Default: `0`.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetFetchResponseGroup {
@@ -853,7 +848,7 @@ impl Default for OffsetFetchResponseGroup {
             group_id: ByteString::new(),
             topics: Vec::new(),
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -901,12 +896,7 @@ impl OffsetFetchResponseGroup {
         })?;
         let f_error_code = wire::read_i16(buf, "OffsetFetchResponseGroup.ErrorCode")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            group_id: f_group_id,
-            topics: f_topics,
-            error_code: f_error_code,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "OffsetFetchResponseGroup._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -914,10 +904,14 @@ impl OffsetFetchResponseGroup {
                 wire::read_tagged_field(buf, "OffsetFetchResponseGroup._tagged_fields")?;
             wire::check_tag_order(previous, tag, "OffsetFetchResponseGroup._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            group_id: f_group_id,
+            topics: f_topics,
+            error_code: f_error_code,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

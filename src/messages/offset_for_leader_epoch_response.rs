@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The OffsetForLeaderEpoch response (API key 23).
@@ -46,7 +46,7 @@ pub struct OffsetForLeaderEpochResponse {
     /// Versions: 0-4. Default: `Vec::new()`.
     pub topics: Vec<OffsetForLeaderTopicResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetForLeaderEpochResponse {
@@ -54,7 +54,7 @@ impl Default for OffsetForLeaderEpochResponse {
         Self {
             throttle_time_ms: 0,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -114,11 +114,7 @@ impl OffsetForLeaderEpochResponse {
             |buf| OffsetForLeaderTopicResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "OffsetForLeaderEpochResponse._tagged_fields")?;
@@ -132,11 +128,14 @@ impl OffsetForLeaderEpochResponse {
                     "OffsetForLeaderEpochResponse._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -199,7 +198,7 @@ pub struct EpochEndOffset {
     /// Versions: 0-4. Default: `-1`.
     pub end_offset: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for EpochEndOffset {
@@ -209,7 +208,7 @@ impl Default for EpochEndOffset {
             partition: 0,
             leader_epoch: -1,
             end_offset: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -259,13 +258,7 @@ impl EpochEndOffset {
         };
         let f_end_offset = wire::read_i64(buf, "EpochEndOffset.EndOffset")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            partition: f_partition,
-            leader_epoch: f_leader_epoch,
-            end_offset: f_end_offset,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "EpochEndOffset._tagged_fields")?;
             let mut previous = None;
@@ -273,11 +266,16 @@ impl EpochEndOffset {
                 let (tag, data) = wire::read_tagged_field(buf, "EpochEndOffset._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "EpochEndOffset._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            partition: f_partition,
+            leader_epoch: f_leader_epoch,
+            end_offset: f_end_offset,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -331,7 +329,7 @@ pub struct OffsetForLeaderTopicResult {
     /// Versions: 0-4. Default: `Vec::new()`.
     pub partitions: Vec<EpochEndOffset>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetForLeaderTopicResult {
@@ -339,7 +337,7 @@ impl Default for OffsetForLeaderTopicResult {
         Self {
             topic: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -398,11 +396,7 @@ impl OffsetForLeaderTopicResult {
             |buf| EpochEndOffset::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic: f_topic,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "OffsetForLeaderTopicResult._tagged_fields")?;
             let mut previous = None;
@@ -411,11 +405,14 @@ impl OffsetForLeaderTopicResult {
                     wire::read_tagged_field(buf, "OffsetForLeaderTopicResult._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "OffsetForLeaderTopicResult._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic: f_topic,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The Produce request (API key 0).
@@ -67,7 +67,7 @@ pub struct ProduceRequest {
     /// Versions: 0-11. Default: `Vec::new()`.
     pub topic_data: Vec<TopicProduceData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ProduceRequest {
@@ -77,7 +77,7 @@ impl Default for ProduceRequest {
             acks: 0,
             timeout_ms: 0,
             topic_data: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -147,13 +147,7 @@ impl ProduceRequest {
             TopicProduceData::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            transactional_id: f_transactional_id,
-            acks: f_acks,
-            timeout_ms: f_timeout_ms,
-            topic_data: f_topic_data,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ProduceRequest._tagged_fields")?;
             let mut previous = None;
@@ -161,11 +155,16 @@ impl ProduceRequest {
                 let (tag, data) = wire::read_tagged_field(buf, "ProduceRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ProduceRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            transactional_id: f_transactional_id,
+            acks: f_acks,
+            timeout_ms: f_timeout_ms,
+            topic_data: f_topic_data,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -228,7 +227,7 @@ pub struct PartitionProduceData {
     /// Versions: 0-11; nullable in 0-11. Default: `None`.
     pub records: Option<Bytes>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionProduceData {
@@ -236,7 +235,7 @@ impl Default for PartitionProduceData {
         Self {
             index: 0,
             records: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -282,11 +281,7 @@ impl PartitionProduceData {
         let f_index = wire::read_i32(buf, "PartitionProduceData.Index")?;
         let f_records = wire::read_nullable_bytes(buf, flexible, "PartitionProduceData.Records")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            index: f_index,
-            records: f_records,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "PartitionProduceData._tagged_fields")?;
             let mut previous = None;
@@ -295,11 +290,14 @@ impl PartitionProduceData {
                     wire::read_tagged_field(buf, "PartitionProduceData._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "PartitionProduceData._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            index: f_index,
+            records: f_records,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -347,7 +345,7 @@ pub struct TopicProduceData {
     /// Versions: 0-11. Default: `Vec::new()`.
     pub partition_data: Vec<PartitionProduceData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TopicProduceData {
@@ -355,7 +353,7 @@ impl Default for TopicProduceData {
         Self {
             name: ByteString::new(),
             partition_data: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -406,11 +404,7 @@ impl TopicProduceData {
                 PartitionProduceData::decode_inner(buf, version)
             })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partition_data: f_partition_data,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "TopicProduceData._tagged_fields")?;
             let mut previous = None;
@@ -418,11 +412,14 @@ impl TopicProduceData {
                 let (tag, data) = wire::read_tagged_field(buf, "TopicProduceData._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "TopicProduceData._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partition_data: f_partition_data,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

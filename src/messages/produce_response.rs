@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The Produce response (API key 0).
@@ -62,7 +62,7 @@ pub struct ProduceResponse {
     /// Versions: 10-11; tagged field 0. Default: `Vec::new()`.
     pub node_endpoints: Vec<NodeEndpoint>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ProduceResponse {
@@ -71,7 +71,7 @@ impl Default for ProduceResponse {
             responses: Vec::new(),
             throttle_time_ms: 0,
             node_endpoints: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -159,13 +159,9 @@ impl ProduceResponse {
         } else {
             0
         };
+        let mut f_node_endpoints = Vec::new();
         #[allow(unused_mut)]
-        let mut this = Self {
-            responses: f_responses,
-            throttle_time_ms: f_throttle_time_ms,
-            node_endpoints: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ProduceResponse._tagged_fields")?;
             let mut previous = None;
@@ -177,7 +173,7 @@ impl ProduceResponse {
                     0 if version >= 10 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.node_endpoints = wire::read_array(
+                        f_node_endpoints = wire::read_array(
                             buf,
                             flexible,
                             11,
@@ -185,13 +181,16 @@ impl ProduceResponse {
                             |buf| NodeEndpoint::decode_inner(buf, version),
                         )?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => unknown_tagged.push(RawTaggedField { tag, data }),
                 }
             }
         }
-        Ok(this)
+        Ok(Self {
+            responses: f_responses,
+            throttle_time_ms: f_throttle_time_ms,
+            node_endpoints: f_node_endpoints,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -256,7 +255,7 @@ pub struct BatchIndexAndErrorMessage {
     /// Versions: 8-11; nullable in 8-11. Default: `None`.
     pub batch_index_error_message: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for BatchIndexAndErrorMessage {
@@ -264,7 +263,7 @@ impl Default for BatchIndexAndErrorMessage {
         Self {
             batch_index: 0,
             batch_index_error_message: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -314,11 +313,7 @@ impl BatchIndexAndErrorMessage {
             "BatchIndexAndErrorMessage.BatchIndexErrorMessage",
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            batch_index: f_batch_index,
-            batch_index_error_message: f_batch_index_error_message,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "BatchIndexAndErrorMessage._tagged_fields")?;
             let mut previous = None;
@@ -327,11 +322,14 @@ impl BatchIndexAndErrorMessage {
                     wire::read_tagged_field(buf, "BatchIndexAndErrorMessage._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "BatchIndexAndErrorMessage._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            batch_index: f_batch_index,
+            batch_index_error_message: f_batch_index_error_message,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -383,7 +381,7 @@ pub struct LeaderIdAndEpoch {
     /// Versions: 10-11. Default: `-1`.
     pub leader_epoch: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaderIdAndEpoch {
@@ -391,7 +389,7 @@ impl Default for LeaderIdAndEpoch {
         Self {
             leader_id: -1,
             leader_epoch: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -424,21 +422,20 @@ impl LeaderIdAndEpoch {
         let f_leader_id = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderId")?;
         let f_leader_epoch = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderEpoch")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            leader_id: f_leader_id,
-            leader_epoch: f_leader_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "LeaderIdAndEpoch._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "LeaderIdAndEpoch._tagged_fields")?;
             wire::check_tag_order(previous, tag, "LeaderIdAndEpoch._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            leader_id: f_leader_id,
+            leader_epoch: f_leader_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -505,7 +502,7 @@ pub struct PartitionProduceResponse {
     /// Versions: 10-11; tagged field 0. Default: `LeaderIdAndEpoch::default()`.
     pub current_leader: LeaderIdAndEpoch,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionProduceResponse {
@@ -519,7 +516,7 @@ impl Default for PartitionProduceResponse {
             record_errors: Vec::new(),
             error_message: None,
             current_leader: LeaderIdAndEpoch::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -637,18 +634,9 @@ impl PartitionProduceResponse {
         } else {
             None
         };
+        let mut f_current_leader = LeaderIdAndEpoch::default();
         #[allow(unused_mut)]
-        let mut this = Self {
-            index: f_index,
-            error_code: f_error_code,
-            base_offset: f_base_offset,
-            log_append_time_ms: f_log_append_time_ms,
-            log_start_offset: f_log_start_offset,
-            record_errors: f_record_errors,
-            error_message: f_error_message,
-            current_leader: LeaderIdAndEpoch::default(),
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "PartitionProduceResponse._tagged_fields")?;
             let mut previous = None;
@@ -661,15 +649,23 @@ impl PartitionProduceResponse {
                     0 if version >= 10 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.current_leader = LeaderIdAndEpoch::decode_inner(buf, version)?;
+                        f_current_leader = LeaderIdAndEpoch::decode_inner(buf, version)?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => unknown_tagged.push(RawTaggedField { tag, data }),
                 }
             }
         }
-        Ok(this)
+        Ok(Self {
+            index: f_index,
+            error_code: f_error_code,
+            base_offset: f_base_offset,
+            log_append_time_ms: f_log_append_time_ms,
+            log_start_offset: f_log_start_offset,
+            record_errors: f_record_errors,
+            error_message: f_error_message,
+            current_leader: f_current_leader,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -755,7 +751,7 @@ pub struct TopicProduceResponse {
     /// Versions: 0-11. Default: `Vec::new()`.
     pub partition_responses: Vec<PartitionProduceResponse>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TopicProduceResponse {
@@ -763,7 +759,7 @@ impl Default for TopicProduceResponse {
         Self {
             name: ByteString::new(),
             partition_responses: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -817,11 +813,7 @@ impl TopicProduceResponse {
             |buf| PartitionProduceResponse::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partition_responses: f_partition_responses,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "TopicProduceResponse._tagged_fields")?;
             let mut previous = None;
@@ -830,11 +822,14 @@ impl TopicProduceResponse {
                     wire::read_tagged_field(buf, "TopicProduceResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "TopicProduceResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partition_responses: f_partition_responses,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -897,7 +892,7 @@ pub struct NodeEndpoint {
     /// Versions: 10-11; nullable in 10-11. Default: `None`.
     pub rack: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for NodeEndpoint {
@@ -907,7 +902,7 @@ impl Default for NodeEndpoint {
             host: ByteString::new(),
             port: 0,
             rack: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -944,23 +939,22 @@ impl NodeEndpoint {
         let f_port = wire::read_i32(buf, "NodeEndpoint.Port")?;
         let f_rack = wire::read_nullable_string(buf, true, "NodeEndpoint.Rack")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            node_id: f_node_id,
-            host: f_host,
-            port: f_port,
-            rack: f_rack,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "NodeEndpoint._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "NodeEndpoint._tagged_fields")?;
             wire::check_tag_order(previous, tag, "NodeEndpoint._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            node_id: f_node_id,
+            host: f_host,
+            port: f_port,
+            rack: f_rack,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,8 +17,8 @@
 
 use super::{ApiKey, Request};
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, Uuid,
-    VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The PushTelemetry request (API key 72).
@@ -47,7 +47,7 @@ pub struct PushTelemetryRequest {
     /// Versions: 0. Default: `Bytes::new()`.
     pub metrics: Bytes,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PushTelemetryRequest {
@@ -58,7 +58,7 @@ impl Default for PushTelemetryRequest {
             terminating: false,
             compression_type: 0,
             metrics: Bytes::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -97,24 +97,23 @@ impl PushTelemetryRequest {
         let f_compression_type = wire::read_i8(buf, "PushTelemetryRequest.CompressionType")?;
         let f_metrics = wire::read_bytes(buf, true, "PushTelemetryRequest.Metrics")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            client_instance_id: f_client_instance_id,
-            subscription_id: f_subscription_id,
-            terminating: f_terminating,
-            compression_type: f_compression_type,
-            metrics: f_metrics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "PushTelemetryRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "PushTelemetryRequest._tagged_fields")?;
             wire::check_tag_order(previous, tag, "PushTelemetryRequest._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            client_instance_id: f_client_instance_id,
+            subscription_id: f_subscription_id,
+            terminating: f_terminating,
+            compression_type: f_compression_type,
+            metrics: f_metrics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

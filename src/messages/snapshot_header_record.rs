@@ -16,7 +16,8 @@
 )]
 
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The `SnapshotHeaderRecord` data schema.
@@ -33,7 +34,7 @@ pub struct SnapshotHeaderRecord {
     /// Versions: 0. Default: `0`.
     pub last_contained_log_timestamp: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for SnapshotHeaderRecord {
@@ -41,7 +42,7 @@ impl Default for SnapshotHeaderRecord {
         Self {
             version: 0,
             last_contained_log_timestamp: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -75,21 +76,20 @@ impl SnapshotHeaderRecord {
         let f_last_contained_log_timestamp =
             wire::read_i64(buf, "SnapshotHeaderRecord.LastContainedLogTimestamp")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            version: f_version,
-            last_contained_log_timestamp: f_last_contained_log_timestamp,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "SnapshotHeaderRecord._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "SnapshotHeaderRecord._tagged_fields")?;
             wire::check_tag_order(previous, tag, "SnapshotHeaderRecord._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            version: f_version,
+            last_contained_log_timestamp: f_last_contained_log_timestamp,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

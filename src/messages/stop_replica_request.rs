@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, VersionRange,
+    ScalarList, UnknownTaggedFields, VersionRange,
 };
 
 /// The StopReplica request (API key 5).
@@ -72,7 +72,7 @@ pub struct StopReplicaRequest {
     /// Versions: 3-4. Default: `Vec::new()`.
     pub topic_states: Vec<StopReplicaTopicState>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for StopReplicaRequest {
@@ -86,7 +86,7 @@ impl Default for StopReplicaRequest {
             ungrouped_partitions: Vec::new(),
             topics: Vec::new(),
             topic_states: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -233,17 +233,7 @@ impl StopReplicaRequest {
             Vec::new()
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            controller_id: f_controller_id,
-            is_k_raft_controller: f_is_k_raft_controller,
-            controller_epoch: f_controller_epoch,
-            broker_epoch: f_broker_epoch,
-            delete_partitions: f_delete_partitions,
-            ungrouped_partitions: f_ungrouped_partitions,
-            topics: f_topics,
-            topic_states: f_topic_states,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "StopReplicaRequest._tagged_fields")?;
             let mut previous = None;
@@ -252,11 +242,20 @@ impl StopReplicaRequest {
                     wire::read_tagged_field(buf, "StopReplicaRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "StopReplicaRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            controller_id: f_controller_id,
+            is_k_raft_controller: f_is_k_raft_controller,
+            controller_epoch: f_controller_epoch,
+            broker_epoch: f_broker_epoch,
+            delete_partitions: f_delete_partitions,
+            ungrouped_partitions: f_ungrouped_partitions,
+            topics: f_topics,
+            topic_states: f_topic_states,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -424,7 +423,7 @@ pub struct StopReplicaTopicV1 {
     /// Versions: 1-2. Default: `ScalarList::new()`.
     pub partition_indexes: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for StopReplicaTopicV1 {
@@ -432,7 +431,7 @@ impl Default for StopReplicaTopicV1 {
         Self {
             name: ByteString::new(),
             partition_indexes: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -479,11 +478,7 @@ impl StopReplicaTopicV1 {
         let f_partition_indexes =
             wire::read_scalar_array::<i32>(buf, flexible, "StopReplicaTopicV1.PartitionIndexes")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partition_indexes: f_partition_indexes,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "StopReplicaTopicV1._tagged_fields")?;
             let mut previous = None;
@@ -492,11 +487,14 @@ impl StopReplicaTopicV1 {
                     wire::read_tagged_field(buf, "StopReplicaTopicV1._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "StopReplicaTopicV1._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partition_indexes: f_partition_indexes,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -552,7 +550,7 @@ pub struct StopReplicaPartitionState {
     /// Versions: 3-4. Default: `false`.
     pub delete_partition: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for StopReplicaPartitionState {
@@ -561,7 +559,7 @@ impl Default for StopReplicaPartitionState {
             partition_index: 0,
             leader_epoch: -1,
             delete_partition: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -596,12 +594,7 @@ impl StopReplicaPartitionState {
         let f_leader_epoch = wire::read_i32(buf, "StopReplicaPartitionState.LeaderEpoch")?;
         let f_delete_partition = wire::read_bool(buf, "StopReplicaPartitionState.DeletePartition")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            leader_epoch: f_leader_epoch,
-            delete_partition: f_delete_partition,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "StopReplicaPartitionState._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -609,10 +602,14 @@ impl StopReplicaPartitionState {
                 wire::read_tagged_field(buf, "StopReplicaPartitionState._tagged_fields")?;
             wire::check_tag_order(previous, tag, "StopReplicaPartitionState._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            leader_epoch: f_leader_epoch,
+            delete_partition: f_delete_partition,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -658,7 +655,7 @@ pub struct StopReplicaTopicState {
     /// Versions: 3-4. Default: `Vec::new()`.
     pub partition_states: Vec<StopReplicaPartitionState>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for StopReplicaTopicState {
@@ -666,7 +663,7 @@ impl Default for StopReplicaTopicState {
         Self {
             topic_name: ByteString::new(),
             partition_states: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -716,21 +713,20 @@ impl StopReplicaTopicState {
             |buf| StopReplicaPartitionState::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_name: f_topic_name,
-            partition_states: f_partition_states,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "StopReplicaTopicState._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "StopReplicaTopicState._tagged_fields")?;
             wire::check_tag_order(previous, tag, "StopReplicaTopicState._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_name: f_topic_name,
+            partition_states: f_partition_states,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The SyncGroup response (API key 14).
@@ -61,7 +61,7 @@ pub struct SyncGroupResponse {
     /// Versions: 0-5. Default: `Bytes::new()`.
     pub assignment: Bytes,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for SyncGroupResponse {
@@ -72,7 +72,7 @@ impl Default for SyncGroupResponse {
             protocol_type: None,
             protocol_name: None,
             assignment: Bytes::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -151,14 +151,7 @@ impl SyncGroupResponse {
         };
         let f_assignment = wire::read_bytes(buf, flexible, "SyncGroupResponse.Assignment")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            protocol_type: f_protocol_type,
-            protocol_name: f_protocol_name,
-            assignment: f_assignment,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "SyncGroupResponse._tagged_fields")?;
             let mut previous = None;
@@ -166,11 +159,17 @@ impl SyncGroupResponse {
                 let (tag, data) = wire::read_tagged_field(buf, "SyncGroupResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "SyncGroupResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            protocol_type: f_protocol_type,
+            protocol_name: f_protocol_name,
+            assignment: f_assignment,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The TxnOffsetCommit request (API key 28).
@@ -71,7 +71,7 @@ pub struct TxnOffsetCommitRequest {
     /// Versions: 0-4. Default: `Vec::new()`.
     pub topics: Vec<TxnOffsetCommitRequestTopic>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TxnOffsetCommitRequest {
@@ -85,7 +85,7 @@ impl Default for TxnOffsetCommitRequest {
             member_id: ByteString::new(),
             group_instance_id: None,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -202,17 +202,7 @@ impl TxnOffsetCommitRequest {
                 TxnOffsetCommitRequestTopic::decode_inner(buf, version)
             })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            transactional_id: f_transactional_id,
-            group_id: f_group_id,
-            producer_id: f_producer_id,
-            producer_epoch: f_producer_epoch,
-            generation_id: f_generation_id,
-            member_id: f_member_id,
-            group_instance_id: f_group_instance_id,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "TxnOffsetCommitRequest._tagged_fields")?;
             let mut previous = None;
@@ -221,11 +211,20 @@ impl TxnOffsetCommitRequest {
                     wire::read_tagged_field(buf, "TxnOffsetCommitRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "TxnOffsetCommitRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            transactional_id: f_transactional_id,
+            group_id: f_group_id,
+            producer_id: f_producer_id,
+            producer_epoch: f_producer_epoch,
+            generation_id: f_generation_id,
+            member_id: f_member_id,
+            group_instance_id: f_group_instance_id,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -317,7 +316,7 @@ pub struct TxnOffsetCommitRequestPartition {
     /// Versions: 0-4; nullable in 0-4. Default: `Some(ByteString::new())`.
     pub committed_metadata: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TxnOffsetCommitRequestPartition {
@@ -327,7 +326,7 @@ impl Default for TxnOffsetCommitRequestPartition {
             committed_offset: 0,
             committed_leader_epoch: -1,
             committed_metadata: Some(ByteString::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -388,13 +387,7 @@ impl TxnOffsetCommitRequestPartition {
             "TxnOffsetCommitRequestPartition.CommittedMetadata",
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            committed_offset: f_committed_offset,
-            committed_leader_epoch: f_committed_leader_epoch,
-            committed_metadata: f_committed_metadata,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "TxnOffsetCommitRequestPartition._tagged_fields")?;
@@ -408,11 +401,16 @@ impl TxnOffsetCommitRequestPartition {
                     "TxnOffsetCommitRequestPartition._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            committed_offset: f_committed_offset,
+            committed_leader_epoch: f_committed_leader_epoch,
+            committed_metadata: f_committed_metadata,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -472,7 +470,7 @@ pub struct TxnOffsetCommitRequestTopic {
     /// Versions: 0-4. Default: `Vec::new()`.
     pub partitions: Vec<TxnOffsetCommitRequestPartition>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TxnOffsetCommitRequestTopic {
@@ -480,7 +478,7 @@ impl Default for TxnOffsetCommitRequestTopic {
         Self {
             name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -539,11 +537,7 @@ impl TxnOffsetCommitRequestTopic {
             |buf| TxnOffsetCommitRequestPartition::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "TxnOffsetCommitRequestTopic._tagged_fields")?;
@@ -553,11 +547,14 @@ impl TxnOffsetCommitRequestTopic {
                     wire::read_tagged_field(buf, "TxnOffsetCommitRequestTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "TxnOffsetCommitRequestTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The TxnOffsetCommit response (API key 28).
@@ -46,7 +46,7 @@ pub struct TxnOffsetCommitResponse {
     /// Versions: 0-4. Default: `Vec::new()`.
     pub topics: Vec<TxnOffsetCommitResponseTopic>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TxnOffsetCommitResponse {
@@ -54,7 +54,7 @@ impl Default for TxnOffsetCommitResponse {
         Self {
             throttle_time_ms: 0,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -105,11 +105,7 @@ impl TxnOffsetCommitResponse {
                 TxnOffsetCommitResponseTopic::decode_inner(buf, version)
             })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "TxnOffsetCommitResponse._tagged_fields")?;
             let mut previous = None;
@@ -118,11 +114,14 @@ impl TxnOffsetCommitResponse {
                     wire::read_tagged_field(buf, "TxnOffsetCommitResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "TxnOffsetCommitResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -173,7 +172,7 @@ pub struct TxnOffsetCommitResponsePartition {
     /// Versions: 0-4. Default: `0`.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TxnOffsetCommitResponsePartition {
@@ -181,7 +180,7 @@ impl Default for TxnOffsetCommitResponsePartition {
         Self {
             partition_index: 0,
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -223,11 +222,7 @@ impl TxnOffsetCommitResponsePartition {
             wire::read_i32(buf, "TxnOffsetCommitResponsePartition.PartitionIndex")?;
         let f_error_code = wire::read_i16(buf, "TxnOffsetCommitResponsePartition.ErrorCode")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            error_code: f_error_code,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "TxnOffsetCommitResponsePartition._tagged_fields")?;
@@ -243,11 +238,14 @@ impl TxnOffsetCommitResponsePartition {
                     "TxnOffsetCommitResponsePartition._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            error_code: f_error_code,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -295,7 +293,7 @@ pub struct TxnOffsetCommitResponseTopic {
     /// Versions: 0-4. Default: `Vec::new()`.
     pub partitions: Vec<TxnOffsetCommitResponsePartition>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TxnOffsetCommitResponseTopic {
@@ -303,7 +301,7 @@ impl Default for TxnOffsetCommitResponseTopic {
         Self {
             name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -362,11 +360,7 @@ impl TxnOffsetCommitResponseTopic {
             |buf| TxnOffsetCommitResponsePartition::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "TxnOffsetCommitResponseTopic._tagged_fields")?;
@@ -380,11 +374,14 @@ impl TxnOffsetCommitResponseTopic {
                     "TxnOffsetCommitResponseTopic._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

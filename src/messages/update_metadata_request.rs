@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, Uuid, VersionRange,
+    ScalarList, UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The UpdateMetadata request (API key 6).
@@ -77,7 +77,7 @@ pub struct UpdateMetadataRequest {
     /// Versions: 0-8. Default: `Vec::new()`.
     pub live_brokers: Vec<UpdateMetadataBroker>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for UpdateMetadataRequest {
@@ -91,7 +91,7 @@ impl Default for UpdateMetadataRequest {
             ungrouped_partition_states: Vec::new(),
             topic_states: Vec::new(),
             live_brokers: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -246,18 +246,9 @@ impl UpdateMetadataRequest {
             "UpdateMetadataRequest.LiveBrokers",
             |buf| UpdateMetadataBroker::decode_inner(buf, version),
         )?;
+        let mut f_type = 0;
         #[allow(unused_mut)]
-        let mut this = Self {
-            controller_id: f_controller_id,
-            is_k_raft_controller: f_is_k_raft_controller,
-            r#type: 0,
-            controller_epoch: f_controller_epoch,
-            broker_epoch: f_broker_epoch,
-            ungrouped_partition_states: f_ungrouped_partition_states,
-            topic_states: f_topic_states,
-            live_brokers: f_live_brokers,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "UpdateMetadataRequest._tagged_fields")?;
             let mut previous = None;
@@ -270,15 +261,23 @@ impl UpdateMetadataRequest {
                     0 if version >= 8 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.r#type = wire::read_i8(buf, "UpdateMetadataRequest.Type")?;
+                        f_type = wire::read_i8(buf, "UpdateMetadataRequest.Type")?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => unknown_tagged.push(RawTaggedField { tag, data }),
                 }
             }
         }
-        Ok(this)
+        Ok(Self {
+            controller_id: f_controller_id,
+            is_k_raft_controller: f_is_k_raft_controller,
+            r#type: f_type,
+            controller_epoch: f_controller_epoch,
+            broker_epoch: f_broker_epoch,
+            ungrouped_partition_states: f_ungrouped_partition_states,
+            topic_states: f_topic_states,
+            live_brokers: f_live_brokers,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -367,7 +366,7 @@ pub struct UpdateMetadataTopicState {
     /// Versions: 5-8. Default: `Vec::new()`.
     pub partition_states: Vec<UpdateMetadataPartitionState>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for UpdateMetadataTopicState {
@@ -376,7 +375,7 @@ impl Default for UpdateMetadataTopicState {
             topic_name: ByteString::new(),
             topic_id: Uuid::ZERO,
             partition_states: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -443,12 +442,7 @@ impl UpdateMetadataTopicState {
             |buf| UpdateMetadataPartitionState::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_name: f_topic_name,
-            topic_id: f_topic_id,
-            partition_states: f_partition_states,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "UpdateMetadataTopicState._tagged_fields")?;
             let mut previous = None;
@@ -457,11 +451,15 @@ impl UpdateMetadataTopicState {
                     wire::read_tagged_field(buf, "UpdateMetadataTopicState._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "UpdateMetadataTopicState._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic_name: f_topic_name,
+            topic_id: f_topic_id,
+            partition_states: f_partition_states,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -529,7 +527,7 @@ pub struct UpdateMetadataEndpoint {
     /// Versions: 1-8. Default: `0`.
     pub security_protocol: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for UpdateMetadataEndpoint {
@@ -539,7 +537,7 @@ impl Default for UpdateMetadataEndpoint {
             host: ByteString::new(),
             listener: ByteString::new(),
             security_protocol: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -594,13 +592,7 @@ impl UpdateMetadataEndpoint {
         };
         let f_security_protocol = wire::read_i16(buf, "UpdateMetadataEndpoint.SecurityProtocol")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            port: f_port,
-            host: f_host,
-            listener: f_listener,
-            security_protocol: f_security_protocol,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "UpdateMetadataEndpoint._tagged_fields")?;
             let mut previous = None;
@@ -609,11 +601,16 @@ impl UpdateMetadataEndpoint {
                     wire::read_tagged_field(buf, "UpdateMetadataEndpoint._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "UpdateMetadataEndpoint._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            port: f_port,
+            host: f_host,
+            listener: f_listener,
+            security_protocol: f_security_protocol,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -684,7 +681,7 @@ pub struct UpdateMetadataBroker {
     /// Versions: 2-8; nullable in 2-8; ignorable (dropped silently where absent). Default: `Some(ByteString::new())`.
     pub rack: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for UpdateMetadataBroker {
@@ -695,7 +692,7 @@ impl Default for UpdateMetadataBroker {
             v0_port: 0,
             endpoints: Vec::new(),
             rack: Some(ByteString::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -780,14 +777,7 @@ impl UpdateMetadataBroker {
             Some(ByteString::new())
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            id: f_id,
-            v0_host: f_v0_host,
-            v0_port: f_v0_port,
-            endpoints: f_endpoints,
-            rack: f_rack,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "UpdateMetadataBroker._tagged_fields")?;
             let mut previous = None;
@@ -796,11 +786,17 @@ impl UpdateMetadataBroker {
                     wire::read_tagged_field(buf, "UpdateMetadataBroker._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "UpdateMetadataBroker._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            id: f_id,
+            v0_host: f_v0_host,
+            v0_port: f_v0_port,
+            endpoints: f_endpoints,
+            rack: f_rack,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -905,7 +901,7 @@ pub struct UpdateMetadataPartitionState {
     /// Versions: 4-8; ignorable (dropped silently where absent); entity type `brokerId`. Default: `ScalarList::new()`.
     pub offline_replicas: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for UpdateMetadataPartitionState {
@@ -920,7 +916,7 @@ impl Default for UpdateMetadataPartitionState {
             zk_version: 0,
             replicas: ScalarList::new(),
             offline_replicas: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1008,18 +1004,7 @@ impl UpdateMetadataPartitionState {
             ScalarList::new()
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_name: f_topic_name,
-            partition_index: f_partition_index,
-            controller_epoch: f_controller_epoch,
-            leader: f_leader,
-            leader_epoch: f_leader_epoch,
-            isr: f_isr,
-            zk_version: f_zk_version,
-            replicas: f_replicas,
-            offline_replicas: f_offline_replicas,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "UpdateMetadataPartitionState._tagged_fields")?;
@@ -1033,11 +1018,21 @@ impl UpdateMetadataPartitionState {
                     "UpdateMetadataPartitionState._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic_name: f_topic_name,
+            partition_index: f_partition_index,
+            controller_epoch: f_controller_epoch,
+            leader: f_leader,
+            leader_epoch: f_leader_epoch,
+            isr: f_isr,
+            zk_version: f_zk_version,
+            replicas: f_replicas,
+            offline_replicas: f_offline_replicas,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, VersionRange,
+    ScalarList, UnknownTaggedFields, VersionRange,
 };
 
 /// The WriteTxnMarkers request (API key 27).
@@ -37,14 +37,14 @@ pub struct WriteTxnMarkersRequest {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub markers: Vec<WritableTxnMarker>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for WriteTxnMarkersRequest {
     fn default() -> Self {
         Self {
             markers: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -93,10 +93,7 @@ impl WriteTxnMarkersRequest {
                 WritableTxnMarker::decode_inner(buf, version)
             })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            markers: f_markers,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "WriteTxnMarkersRequest._tagged_fields")?;
             let mut previous = None;
@@ -105,11 +102,13 @@ impl WriteTxnMarkersRequest {
                     wire::read_tagged_field(buf, "WriteTxnMarkersRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "WriteTxnMarkersRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            markers: f_markers,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -159,7 +158,7 @@ pub struct WritableTxnMarkerTopic {
     /// Versions: 0-1. Default: `ScalarList::new()`.
     pub partition_indexes: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for WritableTxnMarkerTopic {
@@ -167,7 +166,7 @@ impl Default for WritableTxnMarkerTopic {
         Self {
             name: ByteString::new(),
             partition_indexes: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -217,11 +216,7 @@ impl WritableTxnMarkerTopic {
             "WritableTxnMarkerTopic.PartitionIndexes",
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partition_indexes: f_partition_indexes,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "WritableTxnMarkerTopic._tagged_fields")?;
             let mut previous = None;
@@ -230,11 +225,14 @@ impl WritableTxnMarkerTopic {
                     wire::read_tagged_field(buf, "WritableTxnMarkerTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "WritableTxnMarkerTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partition_indexes: f_partition_indexes,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -298,7 +296,7 @@ pub struct WritableTxnMarker {
     /// Versions: 0-1. Default: `0`.
     pub coordinator_epoch: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for WritableTxnMarker {
@@ -309,7 +307,7 @@ impl Default for WritableTxnMarker {
             transaction_result: false,
             topics: Vec::new(),
             coordinator_epoch: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -365,14 +363,7 @@ impl WritableTxnMarker {
         })?;
         let f_coordinator_epoch = wire::read_i32(buf, "WritableTxnMarker.CoordinatorEpoch")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            producer_id: f_producer_id,
-            producer_epoch: f_producer_epoch,
-            transaction_result: f_transaction_result,
-            topics: f_topics,
-            coordinator_epoch: f_coordinator_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "WritableTxnMarker._tagged_fields")?;
             let mut previous = None;
@@ -380,11 +371,17 @@ impl WritableTxnMarker {
                 let (tag, data) = wire::read_tagged_field(buf, "WritableTxnMarker._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "WritableTxnMarker._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            producer_id: f_producer_id,
+            producer_epoch: f_producer_epoch,
+            transaction_result: f_transaction_result,
+            topics: f_topics,
+            coordinator_epoch: f_coordinator_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

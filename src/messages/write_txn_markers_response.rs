@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The WriteTxnMarkers response (API key 27).
@@ -36,14 +36,14 @@ pub struct WriteTxnMarkersResponse {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub markers: Vec<WritableTxnMarkerResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for WriteTxnMarkersResponse {
     fn default() -> Self {
         Self {
             markers: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -92,10 +92,7 @@ impl WriteTxnMarkersResponse {
                 WritableTxnMarkerResult::decode_inner(buf, version)
             })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            markers: f_markers,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "WriteTxnMarkersResponse._tagged_fields")?;
             let mut previous = None;
@@ -104,11 +101,13 @@ impl WriteTxnMarkersResponse {
                     wire::read_tagged_field(buf, "WriteTxnMarkersResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "WriteTxnMarkersResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            markers: f_markers,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -158,7 +157,7 @@ pub struct WritableTxnMarkerPartitionResult {
     /// Versions: 0-1. Default: `0`.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for WritableTxnMarkerPartitionResult {
@@ -166,7 +165,7 @@ impl Default for WritableTxnMarkerPartitionResult {
         Self {
             partition_index: 0,
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -208,11 +207,7 @@ impl WritableTxnMarkerPartitionResult {
             wire::read_i32(buf, "WritableTxnMarkerPartitionResult.PartitionIndex")?;
         let f_error_code = wire::read_i16(buf, "WritableTxnMarkerPartitionResult.ErrorCode")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            error_code: f_error_code,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "WritableTxnMarkerPartitionResult._tagged_fields")?;
@@ -228,11 +223,14 @@ impl WritableTxnMarkerPartitionResult {
                     "WritableTxnMarkerPartitionResult._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            error_code: f_error_code,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -280,7 +278,7 @@ pub struct WritableTxnMarkerTopicResult {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub partitions: Vec<WritableTxnMarkerPartitionResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for WritableTxnMarkerTopicResult {
@@ -288,7 +286,7 @@ impl Default for WritableTxnMarkerTopicResult {
         Self {
             name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -347,11 +345,7 @@ impl WritableTxnMarkerTopicResult {
             |buf| WritableTxnMarkerPartitionResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "WritableTxnMarkerTopicResult._tagged_fields")?;
@@ -365,11 +359,14 @@ impl WritableTxnMarkerTopicResult {
                     "WritableTxnMarkerTopicResult._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -424,7 +421,7 @@ pub struct WritableTxnMarkerResult {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub topics: Vec<WritableTxnMarkerTopicResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for WritableTxnMarkerResult {
@@ -432,7 +429,7 @@ impl Default for WritableTxnMarkerResult {
         Self {
             producer_id: 0,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -483,11 +480,7 @@ impl WritableTxnMarkerResult {
                 WritableTxnMarkerTopicResult::decode_inner(buf, version)
             })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            producer_id: f_producer_id,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "WritableTxnMarkerResult._tagged_fields")?;
             let mut previous = None;
@@ -496,11 +489,14 @@ impl WritableTxnMarkerResult {
                     wire::read_tagged_field(buf, "WritableTxnMarkerResult._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "WritableTxnMarkerResult._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            producer_id: f_producer_id,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

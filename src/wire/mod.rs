@@ -16,7 +16,7 @@
 //! | (COMPACT_)(NULLABLE_)STRING | [`ByteString`] | [`read_string`], [`read_nullable_string`] |
 //! | (COMPACT_)(NULLABLE_)BYTES, RECORDS | [`Bytes`] | [`read_bytes`], [`read_nullable_bytes`] |
 //! | (COMPACT_)ARRAY | `Vec<T>` | [`read_array_len`] + elements |
-//! | tagged fields | [`RawTaggedField`] | [`read_tagged_header`], [`put_raw_tagged_fields`] |
+//! | tagged fields | [`RawTaggedField`], [`UnknownTaggedFields`] | [`read_tagged_header`], [`put_raw_tagged_fields`] |
 //!
 //! The string, bytes and array readers take a `compact` flag: `true` selects the
 //! COMPACT_ form used by flexible message versions.
@@ -46,6 +46,7 @@ mod error;
 mod message;
 mod out;
 mod scalar_list;
+mod tagged_fields;
 mod uuid;
 
 pub use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -57,6 +58,7 @@ pub use scalar_list::{
     INLINE_CAPACITY, Scalar, ScalarList, put_scalar_array, read_nullable_scalar_array,
     read_scalar_array,
 };
+pub use tagged_fields::UnknownTaggedFields;
 pub use uuid::Uuid;
 
 #[cold]

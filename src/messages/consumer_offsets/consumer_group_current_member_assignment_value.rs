@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, ScalarList,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The `ConsumerGroupCurrentMemberAssignmentValue` data schema.
@@ -52,7 +52,7 @@ pub struct ConsumerGroupCurrentMemberAssignmentValue {
     /// Versions: 0. Default: `Vec::new()`.
     pub partitions_pending_revocation: Vec<TopicPartitions>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ConsumerGroupCurrentMemberAssignmentValue {
@@ -63,7 +63,7 @@ impl Default for ConsumerGroupCurrentMemberAssignmentValue {
             state: 0,
             assigned_partitions: Vec::new(),
             partitions_pending_revocation: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -132,14 +132,7 @@ impl ConsumerGroupCurrentMemberAssignmentValue {
             |buf| TopicPartitions::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            member_epoch: f_member_epoch,
-            previous_member_epoch: f_previous_member_epoch,
-            state: f_state,
-            assigned_partitions: f_assigned_partitions,
-            partitions_pending_revocation: f_partitions_pending_revocation,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(
             buf,
             "ConsumerGroupCurrentMemberAssignmentValue._tagged_fields",
@@ -156,10 +149,16 @@ impl ConsumerGroupCurrentMemberAssignmentValue {
                 "ConsumerGroupCurrentMemberAssignmentValue._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            member_epoch: f_member_epoch,
+            previous_member_epoch: f_previous_member_epoch,
+            state: f_state,
+            assigned_partitions: f_assigned_partitions,
+            partitions_pending_revocation: f_partitions_pending_revocation,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -210,7 +209,7 @@ pub struct TopicPartitions {
     /// Versions: 0. Default: `ScalarList::new()`.
     pub partitions: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TopicPartitions {
@@ -218,7 +217,7 @@ impl Default for TopicPartitions {
         Self {
             topic_id: Uuid::ZERO,
             partitions: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -251,21 +250,20 @@ impl TopicPartitions {
         let f_topic_id = wire::read_uuid(buf, "TopicPartitions.TopicId")?;
         let f_partitions = wire::read_scalar_array::<i32>(buf, true, "TopicPartitions.Partitions")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_id: f_topic_id,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "TopicPartitions._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "TopicPartitions._tagged_fields")?;
             wire::check_tag_order(previous, tag, "TopicPartitions._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_id: f_topic_id,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

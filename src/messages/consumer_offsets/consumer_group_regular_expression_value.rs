@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The `ConsumerGroupRegularExpressionValue` data schema.
@@ -38,7 +38,7 @@ pub struct ConsumerGroupRegularExpressionValue {
     /// Versions: 0. Default: `0`.
     pub timestamp: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ConsumerGroupRegularExpressionValue {
@@ -47,7 +47,7 @@ impl Default for ConsumerGroupRegularExpressionValue {
             topics: Vec::new(),
             version: 0,
             timestamp: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -96,12 +96,7 @@ impl ConsumerGroupRegularExpressionValue {
         let f_version = wire::read_i64(buf, "ConsumerGroupRegularExpressionValue.Version")?;
         let f_timestamp = wire::read_i64(buf, "ConsumerGroupRegularExpressionValue.Timestamp")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topics: f_topics,
-            version: f_version,
-            timestamp: f_timestamp,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "ConsumerGroupRegularExpressionValue._tagged_fields")?;
         let mut previous = None;
@@ -114,10 +109,14 @@ impl ConsumerGroupRegularExpressionValue {
                 "ConsumerGroupRegularExpressionValue._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topics: f_topics,
+            version: f_version,
+            timestamp: f_timestamp,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The `GroupMetadataValue` data schema.
@@ -46,7 +46,7 @@ pub struct GroupMetadataValue {
     /// Versions: 0-4. Default: `Vec::new()`.
     pub members: Vec<MemberMetadata>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for GroupMetadataValue {
@@ -58,7 +58,7 @@ impl Default for GroupMetadataValue {
             leader: Some(ByteString::new()),
             current_state_timestamp: -1,
             members: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -137,15 +137,7 @@ impl GroupMetadataValue {
             MemberMetadata::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            protocol_type: f_protocol_type,
-            generation: f_generation,
-            protocol: f_protocol,
-            leader: f_leader,
-            current_state_timestamp: f_current_state_timestamp,
-            members: f_members,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "GroupMetadataValue._tagged_fields")?;
             let mut previous = None;
@@ -154,11 +146,18 @@ impl GroupMetadataValue {
                     wire::read_tagged_field(buf, "GroupMetadataValue._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "GroupMetadataValue._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            protocol_type: f_protocol_type,
+            generation: f_generation,
+            protocol: f_protocol,
+            leader: f_leader,
+            current_state_timestamp: f_current_state_timestamp,
+            members: f_members,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -237,7 +236,7 @@ pub struct MemberMetadata {
     /// Versions: 0-4. Default: `Bytes::new()`.
     pub assignment: Bytes,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for MemberMetadata {
@@ -251,7 +250,7 @@ impl Default for MemberMetadata {
             session_timeout: 0,
             subscription: Bytes::new(),
             assignment: Bytes::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -330,7 +329,18 @@ impl MemberMetadata {
         let f_subscription = wire::read_bytes(buf, flexible, "MemberMetadata.subscription")?;
         let f_assignment = wire::read_bytes(buf, flexible, "MemberMetadata.assignment")?;
         #[allow(unused_mut)]
-        let mut this = Self {
+        let mut unknown_tagged = UnknownTaggedFields::new();
+        if flexible {
+            let count = wire::read_tagged_header(buf, "MemberMetadata._tagged_fields")?;
+            let mut previous = None;
+            for _ in 0..count {
+                let (tag, data) = wire::read_tagged_field(buf, "MemberMetadata._tagged_fields")?;
+                wire::check_tag_order(previous, tag, "MemberMetadata._tagged_fields")?;
+                previous = Some(tag);
+                unknown_tagged.push(RawTaggedField { tag, data });
+            }
+        }
+        Ok(Self {
             member_id: f_member_id,
             group_instance_id: f_group_instance_id,
             client_id: f_client_id,
@@ -339,20 +349,8 @@ impl MemberMetadata {
             session_timeout: f_session_timeout,
             subscription: f_subscription,
             assignment: f_assignment,
-            unknown_tagged_fields: Vec::new(),
-        };
-        if flexible {
-            let count = wire::read_tagged_header(buf, "MemberMetadata._tagged_fields")?;
-            let mut previous = None;
-            for _ in 0..count {
-                let (tag, data) = wire::read_tagged_field(buf, "MemberMetadata._tagged_fields")?;
-                wire::check_tag_order(previous, tag, "MemberMetadata._tagged_fields")?;
-                previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
-            }
-        }
-        Ok(this)
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The `OffsetCommitValue` data schema.
@@ -44,7 +44,7 @@ pub struct OffsetCommitValue {
     /// Versions: 1; ignorable (dropped silently where absent). Default: `-1`.
     pub expire_timestamp: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetCommitValue {
@@ -55,7 +55,7 @@ impl Default for OffsetCommitValue {
             metadata: ByteString::new(),
             commit_timestamp: 0,
             expire_timestamp: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -113,14 +113,7 @@ impl OffsetCommitValue {
             -1
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            offset: f_offset,
-            leader_epoch: f_leader_epoch,
-            metadata: f_metadata,
-            commit_timestamp: f_commit_timestamp,
-            expire_timestamp: f_expire_timestamp,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "OffsetCommitValue._tagged_fields")?;
             let mut previous = None;
@@ -128,11 +121,17 @@ impl OffsetCommitValue {
                 let (tag, data) = wire::read_tagged_field(buf, "OffsetCommitValue._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "OffsetCommitValue._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            offset: f_offset,
+            leader_epoch: f_leader_epoch,
+            metadata: f_metadata,
+            commit_timestamp: f_commit_timestamp,
+            expire_timestamp: f_expire_timestamp,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
