@@ -281,6 +281,54 @@ fn peek_unsigned_varint(
     varint_from_slice(s, field, max_bytes)
 }
 
+/// Peeks an unsigned varint of one to four bytes (below 2^28): `(value, bytes it
+/// takes)`, or `None` for anything else (longer, cut short), which the full reader
+/// then decodes or rejects. Every length a real message carries fits.
+#[inline(always)]
+fn peek_short_varint(s: &[u8]) -> Option<(usize, usize)> {
+    let b = usize::from(*s.first()?);
+    if b < 0x80 {
+        return Some((b, 1));
+    }
+    let mut v = b & 0x7f;
+    let b = usize::from(*s.get(1)?);
+    v |= (b & 0x7f) << 7;
+    if b < 0x80 {
+        return Some((v, 2));
+    }
+    let b = usize::from(*s.get(2)?);
+    v |= (b & 0x7f) << 14;
+    if b < 0x80 {
+        return Some((v, 3));
+    }
+    let b = usize::from(*s.get(3)?);
+    v |= (b & 0x7f) << 21;
+    if b < 0x80 {
+        return Some((v, 4));
+    }
+    None
+}
+
+/// The common case of [`peek_len`], inlined where it is used: a well-formed prefix
+/// (`(None, n)` for null), or `None` to take the full path, which also makes the
+/// errors. Never accepts a prefix [`peek_len`] rejects.
+#[inline(always)]
+fn peek_len_fast(s: &[u8], compact: bool, wide: bool) -> Option<(Option<usize>, usize)> {
+    let (len, n) = if compact {
+        let (v, n) = peek_short_varint(s)?;
+        return Some((v.checked_sub(1), n));
+    } else if wide {
+        (i64::from(i32::from_be_bytes(*s.first_chunk::<4>()?)), 4)
+    } else {
+        (i64::from(i16::from_be_bytes(*s.first_chunk::<2>()?)), 2)
+    };
+    match len {
+        -1 => Some((None, n)),
+        l if l < 0 => None,
+        l => Some((Some(l as usize), n)),
+    }
+}
+
 /// Peeks a length prefix for a string, bytes or array without consuming it:
 /// `(length or None for null, bytes the prefix takes)`.
 ///
@@ -318,6 +366,17 @@ fn peek_len(
         l if l < 0 => Err(DecodeError::new(field, DecodeErrorKind::NegativeLength(l))),
         l => Ok((Some(l as usize), n)),
     }
+}
+
+/// `buf.split_to(len)` (the caller checked `len <= buf.len()`), inlined: `split_to`
+/// is an out-of-line call in `bytes`, while `clone` (the reference count) and
+/// `truncate` are inline.
+#[inline(always)]
+fn split_front(buf: &mut Bytes, len: usize) -> Bytes {
+    let mut front = buf.clone();
+    front.truncate(len);
+    buf.advance(len);
+    front
 }
 
 /// Takes a length-prefixed value of `len` bytes after an `n`-byte prefix, or fails
@@ -383,8 +442,23 @@ pub fn read_nullable_string(
 }
 
 /// Decodes BYTES or COMPACT_BYTES as a slice of the input; null is an error.
-#[inline]
+#[inline(always)]
 pub fn read_bytes(
+    buf: &mut Bytes,
+    compact: bool,
+    field: &'static str,
+) -> Result<Bytes, DecodeError> {
+    if let Some((Some(len), n)) = peek_len_fast(buf, compact, true)
+        && len <= buf.len() - n
+    {
+        buf.advance(n);
+        return Ok(split_front(buf, len));
+    }
+    read_bytes_slow(buf, compact, field)
+}
+
+#[inline(never)]
+fn read_bytes_slow(
     buf: &mut Bytes,
     compact: bool,
     field: &'static str,
@@ -396,8 +470,28 @@ pub fn read_bytes(
 }
 
 /// Decodes NULLABLE_BYTES, COMPACT_NULLABLE_BYTES or RECORDS as a slice of the input.
-#[inline]
+#[inline(always)]
 pub fn read_nullable_bytes(
+    buf: &mut Bytes,
+    compact: bool,
+    field: &'static str,
+) -> Result<Option<Bytes>, DecodeError> {
+    match peek_len_fast(buf, compact, true) {
+        Some((None, n)) => {
+            buf.advance(n);
+            return Ok(None);
+        }
+        Some((Some(len), n)) if len <= buf.len() - n => {
+            buf.advance(n);
+            return Ok(Some(split_front(buf, len)));
+        }
+        _ => {}
+    }
+    read_nullable_bytes_slow(buf, compact, field)
+}
+
+#[inline(never)]
+fn read_nullable_bytes_slow(
     buf: &mut Bytes,
     compact: bool,
     field: &'static str,
@@ -416,8 +510,29 @@ pub fn read_nullable_bytes(
 /// `min_element_size` is the fewest bytes one element can take (at least 1); a count
 /// that could not fit in the remaining input is an error (and consumes nothing), so a
 /// caller may reserve `count` elements without trusting the input.
-#[inline]
+#[inline(always)]
 pub fn read_array_len(
+    buf: &mut Bytes,
+    compact: bool,
+    min_element_size: usize,
+    field: &'static str,
+) -> Result<Option<usize>, DecodeError> {
+    match peek_len_fast(buf, compact, true) {
+        Some((None, n)) => {
+            buf.advance(n);
+            return Ok(None);
+        }
+        Some((Some(count), n)) if count <= (buf.len() - n) / min_element_size.max(1) => {
+            buf.advance(n);
+            return Ok(Some(count));
+        }
+        _ => {}
+    }
+    read_array_len_slow(buf, compact, min_element_size, field)
+}
+
+#[inline(never)]
+fn read_array_len_slow(
     buf: &mut Bytes,
     compact: bool,
     min_element_size: usize,
