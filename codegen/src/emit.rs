@@ -230,6 +230,15 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Whether some field of this schema is an array of the struct `name`.
+    fn is_array_element(&self, name: &str) -> bool {
+        self.schema.structs.iter().any(|st| {
+            st.fields
+                .iter()
+                .any(|f| matches!(&f.ty, Ty::Array(e) if matches!(e.as_ref(), Ty::Struct(n) if n == name)))
+        })
+    }
+
     fn flexible_cond(&self, within: &Range) -> Cond {
         cond(&self.schema.flexible, within)
     }
@@ -290,7 +299,7 @@ impl<'a> Ctx<'a> {
                 )
             }
             Ty::Array(e) => format!(
-                "wire::read_array(buf, {compact}, {}, {label}, |buf| {})?",
+                "wire::read_array(buf, {compact}, {}, {label}, move |buf| {})?",
                 self.min_size(e, 0),
                 self.read_element(e, label, compact)
             ),
@@ -317,7 +326,7 @@ impl<'a> Ctx<'a> {
                 base_ty(e)
             ),
             Ty::Array(e) => format!(
-                "wire::read_nullable_array(buf, {compact}, {}, {label}, |buf| {})?",
+                "wire::read_nullable_array(buf, {compact}, {}, {label}, move |buf| {})?",
                 self.min_size(e, 0),
                 self.read_element(e, label, compact)
             ),
@@ -557,7 +566,18 @@ impl<'a> Ctx<'a> {
         // Encode / decode.
         let _ = writeln!(o, "impl {name} {{");
         o.push_str(&self.encode_fn(s, &within, has_tagged_section));
-        o.push_str(&self.decode_fn(s, &within, has_tagged_section));
+        let decode = self.decode_fn(s, &within, has_tagged_section);
+        if !self.is_array_element(name) {
+            o.push_str(&decode);
+        } else {
+            // An array element is decoded in the array's loop: inlined there, its
+            // fields go straight into the `Vec` (see `wire::read_array`).
+            o.push_str(&decode.replacen(
+                "    pub(crate) fn decode_inner",
+                "    #[inline]\n    pub(crate) fn decode_inner",
+                1,
+            ));
+        }
         let _ = writeln!(o, "}}\n");
         o.push_str(&self.normalize_fn(s, &within, has_tagged_section));
         o.push_str(&self.arbitrary_impl(s, has_tagged_section));

@@ -175,7 +175,7 @@ impl AddPartitionsToTxnRequest {
                 flexible,
                 14,
                 "AddPartitionsToTxnRequest.Transactions",
-                |buf| AddPartitionsToTxnTransaction::decode_inner(buf, version),
+                move |buf| AddPartitionsToTxnTransaction::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
@@ -205,7 +205,7 @@ impl AddPartitionsToTxnRequest {
                 flexible,
                 2,
                 "AddPartitionsToTxnRequest.V3AndBelowTopics",
-                |buf| AddPartitionsToTxnTopic::decode_inner(buf, version),
+                move |buf| AddPartitionsToTxnTopic::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
@@ -377,6 +377,7 @@ impl AddPartitionsToTxnTransaction {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_transactional_id =
             wire::read_string(buf, true, "AddPartitionsToTxnTransaction.TransactionalId")?;
@@ -388,7 +389,7 @@ impl AddPartitionsToTxnTransaction {
             true,
             2,
             "AddPartitionsToTxnTransaction.Topics",
-            |buf| AddPartitionsToTxnTopic::decode_inner(buf, version),
+            move |buf| AddPartitionsToTxnTopic::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -511,6 +512,7 @@ impl AddPartitionsToTxnTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
         let _ = version;

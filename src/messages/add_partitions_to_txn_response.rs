@@ -149,7 +149,7 @@ impl AddPartitionsToTxnResponse {
                 flexible,
                 3,
                 "AddPartitionsToTxnResponse.ResultsByTransaction",
-                |buf| AddPartitionsToTxnResult::decode_inner(buf, version),
+                move |buf| AddPartitionsToTxnResult::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
@@ -160,7 +160,7 @@ impl AddPartitionsToTxnResponse {
                 flexible,
                 2,
                 "AddPartitionsToTxnResponse.ResultsByTopicV3AndBelow",
-                |buf| AddPartitionsToTxnTopicResult::decode_inner(buf, version),
+                move |buf| AddPartitionsToTxnTopicResult::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
@@ -300,6 +300,7 @@ impl AddPartitionsToTxnResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_transactional_id =
             wire::read_string(buf, true, "AddPartitionsToTxnResult.TransactionalId")?;
@@ -308,7 +309,7 @@ impl AddPartitionsToTxnResult {
             true,
             2,
             "AddPartitionsToTxnResult.TopicResults",
-            |buf| AddPartitionsToTxnTopicResult::decode_inner(buf, version),
+            move |buf| AddPartitionsToTxnTopicResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -429,6 +430,7 @@ impl AddPartitionsToTxnTopicResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
         let f_name = wire::read_string(buf, flexible, "AddPartitionsToTxnTopicResult.Name")?;
@@ -437,7 +439,7 @@ impl AddPartitionsToTxnTopicResult {
             flexible,
             6,
             "AddPartitionsToTxnTopicResult.ResultsByPartition",
-            |buf| AddPartitionsToTxnPartitionResult::decode_inner(buf, version),
+            move |buf| AddPartitionsToTxnPartitionResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -557,6 +559,7 @@ impl AddPartitionsToTxnPartitionResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
         let _ = version;

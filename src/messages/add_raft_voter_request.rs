@@ -102,9 +102,10 @@ impl AddRaftVoterRequest {
         let f_timeout_ms = wire::read_i32(buf, "AddRaftVoterRequest.TimeoutMs")?;
         let f_voter_id = wire::read_i32(buf, "AddRaftVoterRequest.VoterId")?;
         let f_voter_directory_id = wire::read_uuid(buf, "AddRaftVoterRequest.VoterDirectoryId")?;
-        let f_listeners = wire::read_array(buf, true, 5, "AddRaftVoterRequest.Listeners", |buf| {
-            Listener::decode_inner(buf, version)
-        })?;
+        let f_listeners =
+            wire::read_array(buf, true, 5, "AddRaftVoterRequest.Listeners", move |buf| {
+                Listener::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "AddRaftVoterRequest._tagged_fields")?;
@@ -219,6 +220,7 @@ impl Listener {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "Listener.Name")?;

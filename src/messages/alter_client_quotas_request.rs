@@ -99,7 +99,7 @@ impl AlterClientQuotasRequest {
             flexible,
             2,
             "AlterClientQuotasRequest.Entries",
-            |buf| EntryData::decode_inner(buf, version),
+            move |buf| EntryData::decode_inner(buf, version),
         )?;
         let f_validate_only = wire::read_bool(buf, "AlterClientQuotasRequest.ValidateOnly")?;
         #[allow(unused_mut)]
@@ -218,6 +218,7 @@ impl EntityData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let _ = version;
@@ -345,6 +346,7 @@ impl OpData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let _ = version;
@@ -470,12 +472,13 @@ impl EntryData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
-        let f_entity = wire::read_array(buf, flexible, 2, "EntryData.Entity", |buf| {
+        let f_entity = wire::read_array(buf, flexible, 2, "EntryData.Entity", move |buf| {
             EntityData::decode_inner(buf, version)
         })?;
-        let f_ops = wire::read_array(buf, flexible, 10, "EntryData.Ops", |buf| {
+        let f_ops = wire::read_array(buf, flexible, 10, "EntryData.Ops", move |buf| {
             OpData::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]

@@ -99,7 +99,7 @@ impl AlterClientQuotasResponse {
             flexible,
             4,
             "AlterClientQuotasResponse.Entries",
-            |buf| EntryData::decode_inner(buf, version),
+            move |buf| EntryData::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -217,6 +217,7 @@ impl EntityData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let _ = version;
@@ -352,11 +353,12 @@ impl EntryData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let f_error_code = wire::read_i16(buf, "EntryData.ErrorCode")?;
         let f_error_message = wire::read_nullable_string(buf, flexible, "EntryData.ErrorMessage")?;
-        let f_entity = wire::read_array(buf, flexible, 2, "EntryData.Entity", |buf| {
+        let f_entity = wire::read_array(buf, flexible, 2, "EntryData.Entity", move |buf| {
             EntityData::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]

@@ -95,10 +95,13 @@ impl AlterConfigsRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
-        let f_resources =
-            wire::read_array(buf, flexible, 3, "AlterConfigsRequest.Resources", |buf| {
-                AlterConfigsResource::decode_inner(buf, version)
-            })?;
+        let f_resources = wire::read_array(
+            buf,
+            flexible,
+            3,
+            "AlterConfigsRequest.Resources",
+            move |buf| AlterConfigsResource::decode_inner(buf, version),
+        )?;
         let f_validate_only = wire::read_bool(buf, "AlterConfigsRequest.ValidateOnly")?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -216,6 +219,7 @@ impl AlterableConfig {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
@@ -356,15 +360,19 @@ impl AlterConfigsResource {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_resource_type = wire::read_i8(buf, "AlterConfigsResource.ResourceType")?;
         let f_resource_name =
             wire::read_string(buf, flexible, "AlterConfigsResource.ResourceName")?;
-        let f_configs =
-            wire::read_array(buf, flexible, 2, "AlterConfigsResource.Configs", |buf| {
-                AlterableConfig::decode_inner(buf, version)
-            })?;
+        let f_configs = wire::read_array(
+            buf,
+            flexible,
+            2,
+            "AlterConfigsResource.Configs",
+            move |buf| AlterableConfig::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

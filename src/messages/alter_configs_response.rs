@@ -95,10 +95,13 @@ impl AlterConfigsResponse {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_throttle_time_ms = wire::read_i32(buf, "AlterConfigsResponse.ThrottleTimeMs")?;
-        let f_responses =
-            wire::read_array(buf, flexible, 5, "AlterConfigsResponse.Responses", |buf| {
-                AlterConfigsResourceResponse::decode_inner(buf, version)
-            })?;
+        let f_responses = wire::read_array(
+            buf,
+            flexible,
+            5,
+            "AlterConfigsResponse.Responses",
+            move |buf| AlterConfigsResourceResponse::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -232,6 +235,7 @@ impl AlterConfigsResourceResponse {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;

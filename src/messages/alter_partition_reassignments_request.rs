@@ -85,7 +85,7 @@ impl AlterPartitionReassignmentsRequest {
             true,
             3,
             "AlterPartitionReassignmentsRequest.Topics",
-            |buf| ReassignableTopic::decode_inner(buf, version),
+            move |buf| ReassignableTopic::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -195,6 +195,7 @@ impl ReassignablePartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_partition_index = wire::read_i32(buf, "ReassignablePartition.PartitionIndex")?;
@@ -302,11 +303,13 @@ impl ReassignableTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_name = wire::read_string(buf, true, "ReassignableTopic.Name")?;
-        let f_partitions = wire::read_array(buf, true, 6, "ReassignableTopic.Partitions", |buf| {
-            ReassignablePartition::decode_inner(buf, version)
-        })?;
+        let f_partitions =
+            wire::read_array(buf, true, 6, "ReassignableTopic.Partitions", move |buf| {
+                ReassignablePartition::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ReassignableTopic._tagged_fields")?;

@@ -108,7 +108,7 @@ impl AlterPartitionReassignmentsResponse {
             true,
             3,
             "AlterPartitionReassignmentsResponse.Responses",
-            |buf| ReassignableTopicResponse::decode_inner(buf, version),
+            move |buf| ReassignableTopicResponse::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -233,6 +233,7 @@ impl ReassignablePartitionResponse {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_partition_index =
@@ -354,6 +355,7 @@ impl ReassignableTopicResponse {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_name = wire::read_string(buf, true, "ReassignableTopicResponse.Name")?;
         let f_partitions = wire::read_array(
@@ -361,7 +363,7 @@ impl ReassignableTopicResponse {
             true,
             8,
             "ReassignableTopicResponse.Partitions",
-            |buf| ReassignablePartitionResponse::decode_inner(buf, version),
+            move |buf| ReassignablePartitionResponse::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();

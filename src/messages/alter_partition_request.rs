@@ -95,9 +95,10 @@ impl AlterPartitionRequest {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_broker_id = wire::read_i32(buf, "AlterPartitionRequest.BrokerId")?;
         let f_broker_epoch = wire::read_i64(buf, "AlterPartitionRequest.BrokerEpoch")?;
-        let f_topics = wire::read_array(buf, true, 2, "AlterPartitionRequest.Topics", |buf| {
-            TopicData::decode_inner(buf, version)
-        })?;
+        let f_topics =
+            wire::read_array(buf, true, 2, "AlterPartitionRequest.Topics", move |buf| {
+                TopicData::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "AlterPartitionRequest._tagged_fields")?;
@@ -195,6 +196,7 @@ impl BrokerState {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_broker_id = wire::read_i32(buf, "BrokerState.BrokerId")?;
@@ -342,6 +344,7 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
         let f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
@@ -351,9 +354,13 @@ impl PartitionData {
             ScalarList::new()
         };
         let f_new_isr_with_epochs = if version >= 3 {
-            wire::read_array(buf, true, 13, "PartitionData.NewIsrWithEpochs", |buf| {
-                BrokerState::decode_inner(buf, version)
-            })?
+            wire::read_array(
+                buf,
+                true,
+                13,
+                "PartitionData.NewIsrWithEpochs",
+                move |buf| BrokerState::decode_inner(buf, version),
+            )?
         } else {
             Vec::new()
         };
@@ -493,6 +500,7 @@ impl TopicData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_name = if version <= 1 {
             wire::read_string(buf, true, "TopicData.TopicName")?
@@ -504,7 +512,7 @@ impl TopicData {
         } else {
             Uuid::ZERO
         };
-        let f_partitions = wire::read_array(buf, true, 13, "TopicData.Partitions", |buf| {
+        let f_partitions = wire::read_array(buf, true, 13, "TopicData.Partitions", move |buf| {
             PartitionData::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]

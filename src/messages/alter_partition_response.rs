@@ -95,9 +95,10 @@ impl AlterPartitionResponse {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_throttle_time_ms = wire::read_i32(buf, "AlterPartitionResponse.ThrottleTimeMs")?;
         let f_error_code = wire::read_i16(buf, "AlterPartitionResponse.ErrorCode")?;
-        let f_topics = wire::read_array(buf, true, 2, "AlterPartitionResponse.Topics", |buf| {
-            TopicData::decode_inner(buf, version)
-        })?;
+        let f_topics =
+            wire::read_array(buf, true, 2, "AlterPartitionResponse.Topics", move |buf| {
+                TopicData::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "AlterPartitionResponse._tagged_fields")?;
@@ -227,6 +228,7 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
         let f_error_code = wire::read_i16(buf, "PartitionData.ErrorCode")?;
@@ -360,6 +362,7 @@ impl TopicData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_name = if version <= 1 {
             wire::read_string(buf, true, "TopicData.TopicName")?
@@ -371,7 +374,7 @@ impl TopicData {
         } else {
             Uuid::ZERO
         };
-        let f_partitions = wire::read_array(buf, true, 20, "TopicData.Partitions", |buf| {
+        let f_partitions = wire::read_array(buf, true, 20, "TopicData.Partitions", move |buf| {
             PartitionData::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]

@@ -89,10 +89,13 @@ impl AlterReplicaLogDirsRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
-        let f_dirs =
-            wire::read_array(buf, flexible, 2, "AlterReplicaLogDirsRequest.Dirs", |buf| {
-                AlterReplicaLogDir::decode_inner(buf, version)
-            })?;
+        let f_dirs = wire::read_array(
+            buf,
+            flexible,
+            2,
+            "AlterReplicaLogDirsRequest.Dirs",
+            move |buf| AlterReplicaLogDir::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -207,6 +210,7 @@ impl AlterReplicaLogDirTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
@@ -333,12 +337,14 @@ impl AlterReplicaLogDir {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_path = wire::read_string(buf, flexible, "AlterReplicaLogDir.Path")?;
-        let f_topics = wire::read_array(buf, flexible, 2, "AlterReplicaLogDir.Topics", |buf| {
-            AlterReplicaLogDirTopic::decode_inner(buf, version)
-        })?;
+        let f_topics =
+            wire::read_array(buf, flexible, 2, "AlterReplicaLogDir.Topics", move |buf| {
+                AlterReplicaLogDirTopic::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

@@ -100,7 +100,7 @@ impl AlterReplicaLogDirsResponse {
             flexible,
             2,
             "AlterReplicaLogDirsResponse.Results",
-            |buf| AlterReplicaLogDirTopicResult::decode_inner(buf, version),
+            move |buf| AlterReplicaLogDirTopicResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -214,6 +214,7 @@ impl AlterReplicaLogDirPartitionResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
@@ -348,6 +349,7 @@ impl AlterReplicaLogDirTopicResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_topic_name =
@@ -357,7 +359,7 @@ impl AlterReplicaLogDirTopicResult {
             flexible,
             6,
             "AlterReplicaLogDirTopicResult.Partitions",
-            |buf| AlterReplicaLogDirPartitionResult::decode_inner(buf, version),
+            move |buf| AlterReplicaLogDirPartitionResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();

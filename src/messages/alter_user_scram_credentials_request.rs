@@ -92,14 +92,14 @@ impl AlterUserScramCredentialsRequest {
             true,
             3,
             "AlterUserScramCredentialsRequest.Deletions",
-            |buf| ScramCredentialDeletion::decode_inner(buf, version),
+            move |buf| ScramCredentialDeletion::decode_inner(buf, version),
         )?;
         let f_upsertions = wire::read_array(
             buf,
             true,
             9,
             "AlterUserScramCredentialsRequest.Upsertions",
-            |buf| ScramCredentialUpsertion::decode_inner(buf, version),
+            move |buf| ScramCredentialUpsertion::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -207,6 +207,7 @@ impl ScramCredentialDeletion {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "ScramCredentialDeletion.Name")?;
@@ -333,6 +334,7 @@ impl ScramCredentialUpsertion {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "ScramCredentialUpsertion.Name")?;

@@ -85,7 +85,7 @@ impl AlterUserScramCredentialsResponse {
             true,
             5,
             "AlterUserScramCredentialsResponse.Results",
-            |buf| AlterUserScramCredentialsResult::decode_inner(buf, version),
+            move |buf| AlterUserScramCredentialsResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -206,6 +206,7 @@ impl AlterUserScramCredentialsResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_user = wire::read_string(buf, true, "AlterUserScramCredentialsResult.User")?;

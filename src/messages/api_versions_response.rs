@@ -232,10 +232,13 @@ impl ApiVersionsResponse {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
         let f_error_code = wire::read_i16(buf, "ApiVersionsResponse.ErrorCode")?;
-        let f_api_keys =
-            wire::read_array(buf, flexible, 6, "ApiVersionsResponse.ApiKeys", |buf| {
-                ApiVersion::decode_inner(buf, version)
-            })?;
+        let f_api_keys = wire::read_array(
+            buf,
+            flexible,
+            6,
+            "ApiVersionsResponse.ApiKeys",
+            move |buf| ApiVersion::decode_inner(buf, version),
+        )?;
         let f_throttle_time_ms = if version >= 1 {
             wire::read_i32(buf, "ApiVersionsResponse.ThrottleTimeMs")?
         } else {
@@ -264,7 +267,7 @@ impl ApiVersionsResponse {
                             flexible,
                             6,
                             "ApiVersionsResponse.SupportedFeatures",
-                            |buf| SupportedFeatureKey::decode_inner(buf, version),
+                            move |buf| SupportedFeatureKey::decode_inner(buf, version),
                         )?;
                     }
                     1 if version >= 3 => {
@@ -281,7 +284,7 @@ impl ApiVersionsResponse {
                             flexible,
                             6,
                             "ApiVersionsResponse.FinalizedFeatures",
-                            |buf| FinalizedFeatureKey::decode_inner(buf, version),
+                            move |buf| FinalizedFeatureKey::decode_inner(buf, version),
                         )?;
                     }
                     3 if version >= 3 => {
@@ -440,6 +443,7 @@ impl ApiVersion {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
         let _ = version;
@@ -554,6 +558,7 @@ impl SupportedFeatureKey {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "SupportedFeatureKey.Name")?;
@@ -665,6 +670,7 @@ impl FinalizedFeatureKey {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "FinalizedFeatureKey.Name")?;

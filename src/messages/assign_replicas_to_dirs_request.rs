@@ -90,7 +90,7 @@ impl AssignReplicasToDirsRequest {
             true,
             18,
             "AssignReplicasToDirsRequest.Directories",
-            |buf| DirectoryData::decode_inner(buf, version),
+            move |buf| DirectoryData::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -184,6 +184,7 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
@@ -283,9 +284,10 @@ impl TopicData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "TopicData.TopicId")?;
-        let f_partitions = wire::read_array(buf, true, 5, "TopicData.Partitions", |buf| {
+        let f_partitions = wire::read_array(buf, true, 5, "TopicData.Partitions", move |buf| {
             PartitionData::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
@@ -383,9 +385,10 @@ impl DirectoryData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_id = wire::read_uuid(buf, "DirectoryData.Id")?;
-        let f_topics = wire::read_array(buf, true, 18, "DirectoryData.Topics", |buf| {
+        let f_topics = wire::read_array(buf, true, 18, "DirectoryData.Topics", move |buf| {
             TopicData::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]

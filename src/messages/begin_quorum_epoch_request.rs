@@ -126,17 +126,20 @@ impl BeginQuorumEpochRequest {
         } else {
             -1
         };
-        let f_topics =
-            wire::read_array(buf, flexible, 2, "BeginQuorumEpochRequest.Topics", |buf| {
-                TopicData::decode_inner(buf, version)
-            })?;
+        let f_topics = wire::read_array(
+            buf,
+            flexible,
+            2,
+            "BeginQuorumEpochRequest.Topics",
+            move |buf| TopicData::decode_inner(buf, version),
+        )?;
         let f_leader_endpoints = if version >= 1 {
             wire::read_array(
                 buf,
                 flexible,
                 5,
                 "BeginQuorumEpochRequest.LeaderEndpoints",
-                |buf| LeaderEndpoint::decode_inner(buf, version),
+                move |buf| LeaderEndpoint::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
@@ -285,6 +288,7 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
@@ -414,12 +418,14 @@ impl TopicData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let f_topic_name = wire::read_string(buf, flexible, "TopicData.TopicName")?;
-        let f_partitions = wire::read_array(buf, flexible, 12, "TopicData.Partitions", |buf| {
-            PartitionData::decode_inner(buf, version)
-        })?;
+        let f_partitions =
+            wire::read_array(buf, flexible, 12, "TopicData.Partitions", move |buf| {
+                PartitionData::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -533,6 +539,7 @@ impl LeaderEndpoint {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "LeaderEndpoint.Name")?;

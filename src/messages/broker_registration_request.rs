@@ -167,14 +167,20 @@ impl BrokerRegistrationRequest {
         let f_broker_id = wire::read_i32(buf, "BrokerRegistrationRequest.BrokerId")?;
         let f_cluster_id = wire::read_string(buf, true, "BrokerRegistrationRequest.ClusterId")?;
         let f_incarnation_id = wire::read_uuid(buf, "BrokerRegistrationRequest.IncarnationId")?;
-        let f_listeners =
-            wire::read_array(buf, true, 7, "BrokerRegistrationRequest.Listeners", |buf| {
-                Listener::decode_inner(buf, version)
-            })?;
-        let f_features =
-            wire::read_array(buf, true, 6, "BrokerRegistrationRequest.Features", |buf| {
-                Feature::decode_inner(buf, version)
-            })?;
+        let f_listeners = wire::read_array(
+            buf,
+            true,
+            7,
+            "BrokerRegistrationRequest.Listeners",
+            move |buf| Listener::decode_inner(buf, version),
+        )?;
+        let f_features = wire::read_array(
+            buf,
+            true,
+            6,
+            "BrokerRegistrationRequest.Features",
+            move |buf| Feature::decode_inner(buf, version),
+        )?;
         let f_rack = wire::read_nullable_string(buf, true, "BrokerRegistrationRequest.Rack")?;
         let f_is_migrating_zk_broker = if version >= 1 {
             wire::read_bool(buf, "BrokerRegistrationRequest.IsMigratingZkBroker")?
@@ -338,6 +344,7 @@ impl Listener {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "Listener.Name")?;
@@ -455,6 +462,7 @@ impl Feature {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "Feature.Name")?;

@@ -93,7 +93,7 @@ impl ConsumerGroupDescribeRequest {
             true,
             1,
             "ConsumerGroupDescribeRequest.GroupIds",
-            |buf| wire::read_string(buf, true, "ConsumerGroupDescribeRequest.GroupIds"),
+            move |buf| wire::read_string(buf, true, "ConsumerGroupDescribeRequest.GroupIds"),
         )?;
         let f_include_authorized_operations = wire::read_bool(
             buf,

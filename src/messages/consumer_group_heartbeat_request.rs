@@ -217,7 +217,7 @@ impl ConsumerGroupHeartbeatRequest {
             true,
             1,
             "ConsumerGroupHeartbeatRequest.SubscribedTopicNames",
-            |buf| {
+            move |buf| {
                 wire::read_string(
                     buf,
                     true,
@@ -241,7 +241,7 @@ impl ConsumerGroupHeartbeatRequest {
             true,
             18,
             "ConsumerGroupHeartbeatRequest.TopicPartitions",
-            |buf| TopicPartitions::decode_inner(buf, version),
+            move |buf| TopicPartitions::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -400,6 +400,7 @@ impl TopicPartitions {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_topic_id = wire::read_uuid(buf, "TopicPartitions.TopicId")?;

@@ -99,7 +99,7 @@ impl ControlledShutdownResponse {
             flexible,
             5,
             "ControlledShutdownResponse.RemainingPartitions",
-            |buf| RemainingPartition::decode_inner(buf, version),
+            move |buf| RemainingPartition::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -217,6 +217,7 @@ impl RemainingPartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
         let _ = version;

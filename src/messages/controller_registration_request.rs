@@ -114,14 +114,14 @@ impl ControllerRegistrationRequest {
             true,
             7,
             "ControllerRegistrationRequest.Listeners",
-            |buf| Listener::decode_inner(buf, version),
+            move |buf| Listener::decode_inner(buf, version),
         )?;
         let f_features = wire::read_array(
             buf,
             true,
             6,
             "ControllerRegistrationRequest.Features",
-            |buf| Feature::decode_inner(buf, version),
+            move |buf| Feature::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -246,6 +246,7 @@ impl Listener {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "Listener.Name")?;
@@ -363,6 +364,7 @@ impl Feature {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "Feature.Name")?;

@@ -90,10 +90,13 @@ impl CreateAclsRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
-        let f_creations =
-            wire::read_array(buf, flexible, 6, "CreateAclsRequest.Creations", |buf| {
-                AclCreation::decode_inner(buf, version)
-            })?;
+        let f_creations = wire::read_array(
+            buf,
+            flexible,
+            6,
+            "CreateAclsRequest.Creations",
+            move |buf| AclCreation::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -244,6 +247,7 @@ impl AclCreation {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_resource_type = wire::read_i8(buf, "AclCreation.ResourceType")?;

@@ -96,9 +96,10 @@ impl CreateAclsResponse {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_throttle_time_ms = wire::read_i32(buf, "CreateAclsResponse.ThrottleTimeMs")?;
-        let f_results = wire::read_array(buf, flexible, 3, "CreateAclsResponse.Results", |buf| {
-            AclCreationResult::decode_inner(buf, version)
-        })?;
+        let f_results =
+            wire::read_array(buf, flexible, 3, "CreateAclsResponse.Results", move |buf| {
+                AclCreationResult::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -215,6 +216,7 @@ impl AclCreationResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;

@@ -157,7 +157,7 @@ impl CreateDelegationTokenRequest {
             flexible,
             2,
             "CreateDelegationTokenRequest.Renewers",
-            |buf| CreatableRenewers::decode_inner(buf, version),
+            move |buf| CreatableRenewers::decode_inner(buf, version),
         )?;
         let f_max_lifetime_ms = wire::read_i64(buf, "CreateDelegationTokenRequest.MaxLifetimeMs")?;
         #[allow(unused_mut)]
@@ -309,6 +309,7 @@ impl CreatableRenewers {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;

@@ -105,10 +105,13 @@ impl CreatePartitionsRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
-        let f_topics =
-            wire::read_array(buf, flexible, 6, "CreatePartitionsRequest.Topics", |buf| {
-                CreatePartitionsTopic::decode_inner(buf, version)
-            })?;
+        let f_topics = wire::read_array(
+            buf,
+            flexible,
+            6,
+            "CreatePartitionsRequest.Topics",
+            move |buf| CreatePartitionsTopic::decode_inner(buf, version),
+        )?;
         let f_timeout_ms = wire::read_i32(buf, "CreatePartitionsRequest.TimeoutMs")?;
         let f_validate_only = wire::read_bool(buf, "CreatePartitionsRequest.ValidateOnly")?;
         #[allow(unused_mut)]
@@ -223,6 +226,7 @@ impl CreatePartitionsAssignment {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
@@ -353,6 +357,7 @@ impl CreatePartitionsTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_name = wire::read_string(buf, flexible, "CreatePartitionsTopic.Name")?;
@@ -362,7 +367,7 @@ impl CreatePartitionsTopic {
             flexible,
             1,
             "CreatePartitionsTopic.Assignments",
-            |buf| CreatePartitionsAssignment::decode_inner(buf, version),
+            move |buf| CreatePartitionsAssignment::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();

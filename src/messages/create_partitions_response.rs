@@ -104,7 +104,7 @@ impl CreatePartitionsResponse {
             flexible,
             4,
             "CreatePartitionsResponse.Results",
-            |buf| CreatePartitionsTopicResult::decode_inner(buf, version),
+            move |buf| CreatePartitionsTopicResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -233,6 +233,7 @@ impl CreatePartitionsTopicResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;

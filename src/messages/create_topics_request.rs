@@ -117,9 +117,10 @@ impl CreateTopicsRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 5;
-        let f_topics = wire::read_array(buf, flexible, 9, "CreateTopicsRequest.Topics", |buf| {
-            CreatableTopic::decode_inner(buf, version)
-        })?;
+        let f_topics =
+            wire::read_array(buf, flexible, 9, "CreateTopicsRequest.Topics", move |buf| {
+                CreatableTopic::decode_inner(buf, version)
+            })?;
         let f_timeout_ms = wire::read_i32(buf, "CreateTopicsRequest.timeoutMs")?;
         let f_validate_only = if version >= 1 {
             wire::read_bool(buf, "CreateTopicsRequest.validateOnly")?
@@ -248,6 +249,7 @@ impl CreatableReplicaAssignment {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 5;
         let _ = version;
@@ -367,6 +369,7 @@ impl CreatableTopicConfig {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 5;
         let _ = version;
@@ -523,16 +526,17 @@ impl CreatableTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 5;
         let f_name = wire::read_string(buf, flexible, "CreatableTopic.Name")?;
         let f_num_partitions = wire::read_i32(buf, "CreatableTopic.NumPartitions")?;
         let f_replication_factor = wire::read_i16(buf, "CreatableTopic.ReplicationFactor")?;
         let f_assignments =
-            wire::read_array(buf, flexible, 5, "CreatableTopic.Assignments", |buf| {
+            wire::read_array(buf, flexible, 5, "CreatableTopic.Assignments", move |buf| {
                 CreatableReplicaAssignment::decode_inner(buf, version)
             })?;
-        let f_configs = wire::read_array(buf, flexible, 2, "CreatableTopic.Configs", |buf| {
+        let f_configs = wire::read_array(buf, flexible, 2, "CreatableTopic.Configs", move |buf| {
             CreatableTopicConfig::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]

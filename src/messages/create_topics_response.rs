@@ -114,9 +114,13 @@ impl CreateTopicsResponse {
         } else {
             0
         };
-        let f_topics = wire::read_array(buf, flexible, 3, "CreateTopicsResponse.Topics", |buf| {
-            CreatableTopicResult::decode_inner(buf, version)
-        })?;
+        let f_topics = wire::read_array(
+            buf,
+            flexible,
+            3,
+            "CreateTopicsResponse.Topics",
+            move |buf| CreatableTopicResult::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -248,6 +252,7 @@ impl CreatableTopicConfigs {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "CreatableTopicConfigs.Name")?;
@@ -453,6 +458,7 @@ impl CreatableTopicResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 5;
         let f_name = wire::read_string(buf, flexible, "CreatableTopicResult.Name")?;
@@ -478,9 +484,13 @@ impl CreatableTopicResult {
             -1
         };
         let f_configs = if version >= 5 {
-            wire::read_nullable_array(buf, flexible, 6, "CreatableTopicResult.Configs", |buf| {
-                CreatableTopicConfigs::decode_inner(buf, version)
-            })?
+            wire::read_nullable_array(
+                buf,
+                flexible,
+                6,
+                "CreatableTopicResult.Configs",
+                move |buf| CreatableTopicConfigs::decode_inner(buf, version),
+            )?
         } else {
             Some(Vec::new())
         };

@@ -90,9 +90,10 @@ impl DeleteAclsRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
-        let f_filters = wire::read_array(buf, flexible, 6, "DeleteAclsRequest.Filters", |buf| {
-            DeleteAclsFilter::decode_inner(buf, version)
-        })?;
+        let f_filters =
+            wire::read_array(buf, flexible, 6, "DeleteAclsRequest.Filters", move |buf| {
+                DeleteAclsFilter::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -253,6 +254,7 @@ impl DeleteAclsFilter {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_resource_type_filter = wire::read_i8(buf, "DeleteAclsFilter.ResourceTypeFilter")?;

@@ -102,7 +102,7 @@ impl DeleteAclsResponse {
             flexible,
             4,
             "DeleteAclsResponse.FilterResults",
-            |buf| DeleteAclsFilterResult::decode_inner(buf, version),
+            move |buf| DeleteAclsFilterResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -279,6 +279,7 @@ impl DeleteAclsMatchingAcl {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_error_code = wire::read_i16(buf, "DeleteAclsMatchingAcl.ErrorCode")?;
@@ -456,6 +457,7 @@ impl DeleteAclsFilterResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_error_code = wire::read_i16(buf, "DeleteAclsFilterResult.ErrorCode")?;
@@ -466,7 +468,7 @@ impl DeleteAclsFilterResult {
             flexible,
             9,
             "DeleteAclsFilterResult.MatchingAcls",
-            |buf| DeleteAclsMatchingAcl::decode_inner(buf, version),
+            move |buf| DeleteAclsMatchingAcl::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();

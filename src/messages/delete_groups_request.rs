@@ -91,10 +91,13 @@ impl DeleteGroupsRequest {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
-        let f_groups_names =
-            wire::read_array(buf, flexible, 1, "DeleteGroupsRequest.GroupsNames", |buf| {
-                wire::read_string(buf, flexible, "DeleteGroupsRequest.GroupsNames")
-            })?;
+        let f_groups_names = wire::read_array(
+            buf,
+            flexible,
+            1,
+            "DeleteGroupsRequest.GroupsNames",
+            move |buf| wire::read_string(buf, flexible, "DeleteGroupsRequest.GroupsNames"),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

@@ -96,10 +96,13 @@ impl DeleteGroupsResponse {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_throttle_time_ms = wire::read_i32(buf, "DeleteGroupsResponse.ThrottleTimeMs")?;
-        let f_results =
-            wire::read_array(buf, flexible, 3, "DeleteGroupsResponse.Results", |buf| {
-                DeletableGroupResult::decode_inner(buf, version)
-            })?;
+        let f_results = wire::read_array(
+            buf,
+            flexible,
+            3,
+            "DeleteGroupsResponse.Results",
+            move |buf| DeletableGroupResult::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -216,6 +219,7 @@ impl DeletableGroupResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;

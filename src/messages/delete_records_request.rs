@@ -95,9 +95,13 @@ impl DeleteRecordsRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
-        let f_topics = wire::read_array(buf, flexible, 2, "DeleteRecordsRequest.Topics", |buf| {
-            DeleteRecordsTopic::decode_inner(buf, version)
-        })?;
+        let f_topics = wire::read_array(
+            buf,
+            flexible,
+            2,
+            "DeleteRecordsRequest.Topics",
+            move |buf| DeleteRecordsTopic::decode_inner(buf, version),
+        )?;
         let f_timeout_ms = wire::read_i32(buf, "DeleteRecordsRequest.TimeoutMs")?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -210,6 +214,7 @@ impl DeleteRecordsPartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
@@ -331,13 +336,17 @@ impl DeleteRecordsTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_name = wire::read_string(buf, flexible, "DeleteRecordsTopic.Name")?;
-        let f_partitions =
-            wire::read_array(buf, flexible, 12, "DeleteRecordsTopic.Partitions", |buf| {
-                DeleteRecordsPartition::decode_inner(buf, version)
-            })?;
+        let f_partitions = wire::read_array(
+            buf,
+            flexible,
+            12,
+            "DeleteRecordsTopic.Partitions",
+            move |buf| DeleteRecordsPartition::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

@@ -95,9 +95,13 @@ impl DeleteRecordsResponse {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_throttle_time_ms = wire::read_i32(buf, "DeleteRecordsResponse.ThrottleTimeMs")?;
-        let f_topics = wire::read_array(buf, flexible, 2, "DeleteRecordsResponse.Topics", |buf| {
-            DeleteRecordsTopicResult::decode_inner(buf, version)
-        })?;
+        let f_topics = wire::read_array(
+            buf,
+            flexible,
+            2,
+            "DeleteRecordsResponse.Topics",
+            move |buf| DeleteRecordsTopicResult::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -215,6 +219,7 @@ impl DeleteRecordsPartitionResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
@@ -344,6 +349,7 @@ impl DeleteRecordsTopicResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_name = wire::read_string(buf, flexible, "DeleteRecordsTopicResult.Name")?;
@@ -352,7 +358,7 @@ impl DeleteRecordsTopicResult {
             flexible,
             14,
             "DeleteRecordsTopicResult.Partitions",
-            |buf| DeleteRecordsPartitionResult::decode_inner(buf, version),
+            move |buf| DeleteRecordsPartitionResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();

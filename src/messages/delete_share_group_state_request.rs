@@ -90,7 +90,7 @@ impl DeleteShareGroupStateRequest {
             true,
             18,
             "DeleteShareGroupStateRequest.Topics",
-            |buf| DeleteStateData::decode_inner(buf, version),
+            move |buf| DeleteStateData::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -187,6 +187,7 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_partition = wire::read_i32(buf, "PartitionData.Partition")?;
@@ -290,11 +291,13 @@ impl DeleteStateData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "DeleteStateData.TopicId")?;
-        let f_partitions = wire::read_array(buf, true, 5, "DeleteStateData.Partitions", |buf| {
-            PartitionData::decode_inner(buf, version)
-        })?;
+        let f_partitions =
+            wire::read_array(buf, true, 5, "DeleteStateData.Partitions", move |buf| {
+                PartitionData::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "DeleteStateData._tagged_fields")?;

@@ -89,7 +89,7 @@ impl DeleteShareGroupStateResponse {
             true,
             18,
             "DeleteShareGroupStateResponse.Results",
-            |buf| DeleteStateResult::decode_inner(buf, version),
+            move |buf| DeleteStateResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -202,6 +202,7 @@ impl PartitionResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_partition = wire::read_i32(buf, "PartitionResult.Partition")?;
@@ -317,11 +318,13 @@ impl DeleteStateResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "DeleteStateResult.TopicId")?;
-        let f_partitions = wire::read_array(buf, true, 8, "DeleteStateResult.Partitions", |buf| {
-            PartitionResult::decode_inner(buf, version)
-        })?;
+        let f_partitions =
+            wire::read_array(buf, true, 8, "DeleteStateResult.Partitions", move |buf| {
+                PartitionResult::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "DeleteStateResult._tagged_fields")?;

@@ -125,16 +125,24 @@ impl DeleteTopicsRequest {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let f_topics = if version >= 6 {
-            wire::read_array(buf, flexible, 18, "DeleteTopicsRequest.Topics", |buf| {
-                DeleteTopicState::decode_inner(buf, version)
-            })?
+            wire::read_array(
+                buf,
+                flexible,
+                18,
+                "DeleteTopicsRequest.Topics",
+                move |buf| DeleteTopicState::decode_inner(buf, version),
+            )?
         } else {
             Vec::new()
         };
         let f_topic_names = if version <= 5 {
-            wire::read_array(buf, flexible, 1, "DeleteTopicsRequest.TopicNames", |buf| {
-                wire::read_string(buf, flexible, "DeleteTopicsRequest.TopicNames")
-            })?
+            wire::read_array(
+                buf,
+                flexible,
+                1,
+                "DeleteTopicsRequest.TopicNames",
+                move |buf| wire::read_string(buf, flexible, "DeleteTopicsRequest.TopicNames"),
+            )?
         } else {
             Vec::new()
         };
@@ -259,6 +267,7 @@ impl DeleteTopicState {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_nullable_string(buf, true, "DeleteTopicState.Name")?;

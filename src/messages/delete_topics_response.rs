@@ -113,10 +113,13 @@ impl DeleteTopicsResponse {
         } else {
             0
         };
-        let f_responses =
-            wire::read_array(buf, flexible, 3, "DeleteTopicsResponse.Responses", |buf| {
-                DeletableTopicResult::decode_inner(buf, version)
-            })?;
+        let f_responses = wire::read_array(
+            buf,
+            flexible,
+            3,
+            "DeleteTopicsResponse.Responses",
+            move |buf| DeletableTopicResult::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -272,6 +275,7 @@ impl DeletableTopicResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let f_name = if version >= 6 {

@@ -117,10 +117,13 @@ impl DescribeAclsResponse {
         let f_error_code = wire::read_i16(buf, "DescribeAclsResponse.ErrorCode")?;
         let f_error_message =
             wire::read_nullable_string(buf, flexible, "DescribeAclsResponse.ErrorMessage")?;
-        let f_resources =
-            wire::read_array(buf, flexible, 3, "DescribeAclsResponse.Resources", |buf| {
-                DescribeAclsResource::decode_inner(buf, version)
-            })?;
+        let f_resources = wire::read_array(
+            buf,
+            flexible,
+            3,
+            "DescribeAclsResponse.Resources",
+            move |buf| DescribeAclsResource::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -254,6 +257,7 @@ impl AclDescription {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
@@ -411,6 +415,7 @@ impl DescribeAclsResource {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_resource_type = wire::read_i8(buf, "DescribeAclsResource.ResourceType")?;
@@ -421,7 +426,7 @@ impl DescribeAclsResource {
         } else {
             3
         };
-        let f_acls = wire::read_array(buf, flexible, 4, "DescribeAclsResource.Acls", |buf| {
+        let f_acls = wire::read_array(buf, flexible, 4, "DescribeAclsResource.Acls", move |buf| {
             AclDescription::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]

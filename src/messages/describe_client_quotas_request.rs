@@ -99,7 +99,7 @@ impl DescribeClientQuotasRequest {
             flexible,
             3,
             "DescribeClientQuotasRequest.Components",
-            |buf| ComponentData::decode_inner(buf, version),
+            move |buf| ComponentData::decode_inner(buf, version),
         )?;
         let f_strict = wire::read_bool(buf, "DescribeClientQuotasRequest.Strict")?;
         #[allow(unused_mut)]
@@ -225,6 +225,7 @@ impl ComponentData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let _ = version;

@@ -127,7 +127,7 @@ impl DescribeClientQuotasResponse {
             flexible,
             2,
             "DescribeClientQuotasResponse.Entries",
-            |buf| EntryData::decode_inner(buf, version),
+            move |buf| EntryData::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -262,6 +262,7 @@ impl EntityData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let _ = version;
@@ -383,6 +384,7 @@ impl ValueData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let _ = version;
@@ -505,12 +507,13 @@ impl EntryData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
-        let f_entity = wire::read_array(buf, flexible, 2, "EntryData.Entity", |buf| {
+        let f_entity = wire::read_array(buf, flexible, 2, "EntryData.Entity", move |buf| {
             EntityData::decode_inner(buf, version)
         })?;
-        let f_values = wire::read_array(buf, flexible, 9, "EntryData.Values", |buf| {
+        let f_values = wire::read_array(buf, flexible, 9, "EntryData.Values", move |buf| {
             ValueData::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]

@@ -151,10 +151,13 @@ impl DescribeClusterResponse {
         };
         let f_cluster_id = wire::read_string(buf, true, "DescribeClusterResponse.ClusterId")?;
         let f_controller_id = wire::read_i32(buf, "DescribeClusterResponse.ControllerId")?;
-        let f_brokers =
-            wire::read_array(buf, true, 11, "DescribeClusterResponse.Brokers", |buf| {
-                DescribeClusterBroker::decode_inner(buf, version)
-            })?;
+        let f_brokers = wire::read_array(
+            buf,
+            true,
+            11,
+            "DescribeClusterResponse.Brokers",
+            move |buf| DescribeClusterBroker::decode_inner(buf, version),
+        )?;
         let f_cluster_authorized_operations =
             wire::read_i32(buf, "DescribeClusterResponse.ClusterAuthorizedOperations")?;
         #[allow(unused_mut)]
@@ -296,6 +299,7 @@ impl DescribeClusterBroker {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_broker_id = wire::read_i32(buf, "DescribeClusterBroker.BrokerId")?;

@@ -121,7 +121,7 @@ impl DescribeConfigsRequest {
             flexible,
             3,
             "DescribeConfigsRequest.Resources",
-            |buf| DescribeConfigsResource::decode_inner(buf, version),
+            move |buf| DescribeConfigsResource::decode_inner(buf, version),
         )?;
         let f_include_synonyms = if version >= 1 {
             wire::read_bool(buf, "DescribeConfigsRequest.IncludeSynonyms")?
@@ -288,6 +288,7 @@ impl DescribeConfigsResource {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let _ = version;
@@ -299,7 +300,9 @@ impl DescribeConfigsResource {
             flexible,
             1,
             "DescribeConfigsResource.ConfigurationKeys",
-            |buf| wire::read_string(buf, flexible, "DescribeConfigsResource.ConfigurationKeys"),
+            move |buf| {
+                wire::read_string(buf, flexible, "DescribeConfigsResource.ConfigurationKeys")
+            },
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();

@@ -99,10 +99,13 @@ impl DescribeConfigsResponse {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let f_throttle_time_ms = wire::read_i32(buf, "DescribeConfigsResponse.ThrottleTimeMs")?;
-        let f_results =
-            wire::read_array(buf, flexible, 6, "DescribeConfigsResponse.Results", |buf| {
-                DescribeConfigsResult::decode_inner(buf, version)
-            })?;
+        let f_results = wire::read_array(
+            buf,
+            flexible,
+            6,
+            "DescribeConfigsResponse.Results",
+            move |buf| DescribeConfigsResult::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -225,6 +228,7 @@ impl DescribeConfigsSynonym {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let _ = version;
@@ -430,6 +434,7 @@ impl DescribeConfigsResourceResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let f_name = wire::read_string(buf, flexible, "DescribeConfigsResourceResult.Name")?;
@@ -453,7 +458,7 @@ impl DescribeConfigsResourceResult {
                 flexible,
                 3,
                 "DescribeConfigsResourceResult.Synonyms",
-                |buf| DescribeConfigsSynonym::decode_inner(buf, version),
+                move |buf| DescribeConfigsSynonym::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
@@ -672,6 +677,7 @@ impl DescribeConfigsResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let f_error_code = wire::read_i16(buf, "DescribeConfigsResult.ErrorCode")?;
@@ -680,10 +686,13 @@ impl DescribeConfigsResult {
         let f_resource_type = wire::read_i8(buf, "DescribeConfigsResult.ResourceType")?;
         let f_resource_name =
             wire::read_string(buf, flexible, "DescribeConfigsResult.ResourceName")?;
-        let f_configs =
-            wire::read_array(buf, flexible, 4, "DescribeConfigsResult.Configs", |buf| {
-                DescribeConfigsResourceResult::decode_inner(buf, version)
-            })?;
+        let f_configs = wire::read_array(
+            buf,
+            flexible,
+            4,
+            "DescribeConfigsResult.Configs",
+            move |buf| DescribeConfigsResourceResult::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

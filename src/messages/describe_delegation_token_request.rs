@@ -102,7 +102,7 @@ impl DescribeDelegationTokenRequest {
             flexible,
             2,
             "DescribeDelegationTokenRequest.Owners",
-            |buf| DescribeDelegationTokenOwner::decode_inner(buf, version),
+            move |buf| DescribeDelegationTokenOwner::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -230,6 +230,7 @@ impl DescribeDelegationTokenOwner {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;

@@ -107,7 +107,7 @@ impl DescribeDelegationTokenResponse {
             flexible,
             29,
             "DescribeDelegationTokenResponse.Tokens",
-            |buf| DescribedDelegationToken::decode_inner(buf, version),
+            move |buf| DescribedDelegationToken::decode_inner(buf, version),
         )?;
         let f_throttle_time_ms =
             wire::read_i32(buf, "DescribeDelegationTokenResponse.ThrottleTimeMs")?;
@@ -239,6 +239,7 @@ impl DescribedDelegationTokenRenewer {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
@@ -467,6 +468,7 @@ impl DescribedDelegationToken {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_principal_type =
@@ -501,7 +503,7 @@ impl DescribedDelegationToken {
             flexible,
             2,
             "DescribedDelegationToken.Renewers",
-            |buf| DescribedDelegationTokenRenewer::decode_inner(buf, version),
+            move |buf| DescribedDelegationTokenRenewer::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();

@@ -109,9 +109,13 @@ impl DescribeGroupsRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 5;
-        let f_groups = wire::read_array(buf, flexible, 1, "DescribeGroupsRequest.Groups", |buf| {
-            wire::read_string(buf, flexible, "DescribeGroupsRequest.Groups")
-        })?;
+        let f_groups = wire::read_array(
+            buf,
+            flexible,
+            1,
+            "DescribeGroupsRequest.Groups",
+            move |buf| wire::read_string(buf, flexible, "DescribeGroupsRequest.Groups"),
+        )?;
         let f_include_authorized_operations = if version >= 3 {
             wire::read_bool(buf, "DescribeGroupsRequest.IncludeAuthorizedOperations")?
         } else {

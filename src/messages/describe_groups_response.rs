@@ -114,10 +114,13 @@ impl DescribeGroupsResponse {
         } else {
             0
         };
-        let f_groups =
-            wire::read_array(buf, flexible, 7, "DescribeGroupsResponse.Groups", |buf| {
-                DescribedGroup::decode_inner(buf, version)
-            })?;
+        let f_groups = wire::read_array(
+            buf,
+            flexible,
+            7,
+            "DescribeGroupsResponse.Groups",
+            move |buf| DescribedGroup::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -289,6 +292,7 @@ impl DescribedGroupMember {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 5;
         let f_member_id = wire::read_string(buf, flexible, "DescribedGroupMember.MemberId")?;
@@ -516,6 +520,7 @@ impl DescribedGroup {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 5;
         let f_error_code = wire::read_i16(buf, "DescribedGroup.ErrorCode")?;
@@ -528,7 +533,7 @@ impl DescribedGroup {
         let f_group_state = wire::read_string(buf, flexible, "DescribedGroup.GroupState")?;
         let f_protocol_type = wire::read_string(buf, flexible, "DescribedGroup.ProtocolType")?;
         let f_protocol_data = wire::read_string(buf, flexible, "DescribedGroup.ProtocolData")?;
-        let f_members = wire::read_array(buf, flexible, 5, "DescribedGroup.Members", |buf| {
+        let f_members = wire::read_array(buf, flexible, 5, "DescribedGroup.Members", move |buf| {
             DescribedGroupMember::decode_inner(buf, version)
         })?;
         let f_authorized_operations = if version >= 3 {

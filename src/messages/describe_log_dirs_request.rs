@@ -96,10 +96,13 @@ impl DescribeLogDirsRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
-        let f_topics =
-            wire::read_nullable_array(buf, flexible, 2, "DescribeLogDirsRequest.Topics", |buf| {
-                DescribableLogDirTopic::decode_inner(buf, version)
-            })?;
+        let f_topics = wire::read_nullable_array(
+            buf,
+            flexible,
+            2,
+            "DescribeLogDirsRequest.Topics",
+            move |buf| DescribableLogDirTopic::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -216,6 +219,7 @@ impl DescribableLogDirTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;

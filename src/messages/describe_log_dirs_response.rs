@@ -110,10 +110,13 @@ impl DescribeLogDirsResponse {
         } else {
             0
         };
-        let f_results =
-            wire::read_array(buf, flexible, 4, "DescribeLogDirsResponse.Results", |buf| {
-                DescribeLogDirsResult::decode_inner(buf, version)
-            })?;
+        let f_results = wire::read_array(
+            buf,
+            flexible,
+            4,
+            "DescribeLogDirsResponse.Results",
+            move |buf| DescribeLogDirsResult::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -241,6 +244,7 @@ impl DescribeLogDirsPartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
@@ -366,6 +370,7 @@ impl DescribeLogDirsTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_name = wire::read_string(buf, flexible, "DescribeLogDirsTopic.Name")?;
@@ -374,7 +379,7 @@ impl DescribeLogDirsTopic {
             flexible,
             21,
             "DescribeLogDirsTopic.Partitions",
-            |buf| DescribeLogDirsPartition::decode_inner(buf, version),
+            move |buf| DescribeLogDirsPartition::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -521,13 +526,18 @@ impl DescribeLogDirsResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_error_code = wire::read_i16(buf, "DescribeLogDirsResult.ErrorCode")?;
         let f_log_dir = wire::read_string(buf, flexible, "DescribeLogDirsResult.LogDir")?;
-        let f_topics = wire::read_array(buf, flexible, 2, "DescribeLogDirsResult.Topics", |buf| {
-            DescribeLogDirsTopic::decode_inner(buf, version)
-        })?;
+        let f_topics = wire::read_array(
+            buf,
+            flexible,
+            2,
+            "DescribeLogDirsResult.Topics",
+            move |buf| DescribeLogDirsTopic::decode_inner(buf, version),
+        )?;
         let f_total_bytes = if version >= 4 {
             wire::read_i64(buf, "DescribeLogDirsResult.TotalBytes")?
         } else {

@@ -71,9 +71,13 @@ impl DescribeProducersRequest {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_topics = wire::read_array(buf, true, 3, "DescribeProducersRequest.Topics", |buf| {
-            TopicRequest::decode_inner(buf, version)
-        })?;
+        let f_topics = wire::read_array(
+            buf,
+            true,
+            3,
+            "DescribeProducersRequest.Topics",
+            move |buf| TopicRequest::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "DescribeProducersRequest._tagged_fields")?;
@@ -173,6 +177,7 @@ impl TopicRequest {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "TopicRequest.Name")?;

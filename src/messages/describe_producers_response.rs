@@ -79,9 +79,13 @@ impl DescribeProducersResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_throttle_time_ms = wire::read_i32(buf, "DescribeProducersResponse.ThrottleTimeMs")?;
-        let f_topics = wire::read_array(buf, true, 3, "DescribeProducersResponse.Topics", |buf| {
-            TopicResponse::decode_inner(buf, version)
-        })?;
+        let f_topics = wire::read_array(
+            buf,
+            true,
+            3,
+            "DescribeProducersResponse.Topics",
+            move |buf| TopicResponse::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "DescribeProducersResponse._tagged_fields")?;
@@ -190,6 +194,7 @@ impl ProducerState {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_producer_id = wire::read_i64(buf, "ProducerState.ProducerId")?;
@@ -324,15 +329,19 @@ impl PartitionResponse {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_partition_index = wire::read_i32(buf, "PartitionResponse.PartitionIndex")?;
         let f_error_code = wire::read_i16(buf, "PartitionResponse.ErrorCode")?;
         let f_error_message =
             wire::read_nullable_string(buf, true, "PartitionResponse.ErrorMessage")?;
-        let f_active_producers =
-            wire::read_array(buf, true, 37, "PartitionResponse.ActiveProducers", |buf| {
-                ProducerState::decode_inner(buf, version)
-            })?;
+        let f_active_producers = wire::read_array(
+            buf,
+            true,
+            37,
+            "PartitionResponse.ActiveProducers",
+            move |buf| ProducerState::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "PartitionResponse._tagged_fields")?;
@@ -446,11 +455,13 @@ impl TopicResponse {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_name = wire::read_string(buf, true, "TopicResponse.Name")?;
-        let f_partitions = wire::read_array(buf, true, 9, "TopicResponse.Partitions", |buf| {
-            PartitionResponse::decode_inner(buf, version)
-        })?;
+        let f_partitions =
+            wire::read_array(buf, true, 9, "TopicResponse.Partitions", move |buf| {
+                PartitionResponse::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "TopicResponse._tagged_fields")?;

@@ -78,9 +78,10 @@ impl DescribeQuorumRequest {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_topics = wire::read_array(buf, true, 3, "DescribeQuorumRequest.Topics", |buf| {
-            TopicData::decode_inner(buf, version)
-        })?;
+        let f_topics =
+            wire::read_array(buf, true, 3, "DescribeQuorumRequest.Topics", move |buf| {
+                TopicData::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "DescribeQuorumRequest._tagged_fields")?;
@@ -168,6 +169,7 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
@@ -267,9 +269,10 @@ impl TopicData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_name = wire::read_string(buf, true, "TopicData.TopicName")?;
-        let f_partitions = wire::read_array(buf, true, 5, "TopicData.Partitions", |buf| {
+        let f_partitions = wire::read_array(buf, true, 5, "TopicData.Partitions", move |buf| {
             PartitionData::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]

@@ -121,11 +121,12 @@ impl DescribeQuorumResponse {
         } else {
             Some(ByteString::new())
         };
-        let f_topics = wire::read_array(buf, true, 3, "DescribeQuorumResponse.Topics", |buf| {
-            TopicData::decode_inner(buf, version)
-        })?;
+        let f_topics =
+            wire::read_array(buf, true, 3, "DescribeQuorumResponse.Topics", move |buf| {
+                TopicData::decode_inner(buf, version)
+            })?;
         let f_nodes = if version >= 2 {
-            wire::read_array(buf, true, 6, "DescribeQuorumResponse.Nodes", |buf| {
+            wire::read_array(buf, true, 6, "DescribeQuorumResponse.Nodes", move |buf| {
                 Node::decode_inner(buf, version)
             })?
         } else {
@@ -297,6 +298,7 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
         let f_error_code = wire::read_i16(buf, "PartitionData.ErrorCode")?;
@@ -309,10 +311,10 @@ impl PartitionData {
         let f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
         let f_high_watermark = wire::read_i64(buf, "PartitionData.HighWatermark")?;
         let f_current_voters =
-            wire::read_array(buf, true, 13, "PartitionData.CurrentVoters", |buf| {
+            wire::read_array(buf, true, 13, "PartitionData.CurrentVoters", move |buf| {
                 ReplicaState::decode_inner(buf, version)
             })?;
-        let f_observers = wire::read_array(buf, true, 13, "PartitionData.Observers", |buf| {
+        let f_observers = wire::read_array(buf, true, 13, "PartitionData.Observers", move |buf| {
             ReplicaState::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
@@ -439,9 +441,10 @@ impl TopicData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_name = wire::read_string(buf, true, "TopicData.TopicName")?;
-        let f_partitions = wire::read_array(buf, true, 25, "TopicData.Partitions", |buf| {
+        let f_partitions = wire::read_array(buf, true, 25, "TopicData.Partitions", move |buf| {
             PartitionData::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
@@ -550,6 +553,7 @@ impl Listener {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "Listener.Name")?;
@@ -658,9 +662,10 @@ impl Node {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_node_id = wire::read_i32(buf, "Node.NodeId")?;
-        let f_listeners = wire::read_array(buf, true, 5, "Node.Listeners", |buf| {
+        let f_listeners = wire::read_array(buf, true, 5, "Node.Listeners", move |buf| {
             Listener::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
@@ -782,6 +787,7 @@ impl ReplicaState {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_replica_id = wire::read_i32(buf, "ReplicaState.ReplicaId")?;
         let f_replica_directory_id = if version >= 2 {

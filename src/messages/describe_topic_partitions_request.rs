@@ -96,7 +96,7 @@ impl DescribeTopicPartitionsRequest {
             true,
             2,
             "DescribeTopicPartitionsRequest.Topics",
-            |buf| TopicRequest::decode_inner(buf, version),
+            move |buf| TopicRequest::decode_inner(buf, version),
         )?;
         let f_response_partition_limit =
             wire::read_i32(buf, "DescribeTopicPartitionsRequest.ResponsePartitionLimit")?;
@@ -206,6 +206,7 @@ impl TopicRequest {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "TopicRequest.Name")?;

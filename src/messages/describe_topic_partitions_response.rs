@@ -97,7 +97,7 @@ impl DescribeTopicPartitionsResponse {
             true,
             26,
             "DescribeTopicPartitionsResponse.Topics",
-            |buf| DescribeTopicPartitionsResponseTopic::decode_inner(buf, version),
+            move |buf| DescribeTopicPartitionsResponseTopic::decode_inner(buf, version),
         )?;
         let f_next_cursor = if wire::read_i8(buf, "DescribeTopicPartitionsResponse.NextCursor")? < 0
         {
@@ -300,6 +300,7 @@ impl DescribeTopicPartitionsResponsePartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_error_code =
@@ -491,6 +492,7 @@ impl DescribeTopicPartitionsResponseTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_error_code = wire::read_i16(buf, "DescribeTopicPartitionsResponseTopic.ErrorCode")?;
         let f_name =
@@ -503,7 +505,7 @@ impl DescribeTopicPartitionsResponseTopic {
             true,
             20,
             "DescribeTopicPartitionsResponseTopic.Partitions",
-            |buf| DescribeTopicPartitionsResponsePartition::decode_inner(buf, version),
+            move |buf| DescribeTopicPartitionsResponsePartition::decode_inner(buf, version),
         )?;
         let f_topic_authorized_operations = wire::read_i32(
             buf,

@@ -80,7 +80,7 @@ impl DescribeTransactionsRequest {
             true,
             1,
             "DescribeTransactionsRequest.TransactionalIds",
-            |buf| wire::read_string(buf, true, "DescribeTransactionsRequest.TransactionalIds"),
+            move |buf| wire::read_string(buf, true, "DescribeTransactionsRequest.TransactionalIds"),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();

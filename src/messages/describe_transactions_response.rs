@@ -83,7 +83,7 @@ impl DescribeTransactionsResponse {
             true,
             28,
             "DescribeTransactionsResponse.TransactionStates",
-            |buf| TransactionState::decode_inner(buf, version),
+            move |buf| TransactionState::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -179,6 +179,7 @@ impl TopicData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_topic = wire::read_string(buf, true, "TopicData.Topic")?;
@@ -318,6 +319,7 @@ impl TransactionState {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_error_code = wire::read_i16(buf, "TransactionState.ErrorCode")?;
         let f_transactional_id = wire::read_string(buf, true, "TransactionState.TransactionalId")?;
@@ -329,7 +331,7 @@ impl TransactionState {
             wire::read_i64(buf, "TransactionState.TransactionStartTimeMs")?;
         let f_producer_id = wire::read_i64(buf, "TransactionState.ProducerId")?;
         let f_producer_epoch = wire::read_i16(buf, "TransactionState.ProducerEpoch")?;
-        let f_topics = wire::read_array(buf, true, 3, "TransactionState.Topics", |buf| {
+        let f_topics = wire::read_array(buf, true, 3, "TransactionState.Topics", move |buf| {
             TopicData::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]

@@ -85,7 +85,7 @@ impl DescribeUserScramCredentialsRequest {
             true,
             2,
             "DescribeUserScramCredentialsRequest.Users",
-            |buf| UserName::decode_inner(buf, version),
+            move |buf| UserName::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -184,6 +184,7 @@ impl UserName {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "UserName.Name")?;

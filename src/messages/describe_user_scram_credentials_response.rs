@@ -108,7 +108,7 @@ impl DescribeUserScramCredentialsResponse {
             true,
             6,
             "DescribeUserScramCredentialsResponse.Results",
-            |buf| DescribeUserScramCredentialsResult::decode_inner(buf, version),
+            move |buf| DescribeUserScramCredentialsResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -224,6 +224,7 @@ impl CredentialInfo {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_mechanism = wire::read_i8(buf, "CredentialInfo.Mechanism")?;
@@ -352,6 +353,7 @@ impl DescribeUserScramCredentialsResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_user = wire::read_string(buf, true, "DescribeUserScramCredentialsResult.User")?;
         let f_error_code = wire::read_i16(buf, "DescribeUserScramCredentialsResult.ErrorCode")?;
@@ -365,7 +367,7 @@ impl DescribeUserScramCredentialsResult {
             true,
             6,
             "DescribeUserScramCredentialsResult.CredentialInfos",
-            |buf| CredentialInfo::decode_inner(buf, version),
+            move |buf| CredentialInfo::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();

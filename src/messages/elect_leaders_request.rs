@@ -126,7 +126,7 @@ impl ElectLeadersRequest {
             flexible,
             2,
             "ElectLeadersRequest.TopicPartitions",
-            |buf| TopicPartitions::decode_inner(buf, version),
+            move |buf| TopicPartitions::decode_inner(buf, version),
         )?;
         let f_timeout_ms = wire::read_i32(buf, "ElectLeadersRequest.TimeoutMs")?;
         #[allow(unused_mut)]
@@ -253,6 +253,7 @@ impl TopicPartitions {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;

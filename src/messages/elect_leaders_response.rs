@@ -119,7 +119,7 @@ impl ElectLeadersResponse {
             flexible,
             2,
             "ElectLeadersResponse.ReplicaElectionResults",
-            |buf| ReplicaElectionResult::decode_inner(buf, version),
+            move |buf| ReplicaElectionResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -249,6 +249,7 @@ impl PartitionResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
@@ -379,6 +380,7 @@ impl ReplicaElectionResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_topic = wire::read_string(buf, flexible, "ReplicaElectionResult.Topic")?;
@@ -387,7 +389,7 @@ impl ReplicaElectionResult {
             flexible,
             7,
             "ReplicaElectionResult.PartitionResult",
-            |buf| PartitionResult::decode_inner(buf, version),
+            move |buf| PartitionResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();

@@ -114,16 +114,20 @@ impl EndQuorumEpochRequest {
         let flexible = version >= 1;
         let f_cluster_id =
             wire::read_nullable_string(buf, flexible, "EndQuorumEpochRequest.ClusterId")?;
-        let f_topics = wire::read_array(buf, flexible, 2, "EndQuorumEpochRequest.Topics", |buf| {
-            TopicData::decode_inner(buf, version)
-        })?;
+        let f_topics = wire::read_array(
+            buf,
+            flexible,
+            2,
+            "EndQuorumEpochRequest.Topics",
+            move |buf| TopicData::decode_inner(buf, version),
+        )?;
         let f_leader_endpoints = if version >= 1 {
             wire::read_array(
                 buf,
                 flexible,
                 5,
                 "EndQuorumEpochRequest.LeaderEndpoints",
-                |buf| LeaderEndpoint::decode_inner(buf, version),
+                move |buf| LeaderEndpoint::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
@@ -243,6 +247,7 @@ impl ReplicaInfo {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_candidate_id = wire::read_i32(buf, "ReplicaInfo.CandidateId")?;
@@ -382,6 +387,7 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
@@ -398,7 +404,7 @@ impl PartitionData {
                 flexible,
                 21,
                 "PartitionData.PreferredCandidates",
-                |buf| ReplicaInfo::decode_inner(buf, version),
+                move |buf| ReplicaInfo::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
@@ -531,12 +537,14 @@ impl TopicData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let f_topic_name = wire::read_string(buf, flexible, "TopicData.TopicName")?;
-        let f_partitions = wire::read_array(buf, flexible, 12, "TopicData.Partitions", |buf| {
-            PartitionData::decode_inner(buf, version)
-        })?;
+        let f_partitions =
+            wire::read_array(buf, flexible, 12, "TopicData.Partitions", move |buf| {
+                PartitionData::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -650,6 +658,7 @@ impl LeaderEndpoint {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "LeaderEndpoint.Name")?;

@@ -130,10 +130,13 @@ impl EndQuorumEpochResponse {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let f_error_code = wire::read_i16(buf, "EndQuorumEpochResponse.ErrorCode")?;
-        let f_topics =
-            wire::read_array(buf, flexible, 2, "EndQuorumEpochResponse.Topics", |buf| {
-                TopicData::decode_inner(buf, version)
-            })?;
+        let f_topics = wire::read_array(
+            buf,
+            flexible,
+            2,
+            "EndQuorumEpochResponse.Topics",
+            move |buf| TopicData::decode_inner(buf, version),
+        )?;
         let mut f_node_endpoints = Vec::new();
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -154,7 +157,7 @@ impl EndQuorumEpochResponse {
                             flexible,
                             8,
                             "EndQuorumEpochResponse.NodeEndpoints",
-                            |buf| NodeEndpoint::decode_inner(buf, version),
+                            move |buf| NodeEndpoint::decode_inner(buf, version),
                         )?;
                     }
                     _ => unknown_tagged.push(RawTaggedField { tag, data }),
@@ -278,6 +281,7 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let _ = version;
@@ -400,12 +404,14 @@ impl TopicData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let f_topic_name = wire::read_string(buf, flexible, "TopicData.TopicName")?;
-        let f_partitions = wire::read_array(buf, flexible, 14, "TopicData.Partitions", |buf| {
-            PartitionData::decode_inner(buf, version)
-        })?;
+        let f_partitions =
+            wire::read_array(buf, flexible, 14, "TopicData.Partitions", move |buf| {
+                PartitionData::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -519,6 +525,7 @@ impl NodeEndpoint {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_node_id = wire::read_i32(buf, "NodeEndpoint.NodeId")?;

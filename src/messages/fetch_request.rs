@@ -299,7 +299,7 @@ impl FetchRequest {
         } else {
             -1
         };
-        let f_topics = wire::read_array(buf, flexible, 1, "FetchRequest.Topics", |buf| {
+        let f_topics = wire::read_array(buf, flexible, 1, "FetchRequest.Topics", move |buf| {
             FetchTopic::decode_inner(buf, version)
         })?;
         let f_forgotten_topics_data = if version >= 7 {
@@ -308,7 +308,7 @@ impl FetchRequest {
                 flexible,
                 1,
                 "FetchRequest.ForgottenTopicsData",
-                |buf| ForgottenTopic::decode_inner(buf, version),
+                move |buf| ForgottenTopic::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
@@ -670,6 +670,7 @@ impl FetchPartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 12;
         let f_partition = wire::read_i32(buf, "FetchPartition.Partition")?;
@@ -852,6 +853,7 @@ impl FetchTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 12;
         let f_topic = if version <= 12 {
@@ -864,9 +866,10 @@ impl FetchTopic {
         } else {
             Uuid::ZERO
         };
-        let f_partitions = wire::read_array(buf, flexible, 16, "FetchTopic.Partitions", |buf| {
-            FetchPartition::decode_inner(buf, version)
-        })?;
+        let f_partitions =
+            wire::read_array(buf, flexible, 16, "FetchTopic.Partitions", move |buf| {
+                FetchPartition::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -1001,6 +1004,7 @@ impl ForgottenTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 12;
         let f_topic = if version <= 12 {

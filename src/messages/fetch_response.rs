@@ -200,9 +200,10 @@ impl FetchResponse {
         } else {
             0
         };
-        let f_responses = wire::read_array(buf, flexible, 1, "FetchResponse.Responses", |buf| {
-            FetchableTopicResponse::decode_inner(buf, version)
-        })?;
+        let f_responses =
+            wire::read_array(buf, flexible, 1, "FetchResponse.Responses", move |buf| {
+                FetchableTopicResponse::decode_inner(buf, version)
+            })?;
         let mut f_node_endpoints = Vec::new();
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -222,7 +223,7 @@ impl FetchResponse {
                             flexible,
                             11,
                             "FetchResponse.NodeEndpoints",
-                            |buf| NodeEndpoint::decode_inner(buf, version),
+                            move |buf| NodeEndpoint::decode_inner(buf, version),
                         )?;
                     }
                     _ => unknown_tagged.push(RawTaggedField { tag, data }),
@@ -641,6 +642,7 @@ impl AbortedTransaction {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 12;
         let _ = version;
@@ -917,6 +919,7 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 12;
         let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
@@ -938,7 +941,7 @@ impl PartitionData {
                 flexible,
                 16,
                 "PartitionData.AbortedTransactions",
-                |buf| AbortedTransaction::decode_inner(buf, version),
+                move |buf| AbortedTransaction::decode_inner(buf, version),
             )?
         } else {
             Some(Vec::new())
@@ -1153,6 +1156,7 @@ impl FetchableTopicResponse {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 12;
         let f_topic = if version <= 12 {
@@ -1170,7 +1174,7 @@ impl FetchableTopicResponse {
             flexible,
             15,
             "FetchableTopicResponse.Partitions",
-            |buf| PartitionData::decode_inner(buf, version),
+            move |buf| PartitionData::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -1302,6 +1306,7 @@ impl NodeEndpoint {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_node_id = wire::read_i32(buf, "NodeEndpoint.NodeId")?;

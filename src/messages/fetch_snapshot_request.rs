@@ -122,7 +122,7 @@ impl FetchSnapshotRequest {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_replica_id = wire::read_i32(buf, "FetchSnapshotRequest.ReplicaId")?;
         let f_max_bytes = wire::read_i32(buf, "FetchSnapshotRequest.MaxBytes")?;
-        let f_topics = wire::read_array(buf, true, 3, "FetchSnapshotRequest.Topics", |buf| {
+        let f_topics = wire::read_array(buf, true, 3, "FetchSnapshotRequest.Topics", move |buf| {
             TopicSnapshot::decode_inner(buf, version)
         })?;
         let mut f_cluster_id = None;
@@ -371,6 +371,7 @@ impl PartitionSnapshot {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_partition = wire::read_i32(buf, "PartitionSnapshot.Partition")?;
         let f_current_leader_epoch = wire::read_i32(buf, "PartitionSnapshot.CurrentLeaderEpoch")?;
@@ -499,11 +500,13 @@ impl TopicSnapshot {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_name = wire::read_string(buf, true, "TopicSnapshot.Name")?;
-        let f_partitions = wire::read_array(buf, true, 30, "TopicSnapshot.Partitions", |buf| {
-            PartitionSnapshot::decode_inner(buf, version)
-        })?;
+        let f_partitions =
+            wire::read_array(buf, true, 30, "TopicSnapshot.Partitions", move |buf| {
+                PartitionSnapshot::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "TopicSnapshot._tagged_fields")?;

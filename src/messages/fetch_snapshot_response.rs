@@ -130,9 +130,10 @@ impl FetchSnapshotResponse {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_throttle_time_ms = wire::read_i32(buf, "FetchSnapshotResponse.ThrottleTimeMs")?;
         let f_error_code = wire::read_i16(buf, "FetchSnapshotResponse.ErrorCode")?;
-        let f_topics = wire::read_array(buf, true, 3, "FetchSnapshotResponse.Topics", |buf| {
-            TopicSnapshot::decode_inner(buf, version)
-        })?;
+        let f_topics =
+            wire::read_array(buf, true, 3, "FetchSnapshotResponse.Topics", move |buf| {
+                TopicSnapshot::decode_inner(buf, version)
+            })?;
         let mut f_node_endpoints = Vec::new();
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -151,7 +152,7 @@ impl FetchSnapshotResponse {
                         true,
                         8,
                         "FetchSnapshotResponse.NodeEndpoints",
-                        |buf| NodeEndpoint::decode_inner(buf, version),
+                        move |buf| NodeEndpoint::decode_inner(buf, version),
                     )?;
                 }
                 _ => unknown_tagged.push(RawTaggedField { tag, data }),
@@ -499,6 +500,7 @@ impl PartitionSnapshot {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_index = wire::read_i32(buf, "PartitionSnapshot.Index")?;
         let f_error_code = wire::read_i16(buf, "PartitionSnapshot.ErrorCode")?;
@@ -629,11 +631,13 @@ impl TopicSnapshot {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_name = wire::read_string(buf, true, "TopicSnapshot.Name")?;
-        let f_partitions = wire::read_array(buf, true, 37, "TopicSnapshot.Partitions", |buf| {
-            PartitionSnapshot::decode_inner(buf, version)
-        })?;
+        let f_partitions =
+            wire::read_array(buf, true, 37, "TopicSnapshot.Partitions", move |buf| {
+                PartitionSnapshot::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "TopicSnapshot._tagged_fields")?;
@@ -740,6 +744,7 @@ impl NodeEndpoint {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_node_id = wire::read_i32(buf, "NodeEndpoint.NodeId")?;

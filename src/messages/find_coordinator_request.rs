@@ -148,7 +148,9 @@ impl FindCoordinatorRequest {
                 flexible,
                 1,
                 "FindCoordinatorRequest.CoordinatorKeys",
-                |buf| wire::read_string(buf, flexible, "FindCoordinatorRequest.CoordinatorKeys"),
+                move |buf| {
+                    wire::read_string(buf, flexible, "FindCoordinatorRequest.CoordinatorKeys")
+                },
             )?
         } else {
             Vec::new()

@@ -213,7 +213,7 @@ impl FindCoordinatorResponse {
                 flexible,
                 14,
                 "FindCoordinatorResponse.Coordinators",
-                |buf| Coordinator::decode_inner(buf, version),
+                move |buf| Coordinator::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
@@ -398,6 +398,7 @@ impl Coordinator {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_key = wire::read_string(buf, true, "Coordinator.Key")?;

@@ -155,7 +155,7 @@ impl GetTelemetrySubscriptionsResponse {
             true,
             1,
             "GetTelemetrySubscriptionsResponse.RequestedMetrics",
-            |buf| {
+            move |buf| {
                 wire::read_string(
                     buf,
                     true,

@@ -99,7 +99,7 @@ impl IncrementalAlterConfigsRequest {
             flexible,
             3,
             "IncrementalAlterConfigsRequest.Resources",
-            |buf| AlterConfigsResource::decode_inner(buf, version),
+            move |buf| AlterConfigsResource::decode_inner(buf, version),
         )?;
         let f_validate_only = wire::read_bool(buf, "IncrementalAlterConfigsRequest.ValidateOnly")?;
         #[allow(unused_mut)]
@@ -229,6 +229,7 @@ impl AlterableConfig {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let _ = version;
@@ -372,15 +373,19 @@ impl AlterConfigsResource {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let f_resource_type = wire::read_i8(buf, "AlterConfigsResource.ResourceType")?;
         let f_resource_name =
             wire::read_string(buf, flexible, "AlterConfigsResource.ResourceName")?;
-        let f_configs =
-            wire::read_array(buf, flexible, 3, "AlterConfigsResource.Configs", |buf| {
-                AlterableConfig::decode_inner(buf, version)
-            })?;
+        let f_configs = wire::read_array(
+            buf,
+            flexible,
+            3,
+            "AlterConfigsResource.Configs",
+            move |buf| AlterableConfig::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

@@ -100,7 +100,7 @@ impl IncrementalAlterConfigsResponse {
             flexible,
             5,
             "IncrementalAlterConfigsResponse.Responses",
-            |buf| AlterConfigsResourceResponse::decode_inner(buf, version),
+            move |buf| AlterConfigsResourceResponse::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -240,6 +240,7 @@ impl AlterConfigsResourceResponse {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let _ = version;

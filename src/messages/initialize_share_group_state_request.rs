@@ -90,7 +90,7 @@ impl InitializeShareGroupStateRequest {
             true,
             18,
             "InitializeShareGroupStateRequest.Topics",
-            |buf| InitializeStateData::decode_inner(buf, version),
+            move |buf| InitializeStateData::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -204,6 +204,7 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_partition = wire::read_i32(buf, "PartitionData.Partition")?;
@@ -313,12 +314,16 @@ impl InitializeStateData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "InitializeStateData.TopicId")?;
-        let f_partitions =
-            wire::read_array(buf, true, 17, "InitializeStateData.Partitions", |buf| {
-                PartitionData::decode_inner(buf, version)
-            })?;
+        let f_partitions = wire::read_array(
+            buf,
+            true,
+            17,
+            "InitializeStateData.Partitions",
+            move |buf| PartitionData::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "InitializeStateData._tagged_fields")?;

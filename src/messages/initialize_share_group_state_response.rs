@@ -87,7 +87,7 @@ impl InitializeShareGroupStateResponse {
             true,
             18,
             "InitializeShareGroupStateResponse.Results",
-            |buf| InitializeStateResult::decode_inner(buf, version),
+            move |buf| InitializeStateResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -201,6 +201,7 @@ impl PartitionResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_partition = wire::read_i32(buf, "PartitionResult.Partition")?;
@@ -316,12 +317,16 @@ impl InitializeStateResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "InitializeStateResult.TopicId")?;
-        let f_partitions =
-            wire::read_array(buf, true, 8, "InitializeStateResult.Partitions", |buf| {
-                PartitionResult::decode_inner(buf, version)
-            })?;
+        let f_partitions = wire::read_array(
+            buf,
+            true,
+            8,
+            "InitializeStateResult.Partitions",
+            move |buf| PartitionResult::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "InitializeStateResult._tagged_fields")?;

@@ -188,7 +188,7 @@ impl JoinGroupRequest {
         };
         let f_protocol_type = wire::read_string(buf, flexible, "JoinGroupRequest.ProtocolType")?;
         let f_protocols =
-            wire::read_array(buf, flexible, 2, "JoinGroupRequest.Protocols", |buf| {
+            wire::read_array(buf, flexible, 2, "JoinGroupRequest.Protocols", move |buf| {
                 JoinGroupRequestProtocol::decode_inner(buf, version)
             })?;
         let f_reason = if version >= 8 {
@@ -355,6 +355,7 @@ impl JoinGroupRequestProtocol {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
         let _ = version;

@@ -213,9 +213,10 @@ impl JoinGroupResponse {
             false
         };
         let f_member_id = wire::read_string(buf, flexible, "JoinGroupResponse.MemberId")?;
-        let f_members = wire::read_array(buf, flexible, 2, "JoinGroupResponse.Members", |buf| {
-            JoinGroupResponseMember::decode_inner(buf, version)
-        })?;
+        let f_members =
+            wire::read_array(buf, flexible, 2, "JoinGroupResponse.Members", move |buf| {
+                JoinGroupResponseMember::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -393,6 +394,7 @@ impl JoinGroupResponseMember {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
         let f_member_id = wire::read_string(buf, flexible, "JoinGroupResponseMember.MemberId")?;

@@ -214,22 +214,29 @@ impl LeaderAndIsrRequest {
                 flexible,
                 22,
                 "LeaderAndIsrRequest.UngroupedPartitionStates",
-                |buf| LeaderAndIsrPartitionState::decode_inner(buf, version),
+                move |buf| LeaderAndIsrPartitionState::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
         };
         let f_topic_states = if version >= 2 {
-            wire::read_array(buf, flexible, 2, "LeaderAndIsrRequest.TopicStates", |buf| {
-                LeaderAndIsrTopicState::decode_inner(buf, version)
-            })?
+            wire::read_array(
+                buf,
+                flexible,
+                2,
+                "LeaderAndIsrRequest.TopicStates",
+                move |buf| LeaderAndIsrTopicState::decode_inner(buf, version),
+            )?
         } else {
             Vec::new()
         };
-        let f_live_leaders =
-            wire::read_array(buf, flexible, 9, "LeaderAndIsrRequest.LiveLeaders", |buf| {
-                LeaderAndIsrLiveLeader::decode_inner(buf, version)
-            })?;
+        let f_live_leaders = wire::read_array(
+            buf,
+            flexible,
+            9,
+            "LeaderAndIsrRequest.LiveLeaders",
+            move |buf| LeaderAndIsrLiveLeader::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -400,6 +407,7 @@ impl LeaderAndIsrTopicState {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let f_topic_name = wire::read_string(buf, flexible, "LeaderAndIsrTopicState.TopicName")?;
@@ -413,7 +421,7 @@ impl LeaderAndIsrTopicState {
             flexible,
             22,
             "LeaderAndIsrTopicState.PartitionStates",
-            |buf| LeaderAndIsrPartitionState::decode_inner(buf, version),
+            move |buf| LeaderAndIsrPartitionState::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -547,6 +555,7 @@ impl LeaderAndIsrLiveLeader {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let _ = version;
@@ -760,6 +769,7 @@ impl LeaderAndIsrPartitionState {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let f_topic_name = if version <= 1 {

@@ -137,15 +137,19 @@ impl LeaderAndIsrResponse {
                 flexible,
                 6,
                 "LeaderAndIsrResponse.PartitionErrors",
-                |buf| LeaderAndIsrPartitionError::decode_inner(buf, version),
+                move |buf| LeaderAndIsrPartitionError::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
         };
         let f_topics = if version >= 5 {
-            wire::read_array(buf, flexible, 18, "LeaderAndIsrResponse.Topics", |buf| {
-                LeaderAndIsrTopicError::decode_inner(buf, version)
-            })?
+            wire::read_array(
+                buf,
+                flexible,
+                18,
+                "LeaderAndIsrResponse.Topics",
+                move |buf| LeaderAndIsrTopicError::decode_inner(buf, version),
+            )?
         } else {
             Vec::new()
         };
@@ -273,6 +277,7 @@ impl LeaderAndIsrTopicError {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "LeaderAndIsrTopicError.TopicId")?;
         let f_partition_errors = wire::read_array(
@@ -280,7 +285,7 @@ impl LeaderAndIsrTopicError {
             true,
             6,
             "LeaderAndIsrTopicError.PartitionErrors",
-            |buf| LeaderAndIsrPartitionError::decode_inner(buf, version),
+            move |buf| LeaderAndIsrPartitionError::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -398,6 +403,7 @@ impl LeaderAndIsrPartitionError {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let f_topic_name = if version <= 4 {

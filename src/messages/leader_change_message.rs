@@ -106,13 +106,16 @@ impl LeaderChangeMessage {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_version = wire::read_i16(buf, "LeaderChangeMessage.Version")?;
         let f_leader_id = wire::read_i32(buf, "LeaderChangeMessage.LeaderId")?;
-        let f_voters = wire::read_array(buf, true, 5, "LeaderChangeMessage.Voters", |buf| {
+        let f_voters = wire::read_array(buf, true, 5, "LeaderChangeMessage.Voters", move |buf| {
             Voter::decode_inner(buf, version)
         })?;
-        let f_granting_voters =
-            wire::read_array(buf, true, 5, "LeaderChangeMessage.GrantingVoters", |buf| {
-                Voter::decode_inner(buf, version)
-            })?;
+        let f_granting_voters = wire::read_array(
+            buf,
+            true,
+            5,
+            "LeaderChangeMessage.GrantingVoters",
+            move |buf| Voter::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "LeaderChangeMessage._tagged_fields")?;
@@ -219,6 +222,7 @@ impl Voter {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_voter_id = wire::read_i32(buf, "Voter.VoterId")?;
         let f_voter_directory_id = if version >= 1 {

@@ -127,7 +127,7 @@ impl LeaveGroupRequest {
             ByteString::new()
         };
         let f_members = if version >= 3 {
-            wire::read_array(buf, flexible, 2, "LeaveGroupRequest.Members", |buf| {
+            wire::read_array(buf, flexible, 2, "LeaveGroupRequest.Members", move |buf| {
                 MemberIdentity::decode_inner(buf, version)
             })?
         } else {
@@ -278,6 +278,7 @@ impl MemberIdentity {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let f_member_id = wire::read_string(buf, flexible, "MemberIdentity.MemberId")?;

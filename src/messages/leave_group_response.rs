@@ -123,7 +123,7 @@ impl LeaveGroupResponse {
         };
         let f_error_code = wire::read_i16(buf, "LeaveGroupResponse.ErrorCode")?;
         let f_members = if version >= 3 {
-            wire::read_array(buf, flexible, 4, "LeaveGroupResponse.Members", |buf| {
+            wire::read_array(buf, flexible, 4, "LeaveGroupResponse.Members", move |buf| {
                 MemberResponse::decode_inner(buf, version)
             })?
         } else {
@@ -261,6 +261,7 @@ impl MemberResponse {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let _ = version;

@@ -92,7 +92,7 @@ impl ListClientMetricsResourcesResponse {
             true,
             2,
             "ListClientMetricsResourcesResponse.ClientMetricsResources",
-            |buf| ClientMetricsResource::decode_inner(buf, version),
+            move |buf| ClientMetricsResource::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -193,6 +193,7 @@ impl ClientMetricsResource {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "ClientMetricsResource.Name")?;

@@ -123,16 +123,24 @@ impl ListGroupsRequest {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
         let f_states_filter = if version >= 4 {
-            wire::read_array(buf, flexible, 1, "ListGroupsRequest.StatesFilter", |buf| {
-                wire::read_string(buf, flexible, "ListGroupsRequest.StatesFilter")
-            })?
+            wire::read_array(
+                buf,
+                flexible,
+                1,
+                "ListGroupsRequest.StatesFilter",
+                move |buf| wire::read_string(buf, flexible, "ListGroupsRequest.StatesFilter"),
+            )?
         } else {
             Vec::new()
         };
         let f_types_filter = if version >= 5 {
-            wire::read_array(buf, flexible, 1, "ListGroupsRequest.TypesFilter", |buf| {
-                wire::read_string(buf, flexible, "ListGroupsRequest.TypesFilter")
-            })?
+            wire::read_array(
+                buf,
+                flexible,
+                1,
+                "ListGroupsRequest.TypesFilter",
+                move |buf| wire::read_string(buf, flexible, "ListGroupsRequest.TypesFilter"),
+            )?
         } else {
             Vec::new()
         };

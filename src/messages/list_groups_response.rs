@@ -116,9 +116,10 @@ impl ListGroupsResponse {
             0
         };
         let f_error_code = wire::read_i16(buf, "ListGroupsResponse.ErrorCode")?;
-        let f_groups = wire::read_array(buf, flexible, 2, "ListGroupsResponse.Groups", |buf| {
-            ListedGroup::decode_inner(buf, version)
-        })?;
+        let f_groups =
+            wire::read_array(buf, flexible, 2, "ListGroupsResponse.Groups", move |buf| {
+                ListedGroup::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -257,6 +258,7 @@ impl ListedGroup {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
         let f_group_id = wire::read_string(buf, flexible, "ListedGroup.GroupId")?;

@@ -140,9 +140,10 @@ impl ListOffsetsRequest {
         } else {
             0
         };
-        let f_topics = wire::read_array(buf, flexible, 2, "ListOffsetsRequest.Topics", |buf| {
-            ListOffsetsTopic::decode_inner(buf, version)
-        })?;
+        let f_topics =
+            wire::read_array(buf, flexible, 2, "ListOffsetsRequest.Topics", move |buf| {
+                ListOffsetsTopic::decode_inner(buf, version)
+            })?;
         let f_timeout_ms = if version >= 10 {
             wire::read_i32(buf, "ListOffsetsRequest.TimeoutMs")?
         } else {
@@ -292,6 +293,7 @@ impl ListOffsetsPartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
         let f_partition_index = wire::read_i32(buf, "ListOffsetsPartition.PartitionIndex")?;
@@ -434,13 +436,17 @@ impl ListOffsetsTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
         let f_name = wire::read_string(buf, flexible, "ListOffsetsTopic.Name")?;
-        let f_partitions =
-            wire::read_array(buf, flexible, 12, "ListOffsetsTopic.Partitions", |buf| {
-                ListOffsetsPartition::decode_inner(buf, version)
-            })?;
+        let f_partitions = wire::read_array(
+            buf,
+            flexible,
+            12,
+            "ListOffsetsTopic.Partitions",
+            move |buf| ListOffsetsPartition::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

@@ -120,9 +120,10 @@ impl ListOffsetsResponse {
         } else {
             0
         };
-        let f_topics = wire::read_array(buf, flexible, 2, "ListOffsetsResponse.Topics", |buf| {
-            ListOffsetsTopicResponse::decode_inner(buf, version)
-        })?;
+        let f_topics =
+            wire::read_array(buf, flexible, 2, "ListOffsetsResponse.Topics", move |buf| {
+                ListOffsetsTopicResponse::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -293,6 +294,7 @@ impl ListOffsetsPartitionResponse {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
         let f_partition_index = wire::read_i32(buf, "ListOffsetsPartitionResponse.PartitionIndex")?;
@@ -466,6 +468,7 @@ impl ListOffsetsTopicResponse {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
         let f_name = wire::read_string(buf, flexible, "ListOffsetsTopicResponse.Name")?;
@@ -474,7 +477,7 @@ impl ListOffsetsTopicResponse {
             flexible,
             6,
             "ListOffsetsTopicResponse.Partitions",
-            |buf| ListOffsetsPartitionResponse::decode_inner(buf, version),
+            move |buf| ListOffsetsPartitionResponse::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();

@@ -92,7 +92,7 @@ impl ListPartitionReassignmentsRequest {
             true,
             3,
             "ListPartitionReassignmentsRequest.Topics",
-            |buf| ListPartitionReassignmentsTopics::decode_inner(buf, version),
+            move |buf| ListPartitionReassignmentsTopics::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -209,6 +209,7 @@ impl ListPartitionReassignmentsTopics {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "ListPartitionReassignmentsTopics.Name")?;

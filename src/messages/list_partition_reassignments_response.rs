@@ -108,7 +108,7 @@ impl ListPartitionReassignmentsResponse {
             true,
             3,
             "ListPartitionReassignmentsResponse.Topics",
-            |buf| OngoingTopicReassignment::decode_inner(buf, version),
+            move |buf| OngoingTopicReassignment::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -249,6 +249,7 @@ impl OngoingPartitionReassignment {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_partition_index = wire::read_i32(buf, "OngoingPartitionReassignment.PartitionIndex")?;
@@ -371,12 +372,16 @@ impl OngoingTopicReassignment {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_name = wire::read_string(buf, true, "OngoingTopicReassignment.Name")?;
-        let f_partitions =
-            wire::read_array(buf, true, 8, "OngoingTopicReassignment.Partitions", |buf| {
-                OngoingPartitionReassignment::decode_inner(buf, version)
-            })?;
+        let f_partitions = wire::read_array(
+            buf,
+            true,
+            8,
+            "OngoingTopicReassignment.Partitions",
+            move |buf| OngoingPartitionReassignment::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "OngoingTopicReassignment._tagged_fields")?;

@@ -108,7 +108,7 @@ impl ListTransactionsRequest {
             true,
             1,
             "ListTransactionsRequest.StateFilters",
-            |buf| wire::read_string(buf, true, "ListTransactionsRequest.StateFilters"),
+            move |buf| wire::read_string(buf, true, "ListTransactionsRequest.StateFilters"),
         )?;
         let f_producer_id_filters =
             wire::read_scalar_array::<i64>(buf, true, "ListTransactionsRequest.ProducerIdFilters")?;

@@ -107,14 +107,14 @@ impl ListTransactionsResponse {
             true,
             1,
             "ListTransactionsResponse.UnknownStateFilters",
-            |buf| wire::read_string(buf, true, "ListTransactionsResponse.UnknownStateFilters"),
+            move |buf| wire::read_string(buf, true, "ListTransactionsResponse.UnknownStateFilters"),
         )?;
         let f_transaction_states = wire::read_array(
             buf,
             true,
             11,
             "ListTransactionsResponse.TransactionStates",
-            |buf| TransactionState::decode_inner(buf, version),
+            move |buf| TransactionState::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -233,6 +233,7 @@ impl TransactionState {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_transactional_id = wire::read_string(buf, true, "TransactionState.TransactionalId")?;

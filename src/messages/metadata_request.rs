@@ -163,7 +163,7 @@ impl MetadataRequest {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 9;
         let f_topics = if version >= 1 {
-            wire::read_nullable_array(buf, flexible, 1, "MetadataRequest.Topics", |buf| {
+            wire::read_nullable_array(buf, flexible, 1, "MetadataRequest.Topics", move |buf| {
                 MetadataRequestTopic::decode_inner(buf, version)
             })?
         } else {
@@ -172,7 +172,7 @@ impl MetadataRequest {
                 flexible,
                 1,
                 "MetadataRequest.Topics",
-                |buf| MetadataRequestTopic::decode_inner(buf, version),
+                move |buf| MetadataRequestTopic::decode_inner(buf, version),
             )?)
         };
         let f_allow_auto_topic_creation = if version >= 4 {
@@ -342,6 +342,7 @@ impl MetadataRequestTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 9;
         let f_topic_id = if version >= 10 {

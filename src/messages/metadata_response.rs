@@ -181,9 +181,10 @@ impl MetadataResponse {
         } else {
             0
         };
-        let f_brokers = wire::read_array(buf, flexible, 9, "MetadataResponse.Brokers", |buf| {
-            MetadataResponseBroker::decode_inner(buf, version)
-        })?;
+        let f_brokers =
+            wire::read_array(buf, flexible, 9, "MetadataResponse.Brokers", move |buf| {
+                MetadataResponseBroker::decode_inner(buf, version)
+            })?;
         let f_cluster_id = if version >= 2 {
             wire::read_nullable_string(buf, flexible, "MetadataResponse.ClusterId")?
         } else {
@@ -194,7 +195,7 @@ impl MetadataResponse {
         } else {
             -1
         };
-        let f_topics = wire::read_array(buf, flexible, 4, "MetadataResponse.Topics", |buf| {
+        let f_topics = wire::read_array(buf, flexible, 4, "MetadataResponse.Topics", move |buf| {
             MetadataResponseTopic::decode_inner(buf, version)
         })?;
         let f_cluster_authorized_operations = if (8..=10).contains(&version) {
@@ -375,6 +376,7 @@ impl MetadataResponseBroker {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 9;
         let f_node_id = wire::read_i32(buf, "MetadataResponseBroker.NodeId")?;
@@ -559,6 +561,7 @@ impl MetadataResponsePartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 9;
         let f_error_code = wire::read_i16(buf, "MetadataResponsePartition.ErrorCode")?;
@@ -773,6 +776,7 @@ impl MetadataResponseTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 9;
         let f_error_code = wire::read_i16(buf, "MetadataResponseTopic.ErrorCode")?;
@@ -800,7 +804,7 @@ impl MetadataResponseTopic {
             flexible,
             12,
             "MetadataResponseTopic.Partitions",
-            |buf| MetadataResponsePartition::decode_inner(buf, version),
+            move |buf| MetadataResponsePartition::decode_inner(buf, version),
         )?;
         let f_topic_authorized_operations = if version >= 8 {
             wire::read_i32(buf, "MetadataResponseTopic.TopicAuthorizedOperations")?

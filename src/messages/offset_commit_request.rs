@@ -178,9 +178,10 @@ impl OffsetCommitRequest {
         } else {
             -1
         };
-        let f_topics = wire::read_array(buf, flexible, 2, "OffsetCommitRequest.Topics", |buf| {
-            OffsetCommitRequestTopic::decode_inner(buf, version)
-        })?;
+        let f_topics =
+            wire::read_array(buf, flexible, 2, "OffsetCommitRequest.Topics", move |buf| {
+                OffsetCommitRequestTopic::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -360,6 +361,7 @@ impl OffsetCommitRequestPartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 8;
         let f_partition_index = wire::read_i32(buf, "OffsetCommitRequestPartition.PartitionIndex")?;
@@ -521,6 +523,7 @@ impl OffsetCommitRequestTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 8;
         let f_name = wire::read_string(buf, flexible, "OffsetCommitRequestTopic.Name")?;
@@ -529,7 +532,7 @@ impl OffsetCommitRequestTopic {
             flexible,
             13,
             "OffsetCommitRequestTopic.Partitions",
-            |buf| OffsetCommitRequestPartition::decode_inner(buf, version),
+            move |buf| OffsetCommitRequestPartition::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();

@@ -125,9 +125,13 @@ impl OffsetCommitResponse {
         } else {
             0
         };
-        let f_topics = wire::read_array(buf, flexible, 2, "OffsetCommitResponse.Topics", |buf| {
-            OffsetCommitResponseTopic::decode_inner(buf, version)
-        })?;
+        let f_topics = wire::read_array(
+            buf,
+            flexible,
+            2,
+            "OffsetCommitResponse.Topics",
+            move |buf| OffsetCommitResponseTopic::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -243,6 +247,7 @@ impl OffsetCommitResponsePartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 8;
         let _ = version;
@@ -370,6 +375,7 @@ impl OffsetCommitResponseTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 8;
         let f_name = wire::read_string(buf, flexible, "OffsetCommitResponseTopic.Name")?;
@@ -378,7 +384,7 @@ impl OffsetCommitResponseTopic {
             flexible,
             6,
             "OffsetCommitResponseTopic.Partitions",
-            |buf| OffsetCommitResponsePartition::decode_inner(buf, version),
+            move |buf| OffsetCommitResponsePartition::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();

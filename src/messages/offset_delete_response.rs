@@ -73,9 +73,10 @@ impl OffsetDeleteResponse {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_error_code = wire::read_i16(buf, "OffsetDeleteResponse.ErrorCode")?;
         let f_throttle_time_ms = wire::read_i32(buf, "OffsetDeleteResponse.ThrottleTimeMs")?;
-        let f_topics = wire::read_array(buf, false, 2, "OffsetDeleteResponse.Topics", |buf| {
-            OffsetDeleteResponseTopic::decode_inner(buf, version)
-        })?;
+        let f_topics =
+            wire::read_array(buf, false, 2, "OffsetDeleteResponse.Topics", move |buf| {
+                OffsetDeleteResponseTopic::decode_inner(buf, version)
+            })?;
         Ok(Self {
             error_code: f_error_code,
             throttle_time_ms: f_throttle_time_ms,
@@ -149,6 +150,7 @@ impl OffsetDeleteResponsePartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_partition_index =
@@ -230,6 +232,7 @@ impl OffsetDeleteResponseTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_name = wire::read_string(buf, false, "OffsetDeleteResponseTopic.Name")?;
         let f_partitions = wire::read_array(
@@ -237,7 +240,7 @@ impl OffsetDeleteResponseTopic {
             false,
             6,
             "OffsetDeleteResponseTopic.Partitions",
-            |buf| OffsetDeleteResponsePartition::decode_inner(buf, version),
+            move |buf| OffsetDeleteResponsePartition::decode_inner(buf, version),
         )?;
         Ok(Self {
             name: f_name,

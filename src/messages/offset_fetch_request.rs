@@ -193,23 +193,27 @@ impl OffsetFetchRequest {
         };
         let f_topics = if version <= 7 {
             if version >= 2 {
-                wire::read_nullable_array(buf, flexible, 2, "OffsetFetchRequest.Topics", |buf| {
-                    OffsetFetchRequestTopic::decode_inner(buf, version)
-                })?
+                wire::read_nullable_array(
+                    buf,
+                    flexible,
+                    2,
+                    "OffsetFetchRequest.Topics",
+                    move |buf| OffsetFetchRequestTopic::decode_inner(buf, version),
+                )?
             } else {
                 Some(wire::read_array(
                     buf,
                     flexible,
                     2,
                     "OffsetFetchRequest.Topics",
-                    |buf| OffsetFetchRequestTopic::decode_inner(buf, version),
+                    move |buf| OffsetFetchRequestTopic::decode_inner(buf, version),
                 )?)
             }
         } else {
             Some(Vec::new())
         };
         let f_groups = if version >= 8 {
-            wire::read_array(buf, flexible, 3, "OffsetFetchRequest.Groups", |buf| {
+            wire::read_array(buf, flexible, 3, "OffsetFetchRequest.Groups", move |buf| {
                 OffsetFetchRequestGroup::decode_inner(buf, version)
             })?
         } else {
@@ -368,6 +372,7 @@ impl OffsetFetchRequestTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
         let _ = version;
@@ -487,6 +492,7 @@ impl OffsetFetchRequestTopics {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "OffsetFetchRequestTopics.Name")?;
@@ -619,6 +625,7 @@ impl OffsetFetchRequestGroup {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_group_id = wire::read_string(buf, true, "OffsetFetchRequestGroup.GroupId")?;
         let f_member_id = if version >= 9 {
@@ -631,10 +638,13 @@ impl OffsetFetchRequestGroup {
         } else {
             -1
         };
-        let f_topics =
-            wire::read_nullable_array(buf, true, 3, "OffsetFetchRequestGroup.Topics", |buf| {
-                OffsetFetchRequestTopics::decode_inner(buf, version)
-            })?;
+        let f_topics = wire::read_nullable_array(
+            buf,
+            true,
+            3,
+            "OffsetFetchRequestGroup.Topics",
+            move |buf| OffsetFetchRequestTopics::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "OffsetFetchRequestGroup._tagged_fields")?;

@@ -164,7 +164,7 @@ impl OffsetFetchResponse {
             0
         };
         let f_topics = if version <= 7 {
-            wire::read_array(buf, flexible, 2, "OffsetFetchResponse.Topics", |buf| {
+            wire::read_array(buf, flexible, 2, "OffsetFetchResponse.Topics", move |buf| {
                 OffsetFetchResponseTopic::decode_inner(buf, version)
             })?
         } else {
@@ -176,7 +176,7 @@ impl OffsetFetchResponse {
             0
         };
         let f_groups = if version >= 8 {
-            wire::read_array(buf, flexible, 5, "OffsetFetchResponse.Groups", |buf| {
+            wire::read_array(buf, flexible, 5, "OffsetFetchResponse.Groups", move |buf| {
                 OffsetFetchResponseGroup::decode_inner(buf, version)
             })?
         } else {
@@ -341,6 +341,7 @@ impl OffsetFetchResponsePartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
         let f_partition_index = wire::read_i32(buf, "OffsetFetchResponsePartition.PartitionIndex")?;
@@ -491,6 +492,7 @@ impl OffsetFetchResponseTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
         let f_name = wire::read_string(buf, flexible, "OffsetFetchResponseTopic.Name")?;
@@ -499,7 +501,7 @@ impl OffsetFetchResponseTopic {
             flexible,
             15,
             "OffsetFetchResponseTopic.Partitions",
-            |buf| OffsetFetchResponsePartition::decode_inner(buf, version),
+            move |buf| OffsetFetchResponsePartition::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -632,6 +634,7 @@ impl OffsetFetchResponsePartitions {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_partition_index =
@@ -761,6 +764,7 @@ impl OffsetFetchResponseTopics {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_name = wire::read_string(buf, true, "OffsetFetchResponseTopics.Name")?;
         let f_partitions = wire::read_array(
@@ -768,7 +772,7 @@ impl OffsetFetchResponseTopics {
             true,
             20,
             "OffsetFetchResponseTopics.Partitions",
-            |buf| OffsetFetchResponsePartitions::decode_inner(buf, version),
+            move |buf| OffsetFetchResponsePartitions::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -889,11 +893,16 @@ impl OffsetFetchResponseGroup {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_group_id = wire::read_string(buf, true, "OffsetFetchResponseGroup.GroupId")?;
-        let f_topics = wire::read_array(buf, true, 3, "OffsetFetchResponseGroup.Topics", |buf| {
-            OffsetFetchResponseTopics::decode_inner(buf, version)
-        })?;
+        let f_topics = wire::read_array(
+            buf,
+            true,
+            3,
+            "OffsetFetchResponseGroup.Topics",
+            move |buf| OffsetFetchResponseTopics::decode_inner(buf, version),
+        )?;
         let f_error_code = wire::read_i16(buf, "OffsetFetchResponseGroup.ErrorCode")?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();

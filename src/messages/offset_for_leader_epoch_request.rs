@@ -114,7 +114,7 @@ impl OffsetForLeaderEpochRequest {
             flexible,
             2,
             "OffsetForLeaderEpochRequest.Topics",
-            |buf| OffsetForLeaderTopic::decode_inner(buf, version),
+            move |buf| OffsetForLeaderTopic::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -240,6 +240,7 @@ impl OffsetForLeaderPartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let f_partition = wire::read_i32(buf, "OffsetForLeaderPartition.Partition")?;
@@ -371,13 +372,17 @@ impl OffsetForLeaderTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let f_topic = wire::read_string(buf, flexible, "OffsetForLeaderTopic.Topic")?;
-        let f_partitions =
-            wire::read_array(buf, flexible, 8, "OffsetForLeaderTopic.Partitions", |buf| {
-                OffsetForLeaderPartition::decode_inner(buf, version)
-            })?;
+        let f_partitions = wire::read_array(
+            buf,
+            flexible,
+            8,
+            "OffsetForLeaderTopic.Partitions",
+            move |buf| OffsetForLeaderPartition::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

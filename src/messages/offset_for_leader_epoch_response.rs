@@ -111,7 +111,7 @@ impl OffsetForLeaderEpochResponse {
             flexible,
             2,
             "OffsetForLeaderEpochResponse.Topics",
-            |buf| OffsetForLeaderTopicResult::decode_inner(buf, version),
+            move |buf| OffsetForLeaderTopicResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -247,6 +247,7 @@ impl EpochEndOffset {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let f_error_code = wire::read_i16(buf, "EpochEndOffset.ErrorCode")?;
@@ -385,6 +386,7 @@ impl OffsetForLeaderTopicResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let f_topic = wire::read_string(buf, flexible, "OffsetForLeaderTopicResult.Topic")?;
@@ -393,7 +395,7 @@ impl OffsetForLeaderTopicResult {
             flexible,
             14,
             "OffsetForLeaderTopicResult.Partitions",
-            |buf| EpochEndOffset::decode_inner(buf, version),
+            move |buf| EpochEndOffset::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();

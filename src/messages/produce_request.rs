@@ -143,9 +143,10 @@ impl ProduceRequest {
         };
         let f_acks = wire::read_i16(buf, "ProduceRequest.Acks")?;
         let f_timeout_ms = wire::read_i32(buf, "ProduceRequest.TimeoutMs")?;
-        let f_topic_data = wire::read_array(buf, flexible, 2, "ProduceRequest.TopicData", |buf| {
-            TopicProduceData::decode_inner(buf, version)
-        })?;
+        let f_topic_data =
+            wire::read_array(buf, flexible, 2, "ProduceRequest.TopicData", move |buf| {
+                TopicProduceData::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -275,6 +276,7 @@ impl PartitionProduceData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 9;
         let _ = version;
@@ -396,13 +398,17 @@ impl TopicProduceData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 9;
         let f_name = wire::read_string(buf, flexible, "TopicProduceData.Name")?;
-        let f_partition_data =
-            wire::read_array(buf, flexible, 5, "TopicProduceData.PartitionData", |buf| {
-                PartitionProduceData::decode_inner(buf, version)
-            })?;
+        let f_partition_data = wire::read_array(
+            buf,
+            flexible,
+            5,
+            "TopicProduceData.PartitionData",
+            move |buf| PartitionProduceData::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

@@ -151,9 +151,10 @@ impl ProduceResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 9;
-        let f_responses = wire::read_array(buf, flexible, 2, "ProduceResponse.Responses", |buf| {
-            TopicProduceResponse::decode_inner(buf, version)
-        })?;
+        let f_responses =
+            wire::read_array(buf, flexible, 2, "ProduceResponse.Responses", move |buf| {
+                TopicProduceResponse::decode_inner(buf, version)
+            })?;
         let f_throttle_time_ms = if version >= 1 {
             wire::read_i32(buf, "ProduceResponse.ThrottleTimeMs")?
         } else {
@@ -178,7 +179,7 @@ impl ProduceResponse {
                             flexible,
                             11,
                             "ProduceResponse.NodeEndpoints",
-                            |buf| NodeEndpoint::decode_inner(buf, version),
+                            move |buf| NodeEndpoint::decode_inner(buf, version),
                         )?;
                     }
                     _ => unknown_tagged.push(RawTaggedField { tag, data }),
@@ -303,6 +304,7 @@ impl BatchIndexAndErrorMessage {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 9;
         let _ = version;
@@ -603,6 +605,7 @@ impl PartitionProduceResponse {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 9;
         let f_index = wire::read_i32(buf, "PartitionProduceResponse.Index")?;
@@ -624,7 +627,7 @@ impl PartitionProduceResponse {
                 flexible,
                 5,
                 "PartitionProduceResponse.RecordErrors",
-                |buf| BatchIndexAndErrorMessage::decode_inner(buf, version),
+                move |buf| BatchIndexAndErrorMessage::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
@@ -802,6 +805,7 @@ impl TopicProduceResponse {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 9;
         let f_name = wire::read_string(buf, flexible, "TopicProduceResponse.Name")?;
@@ -810,7 +814,7 @@ impl TopicProduceResponse {
             flexible,
             14,
             "TopicProduceResponse.PartitionResponses",
-            |buf| PartitionProduceResponse::decode_inner(buf, version),
+            move |buf| PartitionProduceResponse::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -932,6 +936,7 @@ impl NodeEndpoint {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_node_id = wire::read_i32(buf, "NodeEndpoint.NodeId")?;

@@ -85,10 +85,13 @@ impl ReadShareGroupStateRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_group_id = wire::read_string(buf, true, "ReadShareGroupStateRequest.GroupId")?;
-        let f_topics =
-            wire::read_array(buf, true, 18, "ReadShareGroupStateRequest.Topics", |buf| {
-                ReadStateData::decode_inner(buf, version)
-            })?;
+        let f_topics = wire::read_array(
+            buf,
+            true,
+            18,
+            "ReadShareGroupStateRequest.Topics",
+            move |buf| ReadStateData::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ReadShareGroupStateRequest._tagged_fields")?;
@@ -190,6 +193,7 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_partition = wire::read_i32(buf, "PartitionData.Partition")?;
@@ -296,11 +300,13 @@ impl ReadStateData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "ReadStateData.TopicId")?;
-        let f_partitions = wire::read_array(buf, true, 9, "ReadStateData.Partitions", |buf| {
-            PartitionData::decode_inner(buf, version)
-        })?;
+        let f_partitions =
+            wire::read_array(buf, true, 9, "ReadStateData.Partitions", move |buf| {
+                PartitionData::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ReadStateData._tagged_fields")?;

@@ -88,7 +88,7 @@ impl ReadShareGroupStateResponse {
             true,
             18,
             "ReadShareGroupStateResponse.Results",
-            |buf| ReadStateResult::decode_inner(buf, version),
+            move |buf| ReadStateResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -196,6 +196,7 @@ impl StateBatch {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_first_offset = wire::read_i64(buf, "StateBatch.FirstOffset")?;
@@ -335,6 +336,7 @@ impl PartitionResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_partition = wire::read_i32(buf, "PartitionResult.Partition")?;
         let f_error_code = wire::read_i16(buf, "PartitionResult.ErrorCode")?;
@@ -343,7 +345,7 @@ impl PartitionResult {
         let f_state_epoch = wire::read_i32(buf, "PartitionResult.StateEpoch")?;
         let f_start_offset = wire::read_i64(buf, "PartitionResult.StartOffset")?;
         let f_state_batches =
-            wire::read_array(buf, true, 20, "PartitionResult.StateBatches", |buf| {
+            wire::read_array(buf, true, 20, "PartitionResult.StateBatches", move |buf| {
                 StateBatch::decode_inner(buf, version)
             })?;
         #[allow(unused_mut)]
@@ -463,11 +465,13 @@ impl ReadStateResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "ReadStateResult.TopicId")?;
-        let f_partitions = wire::read_array(buf, true, 21, "ReadStateResult.Partitions", |buf| {
-            PartitionResult::decode_inner(buf, version)
-        })?;
+        let f_partitions =
+            wire::read_array(buf, true, 21, "ReadStateResult.Partitions", move |buf| {
+                PartitionResult::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ReadStateResult._tagged_fields")?;

@@ -90,7 +90,7 @@ impl ReadShareGroupStateSummaryRequest {
             true,
             18,
             "ReadShareGroupStateSummaryRequest.Topics",
-            |buf| ReadStateSummaryData::decode_inner(buf, version),
+            move |buf| ReadStateSummaryData::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -198,6 +198,7 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_partition = wire::read_i32(buf, "PartitionData.Partition")?;
@@ -304,12 +305,16 @@ impl ReadStateSummaryData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "ReadStateSummaryData.TopicId")?;
-        let f_partitions =
-            wire::read_array(buf, true, 9, "ReadStateSummaryData.Partitions", |buf| {
-                PartitionData::decode_inner(buf, version)
-            })?;
+        let f_partitions = wire::read_array(
+            buf,
+            true,
+            9,
+            "ReadStateSummaryData.Partitions",
+            move |buf| PartitionData::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ReadStateSummaryData._tagged_fields")?;

@@ -89,7 +89,7 @@ impl ReadShareGroupStateSummaryResponse {
             true,
             18,
             "ReadShareGroupStateSummaryResponse.Results",
-            |buf| ReadStateSummaryResult::decode_inner(buf, version),
+            move |buf| ReadStateSummaryResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -215,6 +215,7 @@ impl PartitionResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_partition = wire::read_i32(buf, "PartitionResult.Partition")?;
@@ -336,12 +337,16 @@ impl ReadStateSummaryResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "ReadStateSummaryResult.TopicId")?;
-        let f_partitions =
-            wire::read_array(buf, true, 20, "ReadStateSummaryResult.Partitions", |buf| {
-                PartitionResult::decode_inner(buf, version)
-            })?;
+        let f_partitions = wire::read_array(
+            buf,
+            true,
+            20,
+            "ReadStateSummaryResult.Partitions",
+            move |buf| PartitionResult::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ReadStateSummaryResult._tagged_fields")?;

@@ -114,9 +114,13 @@ impl ShareAcknowledgeRequest {
             wire::read_nullable_string(buf, true, "ShareAcknowledgeRequest.MemberId")?;
         let f_share_session_epoch =
             wire::read_i32(buf, "ShareAcknowledgeRequest.ShareSessionEpoch")?;
-        let f_topics = wire::read_array(buf, true, 18, "ShareAcknowledgeRequest.Topics", |buf| {
-            AcknowledgeTopic::decode_inner(buf, version)
-        })?;
+        let f_topics = wire::read_array(
+            buf,
+            true,
+            18,
+            "ShareAcknowledgeRequest.Topics",
+            move |buf| AcknowledgeTopic::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ShareAcknowledgeRequest._tagged_fields")?;
@@ -240,6 +244,7 @@ impl AcknowledgementBatch {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_first_offset = wire::read_i64(buf, "AcknowledgementBatch.FirstOffset")?;
@@ -350,6 +355,7 @@ impl AcknowledgePartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_partition_index = wire::read_i32(buf, "AcknowledgePartition.PartitionIndex")?;
         let f_acknowledgement_batches = wire::read_array(
@@ -357,7 +363,7 @@ impl AcknowledgePartition {
             true,
             18,
             "AcknowledgePartition.AcknowledgementBatches",
-            |buf| AcknowledgementBatch::decode_inner(buf, version),
+            move |buf| AcknowledgementBatch::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -463,11 +469,13 @@ impl AcknowledgeTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "AcknowledgeTopic.TopicId")?;
-        let f_partitions = wire::read_array(buf, true, 6, "AcknowledgeTopic.Partitions", |buf| {
-            AcknowledgePartition::decode_inner(buf, version)
-        })?;
+        let f_partitions =
+            wire::read_array(buf, true, 6, "AcknowledgeTopic.Partitions", move |buf| {
+                AcknowledgePartition::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "AcknowledgeTopic._tagged_fields")?;

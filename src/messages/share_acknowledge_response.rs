@@ -130,16 +130,19 @@ impl ShareAcknowledgeResponse {
         let f_error_code = wire::read_i16(buf, "ShareAcknowledgeResponse.ErrorCode")?;
         let f_error_message =
             wire::read_nullable_string(buf, true, "ShareAcknowledgeResponse.ErrorMessage")?;
-        let f_responses =
-            wire::read_array(buf, true, 18, "ShareAcknowledgeResponse.Responses", |buf| {
-                ShareAcknowledgeTopicResponse::decode_inner(buf, version)
-            })?;
+        let f_responses = wire::read_array(
+            buf,
+            true,
+            18,
+            "ShareAcknowledgeResponse.Responses",
+            move |buf| ShareAcknowledgeTopicResponse::decode_inner(buf, version),
+        )?;
         let f_node_endpoints = wire::read_array(
             buf,
             true,
             11,
             "ShareAcknowledgeResponse.NodeEndpoints",
-            |buf| NodeEndpoint::decode_inner(buf, version),
+            move |buf| NodeEndpoint::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -364,6 +367,7 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
         let f_error_code = wire::read_i16(buf, "PartitionData.ErrorCode")?;
@@ -480,6 +484,7 @@ impl ShareAcknowledgeTopicResponse {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "ShareAcknowledgeTopicResponse.TopicId")?;
         let f_partitions = wire::read_array(
@@ -487,7 +492,7 @@ impl ShareAcknowledgeTopicResponse {
             true,
             17,
             "ShareAcknowledgeTopicResponse.Partitions",
-            |buf| PartitionData::decode_inner(buf, version),
+            move |buf| PartitionData::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -603,6 +608,7 @@ impl NodeEndpoint {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_node_id = wire::read_i32(buf, "NodeEndpoint.NodeId")?;

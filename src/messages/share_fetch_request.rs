@@ -147,7 +147,7 @@ impl ShareFetchRequest {
         let f_max_wait_ms = wire::read_i32(buf, "ShareFetchRequest.MaxWaitMs")?;
         let f_min_bytes = wire::read_i32(buf, "ShareFetchRequest.MinBytes")?;
         let f_max_bytes = wire::read_i32(buf, "ShareFetchRequest.MaxBytes")?;
-        let f_topics = wire::read_array(buf, true, 18, "ShareFetchRequest.Topics", |buf| {
+        let f_topics = wire::read_array(buf, true, 18, "ShareFetchRequest.Topics", move |buf| {
             FetchTopic::decode_inner(buf, version)
         })?;
         let f_forgotten_topics_data = wire::read_array(
@@ -155,7 +155,7 @@ impl ShareFetchRequest {
             true,
             18,
             "ShareFetchRequest.ForgottenTopicsData",
-            |buf| ForgottenTopic::decode_inner(buf, version),
+            move |buf| ForgottenTopic::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -290,6 +290,7 @@ impl AcknowledgementBatch {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_first_offset = wire::read_i64(buf, "AcknowledgementBatch.FirstOffset")?;
@@ -406,6 +407,7 @@ impl FetchPartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_partition_index = wire::read_i32(buf, "FetchPartition.PartitionIndex")?;
         let f_partition_max_bytes = wire::read_i32(buf, "FetchPartition.PartitionMaxBytes")?;
@@ -414,7 +416,7 @@ impl FetchPartition {
             true,
             18,
             "FetchPartition.AcknowledgementBatches",
-            |buf| AcknowledgementBatch::decode_inner(buf, version),
+            move |buf| AcknowledgementBatch::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -522,9 +524,10 @@ impl FetchTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "FetchTopic.TopicId")?;
-        let f_partitions = wire::read_array(buf, true, 10, "FetchTopic.Partitions", |buf| {
+        let f_partitions = wire::read_array(buf, true, 10, "FetchTopic.Partitions", move |buf| {
             FetchPartition::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
@@ -624,6 +627,7 @@ impl ForgottenTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_topic_id = wire::read_uuid(buf, "ForgottenTopic.TopicId")?;

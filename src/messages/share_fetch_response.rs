@@ -131,13 +131,17 @@ impl ShareFetchResponse {
         let f_error_code = wire::read_i16(buf, "ShareFetchResponse.ErrorCode")?;
         let f_error_message =
             wire::read_nullable_string(buf, true, "ShareFetchResponse.ErrorMessage")?;
-        let f_responses = wire::read_array(buf, true, 18, "ShareFetchResponse.Responses", |buf| {
-            ShareFetchableTopicResponse::decode_inner(buf, version)
-        })?;
-        let f_node_endpoints =
-            wire::read_array(buf, true, 11, "ShareFetchResponse.NodeEndpoints", |buf| {
-                NodeEndpoint::decode_inner(buf, version)
+        let f_responses =
+            wire::read_array(buf, true, 18, "ShareFetchResponse.Responses", move |buf| {
+                ShareFetchableTopicResponse::decode_inner(buf, version)
             })?;
+        let f_node_endpoints = wire::read_array(
+            buf,
+            true,
+            11,
+            "ShareFetchResponse.NodeEndpoints",
+            move |buf| NodeEndpoint::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ShareFetchResponse._tagged_fields")?;
@@ -352,6 +356,7 @@ impl AcquiredRecords {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_first_offset = wire::read_i64(buf, "AcquiredRecords.FirstOffset")?;
@@ -505,6 +510,7 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
         let f_error_code = wire::read_i16(buf, "PartitionData.ErrorCode")?;
@@ -515,7 +521,7 @@ impl PartitionData {
         let f_current_leader = LeaderIdAndEpoch::decode_inner(buf, version)?;
         let f_records = wire::read_nullable_bytes(buf, true, "PartitionData.Records")?;
         let f_acquired_records =
-            wire::read_array(buf, true, 19, "PartitionData.AcquiredRecords", |buf| {
+            wire::read_array(buf, true, 19, "PartitionData.AcquiredRecords", move |buf| {
                 AcquiredRecords::decode_inner(buf, version)
             })?;
         #[allow(unused_mut)]
@@ -645,6 +651,7 @@ impl ShareFetchableTopicResponse {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "ShareFetchableTopicResponse.TopicId")?;
         let f_partitions = wire::read_array(
@@ -652,7 +659,7 @@ impl ShareFetchableTopicResponse {
             true,
             22,
             "ShareFetchableTopicResponse.Partitions",
-            |buf| PartitionData::decode_inner(buf, version),
+            move |buf| PartitionData::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -764,6 +771,7 @@ impl NodeEndpoint {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_node_id = wire::read_i32(buf, "NodeEndpoint.NodeId")?;

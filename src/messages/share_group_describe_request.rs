@@ -89,10 +89,13 @@ impl ShareGroupDescribeRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_group_ids =
-            wire::read_array(buf, true, 1, "ShareGroupDescribeRequest.GroupIds", |buf| {
-                wire::read_string(buf, true, "ShareGroupDescribeRequest.GroupIds")
-            })?;
+        let f_group_ids = wire::read_array(
+            buf,
+            true,
+            1,
+            "ShareGroupDescribeRequest.GroupIds",
+            move |buf| wire::read_string(buf, true, "ShareGroupDescribeRequest.GroupIds"),
+        )?;
         let f_include_authorized_operations =
             wire::read_bool(buf, "ShareGroupDescribeRequest.IncludeAuthorizedOperations")?;
         #[allow(unused_mut)]

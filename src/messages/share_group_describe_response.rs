@@ -92,10 +92,13 @@ impl ShareGroupDescribeResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_throttle_time_ms = wire::read_i32(buf, "ShareGroupDescribeResponse.ThrottleTimeMs")?;
-        let f_groups =
-            wire::read_array(buf, true, 20, "ShareGroupDescribeResponse.Groups", |buf| {
-                DescribedGroup::decode_inner(buf, version)
-            })?;
+        let f_groups = wire::read_array(
+            buf,
+            true,
+            20,
+            "ShareGroupDescribeResponse.Groups",
+            move |buf| DescribedGroup::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ShareGroupDescribeResponse._tagged_fields")?;
@@ -231,6 +234,7 @@ impl Member {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_member_id = wire::read_string(buf, true, "Member.MemberId")?;
         let f_rack_id = wire::read_nullable_string(buf, true, "Member.RackId")?;
@@ -238,7 +242,7 @@ impl Member {
         let f_client_id = wire::read_string(buf, true, "Member.ClientId")?;
         let f_client_host = wire::read_string(buf, true, "Member.ClientHost")?;
         let f_subscribed_topic_names =
-            wire::read_array(buf, true, 1, "Member.SubscribedTopicNames", |buf| {
+            wire::read_array(buf, true, 1, "Member.SubscribedTopicNames", move |buf| {
                 wire::read_string(buf, true, "Member.SubscribedTopicNames")
             })?;
         let f_assignment = Assignment::decode_inner(buf, version)?;
@@ -425,6 +429,7 @@ impl DescribedGroup {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_error_code = wire::read_i16(buf, "DescribedGroup.ErrorCode")?;
         let f_error_message = wire::read_nullable_string(buf, true, "DescribedGroup.ErrorMessage")?;
@@ -433,7 +438,7 @@ impl DescribedGroup {
         let f_group_epoch = wire::read_i32(buf, "DescribedGroup.GroupEpoch")?;
         let f_assignment_epoch = wire::read_i32(buf, "DescribedGroup.AssignmentEpoch")?;
         let f_assignor_name = wire::read_string(buf, true, "DescribedGroup.AssignorName")?;
-        let f_members = wire::read_array(buf, true, 12, "DescribedGroup.Members", |buf| {
+        let f_members = wire::read_array(buf, true, 12, "DescribedGroup.Members", move |buf| {
             Member::decode_inner(buf, version)
         })?;
         let f_authorized_operations = wire::read_i32(buf, "DescribedGroup.AuthorizedOperations")?;
@@ -566,6 +571,7 @@ impl TopicPartitions {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_topic_id = wire::read_uuid(buf, "TopicPartitions.TopicId")?;
@@ -672,7 +678,7 @@ impl Assignment {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_partitions =
-            wire::read_array(buf, true, 19, "Assignment.TopicPartitions", |buf| {
+            wire::read_array(buf, true, 19, "Assignment.TopicPartitions", move |buf| {
                 TopicPartitions::decode_inner(buf, version)
             })?;
         #[allow(unused_mut)]

@@ -146,7 +146,9 @@ impl ShareGroupHeartbeatRequest {
             true,
             1,
             "ShareGroupHeartbeatRequest.SubscribedTopicNames",
-            |buf| wire::read_string(buf, true, "ShareGroupHeartbeatRequest.SubscribedTopicNames"),
+            move |buf| {
+                wire::read_string(buf, true, "ShareGroupHeartbeatRequest.SubscribedTopicNames")
+            },
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();

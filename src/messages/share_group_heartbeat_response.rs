@@ -264,7 +264,7 @@ impl Assignment {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_partitions =
-            wire::read_array(buf, true, 18, "Assignment.TopicPartitions", |buf| {
+            wire::read_array(buf, true, 18, "Assignment.TopicPartitions", move |buf| {
                 TopicPartitions::decode_inner(buf, version)
             })?;
         #[allow(unused_mut)]
@@ -360,6 +360,7 @@ impl TopicPartitions {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_topic_id = wire::read_uuid(buf, "TopicPartitions.TopicId")?;

@@ -213,22 +213,26 @@ impl StopReplicaRequest {
                 flexible,
                 5,
                 "StopReplicaRequest.UngroupedPartitions",
-                |buf| StopReplicaPartitionV0::decode_inner(buf, version),
+                move |buf| StopReplicaPartitionV0::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
         };
         let f_topics = if (1..=2).contains(&version) {
-            wire::read_array(buf, flexible, 2, "StopReplicaRequest.Topics", |buf| {
+            wire::read_array(buf, flexible, 2, "StopReplicaRequest.Topics", move |buf| {
                 StopReplicaTopicV1::decode_inner(buf, version)
             })?
         } else {
             Vec::new()
         };
         let f_topic_states = if version >= 3 {
-            wire::read_array(buf, flexible, 3, "StopReplicaRequest.TopicStates", |buf| {
-                StopReplicaTopicState::decode_inner(buf, version)
-            })?
+            wire::read_array(
+                buf,
+                flexible,
+                3,
+                "StopReplicaRequest.TopicStates",
+                move |buf| StopReplicaTopicState::decode_inner(buf, version),
+            )?
         } else {
             Vec::new()
         };
@@ -371,6 +375,7 @@ impl StopReplicaPartitionV0 {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_topic_name = wire::read_string(buf, false, "StopReplicaPartitionV0.TopicName")?;
@@ -471,6 +476,7 @@ impl StopReplicaTopicV1 {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
@@ -588,6 +594,7 @@ impl StopReplicaPartitionState {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_partition_index = wire::read_i32(buf, "StopReplicaPartitionState.PartitionIndex")?;
@@ -703,6 +710,7 @@ impl StopReplicaTopicState {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_name = wire::read_string(buf, true, "StopReplicaTopicState.TopicName")?;
         let f_partition_states = wire::read_array(
@@ -710,7 +718,7 @@ impl StopReplicaTopicState {
             true,
             10,
             "StopReplicaTopicState.PartitionStates",
-            |buf| StopReplicaPartitionState::decode_inner(buf, version),
+            move |buf| StopReplicaPartitionState::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();

@@ -103,7 +103,7 @@ impl StopReplicaResponse {
             flexible,
             7,
             "StopReplicaResponse.PartitionErrors",
-            |buf| StopReplicaPartitionError::decode_inner(buf, version),
+            move |buf| StopReplicaPartitionError::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -227,6 +227,7 @@ impl StopReplicaPartitionError {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;

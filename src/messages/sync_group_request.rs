@@ -176,10 +176,13 @@ impl SyncGroupRequest {
         } else {
             None
         };
-        let f_assignments =
-            wire::read_array(buf, flexible, 2, "SyncGroupRequest.Assignments", |buf| {
-                SyncGroupRequestAssignment::decode_inner(buf, version)
-            })?;
+        let f_assignments = wire::read_array(
+            buf,
+            flexible,
+            2,
+            "SyncGroupRequest.Assignments",
+            move |buf| SyncGroupRequestAssignment::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -344,6 +347,7 @@ impl SyncGroupRequestAssignment {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let _ = version;

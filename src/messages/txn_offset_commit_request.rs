@@ -197,10 +197,13 @@ impl TxnOffsetCommitRequest {
         } else {
             None
         };
-        let f_topics =
-            wire::read_array(buf, flexible, 2, "TxnOffsetCommitRequest.Topics", |buf| {
-                TxnOffsetCommitRequestTopic::decode_inner(buf, version)
-            })?;
+        let f_topics = wire::read_array(
+            buf,
+            flexible,
+            2,
+            "TxnOffsetCommitRequest.Topics",
+            move |buf| TxnOffsetCommitRequestTopic::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -370,6 +373,7 @@ impl TxnOffsetCommitRequestPartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
         let f_partition_index =
@@ -526,6 +530,7 @@ impl TxnOffsetCommitRequestTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
         let f_name = wire::read_string(buf, flexible, "TxnOffsetCommitRequestTopic.Name")?;
@@ -534,7 +539,7 @@ impl TxnOffsetCommitRequestTopic {
             flexible,
             13,
             "TxnOffsetCommitRequestTopic.Partitions",
-            |buf| TxnOffsetCommitRequestPartition::decode_inner(buf, version),
+            move |buf| TxnOffsetCommitRequestPartition::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();

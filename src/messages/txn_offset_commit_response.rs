@@ -100,10 +100,13 @@ impl TxnOffsetCommitResponse {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
         let f_throttle_time_ms = wire::read_i32(buf, "TxnOffsetCommitResponse.ThrottleTimeMs")?;
-        let f_topics =
-            wire::read_array(buf, flexible, 2, "TxnOffsetCommitResponse.Topics", |buf| {
-                TxnOffsetCommitResponseTopic::decode_inner(buf, version)
-            })?;
+        let f_topics = wire::read_array(
+            buf,
+            flexible,
+            2,
+            "TxnOffsetCommitResponse.Topics",
+            move |buf| TxnOffsetCommitResponseTopic::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -215,6 +218,7 @@ impl TxnOffsetCommitResponsePartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
         let _ = version;
@@ -349,6 +353,7 @@ impl TxnOffsetCommitResponseTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
         let f_name = wire::read_string(buf, flexible, "TxnOffsetCommitResponseTopic.Name")?;
@@ -357,7 +362,7 @@ impl TxnOffsetCommitResponseTopic {
             flexible,
             6,
             "TxnOffsetCommitResponseTopic.Partitions",
-            |buf| TxnOffsetCommitResponsePartition::decode_inner(buf, version),
+            move |buf| TxnOffsetCommitResponsePartition::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();

@@ -106,7 +106,7 @@ impl UpdateFeaturesRequest {
             true,
             4,
             "UpdateFeaturesRequest.FeatureUpdates",
-            |buf| FeatureUpdateKey::decode_inner(buf, version),
+            move |buf| FeatureUpdateKey::decode_inner(buf, version),
         )?;
         let f_validate_only = if version >= 1 {
             wire::read_bool(buf, "UpdateFeaturesRequest.ValidateOnly")?
@@ -241,6 +241,7 @@ impl FeatureUpdateKey {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_feature = wire::read_string(buf, true, "FeatureUpdateKey.Feature")?;
         let f_max_version_level = wire::read_i16(buf, "FeatureUpdateKey.MaxVersionLevel")?;

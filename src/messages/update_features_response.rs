@@ -102,7 +102,7 @@ impl UpdateFeaturesResponse {
         let f_error_message =
             wire::read_nullable_string(buf, true, "UpdateFeaturesResponse.ErrorMessage")?;
         let f_results = if version <= 1 {
-            wire::read_array(buf, true, 5, "UpdateFeaturesResponse.Results", |buf| {
+            wire::read_array(buf, true, 5, "UpdateFeaturesResponse.Results", move |buf| {
                 UpdatableFeatureResult::decode_inner(buf, version)
             })?
         } else {
@@ -230,6 +230,7 @@ impl UpdatableFeatureResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_feature = wire::read_string(buf, true, "UpdatableFeatureResult.Feature")?;

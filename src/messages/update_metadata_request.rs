@@ -223,7 +223,7 @@ impl UpdateMetadataRequest {
                 flexible,
                 22,
                 "UpdateMetadataRequest.UngroupedPartitionStates",
-                |buf| UpdateMetadataPartitionState::decode_inner(buf, version),
+                move |buf| UpdateMetadataPartitionState::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
@@ -234,7 +234,7 @@ impl UpdateMetadataRequest {
                 flexible,
                 2,
                 "UpdateMetadataRequest.TopicStates",
-                |buf| UpdateMetadataTopicState::decode_inner(buf, version),
+                move |buf| UpdateMetadataTopicState::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
@@ -244,7 +244,7 @@ impl UpdateMetadataRequest {
             flexible,
             4,
             "UpdateMetadataRequest.LiveBrokers",
-            |buf| UpdateMetadataBroker::decode_inner(buf, version),
+            move |buf| UpdateMetadataBroker::decode_inner(buf, version),
         )?;
         let mut f_type = 0;
         #[allow(unused_mut)]
@@ -426,6 +426,7 @@ impl UpdateMetadataTopicState {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
         let f_topic_name = wire::read_string(buf, flexible, "UpdateMetadataTopicState.TopicName")?;
@@ -439,7 +440,7 @@ impl UpdateMetadataTopicState {
             flexible,
             22,
             "UpdateMetadataTopicState.PartitionStates",
-            |buf| UpdateMetadataPartitionState::decode_inner(buf, version),
+            move |buf| UpdateMetadataPartitionState::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -581,6 +582,7 @@ impl UpdateMetadataEndpoint {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
         let f_port = wire::read_i32(buf, "UpdateMetadataEndpoint.Port")?;
@@ -751,6 +753,7 @@ impl UpdateMetadataBroker {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
         let f_id = wire::read_i32(buf, "UpdateMetadataBroker.Id")?;
@@ -765,9 +768,13 @@ impl UpdateMetadataBroker {
             0
         };
         let f_endpoints = if version >= 1 {
-            wire::read_array(buf, flexible, 7, "UpdateMetadataBroker.Endpoints", |buf| {
-                UpdateMetadataEndpoint::decode_inner(buf, version)
-            })?
+            wire::read_array(
+                buf,
+                flexible,
+                7,
+                "UpdateMetadataBroker.Endpoints",
+                move |buf| UpdateMetadataEndpoint::decode_inner(buf, version),
+            )?
         } else {
             Vec::new()
         };
@@ -977,6 +984,7 @@ impl UpdateMetadataPartitionState {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
         let f_topic_name = if version <= 4 {

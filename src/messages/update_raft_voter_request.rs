@@ -112,10 +112,13 @@ impl UpdateRaftVoterRequest {
             wire::read_i32(buf, "UpdateRaftVoterRequest.CurrentLeaderEpoch")?;
         let f_voter_id = wire::read_i32(buf, "UpdateRaftVoterRequest.VoterId")?;
         let f_voter_directory_id = wire::read_uuid(buf, "UpdateRaftVoterRequest.VoterDirectoryId")?;
-        let f_listeners =
-            wire::read_array(buf, true, 5, "UpdateRaftVoterRequest.Listeners", |buf| {
-                Listener::decode_inner(buf, version)
-            })?;
+        let f_listeners = wire::read_array(
+            buf,
+            true,
+            5,
+            "UpdateRaftVoterRequest.Listeners",
+            move |buf| Listener::decode_inner(buf, version),
+        )?;
         let f_k_raft_version_feature = KRaftVersionFeature::decode_inner(buf, version)?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -235,6 +238,7 @@ impl Listener {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "Listener.Name")?;

@@ -95,7 +95,7 @@ impl VoteRequest {
         } else {
             -1
         };
-        let f_topics = wire::read_array(buf, true, 3, "VoteRequest.Topics", |buf| {
+        let f_topics = wire::read_array(buf, true, 3, "VoteRequest.Topics", move |buf| {
             TopicData::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
@@ -237,6 +237,7 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
         let f_candidate_epoch = wire::read_i32(buf, "PartitionData.CandidateEpoch")?;
@@ -368,9 +369,10 @@ impl TopicData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_name = wire::read_string(buf, true, "TopicData.TopicName")?;
-        let f_partitions = wire::read_array(buf, true, 25, "TopicData.Partitions", |buf| {
+        let f_partitions = wire::read_array(buf, true, 25, "TopicData.Partitions", move |buf| {
             PartitionData::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]

@@ -116,7 +116,7 @@ impl VoteResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_error_code = wire::read_i16(buf, "VoteResponse.ErrorCode")?;
-        let f_topics = wire::read_array(buf, true, 3, "VoteResponse.Topics", |buf| {
+        let f_topics = wire::read_array(buf, true, 3, "VoteResponse.Topics", move |buf| {
             TopicData::decode_inner(buf, version)
         })?;
         let mut f_node_endpoints = Vec::new();
@@ -133,7 +133,7 @@ impl VoteResponse {
                     let mut data = data;
                     let buf = &mut data;
                     f_node_endpoints =
-                        wire::read_array(buf, true, 8, "VoteResponse.NodeEndpoints", |buf| {
+                        wire::read_array(buf, true, 8, "VoteResponse.NodeEndpoints", move |buf| {
                             NodeEndpoint::decode_inner(buf, version)
                         })?;
                 }
@@ -252,6 +252,7 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
@@ -363,9 +364,10 @@ impl TopicData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_name = wire::read_string(buf, true, "TopicData.TopicName")?;
-        let f_partitions = wire::read_array(buf, true, 16, "TopicData.Partitions", |buf| {
+        let f_partitions = wire::read_array(buf, true, 16, "TopicData.Partitions", move |buf| {
             PartitionData::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
@@ -474,6 +476,7 @@ impl NodeEndpoint {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_node_id = wire::read_i32(buf, "NodeEndpoint.NodeId")?;

@@ -72,7 +72,7 @@ impl VotersRecord {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_version = wire::read_i16(buf, "VotersRecord.Version")?;
-        let f_voters = wire::read_array(buf, true, 27, "VotersRecord.Voters", |buf| {
+        let f_voters = wire::read_array(buf, true, 27, "VotersRecord.Voters", move |buf| {
             Voter::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
@@ -178,6 +178,7 @@ impl Endpoint {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "Endpoint.Name")?;
@@ -399,10 +400,11 @@ impl Voter {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_voter_id = wire::read_i32(buf, "Voter.VoterId")?;
         let f_voter_directory_id = wire::read_uuid(buf, "Voter.VoterDirectoryId")?;
-        let f_endpoints = wire::read_array(buf, true, 5, "Voter.Endpoints", |buf| {
+        let f_endpoints = wire::read_array(buf, true, 5, "Voter.Endpoints", move |buf| {
             Endpoint::decode_inner(buf, version)
         })?;
         let f_k_raft_version_feature = KRaftVersionFeature::decode_inner(buf, version)?;

@@ -85,10 +85,13 @@ impl WriteShareGroupStateRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_group_id = wire::read_string(buf, true, "WriteShareGroupStateRequest.GroupId")?;
-        let f_topics =
-            wire::read_array(buf, true, 18, "WriteShareGroupStateRequest.Topics", |buf| {
-                WriteStateData::decode_inner(buf, version)
-            })?;
+        let f_topics = wire::read_array(
+            buf,
+            true,
+            18,
+            "WriteShareGroupStateRequest.Topics",
+            move |buf| WriteStateData::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "WriteShareGroupStateRequest._tagged_fields")?;
@@ -200,6 +203,7 @@ impl StateBatch {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_first_offset = wire::read_i64(buf, "StateBatch.FirstOffset")?;
@@ -328,13 +332,14 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_partition = wire::read_i32(buf, "PartitionData.Partition")?;
         let f_state_epoch = wire::read_i32(buf, "PartitionData.StateEpoch")?;
         let f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
         let f_start_offset = wire::read_i64(buf, "PartitionData.StartOffset")?;
         let f_state_batches =
-            wire::read_array(buf, true, 20, "PartitionData.StateBatches", |buf| {
+            wire::read_array(buf, true, 20, "PartitionData.StateBatches", move |buf| {
                 StateBatch::decode_inner(buf, version)
             })?;
         #[allow(unused_mut)]
@@ -447,11 +452,13 @@ impl WriteStateData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "WriteStateData.TopicId")?;
-        let f_partitions = wire::read_array(buf, true, 22, "WriteStateData.Partitions", |buf| {
-            PartitionData::decode_inner(buf, version)
-        })?;
+        let f_partitions =
+            wire::read_array(buf, true, 22, "WriteStateData.Partitions", move |buf| {
+                PartitionData::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "WriteStateData._tagged_fields")?;

@@ -89,7 +89,7 @@ impl WriteShareGroupStateResponse {
             true,
             18,
             "WriteShareGroupStateResponse.Results",
-            |buf| WriteStateResult::decode_inner(buf, version),
+            move |buf| WriteStateResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -198,6 +198,7 @@ impl PartitionResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_partition = wire::read_i32(buf, "PartitionResult.Partition")?;
@@ -313,11 +314,13 @@ impl WriteStateResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "WriteStateResult.TopicId")?;
-        let f_partitions = wire::read_array(buf, true, 8, "WriteStateResult.Partitions", |buf| {
-            PartitionResult::decode_inner(buf, version)
-        })?;
+        let f_partitions =
+            wire::read_array(buf, true, 8, "WriteStateResult.Partitions", move |buf| {
+                PartitionResult::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "WriteStateResult._tagged_fields")?;

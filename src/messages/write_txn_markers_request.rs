@@ -88,10 +88,13 @@ impl WriteTxnMarkersRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
-        let f_markers =
-            wire::read_array(buf, flexible, 16, "WriteTxnMarkersRequest.Markers", |buf| {
-                WritableTxnMarker::decode_inner(buf, version)
-            })?;
+        let f_markers = wire::read_array(
+            buf,
+            flexible,
+            16,
+            "WriteTxnMarkersRequest.Markers",
+            move |buf| WritableTxnMarker::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -206,6 +209,7 @@ impl WritableTxnMarkerTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let _ = version;
@@ -353,14 +357,16 @@ impl WritableTxnMarker {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let f_producer_id = wire::read_i64(buf, "WritableTxnMarker.ProducerId")?;
         let f_producer_epoch = wire::read_i16(buf, "WritableTxnMarker.ProducerEpoch")?;
         let f_transaction_result = wire::read_bool(buf, "WritableTxnMarker.TransactionResult")?;
-        let f_topics = wire::read_array(buf, flexible, 2, "WritableTxnMarker.Topics", |buf| {
-            WritableTxnMarkerTopic::decode_inner(buf, version)
-        })?;
+        let f_topics =
+            wire::read_array(buf, flexible, 2, "WritableTxnMarker.Topics", move |buf| {
+                WritableTxnMarkerTopic::decode_inner(buf, version)
+            })?;
         let f_coordinator_epoch = wire::read_i32(buf, "WritableTxnMarker.CoordinatorEpoch")?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();

@@ -87,10 +87,13 @@ impl WriteTxnMarkersResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
-        let f_markers =
-            wire::read_array(buf, flexible, 9, "WriteTxnMarkersResponse.Markers", |buf| {
-                WritableTxnMarkerResult::decode_inner(buf, version)
-            })?;
+        let f_markers = wire::read_array(
+            buf,
+            flexible,
+            9,
+            "WriteTxnMarkersResponse.Markers",
+            move |buf| WritableTxnMarkerResult::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -200,6 +203,7 @@ impl WritableTxnMarkerPartitionResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let _ = version;
@@ -334,6 +338,7 @@ impl WritableTxnMarkerTopicResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let f_name = wire::read_string(buf, flexible, "WritableTxnMarkerTopicResult.Name")?;
@@ -342,7 +347,7 @@ impl WritableTxnMarkerTopicResult {
             flexible,
             6,
             "WritableTxnMarkerTopicResult.Partitions",
-            |buf| WritableTxnMarkerPartitionResult::decode_inner(buf, version),
+            move |buf| WritableTxnMarkerPartitionResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -472,13 +477,17 @@ impl WritableTxnMarkerResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let f_producer_id = wire::read_i64(buf, "WritableTxnMarkerResult.ProducerId")?;
-        let f_topics =
-            wire::read_array(buf, flexible, 2, "WritableTxnMarkerResult.Topics", |buf| {
-                WritableTxnMarkerTopicResult::decode_inner(buf, version)
-            })?;
+        let f_topics = wire::read_array(
+            buf,
+            flexible,
+            2,
+            "WritableTxnMarkerResult.Topics",
+            move |buf| WritableTxnMarkerTopicResult::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

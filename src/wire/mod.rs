@@ -557,45 +557,85 @@ fn read_array_len_slow(
 }
 
 /// Decodes an array whose null marker is not allowed, each element by `element`.
-#[inline]
+#[inline(always)]
 pub fn read_array<T>(
     buf: &mut Bytes,
     compact: bool,
     min_element_size: usize,
     field: &'static str,
-    mut element: impl FnMut(&mut Bytes) -> Result<T, DecodeError>,
+    element: impl FnMut(&mut Bytes) -> Result<T, DecodeError>,
 ) -> Result<Vec<T>, DecodeError> {
     match read_array_len(buf, compact, min_element_size, field)? {
-        Some(count) => {
-            let mut out = Vec::with_capacity(count);
-            for _ in 0..count {
-                out.push(element(buf)?);
-            }
-            Ok(out)
-        }
+        Some(count) => read_elements(buf, count, field, element),
         None => Err(DecodeError::new(field, DecodeErrorKind::UnexpectedNull)),
     }
 }
 
 /// Decodes a nullable array, each element by `element`.
-#[inline]
+#[inline(always)]
 pub fn read_nullable_array<T>(
     buf: &mut Bytes,
     compact: bool,
     min_element_size: usize,
     field: &'static str,
-    mut element: impl FnMut(&mut Bytes) -> Result<T, DecodeError>,
+    element: impl FnMut(&mut Bytes) -> Result<T, DecodeError>,
 ) -> Result<Option<Vec<T>>, DecodeError> {
     match read_array_len(buf, compact, min_element_size, field)? {
-        Some(count) => {
-            let mut out = Vec::with_capacity(count);
-            for _ in 0..count {
-                out.push(element(buf)?);
-            }
-            Ok(Some(out))
-        }
+        Some(count) => read_elements(buf, count, field, element).map(Some),
         None => Ok(None),
     }
+}
+
+/// Decodes `count` elements (a count [`read_array_len`] checked against the input).
+///
+/// The elements are written straight into the `Vec`'s memory. A plain `push` after
+/// decoding may grow the `Vec`, and growing may panic, so the compiler keeps the
+/// decoded value in memory (to drop it while unwinding) and copies it in: a `memcpy`
+/// per element. Here `push` runs only behind a test that there is room, which the
+/// compiler sees, so it drops the growth path and builds the value in registers.
+///
+/// An empty array (the common case of many optional lists) costs no call; otherwise
+/// the loop is a function of its own, with the element's decoding inlined into it: a
+/// small function the register allocator handles well, whatever message holds it.
+#[inline(always)]
+fn read_elements<T>(
+    buf: &mut Bytes,
+    count: usize,
+    field: &'static str,
+    element: impl FnMut(&mut Bytes) -> Result<T, DecodeError>,
+) -> Result<Vec<T>, DecodeError> {
+    if count == 0 {
+        Ok(Vec::new())
+    } else {
+        read_elements_loop(buf, count, field, element)
+    }
+}
+
+#[inline(never)]
+fn read_elements_loop<T>(
+    buf: &mut Bytes,
+    count: usize,
+    field: &'static str,
+    mut element: impl FnMut(&mut Bytes) -> Result<T, DecodeError>,
+) -> Result<Vec<T>, DecodeError> {
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let value = element(buf)?;
+        if out.len() == out.capacity() {
+            // Never: `with_capacity(count)` holds `count` values. Not dropping
+            // `value` here (only forgetting it, which is safe) keeps it out of memory.
+            std::mem::forget(value);
+            return Err(DecodeError::new(
+                field,
+                DecodeErrorKind::CountExceedsInput {
+                    count: count as u64,
+                    remaining: buf.len(),
+                },
+            ));
+        }
+        out.push(value);
+    }
+    Ok(out)
 }
 
 #[inline]

@@ -122,14 +122,14 @@ impl ConsumerGroupCurrentMemberAssignmentValue {
             true,
             18,
             "ConsumerGroupCurrentMemberAssignmentValue.AssignedPartitions",
-            |buf| TopicPartitions::decode_inner(buf, version),
+            move |buf| TopicPartitions::decode_inner(buf, version),
         )?;
         let f_partitions_pending_revocation = wire::read_array(
             buf,
             true,
             18,
             "ConsumerGroupCurrentMemberAssignmentValue.PartitionsPendingRevocation",
-            |buf| TopicPartitions::decode_inner(buf, version),
+            move |buf| TopicPartitions::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -245,6 +245,7 @@ impl TopicPartitions {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_topic_id = wire::read_uuid(buf, "TopicPartitions.TopicId")?;

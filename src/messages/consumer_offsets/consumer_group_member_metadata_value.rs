@@ -198,7 +198,7 @@ impl ConsumerGroupMemberMetadataValue {
             true,
             1,
             "ConsumerGroupMemberMetadataValue.SubscribedTopicNames",
-            |buf| {
+            move |buf| {
                 wire::read_string(
                     buf,
                     true,
@@ -383,6 +383,7 @@ impl ClassicProtocol {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "ClassicProtocol.Name")?;
@@ -499,7 +500,7 @@ impl ClassicMemberMetadata {
             true,
             3,
             "ClassicMemberMetadata.SupportedProtocols",
-            |buf| ClassicProtocol::decode_inner(buf, version),
+            move |buf| ClassicProtocol::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();

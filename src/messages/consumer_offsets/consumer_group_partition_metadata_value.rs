@@ -83,7 +83,7 @@ impl ConsumerGroupPartitionMetadataValue {
             true,
             23,
             "ConsumerGroupPartitionMetadataValue.Topics",
-            |buf| TopicMetadata::decode_inner(buf, version),
+            move |buf| TopicMetadata::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -189,10 +189,11 @@ impl PartitionMetadata {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_partition = wire::read_i32(buf, "PartitionMetadata.Partition")?;
-        let f_racks = wire::read_array(buf, true, 1, "PartitionMetadata.Racks", |buf| {
+        let f_racks = wire::read_array(buf, true, 1, "PartitionMetadata.Racks", move |buf| {
             wire::read_string(buf, true, "PartitionMetadata.Racks")
         })?;
         #[allow(unused_mut)]
@@ -314,14 +315,18 @@ impl TopicMetadata {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "TopicMetadata.TopicId")?;
         let f_topic_name = wire::read_string(buf, true, "TopicMetadata.TopicName")?;
         let f_num_partitions = wire::read_i32(buf, "TopicMetadata.NumPartitions")?;
-        let f_partition_metadata =
-            wire::read_array(buf, true, 6, "TopicMetadata.PartitionMetadata", |buf| {
-                PartitionMetadata::decode_inner(buf, version)
-            })?;
+        let f_partition_metadata = wire::read_array(
+            buf,
+            true,
+            6,
+            "TopicMetadata.PartitionMetadata",
+            move |buf| PartitionMetadata::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "TopicMetadata._tagged_fields")?;

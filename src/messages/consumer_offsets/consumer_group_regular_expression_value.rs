@@ -91,7 +91,7 @@ impl ConsumerGroupRegularExpressionValue {
             true,
             1,
             "ConsumerGroupRegularExpressionValue.Topics",
-            |buf| wire::read_string(buf, true, "ConsumerGroupRegularExpressionValue.Topics"),
+            move |buf| wire::read_string(buf, true, "ConsumerGroupRegularExpressionValue.Topics"),
         )?;
         let f_version = wire::read_i64(buf, "ConsumerGroupRegularExpressionValue.Version")?;
         let f_timestamp = wire::read_i64(buf, "ConsumerGroupRegularExpressionValue.Timestamp")?;

@@ -133,9 +133,10 @@ impl GroupMetadataValue {
         } else {
             -1
         };
-        let f_members = wire::read_array(buf, flexible, 9, "GroupMetadataValue.members", |buf| {
-            MemberMetadata::decode_inner(buf, version)
-        })?;
+        let f_members =
+            wire::read_array(buf, flexible, 9, "GroupMetadataValue.members", move |buf| {
+                MemberMetadata::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -310,6 +311,7 @@ impl MemberMetadata {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let f_member_id = wire::read_string(buf, flexible, "MemberMetadata.memberId")?;

@@ -108,7 +108,7 @@ impl ShareGroupCurrentMemberAssignmentValue {
             true,
             18,
             "ShareGroupCurrentMemberAssignmentValue.AssignedPartitions",
-            |buf| TopicPartitions::decode_inner(buf, version),
+            move |buf| TopicPartitions::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -217,6 +217,7 @@ impl TopicPartitions {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_topic_id = wire::read_uuid(buf, "TopicPartitions.TopicId")?;

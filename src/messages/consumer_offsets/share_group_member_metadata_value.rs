@@ -128,7 +128,7 @@ impl ShareGroupMemberMetadataValue {
             true,
             1,
             "ShareGroupMemberMetadataValue.SubscribedTopicNames",
-            |buf| {
+            move |buf| {
                 wire::read_string(
                     buf,
                     true,

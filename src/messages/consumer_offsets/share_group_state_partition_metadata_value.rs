@@ -97,14 +97,14 @@ impl ShareGroupStatePartitionMetadataValue {
             true,
             19,
             "ShareGroupStatePartitionMetadataValue.InitializedTopics",
-            |buf| TopicPartitionsInfo::decode_inner(buf, version),
+            move |buf| TopicPartitionsInfo::decode_inner(buf, version),
         )?;
         let f_deleting_topics = wire::read_array(
             buf,
             true,
             18,
             "ShareGroupStatePartitionMetadataValue.DeletingTopics",
-            |buf| TopicInfo::decode_inner(buf, version),
+            move |buf| TopicInfo::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -223,6 +223,7 @@ impl TopicPartitionsInfo {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_topic_id = wire::read_uuid(buf, "TopicPartitionsInfo.TopicId")?;
@@ -327,6 +328,7 @@ impl TopicInfo {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_topic_id = wire::read_uuid(buf, "TopicInfo.TopicId")?;

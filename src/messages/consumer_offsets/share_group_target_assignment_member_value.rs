@@ -83,7 +83,7 @@ impl ShareGroupTargetAssignmentMemberValue {
             true,
             18,
             "ShareGroupTargetAssignmentMemberValue.TopicPartitions",
-            |buf| TopicPartition::decode_inner(buf, version),
+            move |buf| TopicPartition::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -184,6 +184,7 @@ impl TopicPartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_topic_id = wire::read_uuid(buf, "TopicPartition.TopicId")?;
