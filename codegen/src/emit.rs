@@ -75,6 +75,15 @@ fn base_ty(t: &Ty) -> String {
     }
 }
 
+/// The wire size of a field that always takes the same number of bytes.
+fn fixed_size(f: &Field) -> Option<usize> {
+    match (&f.ty, is_nullable(f)) {
+        (Ty::Prim(p), false) => Some(p.size()),
+        (Ty::Uuid, false) => Some(16),
+        _ => None,
+    }
+}
+
 /// Fixed-width element types, kept in a `ScalarList` (no allocation for short lists).
 fn is_scalar(t: &Ty) -> bool {
     matches!(t, Ty::Prim(_) | Ty::Uuid)
@@ -775,12 +784,66 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Reads a run of consecutive fixed-width fields. When every field of the run is
+    /// present at the version (`versions`) and the input holds all of their bytes,
+    /// one length check covers them all and each value is taken from a fixed offset;
+    /// otherwise each field is read on its own, exactly as a lone field (same errors).
+    fn fixed_run(&self, s: &StructDef, run: &[&Field], versions: &Range, within: &Range) -> String {
+        let mut o = String::new();
+        match run {
+            [] => return o,
+            [f] => return self.read_one(s, f, within),
+            _ => {}
+        }
+        let total: usize = run.iter().filter_map(|f| fixed_size(f)).sum();
+        let vars: Vec<String> = run
+            .iter()
+            .map(|f| format!("f_{}", field_ident(&f.name).trim_start_matches("r#")))
+            .collect();
+        for v in &vars {
+            let _ = writeln!(o, "let {v};");
+        }
+        let test = match cond(versions, within) {
+            Cond::Always => String::new(),
+            Cond::Expr(c) => format!("{c} && "),
+            Cond::Never => unreachable!("a run of fields that never occur together"),
+        };
+        let _ = writeln!(
+            o,
+            "if {test}let Some(b) = wire::peek_fixed::<{total}>(buf) {{"
+        );
+        let mut at = 0;
+        for (f, v) in run.iter().zip(&vars) {
+            let n = fixed_size(f).unwrap_or(0);
+            let bytes: Vec<String> = (at..at + n).map(|i| format!("b[{i}]")).collect();
+            let bytes = bytes.join(", ");
+            let value = match &f.ty {
+                Ty::Prim(Prim::Bool) => format!("b[{at}] != 0"),
+                Ty::Prim(p) => format!("{}::from_be_bytes([{bytes}])", p.rust()),
+                Ty::Uuid => format!("Uuid::from_bytes([{bytes}])"),
+                other => unreachable!("{other:?} is not fixed-width"),
+            };
+            let _ = writeln!(o, "{v} = {value};");
+            at += n;
+        }
+        let _ = writeln!(o, "wire::skip_fixed::<{total}>(buf);\n}} else {{");
+        for (f, v) in run.iter().zip(&vars) {
+            let _ = writeln!(o, "{v} = {};", self.read_present(s, f, within));
+        }
+        let _ = writeln!(o, "}}");
+        o
+    }
+
     fn decode_fn(&self, s: &StructDef, within: &Range, tagged_section: bool) -> String {
         let mut body = String::new();
         let mut lit = String::new();
         // Tagged fields and the unknown ones are locals until the end, so the struct is
         // built once, in place, rather than built, mutated and then moved.
         let mut tagged_locals = String::new();
+        // Consecutive fixed-width fields that can all be present at once, decoded with
+        // one length check when they are (see `fixed_run`).
+        let mut run: Vec<&Field> = Vec::new();
+        let mut run_versions = *within;
         for f in &s.fields {
             let id = field_ident(&f.name);
             let var = format!("f_{}", id.trim_start_matches("r#"));
@@ -793,13 +856,34 @@ impl<'a> Ctx<'a> {
                 }
                 continue;
             }
-            if cond(&f.versions, within) == Cond::Never {
+            let present = cond(&f.versions, within);
+            if present == Cond::Never {
                 let _ = writeln!(lit, "{id}: {},", default_expr(f));
                 continue;
             }
             let _ = writeln!(lit, "{id}: {var},");
-            body.push_str(&self.read_one(s, f, within));
+            if fixed_size(f).is_some() {
+                let both = run_versions.intersect(&f.versions);
+                if run.is_empty() || !both.is_empty() {
+                    run_versions = if run.is_empty() {
+                        within.intersect(&f.versions)
+                    } else {
+                        both
+                    };
+                    run.push(f);
+                    continue;
+                }
+            }
+            body.push_str(&self.fixed_run(s, &run, &run_versions, within));
+            run.clear();
+            if fixed_size(f).is_some() {
+                run_versions = within.intersect(&f.versions);
+                run.push(f);
+            } else {
+                body.push_str(&self.read_one(s, f, within));
+            }
         }
+        body.push_str(&self.fixed_run(s, &run, &run_versions, within));
         let flex = self.flexible_cond(within);
         if tagged_section {
             let _ = writeln!(lit, "unknown_tagged_fields: unknown_tagged,");

@@ -117,8 +117,16 @@ impl AddOffsetsToTxnRequest {
         let _ = version;
         let f_transactional_id =
             wire::read_string(buf, flexible, "AddOffsetsToTxnRequest.TransactionalId")?;
-        let f_producer_id = wire::read_i64(buf, "AddOffsetsToTxnRequest.ProducerId")?;
-        let f_producer_epoch = wire::read_i16(buf, "AddOffsetsToTxnRequest.ProducerEpoch")?;
+        let f_producer_id;
+        let f_producer_epoch;
+        if let Some(b) = wire::peek_fixed::<10>(buf) {
+            f_producer_id = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_producer_epoch = i16::from_be_bytes([b[8], b[9]]);
+            wire::skip_fixed::<10>(buf);
+        } else {
+            f_producer_id = wire::read_i64(buf, "AddOffsetsToTxnRequest.ProducerId")?;
+            f_producer_epoch = wire::read_i16(buf, "AddOffsetsToTxnRequest.ProducerEpoch")?;
+        }
         let f_group_id = wire::read_string(buf, flexible, "AddOffsetsToTxnRequest.GroupId")?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();

@@ -189,16 +189,27 @@ impl AddPartitionsToTxnRequest {
         } else {
             ByteString::new()
         };
-        let f_v3_and_below_producer_id = if version <= 3 {
-            wire::read_i64(buf, "AddPartitionsToTxnRequest.V3AndBelowProducerId")?
+        let f_v3_and_below_producer_id;
+        let f_v3_and_below_producer_epoch;
+        if version <= 3
+            && let Some(b) = wire::peek_fixed::<10>(buf)
+        {
+            f_v3_and_below_producer_id =
+                i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_v3_and_below_producer_epoch = i16::from_be_bytes([b[8], b[9]]);
+            wire::skip_fixed::<10>(buf);
         } else {
-            0
-        };
-        let f_v3_and_below_producer_epoch = if version <= 3 {
-            wire::read_i16(buf, "AddPartitionsToTxnRequest.V3AndBelowProducerEpoch")?
-        } else {
-            0
-        };
+            f_v3_and_below_producer_id = if version <= 3 {
+                wire::read_i64(buf, "AddPartitionsToTxnRequest.V3AndBelowProducerId")?
+            } else {
+                0
+            };
+            f_v3_and_below_producer_epoch = if version <= 3 {
+                wire::read_i16(buf, "AddPartitionsToTxnRequest.V3AndBelowProducerEpoch")?
+            } else {
+                0
+            };
+        }
         let f_v3_and_below_topics = if version <= 3 {
             wire::read_array(
                 buf,
@@ -381,9 +392,19 @@ impl AddPartitionsToTxnTransaction {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_transactional_id =
             wire::read_string(buf, true, "AddPartitionsToTxnTransaction.TransactionalId")?;
-        let f_producer_id = wire::read_i64(buf, "AddPartitionsToTxnTransaction.ProducerId")?;
-        let f_producer_epoch = wire::read_i16(buf, "AddPartitionsToTxnTransaction.ProducerEpoch")?;
-        let f_verify_only = wire::read_bool(buf, "AddPartitionsToTxnTransaction.VerifyOnly")?;
+        let f_producer_id;
+        let f_producer_epoch;
+        let f_verify_only;
+        if let Some(b) = wire::peek_fixed::<11>(buf) {
+            f_producer_id = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_producer_epoch = i16::from_be_bytes([b[8], b[9]]);
+            f_verify_only = b[10] != 0;
+            wire::skip_fixed::<11>(buf);
+        } else {
+            f_producer_id = wire::read_i64(buf, "AddPartitionsToTxnTransaction.ProducerId")?;
+            f_producer_epoch = wire::read_i16(buf, "AddPartitionsToTxnTransaction.ProducerEpoch")?;
+            f_verify_only = wire::read_bool(buf, "AddPartitionsToTxnTransaction.VerifyOnly")?;
+        }
         let f_topics = wire::read_array(
             buf,
             true,

@@ -137,12 +137,22 @@ impl AddPartitionsToTxnResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
-        let f_throttle_time_ms = wire::read_i32(buf, "AddPartitionsToTxnResponse.ThrottleTimeMs")?;
-        let f_error_code = if version >= 4 {
-            wire::read_i16(buf, "AddPartitionsToTxnResponse.ErrorCode")?
+        let f_throttle_time_ms;
+        let f_error_code;
+        if version >= 4
+            && let Some(b) = wire::peek_fixed::<6>(buf)
+        {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
         } else {
-            0
-        };
+            f_throttle_time_ms = wire::read_i32(buf, "AddPartitionsToTxnResponse.ThrottleTimeMs")?;
+            f_error_code = if version >= 4 {
+                wire::read_i16(buf, "AddPartitionsToTxnResponse.ErrorCode")?
+            } else {
+                0
+            };
+        }
         let f_results_by_transaction = if version >= 4 {
             wire::read_array(
                 buf,
@@ -563,10 +573,18 @@ impl AddPartitionsToTxnPartitionResult {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
         let _ = version;
-        let f_partition_index =
-            wire::read_i32(buf, "AddPartitionsToTxnPartitionResult.PartitionIndex")?;
-        let f_partition_error_code =
-            wire::read_i16(buf, "AddPartitionsToTxnPartitionResult.PartitionErrorCode")?;
+        let f_partition_index;
+        let f_partition_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_partition_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_partition_index =
+                wire::read_i32(buf, "AddPartitionsToTxnPartitionResult.PartitionIndex")?;
+            f_partition_error_code =
+                wire::read_i16(buf, "AddPartitionsToTxnPartitionResult.PartitionErrorCode")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

@@ -99,9 +99,22 @@ impl AddRaftVoterRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_cluster_id = wire::read_nullable_string(buf, true, "AddRaftVoterRequest.ClusterId")?;
-        let f_timeout_ms = wire::read_i32(buf, "AddRaftVoterRequest.TimeoutMs")?;
-        let f_voter_id = wire::read_i32(buf, "AddRaftVoterRequest.VoterId")?;
-        let f_voter_directory_id = wire::read_uuid(buf, "AddRaftVoterRequest.VoterDirectoryId")?;
+        let f_timeout_ms;
+        let f_voter_id;
+        let f_voter_directory_id;
+        if let Some(b) = wire::peek_fixed::<24>(buf) {
+            f_timeout_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_voter_id = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_voter_directory_id = Uuid::from_bytes([
+                b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15], b[16], b[17], b[18], b[19],
+                b[20], b[21], b[22], b[23],
+            ]);
+            wire::skip_fixed::<24>(buf);
+        } else {
+            f_timeout_ms = wire::read_i32(buf, "AddRaftVoterRequest.TimeoutMs")?;
+            f_voter_id = wire::read_i32(buf, "AddRaftVoterRequest.VoterId")?;
+            f_voter_directory_id = wire::read_uuid(buf, "AddRaftVoterRequest.VoterDirectoryId")?;
+        }
         let f_listeners =
             wire::read_array(buf, true, 5, "AddRaftVoterRequest.Listeners", move |buf| {
                 Listener::decode_inner(buf, version)

@@ -73,8 +73,16 @@ impl AllocateProducerIdsRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_broker_id = wire::read_i32(buf, "AllocateProducerIdsRequest.BrokerId")?;
-        let f_broker_epoch = wire::read_i64(buf, "AllocateProducerIdsRequest.BrokerEpoch")?;
+        let f_broker_id;
+        let f_broker_epoch;
+        if let Some(b) = wire::peek_fixed::<12>(buf) {
+            f_broker_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_broker_epoch = i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
+        } else {
+            f_broker_id = wire::read_i32(buf, "AllocateProducerIdsRequest.BrokerId")?;
+            f_broker_epoch = wire::read_i64(buf, "AllocateProducerIdsRequest.BrokerEpoch")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "AllocateProducerIdsRequest._tagged_fields")?;

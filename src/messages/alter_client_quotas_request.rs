@@ -351,8 +351,16 @@ impl OpData {
         let flexible = version >= 1;
         let _ = version;
         let f_key = wire::read_string(buf, flexible, "OpData.Key")?;
-        let f_value = wire::read_f64(buf, "OpData.Value")?;
-        let f_remove = wire::read_bool(buf, "OpData.Remove")?;
+        let f_value;
+        let f_remove;
+        if let Some(b) = wire::peek_fixed::<9>(buf) {
+            f_value = f64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_remove = b[8] != 0;
+            wire::skip_fixed::<9>(buf);
+        } else {
+            f_value = wire::read_f64(buf, "OpData.Value")?;
+            f_remove = wire::read_bool(buf, "OpData.Remove")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

@@ -93,8 +93,16 @@ impl AlterPartitionRequest {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_broker_id = wire::read_i32(buf, "AlterPartitionRequest.BrokerId")?;
-        let f_broker_epoch = wire::read_i64(buf, "AlterPartitionRequest.BrokerEpoch")?;
+        let f_broker_id;
+        let f_broker_epoch;
+        if let Some(b) = wire::peek_fixed::<12>(buf) {
+            f_broker_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_broker_epoch = i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
+        } else {
+            f_broker_id = wire::read_i32(buf, "AlterPartitionRequest.BrokerId")?;
+            f_broker_epoch = wire::read_i64(buf, "AlterPartitionRequest.BrokerEpoch")?;
+        }
         let f_topics =
             wire::read_array(buf, true, 2, "AlterPartitionRequest.Topics", move |buf| {
                 TopicData::decode_inner(buf, version)
@@ -199,8 +207,16 @@ impl BrokerState {
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_broker_id = wire::read_i32(buf, "BrokerState.BrokerId")?;
-        let f_broker_epoch = wire::read_i64(buf, "BrokerState.BrokerEpoch")?;
+        let f_broker_id;
+        let f_broker_epoch;
+        if let Some(b) = wire::peek_fixed::<12>(buf) {
+            f_broker_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_broker_epoch = i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
+        } else {
+            f_broker_id = wire::read_i32(buf, "BrokerState.BrokerId")?;
+            f_broker_epoch = wire::read_i64(buf, "BrokerState.BrokerEpoch")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "BrokerState._tagged_fields")?;
@@ -346,8 +362,16 @@ impl PartitionData {
     /// Reads a value at `version` (the caller checked the version is valid).
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
-        let f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
+        let f_partition_index;
+        let f_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<8>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_leader_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
+            f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
+        }
         let f_new_isr = if version <= 2 {
             wire::read_scalar_array::<i32>(buf, true, "PartitionData.NewIsr")?
         } else {
@@ -364,12 +388,22 @@ impl PartitionData {
         } else {
             Vec::new()
         };
-        let f_leader_recovery_state = if version >= 1 {
-            wire::read_i8(buf, "PartitionData.LeaderRecoveryState")?
+        let f_leader_recovery_state;
+        let f_partition_epoch;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<5>(buf)
+        {
+            f_leader_recovery_state = i8::from_be_bytes([b[0]]);
+            f_partition_epoch = i32::from_be_bytes([b[1], b[2], b[3], b[4]]);
+            wire::skip_fixed::<5>(buf);
         } else {
-            0
-        };
-        let f_partition_epoch = wire::read_i32(buf, "PartitionData.PartitionEpoch")?;
+            f_leader_recovery_state = if version >= 1 {
+                wire::read_i8(buf, "PartitionData.LeaderRecoveryState")?
+            } else {
+                0
+            };
+            f_partition_epoch = wire::read_i32(buf, "PartitionData.PartitionEpoch")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "PartitionData._tagged_fields")?;

@@ -93,8 +93,16 @@ impl AlterPartitionResponse {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_throttle_time_ms = wire::read_i32(buf, "AlterPartitionResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "AlterPartitionResponse.ErrorCode")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_throttle_time_ms = wire::read_i32(buf, "AlterPartitionResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "AlterPartitionResponse.ErrorCode")?;
+        }
         let f_topics =
             wire::read_array(buf, true, 2, "AlterPartitionResponse.Topics", move |buf| {
                 TopicData::decode_inner(buf, version)
@@ -230,17 +238,39 @@ impl PartitionData {
     /// Reads a value at `version` (the caller checked the version is valid).
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
-        let f_error_code = wire::read_i16(buf, "PartitionData.ErrorCode")?;
-        let f_leader_id = wire::read_i32(buf, "PartitionData.LeaderId")?;
-        let f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
-        let f_isr = wire::read_scalar_array::<i32>(buf, true, "PartitionData.Isr")?;
-        let f_leader_recovery_state = if version >= 1 {
-            wire::read_i8(buf, "PartitionData.LeaderRecoveryState")?
+        let f_partition_index;
+        let f_error_code;
+        let f_leader_id;
+        let f_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<14>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            f_leader_id = i32::from_be_bytes([b[6], b[7], b[8], b[9]]);
+            f_leader_epoch = i32::from_be_bytes([b[10], b[11], b[12], b[13]]);
+            wire::skip_fixed::<14>(buf);
         } else {
-            0
-        };
-        let f_partition_epoch = wire::read_i32(buf, "PartitionData.PartitionEpoch")?;
+            f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
+            f_error_code = wire::read_i16(buf, "PartitionData.ErrorCode")?;
+            f_leader_id = wire::read_i32(buf, "PartitionData.LeaderId")?;
+            f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
+        }
+        let f_isr = wire::read_scalar_array::<i32>(buf, true, "PartitionData.Isr")?;
+        let f_leader_recovery_state;
+        let f_partition_epoch;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<5>(buf)
+        {
+            f_leader_recovery_state = i8::from_be_bytes([b[0]]);
+            f_partition_epoch = i32::from_be_bytes([b[1], b[2], b[3], b[4]]);
+            wire::skip_fixed::<5>(buf);
+        } else {
+            f_leader_recovery_state = if version >= 1 {
+                wire::read_i8(buf, "PartitionData.LeaderRecoveryState")?
+            } else {
+                0
+            };
+            f_partition_epoch = wire::read_i32(buf, "PartitionData.PartitionEpoch")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "PartitionData._tagged_fields")?;

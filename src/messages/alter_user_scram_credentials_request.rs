@@ -338,8 +338,16 @@ impl ScramCredentialUpsertion {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "ScramCredentialUpsertion.Name")?;
-        let f_mechanism = wire::read_i8(buf, "ScramCredentialUpsertion.Mechanism")?;
-        let f_iterations = wire::read_i32(buf, "ScramCredentialUpsertion.Iterations")?;
+        let f_mechanism;
+        let f_iterations;
+        if let Some(b) = wire::peek_fixed::<5>(buf) {
+            f_mechanism = i8::from_be_bytes([b[0]]);
+            f_iterations = i32::from_be_bytes([b[1], b[2], b[3], b[4]]);
+            wire::skip_fixed::<5>(buf);
+        } else {
+            f_mechanism = wire::read_i8(buf, "ScramCredentialUpsertion.Mechanism")?;
+            f_iterations = wire::read_i32(buf, "ScramCredentialUpsertion.Iterations")?;
+        }
         let f_salt = wire::read_bytes(buf, true, "ScramCredentialUpsertion.Salt")?;
         let f_salted_password =
             wire::read_bytes(buf, true, "ScramCredentialUpsertion.SaltedPassword")?;

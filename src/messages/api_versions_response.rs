@@ -447,9 +447,19 @@ impl ApiVersion {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
         let _ = version;
-        let f_api_key = wire::read_i16(buf, "ApiVersion.ApiKey")?;
-        let f_min_version = wire::read_i16(buf, "ApiVersion.MinVersion")?;
-        let f_max_version = wire::read_i16(buf, "ApiVersion.MaxVersion")?;
+        let f_api_key;
+        let f_min_version;
+        let f_max_version;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_api_key = i16::from_be_bytes([b[0], b[1]]);
+            f_min_version = i16::from_be_bytes([b[2], b[3]]);
+            f_max_version = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_api_key = wire::read_i16(buf, "ApiVersion.ApiKey")?;
+            f_min_version = wire::read_i16(buf, "ApiVersion.MinVersion")?;
+            f_max_version = wire::read_i16(buf, "ApiVersion.MaxVersion")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -562,8 +572,16 @@ impl SupportedFeatureKey {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "SupportedFeatureKey.Name")?;
-        let f_min_version = wire::read_i16(buf, "SupportedFeatureKey.MinVersion")?;
-        let f_max_version = wire::read_i16(buf, "SupportedFeatureKey.MaxVersion")?;
+        let f_min_version;
+        let f_max_version;
+        if let Some(b) = wire::peek_fixed::<4>(buf) {
+            f_min_version = i16::from_be_bytes([b[0], b[1]]);
+            f_max_version = i16::from_be_bytes([b[2], b[3]]);
+            wire::skip_fixed::<4>(buf);
+        } else {
+            f_min_version = wire::read_i16(buf, "SupportedFeatureKey.MinVersion")?;
+            f_max_version = wire::read_i16(buf, "SupportedFeatureKey.MaxVersion")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "SupportedFeatureKey._tagged_fields")?;
@@ -674,8 +692,16 @@ impl FinalizedFeatureKey {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "FinalizedFeatureKey.Name")?;
-        let f_max_version_level = wire::read_i16(buf, "FinalizedFeatureKey.MaxVersionLevel")?;
-        let f_min_version_level = wire::read_i16(buf, "FinalizedFeatureKey.MinVersionLevel")?;
+        let f_max_version_level;
+        let f_min_version_level;
+        if let Some(b) = wire::peek_fixed::<4>(buf) {
+            f_max_version_level = i16::from_be_bytes([b[0], b[1]]);
+            f_min_version_level = i16::from_be_bytes([b[2], b[3]]);
+            wire::skip_fixed::<4>(buf);
+        } else {
+            f_max_version_level = wire::read_i16(buf, "FinalizedFeatureKey.MaxVersionLevel")?;
+            f_min_version_level = wire::read_i16(buf, "FinalizedFeatureKey.MinVersionLevel")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "FinalizedFeatureKey._tagged_fields")?;

@@ -83,8 +83,16 @@ impl AssignReplicasToDirsRequest {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_broker_id = wire::read_i32(buf, "AssignReplicasToDirsRequest.BrokerId")?;
-        let f_broker_epoch = wire::read_i64(buf, "AssignReplicasToDirsRequest.BrokerEpoch")?;
+        let f_broker_id;
+        let f_broker_epoch;
+        if let Some(b) = wire::peek_fixed::<12>(buf) {
+            f_broker_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_broker_epoch = i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
+        } else {
+            f_broker_id = wire::read_i32(buf, "AssignReplicasToDirsRequest.BrokerId")?;
+            f_broker_epoch = wire::read_i64(buf, "AssignReplicasToDirsRequest.BrokerEpoch")?;
+        }
         let f_directories = wire::read_array(
             buf,
             true,

@@ -291,14 +291,31 @@ impl PartitionData {
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
-        let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
-        let f_voter_directory_id = if version >= 1 {
-            wire::read_uuid(buf, "PartitionData.VoterDirectoryId")?
+        let f_partition_index;
+        let f_voter_directory_id;
+        let f_leader_id;
+        let f_leader_epoch;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<28>(buf)
+        {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_voter_directory_id = Uuid::from_bytes([
+                b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15],
+                b[16], b[17], b[18], b[19],
+            ]);
+            f_leader_id = i32::from_be_bytes([b[20], b[21], b[22], b[23]]);
+            f_leader_epoch = i32::from_be_bytes([b[24], b[25], b[26], b[27]]);
+            wire::skip_fixed::<28>(buf);
         } else {
-            Uuid::ZERO
-        };
-        let f_leader_id = wire::read_i32(buf, "PartitionData.LeaderId")?;
-        let f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
+            f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
+            f_voter_directory_id = if version >= 1 {
+                wire::read_uuid(buf, "PartitionData.VoterDirectoryId")?
+            } else {
+                Uuid::ZERO
+            };
+            f_leader_id = wire::read_i32(buf, "PartitionData.LeaderId")?;
+            f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

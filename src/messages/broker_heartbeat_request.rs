@@ -107,12 +107,27 @@ impl BrokerHeartbeatRequest {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_broker_id = wire::read_i32(buf, "BrokerHeartbeatRequest.BrokerId")?;
-        let f_broker_epoch = wire::read_i64(buf, "BrokerHeartbeatRequest.BrokerEpoch")?;
-        let f_current_metadata_offset =
-            wire::read_i64(buf, "BrokerHeartbeatRequest.CurrentMetadataOffset")?;
-        let f_want_fence = wire::read_bool(buf, "BrokerHeartbeatRequest.WantFence")?;
-        let f_want_shut_down = wire::read_bool(buf, "BrokerHeartbeatRequest.WantShutDown")?;
+        let f_broker_id;
+        let f_broker_epoch;
+        let f_current_metadata_offset;
+        let f_want_fence;
+        let f_want_shut_down;
+        if let Some(b) = wire::peek_fixed::<22>(buf) {
+            f_broker_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_broker_epoch = i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            f_current_metadata_offset =
+                i64::from_be_bytes([b[12], b[13], b[14], b[15], b[16], b[17], b[18], b[19]]);
+            f_want_fence = b[20] != 0;
+            f_want_shut_down = b[21] != 0;
+            wire::skip_fixed::<22>(buf);
+        } else {
+            f_broker_id = wire::read_i32(buf, "BrokerHeartbeatRequest.BrokerId")?;
+            f_broker_epoch = wire::read_i64(buf, "BrokerHeartbeatRequest.BrokerEpoch")?;
+            f_current_metadata_offset =
+                wire::read_i64(buf, "BrokerHeartbeatRequest.CurrentMetadataOffset")?;
+            f_want_fence = wire::read_bool(buf, "BrokerHeartbeatRequest.WantFence")?;
+            f_want_shut_down = wire::read_bool(buf, "BrokerHeartbeatRequest.WantShutDown")?;
+        }
         let f_offline_log_dirs = if version >= 1 {
             wire::read_scalar_array::<Uuid>(buf, true, "BrokerHeartbeatRequest.OfflineLogDirs")?
         } else {

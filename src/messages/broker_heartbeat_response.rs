@@ -90,11 +90,25 @@ impl BrokerHeartbeatResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_throttle_time_ms = wire::read_i32(buf, "BrokerHeartbeatResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "BrokerHeartbeatResponse.ErrorCode")?;
-        let f_is_caught_up = wire::read_bool(buf, "BrokerHeartbeatResponse.IsCaughtUp")?;
-        let f_is_fenced = wire::read_bool(buf, "BrokerHeartbeatResponse.IsFenced")?;
-        let f_should_shut_down = wire::read_bool(buf, "BrokerHeartbeatResponse.ShouldShutDown")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        let f_is_caught_up;
+        let f_is_fenced;
+        let f_should_shut_down;
+        if let Some(b) = wire::peek_fixed::<9>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            f_is_caught_up = b[6] != 0;
+            f_is_fenced = b[7] != 0;
+            f_should_shut_down = b[8] != 0;
+            wire::skip_fixed::<9>(buf);
+        } else {
+            f_throttle_time_ms = wire::read_i32(buf, "BrokerHeartbeatResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "BrokerHeartbeatResponse.ErrorCode")?;
+            f_is_caught_up = wire::read_bool(buf, "BrokerHeartbeatResponse.IsCaughtUp")?;
+            f_is_fenced = wire::read_bool(buf, "BrokerHeartbeatResponse.IsFenced")?;
+            f_should_shut_down = wire::read_bool(buf, "BrokerHeartbeatResponse.ShouldShutDown")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "BrokerHeartbeatResponse._tagged_fields")?;

@@ -349,8 +349,16 @@ impl Listener {
         let _ = version;
         let f_name = wire::read_string(buf, true, "Listener.Name")?;
         let f_host = wire::read_string(buf, true, "Listener.Host")?;
-        let f_port = wire::read_u16(buf, "Listener.Port")?;
-        let f_security_protocol = wire::read_i16(buf, "Listener.SecurityProtocol")?;
+        let f_port;
+        let f_security_protocol;
+        if let Some(b) = wire::peek_fixed::<4>(buf) {
+            f_port = u16::from_be_bytes([b[0], b[1]]);
+            f_security_protocol = i16::from_be_bytes([b[2], b[3]]);
+            wire::skip_fixed::<4>(buf);
+        } else {
+            f_port = wire::read_u16(buf, "Listener.Port")?;
+            f_security_protocol = wire::read_i16(buf, "Listener.SecurityProtocol")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "Listener._tagged_fields")?;
@@ -466,8 +474,16 @@ impl Feature {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "Feature.Name")?;
-        let f_min_supported_version = wire::read_i16(buf, "Feature.MinSupportedVersion")?;
-        let f_max_supported_version = wire::read_i16(buf, "Feature.MaxSupportedVersion")?;
+        let f_min_supported_version;
+        let f_max_supported_version;
+        if let Some(b) = wire::peek_fixed::<4>(buf) {
+            f_min_supported_version = i16::from_be_bytes([b[0], b[1]]);
+            f_max_supported_version = i16::from_be_bytes([b[2], b[3]]);
+            wire::skip_fixed::<4>(buf);
+        } else {
+            f_min_supported_version = wire::read_i16(buf, "Feature.MinSupportedVersion")?;
+            f_max_supported_version = wire::read_i16(buf, "Feature.MaxSupportedVersion")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "Feature._tagged_fields")?;

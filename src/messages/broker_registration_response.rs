@@ -86,9 +86,20 @@ impl BrokerRegistrationResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_throttle_time_ms = wire::read_i32(buf, "BrokerRegistrationResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "BrokerRegistrationResponse.ErrorCode")?;
-        let f_broker_epoch = wire::read_i64(buf, "BrokerRegistrationResponse.BrokerEpoch")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        let f_broker_epoch;
+        if let Some(b) = wire::peek_fixed::<14>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            f_broker_epoch =
+                i64::from_be_bytes([b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13]]);
+            wire::skip_fixed::<14>(buf);
+        } else {
+            f_throttle_time_ms = wire::read_i32(buf, "BrokerRegistrationResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "BrokerRegistrationResponse.ErrorCode")?;
+            f_broker_epoch = wire::read_i64(buf, "BrokerRegistrationResponse.BrokerEpoch")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "BrokerRegistrationResponse._tagged_fields")?;

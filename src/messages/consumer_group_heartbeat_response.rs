@@ -133,16 +133,32 @@ impl ConsumerGroupHeartbeatResponse {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_throttle_time_ms =
-            wire::read_i32(buf, "ConsumerGroupHeartbeatResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "ConsumerGroupHeartbeatResponse.ErrorCode")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_throttle_time_ms =
+                wire::read_i32(buf, "ConsumerGroupHeartbeatResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "ConsumerGroupHeartbeatResponse.ErrorCode")?;
+        }
         let f_error_message =
             wire::read_nullable_string(buf, true, "ConsumerGroupHeartbeatResponse.ErrorMessage")?;
         let f_member_id =
             wire::read_nullable_string(buf, true, "ConsumerGroupHeartbeatResponse.MemberId")?;
-        let f_member_epoch = wire::read_i32(buf, "ConsumerGroupHeartbeatResponse.MemberEpoch")?;
-        let f_heartbeat_interval_ms =
-            wire::read_i32(buf, "ConsumerGroupHeartbeatResponse.HeartbeatIntervalMs")?;
+        let f_member_epoch;
+        let f_heartbeat_interval_ms;
+        if let Some(b) = wire::peek_fixed::<8>(buf) {
+            f_member_epoch = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_heartbeat_interval_ms = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
+        } else {
+            f_member_epoch = wire::read_i32(buf, "ConsumerGroupHeartbeatResponse.MemberEpoch")?;
+            f_heartbeat_interval_ms =
+                wire::read_i32(buf, "ConsumerGroupHeartbeatResponse.HeartbeatIntervalMs")?;
+        }
         let f_assignment = if wire::read_i8(buf, "ConsumerGroupHeartbeatResponse.Assignment")? < 0 {
             None
         } else {

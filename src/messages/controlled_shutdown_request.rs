@@ -94,12 +94,22 @@ impl ControlledShutdownRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
-        let f_broker_id = wire::read_i32(buf, "ControlledShutdownRequest.BrokerId")?;
-        let f_broker_epoch = if version >= 2 {
-            wire::read_i64(buf, "ControlledShutdownRequest.BrokerEpoch")?
+        let f_broker_id;
+        let f_broker_epoch;
+        if version >= 2
+            && let Some(b) = wire::peek_fixed::<12>(buf)
+        {
+            f_broker_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_broker_epoch = i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
         } else {
-            -1
-        };
+            f_broker_id = wire::read_i32(buf, "ControlledShutdownRequest.BrokerId")?;
+            f_broker_epoch = if version >= 2 {
+                wire::read_i64(buf, "ControlledShutdownRequest.BrokerEpoch")?
+            } else {
+                -1
+            };
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

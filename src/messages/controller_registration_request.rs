@@ -105,10 +105,23 @@ impl ControllerRegistrationRequest {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_controller_id = wire::read_i32(buf, "ControllerRegistrationRequest.ControllerId")?;
-        let f_incarnation_id = wire::read_uuid(buf, "ControllerRegistrationRequest.IncarnationId")?;
-        let f_zk_migration_ready =
-            wire::read_bool(buf, "ControllerRegistrationRequest.ZkMigrationReady")?;
+        let f_controller_id;
+        let f_incarnation_id;
+        let f_zk_migration_ready;
+        if let Some(b) = wire::peek_fixed::<21>(buf) {
+            f_controller_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_incarnation_id = Uuid::from_bytes([
+                b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15],
+                b[16], b[17], b[18], b[19],
+            ]);
+            f_zk_migration_ready = b[20] != 0;
+            wire::skip_fixed::<21>(buf);
+        } else {
+            f_controller_id = wire::read_i32(buf, "ControllerRegistrationRequest.ControllerId")?;
+            f_incarnation_id = wire::read_uuid(buf, "ControllerRegistrationRequest.IncarnationId")?;
+            f_zk_migration_ready =
+                wire::read_bool(buf, "ControllerRegistrationRequest.ZkMigrationReady")?;
+        }
         let f_listeners = wire::read_array(
             buf,
             true,
@@ -251,8 +264,16 @@ impl Listener {
         let _ = version;
         let f_name = wire::read_string(buf, true, "Listener.Name")?;
         let f_host = wire::read_string(buf, true, "Listener.Host")?;
-        let f_port = wire::read_u16(buf, "Listener.Port")?;
-        let f_security_protocol = wire::read_i16(buf, "Listener.SecurityProtocol")?;
+        let f_port;
+        let f_security_protocol;
+        if let Some(b) = wire::peek_fixed::<4>(buf) {
+            f_port = u16::from_be_bytes([b[0], b[1]]);
+            f_security_protocol = i16::from_be_bytes([b[2], b[3]]);
+            wire::skip_fixed::<4>(buf);
+        } else {
+            f_port = wire::read_u16(buf, "Listener.Port")?;
+            f_security_protocol = wire::read_i16(buf, "Listener.SecurityProtocol")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "Listener._tagged_fields")?;
@@ -368,8 +389,16 @@ impl Feature {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "Feature.Name")?;
-        let f_min_supported_version = wire::read_i16(buf, "Feature.MinSupportedVersion")?;
-        let f_max_supported_version = wire::read_i16(buf, "Feature.MaxSupportedVersion")?;
+        let f_min_supported_version;
+        let f_max_supported_version;
+        if let Some(b) = wire::peek_fixed::<4>(buf) {
+            f_min_supported_version = i16::from_be_bytes([b[0], b[1]]);
+            f_max_supported_version = i16::from_be_bytes([b[2], b[3]]);
+            wire::skip_fixed::<4>(buf);
+        } else {
+            f_min_supported_version = wire::read_i16(buf, "Feature.MinSupportedVersion")?;
+            f_max_supported_version = wire::read_i16(buf, "Feature.MaxSupportedVersion")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "Feature._tagged_fields")?;

@@ -112,8 +112,16 @@ impl CreatePartitionsRequest {
             "CreatePartitionsRequest.Topics",
             move |buf| CreatePartitionsTopic::decode_inner(buf, version),
         )?;
-        let f_timeout_ms = wire::read_i32(buf, "CreatePartitionsRequest.TimeoutMs")?;
-        let f_validate_only = wire::read_bool(buf, "CreatePartitionsRequest.ValidateOnly")?;
+        let f_timeout_ms;
+        let f_validate_only;
+        if let Some(b) = wire::peek_fixed::<5>(buf) {
+            f_timeout_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_validate_only = b[4] != 0;
+            wire::skip_fixed::<5>(buf);
+        } else {
+            f_timeout_ms = wire::read_i32(buf, "CreatePartitionsRequest.TimeoutMs")?;
+            f_validate_only = wire::read_bool(buf, "CreatePartitionsRequest.ValidateOnly")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

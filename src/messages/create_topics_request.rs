@@ -121,12 +121,22 @@ impl CreateTopicsRequest {
             wire::read_array(buf, flexible, 9, "CreateTopicsRequest.Topics", move |buf| {
                 CreatableTopic::decode_inner(buf, version)
             })?;
-        let f_timeout_ms = wire::read_i32(buf, "CreateTopicsRequest.timeoutMs")?;
-        let f_validate_only = if version >= 1 {
-            wire::read_bool(buf, "CreateTopicsRequest.validateOnly")?
+        let f_timeout_ms;
+        let f_validate_only;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<5>(buf)
+        {
+            f_timeout_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_validate_only = b[4] != 0;
+            wire::skip_fixed::<5>(buf);
         } else {
-            false
-        };
+            f_timeout_ms = wire::read_i32(buf, "CreateTopicsRequest.timeoutMs")?;
+            f_validate_only = if version >= 1 {
+                wire::read_bool(buf, "CreateTopicsRequest.validateOnly")?
+            } else {
+                false
+            };
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -530,8 +540,16 @@ impl CreatableTopic {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 5;
         let f_name = wire::read_string(buf, flexible, "CreatableTopic.Name")?;
-        let f_num_partitions = wire::read_i32(buf, "CreatableTopic.NumPartitions")?;
-        let f_replication_factor = wire::read_i16(buf, "CreatableTopic.ReplicationFactor")?;
+        let f_num_partitions;
+        let f_replication_factor;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_num_partitions = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_replication_factor = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_num_partitions = wire::read_i32(buf, "CreatableTopic.NumPartitions")?;
+            f_replication_factor = wire::read_i16(buf, "CreatableTopic.ReplicationFactor")?;
+        }
         let f_assignments =
             wire::read_array(buf, flexible, 5, "CreatableTopic.Assignments", move |buf| {
                 CreatableReplicaAssignment::decode_inner(buf, version)

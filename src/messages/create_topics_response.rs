@@ -257,9 +257,19 @@ impl CreatableTopicConfigs {
         let _ = version;
         let f_name = wire::read_string(buf, true, "CreatableTopicConfigs.Name")?;
         let f_value = wire::read_nullable_string(buf, true, "CreatableTopicConfigs.Value")?;
-        let f_read_only = wire::read_bool(buf, "CreatableTopicConfigs.ReadOnly")?;
-        let f_config_source = wire::read_i8(buf, "CreatableTopicConfigs.ConfigSource")?;
-        let f_is_sensitive = wire::read_bool(buf, "CreatableTopicConfigs.IsSensitive")?;
+        let f_read_only;
+        let f_config_source;
+        let f_is_sensitive;
+        if let Some(b) = wire::peek_fixed::<3>(buf) {
+            f_read_only = b[0] != 0;
+            f_config_source = i8::from_be_bytes([b[1]]);
+            f_is_sensitive = b[2] != 0;
+            wire::skip_fixed::<3>(buf);
+        } else {
+            f_read_only = wire::read_bool(buf, "CreatableTopicConfigs.ReadOnly")?;
+            f_config_source = wire::read_i8(buf, "CreatableTopicConfigs.ConfigSource")?;
+            f_is_sensitive = wire::read_bool(buf, "CreatableTopicConfigs.IsSensitive")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "CreatableTopicConfigs._tagged_fields")?;
@@ -462,27 +472,50 @@ impl CreatableTopicResult {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 5;
         let f_name = wire::read_string(buf, flexible, "CreatableTopicResult.Name")?;
-        let f_topic_id = if version >= 7 {
-            wire::read_uuid(buf, "CreatableTopicResult.TopicId")?
+        let f_topic_id;
+        let f_error_code;
+        if version >= 7
+            && let Some(b) = wire::peek_fixed::<18>(buf)
+        {
+            f_topic_id = Uuid::from_bytes([
+                b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+                b[13], b[14], b[15],
+            ]);
+            f_error_code = i16::from_be_bytes([b[16], b[17]]);
+            wire::skip_fixed::<18>(buf);
         } else {
-            Uuid::ZERO
-        };
-        let f_error_code = wire::read_i16(buf, "CreatableTopicResult.ErrorCode")?;
+            f_topic_id = if version >= 7 {
+                wire::read_uuid(buf, "CreatableTopicResult.TopicId")?
+            } else {
+                Uuid::ZERO
+            };
+            f_error_code = wire::read_i16(buf, "CreatableTopicResult.ErrorCode")?;
+        }
         let f_error_message = if version >= 1 {
             wire::read_nullable_string(buf, flexible, "CreatableTopicResult.ErrorMessage")?
         } else {
             Some(ByteString::new())
         };
-        let f_num_partitions = if version >= 5 {
-            wire::read_i32(buf, "CreatableTopicResult.NumPartitions")?
+        let f_num_partitions;
+        let f_replication_factor;
+        if version >= 5
+            && let Some(b) = wire::peek_fixed::<6>(buf)
+        {
+            f_num_partitions = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_replication_factor = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
         } else {
-            -1
-        };
-        let f_replication_factor = if version >= 5 {
-            wire::read_i16(buf, "CreatableTopicResult.ReplicationFactor")?
-        } else {
-            -1
-        };
+            f_num_partitions = if version >= 5 {
+                wire::read_i32(buf, "CreatableTopicResult.NumPartitions")?
+            } else {
+                -1
+            };
+            f_replication_factor = if version >= 5 {
+                wire::read_i16(buf, "CreatableTopicResult.ReplicationFactor")?
+            } else {
+                -1
+            };
+        }
         let f_configs = if version >= 5 {
             wire::read_nullable_array(
                 buf,

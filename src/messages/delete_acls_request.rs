@@ -269,8 +269,16 @@ impl DeleteAclsFilter {
             wire::read_nullable_string(buf, flexible, "DeleteAclsFilter.PrincipalFilter")?;
         let f_host_filter =
             wire::read_nullable_string(buf, flexible, "DeleteAclsFilter.HostFilter")?;
-        let f_operation = wire::read_i8(buf, "DeleteAclsFilter.Operation")?;
-        let f_permission_type = wire::read_i8(buf, "DeleteAclsFilter.PermissionType")?;
+        let f_operation;
+        let f_permission_type;
+        if let Some(b) = wire::peek_fixed::<2>(buf) {
+            f_operation = i8::from_be_bytes([b[0]]);
+            f_permission_type = i8::from_be_bytes([b[1]]);
+            wire::skip_fixed::<2>(buf);
+        } else {
+            f_operation = wire::read_i8(buf, "DeleteAclsFilter.Operation")?;
+            f_permission_type = wire::read_i8(buf, "DeleteAclsFilter.PermissionType")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

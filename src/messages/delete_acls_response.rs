@@ -295,8 +295,16 @@ impl DeleteAclsMatchingAcl {
         };
         let f_principal = wire::read_string(buf, flexible, "DeleteAclsMatchingAcl.Principal")?;
         let f_host = wire::read_string(buf, flexible, "DeleteAclsMatchingAcl.Host")?;
-        let f_operation = wire::read_i8(buf, "DeleteAclsMatchingAcl.Operation")?;
-        let f_permission_type = wire::read_i8(buf, "DeleteAclsMatchingAcl.PermissionType")?;
+        let f_operation;
+        let f_permission_type;
+        if let Some(b) = wire::peek_fixed::<2>(buf) {
+            f_operation = i8::from_be_bytes([b[0]]);
+            f_permission_type = i8::from_be_bytes([b[1]]);
+            wire::skip_fixed::<2>(buf);
+        } else {
+            f_operation = wire::read_i8(buf, "DeleteAclsMatchingAcl.Operation")?;
+            f_permission_type = wire::read_i8(buf, "DeleteAclsMatchingAcl.PermissionType")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

@@ -218,8 +218,16 @@ impl DeleteRecordsPartition {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
-        let f_partition_index = wire::read_i32(buf, "DeleteRecordsPartition.PartitionIndex")?;
-        let f_offset = wire::read_i64(buf, "DeleteRecordsPartition.Offset")?;
+        let f_partition_index;
+        let f_offset;
+        if let Some(b) = wire::peek_fixed::<12>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_offset = i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "DeleteRecordsPartition.PartitionIndex")?;
+            f_offset = wire::read_i64(buf, "DeleteRecordsPartition.Offset")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

@@ -223,9 +223,20 @@ impl DeleteRecordsPartitionResult {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
-        let f_partition_index = wire::read_i32(buf, "DeleteRecordsPartitionResult.PartitionIndex")?;
-        let f_low_watermark = wire::read_i64(buf, "DeleteRecordsPartitionResult.LowWatermark")?;
-        let f_error_code = wire::read_i16(buf, "DeleteRecordsPartitionResult.ErrorCode")?;
+        let f_partition_index;
+        let f_low_watermark;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<14>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_low_watermark =
+                i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            f_error_code = i16::from_be_bytes([b[12], b[13]]);
+            wire::skip_fixed::<14>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "DeleteRecordsPartitionResult.PartitionIndex")?;
+            f_low_watermark = wire::read_i64(buf, "DeleteRecordsPartitionResult.LowWatermark")?;
+            f_error_code = wire::read_i16(buf, "DeleteRecordsPartitionResult.ErrorCode")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

@@ -287,12 +287,25 @@ impl DeletableTopicResult {
                 "DeletableTopicResult.Name",
             )?)
         };
-        let f_topic_id = if version >= 6 {
-            wire::read_uuid(buf, "DeletableTopicResult.TopicId")?
+        let f_topic_id;
+        let f_error_code;
+        if version >= 6
+            && let Some(b) = wire::peek_fixed::<18>(buf)
+        {
+            f_topic_id = Uuid::from_bytes([
+                b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+                b[13], b[14], b[15],
+            ]);
+            f_error_code = i16::from_be_bytes([b[16], b[17]]);
+            wire::skip_fixed::<18>(buf);
         } else {
-            Uuid::ZERO
-        };
-        let f_error_code = wire::read_i16(buf, "DeletableTopicResult.ErrorCode")?;
+            f_topic_id = if version >= 6 {
+                wire::read_uuid(buf, "DeletableTopicResult.TopicId")?
+            } else {
+                Uuid::ZERO
+            };
+            f_error_code = wire::read_i16(buf, "DeletableTopicResult.ErrorCode")?;
+        }
         let f_error_message = if version >= 5 {
             wire::read_nullable_string(buf, flexible, "DeletableTopicResult.ErrorMessage")?
         } else {

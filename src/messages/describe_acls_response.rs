@@ -113,8 +113,16 @@ impl DescribeAclsResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
-        let f_throttle_time_ms = wire::read_i32(buf, "DescribeAclsResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "DescribeAclsResponse.ErrorCode")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_throttle_time_ms = wire::read_i32(buf, "DescribeAclsResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "DescribeAclsResponse.ErrorCode")?;
+        }
         let f_error_message =
             wire::read_nullable_string(buf, flexible, "DescribeAclsResponse.ErrorMessage")?;
         let f_resources = wire::read_array(
@@ -263,8 +271,16 @@ impl AclDescription {
         let _ = version;
         let f_principal = wire::read_string(buf, flexible, "AclDescription.Principal")?;
         let f_host = wire::read_string(buf, flexible, "AclDescription.Host")?;
-        let f_operation = wire::read_i8(buf, "AclDescription.Operation")?;
-        let f_permission_type = wire::read_i8(buf, "AclDescription.PermissionType")?;
+        let f_operation;
+        let f_permission_type;
+        if let Some(b) = wire::peek_fixed::<2>(buf) {
+            f_operation = i8::from_be_bytes([b[0]]);
+            f_permission_type = i8::from_be_bytes([b[1]]);
+            wire::skip_fixed::<2>(buf);
+        } else {
+            f_operation = wire::read_i8(buf, "AclDescription.Operation")?;
+            f_permission_type = wire::read_i8(buf, "AclDescription.PermissionType")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

@@ -86,15 +86,25 @@ impl DescribeClusterRequest {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_include_cluster_authorized_operations = wire::read_bool(
-            buf,
-            "DescribeClusterRequest.IncludeClusterAuthorizedOperations",
-        )?;
-        let f_endpoint_type = if version >= 1 {
-            wire::read_i8(buf, "DescribeClusterRequest.EndpointType")?
+        let f_include_cluster_authorized_operations;
+        let f_endpoint_type;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<2>(buf)
+        {
+            f_include_cluster_authorized_operations = b[0] != 0;
+            f_endpoint_type = i8::from_be_bytes([b[1]]);
+            wire::skip_fixed::<2>(buf);
         } else {
-            1
-        };
+            f_include_cluster_authorized_operations = wire::read_bool(
+                buf,
+                "DescribeClusterRequest.IncludeClusterAuthorizedOperations",
+            )?;
+            f_endpoint_type = if version >= 1 {
+                wire::read_i8(buf, "DescribeClusterRequest.EndpointType")?
+            } else {
+                1
+            };
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "DescribeClusterRequest._tagged_fields")?;

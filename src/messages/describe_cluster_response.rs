@@ -140,8 +140,16 @@ impl DescribeClusterResponse {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_throttle_time_ms = wire::read_i32(buf, "DescribeClusterResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "DescribeClusterResponse.ErrorCode")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_throttle_time_ms = wire::read_i32(buf, "DescribeClusterResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "DescribeClusterResponse.ErrorCode")?;
+        }
         let f_error_message =
             wire::read_nullable_string(buf, true, "DescribeClusterResponse.ErrorMessage")?;
         let f_endpoint_type = if version >= 1 {

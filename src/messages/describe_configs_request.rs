@@ -123,16 +123,26 @@ impl DescribeConfigsRequest {
             "DescribeConfigsRequest.Resources",
             move |buf| DescribeConfigsResource::decode_inner(buf, version),
         )?;
-        let f_include_synonyms = if version >= 1 {
-            wire::read_bool(buf, "DescribeConfigsRequest.IncludeSynonyms")?
+        let f_include_synonyms;
+        let f_include_documentation;
+        if version >= 3
+            && let Some(b) = wire::peek_fixed::<2>(buf)
+        {
+            f_include_synonyms = b[0] != 0;
+            f_include_documentation = b[1] != 0;
+            wire::skip_fixed::<2>(buf);
         } else {
-            false
-        };
-        let f_include_documentation = if version >= 3 {
-            wire::read_bool(buf, "DescribeConfigsRequest.IncludeDocumentation")?
-        } else {
-            false
-        };
+            f_include_synonyms = if version >= 1 {
+                wire::read_bool(buf, "DescribeConfigsRequest.IncludeSynonyms")?
+            } else {
+                false
+            };
+            f_include_documentation = if version >= 3 {
+                wire::read_bool(buf, "DescribeConfigsRequest.IncludeDocumentation")?
+            } else {
+                false
+            };
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

@@ -440,18 +440,38 @@ impl DescribeConfigsResourceResult {
         let f_name = wire::read_string(buf, flexible, "DescribeConfigsResourceResult.Name")?;
         let f_value =
             wire::read_nullable_string(buf, flexible, "DescribeConfigsResourceResult.Value")?;
-        let f_read_only = wire::read_bool(buf, "DescribeConfigsResourceResult.ReadOnly")?;
-        let f_is_default = if version <= 0 {
-            wire::read_bool(buf, "DescribeConfigsResourceResult.IsDefault")?
+        let f_read_only;
+        let f_is_default;
+        if version <= 0
+            && let Some(b) = wire::peek_fixed::<2>(buf)
+        {
+            f_read_only = b[0] != 0;
+            f_is_default = b[1] != 0;
+            wire::skip_fixed::<2>(buf);
         } else {
-            false
-        };
-        let f_config_source = if version >= 1 {
-            wire::read_i8(buf, "DescribeConfigsResourceResult.ConfigSource")?
+            f_read_only = wire::read_bool(buf, "DescribeConfigsResourceResult.ReadOnly")?;
+            f_is_default = if version <= 0 {
+                wire::read_bool(buf, "DescribeConfigsResourceResult.IsDefault")?
+            } else {
+                false
+            };
+        }
+        let f_config_source;
+        let f_is_sensitive;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<2>(buf)
+        {
+            f_config_source = i8::from_be_bytes([b[0]]);
+            f_is_sensitive = b[1] != 0;
+            wire::skip_fixed::<2>(buf);
         } else {
-            -1
-        };
-        let f_is_sensitive = wire::read_bool(buf, "DescribeConfigsResourceResult.IsSensitive")?;
+            f_config_source = if version >= 1 {
+                wire::read_i8(buf, "DescribeConfigsResourceResult.ConfigSource")?
+            } else {
+                -1
+            };
+            f_is_sensitive = wire::read_bool(buf, "DescribeConfigsResourceResult.IsSensitive")?;
+        }
         let f_synonyms = if version >= 1 {
             wire::read_array(
                 buf,

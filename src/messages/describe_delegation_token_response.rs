@@ -493,9 +493,22 @@ impl DescribedDelegationToken {
         } else {
             ByteString::new()
         };
-        let f_issue_timestamp = wire::read_i64(buf, "DescribedDelegationToken.IssueTimestamp")?;
-        let f_expiry_timestamp = wire::read_i64(buf, "DescribedDelegationToken.ExpiryTimestamp")?;
-        let f_max_timestamp = wire::read_i64(buf, "DescribedDelegationToken.MaxTimestamp")?;
+        let f_issue_timestamp;
+        let f_expiry_timestamp;
+        let f_max_timestamp;
+        if let Some(b) = wire::peek_fixed::<24>(buf) {
+            f_issue_timestamp =
+                i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_expiry_timestamp =
+                i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            f_max_timestamp =
+                i64::from_be_bytes([b[16], b[17], b[18], b[19], b[20], b[21], b[22], b[23]]);
+            wire::skip_fixed::<24>(buf);
+        } else {
+            f_issue_timestamp = wire::read_i64(buf, "DescribedDelegationToken.IssueTimestamp")?;
+            f_expiry_timestamp = wire::read_i64(buf, "DescribedDelegationToken.ExpiryTimestamp")?;
+            f_max_timestamp = wire::read_i64(buf, "DescribedDelegationToken.MaxTimestamp")?;
+        }
         let f_token_id = wire::read_string(buf, flexible, "DescribedDelegationToken.TokenId")?;
         let f_hmac = wire::read_bytes(buf, flexible, "DescribedDelegationToken.Hmac")?;
         let f_renewers = wire::read_array(

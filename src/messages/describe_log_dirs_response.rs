@@ -104,12 +104,22 @@ impl DescribeLogDirsResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
-        let f_throttle_time_ms = wire::read_i32(buf, "DescribeLogDirsResponse.ThrottleTimeMs")?;
-        let f_error_code = if version >= 3 {
-            wire::read_i16(buf, "DescribeLogDirsResponse.ErrorCode")?
+        let f_throttle_time_ms;
+        let f_error_code;
+        if version >= 3
+            && let Some(b) = wire::peek_fixed::<6>(buf)
+        {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
         } else {
-            0
-        };
+            f_throttle_time_ms = wire::read_i32(buf, "DescribeLogDirsResponse.ThrottleTimeMs")?;
+            f_error_code = if version >= 3 {
+                wire::read_i16(buf, "DescribeLogDirsResponse.ErrorCode")?
+            } else {
+                0
+            };
+        }
         let f_results = wire::read_array(
             buf,
             flexible,
@@ -248,10 +258,24 @@ impl DescribeLogDirsPartition {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
-        let f_partition_index = wire::read_i32(buf, "DescribeLogDirsPartition.PartitionIndex")?;
-        let f_partition_size = wire::read_i64(buf, "DescribeLogDirsPartition.PartitionSize")?;
-        let f_offset_lag = wire::read_i64(buf, "DescribeLogDirsPartition.OffsetLag")?;
-        let f_is_future_key = wire::read_bool(buf, "DescribeLogDirsPartition.IsFutureKey")?;
+        let f_partition_index;
+        let f_partition_size;
+        let f_offset_lag;
+        let f_is_future_key;
+        if let Some(b) = wire::peek_fixed::<21>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_partition_size =
+                i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            f_offset_lag =
+                i64::from_be_bytes([b[12], b[13], b[14], b[15], b[16], b[17], b[18], b[19]]);
+            f_is_future_key = b[20] != 0;
+            wire::skip_fixed::<21>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "DescribeLogDirsPartition.PartitionIndex")?;
+            f_partition_size = wire::read_i64(buf, "DescribeLogDirsPartition.PartitionSize")?;
+            f_offset_lag = wire::read_i64(buf, "DescribeLogDirsPartition.OffsetLag")?;
+            f_is_future_key = wire::read_bool(buf, "DescribeLogDirsPartition.IsFutureKey")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -538,16 +562,27 @@ impl DescribeLogDirsResult {
             "DescribeLogDirsResult.Topics",
             move |buf| DescribeLogDirsTopic::decode_inner(buf, version),
         )?;
-        let f_total_bytes = if version >= 4 {
-            wire::read_i64(buf, "DescribeLogDirsResult.TotalBytes")?
+        let f_total_bytes;
+        let f_usable_bytes;
+        if version >= 4
+            && let Some(b) = wire::peek_fixed::<16>(buf)
+        {
+            f_total_bytes = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_usable_bytes =
+                i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
         } else {
-            -1
-        };
-        let f_usable_bytes = if version >= 4 {
-            wire::read_i64(buf, "DescribeLogDirsResult.UsableBytes")?
-        } else {
-            -1
-        };
+            f_total_bytes = if version >= 4 {
+                wire::read_i64(buf, "DescribeLogDirsResult.TotalBytes")?
+            } else {
+                -1
+            };
+            f_usable_bytes = if version >= 4 {
+                wire::read_i64(buf, "DescribeLogDirsResult.UsableBytes")?
+            } else {
+                -1
+            };
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

@@ -197,13 +197,31 @@ impl ProducerState {
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_producer_id = wire::read_i64(buf, "ProducerState.ProducerId")?;
-        let f_producer_epoch = wire::read_i32(buf, "ProducerState.ProducerEpoch")?;
-        let f_last_sequence = wire::read_i32(buf, "ProducerState.LastSequence")?;
-        let f_last_timestamp = wire::read_i64(buf, "ProducerState.LastTimestamp")?;
-        let f_coordinator_epoch = wire::read_i32(buf, "ProducerState.CoordinatorEpoch")?;
-        let f_current_txn_start_offset =
-            wire::read_i64(buf, "ProducerState.CurrentTxnStartOffset")?;
+        let f_producer_id;
+        let f_producer_epoch;
+        let f_last_sequence;
+        let f_last_timestamp;
+        let f_coordinator_epoch;
+        let f_current_txn_start_offset;
+        if let Some(b) = wire::peek_fixed::<36>(buf) {
+            f_producer_id = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_producer_epoch = i32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+            f_last_sequence = i32::from_be_bytes([b[12], b[13], b[14], b[15]]);
+            f_last_timestamp =
+                i64::from_be_bytes([b[16], b[17], b[18], b[19], b[20], b[21], b[22], b[23]]);
+            f_coordinator_epoch = i32::from_be_bytes([b[24], b[25], b[26], b[27]]);
+            f_current_txn_start_offset =
+                i64::from_be_bytes([b[28], b[29], b[30], b[31], b[32], b[33], b[34], b[35]]);
+            wire::skip_fixed::<36>(buf);
+        } else {
+            f_producer_id = wire::read_i64(buf, "ProducerState.ProducerId")?;
+            f_producer_epoch = wire::read_i32(buf, "ProducerState.ProducerEpoch")?;
+            f_last_sequence = wire::read_i32(buf, "ProducerState.LastSequence")?;
+            f_last_timestamp = wire::read_i64(buf, "ProducerState.LastTimestamp")?;
+            f_coordinator_epoch = wire::read_i32(buf, "ProducerState.CoordinatorEpoch")?;
+            f_current_txn_start_offset =
+                wire::read_i64(buf, "ProducerState.CurrentTxnStartOffset")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ProducerState._tagged_fields")?;
@@ -331,8 +349,16 @@ impl PartitionResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_partition_index = wire::read_i32(buf, "PartitionResponse.PartitionIndex")?;
-        let f_error_code = wire::read_i16(buf, "PartitionResponse.ErrorCode")?;
+        let f_partition_index;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "PartitionResponse.PartitionIndex")?;
+            f_error_code = wire::read_i16(buf, "PartitionResponse.ErrorCode")?;
+        }
         let f_error_message =
             wire::read_nullable_string(buf, true, "PartitionResponse.ErrorMessage")?;
         let f_active_producers = wire::read_array(

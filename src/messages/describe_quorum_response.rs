@@ -300,16 +300,35 @@ impl PartitionData {
     /// Reads a value at `version` (the caller checked the version is valid).
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
-        let f_error_code = wire::read_i16(buf, "PartitionData.ErrorCode")?;
+        let f_partition_index;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
+            f_error_code = wire::read_i16(buf, "PartitionData.ErrorCode")?;
+        }
         let f_error_message = if version >= 2 {
             wire::read_nullable_string(buf, true, "PartitionData.ErrorMessage")?
         } else {
             Some(ByteString::new())
         };
-        let f_leader_id = wire::read_i32(buf, "PartitionData.LeaderId")?;
-        let f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
-        let f_high_watermark = wire::read_i64(buf, "PartitionData.HighWatermark")?;
+        let f_leader_id;
+        let f_leader_epoch;
+        let f_high_watermark;
+        if let Some(b) = wire::peek_fixed::<16>(buf) {
+            f_leader_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_leader_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_high_watermark =
+                i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
+        } else {
+            f_leader_id = wire::read_i32(buf, "PartitionData.LeaderId")?;
+            f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
+            f_high_watermark = wire::read_i64(buf, "PartitionData.HighWatermark")?;
+        }
         let f_current_voters =
             wire::read_array(buf, true, 13, "PartitionData.CurrentVoters", move |buf| {
                 ReplicaState::decode_inner(buf, version)
@@ -789,23 +808,45 @@ impl ReplicaState {
     /// Reads a value at `version` (the caller checked the version is valid).
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_replica_id = wire::read_i32(buf, "ReplicaState.ReplicaId")?;
-        let f_replica_directory_id = if version >= 2 {
-            wire::read_uuid(buf, "ReplicaState.ReplicaDirectoryId")?
+        let f_replica_id;
+        let f_replica_directory_id;
+        let f_log_end_offset;
+        let f_last_fetch_timestamp;
+        let f_last_caught_up_timestamp;
+        if version >= 2
+            && let Some(b) = wire::peek_fixed::<44>(buf)
+        {
+            f_replica_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_replica_directory_id = Uuid::from_bytes([
+                b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15],
+                b[16], b[17], b[18], b[19],
+            ]);
+            f_log_end_offset =
+                i64::from_be_bytes([b[20], b[21], b[22], b[23], b[24], b[25], b[26], b[27]]);
+            f_last_fetch_timestamp =
+                i64::from_be_bytes([b[28], b[29], b[30], b[31], b[32], b[33], b[34], b[35]]);
+            f_last_caught_up_timestamp =
+                i64::from_be_bytes([b[36], b[37], b[38], b[39], b[40], b[41], b[42], b[43]]);
+            wire::skip_fixed::<44>(buf);
         } else {
-            Uuid::ZERO
-        };
-        let f_log_end_offset = wire::read_i64(buf, "ReplicaState.LogEndOffset")?;
-        let f_last_fetch_timestamp = if version >= 1 {
-            wire::read_i64(buf, "ReplicaState.LastFetchTimestamp")?
-        } else {
-            -1
-        };
-        let f_last_caught_up_timestamp = if version >= 1 {
-            wire::read_i64(buf, "ReplicaState.LastCaughtUpTimestamp")?
-        } else {
-            -1
-        };
+            f_replica_id = wire::read_i32(buf, "ReplicaState.ReplicaId")?;
+            f_replica_directory_id = if version >= 2 {
+                wire::read_uuid(buf, "ReplicaState.ReplicaDirectoryId")?
+            } else {
+                Uuid::ZERO
+            };
+            f_log_end_offset = wire::read_i64(buf, "ReplicaState.LogEndOffset")?;
+            f_last_fetch_timestamp = if version >= 1 {
+                wire::read_i64(buf, "ReplicaState.LastFetchTimestamp")?
+            } else {
+                -1
+            };
+            f_last_caught_up_timestamp = if version >= 1 {
+                wire::read_i64(buf, "ReplicaState.LastCaughtUpTimestamp")?
+            } else {
+                -1
+            };
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ReplicaState._tagged_fields")?;

@@ -303,15 +303,27 @@ impl DescribeTopicPartitionsResponsePartition {
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_error_code =
-            wire::read_i16(buf, "DescribeTopicPartitionsResponsePartition.ErrorCode")?;
-        let f_partition_index = wire::read_i32(
-            buf,
-            "DescribeTopicPartitionsResponsePartition.PartitionIndex",
-        )?;
-        let f_leader_id = wire::read_i32(buf, "DescribeTopicPartitionsResponsePartition.LeaderId")?;
-        let f_leader_epoch =
-            wire::read_i32(buf, "DescribeTopicPartitionsResponsePartition.LeaderEpoch")?;
+        let f_error_code;
+        let f_partition_index;
+        let f_leader_id;
+        let f_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<14>(buf) {
+            f_error_code = i16::from_be_bytes([b[0], b[1]]);
+            f_partition_index = i32::from_be_bytes([b[2], b[3], b[4], b[5]]);
+            f_leader_id = i32::from_be_bytes([b[6], b[7], b[8], b[9]]);
+            f_leader_epoch = i32::from_be_bytes([b[10], b[11], b[12], b[13]]);
+            wire::skip_fixed::<14>(buf);
+        } else {
+            f_error_code =
+                wire::read_i16(buf, "DescribeTopicPartitionsResponsePartition.ErrorCode")?;
+            f_partition_index = wire::read_i32(
+                buf,
+                "DescribeTopicPartitionsResponsePartition.PartitionIndex",
+            )?;
+            f_leader_id = wire::read_i32(buf, "DescribeTopicPartitionsResponsePartition.LeaderId")?;
+            f_leader_epoch =
+                wire::read_i32(buf, "DescribeTopicPartitionsResponsePartition.LeaderEpoch")?;
+        }
         let f_replica_nodes = wire::read_scalar_array::<i32>(
             buf,
             true,
@@ -497,9 +509,20 @@ impl DescribeTopicPartitionsResponseTopic {
         let f_error_code = wire::read_i16(buf, "DescribeTopicPartitionsResponseTopic.ErrorCode")?;
         let f_name =
             wire::read_nullable_string(buf, true, "DescribeTopicPartitionsResponseTopic.Name")?;
-        let f_topic_id = wire::read_uuid(buf, "DescribeTopicPartitionsResponseTopic.TopicId")?;
-        let f_is_internal =
-            wire::read_bool(buf, "DescribeTopicPartitionsResponseTopic.IsInternal")?;
+        let f_topic_id;
+        let f_is_internal;
+        if let Some(b) = wire::peek_fixed::<17>(buf) {
+            f_topic_id = Uuid::from_bytes([
+                b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+                b[13], b[14], b[15],
+            ]);
+            f_is_internal = b[16] != 0;
+            wire::skip_fixed::<17>(buf);
+        } else {
+            f_topic_id = wire::read_uuid(buf, "DescribeTopicPartitionsResponseTopic.TopicId")?;
+            f_is_internal =
+                wire::read_bool(buf, "DescribeTopicPartitionsResponseTopic.IsInternal")?;
+        }
         let f_partitions = wire::read_array(
             buf,
             true,

@@ -325,12 +325,26 @@ impl TransactionState {
         let f_transactional_id = wire::read_string(buf, true, "TransactionState.TransactionalId")?;
         let f_transaction_state =
             wire::read_string(buf, true, "TransactionState.TransactionState")?;
-        let f_transaction_timeout_ms =
-            wire::read_i32(buf, "TransactionState.TransactionTimeoutMs")?;
-        let f_transaction_start_time_ms =
-            wire::read_i64(buf, "TransactionState.TransactionStartTimeMs")?;
-        let f_producer_id = wire::read_i64(buf, "TransactionState.ProducerId")?;
-        let f_producer_epoch = wire::read_i16(buf, "TransactionState.ProducerEpoch")?;
+        let f_transaction_timeout_ms;
+        let f_transaction_start_time_ms;
+        let f_producer_id;
+        let f_producer_epoch;
+        if let Some(b) = wire::peek_fixed::<22>(buf) {
+            f_transaction_timeout_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_transaction_start_time_ms =
+                i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            f_producer_id =
+                i64::from_be_bytes([b[12], b[13], b[14], b[15], b[16], b[17], b[18], b[19]]);
+            f_producer_epoch = i16::from_be_bytes([b[20], b[21]]);
+            wire::skip_fixed::<22>(buf);
+        } else {
+            f_transaction_timeout_ms =
+                wire::read_i32(buf, "TransactionState.TransactionTimeoutMs")?;
+            f_transaction_start_time_ms =
+                wire::read_i64(buf, "TransactionState.TransactionStartTimeMs")?;
+            f_producer_id = wire::read_i64(buf, "TransactionState.ProducerId")?;
+            f_producer_epoch = wire::read_i16(buf, "TransactionState.ProducerEpoch")?;
+        }
         let f_topics = wire::read_array(buf, true, 3, "TransactionState.Topics", move |buf| {
             TopicData::decode_inner(buf, version)
         })?;

@@ -95,9 +95,17 @@ impl DescribeUserScramCredentialsResponse {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_throttle_time_ms =
-            wire::read_i32(buf, "DescribeUserScramCredentialsResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "DescribeUserScramCredentialsResponse.ErrorCode")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_throttle_time_ms =
+                wire::read_i32(buf, "DescribeUserScramCredentialsResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "DescribeUserScramCredentialsResponse.ErrorCode")?;
+        }
         let f_error_message = wire::read_nullable_string(
             buf,
             true,
@@ -227,8 +235,16 @@ impl CredentialInfo {
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_mechanism = wire::read_i8(buf, "CredentialInfo.Mechanism")?;
-        let f_iterations = wire::read_i32(buf, "CredentialInfo.Iterations")?;
+        let f_mechanism;
+        let f_iterations;
+        if let Some(b) = wire::peek_fixed::<5>(buf) {
+            f_mechanism = i8::from_be_bytes([b[0]]);
+            f_iterations = i32::from_be_bytes([b[1], b[2], b[3], b[4]]);
+            wire::skip_fixed::<5>(buf);
+        } else {
+            f_mechanism = wire::read_i8(buf, "CredentialInfo.Mechanism")?;
+            f_iterations = wire::read_i32(buf, "CredentialInfo.Iterations")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "CredentialInfo._tagged_fields")?;

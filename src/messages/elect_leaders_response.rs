@@ -108,12 +108,22 @@ impl ElectLeadersResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
-        let f_throttle_time_ms = wire::read_i32(buf, "ElectLeadersResponse.ThrottleTimeMs")?;
-        let f_error_code = if version >= 1 {
-            wire::read_i16(buf, "ElectLeadersResponse.ErrorCode")?
+        let f_throttle_time_ms;
+        let f_error_code;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<6>(buf)
+        {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
         } else {
-            0
-        };
+            f_throttle_time_ms = wire::read_i32(buf, "ElectLeadersResponse.ThrottleTimeMs")?;
+            f_error_code = if version >= 1 {
+                wire::read_i16(buf, "ElectLeadersResponse.ErrorCode")?
+            } else {
+                0
+            };
+        }
         let f_replica_election_results = wire::read_array(
             buf,
             flexible,
@@ -253,8 +263,16 @@ impl PartitionResult {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
-        let f_partition_id = wire::read_i32(buf, "PartitionResult.PartitionId")?;
-        let f_error_code = wire::read_i16(buf, "PartitionResult.ErrorCode")?;
+        let f_partition_id;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_partition_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_partition_id = wire::read_i32(buf, "PartitionResult.PartitionId")?;
+            f_error_code = wire::read_i16(buf, "PartitionResult.ErrorCode")?;
+        }
         let f_error_message =
             wire::read_nullable_string(buf, flexible, "PartitionResult.ErrorMessage")?;
         #[allow(unused_mut)]

@@ -250,8 +250,19 @@ impl ReplicaInfo {
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_candidate_id = wire::read_i32(buf, "ReplicaInfo.CandidateId")?;
-        let f_candidate_directory_id = wire::read_uuid(buf, "ReplicaInfo.CandidateDirectoryId")?;
+        let f_candidate_id;
+        let f_candidate_directory_id;
+        if let Some(b) = wire::peek_fixed::<20>(buf) {
+            f_candidate_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_candidate_directory_id = Uuid::from_bytes([
+                b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15],
+                b[16], b[17], b[18], b[19],
+            ]);
+            wire::skip_fixed::<20>(buf);
+        } else {
+            f_candidate_id = wire::read_i32(buf, "ReplicaInfo.CandidateId")?;
+            f_candidate_directory_id = wire::read_uuid(buf, "ReplicaInfo.CandidateDirectoryId")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ReplicaInfo._tagged_fields")?;
@@ -390,9 +401,19 @@ impl PartitionData {
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
-        let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
-        let f_leader_id = wire::read_i32(buf, "PartitionData.LeaderId")?;
-        let f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
+        let f_partition_index;
+        let f_leader_id;
+        let f_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<12>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_leader_id = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_leader_epoch = i32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
+            f_leader_id = wire::read_i32(buf, "PartitionData.LeaderId")?;
+            f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
+        }
         let f_preferred_successors = if version <= 0 {
             wire::read_scalar_array::<i32>(buf, flexible, "PartitionData.PreferredSuccessors")?
         } else {

@@ -113,9 +113,19 @@ impl EndTxnRequest {
         let flexible = version >= 3;
         let _ = version;
         let f_transactional_id = wire::read_string(buf, flexible, "EndTxnRequest.TransactionalId")?;
-        let f_producer_id = wire::read_i64(buf, "EndTxnRequest.ProducerId")?;
-        let f_producer_epoch = wire::read_i16(buf, "EndTxnRequest.ProducerEpoch")?;
-        let f_committed = wire::read_bool(buf, "EndTxnRequest.Committed")?;
+        let f_producer_id;
+        let f_producer_epoch;
+        let f_committed;
+        if let Some(b) = wire::peek_fixed::<11>(buf) {
+            f_producer_id = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_producer_epoch = i16::from_be_bytes([b[8], b[9]]);
+            f_committed = b[10] != 0;
+            wire::skip_fixed::<11>(buf);
+        } else {
+            f_producer_id = wire::read_i64(buf, "EndTxnRequest.ProducerId")?;
+            f_producer_epoch = wire::read_i16(buf, "EndTxnRequest.ProducerEpoch")?;
+            f_committed = wire::read_bool(buf, "EndTxnRequest.Committed")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

@@ -109,18 +109,33 @@ impl EndTxnResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
-        let f_throttle_time_ms = wire::read_i32(buf, "EndTxnResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "EndTxnResponse.ErrorCode")?;
-        let f_producer_id = if version >= 5 {
-            wire::read_i64(buf, "EndTxnResponse.ProducerId")?
+        let f_throttle_time_ms;
+        let f_error_code;
+        let f_producer_id;
+        let f_producer_epoch;
+        if version >= 5
+            && let Some(b) = wire::peek_fixed::<16>(buf)
+        {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            f_producer_id =
+                i64::from_be_bytes([b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13]]);
+            f_producer_epoch = i16::from_be_bytes([b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
         } else {
-            -1
-        };
-        let f_producer_epoch = if version >= 5 {
-            wire::read_i16(buf, "EndTxnResponse.ProducerEpoch")?
-        } else {
-            -1
-        };
+            f_throttle_time_ms = wire::read_i32(buf, "EndTxnResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "EndTxnResponse.ErrorCode")?;
+            f_producer_id = if version >= 5 {
+                wire::read_i64(buf, "EndTxnResponse.ProducerId")?
+            } else {
+                -1
+            };
+            f_producer_epoch = if version >= 5 {
+                wire::read_i16(buf, "EndTxnResponse.ProducerEpoch")?
+            } else {
+                -1
+            };
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

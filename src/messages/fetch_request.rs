@@ -272,33 +272,53 @@ impl FetchRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 12;
-        let f_replica_id = if version <= 14 {
-            wire::read_i32(buf, "FetchRequest.ReplicaId")?
+        let f_replica_id;
+        let f_max_wait_ms;
+        let f_min_bytes;
+        let f_max_bytes;
+        let f_isolation_level;
+        let f_session_id;
+        let f_session_epoch;
+        if (7..=14).contains(&version)
+            && let Some(b) = wire::peek_fixed::<25>(buf)
+        {
+            f_replica_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_max_wait_ms = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_min_bytes = i32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+            f_max_bytes = i32::from_be_bytes([b[12], b[13], b[14], b[15]]);
+            f_isolation_level = i8::from_be_bytes([b[16]]);
+            f_session_id = i32::from_be_bytes([b[17], b[18], b[19], b[20]]);
+            f_session_epoch = i32::from_be_bytes([b[21], b[22], b[23], b[24]]);
+            wire::skip_fixed::<25>(buf);
         } else {
-            -1
-        };
-        let f_max_wait_ms = wire::read_i32(buf, "FetchRequest.MaxWaitMs")?;
-        let f_min_bytes = wire::read_i32(buf, "FetchRequest.MinBytes")?;
-        let f_max_bytes = if version >= 3 {
-            wire::read_i32(buf, "FetchRequest.MaxBytes")?
-        } else {
-            i32::MAX
-        };
-        let f_isolation_level = if version >= 4 {
-            wire::read_i8(buf, "FetchRequest.IsolationLevel")?
-        } else {
-            0
-        };
-        let f_session_id = if version >= 7 {
-            wire::read_i32(buf, "FetchRequest.SessionId")?
-        } else {
-            0
-        };
-        let f_session_epoch = if version >= 7 {
-            wire::read_i32(buf, "FetchRequest.SessionEpoch")?
-        } else {
-            -1
-        };
+            f_replica_id = if version <= 14 {
+                wire::read_i32(buf, "FetchRequest.ReplicaId")?
+            } else {
+                -1
+            };
+            f_max_wait_ms = wire::read_i32(buf, "FetchRequest.MaxWaitMs")?;
+            f_min_bytes = wire::read_i32(buf, "FetchRequest.MinBytes")?;
+            f_max_bytes = if version >= 3 {
+                wire::read_i32(buf, "FetchRequest.MaxBytes")?
+            } else {
+                i32::MAX
+            };
+            f_isolation_level = if version >= 4 {
+                wire::read_i8(buf, "FetchRequest.IsolationLevel")?
+            } else {
+                0
+            };
+            f_session_id = if version >= 7 {
+                wire::read_i32(buf, "FetchRequest.SessionId")?
+            } else {
+                0
+            };
+            f_session_epoch = if version >= 7 {
+                wire::read_i32(buf, "FetchRequest.SessionEpoch")?
+            } else {
+                -1
+            };
+        }
         let f_topics = wire::read_array(buf, flexible, 1, "FetchRequest.Topics", move |buf| {
             FetchTopic::decode_inner(buf, version)
         })?;
@@ -507,8 +527,17 @@ impl ReplicaState {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_replica_id = wire::read_i32(buf, "ReplicaState.ReplicaId")?;
-        let f_replica_epoch = wire::read_i64(buf, "ReplicaState.ReplicaEpoch")?;
+        let f_replica_id;
+        let f_replica_epoch;
+        if let Some(b) = wire::peek_fixed::<12>(buf) {
+            f_replica_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_replica_epoch =
+                i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
+        } else {
+            f_replica_id = wire::read_i32(buf, "ReplicaState.ReplicaId")?;
+            f_replica_epoch = wire::read_i64(buf, "ReplicaState.ReplicaEpoch")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ReplicaState._tagged_fields")?;
@@ -673,24 +702,44 @@ impl FetchPartition {
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 12;
-        let f_partition = wire::read_i32(buf, "FetchPartition.Partition")?;
-        let f_current_leader_epoch = if version >= 9 {
-            wire::read_i32(buf, "FetchPartition.CurrentLeaderEpoch")?
+        let f_partition;
+        let f_current_leader_epoch;
+        let f_fetch_offset;
+        let f_last_fetched_epoch;
+        let f_log_start_offset;
+        let f_partition_max_bytes;
+        if version >= 12
+            && let Some(b) = wire::peek_fixed::<32>(buf)
+        {
+            f_partition = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_current_leader_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_fetch_offset =
+                i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            f_last_fetched_epoch = i32::from_be_bytes([b[16], b[17], b[18], b[19]]);
+            f_log_start_offset =
+                i64::from_be_bytes([b[20], b[21], b[22], b[23], b[24], b[25], b[26], b[27]]);
+            f_partition_max_bytes = i32::from_be_bytes([b[28], b[29], b[30], b[31]]);
+            wire::skip_fixed::<32>(buf);
         } else {
-            -1
-        };
-        let f_fetch_offset = wire::read_i64(buf, "FetchPartition.FetchOffset")?;
-        let f_last_fetched_epoch = if version >= 12 {
-            wire::read_i32(buf, "FetchPartition.LastFetchedEpoch")?
-        } else {
-            -1
-        };
-        let f_log_start_offset = if version >= 5 {
-            wire::read_i64(buf, "FetchPartition.LogStartOffset")?
-        } else {
-            -1
-        };
-        let f_partition_max_bytes = wire::read_i32(buf, "FetchPartition.PartitionMaxBytes")?;
+            f_partition = wire::read_i32(buf, "FetchPartition.Partition")?;
+            f_current_leader_epoch = if version >= 9 {
+                wire::read_i32(buf, "FetchPartition.CurrentLeaderEpoch")?
+            } else {
+                -1
+            };
+            f_fetch_offset = wire::read_i64(buf, "FetchPartition.FetchOffset")?;
+            f_last_fetched_epoch = if version >= 12 {
+                wire::read_i32(buf, "FetchPartition.LastFetchedEpoch")?
+            } else {
+                -1
+            };
+            f_log_start_offset = if version >= 5 {
+                wire::read_i64(buf, "FetchPartition.LogStartOffset")?
+            } else {
+                -1
+            };
+            f_partition_max_bytes = wire::read_i32(buf, "FetchPartition.PartitionMaxBytes")?;
+        }
         let mut f_replica_directory_id = Uuid::ZERO;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();

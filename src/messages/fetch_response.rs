@@ -185,21 +185,33 @@ impl FetchResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 12;
-        let f_throttle_time_ms = if version >= 1 {
-            wire::read_i32(buf, "FetchResponse.ThrottleTimeMs")?
+        let f_throttle_time_ms;
+        let f_error_code;
+        let f_session_id;
+        if version >= 7
+            && let Some(b) = wire::peek_fixed::<10>(buf)
+        {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            f_session_id = i32::from_be_bytes([b[6], b[7], b[8], b[9]]);
+            wire::skip_fixed::<10>(buf);
         } else {
-            0
-        };
-        let f_error_code = if version >= 7 {
-            wire::read_i16(buf, "FetchResponse.ErrorCode")?
-        } else {
-            0
-        };
-        let f_session_id = if version >= 7 {
-            wire::read_i32(buf, "FetchResponse.SessionId")?
-        } else {
-            0
-        };
+            f_throttle_time_ms = if version >= 1 {
+                wire::read_i32(buf, "FetchResponse.ThrottleTimeMs")?
+            } else {
+                0
+            };
+            f_error_code = if version >= 7 {
+                wire::read_i16(buf, "FetchResponse.ErrorCode")?
+            } else {
+                0
+            };
+            f_session_id = if version >= 7 {
+                wire::read_i32(buf, "FetchResponse.SessionId")?
+            } else {
+                0
+            };
+        }
         let f_responses =
             wire::read_array(buf, flexible, 1, "FetchResponse.Responses", move |buf| {
                 FetchableTopicResponse::decode_inner(buf, version)
@@ -346,8 +358,16 @@ impl EpochEndOffset {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_epoch = wire::read_i32(buf, "EpochEndOffset.Epoch")?;
-        let f_end_offset = wire::read_i64(buf, "EpochEndOffset.EndOffset")?;
+        let f_epoch;
+        let f_end_offset;
+        if let Some(b) = wire::peek_fixed::<12>(buf) {
+            f_epoch = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_end_offset = i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
+        } else {
+            f_epoch = wire::read_i32(buf, "EpochEndOffset.Epoch")?;
+            f_end_offset = wire::read_i64(buf, "EpochEndOffset.EndOffset")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "EpochEndOffset._tagged_fields")?;
@@ -443,8 +463,16 @@ impl LeaderIdAndEpoch {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_leader_id = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderId")?;
-        let f_leader_epoch = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderEpoch")?;
+        let f_leader_id;
+        let f_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<8>(buf) {
+            f_leader_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_leader_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
+        } else {
+            f_leader_id = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderId")?;
+            f_leader_epoch = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderEpoch")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "LeaderIdAndEpoch._tagged_fields")?;
@@ -538,8 +566,16 @@ impl SnapshotId {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_end_offset = wire::read_i64(buf, "SnapshotId.EndOffset")?;
-        let f_epoch = wire::read_i32(buf, "SnapshotId.Epoch")?;
+        let f_end_offset;
+        let f_epoch;
+        if let Some(b) = wire::peek_fixed::<12>(buf) {
+            f_end_offset = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_epoch = i32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
+        } else {
+            f_end_offset = wire::read_i64(buf, "SnapshotId.EndOffset")?;
+            f_epoch = wire::read_i32(buf, "SnapshotId.Epoch")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "SnapshotId._tagged_fields")?;
@@ -646,8 +682,17 @@ impl AbortedTransaction {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 12;
         let _ = version;
-        let f_producer_id = wire::read_i64(buf, "AbortedTransaction.ProducerId")?;
-        let f_first_offset = wire::read_i64(buf, "AbortedTransaction.FirstOffset")?;
+        let f_producer_id;
+        let f_first_offset;
+        if let Some(b) = wire::peek_fixed::<16>(buf) {
+            f_producer_id = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_first_offset =
+                i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
+        } else {
+            f_producer_id = wire::read_i64(buf, "AbortedTransaction.ProducerId")?;
+            f_first_offset = wire::read_i64(buf, "AbortedTransaction.FirstOffset")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
@@ -922,19 +967,38 @@ impl PartitionData {
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 12;
-        let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
-        let f_error_code = wire::read_i16(buf, "PartitionData.ErrorCode")?;
-        let f_high_watermark = wire::read_i64(buf, "PartitionData.HighWatermark")?;
-        let f_last_stable_offset = if version >= 4 {
-            wire::read_i64(buf, "PartitionData.LastStableOffset")?
+        let f_partition_index;
+        let f_error_code;
+        let f_high_watermark;
+        let f_last_stable_offset;
+        let f_log_start_offset;
+        if version >= 5
+            && let Some(b) = wire::peek_fixed::<30>(buf)
+        {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            f_high_watermark =
+                i64::from_be_bytes([b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13]]);
+            f_last_stable_offset =
+                i64::from_be_bytes([b[14], b[15], b[16], b[17], b[18], b[19], b[20], b[21]]);
+            f_log_start_offset =
+                i64::from_be_bytes([b[22], b[23], b[24], b[25], b[26], b[27], b[28], b[29]]);
+            wire::skip_fixed::<30>(buf);
         } else {
-            -1
-        };
-        let f_log_start_offset = if version >= 5 {
-            wire::read_i64(buf, "PartitionData.LogStartOffset")?
-        } else {
-            -1
-        };
+            f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
+            f_error_code = wire::read_i16(buf, "PartitionData.ErrorCode")?;
+            f_high_watermark = wire::read_i64(buf, "PartitionData.HighWatermark")?;
+            f_last_stable_offset = if version >= 4 {
+                wire::read_i64(buf, "PartitionData.LastStableOffset")?
+            } else {
+                -1
+            };
+            f_log_start_offset = if version >= 5 {
+                wire::read_i64(buf, "PartitionData.LogStartOffset")?
+            } else {
+                -1
+            };
+        }
         let f_aborted_transactions = if version >= 4 {
             wire::read_nullable_array(
                 buf,

@@ -120,8 +120,16 @@ impl FetchSnapshotRequest {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_replica_id = wire::read_i32(buf, "FetchSnapshotRequest.ReplicaId")?;
-        let f_max_bytes = wire::read_i32(buf, "FetchSnapshotRequest.MaxBytes")?;
+        let f_replica_id;
+        let f_max_bytes;
+        if let Some(b) = wire::peek_fixed::<8>(buf) {
+            f_replica_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_max_bytes = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
+        } else {
+            f_replica_id = wire::read_i32(buf, "FetchSnapshotRequest.ReplicaId")?;
+            f_max_bytes = wire::read_i32(buf, "FetchSnapshotRequest.MaxBytes")?;
+        }
         let f_topics = wire::read_array(buf, true, 3, "FetchSnapshotRequest.Topics", move |buf| {
             TopicSnapshot::decode_inner(buf, version)
         })?;
@@ -239,8 +247,16 @@ impl SnapshotId {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_end_offset = wire::read_i64(buf, "SnapshotId.EndOffset")?;
-        let f_epoch = wire::read_i32(buf, "SnapshotId.Epoch")?;
+        let f_end_offset;
+        let f_epoch;
+        if let Some(b) = wire::peek_fixed::<12>(buf) {
+            f_end_offset = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_epoch = i32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
+        } else {
+            f_end_offset = wire::read_i64(buf, "SnapshotId.EndOffset")?;
+            f_epoch = wire::read_i32(buf, "SnapshotId.Epoch")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "SnapshotId._tagged_fields")?;
@@ -373,8 +389,16 @@ impl PartitionSnapshot {
     /// Reads a value at `version` (the caller checked the version is valid).
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_partition = wire::read_i32(buf, "PartitionSnapshot.Partition")?;
-        let f_current_leader_epoch = wire::read_i32(buf, "PartitionSnapshot.CurrentLeaderEpoch")?;
+        let f_partition;
+        let f_current_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<8>(buf) {
+            f_partition = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_current_leader_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
+        } else {
+            f_partition = wire::read_i32(buf, "PartitionSnapshot.Partition")?;
+            f_current_leader_epoch = wire::read_i32(buf, "PartitionSnapshot.CurrentLeaderEpoch")?;
+        }
         let f_snapshot_id = SnapshotId::decode_inner(buf, version)?;
         let f_position = wire::read_i64(buf, "PartitionSnapshot.Position")?;
         let mut f_replica_directory_id = Uuid::ZERO;

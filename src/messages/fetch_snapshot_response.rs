@@ -128,8 +128,16 @@ impl FetchSnapshotResponse {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_throttle_time_ms = wire::read_i32(buf, "FetchSnapshotResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "FetchSnapshotResponse.ErrorCode")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_throttle_time_ms = wire::read_i32(buf, "FetchSnapshotResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "FetchSnapshotResponse.ErrorCode")?;
+        }
         let f_topics =
             wire::read_array(buf, true, 3, "FetchSnapshotResponse.Topics", move |buf| {
                 TopicSnapshot::decode_inner(buf, version)
@@ -256,8 +264,16 @@ impl SnapshotId {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_end_offset = wire::read_i64(buf, "SnapshotId.EndOffset")?;
-        let f_epoch = wire::read_i32(buf, "SnapshotId.Epoch")?;
+        let f_end_offset;
+        let f_epoch;
+        if let Some(b) = wire::peek_fixed::<12>(buf) {
+            f_end_offset = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_epoch = i32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
+        } else {
+            f_end_offset = wire::read_i64(buf, "SnapshotId.EndOffset")?;
+            f_epoch = wire::read_i32(buf, "SnapshotId.Epoch")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "SnapshotId._tagged_fields")?;
@@ -353,8 +369,16 @@ impl LeaderIdAndEpoch {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_leader_id = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderId")?;
-        let f_leader_epoch = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderEpoch")?;
+        let f_leader_id;
+        let f_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<8>(buf) {
+            f_leader_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_leader_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
+        } else {
+            f_leader_id = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderId")?;
+            f_leader_epoch = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderEpoch")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "LeaderIdAndEpoch._tagged_fields")?;
@@ -502,11 +526,27 @@ impl PartitionSnapshot {
     /// Reads a value at `version` (the caller checked the version is valid).
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_index = wire::read_i32(buf, "PartitionSnapshot.Index")?;
-        let f_error_code = wire::read_i16(buf, "PartitionSnapshot.ErrorCode")?;
+        let f_index;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_index = wire::read_i32(buf, "PartitionSnapshot.Index")?;
+            f_error_code = wire::read_i16(buf, "PartitionSnapshot.ErrorCode")?;
+        }
         let f_snapshot_id = SnapshotId::decode_inner(buf, version)?;
-        let f_size = wire::read_i64(buf, "PartitionSnapshot.Size")?;
-        let f_position = wire::read_i64(buf, "PartitionSnapshot.Position")?;
+        let f_size;
+        let f_position;
+        if let Some(b) = wire::peek_fixed::<16>(buf) {
+            f_size = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_position = i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
+        } else {
+            f_size = wire::read_i64(buf, "PartitionSnapshot.Size")?;
+            f_position = wire::read_i64(buf, "PartitionSnapshot.Position")?;
+        }
         let f_unaligned_records =
             wire::read_bytes(buf, true, "PartitionSnapshot.UnalignedRecords")?;
         let mut f_current_leader = LeaderIdAndEpoch::default();

@@ -177,16 +177,26 @@ impl FindCoordinatorResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
-        let f_throttle_time_ms = if version >= 1 {
-            wire::read_i32(buf, "FindCoordinatorResponse.ThrottleTimeMs")?
+        let f_throttle_time_ms;
+        let f_error_code;
+        if (1..=3).contains(&version)
+            && let Some(b) = wire::peek_fixed::<6>(buf)
+        {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
         } else {
-            0
-        };
-        let f_error_code = if version <= 3 {
-            wire::read_i16(buf, "FindCoordinatorResponse.ErrorCode")?
-        } else {
-            0
-        };
+            f_throttle_time_ms = if version >= 1 {
+                wire::read_i32(buf, "FindCoordinatorResponse.ThrottleTimeMs")?
+            } else {
+                0
+            };
+            f_error_code = if version <= 3 {
+                wire::read_i16(buf, "FindCoordinatorResponse.ErrorCode")?
+            } else {
+                0
+            };
+        }
         let f_error_message = if (1..=3).contains(&version) {
             wire::read_nullable_string(buf, flexible, "FindCoordinatorResponse.ErrorMessage")?
         } else {
@@ -404,8 +414,16 @@ impl Coordinator {
         let f_key = wire::read_string(buf, true, "Coordinator.Key")?;
         let f_node_id = wire::read_i32(buf, "Coordinator.NodeId")?;
         let f_host = wire::read_string(buf, true, "Coordinator.Host")?;
-        let f_port = wire::read_i32(buf, "Coordinator.Port")?;
-        let f_error_code = wire::read_i16(buf, "Coordinator.ErrorCode")?;
+        let f_port;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_port = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_port = wire::read_i32(buf, "Coordinator.Port")?;
+            f_error_code = wire::read_i16(buf, "Coordinator.ErrorCode")?;
+        }
         let f_error_message = wire::read_nullable_string(buf, true, "Coordinator.ErrorMessage")?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();

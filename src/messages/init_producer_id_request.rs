@@ -127,18 +127,30 @@ impl InitProducerIdRequest {
         let flexible = version >= 2;
         let f_transactional_id =
             wire::read_nullable_string(buf, flexible, "InitProducerIdRequest.TransactionalId")?;
-        let f_transaction_timeout_ms =
-            wire::read_i32(buf, "InitProducerIdRequest.TransactionTimeoutMs")?;
-        let f_producer_id = if version >= 3 {
-            wire::read_i64(buf, "InitProducerIdRequest.ProducerId")?
+        let f_transaction_timeout_ms;
+        let f_producer_id;
+        let f_producer_epoch;
+        if version >= 3
+            && let Some(b) = wire::peek_fixed::<14>(buf)
+        {
+            f_transaction_timeout_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_producer_id = i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            f_producer_epoch = i16::from_be_bytes([b[12], b[13]]);
+            wire::skip_fixed::<14>(buf);
         } else {
-            -1
-        };
-        let f_producer_epoch = if version >= 3 {
-            wire::read_i16(buf, "InitProducerIdRequest.ProducerEpoch")?
-        } else {
-            -1
-        };
+            f_transaction_timeout_ms =
+                wire::read_i32(buf, "InitProducerIdRequest.TransactionTimeoutMs")?;
+            f_producer_id = if version >= 3 {
+                wire::read_i64(buf, "InitProducerIdRequest.ProducerId")?
+            } else {
+                -1
+            };
+            f_producer_epoch = if version >= 3 {
+                wire::read_i16(buf, "InitProducerIdRequest.ProducerEpoch")?
+            } else {
+                -1
+            };
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

@@ -207,9 +207,20 @@ impl PartitionData {
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_partition = wire::read_i32(buf, "PartitionData.Partition")?;
-        let f_state_epoch = wire::read_i32(buf, "PartitionData.StateEpoch")?;
-        let f_start_offset = wire::read_i64(buf, "PartitionData.StartOffset")?;
+        let f_partition;
+        let f_state_epoch;
+        let f_start_offset;
+        if let Some(b) = wire::peek_fixed::<16>(buf) {
+            f_partition = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_state_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_start_offset =
+                i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
+        } else {
+            f_partition = wire::read_i32(buf, "PartitionData.Partition")?;
+            f_state_epoch = wire::read_i32(buf, "PartitionData.StateEpoch")?;
+            f_start_offset = wire::read_i64(buf, "PartitionData.StartOffset")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "PartitionData._tagged_fields")?;

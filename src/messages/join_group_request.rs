@@ -174,12 +174,22 @@ impl JoinGroupRequest {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
         let f_group_id = wire::read_string(buf, flexible, "JoinGroupRequest.GroupId")?;
-        let f_session_timeout_ms = wire::read_i32(buf, "JoinGroupRequest.SessionTimeoutMs")?;
-        let f_rebalance_timeout_ms = if version >= 1 {
-            wire::read_i32(buf, "JoinGroupRequest.RebalanceTimeoutMs")?
+        let f_session_timeout_ms;
+        let f_rebalance_timeout_ms;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<8>(buf)
+        {
+            f_session_timeout_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_rebalance_timeout_ms = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
         } else {
-            -1
-        };
+            f_session_timeout_ms = wire::read_i32(buf, "JoinGroupRequest.SessionTimeoutMs")?;
+            f_rebalance_timeout_ms = if version >= 1 {
+                wire::read_i32(buf, "JoinGroupRequest.RebalanceTimeoutMs")?
+            } else {
+                -1
+            };
+        }
         let f_member_id = wire::read_string(buf, flexible, "JoinGroupRequest.MemberId")?;
         let f_group_instance_id = if version >= 5 {
             wire::read_nullable_string(buf, flexible, "JoinGroupRequest.GroupInstanceId")?

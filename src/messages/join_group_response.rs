@@ -185,13 +185,25 @@ impl JoinGroupResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
-        let f_throttle_time_ms = if version >= 2 {
-            wire::read_i32(buf, "JoinGroupResponse.ThrottleTimeMs")?
+        let f_throttle_time_ms;
+        let f_error_code;
+        let f_generation_id;
+        if version >= 2
+            && let Some(b) = wire::peek_fixed::<10>(buf)
+        {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            f_generation_id = i32::from_be_bytes([b[6], b[7], b[8], b[9]]);
+            wire::skip_fixed::<10>(buf);
         } else {
-            0
-        };
-        let f_error_code = wire::read_i16(buf, "JoinGroupResponse.ErrorCode")?;
-        let f_generation_id = wire::read_i32(buf, "JoinGroupResponse.GenerationId")?;
+            f_throttle_time_ms = if version >= 2 {
+                wire::read_i32(buf, "JoinGroupResponse.ThrottleTimeMs")?
+            } else {
+                0
+            };
+            f_error_code = wire::read_i16(buf, "JoinGroupResponse.ErrorCode")?;
+            f_generation_id = wire::read_i32(buf, "JoinGroupResponse.GenerationId")?;
+        }
         let f_protocol_type = if version >= 7 {
             wire::read_nullable_string(buf, flexible, "JoinGroupResponse.ProtocolType")?
         } else {

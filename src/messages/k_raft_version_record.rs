@@ -72,8 +72,16 @@ impl KRaftVersionRecord {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_version = wire::read_i16(buf, "KRaftVersionRecord.Version")?;
-        let f_k_raft_version = wire::read_i16(buf, "KRaftVersionRecord.KRaftVersion")?;
+        let f_version;
+        let f_k_raft_version;
+        if let Some(b) = wire::peek_fixed::<4>(buf) {
+            f_version = i16::from_be_bytes([b[0], b[1]]);
+            f_k_raft_version = i16::from_be_bytes([b[2], b[3]]);
+            wire::skip_fixed::<4>(buf);
+        } else {
+            f_version = wire::read_i16(buf, "KRaftVersionRecord.Version")?;
+            f_k_raft_version = wire::read_i16(buf, "KRaftVersionRecord.KRaftVersion")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "KRaftVersionRecord._tagged_fields")?;

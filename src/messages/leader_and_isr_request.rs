@@ -191,23 +191,40 @@ impl LeaderAndIsrRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
-        let f_controller_id = wire::read_i32(buf, "LeaderAndIsrRequest.ControllerId")?;
-        let f_is_k_raft_controller = if version >= 7 {
-            wire::read_bool(buf, "LeaderAndIsrRequest.isKRaftController")?
+        let f_controller_id;
+        let f_is_k_raft_controller;
+        let f_controller_epoch;
+        let f_broker_epoch;
+        let f_type;
+        if version >= 7
+            && let Some(b) = wire::peek_fixed::<18>(buf)
+        {
+            f_controller_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_is_k_raft_controller = b[4] != 0;
+            f_controller_epoch = i32::from_be_bytes([b[5], b[6], b[7], b[8]]);
+            f_broker_epoch =
+                i64::from_be_bytes([b[9], b[10], b[11], b[12], b[13], b[14], b[15], b[16]]);
+            f_type = i8::from_be_bytes([b[17]]);
+            wire::skip_fixed::<18>(buf);
         } else {
-            false
-        };
-        let f_controller_epoch = wire::read_i32(buf, "LeaderAndIsrRequest.ControllerEpoch")?;
-        let f_broker_epoch = if version >= 2 {
-            wire::read_i64(buf, "LeaderAndIsrRequest.BrokerEpoch")?
-        } else {
-            -1
-        };
-        let f_type = if version >= 5 {
-            wire::read_i8(buf, "LeaderAndIsrRequest.Type")?
-        } else {
-            0
-        };
+            f_controller_id = wire::read_i32(buf, "LeaderAndIsrRequest.ControllerId")?;
+            f_is_k_raft_controller = if version >= 7 {
+                wire::read_bool(buf, "LeaderAndIsrRequest.isKRaftController")?
+            } else {
+                false
+            };
+            f_controller_epoch = wire::read_i32(buf, "LeaderAndIsrRequest.ControllerEpoch")?;
+            f_broker_epoch = if version >= 2 {
+                wire::read_i64(buf, "LeaderAndIsrRequest.BrokerEpoch")?
+            } else {
+                -1
+            };
+            f_type = if version >= 5 {
+                wire::read_i8(buf, "LeaderAndIsrRequest.Type")?
+            } else {
+                0
+            };
+        }
         let f_ungrouped_partition_states = if version <= 1 {
             wire::read_array(
                 buf,
@@ -777,10 +794,22 @@ impl LeaderAndIsrPartitionState {
         } else {
             ByteString::new()
         };
-        let f_partition_index = wire::read_i32(buf, "LeaderAndIsrPartitionState.PartitionIndex")?;
-        let f_controller_epoch = wire::read_i32(buf, "LeaderAndIsrPartitionState.ControllerEpoch")?;
-        let f_leader = wire::read_i32(buf, "LeaderAndIsrPartitionState.Leader")?;
-        let f_leader_epoch = wire::read_i32(buf, "LeaderAndIsrPartitionState.LeaderEpoch")?;
+        let f_partition_index;
+        let f_controller_epoch;
+        let f_leader;
+        let f_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<16>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_controller_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_leader = i32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+            f_leader_epoch = i32::from_be_bytes([b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "LeaderAndIsrPartitionState.PartitionIndex")?;
+            f_controller_epoch = wire::read_i32(buf, "LeaderAndIsrPartitionState.ControllerEpoch")?;
+            f_leader = wire::read_i32(buf, "LeaderAndIsrPartitionState.Leader")?;
+            f_leader_epoch = wire::read_i32(buf, "LeaderAndIsrPartitionState.LeaderEpoch")?;
+        }
         let f_isr =
             wire::read_scalar_array::<i32>(buf, flexible, "LeaderAndIsrPartitionState.Isr")?;
         let f_partition_epoch = wire::read_i32(buf, "LeaderAndIsrPartitionState.PartitionEpoch")?;
@@ -804,16 +833,26 @@ impl LeaderAndIsrPartitionState {
         } else {
             ScalarList::new()
         };
-        let f_is_new = if version >= 1 {
-            wire::read_bool(buf, "LeaderAndIsrPartitionState.IsNew")?
+        let f_is_new;
+        let f_leader_recovery_state;
+        if version >= 6
+            && let Some(b) = wire::peek_fixed::<2>(buf)
+        {
+            f_is_new = b[0] != 0;
+            f_leader_recovery_state = i8::from_be_bytes([b[1]]);
+            wire::skip_fixed::<2>(buf);
         } else {
-            false
-        };
-        let f_leader_recovery_state = if version >= 6 {
-            wire::read_i8(buf, "LeaderAndIsrPartitionState.LeaderRecoveryState")?
-        } else {
-            0
-        };
+            f_is_new = if version >= 1 {
+                wire::read_bool(buf, "LeaderAndIsrPartitionState.IsNew")?
+            } else {
+                false
+            };
+            f_leader_recovery_state = if version >= 6 {
+                wire::read_i8(buf, "LeaderAndIsrPartitionState.LeaderRecoveryState")?
+            } else {
+                0
+            };
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

@@ -104,8 +104,16 @@ impl LeaderChangeMessage {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_version = wire::read_i16(buf, "LeaderChangeMessage.Version")?;
-        let f_leader_id = wire::read_i32(buf, "LeaderChangeMessage.LeaderId")?;
+        let f_version;
+        let f_leader_id;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_version = i16::from_be_bytes([b[0], b[1]]);
+            f_leader_id = i32::from_be_bytes([b[2], b[3], b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_version = wire::read_i16(buf, "LeaderChangeMessage.Version")?;
+            f_leader_id = wire::read_i32(buf, "LeaderChangeMessage.LeaderId")?;
+        }
         let f_voters = wire::read_array(buf, true, 5, "LeaderChangeMessage.Voters", move |buf| {
             Voter::decode_inner(buf, version)
         })?;
@@ -224,12 +232,25 @@ impl Voter {
     /// Reads a value at `version` (the caller checked the version is valid).
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_voter_id = wire::read_i32(buf, "Voter.VoterId")?;
-        let f_voter_directory_id = if version >= 1 {
-            wire::read_uuid(buf, "Voter.VoterDirectoryId")?
+        let f_voter_id;
+        let f_voter_directory_id;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<20>(buf)
+        {
+            f_voter_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_voter_directory_id = Uuid::from_bytes([
+                b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15],
+                b[16], b[17], b[18], b[19],
+            ]);
+            wire::skip_fixed::<20>(buf);
         } else {
-            Uuid::ZERO
-        };
+            f_voter_id = wire::read_i32(buf, "Voter.VoterId")?;
+            f_voter_directory_id = if version >= 1 {
+                wire::read_uuid(buf, "Voter.VoterDirectoryId")?
+            } else {
+                Uuid::ZERO
+            };
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "Voter._tagged_fields")?;

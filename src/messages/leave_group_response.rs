@@ -116,12 +116,22 @@ impl LeaveGroupResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
-        let f_throttle_time_ms = if version >= 1 {
-            wire::read_i32(buf, "LeaveGroupResponse.ThrottleTimeMs")?
+        let f_throttle_time_ms;
+        let f_error_code;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<6>(buf)
+        {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
         } else {
-            0
-        };
-        let f_error_code = wire::read_i16(buf, "LeaveGroupResponse.ErrorCode")?;
+            f_throttle_time_ms = if version >= 1 {
+                wire::read_i32(buf, "LeaveGroupResponse.ThrottleTimeMs")?
+            } else {
+                0
+            };
+            f_error_code = wire::read_i16(buf, "LeaveGroupResponse.ErrorCode")?;
+        }
         let f_members = if version >= 3 {
             wire::read_array(buf, flexible, 4, "LeaveGroupResponse.Members", move |buf| {
                 MemberResponse::decode_inner(buf, version)

@@ -134,12 +134,22 @@ impl ListOffsetsRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
-        let f_replica_id = wire::read_i32(buf, "ListOffsetsRequest.ReplicaId")?;
-        let f_isolation_level = if version >= 2 {
-            wire::read_i8(buf, "ListOffsetsRequest.IsolationLevel")?
+        let f_replica_id;
+        let f_isolation_level;
+        if version >= 2
+            && let Some(b) = wire::peek_fixed::<5>(buf)
+        {
+            f_replica_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_isolation_level = i8::from_be_bytes([b[4]]);
+            wire::skip_fixed::<5>(buf);
         } else {
-            0
-        };
+            f_replica_id = wire::read_i32(buf, "ListOffsetsRequest.ReplicaId")?;
+            f_isolation_level = if version >= 2 {
+                wire::read_i8(buf, "ListOffsetsRequest.IsolationLevel")?
+            } else {
+                0
+            };
+        }
         let f_topics =
             wire::read_array(buf, flexible, 2, "ListOffsetsRequest.Topics", move |buf| {
                 ListOffsetsTopic::decode_inner(buf, version)
@@ -296,13 +306,26 @@ impl ListOffsetsPartition {
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
-        let f_partition_index = wire::read_i32(buf, "ListOffsetsPartition.PartitionIndex")?;
-        let f_current_leader_epoch = if version >= 4 {
-            wire::read_i32(buf, "ListOffsetsPartition.CurrentLeaderEpoch")?
+        let f_partition_index;
+        let f_current_leader_epoch;
+        let f_timestamp;
+        if version >= 4
+            && let Some(b) = wire::peek_fixed::<16>(buf)
+        {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_current_leader_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_timestamp =
+                i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
         } else {
-            -1
-        };
-        let f_timestamp = wire::read_i64(buf, "ListOffsetsPartition.Timestamp")?;
+            f_partition_index = wire::read_i32(buf, "ListOffsetsPartition.PartitionIndex")?;
+            f_current_leader_epoch = if version >= 4 {
+                wire::read_i32(buf, "ListOffsetsPartition.CurrentLeaderEpoch")?
+            } else {
+                -1
+            };
+            f_timestamp = wire::read_i64(buf, "ListOffsetsPartition.Timestamp")?;
+        }
         let f_max_num_offsets = if version <= 0 {
             wire::read_i32(buf, "ListOffsetsPartition.MaxNumOffsets")?
         } else {

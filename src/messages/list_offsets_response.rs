@@ -297,8 +297,16 @@ impl ListOffsetsPartitionResponse {
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
-        let f_partition_index = wire::read_i32(buf, "ListOffsetsPartitionResponse.PartitionIndex")?;
-        let f_error_code = wire::read_i16(buf, "ListOffsetsPartitionResponse.ErrorCode")?;
+        let f_partition_index;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "ListOffsetsPartitionResponse.PartitionIndex")?;
+            f_error_code = wire::read_i16(buf, "ListOffsetsPartitionResponse.ErrorCode")?;
+        }
         let f_old_style_offsets = if version <= 0 {
             wire::read_scalar_array::<i64>(
                 buf,
@@ -308,21 +316,33 @@ impl ListOffsetsPartitionResponse {
         } else {
             ScalarList::new()
         };
-        let f_timestamp = if version >= 1 {
-            wire::read_i64(buf, "ListOffsetsPartitionResponse.Timestamp")?
+        let f_timestamp;
+        let f_offset;
+        let f_leader_epoch;
+        if version >= 4
+            && let Some(b) = wire::peek_fixed::<20>(buf)
+        {
+            f_timestamp = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_offset = i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            f_leader_epoch = i32::from_be_bytes([b[16], b[17], b[18], b[19]]);
+            wire::skip_fixed::<20>(buf);
         } else {
-            -1
-        };
-        let f_offset = if version >= 1 {
-            wire::read_i64(buf, "ListOffsetsPartitionResponse.Offset")?
-        } else {
-            -1
-        };
-        let f_leader_epoch = if version >= 4 {
-            wire::read_i32(buf, "ListOffsetsPartitionResponse.LeaderEpoch")?
-        } else {
-            -1
-        };
+            f_timestamp = if version >= 1 {
+                wire::read_i64(buf, "ListOffsetsPartitionResponse.Timestamp")?
+            } else {
+                -1
+            };
+            f_offset = if version >= 1 {
+                wire::read_i64(buf, "ListOffsetsPartitionResponse.Offset")?
+            } else {
+                -1
+            };
+            f_leader_epoch = if version >= 4 {
+                wire::read_i32(buf, "ListOffsetsPartitionResponse.LeaderEpoch")?
+            } else {
+                -1
+            };
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

@@ -175,21 +175,33 @@ impl MetadataRequest {
                 move |buf| MetadataRequestTopic::decode_inner(buf, version),
             )?)
         };
-        let f_allow_auto_topic_creation = if version >= 4 {
-            wire::read_bool(buf, "MetadataRequest.AllowAutoTopicCreation")?
+        let f_allow_auto_topic_creation;
+        let f_include_cluster_authorized_operations;
+        let f_include_topic_authorized_operations;
+        if (8..=10).contains(&version)
+            && let Some(b) = wire::peek_fixed::<3>(buf)
+        {
+            f_allow_auto_topic_creation = b[0] != 0;
+            f_include_cluster_authorized_operations = b[1] != 0;
+            f_include_topic_authorized_operations = b[2] != 0;
+            wire::skip_fixed::<3>(buf);
         } else {
-            true
-        };
-        let f_include_cluster_authorized_operations = if (8..=10).contains(&version) {
-            wire::read_bool(buf, "MetadataRequest.IncludeClusterAuthorizedOperations")?
-        } else {
-            false
-        };
-        let f_include_topic_authorized_operations = if version >= 8 {
-            wire::read_bool(buf, "MetadataRequest.IncludeTopicAuthorizedOperations")?
-        } else {
-            false
-        };
+            f_allow_auto_topic_creation = if version >= 4 {
+                wire::read_bool(buf, "MetadataRequest.AllowAutoTopicCreation")?
+            } else {
+                true
+            };
+            f_include_cluster_authorized_operations = if (8..=10).contains(&version) {
+                wire::read_bool(buf, "MetadataRequest.IncludeClusterAuthorizedOperations")?
+            } else {
+                false
+            };
+            f_include_topic_authorized_operations = if version >= 8 {
+                wire::read_bool(buf, "MetadataRequest.IncludeTopicAuthorizedOperations")?
+            } else {
+                false
+            };
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

@@ -564,14 +564,28 @@ impl MetadataResponsePartition {
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 9;
-        let f_error_code = wire::read_i16(buf, "MetadataResponsePartition.ErrorCode")?;
-        let f_partition_index = wire::read_i32(buf, "MetadataResponsePartition.PartitionIndex")?;
-        let f_leader_id = wire::read_i32(buf, "MetadataResponsePartition.LeaderId")?;
-        let f_leader_epoch = if version >= 7 {
-            wire::read_i32(buf, "MetadataResponsePartition.LeaderEpoch")?
+        let f_error_code;
+        let f_partition_index;
+        let f_leader_id;
+        let f_leader_epoch;
+        if version >= 7
+            && let Some(b) = wire::peek_fixed::<14>(buf)
+        {
+            f_error_code = i16::from_be_bytes([b[0], b[1]]);
+            f_partition_index = i32::from_be_bytes([b[2], b[3], b[4], b[5]]);
+            f_leader_id = i32::from_be_bytes([b[6], b[7], b[8], b[9]]);
+            f_leader_epoch = i32::from_be_bytes([b[10], b[11], b[12], b[13]]);
+            wire::skip_fixed::<14>(buf);
         } else {
-            -1
-        };
+            f_error_code = wire::read_i16(buf, "MetadataResponsePartition.ErrorCode")?;
+            f_partition_index = wire::read_i32(buf, "MetadataResponsePartition.PartitionIndex")?;
+            f_leader_id = wire::read_i32(buf, "MetadataResponsePartition.LeaderId")?;
+            f_leader_epoch = if version >= 7 {
+                wire::read_i32(buf, "MetadataResponsePartition.LeaderEpoch")?
+            } else {
+                -1
+            };
+        }
         let f_replica_nodes = wire::read_scalar_array::<i32>(
             buf,
             flexible,
@@ -789,16 +803,29 @@ impl MetadataResponseTopic {
                 "MetadataResponseTopic.Name",
             )?)
         };
-        let f_topic_id = if version >= 10 {
-            wire::read_uuid(buf, "MetadataResponseTopic.TopicId")?
+        let f_topic_id;
+        let f_is_internal;
+        if version >= 10
+            && let Some(b) = wire::peek_fixed::<17>(buf)
+        {
+            f_topic_id = Uuid::from_bytes([
+                b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+                b[13], b[14], b[15],
+            ]);
+            f_is_internal = b[16] != 0;
+            wire::skip_fixed::<17>(buf);
         } else {
-            Uuid::ZERO
-        };
-        let f_is_internal = if version >= 1 {
-            wire::read_bool(buf, "MetadataResponseTopic.IsInternal")?
-        } else {
-            false
-        };
+            f_topic_id = if version >= 10 {
+                wire::read_uuid(buf, "MetadataResponseTopic.TopicId")?
+            } else {
+                Uuid::ZERO
+            };
+            f_is_internal = if version >= 1 {
+                wire::read_bool(buf, "MetadataResponseTopic.IsInternal")?
+            } else {
+                false
+            };
+        }
         let f_partitions = wire::read_array(
             buf,
             flexible,

@@ -364,14 +364,27 @@ impl OffsetCommitRequestPartition {
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 8;
-        let f_partition_index = wire::read_i32(buf, "OffsetCommitRequestPartition.PartitionIndex")?;
-        let f_committed_offset =
-            wire::read_i64(buf, "OffsetCommitRequestPartition.CommittedOffset")?;
-        let f_committed_leader_epoch = if version >= 6 {
-            wire::read_i32(buf, "OffsetCommitRequestPartition.CommittedLeaderEpoch")?
+        let f_partition_index;
+        let f_committed_offset;
+        let f_committed_leader_epoch;
+        if version >= 6
+            && let Some(b) = wire::peek_fixed::<16>(buf)
+        {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_committed_offset =
+                i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            f_committed_leader_epoch = i32::from_be_bytes([b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
         } else {
-            -1
-        };
+            f_partition_index = wire::read_i32(buf, "OffsetCommitRequestPartition.PartitionIndex")?;
+            f_committed_offset =
+                wire::read_i64(buf, "OffsetCommitRequestPartition.CommittedOffset")?;
+            f_committed_leader_epoch = if version >= 6 {
+                wire::read_i32(buf, "OffsetCommitRequestPartition.CommittedLeaderEpoch")?
+            } else {
+                -1
+            };
+        }
         let f_commit_timestamp = if version == 1 {
             wire::read_i64(buf, "OffsetCommitRequestPartition.CommitTimestamp")?
         } else {

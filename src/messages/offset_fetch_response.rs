@@ -344,14 +344,27 @@ impl OffsetFetchResponsePartition {
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
-        let f_partition_index = wire::read_i32(buf, "OffsetFetchResponsePartition.PartitionIndex")?;
-        let f_committed_offset =
-            wire::read_i64(buf, "OffsetFetchResponsePartition.CommittedOffset")?;
-        let f_committed_leader_epoch = if version >= 5 {
-            wire::read_i32(buf, "OffsetFetchResponsePartition.CommittedLeaderEpoch")?
+        let f_partition_index;
+        let f_committed_offset;
+        let f_committed_leader_epoch;
+        if version >= 5
+            && let Some(b) = wire::peek_fixed::<16>(buf)
+        {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_committed_offset =
+                i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            f_committed_leader_epoch = i32::from_be_bytes([b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
         } else {
-            -1
-        };
+            f_partition_index = wire::read_i32(buf, "OffsetFetchResponsePartition.PartitionIndex")?;
+            f_committed_offset =
+                wire::read_i64(buf, "OffsetFetchResponsePartition.CommittedOffset")?;
+            f_committed_leader_epoch = if version >= 5 {
+                wire::read_i32(buf, "OffsetFetchResponsePartition.CommittedLeaderEpoch")?
+            } else {
+                -1
+            };
+        }
         let f_metadata =
             wire::read_nullable_string(buf, flexible, "OffsetFetchResponsePartition.Metadata")?;
         let f_error_code = wire::read_i16(buf, "OffsetFetchResponsePartition.ErrorCode")?;
@@ -637,12 +650,23 @@ impl OffsetFetchResponsePartitions {
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_partition_index =
-            wire::read_i32(buf, "OffsetFetchResponsePartitions.PartitionIndex")?;
-        let f_committed_offset =
-            wire::read_i64(buf, "OffsetFetchResponsePartitions.CommittedOffset")?;
-        let f_committed_leader_epoch =
-            wire::read_i32(buf, "OffsetFetchResponsePartitions.CommittedLeaderEpoch")?;
+        let f_partition_index;
+        let f_committed_offset;
+        let f_committed_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<16>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_committed_offset =
+                i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            f_committed_leader_epoch = i32::from_be_bytes([b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
+        } else {
+            f_partition_index =
+                wire::read_i32(buf, "OffsetFetchResponsePartitions.PartitionIndex")?;
+            f_committed_offset =
+                wire::read_i64(buf, "OffsetFetchResponsePartitions.CommittedOffset")?;
+            f_committed_leader_epoch =
+                wire::read_i32(buf, "OffsetFetchResponsePartitions.CommittedLeaderEpoch")?;
+        }
         let f_metadata =
             wire::read_nullable_string(buf, true, "OffsetFetchResponsePartitions.Metadata")?;
         let f_error_code = wire::read_i16(buf, "OffsetFetchResponsePartitions.ErrorCode")?;

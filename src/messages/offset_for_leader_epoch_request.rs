@@ -243,13 +243,25 @@ impl OffsetForLeaderPartition {
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
-        let f_partition = wire::read_i32(buf, "OffsetForLeaderPartition.Partition")?;
-        let f_current_leader_epoch = if version >= 2 {
-            wire::read_i32(buf, "OffsetForLeaderPartition.CurrentLeaderEpoch")?
+        let f_partition;
+        let f_current_leader_epoch;
+        let f_leader_epoch;
+        if version >= 2
+            && let Some(b) = wire::peek_fixed::<12>(buf)
+        {
+            f_partition = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_current_leader_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_leader_epoch = i32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
         } else {
-            -1
-        };
-        let f_leader_epoch = wire::read_i32(buf, "OffsetForLeaderPartition.LeaderEpoch")?;
+            f_partition = wire::read_i32(buf, "OffsetForLeaderPartition.Partition")?;
+            f_current_leader_epoch = if version >= 2 {
+                wire::read_i32(buf, "OffsetForLeaderPartition.CurrentLeaderEpoch")?
+            } else {
+                -1
+            };
+            f_leader_epoch = wire::read_i32(buf, "OffsetForLeaderPartition.LeaderEpoch")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

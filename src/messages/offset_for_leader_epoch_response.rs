@@ -250,14 +250,29 @@ impl EpochEndOffset {
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
-        let f_error_code = wire::read_i16(buf, "EpochEndOffset.ErrorCode")?;
-        let f_partition = wire::read_i32(buf, "EpochEndOffset.Partition")?;
-        let f_leader_epoch = if version >= 1 {
-            wire::read_i32(buf, "EpochEndOffset.LeaderEpoch")?
+        let f_error_code;
+        let f_partition;
+        let f_leader_epoch;
+        let f_end_offset;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<18>(buf)
+        {
+            f_error_code = i16::from_be_bytes([b[0], b[1]]);
+            f_partition = i32::from_be_bytes([b[2], b[3], b[4], b[5]]);
+            f_leader_epoch = i32::from_be_bytes([b[6], b[7], b[8], b[9]]);
+            f_end_offset =
+                i64::from_be_bytes([b[10], b[11], b[12], b[13], b[14], b[15], b[16], b[17]]);
+            wire::skip_fixed::<18>(buf);
         } else {
-            -1
-        };
-        let f_end_offset = wire::read_i64(buf, "EpochEndOffset.EndOffset")?;
+            f_error_code = wire::read_i16(buf, "EpochEndOffset.ErrorCode")?;
+            f_partition = wire::read_i32(buf, "EpochEndOffset.Partition")?;
+            f_leader_epoch = if version >= 1 {
+                wire::read_i32(buf, "EpochEndOffset.LeaderEpoch")?
+            } else {
+                -1
+            };
+            f_end_offset = wire::read_i64(buf, "EpochEndOffset.EndOffset")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

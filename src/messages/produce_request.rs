@@ -141,8 +141,16 @@ impl ProduceRequest {
         } else {
             None
         };
-        let f_acks = wire::read_i16(buf, "ProduceRequest.Acks")?;
-        let f_timeout_ms = wire::read_i32(buf, "ProduceRequest.TimeoutMs")?;
+        let f_acks;
+        let f_timeout_ms;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_acks = i16::from_be_bytes([b[0], b[1]]);
+            f_timeout_ms = i32::from_be_bytes([b[2], b[3], b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_acks = wire::read_i16(buf, "ProduceRequest.Acks")?;
+            f_timeout_ms = wire::read_i32(buf, "ProduceRequest.TimeoutMs")?;
+        }
         let f_topic_data =
             wire::read_array(buf, flexible, 2, "ProduceRequest.TopicData", move |buf| {
                 TopicProduceData::decode_inner(buf, version)

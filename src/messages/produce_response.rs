@@ -421,8 +421,16 @@ impl LeaderIdAndEpoch {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_leader_id = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderId")?;
-        let f_leader_epoch = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderEpoch")?;
+        let f_leader_id;
+        let f_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<8>(buf) {
+            f_leader_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_leader_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
+        } else {
+            f_leader_id = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderId")?;
+            f_leader_epoch = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderEpoch")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "LeaderIdAndEpoch._tagged_fields")?;
@@ -608,19 +616,38 @@ impl PartitionProduceResponse {
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 9;
-        let f_index = wire::read_i32(buf, "PartitionProduceResponse.Index")?;
-        let f_error_code = wire::read_i16(buf, "PartitionProduceResponse.ErrorCode")?;
-        let f_base_offset = wire::read_i64(buf, "PartitionProduceResponse.BaseOffset")?;
-        let f_log_append_time_ms = if version >= 2 {
-            wire::read_i64(buf, "PartitionProduceResponse.LogAppendTimeMs")?
+        let f_index;
+        let f_error_code;
+        let f_base_offset;
+        let f_log_append_time_ms;
+        let f_log_start_offset;
+        if version >= 5
+            && let Some(b) = wire::peek_fixed::<30>(buf)
+        {
+            f_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            f_base_offset =
+                i64::from_be_bytes([b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13]]);
+            f_log_append_time_ms =
+                i64::from_be_bytes([b[14], b[15], b[16], b[17], b[18], b[19], b[20], b[21]]);
+            f_log_start_offset =
+                i64::from_be_bytes([b[22], b[23], b[24], b[25], b[26], b[27], b[28], b[29]]);
+            wire::skip_fixed::<30>(buf);
         } else {
-            -1
-        };
-        let f_log_start_offset = if version >= 5 {
-            wire::read_i64(buf, "PartitionProduceResponse.LogStartOffset")?
-        } else {
-            -1
-        };
+            f_index = wire::read_i32(buf, "PartitionProduceResponse.Index")?;
+            f_error_code = wire::read_i16(buf, "PartitionProduceResponse.ErrorCode")?;
+            f_base_offset = wire::read_i64(buf, "PartitionProduceResponse.BaseOffset")?;
+            f_log_append_time_ms = if version >= 2 {
+                wire::read_i64(buf, "PartitionProduceResponse.LogAppendTimeMs")?
+            } else {
+                -1
+            };
+            f_log_start_offset = if version >= 5 {
+                wire::read_i64(buf, "PartitionProduceResponse.LogStartOffset")?
+            } else {
+                -1
+            };
+        }
         let f_record_errors = if version >= 8 {
             wire::read_array(
                 buf,

@@ -91,10 +91,25 @@ impl PushTelemetryRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_client_instance_id = wire::read_uuid(buf, "PushTelemetryRequest.ClientInstanceId")?;
-        let f_subscription_id = wire::read_i32(buf, "PushTelemetryRequest.SubscriptionId")?;
-        let f_terminating = wire::read_bool(buf, "PushTelemetryRequest.Terminating")?;
-        let f_compression_type = wire::read_i8(buf, "PushTelemetryRequest.CompressionType")?;
+        let f_client_instance_id;
+        let f_subscription_id;
+        let f_terminating;
+        let f_compression_type;
+        if let Some(b) = wire::peek_fixed::<22>(buf) {
+            f_client_instance_id = Uuid::from_bytes([
+                b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+                b[13], b[14], b[15],
+            ]);
+            f_subscription_id = i32::from_be_bytes([b[16], b[17], b[18], b[19]]);
+            f_terminating = b[20] != 0;
+            f_compression_type = i8::from_be_bytes([b[21]]);
+            wire::skip_fixed::<22>(buf);
+        } else {
+            f_client_instance_id = wire::read_uuid(buf, "PushTelemetryRequest.ClientInstanceId")?;
+            f_subscription_id = wire::read_i32(buf, "PushTelemetryRequest.SubscriptionId")?;
+            f_terminating = wire::read_bool(buf, "PushTelemetryRequest.Terminating")?;
+            f_compression_type = wire::read_i8(buf, "PushTelemetryRequest.CompressionType")?;
+        }
         let f_metrics = wire::read_bytes(buf, true, "PushTelemetryRequest.Metrics")?;
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();

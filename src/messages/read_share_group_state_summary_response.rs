@@ -218,12 +218,28 @@ impl PartitionResult {
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_partition = wire::read_i32(buf, "PartitionResult.Partition")?;
-        let f_error_code = wire::read_i16(buf, "PartitionResult.ErrorCode")?;
+        let f_partition;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_partition = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_partition = wire::read_i32(buf, "PartitionResult.Partition")?;
+            f_error_code = wire::read_i16(buf, "PartitionResult.ErrorCode")?;
+        }
         let f_error_message =
             wire::read_nullable_string(buf, true, "PartitionResult.ErrorMessage")?;
-        let f_state_epoch = wire::read_i32(buf, "PartitionResult.StateEpoch")?;
-        let f_start_offset = wire::read_i64(buf, "PartitionResult.StartOffset")?;
+        let f_state_epoch;
+        let f_start_offset;
+        if let Some(b) = wire::peek_fixed::<12>(buf) {
+            f_state_epoch = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_start_offset = i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
+        } else {
+            f_state_epoch = wire::read_i32(buf, "PartitionResult.StateEpoch")?;
+            f_start_offset = wire::read_i64(buf, "PartitionResult.StartOffset")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "PartitionResult._tagged_fields")?;

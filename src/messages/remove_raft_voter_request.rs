@@ -84,8 +84,19 @@ impl RemoveRaftVoterRequest {
         let _ = version;
         let f_cluster_id =
             wire::read_nullable_string(buf, true, "RemoveRaftVoterRequest.ClusterId")?;
-        let f_voter_id = wire::read_i32(buf, "RemoveRaftVoterRequest.VoterId")?;
-        let f_voter_directory_id = wire::read_uuid(buf, "RemoveRaftVoterRequest.VoterDirectoryId")?;
+        let f_voter_id;
+        let f_voter_directory_id;
+        if let Some(b) = wire::peek_fixed::<20>(buf) {
+            f_voter_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_voter_directory_id = Uuid::from_bytes([
+                b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15],
+                b[16], b[17], b[18], b[19],
+            ]);
+            wire::skip_fixed::<20>(buf);
+        } else {
+            f_voter_id = wire::read_i32(buf, "RemoveRaftVoterRequest.VoterId")?;
+            f_voter_directory_id = wire::read_uuid(buf, "RemoveRaftVoterRequest.VoterDirectoryId")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "RemoveRaftVoterRequest._tagged_fields")?;

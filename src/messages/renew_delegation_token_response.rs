@@ -93,11 +93,22 @@ impl RenewDelegationTokenResponse {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
-        let f_error_code = wire::read_i16(buf, "RenewDelegationTokenResponse.ErrorCode")?;
-        let f_expiry_timestamp_ms =
-            wire::read_i64(buf, "RenewDelegationTokenResponse.ExpiryTimestampMs")?;
-        let f_throttle_time_ms =
-            wire::read_i32(buf, "RenewDelegationTokenResponse.ThrottleTimeMs")?;
+        let f_error_code;
+        let f_expiry_timestamp_ms;
+        let f_throttle_time_ms;
+        if let Some(b) = wire::peek_fixed::<14>(buf) {
+            f_error_code = i16::from_be_bytes([b[0], b[1]]);
+            f_expiry_timestamp_ms =
+                i64::from_be_bytes([b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9]]);
+            f_throttle_time_ms = i32::from_be_bytes([b[10], b[11], b[12], b[13]]);
+            wire::skip_fixed::<14>(buf);
+        } else {
+            f_error_code = wire::read_i16(buf, "RenewDelegationTokenResponse.ErrorCode")?;
+            f_expiry_timestamp_ms =
+                wire::read_i64(buf, "RenewDelegationTokenResponse.ExpiryTimestampMs")?;
+            f_throttle_time_ms =
+                wire::read_i32(buf, "RenewDelegationTokenResponse.ThrottleTimeMs")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

@@ -113,9 +113,19 @@ impl RequestHeader {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
-        let f_request_api_key = wire::read_i16(buf, "RequestHeader.RequestApiKey")?;
-        let f_request_api_version = wire::read_i16(buf, "RequestHeader.RequestApiVersion")?;
-        let f_correlation_id = wire::read_i32(buf, "RequestHeader.CorrelationId")?;
+        let f_request_api_key;
+        let f_request_api_version;
+        let f_correlation_id;
+        if let Some(b) = wire::peek_fixed::<8>(buf) {
+            f_request_api_key = i16::from_be_bytes([b[0], b[1]]);
+            f_request_api_version = i16::from_be_bytes([b[2], b[3]]);
+            f_correlation_id = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
+        } else {
+            f_request_api_key = wire::read_i16(buf, "RequestHeader.RequestApiKey")?;
+            f_request_api_version = wire::read_i16(buf, "RequestHeader.RequestApiVersion")?;
+            f_correlation_id = wire::read_i32(buf, "RequestHeader.CorrelationId")?;
+        }
         let f_client_id = if version >= 1 {
             wire::read_nullable_string(buf, false, "RequestHeader.ClientId")?
         } else {

@@ -247,8 +247,17 @@ impl AcknowledgementBatch {
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_first_offset = wire::read_i64(buf, "AcknowledgementBatch.FirstOffset")?;
-        let f_last_offset = wire::read_i64(buf, "AcknowledgementBatch.LastOffset")?;
+        let f_first_offset;
+        let f_last_offset;
+        if let Some(b) = wire::peek_fixed::<16>(buf) {
+            f_first_offset = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_last_offset =
+                i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
+        } else {
+            f_first_offset = wire::read_i64(buf, "AcknowledgementBatch.FirstOffset")?;
+            f_last_offset = wire::read_i64(buf, "AcknowledgementBatch.LastOffset")?;
+        }
         let f_acknowledge_types =
             wire::read_scalar_array::<i8>(buf, true, "AcknowledgementBatch.AcknowledgeTypes")?;
         #[allow(unused_mut)]

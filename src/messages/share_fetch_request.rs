@@ -143,10 +143,22 @@ impl ShareFetchRequest {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_group_id = wire::read_nullable_string(buf, true, "ShareFetchRequest.GroupId")?;
         let f_member_id = wire::read_nullable_string(buf, true, "ShareFetchRequest.MemberId")?;
-        let f_share_session_epoch = wire::read_i32(buf, "ShareFetchRequest.ShareSessionEpoch")?;
-        let f_max_wait_ms = wire::read_i32(buf, "ShareFetchRequest.MaxWaitMs")?;
-        let f_min_bytes = wire::read_i32(buf, "ShareFetchRequest.MinBytes")?;
-        let f_max_bytes = wire::read_i32(buf, "ShareFetchRequest.MaxBytes")?;
+        let f_share_session_epoch;
+        let f_max_wait_ms;
+        let f_min_bytes;
+        let f_max_bytes;
+        if let Some(b) = wire::peek_fixed::<16>(buf) {
+            f_share_session_epoch = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_max_wait_ms = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_min_bytes = i32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+            f_max_bytes = i32::from_be_bytes([b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
+        } else {
+            f_share_session_epoch = wire::read_i32(buf, "ShareFetchRequest.ShareSessionEpoch")?;
+            f_max_wait_ms = wire::read_i32(buf, "ShareFetchRequest.MaxWaitMs")?;
+            f_min_bytes = wire::read_i32(buf, "ShareFetchRequest.MinBytes")?;
+            f_max_bytes = wire::read_i32(buf, "ShareFetchRequest.MaxBytes")?;
+        }
         let f_topics = wire::read_array(buf, true, 18, "ShareFetchRequest.Topics", move |buf| {
             FetchTopic::decode_inner(buf, version)
         })?;
@@ -293,8 +305,17 @@ impl AcknowledgementBatch {
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_first_offset = wire::read_i64(buf, "AcknowledgementBatch.FirstOffset")?;
-        let f_last_offset = wire::read_i64(buf, "AcknowledgementBatch.LastOffset")?;
+        let f_first_offset;
+        let f_last_offset;
+        if let Some(b) = wire::peek_fixed::<16>(buf) {
+            f_first_offset = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_last_offset =
+                i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
+        } else {
+            f_first_offset = wire::read_i64(buf, "AcknowledgementBatch.FirstOffset")?;
+            f_last_offset = wire::read_i64(buf, "AcknowledgementBatch.LastOffset")?;
+        }
         let f_acknowledge_types =
             wire::read_scalar_array::<i8>(buf, true, "AcknowledgementBatch.AcknowledgeTypes")?;
         #[allow(unused_mut)]
@@ -409,8 +430,16 @@ impl FetchPartition {
     /// Reads a value at `version` (the caller checked the version is valid).
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_partition_index = wire::read_i32(buf, "FetchPartition.PartitionIndex")?;
-        let f_partition_max_bytes = wire::read_i32(buf, "FetchPartition.PartitionMaxBytes")?;
+        let f_partition_index;
+        let f_partition_max_bytes;
+        if let Some(b) = wire::peek_fixed::<8>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_partition_max_bytes = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "FetchPartition.PartitionIndex")?;
+            f_partition_max_bytes = wire::read_i32(buf, "FetchPartition.PartitionMaxBytes")?;
+        }
         let f_acknowledgement_batches = wire::read_array(
             buf,
             true,

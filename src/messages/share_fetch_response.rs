@@ -127,8 +127,16 @@ impl ShareFetchResponse {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_throttle_time_ms = wire::read_i32(buf, "ShareFetchResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "ShareFetchResponse.ErrorCode")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_throttle_time_ms = wire::read_i32(buf, "ShareFetchResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "ShareFetchResponse.ErrorCode")?;
+        }
         let f_error_message =
             wire::read_nullable_string(buf, true, "ShareFetchResponse.ErrorMessage")?;
         let f_responses =
@@ -253,8 +261,16 @@ impl LeaderIdAndEpoch {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_leader_id = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderId")?;
-        let f_leader_epoch = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderEpoch")?;
+        let f_leader_id;
+        let f_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<8>(buf) {
+            f_leader_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_leader_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
+        } else {
+            f_leader_id = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderId")?;
+            f_leader_epoch = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderEpoch")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "LeaderIdAndEpoch._tagged_fields")?;
@@ -359,9 +375,20 @@ impl AcquiredRecords {
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_first_offset = wire::read_i64(buf, "AcquiredRecords.FirstOffset")?;
-        let f_last_offset = wire::read_i64(buf, "AcquiredRecords.LastOffset")?;
-        let f_delivery_count = wire::read_i16(buf, "AcquiredRecords.DeliveryCount")?;
+        let f_first_offset;
+        let f_last_offset;
+        let f_delivery_count;
+        if let Some(b) = wire::peek_fixed::<18>(buf) {
+            f_first_offset = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_last_offset =
+                i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            f_delivery_count = i16::from_be_bytes([b[16], b[17]]);
+            wire::skip_fixed::<18>(buf);
+        } else {
+            f_first_offset = wire::read_i64(buf, "AcquiredRecords.FirstOffset")?;
+            f_last_offset = wire::read_i64(buf, "AcquiredRecords.LastOffset")?;
+            f_delivery_count = wire::read_i16(buf, "AcquiredRecords.DeliveryCount")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "AcquiredRecords._tagged_fields")?;
@@ -512,8 +539,16 @@ impl PartitionData {
     /// Reads a value at `version` (the caller checked the version is valid).
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
-        let f_error_code = wire::read_i16(buf, "PartitionData.ErrorCode")?;
+        let f_partition_index;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
+            f_error_code = wire::read_i16(buf, "PartitionData.ErrorCode")?;
+        }
         let f_error_message = wire::read_nullable_string(buf, true, "PartitionData.ErrorMessage")?;
         let f_acknowledge_error_code = wire::read_i16(buf, "PartitionData.AcknowledgeErrorCode")?;
         let f_acknowledge_error_message =

@@ -435,8 +435,16 @@ impl DescribedGroup {
         let f_error_message = wire::read_nullable_string(buf, true, "DescribedGroup.ErrorMessage")?;
         let f_group_id = wire::read_string(buf, true, "DescribedGroup.GroupId")?;
         let f_group_state = wire::read_string(buf, true, "DescribedGroup.GroupState")?;
-        let f_group_epoch = wire::read_i32(buf, "DescribedGroup.GroupEpoch")?;
-        let f_assignment_epoch = wire::read_i32(buf, "DescribedGroup.AssignmentEpoch")?;
+        let f_group_epoch;
+        let f_assignment_epoch;
+        if let Some(b) = wire::peek_fixed::<8>(buf) {
+            f_group_epoch = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_assignment_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
+        } else {
+            f_group_epoch = wire::read_i32(buf, "DescribedGroup.GroupEpoch")?;
+            f_assignment_epoch = wire::read_i32(buf, "DescribedGroup.AssignmentEpoch")?;
+        }
         let f_assignor_name = wire::read_string(buf, true, "DescribedGroup.AssignorName")?;
         let f_members = wire::read_array(buf, true, 12, "DescribedGroup.Members", move |buf| {
             Member::decode_inner(buf, version)

@@ -72,9 +72,18 @@ impl SnapshotHeaderRecord {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_version = wire::read_i16(buf, "SnapshotHeaderRecord.Version")?;
-        let f_last_contained_log_timestamp =
-            wire::read_i64(buf, "SnapshotHeaderRecord.LastContainedLogTimestamp")?;
+        let f_version;
+        let f_last_contained_log_timestamp;
+        if let Some(b) = wire::peek_fixed::<10>(buf) {
+            f_version = i16::from_be_bytes([b[0], b[1]]);
+            f_last_contained_log_timestamp =
+                i64::from_be_bytes([b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9]]);
+            wire::skip_fixed::<10>(buf);
+        } else {
+            f_version = wire::read_i16(buf, "SnapshotHeaderRecord.Version")?;
+            f_last_contained_log_timestamp =
+                wire::read_i64(buf, "SnapshotHeaderRecord.LastContainedLogTimestamp")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "SnapshotHeaderRecord._tagged_fields")?;

@@ -190,18 +190,33 @@ impl StopReplicaRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
-        let f_controller_id = wire::read_i32(buf, "StopReplicaRequest.ControllerId")?;
-        let f_is_k_raft_controller = if version >= 4 {
-            wire::read_bool(buf, "StopReplicaRequest.isKRaftController")?
+        let f_controller_id;
+        let f_is_k_raft_controller;
+        let f_controller_epoch;
+        let f_broker_epoch;
+        if version >= 4
+            && let Some(b) = wire::peek_fixed::<17>(buf)
+        {
+            f_controller_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_is_k_raft_controller = b[4] != 0;
+            f_controller_epoch = i32::from_be_bytes([b[5], b[6], b[7], b[8]]);
+            f_broker_epoch =
+                i64::from_be_bytes([b[9], b[10], b[11], b[12], b[13], b[14], b[15], b[16]]);
+            wire::skip_fixed::<17>(buf);
         } else {
-            false
-        };
-        let f_controller_epoch = wire::read_i32(buf, "StopReplicaRequest.ControllerEpoch")?;
-        let f_broker_epoch = if version >= 1 {
-            wire::read_i64(buf, "StopReplicaRequest.BrokerEpoch")?
-        } else {
-            -1
-        };
+            f_controller_id = wire::read_i32(buf, "StopReplicaRequest.ControllerId")?;
+            f_is_k_raft_controller = if version >= 4 {
+                wire::read_bool(buf, "StopReplicaRequest.isKRaftController")?
+            } else {
+                false
+            };
+            f_controller_epoch = wire::read_i32(buf, "StopReplicaRequest.ControllerEpoch")?;
+            f_broker_epoch = if version >= 1 {
+                wire::read_i64(buf, "StopReplicaRequest.BrokerEpoch")?
+            } else {
+                -1
+            };
+        }
         let f_delete_partitions = if version <= 2 {
             wire::read_bool(buf, "StopReplicaRequest.DeletePartitions")?
         } else {
@@ -597,9 +612,19 @@ impl StopReplicaPartitionState {
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_partition_index = wire::read_i32(buf, "StopReplicaPartitionState.PartitionIndex")?;
-        let f_leader_epoch = wire::read_i32(buf, "StopReplicaPartitionState.LeaderEpoch")?;
-        let f_delete_partition = wire::read_bool(buf, "StopReplicaPartitionState.DeletePartition")?;
+        let f_partition_index;
+        let f_leader_epoch;
+        let f_delete_partition;
+        if let Some(b) = wire::peek_fixed::<9>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_leader_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_delete_partition = b[8] != 0;
+            wire::skip_fixed::<9>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "StopReplicaPartitionState.PartitionIndex")?;
+            f_leader_epoch = wire::read_i32(buf, "StopReplicaPartitionState.LeaderEpoch")?;
+            f_delete_partition = wire::read_bool(buf, "StopReplicaPartitionState.DeletePartition")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "StopReplicaPartitionState._tagged_fields")?;

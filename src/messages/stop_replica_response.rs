@@ -232,8 +232,16 @@ impl StopReplicaPartitionError {
         let flexible = version >= 2;
         let _ = version;
         let f_topic_name = wire::read_string(buf, flexible, "StopReplicaPartitionError.TopicName")?;
-        let f_partition_index = wire::read_i32(buf, "StopReplicaPartitionError.PartitionIndex")?;
-        let f_error_code = wire::read_i16(buf, "StopReplicaPartitionError.ErrorCode")?;
+        let f_partition_index;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "StopReplicaPartitionError.PartitionIndex")?;
+            f_error_code = wire::read_i16(buf, "StopReplicaPartitionError.ErrorCode")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

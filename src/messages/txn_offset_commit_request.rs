@@ -180,13 +180,25 @@ impl TxnOffsetCommitRequest {
         let f_transactional_id =
             wire::read_string(buf, flexible, "TxnOffsetCommitRequest.TransactionalId")?;
         let f_group_id = wire::read_string(buf, flexible, "TxnOffsetCommitRequest.GroupId")?;
-        let f_producer_id = wire::read_i64(buf, "TxnOffsetCommitRequest.ProducerId")?;
-        let f_producer_epoch = wire::read_i16(buf, "TxnOffsetCommitRequest.ProducerEpoch")?;
-        let f_generation_id = if version >= 3 {
-            wire::read_i32(buf, "TxnOffsetCommitRequest.GenerationId")?
+        let f_producer_id;
+        let f_producer_epoch;
+        let f_generation_id;
+        if version >= 3
+            && let Some(b) = wire::peek_fixed::<14>(buf)
+        {
+            f_producer_id = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_producer_epoch = i16::from_be_bytes([b[8], b[9]]);
+            f_generation_id = i32::from_be_bytes([b[10], b[11], b[12], b[13]]);
+            wire::skip_fixed::<14>(buf);
         } else {
-            -1
-        };
+            f_producer_id = wire::read_i64(buf, "TxnOffsetCommitRequest.ProducerId")?;
+            f_producer_epoch = wire::read_i16(buf, "TxnOffsetCommitRequest.ProducerEpoch")?;
+            f_generation_id = if version >= 3 {
+                wire::read_i32(buf, "TxnOffsetCommitRequest.GenerationId")?
+            } else {
+                -1
+            };
+        }
         let f_member_id = if version >= 3 {
             wire::read_string(buf, flexible, "TxnOffsetCommitRequest.MemberId")?
         } else {
@@ -376,15 +388,28 @@ impl TxnOffsetCommitRequestPartition {
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
-        let f_partition_index =
-            wire::read_i32(buf, "TxnOffsetCommitRequestPartition.PartitionIndex")?;
-        let f_committed_offset =
-            wire::read_i64(buf, "TxnOffsetCommitRequestPartition.CommittedOffset")?;
-        let f_committed_leader_epoch = if version >= 2 {
-            wire::read_i32(buf, "TxnOffsetCommitRequestPartition.CommittedLeaderEpoch")?
+        let f_partition_index;
+        let f_committed_offset;
+        let f_committed_leader_epoch;
+        if version >= 2
+            && let Some(b) = wire::peek_fixed::<16>(buf)
+        {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_committed_offset =
+                i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            f_committed_leader_epoch = i32::from_be_bytes([b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
         } else {
-            -1
-        };
+            f_partition_index =
+                wire::read_i32(buf, "TxnOffsetCommitRequestPartition.PartitionIndex")?;
+            f_committed_offset =
+                wire::read_i64(buf, "TxnOffsetCommitRequestPartition.CommittedOffset")?;
+            f_committed_leader_epoch = if version >= 2 {
+                wire::read_i32(buf, "TxnOffsetCommitRequestPartition.CommittedLeaderEpoch")?
+            } else {
+                -1
+            };
+        }
         let f_committed_metadata = wire::read_nullable_string(
             buf,
             flexible,

@@ -222,9 +222,17 @@ impl TxnOffsetCommitResponsePartition {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
         let _ = version;
-        let f_partition_index =
-            wire::read_i32(buf, "TxnOffsetCommitResponsePartition.PartitionIndex")?;
-        let f_error_code = wire::read_i16(buf, "TxnOffsetCommitResponsePartition.ErrorCode")?;
+        let f_partition_index;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_partition_index =
+                wire::read_i32(buf, "TxnOffsetCommitResponsePartition.PartitionIndex")?;
+            f_error_code = wire::read_i16(buf, "TxnOffsetCommitResponsePartition.ErrorCode")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

@@ -83,8 +83,16 @@ impl UnregisterBrokerResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_throttle_time_ms = wire::read_i32(buf, "UnregisterBrokerResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "UnregisterBrokerResponse.ErrorCode")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_throttle_time_ms = wire::read_i32(buf, "UnregisterBrokerResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "UnregisterBrokerResponse.ErrorCode")?;
+        }
         let f_error_message =
             wire::read_nullable_string(buf, true, "UnregisterBrokerResponse.ErrorMessage")?;
         #[allow(unused_mut)]

@@ -244,12 +244,22 @@ impl FeatureUpdateKey {
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_feature = wire::read_string(buf, true, "FeatureUpdateKey.Feature")?;
-        let f_max_version_level = wire::read_i16(buf, "FeatureUpdateKey.MaxVersionLevel")?;
-        let f_allow_downgrade = if version <= 0 {
-            wire::read_bool(buf, "FeatureUpdateKey.AllowDowngrade")?
+        let f_max_version_level;
+        let f_allow_downgrade;
+        if version <= 0
+            && let Some(b) = wire::peek_fixed::<3>(buf)
+        {
+            f_max_version_level = i16::from_be_bytes([b[0], b[1]]);
+            f_allow_downgrade = b[2] != 0;
+            wire::skip_fixed::<3>(buf);
         } else {
-            false
-        };
+            f_max_version_level = wire::read_i16(buf, "FeatureUpdateKey.MaxVersionLevel")?;
+            f_allow_downgrade = if version <= 0 {
+                wire::read_bool(buf, "FeatureUpdateKey.AllowDowngrade")?
+            } else {
+                false
+            };
+        }
         let f_upgrade_type = if version >= 1 {
             wire::read_i8(buf, "FeatureUpdateKey.UpgradeType")?
         } else {

@@ -205,18 +205,33 @@ impl UpdateMetadataRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
-        let f_controller_id = wire::read_i32(buf, "UpdateMetadataRequest.ControllerId")?;
-        let f_is_k_raft_controller = if version >= 8 {
-            wire::read_bool(buf, "UpdateMetadataRequest.isKRaftController")?
+        let f_controller_id;
+        let f_is_k_raft_controller;
+        let f_controller_epoch;
+        let f_broker_epoch;
+        if version >= 8
+            && let Some(b) = wire::peek_fixed::<17>(buf)
+        {
+            f_controller_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_is_k_raft_controller = b[4] != 0;
+            f_controller_epoch = i32::from_be_bytes([b[5], b[6], b[7], b[8]]);
+            f_broker_epoch =
+                i64::from_be_bytes([b[9], b[10], b[11], b[12], b[13], b[14], b[15], b[16]]);
+            wire::skip_fixed::<17>(buf);
         } else {
-            false
-        };
-        let f_controller_epoch = wire::read_i32(buf, "UpdateMetadataRequest.ControllerEpoch")?;
-        let f_broker_epoch = if version >= 5 {
-            wire::read_i64(buf, "UpdateMetadataRequest.BrokerEpoch")?
-        } else {
-            -1
-        };
+            f_controller_id = wire::read_i32(buf, "UpdateMetadataRequest.ControllerId")?;
+            f_is_k_raft_controller = if version >= 8 {
+                wire::read_bool(buf, "UpdateMetadataRequest.isKRaftController")?
+            } else {
+                false
+            };
+            f_controller_epoch = wire::read_i32(buf, "UpdateMetadataRequest.ControllerEpoch")?;
+            f_broker_epoch = if version >= 5 {
+                wire::read_i64(buf, "UpdateMetadataRequest.BrokerEpoch")?
+            } else {
+                -1
+            };
+        }
         let f_ungrouped_partition_states = if version <= 4 {
             wire::read_array(
                 buf,
@@ -992,11 +1007,23 @@ impl UpdateMetadataPartitionState {
         } else {
             ByteString::new()
         };
-        let f_partition_index = wire::read_i32(buf, "UpdateMetadataPartitionState.PartitionIndex")?;
-        let f_controller_epoch =
-            wire::read_i32(buf, "UpdateMetadataPartitionState.ControllerEpoch")?;
-        let f_leader = wire::read_i32(buf, "UpdateMetadataPartitionState.Leader")?;
-        let f_leader_epoch = wire::read_i32(buf, "UpdateMetadataPartitionState.LeaderEpoch")?;
+        let f_partition_index;
+        let f_controller_epoch;
+        let f_leader;
+        let f_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<16>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_controller_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_leader = i32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+            f_leader_epoch = i32::from_be_bytes([b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "UpdateMetadataPartitionState.PartitionIndex")?;
+            f_controller_epoch =
+                wire::read_i32(buf, "UpdateMetadataPartitionState.ControllerEpoch")?;
+            f_leader = wire::read_i32(buf, "UpdateMetadataPartitionState.Leader")?;
+            f_leader_epoch = wire::read_i32(buf, "UpdateMetadataPartitionState.LeaderEpoch")?;
+        }
         let f_isr =
             wire::read_scalar_array::<i32>(buf, flexible, "UpdateMetadataPartitionState.Isr")?;
         let f_zk_version = wire::read_i32(buf, "UpdateMetadataPartitionState.ZkVersion")?;

@@ -108,10 +108,23 @@ impl UpdateRaftVoterRequest {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_cluster_id =
             wire::read_nullable_string(buf, true, "UpdateRaftVoterRequest.ClusterId")?;
-        let f_current_leader_epoch =
-            wire::read_i32(buf, "UpdateRaftVoterRequest.CurrentLeaderEpoch")?;
-        let f_voter_id = wire::read_i32(buf, "UpdateRaftVoterRequest.VoterId")?;
-        let f_voter_directory_id = wire::read_uuid(buf, "UpdateRaftVoterRequest.VoterDirectoryId")?;
+        let f_current_leader_epoch;
+        let f_voter_id;
+        let f_voter_directory_id;
+        if let Some(b) = wire::peek_fixed::<24>(buf) {
+            f_current_leader_epoch = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_voter_id = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_voter_directory_id = Uuid::from_bytes([
+                b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15], b[16], b[17], b[18], b[19],
+                b[20], b[21], b[22], b[23],
+            ]);
+            wire::skip_fixed::<24>(buf);
+        } else {
+            f_current_leader_epoch =
+                wire::read_i32(buf, "UpdateRaftVoterRequest.CurrentLeaderEpoch")?;
+            f_voter_id = wire::read_i32(buf, "UpdateRaftVoterRequest.VoterId")?;
+            f_voter_directory_id = wire::read_uuid(buf, "UpdateRaftVoterRequest.VoterDirectoryId")?;
+        }
         let f_listeners = wire::read_array(
             buf,
             true,
@@ -349,10 +362,18 @@ impl KRaftVersionFeature {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_min_supported_version =
-            wire::read_i16(buf, "KRaftVersionFeature.MinSupportedVersion")?;
-        let f_max_supported_version =
-            wire::read_i16(buf, "KRaftVersionFeature.MaxSupportedVersion")?;
+        let f_min_supported_version;
+        let f_max_supported_version;
+        if let Some(b) = wire::peek_fixed::<4>(buf) {
+            f_min_supported_version = i16::from_be_bytes([b[0], b[1]]);
+            f_max_supported_version = i16::from_be_bytes([b[2], b[3]]);
+            wire::skip_fixed::<4>(buf);
+        } else {
+            f_min_supported_version =
+                wire::read_i16(buf, "KRaftVersionFeature.MinSupportedVersion")?;
+            f_max_supported_version =
+                wire::read_i16(buf, "KRaftVersionFeature.MaxSupportedVersion")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "KRaftVersionFeature._tagged_fields")?;

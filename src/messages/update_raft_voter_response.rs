@@ -92,8 +92,16 @@ impl UpdateRaftVoterResponse {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_throttle_time_ms = wire::read_i32(buf, "UpdateRaftVoterResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "UpdateRaftVoterResponse.ErrorCode")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_throttle_time_ms = wire::read_i32(buf, "UpdateRaftVoterResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "UpdateRaftVoterResponse.ErrorCode")?;
+        }
         let mut f_current_leader = CurrentLeader::default();
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
@@ -213,8 +221,16 @@ impl CurrentLeader {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_leader_id = wire::read_i32(buf, "CurrentLeader.LeaderId")?;
-        let f_leader_epoch = wire::read_i32(buf, "CurrentLeader.LeaderEpoch")?;
+        let f_leader_id;
+        let f_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<8>(buf) {
+            f_leader_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_leader_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
+        } else {
+            f_leader_id = wire::read_i32(buf, "CurrentLeader.LeaderId")?;
+            f_leader_epoch = wire::read_i32(buf, "CurrentLeader.LeaderEpoch")?;
+        }
         let f_host = wire::read_string(buf, true, "CurrentLeader.Host")?;
         let f_port = wire::read_i32(buf, "CurrentLeader.Port")?;
         #[allow(unused_mut)]

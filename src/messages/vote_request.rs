@@ -239,21 +239,48 @@ impl PartitionData {
     /// Reads a value at `version` (the caller checked the version is valid).
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
-        let f_candidate_epoch = wire::read_i32(buf, "PartitionData.CandidateEpoch")?;
-        let f_candidate_id = wire::read_i32(buf, "PartitionData.CandidateId")?;
-        let f_candidate_directory_id = if version >= 1 {
-            wire::read_uuid(buf, "PartitionData.CandidateDirectoryId")?
+        let f_partition_index;
+        let f_candidate_epoch;
+        let f_candidate_id;
+        let f_candidate_directory_id;
+        let f_voter_directory_id;
+        let f_last_offset_epoch;
+        let f_last_offset;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<56>(buf)
+        {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_candidate_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_candidate_id = i32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+            f_candidate_directory_id = Uuid::from_bytes([
+                b[12], b[13], b[14], b[15], b[16], b[17], b[18], b[19], b[20], b[21], b[22], b[23],
+                b[24], b[25], b[26], b[27],
+            ]);
+            f_voter_directory_id = Uuid::from_bytes([
+                b[28], b[29], b[30], b[31], b[32], b[33], b[34], b[35], b[36], b[37], b[38], b[39],
+                b[40], b[41], b[42], b[43],
+            ]);
+            f_last_offset_epoch = i32::from_be_bytes([b[44], b[45], b[46], b[47]]);
+            f_last_offset =
+                i64::from_be_bytes([b[48], b[49], b[50], b[51], b[52], b[53], b[54], b[55]]);
+            wire::skip_fixed::<56>(buf);
         } else {
-            Uuid::ZERO
-        };
-        let f_voter_directory_id = if version >= 1 {
-            wire::read_uuid(buf, "PartitionData.VoterDirectoryId")?
-        } else {
-            Uuid::ZERO
-        };
-        let f_last_offset_epoch = wire::read_i32(buf, "PartitionData.LastOffsetEpoch")?;
-        let f_last_offset = wire::read_i64(buf, "PartitionData.LastOffset")?;
+            f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
+            f_candidate_epoch = wire::read_i32(buf, "PartitionData.CandidateEpoch")?;
+            f_candidate_id = wire::read_i32(buf, "PartitionData.CandidateId")?;
+            f_candidate_directory_id = if version >= 1 {
+                wire::read_uuid(buf, "PartitionData.CandidateDirectoryId")?
+            } else {
+                Uuid::ZERO
+            };
+            f_voter_directory_id = if version >= 1 {
+                wire::read_uuid(buf, "PartitionData.VoterDirectoryId")?
+            } else {
+                Uuid::ZERO
+            };
+            f_last_offset_epoch = wire::read_i32(buf, "PartitionData.LastOffsetEpoch")?;
+            f_last_offset = wire::read_i64(buf, "PartitionData.LastOffset")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "PartitionData._tagged_fields")?;

@@ -289,10 +289,18 @@ impl KRaftVersionFeature {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_min_supported_version =
-            wire::read_i16(buf, "KRaftVersionFeature.MinSupportedVersion")?;
-        let f_max_supported_version =
-            wire::read_i16(buf, "KRaftVersionFeature.MaxSupportedVersion")?;
+        let f_min_supported_version;
+        let f_max_supported_version;
+        if let Some(b) = wire::peek_fixed::<4>(buf) {
+            f_min_supported_version = i16::from_be_bytes([b[0], b[1]]);
+            f_max_supported_version = i16::from_be_bytes([b[2], b[3]]);
+            wire::skip_fixed::<4>(buf);
+        } else {
+            f_min_supported_version =
+                wire::read_i16(buf, "KRaftVersionFeature.MinSupportedVersion")?;
+            f_max_supported_version =
+                wire::read_i16(buf, "KRaftVersionFeature.MaxSupportedVersion")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "KRaftVersionFeature._tagged_fields")?;
@@ -402,8 +410,19 @@ impl Voter {
     /// Reads a value at `version` (the caller checked the version is valid).
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_voter_id = wire::read_i32(buf, "Voter.VoterId")?;
-        let f_voter_directory_id = wire::read_uuid(buf, "Voter.VoterDirectoryId")?;
+        let f_voter_id;
+        let f_voter_directory_id;
+        if let Some(b) = wire::peek_fixed::<20>(buf) {
+            f_voter_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_voter_directory_id = Uuid::from_bytes([
+                b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15],
+                b[16], b[17], b[18], b[19],
+            ]);
+            wire::skip_fixed::<20>(buf);
+        } else {
+            f_voter_id = wire::read_i32(buf, "Voter.VoterId")?;
+            f_voter_directory_id = wire::read_uuid(buf, "Voter.VoterDirectoryId")?;
+        }
         let f_endpoints = wire::read_array(buf, true, 5, "Voter.Endpoints", move |buf| {
             Endpoint::decode_inner(buf, version)
         })?;

@@ -206,10 +206,23 @@ impl StateBatch {
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_first_offset = wire::read_i64(buf, "StateBatch.FirstOffset")?;
-        let f_last_offset = wire::read_i64(buf, "StateBatch.LastOffset")?;
-        let f_delivery_state = wire::read_i8(buf, "StateBatch.DeliveryState")?;
-        let f_delivery_count = wire::read_i16(buf, "StateBatch.DeliveryCount")?;
+        let f_first_offset;
+        let f_last_offset;
+        let f_delivery_state;
+        let f_delivery_count;
+        if let Some(b) = wire::peek_fixed::<19>(buf) {
+            f_first_offset = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_last_offset =
+                i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            f_delivery_state = i8::from_be_bytes([b[16]]);
+            f_delivery_count = i16::from_be_bytes([b[17], b[18]]);
+            wire::skip_fixed::<19>(buf);
+        } else {
+            f_first_offset = wire::read_i64(buf, "StateBatch.FirstOffset")?;
+            f_last_offset = wire::read_i64(buf, "StateBatch.LastOffset")?;
+            f_delivery_state = wire::read_i8(buf, "StateBatch.DeliveryState")?;
+            f_delivery_count = wire::read_i16(buf, "StateBatch.DeliveryCount")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "StateBatch._tagged_fields")?;
@@ -334,10 +347,23 @@ impl PartitionData {
     /// Reads a value at `version` (the caller checked the version is valid).
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_partition = wire::read_i32(buf, "PartitionData.Partition")?;
-        let f_state_epoch = wire::read_i32(buf, "PartitionData.StateEpoch")?;
-        let f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
-        let f_start_offset = wire::read_i64(buf, "PartitionData.StartOffset")?;
+        let f_partition;
+        let f_state_epoch;
+        let f_leader_epoch;
+        let f_start_offset;
+        if let Some(b) = wire::peek_fixed::<20>(buf) {
+            f_partition = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_state_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_leader_epoch = i32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+            f_start_offset =
+                i64::from_be_bytes([b[12], b[13], b[14], b[15], b[16], b[17], b[18], b[19]]);
+            wire::skip_fixed::<20>(buf);
+        } else {
+            f_partition = wire::read_i32(buf, "PartitionData.Partition")?;
+            f_state_epoch = wire::read_i32(buf, "PartitionData.StateEpoch")?;
+            f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
+            f_start_offset = wire::read_i64(buf, "PartitionData.StartOffset")?;
+        }
         let f_state_batches =
             wire::read_array(buf, true, 20, "PartitionData.StateBatches", move |buf| {
                 StateBatch::decode_inner(buf, version)

@@ -360,9 +360,19 @@ impl WritableTxnMarker {
     #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
-        let f_producer_id = wire::read_i64(buf, "WritableTxnMarker.ProducerId")?;
-        let f_producer_epoch = wire::read_i16(buf, "WritableTxnMarker.ProducerEpoch")?;
-        let f_transaction_result = wire::read_bool(buf, "WritableTxnMarker.TransactionResult")?;
+        let f_producer_id;
+        let f_producer_epoch;
+        let f_transaction_result;
+        if let Some(b) = wire::peek_fixed::<11>(buf) {
+            f_producer_id = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_producer_epoch = i16::from_be_bytes([b[8], b[9]]);
+            f_transaction_result = b[10] != 0;
+            wire::skip_fixed::<11>(buf);
+        } else {
+            f_producer_id = wire::read_i64(buf, "WritableTxnMarker.ProducerId")?;
+            f_producer_epoch = wire::read_i16(buf, "WritableTxnMarker.ProducerEpoch")?;
+            f_transaction_result = wire::read_bool(buf, "WritableTxnMarker.TransactionResult")?;
+        }
         let f_topics =
             wire::read_array(buf, flexible, 2, "WritableTxnMarker.Topics", move |buf| {
                 WritableTxnMarkerTopic::decode_inner(buf, version)

@@ -99,6 +99,25 @@ fixed!(read_u32, put_u32, u32, get_u32, put_u32, 4, "a UINT32");
 fixed!(read_i64, put_i64, i64, get_i64, put_i64, 8, "an INT64");
 fixed!(read_f64, put_f64, f64, get_f64, put_f64, 8, "a FLOAT64");
 
+/// The first `N` bytes of `buf`, if it holds that many, consuming nothing: generated
+/// decoders read a run of fixed-width fields with this one length check, then
+/// [`skip_fixed`].
+#[inline(always)]
+#[must_use]
+pub fn peek_fixed<const N: usize>(buf: &Bytes) -> Option<[u8; N]> {
+    buf.first_chunk::<N>().copied()
+}
+
+/// Consumes the `N` bytes [`peek_fixed`] returned.
+///
+/// # Panics
+///
+/// If `buf` holds fewer than `N` bytes (never after [`peek_fixed`] returned them).
+#[inline(always)]
+pub fn skip_fixed<const N: usize>(buf: &mut Bytes) {
+    buf.advance(N);
+}
+
 /// Decodes a BOOLEAN: one byte, any non-zero value is `true` (as Kafka's Java reader).
 #[inline]
 pub fn read_bool(buf: &mut Bytes, field: &'static str) -> Result<bool, DecodeError> {

@@ -93,8 +93,17 @@ impl ConsumerGroupRegularExpressionValue {
             "ConsumerGroupRegularExpressionValue.Topics",
             move |buf| wire::read_string(buf, true, "ConsumerGroupRegularExpressionValue.Topics"),
         )?;
-        let f_version = wire::read_i64(buf, "ConsumerGroupRegularExpressionValue.Version")?;
-        let f_timestamp = wire::read_i64(buf, "ConsumerGroupRegularExpressionValue.Timestamp")?;
+        let f_version;
+        let f_timestamp;
+        if let Some(b) = wire::peek_fixed::<16>(buf) {
+            f_version = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_timestamp =
+                i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
+        } else {
+            f_version = wire::read_i64(buf, "ConsumerGroupRegularExpressionValue.Version")?;
+            f_timestamp = wire::read_i64(buf, "ConsumerGroupRegularExpressionValue.Timestamp")?;
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         let count =

@@ -322,12 +322,22 @@ impl MemberMetadata {
         };
         let f_client_id = wire::read_string(buf, flexible, "MemberMetadata.clientId")?;
         let f_client_host = wire::read_string(buf, flexible, "MemberMetadata.clientHost")?;
-        let f_rebalance_timeout = if version >= 1 {
-            wire::read_i32(buf, "MemberMetadata.rebalanceTimeout")?
+        let f_rebalance_timeout;
+        let f_session_timeout;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<8>(buf)
+        {
+            f_rebalance_timeout = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_session_timeout = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
         } else {
-            -1
-        };
-        let f_session_timeout = wire::read_i32(buf, "MemberMetadata.sessionTimeout")?;
+            f_rebalance_timeout = if version >= 1 {
+                wire::read_i32(buf, "MemberMetadata.rebalanceTimeout")?
+            } else {
+                -1
+            };
+            f_session_timeout = wire::read_i32(buf, "MemberMetadata.sessionTimeout")?;
+        }
         let f_subscription = wire::read_bytes(buf, flexible, "MemberMetadata.subscription")?;
         let f_assignment = wire::read_bytes(buf, flexible, "MemberMetadata.assignment")?;
         #[allow(unused_mut)]

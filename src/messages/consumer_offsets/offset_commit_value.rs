@@ -99,19 +99,41 @@ impl OffsetCommitValue {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
-        let f_offset = wire::read_i64(buf, "OffsetCommitValue.offset")?;
-        let f_leader_epoch = if version >= 3 {
-            wire::read_i32(buf, "OffsetCommitValue.leaderEpoch")?
+        let f_offset;
+        let f_leader_epoch;
+        if version >= 3
+            && let Some(b) = wire::peek_fixed::<12>(buf)
+        {
+            f_offset = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_leader_epoch = i32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
         } else {
-            -1
-        };
+            f_offset = wire::read_i64(buf, "OffsetCommitValue.offset")?;
+            f_leader_epoch = if version >= 3 {
+                wire::read_i32(buf, "OffsetCommitValue.leaderEpoch")?
+            } else {
+                -1
+            };
+        }
         let f_metadata = wire::read_string(buf, flexible, "OffsetCommitValue.metadata")?;
-        let f_commit_timestamp = wire::read_i64(buf, "OffsetCommitValue.commitTimestamp")?;
-        let f_expire_timestamp = if version == 1 {
-            wire::read_i64(buf, "OffsetCommitValue.expireTimestamp")?
+        let f_commit_timestamp;
+        let f_expire_timestamp;
+        if version == 1
+            && let Some(b) = wire::peek_fixed::<16>(buf)
+        {
+            f_commit_timestamp =
+                i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_expire_timestamp =
+                i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
         } else {
-            -1
-        };
+            f_commit_timestamp = wire::read_i64(buf, "OffsetCommitValue.commitTimestamp")?;
+            f_expire_timestamp = if version == 1 {
+                wire::read_i64(buf, "OffsetCommitValue.expireTimestamp")?
+            } else {
+                -1
+            };
+        }
         #[allow(unused_mut)]
         let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {

@@ -96,13 +96,23 @@ impl ShareGroupCurrentMemberAssignmentValue {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_member_epoch =
-            wire::read_i32(buf, "ShareGroupCurrentMemberAssignmentValue.MemberEpoch")?;
-        let f_previous_member_epoch = wire::read_i32(
-            buf,
-            "ShareGroupCurrentMemberAssignmentValue.PreviousMemberEpoch",
-        )?;
-        let f_state = wire::read_i8(buf, "ShareGroupCurrentMemberAssignmentValue.State")?;
+        let f_member_epoch;
+        let f_previous_member_epoch;
+        let f_state;
+        if let Some(b) = wire::peek_fixed::<9>(buf) {
+            f_member_epoch = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_previous_member_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_state = i8::from_be_bytes([b[8]]);
+            wire::skip_fixed::<9>(buf);
+        } else {
+            f_member_epoch =
+                wire::read_i32(buf, "ShareGroupCurrentMemberAssignmentValue.MemberEpoch")?;
+            f_previous_member_epoch = wire::read_i32(
+                buf,
+                "ShareGroupCurrentMemberAssignmentValue.PreviousMemberEpoch",
+            )?;
+            f_state = wire::read_i8(buf, "ShareGroupCurrentMemberAssignmentValue.State")?;
+        }
         let f_assigned_partitions = wire::read_array(
             buf,
             true,
