@@ -301,28 +301,26 @@ fn peek_unsigned_varint(
 }
 
 /// Peeks an unsigned varint of one to four bytes (below 2^28): `(value, bytes it
-/// takes)`, or `None` for anything else (longer, cut short), which the full reader
-/// then decodes or rejects. Every length a real message carries fits.
+/// takes)`, or `None` for anything else (longer, or fewer than four bytes left for a
+/// multi-byte one), which the full reader then decodes or rejects. Every length a real
+/// message carries fits, and a multi-byte length is followed by at least 127 bytes.
 #[inline(always)]
 fn peek_short_varint(s: &[u8]) -> Option<(usize, usize)> {
-    let b = usize::from(*s.first()?);
-    if b < 0x80 {
-        return Some((b, 1));
+    let b0 = usize::from(*s.first()?);
+    if b0 < 0x80 {
+        return Some((b0, 1));
     }
-    let mut v = b & 0x7f;
-    let b = usize::from(*s.get(1)?);
-    v |= (b & 0x7f) << 7;
-    if b < 0x80 {
+    let [_, b1, b2, b3] = s.first_chunk::<4>()?.map(usize::from);
+    let mut v = (b0 & 0x7f) | (b1 & 0x7f) << 7;
+    if b1 < 0x80 {
         return Some((v, 2));
     }
-    let b = usize::from(*s.get(2)?);
-    v |= (b & 0x7f) << 14;
-    if b < 0x80 {
+    v |= (b2 & 0x7f) << 14;
+    if b2 < 0x80 {
         return Some((v, 3));
     }
-    let b = usize::from(*s.get(3)?);
-    v |= (b & 0x7f) << 21;
-    if b < 0x80 {
+    v |= (b3 & 0x7f) << 21;
+    if b3 < 0x80 {
         return Some((v, 4));
     }
     None
@@ -424,8 +422,12 @@ fn take_utf8(
     if buf.len() - n < len {
         return Err(eof(field, (n + len) as u64, buf.len()));
     }
-    // Validate before consuming, so an error points at the string's start.
-    let text = ByteString::try_from(buf.slice(n..n + len))
+    // Validate before consuming, so an error points at the string's start. (Clone,
+    // advance and truncate are inline in `bytes`; `slice` and `split_to` are not.)
+    let mut text = buf.clone();
+    text.advance(n);
+    text.truncate(len);
+    let text = ByteString::try_from(text)
         .map_err(|_| DecodeError::new(field, DecodeErrorKind::InvalidUtf8))?;
     buf.advance(n + len);
     Ok(text)
@@ -434,6 +436,18 @@ fn take_utf8(
 /// Decodes a STRING (`compact == false`) or COMPACT_STRING; null is an error.
 #[inline]
 pub fn read_string(
+    buf: &mut Bytes,
+    compact: bool,
+    field: &'static str,
+) -> Result<ByteString, DecodeError> {
+    if let Some((Some(len), n)) = peek_len_fast(buf, compact, false) {
+        return take_utf8(buf, n, len, field);
+    }
+    read_string_slow(buf, compact, field)
+}
+
+#[inline(never)]
+fn read_string_slow(
     buf: &mut Bytes,
     compact: bool,
     field: &'static str,
@@ -447,6 +461,23 @@ pub fn read_string(
 /// Decodes a NULLABLE_STRING or COMPACT_NULLABLE_STRING.
 #[inline]
 pub fn read_nullable_string(
+    buf: &mut Bytes,
+    compact: bool,
+    field: &'static str,
+) -> Result<Option<ByteString>, DecodeError> {
+    match peek_len_fast(buf, compact, false) {
+        Some((Some(len), n)) => return take_utf8(buf, n, len, field).map(Some),
+        Some((None, n)) => {
+            buf.advance(n);
+            return Ok(None);
+        }
+        None => {}
+    }
+    read_nullable_string_slow(buf, compact, field)
+}
+
+#[inline(never)]
+fn read_nullable_string_slow(
     buf: &mut Bytes,
     compact: bool,
     field: &'static str,
@@ -468,7 +499,8 @@ pub fn read_bytes(
     field: &'static str,
 ) -> Result<Bytes, DecodeError> {
     if let Some((Some(len), n)) = peek_len_fast(buf, compact, true)
-        && len <= buf.len() - n
+        && let Some(rest) = buf.len().checked_sub(n)
+        && len <= rest
     {
         buf.advance(n);
         return Ok(split_front(buf, len));
@@ -495,16 +527,21 @@ pub fn read_nullable_bytes(
     compact: bool,
     field: &'static str,
 ) -> Result<Option<Bytes>, DecodeError> {
-    match peek_len_fast(buf, compact, true) {
-        Some((None, n)) => {
-            buf.advance(n);
-            return Ok(None);
+    // `checked_sub` tests what `advance(n)` asserts, so the assertion folds away.
+    if let Some((len, n)) = peek_len_fast(buf, compact, true)
+        && let Some(rest) = buf.len().checked_sub(n)
+    {
+        match len {
+            None => {
+                buf.advance(n);
+                return Ok(None);
+            }
+            Some(len) if len <= rest => {
+                buf.advance(n);
+                return Ok(Some(split_front(buf, len)));
+            }
+            Some(_) => {}
         }
-        Some((Some(len), n)) if len <= buf.len() - n => {
-            buf.advance(n);
-            return Ok(Some(split_front(buf, len)));
-        }
-        _ => {}
     }
     read_nullable_bytes_slow(buf, compact, field)
 }
@@ -536,16 +573,20 @@ pub fn read_array_len(
     min_element_size: usize,
     field: &'static str,
 ) -> Result<Option<usize>, DecodeError> {
-    match peek_len_fast(buf, compact, true) {
-        Some((None, n)) => {
-            buf.advance(n);
-            return Ok(None);
+    if let Some((len, n)) = peek_len_fast(buf, compact, true)
+        && let Some(rest) = buf.len().checked_sub(n)
+    {
+        match len {
+            None => {
+                buf.advance(n);
+                return Ok(None);
+            }
+            Some(count) if count <= rest / min_element_size.max(1) => {
+                buf.advance(n);
+                return Ok(Some(count));
+            }
+            Some(_) => {}
         }
-        Some((Some(count), n)) if count <= (buf.len() - n) / min_element_size.max(1) => {
-            buf.advance(n);
-            return Ok(Some(count));
-        }
-        _ => {}
     }
     read_array_len_slow(buf, compact, min_element_size, field)
 }
@@ -806,8 +847,19 @@ pub struct RawTaggedField {
 
 /// Reads the tagged-field section's field count (an unsigned varint), checked against
 /// the remaining input (each tagged field takes at least two bytes).
-#[inline]
+#[inline(always)]
 pub fn read_tagged_header(buf: &mut Bytes, field: &'static str) -> Result<usize, DecodeError> {
+    // Nearly every section is empty: one zero byte, and the caller's loop over the
+    // fields folds away.
+    if buf.first() == Some(&0) {
+        buf.advance(1);
+        return Ok(0);
+    }
+    read_tagged_header_slow(buf, field)
+}
+
+#[inline(never)]
+fn read_tagged_header_slow(buf: &mut Bytes, field: &'static str) -> Result<usize, DecodeError> {
     let count = read_unsigned_varint(buf, field)? as usize;
     if count > buf.len() / 2 {
         return Err(DecodeError::new(
