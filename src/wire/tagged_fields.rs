@@ -132,10 +132,14 @@ impl Drop for UnknownTaggedFields {
     }
 }
 
+/// Frees the fields. `extern "C"` makes it a function that cannot unwind (a panic
+/// would abort; dropping `Bytes` does not panic), so the drop of a struct, and of a
+/// `Vec` of structs, needs no landing pad around it: that keeps those drops small
+/// enough for the compiler to inline.
 #[cold]
 #[inline(never)]
 #[allow(clippy::box_collection, reason = "see UnknownTaggedFields")]
-fn drop_fields(fields: Option<Box<Vec<RawTaggedField>>>) {
+extern "C" fn drop_fields(fields: Option<Box<Vec<RawTaggedField>>>) {
     drop(fields);
 }
 
