@@ -102,6 +102,20 @@ fixed!(read_f64, put_f64, f64, get_f64, put_f64, 8, "a FLOAT64");
 /// The first `N` bytes of `buf`, if it holds that many, consuming nothing: generated
 /// decoders read a run of fixed-width fields with this one length check, then
 /// [`skip_fixed`].
+///
+/// ```
+/// use kafka_sansio::wire::{self, Bytes};
+///
+/// let mut buf = Bytes::from_static(&[0, 7, 0, 0, 0, 42, 0xff]);
+/// if let Some(b) = wire::peek_fixed::<6>(&buf) {
+///     let error_code = i16::from_be_bytes([b[0], b[1]]);
+///     let partition = i32::from_be_bytes([b[2], b[3], b[4], b[5]]);
+///     wire::skip_fixed::<6>(&mut buf);
+///     assert_eq!((error_code, partition), (7, 42));
+/// }
+/// assert_eq!(&buf[..], &[0xff]);
+/// assert!(wire::peek_fixed::<2>(&buf).is_none());
+/// ```
 #[inline(always)]
 #[must_use]
 pub fn peek_fixed<const N: usize>(buf: &Bytes) -> Option<[u8; N]> {
