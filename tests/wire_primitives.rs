@@ -108,6 +108,82 @@ proptest! {
     }
 }
 
+/// A length prefix as the wire may carry it: a compact varint of `len + 1` (padded
+/// to `width` bytes with continuation bits, as a peer may legally do), or a fixed
+/// INT32 / INT16 (a negative `len` is written as is).
+fn length_prefix(len: i64, compact: bool, wide: bool, width: usize) -> Vec<u8> {
+    if compact {
+        let mut v = (len + 1) as u64;
+        let mut out = Vec::new();
+        loop {
+            let last = v < 0x80 && out.len() + 1 >= width;
+            out.push((v & 0x7f) as u8 | if last { 0 } else { 0x80 });
+            v >>= 7;
+            if last {
+                return out;
+            }
+        }
+    } else if wide {
+        (len as i32).to_be_bytes().to_vec()
+    } else {
+        (len as i16).to_be_bytes().to_vec()
+    }
+}
+
+proptest! {
+    /// The readers take a fast path for the usual prefixes and a general one for the
+    /// rest; whichever runs, a value is exactly the bytes after its prefix, and an
+    /// error consumes nothing.
+    #[test]
+    fn length_prefixed_values_are_exact_or_consume_nothing(
+        len in -2i64..300,
+        width in 1usize..7,
+        compact: bool,
+        avail in 0usize..310,
+        seed: u8,
+    ) {
+        let payload: Vec<u8> = (0..avail).map(|i| b'a' + ((i + usize::from(seed)) % 26) as u8).collect();
+        for wide in [false, true] {
+            let prefix = length_prefix(len, compact, wide, width);
+            let input: Vec<u8> = prefix.iter().chain(&payload).copied().collect();
+            let fits = len >= 0 && len as usize <= avail;
+            let consumed = |rest: &Bytes| input.len() - rest.len();
+            let expect = |value: &[u8], rest: &Bytes| {
+                consumed(rest) == prefix.len() + value.len() && value == &payload[..value.len()]
+            };
+
+            let mut b = Bytes::from(input.clone());
+            let r = if wide { wire::read_nullable_bytes(&mut b, compact, "f") } else {
+                wire::read_nullable_string(&mut b, compact, "f").map(|s| s.map(|s| s.into_bytes()))
+            };
+            match r {
+                Ok(Some(v)) => prop_assert!(fits && expect(&v, &b)),
+                Ok(None) => prop_assert!(len == -1 && consumed(&b) == prefix.len()),
+                Err(_) => prop_assert_eq!(b.len(), input.len()),
+            }
+
+            let mut b = Bytes::from(input.clone());
+            let r = if wide { wire::read_bytes(&mut b, compact, "f") } else {
+                wire::read_string(&mut b, compact, "f").map(|s| s.into_bytes())
+            };
+            match r {
+                Ok(v) => prop_assert!(fits && expect(&v, &b)),
+                Err(_) => prop_assert_eq!(b.len(), input.len()),
+            }
+
+            if wide {
+                let mut b = Bytes::from(input.clone());
+                match wire::read_array_len(&mut b, compact, 2, "f") {
+                    Ok(Some(n)) => prop_assert!(len >= 0 && n == len as usize && 2 * n <= avail
+                        && consumed(&b) == prefix.len()),
+                    Ok(None) => prop_assert!(len == -1 && consumed(&b) == prefix.len()),
+                    Err(_) => prop_assert_eq!(b.len(), input.len()),
+                }
+            }
+        }
+    }
+}
+
 /// Encodings written down from the protocol guide, checked in both directions.
 #[test]
 fn known_encodings() {

@@ -75,6 +75,15 @@ fn base_ty(t: &Ty) -> String {
     }
 }
 
+/// The wire size of a field that always takes the same number of bytes.
+fn fixed_size(f: &Field) -> Option<usize> {
+    match (&f.ty, is_nullable(f)) {
+        (Ty::Prim(p), false) => Some(p.size()),
+        (Ty::Uuid, false) => Some(16),
+        _ => None,
+    }
+}
+
 /// Fixed-width element types, kept in a `ScalarList` (no allocation for short lists).
 fn is_scalar(t: &Ty) -> bool {
     matches!(t, Ty::Prim(_) | Ty::Uuid)
@@ -230,6 +239,15 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Whether some field of this schema is an array of the struct `name`.
+    fn is_array_element(&self, name: &str) -> bool {
+        self.schema.structs.iter().any(|st| {
+            st.fields
+                .iter()
+                .any(|f| matches!(&f.ty, Ty::Array(e) if matches!(e.as_ref(), Ty::Struct(n) if n == name)))
+        })
+    }
+
     fn flexible_cond(&self, within: &Range) -> Cond {
         cond(&self.schema.flexible, within)
     }
@@ -290,7 +308,7 @@ impl<'a> Ctx<'a> {
                 )
             }
             Ty::Array(e) => format!(
-                "wire::read_array(buf, {compact}, {}, {label}, |buf| {})?",
+                "wire::read_array(buf, {compact}, {}, {label}, move |buf| {})?",
                 self.min_size(e, 0),
                 self.read_element(e, label, compact)
             ),
@@ -317,7 +335,7 @@ impl<'a> Ctx<'a> {
                 base_ty(e)
             ),
             Ty::Array(e) => format!(
-                "wire::read_nullable_array(buf, {compact}, {}, {label}, |buf| {})?",
+                "wire::read_nullable_array(buf, {compact}, {}, {label}, move |buf| {})?",
                 self.min_size(e, 0),
                 self.read_element(e, label, compact)
             ),
@@ -529,7 +547,7 @@ impl<'a> Ctx<'a> {
                 o,
                 "    /// Tagged fields this schema does not know, kept in tag order and written back as they came."
             );
-            let _ = writeln!(o, "    pub unknown_tagged_fields: Vec<RawTaggedField>,");
+            let _ = writeln!(o, "    pub unknown_tagged_fields: UnknownTaggedFields,");
         }
         let _ = writeln!(o, "}}\n");
 
@@ -547,14 +565,28 @@ impl<'a> Ctx<'a> {
             );
         }
         if has_tagged_section {
-            let _ = writeln!(o, "            unknown_tagged_fields: Vec::new(),");
+            let _ = writeln!(
+                o,
+                "            unknown_tagged_fields: UnknownTaggedFields::new(),"
+            );
         }
         let _ = writeln!(o, "        }}\n    }}\n}}\n");
 
         // Encode / decode.
         let _ = writeln!(o, "impl {name} {{");
         o.push_str(&self.encode_fn(s, &within, has_tagged_section));
-        o.push_str(&self.decode_fn(s, &within, has_tagged_section));
+        let decode = self.decode_fn(s, &within, has_tagged_section);
+        if !self.is_array_element(name) {
+            o.push_str(&decode);
+        } else {
+            // An array element is decoded in the array's loop: inlined there, its
+            // fields go straight into the `Vec` (see `wire::read_array`).
+            o.push_str(&decode.replacen(
+                "    pub(crate) fn decode_inner",
+                "    #[inline]\n    pub(crate) fn decode_inner",
+                1,
+            ));
+        }
         let _ = writeln!(o, "}}\n");
         o.push_str(&self.normalize_fn(s, &within, has_tagged_section));
         o.push_str(&self.arbitrary_impl(s, has_tagged_section));
@@ -732,39 +764,129 @@ impl<'a> Ctx<'a> {
         out
     }
 
+    /// `let f_x = ...;` reading one present field on its own.
+    fn read_one(&self, s: &StructDef, f: &Field, within: &Range) -> String {
+        let var = format!("f_{}", field_ident(&f.name).trim_start_matches("r#"));
+        format!("let {var} = {};\n", self.read_present(s, f, within))
+    }
+
+    /// The value of a field that is not `Cond::Never`: read when its version test
+    /// holds, else its default.
+    fn read_present(&self, s: &StructDef, f: &Field, within: &Range) -> String {
+        let label = self.label(s, &f.name);
+        match cond(&f.versions, within) {
+            Cond::Expr(c) => format!(
+                "if {c} {{ {} }} else {{ {} }}",
+                self.read_field(f, &label, within),
+                default_expr(f)
+            ),
+            _ => self.read_field(f, &label, within),
+        }
+    }
+
+    /// Reads a run of consecutive fixed-width fields. When every field of the run is
+    /// present at the version (`versions`) and the input holds all of their bytes,
+    /// one length check covers them all and each value is taken from a fixed offset;
+    /// otherwise each field is read on its own, exactly as a lone field (same errors).
+    fn fixed_run(&self, s: &StructDef, run: &[&Field], versions: &Range, within: &Range) -> String {
+        let mut o = String::new();
+        match run {
+            [] => return o,
+            [f] => return self.read_one(s, f, within),
+            _ => {}
+        }
+        let total: usize = run.iter().filter_map(|f| fixed_size(f)).sum();
+        let vars: Vec<String> = run
+            .iter()
+            .map(|f| format!("f_{}", field_ident(&f.name).trim_start_matches("r#")))
+            .collect();
+        for v in &vars {
+            let _ = writeln!(o, "let {v};");
+        }
+        let test = match cond(versions, within) {
+            Cond::Always => String::new(),
+            Cond::Expr(c) => format!("{c} && "),
+            Cond::Never => unreachable!("a run of fields that never occur together"),
+        };
+        let _ = writeln!(
+            o,
+            "if {test}let Some(b) = wire::peek_fixed::<{total}>(buf) {{"
+        );
+        let mut at = 0;
+        for (f, v) in run.iter().zip(&vars) {
+            let n = fixed_size(f).unwrap_or(0);
+            let bytes: Vec<String> = (at..at + n).map(|i| format!("b[{i}]")).collect();
+            let bytes = bytes.join(", ");
+            let value = match &f.ty {
+                Ty::Prim(Prim::Bool) => format!("b[{at}] != 0"),
+                Ty::Prim(p) => format!("{}::from_be_bytes([{bytes}])", p.rust()),
+                Ty::Uuid => format!("Uuid::from_bytes([{bytes}])"),
+                other => unreachable!("{other:?} is not fixed-width"),
+            };
+            let _ = writeln!(o, "{v} = {value};");
+            at += n;
+        }
+        let _ = writeln!(o, "wire::skip_fixed::<{total}>(buf);\n}} else {{");
+        for (f, v) in run.iter().zip(&vars) {
+            let _ = writeln!(o, "{v} = {};", self.read_present(s, f, within));
+        }
+        let _ = writeln!(o, "}}");
+        o
+    }
+
     fn decode_fn(&self, s: &StructDef, within: &Range, tagged_section: bool) -> String {
         let mut body = String::new();
         let mut lit = String::new();
+        // Tagged fields and the unknown ones are locals until the end, so the struct is
+        // built once, in place, rather than built, mutated and then moved.
+        let mut tagged_locals = String::new();
+        // Consecutive fixed-width fields that can all be present at once, decoded with
+        // one length check when they are (see `fixed_run`).
+        let mut run: Vec<&Field> = Vec::new();
+        let mut run_versions = *within;
         for f in &s.fields {
             let id = field_ident(&f.name);
             let var = format!("f_{}", id.trim_start_matches("r#"));
-            let label = self.label(s, &f.name);
             if f.tag.is_some() {
+                if tagged_section && cond(&f.versions, within) != Cond::Never {
+                    let _ = writeln!(tagged_locals, "let mut {var} = {};", default_expr(f));
+                    let _ = writeln!(lit, "{id}: {var},");
+                } else {
+                    let _ = writeln!(lit, "{id}: {},", default_expr(f));
+                }
+                continue;
+            }
+            let present = cond(&f.versions, within);
+            if present == Cond::Never {
                 let _ = writeln!(lit, "{id}: {},", default_expr(f));
                 continue;
             }
-            match cond(&f.versions, within) {
-                Cond::Always => {
-                    let _ = writeln!(body, "let {var} = {};", self.read_field(f, &label, within));
-                    let _ = writeln!(lit, "{id}: {var},");
-                }
-                Cond::Never => {
-                    let _ = writeln!(lit, "{id}: {},", default_expr(f));
-                }
-                Cond::Expr(c) => {
-                    let _ = writeln!(
-                        body,
-                        "let {var} = if {c} {{ {} }} else {{ {} }};",
-                        self.read_field(f, &label, within),
-                        default_expr(f)
-                    );
-                    let _ = writeln!(lit, "{id}: {var},");
+            let _ = writeln!(lit, "{id}: {var},");
+            if fixed_size(f).is_some() {
+                let both = run_versions.intersect(&f.versions);
+                if run.is_empty() || !both.is_empty() {
+                    run_versions = if run.is_empty() {
+                        within.intersect(&f.versions)
+                    } else {
+                        both
+                    };
+                    run.push(f);
+                    continue;
                 }
             }
+            body.push_str(&self.fixed_run(s, &run, &run_versions, within));
+            run.clear();
+            if fixed_size(f).is_some() {
+                run_versions = within.intersect(&f.versions);
+                run.push(f);
+            } else {
+                body.push_str(&self.read_one(s, f, within));
+            }
         }
+        body.push_str(&self.fixed_run(s, &run, &run_versions, within));
         let flex = self.flexible_cond(within);
         if tagged_section {
-            let _ = writeln!(lit, "unknown_tagged_fields: Vec::new(),");
+            let _ = writeln!(lit, "unknown_tagged_fields: unknown_tagged,");
         }
         let ulabel = self.label(s, "_tagged_fields");
         let mut sec = String::new();
@@ -782,14 +904,12 @@ impl<'a> Ctx<'a> {
             );
             let tagged: Vec<&Field> = s.fields.iter().filter(|f| f.tag.is_some()).collect();
             if tagged.is_empty() {
-                let _ = writeln!(
-                    sec,
-                    "this.unknown_tagged_fields.push(RawTaggedField {{ tag, data }});"
-                );
+                let _ = writeln!(sec, "unknown_tagged.push(RawTaggedField {{ tag, data }});");
             } else {
                 let _ = writeln!(sec, "match tag {{");
                 for f in &tagged {
                     let id = field_ident(&f.name);
+                    let var = format!("f_{}", id.trim_start_matches("r#"));
                     let label = self.label(s, &f.name);
                     let guard = match cond(&f.versions, within) {
                         Cond::Always => String::new(),
@@ -798,14 +918,14 @@ impl<'a> Ctx<'a> {
                     };
                     let _ = writeln!(
                         sec,
-                        "{}{guard} => {{ let mut data = data; let buf = &mut data; this.{id} = {}; }}",
+                        "{}{guard} => {{ let mut data = data; let buf = &mut data; {var} = {}; }}",
                         f.tag.unwrap_or(0),
                         self.read_field(f, &label, within)
                     );
                 }
                 let _ = writeln!(
                     sec,
-                    "_ => this.unknown_tagged_fields.push(RawTaggedField {{ tag, data }}),\n}}"
+                    "_ => unknown_tagged.push(RawTaggedField {{ tag, data }}),\n}}"
                 );
             }
             let _ = writeln!(sec, "}}");
@@ -834,9 +954,10 @@ impl<'a> Ctx<'a> {
         }
         out.push_str(&body);
         if tagged_section {
+            out.push_str(&tagged_locals);
             let _ = writeln!(
                 out,
-                "#[allow(unused_mut)]\nlet mut this = Self {{\n{lit}}};"
+                "#[allow(unused_mut)]\nlet mut unknown_tagged = UnknownTaggedFields::new();"
             );
             match flex {
                 Cond::Always => out.push_str(&sec),
@@ -845,10 +966,8 @@ impl<'a> Ctx<'a> {
                     let _ = writeln!(out, "if flexible {{\n{sec}}}");
                 }
             }
-            let _ = writeln!(out, "Ok(this)\n    }}\n");
-        } else {
-            let _ = writeln!(out, "Ok(Self {{\n{lit}}})\n    }}\n");
         }
+        let _ = writeln!(out, "Ok(Self {{\n{lit}}})\n    }}\n");
         out
     }
 
@@ -1095,7 +1214,13 @@ pub fn module_source(schema: &Schema, in_subdir: bool) -> String {
         "EncodeError",
         "Bytes",
     ];
-    for extra in ["ByteString", "Uuid", "RawTaggedField", "ScalarList"] {
+    for extra in [
+        "ByteString",
+        "Uuid",
+        "RawTaggedField",
+        "ScalarList",
+        "UnknownTaggedFields",
+    ] {
         if contains_word(&body, extra) {
             imports.push(extra);
         }

@@ -1030,7 +1030,7 @@ impl Connection {
     fn send_authenticate(&mut self, now: Instant, version: i16, auth_bytes: Vec<u8>) {
         let request = SaslAuthenticateRequest {
             auth_bytes: Bytes::from(auth_bytes),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: Default::default(),
         };
         self.send_setup(
             now,

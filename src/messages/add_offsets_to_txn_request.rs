@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The AddOffsetsToTxn request (API key 25).
@@ -55,7 +55,7 @@ pub struct AddOffsetsToTxnRequest {
     /// Versions: 0-4; entity type `groupId`. Default: `ByteString::new()`.
     pub group_id: ByteString,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AddOffsetsToTxnRequest {
@@ -65,7 +65,7 @@ impl Default for AddOffsetsToTxnRequest {
             producer_id: 0,
             producer_epoch: 0,
             group_id: ByteString::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -117,17 +117,19 @@ impl AddOffsetsToTxnRequest {
         let _ = version;
         let f_transactional_id =
             wire::read_string(buf, flexible, "AddOffsetsToTxnRequest.TransactionalId")?;
-        let f_producer_id = wire::read_i64(buf, "AddOffsetsToTxnRequest.ProducerId")?;
-        let f_producer_epoch = wire::read_i16(buf, "AddOffsetsToTxnRequest.ProducerEpoch")?;
+        let f_producer_id;
+        let f_producer_epoch;
+        if let Some(b) = wire::peek_fixed::<10>(buf) {
+            f_producer_id = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_producer_epoch = i16::from_be_bytes([b[8], b[9]]);
+            wire::skip_fixed::<10>(buf);
+        } else {
+            f_producer_id = wire::read_i64(buf, "AddOffsetsToTxnRequest.ProducerId")?;
+            f_producer_epoch = wire::read_i16(buf, "AddOffsetsToTxnRequest.ProducerEpoch")?;
+        }
         let f_group_id = wire::read_string(buf, flexible, "AddOffsetsToTxnRequest.GroupId")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            transactional_id: f_transactional_id,
-            producer_id: f_producer_id,
-            producer_epoch: f_producer_epoch,
-            group_id: f_group_id,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "AddOffsetsToTxnRequest._tagged_fields")?;
             let mut previous = None;
@@ -136,11 +138,16 @@ impl AddOffsetsToTxnRequest {
                     wire::read_tagged_field(buf, "AddOffsetsToTxnRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "AddOffsetsToTxnRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            transactional_id: f_transactional_id,
+            producer_id: f_producer_id,
+            producer_epoch: f_producer_epoch,
+            group_id: f_group_id,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, VersionRange,
+    ScalarList, UnknownTaggedFields, VersionRange,
 };
 
 /// The AddPartitionsToTxn request (API key 24).
@@ -62,7 +62,7 @@ pub struct AddPartitionsToTxnRequest {
     /// Versions: 0-3. Default: `Vec::new()`.
     pub v3_and_below_topics: Vec<AddPartitionsToTxnTopic>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AddPartitionsToTxnRequest {
@@ -73,7 +73,7 @@ impl Default for AddPartitionsToTxnRequest {
             v3_and_below_producer_id: 0,
             v3_and_below_producer_epoch: 0,
             v3_and_below_topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -175,7 +175,7 @@ impl AddPartitionsToTxnRequest {
                 flexible,
                 14,
                 "AddPartitionsToTxnRequest.Transactions",
-                |buf| AddPartitionsToTxnTransaction::decode_inner(buf, version),
+                move |buf| AddPartitionsToTxnTransaction::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
@@ -189,36 +189,40 @@ impl AddPartitionsToTxnRequest {
         } else {
             ByteString::new()
         };
-        let f_v3_and_below_producer_id = if version <= 3 {
-            wire::read_i64(buf, "AddPartitionsToTxnRequest.V3AndBelowProducerId")?
+        let f_v3_and_below_producer_id;
+        let f_v3_and_below_producer_epoch;
+        if version <= 3
+            && let Some(b) = wire::peek_fixed::<10>(buf)
+        {
+            f_v3_and_below_producer_id =
+                i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_v3_and_below_producer_epoch = i16::from_be_bytes([b[8], b[9]]);
+            wire::skip_fixed::<10>(buf);
         } else {
-            0
-        };
-        let f_v3_and_below_producer_epoch = if version <= 3 {
-            wire::read_i16(buf, "AddPartitionsToTxnRequest.V3AndBelowProducerEpoch")?
-        } else {
-            0
-        };
+            f_v3_and_below_producer_id = if version <= 3 {
+                wire::read_i64(buf, "AddPartitionsToTxnRequest.V3AndBelowProducerId")?
+            } else {
+                0
+            };
+            f_v3_and_below_producer_epoch = if version <= 3 {
+                wire::read_i16(buf, "AddPartitionsToTxnRequest.V3AndBelowProducerEpoch")?
+            } else {
+                0
+            };
+        }
         let f_v3_and_below_topics = if version <= 3 {
             wire::read_array(
                 buf,
                 flexible,
                 2,
                 "AddPartitionsToTxnRequest.V3AndBelowTopics",
-                |buf| AddPartitionsToTxnTopic::decode_inner(buf, version),
+                move |buf| AddPartitionsToTxnTopic::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            transactions: f_transactions,
-            v3_and_below_transactional_id: f_v3_and_below_transactional_id,
-            v3_and_below_producer_id: f_v3_and_below_producer_id,
-            v3_and_below_producer_epoch: f_v3_and_below_producer_epoch,
-            v3_and_below_topics: f_v3_and_below_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "AddPartitionsToTxnRequest._tagged_fields")?;
             let mut previous = None;
@@ -227,11 +231,17 @@ impl AddPartitionsToTxnRequest {
                     wire::read_tagged_field(buf, "AddPartitionsToTxnRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "AddPartitionsToTxnRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            transactions: f_transactions,
+            v3_and_below_transactional_id: f_v3_and_below_transactional_id,
+            v3_and_below_producer_id: f_v3_and_below_producer_id,
+            v3_and_below_producer_epoch: f_v3_and_below_producer_epoch,
+            v3_and_below_topics: f_v3_and_below_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -324,7 +334,7 @@ pub struct AddPartitionsToTxnTransaction {
     /// Versions: 4-5. Default: `Vec::new()`.
     pub topics: Vec<AddPartitionsToTxnTopic>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AddPartitionsToTxnTransaction {
@@ -335,7 +345,7 @@ impl Default for AddPartitionsToTxnTransaction {
             producer_epoch: 0,
             verify_only: false,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -378,28 +388,32 @@ impl AddPartitionsToTxnTransaction {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_transactional_id =
             wire::read_string(buf, true, "AddPartitionsToTxnTransaction.TransactionalId")?;
-        let f_producer_id = wire::read_i64(buf, "AddPartitionsToTxnTransaction.ProducerId")?;
-        let f_producer_epoch = wire::read_i16(buf, "AddPartitionsToTxnTransaction.ProducerEpoch")?;
-        let f_verify_only = wire::read_bool(buf, "AddPartitionsToTxnTransaction.VerifyOnly")?;
+        let f_producer_id;
+        let f_producer_epoch;
+        let f_verify_only;
+        if let Some(b) = wire::peek_fixed::<11>(buf) {
+            f_producer_id = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_producer_epoch = i16::from_be_bytes([b[8], b[9]]);
+            f_verify_only = b[10] != 0;
+            wire::skip_fixed::<11>(buf);
+        } else {
+            f_producer_id = wire::read_i64(buf, "AddPartitionsToTxnTransaction.ProducerId")?;
+            f_producer_epoch = wire::read_i16(buf, "AddPartitionsToTxnTransaction.ProducerEpoch")?;
+            f_verify_only = wire::read_bool(buf, "AddPartitionsToTxnTransaction.VerifyOnly")?;
+        }
         let f_topics = wire::read_array(
             buf,
             true,
             2,
             "AddPartitionsToTxnTransaction.Topics",
-            |buf| AddPartitionsToTxnTopic::decode_inner(buf, version),
+            move |buf| AddPartitionsToTxnTopic::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            transactional_id: f_transactional_id,
-            producer_id: f_producer_id,
-            producer_epoch: f_producer_epoch,
-            verify_only: f_verify_only,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "AddPartitionsToTxnTransaction._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -411,10 +425,16 @@ impl AddPartitionsToTxnTransaction {
                 "AddPartitionsToTxnTransaction._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            transactional_id: f_transactional_id,
+            producer_id: f_producer_id,
+            producer_epoch: f_producer_epoch,
+            verify_only: f_verify_only,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -465,7 +485,7 @@ pub struct AddPartitionsToTxnTopic {
     /// Versions: 0-5. Default: `ScalarList::new()`.
     pub partitions: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AddPartitionsToTxnTopic {
@@ -473,7 +493,7 @@ impl Default for AddPartitionsToTxnTopic {
         Self {
             name: ByteString::new(),
             partitions: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -513,6 +533,7 @@ impl AddPartitionsToTxnTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
         let _ = version;
@@ -520,11 +541,7 @@ impl AddPartitionsToTxnTopic {
         let f_partitions =
             wire::read_scalar_array::<i32>(buf, flexible, "AddPartitionsToTxnTopic.Partitions")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "AddPartitionsToTxnTopic._tagged_fields")?;
             let mut previous = None;
@@ -533,11 +550,14 @@ impl AddPartitionsToTxnTopic {
                     wire::read_tagged_field(buf, "AddPartitionsToTxnTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "AddPartitionsToTxnTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The AddPartitionsToTxn response (API key 24).
@@ -56,7 +56,7 @@ pub struct AddPartitionsToTxnResponse {
     /// Versions: 0-3. Default: `Vec::new()`.
     pub results_by_topic_v3_and_below: Vec<AddPartitionsToTxnTopicResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AddPartitionsToTxnResponse {
@@ -66,7 +66,7 @@ impl Default for AddPartitionsToTxnResponse {
             error_code: 0,
             results_by_transaction: Vec::new(),
             results_by_topic_v3_and_below: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -137,19 +137,29 @@ impl AddPartitionsToTxnResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
-        let f_throttle_time_ms = wire::read_i32(buf, "AddPartitionsToTxnResponse.ThrottleTimeMs")?;
-        let f_error_code = if version >= 4 {
-            wire::read_i16(buf, "AddPartitionsToTxnResponse.ErrorCode")?
+        let f_throttle_time_ms;
+        let f_error_code;
+        if version >= 4
+            && let Some(b) = wire::peek_fixed::<6>(buf)
+        {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
         } else {
-            0
-        };
+            f_throttle_time_ms = wire::read_i32(buf, "AddPartitionsToTxnResponse.ThrottleTimeMs")?;
+            f_error_code = if version >= 4 {
+                wire::read_i16(buf, "AddPartitionsToTxnResponse.ErrorCode")?
+            } else {
+                0
+            };
+        }
         let f_results_by_transaction = if version >= 4 {
             wire::read_array(
                 buf,
                 flexible,
                 3,
                 "AddPartitionsToTxnResponse.ResultsByTransaction",
-                |buf| AddPartitionsToTxnResult::decode_inner(buf, version),
+                move |buf| AddPartitionsToTxnResult::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
@@ -160,19 +170,13 @@ impl AddPartitionsToTxnResponse {
                 flexible,
                 2,
                 "AddPartitionsToTxnResponse.ResultsByTopicV3AndBelow",
-                |buf| AddPartitionsToTxnTopicResult::decode_inner(buf, version),
+                move |buf| AddPartitionsToTxnTopicResult::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            results_by_transaction: f_results_by_transaction,
-            results_by_topic_v3_and_below: f_results_by_topic_v3_and_below,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "AddPartitionsToTxnResponse._tagged_fields")?;
             let mut previous = None;
@@ -181,11 +185,16 @@ impl AddPartitionsToTxnResponse {
                     wire::read_tagged_field(buf, "AddPartitionsToTxnResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "AddPartitionsToTxnResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            results_by_transaction: f_results_by_transaction,
+            results_by_topic_v3_and_below: f_results_by_topic_v3_and_below,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -253,7 +262,7 @@ pub struct AddPartitionsToTxnResult {
     /// Versions: 4-5. Default: `Vec::new()`.
     pub topic_results: Vec<AddPartitionsToTxnTopicResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AddPartitionsToTxnResult {
@@ -261,7 +270,7 @@ impl Default for AddPartitionsToTxnResult {
         Self {
             transactional_id: ByteString::new(),
             topic_results: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -301,6 +310,7 @@ impl AddPartitionsToTxnResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_transactional_id =
             wire::read_string(buf, true, "AddPartitionsToTxnResult.TransactionalId")?;
@@ -309,14 +319,10 @@ impl AddPartitionsToTxnResult {
             true,
             2,
             "AddPartitionsToTxnResult.TopicResults",
-            |buf| AddPartitionsToTxnTopicResult::decode_inner(buf, version),
+            move |buf| AddPartitionsToTxnTopicResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            transactional_id: f_transactional_id,
-            topic_results: f_topic_results,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "AddPartitionsToTxnResult._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -324,10 +330,13 @@ impl AddPartitionsToTxnResult {
                 wire::read_tagged_field(buf, "AddPartitionsToTxnResult._tagged_fields")?;
             wire::check_tag_order(previous, tag, "AddPartitionsToTxnResult._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            transactional_id: f_transactional_id,
+            topic_results: f_topic_results,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -375,7 +384,7 @@ pub struct AddPartitionsToTxnTopicResult {
     /// Versions: 0-5. Default: `Vec::new()`.
     pub results_by_partition: Vec<AddPartitionsToTxnPartitionResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AddPartitionsToTxnTopicResult {
@@ -383,7 +392,7 @@ impl Default for AddPartitionsToTxnTopicResult {
         Self {
             name: ByteString::new(),
             results_by_partition: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -431,6 +440,7 @@ impl AddPartitionsToTxnTopicResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
         let f_name = wire::read_string(buf, flexible, "AddPartitionsToTxnTopicResult.Name")?;
@@ -439,14 +449,10 @@ impl AddPartitionsToTxnTopicResult {
             flexible,
             6,
             "AddPartitionsToTxnTopicResult.ResultsByPartition",
-            |buf| AddPartitionsToTxnPartitionResult::decode_inner(buf, version),
+            move |buf| AddPartitionsToTxnPartitionResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            results_by_partition: f_results_by_partition,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "AddPartitionsToTxnTopicResult._tagged_fields")?;
@@ -460,11 +466,14 @@ impl AddPartitionsToTxnTopicResult {
                     "AddPartitionsToTxnTopicResult._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            results_by_partition: f_results_by_partition,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -517,7 +526,7 @@ pub struct AddPartitionsToTxnPartitionResult {
     /// Versions: 0-5. Default: `0`.
     pub partition_error_code: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AddPartitionsToTxnPartitionResult {
@@ -525,7 +534,7 @@ impl Default for AddPartitionsToTxnPartitionResult {
         Self {
             partition_index: 0,
             partition_error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -560,19 +569,24 @@ impl AddPartitionsToTxnPartitionResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
         let _ = version;
-        let f_partition_index =
-            wire::read_i32(buf, "AddPartitionsToTxnPartitionResult.PartitionIndex")?;
-        let f_partition_error_code =
-            wire::read_i16(buf, "AddPartitionsToTxnPartitionResult.PartitionErrorCode")?;
+        let f_partition_index;
+        let f_partition_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_partition_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_partition_index =
+                wire::read_i32(buf, "AddPartitionsToTxnPartitionResult.PartitionIndex")?;
+            f_partition_error_code =
+                wire::read_i16(buf, "AddPartitionsToTxnPartitionResult.PartitionErrorCode")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            partition_error_code: f_partition_error_code,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "AddPartitionsToTxnPartitionResult._tagged_fields")?;
@@ -588,11 +602,14 @@ impl AddPartitionsToTxnPartitionResult {
                     "AddPartitionsToTxnPartitionResult._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            partition_error_code: f_partition_error_code,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

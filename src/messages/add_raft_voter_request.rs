@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The AddRaftVoter request (API key 80).
@@ -43,7 +43,7 @@ pub struct AddRaftVoterRequest {
     /// Versions: 0. Default: `Vec::new()`.
     pub listeners: Vec<Listener>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AddRaftVoterRequest {
@@ -54,7 +54,7 @@ impl Default for AddRaftVoterRequest {
             voter_id: 0,
             voter_directory_id: Uuid::ZERO,
             listeners: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -99,31 +99,44 @@ impl AddRaftVoterRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_cluster_id = wire::read_nullable_string(buf, true, "AddRaftVoterRequest.ClusterId")?;
-        let f_timeout_ms = wire::read_i32(buf, "AddRaftVoterRequest.TimeoutMs")?;
-        let f_voter_id = wire::read_i32(buf, "AddRaftVoterRequest.VoterId")?;
-        let f_voter_directory_id = wire::read_uuid(buf, "AddRaftVoterRequest.VoterDirectoryId")?;
-        let f_listeners = wire::read_array(buf, true, 5, "AddRaftVoterRequest.Listeners", |buf| {
-            Listener::decode_inner(buf, version)
-        })?;
+        let f_timeout_ms;
+        let f_voter_id;
+        let f_voter_directory_id;
+        if let Some(b) = wire::peek_fixed::<24>(buf) {
+            f_timeout_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_voter_id = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_voter_directory_id = Uuid::from_bytes([
+                b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15], b[16], b[17], b[18], b[19],
+                b[20], b[21], b[22], b[23],
+            ]);
+            wire::skip_fixed::<24>(buf);
+        } else {
+            f_timeout_ms = wire::read_i32(buf, "AddRaftVoterRequest.TimeoutMs")?;
+            f_voter_id = wire::read_i32(buf, "AddRaftVoterRequest.VoterId")?;
+            f_voter_directory_id = wire::read_uuid(buf, "AddRaftVoterRequest.VoterDirectoryId")?;
+        }
+        let f_listeners =
+            wire::read_array(buf, true, 5, "AddRaftVoterRequest.Listeners", move |buf| {
+                Listener::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            cluster_id: f_cluster_id,
-            timeout_ms: f_timeout_ms,
-            voter_id: f_voter_id,
-            voter_directory_id: f_voter_directory_id,
-            listeners: f_listeners,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "AddRaftVoterRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "AddRaftVoterRequest._tagged_fields")?;
             wire::check_tag_order(previous, tag, "AddRaftVoterRequest._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            cluster_id: f_cluster_id,
+            timeout_ms: f_timeout_ms,
+            voter_id: f_voter_id,
+            voter_directory_id: f_voter_directory_id,
+            listeners: f_listeners,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -182,7 +195,7 @@ pub struct Listener {
     /// Versions: 0. Default: `0`.
     pub port: u16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for Listener {
@@ -191,7 +204,7 @@ impl Default for Listener {
             name: ByteString::new(),
             host: ByteString::new(),
             port: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -220,28 +233,28 @@ impl Listener {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "Listener.Name")?;
         let f_host = wire::read_string(buf, true, "Listener.Host")?;
         let f_port = wire::read_u16(buf, "Listener.Port")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            host: f_host,
-            port: f_port,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "Listener._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "Listener._tagged_fields")?;
             wire::check_tag_order(previous, tag, "Listener._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            host: f_host,
+            port: f_port,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,8 @@
 
 use super::{ApiKey, Request};
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The AllocateProducerIds request (API key 67).
@@ -34,7 +35,7 @@ pub struct AllocateProducerIdsRequest {
     /// Versions: 0. Default: `-1`.
     pub broker_epoch: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AllocateProducerIdsRequest {
@@ -42,7 +43,7 @@ impl Default for AllocateProducerIdsRequest {
         Self {
             broker_id: 0,
             broker_epoch: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -72,14 +73,18 @@ impl AllocateProducerIdsRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_broker_id = wire::read_i32(buf, "AllocateProducerIdsRequest.BrokerId")?;
-        let f_broker_epoch = wire::read_i64(buf, "AllocateProducerIdsRequest.BrokerEpoch")?;
+        let f_broker_id;
+        let f_broker_epoch;
+        if let Some(b) = wire::peek_fixed::<12>(buf) {
+            f_broker_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_broker_epoch = i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
+        } else {
+            f_broker_id = wire::read_i32(buf, "AllocateProducerIdsRequest.BrokerId")?;
+            f_broker_epoch = wire::read_i64(buf, "AllocateProducerIdsRequest.BrokerEpoch")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            broker_id: f_broker_id,
-            broker_epoch: f_broker_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "AllocateProducerIdsRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -87,10 +92,13 @@ impl AllocateProducerIdsRequest {
                 wire::read_tagged_field(buf, "AllocateProducerIdsRequest._tagged_fields")?;
             wire::check_tag_order(previous, tag, "AllocateProducerIdsRequest._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            broker_id: f_broker_id,
+            broker_epoch: f_broker_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

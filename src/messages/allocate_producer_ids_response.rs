@@ -16,7 +16,8 @@
 )]
 
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The AllocateProducerIds response (API key 67).
@@ -41,7 +42,7 @@ pub struct AllocateProducerIdsResponse {
     /// Versions: 0. Default: `0`.
     pub producer_id_len: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AllocateProducerIdsResponse {
@@ -51,7 +52,7 @@ impl Default for AllocateProducerIdsResponse {
             error_code: 0,
             producer_id_start: 0,
             producer_id_len: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -83,19 +84,26 @@ impl AllocateProducerIdsResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_throttle_time_ms = wire::read_i32(buf, "AllocateProducerIdsResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "AllocateProducerIdsResponse.ErrorCode")?;
-        let f_producer_id_start =
-            wire::read_i64(buf, "AllocateProducerIdsResponse.ProducerIdStart")?;
-        let f_producer_id_len = wire::read_i32(buf, "AllocateProducerIdsResponse.ProducerIdLen")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        let f_producer_id_start;
+        let f_producer_id_len;
+        if let Some(b) = wire::peek_fixed::<18>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            f_producer_id_start =
+                i64::from_be_bytes([b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13]]);
+            f_producer_id_len = i32::from_be_bytes([b[14], b[15], b[16], b[17]]);
+            wire::skip_fixed::<18>(buf);
+        } else {
+            f_throttle_time_ms = wire::read_i32(buf, "AllocateProducerIdsResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "AllocateProducerIdsResponse.ErrorCode")?;
+            f_producer_id_start =
+                wire::read_i64(buf, "AllocateProducerIdsResponse.ProducerIdStart")?;
+            f_producer_id_len = wire::read_i32(buf, "AllocateProducerIdsResponse.ProducerIdLen")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            producer_id_start: f_producer_id_start,
-            producer_id_len: f_producer_id_len,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "AllocateProducerIdsResponse._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -103,10 +111,15 @@ impl AllocateProducerIdsResponse {
                 wire::read_tagged_field(buf, "AllocateProducerIdsResponse._tagged_fields")?;
             wire::check_tag_order(previous, tag, "AllocateProducerIdsResponse._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            producer_id_start: f_producer_id_start,
+            producer_id_len: f_producer_id_len,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

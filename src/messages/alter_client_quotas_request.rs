@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The AlterClientQuotas request (API key 49).
@@ -41,7 +41,7 @@ pub struct AlterClientQuotasRequest {
     /// Versions: 0-1. Default: `false`.
     pub validate_only: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterClientQuotasRequest {
@@ -49,7 +49,7 @@ impl Default for AlterClientQuotasRequest {
         Self {
             entries: Vec::new(),
             validate_only: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -99,15 +99,11 @@ impl AlterClientQuotasRequest {
             flexible,
             2,
             "AlterClientQuotasRequest.Entries",
-            |buf| EntryData::decode_inner(buf, version),
+            move |buf| EntryData::decode_inner(buf, version),
         )?;
         let f_validate_only = wire::read_bool(buf, "AlterClientQuotasRequest.ValidateOnly")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            entries: f_entries,
-            validate_only: f_validate_only,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "AlterClientQuotasRequest._tagged_fields")?;
             let mut previous = None;
@@ -116,11 +112,14 @@ impl AlterClientQuotasRequest {
                     wire::read_tagged_field(buf, "AlterClientQuotasRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "AlterClientQuotasRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            entries: f_entries,
+            validate_only: f_validate_only,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -171,7 +170,7 @@ pub struct EntityData {
     /// Versions: 0-1; nullable in 0-1. Default: `Some(ByteString::new())`.
     pub entity_name: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for EntityData {
@@ -179,7 +178,7 @@ impl Default for EntityData {
         Self {
             entity_type: ByteString::new(),
             entity_name: Some(ByteString::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -219,17 +218,14 @@ impl EntityData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let _ = version;
         let f_entity_type = wire::read_string(buf, flexible, "EntityData.EntityType")?;
         let f_entity_name = wire::read_nullable_string(buf, flexible, "EntityData.EntityName")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            entity_type: f_entity_type,
-            entity_name: f_entity_name,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "EntityData._tagged_fields")?;
             let mut previous = None;
@@ -237,11 +233,14 @@ impl EntityData {
                 let (tag, data) = wire::read_tagged_field(buf, "EntityData._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "EntityData._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            entity_type: f_entity_type,
+            entity_name: f_entity_name,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -302,7 +301,7 @@ pub struct OpData {
     /// Versions: 0-1. Default: `false`.
     pub remove: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OpData {
@@ -311,7 +310,7 @@ impl Default for OpData {
             key: ByteString::new(),
             value: 0.0,
             remove: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -347,19 +346,23 @@ impl OpData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let _ = version;
         let f_key = wire::read_string(buf, flexible, "OpData.Key")?;
-        let f_value = wire::read_f64(buf, "OpData.Value")?;
-        let f_remove = wire::read_bool(buf, "OpData.Remove")?;
+        let f_value;
+        let f_remove;
+        if let Some(b) = wire::peek_fixed::<9>(buf) {
+            f_value = f64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_remove = b[8] != 0;
+            wire::skip_fixed::<9>(buf);
+        } else {
+            f_value = wire::read_f64(buf, "OpData.Value")?;
+            f_remove = wire::read_bool(buf, "OpData.Remove")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            key: f_key,
-            value: f_value,
-            remove: f_remove,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "OpData._tagged_fields")?;
             let mut previous = None;
@@ -367,11 +370,15 @@ impl OpData {
                 let (tag, data) = wire::read_tagged_field(buf, "OpData._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "OpData._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            key: f_key,
+            value: f_value,
+            remove: f_remove,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -424,7 +431,7 @@ pub struct EntryData {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub ops: Vec<OpData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for EntryData {
@@ -432,7 +439,7 @@ impl Default for EntryData {
         Self {
             entity: Vec::new(),
             ops: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -473,20 +480,17 @@ impl EntryData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
-        let f_entity = wire::read_array(buf, flexible, 2, "EntryData.Entity", |buf| {
+        let f_entity = wire::read_array(buf, flexible, 2, "EntryData.Entity", move |buf| {
             EntityData::decode_inner(buf, version)
         })?;
-        let f_ops = wire::read_array(buf, flexible, 10, "EntryData.Ops", |buf| {
+        let f_ops = wire::read_array(buf, flexible, 10, "EntryData.Ops", move |buf| {
             OpData::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            entity: f_entity,
-            ops: f_ops,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "EntryData._tagged_fields")?;
             let mut previous = None;
@@ -494,11 +498,14 @@ impl EntryData {
                 let (tag, data) = wire::read_tagged_field(buf, "EntryData._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "EntryData._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            entity: f_entity,
+            ops: f_ops,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

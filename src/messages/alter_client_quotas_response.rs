@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The AlterClientQuotas response (API key 49).
@@ -40,7 +40,7 @@ pub struct AlterClientQuotasResponse {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub entries: Vec<EntryData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterClientQuotasResponse {
@@ -48,7 +48,7 @@ impl Default for AlterClientQuotasResponse {
         Self {
             throttle_time_ms: 0,
             entries: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -99,14 +99,10 @@ impl AlterClientQuotasResponse {
             flexible,
             4,
             "AlterClientQuotasResponse.Entries",
-            |buf| EntryData::decode_inner(buf, version),
+            move |buf| EntryData::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            entries: f_entries,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "AlterClientQuotasResponse._tagged_fields")?;
             let mut previous = None;
@@ -115,11 +111,14 @@ impl AlterClientQuotasResponse {
                     wire::read_tagged_field(buf, "AlterClientQuotasResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "AlterClientQuotasResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            entries: f_entries,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -170,7 +169,7 @@ pub struct EntityData {
     /// Versions: 0-1; nullable in 0-1. Default: `Some(ByteString::new())`.
     pub entity_name: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for EntityData {
@@ -178,7 +177,7 @@ impl Default for EntityData {
         Self {
             entity_type: ByteString::new(),
             entity_name: Some(ByteString::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -218,17 +217,14 @@ impl EntityData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let _ = version;
         let f_entity_type = wire::read_string(buf, flexible, "EntityData.EntityType")?;
         let f_entity_name = wire::read_nullable_string(buf, flexible, "EntityData.EntityName")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            entity_type: f_entity_type,
-            entity_name: f_entity_name,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "EntityData._tagged_fields")?;
             let mut previous = None;
@@ -236,11 +232,14 @@ impl EntityData {
                 let (tag, data) = wire::read_tagged_field(buf, "EntityData._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "EntityData._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            entity_type: f_entity_type,
+            entity_name: f_entity_name,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -301,7 +300,7 @@ pub struct EntryData {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub entity: Vec<EntityData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for EntryData {
@@ -310,7 +309,7 @@ impl Default for EntryData {
             error_code: 0,
             error_message: Some(ByteString::new()),
             entity: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -354,20 +353,16 @@ impl EntryData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let f_error_code = wire::read_i16(buf, "EntryData.ErrorCode")?;
         let f_error_message = wire::read_nullable_string(buf, flexible, "EntryData.ErrorMessage")?;
-        let f_entity = wire::read_array(buf, flexible, 2, "EntryData.Entity", |buf| {
+        let f_entity = wire::read_array(buf, flexible, 2, "EntryData.Entity", move |buf| {
             EntityData::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            error_message: f_error_message,
-            entity: f_entity,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "EntryData._tagged_fields")?;
             let mut previous = None;
@@ -375,11 +370,15 @@ impl EntryData {
                 let (tag, data) = wire::read_tagged_field(buf, "EntryData._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "EntryData._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            error_message: f_error_message,
+            entity: f_entity,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The AlterConfigs request (API key 33).
@@ -42,7 +42,7 @@ pub struct AlterConfigsRequest {
     /// Versions: 0-2. Default: `false`.
     pub validate_only: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterConfigsRequest {
@@ -50,7 +50,7 @@ impl Default for AlterConfigsRequest {
         Self {
             resources: Vec::new(),
             validate_only: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -95,17 +95,16 @@ impl AlterConfigsRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
-        let f_resources =
-            wire::read_array(buf, flexible, 3, "AlterConfigsRequest.Resources", |buf| {
-                AlterConfigsResource::decode_inner(buf, version)
-            })?;
+        let f_resources = wire::read_array(
+            buf,
+            flexible,
+            3,
+            "AlterConfigsRequest.Resources",
+            move |buf| AlterConfigsResource::decode_inner(buf, version),
+        )?;
         let f_validate_only = wire::read_bool(buf, "AlterConfigsRequest.ValidateOnly")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            resources: f_resources,
-            validate_only: f_validate_only,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "AlterConfigsRequest._tagged_fields")?;
             let mut previous = None;
@@ -114,11 +113,14 @@ impl AlterConfigsRequest {
                     wire::read_tagged_field(buf, "AlterConfigsRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "AlterConfigsRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            resources: f_resources,
+            validate_only: f_validate_only,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -169,7 +171,7 @@ pub struct AlterableConfig {
     /// Versions: 0-2; nullable in 0-2. Default: `Some(ByteString::new())`.
     pub value: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterableConfig {
@@ -177,7 +179,7 @@ impl Default for AlterableConfig {
         Self {
             name: ByteString::new(),
             value: Some(ByteString::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -217,17 +219,14 @@ impl AlterableConfig {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
         let f_name = wire::read_string(buf, flexible, "AlterableConfig.Name")?;
         let f_value = wire::read_nullable_string(buf, flexible, "AlterableConfig.Value")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            value: f_value,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "AlterableConfig._tagged_fields")?;
             let mut previous = None;
@@ -235,11 +234,14 @@ impl AlterableConfig {
                 let (tag, data) = wire::read_tagged_field(buf, "AlterableConfig._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "AlterableConfig._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            value: f_value,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -300,7 +302,7 @@ pub struct AlterConfigsResource {
     /// Versions: 0-2. Default: `Vec::new()`.
     pub configs: Vec<AlterableConfig>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterConfigsResource {
@@ -309,7 +311,7 @@ impl Default for AlterConfigsResource {
             resource_type: 0,
             resource_name: ByteString::new(),
             configs: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -358,22 +360,21 @@ impl AlterConfigsResource {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_resource_type = wire::read_i8(buf, "AlterConfigsResource.ResourceType")?;
         let f_resource_name =
             wire::read_string(buf, flexible, "AlterConfigsResource.ResourceName")?;
-        let f_configs =
-            wire::read_array(buf, flexible, 2, "AlterConfigsResource.Configs", |buf| {
-                AlterableConfig::decode_inner(buf, version)
-            })?;
+        let f_configs = wire::read_array(
+            buf,
+            flexible,
+            2,
+            "AlterConfigsResource.Configs",
+            move |buf| AlterableConfig::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            resource_type: f_resource_type,
-            resource_name: f_resource_name,
-            configs: f_configs,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "AlterConfigsResource._tagged_fields")?;
             let mut previous = None;
@@ -382,11 +383,15 @@ impl AlterConfigsResource {
                     wire::read_tagged_field(buf, "AlterConfigsResource._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "AlterConfigsResource._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            resource_type: f_resource_type,
+            resource_name: f_resource_name,
+            configs: f_configs,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

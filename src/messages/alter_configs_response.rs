@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The AlterConfigs response (API key 33).
@@ -41,7 +41,7 @@ pub struct AlterConfigsResponse {
     /// Versions: 0-2. Default: `Vec::new()`.
     pub responses: Vec<AlterConfigsResourceResponse>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterConfigsResponse {
@@ -49,7 +49,7 @@ impl Default for AlterConfigsResponse {
         Self {
             throttle_time_ms: 0,
             responses: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -95,16 +95,15 @@ impl AlterConfigsResponse {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_throttle_time_ms = wire::read_i32(buf, "AlterConfigsResponse.ThrottleTimeMs")?;
-        let f_responses =
-            wire::read_array(buf, flexible, 5, "AlterConfigsResponse.Responses", |buf| {
-                AlterConfigsResourceResponse::decode_inner(buf, version)
-            })?;
+        let f_responses = wire::read_array(
+            buf,
+            flexible,
+            5,
+            "AlterConfigsResponse.Responses",
+            move |buf| AlterConfigsResourceResponse::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            responses: f_responses,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "AlterConfigsResponse._tagged_fields")?;
             let mut previous = None;
@@ -113,11 +112,14 @@ impl AlterConfigsResponse {
                     wire::read_tagged_field(buf, "AlterConfigsResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "AlterConfigsResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            responses: f_responses,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -176,7 +178,7 @@ pub struct AlterConfigsResourceResponse {
     /// Versions: 0-2. Default: `ByteString::new()`.
     pub resource_name: ByteString,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterConfigsResourceResponse {
@@ -186,7 +188,7 @@ impl Default for AlterConfigsResourceResponse {
             error_message: Some(ByteString::new()),
             resource_type: 0,
             resource_name: ByteString::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -233,6 +235,7 @@ impl AlterConfigsResourceResponse {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
@@ -243,13 +246,7 @@ impl AlterConfigsResourceResponse {
         let f_resource_name =
             wire::read_string(buf, flexible, "AlterConfigsResourceResponse.ResourceName")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            error_message: f_error_message,
-            resource_type: f_resource_type,
-            resource_name: f_resource_name,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "AlterConfigsResourceResponse._tagged_fields")?;
@@ -263,11 +260,16 @@ impl AlterConfigsResourceResponse {
                     "AlterConfigsResourceResponse._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            error_message: f_error_message,
+            resource_type: f_resource_type,
+            resource_name: f_resource_name,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

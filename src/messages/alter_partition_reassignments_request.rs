@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, VersionRange,
+    ScalarList, UnknownTaggedFields, VersionRange,
 };
 
 /// The AlterPartitionReassignments request (API key 45).
@@ -35,7 +35,7 @@ pub struct AlterPartitionReassignmentsRequest {
     /// Versions: 0. Default: `Vec::new()`.
     pub topics: Vec<ReassignableTopic>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterPartitionReassignmentsRequest {
@@ -43,7 +43,7 @@ impl Default for AlterPartitionReassignmentsRequest {
         Self {
             timeout_ms: 60000,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -85,14 +85,10 @@ impl AlterPartitionReassignmentsRequest {
             true,
             3,
             "AlterPartitionReassignmentsRequest.Topics",
-            |buf| ReassignableTopic::decode_inner(buf, version),
+            move |buf| ReassignableTopic::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            timeout_ms: f_timeout_ms,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "AlterPartitionReassignmentsRequest._tagged_fields")?;
         let mut previous = None;
@@ -105,10 +101,13 @@ impl AlterPartitionReassignmentsRequest {
                 "AlterPartitionReassignmentsRequest._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            timeout_ms: f_timeout_ms,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -155,7 +154,7 @@ pub struct ReassignablePartition {
     /// Versions: 0; nullable in 0; entity type `brokerId`. Default: `None`.
     pub replicas: Option<ScalarList<i32>>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ReassignablePartition {
@@ -163,7 +162,7 @@ impl Default for ReassignablePartition {
         Self {
             partition_index: 0,
             replicas: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -196,27 +195,27 @@ impl ReassignablePartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_partition_index = wire::read_i32(buf, "ReassignablePartition.PartitionIndex")?;
         let f_replicas =
             wire::read_nullable_scalar_array::<i32>(buf, true, "ReassignablePartition.Replicas")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            replicas: f_replicas,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ReassignablePartition._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "ReassignablePartition._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ReassignablePartition._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            replicas: f_replicas,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -261,7 +260,7 @@ pub struct ReassignableTopic {
     /// Versions: 0. Default: `Vec::new()`.
     pub partitions: Vec<ReassignablePartition>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ReassignableTopic {
@@ -269,7 +268,7 @@ impl Default for ReassignableTopic {
         Self {
             name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -304,27 +303,28 @@ impl ReassignableTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_name = wire::read_string(buf, true, "ReassignableTopic.Name")?;
-        let f_partitions = wire::read_array(buf, true, 6, "ReassignableTopic.Partitions", |buf| {
-            ReassignablePartition::decode_inner(buf, version)
-        })?;
+        let f_partitions =
+            wire::read_array(buf, true, 6, "ReassignableTopic.Partitions", move |buf| {
+                ReassignablePartition::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ReassignableTopic._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "ReassignableTopic._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ReassignableTopic._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The AlterPartitionReassignments response (API key 45).
@@ -42,7 +42,7 @@ pub struct AlterPartitionReassignmentsResponse {
     /// Versions: 0. Default: `Vec::new()`.
     pub responses: Vec<ReassignableTopicResponse>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterPartitionReassignmentsResponse {
@@ -52,7 +52,7 @@ impl Default for AlterPartitionReassignmentsResponse {
             error_code: 0,
             error_message: Some(ByteString::new()),
             responses: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -95,9 +95,17 @@ impl AlterPartitionReassignmentsResponse {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_throttle_time_ms =
-            wire::read_i32(buf, "AlterPartitionReassignmentsResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "AlterPartitionReassignmentsResponse.ErrorCode")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_throttle_time_ms =
+                wire::read_i32(buf, "AlterPartitionReassignmentsResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "AlterPartitionReassignmentsResponse.ErrorCode")?;
+        }
         let f_error_message = wire::read_nullable_string(
             buf,
             true,
@@ -108,16 +116,10 @@ impl AlterPartitionReassignmentsResponse {
             true,
             3,
             "AlterPartitionReassignmentsResponse.Responses",
-            |buf| ReassignableTopicResponse::decode_inner(buf, version),
+            move |buf| ReassignableTopicResponse::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            responses: f_responses,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "AlterPartitionReassignmentsResponse._tagged_fields")?;
         let mut previous = None;
@@ -130,10 +132,15 @@ impl AlterPartitionReassignmentsResponse {
                 "AlterPartitionReassignmentsResponse._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            responses: f_responses,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -191,7 +198,7 @@ pub struct ReassignablePartitionResponse {
     /// Versions: 0; nullable in 0. Default: `Some(ByteString::new())`.
     pub error_message: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ReassignablePartitionResponse {
@@ -200,7 +207,7 @@ impl Default for ReassignablePartitionResponse {
             partition_index: 0,
             error_code: 0,
             error_message: Some(ByteString::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -234,20 +241,24 @@ impl ReassignablePartitionResponse {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_partition_index =
-            wire::read_i32(buf, "ReassignablePartitionResponse.PartitionIndex")?;
-        let f_error_code = wire::read_i16(buf, "ReassignablePartitionResponse.ErrorCode")?;
+        let f_partition_index;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_partition_index =
+                wire::read_i32(buf, "ReassignablePartitionResponse.PartitionIndex")?;
+            f_error_code = wire::read_i16(buf, "ReassignablePartitionResponse.ErrorCode")?;
+        }
         let f_error_message =
             wire::read_nullable_string(buf, true, "ReassignablePartitionResponse.ErrorMessage")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ReassignablePartitionResponse._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -259,10 +270,14 @@ impl ReassignablePartitionResponse {
                 "ReassignablePartitionResponse._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -313,7 +328,7 @@ pub struct ReassignableTopicResponse {
     /// Versions: 0. Default: `Vec::new()`.
     pub partitions: Vec<ReassignablePartitionResponse>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ReassignableTopicResponse {
@@ -321,7 +336,7 @@ impl Default for ReassignableTopicResponse {
         Self {
             name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -356,6 +371,7 @@ impl ReassignableTopicResponse {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_name = wire::read_string(buf, true, "ReassignableTopicResponse.Name")?;
         let f_partitions = wire::read_array(
@@ -363,14 +379,10 @@ impl ReassignableTopicResponse {
             true,
             8,
             "ReassignableTopicResponse.Partitions",
-            |buf| ReassignablePartitionResponse::decode_inner(buf, version),
+            move |buf| ReassignablePartitionResponse::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ReassignableTopicResponse._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -378,10 +390,13 @@ impl ReassignableTopicResponse {
                 wire::read_tagged_field(buf, "ReassignableTopicResponse._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ReassignableTopicResponse._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, Uuid, VersionRange,
+    ScalarList, UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The AlterPartition request (API key 56).
@@ -47,7 +47,7 @@ pub struct AlterPartitionRequest {
     /// Versions: 0-3. Default: `Vec::new()`.
     pub topics: Vec<TopicData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterPartitionRequest {
@@ -56,7 +56,7 @@ impl Default for AlterPartitionRequest {
             broker_id: 0,
             broker_epoch: -1,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -93,28 +93,36 @@ impl AlterPartitionRequest {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_broker_id = wire::read_i32(buf, "AlterPartitionRequest.BrokerId")?;
-        let f_broker_epoch = wire::read_i64(buf, "AlterPartitionRequest.BrokerEpoch")?;
-        let f_topics = wire::read_array(buf, true, 2, "AlterPartitionRequest.Topics", |buf| {
-            TopicData::decode_inner(buf, version)
-        })?;
+        let f_broker_id;
+        let f_broker_epoch;
+        if let Some(b) = wire::peek_fixed::<12>(buf) {
+            f_broker_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_broker_epoch = i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
+        } else {
+            f_broker_id = wire::read_i32(buf, "AlterPartitionRequest.BrokerId")?;
+            f_broker_epoch = wire::read_i64(buf, "AlterPartitionRequest.BrokerEpoch")?;
+        }
+        let f_topics =
+            wire::read_array(buf, true, 2, "AlterPartitionRequest.Topics", move |buf| {
+                TopicData::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            broker_id: f_broker_id,
-            broker_epoch: f_broker_epoch,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "AlterPartitionRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "AlterPartitionRequest._tagged_fields")?;
             wire::check_tag_order(previous, tag, "AlterPartitionRequest._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            broker_id: f_broker_id,
+            broker_epoch: f_broker_epoch,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -160,7 +168,7 @@ pub struct BrokerState {
     /// Versions: 3. Default: `-1`.
     pub broker_epoch: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for BrokerState {
@@ -168,7 +176,7 @@ impl Default for BrokerState {
         Self {
             broker_id: 0,
             broker_epoch: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -196,26 +204,34 @@ impl BrokerState {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_broker_id = wire::read_i32(buf, "BrokerState.BrokerId")?;
-        let f_broker_epoch = wire::read_i64(buf, "BrokerState.BrokerEpoch")?;
+        let f_broker_id;
+        let f_broker_epoch;
+        if let Some(b) = wire::peek_fixed::<12>(buf) {
+            f_broker_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_broker_epoch = i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
+        } else {
+            f_broker_id = wire::read_i32(buf, "BrokerState.BrokerId")?;
+            f_broker_epoch = wire::read_i64(buf, "BrokerState.BrokerEpoch")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            broker_id: f_broker_id,
-            broker_epoch: f_broker_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "BrokerState._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "BrokerState._tagged_fields")?;
             wire::check_tag_order(previous, tag, "BrokerState._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            broker_id: f_broker_id,
+            broker_epoch: f_broker_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -272,7 +288,7 @@ pub struct PartitionData {
     /// Versions: 0-3. Default: `0`.
     pub partition_epoch: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionData {
@@ -284,7 +300,7 @@ impl Default for PartitionData {
             new_isr_with_epochs: Vec::new(),
             leader_recovery_state: 0,
             partition_epoch: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -344,47 +360,69 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
-        let f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
+        let f_partition_index;
+        let f_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<8>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_leader_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
+            f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
+        }
         let f_new_isr = if version <= 2 {
             wire::read_scalar_array::<i32>(buf, true, "PartitionData.NewIsr")?
         } else {
             ScalarList::new()
         };
         let f_new_isr_with_epochs = if version >= 3 {
-            wire::read_array(buf, true, 13, "PartitionData.NewIsrWithEpochs", |buf| {
-                BrokerState::decode_inner(buf, version)
-            })?
+            wire::read_array(
+                buf,
+                true,
+                13,
+                "PartitionData.NewIsrWithEpochs",
+                move |buf| BrokerState::decode_inner(buf, version),
+            )?
         } else {
             Vec::new()
         };
-        let f_leader_recovery_state = if version >= 1 {
-            wire::read_i8(buf, "PartitionData.LeaderRecoveryState")?
+        let f_leader_recovery_state;
+        let f_partition_epoch;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<5>(buf)
+        {
+            f_leader_recovery_state = i8::from_be_bytes([b[0]]);
+            f_partition_epoch = i32::from_be_bytes([b[1], b[2], b[3], b[4]]);
+            wire::skip_fixed::<5>(buf);
         } else {
-            0
-        };
-        let f_partition_epoch = wire::read_i32(buf, "PartitionData.PartitionEpoch")?;
+            f_leader_recovery_state = if version >= 1 {
+                wire::read_i8(buf, "PartitionData.LeaderRecoveryState")?
+            } else {
+                0
+            };
+            f_partition_epoch = wire::read_i32(buf, "PartitionData.PartitionEpoch")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            leader_epoch: f_leader_epoch,
-            new_isr: f_new_isr,
-            new_isr_with_epochs: f_new_isr_with_epochs,
-            leader_recovery_state: f_leader_recovery_state,
-            partition_epoch: f_partition_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "PartitionData._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "PartitionData._tagged_fields")?;
             wire::check_tag_order(previous, tag, "PartitionData._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            leader_epoch: f_leader_epoch,
+            new_isr: f_new_isr,
+            new_isr_with_epochs: f_new_isr_with_epochs,
+            leader_recovery_state: f_leader_recovery_state,
+            partition_epoch: f_partition_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -447,7 +485,7 @@ pub struct TopicData {
     /// Versions: 0-3. Default: `Vec::new()`.
     pub partitions: Vec<PartitionData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TopicData {
@@ -456,7 +494,7 @@ impl Default for TopicData {
             topic_name: ByteString::new(),
             topic_id: Uuid::ZERO,
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -496,6 +534,7 @@ impl TopicData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_name = if version <= 1 {
             wire::read_string(buf, true, "TopicData.TopicName")?
@@ -507,26 +546,25 @@ impl TopicData {
         } else {
             Uuid::ZERO
         };
-        let f_partitions = wire::read_array(buf, true, 13, "TopicData.Partitions", |buf| {
+        let f_partitions = wire::read_array(buf, true, 13, "TopicData.Partitions", move |buf| {
             PartitionData::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_name: f_topic_name,
-            topic_id: f_topic_id,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "TopicData._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "TopicData._tagged_fields")?;
             wire::check_tag_order(previous, tag, "TopicData._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_name: f_topic_name,
+            topic_id: f_topic_id,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

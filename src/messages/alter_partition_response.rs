@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, Uuid, VersionRange,
+    ScalarList, UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The AlterPartition response (API key 56).
@@ -47,7 +47,7 @@ pub struct AlterPartitionResponse {
     /// Versions: 0-3. Default: `Vec::new()`.
     pub topics: Vec<TopicData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterPartitionResponse {
@@ -56,7 +56,7 @@ impl Default for AlterPartitionResponse {
             throttle_time_ms: 0,
             error_code: 0,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -93,18 +93,22 @@ impl AlterPartitionResponse {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_throttle_time_ms = wire::read_i32(buf, "AlterPartitionResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "AlterPartitionResponse.ErrorCode")?;
-        let f_topics = wire::read_array(buf, true, 2, "AlterPartitionResponse.Topics", |buf| {
-            TopicData::decode_inner(buf, version)
-        })?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_throttle_time_ms = wire::read_i32(buf, "AlterPartitionResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "AlterPartitionResponse.ErrorCode")?;
+        }
+        let f_topics =
+            wire::read_array(buf, true, 2, "AlterPartitionResponse.Topics", move |buf| {
+                TopicData::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "AlterPartitionResponse._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -112,10 +116,14 @@ impl AlterPartitionResponse {
                 wire::read_tagged_field(buf, "AlterPartitionResponse._tagged_fields")?;
             wire::check_tag_order(previous, tag, "AlterPartitionResponse._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -181,7 +189,7 @@ pub struct PartitionData {
     /// Versions: 0-3. Default: `0`.
     pub partition_epoch: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionData {
@@ -194,7 +202,7 @@ impl Default for PartitionData {
             isr: ScalarList::new(),
             leader_recovery_state: 0,
             partition_epoch: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -228,20 +236,52 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
-        let f_error_code = wire::read_i16(buf, "PartitionData.ErrorCode")?;
-        let f_leader_id = wire::read_i32(buf, "PartitionData.LeaderId")?;
-        let f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
-        let f_isr = wire::read_scalar_array::<i32>(buf, true, "PartitionData.Isr")?;
-        let f_leader_recovery_state = if version >= 1 {
-            wire::read_i8(buf, "PartitionData.LeaderRecoveryState")?
+        let f_partition_index;
+        let f_error_code;
+        let f_leader_id;
+        let f_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<14>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            f_leader_id = i32::from_be_bytes([b[6], b[7], b[8], b[9]]);
+            f_leader_epoch = i32::from_be_bytes([b[10], b[11], b[12], b[13]]);
+            wire::skip_fixed::<14>(buf);
         } else {
-            0
-        };
-        let f_partition_epoch = wire::read_i32(buf, "PartitionData.PartitionEpoch")?;
+            f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
+            f_error_code = wire::read_i16(buf, "PartitionData.ErrorCode")?;
+            f_leader_id = wire::read_i32(buf, "PartitionData.LeaderId")?;
+            f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
+        }
+        let f_isr = wire::read_scalar_array::<i32>(buf, true, "PartitionData.Isr")?;
+        let f_leader_recovery_state;
+        let f_partition_epoch;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<5>(buf)
+        {
+            f_leader_recovery_state = i8::from_be_bytes([b[0]]);
+            f_partition_epoch = i32::from_be_bytes([b[1], b[2], b[3], b[4]]);
+            wire::skip_fixed::<5>(buf);
+        } else {
+            f_leader_recovery_state = if version >= 1 {
+                wire::read_i8(buf, "PartitionData.LeaderRecoveryState")?
+            } else {
+                0
+            };
+            f_partition_epoch = wire::read_i32(buf, "PartitionData.PartitionEpoch")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
+        let mut unknown_tagged = UnknownTaggedFields::new();
+        let count = wire::read_tagged_header(buf, "PartitionData._tagged_fields")?;
+        let mut previous = None;
+        for _ in 0..count {
+            let (tag, data) = wire::read_tagged_field(buf, "PartitionData._tagged_fields")?;
+            wire::check_tag_order(previous, tag, "PartitionData._tagged_fields")?;
+            previous = Some(tag);
+            unknown_tagged.push(RawTaggedField { tag, data });
+        }
+        Ok(Self {
             partition_index: f_partition_index,
             error_code: f_error_code,
             leader_id: f_leader_id,
@@ -249,18 +289,8 @@ impl PartitionData {
             isr: f_isr,
             leader_recovery_state: f_leader_recovery_state,
             partition_epoch: f_partition_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
-        let count = wire::read_tagged_header(buf, "PartitionData._tagged_fields")?;
-        let mut previous = None;
-        for _ in 0..count {
-            let (tag, data) = wire::read_tagged_field(buf, "PartitionData._tagged_fields")?;
-            wire::check_tag_order(previous, tag, "PartitionData._tagged_fields")?;
-            previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
-        }
-        Ok(this)
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -313,7 +343,7 @@ pub struct TopicData {
     /// Versions: 0-3. Default: `Vec::new()`.
     pub partitions: Vec<PartitionData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TopicData {
@@ -322,7 +352,7 @@ impl Default for TopicData {
             topic_name: ByteString::new(),
             topic_id: Uuid::ZERO,
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -362,6 +392,7 @@ impl TopicData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_name = if version <= 1 {
             wire::read_string(buf, true, "TopicData.TopicName")?
@@ -373,26 +404,25 @@ impl TopicData {
         } else {
             Uuid::ZERO
         };
-        let f_partitions = wire::read_array(buf, true, 20, "TopicData.Partitions", |buf| {
+        let f_partitions = wire::read_array(buf, true, 20, "TopicData.Partitions", move |buf| {
             PartitionData::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_name: f_topic_name,
-            topic_id: f_topic_id,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "TopicData._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "TopicData._tagged_fields")?;
             wire::check_tag_order(previous, tag, "TopicData._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_name: f_topic_name,
+            topic_id: f_topic_id,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

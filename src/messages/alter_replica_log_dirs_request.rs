@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, VersionRange,
+    ScalarList, UnknownTaggedFields, VersionRange,
 };
 
 /// The AlterReplicaLogDirs request (API key 34).
@@ -38,14 +38,14 @@ pub struct AlterReplicaLogDirsRequest {
     /// Versions: 0-2. Default: `Vec::new()`.
     pub dirs: Vec<AlterReplicaLogDir>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterReplicaLogDirsRequest {
     fn default() -> Self {
         Self {
             dirs: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -89,15 +89,15 @@ impl AlterReplicaLogDirsRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
-        let f_dirs =
-            wire::read_array(buf, flexible, 2, "AlterReplicaLogDirsRequest.Dirs", |buf| {
-                AlterReplicaLogDir::decode_inner(buf, version)
-            })?;
+        let f_dirs = wire::read_array(
+            buf,
+            flexible,
+            2,
+            "AlterReplicaLogDirsRequest.Dirs",
+            move |buf| AlterReplicaLogDir::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            dirs: f_dirs,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "AlterReplicaLogDirsRequest._tagged_fields")?;
             let mut previous = None;
@@ -106,11 +106,13 @@ impl AlterReplicaLogDirsRequest {
                     wire::read_tagged_field(buf, "AlterReplicaLogDirsRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "AlterReplicaLogDirsRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            dirs: f_dirs,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -160,7 +162,7 @@ pub struct AlterReplicaLogDirTopic {
     /// Versions: 0-2. Default: `ScalarList::new()`.
     pub partitions: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterReplicaLogDirTopic {
@@ -168,7 +170,7 @@ impl Default for AlterReplicaLogDirTopic {
         Self {
             name: ByteString::new(),
             partitions: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -208,6 +210,7 @@ impl AlterReplicaLogDirTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
@@ -215,11 +218,7 @@ impl AlterReplicaLogDirTopic {
         let f_partitions =
             wire::read_scalar_array::<i32>(buf, flexible, "AlterReplicaLogDirTopic.Partitions")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "AlterReplicaLogDirTopic._tagged_fields")?;
             let mut previous = None;
@@ -228,11 +227,14 @@ impl AlterReplicaLogDirTopic {
                     wire::read_tagged_field(buf, "AlterReplicaLogDirTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "AlterReplicaLogDirTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -284,7 +286,7 @@ pub struct AlterReplicaLogDir {
     /// Versions: 0-2. Default: `Vec::new()`.
     pub topics: Vec<AlterReplicaLogDirTopic>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterReplicaLogDir {
@@ -292,7 +294,7 @@ impl Default for AlterReplicaLogDir {
         Self {
             path: ByteString::new(),
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -335,18 +337,16 @@ impl AlterReplicaLogDir {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_path = wire::read_string(buf, flexible, "AlterReplicaLogDir.Path")?;
-        let f_topics = wire::read_array(buf, flexible, 2, "AlterReplicaLogDir.Topics", |buf| {
-            AlterReplicaLogDirTopic::decode_inner(buf, version)
-        })?;
+        let f_topics =
+            wire::read_array(buf, flexible, 2, "AlterReplicaLogDir.Topics", move |buf| {
+                AlterReplicaLogDirTopic::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            path: f_path,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "AlterReplicaLogDir._tagged_fields")?;
             let mut previous = None;
@@ -355,11 +355,14 @@ impl AlterReplicaLogDir {
                     wire::read_tagged_field(buf, "AlterReplicaLogDir._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "AlterReplicaLogDir._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            path: f_path,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The AlterReplicaLogDirs response (API key 34).
@@ -41,7 +41,7 @@ pub struct AlterReplicaLogDirsResponse {
     /// Versions: 0-2. Default: `Vec::new()`.
     pub results: Vec<AlterReplicaLogDirTopicResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterReplicaLogDirsResponse {
@@ -49,7 +49,7 @@ impl Default for AlterReplicaLogDirsResponse {
         Self {
             throttle_time_ms: 0,
             results: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -100,14 +100,10 @@ impl AlterReplicaLogDirsResponse {
             flexible,
             2,
             "AlterReplicaLogDirsResponse.Results",
-            |buf| AlterReplicaLogDirTopicResult::decode_inner(buf, version),
+            move |buf| AlterReplicaLogDirTopicResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            results: f_results,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "AlterReplicaLogDirsResponse._tagged_fields")?;
@@ -117,11 +113,14 @@ impl AlterReplicaLogDirsResponse {
                     wire::read_tagged_field(buf, "AlterReplicaLogDirsResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "AlterReplicaLogDirsResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            results: f_results,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -172,7 +171,7 @@ pub struct AlterReplicaLogDirPartitionResult {
     /// Versions: 0-2. Default: `0`.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterReplicaLogDirPartitionResult {
@@ -180,7 +179,7 @@ impl Default for AlterReplicaLogDirPartitionResult {
         Self {
             partition_index: 0,
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -215,18 +214,23 @@ impl AlterReplicaLogDirPartitionResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
-        let f_partition_index =
-            wire::read_i32(buf, "AlterReplicaLogDirPartitionResult.PartitionIndex")?;
-        let f_error_code = wire::read_i16(buf, "AlterReplicaLogDirPartitionResult.ErrorCode")?;
+        let f_partition_index;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_partition_index =
+                wire::read_i32(buf, "AlterReplicaLogDirPartitionResult.PartitionIndex")?;
+            f_error_code = wire::read_i16(buf, "AlterReplicaLogDirPartitionResult.ErrorCode")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            error_code: f_error_code,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "AlterReplicaLogDirPartitionResult._tagged_fields")?;
@@ -242,11 +246,14 @@ impl AlterReplicaLogDirPartitionResult {
                     "AlterReplicaLogDirPartitionResult._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            error_code: f_error_code,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -294,7 +301,7 @@ pub struct AlterReplicaLogDirTopicResult {
     /// Versions: 0-2. Default: `Vec::new()`.
     pub partitions: Vec<AlterReplicaLogDirPartitionResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterReplicaLogDirTopicResult {
@@ -302,7 +309,7 @@ impl Default for AlterReplicaLogDirTopicResult {
         Self {
             topic_name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -350,6 +357,7 @@ impl AlterReplicaLogDirTopicResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_topic_name =
@@ -359,14 +367,10 @@ impl AlterReplicaLogDirTopicResult {
             flexible,
             6,
             "AlterReplicaLogDirTopicResult.Partitions",
-            |buf| AlterReplicaLogDirPartitionResult::decode_inner(buf, version),
+            move |buf| AlterReplicaLogDirPartitionResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_name: f_topic_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "AlterReplicaLogDirTopicResult._tagged_fields")?;
@@ -380,11 +384,14 @@ impl AlterReplicaLogDirTopicResult {
                     "AlterReplicaLogDirTopicResult._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic_name: f_topic_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

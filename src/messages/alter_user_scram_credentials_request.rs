@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The AlterUserScramCredentials request (API key 51).
@@ -35,7 +35,7 @@ pub struct AlterUserScramCredentialsRequest {
     /// Versions: 0. Default: `Vec::new()`.
     pub upsertions: Vec<ScramCredentialUpsertion>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterUserScramCredentialsRequest {
@@ -43,7 +43,7 @@ impl Default for AlterUserScramCredentialsRequest {
         Self {
             deletions: Vec::new(),
             upsertions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -92,21 +92,17 @@ impl AlterUserScramCredentialsRequest {
             true,
             3,
             "AlterUserScramCredentialsRequest.Deletions",
-            |buf| ScramCredentialDeletion::decode_inner(buf, version),
+            move |buf| ScramCredentialDeletion::decode_inner(buf, version),
         )?;
         let f_upsertions = wire::read_array(
             buf,
             true,
             9,
             "AlterUserScramCredentialsRequest.Upsertions",
-            |buf| ScramCredentialUpsertion::decode_inner(buf, version),
+            move |buf| ScramCredentialUpsertion::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            deletions: f_deletions,
-            upsertions: f_upsertions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "AlterUserScramCredentialsRequest._tagged_fields")?;
         let mut previous = None;
@@ -119,10 +115,13 @@ impl AlterUserScramCredentialsRequest {
                 "AlterUserScramCredentialsRequest._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            deletions: f_deletions,
+            upsertions: f_upsertions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -172,7 +171,7 @@ pub struct ScramCredentialDeletion {
     /// Versions: 0. Default: `0`.
     pub mechanism: i8,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ScramCredentialDeletion {
@@ -180,7 +179,7 @@ impl Default for ScramCredentialDeletion {
         Self {
             name: ByteString::new(),
             mechanism: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -208,16 +207,13 @@ impl ScramCredentialDeletion {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "ScramCredentialDeletion.Name")?;
         let f_mechanism = wire::read_i8(buf, "ScramCredentialDeletion.Mechanism")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            mechanism: f_mechanism,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ScramCredentialDeletion._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -225,10 +221,13 @@ impl ScramCredentialDeletion {
                 wire::read_tagged_field(buf, "ScramCredentialDeletion._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ScramCredentialDeletion._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            mechanism: f_mechanism,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -288,7 +287,7 @@ pub struct ScramCredentialUpsertion {
     /// Versions: 0. Default: `Bytes::new()`.
     pub salted_password: Bytes,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ScramCredentialUpsertion {
@@ -299,7 +298,7 @@ impl Default for ScramCredentialUpsertion {
             iterations: 0,
             salt: Bytes::new(),
             salted_password: Bytes::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -335,23 +334,25 @@ impl ScramCredentialUpsertion {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "ScramCredentialUpsertion.Name")?;
-        let f_mechanism = wire::read_i8(buf, "ScramCredentialUpsertion.Mechanism")?;
-        let f_iterations = wire::read_i32(buf, "ScramCredentialUpsertion.Iterations")?;
+        let f_mechanism;
+        let f_iterations;
+        if let Some(b) = wire::peek_fixed::<5>(buf) {
+            f_mechanism = i8::from_be_bytes([b[0]]);
+            f_iterations = i32::from_be_bytes([b[1], b[2], b[3], b[4]]);
+            wire::skip_fixed::<5>(buf);
+        } else {
+            f_mechanism = wire::read_i8(buf, "ScramCredentialUpsertion.Mechanism")?;
+            f_iterations = wire::read_i32(buf, "ScramCredentialUpsertion.Iterations")?;
+        }
         let f_salt = wire::read_bytes(buf, true, "ScramCredentialUpsertion.Salt")?;
         let f_salted_password =
             wire::read_bytes(buf, true, "ScramCredentialUpsertion.SaltedPassword")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            mechanism: f_mechanism,
-            iterations: f_iterations,
-            salt: f_salt,
-            salted_password: f_salted_password,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ScramCredentialUpsertion._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -359,10 +360,16 @@ impl ScramCredentialUpsertion {
                 wire::read_tagged_field(buf, "ScramCredentialUpsertion._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ScramCredentialUpsertion._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            mechanism: f_mechanism,
+            iterations: f_iterations,
+            salt: f_salt,
+            salted_password: f_salted_password,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

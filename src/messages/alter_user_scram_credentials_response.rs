@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The AlterUserScramCredentials response (API key 51).
@@ -34,7 +34,7 @@ pub struct AlterUserScramCredentialsResponse {
     /// Versions: 0. Default: `Vec::new()`.
     pub results: Vec<AlterUserScramCredentialsResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterUserScramCredentialsResponse {
@@ -42,7 +42,7 @@ impl Default for AlterUserScramCredentialsResponse {
         Self {
             throttle_time_ms: 0,
             results: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -85,14 +85,10 @@ impl AlterUserScramCredentialsResponse {
             true,
             5,
             "AlterUserScramCredentialsResponse.Results",
-            |buf| AlterUserScramCredentialsResult::decode_inner(buf, version),
+            move |buf| AlterUserScramCredentialsResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            results: f_results,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "AlterUserScramCredentialsResponse._tagged_fields")?;
         let mut previous = None;
@@ -105,10 +101,13 @@ impl AlterUserScramCredentialsResponse {
                 "AlterUserScramCredentialsResponse._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            results: f_results,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -159,7 +158,7 @@ pub struct AlterUserScramCredentialsResult {
     /// Versions: 0; nullable in 0. Default: `Some(ByteString::new())`.
     pub error_message: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterUserScramCredentialsResult {
@@ -168,7 +167,7 @@ impl Default for AlterUserScramCredentialsResult {
             user: ByteString::new(),
             error_code: 0,
             error_message: Some(ByteString::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -207,6 +206,7 @@ impl AlterUserScramCredentialsResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_user = wire::read_string(buf, true, "AlterUserScramCredentialsResult.User")?;
@@ -214,12 +214,7 @@ impl AlterUserScramCredentialsResult {
         let f_error_message =
             wire::read_nullable_string(buf, true, "AlterUserScramCredentialsResult.ErrorMessage")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            user: f_user,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "AlterUserScramCredentialsResult._tagged_fields")?;
         let mut previous = None;
@@ -232,10 +227,14 @@ impl AlterUserScramCredentialsResult {
                 "AlterUserScramCredentialsResult._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            user: f_user,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

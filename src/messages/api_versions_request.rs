@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The ApiVersions request (API key 18).
@@ -45,7 +45,7 @@ pub struct ApiVersionsRequest {
     /// Versions: 3-4; ignorable (dropped silently where absent). Default: `ByteString::new()`.
     pub client_software_version: ByteString,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ApiVersionsRequest {
@@ -53,7 +53,7 @@ impl Default for ApiVersionsRequest {
         Self {
             client_software_name: ByteString::new(),
             client_software_version: ByteString::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -115,11 +115,7 @@ impl ApiVersionsRequest {
             ByteString::new()
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            client_software_name: f_client_software_name,
-            client_software_version: f_client_software_version,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ApiVersionsRequest._tagged_fields")?;
             let mut previous = None;
@@ -128,11 +124,14 @@ impl ApiVersionsRequest {
                     wire::read_tagged_field(buf, "ApiVersionsRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ApiVersionsRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            client_software_name: f_client_software_name,
+            client_software_version: f_client_software_version,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

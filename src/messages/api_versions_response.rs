@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The ApiVersions response (API key 18).
@@ -71,7 +71,7 @@ pub struct ApiVersionsResponse {
     /// Versions: 3-4; tagged field 3; ignorable (dropped silently where absent). Default: `false`.
     pub zk_migration_ready: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ApiVersionsResponse {
@@ -84,7 +84,7 @@ impl Default for ApiVersionsResponse {
             finalized_features_epoch: -1,
             finalized_features: Vec::new(),
             zk_migration_ready: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -232,26 +232,24 @@ impl ApiVersionsResponse {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
         let f_error_code = wire::read_i16(buf, "ApiVersionsResponse.ErrorCode")?;
-        let f_api_keys =
-            wire::read_array(buf, flexible, 6, "ApiVersionsResponse.ApiKeys", |buf| {
-                ApiVersion::decode_inner(buf, version)
-            })?;
+        let f_api_keys = wire::read_array(
+            buf,
+            flexible,
+            6,
+            "ApiVersionsResponse.ApiKeys",
+            move |buf| ApiVersion::decode_inner(buf, version),
+        )?;
         let f_throttle_time_ms = if version >= 1 {
             wire::read_i32(buf, "ApiVersionsResponse.ThrottleTimeMs")?
         } else {
             0
         };
+        let mut f_supported_features = Vec::new();
+        let mut f_finalized_features_epoch = -1;
+        let mut f_finalized_features = Vec::new();
+        let mut f_zk_migration_ready = false;
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            api_keys: f_api_keys,
-            throttle_time_ms: f_throttle_time_ms,
-            supported_features: Vec::new(),
-            finalized_features_epoch: -1,
-            finalized_features: Vec::new(),
-            zk_migration_ready: false,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ApiVersionsResponse._tagged_fields")?;
             let mut previous = None;
@@ -264,44 +262,51 @@ impl ApiVersionsResponse {
                     0 if version >= 3 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.supported_features = wire::read_array(
+                        f_supported_features = wire::read_array(
                             buf,
                             flexible,
                             6,
                             "ApiVersionsResponse.SupportedFeatures",
-                            |buf| SupportedFeatureKey::decode_inner(buf, version),
+                            move |buf| SupportedFeatureKey::decode_inner(buf, version),
                         )?;
                     }
                     1 if version >= 3 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.finalized_features_epoch =
+                        f_finalized_features_epoch =
                             wire::read_i64(buf, "ApiVersionsResponse.FinalizedFeaturesEpoch")?;
                     }
                     2 if version >= 3 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.finalized_features = wire::read_array(
+                        f_finalized_features = wire::read_array(
                             buf,
                             flexible,
                             6,
                             "ApiVersionsResponse.FinalizedFeatures",
-                            |buf| FinalizedFeatureKey::decode_inner(buf, version),
+                            move |buf| FinalizedFeatureKey::decode_inner(buf, version),
                         )?;
                     }
                     3 if version >= 3 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.zk_migration_ready =
+                        f_zk_migration_ready =
                             wire::read_bool(buf, "ApiVersionsResponse.ZkMigrationReady")?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => unknown_tagged.push(RawTaggedField { tag, data }),
                 }
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            api_keys: f_api_keys,
+            throttle_time_ms: f_throttle_time_ms,
+            supported_features: f_supported_features,
+            finalized_features_epoch: f_finalized_features_epoch,
+            finalized_features: f_finalized_features,
+            zk_migration_ready: f_zk_migration_ready,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -393,7 +398,7 @@ pub struct ApiVersion {
     /// Versions: 0-4. Default: `0`.
     pub max_version: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ApiVersion {
@@ -402,7 +407,7 @@ impl Default for ApiVersion {
             api_key: 0,
             min_version: 0,
             max_version: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -438,19 +443,25 @@ impl ApiVersion {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
         let _ = version;
-        let f_api_key = wire::read_i16(buf, "ApiVersion.ApiKey")?;
-        let f_min_version = wire::read_i16(buf, "ApiVersion.MinVersion")?;
-        let f_max_version = wire::read_i16(buf, "ApiVersion.MaxVersion")?;
+        let f_api_key;
+        let f_min_version;
+        let f_max_version;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_api_key = i16::from_be_bytes([b[0], b[1]]);
+            f_min_version = i16::from_be_bytes([b[2], b[3]]);
+            f_max_version = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_api_key = wire::read_i16(buf, "ApiVersion.ApiKey")?;
+            f_min_version = wire::read_i16(buf, "ApiVersion.MinVersion")?;
+            f_max_version = wire::read_i16(buf, "ApiVersion.MaxVersion")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            api_key: f_api_key,
-            min_version: f_min_version,
-            max_version: f_max_version,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ApiVersion._tagged_fields")?;
             let mut previous = None;
@@ -458,11 +469,15 @@ impl ApiVersion {
                 let (tag, data) = wire::read_tagged_field(buf, "ApiVersion._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ApiVersion._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            api_key: f_api_key,
+            min_version: f_min_version,
+            max_version: f_max_version,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -515,7 +530,7 @@ pub struct SupportedFeatureKey {
     /// Versions: 3-4. Default: `0`.
     pub max_version: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for SupportedFeatureKey {
@@ -524,7 +539,7 @@ impl Default for SupportedFeatureKey {
             name: ByteString::new(),
             min_version: 0,
             max_version: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -553,28 +568,36 @@ impl SupportedFeatureKey {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "SupportedFeatureKey.Name")?;
-        let f_min_version = wire::read_i16(buf, "SupportedFeatureKey.MinVersion")?;
-        let f_max_version = wire::read_i16(buf, "SupportedFeatureKey.MaxVersion")?;
+        let f_min_version;
+        let f_max_version;
+        if let Some(b) = wire::peek_fixed::<4>(buf) {
+            f_min_version = i16::from_be_bytes([b[0], b[1]]);
+            f_max_version = i16::from_be_bytes([b[2], b[3]]);
+            wire::skip_fixed::<4>(buf);
+        } else {
+            f_min_version = wire::read_i16(buf, "SupportedFeatureKey.MinVersion")?;
+            f_max_version = wire::read_i16(buf, "SupportedFeatureKey.MaxVersion")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            min_version: f_min_version,
-            max_version: f_max_version,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "SupportedFeatureKey._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "SupportedFeatureKey._tagged_fields")?;
             wire::check_tag_order(previous, tag, "SupportedFeatureKey._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            min_version: f_min_version,
+            max_version: f_max_version,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -627,7 +650,7 @@ pub struct FinalizedFeatureKey {
     /// Versions: 3-4. Default: `0`.
     pub min_version_level: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for FinalizedFeatureKey {
@@ -636,7 +659,7 @@ impl Default for FinalizedFeatureKey {
             name: ByteString::new(),
             max_version_level: 0,
             min_version_level: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -665,28 +688,36 @@ impl FinalizedFeatureKey {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "FinalizedFeatureKey.Name")?;
-        let f_max_version_level = wire::read_i16(buf, "FinalizedFeatureKey.MaxVersionLevel")?;
-        let f_min_version_level = wire::read_i16(buf, "FinalizedFeatureKey.MinVersionLevel")?;
+        let f_max_version_level;
+        let f_min_version_level;
+        if let Some(b) = wire::peek_fixed::<4>(buf) {
+            f_max_version_level = i16::from_be_bytes([b[0], b[1]]);
+            f_min_version_level = i16::from_be_bytes([b[2], b[3]]);
+            wire::skip_fixed::<4>(buf);
+        } else {
+            f_max_version_level = wire::read_i16(buf, "FinalizedFeatureKey.MaxVersionLevel")?;
+            f_min_version_level = wire::read_i16(buf, "FinalizedFeatureKey.MinVersionLevel")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            max_version_level: f_max_version_level,
-            min_version_level: f_min_version_level,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "FinalizedFeatureKey._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "FinalizedFeatureKey._tagged_fields")?;
             wire::check_tag_order(previous, tag, "FinalizedFeatureKey._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            max_version_level: f_max_version_level,
+            min_version_level: f_min_version_level,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,8 +17,8 @@
 
 use super::{ApiKey, Request};
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, Uuid,
-    VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The AssignReplicasToDirs request (API key 73).
@@ -37,7 +37,7 @@ pub struct AssignReplicasToDirsRequest {
     /// Versions: 0. Default: `Vec::new()`.
     pub directories: Vec<DirectoryData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AssignReplicasToDirsRequest {
@@ -46,7 +46,7 @@ impl Default for AssignReplicasToDirsRequest {
             broker_id: 0,
             broker_epoch: -1,
             directories: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -83,22 +83,25 @@ impl AssignReplicasToDirsRequest {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_broker_id = wire::read_i32(buf, "AssignReplicasToDirsRequest.BrokerId")?;
-        let f_broker_epoch = wire::read_i64(buf, "AssignReplicasToDirsRequest.BrokerEpoch")?;
+        let f_broker_id;
+        let f_broker_epoch;
+        if let Some(b) = wire::peek_fixed::<12>(buf) {
+            f_broker_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_broker_epoch = i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
+        } else {
+            f_broker_id = wire::read_i32(buf, "AssignReplicasToDirsRequest.BrokerId")?;
+            f_broker_epoch = wire::read_i64(buf, "AssignReplicasToDirsRequest.BrokerEpoch")?;
+        }
         let f_directories = wire::read_array(
             buf,
             true,
             18,
             "AssignReplicasToDirsRequest.Directories",
-            |buf| DirectoryData::decode_inner(buf, version),
+            move |buf| DirectoryData::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            broker_id: f_broker_id,
-            broker_epoch: f_broker_epoch,
-            directories: f_directories,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "AssignReplicasToDirsRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -106,10 +109,14 @@ impl AssignReplicasToDirsRequest {
                 wire::read_tagged_field(buf, "AssignReplicasToDirsRequest._tagged_fields")?;
             wire::check_tag_order(previous, tag, "AssignReplicasToDirsRequest._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            broker_id: f_broker_id,
+            broker_epoch: f_broker_epoch,
+            directories: f_directories,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -151,14 +158,14 @@ pub struct PartitionData {
     /// Versions: 0. Default: `0`.
     pub partition_index: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionData {
     fn default() -> Self {
         Self {
             partition_index: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -185,24 +192,24 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "PartitionData._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "PartitionData._tagged_fields")?;
             wire::check_tag_order(previous, tag, "PartitionData._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -242,7 +249,7 @@ pub struct TopicData {
     /// Versions: 0. Default: `Vec::new()`.
     pub partitions: Vec<PartitionData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TopicData {
@@ -250,7 +257,7 @@ impl Default for TopicData {
         Self {
             topic_id: Uuid::ZERO,
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -285,27 +292,27 @@ impl TopicData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "TopicData.TopicId")?;
-        let f_partitions = wire::read_array(buf, true, 5, "TopicData.Partitions", |buf| {
+        let f_partitions = wire::read_array(buf, true, 5, "TopicData.Partitions", move |buf| {
             PartitionData::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_id: f_topic_id,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "TopicData._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "TopicData._tagged_fields")?;
             wire::check_tag_order(previous, tag, "TopicData._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_id: f_topic_id,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -348,7 +355,7 @@ pub struct DirectoryData {
     /// Versions: 0. Default: `Vec::new()`.
     pub topics: Vec<TopicData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DirectoryData {
@@ -356,7 +363,7 @@ impl Default for DirectoryData {
         Self {
             id: Uuid::ZERO,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -386,27 +393,27 @@ impl DirectoryData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_id = wire::read_uuid(buf, "DirectoryData.Id")?;
-        let f_topics = wire::read_array(buf, true, 18, "DirectoryData.Topics", |buf| {
+        let f_topics = wire::read_array(buf, true, 18, "DirectoryData.Topics", move |buf| {
             TopicData::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            id: f_id,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "DirectoryData._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "DirectoryData._tagged_fields")?;
             wire::check_tag_order(previous, tag, "DirectoryData._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            id: f_id,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The BeginQuorumEpoch request (API key 53).
@@ -45,7 +45,7 @@ pub struct BeginQuorumEpochRequest {
     /// Versions: 1; ignorable (dropped silently where absent). Default: `Vec::new()`.
     pub leader_endpoints: Vec<LeaderEndpoint>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for BeginQuorumEpochRequest {
@@ -55,7 +55,7 @@ impl Default for BeginQuorumEpochRequest {
             voter_id: -1,
             topics: Vec::new(),
             leader_endpoints: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -126,29 +126,26 @@ impl BeginQuorumEpochRequest {
         } else {
             -1
         };
-        let f_topics =
-            wire::read_array(buf, flexible, 2, "BeginQuorumEpochRequest.Topics", |buf| {
-                TopicData::decode_inner(buf, version)
-            })?;
+        let f_topics = wire::read_array(
+            buf,
+            flexible,
+            2,
+            "BeginQuorumEpochRequest.Topics",
+            move |buf| TopicData::decode_inner(buf, version),
+        )?;
         let f_leader_endpoints = if version >= 1 {
             wire::read_array(
                 buf,
                 flexible,
                 5,
                 "BeginQuorumEpochRequest.LeaderEndpoints",
-                |buf| LeaderEndpoint::decode_inner(buf, version),
+                move |buf| LeaderEndpoint::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            cluster_id: f_cluster_id,
-            voter_id: f_voter_id,
-            topics: f_topics,
-            leader_endpoints: f_leader_endpoints,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "BeginQuorumEpochRequest._tagged_fields")?;
             let mut previous = None;
@@ -157,11 +154,16 @@ impl BeginQuorumEpochRequest {
                     wire::read_tagged_field(buf, "BeginQuorumEpochRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "BeginQuorumEpochRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            cluster_id: f_cluster_id,
+            voter_id: f_voter_id,
+            topics: f_topics,
+            leader_endpoints: f_leader_endpoints,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -237,7 +239,7 @@ pub struct PartitionData {
     /// Versions: 0-1. Default: `0`.
     pub leader_epoch: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionData {
@@ -247,7 +249,7 @@ impl Default for PartitionData {
             voter_directory_id: Uuid::ZERO,
             leader_id: 0,
             leader_epoch: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -286,24 +288,36 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
-        let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
-        let f_voter_directory_id = if version >= 1 {
-            wire::read_uuid(buf, "PartitionData.VoterDirectoryId")?
+        let f_partition_index;
+        let f_voter_directory_id;
+        let f_leader_id;
+        let f_leader_epoch;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<28>(buf)
+        {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_voter_directory_id = Uuid::from_bytes([
+                b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15],
+                b[16], b[17], b[18], b[19],
+            ]);
+            f_leader_id = i32::from_be_bytes([b[20], b[21], b[22], b[23]]);
+            f_leader_epoch = i32::from_be_bytes([b[24], b[25], b[26], b[27]]);
+            wire::skip_fixed::<28>(buf);
         } else {
-            Uuid::ZERO
-        };
-        let f_leader_id = wire::read_i32(buf, "PartitionData.LeaderId")?;
-        let f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
+            f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
+            f_voter_directory_id = if version >= 1 {
+                wire::read_uuid(buf, "PartitionData.VoterDirectoryId")?
+            } else {
+                Uuid::ZERO
+            };
+            f_leader_id = wire::read_i32(buf, "PartitionData.LeaderId")?;
+            f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            voter_directory_id: f_voter_directory_id,
-            leader_id: f_leader_id,
-            leader_epoch: f_leader_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "PartitionData._tagged_fields")?;
             let mut previous = None;
@@ -311,11 +325,16 @@ impl PartitionData {
                 let (tag, data) = wire::read_tagged_field(buf, "PartitionData._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "PartitionData._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            voter_directory_id: f_voter_directory_id,
+            leader_id: f_leader_id,
+            leader_epoch: f_leader_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -365,7 +384,7 @@ pub struct TopicData {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub partitions: Vec<PartitionData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TopicData {
@@ -373,7 +392,7 @@ impl Default for TopicData {
         Self {
             topic_name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -416,18 +435,16 @@ impl TopicData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let f_topic_name = wire::read_string(buf, flexible, "TopicData.TopicName")?;
-        let f_partitions = wire::read_array(buf, flexible, 12, "TopicData.Partitions", |buf| {
-            PartitionData::decode_inner(buf, version)
-        })?;
+        let f_partitions =
+            wire::read_array(buf, flexible, 12, "TopicData.Partitions", move |buf| {
+                PartitionData::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_name: f_topic_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "TopicData._tagged_fields")?;
             let mut previous = None;
@@ -435,11 +452,14 @@ impl TopicData {
                 let (tag, data) = wire::read_tagged_field(buf, "TopicData._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "TopicData._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic_name: f_topic_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -498,7 +518,7 @@ pub struct LeaderEndpoint {
     /// Versions: 1. Default: `0`.
     pub port: u16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaderEndpoint {
@@ -507,7 +527,7 @@ impl Default for LeaderEndpoint {
             name: ByteString::new(),
             host: ByteString::new(),
             port: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -536,28 +556,28 @@ impl LeaderEndpoint {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "LeaderEndpoint.Name")?;
         let f_host = wire::read_string(buf, true, "LeaderEndpoint.Host")?;
         let f_port = wire::read_u16(buf, "LeaderEndpoint.Port")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            host: f_host,
-            port: f_port,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "LeaderEndpoint._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "LeaderEndpoint._tagged_fields")?;
             wire::check_tag_order(previous, tag, "LeaderEndpoint._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            host: f_host,
+            port: f_port,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, ScalarList,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The BrokerHeartbeat request (API key 63).
@@ -51,7 +51,7 @@ pub struct BrokerHeartbeatRequest {
     /// Versions: 1. Default: `ScalarList::new()`.
     pub offline_log_dirs: ScalarList<Uuid>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for BrokerHeartbeatRequest {
@@ -63,7 +63,7 @@ impl Default for BrokerHeartbeatRequest {
             want_fence: false,
             want_shut_down: false,
             offline_log_dirs: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -107,27 +107,34 @@ impl BrokerHeartbeatRequest {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_broker_id = wire::read_i32(buf, "BrokerHeartbeatRequest.BrokerId")?;
-        let f_broker_epoch = wire::read_i64(buf, "BrokerHeartbeatRequest.BrokerEpoch")?;
-        let f_current_metadata_offset =
-            wire::read_i64(buf, "BrokerHeartbeatRequest.CurrentMetadataOffset")?;
-        let f_want_fence = wire::read_bool(buf, "BrokerHeartbeatRequest.WantFence")?;
-        let f_want_shut_down = wire::read_bool(buf, "BrokerHeartbeatRequest.WantShutDown")?;
+        let f_broker_id;
+        let f_broker_epoch;
+        let f_current_metadata_offset;
+        let f_want_fence;
+        let f_want_shut_down;
+        if let Some(b) = wire::peek_fixed::<22>(buf) {
+            f_broker_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_broker_epoch = i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            f_current_metadata_offset =
+                i64::from_be_bytes([b[12], b[13], b[14], b[15], b[16], b[17], b[18], b[19]]);
+            f_want_fence = b[20] != 0;
+            f_want_shut_down = b[21] != 0;
+            wire::skip_fixed::<22>(buf);
+        } else {
+            f_broker_id = wire::read_i32(buf, "BrokerHeartbeatRequest.BrokerId")?;
+            f_broker_epoch = wire::read_i64(buf, "BrokerHeartbeatRequest.BrokerEpoch")?;
+            f_current_metadata_offset =
+                wire::read_i64(buf, "BrokerHeartbeatRequest.CurrentMetadataOffset")?;
+            f_want_fence = wire::read_bool(buf, "BrokerHeartbeatRequest.WantFence")?;
+            f_want_shut_down = wire::read_bool(buf, "BrokerHeartbeatRequest.WantShutDown")?;
+        }
         let f_offline_log_dirs = if version >= 1 {
             wire::read_scalar_array::<Uuid>(buf, true, "BrokerHeartbeatRequest.OfflineLogDirs")?
         } else {
             ScalarList::new()
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            broker_id: f_broker_id,
-            broker_epoch: f_broker_epoch,
-            current_metadata_offset: f_current_metadata_offset,
-            want_fence: f_want_fence,
-            want_shut_down: f_want_shut_down,
-            offline_log_dirs: f_offline_log_dirs,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "BrokerHeartbeatRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -135,10 +142,17 @@ impl BrokerHeartbeatRequest {
                 wire::read_tagged_field(buf, "BrokerHeartbeatRequest._tagged_fields")?;
             wire::check_tag_order(previous, tag, "BrokerHeartbeatRequest._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            broker_id: f_broker_id,
+            broker_epoch: f_broker_epoch,
+            current_metadata_offset: f_current_metadata_offset,
+            want_fence: f_want_fence,
+            want_shut_down: f_want_shut_down,
+            offline_log_dirs: f_offline_log_dirs,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

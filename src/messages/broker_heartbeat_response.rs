@@ -16,7 +16,8 @@
 )]
 
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The BrokerHeartbeat response (API key 63).
@@ -45,7 +46,7 @@ pub struct BrokerHeartbeatResponse {
     /// Versions: 0-1. Default: `false`.
     pub should_shut_down: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for BrokerHeartbeatResponse {
@@ -56,7 +57,7 @@ impl Default for BrokerHeartbeatResponse {
             is_caught_up: false,
             is_fenced: true,
             should_shut_down: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -89,20 +90,27 @@ impl BrokerHeartbeatResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_throttle_time_ms = wire::read_i32(buf, "BrokerHeartbeatResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "BrokerHeartbeatResponse.ErrorCode")?;
-        let f_is_caught_up = wire::read_bool(buf, "BrokerHeartbeatResponse.IsCaughtUp")?;
-        let f_is_fenced = wire::read_bool(buf, "BrokerHeartbeatResponse.IsFenced")?;
-        let f_should_shut_down = wire::read_bool(buf, "BrokerHeartbeatResponse.ShouldShutDown")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        let f_is_caught_up;
+        let f_is_fenced;
+        let f_should_shut_down;
+        if let Some(b) = wire::peek_fixed::<9>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            f_is_caught_up = b[6] != 0;
+            f_is_fenced = b[7] != 0;
+            f_should_shut_down = b[8] != 0;
+            wire::skip_fixed::<9>(buf);
+        } else {
+            f_throttle_time_ms = wire::read_i32(buf, "BrokerHeartbeatResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "BrokerHeartbeatResponse.ErrorCode")?;
+            f_is_caught_up = wire::read_bool(buf, "BrokerHeartbeatResponse.IsCaughtUp")?;
+            f_is_fenced = wire::read_bool(buf, "BrokerHeartbeatResponse.IsFenced")?;
+            f_should_shut_down = wire::read_bool(buf, "BrokerHeartbeatResponse.ShouldShutDown")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            is_caught_up: f_is_caught_up,
-            is_fenced: f_is_fenced,
-            should_shut_down: f_should_shut_down,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "BrokerHeartbeatResponse._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -110,10 +118,16 @@ impl BrokerHeartbeatResponse {
                 wire::read_tagged_field(buf, "BrokerHeartbeatResponse._tagged_fields")?;
             wire::check_tag_order(previous, tag, "BrokerHeartbeatResponse._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            is_caught_up: f_is_caught_up,
+            is_fenced: f_is_fenced,
+            should_shut_down: f_should_shut_down,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, Uuid, VersionRange,
+    ScalarList, UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The BrokerRegistration request (API key 62).
@@ -72,7 +72,7 @@ pub struct BrokerRegistrationRequest {
     /// Versions: 3-4; ignorable (dropped silently where absent). Default: `-1`.
     pub previous_broker_epoch: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for BrokerRegistrationRequest {
@@ -87,7 +87,7 @@ impl Default for BrokerRegistrationRequest {
             is_migrating_zk_broker: false,
             log_dirs: ScalarList::new(),
             previous_broker_epoch: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -167,14 +167,20 @@ impl BrokerRegistrationRequest {
         let f_broker_id = wire::read_i32(buf, "BrokerRegistrationRequest.BrokerId")?;
         let f_cluster_id = wire::read_string(buf, true, "BrokerRegistrationRequest.ClusterId")?;
         let f_incarnation_id = wire::read_uuid(buf, "BrokerRegistrationRequest.IncarnationId")?;
-        let f_listeners =
-            wire::read_array(buf, true, 7, "BrokerRegistrationRequest.Listeners", |buf| {
-                Listener::decode_inner(buf, version)
-            })?;
-        let f_features =
-            wire::read_array(buf, true, 6, "BrokerRegistrationRequest.Features", |buf| {
-                Feature::decode_inner(buf, version)
-            })?;
+        let f_listeners = wire::read_array(
+            buf,
+            true,
+            7,
+            "BrokerRegistrationRequest.Listeners",
+            move |buf| Listener::decode_inner(buf, version),
+        )?;
+        let f_features = wire::read_array(
+            buf,
+            true,
+            6,
+            "BrokerRegistrationRequest.Features",
+            move |buf| Feature::decode_inner(buf, version),
+        )?;
         let f_rack = wire::read_nullable_string(buf, true, "BrokerRegistrationRequest.Rack")?;
         let f_is_migrating_zk_broker = if version >= 1 {
             wire::read_bool(buf, "BrokerRegistrationRequest.IsMigratingZkBroker")?
@@ -192,7 +198,17 @@ impl BrokerRegistrationRequest {
             -1
         };
         #[allow(unused_mut)]
-        let mut this = Self {
+        let mut unknown_tagged = UnknownTaggedFields::new();
+        let count = wire::read_tagged_header(buf, "BrokerRegistrationRequest._tagged_fields")?;
+        let mut previous = None;
+        for _ in 0..count {
+            let (tag, data) =
+                wire::read_tagged_field(buf, "BrokerRegistrationRequest._tagged_fields")?;
+            wire::check_tag_order(previous, tag, "BrokerRegistrationRequest._tagged_fields")?;
+            previous = Some(tag);
+            unknown_tagged.push(RawTaggedField { tag, data });
+        }
+        Ok(Self {
             broker_id: f_broker_id,
             cluster_id: f_cluster_id,
             incarnation_id: f_incarnation_id,
@@ -202,19 +218,8 @@ impl BrokerRegistrationRequest {
             is_migrating_zk_broker: f_is_migrating_zk_broker,
             log_dirs: f_log_dirs,
             previous_broker_epoch: f_previous_broker_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
-        let count = wire::read_tagged_header(buf, "BrokerRegistrationRequest._tagged_fields")?;
-        let mut previous = None;
-        for _ in 0..count {
-            let (tag, data) =
-                wire::read_tagged_field(buf, "BrokerRegistrationRequest._tagged_fields")?;
-            wire::check_tag_order(previous, tag, "BrokerRegistrationRequest._tagged_fields")?;
-            previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
-        }
-        Ok(this)
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -299,7 +304,7 @@ pub struct Listener {
     /// Versions: 0-4. Default: `0`.
     pub security_protocol: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for Listener {
@@ -309,7 +314,7 @@ impl Default for Listener {
             host: ByteString::new(),
             port: 0,
             security_protocol: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -339,30 +344,38 @@ impl Listener {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "Listener.Name")?;
         let f_host = wire::read_string(buf, true, "Listener.Host")?;
-        let f_port = wire::read_u16(buf, "Listener.Port")?;
-        let f_security_protocol = wire::read_i16(buf, "Listener.SecurityProtocol")?;
+        let f_port;
+        let f_security_protocol;
+        if let Some(b) = wire::peek_fixed::<4>(buf) {
+            f_port = u16::from_be_bytes([b[0], b[1]]);
+            f_security_protocol = i16::from_be_bytes([b[2], b[3]]);
+            wire::skip_fixed::<4>(buf);
+        } else {
+            f_port = wire::read_u16(buf, "Listener.Port")?;
+            f_security_protocol = wire::read_i16(buf, "Listener.SecurityProtocol")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            host: f_host,
-            port: f_port,
-            security_protocol: f_security_protocol,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "Listener._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "Listener._tagged_fields")?;
             wire::check_tag_order(previous, tag, "Listener._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            host: f_host,
+            port: f_port,
+            security_protocol: f_security_protocol,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -419,7 +432,7 @@ pub struct Feature {
     /// Versions: 0-4. Default: `0`.
     pub max_supported_version: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for Feature {
@@ -428,7 +441,7 @@ impl Default for Feature {
             name: ByteString::new(),
             min_supported_version: 0,
             max_supported_version: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -457,28 +470,36 @@ impl Feature {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "Feature.Name")?;
-        let f_min_supported_version = wire::read_i16(buf, "Feature.MinSupportedVersion")?;
-        let f_max_supported_version = wire::read_i16(buf, "Feature.MaxSupportedVersion")?;
+        let f_min_supported_version;
+        let f_max_supported_version;
+        if let Some(b) = wire::peek_fixed::<4>(buf) {
+            f_min_supported_version = i16::from_be_bytes([b[0], b[1]]);
+            f_max_supported_version = i16::from_be_bytes([b[2], b[3]]);
+            wire::skip_fixed::<4>(buf);
+        } else {
+            f_min_supported_version = wire::read_i16(buf, "Feature.MinSupportedVersion")?;
+            f_max_supported_version = wire::read_i16(buf, "Feature.MaxSupportedVersion")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            min_supported_version: f_min_supported_version,
-            max_supported_version: f_max_supported_version,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "Feature._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "Feature._tagged_fields")?;
             wire::check_tag_order(previous, tag, "Feature._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            min_supported_version: f_min_supported_version,
+            max_supported_version: f_max_supported_version,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -16,7 +16,8 @@
 )]
 
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The BrokerRegistration response (API key 62).
@@ -45,7 +46,7 @@ pub struct BrokerRegistrationResponse {
     /// Versions: 0-4. Default: `-1`.
     pub broker_epoch: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for BrokerRegistrationResponse {
@@ -54,7 +55,7 @@ impl Default for BrokerRegistrationResponse {
             throttle_time_ms: 0,
             error_code: 0,
             broker_epoch: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -85,16 +86,22 @@ impl BrokerRegistrationResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_throttle_time_ms = wire::read_i32(buf, "BrokerRegistrationResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "BrokerRegistrationResponse.ErrorCode")?;
-        let f_broker_epoch = wire::read_i64(buf, "BrokerRegistrationResponse.BrokerEpoch")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        let f_broker_epoch;
+        if let Some(b) = wire::peek_fixed::<14>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            f_broker_epoch =
+                i64::from_be_bytes([b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13]]);
+            wire::skip_fixed::<14>(buf);
+        } else {
+            f_throttle_time_ms = wire::read_i32(buf, "BrokerRegistrationResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "BrokerRegistrationResponse.ErrorCode")?;
+            f_broker_epoch = wire::read_i64(buf, "BrokerRegistrationResponse.BrokerEpoch")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            broker_epoch: f_broker_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "BrokerRegistrationResponse._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -102,10 +109,14 @@ impl BrokerRegistrationResponse {
                 wire::read_tagged_field(buf, "BrokerRegistrationResponse._tagged_fields")?;
             wire::check_tag_order(previous, tag, "BrokerRegistrationResponse._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            broker_epoch: f_broker_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The ConsumerGroupDescribe request (API key 69).
@@ -42,7 +42,7 @@ pub struct ConsumerGroupDescribeRequest {
     /// Versions: 0-1. Default: `false`.
     pub include_authorized_operations: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ConsumerGroupDescribeRequest {
@@ -50,7 +50,7 @@ impl Default for ConsumerGroupDescribeRequest {
         Self {
             group_ids: Vec::new(),
             include_authorized_operations: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -93,18 +93,14 @@ impl ConsumerGroupDescribeRequest {
             true,
             1,
             "ConsumerGroupDescribeRequest.GroupIds",
-            |buf| wire::read_string(buf, true, "ConsumerGroupDescribeRequest.GroupIds"),
+            move |buf| wire::read_string(buf, true, "ConsumerGroupDescribeRequest.GroupIds"),
         )?;
         let f_include_authorized_operations = wire::read_bool(
             buf,
             "ConsumerGroupDescribeRequest.IncludeAuthorizedOperations",
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            group_ids: f_group_ids,
-            include_authorized_operations: f_include_authorized_operations,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ConsumerGroupDescribeRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -112,10 +108,13 @@ impl ConsumerGroupDescribeRequest {
                 wire::read_tagged_field(buf, "ConsumerGroupDescribeRequest._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ConsumerGroupDescribeRequest._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            group_ids: f_group_ids,
+            include_authorized_operations: f_include_authorized_operations,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

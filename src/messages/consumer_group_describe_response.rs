@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, Uuid, VersionRange,
+    ScalarList, UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The ConsumerGroupDescribe response (API key 69).
@@ -48,7 +48,7 @@ pub struct ConsumerGroupDescribeResponse {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub groups: Vec<DescribedGroup>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ConsumerGroupDescribeResponse {
@@ -56,7 +56,7 @@ impl Default for ConsumerGroupDescribeResponse {
         Self {
             throttle_time_ms: 0,
             groups: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -99,14 +99,10 @@ impl ConsumerGroupDescribeResponse {
             true,
             20,
             "ConsumerGroupDescribeResponse.Groups",
-            |buf| DescribedGroup::decode_inner(buf, version),
+            move |buf| DescribedGroup::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            groups: f_groups,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ConsumerGroupDescribeResponse._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -118,10 +114,13 @@ impl ConsumerGroupDescribeResponse {
                 "ConsumerGroupDescribeResponse._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            groups: f_groups,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -204,7 +203,7 @@ pub struct Member {
     /// Versions: 1; ignorable (dropped silently where absent). Default: `-1`.
     pub member_type: i8,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for Member {
@@ -221,7 +220,7 @@ impl Default for Member {
             assignment: Assignment::default(),
             target_assignment: Assignment::default(),
             member_type: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -272,6 +271,7 @@ impl Member {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_member_id = wire::read_string(buf, true, "Member.MemberId")?;
         let f_instance_id = wire::read_nullable_string(buf, true, "Member.InstanceId")?;
@@ -280,7 +280,7 @@ impl Member {
         let f_client_id = wire::read_string(buf, true, "Member.ClientId")?;
         let f_client_host = wire::read_string(buf, true, "Member.ClientHost")?;
         let f_subscribed_topic_names =
-            wire::read_array(buf, true, 1, "Member.SubscribedTopicNames", |buf| {
+            wire::read_array(buf, true, 1, "Member.SubscribedTopicNames", move |buf| {
                 wire::read_string(buf, true, "Member.SubscribedTopicNames")
             })?;
         let f_subscribed_topic_regex =
@@ -293,7 +293,16 @@ impl Member {
             -1
         };
         #[allow(unused_mut)]
-        let mut this = Self {
+        let mut unknown_tagged = UnknownTaggedFields::new();
+        let count = wire::read_tagged_header(buf, "Member._tagged_fields")?;
+        let mut previous = None;
+        for _ in 0..count {
+            let (tag, data) = wire::read_tagged_field(buf, "Member._tagged_fields")?;
+            wire::check_tag_order(previous, tag, "Member._tagged_fields")?;
+            previous = Some(tag);
+            unknown_tagged.push(RawTaggedField { tag, data });
+        }
+        Ok(Self {
             member_id: f_member_id,
             instance_id: f_instance_id,
             rack_id: f_rack_id,
@@ -305,18 +314,8 @@ impl Member {
             assignment: f_assignment,
             target_assignment: f_target_assignment,
             member_type: f_member_type,
-            unknown_tagged_fields: Vec::new(),
-        };
-        let count = wire::read_tagged_header(buf, "Member._tagged_fields")?;
-        let mut previous = None;
-        for _ in 0..count {
-            let (tag, data) = wire::read_tagged_field(buf, "Member._tagged_fields")?;
-            wire::check_tag_order(previous, tag, "Member._tagged_fields")?;
-            previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
-        }
-        Ok(this)
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -432,7 +431,7 @@ pub struct DescribedGroup {
     /// Versions: 0-1. Default: `i32::MIN`.
     pub authorized_operations: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribedGroup {
@@ -447,7 +446,7 @@ impl Default for DescribedGroup {
             assignor_name: ByteString::new(),
             members: Vec::new(),
             authorized_operations: i32::MIN,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -499,20 +498,38 @@ impl DescribedGroup {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_error_code = wire::read_i16(buf, "DescribedGroup.ErrorCode")?;
         let f_error_message = wire::read_nullable_string(buf, true, "DescribedGroup.ErrorMessage")?;
         let f_group_id = wire::read_string(buf, true, "DescribedGroup.GroupId")?;
         let f_group_state = wire::read_string(buf, true, "DescribedGroup.GroupState")?;
-        let f_group_epoch = wire::read_i32(buf, "DescribedGroup.GroupEpoch")?;
-        let f_assignment_epoch = wire::read_i32(buf, "DescribedGroup.AssignmentEpoch")?;
+        let f_group_epoch;
+        let f_assignment_epoch;
+        if let Some(b) = wire::peek_fixed::<8>(buf) {
+            f_group_epoch = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_assignment_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
+        } else {
+            f_group_epoch = wire::read_i32(buf, "DescribedGroup.GroupEpoch")?;
+            f_assignment_epoch = wire::read_i32(buf, "DescribedGroup.AssignmentEpoch")?;
+        }
         let f_assignor_name = wire::read_string(buf, true, "DescribedGroup.AssignorName")?;
-        let f_members = wire::read_array(buf, true, 16, "DescribedGroup.Members", |buf| {
+        let f_members = wire::read_array(buf, true, 16, "DescribedGroup.Members", move |buf| {
             Member::decode_inner(buf, version)
         })?;
         let f_authorized_operations = wire::read_i32(buf, "DescribedGroup.AuthorizedOperations")?;
         #[allow(unused_mut)]
-        let mut this = Self {
+        let mut unknown_tagged = UnknownTaggedFields::new();
+        let count = wire::read_tagged_header(buf, "DescribedGroup._tagged_fields")?;
+        let mut previous = None;
+        for _ in 0..count {
+            let (tag, data) = wire::read_tagged_field(buf, "DescribedGroup._tagged_fields")?;
+            wire::check_tag_order(previous, tag, "DescribedGroup._tagged_fields")?;
+            previous = Some(tag);
+            unknown_tagged.push(RawTaggedField { tag, data });
+        }
+        Ok(Self {
             error_code: f_error_code,
             error_message: f_error_message,
             group_id: f_group_id,
@@ -522,18 +539,8 @@ impl DescribedGroup {
             assignor_name: f_assignor_name,
             members: f_members,
             authorized_operations: f_authorized_operations,
-            unknown_tagged_fields: Vec::new(),
-        };
-        let count = wire::read_tagged_header(buf, "DescribedGroup._tagged_fields")?;
-        let mut previous = None;
-        for _ in 0..count {
-            let (tag, data) = wire::read_tagged_field(buf, "DescribedGroup._tagged_fields")?;
-            wire::check_tag_order(previous, tag, "DescribedGroup._tagged_fields")?;
-            previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
-        }
-        Ok(this)
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -603,7 +610,7 @@ pub struct TopicPartitions {
     /// Versions: 0-1. Default: `ScalarList::new()`.
     pub partitions: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TopicPartitions {
@@ -612,7 +619,7 @@ impl Default for TopicPartitions {
             topic_id: Uuid::ZERO,
             topic_name: ByteString::new(),
             partitions: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -641,28 +648,28 @@ impl TopicPartitions {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_topic_id = wire::read_uuid(buf, "TopicPartitions.TopicId")?;
         let f_topic_name = wire::read_string(buf, true, "TopicPartitions.TopicName")?;
         let f_partitions = wire::read_scalar_array::<i32>(buf, true, "TopicPartitions.Partitions")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_id: f_topic_id,
-            topic_name: f_topic_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "TopicPartitions._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "TopicPartitions._tagged_fields")?;
             wire::check_tag_order(previous, tag, "TopicPartitions._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_id: f_topic_id,
+            topic_name: f_topic_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -705,14 +712,14 @@ pub struct Assignment {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub topic_partitions: Vec<TopicPartitions>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for Assignment {
     fn default() -> Self {
         Self {
             topic_partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -748,24 +755,23 @@ impl Assignment {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_partitions =
-            wire::read_array(buf, true, 19, "Assignment.TopicPartitions", |buf| {
+            wire::read_array(buf, true, 19, "Assignment.TopicPartitions", move |buf| {
                 TopicPartitions::decode_inner(buf, version)
             })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_partitions: f_topic_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "Assignment._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "Assignment._tagged_fields")?;
             wire::check_tag_order(previous, tag, "Assignment._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_partitions: f_topic_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

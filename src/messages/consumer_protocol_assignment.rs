@@ -85,7 +85,7 @@ impl ConsumerProtocolAssignment {
             false,
             2,
             "ConsumerProtocolAssignment.AssignedPartitions",
-            |buf| TopicPartition::decode_inner(buf, version),
+            move |buf| TopicPartition::decode_inner(buf, version),
         )?;
         let f_user_data =
             wire::read_nullable_bytes(buf, false, "ConsumerProtocolAssignment.UserData")?;
@@ -154,6 +154,7 @@ impl TopicPartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_topic = wire::read_string(buf, false, "TopicPartition.Topic")?;

@@ -116,7 +116,7 @@ impl ConsumerProtocolSubscription {
             false,
             1,
             "ConsumerProtocolSubscription.Topics",
-            |buf| wire::read_string(buf, false, "ConsumerProtocolSubscription.Topics"),
+            move |buf| wire::read_string(buf, false, "ConsumerProtocolSubscription.Topics"),
         )?;
         let f_user_data =
             wire::read_nullable_bytes(buf, false, "ConsumerProtocolSubscription.UserData")?;
@@ -126,7 +126,7 @@ impl ConsumerProtocolSubscription {
                 false,
                 2,
                 "ConsumerProtocolSubscription.OwnedPartitions",
-                |buf| TopicPartition::decode_inner(buf, version),
+                move |buf| TopicPartition::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
@@ -234,6 +234,7 @@ impl TopicPartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_topic = wire::read_string(buf, false, "TopicPartition.Topic")?;

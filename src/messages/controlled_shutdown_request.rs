@@ -17,7 +17,8 @@
 
 use super::{ApiKey, Request};
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The ControlledShutdown request (API key 7).
@@ -46,7 +47,7 @@ pub struct ControlledShutdownRequest {
     /// Versions: 2-3; ignorable (dropped silently where absent). Default: `-1`.
     pub broker_epoch: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ControlledShutdownRequest {
@@ -54,7 +55,7 @@ impl Default for ControlledShutdownRequest {
         Self {
             broker_id: 0,
             broker_epoch: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -93,18 +94,24 @@ impl ControlledShutdownRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
-        let f_broker_id = wire::read_i32(buf, "ControlledShutdownRequest.BrokerId")?;
-        let f_broker_epoch = if version >= 2 {
-            wire::read_i64(buf, "ControlledShutdownRequest.BrokerEpoch")?
+        let f_broker_id;
+        let f_broker_epoch;
+        if version >= 2
+            && let Some(b) = wire::peek_fixed::<12>(buf)
+        {
+            f_broker_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_broker_epoch = i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
         } else {
-            -1
-        };
+            f_broker_id = wire::read_i32(buf, "ControlledShutdownRequest.BrokerId")?;
+            f_broker_epoch = if version >= 2 {
+                wire::read_i64(buf, "ControlledShutdownRequest.BrokerEpoch")?
+            } else {
+                -1
+            };
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            broker_id: f_broker_id,
-            broker_epoch: f_broker_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ControlledShutdownRequest._tagged_fields")?;
             let mut previous = None;
@@ -113,11 +120,14 @@ impl ControlledShutdownRequest {
                     wire::read_tagged_field(buf, "ControlledShutdownRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ControlledShutdownRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            broker_id: f_broker_id,
+            broker_epoch: f_broker_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

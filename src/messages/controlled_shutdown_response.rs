@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The ControlledShutdown response (API key 7).
@@ -40,7 +40,7 @@ pub struct ControlledShutdownResponse {
     /// Versions: 0-3. Default: `Vec::new()`.
     pub remaining_partitions: Vec<RemainingPartition>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ControlledShutdownResponse {
@@ -48,7 +48,7 @@ impl Default for ControlledShutdownResponse {
         Self {
             error_code: 0,
             remaining_partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -99,14 +99,10 @@ impl ControlledShutdownResponse {
             flexible,
             5,
             "ControlledShutdownResponse.RemainingPartitions",
-            |buf| RemainingPartition::decode_inner(buf, version),
+            move |buf| RemainingPartition::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            remaining_partitions: f_remaining_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ControlledShutdownResponse._tagged_fields")?;
             let mut previous = None;
@@ -115,11 +111,14 @@ impl ControlledShutdownResponse {
                     wire::read_tagged_field(buf, "ControlledShutdownResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ControlledShutdownResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            remaining_partitions: f_remaining_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -170,7 +169,7 @@ pub struct RemainingPartition {
     /// Versions: 0-3; map key. Default: `0`.
     pub partition_index: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for RemainingPartition {
@@ -178,7 +177,7 @@ impl Default for RemainingPartition {
         Self {
             topic_name: ByteString::new(),
             partition_index: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -218,17 +217,14 @@ impl RemainingPartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
         let _ = version;
         let f_topic_name = wire::read_string(buf, flexible, "RemainingPartition.TopicName")?;
         let f_partition_index = wire::read_i32(buf, "RemainingPartition.PartitionIndex")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_name: f_topic_name,
-            partition_index: f_partition_index,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "RemainingPartition._tagged_fields")?;
             let mut previous = None;
@@ -237,11 +233,14 @@ impl RemainingPartition {
                     wire::read_tagged_field(buf, "RemainingPartition._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "RemainingPartition._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic_name: f_topic_name,
+            partition_index: f_partition_index,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The ControllerRegistration request (API key 70).
@@ -47,7 +47,7 @@ pub struct ControllerRegistrationRequest {
     /// Versions: 0. Default: `Vec::new()`.
     pub features: Vec<Feature>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ControllerRegistrationRequest {
@@ -58,7 +58,7 @@ impl Default for ControllerRegistrationRequest {
             zk_migration_ready: false,
             listeners: Vec::new(),
             features: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -105,33 +105,39 @@ impl ControllerRegistrationRequest {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_controller_id = wire::read_i32(buf, "ControllerRegistrationRequest.ControllerId")?;
-        let f_incarnation_id = wire::read_uuid(buf, "ControllerRegistrationRequest.IncarnationId")?;
-        let f_zk_migration_ready =
-            wire::read_bool(buf, "ControllerRegistrationRequest.ZkMigrationReady")?;
+        let f_controller_id;
+        let f_incarnation_id;
+        let f_zk_migration_ready;
+        if let Some(b) = wire::peek_fixed::<21>(buf) {
+            f_controller_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_incarnation_id = Uuid::from_bytes([
+                b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15],
+                b[16], b[17], b[18], b[19],
+            ]);
+            f_zk_migration_ready = b[20] != 0;
+            wire::skip_fixed::<21>(buf);
+        } else {
+            f_controller_id = wire::read_i32(buf, "ControllerRegistrationRequest.ControllerId")?;
+            f_incarnation_id = wire::read_uuid(buf, "ControllerRegistrationRequest.IncarnationId")?;
+            f_zk_migration_ready =
+                wire::read_bool(buf, "ControllerRegistrationRequest.ZkMigrationReady")?;
+        }
         let f_listeners = wire::read_array(
             buf,
             true,
             7,
             "ControllerRegistrationRequest.Listeners",
-            |buf| Listener::decode_inner(buf, version),
+            move |buf| Listener::decode_inner(buf, version),
         )?;
         let f_features = wire::read_array(
             buf,
             true,
             6,
             "ControllerRegistrationRequest.Features",
-            |buf| Feature::decode_inner(buf, version),
+            move |buf| Feature::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            controller_id: f_controller_id,
-            incarnation_id: f_incarnation_id,
-            zk_migration_ready: f_zk_migration_ready,
-            listeners: f_listeners,
-            features: f_features,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ControllerRegistrationRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -143,10 +149,16 @@ impl ControllerRegistrationRequest {
                 "ControllerRegistrationRequest._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            controller_id: f_controller_id,
+            incarnation_id: f_incarnation_id,
+            zk_migration_ready: f_zk_migration_ready,
+            listeners: f_listeners,
+            features: f_features,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -207,7 +219,7 @@ pub struct Listener {
     /// Versions: 0. Default: `0`.
     pub security_protocol: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for Listener {
@@ -217,7 +229,7 @@ impl Default for Listener {
             host: ByteString::new(),
             port: 0,
             security_protocol: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -247,30 +259,38 @@ impl Listener {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "Listener.Name")?;
         let f_host = wire::read_string(buf, true, "Listener.Host")?;
-        let f_port = wire::read_u16(buf, "Listener.Port")?;
-        let f_security_protocol = wire::read_i16(buf, "Listener.SecurityProtocol")?;
+        let f_port;
+        let f_security_protocol;
+        if let Some(b) = wire::peek_fixed::<4>(buf) {
+            f_port = u16::from_be_bytes([b[0], b[1]]);
+            f_security_protocol = i16::from_be_bytes([b[2], b[3]]);
+            wire::skip_fixed::<4>(buf);
+        } else {
+            f_port = wire::read_u16(buf, "Listener.Port")?;
+            f_security_protocol = wire::read_i16(buf, "Listener.SecurityProtocol")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            host: f_host,
-            port: f_port,
-            security_protocol: f_security_protocol,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "Listener._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "Listener._tagged_fields")?;
             wire::check_tag_order(previous, tag, "Listener._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            host: f_host,
+            port: f_port,
+            security_protocol: f_security_protocol,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -327,7 +347,7 @@ pub struct Feature {
     /// Versions: 0. Default: `0`.
     pub max_supported_version: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for Feature {
@@ -336,7 +356,7 @@ impl Default for Feature {
             name: ByteString::new(),
             min_supported_version: 0,
             max_supported_version: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -365,28 +385,36 @@ impl Feature {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "Feature.Name")?;
-        let f_min_supported_version = wire::read_i16(buf, "Feature.MinSupportedVersion")?;
-        let f_max_supported_version = wire::read_i16(buf, "Feature.MaxSupportedVersion")?;
+        let f_min_supported_version;
+        let f_max_supported_version;
+        if let Some(b) = wire::peek_fixed::<4>(buf) {
+            f_min_supported_version = i16::from_be_bytes([b[0], b[1]]);
+            f_max_supported_version = i16::from_be_bytes([b[2], b[3]]);
+            wire::skip_fixed::<4>(buf);
+        } else {
+            f_min_supported_version = wire::read_i16(buf, "Feature.MinSupportedVersion")?;
+            f_max_supported_version = wire::read_i16(buf, "Feature.MaxSupportedVersion")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            min_supported_version: f_min_supported_version,
-            max_supported_version: f_max_supported_version,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "Feature._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "Feature._tagged_fields")?;
             wire::check_tag_order(previous, tag, "Feature._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            min_supported_version: f_min_supported_version,
+            max_supported_version: f_max_supported_version,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The CreateAcls request (API key 30).
@@ -39,14 +39,14 @@ pub struct CreateAclsRequest {
     /// Versions: 0-3. Default: `Vec::new()`.
     pub creations: Vec<AclCreation>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreateAclsRequest {
     fn default() -> Self {
         Self {
             creations: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -90,15 +90,15 @@ impl CreateAclsRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
-        let f_creations =
-            wire::read_array(buf, flexible, 6, "CreateAclsRequest.Creations", |buf| {
-                AclCreation::decode_inner(buf, version)
-            })?;
+        let f_creations = wire::read_array(
+            buf,
+            flexible,
+            6,
+            "CreateAclsRequest.Creations",
+            move |buf| AclCreation::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            creations: f_creations,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "CreateAclsRequest._tagged_fields")?;
             let mut previous = None;
@@ -106,11 +106,13 @@ impl CreateAclsRequest {
                 let (tag, data) = wire::read_tagged_field(buf, "CreateAclsRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "CreateAclsRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            creations: f_creations,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -180,7 +182,7 @@ pub struct AclCreation {
     /// Versions: 0-3. Default: `0`.
     pub permission_type: i8,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AclCreation {
@@ -193,7 +195,7 @@ impl Default for AclCreation {
             host: ByteString::new(),
             operation: 0,
             permission_type: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -245,6 +247,7 @@ impl AclCreation {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_resource_type = wire::read_i8(buf, "AclCreation.ResourceType")?;
@@ -256,19 +259,18 @@ impl AclCreation {
         };
         let f_principal = wire::read_string(buf, flexible, "AclCreation.Principal")?;
         let f_host = wire::read_string(buf, flexible, "AclCreation.Host")?;
-        let f_operation = wire::read_i8(buf, "AclCreation.Operation")?;
-        let f_permission_type = wire::read_i8(buf, "AclCreation.PermissionType")?;
+        let f_operation;
+        let f_permission_type;
+        if let Some(b) = wire::peek_fixed::<2>(buf) {
+            f_operation = i8::from_be_bytes([b[0]]);
+            f_permission_type = i8::from_be_bytes([b[1]]);
+            wire::skip_fixed::<2>(buf);
+        } else {
+            f_operation = wire::read_i8(buf, "AclCreation.Operation")?;
+            f_permission_type = wire::read_i8(buf, "AclCreation.PermissionType")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            resource_type: f_resource_type,
-            resource_name: f_resource_name,
-            resource_pattern_type: f_resource_pattern_type,
-            principal: f_principal,
-            host: f_host,
-            operation: f_operation,
-            permission_type: f_permission_type,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "AclCreation._tagged_fields")?;
             let mut previous = None;
@@ -276,11 +278,19 @@ impl AclCreation {
                 let (tag, data) = wire::read_tagged_field(buf, "AclCreation._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "AclCreation._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            resource_type: f_resource_type,
+            resource_name: f_resource_name,
+            resource_pattern_type: f_resource_pattern_type,
+            principal: f_principal,
+            host: f_host,
+            operation: f_operation,
+            permission_type: f_permission_type,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

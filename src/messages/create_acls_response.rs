@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The CreateAcls response (API key 30).
@@ -42,7 +42,7 @@ pub struct CreateAclsResponse {
     /// Versions: 0-3. Default: `Vec::new()`.
     pub results: Vec<AclCreationResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreateAclsResponse {
@@ -50,7 +50,7 @@ impl Default for CreateAclsResponse {
         Self {
             throttle_time_ms: 0,
             results: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -96,15 +96,12 @@ impl CreateAclsResponse {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_throttle_time_ms = wire::read_i32(buf, "CreateAclsResponse.ThrottleTimeMs")?;
-        let f_results = wire::read_array(buf, flexible, 3, "CreateAclsResponse.Results", |buf| {
-            AclCreationResult::decode_inner(buf, version)
-        })?;
+        let f_results =
+            wire::read_array(buf, flexible, 3, "CreateAclsResponse.Results", move |buf| {
+                AclCreationResult::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            results: f_results,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "CreateAclsResponse._tagged_fields")?;
             let mut previous = None;
@@ -113,11 +110,14 @@ impl CreateAclsResponse {
                     wire::read_tagged_field(buf, "CreateAclsResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "CreateAclsResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            results: f_results,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -168,7 +168,7 @@ pub struct AclCreationResult {
     /// Versions: 0-3; nullable in 0-3. Default: `Some(ByteString::new())`.
     pub error_message: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AclCreationResult {
@@ -176,7 +176,7 @@ impl Default for AclCreationResult {
         Self {
             error_code: 0,
             error_message: Some(ByteString::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -216,6 +216,7 @@ impl AclCreationResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
@@ -223,11 +224,7 @@ impl AclCreationResult {
         let f_error_message =
             wire::read_nullable_string(buf, flexible, "AclCreationResult.ErrorMessage")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            error_message: f_error_message,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "AclCreationResult._tagged_fields")?;
             let mut previous = None;
@@ -235,11 +232,14 @@ impl AclCreationResult {
                 let (tag, data) = wire::read_tagged_field(buf, "AclCreationResult._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "AclCreationResult._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            error_message: f_error_message,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The CreateDelegationToken request (API key 38).
@@ -53,7 +53,7 @@ pub struct CreateDelegationTokenRequest {
     /// Versions: 0-3. Default: `0`.
     pub max_lifetime_ms: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreateDelegationTokenRequest {
@@ -63,7 +63,7 @@ impl Default for CreateDelegationTokenRequest {
             owner_principal_name: Some(ByteString::new()),
             renewers: Vec::new(),
             max_lifetime_ms: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -157,17 +157,11 @@ impl CreateDelegationTokenRequest {
             flexible,
             2,
             "CreateDelegationTokenRequest.Renewers",
-            |buf| CreatableRenewers::decode_inner(buf, version),
+            move |buf| CreatableRenewers::decode_inner(buf, version),
         )?;
         let f_max_lifetime_ms = wire::read_i64(buf, "CreateDelegationTokenRequest.MaxLifetimeMs")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            owner_principal_type: f_owner_principal_type,
-            owner_principal_name: f_owner_principal_name,
-            renewers: f_renewers,
-            max_lifetime_ms: f_max_lifetime_ms,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "CreateDelegationTokenRequest._tagged_fields")?;
@@ -181,11 +175,16 @@ impl CreateDelegationTokenRequest {
                     "CreateDelegationTokenRequest._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            owner_principal_type: f_owner_principal_type,
+            owner_principal_name: f_owner_principal_name,
+            renewers: f_renewers,
+            max_lifetime_ms: f_max_lifetime_ms,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -257,7 +256,7 @@ pub struct CreatableRenewers {
     /// Versions: 0-3. Default: `ByteString::new()`.
     pub principal_name: ByteString,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreatableRenewers {
@@ -265,7 +264,7 @@ impl Default for CreatableRenewers {
         Self {
             principal_type: ByteString::new(),
             principal_name: ByteString::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -310,17 +309,14 @@ impl CreatableRenewers {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
         let f_principal_type = wire::read_string(buf, flexible, "CreatableRenewers.PrincipalType")?;
         let f_principal_name = wire::read_string(buf, flexible, "CreatableRenewers.PrincipalName")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            principal_type: f_principal_type,
-            principal_name: f_principal_name,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "CreatableRenewers._tagged_fields")?;
             let mut previous = None;
@@ -328,11 +324,14 @@ impl CreatableRenewers {
                 let (tag, data) = wire::read_tagged_field(buf, "CreatableRenewers._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "CreatableRenewers._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            principal_type: f_principal_type,
+            principal_name: f_principal_name,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The CreateDelegationToken response (API key 38).
@@ -80,7 +80,7 @@ pub struct CreateDelegationTokenResponse {
     /// Versions: 0-3. Default: `0`.
     pub throttle_time_ms: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreateDelegationTokenResponse {
@@ -97,7 +97,7 @@ impl Default for CreateDelegationTokenResponse {
             token_id: ByteString::new(),
             hmac: Bytes::new(),
             throttle_time_ms: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -210,31 +210,31 @@ impl CreateDelegationTokenResponse {
         } else {
             ByteString::new()
         };
-        let f_issue_timestamp_ms =
-            wire::read_i64(buf, "CreateDelegationTokenResponse.IssueTimestampMs")?;
-        let f_expiry_timestamp_ms =
-            wire::read_i64(buf, "CreateDelegationTokenResponse.ExpiryTimestampMs")?;
-        let f_max_timestamp_ms =
-            wire::read_i64(buf, "CreateDelegationTokenResponse.MaxTimestampMs")?;
+        let f_issue_timestamp_ms;
+        let f_expiry_timestamp_ms;
+        let f_max_timestamp_ms;
+        if let Some(b) = wire::peek_fixed::<24>(buf) {
+            f_issue_timestamp_ms =
+                i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_expiry_timestamp_ms =
+                i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            f_max_timestamp_ms =
+                i64::from_be_bytes([b[16], b[17], b[18], b[19], b[20], b[21], b[22], b[23]]);
+            wire::skip_fixed::<24>(buf);
+        } else {
+            f_issue_timestamp_ms =
+                wire::read_i64(buf, "CreateDelegationTokenResponse.IssueTimestampMs")?;
+            f_expiry_timestamp_ms =
+                wire::read_i64(buf, "CreateDelegationTokenResponse.ExpiryTimestampMs")?;
+            f_max_timestamp_ms =
+                wire::read_i64(buf, "CreateDelegationTokenResponse.MaxTimestampMs")?;
+        }
         let f_token_id = wire::read_string(buf, flexible, "CreateDelegationTokenResponse.TokenId")?;
         let f_hmac = wire::read_bytes(buf, flexible, "CreateDelegationTokenResponse.Hmac")?;
         let f_throttle_time_ms =
             wire::read_i32(buf, "CreateDelegationTokenResponse.ThrottleTimeMs")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            principal_type: f_principal_type,
-            principal_name: f_principal_name,
-            token_requester_principal_type: f_token_requester_principal_type,
-            token_requester_principal_name: f_token_requester_principal_name,
-            issue_timestamp_ms: f_issue_timestamp_ms,
-            expiry_timestamp_ms: f_expiry_timestamp_ms,
-            max_timestamp_ms: f_max_timestamp_ms,
-            token_id: f_token_id,
-            hmac: f_hmac,
-            throttle_time_ms: f_throttle_time_ms,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "CreateDelegationTokenResponse._tagged_fields")?;
@@ -248,11 +248,23 @@ impl CreateDelegationTokenResponse {
                     "CreateDelegationTokenResponse._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            principal_type: f_principal_type,
+            principal_name: f_principal_name,
+            token_requester_principal_type: f_token_requester_principal_type,
+            token_requester_principal_name: f_token_requester_principal_name,
+            issue_timestamp_ms: f_issue_timestamp_ms,
+            expiry_timestamp_ms: f_expiry_timestamp_ms,
+            max_timestamp_ms: f_max_timestamp_ms,
+            token_id: f_token_id,
+            hmac: f_hmac,
+            throttle_time_ms: f_throttle_time_ms,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, VersionRange,
+    ScalarList, UnknownTaggedFields, VersionRange,
 };
 
 /// The CreatePartitions request (API key 37).
@@ -50,7 +50,7 @@ pub struct CreatePartitionsRequest {
     /// Versions: 0-3. Default: `false`.
     pub validate_only: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreatePartitionsRequest {
@@ -59,7 +59,7 @@ impl Default for CreatePartitionsRequest {
             topics: Vec::new(),
             timeout_ms: 0,
             validate_only: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -105,19 +105,25 @@ impl CreatePartitionsRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
-        let f_topics =
-            wire::read_array(buf, flexible, 6, "CreatePartitionsRequest.Topics", |buf| {
-                CreatePartitionsTopic::decode_inner(buf, version)
-            })?;
-        let f_timeout_ms = wire::read_i32(buf, "CreatePartitionsRequest.TimeoutMs")?;
-        let f_validate_only = wire::read_bool(buf, "CreatePartitionsRequest.ValidateOnly")?;
+        let f_topics = wire::read_array(
+            buf,
+            flexible,
+            6,
+            "CreatePartitionsRequest.Topics",
+            move |buf| CreatePartitionsTopic::decode_inner(buf, version),
+        )?;
+        let f_timeout_ms;
+        let f_validate_only;
+        if let Some(b) = wire::peek_fixed::<5>(buf) {
+            f_timeout_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_validate_only = b[4] != 0;
+            wire::skip_fixed::<5>(buf);
+        } else {
+            f_timeout_ms = wire::read_i32(buf, "CreatePartitionsRequest.TimeoutMs")?;
+            f_validate_only = wire::read_bool(buf, "CreatePartitionsRequest.ValidateOnly")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            topics: f_topics,
-            timeout_ms: f_timeout_ms,
-            validate_only: f_validate_only,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "CreatePartitionsRequest._tagged_fields")?;
             let mut previous = None;
@@ -126,11 +132,15 @@ impl CreatePartitionsRequest {
                     wire::read_tagged_field(buf, "CreatePartitionsRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "CreatePartitionsRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topics: f_topics,
+            timeout_ms: f_timeout_ms,
+            validate_only: f_validate_only,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -178,14 +188,14 @@ pub struct CreatePartitionsAssignment {
     /// Versions: 0-3; entity type `brokerId`. Default: `ScalarList::new()`.
     pub broker_ids: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreatePartitionsAssignment {
     fn default() -> Self {
         Self {
             broker_ids: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -224,16 +234,14 @@ impl CreatePartitionsAssignment {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
         let f_broker_ids =
             wire::read_scalar_array::<i32>(buf, flexible, "CreatePartitionsAssignment.BrokerIds")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            broker_ids: f_broker_ids,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "CreatePartitionsAssignment._tagged_fields")?;
             let mut previous = None;
@@ -242,11 +250,13 @@ impl CreatePartitionsAssignment {
                     wire::read_tagged_field(buf, "CreatePartitionsAssignment._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "CreatePartitionsAssignment._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            broker_ids: f_broker_ids,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -297,7 +307,7 @@ pub struct CreatePartitionsTopic {
     /// Versions: 0-3; nullable in 0-3. Default: `Some(Vec::new())`.
     pub assignments: Option<Vec<CreatePartitionsAssignment>>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreatePartitionsTopic {
@@ -306,7 +316,7 @@ impl Default for CreatePartitionsTopic {
             name: ByteString::new(),
             count: 0,
             assignments: Some(Vec::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -355,6 +365,7 @@ impl CreatePartitionsTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_name = wire::read_string(buf, flexible, "CreatePartitionsTopic.Name")?;
@@ -364,15 +375,10 @@ impl CreatePartitionsTopic {
             flexible,
             1,
             "CreatePartitionsTopic.Assignments",
-            |buf| CreatePartitionsAssignment::decode_inner(buf, version),
+            move |buf| CreatePartitionsAssignment::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            count: f_count,
-            assignments: f_assignments,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "CreatePartitionsTopic._tagged_fields")?;
             let mut previous = None;
@@ -381,11 +387,15 @@ impl CreatePartitionsTopic {
                     wire::read_tagged_field(buf, "CreatePartitionsTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "CreatePartitionsTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            count: f_count,
+            assignments: f_assignments,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

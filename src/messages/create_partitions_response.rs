@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The CreatePartitions response (API key 37).
@@ -45,7 +45,7 @@ pub struct CreatePartitionsResponse {
     /// Versions: 0-3. Default: `Vec::new()`.
     pub results: Vec<CreatePartitionsTopicResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreatePartitionsResponse {
@@ -53,7 +53,7 @@ impl Default for CreatePartitionsResponse {
         Self {
             throttle_time_ms: 0,
             results: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -104,14 +104,10 @@ impl CreatePartitionsResponse {
             flexible,
             4,
             "CreatePartitionsResponse.Results",
-            |buf| CreatePartitionsTopicResult::decode_inner(buf, version),
+            move |buf| CreatePartitionsTopicResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            results: f_results,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "CreatePartitionsResponse._tagged_fields")?;
             let mut previous = None;
@@ -120,11 +116,14 @@ impl CreatePartitionsResponse {
                     wire::read_tagged_field(buf, "CreatePartitionsResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "CreatePartitionsResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            results: f_results,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -179,7 +178,7 @@ pub struct CreatePartitionsTopicResult {
     /// Versions: 0-3; nullable in 0-3. Default: `None`.
     pub error_message: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreatePartitionsTopicResult {
@@ -188,7 +187,7 @@ impl Default for CreatePartitionsTopicResult {
             name: ByteString::new(),
             error_code: 0,
             error_message: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -234,6 +233,7 @@ impl CreatePartitionsTopicResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
@@ -242,12 +242,7 @@ impl CreatePartitionsTopicResult {
         let f_error_message =
             wire::read_nullable_string(buf, flexible, "CreatePartitionsTopicResult.ErrorMessage")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "CreatePartitionsTopicResult._tagged_fields")?;
@@ -257,11 +252,15 @@ impl CreatePartitionsTopicResult {
                     wire::read_tagged_field(buf, "CreatePartitionsTopicResult._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "CreatePartitionsTopicResult._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, VersionRange,
+    ScalarList, UnknownTaggedFields, VersionRange,
 };
 
 /// The CreateTopics request (API key 19).
@@ -55,7 +55,7 @@ pub struct CreateTopicsRequest {
     /// Versions: 1-7. Default: `false`.
     pub validate_only: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreateTopicsRequest {
@@ -64,7 +64,7 @@ impl Default for CreateTopicsRequest {
             topics: Vec::new(),
             timeout_ms: 60000,
             validate_only: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -117,22 +117,28 @@ impl CreateTopicsRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 5;
-        let f_topics = wire::read_array(buf, flexible, 9, "CreateTopicsRequest.Topics", |buf| {
-            CreatableTopic::decode_inner(buf, version)
-        })?;
-        let f_timeout_ms = wire::read_i32(buf, "CreateTopicsRequest.timeoutMs")?;
-        let f_validate_only = if version >= 1 {
-            wire::read_bool(buf, "CreateTopicsRequest.validateOnly")?
+        let f_topics =
+            wire::read_array(buf, flexible, 9, "CreateTopicsRequest.Topics", move |buf| {
+                CreatableTopic::decode_inner(buf, version)
+            })?;
+        let f_timeout_ms;
+        let f_validate_only;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<5>(buf)
+        {
+            f_timeout_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_validate_only = b[4] != 0;
+            wire::skip_fixed::<5>(buf);
         } else {
-            false
-        };
+            f_timeout_ms = wire::read_i32(buf, "CreateTopicsRequest.timeoutMs")?;
+            f_validate_only = if version >= 1 {
+                wire::read_bool(buf, "CreateTopicsRequest.validateOnly")?
+            } else {
+                false
+            };
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            topics: f_topics,
-            timeout_ms: f_timeout_ms,
-            validate_only: f_validate_only,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "CreateTopicsRequest._tagged_fields")?;
             let mut previous = None;
@@ -141,11 +147,15 @@ impl CreateTopicsRequest {
                     wire::read_tagged_field(buf, "CreateTopicsRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "CreateTopicsRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topics: f_topics,
+            timeout_ms: f_timeout_ms,
+            validate_only: f_validate_only,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -201,7 +211,7 @@ pub struct CreatableReplicaAssignment {
     /// Versions: 0-7; entity type `brokerId`. Default: `ScalarList::new()`.
     pub broker_ids: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreatableReplicaAssignment {
@@ -209,7 +219,7 @@ impl Default for CreatableReplicaAssignment {
         Self {
             partition_index: 0,
             broker_ids: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -249,6 +259,7 @@ impl CreatableReplicaAssignment {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 5;
         let _ = version;
@@ -256,11 +267,7 @@ impl CreatableReplicaAssignment {
         let f_broker_ids =
             wire::read_scalar_array::<i32>(buf, flexible, "CreatableReplicaAssignment.BrokerIds")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            broker_ids: f_broker_ids,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "CreatableReplicaAssignment._tagged_fields")?;
             let mut previous = None;
@@ -269,11 +276,14 @@ impl CreatableReplicaAssignment {
                     wire::read_tagged_field(buf, "CreatableReplicaAssignment._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "CreatableReplicaAssignment._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            broker_ids: f_broker_ids,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -321,7 +331,7 @@ pub struct CreatableTopicConfig {
     /// Versions: 0-7; nullable in 0-7. Default: `Some(ByteString::new())`.
     pub value: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreatableTopicConfig {
@@ -329,7 +339,7 @@ impl Default for CreatableTopicConfig {
         Self {
             name: ByteString::new(),
             value: Some(ByteString::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -369,17 +379,14 @@ impl CreatableTopicConfig {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 5;
         let _ = version;
         let f_name = wire::read_string(buf, flexible, "CreatableTopicConfig.Name")?;
         let f_value = wire::read_nullable_string(buf, flexible, "CreatableTopicConfig.Value")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            value: f_value,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "CreatableTopicConfig._tagged_fields")?;
             let mut previous = None;
@@ -388,11 +395,14 @@ impl CreatableTopicConfig {
                     wire::read_tagged_field(buf, "CreatableTopicConfig._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "CreatableTopicConfig._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            value: f_value,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -461,7 +471,7 @@ pub struct CreatableTopic {
     /// Versions: 0-7. Default: `Vec::new()`.
     pub configs: Vec<CreatableTopicConfig>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreatableTopic {
@@ -472,7 +482,7 @@ impl Default for CreatableTopic {
             replication_factor: 0,
             assignments: Vec::new(),
             configs: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -526,27 +536,29 @@ impl CreatableTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 5;
         let f_name = wire::read_string(buf, flexible, "CreatableTopic.Name")?;
-        let f_num_partitions = wire::read_i32(buf, "CreatableTopic.NumPartitions")?;
-        let f_replication_factor = wire::read_i16(buf, "CreatableTopic.ReplicationFactor")?;
+        let f_num_partitions;
+        let f_replication_factor;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_num_partitions = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_replication_factor = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_num_partitions = wire::read_i32(buf, "CreatableTopic.NumPartitions")?;
+            f_replication_factor = wire::read_i16(buf, "CreatableTopic.ReplicationFactor")?;
+        }
         let f_assignments =
-            wire::read_array(buf, flexible, 5, "CreatableTopic.Assignments", |buf| {
+            wire::read_array(buf, flexible, 5, "CreatableTopic.Assignments", move |buf| {
                 CreatableReplicaAssignment::decode_inner(buf, version)
             })?;
-        let f_configs = wire::read_array(buf, flexible, 2, "CreatableTopic.Configs", |buf| {
+        let f_configs = wire::read_array(buf, flexible, 2, "CreatableTopic.Configs", move |buf| {
             CreatableTopicConfig::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            num_partitions: f_num_partitions,
-            replication_factor: f_replication_factor,
-            assignments: f_assignments,
-            configs: f_configs,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "CreatableTopic._tagged_fields")?;
             let mut previous = None;
@@ -554,11 +566,17 @@ impl CreatableTopic {
                 let (tag, data) = wire::read_tagged_field(buf, "CreatableTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "CreatableTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            num_partitions: f_num_partitions,
+            replication_factor: f_replication_factor,
+            assignments: f_assignments,
+            configs: f_configs,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The CreateTopics response (API key 19).
@@ -54,7 +54,7 @@ pub struct CreateTopicsResponse {
     /// Versions: 0-7. Default: `Vec::new()`.
     pub topics: Vec<CreatableTopicResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreateTopicsResponse {
@@ -62,7 +62,7 @@ impl Default for CreateTopicsResponse {
         Self {
             throttle_time_ms: 0,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -114,15 +114,15 @@ impl CreateTopicsResponse {
         } else {
             0
         };
-        let f_topics = wire::read_array(buf, flexible, 3, "CreateTopicsResponse.Topics", |buf| {
-            CreatableTopicResult::decode_inner(buf, version)
-        })?;
+        let f_topics = wire::read_array(
+            buf,
+            flexible,
+            3,
+            "CreateTopicsResponse.Topics",
+            move |buf| CreatableTopicResult::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "CreateTopicsResponse._tagged_fields")?;
             let mut previous = None;
@@ -131,11 +131,14 @@ impl CreateTopicsResponse {
                     wire::read_tagged_field(buf, "CreateTopicsResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "CreateTopicsResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -202,7 +205,7 @@ pub struct CreatableTopicConfigs {
     /// Versions: 5-7. Default: `false`.
     pub is_sensitive: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreatableTopicConfigs {
@@ -213,7 +216,7 @@ impl Default for CreatableTopicConfigs {
             read_only: false,
             config_source: -1,
             is_sensitive: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -249,32 +252,42 @@ impl CreatableTopicConfigs {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "CreatableTopicConfigs.Name")?;
         let f_value = wire::read_nullable_string(buf, true, "CreatableTopicConfigs.Value")?;
-        let f_read_only = wire::read_bool(buf, "CreatableTopicConfigs.ReadOnly")?;
-        let f_config_source = wire::read_i8(buf, "CreatableTopicConfigs.ConfigSource")?;
-        let f_is_sensitive = wire::read_bool(buf, "CreatableTopicConfigs.IsSensitive")?;
+        let f_read_only;
+        let f_config_source;
+        let f_is_sensitive;
+        if let Some(b) = wire::peek_fixed::<3>(buf) {
+            f_read_only = b[0] != 0;
+            f_config_source = i8::from_be_bytes([b[1]]);
+            f_is_sensitive = b[2] != 0;
+            wire::skip_fixed::<3>(buf);
+        } else {
+            f_read_only = wire::read_bool(buf, "CreatableTopicConfigs.ReadOnly")?;
+            f_config_source = wire::read_i8(buf, "CreatableTopicConfigs.ConfigSource")?;
+            f_is_sensitive = wire::read_bool(buf, "CreatableTopicConfigs.IsSensitive")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            value: f_value,
-            read_only: f_read_only,
-            config_source: f_config_source,
-            is_sensitive: f_is_sensitive,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "CreatableTopicConfigs._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "CreatableTopicConfigs._tagged_fields")?;
             wire::check_tag_order(previous, tag, "CreatableTopicConfigs._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            value: f_value,
+            read_only: f_read_only,
+            config_source: f_config_source,
+            is_sensitive: f_is_sensitive,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -354,7 +367,7 @@ pub struct CreatableTopicResult {
     /// Versions: 5-7; nullable in 5-7; ignorable (dropped silently where absent). Default: `Some(Vec::new())`.
     pub configs: Option<Vec<CreatableTopicConfigs>>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreatableTopicResult {
@@ -368,7 +381,7 @@ impl Default for CreatableTopicResult {
             num_partitions: -1,
             replication_factor: -1,
             configs: Some(Vec::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -455,49 +468,68 @@ impl CreatableTopicResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 5;
         let f_name = wire::read_string(buf, flexible, "CreatableTopicResult.Name")?;
-        let f_topic_id = if version >= 7 {
-            wire::read_uuid(buf, "CreatableTopicResult.TopicId")?
+        let f_topic_id;
+        let f_error_code;
+        if version >= 7
+            && let Some(b) = wire::peek_fixed::<18>(buf)
+        {
+            f_topic_id = Uuid::from_bytes([
+                b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+                b[13], b[14], b[15],
+            ]);
+            f_error_code = i16::from_be_bytes([b[16], b[17]]);
+            wire::skip_fixed::<18>(buf);
         } else {
-            Uuid::ZERO
-        };
-        let f_error_code = wire::read_i16(buf, "CreatableTopicResult.ErrorCode")?;
+            f_topic_id = if version >= 7 {
+                wire::read_uuid(buf, "CreatableTopicResult.TopicId")?
+            } else {
+                Uuid::ZERO
+            };
+            f_error_code = wire::read_i16(buf, "CreatableTopicResult.ErrorCode")?;
+        }
         let f_error_message = if version >= 1 {
             wire::read_nullable_string(buf, flexible, "CreatableTopicResult.ErrorMessage")?
         } else {
             Some(ByteString::new())
         };
-        let f_num_partitions = if version >= 5 {
-            wire::read_i32(buf, "CreatableTopicResult.NumPartitions")?
+        let f_num_partitions;
+        let f_replication_factor;
+        if version >= 5
+            && let Some(b) = wire::peek_fixed::<6>(buf)
+        {
+            f_num_partitions = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_replication_factor = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
         } else {
-            -1
-        };
-        let f_replication_factor = if version >= 5 {
-            wire::read_i16(buf, "CreatableTopicResult.ReplicationFactor")?
-        } else {
-            -1
-        };
+            f_num_partitions = if version >= 5 {
+                wire::read_i32(buf, "CreatableTopicResult.NumPartitions")?
+            } else {
+                -1
+            };
+            f_replication_factor = if version >= 5 {
+                wire::read_i16(buf, "CreatableTopicResult.ReplicationFactor")?
+            } else {
+                -1
+            };
+        }
         let f_configs = if version >= 5 {
-            wire::read_nullable_array(buf, flexible, 6, "CreatableTopicResult.Configs", |buf| {
-                CreatableTopicConfigs::decode_inner(buf, version)
-            })?
+            wire::read_nullable_array(
+                buf,
+                flexible,
+                6,
+                "CreatableTopicResult.Configs",
+                move |buf| CreatableTopicConfigs::decode_inner(buf, version),
+            )?
         } else {
             Some(Vec::new())
         };
+        let mut f_topic_config_error_code = 0;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            topic_id: f_topic_id,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            topic_config_error_code: 0,
-            num_partitions: f_num_partitions,
-            replication_factor: f_replication_factor,
-            configs: f_configs,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "CreatableTopicResult._tagged_fields")?;
             let mut previous = None;
@@ -510,16 +542,24 @@ impl CreatableTopicResult {
                     0 if version >= 5 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.topic_config_error_code =
+                        f_topic_config_error_code =
                             wire::read_i16(buf, "CreatableTopicResult.TopicConfigErrorCode")?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => unknown_tagged.push(RawTaggedField { tag, data }),
                 }
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            topic_id: f_topic_id,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            topic_config_error_code: f_topic_config_error_code,
+            num_partitions: f_num_partitions,
+            replication_factor: f_replication_factor,
+            configs: f_configs,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

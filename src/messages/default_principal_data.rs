@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The `DefaultPrincipalData` data schema.
@@ -45,7 +45,7 @@ pub struct DefaultPrincipalData {
     /// Versions: 0. Default: `false`.
     pub token_authenticated: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DefaultPrincipalData {
@@ -54,7 +54,7 @@ impl Default for DefaultPrincipalData {
             r#type: ByteString::new(),
             name: ByteString::new(),
             token_authenticated: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -90,22 +90,21 @@ impl DefaultPrincipalData {
         let f_token_authenticated =
             wire::read_bool(buf, "DefaultPrincipalData.TokenAuthenticated")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            r#type: f_type,
-            name: f_name,
-            token_authenticated: f_token_authenticated,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "DefaultPrincipalData._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "DefaultPrincipalData._tagged_fields")?;
             wire::check_tag_order(previous, tag, "DefaultPrincipalData._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            r#type: f_type,
+            name: f_name,
+            token_authenticated: f_token_authenticated,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

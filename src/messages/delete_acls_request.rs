@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DeleteAcls request (API key 31).
@@ -39,14 +39,14 @@ pub struct DeleteAclsRequest {
     /// Versions: 0-3. Default: `Vec::new()`.
     pub filters: Vec<DeleteAclsFilter>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DeleteAclsRequest {
     fn default() -> Self {
         Self {
             filters: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -90,14 +90,12 @@ impl DeleteAclsRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
-        let f_filters = wire::read_array(buf, flexible, 6, "DeleteAclsRequest.Filters", |buf| {
-            DeleteAclsFilter::decode_inner(buf, version)
-        })?;
+        let f_filters =
+            wire::read_array(buf, flexible, 6, "DeleteAclsRequest.Filters", move |buf| {
+                DeleteAclsFilter::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            filters: f_filters,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DeleteAclsRequest._tagged_fields")?;
             let mut previous = None;
@@ -105,11 +103,13 @@ impl DeleteAclsRequest {
                 let (tag, data) = wire::read_tagged_field(buf, "DeleteAclsRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DeleteAclsRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            filters: f_filters,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -179,7 +179,7 @@ pub struct DeleteAclsFilter {
     /// Versions: 0-3. Default: `0`.
     pub permission_type: i8,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DeleteAclsFilter {
@@ -192,7 +192,7 @@ impl Default for DeleteAclsFilter {
             host_filter: Some(ByteString::new()),
             operation: 0,
             permission_type: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -254,6 +254,7 @@ impl DeleteAclsFilter {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_resource_type_filter = wire::read_i8(buf, "DeleteAclsFilter.ResourceTypeFilter")?;
@@ -268,19 +269,18 @@ impl DeleteAclsFilter {
             wire::read_nullable_string(buf, flexible, "DeleteAclsFilter.PrincipalFilter")?;
         let f_host_filter =
             wire::read_nullable_string(buf, flexible, "DeleteAclsFilter.HostFilter")?;
-        let f_operation = wire::read_i8(buf, "DeleteAclsFilter.Operation")?;
-        let f_permission_type = wire::read_i8(buf, "DeleteAclsFilter.PermissionType")?;
+        let f_operation;
+        let f_permission_type;
+        if let Some(b) = wire::peek_fixed::<2>(buf) {
+            f_operation = i8::from_be_bytes([b[0]]);
+            f_permission_type = i8::from_be_bytes([b[1]]);
+            wire::skip_fixed::<2>(buf);
+        } else {
+            f_operation = wire::read_i8(buf, "DeleteAclsFilter.Operation")?;
+            f_permission_type = wire::read_i8(buf, "DeleteAclsFilter.PermissionType")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            resource_type_filter: f_resource_type_filter,
-            resource_name_filter: f_resource_name_filter,
-            pattern_type_filter: f_pattern_type_filter,
-            principal_filter: f_principal_filter,
-            host_filter: f_host_filter,
-            operation: f_operation,
-            permission_type: f_permission_type,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DeleteAclsFilter._tagged_fields")?;
             let mut previous = None;
@@ -288,11 +288,19 @@ impl DeleteAclsFilter {
                 let (tag, data) = wire::read_tagged_field(buf, "DeleteAclsFilter._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DeleteAclsFilter._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            resource_type_filter: f_resource_type_filter,
+            resource_name_filter: f_resource_name_filter,
+            pattern_type_filter: f_pattern_type_filter,
+            principal_filter: f_principal_filter,
+            host_filter: f_host_filter,
+            operation: f_operation,
+            permission_type: f_permission_type,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DeleteAcls response (API key 31).
@@ -43,7 +43,7 @@ pub struct DeleteAclsResponse {
     /// Versions: 0-3. Default: `Vec::new()`.
     pub filter_results: Vec<DeleteAclsFilterResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DeleteAclsResponse {
@@ -51,7 +51,7 @@ impl Default for DeleteAclsResponse {
         Self {
             throttle_time_ms: 0,
             filter_results: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -102,14 +102,10 @@ impl DeleteAclsResponse {
             flexible,
             4,
             "DeleteAclsResponse.FilterResults",
-            |buf| DeleteAclsFilterResult::decode_inner(buf, version),
+            move |buf| DeleteAclsFilterResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            filter_results: f_filter_results,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DeleteAclsResponse._tagged_fields")?;
             let mut previous = None;
@@ -118,11 +114,14 @@ impl DeleteAclsResponse {
                     wire::read_tagged_field(buf, "DeleteAclsResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DeleteAclsResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            filter_results: f_filter_results,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -201,7 +200,7 @@ pub struct DeleteAclsMatchingAcl {
     /// Versions: 0-3. Default: `0`.
     pub permission_type: i8,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DeleteAclsMatchingAcl {
@@ -216,7 +215,7 @@ impl Default for DeleteAclsMatchingAcl {
             host: ByteString::new(),
             operation: 0,
             permission_type: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -280,6 +279,7 @@ impl DeleteAclsMatchingAcl {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_error_code = wire::read_i16(buf, "DeleteAclsMatchingAcl.ErrorCode")?;
@@ -295,10 +295,30 @@ impl DeleteAclsMatchingAcl {
         };
         let f_principal = wire::read_string(buf, flexible, "DeleteAclsMatchingAcl.Principal")?;
         let f_host = wire::read_string(buf, flexible, "DeleteAclsMatchingAcl.Host")?;
-        let f_operation = wire::read_i8(buf, "DeleteAclsMatchingAcl.Operation")?;
-        let f_permission_type = wire::read_i8(buf, "DeleteAclsMatchingAcl.PermissionType")?;
+        let f_operation;
+        let f_permission_type;
+        if let Some(b) = wire::peek_fixed::<2>(buf) {
+            f_operation = i8::from_be_bytes([b[0]]);
+            f_permission_type = i8::from_be_bytes([b[1]]);
+            wire::skip_fixed::<2>(buf);
+        } else {
+            f_operation = wire::read_i8(buf, "DeleteAclsMatchingAcl.Operation")?;
+            f_permission_type = wire::read_i8(buf, "DeleteAclsMatchingAcl.PermissionType")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
+        let mut unknown_tagged = UnknownTaggedFields::new();
+        if flexible {
+            let count = wire::read_tagged_header(buf, "DeleteAclsMatchingAcl._tagged_fields")?;
+            let mut previous = None;
+            for _ in 0..count {
+                let (tag, data) =
+                    wire::read_tagged_field(buf, "DeleteAclsMatchingAcl._tagged_fields")?;
+                wire::check_tag_order(previous, tag, "DeleteAclsMatchingAcl._tagged_fields")?;
+                previous = Some(tag);
+                unknown_tagged.push(RawTaggedField { tag, data });
+            }
+        }
+        Ok(Self {
             error_code: f_error_code,
             error_message: f_error_message,
             resource_type: f_resource_type,
@@ -308,21 +328,8 @@ impl DeleteAclsMatchingAcl {
             host: f_host,
             operation: f_operation,
             permission_type: f_permission_type,
-            unknown_tagged_fields: Vec::new(),
-        };
-        if flexible {
-            let count = wire::read_tagged_header(buf, "DeleteAclsMatchingAcl._tagged_fields")?;
-            let mut previous = None;
-            for _ in 0..count {
-                let (tag, data) =
-                    wire::read_tagged_field(buf, "DeleteAclsMatchingAcl._tagged_fields")?;
-                wire::check_tag_order(previous, tag, "DeleteAclsMatchingAcl._tagged_fields")?;
-                previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
-            }
-        }
-        Ok(this)
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -400,7 +407,7 @@ pub struct DeleteAclsFilterResult {
     /// Versions: 0-3. Default: `Vec::new()`.
     pub matching_acls: Vec<DeleteAclsMatchingAcl>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DeleteAclsFilterResult {
@@ -409,7 +416,7 @@ impl Default for DeleteAclsFilterResult {
             error_code: 0,
             error_message: Some(ByteString::new()),
             matching_acls: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -458,6 +465,7 @@ impl DeleteAclsFilterResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_error_code = wire::read_i16(buf, "DeleteAclsFilterResult.ErrorCode")?;
@@ -468,15 +476,10 @@ impl DeleteAclsFilterResult {
             flexible,
             9,
             "DeleteAclsFilterResult.MatchingAcls",
-            |buf| DeleteAclsMatchingAcl::decode_inner(buf, version),
+            move |buf| DeleteAclsMatchingAcl::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            error_message: f_error_message,
-            matching_acls: f_matching_acls,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DeleteAclsFilterResult._tagged_fields")?;
             let mut previous = None;
@@ -485,11 +488,15 @@ impl DeleteAclsFilterResult {
                     wire::read_tagged_field(buf, "DeleteAclsFilterResult._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DeleteAclsFilterResult._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            error_message: f_error_message,
+            matching_acls: f_matching_acls,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DeleteGroups request (API key 42).
@@ -39,14 +39,14 @@ pub struct DeleteGroupsRequest {
     /// Versions: 0-2; entity type `groupId`. Default: `Vec::new()`.
     pub groups_names: Vec<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DeleteGroupsRequest {
     fn default() -> Self {
         Self {
             groups_names: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -91,15 +91,15 @@ impl DeleteGroupsRequest {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
-        let f_groups_names =
-            wire::read_array(buf, flexible, 1, "DeleteGroupsRequest.GroupsNames", |buf| {
-                wire::read_string(buf, flexible, "DeleteGroupsRequest.GroupsNames")
-            })?;
+        let f_groups_names = wire::read_array(
+            buf,
+            flexible,
+            1,
+            "DeleteGroupsRequest.GroupsNames",
+            move |buf| wire::read_string(buf, flexible, "DeleteGroupsRequest.GroupsNames"),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            groups_names: f_groups_names,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DeleteGroupsRequest._tagged_fields")?;
             let mut previous = None;
@@ -108,11 +108,13 @@ impl DeleteGroupsRequest {
                     wire::read_tagged_field(buf, "DeleteGroupsRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DeleteGroupsRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            groups_names: f_groups_names,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

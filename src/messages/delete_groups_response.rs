@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DeleteGroups response (API key 42).
@@ -42,7 +42,7 @@ pub struct DeleteGroupsResponse {
     /// Versions: 0-2. Default: `Vec::new()`.
     pub results: Vec<DeletableGroupResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DeleteGroupsResponse {
@@ -50,7 +50,7 @@ impl Default for DeleteGroupsResponse {
         Self {
             throttle_time_ms: 0,
             results: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -96,16 +96,15 @@ impl DeleteGroupsResponse {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_throttle_time_ms = wire::read_i32(buf, "DeleteGroupsResponse.ThrottleTimeMs")?;
-        let f_results =
-            wire::read_array(buf, flexible, 3, "DeleteGroupsResponse.Results", |buf| {
-                DeletableGroupResult::decode_inner(buf, version)
-            })?;
+        let f_results = wire::read_array(
+            buf,
+            flexible,
+            3,
+            "DeleteGroupsResponse.Results",
+            move |buf| DeletableGroupResult::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            results: f_results,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DeleteGroupsResponse._tagged_fields")?;
             let mut previous = None;
@@ -114,11 +113,14 @@ impl DeleteGroupsResponse {
                     wire::read_tagged_field(buf, "DeleteGroupsResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DeleteGroupsResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            results: f_results,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -169,7 +171,7 @@ pub struct DeletableGroupResult {
     /// Versions: 0-2. Default: `0`.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DeletableGroupResult {
@@ -177,7 +179,7 @@ impl Default for DeletableGroupResult {
         Self {
             group_id: ByteString::new(),
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -217,17 +219,14 @@ impl DeletableGroupResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
         let f_group_id = wire::read_string(buf, flexible, "DeletableGroupResult.GroupId")?;
         let f_error_code = wire::read_i16(buf, "DeletableGroupResult.ErrorCode")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            group_id: f_group_id,
-            error_code: f_error_code,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DeletableGroupResult._tagged_fields")?;
             let mut previous = None;
@@ -236,11 +235,14 @@ impl DeletableGroupResult {
                     wire::read_tagged_field(buf, "DeletableGroupResult._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DeletableGroupResult._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            group_id: f_group_id,
+            error_code: f_error_code,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DeleteRecords request (API key 21).
@@ -42,7 +42,7 @@ pub struct DeleteRecordsRequest {
     /// Versions: 0-2. Default: `0`.
     pub timeout_ms: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DeleteRecordsRequest {
@@ -50,7 +50,7 @@ impl Default for DeleteRecordsRequest {
         Self {
             topics: Vec::new(),
             timeout_ms: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -95,16 +95,16 @@ impl DeleteRecordsRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
-        let f_topics = wire::read_array(buf, flexible, 2, "DeleteRecordsRequest.Topics", |buf| {
-            DeleteRecordsTopic::decode_inner(buf, version)
-        })?;
+        let f_topics = wire::read_array(
+            buf,
+            flexible,
+            2,
+            "DeleteRecordsRequest.Topics",
+            move |buf| DeleteRecordsTopic::decode_inner(buf, version),
+        )?;
         let f_timeout_ms = wire::read_i32(buf, "DeleteRecordsRequest.TimeoutMs")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topics: f_topics,
-            timeout_ms: f_timeout_ms,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DeleteRecordsRequest._tagged_fields")?;
             let mut previous = None;
@@ -113,11 +113,14 @@ impl DeleteRecordsRequest {
                     wire::read_tagged_field(buf, "DeleteRecordsRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DeleteRecordsRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topics: f_topics,
+            timeout_ms: f_timeout_ms,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -168,7 +171,7 @@ pub struct DeleteRecordsPartition {
     /// Versions: 0-2. Default: `0`.
     pub offset: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DeleteRecordsPartition {
@@ -176,7 +179,7 @@ impl Default for DeleteRecordsPartition {
         Self {
             partition_index: 0,
             offset: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -211,17 +214,22 @@ impl DeleteRecordsPartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
-        let f_partition_index = wire::read_i32(buf, "DeleteRecordsPartition.PartitionIndex")?;
-        let f_offset = wire::read_i64(buf, "DeleteRecordsPartition.Offset")?;
+        let f_partition_index;
+        let f_offset;
+        if let Some(b) = wire::peek_fixed::<12>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_offset = i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "DeleteRecordsPartition.PartitionIndex")?;
+            f_offset = wire::read_i64(buf, "DeleteRecordsPartition.Offset")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            offset: f_offset,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DeleteRecordsPartition._tagged_fields")?;
             let mut previous = None;
@@ -230,11 +238,14 @@ impl DeleteRecordsPartition {
                     wire::read_tagged_field(buf, "DeleteRecordsPartition._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DeleteRecordsPartition._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            offset: f_offset,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -282,7 +293,7 @@ pub struct DeleteRecordsTopic {
     /// Versions: 0-2. Default: `Vec::new()`.
     pub partitions: Vec<DeleteRecordsPartition>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DeleteRecordsTopic {
@@ -290,7 +301,7 @@ impl Default for DeleteRecordsTopic {
         Self {
             name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -333,19 +344,19 @@ impl DeleteRecordsTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_name = wire::read_string(buf, flexible, "DeleteRecordsTopic.Name")?;
-        let f_partitions =
-            wire::read_array(buf, flexible, 12, "DeleteRecordsTopic.Partitions", |buf| {
-                DeleteRecordsPartition::decode_inner(buf, version)
-            })?;
+        let f_partitions = wire::read_array(
+            buf,
+            flexible,
+            12,
+            "DeleteRecordsTopic.Partitions",
+            move |buf| DeleteRecordsPartition::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DeleteRecordsTopic._tagged_fields")?;
             let mut previous = None;
@@ -354,11 +365,14 @@ impl DeleteRecordsTopic {
                     wire::read_tagged_field(buf, "DeleteRecordsTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DeleteRecordsTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

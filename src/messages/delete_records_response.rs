@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DeleteRecords response (API key 21).
@@ -41,7 +41,7 @@ pub struct DeleteRecordsResponse {
     /// Versions: 0-2. Default: `Vec::new()`.
     pub topics: Vec<DeleteRecordsTopicResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DeleteRecordsResponse {
@@ -49,7 +49,7 @@ impl Default for DeleteRecordsResponse {
         Self {
             throttle_time_ms: 0,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -95,15 +95,15 @@ impl DeleteRecordsResponse {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_throttle_time_ms = wire::read_i32(buf, "DeleteRecordsResponse.ThrottleTimeMs")?;
-        let f_topics = wire::read_array(buf, flexible, 2, "DeleteRecordsResponse.Topics", |buf| {
-            DeleteRecordsTopicResult::decode_inner(buf, version)
-        })?;
+        let f_topics = wire::read_array(
+            buf,
+            flexible,
+            2,
+            "DeleteRecordsResponse.Topics",
+            move |buf| DeleteRecordsTopicResult::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DeleteRecordsResponse._tagged_fields")?;
             let mut previous = None;
@@ -112,11 +112,14 @@ impl DeleteRecordsResponse {
                     wire::read_tagged_field(buf, "DeleteRecordsResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DeleteRecordsResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -171,7 +174,7 @@ pub struct DeleteRecordsPartitionResult {
     /// Versions: 0-2. Default: `0`.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DeleteRecordsPartitionResult {
@@ -180,7 +183,7 @@ impl Default for DeleteRecordsPartitionResult {
             partition_index: 0,
             low_watermark: 0,
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -216,19 +219,26 @@ impl DeleteRecordsPartitionResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
-        let f_partition_index = wire::read_i32(buf, "DeleteRecordsPartitionResult.PartitionIndex")?;
-        let f_low_watermark = wire::read_i64(buf, "DeleteRecordsPartitionResult.LowWatermark")?;
-        let f_error_code = wire::read_i16(buf, "DeleteRecordsPartitionResult.ErrorCode")?;
+        let f_partition_index;
+        let f_low_watermark;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<14>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_low_watermark =
+                i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            f_error_code = i16::from_be_bytes([b[12], b[13]]);
+            wire::skip_fixed::<14>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "DeleteRecordsPartitionResult.PartitionIndex")?;
+            f_low_watermark = wire::read_i64(buf, "DeleteRecordsPartitionResult.LowWatermark")?;
+            f_error_code = wire::read_i16(buf, "DeleteRecordsPartitionResult.ErrorCode")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            low_watermark: f_low_watermark,
-            error_code: f_error_code,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "DeleteRecordsPartitionResult._tagged_fields")?;
@@ -242,11 +252,15 @@ impl DeleteRecordsPartitionResult {
                     "DeleteRecordsPartitionResult._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            low_watermark: f_low_watermark,
+            error_code: f_error_code,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -295,7 +309,7 @@ pub struct DeleteRecordsTopicResult {
     /// Versions: 0-2. Default: `Vec::new()`.
     pub partitions: Vec<DeleteRecordsPartitionResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DeleteRecordsTopicResult {
@@ -303,7 +317,7 @@ impl Default for DeleteRecordsTopicResult {
         Self {
             name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -346,6 +360,7 @@ impl DeleteRecordsTopicResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_name = wire::read_string(buf, flexible, "DeleteRecordsTopicResult.Name")?;
@@ -354,14 +369,10 @@ impl DeleteRecordsTopicResult {
             flexible,
             14,
             "DeleteRecordsTopicResult.Partitions",
-            |buf| DeleteRecordsPartitionResult::decode_inner(buf, version),
+            move |buf| DeleteRecordsPartitionResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DeleteRecordsTopicResult._tagged_fields")?;
             let mut previous = None;
@@ -370,11 +381,14 @@ impl DeleteRecordsTopicResult {
                     wire::read_tagged_field(buf, "DeleteRecordsTopicResult._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DeleteRecordsTopicResult._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The DeleteTopics request (API key 20).
@@ -52,7 +52,7 @@ pub struct DeleteTopicsRequest {
     /// Versions: 0-6. Default: `0`.
     pub timeout_ms: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DeleteTopicsRequest {
@@ -61,7 +61,7 @@ impl Default for DeleteTopicsRequest {
             topics: Vec::new(),
             topic_names: Vec::new(),
             timeout_ms: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -125,27 +125,30 @@ impl DeleteTopicsRequest {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let f_topics = if version >= 6 {
-            wire::read_array(buf, flexible, 18, "DeleteTopicsRequest.Topics", |buf| {
-                DeleteTopicState::decode_inner(buf, version)
-            })?
+            wire::read_array(
+                buf,
+                flexible,
+                18,
+                "DeleteTopicsRequest.Topics",
+                move |buf| DeleteTopicState::decode_inner(buf, version),
+            )?
         } else {
             Vec::new()
         };
         let f_topic_names = if version <= 5 {
-            wire::read_array(buf, flexible, 1, "DeleteTopicsRequest.TopicNames", |buf| {
-                wire::read_string(buf, flexible, "DeleteTopicsRequest.TopicNames")
-            })?
+            wire::read_array(
+                buf,
+                flexible,
+                1,
+                "DeleteTopicsRequest.TopicNames",
+                move |buf| wire::read_string(buf, flexible, "DeleteTopicsRequest.TopicNames"),
+            )?
         } else {
             Vec::new()
         };
         let f_timeout_ms = wire::read_i32(buf, "DeleteTopicsRequest.TimeoutMs")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topics: f_topics,
-            topic_names: f_topic_names,
-            timeout_ms: f_timeout_ms,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DeleteTopicsRequest._tagged_fields")?;
             let mut previous = None;
@@ -154,11 +157,15 @@ impl DeleteTopicsRequest {
                     wire::read_tagged_field(buf, "DeleteTopicsRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DeleteTopicsRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topics: f_topics,
+            topic_names: f_topic_names,
+            timeout_ms: f_timeout_ms,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -224,7 +231,7 @@ pub struct DeleteTopicState {
     /// Versions: 6. Default: `Uuid::ZERO`.
     pub topic_id: Uuid,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DeleteTopicState {
@@ -232,7 +239,7 @@ impl Default for DeleteTopicState {
         Self {
             name: None,
             topic_id: Uuid::ZERO,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -260,26 +267,26 @@ impl DeleteTopicState {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_nullable_string(buf, true, "DeleteTopicState.Name")?;
         let f_topic_id = wire::read_uuid(buf, "DeleteTopicState.TopicId")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            topic_id: f_topic_id,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "DeleteTopicState._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "DeleteTopicState._tagged_fields")?;
             wire::check_tag_order(previous, tag, "DeleteTopicState._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            topic_id: f_topic_id,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

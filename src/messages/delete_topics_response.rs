@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The DeleteTopics response (API key 20).
@@ -53,7 +53,7 @@ pub struct DeleteTopicsResponse {
     /// Versions: 0-6. Default: `Vec::new()`.
     pub responses: Vec<DeletableTopicResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DeleteTopicsResponse {
@@ -61,7 +61,7 @@ impl Default for DeleteTopicsResponse {
         Self {
             throttle_time_ms: 0,
             responses: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -113,16 +113,15 @@ impl DeleteTopicsResponse {
         } else {
             0
         };
-        let f_responses =
-            wire::read_array(buf, flexible, 3, "DeleteTopicsResponse.Responses", |buf| {
-                DeletableTopicResult::decode_inner(buf, version)
-            })?;
+        let f_responses = wire::read_array(
+            buf,
+            flexible,
+            3,
+            "DeleteTopicsResponse.Responses",
+            move |buf| DeletableTopicResult::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            responses: f_responses,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DeleteTopicsResponse._tagged_fields")?;
             let mut previous = None;
@@ -131,11 +130,14 @@ impl DeleteTopicsResponse {
                     wire::read_tagged_field(buf, "DeleteTopicsResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DeleteTopicsResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            responses: f_responses,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -198,7 +200,7 @@ pub struct DeletableTopicResult {
     /// Versions: 5-6; nullable in 5-6; ignorable (dropped silently where absent). Default: `None`.
     pub error_message: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DeletableTopicResult {
@@ -208,7 +210,7 @@ impl Default for DeletableTopicResult {
             topic_id: Uuid::ZERO,
             error_code: 0,
             error_message: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -273,6 +275,7 @@ impl DeletableTopicResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let f_name = if version >= 6 {
@@ -284,25 +287,32 @@ impl DeletableTopicResult {
                 "DeletableTopicResult.Name",
             )?)
         };
-        let f_topic_id = if version >= 6 {
-            wire::read_uuid(buf, "DeletableTopicResult.TopicId")?
+        let f_topic_id;
+        let f_error_code;
+        if version >= 6
+            && let Some(b) = wire::peek_fixed::<18>(buf)
+        {
+            f_topic_id = Uuid::from_bytes([
+                b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+                b[13], b[14], b[15],
+            ]);
+            f_error_code = i16::from_be_bytes([b[16], b[17]]);
+            wire::skip_fixed::<18>(buf);
         } else {
-            Uuid::ZERO
-        };
-        let f_error_code = wire::read_i16(buf, "DeletableTopicResult.ErrorCode")?;
+            f_topic_id = if version >= 6 {
+                wire::read_uuid(buf, "DeletableTopicResult.TopicId")?
+            } else {
+                Uuid::ZERO
+            };
+            f_error_code = wire::read_i16(buf, "DeletableTopicResult.ErrorCode")?;
+        }
         let f_error_message = if version >= 5 {
             wire::read_nullable_string(buf, flexible, "DeletableTopicResult.ErrorMessage")?
         } else {
             None
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            topic_id: f_topic_id,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DeletableTopicResult._tagged_fields")?;
             let mut previous = None;
@@ -311,11 +321,16 @@ impl DeletableTopicResult {
                     wire::read_tagged_field(buf, "DeletableTopicResult._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DeletableTopicResult._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            topic_id: f_topic_id,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

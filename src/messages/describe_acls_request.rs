@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeAcls request (API key 29).
@@ -63,7 +63,7 @@ pub struct DescribeAclsRequest {
     /// Versions: 0-3. Default: `0`.
     pub permission_type: i8,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeAclsRequest {
@@ -76,7 +76,7 @@ impl Default for DescribeAclsRequest {
             host_filter: Some(ByteString::new()),
             operation: 0,
             permission_type: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -152,19 +152,18 @@ impl DescribeAclsRequest {
             wire::read_nullable_string(buf, flexible, "DescribeAclsRequest.PrincipalFilter")?;
         let f_host_filter =
             wire::read_nullable_string(buf, flexible, "DescribeAclsRequest.HostFilter")?;
-        let f_operation = wire::read_i8(buf, "DescribeAclsRequest.Operation")?;
-        let f_permission_type = wire::read_i8(buf, "DescribeAclsRequest.PermissionType")?;
+        let f_operation;
+        let f_permission_type;
+        if let Some(b) = wire::peek_fixed::<2>(buf) {
+            f_operation = i8::from_be_bytes([b[0]]);
+            f_permission_type = i8::from_be_bytes([b[1]]);
+            wire::skip_fixed::<2>(buf);
+        } else {
+            f_operation = wire::read_i8(buf, "DescribeAclsRequest.Operation")?;
+            f_permission_type = wire::read_i8(buf, "DescribeAclsRequest.PermissionType")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            resource_type_filter: f_resource_type_filter,
-            resource_name_filter: f_resource_name_filter,
-            pattern_type_filter: f_pattern_type_filter,
-            principal_filter: f_principal_filter,
-            host_filter: f_host_filter,
-            operation: f_operation,
-            permission_type: f_permission_type,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribeAclsRequest._tagged_fields")?;
             let mut previous = None;
@@ -173,11 +172,19 @@ impl DescribeAclsRequest {
                     wire::read_tagged_field(buf, "DescribeAclsRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribeAclsRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            resource_type_filter: f_resource_type_filter,
+            resource_name_filter: f_resource_name_filter,
+            pattern_type_filter: f_pattern_type_filter,
+            principal_filter: f_principal_filter,
+            host_filter: f_host_filter,
+            operation: f_operation,
+            permission_type: f_permission_type,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

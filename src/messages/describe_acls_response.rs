@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeAcls response (API key 29).
@@ -51,7 +51,7 @@ pub struct DescribeAclsResponse {
     /// Versions: 0-3. Default: `Vec::new()`.
     pub resources: Vec<DescribeAclsResource>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeAclsResponse {
@@ -61,7 +61,7 @@ impl Default for DescribeAclsResponse {
             error_code: 0,
             error_message: Some(ByteString::new()),
             resources: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -113,22 +113,27 @@ impl DescribeAclsResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
-        let f_throttle_time_ms = wire::read_i32(buf, "DescribeAclsResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "DescribeAclsResponse.ErrorCode")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_throttle_time_ms = wire::read_i32(buf, "DescribeAclsResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "DescribeAclsResponse.ErrorCode")?;
+        }
         let f_error_message =
             wire::read_nullable_string(buf, flexible, "DescribeAclsResponse.ErrorMessage")?;
-        let f_resources =
-            wire::read_array(buf, flexible, 3, "DescribeAclsResponse.Resources", |buf| {
-                DescribeAclsResource::decode_inner(buf, version)
-            })?;
+        let f_resources = wire::read_array(
+            buf,
+            flexible,
+            3,
+            "DescribeAclsResponse.Resources",
+            move |buf| DescribeAclsResource::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            resources: f_resources,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribeAclsResponse._tagged_fields")?;
             let mut previous = None;
@@ -137,11 +142,16 @@ impl DescribeAclsResponse {
                     wire::read_tagged_field(buf, "DescribeAclsResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribeAclsResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            resources: f_resources,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -208,7 +218,7 @@ pub struct AclDescription {
     /// Versions: 0-3. Default: `0`.
     pub permission_type: i8,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AclDescription {
@@ -218,7 +228,7 @@ impl Default for AclDescription {
             host: ByteString::new(),
             operation: 0,
             permission_type: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -255,21 +265,24 @@ impl AclDescription {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
         let f_principal = wire::read_string(buf, flexible, "AclDescription.Principal")?;
         let f_host = wire::read_string(buf, flexible, "AclDescription.Host")?;
-        let f_operation = wire::read_i8(buf, "AclDescription.Operation")?;
-        let f_permission_type = wire::read_i8(buf, "AclDescription.PermissionType")?;
+        let f_operation;
+        let f_permission_type;
+        if let Some(b) = wire::peek_fixed::<2>(buf) {
+            f_operation = i8::from_be_bytes([b[0]]);
+            f_permission_type = i8::from_be_bytes([b[1]]);
+            wire::skip_fixed::<2>(buf);
+        } else {
+            f_operation = wire::read_i8(buf, "AclDescription.Operation")?;
+            f_permission_type = wire::read_i8(buf, "AclDescription.PermissionType")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            principal: f_principal,
-            host: f_host,
-            operation: f_operation,
-            permission_type: f_permission_type,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "AclDescription._tagged_fields")?;
             let mut previous = None;
@@ -277,11 +290,16 @@ impl AclDescription {
                 let (tag, data) = wire::read_tagged_field(buf, "AclDescription._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "AclDescription._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            principal: f_principal,
+            host: f_host,
+            operation: f_operation,
+            permission_type: f_permission_type,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -346,7 +364,7 @@ pub struct DescribeAclsResource {
     /// Versions: 0-3. Default: `Vec::new()`.
     pub acls: Vec<AclDescription>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeAclsResource {
@@ -356,7 +374,7 @@ impl Default for DescribeAclsResource {
             resource_name: ByteString::new(),
             pattern_type: 3,
             acls: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -413,6 +431,7 @@ impl DescribeAclsResource {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_resource_type = wire::read_i8(buf, "DescribeAclsResource.ResourceType")?;
@@ -423,17 +442,11 @@ impl DescribeAclsResource {
         } else {
             3
         };
-        let f_acls = wire::read_array(buf, flexible, 4, "DescribeAclsResource.Acls", |buf| {
+        let f_acls = wire::read_array(buf, flexible, 4, "DescribeAclsResource.Acls", move |buf| {
             AclDescription::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            resource_type: f_resource_type,
-            resource_name: f_resource_name,
-            pattern_type: f_pattern_type,
-            acls: f_acls,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribeAclsResource._tagged_fields")?;
             let mut previous = None;
@@ -442,11 +455,16 @@ impl DescribeAclsResource {
                     wire::read_tagged_field(buf, "DescribeAclsResource._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribeAclsResource._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            resource_type: f_resource_type,
+            resource_name: f_resource_name,
+            pattern_type: f_pattern_type,
+            acls: f_acls,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeClientQuotas request (API key 48).
@@ -41,7 +41,7 @@ pub struct DescribeClientQuotasRequest {
     /// Versions: 0-1. Default: `false`.
     pub strict: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeClientQuotasRequest {
@@ -49,7 +49,7 @@ impl Default for DescribeClientQuotasRequest {
         Self {
             components: Vec::new(),
             strict: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -99,15 +99,11 @@ impl DescribeClientQuotasRequest {
             flexible,
             3,
             "DescribeClientQuotasRequest.Components",
-            |buf| ComponentData::decode_inner(buf, version),
+            move |buf| ComponentData::decode_inner(buf, version),
         )?;
         let f_strict = wire::read_bool(buf, "DescribeClientQuotasRequest.Strict")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            components: f_components,
-            strict: f_strict,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "DescribeClientQuotasRequest._tagged_fields")?;
@@ -117,11 +113,14 @@ impl DescribeClientQuotasRequest {
                     wire::read_tagged_field(buf, "DescribeClientQuotasRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribeClientQuotasRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            components: f_components,
+            strict: f_strict,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -176,7 +175,7 @@ pub struct ComponentData {
     /// Versions: 0-1; nullable in 0-1. Default: `Some(ByteString::new())`.
     pub r#match: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ComponentData {
@@ -185,7 +184,7 @@ impl Default for ComponentData {
             entity_type: ByteString::new(),
             match_type: 0,
             r#match: Some(ByteString::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -226,6 +225,7 @@ impl ComponentData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let _ = version;
@@ -233,12 +233,7 @@ impl ComponentData {
         let f_match_type = wire::read_i8(buf, "ComponentData.MatchType")?;
         let f_match = wire::read_nullable_string(buf, flexible, "ComponentData.Match")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            entity_type: f_entity_type,
-            match_type: f_match_type,
-            r#match: f_match,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ComponentData._tagged_fields")?;
             let mut previous = None;
@@ -246,11 +241,15 @@ impl ComponentData {
                 let (tag, data) = wire::read_tagged_field(buf, "ComponentData._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ComponentData._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            entity_type: f_entity_type,
+            match_type: f_match_type,
+            r#match: f_match,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeClientQuotas response (API key 48).
@@ -48,7 +48,7 @@ pub struct DescribeClientQuotasResponse {
     /// Versions: 0-1; nullable in 0-1. Default: `Some(Vec::new())`.
     pub entries: Option<Vec<EntryData>>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeClientQuotasResponse {
@@ -58,7 +58,7 @@ impl Default for DescribeClientQuotasResponse {
             error_code: 0,
             error_message: Some(ByteString::new()),
             entries: Some(Vec::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -117,9 +117,17 @@ impl DescribeClientQuotasResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
-        let f_throttle_time_ms =
-            wire::read_i32(buf, "DescribeClientQuotasResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "DescribeClientQuotasResponse.ErrorCode")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_throttle_time_ms =
+                wire::read_i32(buf, "DescribeClientQuotasResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "DescribeClientQuotasResponse.ErrorCode")?;
+        }
         let f_error_message =
             wire::read_nullable_string(buf, flexible, "DescribeClientQuotasResponse.ErrorMessage")?;
         let f_entries = wire::read_nullable_array(
@@ -127,16 +135,10 @@ impl DescribeClientQuotasResponse {
             flexible,
             2,
             "DescribeClientQuotasResponse.Entries",
-            |buf| EntryData::decode_inner(buf, version),
+            move |buf| EntryData::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            entries: f_entries,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "DescribeClientQuotasResponse._tagged_fields")?;
@@ -150,11 +152,16 @@ impl DescribeClientQuotasResponse {
                     "DescribeClientQuotasResponse._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            entries: f_entries,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -215,7 +222,7 @@ pub struct EntityData {
     /// Versions: 0-1; nullable in 0-1. Default: `Some(ByteString::new())`.
     pub entity_name: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for EntityData {
@@ -223,7 +230,7 @@ impl Default for EntityData {
         Self {
             entity_type: ByteString::new(),
             entity_name: Some(ByteString::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -263,17 +270,14 @@ impl EntityData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let _ = version;
         let f_entity_type = wire::read_string(buf, flexible, "EntityData.EntityType")?;
         let f_entity_name = wire::read_nullable_string(buf, flexible, "EntityData.EntityName")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            entity_type: f_entity_type,
-            entity_name: f_entity_name,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "EntityData._tagged_fields")?;
             let mut previous = None;
@@ -281,11 +285,14 @@ impl EntityData {
                 let (tag, data) = wire::read_tagged_field(buf, "EntityData._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "EntityData._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            entity_type: f_entity_type,
+            entity_name: f_entity_name,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -342,7 +349,7 @@ pub struct ValueData {
     /// Versions: 0-1. Default: `0.0`.
     pub value: f64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ValueData {
@@ -350,7 +357,7 @@ impl Default for ValueData {
         Self {
             key: ByteString::new(),
             value: 0.0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -385,17 +392,14 @@ impl ValueData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let _ = version;
         let f_key = wire::read_string(buf, flexible, "ValueData.Key")?;
         let f_value = wire::read_f64(buf, "ValueData.Value")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            key: f_key,
-            value: f_value,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ValueData._tagged_fields")?;
             let mut previous = None;
@@ -403,11 +407,14 @@ impl ValueData {
                 let (tag, data) = wire::read_tagged_field(buf, "ValueData._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ValueData._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            key: f_key,
+            value: f_value,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -459,7 +466,7 @@ pub struct EntryData {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub values: Vec<ValueData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for EntryData {
@@ -467,7 +474,7 @@ impl Default for EntryData {
         Self {
             entity: Vec::new(),
             values: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -508,20 +515,17 @@ impl EntryData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
-        let f_entity = wire::read_array(buf, flexible, 2, "EntryData.Entity", |buf| {
+        let f_entity = wire::read_array(buf, flexible, 2, "EntryData.Entity", move |buf| {
             EntityData::decode_inner(buf, version)
         })?;
-        let f_values = wire::read_array(buf, flexible, 9, "EntryData.Values", |buf| {
+        let f_values = wire::read_array(buf, flexible, 9, "EntryData.Values", move |buf| {
             ValueData::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            entity: f_entity,
-            values: f_values,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "EntryData._tagged_fields")?;
             let mut previous = None;
@@ -529,11 +533,14 @@ impl EntryData {
                 let (tag, data) = wire::read_tagged_field(buf, "EntryData._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "EntryData._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            entity: f_entity,
+            values: f_values,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

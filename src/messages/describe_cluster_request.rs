@@ -17,7 +17,8 @@
 
 use super::{ApiKey, Request};
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeCluster request (API key 60).
@@ -42,7 +43,7 @@ pub struct DescribeClusterRequest {
     /// Versions: 1. Default: `1`.
     pub endpoint_type: i8,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeClusterRequest {
@@ -50,7 +51,7 @@ impl Default for DescribeClusterRequest {
         Self {
             include_cluster_authorized_operations: false,
             endpoint_type: 1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -85,21 +86,27 @@ impl DescribeClusterRequest {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_include_cluster_authorized_operations = wire::read_bool(
-            buf,
-            "DescribeClusterRequest.IncludeClusterAuthorizedOperations",
-        )?;
-        let f_endpoint_type = if version >= 1 {
-            wire::read_i8(buf, "DescribeClusterRequest.EndpointType")?
+        let f_include_cluster_authorized_operations;
+        let f_endpoint_type;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<2>(buf)
+        {
+            f_include_cluster_authorized_operations = b[0] != 0;
+            f_endpoint_type = i8::from_be_bytes([b[1]]);
+            wire::skip_fixed::<2>(buf);
         } else {
-            1
-        };
+            f_include_cluster_authorized_operations = wire::read_bool(
+                buf,
+                "DescribeClusterRequest.IncludeClusterAuthorizedOperations",
+            )?;
+            f_endpoint_type = if version >= 1 {
+                wire::read_i8(buf, "DescribeClusterRequest.EndpointType")?
+            } else {
+                1
+            };
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            include_cluster_authorized_operations: f_include_cluster_authorized_operations,
-            endpoint_type: f_endpoint_type,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "DescribeClusterRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -107,10 +114,13 @@ impl DescribeClusterRequest {
                 wire::read_tagged_field(buf, "DescribeClusterRequest._tagged_fields")?;
             wire::check_tag_order(previous, tag, "DescribeClusterRequest._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            include_cluster_authorized_operations: f_include_cluster_authorized_operations,
+            endpoint_type: f_endpoint_type,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeCluster response (API key 60).
@@ -67,7 +67,7 @@ pub struct DescribeClusterResponse {
     /// Versions: 0-1. Default: `i32::MIN`.
     pub cluster_authorized_operations: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeClusterResponse {
@@ -81,7 +81,7 @@ impl Default for DescribeClusterResponse {
             controller_id: -1,
             brokers: Vec::new(),
             cluster_authorized_operations: i32::MIN,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -140,8 +140,16 @@ impl DescribeClusterResponse {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_throttle_time_ms = wire::read_i32(buf, "DescribeClusterResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "DescribeClusterResponse.ErrorCode")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_throttle_time_ms = wire::read_i32(buf, "DescribeClusterResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "DescribeClusterResponse.ErrorCode")?;
+        }
         let f_error_message =
             wire::read_nullable_string(buf, true, "DescribeClusterResponse.ErrorMessage")?;
         let f_endpoint_type = if version >= 1 {
@@ -151,14 +159,27 @@ impl DescribeClusterResponse {
         };
         let f_cluster_id = wire::read_string(buf, true, "DescribeClusterResponse.ClusterId")?;
         let f_controller_id = wire::read_i32(buf, "DescribeClusterResponse.ControllerId")?;
-        let f_brokers =
-            wire::read_array(buf, true, 11, "DescribeClusterResponse.Brokers", |buf| {
-                DescribeClusterBroker::decode_inner(buf, version)
-            })?;
+        let f_brokers = wire::read_array(
+            buf,
+            true,
+            11,
+            "DescribeClusterResponse.Brokers",
+            move |buf| DescribeClusterBroker::decode_inner(buf, version),
+        )?;
         let f_cluster_authorized_operations =
             wire::read_i32(buf, "DescribeClusterResponse.ClusterAuthorizedOperations")?;
         #[allow(unused_mut)]
-        let mut this = Self {
+        let mut unknown_tagged = UnknownTaggedFields::new();
+        let count = wire::read_tagged_header(buf, "DescribeClusterResponse._tagged_fields")?;
+        let mut previous = None;
+        for _ in 0..count {
+            let (tag, data) =
+                wire::read_tagged_field(buf, "DescribeClusterResponse._tagged_fields")?;
+            wire::check_tag_order(previous, tag, "DescribeClusterResponse._tagged_fields")?;
+            previous = Some(tag);
+            unknown_tagged.push(RawTaggedField { tag, data });
+        }
+        Ok(Self {
             throttle_time_ms: f_throttle_time_ms,
             error_code: f_error_code,
             error_message: f_error_message,
@@ -167,19 +188,8 @@ impl DescribeClusterResponse {
             controller_id: f_controller_id,
             brokers: f_brokers,
             cluster_authorized_operations: f_cluster_authorized_operations,
-            unknown_tagged_fields: Vec::new(),
-        };
-        let count = wire::read_tagged_header(buf, "DescribeClusterResponse._tagged_fields")?;
-        let mut previous = None;
-        for _ in 0..count {
-            let (tag, data) =
-                wire::read_tagged_field(buf, "DescribeClusterResponse._tagged_fields")?;
-            wire::check_tag_order(previous, tag, "DescribeClusterResponse._tagged_fields")?;
-            previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
-        }
-        Ok(this)
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -252,7 +262,7 @@ pub struct DescribeClusterBroker {
     /// Versions: 0-1; nullable in 0-1. Default: `None`.
     pub rack: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeClusterBroker {
@@ -262,7 +272,7 @@ impl Default for DescribeClusterBroker {
             host: ByteString::new(),
             port: 0,
             rack: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -297,6 +307,7 @@ impl DescribeClusterBroker {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_broker_id = wire::read_i32(buf, "DescribeClusterBroker.BrokerId")?;
@@ -304,23 +315,22 @@ impl DescribeClusterBroker {
         let f_port = wire::read_i32(buf, "DescribeClusterBroker.Port")?;
         let f_rack = wire::read_nullable_string(buf, true, "DescribeClusterBroker.Rack")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            broker_id: f_broker_id,
-            host: f_host,
-            port: f_port,
-            rack: f_rack,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "DescribeClusterBroker._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "DescribeClusterBroker._tagged_fields")?;
             wire::check_tag_order(previous, tag, "DescribeClusterBroker._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            broker_id: f_broker_id,
+            host: f_host,
+            port: f_port,
+            rack: f_rack,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeConfigs request (API key 32).
@@ -47,7 +47,7 @@ pub struct DescribeConfigsRequest {
     /// Versions: 3-4. Default: `false`.
     pub include_documentation: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeConfigsRequest {
@@ -56,7 +56,7 @@ impl Default for DescribeConfigsRequest {
             resources: Vec::new(),
             include_synonyms: false,
             include_documentation: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -121,25 +121,30 @@ impl DescribeConfigsRequest {
             flexible,
             3,
             "DescribeConfigsRequest.Resources",
-            |buf| DescribeConfigsResource::decode_inner(buf, version),
+            move |buf| DescribeConfigsResource::decode_inner(buf, version),
         )?;
-        let f_include_synonyms = if version >= 1 {
-            wire::read_bool(buf, "DescribeConfigsRequest.IncludeSynonyms")?
+        let f_include_synonyms;
+        let f_include_documentation;
+        if version >= 3
+            && let Some(b) = wire::peek_fixed::<2>(buf)
+        {
+            f_include_synonyms = b[0] != 0;
+            f_include_documentation = b[1] != 0;
+            wire::skip_fixed::<2>(buf);
         } else {
-            false
-        };
-        let f_include_documentation = if version >= 3 {
-            wire::read_bool(buf, "DescribeConfigsRequest.IncludeDocumentation")?
-        } else {
-            false
-        };
+            f_include_synonyms = if version >= 1 {
+                wire::read_bool(buf, "DescribeConfigsRequest.IncludeSynonyms")?
+            } else {
+                false
+            };
+            f_include_documentation = if version >= 3 {
+                wire::read_bool(buf, "DescribeConfigsRequest.IncludeDocumentation")?
+            } else {
+                false
+            };
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            resources: f_resources,
-            include_synonyms: f_include_synonyms,
-            include_documentation: f_include_documentation,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribeConfigsRequest._tagged_fields")?;
             let mut previous = None;
@@ -148,11 +153,15 @@ impl DescribeConfigsRequest {
                     wire::read_tagged_field(buf, "DescribeConfigsRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribeConfigsRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            resources: f_resources,
+            include_synonyms: f_include_synonyms,
+            include_documentation: f_include_documentation,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -216,7 +225,7 @@ pub struct DescribeConfigsResource {
     /// Versions: 0-4; nullable in 0-4. Default: `Some(Vec::new())`.
     pub configuration_keys: Option<Vec<ByteString>>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeConfigsResource {
@@ -225,7 +234,7 @@ impl Default for DescribeConfigsResource {
             resource_type: 0,
             resource_name: ByteString::new(),
             configuration_keys: Some(Vec::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -289,6 +298,7 @@ impl DescribeConfigsResource {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let _ = version;
@@ -300,15 +310,12 @@ impl DescribeConfigsResource {
             flexible,
             1,
             "DescribeConfigsResource.ConfigurationKeys",
-            |buf| wire::read_string(buf, flexible, "DescribeConfigsResource.ConfigurationKeys"),
+            move |buf| {
+                wire::read_string(buf, flexible, "DescribeConfigsResource.ConfigurationKeys")
+            },
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            resource_type: f_resource_type,
-            resource_name: f_resource_name,
-            configuration_keys: f_configuration_keys,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribeConfigsResource._tagged_fields")?;
             let mut previous = None;
@@ -317,11 +324,15 @@ impl DescribeConfigsResource {
                     wire::read_tagged_field(buf, "DescribeConfigsResource._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribeConfigsResource._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            resource_type: f_resource_type,
+            resource_name: f_resource_name,
+            configuration_keys: f_configuration_keys,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeConfigs response (API key 32).
@@ -45,7 +45,7 @@ pub struct DescribeConfigsResponse {
     /// Versions: 0-4. Default: `Vec::new()`.
     pub results: Vec<DescribeConfigsResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeConfigsResponse {
@@ -53,7 +53,7 @@ impl Default for DescribeConfigsResponse {
         Self {
             throttle_time_ms: 0,
             results: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -99,16 +99,15 @@ impl DescribeConfigsResponse {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let f_throttle_time_ms = wire::read_i32(buf, "DescribeConfigsResponse.ThrottleTimeMs")?;
-        let f_results =
-            wire::read_array(buf, flexible, 6, "DescribeConfigsResponse.Results", |buf| {
-                DescribeConfigsResult::decode_inner(buf, version)
-            })?;
+        let f_results = wire::read_array(
+            buf,
+            flexible,
+            6,
+            "DescribeConfigsResponse.Results",
+            move |buf| DescribeConfigsResult::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            results: f_results,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribeConfigsResponse._tagged_fields")?;
             let mut previous = None;
@@ -117,11 +116,14 @@ impl DescribeConfigsResponse {
                     wire::read_tagged_field(buf, "DescribeConfigsResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribeConfigsResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            results: f_results,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -176,7 +178,7 @@ pub struct DescribeConfigsSynonym {
     /// Versions: 1-4. Default: `0`.
     pub source: i8,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeConfigsSynonym {
@@ -185,7 +187,7 @@ impl Default for DescribeConfigsSynonym {
             name: ByteString::new(),
             value: Some(ByteString::new()),
             source: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -226,6 +228,7 @@ impl DescribeConfigsSynonym {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let _ = version;
@@ -233,12 +236,7 @@ impl DescribeConfigsSynonym {
         let f_value = wire::read_nullable_string(buf, flexible, "DescribeConfigsSynonym.Value")?;
         let f_source = wire::read_i8(buf, "DescribeConfigsSynonym.Source")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            value: f_value,
-            source: f_source,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribeConfigsSynonym._tagged_fields")?;
             let mut previous = None;
@@ -247,11 +245,15 @@ impl DescribeConfigsSynonym {
                     wire::read_tagged_field(buf, "DescribeConfigsSynonym._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribeConfigsSynonym._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            value: f_value,
+            source: f_source,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -337,7 +339,7 @@ pub struct DescribeConfigsResourceResult {
     /// Versions: 3-4; nullable in 3-4; ignorable (dropped silently where absent). Default: `Some(ByteString::new())`.
     pub documentation: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeConfigsResourceResult {
@@ -352,7 +354,7 @@ impl Default for DescribeConfigsResourceResult {
             synonyms: Vec::new(),
             config_type: 0,
             documentation: Some(ByteString::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -432,30 +434,51 @@ impl DescribeConfigsResourceResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let f_name = wire::read_string(buf, flexible, "DescribeConfigsResourceResult.Name")?;
         let f_value =
             wire::read_nullable_string(buf, flexible, "DescribeConfigsResourceResult.Value")?;
-        let f_read_only = wire::read_bool(buf, "DescribeConfigsResourceResult.ReadOnly")?;
-        let f_is_default = if version <= 0 {
-            wire::read_bool(buf, "DescribeConfigsResourceResult.IsDefault")?
+        let f_read_only;
+        let f_is_default;
+        if version <= 0
+            && let Some(b) = wire::peek_fixed::<2>(buf)
+        {
+            f_read_only = b[0] != 0;
+            f_is_default = b[1] != 0;
+            wire::skip_fixed::<2>(buf);
         } else {
-            false
-        };
-        let f_config_source = if version >= 1 {
-            wire::read_i8(buf, "DescribeConfigsResourceResult.ConfigSource")?
+            f_read_only = wire::read_bool(buf, "DescribeConfigsResourceResult.ReadOnly")?;
+            f_is_default = if version <= 0 {
+                wire::read_bool(buf, "DescribeConfigsResourceResult.IsDefault")?
+            } else {
+                false
+            };
+        }
+        let f_config_source;
+        let f_is_sensitive;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<2>(buf)
+        {
+            f_config_source = i8::from_be_bytes([b[0]]);
+            f_is_sensitive = b[1] != 0;
+            wire::skip_fixed::<2>(buf);
         } else {
-            -1
-        };
-        let f_is_sensitive = wire::read_bool(buf, "DescribeConfigsResourceResult.IsSensitive")?;
+            f_config_source = if version >= 1 {
+                wire::read_i8(buf, "DescribeConfigsResourceResult.ConfigSource")?
+            } else {
+                -1
+            };
+            f_is_sensitive = wire::read_bool(buf, "DescribeConfigsResourceResult.IsSensitive")?;
+        }
         let f_synonyms = if version >= 1 {
             wire::read_array(
                 buf,
                 flexible,
                 3,
                 "DescribeConfigsResourceResult.Synonyms",
-                |buf| DescribeConfigsSynonym::decode_inner(buf, version),
+                move |buf| DescribeConfigsSynonym::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
@@ -475,18 +498,7 @@ impl DescribeConfigsResourceResult {
             Some(ByteString::new())
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            value: f_value,
-            read_only: f_read_only,
-            is_default: f_is_default,
-            config_source: f_config_source,
-            is_sensitive: f_is_sensitive,
-            synonyms: f_synonyms,
-            config_type: f_config_type,
-            documentation: f_documentation,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "DescribeConfigsResourceResult._tagged_fields")?;
@@ -500,11 +512,21 @@ impl DescribeConfigsResourceResult {
                     "DescribeConfigsResourceResult._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            value: f_value,
+            read_only: f_read_only,
+            is_default: f_is_default,
+            config_source: f_config_source,
+            is_sensitive: f_is_sensitive,
+            synonyms: f_synonyms,
+            config_type: f_config_type,
+            documentation: f_documentation,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -608,7 +630,7 @@ pub struct DescribeConfigsResult {
     /// Versions: 0-4. Default: `Vec::new()`.
     pub configs: Vec<DescribeConfigsResourceResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeConfigsResult {
@@ -619,7 +641,7 @@ impl Default for DescribeConfigsResult {
             resource_type: 0,
             resource_name: ByteString::new(),
             configs: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -675,6 +697,7 @@ impl DescribeConfigsResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let f_error_code = wire::read_i16(buf, "DescribeConfigsResult.ErrorCode")?;
@@ -683,19 +706,15 @@ impl DescribeConfigsResult {
         let f_resource_type = wire::read_i8(buf, "DescribeConfigsResult.ResourceType")?;
         let f_resource_name =
             wire::read_string(buf, flexible, "DescribeConfigsResult.ResourceName")?;
-        let f_configs =
-            wire::read_array(buf, flexible, 4, "DescribeConfigsResult.Configs", |buf| {
-                DescribeConfigsResourceResult::decode_inner(buf, version)
-            })?;
+        let f_configs = wire::read_array(
+            buf,
+            flexible,
+            4,
+            "DescribeConfigsResult.Configs",
+            move |buf| DescribeConfigsResourceResult::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            error_message: f_error_message,
-            resource_type: f_resource_type,
-            resource_name: f_resource_name,
-            configs: f_configs,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribeConfigsResult._tagged_fields")?;
             let mut previous = None;
@@ -704,11 +723,17 @@ impl DescribeConfigsResult {
                     wire::read_tagged_field(buf, "DescribeConfigsResult._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribeConfigsResult._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            error_message: f_error_message,
+            resource_type: f_resource_type,
+            resource_name: f_resource_name,
+            configs: f_configs,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeDelegationToken request (API key 41).
@@ -39,14 +39,14 @@ pub struct DescribeDelegationTokenRequest {
     /// Versions: 0-3; nullable in 0-3. Default: `Some(Vec::new())`.
     pub owners: Option<Vec<DescribeDelegationTokenOwner>>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeDelegationTokenRequest {
     fn default() -> Self {
         Self {
             owners: Some(Vec::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -102,13 +102,10 @@ impl DescribeDelegationTokenRequest {
             flexible,
             2,
             "DescribeDelegationTokenRequest.Owners",
-            |buf| DescribeDelegationTokenOwner::decode_inner(buf, version),
+            move |buf| DescribeDelegationTokenOwner::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            owners: f_owners,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "DescribeDelegationTokenRequest._tagged_fields")?;
@@ -122,11 +119,13 @@ impl DescribeDelegationTokenRequest {
                     "DescribeDelegationTokenRequest._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            owners: f_owners,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -178,7 +177,7 @@ pub struct DescribeDelegationTokenOwner {
     /// Versions: 0-3. Default: `ByteString::new()`.
     pub principal_name: ByteString,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeDelegationTokenOwner {
@@ -186,7 +185,7 @@ impl Default for DescribeDelegationTokenOwner {
         Self {
             principal_type: ByteString::new(),
             principal_name: ByteString::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -231,6 +230,7 @@ impl DescribeDelegationTokenOwner {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
@@ -239,11 +239,7 @@ impl DescribeDelegationTokenOwner {
         let f_principal_name =
             wire::read_string(buf, flexible, "DescribeDelegationTokenOwner.PrincipalName")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            principal_type: f_principal_type,
-            principal_name: f_principal_name,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "DescribeDelegationTokenOwner._tagged_fields")?;
@@ -257,11 +253,14 @@ impl DescribeDelegationTokenOwner {
                     "DescribeDelegationTokenOwner._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            principal_type: f_principal_type,
+            principal_name: f_principal_name,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

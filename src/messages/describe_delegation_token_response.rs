@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeDelegationToken response (API key 41).
@@ -46,7 +46,7 @@ pub struct DescribeDelegationTokenResponse {
     /// Versions: 0-3. Default: `0`.
     pub throttle_time_ms: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeDelegationTokenResponse {
@@ -55,7 +55,7 @@ impl Default for DescribeDelegationTokenResponse {
             error_code: 0,
             tokens: Vec::new(),
             throttle_time_ms: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -107,17 +107,12 @@ impl DescribeDelegationTokenResponse {
             flexible,
             29,
             "DescribeDelegationTokenResponse.Tokens",
-            |buf| DescribedDelegationToken::decode_inner(buf, version),
+            move |buf| DescribedDelegationToken::decode_inner(buf, version),
         )?;
         let f_throttle_time_ms =
             wire::read_i32(buf, "DescribeDelegationTokenResponse.ThrottleTimeMs")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            tokens: f_tokens,
-            throttle_time_ms: f_throttle_time_ms,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "DescribeDelegationTokenResponse._tagged_fields")?;
@@ -131,11 +126,15 @@ impl DescribeDelegationTokenResponse {
                     "DescribeDelegationTokenResponse._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            tokens: f_tokens,
+            throttle_time_ms: f_throttle_time_ms,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -187,7 +186,7 @@ pub struct DescribedDelegationTokenRenewer {
     /// Versions: 0-3. Default: `ByteString::new()`.
     pub principal_name: ByteString,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribedDelegationTokenRenewer {
@@ -195,7 +194,7 @@ impl Default for DescribedDelegationTokenRenewer {
         Self {
             principal_type: ByteString::new(),
             principal_name: ByteString::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -240,6 +239,7 @@ impl DescribedDelegationTokenRenewer {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
@@ -254,11 +254,7 @@ impl DescribedDelegationTokenRenewer {
             "DescribedDelegationTokenRenewer.PrincipalName",
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            principal_type: f_principal_type,
-            principal_name: f_principal_name,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "DescribedDelegationTokenRenewer._tagged_fields")?;
@@ -272,11 +268,14 @@ impl DescribedDelegationTokenRenewer {
                     "DescribedDelegationTokenRenewer._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            principal_type: f_principal_type,
+            principal_name: f_principal_name,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -363,7 +362,7 @@ pub struct DescribedDelegationToken {
     /// Versions: 0-3. Default: `Vec::new()`.
     pub renewers: Vec<DescribedDelegationTokenRenewer>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribedDelegationToken {
@@ -379,7 +378,7 @@ impl Default for DescribedDelegationToken {
             token_id: ByteString::new(),
             hmac: Bytes::new(),
             renewers: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -469,6 +468,7 @@ impl DescribedDelegationToken {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_principal_type =
@@ -493,9 +493,22 @@ impl DescribedDelegationToken {
         } else {
             ByteString::new()
         };
-        let f_issue_timestamp = wire::read_i64(buf, "DescribedDelegationToken.IssueTimestamp")?;
-        let f_expiry_timestamp = wire::read_i64(buf, "DescribedDelegationToken.ExpiryTimestamp")?;
-        let f_max_timestamp = wire::read_i64(buf, "DescribedDelegationToken.MaxTimestamp")?;
+        let f_issue_timestamp;
+        let f_expiry_timestamp;
+        let f_max_timestamp;
+        if let Some(b) = wire::peek_fixed::<24>(buf) {
+            f_issue_timestamp =
+                i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_expiry_timestamp =
+                i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            f_max_timestamp =
+                i64::from_be_bytes([b[16], b[17], b[18], b[19], b[20], b[21], b[22], b[23]]);
+            wire::skip_fixed::<24>(buf);
+        } else {
+            f_issue_timestamp = wire::read_i64(buf, "DescribedDelegationToken.IssueTimestamp")?;
+            f_expiry_timestamp = wire::read_i64(buf, "DescribedDelegationToken.ExpiryTimestamp")?;
+            f_max_timestamp = wire::read_i64(buf, "DescribedDelegationToken.MaxTimestamp")?;
+        }
         let f_token_id = wire::read_string(buf, flexible, "DescribedDelegationToken.TokenId")?;
         let f_hmac = wire::read_bytes(buf, flexible, "DescribedDelegationToken.Hmac")?;
         let f_renewers = wire::read_array(
@@ -503,10 +516,22 @@ impl DescribedDelegationToken {
             flexible,
             2,
             "DescribedDelegationToken.Renewers",
-            |buf| DescribedDelegationTokenRenewer::decode_inner(buf, version),
+            move |buf| DescribedDelegationTokenRenewer::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
+        let mut unknown_tagged = UnknownTaggedFields::new();
+        if flexible {
+            let count = wire::read_tagged_header(buf, "DescribedDelegationToken._tagged_fields")?;
+            let mut previous = None;
+            for _ in 0..count {
+                let (tag, data) =
+                    wire::read_tagged_field(buf, "DescribedDelegationToken._tagged_fields")?;
+                wire::check_tag_order(previous, tag, "DescribedDelegationToken._tagged_fields")?;
+                previous = Some(tag);
+                unknown_tagged.push(RawTaggedField { tag, data });
+            }
+        }
+        Ok(Self {
             principal_type: f_principal_type,
             principal_name: f_principal_name,
             token_requester_principal_type: f_token_requester_principal_type,
@@ -517,21 +542,8 @@ impl DescribedDelegationToken {
             token_id: f_token_id,
             hmac: f_hmac,
             renewers: f_renewers,
-            unknown_tagged_fields: Vec::new(),
-        };
-        if flexible {
-            let count = wire::read_tagged_header(buf, "DescribedDelegationToken._tagged_fields")?;
-            let mut previous = None;
-            for _ in 0..count {
-                let (tag, data) =
-                    wire::read_tagged_field(buf, "DescribedDelegationToken._tagged_fields")?;
-                wire::check_tag_order(previous, tag, "DescribedDelegationToken._tagged_fields")?;
-                previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
-            }
-        }
-        Ok(this)
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeGroups request (API key 15).
@@ -49,7 +49,7 @@ pub struct DescribeGroupsRequest {
     /// Versions: 3-6. Default: `false`.
     pub include_authorized_operations: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeGroupsRequest {
@@ -57,7 +57,7 @@ impl Default for DescribeGroupsRequest {
         Self {
             groups: Vec::new(),
             include_authorized_operations: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -109,20 +109,20 @@ impl DescribeGroupsRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 5;
-        let f_groups = wire::read_array(buf, flexible, 1, "DescribeGroupsRequest.Groups", |buf| {
-            wire::read_string(buf, flexible, "DescribeGroupsRequest.Groups")
-        })?;
+        let f_groups = wire::read_array(
+            buf,
+            flexible,
+            1,
+            "DescribeGroupsRequest.Groups",
+            move |buf| wire::read_string(buf, flexible, "DescribeGroupsRequest.Groups"),
+        )?;
         let f_include_authorized_operations = if version >= 3 {
             wire::read_bool(buf, "DescribeGroupsRequest.IncludeAuthorizedOperations")?
         } else {
             false
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            groups: f_groups,
-            include_authorized_operations: f_include_authorized_operations,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribeGroupsRequest._tagged_fields")?;
             let mut previous = None;
@@ -131,11 +131,14 @@ impl DescribeGroupsRequest {
                     wire::read_tagged_field(buf, "DescribeGroupsRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribeGroupsRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            groups: f_groups,
+            include_authorized_operations: f_include_authorized_operations,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

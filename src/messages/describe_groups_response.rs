@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeGroups response (API key 15).
@@ -54,7 +54,7 @@ pub struct DescribeGroupsResponse {
     /// Versions: 0-6. Default: `Vec::new()`.
     pub groups: Vec<DescribedGroup>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeGroupsResponse {
@@ -62,7 +62,7 @@ impl Default for DescribeGroupsResponse {
         Self {
             throttle_time_ms: 0,
             groups: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -114,16 +114,15 @@ impl DescribeGroupsResponse {
         } else {
             0
         };
-        let f_groups =
-            wire::read_array(buf, flexible, 7, "DescribeGroupsResponse.Groups", |buf| {
-                DescribedGroup::decode_inner(buf, version)
-            })?;
+        let f_groups = wire::read_array(
+            buf,
+            flexible,
+            7,
+            "DescribeGroupsResponse.Groups",
+            move |buf| DescribedGroup::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            groups: f_groups,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribeGroupsResponse._tagged_fields")?;
             let mut previous = None;
@@ -132,11 +131,14 @@ impl DescribeGroupsResponse {
                     wire::read_tagged_field(buf, "DescribeGroupsResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribeGroupsResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            groups: f_groups,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -207,7 +209,7 @@ pub struct DescribedGroupMember {
     /// Versions: 0-6. Default: `Bytes::new()`.
     pub member_assignment: Bytes,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribedGroupMember {
@@ -219,7 +221,7 @@ impl Default for DescribedGroupMember {
             client_host: ByteString::new(),
             member_metadata: Bytes::new(),
             member_assignment: Bytes::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -290,6 +292,7 @@ impl DescribedGroupMember {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 5;
         let f_member_id = wire::read_string(buf, flexible, "DescribedGroupMember.MemberId")?;
@@ -305,15 +308,7 @@ impl DescribedGroupMember {
         let f_member_assignment =
             wire::read_bytes(buf, flexible, "DescribedGroupMember.MemberAssignment")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            member_id: f_member_id,
-            group_instance_id: f_group_instance_id,
-            client_id: f_client_id,
-            client_host: f_client_host,
-            member_metadata: f_member_metadata,
-            member_assignment: f_member_assignment,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribedGroupMember._tagged_fields")?;
             let mut previous = None;
@@ -322,11 +317,18 @@ impl DescribedGroupMember {
                     wire::read_tagged_field(buf, "DescribedGroupMember._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribedGroupMember._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            member_id: f_member_id,
+            group_instance_id: f_group_instance_id,
+            client_id: f_client_id,
+            client_host: f_client_host,
+            member_metadata: f_member_metadata,
+            member_assignment: f_member_assignment,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -421,7 +423,7 @@ pub struct DescribedGroup {
     /// Versions: 3-6. Default: `i32::MIN`.
     pub authorized_operations: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribedGroup {
@@ -435,7 +437,7 @@ impl Default for DescribedGroup {
             protocol_data: ByteString::new(),
             members: Vec::new(),
             authorized_operations: i32::MIN,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -518,6 +520,7 @@ impl DescribedGroup {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 5;
         let f_error_code = wire::read_i16(buf, "DescribedGroup.ErrorCode")?;
@@ -530,7 +533,7 @@ impl DescribedGroup {
         let f_group_state = wire::read_string(buf, flexible, "DescribedGroup.GroupState")?;
         let f_protocol_type = wire::read_string(buf, flexible, "DescribedGroup.ProtocolType")?;
         let f_protocol_data = wire::read_string(buf, flexible, "DescribedGroup.ProtocolData")?;
-        let f_members = wire::read_array(buf, flexible, 5, "DescribedGroup.Members", |buf| {
+        let f_members = wire::read_array(buf, flexible, 5, "DescribedGroup.Members", move |buf| {
             DescribedGroupMember::decode_inner(buf, version)
         })?;
         let f_authorized_operations = if version >= 3 {
@@ -539,7 +542,18 @@ impl DescribedGroup {
             i32::MIN
         };
         #[allow(unused_mut)]
-        let mut this = Self {
+        let mut unknown_tagged = UnknownTaggedFields::new();
+        if flexible {
+            let count = wire::read_tagged_header(buf, "DescribedGroup._tagged_fields")?;
+            let mut previous = None;
+            for _ in 0..count {
+                let (tag, data) = wire::read_tagged_field(buf, "DescribedGroup._tagged_fields")?;
+                wire::check_tag_order(previous, tag, "DescribedGroup._tagged_fields")?;
+                previous = Some(tag);
+                unknown_tagged.push(RawTaggedField { tag, data });
+            }
+        }
+        Ok(Self {
             error_code: f_error_code,
             error_message: f_error_message,
             group_id: f_group_id,
@@ -548,20 +562,8 @@ impl DescribedGroup {
             protocol_data: f_protocol_data,
             members: f_members,
             authorized_operations: f_authorized_operations,
-            unknown_tagged_fields: Vec::new(),
-        };
-        if flexible {
-            let count = wire::read_tagged_header(buf, "DescribedGroup._tagged_fields")?;
-            let mut previous = None;
-            for _ in 0..count {
-                let (tag, data) = wire::read_tagged_field(buf, "DescribedGroup._tagged_fields")?;
-                wire::check_tag_order(previous, tag, "DescribedGroup._tagged_fields")?;
-                previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
-            }
-        }
-        Ok(this)
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

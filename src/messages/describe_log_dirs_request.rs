@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, VersionRange,
+    ScalarList, UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeLogDirs request (API key 35).
@@ -40,14 +40,14 @@ pub struct DescribeLogDirsRequest {
     /// Versions: 0-4; nullable in 0-4. Default: `Some(Vec::new())`.
     pub topics: Option<Vec<DescribableLogDirTopic>>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeLogDirsRequest {
     fn default() -> Self {
         Self {
             topics: Some(Vec::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -96,15 +96,15 @@ impl DescribeLogDirsRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
-        let f_topics =
-            wire::read_nullable_array(buf, flexible, 2, "DescribeLogDirsRequest.Topics", |buf| {
-                DescribableLogDirTopic::decode_inner(buf, version)
-            })?;
+        let f_topics = wire::read_nullable_array(
+            buf,
+            flexible,
+            2,
+            "DescribeLogDirsRequest.Topics",
+            move |buf| DescribableLogDirTopic::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribeLogDirsRequest._tagged_fields")?;
             let mut previous = None;
@@ -113,11 +113,13 @@ impl DescribeLogDirsRequest {
                     wire::read_tagged_field(buf, "DescribeLogDirsRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribeLogDirsRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -169,7 +171,7 @@ pub struct DescribableLogDirTopic {
     /// Versions: 0-4. Default: `ScalarList::new()`.
     pub partitions: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribableLogDirTopic {
@@ -177,7 +179,7 @@ impl Default for DescribableLogDirTopic {
         Self {
             topic: ByteString::new(),
             partitions: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -217,6 +219,7 @@ impl DescribableLogDirTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
@@ -224,11 +227,7 @@ impl DescribableLogDirTopic {
         let f_partitions =
             wire::read_scalar_array::<i32>(buf, flexible, "DescribableLogDirTopic.Partitions")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic: f_topic,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribableLogDirTopic._tagged_fields")?;
             let mut previous = None;
@@ -237,11 +236,14 @@ impl DescribableLogDirTopic {
                     wire::read_tagged_field(buf, "DescribableLogDirTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribableLogDirTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic: f_topic,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeLogDirs response (API key 35).
@@ -47,7 +47,7 @@ pub struct DescribeLogDirsResponse {
     /// Versions: 0-4. Default: `Vec::new()`.
     pub results: Vec<DescribeLogDirsResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeLogDirsResponse {
@@ -56,7 +56,7 @@ impl Default for DescribeLogDirsResponse {
             throttle_time_ms: 0,
             error_code: 0,
             results: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -104,23 +104,31 @@ impl DescribeLogDirsResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
-        let f_throttle_time_ms = wire::read_i32(buf, "DescribeLogDirsResponse.ThrottleTimeMs")?;
-        let f_error_code = if version >= 3 {
-            wire::read_i16(buf, "DescribeLogDirsResponse.ErrorCode")?
+        let f_throttle_time_ms;
+        let f_error_code;
+        if version >= 3
+            && let Some(b) = wire::peek_fixed::<6>(buf)
+        {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
         } else {
-            0
-        };
-        let f_results =
-            wire::read_array(buf, flexible, 4, "DescribeLogDirsResponse.Results", |buf| {
-                DescribeLogDirsResult::decode_inner(buf, version)
-            })?;
+            f_throttle_time_ms = wire::read_i32(buf, "DescribeLogDirsResponse.ThrottleTimeMs")?;
+            f_error_code = if version >= 3 {
+                wire::read_i16(buf, "DescribeLogDirsResponse.ErrorCode")?
+            } else {
+                0
+            };
+        }
+        let f_results = wire::read_array(
+            buf,
+            flexible,
+            4,
+            "DescribeLogDirsResponse.Results",
+            move |buf| DescribeLogDirsResult::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            results: f_results,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribeLogDirsResponse._tagged_fields")?;
             let mut previous = None;
@@ -129,11 +137,15 @@ impl DescribeLogDirsResponse {
                     wire::read_tagged_field(buf, "DescribeLogDirsResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribeLogDirsResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            results: f_results,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -195,7 +207,7 @@ pub struct DescribeLogDirsPartition {
     /// Versions: 0-4. Default: `false`.
     pub is_future_key: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeLogDirsPartition {
@@ -205,7 +217,7 @@ impl Default for DescribeLogDirsPartition {
             partition_size: 0,
             offset_lag: 0,
             is_future_key: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -242,21 +254,30 @@ impl DescribeLogDirsPartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
-        let f_partition_index = wire::read_i32(buf, "DescribeLogDirsPartition.PartitionIndex")?;
-        let f_partition_size = wire::read_i64(buf, "DescribeLogDirsPartition.PartitionSize")?;
-        let f_offset_lag = wire::read_i64(buf, "DescribeLogDirsPartition.OffsetLag")?;
-        let f_is_future_key = wire::read_bool(buf, "DescribeLogDirsPartition.IsFutureKey")?;
+        let f_partition_index;
+        let f_partition_size;
+        let f_offset_lag;
+        let f_is_future_key;
+        if let Some(b) = wire::peek_fixed::<21>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_partition_size =
+                i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            f_offset_lag =
+                i64::from_be_bytes([b[12], b[13], b[14], b[15], b[16], b[17], b[18], b[19]]);
+            f_is_future_key = b[20] != 0;
+            wire::skip_fixed::<21>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "DescribeLogDirsPartition.PartitionIndex")?;
+            f_partition_size = wire::read_i64(buf, "DescribeLogDirsPartition.PartitionSize")?;
+            f_offset_lag = wire::read_i64(buf, "DescribeLogDirsPartition.OffsetLag")?;
+            f_is_future_key = wire::read_bool(buf, "DescribeLogDirsPartition.IsFutureKey")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            partition_size: f_partition_size,
-            offset_lag: f_offset_lag,
-            is_future_key: f_is_future_key,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribeLogDirsPartition._tagged_fields")?;
             let mut previous = None;
@@ -265,11 +286,16 @@ impl DescribeLogDirsPartition {
                     wire::read_tagged_field(buf, "DescribeLogDirsPartition._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribeLogDirsPartition._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            partition_size: f_partition_size,
+            offset_lag: f_offset_lag,
+            is_future_key: f_is_future_key,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -317,7 +343,7 @@ pub struct DescribeLogDirsTopic {
     /// Versions: 0-4. Default: `Vec::new()`.
     pub partitions: Vec<DescribeLogDirsPartition>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeLogDirsTopic {
@@ -325,7 +351,7 @@ impl Default for DescribeLogDirsTopic {
         Self {
             name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -368,6 +394,7 @@ impl DescribeLogDirsTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_name = wire::read_string(buf, flexible, "DescribeLogDirsTopic.Name")?;
@@ -376,14 +403,10 @@ impl DescribeLogDirsTopic {
             flexible,
             21,
             "DescribeLogDirsTopic.Partitions",
-            |buf| DescribeLogDirsPartition::decode_inner(buf, version),
+            move |buf| DescribeLogDirsPartition::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribeLogDirsTopic._tagged_fields")?;
             let mut previous = None;
@@ -392,11 +415,14 @@ impl DescribeLogDirsTopic {
                     wire::read_tagged_field(buf, "DescribeLogDirsTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribeLogDirsTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -463,7 +489,7 @@ pub struct DescribeLogDirsResult {
     /// Versions: 4; ignorable (dropped silently where absent). Default: `-1`.
     pub usable_bytes: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeLogDirsResult {
@@ -474,7 +500,7 @@ impl Default for DescribeLogDirsResult {
             topics: Vec::new(),
             total_bytes: -1,
             usable_bytes: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -524,32 +550,41 @@ impl DescribeLogDirsResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_error_code = wire::read_i16(buf, "DescribeLogDirsResult.ErrorCode")?;
         let f_log_dir = wire::read_string(buf, flexible, "DescribeLogDirsResult.LogDir")?;
-        let f_topics = wire::read_array(buf, flexible, 2, "DescribeLogDirsResult.Topics", |buf| {
-            DescribeLogDirsTopic::decode_inner(buf, version)
-        })?;
-        let f_total_bytes = if version >= 4 {
-            wire::read_i64(buf, "DescribeLogDirsResult.TotalBytes")?
+        let f_topics = wire::read_array(
+            buf,
+            flexible,
+            2,
+            "DescribeLogDirsResult.Topics",
+            move |buf| DescribeLogDirsTopic::decode_inner(buf, version),
+        )?;
+        let f_total_bytes;
+        let f_usable_bytes;
+        if version >= 4
+            && let Some(b) = wire::peek_fixed::<16>(buf)
+        {
+            f_total_bytes = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_usable_bytes =
+                i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
         } else {
-            -1
-        };
-        let f_usable_bytes = if version >= 4 {
-            wire::read_i64(buf, "DescribeLogDirsResult.UsableBytes")?
-        } else {
-            -1
-        };
+            f_total_bytes = if version >= 4 {
+                wire::read_i64(buf, "DescribeLogDirsResult.TotalBytes")?
+            } else {
+                -1
+            };
+            f_usable_bytes = if version >= 4 {
+                wire::read_i64(buf, "DescribeLogDirsResult.UsableBytes")?
+            } else {
+                -1
+            };
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            log_dir: f_log_dir,
-            topics: f_topics,
-            total_bytes: f_total_bytes,
-            usable_bytes: f_usable_bytes,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "DescribeLogDirsResult._tagged_fields")?;
             let mut previous = None;
@@ -558,11 +593,17 @@ impl DescribeLogDirsResult {
                     wire::read_tagged_field(buf, "DescribeLogDirsResult._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "DescribeLogDirsResult._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            log_dir: f_log_dir,
+            topics: f_topics,
+            total_bytes: f_total_bytes,
+            usable_bytes: f_usable_bytes,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

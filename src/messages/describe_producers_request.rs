@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, VersionRange,
+    ScalarList, UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeProducers request (API key 61).
@@ -29,14 +29,14 @@ pub struct DescribeProducersRequest {
     /// Versions: 0. Default: `Vec::new()`.
     pub topics: Vec<TopicRequest>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeProducersRequest {
     fn default() -> Self {
         Self {
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -71,14 +71,15 @@ impl DescribeProducersRequest {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_topics = wire::read_array(buf, true, 3, "DescribeProducersRequest.Topics", |buf| {
-            TopicRequest::decode_inner(buf, version)
-        })?;
+        let f_topics = wire::read_array(
+            buf,
+            true,
+            3,
+            "DescribeProducersRequest.Topics",
+            move |buf| TopicRequest::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "DescribeProducersRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -86,10 +87,12 @@ impl DescribeProducersRequest {
                 wire::read_tagged_field(buf, "DescribeProducersRequest._tagged_fields")?;
             wire::check_tag_order(previous, tag, "DescribeProducersRequest._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -133,7 +136,7 @@ pub struct TopicRequest {
     /// Versions: 0. Default: `ScalarList::new()`.
     pub partition_indexes: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TopicRequest {
@@ -141,7 +144,7 @@ impl Default for TopicRequest {
         Self {
             name: ByteString::new(),
             partition_indexes: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -174,27 +177,27 @@ impl TopicRequest {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "TopicRequest.Name")?;
         let f_partition_indexes =
             wire::read_scalar_array::<i32>(buf, true, "TopicRequest.PartitionIndexes")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partition_indexes: f_partition_indexes,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "TopicRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "TopicRequest._tagged_fields")?;
             wire::check_tag_order(previous, tag, "TopicRequest._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partition_indexes: f_partition_indexes,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeProducers response (API key 61).
@@ -34,7 +34,7 @@ pub struct DescribeProducersResponse {
     /// Versions: 0. Default: `Vec::new()`.
     pub topics: Vec<TopicResponse>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeProducersResponse {
@@ -42,7 +42,7 @@ impl Default for DescribeProducersResponse {
         Self {
             throttle_time_ms: 0,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -79,15 +79,15 @@ impl DescribeProducersResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_throttle_time_ms = wire::read_i32(buf, "DescribeProducersResponse.ThrottleTimeMs")?;
-        let f_topics = wire::read_array(buf, true, 3, "DescribeProducersResponse.Topics", |buf| {
-            TopicResponse::decode_inner(buf, version)
-        })?;
+        let f_topics = wire::read_array(
+            buf,
+            true,
+            3,
+            "DescribeProducersResponse.Topics",
+            move |buf| TopicResponse::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "DescribeProducersResponse._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -95,10 +95,13 @@ impl DescribeProducersResponse {
                 wire::read_tagged_field(buf, "DescribeProducersResponse._tagged_fields")?;
             wire::check_tag_order(previous, tag, "DescribeProducersResponse._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -147,7 +150,7 @@ pub struct ProducerState {
     /// Versions: 0. Default: `-1`.
     pub current_txn_start_offset: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ProducerState {
@@ -159,7 +162,7 @@ impl Default for ProducerState {
             last_timestamp: -1,
             coordinator_epoch: 0,
             current_txn_start_offset: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -191,35 +194,53 @@ impl ProducerState {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_producer_id = wire::read_i64(buf, "ProducerState.ProducerId")?;
-        let f_producer_epoch = wire::read_i32(buf, "ProducerState.ProducerEpoch")?;
-        let f_last_sequence = wire::read_i32(buf, "ProducerState.LastSequence")?;
-        let f_last_timestamp = wire::read_i64(buf, "ProducerState.LastTimestamp")?;
-        let f_coordinator_epoch = wire::read_i32(buf, "ProducerState.CoordinatorEpoch")?;
-        let f_current_txn_start_offset =
-            wire::read_i64(buf, "ProducerState.CurrentTxnStartOffset")?;
+        let f_producer_id;
+        let f_producer_epoch;
+        let f_last_sequence;
+        let f_last_timestamp;
+        let f_coordinator_epoch;
+        let f_current_txn_start_offset;
+        if let Some(b) = wire::peek_fixed::<36>(buf) {
+            f_producer_id = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_producer_epoch = i32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+            f_last_sequence = i32::from_be_bytes([b[12], b[13], b[14], b[15]]);
+            f_last_timestamp =
+                i64::from_be_bytes([b[16], b[17], b[18], b[19], b[20], b[21], b[22], b[23]]);
+            f_coordinator_epoch = i32::from_be_bytes([b[24], b[25], b[26], b[27]]);
+            f_current_txn_start_offset =
+                i64::from_be_bytes([b[28], b[29], b[30], b[31], b[32], b[33], b[34], b[35]]);
+            wire::skip_fixed::<36>(buf);
+        } else {
+            f_producer_id = wire::read_i64(buf, "ProducerState.ProducerId")?;
+            f_producer_epoch = wire::read_i32(buf, "ProducerState.ProducerEpoch")?;
+            f_last_sequence = wire::read_i32(buf, "ProducerState.LastSequence")?;
+            f_last_timestamp = wire::read_i64(buf, "ProducerState.LastTimestamp")?;
+            f_coordinator_epoch = wire::read_i32(buf, "ProducerState.CoordinatorEpoch")?;
+            f_current_txn_start_offset =
+                wire::read_i64(buf, "ProducerState.CurrentTxnStartOffset")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            producer_id: f_producer_id,
-            producer_epoch: f_producer_epoch,
-            last_sequence: f_last_sequence,
-            last_timestamp: f_last_timestamp,
-            coordinator_epoch: f_coordinator_epoch,
-            current_txn_start_offset: f_current_txn_start_offset,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ProducerState._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "ProducerState._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ProducerState._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            producer_id: f_producer_id,
+            producer_epoch: f_producer_epoch,
+            last_sequence: f_last_sequence,
+            last_timestamp: f_last_timestamp,
+            coordinator_epoch: f_coordinator_epoch,
+            current_txn_start_offset: f_current_txn_start_offset,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -274,7 +295,7 @@ pub struct PartitionResponse {
     /// Versions: 0. Default: `Vec::new()`.
     pub active_producers: Vec<ProducerState>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionResponse {
@@ -284,7 +305,7 @@ impl Default for PartitionResponse {
             error_code: 0,
             error_message: None,
             active_producers: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -326,33 +347,44 @@ impl PartitionResponse {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_partition_index = wire::read_i32(buf, "PartitionResponse.PartitionIndex")?;
-        let f_error_code = wire::read_i16(buf, "PartitionResponse.ErrorCode")?;
+        let f_partition_index;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "PartitionResponse.PartitionIndex")?;
+            f_error_code = wire::read_i16(buf, "PartitionResponse.ErrorCode")?;
+        }
         let f_error_message =
             wire::read_nullable_string(buf, true, "PartitionResponse.ErrorMessage")?;
-        let f_active_producers =
-            wire::read_array(buf, true, 37, "PartitionResponse.ActiveProducers", |buf| {
-                ProducerState::decode_inner(buf, version)
-            })?;
+        let f_active_producers = wire::read_array(
+            buf,
+            true,
+            37,
+            "PartitionResponse.ActiveProducers",
+            move |buf| ProducerState::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            active_producers: f_active_producers,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "PartitionResponse._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "PartitionResponse._tagged_fields")?;
             wire::check_tag_order(previous, tag, "PartitionResponse._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            active_producers: f_active_producers,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -406,7 +438,7 @@ pub struct TopicResponse {
     /// Versions: 0. Default: `Vec::new()`.
     pub partitions: Vec<PartitionResponse>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TopicResponse {
@@ -414,7 +446,7 @@ impl Default for TopicResponse {
         Self {
             name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -449,27 +481,28 @@ impl TopicResponse {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_name = wire::read_string(buf, true, "TopicResponse.Name")?;
-        let f_partitions = wire::read_array(buf, true, 9, "TopicResponse.Partitions", |buf| {
-            PartitionResponse::decode_inner(buf, version)
-        })?;
+        let f_partitions =
+            wire::read_array(buf, true, 9, "TopicResponse.Partitions", move |buf| {
+                PartitionResponse::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "TopicResponse._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "TopicResponse._tagged_fields")?;
             wire::check_tag_order(previous, tag, "TopicResponse._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The DescribeQuorum response (API key 55).
@@ -45,7 +45,7 @@ pub struct DescribeQuorumResponse {
     /// Versions: 2. Default: `Vec::new()`.
     pub nodes: Vec<Node>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeQuorumResponse {
@@ -55,7 +55,7 @@ impl Default for DescribeQuorumResponse {
             error_message: Some(ByteString::new()),
             topics: Vec::new(),
             nodes: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -121,24 +121,19 @@ impl DescribeQuorumResponse {
         } else {
             Some(ByteString::new())
         };
-        let f_topics = wire::read_array(buf, true, 3, "DescribeQuorumResponse.Topics", |buf| {
-            TopicData::decode_inner(buf, version)
-        })?;
+        let f_topics =
+            wire::read_array(buf, true, 3, "DescribeQuorumResponse.Topics", move |buf| {
+                TopicData::decode_inner(buf, version)
+            })?;
         let f_nodes = if version >= 2 {
-            wire::read_array(buf, true, 6, "DescribeQuorumResponse.Nodes", |buf| {
+            wire::read_array(buf, true, 6, "DescribeQuorumResponse.Nodes", move |buf| {
                 Node::decode_inner(buf, version)
             })?
         } else {
             Vec::new()
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            error_message: f_error_message,
-            topics: f_topics,
-            nodes: f_nodes,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "DescribeQuorumResponse._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -146,10 +141,15 @@ impl DescribeQuorumResponse {
                 wire::read_tagged_field(buf, "DescribeQuorumResponse._tagged_fields")?;
             wire::check_tag_order(previous, tag, "DescribeQuorumResponse._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            error_message: f_error_message,
+            topics: f_topics,
+            nodes: f_nodes,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -228,7 +228,7 @@ pub struct PartitionData {
     /// Versions: 0-2. Default: `Vec::new()`.
     pub observers: Vec<ReplicaState>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionData {
@@ -242,7 +242,7 @@ impl Default for PartitionData {
             high_watermark: 0,
             current_voters: Vec::new(),
             observers: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -298,26 +298,55 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
-        let f_error_code = wire::read_i16(buf, "PartitionData.ErrorCode")?;
+        let f_partition_index;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
+            f_error_code = wire::read_i16(buf, "PartitionData.ErrorCode")?;
+        }
         let f_error_message = if version >= 2 {
             wire::read_nullable_string(buf, true, "PartitionData.ErrorMessage")?
         } else {
             Some(ByteString::new())
         };
-        let f_leader_id = wire::read_i32(buf, "PartitionData.LeaderId")?;
-        let f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
-        let f_high_watermark = wire::read_i64(buf, "PartitionData.HighWatermark")?;
+        let f_leader_id;
+        let f_leader_epoch;
+        let f_high_watermark;
+        if let Some(b) = wire::peek_fixed::<16>(buf) {
+            f_leader_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_leader_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_high_watermark =
+                i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
+        } else {
+            f_leader_id = wire::read_i32(buf, "PartitionData.LeaderId")?;
+            f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
+            f_high_watermark = wire::read_i64(buf, "PartitionData.HighWatermark")?;
+        }
         let f_current_voters =
-            wire::read_array(buf, true, 13, "PartitionData.CurrentVoters", |buf| {
+            wire::read_array(buf, true, 13, "PartitionData.CurrentVoters", move |buf| {
                 ReplicaState::decode_inner(buf, version)
             })?;
-        let f_observers = wire::read_array(buf, true, 13, "PartitionData.Observers", |buf| {
+        let f_observers = wire::read_array(buf, true, 13, "PartitionData.Observers", move |buf| {
             ReplicaState::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
+        let mut unknown_tagged = UnknownTaggedFields::new();
+        let count = wire::read_tagged_header(buf, "PartitionData._tagged_fields")?;
+        let mut previous = None;
+        for _ in 0..count {
+            let (tag, data) = wire::read_tagged_field(buf, "PartitionData._tagged_fields")?;
+            wire::check_tag_order(previous, tag, "PartitionData._tagged_fields")?;
+            previous = Some(tag);
+            unknown_tagged.push(RawTaggedField { tag, data });
+        }
+        Ok(Self {
             partition_index: f_partition_index,
             error_code: f_error_code,
             error_message: f_error_message,
@@ -326,18 +355,8 @@ impl PartitionData {
             high_watermark: f_high_watermark,
             current_voters: f_current_voters,
             observers: f_observers,
-            unknown_tagged_fields: Vec::new(),
-        };
-        let count = wire::read_tagged_header(buf, "PartitionData._tagged_fields")?;
-        let mut previous = None;
-        for _ in 0..count {
-            let (tag, data) = wire::read_tagged_field(buf, "PartitionData._tagged_fields")?;
-            wire::check_tag_order(previous, tag, "PartitionData._tagged_fields")?;
-            previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
-        }
-        Ok(this)
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -398,7 +417,7 @@ pub struct TopicData {
     /// Versions: 0-2. Default: `Vec::new()`.
     pub partitions: Vec<PartitionData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TopicData {
@@ -406,7 +425,7 @@ impl Default for TopicData {
         Self {
             topic_name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -441,27 +460,27 @@ impl TopicData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_name = wire::read_string(buf, true, "TopicData.TopicName")?;
-        let f_partitions = wire::read_array(buf, true, 25, "TopicData.Partitions", |buf| {
+        let f_partitions = wire::read_array(buf, true, 25, "TopicData.Partitions", move |buf| {
             PartitionData::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_name: f_topic_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "TopicData._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "TopicData._tagged_fields")?;
             wire::check_tag_order(previous, tag, "TopicData._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_name: f_topic_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -515,7 +534,7 @@ pub struct Listener {
     /// Versions: 2. Default: `0`.
     pub port: u16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for Listener {
@@ -524,7 +543,7 @@ impl Default for Listener {
             name: ByteString::new(),
             host: ByteString::new(),
             port: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -553,28 +572,28 @@ impl Listener {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "Listener.Name")?;
         let f_host = wire::read_string(buf, true, "Listener.Host")?;
         let f_port = wire::read_u16(buf, "Listener.Port")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            host: f_host,
-            port: f_port,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "Listener._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "Listener._tagged_fields")?;
             wire::check_tag_order(previous, tag, "Listener._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            host: f_host,
+            port: f_port,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -624,7 +643,7 @@ pub struct Node {
     /// Versions: 2. Default: `Vec::new()`.
     pub listeners: Vec<Listener>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for Node {
@@ -632,7 +651,7 @@ impl Default for Node {
         Self {
             node_id: 0,
             listeners: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -662,27 +681,27 @@ impl Node {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_node_id = wire::read_i32(buf, "Node.NodeId")?;
-        let f_listeners = wire::read_array(buf, true, 5, "Node.Listeners", |buf| {
+        let f_listeners = wire::read_array(buf, true, 5, "Node.Listeners", move |buf| {
             Listener::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            node_id: f_node_id,
-            listeners: f_listeners,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "Node._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "Node._tagged_fields")?;
             wire::check_tag_order(previous, tag, "Node._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            node_id: f_node_id,
+            listeners: f_listeners,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -735,7 +754,7 @@ pub struct ReplicaState {
     /// Versions: 1-2; ignorable (dropped silently where absent). Default: `-1`.
     pub last_caught_up_timestamp: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ReplicaState {
@@ -746,7 +765,7 @@ impl Default for ReplicaState {
             log_end_offset: 0,
             last_fetch_timestamp: -1,
             last_caught_up_timestamp: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -787,43 +806,65 @@ impl ReplicaState {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_replica_id = wire::read_i32(buf, "ReplicaState.ReplicaId")?;
-        let f_replica_directory_id = if version >= 2 {
-            wire::read_uuid(buf, "ReplicaState.ReplicaDirectoryId")?
+        let f_replica_id;
+        let f_replica_directory_id;
+        let f_log_end_offset;
+        let f_last_fetch_timestamp;
+        let f_last_caught_up_timestamp;
+        if version >= 2
+            && let Some(b) = wire::peek_fixed::<44>(buf)
+        {
+            f_replica_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_replica_directory_id = Uuid::from_bytes([
+                b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15],
+                b[16], b[17], b[18], b[19],
+            ]);
+            f_log_end_offset =
+                i64::from_be_bytes([b[20], b[21], b[22], b[23], b[24], b[25], b[26], b[27]]);
+            f_last_fetch_timestamp =
+                i64::from_be_bytes([b[28], b[29], b[30], b[31], b[32], b[33], b[34], b[35]]);
+            f_last_caught_up_timestamp =
+                i64::from_be_bytes([b[36], b[37], b[38], b[39], b[40], b[41], b[42], b[43]]);
+            wire::skip_fixed::<44>(buf);
         } else {
-            Uuid::ZERO
-        };
-        let f_log_end_offset = wire::read_i64(buf, "ReplicaState.LogEndOffset")?;
-        let f_last_fetch_timestamp = if version >= 1 {
-            wire::read_i64(buf, "ReplicaState.LastFetchTimestamp")?
-        } else {
-            -1
-        };
-        let f_last_caught_up_timestamp = if version >= 1 {
-            wire::read_i64(buf, "ReplicaState.LastCaughtUpTimestamp")?
-        } else {
-            -1
-        };
+            f_replica_id = wire::read_i32(buf, "ReplicaState.ReplicaId")?;
+            f_replica_directory_id = if version >= 2 {
+                wire::read_uuid(buf, "ReplicaState.ReplicaDirectoryId")?
+            } else {
+                Uuid::ZERO
+            };
+            f_log_end_offset = wire::read_i64(buf, "ReplicaState.LogEndOffset")?;
+            f_last_fetch_timestamp = if version >= 1 {
+                wire::read_i64(buf, "ReplicaState.LastFetchTimestamp")?
+            } else {
+                -1
+            };
+            f_last_caught_up_timestamp = if version >= 1 {
+                wire::read_i64(buf, "ReplicaState.LastCaughtUpTimestamp")?
+            } else {
+                -1
+            };
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            replica_id: f_replica_id,
-            replica_directory_id: f_replica_directory_id,
-            log_end_offset: f_log_end_offset,
-            last_fetch_timestamp: f_last_fetch_timestamp,
-            last_caught_up_timestamp: f_last_caught_up_timestamp,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ReplicaState._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "ReplicaState._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ReplicaState._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            replica_id: f_replica_id,
+            replica_directory_id: f_replica_directory_id,
+            log_end_offset: f_log_end_offset,
+            last_fetch_timestamp: f_last_fetch_timestamp,
+            last_caught_up_timestamp: f_last_caught_up_timestamp,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeTopicPartitions request (API key 75).
@@ -39,7 +39,7 @@ pub struct DescribeTopicPartitionsRequest {
     /// Versions: 0; nullable in 0. Default: `None`.
     pub cursor: Option<Cursor>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeTopicPartitionsRequest {
@@ -48,7 +48,7 @@ impl Default for DescribeTopicPartitionsRequest {
             topics: Vec::new(),
             response_partition_limit: 2000,
             cursor: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -96,7 +96,7 @@ impl DescribeTopicPartitionsRequest {
             true,
             2,
             "DescribeTopicPartitionsRequest.Topics",
-            |buf| TopicRequest::decode_inner(buf, version),
+            move |buf| TopicRequest::decode_inner(buf, version),
         )?;
         let f_response_partition_limit =
             wire::read_i32(buf, "DescribeTopicPartitionsRequest.ResponsePartitionLimit")?;
@@ -106,12 +106,7 @@ impl DescribeTopicPartitionsRequest {
             Some(Cursor::decode_inner(buf, version)?)
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            topics: f_topics,
-            response_partition_limit: f_response_partition_limit,
-            cursor: f_cursor,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "DescribeTopicPartitionsRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -123,10 +118,14 @@ impl DescribeTopicPartitionsRequest {
                 "DescribeTopicPartitionsRequest._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topics: f_topics,
+            response_partition_limit: f_response_partition_limit,
+            cursor: f_cursor,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -173,14 +172,14 @@ pub struct TopicRequest {
     /// Versions: 0; entity type `topicName`. Default: `ByteString::new()`.
     pub name: ByteString,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TopicRequest {
     fn default() -> Self {
         Self {
             name: ByteString::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -207,24 +206,24 @@ impl TopicRequest {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "TopicRequest.Name")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "TopicRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "TopicRequest._tagged_fields")?;
             wire::check_tag_order(previous, tag, "TopicRequest._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -271,7 +270,7 @@ pub struct Cursor {
     /// Versions: 0. Default: `0`.
     pub partition_index: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for Cursor {
@@ -279,7 +278,7 @@ impl Default for Cursor {
         Self {
             topic_name: ByteString::new(),
             partition_index: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -312,21 +311,20 @@ impl Cursor {
         let f_topic_name = wire::read_string(buf, true, "Cursor.TopicName")?;
         let f_partition_index = wire::read_i32(buf, "Cursor.PartitionIndex")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_name: f_topic_name,
-            partition_index: f_partition_index,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "Cursor._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "Cursor._tagged_fields")?;
             wire::check_tag_order(previous, tag, "Cursor._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_name: f_topic_name,
+            partition_index: f_partition_index,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, Uuid, VersionRange,
+    ScalarList, UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The DescribeTopicPartitions response (API key 75).
@@ -38,7 +38,7 @@ pub struct DescribeTopicPartitionsResponse {
     /// Versions: 0; nullable in 0. Default: `None`.
     pub next_cursor: Option<Cursor>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeTopicPartitionsResponse {
@@ -47,7 +47,7 @@ impl Default for DescribeTopicPartitionsResponse {
             throttle_time_ms: 0,
             topics: Vec::new(),
             next_cursor: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -97,7 +97,7 @@ impl DescribeTopicPartitionsResponse {
             true,
             26,
             "DescribeTopicPartitionsResponse.Topics",
-            |buf| DescribeTopicPartitionsResponseTopic::decode_inner(buf, version),
+            move |buf| DescribeTopicPartitionsResponseTopic::decode_inner(buf, version),
         )?;
         let f_next_cursor = if wire::read_i8(buf, "DescribeTopicPartitionsResponse.NextCursor")? < 0
         {
@@ -106,12 +106,7 @@ impl DescribeTopicPartitionsResponse {
             Some(Cursor::decode_inner(buf, version)?)
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            topics: f_topics,
-            next_cursor: f_next_cursor,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "DescribeTopicPartitionsResponse._tagged_fields")?;
         let mut previous = None;
@@ -124,10 +119,14 @@ impl DescribeTopicPartitionsResponse {
                 "DescribeTopicPartitionsResponse._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            topics: f_topics,
+            next_cursor: f_next_cursor,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -206,7 +205,7 @@ pub struct DescribeTopicPartitionsResponsePartition {
     /// Versions: 0; ignorable (dropped silently where absent); entity type `brokerId`. Default: `ScalarList::new()`.
     pub offline_replicas: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeTopicPartitionsResponsePartition {
@@ -221,7 +220,7 @@ impl Default for DescribeTopicPartitionsResponsePartition {
             eligible_leader_replicas: None,
             last_known_elr: None,
             offline_replicas: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -301,17 +300,30 @@ impl DescribeTopicPartitionsResponsePartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_error_code =
-            wire::read_i16(buf, "DescribeTopicPartitionsResponsePartition.ErrorCode")?;
-        let f_partition_index = wire::read_i32(
-            buf,
-            "DescribeTopicPartitionsResponsePartition.PartitionIndex",
-        )?;
-        let f_leader_id = wire::read_i32(buf, "DescribeTopicPartitionsResponsePartition.LeaderId")?;
-        let f_leader_epoch =
-            wire::read_i32(buf, "DescribeTopicPartitionsResponsePartition.LeaderEpoch")?;
+        let f_error_code;
+        let f_partition_index;
+        let f_leader_id;
+        let f_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<14>(buf) {
+            f_error_code = i16::from_be_bytes([b[0], b[1]]);
+            f_partition_index = i32::from_be_bytes([b[2], b[3], b[4], b[5]]);
+            f_leader_id = i32::from_be_bytes([b[6], b[7], b[8], b[9]]);
+            f_leader_epoch = i32::from_be_bytes([b[10], b[11], b[12], b[13]]);
+            wire::skip_fixed::<14>(buf);
+        } else {
+            f_error_code =
+                wire::read_i16(buf, "DescribeTopicPartitionsResponsePartition.ErrorCode")?;
+            f_partition_index = wire::read_i32(
+                buf,
+                "DescribeTopicPartitionsResponsePartition.PartitionIndex",
+            )?;
+            f_leader_id = wire::read_i32(buf, "DescribeTopicPartitionsResponsePartition.LeaderId")?;
+            f_leader_epoch =
+                wire::read_i32(buf, "DescribeTopicPartitionsResponsePartition.LeaderEpoch")?;
+        }
         let f_replica_nodes = wire::read_scalar_array::<i32>(
             buf,
             true,
@@ -338,18 +350,7 @@ impl DescribeTopicPartitionsResponsePartition {
             "DescribeTopicPartitionsResponsePartition.OfflineReplicas",
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            partition_index: f_partition_index,
-            leader_id: f_leader_id,
-            leader_epoch: f_leader_epoch,
-            replica_nodes: f_replica_nodes,
-            isr_nodes: f_isr_nodes,
-            eligible_leader_replicas: f_eligible_leader_replicas,
-            last_known_elr: f_last_known_elr,
-            offline_replicas: f_offline_replicas,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(
             buf,
             "DescribeTopicPartitionsResponsePartition._tagged_fields",
@@ -366,10 +367,20 @@ impl DescribeTopicPartitionsResponsePartition {
                 "DescribeTopicPartitionsResponsePartition._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            partition_index: f_partition_index,
+            leader_id: f_leader_id,
+            leader_epoch: f_leader_epoch,
+            replica_nodes: f_replica_nodes,
+            isr_nodes: f_isr_nodes,
+            eligible_leader_replicas: f_eligible_leader_replicas,
+            last_known_elr: f_last_known_elr,
+            offline_replicas: f_offline_replicas,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -437,7 +448,7 @@ pub struct DescribeTopicPartitionsResponseTopic {
     /// Versions: 0. Default: `i32::MIN`.
     pub topic_authorized_operations: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeTopicPartitionsResponseTopic {
@@ -449,7 +460,7 @@ impl Default for DescribeTopicPartitionsResponseTopic {
             is_internal: false,
             partitions: Vec::new(),
             topic_authorized_operations: i32::MIN,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -493,34 +504,38 @@ impl DescribeTopicPartitionsResponseTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_error_code = wire::read_i16(buf, "DescribeTopicPartitionsResponseTopic.ErrorCode")?;
         let f_name =
             wire::read_nullable_string(buf, true, "DescribeTopicPartitionsResponseTopic.Name")?;
-        let f_topic_id = wire::read_uuid(buf, "DescribeTopicPartitionsResponseTopic.TopicId")?;
-        let f_is_internal =
-            wire::read_bool(buf, "DescribeTopicPartitionsResponseTopic.IsInternal")?;
+        let f_topic_id;
+        let f_is_internal;
+        if let Some(b) = wire::peek_fixed::<17>(buf) {
+            f_topic_id = Uuid::from_bytes([
+                b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+                b[13], b[14], b[15],
+            ]);
+            f_is_internal = b[16] != 0;
+            wire::skip_fixed::<17>(buf);
+        } else {
+            f_topic_id = wire::read_uuid(buf, "DescribeTopicPartitionsResponseTopic.TopicId")?;
+            f_is_internal =
+                wire::read_bool(buf, "DescribeTopicPartitionsResponseTopic.IsInternal")?;
+        }
         let f_partitions = wire::read_array(
             buf,
             true,
             20,
             "DescribeTopicPartitionsResponseTopic.Partitions",
-            |buf| DescribeTopicPartitionsResponsePartition::decode_inner(buf, version),
+            move |buf| DescribeTopicPartitionsResponsePartition::decode_inner(buf, version),
         )?;
         let f_topic_authorized_operations = wire::read_i32(
             buf,
             "DescribeTopicPartitionsResponseTopic.TopicAuthorizedOperations",
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            name: f_name,
-            topic_id: f_topic_id,
-            is_internal: f_is_internal,
-            partitions: f_partitions,
-            topic_authorized_operations: f_topic_authorized_operations,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "DescribeTopicPartitionsResponseTopic._tagged_fields")?;
         let mut previous = None;
@@ -535,10 +550,17 @@ impl DescribeTopicPartitionsResponseTopic {
                 "DescribeTopicPartitionsResponseTopic._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            name: f_name,
+            topic_id: f_topic_id,
+            is_internal: f_is_internal,
+            partitions: f_partitions,
+            topic_authorized_operations: f_topic_authorized_operations,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -594,7 +616,7 @@ pub struct Cursor {
     /// Versions: 0. Default: `0`.
     pub partition_index: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for Cursor {
@@ -602,7 +624,7 @@ impl Default for Cursor {
         Self {
             topic_name: ByteString::new(),
             partition_index: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -635,21 +657,20 @@ impl Cursor {
         let f_topic_name = wire::read_string(buf, true, "Cursor.TopicName")?;
         let f_partition_index = wire::read_i32(buf, "Cursor.PartitionIndex")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_name: f_topic_name,
-            partition_index: f_partition_index,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "Cursor._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "Cursor._tagged_fields")?;
             wire::check_tag_order(previous, tag, "Cursor._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_name: f_topic_name,
+            partition_index: f_partition_index,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

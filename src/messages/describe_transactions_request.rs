@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeTransactions request (API key 65).
@@ -31,14 +31,14 @@ pub struct DescribeTransactionsRequest {
     /// Versions: 0; entity type `transactionalId`. Default: `Vec::new()`.
     pub transactional_ids: Vec<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeTransactionsRequest {
     fn default() -> Self {
         Self {
             transactional_ids: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -80,13 +80,10 @@ impl DescribeTransactionsRequest {
             true,
             1,
             "DescribeTransactionsRequest.TransactionalIds",
-            |buf| wire::read_string(buf, true, "DescribeTransactionsRequest.TransactionalIds"),
+            move |buf| wire::read_string(buf, true, "DescribeTransactionsRequest.TransactionalIds"),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            transactional_ids: f_transactional_ids,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "DescribeTransactionsRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -94,10 +91,12 @@ impl DescribeTransactionsRequest {
                 wire::read_tagged_field(buf, "DescribeTransactionsRequest._tagged_fields")?;
             wire::check_tag_order(previous, tag, "DescribeTransactionsRequest._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            transactional_ids: f_transactional_ids,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, VersionRange,
+    ScalarList, UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeTransactions response (API key 65).
@@ -32,7 +32,7 @@ pub struct DescribeTransactionsResponse {
     /// Versions: 0. Default: `Vec::new()`.
     pub transaction_states: Vec<TransactionState>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeTransactionsResponse {
@@ -40,7 +40,7 @@ impl Default for DescribeTransactionsResponse {
         Self {
             throttle_time_ms: 0,
             transaction_states: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -83,14 +83,10 @@ impl DescribeTransactionsResponse {
             true,
             28,
             "DescribeTransactionsResponse.TransactionStates",
-            |buf| TransactionState::decode_inner(buf, version),
+            move |buf| TransactionState::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            transaction_states: f_transaction_states,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "DescribeTransactionsResponse._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -98,10 +94,13 @@ impl DescribeTransactionsResponse {
                 wire::read_tagged_field(buf, "DescribeTransactionsResponse._tagged_fields")?;
             wire::check_tag_order(previous, tag, "DescribeTransactionsResponse._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            transaction_states: f_transaction_states,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -144,7 +143,7 @@ pub struct TopicData {
     /// Versions: 0. Default: `ScalarList::new()`.
     pub partitions: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TopicData {
@@ -152,7 +151,7 @@ impl Default for TopicData {
         Self {
             topic: ByteString::new(),
             partitions: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -180,26 +179,26 @@ impl TopicData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_topic = wire::read_string(buf, true, "TopicData.Topic")?;
         let f_partitions = wire::read_scalar_array::<i32>(buf, true, "TopicData.Partitions")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic: f_topic,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "TopicData._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "TopicData._tagged_fields")?;
             wire::check_tag_order(previous, tag, "TopicData._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic: f_topic,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -255,7 +254,7 @@ pub struct TransactionState {
     /// Versions: 0. Default: `Vec::new()`.
     pub topics: Vec<TopicData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TransactionState {
@@ -269,7 +268,7 @@ impl Default for TransactionState {
             producer_id: 0,
             producer_epoch: 0,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -320,22 +319,46 @@ impl TransactionState {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_error_code = wire::read_i16(buf, "TransactionState.ErrorCode")?;
         let f_transactional_id = wire::read_string(buf, true, "TransactionState.TransactionalId")?;
         let f_transaction_state =
             wire::read_string(buf, true, "TransactionState.TransactionState")?;
-        let f_transaction_timeout_ms =
-            wire::read_i32(buf, "TransactionState.TransactionTimeoutMs")?;
-        let f_transaction_start_time_ms =
-            wire::read_i64(buf, "TransactionState.TransactionStartTimeMs")?;
-        let f_producer_id = wire::read_i64(buf, "TransactionState.ProducerId")?;
-        let f_producer_epoch = wire::read_i16(buf, "TransactionState.ProducerEpoch")?;
-        let f_topics = wire::read_array(buf, true, 3, "TransactionState.Topics", |buf| {
+        let f_transaction_timeout_ms;
+        let f_transaction_start_time_ms;
+        let f_producer_id;
+        let f_producer_epoch;
+        if let Some(b) = wire::peek_fixed::<22>(buf) {
+            f_transaction_timeout_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_transaction_start_time_ms =
+                i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            f_producer_id =
+                i64::from_be_bytes([b[12], b[13], b[14], b[15], b[16], b[17], b[18], b[19]]);
+            f_producer_epoch = i16::from_be_bytes([b[20], b[21]]);
+            wire::skip_fixed::<22>(buf);
+        } else {
+            f_transaction_timeout_ms =
+                wire::read_i32(buf, "TransactionState.TransactionTimeoutMs")?;
+            f_transaction_start_time_ms =
+                wire::read_i64(buf, "TransactionState.TransactionStartTimeMs")?;
+            f_producer_id = wire::read_i64(buf, "TransactionState.ProducerId")?;
+            f_producer_epoch = wire::read_i16(buf, "TransactionState.ProducerEpoch")?;
+        }
+        let f_topics = wire::read_array(buf, true, 3, "TransactionState.Topics", move |buf| {
             TopicData::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
+        let mut unknown_tagged = UnknownTaggedFields::new();
+        let count = wire::read_tagged_header(buf, "TransactionState._tagged_fields")?;
+        let mut previous = None;
+        for _ in 0..count {
+            let (tag, data) = wire::read_tagged_field(buf, "TransactionState._tagged_fields")?;
+            wire::check_tag_order(previous, tag, "TransactionState._tagged_fields")?;
+            previous = Some(tag);
+            unknown_tagged.push(RawTaggedField { tag, data });
+        }
+        Ok(Self {
             error_code: f_error_code,
             transactional_id: f_transactional_id,
             transaction_state: f_transaction_state,
@@ -344,18 +367,8 @@ impl TransactionState {
             producer_id: f_producer_id,
             producer_epoch: f_producer_epoch,
             topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
-        let count = wire::read_tagged_header(buf, "TransactionState._tagged_fields")?;
-        let mut previous = None;
-        for _ in 0..count {
-            let (tag, data) = wire::read_tagged_field(buf, "TransactionState._tagged_fields")?;
-            wire::check_tag_order(previous, tag, "TransactionState._tagged_fields")?;
-            previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
-        }
-        Ok(this)
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeUserScramCredentials request (API key 50).
@@ -31,14 +31,14 @@ pub struct DescribeUserScramCredentialsRequest {
     /// Versions: 0; nullable in 0. Default: `Some(Vec::new())`.
     pub users: Option<Vec<UserName>>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeUserScramCredentialsRequest {
     fn default() -> Self {
         Self {
             users: Some(Vec::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -85,13 +85,10 @@ impl DescribeUserScramCredentialsRequest {
             true,
             2,
             "DescribeUserScramCredentialsRequest.Users",
-            |buf| UserName::decode_inner(buf, version),
+            move |buf| UserName::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            users: f_users,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "DescribeUserScramCredentialsRequest._tagged_fields")?;
         let mut previous = None;
@@ -104,10 +101,12 @@ impl DescribeUserScramCredentialsRequest {
                 "DescribeUserScramCredentialsRequest._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            users: f_users,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -151,14 +150,14 @@ pub struct UserName {
     /// Versions: 0. Default: `ByteString::new()`.
     pub name: ByteString,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for UserName {
     fn default() -> Self {
         Self {
             name: ByteString::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -185,24 +184,24 @@ impl UserName {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "UserName.Name")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "UserName._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "UserName._tagged_fields")?;
             wire::check_tag_order(previous, tag, "UserName._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

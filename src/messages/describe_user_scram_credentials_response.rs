@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The DescribeUserScramCredentials response (API key 50).
@@ -42,7 +42,7 @@ pub struct DescribeUserScramCredentialsResponse {
     /// Versions: 0. Default: `Vec::new()`.
     pub results: Vec<DescribeUserScramCredentialsResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeUserScramCredentialsResponse {
@@ -52,7 +52,7 @@ impl Default for DescribeUserScramCredentialsResponse {
             error_code: 0,
             error_message: Some(ByteString::new()),
             results: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -95,9 +95,17 @@ impl DescribeUserScramCredentialsResponse {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_throttle_time_ms =
-            wire::read_i32(buf, "DescribeUserScramCredentialsResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "DescribeUserScramCredentialsResponse.ErrorCode")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_throttle_time_ms =
+                wire::read_i32(buf, "DescribeUserScramCredentialsResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "DescribeUserScramCredentialsResponse.ErrorCode")?;
+        }
         let f_error_message = wire::read_nullable_string(
             buf,
             true,
@@ -108,16 +116,10 @@ impl DescribeUserScramCredentialsResponse {
             true,
             6,
             "DescribeUserScramCredentialsResponse.Results",
-            |buf| DescribeUserScramCredentialsResult::decode_inner(buf, version),
+            move |buf| DescribeUserScramCredentialsResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            results: f_results,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "DescribeUserScramCredentialsResponse._tagged_fields")?;
         let mut previous = None;
@@ -132,10 +134,15 @@ impl DescribeUserScramCredentialsResponse {
                 "DescribeUserScramCredentialsResponse._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            results: f_results,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -189,7 +196,7 @@ pub struct CredentialInfo {
     /// Versions: 0. Default: `0`.
     pub iterations: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CredentialInfo {
@@ -197,7 +204,7 @@ impl Default for CredentialInfo {
         Self {
             mechanism: 0,
             iterations: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -225,26 +232,34 @@ impl CredentialInfo {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_mechanism = wire::read_i8(buf, "CredentialInfo.Mechanism")?;
-        let f_iterations = wire::read_i32(buf, "CredentialInfo.Iterations")?;
+        let f_mechanism;
+        let f_iterations;
+        if let Some(b) = wire::peek_fixed::<5>(buf) {
+            f_mechanism = i8::from_be_bytes([b[0]]);
+            f_iterations = i32::from_be_bytes([b[1], b[2], b[3], b[4]]);
+            wire::skip_fixed::<5>(buf);
+        } else {
+            f_mechanism = wire::read_i8(buf, "CredentialInfo.Mechanism")?;
+            f_iterations = wire::read_i32(buf, "CredentialInfo.Iterations")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            mechanism: f_mechanism,
-            iterations: f_iterations,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "CredentialInfo._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "CredentialInfo._tagged_fields")?;
             wire::check_tag_order(previous, tag, "CredentialInfo._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            mechanism: f_mechanism,
+            iterations: f_iterations,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -297,7 +312,7 @@ pub struct DescribeUserScramCredentialsResult {
     /// Versions: 0. Default: `Vec::new()`.
     pub credential_infos: Vec<CredentialInfo>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeUserScramCredentialsResult {
@@ -307,7 +322,7 @@ impl Default for DescribeUserScramCredentialsResult {
             error_code: 0,
             error_message: Some(ByteString::new()),
             credential_infos: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -354,6 +369,7 @@ impl DescribeUserScramCredentialsResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_user = wire::read_string(buf, true, "DescribeUserScramCredentialsResult.User")?;
         let f_error_code = wire::read_i16(buf, "DescribeUserScramCredentialsResult.ErrorCode")?;
@@ -367,16 +383,10 @@ impl DescribeUserScramCredentialsResult {
             true,
             6,
             "DescribeUserScramCredentialsResult.CredentialInfos",
-            |buf| CredentialInfo::decode_inner(buf, version),
+            move |buf| CredentialInfo::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            user: f_user,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            credential_infos: f_credential_infos,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "DescribeUserScramCredentialsResult._tagged_fields")?;
         let mut previous = None;
@@ -389,10 +399,15 @@ impl DescribeUserScramCredentialsResult {
                 "DescribeUserScramCredentialsResult._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            user: f_user,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            credential_infos: f_credential_infos,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

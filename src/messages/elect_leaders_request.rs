@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, VersionRange,
+    ScalarList, UnknownTaggedFields, VersionRange,
 };
 
 /// The ElectLeaders request (API key 43).
@@ -47,7 +47,7 @@ pub struct ElectLeadersRequest {
     /// Versions: 0-2. Default: `60000`.
     pub timeout_ms: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ElectLeadersRequest {
@@ -56,7 +56,7 @@ impl Default for ElectLeadersRequest {
             election_type: 0,
             topic_partitions: Some(Vec::new()),
             timeout_ms: 60000,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -126,16 +126,11 @@ impl ElectLeadersRequest {
             flexible,
             2,
             "ElectLeadersRequest.TopicPartitions",
-            |buf| TopicPartitions::decode_inner(buf, version),
+            move |buf| TopicPartitions::decode_inner(buf, version),
         )?;
         let f_timeout_ms = wire::read_i32(buf, "ElectLeadersRequest.TimeoutMs")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            election_type: f_election_type,
-            topic_partitions: f_topic_partitions,
-            timeout_ms: f_timeout_ms,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ElectLeadersRequest._tagged_fields")?;
             let mut previous = None;
@@ -144,11 +139,15 @@ impl ElectLeadersRequest {
                     wire::read_tagged_field(buf, "ElectLeadersRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ElectLeadersRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            election_type: f_election_type,
+            topic_partitions: f_topic_partitions,
+            timeout_ms: f_timeout_ms,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -206,7 +205,7 @@ pub struct TopicPartitions {
     /// Versions: 0-2. Default: `ScalarList::new()`.
     pub partitions: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TopicPartitions {
@@ -214,7 +213,7 @@ impl Default for TopicPartitions {
         Self {
             topic: ByteString::new(),
             partitions: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -254,6 +253,7 @@ impl TopicPartitions {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
@@ -261,11 +261,7 @@ impl TopicPartitions {
         let f_partitions =
             wire::read_scalar_array::<i32>(buf, flexible, "TopicPartitions.Partitions")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic: f_topic,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "TopicPartitions._tagged_fields")?;
             let mut previous = None;
@@ -273,11 +269,14 @@ impl TopicPartitions {
                 let (tag, data) = wire::read_tagged_field(buf, "TopicPartitions._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "TopicPartitions._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic: f_topic,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The ElectLeaders response (API key 43).
@@ -46,7 +46,7 @@ pub struct ElectLeadersResponse {
     /// Versions: 0-2. Default: `Vec::new()`.
     pub replica_election_results: Vec<ReplicaElectionResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ElectLeadersResponse {
@@ -55,7 +55,7 @@ impl Default for ElectLeadersResponse {
             throttle_time_ms: 0,
             error_code: 0,
             replica_election_results: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -108,26 +108,31 @@ impl ElectLeadersResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
-        let f_throttle_time_ms = wire::read_i32(buf, "ElectLeadersResponse.ThrottleTimeMs")?;
-        let f_error_code = if version >= 1 {
-            wire::read_i16(buf, "ElectLeadersResponse.ErrorCode")?
+        let f_throttle_time_ms;
+        let f_error_code;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<6>(buf)
+        {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
         } else {
-            0
-        };
+            f_throttle_time_ms = wire::read_i32(buf, "ElectLeadersResponse.ThrottleTimeMs")?;
+            f_error_code = if version >= 1 {
+                wire::read_i16(buf, "ElectLeadersResponse.ErrorCode")?
+            } else {
+                0
+            };
+        }
         let f_replica_election_results = wire::read_array(
             buf,
             flexible,
             2,
             "ElectLeadersResponse.ReplicaElectionResults",
-            |buf| ReplicaElectionResult::decode_inner(buf, version),
+            move |buf| ReplicaElectionResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            replica_election_results: f_replica_election_results,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ElectLeadersResponse._tagged_fields")?;
             let mut previous = None;
@@ -136,11 +141,15 @@ impl ElectLeadersResponse {
                     wire::read_tagged_field(buf, "ElectLeadersResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ElectLeadersResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            replica_election_results: f_replica_election_results,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -200,7 +209,7 @@ pub struct PartitionResult {
     /// Versions: 0-2; nullable in 0-2. Default: `Some(ByteString::new())`.
     pub error_message: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionResult {
@@ -209,7 +218,7 @@ impl Default for PartitionResult {
             partition_id: 0,
             error_code: 0,
             error_message: Some(ByteString::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -250,20 +259,24 @@ impl PartitionResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
-        let f_partition_id = wire::read_i32(buf, "PartitionResult.PartitionId")?;
-        let f_error_code = wire::read_i16(buf, "PartitionResult.ErrorCode")?;
+        let f_partition_id;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_partition_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_partition_id = wire::read_i32(buf, "PartitionResult.PartitionId")?;
+            f_error_code = wire::read_i16(buf, "PartitionResult.ErrorCode")?;
+        }
         let f_error_message =
             wire::read_nullable_string(buf, flexible, "PartitionResult.ErrorMessage")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_id: f_partition_id,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "PartitionResult._tagged_fields")?;
             let mut previous = None;
@@ -271,11 +284,15 @@ impl PartitionResult {
                 let (tag, data) = wire::read_tagged_field(buf, "PartitionResult._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "PartitionResult._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_id: f_partition_id,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -330,7 +347,7 @@ pub struct ReplicaElectionResult {
     /// Versions: 0-2. Default: `Vec::new()`.
     pub partition_result: Vec<PartitionResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ReplicaElectionResult {
@@ -338,7 +355,7 @@ impl Default for ReplicaElectionResult {
         Self {
             topic: ByteString::new(),
             partition_result: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -381,6 +398,7 @@ impl ReplicaElectionResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let f_topic = wire::read_string(buf, flexible, "ReplicaElectionResult.Topic")?;
@@ -389,14 +407,10 @@ impl ReplicaElectionResult {
             flexible,
             7,
             "ReplicaElectionResult.PartitionResult",
-            |buf| PartitionResult::decode_inner(buf, version),
+            move |buf| PartitionResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic: f_topic,
-            partition_result: f_partition_result,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ReplicaElectionResult._tagged_fields")?;
             let mut previous = None;
@@ -405,11 +419,14 @@ impl ReplicaElectionResult {
                     wire::read_tagged_field(buf, "ReplicaElectionResult._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ReplicaElectionResult._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic: f_topic,
+            partition_result: f_partition_result,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

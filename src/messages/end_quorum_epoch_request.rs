@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, Uuid, VersionRange,
+    ScalarList, UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The EndQuorumEpoch request (API key 54).
@@ -42,7 +42,7 @@ pub struct EndQuorumEpochRequest {
     /// Versions: 1; ignorable (dropped silently where absent). Default: `Vec::new()`.
     pub leader_endpoints: Vec<LeaderEndpoint>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for EndQuorumEpochRequest {
@@ -51,7 +51,7 @@ impl Default for EndQuorumEpochRequest {
             cluster_id: None,
             topics: Vec::new(),
             leader_endpoints: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -114,27 +114,26 @@ impl EndQuorumEpochRequest {
         let flexible = version >= 1;
         let f_cluster_id =
             wire::read_nullable_string(buf, flexible, "EndQuorumEpochRequest.ClusterId")?;
-        let f_topics = wire::read_array(buf, flexible, 2, "EndQuorumEpochRequest.Topics", |buf| {
-            TopicData::decode_inner(buf, version)
-        })?;
+        let f_topics = wire::read_array(
+            buf,
+            flexible,
+            2,
+            "EndQuorumEpochRequest.Topics",
+            move |buf| TopicData::decode_inner(buf, version),
+        )?;
         let f_leader_endpoints = if version >= 1 {
             wire::read_array(
                 buf,
                 flexible,
                 5,
                 "EndQuorumEpochRequest.LeaderEndpoints",
-                |buf| LeaderEndpoint::decode_inner(buf, version),
+                move |buf| LeaderEndpoint::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            cluster_id: f_cluster_id,
-            topics: f_topics,
-            leader_endpoints: f_leader_endpoints,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "EndQuorumEpochRequest._tagged_fields")?;
             let mut previous = None;
@@ -143,11 +142,15 @@ impl EndQuorumEpochRequest {
                     wire::read_tagged_field(buf, "EndQuorumEpochRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "EndQuorumEpochRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            cluster_id: f_cluster_id,
+            topics: f_topics,
+            leader_endpoints: f_leader_endpoints,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -208,7 +211,7 @@ pub struct ReplicaInfo {
     /// Versions: 1. Default: `Uuid::ZERO`.
     pub candidate_directory_id: Uuid,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ReplicaInfo {
@@ -216,7 +219,7 @@ impl Default for ReplicaInfo {
         Self {
             candidate_id: 0,
             candidate_directory_id: Uuid::ZERO,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -244,26 +247,37 @@ impl ReplicaInfo {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_candidate_id = wire::read_i32(buf, "ReplicaInfo.CandidateId")?;
-        let f_candidate_directory_id = wire::read_uuid(buf, "ReplicaInfo.CandidateDirectoryId")?;
+        let f_candidate_id;
+        let f_candidate_directory_id;
+        if let Some(b) = wire::peek_fixed::<20>(buf) {
+            f_candidate_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_candidate_directory_id = Uuid::from_bytes([
+                b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15],
+                b[16], b[17], b[18], b[19],
+            ]);
+            wire::skip_fixed::<20>(buf);
+        } else {
+            f_candidate_id = wire::read_i32(buf, "ReplicaInfo.CandidateId")?;
+            f_candidate_directory_id = wire::read_uuid(buf, "ReplicaInfo.CandidateDirectoryId")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            candidate_id: f_candidate_id,
-            candidate_directory_id: f_candidate_directory_id,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ReplicaInfo._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "ReplicaInfo._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ReplicaInfo._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            candidate_id: f_candidate_id,
+            candidate_directory_id: f_candidate_directory_id,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -318,7 +332,7 @@ pub struct PartitionData {
     /// Versions: 1; ignorable (dropped silently where absent). Default: `Vec::new()`.
     pub preferred_candidates: Vec<ReplicaInfo>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionData {
@@ -329,7 +343,7 @@ impl Default for PartitionData {
             leader_epoch: 0,
             preferred_successors: ScalarList::new(),
             preferred_candidates: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -384,11 +398,22 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
-        let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
-        let f_leader_id = wire::read_i32(buf, "PartitionData.LeaderId")?;
-        let f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
+        let f_partition_index;
+        let f_leader_id;
+        let f_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<12>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_leader_id = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_leader_epoch = i32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
+            f_leader_id = wire::read_i32(buf, "PartitionData.LeaderId")?;
+            f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
+        }
         let f_preferred_successors = if version <= 0 {
             wire::read_scalar_array::<i32>(buf, flexible, "PartitionData.PreferredSuccessors")?
         } else {
@@ -400,20 +425,13 @@ impl PartitionData {
                 flexible,
                 21,
                 "PartitionData.PreferredCandidates",
-                |buf| ReplicaInfo::decode_inner(buf, version),
+                move |buf| ReplicaInfo::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            leader_id: f_leader_id,
-            leader_epoch: f_leader_epoch,
-            preferred_successors: f_preferred_successors,
-            preferred_candidates: f_preferred_candidates,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "PartitionData._tagged_fields")?;
             let mut previous = None;
@@ -421,11 +439,17 @@ impl PartitionData {
                 let (tag, data) = wire::read_tagged_field(buf, "PartitionData._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "PartitionData._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            leader_id: f_leader_id,
+            leader_epoch: f_leader_epoch,
+            preferred_successors: f_preferred_successors,
+            preferred_candidates: f_preferred_candidates,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -483,7 +507,7 @@ pub struct TopicData {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub partitions: Vec<PartitionData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TopicData {
@@ -491,7 +515,7 @@ impl Default for TopicData {
         Self {
             topic_name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -534,18 +558,16 @@ impl TopicData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let f_topic_name = wire::read_string(buf, flexible, "TopicData.TopicName")?;
-        let f_partitions = wire::read_array(buf, flexible, 12, "TopicData.Partitions", |buf| {
-            PartitionData::decode_inner(buf, version)
-        })?;
+        let f_partitions =
+            wire::read_array(buf, flexible, 12, "TopicData.Partitions", move |buf| {
+                PartitionData::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_name: f_topic_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "TopicData._tagged_fields")?;
             let mut previous = None;
@@ -553,11 +575,14 @@ impl TopicData {
                 let (tag, data) = wire::read_tagged_field(buf, "TopicData._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "TopicData._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic_name: f_topic_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -616,7 +641,7 @@ pub struct LeaderEndpoint {
     /// Versions: 1. Default: `0`.
     pub port: u16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaderEndpoint {
@@ -625,7 +650,7 @@ impl Default for LeaderEndpoint {
             name: ByteString::new(),
             host: ByteString::new(),
             port: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -654,28 +679,28 @@ impl LeaderEndpoint {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "LeaderEndpoint.Name")?;
         let f_host = wire::read_string(buf, true, "LeaderEndpoint.Host")?;
         let f_port = wire::read_u16(buf, "LeaderEndpoint.Port")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            host: f_host,
-            port: f_port,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "LeaderEndpoint._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "LeaderEndpoint._tagged_fields")?;
             wire::check_tag_order(previous, tag, "LeaderEndpoint._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            host: f_host,
+            port: f_port,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The EndTxn request (API key 26).
@@ -57,7 +57,7 @@ pub struct EndTxnRequest {
     /// Versions: 0-5. Default: `false`.
     pub committed: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for EndTxnRequest {
@@ -67,7 +67,7 @@ impl Default for EndTxnRequest {
             producer_id: 0,
             producer_epoch: 0,
             committed: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -113,17 +113,21 @@ impl EndTxnRequest {
         let flexible = version >= 3;
         let _ = version;
         let f_transactional_id = wire::read_string(buf, flexible, "EndTxnRequest.TransactionalId")?;
-        let f_producer_id = wire::read_i64(buf, "EndTxnRequest.ProducerId")?;
-        let f_producer_epoch = wire::read_i16(buf, "EndTxnRequest.ProducerEpoch")?;
-        let f_committed = wire::read_bool(buf, "EndTxnRequest.Committed")?;
+        let f_producer_id;
+        let f_producer_epoch;
+        let f_committed;
+        if let Some(b) = wire::peek_fixed::<11>(buf) {
+            f_producer_id = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_producer_epoch = i16::from_be_bytes([b[8], b[9]]);
+            f_committed = b[10] != 0;
+            wire::skip_fixed::<11>(buf);
+        } else {
+            f_producer_id = wire::read_i64(buf, "EndTxnRequest.ProducerId")?;
+            f_producer_epoch = wire::read_i16(buf, "EndTxnRequest.ProducerEpoch")?;
+            f_committed = wire::read_bool(buf, "EndTxnRequest.Committed")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            transactional_id: f_transactional_id,
-            producer_id: f_producer_id,
-            producer_epoch: f_producer_epoch,
-            committed: f_committed,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "EndTxnRequest._tagged_fields")?;
             let mut previous = None;
@@ -131,11 +135,16 @@ impl EndTxnRequest {
                 let (tag, data) = wire::read_tagged_field(buf, "EndTxnRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "EndTxnRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            transactional_id: f_transactional_id,
+            producer_id: f_producer_id,
+            producer_epoch: f_producer_epoch,
+            committed: f_committed,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

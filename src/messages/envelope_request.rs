@@ -17,7 +17,8 @@
 
 use super::{ApiKey, Request};
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The Envelope request (API key 58).
@@ -44,7 +45,7 @@ pub struct EnvelopeRequest {
     /// Versions: 0. Default: `Bytes::new()`.
     pub client_host_address: Bytes,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for EnvelopeRequest {
@@ -53,7 +54,7 @@ impl Default for EnvelopeRequest {
             request_data: Bytes::new(),
             request_principal: Some(Bytes::new()),
             client_host_address: Bytes::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -100,22 +101,21 @@ impl EnvelopeRequest {
         let f_client_host_address =
             wire::read_bytes(buf, true, "EnvelopeRequest.ClientHostAddress")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            request_data: f_request_data,
-            request_principal: f_request_principal,
-            client_host_address: f_client_host_address,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "EnvelopeRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "EnvelopeRequest._tagged_fields")?;
             wire::check_tag_order(previous, tag, "EnvelopeRequest._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            request_data: f_request_data,
+            request_principal: f_request_principal,
+            client_host_address: f_client_host_address,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -16,7 +16,8 @@
 )]
 
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The Envelope response (API key 58).
@@ -39,7 +40,7 @@ pub struct EnvelopeResponse {
     /// Versions: 0. Default: `0`.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for EnvelopeResponse {
@@ -47,7 +48,7 @@ impl Default for EnvelopeResponse {
         Self {
             response_data: None,
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -86,21 +87,20 @@ impl EnvelopeResponse {
             wire::read_nullable_bytes(buf, true, "EnvelopeResponse.ResponseData")?;
         let f_error_code = wire::read_i16(buf, "EnvelopeResponse.ErrorCode")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            response_data: f_response_data,
-            error_code: f_error_code,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "EnvelopeResponse._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "EnvelopeResponse._tagged_fields")?;
             wire::check_tag_order(previous, tag, "EnvelopeResponse._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            response_data: f_response_data,
+            error_code: f_error_code,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,8 @@
 
 use super::{ApiKey, Request};
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The ExpireDelegationToken request (API key 40).
@@ -41,7 +42,7 @@ pub struct ExpireDelegationTokenRequest {
     /// Versions: 0-2. Default: `0`.
     pub expiry_time_period_ms: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ExpireDelegationTokenRequest {
@@ -49,7 +50,7 @@ impl Default for ExpireDelegationTokenRequest {
         Self {
             hmac: Bytes::new(),
             expiry_time_period_ms: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -96,11 +97,7 @@ impl ExpireDelegationTokenRequest {
         let f_expiry_time_period_ms =
             wire::read_i64(buf, "ExpireDelegationTokenRequest.ExpiryTimePeriodMs")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            hmac: f_hmac,
-            expiry_time_period_ms: f_expiry_time_period_ms,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "ExpireDelegationTokenRequest._tagged_fields")?;
@@ -114,11 +111,14 @@ impl ExpireDelegationTokenRequest {
                     "ExpireDelegationTokenRequest._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            hmac: f_hmac,
+            expiry_time_period_ms: f_expiry_time_period_ms,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

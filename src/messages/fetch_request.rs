@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, Uuid, VersionRange,
+    ScalarList, UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The Fetch request (API key 1).
@@ -117,7 +117,7 @@ pub struct FetchRequest {
     /// Versions: 11-17; ignorable (dropped silently where absent). Default: `ByteString::new()`.
     pub rack_id: ByteString,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for FetchRequest {
@@ -135,7 +135,7 @@ impl Default for FetchRequest {
             topics: Vec::new(),
             forgotten_topics_data: Vec::new(),
             rack_id: ByteString::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -272,34 +272,54 @@ impl FetchRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 12;
-        let f_replica_id = if version <= 14 {
-            wire::read_i32(buf, "FetchRequest.ReplicaId")?
+        let f_replica_id;
+        let f_max_wait_ms;
+        let f_min_bytes;
+        let f_max_bytes;
+        let f_isolation_level;
+        let f_session_id;
+        let f_session_epoch;
+        if (7..=14).contains(&version)
+            && let Some(b) = wire::peek_fixed::<25>(buf)
+        {
+            f_replica_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_max_wait_ms = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_min_bytes = i32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+            f_max_bytes = i32::from_be_bytes([b[12], b[13], b[14], b[15]]);
+            f_isolation_level = i8::from_be_bytes([b[16]]);
+            f_session_id = i32::from_be_bytes([b[17], b[18], b[19], b[20]]);
+            f_session_epoch = i32::from_be_bytes([b[21], b[22], b[23], b[24]]);
+            wire::skip_fixed::<25>(buf);
         } else {
-            -1
-        };
-        let f_max_wait_ms = wire::read_i32(buf, "FetchRequest.MaxWaitMs")?;
-        let f_min_bytes = wire::read_i32(buf, "FetchRequest.MinBytes")?;
-        let f_max_bytes = if version >= 3 {
-            wire::read_i32(buf, "FetchRequest.MaxBytes")?
-        } else {
-            i32::MAX
-        };
-        let f_isolation_level = if version >= 4 {
-            wire::read_i8(buf, "FetchRequest.IsolationLevel")?
-        } else {
-            0
-        };
-        let f_session_id = if version >= 7 {
-            wire::read_i32(buf, "FetchRequest.SessionId")?
-        } else {
-            0
-        };
-        let f_session_epoch = if version >= 7 {
-            wire::read_i32(buf, "FetchRequest.SessionEpoch")?
-        } else {
-            -1
-        };
-        let f_topics = wire::read_array(buf, flexible, 1, "FetchRequest.Topics", |buf| {
+            f_replica_id = if version <= 14 {
+                wire::read_i32(buf, "FetchRequest.ReplicaId")?
+            } else {
+                -1
+            };
+            f_max_wait_ms = wire::read_i32(buf, "FetchRequest.MaxWaitMs")?;
+            f_min_bytes = wire::read_i32(buf, "FetchRequest.MinBytes")?;
+            f_max_bytes = if version >= 3 {
+                wire::read_i32(buf, "FetchRequest.MaxBytes")?
+            } else {
+                i32::MAX
+            };
+            f_isolation_level = if version >= 4 {
+                wire::read_i8(buf, "FetchRequest.IsolationLevel")?
+            } else {
+                0
+            };
+            f_session_id = if version >= 7 {
+                wire::read_i32(buf, "FetchRequest.SessionId")?
+            } else {
+                0
+            };
+            f_session_epoch = if version >= 7 {
+                wire::read_i32(buf, "FetchRequest.SessionEpoch")?
+            } else {
+                -1
+            };
+        }
+        let f_topics = wire::read_array(buf, flexible, 1, "FetchRequest.Topics", move |buf| {
             FetchTopic::decode_inner(buf, version)
         })?;
         let f_forgotten_topics_data = if version >= 7 {
@@ -308,7 +328,7 @@ impl FetchRequest {
                 flexible,
                 1,
                 "FetchRequest.ForgottenTopicsData",
-                |buf| ForgottenTopic::decode_inner(buf, version),
+                move |buf| ForgottenTopic::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
@@ -318,22 +338,10 @@ impl FetchRequest {
         } else {
             ByteString::new()
         };
+        let mut f_cluster_id = None;
+        let mut f_replica_state = ReplicaState::default();
         #[allow(unused_mut)]
-        let mut this = Self {
-            cluster_id: None,
-            replica_id: f_replica_id,
-            replica_state: ReplicaState::default(),
-            max_wait_ms: f_max_wait_ms,
-            min_bytes: f_min_bytes,
-            max_bytes: f_max_bytes,
-            isolation_level: f_isolation_level,
-            session_id: f_session_id,
-            session_epoch: f_session_epoch,
-            topics: f_topics,
-            forgotten_topics_data: f_forgotten_topics_data,
-            rack_id: f_rack_id,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "FetchRequest._tagged_fields")?;
             let mut previous = None;
@@ -345,21 +353,33 @@ impl FetchRequest {
                     0 if version >= 12 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.cluster_id =
+                        f_cluster_id =
                             wire::read_nullable_string(buf, flexible, "FetchRequest.ClusterId")?;
                     }
                     1 if version >= 15 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.replica_state = ReplicaState::decode_inner(buf, version)?;
+                        f_replica_state = ReplicaState::decode_inner(buf, version)?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => unknown_tagged.push(RawTaggedField { tag, data }),
                 }
             }
         }
-        Ok(this)
+        Ok(Self {
+            cluster_id: f_cluster_id,
+            replica_id: f_replica_id,
+            replica_state: f_replica_state,
+            max_wait_ms: f_max_wait_ms,
+            min_bytes: f_min_bytes,
+            max_bytes: f_max_bytes,
+            isolation_level: f_isolation_level,
+            session_id: f_session_id,
+            session_epoch: f_session_epoch,
+            topics: f_topics,
+            forgotten_topics_data: f_forgotten_topics_data,
+            rack_id: f_rack_id,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -469,7 +489,7 @@ pub struct ReplicaState {
     /// Versions: 15-17. Default: `-1`.
     pub replica_epoch: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ReplicaState {
@@ -477,7 +497,7 @@ impl Default for ReplicaState {
         Self {
             replica_id: -1,
             replica_epoch: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -507,24 +527,32 @@ impl ReplicaState {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_replica_id = wire::read_i32(buf, "ReplicaState.ReplicaId")?;
-        let f_replica_epoch = wire::read_i64(buf, "ReplicaState.ReplicaEpoch")?;
+        let f_replica_id;
+        let f_replica_epoch;
+        if let Some(b) = wire::peek_fixed::<12>(buf) {
+            f_replica_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_replica_epoch =
+                i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
+        } else {
+            f_replica_id = wire::read_i32(buf, "ReplicaState.ReplicaId")?;
+            f_replica_epoch = wire::read_i64(buf, "ReplicaState.ReplicaEpoch")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            replica_id: f_replica_id,
-            replica_epoch: f_replica_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ReplicaState._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "ReplicaState._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ReplicaState._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            replica_id: f_replica_id,
+            replica_epoch: f_replica_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -589,7 +617,7 @@ pub struct FetchPartition {
     /// Versions: 17; tagged field 0; ignorable (dropped silently where absent). Default: `Uuid::ZERO`.
     pub replica_directory_id: Uuid,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for FetchPartition {
@@ -602,7 +630,7 @@ impl Default for FetchPartition {
             log_start_offset: -1,
             partition_max_bytes: 0,
             replica_directory_id: Uuid::ZERO,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -671,37 +699,50 @@ impl FetchPartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 12;
-        let f_partition = wire::read_i32(buf, "FetchPartition.Partition")?;
-        let f_current_leader_epoch = if version >= 9 {
-            wire::read_i32(buf, "FetchPartition.CurrentLeaderEpoch")?
+        let f_partition;
+        let f_current_leader_epoch;
+        let f_fetch_offset;
+        let f_last_fetched_epoch;
+        let f_log_start_offset;
+        let f_partition_max_bytes;
+        if version >= 12
+            && let Some(b) = wire::peek_fixed::<32>(buf)
+        {
+            f_partition = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_current_leader_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_fetch_offset =
+                i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            f_last_fetched_epoch = i32::from_be_bytes([b[16], b[17], b[18], b[19]]);
+            f_log_start_offset =
+                i64::from_be_bytes([b[20], b[21], b[22], b[23], b[24], b[25], b[26], b[27]]);
+            f_partition_max_bytes = i32::from_be_bytes([b[28], b[29], b[30], b[31]]);
+            wire::skip_fixed::<32>(buf);
         } else {
-            -1
-        };
-        let f_fetch_offset = wire::read_i64(buf, "FetchPartition.FetchOffset")?;
-        let f_last_fetched_epoch = if version >= 12 {
-            wire::read_i32(buf, "FetchPartition.LastFetchedEpoch")?
-        } else {
-            -1
-        };
-        let f_log_start_offset = if version >= 5 {
-            wire::read_i64(buf, "FetchPartition.LogStartOffset")?
-        } else {
-            -1
-        };
-        let f_partition_max_bytes = wire::read_i32(buf, "FetchPartition.PartitionMaxBytes")?;
+            f_partition = wire::read_i32(buf, "FetchPartition.Partition")?;
+            f_current_leader_epoch = if version >= 9 {
+                wire::read_i32(buf, "FetchPartition.CurrentLeaderEpoch")?
+            } else {
+                -1
+            };
+            f_fetch_offset = wire::read_i64(buf, "FetchPartition.FetchOffset")?;
+            f_last_fetched_epoch = if version >= 12 {
+                wire::read_i32(buf, "FetchPartition.LastFetchedEpoch")?
+            } else {
+                -1
+            };
+            f_log_start_offset = if version >= 5 {
+                wire::read_i64(buf, "FetchPartition.LogStartOffset")?
+            } else {
+                -1
+            };
+            f_partition_max_bytes = wire::read_i32(buf, "FetchPartition.PartitionMaxBytes")?;
+        }
+        let mut f_replica_directory_id = Uuid::ZERO;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition: f_partition,
-            current_leader_epoch: f_current_leader_epoch,
-            fetch_offset: f_fetch_offset,
-            last_fetched_epoch: f_last_fetched_epoch,
-            log_start_offset: f_log_start_offset,
-            partition_max_bytes: f_partition_max_bytes,
-            replica_directory_id: Uuid::ZERO,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "FetchPartition._tagged_fields")?;
             let mut previous = None;
@@ -713,16 +754,23 @@ impl FetchPartition {
                     0 if version >= 17 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.replica_directory_id =
+                        f_replica_directory_id =
                             wire::read_uuid(buf, "FetchPartition.ReplicaDirectoryId")?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => unknown_tagged.push(RawTaggedField { tag, data }),
                 }
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition: f_partition,
+            current_leader_epoch: f_current_leader_epoch,
+            fetch_offset: f_fetch_offset,
+            last_fetched_epoch: f_last_fetched_epoch,
+            log_start_offset: f_log_start_offset,
+            partition_max_bytes: f_partition_max_bytes,
+            replica_directory_id: f_replica_directory_id,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -797,7 +845,7 @@ pub struct FetchTopic {
     /// Versions: 0-17. Default: `Vec::new()`.
     pub partitions: Vec<FetchPartition>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for FetchTopic {
@@ -806,7 +854,7 @@ impl Default for FetchTopic {
             topic: ByteString::new(),
             topic_id: Uuid::ZERO,
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -854,6 +902,7 @@ impl FetchTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 12;
         let f_topic = if version <= 12 {
@@ -866,16 +915,12 @@ impl FetchTopic {
         } else {
             Uuid::ZERO
         };
-        let f_partitions = wire::read_array(buf, flexible, 16, "FetchTopic.Partitions", |buf| {
-            FetchPartition::decode_inner(buf, version)
-        })?;
+        let f_partitions =
+            wire::read_array(buf, flexible, 16, "FetchTopic.Partitions", move |buf| {
+                FetchPartition::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic: f_topic,
-            topic_id: f_topic_id,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "FetchTopic._tagged_fields")?;
             let mut previous = None;
@@ -883,11 +928,15 @@ impl FetchTopic {
                 let (tag, data) = wire::read_tagged_field(buf, "FetchTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "FetchTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic: f_topic,
+            topic_id: f_topic_id,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -955,7 +1004,7 @@ pub struct ForgottenTopic {
     /// Versions: 7-17. Default: `ScalarList::new()`.
     pub partitions: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ForgottenTopic {
@@ -964,7 +1013,7 @@ impl Default for ForgottenTopic {
             topic: ByteString::new(),
             topic_id: Uuid::ZERO,
             partitions: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1004,6 +1053,7 @@ impl ForgottenTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 12;
         let f_topic = if version <= 12 {
@@ -1019,12 +1069,7 @@ impl ForgottenTopic {
         let f_partitions =
             wire::read_scalar_array::<i32>(buf, flexible, "ForgottenTopic.Partitions")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic: f_topic,
-            topic_id: f_topic_id,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ForgottenTopic._tagged_fields")?;
             let mut previous = None;
@@ -1032,11 +1077,15 @@ impl ForgottenTopic {
                 let (tag, data) = wire::read_tagged_field(buf, "ForgottenTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ForgottenTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic: f_topic,
+            topic_id: f_topic_id,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

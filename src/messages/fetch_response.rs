@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The Fetch response (API key 1).
@@ -83,7 +83,7 @@ pub struct FetchResponse {
     /// Versions: 16-17; tagged field 0. Default: `Vec::new()`.
     pub node_endpoints: Vec<NodeEndpoint>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for FetchResponse {
@@ -94,7 +94,7 @@ impl Default for FetchResponse {
             session_id: 0,
             responses: Vec::new(),
             node_endpoints: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -185,33 +185,40 @@ impl FetchResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 12;
-        let f_throttle_time_ms = if version >= 1 {
-            wire::read_i32(buf, "FetchResponse.ThrottleTimeMs")?
+        let f_throttle_time_ms;
+        let f_error_code;
+        let f_session_id;
+        if version >= 7
+            && let Some(b) = wire::peek_fixed::<10>(buf)
+        {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            f_session_id = i32::from_be_bytes([b[6], b[7], b[8], b[9]]);
+            wire::skip_fixed::<10>(buf);
         } else {
-            0
-        };
-        let f_error_code = if version >= 7 {
-            wire::read_i16(buf, "FetchResponse.ErrorCode")?
-        } else {
-            0
-        };
-        let f_session_id = if version >= 7 {
-            wire::read_i32(buf, "FetchResponse.SessionId")?
-        } else {
-            0
-        };
-        let f_responses = wire::read_array(buf, flexible, 1, "FetchResponse.Responses", |buf| {
-            FetchableTopicResponse::decode_inner(buf, version)
-        })?;
+            f_throttle_time_ms = if version >= 1 {
+                wire::read_i32(buf, "FetchResponse.ThrottleTimeMs")?
+            } else {
+                0
+            };
+            f_error_code = if version >= 7 {
+                wire::read_i16(buf, "FetchResponse.ErrorCode")?
+            } else {
+                0
+            };
+            f_session_id = if version >= 7 {
+                wire::read_i32(buf, "FetchResponse.SessionId")?
+            } else {
+                0
+            };
+        }
+        let f_responses =
+            wire::read_array(buf, flexible, 1, "FetchResponse.Responses", move |buf| {
+                FetchableTopicResponse::decode_inner(buf, version)
+            })?;
+        let mut f_node_endpoints = Vec::new();
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            session_id: f_session_id,
-            responses: f_responses,
-            node_endpoints: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "FetchResponse._tagged_fields")?;
             let mut previous = None;
@@ -223,21 +230,26 @@ impl FetchResponse {
                     0 if version >= 16 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.node_endpoints = wire::read_array(
+                        f_node_endpoints = wire::read_array(
                             buf,
                             flexible,
                             11,
                             "FetchResponse.NodeEndpoints",
-                            |buf| NodeEndpoint::decode_inner(buf, version),
+                            move |buf| NodeEndpoint::decode_inner(buf, version),
                         )?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => unknown_tagged.push(RawTaggedField { tag, data }),
                 }
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            session_id: f_session_id,
+            responses: f_responses,
+            node_endpoints: f_node_endpoints,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -308,7 +320,7 @@ pub struct EpochEndOffset {
     /// Versions: 12-17. Default: `-1`.
     pub end_offset: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for EpochEndOffset {
@@ -316,7 +328,7 @@ impl Default for EpochEndOffset {
         Self {
             epoch: -1,
             end_offset: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -346,24 +358,31 @@ impl EpochEndOffset {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_epoch = wire::read_i32(buf, "EpochEndOffset.Epoch")?;
-        let f_end_offset = wire::read_i64(buf, "EpochEndOffset.EndOffset")?;
+        let f_epoch;
+        let f_end_offset;
+        if let Some(b) = wire::peek_fixed::<12>(buf) {
+            f_epoch = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_end_offset = i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
+        } else {
+            f_epoch = wire::read_i32(buf, "EpochEndOffset.Epoch")?;
+            f_end_offset = wire::read_i64(buf, "EpochEndOffset.EndOffset")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            epoch: f_epoch,
-            end_offset: f_end_offset,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "EpochEndOffset._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "EpochEndOffset._tagged_fields")?;
             wire::check_tag_order(previous, tag, "EpochEndOffset._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            epoch: f_epoch,
+            end_offset: f_end_offset,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -406,7 +425,7 @@ pub struct LeaderIdAndEpoch {
     /// Versions: 12-17. Default: `-1`.
     pub leader_epoch: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaderIdAndEpoch {
@@ -414,7 +433,7 @@ impl Default for LeaderIdAndEpoch {
         Self {
             leader_id: -1,
             leader_epoch: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -444,24 +463,31 @@ impl LeaderIdAndEpoch {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_leader_id = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderId")?;
-        let f_leader_epoch = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderEpoch")?;
+        let f_leader_id;
+        let f_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<8>(buf) {
+            f_leader_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_leader_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
+        } else {
+            f_leader_id = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderId")?;
+            f_leader_epoch = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderEpoch")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            leader_id: f_leader_id,
-            leader_epoch: f_leader_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "LeaderIdAndEpoch._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "LeaderIdAndEpoch._tagged_fields")?;
             wire::check_tag_order(previous, tag, "LeaderIdAndEpoch._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            leader_id: f_leader_id,
+            leader_epoch: f_leader_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -502,7 +528,7 @@ pub struct SnapshotId {
     /// Versions: 0-17. Default: `-1`.
     pub epoch: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for SnapshotId {
@@ -510,7 +536,7 @@ impl Default for SnapshotId {
         Self {
             end_offset: -1,
             epoch: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -540,24 +566,31 @@ impl SnapshotId {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_end_offset = wire::read_i64(buf, "SnapshotId.EndOffset")?;
-        let f_epoch = wire::read_i32(buf, "SnapshotId.Epoch")?;
+        let f_end_offset;
+        let f_epoch;
+        if let Some(b) = wire::peek_fixed::<12>(buf) {
+            f_end_offset = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_epoch = i32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
+        } else {
+            f_end_offset = wire::read_i64(buf, "SnapshotId.EndOffset")?;
+            f_epoch = wire::read_i32(buf, "SnapshotId.Epoch")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            end_offset: f_end_offset,
-            epoch: f_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "SnapshotId._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "SnapshotId._tagged_fields")?;
             wire::check_tag_order(previous, tag, "SnapshotId._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            end_offset: f_end_offset,
+            epoch: f_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -602,7 +635,7 @@ pub struct AbortedTransaction {
     /// Versions: 4-17. Default: `0`.
     pub first_offset: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AbortedTransaction {
@@ -610,7 +643,7 @@ impl Default for AbortedTransaction {
         Self {
             producer_id: 0,
             first_offset: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -645,17 +678,23 @@ impl AbortedTransaction {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 12;
         let _ = version;
-        let f_producer_id = wire::read_i64(buf, "AbortedTransaction.ProducerId")?;
-        let f_first_offset = wire::read_i64(buf, "AbortedTransaction.FirstOffset")?;
+        let f_producer_id;
+        let f_first_offset;
+        if let Some(b) = wire::peek_fixed::<16>(buf) {
+            f_producer_id = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_first_offset =
+                i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
+        } else {
+            f_producer_id = wire::read_i64(buf, "AbortedTransaction.ProducerId")?;
+            f_first_offset = wire::read_i64(buf, "AbortedTransaction.FirstOffset")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            producer_id: f_producer_id,
-            first_offset: f_first_offset,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "AbortedTransaction._tagged_fields")?;
             let mut previous = None;
@@ -664,11 +703,14 @@ impl AbortedTransaction {
                     wire::read_tagged_field(buf, "AbortedTransaction._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "AbortedTransaction._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            producer_id: f_producer_id,
+            first_offset: f_first_offset,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -750,7 +792,7 @@ pub struct PartitionData {
     /// Versions: 0-17; nullable in 0-17. Default: `None`.
     pub records: Option<Bytes>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionData {
@@ -767,7 +809,7 @@ impl Default for PartitionData {
             aborted_transactions: Some(Vec::new()),
             preferred_read_replica: -1,
             records: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -922,28 +964,48 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 12;
-        let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
-        let f_error_code = wire::read_i16(buf, "PartitionData.ErrorCode")?;
-        let f_high_watermark = wire::read_i64(buf, "PartitionData.HighWatermark")?;
-        let f_last_stable_offset = if version >= 4 {
-            wire::read_i64(buf, "PartitionData.LastStableOffset")?
+        let f_partition_index;
+        let f_error_code;
+        let f_high_watermark;
+        let f_last_stable_offset;
+        let f_log_start_offset;
+        if version >= 5
+            && let Some(b) = wire::peek_fixed::<30>(buf)
+        {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            f_high_watermark =
+                i64::from_be_bytes([b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13]]);
+            f_last_stable_offset =
+                i64::from_be_bytes([b[14], b[15], b[16], b[17], b[18], b[19], b[20], b[21]]);
+            f_log_start_offset =
+                i64::from_be_bytes([b[22], b[23], b[24], b[25], b[26], b[27], b[28], b[29]]);
+            wire::skip_fixed::<30>(buf);
         } else {
-            -1
-        };
-        let f_log_start_offset = if version >= 5 {
-            wire::read_i64(buf, "PartitionData.LogStartOffset")?
-        } else {
-            -1
-        };
+            f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
+            f_error_code = wire::read_i16(buf, "PartitionData.ErrorCode")?;
+            f_high_watermark = wire::read_i64(buf, "PartitionData.HighWatermark")?;
+            f_last_stable_offset = if version >= 4 {
+                wire::read_i64(buf, "PartitionData.LastStableOffset")?
+            } else {
+                -1
+            };
+            f_log_start_offset = if version >= 5 {
+                wire::read_i64(buf, "PartitionData.LogStartOffset")?
+            } else {
+                -1
+            };
+        }
         let f_aborted_transactions = if version >= 4 {
             wire::read_nullable_array(
                 buf,
                 flexible,
                 16,
                 "PartitionData.AbortedTransactions",
-                |buf| AbortedTransaction::decode_inner(buf, version),
+                move |buf| AbortedTransaction::decode_inner(buf, version),
             )?
         } else {
             Some(Vec::new())
@@ -954,21 +1016,11 @@ impl PartitionData {
             -1
         };
         let f_records = wire::read_nullable_bytes(buf, flexible, "PartitionData.Records")?;
+        let mut f_diverging_epoch = EpochEndOffset::default();
+        let mut f_current_leader = LeaderIdAndEpoch::default();
+        let mut f_snapshot_id = SnapshotId::default();
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            error_code: f_error_code,
-            high_watermark: f_high_watermark,
-            last_stable_offset: f_last_stable_offset,
-            log_start_offset: f_log_start_offset,
-            diverging_epoch: EpochEndOffset::default(),
-            current_leader: LeaderIdAndEpoch::default(),
-            snapshot_id: SnapshotId::default(),
-            aborted_transactions: f_aborted_transactions,
-            preferred_read_replica: f_preferred_read_replica,
-            records: f_records,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "PartitionData._tagged_fields")?;
             let mut previous = None;
@@ -980,25 +1032,36 @@ impl PartitionData {
                     0 if version >= 12 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.diverging_epoch = EpochEndOffset::decode_inner(buf, version)?;
+                        f_diverging_epoch = EpochEndOffset::decode_inner(buf, version)?;
                     }
                     1 if version >= 12 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.current_leader = LeaderIdAndEpoch::decode_inner(buf, version)?;
+                        f_current_leader = LeaderIdAndEpoch::decode_inner(buf, version)?;
                     }
                     2 if version >= 12 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.snapshot_id = SnapshotId::decode_inner(buf, version)?;
+                        f_snapshot_id = SnapshotId::decode_inner(buf, version)?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => unknown_tagged.push(RawTaggedField { tag, data }),
                 }
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            error_code: f_error_code,
+            high_watermark: f_high_watermark,
+            last_stable_offset: f_last_stable_offset,
+            log_start_offset: f_log_start_offset,
+            diverging_epoch: f_diverging_epoch,
+            current_leader: f_current_leader,
+            snapshot_id: f_snapshot_id,
+            aborted_transactions: f_aborted_transactions,
+            preferred_read_replica: f_preferred_read_replica,
+            records: f_records,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -1100,7 +1163,7 @@ pub struct FetchableTopicResponse {
     /// Versions: 0-17. Default: `Vec::new()`.
     pub partitions: Vec<PartitionData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for FetchableTopicResponse {
@@ -1109,7 +1172,7 @@ impl Default for FetchableTopicResponse {
             topic: ByteString::new(),
             topic_id: Uuid::ZERO,
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1157,6 +1220,7 @@ impl FetchableTopicResponse {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 12;
         let f_topic = if version <= 12 {
@@ -1174,15 +1238,10 @@ impl FetchableTopicResponse {
             flexible,
             15,
             "FetchableTopicResponse.Partitions",
-            |buf| PartitionData::decode_inner(buf, version),
+            move |buf| PartitionData::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic: f_topic,
-            topic_id: f_topic_id,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "FetchableTopicResponse._tagged_fields")?;
             let mut previous = None;
@@ -1191,11 +1250,15 @@ impl FetchableTopicResponse {
                     wire::read_tagged_field(buf, "FetchableTopicResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "FetchableTopicResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic: f_topic,
+            topic_id: f_topic_id,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -1267,7 +1330,7 @@ pub struct NodeEndpoint {
     /// Versions: 16-17; nullable in 16-17. Default: `None`.
     pub rack: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for NodeEndpoint {
@@ -1277,7 +1340,7 @@ impl Default for NodeEndpoint {
             host: ByteString::new(),
             port: 0,
             rack: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1307,6 +1370,7 @@ impl NodeEndpoint {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_node_id = wire::read_i32(buf, "NodeEndpoint.NodeId")?;
@@ -1314,23 +1378,22 @@ impl NodeEndpoint {
         let f_port = wire::read_i32(buf, "NodeEndpoint.Port")?;
         let f_rack = wire::read_nullable_string(buf, true, "NodeEndpoint.Rack")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            node_id: f_node_id,
-            host: f_host,
-            port: f_port,
-            rack: f_rack,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "NodeEndpoint._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "NodeEndpoint._tagged_fields")?;
             wire::check_tag_order(previous, tag, "NodeEndpoint._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            node_id: f_node_id,
+            host: f_host,
+            port: f_port,
+            rack: f_rack,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

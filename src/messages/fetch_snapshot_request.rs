@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The FetchSnapshot request (API key 59).
@@ -49,7 +49,7 @@ pub struct FetchSnapshotRequest {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub topics: Vec<TopicSnapshot>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for FetchSnapshotRequest {
@@ -59,7 +59,7 @@ impl Default for FetchSnapshotRequest {
             replica_id: -1,
             max_bytes: i32::MAX,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -120,19 +120,22 @@ impl FetchSnapshotRequest {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_replica_id = wire::read_i32(buf, "FetchSnapshotRequest.ReplicaId")?;
-        let f_max_bytes = wire::read_i32(buf, "FetchSnapshotRequest.MaxBytes")?;
-        let f_topics = wire::read_array(buf, true, 3, "FetchSnapshotRequest.Topics", |buf| {
+        let f_replica_id;
+        let f_max_bytes;
+        if let Some(b) = wire::peek_fixed::<8>(buf) {
+            f_replica_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_max_bytes = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
+        } else {
+            f_replica_id = wire::read_i32(buf, "FetchSnapshotRequest.ReplicaId")?;
+            f_max_bytes = wire::read_i32(buf, "FetchSnapshotRequest.MaxBytes")?;
+        }
+        let f_topics = wire::read_array(buf, true, 3, "FetchSnapshotRequest.Topics", move |buf| {
             TopicSnapshot::decode_inner(buf, version)
         })?;
+        let mut f_cluster_id = None;
         #[allow(unused_mut)]
-        let mut this = Self {
-            cluster_id: None,
-            replica_id: f_replica_id,
-            max_bytes: f_max_bytes,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "FetchSnapshotRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -143,15 +146,19 @@ impl FetchSnapshotRequest {
                 0 => {
                     let mut data = data;
                     let buf = &mut data;
-                    this.cluster_id =
+                    f_cluster_id =
                         wire::read_nullable_string(buf, true, "FetchSnapshotRequest.ClusterId")?;
                 }
-                _ => this
-                    .unknown_tagged_fields
-                    .push(RawTaggedField { tag, data }),
+                _ => unknown_tagged.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(Self {
+            cluster_id: f_cluster_id,
+            replica_id: f_replica_id,
+            max_bytes: f_max_bytes,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -202,7 +209,7 @@ pub struct SnapshotId {
     /// Versions: 0-1. Default: `0`.
     pub epoch: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for SnapshotId {
@@ -210,7 +217,7 @@ impl Default for SnapshotId {
         Self {
             end_offset: 0,
             epoch: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -240,24 +247,31 @@ impl SnapshotId {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_end_offset = wire::read_i64(buf, "SnapshotId.EndOffset")?;
-        let f_epoch = wire::read_i32(buf, "SnapshotId.Epoch")?;
+        let f_end_offset;
+        let f_epoch;
+        if let Some(b) = wire::peek_fixed::<12>(buf) {
+            f_end_offset = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_epoch = i32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
+        } else {
+            f_end_offset = wire::read_i64(buf, "SnapshotId.EndOffset")?;
+            f_epoch = wire::read_i32(buf, "SnapshotId.Epoch")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            end_offset: f_end_offset,
-            epoch: f_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "SnapshotId._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "SnapshotId._tagged_fields")?;
             wire::check_tag_order(previous, tag, "SnapshotId._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            end_offset: f_end_offset,
+            epoch: f_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -314,7 +328,7 @@ pub struct PartitionSnapshot {
     /// Versions: 1; tagged field 0; ignorable (dropped silently where absent). Default: `Uuid::ZERO`.
     pub replica_directory_id: Uuid,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionSnapshot {
@@ -325,7 +339,7 @@ impl Default for PartitionSnapshot {
             snapshot_id: SnapshotId::default(),
             position: 0,
             replica_directory_id: Uuid::ZERO,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -373,20 +387,23 @@ impl PartitionSnapshot {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_partition = wire::read_i32(buf, "PartitionSnapshot.Partition")?;
-        let f_current_leader_epoch = wire::read_i32(buf, "PartitionSnapshot.CurrentLeaderEpoch")?;
+        let f_partition;
+        let f_current_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<8>(buf) {
+            f_partition = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_current_leader_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
+        } else {
+            f_partition = wire::read_i32(buf, "PartitionSnapshot.Partition")?;
+            f_current_leader_epoch = wire::read_i32(buf, "PartitionSnapshot.CurrentLeaderEpoch")?;
+        }
         let f_snapshot_id = SnapshotId::decode_inner(buf, version)?;
         let f_position = wire::read_i64(buf, "PartitionSnapshot.Position")?;
+        let mut f_replica_directory_id = Uuid::ZERO;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition: f_partition,
-            current_leader_epoch: f_current_leader_epoch,
-            snapshot_id: f_snapshot_id,
-            position: f_position,
-            replica_directory_id: Uuid::ZERO,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "PartitionSnapshot._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -397,15 +414,20 @@ impl PartitionSnapshot {
                 0 if version >= 1 => {
                     let mut data = data;
                     let buf = &mut data;
-                    this.replica_directory_id =
+                    f_replica_directory_id =
                         wire::read_uuid(buf, "PartitionSnapshot.ReplicaDirectoryId")?;
                 }
-                _ => this
-                    .unknown_tagged_fields
-                    .push(RawTaggedField { tag, data }),
+                _ => unknown_tagged.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition: f_partition,
+            current_leader_epoch: f_current_leader_epoch,
+            snapshot_id: f_snapshot_id,
+            position: f_position,
+            replica_directory_id: f_replica_directory_id,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -459,7 +481,7 @@ pub struct TopicSnapshot {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub partitions: Vec<PartitionSnapshot>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TopicSnapshot {
@@ -467,7 +489,7 @@ impl Default for TopicSnapshot {
         Self {
             name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -502,27 +524,28 @@ impl TopicSnapshot {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_name = wire::read_string(buf, true, "TopicSnapshot.Name")?;
-        let f_partitions = wire::read_array(buf, true, 30, "TopicSnapshot.Partitions", |buf| {
-            PartitionSnapshot::decode_inner(buf, version)
-        })?;
+        let f_partitions =
+            wire::read_array(buf, true, 30, "TopicSnapshot.Partitions", move |buf| {
+                PartitionSnapshot::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "TopicSnapshot._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "TopicSnapshot._tagged_fields")?;
             wire::check_tag_order(previous, tag, "TopicSnapshot._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The FetchSnapshot response (API key 59).
@@ -48,7 +48,7 @@ pub struct FetchSnapshotResponse {
     /// Versions: 1; tagged field 0. Default: `Vec::new()`.
     pub node_endpoints: Vec<NodeEndpoint>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for FetchSnapshotResponse {
@@ -58,7 +58,7 @@ impl Default for FetchSnapshotResponse {
             error_code: 0,
             topics: Vec::new(),
             node_endpoints: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -128,19 +128,23 @@ impl FetchSnapshotResponse {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_throttle_time_ms = wire::read_i32(buf, "FetchSnapshotResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "FetchSnapshotResponse.ErrorCode")?;
-        let f_topics = wire::read_array(buf, true, 3, "FetchSnapshotResponse.Topics", |buf| {
-            TopicSnapshot::decode_inner(buf, version)
-        })?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_throttle_time_ms = wire::read_i32(buf, "FetchSnapshotResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "FetchSnapshotResponse.ErrorCode")?;
+        }
+        let f_topics =
+            wire::read_array(buf, true, 3, "FetchSnapshotResponse.Topics", move |buf| {
+                TopicSnapshot::decode_inner(buf, version)
+            })?;
+        let mut f_node_endpoints = Vec::new();
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            topics: f_topics,
-            node_endpoints: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "FetchSnapshotResponse._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -151,20 +155,24 @@ impl FetchSnapshotResponse {
                 0 if version >= 1 => {
                     let mut data = data;
                     let buf = &mut data;
-                    this.node_endpoints = wire::read_array(
+                    f_node_endpoints = wire::read_array(
                         buf,
                         true,
                         8,
                         "FetchSnapshotResponse.NodeEndpoints",
-                        |buf| NodeEndpoint::decode_inner(buf, version),
+                        move |buf| NodeEndpoint::decode_inner(buf, version),
                     )?;
                 }
-                _ => this
-                    .unknown_tagged_fields
-                    .push(RawTaggedField { tag, data }),
+                _ => unknown_tagged.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            topics: f_topics,
+            node_endpoints: f_node_endpoints,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -218,7 +226,7 @@ pub struct SnapshotId {
     /// Versions: 0-1. Default: `0`.
     pub epoch: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for SnapshotId {
@@ -226,7 +234,7 @@ impl Default for SnapshotId {
         Self {
             end_offset: 0,
             epoch: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -256,24 +264,31 @@ impl SnapshotId {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_end_offset = wire::read_i64(buf, "SnapshotId.EndOffset")?;
-        let f_epoch = wire::read_i32(buf, "SnapshotId.Epoch")?;
+        let f_end_offset;
+        let f_epoch;
+        if let Some(b) = wire::peek_fixed::<12>(buf) {
+            f_end_offset = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_epoch = i32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
+        } else {
+            f_end_offset = wire::read_i64(buf, "SnapshotId.EndOffset")?;
+            f_epoch = wire::read_i32(buf, "SnapshotId.Epoch")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            end_offset: f_end_offset,
-            epoch: f_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "SnapshotId._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "SnapshotId._tagged_fields")?;
             wire::check_tag_order(previous, tag, "SnapshotId._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            end_offset: f_end_offset,
+            epoch: f_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -316,7 +331,7 @@ pub struct LeaderIdAndEpoch {
     /// Versions: 0-1. Default: `0`.
     pub leader_epoch: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaderIdAndEpoch {
@@ -324,7 +339,7 @@ impl Default for LeaderIdAndEpoch {
         Self {
             leader_id: 0,
             leader_epoch: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -354,24 +369,31 @@ impl LeaderIdAndEpoch {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_leader_id = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderId")?;
-        let f_leader_epoch = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderEpoch")?;
+        let f_leader_id;
+        let f_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<8>(buf) {
+            f_leader_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_leader_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
+        } else {
+            f_leader_id = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderId")?;
+            f_leader_epoch = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderEpoch")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            leader_id: f_leader_id,
-            leader_epoch: f_leader_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "LeaderIdAndEpoch._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "LeaderIdAndEpoch._tagged_fields")?;
             wire::check_tag_order(previous, tag, "LeaderIdAndEpoch._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            leader_id: f_leader_id,
+            leader_epoch: f_leader_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -434,7 +456,7 @@ pub struct PartitionSnapshot {
     /// Versions: 0-1. Default: `Bytes::new()`.
     pub unaligned_records: Bytes,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionSnapshot {
@@ -447,7 +469,7 @@ impl Default for PartitionSnapshot {
             size: 0,
             position: 0,
             unaligned_records: Bytes::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -502,25 +524,34 @@ impl PartitionSnapshot {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_index = wire::read_i32(buf, "PartitionSnapshot.Index")?;
-        let f_error_code = wire::read_i16(buf, "PartitionSnapshot.ErrorCode")?;
+        let f_index;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_index = wire::read_i32(buf, "PartitionSnapshot.Index")?;
+            f_error_code = wire::read_i16(buf, "PartitionSnapshot.ErrorCode")?;
+        }
         let f_snapshot_id = SnapshotId::decode_inner(buf, version)?;
-        let f_size = wire::read_i64(buf, "PartitionSnapshot.Size")?;
-        let f_position = wire::read_i64(buf, "PartitionSnapshot.Position")?;
+        let f_size;
+        let f_position;
+        if let Some(b) = wire::peek_fixed::<16>(buf) {
+            f_size = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_position = i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
+        } else {
+            f_size = wire::read_i64(buf, "PartitionSnapshot.Size")?;
+            f_position = wire::read_i64(buf, "PartitionSnapshot.Position")?;
+        }
         let f_unaligned_records =
             wire::read_bytes(buf, true, "PartitionSnapshot.UnalignedRecords")?;
+        let mut f_current_leader = LeaderIdAndEpoch::default();
         #[allow(unused_mut)]
-        let mut this = Self {
-            index: f_index,
-            error_code: f_error_code,
-            snapshot_id: f_snapshot_id,
-            current_leader: LeaderIdAndEpoch::default(),
-            size: f_size,
-            position: f_position,
-            unaligned_records: f_unaligned_records,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "PartitionSnapshot._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -531,14 +562,21 @@ impl PartitionSnapshot {
                 0 => {
                     let mut data = data;
                     let buf = &mut data;
-                    this.current_leader = LeaderIdAndEpoch::decode_inner(buf, version)?;
+                    f_current_leader = LeaderIdAndEpoch::decode_inner(buf, version)?;
                 }
-                _ => this
-                    .unknown_tagged_fields
-                    .push(RawTaggedField { tag, data }),
+                _ => unknown_tagged.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(Self {
+            index: f_index,
+            error_code: f_error_code,
+            snapshot_id: f_snapshot_id,
+            current_leader: f_current_leader,
+            size: f_size,
+            position: f_position,
+            unaligned_records: f_unaligned_records,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -590,7 +628,7 @@ pub struct TopicSnapshot {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub partitions: Vec<PartitionSnapshot>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TopicSnapshot {
@@ -598,7 +636,7 @@ impl Default for TopicSnapshot {
         Self {
             name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -633,27 +671,28 @@ impl TopicSnapshot {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_name = wire::read_string(buf, true, "TopicSnapshot.Name")?;
-        let f_partitions = wire::read_array(buf, true, 37, "TopicSnapshot.Partitions", |buf| {
-            PartitionSnapshot::decode_inner(buf, version)
-        })?;
+        let f_partitions =
+            wire::read_array(buf, true, 37, "TopicSnapshot.Partitions", move |buf| {
+                PartitionSnapshot::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "TopicSnapshot._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "TopicSnapshot._tagged_fields")?;
             wire::check_tag_order(previous, tag, "TopicSnapshot._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -707,7 +746,7 @@ pub struct NodeEndpoint {
     /// Versions: 1. Default: `0`.
     pub port: u16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for NodeEndpoint {
@@ -716,7 +755,7 @@ impl Default for NodeEndpoint {
             node_id: 0,
             host: ByteString::new(),
             port: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -745,28 +784,28 @@ impl NodeEndpoint {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_node_id = wire::read_i32(buf, "NodeEndpoint.NodeId")?;
         let f_host = wire::read_string(buf, true, "NodeEndpoint.Host")?;
         let f_port = wire::read_u16(buf, "NodeEndpoint.Port")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            node_id: f_node_id,
-            host: f_host,
-            port: f_port,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "NodeEndpoint._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "NodeEndpoint._tagged_fields")?;
             wire::check_tag_order(previous, tag, "NodeEndpoint._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            node_id: f_node_id,
+            host: f_host,
+            port: f_port,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

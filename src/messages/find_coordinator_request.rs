@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The FindCoordinator request (API key 10).
@@ -56,7 +56,7 @@ pub struct FindCoordinatorRequest {
     /// Versions: 4-6. Default: `Vec::new()`.
     pub coordinator_keys: Vec<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for FindCoordinatorRequest {
@@ -65,7 +65,7 @@ impl Default for FindCoordinatorRequest {
             key: ByteString::new(),
             key_type: 0,
             coordinator_keys: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -148,18 +148,15 @@ impl FindCoordinatorRequest {
                 flexible,
                 1,
                 "FindCoordinatorRequest.CoordinatorKeys",
-                |buf| wire::read_string(buf, flexible, "FindCoordinatorRequest.CoordinatorKeys"),
+                move |buf| {
+                    wire::read_string(buf, flexible, "FindCoordinatorRequest.CoordinatorKeys")
+                },
             )?
         } else {
             Vec::new()
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            key: f_key,
-            key_type: f_key_type,
-            coordinator_keys: f_coordinator_keys,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "FindCoordinatorRequest._tagged_fields")?;
             let mut previous = None;
@@ -168,11 +165,15 @@ impl FindCoordinatorRequest {
                     wire::read_tagged_field(buf, "FindCoordinatorRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "FindCoordinatorRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            key: f_key,
+            key_type: f_key_type,
+            coordinator_keys: f_coordinator_keys,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

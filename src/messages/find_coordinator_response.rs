@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The FindCoordinator response (API key 10).
@@ -70,7 +70,7 @@ pub struct FindCoordinatorResponse {
     /// Versions: 4-6. Default: `Vec::new()`.
     pub coordinators: Vec<Coordinator>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for FindCoordinatorResponse {
@@ -83,7 +83,7 @@ impl Default for FindCoordinatorResponse {
             host: ByteString::new(),
             port: 0,
             coordinators: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -177,16 +177,26 @@ impl FindCoordinatorResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
-        let f_throttle_time_ms = if version >= 1 {
-            wire::read_i32(buf, "FindCoordinatorResponse.ThrottleTimeMs")?
+        let f_throttle_time_ms;
+        let f_error_code;
+        if (1..=3).contains(&version)
+            && let Some(b) = wire::peek_fixed::<6>(buf)
+        {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
         } else {
-            0
-        };
-        let f_error_code = if version <= 3 {
-            wire::read_i16(buf, "FindCoordinatorResponse.ErrorCode")?
-        } else {
-            0
-        };
+            f_throttle_time_ms = if version >= 1 {
+                wire::read_i32(buf, "FindCoordinatorResponse.ThrottleTimeMs")?
+            } else {
+                0
+            };
+            f_error_code = if version <= 3 {
+                wire::read_i16(buf, "FindCoordinatorResponse.ErrorCode")?
+            } else {
+                0
+            };
+        }
         let f_error_message = if (1..=3).contains(&version) {
             wire::read_nullable_string(buf, flexible, "FindCoordinatorResponse.ErrorMessage")?
         } else {
@@ -213,22 +223,13 @@ impl FindCoordinatorResponse {
                 flexible,
                 14,
                 "FindCoordinatorResponse.Coordinators",
-                |buf| Coordinator::decode_inner(buf, version),
+                move |buf| Coordinator::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            node_id: f_node_id,
-            host: f_host,
-            port: f_port,
-            coordinators: f_coordinators,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "FindCoordinatorResponse._tagged_fields")?;
             let mut previous = None;
@@ -237,11 +238,19 @@ impl FindCoordinatorResponse {
                     wire::read_tagged_field(buf, "FindCoordinatorResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "FindCoordinatorResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            node_id: f_node_id,
+            host: f_host,
+            port: f_port,
+            coordinators: f_coordinators,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -350,7 +359,7 @@ pub struct Coordinator {
     /// Versions: 4-6; nullable in 4-6; ignorable (dropped silently where absent). Default: `Some(ByteString::new())`.
     pub error_message: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for Coordinator {
@@ -362,7 +371,7 @@ impl Default for Coordinator {
             port: 0,
             error_code: 0,
             error_message: Some(ByteString::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -399,34 +408,42 @@ impl Coordinator {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_key = wire::read_string(buf, true, "Coordinator.Key")?;
         let f_node_id = wire::read_i32(buf, "Coordinator.NodeId")?;
         let f_host = wire::read_string(buf, true, "Coordinator.Host")?;
-        let f_port = wire::read_i32(buf, "Coordinator.Port")?;
-        let f_error_code = wire::read_i16(buf, "Coordinator.ErrorCode")?;
+        let f_port;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_port = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_port = wire::read_i32(buf, "Coordinator.Port")?;
+            f_error_code = wire::read_i16(buf, "Coordinator.ErrorCode")?;
+        }
         let f_error_message = wire::read_nullable_string(buf, true, "Coordinator.ErrorMessage")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            key: f_key,
-            node_id: f_node_id,
-            host: f_host,
-            port: f_port,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "Coordinator._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "Coordinator._tagged_fields")?;
             wire::check_tag_order(previous, tag, "Coordinator._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            key: f_key,
+            node_id: f_node_id,
+            host: f_host,
+            port: f_port,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,8 +17,8 @@
 
 use super::{ApiKey, Request};
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, Uuid,
-    VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The GetTelemetrySubscriptions request (API key 71).
@@ -31,14 +31,14 @@ pub struct GetTelemetrySubscriptionsRequest {
     /// Versions: 0. Default: `Uuid::ZERO`.
     pub client_instance_id: Uuid,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for GetTelemetrySubscriptionsRequest {
     fn default() -> Self {
         Self {
             client_instance_id: Uuid::ZERO,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -70,10 +70,7 @@ impl GetTelemetrySubscriptionsRequest {
         let f_client_instance_id =
             wire::read_uuid(buf, "GetTelemetrySubscriptionsRequest.ClientInstanceId")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            client_instance_id: f_client_instance_id,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "GetTelemetrySubscriptionsRequest._tagged_fields")?;
         let mut previous = None;
@@ -86,10 +83,12 @@ impl GetTelemetrySubscriptionsRequest {
                 "GetTelemetrySubscriptionsRequest._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            client_instance_id: f_client_instance_id,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

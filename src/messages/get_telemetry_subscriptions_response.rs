@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, Uuid, VersionRange,
+    ScalarList, UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The GetTelemetrySubscriptions response (API key 71).
@@ -62,7 +62,7 @@ pub struct GetTelemetrySubscriptionsResponse {
     /// Versions: 0. Default: `Vec::new()`.
     pub requested_metrics: Vec<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for GetTelemetrySubscriptionsResponse {
@@ -77,7 +77,7 @@ impl Default for GetTelemetrySubscriptionsResponse {
             telemetry_max_bytes: 0,
             delta_temporality: false,
             requested_metrics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -132,30 +132,55 @@ impl GetTelemetrySubscriptionsResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_throttle_time_ms =
-            wire::read_i32(buf, "GetTelemetrySubscriptionsResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "GetTelemetrySubscriptionsResponse.ErrorCode")?;
-        let f_client_instance_id =
-            wire::read_uuid(buf, "GetTelemetrySubscriptionsResponse.ClientInstanceId")?;
-        let f_subscription_id =
-            wire::read_i32(buf, "GetTelemetrySubscriptionsResponse.SubscriptionId")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        let f_client_instance_id;
+        let f_subscription_id;
+        if let Some(b) = wire::peek_fixed::<26>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            f_client_instance_id = Uuid::from_bytes([
+                b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15], b[16], b[17],
+                b[18], b[19], b[20], b[21],
+            ]);
+            f_subscription_id = i32::from_be_bytes([b[22], b[23], b[24], b[25]]);
+            wire::skip_fixed::<26>(buf);
+        } else {
+            f_throttle_time_ms =
+                wire::read_i32(buf, "GetTelemetrySubscriptionsResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "GetTelemetrySubscriptionsResponse.ErrorCode")?;
+            f_client_instance_id =
+                wire::read_uuid(buf, "GetTelemetrySubscriptionsResponse.ClientInstanceId")?;
+            f_subscription_id =
+                wire::read_i32(buf, "GetTelemetrySubscriptionsResponse.SubscriptionId")?;
+        }
         let f_accepted_compression_types = wire::read_scalar_array::<i8>(
             buf,
             true,
             "GetTelemetrySubscriptionsResponse.AcceptedCompressionTypes",
         )?;
-        let f_push_interval_ms =
-            wire::read_i32(buf, "GetTelemetrySubscriptionsResponse.PushIntervalMs")?;
-        let f_telemetry_max_bytes =
-            wire::read_i32(buf, "GetTelemetrySubscriptionsResponse.TelemetryMaxBytes")?;
-        let f_delta_temporality =
-            wire::read_bool(buf, "GetTelemetrySubscriptionsResponse.DeltaTemporality")?;
+        let f_push_interval_ms;
+        let f_telemetry_max_bytes;
+        let f_delta_temporality;
+        if let Some(b) = wire::peek_fixed::<9>(buf) {
+            f_push_interval_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_telemetry_max_bytes = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_delta_temporality = b[8] != 0;
+            wire::skip_fixed::<9>(buf);
+        } else {
+            f_push_interval_ms =
+                wire::read_i32(buf, "GetTelemetrySubscriptionsResponse.PushIntervalMs")?;
+            f_telemetry_max_bytes =
+                wire::read_i32(buf, "GetTelemetrySubscriptionsResponse.TelemetryMaxBytes")?;
+            f_delta_temporality =
+                wire::read_bool(buf, "GetTelemetrySubscriptionsResponse.DeltaTemporality")?;
+        }
         let f_requested_metrics = wire::read_array(
             buf,
             true,
             1,
             "GetTelemetrySubscriptionsResponse.RequestedMetrics",
-            |buf| {
+            move |buf| {
                 wire::read_string(
                     buf,
                     true,
@@ -164,18 +189,7 @@ impl GetTelemetrySubscriptionsResponse {
             },
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            client_instance_id: f_client_instance_id,
-            subscription_id: f_subscription_id,
-            accepted_compression_types: f_accepted_compression_types,
-            push_interval_ms: f_push_interval_ms,
-            telemetry_max_bytes: f_telemetry_max_bytes,
-            delta_temporality: f_delta_temporality,
-            requested_metrics: f_requested_metrics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "GetTelemetrySubscriptionsResponse._tagged_fields")?;
         let mut previous = None;
@@ -188,10 +202,20 @@ impl GetTelemetrySubscriptionsResponse {
                 "GetTelemetrySubscriptionsResponse._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            client_instance_id: f_client_instance_id,
+            subscription_id: f_subscription_id,
+            accepted_compression_types: f_accepted_compression_types,
+            push_interval_ms: f_push_interval_ms,
+            telemetry_max_bytes: f_telemetry_max_bytes,
+            delta_temporality: f_delta_temporality,
+            requested_metrics: f_requested_metrics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The Heartbeat request (API key 12).
@@ -53,7 +53,7 @@ pub struct HeartbeatRequest {
     /// Versions: 3-4; nullable in 3-4. Default: `None`.
     pub group_instance_id: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for HeartbeatRequest {
@@ -63,7 +63,7 @@ impl Default for HeartbeatRequest {
             generation_id: 0,
             member_id: ByteString::new(),
             group_instance_id: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -123,13 +123,7 @@ impl HeartbeatRequest {
             None
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            group_id: f_group_id,
-            generation_id: f_generation_id,
-            member_id: f_member_id,
-            group_instance_id: f_group_instance_id,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "HeartbeatRequest._tagged_fields")?;
             let mut previous = None;
@@ -137,11 +131,16 @@ impl HeartbeatRequest {
                 let (tag, data) = wire::read_tagged_field(buf, "HeartbeatRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "HeartbeatRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            group_id: f_group_id,
+            generation_id: f_generation_id,
+            member_id: f_member_id,
+            group_instance_id: f_group_instance_id,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

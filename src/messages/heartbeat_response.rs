@@ -16,7 +16,8 @@
 )]
 
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The Heartbeat response (API key 12).
@@ -45,7 +46,7 @@ pub struct HeartbeatResponse {
     /// Versions: 0-4. Default: `0`.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for HeartbeatResponse {
@@ -53,7 +54,7 @@ impl Default for HeartbeatResponse {
         Self {
             throttle_time_ms: 0,
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -92,18 +93,24 @@ impl HeartbeatResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
-        let f_throttle_time_ms = if version >= 1 {
-            wire::read_i32(buf, "HeartbeatResponse.ThrottleTimeMs")?
+        let f_throttle_time_ms;
+        let f_error_code;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<6>(buf)
+        {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
         } else {
-            0
-        };
-        let f_error_code = wire::read_i16(buf, "HeartbeatResponse.ErrorCode")?;
+            f_throttle_time_ms = if version >= 1 {
+                wire::read_i32(buf, "HeartbeatResponse.ThrottleTimeMs")?
+            } else {
+                0
+            };
+            f_error_code = wire::read_i16(buf, "HeartbeatResponse.ErrorCode")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "HeartbeatResponse._tagged_fields")?;
             let mut previous = None;
@@ -111,11 +118,14 @@ impl HeartbeatResponse {
                 let (tag, data) = wire::read_tagged_field(buf, "HeartbeatResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "HeartbeatResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The IncrementalAlterConfigs request (API key 44).
@@ -41,7 +41,7 @@ pub struct IncrementalAlterConfigsRequest {
     /// Versions: 0-1. Default: `false`.
     pub validate_only: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for IncrementalAlterConfigsRequest {
@@ -49,7 +49,7 @@ impl Default for IncrementalAlterConfigsRequest {
         Self {
             resources: Vec::new(),
             validate_only: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -99,15 +99,11 @@ impl IncrementalAlterConfigsRequest {
             flexible,
             3,
             "IncrementalAlterConfigsRequest.Resources",
-            |buf| AlterConfigsResource::decode_inner(buf, version),
+            move |buf| AlterConfigsResource::decode_inner(buf, version),
         )?;
         let f_validate_only = wire::read_bool(buf, "IncrementalAlterConfigsRequest.ValidateOnly")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            resources: f_resources,
-            validate_only: f_validate_only,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "IncrementalAlterConfigsRequest._tagged_fields")?;
@@ -121,11 +117,14 @@ impl IncrementalAlterConfigsRequest {
                     "IncrementalAlterConfigsRequest._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            resources: f_resources,
+            validate_only: f_validate_only,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -180,7 +179,7 @@ pub struct AlterableConfig {
     /// Versions: 0-1; nullable in 0-1. Default: `Some(ByteString::new())`.
     pub value: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterableConfig {
@@ -189,7 +188,7 @@ impl Default for AlterableConfig {
             name: ByteString::new(),
             config_operation: 0,
             value: Some(ByteString::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -230,6 +229,7 @@ impl AlterableConfig {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let _ = version;
@@ -237,12 +237,7 @@ impl AlterableConfig {
         let f_config_operation = wire::read_i8(buf, "AlterableConfig.ConfigOperation")?;
         let f_value = wire::read_nullable_string(buf, flexible, "AlterableConfig.Value")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            config_operation: f_config_operation,
-            value: f_value,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "AlterableConfig._tagged_fields")?;
             let mut previous = None;
@@ -250,11 +245,15 @@ impl AlterableConfig {
                 let (tag, data) = wire::read_tagged_field(buf, "AlterableConfig._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "AlterableConfig._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            config_operation: f_config_operation,
+            value: f_value,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -316,7 +315,7 @@ pub struct AlterConfigsResource {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub configs: Vec<AlterableConfig>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterConfigsResource {
@@ -325,7 +324,7 @@ impl Default for AlterConfigsResource {
             resource_type: 0,
             resource_name: ByteString::new(),
             configs: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -374,22 +373,21 @@ impl AlterConfigsResource {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let f_resource_type = wire::read_i8(buf, "AlterConfigsResource.ResourceType")?;
         let f_resource_name =
             wire::read_string(buf, flexible, "AlterConfigsResource.ResourceName")?;
-        let f_configs =
-            wire::read_array(buf, flexible, 3, "AlterConfigsResource.Configs", |buf| {
-                AlterableConfig::decode_inner(buf, version)
-            })?;
+        let f_configs = wire::read_array(
+            buf,
+            flexible,
+            3,
+            "AlterConfigsResource.Configs",
+            move |buf| AlterableConfig::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            resource_type: f_resource_type,
-            resource_name: f_resource_name,
-            configs: f_configs,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "AlterConfigsResource._tagged_fields")?;
             let mut previous = None;
@@ -398,11 +396,15 @@ impl AlterConfigsResource {
                     wire::read_tagged_field(buf, "AlterConfigsResource._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "AlterConfigsResource._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            resource_type: f_resource_type,
+            resource_name: f_resource_name,
+            configs: f_configs,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

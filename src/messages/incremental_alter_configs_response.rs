@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The IncrementalAlterConfigs response (API key 44).
@@ -40,7 +40,7 @@ pub struct IncrementalAlterConfigsResponse {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub responses: Vec<AlterConfigsResourceResponse>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for IncrementalAlterConfigsResponse {
@@ -48,7 +48,7 @@ impl Default for IncrementalAlterConfigsResponse {
         Self {
             throttle_time_ms: 0,
             responses: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -100,14 +100,10 @@ impl IncrementalAlterConfigsResponse {
             flexible,
             5,
             "IncrementalAlterConfigsResponse.Responses",
-            |buf| AlterConfigsResourceResponse::decode_inner(buf, version),
+            move |buf| AlterConfigsResourceResponse::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            responses: f_responses,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "IncrementalAlterConfigsResponse._tagged_fields")?;
@@ -121,11 +117,14 @@ impl IncrementalAlterConfigsResponse {
                     "IncrementalAlterConfigsResponse._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            responses: f_responses,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -184,7 +183,7 @@ pub struct AlterConfigsResourceResponse {
     /// Versions: 0-1. Default: `ByteString::new()`.
     pub resource_name: ByteString,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AlterConfigsResourceResponse {
@@ -194,7 +193,7 @@ impl Default for AlterConfigsResourceResponse {
             error_message: Some(ByteString::new()),
             resource_type: 0,
             resource_name: ByteString::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -241,6 +240,7 @@ impl AlterConfigsResourceResponse {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let _ = version;
@@ -251,13 +251,7 @@ impl AlterConfigsResourceResponse {
         let f_resource_name =
             wire::read_string(buf, flexible, "AlterConfigsResourceResponse.ResourceName")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            error_message: f_error_message,
-            resource_type: f_resource_type,
-            resource_name: f_resource_name,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "AlterConfigsResourceResponse._tagged_fields")?;
@@ -271,11 +265,16 @@ impl AlterConfigsResourceResponse {
                     "AlterConfigsResourceResponse._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            error_message: f_error_message,
+            resource_type: f_resource_type,
+            resource_name: f_resource_name,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The InitProducerId request (API key 22).
@@ -57,7 +57,7 @@ pub struct InitProducerIdRequest {
     /// Versions: 3-5. Default: `-1`.
     pub producer_epoch: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for InitProducerIdRequest {
@@ -67,7 +67,7 @@ impl Default for InitProducerIdRequest {
             transaction_timeout_ms: 0,
             producer_id: -1,
             producer_epoch: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -127,26 +127,32 @@ impl InitProducerIdRequest {
         let flexible = version >= 2;
         let f_transactional_id =
             wire::read_nullable_string(buf, flexible, "InitProducerIdRequest.TransactionalId")?;
-        let f_transaction_timeout_ms =
-            wire::read_i32(buf, "InitProducerIdRequest.TransactionTimeoutMs")?;
-        let f_producer_id = if version >= 3 {
-            wire::read_i64(buf, "InitProducerIdRequest.ProducerId")?
+        let f_transaction_timeout_ms;
+        let f_producer_id;
+        let f_producer_epoch;
+        if version >= 3
+            && let Some(b) = wire::peek_fixed::<14>(buf)
+        {
+            f_transaction_timeout_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_producer_id = i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            f_producer_epoch = i16::from_be_bytes([b[12], b[13]]);
+            wire::skip_fixed::<14>(buf);
         } else {
-            -1
-        };
-        let f_producer_epoch = if version >= 3 {
-            wire::read_i16(buf, "InitProducerIdRequest.ProducerEpoch")?
-        } else {
-            -1
-        };
+            f_transaction_timeout_ms =
+                wire::read_i32(buf, "InitProducerIdRequest.TransactionTimeoutMs")?;
+            f_producer_id = if version >= 3 {
+                wire::read_i64(buf, "InitProducerIdRequest.ProducerId")?
+            } else {
+                -1
+            };
+            f_producer_epoch = if version >= 3 {
+                wire::read_i16(buf, "InitProducerIdRequest.ProducerEpoch")?
+            } else {
+                -1
+            };
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            transactional_id: f_transactional_id,
-            transaction_timeout_ms: f_transaction_timeout_ms,
-            producer_id: f_producer_id,
-            producer_epoch: f_producer_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "InitProducerIdRequest._tagged_fields")?;
             let mut previous = None;
@@ -155,11 +161,16 @@ impl InitProducerIdRequest {
                     wire::read_tagged_field(buf, "InitProducerIdRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "InitProducerIdRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            transactional_id: f_transactional_id,
+            transaction_timeout_ms: f_transaction_timeout_ms,
+            producer_id: f_producer_id,
+            producer_epoch: f_producer_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -16,7 +16,8 @@
 )]
 
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The InitProducerId response (API key 22).
@@ -55,7 +56,7 @@ pub struct InitProducerIdResponse {
     /// Versions: 0-5. Default: `0`.
     pub producer_epoch: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for InitProducerIdResponse {
@@ -65,7 +66,7 @@ impl Default for InitProducerIdResponse {
             error_code: 0,
             producer_id: -1,
             producer_epoch: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -105,18 +106,25 @@ impl InitProducerIdResponse {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
-        let f_throttle_time_ms = wire::read_i32(buf, "InitProducerIdResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "InitProducerIdResponse.ErrorCode")?;
-        let f_producer_id = wire::read_i64(buf, "InitProducerIdResponse.ProducerId")?;
-        let f_producer_epoch = wire::read_i16(buf, "InitProducerIdResponse.ProducerEpoch")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        let f_producer_id;
+        let f_producer_epoch;
+        if let Some(b) = wire::peek_fixed::<16>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            f_producer_id =
+                i64::from_be_bytes([b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13]]);
+            f_producer_epoch = i16::from_be_bytes([b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
+        } else {
+            f_throttle_time_ms = wire::read_i32(buf, "InitProducerIdResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "InitProducerIdResponse.ErrorCode")?;
+            f_producer_id = wire::read_i64(buf, "InitProducerIdResponse.ProducerId")?;
+            f_producer_epoch = wire::read_i16(buf, "InitProducerIdResponse.ProducerEpoch")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            producer_id: f_producer_id,
-            producer_epoch: f_producer_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "InitProducerIdResponse._tagged_fields")?;
             let mut previous = None;
@@ -125,11 +133,16 @@ impl InitProducerIdResponse {
                     wire::read_tagged_field(buf, "InitProducerIdResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "InitProducerIdResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            producer_id: f_producer_id,
+            producer_epoch: f_producer_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

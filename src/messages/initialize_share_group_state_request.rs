@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The InitializeShareGroupState request (API key 83).
@@ -35,7 +35,7 @@ pub struct InitializeShareGroupStateRequest {
     /// Versions: 0. Default: `Vec::new()`.
     pub topics: Vec<InitializeStateData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for InitializeShareGroupStateRequest {
@@ -43,7 +43,7 @@ impl Default for InitializeShareGroupStateRequest {
         Self {
             group_id: ByteString::new(),
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -90,14 +90,10 @@ impl InitializeShareGroupStateRequest {
             true,
             18,
             "InitializeShareGroupStateRequest.Topics",
-            |buf| InitializeStateData::decode_inner(buf, version),
+            move |buf| InitializeStateData::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            group_id: f_group_id,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "InitializeShareGroupStateRequest._tagged_fields")?;
         let mut previous = None;
@@ -110,10 +106,13 @@ impl InitializeShareGroupStateRequest {
                 "InitializeShareGroupStateRequest._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            group_id: f_group_id,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -167,7 +166,7 @@ pub struct PartitionData {
     /// Versions: 0. Default: `0`.
     pub start_offset: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionData {
@@ -176,7 +175,7 @@ impl Default for PartitionData {
             partition: 0,
             state_epoch: 0,
             start_offset: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -205,28 +204,39 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_partition = wire::read_i32(buf, "PartitionData.Partition")?;
-        let f_state_epoch = wire::read_i32(buf, "PartitionData.StateEpoch")?;
-        let f_start_offset = wire::read_i64(buf, "PartitionData.StartOffset")?;
+        let f_partition;
+        let f_state_epoch;
+        let f_start_offset;
+        if let Some(b) = wire::peek_fixed::<16>(buf) {
+            f_partition = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_state_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_start_offset =
+                i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
+        } else {
+            f_partition = wire::read_i32(buf, "PartitionData.Partition")?;
+            f_state_epoch = wire::read_i32(buf, "PartitionData.StateEpoch")?;
+            f_start_offset = wire::read_i64(buf, "PartitionData.StartOffset")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition: f_partition,
-            state_epoch: f_state_epoch,
-            start_offset: f_start_offset,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "PartitionData._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "PartitionData._tagged_fields")?;
             wire::check_tag_order(previous, tag, "PartitionData._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            partition: f_partition,
+            state_epoch: f_state_epoch,
+            start_offset: f_start_offset,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -272,7 +282,7 @@ pub struct InitializeStateData {
     /// Versions: 0. Default: `Vec::new()`.
     pub partitions: Vec<PartitionData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for InitializeStateData {
@@ -280,7 +290,7 @@ impl Default for InitializeStateData {
         Self {
             topic_id: Uuid::ZERO,
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -315,28 +325,31 @@ impl InitializeStateData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "InitializeStateData.TopicId")?;
-        let f_partitions =
-            wire::read_array(buf, true, 17, "InitializeStateData.Partitions", |buf| {
-                PartitionData::decode_inner(buf, version)
-            })?;
+        let f_partitions = wire::read_array(
+            buf,
+            true,
+            17,
+            "InitializeStateData.Partitions",
+            move |buf| PartitionData::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_id: f_topic_id,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "InitializeStateData._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "InitializeStateData._tagged_fields")?;
             wire::check_tag_order(previous, tag, "InitializeStateData._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_id: f_topic_id,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

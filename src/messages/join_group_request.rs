@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The JoinGroup request (API key 11).
@@ -82,7 +82,7 @@ pub struct JoinGroupRequest {
     /// Versions: 8-9; nullable in 8-9; ignorable (dropped silently where absent). Default: `None`.
     pub reason: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for JoinGroupRequest {
@@ -96,7 +96,7 @@ impl Default for JoinGroupRequest {
             protocol_type: ByteString::new(),
             protocols: Vec::new(),
             reason: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -174,12 +174,22 @@ impl JoinGroupRequest {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
         let f_group_id = wire::read_string(buf, flexible, "JoinGroupRequest.GroupId")?;
-        let f_session_timeout_ms = wire::read_i32(buf, "JoinGroupRequest.SessionTimeoutMs")?;
-        let f_rebalance_timeout_ms = if version >= 1 {
-            wire::read_i32(buf, "JoinGroupRequest.RebalanceTimeoutMs")?
+        let f_session_timeout_ms;
+        let f_rebalance_timeout_ms;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<8>(buf)
+        {
+            f_session_timeout_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_rebalance_timeout_ms = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
         } else {
-            -1
-        };
+            f_session_timeout_ms = wire::read_i32(buf, "JoinGroupRequest.SessionTimeoutMs")?;
+            f_rebalance_timeout_ms = if version >= 1 {
+                wire::read_i32(buf, "JoinGroupRequest.RebalanceTimeoutMs")?
+            } else {
+                -1
+            };
+        }
         let f_member_id = wire::read_string(buf, flexible, "JoinGroupRequest.MemberId")?;
         let f_group_instance_id = if version >= 5 {
             wire::read_nullable_string(buf, flexible, "JoinGroupRequest.GroupInstanceId")?
@@ -188,7 +198,7 @@ impl JoinGroupRequest {
         };
         let f_protocol_type = wire::read_string(buf, flexible, "JoinGroupRequest.ProtocolType")?;
         let f_protocols =
-            wire::read_array(buf, flexible, 2, "JoinGroupRequest.Protocols", |buf| {
+            wire::read_array(buf, flexible, 2, "JoinGroupRequest.Protocols", move |buf| {
                 JoinGroupRequestProtocol::decode_inner(buf, version)
             })?;
         let f_reason = if version >= 8 {
@@ -197,7 +207,18 @@ impl JoinGroupRequest {
             None
         };
         #[allow(unused_mut)]
-        let mut this = Self {
+        let mut unknown_tagged = UnknownTaggedFields::new();
+        if flexible {
+            let count = wire::read_tagged_header(buf, "JoinGroupRequest._tagged_fields")?;
+            let mut previous = None;
+            for _ in 0..count {
+                let (tag, data) = wire::read_tagged_field(buf, "JoinGroupRequest._tagged_fields")?;
+                wire::check_tag_order(previous, tag, "JoinGroupRequest._tagged_fields")?;
+                previous = Some(tag);
+                unknown_tagged.push(RawTaggedField { tag, data });
+            }
+        }
+        Ok(Self {
             group_id: f_group_id,
             session_timeout_ms: f_session_timeout_ms,
             rebalance_timeout_ms: f_rebalance_timeout_ms,
@@ -206,20 +227,8 @@ impl JoinGroupRequest {
             protocol_type: f_protocol_type,
             protocols: f_protocols,
             reason: f_reason,
-            unknown_tagged_fields: Vec::new(),
-        };
-        if flexible {
-            let count = wire::read_tagged_header(buf, "JoinGroupRequest._tagged_fields")?;
-            let mut previous = None;
-            for _ in 0..count {
-                let (tag, data) = wire::read_tagged_field(buf, "JoinGroupRequest._tagged_fields")?;
-                wire::check_tag_order(previous, tag, "JoinGroupRequest._tagged_fields")?;
-                previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
-            }
-        }
-        Ok(this)
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -308,7 +317,7 @@ pub struct JoinGroupRequestProtocol {
     /// Versions: 0-9. Default: `Bytes::new()`.
     pub metadata: Bytes,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for JoinGroupRequestProtocol {
@@ -316,7 +325,7 @@ impl Default for JoinGroupRequestProtocol {
         Self {
             name: ByteString::new(),
             metadata: Bytes::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -356,17 +365,14 @@ impl JoinGroupRequestProtocol {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
         let _ = version;
         let f_name = wire::read_string(buf, flexible, "JoinGroupRequestProtocol.Name")?;
         let f_metadata = wire::read_bytes(buf, flexible, "JoinGroupRequestProtocol.Metadata")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            metadata: f_metadata,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "JoinGroupRequestProtocol._tagged_fields")?;
             let mut previous = None;
@@ -375,11 +381,14 @@ impl JoinGroupRequestProtocol {
                     wire::read_tagged_field(buf, "JoinGroupRequestProtocol._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "JoinGroupRequestProtocol._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            metadata: f_metadata,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

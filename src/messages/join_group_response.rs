@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The JoinGroup response (API key 11).
@@ -83,7 +83,7 @@ pub struct JoinGroupResponse {
     /// Versions: 0-9. Default: `Vec::new()`.
     pub members: Vec<JoinGroupResponseMember>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for JoinGroupResponse {
@@ -98,7 +98,7 @@ impl Default for JoinGroupResponse {
             skip_assignment: false,
             member_id: ByteString::new(),
             members: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -185,13 +185,25 @@ impl JoinGroupResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
-        let f_throttle_time_ms = if version >= 2 {
-            wire::read_i32(buf, "JoinGroupResponse.ThrottleTimeMs")?
+        let f_throttle_time_ms;
+        let f_error_code;
+        let f_generation_id;
+        if version >= 2
+            && let Some(b) = wire::peek_fixed::<10>(buf)
+        {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            f_generation_id = i32::from_be_bytes([b[6], b[7], b[8], b[9]]);
+            wire::skip_fixed::<10>(buf);
         } else {
-            0
-        };
-        let f_error_code = wire::read_i16(buf, "JoinGroupResponse.ErrorCode")?;
-        let f_generation_id = wire::read_i32(buf, "JoinGroupResponse.GenerationId")?;
+            f_throttle_time_ms = if version >= 2 {
+                wire::read_i32(buf, "JoinGroupResponse.ThrottleTimeMs")?
+            } else {
+                0
+            };
+            f_error_code = wire::read_i16(buf, "JoinGroupResponse.ErrorCode")?;
+            f_generation_id = wire::read_i32(buf, "JoinGroupResponse.GenerationId")?;
+        }
         let f_protocol_type = if version >= 7 {
             wire::read_nullable_string(buf, flexible, "JoinGroupResponse.ProtocolType")?
         } else {
@@ -213,11 +225,23 @@ impl JoinGroupResponse {
             false
         };
         let f_member_id = wire::read_string(buf, flexible, "JoinGroupResponse.MemberId")?;
-        let f_members = wire::read_array(buf, flexible, 2, "JoinGroupResponse.Members", |buf| {
-            JoinGroupResponseMember::decode_inner(buf, version)
-        })?;
+        let f_members =
+            wire::read_array(buf, flexible, 2, "JoinGroupResponse.Members", move |buf| {
+                JoinGroupResponseMember::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
-        let mut this = Self {
+        let mut unknown_tagged = UnknownTaggedFields::new();
+        if flexible {
+            let count = wire::read_tagged_header(buf, "JoinGroupResponse._tagged_fields")?;
+            let mut previous = None;
+            for _ in 0..count {
+                let (tag, data) = wire::read_tagged_field(buf, "JoinGroupResponse._tagged_fields")?;
+                wire::check_tag_order(previous, tag, "JoinGroupResponse._tagged_fields")?;
+                previous = Some(tag);
+                unknown_tagged.push(RawTaggedField { tag, data });
+            }
+        }
+        Ok(Self {
             throttle_time_ms: f_throttle_time_ms,
             error_code: f_error_code,
             generation_id: f_generation_id,
@@ -227,20 +251,8 @@ impl JoinGroupResponse {
             skip_assignment: f_skip_assignment,
             member_id: f_member_id,
             members: f_members,
-            unknown_tagged_fields: Vec::new(),
-        };
-        if flexible {
-            let count = wire::read_tagged_header(buf, "JoinGroupResponse._tagged_fields")?;
-            let mut previous = None;
-            for _ in 0..count {
-                let (tag, data) = wire::read_tagged_field(buf, "JoinGroupResponse._tagged_fields")?;
-                wire::check_tag_order(previous, tag, "JoinGroupResponse._tagged_fields")?;
-                previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
-            }
-        }
-        Ok(this)
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -332,7 +344,7 @@ pub struct JoinGroupResponseMember {
     /// Versions: 0-9. Default: `Bytes::new()`.
     pub metadata: Bytes,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for JoinGroupResponseMember {
@@ -341,7 +353,7 @@ impl Default for JoinGroupResponseMember {
             member_id: ByteString::new(),
             group_instance_id: None,
             metadata: Bytes::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -394,6 +406,7 @@ impl JoinGroupResponseMember {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
         let f_member_id = wire::read_string(buf, flexible, "JoinGroupResponseMember.MemberId")?;
@@ -404,12 +417,7 @@ impl JoinGroupResponseMember {
         };
         let f_metadata = wire::read_bytes(buf, flexible, "JoinGroupResponseMember.Metadata")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            member_id: f_member_id,
-            group_instance_id: f_group_instance_id,
-            metadata: f_metadata,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "JoinGroupResponseMember._tagged_fields")?;
             let mut previous = None;
@@ -418,11 +426,15 @@ impl JoinGroupResponseMember {
                     wire::read_tagged_field(buf, "JoinGroupResponseMember._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "JoinGroupResponseMember._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            member_id: f_member_id,
+            group_instance_id: f_group_instance_id,
+            metadata: f_metadata,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -16,7 +16,8 @@
 )]
 
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The `KRaftVersionRecord` data schema.
@@ -33,7 +34,7 @@ pub struct KRaftVersionRecord {
     /// Versions: 0. Default: `0`.
     pub k_raft_version: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for KRaftVersionRecord {
@@ -41,7 +42,7 @@ impl Default for KRaftVersionRecord {
         Self {
             version: 0,
             k_raft_version: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -71,24 +72,31 @@ impl KRaftVersionRecord {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_version = wire::read_i16(buf, "KRaftVersionRecord.Version")?;
-        let f_k_raft_version = wire::read_i16(buf, "KRaftVersionRecord.KRaftVersion")?;
+        let f_version;
+        let f_k_raft_version;
+        if let Some(b) = wire::peek_fixed::<4>(buf) {
+            f_version = i16::from_be_bytes([b[0], b[1]]);
+            f_k_raft_version = i16::from_be_bytes([b[2], b[3]]);
+            wire::skip_fixed::<4>(buf);
+        } else {
+            f_version = wire::read_i16(buf, "KRaftVersionRecord.Version")?;
+            f_k_raft_version = wire::read_i16(buf, "KRaftVersionRecord.KRaftVersion")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            version: f_version,
-            k_raft_version: f_k_raft_version,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "KRaftVersionRecord._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "KRaftVersionRecord._tagged_fields")?;
             wire::check_tag_order(previous, tag, "KRaftVersionRecord._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            version: f_version,
+            k_raft_version: f_k_raft_version,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, Uuid, VersionRange,
+    ScalarList, UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The LeaderAndIsr request (API key 4).
@@ -80,7 +80,7 @@ pub struct LeaderAndIsrRequest {
     /// Versions: 0-7. Default: `Vec::new()`.
     pub live_leaders: Vec<LeaderAndIsrLiveLeader>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaderAndIsrRequest {
@@ -94,7 +94,7 @@ impl Default for LeaderAndIsrRequest {
             ungrouped_partition_states: Vec::new(),
             topic_states: Vec::new(),
             live_leaders: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -191,57 +191,71 @@ impl LeaderAndIsrRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
-        let f_controller_id = wire::read_i32(buf, "LeaderAndIsrRequest.ControllerId")?;
-        let f_is_k_raft_controller = if version >= 7 {
-            wire::read_bool(buf, "LeaderAndIsrRequest.isKRaftController")?
+        let f_controller_id;
+        let f_is_k_raft_controller;
+        let f_controller_epoch;
+        let f_broker_epoch;
+        let f_type;
+        if version >= 7
+            && let Some(b) = wire::peek_fixed::<18>(buf)
+        {
+            f_controller_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_is_k_raft_controller = b[4] != 0;
+            f_controller_epoch = i32::from_be_bytes([b[5], b[6], b[7], b[8]]);
+            f_broker_epoch =
+                i64::from_be_bytes([b[9], b[10], b[11], b[12], b[13], b[14], b[15], b[16]]);
+            f_type = i8::from_be_bytes([b[17]]);
+            wire::skip_fixed::<18>(buf);
         } else {
-            false
-        };
-        let f_controller_epoch = wire::read_i32(buf, "LeaderAndIsrRequest.ControllerEpoch")?;
-        let f_broker_epoch = if version >= 2 {
-            wire::read_i64(buf, "LeaderAndIsrRequest.BrokerEpoch")?
-        } else {
-            -1
-        };
-        let f_type = if version >= 5 {
-            wire::read_i8(buf, "LeaderAndIsrRequest.Type")?
-        } else {
-            0
-        };
+            f_controller_id = wire::read_i32(buf, "LeaderAndIsrRequest.ControllerId")?;
+            f_is_k_raft_controller = if version >= 7 {
+                wire::read_bool(buf, "LeaderAndIsrRequest.isKRaftController")?
+            } else {
+                false
+            };
+            f_controller_epoch = wire::read_i32(buf, "LeaderAndIsrRequest.ControllerEpoch")?;
+            f_broker_epoch = if version >= 2 {
+                wire::read_i64(buf, "LeaderAndIsrRequest.BrokerEpoch")?
+            } else {
+                -1
+            };
+            f_type = if version >= 5 {
+                wire::read_i8(buf, "LeaderAndIsrRequest.Type")?
+            } else {
+                0
+            };
+        }
         let f_ungrouped_partition_states = if version <= 1 {
             wire::read_array(
                 buf,
                 flexible,
                 22,
                 "LeaderAndIsrRequest.UngroupedPartitionStates",
-                |buf| LeaderAndIsrPartitionState::decode_inner(buf, version),
+                move |buf| LeaderAndIsrPartitionState::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
         };
         let f_topic_states = if version >= 2 {
-            wire::read_array(buf, flexible, 2, "LeaderAndIsrRequest.TopicStates", |buf| {
-                LeaderAndIsrTopicState::decode_inner(buf, version)
-            })?
+            wire::read_array(
+                buf,
+                flexible,
+                2,
+                "LeaderAndIsrRequest.TopicStates",
+                move |buf| LeaderAndIsrTopicState::decode_inner(buf, version),
+            )?
         } else {
             Vec::new()
         };
-        let f_live_leaders =
-            wire::read_array(buf, flexible, 9, "LeaderAndIsrRequest.LiveLeaders", |buf| {
-                LeaderAndIsrLiveLeader::decode_inner(buf, version)
-            })?;
+        let f_live_leaders = wire::read_array(
+            buf,
+            flexible,
+            9,
+            "LeaderAndIsrRequest.LiveLeaders",
+            move |buf| LeaderAndIsrLiveLeader::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            controller_id: f_controller_id,
-            is_k_raft_controller: f_is_k_raft_controller,
-            controller_epoch: f_controller_epoch,
-            broker_epoch: f_broker_epoch,
-            r#type: f_type,
-            ungrouped_partition_states: f_ungrouped_partition_states,
-            topic_states: f_topic_states,
-            live_leaders: f_live_leaders,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "LeaderAndIsrRequest._tagged_fields")?;
             let mut previous = None;
@@ -250,11 +264,20 @@ impl LeaderAndIsrRequest {
                     wire::read_tagged_field(buf, "LeaderAndIsrRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "LeaderAndIsrRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            controller_id: f_controller_id,
+            is_k_raft_controller: f_is_k_raft_controller,
+            controller_epoch: f_controller_epoch,
+            broker_epoch: f_broker_epoch,
+            r#type: f_type,
+            ungrouped_partition_states: f_ungrouped_partition_states,
+            topic_states: f_topic_states,
+            live_leaders: f_live_leaders,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -341,7 +364,7 @@ pub struct LeaderAndIsrTopicState {
     /// Versions: 2-7. Default: `Vec::new()`.
     pub partition_states: Vec<LeaderAndIsrPartitionState>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaderAndIsrTopicState {
@@ -350,7 +373,7 @@ impl Default for LeaderAndIsrTopicState {
             topic_name: ByteString::new(),
             topic_id: Uuid::ZERO,
             partition_states: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -401,6 +424,7 @@ impl LeaderAndIsrTopicState {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let f_topic_name = wire::read_string(buf, flexible, "LeaderAndIsrTopicState.TopicName")?;
@@ -414,15 +438,10 @@ impl LeaderAndIsrTopicState {
             flexible,
             22,
             "LeaderAndIsrTopicState.PartitionStates",
-            |buf| LeaderAndIsrPartitionState::decode_inner(buf, version),
+            move |buf| LeaderAndIsrPartitionState::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_name: f_topic_name,
-            topic_id: f_topic_id,
-            partition_states: f_partition_states,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "LeaderAndIsrTopicState._tagged_fields")?;
             let mut previous = None;
@@ -431,11 +450,15 @@ impl LeaderAndIsrTopicState {
                     wire::read_tagged_field(buf, "LeaderAndIsrTopicState._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "LeaderAndIsrTopicState._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic_name: f_topic_name,
+            topic_id: f_topic_id,
+            partition_states: f_partition_states,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -499,7 +522,7 @@ pub struct LeaderAndIsrLiveLeader {
     /// Versions: 0-7. Default: `0`.
     pub port: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaderAndIsrLiveLeader {
@@ -508,7 +531,7 @@ impl Default for LeaderAndIsrLiveLeader {
             broker_id: 0,
             host_name: ByteString::new(),
             port: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -549,6 +572,7 @@ impl LeaderAndIsrLiveLeader {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let _ = version;
@@ -556,12 +580,7 @@ impl LeaderAndIsrLiveLeader {
         let f_host_name = wire::read_string(buf, flexible, "LeaderAndIsrLiveLeader.HostName")?;
         let f_port = wire::read_i32(buf, "LeaderAndIsrLiveLeader.Port")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            broker_id: f_broker_id,
-            host_name: f_host_name,
-            port: f_port,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "LeaderAndIsrLiveLeader._tagged_fields")?;
             let mut previous = None;
@@ -570,11 +589,15 @@ impl LeaderAndIsrLiveLeader {
                     wire::read_tagged_field(buf, "LeaderAndIsrLiveLeader._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "LeaderAndIsrLiveLeader._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            broker_id: f_broker_id,
+            host_name: f_host_name,
+            port: f_port,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -665,7 +688,7 @@ pub struct LeaderAndIsrPartitionState {
     /// Versions: 6-7. Default: `0`.
     pub leader_recovery_state: i8,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaderAndIsrPartitionState {
@@ -683,7 +706,7 @@ impl Default for LeaderAndIsrPartitionState {
             removing_replicas: ScalarList::new(),
             is_new: false,
             leader_recovery_state: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -763,6 +786,7 @@ impl LeaderAndIsrPartitionState {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let f_topic_name = if version <= 1 {
@@ -770,10 +794,22 @@ impl LeaderAndIsrPartitionState {
         } else {
             ByteString::new()
         };
-        let f_partition_index = wire::read_i32(buf, "LeaderAndIsrPartitionState.PartitionIndex")?;
-        let f_controller_epoch = wire::read_i32(buf, "LeaderAndIsrPartitionState.ControllerEpoch")?;
-        let f_leader = wire::read_i32(buf, "LeaderAndIsrPartitionState.Leader")?;
-        let f_leader_epoch = wire::read_i32(buf, "LeaderAndIsrPartitionState.LeaderEpoch")?;
+        let f_partition_index;
+        let f_controller_epoch;
+        let f_leader;
+        let f_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<16>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_controller_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_leader = i32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+            f_leader_epoch = i32::from_be_bytes([b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "LeaderAndIsrPartitionState.PartitionIndex")?;
+            f_controller_epoch = wire::read_i32(buf, "LeaderAndIsrPartitionState.ControllerEpoch")?;
+            f_leader = wire::read_i32(buf, "LeaderAndIsrPartitionState.Leader")?;
+            f_leader_epoch = wire::read_i32(buf, "LeaderAndIsrPartitionState.LeaderEpoch")?;
+        }
         let f_isr =
             wire::read_scalar_array::<i32>(buf, flexible, "LeaderAndIsrPartitionState.Isr")?;
         let f_partition_epoch = wire::read_i32(buf, "LeaderAndIsrPartitionState.PartitionEpoch")?;
@@ -797,18 +833,40 @@ impl LeaderAndIsrPartitionState {
         } else {
             ScalarList::new()
         };
-        let f_is_new = if version >= 1 {
-            wire::read_bool(buf, "LeaderAndIsrPartitionState.IsNew")?
+        let f_is_new;
+        let f_leader_recovery_state;
+        if version >= 6
+            && let Some(b) = wire::peek_fixed::<2>(buf)
+        {
+            f_is_new = b[0] != 0;
+            f_leader_recovery_state = i8::from_be_bytes([b[1]]);
+            wire::skip_fixed::<2>(buf);
         } else {
-            false
-        };
-        let f_leader_recovery_state = if version >= 6 {
-            wire::read_i8(buf, "LeaderAndIsrPartitionState.LeaderRecoveryState")?
-        } else {
-            0
-        };
+            f_is_new = if version >= 1 {
+                wire::read_bool(buf, "LeaderAndIsrPartitionState.IsNew")?
+            } else {
+                false
+            };
+            f_leader_recovery_state = if version >= 6 {
+                wire::read_i8(buf, "LeaderAndIsrPartitionState.LeaderRecoveryState")?
+            } else {
+                0
+            };
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
+        let mut unknown_tagged = UnknownTaggedFields::new();
+        if flexible {
+            let count = wire::read_tagged_header(buf, "LeaderAndIsrPartitionState._tagged_fields")?;
+            let mut previous = None;
+            for _ in 0..count {
+                let (tag, data) =
+                    wire::read_tagged_field(buf, "LeaderAndIsrPartitionState._tagged_fields")?;
+                wire::check_tag_order(previous, tag, "LeaderAndIsrPartitionState._tagged_fields")?;
+                previous = Some(tag);
+                unknown_tagged.push(RawTaggedField { tag, data });
+            }
+        }
+        Ok(Self {
             topic_name: f_topic_name,
             partition_index: f_partition_index,
             controller_epoch: f_controller_epoch,
@@ -821,21 +879,8 @@ impl LeaderAndIsrPartitionState {
             removing_replicas: f_removing_replicas,
             is_new: f_is_new,
             leader_recovery_state: f_leader_recovery_state,
-            unknown_tagged_fields: Vec::new(),
-        };
-        if flexible {
-            let count = wire::read_tagged_header(buf, "LeaderAndIsrPartitionState._tagged_fields")?;
-            let mut previous = None;
-            for _ in 0..count {
-                let (tag, data) =
-                    wire::read_tagged_field(buf, "LeaderAndIsrPartitionState._tagged_fields")?;
-                wire::check_tag_order(previous, tag, "LeaderAndIsrPartitionState._tagged_fields")?;
-                previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
-            }
-        }
-        Ok(this)
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The LeaderAndIsr response (API key 4).
@@ -53,7 +53,7 @@ pub struct LeaderAndIsrResponse {
     /// Versions: 5-7. Default: `Vec::new()`.
     pub topics: Vec<LeaderAndIsrTopicError>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaderAndIsrResponse {
@@ -62,7 +62,7 @@ impl Default for LeaderAndIsrResponse {
             error_code: 0,
             partition_errors: Vec::new(),
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -137,25 +137,24 @@ impl LeaderAndIsrResponse {
                 flexible,
                 6,
                 "LeaderAndIsrResponse.PartitionErrors",
-                |buf| LeaderAndIsrPartitionError::decode_inner(buf, version),
+                move |buf| LeaderAndIsrPartitionError::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
         };
         let f_topics = if version >= 5 {
-            wire::read_array(buf, flexible, 18, "LeaderAndIsrResponse.Topics", |buf| {
-                LeaderAndIsrTopicError::decode_inner(buf, version)
-            })?
+            wire::read_array(
+                buf,
+                flexible,
+                18,
+                "LeaderAndIsrResponse.Topics",
+                move |buf| LeaderAndIsrTopicError::decode_inner(buf, version),
+            )?
         } else {
             Vec::new()
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            partition_errors: f_partition_errors,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "LeaderAndIsrResponse._tagged_fields")?;
             let mut previous = None;
@@ -164,11 +163,15 @@ impl LeaderAndIsrResponse {
                     wire::read_tagged_field(buf, "LeaderAndIsrResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "LeaderAndIsrResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            partition_errors: f_partition_errors,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -231,7 +234,7 @@ pub struct LeaderAndIsrTopicError {
     /// Versions: 5-7. Default: `Vec::new()`.
     pub partition_errors: Vec<LeaderAndIsrPartitionError>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaderAndIsrTopicError {
@@ -239,7 +242,7 @@ impl Default for LeaderAndIsrTopicError {
         Self {
             topic_id: Uuid::ZERO,
             partition_errors: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -274,6 +277,7 @@ impl LeaderAndIsrTopicError {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "LeaderAndIsrTopicError.TopicId")?;
         let f_partition_errors = wire::read_array(
@@ -281,14 +285,10 @@ impl LeaderAndIsrTopicError {
             true,
             6,
             "LeaderAndIsrTopicError.PartitionErrors",
-            |buf| LeaderAndIsrPartitionError::decode_inner(buf, version),
+            move |buf| LeaderAndIsrPartitionError::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_id: f_topic_id,
-            partition_errors: f_partition_errors,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "LeaderAndIsrTopicError._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -296,10 +296,13 @@ impl LeaderAndIsrTopicError {
                 wire::read_tagged_field(buf, "LeaderAndIsrTopicError._tagged_fields")?;
             wire::check_tag_order(previous, tag, "LeaderAndIsrTopicError._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_id: f_topic_id,
+            partition_errors: f_partition_errors,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -348,7 +351,7 @@ pub struct LeaderAndIsrPartitionError {
     /// Versions: 0-7. Default: `0`.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaderAndIsrPartitionError {
@@ -357,7 +360,7 @@ impl Default for LeaderAndIsrPartitionError {
             topic_name: ByteString::new(),
             partition_index: 0,
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -400,6 +403,7 @@ impl LeaderAndIsrPartitionError {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let f_topic_name = if version <= 4 {
@@ -407,15 +411,18 @@ impl LeaderAndIsrPartitionError {
         } else {
             ByteString::new()
         };
-        let f_partition_index = wire::read_i32(buf, "LeaderAndIsrPartitionError.PartitionIndex")?;
-        let f_error_code = wire::read_i16(buf, "LeaderAndIsrPartitionError.ErrorCode")?;
+        let f_partition_index;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "LeaderAndIsrPartitionError.PartitionIndex")?;
+            f_error_code = wire::read_i16(buf, "LeaderAndIsrPartitionError.ErrorCode")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_name: f_topic_name,
-            partition_index: f_partition_index,
-            error_code: f_error_code,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "LeaderAndIsrPartitionError._tagged_fields")?;
             let mut previous = None;
@@ -424,11 +431,15 @@ impl LeaderAndIsrPartitionError {
                     wire::read_tagged_field(buf, "LeaderAndIsrPartitionError._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "LeaderAndIsrPartitionError._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic_name: f_topic_name,
+            partition_index: f_partition_index,
+            error_code: f_error_code,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

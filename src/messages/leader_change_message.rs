@@ -16,8 +16,8 @@
 )]
 
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, Uuid,
-    VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The `LeaderChangeMessage` data schema.
@@ -48,7 +48,7 @@ pub struct LeaderChangeMessage {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub granting_voters: Vec<Voter>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaderChangeMessage {
@@ -58,7 +58,7 @@ impl Default for LeaderChangeMessage {
             leader_id: 0,
             voters: Vec::new(),
             granting_voters: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -104,33 +104,43 @@ impl LeaderChangeMessage {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_version = wire::read_i16(buf, "LeaderChangeMessage.Version")?;
-        let f_leader_id = wire::read_i32(buf, "LeaderChangeMessage.LeaderId")?;
-        let f_voters = wire::read_array(buf, true, 5, "LeaderChangeMessage.Voters", |buf| {
+        let f_version;
+        let f_leader_id;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_version = i16::from_be_bytes([b[0], b[1]]);
+            f_leader_id = i32::from_be_bytes([b[2], b[3], b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_version = wire::read_i16(buf, "LeaderChangeMessage.Version")?;
+            f_leader_id = wire::read_i32(buf, "LeaderChangeMessage.LeaderId")?;
+        }
+        let f_voters = wire::read_array(buf, true, 5, "LeaderChangeMessage.Voters", move |buf| {
             Voter::decode_inner(buf, version)
         })?;
-        let f_granting_voters =
-            wire::read_array(buf, true, 5, "LeaderChangeMessage.GrantingVoters", |buf| {
-                Voter::decode_inner(buf, version)
-            })?;
+        let f_granting_voters = wire::read_array(
+            buf,
+            true,
+            5,
+            "LeaderChangeMessage.GrantingVoters",
+            move |buf| Voter::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            version: f_version,
-            leader_id: f_leader_id,
-            voters: f_voters,
-            granting_voters: f_granting_voters,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "LeaderChangeMessage._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "LeaderChangeMessage._tagged_fields")?;
             wire::check_tag_order(previous, tag, "LeaderChangeMessage._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            version: f_version,
+            leader_id: f_leader_id,
+            voters: f_voters,
+            granting_voters: f_granting_voters,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -178,7 +188,7 @@ pub struct Voter {
     /// Versions: 1. Default: `Uuid::ZERO`.
     pub voter_directory_id: Uuid,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for Voter {
@@ -186,7 +196,7 @@ impl Default for Voter {
         Self {
             voter_id: 0,
             voter_directory_id: Uuid::ZERO,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -220,29 +230,42 @@ impl Voter {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_voter_id = wire::read_i32(buf, "Voter.VoterId")?;
-        let f_voter_directory_id = if version >= 1 {
-            wire::read_uuid(buf, "Voter.VoterDirectoryId")?
+        let f_voter_id;
+        let f_voter_directory_id;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<20>(buf)
+        {
+            f_voter_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_voter_directory_id = Uuid::from_bytes([
+                b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15],
+                b[16], b[17], b[18], b[19],
+            ]);
+            wire::skip_fixed::<20>(buf);
         } else {
-            Uuid::ZERO
-        };
+            f_voter_id = wire::read_i32(buf, "Voter.VoterId")?;
+            f_voter_directory_id = if version >= 1 {
+                wire::read_uuid(buf, "Voter.VoterDirectoryId")?
+            } else {
+                Uuid::ZERO
+            };
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            voter_id: f_voter_id,
-            voter_directory_id: f_voter_directory_id,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "Voter._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "Voter._tagged_fields")?;
             wire::check_tag_order(previous, tag, "Voter._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            voter_id: f_voter_id,
+            voter_directory_id: f_voter_directory_id,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The LeaveGroup request (API key 13).
@@ -51,7 +51,7 @@ pub struct LeaveGroupRequest {
     /// Versions: 3-5. Default: `Vec::new()`.
     pub members: Vec<MemberIdentity>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaveGroupRequest {
@@ -60,7 +60,7 @@ impl Default for LeaveGroupRequest {
             group_id: ByteString::new(),
             member_id: ByteString::new(),
             members: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -127,19 +127,14 @@ impl LeaveGroupRequest {
             ByteString::new()
         };
         let f_members = if version >= 3 {
-            wire::read_array(buf, flexible, 2, "LeaveGroupRequest.Members", |buf| {
+            wire::read_array(buf, flexible, 2, "LeaveGroupRequest.Members", move |buf| {
                 MemberIdentity::decode_inner(buf, version)
             })?
         } else {
             Vec::new()
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            group_id: f_group_id,
-            member_id: f_member_id,
-            members: f_members,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "LeaveGroupRequest._tagged_fields")?;
             let mut previous = None;
@@ -147,11 +142,15 @@ impl LeaveGroupRequest {
                 let (tag, data) = wire::read_tagged_field(buf, "LeaveGroupRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "LeaveGroupRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            group_id: f_group_id,
+            member_id: f_member_id,
+            members: f_members,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -222,7 +221,7 @@ pub struct MemberIdentity {
     /// Versions: 5; nullable in 5; ignorable (dropped silently where absent). Default: `None`.
     pub reason: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for MemberIdentity {
@@ -231,7 +230,7 @@ impl Default for MemberIdentity {
             member_id: ByteString::new(),
             group_instance_id: None,
             reason: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -279,6 +278,7 @@ impl MemberIdentity {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let f_member_id = wire::read_string(buf, flexible, "MemberIdentity.MemberId")?;
@@ -290,12 +290,7 @@ impl MemberIdentity {
             None
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            member_id: f_member_id,
-            group_instance_id: f_group_instance_id,
-            reason: f_reason,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "MemberIdentity._tagged_fields")?;
             let mut previous = None;
@@ -303,11 +298,15 @@ impl MemberIdentity {
                 let (tag, data) = wire::read_tagged_field(buf, "MemberIdentity._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "MemberIdentity._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            member_id: f_member_id,
+            group_instance_id: f_group_instance_id,
+            reason: f_reason,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

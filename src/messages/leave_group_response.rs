@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The LeaveGroup response (API key 13).
@@ -52,7 +52,7 @@ pub struct LeaveGroupResponse {
     /// Versions: 3-5. Default: `Vec::new()`.
     pub members: Vec<MemberResponse>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaveGroupResponse {
@@ -61,7 +61,7 @@ impl Default for LeaveGroupResponse {
             throttle_time_ms: 0,
             error_code: 0,
             members: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -116,26 +116,31 @@ impl LeaveGroupResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
-        let f_throttle_time_ms = if version >= 1 {
-            wire::read_i32(buf, "LeaveGroupResponse.ThrottleTimeMs")?
+        let f_throttle_time_ms;
+        let f_error_code;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<6>(buf)
+        {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
         } else {
-            0
-        };
-        let f_error_code = wire::read_i16(buf, "LeaveGroupResponse.ErrorCode")?;
+            f_throttle_time_ms = if version >= 1 {
+                wire::read_i32(buf, "LeaveGroupResponse.ThrottleTimeMs")?
+            } else {
+                0
+            };
+            f_error_code = wire::read_i16(buf, "LeaveGroupResponse.ErrorCode")?;
+        }
         let f_members = if version >= 3 {
-            wire::read_array(buf, flexible, 4, "LeaveGroupResponse.Members", |buf| {
+            wire::read_array(buf, flexible, 4, "LeaveGroupResponse.Members", move |buf| {
                 MemberResponse::decode_inner(buf, version)
             })?
         } else {
             Vec::new()
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            members: f_members,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "LeaveGroupResponse._tagged_fields")?;
             let mut previous = None;
@@ -144,11 +149,15 @@ impl LeaveGroupResponse {
                     wire::read_tagged_field(buf, "LeaveGroupResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "LeaveGroupResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            members: f_members,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -212,7 +221,7 @@ pub struct MemberResponse {
     /// Versions: 3-5. Default: `0`.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for MemberResponse {
@@ -221,7 +230,7 @@ impl Default for MemberResponse {
             member_id: ByteString::new(),
             group_instance_id: Some(ByteString::new()),
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -262,6 +271,7 @@ impl MemberResponse {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let _ = version;
@@ -270,12 +280,7 @@ impl MemberResponse {
             wire::read_nullable_string(buf, flexible, "MemberResponse.GroupInstanceId")?;
         let f_error_code = wire::read_i16(buf, "MemberResponse.ErrorCode")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            member_id: f_member_id,
-            group_instance_id: f_group_instance_id,
-            error_code: f_error_code,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "MemberResponse._tagged_fields")?;
             let mut previous = None;
@@ -283,11 +288,15 @@ impl MemberResponse {
                 let (tag, data) = wire::read_tagged_field(buf, "MemberResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "MemberResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            member_id: f_member_id,
+            group_instance_id: f_group_instance_id,
+            error_code: f_error_code,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,8 @@
 
 use super::{ApiKey, Request};
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The ListClientMetricsResources request (API key 74).
@@ -26,13 +27,13 @@ use crate::wire::{
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListClientMetricsResourcesRequest {
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ListClientMetricsResourcesRequest {
     fn default() -> Self {
         Self {
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -61,9 +62,7 @@ impl ListClientMetricsResourcesRequest {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         #[allow(unused_mut)]
-        let mut this = Self {
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "ListClientMetricsResourcesRequest._tagged_fields")?;
         let mut previous = None;
@@ -76,10 +75,11 @@ impl ListClientMetricsResourcesRequest {
                 "ListClientMetricsResourcesRequest._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

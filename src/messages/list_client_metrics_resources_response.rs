@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The ListClientMetricsResources response (API key 74).
@@ -38,7 +38,7 @@ pub struct ListClientMetricsResourcesResponse {
     /// Versions: 0. Default: `Vec::new()`.
     pub client_metrics_resources: Vec<ClientMetricsResource>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ListClientMetricsResourcesResponse {
@@ -47,7 +47,7 @@ impl Default for ListClientMetricsResourcesResponse {
             throttle_time_ms: 0,
             error_code: 0,
             client_metrics_resources: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -84,23 +84,26 @@ impl ListClientMetricsResourcesResponse {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_throttle_time_ms =
-            wire::read_i32(buf, "ListClientMetricsResourcesResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "ListClientMetricsResourcesResponse.ErrorCode")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_throttle_time_ms =
+                wire::read_i32(buf, "ListClientMetricsResourcesResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "ListClientMetricsResourcesResponse.ErrorCode")?;
+        }
         let f_client_metrics_resources = wire::read_array(
             buf,
             true,
             2,
             "ListClientMetricsResourcesResponse.ClientMetricsResources",
-            |buf| ClientMetricsResource::decode_inner(buf, version),
+            move |buf| ClientMetricsResource::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            client_metrics_resources: f_client_metrics_resources,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "ListClientMetricsResourcesResponse._tagged_fields")?;
         let mut previous = None;
@@ -113,10 +116,14 @@ impl ListClientMetricsResourcesResponse {
                 "ListClientMetricsResourcesResponse._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            client_metrics_resources: f_client_metrics_resources,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -160,14 +167,14 @@ pub struct ClientMetricsResource {
     /// Versions: 0. Default: `ByteString::new()`.
     pub name: ByteString,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ClientMetricsResource {
     fn default() -> Self {
         Self {
             name: ByteString::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -194,24 +201,24 @@ impl ClientMetricsResource {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "ClientMetricsResource.Name")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ClientMetricsResource._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "ClientMetricsResource._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ClientMetricsResource._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The ListGroups request (API key 16).
@@ -47,7 +47,7 @@ pub struct ListGroupsRequest {
     /// Versions: 5. Default: `Vec::new()`.
     pub types_filter: Vec<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ListGroupsRequest {
@@ -55,7 +55,7 @@ impl Default for ListGroupsRequest {
         Self {
             states_filter: Vec::new(),
             types_filter: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -123,25 +123,29 @@ impl ListGroupsRequest {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
         let f_states_filter = if version >= 4 {
-            wire::read_array(buf, flexible, 1, "ListGroupsRequest.StatesFilter", |buf| {
-                wire::read_string(buf, flexible, "ListGroupsRequest.StatesFilter")
-            })?
+            wire::read_array(
+                buf,
+                flexible,
+                1,
+                "ListGroupsRequest.StatesFilter",
+                move |buf| wire::read_string(buf, flexible, "ListGroupsRequest.StatesFilter"),
+            )?
         } else {
             Vec::new()
         };
         let f_types_filter = if version >= 5 {
-            wire::read_array(buf, flexible, 1, "ListGroupsRequest.TypesFilter", |buf| {
-                wire::read_string(buf, flexible, "ListGroupsRequest.TypesFilter")
-            })?
+            wire::read_array(
+                buf,
+                flexible,
+                1,
+                "ListGroupsRequest.TypesFilter",
+                move |buf| wire::read_string(buf, flexible, "ListGroupsRequest.TypesFilter"),
+            )?
         } else {
             Vec::new()
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            states_filter: f_states_filter,
-            types_filter: f_types_filter,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ListGroupsRequest._tagged_fields")?;
             let mut previous = None;
@@ -149,11 +153,14 @@ impl ListGroupsRequest {
                 let (tag, data) = wire::read_tagged_field(buf, "ListGroupsRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ListGroupsRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            states_filter: f_states_filter,
+            types_filter: f_types_filter,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

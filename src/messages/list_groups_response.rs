@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The ListGroups response (API key 16).
@@ -53,7 +53,7 @@ pub struct ListGroupsResponse {
     /// Versions: 0-5. Default: `Vec::new()`.
     pub groups: Vec<ListedGroup>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ListGroupsResponse {
@@ -62,7 +62,7 @@ impl Default for ListGroupsResponse {
             throttle_time_ms: 0,
             error_code: 0,
             groups: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -110,22 +110,28 @@ impl ListGroupsResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
-        let f_throttle_time_ms = if version >= 1 {
-            wire::read_i32(buf, "ListGroupsResponse.ThrottleTimeMs")?
+        let f_throttle_time_ms;
+        let f_error_code;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<6>(buf)
+        {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
         } else {
-            0
-        };
-        let f_error_code = wire::read_i16(buf, "ListGroupsResponse.ErrorCode")?;
-        let f_groups = wire::read_array(buf, flexible, 2, "ListGroupsResponse.Groups", |buf| {
-            ListedGroup::decode_inner(buf, version)
-        })?;
+            f_throttle_time_ms = if version >= 1 {
+                wire::read_i32(buf, "ListGroupsResponse.ThrottleTimeMs")?
+            } else {
+                0
+            };
+            f_error_code = wire::read_i16(buf, "ListGroupsResponse.ErrorCode")?;
+        }
+        let f_groups =
+            wire::read_array(buf, flexible, 2, "ListGroupsResponse.Groups", move |buf| {
+                ListedGroup::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            groups: f_groups,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ListGroupsResponse._tagged_fields")?;
             let mut previous = None;
@@ -134,11 +140,15 @@ impl ListGroupsResponse {
                     wire::read_tagged_field(buf, "ListGroupsResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ListGroupsResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            groups: f_groups,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -202,7 +212,7 @@ pub struct ListedGroup {
     /// Versions: 5; ignorable (dropped silently where absent). Default: `ByteString::new()`.
     pub group_type: ByteString,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ListedGroup {
@@ -212,7 +222,7 @@ impl Default for ListedGroup {
             protocol_type: ByteString::new(),
             group_state: ByteString::new(),
             group_type: ByteString::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -258,6 +268,7 @@ impl ListedGroup {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
         let f_group_id = wire::read_string(buf, flexible, "ListedGroup.GroupId")?;
@@ -273,13 +284,7 @@ impl ListedGroup {
             ByteString::new()
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            group_id: f_group_id,
-            protocol_type: f_protocol_type,
-            group_state: f_group_state,
-            group_type: f_group_type,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ListedGroup._tagged_fields")?;
             let mut previous = None;
@@ -287,11 +292,16 @@ impl ListedGroup {
                 let (tag, data) = wire::read_tagged_field(buf, "ListedGroup._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ListedGroup._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            group_id: f_group_id,
+            protocol_type: f_protocol_type,
+            group_state: f_group_state,
+            group_type: f_group_type,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

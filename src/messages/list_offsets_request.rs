@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The ListOffsets request (API key 2).
@@ -68,7 +68,7 @@ pub struct ListOffsetsRequest {
     /// Versions: 10; ignorable (dropped silently where absent). Default: `0`.
     pub timeout_ms: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ListOffsetsRequest {
@@ -78,7 +78,7 @@ impl Default for ListOffsetsRequest {
             isolation_level: 0,
             topics: Vec::new(),
             timeout_ms: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -134,28 +134,33 @@ impl ListOffsetsRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
-        let f_replica_id = wire::read_i32(buf, "ListOffsetsRequest.ReplicaId")?;
-        let f_isolation_level = if version >= 2 {
-            wire::read_i8(buf, "ListOffsetsRequest.IsolationLevel")?
+        let f_replica_id;
+        let f_isolation_level;
+        if version >= 2
+            && let Some(b) = wire::peek_fixed::<5>(buf)
+        {
+            f_replica_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_isolation_level = i8::from_be_bytes([b[4]]);
+            wire::skip_fixed::<5>(buf);
         } else {
-            0
-        };
-        let f_topics = wire::read_array(buf, flexible, 2, "ListOffsetsRequest.Topics", |buf| {
-            ListOffsetsTopic::decode_inner(buf, version)
-        })?;
+            f_replica_id = wire::read_i32(buf, "ListOffsetsRequest.ReplicaId")?;
+            f_isolation_level = if version >= 2 {
+                wire::read_i8(buf, "ListOffsetsRequest.IsolationLevel")?
+            } else {
+                0
+            };
+        }
+        let f_topics =
+            wire::read_array(buf, flexible, 2, "ListOffsetsRequest.Topics", move |buf| {
+                ListOffsetsTopic::decode_inner(buf, version)
+            })?;
         let f_timeout_ms = if version >= 10 {
             wire::read_i32(buf, "ListOffsetsRequest.TimeoutMs")?
         } else {
             0
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            replica_id: f_replica_id,
-            isolation_level: f_isolation_level,
-            topics: f_topics,
-            timeout_ms: f_timeout_ms,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ListOffsetsRequest._tagged_fields")?;
             let mut previous = None;
@@ -164,11 +169,16 @@ impl ListOffsetsRequest {
                     wire::read_tagged_field(buf, "ListOffsetsRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ListOffsetsRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            replica_id: f_replica_id,
+            isolation_level: f_isolation_level,
+            topics: f_topics,
+            timeout_ms: f_timeout_ms,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -237,7 +247,7 @@ pub struct ListOffsetsPartition {
     /// Versions: 0. Default: `1`.
     pub max_num_offsets: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ListOffsetsPartition {
@@ -247,7 +257,7 @@ impl Default for ListOffsetsPartition {
             current_leader_epoch: -1,
             timestamp: 0,
             max_num_offsets: 1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -293,28 +303,36 @@ impl ListOffsetsPartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
-        let f_partition_index = wire::read_i32(buf, "ListOffsetsPartition.PartitionIndex")?;
-        let f_current_leader_epoch = if version >= 4 {
-            wire::read_i32(buf, "ListOffsetsPartition.CurrentLeaderEpoch")?
+        let f_partition_index;
+        let f_current_leader_epoch;
+        let f_timestamp;
+        if version >= 4
+            && let Some(b) = wire::peek_fixed::<16>(buf)
+        {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_current_leader_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_timestamp =
+                i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
         } else {
-            -1
-        };
-        let f_timestamp = wire::read_i64(buf, "ListOffsetsPartition.Timestamp")?;
+            f_partition_index = wire::read_i32(buf, "ListOffsetsPartition.PartitionIndex")?;
+            f_current_leader_epoch = if version >= 4 {
+                wire::read_i32(buf, "ListOffsetsPartition.CurrentLeaderEpoch")?
+            } else {
+                -1
+            };
+            f_timestamp = wire::read_i64(buf, "ListOffsetsPartition.Timestamp")?;
+        }
         let f_max_num_offsets = if version <= 0 {
             wire::read_i32(buf, "ListOffsetsPartition.MaxNumOffsets")?
         } else {
             1
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            current_leader_epoch: f_current_leader_epoch,
-            timestamp: f_timestamp,
-            max_num_offsets: f_max_num_offsets,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ListOffsetsPartition._tagged_fields")?;
             let mut previous = None;
@@ -323,11 +341,16 @@ impl ListOffsetsPartition {
                     wire::read_tagged_field(buf, "ListOffsetsPartition._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ListOffsetsPartition._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            current_leader_epoch: f_current_leader_epoch,
+            timestamp: f_timestamp,
+            max_num_offsets: f_max_num_offsets,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -385,7 +408,7 @@ pub struct ListOffsetsTopic {
     /// Versions: 0-10. Default: `Vec::new()`.
     pub partitions: Vec<ListOffsetsPartition>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ListOffsetsTopic {
@@ -393,7 +416,7 @@ impl Default for ListOffsetsTopic {
         Self {
             name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -436,19 +459,19 @@ impl ListOffsetsTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
         let f_name = wire::read_string(buf, flexible, "ListOffsetsTopic.Name")?;
-        let f_partitions =
-            wire::read_array(buf, flexible, 12, "ListOffsetsTopic.Partitions", |buf| {
-                ListOffsetsPartition::decode_inner(buf, version)
-            })?;
+        let f_partitions = wire::read_array(
+            buf,
+            flexible,
+            12,
+            "ListOffsetsTopic.Partitions",
+            move |buf| ListOffsetsPartition::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ListOffsetsTopic._tagged_fields")?;
             let mut previous = None;
@@ -456,11 +479,14 @@ impl ListOffsetsTopic {
                 let (tag, data) = wire::read_tagged_field(buf, "ListOffsetsTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ListOffsetsTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, VersionRange,
+    ScalarList, UnknownTaggedFields, VersionRange,
 };
 
 /// The ListOffsets response (API key 2).
@@ -60,7 +60,7 @@ pub struct ListOffsetsResponse {
     /// Versions: 0-10. Default: `Vec::new()`.
     pub topics: Vec<ListOffsetsTopicResponse>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ListOffsetsResponse {
@@ -68,7 +68,7 @@ impl Default for ListOffsetsResponse {
         Self {
             throttle_time_ms: 0,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -120,15 +120,12 @@ impl ListOffsetsResponse {
         } else {
             0
         };
-        let f_topics = wire::read_array(buf, flexible, 2, "ListOffsetsResponse.Topics", |buf| {
-            ListOffsetsTopicResponse::decode_inner(buf, version)
-        })?;
+        let f_topics =
+            wire::read_array(buf, flexible, 2, "ListOffsetsResponse.Topics", move |buf| {
+                ListOffsetsTopicResponse::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ListOffsetsResponse._tagged_fields")?;
             let mut previous = None;
@@ -137,11 +134,14 @@ impl ListOffsetsResponse {
                     wire::read_tagged_field(buf, "ListOffsetsResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ListOffsetsResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -210,7 +210,7 @@ pub struct ListOffsetsPartitionResponse {
     /// Versions: 4-10. Default: `-1`.
     pub leader_epoch: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ListOffsetsPartitionResponse {
@@ -222,7 +222,7 @@ impl Default for ListOffsetsPartitionResponse {
             timestamp: -1,
             offset: -1,
             leader_epoch: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -294,10 +294,19 @@ impl ListOffsetsPartitionResponse {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
-        let f_partition_index = wire::read_i32(buf, "ListOffsetsPartitionResponse.PartitionIndex")?;
-        let f_error_code = wire::read_i16(buf, "ListOffsetsPartitionResponse.ErrorCode")?;
+        let f_partition_index;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "ListOffsetsPartitionResponse.PartitionIndex")?;
+            f_error_code = wire::read_i16(buf, "ListOffsetsPartitionResponse.ErrorCode")?;
+        }
         let f_old_style_offsets = if version <= 0 {
             wire::read_scalar_array::<i64>(
                 buf,
@@ -307,31 +316,35 @@ impl ListOffsetsPartitionResponse {
         } else {
             ScalarList::new()
         };
-        let f_timestamp = if version >= 1 {
-            wire::read_i64(buf, "ListOffsetsPartitionResponse.Timestamp")?
+        let f_timestamp;
+        let f_offset;
+        let f_leader_epoch;
+        if version >= 4
+            && let Some(b) = wire::peek_fixed::<20>(buf)
+        {
+            f_timestamp = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_offset = i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            f_leader_epoch = i32::from_be_bytes([b[16], b[17], b[18], b[19]]);
+            wire::skip_fixed::<20>(buf);
         } else {
-            -1
-        };
-        let f_offset = if version >= 1 {
-            wire::read_i64(buf, "ListOffsetsPartitionResponse.Offset")?
-        } else {
-            -1
-        };
-        let f_leader_epoch = if version >= 4 {
-            wire::read_i32(buf, "ListOffsetsPartitionResponse.LeaderEpoch")?
-        } else {
-            -1
-        };
+            f_timestamp = if version >= 1 {
+                wire::read_i64(buf, "ListOffsetsPartitionResponse.Timestamp")?
+            } else {
+                -1
+            };
+            f_offset = if version >= 1 {
+                wire::read_i64(buf, "ListOffsetsPartitionResponse.Offset")?
+            } else {
+                -1
+            };
+            f_leader_epoch = if version >= 4 {
+                wire::read_i32(buf, "ListOffsetsPartitionResponse.LeaderEpoch")?
+            } else {
+                -1
+            };
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            error_code: f_error_code,
-            old_style_offsets: f_old_style_offsets,
-            timestamp: f_timestamp,
-            offset: f_offset,
-            leader_epoch: f_leader_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "ListOffsetsPartitionResponse._tagged_fields")?;
@@ -345,11 +358,18 @@ impl ListOffsetsPartitionResponse {
                     "ListOffsetsPartitionResponse._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            error_code: f_error_code,
+            old_style_offsets: f_old_style_offsets,
+            timestamp: f_timestamp,
+            offset: f_offset,
+            leader_epoch: f_leader_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -417,7 +437,7 @@ pub struct ListOffsetsTopicResponse {
     /// Versions: 0-10. Default: `Vec::new()`.
     pub partitions: Vec<ListOffsetsPartitionResponse>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ListOffsetsTopicResponse {
@@ -425,7 +445,7 @@ impl Default for ListOffsetsTopicResponse {
         Self {
             name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -468,6 +488,7 @@ impl ListOffsetsTopicResponse {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
         let f_name = wire::read_string(buf, flexible, "ListOffsetsTopicResponse.Name")?;
@@ -476,14 +497,10 @@ impl ListOffsetsTopicResponse {
             flexible,
             6,
             "ListOffsetsTopicResponse.Partitions",
-            |buf| ListOffsetsPartitionResponse::decode_inner(buf, version),
+            move |buf| ListOffsetsPartitionResponse::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ListOffsetsTopicResponse._tagged_fields")?;
             let mut previous = None;
@@ -492,11 +509,14 @@ impl ListOffsetsTopicResponse {
                     wire::read_tagged_field(buf, "ListOffsetsTopicResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ListOffsetsTopicResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

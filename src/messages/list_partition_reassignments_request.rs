@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, VersionRange,
+    ScalarList, UnknownTaggedFields, VersionRange,
 };
 
 /// The ListPartitionReassignments request (API key 46).
@@ -35,7 +35,7 @@ pub struct ListPartitionReassignmentsRequest {
     /// Versions: 0; nullable in 0. Default: `None`.
     pub topics: Option<Vec<ListPartitionReassignmentsTopics>>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ListPartitionReassignmentsRequest {
@@ -43,7 +43,7 @@ impl Default for ListPartitionReassignmentsRequest {
         Self {
             timeout_ms: 60000,
             topics: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -92,14 +92,10 @@ impl ListPartitionReassignmentsRequest {
             true,
             3,
             "ListPartitionReassignmentsRequest.Topics",
-            |buf| ListPartitionReassignmentsTopics::decode_inner(buf, version),
+            move |buf| ListPartitionReassignmentsTopics::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            timeout_ms: f_timeout_ms,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "ListPartitionReassignmentsRequest._tagged_fields")?;
         let mut previous = None;
@@ -112,10 +108,13 @@ impl ListPartitionReassignmentsRequest {
                 "ListPartitionReassignmentsRequest._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            timeout_ms: f_timeout_ms,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -164,7 +163,7 @@ pub struct ListPartitionReassignmentsTopics {
     /// Versions: 0. Default: `ScalarList::new()`.
     pub partition_indexes: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ListPartitionReassignmentsTopics {
@@ -172,7 +171,7 @@ impl Default for ListPartitionReassignmentsTopics {
         Self {
             name: ByteString::new(),
             partition_indexes: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -210,6 +209,7 @@ impl ListPartitionReassignmentsTopics {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "ListPartitionReassignmentsTopics.Name")?;
@@ -219,11 +219,7 @@ impl ListPartitionReassignmentsTopics {
             "ListPartitionReassignmentsTopics.PartitionIndexes",
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partition_indexes: f_partition_indexes,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "ListPartitionReassignmentsTopics._tagged_fields")?;
         let mut previous = None;
@@ -236,10 +232,13 @@ impl ListPartitionReassignmentsTopics {
                 "ListPartitionReassignmentsTopics._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partition_indexes: f_partition_indexes,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

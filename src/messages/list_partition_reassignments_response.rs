@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, VersionRange,
+    ScalarList, UnknownTaggedFields, VersionRange,
 };
 
 /// The ListPartitionReassignments response (API key 46).
@@ -42,7 +42,7 @@ pub struct ListPartitionReassignmentsResponse {
     /// Versions: 0. Default: `Vec::new()`.
     pub topics: Vec<OngoingTopicReassignment>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ListPartitionReassignmentsResponse {
@@ -52,7 +52,7 @@ impl Default for ListPartitionReassignmentsResponse {
             error_code: 0,
             error_message: Some(ByteString::new()),
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -95,9 +95,17 @@ impl ListPartitionReassignmentsResponse {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_throttle_time_ms =
-            wire::read_i32(buf, "ListPartitionReassignmentsResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "ListPartitionReassignmentsResponse.ErrorCode")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_throttle_time_ms =
+                wire::read_i32(buf, "ListPartitionReassignmentsResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "ListPartitionReassignmentsResponse.ErrorCode")?;
+        }
         let f_error_message = wire::read_nullable_string(
             buf,
             true,
@@ -108,16 +116,10 @@ impl ListPartitionReassignmentsResponse {
             true,
             3,
             "ListPartitionReassignmentsResponse.Topics",
-            |buf| OngoingTopicReassignment::decode_inner(buf, version),
+            move |buf| OngoingTopicReassignment::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "ListPartitionReassignmentsResponse._tagged_fields")?;
         let mut previous = None;
@@ -130,10 +132,15 @@ impl ListPartitionReassignmentsResponse {
                 "ListPartitionReassignmentsResponse._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -195,7 +202,7 @@ pub struct OngoingPartitionReassignment {
     /// Versions: 0; entity type `brokerId`. Default: `ScalarList::new()`.
     pub removing_replicas: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OngoingPartitionReassignment {
@@ -205,7 +212,7 @@ impl Default for OngoingPartitionReassignment {
             replicas: ScalarList::new(),
             adding_replicas: ScalarList::new(),
             removing_replicas: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -250,6 +257,7 @@ impl OngoingPartitionReassignment {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_partition_index = wire::read_i32(buf, "OngoingPartitionReassignment.PartitionIndex")?;
@@ -266,13 +274,7 @@ impl OngoingPartitionReassignment {
             "OngoingPartitionReassignment.RemovingReplicas",
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            replicas: f_replicas,
-            adding_replicas: f_adding_replicas,
-            removing_replicas: f_removing_replicas,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "OngoingPartitionReassignment._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -280,10 +282,15 @@ impl OngoingPartitionReassignment {
                 wire::read_tagged_field(buf, "OngoingPartitionReassignment._tagged_fields")?;
             wire::check_tag_order(previous, tag, "OngoingPartitionReassignment._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            replicas: f_replicas,
+            adding_replicas: f_adding_replicas,
+            removing_replicas: f_removing_replicas,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -330,7 +337,7 @@ pub struct OngoingTopicReassignment {
     /// Versions: 0. Default: `Vec::new()`.
     pub partitions: Vec<OngoingPartitionReassignment>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OngoingTopicReassignment {
@@ -338,7 +345,7 @@ impl Default for OngoingTopicReassignment {
         Self {
             name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -373,18 +380,18 @@ impl OngoingTopicReassignment {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_name = wire::read_string(buf, true, "OngoingTopicReassignment.Name")?;
-        let f_partitions =
-            wire::read_array(buf, true, 8, "OngoingTopicReassignment.Partitions", |buf| {
-                OngoingPartitionReassignment::decode_inner(buf, version)
-            })?;
+        let f_partitions = wire::read_array(
+            buf,
+            true,
+            8,
+            "OngoingTopicReassignment.Partitions",
+            move |buf| OngoingPartitionReassignment::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "OngoingTopicReassignment._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -392,10 +399,13 @@ impl OngoingTopicReassignment {
                 wire::read_tagged_field(buf, "OngoingTopicReassignment._tagged_fields")?;
             wire::check_tag_order(previous, tag, "OngoingTopicReassignment._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, VersionRange,
+    ScalarList, UnknownTaggedFields, VersionRange,
 };
 
 /// The ListTransactions request (API key 66).
@@ -45,7 +45,7 @@ pub struct ListTransactionsRequest {
     /// Versions: 1. Default: `-1`.
     pub duration_filter: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ListTransactionsRequest {
@@ -54,7 +54,7 @@ impl Default for ListTransactionsRequest {
             state_filters: Vec::new(),
             producer_id_filters: ScalarList::new(),
             duration_filter: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -108,7 +108,7 @@ impl ListTransactionsRequest {
             true,
             1,
             "ListTransactionsRequest.StateFilters",
-            |buf| wire::read_string(buf, true, "ListTransactionsRequest.StateFilters"),
+            move |buf| wire::read_string(buf, true, "ListTransactionsRequest.StateFilters"),
         )?;
         let f_producer_id_filters =
             wire::read_scalar_array::<i64>(buf, true, "ListTransactionsRequest.ProducerIdFilters")?;
@@ -118,12 +118,7 @@ impl ListTransactionsRequest {
             -1
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            state_filters: f_state_filters,
-            producer_id_filters: f_producer_id_filters,
-            duration_filter: f_duration_filter,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ListTransactionsRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -131,10 +126,14 @@ impl ListTransactionsRequest {
                 wire::read_tagged_field(buf, "ListTransactionsRequest._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ListTransactionsRequest._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            state_filters: f_state_filters,
+            producer_id_filters: f_producer_id_filters,
+            duration_filter: f_duration_filter,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The ListTransactions response (API key 66).
@@ -44,7 +44,7 @@ pub struct ListTransactionsResponse {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub transaction_states: Vec<TransactionState>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ListTransactionsResponse {
@@ -54,7 +54,7 @@ impl Default for ListTransactionsResponse {
             error_code: 0,
             unknown_state_filters: Vec::new(),
             transaction_states: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -100,30 +100,32 @@ impl ListTransactionsResponse {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_throttle_time_ms = wire::read_i32(buf, "ListTransactionsResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "ListTransactionsResponse.ErrorCode")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_throttle_time_ms = wire::read_i32(buf, "ListTransactionsResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "ListTransactionsResponse.ErrorCode")?;
+        }
         let f_unknown_state_filters = wire::read_array(
             buf,
             true,
             1,
             "ListTransactionsResponse.UnknownStateFilters",
-            |buf| wire::read_string(buf, true, "ListTransactionsResponse.UnknownStateFilters"),
+            move |buf| wire::read_string(buf, true, "ListTransactionsResponse.UnknownStateFilters"),
         )?;
         let f_transaction_states = wire::read_array(
             buf,
             true,
             11,
             "ListTransactionsResponse.TransactionStates",
-            |buf| TransactionState::decode_inner(buf, version),
+            move |buf| TransactionState::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            unknown_state_filters: f_unknown_state_filters,
-            transaction_states: f_transaction_states,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ListTransactionsResponse._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -131,10 +133,15 @@ impl ListTransactionsResponse {
                 wire::read_tagged_field(buf, "ListTransactionsResponse._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ListTransactionsResponse._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            unknown_state_filters: f_unknown_state_filters,
+            transaction_states: f_transaction_states,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -186,7 +193,7 @@ pub struct TransactionState {
     /// Versions: 0-1. Default: `ByteString::new()`.
     pub transaction_state: ByteString,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TransactionState {
@@ -195,7 +202,7 @@ impl Default for TransactionState {
             transactional_id: ByteString::new(),
             producer_id: 0,
             transaction_state: ByteString::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -234,6 +241,7 @@ impl TransactionState {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_transactional_id = wire::read_string(buf, true, "TransactionState.TransactionalId")?;
@@ -241,22 +249,21 @@ impl TransactionState {
         let f_transaction_state =
             wire::read_string(buf, true, "TransactionState.TransactionState")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            transactional_id: f_transactional_id,
-            producer_id: f_producer_id,
-            transaction_state: f_transaction_state,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "TransactionState._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "TransactionState._tagged_fields")?;
             wire::check_tag_order(previous, tag, "TransactionState._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            transactional_id: f_transactional_id,
+            producer_id: f_producer_id,
+            transaction_state: f_transaction_state,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

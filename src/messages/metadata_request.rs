@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The Metadata request (API key 3).
@@ -67,7 +67,7 @@ pub struct MetadataRequest {
     /// Versions: 8-13. Default: `false`.
     pub include_topic_authorized_operations: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for MetadataRequest {
@@ -77,7 +77,7 @@ impl Default for MetadataRequest {
             allow_auto_topic_creation: true,
             include_cluster_authorized_operations: false,
             include_topic_authorized_operations: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -163,7 +163,7 @@ impl MetadataRequest {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 9;
         let f_topics = if version >= 1 {
-            wire::read_nullable_array(buf, flexible, 1, "MetadataRequest.Topics", |buf| {
+            wire::read_nullable_array(buf, flexible, 1, "MetadataRequest.Topics", move |buf| {
                 MetadataRequestTopic::decode_inner(buf, version)
             })?
         } else {
@@ -172,32 +172,38 @@ impl MetadataRequest {
                 flexible,
                 1,
                 "MetadataRequest.Topics",
-                |buf| MetadataRequestTopic::decode_inner(buf, version),
+                move |buf| MetadataRequestTopic::decode_inner(buf, version),
             )?)
         };
-        let f_allow_auto_topic_creation = if version >= 4 {
-            wire::read_bool(buf, "MetadataRequest.AllowAutoTopicCreation")?
+        let f_allow_auto_topic_creation;
+        let f_include_cluster_authorized_operations;
+        let f_include_topic_authorized_operations;
+        if (8..=10).contains(&version)
+            && let Some(b) = wire::peek_fixed::<3>(buf)
+        {
+            f_allow_auto_topic_creation = b[0] != 0;
+            f_include_cluster_authorized_operations = b[1] != 0;
+            f_include_topic_authorized_operations = b[2] != 0;
+            wire::skip_fixed::<3>(buf);
         } else {
-            true
-        };
-        let f_include_cluster_authorized_operations = if (8..=10).contains(&version) {
-            wire::read_bool(buf, "MetadataRequest.IncludeClusterAuthorizedOperations")?
-        } else {
-            false
-        };
-        let f_include_topic_authorized_operations = if version >= 8 {
-            wire::read_bool(buf, "MetadataRequest.IncludeTopicAuthorizedOperations")?
-        } else {
-            false
-        };
+            f_allow_auto_topic_creation = if version >= 4 {
+                wire::read_bool(buf, "MetadataRequest.AllowAutoTopicCreation")?
+            } else {
+                true
+            };
+            f_include_cluster_authorized_operations = if (8..=10).contains(&version) {
+                wire::read_bool(buf, "MetadataRequest.IncludeClusterAuthorizedOperations")?
+            } else {
+                false
+            };
+            f_include_topic_authorized_operations = if version >= 8 {
+                wire::read_bool(buf, "MetadataRequest.IncludeTopicAuthorizedOperations")?
+            } else {
+                false
+            };
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            topics: f_topics,
-            allow_auto_topic_creation: f_allow_auto_topic_creation,
-            include_cluster_authorized_operations: f_include_cluster_authorized_operations,
-            include_topic_authorized_operations: f_include_topic_authorized_operations,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "MetadataRequest._tagged_fields")?;
             let mut previous = None;
@@ -205,11 +211,16 @@ impl MetadataRequest {
                 let (tag, data) = wire::read_tagged_field(buf, "MetadataRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "MetadataRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topics: f_topics,
+            allow_auto_topic_creation: f_allow_auto_topic_creation,
+            include_cluster_authorized_operations: f_include_cluster_authorized_operations,
+            include_topic_authorized_operations: f_include_topic_authorized_operations,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -279,7 +290,7 @@ pub struct MetadataRequestTopic {
     /// Versions: 0-13; nullable in 10-13; entity type `topicName`. Default: `Some(ByteString::new())`.
     pub name: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for MetadataRequestTopic {
@@ -287,7 +298,7 @@ impl Default for MetadataRequestTopic {
         Self {
             topic_id: Uuid::ZERO,
             name: Some(ByteString::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -343,6 +354,7 @@ impl MetadataRequestTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 9;
         let f_topic_id = if version >= 10 {
@@ -360,11 +372,7 @@ impl MetadataRequestTopic {
             )?)
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_id: f_topic_id,
-            name: f_name,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "MetadataRequestTopic._tagged_fields")?;
             let mut previous = None;
@@ -373,11 +381,14 @@ impl MetadataRequestTopic {
                     wire::read_tagged_field(buf, "MetadataRequestTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "MetadataRequestTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic_id: f_topic_id,
+            name: f_name,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, Uuid, VersionRange,
+    ScalarList, UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The Metadata response (API key 3).
@@ -85,7 +85,7 @@ pub struct MetadataResponse {
     /// Versions: 13; ignorable (dropped silently where absent). Default: `0`.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for MetadataResponse {
@@ -98,7 +98,7 @@ impl Default for MetadataResponse {
             topics: Vec::new(),
             cluster_authorized_operations: i32::MIN,
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -181,9 +181,10 @@ impl MetadataResponse {
         } else {
             0
         };
-        let f_brokers = wire::read_array(buf, flexible, 9, "MetadataResponse.Brokers", |buf| {
-            MetadataResponseBroker::decode_inner(buf, version)
-        })?;
+        let f_brokers =
+            wire::read_array(buf, flexible, 9, "MetadataResponse.Brokers", move |buf| {
+                MetadataResponseBroker::decode_inner(buf, version)
+            })?;
         let f_cluster_id = if version >= 2 {
             wire::read_nullable_string(buf, flexible, "MetadataResponse.ClusterId")?
         } else {
@@ -194,7 +195,7 @@ impl MetadataResponse {
         } else {
             -1
         };
-        let f_topics = wire::read_array(buf, flexible, 4, "MetadataResponse.Topics", |buf| {
+        let f_topics = wire::read_array(buf, flexible, 4, "MetadataResponse.Topics", move |buf| {
             MetadataResponseTopic::decode_inner(buf, version)
         })?;
         let f_cluster_authorized_operations = if (8..=10).contains(&version) {
@@ -208,16 +209,7 @@ impl MetadataResponse {
             0
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            brokers: f_brokers,
-            cluster_id: f_cluster_id,
-            controller_id: f_controller_id,
-            topics: f_topics,
-            cluster_authorized_operations: f_cluster_authorized_operations,
-            error_code: f_error_code,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "MetadataResponse._tagged_fields")?;
             let mut previous = None;
@@ -225,11 +217,19 @@ impl MetadataResponse {
                 let (tag, data) = wire::read_tagged_field(buf, "MetadataResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "MetadataResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            brokers: f_brokers,
+            cluster_id: f_cluster_id,
+            controller_id: f_controller_id,
+            topics: f_topics,
+            cluster_authorized_operations: f_cluster_authorized_operations,
+            error_code: f_error_code,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -322,7 +322,7 @@ pub struct MetadataResponseBroker {
     /// Versions: 1-13; nullable in 1-13; ignorable (dropped silently where absent). Default: `None`.
     pub rack: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for MetadataResponseBroker {
@@ -332,7 +332,7 @@ impl Default for MetadataResponseBroker {
             host: ByteString::new(),
             port: 0,
             rack: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -376,6 +376,7 @@ impl MetadataResponseBroker {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 9;
         let f_node_id = wire::read_i32(buf, "MetadataResponseBroker.NodeId")?;
@@ -387,13 +388,7 @@ impl MetadataResponseBroker {
             None
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            node_id: f_node_id,
-            host: f_host,
-            port: f_port,
-            rack: f_rack,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "MetadataResponseBroker._tagged_fields")?;
             let mut previous = None;
@@ -402,11 +397,16 @@ impl MetadataResponseBroker {
                     wire::read_tagged_field(buf, "MetadataResponseBroker._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "MetadataResponseBroker._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            node_id: f_node_id,
+            host: f_host,
+            port: f_port,
+            rack: f_rack,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -489,7 +489,7 @@ pub struct MetadataResponsePartition {
     /// Versions: 5-13; ignorable (dropped silently where absent); entity type `brokerId`. Default: `ScalarList::new()`.
     pub offline_replicas: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for MetadataResponsePartition {
@@ -502,7 +502,7 @@ impl Default for MetadataResponsePartition {
             replica_nodes: ScalarList::new(),
             isr_nodes: ScalarList::new(),
             offline_replicas: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -561,16 +561,31 @@ impl MetadataResponsePartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 9;
-        let f_error_code = wire::read_i16(buf, "MetadataResponsePartition.ErrorCode")?;
-        let f_partition_index = wire::read_i32(buf, "MetadataResponsePartition.PartitionIndex")?;
-        let f_leader_id = wire::read_i32(buf, "MetadataResponsePartition.LeaderId")?;
-        let f_leader_epoch = if version >= 7 {
-            wire::read_i32(buf, "MetadataResponsePartition.LeaderEpoch")?
+        let f_error_code;
+        let f_partition_index;
+        let f_leader_id;
+        let f_leader_epoch;
+        if version >= 7
+            && let Some(b) = wire::peek_fixed::<14>(buf)
+        {
+            f_error_code = i16::from_be_bytes([b[0], b[1]]);
+            f_partition_index = i32::from_be_bytes([b[2], b[3], b[4], b[5]]);
+            f_leader_id = i32::from_be_bytes([b[6], b[7], b[8], b[9]]);
+            f_leader_epoch = i32::from_be_bytes([b[10], b[11], b[12], b[13]]);
+            wire::skip_fixed::<14>(buf);
         } else {
-            -1
-        };
+            f_error_code = wire::read_i16(buf, "MetadataResponsePartition.ErrorCode")?;
+            f_partition_index = wire::read_i32(buf, "MetadataResponsePartition.PartitionIndex")?;
+            f_leader_id = wire::read_i32(buf, "MetadataResponsePartition.LeaderId")?;
+            f_leader_epoch = if version >= 7 {
+                wire::read_i32(buf, "MetadataResponsePartition.LeaderEpoch")?
+            } else {
+                -1
+            };
+        }
         let f_replica_nodes = wire::read_scalar_array::<i32>(
             buf,
             flexible,
@@ -588,16 +603,7 @@ impl MetadataResponsePartition {
             ScalarList::new()
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            partition_index: f_partition_index,
-            leader_id: f_leader_id,
-            leader_epoch: f_leader_epoch,
-            replica_nodes: f_replica_nodes,
-            isr_nodes: f_isr_nodes,
-            offline_replicas: f_offline_replicas,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "MetadataResponsePartition._tagged_fields")?;
             let mut previous = None;
@@ -606,11 +612,19 @@ impl MetadataResponsePartition {
                     wire::read_tagged_field(buf, "MetadataResponsePartition._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "MetadataResponsePartition._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            partition_index: f_partition_index,
+            leader_id: f_leader_id,
+            leader_epoch: f_leader_epoch,
+            replica_nodes: f_replica_nodes,
+            isr_nodes: f_isr_nodes,
+            offline_replicas: f_offline_replicas,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -687,7 +701,7 @@ pub struct MetadataResponseTopic {
     /// Versions: 8-13. Default: `i32::MIN`.
     pub topic_authorized_operations: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for MetadataResponseTopic {
@@ -699,7 +713,7 @@ impl Default for MetadataResponseTopic {
             is_internal: false,
             partitions: Vec::new(),
             topic_authorized_operations: i32::MIN,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -776,6 +790,7 @@ impl MetadataResponseTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 9;
         let f_error_code = wire::read_i16(buf, "MetadataResponseTopic.ErrorCode")?;
@@ -788,22 +803,35 @@ impl MetadataResponseTopic {
                 "MetadataResponseTopic.Name",
             )?)
         };
-        let f_topic_id = if version >= 10 {
-            wire::read_uuid(buf, "MetadataResponseTopic.TopicId")?
+        let f_topic_id;
+        let f_is_internal;
+        if version >= 10
+            && let Some(b) = wire::peek_fixed::<17>(buf)
+        {
+            f_topic_id = Uuid::from_bytes([
+                b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+                b[13], b[14], b[15],
+            ]);
+            f_is_internal = b[16] != 0;
+            wire::skip_fixed::<17>(buf);
         } else {
-            Uuid::ZERO
-        };
-        let f_is_internal = if version >= 1 {
-            wire::read_bool(buf, "MetadataResponseTopic.IsInternal")?
-        } else {
-            false
-        };
+            f_topic_id = if version >= 10 {
+                wire::read_uuid(buf, "MetadataResponseTopic.TopicId")?
+            } else {
+                Uuid::ZERO
+            };
+            f_is_internal = if version >= 1 {
+                wire::read_bool(buf, "MetadataResponseTopic.IsInternal")?
+            } else {
+                false
+            };
+        }
         let f_partitions = wire::read_array(
             buf,
             flexible,
             12,
             "MetadataResponseTopic.Partitions",
-            |buf| MetadataResponsePartition::decode_inner(buf, version),
+            move |buf| MetadataResponsePartition::decode_inner(buf, version),
         )?;
         let f_topic_authorized_operations = if version >= 8 {
             wire::read_i32(buf, "MetadataResponseTopic.TopicAuthorizedOperations")?
@@ -811,15 +839,7 @@ impl MetadataResponseTopic {
             i32::MIN
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            name: f_name,
-            topic_id: f_topic_id,
-            is_internal: f_is_internal,
-            partitions: f_partitions,
-            topic_authorized_operations: f_topic_authorized_operations,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "MetadataResponseTopic._tagged_fields")?;
             let mut previous = None;
@@ -828,11 +848,18 @@ impl MetadataResponseTopic {
                     wire::read_tagged_field(buf, "MetadataResponseTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "MetadataResponseTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            name: f_name,
+            topic_id: f_topic_id,
+            is_internal: f_is_internal,
+            partitions: f_partitions,
+            topic_authorized_operations: f_topic_authorized_operations,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The OffsetCommit request (API key 8).
@@ -73,7 +73,7 @@ pub struct OffsetCommitRequest {
     /// Versions: 0-9. Default: `Vec::new()`.
     pub topics: Vec<OffsetCommitRequestTopic>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetCommitRequest {
@@ -85,7 +85,7 @@ impl Default for OffsetCommitRequest {
             group_instance_id: None,
             retention_time_ms: -1,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -178,19 +178,12 @@ impl OffsetCommitRequest {
         } else {
             -1
         };
-        let f_topics = wire::read_array(buf, flexible, 2, "OffsetCommitRequest.Topics", |buf| {
-            OffsetCommitRequestTopic::decode_inner(buf, version)
-        })?;
+        let f_topics =
+            wire::read_array(buf, flexible, 2, "OffsetCommitRequest.Topics", move |buf| {
+                OffsetCommitRequestTopic::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            group_id: f_group_id,
-            generation_id_or_member_epoch: f_generation_id_or_member_epoch,
-            member_id: f_member_id,
-            group_instance_id: f_group_instance_id,
-            retention_time_ms: f_retention_time_ms,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "OffsetCommitRequest._tagged_fields")?;
             let mut previous = None;
@@ -199,11 +192,18 @@ impl OffsetCommitRequest {
                     wire::read_tagged_field(buf, "OffsetCommitRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "OffsetCommitRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            group_id: f_group_id,
+            generation_id_or_member_epoch: f_generation_id_or_member_epoch,
+            member_id: f_member_id,
+            group_instance_id: f_group_instance_id,
+            retention_time_ms: f_retention_time_ms,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -298,7 +298,7 @@ pub struct OffsetCommitRequestPartition {
     /// Versions: 0-9; nullable in 0-9. Default: `Some(ByteString::new())`.
     pub committed_metadata: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetCommitRequestPartition {
@@ -309,7 +309,7 @@ impl Default for OffsetCommitRequestPartition {
             committed_leader_epoch: -1,
             commit_timestamp: -1,
             committed_metadata: Some(ByteString::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -361,16 +361,30 @@ impl OffsetCommitRequestPartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 8;
-        let f_partition_index = wire::read_i32(buf, "OffsetCommitRequestPartition.PartitionIndex")?;
-        let f_committed_offset =
-            wire::read_i64(buf, "OffsetCommitRequestPartition.CommittedOffset")?;
-        let f_committed_leader_epoch = if version >= 6 {
-            wire::read_i32(buf, "OffsetCommitRequestPartition.CommittedLeaderEpoch")?
+        let f_partition_index;
+        let f_committed_offset;
+        let f_committed_leader_epoch;
+        if version >= 6
+            && let Some(b) = wire::peek_fixed::<16>(buf)
+        {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_committed_offset =
+                i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            f_committed_leader_epoch = i32::from_be_bytes([b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
         } else {
-            -1
-        };
+            f_partition_index = wire::read_i32(buf, "OffsetCommitRequestPartition.PartitionIndex")?;
+            f_committed_offset =
+                wire::read_i64(buf, "OffsetCommitRequestPartition.CommittedOffset")?;
+            f_committed_leader_epoch = if version >= 6 {
+                wire::read_i32(buf, "OffsetCommitRequestPartition.CommittedLeaderEpoch")?
+            } else {
+                -1
+            };
+        }
         let f_commit_timestamp = if version == 1 {
             wire::read_i64(buf, "OffsetCommitRequestPartition.CommitTimestamp")?
         } else {
@@ -382,14 +396,7 @@ impl OffsetCommitRequestPartition {
             "OffsetCommitRequestPartition.CommittedMetadata",
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            committed_offset: f_committed_offset,
-            committed_leader_epoch: f_committed_leader_epoch,
-            commit_timestamp: f_commit_timestamp,
-            committed_metadata: f_committed_metadata,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "OffsetCommitRequestPartition._tagged_fields")?;
@@ -403,11 +410,17 @@ impl OffsetCommitRequestPartition {
                     "OffsetCommitRequestPartition._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            committed_offset: f_committed_offset,
+            committed_leader_epoch: f_committed_leader_epoch,
+            commit_timestamp: f_commit_timestamp,
+            committed_metadata: f_committed_metadata,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -472,7 +485,7 @@ pub struct OffsetCommitRequestTopic {
     /// Versions: 0-9. Default: `Vec::new()`.
     pub partitions: Vec<OffsetCommitRequestPartition>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetCommitRequestTopic {
@@ -480,7 +493,7 @@ impl Default for OffsetCommitRequestTopic {
         Self {
             name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -523,6 +536,7 @@ impl OffsetCommitRequestTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 8;
         let f_name = wire::read_string(buf, flexible, "OffsetCommitRequestTopic.Name")?;
@@ -531,14 +545,10 @@ impl OffsetCommitRequestTopic {
             flexible,
             13,
             "OffsetCommitRequestTopic.Partitions",
-            |buf| OffsetCommitRequestPartition::decode_inner(buf, version),
+            move |buf| OffsetCommitRequestPartition::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "OffsetCommitRequestTopic._tagged_fields")?;
             let mut previous = None;
@@ -547,11 +557,14 @@ impl OffsetCommitRequestTopic {
                     wire::read_tagged_field(buf, "OffsetCommitRequestTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "OffsetCommitRequestTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The OffsetCommit response (API key 8).
@@ -65,7 +65,7 @@ pub struct OffsetCommitResponse {
     /// Versions: 0-9. Default: `Vec::new()`.
     pub topics: Vec<OffsetCommitResponseTopic>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetCommitResponse {
@@ -73,7 +73,7 @@ impl Default for OffsetCommitResponse {
         Self {
             throttle_time_ms: 0,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -125,15 +125,15 @@ impl OffsetCommitResponse {
         } else {
             0
         };
-        let f_topics = wire::read_array(buf, flexible, 2, "OffsetCommitResponse.Topics", |buf| {
-            OffsetCommitResponseTopic::decode_inner(buf, version)
-        })?;
+        let f_topics = wire::read_array(
+            buf,
+            flexible,
+            2,
+            "OffsetCommitResponse.Topics",
+            move |buf| OffsetCommitResponseTopic::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "OffsetCommitResponse._tagged_fields")?;
             let mut previous = None;
@@ -142,11 +142,14 @@ impl OffsetCommitResponse {
                     wire::read_tagged_field(buf, "OffsetCommitResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "OffsetCommitResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -201,7 +204,7 @@ pub struct OffsetCommitResponsePartition {
     /// Versions: 0-9. Default: `0`.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetCommitResponsePartition {
@@ -209,7 +212,7 @@ impl Default for OffsetCommitResponsePartition {
         Self {
             partition_index: 0,
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -244,18 +247,23 @@ impl OffsetCommitResponsePartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 8;
         let _ = version;
-        let f_partition_index =
-            wire::read_i32(buf, "OffsetCommitResponsePartition.PartitionIndex")?;
-        let f_error_code = wire::read_i16(buf, "OffsetCommitResponsePartition.ErrorCode")?;
+        let f_partition_index;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_partition_index =
+                wire::read_i32(buf, "OffsetCommitResponsePartition.PartitionIndex")?;
+            f_error_code = wire::read_i16(buf, "OffsetCommitResponsePartition.ErrorCode")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            error_code: f_error_code,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "OffsetCommitResponsePartition._tagged_fields")?;
@@ -269,11 +277,14 @@ impl OffsetCommitResponsePartition {
                     "OffsetCommitResponsePartition._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            error_code: f_error_code,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -321,7 +332,7 @@ pub struct OffsetCommitResponseTopic {
     /// Versions: 0-9. Default: `Vec::new()`.
     pub partitions: Vec<OffsetCommitResponsePartition>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetCommitResponseTopic {
@@ -329,7 +340,7 @@ impl Default for OffsetCommitResponseTopic {
         Self {
             name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -372,6 +383,7 @@ impl OffsetCommitResponseTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 8;
         let f_name = wire::read_string(buf, flexible, "OffsetCommitResponseTopic.Name")?;
@@ -380,14 +392,10 @@ impl OffsetCommitResponseTopic {
             flexible,
             6,
             "OffsetCommitResponseTopic.Partitions",
-            |buf| OffsetCommitResponsePartition::decode_inner(buf, version),
+            move |buf| OffsetCommitResponsePartition::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "OffsetCommitResponseTopic._tagged_fields")?;
             let mut previous = None;
@@ -396,11 +404,14 @@ impl OffsetCommitResponseTopic {
                     wire::read_tagged_field(buf, "OffsetCommitResponseTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "OffsetCommitResponseTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -67,7 +67,7 @@ impl OffsetDeleteRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_group_id = wire::read_string(buf, false, "OffsetDeleteRequest.GroupId")?;
-        let f_topics = wire::read_array(buf, false, 2, "OffsetDeleteRequest.Topics", |buf| {
+        let f_topics = wire::read_array(buf, false, 2, "OffsetDeleteRequest.Topics", move |buf| {
             OffsetDeleteRequestTopic::decode_inner(buf, version)
         })?;
         Ok(Self {
@@ -136,6 +136,7 @@ impl OffsetDeleteRequestPartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_partition_index = wire::read_i32(buf, "OffsetDeleteRequestPartition.PartitionIndex")?;
@@ -213,6 +214,7 @@ impl OffsetDeleteRequestTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_name = wire::read_string(buf, false, "OffsetDeleteRequestTopic.Name")?;
         let f_partitions = wire::read_array(
@@ -220,7 +222,7 @@ impl OffsetDeleteRequestTopic {
             false,
             4,
             "OffsetDeleteRequestTopic.Partitions",
-            |buf| OffsetDeleteRequestPartition::decode_inner(buf, version),
+            move |buf| OffsetDeleteRequestPartition::decode_inner(buf, version),
         )?;
         Ok(Self {
             name: f_name,

@@ -71,11 +71,20 @@ impl OffsetDeleteResponse {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_error_code = wire::read_i16(buf, "OffsetDeleteResponse.ErrorCode")?;
-        let f_throttle_time_ms = wire::read_i32(buf, "OffsetDeleteResponse.ThrottleTimeMs")?;
-        let f_topics = wire::read_array(buf, false, 2, "OffsetDeleteResponse.Topics", |buf| {
-            OffsetDeleteResponseTopic::decode_inner(buf, version)
-        })?;
+        let f_error_code;
+        let f_throttle_time_ms;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_error_code = i16::from_be_bytes([b[0], b[1]]);
+            f_throttle_time_ms = i32::from_be_bytes([b[2], b[3], b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_error_code = wire::read_i16(buf, "OffsetDeleteResponse.ErrorCode")?;
+            f_throttle_time_ms = wire::read_i32(buf, "OffsetDeleteResponse.ThrottleTimeMs")?;
+        }
+        let f_topics =
+            wire::read_array(buf, false, 2, "OffsetDeleteResponse.Topics", move |buf| {
+                OffsetDeleteResponseTopic::decode_inner(buf, version)
+            })?;
         Ok(Self {
             error_code: f_error_code,
             throttle_time_ms: f_throttle_time_ms,
@@ -149,11 +158,20 @@ impl OffsetDeleteResponsePartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_partition_index =
-            wire::read_i32(buf, "OffsetDeleteResponsePartition.PartitionIndex")?;
-        let f_error_code = wire::read_i16(buf, "OffsetDeleteResponsePartition.ErrorCode")?;
+        let f_partition_index;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_partition_index =
+                wire::read_i32(buf, "OffsetDeleteResponsePartition.PartitionIndex")?;
+            f_error_code = wire::read_i16(buf, "OffsetDeleteResponsePartition.ErrorCode")?;
+        }
         Ok(Self {
             partition_index: f_partition_index,
             error_code: f_error_code,
@@ -230,6 +248,7 @@ impl OffsetDeleteResponseTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_name = wire::read_string(buf, false, "OffsetDeleteResponseTopic.Name")?;
         let f_partitions = wire::read_array(
@@ -237,7 +256,7 @@ impl OffsetDeleteResponseTopic {
             false,
             6,
             "OffsetDeleteResponseTopic.Partitions",
-            |buf| OffsetDeleteResponsePartition::decode_inner(buf, version),
+            move |buf| OffsetDeleteResponsePartition::decode_inner(buf, version),
         )?;
         Ok(Self {
             name: f_name,

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, VersionRange,
+    ScalarList, UnknownTaggedFields, VersionRange,
 };
 
 /// The OffsetFetch request (API key 9).
@@ -66,7 +66,7 @@ pub struct OffsetFetchRequest {
     /// Versions: 7-9. Default: `false`.
     pub require_stable: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetFetchRequest {
@@ -76,7 +76,7 @@ impl Default for OffsetFetchRequest {
             topics: Some(Vec::new()),
             groups: Vec::new(),
             require_stable: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -193,23 +193,27 @@ impl OffsetFetchRequest {
         };
         let f_topics = if version <= 7 {
             if version >= 2 {
-                wire::read_nullable_array(buf, flexible, 2, "OffsetFetchRequest.Topics", |buf| {
-                    OffsetFetchRequestTopic::decode_inner(buf, version)
-                })?
+                wire::read_nullable_array(
+                    buf,
+                    flexible,
+                    2,
+                    "OffsetFetchRequest.Topics",
+                    move |buf| OffsetFetchRequestTopic::decode_inner(buf, version),
+                )?
             } else {
                 Some(wire::read_array(
                     buf,
                     flexible,
                     2,
                     "OffsetFetchRequest.Topics",
-                    |buf| OffsetFetchRequestTopic::decode_inner(buf, version),
+                    move |buf| OffsetFetchRequestTopic::decode_inner(buf, version),
                 )?)
             }
         } else {
             Some(Vec::new())
         };
         let f_groups = if version >= 8 {
-            wire::read_array(buf, flexible, 3, "OffsetFetchRequest.Groups", |buf| {
+            wire::read_array(buf, flexible, 3, "OffsetFetchRequest.Groups", move |buf| {
                 OffsetFetchRequestGroup::decode_inner(buf, version)
             })?
         } else {
@@ -221,13 +225,7 @@ impl OffsetFetchRequest {
             false
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            group_id: f_group_id,
-            topics: f_topics,
-            groups: f_groups,
-            require_stable: f_require_stable,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "OffsetFetchRequest._tagged_fields")?;
             let mut previous = None;
@@ -236,11 +234,16 @@ impl OffsetFetchRequest {
                     wire::read_tagged_field(buf, "OffsetFetchRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "OffsetFetchRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            group_id: f_group_id,
+            topics: f_topics,
+            groups: f_groups,
+            require_stable: f_require_stable,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -321,7 +324,7 @@ pub struct OffsetFetchRequestTopic {
     /// Versions: 0-7. Default: `ScalarList::new()`.
     pub partition_indexes: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetFetchRequestTopic {
@@ -329,7 +332,7 @@ impl Default for OffsetFetchRequestTopic {
         Self {
             name: ByteString::new(),
             partition_indexes: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -369,6 +372,7 @@ impl OffsetFetchRequestTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
         let _ = version;
@@ -379,11 +383,7 @@ impl OffsetFetchRequestTopic {
             "OffsetFetchRequestTopic.PartitionIndexes",
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partition_indexes: f_partition_indexes,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "OffsetFetchRequestTopic._tagged_fields")?;
             let mut previous = None;
@@ -392,11 +392,14 @@ impl OffsetFetchRequestTopic {
                     wire::read_tagged_field(buf, "OffsetFetchRequestTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "OffsetFetchRequestTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partition_indexes: f_partition_indexes,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -448,7 +451,7 @@ pub struct OffsetFetchRequestTopics {
     /// Versions: 8-9. Default: `ScalarList::new()`.
     pub partition_indexes: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetFetchRequestTopics {
@@ -456,7 +459,7 @@ impl Default for OffsetFetchRequestTopics {
         Self {
             name: ByteString::new(),
             partition_indexes: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -489,17 +492,14 @@ impl OffsetFetchRequestTopics {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "OffsetFetchRequestTopics.Name")?;
         let f_partition_indexes =
             wire::read_scalar_array::<i32>(buf, true, "OffsetFetchRequestTopics.PartitionIndexes")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partition_indexes: f_partition_indexes,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "OffsetFetchRequestTopics._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -507,10 +507,13 @@ impl OffsetFetchRequestTopics {
                 wire::read_tagged_field(buf, "OffsetFetchRequestTopics._tagged_fields")?;
             wire::check_tag_order(previous, tag, "OffsetFetchRequestTopics._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partition_indexes: f_partition_indexes,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -566,7 +569,7 @@ pub struct OffsetFetchRequestGroup {
     /// Versions: 8-9; nullable in 8-9. Default: `Some(Vec::new())`.
     pub topics: Option<Vec<OffsetFetchRequestTopics>>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetFetchRequestGroup {
@@ -576,7 +579,7 @@ impl Default for OffsetFetchRequestGroup {
             member_id: None,
             member_epoch: -1,
             topics: Some(Vec::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -622,6 +625,7 @@ impl OffsetFetchRequestGroup {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_group_id = wire::read_string(buf, true, "OffsetFetchRequestGroup.GroupId")?;
         let f_member_id = if version >= 9 {
@@ -634,18 +638,15 @@ impl OffsetFetchRequestGroup {
         } else {
             -1
         };
-        let f_topics =
-            wire::read_nullable_array(buf, true, 3, "OffsetFetchRequestGroup.Topics", |buf| {
-                OffsetFetchRequestTopics::decode_inner(buf, version)
-            })?;
+        let f_topics = wire::read_nullable_array(
+            buf,
+            true,
+            3,
+            "OffsetFetchRequestGroup.Topics",
+            move |buf| OffsetFetchRequestTopics::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            group_id: f_group_id,
-            member_id: f_member_id,
-            member_epoch: f_member_epoch,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "OffsetFetchRequestGroup._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -653,10 +654,15 @@ impl OffsetFetchRequestGroup {
                 wire::read_tagged_field(buf, "OffsetFetchRequestGroup._tagged_fields")?;
             wire::check_tag_order(previous, tag, "OffsetFetchRequestGroup._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            group_id: f_group_id,
+            member_id: f_member_id,
+            member_epoch: f_member_epoch,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The OffsetFetch response (API key 9).
@@ -75,7 +75,7 @@ pub struct OffsetFetchResponse {
     /// Versions: 8-9. Default: `Vec::new()`.
     pub groups: Vec<OffsetFetchResponseGroup>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetFetchResponse {
@@ -85,7 +85,7 @@ impl Default for OffsetFetchResponse {
             topics: Vec::new(),
             error_code: 0,
             groups: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -164,7 +164,7 @@ impl OffsetFetchResponse {
             0
         };
         let f_topics = if version <= 7 {
-            wire::read_array(buf, flexible, 2, "OffsetFetchResponse.Topics", |buf| {
+            wire::read_array(buf, flexible, 2, "OffsetFetchResponse.Topics", move |buf| {
                 OffsetFetchResponseTopic::decode_inner(buf, version)
             })?
         } else {
@@ -176,20 +176,14 @@ impl OffsetFetchResponse {
             0
         };
         let f_groups = if version >= 8 {
-            wire::read_array(buf, flexible, 5, "OffsetFetchResponse.Groups", |buf| {
+            wire::read_array(buf, flexible, 5, "OffsetFetchResponse.Groups", move |buf| {
                 OffsetFetchResponseGroup::decode_inner(buf, version)
             })?
         } else {
             Vec::new()
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            topics: f_topics,
-            error_code: f_error_code,
-            groups: f_groups,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "OffsetFetchResponse._tagged_fields")?;
             let mut previous = None;
@@ -198,11 +192,16 @@ impl OffsetFetchResponse {
                     wire::read_tagged_field(buf, "OffsetFetchResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "OffsetFetchResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            topics: f_topics,
+            error_code: f_error_code,
+            groups: f_groups,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -286,7 +285,7 @@ pub struct OffsetFetchResponsePartition {
     /// Versions: 0-7. Default: `0`.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetFetchResponsePartition {
@@ -297,7 +296,7 @@ impl Default for OffsetFetchResponsePartition {
             committed_leader_epoch: -1,
             metadata: Some(ByteString::new()),
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -342,28 +341,35 @@ impl OffsetFetchResponsePartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
-        let f_partition_index = wire::read_i32(buf, "OffsetFetchResponsePartition.PartitionIndex")?;
-        let f_committed_offset =
-            wire::read_i64(buf, "OffsetFetchResponsePartition.CommittedOffset")?;
-        let f_committed_leader_epoch = if version >= 5 {
-            wire::read_i32(buf, "OffsetFetchResponsePartition.CommittedLeaderEpoch")?
+        let f_partition_index;
+        let f_committed_offset;
+        let f_committed_leader_epoch;
+        if version >= 5
+            && let Some(b) = wire::peek_fixed::<16>(buf)
+        {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_committed_offset =
+                i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            f_committed_leader_epoch = i32::from_be_bytes([b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
         } else {
-            -1
-        };
+            f_partition_index = wire::read_i32(buf, "OffsetFetchResponsePartition.PartitionIndex")?;
+            f_committed_offset =
+                wire::read_i64(buf, "OffsetFetchResponsePartition.CommittedOffset")?;
+            f_committed_leader_epoch = if version >= 5 {
+                wire::read_i32(buf, "OffsetFetchResponsePartition.CommittedLeaderEpoch")?
+            } else {
+                -1
+            };
+        }
         let f_metadata =
             wire::read_nullable_string(buf, flexible, "OffsetFetchResponsePartition.Metadata")?;
         let f_error_code = wire::read_i16(buf, "OffsetFetchResponsePartition.ErrorCode")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            committed_offset: f_committed_offset,
-            committed_leader_epoch: f_committed_leader_epoch,
-            metadata: f_metadata,
-            error_code: f_error_code,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "OffsetFetchResponsePartition._tagged_fields")?;
@@ -377,11 +383,17 @@ impl OffsetFetchResponsePartition {
                     "OffsetFetchResponsePartition._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            committed_offset: f_committed_offset,
+            committed_leader_epoch: f_committed_leader_epoch,
+            metadata: f_metadata,
+            error_code: f_error_code,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -442,7 +454,7 @@ pub struct OffsetFetchResponseTopic {
     /// Versions: 0-7. Default: `Vec::new()`.
     pub partitions: Vec<OffsetFetchResponsePartition>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetFetchResponseTopic {
@@ -450,7 +462,7 @@ impl Default for OffsetFetchResponseTopic {
         Self {
             name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -493,6 +505,7 @@ impl OffsetFetchResponseTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
         let f_name = wire::read_string(buf, flexible, "OffsetFetchResponseTopic.Name")?;
@@ -501,14 +514,10 @@ impl OffsetFetchResponseTopic {
             flexible,
             15,
             "OffsetFetchResponseTopic.Partitions",
-            |buf| OffsetFetchResponsePartition::decode_inner(buf, version),
+            move |buf| OffsetFetchResponsePartition::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "OffsetFetchResponseTopic._tagged_fields")?;
             let mut previous = None;
@@ -517,11 +526,14 @@ impl OffsetFetchResponseTopic {
                     wire::read_tagged_field(buf, "OffsetFetchResponseTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "OffsetFetchResponseTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -588,7 +600,7 @@ pub struct OffsetFetchResponsePartitions {
     /// Versions: 8-9. Default: `0`.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetFetchResponsePartitions {
@@ -599,7 +611,7 @@ impl Default for OffsetFetchResponsePartitions {
             committed_leader_epoch: -1,
             metadata: Some(ByteString::new()),
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -635,26 +647,31 @@ impl OffsetFetchResponsePartitions {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_partition_index =
-            wire::read_i32(buf, "OffsetFetchResponsePartitions.PartitionIndex")?;
-        let f_committed_offset =
-            wire::read_i64(buf, "OffsetFetchResponsePartitions.CommittedOffset")?;
-        let f_committed_leader_epoch =
-            wire::read_i32(buf, "OffsetFetchResponsePartitions.CommittedLeaderEpoch")?;
+        let f_partition_index;
+        let f_committed_offset;
+        let f_committed_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<16>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_committed_offset =
+                i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            f_committed_leader_epoch = i32::from_be_bytes([b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
+        } else {
+            f_partition_index =
+                wire::read_i32(buf, "OffsetFetchResponsePartitions.PartitionIndex")?;
+            f_committed_offset =
+                wire::read_i64(buf, "OffsetFetchResponsePartitions.CommittedOffset")?;
+            f_committed_leader_epoch =
+                wire::read_i32(buf, "OffsetFetchResponsePartitions.CommittedLeaderEpoch")?;
+        }
         let f_metadata =
             wire::read_nullable_string(buf, true, "OffsetFetchResponsePartitions.Metadata")?;
         let f_error_code = wire::read_i16(buf, "OffsetFetchResponsePartitions.ErrorCode")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            committed_offset: f_committed_offset,
-            committed_leader_epoch: f_committed_leader_epoch,
-            metadata: f_metadata,
-            error_code: f_error_code,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "OffsetFetchResponsePartitions._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -666,10 +683,16 @@ impl OffsetFetchResponsePartitions {
                 "OffsetFetchResponsePartitions._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            committed_offset: f_committed_offset,
+            committed_leader_epoch: f_committed_leader_epoch,
+            metadata: f_metadata,
+            error_code: f_error_code,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -722,7 +745,7 @@ pub struct OffsetFetchResponseTopics {
     /// Versions: 8-9. Default: `Vec::new()`.
     pub partitions: Vec<OffsetFetchResponsePartitions>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetFetchResponseTopics {
@@ -730,7 +753,7 @@ impl Default for OffsetFetchResponseTopics {
         Self {
             name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -765,6 +788,7 @@ impl OffsetFetchResponseTopics {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_name = wire::read_string(buf, true, "OffsetFetchResponseTopics.Name")?;
         let f_partitions = wire::read_array(
@@ -772,14 +796,10 @@ impl OffsetFetchResponseTopics {
             true,
             20,
             "OffsetFetchResponseTopics.Partitions",
-            |buf| OffsetFetchResponsePartitions::decode_inner(buf, version),
+            move |buf| OffsetFetchResponsePartitions::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "OffsetFetchResponseTopics._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -787,10 +807,13 @@ impl OffsetFetchResponseTopics {
                 wire::read_tagged_field(buf, "OffsetFetchResponseTopics._tagged_fields")?;
             wire::check_tag_order(previous, tag, "OffsetFetchResponseTopics._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -844,7 +867,7 @@ pub struct OffsetFetchResponseGroup {
     /// Versions: 8-9. Default: `0`.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetFetchResponseGroup {
@@ -853,7 +876,7 @@ impl Default for OffsetFetchResponseGroup {
             group_id: ByteString::new(),
             topics: Vec::new(),
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -894,19 +917,19 @@ impl OffsetFetchResponseGroup {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_group_id = wire::read_string(buf, true, "OffsetFetchResponseGroup.GroupId")?;
-        let f_topics = wire::read_array(buf, true, 3, "OffsetFetchResponseGroup.Topics", |buf| {
-            OffsetFetchResponseTopics::decode_inner(buf, version)
-        })?;
+        let f_topics = wire::read_array(
+            buf,
+            true,
+            3,
+            "OffsetFetchResponseGroup.Topics",
+            move |buf| OffsetFetchResponseTopics::decode_inner(buf, version),
+        )?;
         let f_error_code = wire::read_i16(buf, "OffsetFetchResponseGroup.ErrorCode")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            group_id: f_group_id,
-            topics: f_topics,
-            error_code: f_error_code,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "OffsetFetchResponseGroup._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -914,10 +937,14 @@ impl OffsetFetchResponseGroup {
                 wire::read_tagged_field(buf, "OffsetFetchResponseGroup._tagged_fields")?;
             wire::check_tag_order(previous, tag, "OffsetFetchResponseGroup._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            group_id: f_group_id,
+            topics: f_topics,
+            error_code: f_error_code,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The OffsetForLeaderEpoch request (API key 23).
@@ -49,7 +49,7 @@ pub struct OffsetForLeaderEpochRequest {
     /// Versions: 0-4. Default: `Vec::new()`.
     pub topics: Vec<OffsetForLeaderTopic>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetForLeaderEpochRequest {
@@ -57,7 +57,7 @@ impl Default for OffsetForLeaderEpochRequest {
         Self {
             replica_id: -2,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -114,14 +114,10 @@ impl OffsetForLeaderEpochRequest {
             flexible,
             2,
             "OffsetForLeaderEpochRequest.Topics",
-            |buf| OffsetForLeaderTopic::decode_inner(buf, version),
+            move |buf| OffsetForLeaderTopic::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            replica_id: f_replica_id,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "OffsetForLeaderEpochRequest._tagged_fields")?;
@@ -131,11 +127,14 @@ impl OffsetForLeaderEpochRequest {
                     wire::read_tagged_field(buf, "OffsetForLeaderEpochRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "OffsetForLeaderEpochRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            replica_id: f_replica_id,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -194,7 +193,7 @@ pub struct OffsetForLeaderPartition {
     /// Versions: 0-4. Default: `0`.
     pub leader_epoch: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetForLeaderPartition {
@@ -203,7 +202,7 @@ impl Default for OffsetForLeaderPartition {
             partition: 0,
             current_leader_epoch: -1,
             leader_epoch: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -241,22 +240,30 @@ impl OffsetForLeaderPartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
-        let f_partition = wire::read_i32(buf, "OffsetForLeaderPartition.Partition")?;
-        let f_current_leader_epoch = if version >= 2 {
-            wire::read_i32(buf, "OffsetForLeaderPartition.CurrentLeaderEpoch")?
+        let f_partition;
+        let f_current_leader_epoch;
+        let f_leader_epoch;
+        if version >= 2
+            && let Some(b) = wire::peek_fixed::<12>(buf)
+        {
+            f_partition = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_current_leader_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_leader_epoch = i32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
         } else {
-            -1
-        };
-        let f_leader_epoch = wire::read_i32(buf, "OffsetForLeaderPartition.LeaderEpoch")?;
+            f_partition = wire::read_i32(buf, "OffsetForLeaderPartition.Partition")?;
+            f_current_leader_epoch = if version >= 2 {
+                wire::read_i32(buf, "OffsetForLeaderPartition.CurrentLeaderEpoch")?
+            } else {
+                -1
+            };
+            f_leader_epoch = wire::read_i32(buf, "OffsetForLeaderPartition.LeaderEpoch")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition: f_partition,
-            current_leader_epoch: f_current_leader_epoch,
-            leader_epoch: f_leader_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "OffsetForLeaderPartition._tagged_fields")?;
             let mut previous = None;
@@ -265,11 +272,15 @@ impl OffsetForLeaderPartition {
                     wire::read_tagged_field(buf, "OffsetForLeaderPartition._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "OffsetForLeaderPartition._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition: f_partition,
+            current_leader_epoch: f_current_leader_epoch,
+            leader_epoch: f_leader_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -322,7 +333,7 @@ pub struct OffsetForLeaderTopic {
     /// Versions: 0-4. Default: `Vec::new()`.
     pub partitions: Vec<OffsetForLeaderPartition>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetForLeaderTopic {
@@ -330,7 +341,7 @@ impl Default for OffsetForLeaderTopic {
         Self {
             topic: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -373,19 +384,19 @@ impl OffsetForLeaderTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let f_topic = wire::read_string(buf, flexible, "OffsetForLeaderTopic.Topic")?;
-        let f_partitions =
-            wire::read_array(buf, flexible, 8, "OffsetForLeaderTopic.Partitions", |buf| {
-                OffsetForLeaderPartition::decode_inner(buf, version)
-            })?;
+        let f_partitions = wire::read_array(
+            buf,
+            flexible,
+            8,
+            "OffsetForLeaderTopic.Partitions",
+            move |buf| OffsetForLeaderPartition::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic: f_topic,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "OffsetForLeaderTopic._tagged_fields")?;
             let mut previous = None;
@@ -394,11 +405,14 @@ impl OffsetForLeaderTopic {
                     wire::read_tagged_field(buf, "OffsetForLeaderTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "OffsetForLeaderTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic: f_topic,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

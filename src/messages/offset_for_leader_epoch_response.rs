@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The OffsetForLeaderEpoch response (API key 23).
@@ -46,7 +46,7 @@ pub struct OffsetForLeaderEpochResponse {
     /// Versions: 0-4. Default: `Vec::new()`.
     pub topics: Vec<OffsetForLeaderTopicResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetForLeaderEpochResponse {
@@ -54,7 +54,7 @@ impl Default for OffsetForLeaderEpochResponse {
         Self {
             throttle_time_ms: 0,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -111,14 +111,10 @@ impl OffsetForLeaderEpochResponse {
             flexible,
             2,
             "OffsetForLeaderEpochResponse.Topics",
-            |buf| OffsetForLeaderTopicResult::decode_inner(buf, version),
+            move |buf| OffsetForLeaderTopicResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "OffsetForLeaderEpochResponse._tagged_fields")?;
@@ -132,11 +128,14 @@ impl OffsetForLeaderEpochResponse {
                     "OffsetForLeaderEpochResponse._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -199,7 +198,7 @@ pub struct EpochEndOffset {
     /// Versions: 0-4. Default: `-1`.
     pub end_offset: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for EpochEndOffset {
@@ -209,7 +208,7 @@ impl Default for EpochEndOffset {
             partition: 0,
             leader_epoch: -1,
             end_offset: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -248,24 +247,34 @@ impl EpochEndOffset {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
-        let f_error_code = wire::read_i16(buf, "EpochEndOffset.ErrorCode")?;
-        let f_partition = wire::read_i32(buf, "EpochEndOffset.Partition")?;
-        let f_leader_epoch = if version >= 1 {
-            wire::read_i32(buf, "EpochEndOffset.LeaderEpoch")?
+        let f_error_code;
+        let f_partition;
+        let f_leader_epoch;
+        let f_end_offset;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<18>(buf)
+        {
+            f_error_code = i16::from_be_bytes([b[0], b[1]]);
+            f_partition = i32::from_be_bytes([b[2], b[3], b[4], b[5]]);
+            f_leader_epoch = i32::from_be_bytes([b[6], b[7], b[8], b[9]]);
+            f_end_offset =
+                i64::from_be_bytes([b[10], b[11], b[12], b[13], b[14], b[15], b[16], b[17]]);
+            wire::skip_fixed::<18>(buf);
         } else {
-            -1
-        };
-        let f_end_offset = wire::read_i64(buf, "EpochEndOffset.EndOffset")?;
+            f_error_code = wire::read_i16(buf, "EpochEndOffset.ErrorCode")?;
+            f_partition = wire::read_i32(buf, "EpochEndOffset.Partition")?;
+            f_leader_epoch = if version >= 1 {
+                wire::read_i32(buf, "EpochEndOffset.LeaderEpoch")?
+            } else {
+                -1
+            };
+            f_end_offset = wire::read_i64(buf, "EpochEndOffset.EndOffset")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            partition: f_partition,
-            leader_epoch: f_leader_epoch,
-            end_offset: f_end_offset,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "EpochEndOffset._tagged_fields")?;
             let mut previous = None;
@@ -273,11 +282,16 @@ impl EpochEndOffset {
                 let (tag, data) = wire::read_tagged_field(buf, "EpochEndOffset._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "EpochEndOffset._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            partition: f_partition,
+            leader_epoch: f_leader_epoch,
+            end_offset: f_end_offset,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -331,7 +345,7 @@ pub struct OffsetForLeaderTopicResult {
     /// Versions: 0-4. Default: `Vec::new()`.
     pub partitions: Vec<EpochEndOffset>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetForLeaderTopicResult {
@@ -339,7 +353,7 @@ impl Default for OffsetForLeaderTopicResult {
         Self {
             topic: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -387,6 +401,7 @@ impl OffsetForLeaderTopicResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let f_topic = wire::read_string(buf, flexible, "OffsetForLeaderTopicResult.Topic")?;
@@ -395,14 +410,10 @@ impl OffsetForLeaderTopicResult {
             flexible,
             14,
             "OffsetForLeaderTopicResult.Partitions",
-            |buf| EpochEndOffset::decode_inner(buf, version),
+            move |buf| EpochEndOffset::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic: f_topic,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "OffsetForLeaderTopicResult._tagged_fields")?;
             let mut previous = None;
@@ -411,11 +422,14 @@ impl OffsetForLeaderTopicResult {
                     wire::read_tagged_field(buf, "OffsetForLeaderTopicResult._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "OffsetForLeaderTopicResult._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic: f_topic,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The Produce request (API key 0).
@@ -67,7 +67,7 @@ pub struct ProduceRequest {
     /// Versions: 0-11. Default: `Vec::new()`.
     pub topic_data: Vec<TopicProduceData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ProduceRequest {
@@ -77,7 +77,7 @@ impl Default for ProduceRequest {
             acks: 0,
             timeout_ms: 0,
             topic_data: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -141,19 +141,22 @@ impl ProduceRequest {
         } else {
             None
         };
-        let f_acks = wire::read_i16(buf, "ProduceRequest.Acks")?;
-        let f_timeout_ms = wire::read_i32(buf, "ProduceRequest.TimeoutMs")?;
-        let f_topic_data = wire::read_array(buf, flexible, 2, "ProduceRequest.TopicData", |buf| {
-            TopicProduceData::decode_inner(buf, version)
-        })?;
+        let f_acks;
+        let f_timeout_ms;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_acks = i16::from_be_bytes([b[0], b[1]]);
+            f_timeout_ms = i32::from_be_bytes([b[2], b[3], b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_acks = wire::read_i16(buf, "ProduceRequest.Acks")?;
+            f_timeout_ms = wire::read_i32(buf, "ProduceRequest.TimeoutMs")?;
+        }
+        let f_topic_data =
+            wire::read_array(buf, flexible, 2, "ProduceRequest.TopicData", move |buf| {
+                TopicProduceData::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            transactional_id: f_transactional_id,
-            acks: f_acks,
-            timeout_ms: f_timeout_ms,
-            topic_data: f_topic_data,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ProduceRequest._tagged_fields")?;
             let mut previous = None;
@@ -161,11 +164,16 @@ impl ProduceRequest {
                 let (tag, data) = wire::read_tagged_field(buf, "ProduceRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ProduceRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            transactional_id: f_transactional_id,
+            acks: f_acks,
+            timeout_ms: f_timeout_ms,
+            topic_data: f_topic_data,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -228,7 +236,7 @@ pub struct PartitionProduceData {
     /// Versions: 0-11; nullable in 0-11. Default: `None`.
     pub records: Option<Bytes>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionProduceData {
@@ -236,7 +244,7 @@ impl Default for PartitionProduceData {
         Self {
             index: 0,
             records: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -276,17 +284,14 @@ impl PartitionProduceData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 9;
         let _ = version;
         let f_index = wire::read_i32(buf, "PartitionProduceData.Index")?;
         let f_records = wire::read_nullable_bytes(buf, flexible, "PartitionProduceData.Records")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            index: f_index,
-            records: f_records,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "PartitionProduceData._tagged_fields")?;
             let mut previous = None;
@@ -295,11 +300,14 @@ impl PartitionProduceData {
                     wire::read_tagged_field(buf, "PartitionProduceData._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "PartitionProduceData._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            index: f_index,
+            records: f_records,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -347,7 +355,7 @@ pub struct TopicProduceData {
     /// Versions: 0-11. Default: `Vec::new()`.
     pub partition_data: Vec<PartitionProduceData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TopicProduceData {
@@ -355,7 +363,7 @@ impl Default for TopicProduceData {
         Self {
             name: ByteString::new(),
             partition_data: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -398,19 +406,19 @@ impl TopicProduceData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 9;
         let f_name = wire::read_string(buf, flexible, "TopicProduceData.Name")?;
-        let f_partition_data =
-            wire::read_array(buf, flexible, 5, "TopicProduceData.PartitionData", |buf| {
-                PartitionProduceData::decode_inner(buf, version)
-            })?;
+        let f_partition_data = wire::read_array(
+            buf,
+            flexible,
+            5,
+            "TopicProduceData.PartitionData",
+            move |buf| PartitionProduceData::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partition_data: f_partition_data,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "TopicProduceData._tagged_fields")?;
             let mut previous = None;
@@ -418,11 +426,14 @@ impl TopicProduceData {
                 let (tag, data) = wire::read_tagged_field(buf, "TopicProduceData._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "TopicProduceData._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partition_data: f_partition_data,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The Produce response (API key 0).
@@ -62,7 +62,7 @@ pub struct ProduceResponse {
     /// Versions: 10-11; tagged field 0. Default: `Vec::new()`.
     pub node_endpoints: Vec<NodeEndpoint>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ProduceResponse {
@@ -71,7 +71,7 @@ impl Default for ProduceResponse {
             responses: Vec::new(),
             throttle_time_ms: 0,
             node_endpoints: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -151,21 +151,18 @@ impl ProduceResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 9;
-        let f_responses = wire::read_array(buf, flexible, 2, "ProduceResponse.Responses", |buf| {
-            TopicProduceResponse::decode_inner(buf, version)
-        })?;
+        let f_responses =
+            wire::read_array(buf, flexible, 2, "ProduceResponse.Responses", move |buf| {
+                TopicProduceResponse::decode_inner(buf, version)
+            })?;
         let f_throttle_time_ms = if version >= 1 {
             wire::read_i32(buf, "ProduceResponse.ThrottleTimeMs")?
         } else {
             0
         };
+        let mut f_node_endpoints = Vec::new();
         #[allow(unused_mut)]
-        let mut this = Self {
-            responses: f_responses,
-            throttle_time_ms: f_throttle_time_ms,
-            node_endpoints: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ProduceResponse._tagged_fields")?;
             let mut previous = None;
@@ -177,21 +174,24 @@ impl ProduceResponse {
                     0 if version >= 10 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.node_endpoints = wire::read_array(
+                        f_node_endpoints = wire::read_array(
                             buf,
                             flexible,
                             11,
                             "ProduceResponse.NodeEndpoints",
-                            |buf| NodeEndpoint::decode_inner(buf, version),
+                            move |buf| NodeEndpoint::decode_inner(buf, version),
                         )?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => unknown_tagged.push(RawTaggedField { tag, data }),
                 }
             }
         }
-        Ok(this)
+        Ok(Self {
+            responses: f_responses,
+            throttle_time_ms: f_throttle_time_ms,
+            node_endpoints: f_node_endpoints,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -256,7 +256,7 @@ pub struct BatchIndexAndErrorMessage {
     /// Versions: 8-11; nullable in 8-11. Default: `None`.
     pub batch_index_error_message: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for BatchIndexAndErrorMessage {
@@ -264,7 +264,7 @@ impl Default for BatchIndexAndErrorMessage {
         Self {
             batch_index: 0,
             batch_index_error_message: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -304,6 +304,7 @@ impl BatchIndexAndErrorMessage {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 9;
         let _ = version;
@@ -314,11 +315,7 @@ impl BatchIndexAndErrorMessage {
             "BatchIndexAndErrorMessage.BatchIndexErrorMessage",
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            batch_index: f_batch_index,
-            batch_index_error_message: f_batch_index_error_message,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "BatchIndexAndErrorMessage._tagged_fields")?;
             let mut previous = None;
@@ -327,11 +324,14 @@ impl BatchIndexAndErrorMessage {
                     wire::read_tagged_field(buf, "BatchIndexAndErrorMessage._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "BatchIndexAndErrorMessage._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            batch_index: f_batch_index,
+            batch_index_error_message: f_batch_index_error_message,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -383,7 +383,7 @@ pub struct LeaderIdAndEpoch {
     /// Versions: 10-11. Default: `-1`.
     pub leader_epoch: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaderIdAndEpoch {
@@ -391,7 +391,7 @@ impl Default for LeaderIdAndEpoch {
         Self {
             leader_id: -1,
             leader_epoch: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -421,24 +421,31 @@ impl LeaderIdAndEpoch {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_leader_id = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderId")?;
-        let f_leader_epoch = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderEpoch")?;
+        let f_leader_id;
+        let f_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<8>(buf) {
+            f_leader_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_leader_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
+        } else {
+            f_leader_id = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderId")?;
+            f_leader_epoch = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderEpoch")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            leader_id: f_leader_id,
-            leader_epoch: f_leader_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "LeaderIdAndEpoch._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "LeaderIdAndEpoch._tagged_fields")?;
             wire::check_tag_order(previous, tag, "LeaderIdAndEpoch._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            leader_id: f_leader_id,
+            leader_epoch: f_leader_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -505,7 +512,7 @@ pub struct PartitionProduceResponse {
     /// Versions: 10-11; tagged field 0. Default: `LeaderIdAndEpoch::default()`.
     pub current_leader: LeaderIdAndEpoch,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionProduceResponse {
@@ -519,7 +526,7 @@ impl Default for PartitionProduceResponse {
             record_errors: Vec::new(),
             error_message: None,
             current_leader: LeaderIdAndEpoch::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -606,28 +613,48 @@ impl PartitionProduceResponse {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 9;
-        let f_index = wire::read_i32(buf, "PartitionProduceResponse.Index")?;
-        let f_error_code = wire::read_i16(buf, "PartitionProduceResponse.ErrorCode")?;
-        let f_base_offset = wire::read_i64(buf, "PartitionProduceResponse.BaseOffset")?;
-        let f_log_append_time_ms = if version >= 2 {
-            wire::read_i64(buf, "PartitionProduceResponse.LogAppendTimeMs")?
+        let f_index;
+        let f_error_code;
+        let f_base_offset;
+        let f_log_append_time_ms;
+        let f_log_start_offset;
+        if version >= 5
+            && let Some(b) = wire::peek_fixed::<30>(buf)
+        {
+            f_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            f_base_offset =
+                i64::from_be_bytes([b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13]]);
+            f_log_append_time_ms =
+                i64::from_be_bytes([b[14], b[15], b[16], b[17], b[18], b[19], b[20], b[21]]);
+            f_log_start_offset =
+                i64::from_be_bytes([b[22], b[23], b[24], b[25], b[26], b[27], b[28], b[29]]);
+            wire::skip_fixed::<30>(buf);
         } else {
-            -1
-        };
-        let f_log_start_offset = if version >= 5 {
-            wire::read_i64(buf, "PartitionProduceResponse.LogStartOffset")?
-        } else {
-            -1
-        };
+            f_index = wire::read_i32(buf, "PartitionProduceResponse.Index")?;
+            f_error_code = wire::read_i16(buf, "PartitionProduceResponse.ErrorCode")?;
+            f_base_offset = wire::read_i64(buf, "PartitionProduceResponse.BaseOffset")?;
+            f_log_append_time_ms = if version >= 2 {
+                wire::read_i64(buf, "PartitionProduceResponse.LogAppendTimeMs")?
+            } else {
+                -1
+            };
+            f_log_start_offset = if version >= 5 {
+                wire::read_i64(buf, "PartitionProduceResponse.LogStartOffset")?
+            } else {
+                -1
+            };
+        }
         let f_record_errors = if version >= 8 {
             wire::read_array(
                 buf,
                 flexible,
                 5,
                 "PartitionProduceResponse.RecordErrors",
-                |buf| BatchIndexAndErrorMessage::decode_inner(buf, version),
+                move |buf| BatchIndexAndErrorMessage::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
@@ -637,18 +664,9 @@ impl PartitionProduceResponse {
         } else {
             None
         };
+        let mut f_current_leader = LeaderIdAndEpoch::default();
         #[allow(unused_mut)]
-        let mut this = Self {
-            index: f_index,
-            error_code: f_error_code,
-            base_offset: f_base_offset,
-            log_append_time_ms: f_log_append_time_ms,
-            log_start_offset: f_log_start_offset,
-            record_errors: f_record_errors,
-            error_message: f_error_message,
-            current_leader: LeaderIdAndEpoch::default(),
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "PartitionProduceResponse._tagged_fields")?;
             let mut previous = None;
@@ -661,15 +679,23 @@ impl PartitionProduceResponse {
                     0 if version >= 10 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.current_leader = LeaderIdAndEpoch::decode_inner(buf, version)?;
+                        f_current_leader = LeaderIdAndEpoch::decode_inner(buf, version)?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => unknown_tagged.push(RawTaggedField { tag, data }),
                 }
             }
         }
-        Ok(this)
+        Ok(Self {
+            index: f_index,
+            error_code: f_error_code,
+            base_offset: f_base_offset,
+            log_append_time_ms: f_log_append_time_ms,
+            log_start_offset: f_log_start_offset,
+            record_errors: f_record_errors,
+            error_message: f_error_message,
+            current_leader: f_current_leader,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -755,7 +781,7 @@ pub struct TopicProduceResponse {
     /// Versions: 0-11. Default: `Vec::new()`.
     pub partition_responses: Vec<PartitionProduceResponse>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TopicProduceResponse {
@@ -763,7 +789,7 @@ impl Default for TopicProduceResponse {
         Self {
             name: ByteString::new(),
             partition_responses: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -806,6 +832,7 @@ impl TopicProduceResponse {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 9;
         let f_name = wire::read_string(buf, flexible, "TopicProduceResponse.Name")?;
@@ -814,14 +841,10 @@ impl TopicProduceResponse {
             flexible,
             14,
             "TopicProduceResponse.PartitionResponses",
-            |buf| PartitionProduceResponse::decode_inner(buf, version),
+            move |buf| PartitionProduceResponse::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partition_responses: f_partition_responses,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "TopicProduceResponse._tagged_fields")?;
             let mut previous = None;
@@ -830,11 +853,14 @@ impl TopicProduceResponse {
                     wire::read_tagged_field(buf, "TopicProduceResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "TopicProduceResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partition_responses: f_partition_responses,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -897,7 +923,7 @@ pub struct NodeEndpoint {
     /// Versions: 10-11; nullable in 10-11. Default: `None`.
     pub rack: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for NodeEndpoint {
@@ -907,7 +933,7 @@ impl Default for NodeEndpoint {
             host: ByteString::new(),
             port: 0,
             rack: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -937,6 +963,7 @@ impl NodeEndpoint {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_node_id = wire::read_i32(buf, "NodeEndpoint.NodeId")?;
@@ -944,23 +971,22 @@ impl NodeEndpoint {
         let f_port = wire::read_i32(buf, "NodeEndpoint.Port")?;
         let f_rack = wire::read_nullable_string(buf, true, "NodeEndpoint.Rack")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            node_id: f_node_id,
-            host: f_host,
-            port: f_port,
-            rack: f_rack,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "NodeEndpoint._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "NodeEndpoint._tagged_fields")?;
             wire::check_tag_order(previous, tag, "NodeEndpoint._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            node_id: f_node_id,
+            host: f_host,
+            port: f_port,
+            rack: f_rack,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

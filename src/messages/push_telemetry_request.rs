@@ -17,8 +17,8 @@
 
 use super::{ApiKey, Request};
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, Uuid,
-    VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The PushTelemetry request (API key 72).
@@ -47,7 +47,7 @@ pub struct PushTelemetryRequest {
     /// Versions: 0. Default: `Bytes::new()`.
     pub metrics: Bytes,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PushTelemetryRequest {
@@ -58,7 +58,7 @@ impl Default for PushTelemetryRequest {
             terminating: false,
             compression_type: 0,
             metrics: Bytes::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -91,30 +91,44 @@ impl PushTelemetryRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_client_instance_id = wire::read_uuid(buf, "PushTelemetryRequest.ClientInstanceId")?;
-        let f_subscription_id = wire::read_i32(buf, "PushTelemetryRequest.SubscriptionId")?;
-        let f_terminating = wire::read_bool(buf, "PushTelemetryRequest.Terminating")?;
-        let f_compression_type = wire::read_i8(buf, "PushTelemetryRequest.CompressionType")?;
+        let f_client_instance_id;
+        let f_subscription_id;
+        let f_terminating;
+        let f_compression_type;
+        if let Some(b) = wire::peek_fixed::<22>(buf) {
+            f_client_instance_id = Uuid::from_bytes([
+                b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+                b[13], b[14], b[15],
+            ]);
+            f_subscription_id = i32::from_be_bytes([b[16], b[17], b[18], b[19]]);
+            f_terminating = b[20] != 0;
+            f_compression_type = i8::from_be_bytes([b[21]]);
+            wire::skip_fixed::<22>(buf);
+        } else {
+            f_client_instance_id = wire::read_uuid(buf, "PushTelemetryRequest.ClientInstanceId")?;
+            f_subscription_id = wire::read_i32(buf, "PushTelemetryRequest.SubscriptionId")?;
+            f_terminating = wire::read_bool(buf, "PushTelemetryRequest.Terminating")?;
+            f_compression_type = wire::read_i8(buf, "PushTelemetryRequest.CompressionType")?;
+        }
         let f_metrics = wire::read_bytes(buf, true, "PushTelemetryRequest.Metrics")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            client_instance_id: f_client_instance_id,
-            subscription_id: f_subscription_id,
-            terminating: f_terminating,
-            compression_type: f_compression_type,
-            metrics: f_metrics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "PushTelemetryRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "PushTelemetryRequest._tagged_fields")?;
             wire::check_tag_order(previous, tag, "PushTelemetryRequest._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            client_instance_id: f_client_instance_id,
+            subscription_id: f_subscription_id,
+            terminating: f_terminating,
+            compression_type: f_compression_type,
+            metrics: f_metrics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

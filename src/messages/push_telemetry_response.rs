@@ -16,7 +16,8 @@
 )]
 
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The PushTelemetry response (API key 72).
@@ -33,7 +34,7 @@ pub struct PushTelemetryResponse {
     /// Versions: 0. Default: `0`.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PushTelemetryResponse {
@@ -41,7 +42,7 @@ impl Default for PushTelemetryResponse {
         Self {
             throttle_time_ms: 0,
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -71,24 +72,31 @@ impl PushTelemetryResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_throttle_time_ms = wire::read_i32(buf, "PushTelemetryResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "PushTelemetryResponse.ErrorCode")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_throttle_time_ms = wire::read_i32(buf, "PushTelemetryResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "PushTelemetryResponse.ErrorCode")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "PushTelemetryResponse._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "PushTelemetryResponse._tagged_fields")?;
             wire::check_tag_order(previous, tag, "PushTelemetryResponse._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

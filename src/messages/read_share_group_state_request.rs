@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The ReadShareGroupState request (API key 84).
@@ -35,7 +35,7 @@ pub struct ReadShareGroupStateRequest {
     /// Versions: 0. Default: `Vec::new()`.
     pub topics: Vec<ReadStateData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ReadShareGroupStateRequest {
@@ -43,7 +43,7 @@ impl Default for ReadShareGroupStateRequest {
         Self {
             group_id: ByteString::new(),
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -85,16 +85,15 @@ impl ReadShareGroupStateRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_group_id = wire::read_string(buf, true, "ReadShareGroupStateRequest.GroupId")?;
-        let f_topics =
-            wire::read_array(buf, true, 18, "ReadShareGroupStateRequest.Topics", |buf| {
-                ReadStateData::decode_inner(buf, version)
-            })?;
+        let f_topics = wire::read_array(
+            buf,
+            true,
+            18,
+            "ReadShareGroupStateRequest.Topics",
+            move |buf| ReadStateData::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            group_id: f_group_id,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ReadShareGroupStateRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -102,10 +101,13 @@ impl ReadShareGroupStateRequest {
                 wire::read_tagged_field(buf, "ReadShareGroupStateRequest._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ReadShareGroupStateRequest._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            group_id: f_group_id,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -155,7 +157,7 @@ pub struct PartitionData {
     /// Versions: 0. Default: `0`.
     pub leader_epoch: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionData {
@@ -163,7 +165,7 @@ impl Default for PartitionData {
         Self {
             partition: 0,
             leader_epoch: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -191,26 +193,34 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_partition = wire::read_i32(buf, "PartitionData.Partition")?;
-        let f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
+        let f_partition;
+        let f_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<8>(buf) {
+            f_partition = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_leader_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
+        } else {
+            f_partition = wire::read_i32(buf, "PartitionData.Partition")?;
+            f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition: f_partition,
-            leader_epoch: f_leader_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "PartitionData._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "PartitionData._tagged_fields")?;
             wire::check_tag_order(previous, tag, "PartitionData._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            partition: f_partition,
+            leader_epoch: f_leader_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -255,7 +265,7 @@ pub struct ReadStateData {
     /// Versions: 0. Default: `Vec::new()`.
     pub partitions: Vec<PartitionData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ReadStateData {
@@ -263,7 +273,7 @@ impl Default for ReadStateData {
         Self {
             topic_id: Uuid::ZERO,
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -298,27 +308,28 @@ impl ReadStateData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "ReadStateData.TopicId")?;
-        let f_partitions = wire::read_array(buf, true, 9, "ReadStateData.Partitions", |buf| {
-            PartitionData::decode_inner(buf, version)
-        })?;
+        let f_partitions =
+            wire::read_array(buf, true, 9, "ReadStateData.Partitions", move |buf| {
+                PartitionData::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_id: f_topic_id,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ReadStateData._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "ReadStateData._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ReadStateData._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_id: f_topic_id,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

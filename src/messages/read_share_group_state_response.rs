@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The ReadShareGroupState response (API key 84).
@@ -41,14 +41,14 @@ pub struct ReadShareGroupStateResponse {
     /// Versions: 0. Default: `Vec::new()`.
     pub results: Vec<ReadStateResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ReadShareGroupStateResponse {
     fn default() -> Self {
         Self {
             results: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -88,13 +88,10 @@ impl ReadShareGroupStateResponse {
             true,
             18,
             "ReadShareGroupStateResponse.Results",
-            |buf| ReadStateResult::decode_inner(buf, version),
+            move |buf| ReadStateResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            results: f_results,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ReadShareGroupStateResponse._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -102,10 +99,12 @@ impl ReadShareGroupStateResponse {
                 wire::read_tagged_field(buf, "ReadShareGroupStateResponse._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ReadShareGroupStateResponse._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            results: f_results,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -157,7 +156,7 @@ pub struct StateBatch {
     /// Versions: 0. Default: `0`.
     pub delivery_count: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for StateBatch {
@@ -167,7 +166,7 @@ impl Default for StateBatch {
             last_offset: 0,
             delivery_state: 0,
             delivery_count: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -197,30 +196,43 @@ impl StateBatch {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_first_offset = wire::read_i64(buf, "StateBatch.FirstOffset")?;
-        let f_last_offset = wire::read_i64(buf, "StateBatch.LastOffset")?;
-        let f_delivery_state = wire::read_i8(buf, "StateBatch.DeliveryState")?;
-        let f_delivery_count = wire::read_i16(buf, "StateBatch.DeliveryCount")?;
+        let f_first_offset;
+        let f_last_offset;
+        let f_delivery_state;
+        let f_delivery_count;
+        if let Some(b) = wire::peek_fixed::<19>(buf) {
+            f_first_offset = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_last_offset =
+                i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            f_delivery_state = i8::from_be_bytes([b[16]]);
+            f_delivery_count = i16::from_be_bytes([b[17], b[18]]);
+            wire::skip_fixed::<19>(buf);
+        } else {
+            f_first_offset = wire::read_i64(buf, "StateBatch.FirstOffset")?;
+            f_last_offset = wire::read_i64(buf, "StateBatch.LastOffset")?;
+            f_delivery_state = wire::read_i8(buf, "StateBatch.DeliveryState")?;
+            f_delivery_count = wire::read_i16(buf, "StateBatch.DeliveryCount")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            first_offset: f_first_offset,
-            last_offset: f_last_offset,
-            delivery_state: f_delivery_state,
-            delivery_count: f_delivery_count,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "StateBatch._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "StateBatch._tagged_fields")?;
             wire::check_tag_order(previous, tag, "StateBatch._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            first_offset: f_first_offset,
+            last_offset: f_last_offset,
+            delivery_state: f_delivery_state,
+            delivery_count: f_delivery_count,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -281,7 +293,7 @@ pub struct PartitionResult {
     /// Versions: 0. Default: `Vec::new()`.
     pub state_batches: Vec<StateBatch>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionResult {
@@ -293,7 +305,7 @@ impl Default for PartitionResult {
             state_epoch: 0,
             start_offset: 0,
             state_batches: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -337,37 +349,53 @@ impl PartitionResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_partition = wire::read_i32(buf, "PartitionResult.Partition")?;
-        let f_error_code = wire::read_i16(buf, "PartitionResult.ErrorCode")?;
+        let f_partition;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_partition = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_partition = wire::read_i32(buf, "PartitionResult.Partition")?;
+            f_error_code = wire::read_i16(buf, "PartitionResult.ErrorCode")?;
+        }
         let f_error_message =
             wire::read_nullable_string(buf, true, "PartitionResult.ErrorMessage")?;
-        let f_state_epoch = wire::read_i32(buf, "PartitionResult.StateEpoch")?;
-        let f_start_offset = wire::read_i64(buf, "PartitionResult.StartOffset")?;
+        let f_state_epoch;
+        let f_start_offset;
+        if let Some(b) = wire::peek_fixed::<12>(buf) {
+            f_state_epoch = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_start_offset = i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
+        } else {
+            f_state_epoch = wire::read_i32(buf, "PartitionResult.StateEpoch")?;
+            f_start_offset = wire::read_i64(buf, "PartitionResult.StartOffset")?;
+        }
         let f_state_batches =
-            wire::read_array(buf, true, 20, "PartitionResult.StateBatches", |buf| {
+            wire::read_array(buf, true, 20, "PartitionResult.StateBatches", move |buf| {
                 StateBatch::decode_inner(buf, version)
             })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition: f_partition,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            state_epoch: f_state_epoch,
-            start_offset: f_start_offset,
-            state_batches: f_state_batches,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "PartitionResult._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "PartitionResult._tagged_fields")?;
             wire::check_tag_order(previous, tag, "PartitionResult._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            partition: f_partition,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            state_epoch: f_state_epoch,
+            start_offset: f_start_offset,
+            state_batches: f_state_batches,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -423,7 +451,7 @@ pub struct ReadStateResult {
     /// Versions: 0. Default: `Vec::new()`.
     pub partitions: Vec<PartitionResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ReadStateResult {
@@ -431,7 +459,7 @@ impl Default for ReadStateResult {
         Self {
             topic_id: Uuid::ZERO,
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -466,27 +494,28 @@ impl ReadStateResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "ReadStateResult.TopicId")?;
-        let f_partitions = wire::read_array(buf, true, 21, "ReadStateResult.Partitions", |buf| {
-            PartitionResult::decode_inner(buf, version)
-        })?;
+        let f_partitions =
+            wire::read_array(buf, true, 21, "ReadStateResult.Partitions", move |buf| {
+                PartitionResult::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_id: f_topic_id,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ReadStateResult._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "ReadStateResult._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ReadStateResult._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_id: f_topic_id,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

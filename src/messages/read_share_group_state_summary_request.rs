@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The ReadShareGroupStateSummary request (API key 87).
@@ -35,7 +35,7 @@ pub struct ReadShareGroupStateSummaryRequest {
     /// Versions: 0. Default: `Vec::new()`.
     pub topics: Vec<ReadStateSummaryData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ReadShareGroupStateSummaryRequest {
@@ -43,7 +43,7 @@ impl Default for ReadShareGroupStateSummaryRequest {
         Self {
             group_id: ByteString::new(),
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -90,14 +90,10 @@ impl ReadShareGroupStateSummaryRequest {
             true,
             18,
             "ReadShareGroupStateSummaryRequest.Topics",
-            |buf| ReadStateSummaryData::decode_inner(buf, version),
+            move |buf| ReadStateSummaryData::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            group_id: f_group_id,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "ReadShareGroupStateSummaryRequest._tagged_fields")?;
         let mut previous = None;
@@ -110,10 +106,13 @@ impl ReadShareGroupStateSummaryRequest {
                 "ReadShareGroupStateSummaryRequest._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            group_id: f_group_id,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -163,7 +162,7 @@ pub struct PartitionData {
     /// Versions: 0. Default: `0`.
     pub leader_epoch: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionData {
@@ -171,7 +170,7 @@ impl Default for PartitionData {
         Self {
             partition: 0,
             leader_epoch: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -199,26 +198,34 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_partition = wire::read_i32(buf, "PartitionData.Partition")?;
-        let f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
+        let f_partition;
+        let f_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<8>(buf) {
+            f_partition = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_leader_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
+        } else {
+            f_partition = wire::read_i32(buf, "PartitionData.Partition")?;
+            f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition: f_partition,
-            leader_epoch: f_leader_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "PartitionData._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "PartitionData._tagged_fields")?;
             wire::check_tag_order(previous, tag, "PartitionData._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            partition: f_partition,
+            leader_epoch: f_leader_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -263,7 +270,7 @@ pub struct ReadStateSummaryData {
     /// Versions: 0. Default: `Vec::new()`.
     pub partitions: Vec<PartitionData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ReadStateSummaryData {
@@ -271,7 +278,7 @@ impl Default for ReadStateSummaryData {
         Self {
             topic_id: Uuid::ZERO,
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -306,28 +313,31 @@ impl ReadStateSummaryData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "ReadStateSummaryData.TopicId")?;
-        let f_partitions =
-            wire::read_array(buf, true, 9, "ReadStateSummaryData.Partitions", |buf| {
-                PartitionData::decode_inner(buf, version)
-            })?;
+        let f_partitions = wire::read_array(
+            buf,
+            true,
+            9,
+            "ReadStateSummaryData.Partitions",
+            move |buf| PartitionData::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_id: f_topic_id,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ReadStateSummaryData._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "ReadStateSummaryData._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ReadStateSummaryData._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_id: f_topic_id,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The ReadShareGroupStateSummary response (API key 87).
@@ -42,14 +42,14 @@ pub struct ReadShareGroupStateSummaryResponse {
     /// Versions: 0. Default: `Vec::new()`.
     pub results: Vec<ReadStateSummaryResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ReadShareGroupStateSummaryResponse {
     fn default() -> Self {
         Self {
             results: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -89,13 +89,10 @@ impl ReadShareGroupStateSummaryResponse {
             true,
             18,
             "ReadShareGroupStateSummaryResponse.Results",
-            |buf| ReadStateSummaryResult::decode_inner(buf, version),
+            move |buf| ReadStateSummaryResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            results: f_results,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "ReadShareGroupStateSummaryResponse._tagged_fields")?;
         let mut previous = None;
@@ -108,10 +105,12 @@ impl ReadShareGroupStateSummaryResponse {
                 "ReadShareGroupStateSummaryResponse._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            results: f_results,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -169,7 +168,7 @@ pub struct PartitionResult {
     /// Versions: 0. Default: `0`.
     pub start_offset: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionResult {
@@ -180,7 +179,7 @@ impl Default for PartitionResult {
             error_message: None,
             state_epoch: 0,
             start_offset: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -216,33 +215,49 @@ impl PartitionResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_partition = wire::read_i32(buf, "PartitionResult.Partition")?;
-        let f_error_code = wire::read_i16(buf, "PartitionResult.ErrorCode")?;
+        let f_partition;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_partition = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_partition = wire::read_i32(buf, "PartitionResult.Partition")?;
+            f_error_code = wire::read_i16(buf, "PartitionResult.ErrorCode")?;
+        }
         let f_error_message =
             wire::read_nullable_string(buf, true, "PartitionResult.ErrorMessage")?;
-        let f_state_epoch = wire::read_i32(buf, "PartitionResult.StateEpoch")?;
-        let f_start_offset = wire::read_i64(buf, "PartitionResult.StartOffset")?;
+        let f_state_epoch;
+        let f_start_offset;
+        if let Some(b) = wire::peek_fixed::<12>(buf) {
+            f_state_epoch = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_start_offset = i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
+        } else {
+            f_state_epoch = wire::read_i32(buf, "PartitionResult.StateEpoch")?;
+            f_start_offset = wire::read_i64(buf, "PartitionResult.StartOffset")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition: f_partition,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            state_epoch: f_state_epoch,
-            start_offset: f_start_offset,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "PartitionResult._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "PartitionResult._tagged_fields")?;
             wire::check_tag_order(previous, tag, "PartitionResult._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            partition: f_partition,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            state_epoch: f_state_epoch,
+            start_offset: f_start_offset,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -295,7 +310,7 @@ pub struct ReadStateSummaryResult {
     /// Versions: 0. Default: `Vec::new()`.
     pub partitions: Vec<PartitionResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ReadStateSummaryResult {
@@ -303,7 +318,7 @@ impl Default for ReadStateSummaryResult {
         Self {
             topic_id: Uuid::ZERO,
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -338,18 +353,18 @@ impl ReadStateSummaryResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "ReadStateSummaryResult.TopicId")?;
-        let f_partitions =
-            wire::read_array(buf, true, 20, "ReadStateSummaryResult.Partitions", |buf| {
-                PartitionResult::decode_inner(buf, version)
-            })?;
+        let f_partitions = wire::read_array(
+            buf,
+            true,
+            20,
+            "ReadStateSummaryResult.Partitions",
+            move |buf| PartitionResult::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_id: f_topic_id,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ReadStateSummaryResult._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -357,10 +372,13 @@ impl ReadStateSummaryResult {
                 wire::read_tagged_field(buf, "ReadStateSummaryResult._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ReadStateSummaryResult._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_id: f_topic_id,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

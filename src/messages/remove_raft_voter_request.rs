@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The RemoveRaftVoter request (API key 81).
@@ -37,7 +37,7 @@ pub struct RemoveRaftVoterRequest {
     /// Versions: 0. Default: `Uuid::ZERO`.
     pub voter_directory_id: Uuid,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for RemoveRaftVoterRequest {
@@ -46,7 +46,7 @@ impl Default for RemoveRaftVoterRequest {
             cluster_id: Some(ByteString::new()),
             voter_id: 0,
             voter_directory_id: Uuid::ZERO,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -84,15 +84,21 @@ impl RemoveRaftVoterRequest {
         let _ = version;
         let f_cluster_id =
             wire::read_nullable_string(buf, true, "RemoveRaftVoterRequest.ClusterId")?;
-        let f_voter_id = wire::read_i32(buf, "RemoveRaftVoterRequest.VoterId")?;
-        let f_voter_directory_id = wire::read_uuid(buf, "RemoveRaftVoterRequest.VoterDirectoryId")?;
+        let f_voter_id;
+        let f_voter_directory_id;
+        if let Some(b) = wire::peek_fixed::<20>(buf) {
+            f_voter_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_voter_directory_id = Uuid::from_bytes([
+                b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15],
+                b[16], b[17], b[18], b[19],
+            ]);
+            wire::skip_fixed::<20>(buf);
+        } else {
+            f_voter_id = wire::read_i32(buf, "RemoveRaftVoterRequest.VoterId")?;
+            f_voter_directory_id = wire::read_uuid(buf, "RemoveRaftVoterRequest.VoterDirectoryId")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            cluster_id: f_cluster_id,
-            voter_id: f_voter_id,
-            voter_directory_id: f_voter_directory_id,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "RemoveRaftVoterRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -100,10 +106,14 @@ impl RemoveRaftVoterRequest {
                 wire::read_tagged_field(buf, "RemoveRaftVoterRequest._tagged_fields")?;
             wire::check_tag_order(previous, tag, "RemoveRaftVoterRequest._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            cluster_id: f_cluster_id,
+            voter_id: f_voter_id,
+            voter_directory_id: f_voter_directory_id,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

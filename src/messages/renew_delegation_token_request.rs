@@ -17,7 +17,8 @@
 
 use super::{ApiKey, Request};
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The RenewDelegationToken request (API key 39).
@@ -41,7 +42,7 @@ pub struct RenewDelegationTokenRequest {
     /// Versions: 0-2. Default: `0`.
     pub renew_period_ms: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for RenewDelegationTokenRequest {
@@ -49,7 +50,7 @@ impl Default for RenewDelegationTokenRequest {
         Self {
             hmac: Bytes::new(),
             renew_period_ms: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -95,11 +96,7 @@ impl RenewDelegationTokenRequest {
         let f_hmac = wire::read_bytes(buf, flexible, "RenewDelegationTokenRequest.Hmac")?;
         let f_renew_period_ms = wire::read_i64(buf, "RenewDelegationTokenRequest.RenewPeriodMs")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            hmac: f_hmac,
-            renew_period_ms: f_renew_period_ms,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "RenewDelegationTokenRequest._tagged_fields")?;
@@ -109,11 +106,14 @@ impl RenewDelegationTokenRequest {
                     wire::read_tagged_field(buf, "RenewDelegationTokenRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "RenewDelegationTokenRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            hmac: f_hmac,
+            renew_period_ms: f_renew_period_ms,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -16,7 +16,8 @@
 )]
 
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The RenewDelegationToken response (API key 39).
@@ -44,7 +45,7 @@ pub struct RenewDelegationTokenResponse {
     /// Versions: 0-2. Default: `0`.
     pub throttle_time_ms: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for RenewDelegationTokenResponse {
@@ -53,7 +54,7 @@ impl Default for RenewDelegationTokenResponse {
             error_code: 0,
             expiry_timestamp_ms: 0,
             throttle_time_ms: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -92,18 +93,24 @@ impl RenewDelegationTokenResponse {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
-        let f_error_code = wire::read_i16(buf, "RenewDelegationTokenResponse.ErrorCode")?;
-        let f_expiry_timestamp_ms =
-            wire::read_i64(buf, "RenewDelegationTokenResponse.ExpiryTimestampMs")?;
-        let f_throttle_time_ms =
-            wire::read_i32(buf, "RenewDelegationTokenResponse.ThrottleTimeMs")?;
+        let f_error_code;
+        let f_expiry_timestamp_ms;
+        let f_throttle_time_ms;
+        if let Some(b) = wire::peek_fixed::<14>(buf) {
+            f_error_code = i16::from_be_bytes([b[0], b[1]]);
+            f_expiry_timestamp_ms =
+                i64::from_be_bytes([b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9]]);
+            f_throttle_time_ms = i32::from_be_bytes([b[10], b[11], b[12], b[13]]);
+            wire::skip_fixed::<14>(buf);
+        } else {
+            f_error_code = wire::read_i16(buf, "RenewDelegationTokenResponse.ErrorCode")?;
+            f_expiry_timestamp_ms =
+                wire::read_i64(buf, "RenewDelegationTokenResponse.ExpiryTimestampMs")?;
+            f_throttle_time_ms =
+                wire::read_i32(buf, "RenewDelegationTokenResponse.ThrottleTimeMs")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            expiry_timestamp_ms: f_expiry_timestamp_ms,
-            throttle_time_ms: f_throttle_time_ms,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "RenewDelegationTokenResponse._tagged_fields")?;
@@ -117,11 +124,15 @@ impl RenewDelegationTokenResponse {
                     "RenewDelegationTokenResponse._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            expiry_timestamp_ms: f_expiry_timestamp_ms,
+            throttle_time_ms: f_throttle_time_ms,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

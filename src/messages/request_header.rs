@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The Kafka RequestHeader.
@@ -57,7 +57,7 @@ pub struct RequestHeader {
     /// Versions: 1-2; nullable in 1-2; ignorable (dropped silently where absent). Default: `Some(ByteString::new())`.
     pub client_id: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for RequestHeader {
@@ -67,7 +67,7 @@ impl Default for RequestHeader {
             request_api_version: 0,
             correlation_id: 0,
             client_id: Some(ByteString::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -113,22 +113,26 @@ impl RequestHeader {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
-        let f_request_api_key = wire::read_i16(buf, "RequestHeader.RequestApiKey")?;
-        let f_request_api_version = wire::read_i16(buf, "RequestHeader.RequestApiVersion")?;
-        let f_correlation_id = wire::read_i32(buf, "RequestHeader.CorrelationId")?;
+        let f_request_api_key;
+        let f_request_api_version;
+        let f_correlation_id;
+        if let Some(b) = wire::peek_fixed::<8>(buf) {
+            f_request_api_key = i16::from_be_bytes([b[0], b[1]]);
+            f_request_api_version = i16::from_be_bytes([b[2], b[3]]);
+            f_correlation_id = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
+        } else {
+            f_request_api_key = wire::read_i16(buf, "RequestHeader.RequestApiKey")?;
+            f_request_api_version = wire::read_i16(buf, "RequestHeader.RequestApiVersion")?;
+            f_correlation_id = wire::read_i32(buf, "RequestHeader.CorrelationId")?;
+        }
         let f_client_id = if version >= 1 {
             wire::read_nullable_string(buf, false, "RequestHeader.ClientId")?
         } else {
             Some(ByteString::new())
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            request_api_key: f_request_api_key,
-            request_api_version: f_request_api_version,
-            correlation_id: f_correlation_id,
-            client_id: f_client_id,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "RequestHeader._tagged_fields")?;
             let mut previous = None;
@@ -136,11 +140,16 @@ impl RequestHeader {
                 let (tag, data) = wire::read_tagged_field(buf, "RequestHeader._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "RequestHeader._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            request_api_key: f_request_api_key,
+            request_api_version: f_request_api_version,
+            correlation_id: f_correlation_id,
+            client_id: f_client_id,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -16,7 +16,8 @@
 )]
 
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The Kafka ResponseHeader.
@@ -35,14 +36,14 @@ pub struct ResponseHeader {
     /// Versions: 0-1. Default: `0`.
     pub correlation_id: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ResponseHeader {
     fn default() -> Self {
         Self {
             correlation_id: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -81,10 +82,7 @@ impl ResponseHeader {
         let _ = version;
         let f_correlation_id = wire::read_i32(buf, "ResponseHeader.CorrelationId")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            correlation_id: f_correlation_id,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "ResponseHeader._tagged_fields")?;
             let mut previous = None;
@@ -92,11 +90,13 @@ impl ResponseHeader {
                 let (tag, data) = wire::read_tagged_field(buf, "ResponseHeader._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "ResponseHeader._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            correlation_id: f_correlation_id,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,8 @@
 
 use super::{ApiKey, Request};
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The SaslAuthenticate request (API key 36).
@@ -37,14 +38,14 @@ pub struct SaslAuthenticateRequest {
     /// Versions: 0-2. Default: `Bytes::new()`.
     pub auth_bytes: Bytes,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for SaslAuthenticateRequest {
     fn default() -> Self {
         Self {
             auth_bytes: Bytes::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -88,10 +89,7 @@ impl SaslAuthenticateRequest {
         let _ = version;
         let f_auth_bytes = wire::read_bytes(buf, flexible, "SaslAuthenticateRequest.AuthBytes")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            auth_bytes: f_auth_bytes,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "SaslAuthenticateRequest._tagged_fields")?;
             let mut previous = None;
@@ -100,11 +98,13 @@ impl SaslAuthenticateRequest {
                     wire::read_tagged_field(buf, "SaslAuthenticateRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "SaslAuthenticateRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            auth_bytes: f_auth_bytes,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

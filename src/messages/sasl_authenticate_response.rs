@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The SaslAuthenticate response (API key 36).
@@ -49,7 +49,7 @@ pub struct SaslAuthenticateResponse {
     /// Versions: 1-2; ignorable (dropped silently where absent). Default: `0`.
     pub session_lifetime_ms: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for SaslAuthenticateResponse {
@@ -59,7 +59,7 @@ impl Default for SaslAuthenticateResponse {
             error_message: Some(ByteString::new()),
             auth_bytes: Bytes::new(),
             session_lifetime_ms: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -120,13 +120,7 @@ impl SaslAuthenticateResponse {
             0
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            error_message: f_error_message,
-            auth_bytes: f_auth_bytes,
-            session_lifetime_ms: f_session_lifetime_ms,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "SaslAuthenticateResponse._tagged_fields")?;
             let mut previous = None;
@@ -135,11 +129,16 @@ impl SaslAuthenticateResponse {
                     wire::read_tagged_field(buf, "SaslAuthenticateResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "SaslAuthenticateResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            error_message: f_error_message,
+            auth_bytes: f_auth_bytes,
+            session_lifetime_ms: f_session_lifetime_ms,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

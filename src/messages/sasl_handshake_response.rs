@@ -77,10 +77,13 @@ impl SaslHandshakeResponse {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_error_code = wire::read_i16(buf, "SaslHandshakeResponse.ErrorCode")?;
-        let f_mechanisms =
-            wire::read_array(buf, false, 1, "SaslHandshakeResponse.Mechanisms", |buf| {
-                wire::read_string(buf, false, "SaslHandshakeResponse.Mechanisms")
-            })?;
+        let f_mechanisms = wire::read_array(
+            buf,
+            false,
+            1,
+            "SaslHandshakeResponse.Mechanisms",
+            move |buf| wire::read_string(buf, false, "SaslHandshakeResponse.Mechanisms"),
+        )?;
         Ok(Self {
             error_code: f_error_code,
             mechanisms: f_mechanisms,

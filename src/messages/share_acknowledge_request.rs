@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, Uuid, VersionRange,
+    ScalarList, UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The ShareAcknowledge request (API key 79).
@@ -51,7 +51,7 @@ pub struct ShareAcknowledgeRequest {
     /// Versions: 0. Default: `Vec::new()`.
     pub topics: Vec<AcknowledgeTopic>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ShareAcknowledgeRequest {
@@ -61,7 +61,7 @@ impl Default for ShareAcknowledgeRequest {
             member_id: Some(ByteString::new()),
             share_session_epoch: 0,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -114,17 +114,15 @@ impl ShareAcknowledgeRequest {
             wire::read_nullable_string(buf, true, "ShareAcknowledgeRequest.MemberId")?;
         let f_share_session_epoch =
             wire::read_i32(buf, "ShareAcknowledgeRequest.ShareSessionEpoch")?;
-        let f_topics = wire::read_array(buf, true, 18, "ShareAcknowledgeRequest.Topics", |buf| {
-            AcknowledgeTopic::decode_inner(buf, version)
-        })?;
+        let f_topics = wire::read_array(
+            buf,
+            true,
+            18,
+            "ShareAcknowledgeRequest.Topics",
+            move |buf| AcknowledgeTopic::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            group_id: f_group_id,
-            member_id: f_member_id,
-            share_session_epoch: f_share_session_epoch,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ShareAcknowledgeRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -132,10 +130,15 @@ impl ShareAcknowledgeRequest {
                 wire::read_tagged_field(buf, "ShareAcknowledgeRequest._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ShareAcknowledgeRequest._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            group_id: f_group_id,
+            member_id: f_member_id,
+            share_session_epoch: f_share_session_epoch,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -198,7 +201,7 @@ pub struct AcknowledgementBatch {
     /// Versions: 0. Default: `ScalarList::new()`.
     pub acknowledge_types: ScalarList<i8>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AcknowledgementBatch {
@@ -207,7 +210,7 @@ impl Default for AcknowledgementBatch {
             first_offset: 0,
             last_offset: 0,
             acknowledge_types: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -241,29 +244,38 @@ impl AcknowledgementBatch {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_first_offset = wire::read_i64(buf, "AcknowledgementBatch.FirstOffset")?;
-        let f_last_offset = wire::read_i64(buf, "AcknowledgementBatch.LastOffset")?;
+        let f_first_offset;
+        let f_last_offset;
+        if let Some(b) = wire::peek_fixed::<16>(buf) {
+            f_first_offset = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_last_offset =
+                i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
+        } else {
+            f_first_offset = wire::read_i64(buf, "AcknowledgementBatch.FirstOffset")?;
+            f_last_offset = wire::read_i64(buf, "AcknowledgementBatch.LastOffset")?;
+        }
         let f_acknowledge_types =
             wire::read_scalar_array::<i8>(buf, true, "AcknowledgementBatch.AcknowledgeTypes")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            first_offset: f_first_offset,
-            last_offset: f_last_offset,
-            acknowledge_types: f_acknowledge_types,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "AcknowledgementBatch._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "AcknowledgementBatch._tagged_fields")?;
             wire::check_tag_order(previous, tag, "AcknowledgementBatch._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            first_offset: f_first_offset,
+            last_offset: f_last_offset,
+            acknowledge_types: f_acknowledge_types,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -309,7 +321,7 @@ pub struct AcknowledgePartition {
     /// Versions: 0. Default: `Vec::new()`.
     pub acknowledgement_batches: Vec<AcknowledgementBatch>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AcknowledgePartition {
@@ -317,7 +329,7 @@ impl Default for AcknowledgePartition {
         Self {
             partition_index: 0,
             acknowledgement_batches: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -352,6 +364,7 @@ impl AcknowledgePartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_partition_index = wire::read_i32(buf, "AcknowledgePartition.PartitionIndex")?;
         let f_acknowledgement_batches = wire::read_array(
@@ -359,24 +372,23 @@ impl AcknowledgePartition {
             true,
             18,
             "AcknowledgePartition.AcknowledgementBatches",
-            |buf| AcknowledgementBatch::decode_inner(buf, version),
+            move |buf| AcknowledgementBatch::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            acknowledgement_batches: f_acknowledgement_batches,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "AcknowledgePartition._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "AcknowledgePartition._tagged_fields")?;
             wire::check_tag_order(previous, tag, "AcknowledgePartition._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            acknowledgement_batches: f_acknowledgement_batches,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -423,7 +435,7 @@ pub struct AcknowledgeTopic {
     /// Versions: 0. Default: `Vec::new()`.
     pub partitions: Vec<AcknowledgePartition>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AcknowledgeTopic {
@@ -431,7 +443,7 @@ impl Default for AcknowledgeTopic {
         Self {
             topic_id: Uuid::ZERO,
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -466,27 +478,28 @@ impl AcknowledgeTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "AcknowledgeTopic.TopicId")?;
-        let f_partitions = wire::read_array(buf, true, 6, "AcknowledgeTopic.Partitions", |buf| {
-            AcknowledgePartition::decode_inner(buf, version)
-        })?;
+        let f_partitions =
+            wire::read_array(buf, true, 6, "AcknowledgeTopic.Partitions", move |buf| {
+                AcknowledgePartition::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_id: f_topic_id,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "AcknowledgeTopic._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "AcknowledgeTopic._tagged_fields")?;
             wire::check_tag_order(previous, tag, "AcknowledgeTopic._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_id: f_topic_id,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The ShareAcknowledge response (API key 79).
@@ -63,7 +63,7 @@ pub struct ShareAcknowledgeResponse {
     /// Versions: 0. Default: `Vec::new()`.
     pub node_endpoints: Vec<NodeEndpoint>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ShareAcknowledgeResponse {
@@ -74,7 +74,7 @@ impl Default for ShareAcknowledgeResponse {
             error_message: None,
             responses: Vec::new(),
             node_endpoints: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -126,30 +126,34 @@ impl ShareAcknowledgeResponse {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_throttle_time_ms = wire::read_i32(buf, "ShareAcknowledgeResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "ShareAcknowledgeResponse.ErrorCode")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_throttle_time_ms = wire::read_i32(buf, "ShareAcknowledgeResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "ShareAcknowledgeResponse.ErrorCode")?;
+        }
         let f_error_message =
             wire::read_nullable_string(buf, true, "ShareAcknowledgeResponse.ErrorMessage")?;
-        let f_responses =
-            wire::read_array(buf, true, 18, "ShareAcknowledgeResponse.Responses", |buf| {
-                ShareAcknowledgeTopicResponse::decode_inner(buf, version)
-            })?;
+        let f_responses = wire::read_array(
+            buf,
+            true,
+            18,
+            "ShareAcknowledgeResponse.Responses",
+            move |buf| ShareAcknowledgeTopicResponse::decode_inner(buf, version),
+        )?;
         let f_node_endpoints = wire::read_array(
             buf,
             true,
             11,
             "ShareAcknowledgeResponse.NodeEndpoints",
-            |buf| NodeEndpoint::decode_inner(buf, version),
+            move |buf| NodeEndpoint::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            responses: f_responses,
-            node_endpoints: f_node_endpoints,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ShareAcknowledgeResponse._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -157,10 +161,16 @@ impl ShareAcknowledgeResponse {
                 wire::read_tagged_field(buf, "ShareAcknowledgeResponse._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ShareAcknowledgeResponse._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            responses: f_responses,
+            node_endpoints: f_node_endpoints,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -216,7 +226,7 @@ pub struct LeaderIdAndEpoch {
     /// Versions: 0. Default: `0`.
     pub leader_epoch: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaderIdAndEpoch {
@@ -224,7 +234,7 @@ impl Default for LeaderIdAndEpoch {
         Self {
             leader_id: 0,
             leader_epoch: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -254,24 +264,31 @@ impl LeaderIdAndEpoch {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_leader_id = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderId")?;
-        let f_leader_epoch = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderEpoch")?;
+        let f_leader_id;
+        let f_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<8>(buf) {
+            f_leader_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_leader_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
+        } else {
+            f_leader_id = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderId")?;
+            f_leader_epoch = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderEpoch")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            leader_id: f_leader_id,
-            leader_epoch: f_leader_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "LeaderIdAndEpoch._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "LeaderIdAndEpoch._tagged_fields")?;
             wire::check_tag_order(previous, tag, "LeaderIdAndEpoch._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            leader_id: f_leader_id,
+            leader_epoch: f_leader_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -322,7 +339,7 @@ pub struct PartitionData {
     /// Versions: 0. Default: `LeaderIdAndEpoch::default()`.
     pub current_leader: LeaderIdAndEpoch,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionData {
@@ -332,7 +349,7 @@ impl Default for PartitionData {
             error_code: 0,
             error_message: None,
             current_leader: LeaderIdAndEpoch::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -366,29 +383,37 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
-        let f_error_code = wire::read_i16(buf, "PartitionData.ErrorCode")?;
+        let f_partition_index;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
+            f_error_code = wire::read_i16(buf, "PartitionData.ErrorCode")?;
+        }
         let f_error_message = wire::read_nullable_string(buf, true, "PartitionData.ErrorMessage")?;
         let f_current_leader = LeaderIdAndEpoch::decode_inner(buf, version)?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            current_leader: f_current_leader,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "PartitionData._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "PartitionData._tagged_fields")?;
             wire::check_tag_order(previous, tag, "PartitionData._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            current_leader: f_current_leader,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -440,7 +465,7 @@ pub struct ShareAcknowledgeTopicResponse {
     /// Versions: 0. Default: `Vec::new()`.
     pub partitions: Vec<PartitionData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ShareAcknowledgeTopicResponse {
@@ -448,7 +473,7 @@ impl Default for ShareAcknowledgeTopicResponse {
         Self {
             topic_id: Uuid::ZERO,
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -483,6 +508,7 @@ impl ShareAcknowledgeTopicResponse {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "ShareAcknowledgeTopicResponse.TopicId")?;
         let f_partitions = wire::read_array(
@@ -490,14 +516,10 @@ impl ShareAcknowledgeTopicResponse {
             true,
             17,
             "ShareAcknowledgeTopicResponse.Partitions",
-            |buf| PartitionData::decode_inner(buf, version),
+            move |buf| PartitionData::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_id: f_topic_id,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ShareAcknowledgeTopicResponse._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -509,10 +531,13 @@ impl ShareAcknowledgeTopicResponse {
                 "ShareAcknowledgeTopicResponse._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_id: f_topic_id,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -567,7 +592,7 @@ pub struct NodeEndpoint {
     /// Versions: 0; nullable in 0. Default: `None`.
     pub rack: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for NodeEndpoint {
@@ -577,7 +602,7 @@ impl Default for NodeEndpoint {
             host: ByteString::new(),
             port: 0,
             rack: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -607,6 +632,7 @@ impl NodeEndpoint {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_node_id = wire::read_i32(buf, "NodeEndpoint.NodeId")?;
@@ -614,23 +640,22 @@ impl NodeEndpoint {
         let f_port = wire::read_i32(buf, "NodeEndpoint.Port")?;
         let f_rack = wire::read_nullable_string(buf, true, "NodeEndpoint.Rack")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            node_id: f_node_id,
-            host: f_host,
-            port: f_port,
-            rack: f_rack,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "NodeEndpoint._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "NodeEndpoint._tagged_fields")?;
             wire::check_tag_order(previous, tag, "NodeEndpoint._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            node_id: f_node_id,
+            host: f_host,
+            port: f_port,
+            rack: f_rack,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, Uuid, VersionRange,
+    ScalarList, UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The ShareFetch request (API key 78).
@@ -67,7 +67,7 @@ pub struct ShareFetchRequest {
     /// Versions: 0. Default: `Vec::new()`.
     pub forgotten_topics_data: Vec<ForgottenTopic>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ShareFetchRequest {
@@ -81,7 +81,7 @@ impl Default for ShareFetchRequest {
             max_bytes: i32::MAX,
             topics: Vec::new(),
             forgotten_topics_data: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -143,11 +143,23 @@ impl ShareFetchRequest {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_group_id = wire::read_nullable_string(buf, true, "ShareFetchRequest.GroupId")?;
         let f_member_id = wire::read_nullable_string(buf, true, "ShareFetchRequest.MemberId")?;
-        let f_share_session_epoch = wire::read_i32(buf, "ShareFetchRequest.ShareSessionEpoch")?;
-        let f_max_wait_ms = wire::read_i32(buf, "ShareFetchRequest.MaxWaitMs")?;
-        let f_min_bytes = wire::read_i32(buf, "ShareFetchRequest.MinBytes")?;
-        let f_max_bytes = wire::read_i32(buf, "ShareFetchRequest.MaxBytes")?;
-        let f_topics = wire::read_array(buf, true, 18, "ShareFetchRequest.Topics", |buf| {
+        let f_share_session_epoch;
+        let f_max_wait_ms;
+        let f_min_bytes;
+        let f_max_bytes;
+        if let Some(b) = wire::peek_fixed::<16>(buf) {
+            f_share_session_epoch = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_max_wait_ms = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_min_bytes = i32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+            f_max_bytes = i32::from_be_bytes([b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
+        } else {
+            f_share_session_epoch = wire::read_i32(buf, "ShareFetchRequest.ShareSessionEpoch")?;
+            f_max_wait_ms = wire::read_i32(buf, "ShareFetchRequest.MaxWaitMs")?;
+            f_min_bytes = wire::read_i32(buf, "ShareFetchRequest.MinBytes")?;
+            f_max_bytes = wire::read_i32(buf, "ShareFetchRequest.MaxBytes")?;
+        }
+        let f_topics = wire::read_array(buf, true, 18, "ShareFetchRequest.Topics", move |buf| {
             FetchTopic::decode_inner(buf, version)
         })?;
         let f_forgotten_topics_data = wire::read_array(
@@ -155,10 +167,19 @@ impl ShareFetchRequest {
             true,
             18,
             "ShareFetchRequest.ForgottenTopicsData",
-            |buf| ForgottenTopic::decode_inner(buf, version),
+            move |buf| ForgottenTopic::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
+        let mut unknown_tagged = UnknownTaggedFields::new();
+        let count = wire::read_tagged_header(buf, "ShareFetchRequest._tagged_fields")?;
+        let mut previous = None;
+        for _ in 0..count {
+            let (tag, data) = wire::read_tagged_field(buf, "ShareFetchRequest._tagged_fields")?;
+            wire::check_tag_order(previous, tag, "ShareFetchRequest._tagged_fields")?;
+            previous = Some(tag);
+            unknown_tagged.push(RawTaggedField { tag, data });
+        }
+        Ok(Self {
             group_id: f_group_id,
             member_id: f_member_id,
             share_session_epoch: f_share_session_epoch,
@@ -167,18 +188,8 @@ impl ShareFetchRequest {
             max_bytes: f_max_bytes,
             topics: f_topics,
             forgotten_topics_data: f_forgotten_topics_data,
-            unknown_tagged_fields: Vec::new(),
-        };
-        let count = wire::read_tagged_header(buf, "ShareFetchRequest._tagged_fields")?;
-        let mut previous = None;
-        for _ in 0..count {
-            let (tag, data) = wire::read_tagged_field(buf, "ShareFetchRequest._tagged_fields")?;
-            wire::check_tag_order(previous, tag, "ShareFetchRequest._tagged_fields")?;
-            previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
-        }
-        Ok(this)
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -248,7 +259,7 @@ pub struct AcknowledgementBatch {
     /// Versions: 0. Default: `ScalarList::new()`.
     pub acknowledge_types: ScalarList<i8>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AcknowledgementBatch {
@@ -257,7 +268,7 @@ impl Default for AcknowledgementBatch {
             first_offset: 0,
             last_offset: 0,
             acknowledge_types: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -291,29 +302,38 @@ impl AcknowledgementBatch {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_first_offset = wire::read_i64(buf, "AcknowledgementBatch.FirstOffset")?;
-        let f_last_offset = wire::read_i64(buf, "AcknowledgementBatch.LastOffset")?;
+        let f_first_offset;
+        let f_last_offset;
+        if let Some(b) = wire::peek_fixed::<16>(buf) {
+            f_first_offset = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_last_offset =
+                i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
+        } else {
+            f_first_offset = wire::read_i64(buf, "AcknowledgementBatch.FirstOffset")?;
+            f_last_offset = wire::read_i64(buf, "AcknowledgementBatch.LastOffset")?;
+        }
         let f_acknowledge_types =
             wire::read_scalar_array::<i8>(buf, true, "AcknowledgementBatch.AcknowledgeTypes")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            first_offset: f_first_offset,
-            last_offset: f_last_offset,
-            acknowledge_types: f_acknowledge_types,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "AcknowledgementBatch._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "AcknowledgementBatch._tagged_fields")?;
             wire::check_tag_order(previous, tag, "AcknowledgementBatch._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            first_offset: f_first_offset,
+            last_offset: f_last_offset,
+            acknowledge_types: f_acknowledge_types,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -363,7 +383,7 @@ pub struct FetchPartition {
     /// Versions: 0. Default: `Vec::new()`.
     pub acknowledgement_batches: Vec<AcknowledgementBatch>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for FetchPartition {
@@ -372,7 +392,7 @@ impl Default for FetchPartition {
             partition_index: 0,
             partition_max_bytes: 0,
             acknowledgement_batches: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -408,33 +428,41 @@ impl FetchPartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_partition_index = wire::read_i32(buf, "FetchPartition.PartitionIndex")?;
-        let f_partition_max_bytes = wire::read_i32(buf, "FetchPartition.PartitionMaxBytes")?;
+        let f_partition_index;
+        let f_partition_max_bytes;
+        if let Some(b) = wire::peek_fixed::<8>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_partition_max_bytes = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "FetchPartition.PartitionIndex")?;
+            f_partition_max_bytes = wire::read_i32(buf, "FetchPartition.PartitionMaxBytes")?;
+        }
         let f_acknowledgement_batches = wire::read_array(
             buf,
             true,
             18,
             "FetchPartition.AcknowledgementBatches",
-            |buf| AcknowledgementBatch::decode_inner(buf, version),
+            move |buf| AcknowledgementBatch::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            partition_max_bytes: f_partition_max_bytes,
-            acknowledgement_batches: f_acknowledgement_batches,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "FetchPartition._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "FetchPartition._tagged_fields")?;
             wire::check_tag_order(previous, tag, "FetchPartition._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            partition_max_bytes: f_partition_max_bytes,
+            acknowledgement_batches: f_acknowledgement_batches,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -482,7 +510,7 @@ pub struct FetchTopic {
     /// Versions: 0. Default: `Vec::new()`.
     pub partitions: Vec<FetchPartition>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for FetchTopic {
@@ -490,7 +518,7 @@ impl Default for FetchTopic {
         Self {
             topic_id: Uuid::ZERO,
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -525,27 +553,27 @@ impl FetchTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "FetchTopic.TopicId")?;
-        let f_partitions = wire::read_array(buf, true, 10, "FetchTopic.Partitions", |buf| {
+        let f_partitions = wire::read_array(buf, true, 10, "FetchTopic.Partitions", move |buf| {
             FetchPartition::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_id: f_topic_id,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "FetchTopic._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "FetchTopic._tagged_fields")?;
             wire::check_tag_order(previous, tag, "FetchTopic._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_id: f_topic_id,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -592,7 +620,7 @@ pub struct ForgottenTopic {
     /// Versions: 0. Default: `ScalarList::new()`.
     pub partitions: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ForgottenTopic {
@@ -600,7 +628,7 @@ impl Default for ForgottenTopic {
         Self {
             topic_id: Uuid::ZERO,
             partitions: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -628,26 +656,26 @@ impl ForgottenTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_topic_id = wire::read_uuid(buf, "ForgottenTopic.TopicId")?;
         let f_partitions = wire::read_scalar_array::<i32>(buf, true, "ForgottenTopic.Partitions")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_id: f_topic_id,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ForgottenTopic._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "ForgottenTopic._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ForgottenTopic._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_id: f_topic_id,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

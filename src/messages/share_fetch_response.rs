@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The ShareFetch response (API key 78).
@@ -64,7 +64,7 @@ pub struct ShareFetchResponse {
     /// Versions: 0. Default: `Vec::new()`.
     pub node_endpoints: Vec<NodeEndpoint>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ShareFetchResponse {
@@ -75,7 +75,7 @@ impl Default for ShareFetchResponse {
             error_message: None,
             responses: Vec::new(),
             node_endpoints: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -127,36 +127,47 @@ impl ShareFetchResponse {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_throttle_time_ms = wire::read_i32(buf, "ShareFetchResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "ShareFetchResponse.ErrorCode")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_throttle_time_ms = wire::read_i32(buf, "ShareFetchResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "ShareFetchResponse.ErrorCode")?;
+        }
         let f_error_message =
             wire::read_nullable_string(buf, true, "ShareFetchResponse.ErrorMessage")?;
-        let f_responses = wire::read_array(buf, true, 18, "ShareFetchResponse.Responses", |buf| {
-            ShareFetchableTopicResponse::decode_inner(buf, version)
-        })?;
-        let f_node_endpoints =
-            wire::read_array(buf, true, 11, "ShareFetchResponse.NodeEndpoints", |buf| {
-                NodeEndpoint::decode_inner(buf, version)
+        let f_responses =
+            wire::read_array(buf, true, 18, "ShareFetchResponse.Responses", move |buf| {
+                ShareFetchableTopicResponse::decode_inner(buf, version)
             })?;
+        let f_node_endpoints = wire::read_array(
+            buf,
+            true,
+            11,
+            "ShareFetchResponse.NodeEndpoints",
+            move |buf| NodeEndpoint::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            responses: f_responses,
-            node_endpoints: f_node_endpoints,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ShareFetchResponse._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "ShareFetchResponse._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ShareFetchResponse._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            responses: f_responses,
+            node_endpoints: f_node_endpoints,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -212,7 +223,7 @@ pub struct LeaderIdAndEpoch {
     /// Versions: 0. Default: `0`.
     pub leader_epoch: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaderIdAndEpoch {
@@ -220,7 +231,7 @@ impl Default for LeaderIdAndEpoch {
         Self {
             leader_id: 0,
             leader_epoch: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -250,24 +261,31 @@ impl LeaderIdAndEpoch {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_leader_id = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderId")?;
-        let f_leader_epoch = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderEpoch")?;
+        let f_leader_id;
+        let f_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<8>(buf) {
+            f_leader_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_leader_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
+        } else {
+            f_leader_id = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderId")?;
+            f_leader_epoch = wire::read_i32(buf, "LeaderIdAndEpoch.LeaderEpoch")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            leader_id: f_leader_id,
-            leader_epoch: f_leader_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "LeaderIdAndEpoch._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "LeaderIdAndEpoch._tagged_fields")?;
             wire::check_tag_order(previous, tag, "LeaderIdAndEpoch._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            leader_id: f_leader_id,
+            leader_epoch: f_leader_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -316,7 +334,7 @@ pub struct AcquiredRecords {
     /// Versions: 0. Default: `0`.
     pub delivery_count: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for AcquiredRecords {
@@ -325,7 +343,7 @@ impl Default for AcquiredRecords {
             first_offset: 0,
             last_offset: 0,
             delivery_count: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -354,28 +372,39 @@ impl AcquiredRecords {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_first_offset = wire::read_i64(buf, "AcquiredRecords.FirstOffset")?;
-        let f_last_offset = wire::read_i64(buf, "AcquiredRecords.LastOffset")?;
-        let f_delivery_count = wire::read_i16(buf, "AcquiredRecords.DeliveryCount")?;
+        let f_first_offset;
+        let f_last_offset;
+        let f_delivery_count;
+        if let Some(b) = wire::peek_fixed::<18>(buf) {
+            f_first_offset = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_last_offset =
+                i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            f_delivery_count = i16::from_be_bytes([b[16], b[17]]);
+            wire::skip_fixed::<18>(buf);
+        } else {
+            f_first_offset = wire::read_i64(buf, "AcquiredRecords.FirstOffset")?;
+            f_last_offset = wire::read_i64(buf, "AcquiredRecords.LastOffset")?;
+            f_delivery_count = wire::read_i16(buf, "AcquiredRecords.DeliveryCount")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            first_offset: f_first_offset,
-            last_offset: f_last_offset,
-            delivery_count: f_delivery_count,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "AcquiredRecords._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "AcquiredRecords._tagged_fields")?;
             wire::check_tag_order(previous, tag, "AcquiredRecords._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            first_offset: f_first_offset,
+            last_offset: f_last_offset,
+            delivery_count: f_delivery_count,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -443,7 +472,7 @@ pub struct PartitionData {
     /// Versions: 0. Default: `Vec::new()`.
     pub acquired_records: Vec<AcquiredRecords>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionData {
@@ -457,7 +486,7 @@ impl Default for PartitionData {
             current_leader: LeaderIdAndEpoch::default(),
             records: None,
             acquired_records: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -508,9 +537,18 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
-        let f_error_code = wire::read_i16(buf, "PartitionData.ErrorCode")?;
+        let f_partition_index;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
+            f_error_code = wire::read_i16(buf, "PartitionData.ErrorCode")?;
+        }
         let f_error_message = wire::read_nullable_string(buf, true, "PartitionData.ErrorMessage")?;
         let f_acknowledge_error_code = wire::read_i16(buf, "PartitionData.AcknowledgeErrorCode")?;
         let f_acknowledge_error_message =
@@ -518,11 +556,20 @@ impl PartitionData {
         let f_current_leader = LeaderIdAndEpoch::decode_inner(buf, version)?;
         let f_records = wire::read_nullable_bytes(buf, true, "PartitionData.Records")?;
         let f_acquired_records =
-            wire::read_array(buf, true, 19, "PartitionData.AcquiredRecords", |buf| {
+            wire::read_array(buf, true, 19, "PartitionData.AcquiredRecords", move |buf| {
                 AcquiredRecords::decode_inner(buf, version)
             })?;
         #[allow(unused_mut)]
-        let mut this = Self {
+        let mut unknown_tagged = UnknownTaggedFields::new();
+        let count = wire::read_tagged_header(buf, "PartitionData._tagged_fields")?;
+        let mut previous = None;
+        for _ in 0..count {
+            let (tag, data) = wire::read_tagged_field(buf, "PartitionData._tagged_fields")?;
+            wire::check_tag_order(previous, tag, "PartitionData._tagged_fields")?;
+            previous = Some(tag);
+            unknown_tagged.push(RawTaggedField { tag, data });
+        }
+        Ok(Self {
             partition_index: f_partition_index,
             error_code: f_error_code,
             error_message: f_error_message,
@@ -531,18 +578,8 @@ impl PartitionData {
             current_leader: f_current_leader,
             records: f_records,
             acquired_records: f_acquired_records,
-            unknown_tagged_fields: Vec::new(),
-        };
-        let count = wire::read_tagged_header(buf, "PartitionData._tagged_fields")?;
-        let mut previous = None;
-        for _ in 0..count {
-            let (tag, data) = wire::read_tagged_field(buf, "PartitionData._tagged_fields")?;
-            wire::check_tag_order(previous, tag, "PartitionData._tagged_fields")?;
-            previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
-        }
-        Ok(this)
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -606,7 +643,7 @@ pub struct ShareFetchableTopicResponse {
     /// Versions: 0. Default: `Vec::new()`.
     pub partitions: Vec<PartitionData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ShareFetchableTopicResponse {
@@ -614,7 +651,7 @@ impl Default for ShareFetchableTopicResponse {
         Self {
             topic_id: Uuid::ZERO,
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -649,6 +686,7 @@ impl ShareFetchableTopicResponse {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "ShareFetchableTopicResponse.TopicId")?;
         let f_partitions = wire::read_array(
@@ -656,14 +694,10 @@ impl ShareFetchableTopicResponse {
             true,
             22,
             "ShareFetchableTopicResponse.Partitions",
-            |buf| PartitionData::decode_inner(buf, version),
+            move |buf| PartitionData::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_id: f_topic_id,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ShareFetchableTopicResponse._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -671,10 +705,13 @@ impl ShareFetchableTopicResponse {
                 wire::read_tagged_field(buf, "ShareFetchableTopicResponse._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ShareFetchableTopicResponse._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_id: f_topic_id,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -729,7 +766,7 @@ pub struct NodeEndpoint {
     /// Versions: 0; nullable in 0. Default: `None`.
     pub rack: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for NodeEndpoint {
@@ -739,7 +776,7 @@ impl Default for NodeEndpoint {
             host: ByteString::new(),
             port: 0,
             rack: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -769,6 +806,7 @@ impl NodeEndpoint {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_node_id = wire::read_i32(buf, "NodeEndpoint.NodeId")?;
@@ -776,23 +814,22 @@ impl NodeEndpoint {
         let f_port = wire::read_i32(buf, "NodeEndpoint.Port")?;
         let f_rack = wire::read_nullable_string(buf, true, "NodeEndpoint.Rack")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            node_id: f_node_id,
-            host: f_host,
-            port: f_port,
-            rack: f_rack,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "NodeEndpoint._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "NodeEndpoint._tagged_fields")?;
             wire::check_tag_order(previous, tag, "NodeEndpoint._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            node_id: f_node_id,
+            host: f_host,
+            port: f_port,
+            rack: f_rack,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

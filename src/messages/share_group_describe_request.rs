@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The ShareGroupDescribe request (API key 77).
@@ -43,7 +43,7 @@ pub struct ShareGroupDescribeRequest {
     /// Versions: 0. Default: `false`.
     pub include_authorized_operations: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ShareGroupDescribeRequest {
@@ -51,7 +51,7 @@ impl Default for ShareGroupDescribeRequest {
         Self {
             group_ids: Vec::new(),
             include_authorized_operations: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -89,18 +89,17 @@ impl ShareGroupDescribeRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_group_ids =
-            wire::read_array(buf, true, 1, "ShareGroupDescribeRequest.GroupIds", |buf| {
-                wire::read_string(buf, true, "ShareGroupDescribeRequest.GroupIds")
-            })?;
+        let f_group_ids = wire::read_array(
+            buf,
+            true,
+            1,
+            "ShareGroupDescribeRequest.GroupIds",
+            move |buf| wire::read_string(buf, true, "ShareGroupDescribeRequest.GroupIds"),
+        )?;
         let f_include_authorized_operations =
             wire::read_bool(buf, "ShareGroupDescribeRequest.IncludeAuthorizedOperations")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            group_ids: f_group_ids,
-            include_authorized_operations: f_include_authorized_operations,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ShareGroupDescribeRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -108,10 +107,13 @@ impl ShareGroupDescribeRequest {
                 wire::read_tagged_field(buf, "ShareGroupDescribeRequest._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ShareGroupDescribeRequest._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            group_ids: f_group_ids,
+            include_authorized_operations: f_include_authorized_operations,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The ShareGroupHeartbeat request (API key 76).
@@ -55,7 +55,7 @@ pub struct ShareGroupHeartbeatRequest {
     /// Versions: 0; nullable in 0. Default: `None`.
     pub subscribed_topic_names: Option<Vec<ByteString>>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ShareGroupHeartbeatRequest {
@@ -66,7 +66,7 @@ impl Default for ShareGroupHeartbeatRequest {
             member_epoch: 0,
             rack_id: None,
             subscribed_topic_names: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -146,17 +146,12 @@ impl ShareGroupHeartbeatRequest {
             true,
             1,
             "ShareGroupHeartbeatRequest.SubscribedTopicNames",
-            |buf| wire::read_string(buf, true, "ShareGroupHeartbeatRequest.SubscribedTopicNames"),
+            move |buf| {
+                wire::read_string(buf, true, "ShareGroupHeartbeatRequest.SubscribedTopicNames")
+            },
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            group_id: f_group_id,
-            member_id: f_member_id,
-            member_epoch: f_member_epoch,
-            rack_id: f_rack_id,
-            subscribed_topic_names: f_subscribed_topic_names,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ShareGroupHeartbeatRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -164,10 +159,16 @@ impl ShareGroupHeartbeatRequest {
                 wire::read_tagged_field(buf, "ShareGroupHeartbeatRequest._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ShareGroupHeartbeatRequest._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            group_id: f_group_id,
+            member_id: f_member_id,
+            member_epoch: f_member_epoch,
+            rack_id: f_rack_id,
+            subscribed_topic_names: f_subscribed_topic_names,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, Uuid, VersionRange,
+    ScalarList, UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The ShareGroupHeartbeat response (API key 76).
@@ -67,7 +67,7 @@ pub struct ShareGroupHeartbeatResponse {
     /// Versions: 0; nullable in 0. Default: `None`.
     pub assignment: Option<Assignment>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ShareGroupHeartbeatResponse {
@@ -80,7 +80,7 @@ impl Default for ShareGroupHeartbeatResponse {
             member_epoch: 0,
             heartbeat_interval_ms: 0,
             assignment: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -129,31 +129,38 @@ impl ShareGroupHeartbeatResponse {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_throttle_time_ms = wire::read_i32(buf, "ShareGroupHeartbeatResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "ShareGroupHeartbeatResponse.ErrorCode")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_throttle_time_ms = wire::read_i32(buf, "ShareGroupHeartbeatResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "ShareGroupHeartbeatResponse.ErrorCode")?;
+        }
         let f_error_message =
             wire::read_nullable_string(buf, true, "ShareGroupHeartbeatResponse.ErrorMessage")?;
         let f_member_id =
             wire::read_nullable_string(buf, true, "ShareGroupHeartbeatResponse.MemberId")?;
-        let f_member_epoch = wire::read_i32(buf, "ShareGroupHeartbeatResponse.MemberEpoch")?;
-        let f_heartbeat_interval_ms =
-            wire::read_i32(buf, "ShareGroupHeartbeatResponse.HeartbeatIntervalMs")?;
+        let f_member_epoch;
+        let f_heartbeat_interval_ms;
+        if let Some(b) = wire::peek_fixed::<8>(buf) {
+            f_member_epoch = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_heartbeat_interval_ms = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
+        } else {
+            f_member_epoch = wire::read_i32(buf, "ShareGroupHeartbeatResponse.MemberEpoch")?;
+            f_heartbeat_interval_ms =
+                wire::read_i32(buf, "ShareGroupHeartbeatResponse.HeartbeatIntervalMs")?;
+        }
         let f_assignment = if wire::read_i8(buf, "ShareGroupHeartbeatResponse.Assignment")? < 0 {
             None
         } else {
             Some(Assignment::decode_inner(buf, version)?)
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            member_id: f_member_id,
-            member_epoch: f_member_epoch,
-            heartbeat_interval_ms: f_heartbeat_interval_ms,
-            assignment: f_assignment,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ShareGroupHeartbeatResponse._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -161,10 +168,18 @@ impl ShareGroupHeartbeatResponse {
                 wire::read_tagged_field(buf, "ShareGroupHeartbeatResponse._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ShareGroupHeartbeatResponse._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            member_id: f_member_id,
+            member_epoch: f_member_epoch,
+            heartbeat_interval_ms: f_heartbeat_interval_ms,
+            assignment: f_assignment,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -222,14 +237,14 @@ pub struct Assignment {
     /// Versions: 0. Default: `Vec::new()`.
     pub topic_partitions: Vec<TopicPartitions>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for Assignment {
     fn default() -> Self {
         Self {
             topic_partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -265,24 +280,23 @@ impl Assignment {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_partitions =
-            wire::read_array(buf, true, 18, "Assignment.TopicPartitions", |buf| {
+            wire::read_array(buf, true, 18, "Assignment.TopicPartitions", move |buf| {
                 TopicPartitions::decode_inner(buf, version)
             })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_partitions: f_topic_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "Assignment._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "Assignment._tagged_fields")?;
             wire::check_tag_order(previous, tag, "Assignment._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_partitions: f_topic_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -326,7 +340,7 @@ pub struct TopicPartitions {
     /// Versions: 0. Default: `ScalarList::new()`.
     pub partitions: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TopicPartitions {
@@ -334,7 +348,7 @@ impl Default for TopicPartitions {
         Self {
             topic_id: Uuid::ZERO,
             partitions: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -362,26 +376,26 @@ impl TopicPartitions {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_topic_id = wire::read_uuid(buf, "TopicPartitions.TopicId")?;
         let f_partitions = wire::read_scalar_array::<i32>(buf, true, "TopicPartitions.Partitions")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_id: f_topic_id,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "TopicPartitions._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "TopicPartitions._tagged_fields")?;
             wire::check_tag_order(previous, tag, "TopicPartitions._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_id: f_topic_id,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -16,7 +16,8 @@
 )]
 
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The `SnapshotFooterRecord` data schema.
@@ -29,14 +30,14 @@ pub struct SnapshotFooterRecord {
     /// Versions: 0. Default: `0`.
     pub version: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for SnapshotFooterRecord {
     fn default() -> Self {
         Self {
             version: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -67,20 +68,19 @@ impl SnapshotFooterRecord {
         let _ = version;
         let f_version = wire::read_i16(buf, "SnapshotFooterRecord.Version")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            version: f_version,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "SnapshotFooterRecord._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "SnapshotFooterRecord._tagged_fields")?;
             wire::check_tag_order(previous, tag, "SnapshotFooterRecord._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            version: f_version,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -16,7 +16,8 @@
 )]
 
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The `SnapshotHeaderRecord` data schema.
@@ -33,7 +34,7 @@ pub struct SnapshotHeaderRecord {
     /// Versions: 0. Default: `0`.
     pub last_contained_log_timestamp: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for SnapshotHeaderRecord {
@@ -41,7 +42,7 @@ impl Default for SnapshotHeaderRecord {
         Self {
             version: 0,
             last_contained_log_timestamp: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -71,25 +72,33 @@ impl SnapshotHeaderRecord {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_version = wire::read_i16(buf, "SnapshotHeaderRecord.Version")?;
-        let f_last_contained_log_timestamp =
-            wire::read_i64(buf, "SnapshotHeaderRecord.LastContainedLogTimestamp")?;
+        let f_version;
+        let f_last_contained_log_timestamp;
+        if let Some(b) = wire::peek_fixed::<10>(buf) {
+            f_version = i16::from_be_bytes([b[0], b[1]]);
+            f_last_contained_log_timestamp =
+                i64::from_be_bytes([b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9]]);
+            wire::skip_fixed::<10>(buf);
+        } else {
+            f_version = wire::read_i16(buf, "SnapshotHeaderRecord.Version")?;
+            f_last_contained_log_timestamp =
+                wire::read_i64(buf, "SnapshotHeaderRecord.LastContainedLogTimestamp")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            version: f_version,
-            last_contained_log_timestamp: f_last_contained_log_timestamp,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "SnapshotHeaderRecord._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "SnapshotHeaderRecord._tagged_fields")?;
             wire::check_tag_order(previous, tag, "SnapshotHeaderRecord._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            version: f_version,
+            last_contained_log_timestamp: f_last_contained_log_timestamp,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, VersionRange,
+    ScalarList, UnknownTaggedFields, VersionRange,
 };
 
 /// The StopReplica request (API key 5).
@@ -72,7 +72,7 @@ pub struct StopReplicaRequest {
     /// Versions: 3-4. Default: `Vec::new()`.
     pub topic_states: Vec<StopReplicaTopicState>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for StopReplicaRequest {
@@ -86,7 +86,7 @@ impl Default for StopReplicaRequest {
             ungrouped_partitions: Vec::new(),
             topics: Vec::new(),
             topic_states: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -190,18 +190,33 @@ impl StopReplicaRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
-        let f_controller_id = wire::read_i32(buf, "StopReplicaRequest.ControllerId")?;
-        let f_is_k_raft_controller = if version >= 4 {
-            wire::read_bool(buf, "StopReplicaRequest.isKRaftController")?
+        let f_controller_id;
+        let f_is_k_raft_controller;
+        let f_controller_epoch;
+        let f_broker_epoch;
+        if version >= 4
+            && let Some(b) = wire::peek_fixed::<17>(buf)
+        {
+            f_controller_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_is_k_raft_controller = b[4] != 0;
+            f_controller_epoch = i32::from_be_bytes([b[5], b[6], b[7], b[8]]);
+            f_broker_epoch =
+                i64::from_be_bytes([b[9], b[10], b[11], b[12], b[13], b[14], b[15], b[16]]);
+            wire::skip_fixed::<17>(buf);
         } else {
-            false
-        };
-        let f_controller_epoch = wire::read_i32(buf, "StopReplicaRequest.ControllerEpoch")?;
-        let f_broker_epoch = if version >= 1 {
-            wire::read_i64(buf, "StopReplicaRequest.BrokerEpoch")?
-        } else {
-            -1
-        };
+            f_controller_id = wire::read_i32(buf, "StopReplicaRequest.ControllerId")?;
+            f_is_k_raft_controller = if version >= 4 {
+                wire::read_bool(buf, "StopReplicaRequest.isKRaftController")?
+            } else {
+                false
+            };
+            f_controller_epoch = wire::read_i32(buf, "StopReplicaRequest.ControllerEpoch")?;
+            f_broker_epoch = if version >= 1 {
+                wire::read_i64(buf, "StopReplicaRequest.BrokerEpoch")?
+            } else {
+                -1
+            };
+        }
         let f_delete_partitions = if version <= 2 {
             wire::read_bool(buf, "StopReplicaRequest.DeletePartitions")?
         } else {
@@ -213,37 +228,31 @@ impl StopReplicaRequest {
                 flexible,
                 5,
                 "StopReplicaRequest.UngroupedPartitions",
-                |buf| StopReplicaPartitionV0::decode_inner(buf, version),
+                move |buf| StopReplicaPartitionV0::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
         };
         let f_topics = if (1..=2).contains(&version) {
-            wire::read_array(buf, flexible, 2, "StopReplicaRequest.Topics", |buf| {
+            wire::read_array(buf, flexible, 2, "StopReplicaRequest.Topics", move |buf| {
                 StopReplicaTopicV1::decode_inner(buf, version)
             })?
         } else {
             Vec::new()
         };
         let f_topic_states = if version >= 3 {
-            wire::read_array(buf, flexible, 3, "StopReplicaRequest.TopicStates", |buf| {
-                StopReplicaTopicState::decode_inner(buf, version)
-            })?
+            wire::read_array(
+                buf,
+                flexible,
+                3,
+                "StopReplicaRequest.TopicStates",
+                move |buf| StopReplicaTopicState::decode_inner(buf, version),
+            )?
         } else {
             Vec::new()
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            controller_id: f_controller_id,
-            is_k_raft_controller: f_is_k_raft_controller,
-            controller_epoch: f_controller_epoch,
-            broker_epoch: f_broker_epoch,
-            delete_partitions: f_delete_partitions,
-            ungrouped_partitions: f_ungrouped_partitions,
-            topics: f_topics,
-            topic_states: f_topic_states,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "StopReplicaRequest._tagged_fields")?;
             let mut previous = None;
@@ -252,11 +261,20 @@ impl StopReplicaRequest {
                     wire::read_tagged_field(buf, "StopReplicaRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "StopReplicaRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            controller_id: f_controller_id,
+            is_k_raft_controller: f_is_k_raft_controller,
+            controller_epoch: f_controller_epoch,
+            broker_epoch: f_broker_epoch,
+            delete_partitions: f_delete_partitions,
+            ungrouped_partitions: f_ungrouped_partitions,
+            topics: f_topics,
+            topic_states: f_topic_states,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -372,6 +390,7 @@ impl StopReplicaPartitionV0 {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_topic_name = wire::read_string(buf, false, "StopReplicaPartitionV0.TopicName")?;
@@ -424,7 +443,7 @@ pub struct StopReplicaTopicV1 {
     /// Versions: 1-2. Default: `ScalarList::new()`.
     pub partition_indexes: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for StopReplicaTopicV1 {
@@ -432,7 +451,7 @@ impl Default for StopReplicaTopicV1 {
         Self {
             name: ByteString::new(),
             partition_indexes: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -472,6 +491,7 @@ impl StopReplicaTopicV1 {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
@@ -479,11 +499,7 @@ impl StopReplicaTopicV1 {
         let f_partition_indexes =
             wire::read_scalar_array::<i32>(buf, flexible, "StopReplicaTopicV1.PartitionIndexes")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partition_indexes: f_partition_indexes,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "StopReplicaTopicV1._tagged_fields")?;
             let mut previous = None;
@@ -492,11 +508,14 @@ impl StopReplicaTopicV1 {
                     wire::read_tagged_field(buf, "StopReplicaTopicV1._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "StopReplicaTopicV1._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partition_indexes: f_partition_indexes,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -552,7 +571,7 @@ pub struct StopReplicaPartitionState {
     /// Versions: 3-4. Default: `false`.
     pub delete_partition: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for StopReplicaPartitionState {
@@ -561,7 +580,7 @@ impl Default for StopReplicaPartitionState {
             partition_index: 0,
             leader_epoch: -1,
             delete_partition: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -590,18 +609,24 @@ impl StopReplicaPartitionState {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_partition_index = wire::read_i32(buf, "StopReplicaPartitionState.PartitionIndex")?;
-        let f_leader_epoch = wire::read_i32(buf, "StopReplicaPartitionState.LeaderEpoch")?;
-        let f_delete_partition = wire::read_bool(buf, "StopReplicaPartitionState.DeletePartition")?;
+        let f_partition_index;
+        let f_leader_epoch;
+        let f_delete_partition;
+        if let Some(b) = wire::peek_fixed::<9>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_leader_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_delete_partition = b[8] != 0;
+            wire::skip_fixed::<9>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "StopReplicaPartitionState.PartitionIndex")?;
+            f_leader_epoch = wire::read_i32(buf, "StopReplicaPartitionState.LeaderEpoch")?;
+            f_delete_partition = wire::read_bool(buf, "StopReplicaPartitionState.DeletePartition")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            leader_epoch: f_leader_epoch,
-            delete_partition: f_delete_partition,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "StopReplicaPartitionState._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -609,10 +634,14 @@ impl StopReplicaPartitionState {
                 wire::read_tagged_field(buf, "StopReplicaPartitionState._tagged_fields")?;
             wire::check_tag_order(previous, tag, "StopReplicaPartitionState._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            leader_epoch: f_leader_epoch,
+            delete_partition: f_delete_partition,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -658,7 +687,7 @@ pub struct StopReplicaTopicState {
     /// Versions: 3-4. Default: `Vec::new()`.
     pub partition_states: Vec<StopReplicaPartitionState>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for StopReplicaTopicState {
@@ -666,7 +695,7 @@ impl Default for StopReplicaTopicState {
         Self {
             topic_name: ByteString::new(),
             partition_states: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -706,6 +735,7 @@ impl StopReplicaTopicState {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_name = wire::read_string(buf, true, "StopReplicaTopicState.TopicName")?;
         let f_partition_states = wire::read_array(
@@ -713,24 +743,23 @@ impl StopReplicaTopicState {
             true,
             10,
             "StopReplicaTopicState.PartitionStates",
-            |buf| StopReplicaPartitionState::decode_inner(buf, version),
+            move |buf| StopReplicaPartitionState::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_name: f_topic_name,
-            partition_states: f_partition_states,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "StopReplicaTopicState._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "StopReplicaTopicState._tagged_fields")?;
             wire::check_tag_order(previous, tag, "StopReplicaTopicState._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_name: f_topic_name,
+            partition_states: f_partition_states,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

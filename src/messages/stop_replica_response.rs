@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The StopReplica response (API key 5).
@@ -44,7 +44,7 @@ pub struct StopReplicaResponse {
     /// Versions: 0-4. Default: `Vec::new()`.
     pub partition_errors: Vec<StopReplicaPartitionError>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for StopReplicaResponse {
@@ -52,7 +52,7 @@ impl Default for StopReplicaResponse {
         Self {
             error_code: 0,
             partition_errors: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -103,14 +103,10 @@ impl StopReplicaResponse {
             flexible,
             7,
             "StopReplicaResponse.PartitionErrors",
-            |buf| StopReplicaPartitionError::decode_inner(buf, version),
+            move |buf| StopReplicaPartitionError::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            partition_errors: f_partition_errors,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "StopReplicaResponse._tagged_fields")?;
             let mut previous = None;
@@ -119,11 +115,14 @@ impl StopReplicaResponse {
                     wire::read_tagged_field(buf, "StopReplicaResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "StopReplicaResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            partition_errors: f_partition_errors,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -178,7 +177,7 @@ pub struct StopReplicaPartitionError {
     /// Versions: 0-4. Default: `0`.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for StopReplicaPartitionError {
@@ -187,7 +186,7 @@ impl Default for StopReplicaPartitionError {
             topic_name: ByteString::new(),
             partition_index: 0,
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -228,19 +227,23 @@ impl StopReplicaPartitionError {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let _ = version;
         let f_topic_name = wire::read_string(buf, flexible, "StopReplicaPartitionError.TopicName")?;
-        let f_partition_index = wire::read_i32(buf, "StopReplicaPartitionError.PartitionIndex")?;
-        let f_error_code = wire::read_i16(buf, "StopReplicaPartitionError.ErrorCode")?;
+        let f_partition_index;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "StopReplicaPartitionError.PartitionIndex")?;
+            f_error_code = wire::read_i16(buf, "StopReplicaPartitionError.ErrorCode")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_name: f_topic_name,
-            partition_index: f_partition_index,
-            error_code: f_error_code,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "StopReplicaPartitionError._tagged_fields")?;
             let mut previous = None;
@@ -249,11 +252,15 @@ impl StopReplicaPartitionError {
                     wire::read_tagged_field(buf, "StopReplicaPartitionError._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "StopReplicaPartitionError._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic_name: f_topic_name,
+            partition_index: f_partition_index,
+            error_code: f_error_code,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The SyncGroup request (API key 14).
@@ -69,7 +69,7 @@ pub struct SyncGroupRequest {
     /// Versions: 0-5. Default: `Vec::new()`.
     pub assignments: Vec<SyncGroupRequestAssignment>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for SyncGroupRequest {
@@ -82,7 +82,7 @@ impl Default for SyncGroupRequest {
             protocol_type: None,
             protocol_name: None,
             assignments: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -176,21 +176,15 @@ impl SyncGroupRequest {
         } else {
             None
         };
-        let f_assignments =
-            wire::read_array(buf, flexible, 2, "SyncGroupRequest.Assignments", |buf| {
-                SyncGroupRequestAssignment::decode_inner(buf, version)
-            })?;
+        let f_assignments = wire::read_array(
+            buf,
+            flexible,
+            2,
+            "SyncGroupRequest.Assignments",
+            move |buf| SyncGroupRequestAssignment::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            group_id: f_group_id,
-            generation_id: f_generation_id,
-            member_id: f_member_id,
-            group_instance_id: f_group_instance_id,
-            protocol_type: f_protocol_type,
-            protocol_name: f_protocol_name,
-            assignments: f_assignments,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "SyncGroupRequest._tagged_fields")?;
             let mut previous = None;
@@ -198,11 +192,19 @@ impl SyncGroupRequest {
                 let (tag, data) = wire::read_tagged_field(buf, "SyncGroupRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "SyncGroupRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            group_id: f_group_id,
+            generation_id: f_generation_id,
+            member_id: f_member_id,
+            group_instance_id: f_group_instance_id,
+            protocol_type: f_protocol_type,
+            protocol_name: f_protocol_name,
+            assignments: f_assignments,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -292,7 +294,7 @@ pub struct SyncGroupRequestAssignment {
     /// Versions: 0-5. Default: `Bytes::new()`.
     pub assignment: Bytes,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for SyncGroupRequestAssignment {
@@ -300,7 +302,7 @@ impl Default for SyncGroupRequestAssignment {
         Self {
             member_id: ByteString::new(),
             assignment: Bytes::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -345,6 +347,7 @@ impl SyncGroupRequestAssignment {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let _ = version;
@@ -352,11 +355,7 @@ impl SyncGroupRequestAssignment {
         let f_assignment =
             wire::read_bytes(buf, flexible, "SyncGroupRequestAssignment.Assignment")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            member_id: f_member_id,
-            assignment: f_assignment,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "SyncGroupRequestAssignment._tagged_fields")?;
             let mut previous = None;
@@ -365,11 +364,14 @@ impl SyncGroupRequestAssignment {
                     wire::read_tagged_field(buf, "SyncGroupRequestAssignment._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "SyncGroupRequestAssignment._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            member_id: f_member_id,
+            assignment: f_assignment,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

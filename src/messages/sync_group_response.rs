@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The SyncGroup response (API key 14).
@@ -61,7 +61,7 @@ pub struct SyncGroupResponse {
     /// Versions: 0-5. Default: `Bytes::new()`.
     pub assignment: Bytes,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for SyncGroupResponse {
@@ -72,7 +72,7 @@ impl Default for SyncGroupResponse {
             protocol_type: None,
             protocol_name: None,
             assignment: Bytes::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -133,12 +133,22 @@ impl SyncGroupResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
-        let f_throttle_time_ms = if version >= 1 {
-            wire::read_i32(buf, "SyncGroupResponse.ThrottleTimeMs")?
+        let f_throttle_time_ms;
+        let f_error_code;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<6>(buf)
+        {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
         } else {
-            0
-        };
-        let f_error_code = wire::read_i16(buf, "SyncGroupResponse.ErrorCode")?;
+            f_throttle_time_ms = if version >= 1 {
+                wire::read_i32(buf, "SyncGroupResponse.ThrottleTimeMs")?
+            } else {
+                0
+            };
+            f_error_code = wire::read_i16(buf, "SyncGroupResponse.ErrorCode")?;
+        }
         let f_protocol_type = if version >= 5 {
             wire::read_nullable_string(buf, flexible, "SyncGroupResponse.ProtocolType")?
         } else {
@@ -151,14 +161,7 @@ impl SyncGroupResponse {
         };
         let f_assignment = wire::read_bytes(buf, flexible, "SyncGroupResponse.Assignment")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            protocol_type: f_protocol_type,
-            protocol_name: f_protocol_name,
-            assignment: f_assignment,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "SyncGroupResponse._tagged_fields")?;
             let mut previous = None;
@@ -166,11 +169,17 @@ impl SyncGroupResponse {
                 let (tag, data) = wire::read_tagged_field(buf, "SyncGroupResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "SyncGroupResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            protocol_type: f_protocol_type,
+            protocol_name: f_protocol_name,
+            assignment: f_assignment,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

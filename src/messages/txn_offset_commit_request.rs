@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The TxnOffsetCommit request (API key 28).
@@ -71,7 +71,7 @@ pub struct TxnOffsetCommitRequest {
     /// Versions: 0-4. Default: `Vec::new()`.
     pub topics: Vec<TxnOffsetCommitRequestTopic>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TxnOffsetCommitRequest {
@@ -85,7 +85,7 @@ impl Default for TxnOffsetCommitRequest {
             member_id: ByteString::new(),
             group_instance_id: None,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -180,13 +180,25 @@ impl TxnOffsetCommitRequest {
         let f_transactional_id =
             wire::read_string(buf, flexible, "TxnOffsetCommitRequest.TransactionalId")?;
         let f_group_id = wire::read_string(buf, flexible, "TxnOffsetCommitRequest.GroupId")?;
-        let f_producer_id = wire::read_i64(buf, "TxnOffsetCommitRequest.ProducerId")?;
-        let f_producer_epoch = wire::read_i16(buf, "TxnOffsetCommitRequest.ProducerEpoch")?;
-        let f_generation_id = if version >= 3 {
-            wire::read_i32(buf, "TxnOffsetCommitRequest.GenerationId")?
+        let f_producer_id;
+        let f_producer_epoch;
+        let f_generation_id;
+        if version >= 3
+            && let Some(b) = wire::peek_fixed::<14>(buf)
+        {
+            f_producer_id = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_producer_epoch = i16::from_be_bytes([b[8], b[9]]);
+            f_generation_id = i32::from_be_bytes([b[10], b[11], b[12], b[13]]);
+            wire::skip_fixed::<14>(buf);
         } else {
-            -1
-        };
+            f_producer_id = wire::read_i64(buf, "TxnOffsetCommitRequest.ProducerId")?;
+            f_producer_epoch = wire::read_i16(buf, "TxnOffsetCommitRequest.ProducerEpoch")?;
+            f_generation_id = if version >= 3 {
+                wire::read_i32(buf, "TxnOffsetCommitRequest.GenerationId")?
+            } else {
+                -1
+            };
+        }
         let f_member_id = if version >= 3 {
             wire::read_string(buf, flexible, "TxnOffsetCommitRequest.MemberId")?
         } else {
@@ -197,22 +209,15 @@ impl TxnOffsetCommitRequest {
         } else {
             None
         };
-        let f_topics =
-            wire::read_array(buf, flexible, 2, "TxnOffsetCommitRequest.Topics", |buf| {
-                TxnOffsetCommitRequestTopic::decode_inner(buf, version)
-            })?;
+        let f_topics = wire::read_array(
+            buf,
+            flexible,
+            2,
+            "TxnOffsetCommitRequest.Topics",
+            move |buf| TxnOffsetCommitRequestTopic::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            transactional_id: f_transactional_id,
-            group_id: f_group_id,
-            producer_id: f_producer_id,
-            producer_epoch: f_producer_epoch,
-            generation_id: f_generation_id,
-            member_id: f_member_id,
-            group_instance_id: f_group_instance_id,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "TxnOffsetCommitRequest._tagged_fields")?;
             let mut previous = None;
@@ -221,11 +226,20 @@ impl TxnOffsetCommitRequest {
                     wire::read_tagged_field(buf, "TxnOffsetCommitRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "TxnOffsetCommitRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            transactional_id: f_transactional_id,
+            group_id: f_group_id,
+            producer_id: f_producer_id,
+            producer_epoch: f_producer_epoch,
+            generation_id: f_generation_id,
+            member_id: f_member_id,
+            group_instance_id: f_group_instance_id,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -317,7 +331,7 @@ pub struct TxnOffsetCommitRequestPartition {
     /// Versions: 0-4; nullable in 0-4. Default: `Some(ByteString::new())`.
     pub committed_metadata: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TxnOffsetCommitRequestPartition {
@@ -327,7 +341,7 @@ impl Default for TxnOffsetCommitRequestPartition {
             committed_offset: 0,
             committed_leader_epoch: -1,
             committed_metadata: Some(ByteString::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -371,30 +385,38 @@ impl TxnOffsetCommitRequestPartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
-        let f_partition_index =
-            wire::read_i32(buf, "TxnOffsetCommitRequestPartition.PartitionIndex")?;
-        let f_committed_offset =
-            wire::read_i64(buf, "TxnOffsetCommitRequestPartition.CommittedOffset")?;
-        let f_committed_leader_epoch = if version >= 2 {
-            wire::read_i32(buf, "TxnOffsetCommitRequestPartition.CommittedLeaderEpoch")?
+        let f_partition_index;
+        let f_committed_offset;
+        let f_committed_leader_epoch;
+        if version >= 2
+            && let Some(b) = wire::peek_fixed::<16>(buf)
+        {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_committed_offset =
+                i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            f_committed_leader_epoch = i32::from_be_bytes([b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
         } else {
-            -1
-        };
+            f_partition_index =
+                wire::read_i32(buf, "TxnOffsetCommitRequestPartition.PartitionIndex")?;
+            f_committed_offset =
+                wire::read_i64(buf, "TxnOffsetCommitRequestPartition.CommittedOffset")?;
+            f_committed_leader_epoch = if version >= 2 {
+                wire::read_i32(buf, "TxnOffsetCommitRequestPartition.CommittedLeaderEpoch")?
+            } else {
+                -1
+            };
+        }
         let f_committed_metadata = wire::read_nullable_string(
             buf,
             flexible,
             "TxnOffsetCommitRequestPartition.CommittedMetadata",
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            committed_offset: f_committed_offset,
-            committed_leader_epoch: f_committed_leader_epoch,
-            committed_metadata: f_committed_metadata,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "TxnOffsetCommitRequestPartition._tagged_fields")?;
@@ -408,11 +430,16 @@ impl TxnOffsetCommitRequestPartition {
                     "TxnOffsetCommitRequestPartition._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            committed_offset: f_committed_offset,
+            committed_leader_epoch: f_committed_leader_epoch,
+            committed_metadata: f_committed_metadata,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -472,7 +499,7 @@ pub struct TxnOffsetCommitRequestTopic {
     /// Versions: 0-4. Default: `Vec::new()`.
     pub partitions: Vec<TxnOffsetCommitRequestPartition>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TxnOffsetCommitRequestTopic {
@@ -480,7 +507,7 @@ impl Default for TxnOffsetCommitRequestTopic {
         Self {
             name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -528,6 +555,7 @@ impl TxnOffsetCommitRequestTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
         let f_name = wire::read_string(buf, flexible, "TxnOffsetCommitRequestTopic.Name")?;
@@ -536,14 +564,10 @@ impl TxnOffsetCommitRequestTopic {
             flexible,
             13,
             "TxnOffsetCommitRequestTopic.Partitions",
-            |buf| TxnOffsetCommitRequestPartition::decode_inner(buf, version),
+            move |buf| TxnOffsetCommitRequestPartition::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "TxnOffsetCommitRequestTopic._tagged_fields")?;
@@ -553,11 +577,14 @@ impl TxnOffsetCommitRequestTopic {
                     wire::read_tagged_field(buf, "TxnOffsetCommitRequestTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "TxnOffsetCommitRequestTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

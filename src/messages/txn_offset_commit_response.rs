@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The TxnOffsetCommit response (API key 28).
@@ -46,7 +46,7 @@ pub struct TxnOffsetCommitResponse {
     /// Versions: 0-4. Default: `Vec::new()`.
     pub topics: Vec<TxnOffsetCommitResponseTopic>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TxnOffsetCommitResponse {
@@ -54,7 +54,7 @@ impl Default for TxnOffsetCommitResponse {
         Self {
             throttle_time_ms: 0,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -100,16 +100,15 @@ impl TxnOffsetCommitResponse {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
         let f_throttle_time_ms = wire::read_i32(buf, "TxnOffsetCommitResponse.ThrottleTimeMs")?;
-        let f_topics =
-            wire::read_array(buf, flexible, 2, "TxnOffsetCommitResponse.Topics", |buf| {
-                TxnOffsetCommitResponseTopic::decode_inner(buf, version)
-            })?;
+        let f_topics = wire::read_array(
+            buf,
+            flexible,
+            2,
+            "TxnOffsetCommitResponse.Topics",
+            move |buf| TxnOffsetCommitResponseTopic::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "TxnOffsetCommitResponse._tagged_fields")?;
             let mut previous = None;
@@ -118,11 +117,14 @@ impl TxnOffsetCommitResponse {
                     wire::read_tagged_field(buf, "TxnOffsetCommitResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "TxnOffsetCommitResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -173,7 +175,7 @@ pub struct TxnOffsetCommitResponsePartition {
     /// Versions: 0-4. Default: `0`.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TxnOffsetCommitResponsePartition {
@@ -181,7 +183,7 @@ impl Default for TxnOffsetCommitResponsePartition {
         Self {
             partition_index: 0,
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -216,18 +218,23 @@ impl TxnOffsetCommitResponsePartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
         let _ = version;
-        let f_partition_index =
-            wire::read_i32(buf, "TxnOffsetCommitResponsePartition.PartitionIndex")?;
-        let f_error_code = wire::read_i16(buf, "TxnOffsetCommitResponsePartition.ErrorCode")?;
+        let f_partition_index;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_partition_index =
+                wire::read_i32(buf, "TxnOffsetCommitResponsePartition.PartitionIndex")?;
+            f_error_code = wire::read_i16(buf, "TxnOffsetCommitResponsePartition.ErrorCode")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            error_code: f_error_code,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "TxnOffsetCommitResponsePartition._tagged_fields")?;
@@ -243,11 +250,14 @@ impl TxnOffsetCommitResponsePartition {
                     "TxnOffsetCommitResponsePartition._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            error_code: f_error_code,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -295,7 +305,7 @@ pub struct TxnOffsetCommitResponseTopic {
     /// Versions: 0-4. Default: `Vec::new()`.
     pub partitions: Vec<TxnOffsetCommitResponsePartition>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TxnOffsetCommitResponseTopic {
@@ -303,7 +313,7 @@ impl Default for TxnOffsetCommitResponseTopic {
         Self {
             name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -351,6 +361,7 @@ impl TxnOffsetCommitResponseTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 3;
         let f_name = wire::read_string(buf, flexible, "TxnOffsetCommitResponseTopic.Name")?;
@@ -359,14 +370,10 @@ impl TxnOffsetCommitResponseTopic {
             flexible,
             6,
             "TxnOffsetCommitResponseTopic.Partitions",
-            |buf| TxnOffsetCommitResponsePartition::decode_inner(buf, version),
+            move |buf| TxnOffsetCommitResponsePartition::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "TxnOffsetCommitResponseTopic._tagged_fields")?;
@@ -380,11 +387,14 @@ impl TxnOffsetCommitResponseTopic {
                     "TxnOffsetCommitResponseTopic._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,8 @@
 
 use super::{ApiKey, Request};
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The UnregisterBroker request (API key 64).
@@ -30,14 +31,14 @@ pub struct UnregisterBrokerRequest {
     /// Versions: 0; entity type `brokerId`. Default: `0`.
     pub broker_id: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for UnregisterBrokerRequest {
     fn default() -> Self {
         Self {
             broker_id: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -68,10 +69,7 @@ impl UnregisterBrokerRequest {
         let _ = version;
         let f_broker_id = wire::read_i32(buf, "UnregisterBrokerRequest.BrokerId")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            broker_id: f_broker_id,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "UnregisterBrokerRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -79,10 +77,12 @@ impl UnregisterBrokerRequest {
                 wire::read_tagged_field(buf, "UnregisterBrokerRequest._tagged_fields")?;
             wire::check_tag_order(previous, tag, "UnregisterBrokerRequest._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            broker_id: f_broker_id,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The UpdateFeatures request (API key 57).
@@ -47,7 +47,7 @@ pub struct UpdateFeaturesRequest {
     /// Versions: 1-2. Default: `false`.
     pub validate_only: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for UpdateFeaturesRequest {
@@ -56,7 +56,7 @@ impl Default for UpdateFeaturesRequest {
             timeout_ms: 60000,
             feature_updates: Vec::new(),
             validate_only: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -106,7 +106,7 @@ impl UpdateFeaturesRequest {
             true,
             4,
             "UpdateFeaturesRequest.FeatureUpdates",
-            |buf| FeatureUpdateKey::decode_inner(buf, version),
+            move |buf| FeatureUpdateKey::decode_inner(buf, version),
         )?;
         let f_validate_only = if version >= 1 {
             wire::read_bool(buf, "UpdateFeaturesRequest.ValidateOnly")?
@@ -114,22 +114,21 @@ impl UpdateFeaturesRequest {
             false
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            timeout_ms: f_timeout_ms,
-            feature_updates: f_feature_updates,
-            validate_only: f_validate_only,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "UpdateFeaturesRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "UpdateFeaturesRequest._tagged_fields")?;
             wire::check_tag_order(previous, tag, "UpdateFeaturesRequest._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            timeout_ms: f_timeout_ms,
+            feature_updates: f_feature_updates,
+            validate_only: f_validate_only,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -189,7 +188,7 @@ pub struct FeatureUpdateKey {
     /// Versions: 1-2. Default: `1`.
     pub upgrade_type: i8,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for FeatureUpdateKey {
@@ -199,7 +198,7 @@ impl Default for FeatureUpdateKey {
             max_version_level: 0,
             allow_downgrade: false,
             upgrade_type: 1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -242,37 +241,47 @@ impl FeatureUpdateKey {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_feature = wire::read_string(buf, true, "FeatureUpdateKey.Feature")?;
-        let f_max_version_level = wire::read_i16(buf, "FeatureUpdateKey.MaxVersionLevel")?;
-        let f_allow_downgrade = if version <= 0 {
-            wire::read_bool(buf, "FeatureUpdateKey.AllowDowngrade")?
+        let f_max_version_level;
+        let f_allow_downgrade;
+        if version <= 0
+            && let Some(b) = wire::peek_fixed::<3>(buf)
+        {
+            f_max_version_level = i16::from_be_bytes([b[0], b[1]]);
+            f_allow_downgrade = b[2] != 0;
+            wire::skip_fixed::<3>(buf);
         } else {
-            false
-        };
+            f_max_version_level = wire::read_i16(buf, "FeatureUpdateKey.MaxVersionLevel")?;
+            f_allow_downgrade = if version <= 0 {
+                wire::read_bool(buf, "FeatureUpdateKey.AllowDowngrade")?
+            } else {
+                false
+            };
+        }
         let f_upgrade_type = if version >= 1 {
             wire::read_i8(buf, "FeatureUpdateKey.UpgradeType")?
         } else {
             1
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            feature: f_feature,
-            max_version_level: f_max_version_level,
-            allow_downgrade: f_allow_downgrade,
-            upgrade_type: f_upgrade_type,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "FeatureUpdateKey._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "FeatureUpdateKey._tagged_fields")?;
             wire::check_tag_order(previous, tag, "FeatureUpdateKey._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            feature: f_feature,
+            max_version_level: f_max_version_level,
+            allow_downgrade: f_allow_downgrade,
+            upgrade_type: f_upgrade_type,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The UpdateFeatures response (API key 57).
@@ -42,7 +42,7 @@ pub struct UpdateFeaturesResponse {
     /// Versions: 0-1; ignorable (dropped silently where absent). Default: `Vec::new()`.
     pub results: Vec<UpdatableFeatureResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for UpdateFeaturesResponse {
@@ -52,7 +52,7 @@ impl Default for UpdateFeaturesResponse {
             error_code: 0,
             error_message: Some(ByteString::new()),
             results: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -97,25 +97,27 @@ impl UpdateFeaturesResponse {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_throttle_time_ms = wire::read_i32(buf, "UpdateFeaturesResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "UpdateFeaturesResponse.ErrorCode")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_throttle_time_ms = wire::read_i32(buf, "UpdateFeaturesResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "UpdateFeaturesResponse.ErrorCode")?;
+        }
         let f_error_message =
             wire::read_nullable_string(buf, true, "UpdateFeaturesResponse.ErrorMessage")?;
         let f_results = if version <= 1 {
-            wire::read_array(buf, true, 5, "UpdateFeaturesResponse.Results", |buf| {
+            wire::read_array(buf, true, 5, "UpdateFeaturesResponse.Results", move |buf| {
                 UpdatableFeatureResult::decode_inner(buf, version)
             })?
         } else {
             Vec::new()
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            results: f_results,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "UpdateFeaturesResponse._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -123,10 +125,15 @@ impl UpdateFeaturesResponse {
                 wire::read_tagged_field(buf, "UpdateFeaturesResponse._tagged_fields")?;
             wire::check_tag_order(previous, tag, "UpdateFeaturesResponse._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            results: f_results,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -188,7 +195,7 @@ pub struct UpdatableFeatureResult {
     /// Versions: 0-2; nullable in 0-2. Default: `Some(ByteString::new())`.
     pub error_message: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for UpdatableFeatureResult {
@@ -197,7 +204,7 @@ impl Default for UpdatableFeatureResult {
             feature: ByteString::new(),
             error_code: 0,
             error_message: Some(ByteString::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -231,6 +238,7 @@ impl UpdatableFeatureResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_feature = wire::read_string(buf, true, "UpdatableFeatureResult.Feature")?;
@@ -238,12 +246,7 @@ impl UpdatableFeatureResult {
         let f_error_message =
             wire::read_nullable_string(buf, true, "UpdatableFeatureResult.ErrorMessage")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            feature: f_feature,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "UpdatableFeatureResult._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -251,10 +254,14 @@ impl UpdatableFeatureResult {
                 wire::read_tagged_field(buf, "UpdatableFeatureResult._tagged_fields")?;
             wire::check_tag_order(previous, tag, "UpdatableFeatureResult._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            feature: f_feature,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, Uuid, VersionRange,
+    ScalarList, UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The UpdateMetadata request (API key 6).
@@ -77,7 +77,7 @@ pub struct UpdateMetadataRequest {
     /// Versions: 0-8. Default: `Vec::new()`.
     pub live_brokers: Vec<UpdateMetadataBroker>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for UpdateMetadataRequest {
@@ -91,7 +91,7 @@ impl Default for UpdateMetadataRequest {
             ungrouped_partition_states: Vec::new(),
             topic_states: Vec::new(),
             live_brokers: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -205,25 +205,40 @@ impl UpdateMetadataRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
-        let f_controller_id = wire::read_i32(buf, "UpdateMetadataRequest.ControllerId")?;
-        let f_is_k_raft_controller = if version >= 8 {
-            wire::read_bool(buf, "UpdateMetadataRequest.isKRaftController")?
+        let f_controller_id;
+        let f_is_k_raft_controller;
+        let f_controller_epoch;
+        let f_broker_epoch;
+        if version >= 8
+            && let Some(b) = wire::peek_fixed::<17>(buf)
+        {
+            f_controller_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_is_k_raft_controller = b[4] != 0;
+            f_controller_epoch = i32::from_be_bytes([b[5], b[6], b[7], b[8]]);
+            f_broker_epoch =
+                i64::from_be_bytes([b[9], b[10], b[11], b[12], b[13], b[14], b[15], b[16]]);
+            wire::skip_fixed::<17>(buf);
         } else {
-            false
-        };
-        let f_controller_epoch = wire::read_i32(buf, "UpdateMetadataRequest.ControllerEpoch")?;
-        let f_broker_epoch = if version >= 5 {
-            wire::read_i64(buf, "UpdateMetadataRequest.BrokerEpoch")?
-        } else {
-            -1
-        };
+            f_controller_id = wire::read_i32(buf, "UpdateMetadataRequest.ControllerId")?;
+            f_is_k_raft_controller = if version >= 8 {
+                wire::read_bool(buf, "UpdateMetadataRequest.isKRaftController")?
+            } else {
+                false
+            };
+            f_controller_epoch = wire::read_i32(buf, "UpdateMetadataRequest.ControllerEpoch")?;
+            f_broker_epoch = if version >= 5 {
+                wire::read_i64(buf, "UpdateMetadataRequest.BrokerEpoch")?
+            } else {
+                -1
+            };
+        }
         let f_ungrouped_partition_states = if version <= 4 {
             wire::read_array(
                 buf,
                 flexible,
                 22,
                 "UpdateMetadataRequest.UngroupedPartitionStates",
-                |buf| UpdateMetadataPartitionState::decode_inner(buf, version),
+                move |buf| UpdateMetadataPartitionState::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
@@ -234,7 +249,7 @@ impl UpdateMetadataRequest {
                 flexible,
                 2,
                 "UpdateMetadataRequest.TopicStates",
-                |buf| UpdateMetadataTopicState::decode_inner(buf, version),
+                move |buf| UpdateMetadataTopicState::decode_inner(buf, version),
             )?
         } else {
             Vec::new()
@@ -244,20 +259,11 @@ impl UpdateMetadataRequest {
             flexible,
             4,
             "UpdateMetadataRequest.LiveBrokers",
-            |buf| UpdateMetadataBroker::decode_inner(buf, version),
+            move |buf| UpdateMetadataBroker::decode_inner(buf, version),
         )?;
+        let mut f_type = 0;
         #[allow(unused_mut)]
-        let mut this = Self {
-            controller_id: f_controller_id,
-            is_k_raft_controller: f_is_k_raft_controller,
-            r#type: 0,
-            controller_epoch: f_controller_epoch,
-            broker_epoch: f_broker_epoch,
-            ungrouped_partition_states: f_ungrouped_partition_states,
-            topic_states: f_topic_states,
-            live_brokers: f_live_brokers,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "UpdateMetadataRequest._tagged_fields")?;
             let mut previous = None;
@@ -270,15 +276,23 @@ impl UpdateMetadataRequest {
                     0 if version >= 8 => {
                         let mut data = data;
                         let buf = &mut data;
-                        this.r#type = wire::read_i8(buf, "UpdateMetadataRequest.Type")?;
+                        f_type = wire::read_i8(buf, "UpdateMetadataRequest.Type")?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => unknown_tagged.push(RawTaggedField { tag, data }),
                 }
             }
         }
-        Ok(this)
+        Ok(Self {
+            controller_id: f_controller_id,
+            is_k_raft_controller: f_is_k_raft_controller,
+            r#type: f_type,
+            controller_epoch: f_controller_epoch,
+            broker_epoch: f_broker_epoch,
+            ungrouped_partition_states: f_ungrouped_partition_states,
+            topic_states: f_topic_states,
+            live_brokers: f_live_brokers,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -367,7 +381,7 @@ pub struct UpdateMetadataTopicState {
     /// Versions: 5-8. Default: `Vec::new()`.
     pub partition_states: Vec<UpdateMetadataPartitionState>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for UpdateMetadataTopicState {
@@ -376,7 +390,7 @@ impl Default for UpdateMetadataTopicState {
             topic_name: ByteString::new(),
             topic_id: Uuid::ZERO,
             partition_states: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -427,6 +441,7 @@ impl UpdateMetadataTopicState {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
         let f_topic_name = wire::read_string(buf, flexible, "UpdateMetadataTopicState.TopicName")?;
@@ -440,15 +455,10 @@ impl UpdateMetadataTopicState {
             flexible,
             22,
             "UpdateMetadataTopicState.PartitionStates",
-            |buf| UpdateMetadataPartitionState::decode_inner(buf, version),
+            move |buf| UpdateMetadataPartitionState::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_name: f_topic_name,
-            topic_id: f_topic_id,
-            partition_states: f_partition_states,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "UpdateMetadataTopicState._tagged_fields")?;
             let mut previous = None;
@@ -457,11 +467,15 @@ impl UpdateMetadataTopicState {
                     wire::read_tagged_field(buf, "UpdateMetadataTopicState._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "UpdateMetadataTopicState._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic_name: f_topic_name,
+            topic_id: f_topic_id,
+            partition_states: f_partition_states,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -529,7 +543,7 @@ pub struct UpdateMetadataEndpoint {
     /// Versions: 1-8. Default: `0`.
     pub security_protocol: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for UpdateMetadataEndpoint {
@@ -539,7 +553,7 @@ impl Default for UpdateMetadataEndpoint {
             host: ByteString::new(),
             listener: ByteString::new(),
             security_protocol: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -583,6 +597,7 @@ impl UpdateMetadataEndpoint {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
         let f_port = wire::read_i32(buf, "UpdateMetadataEndpoint.Port")?;
@@ -594,13 +609,7 @@ impl UpdateMetadataEndpoint {
         };
         let f_security_protocol = wire::read_i16(buf, "UpdateMetadataEndpoint.SecurityProtocol")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            port: f_port,
-            host: f_host,
-            listener: f_listener,
-            security_protocol: f_security_protocol,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "UpdateMetadataEndpoint._tagged_fields")?;
             let mut previous = None;
@@ -609,11 +618,16 @@ impl UpdateMetadataEndpoint {
                     wire::read_tagged_field(buf, "UpdateMetadataEndpoint._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "UpdateMetadataEndpoint._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            port: f_port,
+            host: f_host,
+            listener: f_listener,
+            security_protocol: f_security_protocol,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -684,7 +698,7 @@ pub struct UpdateMetadataBroker {
     /// Versions: 2-8; nullable in 2-8; ignorable (dropped silently where absent). Default: `Some(ByteString::new())`.
     pub rack: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for UpdateMetadataBroker {
@@ -695,7 +709,7 @@ impl Default for UpdateMetadataBroker {
             v0_port: 0,
             endpoints: Vec::new(),
             rack: Some(ByteString::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -754,6 +768,7 @@ impl UpdateMetadataBroker {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
         let f_id = wire::read_i32(buf, "UpdateMetadataBroker.Id")?;
@@ -768,9 +783,13 @@ impl UpdateMetadataBroker {
             0
         };
         let f_endpoints = if version >= 1 {
-            wire::read_array(buf, flexible, 7, "UpdateMetadataBroker.Endpoints", |buf| {
-                UpdateMetadataEndpoint::decode_inner(buf, version)
-            })?
+            wire::read_array(
+                buf,
+                flexible,
+                7,
+                "UpdateMetadataBroker.Endpoints",
+                move |buf| UpdateMetadataEndpoint::decode_inner(buf, version),
+            )?
         } else {
             Vec::new()
         };
@@ -780,14 +799,7 @@ impl UpdateMetadataBroker {
             Some(ByteString::new())
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            id: f_id,
-            v0_host: f_v0_host,
-            v0_port: f_v0_port,
-            endpoints: f_endpoints,
-            rack: f_rack,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "UpdateMetadataBroker._tagged_fields")?;
             let mut previous = None;
@@ -796,11 +808,17 @@ impl UpdateMetadataBroker {
                     wire::read_tagged_field(buf, "UpdateMetadataBroker._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "UpdateMetadataBroker._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            id: f_id,
+            v0_host: f_v0_host,
+            v0_port: f_v0_port,
+            endpoints: f_endpoints,
+            rack: f_rack,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -905,7 +923,7 @@ pub struct UpdateMetadataPartitionState {
     /// Versions: 4-8; ignorable (dropped silently where absent); entity type `brokerId`. Default: `ScalarList::new()`.
     pub offline_replicas: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for UpdateMetadataPartitionState {
@@ -920,7 +938,7 @@ impl Default for UpdateMetadataPartitionState {
             zk_version: 0,
             replicas: ScalarList::new(),
             offline_replicas: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -981,6 +999,7 @@ impl UpdateMetadataPartitionState {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 6;
         let f_topic_name = if version <= 4 {
@@ -988,11 +1007,23 @@ impl UpdateMetadataPartitionState {
         } else {
             ByteString::new()
         };
-        let f_partition_index = wire::read_i32(buf, "UpdateMetadataPartitionState.PartitionIndex")?;
-        let f_controller_epoch =
-            wire::read_i32(buf, "UpdateMetadataPartitionState.ControllerEpoch")?;
-        let f_leader = wire::read_i32(buf, "UpdateMetadataPartitionState.Leader")?;
-        let f_leader_epoch = wire::read_i32(buf, "UpdateMetadataPartitionState.LeaderEpoch")?;
+        let f_partition_index;
+        let f_controller_epoch;
+        let f_leader;
+        let f_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<16>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_controller_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_leader = i32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+            f_leader_epoch = i32::from_be_bytes([b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "UpdateMetadataPartitionState.PartitionIndex")?;
+            f_controller_epoch =
+                wire::read_i32(buf, "UpdateMetadataPartitionState.ControllerEpoch")?;
+            f_leader = wire::read_i32(buf, "UpdateMetadataPartitionState.Leader")?;
+            f_leader_epoch = wire::read_i32(buf, "UpdateMetadataPartitionState.LeaderEpoch")?;
+        }
         let f_isr =
             wire::read_scalar_array::<i32>(buf, flexible, "UpdateMetadataPartitionState.Isr")?;
         let f_zk_version = wire::read_i32(buf, "UpdateMetadataPartitionState.ZkVersion")?;
@@ -1008,18 +1039,7 @@ impl UpdateMetadataPartitionState {
             ScalarList::new()
         };
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_name: f_topic_name,
-            partition_index: f_partition_index,
-            controller_epoch: f_controller_epoch,
-            leader: f_leader,
-            leader_epoch: f_leader_epoch,
-            isr: f_isr,
-            zk_version: f_zk_version,
-            replicas: f_replicas,
-            offline_replicas: f_offline_replicas,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "UpdateMetadataPartitionState._tagged_fields")?;
@@ -1033,11 +1053,21 @@ impl UpdateMetadataPartitionState {
                     "UpdateMetadataPartitionState._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            topic_name: f_topic_name,
+            partition_index: f_partition_index,
+            controller_epoch: f_controller_epoch,
+            leader: f_leader,
+            leader_epoch: f_leader_epoch,
+            isr: f_isr,
+            zk_version: f_zk_version,
+            replicas: f_replicas,
+            offline_replicas: f_offline_replicas,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

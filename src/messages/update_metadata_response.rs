@@ -16,7 +16,8 @@
 )]
 
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The UpdateMetadata response (API key 6).
@@ -35,14 +36,14 @@ pub struct UpdateMetadataResponse {
     /// Versions: 0-8. Default: `0`.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for UpdateMetadataResponse {
     fn default() -> Self {
         Self {
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -81,10 +82,7 @@ impl UpdateMetadataResponse {
         let _ = version;
         let f_error_code = wire::read_i16(buf, "UpdateMetadataResponse.ErrorCode")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "UpdateMetadataResponse._tagged_fields")?;
             let mut previous = None;
@@ -93,11 +91,13 @@ impl UpdateMetadataResponse {
                     wire::read_tagged_field(buf, "UpdateMetadataResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "UpdateMetadataResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

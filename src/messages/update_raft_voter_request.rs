@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The UpdateRaftVoter request (API key 82).
@@ -49,7 +49,7 @@ pub struct UpdateRaftVoterRequest {
     /// Versions: 0. Default: `KRaftVersionFeature::default()`.
     pub k_raft_version_feature: KRaftVersionFeature,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for UpdateRaftVoterRequest {
@@ -61,7 +61,7 @@ impl Default for UpdateRaftVoterRequest {
             voter_directory_id: Uuid::ZERO,
             listeners: Vec::new(),
             k_raft_version_feature: KRaftVersionFeature::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -108,25 +108,33 @@ impl UpdateRaftVoterRequest {
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_cluster_id =
             wire::read_nullable_string(buf, true, "UpdateRaftVoterRequest.ClusterId")?;
-        let f_current_leader_epoch =
-            wire::read_i32(buf, "UpdateRaftVoterRequest.CurrentLeaderEpoch")?;
-        let f_voter_id = wire::read_i32(buf, "UpdateRaftVoterRequest.VoterId")?;
-        let f_voter_directory_id = wire::read_uuid(buf, "UpdateRaftVoterRequest.VoterDirectoryId")?;
-        let f_listeners =
-            wire::read_array(buf, true, 5, "UpdateRaftVoterRequest.Listeners", |buf| {
-                Listener::decode_inner(buf, version)
-            })?;
+        let f_current_leader_epoch;
+        let f_voter_id;
+        let f_voter_directory_id;
+        if let Some(b) = wire::peek_fixed::<24>(buf) {
+            f_current_leader_epoch = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_voter_id = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_voter_directory_id = Uuid::from_bytes([
+                b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15], b[16], b[17], b[18], b[19],
+                b[20], b[21], b[22], b[23],
+            ]);
+            wire::skip_fixed::<24>(buf);
+        } else {
+            f_current_leader_epoch =
+                wire::read_i32(buf, "UpdateRaftVoterRequest.CurrentLeaderEpoch")?;
+            f_voter_id = wire::read_i32(buf, "UpdateRaftVoterRequest.VoterId")?;
+            f_voter_directory_id = wire::read_uuid(buf, "UpdateRaftVoterRequest.VoterDirectoryId")?;
+        }
+        let f_listeners = wire::read_array(
+            buf,
+            true,
+            5,
+            "UpdateRaftVoterRequest.Listeners",
+            move |buf| Listener::decode_inner(buf, version),
+        )?;
         let f_k_raft_version_feature = KRaftVersionFeature::decode_inner(buf, version)?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            cluster_id: f_cluster_id,
-            current_leader_epoch: f_current_leader_epoch,
-            voter_id: f_voter_id,
-            voter_directory_id: f_voter_directory_id,
-            listeners: f_listeners,
-            k_raft_version_feature: f_k_raft_version_feature,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "UpdateRaftVoterRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -134,10 +142,17 @@ impl UpdateRaftVoterRequest {
                 wire::read_tagged_field(buf, "UpdateRaftVoterRequest._tagged_fields")?;
             wire::check_tag_order(previous, tag, "UpdateRaftVoterRequest._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            cluster_id: f_cluster_id,
+            current_leader_epoch: f_current_leader_epoch,
+            voter_id: f_voter_id,
+            voter_directory_id: f_voter_directory_id,
+            listeners: f_listeners,
+            k_raft_version_feature: f_k_raft_version_feature,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -198,7 +213,7 @@ pub struct Listener {
     /// Versions: 0. Default: `0`.
     pub port: u16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for Listener {
@@ -207,7 +222,7 @@ impl Default for Listener {
             name: ByteString::new(),
             host: ByteString::new(),
             port: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -236,28 +251,28 @@ impl Listener {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "Listener.Name")?;
         let f_host = wire::read_string(buf, true, "Listener.Host")?;
         let f_port = wire::read_u16(buf, "Listener.Port")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            host: f_host,
-            port: f_port,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "Listener._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "Listener._tagged_fields")?;
             wire::check_tag_order(previous, tag, "Listener._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            host: f_host,
+            port: f_port,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -309,7 +324,7 @@ pub struct KRaftVersionFeature {
     /// Versions: 0. Default: `0`.
     pub max_supported_version: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for KRaftVersionFeature {
@@ -317,7 +332,7 @@ impl Default for KRaftVersionFeature {
         Self {
             min_supported_version: 0,
             max_supported_version: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -347,26 +362,33 @@ impl KRaftVersionFeature {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_min_supported_version =
-            wire::read_i16(buf, "KRaftVersionFeature.MinSupportedVersion")?;
-        let f_max_supported_version =
-            wire::read_i16(buf, "KRaftVersionFeature.MaxSupportedVersion")?;
+        let f_min_supported_version;
+        let f_max_supported_version;
+        if let Some(b) = wire::peek_fixed::<4>(buf) {
+            f_min_supported_version = i16::from_be_bytes([b[0], b[1]]);
+            f_max_supported_version = i16::from_be_bytes([b[2], b[3]]);
+            wire::skip_fixed::<4>(buf);
+        } else {
+            f_min_supported_version =
+                wire::read_i16(buf, "KRaftVersionFeature.MinSupportedVersion")?;
+            f_max_supported_version =
+                wire::read_i16(buf, "KRaftVersionFeature.MaxSupportedVersion")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            min_supported_version: f_min_supported_version,
-            max_supported_version: f_max_supported_version,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "KRaftVersionFeature._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "KRaftVersionFeature._tagged_fields")?;
             wire::check_tag_order(previous, tag, "KRaftVersionFeature._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            min_supported_version: f_min_supported_version,
+            max_supported_version: f_max_supported_version,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The UpdateRaftVoter response (API key 82).
@@ -36,7 +36,7 @@ pub struct UpdateRaftVoterResponse {
     /// Versions: 0; tagged field 0. Default: `CurrentLeader::default()`.
     pub current_leader: CurrentLeader,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for UpdateRaftVoterResponse {
@@ -45,7 +45,7 @@ impl Default for UpdateRaftVoterResponse {
             throttle_time_ms: 0,
             error_code: 0,
             current_leader: CurrentLeader::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -92,15 +92,19 @@ impl UpdateRaftVoterResponse {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_throttle_time_ms = wire::read_i32(buf, "UpdateRaftVoterResponse.ThrottleTimeMs")?;
-        let f_error_code = wire::read_i16(buf, "UpdateRaftVoterResponse.ErrorCode")?;
+        let f_throttle_time_ms;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_throttle_time_ms = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_throttle_time_ms = wire::read_i32(buf, "UpdateRaftVoterResponse.ThrottleTimeMs")?;
+            f_error_code = wire::read_i16(buf, "UpdateRaftVoterResponse.ErrorCode")?;
+        }
+        let mut f_current_leader = CurrentLeader::default();
         #[allow(unused_mut)]
-        let mut this = Self {
-            throttle_time_ms: f_throttle_time_ms,
-            error_code: f_error_code,
-            current_leader: CurrentLeader::default(),
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "UpdateRaftVoterResponse._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -112,14 +116,17 @@ impl UpdateRaftVoterResponse {
                 0 => {
                     let mut data = data;
                     let buf = &mut data;
-                    this.current_leader = CurrentLeader::decode_inner(buf, version)?;
+                    f_current_leader = CurrentLeader::decode_inner(buf, version)?;
                 }
-                _ => this
-                    .unknown_tagged_fields
-                    .push(RawTaggedField { tag, data }),
+                _ => unknown_tagged.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(Self {
+            throttle_time_ms: f_throttle_time_ms,
+            error_code: f_error_code,
+            current_leader: f_current_leader,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -172,7 +179,7 @@ pub struct CurrentLeader {
     /// Versions: 0. Default: `0`.
     pub port: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CurrentLeader {
@@ -182,7 +189,7 @@ impl Default for CurrentLeader {
             leader_epoch: -1,
             host: ByteString::new(),
             port: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -214,28 +221,35 @@ impl CurrentLeader {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_leader_id = wire::read_i32(buf, "CurrentLeader.LeaderId")?;
-        let f_leader_epoch = wire::read_i32(buf, "CurrentLeader.LeaderEpoch")?;
+        let f_leader_id;
+        let f_leader_epoch;
+        if let Some(b) = wire::peek_fixed::<8>(buf) {
+            f_leader_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_leader_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
+        } else {
+            f_leader_id = wire::read_i32(buf, "CurrentLeader.LeaderId")?;
+            f_leader_epoch = wire::read_i32(buf, "CurrentLeader.LeaderEpoch")?;
+        }
         let f_host = wire::read_string(buf, true, "CurrentLeader.Host")?;
         let f_port = wire::read_i32(buf, "CurrentLeader.Port")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            leader_id: f_leader_id,
-            leader_epoch: f_leader_epoch,
-            host: f_host,
-            port: f_port,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "CurrentLeader._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "CurrentLeader._tagged_fields")?;
             wire::check_tag_order(previous, tag, "CurrentLeader._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            leader_id: f_leader_id,
+            leader_epoch: f_leader_epoch,
+            host: f_host,
+            port: f_port,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The Vote request (API key 52).
@@ -41,7 +41,7 @@ pub struct VoteRequest {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub topics: Vec<TopicData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for VoteRequest {
@@ -50,7 +50,7 @@ impl Default for VoteRequest {
             cluster_id: None,
             voter_id: -1,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -95,26 +95,25 @@ impl VoteRequest {
         } else {
             -1
         };
-        let f_topics = wire::read_array(buf, true, 3, "VoteRequest.Topics", |buf| {
+        let f_topics = wire::read_array(buf, true, 3, "VoteRequest.Topics", move |buf| {
             TopicData::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            cluster_id: f_cluster_id,
-            voter_id: f_voter_id,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "VoteRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "VoteRequest._tagged_fields")?;
             wire::check_tag_order(previous, tag, "VoteRequest._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            cluster_id: f_cluster_id,
+            voter_id: f_voter_id,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -189,7 +188,7 @@ pub struct PartitionData {
     /// Versions: 0-1. Default: `0`.
     pub last_offset: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionData {
@@ -202,7 +201,7 @@ impl Default for PartitionData {
             voter_directory_id: Uuid::ZERO,
             last_offset_epoch: 0,
             last_offset: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -238,24 +237,61 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
-        let f_candidate_epoch = wire::read_i32(buf, "PartitionData.CandidateEpoch")?;
-        let f_candidate_id = wire::read_i32(buf, "PartitionData.CandidateId")?;
-        let f_candidate_directory_id = if version >= 1 {
-            wire::read_uuid(buf, "PartitionData.CandidateDirectoryId")?
+        let f_partition_index;
+        let f_candidate_epoch;
+        let f_candidate_id;
+        let f_candidate_directory_id;
+        let f_voter_directory_id;
+        let f_last_offset_epoch;
+        let f_last_offset;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<56>(buf)
+        {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_candidate_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_candidate_id = i32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+            f_candidate_directory_id = Uuid::from_bytes([
+                b[12], b[13], b[14], b[15], b[16], b[17], b[18], b[19], b[20], b[21], b[22], b[23],
+                b[24], b[25], b[26], b[27],
+            ]);
+            f_voter_directory_id = Uuid::from_bytes([
+                b[28], b[29], b[30], b[31], b[32], b[33], b[34], b[35], b[36], b[37], b[38], b[39],
+                b[40], b[41], b[42], b[43],
+            ]);
+            f_last_offset_epoch = i32::from_be_bytes([b[44], b[45], b[46], b[47]]);
+            f_last_offset =
+                i64::from_be_bytes([b[48], b[49], b[50], b[51], b[52], b[53], b[54], b[55]]);
+            wire::skip_fixed::<56>(buf);
         } else {
-            Uuid::ZERO
-        };
-        let f_voter_directory_id = if version >= 1 {
-            wire::read_uuid(buf, "PartitionData.VoterDirectoryId")?
-        } else {
-            Uuid::ZERO
-        };
-        let f_last_offset_epoch = wire::read_i32(buf, "PartitionData.LastOffsetEpoch")?;
-        let f_last_offset = wire::read_i64(buf, "PartitionData.LastOffset")?;
+            f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
+            f_candidate_epoch = wire::read_i32(buf, "PartitionData.CandidateEpoch")?;
+            f_candidate_id = wire::read_i32(buf, "PartitionData.CandidateId")?;
+            f_candidate_directory_id = if version >= 1 {
+                wire::read_uuid(buf, "PartitionData.CandidateDirectoryId")?
+            } else {
+                Uuid::ZERO
+            };
+            f_voter_directory_id = if version >= 1 {
+                wire::read_uuid(buf, "PartitionData.VoterDirectoryId")?
+            } else {
+                Uuid::ZERO
+            };
+            f_last_offset_epoch = wire::read_i32(buf, "PartitionData.LastOffsetEpoch")?;
+            f_last_offset = wire::read_i64(buf, "PartitionData.LastOffset")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
+        let mut unknown_tagged = UnknownTaggedFields::new();
+        let count = wire::read_tagged_header(buf, "PartitionData._tagged_fields")?;
+        let mut previous = None;
+        for _ in 0..count {
+            let (tag, data) = wire::read_tagged_field(buf, "PartitionData._tagged_fields")?;
+            wire::check_tag_order(previous, tag, "PartitionData._tagged_fields")?;
+            previous = Some(tag);
+            unknown_tagged.push(RawTaggedField { tag, data });
+        }
+        Ok(Self {
             partition_index: f_partition_index,
             candidate_epoch: f_candidate_epoch,
             candidate_id: f_candidate_id,
@@ -263,18 +299,8 @@ impl PartitionData {
             voter_directory_id: f_voter_directory_id,
             last_offset_epoch: f_last_offset_epoch,
             last_offset: f_last_offset,
-            unknown_tagged_fields: Vec::new(),
-        };
-        let count = wire::read_tagged_header(buf, "PartitionData._tagged_fields")?;
-        let mut previous = None;
-        for _ in 0..count {
-            let (tag, data) = wire::read_tagged_field(buf, "PartitionData._tagged_fields")?;
-            wire::check_tag_order(previous, tag, "PartitionData._tagged_fields")?;
-            previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
-        }
-        Ok(this)
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -327,7 +353,7 @@ pub struct TopicData {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub partitions: Vec<PartitionData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TopicData {
@@ -335,7 +361,7 @@ impl Default for TopicData {
         Self {
             topic_name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -370,27 +396,27 @@ impl TopicData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_name = wire::read_string(buf, true, "TopicData.TopicName")?;
-        let f_partitions = wire::read_array(buf, true, 25, "TopicData.Partitions", |buf| {
+        let f_partitions = wire::read_array(buf, true, 25, "TopicData.Partitions", move |buf| {
             PartitionData::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_name: f_topic_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "TopicData._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "TopicData._tagged_fields")?;
             wire::check_tag_order(previous, tag, "TopicData._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_name: f_topic_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

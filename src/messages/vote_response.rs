@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The Vote response (API key 52).
@@ -42,7 +42,7 @@ pub struct VoteResponse {
     /// Versions: 1; tagged field 0. Default: `Vec::new()`.
     pub node_endpoints: Vec<NodeEndpoint>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for VoteResponse {
@@ -51,7 +51,7 @@ impl Default for VoteResponse {
             error_code: 0,
             topics: Vec::new(),
             node_endpoints: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -116,16 +116,12 @@ impl VoteResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_error_code = wire::read_i16(buf, "VoteResponse.ErrorCode")?;
-        let f_topics = wire::read_array(buf, true, 3, "VoteResponse.Topics", |buf| {
+        let f_topics = wire::read_array(buf, true, 3, "VoteResponse.Topics", move |buf| {
             TopicData::decode_inner(buf, version)
         })?;
+        let mut f_node_endpoints = Vec::new();
         #[allow(unused_mut)]
-        let mut this = Self {
-            error_code: f_error_code,
-            topics: f_topics,
-            node_endpoints: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "VoteResponse._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -136,17 +132,20 @@ impl VoteResponse {
                 0 if version >= 1 => {
                     let mut data = data;
                     let buf = &mut data;
-                    this.node_endpoints =
-                        wire::read_array(buf, true, 8, "VoteResponse.NodeEndpoints", |buf| {
+                    f_node_endpoints =
+                        wire::read_array(buf, true, 8, "VoteResponse.NodeEndpoints", move |buf| {
                             NodeEndpoint::decode_inner(buf, version)
                         })?;
                 }
-                _ => this
-                    .unknown_tagged_fields
-                    .push(RawTaggedField { tag, data }),
+                _ => unknown_tagged.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(Self {
+            error_code: f_error_code,
+            topics: f_topics,
+            node_endpoints: f_node_endpoints,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -211,7 +210,7 @@ pub struct PartitionData {
     /// Versions: 0-1. Default: `false`.
     pub vote_granted: bool,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionData {
@@ -222,7 +221,7 @@ impl Default for PartitionData {
             leader_id: 0,
             leader_epoch: 0,
             vote_granted: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -253,32 +252,46 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
-        let f_error_code = wire::read_i16(buf, "PartitionData.ErrorCode")?;
-        let f_leader_id = wire::read_i32(buf, "PartitionData.LeaderId")?;
-        let f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
-        let f_vote_granted = wire::read_bool(buf, "PartitionData.VoteGranted")?;
+        let f_partition_index;
+        let f_error_code;
+        let f_leader_id;
+        let f_leader_epoch;
+        let f_vote_granted;
+        if let Some(b) = wire::peek_fixed::<15>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            f_leader_id = i32::from_be_bytes([b[6], b[7], b[8], b[9]]);
+            f_leader_epoch = i32::from_be_bytes([b[10], b[11], b[12], b[13]]);
+            f_vote_granted = b[14] != 0;
+            wire::skip_fixed::<15>(buf);
+        } else {
+            f_partition_index = wire::read_i32(buf, "PartitionData.PartitionIndex")?;
+            f_error_code = wire::read_i16(buf, "PartitionData.ErrorCode")?;
+            f_leader_id = wire::read_i32(buf, "PartitionData.LeaderId")?;
+            f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
+            f_vote_granted = wire::read_bool(buf, "PartitionData.VoteGranted")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            error_code: f_error_code,
-            leader_id: f_leader_id,
-            leader_epoch: f_leader_epoch,
-            vote_granted: f_vote_granted,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "PartitionData._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "PartitionData._tagged_fields")?;
             wire::check_tag_order(previous, tag, "PartitionData._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            error_code: f_error_code,
+            leader_id: f_leader_id,
+            leader_epoch: f_leader_epoch,
+            vote_granted: f_vote_granted,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -322,7 +335,7 @@ pub struct TopicData {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub partitions: Vec<PartitionData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TopicData {
@@ -330,7 +343,7 @@ impl Default for TopicData {
         Self {
             topic_name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -365,27 +378,27 @@ impl TopicData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_name = wire::read_string(buf, true, "TopicData.TopicName")?;
-        let f_partitions = wire::read_array(buf, true, 16, "TopicData.Partitions", |buf| {
+        let f_partitions = wire::read_array(buf, true, 16, "TopicData.Partitions", move |buf| {
             PartitionData::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_name: f_topic_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "TopicData._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "TopicData._tagged_fields")?;
             wire::check_tag_order(previous, tag, "TopicData._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_name: f_topic_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -439,7 +452,7 @@ pub struct NodeEndpoint {
     /// Versions: 1. Default: `0`.
     pub port: u16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for NodeEndpoint {
@@ -448,7 +461,7 @@ impl Default for NodeEndpoint {
             node_id: 0,
             host: ByteString::new(),
             port: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -477,28 +490,28 @@ impl NodeEndpoint {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_node_id = wire::read_i32(buf, "NodeEndpoint.NodeId")?;
         let f_host = wire::read_string(buf, true, "NodeEndpoint.Host")?;
         let f_port = wire::read_u16(buf, "NodeEndpoint.Port")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            node_id: f_node_id,
-            host: f_host,
-            port: f_port,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "NodeEndpoint._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "NodeEndpoint._tagged_fields")?;
             wire::check_tag_order(previous, tag, "NodeEndpoint._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            node_id: f_node_id,
+            host: f_host,
+            port: f_port,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The `VotersRecord` data schema.
@@ -32,7 +32,7 @@ pub struct VotersRecord {
     /// Versions: 0. Default: `Vec::new()`.
     pub voters: Vec<Voter>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for VotersRecord {
@@ -40,7 +40,7 @@ impl Default for VotersRecord {
         Self {
             version: 0,
             voters: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -72,25 +72,24 @@ impl VotersRecord {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_version = wire::read_i16(buf, "VotersRecord.Version")?;
-        let f_voters = wire::read_array(buf, true, 27, "VotersRecord.Voters", |buf| {
+        let f_voters = wire::read_array(buf, true, 27, "VotersRecord.Voters", move |buf| {
             Voter::decode_inner(buf, version)
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            version: f_version,
-            voters: f_voters,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "VotersRecord._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "VotersRecord._tagged_fields")?;
             wire::check_tag_order(previous, tag, "VotersRecord._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            version: f_version,
+            voters: f_voters,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -141,7 +140,7 @@ pub struct Endpoint {
     /// Versions: 0. Default: `0`.
     pub port: u16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for Endpoint {
@@ -150,7 +149,7 @@ impl Default for Endpoint {
             name: ByteString::new(),
             host: ByteString::new(),
             port: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -179,28 +178,28 @@ impl Endpoint {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "Endpoint.Name")?;
         let f_host = wire::read_string(buf, true, "Endpoint.Host")?;
         let f_port = wire::read_u16(buf, "Endpoint.Port")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            host: f_host,
-            port: f_port,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "Endpoint._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "Endpoint._tagged_fields")?;
             wire::check_tag_order(previous, tag, "Endpoint._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            host: f_host,
+            port: f_port,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -252,7 +251,7 @@ pub struct KRaftVersionFeature {
     /// Versions: 0. Default: `0`.
     pub max_supported_version: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for KRaftVersionFeature {
@@ -260,7 +259,7 @@ impl Default for KRaftVersionFeature {
         Self {
             min_supported_version: 0,
             max_supported_version: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -290,26 +289,33 @@ impl KRaftVersionFeature {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_min_supported_version =
-            wire::read_i16(buf, "KRaftVersionFeature.MinSupportedVersion")?;
-        let f_max_supported_version =
-            wire::read_i16(buf, "KRaftVersionFeature.MaxSupportedVersion")?;
+        let f_min_supported_version;
+        let f_max_supported_version;
+        if let Some(b) = wire::peek_fixed::<4>(buf) {
+            f_min_supported_version = i16::from_be_bytes([b[0], b[1]]);
+            f_max_supported_version = i16::from_be_bytes([b[2], b[3]]);
+            wire::skip_fixed::<4>(buf);
+        } else {
+            f_min_supported_version =
+                wire::read_i16(buf, "KRaftVersionFeature.MinSupportedVersion")?;
+            f_max_supported_version =
+                wire::read_i16(buf, "KRaftVersionFeature.MaxSupportedVersion")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            min_supported_version: f_min_supported_version,
-            max_supported_version: f_max_supported_version,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "KRaftVersionFeature._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "KRaftVersionFeature._tagged_fields")?;
             wire::check_tag_order(previous, tag, "KRaftVersionFeature._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            min_supported_version: f_min_supported_version,
+            max_supported_version: f_max_supported_version,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -360,7 +366,7 @@ pub struct Voter {
     /// Versions: 0. Default: `KRaftVersionFeature::default()`.
     pub k_raft_version_feature: KRaftVersionFeature,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for Voter {
@@ -370,7 +376,7 @@ impl Default for Voter {
             voter_directory_id: Uuid::ZERO,
             endpoints: Vec::new(),
             k_raft_version_feature: KRaftVersionFeature::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -402,31 +408,42 @@ impl Voter {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_voter_id = wire::read_i32(buf, "Voter.VoterId")?;
-        let f_voter_directory_id = wire::read_uuid(buf, "Voter.VoterDirectoryId")?;
-        let f_endpoints = wire::read_array(buf, true, 5, "Voter.Endpoints", |buf| {
+        let f_voter_id;
+        let f_voter_directory_id;
+        if let Some(b) = wire::peek_fixed::<20>(buf) {
+            f_voter_id = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_voter_directory_id = Uuid::from_bytes([
+                b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15],
+                b[16], b[17], b[18], b[19],
+            ]);
+            wire::skip_fixed::<20>(buf);
+        } else {
+            f_voter_id = wire::read_i32(buf, "Voter.VoterId")?;
+            f_voter_directory_id = wire::read_uuid(buf, "Voter.VoterDirectoryId")?;
+        }
+        let f_endpoints = wire::read_array(buf, true, 5, "Voter.Endpoints", move |buf| {
             Endpoint::decode_inner(buf, version)
         })?;
         let f_k_raft_version_feature = KRaftVersionFeature::decode_inner(buf, version)?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            voter_id: f_voter_id,
-            voter_directory_id: f_voter_directory_id,
-            endpoints: f_endpoints,
-            k_raft_version_feature: f_k_raft_version_feature,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "Voter._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "Voter._tagged_fields")?;
             wire::check_tag_order(previous, tag, "Voter._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            voter_id: f_voter_id,
+            voter_directory_id: f_voter_directory_id,
+            endpoints: f_endpoints,
+            k_raft_version_feature: f_k_raft_version_feature,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The WriteShareGroupState request (API key 85).
@@ -35,7 +35,7 @@ pub struct WriteShareGroupStateRequest {
     /// Versions: 0. Default: `Vec::new()`.
     pub topics: Vec<WriteStateData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for WriteShareGroupStateRequest {
@@ -43,7 +43,7 @@ impl Default for WriteShareGroupStateRequest {
         Self {
             group_id: ByteString::new(),
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -85,16 +85,15 @@ impl WriteShareGroupStateRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_group_id = wire::read_string(buf, true, "WriteShareGroupStateRequest.GroupId")?;
-        let f_topics =
-            wire::read_array(buf, true, 18, "WriteShareGroupStateRequest.Topics", |buf| {
-                WriteStateData::decode_inner(buf, version)
-            })?;
+        let f_topics = wire::read_array(
+            buf,
+            true,
+            18,
+            "WriteShareGroupStateRequest.Topics",
+            move |buf| WriteStateData::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            group_id: f_group_id,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "WriteShareGroupStateRequest._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -102,10 +101,13 @@ impl WriteShareGroupStateRequest {
                 wire::read_tagged_field(buf, "WriteShareGroupStateRequest._tagged_fields")?;
             wire::check_tag_order(previous, tag, "WriteShareGroupStateRequest._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            group_id: f_group_id,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -161,7 +163,7 @@ pub struct StateBatch {
     /// Versions: 0. Default: `0`.
     pub delivery_count: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for StateBatch {
@@ -171,7 +173,7 @@ impl Default for StateBatch {
             last_offset: 0,
             delivery_state: 0,
             delivery_count: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -201,30 +203,43 @@ impl StateBatch {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_first_offset = wire::read_i64(buf, "StateBatch.FirstOffset")?;
-        let f_last_offset = wire::read_i64(buf, "StateBatch.LastOffset")?;
-        let f_delivery_state = wire::read_i8(buf, "StateBatch.DeliveryState")?;
-        let f_delivery_count = wire::read_i16(buf, "StateBatch.DeliveryCount")?;
+        let f_first_offset;
+        let f_last_offset;
+        let f_delivery_state;
+        let f_delivery_count;
+        if let Some(b) = wire::peek_fixed::<19>(buf) {
+            f_first_offset = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_last_offset =
+                i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            f_delivery_state = i8::from_be_bytes([b[16]]);
+            f_delivery_count = i16::from_be_bytes([b[17], b[18]]);
+            wire::skip_fixed::<19>(buf);
+        } else {
+            f_first_offset = wire::read_i64(buf, "StateBatch.FirstOffset")?;
+            f_last_offset = wire::read_i64(buf, "StateBatch.LastOffset")?;
+            f_delivery_state = wire::read_i8(buf, "StateBatch.DeliveryState")?;
+            f_delivery_count = wire::read_i16(buf, "StateBatch.DeliveryCount")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            first_offset: f_first_offset,
-            last_offset: f_last_offset,
-            delivery_state: f_delivery_state,
-            delivery_count: f_delivery_count,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "StateBatch._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "StateBatch._tagged_fields")?;
             wire::check_tag_order(previous, tag, "StateBatch._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            first_offset: f_first_offset,
+            last_offset: f_last_offset,
+            delivery_state: f_delivery_state,
+            delivery_count: f_delivery_count,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -281,7 +296,7 @@ pub struct PartitionData {
     /// Versions: 0. Default: `Vec::new()`.
     pub state_batches: Vec<StateBatch>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionData {
@@ -292,7 +307,7 @@ impl Default for PartitionData {
             leader_epoch: 0,
             start_offset: 0,
             state_batches: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -330,34 +345,47 @@ impl PartitionData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_partition = wire::read_i32(buf, "PartitionData.Partition")?;
-        let f_state_epoch = wire::read_i32(buf, "PartitionData.StateEpoch")?;
-        let f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
-        let f_start_offset = wire::read_i64(buf, "PartitionData.StartOffset")?;
+        let f_partition;
+        let f_state_epoch;
+        let f_leader_epoch;
+        let f_start_offset;
+        if let Some(b) = wire::peek_fixed::<20>(buf) {
+            f_partition = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_state_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_leader_epoch = i32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+            f_start_offset =
+                i64::from_be_bytes([b[12], b[13], b[14], b[15], b[16], b[17], b[18], b[19]]);
+            wire::skip_fixed::<20>(buf);
+        } else {
+            f_partition = wire::read_i32(buf, "PartitionData.Partition")?;
+            f_state_epoch = wire::read_i32(buf, "PartitionData.StateEpoch")?;
+            f_leader_epoch = wire::read_i32(buf, "PartitionData.LeaderEpoch")?;
+            f_start_offset = wire::read_i64(buf, "PartitionData.StartOffset")?;
+        }
         let f_state_batches =
-            wire::read_array(buf, true, 20, "PartitionData.StateBatches", |buf| {
+            wire::read_array(buf, true, 20, "PartitionData.StateBatches", move |buf| {
                 StateBatch::decode_inner(buf, version)
             })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition: f_partition,
-            state_epoch: f_state_epoch,
-            leader_epoch: f_leader_epoch,
-            start_offset: f_start_offset,
-            state_batches: f_state_batches,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "PartitionData._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "PartitionData._tagged_fields")?;
             wire::check_tag_order(previous, tag, "PartitionData._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            partition: f_partition,
+            state_epoch: f_state_epoch,
+            leader_epoch: f_leader_epoch,
+            start_offset: f_start_offset,
+            state_batches: f_state_batches,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -407,7 +435,7 @@ pub struct WriteStateData {
     /// Versions: 0. Default: `Vec::new()`.
     pub partitions: Vec<PartitionData>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for WriteStateData {
@@ -415,7 +443,7 @@ impl Default for WriteStateData {
         Self {
             topic_id: Uuid::ZERO,
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -450,27 +478,28 @@ impl WriteStateData {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "WriteStateData.TopicId")?;
-        let f_partitions = wire::read_array(buf, true, 22, "WriteStateData.Partitions", |buf| {
-            PartitionData::decode_inner(buf, version)
-        })?;
+        let f_partitions =
+            wire::read_array(buf, true, 22, "WriteStateData.Partitions", move |buf| {
+                PartitionData::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_id: f_topic_id,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "WriteStateData._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "WriteStateData._tagged_fields")?;
             wire::check_tag_order(previous, tag, "WriteStateData._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_id: f_topic_id,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The WriteShareGroupState response (API key 85).
@@ -42,14 +42,14 @@ pub struct WriteShareGroupStateResponse {
     /// Versions: 0. Default: `Vec::new()`.
     pub results: Vec<WriteStateResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for WriteShareGroupStateResponse {
     fn default() -> Self {
         Self {
             results: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -89,13 +89,10 @@ impl WriteShareGroupStateResponse {
             true,
             18,
             "WriteShareGroupStateResponse.Results",
-            |buf| WriteStateResult::decode_inner(buf, version),
+            move |buf| WriteStateResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            results: f_results,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "WriteShareGroupStateResponse._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -103,10 +100,12 @@ impl WriteShareGroupStateResponse {
                 wire::read_tagged_field(buf, "WriteShareGroupStateResponse._tagged_fields")?;
             wire::check_tag_order(previous, tag, "WriteShareGroupStateResponse._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            results: f_results,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -156,7 +155,7 @@ pub struct PartitionResult {
     /// Versions: 0; nullable in 0. Default: `None`.
     pub error_message: Option<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionResult {
@@ -165,7 +164,7 @@ impl Default for PartitionResult {
             partition: 0,
             error_code: 0,
             error_message: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -199,29 +198,37 @@ impl PartitionResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
-        let f_partition = wire::read_i32(buf, "PartitionResult.Partition")?;
-        let f_error_code = wire::read_i16(buf, "PartitionResult.ErrorCode")?;
+        let f_partition;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_partition = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_partition = wire::read_i32(buf, "PartitionResult.Partition")?;
+            f_error_code = wire::read_i16(buf, "PartitionResult.ErrorCode")?;
+        }
         let f_error_message =
             wire::read_nullable_string(buf, true, "PartitionResult.ErrorMessage")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition: f_partition,
-            error_code: f_error_code,
-            error_message: f_error_message,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "PartitionResult._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "PartitionResult._tagged_fields")?;
             wire::check_tag_order(previous, tag, "PartitionResult._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            partition: f_partition,
+            error_code: f_error_code,
+            error_message: f_error_message,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -272,7 +279,7 @@ pub struct WriteStateResult {
     /// Versions: 0. Default: `Vec::new()`.
     pub partitions: Vec<PartitionResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for WriteStateResult {
@@ -280,7 +287,7 @@ impl Default for WriteStateResult {
         Self {
             topic_id: Uuid::ZERO,
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -315,27 +322,28 @@ impl WriteStateResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "WriteStateResult.TopicId")?;
-        let f_partitions = wire::read_array(buf, true, 8, "WriteStateResult.Partitions", |buf| {
-            PartitionResult::decode_inner(buf, version)
-        })?;
+        let f_partitions =
+            wire::read_array(buf, true, 8, "WriteStateResult.Partitions", move |buf| {
+                PartitionResult::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_id: f_topic_id,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "WriteStateResult._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "WriteStateResult._tagged_fields")?;
             wire::check_tag_order(previous, tag, "WriteStateResult._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_id: f_topic_id,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{ApiKey, Request};
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, VersionRange,
+    ScalarList, UnknownTaggedFields, VersionRange,
 };
 
 /// The WriteTxnMarkers request (API key 27).
@@ -37,14 +37,14 @@ pub struct WriteTxnMarkersRequest {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub markers: Vec<WritableTxnMarker>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for WriteTxnMarkersRequest {
     fn default() -> Self {
         Self {
             markers: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -88,15 +88,15 @@ impl WriteTxnMarkersRequest {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
-        let f_markers =
-            wire::read_array(buf, flexible, 16, "WriteTxnMarkersRequest.Markers", |buf| {
-                WritableTxnMarker::decode_inner(buf, version)
-            })?;
+        let f_markers = wire::read_array(
+            buf,
+            flexible,
+            16,
+            "WriteTxnMarkersRequest.Markers",
+            move |buf| WritableTxnMarker::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            markers: f_markers,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "WriteTxnMarkersRequest._tagged_fields")?;
             let mut previous = None;
@@ -105,11 +105,13 @@ impl WriteTxnMarkersRequest {
                     wire::read_tagged_field(buf, "WriteTxnMarkersRequest._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "WriteTxnMarkersRequest._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            markers: f_markers,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -159,7 +161,7 @@ pub struct WritableTxnMarkerTopic {
     /// Versions: 0-1. Default: `ScalarList::new()`.
     pub partition_indexes: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for WritableTxnMarkerTopic {
@@ -167,7 +169,7 @@ impl Default for WritableTxnMarkerTopic {
         Self {
             name: ByteString::new(),
             partition_indexes: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -207,6 +209,7 @@ impl WritableTxnMarkerTopic {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let _ = version;
@@ -217,11 +220,7 @@ impl WritableTxnMarkerTopic {
             "WritableTxnMarkerTopic.PartitionIndexes",
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partition_indexes: f_partition_indexes,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "WritableTxnMarkerTopic._tagged_fields")?;
             let mut previous = None;
@@ -230,11 +229,14 @@ impl WritableTxnMarkerTopic {
                     wire::read_tagged_field(buf, "WritableTxnMarkerTopic._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "WritableTxnMarkerTopic._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partition_indexes: f_partition_indexes,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -298,7 +300,7 @@ pub struct WritableTxnMarker {
     /// Versions: 0-1. Default: `0`.
     pub coordinator_epoch: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for WritableTxnMarker {
@@ -309,7 +311,7 @@ impl Default for WritableTxnMarker {
             transaction_result: false,
             topics: Vec::new(),
             coordinator_epoch: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -355,24 +357,29 @@ impl WritableTxnMarker {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
-        let f_producer_id = wire::read_i64(buf, "WritableTxnMarker.ProducerId")?;
-        let f_producer_epoch = wire::read_i16(buf, "WritableTxnMarker.ProducerEpoch")?;
-        let f_transaction_result = wire::read_bool(buf, "WritableTxnMarker.TransactionResult")?;
-        let f_topics = wire::read_array(buf, flexible, 2, "WritableTxnMarker.Topics", |buf| {
-            WritableTxnMarkerTopic::decode_inner(buf, version)
-        })?;
+        let f_producer_id;
+        let f_producer_epoch;
+        let f_transaction_result;
+        if let Some(b) = wire::peek_fixed::<11>(buf) {
+            f_producer_id = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_producer_epoch = i16::from_be_bytes([b[8], b[9]]);
+            f_transaction_result = b[10] != 0;
+            wire::skip_fixed::<11>(buf);
+        } else {
+            f_producer_id = wire::read_i64(buf, "WritableTxnMarker.ProducerId")?;
+            f_producer_epoch = wire::read_i16(buf, "WritableTxnMarker.ProducerEpoch")?;
+            f_transaction_result = wire::read_bool(buf, "WritableTxnMarker.TransactionResult")?;
+        }
+        let f_topics =
+            wire::read_array(buf, flexible, 2, "WritableTxnMarker.Topics", move |buf| {
+                WritableTxnMarkerTopic::decode_inner(buf, version)
+            })?;
         let f_coordinator_epoch = wire::read_i32(buf, "WritableTxnMarker.CoordinatorEpoch")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            producer_id: f_producer_id,
-            producer_epoch: f_producer_epoch,
-            transaction_result: f_transaction_result,
-            topics: f_topics,
-            coordinator_epoch: f_coordinator_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "WritableTxnMarker._tagged_fields")?;
             let mut previous = None;
@@ -380,11 +387,17 @@ impl WritableTxnMarker {
                 let (tag, data) = wire::read_tagged_field(buf, "WritableTxnMarker._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "WritableTxnMarker._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            producer_id: f_producer_id,
+            producer_epoch: f_producer_epoch,
+            transaction_result: f_transaction_result,
+            topics: f_topics,
+            coordinator_epoch: f_coordinator_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The WriteTxnMarkers response (API key 27).
@@ -36,14 +36,14 @@ pub struct WriteTxnMarkersResponse {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub markers: Vec<WritableTxnMarkerResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for WriteTxnMarkersResponse {
     fn default() -> Self {
         Self {
             markers: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -87,15 +87,15 @@ impl WriteTxnMarkersResponse {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
-        let f_markers =
-            wire::read_array(buf, flexible, 9, "WriteTxnMarkersResponse.Markers", |buf| {
-                WritableTxnMarkerResult::decode_inner(buf, version)
-            })?;
+        let f_markers = wire::read_array(
+            buf,
+            flexible,
+            9,
+            "WriteTxnMarkersResponse.Markers",
+            move |buf| WritableTxnMarkerResult::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            markers: f_markers,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "WriteTxnMarkersResponse._tagged_fields")?;
             let mut previous = None;
@@ -104,11 +104,13 @@ impl WriteTxnMarkersResponse {
                     wire::read_tagged_field(buf, "WriteTxnMarkersResponse._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "WriteTxnMarkersResponse._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            markers: f_markers,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -158,7 +160,7 @@ pub struct WritableTxnMarkerPartitionResult {
     /// Versions: 0-1. Default: `0`.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for WritableTxnMarkerPartitionResult {
@@ -166,7 +168,7 @@ impl Default for WritableTxnMarkerPartitionResult {
         Self {
             partition_index: 0,
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -201,18 +203,23 @@ impl WritableTxnMarkerPartitionResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let _ = version;
-        let f_partition_index =
-            wire::read_i32(buf, "WritableTxnMarkerPartitionResult.PartitionIndex")?;
-        let f_error_code = wire::read_i16(buf, "WritableTxnMarkerPartitionResult.ErrorCode")?;
+        let f_partition_index;
+        let f_error_code;
+        if let Some(b) = wire::peek_fixed::<6>(buf) {
+            f_partition_index = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_error_code = i16::from_be_bytes([b[4], b[5]]);
+            wire::skip_fixed::<6>(buf);
+        } else {
+            f_partition_index =
+                wire::read_i32(buf, "WritableTxnMarkerPartitionResult.PartitionIndex")?;
+            f_error_code = wire::read_i16(buf, "WritableTxnMarkerPartitionResult.ErrorCode")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition_index: f_partition_index,
-            error_code: f_error_code,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "WritableTxnMarkerPartitionResult._tagged_fields")?;
@@ -228,11 +235,14 @@ impl WritableTxnMarkerPartitionResult {
                     "WritableTxnMarkerPartitionResult._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            partition_index: f_partition_index,
+            error_code: f_error_code,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -280,7 +290,7 @@ pub struct WritableTxnMarkerTopicResult {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub partitions: Vec<WritableTxnMarkerPartitionResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for WritableTxnMarkerTopicResult {
@@ -288,7 +298,7 @@ impl Default for WritableTxnMarkerTopicResult {
         Self {
             name: ByteString::new(),
             partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -336,6 +346,7 @@ impl WritableTxnMarkerTopicResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let f_name = wire::read_string(buf, flexible, "WritableTxnMarkerTopicResult.Name")?;
@@ -344,14 +355,10 @@ impl WritableTxnMarkerTopicResult {
             flexible,
             6,
             "WritableTxnMarkerTopicResult.Partitions",
-            |buf| WritableTxnMarkerPartitionResult::decode_inner(buf, version),
+            move |buf| WritableTxnMarkerPartitionResult::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count =
                 wire::read_tagged_header(buf, "WritableTxnMarkerTopicResult._tagged_fields")?;
@@ -365,11 +372,14 @@ impl WritableTxnMarkerTopicResult {
                     "WritableTxnMarkerTopicResult._tagged_fields",
                 )?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -424,7 +434,7 @@ pub struct WritableTxnMarkerResult {
     /// Versions: 0-1. Default: `Vec::new()`.
     pub topics: Vec<WritableTxnMarkerTopicResult>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for WritableTxnMarkerResult {
@@ -432,7 +442,7 @@ impl Default for WritableTxnMarkerResult {
         Self {
             producer_id: 0,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -475,19 +485,19 @@ impl WritableTxnMarkerResult {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let f_producer_id = wire::read_i64(buf, "WritableTxnMarkerResult.ProducerId")?;
-        let f_topics =
-            wire::read_array(buf, flexible, 2, "WritableTxnMarkerResult.Topics", |buf| {
-                WritableTxnMarkerTopicResult::decode_inner(buf, version)
-            })?;
+        let f_topics = wire::read_array(
+            buf,
+            flexible,
+            2,
+            "WritableTxnMarkerResult.Topics",
+            move |buf| WritableTxnMarkerTopicResult::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            producer_id: f_producer_id,
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "WritableTxnMarkerResult._tagged_fields")?;
             let mut previous = None;
@@ -496,11 +506,14 @@ impl WritableTxnMarkerResult {
                     wire::read_tagged_field(buf, "WritableTxnMarkerResult._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "WritableTxnMarkerResult._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            producer_id: f_producer_id,
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 //! Every generated message implements [`ArbValue`] and `arbitrary::Arbitrary`; this
 //! module gives the impls for the wire types the messages are built from.
 
-use super::{ByteString, Bytes, RawTaggedField, Scalar, ScalarList, Uuid};
+use super::{ByteString, Bytes, RawTaggedField, Scalar, ScalarList, UnknownTaggedFields, Uuid};
 use arbitrary::{Result, Unstructured};
 
 /// A value that can be built from fuzzer bytes.
@@ -83,6 +83,12 @@ impl ArbValue for RawTaggedField {
             tag: u.int_in_range(0..=64u32)?,
             data: Bytes::arb(u)?,
         })
+    }
+}
+
+impl ArbValue for UnknownTaggedFields {
+    fn arb(u: &mut Unstructured<'_>) -> Result<Self> {
+        Ok(Vec::<RawTaggedField>::arb(u)?.into())
     }
 }
 

@@ -16,7 +16,7 @@
 //! | (COMPACT_)(NULLABLE_)STRING | [`ByteString`] | [`read_string`], [`read_nullable_string`] |
 //! | (COMPACT_)(NULLABLE_)BYTES, RECORDS | [`Bytes`] | [`read_bytes`], [`read_nullable_bytes`] |
 //! | (COMPACT_)ARRAY | `Vec<T>` | [`read_array_len`] + elements |
-//! | tagged fields | [`RawTaggedField`] | [`read_tagged_header`], [`put_raw_tagged_fields`] |
+//! | tagged fields | [`RawTaggedField`], [`UnknownTaggedFields`] | [`read_tagged_header`], [`put_raw_tagged_fields`] |
 //!
 //! The string, bytes and array readers take a `compact` flag: `true` selects the
 //! COMPACT_ form used by flexible message versions.
@@ -46,6 +46,7 @@ mod error;
 mod message;
 mod out;
 mod scalar_list;
+mod tagged_fields;
 mod uuid;
 
 pub use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -57,6 +58,7 @@ pub use scalar_list::{
     INLINE_CAPACITY, Scalar, ScalarList, put_scalar_array, read_nullable_scalar_array,
     read_scalar_array,
 };
+pub use tagged_fields::UnknownTaggedFields;
 pub use uuid::Uuid;
 
 #[cold]
@@ -96,6 +98,39 @@ fixed!(read_i32, put_i32, i32, get_i32, put_i32, 4, "an INT32");
 fixed!(read_u32, put_u32, u32, get_u32, put_u32, 4, "a UINT32");
 fixed!(read_i64, put_i64, i64, get_i64, put_i64, 8, "an INT64");
 fixed!(read_f64, put_f64, f64, get_f64, put_f64, 8, "a FLOAT64");
+
+/// The first `N` bytes of `buf`, if it holds that many, consuming nothing: generated
+/// decoders read a run of fixed-width fields with this one length check, then
+/// [`skip_fixed`].
+///
+/// ```
+/// use kafka_sansio::wire::{self, Bytes};
+///
+/// let mut buf = Bytes::from_static(&[0, 7, 0, 0, 0, 42, 0xff]);
+/// if let Some(b) = wire::peek_fixed::<6>(&buf) {
+///     let error_code = i16::from_be_bytes([b[0], b[1]]);
+///     let partition = i32::from_be_bytes([b[2], b[3], b[4], b[5]]);
+///     wire::skip_fixed::<6>(&mut buf);
+///     assert_eq!((error_code, partition), (7, 42));
+/// }
+/// assert_eq!(&buf[..], &[0xff]);
+/// assert!(wire::peek_fixed::<2>(&buf).is_none());
+/// ```
+#[inline(always)]
+#[must_use]
+pub fn peek_fixed<const N: usize>(buf: &Bytes) -> Option<[u8; N]> {
+    buf.first_chunk::<N>().copied()
+}
+
+/// Consumes the `N` bytes [`peek_fixed`] returned.
+///
+/// # Panics
+///
+/// If `buf` holds fewer than `N` bytes (never after [`peek_fixed`] returned them).
+#[inline(always)]
+pub fn skip_fixed<const N: usize>(buf: &mut Bytes) {
+    buf.advance(N);
+}
 
 /// Decodes a BOOLEAN: one byte, any non-zero value is `true` (as Kafka's Java reader).
 #[inline]
@@ -279,6 +314,52 @@ fn peek_unsigned_varint(
     varint_from_slice(s, field, max_bytes)
 }
 
+/// Peeks an unsigned varint of one to four bytes (below 2^28): `(value, bytes it
+/// takes)`, or `None` for anything else (longer, or fewer than four bytes left for a
+/// multi-byte one), which the full reader then decodes or rejects. Every length a real
+/// message carries fits, and a multi-byte length is followed by at least 127 bytes.
+#[inline(always)]
+fn peek_short_varint(s: &[u8]) -> Option<(usize, usize)> {
+    let b0 = usize::from(*s.first()?);
+    if b0 < 0x80 {
+        return Some((b0, 1));
+    }
+    let [_, b1, b2, b3] = s.first_chunk::<4>()?.map(usize::from);
+    let mut v = (b0 & 0x7f) | (b1 & 0x7f) << 7;
+    if b1 < 0x80 {
+        return Some((v, 2));
+    }
+    v |= (b2 & 0x7f) << 14;
+    if b2 < 0x80 {
+        return Some((v, 3));
+    }
+    v |= (b3 & 0x7f) << 21;
+    if b3 < 0x80 {
+        return Some((v, 4));
+    }
+    None
+}
+
+/// The common case of [`peek_len`], inlined where it is used: a well-formed prefix
+/// (`(None, n)` for null), or `None` to take the full path, which also makes the
+/// errors. Never accepts a prefix [`peek_len`] rejects.
+#[inline(always)]
+fn peek_len_fast(s: &[u8], compact: bool, wide: bool) -> Option<(Option<usize>, usize)> {
+    let (len, n) = if compact {
+        let (v, n) = peek_short_varint(s)?;
+        return Some((v.checked_sub(1), n));
+    } else if wide {
+        (i64::from(i32::from_be_bytes(*s.first_chunk::<4>()?)), 4)
+    } else {
+        (i64::from(i16::from_be_bytes(*s.first_chunk::<2>()?)), 2)
+    };
+    match len {
+        -1 => Some((None, n)),
+        l if l < 0 => None,
+        l => Some((Some(l as usize), n)),
+    }
+}
+
 /// Peeks a length prefix for a string, bytes or array without consuming it:
 /// `(length or None for null, bytes the prefix takes)`.
 ///
@@ -318,6 +399,17 @@ fn peek_len(
     }
 }
 
+/// `buf.split_to(len)` (the caller checked `len <= buf.len()`), inlined: `split_to`
+/// is an out-of-line call in `bytes`, while `clone` (the reference count) and
+/// `truncate` are inline.
+#[inline(always)]
+fn split_front(buf: &mut Bytes, len: usize) -> Bytes {
+    let mut front = buf.clone();
+    front.truncate(len);
+    buf.advance(len);
+    front
+}
+
 /// Takes a length-prefixed value of `len` bytes after an `n`-byte prefix, or fails
 /// without consuming anything.
 #[inline]
@@ -344,8 +436,12 @@ fn take_utf8(
     if buf.len() - n < len {
         return Err(eof(field, (n + len) as u64, buf.len()));
     }
-    // Validate before consuming, so an error points at the string's start.
-    let text = ByteString::try_from(buf.slice(n..n + len))
+    // Validate before consuming, so an error points at the string's start. (Clone,
+    // advance and truncate are inline in `bytes`; `slice` and `split_to` are not.)
+    let mut text = buf.clone();
+    text.advance(n);
+    text.truncate(len);
+    let text = ByteString::try_from(text)
         .map_err(|_| DecodeError::new(field, DecodeErrorKind::InvalidUtf8))?;
     buf.advance(n + len);
     Ok(text)
@@ -354,6 +450,18 @@ fn take_utf8(
 /// Decodes a STRING (`compact == false`) or COMPACT_STRING; null is an error.
 #[inline]
 pub fn read_string(
+    buf: &mut Bytes,
+    compact: bool,
+    field: &'static str,
+) -> Result<ByteString, DecodeError> {
+    if let Some((Some(len), n)) = peek_len_fast(buf, compact, false) {
+        return take_utf8(buf, n, len, field);
+    }
+    read_string_slow(buf, compact, field)
+}
+
+#[inline(never)]
+fn read_string_slow(
     buf: &mut Bytes,
     compact: bool,
     field: &'static str,
@@ -371,6 +479,23 @@ pub fn read_nullable_string(
     compact: bool,
     field: &'static str,
 ) -> Result<Option<ByteString>, DecodeError> {
+    match peek_len_fast(buf, compact, false) {
+        Some((Some(len), n)) => return take_utf8(buf, n, len, field).map(Some),
+        Some((None, n)) => {
+            buf.advance(n);
+            return Ok(None);
+        }
+        None => {}
+    }
+    read_nullable_string_slow(buf, compact, field)
+}
+
+#[inline(never)]
+fn read_nullable_string_slow(
+    buf: &mut Bytes,
+    compact: bool,
+    field: &'static str,
+) -> Result<Option<ByteString>, DecodeError> {
     match peek_len(buf, compact, false, field)? {
         (Some(len), n) => Ok(Some(take_utf8(buf, n, len, field)?)),
         (None, n) => {
@@ -381,8 +506,24 @@ pub fn read_nullable_string(
 }
 
 /// Decodes BYTES or COMPACT_BYTES as a slice of the input; null is an error.
-#[inline]
+#[inline(always)]
 pub fn read_bytes(
+    buf: &mut Bytes,
+    compact: bool,
+    field: &'static str,
+) -> Result<Bytes, DecodeError> {
+    if let Some((Some(len), n)) = peek_len_fast(buf, compact, true)
+        && let Some(rest) = buf.len().checked_sub(n)
+        && len <= rest
+    {
+        buf.advance(n);
+        return Ok(split_front(buf, len));
+    }
+    read_bytes_slow(buf, compact, field)
+}
+
+#[inline(never)]
+fn read_bytes_slow(
     buf: &mut Bytes,
     compact: bool,
     field: &'static str,
@@ -394,8 +535,33 @@ pub fn read_bytes(
 }
 
 /// Decodes NULLABLE_BYTES, COMPACT_NULLABLE_BYTES or RECORDS as a slice of the input.
-#[inline]
+#[inline(always)]
 pub fn read_nullable_bytes(
+    buf: &mut Bytes,
+    compact: bool,
+    field: &'static str,
+) -> Result<Option<Bytes>, DecodeError> {
+    // `checked_sub` tests what `advance(n)` asserts, so the assertion folds away.
+    if let Some((len, n)) = peek_len_fast(buf, compact, true)
+        && let Some(rest) = buf.len().checked_sub(n)
+    {
+        match len {
+            None => {
+                buf.advance(n);
+                return Ok(None);
+            }
+            Some(len) if len <= rest => {
+                buf.advance(n);
+                return Ok(Some(split_front(buf, len)));
+            }
+            Some(_) => {}
+        }
+    }
+    read_nullable_bytes_slow(buf, compact, field)
+}
+
+#[inline(never)]
+fn read_nullable_bytes_slow(
     buf: &mut Bytes,
     compact: bool,
     field: &'static str,
@@ -414,8 +580,33 @@ pub fn read_nullable_bytes(
 /// `min_element_size` is the fewest bytes one element can take (at least 1); a count
 /// that could not fit in the remaining input is an error (and consumes nothing), so a
 /// caller may reserve `count` elements without trusting the input.
-#[inline]
+#[inline(always)]
 pub fn read_array_len(
+    buf: &mut Bytes,
+    compact: bool,
+    min_element_size: usize,
+    field: &'static str,
+) -> Result<Option<usize>, DecodeError> {
+    if let Some((len, n)) = peek_len_fast(buf, compact, true)
+        && let Some(rest) = buf.len().checked_sub(n)
+    {
+        match len {
+            None => {
+                buf.advance(n);
+                return Ok(None);
+            }
+            Some(count) if count <= rest / min_element_size.max(1) => {
+                buf.advance(n);
+                return Ok(Some(count));
+            }
+            Some(_) => {}
+        }
+    }
+    read_array_len_slow(buf, compact, min_element_size, field)
+}
+
+#[inline(never)]
+fn read_array_len_slow(
     buf: &mut Bytes,
     compact: bool,
     min_element_size: usize,
@@ -440,45 +631,85 @@ pub fn read_array_len(
 }
 
 /// Decodes an array whose null marker is not allowed, each element by `element`.
-#[inline]
+#[inline(always)]
 pub fn read_array<T>(
     buf: &mut Bytes,
     compact: bool,
     min_element_size: usize,
     field: &'static str,
-    mut element: impl FnMut(&mut Bytes) -> Result<T, DecodeError>,
+    element: impl FnMut(&mut Bytes) -> Result<T, DecodeError>,
 ) -> Result<Vec<T>, DecodeError> {
     match read_array_len(buf, compact, min_element_size, field)? {
-        Some(count) => {
-            let mut out = Vec::with_capacity(count);
-            for _ in 0..count {
-                out.push(element(buf)?);
-            }
-            Ok(out)
-        }
+        Some(count) => read_elements(buf, count, field, element),
         None => Err(DecodeError::new(field, DecodeErrorKind::UnexpectedNull)),
     }
 }
 
 /// Decodes a nullable array, each element by `element`.
-#[inline]
+#[inline(always)]
 pub fn read_nullable_array<T>(
     buf: &mut Bytes,
     compact: bool,
     min_element_size: usize,
     field: &'static str,
-    mut element: impl FnMut(&mut Bytes) -> Result<T, DecodeError>,
+    element: impl FnMut(&mut Bytes) -> Result<T, DecodeError>,
 ) -> Result<Option<Vec<T>>, DecodeError> {
     match read_array_len(buf, compact, min_element_size, field)? {
-        Some(count) => {
-            let mut out = Vec::with_capacity(count);
-            for _ in 0..count {
-                out.push(element(buf)?);
-            }
-            Ok(Some(out))
-        }
+        Some(count) => read_elements(buf, count, field, element).map(Some),
         None => Ok(None),
     }
+}
+
+/// Decodes `count` elements (a count [`read_array_len`] checked against the input).
+///
+/// The elements are written straight into the `Vec`'s memory. A plain `push` after
+/// decoding may grow the `Vec`, and growing may panic, so the compiler keeps the
+/// decoded value in memory (to drop it while unwinding) and copies it in: a `memcpy`
+/// per element. Here `push` runs only behind a test that there is room, which the
+/// compiler sees, so it drops the growth path and builds the value in registers.
+///
+/// An empty array (the common case of many optional lists) costs no call; otherwise
+/// the loop is a function of its own, with the element's decoding inlined into it: a
+/// small function the register allocator handles well, whatever message holds it.
+#[inline(always)]
+fn read_elements<T>(
+    buf: &mut Bytes,
+    count: usize,
+    field: &'static str,
+    element: impl FnMut(&mut Bytes) -> Result<T, DecodeError>,
+) -> Result<Vec<T>, DecodeError> {
+    if count == 0 {
+        Ok(Vec::new())
+    } else {
+        read_elements_loop(buf, count, field, element)
+    }
+}
+
+#[inline(never)]
+fn read_elements_loop<T>(
+    buf: &mut Bytes,
+    count: usize,
+    field: &'static str,
+    mut element: impl FnMut(&mut Bytes) -> Result<T, DecodeError>,
+) -> Result<Vec<T>, DecodeError> {
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let value = element(buf)?;
+        if out.len() == out.capacity() {
+            // Never: `with_capacity(count)` holds `count` values. Not dropping
+            // `value` here (only forgetting it, which is safe) keeps it out of memory.
+            std::mem::forget(value);
+            return Err(DecodeError::new(
+                field,
+                DecodeErrorKind::CountExceedsInput {
+                    count: count as u64,
+                    remaining: buf.len(),
+                },
+            ));
+        }
+        out.push(value);
+    }
+    Ok(out)
 }
 
 #[inline]
@@ -630,8 +861,19 @@ pub struct RawTaggedField {
 
 /// Reads the tagged-field section's field count (an unsigned varint), checked against
 /// the remaining input (each tagged field takes at least two bytes).
-#[inline]
+#[inline(always)]
 pub fn read_tagged_header(buf: &mut Bytes, field: &'static str) -> Result<usize, DecodeError> {
+    // Nearly every section is empty: one zero byte, and the caller's loop over the
+    // fields folds away.
+    if buf.first() == Some(&0) {
+        buf.advance(1);
+        return Ok(0);
+    }
+    read_tagged_header_slow(buf, field)
+}
+
+#[inline(never)]
+fn read_tagged_header_slow(buf: &mut Bytes, field: &'static str) -> Result<usize, DecodeError> {
     let count = read_unsigned_varint(buf, field)? as usize;
     if count > buf.len() / 2 {
         return Err(DecodeError::new(

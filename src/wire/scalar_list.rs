@@ -228,7 +228,7 @@ impl<'a, T: Scalar> IntoIterator for &'a ScalarList<T> {
 
 /// Reads a non-null ARRAY / COMPACT_ARRAY of fixed-width values: one bounds check for
 /// the whole array, then no allocation for up to [`INLINE_CAPACITY`] values.
-#[inline]
+#[inline(always)]
 pub fn read_scalar_array<T: Scalar>(
     buf: &mut Bytes,
     compact: bool,
@@ -244,7 +244,7 @@ pub fn read_scalar_array<T: Scalar>(
 }
 
 /// Reads a nullable ARRAY / COMPACT_ARRAY of fixed-width values.
-#[inline]
+#[inline(always)]
 pub fn read_nullable_scalar_array<T: Scalar>(
     buf: &mut Bytes,
     compact: bool,
@@ -253,24 +253,33 @@ pub fn read_nullable_scalar_array<T: Scalar>(
     let Some(count) = super::read_array_len(buf, compact, T::SIZE, field)? else {
         return Ok(None);
     };
+    if count > INLINE_CAPACITY {
+        return Ok(Some(read_heap(buf, count)));
+    }
     // read_array_len checked count * SIZE <= remaining.
-    let bytes = &buf[..count * T::SIZE];
-    let list = if count <= INLINE_CAPACITY {
-        let mut items = [T::default(); INLINE_CAPACITY];
-        for (slot, chunk) in items.iter_mut().zip(bytes.chunks_exact(T::SIZE)) {
-            *slot = T::read_be(chunk);
-        }
-        ScalarList(Repr::Inline {
-            len: count as u8,
-            items,
-        })
-    } else {
-        ScalarList(Repr::Heap(
-            bytes.chunks_exact(T::SIZE).map(T::read_be).collect(),
-        ))
-    };
+    let mut items = [T::default(); INLINE_CAPACITY];
+    for (slot, chunk) in items.iter_mut().zip(buf.chunks_exact(T::SIZE)).take(count) {
+        *slot = T::read_be(chunk);
+    }
     bytes::Buf::advance(buf, count * T::SIZE);
-    Ok(Some(list))
+    Ok(Some(ScalarList(Repr::Inline {
+        len: count as u8,
+        items,
+    })))
+}
+
+/// The part of [`read_nullable_scalar_array`] for lists too long to keep inline.
+#[inline(never)]
+fn read_heap<T: Scalar>(buf: &mut Bytes, count: usize) -> ScalarList<T> {
+    // read_array_len checked count * SIZE <= remaining.
+    let list = ScalarList(Repr::Heap(
+        buf[..count * T::SIZE]
+            .chunks_exact(T::SIZE)
+            .map(T::read_be)
+            .collect(),
+    ));
+    bytes::Buf::advance(buf, count * T::SIZE);
+    list
 }
 
 /// Writes an ARRAY / COMPACT_ARRAY of fixed-width values.

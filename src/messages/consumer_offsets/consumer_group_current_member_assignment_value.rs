@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, ScalarList,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The `ConsumerGroupCurrentMemberAssignmentValue` data schema.
@@ -52,7 +52,7 @@ pub struct ConsumerGroupCurrentMemberAssignmentValue {
     /// Versions: 0. Default: `Vec::new()`.
     pub partitions_pending_revocation: Vec<TopicPartitions>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ConsumerGroupCurrentMemberAssignmentValue {
@@ -63,7 +63,7 @@ impl Default for ConsumerGroupCurrentMemberAssignmentValue {
             state: 0,
             assigned_partitions: Vec::new(),
             partitions_pending_revocation: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -110,36 +110,39 @@ impl ConsumerGroupCurrentMemberAssignmentValue {
 
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        let f_member_epoch =
-            wire::read_i32(buf, "ConsumerGroupCurrentMemberAssignmentValue.MemberEpoch")?;
-        let f_previous_member_epoch = wire::read_i32(
-            buf,
-            "ConsumerGroupCurrentMemberAssignmentValue.PreviousMemberEpoch",
-        )?;
-        let f_state = wire::read_i8(buf, "ConsumerGroupCurrentMemberAssignmentValue.State")?;
+        let f_member_epoch;
+        let f_previous_member_epoch;
+        let f_state;
+        if let Some(b) = wire::peek_fixed::<9>(buf) {
+            f_member_epoch = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_previous_member_epoch = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            f_state = i8::from_be_bytes([b[8]]);
+            wire::skip_fixed::<9>(buf);
+        } else {
+            f_member_epoch =
+                wire::read_i32(buf, "ConsumerGroupCurrentMemberAssignmentValue.MemberEpoch")?;
+            f_previous_member_epoch = wire::read_i32(
+                buf,
+                "ConsumerGroupCurrentMemberAssignmentValue.PreviousMemberEpoch",
+            )?;
+            f_state = wire::read_i8(buf, "ConsumerGroupCurrentMemberAssignmentValue.State")?;
+        }
         let f_assigned_partitions = wire::read_array(
             buf,
             true,
             18,
             "ConsumerGroupCurrentMemberAssignmentValue.AssignedPartitions",
-            |buf| TopicPartitions::decode_inner(buf, version),
+            move |buf| TopicPartitions::decode_inner(buf, version),
         )?;
         let f_partitions_pending_revocation = wire::read_array(
             buf,
             true,
             18,
             "ConsumerGroupCurrentMemberAssignmentValue.PartitionsPendingRevocation",
-            |buf| TopicPartitions::decode_inner(buf, version),
+            move |buf| TopicPartitions::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            member_epoch: f_member_epoch,
-            previous_member_epoch: f_previous_member_epoch,
-            state: f_state,
-            assigned_partitions: f_assigned_partitions,
-            partitions_pending_revocation: f_partitions_pending_revocation,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(
             buf,
             "ConsumerGroupCurrentMemberAssignmentValue._tagged_fields",
@@ -156,10 +159,16 @@ impl ConsumerGroupCurrentMemberAssignmentValue {
                 "ConsumerGroupCurrentMemberAssignmentValue._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            member_epoch: f_member_epoch,
+            previous_member_epoch: f_previous_member_epoch,
+            state: f_state,
+            assigned_partitions: f_assigned_partitions,
+            partitions_pending_revocation: f_partitions_pending_revocation,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -210,7 +219,7 @@ pub struct TopicPartitions {
     /// Versions: 0. Default: `ScalarList::new()`.
     pub partitions: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TopicPartitions {
@@ -218,7 +227,7 @@ impl Default for TopicPartitions {
         Self {
             topic_id: Uuid::ZERO,
             partitions: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -246,26 +255,26 @@ impl TopicPartitions {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_topic_id = wire::read_uuid(buf, "TopicPartitions.TopicId")?;
         let f_partitions = wire::read_scalar_array::<i32>(buf, true, "TopicPartitions.Partitions")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_id: f_topic_id,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "TopicPartitions._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "TopicPartitions._tagged_fields")?;
             wire::check_tag_order(previous, tag, "TopicPartitions._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_id: f_topic_id,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

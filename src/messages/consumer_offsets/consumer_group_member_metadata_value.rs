@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The `ConsumerGroupMemberMetadataValue` data schema.
@@ -68,7 +68,7 @@ pub struct ConsumerGroupMemberMetadataValue {
     /// Versions: 0; nullable in 0; tagged field 0. Default: `None`.
     pub classic_member_metadata: Option<ClassicMemberMetadata>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ConsumerGroupMemberMetadataValue {
@@ -83,7 +83,7 @@ impl Default for ConsumerGroupMemberMetadataValue {
             rebalance_timeout_ms: -1,
             server_assignor: Some(ByteString::new()),
             classic_member_metadata: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -198,7 +198,7 @@ impl ConsumerGroupMemberMetadataValue {
             true,
             1,
             "ConsumerGroupMemberMetadataValue.SubscribedTopicNames",
-            |buf| {
+            move |buf| {
                 wire::read_string(
                     buf,
                     true,
@@ -218,19 +218,9 @@ impl ConsumerGroupMemberMetadataValue {
             true,
             "ConsumerGroupMemberMetadataValue.ServerAssignor",
         )?;
+        let mut f_classic_member_metadata = None;
         #[allow(unused_mut)]
-        let mut this = Self {
-            instance_id: f_instance_id,
-            rack_id: f_rack_id,
-            client_id: f_client_id,
-            client_host: f_client_host,
-            subscribed_topic_names: f_subscribed_topic_names,
-            subscribed_topic_regex: f_subscribed_topic_regex,
-            rebalance_timeout_ms: f_rebalance_timeout_ms,
-            server_assignor: f_server_assignor,
-            classic_member_metadata: None,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "ConsumerGroupMemberMetadataValue._tagged_fields")?;
         let mut previous = None;
@@ -247,7 +237,7 @@ impl ConsumerGroupMemberMetadataValue {
                 0 => {
                     let mut data = data;
                     let buf = &mut data;
-                    this.classic_member_metadata = if wire::read_i8(
+                    f_classic_member_metadata = if wire::read_i8(
                         buf,
                         "ConsumerGroupMemberMetadataValue.ClassicMemberMetadata",
                     )? < 0
@@ -257,12 +247,21 @@ impl ConsumerGroupMemberMetadataValue {
                         Some(ClassicMemberMetadata::decode_inner(buf, version)?)
                     };
                 }
-                _ => this
-                    .unknown_tagged_fields
-                    .push(RawTaggedField { tag, data }),
+                _ => unknown_tagged.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(Self {
+            instance_id: f_instance_id,
+            rack_id: f_rack_id,
+            client_id: f_client_id,
+            client_host: f_client_host,
+            subscribed_topic_names: f_subscribed_topic_names,
+            subscribed_topic_regex: f_subscribed_topic_regex,
+            rebalance_timeout_ms: f_rebalance_timeout_ms,
+            server_assignor: f_server_assignor,
+            classic_member_metadata: f_classic_member_metadata,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -348,7 +347,7 @@ pub struct ClassicProtocol {
     /// Versions: 0. Default: `Bytes::new()`.
     pub metadata: Bytes,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ClassicProtocol {
@@ -356,7 +355,7 @@ impl Default for ClassicProtocol {
         Self {
             name: ByteString::new(),
             metadata: Bytes::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -384,26 +383,26 @@ impl ClassicProtocol {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_name = wire::read_string(buf, true, "ClassicProtocol.Name")?;
         let f_metadata = wire::read_bytes(buf, true, "ClassicProtocol.Metadata")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            name: f_name,
-            metadata: f_metadata,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ClassicProtocol._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "ClassicProtocol._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ClassicProtocol._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            name: f_name,
+            metadata: f_metadata,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -451,7 +450,7 @@ pub struct ClassicMemberMetadata {
     /// Versions: 0. Default: `Vec::new()`.
     pub supported_protocols: Vec<ClassicProtocol>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ClassicMemberMetadata {
@@ -459,7 +458,7 @@ impl Default for ClassicMemberMetadata {
         Self {
             session_timeout_ms: 0,
             supported_protocols: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -501,24 +500,23 @@ impl ClassicMemberMetadata {
             true,
             3,
             "ClassicMemberMetadata.SupportedProtocols",
-            |buf| ClassicProtocol::decode_inner(buf, version),
+            move |buf| ClassicProtocol::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            session_timeout_ms: f_session_timeout_ms,
-            supported_protocols: f_supported_protocols,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ClassicMemberMetadata._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "ClassicMemberMetadata._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ClassicMemberMetadata._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            session_timeout_ms: f_session_timeout_ms,
+            supported_protocols: f_supported_protocols,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The `ConsumerGroupRegularExpressionValue` data schema.
@@ -38,7 +38,7 @@ pub struct ConsumerGroupRegularExpressionValue {
     /// Versions: 0. Default: `0`.
     pub timestamp: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ConsumerGroupRegularExpressionValue {
@@ -47,7 +47,7 @@ impl Default for ConsumerGroupRegularExpressionValue {
             topics: Vec::new(),
             version: 0,
             timestamp: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -91,17 +91,21 @@ impl ConsumerGroupRegularExpressionValue {
             true,
             1,
             "ConsumerGroupRegularExpressionValue.Topics",
-            |buf| wire::read_string(buf, true, "ConsumerGroupRegularExpressionValue.Topics"),
+            move |buf| wire::read_string(buf, true, "ConsumerGroupRegularExpressionValue.Topics"),
         )?;
-        let f_version = wire::read_i64(buf, "ConsumerGroupRegularExpressionValue.Version")?;
-        let f_timestamp = wire::read_i64(buf, "ConsumerGroupRegularExpressionValue.Timestamp")?;
+        let f_version;
+        let f_timestamp;
+        if let Some(b) = wire::peek_fixed::<16>(buf) {
+            f_version = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_timestamp =
+                i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
+        } else {
+            f_version = wire::read_i64(buf, "ConsumerGroupRegularExpressionValue.Version")?;
+            f_timestamp = wire::read_i64(buf, "ConsumerGroupRegularExpressionValue.Timestamp")?;
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            topics: f_topics,
-            version: f_version,
-            timestamp: f_timestamp,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "ConsumerGroupRegularExpressionValue._tagged_fields")?;
         let mut previous = None;
@@ -114,10 +118,14 @@ impl ConsumerGroupRegularExpressionValue {
                 "ConsumerGroupRegularExpressionValue._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topics: f_topics,
+            version: f_version,
+            timestamp: f_timestamp,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, ScalarList,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The `ConsumerGroupTargetAssignmentMemberValue` data schema.
@@ -36,14 +36,14 @@ pub struct ConsumerGroupTargetAssignmentMemberValue {
     /// Versions: 0. Default: `Vec::new()`.
     pub topic_partitions: Vec<TopicPartition>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ConsumerGroupTargetAssignmentMemberValue {
     fn default() -> Self {
         Self {
             topic_partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -83,13 +83,10 @@ impl ConsumerGroupTargetAssignmentMemberValue {
             true,
             18,
             "ConsumerGroupTargetAssignmentMemberValue.TopicPartitions",
-            |buf| TopicPartition::decode_inner(buf, version),
+            move |buf| TopicPartition::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_partitions: f_topic_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(
             buf,
             "ConsumerGroupTargetAssignmentMemberValue._tagged_fields",
@@ -106,10 +103,12 @@ impl ConsumerGroupTargetAssignmentMemberValue {
                 "ConsumerGroupTargetAssignmentMemberValue._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_partitions: f_topic_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -151,7 +150,7 @@ pub struct TopicPartition {
     /// Versions: 0. Default: `ScalarList::new()`.
     pub partitions: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TopicPartition {
@@ -159,7 +158,7 @@ impl Default for TopicPartition {
         Self {
             topic_id: Uuid::ZERO,
             partitions: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -187,26 +186,26 @@ impl TopicPartition {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_topic_id = wire::read_uuid(buf, "TopicPartition.TopicId")?;
         let f_partitions = wire::read_scalar_array::<i32>(buf, true, "TopicPartition.Partitions")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_id: f_topic_id,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "TopicPartition._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "TopicPartition._tagged_fields")?;
             wire::check_tag_order(previous, tag, "TopicPartition._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_id: f_topic_id,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The `GroupMetadataValue` data schema.
@@ -46,7 +46,7 @@ pub struct GroupMetadataValue {
     /// Versions: 0-4. Default: `Vec::new()`.
     pub members: Vec<MemberMetadata>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for GroupMetadataValue {
@@ -58,7 +58,7 @@ impl Default for GroupMetadataValue {
             leader: Some(ByteString::new()),
             current_state_timestamp: -1,
             members: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -133,19 +133,12 @@ impl GroupMetadataValue {
         } else {
             -1
         };
-        let f_members = wire::read_array(buf, flexible, 9, "GroupMetadataValue.members", |buf| {
-            MemberMetadata::decode_inner(buf, version)
-        })?;
+        let f_members =
+            wire::read_array(buf, flexible, 9, "GroupMetadataValue.members", move |buf| {
+                MemberMetadata::decode_inner(buf, version)
+            })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            protocol_type: f_protocol_type,
-            generation: f_generation,
-            protocol: f_protocol,
-            leader: f_leader,
-            current_state_timestamp: f_current_state_timestamp,
-            members: f_members,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "GroupMetadataValue._tagged_fields")?;
             let mut previous = None;
@@ -154,11 +147,18 @@ impl GroupMetadataValue {
                     wire::read_tagged_field(buf, "GroupMetadataValue._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "GroupMetadataValue._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            protocol_type: f_protocol_type,
+            generation: f_generation,
+            protocol: f_protocol,
+            leader: f_leader,
+            current_state_timestamp: f_current_state_timestamp,
+            members: f_members,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -237,7 +237,7 @@ pub struct MemberMetadata {
     /// Versions: 0-4. Default: `Bytes::new()`.
     pub assignment: Bytes,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for MemberMetadata {
@@ -251,7 +251,7 @@ impl Default for MemberMetadata {
             session_timeout: 0,
             subscription: Bytes::new(),
             assignment: Bytes::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -311,6 +311,7 @@ impl MemberMetadata {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let f_member_id = wire::read_string(buf, flexible, "MemberMetadata.memberId")?;
@@ -321,16 +322,37 @@ impl MemberMetadata {
         };
         let f_client_id = wire::read_string(buf, flexible, "MemberMetadata.clientId")?;
         let f_client_host = wire::read_string(buf, flexible, "MemberMetadata.clientHost")?;
-        let f_rebalance_timeout = if version >= 1 {
-            wire::read_i32(buf, "MemberMetadata.rebalanceTimeout")?
+        let f_rebalance_timeout;
+        let f_session_timeout;
+        if version >= 1
+            && let Some(b) = wire::peek_fixed::<8>(buf)
+        {
+            f_rebalance_timeout = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            f_session_timeout = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            wire::skip_fixed::<8>(buf);
         } else {
-            -1
-        };
-        let f_session_timeout = wire::read_i32(buf, "MemberMetadata.sessionTimeout")?;
+            f_rebalance_timeout = if version >= 1 {
+                wire::read_i32(buf, "MemberMetadata.rebalanceTimeout")?
+            } else {
+                -1
+            };
+            f_session_timeout = wire::read_i32(buf, "MemberMetadata.sessionTimeout")?;
+        }
         let f_subscription = wire::read_bytes(buf, flexible, "MemberMetadata.subscription")?;
         let f_assignment = wire::read_bytes(buf, flexible, "MemberMetadata.assignment")?;
         #[allow(unused_mut)]
-        let mut this = Self {
+        let mut unknown_tagged = UnknownTaggedFields::new();
+        if flexible {
+            let count = wire::read_tagged_header(buf, "MemberMetadata._tagged_fields")?;
+            let mut previous = None;
+            for _ in 0..count {
+                let (tag, data) = wire::read_tagged_field(buf, "MemberMetadata._tagged_fields")?;
+                wire::check_tag_order(previous, tag, "MemberMetadata._tagged_fields")?;
+                previous = Some(tag);
+                unknown_tagged.push(RawTaggedField { tag, data });
+            }
+        }
+        Ok(Self {
             member_id: f_member_id,
             group_instance_id: f_group_instance_id,
             client_id: f_client_id,
@@ -339,20 +361,8 @@ impl MemberMetadata {
             session_timeout: f_session_timeout,
             subscription: f_subscription,
             assignment: f_assignment,
-            unknown_tagged_fields: Vec::new(),
-        };
-        if flexible {
-            let count = wire::read_tagged_header(buf, "MemberMetadata._tagged_fields")?;
-            let mut previous = None;
-            for _ in 0..count {
-                let (tag, data) = wire::read_tagged_field(buf, "MemberMetadata._tagged_fields")?;
-                wire::check_tag_order(previous, tag, "MemberMetadata._tagged_fields")?;
-                previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
-            }
-        }
-        Ok(this)
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The `OffsetCommitValue` data schema.
@@ -44,7 +44,7 @@ pub struct OffsetCommitValue {
     /// Versions: 1; ignorable (dropped silently where absent). Default: `-1`.
     pub expire_timestamp: i64,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetCommitValue {
@@ -55,7 +55,7 @@ impl Default for OffsetCommitValue {
             metadata: ByteString::new(),
             commit_timestamp: 0,
             expire_timestamp: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -99,28 +99,43 @@ impl OffsetCommitValue {
     /// Reads a value at `version` (the caller checked the version is valid).
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
-        let f_offset = wire::read_i64(buf, "OffsetCommitValue.offset")?;
-        let f_leader_epoch = if version >= 3 {
-            wire::read_i32(buf, "OffsetCommitValue.leaderEpoch")?
+        let f_offset;
+        let f_leader_epoch;
+        if version >= 3
+            && let Some(b) = wire::peek_fixed::<12>(buf)
+        {
+            f_offset = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_leader_epoch = i32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+            wire::skip_fixed::<12>(buf);
         } else {
-            -1
-        };
+            f_offset = wire::read_i64(buf, "OffsetCommitValue.offset")?;
+            f_leader_epoch = if version >= 3 {
+                wire::read_i32(buf, "OffsetCommitValue.leaderEpoch")?
+            } else {
+                -1
+            };
+        }
         let f_metadata = wire::read_string(buf, flexible, "OffsetCommitValue.metadata")?;
-        let f_commit_timestamp = wire::read_i64(buf, "OffsetCommitValue.commitTimestamp")?;
-        let f_expire_timestamp = if version == 1 {
-            wire::read_i64(buf, "OffsetCommitValue.expireTimestamp")?
+        let f_commit_timestamp;
+        let f_expire_timestamp;
+        if version == 1
+            && let Some(b) = wire::peek_fixed::<16>(buf)
+        {
+            f_commit_timestamp =
+                i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            f_expire_timestamp =
+                i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            wire::skip_fixed::<16>(buf);
         } else {
-            -1
-        };
+            f_commit_timestamp = wire::read_i64(buf, "OffsetCommitValue.commitTimestamp")?;
+            f_expire_timestamp = if version == 1 {
+                wire::read_i64(buf, "OffsetCommitValue.expireTimestamp")?
+            } else {
+                -1
+            };
+        }
         #[allow(unused_mut)]
-        let mut this = Self {
-            offset: f_offset,
-            leader_epoch: f_leader_epoch,
-            metadata: f_metadata,
-            commit_timestamp: f_commit_timestamp,
-            expire_timestamp: f_expire_timestamp,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         if flexible {
             let count = wire::read_tagged_header(buf, "OffsetCommitValue._tagged_fields")?;
             let mut previous = None;
@@ -128,11 +143,17 @@ impl OffsetCommitValue {
                 let (tag, data) = wire::read_tagged_field(buf, "OffsetCommitValue._tagged_fields")?;
                 wire::check_tag_order(previous, tag, "OffsetCommitValue._tagged_fields")?;
                 previous = Some(tag);
-                this.unknown_tagged_fields
-                    .push(RawTaggedField { tag, data });
+                unknown_tagged.push(RawTaggedField { tag, data });
             }
         }
-        Ok(this)
+        Ok(Self {
+            offset: f_offset,
+            leader_epoch: f_leader_epoch,
+            metadata: f_metadata,
+            commit_timestamp: f_commit_timestamp,
+            expire_timestamp: f_expire_timestamp,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    VersionRange,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The `ShareGroupMemberMetadataValue` data schema.
@@ -48,7 +48,7 @@ pub struct ShareGroupMemberMetadataValue {
     /// Versions: 0. Default: `Vec::new()`.
     pub subscribed_topic_names: Vec<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ShareGroupMemberMetadataValue {
@@ -58,7 +58,7 @@ impl Default for ShareGroupMemberMetadataValue {
             client_id: ByteString::new(),
             client_host: ByteString::new(),
             subscribed_topic_names: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -128,7 +128,7 @@ impl ShareGroupMemberMetadataValue {
             true,
             1,
             "ShareGroupMemberMetadataValue.SubscribedTopicNames",
-            |buf| {
+            move |buf| {
                 wire::read_string(
                     buf,
                     true,
@@ -137,13 +137,7 @@ impl ShareGroupMemberMetadataValue {
             },
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            rack_id: f_rack_id,
-            client_id: f_client_id,
-            client_host: f_client_host,
-            subscribed_topic_names: f_subscribed_topic_names,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ShareGroupMemberMetadataValue._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -155,10 +149,15 @@ impl ShareGroupMemberMetadataValue {
                 "ShareGroupMemberMetadataValue._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            rack_id: f_rack_id,
+            client_id: f_client_id,
+            client_host: f_client_host,
+            subscribed_topic_names: f_subscribed_topic_names,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

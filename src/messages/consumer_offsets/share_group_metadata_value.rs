@@ -16,7 +16,8 @@
 )]
 
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The `ShareGroupMetadataValue` data schema.
@@ -35,14 +36,14 @@ pub struct ShareGroupMetadataValue {
     /// Versions: 0. Default: `0`.
     pub epoch: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ShareGroupMetadataValue {
     fn default() -> Self {
         Self {
             epoch: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -73,10 +74,7 @@ impl ShareGroupMetadataValue {
         let _ = version;
         let f_epoch = wire::read_i32(buf, "ShareGroupMetadataValue.Epoch")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            epoch: f_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "ShareGroupMetadataValue._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
@@ -84,10 +82,12 @@ impl ShareGroupMetadataValue {
                 wire::read_tagged_field(buf, "ShareGroupMetadataValue._tagged_fields")?;
             wire::check_tag_order(previous, tag, "ShareGroupMetadataValue._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            epoch: f_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

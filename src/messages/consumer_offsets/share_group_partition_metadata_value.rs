@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    Uuid, VersionRange,
+    UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The `ShareGroupPartitionMetadataValue` data schema.
@@ -36,14 +36,14 @@ pub struct ShareGroupPartitionMetadataValue {
     /// Versions: 0. Default: `Vec::new()`.
     pub topics: Vec<TopicMetadata>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ShareGroupPartitionMetadataValue {
     fn default() -> Self {
         Self {
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -83,13 +83,10 @@ impl ShareGroupPartitionMetadataValue {
             true,
             23,
             "ShareGroupPartitionMetadataValue.Topics",
-            |buf| TopicMetadata::decode_inner(buf, version),
+            move |buf| TopicMetadata::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topics: f_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "ShareGroupPartitionMetadataValue._tagged_fields")?;
         let mut previous = None;
@@ -102,10 +99,12 @@ impl ShareGroupPartitionMetadataValue {
                 "ShareGroupPartitionMetadataValue._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topics: f_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -151,7 +150,7 @@ pub struct PartitionMetadata {
     /// Versions: 0. Default: `Vec::new()`.
     pub racks: Vec<ByteString>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionMetadata {
@@ -159,7 +158,7 @@ impl Default for PartitionMetadata {
         Self {
             partition: 0,
             racks: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -190,28 +189,28 @@ impl PartitionMetadata {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_partition = wire::read_i32(buf, "PartitionMetadata.Partition")?;
-        let f_racks = wire::read_array(buf, true, 1, "PartitionMetadata.Racks", |buf| {
+        let f_racks = wire::read_array(buf, true, 1, "PartitionMetadata.Racks", move |buf| {
             wire::read_string(buf, true, "PartitionMetadata.Racks")
         })?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            partition: f_partition,
-            racks: f_racks,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "PartitionMetadata._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "PartitionMetadata._tagged_fields")?;
             wire::check_tag_order(previous, tag, "PartitionMetadata._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            partition: f_partition,
+            racks: f_racks,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -269,7 +268,7 @@ pub struct TopicMetadata {
     /// Versions: 0. Default: `Vec::new()`.
     pub partition_metadata: Vec<PartitionMetadata>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TopicMetadata {
@@ -279,7 +278,7 @@ impl Default for TopicMetadata {
             topic_name: ByteString::new(),
             num_partitions: 0,
             partition_metadata: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -316,32 +315,35 @@ impl TopicMetadata {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let f_topic_id = wire::read_uuid(buf, "TopicMetadata.TopicId")?;
         let f_topic_name = wire::read_string(buf, true, "TopicMetadata.TopicName")?;
         let f_num_partitions = wire::read_i32(buf, "TopicMetadata.NumPartitions")?;
-        let f_partition_metadata =
-            wire::read_array(buf, true, 6, "TopicMetadata.PartitionMetadata", |buf| {
-                PartitionMetadata::decode_inner(buf, version)
-            })?;
+        let f_partition_metadata = wire::read_array(
+            buf,
+            true,
+            6,
+            "TopicMetadata.PartitionMetadata",
+            move |buf| PartitionMetadata::decode_inner(buf, version),
+        )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_id: f_topic_id,
-            topic_name: f_topic_name,
-            num_partitions: f_num_partitions,
-            partition_metadata: f_partition_metadata,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "TopicMetadata._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "TopicMetadata._tagged_fields")?;
             wire::check_tag_order(previous, tag, "TopicMetadata._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_id: f_topic_id,
+            topic_name: f_topic_name,
+            num_partitions: f_num_partitions,
+            partition_metadata: f_partition_metadata,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

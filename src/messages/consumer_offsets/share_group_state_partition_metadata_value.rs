@@ -17,7 +17,7 @@
 
 use crate::wire::{
     self, ByteString, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
-    ScalarList, Uuid, VersionRange,
+    ScalarList, UnknownTaggedFields, Uuid, VersionRange,
 };
 
 /// The `ShareGroupStatePartitionMetadataValue` data schema.
@@ -40,7 +40,7 @@ pub struct ShareGroupStatePartitionMetadataValue {
     /// Versions: 0. Default: `Vec::new()`.
     pub deleting_topics: Vec<TopicInfo>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ShareGroupStatePartitionMetadataValue {
@@ -48,7 +48,7 @@ impl Default for ShareGroupStatePartitionMetadataValue {
         Self {
             initialized_topics: Vec::new(),
             deleting_topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -97,21 +97,17 @@ impl ShareGroupStatePartitionMetadataValue {
             true,
             19,
             "ShareGroupStatePartitionMetadataValue.InitializedTopics",
-            |buf| TopicPartitionsInfo::decode_inner(buf, version),
+            move |buf| TopicPartitionsInfo::decode_inner(buf, version),
         )?;
         let f_deleting_topics = wire::read_array(
             buf,
             true,
             18,
             "ShareGroupStatePartitionMetadataValue.DeletingTopics",
-            |buf| TopicInfo::decode_inner(buf, version),
+            move |buf| TopicInfo::decode_inner(buf, version),
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            initialized_topics: f_initialized_topics,
-            deleting_topics: f_deleting_topics,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count =
             wire::read_tagged_header(buf, "ShareGroupStatePartitionMetadataValue._tagged_fields")?;
         let mut previous = None;
@@ -126,10 +122,13 @@ impl ShareGroupStatePartitionMetadataValue {
                 "ShareGroupStatePartitionMetadataValue._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            initialized_topics: f_initialized_topics,
+            deleting_topics: f_deleting_topics,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -181,7 +180,7 @@ pub struct TopicPartitionsInfo {
     /// Versions: 0. Default: `ScalarList::new()`.
     pub partitions: ScalarList<i32>,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TopicPartitionsInfo {
@@ -190,7 +189,7 @@ impl Default for TopicPartitionsInfo {
             topic_id: Uuid::ZERO,
             topic_name: ByteString::new(),
             partitions: ScalarList::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -224,6 +223,7 @@ impl TopicPartitionsInfo {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_topic_id = wire::read_uuid(buf, "TopicPartitionsInfo.TopicId")?;
@@ -231,22 +231,21 @@ impl TopicPartitionsInfo {
         let f_partitions =
             wire::read_scalar_array::<i32>(buf, true, "TopicPartitionsInfo.Partitions")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_id: f_topic_id,
-            topic_name: f_topic_name,
-            partitions: f_partitions,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "TopicPartitionsInfo._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "TopicPartitionsInfo._tagged_fields")?;
             wire::check_tag_order(previous, tag, "TopicPartitionsInfo._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_id: f_topic_id,
+            topic_name: f_topic_name,
+            partitions: f_partitions,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
@@ -293,7 +292,7 @@ pub struct TopicInfo {
     /// Versions: 0. Default: `ByteString::new()`.
     pub topic_name: ByteString,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TopicInfo {
@@ -301,7 +300,7 @@ impl Default for TopicInfo {
         Self {
             topic_id: Uuid::ZERO,
             topic_name: ByteString::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -329,26 +328,26 @@ impl TopicInfo {
     }
 
     /// Reads a value at `version` (the caller checked the version is valid).
+    #[inline]
     pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         let _ = version;
         let f_topic_id = wire::read_uuid(buf, "TopicInfo.TopicId")?;
         let f_topic_name = wire::read_string(buf, true, "TopicInfo.TopicName")?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            topic_id: f_topic_id,
-            topic_name: f_topic_name,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(buf, "TopicInfo._tagged_fields")?;
         let mut previous = None;
         for _ in 0..count {
             let (tag, data) = wire::read_tagged_field(buf, "TopicInfo._tagged_fields")?;
             wire::check_tag_order(previous, tag, "TopicInfo._tagged_fields")?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            topic_id: f_topic_id,
+            topic_name: f_topic_name,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 

@@ -16,7 +16,8 @@
 )]
 
 use crate::wire::{
-    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField, VersionRange,
+    self, Bytes, DecodeError, DecodeErrorKind, EncodeError, Message, RawTaggedField,
+    UnknownTaggedFields, VersionRange,
 };
 
 /// The `ShareGroupTargetAssignmentMetadataValue` data schema.
@@ -35,14 +36,14 @@ pub struct ShareGroupTargetAssignmentMetadataValue {
     /// Versions: 0. Default: `0`.
     pub assignment_epoch: i32,
     /// Tagged fields this schema does not know, kept in tag order and written back as they came.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ShareGroupTargetAssignmentMetadataValue {
     fn default() -> Self {
         Self {
             assignment_epoch: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -76,10 +77,7 @@ impl ShareGroupTargetAssignmentMetadataValue {
             "ShareGroupTargetAssignmentMetadataValue.AssignmentEpoch",
         )?;
         #[allow(unused_mut)]
-        let mut this = Self {
-            assignment_epoch: f_assignment_epoch,
-            unknown_tagged_fields: Vec::new(),
-        };
+        let mut unknown_tagged = UnknownTaggedFields::new();
         let count = wire::read_tagged_header(
             buf,
             "ShareGroupTargetAssignmentMetadataValue._tagged_fields",
@@ -96,10 +94,12 @@ impl ShareGroupTargetAssignmentMetadataValue {
                 "ShareGroupTargetAssignmentMetadataValue._tagged_fields",
             )?;
             previous = Some(tag);
-            this.unknown_tagged_fields
-                .push(RawTaggedField { tag, data });
+            unknown_tagged.push(RawTaggedField { tag, data });
         }
-        Ok(this)
+        Ok(Self {
+            assignment_epoch: f_assignment_epoch,
+            unknown_tagged_fields: unknown_tagged,
+        })
     }
 }
 
