@@ -122,14 +122,11 @@ pub fn peek_fixed<const N: usize>(buf: &Bytes) -> Option<[u8; N]> {
     buf.first_chunk::<N>().copied()
 }
 
-/// Consumes the `N` bytes [`peek_fixed`] returned.
-///
-/// # Panics
-///
-/// If `buf` holds fewer than `N` bytes (never after [`peek_fixed`] returned them).
+/// Consumes the `N` bytes [`peek_fixed`] returned (all of `buf` if it holds fewer,
+/// which cannot happen after [`peek_fixed`] succeeded; it never panics).
 #[inline(always)]
 pub fn skip_fixed<const N: usize>(buf: &mut Bytes) {
-    buf.advance(N);
+    buf.advance(N.min(buf.len()));
 }
 
 /// Decodes a BOOLEAN: one byte, any non-zero value is `true` (as Kafka's Java reader).
