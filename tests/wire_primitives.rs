@@ -290,3 +290,41 @@ fn unordered_unknown_tags_are_refused_on_encode() {
         }
     ));
 }
+
+/// `VecOut` writes what a plain `Vec` does, whatever its starting length and capacity,
+/// through every kind of write (small, padded, large enough to bypass the zeroed room),
+/// and leaves no padding behind, also when dropped without `finish`.
+#[test]
+fn vec_out_writes_what_a_vec_does() {
+    use kafka_sansio::wire::{Out, VecOut};
+    for (start, capacity) in [(0, 0), (0, 10), (5, 5), (3, 300), (0, 1 << 16), (7, 70_000)] {
+        let mut plain: Vec<u8> = Vec::with_capacity(capacity);
+        plain.extend((0..start).map(|i| i as u8));
+        let mut fast = plain.clone();
+        fast.reserve(capacity.saturating_sub(fast.len()));
+        {
+            let mut out = VecOut::new(&mut fast);
+            for i in 0..3_000usize {
+                let n = (i * 7) % 40;
+                let bytes: Vec<u8> = (0..n).map(|j| (i + j) as u8).collect();
+                for w in [&mut plain as &mut dyn Out, &mut out as &mut dyn Out] {
+                    w.write_byte(i as u8);
+                    w.write_slice(&bytes);
+                    let mut padded = [0xeeu8; 24];
+                    padded[..n.min(24)].copy_from_slice(&bytes[..n.min(24)]);
+                    w.write_padded(&padded, n.min(24));
+                    if i % 500 == 0 {
+                        w.write_slice(&vec![i as u8; 600 + i]);
+                    }
+                }
+            }
+            // Dropped, not finished: still cut back to what was written.
+        }
+        assert_eq!(
+            fast.len(),
+            plain.len(),
+            "start {start}, capacity {capacity}"
+        );
+        assert!(fast == plain, "start {start}, capacity {capacity}");
+    }
+}

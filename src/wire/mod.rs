@@ -53,10 +53,10 @@ pub use bytes::{Buf, BufMut, Bytes, BytesMut};
 pub use bytestring::ByteString;
 pub use error::{DecodeError, DecodeErrorDetails, DecodeErrorKind, EncodeError};
 pub use message::{Message, Versioned, decode_versioned, decode_versioned_forward_compatible};
-pub use out::{ChunkedOut, Out, SPILL_THRESHOLD, SpillOut};
+pub use out::{ChunkedOut, Out, SPILL_THRESHOLD, SpillOut, VecOut};
 pub use scalar_list::{
-    INLINE_CAPACITY, Scalar, ScalarList, put_scalar_array, read_nullable_scalar_array,
-    read_scalar_array,
+    INLINE_CAPACITY, Scalar, ScalarList, put_scalar_array, put_scalar_list,
+    read_nullable_scalar_array, read_scalar_array,
 };
 pub use tagged_fields::UnknownTaggedFields;
 pub use uuid::Uuid;
@@ -709,8 +709,36 @@ fn read_elements_loop<T>(
     Ok(out)
 }
 
-#[inline]
+#[inline(always)]
 fn put_len<W: Out + ?Sized>(
+    buf: &mut W,
+    len: Option<usize>,
+    compact: bool,
+    wide: bool,
+    field: &'static str,
+) -> Result<(), EncodeError> {
+    // The common cases inline: a short compact length is one byte, a classic one 2 or 4.
+    if let Some(n) = len {
+        if compact {
+            if n < 0x7f {
+                buf.write_byte(n as u8 + 1);
+                return Ok(());
+            }
+        } else if wide {
+            if n <= i32::MAX as usize {
+                buf.write_slice(&(n as i32).to_be_bytes());
+                return Ok(());
+            }
+        } else if n <= i16::MAX as usize {
+            buf.write_slice(&(n as i16).to_be_bytes());
+            return Ok(());
+        }
+    }
+    put_len_slow(buf, len, compact, wide, field)
+}
+
+#[inline(never)]
+fn put_len_slow<W: Out + ?Sized>(
     buf: &mut W,
     len: Option<usize>,
     compact: bool,
