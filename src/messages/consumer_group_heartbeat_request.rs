@@ -386,7 +386,7 @@ impl TopicPartitions {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_uuid(buf, &self.topic_id);
-        wire::put_scalar_array(buf, &self.partitions, true, "TopicPartitions.Partitions")?;
+        wire::put_scalar_list(buf, &self.partitions, true, "TopicPartitions.Partitions")?;
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {

@@ -96,8 +96,12 @@ impl ConsumerGroupHeartbeatResponse {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_i32(buf, self.throttle_time_ms);
-        wire::put_i16(buf, self.error_code);
+        {
+            let mut b = [0u8; 6];
+            b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            buf.write_slice(&b);
+        }
         wire::put_nullable_string(
             buf,
             self.error_message.as_deref(),
@@ -110,8 +114,12 @@ impl ConsumerGroupHeartbeatResponse {
             true,
             "ConsumerGroupHeartbeatResponse.MemberId",
         )?;
-        wire::put_i32(buf, self.member_epoch);
-        wire::put_i32(buf, self.heartbeat_interval_ms);
+        {
+            let mut b = [0u8; 8];
+            b[0..4].copy_from_slice(&self.member_epoch.to_be_bytes());
+            b[4..8].copy_from_slice(&self.heartbeat_interval_ms.to_be_bytes());
+            buf.write_slice(&b);
+        }
         match &self.assignment {
             Some(v) => {
                 wire::put_i8(buf, 1);
@@ -371,7 +379,7 @@ impl TopicPartitions {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_uuid(buf, &self.topic_id);
-        wire::put_scalar_array(buf, &self.partitions, true, "TopicPartitions.Partitions")?;
+        wire::put_scalar_list(buf, &self.partitions, true, "TopicPartitions.Partitions")?;
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {

@@ -64,8 +64,12 @@ impl ListPartitionReassignmentsResponse {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_i32(buf, self.throttle_time_ms);
-        wire::put_i16(buf, self.error_code);
+        {
+            let mut b = [0u8; 6];
+            b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            buf.write_slice(&b);
+        }
         wire::put_nullable_string(
             buf,
             self.error_message.as_deref(),
@@ -226,19 +230,19 @@ impl OngoingPartitionReassignment {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_i32(buf, self.partition_index);
-        wire::put_scalar_array(
+        wire::put_scalar_list(
             buf,
             &self.replicas,
             true,
             "OngoingPartitionReassignment.Replicas",
         )?;
-        wire::put_scalar_array(
+        wire::put_scalar_list(
             buf,
             &self.adding_replicas,
             true,
             "OngoingPartitionReassignment.AddingReplicas",
         )?;
-        wire::put_scalar_array(
+        wire::put_scalar_list(
             buf,
             &self.removing_replicas,
             true,

@@ -223,9 +223,13 @@ impl AcknowledgementBatch {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_i64(buf, self.first_offset);
-        wire::put_i64(buf, self.last_offset);
-        wire::put_scalar_array(
+        {
+            let mut b = [0u8; 16];
+            b[0..8].copy_from_slice(&self.first_offset.to_be_bytes());
+            b[8..16].copy_from_slice(&self.last_offset.to_be_bytes());
+            buf.write_slice(&b);
+        }
+        wire::put_scalar_list(
             buf,
             &self.acknowledge_types,
             true,

@@ -70,9 +70,13 @@ impl ShareGroupCurrentMemberAssignmentValue {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_i32(buf, self.member_epoch);
-        wire::put_i32(buf, self.previous_member_epoch);
-        wire::put_i8(buf, self.state);
+        {
+            let mut b = [0u8; 9];
+            b[0..4].copy_from_slice(&self.member_epoch.to_be_bytes());
+            b[4..8].copy_from_slice(&self.previous_member_epoch.to_be_bytes());
+            b[8..9].copy_from_slice(&self.state.to_be_bytes());
+            buf.write_slice(&b);
+        }
         wire::put_array_len(
             buf,
             Some(self.assigned_partitions.len()),
@@ -213,7 +217,7 @@ impl TopicPartitions {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_uuid(buf, &self.topic_id);
-        wire::put_scalar_array(buf, &self.partitions, true, "TopicPartitions.Partitions")?;
+        wire::put_scalar_list(buf, &self.partitions, true, "TopicPartitions.Partitions")?;
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {
