@@ -783,7 +783,7 @@ fn put_len_slow<W: Out + ?Sized>(
 }
 
 /// Encodes a STRING or COMPACT_STRING.
-#[inline]
+#[inline(always)]
 pub fn put_string<W: Out + ?Sized>(
     buf: &mut W,
     value: &str,
@@ -796,7 +796,7 @@ pub fn put_string<W: Out + ?Sized>(
 }
 
 /// Encodes a NULLABLE_STRING or COMPACT_NULLABLE_STRING.
-#[inline]
+#[inline(always)]
 pub fn put_nullable_string<W: Out + ?Sized>(
     buf: &mut W,
     value: Option<&str>,

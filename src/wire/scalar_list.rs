@@ -327,10 +327,12 @@ pub fn put_scalar_list<T: Scalar, W: Out + ?Sized>(
 ) -> Result<(), EncodeError> {
     match &list.0 {
         Repr::Inline { len, items } if T::SIZE <= 8 => {
-            if compact {
-                put_inline::<1, T, W>(buf, *len, items);
-            } else {
-                put_inline::<4, T, W>(buf, *len, items);
+            // The buffer only as large as the list can be: a smaller fixed copy.
+            match (compact, T::SIZE <= 4) {
+                (true, true) => put_inline::<1, 20, T, W>(buf, *len, items),
+                (true, false) => put_inline::<1, 36, T, W>(buf, *len, items),
+                (false, true) => put_inline::<4, 20, T, W>(buf, *len, items),
+                (false, false) => put_inline::<4, 36, T, W>(buf, *len, items),
             }
             Ok(())
         }
@@ -342,25 +344,13 @@ pub fn put_scalar_list<T: Scalar, W: Out + ?Sized>(
 /// `OFF`-byte length prefix (1: compact, 4: classic): every slot is written, the
 /// sink keeps the `len` in use.
 #[inline(always)]
-fn put_inline<const OFF: usize, T: Scalar, W: Out + ?Sized>(
+fn put_inline<const OFF: usize, const N: usize, T: Scalar, W: Out + ?Sized>(
     buf: &mut W,
     len: u8,
     items: &[T; INLINE_CAPACITY],
 ) {
-    const ROOM: usize = 4 + 8 * INLINE_CAPACITY;
     let used = OFF + usize::from(len) * T::SIZE;
-    let mut tmp = [0u8; ROOM];
-    fill_inline::<OFF, T>(&mut tmp, len, items);
-    buf.write_padded(&tmp, used);
-}
-
-/// The bytes [`put_inline`] writes, at the front of `tmp`.
-#[inline(always)]
-fn fill_inline<const OFF: usize, T: Scalar>(
-    tmp: &mut [u8; 4 + 8 * INLINE_CAPACITY],
-    len: u8,
-    items: &[T; INLINE_CAPACITY],
-) {
+    let mut tmp = [0u8; N];
     if OFF == 1 {
         // At most 4 values: the compact length (count + 1) is one byte.
         tmp[0] = len + 1;
@@ -373,6 +363,7 @@ fn fill_inline<const OFF: usize, T: Scalar>(
             v.put(&mut SlotOut(slot));
         }
     }
+    buf.write_padded(&tmp, used);
 }
 
 /// Writes one value into a slot of its exact size.
