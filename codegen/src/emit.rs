@@ -630,7 +630,7 @@ impl<'a> Ctx<'a> {
             let _ = writeln!(fast, "b[{at}..{}].copy_from_slice({bytes});", at + n);
             at += n;
         }
-        let _ = writeln!(fast, "buf.write_slice(&b);");
+        let _ = writeln!(fast, "wire::Out::write_slice(buf, &b);");
         match cond(versions, within) {
             Cond::Always => {
                 let _ = writeln!(o, "{{\n{fast}}}");
@@ -681,6 +681,7 @@ impl<'a> Ctx<'a> {
             }
         }
         body.push_str(&self.encode_fixed_run(s, &run, &run_versions, within));
+        let body = self.gathered(s, within, body);
         self.encode_fn_rest(s, within, tagged_section, body)
     }
 
@@ -725,6 +726,52 @@ impl<'a> Ctx<'a> {
             }
         }
         body
+    }
+
+    /// A struct whose regular fields are all fixed-width values and arrays of
+    /// fixed-width values of at most 8 bytes (a Metadata partition) is written with
+    /// one check: when every such array is short enough to be held inline and the sink
+    /// lends room for all of the fields at their largest (`Out::spare`), they are
+    /// written straight into it. `body` writes the regular fields.
+    fn gathered(&self, s: &StructDef, within: &Range, body: String) -> String {
+        let regular: Vec<&Field> = s
+            .fields
+            .iter()
+            .filter(|f| f.tag.is_none() && cond(&f.versions, within) != Cond::Never)
+            .collect();
+        let small_list = |f: &Field| match &f.ty {
+            Ty::Array(e) if !is_nullable(f) => match **e {
+                Ty::Prim(p) => Some(if p.size() <= 4 { 20 } else { 36 }),
+                _ => None,
+            },
+            _ => None,
+        };
+        let lists: Vec<&Field> = regular
+            .iter()
+            .copied()
+            .filter(|f| small_list(f).is_some())
+            .collect();
+        if lists.is_empty()
+            || !regular
+                .iter()
+                .all(|f| fixed_size(f).is_some() || small_list(f).is_some())
+        {
+            return body;
+        }
+        // Room for every field at its largest: a list's inline write copies a fixed
+        // 20 or 36 bytes.
+        let cap: usize = regular
+            .iter()
+            .map(|f| fixed_size(f).or_else(|| small_list(f)).unwrap_or(0))
+            .sum();
+        let test: Vec<String> = lists
+            .iter()
+            .map(|f| format!("self.{}.is_inline()", field_ident(&f.name)))
+            .collect();
+        format!(
+            "if {} && let Some(room) = wire::Out::spare(buf, {cap}) {{\nlet mut gathered = wire::SliceOut::new(room);\n{{\nlet buf = &mut gathered;\n{body}}}\nlet used = gathered.len();\nwire::Out::commit(buf, used);\n}} else {{\n{body}}}\n",
+            test.join(" && ")
+        )
     }
 
     fn encode_fn_rest(

@@ -88,7 +88,7 @@ impl AddOffsetsToTxnRequest {
             let mut b = [0u8; 10];
             b[0..8].copy_from_slice(&self.producer_id.to_be_bytes());
             b[8..10].copy_from_slice(&self.producer_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_string(
             buf,

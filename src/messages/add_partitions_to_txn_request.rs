@@ -119,7 +119,7 @@ impl AddPartitionsToTxnRequest {
             let mut b = [0u8; 10];
             b[0..8].copy_from_slice(&self.v3_and_below_producer_id.to_be_bytes());
             b[8..10].copy_from_slice(&self.v3_and_below_producer_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             if version <= 3 {
                 wire::put_i64(buf, self.v3_and_below_producer_id);
@@ -375,7 +375,7 @@ impl AddPartitionsToTxnTransaction {
             b[0..8].copy_from_slice(&self.producer_id.to_be_bytes());
             b[8..10].copy_from_slice(&self.producer_epoch.to_be_bytes());
             b[10..11].copy_from_slice(&[u8::from(self.verify_only)]);
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_array_len(
             buf,

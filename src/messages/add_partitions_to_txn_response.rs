@@ -83,7 +83,7 @@ impl AddPartitionsToTxnResponse {
             let mut b = [0u8; 6];
             b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
             b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_i32(buf, self.throttle_time_ms);
             if version >= 4 {
@@ -558,7 +558,7 @@ impl AddPartitionsToTxnPartitionResult {
             let mut b = [0u8; 6];
             b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
             b[4..6].copy_from_slice(&self.partition_error_code.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {

@@ -77,7 +77,7 @@ impl AddRaftVoterRequest {
             b[0..4].copy_from_slice(&self.timeout_ms.to_be_bytes());
             b[4..8].copy_from_slice(&self.voter_id.to_be_bytes());
             b[8..24].copy_from_slice(self.voter_directory_id.as_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_array_len(
             buf,

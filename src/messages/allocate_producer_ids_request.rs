@@ -60,7 +60,7 @@ impl AllocateProducerIdsRequest {
             let mut b = [0u8; 12];
             b[0..4].copy_from_slice(&self.broker_id.to_be_bytes());
             b[4..12].copy_from_slice(&self.broker_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);

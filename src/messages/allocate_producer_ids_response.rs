@@ -71,7 +71,7 @@ impl AllocateProducerIdsResponse {
             b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
             b[6..14].copy_from_slice(&self.producer_id_start.to_be_bytes());
             b[14..18].copy_from_slice(&self.producer_id_len.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);

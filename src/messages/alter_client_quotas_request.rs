@@ -328,7 +328,7 @@ impl OpData {
             let mut b = [0u8; 9];
             b[0..8].copy_from_slice(&self.value.to_be_bytes());
             b[8..9].copy_from_slice(&[u8::from(self.remove)]);
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {

@@ -72,7 +72,7 @@ impl AlterPartitionRequest {
             let mut b = [0u8; 12];
             b[0..4].copy_from_slice(&self.broker_id.to_be_bytes());
             b[4..12].copy_from_slice(&self.broker_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_array_len(
             buf,
@@ -197,7 +197,7 @@ impl BrokerState {
             let mut b = [0u8; 12];
             b[0..4].copy_from_slice(&self.broker_id.to_be_bytes());
             b[4..12].copy_from_slice(&self.broker_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
@@ -324,7 +324,7 @@ impl PartitionData {
             let mut b = [0u8; 8];
             b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
             b[4..8].copy_from_slice(&self.leader_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if version <= 2 {
             wire::put_scalar_list(buf, &self.new_isr, true, "PartitionData.NewIsr")?;
@@ -354,7 +354,7 @@ impl PartitionData {
             let mut b = [0u8; 5];
             b[0..1].copy_from_slice(&self.leader_recovery_state.to_be_bytes());
             b[1..5].copy_from_slice(&self.partition_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             if version >= 1 {
                 wire::put_i8(buf, self.leader_recovery_state);

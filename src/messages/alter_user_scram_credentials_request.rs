@@ -316,7 +316,7 @@ impl ScramCredentialUpsertion {
             let mut b = [0u8; 5];
             b[0..1].copy_from_slice(&self.mechanism.to_be_bytes());
             b[1..5].copy_from_slice(&self.iterations.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_shared_bytes(buf, &self.salt, true, "ScramCredentialUpsertion.Salt")?;
         wire::put_shared_bytes(

@@ -425,7 +425,7 @@ impl ApiVersion {
             b[0..2].copy_from_slice(&self.api_key.to_be_bytes());
             b[2..4].copy_from_slice(&self.min_version.to_be_bytes());
             b[4..6].copy_from_slice(&self.max_version.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
@@ -561,7 +561,7 @@ impl SupportedFeatureKey {
             let mut b = [0u8; 4];
             b[0..2].copy_from_slice(&self.min_version.to_be_bytes());
             b[2..4].copy_from_slice(&self.max_version.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
@@ -685,7 +685,7 @@ impl FinalizedFeatureKey {
             let mut b = [0u8; 4];
             b[0..2].copy_from_slice(&self.max_version_level.to_be_bytes());
             b[2..4].copy_from_slice(&self.min_version_level.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);

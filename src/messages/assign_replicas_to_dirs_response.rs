@@ -61,7 +61,7 @@ impl AssignReplicasToDirsResponse {
             let mut b = [0u8; 6];
             b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
             b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_array_len(
             buf,
@@ -191,7 +191,7 @@ impl PartitionData {
             let mut b = [0u8; 6];
             b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
             b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);

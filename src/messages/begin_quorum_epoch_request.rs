@@ -268,7 +268,7 @@ impl PartitionData {
             b[4..20].copy_from_slice(self.voter_directory_id.as_bytes());
             b[20..24].copy_from_slice(&self.leader_id.to_be_bytes());
             b[24..28].copy_from_slice(&self.leader_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_i32(buf, self.partition_index);
             if version >= 1 {

@@ -82,7 +82,7 @@ impl BrokerHeartbeatRequest {
             b[12..20].copy_from_slice(&self.current_metadata_offset.to_be_bytes());
             b[20..21].copy_from_slice(&[u8::from(self.want_fence)]);
             b[21..22].copy_from_slice(&[u8::from(self.want_shut_down)]);
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if version >= 1 {
             wire::put_scalar_list(

@@ -77,7 +77,7 @@ impl BrokerHeartbeatResponse {
             b[6..7].copy_from_slice(&[u8::from(self.is_caught_up)]);
             b[7..8].copy_from_slice(&[u8::from(self.is_fenced)]);
             b[8..9].copy_from_slice(&[u8::from(self.should_shut_down)]);
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);

@@ -333,7 +333,7 @@ impl Listener {
             let mut b = [0u8; 4];
             b[0..2].copy_from_slice(&self.port.to_be_bytes());
             b[2..4].copy_from_slice(&self.security_protocol.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
@@ -463,7 +463,7 @@ impl Feature {
             let mut b = [0u8; 4];
             b[0..2].copy_from_slice(&self.min_supported_version.to_be_bytes());
             b[2..4].copy_from_slice(&self.max_supported_version.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);

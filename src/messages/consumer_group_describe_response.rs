@@ -471,7 +471,7 @@ impl DescribedGroup {
             let mut b = [0u8; 8];
             b[0..4].copy_from_slice(&self.group_epoch.to_be_bytes());
             b[4..8].copy_from_slice(&self.assignment_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_string(
             buf,

@@ -72,7 +72,7 @@ impl ControlledShutdownRequest {
             let mut b = [0u8; 12];
             b[0..4].copy_from_slice(&self.broker_id.to_be_bytes());
             b[4..12].copy_from_slice(&self.broker_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_i32(buf, self.broker_id);
             if version >= 2 {

@@ -75,7 +75,7 @@ impl ControllerRegistrationRequest {
             b[0..4].copy_from_slice(&self.controller_id.to_be_bytes());
             b[4..20].copy_from_slice(self.incarnation_id.as_bytes());
             b[20..21].copy_from_slice(&[u8::from(self.zk_migration_ready)]);
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_array_len(
             buf,
@@ -252,7 +252,7 @@ impl Listener {
             let mut b = [0u8; 4];
             b[0..2].copy_from_slice(&self.port.to_be_bytes());
             b[2..4].copy_from_slice(&self.security_protocol.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
@@ -382,7 +382,7 @@ impl Feature {
             let mut b = [0u8; 4];
             b[0..2].copy_from_slice(&self.min_supported_version.to_be_bytes());
             b[2..4].copy_from_slice(&self.max_supported_version.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);

@@ -154,7 +154,7 @@ impl CreateDelegationTokenResponse {
             b[0..8].copy_from_slice(&self.issue_timestamp_ms.to_be_bytes());
             b[8..16].copy_from_slice(&self.expiry_timestamp_ms.to_be_bytes());
             b[16..24].copy_from_slice(&self.max_timestamp_ms.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_string(
             buf,

@@ -90,7 +90,7 @@ impl CreateTopicsRequest {
             let mut b = [0u8; 5];
             b[0..4].copy_from_slice(&self.timeout_ms.to_be_bytes());
             b[4..5].copy_from_slice(&[u8::from(self.validate_only)]);
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_i32(buf, self.timeout_ms);
             if version >= 1 {
@@ -239,13 +239,31 @@ impl CreatableReplicaAssignment {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 5;
-        wire::put_i32(buf, self.partition_index);
-        wire::put_scalar_list(
-            buf,
-            &self.broker_ids,
-            flexible,
-            "CreatableReplicaAssignment.BrokerIds",
-        )?;
+        if self.broker_ids.is_inline()
+            && let Some(room) = wire::Out::spare(buf, 24)
+        {
+            let mut gathered = wire::SliceOut::new(room);
+            {
+                let buf = &mut gathered;
+                wire::put_i32(buf, self.partition_index);
+                wire::put_scalar_list(
+                    buf,
+                    &self.broker_ids,
+                    flexible,
+                    "CreatableReplicaAssignment.BrokerIds",
+                )?;
+            }
+            let used = gathered.len();
+            wire::Out::commit(buf, used);
+        } else {
+            wire::put_i32(buf, self.partition_index);
+            wire::put_scalar_list(
+                buf,
+                &self.broker_ids,
+                flexible,
+                "CreatableReplicaAssignment.BrokerIds",
+            )?;
+        }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
                 wire::put_i8(buf, 0);
@@ -507,7 +525,7 @@ impl CreatableTopic {
             let mut b = [0u8; 6];
             b[0..4].copy_from_slice(&self.num_partitions.to_be_bytes());
             b[4..6].copy_from_slice(&self.replication_factor.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_array_len(
             buf,

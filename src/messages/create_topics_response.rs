@@ -241,7 +241,7 @@ impl CreatableTopicConfigs {
             b[0..1].copy_from_slice(&[u8::from(self.read_only)]);
             b[1..2].copy_from_slice(&self.config_source.to_be_bytes());
             b[2..3].copy_from_slice(&[u8::from(self.is_sensitive)]);
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
@@ -403,7 +403,7 @@ impl CreatableTopicResult {
             let mut b = [0u8; 18];
             b[0..16].copy_from_slice(self.topic_id.as_bytes());
             b[16..18].copy_from_slice(&self.error_code.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             if version >= 7 {
                 wire::put_uuid(buf, &self.topic_id);
@@ -422,7 +422,7 @@ impl CreatableTopicResult {
             let mut b = [0u8; 6];
             b[0..4].copy_from_slice(&self.num_partitions.to_be_bytes());
             b[4..6].copy_from_slice(&self.replication_factor.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             if version >= 5 {
                 wire::put_i32(buf, self.num_partitions);

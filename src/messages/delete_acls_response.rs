@@ -261,7 +261,7 @@ impl DeleteAclsMatchingAcl {
             let mut b = [0u8; 2];
             b[0..1].copy_from_slice(&self.operation.to_be_bytes());
             b[1..2].copy_from_slice(&self.permission_type.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {

@@ -201,7 +201,7 @@ impl DeleteRecordsPartitionResult {
             b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
             b[4..12].copy_from_slice(&self.low_watermark.to_be_bytes());
             b[12..14].copy_from_slice(&self.error_code.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {

@@ -247,7 +247,7 @@ impl DeletableTopicResult {
             let mut b = [0u8; 18];
             b[0..16].copy_from_slice(self.topic_id.as_bytes());
             b[16..18].copy_from_slice(&self.error_code.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             if version >= 6 {
                 wire::put_uuid(buf, &self.topic_id);

@@ -67,7 +67,7 @@ impl DescribeClusterRequest {
             let mut b = [0u8; 2];
             b[0..1].copy_from_slice(&[u8::from(self.include_cluster_authorized_operations)]);
             b[1..2].copy_from_slice(&self.endpoint_type.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_bool(buf, self.include_cluster_authorized_operations);
             if version >= 1 {

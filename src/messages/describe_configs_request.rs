@@ -82,7 +82,7 @@ impl DescribeConfigsRequest {
             let mut b = [0u8; 2];
             b[0..1].copy_from_slice(&[u8::from(self.include_synonyms)]);
             b[1..2].copy_from_slice(&[u8::from(self.include_documentation)]);
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             if version >= 1 {
                 wire::put_bool(buf, self.include_synonyms);

@@ -383,7 +383,7 @@ impl DescribeConfigsResourceResult {
             let mut b = [0u8; 2];
             b[0..1].copy_from_slice(&[u8::from(self.read_only)]);
             b[1..2].copy_from_slice(&[u8::from(self.is_default)]);
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_bool(buf, self.read_only);
             if version <= 0 {
@@ -399,7 +399,7 @@ impl DescribeConfigsResourceResult {
             let mut b = [0u8; 2];
             b[0..1].copy_from_slice(&self.config_source.to_be_bytes());
             b[1..2].copy_from_slice(&[u8::from(self.is_sensitive)]);
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             if version >= 1 {
                 wire::put_i8(buf, self.config_source);

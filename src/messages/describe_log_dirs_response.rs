@@ -73,7 +73,7 @@ impl DescribeLogDirsResponse {
             let mut b = [0u8; 6];
             b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
             b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_i32(buf, self.throttle_time_ms);
             if version >= 3 {
@@ -243,7 +243,7 @@ impl DescribeLogDirsPartition {
             b[4..12].copy_from_slice(&self.partition_size.to_be_bytes());
             b[12..20].copy_from_slice(&self.offset_lag.to_be_bytes());
             b[20..21].copy_from_slice(&[u8::from(self.is_future_key)]);
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
@@ -539,7 +539,7 @@ impl DescribeLogDirsResult {
             let mut b = [0u8; 16];
             b[0..8].copy_from_slice(&self.total_bytes.to_be_bytes());
             b[8..16].copy_from_slice(&self.usable_bytes.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             if version >= 4 {
                 wire::put_i64(buf, self.total_bytes);

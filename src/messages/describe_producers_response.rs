@@ -183,7 +183,7 @@ impl ProducerState {
             b[16..24].copy_from_slice(&self.last_timestamp.to_be_bytes());
             b[24..28].copy_from_slice(&self.coordinator_epoch.to_be_bytes());
             b[28..36].copy_from_slice(&self.current_txn_start_offset.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
@@ -325,7 +325,7 @@ impl PartitionResponse {
             let mut b = [0u8; 6];
             b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
             b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_nullable_string(
             buf,

@@ -258,7 +258,7 @@ impl PartitionData {
             let mut b = [0u8; 6];
             b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
             b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if version >= 2 {
             wire::put_nullable_string(
@@ -273,7 +273,7 @@ impl PartitionData {
             b[0..4].copy_from_slice(&self.leader_id.to_be_bytes());
             b[4..8].copy_from_slice(&self.leader_epoch.to_be_bytes());
             b[8..16].copy_from_slice(&self.high_watermark.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_array_len(
             buf,
@@ -792,7 +792,7 @@ impl ReplicaState {
             b[20..28].copy_from_slice(&self.log_end_offset.to_be_bytes());
             b[28..36].copy_from_slice(&self.last_fetch_timestamp.to_be_bytes());
             b[36..44].copy_from_slice(&self.last_caught_up_timestamp.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_i32(buf, self.replica_id);
             if version >= 2 {

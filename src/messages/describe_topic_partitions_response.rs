@@ -239,7 +239,7 @@ impl DescribeTopicPartitionsResponsePartition {
             b[2..6].copy_from_slice(&self.partition_index.to_be_bytes());
             b[6..10].copy_from_slice(&self.leader_id.to_be_bytes());
             b[10..14].copy_from_slice(&self.leader_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_scalar_list(
             buf,
@@ -487,7 +487,7 @@ impl DescribeTopicPartitionsResponseTopic {
             let mut b = [0u8; 17];
             b[0..16].copy_from_slice(self.topic_id.as_bytes());
             b[16..17].copy_from_slice(&[u8::from(self.is_internal)]);
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_array_len(
             buf,

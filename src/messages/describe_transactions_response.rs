@@ -299,7 +299,7 @@ impl TransactionState {
             b[4..12].copy_from_slice(&self.transaction_start_time_ms.to_be_bytes());
             b[12..20].copy_from_slice(&self.producer_id.to_be_bytes());
             b[20..22].copy_from_slice(&self.producer_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_array_len(
             buf,

@@ -68,7 +68,7 @@ impl DescribeUserScramCredentialsResponse {
             let mut b = [0u8; 6];
             b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
             b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_nullable_string(
             buf,
@@ -225,7 +225,7 @@ impl CredentialInfo {
             let mut b = [0u8; 5];
             b[0..1].copy_from_slice(&self.mechanism.to_be_bytes());
             b[1..5].copy_from_slice(&self.iterations.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);

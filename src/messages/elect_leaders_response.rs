@@ -72,7 +72,7 @@ impl ElectLeadersResponse {
             let mut b = [0u8; 6];
             b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
             b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_i32(buf, self.throttle_time_ms);
             if version >= 1 {
@@ -242,7 +242,7 @@ impl PartitionResult {
             let mut b = [0u8; 6];
             b[0..4].copy_from_slice(&self.partition_id.to_be_bytes());
             b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_nullable_string(
             buf,

@@ -236,7 +236,7 @@ impl ReplicaInfo {
             let mut b = [0u8; 20];
             b[0..4].copy_from_slice(&self.candidate_id.to_be_bytes());
             b[4..20].copy_from_slice(self.candidate_directory_id.as_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
@@ -365,7 +365,7 @@ impl PartitionData {
             b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
             b[4..8].copy_from_slice(&self.leader_id.to_be_bytes());
             b[8..12].copy_from_slice(&self.leader_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if version <= 0 {
             wire::put_scalar_list(

@@ -91,7 +91,7 @@ impl EndTxnRequest {
             b[0..8].copy_from_slice(&self.producer_id.to_be_bytes());
             b[8..10].copy_from_slice(&self.producer_epoch.to_be_bytes());
             b[10..11].copy_from_slice(&[u8::from(self.committed)]);
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {

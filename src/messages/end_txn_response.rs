@@ -85,7 +85,7 @@ impl EndTxnResponse {
             b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
             b[6..14].copy_from_slice(&self.producer_id.to_be_bytes());
             b[14..16].copy_from_slice(&self.producer_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_i32(buf, self.throttle_time_ms);
             wire::put_i16(buf, self.error_code);

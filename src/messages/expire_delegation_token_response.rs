@@ -72,7 +72,7 @@ impl ExpireDelegationTokenResponse {
             b[0..2].copy_from_slice(&self.error_code.to_be_bytes());
             b[2..10].copy_from_slice(&self.expiry_timestamp_ms.to_be_bytes());
             b[10..14].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {

@@ -157,7 +157,7 @@ impl FetchRequest {
             b[16..17].copy_from_slice(&self.isolation_level.to_be_bytes());
             b[17..21].copy_from_slice(&self.session_id.to_be_bytes());
             b[21..25].copy_from_slice(&self.session_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             if version <= 14 {
                 wire::put_i32(buf, self.replica_id);
@@ -526,7 +526,7 @@ impl ReplicaState {
             let mut b = [0u8; 12];
             b[0..4].copy_from_slice(&self.replica_id.to_be_bytes());
             b[4..12].copy_from_slice(&self.replica_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
@@ -667,7 +667,7 @@ impl FetchPartition {
             b[16..20].copy_from_slice(&self.last_fetched_epoch.to_be_bytes());
             b[20..28].copy_from_slice(&self.log_start_offset.to_be_bytes());
             b[28..32].copy_from_slice(&self.partition_max_bytes.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_i32(buf, self.partition);
             if version >= 9 {

@@ -112,7 +112,7 @@ impl FetchResponse {
             b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
             b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
             b[6..10].copy_from_slice(&self.session_id.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             if version >= 1 {
                 wire::put_i32(buf, self.throttle_time_ms);
@@ -353,7 +353,7 @@ impl EpochEndOffset {
             let mut b = [0u8; 12];
             b[0..4].copy_from_slice(&self.epoch.to_be_bytes());
             b[4..12].copy_from_slice(&self.end_offset.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
@@ -462,7 +462,7 @@ impl LeaderIdAndEpoch {
             let mut b = [0u8; 8];
             b[0..4].copy_from_slice(&self.leader_id.to_be_bytes());
             b[4..8].copy_from_slice(&self.leader_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
@@ -569,7 +569,7 @@ impl SnapshotId {
             let mut b = [0u8; 12];
             b[0..8].copy_from_slice(&self.end_offset.to_be_bytes());
             b[8..12].copy_from_slice(&self.epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
@@ -680,7 +680,7 @@ impl AbortedTransaction {
             let mut b = [0u8; 16];
             b[0..8].copy_from_slice(&self.producer_id.to_be_bytes());
             b[8..16].copy_from_slice(&self.first_offset.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
@@ -853,7 +853,7 @@ impl PartitionData {
             b[6..14].copy_from_slice(&self.high_watermark.to_be_bytes());
             b[14..22].copy_from_slice(&self.last_stable_offset.to_be_bytes());
             b[22..30].copy_from_slice(&self.log_start_offset.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_i32(buf, self.partition_index);
             wire::put_i16(buf, self.error_code);

@@ -75,7 +75,7 @@ impl FetchSnapshotRequest {
             let mut b = [0u8; 8];
             b[0..4].copy_from_slice(&self.replica_id.to_be_bytes());
             b[4..8].copy_from_slice(&self.max_bytes.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_array_len(
             buf,
@@ -238,7 +238,7 @@ impl SnapshotId {
             let mut b = [0u8; 12];
             b[0..8].copy_from_slice(&self.end_offset.to_be_bytes());
             b[8..12].copy_from_slice(&self.epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
@@ -363,7 +363,7 @@ impl PartitionSnapshot {
             let mut b = [0u8; 8];
             b[0..4].copy_from_slice(&self.partition.to_be_bytes());
             b[4..8].copy_from_slice(&self.current_leader_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         self.snapshot_id.encode_inner(buf, version)?;
         wire::put_i64(buf, self.position);

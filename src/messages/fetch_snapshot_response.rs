@@ -74,7 +74,7 @@ impl FetchSnapshotResponse {
             let mut b = [0u8; 6];
             b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
             b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_array_len(
             buf,
@@ -255,7 +255,7 @@ impl SnapshotId {
             let mut b = [0u8; 12];
             b[0..8].copy_from_slice(&self.end_offset.to_be_bytes());
             b[8..12].copy_from_slice(&self.epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
@@ -364,7 +364,7 @@ impl LeaderIdAndEpoch {
             let mut b = [0u8; 8];
             b[0..4].copy_from_slice(&self.leader_id.to_be_bytes());
             b[4..8].copy_from_slice(&self.leader_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
@@ -497,14 +497,14 @@ impl PartitionSnapshot {
             let mut b = [0u8; 6];
             b[0..4].copy_from_slice(&self.index.to_be_bytes());
             b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         self.snapshot_id.encode_inner(buf, version)?;
         {
             let mut b = [0u8; 16];
             b[0..8].copy_from_slice(&self.size.to_be_bytes());
             b[8..16].copy_from_slice(&self.position.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_shared_bytes(
             buf,

@@ -96,7 +96,7 @@ impl GetTelemetrySubscriptionsResponse {
             b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
             b[6..22].copy_from_slice(self.client_instance_id.as_bytes());
             b[22..26].copy_from_slice(&self.subscription_id.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_scalar_list(
             buf,
@@ -109,7 +109,7 @@ impl GetTelemetrySubscriptionsResponse {
             b[0..4].copy_from_slice(&self.push_interval_ms.to_be_bytes());
             b[4..8].copy_from_slice(&self.telemetry_max_bytes.to_be_bytes());
             b[8..9].copy_from_slice(&[u8::from(self.delta_temporality)]);
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_array_len(
             buf,

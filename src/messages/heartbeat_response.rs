@@ -71,7 +71,7 @@ impl HeartbeatResponse {
             let mut b = [0u8; 6];
             b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
             b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             if version >= 1 {
                 wire::put_i32(buf, self.throttle_time_ms);

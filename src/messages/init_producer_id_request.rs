@@ -91,7 +91,7 @@ impl InitProducerIdRequest {
             b[0..4].copy_from_slice(&self.transaction_timeout_ms.to_be_bytes());
             b[4..12].copy_from_slice(&self.producer_id.to_be_bytes());
             b[12..14].copy_from_slice(&self.producer_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_i32(buf, self.transaction_timeout_ms);
             if version >= 3 {

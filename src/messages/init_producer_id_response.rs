@@ -85,7 +85,7 @@ impl InitProducerIdResponse {
             b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
             b[6..14].copy_from_slice(&self.producer_id.to_be_bytes());
             b[14..16].copy_from_slice(&self.producer_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {

@@ -193,7 +193,7 @@ impl PartitionData {
             b[0..4].copy_from_slice(&self.partition.to_be_bytes());
             b[4..8].copy_from_slice(&self.state_epoch.to_be_bytes());
             b[8..16].copy_from_slice(&self.start_offset.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);

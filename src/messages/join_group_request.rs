@@ -114,7 +114,7 @@ impl JoinGroupRequest {
             let mut b = [0u8; 8];
             b[0..4].copy_from_slice(&self.session_timeout_ms.to_be_bytes());
             b[4..8].copy_from_slice(&self.rebalance_timeout_ms.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_i32(buf, self.session_timeout_ms);
             if version >= 1 {

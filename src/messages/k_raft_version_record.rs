@@ -59,7 +59,7 @@ impl KRaftVersionRecord {
             let mut b = [0u8; 4];
             b[0..2].copy_from_slice(&self.version.to_be_bytes());
             b[2..4].copy_from_slice(&self.k_raft_version.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);

@@ -114,7 +114,7 @@ impl LeaderAndIsrRequest {
             b[5..9].copy_from_slice(&self.controller_epoch.to_be_bytes());
             b[9..17].copy_from_slice(&self.broker_epoch.to_be_bytes());
             b[17..18].copy_from_slice(&self.r#type.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_i32(buf, self.controller_id);
             if version >= 7 {
@@ -743,7 +743,7 @@ impl LeaderAndIsrPartitionState {
             b[4..8].copy_from_slice(&self.controller_epoch.to_be_bytes());
             b[8..12].copy_from_slice(&self.leader.to_be_bytes());
             b[12..16].copy_from_slice(&self.leader_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_scalar_list(buf, &self.isr, flexible, "LeaderAndIsrPartitionState.Isr")?;
         wire::put_i32(buf, self.partition_epoch);
@@ -773,7 +773,7 @@ impl LeaderAndIsrPartitionState {
             let mut b = [0u8; 2];
             b[0..1].copy_from_slice(&[u8::from(self.is_new)]);
             b[1..2].copy_from_slice(&self.leader_recovery_state.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             if version >= 1 {
                 wire::put_bool(buf, self.is_new);

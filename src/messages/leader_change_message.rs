@@ -74,7 +74,7 @@ impl LeaderChangeMessage {
             let mut b = [0u8; 6];
             b[0..2].copy_from_slice(&self.version.to_be_bytes());
             b[2..6].copy_from_slice(&self.leader_id.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_array_len(
             buf,
@@ -216,7 +216,7 @@ impl Voter {
             let mut b = [0u8; 20];
             b[0..4].copy_from_slice(&self.voter_id.to_be_bytes());
             b[4..20].copy_from_slice(self.voter_directory_id.as_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_i32(buf, self.voter_id);
             if version >= 1 {

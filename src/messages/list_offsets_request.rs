@@ -95,7 +95,7 @@ impl ListOffsetsRequest {
             let mut b = [0u8; 5];
             b[0..4].copy_from_slice(&self.replica_id.to_be_bytes());
             b[4..5].copy_from_slice(&self.isolation_level.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_i32(buf, self.replica_id);
             if version >= 2 {
@@ -282,7 +282,7 @@ impl ListOffsetsPartition {
             b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
             b[4..8].copy_from_slice(&self.current_leader_epoch.to_be_bytes());
             b[8..16].copy_from_slice(&self.timestamp.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_i32(buf, self.partition_index);
             if version >= 4 {

@@ -121,7 +121,7 @@ impl MetadataRequest {
             b[0..1].copy_from_slice(&[u8::from(self.allow_auto_topic_creation)]);
             b[1..2].copy_from_slice(&[u8::from(self.include_cluster_authorized_operations)]);
             b[2..3].copy_from_slice(&[u8::from(self.include_topic_authorized_operations)]);
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             if version >= 4 {
                 wire::put_bool(buf, self.allow_auto_topic_creation);

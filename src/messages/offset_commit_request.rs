@@ -327,7 +327,7 @@ impl OffsetCommitRequestPartition {
             b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
             b[4..12].copy_from_slice(&self.committed_offset.to_be_bytes());
             b[12..16].copy_from_slice(&self.committed_leader_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_i32(buf, self.partition_index);
             wire::put_i64(buf, self.committed_offset);

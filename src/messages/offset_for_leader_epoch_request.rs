@@ -220,7 +220,7 @@ impl OffsetForLeaderPartition {
             b[0..4].copy_from_slice(&self.partition.to_be_bytes());
             b[4..8].copy_from_slice(&self.current_leader_epoch.to_be_bytes());
             b[8..12].copy_from_slice(&self.leader_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_i32(buf, self.partition);
             if version >= 2 {

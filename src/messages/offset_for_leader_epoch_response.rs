@@ -227,7 +227,7 @@ impl EpochEndOffset {
             b[2..6].copy_from_slice(&self.partition.to_be_bytes());
             b[6..10].copy_from_slice(&self.leader_epoch.to_be_bytes());
             b[10..18].copy_from_slice(&self.end_offset.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_i16(buf, self.error_code);
             wire::put_i32(buf, self.partition);

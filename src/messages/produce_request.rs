@@ -107,7 +107,7 @@ impl ProduceRequest {
             let mut b = [0u8; 6];
             b[0..2].copy_from_slice(&self.acks.to_be_bytes());
             b[2..6].copy_from_slice(&self.timeout_ms.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_array_len(
             buf,

@@ -408,7 +408,7 @@ impl LeaderIdAndEpoch {
             let mut b = [0u8; 8];
             b[0..4].copy_from_slice(&self.leader_id.to_be_bytes());
             b[4..8].copy_from_slice(&self.leader_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
@@ -550,7 +550,7 @@ impl PartitionProduceResponse {
             b[6..14].copy_from_slice(&self.base_offset.to_be_bytes());
             b[14..22].copy_from_slice(&self.log_append_time_ms.to_be_bytes());
             b[22..30].copy_from_slice(&self.log_start_offset.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_i32(buf, self.index);
             wire::put_i16(buf, self.error_code);

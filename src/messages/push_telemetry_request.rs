@@ -77,7 +77,7 @@ impl PushTelemetryRequest {
             b[16..20].copy_from_slice(&self.subscription_id.to_be_bytes());
             b[20..21].copy_from_slice(&[u8::from(self.terminating)]);
             b[21..22].copy_from_slice(&self.compression_type.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_shared_bytes(buf, &self.metrics, true, "PushTelemetryRequest.Metrics")?;
         if self.unknown_tagged_fields.is_empty() {

@@ -69,7 +69,7 @@ impl RemoveRaftVoterRequest {
             let mut b = [0u8; 20];
             b[0..4].copy_from_slice(&self.voter_id.to_be_bytes());
             b[4..20].copy_from_slice(self.voter_directory_id.as_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);

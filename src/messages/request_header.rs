@@ -85,7 +85,7 @@ impl RequestHeader {
             b[0..2].copy_from_slice(&self.request_api_key.to_be_bytes());
             b[2..4].copy_from_slice(&self.request_api_version.to_be_bytes());
             b[4..8].copy_from_slice(&self.correlation_id.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if version >= 1 {
             wire::put_nullable_string(

@@ -90,7 +90,7 @@ impl ShareAcknowledgeResponse {
             let mut b = [0u8; 6];
             b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
             b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_nullable_string(
             buf,
@@ -255,7 +255,7 @@ impl LeaderIdAndEpoch {
             let mut b = [0u8; 8];
             b[0..4].copy_from_slice(&self.leader_id.to_be_bytes());
             b[4..8].copy_from_slice(&self.leader_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
@@ -373,7 +373,7 @@ impl PartitionData {
             let mut b = [0u8; 6];
             b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
             b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_nullable_string(
             buf,

@@ -91,7 +91,7 @@ impl ShareFetchResponse {
             let mut b = [0u8; 6];
             b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
             b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_nullable_string(
             buf,
@@ -252,7 +252,7 @@ impl LeaderIdAndEpoch {
             let mut b = [0u8; 8];
             b[0..4].copy_from_slice(&self.leader_id.to_be_bytes());
             b[4..8].copy_from_slice(&self.leader_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
@@ -369,7 +369,7 @@ impl AcquiredRecords {
             b[0..8].copy_from_slice(&self.first_offset.to_be_bytes());
             b[8..16].copy_from_slice(&self.last_offset.to_be_bytes());
             b[16..18].copy_from_slice(&self.delivery_count.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
@@ -514,7 +514,7 @@ impl PartitionData {
             let mut b = [0u8; 6];
             b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
             b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_nullable_string(
             buf,

@@ -96,7 +96,7 @@ impl ShareGroupHeartbeatResponse {
             let mut b = [0u8; 6];
             b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
             b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_nullable_string(
             buf,
@@ -114,7 +114,7 @@ impl ShareGroupHeartbeatResponse {
             let mut b = [0u8; 8];
             b[0..4].copy_from_slice(&self.member_epoch.to_be_bytes());
             b[4..8].copy_from_slice(&self.heartbeat_interval_ms.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         match &self.assignment {
             Some(v) => {
@@ -369,8 +369,21 @@ impl TopicPartitions {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_uuid(buf, &self.topic_id);
-        wire::put_scalar_list(buf, &self.partitions, true, "TopicPartitions.Partitions")?;
+        if self.partitions.is_inline()
+            && let Some(room) = wire::Out::spare(buf, 36)
+        {
+            let mut gathered = wire::SliceOut::new(room);
+            {
+                let buf = &mut gathered;
+                wire::put_uuid(buf, &self.topic_id);
+                wire::put_scalar_list(buf, &self.partitions, true, "TopicPartitions.Partitions")?;
+            }
+            let used = gathered.len();
+            wire::Out::commit(buf, used);
+        } else {
+            wire::put_uuid(buf, &self.topic_id);
+            wire::put_scalar_list(buf, &self.partitions, true, "TopicPartitions.Partitions")?;
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {

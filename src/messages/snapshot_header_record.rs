@@ -59,7 +59,7 @@ impl SnapshotHeaderRecord {
             let mut b = [0u8; 10];
             b[0..2].copy_from_slice(&self.version.to_be_bytes());
             b[2..10].copy_from_slice(&self.last_contained_log_timestamp.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);

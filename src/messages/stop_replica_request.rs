@@ -105,7 +105,7 @@ impl StopReplicaRequest {
             b[4..5].copy_from_slice(&[u8::from(self.is_k_raft_controller)]);
             b[5..9].copy_from_slice(&self.controller_epoch.to_be_bytes());
             b[9..17].copy_from_slice(&self.broker_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_i32(buf, self.controller_id);
             if version >= 4 {
@@ -607,7 +607,7 @@ impl StopReplicaPartitionState {
             b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
             b[4..8].copy_from_slice(&self.leader_epoch.to_be_bytes());
             b[8..9].copy_from_slice(&[u8::from(self.delete_partition)]);
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);

@@ -115,7 +115,7 @@ impl TxnOffsetCommitRequest {
             b[0..8].copy_from_slice(&self.producer_id.to_be_bytes());
             b[8..10].copy_from_slice(&self.producer_epoch.to_be_bytes());
             b[10..14].copy_from_slice(&self.generation_id.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_i64(buf, self.producer_id);
             wire::put_i16(buf, self.producer_epoch);
@@ -367,7 +367,7 @@ impl TxnOffsetCommitRequestPartition {
             b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
             b[4..12].copy_from_slice(&self.committed_offset.to_be_bytes());
             b[12..16].copy_from_slice(&self.committed_leader_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_i32(buf, self.partition_index);
             wire::put_i64(buf, self.committed_offset);

@@ -215,7 +215,7 @@ impl FeatureUpdateKey {
             let mut b = [0u8; 3];
             b[0..2].copy_from_slice(&self.max_version_level.to_be_bytes());
             b[2..3].copy_from_slice(&[u8::from(self.allow_downgrade)]);
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_i16(buf, self.max_version_level);
             if version <= 0 {

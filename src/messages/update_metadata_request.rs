@@ -110,7 +110,7 @@ impl UpdateMetadataRequest {
             b[4..5].copy_from_slice(&[u8::from(self.is_k_raft_controller)]);
             b[5..9].copy_from_slice(&self.controller_epoch.to_be_bytes());
             b[9..17].copy_from_slice(&self.broker_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_i32(buf, self.controller_id);
             if version >= 8 {
@@ -974,7 +974,7 @@ impl UpdateMetadataPartitionState {
             b[4..8].copy_from_slice(&self.controller_epoch.to_be_bytes());
             b[8..12].copy_from_slice(&self.leader.to_be_bytes());
             b[12..16].copy_from_slice(&self.leader_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_scalar_list(buf, &self.isr, flexible, "UpdateMetadataPartitionState.Isr")?;
         wire::put_i32(buf, self.zk_version);

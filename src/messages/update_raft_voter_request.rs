@@ -84,7 +84,7 @@ impl UpdateRaftVoterRequest {
             b[0..4].copy_from_slice(&self.current_leader_epoch.to_be_bytes());
             b[4..8].copy_from_slice(&self.voter_id.to_be_bytes());
             b[8..24].copy_from_slice(self.voter_directory_id.as_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_array_len(
             buf,
@@ -353,7 +353,7 @@ impl KRaftVersionFeature {
             let mut b = [0u8; 4];
             b[0..2].copy_from_slice(&self.min_supported_version.to_be_bytes());
             b[2..4].copy_from_slice(&self.max_supported_version.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);

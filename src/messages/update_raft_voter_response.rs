@@ -61,7 +61,7 @@ impl UpdateRaftVoterResponse {
             let mut b = [0u8; 6];
             b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
             b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::check_unknown_tags(
             &self.unknown_tagged_fields,
@@ -210,7 +210,7 @@ impl CurrentLeader {
             let mut b = [0u8; 8];
             b[0..4].copy_from_slice(&self.leader_id.to_be_bytes());
             b[4..8].copy_from_slice(&self.leader_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_string(buf, &self.host, true, "CurrentLeader.Host")?;
         wire::put_i32(buf, self.port);

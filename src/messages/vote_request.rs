@@ -222,7 +222,7 @@ impl PartitionData {
             b[28..44].copy_from_slice(self.voter_directory_id.as_bytes());
             b[44..48].copy_from_slice(&self.last_offset_epoch.to_be_bytes());
             b[48..56].copy_from_slice(&self.last_offset.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_i32(buf, self.partition_index);
             wire::put_i32(buf, self.candidate_epoch);

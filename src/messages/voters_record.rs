@@ -276,7 +276,7 @@ impl KRaftVersionFeature {
             let mut b = [0u8; 4];
             b[0..2].copy_from_slice(&self.min_supported_version.to_be_bytes());
             b[2..4].copy_from_slice(&self.max_supported_version.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
@@ -396,7 +396,7 @@ impl Voter {
             let mut b = [0u8; 20];
             b[0..4].copy_from_slice(&self.voter_id.to_be_bytes());
             b[4..20].copy_from_slice(self.voter_directory_id.as_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_array_len(buf, Some(self.endpoints.len()), true, "Voter.Endpoints")?;
         for x in &self.endpoints {

@@ -192,7 +192,7 @@ impl StateBatch {
             b[8..16].copy_from_slice(&self.last_offset.to_be_bytes());
             b[16..17].copy_from_slice(&self.delivery_state.to_be_bytes());
             b[17..19].copy_from_slice(&self.delivery_count.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
@@ -329,7 +329,7 @@ impl PartitionData {
             b[4..8].copy_from_slice(&self.state_epoch.to_be_bytes());
             b[8..12].copy_from_slice(&self.leader_epoch.to_be_bytes());
             b[12..20].copy_from_slice(&self.start_offset.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         wire::put_array_len(
             buf,

@@ -185,7 +185,7 @@ impl WritableTxnMarkerPartitionResult {
             let mut b = [0u8; 6];
             b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
             b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {

@@ -53,6 +53,7 @@ pub use bytes::{Buf, BufMut, Bytes, BytesMut};
 pub use bytestring::ByteString;
 pub use error::{DecodeError, DecodeErrorDetails, DecodeErrorKind, EncodeError};
 pub use message::{Message, Versioned, decode_versioned, decode_versioned_forward_compatible};
+pub(crate) use out::SliceOut;
 pub use out::{ChunkedOut, Out, SPILL_THRESHOLD, SpillOut, VecOut};
 pub use scalar_list::{
     INLINE_CAPACITY, Scalar, ScalarList, put_scalar_array, put_scalar_list,

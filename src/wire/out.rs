@@ -22,9 +22,51 @@ pub trait Out {
     /// Appends `padded[..len]`. A sink with room to spare may copy all of `padded` (a
     /// copy of fixed size, cheaper than one of `len` bytes) and keep only `len` of it;
     /// `len` past the end of `padded` writes all of it.
+    ///
+    /// ```
+    /// use kafka_sansio::wire::{Out, VecOut};
+    /// let mut vec = Vec::new();
+    /// let mut out = VecOut::new(&mut vec);
+    /// out.write_padded(&[1, 2, 3, 0, 0, 0, 0, 0], 3);
+    /// out.write_byte(4);
+    /// out.finish();
+    /// assert_eq!(vec, [1, 2, 3, 4]);
+    /// ```
     #[inline]
     fn write_padded(&mut self, padded: &[u8], len: usize) {
         self.write_slice(padded.get(..len).unwrap_or(padded));
+    }
+
+    /// Room to write up to `n` bytes in place, if the sink has it at hand (only
+    /// [`VecOut`] does): exactly `n` bytes, which count as written only once
+    /// [`Out::commit`] says how many of them. Callers fall back to the other writes
+    /// when it is `None`.
+    ///
+    /// ```
+    /// use kafka_sansio::wire::{Out, VecOut};
+    /// let mut vec = Vec::new();
+    /// let mut out = VecOut::new(&mut vec);
+    /// if let Some(room) = out.spare(8) {
+    ///     room[..2].copy_from_slice(&[0, 7]);
+    ///     out.commit(2);
+    /// } else {
+    ///     out.write_slice(&[0, 7]);
+    /// }
+    /// out.finish();
+    /// assert_eq!(vec, [0, 7]);
+    /// // Other sinks lend no room.
+    /// assert!(Vec::<u8>::new().spare(8).is_none());
+    /// ```
+    #[inline]
+    fn spare(&mut self, n: usize) -> Option<&mut [u8]> {
+        let _ = n;
+        None
+    }
+
+    /// Keeps the first `len` bytes of the room [`Out::spare`] gave (at most its `n`).
+    #[inline]
+    fn commit(&mut self, len: usize) {
+        let _ = len;
     }
 
     /// Appends bytes the caller holds as [`Bytes`]; a sink that can keep a reference
@@ -68,6 +110,16 @@ impl<T: Out + ?Sized> Out for &mut T {
     #[inline]
     fn write_padded(&mut self, padded: &[u8], len: usize) {
         (**self).write_padded(padded, len);
+    }
+
+    #[inline]
+    fn spare(&mut self, n: usize) -> Option<&mut [u8]> {
+        (**self).spare(n)
+    }
+
+    #[inline]
+    fn commit(&mut self, len: usize) {
+        (**self).commit(len);
     }
 
     #[inline]
@@ -332,6 +384,17 @@ impl Out for VecOut<'_> {
     }
 
     #[inline]
+    fn spare(&mut self, n: usize) -> Option<&mut [u8]> {
+        // No growing here: a caller that gets `None` writes through `write_*`, which do.
+        self.vec.get_mut(self.pos..)?.get_mut(..n)
+    }
+
+    #[inline]
+    fn commit(&mut self, len: usize) {
+        self.pos = self.pos.wrapping_add(len).min(self.vec.len());
+    }
+
+    #[inline]
     fn write_byte(&mut self, byte: u8) {
         match self.vec.get_mut(self.pos) {
             Some(dst) => {
@@ -344,10 +407,12 @@ impl Out for VecOut<'_> {
 }
 
 /// A short run of writes gathered on the stack, then handed over with one
-/// [`Out::write_padded`]. Writes past `N` bytes are dropped: callers size it.
+/// [`Out::write_padded`]. Callers size it for the most they can write (generated
+/// encoders: every field at its largest); a write that does not fit is dropped, which
+/// the round-trip tests of every message would catch (and a debug build asserts).
 pub(crate) struct StackOut<const N: usize> {
-    pub(crate) buf: [u8; N],
-    pub(crate) len: usize,
+    buf: [u8; N],
+    len: usize,
 }
 
 impl<const N: usize> StackOut<N> {
@@ -376,6 +441,80 @@ impl<const N: usize> Out for StackOut<N> {
         {
             dst.copy_from_slice(bytes);
             self.len = pos + bytes.len();
+        } else {
+            debug_assert!(false, "StackOut<{N}> overflows");
+        }
+    }
+
+    #[inline(always)]
+    fn write_padded(&mut self, padded: &[u8], len: usize) {
+        let pos = self.len;
+        match self
+            .buf
+            .get_mut(pos..)
+            .and_then(|room| room.get_mut(..padded.len()))
+        {
+            Some(dst) if len <= padded.len() => {
+                dst.copy_from_slice(padded);
+                self.len = pos + len;
+            }
+            _ => self.write_slice(padded.get(..len).unwrap_or(padded)),
+        }
+    }
+}
+
+/// Writes into room a sink lent ([`Out::spare`]): generated encoders gather a struct
+/// of fixed-width fields and short lists there, sized for every field at its largest.
+/// A write that does not fit is dropped, which the round-trip tests of every message
+/// would catch (and a debug build asserts).
+pub(crate) struct SliceOut<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl<'a> SliceOut<'a> {
+    #[inline(always)]
+    pub(crate) fn new(buf: &'a mut [u8]) -> Self {
+        SliceOut { buf, len: 0 }
+    }
+
+    /// How many bytes were written.
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Out for SliceOut<'_> {
+    #[inline(always)]
+    fn write_slice(&mut self, bytes: &[u8]) {
+        let pos = self.len;
+        if let Some(dst) = self
+            .buf
+            .get_mut(pos..)
+            .and_then(|room| room.get_mut(..bytes.len()))
+        {
+            dst.copy_from_slice(bytes);
+            self.len = pos + bytes.len();
+        } else {
+            debug_assert!(false, "SliceOut overflows");
+        }
+    }
+
+    #[inline(always)]
+    fn write_padded(&mut self, padded: &[u8], len: usize) {
+        let pos = self.len;
+        // One copy of fixed size only: a second path copying `len` bytes would be
+        // merged with it into a `memcpy` call. The room is sized for every padding.
+        if let Some(dst) = self
+            .buf
+            .get_mut(pos..)
+            .and_then(|room| room.get_mut(..padded.len()))
+        {
+            dst.copy_from_slice(padded);
+            self.len = pos + len.min(padded.len());
+        } else {
+            debug_assert!(false, "SliceOut overflows");
         }
     }
 }

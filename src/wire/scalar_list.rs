@@ -123,6 +123,13 @@ impl<T: Scalar> ScalarList<T> {
         }
     }
 
+    /// Whether the list is held inline (at most [`INLINE_CAPACITY`] values; encoders
+    /// write such a list with one fixed-size write).
+    #[must_use]
+    pub(crate) fn is_inline(&self) -> bool {
+        matches!(self.0, Repr::Inline { .. })
+    }
+
     /// The values as a mutable slice.
     pub fn as_mut_slice(&mut self) -> &mut [T] {
         match &mut self.0 {

@@ -73,7 +73,7 @@ impl ConsumerGroupRegularExpressionValue {
             let mut b = [0u8; 16];
             b[0..8].copy_from_slice(&self.version.to_be_bytes());
             b[8..16].copy_from_slice(&self.timestamp.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);

@@ -284,7 +284,7 @@ impl MemberMetadata {
             let mut b = [0u8; 8];
             b[0..4].copy_from_slice(&self.rebalance_timeout.to_be_bytes());
             b[4..8].copy_from_slice(&self.session_timeout.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             if version >= 1 {
                 wire::put_i32(buf, self.rebalance_timeout);

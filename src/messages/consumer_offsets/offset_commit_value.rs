@@ -72,7 +72,7 @@ impl OffsetCommitValue {
             let mut b = [0u8; 12];
             b[0..8].copy_from_slice(&self.offset.to_be_bytes());
             b[8..12].copy_from_slice(&self.leader_epoch.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_i64(buf, self.offset);
             if version >= 3 {
@@ -84,7 +84,7 @@ impl OffsetCommitValue {
             let mut b = [0u8; 16];
             b[0..8].copy_from_slice(&self.commit_timestamp.to_be_bytes());
             b[8..16].copy_from_slice(&self.expire_timestamp.to_be_bytes());
-            buf.write_slice(&b);
+            wire::Out::write_slice(buf, &b);
         } else {
             wire::put_i64(buf, self.commit_timestamp);
             if version == 1 {
