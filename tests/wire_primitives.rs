@@ -328,3 +328,37 @@ fn vec_out_writes_what_a_vec_does() {
         assert!(fast == plain, "start {start}, capacity {capacity}");
     }
 }
+
+/// Compact byte-string lengths around every varint width boundary, through the inline
+/// 2- and 3-byte paths and the general one, into every kind of sink.
+#[test]
+fn compact_bytes_lengths_at_varint_boundaries() {
+    use kafka_sansio::wire::VecOut;
+    for len in [
+        0usize, 1, 126, 127, 128, 0x3ffe, 0x3fff, 0x4000, 0x1f_fffe, 0x1f_ffff, 0x20_0000,
+    ] {
+        let data = vec![0x5au8; len];
+        let mut expected = Vec::new();
+        wire::put_unsigned_varint(&mut expected, len as u32 + 1);
+        expected.extend_from_slice(&data);
+        let mut plain = Vec::new();
+        wire::put_bytes(&mut plain, &data, true, "b").unwrap();
+        assert!(plain == expected, "Vec, length {len}");
+        let mut fast = Vec::new();
+        let mut out = VecOut::new(&mut fast);
+        wire::put_bytes(&mut out, &data, true, "b").unwrap();
+        wire::put_shared_bytes(&mut out, &Bytes::from(data.clone()), true, "b").unwrap();
+        out.finish();
+        assert_eq!(fast.len(), 2 * expected.len(), "VecOut, length {len}");
+        assert!(
+            fast[..expected.len()] == expected[..],
+            "VecOut, length {len}"
+        );
+        assert!(
+            fast[expected.len()..] == expected[..],
+            "VecOut, length {len}"
+        );
+        let spilled = encoded(|o| wire::put_bytes(o, &data, true, "b").unwrap());
+        assert!(spilled[..] == expected[..], "BytesMut, length {len}");
+    }
+}

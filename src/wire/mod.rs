@@ -725,6 +725,18 @@ fn put_len<W: Out + ?Sized>(
                 buf.write_byte(n as u8 + 1);
                 return Ok(());
             }
+            // Bytes and records (a fetched partition's batches): 2 or 3 bytes.
+            if wide && n < 0x1f_ffff {
+                let v = n as u32 + 1;
+                let b = [
+                    v as u8 | 0x80,
+                    (v >> 7) as u8 | if v >= 0x4000 { 0x80 } else { 0 },
+                    (v >> 14) as u8,
+                    0,
+                ];
+                buf.write_padded(&b, if v >= 0x4000 { 3 } else { 2 });
+                return Ok(());
+            }
         } else if wide {
             if n <= i32::MAX as usize {
                 buf.write_slice(&(n as i32).to_be_bytes());

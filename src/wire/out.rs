@@ -256,6 +256,8 @@ impl Out for ChunkedOut {
 
 /// The smallest run of zeroed room [`VecOut`] keeps ahead of what it wrote.
 const VEC_WINDOW_MIN: usize = 256;
+/// The zeroed room [`VecOut`] keeps after a large write.
+const VEC_ROOM_AFTER_LARGE: usize = 64;
 /// The largest run of zeroed room [`VecOut`] adds at once.
 const VEC_WINDOW_MAX: usize = 64 * 1024;
 
@@ -326,12 +328,14 @@ impl<'a> VecOut<'a> {
     #[inline(never)]
     fn write_slow(&mut self, bytes: &[u8]) {
         if bytes.len() >= SPILL_THRESHOLD {
-            // Copied once, with no zero-fill under it.
+            // Copied once, with no zero-fill under it, and a little room after it
+            // (what follows a record batch is a few fields): one reservation.
             self.vec.truncate(self.pos);
+            self.vec.reserve(bytes.len() + VEC_ROOM_AFTER_LARGE);
             self.vec.extend_from_slice(bytes);
             self.pos = self.vec.len();
+            self.vec.resize(self.pos + VEC_ROOM_AFTER_LARGE, 0);
             self.window = VEC_WINDOW_MIN;
-            self.add_room(0);
             return;
         }
         self.add_room(bytes.len());
