@@ -324,18 +324,24 @@ impl<'a> VecOut<'a> {
         self.window = (self.window * 2).min(VEC_WINDOW_MAX);
     }
 
+    /// A write of [`SPILL_THRESHOLD`] bytes or more: copied once, with no zero-fill
+    /// under it, and a little room after it (what follows a record batch is a few
+    /// fields), with one reservation.
+    #[inline(always)]
+    fn write_large(&mut self, bytes: &[u8]) {
+        self.vec.truncate(self.pos);
+        self.vec.reserve(bytes.len() + VEC_ROOM_AFTER_LARGE);
+        self.vec.extend_from_slice(bytes);
+        self.pos = self.vec.len();
+        self.vec.resize(self.pos + VEC_ROOM_AFTER_LARGE, 0);
+        self.window = VEC_WINDOW_MIN;
+    }
+
     #[cold]
     #[inline(never)]
     fn write_slow(&mut self, bytes: &[u8]) {
         if bytes.len() >= SPILL_THRESHOLD {
-            // Copied once, with no zero-fill under it, and a little room after it
-            // (what follows a record batch is a few fields): one reservation.
-            self.vec.truncate(self.pos);
-            self.vec.reserve(bytes.len() + VEC_ROOM_AFTER_LARGE);
-            self.vec.extend_from_slice(bytes);
-            self.pos = self.vec.len();
-            self.vec.resize(self.pos + VEC_ROOM_AFTER_LARGE, 0);
-            self.window = VEC_WINDOW_MIN;
+            self.write_large(bytes);
             return;
         }
         self.add_room(bytes.len());
@@ -396,6 +402,16 @@ impl Out for VecOut<'_> {
     #[inline]
     fn commit(&mut self, len: usize) {
         self.pos = self.pos.wrapping_add(len).min(self.vec.len());
+    }
+
+    /// Record batches and other large byte fields are copied in without a call.
+    #[inline]
+    fn write_shared(&mut self, bytes: &Bytes) {
+        if bytes.len() >= SPILL_THRESHOLD {
+            self.write_large(bytes);
+        } else {
+            self.write_slice(bytes);
+        }
     }
 
     #[inline]
