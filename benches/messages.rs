@@ -24,8 +24,9 @@
 //! "encode" writes the whole message into a reused, pre-sized `BytesMut`; "encode-zero-copy"
 //! is our `encode_chunks` (record batches by reference, for a vectored write) against
 //! kafka-protocol into `BytesMut`, its only path; "encode-vec"
-//! the same into a `Vec<u8>` (both crates accept either; the difference is the cost of
-//! `BytesMut`'s out-of-line `put_slice` per field).
+//! the same into a reused `Vec<u8>` (both crates accept either; ours through
+//! `Message::encode_to_vec`, which writes through a cursor instead of one `Vec` capacity
+//! check per field).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)] // tests and tools own their clock and sockets
 
 #[path = "common/counting_alloc.rs"]
