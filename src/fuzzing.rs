@@ -79,13 +79,20 @@ pub fn arbitrary_roundtrip<T: Message + ArbValue + Normalize>(
     // Every output path writes the same bytes.
     let mut vec = Vec::new();
     let _ = value.encode_into(&mut vec, version);
+    // Appended after bytes already there, as a caller batching requests would.
+    let mut appended = vec![0xa5; 3];
+    let _ = value.encode_to_vec(&mut appended, version);
     let chunks = value
         .encode_chunks(version)
         .map(|c| c.concat())
         .unwrap_or_default();
-    if vec != encoded || chunks != encoded {
+    if vec != encoded
+        || chunks != encoded
+        || appended.get(..3) != Some(&[0xa5; 3][..])
+        || appended.get(3..) != Some(&encoded[..])
+    {
         return Err(CheckFailure(format!(
-            "{} v{version}: encode, encode_into and encode_chunks disagree",
+            "{} v{version}: encode, encode_into, encode_to_vec and encode_chunks disagree",
             T::NAME
         )));
     }

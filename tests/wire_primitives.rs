@@ -290,3 +290,75 @@ fn unordered_unknown_tags_are_refused_on_encode() {
         }
     ));
 }
+
+/// `VecOut` writes what a plain `Vec` does, whatever its starting length and capacity,
+/// through every kind of write (small, padded, large enough to bypass the zeroed room),
+/// and leaves no padding behind, also when dropped without `finish`.
+#[test]
+fn vec_out_writes_what_a_vec_does() {
+    use kafka_sansio::wire::{Out, VecOut};
+    for (start, capacity) in [(0, 0), (0, 10), (5, 5), (3, 300), (0, 1 << 16), (7, 70_000)] {
+        let mut plain: Vec<u8> = Vec::with_capacity(capacity);
+        plain.extend((0..start).map(|i| i as u8));
+        let mut fast = plain.clone();
+        fast.reserve(capacity.saturating_sub(fast.len()));
+        {
+            let mut out = VecOut::new(&mut fast);
+            for i in 0..3_000usize {
+                let n = (i * 7) % 40;
+                let bytes: Vec<u8> = (0..n).map(|j| (i + j) as u8).collect();
+                for w in [&mut plain as &mut dyn Out, &mut out as &mut dyn Out] {
+                    w.write_byte(i as u8);
+                    w.write_slice(&bytes);
+                    let mut padded = [0xeeu8; 24];
+                    padded[..n.min(24)].copy_from_slice(&bytes[..n.min(24)]);
+                    w.write_padded(&padded, n.min(24));
+                    if i % 500 == 0 {
+                        w.write_slice(&vec![i as u8; 600 + i]);
+                    }
+                }
+            }
+            // Dropped, not finished: still cut back to what was written.
+        }
+        assert_eq!(
+            fast.len(),
+            plain.len(),
+            "start {start}, capacity {capacity}"
+        );
+        assert!(fast == plain, "start {start}, capacity {capacity}");
+    }
+}
+
+/// Compact byte-string lengths around every varint width boundary, through the inline
+/// 2- and 3-byte paths and the general one, into every kind of sink.
+#[test]
+fn compact_bytes_lengths_at_varint_boundaries() {
+    use kafka_sansio::wire::VecOut;
+    for len in [
+        0usize, 1, 126, 127, 128, 0x3ffe, 0x3fff, 0x4000, 0x1f_fffe, 0x1f_ffff, 0x20_0000,
+    ] {
+        let data = vec![0x5au8; len];
+        let mut expected = Vec::new();
+        wire::put_unsigned_varint(&mut expected, len as u32 + 1);
+        expected.extend_from_slice(&data);
+        let mut plain = Vec::new();
+        wire::put_bytes(&mut plain, &data, true, "b").unwrap();
+        assert!(plain == expected, "Vec, length {len}");
+        let mut fast = Vec::new();
+        let mut out = VecOut::new(&mut fast);
+        wire::put_bytes(&mut out, &data, true, "b").unwrap();
+        wire::put_shared_bytes(&mut out, &Bytes::from(data.clone()), true, "b").unwrap();
+        out.finish();
+        assert_eq!(fast.len(), 2 * expected.len(), "VecOut, length {len}");
+        assert!(
+            fast[..expected.len()] == expected[..],
+            "VecOut, length {len}"
+        );
+        assert!(
+            fast[expected.len()..] == expected[..],
+            "VecOut, length {len}"
+        );
+        let spilled = encoded(|o| wire::put_bytes(o, &data, true, "b").unwrap());
+        assert!(spilled[..] == expected[..], "BytesMut, length {len}");
+    }
+}

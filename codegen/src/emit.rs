@@ -384,7 +384,7 @@ impl<'a> Ctx<'a> {
             Ty::Uuid => format!("wire::put_uuid(buf, {r});"),
             Ty::Struct(_) => format!("{place}.encode_inner(buf, version)?;"),
             Ty::Array(e) if is_scalar(e) => {
-                format!("wire::put_scalar_array(buf, {r}, {compact}, {label})?;")
+                format!("wire::put_scalar_list(buf, {r}, {compact}, {label})?;")
             }
             Ty::Array(e) => format!(
                 "wire::put_array_len(buf, Some({place}.len()), {compact}, {label})?;\nfor x in {r} {{ {} }}",
@@ -597,9 +597,99 @@ impl<'a> Ctx<'a> {
         rust_str(&format!("{}.{}", s.name, f))
     }
 
+    /// Writes a run of consecutive fixed-width fields: when all of them are present at
+    /// the version (`versions`), gathered into one array and written at once (one
+    /// bounds or capacity check); otherwise each on its own, exactly as a lone field.
+    fn encode_fixed_run(
+        &self,
+        s: &StructDef,
+        run: &[&Field],
+        versions: &Range,
+        within: &Range,
+    ) -> String {
+        let mut o = String::new();
+        if run.len() < 2 {
+            for f in run {
+                o.push_str(&self.encode_one(s, f, within));
+            }
+            return o;
+        }
+        let total: usize = run.iter().filter_map(|f| fixed_size(f)).sum();
+        let mut fast = String::new();
+        let _ = writeln!(fast, "let mut b = [0u8; {total}];");
+        let mut at = 0;
+        for f in run {
+            let n = fixed_size(f).unwrap_or(0);
+            let place = format!("self.{}", field_ident(&f.name));
+            let bytes = match &f.ty {
+                Ty::Prim(Prim::Bool) => format!("&[u8::from({place})]"),
+                Ty::Prim(_) => format!("&{place}.to_be_bytes()"),
+                Ty::Uuid => format!("{place}.as_bytes()"),
+                other => unreachable!("{other:?} is not fixed-width"),
+            };
+            let _ = writeln!(fast, "b[{at}..{}].copy_from_slice({bytes});", at + n);
+            at += n;
+        }
+        let _ = writeln!(fast, "wire::Out::write_slice(buf, &b);");
+        match cond(versions, within) {
+            Cond::Always => {
+                let _ = writeln!(o, "{{\n{fast}}}");
+            }
+            Cond::Expr(c) => {
+                let _ = writeln!(o, "if {c} {{\n{fast}}} else {{");
+                for f in run {
+                    o.push_str(&self.encode_one(s, f, within));
+                }
+                let _ = writeln!(o, "}}");
+            }
+            Cond::Never => unreachable!("a run of fields that never occur together"),
+        }
+        o
+    }
+
     fn encode_fn(&self, s: &StructDef, within: &Range, tagged_section: bool) -> String {
         let mut body = String::new();
+        // Consecutive fixed-width fields that can all be present at once, written with
+        // one check when they are (see `encode_fixed_run`).
+        let mut run: Vec<&Field> = Vec::new();
+        let mut run_versions = *within;
         for f in s.fields.iter().filter(|f| f.tag.is_none()) {
+            let present = cond(&f.versions, within);
+            if present == Cond::Never {
+                body.push_str(&self.encode_one(s, f, within));
+                continue;
+            }
+            if fixed_size(f).is_some() {
+                let both = run_versions.intersect(&f.versions);
+                if run.is_empty() || !both.is_empty() {
+                    run_versions = if run.is_empty() {
+                        within.intersect(&f.versions)
+                    } else {
+                        both
+                    };
+                    run.push(f);
+                    continue;
+                }
+            }
+            body.push_str(&self.encode_fixed_run(s, &run, &run_versions, within));
+            run.clear();
+            if fixed_size(f).is_some() {
+                run_versions = within.intersect(&f.versions);
+                run.push(f);
+            } else {
+                body.push_str(&self.encode_one(s, f, within));
+            }
+        }
+        body.push_str(&self.encode_fixed_run(s, &run, &run_versions, within));
+        let body = self.gathered(s, within, body);
+        self.encode_fn_rest(s, within, tagged_section, body)
+    }
+
+    /// Writes one regular (untagged) field: when present at the version, its value;
+    /// when absent, an error if it holds a non-default value and is not ignorable.
+    fn encode_one(&self, s: &StructDef, f: &Field, within: &Range) -> String {
+        let mut body = String::new();
+        {
             let id = field_ident(&f.name);
             let place = format!("self.{id}");
             let label = self.label(s, &f.name);
@@ -635,6 +725,62 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
+        body
+    }
+
+    /// A struct whose regular fields are all fixed-width values and arrays of
+    /// fixed-width values of at most 8 bytes (a Metadata partition) is written with
+    /// one check: when every such array is short enough to be held inline and the sink
+    /// lends room for all of the fields at their largest (`Out::spare`), they are
+    /// written straight into it. `body` writes the regular fields.
+    fn gathered(&self, s: &StructDef, within: &Range, body: String) -> String {
+        let regular: Vec<&Field> = s
+            .fields
+            .iter()
+            .filter(|f| f.tag.is_none() && cond(&f.versions, within) != Cond::Never)
+            .collect();
+        let small_list = |f: &Field| match &f.ty {
+            Ty::Array(e) if !is_nullable(f) => match **e {
+                Ty::Prim(p) => Some(if p.size() <= 4 { 20 } else { 36 }),
+                _ => None,
+            },
+            _ => None,
+        };
+        let lists: Vec<&Field> = regular
+            .iter()
+            .copied()
+            .filter(|f| small_list(f).is_some())
+            .collect();
+        if lists.is_empty()
+            || !regular
+                .iter()
+                .all(|f| fixed_size(f).is_some() || small_list(f).is_some())
+        {
+            return body;
+        }
+        // Room for every field at its largest: a list's inline write copies a fixed
+        // 20 or 36 bytes.
+        let cap: usize = regular
+            .iter()
+            .map(|f| fixed_size(f).or_else(|| small_list(f)).unwrap_or(0))
+            .sum();
+        let test: Vec<String> = lists
+            .iter()
+            .map(|f| format!("self.{}.is_inline()", field_ident(&f.name)))
+            .collect();
+        format!(
+            "if {} && let Some(room) = wire::Out::spare(buf, {cap}) {{\nlet mut gathered = wire::SliceOut::new(room);\n{{\nlet buf = &mut gathered;\n{body}}}\nlet used = gathered.len();\nwire::Out::commit(buf, used);\n}} else {{\n{body}}}\n",
+            test.join(" && ")
+        )
+    }
+
+    fn encode_fn_rest(
+        &self,
+        s: &StructDef,
+        within: &Range,
+        tagged_section: bool,
+        mut body: String,
+    ) -> String {
         // Tagged fields present in this struct, in tag order.
         let mut tagged: Vec<&Field> = s.fields.iter().filter(|f| f.tag.is_some()).collect();
         tagged.sort_by_key(|f| f.tag);

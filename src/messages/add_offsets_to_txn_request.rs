@@ -84,8 +84,12 @@ impl AddOffsetsToTxnRequest {
             flexible,
             "AddOffsetsToTxnRequest.TransactionalId",
         )?;
-        wire::put_i64(buf, self.producer_id);
-        wire::put_i16(buf, self.producer_epoch);
+        {
+            let mut b = [0u8; 10];
+            b[0..8].copy_from_slice(&self.producer_id.to_be_bytes());
+            b[8..10].copy_from_slice(&self.producer_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_string(
             buf,
             &self.group_id,

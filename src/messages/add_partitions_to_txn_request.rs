@@ -116,20 +116,27 @@ impl AddPartitionsToTxnRequest {
             });
         }
         if version <= 3 {
-            wire::put_i64(buf, self.v3_and_below_producer_id);
-        } else if self.v3_and_below_producer_id != 0 {
-            return Err(EncodeError::FieldNotInVersion {
-                field: "AddPartitionsToTxnRequest.V3AndBelowProducerId",
-                version,
-            });
-        }
-        if version <= 3 {
-            wire::put_i16(buf, self.v3_and_below_producer_epoch);
-        } else if self.v3_and_below_producer_epoch != 0 {
-            return Err(EncodeError::FieldNotInVersion {
-                field: "AddPartitionsToTxnRequest.V3AndBelowProducerEpoch",
-                version,
-            });
+            let mut b = [0u8; 10];
+            b[0..8].copy_from_slice(&self.v3_and_below_producer_id.to_be_bytes());
+            b[8..10].copy_from_slice(&self.v3_and_below_producer_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            if version <= 3 {
+                wire::put_i64(buf, self.v3_and_below_producer_id);
+            } else if self.v3_and_below_producer_id != 0 {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "AddPartitionsToTxnRequest.V3AndBelowProducerId",
+                    version,
+                });
+            }
+            if version <= 3 {
+                wire::put_i16(buf, self.v3_and_below_producer_epoch);
+            } else if self.v3_and_below_producer_epoch != 0 {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "AddPartitionsToTxnRequest.V3AndBelowProducerEpoch",
+                    version,
+                });
+            }
         }
         if version <= 3 {
             wire::put_array_len(
@@ -363,9 +370,13 @@ impl AddPartitionsToTxnTransaction {
             true,
             "AddPartitionsToTxnTransaction.TransactionalId",
         )?;
-        wire::put_i64(buf, self.producer_id);
-        wire::put_i16(buf, self.producer_epoch);
-        wire::put_bool(buf, self.verify_only);
+        {
+            let mut b = [0u8; 11];
+            b[0..8].copy_from_slice(&self.producer_id.to_be_bytes());
+            b[8..10].copy_from_slice(&self.producer_epoch.to_be_bytes());
+            b[10..11].copy_from_slice(&[u8::from(self.verify_only)]);
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_array_len(
             buf,
             Some(self.topics.len()),
@@ -507,7 +518,7 @@ impl AddPartitionsToTxnTopic {
     ) -> Result<(), EncodeError> {
         let flexible = version >= 3;
         wire::put_string(buf, &self.name, flexible, "AddPartitionsToTxnTopic.Name")?;
-        wire::put_scalar_array(
+        wire::put_scalar_list(
             buf,
             &self.partitions,
             flexible,

@@ -79,9 +79,16 @@ impl AddPartitionsToTxnResponse {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 3;
-        wire::put_i32(buf, self.throttle_time_ms);
         if version >= 4 {
-            wire::put_i16(buf, self.error_code);
+            let mut b = [0u8; 6];
+            b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i32(buf, self.throttle_time_ms);
+            if version >= 4 {
+                wire::put_i16(buf, self.error_code);
+            }
         }
         if version >= 4 {
             wire::put_array_len(
@@ -547,8 +554,12 @@ impl AddPartitionsToTxnPartitionResult {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 3;
-        wire::put_i32(buf, self.partition_index);
-        wire::put_i16(buf, self.partition_error_code);
+        {
+            let mut b = [0u8; 6];
+            b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
+            b[4..6].copy_from_slice(&self.partition_error_code.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
                 wire::put_i8(buf, 0);

@@ -72,9 +72,13 @@ impl AddRaftVoterRequest {
             true,
             "AddRaftVoterRequest.ClusterId",
         )?;
-        wire::put_i32(buf, self.timeout_ms);
-        wire::put_i32(buf, self.voter_id);
-        wire::put_uuid(buf, &self.voter_directory_id);
+        {
+            let mut b = [0u8; 24];
+            b[0..4].copy_from_slice(&self.timeout_ms.to_be_bytes());
+            b[4..8].copy_from_slice(&self.voter_id.to_be_bytes());
+            b[8..24].copy_from_slice(self.voter_directory_id.as_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_array_len(
             buf,
             Some(self.listeners.len()),

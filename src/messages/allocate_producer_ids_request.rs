@@ -56,8 +56,12 @@ impl AllocateProducerIdsRequest {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_i32(buf, self.broker_id);
-        wire::put_i64(buf, self.broker_epoch);
+        {
+            let mut b = [0u8; 12];
+            b[0..4].copy_from_slice(&self.broker_id.to_be_bytes());
+            b[4..12].copy_from_slice(&self.broker_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {

@@ -324,8 +324,12 @@ impl OpData {
     ) -> Result<(), EncodeError> {
         let flexible = version >= 1;
         wire::put_string(buf, &self.key, flexible, "OpData.Key")?;
-        wire::put_f64(buf, self.value);
-        wire::put_bool(buf, self.remove);
+        {
+            let mut b = [0u8; 9];
+            b[0..8].copy_from_slice(&self.value.to_be_bytes());
+            b[8..9].copy_from_slice(&[u8::from(self.remove)]);
+            wire::Out::write_slice(buf, &b);
+        }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
                 wire::put_i8(buf, 0);

@@ -178,7 +178,7 @@ impl ReassignablePartition {
         wire::put_i32(buf, self.partition_index);
         match &self.replicas {
             Some(v) => {
-                wire::put_scalar_array(buf, v, true, "ReassignablePartition.Replicas")?;
+                wire::put_scalar_list(buf, v, true, "ReassignablePartition.Replicas")?;
             }
             None => wire::put_array_len(buf, None, true, "ReassignablePartition.Replicas")?,
         }

@@ -68,8 +68,12 @@ impl AlterPartitionRequest {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_i32(buf, self.broker_id);
-        wire::put_i64(buf, self.broker_epoch);
+        {
+            let mut b = [0u8; 12];
+            b[0..4].copy_from_slice(&self.broker_id.to_be_bytes());
+            b[4..12].copy_from_slice(&self.broker_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_array_len(
             buf,
             Some(self.topics.len()),
@@ -189,8 +193,12 @@ impl BrokerState {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_i32(buf, self.broker_id);
-        wire::put_i64(buf, self.broker_epoch);
+        {
+            let mut b = [0u8; 12];
+            b[0..4].copy_from_slice(&self.broker_id.to_be_bytes());
+            b[4..12].copy_from_slice(&self.broker_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {
@@ -312,10 +320,14 @@ impl PartitionData {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_i32(buf, self.partition_index);
-        wire::put_i32(buf, self.leader_epoch);
+        {
+            let mut b = [0u8; 8];
+            b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
+            b[4..8].copy_from_slice(&self.leader_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if version <= 2 {
-            wire::put_scalar_array(buf, &self.new_isr, true, "PartitionData.NewIsr")?;
+            wire::put_scalar_list(buf, &self.new_isr, true, "PartitionData.NewIsr")?;
         } else if !self.new_isr.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 field: "PartitionData.NewIsr",
@@ -339,14 +351,21 @@ impl PartitionData {
             });
         }
         if version >= 1 {
-            wire::put_i8(buf, self.leader_recovery_state);
-        } else if self.leader_recovery_state != 0 {
-            return Err(EncodeError::FieldNotInVersion {
-                field: "PartitionData.LeaderRecoveryState",
-                version,
-            });
+            let mut b = [0u8; 5];
+            b[0..1].copy_from_slice(&self.leader_recovery_state.to_be_bytes());
+            b[1..5].copy_from_slice(&self.partition_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            if version >= 1 {
+                wire::put_i8(buf, self.leader_recovery_state);
+            } else if self.leader_recovery_state != 0 {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "PartitionData.LeaderRecoveryState",
+                    version,
+                });
+            }
+            wire::put_i32(buf, self.partition_epoch);
         }
-        wire::put_i32(buf, self.partition_epoch);
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {

@@ -68,8 +68,12 @@ impl AlterPartitionResponse {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_i32(buf, self.throttle_time_ms);
-        wire::put_i16(buf, self.error_code);
+        {
+            let mut b = [0u8; 6];
+            b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_array_len(
             buf,
             Some(self.topics.len()),
@@ -214,15 +218,57 @@ impl PartitionData {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_i32(buf, self.partition_index);
-        wire::put_i16(buf, self.error_code);
-        wire::put_i32(buf, self.leader_id);
-        wire::put_i32(buf, self.leader_epoch);
-        wire::put_scalar_array(buf, &self.isr, true, "PartitionData.Isr")?;
-        if version >= 1 {
-            wire::put_i8(buf, self.leader_recovery_state);
+        if self.isr.is_inline()
+            && let Some(room) = wire::Out::spare(buf, 39)
+        {
+            let mut gathered = wire::SliceOut::new(room);
+            {
+                let buf = &mut gathered;
+                {
+                    let mut b = [0u8; 14];
+                    b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
+                    b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+                    b[6..10].copy_from_slice(&self.leader_id.to_be_bytes());
+                    b[10..14].copy_from_slice(&self.leader_epoch.to_be_bytes());
+                    wire::Out::write_slice(buf, &b);
+                }
+                wire::put_scalar_list(buf, &self.isr, true, "PartitionData.Isr")?;
+                if version >= 1 {
+                    let mut b = [0u8; 5];
+                    b[0..1].copy_from_slice(&self.leader_recovery_state.to_be_bytes());
+                    b[1..5].copy_from_slice(&self.partition_epoch.to_be_bytes());
+                    wire::Out::write_slice(buf, &b);
+                } else {
+                    if version >= 1 {
+                        wire::put_i8(buf, self.leader_recovery_state);
+                    }
+                    wire::put_i32(buf, self.partition_epoch);
+                }
+            }
+            let used = gathered.len();
+            wire::Out::commit(buf, used);
+        } else {
+            {
+                let mut b = [0u8; 14];
+                b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
+                b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+                b[6..10].copy_from_slice(&self.leader_id.to_be_bytes());
+                b[10..14].copy_from_slice(&self.leader_epoch.to_be_bytes());
+                wire::Out::write_slice(buf, &b);
+            }
+            wire::put_scalar_list(buf, &self.isr, true, "PartitionData.Isr")?;
+            if version >= 1 {
+                let mut b = [0u8; 5];
+                b[0..1].copy_from_slice(&self.leader_recovery_state.to_be_bytes());
+                b[1..5].copy_from_slice(&self.partition_epoch.to_be_bytes());
+                wire::Out::write_slice(buf, &b);
+            } else {
+                if version >= 1 {
+                    wire::put_i8(buf, self.leader_recovery_state);
+                }
+                wire::put_i32(buf, self.partition_epoch);
+            }
         }
-        wire::put_i32(buf, self.partition_epoch);
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {

@@ -184,7 +184,7 @@ impl AlterReplicaLogDirTopic {
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
         wire::put_string(buf, &self.name, flexible, "AlterReplicaLogDirTopic.Name")?;
-        wire::put_scalar_array(
+        wire::put_scalar_list(
             buf,
             &self.partitions,
             flexible,

@@ -312,8 +312,12 @@ impl ScramCredentialUpsertion {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_string(buf, &self.name, true, "ScramCredentialUpsertion.Name")?;
-        wire::put_i8(buf, self.mechanism);
-        wire::put_i32(buf, self.iterations);
+        {
+            let mut b = [0u8; 5];
+            b[0..1].copy_from_slice(&self.mechanism.to_be_bytes());
+            b[1..5].copy_from_slice(&self.iterations.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_shared_bytes(buf, &self.salt, true, "ScramCredentialUpsertion.Salt")?;
         wire::put_shared_bytes(
             buf,

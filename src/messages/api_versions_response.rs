@@ -420,9 +420,13 @@ impl ApiVersion {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 3;
-        wire::put_i16(buf, self.api_key);
-        wire::put_i16(buf, self.min_version);
-        wire::put_i16(buf, self.max_version);
+        {
+            let mut b = [0u8; 6];
+            b[0..2].copy_from_slice(&self.api_key.to_be_bytes());
+            b[2..4].copy_from_slice(&self.min_version.to_be_bytes());
+            b[4..6].copy_from_slice(&self.max_version.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
                 wire::put_i8(buf, 0);
@@ -553,8 +557,12 @@ impl SupportedFeatureKey {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_string(buf, &self.name, true, "SupportedFeatureKey.Name")?;
-        wire::put_i16(buf, self.min_version);
-        wire::put_i16(buf, self.max_version);
+        {
+            let mut b = [0u8; 4];
+            b[0..2].copy_from_slice(&self.min_version.to_be_bytes());
+            b[2..4].copy_from_slice(&self.max_version.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {
@@ -673,8 +681,12 @@ impl FinalizedFeatureKey {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_string(buf, &self.name, true, "FinalizedFeatureKey.Name")?;
-        wire::put_i16(buf, self.max_version_level);
-        wire::put_i16(buf, self.min_version_level);
+        {
+            let mut b = [0u8; 4];
+            b[0..2].copy_from_slice(&self.max_version_level.to_be_bytes());
+            b[2..4].copy_from_slice(&self.min_version_level.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {

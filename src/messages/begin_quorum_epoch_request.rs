@@ -262,12 +262,21 @@ impl PartitionData {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 1;
-        wire::put_i32(buf, self.partition_index);
         if version >= 1 {
-            wire::put_uuid(buf, &self.voter_directory_id);
+            let mut b = [0u8; 28];
+            b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
+            b[4..20].copy_from_slice(self.voter_directory_id.as_bytes());
+            b[20..24].copy_from_slice(&self.leader_id.to_be_bytes());
+            b[24..28].copy_from_slice(&self.leader_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i32(buf, self.partition_index);
+            if version >= 1 {
+                wire::put_uuid(buf, &self.voter_directory_id);
+            }
+            wire::put_i32(buf, self.leader_id);
+            wire::put_i32(buf, self.leader_epoch);
         }
-        wire::put_i32(buf, self.leader_id);
-        wire::put_i32(buf, self.leader_epoch);
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
                 wire::put_i8(buf, 0);

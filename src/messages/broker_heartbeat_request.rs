@@ -75,13 +75,17 @@ impl BrokerHeartbeatRequest {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_i32(buf, self.broker_id);
-        wire::put_i64(buf, self.broker_epoch);
-        wire::put_i64(buf, self.current_metadata_offset);
-        wire::put_bool(buf, self.want_fence);
-        wire::put_bool(buf, self.want_shut_down);
+        {
+            let mut b = [0u8; 22];
+            b[0..4].copy_from_slice(&self.broker_id.to_be_bytes());
+            b[4..12].copy_from_slice(&self.broker_epoch.to_be_bytes());
+            b[12..20].copy_from_slice(&self.current_metadata_offset.to_be_bytes());
+            b[20..21].copy_from_slice(&[u8::from(self.want_fence)]);
+            b[21..22].copy_from_slice(&[u8::from(self.want_shut_down)]);
+            wire::Out::write_slice(buf, &b);
+        }
         if version >= 1 {
-            wire::put_scalar_array(
+            wire::put_scalar_list(
                 buf,
                 &self.offline_log_dirs,
                 true,

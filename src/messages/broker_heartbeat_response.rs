@@ -70,11 +70,15 @@ impl BrokerHeartbeatResponse {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_i32(buf, self.throttle_time_ms);
-        wire::put_i16(buf, self.error_code);
-        wire::put_bool(buf, self.is_caught_up);
-        wire::put_bool(buf, self.is_fenced);
-        wire::put_bool(buf, self.should_shut_down);
+        {
+            let mut b = [0u8; 9];
+            b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            b[6..7].copy_from_slice(&[u8::from(self.is_caught_up)]);
+            b[7..8].copy_from_slice(&[u8::from(self.is_fenced)]);
+            b[8..9].copy_from_slice(&[u8::from(self.should_shut_down)]);
+            wire::Out::write_slice(buf, &b);
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {

@@ -140,7 +140,7 @@ impl BrokerRegistrationRequest {
             });
         }
         if version >= 2 {
-            wire::put_scalar_array(
+            wire::put_scalar_list(
                 buf,
                 &self.log_dirs,
                 true,
@@ -329,8 +329,12 @@ impl Listener {
         let _ = version;
         wire::put_string(buf, &self.name, true, "Listener.Name")?;
         wire::put_string(buf, &self.host, true, "Listener.Host")?;
-        wire::put_u16(buf, self.port);
-        wire::put_i16(buf, self.security_protocol);
+        {
+            let mut b = [0u8; 4];
+            b[0..2].copy_from_slice(&self.port.to_be_bytes());
+            b[2..4].copy_from_slice(&self.security_protocol.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {
@@ -455,8 +459,12 @@ impl Feature {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_string(buf, &self.name, true, "Feature.Name")?;
-        wire::put_i16(buf, self.min_supported_version);
-        wire::put_i16(buf, self.max_supported_version);
+        {
+            let mut b = [0u8; 4];
+            b[0..2].copy_from_slice(&self.min_supported_version.to_be_bytes());
+            b[2..4].copy_from_slice(&self.max_supported_version.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {

@@ -467,8 +467,12 @@ impl DescribedGroup {
         )?;
         wire::put_string(buf, &self.group_id, true, "DescribedGroup.GroupId")?;
         wire::put_string(buf, &self.group_state, true, "DescribedGroup.GroupState")?;
-        wire::put_i32(buf, self.group_epoch);
-        wire::put_i32(buf, self.assignment_epoch);
+        {
+            let mut b = [0u8; 8];
+            b[0..4].copy_from_slice(&self.group_epoch.to_be_bytes());
+            b[4..8].copy_from_slice(&self.assignment_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_string(
             buf,
             &self.assignor_name,
@@ -634,7 +638,7 @@ impl TopicPartitions {
         let _ = version;
         wire::put_uuid(buf, &self.topic_id);
         wire::put_string(buf, &self.topic_name, true, "TopicPartitions.TopicName")?;
-        wire::put_scalar_array(buf, &self.partitions, true, "TopicPartitions.Partitions")?;
+        wire::put_scalar_list(buf, &self.partitions, true, "TopicPartitions.Partitions")?;
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {

@@ -96,8 +96,12 @@ impl ConsumerGroupHeartbeatResponse {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_i32(buf, self.throttle_time_ms);
-        wire::put_i16(buf, self.error_code);
+        {
+            let mut b = [0u8; 6];
+            b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_nullable_string(
             buf,
             self.error_message.as_deref(),
@@ -110,8 +114,12 @@ impl ConsumerGroupHeartbeatResponse {
             true,
             "ConsumerGroupHeartbeatResponse.MemberId",
         )?;
-        wire::put_i32(buf, self.member_epoch);
-        wire::put_i32(buf, self.heartbeat_interval_ms);
+        {
+            let mut b = [0u8; 8];
+            b[0..4].copy_from_slice(&self.member_epoch.to_be_bytes());
+            b[4..8].copy_from_slice(&self.heartbeat_interval_ms.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         match &self.assignment {
             Some(v) => {
                 wire::put_i8(buf, 1);
@@ -370,8 +378,21 @@ impl TopicPartitions {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_uuid(buf, &self.topic_id);
-        wire::put_scalar_array(buf, &self.partitions, true, "TopicPartitions.Partitions")?;
+        if self.partitions.is_inline()
+            && let Some(room) = wire::Out::spare(buf, 36)
+        {
+            let mut gathered = wire::SliceOut::new(room);
+            {
+                let buf = &mut gathered;
+                wire::put_uuid(buf, &self.topic_id);
+                wire::put_scalar_list(buf, &self.partitions, true, "TopicPartitions.Partitions")?;
+            }
+            let used = gathered.len();
+            wire::Out::commit(buf, used);
+        } else {
+            wire::put_uuid(buf, &self.topic_id);
+            wire::put_scalar_list(buf, &self.partitions, true, "TopicPartitions.Partitions")?;
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {

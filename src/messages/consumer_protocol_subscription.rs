@@ -229,7 +229,7 @@ impl TopicPartition {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_string(buf, &self.topic, false, "TopicPartition.Topic")?;
-        wire::put_scalar_array(buf, &self.partitions, false, "TopicPartition.Partitions")?;
+        wire::put_scalar_list(buf, &self.partitions, false, "TopicPartition.Partitions")?;
         Ok(())
     }
 

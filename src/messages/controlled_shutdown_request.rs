@@ -68,9 +68,16 @@ impl ControlledShutdownRequest {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 3;
-        wire::put_i32(buf, self.broker_id);
         if version >= 2 {
-            wire::put_i64(buf, self.broker_epoch);
+            let mut b = [0u8; 12];
+            b[0..4].copy_from_slice(&self.broker_id.to_be_bytes());
+            b[4..12].copy_from_slice(&self.broker_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i32(buf, self.broker_id);
+            if version >= 2 {
+                wire::put_i64(buf, self.broker_epoch);
+            }
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {

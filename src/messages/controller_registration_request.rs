@@ -70,9 +70,13 @@ impl ControllerRegistrationRequest {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_i32(buf, self.controller_id);
-        wire::put_uuid(buf, &self.incarnation_id);
-        wire::put_bool(buf, self.zk_migration_ready);
+        {
+            let mut b = [0u8; 21];
+            b[0..4].copy_from_slice(&self.controller_id.to_be_bytes());
+            b[4..20].copy_from_slice(self.incarnation_id.as_bytes());
+            b[20..21].copy_from_slice(&[u8::from(self.zk_migration_ready)]);
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_array_len(
             buf,
             Some(self.listeners.len()),
@@ -244,8 +248,12 @@ impl Listener {
         let _ = version;
         wire::put_string(buf, &self.name, true, "Listener.Name")?;
         wire::put_string(buf, &self.host, true, "Listener.Host")?;
-        wire::put_u16(buf, self.port);
-        wire::put_i16(buf, self.security_protocol);
+        {
+            let mut b = [0u8; 4];
+            b[0..2].copy_from_slice(&self.port.to_be_bytes());
+            b[2..4].copy_from_slice(&self.security_protocol.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {
@@ -370,8 +378,12 @@ impl Feature {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_string(buf, &self.name, true, "Feature.Name")?;
-        wire::put_i16(buf, self.min_supported_version);
-        wire::put_i16(buf, self.max_supported_version);
+        {
+            let mut b = [0u8; 4];
+            b[0..2].copy_from_slice(&self.min_supported_version.to_be_bytes());
+            b[2..4].copy_from_slice(&self.max_supported_version.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {

@@ -149,9 +149,13 @@ impl CreateDelegationTokenResponse {
                 version,
             });
         }
-        wire::put_i64(buf, self.issue_timestamp_ms);
-        wire::put_i64(buf, self.expiry_timestamp_ms);
-        wire::put_i64(buf, self.max_timestamp_ms);
+        {
+            let mut b = [0u8; 24];
+            b[0..8].copy_from_slice(&self.issue_timestamp_ms.to_be_bytes());
+            b[8..16].copy_from_slice(&self.expiry_timestamp_ms.to_be_bytes());
+            b[16..24].copy_from_slice(&self.max_timestamp_ms.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_string(
             buf,
             &self.token_id,

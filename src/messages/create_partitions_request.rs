@@ -81,8 +81,12 @@ impl CreatePartitionsRequest {
         for x in &self.topics {
             x.encode_inner(buf, version)?;
         }
-        wire::put_i32(buf, self.timeout_ms);
-        wire::put_bool(buf, self.validate_only);
+        {
+            let mut b = [0u8; 5];
+            b[0..4].copy_from_slice(&self.timeout_ms.to_be_bytes());
+            b[4..5].copy_from_slice(&[u8::from(self.validate_only)]);
+            wire::Out::write_slice(buf, &b);
+        }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
                 wire::put_i8(buf, 0);
@@ -208,12 +212,29 @@ impl CreatePartitionsAssignment {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
-        wire::put_scalar_array(
-            buf,
-            &self.broker_ids,
-            flexible,
-            "CreatePartitionsAssignment.BrokerIds",
-        )?;
+        if self.broker_ids.is_inline()
+            && let Some(room) = wire::Out::spare(buf, 20)
+        {
+            let mut gathered = wire::SliceOut::new(room);
+            {
+                let buf = &mut gathered;
+                wire::put_scalar_list(
+                    buf,
+                    &self.broker_ids,
+                    flexible,
+                    "CreatePartitionsAssignment.BrokerIds",
+                )?;
+            }
+            let used = gathered.len();
+            wire::Out::commit(buf, used);
+        } else {
+            wire::put_scalar_list(
+                buf,
+                &self.broker_ids,
+                flexible,
+                "CreatePartitionsAssignment.BrokerIds",
+            )?;
+        }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
                 wire::put_i8(buf, 0);

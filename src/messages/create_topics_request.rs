@@ -86,14 +86,21 @@ impl CreateTopicsRequest {
         for x in &self.topics {
             x.encode_inner(buf, version)?;
         }
-        wire::put_i32(buf, self.timeout_ms);
         if version >= 1 {
-            wire::put_bool(buf, self.validate_only);
-        } else if self.validate_only != false {
-            return Err(EncodeError::FieldNotInVersion {
-                field: "CreateTopicsRequest.validateOnly",
-                version,
-            });
+            let mut b = [0u8; 5];
+            b[0..4].copy_from_slice(&self.timeout_ms.to_be_bytes());
+            b[4..5].copy_from_slice(&[u8::from(self.validate_only)]);
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i32(buf, self.timeout_ms);
+            if version >= 1 {
+                wire::put_bool(buf, self.validate_only);
+            } else if self.validate_only != false {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "CreateTopicsRequest.validateOnly",
+                    version,
+                });
+            }
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
@@ -232,13 +239,31 @@ impl CreatableReplicaAssignment {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 5;
-        wire::put_i32(buf, self.partition_index);
-        wire::put_scalar_array(
-            buf,
-            &self.broker_ids,
-            flexible,
-            "CreatableReplicaAssignment.BrokerIds",
-        )?;
+        if self.broker_ids.is_inline()
+            && let Some(room) = wire::Out::spare(buf, 24)
+        {
+            let mut gathered = wire::SliceOut::new(room);
+            {
+                let buf = &mut gathered;
+                wire::put_i32(buf, self.partition_index);
+                wire::put_scalar_list(
+                    buf,
+                    &self.broker_ids,
+                    flexible,
+                    "CreatableReplicaAssignment.BrokerIds",
+                )?;
+            }
+            let used = gathered.len();
+            wire::Out::commit(buf, used);
+        } else {
+            wire::put_i32(buf, self.partition_index);
+            wire::put_scalar_list(
+                buf,
+                &self.broker_ids,
+                flexible,
+                "CreatableReplicaAssignment.BrokerIds",
+            )?;
+        }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
                 wire::put_i8(buf, 0);
@@ -496,8 +521,12 @@ impl CreatableTopic {
     ) -> Result<(), EncodeError> {
         let flexible = version >= 5;
         wire::put_string(buf, &self.name, flexible, "CreatableTopic.Name")?;
-        wire::put_i32(buf, self.num_partitions);
-        wire::put_i16(buf, self.replication_factor);
+        {
+            let mut b = [0u8; 6];
+            b[0..4].copy_from_slice(&self.num_partitions.to_be_bytes());
+            b[4..6].copy_from_slice(&self.replication_factor.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_array_len(
             buf,
             Some(self.assignments.len()),

@@ -236,9 +236,13 @@ impl CreatableTopicConfigs {
             true,
             "CreatableTopicConfigs.Value",
         )?;
-        wire::put_bool(buf, self.read_only);
-        wire::put_i8(buf, self.config_source);
-        wire::put_bool(buf, self.is_sensitive);
+        {
+            let mut b = [0u8; 3];
+            b[0..1].copy_from_slice(&[u8::from(self.read_only)]);
+            b[1..2].copy_from_slice(&self.config_source.to_be_bytes());
+            b[2..3].copy_from_slice(&[u8::from(self.is_sensitive)]);
+            wire::Out::write_slice(buf, &b);
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {
@@ -396,9 +400,16 @@ impl CreatableTopicResult {
         let flexible = version >= 5;
         wire::put_string(buf, &self.name, flexible, "CreatableTopicResult.Name")?;
         if version >= 7 {
-            wire::put_uuid(buf, &self.topic_id);
+            let mut b = [0u8; 18];
+            b[0..16].copy_from_slice(self.topic_id.as_bytes());
+            b[16..18].copy_from_slice(&self.error_code.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            if version >= 7 {
+                wire::put_uuid(buf, &self.topic_id);
+            }
+            wire::put_i16(buf, self.error_code);
         }
-        wire::put_i16(buf, self.error_code);
         if version >= 1 {
             wire::put_nullable_string(
                 buf,
@@ -408,10 +419,17 @@ impl CreatableTopicResult {
             )?;
         }
         if version >= 5 {
-            wire::put_i32(buf, self.num_partitions);
-        }
-        if version >= 5 {
-            wire::put_i16(buf, self.replication_factor);
+            let mut b = [0u8; 6];
+            b[0..4].copy_from_slice(&self.num_partitions.to_be_bytes());
+            b[4..6].copy_from_slice(&self.replication_factor.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            if version >= 5 {
+                wire::put_i32(buf, self.num_partitions);
+            }
+            if version >= 5 {
+                wire::put_i16(buf, self.replication_factor);
+            }
         }
         if version >= 5 {
             match &self.configs {

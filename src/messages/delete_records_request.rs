@@ -192,8 +192,12 @@ impl DeleteRecordsPartition {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
-        wire::put_i32(buf, self.partition_index);
-        wire::put_i64(buf, self.offset);
+        {
+            let mut b = [0u8; 12];
+            b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
+            b[4..12].copy_from_slice(&self.offset.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
                 wire::put_i8(buf, 0);

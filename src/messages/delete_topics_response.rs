@@ -244,9 +244,16 @@ impl DeletableTopicResult {
             }
         }
         if version >= 6 {
-            wire::put_uuid(buf, &self.topic_id);
+            let mut b = [0u8; 18];
+            b[0..16].copy_from_slice(self.topic_id.as_bytes());
+            b[16..18].copy_from_slice(&self.error_code.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            if version >= 6 {
+                wire::put_uuid(buf, &self.topic_id);
+            }
+            wire::put_i16(buf, self.error_code);
         }
-        wire::put_i16(buf, self.error_code);
         if version >= 5 {
             wire::put_nullable_string(
                 buf,

@@ -116,8 +116,12 @@ impl DescribeAclsRequest {
             flexible,
             "DescribeAclsRequest.HostFilter",
         )?;
-        wire::put_i8(buf, self.operation);
-        wire::put_i8(buf, self.permission_type);
+        {
+            let mut b = [0u8; 2];
+            b[0..1].copy_from_slice(&self.operation.to_be_bytes());
+            b[1..2].copy_from_slice(&self.permission_type.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
                 wire::put_i8(buf, 0);

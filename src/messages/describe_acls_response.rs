@@ -74,8 +74,12 @@ impl DescribeAclsResponse {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
-        wire::put_i32(buf, self.throttle_time_ms);
-        wire::put_i16(buf, self.error_code);
+        {
+            let mut b = [0u8; 6];
+            b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_nullable_string(
             buf,
             self.error_message.as_deref(),
@@ -243,8 +247,12 @@ impl AclDescription {
         let flexible = version >= 2;
         wire::put_string(buf, &self.principal, flexible, "AclDescription.Principal")?;
         wire::put_string(buf, &self.host, flexible, "AclDescription.Host")?;
-        wire::put_i8(buf, self.operation);
-        wire::put_i8(buf, self.permission_type);
+        {
+            let mut b = [0u8; 2];
+            b[0..1].copy_from_slice(&self.operation.to_be_bytes());
+            b[1..2].copy_from_slice(&self.permission_type.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
                 wire::put_i8(buf, 0);

@@ -63,14 +63,21 @@ impl DescribeClusterRequest {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_bool(buf, self.include_cluster_authorized_operations);
         if version >= 1 {
-            wire::put_i8(buf, self.endpoint_type);
-        } else if self.endpoint_type != 1 {
-            return Err(EncodeError::FieldNotInVersion {
-                field: "DescribeClusterRequest.EndpointType",
-                version,
-            });
+            let mut b = [0u8; 2];
+            b[0..1].copy_from_slice(&[u8::from(self.include_cluster_authorized_operations)]);
+            b[1..2].copy_from_slice(&self.endpoint_type.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_bool(buf, self.include_cluster_authorized_operations);
+            if version >= 1 {
+                wire::put_i8(buf, self.endpoint_type);
+            } else if self.endpoint_type != 1 {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "DescribeClusterRequest.EndpointType",
+                    version,
+                });
+            }
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);

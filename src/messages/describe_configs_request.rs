@@ -78,21 +78,28 @@ impl DescribeConfigsRequest {
         for x in &self.resources {
             x.encode_inner(buf, version)?;
         }
-        if version >= 1 {
-            wire::put_bool(buf, self.include_synonyms);
-        } else if self.include_synonyms != false {
-            return Err(EncodeError::FieldNotInVersion {
-                field: "DescribeConfigsRequest.IncludeSynonyms",
-                version,
-            });
-        }
         if version >= 3 {
-            wire::put_bool(buf, self.include_documentation);
-        } else if self.include_documentation != false {
-            return Err(EncodeError::FieldNotInVersion {
-                field: "DescribeConfigsRequest.IncludeDocumentation",
-                version,
-            });
+            let mut b = [0u8; 2];
+            b[0..1].copy_from_slice(&[u8::from(self.include_synonyms)]);
+            b[1..2].copy_from_slice(&[u8::from(self.include_documentation)]);
+            wire::Out::write_slice(buf, &b);
+        } else {
+            if version >= 1 {
+                wire::put_bool(buf, self.include_synonyms);
+            } else if self.include_synonyms != false {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "DescribeConfigsRequest.IncludeSynonyms",
+                    version,
+                });
+            }
+            if version >= 3 {
+                wire::put_bool(buf, self.include_documentation);
+            } else if self.include_documentation != false {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "DescribeConfigsRequest.IncludeDocumentation",
+                    version,
+                });
+            }
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {

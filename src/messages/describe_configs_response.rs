@@ -379,19 +379,33 @@ impl DescribeConfigsResourceResult {
             flexible,
             "DescribeConfigsResourceResult.Value",
         )?;
-        wire::put_bool(buf, self.read_only);
         if version <= 0 {
-            wire::put_bool(buf, self.is_default);
-        } else if self.is_default != false {
-            return Err(EncodeError::FieldNotInVersion {
-                field: "DescribeConfigsResourceResult.IsDefault",
-                version,
-            });
+            let mut b = [0u8; 2];
+            b[0..1].copy_from_slice(&[u8::from(self.read_only)]);
+            b[1..2].copy_from_slice(&[u8::from(self.is_default)]);
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_bool(buf, self.read_only);
+            if version <= 0 {
+                wire::put_bool(buf, self.is_default);
+            } else if self.is_default != false {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "DescribeConfigsResourceResult.IsDefault",
+                    version,
+                });
+            }
         }
         if version >= 1 {
-            wire::put_i8(buf, self.config_source);
+            let mut b = [0u8; 2];
+            b[0..1].copy_from_slice(&self.config_source.to_be_bytes());
+            b[1..2].copy_from_slice(&[u8::from(self.is_sensitive)]);
+            wire::Out::write_slice(buf, &b);
+        } else {
+            if version >= 1 {
+                wire::put_i8(buf, self.config_source);
+            }
+            wire::put_bool(buf, self.is_sensitive);
         }
-        wire::put_bool(buf, self.is_sensitive);
         if version >= 1 {
             wire::put_array_len(
                 buf,

@@ -193,7 +193,7 @@ impl DescribableLogDirTopic {
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
         wire::put_string(buf, &self.topic, flexible, "DescribableLogDirTopic.Topic")?;
-        wire::put_scalar_array(
+        wire::put_scalar_list(
             buf,
             &self.partitions,
             flexible,

@@ -69,9 +69,16 @@ impl DescribeLogDirsResponse {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
-        wire::put_i32(buf, self.throttle_time_ms);
         if version >= 3 {
-            wire::put_i16(buf, self.error_code);
+            let mut b = [0u8; 6];
+            b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i32(buf, self.throttle_time_ms);
+            if version >= 3 {
+                wire::put_i16(buf, self.error_code);
+            }
         }
         wire::put_array_len(
             buf,
@@ -230,10 +237,14 @@ impl DescribeLogDirsPartition {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
-        wire::put_i32(buf, self.partition_index);
-        wire::put_i64(buf, self.partition_size);
-        wire::put_i64(buf, self.offset_lag);
-        wire::put_bool(buf, self.is_future_key);
+        {
+            let mut b = [0u8; 21];
+            b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
+            b[4..12].copy_from_slice(&self.partition_size.to_be_bytes());
+            b[12..20].copy_from_slice(&self.offset_lag.to_be_bytes());
+            b[20..21].copy_from_slice(&[u8::from(self.is_future_key)]);
+            wire::Out::write_slice(buf, &b);
+        }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
                 wire::put_i8(buf, 0);
@@ -525,10 +536,17 @@ impl DescribeLogDirsResult {
             x.encode_inner(buf, version)?;
         }
         if version >= 4 {
-            wire::put_i64(buf, self.total_bytes);
-        }
-        if version >= 4 {
-            wire::put_i64(buf, self.usable_bytes);
+            let mut b = [0u8; 16];
+            b[0..8].copy_from_slice(&self.total_bytes.to_be_bytes());
+            b[8..16].copy_from_slice(&self.usable_bytes.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            if version >= 4 {
+                wire::put_i64(buf, self.total_bytes);
+            }
+            if version >= 4 {
+                wire::put_i64(buf, self.usable_bytes);
+            }
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {

@@ -158,7 +158,7 @@ impl TopicRequest {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_string(buf, &self.name, true, "TopicRequest.Name")?;
-        wire::put_scalar_array(
+        wire::put_scalar_list(
             buf,
             &self.partition_indexes,
             true,

@@ -175,12 +175,16 @@ impl ProducerState {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_i64(buf, self.producer_id);
-        wire::put_i32(buf, self.producer_epoch);
-        wire::put_i32(buf, self.last_sequence);
-        wire::put_i64(buf, self.last_timestamp);
-        wire::put_i32(buf, self.coordinator_epoch);
-        wire::put_i64(buf, self.current_txn_start_offset);
+        {
+            let mut b = [0u8; 36];
+            b[0..8].copy_from_slice(&self.producer_id.to_be_bytes());
+            b[8..12].copy_from_slice(&self.producer_epoch.to_be_bytes());
+            b[12..16].copy_from_slice(&self.last_sequence.to_be_bytes());
+            b[16..24].copy_from_slice(&self.last_timestamp.to_be_bytes());
+            b[24..28].copy_from_slice(&self.coordinator_epoch.to_be_bytes());
+            b[28..36].copy_from_slice(&self.current_txn_start_offset.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {
@@ -317,8 +321,12 @@ impl PartitionResponse {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_i32(buf, self.partition_index);
-        wire::put_i16(buf, self.error_code);
+        {
+            let mut b = [0u8; 6];
+            b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_nullable_string(
             buf,
             self.error_message.as_deref(),

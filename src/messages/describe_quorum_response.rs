@@ -254,8 +254,12 @@ impl PartitionData {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_i32(buf, self.partition_index);
-        wire::put_i16(buf, self.error_code);
+        {
+            let mut b = [0u8; 6];
+            b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if version >= 2 {
             wire::put_nullable_string(
                 buf,
@@ -264,9 +268,13 @@ impl PartitionData {
                 "PartitionData.ErrorMessage",
             )?;
         }
-        wire::put_i32(buf, self.leader_id);
-        wire::put_i32(buf, self.leader_epoch);
-        wire::put_i64(buf, self.high_watermark);
+        {
+            let mut b = [0u8; 16];
+            b[0..4].copy_from_slice(&self.leader_id.to_be_bytes());
+            b[4..8].copy_from_slice(&self.leader_epoch.to_be_bytes());
+            b[8..16].copy_from_slice(&self.high_watermark.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_array_len(
             buf,
             Some(self.current_voters.len()),
@@ -777,21 +785,31 @@ impl ReplicaState {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_i32(buf, self.replica_id);
         if version >= 2 {
-            wire::put_uuid(buf, &self.replica_directory_id);
-        } else if !self.replica_directory_id.is_zero() {
-            return Err(EncodeError::FieldNotInVersion {
-                field: "ReplicaState.ReplicaDirectoryId",
-                version,
-            });
-        }
-        wire::put_i64(buf, self.log_end_offset);
-        if version >= 1 {
-            wire::put_i64(buf, self.last_fetch_timestamp);
-        }
-        if version >= 1 {
-            wire::put_i64(buf, self.last_caught_up_timestamp);
+            let mut b = [0u8; 44];
+            b[0..4].copy_from_slice(&self.replica_id.to_be_bytes());
+            b[4..20].copy_from_slice(self.replica_directory_id.as_bytes());
+            b[20..28].copy_from_slice(&self.log_end_offset.to_be_bytes());
+            b[28..36].copy_from_slice(&self.last_fetch_timestamp.to_be_bytes());
+            b[36..44].copy_from_slice(&self.last_caught_up_timestamp.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i32(buf, self.replica_id);
+            if version >= 2 {
+                wire::put_uuid(buf, &self.replica_directory_id);
+            } else if !self.replica_directory_id.is_zero() {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "ReplicaState.ReplicaDirectoryId",
+                    version,
+                });
+            }
+            wire::put_i64(buf, self.log_end_offset);
+            if version >= 1 {
+                wire::put_i64(buf, self.last_fetch_timestamp);
+            }
+            if version >= 1 {
+                wire::put_i64(buf, self.last_caught_up_timestamp);
+            }
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);

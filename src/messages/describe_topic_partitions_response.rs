@@ -233,17 +233,21 @@ impl DescribeTopicPartitionsResponsePartition {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_i16(buf, self.error_code);
-        wire::put_i32(buf, self.partition_index);
-        wire::put_i32(buf, self.leader_id);
-        wire::put_i32(buf, self.leader_epoch);
-        wire::put_scalar_array(
+        {
+            let mut b = [0u8; 14];
+            b[0..2].copy_from_slice(&self.error_code.to_be_bytes());
+            b[2..6].copy_from_slice(&self.partition_index.to_be_bytes());
+            b[6..10].copy_from_slice(&self.leader_id.to_be_bytes());
+            b[10..14].copy_from_slice(&self.leader_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
+        wire::put_scalar_list(
             buf,
             &self.replica_nodes,
             true,
             "DescribeTopicPartitionsResponsePartition.ReplicaNodes",
         )?;
-        wire::put_scalar_array(
+        wire::put_scalar_list(
             buf,
             &self.isr_nodes,
             true,
@@ -251,7 +255,7 @@ impl DescribeTopicPartitionsResponsePartition {
         )?;
         match &self.eligible_leader_replicas {
             Some(v) => {
-                wire::put_scalar_array(
+                wire::put_scalar_list(
                     buf,
                     v,
                     true,
@@ -267,7 +271,7 @@ impl DescribeTopicPartitionsResponsePartition {
         }
         match &self.last_known_elr {
             Some(v) => {
-                wire::put_scalar_array(
+                wire::put_scalar_list(
                     buf,
                     v,
                     true,
@@ -281,7 +285,7 @@ impl DescribeTopicPartitionsResponsePartition {
                 "DescribeTopicPartitionsResponsePartition.LastKnownElr",
             )?,
         }
-        wire::put_scalar_array(
+        wire::put_scalar_list(
             buf,
             &self.offline_replicas,
             true,
@@ -479,8 +483,12 @@ impl DescribeTopicPartitionsResponseTopic {
             true,
             "DescribeTopicPartitionsResponseTopic.Name",
         )?;
-        wire::put_uuid(buf, &self.topic_id);
-        wire::put_bool(buf, self.is_internal);
+        {
+            let mut b = [0u8; 17];
+            b[0..16].copy_from_slice(self.topic_id.as_bytes());
+            b[16..17].copy_from_slice(&[u8::from(self.is_internal)]);
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_array_len(
             buf,
             Some(self.partitions.len()),

@@ -165,7 +165,7 @@ impl TopicData {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_string(buf, &self.topic, true, "TopicData.Topic")?;
-        wire::put_scalar_array(buf, &self.partitions, true, "TopicData.Partitions")?;
+        wire::put_scalar_list(buf, &self.partitions, true, "TopicData.Partitions")?;
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {
@@ -293,10 +293,14 @@ impl TransactionState {
             true,
             "TransactionState.TransactionState",
         )?;
-        wire::put_i32(buf, self.transaction_timeout_ms);
-        wire::put_i64(buf, self.transaction_start_time_ms);
-        wire::put_i64(buf, self.producer_id);
-        wire::put_i16(buf, self.producer_epoch);
+        {
+            let mut b = [0u8; 22];
+            b[0..4].copy_from_slice(&self.transaction_timeout_ms.to_be_bytes());
+            b[4..12].copy_from_slice(&self.transaction_start_time_ms.to_be_bytes());
+            b[12..20].copy_from_slice(&self.producer_id.to_be_bytes());
+            b[20..22].copy_from_slice(&self.producer_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_array_len(
             buf,
             Some(self.topics.len()),

@@ -227,7 +227,7 @@ impl TopicPartitions {
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
         wire::put_string(buf, &self.topic, flexible, "TopicPartitions.Topic")?;
-        wire::put_scalar_array(
+        wire::put_scalar_list(
             buf,
             &self.partitions,
             flexible,

@@ -68,14 +68,21 @@ impl ElectLeadersResponse {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
-        wire::put_i32(buf, self.throttle_time_ms);
         if version >= 1 {
-            wire::put_i16(buf, self.error_code);
-        } else if self.error_code != 0 {
-            return Err(EncodeError::FieldNotInVersion {
-                field: "ElectLeadersResponse.ErrorCode",
-                version,
-            });
+            let mut b = [0u8; 6];
+            b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i32(buf, self.throttle_time_ms);
+            if version >= 1 {
+                wire::put_i16(buf, self.error_code);
+            } else if self.error_code != 0 {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "ElectLeadersResponse.ErrorCode",
+                    version,
+                });
+            }
         }
         wire::put_array_len(
             buf,
@@ -231,8 +238,12 @@ impl PartitionResult {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
-        wire::put_i32(buf, self.partition_id);
-        wire::put_i16(buf, self.error_code);
+        {
+            let mut b = [0u8; 6];
+            b[0..4].copy_from_slice(&self.partition_id.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_nullable_string(
             buf,
             self.error_message.as_deref(),

@@ -232,8 +232,12 @@ impl ReplicaInfo {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_i32(buf, self.candidate_id);
-        wire::put_uuid(buf, &self.candidate_directory_id);
+        {
+            let mut b = [0u8; 20];
+            b[0..4].copy_from_slice(&self.candidate_id.to_be_bytes());
+            b[4..20].copy_from_slice(self.candidate_directory_id.as_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {
@@ -356,11 +360,15 @@ impl PartitionData {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 1;
-        wire::put_i32(buf, self.partition_index);
-        wire::put_i32(buf, self.leader_id);
-        wire::put_i32(buf, self.leader_epoch);
+        {
+            let mut b = [0u8; 12];
+            b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
+            b[4..8].copy_from_slice(&self.leader_id.to_be_bytes());
+            b[8..12].copy_from_slice(&self.leader_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if version <= 0 {
-            wire::put_scalar_array(
+            wire::put_scalar_list(
                 buf,
                 &self.preferred_successors,
                 flexible,

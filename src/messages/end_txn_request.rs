@@ -86,9 +86,13 @@ impl EndTxnRequest {
             flexible,
             "EndTxnRequest.TransactionalId",
         )?;
-        wire::put_i64(buf, self.producer_id);
-        wire::put_i16(buf, self.producer_epoch);
-        wire::put_bool(buf, self.committed);
+        {
+            let mut b = [0u8; 11];
+            b[0..8].copy_from_slice(&self.producer_id.to_be_bytes());
+            b[8..10].copy_from_slice(&self.producer_epoch.to_be_bytes());
+            b[10..11].copy_from_slice(&[u8::from(self.committed)]);
+            wire::Out::write_slice(buf, &b);
+        }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
                 wire::put_i8(buf, 0);

@@ -79,13 +79,22 @@ impl EndTxnResponse {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 3;
-        wire::put_i32(buf, self.throttle_time_ms);
-        wire::put_i16(buf, self.error_code);
         if version >= 5 {
-            wire::put_i64(buf, self.producer_id);
-        }
-        if version >= 5 {
-            wire::put_i16(buf, self.producer_epoch);
+            let mut b = [0u8; 16];
+            b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            b[6..14].copy_from_slice(&self.producer_id.to_be_bytes());
+            b[14..16].copy_from_slice(&self.producer_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i32(buf, self.throttle_time_ms);
+            wire::put_i16(buf, self.error_code);
+            if version >= 5 {
+                wire::put_i64(buf, self.producer_id);
+            }
+            if version >= 5 {
+                wire::put_i16(buf, self.producer_epoch);
+            }
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {

@@ -148,27 +148,39 @@ impl FetchRequest {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 12;
-        if version <= 14 {
-            wire::put_i32(buf, self.replica_id);
-        } else if self.replica_id != -1 {
-            return Err(EncodeError::FieldNotInVersion {
-                field: "FetchRequest.ReplicaId",
-                version,
-            });
-        }
-        wire::put_i32(buf, self.max_wait_ms);
-        wire::put_i32(buf, self.min_bytes);
-        if version >= 3 {
-            wire::put_i32(buf, self.max_bytes);
-        }
-        if version >= 4 {
-            wire::put_i8(buf, self.isolation_level);
-        }
-        if version >= 7 {
-            wire::put_i32(buf, self.session_id);
-        }
-        if version >= 7 {
-            wire::put_i32(buf, self.session_epoch);
+        if (7..=14).contains(&version) {
+            let mut b = [0u8; 25];
+            b[0..4].copy_from_slice(&self.replica_id.to_be_bytes());
+            b[4..8].copy_from_slice(&self.max_wait_ms.to_be_bytes());
+            b[8..12].copy_from_slice(&self.min_bytes.to_be_bytes());
+            b[12..16].copy_from_slice(&self.max_bytes.to_be_bytes());
+            b[16..17].copy_from_slice(&self.isolation_level.to_be_bytes());
+            b[17..21].copy_from_slice(&self.session_id.to_be_bytes());
+            b[21..25].copy_from_slice(&self.session_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            if version <= 14 {
+                wire::put_i32(buf, self.replica_id);
+            } else if self.replica_id != -1 {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "FetchRequest.ReplicaId",
+                    version,
+                });
+            }
+            wire::put_i32(buf, self.max_wait_ms);
+            wire::put_i32(buf, self.min_bytes);
+            if version >= 3 {
+                wire::put_i32(buf, self.max_bytes);
+            }
+            if version >= 4 {
+                wire::put_i8(buf, self.isolation_level);
+            }
+            if version >= 7 {
+                wire::put_i32(buf, self.session_id);
+            }
+            if version >= 7 {
+                wire::put_i32(buf, self.session_epoch);
+            }
         }
         wire::put_array_len(
             buf,
@@ -510,8 +522,12 @@ impl ReplicaState {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_i32(buf, self.replica_id);
-        wire::put_i64(buf, self.replica_epoch);
+        {
+            let mut b = [0u8; 12];
+            b[0..4].copy_from_slice(&self.replica_id.to_be_bytes());
+            b[4..12].copy_from_slice(&self.replica_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {
@@ -643,23 +659,34 @@ impl FetchPartition {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 12;
-        wire::put_i32(buf, self.partition);
-        if version >= 9 {
-            wire::put_i32(buf, self.current_leader_epoch);
-        }
-        wire::put_i64(buf, self.fetch_offset);
         if version >= 12 {
-            wire::put_i32(buf, self.last_fetched_epoch);
-        } else if self.last_fetched_epoch != -1 {
-            return Err(EncodeError::FieldNotInVersion {
-                field: "FetchPartition.LastFetchedEpoch",
-                version,
-            });
+            let mut b = [0u8; 32];
+            b[0..4].copy_from_slice(&self.partition.to_be_bytes());
+            b[4..8].copy_from_slice(&self.current_leader_epoch.to_be_bytes());
+            b[8..16].copy_from_slice(&self.fetch_offset.to_be_bytes());
+            b[16..20].copy_from_slice(&self.last_fetched_epoch.to_be_bytes());
+            b[20..28].copy_from_slice(&self.log_start_offset.to_be_bytes());
+            b[28..32].copy_from_slice(&self.partition_max_bytes.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i32(buf, self.partition);
+            if version >= 9 {
+                wire::put_i32(buf, self.current_leader_epoch);
+            }
+            wire::put_i64(buf, self.fetch_offset);
+            if version >= 12 {
+                wire::put_i32(buf, self.last_fetched_epoch);
+            } else if self.last_fetched_epoch != -1 {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "FetchPartition.LastFetchedEpoch",
+                    version,
+                });
+            }
+            if version >= 5 {
+                wire::put_i64(buf, self.log_start_offset);
+            }
+            wire::put_i32(buf, self.partition_max_bytes);
         }
-        if version >= 5 {
-            wire::put_i64(buf, self.log_start_offset);
-        }
-        wire::put_i32(buf, self.partition_max_bytes);
         if flexible {
             wire::check_unknown_tags(
                 &self.unknown_tagged_fields,
@@ -1032,7 +1059,7 @@ impl ForgottenTopic {
         if version >= 13 {
             wire::put_uuid(buf, &self.topic_id);
         }
-        wire::put_scalar_array(buf, &self.partitions, flexible, "ForgottenTopic.Partitions")?;
+        wire::put_scalar_list(buf, &self.partitions, flexible, "ForgottenTopic.Partitions")?;
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
                 wire::put_i8(buf, 0);

@@ -107,19 +107,27 @@ impl FetchResponse {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 12;
-        if version >= 1 {
-            wire::put_i32(buf, self.throttle_time_ms);
-        }
         if version >= 7 {
-            wire::put_i16(buf, self.error_code);
-        }
-        if version >= 7 {
-            wire::put_i32(buf, self.session_id);
-        } else if self.session_id != 0 {
-            return Err(EncodeError::FieldNotInVersion {
-                field: "FetchResponse.SessionId",
-                version,
-            });
+            let mut b = [0u8; 10];
+            b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            b[6..10].copy_from_slice(&self.session_id.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            if version >= 1 {
+                wire::put_i32(buf, self.throttle_time_ms);
+            }
+            if version >= 7 {
+                wire::put_i16(buf, self.error_code);
+            }
+            if version >= 7 {
+                wire::put_i32(buf, self.session_id);
+            } else if self.session_id != 0 {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "FetchResponse.SessionId",
+                    version,
+                });
+            }
         }
         wire::put_array_len(
             buf,
@@ -341,8 +349,12 @@ impl EpochEndOffset {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_i32(buf, self.epoch);
-        wire::put_i64(buf, self.end_offset);
+        {
+            let mut b = [0u8; 12];
+            b[0..4].copy_from_slice(&self.epoch.to_be_bytes());
+            b[4..12].copy_from_slice(&self.end_offset.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {
@@ -446,8 +458,12 @@ impl LeaderIdAndEpoch {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_i32(buf, self.leader_id);
-        wire::put_i32(buf, self.leader_epoch);
+        {
+            let mut b = [0u8; 8];
+            b[0..4].copy_from_slice(&self.leader_id.to_be_bytes());
+            b[4..8].copy_from_slice(&self.leader_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {
@@ -549,8 +565,12 @@ impl SnapshotId {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_i64(buf, self.end_offset);
-        wire::put_i32(buf, self.epoch);
+        {
+            let mut b = [0u8; 12];
+            b[0..8].copy_from_slice(&self.end_offset.to_be_bytes());
+            b[8..12].copy_from_slice(&self.epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {
@@ -656,8 +676,12 @@ impl AbortedTransaction {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 12;
-        wire::put_i64(buf, self.producer_id);
-        wire::put_i64(buf, self.first_offset);
+        {
+            let mut b = [0u8; 16];
+            b[0..8].copy_from_slice(&self.producer_id.to_be_bytes());
+            b[8..16].copy_from_slice(&self.first_offset.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
                 wire::put_i8(buf, 0);
@@ -822,14 +846,24 @@ impl PartitionData {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 12;
-        wire::put_i32(buf, self.partition_index);
-        wire::put_i16(buf, self.error_code);
-        wire::put_i64(buf, self.high_watermark);
-        if version >= 4 {
-            wire::put_i64(buf, self.last_stable_offset);
-        }
         if version >= 5 {
-            wire::put_i64(buf, self.log_start_offset);
+            let mut b = [0u8; 30];
+            b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            b[6..14].copy_from_slice(&self.high_watermark.to_be_bytes());
+            b[14..22].copy_from_slice(&self.last_stable_offset.to_be_bytes());
+            b[22..30].copy_from_slice(&self.log_start_offset.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i32(buf, self.partition_index);
+            wire::put_i16(buf, self.error_code);
+            wire::put_i64(buf, self.high_watermark);
+            if version >= 4 {
+                wire::put_i64(buf, self.last_stable_offset);
+            }
+            if version >= 5 {
+                wire::put_i64(buf, self.log_start_offset);
+            }
         }
         if version >= 4 {
             match &self.aborted_transactions {

@@ -71,8 +71,12 @@ impl FetchSnapshotRequest {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_i32(buf, self.replica_id);
-        wire::put_i32(buf, self.max_bytes);
+        {
+            let mut b = [0u8; 8];
+            b[0..4].copy_from_slice(&self.replica_id.to_be_bytes());
+            b[4..8].copy_from_slice(&self.max_bytes.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_array_len(
             buf,
             Some(self.topics.len()),
@@ -230,8 +234,12 @@ impl SnapshotId {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_i64(buf, self.end_offset);
-        wire::put_i32(buf, self.epoch);
+        {
+            let mut b = [0u8; 12];
+            b[0..8].copy_from_slice(&self.end_offset.to_be_bytes());
+            b[8..12].copy_from_slice(&self.epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {
@@ -351,8 +359,12 @@ impl PartitionSnapshot {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_i32(buf, self.partition);
-        wire::put_i32(buf, self.current_leader_epoch);
+        {
+            let mut b = [0u8; 8];
+            b[0..4].copy_from_slice(&self.partition.to_be_bytes());
+            b[4..8].copy_from_slice(&self.current_leader_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         self.snapshot_id.encode_inner(buf, version)?;
         wire::put_i64(buf, self.position);
         wire::check_unknown_tags(

@@ -70,8 +70,12 @@ impl FetchSnapshotResponse {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_i32(buf, self.throttle_time_ms);
-        wire::put_i16(buf, self.error_code);
+        {
+            let mut b = [0u8; 6];
+            b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_array_len(
             buf,
             Some(self.topics.len()),
@@ -247,8 +251,12 @@ impl SnapshotId {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_i64(buf, self.end_offset);
-        wire::put_i32(buf, self.epoch);
+        {
+            let mut b = [0u8; 12];
+            b[0..8].copy_from_slice(&self.end_offset.to_be_bytes());
+            b[8..12].copy_from_slice(&self.epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {
@@ -352,8 +360,12 @@ impl LeaderIdAndEpoch {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_i32(buf, self.leader_id);
-        wire::put_i32(buf, self.leader_epoch);
+        {
+            let mut b = [0u8; 8];
+            b[0..4].copy_from_slice(&self.leader_id.to_be_bytes());
+            b[4..8].copy_from_slice(&self.leader_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {
@@ -481,11 +493,19 @@ impl PartitionSnapshot {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_i32(buf, self.index);
-        wire::put_i16(buf, self.error_code);
+        {
+            let mut b = [0u8; 6];
+            b[0..4].copy_from_slice(&self.index.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         self.snapshot_id.encode_inner(buf, version)?;
-        wire::put_i64(buf, self.size);
-        wire::put_i64(buf, self.position);
+        {
+            let mut b = [0u8; 16];
+            b[0..8].copy_from_slice(&self.size.to_be_bytes());
+            b[8..16].copy_from_slice(&self.position.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_shared_bytes(
             buf,
             &self.unaligned_records,

@@ -96,16 +96,23 @@ impl FindCoordinatorResponse {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 3;
-        if version >= 1 {
-            wire::put_i32(buf, self.throttle_time_ms);
-        }
-        if version <= 3 {
-            wire::put_i16(buf, self.error_code);
-        } else if self.error_code != 0 {
-            return Err(EncodeError::FieldNotInVersion {
-                field: "FindCoordinatorResponse.ErrorCode",
-                version,
-            });
+        if (1..=3).contains(&version) {
+            let mut b = [0u8; 6];
+            b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            if version >= 1 {
+                wire::put_i32(buf, self.throttle_time_ms);
+            }
+            if version <= 3 {
+                wire::put_i16(buf, self.error_code);
+            } else if self.error_code != 0 {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "FindCoordinatorResponse.ErrorCode",
+                    version,
+                });
+            }
         }
         if (1..=3).contains(&version) {
             wire::put_nullable_string(
@@ -387,8 +394,12 @@ impl Coordinator {
         wire::put_string(buf, &self.key, true, "Coordinator.Key")?;
         wire::put_i32(buf, self.node_id);
         wire::put_string(buf, &self.host, true, "Coordinator.Host")?;
-        wire::put_i32(buf, self.port);
-        wire::put_i16(buf, self.error_code);
+        {
+            let mut b = [0u8; 6];
+            b[0..4].copy_from_slice(&self.port.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_nullable_string(
             buf,
             self.error_message.as_deref(),

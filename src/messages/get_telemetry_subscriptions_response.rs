@@ -90,19 +90,27 @@ impl GetTelemetrySubscriptionsResponse {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_i32(buf, self.throttle_time_ms);
-        wire::put_i16(buf, self.error_code);
-        wire::put_uuid(buf, &self.client_instance_id);
-        wire::put_i32(buf, self.subscription_id);
-        wire::put_scalar_array(
+        {
+            let mut b = [0u8; 26];
+            b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            b[6..22].copy_from_slice(self.client_instance_id.as_bytes());
+            b[22..26].copy_from_slice(&self.subscription_id.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
+        wire::put_scalar_list(
             buf,
             &self.accepted_compression_types,
             true,
             "GetTelemetrySubscriptionsResponse.AcceptedCompressionTypes",
         )?;
-        wire::put_i32(buf, self.push_interval_ms);
-        wire::put_i32(buf, self.telemetry_max_bytes);
-        wire::put_bool(buf, self.delta_temporality);
+        {
+            let mut b = [0u8; 9];
+            b[0..4].copy_from_slice(&self.push_interval_ms.to_be_bytes());
+            b[4..8].copy_from_slice(&self.telemetry_max_bytes.to_be_bytes());
+            b[8..9].copy_from_slice(&[u8::from(self.delta_temporality)]);
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_array_len(
             buf,
             Some(self.requested_metrics.len()),

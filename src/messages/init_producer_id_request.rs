@@ -86,22 +86,30 @@ impl InitProducerIdRequest {
             flexible,
             "InitProducerIdRequest.TransactionalId",
         )?;
-        wire::put_i32(buf, self.transaction_timeout_ms);
         if version >= 3 {
-            wire::put_i64(buf, self.producer_id);
-        } else if self.producer_id != -1 {
-            return Err(EncodeError::FieldNotInVersion {
-                field: "InitProducerIdRequest.ProducerId",
-                version,
-            });
-        }
-        if version >= 3 {
-            wire::put_i16(buf, self.producer_epoch);
-        } else if self.producer_epoch != -1 {
-            return Err(EncodeError::FieldNotInVersion {
-                field: "InitProducerIdRequest.ProducerEpoch",
-                version,
-            });
+            let mut b = [0u8; 14];
+            b[0..4].copy_from_slice(&self.transaction_timeout_ms.to_be_bytes());
+            b[4..12].copy_from_slice(&self.producer_id.to_be_bytes());
+            b[12..14].copy_from_slice(&self.producer_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i32(buf, self.transaction_timeout_ms);
+            if version >= 3 {
+                wire::put_i64(buf, self.producer_id);
+            } else if self.producer_id != -1 {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "InitProducerIdRequest.ProducerId",
+                    version,
+                });
+            }
+            if version >= 3 {
+                wire::put_i16(buf, self.producer_epoch);
+            } else if self.producer_epoch != -1 {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "InitProducerIdRequest.ProducerEpoch",
+                    version,
+                });
+            }
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {

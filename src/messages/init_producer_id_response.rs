@@ -79,10 +79,14 @@ impl InitProducerIdResponse {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
-        wire::put_i32(buf, self.throttle_time_ms);
-        wire::put_i16(buf, self.error_code);
-        wire::put_i64(buf, self.producer_id);
-        wire::put_i16(buf, self.producer_epoch);
+        {
+            let mut b = [0u8; 16];
+            b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            b[6..14].copy_from_slice(&self.producer_id.to_be_bytes());
+            b[14..16].copy_from_slice(&self.producer_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
                 wire::put_i8(buf, 0);

@@ -188,9 +188,13 @@ impl PartitionData {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_i32(buf, self.partition);
-        wire::put_i32(buf, self.state_epoch);
-        wire::put_i64(buf, self.start_offset);
+        {
+            let mut b = [0u8; 16];
+            b[0..4].copy_from_slice(&self.partition.to_be_bytes());
+            b[4..8].copy_from_slice(&self.state_epoch.to_be_bytes());
+            b[8..16].copy_from_slice(&self.start_offset.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {

@@ -110,9 +110,16 @@ impl JoinGroupRequest {
     ) -> Result<(), EncodeError> {
         let flexible = version >= 6;
         wire::put_string(buf, &self.group_id, flexible, "JoinGroupRequest.GroupId")?;
-        wire::put_i32(buf, self.session_timeout_ms);
         if version >= 1 {
-            wire::put_i32(buf, self.rebalance_timeout_ms);
+            let mut b = [0u8; 8];
+            b[0..4].copy_from_slice(&self.session_timeout_ms.to_be_bytes());
+            b[4..8].copy_from_slice(&self.rebalance_timeout_ms.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i32(buf, self.session_timeout_ms);
+            if version >= 1 {
+                wire::put_i32(buf, self.rebalance_timeout_ms);
+            }
         }
         wire::put_string(buf, &self.member_id, flexible, "JoinGroupRequest.MemberId")?;
         if version >= 5 {

@@ -112,10 +112,18 @@ impl JoinGroupResponse {
     ) -> Result<(), EncodeError> {
         let flexible = version >= 6;
         if version >= 2 {
-            wire::put_i32(buf, self.throttle_time_ms);
+            let mut b = [0u8; 10];
+            b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            b[6..10].copy_from_slice(&self.generation_id.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            if version >= 2 {
+                wire::put_i32(buf, self.throttle_time_ms);
+            }
+            wire::put_i16(buf, self.error_code);
+            wire::put_i32(buf, self.generation_id);
         }
-        wire::put_i16(buf, self.error_code);
-        wire::put_i32(buf, self.generation_id);
         if version >= 7 {
             wire::put_nullable_string(
                 buf,

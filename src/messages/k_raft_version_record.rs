@@ -55,8 +55,12 @@ impl KRaftVersionRecord {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_i16(buf, self.version);
-        wire::put_i16(buf, self.k_raft_version);
+        {
+            let mut b = [0u8; 4];
+            b[0..2].copy_from_slice(&self.version.to_be_bytes());
+            b[2..4].copy_from_slice(&self.k_raft_version.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {

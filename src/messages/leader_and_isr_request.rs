@@ -107,26 +107,36 @@ impl LeaderAndIsrRequest {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 4;
-        wire::put_i32(buf, self.controller_id);
         if version >= 7 {
-            wire::put_bool(buf, self.is_k_raft_controller);
-        } else if self.is_k_raft_controller != false {
-            return Err(EncodeError::FieldNotInVersion {
-                field: "LeaderAndIsrRequest.isKRaftController",
-                version,
-            });
-        }
-        wire::put_i32(buf, self.controller_epoch);
-        if version >= 2 {
-            wire::put_i64(buf, self.broker_epoch);
-        }
-        if version >= 5 {
-            wire::put_i8(buf, self.r#type);
-        } else if self.r#type != 0 {
-            return Err(EncodeError::FieldNotInVersion {
-                field: "LeaderAndIsrRequest.Type",
-                version,
-            });
+            let mut b = [0u8; 18];
+            b[0..4].copy_from_slice(&self.controller_id.to_be_bytes());
+            b[4..5].copy_from_slice(&[u8::from(self.is_k_raft_controller)]);
+            b[5..9].copy_from_slice(&self.controller_epoch.to_be_bytes());
+            b[9..17].copy_from_slice(&self.broker_epoch.to_be_bytes());
+            b[17..18].copy_from_slice(&self.r#type.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i32(buf, self.controller_id);
+            if version >= 7 {
+                wire::put_bool(buf, self.is_k_raft_controller);
+            } else if self.is_k_raft_controller != false {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "LeaderAndIsrRequest.isKRaftController",
+                    version,
+                });
+            }
+            wire::put_i32(buf, self.controller_epoch);
+            if version >= 2 {
+                wire::put_i64(buf, self.broker_epoch);
+            }
+            if version >= 5 {
+                wire::put_i8(buf, self.r#type);
+            } else if self.r#type != 0 {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "LeaderAndIsrRequest.Type",
+                    version,
+                });
+            }
         }
         if version <= 1 {
             wire::put_array_len(
@@ -727,20 +737,24 @@ impl LeaderAndIsrPartitionState {
                 "LeaderAndIsrPartitionState.TopicName",
             )?;
         }
-        wire::put_i32(buf, self.partition_index);
-        wire::put_i32(buf, self.controller_epoch);
-        wire::put_i32(buf, self.leader);
-        wire::put_i32(buf, self.leader_epoch);
-        wire::put_scalar_array(buf, &self.isr, flexible, "LeaderAndIsrPartitionState.Isr")?;
+        {
+            let mut b = [0u8; 16];
+            b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
+            b[4..8].copy_from_slice(&self.controller_epoch.to_be_bytes());
+            b[8..12].copy_from_slice(&self.leader.to_be_bytes());
+            b[12..16].copy_from_slice(&self.leader_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
+        wire::put_scalar_list(buf, &self.isr, flexible, "LeaderAndIsrPartitionState.Isr")?;
         wire::put_i32(buf, self.partition_epoch);
-        wire::put_scalar_array(
+        wire::put_scalar_list(
             buf,
             &self.replicas,
             flexible,
             "LeaderAndIsrPartitionState.Replicas",
         )?;
         if version >= 3 {
-            wire::put_scalar_array(
+            wire::put_scalar_list(
                 buf,
                 &self.adding_replicas,
                 flexible,
@@ -748,23 +762,30 @@ impl LeaderAndIsrPartitionState {
             )?;
         }
         if version >= 3 {
-            wire::put_scalar_array(
+            wire::put_scalar_list(
                 buf,
                 &self.removing_replicas,
                 flexible,
                 "LeaderAndIsrPartitionState.RemovingReplicas",
             )?;
         }
-        if version >= 1 {
-            wire::put_bool(buf, self.is_new);
-        }
         if version >= 6 {
-            wire::put_i8(buf, self.leader_recovery_state);
-        } else if self.leader_recovery_state != 0 {
-            return Err(EncodeError::FieldNotInVersion {
-                field: "LeaderAndIsrPartitionState.LeaderRecoveryState",
-                version,
-            });
+            let mut b = [0u8; 2];
+            b[0..1].copy_from_slice(&[u8::from(self.is_new)]);
+            b[1..2].copy_from_slice(&self.leader_recovery_state.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            if version >= 1 {
+                wire::put_bool(buf, self.is_new);
+            }
+            if version >= 6 {
+                wire::put_i8(buf, self.leader_recovery_state);
+            } else if self.leader_recovery_state != 0 {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "LeaderAndIsrPartitionState.LeaderRecoveryState",
+                    version,
+                });
+            }
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {

@@ -381,8 +381,12 @@ impl LeaderAndIsrPartitionError {
                 "LeaderAndIsrPartitionError.TopicName",
             )?;
         }
-        wire::put_i32(buf, self.partition_index);
-        wire::put_i16(buf, self.error_code);
+        {
+            let mut b = [0u8; 6];
+            b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
                 wire::put_i8(buf, 0);

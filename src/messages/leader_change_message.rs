@@ -70,8 +70,12 @@ impl LeaderChangeMessage {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_i16(buf, self.version);
-        wire::put_i32(buf, self.leader_id);
+        {
+            let mut b = [0u8; 6];
+            b[0..2].copy_from_slice(&self.version.to_be_bytes());
+            b[2..6].copy_from_slice(&self.leader_id.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_array_len(
             buf,
             Some(self.voters.len()),
@@ -208,14 +212,21 @@ impl Voter {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_i32(buf, self.voter_id);
         if version >= 1 {
-            wire::put_uuid(buf, &self.voter_directory_id);
-        } else if !self.voter_directory_id.is_zero() {
-            return Err(EncodeError::FieldNotInVersion {
-                field: "Voter.VoterDirectoryId",
-                version,
-            });
+            let mut b = [0u8; 20];
+            b[0..4].copy_from_slice(&self.voter_id.to_be_bytes());
+            b[4..20].copy_from_slice(self.voter_directory_id.as_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i32(buf, self.voter_id);
+            if version >= 1 {
+                wire::put_uuid(buf, &self.voter_directory_id);
+            } else if !self.voter_directory_id.is_zero() {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "Voter.VoterDirectoryId",
+                    version,
+                });
+            }
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);

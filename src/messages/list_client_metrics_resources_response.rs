@@ -59,8 +59,12 @@ impl ListClientMetricsResourcesResponse {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_i32(buf, self.throttle_time_ms);
-        wire::put_i16(buf, self.error_code);
+        {
+            let mut b = [0u8; 6];
+            b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_array_len(
             buf,
             Some(self.client_metrics_resources.len()),

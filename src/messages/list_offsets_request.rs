@@ -91,14 +91,21 @@ impl ListOffsetsRequest {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 6;
-        wire::put_i32(buf, self.replica_id);
         if version >= 2 {
-            wire::put_i8(buf, self.isolation_level);
-        } else if self.isolation_level != 0 {
-            return Err(EncodeError::FieldNotInVersion {
-                field: "ListOffsetsRequest.IsolationLevel",
-                version,
-            });
+            let mut b = [0u8; 5];
+            b[0..4].copy_from_slice(&self.replica_id.to_be_bytes());
+            b[4..5].copy_from_slice(&self.isolation_level.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i32(buf, self.replica_id);
+            if version >= 2 {
+                wire::put_i8(buf, self.isolation_level);
+            } else if self.isolation_level != 0 {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "ListOffsetsRequest.IsolationLevel",
+                    version,
+                });
+            }
         }
         wire::put_array_len(
             buf,
@@ -270,11 +277,19 @@ impl ListOffsetsPartition {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 6;
-        wire::put_i32(buf, self.partition_index);
         if version >= 4 {
-            wire::put_i32(buf, self.current_leader_epoch);
+            let mut b = [0u8; 16];
+            b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
+            b[4..8].copy_from_slice(&self.current_leader_epoch.to_be_bytes());
+            b[8..16].copy_from_slice(&self.timestamp.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i32(buf, self.partition_index);
+            if version >= 4 {
+                wire::put_i32(buf, self.current_leader_epoch);
+            }
+            wire::put_i64(buf, self.timestamp);
         }
-        wire::put_i64(buf, self.timestamp);
         if version <= 0 {
             wire::put_i32(buf, self.max_num_offsets);
         } else if self.max_num_offsets != 1 {

@@ -190,7 +190,7 @@ impl ListPartitionReassignmentsTopics {
             true,
             "ListPartitionReassignmentsTopics.Name",
         )?;
-        wire::put_scalar_array(
+        wire::put_scalar_list(
             buf,
             &self.partition_indexes,
             true,

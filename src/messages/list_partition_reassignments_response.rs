@@ -64,8 +64,12 @@ impl ListPartitionReassignmentsResponse {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_i32(buf, self.throttle_time_ms);
-        wire::put_i16(buf, self.error_code);
+        {
+            let mut b = [0u8; 6];
+            b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_nullable_string(
             buf,
             self.error_message.as_deref(),
@@ -225,25 +229,57 @@ impl OngoingPartitionReassignment {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_i32(buf, self.partition_index);
-        wire::put_scalar_array(
-            buf,
-            &self.replicas,
-            true,
-            "OngoingPartitionReassignment.Replicas",
-        )?;
-        wire::put_scalar_array(
-            buf,
-            &self.adding_replicas,
-            true,
-            "OngoingPartitionReassignment.AddingReplicas",
-        )?;
-        wire::put_scalar_array(
-            buf,
-            &self.removing_replicas,
-            true,
-            "OngoingPartitionReassignment.RemovingReplicas",
-        )?;
+        if self.replicas.is_inline()
+            && self.adding_replicas.is_inline()
+            && self.removing_replicas.is_inline()
+            && let Some(room) = wire::Out::spare(buf, 64)
+        {
+            let mut gathered = wire::SliceOut::new(room);
+            {
+                let buf = &mut gathered;
+                wire::put_i32(buf, self.partition_index);
+                wire::put_scalar_list(
+                    buf,
+                    &self.replicas,
+                    true,
+                    "OngoingPartitionReassignment.Replicas",
+                )?;
+                wire::put_scalar_list(
+                    buf,
+                    &self.adding_replicas,
+                    true,
+                    "OngoingPartitionReassignment.AddingReplicas",
+                )?;
+                wire::put_scalar_list(
+                    buf,
+                    &self.removing_replicas,
+                    true,
+                    "OngoingPartitionReassignment.RemovingReplicas",
+                )?;
+            }
+            let used = gathered.len();
+            wire::Out::commit(buf, used);
+        } else {
+            wire::put_i32(buf, self.partition_index);
+            wire::put_scalar_list(
+                buf,
+                &self.replicas,
+                true,
+                "OngoingPartitionReassignment.Replicas",
+            )?;
+            wire::put_scalar_list(
+                buf,
+                &self.adding_replicas,
+                true,
+                "OngoingPartitionReassignment.AddingReplicas",
+            )?;
+            wire::put_scalar_list(
+                buf,
+                &self.removing_replicas,
+                true,
+                "OngoingPartitionReassignment.RemovingReplicas",
+            )?;
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {

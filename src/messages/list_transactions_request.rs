@@ -75,7 +75,7 @@ impl ListTransactionsRequest {
         for x in &self.state_filters {
             wire::put_string(buf, x, true, "ListTransactionsRequest.StateFilters")?;
         }
-        wire::put_scalar_array(
+        wire::put_scalar_list(
             buf,
             &self.producer_id_filters,
             true,

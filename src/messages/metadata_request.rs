@@ -116,29 +116,37 @@ impl MetadataRequest {
                 }
             }
         }
-        if version >= 4 {
-            wire::put_bool(buf, self.allow_auto_topic_creation);
-        } else if self.allow_auto_topic_creation != true {
-            return Err(EncodeError::FieldNotInVersion {
-                field: "MetadataRequest.AllowAutoTopicCreation",
-                version,
-            });
-        }
         if (8..=10).contains(&version) {
-            wire::put_bool(buf, self.include_cluster_authorized_operations);
-        } else if self.include_cluster_authorized_operations != false {
-            return Err(EncodeError::FieldNotInVersion {
-                field: "MetadataRequest.IncludeClusterAuthorizedOperations",
-                version,
-            });
-        }
-        if version >= 8 {
-            wire::put_bool(buf, self.include_topic_authorized_operations);
-        } else if self.include_topic_authorized_operations != false {
-            return Err(EncodeError::FieldNotInVersion {
-                field: "MetadataRequest.IncludeTopicAuthorizedOperations",
-                version,
-            });
+            let mut b = [0u8; 3];
+            b[0..1].copy_from_slice(&[u8::from(self.allow_auto_topic_creation)]);
+            b[1..2].copy_from_slice(&[u8::from(self.include_cluster_authorized_operations)]);
+            b[2..3].copy_from_slice(&[u8::from(self.include_topic_authorized_operations)]);
+            wire::Out::write_slice(buf, &b);
+        } else {
+            if version >= 4 {
+                wire::put_bool(buf, self.allow_auto_topic_creation);
+            } else if self.allow_auto_topic_creation != true {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "MetadataRequest.AllowAutoTopicCreation",
+                    version,
+                });
+            }
+            if (8..=10).contains(&version) {
+                wire::put_bool(buf, self.include_cluster_authorized_operations);
+            } else if self.include_cluster_authorized_operations != false {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "MetadataRequest.IncludeClusterAuthorizedOperations",
+                    version,
+                });
+            }
+            if version >= 8 {
+                wire::put_bool(buf, self.include_topic_authorized_operations);
+            } else if self.include_topic_authorized_operations != false {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "MetadataRequest.IncludeTopicAuthorizedOperations",
+                    version,
+                });
+            }
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {

@@ -515,31 +515,88 @@ impl MetadataResponsePartition {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 9;
-        wire::put_i16(buf, self.error_code);
-        wire::put_i32(buf, self.partition_index);
-        wire::put_i32(buf, self.leader_id);
-        if version >= 7 {
-            wire::put_i32(buf, self.leader_epoch);
-        }
-        wire::put_scalar_array(
-            buf,
-            &self.replica_nodes,
-            flexible,
-            "MetadataResponsePartition.ReplicaNodes",
-        )?;
-        wire::put_scalar_array(
-            buf,
-            &self.isr_nodes,
-            flexible,
-            "MetadataResponsePartition.IsrNodes",
-        )?;
-        if version >= 5 {
-            wire::put_scalar_array(
+        if self.replica_nodes.is_inline()
+            && self.isr_nodes.is_inline()
+            && self.offline_replicas.is_inline()
+            && let Some(room) = wire::Out::spare(buf, 74)
+        {
+            let mut gathered = wire::SliceOut::new(room);
+            {
+                let buf = &mut gathered;
+                if version >= 7 {
+                    let mut b = [0u8; 14];
+                    b[0..2].copy_from_slice(&self.error_code.to_be_bytes());
+                    b[2..6].copy_from_slice(&self.partition_index.to_be_bytes());
+                    b[6..10].copy_from_slice(&self.leader_id.to_be_bytes());
+                    b[10..14].copy_from_slice(&self.leader_epoch.to_be_bytes());
+                    wire::Out::write_slice(buf, &b);
+                } else {
+                    wire::put_i16(buf, self.error_code);
+                    wire::put_i32(buf, self.partition_index);
+                    wire::put_i32(buf, self.leader_id);
+                    if version >= 7 {
+                        wire::put_i32(buf, self.leader_epoch);
+                    }
+                }
+                wire::put_scalar_list(
+                    buf,
+                    &self.replica_nodes,
+                    flexible,
+                    "MetadataResponsePartition.ReplicaNodes",
+                )?;
+                wire::put_scalar_list(
+                    buf,
+                    &self.isr_nodes,
+                    flexible,
+                    "MetadataResponsePartition.IsrNodes",
+                )?;
+                if version >= 5 {
+                    wire::put_scalar_list(
+                        buf,
+                        &self.offline_replicas,
+                        flexible,
+                        "MetadataResponsePartition.OfflineReplicas",
+                    )?;
+                }
+            }
+            let used = gathered.len();
+            wire::Out::commit(buf, used);
+        } else {
+            if version >= 7 {
+                let mut b = [0u8; 14];
+                b[0..2].copy_from_slice(&self.error_code.to_be_bytes());
+                b[2..6].copy_from_slice(&self.partition_index.to_be_bytes());
+                b[6..10].copy_from_slice(&self.leader_id.to_be_bytes());
+                b[10..14].copy_from_slice(&self.leader_epoch.to_be_bytes());
+                wire::Out::write_slice(buf, &b);
+            } else {
+                wire::put_i16(buf, self.error_code);
+                wire::put_i32(buf, self.partition_index);
+                wire::put_i32(buf, self.leader_id);
+                if version >= 7 {
+                    wire::put_i32(buf, self.leader_epoch);
+                }
+            }
+            wire::put_scalar_list(
                 buf,
-                &self.offline_replicas,
+                &self.replica_nodes,
                 flexible,
-                "MetadataResponsePartition.OfflineReplicas",
+                "MetadataResponsePartition.ReplicaNodes",
             )?;
+            wire::put_scalar_list(
+                buf,
+                &self.isr_nodes,
+                flexible,
+                "MetadataResponsePartition.IsrNodes",
+            )?;
+            if version >= 5 {
+                wire::put_scalar_list(
+                    buf,
+                    &self.offline_replicas,
+                    flexible,
+                    "MetadataResponsePartition.OfflineReplicas",
+                )?;
+            }
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
@@ -748,10 +805,17 @@ impl MetadataResponseTopic {
             }
         }
         if version >= 10 {
-            wire::put_uuid(buf, &self.topic_id);
-        }
-        if version >= 1 {
-            wire::put_bool(buf, self.is_internal);
+            let mut b = [0u8; 17];
+            b[0..16].copy_from_slice(self.topic_id.as_bytes());
+            b[16..17].copy_from_slice(&[u8::from(self.is_internal)]);
+            wire::Out::write_slice(buf, &b);
+        } else {
+            if version >= 10 {
+                wire::put_uuid(buf, &self.topic_id);
+            }
+            if version >= 1 {
+                wire::put_bool(buf, self.is_internal);
+            }
         }
         wire::put_array_len(
             buf,

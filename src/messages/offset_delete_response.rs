@@ -55,8 +55,12 @@ impl OffsetDeleteResponse {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_i16(buf, self.error_code);
-        wire::put_i32(buf, self.throttle_time_ms);
+        {
+            let mut b = [0u8; 6];
+            b[0..2].copy_from_slice(&self.error_code.to_be_bytes());
+            b[2..6].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_array_len(
             buf,
             Some(self.topics.len()),
@@ -152,8 +156,12 @@ impl OffsetDeleteResponsePartition {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_i32(buf, self.partition_index);
-        wire::put_i16(buf, self.error_code);
+        {
+            let mut b = [0u8; 6];
+            b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         Ok(())
     }
 

@@ -346,7 +346,7 @@ impl OffsetFetchRequestTopic {
     ) -> Result<(), EncodeError> {
         let flexible = version >= 6;
         wire::put_string(buf, &self.name, flexible, "OffsetFetchRequestTopic.Name")?;
-        wire::put_scalar_array(
+        wire::put_scalar_list(
             buf,
             &self.partition_indexes,
             flexible,
@@ -473,7 +473,7 @@ impl OffsetFetchRequestTopics {
     ) -> Result<(), EncodeError> {
         let _ = version;
         wire::put_string(buf, &self.name, true, "OffsetFetchRequestTopics.Name")?;
-        wire::put_scalar_array(
+        wire::put_scalar_list(
             buf,
             &self.partition_indexes,
             true,

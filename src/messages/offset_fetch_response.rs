@@ -309,10 +309,18 @@ impl OffsetFetchResponsePartition {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 6;
-        wire::put_i32(buf, self.partition_index);
-        wire::put_i64(buf, self.committed_offset);
         if version >= 5 {
-            wire::put_i32(buf, self.committed_leader_epoch);
+            let mut b = [0u8; 16];
+            b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
+            b[4..12].copy_from_slice(&self.committed_offset.to_be_bytes());
+            b[12..16].copy_from_slice(&self.committed_leader_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i32(buf, self.partition_index);
+            wire::put_i64(buf, self.committed_offset);
+            if version >= 5 {
+                wire::put_i32(buf, self.committed_leader_epoch);
+            }
         }
         wire::put_nullable_string(
             buf,
@@ -624,9 +632,13 @@ impl OffsetFetchResponsePartitions {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_i32(buf, self.partition_index);
-        wire::put_i64(buf, self.committed_offset);
-        wire::put_i32(buf, self.committed_leader_epoch);
+        {
+            let mut b = [0u8; 16];
+            b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
+            b[4..12].copy_from_slice(&self.committed_offset.to_be_bytes());
+            b[12..16].copy_from_slice(&self.committed_leader_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_nullable_string(
             buf,
             self.metadata.as_deref(),

@@ -215,11 +215,19 @@ impl OffsetForLeaderPartition {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 4;
-        wire::put_i32(buf, self.partition);
         if version >= 2 {
-            wire::put_i32(buf, self.current_leader_epoch);
+            let mut b = [0u8; 12];
+            b[0..4].copy_from_slice(&self.partition.to_be_bytes());
+            b[4..8].copy_from_slice(&self.current_leader_epoch.to_be_bytes());
+            b[8..12].copy_from_slice(&self.leader_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i32(buf, self.partition);
+            if version >= 2 {
+                wire::put_i32(buf, self.current_leader_epoch);
+            }
+            wire::put_i32(buf, self.leader_epoch);
         }
-        wire::put_i32(buf, self.leader_epoch);
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
                 wire::put_i8(buf, 0);

@@ -221,12 +221,21 @@ impl EpochEndOffset {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 4;
-        wire::put_i16(buf, self.error_code);
-        wire::put_i32(buf, self.partition);
         if version >= 1 {
-            wire::put_i32(buf, self.leader_epoch);
+            let mut b = [0u8; 18];
+            b[0..2].copy_from_slice(&self.error_code.to_be_bytes());
+            b[2..6].copy_from_slice(&self.partition.to_be_bytes());
+            b[6..10].copy_from_slice(&self.leader_epoch.to_be_bytes());
+            b[10..18].copy_from_slice(&self.end_offset.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i16(buf, self.error_code);
+            wire::put_i32(buf, self.partition);
+            if version >= 1 {
+                wire::put_i32(buf, self.leader_epoch);
+            }
+            wire::put_i64(buf, self.end_offset);
         }
-        wire::put_i64(buf, self.end_offset);
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
                 wire::put_i8(buf, 0);

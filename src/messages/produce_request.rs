@@ -103,8 +103,12 @@ impl ProduceRequest {
                 version,
             });
         }
-        wire::put_i16(buf, self.acks);
-        wire::put_i32(buf, self.timeout_ms);
+        {
+            let mut b = [0u8; 6];
+            b[0..2].copy_from_slice(&self.acks.to_be_bytes());
+            b[2..6].copy_from_slice(&self.timeout_ms.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_array_len(
             buf,
             Some(self.topic_data.len()),

@@ -404,8 +404,12 @@ impl LeaderIdAndEpoch {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_i32(buf, self.leader_id);
-        wire::put_i32(buf, self.leader_epoch);
+        {
+            let mut b = [0u8; 8];
+            b[0..4].copy_from_slice(&self.leader_id.to_be_bytes());
+            b[4..8].copy_from_slice(&self.leader_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {
@@ -539,14 +543,24 @@ impl PartitionProduceResponse {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 9;
-        wire::put_i32(buf, self.index);
-        wire::put_i16(buf, self.error_code);
-        wire::put_i64(buf, self.base_offset);
-        if version >= 2 {
-            wire::put_i64(buf, self.log_append_time_ms);
-        }
         if version >= 5 {
-            wire::put_i64(buf, self.log_start_offset);
+            let mut b = [0u8; 30];
+            b[0..4].copy_from_slice(&self.index.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            b[6..14].copy_from_slice(&self.base_offset.to_be_bytes());
+            b[14..22].copy_from_slice(&self.log_append_time_ms.to_be_bytes());
+            b[22..30].copy_from_slice(&self.log_start_offset.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i32(buf, self.index);
+            wire::put_i16(buf, self.error_code);
+            wire::put_i64(buf, self.base_offset);
+            if version >= 2 {
+                wire::put_i64(buf, self.log_append_time_ms);
+            }
+            if version >= 5 {
+                wire::put_i64(buf, self.log_start_offset);
+            }
         }
         if version >= 8 {
             wire::put_array_len(

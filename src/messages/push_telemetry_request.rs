@@ -71,10 +71,14 @@ impl PushTelemetryRequest {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_uuid(buf, &self.client_instance_id);
-        wire::put_i32(buf, self.subscription_id);
-        wire::put_bool(buf, self.terminating);
-        wire::put_i8(buf, self.compression_type);
+        {
+            let mut b = [0u8; 22];
+            b[0..16].copy_from_slice(self.client_instance_id.as_bytes());
+            b[16..20].copy_from_slice(&self.subscription_id.to_be_bytes());
+            b[20..21].copy_from_slice(&[u8::from(self.terminating)]);
+            b[21..22].copy_from_slice(&self.compression_type.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_shared_bytes(buf, &self.metrics, true, "PushTelemetryRequest.Metrics")?;
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);

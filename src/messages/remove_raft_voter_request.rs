@@ -65,8 +65,12 @@ impl RemoveRaftVoterRequest {
             true,
             "RemoveRaftVoterRequest.ClusterId",
         )?;
-        wire::put_i32(buf, self.voter_id);
-        wire::put_uuid(buf, &self.voter_directory_id);
+        {
+            let mut b = [0u8; 20];
+            b[0..4].copy_from_slice(&self.voter_id.to_be_bytes());
+            b[4..20].copy_from_slice(self.voter_directory_id.as_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {

@@ -67,9 +67,13 @@ impl RenewDelegationTokenResponse {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
-        wire::put_i16(buf, self.error_code);
-        wire::put_i64(buf, self.expiry_timestamp_ms);
-        wire::put_i32(buf, self.throttle_time_ms);
+        {
+            let mut b = [0u8; 14];
+            b[0..2].copy_from_slice(&self.error_code.to_be_bytes());
+            b[2..10].copy_from_slice(&self.expiry_timestamp_ms.to_be_bytes());
+            b[10..14].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {
                 wire::put_i8(buf, 0);

@@ -80,9 +80,13 @@ impl RequestHeader {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
-        wire::put_i16(buf, self.request_api_key);
-        wire::put_i16(buf, self.request_api_version);
-        wire::put_i32(buf, self.correlation_id);
+        {
+            let mut b = [0u8; 8];
+            b[0..2].copy_from_slice(&self.request_api_key.to_be_bytes());
+            b[2..4].copy_from_slice(&self.request_api_version.to_be_bytes());
+            b[4..8].copy_from_slice(&self.correlation_id.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if version >= 1 {
             wire::put_nullable_string(
                 buf,

@@ -223,14 +223,41 @@ impl AcknowledgementBatch {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_i64(buf, self.first_offset);
-        wire::put_i64(buf, self.last_offset);
-        wire::put_scalar_array(
-            buf,
-            &self.acknowledge_types,
-            true,
-            "AcknowledgementBatch.AcknowledgeTypes",
-        )?;
+        if self.acknowledge_types.is_inline()
+            && let Some(room) = wire::Out::spare(buf, 36)
+        {
+            let mut gathered = wire::SliceOut::new(room);
+            {
+                let buf = &mut gathered;
+                {
+                    let mut b = [0u8; 16];
+                    b[0..8].copy_from_slice(&self.first_offset.to_be_bytes());
+                    b[8..16].copy_from_slice(&self.last_offset.to_be_bytes());
+                    wire::Out::write_slice(buf, &b);
+                }
+                wire::put_scalar_list(
+                    buf,
+                    &self.acknowledge_types,
+                    true,
+                    "AcknowledgementBatch.AcknowledgeTypes",
+                )?;
+            }
+            let used = gathered.len();
+            wire::Out::commit(buf, used);
+        } else {
+            {
+                let mut b = [0u8; 16];
+                b[0..8].copy_from_slice(&self.first_offset.to_be_bytes());
+                b[8..16].copy_from_slice(&self.last_offset.to_be_bytes());
+                wire::Out::write_slice(buf, &b);
+            }
+            wire::put_scalar_list(
+                buf,
+                &self.acknowledge_types,
+                true,
+                "AcknowledgementBatch.AcknowledgeTypes",
+            )?;
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {

@@ -105,10 +105,14 @@ impl ShareFetchRequest {
             true,
             "ShareFetchRequest.MemberId",
         )?;
-        wire::put_i32(buf, self.share_session_epoch);
-        wire::put_i32(buf, self.max_wait_ms);
-        wire::put_i32(buf, self.min_bytes);
-        wire::put_i32(buf, self.max_bytes);
+        {
+            let mut b = [0u8; 16];
+            b[0..4].copy_from_slice(&self.share_session_epoch.to_be_bytes());
+            b[4..8].copy_from_slice(&self.max_wait_ms.to_be_bytes());
+            b[8..12].copy_from_slice(&self.min_bytes.to_be_bytes());
+            b[12..16].copy_from_slice(&self.max_bytes.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_array_len(
             buf,
             Some(self.topics.len()),
@@ -281,14 +285,41 @@ impl AcknowledgementBatch {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_i64(buf, self.first_offset);
-        wire::put_i64(buf, self.last_offset);
-        wire::put_scalar_array(
-            buf,
-            &self.acknowledge_types,
-            true,
-            "AcknowledgementBatch.AcknowledgeTypes",
-        )?;
+        if self.acknowledge_types.is_inline()
+            && let Some(room) = wire::Out::spare(buf, 36)
+        {
+            let mut gathered = wire::SliceOut::new(room);
+            {
+                let buf = &mut gathered;
+                {
+                    let mut b = [0u8; 16];
+                    b[0..8].copy_from_slice(&self.first_offset.to_be_bytes());
+                    b[8..16].copy_from_slice(&self.last_offset.to_be_bytes());
+                    wire::Out::write_slice(buf, &b);
+                }
+                wire::put_scalar_list(
+                    buf,
+                    &self.acknowledge_types,
+                    true,
+                    "AcknowledgementBatch.AcknowledgeTypes",
+                )?;
+            }
+            let used = gathered.len();
+            wire::Out::commit(buf, used);
+        } else {
+            {
+                let mut b = [0u8; 16];
+                b[0..8].copy_from_slice(&self.first_offset.to_be_bytes());
+                b[8..16].copy_from_slice(&self.last_offset.to_be_bytes());
+                wire::Out::write_slice(buf, &b);
+            }
+            wire::put_scalar_list(
+                buf,
+                &self.acknowledge_types,
+                true,
+                "AcknowledgementBatch.AcknowledgeTypes",
+            )?;
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {
@@ -404,8 +435,12 @@ impl FetchPartition {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_i32(buf, self.partition_index);
-        wire::put_i32(buf, self.partition_max_bytes);
+        {
+            let mut b = [0u8; 8];
+            b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
+            b[4..8].copy_from_slice(&self.partition_max_bytes.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_array_len(
             buf,
             Some(self.acknowledgement_batches.len()),
@@ -641,8 +676,21 @@ impl ForgottenTopic {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_uuid(buf, &self.topic_id);
-        wire::put_scalar_array(buf, &self.partitions, true, "ForgottenTopic.Partitions")?;
+        if self.partitions.is_inline()
+            && let Some(room) = wire::Out::spare(buf, 36)
+        {
+            let mut gathered = wire::SliceOut::new(room);
+            {
+                let buf = &mut gathered;
+                wire::put_uuid(buf, &self.topic_id);
+                wire::put_scalar_list(buf, &self.partitions, true, "ForgottenTopic.Partitions")?;
+            }
+            let used = gathered.len();
+            wire::Out::commit(buf, used);
+        } else {
+            wire::put_uuid(buf, &self.topic_id);
+            wire::put_scalar_list(buf, &self.partitions, true, "ForgottenTopic.Partitions")?;
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {

@@ -55,8 +55,12 @@ impl SnapshotHeaderRecord {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_i16(buf, self.version);
-        wire::put_i64(buf, self.last_contained_log_timestamp);
+        {
+            let mut b = [0u8; 10];
+            b[0..2].copy_from_slice(&self.version.to_be_bytes());
+            b[2..10].copy_from_slice(&self.last_contained_log_timestamp.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {

@@ -99,18 +99,27 @@ impl StopReplicaRequest {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
-        wire::put_i32(buf, self.controller_id);
         if version >= 4 {
-            wire::put_bool(buf, self.is_k_raft_controller);
-        } else if self.is_k_raft_controller != false {
-            return Err(EncodeError::FieldNotInVersion {
-                field: "StopReplicaRequest.isKRaftController",
-                version,
-            });
-        }
-        wire::put_i32(buf, self.controller_epoch);
-        if version >= 1 {
-            wire::put_i64(buf, self.broker_epoch);
+            let mut b = [0u8; 17];
+            b[0..4].copy_from_slice(&self.controller_id.to_be_bytes());
+            b[4..5].copy_from_slice(&[u8::from(self.is_k_raft_controller)]);
+            b[5..9].copy_from_slice(&self.controller_epoch.to_be_bytes());
+            b[9..17].copy_from_slice(&self.broker_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i32(buf, self.controller_id);
+            if version >= 4 {
+                wire::put_bool(buf, self.is_k_raft_controller);
+            } else if self.is_k_raft_controller != false {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "StopReplicaRequest.isKRaftController",
+                    version,
+                });
+            }
+            wire::put_i32(buf, self.controller_epoch);
+            if version >= 1 {
+                wire::put_i64(buf, self.broker_epoch);
+            }
         }
         if version <= 2 {
             wire::put_bool(buf, self.delete_partitions);
@@ -465,7 +474,7 @@ impl StopReplicaTopicV1 {
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
         wire::put_string(buf, &self.name, flexible, "StopReplicaTopicV1.Name")?;
-        wire::put_scalar_array(
+        wire::put_scalar_list(
             buf,
             &self.partition_indexes,
             flexible,
@@ -593,9 +602,13 @@ impl StopReplicaPartitionState {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_i32(buf, self.partition_index);
-        wire::put_i32(buf, self.leader_epoch);
-        wire::put_bool(buf, self.delete_partition);
+        {
+            let mut b = [0u8; 9];
+            b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
+            b[4..8].copy_from_slice(&self.leader_epoch.to_be_bytes());
+            b[8..9].copy_from_slice(&[u8::from(self.delete_partition)]);
+            wire::Out::write_slice(buf, &b);
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {

@@ -86,9 +86,16 @@ impl SyncGroupResponse {
     ) -> Result<(), EncodeError> {
         let flexible = version >= 4;
         if version >= 1 {
-            wire::put_i32(buf, self.throttle_time_ms);
+            let mut b = [0u8; 6];
+            b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            if version >= 1 {
+                wire::put_i32(buf, self.throttle_time_ms);
+            }
+            wire::put_i16(buf, self.error_code);
         }
-        wire::put_i16(buf, self.error_code);
         if version >= 5 {
             wire::put_nullable_string(
                 buf,

@@ -110,15 +110,23 @@ impl TxnOffsetCommitRequest {
             flexible,
             "TxnOffsetCommitRequest.GroupId",
         )?;
-        wire::put_i64(buf, self.producer_id);
-        wire::put_i16(buf, self.producer_epoch);
         if version >= 3 {
-            wire::put_i32(buf, self.generation_id);
-        } else if self.generation_id != -1 {
-            return Err(EncodeError::FieldNotInVersion {
-                field: "TxnOffsetCommitRequest.GenerationId",
-                version,
-            });
+            let mut b = [0u8; 14];
+            b[0..8].copy_from_slice(&self.producer_id.to_be_bytes());
+            b[8..10].copy_from_slice(&self.producer_epoch.to_be_bytes());
+            b[10..14].copy_from_slice(&self.generation_id.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i64(buf, self.producer_id);
+            wire::put_i16(buf, self.producer_epoch);
+            if version >= 3 {
+                wire::put_i32(buf, self.generation_id);
+            } else if self.generation_id != -1 {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "TxnOffsetCommitRequest.GenerationId",
+                    version,
+                });
+            }
         }
         if version >= 3 {
             wire::put_string(
@@ -354,10 +362,18 @@ impl TxnOffsetCommitRequestPartition {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 3;
-        wire::put_i32(buf, self.partition_index);
-        wire::put_i64(buf, self.committed_offset);
         if version >= 2 {
-            wire::put_i32(buf, self.committed_leader_epoch);
+            let mut b = [0u8; 16];
+            b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
+            b[4..12].copy_from_slice(&self.committed_offset.to_be_bytes());
+            b[12..16].copy_from_slice(&self.committed_leader_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i32(buf, self.partition_index);
+            wire::put_i64(buf, self.committed_offset);
+            if version >= 2 {
+                wire::put_i32(buf, self.committed_leader_epoch);
+            }
         }
         wire::put_nullable_string(
             buf,

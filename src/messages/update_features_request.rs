@@ -211,14 +211,21 @@ impl FeatureUpdateKey {
         version: i16,
     ) -> Result<(), EncodeError> {
         wire::put_string(buf, &self.feature, true, "FeatureUpdateKey.Feature")?;
-        wire::put_i16(buf, self.max_version_level);
         if version <= 0 {
-            wire::put_bool(buf, self.allow_downgrade);
-        } else if self.allow_downgrade != false {
-            return Err(EncodeError::FieldNotInVersion {
-                field: "FeatureUpdateKey.AllowDowngrade",
-                version,
-            });
+            let mut b = [0u8; 3];
+            b[0..2].copy_from_slice(&self.max_version_level.to_be_bytes());
+            b[2..3].copy_from_slice(&[u8::from(self.allow_downgrade)]);
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i16(buf, self.max_version_level);
+            if version <= 0 {
+                wire::put_bool(buf, self.allow_downgrade);
+            } else if self.allow_downgrade != false {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "FeatureUpdateKey.AllowDowngrade",
+                    version,
+                });
+            }
         }
         if version >= 1 {
             wire::put_i8(buf, self.upgrade_type);

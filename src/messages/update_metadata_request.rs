@@ -104,18 +104,27 @@ impl UpdateMetadataRequest {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 6;
-        wire::put_i32(buf, self.controller_id);
         if version >= 8 {
-            wire::put_bool(buf, self.is_k_raft_controller);
-        } else if self.is_k_raft_controller != false {
-            return Err(EncodeError::FieldNotInVersion {
-                field: "UpdateMetadataRequest.isKRaftController",
-                version,
-            });
-        }
-        wire::put_i32(buf, self.controller_epoch);
-        if version >= 5 {
-            wire::put_i64(buf, self.broker_epoch);
+            let mut b = [0u8; 17];
+            b[0..4].copy_from_slice(&self.controller_id.to_be_bytes());
+            b[4..5].copy_from_slice(&[u8::from(self.is_k_raft_controller)]);
+            b[5..9].copy_from_slice(&self.controller_epoch.to_be_bytes());
+            b[9..17].copy_from_slice(&self.broker_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i32(buf, self.controller_id);
+            if version >= 8 {
+                wire::put_bool(buf, self.is_k_raft_controller);
+            } else if self.is_k_raft_controller != false {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "UpdateMetadataRequest.isKRaftController",
+                    version,
+                });
+            }
+            wire::put_i32(buf, self.controller_epoch);
+            if version >= 5 {
+                wire::put_i64(buf, self.broker_epoch);
+            }
         }
         if version <= 4 {
             wire::put_array_len(
@@ -959,20 +968,24 @@ impl UpdateMetadataPartitionState {
                 "UpdateMetadataPartitionState.TopicName",
             )?;
         }
-        wire::put_i32(buf, self.partition_index);
-        wire::put_i32(buf, self.controller_epoch);
-        wire::put_i32(buf, self.leader);
-        wire::put_i32(buf, self.leader_epoch);
-        wire::put_scalar_array(buf, &self.isr, flexible, "UpdateMetadataPartitionState.Isr")?;
+        {
+            let mut b = [0u8; 16];
+            b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
+            b[4..8].copy_from_slice(&self.controller_epoch.to_be_bytes());
+            b[8..12].copy_from_slice(&self.leader.to_be_bytes());
+            b[12..16].copy_from_slice(&self.leader_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
+        wire::put_scalar_list(buf, &self.isr, flexible, "UpdateMetadataPartitionState.Isr")?;
         wire::put_i32(buf, self.zk_version);
-        wire::put_scalar_array(
+        wire::put_scalar_list(
             buf,
             &self.replicas,
             flexible,
             "UpdateMetadataPartitionState.Replicas",
         )?;
         if version >= 4 {
-            wire::put_scalar_array(
+            wire::put_scalar_list(
                 buf,
                 &self.offline_replicas,
                 flexible,

@@ -57,8 +57,12 @@ impl UpdateRaftVoterResponse {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_i32(buf, self.throttle_time_ms);
-        wire::put_i16(buf, self.error_code);
+        {
+            let mut b = [0u8; 6];
+            b[0..4].copy_from_slice(&self.throttle_time_ms.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::check_unknown_tags(
             &self.unknown_tagged_fields,
             "UpdateRaftVoterResponse.unknown_tagged_fields",
@@ -202,8 +206,12 @@ impl CurrentLeader {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_i32(buf, self.leader_id);
-        wire::put_i32(buf, self.leader_epoch);
+        {
+            let mut b = [0u8; 8];
+            b[0..4].copy_from_slice(&self.leader_id.to_be_bytes());
+            b[4..8].copy_from_slice(&self.leader_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_string(buf, &self.host, true, "CurrentLeader.Host")?;
         wire::put_i32(buf, self.port);
         if self.unknown_tagged_fields.is_empty() {

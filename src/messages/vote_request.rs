@@ -213,17 +213,29 @@ impl PartitionData {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_i32(buf, self.partition_index);
-        wire::put_i32(buf, self.candidate_epoch);
-        wire::put_i32(buf, self.candidate_id);
         if version >= 1 {
-            wire::put_uuid(buf, &self.candidate_directory_id);
+            let mut b = [0u8; 56];
+            b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
+            b[4..8].copy_from_slice(&self.candidate_epoch.to_be_bytes());
+            b[8..12].copy_from_slice(&self.candidate_id.to_be_bytes());
+            b[12..28].copy_from_slice(self.candidate_directory_id.as_bytes());
+            b[28..44].copy_from_slice(self.voter_directory_id.as_bytes());
+            b[44..48].copy_from_slice(&self.last_offset_epoch.to_be_bytes());
+            b[48..56].copy_from_slice(&self.last_offset.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i32(buf, self.partition_index);
+            wire::put_i32(buf, self.candidate_epoch);
+            wire::put_i32(buf, self.candidate_id);
+            if version >= 1 {
+                wire::put_uuid(buf, &self.candidate_directory_id);
+            }
+            if version >= 1 {
+                wire::put_uuid(buf, &self.voter_directory_id);
+            }
+            wire::put_i32(buf, self.last_offset_epoch);
+            wire::put_i64(buf, self.last_offset);
         }
-        if version >= 1 {
-            wire::put_uuid(buf, &self.voter_directory_id);
-        }
-        wire::put_i32(buf, self.last_offset_epoch);
-        wire::put_i64(buf, self.last_offset);
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {

@@ -272,8 +272,12 @@ impl KRaftVersionFeature {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_i16(buf, self.min_supported_version);
-        wire::put_i16(buf, self.max_supported_version);
+        {
+            let mut b = [0u8; 4];
+            b[0..2].copy_from_slice(&self.min_supported_version.to_be_bytes());
+            b[2..4].copy_from_slice(&self.max_supported_version.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {
@@ -388,8 +392,12 @@ impl Voter {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_i32(buf, self.voter_id);
-        wire::put_uuid(buf, &self.voter_directory_id);
+        {
+            let mut b = [0u8; 20];
+            b[0..4].copy_from_slice(&self.voter_id.to_be_bytes());
+            b[4..20].copy_from_slice(self.voter_directory_id.as_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_array_len(buf, Some(self.endpoints.len()), true, "Voter.Endpoints")?;
         for x in &self.endpoints {
             x.encode_inner(buf, version)?;

@@ -186,10 +186,14 @@ impl StateBatch {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_i64(buf, self.first_offset);
-        wire::put_i64(buf, self.last_offset);
-        wire::put_i8(buf, self.delivery_state);
-        wire::put_i16(buf, self.delivery_count);
+        {
+            let mut b = [0u8; 19];
+            b[0..8].copy_from_slice(&self.first_offset.to_be_bytes());
+            b[8..16].copy_from_slice(&self.last_offset.to_be_bytes());
+            b[16..17].copy_from_slice(&self.delivery_state.to_be_bytes());
+            b[17..19].copy_from_slice(&self.delivery_count.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {
@@ -319,10 +323,14 @@ impl PartitionData {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_i32(buf, self.partition);
-        wire::put_i32(buf, self.state_epoch);
-        wire::put_i32(buf, self.leader_epoch);
-        wire::put_i64(buf, self.start_offset);
+        {
+            let mut b = [0u8; 20];
+            b[0..4].copy_from_slice(&self.partition.to_be_bytes());
+            b[4..8].copy_from_slice(&self.state_epoch.to_be_bytes());
+            b[8..12].copy_from_slice(&self.leader_epoch.to_be_bytes());
+            b[12..20].copy_from_slice(&self.start_offset.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_array_len(
             buf,
             Some(self.state_batches.len()),

@@ -183,7 +183,7 @@ impl WritableTxnMarkerTopic {
     ) -> Result<(), EncodeError> {
         let flexible = version >= 1;
         wire::put_string(buf, &self.name, flexible, "WritableTxnMarkerTopic.Name")?;
-        wire::put_scalar_array(
+        wire::put_scalar_list(
             buf,
             &self.partition_indexes,
             flexible,
@@ -324,9 +324,13 @@ impl WritableTxnMarker {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 1;
-        wire::put_i64(buf, self.producer_id);
-        wire::put_i16(buf, self.producer_epoch);
-        wire::put_bool(buf, self.transaction_result);
+        {
+            let mut b = [0u8; 11];
+            b[0..8].copy_from_slice(&self.producer_id.to_be_bytes());
+            b[8..10].copy_from_slice(&self.producer_epoch.to_be_bytes());
+            b[10..11].copy_from_slice(&[u8::from(self.transaction_result)]);
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_array_len(
             buf,
             Some(self.topics.len()),

@@ -2,7 +2,7 @@
 
 use super::{
     Buf, BufMut, Bytes, ChunkedOut, DecodeError, DecodeErrorKind, EncodeError, Out, SpillOut,
-    VersionRange,
+    VecOut, VersionRange,
 };
 
 /// A versioned Kafka message: a request or response body, a header, or a data schema.
@@ -54,6 +54,29 @@ pub trait Message: Sized + Clone + PartialEq + std::fmt::Debug + Default {
         self.encode_into(&mut out, version)?;
         out.finish();
         Ok(())
+    }
+
+    /// Appends the message at `version` to `vec`: the fastest way to encode into
+    /// memory. Fields are written through a cursor over zeroed room ([`VecOut`])
+    /// instead of one `Vec` capacity check and length update each. On error, `vec` may
+    /// hold part of the message.
+    ///
+    /// ```
+    /// use kafka_sansio::messages::ApiVersionsRequest;
+    /// use kafka_sansio::wire::Message;
+    ///
+    /// let request = ApiVersionsRequest {
+    ///     client_software_name: "kafka-sansio".into(),
+    ///     client_software_version: "0.1.0".into(),
+    ///     ..Default::default()
+    /// };
+    /// let mut vec = Vec::new();
+    /// request.encode_to_vec(&mut vec, 3).unwrap();
+    /// assert_eq!(vec, b"\x0dkafka-sansio\x060.1.0\x00");
+    /// ```
+    fn encode_to_vec(&self, vec: &mut Vec<u8>, version: i16) -> Result<(), EncodeError> {
+        let mut out = VecOut::new(vec);
+        self.encode_into(&mut out, version)
     }
 
     /// Encodes the message at `version` as chunks for a vectored write, without

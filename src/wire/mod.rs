@@ -53,10 +53,11 @@ pub use bytes::{Buf, BufMut, Bytes, BytesMut};
 pub use bytestring::ByteString;
 pub use error::{DecodeError, DecodeErrorDetails, DecodeErrorKind, EncodeError};
 pub use message::{Message, Versioned, decode_versioned, decode_versioned_forward_compatible};
-pub use out::{ChunkedOut, Out, SPILL_THRESHOLD, SpillOut};
+pub(crate) use out::SliceOut;
+pub use out::{ChunkedOut, Out, SPILL_THRESHOLD, SpillOut, VecOut};
 pub use scalar_list::{
-    INLINE_CAPACITY, Scalar, ScalarList, put_scalar_array, read_nullable_scalar_array,
-    read_scalar_array,
+    INLINE_CAPACITY, Scalar, ScalarList, put_scalar_array, put_scalar_list,
+    read_nullable_scalar_array, read_scalar_array,
 };
 pub use tagged_fields::UnknownTaggedFields;
 pub use uuid::Uuid;
@@ -709,8 +710,48 @@ fn read_elements_loop<T>(
     Ok(out)
 }
 
-#[inline]
+#[inline(always)]
 fn put_len<W: Out + ?Sized>(
+    buf: &mut W,
+    len: Option<usize>,
+    compact: bool,
+    wide: bool,
+    field: &'static str,
+) -> Result<(), EncodeError> {
+    // The common cases inline: a short compact length is one byte, a classic one 2 or 4.
+    if let Some(n) = len {
+        if compact {
+            if n < 0x7f {
+                buf.write_byte(n as u8 + 1);
+                return Ok(());
+            }
+            // Bytes and records (a fetched partition's batches): 2 or 3 bytes.
+            if wide && n < 0x1f_ffff {
+                let v = n as u32 + 1;
+                let b = [
+                    v as u8 | 0x80,
+                    (v >> 7) as u8 | if v >= 0x4000 { 0x80 } else { 0 },
+                    (v >> 14) as u8,
+                    0,
+                ];
+                buf.write_padded(&b, if v >= 0x4000 { 3 } else { 2 });
+                return Ok(());
+            }
+        } else if wide {
+            if n <= i32::MAX as usize {
+                buf.write_slice(&(n as i32).to_be_bytes());
+                return Ok(());
+            }
+        } else if n <= i16::MAX as usize {
+            buf.write_slice(&(n as i16).to_be_bytes());
+            return Ok(());
+        }
+    }
+    put_len_slow(buf, len, compact, wide, field)
+}
+
+#[inline(never)]
+fn put_len_slow<W: Out + ?Sized>(
     buf: &mut W,
     len: Option<usize>,
     compact: bool,
@@ -755,7 +796,7 @@ fn put_len<W: Out + ?Sized>(
 }
 
 /// Encodes a STRING or COMPACT_STRING.
-#[inline]
+#[inline(always)]
 pub fn put_string<W: Out + ?Sized>(
     buf: &mut W,
     value: &str,
@@ -768,7 +809,7 @@ pub fn put_string<W: Out + ?Sized>(
 }
 
 /// Encodes a NULLABLE_STRING or COMPACT_NULLABLE_STRING.
-#[inline]
+#[inline(always)]
 pub fn put_nullable_string<W: Out + ?Sized>(
     buf: &mut W,
     value: Option<&str>,

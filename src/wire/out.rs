@@ -19,6 +19,56 @@ pub trait Out {
         self.write_slice(&[byte]);
     }
 
+    /// Appends `padded[..len]`. A sink with room to spare may copy all of `padded` (a
+    /// copy of fixed size, cheaper than one of `len` bytes) and keep only `len` of it;
+    /// `len` past the end of `padded` writes all of it.
+    ///
+    /// ```
+    /// use kafka_sansio::wire::{Out, VecOut};
+    /// let mut vec = Vec::new();
+    /// let mut out = VecOut::new(&mut vec);
+    /// out.write_padded(&[1, 2, 3, 0, 0, 0, 0, 0], 3);
+    /// out.write_byte(4);
+    /// out.finish();
+    /// assert_eq!(vec, [1, 2, 3, 4]);
+    /// ```
+    #[inline]
+    fn write_padded(&mut self, padded: &[u8], len: usize) {
+        self.write_slice(padded.get(..len).unwrap_or(padded));
+    }
+
+    /// Room to write up to `n` bytes in place, if the sink has it at hand (only
+    /// [`VecOut`] does): exactly `n` bytes, which count as written only once
+    /// [`Out::commit`] says how many of them. Callers fall back to the other writes
+    /// when it is `None`.
+    ///
+    /// ```
+    /// use kafka_sansio::wire::{Out, VecOut};
+    /// let mut vec = Vec::new();
+    /// let mut out = VecOut::new(&mut vec);
+    /// if let Some(room) = out.spare(8) {
+    ///     room[..2].copy_from_slice(&[0, 7]);
+    ///     out.commit(2);
+    /// } else {
+    ///     out.write_slice(&[0, 7]);
+    /// }
+    /// out.finish();
+    /// assert_eq!(vec, [0, 7]);
+    /// // Other sinks lend no room.
+    /// assert!(Vec::<u8>::new().spare(8).is_none());
+    /// ```
+    #[inline]
+    fn spare(&mut self, n: usize) -> Option<&mut [u8]> {
+        let _ = n;
+        None
+    }
+
+    /// Keeps the first `len` bytes of the room [`Out::spare`] gave (at most its `n`).
+    #[inline]
+    fn commit(&mut self, len: usize) {
+        let _ = len;
+    }
+
     /// Appends bytes the caller holds as [`Bytes`]; a sink that can keep a reference
     /// instead of copying ([`ChunkedOut`]) does so.
     #[inline]
@@ -55,6 +105,21 @@ impl<T: Out + ?Sized> Out for &mut T {
     #[inline]
     fn write_shared(&mut self, bytes: &Bytes) {
         (**self).write_shared(bytes);
+    }
+
+    #[inline]
+    fn write_padded(&mut self, padded: &[u8], len: usize) {
+        (**self).write_padded(padded, len);
+    }
+
+    #[inline]
+    fn spare(&mut self, n: usize) -> Option<&mut [u8]> {
+        (**self).spare(n)
+    }
+
+    #[inline]
+    fn commit(&mut self, len: usize) {
+        (**self).commit(len);
     }
 
     #[inline]
@@ -185,6 +250,291 @@ impl Out for ChunkedOut {
             self.chunks.push(bytes.clone());
         } else {
             self.scratch.extend_from_slice(bytes);
+        }
+    }
+}
+
+/// The smallest run of zeroed room [`VecOut`] keeps ahead of what it wrote.
+const VEC_WINDOW_MIN: usize = 256;
+/// The zeroed room [`VecOut`] keeps after a large write.
+const VEC_ROOM_AFTER_LARGE: usize = 64;
+/// The largest run of zeroed room [`VecOut`] adds at once.
+const VEC_WINDOW_MAX: usize = 64 * 1024;
+
+/// Appends to a `Vec<u8>` through a cursor: the fastest [`Out`].
+///
+/// Writing straight into a `Vec` costs a capacity check and a length update per field,
+/// through memory. `VecOut` instead keeps a run of zeroed bytes ahead of what it wrote
+/// (grown in doubling steps, at most 64 KiB at a time) and overwrites them, so a field
+/// costs one bounds check on a cursor held in registers. Writes of [`SPILL_THRESHOLD`]
+/// bytes or more that do not fit are copied straight in. Dropping it (or
+/// [`VecOut::finish`]) cuts the `Vec` back to what was written; it is never left
+/// holding padding.
+///
+/// ```
+/// use kafka_sansio::wire::{self, VecOut};
+/// let mut vec = vec![9u8];
+/// let mut out = VecOut::new(&mut vec);
+/// wire::put_i32(&mut out, 7);
+/// wire::put_bytes(&mut out, &[1u8; 600], false, "big").unwrap();
+/// out.finish();
+/// assert_eq!(vec.len(), 1 + 4 + 4 + 600);
+/// assert_eq!(&vec[..5], &[9, 0, 0, 0, 7]);
+/// ```
+#[derive(Debug)]
+pub struct VecOut<'a> {
+    /// The caller's `Vec`, put back on drop.
+    dest: &'a mut Vec<u8>,
+    /// The `Vec` while writing: `vec[..pos]` is written, `vec[pos..]` is zeroed room.
+    vec: Vec<u8>,
+    pos: usize,
+    /// How much room the next small write that does not fit adds.
+    window: usize,
+}
+
+impl<'a> VecOut<'a> {
+    /// A sink appending to `dest`.
+    pub fn new(dest: &'a mut Vec<u8>) -> Self {
+        let vec = std::mem::take(dest);
+        let pos = vec.len();
+        let mut out = VecOut {
+            dest,
+            vec,
+            pos,
+            window: VEC_WINDOW_MIN,
+        };
+        out.add_room(0);
+        out
+    }
+
+    /// Cuts the `Vec` back to what was written (dropping does the same).
+    pub fn finish(self) {}
+
+    /// Zero-fills room for at least `need` more bytes after `pos` (and normally a
+    /// window more), within the `Vec`'s capacity when that holds enough.
+    fn add_room(&mut self, need: usize) {
+        let mut target = self.pos.saturating_add(need.max(self.window));
+        let capacity = self.vec.capacity();
+        if target > capacity && capacity.saturating_sub(self.pos) >= need.max(VEC_WINDOW_MIN) {
+            target = capacity;
+        }
+        if target > self.vec.len() {
+            self.vec.resize(target, 0);
+        }
+        self.window = (self.window * 2).min(VEC_WINDOW_MAX);
+    }
+
+    /// A write of [`SPILL_THRESHOLD`] bytes or more: copied once, with no zero-fill
+    /// under it, and a little room after it (what follows a record batch is a few
+    /// fields), with one reservation.
+    #[inline(always)]
+    fn write_large(&mut self, bytes: &[u8]) {
+        self.vec.truncate(self.pos);
+        self.vec.reserve(bytes.len() + VEC_ROOM_AFTER_LARGE);
+        self.vec.extend_from_slice(bytes);
+        self.pos = self.vec.len();
+        self.vec.resize(self.pos + VEC_ROOM_AFTER_LARGE, 0);
+        self.window = VEC_WINDOW_MIN;
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn write_slow(&mut self, bytes: &[u8]) {
+        if bytes.len() >= SPILL_THRESHOLD {
+            self.write_large(bytes);
+            return;
+        }
+        self.add_room(bytes.len());
+        let end = self.pos + bytes.len();
+        if let Some(dst) = self.vec.get_mut(self.pos..end) {
+            dst.copy_from_slice(bytes);
+            self.pos = end;
+        }
+    }
+}
+
+impl Drop for VecOut<'_> {
+    fn drop(&mut self) {
+        self.vec.truncate(self.pos);
+        *self.dest = std::mem::take(&mut self.vec);
+    }
+}
+
+impl Out for VecOut<'_> {
+    #[inline]
+    fn write_slice(&mut self, bytes: &[u8]) {
+        let pos = self.pos;
+        match self
+            .vec
+            .get_mut(pos..)
+            .and_then(|room| room.get_mut(..bytes.len()))
+        {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                self.pos = pos + bytes.len();
+            }
+            None => self.write_slow(bytes),
+        }
+    }
+
+    #[inline]
+    fn write_padded(&mut self, padded: &[u8], len: usize) {
+        let pos = self.pos;
+        match self
+            .vec
+            .get_mut(pos..)
+            .and_then(|room| room.get_mut(..padded.len()))
+        {
+            Some(dst) if len <= padded.len() => {
+                dst.copy_from_slice(padded);
+                self.pos = pos + len;
+            }
+            _ => self.write_slow(padded.get(..len).unwrap_or(padded)),
+        }
+    }
+
+    #[inline]
+    fn spare(&mut self, n: usize) -> Option<&mut [u8]> {
+        // No growing here: a caller that gets `None` writes through `write_*`, which do.
+        self.vec.get_mut(self.pos..)?.get_mut(..n)
+    }
+
+    #[inline]
+    fn commit(&mut self, len: usize) {
+        self.pos = self.pos.wrapping_add(len).min(self.vec.len());
+    }
+
+    /// Record batches and other large byte fields are copied in without a call.
+    #[inline]
+    fn write_shared(&mut self, bytes: &Bytes) {
+        if bytes.len() >= SPILL_THRESHOLD {
+            self.write_large(bytes);
+        } else {
+            self.write_slice(bytes);
+        }
+    }
+
+    #[inline]
+    fn write_byte(&mut self, byte: u8) {
+        match self.vec.get_mut(self.pos) {
+            Some(dst) => {
+                *dst = byte;
+                self.pos += 1;
+            }
+            None => self.write_slow(&[byte]),
+        }
+    }
+}
+
+/// A short run of writes gathered on the stack, then handed over with one
+/// [`Out::write_padded`]. Callers size it for the most they can write (generated
+/// encoders: every field at its largest); a write that does not fit is dropped, which
+/// the round-trip tests of every message would catch (and a debug build asserts).
+pub(crate) struct StackOut<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> StackOut<N> {
+    #[inline(always)]
+    pub(crate) fn new() -> Self {
+        StackOut {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+
+    /// Hands what was gathered to `out`.
+    #[inline(always)]
+    pub(crate) fn flush_to<W: Out + ?Sized>(&self, out: &mut W) {
+        out.write_padded(&self.buf, self.len);
+    }
+}
+
+impl<const N: usize> Out for StackOut<N> {
+    #[inline(always)]
+    fn write_slice(&mut self, bytes: &[u8]) {
+        let pos = self.len;
+        if let Some(dst) = pos
+            .checked_add(bytes.len())
+            .and_then(|end| self.buf.get_mut(pos..end))
+        {
+            dst.copy_from_slice(bytes);
+            self.len = pos + bytes.len();
+        } else {
+            debug_assert!(false, "StackOut<{N}> overflows");
+        }
+    }
+
+    #[inline(always)]
+    fn write_padded(&mut self, padded: &[u8], len: usize) {
+        let pos = self.len;
+        match self
+            .buf
+            .get_mut(pos..)
+            .and_then(|room| room.get_mut(..padded.len()))
+        {
+            Some(dst) if len <= padded.len() => {
+                dst.copy_from_slice(padded);
+                self.len = pos + len;
+            }
+            _ => self.write_slice(padded.get(..len).unwrap_or(padded)),
+        }
+    }
+}
+
+/// Writes into room a sink lent ([`Out::spare`]): generated encoders gather a struct
+/// of fixed-width fields and short lists there, sized for every field at its largest.
+/// A write that does not fit is dropped, which the round-trip tests of every message
+/// would catch (and a debug build asserts).
+pub(crate) struct SliceOut<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl<'a> SliceOut<'a> {
+    #[inline(always)]
+    pub(crate) fn new(buf: &'a mut [u8]) -> Self {
+        SliceOut { buf, len: 0 }
+    }
+
+    /// How many bytes were written.
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Out for SliceOut<'_> {
+    #[inline(always)]
+    fn write_slice(&mut self, bytes: &[u8]) {
+        let pos = self.len;
+        if let Some(dst) = self
+            .buf
+            .get_mut(pos..)
+            .and_then(|room| room.get_mut(..bytes.len()))
+        {
+            dst.copy_from_slice(bytes);
+            self.len = pos + bytes.len();
+        } else {
+            debug_assert!(false, "SliceOut overflows");
+        }
+    }
+
+    #[inline(always)]
+    fn write_padded(&mut self, padded: &[u8], len: usize) {
+        let pos = self.len;
+        // One copy of fixed size only: a second path copying `len` bytes would be
+        // merged with it into a `memcpy` call. The room is sized for every padding.
+        if let Some(dst) = self
+            .buf
+            .get_mut(pos..)
+            .and_then(|room| room.get_mut(..padded.len()))
+        {
+            dst.copy_from_slice(padded);
+            self.len = pos + len.min(padded.len());
+        } else {
+            debug_assert!(false, "SliceOut overflows");
         }
     }
 }

@@ -123,6 +123,13 @@ impl<T: Scalar> ScalarList<T> {
         }
     }
 
+    /// Whether the list is held inline (at most [`INLINE_CAPACITY`] values; encoders
+    /// write such a list with one fixed-size write).
+    #[must_use]
+    pub(crate) fn is_inline(&self) -> bool {
+        matches!(self.0, Repr::Inline { .. })
+    }
+
     /// The values as a mutable slice.
     pub fn as_mut_slice(&mut self) -> &mut [T] {
         match &mut self.0 {
@@ -285,6 +292,101 @@ fn read_heap<T: Scalar>(buf: &mut Bytes, count: usize) -> ScalarList<T> {
 /// Writes an ARRAY / COMPACT_ARRAY of fixed-width values.
 #[inline]
 pub fn put_scalar_array<T: Scalar, W: Out + ?Sized>(
+    buf: &mut W,
+    list: &[T],
+    compact: bool,
+    field: &'static str,
+) -> Result<(), EncodeError> {
+    // Short lists (a partition's replicas) are gathered on the stack and handed over
+    // in one write; the length prefix then takes at most 4 bytes.
+    if list.len() <= INLINE_CAPACITY && T::SIZE <= 8 {
+        let mut stack = super::out::StackOut::<40>::new();
+        super::put_array_len(&mut stack, Some(list.len()), compact, field)?;
+        for v in list {
+            v.put(&mut stack);
+        }
+        stack.flush_to(buf);
+        return Ok(());
+    }
+    put_long_scalar_array(buf, list, compact, field)
+}
+
+/// Writes a [`ScalarList`] as an ARRAY / COMPACT_ARRAY: the same bytes as
+/// [`put_scalar_array`] of its slice, faster for the short lists kept inline (a whole
+/// list, length prefix and all, is one write of fixed size).
+///
+/// ```
+/// use kafka_sansio::wire::{self, ScalarList};
+/// let replicas: ScalarList<i32> = vec![1, 2, 3].into();
+/// let mut a = Vec::new();
+/// wire::put_scalar_list(&mut a, &replicas, true, "replicas").unwrap();
+/// let mut b = Vec::new();
+/// wire::put_scalar_array(&mut b, &replicas, true, "replicas").unwrap();
+/// assert_eq!(a, b);
+/// assert_eq!(a, [4, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3]);
+/// ```
+#[inline(always)]
+pub fn put_scalar_list<T: Scalar, W: Out + ?Sized>(
+    buf: &mut W,
+    list: &ScalarList<T>,
+    compact: bool,
+    field: &'static str,
+) -> Result<(), EncodeError> {
+    match &list.0 {
+        Repr::Inline { len, items } if T::SIZE <= 8 => {
+            // The buffer only as large as the list can be: a smaller fixed copy.
+            match (compact, T::SIZE <= 4) {
+                (true, true) => put_inline::<1, 20, T, W>(buf, *len, items),
+                (true, false) => put_inline::<1, 36, T, W>(buf, *len, items),
+                (false, true) => put_inline::<4, 20, T, W>(buf, *len, items),
+                (false, false) => put_inline::<4, 36, T, W>(buf, *len, items),
+            }
+            Ok(())
+        }
+        _ => put_scalar_array(buf, list.as_slice(), compact, field),
+    }
+}
+
+/// An inline list (at most [`INLINE_CAPACITY`] values of at most 8 bytes) behind an
+/// `OFF`-byte length prefix (1: compact, 4: classic): every slot is written, the
+/// sink keeps the `len` in use.
+#[inline(always)]
+fn put_inline<const OFF: usize, const N: usize, T: Scalar, W: Out + ?Sized>(
+    buf: &mut W,
+    len: u8,
+    items: &[T; INLINE_CAPACITY],
+) {
+    let used = OFF + usize::from(len) * T::SIZE;
+    let mut tmp = [0u8; N];
+    if OFF == 1 {
+        // At most 4 values: the compact length (count + 1) is one byte.
+        tmp[0] = len + 1;
+    } else {
+        tmp[..4].copy_from_slice(&i32::from(len).to_be_bytes());
+    }
+    for (i, v) in items.iter().enumerate() {
+        let at = OFF + i * T::SIZE;
+        if let Some(slot) = tmp.get_mut(at..at + T::SIZE) {
+            v.put(&mut SlotOut(slot));
+        }
+    }
+    buf.write_padded(&tmp, used);
+}
+
+/// Writes one value into a slot of its exact size.
+struct SlotOut<'a>(&'a mut [u8]);
+
+impl Out for SlotOut<'_> {
+    #[inline(always)]
+    fn write_slice(&mut self, bytes: &[u8]) {
+        if let Some(dst) = self.0.get_mut(..bytes.len()) {
+            dst.copy_from_slice(bytes);
+        }
+    }
+}
+
+#[inline(never)]
+fn put_long_scalar_array<T: Scalar, W: Out + ?Sized>(
     buf: &mut W,
     list: &[T],
     compact: bool,

@@ -75,9 +75,13 @@ impl ConsumerGroupCurrentMemberAssignmentValue {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        wire::put_i32(buf, self.member_epoch);
-        wire::put_i32(buf, self.previous_member_epoch);
-        wire::put_i8(buf, self.state);
+        {
+            let mut b = [0u8; 9];
+            b[0..4].copy_from_slice(&self.member_epoch.to_be_bytes());
+            b[4..8].copy_from_slice(&self.previous_member_epoch.to_be_bytes());
+            b[8..9].copy_from_slice(&self.state.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         wire::put_array_len(
             buf,
             Some(self.assigned_partitions.len()),
@@ -240,8 +244,21 @@ impl TopicPartitions {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_uuid(buf, &self.topic_id);
-        wire::put_scalar_array(buf, &self.partitions, true, "TopicPartitions.Partitions")?;
+        if self.partitions.is_inline()
+            && let Some(room) = wire::Out::spare(buf, 36)
+        {
+            let mut gathered = wire::SliceOut::new(room);
+            {
+                let buf = &mut gathered;
+                wire::put_uuid(buf, &self.topic_id);
+                wire::put_scalar_list(buf, &self.partitions, true, "TopicPartitions.Partitions")?;
+            }
+            let used = gathered.len();
+            wire::Out::commit(buf, used);
+        } else {
+            wire::put_uuid(buf, &self.topic_id);
+            wire::put_scalar_list(buf, &self.partitions, true, "TopicPartitions.Partitions")?;
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {

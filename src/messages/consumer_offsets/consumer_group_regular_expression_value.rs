@@ -69,8 +69,12 @@ impl ConsumerGroupRegularExpressionValue {
         for x in &self.topics {
             wire::put_string(buf, x, true, "ConsumerGroupRegularExpressionValue.Topics")?;
         }
-        wire::put_i64(buf, self.version);
-        wire::put_i64(buf, self.timestamp);
+        {
+            let mut b = [0u8; 16];
+            b[0..8].copy_from_slice(&self.version.to_be_bytes());
+            b[8..16].copy_from_slice(&self.timestamp.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {

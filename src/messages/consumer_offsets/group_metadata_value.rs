@@ -281,9 +281,16 @@ impl MemberMetadata {
             "MemberMetadata.clientHost",
         )?;
         if version >= 1 {
-            wire::put_i32(buf, self.rebalance_timeout);
+            let mut b = [0u8; 8];
+            b[0..4].copy_from_slice(&self.rebalance_timeout.to_be_bytes());
+            b[4..8].copy_from_slice(&self.session_timeout.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            if version >= 1 {
+                wire::put_i32(buf, self.rebalance_timeout);
+            }
+            wire::put_i32(buf, self.session_timeout);
         }
-        wire::put_i32(buf, self.session_timeout);
         wire::put_shared_bytes(
             buf,
             &self.subscription,

@@ -68,14 +68,28 @@ impl OffsetCommitValue {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 4;
-        wire::put_i64(buf, self.offset);
         if version >= 3 {
-            wire::put_i32(buf, self.leader_epoch);
+            let mut b = [0u8; 12];
+            b[0..8].copy_from_slice(&self.offset.to_be_bytes());
+            b[8..12].copy_from_slice(&self.leader_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i64(buf, self.offset);
+            if version >= 3 {
+                wire::put_i32(buf, self.leader_epoch);
+            }
         }
         wire::put_string(buf, &self.metadata, flexible, "OffsetCommitValue.metadata")?;
-        wire::put_i64(buf, self.commit_timestamp);
         if version == 1 {
-            wire::put_i64(buf, self.expire_timestamp);
+            let mut b = [0u8; 16];
+            b[0..8].copy_from_slice(&self.commit_timestamp.to_be_bytes());
+            b[8..16].copy_from_slice(&self.expire_timestamp.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i64(buf, self.commit_timestamp);
+            if version == 1 {
+                wire::put_i64(buf, self.expire_timestamp);
+            }
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {

@@ -204,7 +204,7 @@ impl TopicPartitionsInfo {
         let _ = version;
         wire::put_uuid(buf, &self.topic_id);
         wire::put_string(buf, &self.topic_name, true, "TopicPartitionsInfo.TopicName")?;
-        wire::put_scalar_array(
+        wire::put_scalar_list(
             buf,
             &self.partitions,
             true,

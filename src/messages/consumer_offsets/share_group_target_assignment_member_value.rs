@@ -169,8 +169,21 @@ impl TopicPartition {
         version: i16,
     ) -> Result<(), EncodeError> {
         let _ = version;
-        wire::put_uuid(buf, &self.topic_id);
-        wire::put_scalar_array(buf, &self.partitions, true, "TopicPartition.Partitions")?;
+        if self.partitions.is_inline()
+            && let Some(room) = wire::Out::spare(buf, 36)
+        {
+            let mut gathered = wire::SliceOut::new(room);
+            {
+                let buf = &mut gathered;
+                wire::put_uuid(buf, &self.topic_id);
+                wire::put_scalar_list(buf, &self.partitions, true, "TopicPartition.Partitions")?;
+            }
+            let used = gathered.len();
+            wire::Out::commit(buf, used);
+        } else {
+            wire::put_uuid(buf, &self.topic_id);
+            wire::put_scalar_list(buf, &self.partitions, true, "TopicPartition.Partitions")?;
+        }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
         } else {
