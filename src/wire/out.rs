@@ -426,63 +426,6 @@ impl Out for VecOut<'_> {
     }
 }
 
-/// A short run of writes gathered on the stack, then handed over with one
-/// [`Out::write_padded`]. Callers size it for the most they can write (generated
-/// encoders: every field at its largest); a write that does not fit is dropped, which
-/// the round-trip tests of every message would catch (and a debug build asserts).
-pub(crate) struct StackOut<const N: usize> {
-    buf: [u8; N],
-    len: usize,
-}
-
-impl<const N: usize> StackOut<N> {
-    #[inline(always)]
-    pub(crate) fn new() -> Self {
-        StackOut {
-            buf: [0; N],
-            len: 0,
-        }
-    }
-
-    /// Hands what was gathered to `out`.
-    #[inline(always)]
-    pub(crate) fn flush_to<W: Out + ?Sized>(&self, out: &mut W) {
-        out.write_padded(&self.buf, self.len);
-    }
-}
-
-impl<const N: usize> Out for StackOut<N> {
-    #[inline(always)]
-    fn write_slice(&mut self, bytes: &[u8]) {
-        let pos = self.len;
-        if let Some(dst) = pos
-            .checked_add(bytes.len())
-            .and_then(|end| self.buf.get_mut(pos..end))
-        {
-            dst.copy_from_slice(bytes);
-            self.len = pos + bytes.len();
-        } else {
-            debug_assert!(false, "StackOut<{N}> overflows");
-        }
-    }
-
-    #[inline(always)]
-    fn write_padded(&mut self, padded: &[u8], len: usize) {
-        let pos = self.len;
-        match self
-            .buf
-            .get_mut(pos..)
-            .and_then(|room| room.get_mut(..padded.len()))
-        {
-            Some(dst) if len <= padded.len() => {
-                dst.copy_from_slice(padded);
-                self.len = pos + len;
-            }
-            _ => self.write_slice(padded.get(..len).unwrap_or(padded)),
-        }
-    }
-}
-
 /// Writes into room a sink lent ([`Out::spare`]): generated encoders gather a struct
 /// of fixed-width fields and short lists there, sized for every field at its largest.
 /// A write that does not fit is dropped, which the round-trip tests of every message

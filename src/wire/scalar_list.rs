@@ -297,18 +297,11 @@ pub fn put_scalar_array<T: Scalar, W: Out + ?Sized>(
     compact: bool,
     field: &'static str,
 ) -> Result<(), EncodeError> {
-    // Short lists (a partition's replicas) are gathered on the stack and handed over
-    // in one write; the length prefix then takes at most 4 bytes.
-    if list.len() <= INLINE_CAPACITY && T::SIZE <= 8 {
-        let mut stack = super::out::StackOut::<40>::new();
-        super::put_array_len(&mut stack, Some(list.len()), compact, field)?;
-        for v in list {
-            v.put(&mut stack);
-        }
-        stack.flush_to(buf);
-        return Ok(());
+    super::put_array_len(buf, Some(list.len()), compact, field)?;
+    for v in list {
+        v.put(buf);
     }
-    put_long_scalar_array(buf, list, compact, field)
+    Ok(())
 }
 
 /// Writes a [`ScalarList`] as an ARRAY / COMPACT_ARRAY: the same bytes as
@@ -383,18 +376,4 @@ impl Out for SlotOut<'_> {
             dst.copy_from_slice(bytes);
         }
     }
-}
-
-#[inline(never)]
-fn put_long_scalar_array<T: Scalar, W: Out + ?Sized>(
-    buf: &mut W,
-    list: &[T],
-    compact: bool,
-    field: &'static str,
-) -> Result<(), EncodeError> {
-    super::put_array_len(buf, Some(list.len()), compact, field)?;
-    for v in list {
-        v.put(buf);
-    }
-    Ok(())
 }
