@@ -168,45 +168,20 @@ pub fn request(data: &[u8]) -> Result<bool, CheckFailure> {
     };
     // An unknown API key still gets its header read, at the newest header version.
     let header_version = ApiKey::try_from(key).map_or(2, |k| k.request_header_version(version));
-    let mut buf = Bytes::copy_from_slice(data);
-    let Ok(header) = RequestHeader::decode(&mut buf, header_version) else {
-        return Ok(false);
-    };
-    let Ok(body) = RequestBody::decode_raw(key, &mut buf, version) else {
-        return Ok(false);
-    };
-    let encode = |header: &RequestHeader, body: &RequestBody| {
-        let mut out = BytesMut::new();
-        header
-            .encode(&mut out, header_version)
-            .map_err(|e| e.to_string())?;
-        body.encode(&mut out, version).map_err(|e| e.to_string())?;
-        Ok::<_, String>(out.freeze())
-    };
-    let once = encode(&header, &body).map_err(|e| {
-        fail(format!(
-            "request {key} v{version}: a decoded request does not re-encode: {e}\n{header:?}\n{body:?}"
-        ))
-    })?;
-    let mut again = once.clone();
-    let header2 = RequestHeader::decode(&mut again, header_version).map_err(|e| {
-        fail(format!(
-            "request {key} v{version}: re-encoded header does not decode: {e}"
-        ))
-    })?;
-    let body2 = RequestBody::decode_raw(key, &mut again, version).map_err(|e| {
-        fail(format!(
-            "request {key} v{version}: re-encoded body does not decode: {e}\n{body:?}"
-        ))
-    })?;
-    let twice = encode(&header2, &body2)
-        .map_err(|e| fail(format!("request {key} v{version}: second encode: {e}")))?;
-    if twice != once || !again.is_empty() {
-        return Err(fail(format!(
-            "request {key} v{version}: decode -> encode -> decode changed the request\nfirst:  {body:?}\nsecond: {body2:?}"
-        )));
-    }
-    Ok(true)
+    frame_roundtrip(
+        "request",
+        key,
+        version,
+        data,
+        |buf| {
+            let header = RequestHeader::decode(buf, header_version)?;
+            Ok((header, RequestBody::decode_raw(key, buf, version)?))
+        },
+        |out, (header, body)| {
+            header.encode(out, header_version)?;
+            body.encode(out, version)
+        },
+    )
 }
 
 /// A response: API key (int16) and version (int16) as the client knows them from its
@@ -218,42 +193,56 @@ pub fn response(data: &[u8]) -> Result<bool, CheckFailure> {
         return Ok(false);
     };
     let header_version = ApiKey::try_from(key).map_or(1, |k| k.response_header_version(version));
-    let mut buf = Bytes::copy_from_slice(&data[4..]);
-    let Ok(header) = ResponseHeader::decode(&mut buf, header_version) else {
+    frame_roundtrip(
+        "response",
+        key,
+        version,
+        &data[4..],
+        |buf| {
+            let header = ResponseHeader::decode(buf, header_version)?;
+            Ok((header, ResponseBody::decode_raw(key, buf, version)?))
+        },
+        |out, (header, body)| {
+            header.encode(out, header_version)?;
+            body.encode(out, version)
+        },
+    )
+}
+
+/// The check shared by [`request`] and [`response`]: a frame that decodes (header
+/// then body) must re-encode, decode again and re-encode to the same bytes, with
+/// nothing left over.
+fn frame_roundtrip<F: std::fmt::Debug>(
+    what: &str,
+    key: i16,
+    version: i16,
+    input: &[u8],
+    decode: impl Fn(&mut Bytes) -> Result<F, crate::wire::DecodeError>,
+    encode: impl Fn(&mut BytesMut, &F) -> Result<(), crate::wire::EncodeError>,
+) -> Result<bool, CheckFailure> {
+    let Ok(frame) = decode(&mut Bytes::copy_from_slice(input)) else {
         return Ok(false);
     };
-    let Ok(body) = ResponseBody::decode_raw(key, &mut buf, version) else {
-        return Ok(false);
-    };
-    let encode = |header: &ResponseHeader, body: &ResponseBody| {
+    let encode = |frame: &F| {
         let mut out = BytesMut::new();
-        header
-            .encode(&mut out, header_version)
-            .map_err(|e| e.to_string())?;
-        body.encode(&mut out, version).map_err(|e| e.to_string())?;
-        Ok::<_, String>(out.freeze())
+        encode(&mut out, frame).map(|()| out.freeze())
     };
-    let once = encode(&header, &body).map_err(|e| {
+    let once = encode(&frame).map_err(|e| {
         fail(format!(
-            "response {key} v{version}: a decoded response does not re-encode: {e}\n{body:?}"
+            "{what} {key} v{version}: a decoded {what} does not re-encode: {e}\n{frame:?}"
         ))
     })?;
     let mut again = once.clone();
-    let header2 = ResponseHeader::decode(&mut again, header_version).map_err(|e| {
+    let frame2 = decode(&mut again).map_err(|e| {
         fail(format!(
-            "response {key} v{version}: re-encoded header does not decode: {e}"
+            "{what} {key} v{version}: the re-encoded {what} does not decode: {e}\n{frame:?}"
         ))
     })?;
-    let body2 = ResponseBody::decode_raw(key, &mut again, version).map_err(|e| {
-        fail(format!(
-            "response {key} v{version}: re-encoded body does not decode: {e}\n{body:?}"
-        ))
-    })?;
-    let twice = encode(&header2, &body2)
-        .map_err(|e| fail(format!("response {key} v{version}: second encode: {e}")))?;
+    let twice = encode(&frame2)
+        .map_err(|e| fail(format!("{what} {key} v{version}: second encode: {e}")))?;
     if twice != once || !again.is_empty() {
         return Err(fail(format!(
-            "response {key} v{version}: decode -> encode -> decode changed the response\nfirst:  {body:?}\nsecond: {body2:?}"
+            "{what} {key} v{version}: decode -> encode -> decode changed the {what}\nfirst:  {frame:?}\nsecond: {frame2:?}"
         )));
     }
     Ok(true)
