@@ -681,8 +681,8 @@ impl<'a> Ctx<'a> {
             }
         }
         body.push_str(&self.encode_fixed_run(s, &run, &run_versions, within));
-        let body = self.gathered(s, within, body);
-        self.encode_fn_rest(s, within, tagged_section, body)
+        let (body, regular) = self.gathered(s, within, body);
+        regular + &self.encode_fn_rest(s, within, tagged_section, body)
     }
 
     /// Writes one regular (untagged) field: when present at the version, its value;
@@ -733,7 +733,10 @@ impl<'a> Ctx<'a> {
     /// one check: when every such array is short enough to be held inline and the sink
     /// lends room for all of the fields at their largest (`Out::spare`), they are
     /// written straight into it. `body` writes the regular fields.
-    fn gathered(&self, s: &StructDef, within: &Range, body: String) -> String {
+    ///
+    /// Returns the code for `encode_inner` and, for such a struct, an
+    /// `encode_regular` method holding `body` once, which both ways call.
+    fn gathered(&self, s: &StructDef, within: &Range, body: String) -> (String, String) {
         let regular: Vec<&Field> = s
             .fields
             .iter()
@@ -756,7 +759,7 @@ impl<'a> Ctx<'a> {
                 .iter()
                 .all(|f| fixed_size(f).is_some() || small_list(f).is_some())
         {
-            return body;
+            return (body, String::new());
         }
         // Room for every field at its largest: a list's inline write copies a fixed
         // 20 or 36 bytes.
@@ -768,10 +771,33 @@ impl<'a> Ctx<'a> {
             .iter()
             .map(|f| format!("self.{}.is_inline()", field_ident(&f.name)))
             .collect();
-        format!(
-            "if {} && let Some(room) = wire::Out::spare(buf, {cap}) {{\nlet mut gathered = wire::SliceOut::new(room);\n{{\nlet buf = &mut gathered;\n{body}}}\nlet used = gathered.len();\nwire::Out::commit(buf, used);\n}} else {{\n{body}}}\n",
+        let mut method = String::new();
+        let _ = writeln!(
+            method,
+            "    /// The regular fields, into `encode_inner`'s sink or into room it lent."
+        );
+        let _ = writeln!(method, "    #[inline(always)]");
+        let _ = writeln!(
+            method,
+            "    fn encode_regular<W: wire::Out + ?Sized>(&self, buf: &mut W, version: i16) -> Result<(), EncodeError> {{"
+        );
+        if code_uses(&body, "flexible") {
+            let _ = writeln!(
+                method,
+                "let flexible = {};",
+                self.flexible_cond(within).text()
+            );
+        }
+        if !code_uses(&body, "version") {
+            let _ = writeln!(method, "let _ = version;");
+        }
+        method.push_str(&body);
+        let _ = writeln!(method, "Ok(())\n    }}\n");
+        let call = format!(
+            "if {} && let Some(room) = wire::Out::spare(buf, {cap}) {{\nlet mut gathered = wire::SliceOut::new(room);\nself.encode_regular(&mut gathered, version)?;\nlet used = gathered.len();\nwire::Out::commit(buf, used);\n}} else {{\nself.encode_regular(buf, version)?;\n}}\n",
             test.join(" && ")
-        )
+        );
+        (call, method)
     }
 
     fn encode_fn_rest(

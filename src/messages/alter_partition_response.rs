@@ -212,6 +212,36 @@ impl Default for PartitionData {
 }
 
 impl PartitionData {
+    /// The regular fields, into `encode_inner`'s sink or into room it lent.
+    #[inline(always)]
+    fn encode_regular<W: wire::Out + ?Sized>(
+        &self,
+        buf: &mut W,
+        version: i16,
+    ) -> Result<(), EncodeError> {
+        {
+            let mut b = [0u8; 14];
+            b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            b[6..10].copy_from_slice(&self.leader_id.to_be_bytes());
+            b[10..14].copy_from_slice(&self.leader_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
+        wire::put_scalar_list(buf, &self.isr, true, "PartitionData.Isr")?;
+        if version >= 1 {
+            let mut b = [0u8; 5];
+            b[0..1].copy_from_slice(&self.leader_recovery_state.to_be_bytes());
+            b[1..5].copy_from_slice(&self.partition_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            if version >= 1 {
+                wire::put_i8(buf, self.leader_recovery_state);
+            }
+            wire::put_i32(buf, self.partition_epoch);
+        }
+        Ok(())
+    }
+
     /// Writes this value at `version` (the caller checked the version is valid).
     pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
@@ -222,52 +252,11 @@ impl PartitionData {
             && let Some(room) = wire::Out::spare(buf, 39)
         {
             let mut gathered = wire::SliceOut::new(room);
-            {
-                let buf = &mut gathered;
-                {
-                    let mut b = [0u8; 14];
-                    b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
-                    b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
-                    b[6..10].copy_from_slice(&self.leader_id.to_be_bytes());
-                    b[10..14].copy_from_slice(&self.leader_epoch.to_be_bytes());
-                    wire::Out::write_slice(buf, &b);
-                }
-                wire::put_scalar_list(buf, &self.isr, true, "PartitionData.Isr")?;
-                if version >= 1 {
-                    let mut b = [0u8; 5];
-                    b[0..1].copy_from_slice(&self.leader_recovery_state.to_be_bytes());
-                    b[1..5].copy_from_slice(&self.partition_epoch.to_be_bytes());
-                    wire::Out::write_slice(buf, &b);
-                } else {
-                    if version >= 1 {
-                        wire::put_i8(buf, self.leader_recovery_state);
-                    }
-                    wire::put_i32(buf, self.partition_epoch);
-                }
-            }
+            self.encode_regular(&mut gathered, version)?;
             let used = gathered.len();
             wire::Out::commit(buf, used);
         } else {
-            {
-                let mut b = [0u8; 14];
-                b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
-                b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
-                b[6..10].copy_from_slice(&self.leader_id.to_be_bytes());
-                b[10..14].copy_from_slice(&self.leader_epoch.to_be_bytes());
-                wire::Out::write_slice(buf, &b);
-            }
-            wire::put_scalar_list(buf, &self.isr, true, "PartitionData.Isr")?;
-            if version >= 1 {
-                let mut b = [0u8; 5];
-                b[0..1].copy_from_slice(&self.leader_recovery_state.to_be_bytes());
-                b[1..5].copy_from_slice(&self.partition_epoch.to_be_bytes());
-                wire::Out::write_slice(buf, &b);
-            } else {
-                if version >= 1 {
-                    wire::put_i8(buf, self.leader_recovery_state);
-                }
-                wire::put_i32(buf, self.partition_epoch);
-            }
+            self.encode_regular(buf, version)?;
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);

@@ -371,27 +371,34 @@ impl Default for TopicPartitions {
 }
 
 impl TopicPartitions {
+    /// The regular fields, into `encode_inner`'s sink or into room it lent.
+    #[inline(always)]
+    fn encode_regular<W: wire::Out + ?Sized>(
+        &self,
+        buf: &mut W,
+        version: i16,
+    ) -> Result<(), EncodeError> {
+        let _ = version;
+        wire::put_uuid(buf, &self.topic_id);
+        wire::put_scalar_list(buf, &self.partitions, true, "TopicPartitions.Partitions")?;
+        Ok(())
+    }
+
     /// Writes this value at `version` (the caller checked the version is valid).
     pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        let _ = version;
         if self.partitions.is_inline()
             && let Some(room) = wire::Out::spare(buf, 36)
         {
             let mut gathered = wire::SliceOut::new(room);
-            {
-                let buf = &mut gathered;
-                wire::put_uuid(buf, &self.topic_id);
-                wire::put_scalar_list(buf, &self.partitions, true, "TopicPartitions.Partitions")?;
-            }
+            self.encode_regular(&mut gathered, version)?;
             let used = gathered.len();
             wire::Out::commit(buf, used);
         } else {
-            wire::put_uuid(buf, &self.topic_id);
-            wire::put_scalar_list(buf, &self.partitions, true, "TopicPartitions.Partitions")?;
+            self.encode_regular(buf, version)?;
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);

@@ -232,6 +232,25 @@ impl Default for CreatableReplicaAssignment {
 }
 
 impl CreatableReplicaAssignment {
+    /// The regular fields, into `encode_inner`'s sink or into room it lent.
+    #[inline(always)]
+    fn encode_regular<W: wire::Out + ?Sized>(
+        &self,
+        buf: &mut W,
+        version: i16,
+    ) -> Result<(), EncodeError> {
+        let flexible = version >= 5;
+        let _ = version;
+        wire::put_i32(buf, self.partition_index);
+        wire::put_scalar_list(
+            buf,
+            &self.broker_ids,
+            flexible,
+            "CreatableReplicaAssignment.BrokerIds",
+        )?;
+        Ok(())
+    }
+
     /// Writes this value at `version` (the caller checked the version is valid).
     pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
@@ -243,26 +262,11 @@ impl CreatableReplicaAssignment {
             && let Some(room) = wire::Out::spare(buf, 24)
         {
             let mut gathered = wire::SliceOut::new(room);
-            {
-                let buf = &mut gathered;
-                wire::put_i32(buf, self.partition_index);
-                wire::put_scalar_list(
-                    buf,
-                    &self.broker_ids,
-                    flexible,
-                    "CreatableReplicaAssignment.BrokerIds",
-                )?;
-            }
+            self.encode_regular(&mut gathered, version)?;
             let used = gathered.len();
             wire::Out::commit(buf, used);
         } else {
-            wire::put_i32(buf, self.partition_index);
-            wire::put_scalar_list(
-                buf,
-                &self.broker_ids,
-                flexible,
-                "CreatableReplicaAssignment.BrokerIds",
-            )?;
+            self.encode_regular(buf, version)?;
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {

@@ -228,6 +228,68 @@ impl Default for ListOffsetsPartitionResponse {
 }
 
 impl ListOffsetsPartitionResponse {
+    /// The regular fields, into `encode_inner`'s sink or into room it lent.
+    #[inline(always)]
+    fn encode_regular<W: wire::Out + ?Sized>(
+        &self,
+        buf: &mut W,
+        version: i16,
+    ) -> Result<(), EncodeError> {
+        let flexible = version >= 6;
+        {
+            let mut b = [0u8; 6];
+            b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
+            b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
+        if version <= 0 {
+            wire::put_scalar_list(
+                buf,
+                &self.old_style_offsets,
+                flexible,
+                "ListOffsetsPartitionResponse.OldStyleOffsets",
+            )?;
+        } else if !self.old_style_offsets.is_empty() {
+            return Err(EncodeError::FieldNotInVersion {
+                field: "ListOffsetsPartitionResponse.OldStyleOffsets",
+                version,
+            });
+        }
+        if version >= 4 {
+            let mut b = [0u8; 20];
+            b[0..8].copy_from_slice(&self.timestamp.to_be_bytes());
+            b[8..16].copy_from_slice(&self.offset.to_be_bytes());
+            b[16..20].copy_from_slice(&self.leader_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            if version >= 1 {
+                wire::put_i64(buf, self.timestamp);
+            } else if self.timestamp != -1 {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "ListOffsetsPartitionResponse.Timestamp",
+                    version,
+                });
+            }
+            if version >= 1 {
+                wire::put_i64(buf, self.offset);
+            } else if self.offset != -1 {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "ListOffsetsPartitionResponse.Offset",
+                    version,
+                });
+            }
+            if version >= 4 {
+                wire::put_i32(buf, self.leader_epoch);
+            } else if self.leader_epoch != -1 {
+                return Err(EncodeError::FieldNotInVersion {
+                    field: "ListOffsetsPartitionResponse.LeaderEpoch",
+                    version,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Writes this value at `version` (the caller checked the version is valid).
     pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
@@ -239,114 +301,11 @@ impl ListOffsetsPartitionResponse {
             && let Some(room) = wire::Out::spare(buf, 62)
         {
             let mut gathered = wire::SliceOut::new(room);
-            {
-                let buf = &mut gathered;
-                {
-                    let mut b = [0u8; 6];
-                    b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
-                    b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
-                    wire::Out::write_slice(buf, &b);
-                }
-                if version <= 0 {
-                    wire::put_scalar_list(
-                        buf,
-                        &self.old_style_offsets,
-                        flexible,
-                        "ListOffsetsPartitionResponse.OldStyleOffsets",
-                    )?;
-                } else if !self.old_style_offsets.is_empty() {
-                    return Err(EncodeError::FieldNotInVersion {
-                        field: "ListOffsetsPartitionResponse.OldStyleOffsets",
-                        version,
-                    });
-                }
-                if version >= 4 {
-                    let mut b = [0u8; 20];
-                    b[0..8].copy_from_slice(&self.timestamp.to_be_bytes());
-                    b[8..16].copy_from_slice(&self.offset.to_be_bytes());
-                    b[16..20].copy_from_slice(&self.leader_epoch.to_be_bytes());
-                    wire::Out::write_slice(buf, &b);
-                } else {
-                    if version >= 1 {
-                        wire::put_i64(buf, self.timestamp);
-                    } else if self.timestamp != -1 {
-                        return Err(EncodeError::FieldNotInVersion {
-                            field: "ListOffsetsPartitionResponse.Timestamp",
-                            version,
-                        });
-                    }
-                    if version >= 1 {
-                        wire::put_i64(buf, self.offset);
-                    } else if self.offset != -1 {
-                        return Err(EncodeError::FieldNotInVersion {
-                            field: "ListOffsetsPartitionResponse.Offset",
-                            version,
-                        });
-                    }
-                    if version >= 4 {
-                        wire::put_i32(buf, self.leader_epoch);
-                    } else if self.leader_epoch != -1 {
-                        return Err(EncodeError::FieldNotInVersion {
-                            field: "ListOffsetsPartitionResponse.LeaderEpoch",
-                            version,
-                        });
-                    }
-                }
-            }
+            self.encode_regular(&mut gathered, version)?;
             let used = gathered.len();
             wire::Out::commit(buf, used);
         } else {
-            {
-                let mut b = [0u8; 6];
-                b[0..4].copy_from_slice(&self.partition_index.to_be_bytes());
-                b[4..6].copy_from_slice(&self.error_code.to_be_bytes());
-                wire::Out::write_slice(buf, &b);
-            }
-            if version <= 0 {
-                wire::put_scalar_list(
-                    buf,
-                    &self.old_style_offsets,
-                    flexible,
-                    "ListOffsetsPartitionResponse.OldStyleOffsets",
-                )?;
-            } else if !self.old_style_offsets.is_empty() {
-                return Err(EncodeError::FieldNotInVersion {
-                    field: "ListOffsetsPartitionResponse.OldStyleOffsets",
-                    version,
-                });
-            }
-            if version >= 4 {
-                let mut b = [0u8; 20];
-                b[0..8].copy_from_slice(&self.timestamp.to_be_bytes());
-                b[8..16].copy_from_slice(&self.offset.to_be_bytes());
-                b[16..20].copy_from_slice(&self.leader_epoch.to_be_bytes());
-                wire::Out::write_slice(buf, &b);
-            } else {
-                if version >= 1 {
-                    wire::put_i64(buf, self.timestamp);
-                } else if self.timestamp != -1 {
-                    return Err(EncodeError::FieldNotInVersion {
-                        field: "ListOffsetsPartitionResponse.Timestamp",
-                        version,
-                    });
-                }
-                if version >= 1 {
-                    wire::put_i64(buf, self.offset);
-                } else if self.offset != -1 {
-                    return Err(EncodeError::FieldNotInVersion {
-                        field: "ListOffsetsPartitionResponse.Offset",
-                        version,
-                    });
-                }
-                if version >= 4 {
-                    wire::put_i32(buf, self.leader_epoch);
-                } else if self.leader_epoch != -1 {
-                    return Err(EncodeError::FieldNotInVersion {
-                        field: "ListOffsetsPartitionResponse.LeaderEpoch",
-                        version,
-                    });
-                }
-            }
+            self.encode_regular(buf, version)?;
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {

@@ -222,63 +222,53 @@ impl Default for OngoingPartitionReassignment {
 }
 
 impl OngoingPartitionReassignment {
+    /// The regular fields, into `encode_inner`'s sink or into room it lent.
+    #[inline(always)]
+    fn encode_regular<W: wire::Out + ?Sized>(
+        &self,
+        buf: &mut W,
+        version: i16,
+    ) -> Result<(), EncodeError> {
+        let _ = version;
+        wire::put_i32(buf, self.partition_index);
+        wire::put_scalar_list(
+            buf,
+            &self.replicas,
+            true,
+            "OngoingPartitionReassignment.Replicas",
+        )?;
+        wire::put_scalar_list(
+            buf,
+            &self.adding_replicas,
+            true,
+            "OngoingPartitionReassignment.AddingReplicas",
+        )?;
+        wire::put_scalar_list(
+            buf,
+            &self.removing_replicas,
+            true,
+            "OngoingPartitionReassignment.RemovingReplicas",
+        )?;
+        Ok(())
+    }
+
     /// Writes this value at `version` (the caller checked the version is valid).
     pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        let _ = version;
         if self.replicas.is_inline()
             && self.adding_replicas.is_inline()
             && self.removing_replicas.is_inline()
             && let Some(room) = wire::Out::spare(buf, 64)
         {
             let mut gathered = wire::SliceOut::new(room);
-            {
-                let buf = &mut gathered;
-                wire::put_i32(buf, self.partition_index);
-                wire::put_scalar_list(
-                    buf,
-                    &self.replicas,
-                    true,
-                    "OngoingPartitionReassignment.Replicas",
-                )?;
-                wire::put_scalar_list(
-                    buf,
-                    &self.adding_replicas,
-                    true,
-                    "OngoingPartitionReassignment.AddingReplicas",
-                )?;
-                wire::put_scalar_list(
-                    buf,
-                    &self.removing_replicas,
-                    true,
-                    "OngoingPartitionReassignment.RemovingReplicas",
-                )?;
-            }
+            self.encode_regular(&mut gathered, version)?;
             let used = gathered.len();
             wire::Out::commit(buf, used);
         } else {
-            wire::put_i32(buf, self.partition_index);
-            wire::put_scalar_list(
-                buf,
-                &self.replicas,
-                true,
-                "OngoingPartitionReassignment.Replicas",
-            )?;
-            wire::put_scalar_list(
-                buf,
-                &self.adding_replicas,
-                true,
-                "OngoingPartitionReassignment.AddingReplicas",
-            )?;
-            wire::put_scalar_list(
-                buf,
-                &self.removing_replicas,
-                true,
-                "OngoingPartitionReassignment.RemovingReplicas",
-            )?;
+            self.encode_regular(buf, version)?;
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);

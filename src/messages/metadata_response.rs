@@ -508,6 +508,52 @@ impl Default for MetadataResponsePartition {
 }
 
 impl MetadataResponsePartition {
+    /// The regular fields, into `encode_inner`'s sink or into room it lent.
+    #[inline(always)]
+    fn encode_regular<W: wire::Out + ?Sized>(
+        &self,
+        buf: &mut W,
+        version: i16,
+    ) -> Result<(), EncodeError> {
+        let flexible = version >= 9;
+        if version >= 7 {
+            let mut b = [0u8; 14];
+            b[0..2].copy_from_slice(&self.error_code.to_be_bytes());
+            b[2..6].copy_from_slice(&self.partition_index.to_be_bytes());
+            b[6..10].copy_from_slice(&self.leader_id.to_be_bytes());
+            b[10..14].copy_from_slice(&self.leader_epoch.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        } else {
+            wire::put_i16(buf, self.error_code);
+            wire::put_i32(buf, self.partition_index);
+            wire::put_i32(buf, self.leader_id);
+            if version >= 7 {
+                wire::put_i32(buf, self.leader_epoch);
+            }
+        }
+        wire::put_scalar_list(
+            buf,
+            &self.replica_nodes,
+            flexible,
+            "MetadataResponsePartition.ReplicaNodes",
+        )?;
+        wire::put_scalar_list(
+            buf,
+            &self.isr_nodes,
+            flexible,
+            "MetadataResponsePartition.IsrNodes",
+        )?;
+        if version >= 5 {
+            wire::put_scalar_list(
+                buf,
+                &self.offline_replicas,
+                flexible,
+                "MetadataResponsePartition.OfflineReplicas",
+            )?;
+        }
+        Ok(())
+    }
+
     /// Writes this value at `version` (the caller checked the version is valid).
     pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
@@ -521,82 +567,11 @@ impl MetadataResponsePartition {
             && let Some(room) = wire::Out::spare(buf, 74)
         {
             let mut gathered = wire::SliceOut::new(room);
-            {
-                let buf = &mut gathered;
-                if version >= 7 {
-                    let mut b = [0u8; 14];
-                    b[0..2].copy_from_slice(&self.error_code.to_be_bytes());
-                    b[2..6].copy_from_slice(&self.partition_index.to_be_bytes());
-                    b[6..10].copy_from_slice(&self.leader_id.to_be_bytes());
-                    b[10..14].copy_from_slice(&self.leader_epoch.to_be_bytes());
-                    wire::Out::write_slice(buf, &b);
-                } else {
-                    wire::put_i16(buf, self.error_code);
-                    wire::put_i32(buf, self.partition_index);
-                    wire::put_i32(buf, self.leader_id);
-                    if version >= 7 {
-                        wire::put_i32(buf, self.leader_epoch);
-                    }
-                }
-                wire::put_scalar_list(
-                    buf,
-                    &self.replica_nodes,
-                    flexible,
-                    "MetadataResponsePartition.ReplicaNodes",
-                )?;
-                wire::put_scalar_list(
-                    buf,
-                    &self.isr_nodes,
-                    flexible,
-                    "MetadataResponsePartition.IsrNodes",
-                )?;
-                if version >= 5 {
-                    wire::put_scalar_list(
-                        buf,
-                        &self.offline_replicas,
-                        flexible,
-                        "MetadataResponsePartition.OfflineReplicas",
-                    )?;
-                }
-            }
+            self.encode_regular(&mut gathered, version)?;
             let used = gathered.len();
             wire::Out::commit(buf, used);
         } else {
-            if version >= 7 {
-                let mut b = [0u8; 14];
-                b[0..2].copy_from_slice(&self.error_code.to_be_bytes());
-                b[2..6].copy_from_slice(&self.partition_index.to_be_bytes());
-                b[6..10].copy_from_slice(&self.leader_id.to_be_bytes());
-                b[10..14].copy_from_slice(&self.leader_epoch.to_be_bytes());
-                wire::Out::write_slice(buf, &b);
-            } else {
-                wire::put_i16(buf, self.error_code);
-                wire::put_i32(buf, self.partition_index);
-                wire::put_i32(buf, self.leader_id);
-                if version >= 7 {
-                    wire::put_i32(buf, self.leader_epoch);
-                }
-            }
-            wire::put_scalar_list(
-                buf,
-                &self.replica_nodes,
-                flexible,
-                "MetadataResponsePartition.ReplicaNodes",
-            )?;
-            wire::put_scalar_list(
-                buf,
-                &self.isr_nodes,
-                flexible,
-                "MetadataResponsePartition.IsrNodes",
-            )?;
-            if version >= 5 {
-                wire::put_scalar_list(
-                    buf,
-                    &self.offline_replicas,
-                    flexible,
-                    "MetadataResponsePartition.OfflineReplicas",
-                )?;
-            }
+            self.encode_regular(buf, version)?;
         }
         if flexible {
             if self.unknown_tagged_fields.is_empty() {

@@ -216,47 +216,44 @@ impl Default for AcknowledgementBatch {
 }
 
 impl AcknowledgementBatch {
+    /// The regular fields, into `encode_inner`'s sink or into room it lent.
+    #[inline(always)]
+    fn encode_regular<W: wire::Out + ?Sized>(
+        &self,
+        buf: &mut W,
+        version: i16,
+    ) -> Result<(), EncodeError> {
+        let _ = version;
+        {
+            let mut b = [0u8; 16];
+            b[0..8].copy_from_slice(&self.first_offset.to_be_bytes());
+            b[8..16].copy_from_slice(&self.last_offset.to_be_bytes());
+            wire::Out::write_slice(buf, &b);
+        }
+        wire::put_scalar_list(
+            buf,
+            &self.acknowledge_types,
+            true,
+            "AcknowledgementBatch.AcknowledgeTypes",
+        )?;
+        Ok(())
+    }
+
     /// Writes this value at `version` (the caller checked the version is valid).
     pub(crate) fn encode_inner<W: wire::Out + ?Sized>(
         &self,
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        let _ = version;
         if self.acknowledge_types.is_inline()
             && let Some(room) = wire::Out::spare(buf, 36)
         {
             let mut gathered = wire::SliceOut::new(room);
-            {
-                let buf = &mut gathered;
-                {
-                    let mut b = [0u8; 16];
-                    b[0..8].copy_from_slice(&self.first_offset.to_be_bytes());
-                    b[8..16].copy_from_slice(&self.last_offset.to_be_bytes());
-                    wire::Out::write_slice(buf, &b);
-                }
-                wire::put_scalar_list(
-                    buf,
-                    &self.acknowledge_types,
-                    true,
-                    "AcknowledgementBatch.AcknowledgeTypes",
-                )?;
-            }
+            self.encode_regular(&mut gathered, version)?;
             let used = gathered.len();
             wire::Out::commit(buf, used);
         } else {
-            {
-                let mut b = [0u8; 16];
-                b[0..8].copy_from_slice(&self.first_offset.to_be_bytes());
-                b[8..16].copy_from_slice(&self.last_offset.to_be_bytes());
-                wire::Out::write_slice(buf, &b);
-            }
-            wire::put_scalar_list(
-                buf,
-                &self.acknowledge_types,
-                true,
-                "AcknowledgementBatch.AcknowledgeTypes",
-            )?;
+            self.encode_regular(buf, version)?;
         }
         if self.unknown_tagged_fields.is_empty() {
             wire::put_i8(buf, 0);
