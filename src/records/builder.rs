@@ -325,7 +325,7 @@ impl<'a> BatchBuilder<'a> {
                     None => put_byte(head, n, 1),
                     Some(v) => put_small(head, n, small_len(v)? << 1)?,
                 };
-                n = put_bytes(out, n, record.value)?;
+                n = put_value(out, n, record.value)?;
             }
         }
         let headers = record.headers.len();
@@ -334,28 +334,12 @@ impl<'a> BatchBuilder<'a> {
             n,
             u8::try_from(headers << 1).ok().filter(|c| *c < 0x80)?,
         )?;
-        for h in record.headers {
-            let (key, value) = (h.key.as_bytes(), h.value);
-            let value_len = value.map_or(0, <[u8]>::len);
-            if key.len() | value_len <= 16 {
-                // Both lengths and both fields: at most 34 bytes, one chunk.
-                let chunk = out.get_mut(n..)?.first_chunk_mut::<34>()?;
-                let at = put_byte(chunk, 0, (key.len() << 1) as u8);
-                let mut end = at + key.len();
-                copy_small(chunk.get_mut(at..end)?, key);
-                end = match value {
-                    None => put_byte(chunk, end, 1),
-                    Some(v) => {
-                        let at = put_byte(chunk, end, (value_len << 1) as u8);
-                        let end = at + value_len;
-                        copy_small(chunk.get_mut(at..end)?, v);
-                        end
-                    }
-                };
-                n += end;
-            } else {
-                n = put_small_field(out, n, Some(key))?;
-                n = put_small_field(out, n, value)?;
+        // One header (a trace id, say) is common enough to skip the loop for.
+        if let [h] = record.headers {
+            n = put_short_header(out, n, h)?;
+        } else {
+            for h in record.headers {
+                n = put_short_header(out, n, h)?;
             }
         }
         // The pair below, like the other spelled-out length and copy forms in this
@@ -375,10 +359,11 @@ impl<'a> BatchBuilder<'a> {
             put_at(out, 0, (body << 1) as u8)?;
             n - 1
         };
+        // Every byte up to `at + n` was written through a checked index into the
+        // buffer, which `grow` never takes past `limit_end`: the record is within
+        // the batch's byte limit without a check of its own.
         let end = at + total;
-        if end > self.limit_end {
-            return None;
-        }
+        debug_assert!(end <= self.limit_end);
         self.end = end;
         if record.timestamp > self.max_timestamp {
             self.max_timestamp = record.timestamp;
@@ -493,19 +478,16 @@ impl<'a> BatchBuilder<'a> {
         self.count += 1;
     }
 
-    /// Grows the buffer to at least `needed` bytes, a step ahead but not much
-    /// past the batch's byte limit (so a small limit zero-fills little).
+    /// Grows the buffer to at least `needed` bytes (callers never ask past the
+    /// batch's byte limit), a step ahead but never past that limit.
     #[cold]
     #[inline(never)]
     fn grow(&mut self, needed: usize) {
         const STEP: usize = 64 * 1024;
-        // Room for the chunk writes of a record that ends right at the limit.
-        const SLACK: usize = 64;
-        let ahead = self
-            .buf
-            .len()
-            .saturating_add(STEP)
-            .min(self.limit_end.saturating_add(SLACK));
+        // Never past the limit: `append_small` relies on that to skip its own
+        // limit check (a record near the limit takes the general path instead).
+        debug_assert!(needed <= self.limit_end);
+        let ahead = self.buf.len().saturating_add(STEP).min(self.limit_end);
         self.buf.resize(needed.max(ahead), 0);
     }
 
@@ -622,6 +604,54 @@ fn copy_small(dst: &mut [u8], src: &[u8]) {
     } else {
         dst.copy_from_slice(src);
     }
+}
+
+/// Writes one header of a record on [`BatchBuilder::append_small`]'s path at
+/// `n`, returning the position after it.
+#[inline(always)]
+fn put_short_header(out: &mut [u8], mut n: usize, h: &NewHeader<'_>) -> Option<usize> {
+    let (key, value) = (h.key.as_bytes(), h.value);
+    let value_len = value.map_or(0, <[u8]>::len);
+    if key.len() | value_len <= 16 {
+        // Both lengths and both fields: at most 34 bytes, one chunk.
+        let chunk: &mut [u8; 34] = out.get_mut(n..n + 34)?.try_into().ok()?;
+        let at = put_byte(chunk, 0, (key.len() << 1) as u8);
+        let mut end = at + key.len();
+        copy_small(chunk.get_mut(at..end)?, key);
+        end = match value {
+            None => put_byte(chunk, end, 1),
+            Some(v) => {
+                let at = put_byte(chunk, end, (value_len << 1) as u8);
+                let end = at + value_len;
+                copy_small(chunk.get_mut(at..end)?, v);
+                end
+            }
+        };
+        n += end;
+    } else {
+        n = put_small_field(out, n, Some(key))?;
+        n = put_small_field(out, n, value)?;
+    }
+    Some(n)
+}
+
+/// [`put_bytes`] for a record's value: one of 65 to 128 bytes is copied as two
+/// overlapping 64-byte moves instead of a call into `memcpy`.
+#[inline(always)]
+fn put_value(out: &mut [u8], pos: usize, field: Option<&[u8]>) -> Option<usize> {
+    if let Some(v) = field {
+        let n = v.len();
+        if n.wrapping_sub(65) < 64 {
+            let end = pos + n;
+            let dst = out.get_mut(pos..end)?;
+            let head: &[u8; 64] = v.first_chunk()?;
+            let tail: &[u8; 64] = v.last_chunk()?;
+            *dst.first_chunk_mut::<64>()? = *head;
+            *dst.last_chunk_mut::<64>()? = *tail;
+            return Some(end);
+        }
+    }
+    put_bytes(out, pos, field)
 }
 
 /// Records with a body shorter than this take [`BatchBuilder::append_small`]:
