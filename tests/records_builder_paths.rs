@@ -123,7 +123,9 @@ fn built(recs: &[Rec], buf: &mut BytesMut) -> Vec<u8> {
 /// `n` bytes that differ from their neighbours, so a copy that puts the right
 /// number of bytes in the wrong order or place cannot match the reference.
 fn varied(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| seed.wrapping_add((i as u8).wrapping_mul(37))).collect()
+    (0..n)
+        .map(|i| seed.wrapping_add((i as u8).wrapping_mul(37)))
+        .collect()
 }
 
 /// Lengths on every boundary the builder branches on, and some ordinary ones.
