@@ -362,3 +362,85 @@ fn compact_bytes_lengths_at_varint_boundaries() {
         assert!(spilled[..] == expected[..], "BytesMut, length {len}");
     }
 }
+
+/// A sink that lends room through `Out::spare`, `short` bytes less than asked for
+/// (breaking the trait's promise of exactly `n` when `short > 0`), and counts the
+/// lends that were committed.
+struct LendingSink {
+    bytes: Vec<u8>,
+    room: Vec<u8>,
+    short: usize,
+    lent: usize,
+    commits: usize,
+}
+
+impl kafka_sansio::wire::Out for LendingSink {
+    fn write_slice(&mut self, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
+    }
+
+    fn spare(&mut self, n: usize) -> Option<&mut [u8]> {
+        self.lent = n.saturating_sub(self.short);
+        self.room.clear();
+        self.room.resize(self.lent, 0xee);
+        Some(&mut self.room)
+    }
+
+    fn commit(&mut self, len: usize) {
+        assert!(len <= self.lent, "commit {len} of {} lent", self.lent);
+        self.bytes.extend_from_slice(&self.room[..len]);
+        self.commits += 1;
+    }
+}
+
+/// Generated encoders gather a struct of fixed-width fields and short lists (a
+/// Metadata partition) in room the sink lends. When the room is short, whether a
+/// sink lends less than asked or the generator sized it wrong, the struct is written
+/// again the plain way: the bytes are exactly a `Vec`'s, never cut short.
+#[test]
+fn a_sink_lending_short_room_still_gets_every_byte() {
+    use kafka_sansio::messages::metadata_response::{
+        MetadataResponse, MetadataResponsePartition, MetadataResponseTopic,
+    };
+    use kafka_sansio::wire::Message;
+    let partitions = (0..40)
+        .map(|p: i32| MetadataResponsePartition {
+            partition_index: p,
+            leader_id: p % 3,
+            leader_epoch: p * 1000,
+            replica_nodes: vec![p % 3, (p + 1) % 3, (p + 2) % 3].into(),
+            isr_nodes: vec![p % 3; (p % 4) as usize].into(),
+            ..Default::default()
+        })
+        .collect();
+    let response = MetadataResponse {
+        topics: vec![MetadataResponseTopic {
+            name: Some("events".into()),
+            partitions,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    for version in [1i16, 8, 9, 12] {
+        let mut plain = Vec::new();
+        response.encode_into(&mut plain, version).expect("encode");
+        for short in [0usize, 1, 7, 40, 1000] {
+            let mut sink = LendingSink {
+                bytes: Vec::new(),
+                room: Vec::new(),
+                short,
+                lent: 0,
+                commits: 0,
+            };
+            response.encode_into(&mut sink, version).expect("encode");
+            assert!(sink.bytes == plain, "v{version}, room {short} bytes short");
+            match short {
+                // Room lent in full is used: one gathered write per partition.
+                0 => assert_eq!(sink.commits, 40, "v{version}"),
+                // No room at all: every partition was written the plain way.
+                1000 => assert_eq!(sink.commits, 0, "v{version}"),
+                _ => {}
+            }
+        }
+    }
+}

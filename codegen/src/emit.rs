@@ -794,7 +794,7 @@ impl<'a> Ctx<'a> {
         method.push_str(&body);
         let _ = writeln!(method, "Ok(())\n    }}\n");
         let call = format!(
-            "if {} && let Some(room) = wire::Out::spare(buf, {cap}) {{\nlet mut gathered = wire::SliceOut::new(room);\nself.encode_regular(&mut gathered, version)?;\nlet used = gathered.len();\nwire::Out::commit(buf, used);\n}} else {{\nself.encode_regular(buf, version)?;\n}}\n",
+            "let gathered = if {} && let Some(room) = wire::Out::spare(buf, {cap}) {{\nlet mut gathered = wire::SliceOut::new(room, {cap});\nself.encode_regular(&mut gathered, version)?;\ngathered.written().map(|used| wire::Out::commit(buf, used)).is_some()\n}} else {{\nfalse\n}};\n// Written the plain way when no room was lent or a write did not fit in it.\nif !gathered {{\nself.encode_regular(buf, version)?;\n}}\n",
             test.join(" && ")
         );
         (call, method)

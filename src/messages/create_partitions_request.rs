@@ -230,14 +230,20 @@ impl CreatePartitionsAssignment {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 2;
-        if self.broker_ids.is_inline()
+        let gathered = if self.broker_ids.is_inline()
             && let Some(room) = wire::Out::spare(buf, 20)
         {
-            let mut gathered = wire::SliceOut::new(room);
+            let mut gathered = wire::SliceOut::new(room, 20);
             self.encode_regular(&mut gathered, version)?;
-            let used = gathered.len();
-            wire::Out::commit(buf, used);
+            gathered
+                .written()
+                .map(|used| wire::Out::commit(buf, used))
+                .is_some()
         } else {
+            false
+        };
+        // Written the plain way when no room was lent or a write did not fit in it.
+        if !gathered {
             self.encode_regular(buf, version)?;
         }
         if flexible {

@@ -258,14 +258,20 @@ impl CreatableReplicaAssignment {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 5;
-        if self.broker_ids.is_inline()
+        let gathered = if self.broker_ids.is_inline()
             && let Some(room) = wire::Out::spare(buf, 24)
         {
-            let mut gathered = wire::SliceOut::new(room);
+            let mut gathered = wire::SliceOut::new(room, 24);
             self.encode_regular(&mut gathered, version)?;
-            let used = gathered.len();
-            wire::Out::commit(buf, used);
+            gathered
+                .written()
+                .map(|used| wire::Out::commit(buf, used))
+                .is_some()
         } else {
+            false
+        };
+        // Written the plain way when no room was lent or a write did not fit in it.
+        if !gathered {
             self.encode_regular(buf, version)?;
         }
         if flexible {

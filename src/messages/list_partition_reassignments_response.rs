@@ -258,16 +258,22 @@ impl OngoingPartitionReassignment {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        if self.replicas.is_inline()
+        let gathered = if self.replicas.is_inline()
             && self.adding_replicas.is_inline()
             && self.removing_replicas.is_inline()
             && let Some(room) = wire::Out::spare(buf, 64)
         {
-            let mut gathered = wire::SliceOut::new(room);
+            let mut gathered = wire::SliceOut::new(room, 64);
             self.encode_regular(&mut gathered, version)?;
-            let used = gathered.len();
-            wire::Out::commit(buf, used);
+            gathered
+                .written()
+                .map(|used| wire::Out::commit(buf, used))
+                .is_some()
         } else {
+            false
+        };
+        // Written the plain way when no room was lent or a write did not fit in it.
+        if !gathered {
             self.encode_regular(buf, version)?;
         }
         if self.unknown_tagged_fields.is_empty() {

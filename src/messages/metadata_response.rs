@@ -561,16 +561,22 @@ impl MetadataResponsePartition {
         version: i16,
     ) -> Result<(), EncodeError> {
         let flexible = version >= 9;
-        if self.replica_nodes.is_inline()
+        let gathered = if self.replica_nodes.is_inline()
             && self.isr_nodes.is_inline()
             && self.offline_replicas.is_inline()
             && let Some(room) = wire::Out::spare(buf, 74)
         {
-            let mut gathered = wire::SliceOut::new(room);
+            let mut gathered = wire::SliceOut::new(room, 74);
             self.encode_regular(&mut gathered, version)?;
-            let used = gathered.len();
-            wire::Out::commit(buf, used);
+            gathered
+                .written()
+                .map(|used| wire::Out::commit(buf, used))
+                .is_some()
         } else {
+            false
+        };
+        // Written the plain way when no room was lent or a write did not fit in it.
+        if !gathered {
             self.encode_regular(buf, version)?;
         }
         if flexible {

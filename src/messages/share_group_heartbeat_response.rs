@@ -381,14 +381,20 @@ impl TopicPartitions {
         buf: &mut W,
         version: i16,
     ) -> Result<(), EncodeError> {
-        if self.partitions.is_inline()
+        let gathered = if self.partitions.is_inline()
             && let Some(room) = wire::Out::spare(buf, 36)
         {
-            let mut gathered = wire::SliceOut::new(room);
+            let mut gathered = wire::SliceOut::new(room, 36);
             self.encode_regular(&mut gathered, version)?;
-            let used = gathered.len();
-            wire::Out::commit(buf, used);
+            gathered
+                .written()
+                .map(|used| wire::Out::commit(buf, used))
+                .is_some()
         } else {
+            false
+        };
+        // Written the plain way when no room was lent or a write did not fit in it.
+        if !gathered {
             self.encode_regular(buf, version)?;
         }
         if self.unknown_tagged_fields.is_empty() {

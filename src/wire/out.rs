@@ -428,23 +428,53 @@ impl Out for VecOut<'_> {
 
 /// Writes into room a sink lent ([`Out::spare`]): generated encoders gather a struct
 /// of fixed-width fields and short lists there, sized for every field at its largest.
-/// A write that does not fit is dropped, which the round-trip tests of every message
-/// would catch (and a debug build asserts).
+///
+/// A write that does not fit is dropped and marks the gathering failed; the
+/// encoder then writes the struct again through the sink's plain writes, so a
+/// sink that lends less than it was asked for (or a room sized wrong) costs time,
+/// never bytes. A debug build asserts when the room was lent in full and still
+/// overflowed: that is the generator's sizing at fault.
 pub(crate) struct SliceOut<'a> {
     buf: &'a mut [u8],
+    /// Bytes written; [`OVERFLOWED`] once a write did not fit, which also makes
+    /// every later write miss.
     len: usize,
+    #[cfg(debug_assertions)]
+    lent_in_full: bool,
 }
 
+/// [`SliceOut`]'s length after a write that did not fit.
+const OVERFLOWED: usize = usize::MAX;
+
 impl<'a> SliceOut<'a> {
+    /// Gathers into `buf`, the room a sink lent when asked for `asked` bytes.
     #[inline(always)]
-    pub(crate) fn new(buf: &'a mut [u8]) -> Self {
-        SliceOut { buf, len: 0 }
+    pub(crate) fn new(buf: &'a mut [u8], asked: usize) -> Self {
+        #[cfg(not(debug_assertions))]
+        let _ = asked;
+        SliceOut {
+            #[cfg(debug_assertions)]
+            lent_in_full: buf.len() >= asked,
+            buf,
+            len: 0,
+        }
     }
 
-    /// How many bytes were written.
+    /// How many bytes were written, or `None` if a write did not fit (and the
+    /// struct must be written again the plain way).
     #[inline(always)]
-    pub(crate) fn len(&self) -> usize {
-        self.len
+    pub(crate) fn written(self) -> Option<usize> {
+        (self.len != OVERFLOWED).then_some(self.len)
+    }
+
+    #[inline(always)]
+    fn overflow(&mut self) {
+        #[cfg(debug_assertions)]
+        debug_assert!(
+            !self.lent_in_full,
+            "a generated encoder's gathered struct overflowed the room it sized"
+        );
+        self.len = OVERFLOWED;
     }
 }
 
@@ -460,7 +490,7 @@ impl Out for SliceOut<'_> {
             dst.copy_from_slice(bytes);
             self.len = pos + bytes.len();
         } else {
-            debug_assert!(false, "SliceOut overflows");
+            self.overflow();
         }
     }
 
@@ -477,7 +507,7 @@ impl Out for SliceOut<'_> {
             dst.copy_from_slice(padded);
             self.len = pos + len.min(padded.len());
         } else {
-            debug_assert!(false, "SliceOut overflows");
+            self.overflow();
         }
     }
 }
