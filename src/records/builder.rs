@@ -279,14 +279,15 @@ impl<'a> BatchBuilder<'a> {
     /// The record is written in one pass into the buffer's zero-filled room
     /// after a two-byte length slot: the fields up to the value's length (key
     /// included when it has at most 16 bytes) inside one 32-byte chunk and each
-    /// short header inside one 35-byte chunk, so that only the chunk and the
+    /// short header inside one 34-byte chunk, so that only the chunk and the
     /// value need a bounds check. The length goes in last (the body moves back a
-    /// byte in the rare case of a one-byte length), then the batch limit is
-    /// checked.
+    /// byte in the rare case of a one-byte length). The room never reaches past
+    /// the batch limit, so a record that fits the room is within the limit.
     ///
-    /// Returns `None` when the record is not of that shape, does not fit the
-    /// room grown so far, or would cross the limit: nothing is appended (bytes
-    /// past the batch's end are scratch) and the general path decides.
+    /// Returns `None` when the record is not of that shape or does not fit the
+    /// room grown so far: nothing is appended (bytes past the batch's end are
+    /// scratch) and the general path decides, growing the room or refusing the
+    /// record.
     #[inline(always)]
     fn append_small(&mut self, record: &NewRecord<'_>) -> Option<()> {
         let count = self.count as usize;
@@ -645,6 +646,7 @@ fn put_short_header(out: &mut [u8], mut n: usize, h: &NewHeader<'_>) -> Option<u
 fn put_value(out: &mut [u8], pos: usize, field: Option<&[u8]>) -> Option<usize> {
     if let Some(v) = field {
         let n = v.len();
+        // 65 <= n <= 128, as one compare.
         if n.wrapping_sub(65) < 64 {
             let end = pos + n;
             let dst = out.get_mut(pos..end)?;
