@@ -255,7 +255,7 @@ fn small_record(i: usize, base: i64) -> Rec {
     Rec {
         timestamp: base + (i % 300) as i64,
         key: Some(format!("key-{i:06}").into_bytes()),
-        value: Some(vec![(i % 251) as u8; 20 + i % 90]),
+        value: Some(varied(20 + i % 90, i as u8)),
         headers: vec![("trace".to_string(), Some((i as u64).to_be_bytes().to_vec()))],
     }
 }
@@ -283,7 +283,7 @@ fn record_bodies_either_side_of_a_two_byte_length() {
             .map(|i| Rec {
                 timestamp: 10 + i,
                 key: Some(b"k".to_vec()),
-                value: Some(vec![7; value_len]),
+                value: Some(varied(value_len, 7)),
                 headers: Vec::new(),
             })
             .collect();
