@@ -11,7 +11,11 @@
 //! cargo bench --bench records -- --filter w1       # only cases whose name contains "w1"
 //! cargo bench --bench records -- --callgrind       # also instructions/record under callgrind
 //! target/release/deps/records-* --case ours-w1-decode-none --iters 3   # one case, for profilers
+//! cargo bench --bench records -- --headers 3       # N headers per record instead of one
 //! ```
+//!
+//! With `--headers N` record headers are "trace" then "trace-1", "trace-2", ... (distinct,
+//! since kafka-protocol keeps headers in a map), each with its own 8-byte value.
 //!
 //! Under `--callgrind` each case runs in its own `valgrind --tool=callgrind` child
 //! with collection only inside `measured` (setup and warm-up excluded) and
@@ -23,6 +27,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::io::Cursor;
 use std::process::Command;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -64,6 +69,27 @@ const RECORDS: usize = 1000;
 const KEY: usize = 16;
 const HEADER_KEY: &str = "trace";
 const HEADER_VALUE: usize = 8;
+
+/// Headers per record: one, or `--headers N`.
+static HEADERS: OnceLock<usize> = OnceLock::new();
+
+fn headers_per_record() -> usize {
+    *HEADERS.get().unwrap_or(&1)
+}
+
+/// The `j`th header's key: "trace", "trace-1", "trace-2", ...
+fn header_key(j: usize) -> &'static str {
+    static KEYS: OnceLock<Vec<&'static str>> = OnceLock::new();
+    let keys = KEYS.get_or_init(|| {
+        (0..headers_per_record())
+            .map(|j| match j {
+                0 => HEADER_KEY,
+                _ => String::leak(format!("{HEADER_KEY}-{j}")),
+            })
+            .collect()
+    });
+    keys[j]
+}
 const TS: i64 = 1_700_000_000_000;
 
 struct Data {
@@ -90,7 +116,7 @@ impl Data {
             value_len,
             keys: bytes(RECORDS * KEY),
             values: bytes(RECORDS * value_len),
-            header_values: bytes(RECORDS * HEADER_VALUE),
+            header_values: bytes(RECORDS * HEADER_VALUE * headers_per_record()),
         }
     }
     fn key(&self, i: usize) -> &[u8] {
@@ -99,8 +125,10 @@ impl Data {
     fn value(&self, i: usize) -> &[u8] {
         &self.values[i * self.value_len..(i + 1) * self.value_len]
     }
-    fn header_value(&self, i: usize) -> &[u8] {
-        &self.header_values[i * HEADER_VALUE..(i + 1) * HEADER_VALUE]
+    /// Record `i`'s `j`th header value.
+    fn header_value(&self, i: usize, j: usize) -> &[u8] {
+        let at = (i * headers_per_record() + j) * HEADER_VALUE;
+        &self.header_values[at..at + HEADER_VALUE]
     }
 }
 
@@ -172,9 +200,11 @@ fn our_config(codec: Compression) -> BatchConfig {
 /// Our input records, built once like the peers' record structs: borrowed views of
 /// the workload's bytes.
 fn our_records(data: &'static Data) -> Vec<NewRecord<'static>> {
-    let headers: &'static [[NewHeader<'static>; 1]] = Vec::leak(
+    let n = headers_per_record();
+    let headers: &'static [NewHeader<'static>] = Vec::leak(
         (0..RECORDS)
-            .map(|i| [NewHeader::new(HEADER_KEY, Some(data.header_value(i)))])
+            .flat_map(|i| (0..n).map(move |j| (i, j)))
+            .map(|(i, j)| NewHeader::new(header_key(j), Some(data.header_value(i, j))))
             .collect(),
     );
     (0..RECORDS)
@@ -182,7 +212,7 @@ fn our_records(data: &'static Data) -> Vec<NewRecord<'static>> {
             timestamp: TS + i as i64,
             key: Some(data.key(i)),
             value: Some(data.value(i)),
-            headers: &headers[i],
+            headers: &headers[i * n..(i + 1) * n],
         })
         .collect()
 }
@@ -251,10 +281,12 @@ fn kp_records(data: &Data) -> Vec<kp::Record> {
                 value: Some(Bytes::copy_from_slice(data.value(i))),
                 headers: Default::default(),
             };
-            r.headers.insert(
-                kp::StrBytes::from_static_str(HEADER_KEY),
-                Some(Bytes::copy_from_slice(data.header_value(i))),
-            );
+            for j in 0..headers_per_record() {
+                r.headers.insert(
+                    kp::StrBytes::from_static_str(header_key(j)),
+                    Some(Bytes::copy_from_slice(data.header_value(i, j))),
+                );
+            }
             r
         })
         .collect()
@@ -267,10 +299,12 @@ fn rs_batch(data: &Data, codec: Compression) -> rs::RecordBatch {
             offset_delta: i as i32,
             key: Some(data.key(i).to_vec()),
             value: Some(data.value(i).to_vec()),
-            headers: vec![rs::RecordHeader {
-                key: HEADER_KEY.to_string(),
-                value: data.header_value(i).to_vec(),
-            }],
+            headers: (0..headers_per_record())
+                .map(|j| rs::RecordHeader {
+                    key: header_key(j).to_string(),
+                    value: data.header_value(i, j).to_vec(),
+                })
+                .collect(),
         })
         .collect();
     rs::RecordBatch {
@@ -466,6 +500,8 @@ fn callgrind_case(case: Case) -> Option<f64> {
             &case.name(),
             "--iters",
             &CALLGRIND_ITERS.to_string(),
+            "--headers",
+            &headers_per_record().to_string(),
         ])
         .env("GLIBC_TUNABLES", "glibc.cpu.hwcaps=-ERMS")
         .output()
@@ -486,6 +522,9 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
+    if let Some(n) = value_of("--headers") {
+        let _ = HEADERS.set(n.parse().expect("--headers takes a count"));
+    }
     let cases = Case::all();
 
     if let Some(name) = value_of("--case") {
