@@ -40,7 +40,8 @@ pub trait Out {
     /// Room to write up to `n` bytes in place, if the sink has it at hand (only
     /// [`VecOut`] does): exactly `n` bytes, which count as written only once
     /// [`Out::commit`] says how many of them. Callers fall back to the other writes
-    /// when it is `None`.
+    /// when it is `None`, and generated encoders also when a write does not fit the
+    /// room they got: a sink that lends less than `n` costs a rewrite, never bytes.
     ///
     /// ```
     /// use kafka_sansio::wire::{Out, VecOut};
