@@ -318,7 +318,16 @@ impl<'a> BatchBuilder<'a> {
                     Some(k) => {
                         let at = put_byte(head, n, (k.len() << 1) as u8);
                         let end = at + k.len();
-                        copy_small(head.get_mut(at..end)?, k);
+                        let dst = head.get_mut(at..end)?;
+                        // A 16-byte key (a UUID, say) is one wide move.
+                        if let (Ok(d), Ok(s)) = (
+                            <&mut [u8; 16]>::try_from(&mut *dst),
+                            <&[u8; 16]>::try_from(k),
+                        ) {
+                            *d = *s;
+                        } else {
+                            copy_small(dst, k);
+                        }
                         end
                     }
                 };
