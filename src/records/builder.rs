@@ -166,8 +166,6 @@ pub struct BatchBuilder<'a> {
     /// back to this length by `finish` or on drop.
     end: usize,
     config: BatchConfig,
-    /// `start + max_batch_bytes` (saturated): the batch may not end past it.
-    limit_end: usize,
     control: bool,
     count: i32,
     first_timestamp: i64,
@@ -187,7 +185,6 @@ impl<'a> BatchBuilder<'a> {
             start,
             end,
             config: *config,
-            limit_end: start.saturating_add(config.max_batch_bytes),
             control: false,
             count: 0,
             first_timestamp: -1,
@@ -318,16 +315,7 @@ impl<'a> BatchBuilder<'a> {
                     Some(k) => {
                         let at = put_byte(head, n, (k.len() << 1) as u8);
                         let end = at + k.len();
-                        let dst = head.get_mut(at..end)?;
-                        // A 16-byte key (a UUID, say) is one wide move.
-                        if let (Ok(d), Ok(s)) = (
-                            <&mut [u8; 16]>::try_from(&mut *dst),
-                            <&[u8; 16]>::try_from(k),
-                        ) {
-                            *d = *s;
-                        } else {
-                            copy_small(dst, k);
-                        }
+                        copy_key(head.get_mut(at..end)?, k);
                         end
                     }
                 };
@@ -374,10 +362,10 @@ impl<'a> BatchBuilder<'a> {
             n - 1
         };
         // Every byte up to `at + n` was written through a checked index into the
-        // buffer, which `grow` never takes past `limit_end`: the record is within
+        // buffer, which `grow` never takes past `limit_end()`: the record is within
         // the batch's byte limit without a check of its own.
         let end = at + total;
-        debug_assert!(end <= self.limit_end);
+        debug_assert!(end <= self.limit_end());
         self.end = end;
         if record.timestamp > self.max_timestamp {
             self.max_timestamp = record.timestamp;
@@ -500,9 +488,15 @@ impl<'a> BatchBuilder<'a> {
         const STEP: usize = 64 * 1024;
         // Never past the limit: `append_small` relies on that to skip its own
         // limit check (a record near the limit takes the general path instead).
-        debug_assert!(needed <= self.limit_end);
-        let ahead = self.buf.len().saturating_add(STEP).min(self.limit_end);
+        let limit_end = self.limit_end();
+        debug_assert!(needed <= limit_end);
+        let ahead = self.buf.len().saturating_add(STEP).min(limit_end);
         self.buf.resize(needed.max(ahead), 0);
+    }
+
+    /// Where the batch may end at the latest: `start + max_batch_bytes` (saturated).
+    fn limit_end(&self) -> usize {
+        self.start.saturating_add(self.config.max_batch_bytes)
     }
 
     fn attributes(&self) -> i16 {
@@ -647,6 +641,20 @@ fn put_short_header(out: &mut [u8], mut n: usize, h: &NewHeader<'_>) -> Option<u
         n = put_small_field(out, n, value)?;
     }
     Some(n)
+}
+
+/// [`copy_small`] for a record's key: one of exactly 16 bytes (a UUID, say) is one
+/// wide move.
+#[inline(always)]
+fn copy_key(dst: &mut [u8], key: &[u8]) {
+    if let (Ok(d), Ok(k)) = (
+        <&mut [u8; 16]>::try_from(&mut *dst),
+        <&[u8; 16]>::try_from(key),
+    ) {
+        *d = *k;
+    } else {
+        copy_small(dst, key);
+    }
 }
 
 /// [`put_bytes`] for a record's value: one of 65 to 128 bytes is copied as two
