@@ -255,6 +255,13 @@ impl Out for ChunkedOut {
     }
 }
 
+/// The `n` bytes of `buf` from `pos`, if it holds them: where [`VecOut`] and
+/// [`SliceOut`] write.
+#[inline(always)]
+fn room(buf: &mut [u8], pos: usize, n: usize) -> Option<&mut [u8]> {
+    buf.get_mut(pos..)?.get_mut(..n)
+}
+
 /// The smallest run of zeroed room [`VecOut`] keeps ahead of what it wrote.
 const VEC_WINDOW_MIN: usize = 256;
 /// The zeroed room [`VecOut`] keeps after a large write.
@@ -365,11 +372,7 @@ impl Out for VecOut<'_> {
     #[inline]
     fn write_slice(&mut self, bytes: &[u8]) {
         let pos = self.pos;
-        match self
-            .vec
-            .get_mut(pos..)
-            .and_then(|room| room.get_mut(..bytes.len()))
-        {
+        match room(&mut self.vec, pos, bytes.len()) {
             Some(dst) => {
                 dst.copy_from_slice(bytes);
                 self.pos = pos + bytes.len();
@@ -381,11 +384,7 @@ impl Out for VecOut<'_> {
     #[inline]
     fn write_padded(&mut self, padded: &[u8], len: usize) {
         let pos = self.pos;
-        match self
-            .vec
-            .get_mut(pos..)
-            .and_then(|room| room.get_mut(..padded.len()))
-        {
+        match room(&mut self.vec, pos, padded.len()) {
             Some(dst) if len <= padded.len() => {
                 dst.copy_from_slice(padded);
                 self.pos = pos + len;
@@ -397,7 +396,7 @@ impl Out for VecOut<'_> {
     #[inline]
     fn spare(&mut self, n: usize) -> Option<&mut [u8]> {
         // No growing here: a caller that gets `None` writes through `write_*`, which do.
-        self.vec.get_mut(self.pos..)?.get_mut(..n)
+        room(&mut self.vec, self.pos, n)
     }
 
     #[inline]
@@ -483,11 +482,7 @@ impl Out for SliceOut<'_> {
     #[inline(always)]
     fn write_slice(&mut self, bytes: &[u8]) {
         let pos = self.len;
-        if let Some(dst) = self
-            .buf
-            .get_mut(pos..)
-            .and_then(|room| room.get_mut(..bytes.len()))
-        {
+        if let Some(dst) = room(self.buf, pos, bytes.len()) {
             dst.copy_from_slice(bytes);
             self.len = pos + bytes.len();
         } else {
@@ -500,11 +495,7 @@ impl Out for SliceOut<'_> {
         let pos = self.len;
         // One copy of fixed size only: a second path copying `len` bytes would be
         // merged with it into a `memcpy` call. The room is sized for every padding.
-        if let Some(dst) = self
-            .buf
-            .get_mut(pos..)
-            .and_then(|room| room.get_mut(..padded.len()))
-        {
+        if let Some(dst) = room(self.buf, pos, padded.len()) {
             dst.copy_from_slice(padded);
             self.len = pos + len.min(padded.len());
         } else {
