@@ -84,6 +84,57 @@ fn fixed_size(f: &Field) -> Option<usize> {
     }
 }
 
+/// One step of writing or reading a struct's regular (untagged) fields, in order.
+enum Step<'f> {
+    /// A field absent at every version of the struct.
+    Absent(&'f Field),
+    /// Consecutive fixed-width fields that can all be present at one version, with the
+    /// versions at which they all are: written or read with one check there. Any other
+    /// field is a run of its own.
+    Run(Vec<&'f Field>, Range),
+}
+
+/// A struct's regular fields as [`Step`]s. A field absent at every version does not
+/// break a run (it is never on the wire); a field that is not fixed-width, or cannot
+/// be present together with the run so far, ends it.
+fn regular_steps<'f>(s: &'f StructDef, within: &Range) -> Vec<Step<'f>> {
+    let mut steps = Vec::new();
+    let mut run: Vec<&Field> = Vec::new();
+    let mut run_versions = *within;
+    for f in s.fields.iter().filter(|f| f.tag.is_none()) {
+        if cond(&f.versions, within) == Cond::Never {
+            steps.push(Step::Absent(f));
+            continue;
+        }
+        let alone = within.intersect(&f.versions);
+        if fixed_size(f).is_some() {
+            let both = if run.is_empty() {
+                alone
+            } else {
+                run_versions.intersect(&f.versions)
+            };
+            if !both.is_empty() {
+                run_versions = both;
+                run.push(f);
+                continue;
+            }
+        }
+        if !run.is_empty() {
+            steps.push(Step::Run(std::mem::take(&mut run), run_versions));
+        }
+        if fixed_size(f).is_some() {
+            run_versions = alone;
+            run.push(f);
+        } else {
+            steps.push(Step::Run(vec![f], alone));
+        }
+    }
+    if !run.is_empty() {
+        steps.push(Step::Run(run, run_versions));
+    }
+    steps
+}
+
 /// Fixed-width element types, kept in a `ScalarList` (no allocation for short lists).
 fn is_scalar(t: &Ty) -> bool {
     matches!(t, Ty::Prim(_) | Ty::Uuid)
@@ -649,38 +700,12 @@ impl<'a> Ctx<'a> {
 
     fn encode_fn(&self, s: &StructDef, within: &Range, tagged_section: bool) -> String {
         let mut body = String::new();
-        // Consecutive fixed-width fields that can all be present at once, written with
-        // one check when they are (see `encode_fixed_run`).
-        let mut run: Vec<&Field> = Vec::new();
-        let mut run_versions = *within;
-        for f in s.fields.iter().filter(|f| f.tag.is_none()) {
-            let present = cond(&f.versions, within);
-            if present == Cond::Never {
-                body.push_str(&self.encode_one(s, f, within));
-                continue;
-            }
-            if fixed_size(f).is_some() {
-                let both = run_versions.intersect(&f.versions);
-                if run.is_empty() || !both.is_empty() {
-                    run_versions = if run.is_empty() {
-                        within.intersect(&f.versions)
-                    } else {
-                        both
-                    };
-                    run.push(f);
-                    continue;
-                }
-            }
-            body.push_str(&self.encode_fixed_run(s, &run, &run_versions, within));
-            run.clear();
-            if fixed_size(f).is_some() {
-                run_versions = within.intersect(&f.versions);
-                run.push(f);
-            } else {
-                body.push_str(&self.encode_one(s, f, within));
-            }
+        for step in regular_steps(s, within) {
+            body.push_str(&match step {
+                Step::Absent(f) => self.encode_one(s, f, within),
+                Step::Run(run, versions) => self.encode_fixed_run(s, &run, &versions, within),
+            });
         }
-        body.push_str(&self.encode_fixed_run(s, &run, &run_versions, within));
         let (body, regular) = self.gathered(s, within, body);
         regular + &self.encode_fn_rest(s, within, tagged_section, body)
     }
@@ -1012,10 +1037,6 @@ impl<'a> Ctx<'a> {
         // Tagged fields and the unknown ones are locals until the end, so the struct is
         // built once, in place, rather than built, mutated and then moved.
         let mut tagged_locals = String::new();
-        // Consecutive fixed-width fields that can all be present at once, decoded with
-        // one length check when they are (see `fixed_run`).
-        let mut run: Vec<&Field> = Vec::new();
-        let mut run_versions = *within;
         for f in &s.fields {
             let id = field_ident(&f.name);
             let var = format!("f_{}", id.trim_start_matches("r#"));
@@ -1028,34 +1049,17 @@ impl<'a> Ctx<'a> {
                 }
                 continue;
             }
-            let present = cond(&f.versions, within);
-            if present == Cond::Never {
+            if cond(&f.versions, within) == Cond::Never {
                 let _ = writeln!(lit, "{id}: {},", default_expr(f));
-                continue;
-            }
-            let _ = writeln!(lit, "{id}: {var},");
-            if fixed_size(f).is_some() {
-                let both = run_versions.intersect(&f.versions);
-                if run.is_empty() || !both.is_empty() {
-                    run_versions = if run.is_empty() {
-                        within.intersect(&f.versions)
-                    } else {
-                        both
-                    };
-                    run.push(f);
-                    continue;
-                }
-            }
-            body.push_str(&self.fixed_run(s, &run, &run_versions, within));
-            run.clear();
-            if fixed_size(f).is_some() {
-                run_versions = within.intersect(&f.versions);
-                run.push(f);
             } else {
-                body.push_str(&self.read_one(s, f, within));
+                let _ = writeln!(lit, "{id}: {var},");
             }
         }
-        body.push_str(&self.fixed_run(s, &run, &run_versions, within));
+        for step in regular_steps(s, within) {
+            if let Step::Run(run, versions) = step {
+                body.push_str(&self.fixed_run(s, &run, &versions, within));
+            }
+        }
         let flex = self.flexible_cond(within);
         if tagged_section {
             let _ = writeln!(lit, "unknown_tagged_fields: unknown_tagged,");
