@@ -626,18 +626,7 @@ impl<'a> Ctx<'a> {
         // Encode / decode.
         let _ = writeln!(o, "impl {name} {{");
         o.push_str(&self.encode_fn(s, &within, has_tagged_section));
-        let decode = self.decode_fn(s, &within, has_tagged_section);
-        if !self.is_array_element(name) {
-            o.push_str(&decode);
-        } else {
-            // An array element is decoded in the array's loop: inlined there, its
-            // fields go straight into the `Vec` (see `wire::read_array`).
-            o.push_str(&decode.replacen(
-                "    pub(crate) fn decode_inner",
-                "    #[inline]\n    pub(crate) fn decode_inner",
-                1,
-            ));
-        }
+        o.push_str(&self.decode_fn(s, &within, has_tagged_section));
         let _ = writeln!(o, "}}\n");
         o.push_str(&self.normalize_fn(s, &within, has_tagged_section));
         o.push_str(&self.arbitrary_impl(s, has_tagged_section));
@@ -1111,6 +1100,11 @@ impl<'a> Ctx<'a> {
             out,
             "    /// Reads a value at `version` (the caller checked the version is valid)."
         );
+        if self.is_array_element(&s.name) {
+            // An array element is decoded in the array's loop: inlined there, its
+            // fields go straight into the `Vec` (see `wire::read_array`).
+            let _ = writeln!(out, "    #[inline]");
+        }
         let _ = writeln!(
             out,
             "    pub(crate) fn decode_inner(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {{"
