@@ -776,7 +776,10 @@ impl<'a> Ctx<'a> {
             return (body, String::new());
         }
         // Room for every field at its largest: a list's inline write copies a fixed
-        // 20 or 36 bytes.
+        // 20 or 36 bytes (`put_inline` in src/wire/scalar_list.rs: a 4-byte prefix
+        // and INLINE_CAPACITY values of 4 or 8 bytes). Should the two disagree, the
+        // round-trip tests' debug builds assert in `SliceOut`; a release build
+        // writes the struct again the plain way.
         let cap: usize = regular
             .iter()
             .map(|f| fixed_size(f).or_else(|| small_list(f)).unwrap_or(0))
