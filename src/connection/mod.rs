@@ -31,8 +31,8 @@ use crate::messages::{
 use crate::wire::{ByteString, EncodeError, Message, VersionRange};
 
 pub use error::{
-    ConnectionError, ConnectionErrorKind, CorrelationId, RequestContext, RequestError,
-    RequestErrorKind, ResponseError, UsageError,
+    ConnectionError, ConnectionErrorKind, CorrelationId, HandshakeErrorKind, RequestContext,
+    RequestError, RequestErrorKind, ResponseError, TransportError, UsageError,
 };
 use frame::FrameDecoder;
 use inflight::{Entry, InFlight};
@@ -56,6 +56,9 @@ pub struct Config {
     /// Most requests awaiting a response at once (connection setup excluded);
     /// further requests wait in order.
     pub max_in_flight: usize,
+    /// Most requests accepted but not yet written; [`Connection::send`] refuses more
+    /// with [`UsageError::QueueFull`] instead of growing without bound.
+    pub max_queued: usize,
     /// How long a request may wait for its response, counted from
     /// [`Connection::send`]; also bounds each step of connection setup.
     pub request_timeout: Duration,
@@ -67,7 +70,7 @@ pub struct Config {
 
 impl Config {
     /// Defaults: no client id, this crate's name and version as the software, frames
-    /// up to [`frame::DEFAULT_MAX_FRAME_SIZE`], 5 requests in flight, a 30 s request
+    /// up to [`frame::DEFAULT_MAX_FRAME_SIZE`], 5 requests in flight and 1024 queued, a 30 s request
     /// timeout, no SASL, ApiVersions from the newest version this crate knows.
     #[must_use]
     pub fn new(broker: impl Into<Arc<str>>) -> Self {
@@ -78,6 +81,7 @@ impl Config {
             client_software_version: env!("CARGO_PKG_VERSION").to_owned(),
             max_frame_size: frame::DEFAULT_MAX_FRAME_SIZE,
             max_in_flight: 5,
+            max_queued: 1024,
             request_timeout: Duration::from_secs(30),
             sasl: None,
             api_versions_version: ApiVersionsRequest::VALID_VERSIONS.max,
@@ -459,7 +463,7 @@ impl Connection {
     /// Queues a request with the default options; see [`send_with`](Self::send_with).
     ///
     /// # Errors
-    /// The connection is closed.
+    /// The connection is closed, or its queue is full.
     pub fn send<R: Request + Send + 'static>(
         &mut self,
         now: Instant,
@@ -474,8 +478,8 @@ impl Connection {
     /// response and ends with [`Event::Sent`].
     ///
     /// # Errors
-    /// The connection is closed. Every other failure ends the request through
-    /// [`Event::RequestFailed`].
+    /// The connection is closed, or [`Config::max_queued`] requests already wait.
+    /// Every other failure ends the request through [`Event::RequestFailed`].
     pub fn send_with<R: Request + Send + 'static>(
         &mut self,
         now: Instant,
@@ -484,6 +488,11 @@ impl Connection {
     ) -> Result<CorrelationId, UsageError> {
         if let State::Failed(e) = &self.state {
             return Err(UsageError::Closed(e.clone()));
+        }
+        if self.queue.len() >= self.config.max_queued {
+            return Err(UsageError::QueueFull {
+                limit: self.config.max_queued,
+            });
         }
         let expects_response = (&request as &dyn Any)
             .downcast_ref::<ProduceRequest>()
@@ -536,8 +545,8 @@ impl Connection {
     }
 
     /// The transport failed; `detail` is kept in the error.
-    pub fn handle_transport_error(&mut self, _now: Instant, detail: impl std::fmt::Display) {
-        self.fail(ConnectionErrorKind::Transport(detail.to_string()));
+    pub fn handle_transport_error(&mut self, _now: Instant, error: impl Into<TransportError>) {
+        self.fail(ConnectionErrorKind::Transport(error.into()));
     }
 
     /// Time has reached the deadline from [`poll_timeout`](Self::poll_timeout) (calling
@@ -571,7 +580,7 @@ impl Connection {
             self.fail(ConnectionErrorKind::Handshake {
                 api,
                 version,
-                detail: format!("no response within {:?}", self.config.request_timeout),
+                kind: HandshakeErrorKind::Timeout(self.config.request_timeout),
             });
             return;
         }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use super::inflight::Entry;
 use super::sasl::{SaslConfig, SaslSession, SaslStep};
-use super::{Connection, ConnectionErrorKind, Event, Purpose, Sent, State};
+use super::{Connection, ConnectionErrorKind, Event, HandshakeErrorKind, Purpose, Sent, State};
 use crate::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, ErrorCode, SaslAuthenticateRequest,
     SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
@@ -46,7 +46,7 @@ impl Connection {
             Err(e) => self.fail(ConnectionErrorKind::Handshake {
                 api: api_key,
                 version,
-                detail: e.to_string(),
+                kind: HandshakeErrorKind::Encode(e),
             }),
         }
     }
@@ -167,7 +167,7 @@ impl Connection {
                 self.fail(ConnectionErrorKind::Handshake {
                     api: ApiKey::SaslHandshake,
                     version,
-                    detail: e.to_string(),
+                    kind: HandshakeErrorKind::Decode(e),
                 });
                 return;
             }
@@ -216,7 +216,7 @@ impl Connection {
                 self.fail(ConnectionErrorKind::Handshake {
                     api: ApiKey::SaslAuthenticate,
                     version,
-                    detail: e.to_string(),
+                    kind: HandshakeErrorKind::Decode(e),
                 });
                 return;
             }
