@@ -212,6 +212,58 @@ impl<R: Request + Send> ErasedRequest for R {
     }
 }
 
+/// A request of any type, for code that sends requests whose type it does not know
+/// statically (a client routing many operations over one connection).
+///
+/// ```
+/// use kafka_sansio::connection::AnyRequest;
+/// use kafka_sansio::messages::{ApiKey, MetadataRequest, ProduceRequest};
+///
+/// let metadata = AnyRequest::new(MetadataRequest::default());
+/// assert_eq!(metadata.api_key(), ApiKey::Metadata);
+/// assert!(metadata.expects_response());
+/// // acks=0: the broker sends nothing back
+/// assert!(!AnyRequest::new(ProduceRequest { acks: 0, ..Default::default() }).expects_response());
+/// ```
+pub struct AnyRequest {
+    request: Box<dyn ErasedRequest>,
+    expects_response: bool,
+}
+
+impl AnyRequest {
+    /// Wraps a typed request.
+    #[must_use]
+    pub fn new<R: Request + Send + 'static>(request: R) -> Self {
+        let expects_response = (&request as &dyn Any)
+            .downcast_ref::<ProduceRequest>()
+            .is_none_or(|p| p.acks != 0);
+        Self {
+            request: Box::new(request),
+            expects_response,
+        }
+    }
+
+    /// The request's API.
+    #[must_use]
+    pub fn api_key(&self) -> ApiKey {
+        self.request.api_key()
+    }
+
+    /// Whether the broker answers it (every request but an acks=0 Produce).
+    #[must_use]
+    pub fn expects_response(&self) -> bool {
+        self.expects_response
+    }
+}
+
+impl std::fmt::Debug for AnyRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnyRequest")
+            .field("api_key", &self.api_key())
+            .finish_non_exhaustive()
+    }
+}
+
 struct Queued {
     correlation_id: CorrelationId,
     request: Box<dyn ErasedRequest>,
@@ -486,6 +538,19 @@ impl Connection {
         request: R,
         options: RequestOptions,
     ) -> Result<CorrelationId, UsageError> {
+        self.send_any(now, AnyRequest::new(request), options)
+    }
+
+    /// Queues a request of any type; otherwise as [`send_with`](Self::send_with).
+    ///
+    /// # Errors
+    /// As [`send_with`](Self::send_with).
+    pub fn send_any(
+        &mut self,
+        now: Instant,
+        request: AnyRequest,
+        options: RequestOptions,
+    ) -> Result<CorrelationId, UsageError> {
         if let State::Failed(e) = &self.state {
             return Err(UsageError::Closed(e.clone()));
         }
@@ -494,14 +559,15 @@ impl Connection {
                 limit: self.config.max_queued,
             });
         }
-        let expects_response = (&request as &dyn Any)
-            .downcast_ref::<ProduceRequest>()
-            .is_none_or(|p| p.acks != 0);
+        let AnyRequest {
+            request,
+            expects_response,
+        } = request;
         let timeout = options.timeout.unwrap_or(self.config.request_timeout);
         let correlation_id = self.next_id();
         self.queue.push_back(Queued {
             correlation_id,
-            request: Box::new(request),
+            request,
             expects_response,
             deadline: now + timeout,
             timeout,
