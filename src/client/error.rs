@@ -129,7 +129,8 @@ impl ClientError {
     pub fn is_retriable(&self) -> bool {
         match self {
             Self::Broker { code, .. } => code.is_retriable(),
-            Self::Connection(_) | Self::Request(_) | Self::NoBrokers(_) | Self::Usage(_) => true,
+            Self::Request(e) => matches!(e.kind, crate::connection::RequestErrorKind::Timeout(_)),
+            Self::Connection(_) | Self::NoBrokers(_) | Self::Usage(_) => true,
             Self::Timeout { .. } => true,
             _ => false,
         }

@@ -878,13 +878,15 @@ impl Client {
             Err(error) => items
                 .iter()
                 .map(|i| {
-                    (
-                        *i,
+                    let step = if error.is_retriable() {
                         Step::Retry {
                             error: error.clone(),
                             refresh: Refresh::Nothing,
-                        },
-                    )
+                        }
+                    } else {
+                        Step::Fail(error.clone())
+                    };
+                    (*i, step)
                 })
                 .collect(),
         };
@@ -1185,6 +1187,13 @@ impl Client {
             })
             .map(|(i, item)| (i, item.target.clone()))
             .collect();
+        // A backoff that has passed is over, whether or not the item can go now
+        // (a past deadline left in place would make poll_timeout spin).
+        for (i, _) in &candidates {
+            if let Some(item) = self.ops.get_mut(&id).and_then(|e| e.items.get_mut(*i)) {
+                item.state = ItemState::Ready;
+            }
+        }
         if candidates.is_empty() {
             return false;
         }

@@ -105,6 +105,29 @@ pub struct ProduceOptions {
     pub timeout: Option<Duration>,
 }
 
+impl ProduceOptions {
+    /// Sets the acknowledgements (`-1` all, `1` leader, `0` none).
+    #[must_use]
+    pub fn acks(mut self, acks: i16) -> Self {
+        self.acks = acks;
+        self
+    }
+
+    /// Sets the codec.
+    #[must_use]
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Sets the operation's deadline.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
 impl Default for ProduceOptions {
     fn default() -> Self {
         Self {
@@ -163,6 +186,43 @@ pub struct FetchOptions {
     pub isolation: IsolationLevel,
     /// The operation's deadline, retries included; `None` for the client's default.
     pub timeout: Option<Duration>,
+}
+
+impl FetchOptions {
+    /// Sets the bytes to wait for.
+    #[must_use]
+    pub fn min_bytes(mut self, n: i32) -> Self {
+        self.min_bytes = n;
+        self
+    }
+
+    /// Sets the most bytes to return.
+    #[must_use]
+    pub fn max_bytes(mut self, n: i32) -> Self {
+        self.max_bytes = n;
+        self
+    }
+
+    /// Sets how long the broker may wait for `min_bytes`.
+    #[must_use]
+    pub fn max_wait(mut self, d: Duration) -> Self {
+        self.max_wait = d;
+        self
+    }
+
+    /// Sets which records to return.
+    #[must_use]
+    pub fn isolation(mut self, level: IsolationLevel) -> Self {
+        self.isolation = level;
+        self
+    }
+
+    /// Sets the operation's deadline.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
 }
 
 impl Default for FetchOptions {
@@ -520,7 +580,6 @@ impl Operation for Fetch {
             i32::try_from(self.options.max_wait.as_millis()).unwrap_or(i32::MAX),
         );
         let request = FetchRequest {
-            replica_id: if v <= 14 { -1 } else { 0 },
             max_wait_ms: max_wait,
             min_bytes: self.options.min_bytes,
             max_bytes: self.options.max_bytes.max(1),
