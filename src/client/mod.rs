@@ -337,6 +337,8 @@ pub struct Client {
     next_op: u64,
     stats: stats::Stats,
     now: Instant,
+    /// A deadline override for the next operation started (see `with_timeout`).
+    next_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for Client {
@@ -375,6 +377,7 @@ impl Client {
             next_op: 0,
             stats: stats::Stats::default(),
             now,
+            next_timeout: None,
         }
     }
 
@@ -638,6 +641,26 @@ impl Client {
         self.by_endpoint.clear();
     }
 
+    /// Starts the operation `start` starts with `timeout` as its deadline instead of
+    /// its default (operations that take their own timeout option keep it).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{Client, ClientConfig};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092").unwrap(), now);
+    /// let op = client.with_timeout(Duration::from_secs(2), |c| c.describe_cluster(now));
+    /// assert_eq!(client.pending_operations(), 1);
+    /// # let _ = op;
+    /// ```
+    pub fn with_timeout(&mut self, timeout: Duration, start: impl FnOnce(&mut Self) -> OpId) -> OpId {
+        self.next_timeout = Some(timeout);
+        let op = start(self);
+        self.next_timeout = None;
+        op
+    }
+
     /// Starts an operation.
     fn start_op(
         &mut self,
@@ -660,7 +683,11 @@ impl Client {
         self.advance(now);
         let id = OpId(self.next_op);
         self.next_op += 1;
-        let timeout = timeout.unwrap_or(self.config.operation_timeout);
+        let timeout = match internal {
+            None => timeout.or(self.next_timeout.take()),
+            Some(_) => timeout,
+        }
+        .unwrap_or(self.config.operation_timeout);
         let entry = OpEntry {
             name: op.name(),
             op: Some(op),

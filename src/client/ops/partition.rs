@@ -103,6 +103,8 @@ pub struct ProduceOptions {
     pub max_batch_bytes: usize,
     /// The operation's deadline, retries included; `None` for the client's default.
     pub timeout: Option<Duration>,
+    /// What to do if the topic does not exist (yet).
+    pub unknown_topic: UnknownTopicHandling,
 }
 
 impl ProduceOptions {
@@ -126,6 +128,13 @@ impl ProduceOptions {
         self.timeout = Some(timeout);
         self
     }
+
+    /// Sets what to do if the topic does not exist (yet).
+    #[must_use]
+    pub fn unknown_topic(mut self, handling: UnknownTopicHandling) -> Self {
+        self.unknown_topic = handling;
+        self
+    }
 }
 
 impl Default for ProduceOptions {
@@ -136,6 +145,7 @@ impl Default for ProduceOptions {
             broker_timeout: Duration::from_secs(30),
             max_batch_bytes: crate::records::DEFAULT_MAX_BATCH_BYTES,
             timeout: None,
+            unknown_topic: UnknownTopicHandling::Error,
         }
     }
 }
@@ -186,6 +196,8 @@ pub struct FetchOptions {
     pub isolation: IsolationLevel,
     /// The operation's deadline, retries included; `None` for the client's default.
     pub timeout: Option<Duration>,
+    /// What to do if the topic does not exist (yet).
+    pub unknown_topic: UnknownTopicHandling,
 }
 
 impl FetchOptions {
@@ -223,6 +235,13 @@ impl FetchOptions {
         self.timeout = Some(timeout);
         self
     }
+
+    /// Sets what to do if the topic does not exist (yet).
+    #[must_use]
+    pub fn unknown_topic(mut self, handling: UnknownTopicHandling) -> Self {
+        self.unknown_topic = handling;
+        self
+    }
 }
 
 impl Default for FetchOptions {
@@ -233,6 +252,7 @@ impl Default for FetchOptions {
             max_wait: Duration::from_millis(500),
             isolation: IsolationLevel::ReadUncommitted,
             timeout: None,
+            unknown_topic: UnknownTopicHandling::Error,
         }
     }
 }
@@ -448,6 +468,10 @@ impl Operation for Produce {
         Lane::Produce
     }
 
+    fn unknown_topic(&self) -> UnknownTopicHandling {
+        self.options.unknown_topic
+    }
+
     fn build(
         &mut self,
         _items: &[usize],
@@ -555,6 +579,10 @@ impl Operation for Fetch {
 
     fn lane(&self) -> Lane {
         Lane::Fetch
+    }
+
+    fn unknown_topic(&self) -> UnknownTopicHandling {
+        self.options.unknown_topic
     }
 
     fn build(
