@@ -35,16 +35,27 @@ pub(crate) trait Net: Send + 'static {
     type Sleep: Future<Output = ()> + Send + Unpin + 'static;
 
     fn connect(host: Arc<str>, port: u16) -> Self::Connecting;
-    fn poll_read(s: &mut Self::Stream, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
-    fn poll_write(s: &mut Self::Stream, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>>;
+    fn poll_read(
+        s: &mut Self::Stream,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>>;
+    fn poll_write(
+        s: &mut Self::Stream,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>>;
     fn sleep_until(deadline: Instant) -> Self::Sleep;
 }
+
+/// Starts an operation on the core.
+pub(crate) type StartFn = Box<dyn FnOnce(&mut Client, Instant) -> OpId + Send>;
 
 /// What a handle asks the driver.
 pub(crate) enum Command {
     /// Start an operation; its result goes to `done`. `token` names it for `Cancel`.
     Start {
-        start: Box<dyn FnOnce(&mut Client, Instant) -> OpId + Send>,
+        start: StartFn,
         done: async_channel::Sender<Result<OpOutput, ClientError>>,
         token: u64,
     },
@@ -85,7 +96,7 @@ pub(crate) struct DriverTls {
 /// The driver future; see the module docs.
 pub(crate) struct Driver<N: Net> {
     client: Client,
-    commands: async_channel::Receiver<Command>,
+    commands: Pin<Box<async_channel::Receiver<Command>>>,
     conns: BTreeMap<ConnId, Conn<N>>,
     waiters: HashMap<OpId, (u64, async_channel::Sender<Result<OpOutput, ClientError>>)>,
     tokens: HashMap<u64, OpId>,
@@ -97,10 +108,14 @@ pub(crate) struct Driver<N: Net> {
 }
 
 impl<N: Net> Driver<N> {
-    pub(crate) fn new(client: Client, commands: async_channel::Receiver<Command>, tls: DriverTls) -> Self {
+    pub(crate) fn new(
+        client: Client,
+        commands: async_channel::Receiver<Command>,
+        tls: DriverTls,
+    ) -> Self {
         Self {
             client,
-            commands,
+            commands: Box::pin(commands),
             conns: BTreeMap::new(),
             waiters: HashMap::new(),
             tokens: HashMap::new(),
@@ -144,7 +159,9 @@ impl<N: Net> Driver<N> {
         while let Some(out) = self.client.poll_output() {
             progressed = true;
             match out {
-                Output::Connect { conn, host, port, .. } => {
+                Output::Connect {
+                    conn, host, port, ..
+                } => {
                     #[cfg(feature = "tls")]
                     let tls = match &self.tls.config {
                         Some(config) => match tls_session(config, &host) {
@@ -169,10 +186,10 @@ impl<N: Net> Driver<N> {
                     );
                 }
                 Output::Transmit { conn, bytes } => {
-                    if let Some(c) = self.conns.get_mut(&conn) {
-                        if let Err(e) = c.queue(bytes) {
-                            self.client.handle_transport_error(conn, now(), e);
-                        }
+                    if let Some(c) = self.conns.get_mut(&conn)
+                        && let Err(e) = c.queue(bytes)
+                    {
+                        self.client.handle_transport_error(conn, now(), e);
                     }
                 }
                 Output::Close { conn } => {
@@ -211,10 +228,10 @@ impl<N: Net> Driver<N> {
                     self.client.handle_connected(id, now());
                     progressed = true;
                     // TLS: the ClientHello is ready to go.
-                    if let Some(c) = self.conns.get_mut(&id) {
-                        if let Err(e) = c.flush_tls() {
-                            self.client.handle_transport_error(id, now(), e);
-                        }
+                    if let Some(c) = self.conns.get_mut(&id)
+                        && let Err(e) = c.flush_tls()
+                    {
+                        self.client.handle_transport_error(id, now(), e);
                     }
                 }
                 Poll::Ready(Err(e)) => {
@@ -226,8 +243,12 @@ impl<N: Net> Driver<N> {
         }
         // Write what is pending.
         loop {
-            let Some(c) = self.conns.get_mut(&id) else { return progressed };
-            let Sock::Open(stream) = &mut c.sock else { break };
+            let Some(c) = self.conns.get_mut(&id) else {
+                return progressed;
+            };
+            let Sock::Open(stream) = &mut c.sock else {
+                break;
+            };
             if c.out.is_empty() {
                 if c.closing {
                     self.conns.remove(&id);
@@ -235,17 +256,23 @@ impl<N: Net> Driver<N> {
                 }
                 break;
             }
-            let slices: Vec<io::IoSlice<'_>> = c.out.iter().take(64).map(|b| io::IoSlice::new(b)).collect();
+            let slices: Vec<io::IoSlice<'_>> =
+                c.out.iter().take(64).map(|b| io::IoSlice::new(b)).collect();
             match N::poll_write(stream, cx, &slices) {
                 Poll::Pending => break,
                 Poll::Ready(Ok(0)) => {
-                    self.fail(id, io::Error::new(io::ErrorKind::WriteZero, "socket accepted no bytes"));
+                    self.fail(
+                        id,
+                        io::Error::new(io::ErrorKind::WriteZero, "socket accepted no bytes"),
+                    );
                     return true;
                 }
                 Poll::Ready(Ok(mut n)) => {
                     progressed = true;
                     while n > 0 {
-                        let Some(front) = c.out.front_mut() else { break };
+                        let Some(front) = c.out.front_mut() else {
+                            break;
+                        };
                         if n >= front.len() {
                             n -= front.len();
                             c.out.pop_front();
@@ -263,11 +290,15 @@ impl<N: Net> Driver<N> {
         }
         // Read what arrived.
         for _ in 0..READS_PER_POLL {
-            let Some(c) = self.conns.get_mut(&id) else { return progressed };
+            let Some(c) = self.conns.get_mut(&id) else {
+                return progressed;
+            };
             if c.closing {
                 break;
             }
-            let Sock::Open(stream) = &mut c.sock else { break };
+            let Sock::Open(stream) = &mut c.sock else {
+                break;
+            };
             match N::poll_read(stream, cx, &mut self.buf) {
                 Poll::Pending => break,
                 Poll::Ready(Ok(0)) => {
@@ -321,14 +352,27 @@ impl<N: Net> Driver<N> {
         if self.timer.as_ref().is_none_or(|(d, _)| *d != deadline) {
             self.timer = Some((deadline, N::sleep_until(deadline)));
         }
-        if let Some((_, sleep)) = &mut self.timer {
-            if Pin::new(sleep).poll(cx).is_ready() {
-                self.timer = None;
-                self.client.handle_timeout(crate::runtime::now());
-                return true;
-            }
+        if let Some((_, sleep)) = &mut self.timer
+            && Pin::new(sleep).poll(cx).is_ready()
+        {
+            self.timer = None;
+            self.client.handle_timeout(crate::runtime::now());
+            return true;
         }
         false
+    }
+}
+
+impl<N: Net> Drop for Driver<N> {
+    fn drop(&mut self) {
+        // Calls still queued would wait for ever on a driver that is gone: refuse
+        // new ones and fail the queued ones (dropping their reply senders).
+        self.commands.close();
+        while let Ok(cmd) = self.commands.try_recv() {
+            if let Command::Start { done, .. } = cmd {
+                let _ = done.try_send(Err(ClientError::Closed));
+            }
+        }
     }
 }
 
@@ -360,7 +404,8 @@ impl<N: Net> Conn<N> {
         if let Some(tls) = &mut self.tls {
             while tls.wants_write() {
                 let mut v = Vec::new();
-                tls.write_tls(&mut v).map_err(|e| TransportError::from(&e))?;
+                tls.write_tls(&mut v)
+                    .map_err(|e| TransportError::from(&e))?;
                 self.out.push_back(Bytes::from(v));
             }
         }
@@ -375,7 +420,8 @@ impl<N: Net> Conn<N> {
             let mut rest = bytes;
             let mut plain = Vec::new();
             while !rest.is_empty() {
-                tls.read_tls(&mut rest).map_err(|e| TransportError::from(&e))?;
+                tls.read_tls(&mut rest)
+                    .map_err(|e| TransportError::from(&e))?;
                 let state = tls.process_new_packets().map_err(tls_error)?;
                 let n = state.plaintext_bytes_to_read();
                 if n > 0 {
@@ -395,9 +441,15 @@ impl<N: Net> Conn<N> {
 }
 
 #[cfg(feature = "tls")]
-fn tls_session(config: &Arc<rustls::ClientConfig>, host: &str) -> Result<rustls::ClientConnection, TransportError> {
+fn tls_session(
+    config: &Arc<rustls::ClientConfig>,
+    host: &str,
+) -> Result<rustls::ClientConnection, TransportError> {
     let name = rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|e| {
-        TransportError::tls(crate::connection::TlsFailure::InvalidServerName, format!("{host}: {e}"))
+        TransportError::tls(
+            crate::connection::TlsFailure::InvalidServerName,
+            format!("{host}: {e}"),
+        )
     })?;
     rustls::ClientConnection::new(config.clone(), name).map_err(tls_error)
 }
@@ -410,9 +462,10 @@ fn tls_error(e: rustls::Error) -> TransportError {
         rustls::Error::InvalidCertificate(c) => match c {
             C::UnknownIssuer | C::BadSignature => TlsFailure::UnknownIssuer,
             C::NotValidForName | C::NotValidForNameContext { .. } => TlsFailure::HostnameMismatch,
-            C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => {
-                TlsFailure::Expired
-            }
+            C::Expired
+            | C::ExpiredContext { .. }
+            | C::NotValidYet
+            | C::NotValidYetContext { .. } => TlsFailure::Expired,
             _ => TlsFailure::BadCertificate,
         },
         rustls::Error::AlertReceived(_) => TlsFailure::Rejected,
@@ -430,7 +483,7 @@ impl<N: Net> Future for Driver<N> {
             let mut progressed = false;
             // Commands from the handles.
             loop {
-                match Pin::new(&mut this.commands).poll_next(cx) {
+                match this.commands.as_mut().poll_next(cx) {
                     Poll::Ready(Some(cmd)) => {
                         this.command(cmd, now());
                         progressed = true;
@@ -455,13 +508,15 @@ impl<N: Net> Future for Driver<N> {
             progressed |= this.drain();
             progressed |= this.poll_timer(cx);
             progressed |= this.drain();
-            if let Some(replies) = &this.closing {
-                if this.conns.is_empty() && this.client.pending_operations() == 0 {
-                    for r in replies {
-                        let _ = r.try_send(());
-                    }
-                    return Poll::Ready(());
+            if let Some(replies) = &this.closing
+                && this.conns.is_empty()
+                && this.client.pending_operations() == 0
+            {
+                this.commands.close();
+                for r in replies {
+                    let _ = r.try_send(());
                 }
+                return Poll::Ready(());
             }
             if !progressed {
                 return Poll::Pending;

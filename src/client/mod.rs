@@ -1,6 +1,6 @@
 //! A Kafka cluster as one sans-IO state machine over many broker connections.
 //!
-//! [`Client`] owns a [`Connection`](crate::connection::Connection) per broker and
+//! [`Client`] owns a [`Connection`] per broker and
 //! kind of traffic, a metadata cache and a coordinator cache, and runs operations
 //! across them: admin calls (create and delete topics, configs, groups, ...) and
 //! partition operations (produce, fetch, list offsets). It routes each request to the
@@ -54,6 +54,13 @@ use metadata::{Leader, Metadata};
 use op::{Built, Ctx, Operation, Refresh, Reply, Step, Target, Versions};
 use rng::Rng;
 
+/// Per resource, its configs or why they could not be read.
+pub type DescribedConfigs = Vec<(ConfigResource, Result<Vec<ConfigEntry>, ClientError>)>;
+/// Per resource, whether its change was applied.
+pub type AlteredConfigs = Vec<(ConfigResource, Result<(), ClientError>)>;
+/// Per group, whether it was deleted.
+pub type DeletedGroups = Vec<(String, Result<(), ClientError>)>;
+
 /// Names one connection the client asked for with [`Output::Connect`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ConnId(pub u64);
@@ -105,9 +112,9 @@ pub enum OpOutput {
     /// [`Client::create_partitions`]: one result per topic, in the order asked.
     TopicResults(Vec<TopicResult>),
     /// [`Client::describe_configs`]: one entry per resource, in the order asked.
-    Configs(Vec<(ConfigResource, Result<Vec<ConfigEntry>, ClientError>)>),
+    Configs(DescribedConfigs),
     /// [`Client::alter_configs`]: one result per resource, in the order asked.
-    ConfigsAltered(Vec<(ConfigResource, Result<(), ClientError>)>),
+    ConfigsAltered(AlteredConfigs),
     /// [`Client::delete_records`]: one result per partition, in the order asked.
     RecordsDeleted(Vec<DeleteRecordsResult>),
     /// [`Client::list_groups`].
@@ -115,7 +122,7 @@ pub enum OpOutput {
     /// [`Client::describe_groups`]: one entry per group, in the order asked.
     GroupDescriptions(Vec<Result<GroupDescription, ClientError>>),
     /// [`Client::delete_groups`]: one result per group, in the order asked.
-    GroupsDeleted(Vec<(String, Result<(), ClientError>)>),
+    GroupsDeleted(DeletedGroups),
     /// [`Client::produce`].
     Produced(ProduceOutput),
     /// [`Client::fetch`].
@@ -256,7 +263,7 @@ struct EndpointBackoff {
 ///
 /// # Driving contract
 ///
-/// The methods are of four kinds, as on [`Connection`](crate::connection::Connection):
+/// The methods are of four kinds, as on [`Connection`]:
 /// - **getters** ([`metadata_topic`](Self::metadata_topic), [`stats`](Self::stats),
 ///   ...), which change nothing;
 /// - **inputs**: [`handle_connected`](Self::handle_connected) /
@@ -654,7 +661,11 @@ impl Client {
     /// assert_eq!(client.pending_operations(), 1);
     /// # let _ = op;
     /// ```
-    pub fn with_timeout(&mut self, timeout: Duration, start: impl FnOnce(&mut Self) -> OpId) -> OpId {
+    pub fn with_timeout(
+        &mut self,
+        timeout: Duration,
+        start: impl FnOnce(&mut Self) -> OpId,
+    ) -> OpId {
         self.next_timeout = Some(timeout);
         let op = start(self);
         self.next_timeout = None;
@@ -858,6 +869,7 @@ impl Client {
         let Some(waiter) = slot.waiters.remove(&corr) else {
             return;
         };
+        tracing::trace!(broker = %slot.label, corr, op = waiter.op.0, ok = reply.is_ok(), "reply");
         slot.last_active = now;
         if reply.is_ok() {
             self.stats
@@ -1327,8 +1339,10 @@ impl Client {
             timeout: Some(timeout),
             max_version,
         };
+        let api = request.api_key();
         match conn.send_any(now, request, options) {
             Ok(corr) => {
+                tracing::trace!(broker = %slot.label, ?api, corr, op = id.0, ?items, "sent");
                 for i in items {
                     if let Some(item) = entry.items.get_mut(*i) {
                         item.state = ItemState::InFlight;

@@ -247,7 +247,10 @@ impl Operation for MetadataQuery {
         _m: &Metadata,
     ) -> Result<Built, ClientError> {
         let v = metadata_version(versions)?;
-        Ok(Built::new(metadata_request(self.topics.as_deref(), v, false), v))
+        Ok(Built::new(
+            metadata_request(self.topics.as_deref(), v, false),
+            v,
+        ))
     }
 
     fn on_reply(&mut self, items: &[usize], reply: Reply, ctx: &mut Ctx<'_>) -> Vec<(usize, Step)> {
