@@ -6,7 +6,11 @@
     feature = "smol",
     feature = "blocking"
 ))]
-#![allow(clippy::unwrap_used, clippy::disallowed_methods, clippy::disallowed_types)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::disallowed_methods,
+    clippy::disallowed_types
+)]
 
 use std::time::Duration;
 

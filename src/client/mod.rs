@@ -1451,6 +1451,11 @@ impl Client {
             }
             Target::Controller => match self.metadata.controller() {
                 Some(n) => Resolved::Endpoint(Endpoint::Node(n)),
+                // Fresh metadata names no controller (some brokers never do): any
+                // broker, which answers NOT_CONTROLLER if it cannot serve.
+                None if self.metadata_answered >= fresh => {
+                    Resolved::Endpoint(self.any_endpoint(now))
+                }
                 None => self.wait_metadata(now, None),
             },
             Target::Leader { topic, partition } => match self.metadata.leader(topic, *partition) {
