@@ -25,6 +25,7 @@ pub mod connection;
 pub mod fuzzing;
 pub mod messages;
 pub mod records;
+mod scram;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod wire;
