@@ -845,11 +845,26 @@ impl Client {
             // A broker that cannot be reached may have left the cluster.
             self.want_metadata(now, None, true);
             let failed = ClientError::Connection(error);
+            // Refused credentials or certificates fail every waiting call at once:
+            // every connection of this client presents the same ones.
+            let fatal = !failed.is_retriable();
             for op in self.ops.values_mut() {
                 for item in &mut op.items {
-                    if matches!(item.state, ItemState::Ready | ItemState::WaitMetadata(_)) {
+                    if matches!(
+                        item.state,
+                        ItemState::Ready | ItemState::WaitMetadata(_) | ItemState::Backoff(_)
+                    ) {
                         item.last_error = Some(failed.clone());
+                        if fatal {
+                            item.state = ItemState::Failed(failed.clone());
+                        }
                     }
+                }
+            }
+            if fatal {
+                let ids: Vec<OpId> = self.ops.keys().copied().collect();
+                for id in ids {
+                    self.maybe_finish(id);
                 }
             }
         }
@@ -1025,15 +1040,29 @@ impl Client {
                     Err(e) => {
                         tracing::debug!(error = %e, "metadata refresh failed");
                         self.metadata_error = Some(e.clone());
+                        // Waiting items retry the refresh, unless it can never work
+                        // (credentials or certificates refused): then they fail.
+                        let fatal = !e.is_retriable();
                         for op in self.ops.values_mut() {
                             for item in &mut op.items {
                                 if let ItemState::WaitMetadata(_) = item.state {
                                     item.last_error = Some(e.clone());
-                                    item.state = ItemState::Ready;
+                                    item.state = if fatal {
+                                        ItemState::Failed(e.clone())
+                                    } else {
+                                        ItemState::Ready
+                                    };
                                 }
                             }
                         }
-                        self.want_metadata(now, None, true);
+                        if fatal {
+                            let ids: Vec<OpId> = self.ops.keys().copied().collect();
+                            for id in ids {
+                                self.maybe_finish(id);
+                            }
+                        } else {
+                            self.want_metadata(now, None, true);
+                        }
                     }
                 }
             }
