@@ -197,7 +197,7 @@ pub enum Event {
 trait ErasedRequest: Send {
     fn api_key(&self) -> ApiKey;
     fn valid_versions(&self) -> VersionRange;
-    fn encode_body(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError>;
+    fn encode_body(&self, out: &mut FrameOut<'_>, version: i16) -> Result<(), EncodeError>;
 }
 
 impl<R: Request + Send> ErasedRequest for R {
@@ -207,8 +207,38 @@ impl<R: Request + Send> ErasedRequest for R {
     fn valid_versions(&self) -> VersionRange {
         R::VALID_VERSIONS
     }
-    fn encode_body(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
-        self.encode(buf, version)
+    fn encode_body(&self, out: &mut FrameOut<'_>, version: i16) -> Result<(), EncodeError> {
+        self.encode_into(out, version)
+    }
+}
+
+/// Where a request frame is encoded: small fields are appended to the connection's
+/// transmit buffer, while a large shared bytes field (a produced record batch) is
+/// kept by reference with its position, to go out as a chunk of its own (a vectored
+/// write) instead of being copied.
+struct FrameOut<'a> {
+    buf: &'a mut BytesMut,
+    /// Bytes kept by reference, each with the length `buf` had when it was written.
+    shared: Vec<(usize, Bytes)>,
+}
+
+impl crate::wire::Out for FrameOut<'_> {
+    #[inline]
+    fn write_slice(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    #[inline]
+    fn write_byte(&mut self, byte: u8) {
+        self.buf.put_u8(byte);
+    }
+
+    fn write_shared(&mut self, bytes: &Bytes) {
+        if bytes.len() >= crate::wire::SPILL_THRESHOLD {
+            self.shared.push((self.buf.len(), bytes.clone()));
+        } else {
+            self.buf.extend_from_slice(bytes);
+        }
     }
 }
 
@@ -405,7 +435,12 @@ pub struct Connection {
     config: Config,
     state: State,
     decoder: FrameDecoder,
+    /// Bytes to hand out after `chunks`: frames, or the tail of a frame whose record
+    /// batch went to `chunks` by reference.
     transmit: BytesMut,
+    /// Bytes to hand out before `transmit`: encoded frames up to and including a
+    /// record batch (or other large bytes field) kept by reference, not copied.
+    chunks: VecDeque<Bytes>,
     /// No-response requests encoded into `transmit` but not yet handed out.
     unsent_no_response: Vec<RequestContext>,
     in_flight: InFlight<Sent>,
@@ -431,6 +466,7 @@ impl Connection {
             decoder: FrameDecoder::new(config.max_frame_size),
             state: State::Negotiating,
             transmit: BytesMut::new(),
+            chunks: VecDeque::new(),
             unsent_no_response: Vec::new(),
             in_flight: InFlight::default(),
             queue: VecDeque::new(),
@@ -675,13 +711,17 @@ impl Connection {
     /// Bytes to write to the socket, in order; `None` when there are none.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        if self.transmit.is_empty() {
-            return None;
+        let bytes = match self.chunks.pop_front() {
+            Some(chunk) => chunk,
+            None if self.transmit.is_empty() => return None,
+            None => self.transmit.split().freeze(),
+        };
+        if self.chunks.is_empty() && self.transmit.is_empty() {
+            for context in self.unsent_no_response.drain(..) {
+                self.events.push_back(Event::Sent(context));
+            }
         }
-        for context in self.unsent_no_response.drain(..) {
-            self.events.push_back(Event::Sent(context));
-        }
-        Some(self.transmit.split().freeze())
+        Some(bytes)
     }
 
     /// The next event; `None` when there are none.
@@ -743,7 +783,7 @@ impl Connection {
         api_key: ApiKey,
         version: i16,
         correlation_id: CorrelationId,
-        body: &dyn Fn(&mut BytesMut, i16) -> Result<(), EncodeError>,
+        body: &dyn Fn(&mut FrameOut<'_>, i16) -> Result<(), EncodeError>,
     ) -> Result<(), EncodeError> {
         let start = self.transmit.len();
         self.transmit.put_i32(0);
@@ -754,10 +794,16 @@ impl Connection {
             client_id: self.config.client_id.as_deref().map(ByteString::from),
             ..Default::default()
         };
+        let mut out = FrameOut {
+            buf: &mut self.transmit,
+            shared: Vec::new(),
+        };
         let result = header
-            .encode(&mut self.transmit, api_key.request_header_version(version))
-            .and_then(|()| body(&mut self.transmit, version));
-        let len = self.transmit.len() - start - 4;
+            .encode_into(&mut out, api_key.request_header_version(version))
+            .and_then(|()| body(&mut out, version));
+        let FrameOut { shared, .. } = out;
+        let shared_len: usize = shared.iter().map(|(_, b)| b.len()).sum();
+        let len = self.transmit.len() - start - 4 + shared_len;
         let result = result.and_then(|()| {
             i32::try_from(len).map_err(|_| EncodeError::TooLong {
                 field: "request frame",
@@ -768,6 +814,14 @@ impl Connection {
         match result {
             Ok(len) => {
                 self.transmit[start..start + 4].copy_from_slice(&len.to_be_bytes());
+                // Everything up to each shared piece goes out before it.
+                let mut taken = 0;
+                for (at, bytes) in shared {
+                    self.chunks
+                        .push_back(self.transmit.split_to(at - taken).freeze());
+                    self.chunks.push_back(bytes);
+                    taken = at;
+                }
                 Ok(())
             }
             Err(e) => {
@@ -959,6 +1013,7 @@ impl Connection {
             }));
         }
         self.transmit.clear();
+        self.chunks.clear();
         self.events.push_back(Event::Closed(err.clone()));
         self.state = State::Failed(err);
     }
