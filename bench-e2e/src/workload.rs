@@ -17,6 +17,16 @@ pub struct Workload {
     pub window: bool,
     /// The topic (one partition).
     pub topic: String,
+    /// Which phases to run (`build`, `produce`, `fetch`); all by default. `fetch`
+    /// alone reads records an earlier run produced (for profiling one phase).
+    pub phases: Vec<String>,
+}
+
+impl Workload {
+    /// Whether to run this phase.
+    pub fn runs(&self, phase: &str) -> bool {
+        self.phases.iter().any(|p| p == phase)
+    }
 }
 
 pub const KEY_LEN: usize = 16;

@@ -39,50 +39,56 @@ pub fn run(bootstrap: &str, w: &Workload) -> Vec<Phase> {
             .expect("partition client");
         phases.push(m.end("connect", 0));
 
-        let m = measure::start();
-        let mut first = 0;
-        while first < w.records {
-            let n = w.batch.min((w.records - first) as usize);
-            std::hint::black_box(batch(first, n));
-            first += n as u64;
-        }
-        phases.push(m.end("build", w.records));
-
-        let m = measure::start();
-        let mut first = 0;
-        while first < w.records {
-            let n = w.batch.min((w.records - first) as usize);
-            let offsets = partition
-                .produce(batch(first, n), Compression::NoCompression)
-                .await
-                .expect("produce");
-            assert_eq!(offsets.len(), n);
-            assert_eq!(offsets[0], first as i64, "offset of record {first}");
-            first += n as u64;
-        }
-        phases.push(m.end("produce", w.records));
-
-        let m = measure::start();
-        let start = if w.window {
-            partition
-                .get_offset(OffsetAt::Earliest)
-                .await
-                .expect("earliest offset")
-        } else {
-            0
-        };
-        let mut reader = Reader::new(start, w.window);
-        while reader.decoded < w.records {
-            let (records, high_watermark) = partition
-                .fetch_records(reader.next, 1..w.fetch_max_bytes, w.max_wait_ms)
-                .await
-                .expect("fetch");
-            for r in &records {
-                reader.record(r.offset, r.record.key.as_deref(), r.record.value.as_deref());
+        if w.runs("build") {
+            let m = measure::start();
+            let mut first = 0;
+            while first < w.records {
+                let n = w.batch.min((w.records - first) as usize);
+                std::hint::black_box(batch(first, n));
+                first += n as u64;
             }
-            reader.after_fetch(high_watermark);
+            phases.push(m.end("build", w.records));
         }
-        phases.push(m.end("fetch", reader.decoded));
+
+        if w.runs("produce") {
+            let m = measure::start();
+            let mut first = 0;
+            while first < w.records {
+                let n = w.batch.min((w.records - first) as usize);
+                let offsets = partition
+                    .produce(batch(first, n), Compression::NoCompression)
+                    .await
+                    .expect("produce");
+                assert_eq!(offsets.len(), n);
+                assert_eq!(offsets[0], first as i64, "offset of record {first}");
+                first += n as u64;
+            }
+            phases.push(m.end("produce", w.records));
+        }
+
+        if w.runs("fetch") {
+            let m = measure::start();
+            let start = if w.window {
+                partition
+                    .get_offset(OffsetAt::Earliest)
+                    .await
+                    .expect("earliest offset")
+            } else {
+                0
+            };
+            let mut reader = Reader::new(start, w.window);
+            while reader.decoded < w.records {
+                let (records, high_watermark) = partition
+                    .fetch_records(reader.next, 1..w.fetch_max_bytes, w.max_wait_ms)
+                    .await
+                    .expect("fetch");
+                for r in &records {
+                    reader.record(r.offset, r.record.key.as_deref(), r.record.value.as_deref());
+                }
+                reader.after_fetch(high_watermark);
+            }
+            phases.push(m.end("fetch", reader.decoded));
+        }
         phases
     })
 }
