@@ -97,6 +97,11 @@ pub struct RequestOptions {
     pub timeout: Option<Duration>,
     /// Caps the version chosen for this request.
     pub max_version: Option<i16>,
+    /// How large a response the caller expects, at most (a Fetch's max bytes plus
+    /// its framing). While it is in flight, a response frame up to this size gets
+    /// its whole buffer at once from [`Connection::read_buffer`], to be read without
+    /// copies; larger ones grow with the bytes received. `None` expects nothing.
+    pub expected_response_bytes: Option<usize>,
 }
 
 impl RequestOptions {
@@ -301,6 +306,7 @@ struct Queued {
     deadline: Instant,
     timeout: Duration,
     max_version: Option<i16>,
+    expected_response_bytes: usize,
 }
 
 impl std::fmt::Debug for Queued {
@@ -327,6 +333,8 @@ struct Sent {
     api_version: i16,
     purpose: Purpose,
     timeout: Duration,
+    /// From [`RequestOptions::expected_response_bytes`] (0 for none).
+    expected_response_bytes: usize,
 }
 
 #[derive(Debug)]
@@ -608,6 +616,7 @@ impl Connection {
             deadline: now + timeout,
             timeout,
             max_version: options.max_version,
+            expected_response_bytes: options.expected_response_bytes.unwrap_or(0),
         });
         self.flush(now);
         Ok(correlation_id)
@@ -627,6 +636,50 @@ impl Connection {
             return;
         }
         self.decoder.extend(bytes);
+        self.handle_frames(now);
+    }
+
+    /// Room to read the next bytes from the socket into, instead of handing them to
+    /// [`handle_input`](Self::handle_input) (which copies them): write them at its
+    /// start, then call [`handle_read`](Self::handle_read) with their count. A
+    /// response the request in flight expects
+    /// ([`RequestOptions::expected_response_bytes`]) gets all of its room at once, so
+    /// it can arrive in one read, straight where it is decoded from.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use kafka_sansio::connection::{Config, Connection};
+    ///
+    /// let mut conn = Connection::new(Config::new("broker"), Instant::now());
+    /// let _api_versions_request = conn.poll_transmit();
+    /// let room = conn.read_buffer();
+    /// assert!(!room.is_empty());
+    /// // A socket read writes into `room`; say how much it wrote:
+    /// conn.handle_read(Instant::now(), 0);
+    /// ```
+    pub fn read_buffer(&mut self) -> &mut [u8] {
+        let expected = self
+            .in_flight
+            .iter()
+            .filter(|e| e.expects_response)
+            .map(|e| e.data.expected_response_bytes)
+            .max()
+            .unwrap_or(0);
+        self.decoder.read_buffer(expected)
+    }
+
+    /// `n` bytes were read from the socket into the room
+    /// [`read_buffer`](Self::read_buffer) gave.
+    pub fn handle_read(&mut self, now: Instant, n: usize) {
+        if matches!(self.state, State::Failed(_)) {
+            return;
+        }
+        self.decoder.filled(n);
+        self.handle_frames(now);
+    }
+
+    /// Handles every complete frame received, then writes what can go out.
+    fn handle_frames(&mut self, now: Instant) {
         loop {
             match self.decoder.next_frame() {
                 Ok(Some(frame)) => self.handle_frame(now, frame),
@@ -902,6 +955,7 @@ impl Connection {
                     api_version: version,
                     purpose: Purpose::User,
                     timeout: q.timeout,
+                    expected_response_bytes: q.expected_response_bytes,
                 },
             });
         }

@@ -41,6 +41,7 @@ impl Connection {
                     api_version: version,
                     purpose,
                     timeout: self.config.request_timeout,
+                    expected_response_bytes: 0,
                 },
             }),
             Err(e) => self.fail(ConnectionErrorKind::Handshake {
