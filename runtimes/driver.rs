@@ -103,6 +103,7 @@ pub(crate) struct Driver<N: Net> {
     timer: Option<(Instant, N::Sleep)>,
     #[allow(dead_code)] // without the tls feature nothing reads it
     tls: DriverTls,
+    /// Where TLS records are read to (plaintext is read into the client).
     buf: Box<[u8]>,
     closing: Option<Vec<async_channel::Sender<()>>>,
 }
@@ -296,9 +297,33 @@ impl<N: Net> Driver<N> {
             if c.closing {
                 break;
             }
+            let plain = c.is_plain();
             let Sock::Open(stream) = &mut c.sock else {
                 break;
             };
+            if plain {
+                // Straight into the connection's frame buffer: no copy.
+                let Some(room) = self.client.read_buffer(id) else {
+                    break;
+                };
+                match N::poll_read(stream, cx, room) {
+                    Poll::Pending => break,
+                    Poll::Ready(Ok(0)) => {
+                        self.conns.remove(&id);
+                        self.client.handle_eof(id, now());
+                        return true;
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        progressed = true;
+                        self.client.handle_read(id, now(), n);
+                    }
+                    Poll::Ready(Err(e)) => {
+                        self.fail(id, e);
+                        return true;
+                    }
+                }
+                continue;
+            }
             match N::poll_read(stream, cx, &mut self.buf) {
                 Poll::Pending => break,
                 Poll::Ready(Ok(0)) => {
@@ -384,6 +409,14 @@ enum Received {
 }
 
 impl<N: Net> Conn<N> {
+    /// Whether bytes read are the plaintext (no TLS).
+    fn is_plain(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_none();
+        #[cfg(not(feature = "tls"))]
+        true
+    }
+
     /// Queues plaintext from the client (encrypting it first under TLS).
     fn queue(&mut self, bytes: Bytes) -> Result<(), TransportError> {
         #[cfg(feature = "tls")]

@@ -587,6 +587,10 @@ impl Operation for Produce {
     }
 }
 
+/// Room for a Fetch response's fields around its records (headers, ids, offsets,
+/// aborted transactions).
+const FETCH_RESPONSE_OVERHEAD: usize = 64 * 1024;
+
 struct Fetch {
     topic: Arc<str>,
     partition: i32,
@@ -662,7 +666,14 @@ impl Operation for Fetch {
             }],
             ..Default::default()
         };
-        Ok(Built::new(request, v).hold(self.options.max_wait))
+        // The response is at most max_bytes of records plus its fields (a first
+        // batch larger than max_bytes still comes whole, KIP-74: its room grows).
+        let expected = usize::try_from(self.options.max_bytes.max(1))
+            .unwrap_or(0)
+            .saturating_add(FETCH_RESPONSE_OVERHEAD);
+        Ok(Built::new(request, v)
+            .hold(self.options.max_wait)
+            .expect_response_bytes(expected))
     }
 
     fn on_reply(
