@@ -21,6 +21,8 @@ mod error;
 mod metadata;
 mod op;
 mod ops;
+mod produce;
+mod producer;
 mod rng;
 mod stats;
 
@@ -47,7 +49,11 @@ pub use ops::partition::{
     FetchOptions, FetchOutput, FetchedRecord, IsolationLevel, OffsetSpec, ProduceOptions,
     ProduceOutput, Record, RecordHeader,
 };
-pub use stats::{BrokerStats, ClientStats};
+pub use producer::{
+    Partitioner, ProducerConfig, ProducerRecord, RecordId, RecordMetadata, SendError,
+    TopicPartitions, murmur2, partition_for_key,
+};
+pub use stats::{BrokerStats, ClientStats, PartitionStats};
 
 use backoff::backoff;
 use metadata::{Leader, Metadata};
@@ -149,6 +155,14 @@ pub enum Event {
         /// Its result.
         result: Result<OpOutput, ClientError>,
     },
+    /// A record handed to [`Client::send`] was written (or could not be). Every
+    /// record accepted gets exactly one.
+    Delivered {
+        /// The record.
+        record: RecordId,
+        /// Where it landed, or why it failed.
+        result: Result<RecordMetadata, ClientError>,
+    },
 }
 
 /// Which broker a connection goes to.
@@ -169,9 +183,17 @@ enum ConnState {
 /// Who waits for a request.
 #[derive(Debug)]
 struct Waiter {
-    op: OpId,
-    items: Vec<usize>,
+    owner: Owner,
     sent_at: Instant,
+}
+
+/// What a request was sent for.
+#[derive(Debug)]
+enum Owner {
+    /// Items of an operation.
+    Op { op: OpId, items: Vec<usize> },
+    /// The producer's Produce request with this number.
+    Produce(u64),
 }
 
 #[derive(Debug)]
@@ -224,6 +246,8 @@ enum Internal {
     /// The n-th metadata request.
     Metadata(u64),
     Coordinator(CoordinatorKind, Arc<str>),
+    /// The producer's InitProducerId.
+    ProducerId,
 }
 
 struct OpEntry {
@@ -346,6 +370,13 @@ pub struct Client {
     now: Instant,
     /// A deadline override for the next operation started (see `with_timeout`).
     next_timeout: Option<Duration>,
+    /// The producer, once a record was sent.
+    producer: Option<Box<producer::Producer>>,
+    /// The producer's Produce requests on the wire, by number.
+    produce_requests: BTreeMap<u64, producer::InFlightRequest>,
+    next_produce_request: u64,
+    /// Replies for the producer that arrived while it was busy driving.
+    deferred_produce_replies: Vec<(u64, Result<Reply, ClientError>)>,
 }
 
 impl std::fmt::Debug for Client {
@@ -385,6 +416,10 @@ impl Client {
             stats: stats::Stats::default(),
             now,
             next_timeout: None,
+            producer: None,
+            produce_requests: BTreeMap::new(),
+            next_produce_request: 0,
+            deferred_produce_replies: Vec::new(),
         }
     }
 
@@ -424,11 +459,28 @@ impl Client {
     /// like librdkafka's statistics.
     #[must_use]
     pub fn stats(&self) -> ClientStats {
-        self.stats.snapshot(
+        let mut stats = self.stats.snapshot(
             self.slots
                 .values()
                 .map(|s| (s.label.clone(), s.waiters.len())),
-        )
+        );
+        if let Some(p) = &self.producer {
+            stats.retries += p.retries();
+            stats.producer_buffered_bytes = p.buffered();
+            stats.partitions = p
+                .partition_stats()
+                .into_iter()
+                .map(
+                    |(topic, partition, buffered_records, in_flight_batches)| PartitionStats {
+                        topic,
+                        partition,
+                        buffered_records,
+                        in_flight_batches,
+                    },
+                )
+                .collect();
+        }
+        stats
     }
 
     // ----- inputs --------------------------------------------------------------
@@ -609,6 +661,9 @@ impl Client {
         if !self.metadata.in_flight
             && let Some(t) = self.metadata.refresh_at
         {
+            at(t);
+        }
+        if let Some(t) = self.producer.as_ref().and_then(|p| p.next_deadline()) {
             at(t);
         }
         next
@@ -814,12 +869,11 @@ impl Client {
         let never_ready = !slot.is_ready();
         tracing::debug!(broker = %slot.label, %error, "connection closed");
         for (_, w) in slot.waiters {
-            self.end_items(
-                w.op,
-                &w.items,
-                now,
-                Err(ClientError::Connection(error.clone())),
-            );
+            let failed = Err(ClientError::Connection(error.clone()));
+            match w.owner {
+                Owner::Op { op, items } => self.end_items(op, &items, now, failed),
+                Owner::Produce(req) => self.produce_reply(req, now, failed),
+            }
         }
         if backoff_endpoint || never_ready {
             let failures = self
@@ -884,13 +938,16 @@ impl Client {
         let Some(waiter) = slot.waiters.remove(&corr) else {
             return;
         };
-        tracing::trace!(broker = %slot.label, corr, op = waiter.op.0, ok = reply.is_ok(), "reply");
+        tracing::trace!(broker = %slot.label, corr, ok = reply.is_ok(), "reply");
         slot.last_active = now;
         if reply.is_ok() {
             self.stats
                 .round_trip(&slot.label, now.saturating_duration_since(waiter.sent_at));
         }
-        self.end_items(waiter.op, &waiter.items, now, reply);
+        match waiter.owner {
+            Owner::Op { op, items } => self.end_items(op, &items, now, reply),
+            Owner::Produce(req) => self.produce_reply(req, now, reply),
+        }
     }
 
     fn end_items(
@@ -911,8 +968,12 @@ impl Client {
                     now,
                     spawn: Vec::new(),
                     coordinator: None,
+                    producer_id: None,
                 };
                 let steps = op.on_reply(items, reply, &mut ctx);
+                if let (Some(pid), Some(p)) = (ctx.producer_id, self.producer.as_mut()) {
+                    p.on_producer_id(Ok(pid));
+                }
                 if let (Some(node), Some(Internal::Coordinator(kind, key))) =
                     (ctx.coordinator, &entry.internal)
                 {
@@ -1065,6 +1126,13 @@ impl Client {
                         }
                     }
                 }
+            }
+            Some(Internal::ProducerId) => {
+                // Success was applied when the answer arrived (`Ctx::producer_id`).
+                if let (Err(e), Some(p)) = (result, self.producer.as_mut()) {
+                    p.on_producer_id(Err(e));
+                }
+                self.emit_deliveries();
             }
             Some(Internal::Coordinator(kind, key)) => {
                 let known = matches!(
@@ -1228,6 +1296,7 @@ impl Client {
                 break;
             }
         }
+        self.drive_producer(now);
     }
 
     /// Sends what can be sent of one operation; returns whether anything changed.
@@ -1380,8 +1449,10 @@ impl Client {
                 slot.waiters.insert(
                     corr,
                     Waiter {
-                        op: id,
-                        items: items.to_vec(),
+                        owner: Owner::Op {
+                            op: id,
+                            items: items.to_vec(),
+                        },
                         sent_at: now,
                     },
                 );
