@@ -19,6 +19,7 @@
 //!   as it was until its delivery timeout, then reported as failed;
 //! - DUPLICATE_SEQUENCE_NUMBER is a success (the broker has the records).
 
+mod aggregator;
 mod partitioner;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -27,6 +28,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
+pub use aggregator::{
+    Aggregator, BatchProducer, Demux, ItemId, Push, RecordAggregator, RecordDemux,
+};
 pub use partitioner::{Partitioner, TopicPartitions, murmur2, partition_for_key};
 
 use crate::messages::{ApiKey, ErrorCode, ProduceRequest, ProduceResponse, produce_request};
