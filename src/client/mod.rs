@@ -50,9 +50,9 @@ pub use ops::partition::{
     ProduceOutput, Record, RecordHeader,
 };
 pub use producer::{
-    Aggregator, BatchProducer, Demux, ItemId, Partitioner, ProducerConfig, ProducerRecord, Push,
-    RecordAggregator, RecordDemux, RecordId, RecordMetadata, SendError, TopicPartitions, murmur2,
-    partition_for_key,
+    Aggregator, BatchProducer, Demux, ItemId, ItemOutput, Partitioner, ProducerConfig,
+    ProducerRecord, Push, RecordAggregator, RecordDemux, RecordId, RecordMetadata, SendError,
+    TopicPartitions, murmur2, partition_for_key,
 };
 pub use stats::{BrokerStats, ClientStats, PartitionStats};
 

@@ -190,6 +190,12 @@ impl Aggregator for RecordAggregator {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ItemId(pub u64);
 
+/// One item's output from a [`BatchProducer`]: its id and its demuxed result.
+pub type ItemOutput<A> = (
+    ItemId,
+    Result<<<A as Aggregator>::Demux as Demux>::Output, ClientError>,
+);
+
 /// A batch on its way: the produce operation, its demux, and its items.
 struct Flight<A: Aggregator> {
     demux: A::Demux,
@@ -240,7 +246,7 @@ pub struct BatchProducer<A: Aggregator> {
     open: Vec<(ItemId, A::Tag)>,
     open_since: Option<Instant>,
     flights: BTreeMap<OpId, Flight<A>>,
-    outputs: VecDeque<(ItemId, Result<<A::Demux as Demux>::Output, ClientError>)>,
+    outputs: VecDeque<ItemOutput<A>>,
     next: u64,
 }
 
@@ -385,9 +391,7 @@ impl<A: Aggregator> BatchProducer<A> {
 
     /// The next item output; `None` when there is none.
     #[must_use]
-    pub fn poll_output(
-        &mut self,
-    ) -> Option<(ItemId, Result<<A::Demux as Demux>::Output, ClientError>)> {
+    pub fn poll_output(&mut self) -> Option<ItemOutput<A>> {
         self.outputs.pop_front()
     }
 

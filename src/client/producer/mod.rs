@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 pub use aggregator::{
-    Aggregator, BatchProducer, Demux, ItemId, Push, RecordAggregator, RecordDemux,
+    Aggregator, BatchProducer, Demux, ItemId, ItemOutput, Push, RecordAggregator, RecordDemux,
 };
 pub use partitioner::{Partitioner, TopicPartitions, murmur2, partition_for_key};
 
