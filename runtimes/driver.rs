@@ -314,6 +314,8 @@ impl<N: Net> Driver<N> {
                     }
                 }
                 Event::Delivered { record, result } => self.delivered(record, result),
+                // The consumer facade (a later change) takes these; nothing waits yet.
+                Event::RecordsReady | Event::ConsumerError { .. } => {}
             }
         }
         if !self.deliveries.blocked.is_empty() {

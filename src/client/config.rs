@@ -109,6 +109,8 @@ pub struct ClientConfig {
     pub allow_auto_topic_creation: bool,
     /// How the producer ([`Client::send`](super::Client::send)) batches and retries.
     pub producer: super::ProducerConfig,
+    /// How the consumer ([`Client::assign`](super::Client::assign)) fetches.
+    pub consumer: super::ConsumerConfig,
 }
 
 impl ClientConfig {
@@ -149,6 +151,7 @@ impl ClientConfig {
             connections_max_idle: Duration::from_secs(540),
             allow_auto_topic_creation: false,
             producer: super::ProducerConfig::default(),
+            consumer: super::ConsumerConfig::default(),
         }
     }
 }

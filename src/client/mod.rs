@@ -17,6 +17,8 @@
 
 mod backoff;
 mod config;
+mod consume;
+mod consumer;
 mod error;
 mod metadata;
 mod op;
@@ -38,6 +40,7 @@ use crate::connection::{
 };
 
 pub use config::{BrokerAddress, ClientConfig};
+pub use consumer::{ConsumedRecord, ConsumerConfig, Offset, OffsetReset, TopicPartition};
 pub use error::ClientError;
 pub use metadata::{BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use op::{CoordinatorKind, Lane, UnknownTopicHandling};
@@ -45,6 +48,7 @@ pub use ops::admin::{
     AlterConfigOp, ConfigEntry, ConfigResource, ConfigResourceType, ConfigSource,
     DeleteRecordsResult, GroupDescription, GroupListing, GroupMember, NewTopic, TopicResult,
 };
+pub use ops::offsets::{CommitMember, CommittedOffset};
 pub use ops::partition::{
     FetchOptions, FetchOutput, FetchedRecord, IsolationLevel, OffsetSpec, ProduceOptions,
     ProduceOutput, Record, RecordHeader,
@@ -134,6 +138,8 @@ pub enum OpOutput {
     Produced(ProduceOutput),
     /// [`Client::fetch`].
     Fetched(FetchOutput),
+    /// [`Client::fetch_committed`], [`Client::commit_offsets`]: per partition.
+    Committed(Vec<CommittedOffset>),
     /// [`Client::list_offsets`]: the offset and its record's timestamp (`-1` when
     /// the broker gives none).
     Offset {
@@ -155,6 +161,16 @@ pub enum Event {
         op: OpId,
         /// Its result.
         result: Result<OpOutput, ClientError>,
+    },
+    /// Fetched records wait to be taken with [`Client::poll_records`].
+    RecordsReady,
+    /// Consuming hit an error the application must know of: a partition without a
+    /// position under [`OffsetReset::Error`], a fatal fetch error, a corrupt batch.
+    ConsumerError {
+        /// The partition concerned, if one.
+        partition: Option<TopicPartition>,
+        /// What happened.
+        error: ClientError,
     },
     /// A record handed to [`Client::send`] was written (or could not be). Every
     /// record accepted gets exactly one.
@@ -195,6 +211,8 @@ enum Owner {
     Op { op: OpId, items: Vec<usize> },
     /// The producer's Produce request with this number.
     Produce(u64),
+    /// The consumer's Fetch request with this number.
+    Fetch(u64),
 }
 
 #[derive(Debug)]
@@ -249,6 +267,12 @@ enum Internal {
     Coordinator(CoordinatorKind, Arc<str>),
     /// The producer's InitProducerId.
     ProducerId,
+    /// The consumer's ListOffsets for a partition's start.
+    ConsumerOffset(TopicPartition, u64),
+    /// The consumer's OffsetForLeaderEpoch check of a partition.
+    Validate(TopicPartition, u64),
+    /// The consumer's lookup of committed offsets.
+    Committed(Vec<TopicPartition>),
 }
 
 struct OpEntry {
@@ -378,6 +402,10 @@ pub struct Client {
     next_produce_request: u64,
     /// Replies for the producer that arrived while it was busy driving.
     deferred_produce_replies: Vec<(u64, Result<Reply, ClientError>)>,
+    /// The consumer, once partitions were assigned.
+    consumer: Option<Box<consumer::Consumer>>,
+    /// The consumer's Fetch requests on the wire, by number.
+    fetch_requests: BTreeMap<u64, consumer::FetchInFlight>,
 }
 
 impl std::fmt::Debug for Client {
@@ -421,6 +449,8 @@ impl Client {
             produce_requests: BTreeMap::new(),
             next_produce_request: 0,
             deferred_produce_replies: Vec::new(),
+            consumer: None,
+            fetch_requests: BTreeMap::new(),
         }
     }
 
@@ -874,6 +904,7 @@ impl Client {
             match w.owner {
                 Owner::Op { op, items } => self.end_items(op, &items, now, failed),
                 Owner::Produce(req) => self.produce_reply(req, now, failed),
+                Owner::Fetch(req) => self.fetch_reply(req, now, failed),
             }
         }
         if backoff_endpoint || never_ready {
@@ -948,6 +979,7 @@ impl Client {
         match waiter.owner {
             Owner::Op { op, items } => self.end_items(op, &items, now, reply),
             Owner::Produce(req) => self.produce_reply(req, now, reply),
+            Owner::Fetch(req) => self.fetch_reply(req, now, reply),
         }
     }
 
@@ -1128,6 +1160,12 @@ impl Client {
                     }
                 }
             }
+            Some(
+                i
+                @ (Internal::ConsumerOffset(..) | Internal::Validate(..) | Internal::Committed(_)),
+            ) => {
+                self.consumer_op_done(i, result);
+            }
             Some(Internal::ProducerId) => {
                 // Success was applied when the answer arrived (`Ctx::producer_id`).
                 if let (Err(e), Some(p)) = (result, self.producer.as_mut()) {
@@ -1284,6 +1322,10 @@ impl Client {
 
     /// Moves every ready item forward: resolve, group, send.
     fn drive(&mut self, now: Instant) {
+        // The producer and the consumer first: what they start (lookups, metadata
+        // wishes) is dispatched below, in this same call.
+        self.drive_producer(now);
+        self.drive_consumer(now);
         // Repeat while sending makes progress that may unblock more (a metadata
         // refresh started, a coordinator lookup started).
         for _ in 0..4 {
@@ -1297,7 +1339,6 @@ impl Client {
                 break;
             }
         }
-        self.drive_producer(now);
     }
 
     /// Sends what can be sent of one operation; returns whether anything changed.

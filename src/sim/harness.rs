@@ -508,6 +508,8 @@ impl Simulation {
                     let offset = result.as_ref().ok().and_then(|m| m.offset).unwrap_or(-1);
                     self.mix(&[33, h as u64, record.0, offset as u64]);
                 }
+                client::Event::RecordsReady => self.mix(&[34, h as u64]),
+                client::Event::ConsumerError { .. } => self.mix(&[35, h as u64]),
             }
             self.hosts[h].events.push_back(ev);
         }
@@ -672,6 +674,8 @@ impl Simulation {
     /// Runs until virtual time has advanced by `d` or nothing is left to happen.
     pub fn run_for(&mut self, d: Duration) {
         let until = self.now + d;
+        // Outputs made between steps (a command on a hosted client) go out first.
+        self.pump();
         while self.next_time().is_some_and(|t| t <= until) {
             self.step();
         }
@@ -692,6 +696,9 @@ impl Simulation {
             if done(self) {
                 return true;
             }
+            // What `done` (or the caller before) asked of a hosted client goes out
+            // before the next time is computed.
+            self.pump();
             match self.next_time() {
                 Some(t) if t <= until => {
                     self.step();

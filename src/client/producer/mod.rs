@@ -325,6 +325,7 @@ pub(crate) enum ProducerId {
 }
 
 /// What the producer asks of the client when it drives.
+#[allow(clippy::large_enum_variant)] // built a few at a time, moved once
 pub(crate) enum Want {
     /// Metadata of this topic is needed.
     Metadata(Arc<str>),
