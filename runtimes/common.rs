@@ -64,6 +64,7 @@ impl Error {
     fn from_usage(e: UsageError) -> Self {
         match e {
             UsageError::Closed(c) => Self::Closed(c),
+            other => Self::Usage(other),
         }
     }
 }

@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used)]
 
+pub mod client;
 pub mod connection;
 #[cfg(feature = "arbitrary")]
 #[doc(hidden)]

@@ -43,7 +43,7 @@ mod harness;
 mod log;
 mod sasl;
 
-pub use harness::{ClientId, NetworkConfig, SimRng, Simulation};
+pub use harness::{ClientId, HostId, NetworkConfig, SimRng, Simulation};
 pub use sasl::SimSasl;
 
 use crate::connection::frame::{FrameDecoder, put_frame};
@@ -285,6 +285,25 @@ impl Cluster {
     /// Broker ids, in order.
     pub fn broker_ids(&self) -> impl Iterator<Item = i32> + '_ {
         (0..self.brokers.len()).map(|i| i as i32)
+    }
+
+    /// The broker advertising `port` (on the configured host), if any.
+    #[must_use]
+    pub fn broker_at(&self, port: u16) -> Option<i32> {
+        self.brokers
+            .iter()
+            .position(|b| b.port == i32::from(port))
+            .map(|i| i as i32)
+    }
+
+    /// The bootstrap list a client would be given: every broker's `host:port`.
+    #[must_use]
+    pub fn bootstrap(&self) -> String {
+        self.brokers
+            .iter()
+            .map(|b| format!("{}:{}", self.config.host, b.port))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Whether broker `id` is up.
