@@ -32,6 +32,7 @@
 //! | `offsets TOPIC PARTITION` | answers `ok HIGH_WATERMARK LOG_START_OFFSET` |
 //! | `leader? TOPIC PARTITION` | answers `ok ID` (or `ok -1` when offline) |
 //! | `bootstrap` | answers `ok BOOTSTRAP` |
+//! | `stats` | answers `ok connections=N groups=N partitions=N stored_bytes=N` |
 //! | `quit` | stop |
 
 use std::io::{BufRead, Write};
@@ -290,6 +291,15 @@ fn command(
                 .ok_or_else(|| format!("no partition {topic}-{partition}"))
         }
         "bootstrap" => Ok(server.bootstrap()),
+        "stats" => Ok(server.with_cluster(|c, _| {
+            format!(
+                "connections={} groups={} partitions={} stored_bytes={}",
+                c.connection_count(),
+                c.group_count(),
+                c.partition_count(),
+                c.stored_bytes()
+            )
+        })),
         other => Err(format!("unknown command {other:?}")),
     }
 }
