@@ -12,9 +12,9 @@
 use super::handlers::{self, Outcome};
 use super::sasl::AuthState;
 use super::{Cluster, ConnectionId, SimError};
-use crate::connection::frame::{FrameDecoder, put_frame};
+use crate::connection::frame::FrameDecoder;
 use crate::messages::{ApiKey, RequestHeader};
-use crate::wire::{Bytes, BytesMut, Message, Uuid};
+use crate::wire::{Bytes, Message, Uuid};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -274,8 +274,8 @@ impl Cluster {
         }
     }
 
-    /// Reply bytes for connection `c`, one reply at a time. Taking the reply lets
-    /// the connection read its next request.
+    /// The reply frame for connection `c`, one at a time. Taking it lets the
+    /// connection read its next request.
     #[must_use]
     pub fn poll_transmit(&mut self, c: ConnectionId) -> Option<Bytes> {
         let conn = self.conns.map.get_mut(&c)?;
@@ -357,13 +357,8 @@ impl Cluster {
                 return;
             };
             match outcome {
-                Outcome::Respond(body) => {
-                    let mut frame = BytesMut::new();
-                    if put_frame(&mut frame, &body).is_err() {
-                        // Over 2 GiB: no size prefix can say it.
-                        return self.close(c);
-                    }
-                    conn.reply = Some(frame.freeze());
+                Outcome::Respond(frame) => {
+                    conn.reply = Some(frame);
                     self.conns.ready.push_back(c);
                     return;
                 }
