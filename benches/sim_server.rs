@@ -26,131 +26,32 @@
     clippy::unwrap_used
 )] // a benchmark owns its clock and sockets
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use kafka_sansio::connection::{Config, RequestOptions};
-use kafka_sansio::messages::{
-    FetchRequest, MetadataRequest, ProduceRequest, fetch_request, metadata_request, produce_request,
-};
-use kafka_sansio::records::{BatchBuilder, BatchConfig, NewRecord};
+use kafka_sansio::messages::{MetadataRequest, metadata_request};
 use kafka_sansio::runtime::Outcome;
 use kafka_sansio::tokio_runtime::Connection;
 
+#[path = "../tests/sim_harness/mod.rs"]
+mod sim_harness;
+#[path = "../tests/sim_served/mod.rs"]
+mod sim_served;
+use sim_harness::{fetch, filler, produce};
+use sim_served::KafkaSim;
+
 const BUSY: usize = 20;
-
-struct Server {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-    addr: String,
-}
-
-impl Server {
-    fn start() -> Server {
-        let bin = std::env::var("KAFKA_SIM")
-            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_kafka-sim").to_owned());
-        let mut child = Command::new(bin)
-            .args(["--topic", "bench", "--topic", "bulk"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start kafka-sim");
-        let stdin = child.stdin.take().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        Server {
-            child,
-            stdin,
-            stdout,
-            addr: line.trim().to_owned(),
-        }
-    }
-
-    fn command(&mut self, line: &str) -> String {
-        writeln!(self.stdin, "{line}").unwrap();
-        self.stdin.flush().unwrap();
-        let mut answer = String::new();
-        self.stdout.read_line(&mut answer).unwrap();
-        answer.trim().to_owned()
-    }
-
-    /// Nanoseconds the server process has spent on a CPU, over all its threads.
-    fn cpu_ns(&self) -> u64 {
-        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).unwrap();
-        tasks
-            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
-            .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-            .sum()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn batch(records: usize) -> Bytes {
-    let mut buf = BytesMut::new();
-    let mut b = BatchBuilder::new(&mut buf, &BatchConfig::default());
-    for _ in 0..records {
-        b.append(&NewRecord::new(1_700_000_000_000).value(&b"value"[..]))
-            .unwrap();
-    }
-    b.finish().unwrap();
-    buf.freeze()
-}
-
-fn produce(topic: &str, acks: i16, records: Bytes) -> ProduceRequest {
-    ProduceRequest {
-        acks,
-        timeout_ms: 5000,
-        topic_data: vec![produce_request::TopicProduceData {
-            name: topic.into(),
-            partition_data: vec![produce_request::PartitionProduceData {
-                index: 0,
-                records: Some(records),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
-}
-
-fn fetch(topic: &str, offset: i64) -> FetchRequest {
-    FetchRequest {
-        replica_id: -1,
-        max_bytes: 1 << 20,
-        topics: vec![fetch_request::FetchTopic {
-            topic: topic.into(),
-            partitions: vec![fetch_request::FetchPartition {
-                partition: 0,
-                fetch_offset: offset,
-                partition_max_bytes: 1 << 20,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
-}
 
 /// Stores `batches` single-record batches in `bulk`, 1,000 to a request.
 async fn store(addr: &str, batches: usize) {
     let conn = Connection::connect(addr, Config::new("loader"))
         .await
         .unwrap();
-    let one = batch(1);
+    let one = filler(5, 1);
     let mut left = batches;
     while left > 0 {
         let n = left.min(1000);
@@ -158,7 +59,10 @@ async fn store(addr: &str, batches: usize) {
         for _ in 0..n {
             many.extend_from_slice(&one);
         }
-        let r = conn.send(produce("bulk", -1, many.freeze())).await.unwrap();
+        let r = conn
+            .send(produce("bulk", 0, -1, many.freeze()))
+            .await
+            .unwrap();
         assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
         left -= n;
     }
@@ -176,16 +80,19 @@ async fn busy(addr: String, stop: Arc<AtomicBool>, done: Arc<AtomicU64>) {
         }]),
         ..Default::default()
     };
-    let record = batch(1);
+    let record = filler(5, 1);
     while !stop.load(Ordering::Relaxed) {
         conn.send(metadata.clone()).await.unwrap();
         let p = conn
-            .send(produce("bench", 1, record.clone()))
+            .send(produce("bench", 0, 1, record.clone()))
             .await
             .unwrap();
         let offset = p.responses[0].partition_responses[0].base_offset;
         let f = conn
-            .send_with(fetch("bench", offset), RequestOptions::max_version(12))
+            .send_with(
+                fetch("bench", 0, offset, 1, 0),
+                RequestOptions::max_version(12),
+            )
             .await
             .unwrap();
         assert!(matches!(f, Outcome::Response(_)));
@@ -199,7 +106,9 @@ struct Measured {
 }
 
 fn measure(idle: usize, stored: usize, seconds: u64) -> Measured {
-    let mut server = Server::start();
+    let bin =
+        std::env::var("KAFKA_SIM").unwrap_or_else(|_| env!("CARGO_BIN_EXE_kafka-sim").to_owned());
+    let mut server = KafkaSim::start(&bin, &["--topic", "bench", "--topic", "bulk"]);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

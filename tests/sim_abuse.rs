@@ -19,23 +19,22 @@
     clippy::disallowed_types
 )]
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use kafka_sansio::connection::Config;
-use kafka_sansio::messages::{
-    ErrorCode, FetchRequest, JoinGroupRequest, Message, MetadataRequest, ProduceRequest, Request,
-    RequestHeader, fetch_request, join_group_request, metadata_request, produce_request,
-};
-use kafka_sansio::records::{BatchBuilder, BatchConfig, NewRecord};
+use kafka_sansio::messages::{ErrorCode, FetchRequest, MetadataRequest, metadata_request};
 use kafka_sansio::tokio_runtime::Connection;
-use kafka_sansio::wire::{BufMut, Bytes, BytesMut};
+
+mod sim_harness;
+mod sim_served;
+use sim_harness::{fetch, filler, join, produce, request_frame, up_to};
+use sim_served::KafkaSim;
 
 const MIB: u64 = 1024 * 1024;
 /// The memory the server may use beyond the data it holds.
@@ -51,165 +50,28 @@ fn serial() -> MutexGuard<'static, ()> {
 }
 
 /// A `kafka-sim` process with a topic `good` for the well-behaved client.
-struct Sim {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-    addr: String,
+fn start(args: &[&str]) -> KafkaSim {
+    let mut all = vec!["--topic", "good"];
+    all.extend_from_slice(args);
+    KafkaSim::start(env!("CARGO_BIN_EXE_kafka-sim"), &all)
 }
 
-impl Sim {
-    fn start(args: &[&str]) -> Sim {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kafka-sim"))
-            .args(["--topic", "good"])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let addr = line.trim().to_owned();
-        assert!(addr.starts_with("127.0.0.1:"), "{line:?}");
-        Sim {
-            child,
-            stdin,
-            stdout,
-            addr,
-        }
-    }
-
-    fn command(&mut self, line: &str) -> String {
-        writeln!(self.stdin, "{line}").unwrap();
-        self.stdin.flush().unwrap();
-        let mut answer = String::new();
-        self.stdout.read_line(&mut answer).unwrap();
-        answer.trim().to_owned()
-    }
-
-    /// `stats` as numbers: connections, groups, partitions, stored_bytes. Answering
-    /// it is also the proof that the process is alive.
-    fn stats(&mut self) -> HashMap<String, u64> {
-        let answer = self.command("stats");
-        let rest = answer
-            .strip_prefix("ok ")
-            .unwrap_or_else(|| panic!("{answer}"));
-        rest.split(' ')
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.parse().unwrap()))
-            .collect()
-    }
-
-    /// The process's peak resident memory so far (VmHWM), in bytes.
-    fn peak_rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let kib: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap();
-        kib * 1024
-    }
-
-    /// The server is alive and its peak memory is within `bound`.
-    fn check(&mut self, bound: u64, what: &str) {
-        assert_eq!(
-            self.child.try_wait().unwrap(),
-            None,
-            "{what}: the server died"
-        );
-        let stats = self.stats();
-        let peak = self.peak_rss();
-        eprintln!(
-            "{what}: peak RSS {} MiB (bound {} MiB), {stats:?}",
-            peak / MIB,
-            bound / MIB
-        );
-        assert!(
-            peak <= bound,
-            "{what}: peak RSS {} MiB over {} MiB",
-            peak / MIB,
-            bound / MIB
-        );
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn batch(value_len: usize, records: usize) -> Bytes {
-    let mut buf = BytesMut::new();
-    let mut b = BatchBuilder::new(&mut buf, &BatchConfig::default());
-    let value = vec![b'v'; value_len];
-    for _ in 0..records {
-        b.append(&NewRecord::new(1_700_000_000_000).value(&value[..]))
-            .unwrap();
-    }
-    b.finish().unwrap();
-    buf.freeze()
-}
-
-fn produce(topic: &str, acks: i16, records: Bytes) -> ProduceRequest {
-    ProduceRequest {
-        acks,
-        timeout_ms: 5000,
-        topic_data: vec![produce_request::TopicProduceData {
-            name: topic.into(),
-            partition_data: vec![produce_request::PartitionProduceData {
-                index: 0,
-                records: Some(records),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
-}
-
-fn fetch(topic: &str, max_wait_ms: i32, min_bytes: i32, max_bytes: i32) -> FetchRequest {
-    FetchRequest {
-        replica_id: -1,
-        max_wait_ms,
-        min_bytes,
-        max_bytes,
-        topics: vec![fetch_request::FetchTopic {
-            topic: topic.into(),
-            partitions: vec![fetch_request::FetchPartition {
-                partition: 0,
-                fetch_offset: 0,
-                partition_max_bytes: max_bytes,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
-}
-
-/// A request as the bytes on the wire (size prefix, header v1/v2, body).
-fn frame<R: Request>(request: &R, version: i16, client_id: &str) -> Vec<u8> {
-    let mut body = BytesMut::new();
-    RequestHeader {
-        request_api_key: R::API_KEY.as_i16(),
-        request_api_version: version,
-        correlation_id: 1,
-        client_id: Some(client_id.into()),
-        ..Default::default()
-    }
-    .encode(&mut body, R::API_KEY.request_header_version(version))
-    .unwrap();
-    request.encode(&mut body, version).unwrap();
-    let mut out = BytesMut::new();
-    out.put_i32(body.len() as i32);
-    out.extend_from_slice(&body);
-    out.to_vec()
+/// The server is alive and its peak memory is within `bound`.
+fn check(sim: &mut KafkaSim, bound: u64, what: &str) {
+    assert!(sim.alive(), "{what}: the server died");
+    let stats = sim.stats();
+    let peak = sim.peak_rss();
+    eprintln!(
+        "{what}: peak RSS {} MiB (bound {} MiB), {stats:?}",
+        peak / MIB,
+        bound / MIB
+    );
+    assert!(
+        peak <= bound,
+        "{what}: peak RSS {} MiB over {} MiB",
+        peak / MIB,
+        bound / MIB
+    );
 }
 
 /// Writes `bytes` again and again on `stream` for `period`, never reading; returns
@@ -273,13 +135,16 @@ impl Watch {
                     assert_eq!(m.topics[0].error_code, 0);
                     worst = worst.max(t.elapsed());
                     let t = Instant::now();
-                    let p = conn.send(produce("good", 1, batch(10, 1))).await.unwrap();
+                    let p = conn
+                        .send(produce("good", 0, 1, filler(10, 1)))
+                        .await
+                        .unwrap();
                     assert_eq!(p.responses[0].partition_responses[0].error_code, 0);
                     worst = worst.max(t.elapsed());
                     let t = Instant::now();
                     let f = conn
                         .send_with(
-                            fetch("good", 0, 1, 1 << 16),
+                            up_to(fetch("good", 0, 0, 1, 0), 1 << 16),
                             kafka_sansio::connection::RequestOptions::max_version(12),
                         )
                         .await
@@ -326,9 +191,9 @@ fn load(addr: &str, topic: &str, mib: usize) -> u64 {
             .unwrap();
         let mut stored = 0;
         for _ in 0..mib {
-            let records = batch(1000, 1000);
+            let records = filler(1000, 1000);
             stored += records.len() as u64;
-            let r = conn.send(produce(topic, -1, records)).await.unwrap();
+            let r = conn.send(produce(topic, 0, -1, records)).await.unwrap();
             assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
         }
         stored
@@ -341,18 +206,23 @@ fn load(addr: &str, topic: &str, mib: usize) -> u64 {
 #[test]
 fn fetches_whose_replies_are_never_read() {
     let _serial = serial();
-    let mut sim = Sim::start(&["--topic", "big"]);
+    let mut sim = start(&["--topic", "big"]);
     let stored = load(&sim.addr, "big", 8);
     let kcat = kcat::Lister::new(&sim.addr);
     let watch = Watch::start(&sim.addr);
     let mut attacker = TcpStream::connect(&sim.addr).unwrap();
-    let one = frame(&fetch("big", 0, 1, 64 << 20), 12, "attacker");
+    let one = request_frame(
+        &up_to(fetch("big", 0, 0, 1, 0), 64 << 20),
+        12,
+        1,
+        "attacker",
+    );
     let written = push_for(&mut attacker, &one, Duration::from_secs(2));
     kcat.check("replies never read");
     watch.check("replies never read");
     eprintln!("the attacker got {written} bytes of fetches into the socket");
     // The data, one reply built from it, and the base.
-    sim.check(BASE_BOUND + 2 * stored, "replies never read");
+    check(&mut sim, BASE_BOUND + 2 * stored, "replies never read");
 }
 
 /// A Fetch that waits for ever (max wait and min bytes near 2^31) with Produce
@@ -361,13 +231,23 @@ fn fetches_whose_replies_are_never_read() {
 #[test]
 fn requests_piled_behind_a_waiting_fetch() {
     let _serial = serial();
-    let mut sim = Sim::start(&["--topic", "quiet"]);
+    let mut sim = start(&["--topic", "quiet"]);
     let kcat = kcat::Lister::new(&sim.addr);
     let watch = Watch::start(&sim.addr);
     let mut attacker = TcpStream::connect(&sim.addr).unwrap();
-    let wait = frame(&fetch("quiet", i32::MAX, i32::MAX, 1 << 20), 12, "attacker");
+    let wait = request_frame(
+        &up_to(fetch("quiet", 0, 0, i32::MAX, i32::MAX), 1 << 20),
+        12,
+        1,
+        "attacker",
+    );
     attacker.write_all(&wait).unwrap();
-    let pile = frame(&produce("quiet", 1, batch(1000, 1000)), 9, "attacker");
+    let pile = request_frame(
+        &produce("quiet", 0, 1, filler(1000, 1000)),
+        9,
+        1,
+        "attacker",
+    );
     let written = push_for(&mut attacker, &pile, Duration::from_secs(2));
     kcat.check("piled behind a waiting fetch");
     watch.check("piled behind a waiting fetch");
@@ -381,7 +261,7 @@ fn requests_piled_behind_a_waiting_fetch() {
         stats["stored_bytes"] < MIB,
         "none of the pile was written: {stats:?}"
     );
-    sim.check(BASE_BOUND, "piled behind a waiting fetch");
+    check(&mut sim, BASE_BOUND, "piled behind a waiting fetch");
 }
 
 /// A thousand idle connections cost the others nothing, and the connection cap
@@ -389,7 +269,7 @@ fn requests_piled_behind_a_waiting_fetch() {
 #[test]
 fn a_thousand_idle_connections_and_the_cap() {
     let _serial = serial();
-    let mut sim = Sim::start(&["--max-connections", "1004"]);
+    let mut sim = start(&["--max-connections", "1004"]);
     let idle: Vec<TcpStream> = (0..1000)
         .map(|_| TcpStream::connect(&sim.addr).unwrap())
         .collect();
@@ -411,7 +291,7 @@ fn a_thousand_idle_connections_and_the_cap() {
     assert!(closed >= 7, "only {closed} of 10 over the cap were closed");
     std::thread::sleep(Duration::from_millis(500));
     watch.check("idle connections");
-    sim.check(BASE_BOUND, "idle connections");
+    check(&mut sim, BASE_BOUND, "idle connections");
     drop(idle);
 }
 
@@ -421,7 +301,7 @@ fn a_thousand_idle_connections_and_the_cap() {
 #[test]
 fn a_join_group_flood_with_long_client_ids() {
     let _serial = serial();
-    let mut sim = Sim::start(&[
+    let mut sim = start(&[
         "--group-min-session-timeout-ms",
         "100",
         "--group-max-session-timeout-ms",
@@ -437,31 +317,15 @@ fn a_join_group_flood_with_long_client_ids() {
             let mut config = Config::new("attacker");
             config.client_id = Some("c".repeat(30_000));
             let conn = Connection::connect(addr.as_str(), config).await.unwrap();
-            let join = |group: String, member: String| JoinGroupRequest {
-                group_id: group.into(),
-                session_timeout_ms: 500,
-                rebalance_timeout_ms: 500,
-                member_id: member.into(),
-                protocol_type: "consumer".into(),
-                protocols: vec![join_group_request::JoinGroupRequestProtocol {
-                    name: "range".into(),
-                    metadata: Bytes::from_static(b"m"),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            };
             let end = Instant::now() + Duration::from_secs(2);
             let (mut asked, mut joined) = (0, 0);
             while Instant::now() < end {
                 let group = format!("g{asked}");
-                let r = conn.send(join(group.clone(), String::new())).await.unwrap();
+                let r = conn.send(join(&group, "", 500)).await.unwrap();
                 assert_eq!(ErrorCode::from(r.error_code), ErrorCode::MEMBER_ID_REQUIRED);
                 asked += 1;
                 if asked % 20 == 0 {
-                    let r = conn
-                        .send(join(group, r.member_id.to_string()))
-                        .await
-                        .unwrap();
+                    let r = conn.send(join(&group, &r.member_id, 500)).await.unwrap();
                     assert_eq!(r.error_code, 0);
                     joined += 1;
                 }
@@ -474,7 +338,7 @@ fn a_join_group_flood_with_long_client_ids() {
     // Every member's session has ended: their groups are gone.
     std::thread::sleep(Duration::from_millis(700));
     assert_eq!(sim.stats()["groups"], 0);
-    sim.check(BASE_BOUND, "join group flood");
+    check(&mut sim, BASE_BOUND, "join group flood");
 }
 
 /// A client that sends most of a 95 MiB frame and stops (once held for ever): the
@@ -483,7 +347,7 @@ fn a_join_group_flood_with_long_client_ids() {
 #[test]
 fn a_half_sent_frame_is_closed_when_idle() {
     let _serial = serial();
-    let mut sim = Sim::start(&["--connections-max-idle-ms", "1000"]);
+    let mut sim = start(&["--connections-max-idle-ms", "1000"]);
     let watch = Watch::start(&sim.addr);
     let mut attacker = TcpStream::connect(&sim.addr).unwrap();
     attacker
@@ -507,7 +371,7 @@ fn a_half_sent_frame_is_closed_when_idle() {
         "only the good client is left"
     );
     watch.check("half-sent frame");
-    sim.check(BASE_BOUND + 95 * MIB, "half-sent frame");
+    check(&mut sim, BASE_BOUND + 95 * MIB, "half-sent frame");
 }
 
 /// Absurd numbers on stdin are answered at once, with an error where they are out of
@@ -515,7 +379,7 @@ fn a_half_sent_frame_is_closed_when_idle() {
 #[test]
 fn absurd_numbers_on_stdin_and_the_command_line() {
     let _serial = serial();
-    let mut sim = Sim::start(&[]);
+    let mut sim = start(&[]);
     for (line, answer) in [
         ("errors 0 6 18446744073709551615", "ok"),
         ("errors 0 6 1000000000", "ok"),
@@ -549,7 +413,7 @@ fn absurd_numbers_on_stdin_and_the_command_line() {
             conn.send(MetadataRequest::default()).await.unwrap();
             assert!(started.elapsed() < SERVED_WITHIN);
         });
-    sim.check(BASE_BOUND, "stdin numbers");
+    check(&mut sim, BASE_BOUND, "stdin numbers");
 
     let out = Command::new(env!("CARGO_BIN_EXE_kafka-sim"))
         .args(["--brokers", "4000000000"])

@@ -947,26 +947,16 @@ fn absurd_partition_counts_are_refused_not_allocated() {
 #[test]
 fn consumer_group_join_sync_heartbeat_commit_leave_and_expiry() {
     use kafka_sansio::messages::{
-        HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, OffsetCommitRequest,
-        SyncGroupRequest, join_group_request, leave_group_request, offset_commit_request,
-        sync_group_request,
+        HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, SyncGroupRequest,
+        leave_group_request, sync_group_request,
     };
     let mut h = Harness::new(1);
     h.cluster.create_topic("t", 2, 1).unwrap();
     let a = h.cluster.connect(0, h.now).unwrap();
     let b = h.cluster.connect(0, h.now).unwrap();
     let join = |member: &str| JoinGroupRequest {
-        group_id: "g".into(),
-        session_timeout_ms: 6000,
         rebalance_timeout_ms: 10_000,
-        member_id: member.into(),
-        protocol_type: "consumer".into(),
-        protocols: vec![join_group_request::JoinGroupRequestProtocol {
-            name: "range".into(),
-            metadata: Bytes::from_static(b"meta"),
-            ..Default::default()
-        }],
-        ..Default::default()
+        ..sim_harness::join("g", member, 6000)
     };
     let sync =
         |member: &str, generation: i32, assignments: &[(&str, &'static [u8])]| SyncGroupRequest {
@@ -1052,21 +1042,7 @@ fn consumer_group_join_sync_heartbeat_commit_leave_and_expiry() {
     assert_eq!(heartbeat(&mut h, a, &ma, 2), ErrorCode::NONE);
 
     // Commits are checked against the member and its generation.
-    let commit = |member: &str, generation: i32| OffsetCommitRequest {
-        group_id: "g".into(),
-        generation_id_or_member_epoch: generation,
-        member_id: member.into(),
-        topics: vec![offset_commit_request::OffsetCommitRequestTopic {
-            name: "t".into(),
-            partitions: vec![offset_commit_request::OffsetCommitRequestPartition {
-                partition_index: 0,
-                committed_offset: 7,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
+    let commit = |member: &str, generation: i32| sim_harness::commit("g", member, generation, 7);
     let code = |r: kafka_sansio::messages::OffsetCommitResponse| {
         ErrorCode::from(r.topics[0].partitions[0].error_code)
     };

@@ -6,10 +6,9 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)] // tests own their clock
 
 use kafka_sansio::messages::{
-    ApiKey, ApiVersionsRequest, CreateTopicsRequest, ErrorCode, FetchRequest, JoinGroupRequest,
-    LeaveGroupRequest, MetadataRequest, OffsetCommitRequest, SyncGroupRequest,
-    create_topics_request, fetch_request, join_group_request, leave_group_request,
-    metadata_request, offset_commit_request,
+    ApiKey, ApiVersionsRequest, CreateTopicsRequest, ErrorCode, FetchRequest, LeaveGroupRequest,
+    MetadataRequest, SyncGroupRequest, create_topics_request, fetch_request, leave_group_request,
+    metadata_request,
 };
 use kafka_sansio::sim::{ClusterConfig, SimError};
 use kafka_sansio::wire::Bytes;
@@ -34,12 +33,7 @@ fn api_versions() -> ApiVersionsRequest {
 /// is out; a transport that reads what `read_limit` asks never holds more.
 #[test]
 fn one_request_at_a_time_and_reads_pause_until_the_reply_is_taken() {
-    let mut h = Harness::with_config(ClusterConfig {
-        max_queued_bytes: 1024,
-        ..config()
-    });
-    h.cluster.create_topic("t", 1, 1).unwrap();
-    let c = h.cluster.connect(0, h.now).unwrap();
+    let (mut h, c) = Harness::with_topic("t", 1, |c| c.max_queued_bytes = 1024);
     assert_eq!(h.cluster.read_limit(c), 4, "a size prefix first");
     let (first, id) = h.frame(&api_versions(), 3);
     h.cluster.handle_input(c, h.now, &first[..4]);
@@ -76,12 +70,8 @@ fn one_request_at_a_time_and_reads_pause_until_the_reply_is_taken() {
 /// progress is not idleness.
 #[test]
 fn idle_connections_close_but_a_waiting_request_keeps_its_connection() {
-    let mut h = Harness::with_config(ClusterConfig {
-        connections_max_idle: Duration::from_secs(10),
-        ..config()
-    });
-    h.cluster.create_topic("t", 1, 1).unwrap();
-    let idle = h.cluster.connect(0, h.now).unwrap();
+    let (mut h, idle) =
+        Harness::with_topic("t", 1, |c| c.connections_max_idle = Duration::from_secs(10));
     let half = h.cluster.connect(0, h.now).unwrap();
     let waiting = h.cluster.connect(0, h.now).unwrap();
     h.cluster
@@ -133,12 +123,7 @@ fn max_connections_refuses_one_more() {
 /// `message.max.bytes`: a larger batch is refused with MESSAGE_TOO_LARGE.
 #[test]
 fn message_max_bytes_refuses_a_larger_batch() {
-    let mut h = Harness::with_config(ClusterConfig {
-        message_max_bytes: 300,
-        ..config()
-    });
-    h.cluster.create_topic("t", 1, 1).unwrap();
-    let c = h.cluster.connect(0, h.now).unwrap();
+    let (mut h, c) = Harness::with_topic("t", 1, |c| c.message_max_bytes = 300);
     let big = "x".repeat(400);
     let r = h.call(c, &produce("t", 0, -1, batch(&[&big], None)), 9);
     assert_eq!(
@@ -183,12 +168,7 @@ fn sizes(r: &kafka_sansio::messages::FetchResponse) -> Vec<usize> {
 /// the first batch of the first partition with data may go over a limit.
 #[test]
 fn fetch_max_bytes_caps_a_response_and_only_the_first_partition_may_exceed() {
-    let mut h = Harness::with_config(ClusterConfig {
-        fetch_max_bytes: 1000,
-        ..config()
-    });
-    h.cluster.create_topic("t", 3, 1).unwrap();
-    let c = h.cluster.connect(0, h.now).unwrap();
+    let (mut h, c) = Harness::with_topic("t", 3, |c| c.fetch_max_bytes = 1000);
     let value = "v".repeat(500);
     for p in 0..3 {
         h.call(c, &produce("t", p, -1, batch(&[&value], None)), 9);
@@ -209,22 +189,6 @@ fn fetch_max_bytes_caps_a_response_and_only_the_first_partition_may_exceed() {
     assert!(r.responses[0].partitions.iter().all(|p| p.error_code == 0));
 }
 
-fn join(group: &str, member: &str, session_ms: i32) -> JoinGroupRequest {
-    JoinGroupRequest {
-        group_id: group.into(),
-        session_timeout_ms: session_ms,
-        rebalance_timeout_ms: session_ms,
-        member_id: member.into(),
-        protocol_type: "consumer".into(),
-        protocols: vec![join_group_request::JoinGroupRequestProtocol {
-            name: "range".into(),
-            metadata: Bytes::from_static(b"meta"),
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
-}
-
 fn leave(group: &str, member: &str) -> LeaveGroupRequest {
     LeaveGroupRequest {
         group_id: group.into(),
@@ -242,12 +206,9 @@ fn leave(group: &str, member: &str) -> LeaveGroupRequest {
 /// goes on a timer, with nobody looking.
 #[test]
 fn pending_member_ids_expire_and_empty_groups_go() {
-    let mut h = Harness::with_config(ClusterConfig {
-        group_max_session_timeout: Duration::from_secs(60),
-        ..config()
+    let (mut h, c) = Harness::with_topic("t", 1, |c| {
+        c.group_max_session_timeout = Duration::from_secs(60)
     });
-    h.cluster.create_topic("t", 1, 1).unwrap();
-    let c = h.cluster.connect(0, h.now).unwrap();
     let code = |r: &kafka_sansio::messages::JoinGroupResponse| ErrorCode::from(r.error_code);
 
     for session in [5_999, 60_001] {
@@ -290,21 +251,7 @@ fn pending_member_ids_expire_and_empty_groups_go() {
         ..Default::default()
     };
     assert_eq!(h.call(c, &sync, 5).error_code, 0);
-    let commit = OffsetCommitRequest {
-        group_id: "kept".into(),
-        generation_id_or_member_epoch: r.generation_id,
-        member_id: id.as_str().into(),
-        topics: vec![offset_commit_request::OffsetCommitRequestTopic {
-            name: "t".into(),
-            partitions: vec![offset_commit_request::OffsetCommitRequestPartition {
-                partition_index: 0,
-                committed_offset: 1,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
+    let commit = commit("kept", &id, r.generation_id, 1);
     assert_eq!(h.call(c, &commit, 8).topics[0].partitions[0].error_code, 0);
     h.call(c, &leave("kept", &id), 5);
     assert_eq!(h.cluster.group_count(), 1);
@@ -378,8 +325,7 @@ fn auto_creation_leaves_room_for_explicit_creations() {
 /// `errors 0 6 1000000000` stalled it).
 #[test]
 fn injected_error_counts_are_held_in_constant_space() {
-    let mut h = Harness::new(1);
-    h.cluster.create_topic("t", 1, 1).unwrap();
+    let (mut h, c) = Harness::with_topic("t", 1, |_| {});
     h.cluster.inject_error(
         ApiKey::Produce,
         ErrorCode::NOT_LEADER_OR_FOLLOWER,
@@ -395,7 +341,6 @@ fn injected_error_counts_are_held_in_constant_space() {
         .inject_error(ApiKey::Fetch, ErrorCode::NOT_LEADER_OR_FOLLOWER, 2);
     h.cluster
         .inject_error(ApiKey::Fetch, ErrorCode::UNKNOWN_SERVER_ERROR, 1);
-    let c = h.cluster.connect(0, h.now).unwrap();
     let r = h.call(c, &produce("t", 0, -1, batch(&["x"], None)), 9);
     assert_eq!(
         ErrorCode::from(r.responses[0].partition_responses[0].error_code),

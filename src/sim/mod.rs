@@ -17,6 +17,15 @@
 //! LeaveGroup). Other APIs are not advertised, and a request for one closes the
 //! connection, as Kafka does with requests it cannot parse.
 //!
+//! Connections are kept as Kafka's socket server keeps them: one request in progress
+//! per connection, the next read only once its reply is taken ([`Cluster::read_limit`]),
+//! so a client that does not read its replies stops being read; and every call costs
+//! in proportion to what it concerns, not to how many connections, topics or batches
+//! the cluster holds. Kafka's own limits are [`ClusterConfig`] fields with Kafka's
+//! defaults: `connections.max.idle.ms`, `max.connections`, `message.max.bytes`,
+//! `fetch.max.bytes`, the group session timeouts, and partition caps that
+//! auto-creation cannot exhaust.
+//!
 //! Durability follows Kafka's rules closely enough to judge a client: a batch written
 //! with `acks=all` is on every replica before it is acknowledged; one written with
 //! `acks=1` reaches the followers only after [`ClusterConfig::replication_delay`], and

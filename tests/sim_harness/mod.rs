@@ -3,7 +3,8 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use kafka_sansio::messages::{
-    FetchRequest, Message, ProduceRequest, Request, RequestHeader, ResponseHeader, fetch_request,
+    FetchRequest, JoinGroupRequest, Message, OffsetCommitRequest, ProduceRequest, Request,
+    RequestHeader, ResponseHeader, fetch_request, join_group_request, offset_commit_request,
     produce_request,
 };
 use kafka_sansio::records::{BatchBuilder, BatchConfig, BatchReader, DecodeOptions, NewRecord};
@@ -37,21 +38,23 @@ impl Harness {
     pub fn frame<R: Request>(&mut self, request: &R, version: i16) -> (Bytes, i32) {
         let correlation_id = self.next_correlation;
         self.next_correlation += 1;
-        let mut body = BytesMut::new();
-        RequestHeader {
-            request_api_key: R::API_KEY.as_i16(),
-            request_api_version: version,
-            correlation_id,
-            client_id: Some("sim-test".into()),
-            ..Default::default()
-        }
-        .encode(&mut body, R::API_KEY.request_header_version(version))
-        .unwrap();
-        request.encode(&mut body, version).unwrap();
-        let mut frame = BytesMut::new();
-        frame.put_i32(body.len() as i32);
-        frame.extend_from_slice(&body);
-        (frame.freeze(), correlation_id)
+        let frame = request_frame(request, version, correlation_id, "sim-test");
+        (frame, correlation_id)
+    }
+
+    /// A harness whose cluster (the default configuration, then `set`) holds
+    /// `topic` with `partitions`, and a connection to it.
+    pub fn with_topic(
+        topic: &str,
+        partitions: i32,
+        set: impl FnOnce(&mut ClusterConfig),
+    ) -> (Self, ConnectionId) {
+        let mut config = ClusterConfig::default();
+        set(&mut config);
+        let mut h = Self::with_config(config);
+        h.cluster.create_topic(topic, partitions, 1).unwrap();
+        let c = h.cluster.connect(0, h.now).unwrap();
+        (h, c)
     }
 
     pub fn read<R: Request>(
@@ -144,6 +147,81 @@ pub fn fetch(
                 partition,
                 fetch_offset: offset,
                 partition_max_bytes: 1 << 20,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// A request as the bytes on the wire: size prefix, header, body.
+pub fn request_frame<R: Request>(
+    request: &R,
+    version: i16,
+    correlation_id: i32,
+    client_id: &str,
+) -> Bytes {
+    let mut body = BytesMut::new();
+    RequestHeader {
+        request_api_key: R::API_KEY.as_i16(),
+        request_api_version: version,
+        correlation_id,
+        client_id: Some(client_id.into()),
+        ..Default::default()
+    }
+    .encode(&mut body, R::API_KEY.request_header_version(version))
+    .unwrap();
+    request.encode(&mut body, version).unwrap();
+    let mut frame = BytesMut::new();
+    frame.put_i32(body.len() as i32);
+    frame.extend_from_slice(&body);
+    frame.freeze()
+}
+
+/// A batch of `records` records of `value_len` bytes each.
+pub fn filler(value_len: usize, records: usize) -> Bytes {
+    let value = "v".repeat(value_len);
+    batch(&vec![value.as_str(); records], None)
+}
+
+/// `request` with `max_bytes` as its limit and its first partition's.
+pub fn up_to(mut request: FetchRequest, max_bytes: i32) -> FetchRequest {
+    request.max_bytes = max_bytes;
+    for p in request.topics.iter_mut().flat_map(|t| &mut t.partitions) {
+        p.partition_max_bytes = max_bytes;
+    }
+    request
+}
+
+/// A JoinGroup of the classic consumer protocol, one "range" protocol.
+pub fn join(group: &str, member: &str, session_ms: i32) -> JoinGroupRequest {
+    JoinGroupRequest {
+        group_id: group.into(),
+        session_timeout_ms: session_ms,
+        rebalance_timeout_ms: session_ms,
+        member_id: member.into(),
+        protocol_type: "consumer".into(),
+        protocols: vec![join_group_request::JoinGroupRequestProtocol {
+            name: "range".into(),
+            metadata: Bytes::from_static(b"meta"),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// An OffsetCommit by `member` of `generation` in `group`: `offset` for "t"-0.
+pub fn commit(group: &str, member: &str, generation: i32, offset: i64) -> OffsetCommitRequest {
+    OffsetCommitRequest {
+        group_id: group.into(),
+        generation_id_or_member_epoch: generation,
+        member_id: member.into(),
+        topics: vec![offset_commit_request::OffsetCommitRequestTopic {
+            name: "t".into(),
+            partitions: vec![offset_commit_request::OffsetCommitRequestPartition {
+                partition_index: 0,
+                committed_offset: offset,
                 ..Default::default()
             }],
             ..Default::default()
