@@ -34,14 +34,35 @@ pub mod wire;
 #[path = "../runtimes/blocking.rs"]
 pub mod blocking_runtime;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "blocking"))]
+#[path = "../runtimes/driver.rs"]
+mod driver;
+#[cfg(any(feature = "tokio", feature = "smol", feature = "blocking"))]
+#[path = "../runtimes/facade.rs"]
+mod facade;
+#[cfg(any(feature = "tokio", feature = "smol", feature = "blocking"))]
+#[path = "../runtimes/oneshot.rs"]
+mod oneshot;
+#[cfg(any(feature = "tokio", feature = "smol", feature = "blocking"))]
+#[path = "../runtimes/producer.rs"]
+mod producer_facade;
+#[cfg(any(feature = "tokio", feature = "smol", feature = "blocking"))]
 #[path = "../runtimes/common.rs"]
 pub mod runtime;
 #[cfg(all(feature = "sim", feature = "tokio"))]
 #[path = "../runtimes/sim_server.rs"]
 pub mod sim_server;
+#[cfg(any(feature = "smol", feature = "blocking"))]
+#[path = "../runtimes/async_io_net.rs"]
+mod smol_net;
 #[cfg(feature = "smol")]
 #[path = "../runtimes/smol.rs"]
 pub mod smol_runtime;
+#[cfg(all(
+    feature = "tls",
+    any(feature = "tokio", feature = "smol", feature = "blocking")
+))]
+#[path = "../runtimes/tls.rs"]
+mod tls;
 #[cfg(feature = "tokio")]
 #[path = "../runtimes/tokio.rs"]
 pub mod tokio_runtime;

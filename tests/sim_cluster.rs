@@ -402,6 +402,7 @@ mod sasl {
         let mut sim = Simulation::new(11, cluster, NetworkConfig::default(), Instant::now());
         let mut config = Config::new("sim-0");
         config.sasl = Some(SaslConfig {
+            oauth: None,
             mechanism,
             username: "alice".into(),
             password: password.into(),

@@ -1,6 +1,6 @@
 //! A Kafka cluster as one sans-IO state machine over many broker connections.
 //!
-//! [`Client`] owns a [`Connection`](crate::connection::Connection) per broker and
+//! [`Client`] owns a [`Connection`] per broker and
 //! kind of traffic, a metadata cache and a coordinator cache, and runs operations
 //! across them: admin calls (create and delete topics, configs, groups, ...) and
 //! partition operations (produce, fetch, list offsets). It routes each request to the
@@ -21,6 +21,8 @@ mod error;
 mod metadata;
 mod op;
 mod ops;
+mod produce;
+mod producer;
 mod rng;
 mod stats;
 
@@ -47,12 +49,23 @@ pub use ops::partition::{
     FetchOptions, FetchOutput, FetchedRecord, IsolationLevel, OffsetSpec, ProduceOptions,
     ProduceOutput, Record, RecordHeader,
 };
-pub use stats::{BrokerStats, ClientStats};
+pub use producer::{
+    Partitioner, ProducerConfig, ProducerRecord, RecordId, RecordMetadata, SendError,
+    TopicPartitions, murmur2, partition_for_key,
+};
+pub use stats::{BrokerStats, ClientStats, PartitionStats};
 
 use backoff::backoff;
 use metadata::{Leader, Metadata};
 use op::{Built, Ctx, Operation, Refresh, Reply, Step, Target, Versions};
 use rng::Rng;
+
+/// Per resource, its configs or why they could not be read.
+pub type DescribedConfigs = Vec<(ConfigResource, Result<Vec<ConfigEntry>, ClientError>)>;
+/// Per resource, whether its change was applied.
+pub type AlteredConfigs = Vec<(ConfigResource, Result<(), ClientError>)>;
+/// Per group, whether it was deleted.
+pub type DeletedGroups = Vec<(String, Result<(), ClientError>)>;
 
 /// Names one connection the client asked for with [`Output::Connect`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -105,9 +118,9 @@ pub enum OpOutput {
     /// [`Client::create_partitions`]: one result per topic, in the order asked.
     TopicResults(Vec<TopicResult>),
     /// [`Client::describe_configs`]: one entry per resource, in the order asked.
-    Configs(Vec<(ConfigResource, Result<Vec<ConfigEntry>, ClientError>)>),
+    Configs(DescribedConfigs),
     /// [`Client::alter_configs`]: one result per resource, in the order asked.
-    ConfigsAltered(Vec<(ConfigResource, Result<(), ClientError>)>),
+    ConfigsAltered(AlteredConfigs),
     /// [`Client::delete_records`]: one result per partition, in the order asked.
     RecordsDeleted(Vec<DeleteRecordsResult>),
     /// [`Client::list_groups`].
@@ -115,7 +128,7 @@ pub enum OpOutput {
     /// [`Client::describe_groups`]: one entry per group, in the order asked.
     GroupDescriptions(Vec<Result<GroupDescription, ClientError>>),
     /// [`Client::delete_groups`]: one result per group, in the order asked.
-    GroupsDeleted(Vec<(String, Result<(), ClientError>)>),
+    GroupsDeleted(DeletedGroups),
     /// [`Client::produce`].
     Produced(ProduceOutput),
     /// [`Client::fetch`].
@@ -142,6 +155,14 @@ pub enum Event {
         /// Its result.
         result: Result<OpOutput, ClientError>,
     },
+    /// A record handed to [`Client::send`] was written (or could not be). Every
+    /// record accepted gets exactly one.
+    Delivered {
+        /// The record.
+        record: RecordId,
+        /// Where it landed, or why it failed.
+        result: Result<RecordMetadata, ClientError>,
+    },
 }
 
 /// Which broker a connection goes to.
@@ -162,9 +183,17 @@ enum ConnState {
 /// Who waits for a request.
 #[derive(Debug)]
 struct Waiter {
-    op: OpId,
-    items: Vec<usize>,
+    owner: Owner,
     sent_at: Instant,
+}
+
+/// What a request was sent for.
+#[derive(Debug)]
+enum Owner {
+    /// Items of an operation.
+    Op { op: OpId, items: Vec<usize> },
+    /// The producer's Produce request with this number.
+    Produce(u64),
 }
 
 #[derive(Debug)]
@@ -217,6 +246,8 @@ enum Internal {
     /// The n-th metadata request.
     Metadata(u64),
     Coordinator(CoordinatorKind, Arc<str>),
+    /// The producer's InitProducerId.
+    ProducerId,
 }
 
 struct OpEntry {
@@ -256,7 +287,7 @@ struct EndpointBackoff {
 ///
 /// # Driving contract
 ///
-/// The methods are of four kinds, as on [`Connection`](crate::connection::Connection):
+/// The methods are of four kinds, as on [`Connection`]:
 /// - **getters** ([`metadata_topic`](Self::metadata_topic), [`stats`](Self::stats),
 ///   ...), which change nothing;
 /// - **inputs**: [`handle_connected`](Self::handle_connected) /
@@ -337,6 +368,15 @@ pub struct Client {
     next_op: u64,
     stats: stats::Stats,
     now: Instant,
+    /// A deadline override for the next operation started (see `with_timeout`).
+    next_timeout: Option<Duration>,
+    /// The producer, once a record was sent.
+    producer: Option<Box<producer::Producer>>,
+    /// The producer's Produce requests on the wire, by number.
+    produce_requests: BTreeMap<u64, producer::InFlightRequest>,
+    next_produce_request: u64,
+    /// Replies for the producer that arrived while it was busy driving.
+    deferred_produce_replies: Vec<(u64, Result<Reply, ClientError>)>,
 }
 
 impl std::fmt::Debug for Client {
@@ -375,6 +415,11 @@ impl Client {
             next_op: 0,
             stats: stats::Stats::default(),
             now,
+            next_timeout: None,
+            producer: None,
+            produce_requests: BTreeMap::new(),
+            next_produce_request: 0,
+            deferred_produce_replies: Vec::new(),
         }
     }
 
@@ -414,11 +459,28 @@ impl Client {
     /// like librdkafka's statistics.
     #[must_use]
     pub fn stats(&self) -> ClientStats {
-        self.stats.snapshot(
+        let mut stats = self.stats.snapshot(
             self.slots
                 .values()
                 .map(|s| (s.label.clone(), s.waiters.len())),
-        )
+        );
+        if let Some(p) = &self.producer {
+            stats.retries += p.retries();
+            stats.producer_buffered_bytes = p.buffered();
+            stats.partitions = p
+                .partition_stats()
+                .into_iter()
+                .map(
+                    |(topic, partition, buffered_records, in_flight_batches)| PartitionStats {
+                        topic,
+                        partition,
+                        buffered_records,
+                        in_flight_batches,
+                    },
+                )
+                .collect();
+        }
+        stats
     }
 
     // ----- inputs --------------------------------------------------------------
@@ -601,6 +663,9 @@ impl Client {
         {
             at(t);
         }
+        if let Some(t) = self.producer.as_ref().and_then(|p| p.next_deadline()) {
+            at(t);
+        }
         next
     }
 
@@ -638,6 +703,30 @@ impl Client {
         self.by_endpoint.clear();
     }
 
+    /// Starts the operation `start` starts with `timeout` as its deadline instead of
+    /// its default (operations that take their own timeout option keep it).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{Client, ClientConfig};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092").unwrap(), now);
+    /// let op = client.with_timeout(Duration::from_secs(2), |c| c.describe_cluster(now));
+    /// assert_eq!(client.pending_operations(), 1);
+    /// # let _ = op;
+    /// ```
+    pub fn with_timeout(
+        &mut self,
+        timeout: Duration,
+        start: impl FnOnce(&mut Self) -> OpId,
+    ) -> OpId {
+        self.next_timeout = Some(timeout);
+        let op = start(self);
+        self.next_timeout = None;
+        op
+    }
+
     /// Starts an operation.
     fn start_op(
         &mut self,
@@ -660,7 +749,11 @@ impl Client {
         self.advance(now);
         let id = OpId(self.next_op);
         self.next_op += 1;
-        let timeout = timeout.unwrap_or(self.config.operation_timeout);
+        let timeout = match internal {
+            None => timeout.or(self.next_timeout.take()),
+            Some(_) => timeout,
+        }
+        .unwrap_or(self.config.operation_timeout);
         let entry = OpEntry {
             name: op.name(),
             op: Some(op),
@@ -776,12 +869,11 @@ impl Client {
         let never_ready = !slot.is_ready();
         tracing::debug!(broker = %slot.label, %error, "connection closed");
         for (_, w) in slot.waiters {
-            self.end_items(
-                w.op,
-                &w.items,
-                now,
-                Err(ClientError::Connection(error.clone())),
-            );
+            let failed = Err(ClientError::Connection(error.clone()));
+            match w.owner {
+                Owner::Op { op, items } => self.end_items(op, &items, now, failed),
+                Owner::Produce(req) => self.produce_reply(req, now, failed),
+            }
         }
         if backoff_endpoint || never_ready {
             let failures = self
@@ -807,11 +899,26 @@ impl Client {
             // A broker that cannot be reached may have left the cluster.
             self.want_metadata(now, None, true);
             let failed = ClientError::Connection(error);
+            // Refused credentials or certificates fail every waiting call at once:
+            // every connection of this client presents the same ones.
+            let fatal = !failed.is_retriable();
             for op in self.ops.values_mut() {
                 for item in &mut op.items {
-                    if matches!(item.state, ItemState::Ready | ItemState::WaitMetadata(_)) {
+                    if matches!(
+                        item.state,
+                        ItemState::Ready | ItemState::WaitMetadata(_) | ItemState::Backoff(_)
+                    ) {
                         item.last_error = Some(failed.clone());
+                        if fatal {
+                            item.state = ItemState::Failed(failed.clone());
+                        }
                     }
+                }
+            }
+            if fatal {
+                let ids: Vec<OpId> = self.ops.keys().copied().collect();
+                for id in ids {
+                    self.maybe_finish(id);
                 }
             }
         }
@@ -831,12 +938,16 @@ impl Client {
         let Some(waiter) = slot.waiters.remove(&corr) else {
             return;
         };
+        tracing::trace!(broker = %slot.label, corr, ok = reply.is_ok(), "reply");
         slot.last_active = now;
         if reply.is_ok() {
             self.stats
                 .round_trip(&slot.label, now.saturating_duration_since(waiter.sent_at));
         }
-        self.end_items(waiter.op, &waiter.items, now, reply);
+        match waiter.owner {
+            Owner::Op { op, items } => self.end_items(op, &items, now, reply),
+            Owner::Produce(req) => self.produce_reply(req, now, reply),
+        }
     }
 
     fn end_items(
@@ -857,8 +968,12 @@ impl Client {
                     now,
                     spawn: Vec::new(),
                     coordinator: None,
+                    producer_id: None,
                 };
                 let steps = op.on_reply(items, reply, &mut ctx);
+                if let (Some(pid), Some(p)) = (ctx.producer_id, self.producer.as_mut()) {
+                    p.on_producer_id(Ok(pid));
+                }
                 if let (Some(node), Some(Internal::Coordinator(kind, key))) =
                     (ctx.coordinator, &entry.internal)
                 {
@@ -878,13 +993,15 @@ impl Client {
             Err(error) => items
                 .iter()
                 .map(|i| {
-                    (
-                        *i,
+                    let step = if error.is_retriable() {
                         Step::Retry {
                             error: error.clone(),
                             refresh: Refresh::Nothing,
-                        },
-                    )
+                        }
+                    } else {
+                        Step::Fail(error.clone())
+                    };
+                    (*i, step)
                 })
                 .collect(),
         };
@@ -984,17 +1101,38 @@ impl Client {
                     Err(e) => {
                         tracing::debug!(error = %e, "metadata refresh failed");
                         self.metadata_error = Some(e.clone());
+                        // Waiting items retry the refresh, unless it can never work
+                        // (credentials or certificates refused): then they fail.
+                        let fatal = !e.is_retriable();
                         for op in self.ops.values_mut() {
                             for item in &mut op.items {
                                 if let ItemState::WaitMetadata(_) = item.state {
                                     item.last_error = Some(e.clone());
-                                    item.state = ItemState::Ready;
+                                    item.state = if fatal {
+                                        ItemState::Failed(e.clone())
+                                    } else {
+                                        ItemState::Ready
+                                    };
                                 }
                             }
                         }
-                        self.want_metadata(now, None, true);
+                        if fatal {
+                            let ids: Vec<OpId> = self.ops.keys().copied().collect();
+                            for id in ids {
+                                self.maybe_finish(id);
+                            }
+                        } else {
+                            self.want_metadata(now, None, true);
+                        }
                     }
                 }
+            }
+            Some(Internal::ProducerId) => {
+                // Success was applied when the answer arrived (`Ctx::producer_id`).
+                if let (Err(e), Some(p)) = (result, self.producer.as_mut()) {
+                    p.on_producer_id(Err(e));
+                }
+                self.emit_deliveries();
             }
             Some(Internal::Coordinator(kind, key)) => {
                 let known = matches!(
@@ -1158,6 +1296,7 @@ impl Client {
                 break;
             }
         }
+        self.drive_producer(now);
     }
 
     /// Sends what can be sent of one operation; returns whether anything changed.
@@ -1185,6 +1324,13 @@ impl Client {
             })
             .map(|(i, item)| (i, item.target.clone()))
             .collect();
+        // A backoff that has passed is over, whether or not the item can go now
+        // (a past deadline left in place would make poll_timeout spin).
+        for (i, _) in &candidates {
+            if let Some(item) = self.ops.get_mut(&id).and_then(|e| e.items.get_mut(*i)) {
+                item.state = ItemState::Ready;
+            }
+        }
         if candidates.is_empty() {
             return false;
         }
@@ -1291,8 +1437,10 @@ impl Client {
             timeout: Some(timeout),
             max_version,
         };
+        let api = request.api_key();
         match conn.send_any(now, request, options) {
             Ok(corr) => {
+                tracing::trace!(broker = %slot.label, ?api, corr, op = id.0, ?items, "sent");
                 for i in items {
                     if let Some(item) = entry.items.get_mut(*i) {
                         item.state = ItemState::InFlight;
@@ -1301,8 +1449,10 @@ impl Client {
                 slot.waiters.insert(
                     corr,
                     Waiter {
-                        op: id,
-                        items: items.to_vec(),
+                        owner: Owner::Op {
+                            op: id,
+                            items: items.to_vec(),
+                        },
                         sent_at: now,
                     },
                 );
@@ -1401,6 +1551,11 @@ impl Client {
             }
             Target::Controller => match self.metadata.controller() {
                 Some(n) => Resolved::Endpoint(Endpoint::Node(n)),
+                // Fresh metadata names no controller (some brokers never do): any
+                // broker, which answers NOT_CONTROLLER if it cannot serve.
+                None if self.metadata_answered >= fresh => {
+                    Resolved::Endpoint(self.any_endpoint(now))
+                }
                 None => self.wait_metadata(now, None),
             },
             Target::Leader { topic, partition } => match self.metadata.leader(topic, *partition) {

@@ -151,10 +151,13 @@ pub enum HandshakeErrorKind {
 /// assert_eq!(e.to_string(), "reset by peer");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
+#[error("{}{message}", if tls.is_some() { "TLS: " } else { "" })]
 pub struct TransportError {
-    /// The I/O error kind (`Other` when the adapter gave only text).
+    /// The I/O error kind (`Other` when the adapter gave only text; `InvalidData`
+    /// for TLS failures).
     pub kind: std::io::ErrorKind,
+    /// Set when TLS failed: what about it.
+    pub tls: Option<TlsFailure>,
     /// The error's text.
     pub message: String,
 }
@@ -165,9 +168,40 @@ impl TransportError {
     pub fn new(kind: std::io::ErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
+            tls: None,
             message: message.into(),
         }
     }
+
+    /// A TLS failure.
+    #[must_use]
+    pub fn tls(failure: TlsFailure, message: impl Into<String>) -> Self {
+        Self {
+            kind: std::io::ErrorKind::InvalidData,
+            tls: Some(failure),
+            message: message.into(),
+        }
+    }
+}
+
+/// Why TLS failed, as far as a caller can act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsFailure {
+    /// The broker's certificate is not signed by a trusted CA.
+    UnknownIssuer,
+    /// The certificate is not valid for the host name connected to.
+    HostnameMismatch,
+    /// The certificate has expired or is not valid yet.
+    Expired,
+    /// The certificate is malformed or unusable.
+    BadCertificate,
+    /// The host name cannot be used for TLS (SNI).
+    InvalidServerName,
+    /// The broker refused the handshake (for example, it wanted a client certificate).
+    Rejected,
+    /// Any other TLS protocol failure.
+    Protocol,
 }
 
 impl From<std::io::Error> for TransportError {

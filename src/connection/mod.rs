@@ -32,7 +32,7 @@ use crate::wire::{ByteString, EncodeError, Message, VersionRange};
 
 pub use error::{
     ConnectionError, ConnectionErrorKind, CorrelationId, HandshakeErrorKind, RequestContext,
-    RequestError, RequestErrorKind, ResponseError, TransportError, UsageError,
+    RequestError, RequestErrorKind, ResponseError, TlsFailure, TransportError, UsageError,
 };
 use frame::FrameDecoder;
 use inflight::{Entry, InFlight};

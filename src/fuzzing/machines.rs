@@ -274,13 +274,18 @@ fn run_connection(
         0 => Some(SaslMechanism::Plain),
         1 => Some(SaslMechanism::ScramSha256),
         2 => Some(SaslMechanism::ScramSha512),
+        3 => Some(SaslMechanism::OAuthBearer),
         _ => None,
     };
     config.sasl = mechanism.map(|mechanism| SaslConfig {
-        mechanism,
-        username: "user".into(),
-        password: "secret".into(),
         nonce: NONCE.into(),
+        oauth: Some(crate::connection::sasl::OAuthTokenProvider::new(|| {
+            Ok(crate::connection::sasl::OAuthToken::new(
+                "token",
+                Duration::from_secs(60),
+            ))
+        })),
+        ..SaslConfig::new(mechanism, "user", "secret")
     });
     let mut conn = Connection::new(config, now);
     let mut broker = Broker {

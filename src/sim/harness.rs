@@ -531,8 +531,15 @@ impl Simulation {
         }
         while let Some(ev) = self.hosts[h].client.poll_event() {
             moved = true;
-            let client::Event::Done { op, result } = &ev;
-            self.mix(&[32, h as u64, op.0, u64::from(result.is_ok())]);
+            match &ev {
+                client::Event::Done { op, result } => {
+                    self.mix(&[32, h as u64, op.0, u64::from(result.is_ok())]);
+                }
+                client::Event::Delivered { record, result } => {
+                    let offset = result.as_ref().ok().and_then(|m| m.offset).unwrap_or(-1);
+                    self.mix(&[33, h as u64, record.0, offset as u64]);
+                }
+            }
             self.hosts[h].events.push_back(ev);
         }
         moved

@@ -226,16 +226,17 @@ impl Operation for FindCoordinator {
 /// List topics or describe the cluster: one Metadata request, its answer also
 /// refreshing the cache.
 struct MetadataQuery {
-    all_topics: bool,
+    /// `None`: every topic; `Some([])`: only brokers (DescribeCluster).
+    topics: Option<Vec<Arc<str>>>,
     output: Option<OpOutput>,
 }
 
 impl Operation for MetadataQuery {
     fn name(&self) -> &'static str {
-        if self.all_topics {
-            "ListTopics"
-        } else {
-            "DescribeCluster"
+        match &self.topics {
+            None => "ListTopics",
+            Some(t) if t.is_empty() => "DescribeCluster",
+            Some(_) => "DescribeTopics",
         }
     }
 
@@ -246,22 +247,23 @@ impl Operation for MetadataQuery {
         _m: &Metadata,
     ) -> Result<Built, ClientError> {
         let v = metadata_version(versions)?;
-        let topics: Option<&[Arc<str>]> = if self.all_topics { None } else { Some(&[]) };
-        Ok(Built::new(metadata_request(topics, v, false), v))
+        Ok(Built::new(
+            metadata_request(self.topics.as_deref(), v, false),
+            v,
+        ))
     }
 
     fn on_reply(&mut self, items: &[usize], reply: Reply, ctx: &mut Ctx<'_>) -> Vec<(usize, Step)> {
         match decode_metadata(&reply) {
             Ok(response) => {
-                let asked: Option<&[Arc<str>]> = if self.all_topics { None } else { Some(&[]) };
+                let asked = self.topics.as_deref();
                 ctx.metadata.apply(&response, asked, ctx.now);
                 // What a cache makes of this answer alone: validated brokers and leaders.
                 let mut m = Metadata::default();
                 m.apply(&response, asked, ctx.now);
-                self.output = Some(if self.all_topics {
-                    OpOutput::Topics(m.topics().cloned().collect::<Vec<TopicMetadata>>())
-                } else {
-                    OpOutput::Cluster(m.cluster())
+                self.output = Some(match &self.topics {
+                    Some(t) if t.is_empty() => OpOutput::Cluster(m.cluster()),
+                    _ => OpOutput::Topics(m.topics().cloned().collect::<Vec<TopicMetadata>>()),
                 });
                 all(items, || Step::Done)
             }
@@ -1393,7 +1395,17 @@ impl Client {
     /// included.
     pub fn list_topics(&mut self, now: Instant) -> OpId {
         let op = MetadataQuery {
-            all_topics: true,
+            topics: None,
+            output: None,
+        };
+        self.start_op(now, Box::new(op), vec![Target::Any], None)
+    }
+
+    /// Describes these topics (Metadata for them): the ones that exist come back,
+    /// in name order; a missing topic is simply absent.
+    pub fn describe_topics(&mut self, now: Instant, topics: Vec<String>) -> OpId {
+        let op = MetadataQuery {
+            topics: Some(topics.into_iter().map(Arc::from).collect()),
             output: None,
         };
         self.start_op(now, Box::new(op), vec![Target::Any], None)
@@ -1402,7 +1414,7 @@ impl Client {
     /// Describes the cluster: its id, controller and brokers.
     pub fn describe_cluster(&mut self, now: Instant) -> OpId {
         let op = MetadataQuery {
-            all_topics: false,
+            topics: Some(Vec::new()),
             output: None,
         };
         self.start_op(now, Box::new(op), vec![Target::Any], None)

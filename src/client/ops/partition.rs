@@ -103,6 +103,38 @@ pub struct ProduceOptions {
     pub max_batch_bytes: usize,
     /// The operation's deadline, retries included; `None` for the client's default.
     pub timeout: Option<Duration>,
+    /// What to do if the topic does not exist (yet).
+    pub unknown_topic: UnknownTopicHandling,
+}
+
+impl ProduceOptions {
+    /// Sets the acknowledgements (`-1` all, `1` leader, `0` none).
+    #[must_use]
+    pub fn acks(mut self, acks: i16) -> Self {
+        self.acks = acks;
+        self
+    }
+
+    /// Sets the codec.
+    #[must_use]
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Sets the operation's deadline.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets what to do if the topic does not exist (yet).
+    #[must_use]
+    pub fn unknown_topic(mut self, handling: UnknownTopicHandling) -> Self {
+        self.unknown_topic = handling;
+        self
+    }
 }
 
 impl Default for ProduceOptions {
@@ -113,6 +145,7 @@ impl Default for ProduceOptions {
             broker_timeout: Duration::from_secs(30),
             max_batch_bytes: crate::records::DEFAULT_MAX_BATCH_BYTES,
             timeout: None,
+            unknown_topic: UnknownTopicHandling::Error,
         }
     }
 }
@@ -163,6 +196,52 @@ pub struct FetchOptions {
     pub isolation: IsolationLevel,
     /// The operation's deadline, retries included; `None` for the client's default.
     pub timeout: Option<Duration>,
+    /// What to do if the topic does not exist (yet).
+    pub unknown_topic: UnknownTopicHandling,
+}
+
+impl FetchOptions {
+    /// Sets the bytes to wait for.
+    #[must_use]
+    pub fn min_bytes(mut self, n: i32) -> Self {
+        self.min_bytes = n;
+        self
+    }
+
+    /// Sets the most bytes to return.
+    #[must_use]
+    pub fn max_bytes(mut self, n: i32) -> Self {
+        self.max_bytes = n;
+        self
+    }
+
+    /// Sets how long the broker may wait for `min_bytes`.
+    #[must_use]
+    pub fn max_wait(mut self, d: Duration) -> Self {
+        self.max_wait = d;
+        self
+    }
+
+    /// Sets which records to return.
+    #[must_use]
+    pub fn isolation(mut self, level: IsolationLevel) -> Self {
+        self.isolation = level;
+        self
+    }
+
+    /// Sets the operation's deadline.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets what to do if the topic does not exist (yet).
+    #[must_use]
+    pub fn unknown_topic(mut self, handling: UnknownTopicHandling) -> Self {
+        self.unknown_topic = handling;
+        self
+    }
 }
 
 impl Default for FetchOptions {
@@ -173,6 +252,7 @@ impl Default for FetchOptions {
             max_wait: Duration::from_millis(500),
             isolation: IsolationLevel::ReadUncommitted,
             timeout: None,
+            unknown_topic: UnknownTopicHandling::Error,
         }
     }
 }
@@ -388,6 +468,10 @@ impl Operation for Produce {
         Lane::Produce
     }
 
+    fn unknown_topic(&self) -> UnknownTopicHandling {
+        self.options.unknown_topic
+    }
+
     fn build(
         &mut self,
         _items: &[usize],
@@ -497,6 +581,10 @@ impl Operation for Fetch {
         Lane::Fetch
     }
 
+    fn unknown_topic(&self) -> UnknownTopicHandling {
+        self.options.unknown_topic
+    }
+
     fn build(
         &mut self,
         _items: &[usize],
@@ -520,7 +608,6 @@ impl Operation for Fetch {
             i32::try_from(self.options.max_wait.as_millis()).unwrap_or(i32::MAX),
         );
         let request = FetchRequest {
-            replica_id: if v <= 14 { -1 } else { 0 },
             max_wait_ms: max_wait,
             min_bytes: self.options.min_bytes,
             max_bytes: self.options.max_bytes.max(1),

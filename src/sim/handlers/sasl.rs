@@ -65,7 +65,14 @@ pub(super) fn authenticate(
     let c = cluster.conns.map.get_mut(&call.conn)?;
     let mut resp = SaslAuthenticateResponse::default();
     match step(&mut c.auth, &config, &r.auth_bytes, &nonce) {
-        Ok(bytes) => resp.auth_bytes = Bytes::from(bytes),
+        Ok(bytes) => {
+            resp.auth_bytes = Bytes::from(bytes);
+            if matches!(c.auth, AuthState::Authenticated) {
+                resp.session_lifetime_ms = config
+                    .session_lifetime
+                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            }
+        }
         Err(message) => {
             resp.error_code = ErrorCode::SASL_AUTHENTICATION_FAILED.code();
             resp.error_message = Some(ByteString::from(message));
