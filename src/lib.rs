@@ -40,6 +40,12 @@ mod driver;
 #[path = "../runtimes/facade.rs"]
 mod facade;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "blocking"))]
+#[path = "../runtimes/oneshot.rs"]
+mod oneshot;
+#[cfg(any(feature = "tokio", feature = "smol", feature = "blocking"))]
+#[path = "../runtimes/producer.rs"]
+mod producer_facade;
+#[cfg(any(feature = "tokio", feature = "smol", feature = "blocking"))]
 #[path = "../runtimes/common.rs"]
 pub mod runtime;
 #[cfg(all(feature = "sim", feature = "tokio"))]

@@ -100,6 +100,9 @@ pub enum ClientError {
     /// A connection refused more work (its queue is full); retried internally.
     #[error(transparent)]
     Usage(UsageError),
+    /// The producer refused a record (buffer full past the wait, record too large).
+    #[error(transparent)]
+    Send(crate::client::SendError),
 }
 
 impl ClientError {
