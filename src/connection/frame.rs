@@ -187,8 +187,8 @@ impl FrameDecoder {
     #[must_use]
     pub fn needed(&self) -> usize {
         match self.body_len {
-            Some(len) => len.saturating_sub(self.buf.len()),
-            None => 4usize.saturating_sub(self.buf.len()),
+            Some(len) => len.saturating_sub(self.filled),
+            None => 4usize.saturating_sub(self.filled),
         }
     }
 
@@ -319,6 +319,17 @@ mod tests {
         let n = room.len();
         d.filled(n);
         assert!(d.read_buffer(0).len() <= n.max(READ_CHUNK));
+    }
+
+    #[test]
+    fn needed_counts_bytes_received_not_room_lent() {
+        let mut d = FrameDecoder::new(1024);
+        let room = d.read_buffer(0);
+        room[..5].copy_from_slice(&[0, 0, 0, 3, b'a']);
+        d.filled(5);
+        assert_eq!(d.next_frame().unwrap(), None);
+        assert_eq!(d.needed(), 2);
+        assert_eq!(d.buffered(), 1);
     }
 
     #[test]

@@ -589,7 +589,7 @@ impl Operation for Produce {
 
 /// Room for a Fetch response's fields around its records (headers, ids, offsets,
 /// aborted transactions).
-const FETCH_RESPONSE_OVERHEAD: usize = 64 * 1024;
+pub(crate) const FETCH_RESPONSE_OVERHEAD: usize = 64 * 1024;
 
 struct Fetch {
     topic: Arc<str>,
