@@ -54,6 +54,10 @@ pub struct Phase {
     pub wall: Duration,
     /// Peak RSS during the phase (VmHWM after a reset at its start).
     pub peak_kib: u64,
+    /// At the phase's end: resident anonymous memory (heap, stacks) and resident
+    /// file pages (the program's and its libraries' code and data).
+    pub anon_kib: u64,
+    pub file_kib: u64,
 }
 
 impl Mark {
@@ -64,6 +68,8 @@ impl Mark {
             cpu: cpu() - self.cpu,
             wall: self.wall.elapsed(),
             peak_kib: status_kib("VmHWM"),
+            anon_kib: status_kib("RssAnon"),
+            file_kib: status_kib("RssFile"),
         }
     }
 }
@@ -72,12 +78,14 @@ impl Phase {
     /// One line the orchestrator parses.
     pub fn line(&self) -> String {
         format!(
-            "RESULT phase={} records={} cpu_ns={} wall_ns={} peak_kib={}",
+            "RESULT phase={} records={} cpu_ns={} wall_ns={} peak_kib={} anon_kib={} file_kib={}",
             self.name,
             self.records,
             self.cpu.as_nanos(),
             self.wall.as_nanos(),
-            self.peak_kib
+            self.peak_kib,
+            self.anon_kib,
+            self.file_kib
         )
     }
 
@@ -89,6 +97,8 @@ impl Phase {
             cpu: Duration::ZERO,
             wall: Duration::ZERO,
             peak_kib: 0,
+            anon_kib: 0,
+            file_kib: 0,
         };
         for field in rest.split_whitespace() {
             let (k, v) = field.split_once('=')?;
@@ -98,6 +108,8 @@ impl Phase {
                 "cpu_ns" => p.cpu = Duration::from_nanos(v.parse().ok()?),
                 "wall_ns" => p.wall = Duration::from_nanos(v.parse().ok()?),
                 "peak_kib" => p.peak_kib = v.parse().ok()?,
+                "anon_kib" => p.anon_kib = v.parse().ok()?,
+                "file_kib" => p.file_kib = v.parse().ok()?,
                 _ => {}
             }
         }
