@@ -186,7 +186,7 @@ impl Consumer {
                     match answer {
                         Some(Ok(records)) => self.records.extend(records),
                         Some(Err(errors)) => {
-                            if errors.iter().any(|e| *e == ClientError::Closed) {
+                            if errors.contains(&ClientError::Closed) {
                                 self.closed = true;
                             }
                             self.errors

@@ -258,10 +258,10 @@ impl<N: Net> Driver<N> {
             return;
         }
         let records = self.client.poll_records(now, max);
-        if !records.is_empty() {
-            if let Some((_, reply)) = self.poller.take() {
-                reply.send(Ok(records));
-            }
+        if !records.is_empty()
+            && let Some((_, reply)) = self.poller.take()
+        {
+            reply.send(Ok(records));
         }
     }
 
