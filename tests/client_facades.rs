@@ -338,7 +338,7 @@ async fn consumer_stream_reads_what_the_producer_wrote_and_goes_on_after_errors(
     client.create_topic("c", 2, 2).await.unwrap();
     let producer = client.producer();
     for i in 0..4000 {
-        let _ = producer.send(ProducerRecord::new("c", format!("v{i}")).partition(i % 2));
+        drop(producer.send(ProducerRecord::new("c", format!("v{i}")).partition(i % 2)));
     }
     producer.flush().await.unwrap();
     let mut consumer = client.consumer();
