@@ -34,6 +34,9 @@ pub mod wire;
 #[path = "../runtimes/blocking.rs"]
 pub mod blocking_runtime;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "blocking"))]
+#[path = "../runtimes/consumer.rs"]
+mod consumer_facade;
+#[cfg(any(feature = "tokio", feature = "smol", feature = "blocking"))]
 #[path = "../runtimes/driver.rs"]
 mod driver;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "blocking"))]
