@@ -108,6 +108,11 @@ pub fn run(bootstrap: &str, w: &Workload) -> Vec<Phase> {
         .set("group.id", "bench-e2e")
         .set("enable.auto.commit", "false")
         .set("fetch.max.bytes", w.fetch_max_bytes.to_string())
+        // librdkafka refuses a fetch.max.bytes below message.max.bytes (1000000).
+        .set(
+            "message.max.bytes",
+            w.fetch_max_bytes.clamp(1000, 1_000_000).to_string(),
+        )
         .set("max.partition.fetch.bytes", w.fetch_max_bytes.to_string())
         .set("fetch.wait.max.ms", w.max_wait_ms.to_string())
         .create()
