@@ -1,8 +1,8 @@
-//! The trait every generated message implements.
+//! The trait every generated message implements, and the version ranges it declares.
 
 use super::{
     Buf, BufMut, Bytes, ChunkedOut, DecodeError, DecodeErrorKind, EncodeError, Out, SpillOut,
-    VecOut, VersionRange,
+    VecOut,
 };
 
 /// A versioned Kafka message: a request or response body, a header, or a data schema.
@@ -131,4 +131,53 @@ pub fn decode_versioned_forward_compatible<T: Message>(
         buf.advance(buf.remaining());
     }
     Ok(Versioned { version, data })
+}
+
+/// A range of message versions, inclusive at both ends; `EMPTY` holds none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VersionRange {
+    /// Lowest version in the range.
+    pub min: i16,
+    /// Highest version in the range.
+    pub max: i16,
+}
+
+impl VersionRange {
+    /// The range with no versions (a `none` in the schema).
+    pub const EMPTY: VersionRange = VersionRange { min: 0, max: -1 };
+
+    /// Whether `version` lies in the range.
+    #[inline]
+    #[must_use]
+    pub const fn contains(&self, version: i16) -> bool {
+        version >= self.min && version <= self.max
+    }
+
+    /// Whether the range holds no versions.
+    #[must_use]
+    pub const fn is_empty(&self) -> bool {
+        self.max < self.min
+    }
+
+    /// The versions both ranges hold, or `None` if they do not overlap.
+    #[must_use]
+    pub fn intersect(&self, other: &VersionRange) -> Option<VersionRange> {
+        let r = VersionRange {
+            min: self.min.max(other.min),
+            max: self.max.min(other.max),
+        };
+        (!r.is_empty()).then_some(r)
+    }
+}
+
+impl std::fmt::Display for VersionRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_empty() {
+            write!(f, "none")
+        } else if self.min == self.max {
+            write!(f, "{}", self.min)
+        } else {
+            write!(f, "{}-{}", self.min, self.max)
+        }
+    }
 }
