@@ -140,3 +140,43 @@ fn put_len_slow<W: Out + ?Sized>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::wire::{self, Bytes, BytesMut, VecOut};
+
+    /// Compact byte-string lengths around every varint width boundary, through the
+    /// inline 2- and 3-byte paths and the general one, into every kind of sink.
+    #[test]
+    fn compact_bytes_lengths_at_varint_boundaries() {
+        for len in [
+            0usize, 1, 126, 127, 128, 0x3ffe, 0x3fff, 0x4000, 0x1f_fffe, 0x1f_ffff, 0x20_0000,
+        ] {
+            let data = vec![0x5au8; len];
+            let mut expected = Vec::new();
+            wire::put_unsigned_varint(&mut expected, len as u32 + 1);
+            expected.extend_from_slice(&data);
+            let mut plain = Vec::new();
+            wire::put_bytes(&mut plain, &data, true, "b").expect("encodes");
+            assert!(plain == expected, "Vec, length {len}");
+            let mut fast = Vec::new();
+            let mut out = VecOut::new(&mut fast);
+            wire::put_bytes(&mut out, &data, true, "b").expect("encodes");
+            wire::put_shared_bytes(&mut out, &Bytes::from(data.clone()), true, "b")
+                .expect("encodes");
+            drop(out);
+            assert_eq!(fast.len(), 2 * expected.len(), "VecOut, length {len}");
+            assert!(
+                fast[..expected.len()] == expected[..],
+                "VecOut, length {len}"
+            );
+            assert!(
+                fast[expected.len()..] == expected[..],
+                "VecOut, length {len}"
+            );
+            let mut spilled = BytesMut::new();
+            wire::put_bytes(&mut spilled, &data, true, "b").expect("encodes");
+            assert!(spilled[..] == expected[..], "BytesMut, length {len}");
+        }
+    }
+}

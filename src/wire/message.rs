@@ -41,14 +41,14 @@ pub trait Message: Sized + Clone + PartialEq + std::fmt::Debug + Default {
     /// The versions that use the flexible (compact, tagged-field) encoding.
     const FLEXIBLE_VERSIONS: VersionRange;
 
-    /// Writes the message at `version` into any [`Out`] (`Vec<u8>` is the fastest).
-    /// On error, `out` may hold part of the message.
+    /// Writes the message at `version` into any [`Out`]. On error, `out` may hold part
+    /// of the message. [`Message::encode_to_vec`] is the fastest way into memory.
     fn encode_into<W: Out + ?Sized>(&self, out: &mut W, version: i16) -> Result<(), EncodeError>;
 
     /// Writes the message at `version` into any `BufMut`. Small fields are gathered in
-    /// a scratch buffer and handed over in large pieces ([`SpillOut`]); record batches
-    /// and other large byte fields are copied straight in. On error, `buf` may hold
-    /// part of the message.
+    /// a scratch buffer and handed over in large pieces; record batches and other
+    /// large byte fields are copied straight in. On error, `buf` may hold part of the
+    /// message.
     fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
         let mut out = SpillOut::new(buf);
         self.encode_into(&mut out, version)?;
@@ -57,9 +57,9 @@ pub trait Message: Sized + Clone + PartialEq + std::fmt::Debug + Default {
     }
 
     /// Appends the message at `version` to `vec`: the fastest way to encode into
-    /// memory. Fields are written through a cursor over zeroed room ([`VecOut`])
-    /// instead of one `Vec` capacity check and length update each. On error, `vec` may
-    /// hold part of the message.
+    /// memory. Fields are written through a cursor over zeroed room instead of one
+    /// `Vec` capacity check and length update each. On error, `vec` may hold part of
+    /// the message.
     ///
     /// ```
     /// use kafka_sansio::messages::ApiVersionsRequest;

@@ -2,7 +2,7 @@
 //!
 //! Every type of the Kafka protocol guide has a `read_*` function that decodes it from
 //! a [`Bytes`] and a `put_*` function that encodes it into an [`Out`] (a `Vec<u8>`, a
-//! [`BytesMut`], or any [`BufMut`] through [`SpillOut`]):
+//! [`BytesMut`], or a [`ChunkedOut`] that keeps large byte fields by reference):
 //!
 //! | protocol type | Rust type | read / put |
 //! |---|---|---|
@@ -66,8 +66,8 @@ pub use fixed::{
 pub use message::{
     Message, VersionRange, Versioned, decode_versioned, decode_versioned_forward_compatible,
 };
-pub(crate) use out::SliceOut;
-pub use out::{ChunkedOut, Out, SPILL_THRESHOLD, SpillOut, VecOut};
+pub use out::{ChunkedOut, Out};
+pub(crate) use out::{SliceOut, SpillOut, VecOut};
 pub use scalar_list::{
     INLINE_CAPACITY, Scalar, ScalarList, put_scalar_array, put_scalar_list,
     read_nullable_scalar_array, read_scalar_array,
