@@ -235,7 +235,7 @@ pub fn put_nullable_bytes<W: Out + ?Sized>(
 }
 
 /// Encodes BYTES, COMPACT_BYTES or RECORDS held as [`Bytes`]: a sink that can keep a
-/// reference ([`ChunkedOut`]) does not copy them.
+/// reference ([`ChunkedOut`](super::ChunkedOut)) does not copy them.
 #[inline]
 pub fn put_shared_bytes<W: Out + ?Sized>(
     buf: &mut W,
