@@ -96,6 +96,8 @@ pub(super) fn put_len<W: Out + ?Sized>(
     put_len_slow(buf, len, compact, wide, field)
 }
 
+/// The rest of [`put_len`]: the null marker (-1, or 0 in the compact form), a compact
+/// length of several bytes, and a length too long for its form (an error).
 #[inline(never)]
 fn put_len_slow<W: Out + ?Sized>(
     buf: &mut W,

