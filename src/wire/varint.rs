@@ -48,13 +48,14 @@ pub(crate) fn read_unsigned_short(data: &[u8], pos: usize) -> Option<(u64, usize
     if b0 < 0x80 {
         return Some((u64::from(b0), pos + 1));
     }
-    let b1 = *data.get(pos + 1)?;
-    let v = u64::from(b0 & 0x7f) | (u64::from(b1 & 0x7f) << 7);
+    // One bounds check for both longer forms: a two-byte varint is followed by at
+    // least a byte in every message and record (or takes the full path).
+    let [_, b1, b2] = data.get(pos..)?.first_chunk::<3>()?.map(u64::from);
+    let v = (u64::from(b0) & 0x7f) | ((b1 & 0x7f) << 7);
     if b1 < 0x80 {
         return Some((v, pos + 2));
     }
-    let b2 = *data.get(pos + 2)?;
-    (b2 < 0x80).then_some((v | (u64::from(b2) << 14), pos + 3))
+    (b2 < 0x80).then_some((v | (b2 << 14), pos + 3))
 }
 
 /// [`read_unsigned_at`] for four bytes and more, and for every error: the value and
