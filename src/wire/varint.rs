@@ -137,18 +137,22 @@ pub(crate) fn write_unsigned_at(out: &mut [u8], pos: usize, value: u64) -> usize
 }
 
 /// The encoding of `value`, which must be from 2^7 to below 2^21 (two or three
-/// bytes), computed without a branch, and how many of the four bytes it takes: for a
-/// sink that copies four bytes and keeps two or three ([`Out::write_padded`]).
+/// bytes), and how many of the four bytes it takes: for a sink that copies four bytes
+/// and keeps two or three ([`Out::write_padded`]). The two lengths are separate
+/// branches so that each write is of a constant length (no call to `memcpy`).
 #[inline(always)]
 pub(crate) fn short_bytes(value: u32) -> ([u8; 4], usize) {
-    let three = value >= 0x4000;
-    let bytes = [
-        value as u8 | 0x80,
-        (value >> 7) as u8 | if three { 0x80 } else { 0 },
-        (value >> 14) as u8,
-        0,
-    ];
-    (bytes, if three { 3 } else { 2 })
+    if value >= 0x4000 {
+        let bytes = [
+            value as u8 | 0x80,
+            (value >> 7) as u8 | 0x80,
+            (value >> 14) as u8,
+            0,
+        ];
+        (bytes, 3)
+    } else {
+        ([value as u8 | 0x80, (value >> 7) as u8, 0, 0], 2)
+    }
 }
 
 /// [`write_unsigned_at`] for values of four bytes and more.
@@ -251,10 +255,18 @@ pub fn put_unsigned_varint<W: Out + ?Sized>(buf: &mut W, value: u32) {
 /// Encodes an unsigned 64-bit varint.
 #[inline]
 pub fn put_unsigned_varlong<W: Out + ?Sized>(buf: &mut W, value: u64) {
+    // Counts of tagged fields and most lengths: one byte, inline where it is used.
     if value < 0x80 {
         buf.write_byte(value as u8);
         return;
     }
+    put_unsigned_varlong_long(buf, value);
+}
+
+/// [`put_unsigned_varlong`] for values of two bytes and more, out of line so that
+/// generated encoders, which write a tagged-field count per struct, stay small.
+#[inline(never)]
+fn put_unsigned_varlong_long<W: Out + ?Sized>(buf: &mut W, value: u64) {
     let mut tmp = [0u8; 10];
     let n = write_unsigned_at(&mut tmp, 0, value);
     buf.write_slice(tmp.get(..n).unwrap_or(&tmp));
