@@ -13,12 +13,16 @@
 //! target/release/deps/messages-HASH --callgrind  # ... plus instructions per op (valgrind)
 //! target/release/deps/messages-HASH --list       # the single ops, for a profiler:
 //! target/release/deps/messages-HASH --only metadata-v12/decode/ours --iters 3
+//! cargo bench --bench messages -- --callgrind                       # build and run in one
+//! cargo bench --profile bench-lto --bench messages -- --callgrind   # fat LTO, 1 codegen unit
 //! ```
+//!
+//! `scripts/bench.sh messages` runs `--callgrind` under both profiles, one after the other.
 //!
 //! Options: `--rounds N` (timed rounds, alternating sides; default 15), `--sample-ms N`
 //! (length of one timed batch; default 40), `--callgrind-dir DIR` (where callgrind's
-//! output files are kept for `callgrind_annotate`; default `target/callgrind`), and a bare
-//! word to run only the cases whose name contains it.
+//! output files are kept for `callgrind_annotate`; default `target/callgrind/PROFILE`,
+//! `release` or `bench-lto`), and a bare word to run only the cases whose name contains it.
 //!
 //! "decode" is decode + drop of the decoded value, from a `Bytes` handle of the input;
 //! "encode" writes the whole message into a reused, pre-sized `BytesMut`; "encode-zero-copy"
@@ -29,6 +33,8 @@
 //! check per field).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)] // tests and tools own their clock and sockets
 
+#[path = "common/build_profile.rs"]
+mod build_profile;
 #[path = "common/counting_alloc.rs"]
 mod counting_alloc;
 
@@ -645,7 +651,7 @@ fn parse_args() -> Opts {
         rounds: 15,
         sample_ms: 40,
         callgrind: false,
-        callgrind_dir: "target/callgrind".to_string(),
+        callgrind_dir: format!("target/callgrind/{}", build_profile::dir_name()),
         only: None,
         iters: 3,
         list: false,
@@ -721,6 +727,7 @@ fn main() {
         return;
     }
 
+    println!("profile {}", build_profile::describe());
     println!(
         "kafka-sansio vs kafka-protocol 0.18 on the same bytes; MB/s = 10^6 bytes of the encoded \
          message per second, median of {} alternating rounds; ratio = our speed / theirs.",

@@ -6,13 +6,24 @@
 //! xorshift generator. Each case encodes or decodes one batch per iteration
 //! ("decode" = walk every record and touch key, value and headers, CRC checked).
 //!
+//! Every implementation encodes the same batch: before a peer's encode case is measured,
+//! its output must parse as exactly one batch of 1,000 records whose header is ours
+//! (batch length and CRC aside when compressed, since the compressors differ) and whose
+//! records are byte-identical to ours (after decompression when compressed); an
+//! uncompressed batch must be ours byte for byte. The peers' inputs are what their own
+//! decoders make of our batch.
+//!
 //! ```text
 //! cargo bench --bench records                      # time every case: ns/record, MB/s, allocs/record
 //! cargo bench --bench records -- --filter w1       # only cases whose name contains "w1"
 //! cargo bench --bench records -- --callgrind       # also instructions/record under callgrind
+//! cargo bench --bench records -- --check           # only the same-batch checks, one line each
+//! cargo bench --profile bench-lto --bench records -- --callgrind   # fat LTO, 1 codegen unit
 //! target/release/deps/records-* --case ours-w1-decode-none --iters 3   # one case, for profilers
 //! cargo bench --bench records -- --headers 3       # N headers per record instead of one
 //! ```
+//!
+//! `scripts/bench.sh records` runs `--callgrind` under both profiles, one after the other.
 //!
 //! With `--headers N` record headers are "trace" then "trace-1", "trace-2", ... (distinct,
 //! since kafka-protocol keeps headers in a map), each with its own 8-byte value.
@@ -33,8 +44,12 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_sansio::records::{
-    Batch, BatchBuilder, BatchConfig, BatchReader, Compression, DecodeOptions, NewHeader, NewRecord,
+    Batch, BatchBuilder, BatchConfig, BatchReader, Compression, DecodeOptions, NewHeader,
+    NewRecord, RecordBatch,
 };
+
+#[path = "common/build_profile.rs"]
+mod build_profile;
 
 // ------------------------------------------------------------ counting allocator
 
@@ -263,6 +278,13 @@ fn rs_codec(c: Compression) -> rs::RecordBatchCompression {
     }
 }
 
+/// kafka-protocol's input: the records its decoder makes of our batch.
+///
+/// Its encoder starts a new batch wherever `offset - sequence` changes, and derives the
+/// batch's base sequence from the first record's. A batch without producer sequence
+/// (base sequence -1) holding offsets 0..999 therefore has sequence `offset - 1` on
+/// every record, as the decoder reports; giving every record `-1` instead would make
+/// 1,000 one-record batches (compressed one record at a time).
 fn kp_records(data: &Data) -> Vec<kp::Record> {
     (0..RECORDS)
         .map(|i| {
@@ -275,7 +297,7 @@ fn kp_records(data: &Data) -> Vec<kp::Record> {
                 producer_epoch: -1,
                 timestamp_type: kp::TimestampType::Creation,
                 offset: i as i64,
-                sequence: -1,
+                sequence: i as i32 - 1,
                 timestamp: TS + i as i64,
                 key: Some(Bytes::copy_from_slice(data.key(i))),
                 value: Some(Bytes::copy_from_slice(data.value(i))),
@@ -327,13 +349,17 @@ fn rs_batch(data: &Data, codec: Compression) -> rs::RecordBatch {
 struct Prepared {
     case: Case,
     our_records: Vec<NewRecord<'static>>,
+    /// Our batch of the workload with the case's codec: what every peer must encode,
+    /// and what the decode cases read.
     input: Bytes,
     out: BytesMut,
     out_vec: Vec<u8>,
     kp_records: Vec<kp::Record>,
     rs_batch: Option<rs::RecordBatch>,
-    /// Uncompressed batch size: the byte count MB/s is computed from.
-    plain_len: usize,
+    /// Our batch uncompressed: MB/s counts its bytes.
+    plain: Bytes,
+    /// For a peer's encode case, what [`check_same_batch`] found.
+    same_batch: Option<String>,
 }
 
 fn prepare(case: Case) -> Prepared {
@@ -344,21 +370,140 @@ fn prepare(case: Case) -> Prepared {
     our_encode(&our_records, Compression::None, &mut plain);
     let mut input = BytesMut::new();
     our_encode(&our_records, case.codec, &mut input);
+    let input = input.freeze();
     let (kp_records, rs_batch) = match (case.imp, case.op) {
-        (Imp::KafkaProtocol, Op::Encode) => (kp_records(data), None),
-        (Imp::Rskafka, Op::Encode) => (Vec::new(), Some(rs_batch(data, case.codec))),
+        (Imp::KafkaProtocol, Op::Encode) => {
+            let records = kp_records(data);
+            let decoded = kp::RecordBatchDecoder::decode(&mut input.clone()).expect("decode");
+            assert!(
+                decoded.records == records,
+                "{}: kafka-protocol's input is not what it decodes from our batch",
+                case.name()
+            );
+            (records, None)
+        }
+        (Imp::Rskafka, Op::Encode) => {
+            use rs::ReadType;
+            let batch = rs_batch(data, case.codec);
+            let decoded = rs::RecordBatch::read(&mut Cursor::new(&input[..])).expect("read");
+            assert!(
+                decoded == batch,
+                "{}: rskafka's input is not what it decodes from our batch",
+                case.name()
+            );
+            (Vec::new(), Some(batch))
+        }
         _ => (Vec::new(), None),
     };
-    Prepared {
+    let mut p = Prepared {
         case,
-        plain_len: plain.len(),
+        plain: plain.freeze(),
         our_records,
-        input: input.freeze(),
+        input,
         out: BytesMut::new(),
         out_vec: Vec::new(),
         kp_records,
         rs_batch,
+        same_batch: None,
+    };
+    if case.imp != Imp::Ours && case.op == Op::Encode {
+        run_once(&mut p);
+        let theirs = match case.imp {
+            Imp::KafkaProtocol => Bytes::copy_from_slice(&p.out),
+            _ => Bytes::copy_from_slice(&p.out_vec),
+        };
+        p.same_batch = Some(check_same_batch(case, &p.plain, &p.input, theirs));
     }
+    p
+}
+
+// ------------------------------------------------------------ the same batch
+
+/// The one v2 batch `bytes` holds (CRC checked); panics when there is anything else.
+fn only_batch(bytes: &Bytes, who: &str) -> RecordBatch {
+    let opts = DecodeOptions::default();
+    let mut reader = BatchReader::new(bytes.clone(), opts);
+    let batch = match reader.next() {
+        Some(Ok(Batch::V2(batch))) => batch,
+        other => panic!("{who}: not a v2 batch: {other:?}"),
+    };
+    let more = reader.by_ref().count();
+    assert!(
+        more == 0 && reader.truncated().is_none(),
+        "{who}: {} batches in {} bytes, not one",
+        1 + more,
+        bytes.len()
+    );
+    batch
+}
+
+/// A compressed records section, decompressed by the codec's own crate (not by ours).
+fn decompress(codec: Compression, data: &[u8], who: &str) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let done = match codec {
+        Compression::Lz4 => lz4_flex::frame::FrameDecoder::new(data).read_to_end(&mut out),
+        Compression::Zstd => {
+            zstd::stream::read::Decoder::new(data).and_then(|mut d| d.read_to_end(&mut out))
+        }
+        other => panic!(
+            "the bench compresses with lz4 and zstd only, not {}",
+            other.name()
+        ),
+    };
+    done.unwrap_or_else(|e| panic!("{who}: {} records do not decompress: {e}", codec.name()));
+    out
+}
+
+/// Checks that a peer's encoding `theirs` of the workload is our batch `ours` (`plain`
+/// is ours uncompressed) and says how: byte for byte, or, when the compressed bytes
+/// differ, field for field outside batch length and CRC and byte for byte after
+/// decompression. Panics on any other difference.
+fn check_same_batch(case: Case, plain: &Bytes, ours: &Bytes, theirs: Bytes) -> String {
+    let name = case.name();
+    let theirs_batch = only_batch(&theirs, &name);
+    assert_eq!(
+        theirs_batch.header.record_count, RECORDS as i32,
+        "{name}: record count"
+    );
+    if theirs == *ours {
+        return format!(
+            "{name}: byte-identical to ours ({} bytes, one batch of {RECORDS} records)",
+            theirs.len()
+        );
+    }
+    assert!(
+        case.codec != Compression::None,
+        "{name}: uncompressed, yet not byte-identical to ours ({} bytes, ours {})",
+        theirs.len(),
+        ours.len()
+    );
+    let ours_batch = only_batch(ours, "ours");
+    let (mut a, mut b) = (ours_batch.header, theirs_batch.header);
+    (a.batch_length, a.crc, b.batch_length, b.crc) = (0, 0, 0, 0);
+    assert_eq!(
+        b, a,
+        "{name}: header differs from ours beyond length and CRC"
+    );
+    let records = only_batch(plain, "ours uncompressed").records_data;
+    let theirs_records = decompress(case.codec, &theirs_batch.records_data, &name);
+    assert!(
+        decompress(case.codec, &ours_batch.records_data, "ours") == records,
+        "{name}: our own records do not decompress to our uncompressed records"
+    );
+    assert!(
+        theirs_records == records,
+        "{name}: records differ from ours after decompression ({} bytes, ours {})",
+        theirs_records.len(),
+        records.len()
+    );
+    format!(
+        "{name}: one batch of {RECORDS} records, header as ours but length and CRC, the same \
+         {} bytes of records after decompression; compressed {} bytes, ours {}",
+        records.len(),
+        theirs.len(),
+        ours.len()
+    )
 }
 
 #[inline(always)]
@@ -459,6 +604,10 @@ struct Timing {
     ns_per_record: f64,
     mb_per_s: f64,
     allocs_per_record: f64,
+    /// The batch's size: what an encode case wrote, what a decode case read.
+    bytes: usize,
+    /// A peer's encode case: how its batch is ours ([`check_same_batch`]).
+    same_batch: Option<String>,
 }
 
 fn time_case(case: Case) -> Timing {
@@ -478,15 +627,23 @@ fn time_case(case: Case) -> Timing {
     let records = (iters as usize * RECORDS) as f64;
     Timing {
         ns_per_record: elapsed.as_nanos() as f64 / records,
-        mb_per_s: (p.plain_len as f64 * iters as f64) / elapsed.as_secs_f64() / 1e6,
+        mb_per_s: (p.plain.len() as f64 * iters as f64) / elapsed.as_secs_f64() / 1e6,
         allocs_per_record: allocs as f64 / records,
+        bytes: match (case.imp, case.op) {
+            (_, Op::Decode) => p.input.len(),
+            (Imp::Rskafka, Op::Encode) => p.out_vec.len(),
+            (_, Op::Encode) => p.out.len(),
+        },
+        same_batch: p.same_batch,
     }
 }
 
 const CALLGRIND_ITERS: u64 = 3;
 
-fn callgrind_case(case: Case) -> Option<f64> {
-    let exe = std::env::current_exe().ok()?;
+/// Instructions per record of `case`, from this binary run under callgrind with
+/// collection only inside [`measured`].
+fn callgrind_case(case: Case) -> Result<f64, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let output = Command::new("valgrind")
         .args([
             "--tool=callgrind",
@@ -505,13 +662,72 @@ fn callgrind_case(case: Case) -> Option<f64> {
         ])
         .env("GLIBC_TUNABLES", "glibc.cpu.hwcaps=-ERMS")
         .output()
-        .ok()?;
+        .map_err(|e| format!("running valgrind: {e}"))?;
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let collected = stderr.lines().find_map(|l| {
-        let (_, rest) = l.split_once("Collected :")?;
-        rest.trim().parse::<u64>().ok()
-    })?;
-    Some(collected as f64 / (CALLGRIND_ITERS as f64 * RECORDS as f64))
+    let collected = stderr
+        .lines()
+        .find_map(|l| {
+            let (_, rest) = l.split_once("Collected :")?;
+            rest.trim().parse::<u64>().ok()
+        })
+        .filter(|_| output.status.success())
+        .ok_or_else(|| format!("callgrind run of {} failed:\n{stderr}", case.name()))?;
+    Ok(collected as f64 / (CALLGRIND_ITERS as f64 * RECORDS as f64))
+}
+
+/// A count rounded, with thousands separated by commas.
+fn thousands(n: f64) -> String {
+    let digits = format!("{n:.0}");
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The `--callgrind` summary: one row per workload, operation and codec, the three
+/// implementations' instructions per record side by side and the peers' over ours.
+fn print_instruction_table(instr: &[(Case, f64)]) {
+    println!(
+        "\n| case | ours | kafka-protocol | rskafka | kafka-protocol / ours | rskafka / ours |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    let mut rows: Vec<(usize, Op, Compression)> = Vec::new();
+    for (case, _) in instr {
+        let key = (case.workload, case.op, case.codec);
+        if !rows.contains(&key) {
+            rows.push(key);
+        }
+    }
+    for (workload, op, codec) in rows {
+        let of = |imp: Imp| {
+            instr.iter().find_map(|(c, n)| {
+                (c.imp == imp && c.workload == workload && c.op == op && c.codec == codec)
+                    .then_some(*n)
+            })
+        };
+        let count = |n: Option<f64>| n.map_or_else(|| "-".to_string(), thousands);
+        let ratio = |n: Option<f64>| match (n, of(Imp::Ours)) {
+            (Some(n), Some(ours)) => format!("{:.2}x", n / ours),
+            _ => "-".to_string(),
+        };
+        let op = match op {
+            Op::Encode => "encode",
+            Op::Decode => "decode",
+        };
+        println!(
+            "| W{workload} {op}, {} | {} | {} | {} | {} | {} |",
+            codec.name(),
+            count(of(Imp::Ours)),
+            count(of(Imp::KafkaProtocol)),
+            count(of(Imp::Rskafka)),
+            ratio(of(Imp::KafkaProtocol)),
+            ratio(of(Imp::Rskafka)),
+        );
+    }
 }
 
 fn main() {
@@ -540,25 +756,65 @@ fn main() {
     }
 
     let filter = value_of("--filter");
+    let selected = cases.into_iter().filter(|c| {
+        filter
+            .as_ref()
+            .is_none_or(|f| c.name().contains(f.as_str()))
+    });
+    println!(
+        "profile {}; {} header(s) per record",
+        build_profile::describe(),
+        headers_per_record()
+    );
+
+    if args.iter().any(|a| a == "--check") {
+        for case in selected.filter(|c| c.imp != Imp::Ours && c.op == Op::Encode) {
+            println!("{}", prepare(case).same_batch.expect("checked"));
+        }
+        return;
+    }
+
     let callgrind = args.iter().any(|a| a == "--callgrind");
     println!(
-        "{:<32} {:>11} {:>9} {:>14} {:>14}",
-        "case", "ns/record", "MB/s", "allocs/record", "instr/record"
+        "{:<32} {:>9} {:>11} {:>9} {:>14} {:>14}",
+        "case", "bytes", "ns/record", "MB/s", "allocs/record", "instr/record"
     );
-    for case in cases {
+    let mut instr = Vec::new();
+    let mut checks = Vec::new();
+    for case in selected {
         let name = case.name();
-        if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
-            continue;
-        }
         let t = time_case(case);
-        let instr = if callgrind {
-            callgrind_case(case).map_or_else(|| "n/a".to_string(), |i| format!("{i:.0}"))
+        let count = if callgrind {
+            match callgrind_case(case) {
+                Ok(n) => {
+                    instr.push((case, n));
+                    format!("{n:.0}")
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    "n/a".to_string()
+                }
+            }
         } else {
             "-".to_string()
         };
         println!(
-            "{name:<32} {:>11.1} {:>9.0} {:>14.3} {:>14}",
-            t.ns_per_record, t.mb_per_s, t.allocs_per_record, instr
+            "{name:<32} {:>9} {:>11.1} {:>9.0} {:>14.3} {:>14}",
+            t.bytes, t.ns_per_record, t.mb_per_s, t.allocs_per_record, count
         );
+        checks.extend(t.same_batch);
+    }
+    if callgrind {
+        print_instruction_table(&instr);
+        println!(
+            "\n(instructions per record under callgrind, GLIBC_TUNABLES=glibc.cpu.hwcaps=-ERMS, \
+             collection only inside the measured loop)"
+        );
+    }
+    if !checks.is_empty() {
+        println!("\nThe same batch, checked before measuring:");
+        for line in checks {
+            println!("  {line}");
+        }
     }
 }

@@ -300,3 +300,155 @@ fn reader_loop(shared: &Shared, mut stream: TcpStream) {
         flush(shared, core);
     }
 }
+
+/// Mirrors async methods of the facade as blocking ones: each call hands the
+/// operation to the driver thread and waits for its result.
+macro_rules! blocking_methods {
+    ($( $(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident : $ty:ty)*) -> $ret:ty; )*) => {
+        $(
+            $(#[$doc])*
+            #[doc = ""]
+            #[doc = concat!("The blocking form of the async `", stringify!($name), "`.")]
+            pub fn $name(&self $(, $arg: $ty)*) -> $ret {
+                futures_lite::future::block_on(self.inner.$name($($arg),*))
+            }
+        )*
+    };
+}
+
+/// A handle to a Kafka cluster for blocking code: the same calls as the async
+/// [`runtime::Client`](crate::runtime::Client), without `async`. A thread of its own
+/// drives the connections; handles are cheap to clone and safe to share.
+///
+/// ```no_run
+/// use kafka_sansio::client::{Record, UnknownTopicHandling};
+/// use kafka_sansio::records::Compression;
+/// use kafka_sansio::runtime::ClientBuilder;
+///
+/// # fn demo() -> Result<(), kafka_sansio::client::ClientError> {
+/// let client = ClientBuilder::new("localhost:9092").build_blocking()?;
+/// client.create_topic("orders", 3, 1)?;
+/// let partition = client.partition_client("orders", 0, UnknownTopicHandling::Retry)?;
+/// let offsets = partition.produce(vec![Record::new("hello")], Compression::None)?;
+/// let (records, _high_watermark) = partition.fetch_records(offsets[0], 1..1_000_000, 500)?;
+/// assert_eq!(records.len(), 1);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: crate::runtime::Client,
+}
+
+use crate::client::{
+    AlterConfigOp, AlteredConfigs, ClientError, ClientStats, ClusterMetadata, ConfigResource,
+    DeleteRecordsResult, DeletedGroups, DescribedConfigs, FetchOptions, FetchOutput, FetchedRecord,
+    GroupDescription, GroupListing, NewTopic, OffsetSpec, ProduceOptions, ProduceOutput, Record,
+    TopicMetadata, TopicResult, UnknownTopicHandling,
+};
+
+impl Client {
+    blocking_methods! {
+        /// Every topic of the cluster.
+        fn list_topics(&self) -> Result<Vec<TopicMetadata>, ClientError>;
+        /// These topics; missing ones are absent.
+        fn describe_topics(&self, topics: Vec<String>) -> Result<Vec<TopicMetadata>, ClientError>;
+        /// The cluster id, controller and brokers.
+        fn describe_cluster(&self) -> Result<ClusterMetadata, ClientError>;
+        /// Creates topics; each has its own result.
+        fn create_topics(&self, topics: Vec<NewTopic>, timeout: Duration) -> Result<Vec<TopicResult>, ClientError>;
+        /// Creates one topic.
+        fn create_topic(&self, name: &str, partitions: i32, replication_factor: i16) -> Result<(), ClientError>;
+        /// Deletes topics; each has its own result.
+        fn delete_topics(&self, topics: Vec<String>, timeout: Duration) -> Result<Vec<TopicResult>, ClientError>;
+        /// Deletes one topic.
+        fn delete_topic(&self, name: &str) -> Result<(), ClientError>;
+        /// Grows a topic to `total` partitions.
+        fn create_partitions(&self, topic: &str, total: i32) -> Result<(), ClientError>;
+        /// Reads configs.
+        fn describe_configs(&self, resources: Vec<ConfigResource>) -> Result<DescribedConfigs, ClientError>;
+        /// Changes configs incrementally.
+        fn alter_configs(&self, changes: Vec<(ConfigResource, Vec<AlterConfigOp>)>) -> Result<AlteredConfigs, ClientError>;
+        /// Deletes records before the given offsets.
+        fn delete_records(&self, partitions: Vec<(String, i32, i64)>, timeout: Duration) -> Result<Vec<DeleteRecordsResult>, ClientError>;
+        /// Every group of every broker.
+        fn list_groups(&self) -> Result<Vec<GroupListing>, ClientError>;
+        /// Describes groups.
+        fn describe_groups(&self, groups: Vec<String>) -> Result<Vec<Result<GroupDescription, ClientError>>, ClientError>;
+        /// Deletes (empty) groups.
+        fn delete_groups(&self, groups: Vec<String>) -> Result<DeletedGroups, ClientError>;
+        /// A snapshot of per-broker counters.
+        fn stats(&self) -> Result<ClientStats, ClientError>;
+        /// Closes every connection and stops the driver thread.
+        fn close(&self) -> ();
+    }
+
+    /// A client for one partition; see the async `partition_client`.
+    ///
+    /// # Errors
+    /// With `Error` handling: the topic or partition does not exist.
+    pub fn partition_client(
+        &self,
+        topic: &str,
+        partition: i32,
+        unknown_topic: UnknownTopicHandling,
+    ) -> Result<PartitionClient, ClientError> {
+        let inner = futures_lite::future::block_on(self.inner.partition_client(
+            topic,
+            partition,
+            unknown_topic,
+        ))?;
+        Ok(PartitionClient { inner })
+    }
+
+    /// The async handle to the same client, for code that mixes both.
+    #[must_use]
+    pub fn as_async(&self) -> &crate::runtime::Client {
+        &self.inner
+    }
+}
+
+/// Produce, fetch and offsets for one partition, blocking; see the async
+/// [`runtime::PartitionClient`](crate::runtime::PartitionClient).
+#[derive(Debug, Clone)]
+pub struct PartitionClient {
+    inner: crate::runtime::PartitionClient,
+}
+
+impl PartitionClient {
+    blocking_methods! {
+        /// Produces records as one batch with acks=all; returns their offsets.
+        fn produce(&self, records: Vec<Record>, compression: crate::records::Compression) -> Result<Vec<i64>, ClientError>;
+        /// Produces records with options.
+        fn produce_with(&self, records: Vec<Record>, options: ProduceOptions) -> Result<ProduceOutput, ClientError>;
+        /// Fetches records and the high watermark.
+        fn fetch_records(&self, offset: i64, bytes: std::ops::Range<i32>, max_wait_ms: i32) -> Result<(Vec<FetchedRecord>, i64), ClientError>;
+        /// Fetches records with options.
+        fn fetch(&self, offset: i64, options: FetchOptions) -> Result<FetchOutput, ClientError>;
+        /// Looks up an offset.
+        fn get_offset(&self, at: OffsetSpec) -> Result<i64, ClientError>;
+        /// Deletes the records before `offset`.
+        fn delete_records(&self, offset: i64, timeout_ms: i32) -> Result<i64, ClientError>;
+    }
+}
+
+impl crate::runtime::ClientBuilder {
+    /// Starts the client's driver on a thread of its own and checks that the cluster
+    /// answers (within the connect timeout).
+    ///
+    /// # Errors
+    /// The configuration is invalid, no bootstrap broker answered in time, or the
+    /// thread could not be started.
+    pub fn build_blocking(self) -> Result<Client, ClientError> {
+        let timeout = self.bootstrap_timeout();
+        let (core, client, commands, tls) = self.parts()?;
+        let driver = crate::driver::Driver::<crate::smol_net::AsyncIoNet>::new(core, commands, tls);
+        std::thread::Builder::new()
+            .name("kafka-sansio-client".into())
+            .spawn(move || async_io::block_on(driver))
+            .map_err(|e| {
+                ClientError::InvalidArgument(format!("cannot start the driver thread: {e}"))
+            })?;
+        futures_lite::future::block_on(Self::bootstrap(&client, timeout))?;
+        Ok(Client { inner: client })
+    }
+}

@@ -72,12 +72,14 @@
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used)]
 
+pub mod client;
 pub mod connection;
 #[cfg(feature = "arbitrary")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod messages;
 pub mod records;
+mod scram;
 #[cfg(feature = "sim")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim;
@@ -87,6 +89,12 @@ pub mod wire;
 #[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
 #[path = "../runtimes/blocking.rs"]
 pub mod blocking_runtime;
+#[cfg(any(feature = "tokio", feature = "smol", feature = "blocking"))]
+#[path = "../runtimes/driver.rs"]
+mod driver;
+#[cfg(any(feature = "tokio", feature = "smol", feature = "blocking"))]
+#[path = "../runtimes/facade.rs"]
+mod facade;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "blocking"))]
 #[cfg_attr(
     docsrs,
@@ -98,10 +106,19 @@ pub mod runtime;
 #[cfg_attr(docsrs, doc(cfg(all(feature = "sim", feature = "tokio"))))]
 #[path = "../runtimes/sim_server.rs"]
 pub mod sim_server;
+#[cfg(any(feature = "smol", feature = "blocking"))]
+#[path = "../runtimes/async_io_net.rs"]
+mod smol_net;
 #[cfg(feature = "smol")]
 #[cfg_attr(docsrs, doc(cfg(feature = "smol")))]
 #[path = "../runtimes/smol.rs"]
 pub mod smol_runtime;
+#[cfg(all(
+    feature = "tls",
+    any(feature = "tokio", feature = "smol", feature = "blocking")
+))]
+#[path = "../runtimes/tls.rs"]
+mod tls;
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 #[path = "../runtimes/tokio.rs"]

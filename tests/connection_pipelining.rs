@@ -273,3 +273,25 @@ fn local_close_is_not_remote() {
         "unwritten bytes are dropped on close"
     );
 }
+
+#[test]
+fn a_full_queue_refuses_new_requests_until_one_is_written() {
+    let now = t0();
+    let mut config = Config::new("b");
+    config.max_in_flight = 1;
+    config.max_queued = 2;
+    let mut conn = ready(config, now);
+    let first = conn.send(now, MetadataRequest::default()).unwrap(); // written at once
+    conn.send(now, MetadataRequest::default()).unwrap();
+    conn.send(now, MetadataRequest::default()).unwrap();
+    assert_eq!((conn.in_flight(), conn.queued()), (1, 2));
+    assert_eq!(
+        conn.send(now, MetadataRequest::default()),
+        Err(kafka_sansio::connection::UsageError::QueueFull { limit: 2 })
+    );
+    let written = take_requests(&mut conn);
+    assert_eq!(written[0].id(), first);
+    conn.handle_input(now, &answer(&written[0], &MetadataResponse::default()));
+    assert_eq!(conn.queued(), 1, "one queued request moved onto the wire");
+    assert!(conn.send(now, MetadataRequest::default()).is_ok());
+}

@@ -51,7 +51,7 @@ pub enum ConnectionErrorKind {
     },
     /// The transport failed (reported by the runtime adapter).
     #[error("transport error: {0}")]
-    Transport(String),
+    Transport(TransportError),
     /// The byte stream cannot be split into frames.
     #[error(transparent)]
     Frame(#[from] FrameError),
@@ -113,16 +113,119 @@ pub enum ConnectionErrorKind {
     /// The client side of the SASL exchange failed.
     #[error("SASL: {0}")]
     Sasl(#[from] SaslError),
-    /// An internal handshake request could not be encoded or its answer decoded.
-    #[error("{api:?} v{version} during connection setup: {detail}")]
+    /// A connection-setup request (ApiVersions, SaslHandshake, SaslAuthenticate)
+    /// timed out, could not be encoded, or its answer could not be decoded.
+    #[error("{api:?} v{version} during connection setup: {kind}")]
     Handshake {
         /// The API.
         api: ApiKey,
         /// The version used.
         version: i16,
         /// What failed.
-        detail: String,
+        kind: HandshakeErrorKind,
     },
+}
+
+/// What failed in a connection-setup request.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandshakeErrorKind {
+    /// No answer within the request timeout.
+    #[error("no response within {0:?}")]
+    Timeout(Duration),
+    /// The request could not be encoded.
+    #[error("cannot encode: {0}")]
+    Encode(EncodeError),
+    /// The answer could not be decoded.
+    #[error("cannot decode the answer: {0}")]
+    Decode(DecodeError),
+}
+
+/// A transport failure reported by the runtime adapter: the I/O error's kind, so a
+/// caller can tell a refused connection from a reset, and its text.
+///
+/// ```
+/// use kafka_sansio::connection::TransportError;
+/// let e = TransportError::from(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer"));
+/// assert_eq!(e.kind, std::io::ErrorKind::ConnectionReset);
+/// assert_eq!(e.to_string(), "reset by peer");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", if tls.is_some() { "TLS: " } else { "" })]
+pub struct TransportError {
+    /// The I/O error kind (`Other` when the adapter gave only text; `InvalidData`
+    /// for TLS failures).
+    pub kind: std::io::ErrorKind,
+    /// Set when TLS failed: what about it.
+    pub tls: Option<TlsFailure>,
+    /// The error's text.
+    pub message: String,
+}
+
+impl TransportError {
+    /// A transport error of `kind` with `message`.
+    #[must_use]
+    pub fn new(kind: std::io::ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            tls: None,
+            message: message.into(),
+        }
+    }
+
+    /// A TLS failure.
+    #[must_use]
+    pub fn tls(failure: TlsFailure, message: impl Into<String>) -> Self {
+        Self {
+            kind: std::io::ErrorKind::InvalidData,
+            tls: Some(failure),
+            message: message.into(),
+        }
+    }
+}
+
+/// Why TLS failed, as far as a caller can act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsFailure {
+    /// The broker's certificate is not signed by a trusted CA.
+    UnknownIssuer,
+    /// The certificate is not valid for the host name connected to.
+    HostnameMismatch,
+    /// The certificate has expired or is not valid yet.
+    Expired,
+    /// The certificate is malformed or unusable.
+    BadCertificate,
+    /// The host name cannot be used for TLS (SNI).
+    InvalidServerName,
+    /// The broker refused the handshake (for example, it wanted a client certificate).
+    Rejected,
+    /// Any other TLS protocol failure.
+    Protocol,
+}
+
+impl From<std::io::Error> for TransportError {
+    fn from(e: std::io::Error) -> Self {
+        Self::new(e.kind(), e.to_string())
+    }
+}
+
+impl From<&std::io::Error> for TransportError {
+    fn from(e: &std::io::Error) -> Self {
+        Self::new(e.kind(), e.to_string())
+    }
+}
+
+impl From<&str> for TransportError {
+    fn from(message: &str) -> Self {
+        Self::new(std::io::ErrorKind::Other, message)
+    }
+}
+
+impl From<String> for TransportError {
+    fn from(message: String) -> Self {
+        Self::new(std::io::ErrorKind::Other, message)
+    }
 }
 
 /// Where a request error happened.
@@ -196,6 +299,13 @@ pub enum UsageError {
     /// The connection has failed or was closed; it takes no more requests.
     #[error("the connection is closed: {0}")]
     Closed(ConnectionError),
+    /// [`Config::max_queued`](super::Config::max_queued) requests already wait to be
+    /// written; try again once some have been sent.
+    #[error("{limit} requests already wait to be written")]
+    QueueFull {
+        /// The configured limit.
+        limit: usize,
+    },
 }
 
 /// A response could not be turned into the type asked for.

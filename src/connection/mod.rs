@@ -15,28 +15,29 @@ mod error;
 pub mod frame;
 mod inflight;
 pub mod sasl;
+mod setup;
+mod throttle;
 
 use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ErrorCode, ProduceRequest, ProduceResponse,
-    Request, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse,
-    SaslHandshakeRequest, SaslHandshakeResponse,
+    ApiKey, ApiVersionsRequest, ProduceRequest, Request, RequestHeader, ResponseHeader,
 };
 use crate::wire::{ByteString, EncodeError, Message, VersionRange};
 
 pub use error::{
-    ConnectionError, ConnectionErrorKind, CorrelationId, RequestContext, RequestError,
-    RequestErrorKind, ResponseError, UsageError,
+    ConnectionError, ConnectionErrorKind, CorrelationId, HandshakeErrorKind, RequestContext,
+    RequestError, RequestErrorKind, ResponseError, TlsFailure, TransportError, UsageError,
 };
 use frame::FrameDecoder;
 use inflight::{Entry, InFlight};
-use sasl::{SaslConfig, SaslSession, SaslStep};
+use sasl::{SaslConfig, SaslSession};
+use throttle::throttle_time_ms;
 
 /// How a [`Connection`] behaves. Build with [`Config::new`] and adjust the fields.
 #[derive(Debug, Clone)]
@@ -55,6 +56,9 @@ pub struct Config {
     /// Most requests awaiting a response at once (connection setup excluded);
     /// further requests wait in order.
     pub max_in_flight: usize,
+    /// Most requests accepted but not yet written; [`Connection::send`] refuses more
+    /// with [`UsageError::QueueFull`] instead of growing without bound.
+    pub max_queued: usize,
     /// How long a request may wait for its response, counted from
     /// [`Connection::send`]; also bounds each step of connection setup.
     pub request_timeout: Duration,
@@ -66,7 +70,7 @@ pub struct Config {
 
 impl Config {
     /// Defaults: no client id, this crate's name and version as the software, frames
-    /// up to [`frame::DEFAULT_MAX_FRAME_SIZE`], 5 requests in flight, a 30 s request
+    /// up to [`frame::DEFAULT_MAX_FRAME_SIZE`], 5 requests in flight and 1024 queued, a 30 s request
     /// timeout, no SASL, ApiVersions from the newest version this crate knows.
     #[must_use]
     pub fn new(broker: impl Into<Arc<str>>) -> Self {
@@ -77,6 +81,7 @@ impl Config {
             client_software_version: env!("CARGO_PKG_VERSION").to_owned(),
             max_frame_size: frame::DEFAULT_MAX_FRAME_SIZE,
             max_in_flight: 5,
+            max_queued: 1024,
             request_timeout: Duration::from_secs(30),
             sasl: None,
             api_versions_version: ApiVersionsRequest::VALID_VERSIONS.max,
@@ -204,6 +209,58 @@ impl<R: Request + Send> ErasedRequest for R {
     }
     fn encode_body(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         self.encode(buf, version)
+    }
+}
+
+/// A request of any type, for code that sends requests whose type it does not know
+/// statically (a client routing many operations over one connection).
+///
+/// ```
+/// use kafka_sansio::connection::AnyRequest;
+/// use kafka_sansio::messages::{ApiKey, MetadataRequest, ProduceRequest};
+///
+/// let metadata = AnyRequest::new(MetadataRequest::default());
+/// assert_eq!(metadata.api_key(), ApiKey::Metadata);
+/// assert!(metadata.expects_response());
+/// // acks=0: the broker sends nothing back
+/// assert!(!AnyRequest::new(ProduceRequest { acks: 0, ..Default::default() }).expects_response());
+/// ```
+pub struct AnyRequest {
+    request: Box<dyn ErasedRequest>,
+    expects_response: bool,
+}
+
+impl AnyRequest {
+    /// Wraps a typed request.
+    #[must_use]
+    pub fn new<R: Request + Send + 'static>(request: R) -> Self {
+        let expects_response = (&request as &dyn Any)
+            .downcast_ref::<ProduceRequest>()
+            .is_none_or(|p| p.acks != 0);
+        Self {
+            request: Box::new(request),
+            expects_response,
+        }
+    }
+
+    /// The request's API.
+    #[must_use]
+    pub fn api_key(&self) -> ApiKey {
+        self.request.api_key()
+    }
+
+    /// Whether the broker answers it (every request but an acks=0 Produce).
+    #[must_use]
+    pub fn expects_response(&self) -> bool {
+        self.expects_response
+    }
+}
+
+impl std::fmt::Debug for AnyRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnyRequest")
+            .field("api_key", &self.api_key())
+            .finish_non_exhaustive()
     }
 }
 
@@ -458,7 +515,7 @@ impl Connection {
     /// Queues a request with the default options; see [`send_with`](Self::send_with).
     ///
     /// # Errors
-    /// The connection is closed.
+    /// The connection is closed, or its queue is full.
     pub fn send<R: Request + Send + 'static>(
         &mut self,
         now: Instant,
@@ -473,25 +530,44 @@ impl Connection {
     /// response and ends with [`Event::Sent`].
     ///
     /// # Errors
-    /// The connection is closed. Every other failure ends the request through
-    /// [`Event::RequestFailed`].
+    /// The connection is closed, or [`Config::max_queued`] requests already wait.
+    /// Every other failure ends the request through [`Event::RequestFailed`].
     pub fn send_with<R: Request + Send + 'static>(
         &mut self,
         now: Instant,
         request: R,
         options: RequestOptions,
     ) -> Result<CorrelationId, UsageError> {
+        self.send_any(now, AnyRequest::new(request), options)
+    }
+
+    /// Queues a request of any type; otherwise as [`send_with`](Self::send_with).
+    ///
+    /// # Errors
+    /// As [`send_with`](Self::send_with).
+    pub fn send_any(
+        &mut self,
+        now: Instant,
+        request: AnyRequest,
+        options: RequestOptions,
+    ) -> Result<CorrelationId, UsageError> {
         if let State::Failed(e) = &self.state {
             return Err(UsageError::Closed(e.clone()));
         }
-        let expects_response = (&request as &dyn Any)
-            .downcast_ref::<ProduceRequest>()
-            .is_none_or(|p| p.acks != 0);
+        if self.queue.len() >= self.config.max_queued {
+            return Err(UsageError::QueueFull {
+                limit: self.config.max_queued,
+            });
+        }
+        let AnyRequest {
+            request,
+            expects_response,
+        } = request;
         let timeout = options.timeout.unwrap_or(self.config.request_timeout);
         let correlation_id = self.next_id();
         self.queue.push_back(Queued {
             correlation_id,
-            request: Box::new(request),
+            request,
             expects_response,
             deadline: now + timeout,
             timeout,
@@ -535,8 +611,8 @@ impl Connection {
     }
 
     /// The transport failed; `detail` is kept in the error.
-    pub fn handle_transport_error(&mut self, _now: Instant, detail: impl std::fmt::Display) {
-        self.fail(ConnectionErrorKind::Transport(detail.to_string()));
+    pub fn handle_transport_error(&mut self, _now: Instant, error: impl Into<TransportError>) {
+        self.fail(ConnectionErrorKind::Transport(error.into()));
     }
 
     /// Time has reached the deadline from [`poll_timeout`](Self::poll_timeout) (calling
@@ -570,7 +646,7 @@ impl Connection {
             self.fail(ConnectionErrorKind::Handshake {
                 api,
                 version,
-                detail: format!("no response within {:?}", self.config.request_timeout),
+                kind: HandshakeErrorKind::Timeout(self.config.request_timeout),
             });
             return;
         }
@@ -699,52 +775,6 @@ impl Connection {
                 Err(e)
             }
         }
-    }
-
-    /// Writes a setup request outside the queue and the in-flight limit.
-    fn send_setup<M: Message>(
-        &mut self,
-        now: Instant,
-        api_key: ApiKey,
-        version: i16,
-        purpose: Purpose,
-        message: &M,
-    ) {
-        let id = self.next_id();
-        match self.encode_frame(api_key, version, id, &|b, v| message.encode(b, v)) {
-            Ok(()) => self.in_flight.push(Entry {
-                correlation_id: id,
-                expects_response: true,
-                abandoned: false,
-                deadline: Some(now + self.config.request_timeout),
-                data: Sent {
-                    api_key,
-                    api_version: version,
-                    purpose,
-                    timeout: self.config.request_timeout,
-                },
-            }),
-            Err(e) => self.fail(ConnectionErrorKind::Handshake {
-                api: api_key,
-                version,
-                detail: e.to_string(),
-            }),
-        }
-    }
-
-    fn send_api_versions(&mut self, now: Instant, version: i16) {
-        let request = ApiVersionsRequest {
-            client_software_name: ByteString::from(self.config.client_software_name.as_str()),
-            client_software_version: ByteString::from(self.config.client_software_version.as_str()),
-            ..Default::default()
-        };
-        self.send_setup(
-            now,
-            ApiKey::ApiVersions,
-            version,
-            Purpose::ApiVersions,
-            &request,
-        );
     }
 
     /// Writes queued requests while the connection is ready, unthrottled and under the
@@ -898,210 +928,6 @@ impl Connection {
             .push_back(Event::Response(Response { context, body }));
     }
 
-    fn handle_api_versions(&mut self, now: Instant, version: i16, body: Bytes) {
-        let error = match body.get(..2) {
-            Some(b) => ErrorCode(i16::from_be_bytes([b[0], b[1]])),
-            None => {
-                self.fail(ConnectionErrorKind::ApiVersionsDecode {
-                    version,
-                    source: crate::wire::DecodeError::new(
-                        "ApiVersionsResponse.error_code",
-                        crate::wire::DecodeErrorKind::UnexpectedEof {
-                            needed: 2,
-                            remaining: body.len(),
-                        },
-                    ),
-                });
-                return;
-            }
-        };
-        if error == ErrorCode::UNSUPPORTED_VERSION {
-            // The broker answers in v0 and may list its ApiVersions range (KIP-511);
-            // some brokers send a body that does not parse: then only the error code
-            // counts and we fall back to v0.
-            let theirs = ApiVersionsResponse::decode(&mut body.clone(), 0)
-                .ok()
-                .and_then(|r| {
-                    r.api_keys
-                        .iter()
-                        .find(|k| k.api_key == ApiKey::ApiVersions as i16)
-                        .map(|k| k.max_version)
-                });
-            let next = theirs.unwrap_or(0).min(version - 1);
-            if version == 0 || next < 0 {
-                self.fail(ConnectionErrorKind::VersionFallbackLoop { from: version });
-            } else {
-                self.send_api_versions(now, next);
-            }
-            return;
-        }
-        if error != ErrorCode::NONE {
-            self.fail(ConnectionErrorKind::ApiVersions { version, error });
-            return;
-        }
-        let response = match ApiVersionsResponse::decode(&mut body.clone(), version) {
-            Ok(r) => r,
-            Err(source) => {
-                self.fail(ConnectionErrorKind::ApiVersionsDecode { version, source });
-                return;
-            }
-        };
-        let mut versions = BTreeMap::new();
-        for k in &response.api_keys {
-            versions.insert(
-                k.api_key,
-                VersionRange {
-                    min: k.min_version,
-                    max: k.max_version,
-                },
-            );
-        }
-        self.broker_versions = Some(versions);
-        match self.config.sasl.clone() {
-            None => self.become_ready(now),
-            Some(sasl) => self.start_sasl(now, &sasl),
-        }
-    }
-
-    fn start_sasl(&mut self, now: Instant, sasl: &SaslConfig) {
-        let (Some(handshake), Some(authenticate)) = (
-            self.version_for(ApiKey::SaslHandshake),
-            self.version_for(ApiKey::SaslAuthenticate),
-        ) else {
-            self.fail(ConnectionErrorKind::SaslUnsupported);
-            return;
-        };
-        if handshake < 1 {
-            // v0 means raw SASL tokens outside Kafka framing; not supported.
-            self.fail(ConnectionErrorKind::SaslUnsupported);
-            return;
-        }
-        self.state = State::Authenticating {
-            session: SaslSession::new(sasl),
-            authenticate_version: authenticate,
-        };
-        let request = SaslHandshakeRequest {
-            mechanism: ByteString::from(sasl.mechanism.name()),
-        };
-        self.send_setup(
-            now,
-            ApiKey::SaslHandshake,
-            handshake,
-            Purpose::SaslHandshake,
-            &request,
-        );
-    }
-
-    fn handle_sasl_handshake(&mut self, now: Instant, version: i16, mut body: Bytes) {
-        let response = match SaslHandshakeResponse::decode(&mut body, version) {
-            Ok(r) => r,
-            Err(e) => {
-                self.fail(ConnectionErrorKind::Handshake {
-                    api: ApiKey::SaslHandshake,
-                    version,
-                    detail: e.to_string(),
-                });
-                return;
-            }
-        };
-        let mechanism = self.config.sasl.as_ref().map_or("", |s| s.mechanism.name());
-        if ErrorCode(response.error_code) != ErrorCode::NONE {
-            self.fail(ConnectionErrorKind::SaslMechanism {
-                mechanism,
-                error: ErrorCode(response.error_code),
-                enabled: response.mechanisms.iter().map(|m| m.to_string()).collect(),
-            });
-            return;
-        }
-        let State::Authenticating {
-            session,
-            authenticate_version,
-        } = &mut self.state
-        else {
-            return;
-        };
-        let version = *authenticate_version;
-        match session.first() {
-            Ok(bytes) => self.send_authenticate(now, version, bytes),
-            Err(e) => self.fail(e.into()),
-        }
-    }
-
-    fn send_authenticate(&mut self, now: Instant, version: i16, auth_bytes: Vec<u8>) {
-        let request = SaslAuthenticateRequest {
-            auth_bytes: Bytes::from(auth_bytes),
-            unknown_tagged_fields: Default::default(),
-        };
-        self.send_setup(
-            now,
-            ApiKey::SaslAuthenticate,
-            version,
-            Purpose::SaslAuthenticate,
-            &request,
-        );
-    }
-
-    fn handle_sasl_authenticate(&mut self, now: Instant, version: i16, mut body: Bytes) {
-        let response = match SaslAuthenticateResponse::decode(&mut body, version) {
-            Ok(r) => r,
-            Err(e) => {
-                self.fail(ConnectionErrorKind::Handshake {
-                    api: ApiKey::SaslAuthenticate,
-                    version,
-                    detail: e.to_string(),
-                });
-                return;
-            }
-        };
-        if ErrorCode(response.error_code) != ErrorCode::NONE {
-            self.fail(ConnectionErrorKind::SaslAuthentication {
-                error: ErrorCode(response.error_code),
-                message: response
-                    .error_message
-                    .as_ref()
-                    .map(|m| m.to_string())
-                    .unwrap_or_default(),
-            });
-            return;
-        }
-        let State::Authenticating { session, .. } = &mut self.state else {
-            return;
-        };
-        match session.step(&response.auth_bytes) {
-            Ok(SaslStep::Send(bytes)) => self.send_authenticate(now, version, bytes),
-            Ok(SaslStep::Done) => {
-                // KIP-368: re-authenticate at 85% of the session the broker granted
-                // (fixed, not jittered: nothing here draws randomness).
-                self.reauth_at = u64::try_from(response.session_lifetime_ms)
-                    .ok()
-                    .filter(|ms| *ms > 0)
-                    .map(|ms| now + Duration::from_millis(ms.saturating_mul(85) / 100));
-                self.become_ready(now);
-            }
-            Err(e) => self.fail(e.into()),
-        }
-    }
-
-    fn reauthenticate(&mut self, now: Instant) {
-        self.reauth_due = false;
-        let Some(mut sasl) = self.config.sasl.clone() else {
-            return;
-        };
-        // a fresh SCRAM client nonce for every exchange on this connection
-        self.reauth_count += 1;
-        sasl.nonce = format!("{}{}", sasl.nonce, self.reauth_count);
-        self.start_sasl(now, &sasl);
-    }
-
-    fn become_ready(&mut self, now: Instant) {
-        self.state = State::Ready;
-        if !self.became_ready {
-            self.became_ready = true;
-            self.events.push_back(Event::Ready);
-        }
-        self.flush(now);
-    }
-
     /// Moves to the failed state, ending every outstanding request once.
     fn fail(&mut self, kind: ConnectionErrorKind) {
         if matches!(self.state, State::Failed(_)) {
@@ -1137,78 +963,3 @@ impl Connection {
         self.state = State::Failed(err);
     }
 }
-
-/// The throttle time of a response, for the APIs whose throttle time is the first
-/// field of the body (from the version given) and for Produce (last field, v1+).
-/// Other responses (ApiVersions is handled in setup; delegation tokens, OffsetDelete)
-/// are not inspected.
-fn throttle_time_ms(api_key: ApiKey, version: i16, body: &Bytes) -> Option<i32> {
-    let key = api_key as i16;
-    if key == ApiKey::Produce as i16 {
-        if version < 1 {
-            return None;
-        }
-        return ProduceResponse::decode(&mut body.clone(), version)
-            .ok()
-            .map(|r| r.throttle_time_ms);
-    }
-    let since = THROTTLE_FIRST_SINCE
-        .iter()
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| *v)?;
-    if version < since {
-        return None;
-    }
-    let mut b = body.clone();
-    (b.remaining() >= 4).then(|| b.get_i32())
-}
-
-/// `(api key, first version)` of every response whose first field is ThrottleTimeMs,
-/// taken from Kafka's message schemas.
-const THROTTLE_FIRST_SINCE: &[(i16, i16)] = &[
-    (1, 1),  // Fetch
-    (2, 2),  // ListOffsets
-    (3, 3),  // Metadata
-    (8, 3),  // OffsetCommit
-    (9, 3),  // OffsetFetch
-    (10, 1), // FindCoordinator
-    (11, 2), // JoinGroup
-    (12, 1), // Heartbeat
-    (13, 1), // LeaveGroup
-    (14, 1), // SyncGroup
-    (15, 1), // DescribeGroups
-    (16, 1), // ListGroups
-    (19, 2), // CreateTopics
-    (20, 1), // DeleteTopics
-    (21, 0), // DeleteRecords
-    (22, 0), // InitProducerId
-    (23, 2), // OffsetForLeaderEpoch
-    (24, 0), // AddPartitionsToTxn
-    (25, 0), // AddOffsetsToTxn
-    (26, 0), // EndTxn
-    (28, 0), // TxnOffsetCommit
-    (29, 0), // DescribeAcls
-    (30, 0), // CreateAcls
-    (31, 0), // DeleteAcls
-    (32, 0), // DescribeConfigs
-    (33, 0), // AlterConfigs
-    (34, 0), // AlterReplicaLogDirs
-    (35, 0), // DescribeLogDirs
-    (37, 0), // CreatePartitions
-    (42, 0), // DeleteGroups
-    (43, 0), // ElectLeaders
-    (44, 0), // IncrementalAlterConfigs
-    (45, 0), // AlterPartitionReassignments
-    (46, 0), // ListPartitionReassignments
-    (48, 0), // DescribeClientQuotas
-    (49, 0), // AlterClientQuotas
-    (50, 0), // DescribeUserScramCredentials
-    (51, 0), // AlterUserScramCredentials
-    (60, 0), // DescribeCluster
-    (61, 0), // DescribeProducers
-    (65, 0), // DescribeTransactions
-    (66, 0), // ListTransactions
-    (68, 0), // ConsumerGroupHeartbeat
-    (69, 0), // ConsumerGroupDescribe
-    (75, 0), // DescribeTopicPartitions
-];

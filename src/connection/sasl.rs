@@ -27,10 +27,9 @@
 //!     .unwrap();
 //! ```
 
+use crate::scram::{ScramKeys, auth_message, escape_username};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256, Sha512};
 
 /// Fewest PBKDF2 iterations accepted from a server, as Kafka's own brokers require;
 /// fewer would let a man in the middle cheapen an offline attack on the password.
@@ -115,68 +114,7 @@ pub enum SaslError {
     BadNonce,
 }
 
-/// The hash a SCRAM exchange uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ScramHash {
-    /// SHA-256 (`SCRAM-SHA-256`).
-    Sha256,
-    /// SHA-512 (`SCRAM-SHA-512`).
-    Sha512,
-}
-
-macro_rules! hash_fns {
-    ($hmac:ident, $hash:ident, $hi:ident, $verify:ident, $d:ty) => {
-        fn $hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-            let mut mac =
-                <Hmac<$d> as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
-            mac.update(data);
-            mac.finalize().into_bytes().to_vec()
-        }
-        fn $hash(data: &[u8]) -> Vec<u8> {
-            <$d>::digest(data).to_vec()
-        }
-        fn $hi(password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
-            let mut out = vec![0u8; <$d>::output_size()];
-            pbkdf2::pbkdf2_hmac::<$d>(password, salt, iterations, &mut out);
-            out
-        }
-        fn $verify(key: &[u8], data: &[u8], signature: &[u8]) -> bool {
-            let mut mac =
-                <Hmac<$d> as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
-            mac.update(data);
-            mac.verify_slice(signature).is_ok()
-        }
-    };
-}
-hash_fns!(hmac256, hash256, hi256, verify256, Sha256);
-hash_fns!(hmac512, hash512, hi512, verify512, Sha512);
-
-impl ScramHash {
-    pub(crate) fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
-        match self {
-            Self::Sha256 => hmac256(key, data),
-            Self::Sha512 => hmac512(key, data),
-        }
-    }
-    pub(crate) fn hash(self, data: &[u8]) -> Vec<u8> {
-        match self {
-            Self::Sha256 => hash256(data),
-            Self::Sha512 => hash512(data),
-        }
-    }
-    pub(crate) fn hi(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
-        match self {
-            Self::Sha256 => hi256(password, salt, iterations),
-            Self::Sha512 => hi512(password, salt, iterations),
-        }
-    }
-    pub(crate) fn verify(self, key: &[u8], data: &[u8], signature: &[u8]) -> bool {
-        match self {
-            Self::Sha256 => verify256(key, data, signature),
-            Self::Sha512 => verify512(key, data, signature),
-        }
-    }
-}
+pub use crate::scram::ScramHash;
 
 /// The PLAIN mechanism's only message: `authzid NUL authcid NUL password`, with an
 /// empty authorization identity.
@@ -199,7 +137,7 @@ enum ScramState {
     Initial,
     SentFirst,
     SentFinal {
-        server_signature_key: Vec<u8>,
+        keys: ScramKeys,
         auth_message: Vec<u8>,
     },
     Done,
@@ -242,11 +180,6 @@ impl std::fmt::Debug for ScramClient {
             .field("state", &self.state.name())
             .finish_non_exhaustive()
     }
-}
-
-/// `saslname` escaping: `=` becomes `=3D` and `,` becomes `=2C`.
-fn escape_username(name: &str) -> String {
-    name.replace('=', "=3D").replace(',', "=2C")
 }
 
 impl ScramClient {
@@ -339,25 +272,13 @@ impl ScramClient {
             return Err(SaslError::Iterations(iterations));
         }
 
-        let h = self.hash;
-        let salted = h.hi(self.password.as_bytes(), &salt, iterations);
-        let client_key = h.hmac(&salted, b"Client Key");
-        let stored_key = h.hash(&client_key);
+        let keys = ScramKeys::derive(self.hash, self.password.as_bytes(), &salt, iterations);
         // "biws" is base64("n,,"): no channel binding, no authzid.
         let without_proof = format!("c=biws,r={nonce}");
         let auth_message =
-            format!("{},{},{}", self.client_first_bare(), text, without_proof).into_bytes();
-        let client_signature = h.hmac(&stored_key, &auth_message);
-        let proof: Vec<u8> = client_key
-            .iter()
-            .zip(&client_signature)
-            .map(|(a, b)| a ^ b)
-            .collect();
-        let server_key = h.hmac(&salted, b"Server Key");
-        self.state = ScramState::SentFinal {
-            server_signature_key: server_key,
-            auth_message,
-        };
+            auth_message(&self.client_first_bare(), text, &without_proof).into_bytes();
+        let proof = keys.client_proof(&auth_message);
+        self.state = ScramState::SentFinal { keys, auth_message };
         Ok(format!("{without_proof},p={}", B64.encode(proof)).into_bytes())
     }
 
@@ -367,11 +288,7 @@ impl ScramClient {
     /// A server error (`e=`), a wrong signature, malformed input or a call out of order.
     pub fn handle_server_final(&mut self, server_final: &[u8]) -> Result<(), SaslError> {
         let state = std::mem::replace(&mut self.state, ScramState::Failed);
-        let ScramState::SentFinal {
-            server_signature_key,
-            auth_message,
-        } = state
-        else {
+        let ScramState::SentFinal { keys, auth_message } = state else {
             let name = state.name();
             self.state = state;
             return Err(SaslError::UnexpectedMessage(name));
@@ -389,10 +306,7 @@ impl ScramClient {
         let signature = B64
             .decode(verifier)
             .map_err(|_| SaslError::Malformed("server signature is not base64"))?;
-        if !self
-            .hash
-            .verify(&server_signature_key, &auth_message, &signature)
-        {
+        if !keys.server_signature_is_valid(&auth_message, &signature) {
             return Err(SaslError::BadServerSignature);
         }
         self.state = ScramState::Done;
@@ -592,14 +506,15 @@ mod tests {
         let fin = String::from_utf8(fin).unwrap();
         let (without_proof, proof) = fin.split_once(",p=").unwrap();
         let auth = format!("n=admin,r=abc,{server_first},{without_proof}");
-        let salted = hi512(b"secret", salt, 4096);
+        let h = ScramHash::Sha512;
+        let salted = h.hi(b"secret", salt, 4096);
         // the server checks the proof: H(ClientProof XOR ClientSignature) == StoredKey
-        let stored = hash512(&hmac512(&salted, b"Client Key"));
-        let sig = hmac512(&stored, auth.as_bytes());
+        let stored = h.hash(&h.hmac(&salted, b"Client Key"));
+        let sig = h.hmac(&stored, auth.as_bytes());
         let proof = B64.decode(proof).unwrap();
         let client_key: Vec<u8> = proof.iter().zip(&sig).map(|(a, b)| a ^ b).collect();
-        assert_eq!(hash512(&client_key), stored);
-        let server_sig = hmac512(&hmac512(&salted, b"Server Key"), auth.as_bytes());
+        assert_eq!(h.hash(&client_key), stored);
+        let server_sig = h.hmac(&h.hmac(&salted, b"Server Key"), auth.as_bytes());
         c.handle_server_final(format!("v={}", B64.encode(server_sig)).as_bytes())
             .unwrap();
         assert!(c.is_done());

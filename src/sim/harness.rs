@@ -1,7 +1,10 @@
-//! A deterministic network between client [`Connection`]s and a simulated [`Cluster`]:
-//! one virtual clock, one seeded random source, latency, fragmentation and resets.
+//! A deterministic network between clients and a simulated [`Cluster`]: one virtual
+//! clock, one seeded random source, latency, fragmentation and resets. A client is
+//! either a single [`Connection`] (the connection's own tests) or a whole cluster
+//! [`Client`](client::Client) whose connections the harness dials for it.
 
 use super::{Cluster, ClusterConfig, ConnectionId};
+use crate::client::{self, ConnId, OpId, OpOutput};
 use crate::connection::{self, Connection, Event};
 use bytes::Bytes;
 use std::collections::{BTreeMap, VecDeque};
@@ -35,16 +38,37 @@ impl Default for NetworkConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ClientId(pub usize);
 
+/// A cluster client hosted by the simulation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HostId(pub usize);
+
 #[derive(Debug)]
 enum Delivery {
     ToServer(Bytes),
     ToClient(Bytes),
     /// The server side closed: the client sees end of stream.
     ClientEof,
+    /// A hosted client's dial completed.
+    Connected,
+    /// A hosted client's dial failed.
+    ConnectFailed(String),
+}
+
+/// Which state machine owns the client side of a link.
+enum Owner {
+    /// A bare connection.
+    Raw(Box<Connection>),
+    /// Connection `conn` of hosted client `host`.
+    Hosted { host: usize, conn: ConnId },
+}
+
+struct Host {
+    client: client::Client,
+    events: VecDeque<client::Event>,
 }
 
 struct Client {
-    conn: Connection,
+    owner: Owner,
     /// This link's latency range, overriding the network's.
     latency: Option<(Duration, Duration)>,
     server: Option<ConnectionId>,
@@ -116,6 +140,8 @@ impl SimRng {
 /// ```
 pub struct Simulation {
     cluster: Cluster,
+    hosts: Vec<Host>,
+    hosted_links: BTreeMap<(usize, ConnId), usize>,
     start: Instant,
     now: Instant,
     rng: SimRng,
@@ -142,6 +168,8 @@ impl Simulation {
         cluster.seed ^= seed;
         Simulation {
             cluster: Cluster::new(cluster, start),
+            hosts: Vec::new(),
+            hosted_links: BTreeMap::new(),
             start,
             now: start,
             rng: SimRng::new(seed),
@@ -192,7 +220,7 @@ impl Simulation {
             self.by_server.insert(s, id);
         }
         self.clients.push(Client {
-            conn,
+            owner: Owner::Raw(Box::new(conn)),
             latency: None,
             server,
             events: VecDeque::new(),
@@ -207,8 +235,78 @@ impl Simulation {
 
     /// The client's connection state machine, to send requests on. Call
     /// [`Simulation::run_for`] or [`Simulation::step`] afterwards to move bytes.
+    ///
+    /// # Panics
+    /// `client` is not a connection opened with [`Simulation::connect`].
     pub fn connection(&mut self, client: ClientId) -> &mut Connection {
-        &mut self.clients[client.0].conn
+        match &mut self.clients[client.0].owner {
+            Owner::Raw(conn) => conn,
+            Owner::Hosted { .. } => panic!("{client:?} belongs to a hosted client"),
+        }
+    }
+
+    /// The bootstrap list of the simulated cluster (`host:port` of every broker).
+    #[must_use]
+    pub fn bootstrap(&self) -> String {
+        self.cluster.bootstrap()
+    }
+
+    /// Hosts a cluster client: the simulation dials the connections it asks for
+    /// (mapping each advertised port to its simulated broker), carries its bytes over
+    /// the simulated network and drives its timers.
+    pub fn add_client(&mut self, client: client::Client) -> HostId {
+        self.hosts.push(Host {
+            client,
+            events: VecDeque::new(),
+        });
+        let id = self.hosts.len() - 1;
+        self.mix(&[3, id as u64]);
+        self.pump();
+        HostId(id)
+    }
+
+    /// A hosted client, to start operations on. Call [`Simulation::run_for`],
+    /// [`Simulation::step`] or [`Simulation::run_until_done`] afterwards.
+    pub fn client(&mut self, host: HostId) -> &mut client::Client {
+        &mut self.hosts[host.0].client
+    }
+
+    /// Events a hosted client reported, oldest first (drained).
+    pub fn client_events(&mut self, host: HostId) -> impl Iterator<Item = client::Event> + '_ {
+        self.pump();
+        self.hosts[host.0].events.drain(..)
+    }
+
+    /// Runs until operation `op` of a hosted client ends (its event is taken from the
+    /// client's queue; other events stay) or `limit` of virtual time passes.
+    ///
+    /// # Errors
+    /// The operation's error, or [`client::ClientError::Timeout`] if it had not ended
+    /// within `limit`.
+    pub fn run_until_done(
+        &mut self,
+        host: HostId,
+        op: OpId,
+        limit: std::time::Duration,
+    ) -> Result<OpOutput, client::ClientError> {
+        let mut result = None;
+        self.run_until(limit, |sim| {
+            sim.pump();
+            let events = &mut sim.hosts[host.0].events;
+            if let Some(i) = events
+                .iter()
+                .position(|e| matches!(e, client::Event::Done { op: o, .. } if *o == op))
+                && let Some(client::Event::Done { result: r, .. }) = events.remove(i)
+            {
+                result = Some(r);
+            }
+            result.is_some()
+        });
+        result.unwrap_or(Err(client::ClientError::Timeout {
+            operation: "simulation run",
+            timeout: limit,
+            last_error: None,
+        }))
     }
 
     /// Events the client's connection reported, oldest first (drained).
@@ -232,8 +330,18 @@ impl Simulation {
             self.cluster.disconnect(s);
             self.by_server.remove(&s);
         }
-        c.conn
-            .handle_transport_error(now, "connection reset (simulated)");
+        const RESET: &str = "connection reset (simulated)";
+        match &mut c.owner {
+            Owner::Raw(conn) => conn.handle_transport_error(now, RESET),
+            Owner::Hosted { host, conn } => {
+                c.closed = true;
+                let (host, conn) = (*host, *conn);
+                self.hosted_links.remove(&(host, conn));
+                self.hosts[host]
+                    .client
+                    .handle_transport_error(conn, now, RESET);
+            }
+        }
         self.mix(&[2, client.0 as u64]);
         self.pump();
     }
@@ -275,11 +383,22 @@ impl Simulation {
         loop {
             let mut moved = false;
             for i in 0..self.clients.len() {
-                while let Some(bytes) = self.clients[i].conn.poll_transmit() {
+                let Owner::Raw(conn) = &mut self.clients[i].owner else {
+                    continue;
+                };
+                let mut transmits = Vec::new();
+                let mut events = Vec::new();
+                while let Some(bytes) = conn.poll_transmit() {
+                    transmits.push(bytes);
+                }
+                while let Some(ev) = conn.poll_event() {
+                    events.push(ev);
+                }
+                for bytes in transmits {
                     moved = true;
                     self.send_from_client(i, bytes);
                 }
-                while let Some(ev) = self.clients[i].conn.poll_event() {
+                for ev in events {
                     moved = true;
                     let tag = match &ev {
                         Event::Ready => 10,
@@ -291,15 +410,13 @@ impl Simulation {
                     };
                     self.mix(&[tag, i as u64]);
                     if let Event::Closed(_) = ev {
-                        let c = &mut self.clients[i];
-                        c.closed = true;
-                        if let Some(s) = c.server.take() {
-                            self.cluster.disconnect(s);
-                            self.by_server.remove(&s);
-                        }
+                        self.close_link(i);
                     }
                     self.clients[i].events.push_back(ev);
                 }
+            }
+            for h in 0..self.hosts.len() {
+                moved |= self.pump_host(h);
             }
             let servers: Vec<(ConnectionId, usize)> =
                 self.by_server.iter().map(|(s, c)| (*s, *c)).collect();
@@ -322,6 +439,72 @@ impl Simulation {
                 break;
             }
         }
+    }
+
+    /// Closes the client side of a link and drops its server side.
+    fn close_link(&mut self, i: usize) {
+        let c = &mut self.clients[i];
+        c.closed = true;
+        if let Some(s) = c.server.take() {
+            self.cluster.disconnect(s);
+            self.by_server.remove(&s);
+        }
+    }
+
+    /// Carries out a hosted client's outputs and collects its events.
+    fn pump_host(&mut self, h: usize) -> bool {
+        let mut moved = false;
+        while let Some(out) = self.hosts[h].client.poll_output() {
+            moved = true;
+            match out {
+                client::Output::Connect { conn, port, .. } => {
+                    self.mix(&[30, h as u64, conn.0]);
+                    let i = self.clients.len();
+                    let server = self
+                        .cluster
+                        .broker_at(port)
+                        .ok_or_else(|| format!("nothing listens on port {port}"))
+                        .and_then(|b| self.cluster.connect(b, self.now).map_err(|e| e.to_string()));
+                    self.clients.push(Client {
+                        owner: Owner::Hosted { host: h, conn },
+                        latency: None,
+                        server: server.as_ref().ok().copied(),
+                        events: VecDeque::new(),
+                        last_to_server: self.now,
+                        last_to_client: self.now,
+                        closed: false,
+                    });
+                    self.hosted_links.insert((h, conn), i);
+                    let at = self.now + self.latency(i);
+                    match server {
+                        Ok(s) => {
+                            self.by_server.insert(s, i);
+                            self.clients[i].last_to_client = at;
+                            self.schedule(at, i, Delivery::Connected);
+                        }
+                        Err(e) => self.schedule(at, i, Delivery::ConnectFailed(e)),
+                    }
+                }
+                client::Output::Transmit { conn, bytes } => {
+                    if let Some(&i) = self.hosted_links.get(&(h, conn)) {
+                        self.send_from_client(i, bytes);
+                    }
+                }
+                client::Output::Close { conn } => {
+                    self.mix(&[31, h as u64, conn.0]);
+                    if let Some(i) = self.hosted_links.remove(&(h, conn)) {
+                        self.close_link(i);
+                    }
+                }
+            }
+        }
+        while let Some(ev) = self.hosts[h].client.poll_event() {
+            moved = true;
+            let client::Event::Done { op, result } = &ev;
+            self.mix(&[32, h as u64, op.0, u64::from(result.is_ok())]);
+            self.hosts[h].events.push_back(ev);
+        }
+        moved
     }
 
     fn latency(&mut self, client: usize) -> Duration {
@@ -375,9 +558,18 @@ impl Simulation {
             .clients
             .iter()
             .filter(|c| !c.closed)
-            .filter_map(|c| c.conn.poll_timeout());
+            .filter_map(|c| match &c.owner {
+                Owner::Raw(conn) => conn.poll_timeout(),
+                Owner::Hosted { .. } => None,
+            });
+        let hosts = self.hosts.iter().filter_map(|h| h.client.poll_timeout());
         let cluster = self.cluster.poll_timeout();
-        delivery.into_iter().chain(clients).chain(cluster).min()
+        delivery
+            .into_iter()
+            .chain(clients)
+            .chain(hosts)
+            .chain(cluster)
+            .min()
     }
 
     /// Advances to the next event and handles it. Returns `false` when nothing is
@@ -407,26 +599,60 @@ impl Simulation {
                 Delivery::ToClient(bytes) => {
                     if !self.clients[i].closed {
                         self.mix_bytes(21 + ((i as u64) << 8), &bytes);
-                        self.clients[i].conn.handle_input(now, &bytes);
+                        match &mut self.clients[i].owner {
+                            Owner::Raw(conn) => conn.handle_input(now, &bytes),
+                            Owner::Hosted { host, conn } => {
+                                self.hosts[*host].client.handle_input(*conn, now, &bytes);
+                            }
+                        }
                     }
                 }
                 Delivery::ClientEof => {
                     if !self.clients[i].closed {
                         self.mix(&[22, i as u64]);
-                        self.clients[i].conn.handle_eof(now);
+                        match &mut self.clients[i].owner {
+                            Owner::Raw(conn) => conn.handle_eof(now),
+                            Owner::Hosted { host, conn } => {
+                                self.hosts[*host].client.handle_eof(*conn, now);
+                            }
+                        }
+                    }
+                }
+                Delivery::Connected => {
+                    if let Owner::Hosted { host, conn } = self.clients[i].owner
+                        && !self.clients[i].closed
+                    {
+                        self.mix(&[23, i as u64]);
+                        self.hosts[host].client.handle_connected(conn, now);
+                    }
+                }
+                Delivery::ConnectFailed(e) => {
+                    if let Owner::Hosted { host, conn } = self.clients[i].owner {
+                        self.mix(&[24, i as u64]);
+                        self.clients[i].closed = true;
+                        self.hosted_links.remove(&(host, conn));
+                        let refused = connection::TransportError::new(
+                            std::io::ErrorKind::ConnectionRefused,
+                            e,
+                        );
+                        self.hosts[host]
+                            .client
+                            .handle_connect_failed(conn, now, refused);
                     }
                 }
             }
             self.pump();
         }
-        for i in 0..self.clients.len() {
-            if !self.clients[i].closed
-                && self.clients[i]
-                    .conn
-                    .poll_timeout()
-                    .is_some_and(|t| t <= now)
+        for c in &mut self.clients {
+            if let (false, Owner::Raw(conn)) = (c.closed, &mut c.owner)
+                && conn.poll_timeout().is_some_and(|t| t <= now)
             {
-                self.clients[i].conn.handle_timeout(now);
+                conn.handle_timeout(now);
+            }
+        }
+        for h in &mut self.hosts {
+            if h.client.poll_timeout().is_some_and(|t| t <= now) {
+                h.client.handle_timeout(now);
             }
         }
         if self.cluster.poll_timeout().is_some_and(|t| t <= now) {
@@ -474,7 +700,10 @@ impl Simulation {
         self.clients
             .iter()
             .enumerate()
-            .filter(|(_, c)| !c.closed && (c.conn.in_flight() > 0 || c.conn.queued() > 0))
+            .filter(|(_, c)| match &c.owner {
+                Owner::Raw(conn) => !c.closed && (conn.in_flight() > 0 || conn.queued() > 0),
+                Owner::Hosted { .. } => false,
+            })
             .map(|(i, _)| ClientId(i))
             .collect()
     }

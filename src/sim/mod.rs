@@ -43,11 +43,12 @@ mod harness;
 mod log;
 mod sasl;
 
-pub use harness::{ClientId, NetworkConfig, SimRng, Simulation};
+pub use harness::{ClientId, HostId, NetworkConfig, SimRng, Simulation};
 pub use sasl::SimSasl;
 
+use crate::connection::frame::{FrameDecoder, put_frame};
 use crate::messages::{ApiKey, RequestHeader};
-use crate::wire::{BufMut, Bytes, BytesMut, Message, Uuid};
+use crate::wire::{Bytes, BytesMut, Message, Uuid};
 use log::PartitionLog;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -178,13 +179,16 @@ pub(crate) struct Pending {
     pub deadline: Option<Instant>,
     /// Not before this time (slow fetches).
     pub not_before: Option<Instant>,
+    /// Looked at before (an injected error is taken only the first time).
+    pub seen: bool,
 }
 
 #[derive(Debug)]
 pub(crate) struct ServerConn {
     broker: i32,
     pub(crate) auth: sasl::AuthState,
-    inbuf: BytesMut,
+    /// Request frames as they arrive, through the client's own framing (and its cap).
+    frames: FrameDecoder,
     pending: VecDeque<Pending>,
     out: VecDeque<Bytes>,
 }
@@ -283,6 +287,25 @@ impl Cluster {
         (0..self.brokers.len()).map(|i| i as i32)
     }
 
+    /// The broker advertising `port` (on the configured host), if any.
+    #[must_use]
+    pub fn broker_at(&self, port: u16) -> Option<i32> {
+        self.brokers
+            .iter()
+            .position(|b| b.port == i32::from(port))
+            .map(|i| i as i32)
+    }
+
+    /// The bootstrap list a client would be given: every broker's `host:port`.
+    #[must_use]
+    pub fn bootstrap(&self) -> String {
+        self.brokers
+            .iter()
+            .map(|b| format!("{}:{}", self.config.host, b.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// Whether broker `id` is up.
     #[must_use]
     pub fn is_up(&self, id: i32) -> bool {
@@ -314,7 +337,7 @@ impl Cluster {
             ServerConn {
                 broker: id,
                 auth: sasl::AuthState::default(),
-                inbuf: BytesMut::new(),
+                frames: FrameDecoder::new(self.config.max_frame_size),
                 pending: VecDeque::new(),
                 out: VecDeque::new(),
             },
@@ -330,30 +353,21 @@ impl Cluster {
     /// Bytes the client sent on `c`.
     pub fn handle_input(&mut self, c: ConnectionId, now: Instant, bytes: &[u8]) {
         self.advance(now);
-        let max = self.config.max_frame_size;
         let Some(conn) = self.conns.get_mut(&c) else {
             return;
         };
-        conn.inbuf.extend_from_slice(bytes);
+        conn.frames.extend(bytes);
         loop {
             let Some(conn) = self.conns.get_mut(&c) else {
                 return;
             };
-            if conn.inbuf.len() < 4 {
-                break;
-            }
-            let size =
-                i32::from_be_bytes([conn.inbuf[0], conn.inbuf[1], conn.inbuf[2], conn.inbuf[3]]);
-            if size < 8 || size as usize > max {
-                self.close(c);
-                return;
-            }
-            if conn.inbuf.len() < 4 + size as usize {
-                break;
-            }
-            let mut frame = conn.inbuf.split_to(4 + size as usize).freeze();
-            frame.advance_by(4);
-            if !self.accept_frame(c, frame) {
+            let accepted = match conn.frames.next_frame() {
+                Ok(Some(frame)) => self.accept_frame(c, frame),
+                Ok(None) => break,
+                // A size prefix over the cap or negative: the stream is lost.
+                Err(_) => false,
+            };
+            if !accepted {
                 self.close(c);
                 return;
             }
@@ -394,6 +408,7 @@ impl Cluster {
             body: buf,
             deadline: None,
             not_before: None,
+            seen: false,
         });
         true
     }
@@ -417,9 +432,12 @@ impl Cluster {
             };
             match handlers::handle(self, c, broker, &mut pending, now) {
                 handlers::Outcome::Respond(body) => {
-                    let mut frame = BytesMut::with_capacity(body.len() + 4);
-                    frame.put_i32(body.len() as i32);
-                    frame.extend_from_slice(&body);
+                    let mut frame = BytesMut::new();
+                    if put_frame(&mut frame, &body).is_err() {
+                        // Over 2 GiB: no size prefix can say it.
+                        self.close(c);
+                        return;
+                    }
                     if let Some(conn) = self.conns.get_mut(&c) {
                         conn.out.push_back(frame.freeze());
                     }
@@ -583,6 +601,27 @@ impl Cluster {
             .map(|c| c.offset)
     }
 
+    /// The name of the topic with id `id`.
+    pub(crate) fn topic_name(&self, id: Uuid) -> Option<String> {
+        self.topics
+            .iter()
+            .find(|(_, t)| t.id == id)
+            .map(|(n, _)| n.clone())
+    }
+
+    /// Deletes a topic, and the offsets groups committed for it (as Kafka does).
+    pub(crate) fn delete_topic(&mut self, name: &str) {
+        self.topics.remove(name);
+        self.committed.retain(|(_, t, _), _| t != name);
+    }
+
+    /// Adds partitions at the end of topic `name` (CreatePartitions).
+    pub(crate) fn add_partitions(&mut self, name: &str, new: Vec<Partition>) {
+        if let Some(topic) = self.topics.get_mut(name) {
+            topic.partitions.extend(new);
+        }
+    }
+
     /// Topic names, sorted.
     pub fn topic_names(&self) -> impl Iterator<Item = &str> {
         self.topics.keys().map(String::as_str)
@@ -683,15 +722,5 @@ impl Cluster {
 
     pub(crate) fn take_injected(&mut self, api: ApiKey) -> Option<i16> {
         self.injected.get_mut(&api.as_i16())?.pop_front()
-    }
-}
-
-trait AdvanceBy {
-    fn advance_by(&mut self, n: usize);
-}
-
-impl AdvanceBy for Bytes {
-    fn advance_by(&mut self, n: usize) {
-        bytes::Buf::advance(self, n);
     }
 }

@@ -2,7 +2,7 @@
 //! (RFC 5802 / 7677, no channel binding), with users and salts from the configuration
 //! and server nonces from the cluster's seed.
 
-use crate::connection::sasl::ScramHash;
+use crate::scram::{ScramHash, ScramKeys, auth_message, unescape_username};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use std::collections::BTreeMap;
@@ -100,7 +100,7 @@ pub(crate) fn step(
             let mut client_nonce = None;
             for attr in bare.split(',') {
                 if let Some(u) = attr.strip_prefix("n=") {
-                    user = Some(u.replace("=2C", ",").replace("=3D", "="));
+                    user = Some(unescape_username(u));
                 } else if let Some(r) = attr.strip_prefix("r=") {
                     client_nonce = Some(r.to_string());
                 }
@@ -140,24 +140,17 @@ pub(crate) fn step(
             }
             let proof = B64.decode(proof).map_err(|_| "proof is not base64")?;
             let password = config.users.get(&user).ok_or("unknown user")?;
-            let salted = hash.hi(password.as_bytes(), &salt_for(&user), config.iterations);
-            let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
-            let client_key = hash.hmac(&salted, b"Client Key");
-            let stored_key = hash.hash(&client_key);
-            let client_signature = hash.hmac(&stored_key, auth_message.as_bytes());
-            if proof.len() != client_signature.len() {
+            let keys = ScramKeys::derive(
+                hash,
+                password.as_bytes(),
+                &salt_for(&user),
+                config.iterations,
+            );
+            let auth_message = auth_message(&client_first_bare, &server_first, without_proof);
+            if !keys.proof_is_valid(auth_message.as_bytes(), &proof) {
                 return Err("Authentication failed during authentication due to invalid credentials with SASL mechanism".into());
             }
-            let recovered: Vec<u8> = proof
-                .iter()
-                .zip(&client_signature)
-                .map(|(a, b)| a ^ b)
-                .collect();
-            if hash.hash(&recovered) != stored_key {
-                return Err("Authentication failed during authentication due to invalid credentials with SASL mechanism".into());
-            }
-            let server_key = hash.hmac(&salted, b"Server Key");
-            let server_signature = hash.hmac(&server_key, auth_message.as_bytes());
+            let server_signature = keys.server_signature(auth_message.as_bytes());
             *state = AuthState::Authenticated;
             Ok(format!("v={}", B64.encode(server_signature)).into_bytes())
         }

@@ -1,0 +1,526 @@
+//! The one driver loop of the client facades, written once for every runtime.
+//!
+//! [`Driver`] is a future that owns the sans-IO [`Client`]: it dials the connections
+//! the client asks for, reads and writes every socket, runs TLS (rustls's own
+//! sans-IO session) between the sockets and the client, sleeps until the client's
+//! next deadline, takes commands from the cloneable handles and completes their
+//! futures. It polls all of its sockets itself, so it needs no executor of its own:
+//! the tokio facade spawns it on tokio, the smol facade hands it to the caller to
+//! spawn, and the blocking facade runs it on a thread of its own. What differs per
+//! runtime is only the [`Net`] implementation: how to connect, read, write and sleep.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_lite::Stream;
+
+use crate::client::{Client, ClientError, ClientStats, ConnId, Event, OpId, OpOutput, Output};
+use crate::connection::TransportError;
+use crate::runtime::now;
+
+/// How the driver talks to the network of one runtime.
+pub(crate) trait Net: Send + 'static {
+    /// A connected socket.
+    type Stream: Send + Unpin + 'static;
+    /// A connection attempt.
+    type Connecting: Future<Output = io::Result<Self::Stream>> + Send + Unpin + 'static;
+    /// A timer.
+    type Sleep: Future<Output = ()> + Send + Unpin + 'static;
+
+    fn connect(host: Arc<str>, port: u16) -> Self::Connecting;
+    fn poll_read(
+        s: &mut Self::Stream,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>>;
+    fn poll_write(
+        s: &mut Self::Stream,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>>;
+    fn sleep_until(deadline: Instant) -> Self::Sleep;
+}
+
+/// Starts an operation on the core.
+pub(crate) type StartFn = Box<dyn FnOnce(&mut Client, Instant) -> OpId + Send>;
+
+/// What a handle asks the driver.
+pub(crate) enum Command {
+    /// Start an operation; its result goes to `done`. `token` names it for `Cancel`.
+    Start {
+        start: StartFn,
+        done: async_channel::Sender<Result<OpOutput, ClientError>>,
+        token: u64,
+    },
+    /// The caller dropped its future: forget the operation.
+    Cancel { token: u64 },
+    /// A snapshot of the client's counters.
+    Stats(async_channel::Sender<ClientStats>),
+    /// Close every connection, fail what is pending, and stop.
+    Close(async_channel::Sender<()>),
+}
+
+const READ_CHUNK: usize = 64 * 1024;
+/// Reads per connection per wakeup, so one busy socket cannot starve the others.
+const READS_PER_POLL: usize = 16;
+
+enum Sock<N: Net> {
+    Dialing(N::Connecting),
+    Open(N::Stream),
+}
+
+struct Conn<N: Net> {
+    sock: Sock<N>,
+    #[cfg(feature = "tls")]
+    tls: Option<Box<rustls::ClientConnection>>,
+    /// Bytes to write (encrypted when TLS is on), oldest first.
+    out: VecDeque<Bytes>,
+    /// The client has forgotten this connection: close it once `out` is written.
+    closing: bool,
+}
+
+/// TLS settings the driver applies to every connection.
+#[derive(Clone, Default)]
+pub(crate) struct DriverTls {
+    #[cfg(feature = "tls")]
+    pub(crate) config: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// The driver future; see the module docs.
+pub(crate) struct Driver<N: Net> {
+    client: Client,
+    commands: Pin<Box<async_channel::Receiver<Command>>>,
+    conns: BTreeMap<ConnId, Conn<N>>,
+    waiters: HashMap<OpId, (u64, async_channel::Sender<Result<OpOutput, ClientError>>)>,
+    tokens: HashMap<u64, OpId>,
+    timer: Option<(Instant, N::Sleep)>,
+    #[allow(dead_code)] // without the tls feature nothing reads it
+    tls: DriverTls,
+    buf: Box<[u8]>,
+    closing: Option<Vec<async_channel::Sender<()>>>,
+}
+
+impl<N: Net> Driver<N> {
+    pub(crate) fn new(
+        client: Client,
+        commands: async_channel::Receiver<Command>,
+        tls: DriverTls,
+    ) -> Self {
+        Self {
+            client,
+            commands: Box::pin(commands),
+            conns: BTreeMap::new(),
+            waiters: HashMap::new(),
+            tokens: HashMap::new(),
+            timer: None,
+            tls,
+            buf: vec![0; READ_CHUNK].into_boxed_slice(),
+            closing: None,
+        }
+    }
+
+    fn command(&mut self, cmd: Command, now: Instant) {
+        match cmd {
+            Command::Start { start, done, token } => {
+                if self.closing.is_some() {
+                    let _ = done.try_send(Err(ClientError::Closed));
+                    return;
+                }
+                let op = start(&mut self.client, now);
+                self.tokens.insert(token, op);
+                self.waiters.insert(op, (token, done));
+            }
+            Command::Cancel { token } => {
+                if let Some(op) = self.tokens.remove(&token) {
+                    self.waiters.remove(&op);
+                    self.client.cancel(op);
+                }
+            }
+            Command::Stats(reply) => {
+                let _ = reply.try_send(self.client.stats());
+            }
+            Command::Close(reply) => {
+                self.client.close(now);
+                self.closing.get_or_insert_with(Vec::new).push(reply);
+            }
+        }
+    }
+
+    /// Carries out the client's outputs and completes finished operations.
+    fn drain(&mut self) -> bool {
+        let mut progressed = false;
+        while let Some(out) = self.client.poll_output() {
+            progressed = true;
+            match out {
+                Output::Connect {
+                    conn, host, port, ..
+                } => {
+                    #[cfg(feature = "tls")]
+                    let tls = match &self.tls.config {
+                        Some(config) => match tls_session(config, &host) {
+                            Ok(s) => Some(Box::new(s)),
+                            Err(e) => {
+                                self.client.handle_connect_failed(conn, now(), e);
+                                continue;
+                            }
+                        },
+                        None => None,
+                    };
+                    tracing::trace!(%host, port, "dialing");
+                    self.conns.insert(
+                        conn,
+                        Conn {
+                            sock: Sock::Dialing(N::connect(host, port)),
+                            #[cfg(feature = "tls")]
+                            tls,
+                            out: VecDeque::new(),
+                            closing: false,
+                        },
+                    );
+                }
+                Output::Transmit { conn, bytes } => {
+                    if let Some(c) = self.conns.get_mut(&conn)
+                        && let Err(e) = c.queue(bytes)
+                    {
+                        self.client.handle_transport_error(conn, now(), e);
+                    }
+                }
+                Output::Close { conn } => {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.closing = true;
+                        if matches!(c.sock, Sock::Dialing(_)) || c.out.is_empty() {
+                            self.conns.remove(&conn);
+                        }
+                    }
+                }
+            }
+        }
+        while let Some(event) = self.client.poll_event() {
+            progressed = true;
+            let Event::Done { op, result } = event;
+            if let Some((token, done)) = self.waiters.remove(&op) {
+                self.tokens.remove(&token);
+                let _ = done.try_send(result);
+            }
+        }
+        progressed
+    }
+
+    /// Polls one connection: dialing, reading, writing. Returns whether anything
+    /// happened.
+    fn poll_conn(&mut self, id: ConnId, cx: &mut Context<'_>) -> bool {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return false;
+        };
+        let mut progressed = false;
+        if let Sock::Dialing(fut) = &mut c.sock {
+            match Pin::new(fut).poll(cx) {
+                Poll::Pending => return false,
+                Poll::Ready(Ok(stream)) => {
+                    c.sock = Sock::Open(stream);
+                    self.client.handle_connected(id, now());
+                    progressed = true;
+                    // TLS: the ClientHello is ready to go.
+                    if let Some(c) = self.conns.get_mut(&id)
+                        && let Err(e) = c.flush_tls()
+                    {
+                        self.client.handle_transport_error(id, now(), e);
+                    }
+                }
+                Poll::Ready(Err(e)) => {
+                    self.conns.remove(&id);
+                    self.client.handle_connect_failed(id, now(), e);
+                    return true;
+                }
+            }
+        }
+        // Write what is pending.
+        loop {
+            let Some(c) = self.conns.get_mut(&id) else {
+                return progressed;
+            };
+            let Sock::Open(stream) = &mut c.sock else {
+                break;
+            };
+            if c.out.is_empty() {
+                if c.closing {
+                    self.conns.remove(&id);
+                    return true;
+                }
+                break;
+            }
+            let slices: Vec<io::IoSlice<'_>> =
+                c.out.iter().take(64).map(|b| io::IoSlice::new(b)).collect();
+            match N::poll_write(stream, cx, &slices) {
+                Poll::Pending => break,
+                Poll::Ready(Ok(0)) => {
+                    self.fail(
+                        id,
+                        io::Error::new(io::ErrorKind::WriteZero, "socket accepted no bytes"),
+                    );
+                    return true;
+                }
+                Poll::Ready(Ok(mut n)) => {
+                    progressed = true;
+                    while n > 0 {
+                        let Some(front) = c.out.front_mut() else {
+                            break;
+                        };
+                        if n >= front.len() {
+                            n -= front.len();
+                            c.out.pop_front();
+                        } else {
+                            let _ = front.split_to(n);
+                            n = 0;
+                        }
+                    }
+                }
+                Poll::Ready(Err(e)) => {
+                    self.fail(id, e);
+                    return true;
+                }
+            }
+        }
+        // Read what arrived.
+        for _ in 0..READS_PER_POLL {
+            let Some(c) = self.conns.get_mut(&id) else {
+                return progressed;
+            };
+            if c.closing {
+                break;
+            }
+            let Sock::Open(stream) = &mut c.sock else {
+                break;
+            };
+            match N::poll_read(stream, cx, &mut self.buf) {
+                Poll::Pending => break,
+                Poll::Ready(Ok(0)) => {
+                    self.conns.remove(&id);
+                    self.client.handle_eof(id, now());
+                    return true;
+                }
+                Poll::Ready(Ok(n)) => {
+                    progressed = true;
+                    let now = now();
+                    match c.receive(&self.buf[..n]) {
+                        Ok(Received::Plain) => self.client.handle_input(id, now, &self.buf[..n]),
+                        #[cfg(feature = "tls")]
+                        Ok(Received::Decrypted(plain)) => {
+                            if !plain.is_empty() {
+                                self.client.handle_input(id, now, &plain);
+                            }
+                        }
+                        Err(e) => {
+                            self.conns.remove(&id);
+                            self.client.handle_transport_error(id, now, e);
+                            return true;
+                        }
+                    }
+                }
+                Poll::Ready(Err(e)) => {
+                    self.fail(id, e);
+                    return true;
+                }
+            }
+        }
+        progressed
+    }
+
+    fn fail(&mut self, id: ConnId, e: io::Error) {
+        self.conns.remove(&id);
+        self.client.handle_transport_error(id, now(), e);
+    }
+
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(deadline) = self.client.poll_timeout() else {
+            self.timer = None;
+            return false;
+        };
+        let now = now();
+        if deadline <= now {
+            self.client.handle_timeout(now);
+            self.timer = None;
+            return true;
+        }
+        if self.timer.as_ref().is_none_or(|(d, _)| *d != deadline) {
+            self.timer = Some((deadline, N::sleep_until(deadline)));
+        }
+        if let Some((_, sleep)) = &mut self.timer
+            && Pin::new(sleep).poll(cx).is_ready()
+        {
+            self.timer = None;
+            self.client.handle_timeout(crate::runtime::now());
+            return true;
+        }
+        false
+    }
+}
+
+impl<N: Net> Drop for Driver<N> {
+    fn drop(&mut self) {
+        // Calls still queued would wait for ever on a driver that is gone: refuse
+        // new ones and fail the queued ones (dropping their reply senders).
+        self.commands.close();
+        while let Ok(cmd) = self.commands.try_recv() {
+            if let Command::Start { done, .. } = cmd {
+                let _ = done.try_send(Err(ClientError::Closed));
+            }
+        }
+    }
+}
+
+enum Received {
+    /// No TLS: the bytes read are the plaintext.
+    Plain,
+    #[cfg(feature = "tls")]
+    Decrypted(Vec<u8>),
+}
+
+impl<N: Net> Conn<N> {
+    /// Queues plaintext from the client (encrypting it first under TLS).
+    fn queue(&mut self, bytes: Bytes) -> Result<(), TransportError> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &mut self.tls {
+            use std::io::Write as _;
+            tls.writer()
+                .write_all(&bytes)
+                .map_err(|e| TransportError::from(&e))?;
+            return self.flush_tls();
+        }
+        self.out.push_back(bytes);
+        Ok(())
+    }
+
+    /// Moves TLS records rustls wants to send into `out`.
+    fn flush_tls(&mut self) -> Result<(), TransportError> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &mut self.tls {
+            while tls.wants_write() {
+                let mut v = Vec::new();
+                tls.write_tls(&mut v)
+                    .map_err(|e| TransportError::from(&e))?;
+                self.out.push_back(Bytes::from(v));
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes bytes read from the socket.
+    fn receive(&mut self, bytes: &[u8]) -> Result<Received, TransportError> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &mut self.tls {
+            use std::io::Read as _;
+            let mut rest = bytes;
+            let mut plain = Vec::new();
+            while !rest.is_empty() {
+                tls.read_tls(&mut rest)
+                    .map_err(|e| TransportError::from(&e))?;
+                let state = tls.process_new_packets().map_err(tls_error)?;
+                let n = state.plaintext_bytes_to_read();
+                if n > 0 {
+                    let start = plain.len();
+                    plain.resize(start + n, 0);
+                    tls.reader()
+                        .read_exact(&mut plain[start..])
+                        .map_err(|e| TransportError::from(&e))?;
+                }
+            }
+            self.flush_tls()?;
+            return Ok(Received::Decrypted(plain));
+        }
+        let _ = bytes;
+        Ok(Received::Plain)
+    }
+}
+
+#[cfg(feature = "tls")]
+fn tls_session(
+    config: &Arc<rustls::ClientConfig>,
+    host: &str,
+) -> Result<rustls::ClientConnection, TransportError> {
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|e| {
+        TransportError::tls(
+            crate::connection::TlsFailure::InvalidServerName,
+            format!("{host}: {e}"),
+        )
+    })?;
+    rustls::ClientConnection::new(config.clone(), name).map_err(tls_error)
+}
+
+#[cfg(feature = "tls")]
+fn tls_error(e: rustls::Error) -> TransportError {
+    use crate::connection::TlsFailure;
+    use rustls::CertificateError as C;
+    let failure = match &e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::UnknownIssuer | C::BadSignature => TlsFailure::UnknownIssuer,
+            C::NotValidForName | C::NotValidForNameContext { .. } => TlsFailure::HostnameMismatch,
+            C::Expired
+            | C::ExpiredContext { .. }
+            | C::NotValidYet
+            | C::NotValidYetContext { .. } => TlsFailure::Expired,
+            _ => TlsFailure::BadCertificate,
+        },
+        rustls::Error::AlertReceived(_) => TlsFailure::Rejected,
+        _ => TlsFailure::Protocol,
+    };
+    TransportError::tls(failure, e.to_string())
+}
+
+impl<N: Net> Future for Driver<N> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            let mut progressed = false;
+            // Commands from the handles.
+            loop {
+                match this.commands.as_mut().poll_next(cx) {
+                    Poll::Ready(Some(cmd)) => {
+                        this.command(cmd, now());
+                        progressed = true;
+                    }
+                    Poll::Ready(None) => {
+                        // Every handle is gone: nobody can wait for anything.
+                        if this.closing.is_none() {
+                            this.client.close(now());
+                            this.closing = Some(Vec::new());
+                            progressed = true;
+                        }
+                        break;
+                    }
+                    Poll::Pending => break,
+                }
+            }
+            progressed |= this.drain();
+            let ids: Vec<ConnId> = this.conns.keys().copied().collect();
+            for id in ids {
+                progressed |= this.poll_conn(id, cx);
+            }
+            progressed |= this.drain();
+            progressed |= this.poll_timer(cx);
+            progressed |= this.drain();
+            if let Some(replies) = &this.closing
+                && this.conns.is_empty()
+                && this.client.pending_operations() == 0
+            {
+                this.commands.close();
+                for r in replies {
+                    let _ = r.try_send(());
+                }
+                return Poll::Ready(());
+            }
+            if !progressed {
+                return Poll::Pending;
+            }
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! What can end a client operation, as values.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::connection::{ConnectionError, RequestError, ResponseError, UsageError};
+use crate::messages::{ApiKey, ErrorCode};
+
+/// Why a client operation failed.
+///
+/// As with the connection, the variants keep apart what the caller asked for that
+/// cannot be done ([`InvalidArgument`](Self::InvalidArgument),
+/// [`UnknownTopic`](Self::UnknownTopic), ...), what a broker answered
+/// ([`Broker`](Self::Broker)), and what the network did
+/// ([`Connection`](Self::Connection), [`Request`](Self::Request)). Retriable failures
+/// are retried inside the client until the operation's deadline; the error an
+/// operation ends with is the last one seen, wrapped in [`Timeout`](Self::Timeout) if
+/// the deadline ended the retries.
+///
+/// ```
+/// use kafka_sansio::client::ClientError;
+/// use kafka_sansio::messages::{ApiKey, ErrorCode};
+///
+/// let e = ClientError::broker(ApiKey::CreateTopics, ErrorCode::TOPIC_ALREADY_EXISTS, None);
+/// assert_eq!(e.error_code(), Some(ErrorCode::TOPIC_ALREADY_EXISTS));
+/// assert!(!e.is_retriable());
+/// ```
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// A broker answered with a Kafka error code.
+    #[error("{api:?}: {code}{}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Broker {
+        /// The request's API.
+        api: ApiKey,
+        /// The broker's error code.
+        code: ErrorCode,
+        /// The broker's error message, if it sent one.
+        message: Option<String>,
+    },
+    /// The operation's deadline passed before it could finish; `last_error` is what
+    /// the last attempt ran into, if anything.
+    #[error("{operation} did not finish within {timeout:?}{}",
+        last_error.as_deref().map(|e| format!(" (last error: {e})")).unwrap_or_default())]
+    Timeout {
+        /// The operation.
+        operation: &'static str,
+        /// Its timeout.
+        timeout: Duration,
+        /// The last retriable failure before the deadline.
+        last_error: Option<Box<ClientError>>,
+    },
+    /// The topic does not exist (after a fresh metadata refresh).
+    #[error("unknown topic {0}")]
+    UnknownTopic(Arc<str>),
+    /// The topic exists but has no such partition.
+    #[error("topic {topic} has no partition {partition} ({count} partitions)")]
+    UnknownPartition {
+        /// The topic.
+        topic: Arc<str>,
+        /// The partition asked for.
+        partition: i32,
+        /// How many partitions the topic has.
+        count: usize,
+    },
+    /// A broker connection failed while the request was outstanding.
+    #[error(transparent)]
+    Connection(ConnectionError),
+    /// A request ended without a response (timed out, unsupported by the broker, ...).
+    #[error(transparent)]
+    Request(RequestError),
+    /// A response could not be decoded.
+    #[error(transparent)]
+    Response(ResponseError),
+    /// A response decoded but does not answer what was asked (a partition missing
+    /// from it, a leader that is not among the brokers, ...).
+    #[error("invalid {api:?} response: {detail}")]
+    InvalidResponse {
+        /// The API.
+        api: ApiKey,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// No broker could be reached to bootstrap from.
+    #[error("no broker reachable: {0}")]
+    NoBrokers(String),
+    /// The records could not be encoded into a batch.
+    #[error("cannot encode records: {0}")]
+    Records(String),
+    /// The call asked for something that cannot be done (an empty topic name, a
+    /// negative partition count, ...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The broker lacks an API or version the operation needs.
+    #[error("the broker does not support {0:?} at a version this client can use")]
+    Unsupported(ApiKey),
+    /// The client was closed before the operation finished.
+    #[error("the client is closed")]
+    Closed,
+    /// A connection refused more work (its queue is full); retried internally.
+    #[error(transparent)]
+    Usage(UsageError),
+}
+
+impl ClientError {
+    /// A broker error code, with the broker's message if any.
+    #[must_use]
+    pub fn broker(api: ApiKey, code: ErrorCode, message: Option<String>) -> Self {
+        Self::Broker { api, code, message }
+    }
+
+    /// The Kafka error code behind this error, if a broker sent one (looking through
+    /// [`Timeout`](Self::Timeout) to its last error).
+    #[must_use]
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        match self {
+            Self::Broker { code, .. } => Some(*code),
+            Self::Timeout {
+                last_error: Some(e),
+                ..
+            } => e.error_code(),
+            _ => None,
+        }
+    }
+
+    /// Whether retrying the same call later could succeed: a retriable Kafka error
+    /// code, a lost connection, a request timeout.
+    #[must_use]
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Self::Broker { code, .. } => code.is_retriable(),
+            Self::Request(e) => matches!(e.kind, crate::connection::RequestErrorKind::Timeout(_)),
+            Self::Connection(_) | Self::NoBrokers(_) | Self::Usage(_) => true,
+            Self::Timeout { .. } => true,
+            _ => false,
+        }
+    }
+}

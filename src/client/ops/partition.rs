@@ -1,0 +1,828 @@
+//! Partition operations (rskafka's `PartitionClient`): produce a set of records,
+//! fetch records, list offsets.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::client::metadata::Metadata;
+use crate::client::op::{
+    Built, Ctx, Lane, Operation, Refresh, Reply, Step, Target, UnknownTopicHandling, Versions, all,
+    decode, version,
+};
+use crate::client::{Client, ClientError, OpId, OpOutput};
+use crate::messages::{
+    ApiKey, ErrorCode, FetchRequest, ListOffsetsRequest, ProduceRequest, fetch_request,
+    list_offsets_request, produce_request,
+};
+use crate::records::{
+    AbortedTransaction, BatchBuilder, BatchConfig, BatchReader, Compression, DecodeOptions,
+    NewHeader, NewRecord, ReadCommitted,
+};
+
+/// A record to produce: owned key, value and headers.
+///
+/// ```
+/// use kafka_sansio::client::Record;
+/// let r = Record::new("payload").key("user-42").header("trace", "abc").timestamp(1_700_000_000_000);
+/// assert_eq!(r.key.as_deref(), Some(&b"user-42"[..]));
+/// assert_eq!(r.headers.len(), 1);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Record {
+    /// The key, `None` for null.
+    pub key: Option<Bytes>,
+    /// The value, `None` for null (a tombstone).
+    pub value: Option<Bytes>,
+    /// Headers in order (duplicate keys allowed).
+    pub headers: Vec<RecordHeader>,
+    /// Milliseconds since the Unix epoch. `None` leaves it to whoever reads the
+    /// clock: the runtime facades fill in the current time, the sans-IO core (which
+    /// reads no clock) writes `-1`, "no timestamp".
+    pub timestamp: Option<i64>,
+}
+
+impl Record {
+    /// A record with this value, a null key and no headers.
+    #[must_use]
+    pub fn new(value: impl Into<Bytes>) -> Self {
+        Self {
+            value: Some(value.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the key.
+    #[must_use]
+    pub fn key(mut self, key: impl Into<Bytes>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Adds a header.
+    #[must_use]
+    pub fn header(mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        self.headers.push(RecordHeader {
+            key: key.into(),
+            value: Some(value.into()),
+        });
+        self
+    }
+
+    /// Sets the timestamp (milliseconds since the Unix epoch).
+    #[must_use]
+    pub fn timestamp(mut self, ms: i64) -> Self {
+        self.timestamp = Some(ms);
+        self
+    }
+}
+
+/// A record header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// The key.
+    pub key: String,
+    /// The value, `None` for null.
+    pub value: Option<Bytes>,
+}
+
+/// How a [`Client::produce`] call writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProduceOptions {
+    /// Acknowledgements: `-1` all in-sync replicas (the default), `1` the leader, `0`
+    /// none (the broker sends no response; no offsets come back).
+    pub acks: i16,
+    /// The codec for the batch.
+    pub compression: Compression,
+    /// How long the broker may wait for replication (`timeout_ms`).
+    pub broker_timeout: Duration,
+    /// Largest batch; bigger record sets are refused (Kafka's default
+    /// `max.message.bytes`).
+    pub max_batch_bytes: usize,
+    /// The operation's deadline, retries included; `None` for the client's default.
+    pub timeout: Option<Duration>,
+    /// What to do if the topic does not exist (yet).
+    pub unknown_topic: UnknownTopicHandling,
+}
+
+impl ProduceOptions {
+    /// Sets the acknowledgements (`-1` all, `1` leader, `0` none).
+    #[must_use]
+    pub fn acks(mut self, acks: i16) -> Self {
+        self.acks = acks;
+        self
+    }
+
+    /// Sets the codec.
+    #[must_use]
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Sets the operation's deadline.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets what to do if the topic does not exist (yet).
+    #[must_use]
+    pub fn unknown_topic(mut self, handling: UnknownTopicHandling) -> Self {
+        self.unknown_topic = handling;
+        self
+    }
+}
+
+impl Default for ProduceOptions {
+    fn default() -> Self {
+        Self {
+            acks: -1,
+            compression: Compression::None,
+            broker_timeout: Duration::from_secs(30),
+            max_batch_bytes: crate::records::DEFAULT_MAX_BATCH_BYTES,
+            timeout: None,
+            unknown_topic: UnknownTopicHandling::Error,
+        }
+    }
+}
+
+/// Where produced records landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProduceOutput {
+    /// The offset of the first record (`None` with acks=0).
+    pub base_offset: Option<i64>,
+    /// How many records were written.
+    pub record_count: usize,
+    /// The broker's append time, if the topic uses log-append time.
+    pub log_append_time: Option<i64>,
+}
+
+impl ProduceOutput {
+    /// The offsets of the records, in order (empty with acks=0).
+    #[must_use]
+    pub fn offsets(&self) -> std::ops::Range<i64> {
+        match self.base_offset {
+            Some(b) => b..b + self.record_count as i64,
+            None => 0..0,
+        }
+    }
+}
+
+/// Which records a fetch returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IsolationLevel {
+    /// Every record below the high watermark.
+    #[default]
+    ReadUncommitted,
+    /// Records of committed transactions only, below the last stable offset.
+    ReadCommitted,
+}
+
+/// How a [`Client::fetch`] call reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FetchOptions {
+    /// Bytes the broker should gather before answering (up to `max_wait`).
+    pub min_bytes: i32,
+    /// Most bytes for the partition (at least one batch is always returned).
+    pub max_bytes: i32,
+    /// How long the broker may wait for `min_bytes`.
+    pub max_wait: Duration,
+    /// Which records to return.
+    pub isolation: IsolationLevel,
+    /// The operation's deadline, retries included; `None` for the client's default.
+    pub timeout: Option<Duration>,
+    /// What to do if the topic does not exist (yet).
+    pub unknown_topic: UnknownTopicHandling,
+}
+
+impl FetchOptions {
+    /// Sets the bytes to wait for.
+    #[must_use]
+    pub fn min_bytes(mut self, n: i32) -> Self {
+        self.min_bytes = n;
+        self
+    }
+
+    /// Sets the most bytes to return.
+    #[must_use]
+    pub fn max_bytes(mut self, n: i32) -> Self {
+        self.max_bytes = n;
+        self
+    }
+
+    /// Sets how long the broker may wait for `min_bytes`.
+    #[must_use]
+    pub fn max_wait(mut self, d: Duration) -> Self {
+        self.max_wait = d;
+        self
+    }
+
+    /// Sets which records to return.
+    #[must_use]
+    pub fn isolation(mut self, level: IsolationLevel) -> Self {
+        self.isolation = level;
+        self
+    }
+
+    /// Sets the operation's deadline.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets what to do if the topic does not exist (yet).
+    #[must_use]
+    pub fn unknown_topic(mut self, handling: UnknownTopicHandling) -> Self {
+        self.unknown_topic = handling;
+        self
+    }
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        Self {
+            min_bytes: 1,
+            max_bytes: 1024 * 1024,
+            max_wait: Duration::from_millis(500),
+            isolation: IsolationLevel::ReadUncommitted,
+            timeout: None,
+            unknown_topic: UnknownTopicHandling::Error,
+        }
+    }
+}
+
+/// A fetched record (offset, timestamp, key, value and headers, slices of the
+/// response).
+pub type FetchedRecord = crate::records::Record;
+
+/// What a fetch returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchOutput {
+    /// Records at or after the offset asked for, in offset order.
+    pub records: Vec<FetchedRecord>,
+    /// The partition's high watermark.
+    pub high_watermark: i64,
+    /// The last stable offset (`-1` if not reported).
+    pub last_stable_offset: i64,
+    /// The log start offset (`-1` if not reported).
+    pub log_start_offset: i64,
+    /// Where the next fetch should start: after the last record returned, past
+    /// control batches and aborted records, or the offset asked for if nothing
+    /// complete came back.
+    pub next_offset: i64,
+}
+
+/// Which offset [`Client::list_offsets`] looks up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    /// The log start offset.
+    Earliest,
+    /// The log end offset (the high watermark).
+    Latest,
+    /// The first offset whose timestamp is at or after this (ms since the epoch).
+    Timestamp(i64),
+}
+
+impl OffsetSpec {
+    fn wire(self) -> i64 {
+        match self {
+            Self::Earliest => -2,
+            Self::Latest => -1,
+            Self::Timestamp(t) => t,
+        }
+    }
+}
+
+impl Client {
+    /// Produces `records` to one partition as one batch (rskafka's
+    /// `PartitionClient::produce`), and returns where they landed. Retried on
+    /// retriable errors, after a leader move too; without idempotence a retry after a
+    /// lost response can write the records twice (use the producer for exactly-once
+    /// writes).
+    ///
+    /// The batch is encoded here, so a record set too large for one batch fails at
+    /// once with [`ClientError::Records`].
+    pub fn produce(
+        &mut self,
+        now: Instant,
+        topic: &str,
+        partition: i32,
+        records: Vec<Record>,
+        options: ProduceOptions,
+    ) -> OpId {
+        let encoded = encode_batch(&records, &options);
+        let timeout = options.timeout;
+        let op = Produce {
+            topic: topic.into(),
+            partition,
+            batch: encoded.as_ref().ok().cloned().unwrap_or_default(),
+            count: records.len(),
+            options,
+            result: None,
+            error: encoded.err(),
+        };
+        let targets = if op.error.is_some() {
+            Vec::new()
+        } else {
+            vec![Target::Leader {
+                topic: op.topic.clone(),
+                partition,
+            }]
+        };
+        self.start_op(now, Box::new(op), targets, timeout)
+    }
+
+    /// Fetches records of one partition from `offset`.
+    pub fn fetch(
+        &mut self,
+        now: Instant,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        options: FetchOptions,
+    ) -> OpId {
+        let timeout = options.timeout;
+        let op = Fetch {
+            topic: topic.into(),
+            partition,
+            offset,
+            options,
+            result: None,
+        };
+        let targets = vec![Target::Leader {
+            topic: op.topic.clone(),
+            partition,
+        }];
+        self.start_op(now, Box::new(op), targets, timeout)
+    }
+
+    /// Looks up an offset of one partition (earliest, latest, or by timestamp).
+    pub fn list_offsets(
+        &mut self,
+        now: Instant,
+        topic: &str,
+        partition: i32,
+        spec: OffsetSpec,
+    ) -> OpId {
+        let op = ListOffsets {
+            topic: topic.into(),
+            partition,
+            spec,
+            result: None,
+        };
+        let targets = vec![Target::Leader {
+            topic: op.topic.clone(),
+            partition,
+        }];
+        self.start_op(now, Box::new(op), targets, None)
+    }
+}
+
+/// Encodes records into one RecordBatch v2.
+pub(crate) fn encode_batch(
+    records: &[Record],
+    options: &ProduceOptions,
+) -> Result<Bytes, ClientError> {
+    if records.is_empty() {
+        return Err(ClientError::InvalidArgument("no records to produce".into()));
+    }
+    let config = BatchConfig {
+        compression: options.compression,
+        max_batch_bytes: options.max_batch_bytes,
+        ..BatchConfig::default()
+    };
+    let mut buf = BytesMut::new();
+    let mut builder = BatchBuilder::new(&mut buf, &config);
+    let mut headers: Vec<NewHeader<'_>> = Vec::new();
+    for r in records {
+        headers.clear();
+        headers.extend(
+            r.headers
+                .iter()
+                .map(|h| NewHeader::new(&h.key, h.value.as_deref())),
+        );
+        let record = NewRecord {
+            timestamp: r.timestamp.unwrap_or(-1),
+            key: r.key.as_deref(),
+            value: r.value.as_deref(),
+            headers: &headers,
+        };
+        builder
+            .append(&record)
+            .map_err(|e| ClientError::Records(e.to_string()))?;
+    }
+    builder
+        .finish()
+        .map_err(|e| ClientError::Records(e.to_string()))?;
+    Ok(buf.freeze())
+}
+
+/// Retry or fail for a partition-level error code of a leader-routed request.
+pub(crate) fn partition_step(
+    api: ApiKey,
+    code: ErrorCode,
+    topic: &Arc<str>,
+    partition: i32,
+) -> Step {
+    let refresh = match code {
+        ErrorCode::NOT_LEADER_OR_FOLLOWER
+        | ErrorCode::LEADER_NOT_AVAILABLE
+        | ErrorCode::FENCED_LEADER_EPOCH
+        | ErrorCode::UNKNOWN_LEADER_EPOCH
+        | ErrorCode::REPLICA_NOT_AVAILABLE
+        | ErrorCode::KAFKA_STORAGE_ERROR
+        | ErrorCode::NOT_ENOUGH_REPLICAS => Refresh::Leader {
+            topic: topic.clone(),
+            partition,
+        },
+        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION | ErrorCode::UNKNOWN_TOPIC_ID => {
+            Refresh::Topic(topic.clone())
+        }
+        _ => Refresh::Nothing,
+    };
+    Step::from_code(api, code, None, refresh)
+}
+
+struct Produce {
+    topic: Arc<str>,
+    partition: i32,
+    batch: Bytes,
+    count: usize,
+    options: ProduceOptions,
+    result: Option<ProduceOutput>,
+    error: Option<ClientError>,
+}
+
+impl Operation for Produce {
+    fn name(&self) -> &'static str {
+        "Produce"
+    }
+
+    fn lane(&self) -> Lane {
+        Lane::Produce
+    }
+
+    fn unknown_topic(&self) -> UnknownTopicHandling {
+        self.options.unknown_topic
+    }
+
+    fn build(
+        &mut self,
+        _items: &[usize],
+        versions: &Versions,
+        _m: &Metadata,
+    ) -> Result<Built, ClientError> {
+        let v = version(versions, ApiKey::Produce)
+            .filter(|v| *v >= 3)
+            .ok_or(ClientError::Unsupported(ApiKey::Produce))?;
+        let request = ProduceRequest {
+            transactional_id: None,
+            acks: self.options.acks,
+            timeout_ms: i32::try_from(self.options.broker_timeout.as_millis()).unwrap_or(i32::MAX),
+            topic_data: vec![produce_request::TopicProduceData {
+                name: (&*self.topic).into(),
+                partition_data: vec![produce_request::PartitionProduceData {
+                    index: self.partition,
+                    records: Some(self.batch.clone()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        Ok(Built::new(request, v).hold(self.options.broker_timeout))
+    }
+
+    fn on_reply(
+        &mut self,
+        items: &[usize],
+        reply: Reply,
+        _ctx: &mut Ctx<'_>,
+    ) -> Vec<(usize, Step)> {
+        if matches!(reply, Reply::Sent) {
+            self.result = Some(ProduceOutput {
+                base_offset: None,
+                record_count: self.count,
+                log_append_time: None,
+            });
+            return all(items, || Step::Done);
+        }
+        let response = match decode::<ProduceRequest>(&reply) {
+            Ok(r) => r,
+            Err(e) => return all(items, || Step::Fail(e.clone())),
+        };
+        let p = response
+            .responses
+            .iter()
+            .filter(|t| *t.name == *self.topic)
+            .flat_map(|t| t.partition_responses.iter())
+            .find(|p| p.index == self.partition);
+        let Some(p) = p else {
+            return all(items, || {
+                Step::Fail(ClientError::InvalidResponse {
+                    api: ApiKey::Produce,
+                    detail: format!("no result for {}-{}", self.topic, self.partition),
+                })
+            });
+        };
+        let code = ErrorCode(p.error_code);
+        if code.is_ok() {
+            self.result = Some(ProduceOutput {
+                base_offset: Some(p.base_offset),
+                record_count: self.count,
+                log_append_time: (p.log_append_time_ms >= 0).then_some(p.log_append_time_ms),
+            });
+            return all(items, || Step::Done);
+        }
+        let message = p.error_message.as_ref().map(|m| m.to_string());
+        all(items, || {
+            match partition_step(ApiKey::Produce, code, &self.topic, self.partition) {
+                Step::Fail(_) => {
+                    Step::Fail(ClientError::broker(ApiKey::Produce, code, message.clone()))
+                }
+                s => s,
+            }
+        })
+    }
+
+    fn finish(self: Box<Self>, failed: Vec<(usize, ClientError)>) -> Result<OpOutput, ClientError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if let Some((_, e)) = failed.into_iter().next() {
+            return Err(e);
+        }
+        self.result
+            .map(OpOutput::Produced)
+            .ok_or(ClientError::Closed)
+    }
+}
+
+struct Fetch {
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
+    options: FetchOptions,
+    result: Option<FetchOutput>,
+}
+
+impl Operation for Fetch {
+    fn name(&self) -> &'static str {
+        "Fetch"
+    }
+
+    fn lane(&self) -> Lane {
+        Lane::Fetch
+    }
+
+    fn unknown_topic(&self) -> UnknownTopicHandling {
+        self.options.unknown_topic
+    }
+
+    fn build(
+        &mut self,
+        _items: &[usize],
+        versions: &Versions,
+        metadata: &Metadata,
+    ) -> Result<Built, ClientError> {
+        let mut v =
+            version(versions, ApiKey::Fetch).ok_or(ClientError::Unsupported(ApiKey::Fetch))?;
+        let topic_id = metadata
+            .topic(&self.topic)
+            .map(|t| t.id)
+            .unwrap_or_default();
+        if topic_id == crate::wire::Uuid::ZERO {
+            v = v.min(12); // topic ids are needed from v13
+        }
+        let (epoch, max_wait) = (
+            match metadata.leader(&self.topic, self.partition) {
+                super::super::metadata::Leader::Known { epoch, .. } => epoch,
+                _ => -1,
+            },
+            i32::try_from(self.options.max_wait.as_millis()).unwrap_or(i32::MAX),
+        );
+        let request = FetchRequest {
+            max_wait_ms: max_wait,
+            min_bytes: self.options.min_bytes,
+            max_bytes: self.options.max_bytes.max(1),
+            isolation_level: match self.options.isolation {
+                IsolationLevel::ReadUncommitted => 0,
+                IsolationLevel::ReadCommitted => 1,
+            },
+            session_id: 0,
+            session_epoch: -1,
+            topics: vec![fetch_request::FetchTopic {
+                topic: if v <= 12 {
+                    (&*self.topic).into()
+                } else {
+                    Default::default()
+                },
+                topic_id: if v >= 13 {
+                    topic_id
+                } else {
+                    Default::default()
+                },
+                partitions: vec![fetch_request::FetchPartition {
+                    partition: self.partition,
+                    current_leader_epoch: if v >= 9 { epoch } else { -1 },
+                    fetch_offset: self.offset,
+                    partition_max_bytes: self.options.max_bytes.max(1),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        Ok(Built::new(request, v).hold(self.options.max_wait))
+    }
+
+    fn on_reply(
+        &mut self,
+        items: &[usize],
+        reply: Reply,
+        _ctx: &mut Ctx<'_>,
+    ) -> Vec<(usize, Step)> {
+        let response = match decode::<FetchRequest>(&reply) {
+            Ok(r) => r,
+            Err(e) => return all(items, || Step::Fail(e.clone())),
+        };
+        let top = ErrorCode(response.error_code);
+        if !top.is_ok() {
+            return all(items, || {
+                Step::from_code(ApiKey::Fetch, top, None, Refresh::Metadata)
+            });
+        }
+        let p = response
+            .responses
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .find(|p| p.partition_index == self.partition);
+        let Some(p) = p else {
+            return all(items, || {
+                Step::Fail(ClientError::InvalidResponse {
+                    api: ApiKey::Fetch,
+                    detail: format!("no data for {}-{}", self.topic, self.partition),
+                })
+            });
+        };
+        let code = ErrorCode(p.error_code);
+        if !code.is_ok() {
+            return all(items, || {
+                partition_step(ApiKey::Fetch, code, &self.topic, self.partition)
+            });
+        }
+        let aborted = (self.options.isolation == IsolationLevel::ReadCommitted).then(|| {
+            ReadCommitted::new(p.aborted_transactions.iter().flatten().map(|t| {
+                AbortedTransaction {
+                    producer_id: t.producer_id,
+                    first_offset: t.first_offset,
+                }
+            }))
+        });
+        match decode_records(p.records.clone().unwrap_or_default(), self.offset, aborted) {
+            Ok((records, next_offset)) => {
+                self.result = Some(FetchOutput {
+                    records,
+                    high_watermark: p.high_watermark,
+                    last_stable_offset: p.last_stable_offset,
+                    log_start_offset: p.log_start_offset,
+                    next_offset,
+                });
+                all(items, || Step::Done)
+            }
+            Err(e) => all(items, || Step::Fail(e.clone())),
+        }
+    }
+
+    fn finish(self: Box<Self>, failed: Vec<(usize, ClientError)>) -> Result<OpOutput, ClientError> {
+        if let Some((_, e)) = failed.into_iter().next() {
+            return Err(e);
+        }
+        self.result
+            .map(OpOutput::Fetched)
+            .ok_or(ClientError::Closed)
+    }
+}
+
+/// Decodes a partition's records from `offset` on; returns them and the next offset.
+pub(crate) fn decode_records(
+    buf: Bytes,
+    offset: i64,
+    mut filter: Option<ReadCommitted>,
+) -> Result<(Vec<FetchedRecord>, i64), ClientError> {
+    let opts = DecodeOptions::default();
+    let bad = |e: crate::records::RecordsError| ClientError::Records(e.to_string());
+    let mut records = Vec::new();
+    let mut next = offset;
+    for batch in BatchReader::new(buf, opts) {
+        let batch = batch.map_err(bad)?;
+        let last = batch.last_offset();
+        let keep = match filter.as_mut() {
+            Some(f) => f.keep(&batch, &opts).map_err(bad)?,
+            None => !matches!(&batch, crate::records::Batch::V2(b) if b.header.is_control()),
+        };
+        if keep && last >= offset {
+            for r in batch.records(&opts).map_err(bad)? {
+                let r = r.map_err(bad)?;
+                if r.offset >= offset {
+                    records.push(r);
+                }
+            }
+        }
+        next = next.max(last + 1);
+    }
+    Ok((records, next))
+}
+
+struct ListOffsets {
+    topic: Arc<str>,
+    partition: i32,
+    spec: OffsetSpec,
+    result: Option<(i64, i64)>,
+}
+
+impl Operation for ListOffsets {
+    fn name(&self) -> &'static str {
+        "ListOffsets"
+    }
+
+    fn unknown_topic(&self) -> UnknownTopicHandling {
+        UnknownTopicHandling::Error
+    }
+
+    fn build(
+        &mut self,
+        _items: &[usize],
+        versions: &Versions,
+        _m: &Metadata,
+    ) -> Result<Built, ClientError> {
+        let v = version(versions, ApiKey::ListOffsets)
+            .filter(|v| *v >= 1)
+            .ok_or(ClientError::Unsupported(ApiKey::ListOffsets))?;
+        let request = ListOffsetsRequest {
+            replica_id: -1,
+            isolation_level: 0,
+            topics: vec![list_offsets_request::ListOffsetsTopic {
+                name: (&*self.topic).into(),
+                partitions: vec![list_offsets_request::ListOffsetsPartition {
+                    partition_index: self.partition,
+                    current_leader_epoch: -1,
+                    timestamp: self.spec.wire(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        Ok(Built::new(request, v))
+    }
+
+    fn on_reply(
+        &mut self,
+        items: &[usize],
+        reply: Reply,
+        _ctx: &mut Ctx<'_>,
+    ) -> Vec<(usize, Step)> {
+        let response = match decode::<ListOffsetsRequest>(&reply) {
+            Ok(r) => r,
+            Err(e) => return all(items, || Step::Fail(e.clone())),
+        };
+        let p = response
+            .topics
+            .iter()
+            .filter(|t| *t.name == *self.topic)
+            .flat_map(|t| t.partitions.iter())
+            .find(|p| p.partition_index == self.partition);
+        let Some(p) = p else {
+            return all(items, || {
+                Step::Fail(ClientError::InvalidResponse {
+                    api: ApiKey::ListOffsets,
+                    detail: format!("no offset for {}-{}", self.topic, self.partition),
+                })
+            });
+        };
+        let code = ErrorCode(p.error_code);
+        if code.is_ok() {
+            self.result = Some((p.offset, p.timestamp));
+            return all(items, || Step::Done);
+        }
+        all(items, || {
+            partition_step(ApiKey::ListOffsets, code, &self.topic, self.partition)
+        })
+    }
+
+    fn finish(self: Box<Self>, failed: Vec<(usize, ClientError)>) -> Result<OpOutput, ClientError> {
+        if let Some((_, e)) = failed.into_iter().next() {
+            return Err(e);
+        }
+        self.result
+            .map(|(offset, timestamp)| OpOutput::Offset { offset, timestamp })
+            .ok_or(ClientError::Closed)
+    }
+}
