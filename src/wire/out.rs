@@ -97,10 +97,30 @@ pub trait Out {
     }
 }
 
+/// `padded[..len]` appended to `vec`: with room to spare, as a copy of all of
+/// `padded` (of a size known where it is inlined, so no call to `memcpy`) and a cut
+/// back to `len`; without, as a copy of `len` bytes, so the `Vec` never grows for the
+/// padding.
+#[inline(always)]
+fn vec_write_padded(vec: &mut Vec<u8>, padded: &[u8], len: usize) {
+    let keep = vec.len() + len.min(padded.len());
+    if vec.capacity() - vec.len() >= padded.len() {
+        vec.extend_from_slice(padded);
+        vec.truncate(keep);
+    } else {
+        vec.extend_from_slice(padded.get(..len).unwrap_or(padded));
+    }
+}
+
 impl Out for Vec<u8> {
     #[inline]
     fn write_slice(&mut self, bytes: &[u8]) {
         self.extend_from_slice(bytes);
+    }
+
+    #[inline]
+    fn write_padded(&mut self, padded: &[u8], len: usize) {
+        vec_write_padded(self, padded, len);
     }
 
     #[inline]
@@ -113,6 +133,18 @@ impl Out for BytesMut {
     #[inline]
     fn write_slice(&mut self, bytes: &[u8]) {
         self.extend_from_slice(bytes);
+    }
+
+    /// As for `Vec<u8>`: one fixed-size copy when there is room to spare.
+    #[inline]
+    fn write_padded(&mut self, padded: &[u8], len: usize) {
+        let keep = self.len() + len.min(padded.len());
+        if self.capacity() - self.len() >= padded.len() {
+            self.extend_from_slice(padded);
+            self.truncate(keep);
+        } else {
+            self.extend_from_slice(padded.get(..len).unwrap_or(padded));
+        }
     }
 }
 
@@ -198,6 +230,11 @@ impl<B: BufMut> Out for SpillOut<'_, B> {
     fn write_byte(&mut self, byte: u8) {
         self.scratch.push(byte);
     }
+
+    #[inline]
+    fn write_padded(&mut self, padded: &[u8], len: usize) {
+        vec_write_padded(&mut self.scratch, padded, len);
+    }
 }
 
 /// Encodes without copying large byte fields: small writes are gathered into chunks,
@@ -248,6 +285,11 @@ impl Out for ChunkedOut {
     #[inline]
     fn write_slice(&mut self, bytes: &[u8]) {
         self.scratch.extend_from_slice(bytes);
+    }
+
+    #[inline]
+    fn write_padded(&mut self, padded: &[u8], len: usize) {
+        vec_write_padded(&mut self.scratch, padded, len);
     }
 
     #[inline]
@@ -524,6 +566,49 @@ mod tests {
         out.write_byte(4);
         drop(out);
         assert_eq!(vec, [1, 2, 3, 4]);
+    }
+
+    /// A `Vec` or `BytesMut` sized for what is written is not grown for padding.
+    #[test]
+    fn padding_never_grows_an_exactly_sized_buffer() {
+        let padded = [7u8; 36];
+        let mut vec = Vec::with_capacity(9);
+        vec.write_padded(&padded, 9);
+        assert_eq!((vec.len(), vec.capacity()), (9, 9));
+        let mut bytes = BytesMut::with_capacity(9);
+        bytes.write_padded(&padded, 9);
+        assert_eq!((bytes.len(), bytes.capacity()), (9, 9));
+    }
+
+    /// Every sink keeps exactly `padded[..len]` (all of it when `len` is longer).
+    #[test]
+    fn every_sink_writes_padded_bytes_as_a_slice() {
+        let padded = [1u8, 2, 3, 4];
+        for len in 0..=6 {
+            let expected: Vec<u8> = [9].iter().chain(&padded[..len.min(4)]).copied().collect();
+            let mut vec = vec![9u8];
+            vec.write_padded(&padded, len);
+            assert_eq!(vec, expected, "Vec, {len}");
+            let mut bytes = BytesMut::from(&[9u8][..]);
+            bytes.write_padded(&padded, len);
+            assert_eq!(bytes[..], expected[..], "BytesMut, {len}");
+            let mut chunked = ChunkedOut::new();
+            chunked.write_byte(9);
+            chunked.write_padded(&padded, len);
+            assert_eq!(chunked.finish().concat(), expected, "ChunkedOut, {len}");
+            let mut dest = BytesMut::new();
+            let mut spill = SpillOut::new(&mut dest);
+            spill.write_byte(9);
+            spill.write_padded(&padded, len);
+            spill.finish();
+            assert_eq!(dest[..], expected[..], "SpillOut, {len}");
+            let mut fast = Vec::new();
+            let mut out = VecOut::new(&mut fast);
+            out.write_byte(9);
+            out.write_padded(&padded, len);
+            drop(out);
+            assert_eq!(fast, expected, "VecOut, {len}");
+        }
     }
 
     #[test]
