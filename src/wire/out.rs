@@ -97,18 +97,50 @@ pub trait Out {
     }
 }
 
-/// `padded[..len]` appended to `vec`: with room to spare, as a copy of all of
+/// The growable buffers encoders append to directly (`Vec<u8>` and [`BytesMut`]):
+/// what [`write_padded_into`] needs of them.
+trait Growable {
+    /// Bytes written, and room for more before the buffer must grow.
+    fn filled_and_room(&self) -> (usize, usize);
+    /// Appends `bytes`.
+    fn append(&mut self, bytes: &[u8]);
+    /// Cuts the buffer back to its first `len` bytes.
+    fn cut(&mut self, len: usize);
+}
+
+// The same three methods, which both types have under the same names.
+macro_rules! growable {
+    ($($t:ty),*) => {$(
+        impl Growable for $t {
+            #[inline(always)]
+            fn filled_and_room(&self) -> (usize, usize) {
+                (self.len(), self.capacity() - self.len())
+            }
+            #[inline(always)]
+            fn append(&mut self, bytes: &[u8]) {
+                self.extend_from_slice(bytes);
+            }
+            #[inline(always)]
+            fn cut(&mut self, len: usize) {
+                self.truncate(len);
+            }
+        }
+    )*};
+}
+growable!(Vec<u8>, BytesMut);
+
+/// `padded[..len]` appended to `buf`: with room to spare, as a copy of all of
 /// `padded` (of a size known where it is inlined, so no call to `memcpy`) and a cut
-/// back to `len`; without, as a copy of `len` bytes, so the `Vec` never grows for the
-/// padding.
+/// back to `len`; without, as a copy of `len` bytes, so the buffer never grows for
+/// the padding.
 #[inline(always)]
-fn vec_write_padded(vec: &mut Vec<u8>, padded: &[u8], len: usize) {
-    let keep = vec.len() + len.min(padded.len());
-    if vec.capacity() - vec.len() >= padded.len() {
-        vec.extend_from_slice(padded);
-        vec.truncate(keep);
+fn write_padded_into<B: Growable>(buf: &mut B, padded: &[u8], len: usize) {
+    let (filled, room) = buf.filled_and_room();
+    if room >= padded.len() {
+        buf.append(padded);
+        buf.cut(filled + len.min(padded.len()));
     } else {
-        vec.extend_from_slice(padded.get(..len).unwrap_or(padded));
+        buf.append(padded.get(..len).unwrap_or(padded));
     }
 }
 
@@ -120,7 +152,7 @@ impl Out for Vec<u8> {
 
     #[inline]
     fn write_padded(&mut self, padded: &[u8], len: usize) {
-        vec_write_padded(self, padded, len);
+        write_padded_into(self, padded, len);
     }
 
     #[inline]
@@ -135,16 +167,9 @@ impl Out for BytesMut {
         self.extend_from_slice(bytes);
     }
 
-    /// As for `Vec<u8>`: one fixed-size copy when there is room to spare.
     #[inline]
     fn write_padded(&mut self, padded: &[u8], len: usize) {
-        let keep = self.len() + len.min(padded.len());
-        if self.capacity() - self.len() >= padded.len() {
-            self.extend_from_slice(padded);
-            self.truncate(keep);
-        } else {
-            self.extend_from_slice(padded.get(..len).unwrap_or(padded));
-        }
+        write_padded_into(self, padded, len);
     }
 }
 
@@ -233,7 +258,7 @@ impl<B: BufMut> Out for SpillOut<'_, B> {
 
     #[inline]
     fn write_padded(&mut self, padded: &[u8], len: usize) {
-        vec_write_padded(&mut self.scratch, padded, len);
+        write_padded_into(&mut self.scratch, padded, len);
     }
 }
 
@@ -289,7 +314,7 @@ impl Out for ChunkedOut {
 
     #[inline]
     fn write_padded(&mut self, padded: &[u8], len: usize) {
-        vec_write_padded(&mut self.scratch, padded, len);
+        write_padded_into(&mut self.scratch, padded, len);
     }
 
     #[inline]
