@@ -452,3 +452,57 @@ impl crate::runtime::ClientBuilder {
         Ok(Client { inner: client })
     }
 }
+
+/// The client's producer for blocking code: the same calls as the async
+/// [`runtime::Producer`](crate::runtime::Producer); `send` returns at once and each
+/// delivery can be waited for with [`DeliveryFuture::wait`](crate::runtime::DeliveryFuture::wait).
+///
+/// ```no_run
+/// use kafka_sansio::client::ProducerRecord;
+/// use kafka_sansio::runtime::ClientBuilder;
+///
+/// # fn demo() -> Result<(), kafka_sansio::client::ClientError> {
+/// let producer = ClientBuilder::new("localhost:9092").build_blocking()?.producer();
+/// let delivery = producer.send(ProducerRecord::new("events", "hello"));
+/// producer.flush()?;
+/// println!("offset {:?}", delivery.wait()?.offset);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Producer {
+    inner: crate::runtime::Producer,
+}
+
+impl Client {
+    /// The client's producer.
+    #[must_use]
+    pub fn producer(&self) -> Producer {
+        Producer {
+            inner: self.inner.producer(),
+        }
+    }
+}
+
+impl Producer {
+    /// Hands a record over at once; see the async `send`.
+    pub fn send(&self, record: crate::client::ProducerRecord) -> crate::runtime::DeliveryFuture {
+        self.inner.send(record)
+    }
+
+    /// Hands many records over at once; see the async `send_batch`.
+    pub fn send_batch(
+        &self,
+        records: Vec<crate::client::ProducerRecord>,
+    ) -> Vec<crate::runtime::DeliveryFuture> {
+        self.inner.send_batch(records)
+    }
+
+    /// Sends everything buffered and waits until every record handed over before
+    /// has been delivered.
+    ///
+    /// # Errors
+    /// The client is closed.
+    pub fn flush(&self) -> Result<(), ClientError> {
+        futures_lite::future::block_on(self.inner.flush())
+    }
+}

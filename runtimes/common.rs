@@ -16,6 +16,7 @@ use crate::messages::{ApiKey, Request};
 use crate::wire::VersionRange;
 
 pub use crate::facade::{Client, ClientBuilder, ControllerClient, PartitionClient};
+pub use crate::producer_facade::{DeliveryFuture, Producer};
 #[cfg(feature = "tls")]
 pub use crate::tls::TlsConfig;
 

@@ -21,7 +21,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures_lite::Stream;
 
-use crate::client::{Client, ClientError, ClientStats, ConnId, Event, OpId, OpOutput, Output};
+use crate::client::{
+    Client, ClientError, ClientStats, ConnId, Event, OpId, OpOutput, Output, ProducerRecord,
+    RecordId, RecordMetadata, SendError,
+};
 use crate::connection::TransportError;
 use crate::runtime::now;
 
@@ -65,6 +68,29 @@ pub(crate) enum Command {
     Stats(async_channel::Sender<ClientStats>),
     /// Close every connection, fail what is pending, and stop.
     Close(async_channel::Sender<()>),
+    /// Hand records to the producer; each one's delivery goes to its sender.
+    Send(Vec<(ProducerRecord, DeliverySender)>),
+    /// Send everything buffered now; answer once every record sent before has
+    /// been delivered.
+    Flush(async_channel::Sender<()>),
+}
+
+/// Where a record's delivery report goes.
+pub(crate) type DeliverySender = crate::oneshot::Sender<Result<RecordMetadata, ClientError>>;
+
+/// Records handed over, by the driver's own count, and who waits for them.
+#[derive(Default)]
+struct Deliveries {
+    /// The next count to give a record.
+    next: u64,
+    /// Records the producer accepted: their count and who waits.
+    accepted: HashMap<RecordId, (u64, DeliverySender)>,
+    /// Records waiting for room in the producer's buffer, in order.
+    blocked: VecDeque<(u64, ProducerRecord, DeliverySender, Instant)>,
+    /// Counts of records not yet reported.
+    outstanding: std::collections::BTreeSet<u64>,
+    /// Flushes waiting for every record below their count.
+    flushes: Vec<(u64, async_channel::Sender<()>)>,
 }
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -105,6 +131,7 @@ pub(crate) struct Driver<N: Net> {
     tls: DriverTls,
     buf: Box<[u8]>,
     closing: Option<Vec<async_channel::Sender<()>>>,
+    deliveries: Deliveries,
 }
 
 impl<N: Net> Driver<N> {
@@ -123,6 +150,7 @@ impl<N: Net> Driver<N> {
             tls,
             buf: vec![0; READ_CHUNK].into_boxed_slice(),
             closing: None,
+            deliveries: Deliveries::default(),
         }
     }
 
@@ -149,8 +177,82 @@ impl<N: Net> Driver<N> {
             Command::Close(reply) => {
                 self.client.close(now);
                 self.closing.get_or_insert_with(Vec::new).push(reply);
+                self.fail_unsent(ClientError::Closed);
+            }
+            Command::Send(records) => {
+                let deadline = now + self.client.config().producer.delivery_timeout;
+                for (record, done) in records {
+                    let n = self.deliveries.next;
+                    self.deliveries.next += 1;
+                    if self.closing.is_some() {
+                        done.send(Err(ClientError::Closed));
+                        continue;
+                    }
+                    self.deliveries.outstanding.insert(n);
+                    self.deliveries
+                        .blocked
+                        .push_back((n, record, done, deadline));
+                }
+                self.admit(now);
+            }
+            Command::Flush(reply) => {
+                self.client.flush(now);
+                let mark = self.deliveries.next;
+                self.deliveries.flushes.push((mark, reply));
+                self.finish_flushes();
             }
         }
+    }
+
+    /// Moves records waiting for buffer room into the producer, in order; those
+    /// that waited past their delivery timeout fail.
+    fn admit(&mut self, now: Instant) {
+        while let Some((n, record, done, deadline)) = self.deliveries.blocked.pop_front() {
+            match self.client.try_send(now, record) {
+                Ok(id) => {
+                    self.deliveries.accepted.insert(id, (n, done));
+                }
+                Err((SendError::BufferFull { .. }, record)) if now < deadline => {
+                    // back to the front, until deliveries free room
+                    self.deliveries
+                        .blocked
+                        .push_front((n, record, done, deadline));
+                    break;
+                }
+                Err((e, _)) => {
+                    self.deliveries.outstanding.remove(&n);
+                    done.send(Err(ClientError::Send(e)));
+                }
+            }
+        }
+        self.finish_flushes();
+    }
+
+    fn delivered(&mut self, record: RecordId, result: Result<RecordMetadata, ClientError>) {
+        if let Some((n, done)) = self.deliveries.accepted.remove(&record) {
+            self.deliveries.outstanding.remove(&n);
+            done.send(result);
+        }
+    }
+
+    fn finish_flushes(&mut self) {
+        let first = self.deliveries.outstanding.iter().next().copied();
+        self.deliveries.flushes.retain(|(mark, reply)| {
+            let done = first.is_none_or(|f| f >= *mark);
+            if done {
+                let _ = reply.try_send(());
+            }
+            !done
+        });
+    }
+
+    /// Fails records not yet handed to the producer.
+    fn fail_unsent(&mut self, error: ClientError) {
+        for (n, _, done, _) in self.deliveries.blocked.drain(..) {
+            self.deliveries.outstanding.remove(&n);
+            done.send(Err(error.clone()));
+        }
+        self.finish_flushes();
     }
 
     /// Carries out the client's outputs and completes finished operations.
@@ -204,12 +306,22 @@ impl<N: Net> Driver<N> {
         }
         while let Some(event) = self.client.poll_event() {
             progressed = true;
-            let Event::Done { op, result } = event;
-            if let Some((token, done)) = self.waiters.remove(&op) {
-                self.tokens.remove(&token);
-                let _ = done.try_send(result);
+            match event {
+                Event::Done { op, result } => {
+                    if let Some((token, done)) = self.waiters.remove(&op) {
+                        self.tokens.remove(&token);
+                        let _ = done.try_send(result);
+                    }
+                }
+                Event::Delivered { record, result } => self.delivered(record, result),
+                // The consumer facade (a later change) takes these; nothing waits yet.
+                Event::RecordsReady | Event::ConsumerError { .. } => {}
             }
         }
+        if !self.deliveries.blocked.is_empty() {
+            self.admit(now());
+        }
+        self.finish_flushes();
         progressed
     }
 

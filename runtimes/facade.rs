@@ -501,6 +501,14 @@ impl Client {
         })
     }
 
+    /// Sends a command to the driver.
+    pub(crate) fn command(&self, command: Command) -> Result<(), ClientError> {
+        self.inner
+            .commands
+            .try_send(command)
+            .map_err(|_| ClientError::Closed)
+    }
+
     /// A snapshot of per-broker counters.
     ///
     /// # Errors

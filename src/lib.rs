@@ -96,6 +96,12 @@ mod driver;
 #[path = "../runtimes/facade.rs"]
 mod facade;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "blocking"))]
+#[path = "../runtimes/oneshot.rs"]
+mod oneshot;
+#[cfg(any(feature = "tokio", feature = "smol", feature = "blocking"))]
+#[path = "../runtimes/producer.rs"]
+mod producer_facade;
+#[cfg(any(feature = "tokio", feature = "smol", feature = "blocking"))]
 #[cfg_attr(
     docsrs,
     doc(cfg(any(feature = "tokio", feature = "smol", feature = "blocking")))

@@ -257,3 +257,70 @@ fn blocking_facade_needs_no_runtime() {
     client.close();
     server.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producer_facade_sends_without_waiting_and_reports_each_record() {
+    use kafka_sansio::client::ProducerRecord;
+    let server = serve(cluster(3)).await.unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .configure(|c| c.producer.linger = Duration::from_millis(5))
+        .build_tokio()
+        .await
+        .unwrap();
+    client.create_topic("p", 4, 3).await.unwrap();
+    let producer = client.producer();
+    let futures: Vec<_> = (0..5000)
+        .map(|i| {
+            producer.send(ProducerRecord::new("p", format!("v{i}")).key(format!("k{}", i % 100)))
+        })
+        .collect();
+    // Dropping some futures does not cancel their records.
+    let kept: Vec<_> = futures
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % 10 != 0)
+        .map(|(_, f)| f)
+        .collect();
+    producer.flush().await.unwrap();
+    let mut per_partition = std::collections::BTreeMap::<i32, usize>::new();
+    for f in kept {
+        let m = f.await.unwrap();
+        *per_partition.entry(m.partition).or_default() += 1;
+    }
+    assert_eq!(per_partition.values().sum::<usize>(), 4500);
+    let mut total = 0;
+    for p in 0..4 {
+        let pc = client
+            .partition_client("p", p, UnknownTopicHandling::Error)
+            .await
+            .unwrap();
+        total += pc.get_offset(OffsetSpec::Latest).await.unwrap();
+    }
+    assert_eq!(total, 5000, "the dropped futures' records were written too");
+    client.close().await;
+    server.shutdown().await;
+}
+
+#[test]
+fn blocking_producer_waits_for_each_delivery() {
+    use kafka_sansio::client::ProducerRecord;
+    let server = BackgroundServer::start(cluster(1)).unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .build_blocking()
+        .unwrap();
+    client.create_topic("bp", 1, 1).unwrap();
+    let producer = client.producer();
+    let deliveries = producer.send_batch(
+        (0..100)
+            .map(|i| ProducerRecord::new("bp", format!("{i}")))
+            .collect(),
+    );
+    producer.flush().unwrap();
+    let offsets: Vec<i64> = deliveries
+        .into_iter()
+        .map(|d| d.wait().unwrap().offset.unwrap())
+        .collect();
+    assert_eq!(offsets, (0..100).collect::<Vec<_>>());
+    client.close();
+    server.shutdown();
+}

@@ -10,7 +10,7 @@ use crate::messages::{
 use crate::messages::{
     create_partitions_response, create_topics_response, delete_topics_response, metadata_response,
 };
-use crate::sim::{Cluster, MAX_PARTITIONS_PER_CLUSTER, MAX_PARTITIONS_PER_TOPIC, Partition, Topic};
+use crate::sim::{Cluster, Partition, Topic};
 use crate::wire::{ByteString, Uuid};
 
 pub(super) fn metadata(call: &mut Call, r: &MetadataRequest) -> MetadataResponse {
@@ -40,7 +40,7 @@ pub(super) fn metadata(call: &mut Call, r: &MetadataRequest) -> MetadataResponse
                 topic_id: id,
                 ..Default::default()
             };
-        let name = match name.or_else(|| cluster.topic_name(id)) {
+        let name = match name.or_else(|| cluster.topic_name(id).cloned()) {
             Some(n) => n,
             None => {
                 topics.push(unknown(ErrorCode::UNKNOWN_TOPIC_ID, None));
@@ -60,7 +60,10 @@ pub(super) fn metadata(call: &mut Call, r: &MetadataRequest) -> MetadataResponse
                 .config
                 .default_replication
                 .min(cluster.broker_ids().count() as i16);
-            let _ = cluster.create_topic(&name, cluster.config.default_partitions, replication);
+            let partitions = cluster.config.default_partitions;
+            // Over the auto-creation limits the topic stays unknown (and explicit
+            // creations keep their room).
+            let _ = cluster.create_topic_as(&name, partitions, replication, true);
         }
         let Some(topic) = cluster.topics.get(&name) else {
             let error = if valid_topic_name(&name) {
@@ -198,9 +201,7 @@ pub(super) fn create_topics(call: &mut Call, r: &CreateTopicsRequest) -> CreateT
             Some(ErrorCode::INVALID_TOPIC_EXCEPTION)
         } else if cluster.topics.contains_key(&*t.name) {
             Some(ErrorCode::TOPIC_ALREADY_EXISTS)
-        } else if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions)
-            || cluster.partition_count() + partitions as usize > MAX_PARTITIONS_PER_CLUSTER
-        {
+        } else if cluster.partition_room(0, partitions, false).is_err() {
             Some(ErrorCode::INVALID_PARTITIONS)
         } else if replication < 1 || i32::from(replication) > brokers {
             Some(ErrorCode::INVALID_REPLICATION_FACTOR)
@@ -245,7 +246,7 @@ pub(super) fn delete_topics(call: &mut Call, r: &DeleteTopicsRequest) -> DeleteT
     for (name, id) in targets {
         let found = match &name {
             Some(n) => cluster.topics.get(n).map(|t| (n.clone(), t.id)),
-            None => cluster.topic_name(id).map(|n| (n, id)),
+            None => cluster.topic_name(id).map(|n| (n.clone(), id)),
         };
         let mut out = delete_topics_response::DeletableTopicResult {
             name: name.clone().map(ByteString::from),
@@ -305,15 +306,15 @@ pub(super) fn create_partitions(
                     Some(ErrorCode::INVALID_PARTITIONS)
                 }
                 Some(topic)
-                    if t.count > MAX_PARTITIONS_PER_TOPIC
-                        || cluster.partition_count()
-                            + (t.count as usize - topic.partitions.len())
-                            > MAX_PARTITIONS_PER_CLUSTER =>
+                    if cluster
+                        .partition_room(topic.partitions.len(), t.count, topic.auto_created)
+                        .is_err() =>
                 {
-                    message = Some(format!(
-                        "The simulated cluster holds at most {MAX_PARTITIONS_PER_TOPIC} \
-                         partitions per topic and {MAX_PARTITIONS_PER_CLUSTER} in all."
-                    ));
+                    let why = cluster
+                        .partition_room(topic.partitions.len(), t.count, topic.auto_created)
+                        .err()
+                        .unwrap_or_default();
+                    message = Some(format!("The simulated cluster cannot hold {why}."));
                     Some(ErrorCode::INVALID_PARTITIONS)
                 }
                 Some(_) if r.validate_only => None,

@@ -46,12 +46,14 @@ impl Call<'_> {
             .err()
     }
 
-    /// A group's answer now, or `None` with the request parked until `until`.
-    fn now_or_park<T>(&mut self, reply: Reply<T>) -> Option<T> {
+    /// A group's answer now, or `None` with the request parked until `until` or
+    /// until the group changes.
+    fn now_or_park<T>(&mut self, group: &str, reply: Reply<T>) -> Option<T> {
         match reply {
             Reply::Now(resp) => Some(resp),
             Reply::Wait(until) => {
                 self.pending.deadline = Some(until);
+                self.cluster.groups.watch(group, self.conn);
                 None
             }
         }
@@ -136,7 +138,7 @@ pub(super) fn join_group(call: &mut Call, r: &JoinGroupRequest) -> Option<JoinGr
         .cluster
         .groups
         .join(r, call.version, &client_id, first, call.now);
-    call.now_or_park(reply)
+    call.now_or_park(&r.group_id, reply)
 }
 
 /// SyncGroup; `None` while a follower waits for the leader's assignment.
@@ -148,7 +150,7 @@ pub(super) fn sync_group(call: &mut Call, r: &SyncGroupRequest) -> Option<SyncGr
         });
     }
     let reply = call.cluster.groups.sync(r, call.version, call.now);
-    call.now_or_park(reply)
+    call.now_or_park(&r.group_id, reply)
 }
 
 pub(super) fn heartbeat(call: &mut Call, r: &HeartbeatRequest) -> HeartbeatResponse {

@@ -26,12 +26,12 @@ use crate::messages::{
     offset_commit_response as ocs, offset_fetch_response as ofs,
     offset_for_leader_epoch_response as oes, produce_response as ps,
 };
-use crate::wire::{ByteString, Bytes, BytesMut, VersionRange};
+use crate::wire::{BufMut, ByteString, Bytes, BytesMut, VersionRange};
 use std::time::Instant;
 
 /// What became of a request.
 pub(crate) enum Outcome {
-    /// The response frame's body (header and message, without the size prefix).
+    /// The response frame, size prefix included.
     Respond(Bytes),
     /// A request without a response (Produce with acks=0).
     NoResponse,
@@ -136,21 +136,44 @@ pub(crate) fn supported_versions(api: ApiKey, sasl: bool) -> Option<VersionRange
     VersionRange { min, max }.intersect(&api.valid_versions())
 }
 
-/// Encodes a response (header and body) at `version`.
+/// Encodes a response frame (size, header and body) at `version`, in one buffer of
+/// the exact size (a Fetch response's record data is copied once, not grown into);
+/// a frame over 2 GiB, which no size prefix can say, closes the connection instead
+/// of going out with a wrapped size.
 fn respond(api: ApiKey, version: i16, correlation_id: i32, body: ResponseBody) -> Outcome {
-    let mut out = BytesMut::new();
+    let mut head = BytesMut::new();
     let header = ResponseHeader {
         correlation_id,
         ..Default::default()
     };
     if header
-        .encode(&mut out, api.response_header_version(version))
+        .encode(&mut head, api.response_header_version(version))
         .is_err()
-        || body.encode(&mut out, version).is_err()
     {
         return Outcome::Close;
     }
-    Outcome::Respond(out.freeze())
+    let body = match &body {
+        ResponseBody::Fetch(fetch) => fetch.encode_chunks(version),
+        other => {
+            let mut out = BytesMut::new();
+            other.encode(&mut out, version).map(|()| vec![out.freeze()])
+        }
+    };
+    let Ok(body) = body else {
+        return Outcome::Close;
+    };
+    let len = head.len() + body.iter().map(Bytes::len).sum::<usize>();
+    let Ok(size) = i32::try_from(len) else {
+        return Outcome::Close;
+    };
+    // One allocation of the exact size, one copy of the record data.
+    let mut frame = BytesMut::with_capacity(4 + len);
+    frame.put_i32(size);
+    frame.extend_from_slice(&head);
+    for chunk in &body {
+        frame.extend_from_slice(chunk);
+    }
+    Outcome::Respond(frame.freeze())
 }
 
 /// Answers (or parks) the request `pending` that arrived on `conn`.

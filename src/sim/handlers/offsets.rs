@@ -101,13 +101,7 @@ pub(super) fn delete_records(call: &mut Call, r: &DeleteRecordsRequest) -> Delet
 fn end_offset_for_epoch(p: &Partition, requested: i32) -> (i32, i64) {
     // (epoch, start offset) of each leader epoch that wrote data, then the current
     // one, which starts where the log ended when it was elected (or later).
-    let mut epochs: Vec<(i32, i64)> = Vec::new();
-    for b in &p.log.batches {
-        let e = b.header.partition_leader_epoch;
-        if epochs.last().is_none_or(|(last, _)| e > *last) {
-            epochs.push((e, b.base_offset));
-        }
-    }
+    let mut epochs: Vec<(i32, i64)> = p.log.epochs().to_vec();
     if epochs.last().is_none_or(|(last, _)| p.leader_epoch > *last) {
         epochs.push((p.leader_epoch, p.log.log_end_offset));
     }

@@ -50,25 +50,36 @@ pub(super) fn produce(call: &mut Call, r: &ProduceRequest) -> Option<ProduceResp
 }
 
 /// Appends one partition's records on its leader; the append's outcome and the log
-/// start offset.
+/// start offset. The fetches waiting on the partition wake (now, or once an `acks=1`
+/// batch reaches the followers).
 fn append(
     call: &mut Call,
     topic: &str,
     pd: &produce_request::PartitionProduceData,
     replicated_at: Instant,
 ) -> Result<(Appended, i64), ErrorCode> {
+    let (now, max_batch) = (call.now, call.cluster.config.message_max_bytes);
     let p = call.on_leader(topic, pd.index)?;
     let records = pd.records.clone().unwrap_or_default();
     let appended = p
         .log
-        .append(&records, p.leader_epoch, replicated_at)
+        .append(&records, p.leader_epoch, now, replicated_at, max_batch)
         .map_err(|e| match e {
             AppendRefusal::Corrupt => ErrorCode::CORRUPT_MESSAGE,
             AppendRefusal::UnsupportedMagic => ErrorCode::UNSUPPORTED_FOR_MESSAGE_FORMAT,
             AppendRefusal::OutOfOrderSequence => ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER,
             AppendRefusal::InvalidProducerEpoch => ErrorCode::INVALID_PRODUCER_EPOCH,
+            AppendRefusal::TooLarge => ErrorCode::MESSAGE_TOO_LARGE,
         })?;
-    Ok((appended, p.log.log_start_offset))
+    let start = p.log.log_start_offset;
+    if let Appended::New(_) = appended {
+        if replicated_at > now {
+            call.cluster.replicating(topic, pd.index, replicated_at);
+        } else if let Some(id) = call.cluster.topics.get(topic).map(|t| t.id) {
+            call.cluster.conns.wake_partition(id, pd.index);
+        }
+    }
+    Ok((appended, start))
 }
 
 /// The planted bug of [`Faults::planted_bug_lose_acked`](crate::sim::Faults): drops
@@ -84,6 +95,6 @@ fn planted_bug(call: &mut Call, topic: &str, partition: i32) {
             .ok()
             .and_then(|i| t.partitions.get_mut(i))
     {
-        part.log.batches.pop();
+        part.log.lose_last();
     }
 }

@@ -19,14 +19,19 @@ pub(super) fn may_call(cluster: &Cluster, conn: ConnectionId, api: ApiKey) -> bo
             ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
         )
         || matches!(
-            cluster.conns.get(&conn).map(|c| &c.auth),
+            cluster.conns.map.get(&conn).map(|c| &c.auth),
             Some(AuthState::Authenticated)
         )
 }
 
 pub(super) fn handshake(call: &mut Call, r: &SaslHandshakeRequest) -> SaslHandshakeResponse {
     let chosen = mechanism(&r.mechanism);
-    let state = call.cluster.conns.get_mut(&call.conn).map(|c| &mut c.auth);
+    let state = call
+        .cluster
+        .conns
+        .map
+        .get_mut(&call.conn)
+        .map(|c| &mut c.auth);
     let error = match (chosen, state) {
         (Some(m), Some(st @ AuthState::Start)) => {
             *st = AuthState::Mechanism(m);
@@ -57,10 +62,17 @@ pub(super) fn authenticate(
         cluster.next_random()
     );
     let config = cluster.config.sasl.clone()?;
-    let c = cluster.conns.get_mut(&call.conn)?;
+    let c = cluster.conns.map.get_mut(&call.conn)?;
     let mut resp = SaslAuthenticateResponse::default();
     match step(&mut c.auth, &config, &r.auth_bytes, &nonce) {
-        Ok(bytes) => resp.auth_bytes = Bytes::from(bytes),
+        Ok(bytes) => {
+            resp.auth_bytes = Bytes::from(bytes);
+            if matches!(c.auth, AuthState::Authenticated) {
+                resp.session_lifetime_ms = config
+                    .session_lifetime
+                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            }
+        }
         Err(message) => {
             resp.error_code = ErrorCode::SASL_AUTHENTICATION_FAILED.code();
             resp.error_message = Some(ByteString::from(message));
