@@ -97,50 +97,19 @@ pub trait Out {
     }
 }
 
-/// The growable buffers encoders append to directly (`Vec<u8>` and [`BytesMut`]):
-/// what [`write_padded_into`] needs of them.
-trait Growable {
-    /// Bytes written, and room for more before the buffer must grow.
-    fn filled_and_room(&self) -> (usize, usize);
-    /// Appends `bytes`.
-    fn append(&mut self, bytes: &[u8]);
-    /// Cuts the buffer back to its first `len` bytes.
-    fn cut(&mut self, len: usize);
-}
-
-// The same three methods, which both types have under the same names.
-macro_rules! growable {
-    ($($t:ty),*) => {$(
-        impl Growable for $t {
-            #[inline(always)]
-            fn filled_and_room(&self) -> (usize, usize) {
-                (self.len(), self.capacity() - self.len())
-            }
-            #[inline(always)]
-            fn append(&mut self, bytes: &[u8]) {
-                self.extend_from_slice(bytes);
-            }
-            #[inline(always)]
-            fn cut(&mut self, len: usize) {
-                self.truncate(len);
-            }
-        }
-    )*};
-}
-growable!(Vec<u8>, BytesMut);
-
-/// `padded[..len]` appended to `buf`: with room to spare, as a copy of all of
+/// `padded[..len]` appended to `vec`: with room to spare, as a copy of all of
 /// `padded` (of a size known where it is inlined, so no call to `memcpy`) and a cut
-/// back to `len`; without, as a copy of `len` bytes, so the buffer never grows for
-/// the padding.
+/// back to `len`; without, as a copy of `len` bytes, so the `Vec` never grows for the
+/// padding. (A `BytesMut` used as the sink itself keeps the plain copy; the
+/// crate's own `encode` reaches one through `SpillOut`, whose scratch is a `Vec`.)
 #[inline(always)]
-fn write_padded_into<B: Growable>(buf: &mut B, padded: &[u8], len: usize) {
-    let (filled, room) = buf.filled_and_room();
-    if room >= padded.len() {
-        buf.append(padded);
-        buf.cut(filled + len.min(padded.len()));
+fn vec_write_padded(vec: &mut Vec<u8>, padded: &[u8], len: usize) {
+    let keep = vec.len() + len.min(padded.len());
+    if vec.capacity() - vec.len() >= padded.len() {
+        vec.extend_from_slice(padded);
+        vec.truncate(keep);
     } else {
-        buf.append(padded.get(..len).unwrap_or(padded));
+        vec.extend_from_slice(padded.get(..len).unwrap_or(padded));
     }
 }
 
@@ -152,7 +121,7 @@ impl Out for Vec<u8> {
 
     #[inline]
     fn write_padded(&mut self, padded: &[u8], len: usize) {
-        write_padded_into(self, padded, len);
+        vec_write_padded(self, padded, len);
     }
 
     #[inline]
@@ -165,11 +134,6 @@ impl Out for BytesMut {
     #[inline]
     fn write_slice(&mut self, bytes: &[u8]) {
         self.extend_from_slice(bytes);
-    }
-
-    #[inline]
-    fn write_padded(&mut self, padded: &[u8], len: usize) {
-        write_padded_into(self, padded, len);
     }
 }
 
@@ -258,7 +222,7 @@ impl<B: BufMut> Out for SpillOut<'_, B> {
 
     #[inline]
     fn write_padded(&mut self, padded: &[u8], len: usize) {
-        write_padded_into(&mut self.scratch, padded, len);
+        vec_write_padded(&mut self.scratch, padded, len);
     }
 }
 
@@ -314,7 +278,7 @@ impl Out for ChunkedOut {
 
     #[inline]
     fn write_padded(&mut self, padded: &[u8], len: usize) {
-        write_padded_into(&mut self.scratch, padded, len);
+        vec_write_padded(&mut self.scratch, padded, len);
     }
 
     #[inline]
