@@ -479,35 +479,26 @@ impl<N: Net> Driver<N> {
             let Sock::Open(stream) = &mut c.sock else {
                 break;
             };
-            if plain {
-                // Straight into the connection's frame buffer: no copy.
+            // Plaintext goes straight into the connection's frame buffer (no copy);
+            // TLS records into ours, to be decrypted.
+            let room: &mut [u8] = if plain {
                 let Some(room) = self.client.read_buffer(id) else {
                     break;
                 };
-                match N::poll_read(stream, cx, room) {
-                    Poll::Pending => break,
-                    Poll::Ready(Ok(0)) => {
-                        self.conns.remove(&id);
-                        self.client.handle_eof(id, now());
-                        return true;
-                    }
-                    Poll::Ready(Ok(n)) => {
-                        progressed = true;
-                        self.client.handle_read(id, now(), n);
-                    }
-                    Poll::Ready(Err(e)) => {
-                        self.fail(id, e);
-                        return true;
-                    }
-                }
-                continue;
-            }
-            match N::poll_read(stream, cx, &mut self.buf) {
+                room
+            } else {
+                &mut self.buf
+            };
+            match N::poll_read(stream, cx, room) {
                 Poll::Pending => break,
                 Poll::Ready(Ok(0)) => {
                     self.conns.remove(&id);
                     self.client.handle_eof(id, now());
                     return true;
+                }
+                Poll::Ready(Ok(n)) if plain => {
+                    progressed = true;
+                    self.client.handle_read(id, now(), n);
                 }
                 Poll::Ready(Ok(n)) => {
                     progressed = true;

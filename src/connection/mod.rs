@@ -227,6 +227,11 @@ struct FrameOut<'a> {
     shared: Vec<(usize, Bytes)>,
 }
 
+/// Shared bytes fields at least this large go out by reference; smaller ones are
+/// copied (a chunk of its own costs an entry in the vectored write and a reference
+/// count).
+const SHARED_MIN: usize = 512;
+
 impl crate::wire::Out for FrameOut<'_> {
     #[inline]
     fn write_slice(&mut self, bytes: &[u8]) {
@@ -239,7 +244,7 @@ impl crate::wire::Out for FrameOut<'_> {
     }
 
     fn write_shared(&mut self, bytes: &Bytes) {
-        if bytes.len() >= crate::wire::SPILL_THRESHOLD {
+        if bytes.len() >= SHARED_MIN {
             self.shared.push((self.buf.len(), bytes.clone()));
         } else {
             self.buf.extend_from_slice(bytes);
