@@ -247,7 +247,10 @@ impl Operation for MetadataQuery {
         _m: &Metadata,
     ) -> Result<Built, ClientError> {
         let v = metadata_version(versions)?;
-        Ok(Built::new(metadata_request(self.topics.as_deref(), v, false), v))
+        Ok(Built::new(
+            metadata_request(self.topics.as_deref(), v, false),
+            v,
+        ))
     }
 
     fn on_reply(&mut self, items: &[usize], reply: Reply, ctx: &mut Ctx<'_>) -> Vec<(usize, Step)> {
@@ -369,6 +372,13 @@ impl TopicOp {
         if code.is_ok() {
             ctx.metadata.invalidate_topic(&self.topics[item].name);
             self.results[item] = Some(Ok(()));
+            return Step::Done;
+        }
+        // The controller knows which topics exist: deleting or growing one it does
+        // not know is a final answer (as in Java's admin client), not a reason to
+        // retry until the deadline.
+        if code == ErrorCode::UNKNOWN_TOPIC_OR_PARTITION && self.kind != TopicAdmin::Create {
+            self.results[item] = Some(Err(ClientError::broker(self.api(), code, message)));
             return Step::Done;
         }
         let refresh = if code == ErrorCode::NOT_CONTROLLER {
