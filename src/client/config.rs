@@ -107,6 +107,12 @@ pub struct ClientConfig {
     pub connections_max_idle: Duration,
     /// Whether Metadata requests may create unknown topics (when the broker allows it).
     pub allow_auto_topic_creation: bool,
+    /// A planted bug, for proving that the simulation suite catches a routing error
+    /// (`tests/client_invariants.rs`): requests for a partition go to its first
+    /// replica (the preferred leader) instead of its current leader. Never set this
+    /// outside such a test.
+    #[doc(hidden)]
+    pub planted_bug_route_to_first_replica: bool,
 }
 
 impl ClientConfig {
@@ -146,6 +152,7 @@ impl ClientConfig {
             metadata_min_interval: Duration::from_millis(100),
             connections_max_idle: Duration::from_secs(540),
             allow_auto_topic_creation: false,
+            planted_bug_route_to_first_replica: false,
         }
     }
 }

@@ -654,7 +654,11 @@ impl Client {
     /// assert_eq!(client.pending_operations(), 1);
     /// # let _ = op;
     /// ```
-    pub fn with_timeout(&mut self, timeout: Duration, start: impl FnOnce(&mut Self) -> OpId) -> OpId {
+    pub fn with_timeout(
+        &mut self,
+        timeout: Duration,
+        start: impl FnOnce(&mut Self) -> OpId,
+    ) -> OpId {
         self.next_timeout = Some(timeout);
         let op = start(self);
         self.next_timeout = None;
@@ -1440,6 +1444,15 @@ impl Client {
                 None => self.wait_metadata(now, None),
             },
             Target::Leader { topic, partition } => match self.metadata.leader(topic, *partition) {
+                Leader::Known { node, .. } if self.config.planted_bug_route_to_first_replica => {
+                    let first = self
+                        .metadata
+                        .topic(topic)
+                        .and_then(|t| t.partitions.iter().find(|p| p.partition == *partition))
+                        .and_then(|p| p.replicas.first().copied())
+                        .filter(|n| self.metadata.broker(*n).is_some());
+                    Resolved::Endpoint(Endpoint::Node(first.unwrap_or(node)))
+                }
                 Leader::Known { node, .. } => Resolved::Endpoint(Endpoint::Node(node)),
                 Leader::NotLoaded | Leader::None => self.wait_metadata(now, Some(topic.clone())),
                 Leader::UnknownTopic => {
