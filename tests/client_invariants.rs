@@ -894,6 +894,12 @@ impl Run {
                     Some("a fatal code neither the operation nor an injected fault explains")
                 }
             }
+            // A broker left the cluster between the listing and its ListGroups.
+            ClientError::NoBrokers(m)
+                if matches!(s.kind, Kind::ListGroups) && m.contains("left the cluster") =>
+            {
+                None
+            }
             e if e.is_retriable() => {
                 Some("a retriable error ended the operation before its deadline")
             }
@@ -1033,7 +1039,10 @@ fn init_logging() {
 }
 
 /// Seeds that once failed, kept so they keep passing.
-const REGRESSION_SEEDS: &[u64] = &[];
+/// Seeds that once failed, kept so they keep passing (1055: a broker crashed between
+/// ListGroups' listing and its request to that broker, and the call failed with
+/// InvalidArgument).
+const REGRESSION_SEEDS: &[u64] = &[1055];
 
 #[test]
 fn client_invariants_hold_across_seeds() {
