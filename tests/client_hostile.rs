@@ -77,6 +77,8 @@ struct Harness {
     connects: Vec<(Option<i32>, u16)>,
     /// Ports that refuse connections.
     refuse: Vec<u16>,
+    /// The versions every broker offers in its ApiVersions answer.
+    offers: Vec<(ApiKey, i16, i16)>,
 }
 
 type Script<'a> = dyn FnMut(&Request) -> Vec<Act> + 'a;
@@ -99,6 +101,7 @@ impl Harness {
             done: BTreeMap::new(),
             connects: Vec::new(),
             refuse: Vec::new(),
+            offers: modern(),
         }
     }
 
@@ -198,7 +201,7 @@ impl Harness {
             };
             *nth += 1;
             let acts = if request.seen.api_key == ApiKey::ApiVersions {
-                vec![Act::Write(answer(&request.seen, &versions(&modern())))]
+                vec![Act::Write(answer(&request.seen, &versions(&self.offers)))]
             } else {
                 script(&request)
             };
@@ -788,4 +791,35 @@ fn a_fetch_with_a_valid_batch_after_garbage_metadata_fields_still_reads() {
         matches!(r[0].result, Err(ClientError::Timeout { .. })),
         "{r:?}"
     );
+}
+
+/// Found by the `client` fuzz target: a broker offering no usable Metadata version
+/// made each refresh fail at once and be wanted again at the same instant, so the
+/// client asked to be woken `now` after every `handle_timeout` (a busy loop until the
+/// deadline; `Harness::run` checks every wake-up).
+#[test]
+fn a_broker_without_a_usable_metadata_version_is_not_asked_in_a_loop() {
+    let mut h = Harness::new(|_| {});
+    h.offers = modern()
+        .into_iter()
+        .map(|(k, min, max)| {
+            if k == ApiKey::Metadata {
+                (k, 0, 0)
+            } else {
+                (k, min, max)
+            }
+        })
+        .collect();
+    let mut script = |r: &Request| panic!("nothing to send, yet {:?} arrived", r.seen.api_key);
+    let timeout = Duration::from_secs(2);
+    let (took, result) = produce(&mut h, timeout, &mut script);
+    assert_eq!(took, timeout);
+    let Err(ClientError::Timeout {
+        last_error: Some(last),
+        ..
+    }) = result
+    else {
+        panic!("{result:?}")
+    };
+    assert_eq!(*last, ClientError::Unsupported(ApiKey::Metadata));
 }

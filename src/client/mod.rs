@@ -1016,6 +1016,7 @@ impl Client {
                     }
                     Err(e) => {
                         tracing::debug!(error = %e, "metadata refresh failed");
+                        self.metadata.last_failure = Some(now);
                         self.metadata_error = Some(e.clone());
                         for op in self.ops.values_mut() {
                             for item in &mut op.items {
@@ -1137,7 +1138,8 @@ impl Client {
         if let Some(t) = topic {
             self.metadata.wanted.insert(t);
         }
-        let earliest = match (debounce, self.metadata.last_update) {
+        let last = self.metadata.last_update.max(self.metadata.last_failure);
+        let earliest = match (debounce, last) {
             (true, Some(last)) => (last + self.config.metadata_min_interval).max(now),
             _ => now,
         };
