@@ -305,6 +305,10 @@ impl Run {
         config.operation_timeout = Duration::from_secs(5);
         config.connection.request_timeout = Duration::from_millis(500 + 250 * (seed % 4));
         config.connect_timeout = Duration::from_secs(1);
+        // Some seeds refresh metadata because it is old, not only because it is wrong.
+        if seed.is_multiple_of(5) {
+            config.metadata_max_age = Duration::from_millis(300 + 100 * (seed % 20));
+        }
         config.planted_bug_route_to_first_replica = planted_bug;
         let now = sim.now();
         let host = sim.add_client(Client::new(config, now));
