@@ -1191,8 +1191,8 @@ impl Client {
             }
             // Resolving can make a refresh due now (stale metadata, a target waiting
             // for one): send it in the next round rather than leave poll_timeout at now.
-            let refresh_due = !self.metadata.in_flight
-                && self.metadata.refresh_at.is_some_and(|t| t <= now);
+            let refresh_due =
+                !self.metadata.in_flight && self.metadata.refresh_at.is_some_and(|t| t <= now);
             if !progressed && !refresh_due {
                 break;
             }
