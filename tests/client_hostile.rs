@@ -8,8 +8,13 @@
 //! in the past.
 #![allow(clippy::disallowed_methods, clippy::unwrap_used)] // tests own their clock
 
+#[path = "../fuzz/src/alloc.rs"]
+mod alloc;
 #[path = "connection_util.rs"]
 mod util;
+
+#[global_allocator]
+static GLOBAL: alloc::Counting = alloc::Counting;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -822,4 +827,27 @@ fn a_broker_without_a_usable_metadata_version_is_not_asked_in_a_loop() {
         panic!("{result:?}")
     };
     assert_eq!(*last, ClientError::Unsupported(ApiKey::Metadata));
+}
+
+/// Found by the `client` fuzz target's allocation bound: each produce operation kept
+/// its encoded batch in the 64 KiB buffer the batch builder grows by, so a hundred
+/// one-record produce calls waiting for a broker held 6.5 MB.
+#[test]
+fn a_pending_produce_holds_about_its_batch_not_a_buffer_step() {
+    let start = util::t0();
+    let mut client = Client::new(
+        ClientConfig::new(&format!("127.0.0.1:{BASE_PORT}")).unwrap(),
+        start,
+    );
+    let (_, held) = alloc::peak_during(|| {
+        for i in 0..100 {
+            let record = Record::new(format!("value-{i}")).key("k");
+            let _ = client.produce(start, "t", 0, vec![record], ProduceOptions::default());
+        }
+    });
+    assert_eq!(client.pending_operations(), 100);
+    assert!(
+        held < 100 * 4096,
+        "{held} bytes held by 100 pending one-record produce operations"
+    );
 }
