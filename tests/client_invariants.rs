@@ -2,8 +2,9 @@
 //! operations (create, grow and delete topics, produce, fetch, list offsets, delete
 //! records, list and describe groups, describe the cluster, cancel) against the
 //! simulated cluster while it misbehaves (leader moves, broker crashes and restarts,
-//! injected retriable and fatal errors, latency, fragmentation, connection resets,
-//! throttling), then a healed phase. Checked for every seed:
+//! injected retriable and fatal errors, latency spikes past the request timeout,
+//! fragmentation, connection resets, throttling; in one seed of five metadata also
+//! ages past `metadata_max_age`), then a healed phase. Checked for every seed:
 //!
 //! - every operation started ends exactly once (one `Event::Done` per `OpId`, none
 //!   for a cancelled one, none missing at the end), by its deadline (virtual time of
@@ -275,6 +276,8 @@ struct Run {
     failures: Vec<String>,
     /// Consecutive steps without time advancing.
     same_instant: u32,
+    /// The client spun (time stopped moving): the seed is abandoned.
+    spinning: bool,
     last_step_at: Instant,
 }
 
@@ -325,6 +328,7 @@ impl Run {
             next_value: 0,
             failures: Vec::new(),
             same_instant: 0,
+            spinning: false,
             last_step_at,
         }
     }
@@ -348,6 +352,9 @@ impl Run {
     /// Runs the simulation for `d` of virtual time, checking after every step that
     /// the client asks for no deadline in the past and that time moves.
     fn advance(&mut self, d: Duration) {
+        if self.spinning {
+            return;
+        }
         let until = self.sim.now() + d;
         let host = self.host;
         let mut problems = Vec::new();
@@ -388,6 +395,7 @@ impl Run {
             false
         });
         self.same_instant = same;
+        self.spinning = same > SPIN_STEPS;
         self.last_step_at = last;
         for (op, at, result) in done {
             self.done.entry(op).or_default().push((at, result));
@@ -678,7 +686,7 @@ impl Run {
         for _ in 0..8 {
             let op = start(self);
             let deadline = self.started[&op].at + self.started[&op].timeout;
-            while !self.done.contains_key(&op) && self.sim.now() <= deadline {
+            while !self.done.contains_key(&op) && self.sim.now() <= deadline && !self.spinning {
                 self.advance(Duration::from_millis(100));
             }
             match self.done.get(&op).and_then(|d| d.first()) {
@@ -1014,6 +1022,12 @@ fn run_seed(seed: u64, planted_bug: bool) -> (Vec<String>, u64) {
         }
         let d = Duration::from_micros(run.sim.rng().below(400_000));
         run.advance(d);
+        if run.spinning {
+            break;
+        }
+    }
+    if run.spinning {
+        return (run.failures, run.sim.trace_hash());
     }
     run.heal_and_verify();
     run.settle();
