@@ -15,6 +15,12 @@ use crate::connection::{
 use crate::messages::{ApiKey, Request};
 use crate::wire::VersionRange;
 
+pub use crate::consumer_facade::Consumer;
+pub use crate::facade::{Client, ClientBuilder, ControllerClient, PartitionClient};
+pub use crate::producer_facade::{DeliveryFuture, Producer};
+#[cfg(feature = "tls")]
+pub use crate::tls::TlsConfig;
+
 /// The current time: the one place the adapters read the clock for the core.
 #[allow(clippy::disallowed_methods)] // the adapters are the I/O boundary
 #[must_use]
@@ -191,6 +197,7 @@ impl Core {
     }
 
     /// Drops `n` written bytes from the front of the outgoing queue.
+    #[cfg_attr(not(any(feature = "tokio", feature = "smol")), allow(dead_code))]
     pub(crate) fn advance(&mut self, n: usize) {
         if let Some(front) = self.out.front_mut() {
             if n >= front.len() {

@@ -21,7 +21,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures_lite::Stream;
 
-use crate::client::{Client, ClientError, ClientStats, ConnId, Event, OpId, OpOutput, Output};
+use crate::client::{
+    Client, ClientError, ClientStats, ConnId, ConsumedRecord, Event, Offset, OpId, OpOutput,
+    Output, ProducerRecord, RecordId, RecordMetadata, SendError, TopicPartition,
+};
 use crate::connection::TransportError;
 use crate::runtime::now;
 
@@ -35,16 +38,27 @@ pub(crate) trait Net: Send + 'static {
     type Sleep: Future<Output = ()> + Send + Unpin + 'static;
 
     fn connect(host: Arc<str>, port: u16) -> Self::Connecting;
-    fn poll_read(s: &mut Self::Stream, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
-    fn poll_write(s: &mut Self::Stream, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>>;
+    fn poll_read(
+        s: &mut Self::Stream,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>>;
+    fn poll_write(
+        s: &mut Self::Stream,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>>;
     fn sleep_until(deadline: Instant) -> Self::Sleep;
 }
+
+/// Starts an operation on the core.
+pub(crate) type StartFn = Box<dyn FnOnce(&mut Client, Instant) -> OpId + Send>;
 
 /// What a handle asks the driver.
 pub(crate) enum Command {
     /// Start an operation; its result goes to `done`. `token` names it for `Cancel`.
     Start {
-        start: Box<dyn FnOnce(&mut Client, Instant) -> OpId + Send>,
+        start: StartFn,
         done: async_channel::Sender<Result<OpOutput, ClientError>>,
         token: u64,
     },
@@ -54,6 +68,48 @@ pub(crate) enum Command {
     Stats(async_channel::Sender<ClientStats>),
     /// Close every connection, fail what is pending, and stop.
     Close(async_channel::Sender<()>),
+    /// Hand records to the producer; each one's delivery goes to its sender.
+    Send(Vec<(ProducerRecord, DeliverySender)>),
+    /// Send everything buffered now; answer once every record sent before has
+    /// been delivered.
+    Flush(async_channel::Sender<()>),
+    /// A change to what the consumer reads.
+    Consume(ConsumeCommand),
+    /// Up to `max` records (or a consumer error), as soon as there are some.
+    Poll {
+        max: usize,
+        reply: crate::oneshot::Sender<PollResult>,
+    },
+}
+
+/// Consumer commands that change state and wait for nothing.
+#[derive(Debug)]
+pub(crate) enum ConsumeCommand {
+    Assign(Vec<TopicPartition>, Offset),
+    Unassign(Vec<TopicPartition>),
+    Seek(TopicPartition, Offset),
+    Pause(Vec<TopicPartition>, bool),
+}
+
+/// What a poll gets: records, or the errors consuming ran into.
+pub(crate) type PollResult = Result<Vec<ConsumedRecord>, Vec<ClientError>>;
+
+/// Where a record's delivery report goes.
+pub(crate) type DeliverySender = crate::oneshot::Sender<Result<RecordMetadata, ClientError>>;
+
+/// Records handed over, by the driver's own count, and who waits for them.
+#[derive(Default)]
+struct Deliveries {
+    /// The next count to give a record.
+    next: u64,
+    /// Records the producer accepted: their count and who waits.
+    accepted: HashMap<RecordId, (u64, DeliverySender)>,
+    /// Records waiting for room in the producer's buffer, in order.
+    blocked: VecDeque<(u64, ProducerRecord, DeliverySender, Instant)>,
+    /// Counts of records not yet reported.
+    outstanding: std::collections::BTreeSet<u64>,
+    /// Flushes waiting for every record below their count.
+    flushes: Vec<(u64, async_channel::Sender<()>)>,
 }
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -85,7 +141,7 @@ pub(crate) struct DriverTls {
 /// The driver future; see the module docs.
 pub(crate) struct Driver<N: Net> {
     client: Client,
-    commands: async_channel::Receiver<Command>,
+    commands: Pin<Box<async_channel::Receiver<Command>>>,
     conns: BTreeMap<ConnId, Conn<N>>,
     waiters: HashMap<OpId, (u64, async_channel::Sender<Result<OpOutput, ClientError>>)>,
     tokens: HashMap<u64, OpId>,
@@ -94,13 +150,22 @@ pub(crate) struct Driver<N: Net> {
     tls: DriverTls,
     buf: Box<[u8]>,
     closing: Option<Vec<async_channel::Sender<()>>>,
+    deliveries: Deliveries,
+    /// A poll waiting for records.
+    poller: Option<(usize, crate::oneshot::Sender<PollResult>)>,
+    /// Consumer errors not yet handed to a poll.
+    consumer_errors: Vec<ClientError>,
 }
 
 impl<N: Net> Driver<N> {
-    pub(crate) fn new(client: Client, commands: async_channel::Receiver<Command>, tls: DriverTls) -> Self {
+    pub(crate) fn new(
+        client: Client,
+        commands: async_channel::Receiver<Command>,
+        tls: DriverTls,
+    ) -> Self {
         Self {
             client,
-            commands,
+            commands: Box::pin(commands),
             conns: BTreeMap::new(),
             waiters: HashMap::new(),
             tokens: HashMap::new(),
@@ -108,6 +173,9 @@ impl<N: Net> Driver<N> {
             tls,
             buf: vec![0; READ_CHUNK].into_boxed_slice(),
             closing: None,
+            deliveries: Deliveries::default(),
+            poller: None,
+            consumer_errors: Vec::new(),
         }
     }
 
@@ -134,8 +202,118 @@ impl<N: Net> Driver<N> {
             Command::Close(reply) => {
                 self.client.close(now);
                 self.closing.get_or_insert_with(Vec::new).push(reply);
+                self.fail_unsent(ClientError::Closed);
+            }
+            Command::Send(records) => {
+                let deadline = now + self.client.config().producer.delivery_timeout;
+                for (record, done) in records {
+                    let n = self.deliveries.next;
+                    self.deliveries.next += 1;
+                    if self.closing.is_some() {
+                        done.send(Err(ClientError::Closed));
+                        continue;
+                    }
+                    self.deliveries.outstanding.insert(n);
+                    self.deliveries
+                        .blocked
+                        .push_back((n, record, done, deadline));
+                }
+                self.admit(now);
+            }
+            Command::Flush(reply) => {
+                self.client.flush(now);
+                let mark = self.deliveries.next;
+                self.deliveries.flushes.push((mark, reply));
+                self.finish_flushes();
+            }
+            Command::Consume(c) => match c {
+                ConsumeCommand::Assign(tps, start) => self.client.assign(now, tps, start),
+                ConsumeCommand::Unassign(tps) => self.client.unassign(now, &tps),
+                ConsumeCommand::Seek(tp, to) => {
+                    self.client.seek(now, &tp, to);
+                }
+                ConsumeCommand::Pause(tps, true) => self.client.pause(now, &tps),
+                ConsumeCommand::Pause(tps, false) => self.client.resume(now, &tps),
+            },
+            Command::Poll { max, reply } => {
+                if self.closing.is_some() {
+                    reply.send(Err(vec![ClientError::Closed]));
+                    return;
+                }
+                // A newer poll replaces an abandoned one.
+                self.poller = Some((max.max(1), reply));
+                self.answer_poll(now);
             }
         }
+    }
+
+    /// Answers a waiting poll if there are records or errors for it.
+    fn answer_poll(&mut self, now: Instant) {
+        let Some((max, _)) = &self.poller else { return };
+        let max = *max;
+        if !self.consumer_errors.is_empty() {
+            if let Some((_, reply)) = self.poller.take() {
+                reply.send(Err(std::mem::take(&mut self.consumer_errors)));
+            }
+            return;
+        }
+        let records = self.client.poll_records(now, max);
+        if !records.is_empty()
+            && let Some((_, reply)) = self.poller.take()
+        {
+            reply.send(Ok(records));
+        }
+    }
+
+    /// Moves records waiting for buffer room into the producer, in order; those
+    /// that waited past their delivery timeout fail.
+    fn admit(&mut self, now: Instant) {
+        while let Some((n, record, done, deadline)) = self.deliveries.blocked.pop_front() {
+            match self.client.try_send(now, record) {
+                Ok(id) => {
+                    self.deliveries.accepted.insert(id, (n, done));
+                }
+                Err((SendError::BufferFull { .. }, record)) if now < deadline => {
+                    // back to the front, until deliveries free room
+                    self.deliveries
+                        .blocked
+                        .push_front((n, record, done, deadline));
+                    break;
+                }
+                Err((e, _)) => {
+                    self.deliveries.outstanding.remove(&n);
+                    done.send(Err(ClientError::Send(e)));
+                }
+            }
+        }
+        self.finish_flushes();
+    }
+
+    fn delivered(&mut self, record: RecordId, result: Result<RecordMetadata, ClientError>) {
+        if let Some((n, done)) = self.deliveries.accepted.remove(&record) {
+            self.deliveries.outstanding.remove(&n);
+            done.send(result);
+        }
+    }
+
+    fn finish_flushes(&mut self) {
+        let first = self.deliveries.outstanding.iter().next().copied();
+        self.deliveries.flushes.retain(|(mark, reply)| {
+            let done = first.is_none_or(|f| f >= *mark);
+            if done {
+                let _ = reply.try_send(());
+            }
+            !done
+        });
+    }
+
+    /// Fails records not yet handed to the producer.
+    fn fail_unsent(&mut self, error: ClientError) {
+        for (n, _, done, _) in self.deliveries.blocked.drain(..) {
+            self.deliveries.outstanding.remove(&n);
+            done.send(Err(error.clone()));
+        }
+        self.finish_flushes();
     }
 
     /// Carries out the client's outputs and completes finished operations.
@@ -144,7 +322,9 @@ impl<N: Net> Driver<N> {
         while let Some(out) = self.client.poll_output() {
             progressed = true;
             match out {
-                Output::Connect { conn, host, port, .. } => {
+                Output::Connect {
+                    conn, host, port, ..
+                } => {
                     #[cfg(feature = "tls")]
                     let tls = match &self.tls.config {
                         Some(config) => match tls_session(config, &host) {
@@ -169,10 +349,10 @@ impl<N: Net> Driver<N> {
                     );
                 }
                 Output::Transmit { conn, bytes } => {
-                    if let Some(c) = self.conns.get_mut(&conn) {
-                        if let Err(e) = c.queue(bytes) {
-                            self.client.handle_transport_error(conn, now(), e);
-                        }
+                    if let Some(c) = self.conns.get_mut(&conn)
+                        && let Err(e) = c.queue(bytes)
+                    {
+                        self.client.handle_transport_error(conn, now(), e);
                     }
                 }
                 Output::Close { conn } => {
@@ -187,12 +367,27 @@ impl<N: Net> Driver<N> {
         }
         while let Some(event) = self.client.poll_event() {
             progressed = true;
-            let Event::Done { op, result } = event;
-            if let Some((token, done)) = self.waiters.remove(&op) {
-                self.tokens.remove(&token);
-                let _ = done.try_send(result);
+            match event {
+                Event::Done { op, result } => {
+                    if let Some((token, done)) = self.waiters.remove(&op) {
+                        self.tokens.remove(&token);
+                        let _ = done.try_send(result);
+                    }
+                }
+                Event::Delivered { record, result } => self.delivered(record, result),
+                // The consumer facade (a later change) takes these; nothing waits yet.
+                Event::RecordsReady => self.answer_poll(now()),
+                Event::ConsumerError { partition, error } => {
+                    tracing::debug!(?partition, %error, "consumer error");
+                    self.consumer_errors.push(error);
+                    self.answer_poll(now());
+                }
             }
         }
+        if !self.deliveries.blocked.is_empty() {
+            self.admit(now());
+        }
+        self.finish_flushes();
         progressed
     }
 
@@ -211,10 +406,10 @@ impl<N: Net> Driver<N> {
                     self.client.handle_connected(id, now());
                     progressed = true;
                     // TLS: the ClientHello is ready to go.
-                    if let Some(c) = self.conns.get_mut(&id) {
-                        if let Err(e) = c.flush_tls() {
-                            self.client.handle_transport_error(id, now(), e);
-                        }
+                    if let Some(c) = self.conns.get_mut(&id)
+                        && let Err(e) = c.flush_tls()
+                    {
+                        self.client.handle_transport_error(id, now(), e);
                     }
                 }
                 Poll::Ready(Err(e)) => {
@@ -226,8 +421,12 @@ impl<N: Net> Driver<N> {
         }
         // Write what is pending.
         loop {
-            let Some(c) = self.conns.get_mut(&id) else { return progressed };
-            let Sock::Open(stream) = &mut c.sock else { break };
+            let Some(c) = self.conns.get_mut(&id) else {
+                return progressed;
+            };
+            let Sock::Open(stream) = &mut c.sock else {
+                break;
+            };
             if c.out.is_empty() {
                 if c.closing {
                     self.conns.remove(&id);
@@ -235,17 +434,23 @@ impl<N: Net> Driver<N> {
                 }
                 break;
             }
-            let slices: Vec<io::IoSlice<'_>> = c.out.iter().take(64).map(|b| io::IoSlice::new(b)).collect();
+            let slices: Vec<io::IoSlice<'_>> =
+                c.out.iter().take(64).map(|b| io::IoSlice::new(b)).collect();
             match N::poll_write(stream, cx, &slices) {
                 Poll::Pending => break,
                 Poll::Ready(Ok(0)) => {
-                    self.fail(id, io::Error::new(io::ErrorKind::WriteZero, "socket accepted no bytes"));
+                    self.fail(
+                        id,
+                        io::Error::new(io::ErrorKind::WriteZero, "socket accepted no bytes"),
+                    );
                     return true;
                 }
                 Poll::Ready(Ok(mut n)) => {
                     progressed = true;
                     while n > 0 {
-                        let Some(front) = c.out.front_mut() else { break };
+                        let Some(front) = c.out.front_mut() else {
+                            break;
+                        };
                         if n >= front.len() {
                             n -= front.len();
                             c.out.pop_front();
@@ -263,11 +468,15 @@ impl<N: Net> Driver<N> {
         }
         // Read what arrived.
         for _ in 0..READS_PER_POLL {
-            let Some(c) = self.conns.get_mut(&id) else { return progressed };
+            let Some(c) = self.conns.get_mut(&id) else {
+                return progressed;
+            };
             if c.closing {
                 break;
             }
-            let Sock::Open(stream) = &mut c.sock else { break };
+            let Sock::Open(stream) = &mut c.sock else {
+                break;
+            };
             match N::poll_read(stream, cx, &mut self.buf) {
                 Poll::Pending => break,
                 Poll::Ready(Ok(0)) => {
@@ -321,14 +530,27 @@ impl<N: Net> Driver<N> {
         if self.timer.as_ref().is_none_or(|(d, _)| *d != deadline) {
             self.timer = Some((deadline, N::sleep_until(deadline)));
         }
-        if let Some((_, sleep)) = &mut self.timer {
-            if Pin::new(sleep).poll(cx).is_ready() {
-                self.timer = None;
-                self.client.handle_timeout(crate::runtime::now());
-                return true;
-            }
+        if let Some((_, sleep)) = &mut self.timer
+            && Pin::new(sleep).poll(cx).is_ready()
+        {
+            self.timer = None;
+            self.client.handle_timeout(crate::runtime::now());
+            return true;
         }
         false
+    }
+}
+
+impl<N: Net> Drop for Driver<N> {
+    fn drop(&mut self) {
+        // Calls still queued would wait for ever on a driver that is gone: refuse
+        // new ones and fail the queued ones (dropping their reply senders).
+        self.commands.close();
+        while let Ok(cmd) = self.commands.try_recv() {
+            if let Command::Start { done, .. } = cmd {
+                let _ = done.try_send(Err(ClientError::Closed));
+            }
+        }
     }
 }
 
@@ -360,7 +582,8 @@ impl<N: Net> Conn<N> {
         if let Some(tls) = &mut self.tls {
             while tls.wants_write() {
                 let mut v = Vec::new();
-                tls.write_tls(&mut v).map_err(|e| TransportError::from(&e))?;
+                tls.write_tls(&mut v)
+                    .map_err(|e| TransportError::from(&e))?;
                 self.out.push_back(Bytes::from(v));
             }
         }
@@ -375,7 +598,8 @@ impl<N: Net> Conn<N> {
             let mut rest = bytes;
             let mut plain = Vec::new();
             while !rest.is_empty() {
-                tls.read_tls(&mut rest).map_err(|e| TransportError::from(&e))?;
+                tls.read_tls(&mut rest)
+                    .map_err(|e| TransportError::from(&e))?;
                 let state = tls.process_new_packets().map_err(tls_error)?;
                 let n = state.plaintext_bytes_to_read();
                 if n > 0 {
@@ -395,9 +619,15 @@ impl<N: Net> Conn<N> {
 }
 
 #[cfg(feature = "tls")]
-fn tls_session(config: &Arc<rustls::ClientConfig>, host: &str) -> Result<rustls::ClientConnection, TransportError> {
+fn tls_session(
+    config: &Arc<rustls::ClientConfig>,
+    host: &str,
+) -> Result<rustls::ClientConnection, TransportError> {
     let name = rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|e| {
-        TransportError::tls(crate::connection::TlsFailure::InvalidServerName, format!("{host}: {e}"))
+        TransportError::tls(
+            crate::connection::TlsFailure::InvalidServerName,
+            format!("{host}: {e}"),
+        )
     })?;
     rustls::ClientConnection::new(config.clone(), name).map_err(tls_error)
 }
@@ -410,9 +640,10 @@ fn tls_error(e: rustls::Error) -> TransportError {
         rustls::Error::InvalidCertificate(c) => match c {
             C::UnknownIssuer | C::BadSignature => TlsFailure::UnknownIssuer,
             C::NotValidForName | C::NotValidForNameContext { .. } => TlsFailure::HostnameMismatch,
-            C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => {
-                TlsFailure::Expired
-            }
+            C::Expired
+            | C::ExpiredContext { .. }
+            | C::NotValidYet
+            | C::NotValidYetContext { .. } => TlsFailure::Expired,
             _ => TlsFailure::BadCertificate,
         },
         rustls::Error::AlertReceived(_) => TlsFailure::Rejected,
@@ -430,7 +661,7 @@ impl<N: Net> Future for Driver<N> {
             let mut progressed = false;
             // Commands from the handles.
             loop {
-                match Pin::new(&mut this.commands).poll_next(cx) {
+                match this.commands.as_mut().poll_next(cx) {
                     Poll::Ready(Some(cmd)) => {
                         this.command(cmd, now());
                         progressed = true;
@@ -455,13 +686,15 @@ impl<N: Net> Future for Driver<N> {
             progressed |= this.drain();
             progressed |= this.poll_timer(cx);
             progressed |= this.drain();
-            if let Some(replies) = &this.closing {
-                if this.conns.is_empty() && this.client.pending_operations() == 0 {
-                    for r in replies {
-                        let _ = r.try_send(());
-                    }
-                    return Poll::Ready(());
+            if let Some(replies) = &this.closing
+                && this.conns.is_empty()
+                && this.client.pending_operations() == 0
+            {
+                this.commands.close();
+                for r in replies {
+                    let _ = r.try_send(());
                 }
+                return Poll::Ready(());
             }
             if !progressed {
                 return Poll::Pending;

@@ -42,46 +42,54 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::runtime::now;
 use crate::sim::{Cluster, ClusterConfig, ConnectionId};
 
+/// Most bytes read from a socket at once. The cluster takes one request at a time
+/// (Cluster::read_limit); what a read brings beyond it waits here, and the socket is
+/// not read again until it is used up and the last reply written.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// What the cluster asks of one connection's task.
-enum ToConn {
-    Bytes(Bytes),
-    Close,
+/// How the cluster reaches one connection's task: a nudge when it has a reply for
+/// it (or closed it).
+#[derive(Default)]
+struct ConnHandle {
+    notify: Notify,
+    closed: AtomicBool,
 }
 
 struct State {
     cluster: Cluster,
-    conns: BTreeMap<ConnectionId, mpsc::UnboundedSender<ToConn>>,
+    conns: HashMap<ConnectionId, Arc<ConnHandle>>,
 }
 
 impl State {
-    /// Hands every transmit to its connection's task and closes what the cluster
-    /// closed. Called after every change to the cluster.
+    /// Nudges the tasks of connections with a reply to take and of connections the
+    /// cluster closed: only those, never every connection. Called after every change
+    /// to the cluster.
     fn deliver(&mut self) {
-        for (id, tx) in &self.conns {
-            while let Some(bytes) = self.cluster.poll_transmit(*id) {
-                let _ = tx.send(ToConn::Bytes(bytes));
+        while let Some(id) = self.cluster.poll_ready() {
+            if let Some(handle) = self.conns.get(&id) {
+                handle.notify.notify_one();
             }
         }
         while let Some(id) = self.cluster.poll_closed() {
-            if let Some(tx) = self.conns.remove(&id) {
-                let _ = tx.send(ToConn::Close);
+            if let Some(handle) = self.conns.remove(&id) {
+                handle.closed.store(true, Ordering::Release);
+                handle.notify.notify_one();
             }
         }
     }
@@ -111,7 +119,7 @@ impl Shared {
             let mut state = self.lock();
             let now = now();
             let result = f(&mut state.cluster, now);
-            // Data may have arrived for parked fetches on other connections.
+            // Whatever came due meanwhile (cheap: only what is due is looked at).
             state.cluster.handle_timeout(now);
             state.deliver();
             result
@@ -146,9 +154,108 @@ impl std::fmt::Debug for Server {
 /// for every broker when `config.base_port` is 0, and advertises the port it got.
 ///
 /// # Errors
-/// `config.host` is not `127.0.0.1` (the server binds loopback only, and the brokers
-/// must advertise the address they listen on), or a listener cannot be bound.
+/// The configuration does not validate ([`ClusterConfig::validate`]), `config.host`
+/// is not `127.0.0.1` (the server binds loopback only, and the brokers must
+/// advertise the address they listen on), or a listener cannot be bound.
 pub async fn serve(config: ClusterConfig) -> io::Result<Server> {
+    serve_with(config, None).await
+}
+
+/// TLS for the served cluster (feature `sim-tls`): the brokers' certificate chain and
+/// key, and optionally the CA whose client certificates they require (mutual TLS).
+#[cfg(feature = "sim-tls")]
+#[derive(Clone)]
+pub struct TlsServer {
+    config: Arc<rustls::ServerConfig>,
+}
+
+#[cfg(feature = "sim-tls")]
+impl std::fmt::Debug for TlsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsServer")
+    }
+}
+
+#[cfg(feature = "sim-tls")]
+impl TlsServer {
+    /// TLS with this certificate chain and private key (PEM); clients are not asked
+    /// for certificates unless `client_ca_pem` is given, then they must present one
+    /// signed by it.
+    ///
+    /// # Errors
+    /// The PEM does not hold a usable certificate, key or CA.
+    pub fn new(
+        cert_chain_pem: &[u8],
+        key_pem: &[u8],
+        client_ca_pem: Option<&[u8]>,
+    ) -> io::Result<Self> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let bad = |what: &str, e: &dyn std::fmt::Display| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("{what}: {e}"))
+        };
+        let chain = CertificateDer::pem_slice_iter(cert_chain_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad("certificate", &e))?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| bad("key", &e))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad("TLS versions", &e))?;
+        let builder = match client_ca_pem {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in CertificateDer::pem_slice_iter(ca) {
+                    roots
+                        .add(cert.map_err(|e| bad("client CA", &e))?)
+                        .map_err(|e| bad("client CA", &e))?;
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .map_err(|e| bad("client CA", &e))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let config = builder
+            .with_single_cert(chain, key)
+            .map_err(|e| bad("certificate", &e))?;
+        Ok(Self {
+            config: Arc::new(config),
+        })
+    }
+}
+
+/// As [`serve`], with every broker speaking TLS (feature `sim-tls`), the way a Kafka
+/// listener with `security.protocol=SSL` does.
+///
+/// # Errors
+/// As [`serve`].
+#[cfg(feature = "sim-tls")]
+pub async fn serve_tls(config: ClusterConfig, tls: TlsServer) -> io::Result<Server> {
+    serve_with(config, Some(tls)).await
+}
+
+#[cfg(feature = "sim-tls")]
+type Acceptor = Option<tokio_rustls::TlsAcceptor>;
+#[cfg(not(feature = "sim-tls"))]
+type Acceptor = Option<std::convert::Infallible>;
+
+async fn serve_with(
+    config: ClusterConfig,
+    #[cfg(feature = "sim-tls")] tls: Option<TlsServer>,
+    #[cfg(not(feature = "sim-tls"))] _tls: Option<std::convert::Infallible>,
+) -> io::Result<Server> {
+    #[cfg(feature = "sim-tls")]
+    let acceptor: Acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config));
+    #[cfg(not(feature = "sim-tls"))]
+    let acceptor: Acceptor = None;
+    config
+        .validate()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
     if config.host != "127.0.0.1" {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -192,7 +299,7 @@ pub async fn serve(config: ClusterConfig) -> io::Result<Server> {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             cluster,
-            conns: BTreeMap::new(),
+            conns: HashMap::new(),
         }),
         wake: Notify::new(),
         tasks: Mutex::new(Vec::new()),
@@ -204,6 +311,7 @@ pub async fn serve(config: ClusterConfig) -> io::Result<Server> {
             shared.clone(),
             i as i32,
             listener,
+            acceptor.clone(),
             shutdown.subscribe(),
         )));
     }
@@ -273,6 +381,7 @@ async fn accept_loop(
     shared: Arc<Shared>,
     broker: i32,
     listener: TcpListener,
+    acceptor: Acceptor,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -293,25 +402,51 @@ async fn accept_loop(
             let now = now();
             match state.cluster.connect(broker, now) {
                 Ok(id) => {
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    state.conns.insert(id, tx);
-                    Some((id, rx))
+                    let handle = Arc::new(ConnHandle::default());
+                    state.conns.insert(id, handle.clone());
+                    Some((id, handle))
                 }
-                // A crashed broker: close the connection at once.
+                // A crashed broker, or max connections open: close it at once.
                 Err(_) => None,
             }
         };
-        let Some((id, rx)) = registered else {
+        let Some((id, handle)) = registered else {
             drop(stream);
             continue;
         };
-        let task = tokio::spawn(connection_loop(
-            shared.clone(),
-            id,
-            stream,
-            rx,
-            shutdown.clone(),
-        ));
+        let _ = stream.set_nodelay(true);
+        let task = match &acceptor {
+            None => tokio::spawn(connection_loop(
+                shared.clone(),
+                id,
+                handle,
+                stream,
+                shutdown.clone(),
+            )),
+            #[cfg(feature = "sim-tls")]
+            Some(acceptor) => {
+                let (acceptor, shared, shutdown) =
+                    (acceptor.clone(), shared.clone(), shutdown.clone());
+                tokio::spawn(async move {
+                    // A failed handshake is a client that went away.
+                    let handshake = tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        acceptor.accept(stream),
+                    )
+                    .await;
+                    match handshake {
+                        Ok(Ok(tls)) => connection_loop(shared, id, handle, tls, shutdown).await,
+                        _ => {
+                            let mut state = shared.lock();
+                            state.cluster.disconnect(id);
+                            state.conns.remove(&id);
+                        }
+                    }
+                })
+            }
+            #[cfg(not(feature = "sim-tls"))]
+            Some(never) => match *never {},
+        };
         let mut tasks = shared
             .tasks
             .lock()
@@ -321,42 +456,73 @@ async fn accept_loop(
     }
 }
 
-async fn connection_loop(
+/// One connection, with Kafka's backpressure: bytes read from the socket go to the
+/// cluster only as far as it reads (one request at a time), its reply is written
+/// whole before anything more is given to it, and the socket is read only when the
+/// last read is used up and nothing waits to be written. A client that does not
+/// read its replies stops being read; one that floods requests fills its own send
+/// buffer, not the server.
+async fn connection_loop<S>(
     shared: Arc<Shared>,
     id: ConnectionId,
-    stream: TcpStream,
-    mut from_cluster: mpsc::UnboundedReceiver<ToConn>,
+    handle: Arc<ConnHandle>,
+    stream: S,
     mut shutdown: watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
-    let mut buf = vec![0u8; READ_CHUNK];
-    let mut out: VecDeque<Bytes> = VecDeque::new();
-    // The cluster closed the connection: write what it sent before, then close.
-    let mut closing = false;
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let mut inbuf = BytesMut::new();
+    let mut out: Option<Bytes> = None;
     loop {
-        if closing && out.is_empty() {
+        let mut limit = 0;
+        if out.is_none() {
+            let mut state = shared.lock();
+            let now = now();
+            let mut fed = false;
+            loop {
+                let n = state.cluster.read_limit(id).min(inbuf.len());
+                if n == 0 {
+                    break;
+                }
+                let chunk = inbuf.split_to(n);
+                state.cluster.handle_input(id, now, &chunk);
+                fed = true;
+            }
+            out = state.cluster.poll_transmit(id);
+            limit = state.cluster.read_limit(id);
+            if fed {
+                // The request may have answered parked fetches of other connections.
+                state.deliver();
+            }
+            drop(state);
+            if fed {
+                shared.wake.notify_one();
+            }
+        }
+        let closed = handle.closed.load(Ordering::Acquire);
+        if closed && out.is_none() {
             break;
+        }
+        let can_read = out.is_none() && inbuf.is_empty() && limit > 0 && !closed;
+        if can_read {
+            inbuf.reserve(READ_CHUNK);
         }
         enum Wake {
             Shutdown,
-            Cluster(Option<ToConn>),
+            Nudged,
             Read(io::Result<usize>),
             Wrote(io::Result<usize>),
         }
-        let wake = {
-            let front = out.front();
-            tokio::select! {
-                _ = shutdown.changed() => Wake::Shutdown,
-                m = from_cluster.recv(), if !closing => Wake::Cluster(m),
-                r = writer.write(front.map_or(&[][..], |b| &b[..])), if front.is_some() => Wake::Wrote(r),
-                r = reader.read(&mut buf), if !closing => Wake::Read(r),
-            }
+        let wake = tokio::select! {
+            _ = shutdown.changed() => Wake::Shutdown,
+            () = handle.notify.notified() => Wake::Nudged,
+            r = writer.write(out.as_deref().unwrap_or_default()), if out.is_some() => Wake::Wrote(r),
+            r = reader.read_buf(&mut inbuf), if can_read => Wake::Read(r),
         };
         match wake {
             Wake::Shutdown => break,
-            Wake::Cluster(Some(ToConn::Bytes(b))) => out.push_back(b),
-            Wake::Cluster(Some(ToConn::Close) | None) => closing = true,
+            Wake::Nudged | Wake::Read(Ok(1..)) => {}
             Wake::Read(Ok(0) | Err(_)) | Wake::Wrote(Ok(0) | Err(_)) => {
                 // The client went away (or the socket failed).
                 let mut state = shared.lock();
@@ -364,13 +530,10 @@ async fn connection_loop(
                 state.conns.remove(&id);
                 break;
             }
-            Wake::Read(Ok(n)) => {
-                shared.with(|cluster, now| cluster.handle_input(id, now, &buf[..n]));
-            }
             Wake::Wrote(Ok(n)) => {
-                if let Some(front) = out.front_mut() {
+                if let Some(front) = out.as_mut() {
                     if n >= front.len() {
-                        out.pop_front();
+                        out = None;
                     } else {
                         let _ = front.split_to(n);
                     }

@@ -276,3 +276,43 @@ impl DriverState {
         }
     }
 }
+
+/// The future that drives a [`Client`](crate::runtime::Client) built with
+/// [`build_smol`](crate::runtime::ClientBuilder::build_smol); spawn it on your
+/// executor (`smol::spawn(driver).detach()`). It ends when the client is closed or
+/// every handle is dropped.
+#[must_use = "the client makes no progress unless the driver runs"]
+pub struct ClientDriver {
+    inner: crate::driver::Driver<crate::smol_net::AsyncIoNet>,
+}
+
+impl std::fmt::Debug for ClientDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientDriver")
+    }
+}
+
+impl std::future::Future for ClientDriver {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        std::pin::Pin::new(&mut self.inner).poll(cx)
+    }
+}
+
+impl crate::runtime::ClientBuilder {
+    /// The client and the future that drives it, for async-io executors (smol):
+    /// spawn the driver, then use the client. Nothing is dialed until the first call.
+    ///
+    /// # Errors
+    /// The configuration is invalid.
+    pub fn build_smol(
+        self,
+    ) -> Result<(crate::runtime::Client, ClientDriver), crate::client::ClientError> {
+        let (core, client, commands, tls) = self.parts()?;
+        let inner = crate::driver::Driver::<crate::smol_net::AsyncIoNet>::new(core, commands, tls);
+        Ok((client, ClientDriver { inner }))
+    }
+}

@@ -228,3 +228,63 @@ async fn sleep_until(deadline: Option<Instant>) {
         tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await;
     }
 }
+
+/// The driver's network under tokio.
+pub(crate) struct TokioNet;
+
+impl crate::driver::Net for TokioNet {
+    type Stream = TcpStream;
+    type Connecting =
+        std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<TcpStream>> + Send>>;
+    type Sleep = std::pin::Pin<Box<tokio::time::Sleep>>;
+
+    fn connect(host: std::sync::Arc<str>, port: u16) -> Self::Connecting {
+        Box::pin(async move {
+            let stream = TcpStream::connect((&*host, port)).await?;
+            let _ = stream.set_nodelay(true);
+            Ok(stream)
+        })
+    }
+
+    fn poll_read(
+        s: &mut TcpStream,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let mut rb = tokio::io::ReadBuf::new(buf);
+        match tokio::io::AsyncRead::poll_read(std::pin::Pin::new(s), cx, &mut rb) {
+            std::task::Poll::Ready(Ok(())) => std::task::Poll::Ready(Ok(rb.filled().len())),
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+
+    fn poll_write(
+        s: &mut TcpStream,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        tokio::io::AsyncWrite::poll_write_vectored(std::pin::Pin::new(s), cx, bufs)
+    }
+
+    fn sleep_until(deadline: Instant) -> Self::Sleep {
+        Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(
+            deadline,
+        )))
+    }
+}
+
+impl crate::runtime::ClientBuilder {
+    /// Starts the client's driver on the current tokio runtime and checks that the
+    /// cluster answers (within the connect timeout).
+    ///
+    /// # Errors
+    /// The configuration is invalid, or no bootstrap broker answered in time.
+    pub async fn build_tokio(self) -> Result<crate::runtime::Client, crate::client::ClientError> {
+        let timeout = self.bootstrap_timeout();
+        let (core, client, commands, tls) = self.parts()?;
+        tokio::spawn(crate::driver::Driver::<TokioNet>::new(core, commands, tls));
+        Self::bootstrap(&client, timeout).await?;
+        Ok(client)
+    }
+}

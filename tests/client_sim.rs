@@ -382,3 +382,80 @@ fn idle_connections_are_closed() {
     })
     .unwrap();
 }
+
+#[test]
+fn oauthbearer_tokens_are_refreshed_before_they_expire_and_bad_ones_fail_fast() {
+    use kafka_sansio::connection::sasl::{OAuthToken, OAuthTokenProvider, SaslConfig};
+    use kafka_sansio::sim::SimSasl;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let mut sasl = SimSasl::oauth_tokens(["token-0", "token-1", "token-2", "token-3"]);
+    sasl.session_lifetime = Some(Duration::from_secs(60));
+    let mut sim = Simulation::new(
+        11,
+        ClusterConfig {
+            brokers: 1,
+            sasl: Some(sasl),
+            ..Default::default()
+        },
+        NetworkConfig::default(),
+        Instant::now(),
+    );
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let provider = OAuthTokenProvider::new(move || {
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        Ok(OAuthToken::new(
+            format!("token-{n}"),
+            Duration::from_secs(100),
+        ))
+    });
+    let mut config = ClientConfig::new(&sim.bootstrap()).unwrap();
+    config.connection.sasl = Some(SaslConfig::oauth_bearer(provider));
+    let host = sim.add_client(Client::new(config, sim.now()));
+    create(&mut sim, host, "t", 1);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "one token serves every connection while fresh"
+    );
+    // Keep a connection busy past the session lifetime: the client re-authenticates
+    // at 85 % of it (51 s), after the token's 80 % (80 s) has not yet passed, then
+    // past 80 s it fetches a new token.
+    for _ in 0..12 {
+        sim.run_for(Duration::from_secs(10));
+        run(&mut sim, host, |c, now| {
+            c.produce(now, "t", 0, records(1, "x"), Default::default())
+        })
+        .unwrap();
+    }
+    assert!(
+        calls.load(Ordering::SeqCst) >= 2,
+        "a fresh token after 80 % of the lifetime"
+    );
+
+    // A token the broker refuses: a typed authentication error, well before the deadline.
+    let bad = OAuthTokenProvider::new(|| Ok(OAuthToken::new("forged", Duration::from_secs(100))));
+    let mut config = ClientConfig::new(&sim.bootstrap()).unwrap();
+    config.connection.sasl = Some(SaslConfig::oauth_bearer(bad));
+    config.operation_timeout = Duration::from_secs(5);
+    let intruder = sim.add_client(Client::new(config, sim.now()));
+    let started = sim.now();
+    let err = run(&mut sim, intruder, |c, now| c.list_topics(now)).unwrap_err();
+    assert!(
+        sim.now() - started < Duration::from_secs(1),
+        "not retried: {err}"
+    );
+    let ClientError::Connection(e) = &err else {
+        panic!("{err}")
+    };
+    assert!(
+        matches!(
+            e.kind,
+            kafka_sansio::connection::ConnectionErrorKind::SaslAuthentication { .. }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("invalid_token"), "{err}");
+}

@@ -35,6 +35,7 @@ fn in_phase(phase: Phase) -> (Connection, Seen, Ledger) {
     let mut ledger = Ledger::default();
     if matches!(phase, Phase::Authenticating) {
         config.sasl = Some(SaslConfig {
+            oauth: None,
             mechanism: SaslMechanism::ScramSha256,
             username: "u".into(),
             password: "p".into(),

@@ -18,6 +18,7 @@ use util::*;
 fn config(mechanism: SaslMechanism, user: &str, password: &str, nonce: &str) -> Config {
     let mut c = Config::new("sasl-broker");
     c.sasl = Some(SaslConfig {
+        oauth: None,
         mechanism,
         username: user.into(),
         password: password.into(),

@@ -120,6 +120,7 @@ fn tansu_without_sasl_refuses_it_clearly() {
     ]) {
         let mut config = Config::new("tansu-sasl");
         config.sasl = Some(SaslConfig {
+            oauth: None,
             mechanism,
             username: "alice".into(),
             password: "secret".into(),

@@ -4,164 +4,14 @@
 
 use kafka_sansio::messages::{
     ApiKey, ApiVersionsRequest, CreateTopicsRequest, DeleteRecordsRequest, ErrorCode, FetchRequest,
-    InitProducerIdRequest, ListOffsetsRequest, Message, MetadataRequest, ProduceRequest, Request,
-    RequestHeader, ResponseHeader, create_topics_request, delete_records_request, fetch_request,
-    list_offsets_request, metadata_request, produce_request,
+    InitProducerIdRequest, ListOffsetsRequest, Message, MetadataRequest, RequestHeader,
+    create_topics_request, delete_records_request, list_offsets_request, metadata_request,
 };
-use kafka_sansio::records::{BatchBuilder, BatchConfig, BatchReader, DecodeOptions, NewRecord};
-use kafka_sansio::sim::{Cluster, ClusterConfig, ConnectionId};
 use kafka_sansio::wire::{BufMut, Bytes, BytesMut};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-struct Harness {
-    cluster: Cluster,
-    now: Instant,
-    next_correlation: i32,
-}
-
-impl Harness {
-    fn new(brokers: usize) -> Self {
-        let now = Instant::now();
-        Harness {
-            cluster: Cluster::new(
-                ClusterConfig {
-                    brokers,
-                    ..ClusterConfig::default()
-                },
-                now,
-            ),
-            now,
-            next_correlation: 1,
-        }
-    }
-
-    fn frame<R: Request>(&mut self, request: &R, version: i16) -> (Bytes, i32) {
-        let correlation_id = self.next_correlation;
-        self.next_correlation += 1;
-        let mut body = BytesMut::new();
-        RequestHeader {
-            request_api_key: R::API_KEY.as_i16(),
-            request_api_version: version,
-            correlation_id,
-            client_id: Some("sim-test".into()),
-            ..Default::default()
-        }
-        .encode(&mut body, R::API_KEY.request_header_version(version))
-        .unwrap();
-        request.encode(&mut body, version).unwrap();
-        let mut frame = BytesMut::new();
-        frame.put_i32(body.len() as i32);
-        frame.extend_from_slice(&body);
-        (frame.freeze(), correlation_id)
-    }
-
-    fn read<R: Request>(
-        &mut self,
-        conn: ConnectionId,
-        version: i16,
-        correlation_id: i32,
-    ) -> Option<R::Response> {
-        let frame = self.cluster.poll_transmit(conn)?;
-        let mut body = frame.slice(4..);
-        let header =
-            ResponseHeader::decode(&mut body, R::API_KEY.response_header_version(version)).unwrap();
-        assert_eq!(header.correlation_id, correlation_id);
-        let response = R::Response::decode(&mut body, version).unwrap();
-        assert!(body.is_empty());
-        Some(response)
-    }
-
-    fn call<R: Request>(&mut self, conn: ConnectionId, request: &R, version: i16) -> R::Response {
-        let (frame, id) = self.frame(request, version);
-        self.cluster.handle_input(conn, self.now, &frame);
-        self.read::<R>(conn, version, id).expect("a response")
-    }
-
-    fn advance(&mut self, by: Duration) {
-        self.now += by;
-        self.cluster.handle_timeout(self.now);
-    }
-}
-
-fn batch(values: &[&str], producer: Option<(i64, i16, i32)>) -> Bytes {
-    let mut buf = BytesMut::new();
-    let mut config = BatchConfig::default();
-    if let Some((id, epoch, seq)) = producer {
-        config.producer_id = id;
-        config.producer_epoch = epoch;
-        config.base_sequence = seq;
-    }
-    let mut builder = BatchBuilder::new(&mut buf, &config);
-    for (i, v) in values.iter().enumerate() {
-        builder
-            .append(
-                &NewRecord::new(1_000 + i as i64)
-                    .key(b"k")
-                    .value(v.as_bytes()),
-            )
-            .unwrap();
-    }
-    builder.finish().unwrap();
-    buf.freeze()
-}
-
-fn produce(topic: &str, partition: i32, acks: i16, records: Bytes) -> ProduceRequest {
-    ProduceRequest {
-        acks,
-        timeout_ms: 1000,
-        topic_data: vec![produce_request::TopicProduceData {
-            name: topic.into(),
-            partition_data: vec![produce_request::PartitionProduceData {
-                index: partition,
-                records: Some(records),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
-}
-
-fn fetch(
-    topic: &str,
-    partition: i32,
-    offset: i64,
-    min_bytes: i32,
-    max_wait_ms: i32,
-) -> FetchRequest {
-    FetchRequest {
-        replica_id: -1,
-        max_wait_ms,
-        min_bytes,
-        max_bytes: 1 << 20,
-        topics: vec![fetch_request::FetchTopic {
-            topic: topic.into(),
-            partitions: vec![fetch_request::FetchPartition {
-                partition,
-                fetch_offset: offset,
-                partition_max_bytes: 1 << 20,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
-}
-
-fn values_of(records: &Bytes) -> Vec<(i64, String)> {
-    let opts = DecodeOptions::default();
-    let mut out = Vec::new();
-    for b in BatchReader::new(records.clone(), opts) {
-        for r in b.unwrap().records(&opts).unwrap() {
-            let r = r.unwrap();
-            out.push((
-                r.offset,
-                String::from_utf8(r.value.unwrap().to_vec()).unwrap(),
-            ));
-        }
-    }
-    out
-}
+mod sim_harness;
+use sim_harness::*;
 
 #[test]
 fn api_versions_lists_what_the_broker_answers_and_rejects_newer_versions_at_v0() {
@@ -552,6 +402,7 @@ mod sasl {
         let mut sim = Simulation::new(11, cluster, NetworkConfig::default(), Instant::now());
         let mut config = Config::new("sim-0");
         config.sasl = Some(SaslConfig {
+            oauth: None,
             mechanism,
             username: "alice".into(),
             password: password.into(),
@@ -1097,26 +948,16 @@ fn absurd_partition_counts_are_refused_not_allocated() {
 #[test]
 fn consumer_group_join_sync_heartbeat_commit_leave_and_expiry() {
     use kafka_sansio::messages::{
-        HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, OffsetCommitRequest,
-        SyncGroupRequest, join_group_request, leave_group_request, offset_commit_request,
-        sync_group_request,
+        HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, SyncGroupRequest,
+        leave_group_request, sync_group_request,
     };
     let mut h = Harness::new(1);
     h.cluster.create_topic("t", 2, 1).unwrap();
     let a = h.cluster.connect(0, h.now).unwrap();
     let b = h.cluster.connect(0, h.now).unwrap();
     let join = |member: &str| JoinGroupRequest {
-        group_id: "g".into(),
-        session_timeout_ms: 6000,
         rebalance_timeout_ms: 10_000,
-        member_id: member.into(),
-        protocol_type: "consumer".into(),
-        protocols: vec![join_group_request::JoinGroupRequestProtocol {
-            name: "range".into(),
-            metadata: Bytes::from_static(b"meta"),
-            ..Default::default()
-        }],
-        ..Default::default()
+        ..sim_harness::join("g", member, 6000)
     };
     let sync =
         |member: &str, generation: i32, assignments: &[(&str, &'static [u8])]| SyncGroupRequest {
@@ -1202,21 +1043,7 @@ fn consumer_group_join_sync_heartbeat_commit_leave_and_expiry() {
     assert_eq!(heartbeat(&mut h, a, &ma, 2), ErrorCode::NONE);
 
     // Commits are checked against the member and its generation.
-    let commit = |member: &str, generation: i32| OffsetCommitRequest {
-        group_id: "g".into(),
-        generation_id_or_member_epoch: generation,
-        member_id: member.into(),
-        topics: vec![offset_commit_request::OffsetCommitRequestTopic {
-            name: "t".into(),
-            partitions: vec![offset_commit_request::OffsetCommitRequestPartition {
-                partition_index: 0,
-                committed_offset: 7,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
+    let commit = |member: &str, generation: i32| sim_harness::commit("g", member, generation, 7);
     let code = |r: kafka_sansio::messages::OffsetCommitResponse| {
         ErrorCode::from(r.topics[0].partitions[0].error_code)
     };

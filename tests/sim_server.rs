@@ -12,69 +12,22 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kafka_sansio::connection::Config;
-use kafka_sansio::messages::{
-    ErrorCode, FetchRequest, MetadataRequest, ProduceRequest, fetch_request, produce_request,
-};
-use kafka_sansio::records::{BatchBuilder, BatchConfig, BatchReader, DecodeOptions, NewRecord};
+use kafka_sansio::messages::{ErrorCode, FetchRequest, MetadataRequest};
+use kafka_sansio::records::{BatchReader, DecodeOptions};
 use kafka_sansio::runtime::Error;
 use kafka_sansio::sim::ClusterConfig;
 use kafka_sansio::sim_server::{BackgroundServer, serve};
 use kafka_sansio::tokio_runtime::Connection;
-use kafka_sansio::wire::{Bytes, BytesMut};
+use kafka_sansio::wire::Bytes;
+
+mod sim_harness;
+use sim_harness::{batch, fetch, produce};
 
 fn config(brokers: usize) -> ClusterConfig {
     ClusterConfig {
         brokers,
         base_port: 0,
         ..ClusterConfig::default()
-    }
-}
-
-fn batch(values: &[&str]) -> Bytes {
-    let mut buf = BytesMut::new();
-    let mut b = BatchBuilder::new(&mut buf, &BatchConfig::default());
-    for v in values {
-        b.append(&NewRecord::new(1_700_000_000_000).value(v.as_bytes()))
-            .unwrap();
-    }
-    b.finish().unwrap();
-    buf.freeze()
-}
-
-fn produce(topic: &str, partition: i32, values: &[&str]) -> ProduceRequest {
-    ProduceRequest {
-        acks: -1,
-        timeout_ms: 5000,
-        topic_data: vec![produce_request::TopicProduceData {
-            name: topic.into(),
-            partition_data: vec![produce_request::PartitionProduceData {
-                index: partition,
-                records: Some(batch(values)),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
-}
-
-fn fetch(topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> FetchRequest {
-    FetchRequest {
-        replica_id: -1,
-        max_wait_ms,
-        min_bytes: 1,
-        max_bytes: 1 << 20,
-        topics: vec![fetch_request::FetchTopic {
-            topic: topic.into(),
-            partitions: vec![fetch_request::FetchPartition {
-                partition,
-                fetch_offset: offset,
-                partition_max_bytes: 1 << 20,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
     }
 }
 
@@ -111,7 +64,7 @@ async fn a_parked_fetch_wakes_when_another_connection_produces() {
         async move {
             consumer
                 .send_with(
-                    fetch("t", 0, 0, 10_000),
+                    fetch("t", 0, 0, 1, 10_000),
                     kafka_sansio::connection::RequestOptions::max_version(12),
                 )
                 .await
@@ -119,7 +72,10 @@ async fn a_parked_fetch_wakes_when_another_connection_produces() {
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!parked.is_finished(), "the fetch waits for data");
-    let r = producer.send(produce("t", 0, &["a", "b"])).await.unwrap();
+    let r = producer
+        .send(produce("t", 0, -1, batch(&["a", "b"], None)))
+        .await
+        .unwrap();
     assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
     let outcome = tokio::time::timeout(Duration::from_secs(3), parked)
         .await
@@ -151,7 +107,10 @@ async fn crash_closes_connections_and_restart_accepts_again() {
     let conn = Connection::connect(addr, Config::new("leader"))
         .await
         .unwrap();
-    let r = conn.send(produce("t", 0, &["kept"])).await.unwrap();
+    let r = conn
+        .send(produce("t", 0, -1, batch(&["kept"], None)))
+        .await
+        .unwrap();
     assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
 
     server.with_cluster(|c, now| c.crash_broker(leader, now));
@@ -182,7 +141,7 @@ async fn crash_closes_connections_and_restart_accepts_again() {
     assert_eq!(md.brokers.len(), 2, "the crashed broker left the metadata");
     let outcome = other
         .send_with(
-            fetch("t", 0, 0, 0),
+            fetch("t", 0, 0, 1, 0),
             kafka_sansio::connection::RequestOptions::max_version(12),
         )
         .await

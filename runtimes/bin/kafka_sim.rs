@@ -3,8 +3,17 @@
 //!
 //! ```text
 //! kafka-sim [--brokers N] [--port BASE] [--topic NAME[:PARTITIONS[:REPLICATION]]]...
-//!           [--seed N] [--no-auto-create] [--ignore-stdin]
+//!           [--seed N] [--no-auto-create] [--ignore-stdin] [LIMIT VALUE]...
 //! ```
+//!
+//! The limits are Kafka's broker settings, with Kafka's defaults (see
+//! `ClusterConfig`): `--max-connections N` (10000), `--connections-max-idle-ms MS`
+//! (600000), `--max-queued-bytes N` (1048576), `--socket-request-max-bytes N`
+//! (104857600), `--message-max-bytes N` (1048588), `--fetch-max-bytes N` (57671680),
+//! `--max-partitions N` (50000), `--max-partitions-per-topic N` (10000),
+//! `--max-auto-created-partitions N` (25000), `--group-min-session-timeout-ms MS`
+//! (6000), `--group-max-session-timeout-ms MS` (1800000). A value out of range is an
+//! error, reported before anything starts.
 //!
 //! The first line on stdout is the bootstrap list (`127.0.0.1:P0,127.0.0.1:P1,...`).
 //! Then each line read from stdin is a command, answered with one line, `ok ...` or
@@ -17,12 +26,13 @@
 //! | `crash ID` / `restart ID` | broker ID (0-based) crashes / comes back |
 //! | `leader TOPIC PARTITION ID` | move a partition's leadership to broker ID |
 //! | `errors API_KEY ERROR_CODE [COUNT]` | the next COUNT (default 1) requests of API_KEY fail with ERROR_CODE |
-//! | `throttle MS` | report MS of throttle time in every response |
-//! | `fetch-delay MS` | hold every Fetch response MS longer |
+//! | `throttle MS` | report MS (0 to 2147483647) of throttle time in every response |
+//! | `fetch-delay MS` | hold every Fetch response MS (0 to 2147483647) longer |
 //! | `partial-batches on\|off` | cut Fetch responses in the middle of a batch |
 //! | `offsets TOPIC PARTITION` | answers `ok HIGH_WATERMARK LOG_START_OFFSET` |
 //! | `leader? TOPIC PARTITION` | answers `ok ID` (or `ok -1` when offline) |
 //! | `bootstrap` | answers `ok BOOTSTRAP` |
+//! | `stats` | answers `ok connections=N groups=N partitions=N stored_bytes=N` |
 //! | `quit` | stop |
 
 use std::io::{BufRead, Write};
@@ -33,7 +43,12 @@ use kafka_sansio::sim::ClusterConfig;
 use kafka_sansio::sim_server::BackgroundServer;
 
 const USAGE: &str = "usage: kafka-sim [--brokers N] [--port BASE] \
-[--topic NAME[:PARTITIONS[:REPLICATION]]]... [--seed N] [--no-auto-create] [--ignore-stdin]";
+[--topic NAME[:PARTITIONS[:REPLICATION]]]... [--seed N] [--no-auto-create] [--ignore-stdin]
+  limits (Kafka's defaults): --max-connections N, --connections-max-idle-ms MS,
+  --max-queued-bytes N, --socket-request-max-bytes N, --message-max-bytes N,
+  --fetch-max-bytes N, --max-partitions N, --max-partitions-per-topic N,
+  --max-auto-created-partitions N, --group-min-session-timeout-ms MS,
+  --group-max-session-timeout-ms MS";
 
 struct Args {
     config: ClusterConfig,
@@ -57,6 +72,27 @@ fn parse_args() -> Result<Args, String> {
             "--seed" => config.seed = number(&value("--seed")?, "--seed")?,
             "--topic" | "-t" => topics.push(topic_spec(&value("--topic")?)?),
             "--no-auto-create" => config.auto_create_topics = false,
+            "--max-connections" => config.max_connections = number(&value(&arg)?, &arg)?,
+            "--connections-max-idle-ms" => {
+                config.connections_max_idle = millis(&value(&arg)?, &arg)?;
+            }
+            "--max-queued-bytes" => config.max_queued_bytes = number(&value(&arg)?, &arg)?,
+            "--socket-request-max-bytes" => config.max_frame_size = number(&value(&arg)?, &arg)?,
+            "--message-max-bytes" => config.message_max_bytes = number(&value(&arg)?, &arg)?,
+            "--fetch-max-bytes" => config.fetch_max_bytes = number(&value(&arg)?, &arg)?,
+            "--max-partitions" => config.max_partitions = number(&value(&arg)?, &arg)?,
+            "--max-partitions-per-topic" => {
+                config.max_partitions_per_topic = number(&value(&arg)?, &arg)?;
+            }
+            "--max-auto-created-partitions" => {
+                config.max_auto_created_partitions = number(&value(&arg)?, &arg)?;
+            }
+            "--group-min-session-timeout-ms" => {
+                config.group_min_session_timeout = millis(&value(&arg)?, &arg)?;
+            }
+            "--group-max-session-timeout-ms" => {
+                config.group_max_session_timeout = millis(&value(&arg)?, &arg)?;
+            }
             "--ignore-stdin" => ignore_stdin = true,
             "--help" | "-h" => {
                 println!("{USAGE}");
@@ -68,6 +104,7 @@ fn parse_args() -> Result<Args, String> {
     if config.brokers == 0 {
         return Err("--brokers must be at least 1".into());
     }
+    config.validate().map_err(|e| e.to_string())?;
     Ok(Args {
         config,
         topics,
@@ -78,6 +115,15 @@ fn parse_args() -> Result<Args, String> {
 fn number<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, String> {
     text.parse()
         .map_err(|_| format!("{what}: {text:?} is not a valid number"))
+}
+
+/// A number of milliseconds, 0 to `i32::MAX` (Kafka's millisecond settings are ints).
+fn millis(text: &str, what: &str) -> Result<Duration, String> {
+    let ms: u64 = number(text, what)?;
+    if ms > i32::MAX as u64 {
+        return Err(format!("{what}: {ms} ms is over {} ms", i32::MAX));
+    }
+    Ok(Duration::from_millis(ms))
 }
 
 fn topic_spec(spec: &str) -> Result<(String, i32, Option<i16>), String> {
@@ -218,13 +264,14 @@ fn command(
             Ok(String::new())
         }
         "throttle" => {
-            let ms = number(arg(1)?, "milliseconds")?;
+            let ms = millis(arg(1)?, "throttle")?;
+            let ms = i32::try_from(ms.as_millis()).unwrap_or(i32::MAX);
             server.with_cluster(|c, _| c.faults.throttle_ms = ms);
             Ok(String::new())
         }
         "fetch-delay" => {
-            let ms = number(arg(1)?, "milliseconds")?;
-            server.with_cluster(|c, _| c.faults.fetch_delay = Duration::from_millis(ms));
+            let delay = millis(arg(1)?, "fetch-delay")?;
+            server.with_cluster(|c, _| c.faults.fetch_delay = delay);
             Ok(String::new())
         }
         "partial-batches" => {
@@ -244,6 +291,15 @@ fn command(
                 .ok_or_else(|| format!("no partition {topic}-{partition}"))
         }
         "bootstrap" => Ok(server.bootstrap()),
+        "stats" => Ok(server.with_cluster(|c, _| {
+            format!(
+                "connections={} groups={} partitions={} stored_bytes={}",
+                c.connection_count(),
+                c.group_count(),
+                c.partition_count(),
+                c.stored_bytes()
+            )
+        })),
         other => Err(format!("unknown command {other:?}")),
     }
 }

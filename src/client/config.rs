@@ -107,6 +107,10 @@ pub struct ClientConfig {
     pub connections_max_idle: Duration,
     /// Whether Metadata requests may create unknown topics (when the broker allows it).
     pub allow_auto_topic_creation: bool,
+    /// How the producer ([`Client::send`](super::Client::send)) batches and retries.
+    pub producer: super::ProducerConfig,
+    /// How the consumer ([`Client::assign`](super::Client::assign)) fetches.
+    pub consumer: super::ConsumerConfig,
     /// A planted bug, for proving that the simulation suite catches a routing error
     /// (`tests/client_invariants.rs`): requests for a partition go to its first
     /// replica (the preferred leader) instead of its current leader. Never set this
@@ -152,6 +156,8 @@ impl ClientConfig {
             metadata_min_interval: Duration::from_millis(100),
             connections_max_idle: Duration::from_secs(540),
             allow_auto_topic_creation: false,
+            producer: super::ProducerConfig::default(),
+            consumer: super::ConsumerConfig::default(),
             planted_bug_route_to_first_replica: false,
         }
     }

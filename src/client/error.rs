@@ -100,6 +100,9 @@ pub enum ClientError {
     /// A connection refused more work (its queue is full); retried internally.
     #[error(transparent)]
     Usage(UsageError),
+    /// The producer refused a record (buffer full past the wait, record too large).
+    #[error(transparent)]
+    Send(crate::client::SendError),
 }
 
 impl ClientError {
@@ -129,10 +132,39 @@ impl ClientError {
     pub fn is_retriable(&self) -> bool {
         match self {
             Self::Broker { code, .. } => code.is_retriable(),
-            Self::Request(e) => matches!(e.kind, crate::connection::RequestErrorKind::Timeout(_)),
-            Self::Connection(_) | Self::NoBrokers(_) | Self::Usage(_) => true,
+            Self::Request(e) => match &e.kind {
+                crate::connection::RequestErrorKind::Timeout(_) => true,
+                crate::connection::RequestErrorKind::Connection(c) => connection_is_retriable(c),
+                _ => false,
+            },
+            Self::Connection(c) => connection_is_retriable(c),
+            Self::NoBrokers(_) | Self::Usage(_) => true,
             Self::Timeout { .. } => true,
             _ => false,
         }
+    }
+}
+
+/// A lost connection is worth retrying; one refused for its credentials or its TLS
+/// certificate is not (Java's client fails those at once too).
+fn connection_is_retriable(e: &crate::connection::ConnectionError) -> bool {
+    use crate::connection::{ConnectionErrorKind as K, TlsFailure as T};
+    match &e.kind {
+        K::SaslAuthentication { .. }
+        | K::SaslMechanism { .. }
+        | K::SaslUnsupported
+        | K::Sasl(_) => false,
+        K::Transport(t) => !matches!(
+            t.tls,
+            Some(
+                T::UnknownIssuer
+                    | T::HostnameMismatch
+                    | T::Expired
+                    | T::BadCertificate
+                    | T::InvalidServerName
+                    | T::Rejected
+            )
+        ),
+        _ => true,
     }
 }

@@ -1,6 +1,6 @@
 //! A Kafka cluster as one sans-IO state machine over many broker connections.
 //!
-//! [`Client`] owns a [`Connection`](crate::connection::Connection) per broker and
+//! [`Client`] owns a [`Connection`] per broker and
 //! kind of traffic, a metadata cache and a coordinator cache, and runs operations
 //! across them: admin calls (create and delete topics, configs, groups, ...) and
 //! partition operations (produce, fetch, list offsets). It routes each request to the
@@ -17,10 +17,14 @@
 
 mod backoff;
 mod config;
+mod consume;
+mod consumer;
 mod error;
 mod metadata;
 mod op;
 mod ops;
+mod produce;
+mod producer;
 mod rng;
 mod stats;
 
@@ -36,6 +40,7 @@ use crate::connection::{
 };
 
 pub use config::{BrokerAddress, ClientConfig};
+pub use consumer::{ConsumedRecord, ConsumerConfig, Offset, OffsetReset, TopicPartition};
 pub use error::ClientError;
 pub use metadata::{BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use op::{CoordinatorKind, Lane, UnknownTopicHandling};
@@ -43,16 +48,29 @@ pub use ops::admin::{
     AlterConfigOp, ConfigEntry, ConfigResource, ConfigResourceType, ConfigSource,
     DeleteRecordsResult, GroupDescription, GroupListing, GroupMember, NewTopic, TopicResult,
 };
+pub use ops::offsets::{CommitMember, CommittedOffset};
 pub use ops::partition::{
     FetchOptions, FetchOutput, FetchedRecord, IsolationLevel, OffsetSpec, ProduceOptions,
     ProduceOutput, Record, RecordHeader,
 };
-pub use stats::{BrokerStats, ClientStats};
+pub use producer::{
+    Aggregator, BatchProducer, Demux, ItemId, ItemOutput, Partitioner, ProducerConfig,
+    ProducerRecord, Push, RecordAggregator, RecordDemux, RecordId, RecordMetadata, SendError,
+    TopicPartitions, murmur2, partition_for_key,
+};
+pub use stats::{BrokerStats, ClientStats, PartitionStats};
 
 use backoff::backoff;
 use metadata::{Leader, Metadata};
 use op::{Built, Ctx, Operation, Refresh, Reply, Step, Target, Versions};
 use rng::Rng;
+
+/// Per resource, its configs or why they could not be read.
+pub type DescribedConfigs = Vec<(ConfigResource, Result<Vec<ConfigEntry>, ClientError>)>;
+/// Per resource, whether its change was applied.
+pub type AlteredConfigs = Vec<(ConfigResource, Result<(), ClientError>)>;
+/// Per group, whether it was deleted.
+pub type DeletedGroups = Vec<(String, Result<(), ClientError>)>;
 
 /// Names one connection the client asked for with [`Output::Connect`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -105,9 +123,9 @@ pub enum OpOutput {
     /// [`Client::create_partitions`]: one result per topic, in the order asked.
     TopicResults(Vec<TopicResult>),
     /// [`Client::describe_configs`]: one entry per resource, in the order asked.
-    Configs(Vec<(ConfigResource, Result<Vec<ConfigEntry>, ClientError>)>),
+    Configs(DescribedConfigs),
     /// [`Client::alter_configs`]: one result per resource, in the order asked.
-    ConfigsAltered(Vec<(ConfigResource, Result<(), ClientError>)>),
+    ConfigsAltered(AlteredConfigs),
     /// [`Client::delete_records`]: one result per partition, in the order asked.
     RecordsDeleted(Vec<DeleteRecordsResult>),
     /// [`Client::list_groups`].
@@ -115,11 +133,13 @@ pub enum OpOutput {
     /// [`Client::describe_groups`]: one entry per group, in the order asked.
     GroupDescriptions(Vec<Result<GroupDescription, ClientError>>),
     /// [`Client::delete_groups`]: one result per group, in the order asked.
-    GroupsDeleted(Vec<(String, Result<(), ClientError>)>),
+    GroupsDeleted(DeletedGroups),
     /// [`Client::produce`].
     Produced(ProduceOutput),
     /// [`Client::fetch`].
     Fetched(FetchOutput),
+    /// [`Client::fetch_committed`], [`Client::commit_offsets`]: per partition.
+    Committed(Vec<CommittedOffset>),
     /// [`Client::list_offsets`]: the offset and its record's timestamp (`-1` when
     /// the broker gives none).
     Offset {
@@ -142,6 +162,24 @@ pub enum Event {
         /// Its result.
         result: Result<OpOutput, ClientError>,
     },
+    /// Fetched records wait to be taken with [`Client::poll_records`].
+    RecordsReady,
+    /// Consuming hit an error the application must know of: a partition without a
+    /// position under [`OffsetReset::Error`], a fatal fetch error, a corrupt batch.
+    ConsumerError {
+        /// The partition concerned, if one.
+        partition: Option<TopicPartition>,
+        /// What happened.
+        error: ClientError,
+    },
+    /// A record handed to [`Client::send`] was written (or could not be). Every
+    /// record accepted gets exactly one.
+    Delivered {
+        /// The record.
+        record: RecordId,
+        /// Where it landed, or why it failed.
+        result: Result<RecordMetadata, ClientError>,
+    },
 }
 
 /// Which broker a connection goes to.
@@ -162,9 +200,19 @@ enum ConnState {
 /// Who waits for a request.
 #[derive(Debug)]
 struct Waiter {
-    op: OpId,
-    items: Vec<usize>,
+    owner: Owner,
     sent_at: Instant,
+}
+
+/// What a request was sent for.
+#[derive(Debug)]
+enum Owner {
+    /// Items of an operation.
+    Op { op: OpId, items: Vec<usize> },
+    /// The producer's Produce request with this number.
+    Produce(u64),
+    /// The consumer's Fetch request with this number.
+    Fetch(u64),
 }
 
 #[derive(Debug)]
@@ -217,6 +265,14 @@ enum Internal {
     /// The n-th metadata request.
     Metadata(u64),
     Coordinator(CoordinatorKind, Arc<str>),
+    /// The producer's InitProducerId.
+    ProducerId,
+    /// The consumer's ListOffsets for a partition's start.
+    ConsumerOffset(TopicPartition, u64),
+    /// The consumer's OffsetForLeaderEpoch check of a partition.
+    Validate(TopicPartition, u64),
+    /// The consumer's lookup of committed offsets.
+    Committed(Vec<TopicPartition>),
 }
 
 struct OpEntry {
@@ -256,7 +312,7 @@ struct EndpointBackoff {
 ///
 /// # Driving contract
 ///
-/// The methods are of four kinds, as on [`Connection`](crate::connection::Connection):
+/// The methods are of four kinds, as on [`Connection`]:
 /// - **getters** ([`metadata_topic`](Self::metadata_topic), [`stats`](Self::stats),
 ///   ...), which change nothing;
 /// - **inputs**: [`handle_connected`](Self::handle_connected) /
@@ -339,6 +395,17 @@ pub struct Client {
     now: Instant,
     /// A deadline override for the next operation started (see `with_timeout`).
     next_timeout: Option<Duration>,
+    /// The producer, once a record was sent.
+    producer: Option<Box<producer::Producer>>,
+    /// The producer's Produce requests on the wire, by number.
+    produce_requests: BTreeMap<u64, producer::InFlightRequest>,
+    next_produce_request: u64,
+    /// Replies for the producer that arrived while it was busy driving.
+    deferred_produce_replies: Vec<(u64, Result<Reply, ClientError>)>,
+    /// The consumer, once partitions were assigned.
+    consumer: Option<Box<consumer::Consumer>>,
+    /// The consumer's Fetch requests on the wire, by number.
+    fetch_requests: BTreeMap<u64, consumer::FetchInFlight>,
 }
 
 impl std::fmt::Debug for Client {
@@ -378,6 +445,12 @@ impl Client {
             stats: stats::Stats::default(),
             now,
             next_timeout: None,
+            producer: None,
+            produce_requests: BTreeMap::new(),
+            next_produce_request: 0,
+            deferred_produce_replies: Vec::new(),
+            consumer: None,
+            fetch_requests: BTreeMap::new(),
         }
     }
 
@@ -417,11 +490,28 @@ impl Client {
     /// like librdkafka's statistics.
     #[must_use]
     pub fn stats(&self) -> ClientStats {
-        self.stats.snapshot(
+        let mut stats = self.stats.snapshot(
             self.slots
                 .values()
                 .map(|s| (s.label.clone(), s.waiters.len())),
-        )
+        );
+        if let Some(p) = &self.producer {
+            stats.retries += p.retries();
+            stats.producer_buffered_bytes = p.buffered();
+            stats.partitions = p
+                .partition_stats()
+                .into_iter()
+                .map(
+                    |(topic, partition, buffered_records, in_flight_batches)| PartitionStats {
+                        topic,
+                        partition,
+                        buffered_records,
+                        in_flight_batches,
+                    },
+                )
+                .collect();
+        }
+        stats
     }
 
     // ----- inputs --------------------------------------------------------------
@@ -602,6 +692,9 @@ impl Client {
         if !self.metadata.in_flight
             && let Some(t) = self.metadata.refresh_at
         {
+            at(t);
+        }
+        if let Some(t) = self.producer.as_ref().and_then(|p| p.next_deadline()) {
             at(t);
         }
         next
@@ -807,12 +900,12 @@ impl Client {
         let never_ready = !slot.is_ready();
         tracing::debug!(broker = %slot.label, %error, "connection closed");
         for (_, w) in slot.waiters {
-            self.end_items(
-                w.op,
-                &w.items,
-                now,
-                Err(ClientError::Connection(error.clone())),
-            );
+            let failed = Err(ClientError::Connection(error.clone()));
+            match w.owner {
+                Owner::Op { op, items } => self.end_items(op, &items, now, failed),
+                Owner::Produce(req) => self.produce_reply(req, now, failed),
+                Owner::Fetch(req) => self.fetch_reply(req, now, failed),
+            }
         }
         if backoff_endpoint || never_ready {
             let failures = self
@@ -838,11 +931,26 @@ impl Client {
             // A broker that cannot be reached may have left the cluster.
             self.want_metadata(now, None, true);
             let failed = ClientError::Connection(error);
+            // Refused credentials or certificates fail every waiting call at once:
+            // every connection of this client presents the same ones.
+            let fatal = !failed.is_retriable();
             for op in self.ops.values_mut() {
                 for item in &mut op.items {
-                    if matches!(item.state, ItemState::Ready | ItemState::WaitMetadata(_)) {
+                    if matches!(
+                        item.state,
+                        ItemState::Ready | ItemState::WaitMetadata(_) | ItemState::Backoff(_)
+                    ) {
                         item.last_error = Some(failed.clone());
+                        if fatal {
+                            item.state = ItemState::Failed(failed.clone());
+                        }
                     }
+                }
+            }
+            if fatal {
+                let ids: Vec<OpId> = self.ops.keys().copied().collect();
+                for id in ids {
+                    self.maybe_finish(id);
                 }
             }
         }
@@ -862,12 +970,17 @@ impl Client {
         let Some(waiter) = slot.waiters.remove(&corr) else {
             return;
         };
+        tracing::trace!(broker = %slot.label, corr, ok = reply.is_ok(), "reply");
         slot.last_active = now;
         if reply.is_ok() {
             self.stats
                 .round_trip(&slot.label, now.saturating_duration_since(waiter.sent_at));
         }
-        self.end_items(waiter.op, &waiter.items, now, reply);
+        match waiter.owner {
+            Owner::Op { op, items } => self.end_items(op, &items, now, reply),
+            Owner::Produce(req) => self.produce_reply(req, now, reply),
+            Owner::Fetch(req) => self.fetch_reply(req, now, reply),
+        }
     }
 
     fn end_items(
@@ -888,8 +1001,12 @@ impl Client {
                     now,
                     spawn: Vec::new(),
                     coordinator: None,
+                    producer_id: None,
                 };
                 let steps = op.on_reply(items, reply, &mut ctx);
+                if let (Some(pid), Some(p)) = (ctx.producer_id, self.producer.as_mut()) {
+                    p.on_producer_id(Ok(pid));
+                }
                 if let (Some(node), Some(Internal::Coordinator(kind, key))) =
                     (ctx.coordinator, &entry.internal)
                 {
@@ -1018,17 +1135,44 @@ impl Client {
                         tracing::debug!(error = %e, "metadata refresh failed");
                         self.metadata.last_failure = Some(now);
                         self.metadata_error = Some(e.clone());
+                        // Waiting items retry the refresh, unless it can never work
+                        // (credentials or certificates refused): then they fail.
+                        let fatal = !e.is_retriable();
                         for op in self.ops.values_mut() {
                             for item in &mut op.items {
                                 if let ItemState::WaitMetadata(_) = item.state {
                                     item.last_error = Some(e.clone());
-                                    item.state = ItemState::Ready;
+                                    item.state = if fatal {
+                                        ItemState::Failed(e.clone())
+                                    } else {
+                                        ItemState::Ready
+                                    };
                                 }
                             }
                         }
-                        self.want_metadata(now, None, true);
+                        if fatal {
+                            let ids: Vec<OpId> = self.ops.keys().copied().collect();
+                            for id in ids {
+                                self.maybe_finish(id);
+                            }
+                        } else {
+                            self.want_metadata(now, None, true);
+                        }
                     }
                 }
+            }
+            Some(
+                i
+                @ (Internal::ConsumerOffset(..) | Internal::Validate(..) | Internal::Committed(_)),
+            ) => {
+                self.consumer_op_done(i, result);
+            }
+            Some(Internal::ProducerId) => {
+                // Success was applied when the answer arrived (`Ctx::producer_id`).
+                if let (Err(e), Some(p)) = (result, self.producer.as_mut()) {
+                    p.on_producer_id(Err(e));
+                }
+                self.emit_deliveries();
             }
             Some(Internal::Coordinator(kind, key)) => {
                 let known = matches!(
@@ -1180,6 +1324,10 @@ impl Client {
 
     /// Moves every ready item forward: resolve, group, send.
     fn drive(&mut self, now: Instant) {
+        // The producer and the consumer first: what they start (lookups, metadata
+        // wishes) is dispatched below, in this same call.
+        self.drive_producer(now);
+        self.drive_consumer(now);
         // Repeat while sending makes progress that may unblock more (a metadata
         // refresh started, a coordinator lookup started).
         for _ in 0..4 {
@@ -1337,8 +1485,10 @@ impl Client {
             timeout: Some(timeout),
             max_version,
         };
+        let api = request.api_key();
         match conn.send_any(now, request, options) {
             Ok(corr) => {
+                tracing::trace!(broker = %slot.label, ?api, corr, op = id.0, ?items, "sent");
                 for i in items {
                     if let Some(item) = entry.items.get_mut(*i) {
                         item.state = ItemState::InFlight;
@@ -1347,8 +1497,10 @@ impl Client {
                 slot.waiters.insert(
                     corr,
                     Waiter {
-                        op: id,
-                        items: items.to_vec(),
+                        owner: Owner::Op {
+                            op: id,
+                            items: items.to_vec(),
+                        },
                         sent_at: now,
                     },
                 );
@@ -1447,6 +1599,11 @@ impl Client {
             }
             Target::Controller => match self.metadata.controller() {
                 Some(n) => Resolved::Endpoint(Endpoint::Node(n)),
+                // Fresh metadata names no controller (some brokers never do): any
+                // broker, which answers NOT_CONTROLLER if it cannot serve.
+                None if self.metadata_answered >= fresh => {
+                    Resolved::Endpoint(self.any_endpoint(now))
+                }
                 None => self.wait_metadata(now, None),
             },
             Target::Leader { topic, partition } => match self.metadata.leader(topic, *partition) {

@@ -179,6 +179,8 @@ pub(crate) struct Ctx<'a> {
     pub spawn: Vec<Target>,
     /// A coordinator lookup's answer: the coordinator's node id.
     pub coordinator: Option<i32>,
+    /// InitProducerId's answer: the producer id and epoch.
+    pub producer_id: Option<(i64, i16)>,
 }
 
 /// One operation's logic; the client does the routing, retries and deadlines.

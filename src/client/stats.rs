@@ -58,8 +58,27 @@ impl BrokerStats {
 pub struct ClientStats {
     /// Per broker, by label.
     pub brokers: Vec<BrokerStats>,
-    /// Items retried after a retriable error, over the client's life.
+    /// Items retried after a retriable error, over the client's life (producer
+    /// batches included).
     pub retries: u64,
+    /// Per partition the producer writes to: records buffered and batches in flight.
+    pub partitions: Vec<PartitionStats>,
+    /// Bytes the producer buffers now.
+    pub producer_buffered_bytes: usize,
+}
+
+/// The producer's state for one partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PartitionStats {
+    /// The topic.
+    pub topic: Arc<str>,
+    /// The partition.
+    pub partition: i32,
+    /// Records waiting to be sent.
+    pub buffered_records: usize,
+    /// Batches sent and not yet answered.
+    pub in_flight_batches: usize,
 }
 
 #[derive(Debug, Default)]
@@ -131,6 +150,8 @@ impl Stats {
         ClientStats {
             brokers: brokers.into_values().collect(),
             retries: self.retries,
+            partitions: Vec::new(),
+            producer_buffered_bytes: 0,
         }
     }
 }

@@ -71,6 +71,28 @@ impl FrameDecoder {
         self.buf.len()
     }
 
+    /// How many more bytes end the frame being read: the rest of its size prefix
+    /// (4 when nothing is held), or the rest of its body once the prefix is read. A
+    /// reader that takes no more than this from the stream never holds a byte of the
+    /// next frame (a server reading one request at a time, as Kafka's does).
+    ///
+    /// ```
+    /// use kafka_sansio::connection::frame::FrameDecoder;
+    ///
+    /// let mut decoder = FrameDecoder::new(1024);
+    /// assert_eq!(decoder.needed(), 4);
+    /// decoder.extend(&[0, 0, 0, 3, b'a']);
+    /// assert_eq!(decoder.next_frame().unwrap(), None);
+    /// assert_eq!(decoder.needed(), 2);
+    /// ```
+    #[must_use]
+    pub fn needed(&self) -> usize {
+        match self.body_len {
+            Some(len) => len.saturating_sub(self.buf.len()),
+            None => 4usize.saturating_sub(self.buf.len()),
+        }
+    }
+
     /// Whether a frame has started (prefix or body bytes held) but not yet ended.
     #[must_use]
     pub fn is_mid_frame(&self) -> bool {

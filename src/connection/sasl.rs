@@ -1,5 +1,5 @@
-//! SASL mechanisms as sans-IO steps: PLAIN (RFC 4616) and SCRAM-SHA-256/512
-//! (RFC 5802, RFC 7677).
+//! SASL mechanisms as sans-IO steps: PLAIN (RFC 4616), SCRAM-SHA-256/512
+//! (RFC 5802, RFC 7677) and OAUTHBEARER (RFC 7628, KIP-255).
 //!
 //! A mechanism produces the client's messages and checks the server's; carrying them
 //! in SaslAuthenticate requests is the [`Connection`](super::Connection)'s job. Nothing
@@ -27,10 +27,9 @@
 //!     .unwrap();
 //! ```
 
+use crate::scram::{ScramKeys, auth_message, escape_username};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256, Sha512};
 
 /// Fewest PBKDF2 iterations accepted from a server, as Kafka's own brokers require;
 /// fewer would let a man in the middle cheapen an offline attack on the password.
@@ -47,6 +46,8 @@ pub enum SaslMechanism {
     ScramSha256,
     /// `SCRAM-SHA-512`.
     ScramSha512,
+    /// `OAUTHBEARER`: a bearer token from [`SaslConfig::oauth`].
+    OAuthBearer,
 }
 
 impl SaslMechanism {
@@ -57,6 +58,7 @@ impl SaslMechanism {
             Self::Plain => "PLAIN",
             Self::ScramSha256 => "SCRAM-SHA-256",
             Self::ScramSha512 => "SCRAM-SHA-512",
+            Self::OAuthBearer => "OAUTHBEARER",
         }
     }
 }
@@ -67,6 +69,18 @@ impl SaslMechanism {
 /// connection in production (the runtime adapters draw it from the OS), and may be
 /// fixed in tests. A re-authentication on the same connection (KIP-368) appends a
 /// counter to it, so no exchange repeats a client nonce.
+///
+/// ```
+/// use std::time::Duration;
+/// use kafka_sansio::connection::sasl::{OAuthToken, OAuthTokenProvider, SaslConfig, SaslMechanism};
+///
+/// let scram = SaslConfig::new(SaslMechanism::ScramSha512, "alice", "s3cret");
+/// assert_eq!(scram.mechanism.name(), "SCRAM-SHA-512");
+/// // OAUTHBEARER: tokens come from a callback (an identity provider, a file, ...).
+/// let provider = OAuthTokenProvider::new(|| Ok(OAuthToken::new("eyJhbGciOi...", Duration::from_secs(3600))));
+/// let oauth = SaslConfig::oauth_bearer(provider);
+/// assert_eq!(oauth.mechanism, SaslMechanism::OAuthBearer);
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct SaslConfig {
     /// Which mechanism to run.
@@ -77,6 +91,155 @@ pub struct SaslConfig {
     pub password: String,
     /// SCRAM client nonce: printable ASCII without `,`.
     pub nonce: String,
+    /// OAUTHBEARER's token source.
+    pub oauth: Option<OAuthTokenProvider>,
+}
+
+impl SaslConfig {
+    /// PLAIN or SCRAM credentials (the nonce is left for the runtime adapter to draw).
+    #[must_use]
+    pub fn new(
+        mechanism: SaslMechanism,
+        username: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
+        Self {
+            mechanism,
+            username: username.into(),
+            password: password.into(),
+            nonce: String::new(),
+            oauth: None,
+        }
+    }
+
+    /// OAUTHBEARER with tokens from `provider`.
+    #[must_use]
+    pub fn oauth_bearer(provider: OAuthTokenProvider) -> Self {
+        Self {
+            oauth: Some(provider),
+            ..Self::new(SaslMechanism::OAuthBearer, "", "")
+        }
+    }
+}
+
+/// A bearer token for OAUTHBEARER.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OAuthToken {
+    /// The token itself (a JWT, usually).
+    pub value: String,
+    /// How long it stays valid from when the provider returned it.
+    pub lifetime: std::time::Duration,
+    /// SASL extensions sent with it (KIP-342), `key=value` pairs.
+    pub extensions: Vec<(String, String)>,
+}
+
+impl OAuthToken {
+    /// A token valid for `lifetime`, without extensions.
+    #[must_use]
+    pub fn new(value: impl Into<String>, lifetime: std::time::Duration) -> Self {
+        Self {
+            value: value.into(),
+            lifetime,
+            extensions: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for OAuthToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthToken")
+            .field("value", &"<redacted>")
+            .field("lifetime", &self.lifetime)
+            .field("extensions", &self.extensions)
+            .finish()
+    }
+}
+
+type TokenCallback = dyn Fn() -> Result<OAuthToken, String> + Send + Sync;
+
+/// Where OAUTHBEARER tokens come from: a callback, and a cache shared by every
+/// connection that holds a token until 80 % of its lifetime has passed, so a token is
+/// refreshed before it expires (new connections and KIP-368 re-authentications then
+/// get the fresh one). The callback runs inside the state machine: it should return
+/// quickly (hand it a token fetched elsewhere if fetching is slow).
+#[derive(Clone)]
+pub struct OAuthTokenProvider {
+    inner: std::sync::Arc<ProviderInner>,
+}
+
+struct ProviderInner {
+    callback: Box<TokenCallback>,
+    cache: std::sync::Mutex<Option<(OAuthToken, std::time::Instant)>>,
+}
+
+impl OAuthTokenProvider {
+    /// A provider calling `callback` whenever it needs a fresh token.
+    pub fn new(callback: impl Fn() -> Result<OAuthToken, String> + Send + Sync + 'static) -> Self {
+        Self {
+            inner: std::sync::Arc::new(ProviderInner {
+                callback: Box::new(callback),
+                cache: std::sync::Mutex::new(None),
+            }),
+        }
+    }
+
+    /// A token valid at `now`: the cached one until 80 % of its lifetime, then a new
+    /// one from the callback.
+    ///
+    /// # Errors
+    /// The callback failed.
+    pub fn token(&self, now: std::time::Instant) -> Result<OAuthToken, SaslError> {
+        let mut cache = self
+            .inner
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((token, at)) = cache.as_ref()
+            && now < *at + token.lifetime.mul_f64(0.8)
+        {
+            return Ok(token.clone());
+        }
+        let token = (self.inner.callback)().map_err(SaslError::TokenProvider)?;
+        *cache = Some((token.clone(), now));
+        Ok(token)
+    }
+}
+
+impl PartialEq for OAuthTokenProvider {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Eq for OAuthTokenProvider {}
+
+impl std::fmt::Debug for OAuthTokenProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OAuthTokenProvider")
+    }
+}
+
+/// The OAUTHBEARER client's first message (RFC 7628): the GS2 header, the bearer
+/// token and any extensions.
+///
+/// ```
+/// use std::time::Duration;
+/// use kafka_sansio::connection::sasl::{OAuthToken, oauth_bearer_message};
+/// let mut token = OAuthToken::new("abc", Duration::from_secs(60));
+/// token.extensions.push(("traceId".into(), "7".into()));
+/// assert_eq!(oauth_bearer_message(&token), b"n,,\x01auth=Bearer abc\x01traceId=7\x01\x01");
+/// ```
+#[must_use]
+pub fn oauth_bearer_message(token: &OAuthToken) -> Vec<u8> {
+    let mut m = format!("n,,\x01auth=Bearer {}", token.value);
+    for (k, v) in &token.extensions {
+        m.push('\x01');
+        m.push_str(k);
+        m.push('=');
+        m.push_str(v);
+    }
+    m.push_str("\x01\x01");
+    m.into_bytes()
 }
 
 impl std::fmt::Debug for SaslConfig {
@@ -113,70 +276,12 @@ pub enum SaslError {
     /// The client nonce contains a character SCRAM forbids.
     #[error("client nonce must be non-empty printable ASCII without ','")]
     BadNonce,
+    /// OAUTHBEARER without a token provider, or the provider failed.
+    #[error("OAUTHBEARER token: {0}")]
+    TokenProvider(String),
 }
 
-/// The hash a SCRAM exchange uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ScramHash {
-    /// SHA-256 (`SCRAM-SHA-256`).
-    Sha256,
-    /// SHA-512 (`SCRAM-SHA-512`).
-    Sha512,
-}
-
-macro_rules! hash_fns {
-    ($hmac:ident, $hash:ident, $hi:ident, $verify:ident, $d:ty) => {
-        fn $hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-            let mut mac =
-                <Hmac<$d> as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
-            mac.update(data);
-            mac.finalize().into_bytes().to_vec()
-        }
-        fn $hash(data: &[u8]) -> Vec<u8> {
-            <$d>::digest(data).to_vec()
-        }
-        fn $hi(password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
-            let mut out = vec![0u8; <$d>::output_size()];
-            pbkdf2::pbkdf2_hmac::<$d>(password, salt, iterations, &mut out);
-            out
-        }
-        fn $verify(key: &[u8], data: &[u8], signature: &[u8]) -> bool {
-            let mut mac =
-                <Hmac<$d> as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
-            mac.update(data);
-            mac.verify_slice(signature).is_ok()
-        }
-    };
-}
-hash_fns!(hmac256, hash256, hi256, verify256, Sha256);
-hash_fns!(hmac512, hash512, hi512, verify512, Sha512);
-
-impl ScramHash {
-    pub(crate) fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
-        match self {
-            Self::Sha256 => hmac256(key, data),
-            Self::Sha512 => hmac512(key, data),
-        }
-    }
-    pub(crate) fn hash(self, data: &[u8]) -> Vec<u8> {
-        match self {
-            Self::Sha256 => hash256(data),
-            Self::Sha512 => hash512(data),
-        }
-    }
-    pub(crate) fn hi(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
-        match self {
-            Self::Sha256 => hi256(password, salt, iterations),
-            Self::Sha512 => hi512(password, salt, iterations),
-        }
-    }
-    pub(crate) fn verify(self, key: &[u8], data: &[u8], signature: &[u8]) -> bool {
-        match self {
-            Self::Sha256 => verify256(key, data, signature),
-            Self::Sha512 => verify512(key, data, signature),
-        }
-    }
-}
+pub use crate::scram::ScramHash;
 
 /// The PLAIN mechanism's only message: `authzid NUL authcid NUL password`, with an
 /// empty authorization identity.
@@ -199,7 +304,7 @@ enum ScramState {
     Initial,
     SentFirst,
     SentFinal {
-        server_signature_key: Vec<u8>,
+        keys: ScramKeys,
         auth_message: Vec<u8>,
     },
     Done,
@@ -242,11 +347,6 @@ impl std::fmt::Debug for ScramClient {
             .field("state", &self.state.name())
             .finish_non_exhaustive()
     }
-}
-
-/// `saslname` escaping: `=` becomes `=3D` and `,` becomes `=2C`.
-fn escape_username(name: &str) -> String {
-    name.replace('=', "=3D").replace(',', "=2C")
 }
 
 impl ScramClient {
@@ -339,25 +439,13 @@ impl ScramClient {
             return Err(SaslError::Iterations(iterations));
         }
 
-        let h = self.hash;
-        let salted = h.hi(self.password.as_bytes(), &salt, iterations);
-        let client_key = h.hmac(&salted, b"Client Key");
-        let stored_key = h.hash(&client_key);
+        let keys = ScramKeys::derive(self.hash, self.password.as_bytes(), &salt, iterations);
         // "biws" is base64("n,,"): no channel binding, no authzid.
         let without_proof = format!("c=biws,r={nonce}");
         let auth_message =
-            format!("{},{},{}", self.client_first_bare(), text, without_proof).into_bytes();
-        let client_signature = h.hmac(&stored_key, &auth_message);
-        let proof: Vec<u8> = client_key
-            .iter()
-            .zip(&client_signature)
-            .map(|(a, b)| a ^ b)
-            .collect();
-        let server_key = h.hmac(&salted, b"Server Key");
-        self.state = ScramState::SentFinal {
-            server_signature_key: server_key,
-            auth_message,
-        };
+            auth_message(&self.client_first_bare(), text, &without_proof).into_bytes();
+        let proof = keys.client_proof(&auth_message);
+        self.state = ScramState::SentFinal { keys, auth_message };
         Ok(format!("{without_proof},p={}", B64.encode(proof)).into_bytes())
     }
 
@@ -367,11 +455,7 @@ impl ScramClient {
     /// A server error (`e=`), a wrong signature, malformed input or a call out of order.
     pub fn handle_server_final(&mut self, server_final: &[u8]) -> Result<(), SaslError> {
         let state = std::mem::replace(&mut self.state, ScramState::Failed);
-        let ScramState::SentFinal {
-            server_signature_key,
-            auth_message,
-        } = state
-        else {
+        let ScramState::SentFinal { keys, auth_message } = state else {
             let name = state.name();
             self.state = state;
             return Err(SaslError::UnexpectedMessage(name));
@@ -389,10 +473,7 @@ impl ScramClient {
         let signature = B64
             .decode(verifier)
             .map_err(|_| SaslError::Malformed("server signature is not base64"))?;
-        if !self
-            .hash
-            .verify(&server_signature_key, &auth_message, &signature)
-        {
+        if !keys.server_signature_is_valid(&auth_message, &signature) {
             return Err(SaslError::BadServerSignature);
         }
         self.state = ScramState::Done;
@@ -411,6 +492,18 @@ impl ScramClient {
 pub(crate) enum SaslSession {
     Plain { message: Option<Vec<u8>> },
     Scram(ScramClient),
+    OAuth(OAuthState),
+}
+
+/// Where an OAUTHBEARER exchange is.
+#[derive(Debug)]
+pub(crate) enum OAuthState {
+    /// The first message, or why there is none.
+    Ready(Result<Vec<u8>, SaslError>),
+    /// Sent; the server answers empty (success) or with an error challenge.
+    Sent,
+    /// The server sent an error challenge; we acknowledged it and wait to fail.
+    Failing(String),
 }
 
 /// What the connection should do after a SaslAuthenticate response.
@@ -423,8 +516,17 @@ pub(crate) enum SaslStep {
 }
 
 impl SaslSession {
-    pub(crate) fn new(config: &SaslConfig) -> Self {
+    pub(crate) fn new(config: &SaslConfig, now: std::time::Instant) -> Self {
         match config.mechanism {
+            SaslMechanism::OAuthBearer => {
+                let message = match &config.oauth {
+                    Some(p) => p.token(now).map(|t| oauth_bearer_message(&t)),
+                    None => Err(SaslError::TokenProvider(
+                        "no token provider configured".into(),
+                    )),
+                };
+                Self::OAuth(OAuthState::Ready(message))
+            }
             SaslMechanism::Plain => Self::Plain {
                 message: Some(plain_message(&config.username, &config.password)),
             },
@@ -456,6 +558,10 @@ impl SaslSession {
                 }
                 Ok(s.client_first())
             }
+            Self::OAuth(state) => match std::mem::replace(state, OAuthState::Sent) {
+                OAuthState::Ready(message) => message,
+                _ => Err(SaslError::UnexpectedMessage("OAUTHBEARER already sent")),
+            },
         }
     }
 
@@ -466,6 +572,17 @@ impl SaslSession {
             Self::Scram(s) => match s.state {
                 ScramState::SentFirst => s.handle_server_first(server).map(SaslStep::Send),
                 _ => s.handle_server_final(server).map(|()| SaslStep::Done),
+            },
+            Self::OAuth(state) => match state {
+                OAuthState::Sent if server.is_empty() => Ok(SaslStep::Done),
+                OAuthState::Sent => {
+                    // An error challenge (a JSON status): RFC 7628 has the client
+                    // answer with a lone separator, then the server fails the exchange.
+                    *state = OAuthState::Failing(String::from_utf8_lossy(server).into_owned());
+                    Ok(SaslStep::Send(vec![0x01]))
+                }
+                OAuthState::Failing(why) => Err(SaslError::ServerError(why.clone())),
+                OAuthState::Ready(_) => Err(SaslError::UnexpectedMessage("OAUTHBEARER not sent")),
             },
         }
     }
@@ -592,14 +709,15 @@ mod tests {
         let fin = String::from_utf8(fin).unwrap();
         let (without_proof, proof) = fin.split_once(",p=").unwrap();
         let auth = format!("n=admin,r=abc,{server_first},{without_proof}");
-        let salted = hi512(b"secret", salt, 4096);
+        let h = ScramHash::Sha512;
+        let salted = h.hi(b"secret", salt, 4096);
         // the server checks the proof: H(ClientProof XOR ClientSignature) == StoredKey
-        let stored = hash512(&hmac512(&salted, b"Client Key"));
-        let sig = hmac512(&stored, auth.as_bytes());
+        let stored = h.hash(&h.hmac(&salted, b"Client Key"));
+        let sig = h.hmac(&stored, auth.as_bytes());
         let proof = B64.decode(proof).unwrap();
         let client_key: Vec<u8> = proof.iter().zip(&sig).map(|(a, b)| a ^ b).collect();
-        assert_eq!(hash512(&client_key), stored);
-        let server_sig = hmac512(&hmac512(&salted, b"Server Key"), auth.as_bytes());
+        assert_eq!(h.hash(&client_key), stored);
+        let server_sig = h.hmac(&h.hmac(&salted, b"Server Key"), auth.as_bytes());
         c.handle_server_final(format!("v={}", B64.encode(server_sig)).as_bytes())
             .unwrap();
         assert!(c.is_done());

@@ -145,7 +145,7 @@ impl Connection {
             return;
         }
         self.state = State::Authenticating {
-            session: SaslSession::new(sasl),
+            session: SaslSession::new(sasl, now),
             authenticate_version: authenticate,
         };
         let request = SaslHandshakeRequest {

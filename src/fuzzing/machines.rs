@@ -16,15 +16,15 @@ use std::time::{Duration, Instant};
 
 use arbitrary::{Result as ArbResult, Unstructured};
 
-use super::CheckFailure;
+use super::{ALL_MESSAGES, CheckFailure};
 use crate::connection::frame::FrameDecoder;
 use crate::connection::sasl::{SaslConfig, SaslMechanism, ScramClient, ScramHash};
 use crate::connection::{Config, Connection, Event, RequestOptions};
 use crate::messages::api_versions_response::ApiVersion;
 use crate::messages::{
-    ALL_MESSAGES, ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchRequest,
-    FindCoordinatorRequest, MetadataRequest, ProduceRequest, RequestBody, RequestHeader,
-    ResponseHeader, SaslAuthenticateResponse, SaslHandshakeResponse,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchRequest, FindCoordinatorRequest,
+    MetadataRequest, ProduceRequest, RequestBody, RequestHeader, ResponseHeader,
+    SaslAuthenticateResponse, SaslHandshakeResponse,
 };
 use crate::wire::{Bytes, BytesMut, Message};
 
@@ -279,13 +279,18 @@ fn run_connection(
         0 => Some(SaslMechanism::Plain),
         1 => Some(SaslMechanism::ScramSha256),
         2 => Some(SaslMechanism::ScramSha512),
+        3 => Some(SaslMechanism::OAuthBearer),
         _ => None,
     };
     config.sasl = mechanism.map(|mechanism| SaslConfig {
-        mechanism,
-        username: "user".into(),
-        password: "secret".into(),
         nonce: NONCE.into(),
+        oauth: Some(crate::connection::sasl::OAuthTokenProvider::new(|| {
+            Ok(crate::connection::sasl::OAuthToken::new(
+                "token",
+                Duration::from_secs(60),
+            ))
+        })),
+        ..SaslConfig::new(mechanism, "user", "secret")
     });
     let mut conn = Connection::new(config, now);
     let mut broker = Broker {
@@ -529,19 +534,23 @@ fn run_sim(u: &mut Unstructured<'_>, origin: Instant) -> ArbResult<Result<bool, 
     }
     let mut now = origin;
     let brokers = u.int_in_range(1..=3)?;
-    let mut cluster = Cluster::new(
-        ClusterConfig {
-            brokers,
-            max_frame_size: 1 << 16,
-            seed: u.arbitrary()?,
-            ..ClusterConfig::default()
-        },
-        now,
-    );
+    let config = sim_limits(ClusterConfig {
+        brokers,
+        max_frame_size: 1 << 16,
+        seed: u.arbitrary()?,
+        ..ClusterConfig::default()
+    });
+    let mut cluster = Cluster::new(config.clone(), now);
     let _ = cluster.create_topic("t", u.int_in_range(1..=3)?, 1);
     let mut clients: Vec<Client> = Vec::new();
     let mut next_id = 0i32;
     let mut answered = false;
+    // The Fetch requests the script sent, by correlation id, to check their answers
+    // against the byte limits.
+    let mut fetches: std::collections::BTreeMap<i32, (i16, FetchRequest)> =
+        std::collections::BTreeMap::new();
+    // Connections the cluster said have a reply (`poll_ready`), not yet taken.
+    let mut announced: BTreeSet<ConnectionId> = BTreeSet::new();
     for _ in 0..MAX_STEPS {
         if u.is_empty() {
             break;
@@ -595,6 +604,11 @@ fn run_sim(u: &mut Unstructured<'_>, origin: Instant) -> ArbResult<Result<bool, 
                 } else if let Some(entry) = ALL_MESSAGES.iter().find(|e| e.name == name)
                     && let Some(body) = (entry.arbitrary_encoding)(u, version)
                 {
+                    if api == ApiKey::Fetch
+                        && let Ok(fetch) = FetchRequest::decode(&mut body.clone(), version)
+                    {
+                        fetches.insert(id, (version, fetch));
+                    }
                     frame.extend_from_slice(&body);
                 }
                 client.to_sim.extend_from_slice(&framed(&frame));
@@ -607,7 +621,11 @@ fn run_sim(u: &mut Unstructured<'_>, origin: Instant) -> ArbResult<Result<bool, 
             }
             5 | 6 => {
                 if !client.to_sim.is_empty() {
-                    let n = u.int_in_range(1..=client.to_sim.len())?;
+                    let mut n = u.int_in_range(1..=client.to_sim.len())?;
+                    if op == 6 {
+                        // As a transport that reads only what the cluster asks for.
+                        n = n.min(cluster.read_limit(client.id));
+                    }
                     let chunk: Vec<u8> = client.to_sim.drain(..n).collect();
                     cluster.handle_input(client.id, now, &chunk);
                 }
@@ -631,8 +649,22 @@ fn run_sim(u: &mut Unstructured<'_>, origin: Instant) -> ArbResult<Result<bool, 
                 client.closed = true;
             }
         }
+        if cluster.connection_count() > config.max_connections {
+            return Ok(Err(fail(format!(
+                "sim: {} connections open, over max_connections {}",
+                cluster.connection_count(),
+                config.max_connections
+            ))));
+        }
         for client in &mut clients {
-            while let Some(bytes) = cluster.poll_transmit(client.id) {
+            loop {
+                announced.extend(std::iter::from_fn(|| cluster.poll_ready()));
+                let Some(bytes) = cluster.poll_transmit(client.id) else {
+                    break;
+                };
+                if !announced.remove(&client.id) {
+                    return Ok(Err(fail("sim: a reply poll_ready did not announce".into())));
+                }
                 client.from_sim.extend(&bytes);
                 loop {
                     let frame = match client.from_sim.next_frame() {
@@ -658,12 +690,98 @@ fn run_sim(u: &mut Unstructured<'_>, origin: Instant) -> ArbResult<Result<bool, 
                             "sim: answered correlation id {id}, not an unanswered request of that connection"
                         ))));
                     }
+                    if let Some((version, request)) = fetches.remove(&id)
+                        && let Err(e) = fetch_within_limits(&config, &request, version, frame)
+                    {
+                        return Ok(Err(fail(e)));
+                    }
                 }
             }
         }
         clients.retain(|c| !c.closed);
     }
     Ok(Ok(answered))
+}
+
+/// The cluster's limits for one script, drawn from its seed so that the script's
+/// own bytes mean what they meant before the limits existed: each limit is tight
+/// (small enough for a script to reach) half of the time, Kafka's default otherwise.
+#[cfg(feature = "sim")]
+fn sim_limits(config: crate::sim::ClusterConfig) -> crate::sim::ClusterConfig {
+    let mut bits = config.seed.rotate_left(29) ^ 0xA5A5_5A5A_F00D_BEEF;
+    let mut tight = |range: std::ops::RangeInclusive<u64>| {
+        let on = bits & 1 == 1;
+        bits = bits.rotate_right(7).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        on.then(|| range.start() + bits % (range.end() - range.start() + 1))
+    };
+    let ms = Duration::from_millis;
+    let mut c = config;
+    if let Some(n) = tight(1..=4) {
+        c.max_connections = n as usize;
+    }
+    if let Some(n) = tight(1..=10_000) {
+        c.connections_max_idle = ms(n);
+    }
+    if let Some(n) = tight(0..=4096) {
+        c.max_queued_bytes = n as usize;
+    }
+    if let Some(n) = tight(64..=4096) {
+        c.message_max_bytes = n as usize;
+    }
+    if let Some(n) = tight(1..=4096) {
+        c.fetch_max_bytes = n as usize;
+    }
+    if let Some(n) = tight(1..=64) {
+        c.max_partitions = n as usize;
+        c.max_auto_created_partitions = (n / 2) as usize;
+    }
+    if let Some(n) = tight(3..=16) {
+        c.max_partitions_per_topic = n as i32;
+    }
+    if let Some(n) = tight(1..=1000) {
+        c.group_min_session_timeout = ms(n);
+        c.group_max_session_timeout = ms(n * 10);
+    }
+    c
+}
+
+/// A Fetch answer within the byte limits: no partition over its own limit or what
+/// is left of `min(max_bytes, fetch.max.bytes)`, except the first partition with
+/// data, which may return one batch (at most `message.max.bytes`) over them.
+#[cfg(feature = "sim")]
+fn fetch_within_limits(
+    config: &crate::sim::ClusterConfig,
+    request: &FetchRequest,
+    version: i16,
+    frame: Bytes,
+) -> Result<(), String> {
+    use crate::messages::FetchResponse;
+    let mut body = frame;
+    ResponseHeader::decode(&mut body, ApiKey::Fetch.response_header_version(version))
+        .and_then(|_| FetchResponse::decode(&mut body, version))
+        .map_err(|e| format!("sim: a Fetch answer does not decode: {e}"))
+        .and_then(|response| {
+            let mut left = (request.max_bytes.max(0) as usize).min(config.fetch_max_bytes);
+            let mut first = true;
+            let asked = request.topics.iter().flat_map(|t| &t.partitions);
+            let got = response.responses.iter().flat_map(|t| &t.partitions);
+            for (asked, got) in asked.zip(got) {
+                let n = got.records.as_ref().map_or(0, Bytes::len);
+                if n == 0 {
+                    continue;
+                }
+                let limit = (asked.partition_max_bytes.max(0) as usize).min(left);
+                if n > limit && !(first && n <= config.message_max_bytes) {
+                    return Err(format!(
+                        "sim: a Fetch answer gave partition {} {n} bytes over its limit {limit}",
+                        asked.partition
+                    ));
+                }
+                first = false;
+                left = left.saturating_sub(n);
+            }
+            Ok(())
+        })
 }
 
 /// A Produce body carrying a real record batch, so the sim's log is reached.

@@ -77,6 +77,9 @@ struct Client {
     last_to_server: Instant,
     last_to_client: Instant,
     closed: bool,
+    /// Bytes that reached the server side and that it has not read yet (its socket
+    /// buffer): the cluster reads a request only once the previous reply is out.
+    inbox: VecDeque<Bytes>,
 }
 
 /// The seeded random source of a simulation (splitmix64).
@@ -227,6 +230,7 @@ impl Simulation {
             last_to_server: self.now,
             last_to_client: self.now,
             closed: false,
+            inbox: VecDeque::new(),
         });
         self.mix(&[1, id as u64, broker as u64]);
         self.pump();
@@ -418,13 +422,16 @@ impl Simulation {
             for h in 0..self.hosts.len() {
                 moved |= self.pump_host(h);
             }
-            let servers: Vec<(ConnectionId, usize)> =
-                self.by_server.iter().map(|(s, c)| (*s, *c)).collect();
-            for (s, i) in servers {
+            while let Some(s) = self.cluster.poll_ready() {
+                let Some(&i) = self.by_server.get(&s) else {
+                    continue;
+                };
                 while let Some(bytes) = self.cluster.poll_transmit(s) {
                     moved = true;
                     self.send_to_client(i, bytes);
                 }
+                // The reply is on its way: the server reads the link again.
+                moved |= self.feed_server(i);
             }
             while let Some(s) = self.cluster.poll_closed() {
                 moved = true;
@@ -439,6 +446,29 @@ impl Simulation {
                 break;
             }
         }
+    }
+
+    /// Gives the server side of link `i` what it is willing to read now (Kafka's
+    /// one request at a time), from what reached it; the rest waits in the link.
+    fn feed_server(&mut self, i: usize) -> bool {
+        let Some(s) = self.clients[i].server else {
+            self.clients[i].inbox.clear();
+            return false;
+        };
+        let mut fed = false;
+        while let Some(front) = self.clients[i].inbox.front_mut() {
+            let n = self.cluster.read_limit(s).min(front.len());
+            if n == 0 {
+                break;
+            }
+            let chunk = front.split_to(n);
+            if front.is_empty() {
+                self.clients[i].inbox.pop_front();
+            }
+            self.cluster.handle_input(s, self.now, &chunk);
+            fed = true;
+        }
+        fed
     }
 
     /// Closes the client side of a link and drops its server side.
@@ -473,6 +503,7 @@ impl Simulation {
                         last_to_server: self.now,
                         last_to_client: self.now,
                         closed: false,
+                        inbox: VecDeque::new(),
                     });
                     self.hosted_links.insert((h, conn), i);
                     let at = self.now + self.latency(i);
@@ -500,8 +531,17 @@ impl Simulation {
         }
         while let Some(ev) = self.hosts[h].client.poll_event() {
             moved = true;
-            let client::Event::Done { op, result } = &ev;
-            self.mix(&[32, h as u64, op.0, u64::from(result.is_ok())]);
+            match &ev {
+                client::Event::Done { op, result } => {
+                    self.mix(&[32, h as u64, op.0, u64::from(result.is_ok())]);
+                }
+                client::Event::Delivered { record, result } => {
+                    let offset = result.as_ref().ok().and_then(|m| m.offset).unwrap_or(-1);
+                    self.mix(&[33, h as u64, record.0, offset as u64]);
+                }
+                client::Event::RecordsReady => self.mix(&[34, h as u64]),
+                client::Event::ConsumerError { .. } => self.mix(&[35, h as u64]),
+            }
             self.hosts[h].events.push_back(ev);
         }
         moved
@@ -591,9 +631,10 @@ impl Simulation {
             let (i, d) = entry.remove();
             match d {
                 Delivery::ToServer(bytes) => {
-                    if let Some(s) = self.clients[i].server {
+                    if self.clients[i].server.is_some() {
                         self.mix_bytes(20 + ((i as u64) << 8), &bytes);
-                        self.cluster.handle_input(s, now, &bytes);
+                        self.clients[i].inbox.push_back(bytes);
+                        self.feed_server(i);
                     }
                 }
                 Delivery::ToClient(bytes) => {
@@ -665,6 +706,8 @@ impl Simulation {
     /// Runs until virtual time has advanced by `d` or nothing is left to happen.
     pub fn run_for(&mut self, d: Duration) {
         let until = self.now + d;
+        // Outputs made between steps (a command on a hosted client) go out first.
+        self.pump();
         while self.next_time().is_some_and(|t| t <= until) {
             self.step();
         }
@@ -685,6 +728,9 @@ impl Simulation {
             if done(self) {
                 return true;
             }
+            // What `done` (or the caller before) asked of a hosted client goes out
+            // before the next time is computed.
+            self.pump();
             match self.next_time() {
                 Some(t) if t <= until => {
                     self.step();

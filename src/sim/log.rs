@@ -1,5 +1,10 @@
 //! One partition's log on the simulated leader: batches with assigned offsets, what is
 //! replicated, and idempotent-producer state.
+//!
+//! Every question a request asks of a log is answered in time that grows with the
+//! answer, not with the log: batches are found by binary search on their offsets,
+//! byte counts come from running totals, the high watermark from the short list of
+//! batches still replicating, and leader epochs from their own small index.
 
 use crate::records::{BatchHeader, BatchReader, DecodeOptions, RecordsError};
 use bytes::{Bytes, BytesMut};
@@ -19,6 +24,17 @@ pub(crate) struct StoredBatch {
     pub header: BatchHeader,
     /// When every replica holds the batch; until then a leader crash loses it.
     pub replicated_at: Instant,
+    /// Bytes of every batch this log stored up to and including this one: the bytes
+    /// between two batches are the difference of their positions.
+    end_position: u64,
+    /// The largest record timestamp of this batch and every one before it.
+    max_timestamp_so_far: i64,
+}
+
+impl StoredBatch {
+    fn start_position(&self) -> u64 {
+        self.end_position - self.bytes.len() as u64
+    }
 }
 
 /// What the leader remembers of an idempotent producer (the last five batches, as Kafka).
@@ -36,6 +52,8 @@ pub(crate) enum AppendRefusal {
     UnsupportedMagic,
     OutOfOrderSequence,
     InvalidProducerEpoch,
+    /// A batch larger than `message.max.bytes`.
+    TooLarge,
 }
 
 /// How a produced batch ended.
@@ -48,43 +66,86 @@ pub(crate) enum Appended {
     Duplicate(i64),
 }
 
+/// Which batches a fetch returns, found without copying any: `whole` batches from
+/// index `start`, then `partial` bytes of the next one (a cut batch, when the fault
+/// asks for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReadPlan {
+    start: usize,
+    whole: usize,
+    /// Bytes of the whole batches.
+    whole_bytes: usize,
+    partial: usize,
+}
+
+impl ReadPlan {
+    /// Bytes the fetch returns.
+    pub fn len(&self) -> usize {
+        self.whole_bytes + self.partial
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct PartitionLog {
-    pub batches: Vec<StoredBatch>,
+    pub batches: VecDeque<StoredBatch>,
     pub log_start_offset: i64,
     /// Offset the next appended record gets.
     pub log_end_offset: i64,
     pub producers: BTreeMap<i64, ProducerState>,
+    /// (base offset, replicated at) of the batches that were not on every replica
+    /// when appended, in log order; dropped once replicated.
+    replicating: VecDeque<(i64, Instant)>,
+    /// (leader epoch, offset of its first batch) of each epoch that wrote data.
+    epochs: Vec<(i32, i64)>,
+    /// Bytes of every batch ever appended (the next batch's start position).
+    appended_bytes: u64,
 }
 
 impl PartitionLog {
     pub fn new() -> Self {
         PartitionLog {
-            batches: Vec::new(),
+            batches: VecDeque::new(),
             log_start_offset: 0,
             log_end_offset: 0,
             producers: BTreeMap::new(),
+            replicating: VecDeque::new(),
+            epochs: Vec::new(),
+            appended_bytes: 0,
         }
     }
 
     /// The offset below which every batch is on every replica.
     pub fn high_watermark(&self, now: Instant) -> i64 {
-        let mut hw = self.log_start_offset;
-        for b in &self.batches {
-            if b.replicated_at > now {
-                break;
-            }
-            hw = b.next_offset;
-        }
-        hw.max(self.log_start_offset)
+        let first_unreplicated = self
+            .replicating
+            .iter()
+            .find(|(_, at)| *at > now)
+            .map(|(base, _)| *base);
+        first_unreplicated
+            .unwrap_or(self.log_end_offset)
+            .max(self.log_start_offset)
     }
 
-    /// The next time the high watermark moves, if any batch is still replicating.
-    pub fn next_replication(&self, now: Instant) -> Option<Instant> {
-        self.batches
-            .iter()
-            .map(|b| b.replicated_at)
-            .find(|t| *t > now)
+    /// Forgets the batches that are replicated by `now` (they no longer hold the high
+    /// watermark back); returns the next time a batch becomes replicated, if any.
+    pub fn settle(&mut self, now: Instant) -> Option<Instant> {
+        while self.replicating.front().is_some_and(|(_, at)| *at <= now) {
+            self.replicating.pop_front();
+        }
+        self.replicating.iter().map(|(_, at)| *at).min()
+    }
+
+    /// Bytes the log holds.
+    pub fn stored_bytes(&self) -> u64 {
+        match (self.batches.front(), self.batches.back()) {
+            (Some(first), Some(last)) => last.end_position - first.start_position(),
+            _ => 0,
+        }
+    }
+
+    /// The index of the first batch holding offsets at or after `offset`.
+    fn index_of(&self, offset: i64) -> usize {
+        self.batches.partition_point(|b| b.next_offset <= offset)
     }
 
     /// Validates and appends every batch of a produce request's `records` as one unit:
@@ -93,7 +154,9 @@ impl PartitionLog {
         &mut self,
         records: &Bytes,
         leader_epoch: i32,
+        now: Instant,
         replicated_at: Instant,
+        max_batch: usize,
     ) -> Result<Appended, AppendRefusal> {
         let opts = DecodeOptions::default();
         let mut parsed = Vec::new();
@@ -104,6 +167,9 @@ impl PartitionLog {
                 return Err(AppendRefusal::UnsupportedMagic);
             };
             let len = v2.header.batch_length as usize + 12;
+            if len > max_batch {
+                return Err(AppendRefusal::TooLarge);
+            }
             let whole = records.slice(v2.position..v2.position + len);
             parsed.push((v2.header, whole));
         }
@@ -137,6 +203,7 @@ impl PartitionLog {
                 _ => {}
             }
         }
+        self.settle(now);
         let mut first_offset = None;
         for (header, whole) in parsed {
             let base = self.log_end_offset;
@@ -149,41 +216,98 @@ impl PartitionLog {
             let mut stored_header = header;
             stored_header.base_offset = base;
             stored_header.partition_leader_epoch = leader_epoch;
-            self.batches.push(StoredBatch {
+            self.push(StoredBatch {
                 base_offset: base,
                 next_offset: next,
                 bytes: bytes.freeze(),
                 header: stored_header,
                 replicated_at,
+                end_position: 0,
+                max_timestamp_so_far: 0,
             });
-            self.log_end_offset = next;
+            if replicated_at > now {
+                self.replicating.push_back((base, replicated_at));
+            }
             first_offset.get_or_insert(base);
             self.remember(&header, base);
         }
         Ok(Appended::New(first_offset.unwrap_or(self.log_end_offset)))
     }
 
-    /// Bytes for a fetch from `offset`: whole batches below the high watermark, at least
-    /// one batch even if it exceeds `max_bytes` (KIP-74), or cut at `max_bytes` mid-batch
-    /// when `partial` is set (as brokers that send a partial last batch do).
-    pub fn read(&self, offset: i64, max_bytes: usize, now: Instant, partial: bool) -> Bytes {
+    /// Adds a batch at the end, keeping the running totals and the epoch index.
+    fn push(&mut self, mut batch: StoredBatch) {
+        self.appended_bytes += batch.bytes.len() as u64;
+        batch.end_position = self.appended_bytes;
+        batch.max_timestamp_so_far = self.batches.back().map_or(batch.header.max_timestamp, |b| {
+            b.max_timestamp_so_far.max(batch.header.max_timestamp)
+        });
+        let epoch = batch.header.partition_leader_epoch;
+        if self.epochs.last().is_none_or(|(last, _)| epoch > *last) {
+            self.epochs.push((epoch, batch.base_offset));
+        }
+        self.log_end_offset = batch.next_offset;
+        self.batches.push_back(batch);
+    }
+
+    /// Which batches a fetch from `offset` returns: whole batches below the high
+    /// watermark up to `max_bytes`, the first one even if it is larger when
+    /// `may_exceed` (KIP-74: the first batch of the first partition with data), or cut
+    /// at `max_bytes` mid-batch when `partial` is set (as brokers that send a partial
+    /// last batch do).
+    pub fn plan_read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        may_exceed: bool,
+        now: Instant,
+        partial: bool,
+    ) -> ReadPlan {
         let hw = self.high_watermark(now);
-        let mut out = BytesMut::new();
-        for b in &self.batches {
-            if b.next_offset <= offset {
-                continue;
-            }
-            if b.base_offset >= hw {
-                break;
-            }
-            if !out.is_empty() && out.len() + b.bytes.len() > max_bytes {
-                if partial && out.len() < max_bytes {
-                    let room = max_bytes - out.len();
-                    out.extend_from_slice(&b.bytes[..room.min(b.bytes.len())]);
-                }
-                break;
-            }
+        let start = self.index_of(offset);
+        let visible_end = self.batches.partition_point(|b| b.base_offset < hw);
+        let mut plan = ReadPlan {
+            start,
+            whole: 0,
+            whole_bytes: 0,
+            partial: 0,
+        };
+        let Some(first) = self.batches.get(start).filter(|_| start < visible_end) else {
+            return plan;
+        };
+        let base = first.start_position();
+        // Positions grow along the log, so the batches that fit are found by binary
+        // search (those before `start` end before `base` and count as fitting).
+        let limit = base.saturating_add(max_bytes as u64);
+        let fits_end = self
+            .batches
+            .partition_point(|b| b.end_position <= limit)
+            .min(visible_end);
+        let fits = fits_end.saturating_sub(start);
+        let whole = if fits == 0 && may_exceed { 1 } else { fits };
+        plan.whole = whole;
+        plan.whole_bytes = match whole {
+            0 => 0,
+            n => (self.batches[start + n - 1].end_position - base) as usize,
+        };
+        if partial && plan.whole_bytes < max_bytes && start + whole < visible_end {
+            let room = max_bytes - plan.whole_bytes;
+            plan.partial = room.min(self.batches[start + whole].bytes.len());
+        }
+        plan
+    }
+
+    /// The bytes of a [`ReadPlan`] made on this log (without changes since).
+    pub fn read(&self, plan: &ReadPlan) -> Bytes {
+        let batches = self.batches.range(plan.start..plan.start + plan.whole);
+        if plan.whole == 1 && plan.partial == 0 {
+            return batches.map(|b| b.bytes.clone()).next().unwrap_or_default();
+        }
+        let mut out = BytesMut::with_capacity(plan.len());
+        for b in batches {
             out.extend_from_slice(&b.bytes);
+        }
+        if let Some(next) = self.batches.get(plan.start + plan.whole) {
+            out.extend_from_slice(&next.bytes[..plan.partial.min(next.bytes.len())]);
         }
         out.freeze()
     }
@@ -211,18 +335,44 @@ impl PartitionLog {
     /// Drops everything below `offset` (DeleteRecords).
     pub fn delete_before(&mut self, offset: i64) {
         self.log_start_offset = self.log_start_offset.max(offset);
-        self.batches.retain(|b| b.next_offset > offset);
+        while self
+            .batches
+            .front()
+            .is_some_and(|b| b.next_offset <= offset)
+        {
+            self.batches.pop_front();
+        }
+        // As Kafka's leader epoch cache: epochs that ended below the new start go,
+        // the first one kept starts at the first batch kept.
+        match self.batches.front() {
+            None => self.epochs.clear(),
+            Some(first) => {
+                let gone = self
+                    .epochs
+                    .partition_point(|(_, start)| *start <= first.base_offset)
+                    .saturating_sub(1);
+                self.epochs.drain(..gone);
+                if let Some(e) = self.epochs.first_mut() {
+                    e.1 = first.base_offset;
+                }
+            }
+        }
     }
 
     /// Loses the batches a new leader never received (those not replicated by `now`).
     pub fn truncate_unreplicated(&mut self, now: Instant) {
-        self.batches.retain(|b| b.replicated_at <= now);
-        self.log_end_offset = self
-            .batches
-            .last()
-            .map_or(self.log_start_offset.max(self.high_watermark(now)), |b| {
-                b.next_offset
-            });
+        let hw = self.high_watermark(now);
+        let kept: Vec<StoredBatch> = std::mem::take(&mut self.batches)
+            .into_iter()
+            .filter(|b| b.replicated_at <= now)
+            .collect();
+        self.replicating.clear();
+        self.epochs.clear();
+        self.appended_bytes = kept.first().map_or(0, StoredBatch::start_position);
+        self.log_end_offset = self.log_start_offset.max(hw);
+        for b in kept {
+            self.push(b);
+        }
         // Producer state is rebuilt from what survives, as Kafka does from the log.
         let survivors: Vec<(BatchHeader, i64)> = self
             .batches
@@ -235,12 +385,44 @@ impl PartitionLog {
         }
     }
 
+    /// Every batch reaches the followers now (an orderly leader change).
+    pub fn replicate_all(&mut self, now: Instant) {
+        for (base, _) in std::mem::take(&mut self.replicating) {
+            let i = self.index_of(base);
+            if let Some(b) = self.batches.get_mut(i) {
+                b.replicated_at = b.replicated_at.min(now);
+            }
+        }
+    }
+
+    /// Drops the last batch, keeping the offsets it had (the planted bug of
+    /// `Faults::planted_bug_lose_acked`).
+    pub fn lose_last(&mut self) {
+        if let Some(b) = self.batches.pop_back()
+            && self
+                .epochs
+                .last()
+                .is_some_and(|(_, start)| *start >= b.base_offset)
+        {
+            self.epochs.pop();
+        }
+    }
+
+    /// (epoch, start offset) of each leader epoch that wrote data, oldest first.
+    pub fn epochs(&self) -> &[(i32, i64)] {
+        &self.epochs
+    }
+
     /// The offset of the first record whose timestamp is at least `ts`, and that
     /// timestamp; `None` if no visible record is that late.
     pub fn offset_for_timestamp(&self, ts: i64, now: Instant) -> Option<(i64, i64)> {
         let hw = self.high_watermark(now);
         let opts = DecodeOptions::default();
-        for b in &self.batches {
+        // No batch before the first whose running maximum reaches `ts` can hold it.
+        let from = self
+            .batches
+            .partition_point(|b| b.max_timestamp_so_far < ts);
+        for b in self.batches.range(from..) {
             if b.base_offset >= hw {
                 break;
             }

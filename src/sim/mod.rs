@@ -17,6 +17,15 @@
 //! LeaveGroup). Other APIs are not advertised, and a request for one closes the
 //! connection, as Kafka does with requests it cannot parse.
 //!
+//! Connections are kept as Kafka's socket server keeps them: one request in progress
+//! per connection, the next read only once its reply is taken ([`Cluster::read_limit`]),
+//! so a client that does not read its replies stops being read; and every call costs
+//! in proportion to what it concerns, not to how many connections, topics or batches
+//! the cluster holds. Kafka's own limits are [`ClusterConfig`] fields with Kafka's
+//! defaults: `connections.max.idle.ms`, `max.connections`, `message.max.bytes`,
+//! `fetch.max.bytes`, the group session timeouts, and partition caps that
+//! auto-creation cannot exhaust.
+//!
 //! Durability follows Kafka's rules closely enough to judge a client: a batch written
 //! with `acks=all` is on every replica before it is acknowledged; one written with
 //! `acks=1` reaches the followers only after [`ClusterConfig::replication_delay`], and
@@ -37,91 +46,27 @@
 //! assert_ne!(cluster.partition_leader("orders", 0), Some(0));
 //! ```
 
+mod config;
+mod conn;
 mod groups;
 mod handlers;
 mod harness;
 mod log;
 mod sasl;
 
+pub use config::{
+    ClusterConfig, Faults, MAX_BROKERS, MAX_PARTITIONS_PER_CLUSTER, MAX_PARTITIONS_PER_TOPIC,
+};
 pub use harness::{ClientId, HostId, NetworkConfig, SimRng, Simulation};
 pub use sasl::SimSasl;
 
-use crate::messages::{ApiKey, RequestHeader};
-use crate::wire::{BufMut, Bytes, BytesMut, Message, Uuid};
+use crate::messages::ApiKey;
+use crate::wire::{Bytes, Uuid};
+use conn::Conns;
+pub(crate) use conn::Pending;
 use log::PartitionLog;
-use std::collections::{BTreeMap, VecDeque};
-use std::time::{Duration, Instant};
-
-/// How the simulated cluster is set up.
-#[derive(Debug, Clone)]
-pub struct ClusterConfig {
-    /// Number of brokers, with ids `0..brokers`.
-    pub brokers: usize,
-    /// The cluster id Metadata reports.
-    pub cluster_id: String,
-    /// The host every broker advertises.
-    pub host: String,
-    /// The port broker `i` advertises is `base_port + i` until
-    /// [`Cluster::set_advertised_port`] says otherwise.
-    pub base_port: u16,
-    /// Create unknown topics on Metadata requests that allow it.
-    pub auto_create_topics: bool,
-    /// Partitions of an auto-created topic (and of a CreateTopics request asking -1).
-    pub default_partitions: i32,
-    /// Replication factor of auto-created topics (capped at the broker count).
-    pub default_replication: i16,
-    /// How long an `acks=1` batch takes to reach the followers.
-    pub replication_delay: Duration,
-    /// Largest request frame accepted; a larger one closes the connection.
-    pub max_frame_size: usize,
-    /// Seed for everything random in the cluster (topic ids, SCRAM nonces, ...).
-    pub seed: u64,
-    /// Require SASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) before any other API.
-    pub sasl: Option<SimSasl>,
-}
-
-impl Default for ClusterConfig {
-    fn default() -> Self {
-        ClusterConfig {
-            brokers: 1,
-            cluster_id: "kafka-sansio-sim".into(),
-            host: "127.0.0.1".into(),
-            base_port: 9092,
-            auto_create_topics: true,
-            default_partitions: 1,
-            default_replication: 3,
-            replication_delay: Duration::from_millis(5),
-            max_frame_size: 100 * 1024 * 1024,
-            seed: 0x5EED,
-            sasl: None,
-        }
-    }
-}
-
-/// Faults the cluster injects; all off by default. Switch them at any time.
-#[derive(Debug, Clone, Default)]
-pub struct Faults {
-    /// Throttle time reported in every response, in milliseconds.
-    pub throttle_ms: i32,
-    /// Extra virtual time before a Fetch response is sent.
-    pub fetch_delay: Duration,
-    /// Cut Fetch responses at max bytes in the middle of a batch, as some brokers do.
-    pub partial_batches: bool,
-    /// A planted bug, for proving that a simulation test can catch one: the chance
-    /// that an `acks=all` batch is dropped from the log right after it was
-    /// acknowledged. Never set this outside such a test.
-    #[doc(hidden)]
-    pub planted_bug_lose_acked: f64,
-}
-
-/// The most partitions one simulated topic may have. Kafka sets no such limit, but a
-/// simulation holds every partition in memory, and a client asking for two billion
-/// (found by fuzzing) must get an error, not exhaust the process.
-pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
-
-/// The most partitions the whole simulated cluster may hold, for the same reason: one
-/// CreateTopics request may name many topics (found by fuzzing).
-pub const MAX_PARTITIONS_PER_CLUSTER: usize = 50_000;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Instant;
 
 /// A client connection to one simulated broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -147,6 +92,12 @@ pub enum SimError {
     /// A partition count or replication factor the cluster cannot hold.
     #[error("invalid topic layout: {0}")]
     InvalidLayout(String),
+    /// [`ClusterConfig::max_connections`] connections are open already.
+    #[error("the cluster has {0} connections open, its maximum")]
+    TooManyConnections(usize),
+    /// A configuration setting out of its range ([`ClusterConfig::validate`]).
+    #[error("invalid cluster configuration: {0}")]
+    InvalidConfig(String),
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +112,9 @@ pub(crate) struct Partition {
 pub(crate) struct Topic {
     pub id: Uuid,
     pub partitions: Vec<Partition>,
+    /// Created by a Metadata request naming it (counts against
+    /// [`ClusterConfig::max_auto_created_partitions`]).
+    pub auto_created: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -169,36 +123,24 @@ struct Broker {
     up: bool,
 }
 
-/// A request waiting its turn on a connection (Kafka answers in order).
-#[derive(Debug, Clone)]
-pub(crate) struct Pending {
-    pub header: RequestHeader,
-    pub body: Bytes,
-    /// When a parked Fetch must be answered even without enough data.
-    pub deadline: Option<Instant>,
-    /// Not before this time (slow fetches).
-    pub not_before: Option<Instant>,
-}
-
-#[derive(Debug)]
-pub(crate) struct ServerConn {
-    broker: i32,
-    pub(crate) auth: sasl::AuthState,
-    inbuf: BytesMut,
-    pending: VecDeque<Pending>,
-    out: VecDeque<Bytes>,
-}
-
 /// A deterministic in-memory Kafka cluster, driven like every sans-IO state machine.
 ///
 /// Driving contract, for each client connection `c` (see [`Cluster::connect`]):
-/// 1. bytes from the client: [`handle_input(c, now, bytes)`](Self::handle_input);
-/// 2. then drain [`poll_transmit(c)`](Self::poll_transmit) and send what it returns;
-/// 3. drain [`poll_closed`](Self::poll_closed) and close those connections;
+/// 1. read at most [`read_limit(c)`](Self::read_limit) bytes from the client (none
+///    while it is 0: a request is in progress or its reply not yet taken) and give
+///    them to [`handle_input(c, now, bytes)`](Self::handle_input);
+/// 2. take the reply with [`poll_transmit(c)`](Self::poll_transmit) and write it;
+///    read again (1) only once it is written, as Kafka does, so that a client that
+///    does not read its replies stops being read;
+/// 3. drain [`poll_ready`](Self::poll_ready): connections whose parked request was
+///    answered (go to 2 for each), and [`poll_closed`](Self::poll_closed):
+///    connections to close;
 /// 4. when [`poll_timeout`](Self::poll_timeout) passes, call
-///    [`handle_timeout(now)`](Self::handle_timeout) and go to 2 for every connection.
+///    [`handle_timeout(now)`](Self::handle_timeout) and go to 3.
 ///
-/// `now` must never go backwards.
+/// `now` must never go backwards. Every call does work in proportion to what it is
+/// about (its connection, the partitions a request names, the requests whose time
+/// came), not to how many connections, topics or batches the cluster holds.
 #[derive(Debug)]
 pub struct Cluster {
     pub(crate) config: ClusterConfig,
@@ -206,11 +148,18 @@ pub struct Cluster {
     pub faults: Faults,
     brokers: Vec<Broker>,
     pub(crate) topics: BTreeMap<String, Topic>,
-    pub(crate) conns: BTreeMap<ConnectionId, ServerConn>,
-    closed: VecDeque<ConnectionId>,
-    next_conn: u64,
+    /// Topic names by topic id.
+    topic_ids: HashMap<Uuid, String>,
+    /// Partitions over every topic, and over auto-created ones.
+    partition_total: usize,
+    auto_partition_total: usize,
+    pub(crate) conns: Conns,
+    /// Partitions with an `acks=1` batch replicating, by when it is on every replica.
+    replications: BTreeMap<(Instant, u64), (String, i32)>,
+    next_replication: u64,
     pub(crate) next_producer_id: i64,
-    pub(crate) injected: BTreeMap<i16, VecDeque<i16>>,
+    /// Errors to inject, by API: runs of (error code, count), oldest first.
+    injected: BTreeMap<i16, VecDeque<(i16, usize)>>,
     /// Offsets committed by groups without members (OffsetCommit with generation -1),
     /// by (group, topic, partition).
     pub(crate) committed: BTreeMap<(String, String, i32), handlers::CommittedOffset>,
@@ -221,28 +170,36 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// A cluster with no topics; every broker up.
+    /// A cluster with no topics; every broker up. A broker count out of range
+    /// ([`ClusterConfig::validate`]) is brought into it.
     #[must_use]
     pub fn new(config: ClusterConfig, now: Instant) -> Self {
-        let brokers = (0..config.brokers.max(1))
+        let brokers = (0..config.brokers.clamp(1, MAX_BROKERS))
             .map(|i| Broker {
                 port: i32::from(config.base_port) + i as i32,
                 up: true,
             })
             .collect();
         let rng = config.seed ^ 0x9E37_79B9_7F4A_7C15;
+        let session_timeouts = (
+            config.group_min_session_timeout,
+            config.group_max_session_timeout,
+        );
         Cluster {
+            groups: groups::Groups::new(rng.rotate_left(17) ^ 0x6A09_E667, now, session_timeouts),
             config,
             faults: Faults::default(),
             brokers,
             topics: BTreeMap::new(),
-            conns: BTreeMap::new(),
-            closed: VecDeque::new(),
-            next_conn: 1,
+            topic_ids: HashMap::new(),
+            partition_total: 0,
+            auto_partition_total: 0,
+            conns: Conns::default(),
+            replications: BTreeMap::new(),
+            next_replication: 0,
             next_producer_id: 1000,
             injected: BTreeMap::new(),
             committed: BTreeMap::new(),
-            groups: groups::Groups::default(),
             rng,
             now,
         }
@@ -320,221 +277,90 @@ impl Cluster {
             .collect()
     }
 
-    /// Opens a client connection to broker `id`.
-    pub fn connect(&mut self, id: i32, now: Instant) -> Result<ConnectionId, SimError> {
-        self.advance(now);
-        if !self.broker_mut(id)?.up {
-            return Err(SimError::BrokerDown(id));
-        }
-        let c = ConnectionId(self.next_conn);
-        self.next_conn += 1;
-        self.conns.insert(
-            c,
-            ServerConn {
-                broker: id,
-                auth: sasl::AuthState::default(),
-                inbuf: BytesMut::new(),
-                pending: VecDeque::new(),
-                out: VecDeque::new(),
-            },
-        );
-        Ok(c)
-    }
-
-    /// The client closed connection `c` (or the transport failed).
-    pub fn disconnect(&mut self, c: ConnectionId) {
-        self.conns.remove(&c);
-    }
-
-    /// Bytes the client sent on `c`.
-    pub fn handle_input(&mut self, c: ConnectionId, now: Instant, bytes: &[u8]) {
-        self.advance(now);
-        let max = self.config.max_frame_size;
-        let Some(conn) = self.conns.get_mut(&c) else {
-            return;
-        };
-        conn.inbuf.extend_from_slice(bytes);
-        loop {
-            let Some(conn) = self.conns.get_mut(&c) else {
-                return;
-            };
-            if conn.inbuf.len() < 4 {
-                break;
-            }
-            let size =
-                i32::from_be_bytes([conn.inbuf[0], conn.inbuf[1], conn.inbuf[2], conn.inbuf[3]]);
-            if size < 8 || size as usize > max {
-                self.close(c);
-                return;
-            }
-            if conn.inbuf.len() < 4 + size as usize {
-                break;
-            }
-            let mut frame = conn.inbuf.split_to(4 + size as usize).freeze();
-            frame.advance_by(4);
-            if !self.accept_frame(c, frame) {
-                self.close(c);
-                return;
-            }
-        }
-        self.process(c);
-    }
-
-    /// Parses a request header and queues the request; `false` closes the connection
-    /// (an unknown API or version, or a header that does not parse).
-    fn accept_frame(&mut self, c: ConnectionId, frame: Bytes) -> bool {
-        if frame.len() < 4 {
-            return false;
-        }
-        let key = i16::from_be_bytes([frame[0], frame[1]]);
-        let version = i16::from_be_bytes([frame[2], frame[3]]);
-        let Ok(api) = ApiKey::try_from(key) else {
-            return false;
-        };
-        let supported = handlers::supported_versions(api, self.config.sasl.is_some());
-        let mut buf = frame.clone();
-        let header_version = if supported.is_some_and(|r| r.contains(version)) {
-            api.request_header_version(version)
-        } else if api == ApiKey::ApiVersions {
-            // An ApiVersions request newer than ours: read the header as v1 (its client
-            // id is never compact) and answer UNSUPPORTED_VERSION at v0.
-            1
-        } else {
-            return false;
-        };
-        let Ok(header) = RequestHeader::decode(&mut buf, header_version) else {
-            return false;
-        };
-        let Some(conn) = self.conns.get_mut(&c) else {
-            return false;
-        };
-        conn.pending.push_back(Pending {
-            header,
-            body: buf,
-            deadline: None,
-            not_before: None,
-        });
-        true
-    }
-
-    fn close(&mut self, c: ConnectionId) {
-        if self.conns.remove(&c).is_some() {
-            self.closed.push_back(c);
-        }
-    }
-
-    /// Answers queued requests on `c` in order until one must wait.
-    fn process(&mut self, c: ConnectionId) {
-        loop {
-            let now = self.now;
-            let Some(conn) = self.conns.get_mut(&c) else {
-                return;
-            };
-            let broker = conn.broker;
-            let Some(mut pending) = conn.pending.pop_front() else {
-                return;
-            };
-            match handlers::handle(self, c, broker, &mut pending, now) {
-                handlers::Outcome::Respond(body) => {
-                    let mut frame = BytesMut::with_capacity(body.len() + 4);
-                    frame.put_i32(body.len() as i32);
-                    frame.extend_from_slice(&body);
-                    if let Some(conn) = self.conns.get_mut(&c) {
-                        conn.out.push_back(frame.freeze());
-                    }
-                }
-                handlers::Outcome::NoResponse => {}
-                handlers::Outcome::Wait => {
-                    if let Some(conn) = self.conns.get_mut(&c) {
-                        conn.pending.push_front(pending);
-                    }
-                    return;
-                }
-                handlers::Outcome::Close => {
-                    self.close(c);
-                    return;
-                }
-            }
-        }
-    }
-
-    fn advance(&mut self, now: Instant) {
+    pub(crate) fn advance(&mut self, now: Instant) {
         if now > self.now {
             self.now = now;
         }
     }
 
-    /// Time passed: answers parked fetches whose wait is over or whose data arrived.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.advance(now);
-        let ids: Vec<ConnectionId> = self.conns.keys().copied().collect();
-        for c in ids {
-            self.process(c);
-        }
-    }
-
-    /// Response bytes for connection `c`, in order.
-    #[must_use]
-    pub fn poll_transmit(&mut self, c: ConnectionId) -> Option<Bytes> {
-        self.conns.get_mut(&c)?.out.pop_front()
-    }
-
-    /// A connection the cluster closed (bad request, broker crash); the transport
-    /// should close it.
-    #[must_use]
-    pub fn poll_closed(&mut self) -> Option<ConnectionId> {
-        self.closed.pop_front()
-    }
-
-    /// The next time something happens without input: a parked Fetch's deadline or a
-    /// replication completing.
-    #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        let parked = self
-            .conns
-            .values()
-            .filter_map(|c| c.pending.front())
-            .flat_map(|p| [p.deadline, p.not_before])
-            .flatten();
-        let replication = self
-            .topics
-            .values()
-            .flat_map(|t| &t.partitions)
-            .filter_map(|p| p.log.next_replication(self.now));
-        parked.chain(replication).min()
-    }
-
     /// Creates a topic; replicas are spread round-robin from partition index.
+    ///
+    /// # Errors
+    /// The topic exists, or the layout is out of the cluster's limits (partitions per
+    /// topic and in all, replication up to the broker count).
     pub fn create_topic(
         &mut self,
         name: &str,
         partitions: i32,
         replication: i16,
     ) -> Result<Uuid, SimError> {
+        self.create_topic_as(name, partitions, replication, false)
+    }
+
+    /// Why a topic cannot grow from `now` to `after` partitions (`auto`: an
+    /// auto-created topic), if it cannot: the per-topic, cluster and auto-creation
+    /// limits.
+    pub(crate) fn partition_room(&self, now: usize, after: i32, auto: bool) -> Result<(), String> {
+        let config = &self.config;
+        let added = usize::try_from(after).unwrap_or(0).saturating_sub(now);
+        if !(1..=config.max_partitions_per_topic).contains(&after) {
+            Err(format!(
+                "{after} partitions; a topic has 1 to {}",
+                config.max_partitions_per_topic
+            ))
+        } else if self.partition_total + added > config.max_partitions {
+            Err(format!(
+                "{added} more partitions; the cluster holds {} of at most {}",
+                self.partition_total, config.max_partitions
+            ))
+        } else if auto && self.auto_partition_total + added > config.max_auto_created_partitions {
+            Err(format!(
+                "{added} more partitions of auto-created topics, which hold {} of at most {}",
+                self.auto_partition_total, config.max_auto_created_partitions
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// [`Cluster::create_topic`], by a Metadata request when `auto`.
+    pub(crate) fn create_topic_as(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        replication: i16,
+        auto: bool,
+    ) -> Result<Uuid, SimError> {
         if self.topics.contains_key(name) {
             return Err(SimError::TopicExists(name.into()));
         }
         let n = self.brokers.len() as i32;
-        if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions)
-            || self.partition_count() + partitions as usize > MAX_PARTITIONS_PER_CLUSTER
-            || replication < 1
-            || i32::from(replication) > n
-        {
+        if replication < 1 || i32::from(replication) > n {
             return Err(SimError::InvalidLayout(format!(
-                "{partitions} partitions, replication {replication}, {n} brokers"
+                "replication {replication}, {n} brokers"
             )));
         }
+        self.partition_room(0, partitions, auto)
+            .map_err(SimError::InvalidLayout)?;
         let hi = self.next_random();
         let lo = self.next_random();
         let id = Uuid::from_u128((u128::from(hi) << 64) | u128::from(lo));
-        let mut topic = Topic {
-            id,
-            partitions: Vec::new(),
-        };
-        for p in 0..partitions {
-            topic.partitions.push(self.new_partition(p, replication));
+        let partitions: Vec<Partition> = (0..partitions)
+            .map(|p| self.new_partition(p, replication))
+            .collect();
+        self.partition_total += partitions.len();
+        if auto {
+            self.auto_partition_total += partitions.len();
         }
-        self.topics.insert(name.into(), topic);
+        self.topics.insert(
+            name.into(),
+            Topic {
+                id,
+                partitions,
+                auto_created: auto,
+            },
+        );
+        self.topic_ids.insert(id, name.into());
         Ok(id)
     }
 
@@ -559,39 +385,57 @@ impl Cluster {
     /// How many partitions the cluster holds, over every topic.
     #[must_use]
     pub fn partition_count(&self) -> usize {
-        self.topics.values().map(|t| t.partitions.len()).sum()
+        self.partition_total
+    }
+
+    fn partition(&self, topic: &str, partition: i32) -> Option<&Partition> {
+        self.topics
+            .get(topic)?
+            .partitions
+            .get(usize::try_from(partition).ok()?)
+    }
+
+    pub(crate) fn partition_by_id(&self, topic: Uuid, partition: i32) -> Option<&Partition> {
+        self.partition(self.topic_ids.get(&topic)?, partition)
     }
 
     /// The current leader of a partition (`None` if unknown or offline).
     #[must_use]
     pub fn partition_leader(&self, topic: &str, partition: i32) -> Option<i32> {
-        let p = self
-            .topics
-            .get(topic)?
-            .partitions
-            .get(usize::try_from(partition).ok()?)?;
+        let p = self.partition(topic, partition)?;
         (p.leader >= 0).then_some(p.leader)
     }
 
     /// The high watermark and log start offset of a partition.
     #[must_use]
     pub fn partition_offsets(&self, topic: &str, partition: i32) -> Option<(i64, i64)> {
-        let p = self
-            .topics
-            .get(topic)?
-            .partitions
-            .get(usize::try_from(partition).ok()?)?;
+        let p = self.partition(topic, partition)?;
         Some((p.log.high_watermark(self.now), p.log.log_start_offset))
     }
 
     /// The batches a partition holds (committed or not), as the leader stored them.
     #[must_use]
     pub fn partition_batches(&self, topic: &str, partition: i32) -> Vec<Bytes> {
-        self.topics
-            .get(topic)
-            .and_then(|t| t.partitions.get(usize::try_from(partition).ok()?))
+        self.partition(topic, partition)
             .map(|p| p.log.batches.iter().map(|b| b.bytes.clone()).collect())
             .unwrap_or_default()
+    }
+
+    /// Record batch bytes the cluster holds, over every partition.
+    #[must_use]
+    pub fn stored_bytes(&self) -> u64 {
+        self.topics
+            .values()
+            .flat_map(|t| &t.partitions)
+            .map(|p| p.log.stored_bytes())
+            .sum()
+    }
+
+    /// How many consumer groups the coordinator holds (groups left empty without
+    /// committed offsets are removed).
+    #[must_use]
+    pub fn group_count(&self) -> usize {
+        self.groups.len()
     }
 
     /// The offset group `group` committed for a partition (OffsetCommit), if any.
@@ -600,6 +444,65 @@ impl Cluster {
         self.committed
             .get(&(group.to_owned(), topic.to_owned(), partition))
             .map(|c| c.offset)
+    }
+
+    /// The name of the topic with id `id`.
+    pub(crate) fn topic_name(&self, id: Uuid) -> Option<&String> {
+        self.topic_ids.get(&id)
+    }
+
+    /// Deletes a topic, and the offsets groups committed for it (as Kafka does); its
+    /// parked fetches wake to learn it is gone.
+    pub(crate) fn delete_topic(&mut self, name: &str) {
+        let Some(topic) = self.topics.remove(name) else {
+            return;
+        };
+        self.topic_ids.remove(&topic.id);
+        self.partition_total -= topic.partitions.len();
+        if topic.auto_created {
+            self.auto_partition_total -= topic.partitions.len();
+        }
+        for p in 0..topic.partitions.len() {
+            self.conns.wake_partition(topic.id, p as i32);
+        }
+        self.committed.retain(|(_, t, _), _| t != name);
+    }
+
+    /// Adds partitions at the end of topic `name` (CreatePartitions).
+    pub(crate) fn add_partitions(&mut self, name: &str, new: Vec<Partition>) {
+        if let Some(topic) = self.topics.get_mut(name) {
+            self.partition_total += new.len();
+            if topic.auto_created {
+                self.auto_partition_total += new.len();
+            }
+            topic.partitions.extend(new);
+        }
+    }
+
+    /// An `acks=1` batch appended to `topic`/`partition` reaches every replica at
+    /// `at`: its fetches wake then.
+    pub(crate) fn replicating(&mut self, topic: &str, partition: i32, at: Instant) {
+        self.next_replication += 1;
+        self.replications
+            .insert((at, self.next_replication), (topic.to_owned(), partition));
+    }
+
+    /// Batches replicated by `now` become visible: the fetches waiting for them wake.
+    fn replicate_due(&mut self, now: Instant) {
+        while let Some(entry) = self.replications.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let (topic, partition) = entry.remove();
+            if let Some(t) = self.topics.get_mut(&topic)
+                && let Some(p) = usize::try_from(partition)
+                    .ok()
+                    .and_then(|i| t.partitions.get_mut(i))
+            {
+                p.log.settle(now);
+                self.conns.wake_partition(t.id, partition);
+            }
+        }
     }
 
     /// Topic names, sorted.
@@ -615,6 +518,7 @@ impl Cluster {
         b.up = false;
         let victims: Vec<ConnectionId> = self
             .conns
+            .map
             .iter()
             .filter(|(_, c)| c.broker == id)
             .map(|(k, _)| *k)
@@ -644,6 +548,9 @@ impl Cluster {
                 }
             }
         }
+        // Fetches parked on other brokers may read what the crash truncated.
+        self.conns.wake_all();
+        self.run_woken();
     }
 
     /// Brings broker `id` back; offline partitions it replicates get it as leader.
@@ -679,38 +586,46 @@ impl Cluster {
         if !p.replicas.contains(&to) {
             p.replicas.push(to);
         }
-        for b in &mut p.log.batches {
-            b.replicated_at = b.replicated_at.min(now);
-        }
+        p.log.replicate_all(now);
         p.leader = to;
         p.leader_epoch += 1;
+        // Its parked fetches now ask a broker that no longer leads it.
+        let id = t.id;
+        self.conns.wake_partition(id, partition);
+        self.run_woken();
         Ok(())
     }
 
     /// The next `count` requests of `api` are answered with `error` (in every
-    /// partition or at the top level, as the API has it) and change nothing.
+    /// partition or at the top level, as the API has it) and change nothing. Any
+    /// count is held in constant space.
     pub fn inject_error(&mut self, api: ApiKey, error: crate::messages::ErrorCode, count: usize) {
+        if count == 0 {
+            return;
+        }
         let q = self.injected.entry(api.as_i16()).or_default();
-        q.extend(std::iter::repeat_n(error.code(), count));
+        match q.back_mut() {
+            Some((code, n)) if *code == error.code() => *n = n.saturating_add(count),
+            _ => q.push_back((error.code(), count)),
+        }
     }
 
     /// How many errors injected for `api` are still waiting for a request.
     #[must_use]
     pub fn injected_pending(&self, api: ApiKey) -> usize {
-        self.injected.get(&api.as_i16()).map_or(0, VecDeque::len)
+        self.injected.get(&api.as_i16()).map_or(0, |q| {
+            q.iter().fold(0usize, |sum, (_, n)| sum.saturating_add(*n))
+        })
     }
 
     pub(crate) fn take_injected(&mut self, api: ApiKey) -> Option<i16> {
-        self.injected.get_mut(&api.as_i16())?.pop_front()
-    }
-}
-
-trait AdvanceBy {
-    fn advance_by(&mut self, n: usize);
-}
-
-impl AdvanceBy for Bytes {
-    fn advance_by(&mut self, n: usize) {
-        bytes::Buf::advance(self, n);
+        let q = self.injected.get_mut(&api.as_i16())?;
+        let (code, n) = q.front_mut()?;
+        let code = *code;
+        *n -= 1;
+        if *n == 0 {
+            q.pop_front();
+        }
+        Some(code)
     }
 }

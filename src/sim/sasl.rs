@@ -1,8 +1,9 @@
-//! The broker side of SASL for the simulated cluster: PLAIN and SCRAM-SHA-256/512
-//! (RFC 5802 / 7677, no channel binding), with users and salts from the configuration
-//! and server nonces from the cluster's seed.
+//! The broker side of SASL for the simulated cluster: PLAIN, SCRAM-SHA-256/512
+//! (RFC 5802 / 7677, no channel binding) and OAUTHBEARER (RFC 7628, tokens checked
+//! against a list), with users and salts from the configuration and server nonces
+//! from the cluster's seed.
 
-use crate::connection::sasl::ScramHash;
+use crate::scram::{ScramHash, ScramKeys, auth_message, unescape_username};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use std::collections::BTreeMap;
@@ -14,6 +15,11 @@ pub struct SimSasl {
     pub users: BTreeMap<String, String>,
     /// SCRAM iteration count (4096 is Kafka's default).
     pub iterations: u32,
+    /// OAUTHBEARER tokens the broker accepts.
+    pub oauth_tokens: std::collections::BTreeSet<String>,
+    /// The session lifetime granted on authentication (KIP-368), after which a
+    /// client re-authenticates; `None` grants no limit.
+    pub session_lifetime: Option<std::time::Duration>,
 }
 
 impl SimSasl {
@@ -23,12 +29,25 @@ impl SimSasl {
         SimSasl {
             users: BTreeMap::from([(name.to_string(), password.to_string())]),
             iterations: 4096,
+            oauth_tokens: Default::default(),
+            session_lifetime: None,
+        }
+    }
+
+    /// Accepts these OAUTHBEARER tokens (and no user for PLAIN or SCRAM).
+    #[must_use]
+    pub fn oauth_tokens<'a>(tokens: impl IntoIterator<Item = &'a str>) -> Self {
+        SimSasl {
+            users: BTreeMap::new(),
+            iterations: 4096,
+            oauth_tokens: tokens.into_iter().map(str::to_owned).collect(),
+            session_lifetime: None,
         }
     }
 }
 
 /// The mechanisms the simulated broker offers, in the order it lists them.
-pub(crate) const MECHANISMS: [&str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+pub(crate) const MECHANISMS: [&str; 4] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
 
 /// Where one connection is in authentication.
 #[derive(Debug, Clone, Default)]
@@ -46,6 +65,9 @@ pub(crate) enum AuthState {
         server_first: String,
         nonce: String,
     },
+    /// OAUTHBEARER: an error challenge went out; the client acknowledges it and
+    /// the exchange fails with this message.
+    OAuthFailing(String),
     /// Logged in: every API is open.
     Authenticated,
 }
@@ -54,6 +76,7 @@ pub(crate) enum AuthState {
 pub(crate) enum Mechanism {
     Plain,
     Scram(ScramHash),
+    OAuthBearer,
 }
 
 pub(crate) fn mechanism(name: &str) -> Option<Mechanism> {
@@ -61,6 +84,7 @@ pub(crate) fn mechanism(name: &str) -> Option<Mechanism> {
         "PLAIN" => Some(Mechanism::Plain),
         "SCRAM-SHA-256" => Some(Mechanism::Scram(ScramHash::Sha256)),
         "SCRAM-SHA-512" => Some(Mechanism::Scram(ScramHash::Sha512)),
+        "OAUTHBEARER" => Some(Mechanism::OAuthBearer),
         _ => None,
     }
 }
@@ -100,7 +124,7 @@ pub(crate) fn step(
             let mut client_nonce = None;
             for attr in bare.split(',') {
                 if let Some(u) = attr.strip_prefix("n=") {
-                    user = Some(u.replace("=2C", ",").replace("=3D", "="));
+                    user = Some(unescape_username(u));
                 } else if let Some(r) = attr.strip_prefix("r=") {
                     client_nonce = Some(r.to_string());
                 }
@@ -140,27 +164,44 @@ pub(crate) fn step(
             }
             let proof = B64.decode(proof).map_err(|_| "proof is not base64")?;
             let password = config.users.get(&user).ok_or("unknown user")?;
-            let salted = hash.hi(password.as_bytes(), &salt_for(&user), config.iterations);
-            let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
-            let client_key = hash.hmac(&salted, b"Client Key");
-            let stored_key = hash.hash(&client_key);
-            let client_signature = hash.hmac(&stored_key, auth_message.as_bytes());
-            if proof.len() != client_signature.len() {
+            let keys = ScramKeys::derive(
+                hash,
+                password.as_bytes(),
+                &salt_for(&user),
+                config.iterations,
+            );
+            let auth_message = auth_message(&client_first_bare, &server_first, without_proof);
+            if !keys.proof_is_valid(auth_message.as_bytes(), &proof) {
                 return Err("Authentication failed during authentication due to invalid credentials with SASL mechanism".into());
             }
-            let recovered: Vec<u8> = proof
-                .iter()
-                .zip(&client_signature)
-                .map(|(a, b)| a ^ b)
-                .collect();
-            if hash.hash(&recovered) != stored_key {
-                return Err("Authentication failed during authentication due to invalid credentials with SASL mechanism".into());
-            }
-            let server_key = hash.hmac(&salted, b"Server Key");
-            let server_signature = hash.hmac(&server_key, auth_message.as_bytes());
+            let server_signature = keys.server_signature(auth_message.as_bytes());
             *state = AuthState::Authenticated;
             Ok(format!("v={}", B64.encode(server_signature)).into_bytes())
         }
+        AuthState::Mechanism(Mechanism::OAuthBearer) => {
+            // n,,\x01auth=Bearer TOKEN[\x01key=value]...\x01\x01
+            let text =
+                std::str::from_utf8(token).map_err(|_| "OAUTHBEARER message is not UTF-8")?;
+            let token = text
+                .strip_prefix("n,,\x01")
+                .and_then(|rest| rest.split('\x01').next())
+                .and_then(|auth| auth.strip_prefix("auth=Bearer "));
+            match token {
+                Some(t) if config.oauth_tokens.contains(t) => {
+                    *state = AuthState::Authenticated;
+                    Ok(Vec::new())
+                }
+                _ => {
+                    // Kafka's way: an error challenge, then a failure once the
+                    // client acknowledges it.
+                    *state = AuthState::OAuthFailing("invalid_token".into());
+                    Ok(br#"{"status":"invalid_token"}"#.to_vec())
+                }
+            }
+        }
+        AuthState::OAuthFailing(why) => Err(format!(
+            "Authentication failed during authentication due to invalid credentials with SASL mechanism OAUTHBEARER ({why})"
+        )),
         other => {
             *state = other;
             Err("unexpected SaslAuthenticate".into())

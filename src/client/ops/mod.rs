@@ -1,4 +1,5 @@
 //! The operations the client runs, by area.
 
 pub(crate) mod admin;
+pub(crate) mod offsets;
 pub(crate) mod partition;

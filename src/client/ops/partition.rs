@@ -745,11 +745,22 @@ pub(crate) fn decode_records(
     Ok((records, next))
 }
 
-struct ListOffsets {
+pub(crate) struct ListOffsets {
     topic: Arc<str>,
     partition: i32,
     spec: OffsetSpec,
     result: Option<(i64, i64)>,
+}
+
+impl ListOffsets {
+    pub(crate) fn new(topic: Arc<str>, partition: i32, spec: OffsetSpec) -> Self {
+        Self {
+            topic,
+            partition,
+            spec,
+            result: None,
+        }
+    }
 }
 
 impl Operation for ListOffsets {

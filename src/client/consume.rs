@@ -1,0 +1,413 @@
+//! The consumer's place in the client: assignment, seeks, polling, and the glue that
+//! gives the fetcher metadata, connections, offsets and replies.
+
+use std::time::Instant;
+
+use crate::connection::{AnyRequest, RequestOptions};
+use crate::messages::{ApiKey, FetchRequest};
+
+use super::consumer::{
+    ConsumedRecord, Consumer, FetchInFlight, Note, Offset, PartitionView, TopicPartition, Want,
+};
+use super::metadata::Leader;
+use super::op::{Lane, Reply, Target, Versions, decode, version};
+use super::ops::offsets::EpochEnd;
+use super::ops::partition::OffsetSpec;
+use super::{Client, ClientError, ConnState, Endpoint, Event, Internal, OpOutput, Owner, Waiter};
+
+impl Client {
+    fn consumer_mut(&mut self) -> &mut Consumer {
+        let config = self.config.consumer.clone();
+        self.consumer
+            .get_or_insert_with(|| Box::new(Consumer::new(config)))
+    }
+
+    /// Assigns partitions to this client (manual assignment, no group): each starts
+    /// at `start` (`Offset::Committed` reads the group's committed offset when
+    /// [`ConsumerConfig::group_id`](super::ConsumerConfig::group_id) is set, else
+    /// follows the reset policy). Records then arrive through
+    /// [`poll_records`](Self::poll_records).
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{Client, ClientConfig, Offset, ProducerRecord, TopicPartition};
+    /// use kafka_sansio::sim::{ClusterConfig, NetworkConfig, Simulation};
+    ///
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let mut sim = Simulation::new(1, ClusterConfig::default(), NetworkConfig::default(), std::time::Instant::now());
+    /// sim.cluster().create_topic("t", 1, 1).unwrap();
+    /// let host = sim.add_client(Client::new(ClientConfig::new(&sim.bootstrap()).unwrap(), sim.now()));
+    /// let now = sim.now();
+    /// for i in 0..3 {
+    ///     sim.client(host).send(now, ProducerRecord::new("t", format!("r{i}")).partition(0)).unwrap();
+    /// }
+    /// sim.client(host).assign(now, vec![TopicPartition::new("t", 0)], Offset::Beginning);
+    /// let mut got = Vec::new();
+    /// sim.run_until(Duration::from_secs(5), |sim| {
+    ///     let now = sim.now();
+    ///     got.extend(sim.client(host).poll_records(now, 100));
+    ///     got.len() == 3
+    /// });
+    /// assert_eq!(got.iter().map(|r| r.record.offset).collect::<Vec<_>>(), [0, 1, 2]);
+    /// # }
+    /// ```
+    pub fn assign(&mut self, now: Instant, partitions: Vec<TopicPartition>, start: Offset) {
+        self.advance(now);
+        self.consumer_mut().assign(partitions, start);
+        self.drive(now);
+    }
+
+    /// Stops consuming these partitions; records buffered for them are dropped at
+    /// once, so no later poll returns them.
+    pub fn unassign(&mut self, now: Instant, partitions: &[TopicPartition]) {
+        self.advance(now);
+        self.consumer_mut().unassign(partitions);
+        self.drive(now);
+    }
+
+    /// Partitions consumed now.
+    #[must_use]
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        self.consumer
+            .as_ref()
+            .map_or_else(Vec::new, |c| c.assignment())
+    }
+
+    /// Moves a partition's position (an offset, the beginning, the end, a time, or
+    /// the committed offset); buffered records of it are dropped. Returns whether
+    /// the partition is assigned.
+    pub fn seek(&mut self, now: Instant, partition: &TopicPartition, to: Offset) -> bool {
+        self.advance(now);
+        let moved = self.consumer_mut().seek(partition, to);
+        self.drive(now);
+        moved
+    }
+
+    /// Stops fetching these partitions (buffered records can still be polled).
+    pub fn pause(&mut self, now: Instant, partitions: &[TopicPartition]) {
+        self.consumer_mut().pause(partitions, true);
+        self.drive(now);
+    }
+
+    /// Fetches these partitions again.
+    pub fn resume(&mut self, now: Instant, partitions: &[TopicPartition]) {
+        self.consumer_mut().pause(partitions, false);
+        self.drive(now);
+    }
+
+    /// The next offset to consume of each assigned partition with a known
+    /// position, and the leader epoch of the last record consumed: what a commit
+    /// would store.
+    #[must_use]
+    pub fn positions(&self) -> Vec<(TopicPartition, i64, Option<i32>)> {
+        self.consumer
+            .as_ref()
+            .map_or_else(Vec::new, |c| c.positions())
+    }
+
+    /// Up to `max` fetched records, in offset order per partition; positions move
+    /// past them. Polling frees budget, so fetches may follow.
+    pub fn poll_records(&mut self, now: Instant, max: usize) -> Vec<ConsumedRecord> {
+        self.advance(now);
+        let mut out = Vec::new();
+        if let Some(c) = self.consumer.as_mut() {
+            c.poll(max, &mut out);
+            self.emit_consumer_notes();
+        }
+        self.drive(now);
+        out
+    }
+
+    /// Bytes of fetched records held or reserved now (within
+    /// [`ConsumerConfig::buffer_max_bytes`](super::ConsumerConfig::buffer_max_bytes)).
+    #[must_use]
+    pub fn consumer_buffered_bytes(&self) -> usize {
+        self.consumer.as_ref().map_or(0, |c| c.buffered_bytes())
+    }
+
+    /// Lets the fetcher move: positions, validations, fetches.
+    pub(crate) fn drive_consumer(&mut self, now: Instant) {
+        let Some(mut c) = self.consumer.take() else {
+            return;
+        };
+        let mut wants = Vec::new();
+        {
+            let metadata = &self.metadata;
+            let view = |tp: &TopicPartition| -> Option<PartitionView> {
+                let t = metadata.topic(&tp.topic)?;
+                let (leader, leader_epoch) = match metadata.leader(&tp.topic, tp.partition) {
+                    Leader::Known { node, epoch } => (Some(node), epoch),
+                    _ => (None, -1),
+                };
+                Some(PartitionView {
+                    leader,
+                    leader_epoch,
+                    topic_id: t.id,
+                })
+            };
+            let slots = &self.slots;
+            let by_endpoint = &self.by_endpoint;
+            let fetch_slot = |node: i32| {
+                by_endpoint
+                    .get(&(Endpoint::Node(node), Lane::Fetch))
+                    .and_then(|id| slots.get(id))
+            };
+            let node_ready = |node: i32| fetch_slot(node).is_some_and(|s| s.is_ready());
+            let fetch_version = |node: i32| {
+                fetch_slot(node).and_then(|s| match &s.state {
+                    ConnState::Open { conn, .. } => conn
+                        .broker_versions()
+                        .and_then(|v: &Versions| version(v, ApiKey::Fetch)),
+                    ConnState::Connecting { .. } => None,
+                })
+            };
+            c.drive(now, &view, &node_ready, &fetch_version, &mut wants);
+        }
+        self.consumer = Some(c);
+        for want in wants {
+            match want {
+                Want::Metadata(topic) => self.want_metadata(now, Some(topic), true),
+                Want::Connect(node) => {
+                    if !self
+                        .by_endpoint
+                        .contains_key(&(Endpoint::Node(node), Lane::Fetch))
+                        && self
+                            .endpoint_backoff
+                            .get(&Endpoint::Node(node))
+                            .is_none_or(|b| b.until <= now)
+                    {
+                        let _ = self.open(Endpoint::Node(node), Lane::Fetch, now);
+                    }
+                }
+                Want::Fetch {
+                    node,
+                    request,
+                    version_cap,
+                    flight,
+                    hold,
+                } => {
+                    if let Err(flight) =
+                        self.send_fetch(now, node, request, version_cap, hold, flight)
+                        && let Some(c) = self.consumer.as_mut()
+                    {
+                        c.unfetch(flight);
+                    }
+                }
+                Want::ListOffsets {
+                    tp,
+                    spec,
+                    generation,
+                } => {
+                    let spec = match spec {
+                        -2 => OffsetSpec::Earliest,
+                        -1 => OffsetSpec::Latest,
+                        t => OffsetSpec::Timestamp(t),
+                    };
+                    let op = super::ops::partition::ListOffsets::new(
+                        tp.topic.clone(),
+                        tp.partition,
+                        spec,
+                    );
+                    let target = Target::Leader {
+                        topic: tp.topic.clone(),
+                        partition: tp.partition,
+                    };
+                    self.start_entry(
+                        now,
+                        Box::new(op),
+                        vec![target],
+                        None,
+                        Some(Internal::ConsumerOffset(tp, generation)),
+                    );
+                }
+                Want::Validate {
+                    tp,
+                    epoch,
+                    generation,
+                } => {
+                    let op = EpochEnd {
+                        tp: tp.clone(),
+                        epoch,
+                        result: None,
+                    };
+                    let target = Target::Leader {
+                        topic: tp.topic.clone(),
+                        partition: tp.partition,
+                    };
+                    self.start_entry(
+                        now,
+                        Box::new(op),
+                        vec![target],
+                        None,
+                        Some(Internal::Validate(tp, generation)),
+                    );
+                }
+                Want::Committed(tps) => {
+                    let Some(group) = self.config.consumer.group_id.clone() else {
+                        continue;
+                    };
+                    let (op, targets) = super::ops::offsets::committed_op(&group, tps.clone());
+                    self.start_entry(now, op, targets, None, Some(Internal::Committed(tps)));
+                }
+            }
+        }
+        self.emit_consumer_notes();
+    }
+
+    /// Writes a Fetch on the broker's fetch connection.
+    fn send_fetch(
+        &mut self,
+        now: Instant,
+        node: i32,
+        request: FetchRequest,
+        version_cap: i16,
+        hold: std::time::Duration,
+        flight: FetchInFlight,
+    ) -> Result<(), FetchInFlight> {
+        let Some(&conn_id) = self.by_endpoint.get(&(Endpoint::Node(node), Lane::Fetch)) else {
+            return Err(flight);
+        };
+        let Some(slot) = self.slots.get_mut(&conn_id) else {
+            return Err(flight);
+        };
+        let ConnState::Open { conn, ready: true } = &mut slot.state else {
+            return Err(flight);
+        };
+        let options = RequestOptions {
+            timeout: Some(self.config.connection.request_timeout + hold),
+            max_version: Some(version_cap),
+        };
+        match conn.send_any(now, AnyRequest::new(request), options) {
+            Ok(corr) => {
+                let n = self.next_produce_request;
+                self.next_produce_request += 1;
+                slot.waiters.insert(
+                    corr,
+                    Waiter {
+                        owner: Owner::Fetch(n),
+                        sent_at: now,
+                    },
+                );
+                slot.last_active = now;
+                self.stats.request(&slot.label);
+                self.fetch_requests.insert(n, flight);
+                self.pump(conn_id, now);
+                Ok(())
+            }
+            Err(_) => Err(flight),
+        }
+    }
+
+    /// A Fetch ended.
+    pub(crate) fn fetch_reply(
+        &mut self,
+        req: u64,
+        now: Instant,
+        reply: Result<Reply, ClientError>,
+    ) {
+        let Some(flight) = self.fetch_requests.remove(&req) else {
+            return;
+        };
+        let Some(mut c) = self.consumer.take() else {
+            return;
+        };
+        let decoded = match reply {
+            Ok(r) => decode::<FetchRequest>(&r),
+            Err(e) => Err(e),
+        };
+        let mut stale = Vec::new();
+        {
+            let metadata = &self.metadata;
+            let names = |id| {
+                metadata
+                    .topics()
+                    .find(|t| t.id == id)
+                    .map(|t| t.name.clone())
+            };
+            c.on_fetch(flight, decoded, &names, &mut stale);
+        }
+        self.consumer = Some(c);
+        for tp in stale {
+            self.metadata.invalidate_leader(&tp.topic, tp.partition);
+            self.want_metadata(now, Some(tp.topic.clone()), true);
+        }
+        self.emit_consumer_notes();
+    }
+
+    /// An internal consumer operation ended.
+    pub(super) fn consumer_op_done(
+        &mut self,
+        internal: Internal,
+        result: Result<OpOutput, ClientError>,
+    ) {
+        let Some(c) = self.consumer.as_mut() else {
+            return;
+        };
+        match internal {
+            Internal::ConsumerOffset(tp, generation) => {
+                let r = result.and_then(|o| match o {
+                    OpOutput::Offset { offset, .. } => Ok(offset),
+                    _ => Err(ClientError::Closed),
+                });
+                c.on_offset(&tp, generation, r);
+            }
+            Internal::Validate(tp, generation) => {
+                let r = result.and_then(|o| match o {
+                    OpOutput::Offset { offset, .. } => Ok(offset),
+                    _ => Err(ClientError::Closed),
+                });
+                c.on_validated(&tp, generation, r);
+            }
+            Internal::Committed(tps) => match result {
+                Ok(OpOutput::Committed(offsets)) => {
+                    let mut ok = Vec::new();
+                    for o in offsets {
+                        match o.offset {
+                            Ok(offset) => ok.push((o.partition, offset)),
+                            Err(e) => {
+                                c.committed_failed(std::slice::from_ref(&o.partition));
+                                c.notes.push_back(Note::Error {
+                                    partition: Some(o.partition),
+                                    error: e,
+                                });
+                            }
+                        }
+                    }
+                    c.set_committed(ok);
+                }
+                Ok(_) => c.committed_failed(&tps),
+                Err(e) => {
+                    c.committed_failed(&tps);
+                    if !e.is_retriable() {
+                        c.notes.push_back(Note::Error {
+                            partition: None,
+                            error: e,
+                        });
+                    }
+                }
+            },
+            _ => {}
+        }
+        self.emit_consumer_notes();
+    }
+
+    fn emit_consumer_notes(&mut self) {
+        let Some(c) = self.consumer.as_mut() else {
+            return;
+        };
+        let mut ready = false;
+        for note in c.notes.drain(..) {
+            match note {
+                Note::RecordsReady => ready = true,
+                Note::Error { partition, error } => {
+                    self.events
+                        .push_back(Event::ConsumerError { partition, error });
+                }
+            }
+        }
+        if ready && !self.events.iter().any(|e| matches!(e, Event::RecordsReady)) {
+            self.events.push_back(Event::RecordsReady);
+        }
+    }
+}

@@ -1,0 +1,1123 @@
+//! The consumer's fetching: assigned partitions, their positions, one fetch in
+//! flight per broker with incremental fetch sessions (KIP-227), a byte budget
+//! reserved before each fetch is sent, offset reset, and truncation detection after
+//! leader changes (KIP-320).
+//!
+//! Memory is bounded by configuration, not by the broker: a fetch asks for at most
+//! the budget that is free and reserves it before it goes out; the response's raw
+//! bytes are kept (slices of the received frame) and decoded one batch at a time as
+//! the application polls, so at most one decompressed batch per partition exists
+//! beside the budget. A partition's chunk releases its bytes once consumed.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::messages::{ApiKey, ErrorCode, FetchRequest, FetchResponse, fetch_request};
+use crate::records::{
+    AbortedTransaction, Batch, BatchReader, DecodeOptions, ReadCommitted, Record,
+};
+use crate::wire::Uuid;
+
+use super::ClientError;
+use super::ops::partition::IsolationLevel;
+
+/// A topic and partition.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicPartition {
+    /// The topic.
+    pub topic: Arc<str>,
+    /// The partition.
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    /// `topic`-`partition`.
+    #[must_use]
+    pub fn new(topic: impl Into<Arc<str>>, partition: i32) -> Self {
+        Self {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+impl std::fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// Where consuming a partition starts (or moves to with a seek).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offset {
+    /// This offset.
+    At(i64),
+    /// The log start.
+    Beginning,
+    /// The log end: only records produced from now on.
+    End,
+    /// The first record at or after this timestamp (ms since the epoch).
+    Timestamp(i64),
+    /// The group's committed offset, or the reset policy if there is none.
+    Committed,
+}
+
+/// What to do when a partition has no valid position (no committed offset, or the
+/// position fell out of the log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OffsetReset {
+    /// Start at the log start.
+    Earliest,
+    /// Start at the log end.
+    #[default]
+    Latest,
+    /// Report [`Event::ConsumerError`](super::Event::ConsumerError) and pause the
+    /// partition.
+    Error,
+}
+
+/// How the consumer fetches. Defaults follow the Java client's.
+///
+/// ```
+/// use std::time::Duration;
+/// use kafka_sansio::client::{ConsumerConfig, OffsetReset};
+/// let mut c = ConsumerConfig::default();
+/// c.auto_offset_reset = OffsetReset::Earliest;
+/// c.buffer_max_bytes = 16 << 20; // at most 16 MiB of fetched records buffered
+/// assert_eq!(c.fetch_max_wait, Duration::from_millis(500));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConsumerConfig {
+    /// The consumer group, for committed offsets and group membership.
+    pub group_id: Option<String>,
+    /// Where to start without a valid position.
+    pub auto_offset_reset: OffsetReset,
+    /// Which records to return.
+    pub isolation: IsolationLevel,
+    /// Bytes a broker should gather before answering a fetch.
+    pub fetch_min_bytes: i32,
+    /// How long a broker may wait for them.
+    pub fetch_max_wait: Duration,
+    /// Most bytes one fetch asks for (across its partitions).
+    pub fetch_max_bytes: i32,
+    /// Most bytes per partition in a fetch.
+    pub partition_max_bytes: i32,
+    /// Bytes of fetched records held at once (reserved before a fetch is sent).
+    pub buffer_max_bytes: usize,
+    /// Incremental fetch sessions (KIP-227) where the broker offers them.
+    pub fetch_sessions: bool,
+    /// Verify record batch CRCs.
+    pub check_crcs: bool,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        Self {
+            group_id: None,
+            auto_offset_reset: OffsetReset::Latest,
+            isolation: IsolationLevel::ReadUncommitted,
+            fetch_min_bytes: 1,
+            fetch_max_wait: Duration::from_millis(500),
+            fetch_max_bytes: 50 * 1024 * 1024,
+            partition_max_bytes: 1024 * 1024,
+            buffer_max_bytes: 64 * 1024 * 1024,
+            fetch_sessions: true,
+            check_crcs: true,
+        }
+    }
+}
+
+/// A record handed to the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumedRecord {
+    /// The topic.
+    pub topic: Arc<str>,
+    /// The partition.
+    pub partition: i32,
+    /// The record: offset, timestamp, key, value, headers.
+    pub record: Record,
+    /// The leader epoch of its batch (`-1` if unknown).
+    pub leader_epoch: i32,
+}
+
+/// A fetched, not yet consumed piece of one partition's log.
+#[derive(Debug)]
+struct Chunk {
+    /// The raw records (a slice of the response frame).
+    reader: BatchReader,
+    /// Bytes it holds against the budget.
+    bytes: usize,
+    /// The read_committed filter, if any.
+    filter: Option<ReadCommitted>,
+    /// Records of the batch being handed out.
+    current: VecDeque<Record>,
+    current_epoch: i32,
+}
+
+/// Where a partition stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Position {
+    /// Waiting for a start: the committed offset, or a reset.
+    Unknown(Offset),
+    /// A ListOffsets (reset or seek by time) for this start is out.
+    Resolving(Offset),
+    /// Consuming from here.
+    At { offset: i64, epoch: Option<i32> },
+    /// Stopped by an error under [`OffsetReset::Error`].
+    Failed,
+}
+
+#[derive(Debug)]
+struct PartState {
+    position: Position,
+    /// Where the next fetch starts (past what is buffered).
+    fetch_offset: i64,
+    /// The leader epoch the last fetched batch was written in.
+    fetch_epoch: Option<i32>,
+    paused: bool,
+    chunks: VecDeque<Chunk>,
+    /// Bumped by every seek, so answers to older fetches are dropped.
+    generation: u64,
+    /// A fetch for it is on the wire.
+    in_flight: bool,
+    /// The leader epoch seen in metadata when last checked; a newer one calls for
+    /// validation (OffsetForLeaderEpoch).
+    leader_epoch: Option<i32>,
+    validating: bool,
+    high_watermark: i64,
+}
+
+impl PartState {
+    fn new(start: Offset) -> Self {
+        Self {
+            position: Position::Unknown(start),
+            fetch_offset: 0,
+            fetch_epoch: None,
+            paused: false,
+            chunks: VecDeque::new(),
+            generation: 0,
+            in_flight: false,
+            leader_epoch: None,
+            validating: false,
+            high_watermark: -1,
+        }
+    }
+
+    fn buffered(&self) -> usize {
+        self.chunks.iter().map(|c| c.bytes).sum()
+    }
+}
+
+/// One broker's fetch session (KIP-227).
+#[derive(Debug, Default)]
+struct Session {
+    id: i32,
+    /// The next epoch to send: 0 asks for a new session (a full fetch).
+    epoch: i32,
+    /// What the broker's session holds: per partition, the fetch offset and epoch
+    /// it was last told.
+    partitions: BTreeMap<TopicPartition, (i64, i32)>,
+}
+
+/// A fetch on the wire.
+#[derive(Debug)]
+pub(crate) struct FetchInFlight {
+    node: i32,
+    reserved: usize,
+    /// The partitions asked for, with their generation when asked.
+    partitions: Vec<(TopicPartition, u64)>,
+    /// Topic ids used in the request, to map the answer back.
+    ids: BTreeMap<Uuid, Arc<str>>,
+}
+
+/// What the consumer asks of the client.
+#[allow(clippy::large_enum_variant)] // built a few at a time, moved once
+pub(crate) enum Want {
+    Metadata(Arc<str>),
+    Connect(i32),
+    Fetch {
+        node: i32,
+        request: FetchRequest,
+        version_cap: i16,
+        flight: FetchInFlight,
+        hold: Duration,
+    },
+    /// Look up the offset for `spec` (-2 earliest, -1 latest, or a timestamp).
+    ListOffsets {
+        tp: TopicPartition,
+        spec: i64,
+        generation: u64,
+    },
+    /// Check the position against the leader's log (KIP-320).
+    Validate {
+        tp: TopicPartition,
+        epoch: i32,
+        generation: u64,
+    },
+    /// The group's committed offsets for these partitions are needed.
+    Committed(Vec<TopicPartition>),
+}
+
+/// What the consumer reports.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Note {
+    Error {
+        partition: Option<TopicPartition>,
+        error: ClientError,
+    },
+    RecordsReady,
+}
+
+/// The metadata the consumer needs of a partition.
+pub(crate) struct PartitionView {
+    pub leader: Option<i32>,
+    pub leader_epoch: i32,
+    pub topic_id: Uuid,
+}
+
+/// The consumer's fetching state; the [`Client`](super::Client) drives it.
+#[derive(Debug)]
+pub(crate) struct Consumer {
+    pub(crate) config: ConsumerConfig,
+    parts: BTreeMap<TopicPartition, PartState>,
+    sessions: BTreeMap<i32, Session>,
+    /// Brokers with a fetch on the wire.
+    fetching: BTreeSet<i32>,
+    /// Bytes reserved or held.
+    buffered: usize,
+    /// Partitions with chunks to hand out, in arrival order.
+    ready: VecDeque<TopicPartition>,
+    pub(crate) notes: VecDeque<Note>,
+    /// Committed offsets known (from the group).
+    committed: BTreeMap<TopicPartition, i64>,
+    /// Partitions whose committed offset has been asked for.
+    committed_asked: BTreeSet<TopicPartition>,
+}
+
+impl Consumer {
+    pub(crate) fn new(config: ConsumerConfig) -> Self {
+        Self {
+            config,
+            parts: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            fetching: BTreeSet::new(),
+            buffered: 0,
+            ready: VecDeque::new(),
+            notes: VecDeque::new(),
+            committed: BTreeMap::new(),
+            committed_asked: BTreeSet::new(),
+        }
+    }
+
+    /// Partitions assigned now.
+    pub(crate) fn assignment(&self) -> Vec<TopicPartition> {
+        self.parts.keys().cloned().collect()
+    }
+
+    /// Bytes reserved or held for fetched records.
+    pub(crate) fn buffered_bytes(&self) -> usize {
+        self.buffered
+    }
+
+    /// Adds partitions, each starting at `start`.
+    pub(crate) fn assign(&mut self, tps: impl IntoIterator<Item = TopicPartition>, start: Offset) {
+        for tp in tps {
+            self.parts
+                .entry(tp)
+                .or_insert_with(|| PartState::new(start));
+        }
+    }
+
+    /// Removes partitions; their buffered records are dropped at once (so no later
+    /// poll returns them).
+    pub(crate) fn unassign(&mut self, tps: &[TopicPartition]) {
+        for tp in tps {
+            if let Some(p) = self.parts.remove(tp) {
+                self.buffered -= p.buffered();
+            }
+            self.ready.retain(|r| r != tp);
+        }
+    }
+
+    /// Moves a partition's position; what was buffered for it is dropped.
+    pub(crate) fn seek(&mut self, tp: &TopicPartition, to: Offset) -> bool {
+        let Some(p) = self.parts.get_mut(tp) else {
+            return false;
+        };
+        let dropped = p.buffered();
+        p.chunks.clear();
+        self.buffered -= dropped;
+        p.generation += 1;
+        p.position = match to {
+            Offset::At(offset) => {
+                p.fetch_offset = offset;
+                p.fetch_epoch = None;
+                Position::At {
+                    offset,
+                    epoch: None,
+                }
+            }
+            other => Position::Unknown(other),
+        };
+        p.validating = false;
+        self.ready.retain(|r| r != tp);
+        true
+    }
+
+    pub(crate) fn pause(&mut self, tps: &[TopicPartition], paused: bool) {
+        for tp in tps {
+            if let Some(p) = self.parts.get_mut(tp) {
+                p.paused = paused;
+            }
+        }
+    }
+
+    /// The positions to commit: the next offset to consume, per partition.
+    pub(crate) fn positions(&self) -> Vec<(TopicPartition, i64, Option<i32>)> {
+        self.parts
+            .iter()
+            .filter_map(|(tp, p)| match p.position {
+                Position::At { offset, epoch } => Some((tp.clone(), offset, epoch)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Committed offsets arrived (or `-1` for none).
+    pub(crate) fn set_committed(&mut self, offsets: Vec<(TopicPartition, i64)>) {
+        for (tp, offset) in offsets {
+            self.committed_asked.remove(&tp);
+            self.committed.insert(tp.clone(), offset);
+            if let Some(p) = self.parts.get_mut(&tp)
+                && p.position == Position::Unknown(Offset::Committed)
+            {
+                p.position = if offset >= 0 {
+                    p.fetch_offset = offset;
+                    Position::At {
+                        offset,
+                        epoch: None,
+                    }
+                } else {
+                    Position::Unknown(match self.config.auto_offset_reset {
+                        OffsetReset::Earliest => Offset::Beginning,
+                        OffsetReset::Latest => Offset::End,
+                        OffsetReset::Error => Offset::Committed,
+                    })
+                };
+                if offset < 0 && self.config.auto_offset_reset == OffsetReset::Error {
+                    p.position = Position::Failed;
+                    self.notes.push_back(Note::Error {
+                        partition: Some(tp.clone()),
+                        error: ClientError::InvalidArgument(format!(
+                            "{tp} has no committed offset and the reset policy is Error"
+                        )),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Asking for committed offsets failed: ask again later.
+    pub(crate) fn committed_failed(&mut self, tps: &[TopicPartition]) {
+        for tp in tps {
+            self.committed_asked.remove(tp);
+        }
+    }
+
+    /// A ListOffsets for a reset or a seek by time answered.
+    pub(crate) fn on_offset(
+        &mut self,
+        tp: &TopicPartition,
+        generation: u64,
+        result: Result<i64, ClientError>,
+    ) {
+        let Some(p) = self.parts.get_mut(tp) else {
+            return;
+        };
+        let Position::Resolving(start) = p.position else {
+            return;
+        };
+        if p.generation != generation {
+            return;
+        }
+        match result {
+            Ok(offset) if offset >= 0 => {
+                p.position = Position::At {
+                    offset,
+                    epoch: None,
+                };
+                p.fetch_offset = offset;
+            }
+            Ok(_) => {
+                // no record at or after that time: the end
+                p.position = Position::Unknown(Offset::End);
+            }
+            // asked again on the next drive
+            Err(e) if e.is_retriable() => p.position = Position::Unknown(start),
+            Err(e) => {
+                p.position = Position::Failed;
+                self.notes.push_back(Note::Error {
+                    partition: Some(tp.clone()),
+                    error: e,
+                });
+            }
+        }
+    }
+
+    /// OffsetForLeaderEpoch answered: truncate the position if the log diverged.
+    pub(crate) fn on_validated(
+        &mut self,
+        tp: &TopicPartition,
+        generation: u64,
+        end_offset: Result<i64, ClientError>,
+    ) {
+        let Some(p) = self.parts.get_mut(tp) else {
+            return;
+        };
+        if p.generation != generation {
+            return;
+        }
+        p.validating = false;
+        if let (Ok(end), Position::At { offset, .. }) = (end_offset, p.position)
+            && end >= 0
+            && end < offset
+        {
+            tracing::info!(partition = %tp, from = offset, to = end, "log truncated under the consumer; moving back");
+            self.truncate(tp, end);
+        }
+    }
+
+    fn truncate(&mut self, tp: &TopicPartition, to: i64) {
+        let reset = self.config.auto_offset_reset;
+        if reset == OffsetReset::Error {
+            if let Some(p) = self.parts.get_mut(tp) {
+                p.position = Position::Failed;
+            }
+            self.notes.push_back(Note::Error {
+                partition: Some(tp.clone()),
+                error: ClientError::InvalidResponse {
+                    api: ApiKey::OffsetForLeaderEpoch,
+                    detail: format!(
+                        "log of {tp} truncated below the consumer's position (to {to})"
+                    ),
+                },
+            });
+            return;
+        }
+        self.seek(tp, Offset::At(to));
+    }
+
+    /// Decides what to ask for: positions, validations, fetches.
+    pub(crate) fn drive(
+        &mut self,
+        _now: Instant,
+        view: &dyn Fn(&TopicPartition) -> Option<PartitionView>,
+        node_ready: &dyn Fn(i32) -> bool,
+        fetch_version: &dyn Fn(i32) -> Option<i16>,
+        wants: &mut Vec<Want>,
+    ) {
+        // Positions first.
+        let mut need_committed = Vec::new();
+        for (tp, p) in &mut self.parts {
+            match p.position {
+                Position::Unknown(Offset::Committed) if self.config.group_id.is_some() => {
+                    if let Some(c) = self.committed.get(tp).copied() {
+                        if c >= 0 {
+                            p.position = Position::At {
+                                offset: c,
+                                epoch: None,
+                            };
+                            p.fetch_offset = c;
+                            continue;
+                        }
+                    } else {
+                        if self.committed_asked.insert(tp.clone()) {
+                            need_committed.push(tp.clone());
+                        }
+                        continue;
+                    }
+                    let spec = match self.config.auto_offset_reset {
+                        OffsetReset::Earliest => -2,
+                        _ => -1,
+                    };
+                    p.position = Position::Resolving(Offset::Committed);
+                    wants.push(Want::ListOffsets {
+                        tp: tp.clone(),
+                        spec,
+                        generation: p.generation,
+                    });
+                }
+                Position::Unknown(start) => {
+                    let spec = match start {
+                        Offset::Beginning => -2,
+                        Offset::End => -1,
+                        Offset::Timestamp(t) => t,
+                        Offset::At(o) => {
+                            p.position = Position::At {
+                                offset: o,
+                                epoch: None,
+                            };
+                            p.fetch_offset = o;
+                            continue;
+                        }
+                        Offset::Committed => match self.config.auto_offset_reset {
+                            OffsetReset::Earliest => -2,
+                            _ => -1,
+                        },
+                    };
+                    p.position = Position::Resolving(start);
+                    wants.push(Want::ListOffsets {
+                        tp: tp.clone(),
+                        spec,
+                        generation: p.generation,
+                    });
+                }
+                _ => {}
+            }
+        }
+        if !need_committed.is_empty() {
+            wants.push(Want::Committed(need_committed));
+        }
+        // Leader changes: validate the position against the new leader's log.
+        for (tp, p) in &mut self.parts {
+            let Some(v) = view(tp) else {
+                wants.push(Want::Metadata(tp.topic.clone()));
+                continue;
+            };
+            if v.leader_epoch >= 0 {
+                let changed = p.leader_epoch.is_some_and(|e| e < v.leader_epoch);
+                p.leader_epoch = Some(v.leader_epoch);
+                if changed
+                    && !p.validating
+                    && let (Position::At { .. }, Some(epoch)) = (p.position, p.fetch_epoch)
+                {
+                    p.validating = true;
+                    wants.push(Want::Validate {
+                        tp: tp.clone(),
+                        epoch,
+                        generation: p.generation,
+                    });
+                }
+            }
+        }
+        self.build_fetches(view, node_ready, fetch_version, wants);
+    }
+
+    fn build_fetches(
+        &mut self,
+        view: &dyn Fn(&TopicPartition) -> Option<PartitionView>,
+        node_ready: &dyn Fn(i32) -> bool,
+        fetch_version: &dyn Fn(i32) -> Option<i16>,
+        wants: &mut Vec<Want>,
+    ) {
+        let part_max = self.config.partition_max_bytes.max(1) as usize;
+        // Which partitions each broker should fetch now.
+        let mut per_node: BTreeMap<i32, Vec<(TopicPartition, i64, i32, Uuid)>> = BTreeMap::new();
+        for (tp, p) in &self.parts {
+            let Position::At { .. } = p.position else {
+                continue;
+            };
+            if p.paused || p.in_flight || p.validating || p.buffered() >= part_max {
+                continue;
+            }
+            let Some(v) = view(tp) else { continue };
+            let Some(leader) = v.leader else {
+                wants.push(Want::Metadata(tp.topic.clone()));
+                continue;
+            };
+            if self.fetching.contains(&leader) {
+                continue;
+            }
+            per_node.entry(leader).or_default().push((
+                tp.clone(),
+                p.fetch_offset,
+                v.leader_epoch,
+                v.topic_id,
+            ));
+        }
+        for (node, partitions) in per_node {
+            if !node_ready(node) {
+                wants.push(Want::Connect(node));
+                continue;
+            }
+            let free = self.config.buffer_max_bytes.saturating_sub(self.buffered);
+            if free < part_max.min(self.config.buffer_max_bytes) {
+                break; // the budget is spoken for: fetch again once records are consumed
+            }
+            let Some(v) = fetch_version(node) else {
+                continue;
+            };
+            let max_bytes = free.min(self.config.fetch_max_bytes.max(1) as usize);
+            let ids_known = partitions.iter().all(|(_, _, _, id)| *id != Uuid::ZERO);
+            let v = if ids_known { v } else { v.min(12) };
+            let session = self.sessions.entry(node).or_default();
+            if !self.config.fetch_sessions || v < 7 {
+                session.id = 0;
+                session.epoch = -1;
+            }
+            let incremental = session.id != 0 && session.epoch > 0;
+            // What the request must name: everything (full), or what changed.
+            let wanted: BTreeMap<TopicPartition, (i64, i32, Uuid)> = partitions
+                .iter()
+                .map(|(tp, off, ep, id)| (tp.clone(), (*off, *ep, *id)))
+                .collect();
+            let mut named: Vec<(TopicPartition, i64, i32, Uuid)> = Vec::new();
+            let mut forgotten: Vec<TopicPartition> = Vec::new();
+            if incremental {
+                for (tp, (off, ep, id)) in &wanted {
+                    if session.partitions.get(tp) != Some(&(*off, *ep)) {
+                        named.push((tp.clone(), *off, *ep, *id));
+                    }
+                }
+                for tp in session.partitions.keys() {
+                    if !wanted.contains_key(tp) {
+                        forgotten.push(tp.clone());
+                    }
+                }
+            } else {
+                named = partitions.clone();
+            }
+            let mut topics: Vec<fetch_request::FetchTopic> = Vec::new();
+            let mut ids = BTreeMap::new();
+            for (tp, offset, epoch, id) in &named {
+                ids.insert(*id, tp.topic.clone());
+                let fp = fetch_request::FetchPartition {
+                    partition: tp.partition,
+                    current_leader_epoch: if v >= 9 { *epoch } else { -1 },
+                    fetch_offset: *offset,
+                    last_fetched_epoch: -1,
+                    log_start_offset: -1,
+                    partition_max_bytes: self.config.partition_max_bytes,
+                    ..Default::default()
+                };
+                match topics.iter_mut().find(|t| {
+                    if v >= 13 {
+                        t.topic_id == *id
+                    } else {
+                        *t.topic == *tp.topic
+                    }
+                }) {
+                    Some(t) => t.partitions.push(fp),
+                    None => topics.push(fetch_request::FetchTopic {
+                        topic: if v <= 12 {
+                            (&*tp.topic).into()
+                        } else {
+                            Default::default()
+                        },
+                        topic_id: if v >= 13 { *id } else { Uuid::ZERO },
+                        partitions: vec![fp],
+                        ..Default::default()
+                    }),
+                }
+            }
+            let mut forgotten_topics: Vec<fetch_request::ForgottenTopic> = Vec::new();
+            for tp in &forgotten {
+                let id = view(tp).map_or(Uuid::ZERO, |v| v.topic_id);
+                match forgotten_topics.iter_mut().find(|t| {
+                    if v >= 13 {
+                        t.topic_id == id
+                    } else {
+                        *t.topic == *tp.topic
+                    }
+                }) {
+                    Some(t) => t.partitions.push(tp.partition),
+                    None => forgotten_topics.push(fetch_request::ForgottenTopic {
+                        topic: if v <= 12 {
+                            (&*tp.topic).into()
+                        } else {
+                            Default::default()
+                        },
+                        topic_id: if v >= 13 { id } else { Uuid::ZERO },
+                        partitions: std::iter::once(tp.partition).collect(),
+                        ..Default::default()
+                    }),
+                }
+            }
+            let (session_id, session_epoch) = if session.epoch < 0 {
+                (0, -1)
+            } else {
+                (session.id, session.epoch)
+            };
+            let request = FetchRequest {
+                max_wait_ms: i32::try_from(self.config.fetch_max_wait.as_millis())
+                    .unwrap_or(i32::MAX),
+                min_bytes: self.config.fetch_min_bytes,
+                max_bytes: i32::try_from(max_bytes).unwrap_or(i32::MAX),
+                isolation_level: match self.config.isolation {
+                    IsolationLevel::ReadUncommitted => 0,
+                    IsolationLevel::ReadCommitted => 1,
+                },
+                session_id,
+                session_epoch,
+                topics,
+                forgotten_topics_data: forgotten_topics,
+                ..Default::default()
+            };
+            // The session now holds what this request named, less what it forgot.
+            if session.epoch >= 0 {
+                if !incremental {
+                    session.partitions.clear();
+                }
+                for (tp, off, ep, _) in &named {
+                    session.partitions.insert(tp.clone(), (*off, *ep));
+                }
+                for tp in &forgotten {
+                    session.partitions.remove(tp);
+                }
+            }
+            let mut flight_parts = Vec::new();
+            for (tp, _, _, _) in &partitions {
+                if let Some(p) = self.parts.get_mut(tp) {
+                    p.in_flight = true;
+                    flight_parts.push((tp.clone(), p.generation));
+                }
+            }
+            // An incremental fetch also returns partitions it did not name; they are
+            // all in flight for this broker.
+            self.buffered += max_bytes;
+            self.fetching.insert(node);
+            wants.push(Want::Fetch {
+                node,
+                request,
+                version_cap: v,
+                flight: FetchInFlight {
+                    node,
+                    reserved: max_bytes,
+                    partitions: flight_parts,
+                    ids,
+                },
+                hold: self.config.fetch_max_wait,
+            });
+        }
+    }
+
+    /// A fetch could not be handed to its connection: undo its reservation.
+    pub(crate) fn unfetch(&mut self, flight: FetchInFlight) {
+        self.buffered -= flight.reserved;
+        self.fetching.remove(&flight.node);
+        for (tp, _) in flight.partitions {
+            if let Some(p) = self.parts.get_mut(&tp) {
+                p.in_flight = false;
+            }
+        }
+        // the session was told nothing
+        self.sessions.remove(&flight.node);
+    }
+
+    /// A fetch answered (or failed).
+    pub(crate) fn on_fetch(
+        &mut self,
+        flight: FetchInFlight,
+        reply: Result<FetchResponse, ClientError>,
+        names: &dyn Fn(Uuid) -> Option<Arc<str>>,
+        stale: &mut Vec<TopicPartition>,
+    ) {
+        self.fetching.remove(&flight.node);
+        let mut reserved = flight.reserved;
+        let generations: BTreeMap<TopicPartition, u64> =
+            flight.partitions.iter().cloned().collect();
+        for tp in generations.keys() {
+            if let Some(p) = self.parts.get_mut(tp) {
+                p.in_flight = false;
+            }
+        }
+        let response = match reply {
+            Ok(r) => r,
+            Err(e) => {
+                self.buffered -= reserved;
+                // a lost fetch leaves the broker's session unknown
+                self.sessions.remove(&flight.node);
+                if !e.is_retriable() {
+                    self.notes.push_back(Note::Error {
+                        partition: None,
+                        error: e,
+                    });
+                }
+                return;
+            }
+        };
+        let top = ErrorCode(response.error_code);
+        let session = self.sessions.entry(flight.node).or_default();
+        if top == ErrorCode::FETCH_SESSION_ID_NOT_FOUND
+            || top == ErrorCode::INVALID_FETCH_SESSION_EPOCH
+        {
+            *session = Session::default(); // start over with a full fetch
+            self.buffered -= reserved;
+            return;
+        }
+        if !top.is_ok() {
+            self.buffered -= reserved;
+            *session = Session::default();
+            if !top.is_retriable() {
+                self.notes.push_back(Note::Error {
+                    partition: None,
+                    error: ClientError::broker(ApiKey::Fetch, top, None),
+                });
+            }
+            return;
+        }
+        if session.epoch >= 0 {
+            if response.session_id != 0 {
+                session.id = response.session_id;
+                session.epoch = if session.epoch == i32::MAX {
+                    1
+                } else {
+                    session.epoch + 1
+                };
+            } else {
+                // the broker keeps no session: full fetches from now on
+                session.id = 0;
+                session.epoch = 0;
+                session.partitions.clear();
+            }
+        }
+        let opts = DecodeOptions {
+            verify_crc: self.config.check_crcs,
+            ..DecodeOptions::default()
+        };
+        let mut truncations = Vec::new();
+        for t in response.responses {
+            let topic: Arc<str> = if t.topic.is_empty() {
+                match flight
+                    .ids
+                    .get(&t.topic_id)
+                    .cloned()
+                    .or_else(|| names(t.topic_id))
+                {
+                    Some(n) => n,
+                    None => continue,
+                }
+            } else {
+                Arc::from(&*t.topic)
+            };
+            for pd in t.partitions {
+                let tp = TopicPartition::new(topic.clone(), pd.partition_index);
+                let Some(p) = self.parts.get_mut(&tp) else {
+                    continue;
+                };
+                // An answer for a partition asked before a seek is stale.
+                if generations.get(&tp).is_some_and(|g| *g != p.generation) {
+                    continue;
+                }
+                let code = ErrorCode(pd.error_code);
+                if !code.is_ok() {
+                    if let Some(s) = self.sessions.get_mut(&flight.node) {
+                        s.partitions.remove(&tp);
+                    }
+                    match code {
+                        ErrorCode::OFFSET_OUT_OF_RANGE => {
+                            Self::out_of_range(
+                                &mut self.notes,
+                                self.config.auto_offset_reset,
+                                &tp,
+                                p,
+                            );
+                        }
+                        c if c.is_retriable() || c == ErrorCode::UNKNOWN_TOPIC_ID => stale.push(tp),
+                        c => {
+                            p.position = Position::Failed;
+                            self.notes.push_back(Note::Error {
+                                partition: Some(tp),
+                                error: ClientError::broker(ApiKey::Fetch, c, None),
+                            });
+                        }
+                    }
+                    continue;
+                }
+                p.high_watermark = pd.high_watermark;
+                // KIP-320 by Fetch v12+: the log diverged from what we fetched.
+                if pd.diverging_epoch.epoch >= 0 && pd.diverging_epoch.end_offset >= 0 {
+                    truncations.push((tp, pd.diverging_epoch.end_offset));
+                    continue;
+                }
+                let records = pd.records.unwrap_or_default();
+                if records.is_empty() {
+                    continue;
+                }
+                let bytes = records.len();
+                // Where the next fetch starts: past the last complete batch.
+                let mut next = p.fetch_offset;
+                let mut last_epoch = p.fetch_epoch;
+                for batch in BatchReader::new(records.clone(), opts) {
+                    let Ok(batch) = batch else { break };
+                    next = next.max(batch.last_offset() + 1);
+                    if let Batch::V2(b) = &batch {
+                        last_epoch = Some(b.header.partition_leader_epoch);
+                    }
+                }
+                if next == p.fetch_offset {
+                    continue; // only a partial batch: ask again with more room
+                }
+                p.fetch_offset = next;
+                p.fetch_epoch = last_epoch;
+                if let Some(s) = self.sessions.get_mut(&flight.node)
+                    && let Some(e) = s.partitions.get_mut(&tp)
+                {
+                    e.0 = next;
+                }
+                let filter = (self.config.isolation == IsolationLevel::ReadCommitted).then(|| {
+                    ReadCommitted::new(pd.aborted_transactions.iter().flatten().map(|a| {
+                        AbortedTransaction {
+                            producer_id: a.producer_id,
+                            first_offset: a.first_offset,
+                        }
+                    }))
+                });
+                let bytes = bytes.min(reserved);
+                reserved -= bytes;
+                p.chunks.push_back(Chunk {
+                    reader: BatchReader::new(records, opts),
+                    bytes,
+                    filter,
+                    current: VecDeque::new(),
+                    current_epoch: -1,
+                });
+                if !self.ready.contains(&tp) {
+                    self.ready.push_back(tp);
+                }
+            }
+        }
+        // What was reserved and not filled is free again.
+        self.buffered -= reserved;
+        for (tp, to) in truncations {
+            let behind = self
+                .parts
+                .get(&tp)
+                .is_some_and(|p| matches!(p.position, Position::At { offset, .. } if offset > to));
+            if behind {
+                tracing::info!(partition = %tp, to, "the log diverged under the consumer; moving back");
+                self.truncate(&tp, to);
+            }
+        }
+        if !self.ready.is_empty() {
+            self.notes.push_back(Note::RecordsReady);
+        }
+    }
+
+    fn out_of_range(
+        notes: &mut VecDeque<Note>,
+        reset: OffsetReset,
+        tp: &TopicPartition,
+        p: &mut PartState,
+    ) {
+        p.generation += 1;
+        match reset {
+            OffsetReset::Error => {
+                p.position = Position::Failed;
+                notes.push_back(Note::Error {
+                    partition: Some(tp.clone()),
+                    error: ClientError::broker(ApiKey::Fetch, ErrorCode::OFFSET_OUT_OF_RANGE, None),
+                });
+            }
+            OffsetReset::Earliest => p.position = Position::Unknown(Offset::Beginning),
+            OffsetReset::Latest => p.position = Position::Unknown(Offset::End),
+        }
+    }
+
+    /// Hands out up to `max` buffered records, partition by partition.
+    pub(crate) fn poll(&mut self, max: usize, out: &mut Vec<ConsumedRecord>) {
+        while out.len() < max {
+            let Some(tp) = self.ready.front().cloned() else {
+                break;
+            };
+            let Some(p) = self.parts.get_mut(&tp) else {
+                self.ready.pop_front();
+                continue;
+            };
+            let Position::At { offset, .. } = p.position else {
+                self.ready.pop_front();
+                continue;
+            };
+            let mut position = offset;
+            let mut epoch = None;
+            let opts = DecodeOptions {
+                verify_crc: self.config.check_crcs,
+                ..DecodeOptions::default()
+            };
+            let mut exhausted = false;
+            while out.len() < max {
+                let Some(chunk) = p.chunks.front_mut() else {
+                    exhausted = true;
+                    break;
+                };
+                if let Some(r) = chunk.current.pop_front() {
+                    if r.offset >= position {
+                        position = r.offset + 1;
+                        epoch = Some(chunk.current_epoch);
+                        out.push(ConsumedRecord {
+                            topic: tp.topic.clone(),
+                            partition: tp.partition,
+                            record: r,
+                            leader_epoch: chunk.current_epoch,
+                        });
+                    }
+                    continue;
+                }
+                match chunk.reader.next() {
+                    Some(Ok(batch)) => {
+                        let keep = match chunk.filter.as_mut() {
+                            Some(f) => f.keep(&batch, &opts).unwrap_or(false),
+                            None => !matches!(&batch, Batch::V2(b) if b.header.is_control()),
+                        };
+                        let last = batch.last_offset();
+                        if let Batch::V2(b) = &batch {
+                            chunk.current_epoch = b.header.partition_leader_epoch;
+                        }
+                        if keep && last >= position {
+                            match batch.records(&opts) {
+                                Ok(records) => {
+                                    for r in records {
+                                        match r {
+                                            Ok(r) => chunk.current.push_back(r),
+                                            Err(e) => {
+                                                self.notes.push_back(Note::Error {
+                                                    partition: Some(tp.clone()),
+                                                    error: ClientError::Records(e.to_string()),
+                                                });
+                                                break;
+                                            }
+                                        }
+                                    }
+                                }
+                                Err(e) => self.notes.push_back(Note::Error {
+                                    partition: Some(tp.clone()),
+                                    error: ClientError::Records(e.to_string()),
+                                }),
+                            }
+                        }
+                        // skipped batches (control, aborted) still move the position
+                        if chunk.current.is_empty() && last >= position {
+                            position = last + 1;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        self.notes.push_back(Note::Error {
+                            partition: Some(tp.clone()),
+                            error: ClientError::Records(e.to_string()),
+                        });
+                        let c = p.chunks.pop_front();
+                        self.buffered -= c.map_or(0, |c| c.bytes);
+                    }
+                    None => {
+                        let c = p.chunks.pop_front();
+                        self.buffered -= c.map_or(0, |c| c.bytes);
+                    }
+                }
+            }
+            p.position = Position::At {
+                offset: position,
+                epoch: epoch.or(match p.position {
+                    Position::At { epoch, .. } => epoch,
+                    _ => None,
+                }),
+            };
+            if exhausted || p.chunks.is_empty() {
+                self.ready.pop_front();
+            } else if out.len() >= max {
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! The producer's place in the client: `send`, `flush`, and the glue that gives the
+//! producer metadata, connections and replies.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::messages::{ApiKey, ErrorCode, InitProducerIdRequest, ProduceRequest};
+
+use super::backoff::backoff;
+use super::metadata::{Leader, Metadata};
+use super::op::{
+    Built, Ctx, Lane, Operation, Refresh, Reply, Step, Target, Versions, all, decode, version,
+};
+use super::producer::{Producer, ProducerRecord, RecordId, SendError, TopicViewOwned, Want};
+use super::{Client, ClientError, ConnState, Endpoint, Event, Internal, OpOutput, Owner, Waiter};
+use crate::connection::{AnyRequest, RequestOptions, UsageError};
+
+impl Client {
+    /// Hands a record to the producer: it is batched with others for its partition
+    /// (the partitioner picks one if the record names none), sent after
+    /// [`ProducerConfig::linger`](super::ProducerConfig::linger) or once its batch is
+    /// full, retried as needed, and reported by exactly one
+    /// [`Event::Delivered`] with the returned id.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{Client, ClientConfig, Event, ProducerRecord};
+    /// use kafka_sansio::sim::{ClusterConfig, NetworkConfig, Simulation};
+    ///
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let mut sim = Simulation::new(1, ClusterConfig::default(), NetworkConfig::default(), std::time::Instant::now());
+    /// sim.cluster().create_topic("orders", 4, 1).unwrap();
+    /// let host = sim.add_client(Client::new(ClientConfig::new(&sim.bootstrap()).unwrap(), sim.now()));
+    /// let now = sim.now();
+    /// let id = sim.client(host).send(now, ProducerRecord::new("orders", "paid").key("order-17")).unwrap();
+    /// sim.run_for(Duration::from_secs(1));
+    /// let delivered = sim.client_events(host).find_map(|e| match e {
+    ///     Event::Delivered { record, result } if record == id => Some(result),
+    ///     _ => None,
+    /// });
+    /// let meta = delivered.unwrap().unwrap();
+    /// assert_eq!((meta.partition, meta.offset), (kafka_sansio::client::partition_for_key(b"order-17", 4), Some(0)));
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// Refused at once, without an event: the byte budget is full
+    /// ([`SendError::BufferFull`]), the record is larger than a batch may be, or the
+    /// producer configuration is invalid.
+    pub fn send(&mut self, now: Instant, record: ProducerRecord) -> Result<RecordId, SendError> {
+        self.try_send(now, record).map_err(|(e, _)| e)
+    }
+
+    /// As [`send`](Self::send), but a refused record comes back with the error, so
+    /// it can be sent again once the buffer has room.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
+    #[allow(clippy::result_large_err)] // the record comes back by value, to be sent again
+    pub fn try_send(
+        &mut self,
+        now: Instant,
+        record: ProducerRecord,
+    ) -> Result<RecordId, (SendError, ProducerRecord)> {
+        self.advance(now);
+        let seed = self.config.seed;
+        let config = self.config.producer.clone();
+        let producer = self
+            .producer
+            .get_or_insert_with(|| Box::new(Producer::new(config, seed)));
+        let id = producer.send(now, record)?;
+        self.drive_producer(now);
+        Ok(id)
+    }
+
+    /// Sends every buffered record now, without waiting for linger. Their
+    /// deliveries follow as events.
+    pub fn flush(&mut self, now: Instant) {
+        self.advance(now);
+        if let Some(p) = self.producer.as_mut() {
+            p.flush();
+        }
+        self.drive_producer(now);
+    }
+
+    /// Records handed to [`send`](Self::send) and not yet delivered.
+    #[must_use]
+    pub fn pending_records(&self) -> usize {
+        self.producer.as_ref().map_or(0, |p| p.pending_records())
+    }
+
+    /// Bytes the producer holds now (within
+    /// [`ProducerConfig::buffer_max_bytes`](super::ProducerConfig::buffer_max_bytes)).
+    #[must_use]
+    pub fn buffered_bytes(&self) -> usize {
+        self.producer.as_ref().map_or(0, |p| p.buffered())
+    }
+
+    /// Lets the producer move: route, seal, send; then report deliveries.
+    pub(crate) fn drive_producer(&mut self, now: Instant) {
+        let Some(mut p) = self.producer.take() else {
+            return;
+        };
+        for _ in 0..4 {
+            let mut wants = Vec::new();
+            {
+                let metadata = &self.metadata;
+                let topic = |name: &str| topic_view(metadata, name);
+                let slots = &self.slots;
+                let by_endpoint = &self.by_endpoint;
+                let node_ready = |node: i32| {
+                    by_endpoint
+                        .get(&(Endpoint::Node(node), Lane::Produce))
+                        .and_then(|c| slots.get(c))
+                        .is_some_and(|s| s.is_ready())
+                };
+                p.drive(now, &topic, &node_ready, &mut wants);
+            }
+            let mut sent = false;
+            for want in wants {
+                match want {
+                    Want::Metadata(topic) => self.want_metadata(now, Some(topic), true),
+                    Want::Connect(node) => {
+                        if !self
+                            .by_endpoint
+                            .contains_key(&(Endpoint::Node(node), Lane::Produce))
+                            && self
+                                .endpoint_backoff
+                                .get(&Endpoint::Node(node))
+                                .is_none_or(|b| b.until <= now)
+                        {
+                            let _ = self.open(Endpoint::Node(node), Lane::Produce, now);
+                        }
+                    }
+                    Want::Send {
+                        node,
+                        request,
+                        req,
+                        timeout,
+                    } => match self.send_produce(now, node, request, timeout) {
+                        Some(n) => {
+                            self.produce_requests.insert(n, req);
+                            sent = true;
+                        }
+                        None => p.unsend(req),
+                    },
+                    Want::InitProducerId => {
+                        let op = InitProducerId;
+                        self.start_entry(
+                            now,
+                            Box::new(op),
+                            vec![Target::Any],
+                            None,
+                            Some(Internal::ProducerId),
+                        );
+                    }
+                }
+            }
+            if !sent {
+                break;
+            }
+        }
+        self.producer = Some(p);
+        let deferred = std::mem::take(&mut self.deferred_produce_replies);
+        for (req, reply) in deferred {
+            self.produce_reply(req, now, reply);
+        }
+        self.emit_deliveries();
+    }
+
+    /// Writes a Produce request on the broker's produce connection; the request's
+    /// number, or `None` if it could not be handed to the connection.
+    fn send_produce(
+        &mut self,
+        now: Instant,
+        node: i32,
+        request: ProduceRequest,
+        hold: Duration,
+    ) -> Option<u64> {
+        let conn_id = *self
+            .by_endpoint
+            .get(&(Endpoint::Node(node), Lane::Produce))?;
+        let slot = self.slots.get_mut(&conn_id)?;
+        let ConnState::Open { conn, ready: true } = &mut slot.state else {
+            return None;
+        };
+        let versions: Versions = conn.broker_versions().cloned().unwrap_or_default();
+        let v = version(&versions, ApiKey::Produce).filter(|v| *v >= 3)?;
+        let options = RequestOptions {
+            timeout: Some(self.config.connection.request_timeout + hold),
+            max_version: Some(v),
+        };
+        match conn.send_any(now, AnyRequest::new(request), options) {
+            Ok(corr) => {
+                let n = self.next_produce_request;
+                self.next_produce_request += 1;
+                slot.waiters.insert(
+                    corr,
+                    Waiter {
+                        owner: Owner::Produce(n),
+                        sent_at: now,
+                    },
+                );
+                slot.last_active = now;
+                self.stats.request(&slot.label);
+                self.pump(conn_id, now);
+                Some(n)
+            }
+            Err(UsageError::QueueFull { .. } | UsageError::Closed(_)) => None,
+        }
+    }
+
+    /// A Produce request ended.
+    pub(crate) fn produce_reply(
+        &mut self,
+        req: u64,
+        now: Instant,
+        reply: Result<Reply, ClientError>,
+    ) {
+        let Some(mut p) = self.producer.take() else {
+            // The producer is driving (an answer during its own send): later.
+            self.deferred_produce_replies.push((req, reply));
+            return;
+        };
+        if let Some(inflight) = self.produce_requests.remove(&req) {
+            let decoded = match reply {
+                Ok(Reply::Sent) => Ok(None),
+                Ok(r @ Reply::Response(_)) => decode::<ProduceRequest>(&r).map(Some),
+                Err(e) => Err(e),
+            };
+            let config = &self.config;
+            let rng = &mut self.rng;
+            let metadata = &mut self.metadata;
+            let mut stale = Vec::new();
+            p.on_reply(
+                now,
+                inflight,
+                decoded,
+                &mut |attempt| {
+                    backoff(config.retry_backoff, config.retry_backoff_max, attempt, rng)
+                },
+                &mut |topic: &Arc<str>, partition| {
+                    metadata.invalidate_leader(topic, partition);
+                    stale.push(topic.clone());
+                },
+            );
+            p.settle();
+            for topic in stale {
+                self.want_metadata(now, Some(topic), true);
+            }
+        }
+        self.producer = Some(p);
+        self.emit_deliveries();
+    }
+
+    /// Turns the producer's finished records into events.
+    pub(crate) fn emit_deliveries(&mut self) {
+        if let Some(p) = self.producer.as_mut() {
+            for (record, result) in p.deliveries.drain(..) {
+                self.events.push_back(Event::Delivered { record, result });
+            }
+        }
+    }
+}
+
+/// What the producer needs of a topic, if its metadata is loaded.
+fn topic_view(metadata: &Metadata, name: &str) -> Option<TopicViewOwned> {
+    let t = metadata.topic(name)?;
+    let count = t.partitions.len();
+    let mut leaders = vec![None; count];
+    let mut available = Vec::with_capacity(count);
+    for p in &t.partitions {
+        if let Leader::Known { node, .. } = metadata.leader(name, p.partition)
+            && let Some(slot) = usize::try_from(p.partition)
+                .ok()
+                .and_then(|i| leaders.get_mut(i))
+        {
+            *slot = Some(node);
+            available.push(p.partition);
+        }
+    }
+    Some(TopicViewOwned {
+        count,
+        available,
+        leaders,
+    })
+}
+
+/// InitProducerId for the idempotent producer: any broker answers it.
+struct InitProducerId;
+
+impl Operation for InitProducerId {
+    fn name(&self) -> &'static str {
+        "InitProducerId"
+    }
+
+    fn build(
+        &mut self,
+        _items: &[usize],
+        versions: &Versions,
+        _m: &Metadata,
+    ) -> Result<Built, ClientError> {
+        let v = version(versions, ApiKey::InitProducerId)
+            .ok_or(ClientError::Unsupported(ApiKey::InitProducerId))?;
+        let request = InitProducerIdRequest {
+            transactional_id: None,
+            transaction_timeout_ms: i32::MAX,
+            producer_id: -1,
+            producer_epoch: -1,
+            ..Default::default()
+        };
+        Ok(Built::new(request, v))
+    }
+
+    fn on_reply(&mut self, items: &[usize], reply: Reply, ctx: &mut Ctx<'_>) -> Vec<(usize, Step)> {
+        let response = match decode::<InitProducerIdRequest>(&reply) {
+            Ok(r) => r,
+            Err(e) => return all(items, || Step::Fail(e.clone())),
+        };
+        let code = ErrorCode(response.error_code);
+        if code.is_ok() {
+            ctx.producer_id = Some((response.producer_id, response.producer_epoch));
+            return all(items, || Step::Done);
+        }
+        all(items, || {
+            Step::from_code(ApiKey::InitProducerId, code, None, Refresh::Nothing)
+        })
+    }
+
+    fn finish(self: Box<Self>, failed: Vec<(usize, ClientError)>) -> Result<OpOutput, ClientError> {
+        match failed.into_iter().next() {
+            Some((_, e)) => Err(e),
+            None => Ok(OpOutput::Topics(Vec::new())),
+        }
+    }
+}

@@ -1,0 +1,1234 @@
+//! The producer: records handed over one at a time, batched per partition (linger,
+//! byte and count limits, one byte budget for everything buffered), compressed,
+//! sent per leader, retried, and reported back one delivery event per record.
+//!
+//! The shape is franz-go's: a record buffer per partition and, per broker, requests
+//! carrying one batch for each partition it leads. With idempotence (the default)
+//! every batch carries the producer id, epoch and its partition's next sequence
+//! number; the broker drops duplicates, so retries never write a record twice. The
+//! rules that keep that promise (after librdkafka#4953, KAFKA-12152, franz-go#223):
+//! - at most `max_in_flight` batches per partition, but only one until the
+//!   partition's first success (the broker may not know the producer yet);
+//! - a batch that must be retried is sent again with the same sequence, and nothing
+//!   later of its partition goes out before it: the partition waits until all its
+//!   requests have answered, then resends in sequence order;
+//! - an OUT_OF_ORDER_SEQUENCE or UNKNOWN_PRODUCER_ID answer (the broker lost or
+//!   never had what came before) bumps the epoch once every partition has drained
+//!   (KIP-360), and batches not yet acknowledged restart at sequence 0 under it;
+//! - a batch whose outcome is unknown is never given a new sequence: it is retried
+//!   as it was until its delivery timeout, then reported as failed;
+//! - DUPLICATE_SEQUENCE_NUMBER is a success (the broker has the records).
+
+mod aggregator;
+mod partitioner;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+pub use aggregator::{
+    Aggregator, BatchProducer, Demux, ItemId, ItemOutput, Push, RecordAggregator, RecordDemux,
+};
+pub use partitioner::{Partitioner, TopicPartitions, murmur2, partition_for_key};
+
+use crate::messages::{ApiKey, ErrorCode, ProduceRequest, ProduceResponse, produce_request};
+use crate::records::{BatchBuilder, BatchConfig, Compression, NewHeader, NewRecord};
+
+use super::ClientError;
+use super::ops::partition::RecordHeader;
+use partitioner::DefaultPartitioner;
+
+/// How the producer batches, retries and acknowledges. Defaults follow librdkafka's
+/// and the Java client's.
+///
+/// ```
+/// use std::time::Duration;
+/// use kafka_sansio::client::ProducerConfig;
+/// use kafka_sansio::records::Compression;
+///
+/// let mut config = ProducerConfig::default();
+/// config.linger = Duration::from_millis(20);
+/// config.compression = Compression::Zstd;
+/// assert!(config.idempotence, "idempotence is on by default");
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ProducerConfig {
+    /// Acknowledgements: `-1` all in-sync replicas (required by idempotence), `1`
+    /// the leader, `0` none.
+    pub acks: i16,
+    /// Idempotent writes (no duplicates, no reordering on retry). On by default.
+    pub idempotence: bool,
+    /// How long a partition's first record waits for more before its batch is sent.
+    pub linger: Duration,
+    /// Largest batch (uncompressed); also the largest record accepted.
+    pub batch_max_bytes: usize,
+    /// Most records in one batch.
+    pub batch_max_records: usize,
+    /// Bytes buffered across all partitions (records not yet acknowledged); a send
+    /// over it is refused at once with [`SendError::BufferFull`].
+    pub buffer_max_bytes: usize,
+    /// Largest Produce request; several partitions' batches share one up to it.
+    pub request_max_bytes: usize,
+    /// Batches in flight per partition (at most 5 with idempotence, as Kafka keeps
+    /// the last five per producer).
+    pub max_in_flight: usize,
+    /// The codec.
+    pub compression: Compression,
+    /// The codec's level (`None`: its default).
+    pub compression_level: Option<i32>,
+    /// How long a record may take from `send` to its delivery, retries included;
+    /// then it fails with a timeout.
+    pub delivery_timeout: Duration,
+    /// How long a broker may wait for replication (`timeout_ms` of Produce).
+    pub broker_timeout: Duration,
+    /// Chooses partitions for records without one (the default is Java-compatible:
+    /// murmur2 for keys, KIP-794 sticky for null keys).
+    pub partitioner: Option<Arc<std::sync::Mutex<dyn Partitioner>>>,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        Self {
+            acks: -1,
+            idempotence: true,
+            linger: Duration::from_millis(5),
+            batch_max_bytes: 1024 * 1024,
+            batch_max_records: 10_000,
+            buffer_max_bytes: 32 * 1024 * 1024,
+            request_max_bytes: 1024 * 1024,
+            max_in_flight: 5,
+            compression: Compression::None,
+            compression_level: None,
+            delivery_timeout: Duration::from_secs(120),
+            broker_timeout: Duration::from_secs(30),
+            partitioner: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ProducerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProducerConfig")
+            .field("acks", &self.acks)
+            .field("idempotence", &self.idempotence)
+            .field("linger", &self.linger)
+            .field("batch_max_bytes", &self.batch_max_bytes)
+            .field("buffer_max_bytes", &self.buffer_max_bytes)
+            .field("compression", &self.compression)
+            .field("delivery_timeout", &self.delivery_timeout)
+            .field("custom_partitioner", &self.partitioner.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A record for the producer: where it goes and what it holds.
+///
+/// ```
+/// use kafka_sansio::client::ProducerRecord;
+/// let r = ProducerRecord::new("orders", "paid").key("order-17").header("source", "web");
+/// assert_eq!(r.partition, None); // the partitioner decides
+/// let pinned = ProducerRecord::new("orders", "paid").partition(2);
+/// assert_eq!(pinned.partition, Some(2));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerRecord {
+    /// The topic.
+    pub topic: Arc<str>,
+    /// The partition, or `None` for the partitioner's choice.
+    pub partition: Option<i32>,
+    /// The key (`None` for null).
+    pub key: Option<Bytes>,
+    /// The value (`None` for a tombstone).
+    pub value: Option<Bytes>,
+    /// Headers, in order.
+    pub headers: Vec<RecordHeader>,
+    /// Milliseconds since the epoch; `None` is filled in by the facades (the core
+    /// writes `-1`).
+    pub timestamp: Option<i64>,
+}
+
+impl ProducerRecord {
+    /// A record with this value for `topic`.
+    #[must_use]
+    pub fn new(topic: impl Into<Arc<str>>, value: impl Into<Bytes>) -> Self {
+        Self {
+            topic: topic.into(),
+            partition: None,
+            key: None,
+            value: Some(value.into()),
+            headers: Vec::new(),
+            timestamp: None,
+        }
+    }
+
+    /// Sets the key.
+    #[must_use]
+    pub fn key(mut self, key: impl Into<Bytes>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Pins the partition.
+    #[must_use]
+    pub fn partition(mut self, partition: i32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+
+    /// Adds a header.
+    #[must_use]
+    pub fn header(mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        self.headers.push(RecordHeader {
+            key: key.into(),
+            value: Some(value.into()),
+        });
+        self
+    }
+
+    /// Sets the timestamp.
+    #[must_use]
+    pub fn timestamp(mut self, ms: i64) -> Self {
+        self.timestamp = Some(ms);
+        self
+    }
+
+    /// The bytes this record takes in a batch (an upper bound of its encoding).
+    fn size(&self) -> usize {
+        let k = self.key.as_ref().map_or(0, Bytes::len);
+        let v = self.value.as_ref().map_or(0, Bytes::len);
+        let h: usize = self
+            .headers
+            .iter()
+            .map(|h| h.key.len() + h.value.as_ref().map_or(0, Bytes::len) + 10)
+            .sum();
+        k + v + h + 25
+    }
+}
+
+/// Names one record handed to [`Client::send`](super::Client::send); its
+/// [`Event::Delivered`](super::Event::Delivered) carries the same id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RecordId(pub u64);
+
+/// Where a record landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordMetadata {
+    /// The topic.
+    pub topic: Arc<str>,
+    /// The partition.
+    pub partition: i32,
+    /// Its offset (`None` with acks=0, or when the broker reported the batch as a
+    /// duplicate without its offset).
+    pub offset: Option<i64>,
+    /// Its timestamp (the broker's append time if the topic uses log-append time).
+    pub timestamp: i64,
+}
+
+/// Why [`Client::send`](super::Client::send) refused a record at once.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The byte budget ([`ProducerConfig::buffer_max_bytes`]) is used up; try again
+    /// once deliveries free some.
+    #[error("the producer buffer is full ({buffered} of {limit} bytes)")]
+    BufferFull {
+        /// Bytes buffered now.
+        buffered: usize,
+        /// The budget.
+        limit: usize,
+    },
+    /// The record alone is larger than a batch may be.
+    #[error("record of {size} bytes is larger than the {limit}-byte batch limit")]
+    RecordTooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The configuration cannot work (idempotence without acks=all, ...).
+    #[error("invalid producer configuration: {0}")]
+    InvalidConfig(String),
+    /// The producer was closed.
+    #[error("the producer is closed")]
+    Closed,
+}
+
+/// One record waiting in a buffer.
+#[derive(Debug)]
+struct Pending {
+    id: RecordId,
+    record: ProducerRecord,
+    size: usize,
+    deadline: Instant,
+}
+
+/// A sealed batch: its records' ids and timestamps, and its bytes.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    ids: Vec<(RecordId, i64)>,
+    bytes: Bytes,
+    /// Budget bytes it holds.
+    size: usize,
+    base_sequence: i32,
+    epoch: i16,
+    deadline: Instant,
+    attempts: u32,
+    /// Whether a request with it may have reached the broker (its outcome unknown).
+    maybe_written: bool,
+    /// The last retriable error, for the timeout report.
+    last_error: Option<ClientError>,
+}
+
+/// One partition's buffer and sending state.
+#[derive(Debug, Default)]
+struct PartBuf {
+    open: Vec<Pending>,
+    open_bytes: usize,
+    open_since: Option<Instant>,
+    /// Sealed batches not in flight, in sequence order (retries first).
+    ready: VecDeque<Batch>,
+    /// Batches in flight, in sequence order.
+    in_flight: VecDeque<Batch>,
+    /// The broker connection its in-flight batches went to.
+    in_flight_node: Option<i32>,
+    next_sequence: i32,
+    /// Succeeded batches (idempotence allows more than one in flight after the first).
+    successes: u64,
+    /// A batch failed retriably: send nothing until `in_flight` drains.
+    draining: bool,
+    /// No retry before this.
+    backoff_until: Option<Instant>,
+    /// A sequence error here: it waits for the epoch bump.
+    needs_bump: bool,
+}
+
+/// A Produce request on the wire: which partitions' batches it carries.
+#[derive(Debug)]
+pub(crate) struct InFlightRequest {
+    partitions: Vec<(Arc<str>, i32)>,
+}
+
+/// The producer id and epoch, for idempotence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProducerId {
+    /// Not needed (idempotence off) or not asked for yet.
+    None,
+    /// InitProducerId is outstanding.
+    Requesting,
+    /// Known.
+    Ready { id: i64, epoch: i16 },
+    /// An epoch bump is needed once every partition has drained.
+    BumpWanted { id: i64, epoch: i16 },
+}
+
+/// What the producer asks of the client when it drives.
+#[allow(clippy::large_enum_variant)] // built a few at a time, moved once
+pub(crate) enum Want {
+    /// Metadata of this topic is needed.
+    Metadata(Arc<str>),
+    /// A Produce request for these partitions to this broker.
+    Send {
+        node: i32,
+        request: ProduceRequest,
+        req: InFlightRequest,
+        timeout: Duration,
+    },
+    /// InitProducerId: a producer id and epoch are needed.
+    InitProducerId,
+    /// A connection to this broker's produce lane is needed.
+    Connect(i32),
+}
+
+/// A delivery: the record's id and where it landed, or why not.
+pub(crate) type Delivery = (RecordId, Result<RecordMetadata, ClientError>);
+
+/// The producer's state; the [`Client`](super::Client) drives it.
+pub(crate) struct Producer {
+    pub(crate) config: ProducerConfig,
+    partitioner: Arc<std::sync::Mutex<dyn Partitioner>>,
+    next_id: u64,
+    buffered: usize,
+    /// Records whose topic's metadata is not known yet.
+    unrouted: BTreeMap<Arc<str>, VecDeque<Pending>>,
+    parts: BTreeMap<(Arc<str>, i32), PartBuf>,
+    pub(crate) pid: ProducerId,
+    flushing: bool,
+    pub(crate) deliveries: VecDeque<Delivery>,
+    retries: u64,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("buffered", &self.buffered)
+            .field("partitions", &self.parts.len())
+            .field("pid", &self.pid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Producer {
+    pub(crate) fn new(config: ProducerConfig, seed: u64) -> Self {
+        let partitioner = config.partitioner.clone().unwrap_or_else(|| {
+            Arc::new(std::sync::Mutex::new(DefaultPartitioner::new(
+                seed,
+                config.batch_max_bytes,
+            )))
+        });
+        Self {
+            partitioner,
+            next_id: 0,
+            buffered: 0,
+            unrouted: BTreeMap::new(),
+            parts: BTreeMap::new(),
+            pid: ProducerId::None,
+            flushing: false,
+            deliveries: VecDeque::new(),
+            retries: 0,
+            config,
+        }
+    }
+
+    /// Bytes buffered now (records not yet delivered).
+    pub(crate) fn buffered(&self) -> usize {
+        self.buffered
+    }
+
+    /// Records handed over and not yet delivered.
+    pub(crate) fn pending_records(&self) -> usize {
+        let unrouted: usize = self.unrouted.values().map(VecDeque::len).sum();
+        let parts: usize = self
+            .parts
+            .values()
+            .map(|p| {
+                p.open.len()
+                    + p.ready.iter().map(|b| b.ids.len()).sum::<usize>()
+                    + p.in_flight.iter().map(|b| b.ids.len()).sum::<usize>()
+            })
+            .sum();
+        unrouted + parts
+    }
+
+    /// Per partition: records buffered (not yet sent) and batches in flight.
+    pub(crate) fn partition_stats(&self) -> Vec<(Arc<str>, i32, usize, usize)> {
+        self.parts
+            .iter()
+            .map(|((t, p), b)| {
+                let buffered = b.open.len() + b.ready.iter().map(|x| x.ids.len()).sum::<usize>();
+                (t.clone(), *p, buffered, b.in_flight.len())
+            })
+            .collect()
+    }
+
+    pub(crate) fn retries(&self) -> u64 {
+        self.retries
+    }
+
+    fn check_config(&self) -> Result<(), SendError> {
+        if self.config.idempotence && self.config.acks != -1 {
+            return Err(SendError::InvalidConfig(
+                "idempotence needs acks=-1 (all)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Takes a record: refused at once (and handed back) if it cannot fit,
+    /// buffered otherwise.
+    #[allow(clippy::result_large_err)] // the record comes back by value, to be sent again
+    pub(crate) fn send(
+        &mut self,
+        now: Instant,
+        record: ProducerRecord,
+    ) -> Result<RecordId, (SendError, ProducerRecord)> {
+        if let Err(e) = self.check_config() {
+            return Err((e, record));
+        }
+        let size = record.size();
+        let limit = self.config.batch_max_bytes;
+        if size + crate::records::BATCH_HEADER_LEN > limit {
+            return Err((SendError::RecordTooLarge { size, limit }, record));
+        }
+        if self.buffered + size > self.config.buffer_max_bytes {
+            let full = SendError::BufferFull {
+                buffered: self.buffered,
+                limit: self.config.buffer_max_bytes,
+            };
+            return Err((full, record));
+        }
+        let id = RecordId(self.next_id);
+        self.next_id += 1;
+        self.buffered += size;
+        let pending = Pending {
+            id,
+            deadline: now + self.config.delivery_timeout,
+            record,
+            size,
+        };
+        self.unrouted
+            .entry(pending.record.topic.clone())
+            .or_default()
+            .push_back(pending);
+        Ok(id)
+    }
+
+    /// Sends every buffered batch without waiting for linger.
+    pub(crate) fn flush(&mut self) {
+        self.flushing = true;
+    }
+
+    /// The next deadline: linger, backoff or delivery timeout.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        for q in self.unrouted.values() {
+            if let Some(p) = q.front() {
+                at(p.deadline);
+            }
+        }
+        for b in self.parts.values() {
+            if let Some(since) = b.open_since {
+                at(since + self.config.linger);
+            }
+            if let Some(p) = b.open.first() {
+                at(p.deadline);
+            }
+            if let Some(r) = b.ready.front() {
+                at(r.deadline);
+            }
+            if let Some(t) = b.backoff_until {
+                at(t);
+            }
+        }
+        next
+    }
+
+    /// Moves records forward: route to partitions, seal batches, expire what timed
+    /// out, and say what to send.
+    pub(crate) fn drive(
+        &mut self,
+        now: Instant,
+        topic: &dyn Fn(&str) -> Option<TopicViewOwned>,
+        node_ready: &dyn Fn(i32) -> bool,
+        wants: &mut Vec<Want>,
+    ) {
+        self.route(now, topic, wants);
+        self.expire(now);
+        let mut may_send = true;
+        if self.config.idempotence {
+            match self.pid {
+                ProducerId::None => {
+                    may_send = false;
+                    if self.pending_records() > 0 {
+                        self.pid = ProducerId::Requesting;
+                        wants.push(Want::InitProducerId);
+                    }
+                }
+                ProducerId::Requesting => may_send = false,
+                ProducerId::BumpWanted { id, epoch } => {
+                    let settled = self.parts.values().all(|p| {
+                        p.in_flight.is_empty()
+                            && (p.needs_bump || !p.ready.iter().any(|b| b.maybe_written))
+                    });
+                    if settled {
+                        // An idempotent (not transactional) producer bumps its epoch
+                        // itself, as Java's does (KIP-360): the broker takes a higher
+                        // epoch starting at sequence 0. Only an exhausted epoch needs
+                        // a new producer id.
+                        if epoch < i16::MAX - 1 {
+                            self.on_producer_id(Ok((id, epoch + 1)));
+                        } else {
+                            self.pid = ProducerId::Requesting;
+                            wants.push(Want::InitProducerId);
+                            may_send = false;
+                        }
+                    }
+                }
+                ProducerId::Ready { .. } => {}
+            }
+        }
+        // A passed backoff is over, whatever else holds the partition (left in
+        // place, a past deadline would make poll_timeout spin).
+        for buf in self.parts.values_mut() {
+            if buf.backoff_until.is_some_and(|t| t <= now) {
+                buf.backoff_until = None;
+            }
+        }
+        // Batches sealed before the producer id is known carry none; they are
+        // stamped with it (and their sequences) when it arrives.
+        self.seal(now);
+        if may_send {
+            self.build_requests(topic, node_ready, wants);
+        }
+        if self.flushing
+            && self.parts.values().all(|p| p.open.is_empty())
+            && self.unrouted.is_empty()
+        {
+            self.flushing = false;
+        }
+    }
+
+    /// Gives records without a partition theirs, once their topic's metadata is known.
+    fn route(
+        &mut self,
+        now: Instant,
+        topic: &dyn Fn(&str) -> Option<TopicViewOwned>,
+        wants: &mut Vec<Want>,
+    ) {
+        let names: Vec<Arc<str>> = self.unrouted.keys().cloned().collect();
+        for name in names {
+            let Some(view) = topic(&name) else {
+                wants.push(Want::Metadata(name));
+                continue;
+            };
+            let Some(queue) = self.unrouted.remove(&name) else {
+                continue;
+            };
+            for pending in queue {
+                let partition = match pending.record.partition {
+                    Some(p) => p,
+                    None => {
+                        let mut part = self
+                            .partitioner
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        let tp = TopicPartitions {
+                            count: view.count,
+                            available: &view.available,
+                        };
+                        let p = part.partition(&name, pending.record.key.as_deref(), tp);
+                        part.on_append(&name, p, pending.size);
+                        p
+                    }
+                };
+                if partition < 0 || partition as usize >= view.count {
+                    let error = ClientError::UnknownPartition {
+                        topic: name.clone(),
+                        partition,
+                        count: view.count,
+                    };
+                    self.buffered -= pending.size;
+                    self.deliveries.push_back((pending.id, Err(error)));
+                    continue;
+                }
+                let key = (name.clone(), partition);
+                let buf = self.parts.entry(key).or_default();
+                if buf.open.is_empty() {
+                    buf.open_since = Some(now);
+                }
+                buf.open_bytes += pending.size;
+                buf.open.push(pending);
+            }
+        }
+    }
+
+    /// Fails records and batches past their delivery timeout that are not in flight.
+    fn expire(&mut self, now: Instant) {
+        let timeout = self.config.delivery_timeout;
+        for queue in self.unrouted.values_mut() {
+            while queue.front().is_some_and(|p| p.deadline <= now) {
+                if let Some(p) = queue.pop_front() {
+                    self.buffered -= p.size;
+                    self.deliveries
+                        .push_back((p.id, Err(delivery_timeout(timeout, None))));
+                }
+            }
+        }
+        self.unrouted.retain(|_, q| !q.is_empty());
+        for buf in self.parts.values_mut() {
+            let expired = buf.open.iter().take_while(|p| p.deadline <= now).count();
+            for p in buf.open.drain(..expired) {
+                self.buffered -= p.size;
+                buf.open_bytes -= p.size;
+                self.deliveries
+                    .push_back((p.id, Err(delivery_timeout(timeout, None))));
+            }
+            if buf.open.is_empty() {
+                buf.open_since = None;
+            }
+            // A sealed batch not in flight expires whole. Under idempotence its
+            // sequence numbers are then missing; if it was never written, later
+            // batches get OUT_OF_ORDER_SEQUENCE and the epoch is bumped.
+            while buf.ready.front().is_some_and(|b| b.deadline <= now) {
+                if let Some(b) = buf.ready.pop_front() {
+                    self.buffered -= b.size;
+                    let last = b.last_error.clone();
+                    for (id, _) in b.ids {
+                        self.deliveries
+                            .push_back((id, Err(delivery_timeout(timeout, last.clone()))));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Seals open batches that are full, lingered long enough, or being flushed.
+    fn seal(&mut self, now: Instant) {
+        let (linger, max_bytes, max_records) = (
+            self.config.linger,
+            self.config.batch_max_bytes,
+            self.config.batch_max_records,
+        );
+        let pid = match self.pid {
+            ProducerId::Ready { id, epoch } => Some((id, epoch)),
+            _ => None,
+        };
+        let keys: Vec<(Arc<str>, i32)> = self
+            .parts
+            .iter()
+            .filter(|(_, b)| {
+                !b.open.is_empty()
+                    && (self.flushing
+                        || b.open_bytes >= max_bytes
+                        || b.open.len() >= max_records
+                        || b.open_since.is_some_and(|t| t + linger <= now))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            let Some(buf) = self.parts.get_mut(&key) else {
+                continue;
+            };
+            while !buf.open.is_empty() {
+                match encode(&mut buf.open, &self.config, pid, buf.next_sequence) {
+                    Ok((batch, taken_bytes)) => {
+                        buf.open_bytes -= taken_bytes;
+                        if pid.is_some() {
+                            buf.next_sequence =
+                                buf.next_sequence.wrapping_add(batch.ids.len() as i32);
+                        }
+                        buf.ready.push_back(batch);
+                    }
+                    Err((ids, error)) => {
+                        for (id, size) in ids {
+                            self.buffered -= size;
+                            buf.open_bytes -= size;
+                            self.deliveries.push_back((id, Err(error.clone())));
+                        }
+                    }
+                }
+            }
+            buf.open_since = None;
+        }
+    }
+
+    /// Groups ready batches by leader into Produce requests.
+    fn build_requests(
+        &mut self,
+        topic: &dyn Fn(&str) -> Option<TopicViewOwned>,
+        node_ready: &dyn Fn(i32) -> bool,
+        wants: &mut Vec<Want>,
+    ) {
+        let mut per_node: BTreeMap<
+            i32,
+            (
+                Vec<produce_request::TopicProduceData>,
+                InFlightRequest,
+                usize,
+            ),
+        > = BTreeMap::new();
+        let idempotent = self.config.idempotence;
+        let bumping = matches!(self.pid, ProducerId::BumpWanted { .. });
+        let max_in_flight = if idempotent {
+            self.config.max_in_flight.clamp(1, 5)
+        } else {
+            self.config.max_in_flight.max(1)
+        };
+        for ((name, partition), buf) in &mut self.parts {
+            if buf.ready.is_empty() || buf.draining || buf.backoff_until.is_some() {
+                continue;
+            }
+            let limit = if idempotent && buf.successes == 0 {
+                1
+            } else {
+                max_in_flight
+            };
+            if buf.in_flight.len() >= limit {
+                continue;
+            }
+            let Some(view) = topic(name) else {
+                wants.push(Want::Metadata(name.clone()));
+                continue;
+            };
+            let Some(leader) = usize::try_from(*partition)
+                .ok()
+                .and_then(|i| view.leaders.get(i))
+                .copied()
+                .flatten()
+            else {
+                wants.push(Want::Metadata(name.clone()));
+                continue;
+            };
+            // Batches of a partition in flight all go to one connection, so their
+            // answers come back in order; a new leader waits until they are back.
+            if buf.in_flight_node.is_some_and(|n| n != leader) && !buf.in_flight.is_empty() {
+                continue;
+            }
+            if !node_ready(leader) {
+                // the client opens the connection; this runs again once it is ready
+                wants.push(Want::Connect(leader));
+                continue;
+            }
+            if bumping && (buf.needs_bump || !buf.ready.front().is_some_and(|b| b.maybe_written)) {
+                // While an epoch bump waits, only retries of batches that may have
+                // been written go out (with the old epoch): their outcome must be
+                // known before anything is renumbered.
+                continue;
+            }
+            let (topics, req, bytes) = per_node.entry(leader).or_insert_with(|| {
+                (
+                    Vec::new(),
+                    InFlightRequest {
+                        partitions: Vec::new(),
+                    },
+                    0,
+                )
+            });
+            let Some(front) = buf.ready.front() else {
+                continue;
+            };
+            if *bytes > 0 && *bytes + front.bytes.len() > self.config.request_max_bytes {
+                continue; // the next request takes it
+            }
+            let Some(mut batch) = buf.ready.pop_front() else {
+                continue;
+            };
+            *bytes += batch.bytes.len();
+            batch.attempts += 1;
+            batch.maybe_written = true;
+            let data = produce_request::PartitionProduceData {
+                index: *partition,
+                records: Some(batch.bytes.clone()),
+                ..Default::default()
+            };
+            match topics.iter_mut().find(|t| *t.name == **name) {
+                Some(t) => t.partition_data.push(data),
+                None => topics.push(produce_request::TopicProduceData {
+                    name: (&**name).into(),
+                    partition_data: vec![data],
+                    ..Default::default()
+                }),
+            }
+            req.partitions.push((name.clone(), *partition));
+            buf.in_flight.push_back(batch);
+            buf.in_flight_node = Some(leader);
+        }
+        let timeout = self.config.broker_timeout;
+        for (node, (topics, req, _)) in per_node {
+            if req.partitions.is_empty() {
+                continue;
+            }
+            let request = ProduceRequest {
+                transactional_id: None,
+                acks: self.config.acks,
+                timeout_ms: i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX),
+                topic_data: topics,
+                ..Default::default()
+            };
+            wants.push(Want::Send {
+                node,
+                request,
+                req,
+                timeout,
+            });
+        }
+    }
+
+    /// A request could not be sent after all (the connection went away first): its
+    /// batches go back to the front of their partitions, unchanged.
+    pub(crate) fn unsend(&mut self, req: InFlightRequest) {
+        for key in req.partitions.iter().rev() {
+            if let Some(buf) = self.parts.get_mut(key)
+                && let Some(mut b) = buf.in_flight.pop_back()
+            {
+                b.attempts = b.attempts.saturating_sub(1);
+                b.maybe_written = false;
+                buf.ready.push_front(b);
+            }
+        }
+    }
+
+    /// The answer to a Produce request (or why none came).
+    pub(crate) fn on_reply(
+        &mut self,
+        now: Instant,
+        req: InFlightRequest,
+        reply: Result<Option<ProduceResponse>, ClientError>,
+        backoff: &mut dyn FnMut(u32) -> Duration,
+        invalidate: &mut dyn FnMut(&Arc<str>, i32),
+    ) {
+        for key in req.partitions {
+            let Some(buf) = self.parts.get_mut(&key) else {
+                continue;
+            };
+            let Some(mut batch) = buf.in_flight.pop_front() else {
+                continue;
+            };
+            if buf.in_flight.is_empty() {
+                buf.in_flight_node = None;
+            }
+            let outcome = match &reply {
+                Ok(None) => Outcome::Written {
+                    base_offset: None,
+                    append_time: None,
+                },
+                Ok(Some(resp)) => partition_outcome(resp, &key.0, key.1),
+                Err(e) => {
+                    if e.is_retriable() {
+                        Outcome::Retry(e.clone(), false)
+                    } else {
+                        Outcome::Fail(e.clone())
+                    }
+                }
+            };
+            match outcome {
+                Outcome::Written {
+                    base_offset,
+                    append_time,
+                } => {
+                    buf.successes += 1;
+                    self.buffered -= batch.size;
+                    for (i, (id, ts)) in batch.ids.iter().enumerate() {
+                        self.deliveries.push_back((
+                            *id,
+                            Ok(RecordMetadata {
+                                topic: key.0.clone(),
+                                partition: key.1,
+                                offset: base_offset.map(|b| b + i as i64),
+                                timestamp: append_time.unwrap_or(*ts),
+                            }),
+                        ));
+                    }
+                }
+                Outcome::Retry(error, stale_leader) => {
+                    self.retries += 1;
+                    if stale_leader {
+                        invalidate(&key.0, key.1);
+                    }
+                    if now >= batch.deadline {
+                        self.fail_batch(
+                            batch,
+                            delivery_timeout(self.config.delivery_timeout, Some(error)),
+                        );
+                        continue;
+                    }
+                    batch.last_error = Some(error);
+                    let wait = backoff(batch.attempts.saturating_sub(1));
+                    let Some(buf) = self.parts.get_mut(&key) else {
+                        continue;
+                    };
+                    buf.backoff_until = Some(now + wait);
+                    Self::requeue(buf, batch);
+                }
+                Outcome::Sequence(error) => {
+                    // The broker lost (or never had) what came before: the batch was
+                    // not written. Bump the epoch once everything drained, then resend
+                    // from sequence 0.
+                    self.retries += 1;
+                    if let ProducerId::Ready { id, epoch } = self.pid {
+                        self.pid = ProducerId::BumpWanted { id, epoch };
+                    }
+                    // Nothing of this partition after the broker's last sequence is
+                    // in the log: those batches get new numbers after the bump.
+                    batch.maybe_written = false;
+                    batch.last_error = Some(error);
+                    buf.needs_bump = true;
+                    for b in &mut buf.ready {
+                        b.maybe_written = false;
+                    }
+                    Self::requeue(buf, batch);
+                }
+                Outcome::Fail(error) => {
+                    self.fail_batch(batch, error);
+                    if self.config.idempotence {
+                        // Its sequence numbers are gone for good: start afresh.
+                        if let ProducerId::Ready { id, epoch } = self.pid {
+                            self.pid = ProducerId::BumpWanted { id, epoch };
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Puts a batch back in sequence order and holds the partition until its other
+    /// requests have answered.
+    fn requeue(buf: &mut PartBuf, batch: Batch) {
+        let pos = buf
+            .ready
+            .iter()
+            .position(|b| b.base_sequence > batch.base_sequence || b.epoch != batch.epoch)
+            .unwrap_or(buf.ready.len());
+        buf.ready.insert(pos, batch);
+        buf.draining = !buf.in_flight.is_empty();
+        if buf.in_flight.is_empty() {
+            buf.draining = false;
+        }
+    }
+
+    fn fail_batch(&mut self, batch: Batch, error: ClientError) {
+        self.buffered -= batch.size;
+        for (id, _) in batch.ids {
+            self.deliveries.push_back((id, Err(error.clone())));
+        }
+    }
+
+    /// Clears the drain hold of partitions whose requests have all answered.
+    pub(crate) fn settle(&mut self) {
+        for buf in self.parts.values_mut() {
+            if buf.draining && buf.in_flight.is_empty() {
+                buf.draining = false;
+            }
+        }
+        self.parts.retain(|_, b| {
+            !b.open.is_empty()
+                || !b.ready.is_empty()
+                || !b.in_flight.is_empty()
+                || b.next_sequence != 0
+                || b.successes != 0
+        });
+    }
+
+    /// InitProducerId answered: a new id or epoch. Every batch not acknowledged
+    /// restarts at sequence 0 under it.
+    pub(crate) fn on_producer_id(&mut self, result: Result<(i64, i16), ClientError>) {
+        match result {
+            Ok((id, epoch)) => {
+                self.pid = ProducerId::Ready { id, epoch };
+                for buf in self.parts.values_mut() {
+                    let mut seq = 0i32;
+                    for b in &mut buf.ready {
+                        restamp(b, id, epoch, seq);
+                        seq = seq.wrapping_add(b.ids.len() as i32);
+                    }
+                    buf.next_sequence = seq;
+                    buf.successes = 0;
+                    buf.draining = false;
+                    buf.needs_bump = false;
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "InitProducerId failed");
+                // Records wait; the request is tried again on the next drive unless
+                // the error is fatal, which fails everything buffered.
+                self.pid = ProducerId::None;
+                if !e.is_retriable() {
+                    self.fail_all(&e);
+                }
+            }
+        }
+    }
+
+    /// Fails every record not in flight.
+    pub(crate) fn fail_all(&mut self, error: &ClientError) {
+        for (_, q) in std::mem::take(&mut self.unrouted) {
+            for p in q {
+                self.buffered -= p.size;
+                self.deliveries.push_back((p.id, Err(error.clone())));
+            }
+        }
+        let keys: Vec<(Arc<str>, i32)> = self.parts.keys().cloned().collect();
+        for key in keys {
+            let Some(buf) = self.parts.get_mut(&key) else {
+                continue;
+            };
+            let open = std::mem::take(&mut buf.open);
+            let ready = std::mem::take(&mut buf.ready);
+            buf.open_bytes = 0;
+            buf.open_since = None;
+            for p in open {
+                self.buffered -= p.size;
+                self.deliveries.push_back((p.id, Err(error.clone())));
+            }
+            for b in ready {
+                self.fail_batch(b, error.clone());
+            }
+        }
+    }
+}
+
+/// A topic's metadata as the producer needs it.
+pub(crate) struct TopicViewOwned {
+    /// Every partition of the topic.
+    pub count: usize,
+    /// Partitions with a leader, ascending.
+    pub available: Vec<i32>,
+    /// Each partition's leader, by index.
+    pub leaders: Vec<Option<i32>>,
+}
+
+enum Outcome {
+    Written {
+        base_offset: Option<i64>,
+        append_time: Option<i64>,
+    },
+    /// Retry the same batch; `true` if the leader is stale.
+    Retry(ClientError, bool),
+    /// A sequence error: the epoch must be bumped.
+    Sequence(ClientError),
+    Fail(ClientError),
+}
+
+fn partition_outcome(resp: &ProduceResponse, topic: &str, partition: i32) -> Outcome {
+    let found = resp
+        .responses
+        .iter()
+        .filter(|t| *t.name == *topic)
+        .flat_map(|t| t.partition_responses.iter())
+        .find(|p| p.index == partition);
+    let Some(p) = found else {
+        return Outcome::Fail(ClientError::InvalidResponse {
+            api: ApiKey::Produce,
+            detail: format!("no result for {topic}-{partition}"),
+        });
+    };
+    let code = ErrorCode(p.error_code);
+    let message = p.error_message.as_ref().map(|m| m.to_string());
+    let error = || ClientError::broker(ApiKey::Produce, code, message.clone());
+    match code {
+        ErrorCode::NONE => Outcome::Written {
+            base_offset: Some(p.base_offset),
+            append_time: (p.log_append_time_ms >= 0).then_some(p.log_append_time_ms),
+        },
+        // The broker has these records already (a retry of a written batch).
+        ErrorCode::DUPLICATE_SEQUENCE_NUMBER => Outcome::Written {
+            base_offset: (p.base_offset >= 0).then_some(p.base_offset),
+            append_time: None,
+        },
+        ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER
+        | ErrorCode::UNKNOWN_PRODUCER_ID
+        | ErrorCode::INVALID_PRODUCER_EPOCH => Outcome::Sequence(error()),
+        ErrorCode::NOT_LEADER_OR_FOLLOWER
+        | ErrorCode::LEADER_NOT_AVAILABLE
+        | ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+        | ErrorCode::FENCED_LEADER_EPOCH
+        | ErrorCode::UNKNOWN_LEADER_EPOCH
+        | ErrorCode::KAFKA_STORAGE_ERROR => Outcome::Retry(error(), true),
+        c if c.is_retriable() => Outcome::Retry(error(), false),
+        _ => Outcome::Fail(error()),
+    }
+}
+
+fn delivery_timeout(timeout: Duration, last: Option<ClientError>) -> ClientError {
+    ClientError::Timeout {
+        operation: "delivery",
+        timeout,
+        last_error: last.map(Box::new),
+    }
+}
+
+/// Encodes records from the front of `open` into one batch, up to the limits.
+/// Returns the batch and the budget bytes it took, or the records that could not be
+/// encoded with why.
+#[allow(clippy::type_complexity)]
+fn encode(
+    open: &mut Vec<Pending>,
+    config: &ProducerConfig,
+    pid: Option<(i64, i16)>,
+    base_sequence: i32,
+) -> Result<(Batch, usize), (Vec<(RecordId, usize)>, ClientError)> {
+    let (producer_id, producer_epoch, base_seq) = match pid {
+        Some((id, epoch)) => (id, epoch, base_sequence),
+        None => (-1, -1, -1),
+    };
+    let batch_config = BatchConfig {
+        producer_id,
+        producer_epoch,
+        base_sequence: base_seq,
+        compression: config.compression,
+        compression_level: config.compression_level,
+        max_batch_bytes: config.batch_max_bytes,
+        ..BatchConfig::default()
+    };
+    let mut buf = BytesMut::with_capacity(
+        open.iter()
+            .map(|p| p.size)
+            .sum::<usize>()
+            .min(config.batch_max_bytes)
+            + 64,
+    );
+    let mut builder = BatchBuilder::new(&mut buf, &batch_config);
+    let mut headers: Vec<NewHeader<'_>> = Vec::new();
+    let mut taken = 0;
+    let mut bytes = 0;
+    let Some(mut deadline) = open.first().map(|p| p.deadline) else {
+        return Err((
+            Vec::new(),
+            ClientError::InvalidArgument("an empty batch".into()),
+        ));
+    };
+    for p in open.iter() {
+        if taken >= config.batch_max_records.max(1) {
+            break;
+        }
+        headers.clear();
+        headers.extend(
+            p.record
+                .headers
+                .iter()
+                .map(|h| NewHeader::new(&h.key, h.value.as_deref())),
+        );
+        let record = NewRecord {
+            timestamp: p.record.timestamp.unwrap_or(-1),
+            key: p.record.key.as_deref(),
+            value: p.record.value.as_deref(),
+            headers: &headers,
+        };
+        match builder.append(&record) {
+            Ok(()) => {
+                taken += 1;
+                bytes += p.size;
+                deadline = deadline.min(p.deadline);
+            }
+            Err(crate::records::AppendError::BatchFull { .. }) if taken > 0 => break,
+            Err(e) => {
+                drop(builder);
+                let bad = open.remove(0);
+                return Err((
+                    vec![(bad.id, bad.size)],
+                    ClientError::Records(e.to_string()),
+                ));
+            }
+        }
+    }
+    drop(headers);
+    if let Err(e) = builder.finish() {
+        let failed: Vec<(RecordId, usize)> = open.drain(..taken).map(|p| (p.id, p.size)).collect();
+        return Err((failed, ClientError::Records(e.to_string())));
+    }
+    let ids: Vec<(RecordId, i64)> = open
+        .drain(..taken)
+        .map(|p| (p.id, p.record.timestamp.unwrap_or(-1)))
+        .collect();
+    let batch = Batch {
+        ids,
+        bytes: buf.freeze(),
+        size: bytes,
+        base_sequence: base_seq,
+        epoch: producer_epoch,
+        deadline,
+        attempts: 0,
+        maybe_written: false,
+        last_error: None,
+    };
+    Ok((batch, bytes))
+}
+
+/// Rewrites a sealed batch's producer id, epoch and base sequence (after an epoch
+/// bump) and its CRC.
+fn restamp(batch: &mut Batch, id: i64, epoch: i16, base_sequence: i32) {
+    let mut b = BytesMut::from(&batch.bytes[..]);
+    if b.len() >= crate::records::BATCH_HEADER_LEN {
+        b[43..51].copy_from_slice(&id.to_be_bytes());
+        b[51..53].copy_from_slice(&epoch.to_be_bytes());
+        b[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+    }
+    batch.bytes = b.freeze();
+    batch.epoch = epoch;
+    batch.base_sequence = base_sequence;
+}

@@ -1,0 +1,241 @@
+//! Where a record without an explicit partition goes.
+//!
+//! The default places keyed records exactly where Apache Kafka's Java client and
+//! librdkafka's `murmur2_random` put them: murmur2 of the key bytes (an empty key is
+//! hashed too), `& 0x7fffffff`, modulo the topic's partition count, available or not.
+//! Records with a null key follow KIP-794's sticky scheme: they stick to one
+//! partition (with a leader) until a batch's worth of bytes went there, then switch
+//! to another picked at random (from the client's seed).
+
+use super::super::rng::Rng;
+
+/// Murmur2 as Kafka computes it (`Utils.murmur2`), over `data`.
+///
+/// ```
+/// use kafka_sansio::client::murmur2;
+/// assert_eq!(murmur2(b"21") as i32, -973_932_308);
+/// assert_eq!(murmur2(b"foobar") as i32, -790_332_482);
+/// assert_eq!(murmur2(b"kafka"), 0xd067_cf64);
+/// assert_eq!(murmur2(b""), 0x106e_08d9);
+/// ```
+#[must_use]
+pub fn murmur2(data: &[u8]) -> u32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let len = data.len();
+    #[allow(clippy::cast_possible_truncation)] // Kafka hashes the length as an int
+    let mut h: u32 = SEED ^ (len as u32);
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let tail = chunks.remainder();
+    if tail.len() >= 3 {
+        h ^= u32::from(tail[2]) << 16;
+    }
+    if tail.len() >= 2 {
+        h ^= u32::from(tail[1]) << 8;
+    }
+    if !tail.is_empty() {
+        h ^= u32::from(tail[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h
+}
+
+/// The partition the Java client picks for a keyed record: `toPositive(murmur2(key))
+/// % partitions`.
+///
+/// ```
+/// use kafka_sansio::client::partition_for_key;
+/// // The Java console producer's choices (node-rdkafka#817 and #616).
+/// assert_eq!(partition_for_key(b"fd7af248-ce5c-46a5-93d7-1c0c9005b99d", 32), 26);
+/// assert_eq!(partition_for_key(b"354afe16-939a-4ea8-8e17-8bb0840b6886", 10), 4);
+/// ```
+#[must_use]
+pub fn partition_for_key(key: &[u8], partitions: usize) -> i32 {
+    if partitions == 0 {
+        return 0;
+    }
+    let p = (murmur2(key) & 0x7fff_ffff) as usize % partitions;
+    i32::try_from(p).unwrap_or(0)
+}
+
+/// What a partitioner knows of the topic: its partition count (all partitions,
+/// available or not) and which partitions have a leader now.
+#[derive(Debug, Clone, Copy)]
+pub struct TopicPartitions<'a> {
+    /// Every partition of the topic.
+    pub count: usize,
+    /// Partitions with a leader, ascending.
+    pub available: &'a [i32],
+}
+
+/// Chooses a partition for records produced without one.
+///
+/// ```
+/// use kafka_sansio::client::{Partitioner, TopicPartitions};
+///
+/// /// Everything with a key starting "eu-" goes to partition 0, the rest to 1.
+/// struct ByRegion;
+/// impl Partitioner for ByRegion {
+///     fn partition(&mut self, _topic: &str, key: Option<&[u8]>, partitions: TopicPartitions<'_>) -> i32 {
+///         let eu = key.is_some_and(|k| k.starts_with(b"eu-"));
+///         if eu || partitions.count < 2 { 0 } else { 1 }
+///     }
+/// }
+/// let mut p = ByRegion;
+/// assert_eq!(p.partition("t", Some(b"eu-7"), TopicPartitions { count: 4, available: &[0, 1, 2, 3] }), 0);
+/// ```
+pub trait Partitioner: Send {
+    /// The partition (in `0..partitions.count`) for a record with this key.
+    fn partition(
+        &mut self,
+        topic: &str,
+        key: Option<&[u8]>,
+        partitions: TopicPartitions<'_>,
+    ) -> i32;
+
+    /// A record of `bytes` was appended to `partition` (the sticky scheme uses it).
+    fn on_append(&mut self, _topic: &str, _partition: i32, _bytes: usize) {}
+}
+
+/// The default partitioner: murmur2 for keys, KIP-794 sticky for null keys.
+#[derive(Debug)]
+pub(crate) struct DefaultPartitioner {
+    rng: Rng,
+    /// Per topic: the sticky partition and the bytes sent to it since it was chosen.
+    sticky: std::collections::BTreeMap<String, (i32, usize)>,
+    /// Bytes after which a null-key topic moves to another partition.
+    switch_after: usize,
+}
+
+impl DefaultPartitioner {
+    pub(crate) fn new(seed: u64, switch_after: usize) -> Self {
+        Self {
+            rng: Rng::new(seed ^ 0x5EED_0F5A_171C_E5A1),
+            sticky: std::collections::BTreeMap::new(),
+            switch_after: switch_after.max(1),
+        }
+    }
+
+    fn pick(&mut self, partitions: TopicPartitions<'_>, avoid: Option<i32>) -> i32 {
+        let pool: Vec<i32> = if partitions.available.is_empty() {
+            (0..i32::try_from(partitions.count).unwrap_or(i32::MAX)).collect()
+        } else {
+            partitions.available.to_vec()
+        };
+        let choices: Vec<i32> = match avoid {
+            Some(a) if pool.len() > 1 => pool.into_iter().filter(|p| *p != a).collect(),
+            _ => pool,
+        };
+        choices[self.rng.below(choices.len())]
+    }
+}
+
+impl Partitioner for DefaultPartitioner {
+    fn partition(
+        &mut self,
+        topic: &str,
+        key: Option<&[u8]>,
+        partitions: TopicPartitions<'_>,
+    ) -> i32 {
+        if let Some(key) = key {
+            return partition_for_key(key, partitions.count);
+        }
+        let current = self.sticky.get(topic).copied();
+        match current {
+            Some((p, sent))
+                if sent < self.switch_after
+                    && (p as usize) < partitions.count
+                    && (partitions.available.is_empty() || partitions.available.contains(&p)) =>
+            {
+                p
+            }
+            _ => {
+                let p = self.pick(partitions, current.map(|c| c.0));
+                self.sticky.insert(topic.to_owned(), (p, 0));
+                p
+            }
+        }
+    }
+
+    fn on_append(&mut self, topic: &str, partition: i32, bytes: usize) {
+        if let Some((p, sent)) = self.sticky.get_mut(topic)
+            && *p == partition
+        {
+            // Past `switch_after`, the next null-key record picks another partition.
+            *sent = sent.saturating_add(bytes);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn murmur2_matches_kafka_and_librdkafka_vectors() {
+        // UtilsTest.testMurmur2 (Java) and rdmurmur2.c's unit test.
+        assert_eq!(murmur2(b"21") as i32, -973_932_308);
+        assert_eq!(murmur2(b"foobar") as i32, -790_332_482);
+        assert_eq!(murmur2(b"a-little-bit-long-string") as i32, -985_981_536);
+        assert_eq!(
+            murmur2(b"a-little-bit-longer-string") as i32,
+            -1_486_304_829
+        );
+        assert_eq!(
+            murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8") as i32,
+            -58_897_971
+        );
+        assert_eq!(murmur2(b"abc") as i32, 479_470_107);
+        assert_eq!(murmur2(b"kafka"), 0xd067_cf64);
+        assert_eq!(murmur2(b"giberish123456789"), 0x8f55_2b0c);
+        assert_eq!(murmur2(b""), 0x106e_08d9);
+    }
+
+    #[test]
+    fn null_keys_stick_until_a_batch_worth_then_move() {
+        let mut p = DefaultPartitioner::new(1, 100);
+        let parts = TopicPartitions {
+            count: 4,
+            available: &[0, 1, 2, 3],
+        };
+        let first = p.partition("t", None, parts);
+        for _ in 0..10 {
+            assert_eq!(p.partition("t", None, parts), first);
+        }
+        p.on_append("t", first, 60);
+        assert_eq!(p.partition("t", None, parts), first);
+        p.on_append("t", first, 60);
+        let second = p.partition("t", None, parts);
+        assert_ne!(second, first, "switched after 100 bytes");
+        // an unavailable sticky partition is left at once
+        let only = TopicPartitions {
+            count: 4,
+            available: &[3],
+        };
+        assert_eq!(p.partition("t", None, only), 3);
+        // keys ignore stickiness
+        assert_eq!(
+            p.partition(
+                "t",
+                Some(b"fd7af248-ce5c-46a5-93d7-1c0c9005b99d"),
+                TopicPartitions {
+                    count: 32,
+                    available: &[]
+                }
+            ),
+            26
+        );
+    }
+}

@@ -1,0 +1,405 @@
+//! The client facades (tokio, smol, blocking) over real sockets, against the
+//! simulated cluster served on loopback: the same calls work under every runtime.
+#![cfg(all(
+    feature = "sim",
+    feature = "tokio",
+    feature = "smol",
+    feature = "blocking"
+))]
+#![allow(
+    clippy::unwrap_used,
+    clippy::disallowed_methods,
+    clippy::disallowed_types
+)]
+
+use std::time::Duration;
+
+use kafka_sansio::client::{ClientError, OffsetSpec, Record, UnknownTopicHandling};
+use kafka_sansio::records::Compression;
+use kafka_sansio::runtime::ClientBuilder;
+use kafka_sansio::sim::ClusterConfig;
+use kafka_sansio::sim_server::{BackgroundServer, serve};
+
+fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+fn cluster(brokers: usize) -> ClusterConfig {
+    init_logs();
+    ClusterConfig {
+        brokers,
+        base_port: 0,
+        auto_create_topics: false,
+        ..ClusterConfig::default()
+    }
+}
+
+fn records(n: usize) -> Vec<Record> {
+    (0..n)
+        .map(|i| {
+            Record::new(format!("value-{i}"))
+                .key(format!("key-{i}"))
+                .header("n", i.to_string())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_facade_creates_produces_fetches_and_survives_a_leader_crash() {
+    let server = serve(cluster(3)).await.unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .client_id("tokio-test")
+        .build_tokio()
+        .await
+        .unwrap();
+    client.create_topic("t", 2, 3).await.unwrap();
+    let err = client.create_topic("t", 2, 3).await.unwrap_err();
+    assert_eq!(
+        err.error_code(),
+        Some(kafka_sansio::messages::ErrorCode::TOPIC_ALREADY_EXISTS)
+    );
+
+    let partition = client
+        .partition_client("t", 1, UnknownTopicHandling::Error)
+        .await
+        .unwrap();
+    let offsets = partition
+        .produce(records(100), Compression::Lz4)
+        .await
+        .unwrap();
+    assert_eq!(offsets, (0..100).collect::<Vec<_>>());
+    let (fetched, hwm) = partition
+        .fetch_records(0, 1..10_000_000, 100)
+        .await
+        .unwrap();
+    assert_eq!(hwm, 100);
+    assert_eq!(fetched.len(), 100);
+    assert_eq!(fetched[42].key.as_deref(), Some(&b"key-42"[..]));
+    assert_eq!(fetched[42].value.as_deref(), Some(&b"value-42"[..]));
+    assert!(
+        fetched[42].timestamp > 1_600_000_000_000,
+        "the facade stamps the wall clock"
+    );
+    assert_eq!(partition.get_offset(OffsetSpec::Latest).await.unwrap(), 100);
+
+    // The leader crashes: the same partition client follows the new leader.
+    let leader = server
+        .with_cluster(|c, _| c.partition_leader("t", 1))
+        .unwrap();
+    server.with_cluster(|c, now| c.crash_broker(leader, now));
+    let offsets = partition
+        .produce(records(10), Compression::None)
+        .await
+        .unwrap();
+    assert_eq!(offsets[0], 100);
+    let (fetched, _) = partition
+        .fetch_records(95, 1..10_000_000, 100)
+        .await
+        .unwrap();
+    assert_eq!(fetched.len(), 15);
+
+    assert_eq!(partition.delete_records(50, 5_000).await.unwrap(), 50);
+    assert_eq!(
+        partition.get_offset(OffsetSpec::Earliest).await.unwrap(),
+        50
+    );
+
+    let topics = client.list_topics().await.unwrap();
+    assert_eq!(topics.iter().map(|t| &*t.name).collect::<Vec<_>>(), ["t"]);
+    let cluster = client.describe_cluster().await.unwrap();
+    assert_eq!(
+        cluster.brokers.len(),
+        2,
+        "the crashed broker is gone from metadata"
+    );
+
+    let missing = client
+        .partition_client("nope", 0, UnknownTopicHandling::Error)
+        .await
+        .unwrap_err();
+    assert_eq!(missing, ClientError::UnknownTopic("nope".into()));
+
+    let stats = client.stats().await.unwrap();
+    assert!(stats.brokers.iter().map(|b| b.requests).sum::<u64>() > 5);
+    assert!(stats.brokers.iter().all(|b| b.bytes_sent > 0));
+
+    client.close().await;
+    assert_eq!(client.list_topics().await.unwrap_err(), ClientError::Closed);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_call_cancels_it_and_the_client_stays_usable() {
+    let server = serve(cluster(1)).await.unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .build_tokio()
+        .await
+        .unwrap();
+    client.create_topic("t", 1, 1).await.unwrap();
+    let partition = client
+        .partition_client("t", 0, UnknownTopicHandling::Error)
+        .await
+        .unwrap();
+    // A fetch waiting for data that never comes, abandoned after 50 ms.
+    let waiting = partition.fetch_records(0, 1_000..1_000_000, 10_000);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), waiting)
+            .await
+            .is_err()
+    );
+    // Many produces dropped at random points, then one awaited.
+    for i in 0..50u64 {
+        let p = partition.clone();
+        let call = tokio::spawn(async move { p.produce(records(3), Compression::None).await });
+        tokio::time::sleep(Duration::from_micros(i * 37 % 500)).await;
+        call.abort();
+    }
+    let offsets = partition
+        .produce(records(1), Compression::None)
+        .await
+        .unwrap();
+    let (fetched, _) = partition
+        .fetch_records(0, 1..10_000_000, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        fetched.last().unwrap().offset,
+        offsets[0],
+        "every batch is whole: nothing half-written"
+    );
+    assert!(fetched.len() % 3 == 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_bootstrap_fails_at_build_within_the_connect_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener); // nothing listens there now
+    let started = std::time::Instant::now();
+    let err = ClientBuilder::new(&format!("127.0.0.1:{port}"))
+        .connect_timeout(Duration::from_secs(1))
+        .build_tokio()
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let ClientError::Timeout {
+        last_error: Some(last),
+        ..
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert!(matches!(**last, ClientError::Connection(_)), "{err}");
+    let bad = ClientBuilder::new("no-port-here")
+        .build_tokio()
+        .await
+        .unwrap_err();
+    assert!(matches!(bad, ClientError::InvalidArgument(_)));
+}
+
+#[test]
+fn smol_facade_runs_on_async_io() {
+    let server = BackgroundServer::start(cluster(2)).unwrap();
+    let (client, driver) = ClientBuilder::new(&server.bootstrap())
+        .build_smol()
+        .unwrap();
+    let test = async move {
+        client.create_topic("s", 1, 2).await.unwrap();
+        let p = client
+            .partition_client("s", 0, UnknownTopicHandling::Error)
+            .await
+            .unwrap();
+        let offsets = p.produce(records(20), Compression::Zstd).await.unwrap();
+        let (fetched, hwm) = p
+            .fetch_records(offsets[0], 1..1_000_000, 100)
+            .await
+            .unwrap();
+        assert_eq!((fetched.len(), hwm), (20, 20));
+        client.close().await;
+    };
+    async_io::block_on(futures_lite::future::zip(driver, test));
+    server.shutdown();
+}
+
+#[test]
+fn blocking_facade_needs_no_runtime() {
+    let server = BackgroundServer::start(cluster(2)).unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .build_blocking()
+        .unwrap();
+    client.create_topic("b", 3, 2).unwrap();
+    let threads: Vec<_> = (0..3)
+        .map(|partition| {
+            let client = client.clone();
+            std::thread::spawn(move || {
+                let p = client
+                    .partition_client("b", partition, UnknownTopicHandling::Error)
+                    .unwrap();
+                for _ in 0..5 {
+                    p.produce(records(10), Compression::Snappy).unwrap();
+                }
+                p.get_offset(OffsetSpec::Latest).unwrap()
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), 50);
+    }
+    let described = client
+        .describe_topics(vec!["b".into(), "none".into()])
+        .unwrap();
+    assert_eq!(described.len(), 1);
+    assert_eq!(described[0].partitions.len(), 3);
+    client.close();
+    server.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producer_facade_sends_without_waiting_and_reports_each_record() {
+    use kafka_sansio::client::ProducerRecord;
+    let server = serve(cluster(3)).await.unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .configure(|c| c.producer.linger = Duration::from_millis(5))
+        .build_tokio()
+        .await
+        .unwrap();
+    client.create_topic("p", 4, 3).await.unwrap();
+    let producer = client.producer();
+    let futures: Vec<_> = (0..5000)
+        .map(|i| {
+            producer.send(ProducerRecord::new("p", format!("v{i}")).key(format!("k{}", i % 100)))
+        })
+        .collect();
+    // Dropping some futures does not cancel their records.
+    let kept: Vec<_> = futures
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % 10 != 0)
+        .map(|(_, f)| f)
+        .collect();
+    producer.flush().await.unwrap();
+    let mut per_partition = std::collections::BTreeMap::<i32, usize>::new();
+    for f in kept {
+        let m = f.await.unwrap();
+        *per_partition.entry(m.partition).or_default() += 1;
+    }
+    assert_eq!(per_partition.values().sum::<usize>(), 4500);
+    let mut total = 0;
+    for p in 0..4 {
+        let pc = client
+            .partition_client("p", p, UnknownTopicHandling::Error)
+            .await
+            .unwrap();
+        total += pc.get_offset(OffsetSpec::Latest).await.unwrap();
+    }
+    assert_eq!(total, 5000, "the dropped futures' records were written too");
+    client.close().await;
+    server.shutdown().await;
+}
+
+#[test]
+fn blocking_producer_waits_for_each_delivery() {
+    use kafka_sansio::client::ProducerRecord;
+    let server = BackgroundServer::start(cluster(1)).unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .build_blocking()
+        .unwrap();
+    client.create_topic("bp", 1, 1).unwrap();
+    let producer = client.producer();
+    let deliveries = producer.send_batch(
+        (0..100)
+            .map(|i| ProducerRecord::new("bp", format!("{i}")))
+            .collect(),
+    );
+    producer.flush().unwrap();
+    let offsets: Vec<i64> = deliveries
+        .into_iter()
+        .map(|d| d.wait().unwrap().offset.unwrap())
+        .collect();
+    assert_eq!(offsets, (0..100).collect::<Vec<_>>());
+    client.close();
+    server.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_stream_reads_what_the_producer_wrote_and_goes_on_after_errors() {
+    use futures_lite::StreamExt;
+    use kafka_sansio::client::{Offset, OffsetReset, ProducerRecord, TopicPartition};
+    let server = serve(cluster(2)).await.unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .configure(|c| c.consumer.auto_offset_reset = OffsetReset::Error)
+        .build_tokio()
+        .await
+        .unwrap();
+    client.create_topic("c", 2, 2).await.unwrap();
+    let producer = client.producer();
+    for i in 0..4000 {
+        drop(producer.send(ProducerRecord::new("c", format!("v{i}")).partition(i % 2)));
+    }
+    producer.flush().await.unwrap();
+    let mut consumer = client.consumer();
+    consumer
+        .assign(
+            vec![TopicPartition::new("c", 0), TopicPartition::new("c", 1)],
+            Offset::Beginning,
+        )
+        .unwrap();
+    // A partition that does not exist fails on its own; the stream goes on.
+    consumer
+        .assign(vec![TopicPartition::new("c", 7)], Offset::At(0))
+        .unwrap();
+    let mut per = [Vec::new(), Vec::new()];
+    let mut errors = 0;
+    while per[0].len() + per[1].len() < 4000 {
+        match tokio::time::timeout(Duration::from_secs(10), consumer.next())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            Ok(r) => per[r.partition as usize].push(r.record.offset),
+            Err(_) => errors += 1,
+        }
+    }
+    assert_eq!(per[0], (0..2000).collect::<Vec<_>>());
+    assert_eq!(per[1], (0..2000).collect::<Vec<_>>());
+    assert!(errors <= 1, "{errors}");
+    client.close().await;
+    assert!(
+        consumer.next().await.is_none(),
+        "the stream ends when the client closes"
+    );
+    server.shutdown().await;
+}
+
+#[test]
+fn blocking_consumer_is_an_iterator() {
+    use kafka_sansio::client::{Offset, ProducerRecord, TopicPartition};
+    let server = BackgroundServer::start(cluster(1)).unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .build_blocking()
+        .unwrap();
+    client.create_topic("bc", 1, 1).unwrap();
+    let producer = client.producer();
+    let _ = producer.send_batch(
+        (0..300)
+            .map(|i| ProducerRecord::new("bc", format!("{i}")))
+            .collect(),
+    );
+    producer.flush().unwrap();
+    let mut consumer = client.consumer();
+    consumer
+        .assign(vec![TopicPartition::new("bc", 0)], Offset::At(100))
+        .unwrap();
+    let offsets: Vec<i64> = consumer
+        .by_ref()
+        .take(200)
+        .map(|r| r.unwrap().record.offset)
+        .collect();
+    assert_eq!(offsets, (100..300).collect::<Vec<_>>());
+    client.close();
+    server.shutdown();
+}

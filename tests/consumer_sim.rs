@@ -1,0 +1,234 @@
+//! The consumer's fetching against the simulated cluster on a virtual clock:
+//! assignment, seeks, pause, the byte budget, offset reset, and leader moves.
+#![cfg(feature = "sim")]
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+
+use std::time::{Duration, Instant};
+
+use kafka_sansio::client::{
+    Client, ClientConfig, ClientError, ConsumedRecord, Event, Offset, OffsetReset, ProducerRecord,
+    TopicPartition,
+};
+use kafka_sansio::sim::{ClusterConfig, HostId, NetworkConfig, Simulation};
+
+fn setup(brokers: usize, seed: u64, tweak: impl FnOnce(&mut ClientConfig)) -> (Simulation, HostId) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let mut sim = Simulation::new(
+        seed,
+        ClusterConfig {
+            brokers,
+            auto_create_topics: false,
+            ..Default::default()
+        },
+        NetworkConfig::default(),
+        Instant::now(),
+    );
+    let mut config = ClientConfig::new(&sim.bootstrap()).unwrap();
+    config.seed = seed;
+    tweak(&mut config);
+    let host = sim.add_client(Client::new(config, sim.now()));
+    (sim, host)
+}
+
+/// Produces `n` records per partition (values `p{partition}-{i}`) and waits for them.
+fn produce(sim: &mut Simulation, host: HostId, topic: &str, partitions: i32, n: usize) {
+    let mut ids = Vec::new();
+    for p in 0..partitions {
+        for i in 0..n {
+            let now = sim.now();
+            ids.push(
+                sim.client(host)
+                    .send(
+                        now,
+                        ProducerRecord::new(topic, format!("p{p}-{i}")).partition(p),
+                    )
+                    .unwrap(),
+            );
+        }
+    }
+    let mut delivered = 0;
+    sim.run_until(Duration::from_secs(60), |sim| {
+        delivered += sim
+            .client_events(host)
+            .filter(|e| matches!(e, Event::Delivered { result: Ok(_), .. }))
+            .count();
+        delivered == ids.len()
+    });
+    assert_eq!(delivered, ids.len());
+}
+
+/// Polls until `n` records came or `limit` passed.
+fn consume(sim: &mut Simulation, host: HostId, n: usize, limit: Duration) -> Vec<ConsumedRecord> {
+    let mut got = Vec::new();
+    sim.run_until(limit, |sim| {
+        let now = sim.now();
+        got.extend(sim.client(host).poll_records(now, 1000));
+        got.len() >= n
+    });
+    got
+}
+
+fn values(records: &[ConsumedRecord], partition: i32) -> Vec<String> {
+    records
+        .iter()
+        .filter(|r| r.partition == partition)
+        .map(|r| String::from_utf8_lossy(r.record.value.as_deref().unwrap()).into_owned())
+        .collect()
+}
+
+#[test]
+fn assigned_partitions_are_read_in_order_from_where_they_start() {
+    let (mut sim, host) = setup(3, 1, |_| {});
+    sim.cluster().create_topic("t", 3, 3).unwrap();
+    produce(&mut sim, host, "t", 3, 500);
+    let now = sim.now();
+    let tps: Vec<_> = (0..3).map(|p| TopicPartition::new("t", p)).collect();
+    sim.client(host).assign(now, tps.clone(), Offset::Beginning);
+    let got = consume(&mut sim, host, 1500, Duration::from_secs(30));
+    assert_eq!(got.len(), 1500);
+    for p in 0..3 {
+        let want: Vec<String> = (0..500).map(|i| format!("p{p}-{i}")).collect();
+        assert_eq!(values(&got, p), want, "partition {p}");
+    }
+    let mut positions = sim.client(host).positions();
+    positions.sort();
+    assert_eq!(
+        positions.iter().map(|(_, o, _)| *o).collect::<Vec<_>>(),
+        [500, 500, 500]
+    );
+
+    // Seeks: an offset, the end, a time.
+    let now = sim.now();
+    sim.client(host).seek(now, &tps[0], Offset::At(490));
+    sim.client(host).seek(now, &tps[1], Offset::End);
+    sim.client(host).unassign(now, &tps[2..]);
+    let got = consume(&mut sim, host, 10, Duration::from_secs(5));
+    assert_eq!(
+        values(&got, 0),
+        (490..500).map(|i| format!("p0-{i}")).collect::<Vec<_>>()
+    );
+    assert!(values(&got, 1).is_empty() && values(&got, 2).is_empty());
+    produce(&mut sim, host, "t", 2, 5);
+    let got = consume(&mut sim, host, 10, Duration::from_secs(5));
+    assert_eq!(
+        values(&got, 1),
+        (0..5).map(|i| format!("p1-{i}")).collect::<Vec<_>>(),
+        "from the end on"
+    );
+}
+
+#[test]
+fn paused_partitions_are_not_fetched_and_resume_where_they_stopped() {
+    let (mut sim, host) = setup(1, 2, |_| {});
+    sim.cluster().create_topic("t", 2, 1).unwrap();
+    produce(&mut sim, host, "t", 2, 20);
+    let now = sim.now();
+    let tps: Vec<_> = (0..2).map(|p| TopicPartition::new("t", p)).collect();
+    sim.client(host).assign(now, tps.clone(), Offset::Beginning);
+    sim.client(host).pause(now, &tps[1..]);
+    let got = consume(&mut sim, host, 40, Duration::from_secs(3));
+    assert_eq!(got.len(), 20);
+    assert!(got.iter().all(|r| r.partition == 0));
+    let now = sim.now();
+    sim.client(host).resume(now, &tps[1..]);
+    let got = consume(&mut sim, host, 20, Duration::from_secs(3));
+    assert_eq!(values(&got, 1).len(), 20);
+}
+
+#[test]
+fn the_fetch_budget_bounds_what_is_buffered() {
+    let budget = 256 * 1024;
+    let (mut sim, host) = setup(1, 3, |c| {
+        c.consumer.buffer_max_bytes = budget;
+        c.consumer.partition_max_bytes = 64 * 1024;
+    });
+    sim.cluster().create_topic("t", 8, 1).unwrap();
+    produce(&mut sim, host, "t", 8, 2000);
+    let now = sim.now();
+    sim.client(host).assign(
+        now,
+        (0..8).map(|p| TopicPartition::new("t", p)).collect(),
+        Offset::Beginning,
+    );
+    // Without polling, fetching stops at the budget.
+    let mut max_seen = 0;
+    sim.run_until(Duration::from_secs(5), |sim| {
+        max_seen = max_seen.max(sim.client(host).consumer_buffered_bytes());
+        false
+    });
+    assert!(max_seen <= budget, "{max_seen} > {budget}");
+    assert!(max_seen > budget / 4, "it did fetch ({max_seen})");
+    // Polling slowly drains everything, never over budget.
+    let mut got = 0;
+    let deadline = sim.now() + Duration::from_secs(120);
+    while got < 16_000 && sim.now() < deadline {
+        let now = sim.now();
+        got += sim.client(host).poll_records(now, 50).len();
+        assert!(sim.client(host).consumer_buffered_bytes() <= budget);
+        sim.run_for(Duration::from_millis(1));
+    }
+    assert_eq!(got, 16_000);
+}
+
+#[test]
+fn an_out_of_range_position_follows_the_reset_policy() {
+    for (reset, expect_error) in [(OffsetReset::Earliest, false), (OffsetReset::Error, true)] {
+        let (mut sim, host) = setup(1, 4, |c| c.consumer.auto_offset_reset = reset);
+        sim.cluster().create_topic("t", 1, 1).unwrap();
+        produce(&mut sim, host, "t", 1, 10);
+        let now = sim.now();
+        let op =
+            sim.client(host)
+                .delete_records(now, vec![("t".into(), 0, 4)], Duration::from_secs(5));
+        sim.run_until_done(host, op, Duration::from_secs(5))
+            .unwrap();
+        let tp = TopicPartition::new("t", 0);
+        let now = sim.now();
+        sim.client(host)
+            .assign(now, vec![tp.clone()], Offset::At(1)); // below the log start
+        let got = consume(&mut sim, host, 6, Duration::from_secs(5));
+        let errors: Vec<ClientError> = sim
+            .client_events(host)
+            .filter_map(|e| match e {
+                Event::ConsumerError { error, .. } => Some(error),
+                _ => None,
+            })
+            .collect();
+        if expect_error {
+            assert!(got.is_empty());
+            assert_eq!(errors.len(), 1, "{errors:?}");
+        } else {
+            assert_eq!(
+                values(&got, 0),
+                (4..10).map(|i| format!("p0-{i}")).collect::<Vec<_>>()
+            );
+            assert!(errors.is_empty(), "{errors:?}");
+        }
+    }
+}
+
+#[test]
+fn a_leader_crash_loses_and_repeats_nothing() {
+    let (mut sim, host) = setup(3, 5, |_| {});
+    sim.cluster().create_topic("t", 1, 3).unwrap();
+    produce(&mut sim, host, "t", 1, 300);
+    let now = sim.now();
+    sim.client(host)
+        .assign(now, vec![TopicPartition::new("t", 0)], Offset::Beginning);
+    let mut got = consume(&mut sim, host, 100, Duration::from_secs(5));
+    let leader = sim.cluster().partition_leader("t", 0).unwrap();
+    let now = sim.now();
+    sim.cluster().crash_broker(leader, now);
+    produce(&mut sim, host, "t", 1, 100);
+    got.extend(consume(
+        &mut sim,
+        host,
+        400 - got.len(),
+        Duration::from_secs(30),
+    ));
+    let offsets: Vec<i64> = got.iter().map(|r| r.record.offset).collect();
+    assert_eq!(offsets, (0..400).collect::<Vec<_>>());
+}
