@@ -950,4 +950,3 @@ fn regress_sim_partitions_within_bound() {
     assert_eq!(result, Ok(true));
     assert!(peak <= target.alloc_bound(data.len()), "{peak}");
 }
-

@@ -430,7 +430,11 @@ fn drain(s: &mut State) -> Result<(), CheckFailure> {
         }
     }
     while let Some(event) = s.client.poll_event() {
-        let Event::Done { op, result } = event;
+        // The script never sends through the producer nor assigns partitions, so
+        // only operations end here.
+        let Event::Done { op, result } = event else {
+            return Err(fail(format!("client: unexpected event {event:?}")));
+        };
         let Some(started) = s.ops.get_mut(&op) else {
             return Err(fail(format!("client: Done for {op:?}, never started")));
         };
