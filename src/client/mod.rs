@@ -850,6 +850,55 @@ impl Client {
         }
     }
 
+    /// Opens `node`'s connection for `lane` unless there is one or the broker is
+    /// backing off.
+    fn connect_lane(&mut self, now: Instant, node: i32, lane: Lane) {
+        let endpoint = Endpoint::Node(node);
+        if !self.by_endpoint.contains_key(&(endpoint.clone(), lane))
+            && self
+                .endpoint_backoff
+                .get(&endpoint)
+                .is_none_or(|b| b.until <= now)
+        {
+            let _ = self.open(endpoint, lane, now);
+        }
+    }
+
+    /// Sends `request` on `node`'s ready connection for `lane` (a producer's or the
+    /// fetcher's own lane), with the options `options` makes from the broker's
+    /// versions; its reply goes to `owner` of the returned request number. `None`:
+    /// not sent (no ready connection, no usable version, or a full queue).
+    fn send_on_lane(
+        &mut self,
+        now: Instant,
+        node: i32,
+        lane: Lane,
+        request: crate::connection::AnyRequest,
+        options: impl FnOnce(Option<&Versions>) -> Option<RequestOptions>,
+        owner: fn(u64) -> Owner,
+    ) -> Option<u64> {
+        let conn_id = *self.by_endpoint.get(&(Endpoint::Node(node), lane))?;
+        let slot = self.slots.get_mut(&conn_id)?;
+        let ConnState::Open { conn, ready: true } = &mut slot.state else {
+            return None;
+        };
+        let options = options(conn.broker_versions())?;
+        let corr = conn.send_any(now, request, options).ok()?;
+        let n = self.next_produce_request;
+        self.next_produce_request += 1;
+        slot.waiters.insert(
+            corr,
+            Waiter {
+                owner: owner(n),
+                sent_at: now,
+            },
+        );
+        slot.last_active = now;
+        self.stats.request(&slot.label);
+        self.pump(conn_id, now);
+        Some(n)
+    }
+
     /// Drains a connection's transmits and events.
     fn pump(&mut self, id: ConnId, now: Instant) {
         let mut events = Vec::new();
