@@ -854,7 +854,7 @@ impl Client {
     /// backing off.
     fn connect_lane(&mut self, now: Instant, node: i32, lane: Lane) {
         let endpoint = Endpoint::Node(node);
-        if !self.by_endpoint.contains_key(&(endpoint.clone(), lane))
+        if !self.by_endpoint.contains_key(&(endpoint, lane))
             && self
                 .endpoint_backoff
                 .get(&endpoint)
