@@ -95,6 +95,11 @@ impl Handle {
     #[cfg_attr(not(feature = "blocking"), allow(dead_code))]
     pub(crate) fn close(&self) {
         self.commands.close();
+        // Closed from here on, whenever the driver gets to it.
+        let _ = self.closed.set(ConnectionError {
+            broker: self.broker.clone(),
+            kind: sansio::ConnectionErrorKind::ClosedLocally,
+        });
     }
 
     pub(crate) fn broker_versions(&self) -> &std::collections::BTreeMap<i16, VersionRange> {

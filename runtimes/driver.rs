@@ -219,7 +219,8 @@ impl<N: Net> Driver<N> {
                         .blocked
                         .push_back((n, record, done, deadline));
                 }
-                self.admit(now);
+                // Taken in by `drain` once the commands at hand are read, so that a
+                // burst of sends drives the producer once.
             }
             Command::Flush(reply) => {
                 self.client.flush(now);
@@ -269,9 +270,13 @@ impl<N: Net> Driver<N> {
     /// Moves records waiting for buffer room into the producer, in order; those
     /// that waited past their delivery timeout fail.
     fn admit(&mut self, now: Instant) {
+        // Records are taken in first and the producer driven once after, not once per
+        // record (which scans every partition each time).
+        let mut accepted = false;
         while let Some((n, record, done, deadline)) = self.deliveries.blocked.pop_front() {
-            match self.client.try_send(now, record) {
+            match self.client.accept_record(now, record) {
                 Ok(id) => {
+                    accepted = true;
                     self.deliveries.accepted.insert(id, (n, done));
                 }
                 Err((SendError::BufferFull { .. }, record)) if now < deadline => {
@@ -286,6 +291,9 @@ impl<N: Net> Driver<N> {
                     done.send(Err(ClientError::Send(e)));
                 }
             }
+        }
+        if accepted {
+            self.client.drive_producer(now);
         }
         self.finish_flushes();
     }
@@ -386,7 +394,10 @@ impl<N: Net> Driver<N> {
             }
         }
         if !self.deliveries.blocked.is_empty() {
+            let waiting = self.deliveries.blocked.len();
             self.admit(now());
+            // What the producer made of them is output for the next round.
+            progressed |= self.deliveries.blocked.len() != waiting;
         }
         self.finish_flushes();
         progressed

@@ -63,15 +63,27 @@ impl Client {
         now: Instant,
         record: ProducerRecord,
     ) -> Result<RecordId, (SendError, ProducerRecord)> {
+        let id = self.accept_record(now, record)?;
+        self.drive_producer(now);
+        Ok(id)
+    }
+
+    /// Takes a record into the producer's buffers without driving the producer: a
+    /// caller handing over many records at once drives it once after the last
+    /// ([`drive_producer`](Self::drive_producer)), instead of once per record.
+    #[allow(clippy::result_large_err)] // as try_send
+    pub(crate) fn accept_record(
+        &mut self,
+        now: Instant,
+        record: ProducerRecord,
+    ) -> Result<RecordId, (SendError, ProducerRecord)> {
         self.advance(now);
         let seed = self.config.seed;
         let config = self.config.producer.clone();
         let producer = self
             .producer
             .get_or_insert_with(|| Box::new(Producer::new(config, seed)));
-        let id = producer.send(now, record)?;
-        self.drive_producer(now);
-        Ok(id)
+        producer.send(now, record)
     }
 
     /// Sends every buffered record now, without waiting for linger. Their
