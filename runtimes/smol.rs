@@ -62,6 +62,24 @@ impl std::fmt::Debug for Connection {
 }
 
 /// The future that carries the connection's bytes; spawn it on an executor.
+///
+/// ```
+/// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+/// # let server = kafka_sansio::doc_support::background();
+/// use kafka_sansio::connection::Config;
+/// use kafka_sansio::messages::MetadataRequest;
+/// use kafka_sansio::smol_runtime::Connection;
+///
+/// futures_lite::future::block_on(async {
+///     let (conn, driver) = Connection::connect(server.addrs()[0], Config::new("broker-0")).await?;
+///     std::thread::spawn(move || futures_lite::future::block_on(driver)); // or smol::spawn
+///     let metadata = conn.send(MetadataRequest::default()).await?;
+///     assert_eq!(metadata.brokers.len(), 3);
+///     Ok::<_, kafka_sansio::runtime::Error>(())
+/// })?;
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[must_use = "the connection makes no progress unless the driver runs"]
 pub struct Driver {
     inner: future::Boxed<()>,
@@ -281,6 +299,19 @@ impl DriverState {
 /// [`build_smol`](crate::runtime::ClientBuilder::build_smol); spawn it on your
 /// executor (`smol::spawn(driver).detach()`). It ends when the client is closed or
 /// every handle is dropped.
+///
+/// ```
+/// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+/// # let server = kafka_sansio::doc_support::background();
+/// use kafka_sansio::runtime::ClientBuilder;
+///
+/// let (client, driver) = ClientBuilder::new(&server.bootstrap()).build_smol()?;
+/// let driving = std::thread::spawn(move || futures_lite::future::block_on(driver));
+/// futures_lite::future::block_on(client.close()); // the driver ends
+/// driving.join().unwrap();
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[must_use = "the client makes no progress unless the driver runs"]
 pub struct ClientDriver {
     inner: crate::driver::Driver<crate::smol_net::AsyncIoNet>,
@@ -308,6 +339,20 @@ impl crate::runtime::ClientBuilder {
     ///
     /// # Errors
     /// The configuration is invalid.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use kafka_sansio::runtime::ClientBuilder;
+    ///
+    /// let (client, driver) = ClientBuilder::new(&server.bootstrap()).build_smol()?;
+    /// // Spawn the driver on your executor: smol::spawn(driver).detach(). Here, a thread:
+    /// std::thread::spawn(move || futures_lite::future::block_on(driver));
+    /// let cluster = futures_lite::future::block_on(client.describe_cluster())?;
+    /// assert_eq!(cluster.brokers.len(), 3);
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn build_smol(
         self,
     ) -> Result<(crate::runtime::Client, ClientDriver), crate::client::ClientError> {

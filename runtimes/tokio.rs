@@ -63,6 +63,17 @@ impl Connection {
     ///
     /// # Errors
     /// The TCP connection fails, or the connection fails before it is ready.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let server = kafka_sansio::doc_support::serve().await;
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::tokio_runtime::Connection;
+    ///
+    /// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0")).await?;
+    /// assert!(conn.closed().is_none());
+    /// # Ok(()) });
+    /// ```
     pub async fn connect(
         addr: impl ToSocketAddrs + std::fmt::Display,
         config: Config,
@@ -115,6 +126,19 @@ impl Connection {
     /// The request ends without a response (timeout, unsupported, connection failure),
     /// the response does not decode, or the request is an acks=0 Produce
     /// ([`Error::NoResponse`], after it was written).
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let server = kafka_sansio::doc_support::serve().await;
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::messages::MetadataRequest;
+    /// use kafka_sansio::tokio_runtime::Connection;
+    ///
+    /// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0")).await?;
+    /// let metadata = conn.send(MetadataRequest::default()).await?;
+    /// assert_eq!(metadata.brokers.len(), 3);
+    /// # Ok(()) });
+    /// ```
     pub async fn send<R: Request + Send + 'static>(
         &self,
         request: R,
@@ -126,6 +150,21 @@ impl Connection {
     ///
     /// # Errors
     /// The request ends without a response.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let server = kafka_sansio::doc_support::serve().await;
+    /// use std::time::Duration;
+    /// use kafka_sansio::connection::{Config, RequestOptions};
+    /// use kafka_sansio::messages::MetadataRequest;
+    /// use kafka_sansio::runtime::Outcome;
+    /// use kafka_sansio::tokio_runtime::Connection;
+    ///
+    /// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0")).await?;
+    /// let outcome = conn.send_with(MetadataRequest::default(), RequestOptions::timeout(Duration::from_secs(2))).await?;
+    /// assert!(matches!(outcome, Outcome::Response(_)));
+    /// # Ok(()) });
+    /// ```
     pub async fn send_with<R: Request + Send + 'static>(
         &self,
         request: R,
@@ -145,6 +184,18 @@ impl Connection {
     }
 
     /// The versions the broker offers per API key, as negotiated at connect.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let server = kafka_sansio::doc_support::serve().await;
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::messages::ApiKey;
+    /// use kafka_sansio::tokio_runtime::Connection;
+    ///
+    /// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0")).await?;
+    /// assert!(conn.broker_versions().contains_key(&(ApiKey::Fetch as i16)));
+    /// # Ok(()) });
+    /// ```
     #[must_use]
     pub fn broker_versions(&self) -> &std::collections::BTreeMap<i16, crate::wire::VersionRange> {
         &self.versions
@@ -152,12 +203,36 @@ impl Connection {
 
     /// The version requests of `api_key` are sent at: the highest both sides support
     /// (`None` if there is none). Lets a caller fill version-dependent fields.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let server = kafka_sansio::doc_support::serve().await;
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::messages::ApiKey;
+    /// use kafka_sansio::tokio_runtime::Connection;
+    ///
+    /// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0")).await?;
+    /// assert!(conn.version_for(ApiKey::Metadata).is_some());
+    /// assert_eq!(conn.version_for(ApiKey::DescribeAcls), None); // not offered by the simulation
+    /// # Ok(()) });
+    /// ```
     #[must_use]
     pub fn version_for(&self, api_key: crate::messages::ApiKey) -> Option<i16> {
         crate::runtime::version_for(&self.versions, api_key)
     }
 
     /// The error that closed the connection, once it has closed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let server = kafka_sansio::doc_support::serve().await;
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::tokio_runtime::Connection;
+    ///
+    /// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0")).await?;
+    /// assert_eq!(conn.closed(), None); // open
+    /// # Ok(()) });
+    /// ```
     #[must_use]
     pub fn closed(&self) -> Option<ConnectionError> {
         self.closed.get().cloned()
@@ -280,6 +355,22 @@ impl crate::runtime::ClientBuilder {
     ///
     /// # Errors
     /// The configuration is invalid, or no bootstrap broker answered in time.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let server = kafka_sansio::doc_support::serve().await;
+    /// use kafka_sansio::runtime::ClientBuilder;
+    ///
+    /// let client = ClientBuilder::new(&server.bootstrap()).build_tokio().await?;
+    /// assert_eq!(client.describe_cluster().await?.brokers.len(), 3);
+    /// // Nothing answers here: the build fails within the connect timeout.
+    /// let nobody = ClientBuilder::new("127.0.0.1:1")
+    ///     .connect_timeout(std::time::Duration::from_millis(200))
+    ///     .build_tokio()
+    ///     .await;
+    /// assert!(nobody.is_err());
+    /// # Ok(()) });
+    /// ```
     pub async fn build_tokio(self) -> Result<crate::runtime::Client, crate::client::ClientError> {
         let timeout = self.bootstrap_timeout();
         let (core, client, commands, tls) = self.parts()?;
