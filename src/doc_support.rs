@@ -1,6 +1,10 @@
 //! Setup shared by the doc examples: a simulated cluster with a topic, a hosted
 //! sans-IO client, a served cluster for the runtime facades. Not part of the API.
-#![allow(clippy::disallowed_methods, clippy::missing_panics_doc, clippy::expect_used)]
+#![allow(
+    clippy::disallowed_methods,
+    clippy::missing_panics_doc,
+    clippy::expect_used
+)]
 
 use std::time::Duration;
 
