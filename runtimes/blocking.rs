@@ -52,6 +52,23 @@ struct Shared {
 /// A handle to one broker connection. Clone it freely (or share it by reference
 /// across threads); the connection closes when [`close`](Self::close) is called or
 /// the last handle is dropped.
+///
+/// ```
+/// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+/// # let server = kafka_sansio::doc_support::background();
+/// use kafka_sansio::blocking_runtime::Connection;
+/// use kafka_sansio::connection::Config;
+/// use kafka_sansio::messages::MetadataRequest;
+///
+/// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0"))?;
+/// std::thread::scope(|s| {
+///     for _ in 0..2 {
+///         s.spawn(|| assert_eq!(conn.send(MetadataRequest::default()).unwrap().brokers.len(), 3));
+///     }
+/// });
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct Connection {
     shared: Arc<Shared>,
@@ -93,6 +110,17 @@ impl Connection {
     ///
     /// # Errors
     /// The TCP connection fails, or the connection fails before it is ready.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use kafka_sansio::blocking_runtime::Connection;
+    /// use kafka_sansio::connection::Config;
+    /// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0"))?;
+    /// assert!(conn.closed().is_none());
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn connect(
         addr: impl ToSocketAddrs + std::fmt::Display,
         config: Config,
@@ -151,6 +179,19 @@ impl Connection {
     /// The request ends without a response (timeout, unsupported, connection failure),
     /// the response does not decode, or the request is an acks=0 Produce
     /// ([`Error::NoResponse`], after it was written).
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use kafka_sansio::blocking_runtime::Connection;
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::messages::MetadataRequest;
+    /// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0"))?;
+    /// let metadata = conn.send(MetadataRequest::default())?;
+    /// assert_eq!(metadata.brokers.len(), 3);
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn send<R: Request + Send + 'static>(&self, request: R) -> Result<R::Response, Error> {
         decode::<R>(self.send_with(request, RequestOptions::default())?)
     }
@@ -159,6 +200,22 @@ impl Connection {
     ///
     /// # Errors
     /// The request ends without a response.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use std::time::Duration;
+    /// use kafka_sansio::blocking_runtime::Connection;
+    /// use kafka_sansio::connection::{Config, RequestOptions};
+    /// use kafka_sansio::messages::MetadataRequest;
+    /// use kafka_sansio::runtime::Outcome;
+    /// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0"))?;
+    /// let outcome = conn.send_with(MetadataRequest::default(), RequestOptions::timeout(Duration::from_secs(2)))?;
+    /// let Outcome::Response(response) = outcome else { unreachable!() };
+    /// assert_eq!(response.decode::<MetadataRequest>()?.brokers.len(), 3);
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn send_with<R: Request + Send + 'static>(
         &self,
         request: R,
@@ -178,6 +235,20 @@ impl Connection {
     }
 
     /// Closes the connection: outstanding requests fail, the socket is shut down.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use kafka_sansio::blocking_runtime::Connection;
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::messages::MetadataRequest;
+    /// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0"))?;
+    /// conn.close();
+    /// assert!(conn.send(MetadataRequest::default()).is_err());
+    /// assert!(conn.closed().is_some());
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn close(&self) {
         let mut core = lock(&self.shared.core);
         core.conn.close();
@@ -187,6 +258,19 @@ impl Connection {
     }
 
     /// The versions the broker offers per API key, as negotiated at connect.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use kafka_sansio::blocking_runtime::Connection;
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::messages::ApiKey;
+    /// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0"))?;
+    /// let produce = conn.broker_versions()[&(ApiKey::Produce as i16)];
+    /// assert_eq!(produce.min, 3); // like Kafka 4.0
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn broker_versions(&self) -> &std::collections::BTreeMap<i16, crate::wire::VersionRange> {
         &self.versions
@@ -194,12 +278,37 @@ impl Connection {
 
     /// The version requests of `api_key` are sent at: the highest both sides support
     /// (`None` if there is none). Lets a caller fill version-dependent fields.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use kafka_sansio::blocking_runtime::Connection;
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::messages::ApiKey;
+    /// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0"))?;
+    /// assert!(conn.version_for(ApiKey::Fetch).is_some());
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn version_for(&self, api_key: crate::messages::ApiKey) -> Option<i16> {
         crate::runtime::version_for(&self.versions, api_key)
     }
 
     /// The error that closed the connection, once it has closed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use kafka_sansio::blocking_runtime::Connection;
+    /// use kafka_sansio::connection::Config;
+    /// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0"))?;
+    /// assert_eq!(conn.closed(), None);
+    /// conn.close();
+    /// assert!(conn.closed().is_some());
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn closed(&self) -> Option<ConnectionError> {
         lock(&self.shared.core).closed.clone()

@@ -4,6 +4,24 @@
 //! None of this does I/O either; each adapter owns the socket and the clock and calls
 //! in here. The adapters are the only code in the crate that reads the clock
 //! ([`now`]), and they say so where they do.
+//!
+//! The facades start here: [`ClientBuilder`] builds a [`Client`] under tokio, smol or
+//! a thread of its own, and the client hands out a [`Producer`], a [`Consumer`] and
+//! per-partition [`PartitionClient`]s.
+//!
+//! ```
+//! # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+//! # let server = kafka_sansio::doc_support::serve().await;
+//! use kafka_sansio::client::{Offset, ProducerRecord, TopicPartition};
+//! use kafka_sansio::runtime::ClientBuilder;
+//!
+//! let client = ClientBuilder::new(&server.bootstrap()).build_tokio().await?;
+//! let written = client.producer().send(ProducerRecord::new("orders", "paid").partition(0)).await?;
+//! let mut consumer = client.consumer();
+//! consumer.assign(vec![TopicPartition::new("orders", 0)], Offset::Beginning)?;
+//! assert_eq!(Some(consumer.recv().await?.record.offset), written.offset);
+//! # Ok(()) });
+//! ```
 
 use std::collections::HashMap;
 use std::time::Instant;

@@ -45,6 +45,23 @@ struct Command {
 
 /// A handle to one broker connection. Clone it freely; the connection closes when the
 /// last handle is dropped.
+///
+/// ```
+/// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+/// # let server = kafka_sansio::doc_support::background();
+/// use kafka_sansio::connection::Config;
+/// use kafka_sansio::messages::MetadataRequest;
+/// use kafka_sansio::smol_runtime::Connection;
+/// futures_lite::future::block_on(async {
+///     let (conn, driver) = Connection::connect(server.addrs()[0], Config::new("broker-0")).await?;
+///     std::thread::spawn(move || futures_lite::future::block_on(driver)); // or smol::spawn(driver).detach()
+///     let other = conn.clone(); // both share the one socket
+///     assert_eq!(other.send(MetadataRequest::default()).await?.brokers.len(), 3);
+///     Ok::<_, kafka_sansio::runtime::Error>(())
+/// })?;
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct Connection {
     commands: async_channel::Sender<Command>,
@@ -108,6 +125,21 @@ impl Connection {
     ///
     /// # Errors
     /// The TCP connection fails, or the connection fails before it is ready.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::smol_runtime::Connection;
+    /// futures_lite::future::block_on(async {
+    ///     let (conn, driver) = Connection::connect(server.addrs()[0], Config::new("broker-0")).await?;
+    ///     std::thread::spawn(move || futures_lite::future::block_on(driver));
+    ///     assert!(conn.closed().is_none());
+    ///     Ok::<_, kafka_sansio::runtime::Error>(())
+    /// })?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn connect(
         addr: impl ToSocketAddrs + std::fmt::Display,
         config: Config,
@@ -169,6 +201,23 @@ impl Connection {
     /// The request ends without a response (timeout, unsupported, connection failure),
     /// the response does not decode, or the request is an acks=0 Produce
     /// ([`Error::NoResponse`], after it was written).
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::messages::MetadataRequest;
+    /// use kafka_sansio::smol_runtime::Connection;
+    /// futures_lite::future::block_on(async {
+    ///     let (conn, driver) = Connection::connect(server.addrs()[0], Config::new("broker-0")).await?;
+    ///     std::thread::spawn(move || futures_lite::future::block_on(driver));
+    ///     let metadata = conn.send(MetadataRequest::default()).await?;
+    ///     assert_eq!(metadata.brokers.len(), 3);
+    ///     Ok::<_, kafka_sansio::runtime::Error>(())
+    /// })?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn send<R: Request + Send + 'static>(
         &self,
         request: R,
@@ -180,6 +229,25 @@ impl Connection {
     ///
     /// # Errors
     /// The request ends without a response.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use std::time::Duration;
+    /// use kafka_sansio::connection::{Config, RequestOptions};
+    /// use kafka_sansio::messages::MetadataRequest;
+    /// use kafka_sansio::runtime::Outcome;
+    /// use kafka_sansio::smol_runtime::Connection;
+    /// futures_lite::future::block_on(async {
+    ///     let (conn, driver) = Connection::connect(server.addrs()[0], Config::new("broker-0")).await?;
+    ///     std::thread::spawn(move || futures_lite::future::block_on(driver));
+    ///     let options = RequestOptions::timeout(Duration::from_secs(2));
+    ///     assert!(matches!(conn.send_with(MetadataRequest::default(), options).await?, Outcome::Response(_)));
+    ///     Ok::<_, kafka_sansio::runtime::Error>(())
+    /// })?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn send_with<R: Request + Send + 'static>(
         &self,
         request: R,
@@ -199,6 +267,19 @@ impl Connection {
     }
 
     /// The versions the broker offers per API key, as negotiated at connect.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::messages::ApiKey;
+    /// use kafka_sansio::smol_runtime::Connection;
+    /// let (conn, driver) = futures_lite::future::block_on(Connection::connect(server.addrs()[0], Config::new("broker-0")))?;
+    /// std::thread::spawn(move || futures_lite::future::block_on(driver));
+    /// assert!(conn.broker_versions().contains_key(&(ApiKey::Metadata as i16)));
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn broker_versions(&self) -> &std::collections::BTreeMap<i16, crate::wire::VersionRange> {
         &self.versions
@@ -206,12 +287,37 @@ impl Connection {
 
     /// The version requests of `api_key` are sent at: the highest both sides support
     /// (`None` if there is none). Lets a caller fill version-dependent fields.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::messages::ApiKey;
+    /// use kafka_sansio::smol_runtime::Connection;
+    /// let (conn, driver) = futures_lite::future::block_on(Connection::connect(server.addrs()[0], Config::new("broker-0")))?;
+    /// std::thread::spawn(move || futures_lite::future::block_on(driver));
+    /// assert_eq!(conn.version_for(ApiKey::DescribeAcls), None); // the simulation offers no ACLs
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn version_for(&self, api_key: crate::messages::ApiKey) -> Option<i16> {
         crate::runtime::version_for(&self.versions, api_key)
     }
 
     /// The error that closed the connection, once it has closed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::smol_runtime::Connection;
+    /// let (conn, driver) = futures_lite::future::block_on(Connection::connect(server.addrs()[0], Config::new("broker-0")))?;
+    /// std::thread::spawn(move || futures_lite::future::block_on(driver));
+    /// assert_eq!(conn.closed(), None);
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn closed(&self) -> Option<ConnectionError> {
         self.closed.get().cloned()

@@ -42,6 +42,20 @@ struct Command {
 
 /// A handle to one broker connection driven by a tokio task. Clone it freely; the
 /// connection closes when the last handle is dropped.
+///
+/// ```
+/// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+/// # let server = kafka_sansio::doc_support::serve().await;
+/// use kafka_sansio::connection::Config;
+/// use kafka_sansio::messages::MetadataRequest;
+/// use kafka_sansio::tokio_runtime::Connection;
+///
+/// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0")).await?;
+/// let (a, b) = (conn.clone(), conn.clone()); // pipelined on one socket
+/// let (m1, m2) = tokio::join!(a.send(MetadataRequest::default()), b.send(MetadataRequest::default()));
+/// assert_eq!(m1?.brokers, m2?.brokers);
+/// # Ok(()) });
+/// ```
 #[derive(Debug, Clone)]
 pub struct Connection {
     commands: mpsc::UnboundedSender<Command>,

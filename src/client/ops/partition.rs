@@ -488,6 +488,22 @@ impl Client {
     ///
     /// The batch is encoded here, so a record set too large for one batch fails at
     /// once with [`ClientError::Records`].
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{OpOutput, ProduceOptions, Record};
+    /// use kafka_sansio::records::Compression;
+    /// let now = sim.now();
+    /// let records = vec![Record::new("a").key("k").timestamp(1_700_000_000_000), Record::new("b")];
+    /// let options = ProduceOptions::default().compression(Compression::Lz4);
+    /// let op = sim.client(host).produce(now, "orders", 2, records, options);
+    /// let OpOutput::Produced(out) = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+    /// assert_eq!(out.offsets().collect::<Vec<_>>(), [0, 1]);
+    /// # }
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn produce(
         &mut self,
         now: Instant,
@@ -519,6 +535,22 @@ impl Client {
     }
 
     /// Fetches records of one partition from `offset`.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{FetchOptions, OpOutput, Record};
+    /// let now = sim.now();
+    /// let op = sim.client(host).produce(now, "orders", 0, vec![Record::new("a"), Record::new("b")], Default::default());
+    /// sim.run_until_done(host, op, Duration::from_secs(10))?;
+    /// let now = sim.now();
+    /// let op = sim.client(host).fetch(now, "orders", 0, 1, FetchOptions::default().max_wait(Duration::ZERO));
+    /// let OpOutput::Fetched(out) = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+    /// assert_eq!(out.records.iter().map(|r| r.offset).collect::<Vec<_>>(), [1]);
+    /// # }
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn fetch(
         &mut self,
         now: Instant,
@@ -543,6 +575,22 @@ impl Client {
     }
 
     /// Looks up an offset of one partition (earliest, latest, or by timestamp).
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{OffsetSpec, OpOutput, Record};
+    /// let now = sim.now();
+    /// let op = sim.client(host).produce(now, "orders", 0, vec![Record::new("a"), Record::new("b")], Default::default());
+    /// sim.run_until_done(host, op, Duration::from_secs(10))?;
+    /// let now = sim.now();
+    /// let op = sim.client(host).list_offsets(now, "orders", 0, OffsetSpec::Latest);
+    /// let OpOutput::Offset { offset, .. } = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+    /// assert_eq!(offset, 2);
+    /// # }
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn list_offsets(
         &mut self,
         now: Instant,
