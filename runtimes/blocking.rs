@@ -417,11 +417,12 @@ fn reader_loop(shared: &Shared, mut stream: TcpStream) {
 /// Mirrors async methods of the facade as blocking ones: each call hands the
 /// operation to the driver thread and waits for its result.
 macro_rules! blocking_methods {
-    ($( $(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident : $ty:ty)*) -> $ret:ty; )*) => {
+    ($( #[doc = $summary:literal] $(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident : $ty:ty)*) -> $ret:ty; )*) => {
         $(
-            $(#[$doc])*
+            #[doc = $summary]
             #[doc = ""]
             #[doc = concat!("The blocking form of the async `", stringify!($name), "`.")]
+            $(#[$doc])*
             pub fn $name(&self $(, $arg: $ty)*) -> $ret {
                 futures_lite::future::block_on(self.inner.$name($($arg),*))
             }
