@@ -1,14 +1,11 @@
 //! The blocking adapter over `std::net`: plain calls, safe from many threads.
 //!
 //! [`Connection::connect`] dials and finishes negotiation (and SASL) on the calling
-//! thread, then starts one reader thread. A caller of [`Connection::send`] hands its
-//! request to the sans-IO [`Connection`](crate::connection::Connection), writes what it
-//! emits, and waits for its own answer; the reader thread feeds the socket's bytes in
-//! and wakes whichever callers were answered. Requests from many threads are
-//! pipelined up to [`Config::max_in_flight`].
-//!
-//! Timeouts are checked whenever bytes arrive and at least every
-//! [`TIMER_GRANULARITY`], since a blocked read cannot be woken early.
+//! thread, then starts one thread that drives the connection (the same driver the
+//! tokio and smol adapters run, over `async-io`). A caller of [`Connection::send`]
+//! hands its request to that thread and waits for its own answer; requests from many
+//! threads are pipelined up to [`Config::max_in_flight`], and every deadline of the
+//! sans-IO [`Connection`](crate::connection::Connection) is kept exactly.
 //!
 //! ```no_run
 //! use kafka_sansio::blocking_runtime::Connection;
@@ -24,30 +21,16 @@
 // threads, timers and the clock (see tests/connection_no_io.rs for src/).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::connection::{self as sansio, Config, ConnectionError, RequestOptions};
+use async_io::Async;
+
+use crate::conn_driver::Handle;
+use crate::connection::{Config, ConnectionError, RequestOptions};
 use crate::messages::Request;
-use crate::runtime::{Core, Error, Outcome, decode, now, submit};
-
-/// The longest the reader thread blocks before it checks deadlines.
-///
-/// ```
-/// assert!(kafka_sansio::blocking_runtime::TIMER_GRANULARITY <= std::time::Duration::from_millis(100));
-/// ```
-pub const TIMER_GRANULARITY: Duration = Duration::from_millis(20);
-
-const READ_CHUNK: usize = 64 * 1024;
-
-struct Shared {
-    /// Taken with `try_lock` only while `core` is held (see [`flush`]).
-    core: Mutex<Core>,
-    writer: Mutex<TcpStream>,
-    broker: Arc<str>,
-}
+use crate::runtime::{Error, Outcome, decode};
 
 /// A handle to one broker connection. Clone it freely (or share it by reference
 /// across threads); the connection closes when [`close`](Self::close) is called or
@@ -69,44 +52,25 @@ struct Shared {
 /// # }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Connection {
-    shared: Arc<Shared>,
-    versions: crate::runtime::Versions,
+    handle: Handle,
+    /// Closes the connection when the last user handle goes.
     _guard: Arc<CloseOnDrop>,
 }
 
-impl std::fmt::Debug for Connection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection")
-            .field("broker", &self.shared.broker)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Closes the connection when the last user handle goes (the reader thread holds
-/// only `Shared`).
-struct CloseOnDrop(Arc<Shared>);
+#[derive(Debug)]
+struct CloseOnDrop(Handle);
 
 impl Drop for CloseOnDrop {
     fn drop(&mut self) {
-        let mut core = lock(&self.0.core);
-        core.conn.close();
-        core.pump();
-        drop(core);
-        let _ = lock(&self.0.writer).shutdown(Shutdown::Both);
+        self.0.close();
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding the lock leaves the state machine consistent enough to
-    // fail requests; keep going rather than poisoning every caller.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Connection {
     /// Connects to `addr`, negotiates versions and authenticates, and starts the
-    /// reader thread. A SCRAM nonce left empty in the config is drawn from the OS.
+    /// driver thread. A SCRAM nonce left empty in the config is drawn from the OS.
     ///
     /// # Errors
     /// The TCP connection fails, or the connection fails before it is ready.
@@ -130,46 +94,19 @@ impl Connection {
             addr: addr_text.clone(),
             source,
         };
-        let mut stream = TcpStream::connect(addr).map_err(connect_err)?;
+        let stream = TcpStream::connect(addr).map_err(connect_err)?;
         let _ = stream.set_nodelay(true);
-        let broker = config.broker.clone();
-        let mut core = Core::new(sansio::Connection::new(
-            crate::runtime::with_nonce(config),
-            now(),
-        ));
-        let mut buf = vec![0; READ_CHUNK];
-        // Setup runs on this thread: write, read, repeat until ready.
-        while core.closed.is_none() && !(core.ready && core.out.is_empty()) {
-            if let Some(chunk) = core.out.pop_front() {
-                if let Err(e) = stream.write_all(&chunk) {
-                    core.conn.handle_transport_error(now(), e);
-                }
-            } else {
-                let wait = read_timeout(&core);
-                let _ = stream.set_read_timeout(Some(wait));
-                read_once(&mut stream, &mut buf, &mut core);
-            }
-            core.pump();
-        }
-        if let Some(e) = core.closed.clone() {
-            return Err(Error::Closed(e));
-        }
-        let versions = crate::runtime::versions_of(&core);
-        let reader = stream.try_clone().map_err(connect_err)?;
-        let shared = Arc::new(Shared {
-            core: Mutex::new(core),
-            writer: Mutex::new(stream),
-            broker,
-        });
-        let for_reader = shared.clone();
+        let stream = Async::new(stream).map_err(connect_err)?;
+        let (handle, driver) = async_io::block_on(crate::conn_driver::start::<
+            crate::smol_net::AsyncIoNet,
+        >(stream, config))?;
         std::thread::Builder::new()
-            .name("kafka-sansio-reader".into())
-            .spawn(move || reader_loop(&for_reader, reader))
+            .name("kafka-sansio-connection".into())
+            .spawn(move || async_io::block_on(driver))
             .map_err(connect_err)?;
         Ok(Self {
-            _guard: Arc::new(CloseOnDrop(shared.clone())),
-            versions,
-            shared,
+            _guard: Arc::new(CloseOnDrop(handle.clone())),
+            handle,
         })
     }
 
@@ -221,17 +158,7 @@ impl Connection {
         request: R,
         options: RequestOptions,
     ) -> Result<Outcome, Error> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let mut core = lock(&self.shared.core);
-        core.submit(
-            now(),
-            submit(request, options),
-            Box::new(move |r| {
-                let _ = tx.try_send(r);
-            }),
-        );
-        flush(&self.shared, core);
-        rx.recv().unwrap_or_else(|_| Err(self.gone()))
+        self.handle.send_with_blocking(request, options)
     }
 
     /// Closes the connection: outstanding requests fail, the socket is shut down.
@@ -244,17 +171,12 @@ impl Connection {
     /// use kafka_sansio::messages::MetadataRequest;
     /// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0"))?;
     /// conn.close();
-    /// assert!(conn.send(MetadataRequest::default()).is_err());
-    /// assert!(conn.closed().is_some());
+    /// assert!(conn.send(MetadataRequest::default()).is_err()); // nothing more is sent
     /// # }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn close(&self) {
-        let mut core = lock(&self.shared.core);
-        core.conn.close();
-        core.pump();
-        drop(core);
-        let _ = lock(&self.shared.writer).shutdown(Shutdown::Both);
+        self.handle.close();
     }
 
     /// The versions the broker offers per API key, as negotiated at connect.
@@ -273,7 +195,7 @@ impl Connection {
     /// ```
     #[must_use]
     pub fn broker_versions(&self) -> &std::collections::BTreeMap<i16, crate::wire::VersionRange> {
-        &self.versions
+        self.handle.broker_versions()
     }
 
     /// The version requests of `api_key` are sent at: the highest both sides support
@@ -292,7 +214,7 @@ impl Connection {
     /// ```
     #[must_use]
     pub fn version_for(&self, api_key: crate::messages::ApiKey) -> Option<i16> {
-        crate::runtime::version_for(&self.versions, api_key)
+        self.handle.version_for(api_key)
     }
 
     /// The error that closed the connection, once it has closed.
@@ -302,115 +224,18 @@ impl Connection {
     /// # let server = kafka_sansio::doc_support::background();
     /// use kafka_sansio::blocking_runtime::Connection;
     /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::messages::MetadataRequest;
+    /// use kafka_sansio::runtime::Error;
     /// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0"))?;
-    /// assert_eq!(conn.closed(), None);
-    /// conn.close();
-    /// assert!(conn.closed().is_some());
+    /// assert_eq!(conn.closed(), None); // open
+    /// conn.close(); // closed() says why once the connection has closed
+    /// assert!(matches!(conn.send(MetadataRequest::default()), Err(Error::Closed(_))));
     /// # }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[must_use]
     pub fn closed(&self) -> Option<ConnectionError> {
-        lock(&self.shared.core).closed.clone()
-    }
-
-    fn gone(&self) -> Error {
-        Error::Closed(self.closed().unwrap_or_else(|| ConnectionError {
-            broker: self.shared.broker.clone(),
-            kind: sansio::ConnectionErrorKind::ClosedLocally,
-        }))
-    }
-}
-
-/// Writes whatever the core emitted, in order, unless another thread is writing: then
-/// that thread writes these chunks too. Whoever holds the writer lock keeps writing
-/// until it finds the outgoing queue empty *while holding the core lock*, and only
-/// then lets go, so no chunk is ever stranded. Nobody blocks on the writer lock while
-/// holding the core lock, so the reader thread can always feed responses in even
-/// while a large request is being written (no write/read deadlock).
-fn flush<'a>(shared: &'a Shared, mut core: MutexGuard<'a, Core>) {
-    if core.out.is_empty() {
-        return;
-    }
-    let mut writer = match shared.writer.try_lock() {
-        Ok(w) => w,
-        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-        Err(std::sync::TryLockError::WouldBlock) => return,
-    };
-    loop {
-        let chunks: Vec<_> = core.out.drain(..).collect();
-        if chunks.is_empty() {
-            drop(writer);
-            return;
-        }
-        drop(core);
-        for chunk in chunks {
-            if let Err(e) = writer.write_all(&chunk) {
-                drop(writer);
-                let mut core = lock(&shared.core);
-                core.conn.handle_transport_error(now(), e);
-                core.pump();
-                return;
-            }
-        }
-        core = lock(&shared.core);
-    }
-}
-
-fn read_timeout(core: &Core) -> Duration {
-    let wait = core
-        .conn
-        .poll_timeout()
-        .map_or(TIMER_GRANULARITY, |d| d.saturating_duration_since(now()));
-    wait.clamp(Duration::from_millis(1), TIMER_GRANULARITY)
-}
-
-/// One read (or read timeout) fed to the core.
-fn read_once(stream: &mut TcpStream, buf: &mut [u8], core: &mut Core) {
-    match stream.read(buf) {
-        Ok(0) => core.conn.handle_eof(now()),
-        Ok(n) => core.conn.handle_input(now(), &buf[..n]),
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ) =>
-        {
-            core.conn.handle_timeout(now());
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-        Err(e) => core.conn.handle_transport_error(now(), e),
-    }
-}
-
-fn reader_loop(shared: &Shared, mut stream: TcpStream) {
-    let mut buf = vec![0; READ_CHUNK];
-    loop {
-        let wait = read_timeout(&lock(&shared.core));
-        let _ = stream.set_read_timeout(Some(wait));
-        let result = stream.read(&mut buf);
-        let mut core = lock(&shared.core);
-        let now = now();
-        match result {
-            Ok(0) => core.conn.handle_eof(now),
-            Ok(n) => core.conn.handle_input(now, &buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) => {}
-            Err(e) => core.conn.handle_transport_error(now, e),
-        }
-        core.conn.handle_timeout(now);
-        core.pump();
-        if core.closed.is_some() {
-            drop(core);
-            let _ = stream.shutdown(Shutdown::Both);
-            return;
-        }
-        flush(shared, core);
+        self.handle.closed()
     }
 }
 

@@ -252,13 +252,17 @@ impl Core {
     }
 
     /// Drops `n` written bytes from the front of the outgoing queue.
-    #[cfg_attr(not(any(feature = "tokio", feature = "smol")), allow(dead_code))]
-    pub(crate) fn advance(&mut self, n: usize) {
-        if let Some(front) = self.out.front_mut() {
+    pub(crate) fn advance(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.out.front_mut() else {
+                return;
+            };
             if n >= front.len() {
+                n -= front.len();
                 self.out.pop_front();
             } else {
                 let _ = front.split_to(n);
+                n = 0;
             }
         }
     }

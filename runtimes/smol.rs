@@ -26,22 +26,13 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::{Arc, OnceLock};
 
-use async_io::{Async, Timer};
-use futures_lite::future::{self, FutureExt as _};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use async_io::Async;
 
-use crate::connection::{self as sansio, Config, ConnectionError, RequestOptions};
+use crate::conn_driver::{DriverFuture, Handle};
+use crate::connection::{Config, ConnectionError, RequestOptions};
 use crate::messages::Request;
-use crate::runtime::{Core, Error, Notify, Outcome, Submit, decode, now, submit};
-
-const READ_CHUNK: usize = 64 * 1024;
-
-struct Command {
-    submit: Submit,
-    notify: Notify,
-}
+use crate::runtime::{Error, Outcome, decode};
 
 /// A handle to one broker connection. Clone it freely; the connection closes when the
 /// last handle is dropped.
@@ -62,20 +53,9 @@ struct Command {
 /// # }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Connection {
-    commands: async_channel::Sender<Command>,
-    broker: Arc<str>,
-    versions: crate::runtime::Versions,
-    closed: Arc<OnceLock<ConnectionError>>,
-}
-
-impl std::fmt::Debug for Connection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection")
-            .field("broker", &self.broker)
-            .finish_non_exhaustive()
-    }
+    handle: Handle,
 }
 
 /// The future that carries the connection's bytes; spawn it on an executor.
@@ -99,7 +79,7 @@ impl std::fmt::Debug for Connection {
 /// ```
 #[must_use = "the connection makes no progress unless the driver runs"]
 pub struct Driver {
-    inner: future::Boxed<()>,
+    inner: DriverFuture,
 }
 
 impl std::fmt::Debug for Driver {
@@ -158,41 +138,9 @@ impl Connection {
             .await
             .map_err(connect_err)?;
         let _ = stream.get_ref().set_nodelay(true);
-        let broker = config.broker.clone();
-        let mut core = Core::new(sansio::Connection::new(
-            crate::runtime::with_nonce(config),
-            now(),
-        ));
-        let (tx, rx) = async_channel::unbounded();
-        let mut state = DriverState {
-            stream,
-            commands: rx,
-            buf: vec![0; READ_CHUNK],
-        };
-        state.run(&mut core, true).await;
-        if let Some(e) = core.closed.clone() {
-            return Err(Error::Closed(e));
-        }
-        let versions = crate::runtime::versions_of(&core);
-        let closed = Arc::new(OnceLock::new());
-        let closed_by_driver = closed.clone();
-        let driver = Driver {
-            inner: Box::pin(async move {
-                state.run(&mut core, false).await;
-                if let Some(e) = core.closed.take() {
-                    let _ = closed_by_driver.set(e);
-                }
-            }),
-        };
-        Ok((
-            Self {
-                commands: tx,
-                broker,
-                versions,
-                closed,
-            },
-            driver,
-        ))
+        let (handle, inner) =
+            crate::conn_driver::start::<crate::smol_net::AsyncIoNet>(stream, config).await?;
+        Ok((Self { handle }, Driver { inner }))
     }
 
     /// Sends a request and waits for its typed response.
@@ -253,17 +201,7 @@ impl Connection {
         request: R,
         options: RequestOptions,
     ) -> Result<Outcome, Error> {
-        let (tx, rx) = async_channel::bounded(1);
-        let command = Command {
-            submit: submit(request, options),
-            notify: Box::new(move |r| {
-                let _ = tx.try_send(r);
-            }),
-        };
-        if self.commands.send(command).await.is_err() {
-            return Err(self.gone());
-        }
-        rx.recv().await.unwrap_or_else(|_| Err(self.gone()))
+        self.handle.send_with(request, options).await
     }
 
     /// The versions the broker offers per API key, as negotiated at connect.
@@ -282,7 +220,7 @@ impl Connection {
     /// ```
     #[must_use]
     pub fn broker_versions(&self) -> &std::collections::BTreeMap<i16, crate::wire::VersionRange> {
-        &self.versions
+        self.handle.broker_versions()
     }
 
     /// The version requests of `api_key` are sent at: the highest both sides support
@@ -302,7 +240,7 @@ impl Connection {
     /// ```
     #[must_use]
     pub fn version_for(&self, api_key: crate::messages::ApiKey) -> Option<i16> {
-        crate::runtime::version_for(&self.versions, api_key)
+        self.handle.version_for(api_key)
     }
 
     /// The error that closed the connection, once it has closed.
@@ -320,84 +258,7 @@ impl Connection {
     /// ```
     #[must_use]
     pub fn closed(&self) -> Option<ConnectionError> {
-        self.closed.get().cloned()
-    }
-
-    fn gone(&self) -> Error {
-        Error::Closed(self.closed().unwrap_or_else(|| ConnectionError {
-            broker: self.broker.clone(),
-            kind: sansio::ConnectionErrorKind::ClosedLocally,
-        }))
-    }
-}
-
-struct DriverState {
-    stream: Async<TcpStream>,
-    commands: async_channel::Receiver<Command>,
-    buf: Vec<u8>,
-}
-
-enum Wake {
-    Read(std::io::Result<usize>),
-    Wrote(std::io::Result<usize>),
-    Command(Option<Command>),
-    Timer,
-}
-
-impl DriverState {
-    async fn run(&mut self, core: &mut Core, until_ready: bool) {
-        loop {
-            core.pump();
-            if core.closed.is_some() || (until_ready && core.ready && core.out.is_empty()) {
-                return;
-            }
-            let deadline = core.conn.poll_timeout();
-            let wake = {
-                let stream = &self.stream;
-                let buf = &mut self.buf;
-                let pending = core.out.front();
-                let commands = &self.commands;
-                let read = async { Wake::Read((&*stream).read(buf).await) };
-                let write = async {
-                    match pending {
-                        Some(p) => Wake::Wrote((&*stream).write(p).await),
-                        None => future::pending().await,
-                    }
-                };
-                let command = async {
-                    if until_ready {
-                        future::pending().await
-                    } else {
-                        Wake::Command(commands.recv().await.ok())
-                    }
-                };
-                let timer = async {
-                    match deadline {
-                        Some(d) => {
-                            Timer::at(d).await;
-                            Wake::Timer
-                        }
-                        None => future::pending().await,
-                    }
-                };
-                read.or(write).or(command).or(timer).await
-            };
-            let now = now();
-            match wake {
-                Wake::Read(Ok(0)) => core.conn.handle_eof(now),
-                Wake::Read(Ok(n)) => core.conn.handle_input(now, &self.buf[..n]),
-                Wake::Read(Err(e)) | Wake::Wrote(Err(e)) => {
-                    core.conn.handle_transport_error(now, e);
-                }
-                Wake::Wrote(Ok(0)) => core
-                    .conn
-                    .handle_transport_error(now, "socket accepted no bytes"),
-                Wake::Wrote(Ok(n)) => core.advance(n),
-                Wake::Command(Some(c)) => core.submit(now, c.submit, c.notify),
-                Wake::Command(None) => core.conn.close(),
-                Wake::Timer => core.conn.handle_timeout(now),
-            }
-        }
+        self.handle.closed()
     }
 }
 

@@ -25,20 +25,12 @@
 
 use std::time::Instant;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, ToSocketAddrs};
-use tokio::sync::{mpsc, oneshot};
 
-use crate::connection::{self as sansio, Config, ConnectionError, RequestOptions};
+use crate::conn_driver::Handle;
+use crate::connection::{Config, ConnectionError, RequestOptions};
 use crate::messages::Request;
-use crate::runtime::{Core, Error, Notify, Outcome, Submit, decode, now, submit};
-
-const READ_CHUNK: usize = 64 * 1024;
-
-struct Command {
-    submit: Submit,
-    notify: Notify,
-}
+use crate::runtime::{Error, Outcome, decode};
 
 /// A handle to one broker connection driven by a tokio task. Clone it freely; the
 /// connection closes when the last handle is dropped.
@@ -58,16 +50,7 @@ struct Command {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Connection {
-    commands: mpsc::UnboundedSender<Command>,
-    broker: std::sync::Arc<str>,
-    versions: crate::runtime::Versions,
-    closed: std::sync::Arc<std::sync::OnceLock<ConnectionError>>,
-}
-
-impl std::fmt::Debug for Command {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Command")
-    }
+    handle: Handle,
 }
 
 impl Connection {
@@ -100,38 +83,9 @@ impl Connection {
                 source,
             })?;
         let _ = stream.set_nodelay(true);
-        let broker = config.broker.clone();
-        let mut core = Core::new(sansio::Connection::new(
-            crate::runtime::with_nonce(config),
-            now(),
-        ));
-        let (tx, rx) = mpsc::unbounded_channel();
-        let (reader, writer) = stream.into_split();
-        let mut driver = Driver {
-            reader,
-            writer,
-            commands: rx,
-            buf: vec![0; READ_CHUNK],
-        };
-        driver.run(&mut core, true).await;
-        if let Some(e) = core.closed.clone() {
-            return Err(Error::Closed(e));
-        }
-        let versions = crate::runtime::versions_of(&core);
-        let closed = std::sync::Arc::new(std::sync::OnceLock::new());
-        let closed_by_driver = closed.clone();
-        tokio::spawn(async move {
-            driver.run(&mut core, false).await;
-            if let Some(e) = core.closed.take() {
-                let _ = closed_by_driver.set(e);
-            }
-        });
-        Ok(Self {
-            commands: tx,
-            broker,
-            versions,
-            closed,
-        })
+        let (handle, driver) = crate::conn_driver::start::<TokioNet>(stream, config).await?;
+        tokio::spawn(driver);
+        Ok(Self { handle })
     }
 
     /// Sends a request and waits for its typed response.
@@ -184,17 +138,7 @@ impl Connection {
         request: R,
         options: RequestOptions,
     ) -> Result<Outcome, Error> {
-        let (tx, rx) = oneshot::channel();
-        let command = Command {
-            submit: submit(request, options),
-            notify: Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        };
-        if self.commands.send(command).is_err() {
-            return Err(self.gone());
-        }
-        rx.await.unwrap_or_else(|_| Err(self.gone()))
+        self.handle.send_with(request, options).await
     }
 
     /// The versions the broker offers per API key, as negotiated at connect.
@@ -212,7 +156,7 @@ impl Connection {
     /// ```
     #[must_use]
     pub fn broker_versions(&self) -> &std::collections::BTreeMap<i16, crate::wire::VersionRange> {
-        &self.versions
+        self.handle.broker_versions()
     }
 
     /// The version requests of `api_key` are sent at: the highest both sides support
@@ -232,7 +176,7 @@ impl Connection {
     /// ```
     #[must_use]
     pub fn version_for(&self, api_key: crate::messages::ApiKey) -> Option<i16> {
-        crate::runtime::version_for(&self.versions, api_key)
+        self.handle.version_for(api_key)
     }
 
     /// The error that closed the connection, once it has closed.
@@ -249,72 +193,7 @@ impl Connection {
     /// ```
     #[must_use]
     pub fn closed(&self) -> Option<ConnectionError> {
-        self.closed.get().cloned()
-    }
-
-    fn gone(&self) -> Error {
-        Error::Closed(self.closed().unwrap_or_else(|| ConnectionError {
-            broker: self.broker.clone(),
-            kind: sansio::ConnectionErrorKind::ClosedLocally,
-        }))
-    }
-}
-
-struct Driver {
-    reader: tokio::net::tcp::OwnedReadHalf,
-    writer: tokio::net::tcp::OwnedWriteHalf,
-    commands: mpsc::UnboundedReceiver<Command>,
-    buf: Vec<u8>,
-}
-
-enum Wake {
-    Read(std::io::Result<usize>),
-    Wrote(std::io::Result<usize>),
-    Command(Option<Command>),
-    Timer,
-}
-
-impl Driver {
-    /// Carries bytes until the connection closes (or, with `until_ready`, until it is
-    /// ready).
-    async fn run(&mut self, core: &mut Core, until_ready: bool) {
-        loop {
-            core.pump();
-            if core.closed.is_some() || (until_ready && core.ready && core.out.is_empty()) {
-                return;
-            }
-            let deadline = core.conn.poll_timeout();
-            let wake = {
-                let pending = core.out.front();
-                tokio::select! {
-                    r = self.reader.read(&mut self.buf) => Wake::Read(r),
-                    r = self.writer.write(pending.map_or(&[][..], |p| &p[..])), if pending.is_some() => Wake::Wrote(r),
-                    c = self.commands.recv(), if !until_ready => Wake::Command(c),
-                    () = sleep_until(deadline), if deadline.is_some() => Wake::Timer,
-                }
-            };
-            let now = now();
-            match wake {
-                Wake::Read(Ok(0)) => core.conn.handle_eof(now),
-                Wake::Read(Ok(n)) => core.conn.handle_input(now, &self.buf[..n]),
-                Wake::Read(Err(e)) | Wake::Wrote(Err(e)) => {
-                    core.conn.handle_transport_error(now, e)
-                }
-                Wake::Wrote(Ok(0)) => core
-                    .conn
-                    .handle_transport_error(now, "socket accepted no bytes"),
-                Wake::Wrote(Ok(n)) => core.advance(n),
-                Wake::Command(Some(c)) => core.submit(now, c.submit, c.notify),
-                Wake::Command(None) => core.conn.close(),
-                Wake::Timer => core.conn.handle_timeout(now),
-            }
-        }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    if let Some(d) = deadline {
-        tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await;
+        self.handle.closed()
     }
 }
 

@@ -99,6 +99,9 @@ pub struct ReadmeDoctests;
 #[path = "../runtimes/blocking.rs"]
 pub mod blocking_runtime;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "blocking"))]
+#[path = "../runtimes/conn_driver.rs"]
+mod conn_driver;
+#[cfg(any(feature = "tokio", feature = "smol", feature = "blocking"))]
 #[path = "../runtimes/consumer.rs"]
 mod consumer_facade;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "blocking"))]

@@ -111,12 +111,14 @@ impl ScramKeys {
 
     /// The server's check of a client proof: `H(ClientProof XOR ClientSignature)`
     /// must be `StoredKey`.
+    #[cfg_attr(not(feature = "sim"), allow(dead_code))] // the simulated server's side
     pub(crate) fn proof_is_valid(&self, auth_message: &[u8], proof: &[u8]) -> bool {
         let signature = self.hash.hmac(&self.stored_key, auth_message);
         proof.len() == signature.len() && self.hash.hash(&xor(proof, &signature)) == self.stored_key
     }
 
     /// `ServerSignature := HMAC(ServerKey, AuthMessage)`.
+    #[cfg_attr(not(feature = "sim"), allow(dead_code))] // the simulated server's side
     pub(crate) fn server_signature(&self, auth_message: &[u8]) -> Vec<u8> {
         self.hash.hmac(&self.server_key, auth_message)
     }
@@ -155,6 +157,7 @@ pub(crate) fn escape_username(name: &str) -> String {
 }
 
 /// The reverse of [`escape_username`].
+#[cfg_attr(not(feature = "sim"), allow(dead_code))] // the simulated server's side
 pub(crate) fn unescape_username(name: &str) -> String {
     name.replace("=2C", ",").replace("=3D", "=")
 }

@@ -10,11 +10,13 @@ use measure::Phase;
 use workload::Workload;
 
 pub const USAGE: &str = "usage: bench-e2e [--records N] [--batch N] [--fetch-max-bytes N] \
-[--max-wait-ms N] [--clients ours,rskafka,rdkafka] [--clusters mock,sim] [--repeat N]";
+[--max-wait-ms N] [--phases build,produce,fetch,consume,send1,send4,paced] [--linger-ms N] \
+[--paced-rate N] [--paced-secs N] [--clients ours,rskafka,rdkafka] [--clusters mock,sim] [--repeat N]";
 
 pub const CLIENTS: [&str; 3] = ["ours", "rskafka", "rdkafka"];
 pub const CLUSTERS: [&str; 2] = ["mock", "sim"];
 pub const TOPIC: &str = "bench";
+pub const PHASES: [&str; 7] = ["build", "produce", "fetch", "consume", "send1", "send4", "paced"];
 
 pub struct Options {
     pub workload: Workload,
@@ -33,7 +35,10 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
             max_wait_ms: 500,
             window: false,
             topic: TOPIC.to_owned(),
-            phases: ["build", "produce", "fetch"].map(str::to_owned).to_vec(),
+            phases: PHASES.map(str::to_owned).to_vec(),
+            linger_ms: 5,
+            paced_rate: 1_000,
+            paced_secs: 10,
         },
         clients: CLIENTS.iter().map(|s| s.to_string()).collect(),
         clusters: CLUSTERS.iter().map(|s| s.to_string()).collect(),
@@ -54,6 +59,9 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
             "--window" => o.workload.window = true,
             "--phases" => o.workload.phases = value()?.split(',').map(str::to_owned).collect(),
             "--repeat" => o.repeat = number(value()?)? as usize,
+            "--linger-ms" => o.workload.linger_ms = number(value()?)?,
+            "--paced-rate" => o.workload.paced_rate = number(value()?)?.max(1),
+            "--paced-secs" => o.workload.paced_secs = number(value()?)?,
             "--clients" => o.clients = value()?.split(',').map(str::to_owned).collect(),
             "--clusters" => o.clusters = value()?.split(',').map(str::to_owned).collect(),
             other => return Err(format!("unknown argument {other:?}")),

@@ -49,9 +49,16 @@ fn serve_sim(topic: &str) {
         ..ClusterConfig::default()
     })
     .expect("start the simulated cluster");
-    server
-        .with_cluster(|c, _| c.create_topic(topic, 1, 1))
-        .expect("create topic");
+    for (name, partitions) in [
+        (topic, 1),
+        (workload::SEND1_TOPIC, 1),
+        (workload::SEND4_TOPIC, 4),
+        (workload::PACED_TOPIC, 1),
+    ] {
+        server
+            .with_cluster(|c, _| c.create_topic(name, partitions, 1))
+            .expect("create topic");
+    }
     println!("{}", server.bootstrap());
     let _ = std::io::stdout().flush();
     let mut line = String::new();
@@ -79,8 +86,14 @@ impl Peer {
             "mock" => {
                 let script = repo().join("scripts/peers/start_mock.sh");
                 let mut c = Command::new("bash");
-                c.arg(script)
-                    .args(["-b", "1", "-t", &format!("{TOPIC}:1:1")]);
+                c.arg(script).args(["-b", "1", "-t", &format!("{TOPIC}:1:1")]);
+                for (name, partitions) in [
+                    (workload::SEND1_TOPIC, 1),
+                    (workload::SEND4_TOPIC, 4),
+                    (workload::PACED_TOPIC, 1),
+                ] {
+                    c.args(["-t", &format!("{name}:{partitions}:1")]);
+                }
                 c
             }
             other => die(&format!("unknown cluster {other}")),
@@ -143,6 +156,14 @@ fn run_one(client: &str, cluster: &str, w: &Workload) -> Vec<Phase> {
         w.fetch_max_bytes.to_string(),
         "--max-wait-ms".into(),
         w.max_wait_ms.to_string(),
+        "--phases".into(),
+        w.phases.join(","),
+        "--linger-ms".into(),
+        w.linger_ms.to_string(),
+        "--paced-rate".into(),
+        w.paced_rate.to_string(),
+        "--paced-secs".into(),
+        w.paced_secs.to_string(),
     ];
     if cluster == "mock" {
         args.push("--window".into());
@@ -185,6 +206,7 @@ fn orchestrate(o: Options) {
         "| cluster | client | phase | records | wall s | krecords/s | CPU µs/record | peak RSS MiB | process peak RSS MiB |"
     );
     println!("|---|---|---|---:|---:|---:|---:|---:|---:|");
+    let mut paced = Vec::new();
     for round in 0..o.repeat {
         for cluster in &o.clusters {
             for client in &o.clients {
@@ -196,16 +218,21 @@ fn orchestrate(o: Options) {
                     .map(|p| p.peak_kib)
                     .max()
                     .unwrap_or(0);
+                for p in phases.iter().filter(|p| p.name == "paced") {
+                    paced.push((cluster.clone(), client.clone(), round, p.clone()));
+                }
                 for p in phases
                     .iter()
-                    .filter(|p| p.name != "process" && p.name != "connect")
+                    .filter(|p| !matches!(p.name.as_str(), "process" | "connect" | "paced"))
                 {
                     let secs = p.wall.as_secs_f64();
                     let per_record = p.cpu.as_secs_f64() * 1e6 / p.records.max(1) as f64;
-                    let phase = if p.name == "build" {
-                        "(build records only)".to_owned()
-                    } else {
-                        p.name.clone()
+                    let phase = match p.name.as_str() {
+                        "build" => "(build records only)".to_owned(),
+                        "send1" => format!("send, linger {} ms, 1 partition", w.linger_ms),
+                        "send4" => format!("send, linger {} ms, 4 partitions", w.linger_ms),
+                        "consume" => "consume (stream)".to_owned(),
+                        _ => p.name.clone(),
                     };
                     println!(
                         "| {cluster} | {client}{} | {phase} | {} | {:.2} | {:.0} | {:.3} | {:.1} | {:.1} |",
@@ -225,5 +252,38 @@ fn orchestrate(o: Options) {
                 let _ = std::io::stdout().flush();
             }
         }
+    }
+    if paced.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "# paced: {} records/s for {} s, linger {} ms, acks=all; latency from send to \
+         acknowledgement",
+        w.paced_rate, w.paced_secs, w.linger_ms
+    );
+    println!();
+    println!(
+        "| cluster | client | records | wall s | CPU % | CPU µs/record | p50 ms | p99 ms | max ms | peak RSS MiB |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (cluster, client, round, p) in paced {
+        let secs = p.wall.as_secs_f64();
+        println!(
+            "| {cluster} | {client}{} | {} | {:.2} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} |",
+            if o.repeat > 1 {
+                format!(" #{}", round + 1)
+            } else {
+                String::new()
+            },
+            p.records,
+            secs,
+            p.cpu.as_secs_f64() * 100.0 / secs.max(1e-9),
+            p.cpu.as_secs_f64() * 1e6 / p.records.max(1) as f64,
+            p.lat_p50_us as f64 / 1e3,
+            p.lat_p99_us as f64 / 1e3,
+            p.lat_max_us as f64 / 1e3,
+            p.peak_kib as f64 / 1024.0,
+        );
     }
 }

@@ -58,6 +58,10 @@ pub struct Phase {
     /// file pages (the program's and its libraries' code and data).
     pub anon_kib: u64,
     pub file_kib: u64,
+    /// Delivery latency of a paced phase (send to acknowledgement), in µs; 0 otherwise.
+    pub lat_p50_us: u64,
+    pub lat_p99_us: u64,
+    pub lat_max_us: u64,
 }
 
 impl Mark {
@@ -70,7 +74,25 @@ impl Mark {
             peak_kib: status_kib("VmHWM"),
             anon_kib: status_kib("RssAnon"),
             file_kib: status_kib("RssFile"),
+            lat_p50_us: 0,
+            lat_p99_us: 0,
+            lat_max_us: 0,
         }
+    }
+
+    /// Ends a paced phase, with the delivery latency of every record.
+    pub fn end_paced(self, name: &str, mut latencies: Vec<Duration>) -> Phase {
+        let mut p = self.end(name, latencies.len() as u64);
+        latencies.sort_unstable();
+        let at = |q: f64| {
+            latencies
+                .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+                .map_or(0, |d| d.as_micros() as u64)
+        };
+        p.lat_p50_us = at(0.50);
+        p.lat_p99_us = at(0.99);
+        p.lat_max_us = latencies.last().map_or(0, |d| d.as_micros() as u64);
+        p
     }
 }
 
@@ -78,14 +100,18 @@ impl Phase {
     /// One line the orchestrator parses.
     pub fn line(&self) -> String {
         format!(
-            "RESULT phase={} records={} cpu_ns={} wall_ns={} peak_kib={} anon_kib={} file_kib={}",
+            "RESULT phase={} records={} cpu_ns={} wall_ns={} peak_kib={} anon_kib={} file_kib={} \
+             lat_p50_us={} lat_p99_us={} lat_max_us={}",
             self.name,
             self.records,
             self.cpu.as_nanos(),
             self.wall.as_nanos(),
             self.peak_kib,
             self.anon_kib,
-            self.file_kib
+            self.file_kib,
+            self.lat_p50_us,
+            self.lat_p99_us,
+            self.lat_max_us
         )
     }
 
@@ -99,6 +125,9 @@ impl Phase {
             peak_kib: 0,
             anon_kib: 0,
             file_kib: 0,
+            lat_p50_us: 0,
+            lat_p99_us: 0,
+            lat_max_us: 0,
         };
         for field in rest.split_whitespace() {
             let (k, v) = field.split_once('=')?;
@@ -110,6 +139,9 @@ impl Phase {
                 "peak_kib" => p.peak_kib = v.parse().ok()?,
                 "anon_kib" => p.anon_kib = v.parse().ok()?,
                 "file_kib" => p.file_kib = v.parse().ok()?,
+                "lat_p50_us" => p.lat_p50_us = v.parse().ok()?,
+                "lat_p99_us" => p.lat_p99_us = v.parse().ok()?,
+                "lat_max_us" => p.lat_max_us = v.parse().ok()?,
                 _ => {}
             }
         }

@@ -17,10 +17,25 @@ pub struct Workload {
     pub window: bool,
     /// The topic (one partition).
     pub topic: String,
-    /// Which phases to run (`build`, `produce`, `fetch`); all by default. `fetch`
-    /// alone reads records an earlier run produced (for profiling one phase).
+    /// Which phases to run (`build`, `produce`, `fetch`, `consume`, `send1`,
+    /// `send4`, `paced`); all by default. `fetch` or `consume` alone read records an
+    /// earlier run produced (for profiling one phase).
     pub phases: Vec<String>,
+    /// The producers' linger (`send1`, `send4`, `paced`).
+    pub linger_ms: u64,
+    /// Records per second of the `paced` phase, and for how long.
+    pub paced_rate: u64,
+    pub paced_secs: u64,
 }
+
+/// The topics of the producer phases: one partition, four, and the paced one.
+pub const SEND1_TOPIC: &str = "send1";
+pub const SEND4_TOPIC: &str = "send4";
+pub const PACED_TOPIC: &str = "paced";
+
+/// Deliveries a `send` phase lets be outstanding before it waits for the oldest (as
+/// a user does who keeps the delivery reports).
+pub const SEND_WINDOW: usize = 50_000;
 
 impl Workload {
     /// Whether to run this phase.

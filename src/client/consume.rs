@@ -13,7 +13,7 @@ use super::metadata::Leader;
 use super::op::{Lane, Reply, Target, Versions, decode, version};
 use super::ops::offsets::EpochEnd;
 use super::ops::partition::OffsetSpec;
-use super::{Client, ClientError, ConnState, Endpoint, Event, Internal, OpOutput, Owner, Waiter};
+use super::{Client, ClientError, ConnState, Endpoint, Event, Internal, OpOutput, Owner};
 
 impl Client {
     fn consumer_mut(&mut self) -> &mut Consumer {
@@ -305,18 +305,7 @@ impl Client {
         for want in wants {
             match want {
                 Want::Metadata(topic) => self.want_metadata(now, Some(topic), true),
-                Want::Connect(node) => {
-                    if !self
-                        .by_endpoint
-                        .contains_key(&(Endpoint::Node(node), Lane::Fetch))
-                        && self
-                            .endpoint_backoff
-                            .get(&Endpoint::Node(node))
-                            .is_none_or(|b| b.until <= now)
-                    {
-                        let _ = self.open(Endpoint::Node(node), Lane::Fetch, now);
-                    }
-                }
+                Want::Connect(node) => self.connect_lane(now, node, Lane::Fetch),
                 Want::Fetch {
                     node,
                     request,
@@ -402,37 +391,27 @@ impl Client {
         hold: std::time::Duration,
         flight: FetchInFlight,
     ) -> Result<(), FetchInFlight> {
-        let Some(&conn_id) = self.by_endpoint.get(&(Endpoint::Node(node), Lane::Fetch)) else {
-            return Err(flight);
-        };
-        let Some(slot) = self.slots.get_mut(&conn_id) else {
-            return Err(flight);
-        };
-        let ConnState::Open { conn, ready: true } = &mut slot.state else {
-            return Err(flight);
-        };
-        let options = RequestOptions {
-            timeout: Some(self.config.connection.request_timeout + hold),
-            max_version: Some(version_cap),
-        };
-        match conn.send_any(now, AnyRequest::new(request), options) {
-            Ok(corr) => {
-                let n = self.next_produce_request;
-                self.next_produce_request += 1;
-                slot.waiters.insert(
-                    corr,
-                    Waiter {
-                        owner: Owner::Fetch(n),
-                        sent_at: now,
-                    },
-                );
-                slot.last_active = now;
-                self.stats.request(&slot.label);
+        // Room for the whole response at once (read without copies).
+        let expected = usize::try_from(request.max_bytes)
+            .unwrap_or(0)
+            .saturating_add(super::ops::partition::FETCH_RESPONSE_OVERHEAD);
+        let mut options = RequestOptions::timeout(self.config.connection.request_timeout + hold);
+        options.max_version = Some(version_cap);
+        options.expected_response_bytes = Some(expected);
+        let sent = self.send_on_lane(
+            now,
+            node,
+            Lane::Fetch,
+            AnyRequest::new(request),
+            |_| Some(options),
+            Owner::Fetch,
+        );
+        match sent {
+            Some(n) => {
                 self.fetch_requests.insert(n, flight);
-                self.pump(conn_id, now);
                 Ok(())
             }
-            Err(_) => Err(flight),
+            None => Err(flight),
         }
     }
 

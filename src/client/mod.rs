@@ -834,6 +834,34 @@ impl Client {
         self.drive(now);
     }
 
+    /// Room to read the next bytes of `conn` into, instead of handing them to
+    /// [`handle_input`](Self::handle_input) (which copies them); `None` if `conn` is
+    /// not open. Write the bytes at its start, then call
+    /// [`handle_read`](Self::handle_read) with their count. A Fetch response gets
+    /// room for all of it at once (see [`Connection::read_buffer`]).
+    pub fn read_buffer(&mut self, conn: ConnId) -> Option<&mut [u8]> {
+        match &mut self.slots.get_mut(&conn)?.state {
+            ConnState::Open { conn, .. } => Some(conn.read_buffer()),
+            ConnState::Connecting { .. } => None,
+        }
+    }
+
+    /// `n` bytes were read from `conn` into the room [`read_buffer`](Self::read_buffer)
+    /// gave.
+    pub fn handle_read(&mut self, conn: ConnId, now: Instant, n: usize) {
+        self.advance(now);
+        let Some(slot) = self.slots.get_mut(&conn) else {
+            return;
+        };
+        let ConnState::Open { conn: c, .. } = &mut slot.state else {
+            return;
+        };
+        self.stats.received(&slot.label, n);
+        c.handle_read(now, n);
+        self.pump(conn, now);
+        self.drive(now);
+    }
+
     /// The peer closed `conn`.
     ///
     /// ```
@@ -1187,6 +1215,55 @@ impl Client {
         if now > self.now {
             self.now = now;
         }
+    }
+
+    /// Opens `node`'s connection for `lane` unless there is one or the broker is
+    /// backing off.
+    fn connect_lane(&mut self, now: Instant, node: i32, lane: Lane) {
+        let endpoint = Endpoint::Node(node);
+        if !self.by_endpoint.contains_key(&(endpoint, lane))
+            && self
+                .endpoint_backoff
+                .get(&endpoint)
+                .is_none_or(|b| b.until <= now)
+        {
+            let _ = self.open(endpoint, lane, now);
+        }
+    }
+
+    /// Sends `request` on `node`'s ready connection for `lane` (a producer's or the
+    /// fetcher's own lane), with the options `options` makes from the broker's
+    /// versions; its reply goes to `owner` of the returned request number. `None`:
+    /// not sent (no ready connection, no usable version, or a full queue).
+    fn send_on_lane(
+        &mut self,
+        now: Instant,
+        node: i32,
+        lane: Lane,
+        request: crate::connection::AnyRequest,
+        options: impl FnOnce(Option<&Versions>) -> Option<RequestOptions>,
+        owner: fn(u64) -> Owner,
+    ) -> Option<u64> {
+        let conn_id = *self.by_endpoint.get(&(Endpoint::Node(node), lane))?;
+        let slot = self.slots.get_mut(&conn_id)?;
+        let ConnState::Open { conn, ready: true } = &mut slot.state else {
+            return None;
+        };
+        let options = options(conn.broker_versions())?;
+        let corr = conn.send_any(now, request, options).ok()?;
+        let n = self.next_produce_request;
+        self.next_produce_request += 1;
+        slot.waiters.insert(
+            corr,
+            Waiter {
+                owner: owner(n),
+                sent_at: now,
+            },
+        );
+        slot.last_active = now;
+        self.stats.request(&slot.label);
+        self.pump(conn_id, now);
+        Some(n)
     }
 
     /// Drains a connection's transmits and events.
@@ -1834,6 +1911,7 @@ impl Client {
             request,
             max_version,
             hold,
+            expected_response_bytes,
         } = match built {
             Ok(b) => b,
             Err(e) => {
@@ -1848,10 +1926,9 @@ impl Client {
         let remaining = entry.deadline.saturating_duration_since(now);
         let timeout = (self.config.connection.request_timeout + hold)
             .min(remaining.max(Duration::from_millis(1)));
-        let options = RequestOptions {
-            timeout: Some(timeout),
-            max_version,
-        };
+        let mut options = RequestOptions::timeout(timeout);
+        options.max_version = max_version;
+        options.expected_response_bytes = expected_response_bytes;
         let api = request.api_key();
         match conn.send_any(now, request, options) {
             Ok(corr) => {

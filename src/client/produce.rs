@@ -12,8 +12,8 @@ use super::op::{
     Built, Ctx, Lane, Operation, Refresh, Reply, Step, Target, Versions, all, decode, version,
 };
 use super::producer::{Producer, ProducerRecord, RecordId, SendError, TopicViewOwned, Want};
-use super::{Client, ClientError, ConnState, Endpoint, Event, Internal, OpOutput, Owner, Waiter};
-use crate::connection::{AnyRequest, RequestOptions, UsageError};
+use super::{Client, ClientError, Endpoint, Event, Internal, OpOutput, Owner};
+use crate::connection::{AnyRequest, RequestOptions};
 
 impl Client {
     /// Hands a record to the producer: it is batched with others for its partition
@@ -175,18 +175,7 @@ impl Client {
             for want in wants {
                 match want {
                     Want::Metadata(topic) => self.want_metadata(now, Some(topic), true),
-                    Want::Connect(node) => {
-                        if !self
-                            .by_endpoint
-                            .contains_key(&(Endpoint::Node(node), Lane::Produce))
-                            && self
-                                .endpoint_backoff
-                                .get(&Endpoint::Node(node))
-                                .is_none_or(|b| b.until <= now)
-                        {
-                            let _ = self.open(Endpoint::Node(node), Lane::Produce, now);
-                        }
-                    }
+                    Want::Connect(node) => self.connect_lane(now, node, Lane::Produce),
                     Want::Send {
                         node,
                         request,
@@ -232,37 +221,20 @@ impl Client {
         request: ProduceRequest,
         hold: Duration,
     ) -> Option<u64> {
-        let conn_id = *self
-            .by_endpoint
-            .get(&(Endpoint::Node(node), Lane::Produce))?;
-        let slot = self.slots.get_mut(&conn_id)?;
-        let ConnState::Open { conn, ready: true } = &mut slot.state else {
-            return None;
-        };
-        let versions: Versions = conn.broker_versions().cloned().unwrap_or_default();
-        let v = version(&versions, ApiKey::Produce).filter(|v| *v >= 3)?;
-        let options = RequestOptions {
-            timeout: Some(self.config.connection.request_timeout + hold),
-            max_version: Some(v),
-        };
-        match conn.send_any(now, AnyRequest::new(request), options) {
-            Ok(corr) => {
-                let n = self.next_produce_request;
-                self.next_produce_request += 1;
-                slot.waiters.insert(
-                    corr,
-                    Waiter {
-                        owner: Owner::Produce(n),
-                        sent_at: now,
-                    },
-                );
-                slot.last_active = now;
-                self.stats.request(&slot.label);
-                self.pump(conn_id, now);
-                Some(n)
-            }
-            Err(UsageError::QueueFull { .. } | UsageError::Closed(_)) => None,
-        }
+        let timeout = self.config.connection.request_timeout + hold;
+        self.send_on_lane(
+            now,
+            node,
+            Lane::Produce,
+            AnyRequest::new(request),
+            |versions| {
+                let v = version(versions?, ApiKey::Produce).filter(|v| *v >= 3)?;
+                let mut options = RequestOptions::timeout(timeout);
+                options.max_version = Some(v);
+                Some(options)
+            },
+            Owner::Produce,
+        )
     }
 
     /// A Produce request ended.

@@ -7,10 +7,64 @@ use kafka_sansio_bench_e2e::{client_main, runtime};
 fn main() {
     client_main(run);
 }
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
-use kafka_sansio::client::{Record, UnknownTopicHandling};
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
+use kafka_sansio::client::{Offset, ProducerRecord, Record, TopicPartition, UnknownTopicHandling};
 use kafka_sansio::records::Compression;
-use kafka_sansio::runtime::ClientBuilder;
+use kafka_sansio::runtime::{ClientBuilder, Producer};
+use kafka_sansio_bench_e2e::workload::{PACED_TOPIC, SEND_WINDOW, SEND1_TOPIC, SEND4_TOPIC};
+
+/// Record `i` for `Producer::send`, built as a user does: owned key and value.
+fn producer_record(topic: &str, i: u64) -> ProducerRecord {
+    ProducerRecord::new(topic, Bytes::from(value(i).to_vec())).key(Bytes::from(key(i).to_vec()))
+}
+
+/// `records` records through `Producer::send`, keeping at most `SEND_WINDOW`
+/// delivery reports outstanding; every one must succeed.
+async fn send_all(producer: &Producer, topic: &str, records: u64) {
+    let mut pending = VecDeque::with_capacity(SEND_WINDOW);
+    for i in 0..records {
+        pending.push_back(producer.send(producer_record(topic, i)));
+        if pending.len() >= SEND_WINDOW {
+            pending.pop_front().unwrap().await.expect("delivery");
+        }
+    }
+    for delivery in pending {
+        delivery.await.expect("delivery");
+    }
+}
+
+/// `rate` records a second for `secs` seconds; the latency of each delivery.
+async fn paced(producer: &Producer, rate: u64, secs: u64) -> Vec<Duration> {
+    let n = rate * secs;
+    let mut latencies = Vec::with_capacity(n as usize);
+    let mut in_flight = FuturesUnordered::new();
+    let start = Instant::now();
+    for i in 0..n {
+        let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+        loop {
+            tokio::select! {
+                biased;
+                Some(latency) = in_flight.next(), if !in_flight.is_empty() => latencies.push(latency),
+                () = tokio::time::sleep_until(due.into()) => break,
+            }
+        }
+        let sent = Instant::now();
+        let delivery = producer.send(producer_record(PACED_TOPIC, i));
+        in_flight.push(async move {
+            delivery.await.expect("delivery");
+            sent.elapsed()
+        });
+    }
+    while let Some(latency) = in_flight.next().await {
+        latencies.push(latency);
+    }
+    latencies
+}
 
 /// One batch of records as a user of this API builds it: owned key and value.
 fn batch(first: u64, n: usize) -> Vec<Record> {
@@ -25,6 +79,12 @@ pub fn run(bootstrap: &str, w: &Workload) -> Vec<Phase> {
         let m = measure::start();
         let client = ClientBuilder::new(bootstrap)
             .client_id("bench-e2e")
+            .configure(|c| {
+                c.producer.linger = Duration::from_millis(w.linger_ms);
+                c.consumer.fetch_max_bytes = w.fetch_max_bytes;
+                c.consumer.partition_max_bytes = w.fetch_max_bytes;
+                c.consumer.fetch_max_wait = Duration::from_millis(w.max_wait_ms as u64);
+            })
             .build_tokio()
             .await
             .expect("connect");
@@ -83,6 +143,36 @@ pub fn run(bootstrap: &str, w: &Workload) -> Vec<Phase> {
                 reader.after_fetch(high_watermark);
             }
             phases.push(m.end("fetch", reader.decoded));
+        }
+
+        // The mock keeps only the partition's tail: a stream cannot read 1M records.
+        if w.runs("consume") && !w.window {
+            let m = measure::start();
+            let mut consumer = client.consumer();
+            consumer
+                .assign(vec![TopicPartition::new(&*w.topic, 0)], Offset::Beginning)
+                .expect("assign");
+            let mut reader = Reader::new(0, false);
+            while reader.decoded < w.records {
+                let r = consumer.next().await.expect("stream ended").expect("consume");
+                reader.record(r.record.offset, r.record.key.as_deref(), r.record.value.as_deref());
+            }
+            phases.push(m.end("consume", reader.decoded));
+            drop(consumer);
+        }
+
+        let producer = client.producer();
+        for (phase, topic) in [("send1", SEND1_TOPIC), ("send4", SEND4_TOPIC)] {
+            if w.runs(phase) {
+                let m = measure::start();
+                send_all(&producer, topic, w.records).await;
+                phases.push(m.end(phase, w.records));
+            }
+        }
+        if w.runs("paced") {
+            let m = measure::start();
+            let latencies = paced(&producer, w.paced_rate, w.paced_secs).await;
+            phases.push(m.end_paced("paced", latencies));
         }
         client.close().await;
         phases

@@ -17,7 +17,78 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use kafka_sansio_bench_e2e::workload::{PACED_TOPIC, SEND1_TOPIC, SEND4_TOPIC};
+
+/// Counts deliveries of the `send` phases and keeps the latency of paced ones (the
+/// send instant travels with each record).
+#[derive(Default)]
+struct Reports {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    latencies: Mutex<Vec<Duration>>,
+}
+
+impl ClientContext for Reports {}
+
+impl ProducerContext for Reports {
+    type DeliveryOpaque = Option<Box<Instant>>;
+    fn delivery(&self, result: &DeliveryResult<'_>, sent: Option<Box<Instant>>) {
+        match result {
+            Ok(_) => {
+                self.ok.fetch_add(1, Ordering::Relaxed);
+                if let Some(sent) = sent {
+                    self.latencies.lock().unwrap().push(sent.elapsed());
+                }
+            }
+            Err(_) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// A producer as a user of librdkafka configures one for throughput: linger, acks=all,
+/// idempotence (as ours has by default), the default partitioner.
+fn linger_producer(bootstrap: &str, w: &Workload) -> BaseProducer<Reports> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("client.id", "bench-e2e")
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("compression.type", "none")
+        .set("linger.ms", w.linger_ms.to_string())
+        .create_with_context(Reports::default())
+        .expect("producer")
+}
+
+/// Sends `record(i)` for each `i`, waiting in `poll` while the queue is full.
+fn send_one(
+    producer: &BaseProducer<Reports>,
+    topic: &str,
+    i: u64,
+    timestamp: i64,
+    sent: Option<Box<Instant>>,
+) {
+    let (k, v) = (key(i), value(i));
+    let mut record = BaseRecord::with_opaque_to(topic, sent)
+        .key(&k[..])
+        .payload(&v[..])
+        .timestamp(timestamp);
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                producer.poll(Duration::from_millis(1));
+            }
+            Err((e, _)) => panic!("send: {e}"),
+        }
+    }
+}
 
 #[derive(Default)]
 struct Delivery {
@@ -141,5 +212,55 @@ pub fn run(bootstrap: &str, w: &Workload) -> Vec<Phase> {
         }
     }
     phases.push(m.end("fetch", reader.decoded));
+    drop(consumer);
+
+    let timestamp = chrono::Utc::now().timestamp_millis();
+    for (phase, topic) in [("send1", SEND1_TOPIC), ("send4", SEND4_TOPIC)] {
+        if w.runs(phase) {
+            let producer = linger_producer(bootstrap, w);
+            producer
+                .client()
+                .fetch_metadata(Some(topic), Duration::from_secs(10))
+                .expect("metadata");
+            let m = measure::start();
+            for i in 0..w.records {
+                send_one(&producer, topic, i, timestamp, None);
+                if i % 1000 == 0 {
+                    producer.poll(Duration::ZERO);
+                }
+            }
+            producer.flush(Duration::from_secs(60)).expect("flush");
+            phases.push(m.end(phase, w.records));
+            let r = producer.context();
+            assert_eq!(r.failed.load(Ordering::Relaxed), 0, "failed deliveries");
+            assert_eq!(r.ok.load(Ordering::Relaxed), w.records);
+        }
+    }
+    if w.runs("paced") {
+        let producer = linger_producer(bootstrap, w);
+        producer
+            .client()
+            .fetch_metadata(Some(PACED_TOPIC), Duration::from_secs(10))
+            .expect("metadata");
+        let n = w.paced_rate * w.paced_secs;
+        let m = measure::start();
+        let start = Instant::now();
+        for i in 0..n {
+            let due = start + Duration::from_secs_f64(i as f64 / w.paced_rate as f64);
+            // Serve delivery reports while waiting for the next record's time.
+            loop {
+                let now = Instant::now();
+                if now >= due {
+                    break;
+                }
+                producer.poll(due - now);
+            }
+            send_one(&producer, PACED_TOPIC, i, timestamp, Some(Box::new(Instant::now())));
+        }
+        producer.flush(Duration::from_secs(60)).expect("flush");
+        let latencies = std::mem::take(&mut *producer.context().latencies.lock().unwrap());
+        assert_eq!(latencies.len() as u64, n, "deliveries");
+        phases.push(m.end_paced("paced", latencies));
+    }
     phases
 }
