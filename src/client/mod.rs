@@ -839,6 +839,23 @@ impl Client {
     /// not open. Write the bytes at its start, then call
     /// [`handle_read`](Self::handle_read) with their count. A Fetch response gets
     /// room for all of it at once (see [`Connection::read_buffer`]).
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Client, ClientConfig, Output};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+    /// client.list_topics(now);
+    /// let Some(Output::Connect { conn, .. }) = client.poll_output() else { unreachable!() };
+    /// assert!(client.read_buffer(conn).is_none()); // not open yet
+    /// client.handle_connected(conn, now);
+    /// # let mut socket = std::io::empty();
+    /// // Read from the socket straight into the client's buffer: no copy.
+    /// let buf = client.read_buffer(conn).expect("open");
+    /// let n = std::io::Read::read(&mut socket, buf)?;
+    /// client.handle_read(conn, now, n);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn read_buffer(&mut self, conn: ConnId) -> Option<&mut [u8]> {
         match &mut self.slots.get_mut(&conn)?.state {
             ConnState::Open { conn, .. } => Some(conn.read_buffer()),
@@ -848,6 +865,23 @@ impl Client {
 
     /// `n` bytes were read from `conn` into the room [`read_buffer`](Self::read_buffer)
     /// gave.
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Client, ClientConfig, Output};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+    /// client.list_topics(now);
+    /// let Some(Output::Connect { conn, .. }) = client.poll_output() else { unreachable!() };
+    /// client.handle_connected(conn, now);
+    /// // Part of a response frame (its 4-byte length prefix) arrives; the rest comes later.
+    /// let frame_start = [0u8, 0, 0, 8];
+    /// let buf = client.read_buffer(conn).expect("open");
+    /// buf[..4].copy_from_slice(&frame_start);
+    /// client.handle_read(conn, now, 4);
+    /// assert_eq!(client.pending_operations(), 1); // still waiting for the whole response
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn handle_read(&mut self, conn: ConnId, now: Instant, n: usize) {
         self.advance(now);
         let Some(slot) = self.slots.get_mut(&conn) else {
