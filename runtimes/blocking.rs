@@ -35,6 +35,23 @@ use crate::runtime::{Error, Outcome, decode};
 /// A handle to one broker connection. Clone it freely (or share it by reference
 /// across threads); the connection closes when [`close`](Self::close) is called or
 /// the last handle is dropped.
+///
+/// ```
+/// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+/// # let server = kafka_sansio::doc_support::background();
+/// use kafka_sansio::blocking_runtime::Connection;
+/// use kafka_sansio::connection::Config;
+/// use kafka_sansio::messages::MetadataRequest;
+///
+/// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0"))?;
+/// std::thread::scope(|s| {
+///     for _ in 0..2 {
+///         s.spawn(|| assert_eq!(conn.send(MetadataRequest::default()).unwrap().brokers.len(), 3));
+///     }
+/// });
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Connection {
     handle: Handle,
@@ -57,6 +74,17 @@ impl Connection {
     ///
     /// # Errors
     /// The TCP connection fails, or the connection fails before it is ready.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use kafka_sansio::blocking_runtime::Connection;
+    /// use kafka_sansio::connection::Config;
+    /// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0"))?;
+    /// assert!(conn.closed().is_none());
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn connect(
         addr: impl ToSocketAddrs + std::fmt::Display,
         config: Config,
@@ -88,6 +116,19 @@ impl Connection {
     /// The request ends without a response (timeout, unsupported, connection failure),
     /// the response does not decode, or the request is an acks=0 Produce
     /// ([`Error::NoResponse`], after it was written).
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use kafka_sansio::blocking_runtime::Connection;
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::messages::MetadataRequest;
+    /// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0"))?;
+    /// let metadata = conn.send(MetadataRequest::default())?;
+    /// assert_eq!(metadata.brokers.len(), 3);
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn send<R: Request + Send + 'static>(&self, request: R) -> Result<R::Response, Error> {
         decode::<R>(self.send_with(request, RequestOptions::default())?)
     }
@@ -96,6 +137,22 @@ impl Connection {
     ///
     /// # Errors
     /// The request ends without a response.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use std::time::Duration;
+    /// use kafka_sansio::blocking_runtime::Connection;
+    /// use kafka_sansio::connection::{Config, RequestOptions};
+    /// use kafka_sansio::messages::MetadataRequest;
+    /// use kafka_sansio::runtime::Outcome;
+    /// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0"))?;
+    /// let outcome = conn.send_with(MetadataRequest::default(), RequestOptions::timeout(Duration::from_secs(2)))?;
+    /// let Outcome::Response(response) = outcome else { unreachable!() };
+    /// assert_eq!(response.decode::<MetadataRequest>()?.brokers.len(), 3);
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn send_with<R: Request + Send + 'static>(
         &self,
         request: R,
@@ -105,11 +162,37 @@ impl Connection {
     }
 
     /// Closes the connection: outstanding requests fail, the socket is shut down.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use kafka_sansio::blocking_runtime::Connection;
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::messages::MetadataRequest;
+    /// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0"))?;
+    /// conn.close();
+    /// assert!(conn.send(MetadataRequest::default()).is_err()); // nothing more is sent
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn close(&self) {
         self.handle.close();
     }
 
     /// The versions the broker offers per API key, as negotiated at connect.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use kafka_sansio::blocking_runtime::Connection;
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::messages::ApiKey;
+    /// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0"))?;
+    /// let produce = conn.broker_versions()[&(ApiKey::Produce as i16)];
+    /// assert_eq!(produce.min, 3); // like Kafka 4.0
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn broker_versions(&self) -> &std::collections::BTreeMap<i16, crate::wire::VersionRange> {
         self.handle.broker_versions()
@@ -117,12 +200,39 @@ impl Connection {
 
     /// The version requests of `api_key` are sent at: the highest both sides support
     /// (`None` if there is none). Lets a caller fill version-dependent fields.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use kafka_sansio::blocking_runtime::Connection;
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::messages::ApiKey;
+    /// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0"))?;
+    /// assert!(conn.version_for(ApiKey::Fetch).is_some());
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn version_for(&self, api_key: crate::messages::ApiKey) -> Option<i16> {
         self.handle.version_for(api_key)
     }
 
     /// The error that closed the connection, once it has closed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use kafka_sansio::blocking_runtime::Connection;
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::messages::MetadataRequest;
+    /// use kafka_sansio::runtime::Error;
+    /// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0"))?;
+    /// assert_eq!(conn.closed(), None); // open
+    /// conn.close(); // closed() says why once the connection has closed
+    /// assert!(matches!(conn.send(MetadataRequest::default()), Err(Error::Closed(_))));
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn closed(&self) -> Option<ConnectionError> {
         self.handle.closed()
@@ -132,11 +242,12 @@ impl Connection {
 /// Mirrors async methods of the facade as blocking ones: each call hands the
 /// operation to the driver thread and waits for its result.
 macro_rules! blocking_methods {
-    ($( $(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident : $ty:ty)*) -> $ret:ty; )*) => {
+    ($( #[doc = $summary:literal] $(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident : $ty:ty)*) -> $ret:ty; )*) => {
         $(
-            $(#[$doc])*
+            #[doc = $summary]
             #[doc = ""]
             #[doc = concat!("The blocking form of the async `", stringify!($name), "`.")]
+            $(#[$doc])*
             pub fn $name(&self $(, $arg: $ty)*) -> $ret {
                 futures_lite::future::block_on(self.inner.$name($($arg),*))
             }
@@ -177,36 +288,174 @@ use crate::client::{
 impl Client {
     blocking_methods! {
         /// Every topic of the cluster.
+        ///
+        /// ```
+        /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+        /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+        /// let topics = client.list_topics()?;
+        /// assert!(topics.iter().any(|t| &*t.name == "orders"));
+        /// # }
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         fn list_topics(&self) -> Result<Vec<TopicMetadata>, ClientError>;
         /// These topics; missing ones are absent.
+        ///
+        /// ```
+        /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+        /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+        /// let found = client.describe_topics(vec!["orders".into()])?;
+        /// assert_eq!(found[0].partitions.len(), 3);
+        /// # }
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         fn describe_topics(&self, topics: Vec<String>) -> Result<Vec<TopicMetadata>, ClientError>;
         /// The cluster id, controller and brokers.
+        ///
+        /// ```
+        /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+        /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+        /// assert_eq!(client.describe_cluster()?.brokers.len(), 3);
+        /// # }
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         fn describe_cluster(&self) -> Result<ClusterMetadata, ClientError>;
         /// Creates topics; each has its own result.
+        ///
+        /// ```
+        /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+        /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+        /// use std::time::Duration;
+        /// use kafka_sansio::client::NewTopic;
+        /// let results = client.create_topics(vec![NewTopic::new("payments", 6, 3)], Duration::from_secs(30))?;
+        /// assert!(results[0].result.is_ok());
+        /// # }
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         fn create_topics(&self, topics: Vec<NewTopic>, timeout: Duration) -> Result<Vec<TopicResult>, ClientError>;
         /// Creates one topic.
+        ///
+        /// ```
+        /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+        /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+        /// client.create_topic("payments", 6, 3)?;
+        /// # }
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         fn create_topic(&self, name: &str, partitions: i32, replication_factor: i16) -> Result<(), ClientError>;
         /// Deletes topics; each has its own result.
+        ///
+        /// ```
+        /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+        /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+        /// use std::time::Duration;
+        /// let results = client.delete_topics(vec!["orders".into()], Duration::from_secs(30))?;
+        /// assert!(results[0].result.is_ok());
+        /// # }
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         fn delete_topics(&self, topics: Vec<String>, timeout: Duration) -> Result<Vec<TopicResult>, ClientError>;
         /// Deletes one topic.
+        ///
+        /// ```
+        /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+        /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+        /// client.delete_topic("orders")?;
+        /// # }
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         fn delete_topic(&self, name: &str) -> Result<(), ClientError>;
         /// Grows a topic to `total` partitions.
+        ///
+        /// ```
+        /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+        /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+        /// client.create_partitions("orders", 4)?;
+        /// assert_eq!(client.describe_topics(vec!["orders".into()])?[0].partitions.len(), 4);
+        /// # }
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         fn create_partitions(&self, topic: &str, total: i32) -> Result<(), ClientError>;
         /// Reads configs.
+        ///
+        /// ```no_run
+        /// # fn demo(client: kafka_sansio::blocking_runtime::Client) -> Result<(), kafka_sansio::client::ClientError> {
+        /// use kafka_sansio::client::ConfigResource;
+        /// let configs = client.describe_configs(vec![ConfigResource::broker(1)])?;
+        /// # let _ = configs; Ok(()) }
+        /// ```
         fn describe_configs(&self, resources: Vec<ConfigResource>) -> Result<DescribedConfigs, ClientError>;
         /// Changes configs incrementally.
+        ///
+        /// ```no_run
+        /// # fn demo(client: kafka_sansio::blocking_runtime::Client) -> Result<(), kafka_sansio::client::ClientError> {
+        /// use kafka_sansio::client::{AlterConfigOp, ConfigResource};
+        /// let change = (ConfigResource::topic("orders"), vec![AlterConfigOp::Delete("retention.ms".into())]);
+        /// for (_, result) in client.alter_configs(vec![change])? {
+        ///     result?;
+        /// }
+        /// # Ok(()) }
+        /// ```
         fn alter_configs(&self, changes: Vec<(ConfigResource, Vec<AlterConfigOp>)>) -> Result<AlteredConfigs, ClientError>;
         /// Deletes records before the given offsets.
+        ///
+        /// ```
+        /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+        /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+        /// use std::time::Duration;
+        /// let results = client.delete_records(vec![("orders".into(), 0, 0)], Duration::from_secs(30))?;
+        /// assert_eq!(results[0].low_watermark, Ok(0));
+        /// # }
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         fn delete_records(&self, partitions: Vec<(String, i32, i64)>, timeout: Duration) -> Result<Vec<DeleteRecordsResult>, ClientError>;
         /// Every group of every broker.
+        ///
+        /// ```no_run
+        /// # fn demo(client: kafka_sansio::blocking_runtime::Client) -> Result<(), kafka_sansio::client::ClientError> {
+        /// let names: Vec<String> = client.list_groups()?.into_iter().map(|g| g.group_id).collect();
+        /// # let _ = names; Ok(()) }
+        /// ```
         fn list_groups(&self) -> Result<Vec<GroupListing>, ClientError>;
         /// Describes groups.
+        ///
+        /// ```no_run
+        /// # fn demo(client: kafka_sansio::blocking_runtime::Client) -> Result<(), kafka_sansio::client::ClientError> {
+        /// let billing = client.describe_groups(vec!["billing".into()])?.remove(0)?;
+        /// println!("{} members", billing.members.len());
+        /// # Ok(()) }
+        /// ```
         fn describe_groups(&self, groups: Vec<String>) -> Result<Vec<Result<GroupDescription, ClientError>>, ClientError>;
         /// Deletes (empty) groups.
+        ///
+        /// ```no_run
+        /// # fn demo(client: kafka_sansio::blocking_runtime::Client) -> Result<(), kafka_sansio::client::ClientError> {
+        /// for (group, result) in client.delete_groups(vec!["old-billing".into()])? {
+        ///     println!("{group}: {result:?}");
+        /// }
+        /// # Ok(()) }
+        /// ```
         fn delete_groups(&self, groups: Vec<String>) -> Result<DeletedGroups, ClientError>;
         /// A snapshot of per-broker counters.
+        ///
+        /// ```
+        /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+        /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+        /// let stats = client.stats()?;
+        /// assert!(!stats.brokers.is_empty()); // the bootstrap connection at least
+        /// # }
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         fn stats(&self) -> Result<ClientStats, ClientError>;
         /// Closes every connection and stops the driver thread.
+        ///
+        /// ```
+        /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+        /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+        /// use kafka_sansio::client::ClientError;
+        /// client.close();
+        /// assert_eq!(client.list_topics(), Err(ClientError::Closed));
+        /// # }
+        /// ```
         fn close(&self) -> ();
     }
 
@@ -214,6 +463,17 @@ impl Client {
     ///
     /// # Errors
     /// With `Error` handling: the topic or partition does not exist.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+    /// use kafka_sansio::client::UnknownTopicHandling;
+    /// let p0 = client.partition_client("orders", 0, UnknownTopicHandling::Error)?;
+    /// assert!(client.partition_client("orders", 7, UnknownTopicHandling::Error).is_err());
+    /// # let _ = p0;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn partition_client(
         &self,
         topic: &str,
@@ -229,6 +489,16 @@ impl Client {
     }
 
     /// The async handle to the same client, for code that mixes both.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+    /// let handle: kafka_sansio::runtime::Client = client.as_async().clone();
+    /// let topics = futures_lite::future::block_on(handle.list_topics())?;
+    /// # let _ = topics;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn as_async(&self) -> &crate::runtime::Client {
         &self.inner
@@ -237,6 +507,19 @@ impl Client {
 
 /// Produce, fetch and offsets for one partition, blocking; see the async
 /// [`runtime::PartitionClient`](crate::runtime::PartitionClient).
+///
+/// ```
+/// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+/// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+/// use kafka_sansio::client::{Record, UnknownTopicHandling};
+/// use kafka_sansio::records::Compression;
+/// let p0 = client.partition_client("orders", 0, UnknownTopicHandling::Retry)?;
+/// let offsets = p0.produce(vec![Record::new("hello")], Compression::None)?;
+/// let (records, _) = p0.fetch_records(offsets[0], 1..1_000_000, 500)?;
+/// assert_eq!(records[0].value.as_deref(), Some(&b"hello"[..]));
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct PartitionClient {
     inner: crate::runtime::PartitionClient,
@@ -245,16 +528,86 @@ pub struct PartitionClient {
 impl PartitionClient {
     blocking_methods! {
         /// Produces records as one batch with acks=all; returns their offsets.
+        ///
+        /// ```
+        /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+        /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+        /// use kafka_sansio::client::{Record, UnknownTopicHandling};
+        /// use kafka_sansio::records::Compression;
+        /// let p0 = client.partition_client("orders", 0, UnknownTopicHandling::Retry)?;
+        /// assert_eq!(p0.produce(vec![Record::new("a"), Record::new("b")], Compression::Snappy)?, vec![0, 1]);
+        /// # }
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         fn produce(&self, records: Vec<Record>, compression: crate::records::Compression) -> Result<Vec<i64>, ClientError>;
         /// Produces records with options.
+        ///
+        /// ```
+        /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+        /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+        /// use kafka_sansio::client::{ProduceOptions, Record, UnknownTopicHandling};
+        /// let p0 = client.partition_client("orders", 0, UnknownTopicHandling::Retry)?;
+        /// let out = p0.produce_with(vec![Record::new("a")], ProduceOptions::default().acks(1))?;
+        /// assert_eq!(out.base_offset, Some(0));
+        /// # }
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         fn produce_with(&self, records: Vec<Record>, options: ProduceOptions) -> Result<ProduceOutput, ClientError>;
         /// Fetches records and the high watermark.
+        ///
+        /// ```
+        /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+        /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+        /// use kafka_sansio::client::{Record, UnknownTopicHandling};
+        /// use kafka_sansio::records::Compression;
+        /// let p0 = client.partition_client("orders", 0, UnknownTopicHandling::Retry)?;
+        /// p0.produce(vec![Record::new("a"), Record::new("b")], Compression::None)?;
+        /// let (records, high_watermark) = p0.fetch_records(0, 1..1_000_000, 500)?;
+        /// assert_eq!((records.len(), high_watermark), (2, 2));
+        /// # }
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         fn fetch_records(&self, offset: i64, bytes: std::ops::Range<i32>, max_wait_ms: i32) -> Result<(Vec<FetchedRecord>, i64), ClientError>;
         /// Fetches records with options.
+        ///
+        /// ```
+        /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+        /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+        /// use kafka_sansio::client::{FetchOptions, Record, UnknownTopicHandling};
+        /// use kafka_sansio::records::Compression;
+        /// let p0 = client.partition_client("orders", 0, UnknownTopicHandling::Retry)?;
+        /// p0.produce(vec![Record::new("a")], Compression::None)?;
+        /// let out = p0.fetch(0, FetchOptions::default().max_bytes(64 * 1024))?;
+        /// assert_eq!(out.records.len(), 1);
+        /// # }
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         fn fetch(&self, offset: i64, options: FetchOptions) -> Result<FetchOutput, ClientError>;
         /// Looks up an offset.
+        ///
+        /// ```
+        /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+        /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+        /// use kafka_sansio::client::{OffsetSpec, UnknownTopicHandling};
+        /// let p0 = client.partition_client("orders", 0, UnknownTopicHandling::Retry)?;
+        /// assert_eq!(p0.get_offset(OffsetSpec::Latest)?, 0); // empty
+        /// # }
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         fn get_offset(&self, at: OffsetSpec) -> Result<i64, ClientError>;
         /// Deletes the records before `offset`.
+        ///
+        /// ```
+        /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+        /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+        /// use kafka_sansio::client::{Record, UnknownTopicHandling};
+        /// use kafka_sansio::records::Compression;
+        /// let p0 = client.partition_client("orders", 0, UnknownTopicHandling::Retry)?;
+        /// p0.produce(vec![Record::new("a"), Record::new("b")], Compression::None)?;
+        /// assert_eq!(p0.delete_records(1, 5_000)?, 1);
+        /// # }
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         fn delete_records(&self, offset: i64, timeout_ms: i32) -> Result<i64, ClientError>;
     }
 }
@@ -266,6 +619,16 @@ impl crate::runtime::ClientBuilder {
     /// # Errors
     /// The configuration is invalid, no bootstrap broker answered in time, or the
     /// thread could not be started.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use kafka_sansio::runtime::ClientBuilder;
+    /// let client = ClientBuilder::new(&server.bootstrap()).client_id("billing").build_blocking()?;
+    /// assert_eq!(client.describe_cluster()?.brokers.len(), 3);
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn build_blocking(self) -> Result<Client, ClientError> {
         let timeout = self.bootstrap_timeout();
         let (core, client, commands, tls) = self.parts()?;
@@ -303,6 +666,16 @@ pub struct Producer {
 
 impl Client {
     /// The client's producer.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+    /// use kafka_sansio::client::ProducerRecord;
+    /// let producer = client.producer();
+    /// assert_eq!(producer.send(ProducerRecord::new("orders", "paid").partition(0)).wait()?.offset, Some(0));
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn producer(&self) -> Producer {
         Producer {
@@ -313,11 +686,34 @@ impl Client {
 
 impl Producer {
     /// Hands a record over at once; see the async `send`.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+    /// use kafka_sansio::client::ProducerRecord;
+    /// let producer = client.producer();
+    /// let delivery = producer.send(ProducerRecord::new("orders", "paid").key("order-17")); // returns at once
+    /// let written = delivery.wait()?;
+    /// assert!(written.offset.is_some());
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn send(&self, record: crate::client::ProducerRecord) -> crate::runtime::DeliveryFuture {
         self.inner.send(record)
     }
 
     /// Hands many records over at once; see the async `send_batch`.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+    /// use kafka_sansio::client::ProducerRecord;
+    /// let records = (0..3).map(|i| ProducerRecord::new("orders", format!("{i}")).partition(1)).collect();
+    /// let offsets: Vec<_> = client.producer().send_batch(records).into_iter().map(|d| d.wait().map(|m| m.offset)).collect::<Result<_, _>>()?;
+    /// assert_eq!(offsets, vec![Some(0), Some(1), Some(2)]);
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn send_batch(
         &self,
         records: Vec<crate::client::ProducerRecord>,
@@ -330,6 +726,20 @@ impl Producer {
     ///
     /// # Errors
     /// The client is closed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+    /// use kafka_sansio::client::ProducerRecord;
+    /// let producer = client.producer();
+    /// let deliveries: Vec<_> = (0..100).map(|i| producer.send(ProducerRecord::new("orders", format!("{i}")))).collect();
+    /// producer.flush()?; // all 100 are delivered now
+    /// for d in deliveries {
+    ///     d.wait()?;
+    /// }
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn flush(&self) -> Result<(), ClientError> {
         futures_lite::future::block_on(self.inner.flush())
     }
@@ -357,6 +767,18 @@ pub struct Consumer {
 
 impl Client {
     /// A consumer over this client's connections.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+    /// use kafka_sansio::client::{Offset, ProducerRecord, TopicPartition};
+    /// client.producer().send(ProducerRecord::new("orders", "paid").partition(0)).wait()?;
+    /// let mut consumer = client.consumer();
+    /// consumer.assign(vec![TopicPartition::new("orders", 0)], Offset::Beginning)?;
+    /// assert_eq!(consumer.next().unwrap()?.record.value.as_deref(), Some(&b"paid"[..]));
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn consumer(&self) -> Consumer {
         Consumer {
@@ -370,6 +792,20 @@ impl Consumer {
     ///
     /// # Errors
     /// The client is closed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+    /// use kafka_sansio::client::{Offset, ProducerRecord, TopicPartition};
+    /// for v in ["a", "b"] {
+    ///     client.producer().send(ProducerRecord::new("orders", v).partition(0)).wait()?;
+    /// }
+    /// let mut consumer = client.consumer();
+    /// consumer.assign(vec![TopicPartition::new("orders", 0)], Offset::At(1))?;
+    /// assert_eq!(consumer.recv()?.record.offset, 1);
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn assign(
         &self,
         partitions: Vec<crate::client::TopicPartition>,
@@ -382,6 +818,17 @@ impl Consumer {
     ///
     /// # Errors
     /// The client is closed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+    /// use kafka_sansio::client::{Offset, TopicPartition};
+    /// let mut consumer = client.consumer();
+    /// consumer.assign(vec![TopicPartition::new("orders", 0), TopicPartition::new("orders", 1)], Offset::End)?;
+    /// consumer.unassign(vec![TopicPartition::new("orders", 1)])?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn unassign(
         &mut self,
         partitions: Vec<crate::client::TopicPartition>,
@@ -393,6 +840,21 @@ impl Consumer {
     ///
     /// # Errors
     /// The client is closed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+    /// use kafka_sansio::client::{Offset, ProducerRecord, TopicPartition};
+    /// client.producer().send(ProducerRecord::new("orders", "a").partition(0)).wait()?;
+    /// let mut consumer = client.consumer();
+    /// let p0 = TopicPartition::new("orders", 0);
+    /// consumer.assign(vec![p0.clone()], Offset::Beginning)?;
+    /// assert_eq!(consumer.recv()?.record.offset, 0);
+    /// consumer.seek(p0, Offset::Beginning)?; // again
+    /// assert_eq!(consumer.recv()?.record.offset, 0);
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn seek(
         &mut self,
         partition: crate::client::TopicPartition,
@@ -405,6 +867,17 @@ impl Consumer {
     ///
     /// # Errors
     /// The client is closed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+    /// use kafka_sansio::client::{Offset, TopicPartition};
+    /// let consumer = client.consumer();
+    /// consumer.assign(vec![TopicPartition::new("orders", 0)], Offset::Beginning)?;
+    /// consumer.pause(vec![TopicPartition::new("orders", 0)])?; // nothing is fetched until resume
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn pause(&self, partitions: Vec<crate::client::TopicPartition>) -> Result<(), ClientError> {
         self.inner.pause(partitions)
     }
@@ -413,6 +886,21 @@ impl Consumer {
     ///
     /// # Errors
     /// The client is closed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+    /// use kafka_sansio::client::{Offset, ProducerRecord, TopicPartition};
+    /// let mut consumer = client.consumer();
+    /// let p0 = TopicPartition::new("orders", 0);
+    /// consumer.assign(vec![p0.clone()], Offset::Beginning)?;
+    /// consumer.pause(vec![p0.clone()])?;
+    /// client.producer().send(ProducerRecord::new("orders", "a").partition(0)).wait()?;
+    /// consumer.resume(vec![p0])?;
+    /// assert_eq!(consumer.recv()?.record.offset, 0);
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn resume(
         &self,
         partitions: Vec<crate::client::TopicPartition>,
@@ -424,6 +912,19 @@ impl Consumer {
     ///
     /// # Errors
     /// Consuming a partition failed, or the client is closed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+    /// use kafka_sansio::client::{Offset, ProducerRecord, TopicPartition};
+    /// client.producer().send(ProducerRecord::new("orders", "paid").partition(2)).wait()?;
+    /// let mut consumer = client.consumer();
+    /// consumer.assign(vec![TopicPartition::new("orders", 2)], Offset::Beginning)?;
+    /// let r = consumer.recv()?;
+    /// assert_eq!((r.partition, r.record.offset), (2, 0));
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn recv(&mut self) -> Result<crate::client::ConsumedRecord, ClientError> {
         futures_lite::future::block_on(self.inner.recv())
     }

@@ -4,6 +4,24 @@
 //! None of this does I/O either; each adapter owns the socket and the clock and calls
 //! in here. The adapters are the only code in the crate that reads the clock
 //! ([`now`]), and they say so where they do.
+//!
+//! The facades start here: [`ClientBuilder`] builds a [`Client`] under tokio, smol or
+//! a thread of its own, and the client hands out a [`Producer`], a [`Consumer`] and
+//! per-partition [`PartitionClient`]s.
+//!
+//! ```
+//! # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+//! # let server = kafka_sansio::doc_support::serve().await;
+//! use kafka_sansio::client::{Offset, ProducerRecord, TopicPartition};
+//! use kafka_sansio::runtime::ClientBuilder;
+//!
+//! let client = ClientBuilder::new(&server.bootstrap()).build_tokio().await?;
+//! let written = client.producer().send(ProducerRecord::new("orders", "paid").partition(0)).await?;
+//! let mut consumer = client.consumer();
+//! consumer.assign(vec![TopicPartition::new("orders", 0)], Offset::Beginning)?;
+//! assert_eq!(Some(consumer.recv().await?.record.offset), written.offset);
+//! # Ok(()) });
+//! ```
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -22,6 +40,11 @@ pub use crate::producer_facade::{DeliveryFuture, Producer};
 pub use crate::tls::TlsConfig;
 
 /// The current time: the one place the adapters read the clock for the core.
+///
+/// ```
+/// let before = kafka_sansio::runtime::now();
+/// assert!(kafka_sansio::runtime::now() >= before);
+/// ```
 #[allow(clippy::disallowed_methods)] // the adapters are the I/O boundary
 #[must_use]
 pub fn now() -> Instant {
@@ -29,6 +52,25 @@ pub fn now() -> Instant {
 }
 
 /// What ended a request successfully.
+///
+/// ```
+/// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+/// # let server = kafka_sansio::doc_support::serve().await;
+/// use kafka_sansio::connection::{Config, RequestOptions};
+/// use kafka_sansio::messages::MetadataRequest;
+/// use kafka_sansio::runtime::Outcome;
+/// use kafka_sansio::tokio_runtime::Connection;
+///
+/// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0")).await?;
+/// match conn.send_with(MetadataRequest::default(), RequestOptions::default()).await? {
+///     Outcome::Response(response) => {
+///         let metadata = response.decode::<MetadataRequest>()?;
+///         assert_eq!(metadata.brokers.len(), 3);
+///     }
+///     Outcome::Sent(_) => unreachable!("Metadata has a response"),
+/// }
+/// # Ok(()) });
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// The broker's response, to decode with [`Response::decode`].
@@ -38,6 +80,19 @@ pub enum Outcome {
 }
 
 /// Why an adapter call failed.
+///
+/// ```
+/// # #[cfg(feature = "blocking")] {
+/// use kafka_sansio::blocking_runtime::Connection;
+/// use kafka_sansio::connection::Config;
+/// use kafka_sansio::runtime::Error;
+///
+/// match Connection::connect("127.0.0.1:1", Config::new("nobody")) {
+///     Err(Error::Connect { addr, source }) => println!("{addr}: {source}"),
+///     other => panic!("nothing listens on port 1: {other:?}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

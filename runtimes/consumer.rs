@@ -57,6 +57,17 @@ impl std::fmt::Debug for oneshot::Receiver<PollResult> {
 
 impl crate::runtime::Client {
     /// A consumer over this client's connections.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use kafka_sansio::client::{Offset, TopicPartition};
+    ///
+    /// let mut consumer = client.consumer();
+    /// consumer.assign(vec![TopicPartition::new("orders", 0)], Offset::Beginning)?;
+    /// # let _ = &mut consumer;
+    /// # Ok(()) });
+    /// ```
     #[must_use]
     pub fn consumer(&self) -> Consumer {
         Consumer {
@@ -78,6 +89,21 @@ impl Consumer {
     ///
     /// # Errors
     /// The client is closed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use kafka_sansio::client::{Offset, ProducerRecord, TopicPartition};
+    ///
+    /// for v in ["a", "b", "c"] {
+    ///     client.producer().send(ProducerRecord::new("orders", v).partition(0)).await?;
+    /// }
+    /// let mut consumer = client.consumer();
+    /// // Partition 0 from offset 1; more partitions, or other starts, in later calls.
+    /// consumer.assign(vec![TopicPartition::new("orders", 0)], Offset::At(1))?;
+    /// assert_eq!(consumer.recv().await?.record.value.as_deref(), Some(&b"b"[..]));
+    /// # Ok(()) });
+    /// ```
     pub fn assign(
         &self,
         partitions: Vec<TopicPartition>,
@@ -90,6 +116,18 @@ impl Consumer {
     ///
     /// # Errors
     /// The client is closed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use kafka_sansio::client::{Offset, TopicPartition};
+    ///
+    /// let mut consumer = client.consumer();
+    /// let partitions: Vec<_> = (0..3).map(|p| TopicPartition::new("orders", p)).collect();
+    /// consumer.assign(partitions, Offset::End)?;
+    /// consumer.unassign(vec![TopicPartition::new("orders", 2)])?; // 0 and 1 go on
+    /// # Ok(()) });
+    /// ```
     pub fn unassign(&mut self, partitions: Vec<TopicPartition>) -> Result<(), ClientError> {
         self.records.retain(|r| {
             !partitions
@@ -103,6 +141,23 @@ impl Consumer {
     ///
     /// # Errors
     /// The client is closed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use kafka_sansio::client::{Offset, ProducerRecord, TopicPartition};
+    ///
+    /// for v in ["a", "b"] {
+    ///     client.producer().send(ProducerRecord::new("orders", v).partition(0)).await?;
+    /// }
+    /// let mut consumer = client.consumer();
+    /// let p0 = TopicPartition::new("orders", 0);
+    /// consumer.assign(vec![p0.clone()], Offset::Beginning)?;
+    /// assert_eq!(consumer.recv().await?.record.offset, 0);
+    /// consumer.seek(p0, Offset::At(0))?; // read it again
+    /// assert_eq!(consumer.recv().await?.record.offset, 0);
+    /// # Ok(()) });
+    /// ```
     pub fn seek(&mut self, partition: TopicPartition, to: Offset) -> Result<(), ClientError> {
         self.records
             .retain(|r| !(*r.topic == *partition.topic && r.partition == partition.partition));
@@ -113,6 +168,19 @@ impl Consumer {
     ///
     /// # Errors
     /// The client is closed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use kafka_sansio::client::{Offset, TopicPartition};
+    ///
+    /// let consumer = client.consumer();
+    /// consumer.assign(vec![TopicPartition::new("orders", 0), TopicPartition::new("orders", 1)], Offset::Beginning)?;
+    /// // Back-pressure: stop fetching partition 1 while its records are worked on.
+    /// consumer.pause(vec![TopicPartition::new("orders", 1)])?;
+    /// consumer.resume(vec![TopicPartition::new("orders", 1)])?;
+    /// # Ok(()) });
+    /// ```
     pub fn pause(&self, partitions: Vec<TopicPartition>) -> Result<(), ClientError> {
         self.command(ConsumeCommand::Pause(partitions, true))
     }
@@ -121,6 +189,21 @@ impl Consumer {
     ///
     /// # Errors
     /// The client is closed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use kafka_sansio::client::{Offset, ProducerRecord, TopicPartition};
+    ///
+    /// let mut consumer = client.consumer();
+    /// let p0 = TopicPartition::new("orders", 0);
+    /// consumer.assign(vec![p0.clone()], Offset::Beginning)?;
+    /// consumer.pause(vec![p0.clone()])?;
+    /// client.producer().send(ProducerRecord::new("orders", "paid").partition(0)).await?;
+    /// consumer.resume(vec![p0])?; // fetching goes on where it stopped
+    /// assert_eq!(consumer.recv().await?.record.offset, 0);
+    /// # Ok(()) });
+    /// ```
     pub fn resume(&self, partitions: Vec<TopicPartition>) -> Result<(), ClientError> {
         self.command(ConsumeCommand::Pause(partitions, false))
     }
@@ -129,6 +212,20 @@ impl Consumer {
     ///
     /// # Errors
     /// Consuming a partition failed, or the client is closed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use kafka_sansio::client::{Offset, ProducerRecord, TopicPartition};
+    ///
+    /// client.producer().send(ProducerRecord::new("orders", "paid").key("order-17").partition(0)).await?;
+    /// let mut consumer = client.consumer();
+    /// consumer.assign(vec![TopicPartition::new("orders", 0)], Offset::Beginning)?;
+    /// let r = consumer.recv().await?;
+    /// assert_eq!((&*r.topic, r.partition, r.record.offset), ("orders", 0, 0));
+    /// assert_eq!(r.record.key.as_deref(), Some(&b"order-17"[..]));
+    /// # Ok(()) });
+    /// ```
     pub async fn recv(&mut self) -> Result<ConsumedRecord, ClientError> {
         std::future::poll_fn(|cx| self.poll_item(cx))
             .await
@@ -139,6 +236,25 @@ impl Consumer {
     ///
     /// # Errors
     /// Consuming a partition failed, or the client is closed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use kafka_sansio::client::{Offset, ProducerRecord, TopicPartition};
+    ///
+    /// let producer = client.producer();
+    /// let sent: Vec<_> = (0..5).map(|i| producer.send(ProducerRecord::new("orders", format!("{i}")).partition(0))).collect();
+    /// producer.flush().await?;
+    /// # drop(sent);
+    /// let mut consumer = client.consumer();
+    /// consumer.assign(vec![TopicPartition::new("orders", 0)], Offset::Beginning)?;
+    /// let mut got = Vec::new();
+    /// while got.len() < 5 {
+    ///     got.extend(consumer.recv_batch().await?); // one or more records
+    /// }
+    /// assert_eq!(got.iter().map(|r| r.record.offset).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+    /// # Ok(()) });
+    /// ```
     pub async fn recv_batch(&mut self) -> Result<Vec<ConsumedRecord>, ClientError> {
         let first = self.recv().await?;
         let mut out = Vec::with_capacity(self.records.len() + 1);

@@ -60,12 +60,28 @@ pub struct ClientBuilder {
 impl ClientBuilder {
     /// A builder bootstrapping from a comma-separated `host:port` list (a list that
     /// does not parse fails at `build_*`).
+    ///
+    /// ```
+    /// use kafka_sansio::runtime::ClientBuilder;
+    /// let builder = ClientBuilder::new("kafka-1:9092,kafka-2:9092");
+    /// assert_eq!(builder.config().bootstrap.len(), 2);
+    /// ```
     #[must_use]
     pub fn new(bootstrap: &str) -> Self {
         Self::from(ClientConfig::new(bootstrap))
     }
 
     /// A builder from a complete configuration.
+    ///
+    /// ```
+    /// use kafka_sansio::client::ClientConfig;
+    /// use kafka_sansio::runtime::ClientBuilder;
+    /// let mut config = ClientConfig::new("localhost:9092")?;
+    /// config.producer.acks = 1;
+    /// let builder = ClientBuilder::from_config(config);
+    /// assert_eq!(builder.config().producer.acks, 1);
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     #[must_use]
     pub fn from_config(config: ClientConfig) -> Self {
         Self::from(Ok(config))
@@ -91,6 +107,13 @@ impl ClientBuilder {
     }
 
     /// The configuration so far (defaults if the bootstrap list did not parse).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafka_sansio::runtime::ClientBuilder;
+    /// let builder = ClientBuilder::new("localhost:9092");
+    /// assert_eq!(builder.config().operation_timeout, Duration::from_secs(60)); // the default
+    /// ```
     #[must_use]
     pub fn config(&self) -> ClientConfig {
         match &self.config {
@@ -100,12 +123,29 @@ impl ClientBuilder {
     }
 
     /// Changes the configuration in place: anything [`ClientConfig`] has.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::OffsetReset;
+    /// use kafka_sansio::runtime::ClientBuilder;
+    /// let builder = ClientBuilder::new("localhost:9092").configure(|c| {
+    ///     c.producer.linger = Duration::from_millis(20);
+    ///     c.consumer.auto_offset_reset = OffsetReset::Earliest;
+    /// });
+    /// assert_eq!(builder.config().producer.linger, Duration::from_millis(20));
+    /// ```
     #[must_use]
     pub fn configure(self, f: impl FnOnce(&mut ClientConfig)) -> Self {
         self.edit(f)
     }
 
     /// The client id sent with every request.
+    ///
+    /// ```
+    /// use kafka_sansio::runtime::ClientBuilder;
+    /// let builder = ClientBuilder::new("localhost:9092").client_id("billing");
+    /// assert_eq!(builder.config().connection.client_id.as_deref(), Some("billing"));
+    /// ```
     #[must_use]
     pub fn client_id(self, id: impl Into<String>) -> Self {
         let id = id.into();
@@ -113,36 +153,78 @@ impl ClientBuilder {
     }
 
     /// SASL credentials (PLAIN, SCRAM-SHA-256/512, OAUTHBEARER).
+    ///
+    /// ```
+    /// use kafka_sansio::connection::sasl::{SaslConfig, SaslMechanism};
+    /// use kafka_sansio::runtime::ClientBuilder;
+    /// let sasl = SaslConfig::new(SaslMechanism::ScramSha512, "alice", "secret");
+    /// let builder = ClientBuilder::new("localhost:9092").sasl(sasl);
+    /// assert!(builder.config().connection.sasl.is_some());
+    /// ```
     #[must_use]
     pub fn sasl(self, sasl: SaslConfig) -> Self {
         self.edit(|c| c.connection.sasl = Some(sasl))
     }
 
     /// The seed of every random choice (bootstrap order, jitter); random by default.
+    ///
+    /// ```
+    /// use kafka_sansio::runtime::ClientBuilder;
+    /// // Two clients with one seed try the bootstrap brokers in the same order.
+    /// assert_eq!(ClientBuilder::new("a:9092,b:9092").seed(7).config().seed, 7);
+    /// ```
     #[must_use]
     pub fn seed(self, seed: u64) -> Self {
         self.edit(|c| c.seed = seed)
     }
 
     /// The default deadline of an operation, retries included.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafka_sansio::runtime::ClientBuilder;
+    /// let builder = ClientBuilder::new("localhost:9092").operation_timeout(Duration::from_secs(10));
+    /// assert_eq!(builder.config().operation_timeout, Duration::from_secs(10));
+    /// ```
     #[must_use]
     pub fn operation_timeout(self, d: Duration) -> Self {
         self.edit(|c| c.operation_timeout = d)
     }
 
     /// How long one request may wait for its response.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafka_sansio::runtime::ClientBuilder;
+    /// let builder = ClientBuilder::new("localhost:9092").request_timeout(Duration::from_secs(5));
+    /// assert_eq!(builder.config().connection.request_timeout, Duration::from_secs(5));
+    /// ```
     #[must_use]
     pub fn request_timeout(self, d: Duration) -> Self {
         self.edit(|c| c.connection.request_timeout = d)
     }
 
     /// How long a TCP connect may take; also bounds the first bootstrap at build.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafka_sansio::runtime::ClientBuilder;
+    /// let builder = ClientBuilder::new("localhost:9092").connect_timeout(Duration::from_secs(3));
+    /// assert_eq!(builder.config().connect_timeout, Duration::from_secs(3));
+    /// ```
     #[must_use]
     pub fn connect_timeout(self, d: Duration) -> Self {
         self.edit(|c| c.connect_timeout = d)
     }
 
     /// TLS for every connection (feature `tls`).
+    ///
+    /// ```no_run
+    /// use kafka_sansio::runtime::{ClientBuilder, TlsConfig};
+    /// let builder = ClientBuilder::new("kafka.example.com:9093").tls(TlsConfig::ca_file("ca.pem")?);
+    /// # let _ = builder;
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     #[cfg(feature = "tls")]
     #[must_use]
     pub fn tls(mut self, tls: crate::tls::TlsConfig) -> Self {
@@ -214,6 +296,20 @@ struct Inner {
 /// Every call ends by its deadline with a result or a typed [`ClientError`].
 /// Dropping a call's future cancels the operation cleanly: the driver forgets it,
 /// nothing half-written reaches a socket, and the client stays usable.
+///
+/// ```
+/// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+/// # let server = kafka_sansio::doc_support::serve().await;
+/// use kafka_sansio::runtime::ClientBuilder;
+///
+/// let client = ClientBuilder::new(&server.bootstrap()).client_id("billing").build_tokio().await?;
+/// let cluster = client.describe_cluster().await?;
+/// assert_eq!(cluster.brokers.len(), 3);
+/// let clone = client.clone(); // the same connections
+/// assert!(clone.list_topics().await?.iter().any(|t| &*t.name == "orders"));
+/// client.close().await;
+/// # Ok(()) });
+/// ```
 #[derive(Debug, Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -283,6 +379,15 @@ impl Client {
     ///
     /// # Errors
     /// No broker answered in time.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// let topics = client.list_topics().await?;
+    /// let orders = topics.iter().find(|t| &*t.name == "orders").expect("orders exists");
+    /// assert_eq!(orders.partitions.len(), 3);
+    /// # Ok(()) });
+    /// ```
     pub async fn list_topics(&self) -> Result<Vec<TopicMetadata>, ClientError> {
         expect!(self.run(|c, now| c.list_topics(now)).await, Topics)
     }
@@ -291,6 +396,15 @@ impl Client {
     ///
     /// # Errors
     /// No broker answered in time.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// let found = client.describe_topics(vec!["orders".into(), "no-such-topic".into()]).await?;
+    /// assert_eq!(found.len(), 1);
+    /// assert_eq!(&*found[0].name, "orders");
+    /// # Ok(()) });
+    /// ```
     pub async fn describe_topics(
         &self,
         topics: Vec<String>,
@@ -305,6 +419,15 @@ impl Client {
     ///
     /// # Errors
     /// No broker answered in time.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// let cluster = client.describe_cluster().await?;
+    /// assert_eq!(cluster.brokers.len(), 3);
+    /// assert!(cluster.controller.is_some());
+    /// # Ok(()) });
+    /// ```
     pub async fn describe_cluster(&self) -> Result<ClusterMetadata, ClientError> {
         expect!(self.run(|c, now| c.describe_cluster(now)).await, Cluster)
     }
@@ -313,6 +436,22 @@ impl Client {
     ///
     /// # Errors
     /// The operation itself failed (no controller reachable in time).
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::NewTopic;
+    ///
+    /// let topics = vec![
+    ///     NewTopic::new("payments", 6, 3).config("retention.ms", "86400000"),
+    ///     NewTopic::new("orders", 3, 3), // exists already
+    /// ];
+    /// let results = client.create_topics(topics, Duration::from_secs(30)).await?;
+    /// assert!(results[0].result.is_ok());
+    /// assert!(results[1].result.is_err());
+    /// # Ok(()) });
+    /// ```
     pub async fn create_topics(
         &self,
         topics: Vec<NewTopic>,
@@ -330,6 +469,17 @@ impl Client {
     /// # Errors
     /// The topic could not be created: it exists (`TOPIC_ALREADY_EXISTS`), the layout
     /// is invalid, or no controller answered in time.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use kafka_sansio::messages::ErrorCode;
+    ///
+    /// client.create_topic("payments", 6, 3).await?;
+    /// let again = client.create_topic("payments", 6, 3).await.unwrap_err();
+    /// assert_eq!(again.error_code(), Some(ErrorCode::TOPIC_ALREADY_EXISTS));
+    /// # Ok(()) });
+    /// ```
     pub async fn create_topic(
         &self,
         name: &str,
@@ -344,6 +494,16 @@ impl Client {
     ///
     /// # Errors
     /// The operation itself failed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use std::time::Duration;
+    ///
+    /// let results = client.delete_topics(vec!["orders".into()], Duration::from_secs(30)).await?;
+    /// assert!(results[0].result.is_ok());
+    /// # Ok(()) });
+    /// ```
     pub async fn delete_topics(
         &self,
         topics: Vec<String>,
@@ -360,6 +520,14 @@ impl Client {
     ///
     /// # Errors
     /// The topic could not be deleted (`UNKNOWN_TOPIC_OR_PARTITION`, ...).
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// client.delete_topic("orders").await?;
+    /// assert!(client.delete_topic("orders").await.is_err()); // gone
+    /// # Ok(()) });
+    /// ```
     pub async fn delete_topic(&self, name: &str) -> Result<(), ClientError> {
         first(
             self.delete_topics(vec![name.to_owned()], Duration::from_secs(30))
@@ -371,6 +539,15 @@ impl Client {
     ///
     /// # Errors
     /// The partitions could not be added.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// client.create_partitions("orders", 6).await?; // from 3 to 6
+    /// let topics = client.describe_topics(vec!["orders".into()]).await?;
+    /// assert_eq!(topics[0].partitions.len(), 6);
+    /// # Ok(()) });
+    /// ```
     pub async fn create_partitions(&self, topic: &str, total: i32) -> Result<(), ClientError> {
         let topics = vec![(topic.to_owned(), total)];
         let results = expect!(
@@ -385,6 +562,19 @@ impl Client {
     ///
     /// # Errors
     /// The operation itself failed.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: kafka_sansio::runtime::Client) -> Result<(), kafka_sansio::client::ClientError> {
+    /// use kafka_sansio::client::ConfigResource;
+    ///
+    /// // (The simulated cluster has no DescribeConfigs; this runs against Kafka.)
+    /// for (resource, entries) in client.describe_configs(vec![ConfigResource::topic("orders")]).await? {
+    ///     for entry in entries? {
+    ///         println!("{resource:?} {} = {:?}", entry.name, entry.value);
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn describe_configs(
         &self,
         resources: Vec<ConfigResource>,
@@ -400,6 +590,22 @@ impl Client {
     ///
     /// # Errors
     /// The operation itself failed.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: kafka_sansio::runtime::Client) -> Result<(), kafka_sansio::client::ClientError> {
+    /// use kafka_sansio::client::{AlterConfigOp, ConfigResource};
+    ///
+    /// // (The simulated cluster has no IncrementalAlterConfigs; this runs against Kafka.)
+    /// let changes = vec![(
+    ///     ConfigResource::topic("orders"),
+    ///     vec![AlterConfigOp::Set("retention.ms".into(), "3600000".into())],
+    /// )];
+    /// for (resource, result) in client.alter_configs(changes).await? {
+    ///     result?; // each resource is applied (or refused) on its own
+    ///     println!("{resource:?} changed");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn alter_configs(
         &self,
         changes: Vec<(ConfigResource, Vec<AlterConfigOp>)>,
@@ -414,6 +620,20 @@ impl Client {
     ///
     /// # Errors
     /// The operation itself failed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{Record, UnknownTopicHandling};
+    /// use kafka_sansio::records::Compression;
+    ///
+    /// let p0 = client.partition_client("orders", 0, UnknownTopicHandling::Retry).await?;
+    /// p0.produce(vec![Record::new("a"), Record::new("b"), Record::new("c")], Compression::None).await?;
+    /// let results = client.delete_records(vec![("orders".into(), 0, 2)], Duration::from_secs(30)).await?;
+    /// assert_eq!(results[0].low_watermark, Ok(2)); // offsets 0 and 1 are gone
+    /// # Ok(()) });
+    /// ```
     pub async fn delete_records(
         &self,
         partitions: Vec<(String, i32, i64)>,
@@ -430,6 +650,15 @@ impl Client {
     ///
     /// # Errors
     /// A broker did not answer in time.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: kafka_sansio::runtime::Client) -> Result<(), kafka_sansio::client::ClientError> {
+    /// // (The simulated cluster has no ListGroups; this runs against Kafka.)
+    /// for group in client.list_groups().await? {
+    ///     println!("{} ({})", group.group_id, group.protocol_type);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn list_groups(&self) -> Result<Vec<GroupListing>, ClientError> {
         expect!(self.run(|c, now| c.list_groups(now)).await, Groups)
     }
@@ -438,6 +667,16 @@ impl Client {
     ///
     /// # Errors
     /// The operation itself failed.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: kafka_sansio::runtime::Client) -> Result<(), kafka_sansio::client::ClientError> {
+    /// // (The simulated cluster has no DescribeGroups; this runs against Kafka.)
+    /// for group in client.describe_groups(vec!["billing".into()]).await? {
+    ///     let group = group?;
+    ///     println!("{} is {} with {} members", group.group_id, group.state, group.members.len());
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn describe_groups(
         &self,
         groups: Vec<String>,
@@ -452,6 +691,18 @@ impl Client {
     ///
     /// # Errors
     /// The operation itself failed.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: kafka_sansio::runtime::Client) -> Result<(), kafka_sansio::client::ClientError> {
+    /// // (The simulated cluster has no DeleteGroups; this runs against Kafka.)
+    /// for (group, result) in client.delete_groups(vec!["old-billing".into()]).await? {
+    ///     match result {
+    ///         Ok(()) => println!("{group} deleted"),
+    ///         Err(e) => println!("{group}: {e}"), // e.g. NON_EMPTY_GROUP
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn delete_groups(&self, groups: Vec<String>) -> Result<DeletedGroups, ClientError> {
         expect!(
             self.run(move |c, now| c.delete_groups(now, groups)).await,
@@ -461,6 +712,15 @@ impl Client {
 
     /// A client for topic administration at the controller (rskafka's
     /// `ControllerClient`).
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// let controller = client.controller_client();
+    /// controller.create_topic("payments", 6, 3, 5_000).await?;
+    /// controller.delete_topic("payments", 5_000).await?;
+    /// # Ok(()) });
+    /// ```
     #[must_use]
     pub fn controller_client(&self) -> ControllerClient {
         ControllerClient {
@@ -473,6 +733,19 @@ impl Client {
     ///
     /// # Errors
     /// With `Error` handling: the topic or partition does not exist.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use kafka_sansio::client::{ClientError, UnknownTopicHandling};
+    ///
+    /// let p2 = client.partition_client("orders", 2, UnknownTopicHandling::Retry).await?;
+    /// assert_eq!((p2.topic(), p2.partition()), ("orders", 2));
+    /// // With Error, a partition that does not exist is refused at once.
+    /// let missing = client.partition_client("orders", 9, UnknownTopicHandling::Error).await;
+    /// assert!(matches!(missing, Err(ClientError::UnknownPartition { .. })));
+    /// # Ok(()) });
+    /// ```
     pub async fn partition_client(
         &self,
         topic: &str,
@@ -513,6 +786,15 @@ impl Client {
     ///
     /// # Errors
     /// The client is closed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// client.list_topics().await?;
+    /// let stats = client.stats().await?;
+    /// assert!(stats.brokers.iter().map(|b| b.requests).sum::<u64>() > 0);
+    /// # Ok(()) });
+    /// ```
     pub async fn stats(&self) -> Result<ClientStats, ClientError> {
         let (tx, rx) = async_channel::bounded(1);
         self.inner
@@ -524,6 +806,17 @@ impl Client {
 
     /// Closes every connection; pending calls fail with [`ClientError::Closed`].
     /// Returns once the driver has stopped.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use kafka_sansio::client::ClientError;
+    ///
+    /// let other_handle = client.clone();
+    /// client.close().await;
+    /// assert_eq!(other_handle.list_topics().await, Err(ClientError::Closed));
+    /// # Ok(()) });
+    /// ```
     pub async fn close(&self) {
         let (tx, rx) = async_channel::bounded(1);
         if self.inner.commands.try_send(Command::Close(tx)).is_ok() {
@@ -547,6 +840,14 @@ fn wall_clock_ms() -> i64 {
 }
 
 /// Topic administration at the controller.
+///
+/// ```
+/// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+/// # let (_server, client) = kafka_sansio::doc_support::client().await;
+/// let controller = client.controller_client();
+/// controller.create_topic("payments", 6, 3, 5_000).await?;
+/// # Ok(()) });
+/// ```
 #[derive(Debug, Clone)]
 pub struct ControllerClient {
     client: Client,
@@ -557,6 +858,15 @@ impl ControllerClient {
     ///
     /// # Errors
     /// As [`Client::create_topic`].
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// // 6 partitions, 3 replicas; the controller may take up to 5 s.
+    /// client.controller_client().create_topic("payments", 6, 3, 5_000).await?;
+    /// assert_eq!(client.describe_topics(vec!["payments".into()]).await?[0].partitions.len(), 6);
+    /// # Ok(()) });
+    /// ```
     pub async fn create_topic(
         &self,
         name: &str,
@@ -573,6 +883,14 @@ impl ControllerClient {
     ///
     /// # Errors
     /// As [`Client::delete_topic`].
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// client.controller_client().delete_topic("orders", 5_000).await?;
+    /// assert!(client.describe_topics(vec!["orders".into()]).await?.is_empty());
+    /// # Ok(()) });
+    /// ```
     pub async fn delete_topic(&self, name: &str, timeout_ms: i32) -> Result<(), ClientError> {
         let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
         first(
@@ -585,6 +903,20 @@ impl ControllerClient {
 
 /// Produce, fetch and offsets for one partition, routed to its leader wherever it
 /// moves.
+///
+/// ```
+/// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+/// # let (_server, client) = kafka_sansio::doc_support::client().await;
+/// use kafka_sansio::client::{Record, UnknownTopicHandling};
+/// use kafka_sansio::records::Compression;
+///
+/// let p0 = client.partition_client("orders", 0, UnknownTopicHandling::Retry).await?;
+/// let offsets = p0.produce(vec![Record::new("hello").key("k")], Compression::Zstd).await?;
+/// let (records, high_watermark) = p0.fetch_records(offsets[0], 1..1_000_000, 500).await?;
+/// assert_eq!(records[0].value.as_deref(), Some(&b"hello"[..]));
+/// assert_eq!(high_watermark, 1);
+/// # Ok(()) });
+/// ```
 #[derive(Debug, Clone)]
 pub struct PartitionClient {
     client: Client,
@@ -595,12 +927,30 @@ pub struct PartitionClient {
 
 impl PartitionClient {
     /// The topic.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use kafka_sansio::client::UnknownTopicHandling;
+    /// let p1 = client.partition_client("orders", 1, UnknownTopicHandling::Retry).await?;
+    /// assert_eq!(p1.topic(), "orders");
+    /// # Ok(()) });
+    /// ```
     #[must_use]
     pub fn topic(&self) -> &str {
         &self.topic
     }
 
     /// The partition.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use kafka_sansio::client::UnknownTopicHandling;
+    /// let p1 = client.partition_client("orders", 1, UnknownTopicHandling::Retry).await?;
+    /// assert_eq!(p1.partition(), 1);
+    /// # Ok(()) });
+    /// ```
     #[must_use]
     pub fn partition(&self) -> i32 {
         self.partition
@@ -612,6 +962,18 @@ impl PartitionClient {
     /// # Errors
     /// The records do not fit one batch, or the broker refused them, or the deadline
     /// passed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use kafka_sansio::client::{Record, UnknownTopicHandling};
+    /// use kafka_sansio::records::Compression;
+    ///
+    /// let p0 = client.partition_client("orders", 0, UnknownTopicHandling::Retry).await?;
+    /// let records = vec![Record::new("a").key("k1"), Record::new("b").header("trace", "42")];
+    /// assert_eq!(p0.produce(records, Compression::Lz4).await?, vec![0, 1]);
+    /// # Ok(()) });
+    /// ```
     pub async fn produce(
         &self,
         records: Vec<Record>,
@@ -627,6 +989,20 @@ impl PartitionClient {
     ///
     /// # Errors
     /// As [`produce`](Self::produce).
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use kafka_sansio::client::{ProduceOptions, Record, UnknownTopicHandling};
+    /// use kafka_sansio::records::Compression;
+    ///
+    /// let p0 = client.partition_client("orders", 0, UnknownTopicHandling::Retry).await?;
+    /// let options = ProduceOptions::default().acks(1).compression(Compression::Gzip);
+    /// let out = p0.produce_with(vec![Record::new("a"), Record::new("b")], options).await?;
+    /// assert_eq!(out.base_offset, Some(0));
+    /// assert_eq!(out.offsets().collect::<Vec<_>>(), vec![0, 1]);
+    /// # Ok(()) });
+    /// ```
     pub async fn produce_with(
         &self,
         mut records: Vec<Record>,
@@ -652,6 +1028,22 @@ impl PartitionClient {
     ///
     /// # Errors
     /// The offset is out of range, or the deadline passed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use kafka_sansio::client::{Record, UnknownTopicHandling};
+    /// use kafka_sansio::records::Compression;
+    ///
+    /// let p0 = client.partition_client("orders", 0, UnknownTopicHandling::Retry).await?;
+    /// p0.produce(vec![Record::new("a"), Record::new("b")], Compression::None).await?;
+    /// // From offset 1: at least 1 byte, at most 1 MB, waiting up to 500 ms for them.
+    /// let (records, high_watermark) = p0.fetch_records(1, 1..1_000_000, 500).await?;
+    /// assert_eq!(records.len(), 1);
+    /// assert_eq!(records[0].value.as_deref(), Some(&b"b"[..]));
+    /// assert_eq!(high_watermark, 2);
+    /// # Ok(()) });
+    /// ```
     pub async fn fetch_records(
         &self,
         offset: i64,
@@ -672,6 +1064,24 @@ impl PartitionClient {
     ///
     /// # Errors
     /// As [`fetch_records`](Self::fetch_records).
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{FetchOptions, IsolationLevel, Record, UnknownTopicHandling};
+    /// use kafka_sansio::records::Compression;
+    ///
+    /// let p0 = client.partition_client("orders", 0, UnknownTopicHandling::Retry).await?;
+    /// p0.produce(vec![Record::new("a")], Compression::None).await?;
+    /// let options = FetchOptions::default()
+    ///     .max_wait(Duration::from_millis(100))
+    ///     .isolation(IsolationLevel::ReadCommitted);
+    /// let out = p0.fetch(0, options).await?;
+    /// assert_eq!(out.records.len(), 1);
+    /// assert_eq!(out.high_watermark, 1);
+    /// # Ok(()) });
+    /// ```
     pub async fn fetch(
         &self,
         offset: i64,
@@ -691,6 +1101,19 @@ impl PartitionClient {
     ///
     /// # Errors
     /// The broker refused, or the deadline passed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use kafka_sansio::client::{OffsetSpec, Record, UnknownTopicHandling};
+    /// use kafka_sansio::records::Compression;
+    ///
+    /// let p0 = client.partition_client("orders", 0, UnknownTopicHandling::Retry).await?;
+    /// p0.produce(vec![Record::new("a"), Record::new("b")], Compression::None).await?;
+    /// assert_eq!(p0.get_offset(OffsetSpec::Earliest).await?, 0);
+    /// assert_eq!(p0.get_offset(OffsetSpec::Latest).await?, 2); // the next offset to be written
+    /// # Ok(()) });
+    /// ```
     pub async fn get_offset(&self, at: OffsetSpec) -> Result<i64, ClientError> {
         let (topic, partition) = (self.topic.clone(), self.partition);
         match self
@@ -710,6 +1133,19 @@ impl PartitionClient {
     ///
     /// # Errors
     /// The broker refused, or the deadline passed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use kafka_sansio::client::{OffsetSpec, Record, UnknownTopicHandling};
+    /// use kafka_sansio::records::Compression;
+    ///
+    /// let p0 = client.partition_client("orders", 0, UnknownTopicHandling::Retry).await?;
+    /// p0.produce(vec![Record::new("a"), Record::new("b")], Compression::None).await?;
+    /// assert_eq!(p0.delete_records(1, 5_000).await?, 1);
+    /// assert_eq!(p0.get_offset(OffsetSpec::Earliest).await?, 1);
+    /// # Ok(()) });
+    /// ```
     pub async fn delete_records(&self, offset: i64, timeout_ms: i32) -> Result<i64, ClientError> {
         let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
         let partitions = vec![(self.topic.to_string(), self.partition, offset)];

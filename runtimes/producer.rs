@@ -45,6 +45,18 @@ pub struct Producer {
 
 /// The delivery of one record: where it landed, or why not. Await it, or `wait` for
 /// it from blocking code. Dropping it does not cancel the record.
+///
+/// ```
+/// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+/// # let (_server, client) = kafka_sansio::doc_support::client().await;
+/// use kafka_sansio::client::ProducerRecord;
+///
+/// let delivery = client.producer().send(ProducerRecord::new("orders", "paid").partition(2));
+/// let written = delivery.await?;
+/// assert_eq!(&*written.topic, "orders");
+/// assert_eq!((written.partition, written.offset), (2, Some(0)));
+/// # Ok(()) });
+/// ```
 #[must_use = "a delivery report says whether the record was written"]
 #[derive(Debug)]
 pub struct DeliveryFuture {
@@ -73,6 +85,18 @@ impl DeliveryFuture {
     /// # Errors
     /// The record could not be written (after retries, by its delivery timeout), or
     /// the client closed first.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio", feature = "blocking"))] {
+    /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+    /// use kafka_sansio::client::ProducerRecord;
+    ///
+    /// let delivery = client.producer().send(ProducerRecord::new("orders", "paid").partition(1));
+    /// let written = delivery.wait()?; // blocks this thread
+    /// assert_eq!((written.partition, written.offset), (1, Some(0)));
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn wait(self) -> Result<RecordMetadata, ClientError> {
         self.rx.wait().unwrap_or(Err(ClientError::Closed))
     }
@@ -86,6 +110,16 @@ fn wall_clock_ms() -> i64 {
 
 impl crate::runtime::Client {
     /// The client's producer.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use kafka_sansio::client::ProducerRecord;
+    ///
+    /// let producer = client.producer(); // cheap; clones share one buffer and connections
+    /// producer.send(ProducerRecord::new("orders", "paid")).await?;
+    /// # Ok(()) });
+    /// ```
     #[must_use]
     pub fn producer(&self) -> Producer {
         Producer {
@@ -98,6 +132,21 @@ impl Producer {
     /// Hands a record over at once and returns its delivery. A record without a
     /// timestamp gets the current time. If the producer's buffer is full the record
     /// waits for room (up to its delivery timeout) instead of failing.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use kafka_sansio::client::ProducerRecord;
+    ///
+    /// let producer = client.producer();
+    /// // Same key, same partition, in order.
+    /// let first = producer.send(ProducerRecord::new("orders", "created").key("order-17"));
+    /// let second = producer.send(ProducerRecord::new("orders", "paid").key("order-17"));
+    /// let (first, second) = (first.await?, second.await?);
+    /// assert_eq!(first.partition, second.partition);
+    /// assert!(first.offset < second.offset);
+    /// # Ok(()) });
+    /// ```
     pub fn send(&self, record: ProducerRecord) -> DeliveryFuture {
         self.send_batch(vec![record]).pop().unwrap_or_else(|| {
             let (_, rx) = oneshot::channel();
@@ -107,6 +156,19 @@ impl Producer {
 
     /// Hands many records over at once (one trip to the driver); their deliveries
     /// in the same order.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use kafka_sansio::client::ProducerRecord;
+    ///
+    /// let records = (0..10).map(|i| ProducerRecord::new("orders", format!("event {i}")).partition(0)).collect();
+    /// let deliveries = client.producer().send_batch(records);
+    /// for (i, delivery) in deliveries.into_iter().enumerate() {
+    ///     assert_eq!(delivery.await?.offset, Some(i as i64));
+    /// }
+    /// # Ok(()) });
+    /// ```
     pub fn send_batch(&self, records: Vec<ProducerRecord>) -> Vec<DeliveryFuture> {
         let now_ms = wall_clock_ms();
         let mut batch = Vec::with_capacity(records.len());
@@ -127,6 +189,19 @@ impl Producer {
     ///
     /// # Errors
     /// The client is closed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use kafka_sansio::client::ProducerRecord;
+    ///
+    /// let producer = client.producer();
+    /// let delivery = producer.send(ProducerRecord::new("orders", "paid"));
+    /// producer.flush().await?;
+    /// // Everything sent before the flush is delivered: the future is ready.
+    /// assert!(futures_lite::future::poll_once(delivery).await.is_some());
+    /// # Ok(()) });
+    /// ```
     pub async fn flush(&self) -> Result<(), ClientError> {
         let (tx, rx) = async_channel::bounded(1);
         self.client.command(Command::Flush(tx))?;

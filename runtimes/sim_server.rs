@@ -132,6 +132,18 @@ impl Shared {
 /// A simulated cluster served on loopback, running on the tokio runtime that called
 /// [`serve`]. Dropping it stops accepting and closes every connection (the tasks see
 /// the shutdown signal); [`Server::shutdown`] also waits for them.
+///
+/// ```
+/// # kafka_sansio::doc_support::tokio(async {
+/// use kafka_sansio::sim::ClusterConfig;
+/// use kafka_sansio::sim_server::serve;
+///
+/// let server = serve(ClusterConfig { brokers: 3, base_port: 0, ..ClusterConfig::default() }).await?;
+/// server.with_cluster(|cluster, _now| cluster.create_topic("orders", 3, 3))?;
+/// println!("bootstrap.servers={}", server.bootstrap());
+/// server.shutdown().await;
+/// # Ok(()) });
+/// ```
 pub struct Server {
     shared: Arc<Shared>,
     addrs: Vec<SocketAddr>,
@@ -157,12 +169,32 @@ impl std::fmt::Debug for Server {
 /// The configuration does not validate ([`ClusterConfig::validate`]), `config.host`
 /// is not `127.0.0.1` (the server binds loopback only, and the brokers must
 /// advertise the address they listen on), or a listener cannot be bound.
+///
+/// ```
+/// # kafka_sansio::doc_support::tokio(async {
+/// use kafka_sansio::runtime::ClientBuilder;
+/// use kafka_sansio::sim::ClusterConfig;
+/// use kafka_sansio::sim_server::serve;
+///
+/// let server = serve(ClusterConfig { brokers: 1, base_port: 0, ..ClusterConfig::default() }).await?;
+/// let client = ClientBuilder::new(&server.bootstrap()).build_tokio().await?;
+/// client.create_topic("orders", 1, 1).await?;
+/// # Ok(()) });
+/// ```
 pub async fn serve(config: ClusterConfig) -> io::Result<Server> {
     serve_with(config, None).await
 }
 
 /// TLS for the served cluster (feature `sim-tls`): the brokers' certificate chain and
 /// key, and optionally the CA whose client certificates they require (mutual TLS).
+///
+/// ```
+/// # #[cfg(feature = "sim-tls")] {
+/// use kafka_sansio::sim_server::TlsServer;
+/// // (serve_tls shows a whole TLS cluster.)
+/// assert!(TlsServer::new(b"not a certificate", b"not a key", None).is_err());
+/// # }
+/// ```
 #[cfg(feature = "sim-tls")]
 #[derive(Clone)]
 pub struct TlsServer {
@@ -184,6 +216,23 @@ impl TlsServer {
     ///
     /// # Errors
     /// The PEM does not hold a usable certificate, key or CA.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim-tls")] kafka_sansio::doc_support::tokio(async {
+    /// # use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    /// # let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    /// # ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    /// # let ca_key = KeyPair::generate()?;
+    /// # let ca = ca.self_signed(&ca_key)?;
+    /// # let key = KeyPair::generate()?;
+    /// # let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])?.signed_by(&key, &ca, &ca_key)?;
+    /// # let (cert_pem, key_pem) = (leaf.pem(), key.serialize_pem());
+    /// use kafka_sansio::sim_server::TlsServer;
+    /// // The brokers' chain and key; with Some(client CA) clients must present a certificate.
+    /// let tls = TlsServer::new(cert_pem.as_bytes(), key_pem.as_bytes(), None)?;
+    /// # let _ = tls;
+    /// # Ok(()) });
+    /// ```
     pub fn new(
         cert_chain_pem: &[u8],
         key_pem: &[u8],
@@ -234,6 +283,27 @@ impl TlsServer {
 ///
 /// # Errors
 /// As [`serve`].
+///
+/// ```
+/// # #[cfg(feature = "sim-tls")] kafka_sansio::doc_support::tokio(async {
+/// # use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+/// # let mut ca = CertificateParams::new(Vec::<String>::new())?;
+/// # ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+/// # let ca_key = KeyPair::generate()?;
+/// # let ca = ca.self_signed(&ca_key)?;
+/// # let key = KeyPair::generate()?;
+/// # let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])?.signed_by(&key, &ca, &ca_key)?;
+/// # let (ca_pem, cert_pem, key_pem) = (ca.pem(), leaf.pem(), key.serialize_pem());
+/// use kafka_sansio::runtime::{ClientBuilder, TlsConfig};
+/// use kafka_sansio::sim::ClusterConfig;
+/// use kafka_sansio::sim_server::{TlsServer, serve_tls};
+///
+/// let tls = TlsServer::new(cert_pem.as_bytes(), key_pem.as_bytes(), None)?;
+/// let server = serve_tls(ClusterConfig { brokers: 3, base_port: 0, ..ClusterConfig::default() }, tls).await?;
+/// let client = ClientBuilder::new(&server.bootstrap()).tls(TlsConfig::ca_pem(ca_pem)).build_tokio().await?;
+/// assert_eq!(client.describe_cluster().await?.brokers.len(), 3);
+/// # Ok(()) });
+/// ```
 #[cfg(feature = "sim-tls")]
 pub async fn serve_tls(config: ClusterConfig, tls: TlsServer) -> io::Result<Server> {
     serve_with(config, Some(tls)).await
@@ -329,12 +399,27 @@ async fn serve_with(
 
 impl Server {
     /// The listening address of each broker, by broker id.
+    ///
+    /// ```
+    /// # kafka_sansio::doc_support::tokio(async {
+    /// let server = kafka_sansio::sim_server::serve(kafka_sansio::doc_support::cluster_config()).await?;
+    /// assert_eq!(server.addrs().len(), 3); // broker i listens on addrs()[i]
+    /// assert!(server.addrs()[0].ip().is_loopback());
+    /// # Ok(()) });
+    /// ```
     #[must_use]
     pub fn addrs(&self) -> &[SocketAddr] {
         &self.addrs
     }
 
     /// Every broker's address, comma-separated: a client's `bootstrap.servers`.
+    ///
+    /// ```
+    /// # kafka_sansio::doc_support::tokio(async {
+    /// let server = kafka_sansio::sim_server::serve(kafka_sansio::doc_support::cluster_config()).await?;
+    /// assert_eq!(server.bootstrap().split(',').count(), 3);
+    /// # Ok(()) });
+    /// ```
     #[must_use]
     pub fn bootstrap(&self) -> String {
         bootstrap(&self.addrs)
@@ -346,11 +431,30 @@ impl Server {
     ///
     /// The cluster is locked while `f` runs: keep it short, and do not call back into
     /// the server from it (that would deadlock).
+    ///
+    /// ```
+    /// # kafka_sansio::doc_support::tokio(async {
+    /// let server = kafka_sansio::sim_server::serve(kafka_sansio::doc_support::cluster_config()).await?;
+    /// server.with_cluster(|c, _| c.create_topic("orders", 1, 3))?;
+    /// let leader = server.with_cluster(|c, _| c.partition_leader("orders", 0)).unwrap();
+    /// server.with_cluster(|c, now| c.crash_broker(leader, now)); // its partitions move
+    /// assert_ne!(server.with_cluster(|c, _| c.partition_leader("orders", 0)), Some(leader));
+    /// # Ok(()) });
+    /// ```
     pub fn with_cluster<T>(&self, f: impl FnOnce(&mut Cluster, Instant) -> T) -> T {
         self.shared.with(f)
     }
 
     /// Stops accepting, closes every connection and waits for the server's tasks.
+    ///
+    /// ```
+    /// # kafka_sansio::doc_support::tokio(async {
+    /// let server = kafka_sansio::sim_server::serve(kafka_sansio::doc_support::cluster_config()).await?;
+    /// let addr = server.addrs()[0];
+    /// server.shutdown().await;
+    /// assert!(tokio::net::TcpStream::connect(addr).await.is_err()); // no longer listening
+    /// # Ok(()) });
+    /// ```
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
@@ -598,6 +702,15 @@ impl BackgroundServer {
     ///
     /// # Errors
     /// The runtime or thread cannot be created, or [`serve`] fails.
+    ///
+    /// ```
+    /// use kafka_sansio::sim::ClusterConfig;
+    /// use kafka_sansio::sim_server::BackgroundServer;
+    /// // From synchronous code: the server runs on a thread of its own.
+    /// let server = BackgroundServer::start(ClusterConfig { brokers: 1, base_port: 0, ..ClusterConfig::default() })?;
+    /// assert_eq!(server.addrs().len(), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn start(config: ClusterConfig) -> io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -643,24 +756,51 @@ impl BackgroundServer {
     }
 
     /// The listening address of each broker, by broker id.
+    ///
+    /// ```
+    /// let server = kafka_sansio::sim_server::BackgroundServer::start(kafka_sansio::doc_support::cluster_config())?;
+    /// assert_eq!(server.addrs().len(), 3);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn addrs(&self) -> &[SocketAddr] {
         &self.addrs
     }
 
     /// Every broker's address, comma-separated: a client's `bootstrap.servers`.
+    ///
+    /// ```
+    /// let server = kafka_sansio::sim_server::BackgroundServer::start(kafka_sansio::doc_support::cluster_config())?;
+    /// let bootstrap = server.bootstrap(); // hand this to any Kafka client
+    /// assert!(bootstrap.starts_with("127.0.0.1:"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn bootstrap(&self) -> String {
         bootstrap(&self.addrs)
     }
 
     /// Runs `f` on the cluster with the current time; see [`Server::with_cluster`].
+    ///
+    /// ```
+    /// let server = kafka_sansio::sim_server::BackgroundServer::start(kafka_sansio::doc_support::cluster_config())?;
+    /// server.with_cluster(|c, _| c.create_topic("orders", 3, 3))?;
+    /// server.with_cluster(|c, now| c.crash_broker(1, now));
+    /// server.with_cluster(|c, now| c.restart_broker(1, now));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn with_cluster<T>(&self, f: impl FnOnce(&mut Cluster, Instant) -> T) -> T {
         self.shared.with(f)
     }
 
     /// Stops the server: closes the listeners and every connection, and joins the
     /// thread.
+    ///
+    /// ```
+    /// let server = kafka_sansio::sim_server::BackgroundServer::start(kafka_sansio::doc_support::cluster_config())?;
+    /// server.shutdown(); // listeners closed, thread joined (dropping it does the same)
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn shutdown(mut self) {
         self.stop_and_join();
     }

@@ -36,12 +36,47 @@ use crate::runtime::{Error, Outcome, decode};
 
 /// A handle to one broker connection. Clone it freely; the connection closes when the
 /// last handle is dropped.
+///
+/// ```
+/// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+/// # let server = kafka_sansio::doc_support::background();
+/// use kafka_sansio::connection::Config;
+/// use kafka_sansio::messages::MetadataRequest;
+/// use kafka_sansio::smol_runtime::Connection;
+/// futures_lite::future::block_on(async {
+///     let (conn, driver) = Connection::connect(server.addrs()[0], Config::new("broker-0")).await?;
+///     std::thread::spawn(move || futures_lite::future::block_on(driver)); // or smol::spawn(driver).detach()
+///     let other = conn.clone(); // both share the one socket
+///     assert_eq!(other.send(MetadataRequest::default()).await?.brokers.len(), 3);
+///     Ok::<_, kafka_sansio::runtime::Error>(())
+/// })?;
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Connection {
     handle: Handle,
 }
 
 /// The future that carries the connection's bytes; spawn it on an executor.
+///
+/// ```
+/// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+/// # let server = kafka_sansio::doc_support::background();
+/// use kafka_sansio::connection::Config;
+/// use kafka_sansio::messages::MetadataRequest;
+/// use kafka_sansio::smol_runtime::Connection;
+///
+/// futures_lite::future::block_on(async {
+///     let (conn, driver) = Connection::connect(server.addrs()[0], Config::new("broker-0")).await?;
+///     std::thread::spawn(move || futures_lite::future::block_on(driver)); // or smol::spawn
+///     let metadata = conn.send(MetadataRequest::default()).await?;
+///     assert_eq!(metadata.brokers.len(), 3);
+///     Ok::<_, kafka_sansio::runtime::Error>(())
+/// })?;
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[must_use = "the connection makes no progress unless the driver runs"]
 pub struct Driver {
     inner: DriverFuture,
@@ -70,6 +105,21 @@ impl Connection {
     ///
     /// # Errors
     /// The TCP connection fails, or the connection fails before it is ready.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::smol_runtime::Connection;
+    /// futures_lite::future::block_on(async {
+    ///     let (conn, driver) = Connection::connect(server.addrs()[0], Config::new("broker-0")).await?;
+    ///     std::thread::spawn(move || futures_lite::future::block_on(driver));
+    ///     assert!(conn.closed().is_none());
+    ///     Ok::<_, kafka_sansio::runtime::Error>(())
+    /// })?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn connect(
         addr: impl ToSocketAddrs + std::fmt::Display,
         config: Config,
@@ -99,6 +149,23 @@ impl Connection {
     /// The request ends without a response (timeout, unsupported, connection failure),
     /// the response does not decode, or the request is an acks=0 Produce
     /// ([`Error::NoResponse`], after it was written).
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::messages::MetadataRequest;
+    /// use kafka_sansio::smol_runtime::Connection;
+    /// futures_lite::future::block_on(async {
+    ///     let (conn, driver) = Connection::connect(server.addrs()[0], Config::new("broker-0")).await?;
+    ///     std::thread::spawn(move || futures_lite::future::block_on(driver));
+    ///     let metadata = conn.send(MetadataRequest::default()).await?;
+    ///     assert_eq!(metadata.brokers.len(), 3);
+    ///     Ok::<_, kafka_sansio::runtime::Error>(())
+    /// })?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn send<R: Request + Send + 'static>(
         &self,
         request: R,
@@ -110,6 +177,25 @@ impl Connection {
     ///
     /// # Errors
     /// The request ends without a response.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use std::time::Duration;
+    /// use kafka_sansio::connection::{Config, RequestOptions};
+    /// use kafka_sansio::messages::MetadataRequest;
+    /// use kafka_sansio::runtime::Outcome;
+    /// use kafka_sansio::smol_runtime::Connection;
+    /// futures_lite::future::block_on(async {
+    ///     let (conn, driver) = Connection::connect(server.addrs()[0], Config::new("broker-0")).await?;
+    ///     std::thread::spawn(move || futures_lite::future::block_on(driver));
+    ///     let options = RequestOptions::timeout(Duration::from_secs(2));
+    ///     assert!(matches!(conn.send_with(MetadataRequest::default(), options).await?, Outcome::Response(_)));
+    ///     Ok::<_, kafka_sansio::runtime::Error>(())
+    /// })?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn send_with<R: Request + Send + 'static>(
         &self,
         request: R,
@@ -119,6 +205,19 @@ impl Connection {
     }
 
     /// The versions the broker offers per API key, as negotiated at connect.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::messages::ApiKey;
+    /// use kafka_sansio::smol_runtime::Connection;
+    /// let (conn, driver) = futures_lite::future::block_on(Connection::connect(server.addrs()[0], Config::new("broker-0")))?;
+    /// std::thread::spawn(move || futures_lite::future::block_on(driver));
+    /// assert!(conn.broker_versions().contains_key(&(ApiKey::Metadata as i16)));
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn broker_versions(&self) -> &std::collections::BTreeMap<i16, crate::wire::VersionRange> {
         self.handle.broker_versions()
@@ -126,12 +225,37 @@ impl Connection {
 
     /// The version requests of `api_key` are sent at: the highest both sides support
     /// (`None` if there is none). Lets a caller fill version-dependent fields.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::messages::ApiKey;
+    /// use kafka_sansio::smol_runtime::Connection;
+    /// let (conn, driver) = futures_lite::future::block_on(Connection::connect(server.addrs()[0], Config::new("broker-0")))?;
+    /// std::thread::spawn(move || futures_lite::future::block_on(driver));
+    /// assert_eq!(conn.version_for(ApiKey::DescribeAcls), None); // the simulation offers no ACLs
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn version_for(&self, api_key: crate::messages::ApiKey) -> Option<i16> {
         self.handle.version_for(api_key)
     }
 
     /// The error that closed the connection, once it has closed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::smol_runtime::Connection;
+    /// let (conn, driver) = futures_lite::future::block_on(Connection::connect(server.addrs()[0], Config::new("broker-0")))?;
+    /// std::thread::spawn(move || futures_lite::future::block_on(driver));
+    /// assert_eq!(conn.closed(), None);
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn closed(&self) -> Option<ConnectionError> {
         self.handle.closed()
@@ -142,6 +266,19 @@ impl Connection {
 /// [`build_smol`](crate::runtime::ClientBuilder::build_smol); spawn it on your
 /// executor (`smol::spawn(driver).detach()`). It ends when the client is closed or
 /// every handle is dropped.
+///
+/// ```
+/// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+/// # let server = kafka_sansio::doc_support::background();
+/// use kafka_sansio::runtime::ClientBuilder;
+///
+/// let (client, driver) = ClientBuilder::new(&server.bootstrap()).build_smol()?;
+/// let driving = std::thread::spawn(move || futures_lite::future::block_on(driver));
+/// futures_lite::future::block_on(client.close()); // the driver ends
+/// driving.join().unwrap();
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[must_use = "the client makes no progress unless the driver runs"]
 pub struct ClientDriver {
     inner: crate::driver::Driver<crate::smol_net::AsyncIoNet>,
@@ -169,6 +306,20 @@ impl crate::runtime::ClientBuilder {
     ///
     /// # Errors
     /// The configuration is invalid.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use kafka_sansio::runtime::ClientBuilder;
+    ///
+    /// let (client, driver) = ClientBuilder::new(&server.bootstrap()).build_smol()?;
+    /// // Spawn the driver on your executor: smol::spawn(driver).detach(). Here, a thread:
+    /// std::thread::spawn(move || futures_lite::future::block_on(driver));
+    /// let cluster = futures_lite::future::block_on(client.describe_cluster())?;
+    /// assert_eq!(cluster.brokers.len(), 3);
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn build_smol(
         self,
     ) -> Result<(crate::runtime::Client, ClientDriver), crate::client::ClientError> {

@@ -45,6 +45,12 @@ impl std::fmt::Debug for TlsConfig {
 
 impl TlsConfig {
     /// Trust the operating system's CA store.
+    ///
+    /// ```
+    /// use kafka_sansio::runtime::{ClientBuilder, TlsConfig};
+    /// let builder = ClientBuilder::new("kafka.example.com:9093").tls(TlsConfig::system_roots());
+    /// # let _ = builder;
+    /// ```
     #[must_use]
     pub fn system_roots() -> Self {
         Self {
@@ -54,6 +60,14 @@ impl TlsConfig {
     }
 
     /// Trust the CA certificates in this PEM text (only them).
+    ///
+    /// ```no_run
+    /// use kafka_sansio::runtime::{ClientBuilder, TlsConfig};
+    /// let pem = std::fs::read("/etc/kafka/ca.pem")?; // or a CA built into the binary
+    /// let builder = ClientBuilder::new("kafka.example.com:9093").tls(TlsConfig::ca_pem(pem));
+    /// # let _ = builder;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn ca_pem(pem: impl Into<Vec<u8>>) -> Self {
         Self {
@@ -66,12 +80,25 @@ impl TlsConfig {
     ///
     /// # Errors
     /// The file cannot be read.
+    ///
+    /// ```
+    /// use kafka_sansio::runtime::TlsConfig;
+    /// assert!(TlsConfig::ca_file("/no/such/ca.pem").is_err()); // unreadable files fail here, not at connect
+    /// ```
     pub fn ca_file(path: impl AsRef<Path>) -> Result<Self, ClientError> {
         Ok(Self::ca_pem(read(path.as_ref())?))
     }
 
     /// Present this client certificate chain and private key (PEM), for brokers that
     /// require client authentication (mutual TLS).
+    ///
+    /// ```no_run
+    /// use kafka_sansio::runtime::TlsConfig;
+    /// let (cert, key) = (std::fs::read("client.pem")?, std::fs::read("client.key")?);
+    /// let tls = TlsConfig::system_roots().client_auth_pem(cert, key);
+    /// # let _ = tls;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn client_auth_pem(
         mut self,
@@ -86,6 +113,13 @@ impl TlsConfig {
     ///
     /// # Errors
     /// A file cannot be read.
+    ///
+    /// ```no_run
+    /// use kafka_sansio::runtime::TlsConfig;
+    /// let tls = TlsConfig::ca_file("ca.pem")?.client_auth_files("client.pem", "client.key")?;
+    /// # let _ = tls;
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn client_auth_files(
         self,
         cert_chain: impl AsRef<Path>,

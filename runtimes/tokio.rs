@@ -34,6 +34,20 @@ use crate::runtime::{Error, Outcome, decode};
 
 /// A handle to one broker connection driven by a tokio task. Clone it freely; the
 /// connection closes when the last handle is dropped.
+///
+/// ```
+/// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+/// # let server = kafka_sansio::doc_support::serve().await;
+/// use kafka_sansio::connection::Config;
+/// use kafka_sansio::messages::MetadataRequest;
+/// use kafka_sansio::tokio_runtime::Connection;
+///
+/// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0")).await?;
+/// let (a, b) = (conn.clone(), conn.clone()); // pipelined on one socket
+/// let (m1, m2) = tokio::join!(a.send(MetadataRequest::default()), b.send(MetadataRequest::default()));
+/// assert_eq!(m1?.brokers, m2?.brokers);
+/// # Ok(()) });
+/// ```
 #[derive(Debug, Clone)]
 pub struct Connection {
     handle: Handle,
@@ -46,6 +60,17 @@ impl Connection {
     ///
     /// # Errors
     /// The TCP connection fails, or the connection fails before it is ready.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let server = kafka_sansio::doc_support::serve().await;
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::tokio_runtime::Connection;
+    ///
+    /// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0")).await?;
+    /// assert!(conn.closed().is_none());
+    /// # Ok(()) });
+    /// ```
     pub async fn connect(
         addr: impl ToSocketAddrs + std::fmt::Display,
         config: Config,
@@ -69,6 +94,19 @@ impl Connection {
     /// The request ends without a response (timeout, unsupported, connection failure),
     /// the response does not decode, or the request is an acks=0 Produce
     /// ([`Error::NoResponse`], after it was written).
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let server = kafka_sansio::doc_support::serve().await;
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::messages::MetadataRequest;
+    /// use kafka_sansio::tokio_runtime::Connection;
+    ///
+    /// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0")).await?;
+    /// let metadata = conn.send(MetadataRequest::default()).await?;
+    /// assert_eq!(metadata.brokers.len(), 3);
+    /// # Ok(()) });
+    /// ```
     pub async fn send<R: Request + Send + 'static>(
         &self,
         request: R,
@@ -80,6 +118,21 @@ impl Connection {
     ///
     /// # Errors
     /// The request ends without a response.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let server = kafka_sansio::doc_support::serve().await;
+    /// use std::time::Duration;
+    /// use kafka_sansio::connection::{Config, RequestOptions};
+    /// use kafka_sansio::messages::MetadataRequest;
+    /// use kafka_sansio::runtime::Outcome;
+    /// use kafka_sansio::tokio_runtime::Connection;
+    ///
+    /// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0")).await?;
+    /// let outcome = conn.send_with(MetadataRequest::default(), RequestOptions::timeout(Duration::from_secs(2))).await?;
+    /// assert!(matches!(outcome, Outcome::Response(_)));
+    /// # Ok(()) });
+    /// ```
     pub async fn send_with<R: Request + Send + 'static>(
         &self,
         request: R,
@@ -89,6 +142,18 @@ impl Connection {
     }
 
     /// The versions the broker offers per API key, as negotiated at connect.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let server = kafka_sansio::doc_support::serve().await;
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::messages::ApiKey;
+    /// use kafka_sansio::tokio_runtime::Connection;
+    ///
+    /// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0")).await?;
+    /// assert!(conn.broker_versions().contains_key(&(ApiKey::Fetch as i16)));
+    /// # Ok(()) });
+    /// ```
     #[must_use]
     pub fn broker_versions(&self) -> &std::collections::BTreeMap<i16, crate::wire::VersionRange> {
         self.handle.broker_versions()
@@ -96,12 +161,36 @@ impl Connection {
 
     /// The version requests of `api_key` are sent at: the highest both sides support
     /// (`None` if there is none). Lets a caller fill version-dependent fields.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let server = kafka_sansio::doc_support::serve().await;
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::messages::ApiKey;
+    /// use kafka_sansio::tokio_runtime::Connection;
+    ///
+    /// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0")).await?;
+    /// assert!(conn.version_for(ApiKey::Metadata).is_some());
+    /// assert_eq!(conn.version_for(ApiKey::DescribeAcls), None); // not offered by the simulation
+    /// # Ok(()) });
+    /// ```
     #[must_use]
     pub fn version_for(&self, api_key: crate::messages::ApiKey) -> Option<i16> {
         self.handle.version_for(api_key)
     }
 
     /// The error that closed the connection, once it has closed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let server = kafka_sansio::doc_support::serve().await;
+    /// use kafka_sansio::connection::Config;
+    /// use kafka_sansio::tokio_runtime::Connection;
+    ///
+    /// let conn = Connection::connect(server.addrs()[0], Config::new("broker-0")).await?;
+    /// assert_eq!(conn.closed(), None); // open
+    /// # Ok(()) });
+    /// ```
     #[must_use]
     pub fn closed(&self) -> Option<ConnectionError> {
         self.handle.closed()
@@ -159,6 +248,22 @@ impl crate::runtime::ClientBuilder {
     ///
     /// # Errors
     /// The configuration is invalid, or no bootstrap broker answered in time.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let server = kafka_sansio::doc_support::serve().await;
+    /// use kafka_sansio::runtime::ClientBuilder;
+    ///
+    /// let client = ClientBuilder::new(&server.bootstrap()).build_tokio().await?;
+    /// assert_eq!(client.describe_cluster().await?.brokers.len(), 3);
+    /// // Nothing answers here: the build fails within the connect timeout.
+    /// let nobody = ClientBuilder::new("127.0.0.1:1")
+    ///     .connect_timeout(std::time::Duration::from_millis(200))
+    ///     .build_tokio()
+    ///     .await;
+    /// assert!(nobody.is_err());
+    /// # Ok(()) });
+    /// ```
     pub async fn build_tokio(self) -> Result<crate::runtime::Client, crate::client::ClientError> {
         let timeout = self.bootstrap_timeout();
         let (core, client, commands, tls) = self.parts()?;

@@ -74,6 +74,9 @@
 
 pub mod client;
 pub mod connection;
+#[cfg(feature = "sim")]
+#[doc(hidden)]
+pub mod doc_support;
 #[cfg(feature = "arbitrary")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -84,6 +87,12 @@ mod scram;
 #[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim;
 pub mod wire;
+
+/// The README's Rust blocks, compiled and run as doctests (they need the runtimes and
+/// the simulation).
+#[cfg(all(doctest, feature = "sim", feature = "tokio", feature = "blocking"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 #[cfg(feature = "blocking")]
 #[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]

@@ -8,6 +8,13 @@ use crate::connection;
 use super::ClientError;
 
 /// A broker address: host and port.
+///
+/// ```
+/// use kafka_sansio::client::BrokerAddress;
+/// let a = BrokerAddress::parse("[::1]:9092")?;
+/// assert_eq!(a.to_string(), "[::1]:9092");
+/// # Ok::<(), kafka_sansio::client::ClientError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct BrokerAddress {
     /// Host name or IP address (IPv6 without brackets).
@@ -125,6 +132,15 @@ impl ClientConfig {
     ///
     /// # Errors
     /// The list is empty or an address does not parse.
+    ///
+    /// ```
+    /// use kafka_sansio::client::ClientConfig;
+    /// let config = ClientConfig::new("kafka-1:9092, kafka-2:9092")?;
+    /// assert_eq!(config.bootstrap[1].port, 9092);
+    /// assert!(ClientConfig::new("").is_err());
+    /// assert!(ClientConfig::new("kafka-1").is_err()); // no port
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn new(bootstrap: &str) -> Result<Self, ClientError> {
         let bootstrap = bootstrap
             .split(',')
@@ -140,6 +156,13 @@ impl ClientConfig {
     }
 
     /// A configuration bootstrapping from these addresses, with the defaults.
+    ///
+    /// ```
+    /// use kafka_sansio::client::{BrokerAddress, ClientConfig};
+    /// let config = ClientConfig::with_addresses(vec![BrokerAddress::parse("10.0.0.7:9092")?]);
+    /// assert_eq!(config.bootstrap.len(), 1);
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     #[must_use]
     pub fn with_addresses(bootstrap: Vec<BrokerAddress>) -> Self {
         Self {

@@ -60,6 +60,18 @@ impl Client {
 
     /// Stops consuming these partitions; records buffered for them are dropped at
     /// once, so no later poll returns them.
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Client, ClientConfig, Offset, TopicPartition};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+    /// let (p0, p1) = (TopicPartition::new("orders", 0), TopicPartition::new("orders", 1));
+    /// client.assign(now, vec![p0.clone(), p1.clone()], Offset::Beginning);
+    /// client.unassign(now, &[p1]);
+    /// assert_eq!(client.assignment(), vec![p0]);
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn unassign(&mut self, now: Instant, partitions: &[TopicPartition]) {
         self.advance(now);
         self.consumer_mut().unassign(partitions);
@@ -67,6 +79,17 @@ impl Client {
     }
 
     /// Partitions consumed now.
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Client, ClientConfig, Offset, TopicPartition};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+    /// assert!(client.assignment().is_empty());
+    /// client.assign(now, vec![TopicPartition::new("orders", 2)], Offset::End);
+    /// assert_eq!(client.assignment(), vec![TopicPartition::new("orders", 2)]);
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     #[must_use]
     pub fn assignment(&self) -> Vec<TopicPartition> {
         self.consumer
@@ -77,6 +100,32 @@ impl Client {
     /// Moves a partition's position (an offset, the beginning, the end, a time, or
     /// the committed offset); buffered records of it are dropped. Returns whether
     /// the partition is assigned.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{Offset, Record, TopicPartition};
+    ///
+    /// let now = sim.now();
+    /// let records = vec![Record::new("a"), Record::new("b"), Record::new("c")];
+    /// let op = sim.client(host).produce(now, "orders", 0, records, Default::default());
+    /// sim.run_until_done(host, op, Duration::from_secs(5))?;
+    /// let now = sim.now();
+    /// let p0 = TopicPartition::new("orders", 0);
+    /// sim.client(host).assign(now, vec![p0.clone()], Offset::Beginning);
+    /// assert!(sim.client(host).seek(now, &p0, Offset::At(2))); // assigned: moved
+    /// assert!(!sim.client(host).seek(now, &TopicPartition::new("orders", 1), Offset::At(0)));
+    /// let mut got = Vec::new();
+    /// sim.run_until(Duration::from_secs(5), |sim| {
+    ///     let now = sim.now();
+    ///     got.extend(sim.client(host).poll_records(now, 100));
+    ///     !got.is_empty()
+    /// });
+    /// assert_eq!(got[0].record.offset, 2);
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn seek(&mut self, now: Instant, partition: &TopicPartition, to: Offset) -> bool {
         self.advance(now);
         let moved = self.consumer_mut().seek(partition, to);
@@ -85,12 +134,53 @@ impl Client {
     }
 
     /// Stops fetching these partitions (buffered records can still be polled).
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{Offset, ProducerRecord, TopicPartition};
+    ///
+    /// let now = sim.now();
+    /// sim.client(host).send(now, ProducerRecord::new("orders", "a").partition(0))?;
+    /// let p0 = TopicPartition::new("orders", 0);
+    /// sim.client(host).assign(now, vec![p0.clone()], Offset::Beginning);
+    /// sim.client(host).pause(now, &[p0]);
+    /// sim.run_for(Duration::from_secs(2));
+    /// let now = sim.now();
+    /// assert!(sim.client(host).poll_records(now, 100).is_empty()); // paused: nothing fetched
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn pause(&mut self, now: Instant, partitions: &[TopicPartition]) {
         self.consumer_mut().pause(partitions, true);
         self.drive(now);
     }
 
     /// Fetches these partitions again.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{Offset, ProducerRecord, TopicPartition};
+    ///
+    /// let now = sim.now();
+    /// sim.client(host).send(now, ProducerRecord::new("orders", "a").partition(0))?;
+    /// let p0 = TopicPartition::new("orders", 0);
+    /// sim.client(host).assign(now, vec![p0.clone()], Offset::Beginning);
+    /// sim.client(host).pause(now, &[p0.clone()]);
+    /// sim.client(host).resume(now, &[p0]);
+    /// let mut got = Vec::new();
+    /// sim.run_until(Duration::from_secs(5), |sim| {
+    ///     let now = sim.now();
+    ///     got.extend(sim.client(host).poll_records(now, 100));
+    ///     !got.is_empty()
+    /// });
+    /// assert_eq!(got.len(), 1);
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn resume(&mut self, now: Instant, partitions: &[TopicPartition]) {
         self.consumer_mut().pause(partitions, false);
         self.drive(now);
@@ -99,6 +189,25 @@ impl Client {
     /// The next offset to consume of each assigned partition with a known
     /// position, and the leader epoch of the last record consumed: what a commit
     /// would store.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{Offset, ProducerRecord, TopicPartition};
+    ///
+    /// let now = sim.now();
+    /// sim.client(host).send(now, ProducerRecord::new("orders", "a").partition(0))?;
+    /// sim.client(host).assign(now, vec![TopicPartition::new("orders", 0)], Offset::Beginning);
+    /// sim.run_until(Duration::from_secs(5), |sim| {
+    ///     let now = sim.now();
+    ///     !sim.client(host).poll_records(now, 100).is_empty()
+    /// });
+    /// let (partition, next, _epoch) = sim.client(host).positions().remove(0);
+    /// assert_eq!((partition.partition, next), (0, 1)); // the next offset to read
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn positions(&self) -> Vec<(TopicPartition, i64, Option<i32>)> {
         self.consumer
@@ -108,6 +217,26 @@ impl Client {
 
     /// Up to `max` fetched records, in offset order per partition; positions move
     /// past them. Polling frees budget, so fetches may follow.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{Event, Offset, ProducerRecord, TopicPartition};
+    ///
+    /// let now = sim.now();
+    /// sim.client(host).send(now, ProducerRecord::new("orders", "hello").partition(1))?;
+    /// sim.client(host).assign(now, vec![TopicPartition::new("orders", 1)], Offset::Beginning);
+    /// // Event::RecordsReady says when polling has something to give.
+    /// sim.run_until(Duration::from_secs(5), |sim| {
+    ///     sim.client_events(host).any(|e| matches!(e, Event::RecordsReady))
+    /// });
+    /// let now = sim.now();
+    /// let records = sim.client(host).poll_records(now, 10);
+    /// assert_eq!(records[0].record.value.as_deref(), Some(&b"hello"[..]));
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn poll_records(&mut self, now: Instant, max: usize) -> Vec<ConsumedRecord> {
         self.advance(now);
         let mut out = Vec::new();
@@ -121,6 +250,14 @@ impl Client {
 
     /// Bytes of fetched records held or reserved now (within
     /// [`ConsumerConfig::buffer_max_bytes`](super::ConsumerConfig::buffer_max_bytes)).
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Client, ClientConfig};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let client = Client::new(ClientConfig::new("localhost:9092")?, std::time::Instant::now());
+    /// assert_eq!(client.consumer_buffered_bytes(), 0);
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     #[must_use]
     pub fn consumer_buffered_bytes(&self) -> usize {
         self.consumer.as_ref().map_or(0, |c| c.buffered_bytes())

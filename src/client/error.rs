@@ -107,6 +107,13 @@ pub enum ClientError {
 
 impl ClientError {
     /// A broker error code, with the broker's message if any.
+    ///
+    /// ```
+    /// use kafka_sansio::client::ClientError;
+    /// use kafka_sansio::messages::{ApiKey, ErrorCode};
+    /// let e = ClientError::broker(ApiKey::Produce, ErrorCode::NOT_LEADER_OR_FOLLOWER, Some("moved".into()));
+    /// assert!(e.to_string().contains("moved"));
+    /// ```
     #[must_use]
     pub fn broker(api: ApiKey, code: ErrorCode, message: Option<String>) -> Self {
         Self::Broker { api, code, message }
@@ -114,6 +121,16 @@ impl ClientError {
 
     /// The Kafka error code behind this error, if a broker sent one (looking through
     /// [`Timeout`](Self::Timeout) to its last error).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::ClientError;
+    /// use kafka_sansio::messages::{ApiKey, ErrorCode};
+    /// let last = ClientError::broker(ApiKey::Fetch, ErrorCode::LEADER_NOT_AVAILABLE, None);
+    /// let e = ClientError::Timeout { operation: "Fetch", timeout: Duration::from_secs(5), last_error: Some(Box::new(last)) };
+    /// assert_eq!(e.error_code(), Some(ErrorCode::LEADER_NOT_AVAILABLE)); // seen through the timeout
+    /// assert_eq!(ClientError::Closed.error_code(), None);
+    /// ```
     #[must_use]
     pub fn error_code(&self) -> Option<ErrorCode> {
         match self {
@@ -128,6 +145,14 @@ impl ClientError {
 
     /// Whether retrying the same call later could succeed: a retriable Kafka error
     /// code, a lost connection, a request timeout.
+    ///
+    /// ```
+    /// use kafka_sansio::client::ClientError;
+    /// use kafka_sansio::messages::{ApiKey, ErrorCode};
+    /// assert!(ClientError::broker(ApiKey::Produce, ErrorCode::NOT_LEADER_OR_FOLLOWER, None).is_retriable());
+    /// assert!(!ClientError::broker(ApiKey::Produce, ErrorCode::TOPIC_AUTHORIZATION_FAILED, None).is_retriable());
+    /// assert!(!ClientError::Closed.is_retriable());
+    /// ```
     #[must_use]
     pub fn is_retriable(&self) -> bool {
         match self {

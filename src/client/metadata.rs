@@ -15,6 +15,20 @@ use crate::messages::{ErrorCode, MetadataResponse};
 use crate::wire::Uuid;
 
 /// One broker of the cluster.
+///
+/// ```
+/// # #[cfg(feature = "sim")] {
+/// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+/// use std::time::Duration;
+/// use kafka_sansio::client::OpOutput;
+/// let now = sim.now();
+/// let op = sim.client(host).describe_cluster(now);
+/// let OpOutput::Cluster(cluster) = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+/// let broker = &cluster.brokers[0];
+/// println!("broker {} at {}:{} (rack {:?})", broker.id, broker.host, broker.port, broker.rack);
+/// # }
+/// # Ok::<(), kafka_sansio::client::ClientError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerMetadata {
     /// Its node id.
@@ -28,6 +42,22 @@ pub struct BrokerMetadata {
 }
 
 /// One partition of a topic.
+///
+/// ```
+/// # #[cfg(feature = "sim")] {
+/// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+/// use std::time::Duration;
+/// use kafka_sansio::client::OpOutput;
+/// let now = sim.now();
+/// let op = sim.client(host).describe_topics(now, vec!["orders".into()]);
+/// let OpOutput::Topics(topics) = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+/// let p0 = &topics[0].partitions[0];
+/// assert_eq!(p0.partition, 0);
+/// assert!(p0.leader.is_some());
+/// assert_eq!(p0.replicas.len(), 3);
+/// # }
+/// # Ok::<(), kafka_sansio::client::ClientError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionMetadata {
     /// The partition index.
@@ -47,6 +77,21 @@ pub struct PartitionMetadata {
 }
 
 /// One topic.
+///
+/// ```
+/// # #[cfg(feature = "sim")] {
+/// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+/// use std::time::Duration;
+/// use kafka_sansio::client::OpOutput;
+/// let now = sim.now();
+/// let op = sim.client(host).list_topics(now);
+/// let OpOutput::Topics(topics) = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+/// let orders = topics.iter().find(|t| &*t.name == "orders").unwrap();
+/// assert!(!orders.internal);
+/// assert_eq!(orders.partitions.len(), 3);
+/// # }
+/// # Ok::<(), kafka_sansio::client::ClientError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicMetadata {
     /// The topic's name.
@@ -60,6 +105,20 @@ pub struct TopicMetadata {
 }
 
 /// The cluster as a whole.
+///
+/// ```
+/// # #[cfg(feature = "sim")] {
+/// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+/// use std::time::Duration;
+/// use kafka_sansio::client::OpOutput;
+/// let now = sim.now();
+/// let op = sim.client(host).describe_cluster(now);
+/// let OpOutput::Cluster(cluster) = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+/// assert_eq!(cluster.brokers.len(), 3);
+/// assert!(cluster.controller.is_some());
+/// # }
+/// # Ok::<(), kafka_sansio::client::ClientError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterMetadata {
     /// The cluster id, if the broker reports one.

@@ -14,6 +14,37 @@
 //! The runtime facades (`runtime::ClientBuilder`, features `tokio`, `smol`,
 //! `blocking`) drive it over real sockets; the simulation (feature `sim`) drives it
 //! against the simulated cluster on a virtual clock.
+//!
+//! ```
+//! # #[cfg(feature = "sim")] {
+//! use std::time::Duration;
+//! use kafka_sansio::client::{Client, ClientConfig, Event, Offset, ProducerRecord, TopicPartition};
+//! use kafka_sansio::sim::{ClusterConfig, NetworkConfig, Simulation};
+//!
+//! # #[allow(clippy::disallowed_methods)]
+//! let mut sim = Simulation::new(7, ClusterConfig::default(), NetworkConfig::default(), std::time::Instant::now());
+//! sim.cluster().create_topic("orders", 1, 1).unwrap();
+//! let host = sim.add_client(Client::new(ClientConfig::new(&sim.bootstrap()).unwrap(), sim.now()));
+//!
+//! // Produce: send hands the record over; Event::Delivered says where it landed.
+//! let now = sim.now();
+//! let id = sim.client(host).send(now, ProducerRecord::new("orders", "paid").key("order-17")).unwrap();
+//! sim.run_until(Duration::from_secs(5), |sim| {
+//!     sim.client_events(host).any(|e| matches!(e, Event::Delivered { record, .. } if record == id))
+//! });
+//!
+//! // Consume: assign partitions, then poll records as they arrive.
+//! let now = sim.now();
+//! sim.client(host).assign(now, vec![TopicPartition::new("orders", 0)], Offset::Beginning);
+//! let mut records = Vec::new();
+//! sim.run_until(Duration::from_secs(5), |sim| {
+//!     let now = sim.now();
+//!     records.extend(sim.client(host).poll_records(now, 100));
+//!     !records.is_empty()
+//! });
+//! assert_eq!(records[0].record.value.as_deref(), Some(&b"paid"[..]));
+//! # }
+//! ```
 
 mod backoff;
 mod config;
@@ -66,22 +97,91 @@ use op::{Built, Ctx, Operation, Refresh, Reply, Step, Target, Versions};
 use rng::Rng;
 
 /// Per resource, its configs or why they could not be read.
+///
+/// ```
+/// use kafka_sansio::client::{ConfigEntry, DescribedConfigs};
+/// fn print(configs: DescribedConfigs) {
+///     for (resource, entries) in configs {
+///         match entries {
+///             Ok(entries) => entries.iter().for_each(|e: &ConfigEntry| println!("{} {} = {:?}", resource.name, e.name, e.value)),
+///             Err(e) => println!("{}: {e}", resource.name),
+///         }
+///     }
+/// }
+/// # print(Vec::new());
+/// ```
 pub type DescribedConfigs = Vec<(ConfigResource, Result<Vec<ConfigEntry>, ClientError>)>;
 /// Per resource, whether its change was applied.
+///
+/// ```
+/// use kafka_sansio::client::AlteredConfigs;
+/// fn failed(results: &AlteredConfigs) -> Vec<&str> {
+///     results.iter().filter(|(_, r)| r.is_err()).map(|(res, _)| res.name.as_str()).collect()
+/// }
+/// assert!(failed(&Vec::new()).is_empty());
+/// ```
 pub type AlteredConfigs = Vec<(ConfigResource, Result<(), ClientError>)>;
 /// Per group, whether it was deleted.
+///
+/// ```
+/// use kafka_sansio::client::{ClientError, DeletedGroups};
+/// let results: DeletedGroups = vec![("old".into(), Ok(())), ("busy".into(), Err(ClientError::Closed))];
+/// let deleted: Vec<_> = results.iter().filter(|(_, r)| r.is_ok()).map(|(g, _)| g.as_str()).collect();
+/// assert_eq!(deleted, ["old"]);
+/// ```
 pub type DeletedGroups = Vec<(String, Result<(), ClientError>)>;
 
 /// Names one connection the client asked for with [`Output::Connect`].
+///
+/// ```
+/// use kafka_sansio::client::{Client, ClientConfig, Output};
+/// # #[allow(clippy::disallowed_methods)]
+/// let now = std::time::Instant::now();
+/// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+/// client.describe_cluster(now);
+/// let Some(Output::Connect { conn, .. }) = client.poll_output() else { unreachable!() };
+/// client.handle_connected(conn, now); // every later call about this socket names `conn`
+/// # Ok::<(), kafka_sansio::client::ClientError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ConnId(pub u64);
 
 /// Names one operation started on a client; its [`Event::Done`] carries the same id.
+///
+/// ```
+/// use kafka_sansio::client::{Client, ClientConfig};
+/// # #[allow(clippy::disallowed_methods)]
+/// let now = std::time::Instant::now();
+/// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+/// let a = client.list_topics(now);
+/// let b = client.list_topics(now);
+/// assert_ne!(a, b); // each operation its own id; its Event::Done carries it
+/// # Ok::<(), kafka_sansio::client::ClientError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct OpId(pub u64);
 
 /// Something the client wants done with a transport; pulled with
 /// [`Client::poll_output`].
+///
+/// ```
+/// use kafka_sansio::client::{Client, ClientConfig, Output};
+/// # #[allow(clippy::disallowed_methods)]
+/// let now = std::time::Instant::now();
+/// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+/// client.list_topics(now);
+/// while let Some(output) = client.poll_output() {
+///     match output {
+///         Output::Connect { conn, host, port, .. } => {
+///             println!("open {host}:{port} as {conn:?}");
+///             client.handle_connected(conn, now); // once the socket is open
+///         }
+///         Output::Transmit { conn, bytes } => println!("write {} bytes on {conn:?}", bytes.len()),
+///         Output::Close { conn } => println!("close {conn:?}"),
+///     }
+/// }
+/// # Ok::<(), kafka_sansio::client::ClientError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     /// Open a TCP connection to `host:port` and report it with
@@ -112,6 +212,21 @@ pub enum Output {
 }
 
 /// The result of a finished operation.
+///
+/// ```
+/// # #[cfg(feature = "sim")] {
+/// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+/// use std::time::Duration;
+/// use kafka_sansio::client::{OffsetSpec, OpOutput};
+/// let now = sim.now();
+/// let op = sim.client(host).list_offsets(now, "orders", 0, OffsetSpec::Latest);
+/// match sim.run_until_done(host, op, Duration::from_secs(10))? {
+///     OpOutput::Offset { offset, .. } => assert_eq!(offset, 0),
+///     other => panic!("list_offsets gives Offset, not {other:?}"),
+/// }
+/// # }
+/// # Ok::<(), kafka_sansio::client::ClientError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum OpOutput {
@@ -151,6 +266,30 @@ pub enum OpOutput {
 }
 
 /// Something the client reports; pulled with [`Client::poll_event`].
+///
+/// ```
+/// # #[cfg(feature = "sim")] {
+/// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+/// use std::time::Duration;
+/// use kafka_sansio::client::{Event, ProducerRecord};
+/// let now = sim.now();
+/// let op = sim.client(host).describe_cluster(now);
+/// let record = sim.client(host).send(now, ProducerRecord::new("orders", "paid"))?;
+/// let (mut done, mut delivered) = (false, false);
+/// sim.run_until(Duration::from_secs(10), |sim| {
+///     for event in sim.client_events(host).collect::<Vec<_>>() {
+///         match event {
+///             Event::Done { op: o, result } if o == op => done = result.is_ok(),
+///             Event::Delivered { record: r, result } if r == record => delivered = result.is_ok(),
+///             _ => {}
+///         }
+///     }
+///     done && delivered
+/// });
+/// assert!(done && delivered);
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
@@ -419,6 +558,15 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     /// A client that will bootstrap from `config.bootstrap` on its first operation.
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Client, ClientConfig};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now(); // the caller's clock: the client reads none
+    /// let client = Client::new(ClientConfig::new("localhost:9092")?, now);
+    /// assert_eq!(client.connections(), 0); // nothing happens before the first operation
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     #[must_use]
     pub fn new(config: ClientConfig, now: Instant) -> Self {
         let mut rng = Rng::new(config.seed);
@@ -457,30 +605,85 @@ impl Client {
     // ----- getters -------------------------------------------------------------
 
     /// The configuration.
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Client, ClientConfig};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let client = Client::new(ClientConfig::new("localhost:9092")?, std::time::Instant::now());
+    /// assert_eq!(client.config().bootstrap[0].port, 9092);
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     #[must_use]
     pub fn config(&self) -> &ClientConfig {
         &self.config
     }
 
     /// What the metadata cache knows of a topic (`None` if not loaded).
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// assert!(sim.client(host).metadata_topic("orders").is_none()); // not loaded yet
+    /// let now = sim.now();
+    /// let op = sim.client(host).describe_topics(now, vec!["orders".into()]);
+    /// sim.run_until_done(host, op, Duration::from_secs(10))?;
+    /// assert_eq!(sim.client(host).metadata_topic("orders").unwrap().partitions.len(), 3);
+    /// # }
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     #[must_use]
     pub fn metadata_topic(&self, topic: &str) -> Option<&TopicMetadata> {
         self.metadata.topic(topic)
     }
 
     /// What the metadata cache knows of the cluster.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// let now = sim.now();
+    /// let op = sim.client(host).describe_cluster(now);
+    /// sim.run_until_done(host, op, Duration::from_secs(10))?;
+    /// assert_eq!(sim.client(host).metadata_cluster().brokers.len(), 3);
+    /// # }
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     #[must_use]
     pub fn metadata_cluster(&self) -> ClusterMetadata {
         self.metadata.cluster()
     }
 
     /// Operations started and not yet ended.
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Client, ClientConfig};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+    /// let op = client.list_topics(now);
+    /// assert_eq!(client.pending_operations(), 1);
+    /// client.cancel(op);
+    /// assert_eq!(client.pending_operations(), 0);
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     #[must_use]
     pub fn pending_operations(&self) -> usize {
         self.ops.values().filter(|o| o.internal.is_none()).count()
     }
 
     /// Open or opening connections.
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Client, ClientConfig};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+    /// client.list_topics(now);
+    /// assert_eq!(client.connections(), 1); // the bootstrap connection, being opened
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     #[must_use]
     pub fn connections(&self) -> usize {
         self.slots.len()
@@ -488,6 +691,20 @@ impl Client {
 
     /// A snapshot of per-broker counters (requests, bytes, round trips, throttling),
     /// like librdkafka's statistics.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// let now = sim.now();
+    /// let op = sim.client(host).list_topics(now);
+    /// sim.run_until_done(host, op, Duration::from_secs(10))?;
+    /// let stats = sim.client(host).stats();
+    /// let requests: u64 = stats.brokers.iter().map(|b| b.requests).sum();
+    /// assert!(requests >= 1);
+    /// # }
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     #[must_use]
     pub fn stats(&self) -> ClientStats {
         let mut stats = self.stats.snapshot(
@@ -517,6 +734,19 @@ impl Client {
     // ----- inputs --------------------------------------------------------------
 
     /// The transport for `conn` connected.
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Client, ClientConfig, Output};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+    /// client.list_topics(now);
+    /// let Some(Output::Connect { conn, .. }) = client.poll_output() else { unreachable!() };
+    /// client.handle_connected(conn, now);
+    /// // Connected: the client writes its first request (ApiVersions).
+    /// assert!(matches!(client.poll_output(), Some(Output::Transmit { conn: c, .. }) if c == conn));
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn handle_connected(&mut self, conn: ConnId, now: Instant) {
         self.advance(now);
         let Some(slot) = self.slots.get_mut(&conn) else {
@@ -539,6 +769,23 @@ impl Client {
     }
 
     /// The transport for `conn` could not connect.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{Client, ClientConfig, ClientError, Event, Output};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+    /// let op = client.with_timeout(Duration::from_millis(100), |c| c.list_topics(now));
+    /// let Some(Output::Connect { conn, .. }) = client.poll_output() else { unreachable!() };
+    /// client.handle_connect_failed(conn, now, "connection refused");
+    /// // The client backs off and retries until the operation's deadline.
+    /// client.handle_timeout(now + Duration::from_millis(100));
+    /// let Some(Event::Done { op: o, result }) = client.poll_event() else { unreachable!() };
+    /// assert_eq!(o, op);
+    /// assert!(matches!(result, Err(ClientError::Timeout { .. })));
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn handle_connect_failed(
         &mut self,
         conn: ConnId,
@@ -558,6 +805,21 @@ impl Client {
     }
 
     /// Bytes read from `conn`.
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Client, ClientConfig, Output};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+    /// client.list_topics(now);
+    /// let Some(Output::Connect { conn, .. }) = client.poll_output() else { unreachable!() };
+    /// client.handle_connected(conn, now);
+    /// # let read_from_socket = || -> Vec<u8> { Vec::new() };
+    /// // Whatever the socket gave, in any chunking: the client reassembles frames.
+    /// let bytes: Vec<u8> = read_from_socket();
+    /// client.handle_input(conn, now, &bytes);
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn handle_input(&mut self, conn: ConnId, now: Instant, bytes: &[u8]) {
         self.advance(now);
         let Some(slot) = self.slots.get_mut(&conn) else {
@@ -577,6 +839,23 @@ impl Client {
     /// not open. Write the bytes at its start, then call
     /// [`handle_read`](Self::handle_read) with their count. A Fetch response gets
     /// room for all of it at once (see [`Connection::read_buffer`]).
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Client, ClientConfig, Output};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+    /// client.list_topics(now);
+    /// let Some(Output::Connect { conn, .. }) = client.poll_output() else { unreachable!() };
+    /// assert!(client.read_buffer(conn).is_none()); // not open yet
+    /// client.handle_connected(conn, now);
+    /// # let mut socket = std::io::empty();
+    /// // Read from the socket straight into the client's buffer: no copy.
+    /// let buf = client.read_buffer(conn).expect("open");
+    /// let n = std::io::Read::read(&mut socket, buf)?;
+    /// client.handle_read(conn, now, n);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn read_buffer(&mut self, conn: ConnId) -> Option<&mut [u8]> {
         match &mut self.slots.get_mut(&conn)?.state {
             ConnState::Open { conn, .. } => Some(conn.read_buffer()),
@@ -586,6 +865,23 @@ impl Client {
 
     /// `n` bytes were read from `conn` into the room [`read_buffer`](Self::read_buffer)
     /// gave.
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Client, ClientConfig, Output};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+    /// client.list_topics(now);
+    /// let Some(Output::Connect { conn, .. }) = client.poll_output() else { unreachable!() };
+    /// client.handle_connected(conn, now);
+    /// // Part of a response frame (its 4-byte length prefix) arrives; the rest comes later.
+    /// let frame_start = [0u8, 0, 0, 8];
+    /// let buf = client.read_buffer(conn).expect("open");
+    /// buf[..4].copy_from_slice(&frame_start);
+    /// client.handle_read(conn, now, 4);
+    /// assert_eq!(client.pending_operations(), 1); // still waiting for the whole response
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn handle_read(&mut self, conn: ConnId, now: Instant, n: usize) {
         self.advance(now);
         let Some(slot) = self.slots.get_mut(&conn) else {
@@ -601,6 +897,21 @@ impl Client {
     }
 
     /// The peer closed `conn`.
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Client, ClientConfig, Output};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+    /// client.list_topics(now);
+    /// let Some(Output::Connect { conn, .. }) = client.poll_output() else { unreachable!() };
+    /// client.handle_connected(conn, now);
+    /// while client.poll_output().is_some() {} // (the ApiVersions request, written)
+    /// client.handle_eof(conn, now); // the broker hung up: the client forgets the connection
+    /// assert_eq!(client.connections(), 0);
+    /// assert_eq!(client.pending_operations(), 1); // the operation is retried elsewhere
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn handle_eof(&mut self, conn: ConnId, now: Instant) {
         self.advance(now);
         if let Some(Slot {
@@ -615,6 +926,20 @@ impl Client {
     }
 
     /// The transport of `conn` failed.
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Client, ClientConfig, Output};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+    /// client.list_topics(now);
+    /// let Some(Output::Connect { conn, .. }) = client.poll_output() else { unreachable!() };
+    /// client.handle_connected(conn, now);
+    /// let error = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+    /// client.handle_transport_error(conn, now, error);
+    /// assert_eq!(client.pending_operations(), 1); // retried after a backoff
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn handle_transport_error(
         &mut self,
         conn: ConnId,
@@ -645,6 +970,20 @@ impl Client {
 
     /// Time has reached the deadline from [`poll_timeout`](Self::poll_timeout)
     /// (calling it earlier or more often is harmless).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{Client, ClientConfig, Event};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let start = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092")?, start);
+    /// let op = client.with_timeout(Duration::from_secs(1), |c| c.list_topics(start));
+    /// while client.poll_output().is_some() {} // (no socket is ever opened here)
+    /// let deadline = client.poll_timeout().unwrap();
+    /// client.handle_timeout(deadline.max(start + Duration::from_secs(1)));
+    /// assert!(matches!(client.poll_event(), Some(Event::Done { op: o, result: Err(_) }) if o == op));
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn handle_timeout(&mut self, now: Instant) {
         self.advance(now);
         let ids: Vec<ConnId> = self.slots.keys().copied().collect();
@@ -680,18 +1019,55 @@ impl Client {
     // ----- outputs -------------------------------------------------------------
 
     /// The next thing to do with a transport; `None` when there is none.
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Client, ClientConfig, Output};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+    /// assert_eq!(client.poll_output(), None); // nothing to do yet
+    /// client.describe_cluster(now);
+    /// let Some(Output::Connect { host, port, broker, .. }) = client.poll_output() else { unreachable!() };
+    /// assert_eq!((&*host, port, broker), ("localhost", 9092, None)); // a bootstrap address
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
     }
 
     /// The next event; `None` when there is none.
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Client, ClientConfig, ClientError, Event};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+    /// let op = client.list_topics(now);
+    /// client.close(now);
+    /// assert_eq!(client.poll_event(), Some(Event::Done { op, result: Err(ClientError::Closed) }));
+    /// assert_eq!(client.poll_event(), None);
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{Client, ClientConfig};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+    /// assert_eq!(client.poll_timeout(), None); // idle
+    /// client.with_timeout(Duration::from_secs(3), |c| c.list_topics(now));
+    /// let next = client.poll_timeout().unwrap();
+    /// assert!(next <= now + Duration::from_secs(3)); // sleep until then, then handle_timeout
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut next: Option<Instant> = None;
@@ -733,6 +1109,18 @@ impl Client {
     /// Cancels an operation: it ends without an event, and replies to requests it
     /// already sent are discarded when they arrive (nothing half-written is left on a
     /// connection: requests are written whole or not at all).
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Client, ClientConfig};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+    /// let op = client.list_topics(now);
+    /// client.cancel(op);
+    /// assert_eq!(client.pending_operations(), 0);
+    /// assert_eq!(client.poll_event(), None); // a cancelled operation reports nothing
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn cancel(&mut self, op: OpId) {
         if self.ops.get(&op).is_some_and(|o| o.internal.is_none()) {
             self.ops.remove(&op);
@@ -741,6 +1129,19 @@ impl Client {
 
     /// Closes every connection and fails every pending operation with
     /// [`ClientError::Closed`].
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Client, ClientConfig, Event, Output};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+    /// client.list_topics(now);
+    /// let Some(Output::Connect { conn, .. }) = client.poll_output() else { unreachable!() };
+    /// client.close(now);
+    /// assert_eq!(client.poll_output(), Some(Output::Close { conn }));
+    /// assert!(matches!(client.poll_event(), Some(Event::Done { result: Err(_), .. })));
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn close(&mut self, now: Instant) {
         self.advance(now);
         let ids: Vec<OpId> = self.ops.keys().copied().collect();

@@ -31,6 +31,12 @@ pub(crate) fn version(versions: &Versions, api: ApiKey) -> Option<i16> {
 }
 
 /// Which coordinator a request needs.
+///
+/// ```
+/// use kafka_sansio::client::CoordinatorKind;
+/// // Group requests (OffsetCommit, JoinGroup, ...) go to the group's coordinator.
+/// assert_ne!(CoordinatorKind::Group, CoordinatorKind::Transaction);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum CoordinatorKind {
     /// A consumer group's coordinator.
@@ -61,6 +67,13 @@ pub(crate) enum Target {
 /// requests one at a time, in order, so a Fetch held for its max wait or a JoinGroup
 /// held for a rebalance would delay everything behind it; each kind of traffic gets
 /// its own connection, as franz-go does.
+///
+/// ```
+/// use kafka_sansio::client::Lane;
+/// // A broker gets one connection per lane, so a long-polling Fetch never delays a Produce.
+/// let lanes = [Lane::Normal, Lane::Produce, Lane::Fetch, Lane::Group];
+/// assert_eq!(lanes.len(), 4);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Lane {
     /// Metadata, admin and offset requests.
@@ -74,6 +87,19 @@ pub enum Lane {
 }
 
 /// What to do when a Leader target names a topic the cluster does not have.
+///
+/// ```
+/// # #[cfg(feature = "sim")] {
+/// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+/// use std::time::Duration;
+/// use kafka_sansio::client::{ClientError, FetchOptions, UnknownTopicHandling};
+/// let now = sim.now();
+/// let options = FetchOptions::default().unknown_topic(UnknownTopicHandling::Error);
+/// let op = sim.client(host).fetch(now, "no-such-topic", 0, 0, options);
+/// let result = sim.run_until_done(host, op, Duration::from_secs(10));
+/// assert!(matches!(result, Err(ClientError::UnknownTopic(_))));
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum UnknownTopicHandling {
     /// Fail the operation with [`ClientError::UnknownTopic`] (after a fresh metadata

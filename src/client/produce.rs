@@ -57,6 +57,22 @@ impl Client {
     ///
     /// # Errors
     /// As [`send`](Self::send).
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Client, ClientConfig, ProducerRecord, SendError};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut config = ClientConfig::new("localhost:9092")?;
+    /// config.producer.buffer_max_bytes = 1000;
+    /// let mut client = Client::new(config, now);
+    /// let big = ProducerRecord::new("orders", vec![0u8; 600]);
+    /// client.try_send(now, big.clone()).unwrap();
+    /// // The second does not fit: it comes back, to be sent once deliveries free room.
+    /// let (error, back) = client.try_send(now, big).unwrap_err();
+    /// assert!(matches!(error, SendError::BufferFull { .. }));
+    /// assert_eq!(back.value.map(|v| v.len()), Some(600));
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     #[allow(clippy::result_large_err)] // the record comes back by value, to be sent again
     pub fn try_send(
         &mut self,
@@ -88,6 +104,22 @@ impl Client {
 
     /// Sends every buffered record now, without waiting for linger. Their
     /// deliveries follow as events.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{Event, ProducerRecord};
+    /// let now = sim.now();
+    /// sim.client(host).send(now, ProducerRecord::new("orders", "paid"))?;
+    /// sim.client(host).flush(now); // no linger: the batch goes now
+    /// sim.run_until(Duration::from_secs(10), |sim| {
+    ///     sim.client_events(host).any(|e| matches!(e, Event::Delivered { result: Ok(_), .. }))
+    /// });
+    /// assert_eq!(sim.client(host).pending_records(), 0);
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn flush(&mut self, now: Instant) {
         self.advance(now);
         if let Some(p) = self.producer.as_mut() {
@@ -97,6 +129,17 @@ impl Client {
     }
 
     /// Records handed to [`send`](Self::send) and not yet delivered.
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Client, ClientConfig, ProducerRecord};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+    /// client.send(now, ProducerRecord::new("orders", "a"))?;
+    /// client.send(now, ProducerRecord::new("orders", "b"))?;
+    /// assert_eq!(client.pending_records(), 2); // until each one's Event::Delivered
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn pending_records(&self) -> usize {
         self.producer.as_ref().map_or(0, |p| p.pending_records())
@@ -104,6 +147,17 @@ impl Client {
 
     /// Bytes the producer holds now (within
     /// [`ProducerConfig::buffer_max_bytes`](super::ProducerConfig::buffer_max_bytes)).
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Client, ClientConfig, ProducerRecord};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+    /// assert_eq!(client.buffered_bytes(), 0);
+    /// client.send(now, ProducerRecord::new("orders", vec![0u8; 1000]))?;
+    /// assert!(client.buffered_bytes() >= 1000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn buffered_bytes(&self) -> usize {
         self.producer.as_ref().map_or(0, |p| p.buffered())

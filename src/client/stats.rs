@@ -6,6 +6,20 @@ use std::time::Duration;
 
 /// Counters for one broker (by its connection label, such as `1@host:9092`); all
 /// lanes to the broker are summed.
+///
+/// ```
+/// # #[cfg(feature = "sim")] {
+/// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+/// use std::time::Duration;
+/// let now = sim.now();
+/// let op = sim.client(host).describe_cluster(now);
+/// sim.run_until_done(host, op, Duration::from_secs(10))?;
+/// for b in sim.client(host).stats().brokers {
+///     println!("{}: {} requests, {} B out, {} B in, rtt avg {:?}", b.broker, b.requests, b.bytes_sent, b.bytes_received, b.rtt_avg());
+/// }
+/// # }
+/// # Ok::<(), kafka_sansio::client::ClientError>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BrokerStats {
@@ -37,6 +51,15 @@ pub struct BrokerStats {
 
 impl BrokerStats {
     /// Average round-trip time, `None` before the first reply.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::BrokerStats;
+    /// let mut b = BrokerStats::default();
+    /// assert_eq!(b.rtt_avg(), None); // no reply yet
+    /// (b.replies, b.rtt_total) = (4, Duration::from_millis(20));
+    /// assert_eq!(b.rtt_avg(), Some(Duration::from_millis(5)));
+    /// ```
     #[must_use]
     pub fn rtt_avg(&self) -> Option<Duration> {
         (self.replies > 0).then(|| self.rtt_total / u32::try_from(self.replies).unwrap_or(u32::MAX))
@@ -68,6 +91,18 @@ pub struct ClientStats {
 }
 
 /// The producer's state for one partition.
+///
+/// ```
+/// use kafka_sansio::client::{Client, ClientConfig, ProducerRecord};
+/// # #[allow(clippy::disallowed_methods)]
+/// let now = std::time::Instant::now();
+/// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+/// client.send(now, ProducerRecord::new("orders", "a").partition(0))?;
+/// for p in client.stats().partitions {
+///     println!("{}-{}: {} buffered, {} batches in flight", p.topic, p.partition, p.buffered_records, p.in_flight_batches);
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PartitionStats {

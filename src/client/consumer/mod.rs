@@ -23,6 +23,12 @@ use super::ClientError;
 use super::ops::partition::IsolationLevel;
 
 /// A topic and partition.
+///
+/// ```
+/// use kafka_sansio::client::TopicPartition;
+/// let p = TopicPartition::new("orders", 3);
+/// assert_eq!(p.to_string(), "orders-3");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TopicPartition {
     /// The topic.
@@ -33,6 +39,12 @@ pub struct TopicPartition {
 
 impl TopicPartition {
     /// `topic`-`partition`.
+    ///
+    /// ```
+    /// use kafka_sansio::client::TopicPartition;
+    /// let p = TopicPartition::new("orders", 3);
+    /// assert_eq!((&*p.topic, p.partition), ("orders", 3));
+    /// ```
     #[must_use]
     pub fn new(topic: impl Into<Arc<str>>, partition: i32) -> Self {
         Self {
@@ -49,6 +61,18 @@ impl std::fmt::Display for TopicPartition {
 }
 
 /// Where consuming a partition starts (or moves to with a seek).
+///
+/// ```
+/// use kafka_sansio::client::{Client, ClientConfig, Offset, TopicPartition};
+/// # #[allow(clippy::disallowed_methods)]
+/// let now = std::time::Instant::now();
+/// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+/// client.assign(now, vec![TopicPartition::new("orders", 0)], Offset::At(42));
+/// client.assign(now, vec![TopicPartition::new("orders", 1)], Offset::Timestamp(1_700_000_000_000));
+/// client.assign(now, vec![TopicPartition::new("orders", 2)], Offset::End);
+/// assert_eq!(client.assignment().len(), 3);
+/// # Ok::<(), kafka_sansio::client::ClientError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offset {
     /// This offset.
@@ -65,6 +89,14 @@ pub enum Offset {
 
 /// What to do when a partition has no valid position (no committed offset, or the
 /// position fell out of the log).
+///
+/// ```
+/// use kafka_sansio::client::{ClientConfig, OffsetReset};
+/// let mut config = ClientConfig::new("localhost:9092")?;
+/// assert_eq!(config.consumer.auto_offset_reset, OffsetReset::Latest); // the default
+/// config.consumer.auto_offset_reset = OffsetReset::Earliest;
+/// # Ok::<(), kafka_sansio::client::ClientError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OffsetReset {
     /// Start at the log start.
@@ -130,6 +162,28 @@ impl Default for ConsumerConfig {
 }
 
 /// A record handed to the application.
+///
+/// ```
+/// # #[cfg(feature = "sim")] {
+/// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+/// use std::time::Duration;
+/// use kafka_sansio::client::{Offset, ProducerRecord, TopicPartition};
+///
+/// let now = sim.now();
+/// sim.client(host).send(now, ProducerRecord::new("orders", "paid").key("order-17").partition(2))?;
+/// sim.client(host).assign(now, vec![TopicPartition::new("orders", 2)], Offset::Beginning);
+/// let mut got = Vec::new();
+/// sim.run_until(Duration::from_secs(5), |sim| {
+///     let now = sim.now();
+///     got.extend(sim.client(host).poll_records(now, 10));
+///     !got.is_empty()
+/// });
+/// let r = &got[0];
+/// assert_eq!((&*r.topic, r.partition, r.record.offset), ("orders", 2, 0));
+/// assert_eq!(r.record.key.as_deref(), Some(&b"order-17"[..]));
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumedRecord {
     /// The topic.

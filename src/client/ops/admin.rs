@@ -308,6 +308,12 @@ pub struct NewTopic {
 
 impl NewTopic {
     /// A topic with this layout and no configs.
+    ///
+    /// ```
+    /// use kafka_sansio::client::NewTopic;
+    /// let t = NewTopic::new("orders", 6, 3);
+    /// assert_eq!((t.partitions, t.replication_factor), (6, 3));
+    /// ```
     #[must_use]
     pub fn new(name: impl Into<String>, partitions: i32, replication_factor: i16) -> Self {
         Self {
@@ -319,6 +325,12 @@ impl NewTopic {
     }
 
     /// Adds a topic config.
+    ///
+    /// ```
+    /// use kafka_sansio::client::NewTopic;
+    /// let t = NewTopic::new("orders", 6, 3).config("cleanup.policy", "compact").config("min.insync.replicas", "2");
+    /// assert_eq!(t.configs[0], ("cleanup.policy".to_string(), "compact".to_string()));
+    /// ```
     #[must_use]
     pub fn config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.configs.push((key.into(), value.into()));
@@ -327,6 +339,23 @@ impl NewTopic {
 }
 
 /// The result for one topic of a topic admin call.
+///
+/// ```
+/// # #[cfg(feature = "sim")] {
+/// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+/// use std::time::Duration;
+/// use kafka_sansio::client::{NewTopic, OpOutput};
+/// use kafka_sansio::messages::ErrorCode;
+/// let now = sim.now();
+/// let topics = vec![NewTopic::new("payments", 1, 1), NewTopic::new("orders", 1, 1)];
+/// let op = sim.client(host).create_topics(now, topics, Duration::from_secs(5));
+/// let OpOutput::TopicResults(results) = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+/// assert_eq!(results[0].name, "payments");
+/// assert!(results[0].result.is_ok());
+/// assert_eq!(results[1].result.as_ref().unwrap_err().error_code(), Some(ErrorCode::TOPIC_ALREADY_EXISTS));
+/// # }
+/// # Ok::<(), kafka_sansio::client::ClientError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicResult {
     /// The topic.
@@ -546,6 +575,13 @@ impl Operation for TopicOp {
 }
 
 /// What a config belongs to.
+///
+/// ```
+/// use kafka_sansio::client::{ConfigResource, ConfigResourceType};
+/// let group = ConfigResource { kind: ConfigResourceType::Group, name: "billing".into() };
+/// assert_eq!(ConfigResource::topic("orders").kind, ConfigResourceType::Topic);
+/// # let _ = group;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ConfigResourceType {
     /// A topic.
@@ -588,6 +624,11 @@ pub struct ConfigResource {
 
 impl ConfigResource {
     /// A topic's configs.
+    ///
+    /// ```
+    /// use kafka_sansio::client::ConfigResource;
+    /// assert_eq!(ConfigResource::topic("orders").name, "orders");
+    /// ```
     #[must_use]
     pub fn topic(name: impl Into<String>) -> Self {
         Self {
@@ -597,6 +638,12 @@ impl ConfigResource {
     }
 
     /// A broker's configs.
+    ///
+    /// ```
+    /// use kafka_sansio::client::{ConfigResource, ConfigResourceType};
+    /// let b = ConfigResource::broker(2); // sent to broker 2 itself
+    /// assert_eq!((b.kind, b.name.as_str()), (ConfigResourceType::Broker, "2"));
+    /// ```
     #[must_use]
     pub fn broker(id: i32) -> Self {
         Self {
@@ -620,6 +667,12 @@ impl ConfigResource {
 }
 
 /// Where a config value comes from.
+///
+/// ```
+/// use kafka_sansio::client::{ConfigEntry, ConfigSource};
+/// let entry = ConfigEntry { name: "retention.ms".into(), value: Some("3600000".into()), read_only: false, sensitive: false, source: ConfigSource::DynamicTopic };
+/// assert!(!entry.is_default()); // set on the topic
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
     /// Set on the topic (or group).
@@ -653,6 +706,14 @@ impl ConfigSource {
 }
 
 /// One config of a resource.
+///
+/// ```
+/// use kafka_sansio::client::{ConfigEntry, ConfigSource};
+/// let entry = ConfigEntry { name: "cleanup.policy".into(), value: Some("delete".into()), read_only: false, sensitive: false, source: ConfigSource::Default };
+/// if !entry.sensitive {
+///     println!("{} = {}", entry.name, entry.value.as_deref().unwrap_or("(unset)"));
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigEntry {
     /// The config's name.
@@ -669,6 +730,12 @@ pub struct ConfigEntry {
 
 impl ConfigEntry {
     /// Whether the value is Kafka's default.
+    ///
+    /// ```
+    /// use kafka_sansio::client::{ConfigEntry, ConfigSource};
+    /// let entry = ConfigEntry { name: "cleanup.policy".into(), value: Some("delete".into()), read_only: false, sensitive: false, source: ConfigSource::Default };
+    /// assert!(entry.is_default());
+    /// ```
     #[must_use]
     pub fn is_default(&self) -> bool {
         self.source == ConfigSource::Default
@@ -676,6 +743,21 @@ impl ConfigEntry {
 }
 
 /// A change to one config, for [`Client::alter_configs`] (IncrementalAlterConfigs).
+///
+/// ```
+/// use kafka_sansio::client::{AlterConfigOp, Client, ClientConfig, ConfigResource};
+/// # #[allow(clippy::disallowed_methods)]
+/// let now = std::time::Instant::now();
+/// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+/// let changes = vec![(ConfigResource::topic("orders"), vec![
+///     AlterConfigOp::Set("retention.ms".into(), "3600000".into()),
+///     AlterConfigOp::Delete("segment.bytes".into()), // back to the default
+///     AlterConfigOp::Append("leader.replication.throttled.replicas".into(), "0:1".into()),
+/// ])];
+/// let op = client.alter_configs(now, changes);
+/// # let _ = op;
+/// # Ok::<(), kafka_sansio::client::ClientError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AlterConfigOp {
     /// Sets the config.
@@ -916,6 +998,20 @@ impl Operation for AlterConfigs {
 }
 
 /// The result of deleting one partition's records.
+///
+/// ```
+/// # #[cfg(feature = "sim")] {
+/// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+/// use std::time::Duration;
+/// use kafka_sansio::client::OpOutput;
+/// let now = sim.now();
+/// let op = sim.client(host).delete_records(now, vec![("orders".into(), 1, 0)], Duration::from_secs(5));
+/// let OpOutput::RecordsDeleted(results) = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+/// assert_eq!((results[0].topic.as_str(), results[0].partition), ("orders", 1));
+/// assert_eq!(results[0].low_watermark, Ok(0));
+/// # }
+/// # Ok::<(), kafka_sansio::client::ClientError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeleteRecordsResult {
     /// The topic.
@@ -1032,6 +1128,17 @@ impl Operation for DeleteRecords {
 }
 
 /// A group as ListGroups reports it.
+///
+/// ```
+/// use kafka_sansio::client::{GroupListing, OpOutput};
+/// fn consumer_groups(output: OpOutput) -> Vec<GroupListing> {
+///     match output {
+///         OpOutput::Groups(groups) => groups.into_iter().filter(|g| g.protocol_type == "consumer").collect(),
+///         _ => Vec::new(),
+///     }
+/// }
+/// assert!(consumer_groups(OpOutput::Groups(Vec::new())).is_empty());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupListing {
     /// The group id.
@@ -1147,6 +1254,16 @@ impl Operation for ListGroups {
 }
 
 /// One member of a described group.
+///
+/// ```
+/// use kafka_sansio::client::GroupDescription;
+/// fn owners(group: &GroupDescription, topic: &str) -> Vec<(String, Vec<i32>)> {
+///     group.members.iter()
+///         .flat_map(|m| m.assignment.iter().filter(|(t, _)| t == topic).map(|(_, p)| (m.member_id.clone(), p.clone())))
+///         .collect()
+/// }
+/// # let _ = owners;
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupMember {
     /// The member id the coordinator gave it.
@@ -1168,6 +1285,14 @@ pub struct GroupMember {
 }
 
 /// A group as DescribeGroups reports it.
+///
+/// ```
+/// use kafka_sansio::client::{ClientError, GroupDescription};
+/// fn stable(described: Vec<Result<GroupDescription, ClientError>>) -> Vec<String> {
+///     described.into_iter().flatten().filter(|g| g.state == "Stable").map(|g| g.group_id).collect()
+/// }
+/// assert!(stable(Vec::new()).is_empty());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupDescription {
     /// The group id.
@@ -1411,6 +1536,19 @@ impl Operation for DeleteGroups {
 impl Client {
     /// Lists every topic of the cluster (Metadata for all topics), internal ones
     /// included.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::OpOutput;
+    /// let now = sim.now();
+    /// let op = sim.client(host).list_topics(now);
+    /// let OpOutput::Topics(topics) = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+    /// assert!(topics.iter().any(|t| &*t.name == "orders"));
+    /// # }
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn list_topics(&mut self, now: Instant) -> OpId {
         let op = MetadataQuery {
             topics: None,
@@ -1421,6 +1559,19 @@ impl Client {
 
     /// Describes these topics (Metadata for them): the ones that exist come back,
     /// in name order; a missing topic is simply absent.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::OpOutput;
+    /// let now = sim.now();
+    /// let op = sim.client(host).describe_topics(now, vec!["orders".into(), "missing".into()]);
+    /// let OpOutput::Topics(topics) = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+    /// assert_eq!(topics.len(), 1); // missing topics are left out
+    /// # }
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn describe_topics(&mut self, now: Instant, topics: Vec<String>) -> OpId {
         let op = MetadataQuery {
             topics: Some(topics.into_iter().map(Arc::from).collect()),
@@ -1430,6 +1581,19 @@ impl Client {
     }
 
     /// Describes the cluster: its id, controller and brokers.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::OpOutput;
+    /// let now = sim.now();
+    /// let op = sim.client(host).describe_cluster(now);
+    /// let OpOutput::Cluster(cluster) = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+    /// assert_eq!(cluster.brokers.len(), 3);
+    /// # }
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn describe_cluster(&mut self, now: Instant) -> OpId {
         let op = MetadataQuery {
             topics: Some(Vec::new()),
@@ -1441,6 +1605,19 @@ impl Client {
     /// Creates topics (CreateTopics, sent to the controller); `timeout` is how long
     /// the controller may take. Each topic gets its own result: an existing topic
     /// is `Err` with `TOPIC_ALREADY_EXISTS`.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{NewTopic, OpOutput};
+    /// let now = sim.now();
+    /// let op = sim.client(host).create_topics(now, vec![NewTopic::new("payments", 6, 3)], Duration::from_secs(5));
+    /// let OpOutput::TopicResults(results) = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+    /// assert!(results[0].result.is_ok());
+    /// # }
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn create_topics(
         &mut self,
         now: Instant,
@@ -1451,6 +1628,23 @@ impl Client {
     }
 
     /// Checks that topics could be created, without creating them.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{NewTopic, OpOutput};
+    /// let now = sim.now();
+    /// let op = sim.client(host).validate_create_topics(now, vec![NewTopic::new("payments", 6, 3)], Duration::from_secs(5));
+    /// let OpOutput::TopicResults(results) = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+    /// assert!(results[0].result.is_ok()); // it would work...
+    /// let now = sim.now();
+    /// let op = sim.client(host).describe_topics(now, vec!["payments".into()]);
+    /// let OpOutput::Topics(found) = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+    /// assert!(found.is_empty()); // ...but nothing was created
+    /// # }
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn validate_create_topics(
         &mut self,
         now: Instant,
@@ -1461,12 +1655,39 @@ impl Client {
     }
 
     /// Deletes topics (DeleteTopics, sent to the controller).
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::OpOutput;
+    /// let now = sim.now();
+    /// let op = sim.client(host).delete_topics(now, vec!["orders".into()], Duration::from_secs(5));
+    /// let OpOutput::TopicResults(results) = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+    /// assert!(results[0].result.is_ok());
+    /// # }
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn delete_topics(&mut self, now: Instant, topics: Vec<String>, timeout: Duration) -> OpId {
         let topics = topics.into_iter().map(|t| NewTopic::new(t, 0, 0)).collect();
         self.topic_op(now, TopicAdmin::Delete, topics, timeout, false)
     }
 
     /// Grows topics to `total` partitions each (CreatePartitions).
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::OpOutput;
+    /// let now = sim.now();
+    /// // "orders" grows from 3 to 5 partitions.
+    /// let op = sim.client(host).create_partitions(now, vec![("orders".into(), 5)], Duration::from_secs(5));
+    /// let OpOutput::TopicResults(results) = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+    /// assert!(results[0].result.is_ok());
+    /// # }
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn create_partitions(
         &mut self,
         now: Instant,
@@ -1501,6 +1722,26 @@ impl Client {
 
     /// Reads the configs of topics, brokers or groups (DescribeConfigs; broker
     /// resources go to that broker).
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{ClientError, ConfigResource, OpOutput};
+    /// use kafka_sansio::messages::ApiKey;
+    /// let now = sim.now();
+    /// let op = sim.client(host).describe_configs(now, vec![ConfigResource::topic("orders")]);
+    /// let Ok(OpOutput::Configs(configs)) = sim.run_until_done(host, op, Duration::from_secs(10)) else { panic!() };
+    /// for (resource, entries) in configs {
+    ///     match entries {
+    ///         Ok(entries) => entries.iter().for_each(|e| println!("{} {} = {:?}", resource.name, e.name, e.value)),
+    ///         // The simulated cluster has no DescribeConfigs: each resource says so.
+    ///         Err(e) => assert_eq!(e, ClientError::Unsupported(ApiKey::DescribeConfigs)),
+    ///     }
+    /// }
+    /// # }
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn describe_configs(&mut self, now: Instant, resources: Vec<ConfigResource>) -> OpId {
         let targets = resources.iter().map(ConfigResource::target).collect();
         let n = resources.len();
@@ -1513,6 +1754,27 @@ impl Client {
 
     /// Changes configs incrementally (IncrementalAlterConfigs): set, delete, append
     /// or subtract single configs, leaving the others as they are.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{AlterConfigOp, ClientError, ConfigResource, OpOutput};
+    /// use kafka_sansio::messages::ApiKey;
+    /// let now = sim.now();
+    /// let set = AlterConfigOp::Set("retention.ms".into(), "3600000".into());
+    /// let op = sim.client(host).alter_configs(now, vec![(ConfigResource::topic("orders"), vec![set])]);
+    /// let Ok(OpOutput::ConfigsAltered(results)) = sim.run_until_done(host, op, Duration::from_secs(10)) else { panic!() };
+    /// for (resource, result) in results {
+    ///     match result {
+    ///         Ok(()) => println!("{} changed", resource.name),
+    ///         // The simulated cluster has no IncrementalAlterConfigs: each resource says so.
+    ///         Err(e) => assert_eq!(e, ClientError::Unsupported(ApiKey::IncrementalAlterConfigs)),
+    ///     }
+    /// }
+    /// # }
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn alter_configs(
         &mut self,
         now: Instant,
@@ -1530,6 +1792,23 @@ impl Client {
 
     /// Deletes records before the given offsets (`-1`: the high watermark), each
     /// partition at its leader.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{OpOutput, Record};
+    /// let now = sim.now();
+    /// let op = sim.client(host).produce(now, "orders", 0, vec![Record::new("a"), Record::new("b")], Default::default());
+    /// sim.run_until_done(host, op, Duration::from_secs(10))?;
+    /// // Everything before offset 1 of orders-0 goes.
+    /// let now = sim.now();
+    /// let op = sim.client(host).delete_records(now, vec![("orders".into(), 0, 1)], Duration::from_secs(5));
+    /// let OpOutput::RecordsDeleted(results) = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+    /// assert_eq!(results[0].low_watermark, Ok(1));
+    /// # }
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn delete_records(
         &mut self,
         now: Instant,
@@ -1557,6 +1836,21 @@ impl Client {
     }
 
     /// Lists the groups of every broker.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{ClientError, OpOutput};
+    /// let now = sim.now();
+    /// let op = sim.client(host).list_groups(now);
+    /// match sim.run_until_done(host, op, Duration::from_secs(10)) {
+    ///     Ok(OpOutput::Groups(groups)) => groups.iter().for_each(|g| println!("{}", g.group_id)),
+    ///     Err(ClientError::Unsupported(_)) => {} // the simulated cluster has no ListGroups
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # }
+    /// ```
     pub fn list_groups(&mut self, now: Instant) -> OpId {
         let op = ListGroups {
             groups: Vec::new(),
@@ -1566,6 +1860,25 @@ impl Client {
     }
 
     /// Describes groups, each at its coordinator.
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Client, ClientConfig, Event, OpOutput};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+    /// let op = client.describe_groups(now, vec!["billing".into()]);
+    /// // ... drive the client (see [`Client`]) until the operation's event comes:
+    /// let handle = |event: Event| {
+    ///     if let Event::Done { op: o, result: Ok(OpOutput::GroupDescriptions(groups)) } = event {
+    ///         assert_eq!(o, op);
+    ///         for g in groups.into_iter().flatten() {
+    ///             println!("{}: {} with {} members", g.group_id, g.state, g.members.len());
+    ///         }
+    ///     }
+    /// };
+    /// # let _ = handle;
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn describe_groups(&mut self, now: Instant, groups: Vec<String>) -> OpId {
         let groups: Vec<Arc<str>> = groups.into_iter().map(Arc::from).collect();
         let targets = groups
@@ -1584,6 +1897,25 @@ impl Client {
     }
 
     /// Deletes groups (they must be empty), each at its coordinator.
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Client, ClientConfig, Event, OpOutput};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+    /// let op = client.delete_groups(now, vec!["old-billing".into()]);
+    /// // ... drive the client (see [`Client`]) until the operation's event comes:
+    /// let handle = |event: Event| {
+    ///     if let Event::Done { op: o, result: Ok(OpOutput::GroupsDeleted(results)) } = event {
+    ///         assert_eq!(o, op);
+    ///         for (group, result) in results {
+    ///             println!("{group}: {result:?}"); // NON_EMPTY_GROUP if members remain
+    ///         }
+    ///     }
+    /// };
+    /// # let _ = handle;
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn delete_groups(&mut self, now: Instant, groups: Vec<String>) -> OpId {
         let groups: Vec<Arc<str>> = groups.into_iter().map(Arc::from).collect();
         let targets = groups

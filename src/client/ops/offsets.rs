@@ -20,6 +20,13 @@ use crate::messages::{
 /// Who commits: the group member's identity, checked by the coordinator. A client
 /// outside the group (an admin tool, a consumer with manual assignment) commits as
 /// [`CommitMember::none`].
+///
+/// ```
+/// use kafka_sansio::client::CommitMember;
+/// // Outside a group (manual assignment, an admin tool):
+/// let member = CommitMember::none();
+/// assert_eq!((member.generation, member.member_id.as_str()), (-1, ""));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitMember {
     /// The generation id (classic) or member epoch (KIP-848); `-1` outside a group.
@@ -32,6 +39,20 @@ pub struct CommitMember {
 
 impl CommitMember {
     /// Not a member: commits are accepted only while the group has no members.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{CommitMember, OpOutput, TopicPartition};
+    /// let now = sim.now();
+    /// let offsets = vec![(TopicPartition::new("orders", 0), 42, None)];
+    /// let op = sim.client(host).commit_offsets(now, "billing", CommitMember::none(), offsets);
+    /// let OpOutput::Committed(results) = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+    /// assert_eq!(results[0].offset, Ok(42));
+    /// # }
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     #[must_use]
     pub fn none() -> Self {
         Self {
@@ -43,6 +64,20 @@ impl CommitMember {
 }
 
 /// One partition's committed offset, or why it could not be read or written.
+///
+/// ```
+/// # #[cfg(feature = "sim")] {
+/// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+/// use std::time::Duration;
+/// use kafka_sansio::client::{OpOutput, TopicPartition};
+/// let now = sim.now();
+/// let op = sim.client(host).fetch_committed(now, "billing", vec![TopicPartition::new("orders", 0)]);
+/// let OpOutput::Committed(results) = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+/// assert_eq!(results[0].partition, TopicPartition::new("orders", 0));
+/// assert_eq!(results[0].offset, Ok(-1)); // nothing committed yet
+/// # }
+/// # Ok::<(), kafka_sansio::client::ClientError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommittedOffset {
     /// The partition.
@@ -426,6 +461,23 @@ pub(crate) fn committed_op(
 impl Client {
     /// Reads a group's committed offsets for these partitions (OffsetFetch at the
     /// group's coordinator); `-1` where nothing is committed.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{CommitMember, OpOutput, TopicPartition};
+    /// let p0 = TopicPartition::new("orders", 0);
+    /// let now = sim.now();
+    /// let op = sim.client(host).commit_offsets(now, "billing", CommitMember::none(), vec![(p0.clone(), 7, None)]);
+    /// sim.run_until_done(host, op, Duration::from_secs(10))?;
+    /// let now = sim.now();
+    /// let op = sim.client(host).fetch_committed(now, "billing", vec![p0]);
+    /// let OpOutput::Committed(results) = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+    /// assert_eq!(results[0].offset, Ok(7));
+    /// # }
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn fetch_committed(
         &mut self,
         now: Instant,
@@ -438,6 +490,21 @@ impl Client {
 
     /// Commits offsets for a group (OffsetCommit at its coordinator): the offset is
     /// the next record to consume. Each partition gets its own result.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{CommitMember, OpOutput, TopicPartition};
+    /// let now = sim.now();
+    /// // The offset committed is the next record to read (the last one processed + 1).
+    /// let offsets = vec![(TopicPartition::new("orders", 0), 10, None), (TopicPartition::new("orders", 1), 3, None)];
+    /// let op = sim.client(host).commit_offsets(now, "billing", CommitMember::none(), offsets);
+    /// let OpOutput::Committed(results) = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+    /// assert!(results.iter().all(|r| r.offset.is_ok()));
+    /// # }
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn commit_offsets(
         &mut self,
         now: Instant,

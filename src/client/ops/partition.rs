@@ -45,6 +45,12 @@ pub struct Record {
 
 impl Record {
     /// A record with this value, a null key and no headers.
+    ///
+    /// ```
+    /// use kafka_sansio::client::Record;
+    /// let r = Record::new("hello");
+    /// assert_eq!((r.key, r.value.as_deref()), (None, Some(&b"hello"[..])));
+    /// ```
     #[must_use]
     pub fn new(value: impl Into<Bytes>) -> Self {
         Self {
@@ -54,6 +60,11 @@ impl Record {
     }
 
     /// Sets the key.
+    ///
+    /// ```
+    /// use kafka_sansio::client::Record;
+    /// assert_eq!(Record::new("v").key("k").key.as_deref(), Some(&b"k"[..]));
+    /// ```
     #[must_use]
     pub fn key(mut self, key: impl Into<Bytes>) -> Self {
         self.key = Some(key.into());
@@ -61,6 +72,12 @@ impl Record {
     }
 
     /// Adds a header.
+    ///
+    /// ```
+    /// use kafka_sansio::client::Record;
+    /// let r = Record::new("v").header("trace", "1").header("trace", "2"); // duplicates kept, in order
+    /// assert_eq!(r.headers[1].value.as_deref(), Some(&b"2"[..]));
+    /// ```
     #[must_use]
     pub fn header(mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Self {
         self.headers.push(RecordHeader {
@@ -71,6 +88,11 @@ impl Record {
     }
 
     /// Sets the timestamp (milliseconds since the Unix epoch).
+    ///
+    /// ```
+    /// use kafka_sansio::client::Record;
+    /// assert_eq!(Record::new("v").timestamp(1_700_000_000_000).timestamp, Some(1_700_000_000_000));
+    /// ```
     #[must_use]
     pub fn timestamp(mut self, ms: i64) -> Self {
         self.timestamp = Some(ms);
@@ -79,6 +101,12 @@ impl Record {
 }
 
 /// A record header.
+///
+/// ```
+/// use kafka_sansio::client::{Record, RecordHeader};
+/// let r = Record::new("v").header("source", "web");
+/// assert_eq!(r.headers[0], RecordHeader { key: "source".into(), value: Some("web".into()) });
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordHeader {
     /// The key.
@@ -88,6 +116,18 @@ pub struct RecordHeader {
 }
 
 /// How a [`Client::produce`] call writes.
+///
+/// ```
+/// use std::time::Duration;
+/// use kafka_sansio::client::{ProduceOptions, UnknownTopicHandling};
+/// use kafka_sansio::records::Compression;
+/// let options = ProduceOptions::default()
+///     .acks(1)
+///     .compression(Compression::Zstd)
+///     .timeout(Duration::from_secs(5))
+///     .unknown_topic(UnknownTopicHandling::Retry);
+/// assert_eq!(options.acks, 1);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ProduceOptions {
@@ -109,6 +149,12 @@ pub struct ProduceOptions {
 
 impl ProduceOptions {
     /// Sets the acknowledgements (`-1` all, `1` leader, `0` none).
+    ///
+    /// ```
+    /// use kafka_sansio::client::ProduceOptions;
+    /// assert_eq!(ProduceOptions::default().acks, -1); // all in-sync replicas
+    /// assert_eq!(ProduceOptions::default().acks(0).acks, 0); // fire and forget
+    /// ```
     #[must_use]
     pub fn acks(mut self, acks: i16) -> Self {
         self.acks = acks;
@@ -116,6 +162,12 @@ impl ProduceOptions {
     }
 
     /// Sets the codec.
+    ///
+    /// ```
+    /// use kafka_sansio::client::ProduceOptions;
+    /// use kafka_sansio::records::Compression;
+    /// assert_eq!(ProduceOptions::default().compression(Compression::Lz4).compression, Compression::Lz4);
+    /// ```
     #[must_use]
     pub fn compression(mut self, compression: Compression) -> Self {
         self.compression = compression;
@@ -123,6 +175,12 @@ impl ProduceOptions {
     }
 
     /// Sets the operation's deadline.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::ProduceOptions;
+    /// assert_eq!(ProduceOptions::default().timeout(Duration::from_secs(5)).timeout, Some(Duration::from_secs(5)));
+    /// ```
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
@@ -130,6 +188,13 @@ impl ProduceOptions {
     }
 
     /// Sets what to do if the topic does not exist (yet).
+    ///
+    /// ```
+    /// use kafka_sansio::client::{ProduceOptions, UnknownTopicHandling};
+    /// // Wait for a topic being created elsewhere instead of failing.
+    /// let options = ProduceOptions::default().unknown_topic(UnknownTopicHandling::Retry);
+    /// assert_eq!(options.unknown_topic, UnknownTopicHandling::Retry);
+    /// ```
     #[must_use]
     pub fn unknown_topic(mut self, handling: UnknownTopicHandling) -> Self {
         self.unknown_topic = handling;
@@ -151,6 +216,19 @@ impl Default for ProduceOptions {
 }
 
 /// Where produced records landed.
+///
+/// ```
+/// # #[cfg(feature = "sim")] {
+/// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+/// use std::time::Duration;
+/// use kafka_sansio::client::{OpOutput, Record};
+/// let now = sim.now();
+/// let op = sim.client(host).produce(now, "orders", 0, vec![Record::new("a"), Record::new("b")], Default::default());
+/// let OpOutput::Produced(out) = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+/// assert_eq!((out.base_offset, out.record_count), (Some(0), 2));
+/// # }
+/// # Ok::<(), kafka_sansio::client::ClientError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProduceOutput {
     /// The offset of the first record (`None` with acks=0).
@@ -163,6 +241,12 @@ pub struct ProduceOutput {
 
 impl ProduceOutput {
     /// The offsets of the records, in order (empty with acks=0).
+    ///
+    /// ```
+    /// use kafka_sansio::client::ProduceOutput;
+    /// let out = ProduceOutput { base_offset: Some(10), record_count: 3, log_append_time: None };
+    /// assert_eq!(out.offsets().collect::<Vec<_>>(), [10, 11, 12]);
+    /// ```
     #[must_use]
     pub fn offsets(&self) -> std::ops::Range<i64> {
         match self.base_offset {
@@ -173,6 +257,16 @@ impl ProduceOutput {
 }
 
 /// Which records a fetch returns.
+///
+/// ```
+/// use kafka_sansio::client::{ClientConfig, FetchOptions, IsolationLevel};
+/// // Skip records of aborted and open transactions:
+/// let options = FetchOptions::default().isolation(IsolationLevel::ReadCommitted);
+/// let mut config = ClientConfig::new("localhost:9092")?;
+/// config.consumer.isolation = IsolationLevel::ReadCommitted;
+/// # let _ = options;
+/// # Ok::<(), kafka_sansio::client::ClientError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IsolationLevel {
     /// Every record below the high watermark.
@@ -183,6 +277,16 @@ pub enum IsolationLevel {
 }
 
 /// How a [`Client::fetch`] call reads.
+///
+/// ```
+/// use std::time::Duration;
+/// use kafka_sansio::client::FetchOptions;
+/// let options = FetchOptions::default()
+///     .min_bytes(64 * 1024)                  // wait for 64 KiB...
+///     .max_wait(Duration::from_millis(200)) // ...or 200 ms
+///     .max_bytes(4 << 20);
+/// assert_eq!(options.max_bytes, 4 << 20);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FetchOptions {
@@ -202,6 +306,11 @@ pub struct FetchOptions {
 
 impl FetchOptions {
     /// Sets the bytes to wait for.
+    ///
+    /// ```
+    /// use kafka_sansio::client::FetchOptions;
+    /// assert_eq!(FetchOptions::default().min_bytes(1024).min_bytes, 1024);
+    /// ```
     #[must_use]
     pub fn min_bytes(mut self, n: i32) -> Self {
         self.min_bytes = n;
@@ -209,6 +318,11 @@ impl FetchOptions {
     }
 
     /// Sets the most bytes to return.
+    ///
+    /// ```
+    /// use kafka_sansio::client::FetchOptions;
+    /// assert_eq!(FetchOptions::default().max_bytes(1 << 20).max_bytes, 1 << 20);
+    /// ```
     #[must_use]
     pub fn max_bytes(mut self, n: i32) -> Self {
         self.max_bytes = n;
@@ -216,6 +330,12 @@ impl FetchOptions {
     }
 
     /// Sets how long the broker may wait for `min_bytes`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::FetchOptions;
+    /// assert_eq!(FetchOptions::default().max_wait(Duration::ZERO).max_wait, Duration::ZERO); // answer at once
+    /// ```
     #[must_use]
     pub fn max_wait(mut self, d: Duration) -> Self {
         self.max_wait = d;
@@ -223,6 +343,12 @@ impl FetchOptions {
     }
 
     /// Sets which records to return.
+    ///
+    /// ```
+    /// use kafka_sansio::client::{FetchOptions, IsolationLevel};
+    /// let options = FetchOptions::default().isolation(IsolationLevel::ReadCommitted);
+    /// assert_eq!(options.isolation, IsolationLevel::ReadCommitted);
+    /// ```
     #[must_use]
     pub fn isolation(mut self, level: IsolationLevel) -> Self {
         self.isolation = level;
@@ -230,6 +356,12 @@ impl FetchOptions {
     }
 
     /// Sets the operation's deadline.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::FetchOptions;
+    /// assert_eq!(FetchOptions::default().timeout(Duration::from_secs(2)).timeout, Some(Duration::from_secs(2)));
+    /// ```
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
@@ -237,6 +369,13 @@ impl FetchOptions {
     }
 
     /// Sets what to do if the topic does not exist (yet).
+    ///
+    /// ```
+    /// use kafka_sansio::client::{FetchOptions, UnknownTopicHandling};
+    /// assert_eq!(FetchOptions::default().unknown_topic, UnknownTopicHandling::Error); // the default
+    /// let options = FetchOptions::default().unknown_topic(UnknownTopicHandling::Retry);
+    /// # let _ = options;
+    /// ```
     #[must_use]
     pub fn unknown_topic(mut self, handling: UnknownTopicHandling) -> Self {
         self.unknown_topic = handling;
@@ -259,9 +398,35 @@ impl Default for FetchOptions {
 
 /// A fetched record (offset, timestamp, key, value and headers, slices of the
 /// response).
+///
+/// ```
+/// use kafka_sansio::client::FetchedRecord;
+/// fn show(r: &FetchedRecord) -> String {
+///     let value = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default());
+///     format!("@{} {}: {value}", r.offset, r.timestamp)
+/// }
+/// # let _ = show;
+/// ```
 pub type FetchedRecord = crate::records::Record;
 
 /// What a fetch returned.
+///
+/// ```
+/// # #[cfg(feature = "sim")] {
+/// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+/// use std::time::Duration;
+/// use kafka_sansio::client::{FetchOptions, OpOutput, Record};
+/// let now = sim.now();
+/// let op = sim.client(host).produce(now, "orders", 0, vec![Record::new("a"), Record::new("b")], Default::default());
+/// sim.run_until_done(host, op, Duration::from_secs(10))?;
+/// let now = sim.now();
+/// let op = sim.client(host).fetch(now, "orders", 0, 0, FetchOptions::default());
+/// let OpOutput::Fetched(out) = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+/// assert_eq!(out.records.len(), 2);
+/// assert_eq!((out.high_watermark, out.next_offset), (2, 2)); // fetch from next_offset next time
+/// # }
+/// # Ok::<(), kafka_sansio::client::ClientError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchOutput {
     /// Records at or after the offset asked for, in offset order.
@@ -279,6 +444,21 @@ pub struct FetchOutput {
 }
 
 /// Which offset [`Client::list_offsets`] looks up.
+///
+/// ```
+/// # #[cfg(feature = "sim")] {
+/// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+/// use std::time::Duration;
+/// use kafka_sansio::client::{OffsetSpec, OpOutput};
+/// for (spec, expected) in [(OffsetSpec::Earliest, 0), (OffsetSpec::Latest, 0), (OffsetSpec::Timestamp(0), -1)] {
+///     let now = sim.now();
+///     let op = sim.client(host).list_offsets(now, "orders", 0, spec);
+///     let OpOutput::Offset { offset, .. } = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+///     assert_eq!(offset, expected, "{spec:?}"); // an empty partition; -1: no such record
+/// }
+/// # }
+/// # Ok::<(), kafka_sansio::client::ClientError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OffsetSpec {
     /// The log start offset.
@@ -308,6 +488,22 @@ impl Client {
     ///
     /// The batch is encoded here, so a record set too large for one batch fails at
     /// once with [`ClientError::Records`].
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{OpOutput, ProduceOptions, Record};
+    /// use kafka_sansio::records::Compression;
+    /// let now = sim.now();
+    /// let records = vec![Record::new("a").key("k").timestamp(1_700_000_000_000), Record::new("b")];
+    /// let options = ProduceOptions::default().compression(Compression::Lz4);
+    /// let op = sim.client(host).produce(now, "orders", 2, records, options);
+    /// let OpOutput::Produced(out) = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+    /// assert_eq!(out.offsets().collect::<Vec<_>>(), [0, 1]);
+    /// # }
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn produce(
         &mut self,
         now: Instant,
@@ -339,6 +535,22 @@ impl Client {
     }
 
     /// Fetches records of one partition from `offset`.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{FetchOptions, OpOutput, Record};
+    /// let now = sim.now();
+    /// let op = sim.client(host).produce(now, "orders", 0, vec![Record::new("a"), Record::new("b")], Default::default());
+    /// sim.run_until_done(host, op, Duration::from_secs(10))?;
+    /// let now = sim.now();
+    /// let op = sim.client(host).fetch(now, "orders", 0, 1, FetchOptions::default().max_wait(Duration::ZERO));
+    /// let OpOutput::Fetched(out) = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+    /// assert_eq!(out.records.iter().map(|r| r.offset).collect::<Vec<_>>(), [1]);
+    /// # }
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn fetch(
         &mut self,
         now: Instant,
@@ -363,6 +575,22 @@ impl Client {
     }
 
     /// Looks up an offset of one partition (earliest, latest, or by timestamp).
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{OffsetSpec, OpOutput, Record};
+    /// let now = sim.now();
+    /// let op = sim.client(host).produce(now, "orders", 0, vec![Record::new("a"), Record::new("b")], Default::default());
+    /// sim.run_until_done(host, op, Duration::from_secs(10))?;
+    /// let now = sim.now();
+    /// let op = sim.client(host).list_offsets(now, "orders", 0, OffsetSpec::Latest);
+    /// let OpOutput::Offset { offset, .. } = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+    /// assert_eq!(offset, 2);
+    /// # }
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn list_offsets(
         &mut self,
         now: Instant,

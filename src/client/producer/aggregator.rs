@@ -15,6 +15,15 @@ use std::time::{Duration, Instant};
 use crate::client::{Client, ClientError, Event, OpId, OpOutput, ProduceOptions, Record};
 
 /// What [`Aggregator::push`] did with an item.
+///
+/// ```
+/// use kafka_sansio::client::{Aggregator, Push, Record, RecordAggregator};
+/// let mut batch = RecordAggregator::new(100);
+/// assert_eq!(batch.push(Record::new(vec![0u8; 50]))?, Push::Added(0));
+/// // No room left: the record comes back; take the batch, then push it again.
+/// assert!(matches!(batch.push(Record::new(vec![0u8; 50]))?, Push::Full(_)));
+/// # Ok::<(), kafka_sansio::client::ClientError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Push<I, T> {
     /// The item is in the batch; the tag finds its output later.
@@ -77,20 +86,56 @@ pub trait Aggregator: Send {
     ///
     /// # Errors
     /// The item cannot be aggregated at all (too large, malformed, ...).
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Aggregator, Push, Record, RecordAggregator};
+    /// let mut batch = RecordAggregator::new(1 << 20);
+    /// assert_eq!(batch.push(Record::new("a"))?, Push::Added(0));
+    /// assert_eq!(batch.push(Record::new("b"))?, Push::Added(1)); // the tag: its index
+    /// assert!(RecordAggregator::new(10).push(Record::new(vec![0u8; 100])).is_err()); // can never fit
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     fn push(&mut self, item: Self::Item) -> Result<Push<Self::Item, Self::Tag>, ClientError>;
 
     /// Whether the batch holds nothing.
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Aggregator, Record, RecordAggregator};
+    /// let mut batch = RecordAggregator::new(1 << 20);
+    /// assert!(batch.is_empty());
+    /// batch.push(Record::new("a"))?;
+    /// assert!(!batch.is_empty());
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     fn is_empty(&self) -> bool;
 
     /// Takes the batch: its records and what maps their offsets back to items.
     ///
     /// # Errors
     /// The batch cannot be turned into records.
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Aggregator, Demux, Record, RecordAggregator};
+    /// let mut batch = RecordAggregator::new(1 << 20);
+    /// batch.push(Record::new("a"))?;
+    /// batch.push(Record::new("b"))?;
+    /// let (records, demux) = batch.take()?;
+    /// assert_eq!(records.len(), 2);
+    /// assert!(batch.is_empty()); // a fresh batch begins
+    /// assert_eq!(demux.output(&[40, 41], 1)?, 41); // once written at 40 and 41
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     fn take(&mut self) -> Result<(Vec<Record>, Self::Demux), ClientError>;
 }
 
 /// Maps a produced batch's offsets back to one of its items (a status
 /// de-aggregator).
+///
+/// ```
+/// use kafka_sansio::client::{Demux, RecordDemux};
+/// assert_eq!(RecordDemux.output(&[7, 8, 9], 2)?, 9);
+/// # Ok::<(), kafka_sansio::client::ClientError>(())
+/// ```
 pub trait Demux: Send {
     /// The item's tag, from [`Aggregator::push`].
     type Tag: Send;
@@ -102,11 +147,25 @@ pub trait Demux: Send {
     ///
     /// # Errors
     /// The offsets do not fit the tag.
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Demux, RecordDemux};
+    /// assert_eq!(RecordDemux.output(&[100, 101], 0)?, 100);
+    /// assert!(RecordDemux.output(&[100, 101], 5).is_err()); // no such record in the batch
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     fn output(&self, offsets: &[i64], tag: Self::Tag) -> Result<Self::Output, ClientError>;
 }
 
 /// The default aggregator: plain records, up to a byte limit; each record's output
 /// is its offset.
+///
+/// ```
+/// use kafka_sansio::client::{Aggregator, Record, RecordAggregator};
+/// let mut batch = RecordAggregator::new(1 << 20); // up to 1 MiB per batch
+/// batch.push(Record::new("hello").key("k"))?;
+/// # Ok::<(), kafka_sansio::client::ClientError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct RecordAggregator {
     max_bytes: usize,
@@ -116,6 +175,13 @@ pub struct RecordAggregator {
 
 impl RecordAggregator {
     /// Batches of at most `max_bytes` (key, value and header bytes).
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Aggregator, Push, Record, RecordAggregator};
+    /// let mut small = RecordAggregator::new(64);
+    /// assert_eq!(small.push(Record::new("x"))?, Push::Added(0));
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     #[must_use]
     pub fn new(max_bytes: usize) -> Self {
         Self {
@@ -137,6 +203,12 @@ fn record_size(r: &Record) -> usize {
 }
 
 /// Offsets of a [`RecordAggregator`] batch: the record at an index gets its offset.
+///
+/// ```
+/// use kafka_sansio::client::{Demux, RecordDemux};
+/// assert_eq!(RecordDemux.output(&[5, 6], 1)?, 6);
+/// # Ok::<(), kafka_sansio::client::ClientError>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RecordDemux;
 
@@ -187,10 +259,34 @@ impl Aggregator for RecordAggregator {
 }
 
 /// Names one item pushed into a [`BatchProducer`].
+///
+/// ```
+/// use std::time::Duration;
+/// use kafka_sansio::client::{BatchProducer, Client, ClientConfig, Record, RecordAggregator};
+/// # #[allow(clippy::disallowed_methods)]
+/// let now = std::time::Instant::now();
+/// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+/// let mut batches = BatchProducer::new("orders", 0, RecordAggregator::new(1 << 20), Duration::from_millis(5), Default::default());
+/// let a = batches.push(&mut client, now, Record::new("a"))?;
+/// let b = batches.push(&mut client, now, Record::new("b"))?;
+/// assert_ne!(a, b); // each item's output carries its id
+/// # Ok::<(), kafka_sansio::client::ClientError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ItemId(pub u64);
 
 /// One item's output from a [`BatchProducer`]: its id and its demuxed result.
+///
+/// ```
+/// use kafka_sansio::client::{ItemOutput, RecordAggregator};
+/// fn report(output: ItemOutput<RecordAggregator>) {
+///     match output {
+///         (id, Ok(offset)) => println!("{id:?} at offset {offset}"),
+///         (id, Err(e)) => println!("{id:?} failed: {e}"),
+///     }
+/// }
+/// # let _ = report;
+/// ```
 pub type ItemOutput<A> = (
     ItemId,
     Result<<<A as Aggregator>::Demux as Demux>::Output, ClientError>,
@@ -264,6 +360,19 @@ impl<A: Aggregator> std::fmt::Debug for BatchProducer<A> {
 impl<A: Aggregator> BatchProducer<A> {
     /// A producer of `aggregator`'s batches to one partition, each lingering at
     /// most `linger` after its first item.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{BatchProducer, ProduceOptions, RecordAggregator};
+    /// use kafka_sansio::records::Compression;
+    /// let batches = BatchProducer::new(
+    ///     "orders", 0,
+    ///     RecordAggregator::new(1 << 20),
+    ///     Duration::from_millis(10), // linger
+    ///     ProduceOptions::default().compression(Compression::Zstd),
+    /// );
+    /// assert_eq!(batches.pending(), 0);
+    /// ```
     #[must_use]
     pub fn new(
         topic: &str,
@@ -290,6 +399,19 @@ impl<A: Aggregator> BatchProducer<A> {
     ///
     /// # Errors
     /// The aggregator refused the item outright.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{BatchProducer, Client, ClientConfig, Record, RecordAggregator};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+    /// let mut batches = BatchProducer::new("orders", 0, RecordAggregator::new(1 << 20), Duration::from_millis(5), Default::default());
+    /// batches.push(&mut client, now, Record::new("a"))?;
+    /// assert_eq!(batches.pending(), 1);
+    /// assert!(batches.poll_timeout().is_some()); // its linger ends then
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn push(
         &mut self,
         client: &mut Client,
@@ -320,6 +442,20 @@ impl<A: Aggregator> BatchProducer<A> {
     }
 
     /// Produces the open batch now.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{BatchProducer, Client, ClientConfig, Record, RecordAggregator};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+    /// let mut batches = BatchProducer::new("orders", 0, RecordAggregator::new(1 << 20), Duration::from_secs(1), Default::default());
+    /// batches.push(&mut client, now, Record::new("a"))?;
+    /// batches.flush(&mut client, now); // produced now, not after the linger
+    /// assert_eq!(batches.poll_timeout(), None);
+    /// assert_eq!(client.pending_operations(), 1);
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn flush(&mut self, client: &mut Client, now: Instant) {
         self.open_since = None;
         if self.aggregator.is_empty() && self.open.is_empty() {
@@ -346,12 +482,39 @@ impl<A: Aggregator> BatchProducer<A> {
     }
 
     /// When the open batch's linger ends.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{BatchProducer, Client, ClientConfig, Record, RecordAggregator};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+    /// let mut batches = BatchProducer::new("orders", 0, RecordAggregator::new(1 << 20), Duration::from_millis(5), Default::default());
+    /// assert_eq!(batches.poll_timeout(), None);
+    /// batches.push(&mut client, now, Record::new("a"))?;
+    /// assert_eq!(batches.poll_timeout(), Some(now + Duration::from_millis(5)));
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.open_since.map(|t| t + self.linger)
     }
 
     /// Produces the open batch if its linger has ended.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{BatchProducer, Client, ClientConfig, Record, RecordAggregator};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+    /// let mut batches = BatchProducer::new("orders", 0, RecordAggregator::new(1 << 20), Duration::from_millis(5), Default::default());
+    /// batches.push(&mut client, now, Record::new("a"))?;
+    /// let linger_end = batches.poll_timeout().unwrap();
+    /// batches.handle_timeout(&mut client, linger_end); // the batch is produced
+    /// assert_eq!(client.pending_operations(), 1);
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     pub fn handle_timeout(&mut self, client: &mut Client, now: Instant) {
         if self.poll_timeout().is_some_and(|t| t <= now) {
             self.flush(client, now);
@@ -360,6 +523,14 @@ impl<A: Aggregator> BatchProducer<A> {
 
     /// Takes the client's events: the ends of this producer's batches are consumed,
     /// anything else is handed back.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{BatchProducer, Event, RecordAggregator};
+    /// let mut batches = BatchProducer::new("orders", 0, RecordAggregator::new(1 << 20), Duration::from_millis(5), Default::default());
+    /// // Events that are not this producer's come back, for the rest of the application.
+    /// assert_eq!(batches.handle_event(Event::RecordsReady), Some(Event::RecordsReady));
+    /// ```
     pub fn handle_event(&mut self, event: Event) -> Option<Event> {
         let Event::Done { op, result } = event else {
             return Some(event);
@@ -390,12 +561,47 @@ impl<A: Aggregator> BatchProducer<A> {
     }
 
     /// The next item output; `None` when there is none.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{BatchProducer, Record, RecordAggregator};
+    /// let mut batches = BatchProducer::new("orders", 1, RecordAggregator::new(1 << 20), Duration::ZERO, Default::default());
+    /// let now = sim.now();
+    /// let id = batches.push(sim.client(host), now, Record::new("a"))?;
+    /// batches.flush(sim.client(host), now);
+    /// let mut output = None;
+    /// sim.run_until(Duration::from_secs(10), |sim| {
+    ///     for e in sim.client_events(host).collect::<Vec<_>>() {
+    ///         batches.handle_event(e);
+    ///     }
+    ///     output = batches.poll_output();
+    ///     output.is_some()
+    /// });
+    /// assert_eq!(output, Some((id, Ok(0))));
+    /// # }
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     #[must_use]
     pub fn poll_output(&mut self) -> Option<ItemOutput<A>> {
         self.outputs.pop_front()
     }
 
     /// Items pushed and not yet reported.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{BatchProducer, Client, ClientConfig, Record, RecordAggregator};
+    /// # #[allow(clippy::disallowed_methods)]
+    /// let now = std::time::Instant::now();
+    /// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+    /// let mut batches = BatchProducer::new("orders", 0, RecordAggregator::new(1 << 20), Duration::from_millis(5), Default::default());
+    /// batches.push(&mut client, now, Record::new("a"))?;
+    /// batches.push(&mut client, now, Record::new("b"))?;
+    /// assert_eq!(batches.pending(), 2);
+    /// # Ok::<(), kafka_sansio::client::ClientError>(())
+    /// ```
     #[must_use]
     pub fn pending(&self) -> usize {
         self.open.len() + self.flights.values().map(|f| f.items.len()).sum::<usize>()

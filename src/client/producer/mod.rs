@@ -152,6 +152,12 @@ pub struct ProducerRecord {
 
 impl ProducerRecord {
     /// A record with this value for `topic`.
+    ///
+    /// ```
+    /// use kafka_sansio::client::ProducerRecord;
+    /// let r = ProducerRecord::new("orders", "paid");
+    /// assert_eq!((&*r.topic, r.key, r.partition), ("orders", None, None));
+    /// ```
     #[must_use]
     pub fn new(topic: impl Into<Arc<str>>, value: impl Into<Bytes>) -> Self {
         Self {
@@ -165,6 +171,14 @@ impl ProducerRecord {
     }
 
     /// Sets the key.
+    ///
+    /// ```
+    /// use kafka_sansio::client::{ProducerRecord, partition_for_key};
+    /// // Keyed records go where Java's producer would send them: murmur2 of the key.
+    /// let r = ProducerRecord::new("orders", "paid").key("order-17");
+    /// assert_eq!(r.key.as_deref(), Some(&b"order-17"[..]));
+    /// assert!((0..6).contains(&partition_for_key(b"order-17", 6)));
+    /// ```
     #[must_use]
     pub fn key(mut self, key: impl Into<Bytes>) -> Self {
         self.key = Some(key.into());
@@ -172,6 +186,11 @@ impl ProducerRecord {
     }
 
     /// Pins the partition.
+    ///
+    /// ```
+    /// use kafka_sansio::client::ProducerRecord;
+    /// assert_eq!(ProducerRecord::new("orders", "paid").partition(2).partition, Some(2));
+    /// ```
     #[must_use]
     pub fn partition(mut self, partition: i32) -> Self {
         self.partition = Some(partition);
@@ -179,6 +198,12 @@ impl ProducerRecord {
     }
 
     /// Adds a header.
+    ///
+    /// ```
+    /// use kafka_sansio::client::ProducerRecord;
+    /// let r = ProducerRecord::new("orders", "paid").header("source", "web");
+    /// assert_eq!(r.headers[0].key, "source");
+    /// ```
     #[must_use]
     pub fn header(mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Self {
         self.headers.push(RecordHeader {
@@ -189,6 +214,12 @@ impl ProducerRecord {
     }
 
     /// Sets the timestamp.
+    ///
+    /// ```
+    /// use kafka_sansio::client::ProducerRecord;
+    /// let r = ProducerRecord::new("orders", "paid").timestamp(1_700_000_000_000);
+    /// assert_eq!(r.timestamp, Some(1_700_000_000_000));
+    /// ```
     #[must_use]
     pub fn timestamp(mut self, ms: i64) -> Self {
         self.timestamp = Some(ms);
@@ -210,10 +241,43 @@ impl ProducerRecord {
 
 /// Names one record handed to [`Client::send`](super::Client::send); its
 /// [`Event::Delivered`](super::Event::Delivered) carries the same id.
+///
+/// ```
+/// use kafka_sansio::client::{Client, ClientConfig, ProducerRecord};
+/// # #[allow(clippy::disallowed_methods)]
+/// let now = std::time::Instant::now();
+/// let mut client = Client::new(ClientConfig::new("localhost:9092")?, now);
+/// let a = client.send(now, ProducerRecord::new("orders", "a"))?;
+/// let b = client.send(now, ProducerRecord::new("orders", "b"))?;
+/// assert!(a < b); // ids grow; Event::Delivered names the record by it
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RecordId(pub u64);
 
 /// Where a record landed.
+///
+/// ```
+/// # #[cfg(feature = "sim")] {
+/// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+/// use std::time::Duration;
+/// use kafka_sansio::client::{Event, ProducerRecord};
+/// let now = sim.now();
+/// sim.client(host).send(now, ProducerRecord::new("orders", "paid").partition(1).timestamp(1_700_000_000_000))?;
+/// let mut written = None;
+/// sim.run_until(Duration::from_secs(10), |sim| {
+///     for e in sim.client_events(host) {
+///         if let Event::Delivered { result, .. } = e {
+///             written = Some(result);
+///         }
+///     }
+///     written.is_some()
+/// });
+/// let meta = written.unwrap()?;
+/// assert_eq!((&*meta.topic, meta.partition, meta.offset, meta.timestamp), ("orders", 1, Some(0), 1_700_000_000_000));
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMetadata {
     /// The topic.
@@ -228,6 +292,18 @@ pub struct RecordMetadata {
 }
 
 /// Why [`Client::send`](super::Client::send) refused a record at once.
+///
+/// ```
+/// use kafka_sansio::client::{Client, ClientConfig, ProducerRecord, SendError};
+/// # #[allow(clippy::disallowed_methods)]
+/// let now = std::time::Instant::now();
+/// let mut config = ClientConfig::new("localhost:9092")?;
+/// config.producer.batch_max_bytes = 1024;
+/// let mut client = Client::new(config, now);
+/// let error = client.send(now, ProducerRecord::new("orders", vec![0u8; 4096])).unwrap_err();
+/// assert!(matches!(error, SendError::RecordTooLarge { .. }));
+/// # Ok::<(), kafka_sansio::client::ClientError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError {

@@ -72,6 +72,12 @@ pub fn partition_for_key(key: &[u8], partitions: usize) -> i32 {
 
 /// What a partitioner knows of the topic: its partition count (all partitions,
 /// available or not) and which partitions have a leader now.
+///
+/// ```
+/// use kafka_sansio::client::TopicPartitions;
+/// let partitions = TopicPartitions { count: 6, available: &[0, 1, 3, 4, 5] }; // 2 has no leader now
+/// assert_eq!(partitions.count, 6);
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct TopicPartitions<'a> {
     /// Every partition of the topic.
@@ -98,6 +104,19 @@ pub struct TopicPartitions<'a> {
 /// ```
 pub trait Partitioner: Send {
     /// The partition (in `0..partitions.count`) for a record with this key.
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Partitioner, TopicPartitions, partition_for_key};
+    /// struct KeyHash;
+    /// impl Partitioner for KeyHash {
+    ///     fn partition(&mut self, _topic: &str, key: Option<&[u8]>, partitions: TopicPartitions<'_>) -> i32 {
+    ///         // Keyed: Java's murmur2 choice; null keys: the first available partition.
+    ///         key.map_or(partitions.available.first().copied().unwrap_or(0), |k| partition_for_key(k, partitions.count))
+    ///     }
+    /// }
+    /// let p = KeyHash.partition("orders", None, TopicPartitions { count: 3, available: &[1, 2] });
+    /// assert_eq!(p, 1);
+    /// ```
     fn partition(
         &mut self,
         topic: &str,
@@ -106,6 +125,26 @@ pub trait Partitioner: Send {
     ) -> i32;
 
     /// A record of `bytes` was appended to `partition` (the sticky scheme uses it).
+    ///
+    /// ```
+    /// use kafka_sansio::client::{Partitioner, TopicPartitions};
+    /// /// Moves to the next partition after every 1 MB appended (a simple sticky scheme).
+    /// struct EveryMegabyte { current: i32, bytes: usize }
+    /// impl Partitioner for EveryMegabyte {
+    ///     fn partition(&mut self, _topic: &str, _key: Option<&[u8]>, partitions: TopicPartitions<'_>) -> i32 {
+    ///         self.current % partitions.count.max(1) as i32
+    ///     }
+    ///     fn on_append(&mut self, _topic: &str, _partition: i32, bytes: usize) {
+    ///         self.bytes += bytes;
+    ///         if self.bytes >= 1 << 20 {
+    ///             (self.current, self.bytes) = (self.current + 1, 0);
+    ///         }
+    ///     }
+    /// }
+    /// let mut p = EveryMegabyte { current: 0, bytes: 0 };
+    /// p.on_append("orders", 0, 1 << 20);
+    /// assert_eq!(p.partition("orders", None, TopicPartitions { count: 3, available: &[0, 1, 2] }), 1);
+    /// ```
     fn on_append(&mut self, _topic: &str, _partition: i32, _bytes: usize) {}
 }
 
