@@ -16,7 +16,9 @@ pub const USAGE: &str = "usage: bench-e2e [--records N] [--batch N] [--fetch-max
 pub const CLIENTS: [&str; 3] = ["ours", "rskafka", "rdkafka"];
 pub const CLUSTERS: [&str; 2] = ["mock", "sim"];
 pub const TOPIC: &str = "bench";
-pub const PHASES: [&str; 7] = ["build", "produce", "fetch", "consume", "send1", "send4", "paced"];
+pub const PHASES: [&str; 7] = [
+    "build", "produce", "fetch", "consume", "send1", "send4", "paced",
+];
 
 pub struct Options {
     pub workload: Workload,

@@ -86,7 +86,8 @@ impl Peer {
             "mock" => {
                 let script = repo().join("scripts/peers/start_mock.sh");
                 let mut c = Command::new("bash");
-                c.arg(script).args(["-b", "1", "-t", &format!("{TOPIC}:1:1")]);
+                c.arg(script)
+                    .args(["-b", "1", "-t", &format!("{TOPIC}:1:1")]);
                 for (name, partitions) in [
                     (workload::SEND1_TOPIC, 1),
                     (workload::SEND4_TOPIC, 4),
@@ -210,7 +211,24 @@ fn orchestrate(o: Options) {
     for round in 0..o.repeat {
         for cluster in &o.clusters {
             for client in &o.clients {
-                let phases = run_one(client, cluster, w);
+                // The paced phase runs in a process (and against a broker) of its own,
+                // so its peak RSS is not what the full-speed phases left resident.
+                let mut rest = w.clone();
+                rest.phases.retain(|p| p != "paced");
+                let mut phases = if rest.phases.is_empty() {
+                    Vec::new()
+                } else {
+                    run_one(client, cluster, &rest)
+                };
+                if w.runs("paced") {
+                    let mut alone = w.clone();
+                    alone.phases = vec!["paced".to_owned()];
+                    phases.extend(
+                        run_one(client, cluster, &alone)
+                            .into_iter()
+                            .filter(|p| p.name == "paced"),
+                    );
+                }
                 // The whole run's peak: the largest phase peak (connect included).
                 let process_peak = phases
                     .iter()

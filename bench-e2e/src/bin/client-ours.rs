@@ -154,8 +154,16 @@ pub fn run(bootstrap: &str, w: &Workload) -> Vec<Phase> {
                 .expect("assign");
             let mut reader = Reader::new(0, false);
             while reader.decoded < w.records {
-                let r = consumer.next().await.expect("stream ended").expect("consume");
-                reader.record(r.record.offset, r.record.key.as_deref(), r.record.value.as_deref());
+                let r = consumer
+                    .next()
+                    .await
+                    .expect("stream ended")
+                    .expect("consume");
+                reader.record(
+                    r.record.offset,
+                    r.record.key.as_deref(),
+                    r.record.value.as_deref(),
+                );
             }
             phases.push(m.end("consume", reader.decoded));
             drop(consumer);

@@ -48,7 +48,7 @@ async fn producers(
         out.push(
             BatchProducerBuilder::new(pc)
                 .with_linger(Duration::from_millis(w.linger_ms))
-                .build(RecordAggregator::new(1024 * 1024)),
+                .build(RecordAggregator::new(500_000)),
         );
     }
     out
