@@ -87,6 +87,14 @@ pub struct ProducerConfig {
     /// Chooses partitions for records without one (the default is Java-compatible:
     /// murmur2 for keys, KIP-794 sticky for null keys).
     pub partitioner: Option<Arc<std::sync::Mutex<dyn Partitioner>>>,
+    /// A planted bug, for proving that the simulation suite catches a sequence error
+    /// (`tests/producer_invariants.rs`): a batch whose request failed without an
+    /// answer (reset connection, request timeout), so that it may have been written,
+    /// is treated as not written: the epoch is bumped and it is sent again under a
+    /// new sequence, which the broker cannot recognise as a duplicate. Never set this
+    /// outside such a test.
+    #[doc(hidden)]
+    pub planted_bug_renumber_unknown_outcome: bool,
 }
 
 impl Default for ProducerConfig {
@@ -105,6 +113,7 @@ impl Default for ProducerConfig {
             delivery_timeout: Duration::from_secs(120),
             broker_timeout: Duration::from_secs(30),
             partitioner: None,
+            planted_bug_renumber_unknown_outcome: false,
         }
     }
 }
@@ -278,6 +287,10 @@ pub(crate) struct Batch {
     attempts: u32,
     /// Whether a request with it may have reached the broker (its outcome unknown).
     maybe_written: bool,
+    /// Whether an attempt ended without a definite answer (the connection went away,
+    /// the request or the replication timed out): it may be in the log whatever
+    /// later attempts are told, so it is never renumbered.
+    unknown: bool,
     /// The last retriable error, for the timeout report.
     last_error: Option<ClientError>,
 }
@@ -309,6 +322,8 @@ struct PartBuf {
 #[derive(Debug)]
 pub(crate) struct InFlightRequest {
     partitions: Vec<(Arc<str>, i32)>,
+    /// The broker it went to.
+    pub(crate) node: i32,
 }
 
 /// The producer id and epoch, for idempotence.
@@ -531,6 +546,7 @@ impl Producer {
                 ProducerId::BumpWanted { id, epoch } => {
                     let settled = self.parts.values().all(|p| {
                         p.in_flight.is_empty()
+                            && !p.ready.iter().any(|b| b.unknown)
                             && (p.needs_bump || !p.ready.iter().any(|b| b.maybe_written))
                     });
                     if settled {
@@ -772,7 +788,12 @@ impl Producer {
                 wants.push(Want::Connect(leader));
                 continue;
             }
-            if bumping && (buf.needs_bump || !buf.ready.front().is_some_and(|b| b.maybe_written)) {
+            if bumping
+                && !buf
+                    .ready
+                    .front()
+                    .is_some_and(|b| b.unknown || (b.maybe_written && !buf.needs_bump))
+            {
                 // While an epoch bump waits, only retries of batches that may have
                 // been written go out (with the old epoch): their outcome must be
                 // known before anything is renumbered.
@@ -783,6 +804,7 @@ impl Producer {
                     Vec::new(),
                     InFlightRequest {
                         partitions: Vec::new(),
+                        node: leader,
                     },
                     0,
                 )
@@ -877,7 +899,11 @@ impl Producer {
                 },
                 Ok(Some(resp)) => partition_outcome(resp, &key.0, key.1),
                 Err(e) => {
-                    if e.is_retriable() {
+                    if e.is_retriable() && self.config.planted_bug_renumber_unknown_outcome {
+                        Outcome::Sequence(e.clone())
+                    } else if e.is_retriable() {
+                        // No answer: the request may have been written.
+                        batch.unknown = true;
                         Outcome::Retry(e.clone(), false)
                     } else {
                         Outcome::Fail(e.clone())
@@ -891,6 +917,32 @@ impl Producer {
                 } => {
                     buf.successes += 1;
                     self.buffered -= batch.size;
+                    // The broker takes a sequence only after the one before it: every
+                    // batch of this epoch numbered below this one is in the log, even
+                    // one whose own attempts were refused or went unanswered (its
+                    // offsets are not known here).
+                    if batch.base_sequence >= 0 {
+                        let (epoch, seq) = (batch.epoch, batch.base_sequence);
+                        let (written, rest): (VecDeque<Batch>, VecDeque<Batch>) =
+                            std::mem::take(&mut buf.ready).into_iter().partition(|b| {
+                                b.epoch == epoch && b.base_sequence >= 0 && b.base_sequence < seq
+                            });
+                        buf.ready = rest;
+                        for b in written {
+                            self.buffered -= b.size;
+                            for (id, ts) in b.ids {
+                                self.deliveries.push_back((
+                                    id,
+                                    Ok(RecordMetadata {
+                                        topic: key.0.clone(),
+                                        partition: key.1,
+                                        offset: None,
+                                        timestamp: ts,
+                                    }),
+                                ));
+                            }
+                        }
+                    }
                     for (i, (id, ts)) in batch.ids.iter().enumerate() {
                         self.deliveries.push_back((
                             *id,
@@ -905,6 +957,14 @@ impl Producer {
                 }
                 Outcome::Retry(error, stale_leader) => {
                     self.retries += 1;
+                    if error.error_code().is_some_and(|c| {
+                        c == ErrorCode::REQUEST_TIMED_OUT
+                            || c == ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND
+                    }) {
+                        // Appended on the leader, not yet replicated: it may be
+                        // committed later.
+                        batch.unknown = true;
+                    }
                     if stale_leader {
                         invalidate(&key.0, key.1);
                     }
@@ -924,20 +984,33 @@ impl Producer {
                     Self::requeue(buf, batch);
                 }
                 Outcome::Sequence(error) => {
-                    // The broker lost (or never had) what came before: the batch was
-                    // not written. Bump the epoch once everything drained, then resend
-                    // from sequence 0.
+                    // The broker lost (or never had) what came before: this attempt
+                    // was not written. Bump the epoch once everything drained, then
+                    // resend from sequence 0.
                     self.retries += 1;
                     if let ProducerId::Ready { id, epoch } = self.pid {
                         self.pid = ProducerId::BumpWanted { id, epoch };
                     }
-                    // Nothing of this partition after the broker's last sequence is
-                    // in the log: those batches get new numbers after the bump.
-                    batch.maybe_written = false;
                     batch.last_error = Some(error);
                     buf.needs_bump = true;
-                    for b in &mut buf.ready {
-                        b.maybe_written = false;
+                    if batch.unknown {
+                        // An earlier attempt may be in the log: it keeps its number
+                        // and is retried as it is (the bump waits for it) until a
+                        // later batch proves it written, the broker says duplicate,
+                        // or its delivery timeout fails it.
+                        let wait = backoff(batch.attempts.saturating_sub(1));
+                        buf.backoff_until = Some(now + wait);
+                    } else {
+                        // Never written, so nothing of this epoch after it is either:
+                        // those batches get new numbers after the bump.
+                        let (epoch, seq) = (batch.epoch, batch.base_sequence);
+                        batch.maybe_written = false;
+                        for b in &mut buf.ready {
+                            if b.epoch == epoch && b.base_sequence > seq {
+                                b.maybe_written = false;
+                                b.unknown = false;
+                            }
+                        }
                     }
                     Self::requeue(buf, batch);
                 }
@@ -1212,6 +1285,7 @@ fn encode(
         deadline,
         attempts: 0,
         maybe_written: false,
+        unknown: false,
         last_error: None,
     };
     Ok((batch, bytes))
