@@ -326,24 +326,6 @@ impl Run {
     fn run_until_delivered(&mut self, limit: Duration) {
         let end = self.sim.now() + limit;
         while !self.spinning && self.sim.now() < end && !self.all_delivered() {
-            if std::env::var_os("PDBG3").is_some() {
-                let el = self.sim.elapsed();
-                for b in self.sim.client(self.host).stats().brokers {
-                    eprintln!(
-                        "{el:?} {} req {} rep {} out {} thr {} {:?} disc {}",
-                        b.broker,
-                        b.requests,
-                        b.replies,
-                        b.outstanding,
-                        b.throttled,
-                        b.throttle_time,
-                        b.disconnects
-                    );
-                }
-                for b in 0..BROKERS {
-                    eprintln!("broker {b} up {}", self.sim.cluster().is_up(b));
-                }
-            }
             let slice = Duration::from_millis(50).min(end - self.sim.now());
             self.advance(slice);
         }
@@ -432,17 +414,7 @@ impl Run {
     /// One random fault.
     fn random_fault(&mut self) {
         let now = self.sim.now();
-        let f = self.sim.rng().below(10);
-        if std::env::var_os("PDBG3").is_some() {
-            eprintln!("{:?} FAULT {f}", self.sim.elapsed());
-            for b in self.sim.client(self.host).stats().brokers {
-                eprintln!(
-                    "   {} req {} rep {} out {} disc {}",
-                    b.broker, b.requests, b.replies, b.outstanding, b.disconnects
-                );
-            }
-        }
-        match f {
+        match self.sim.rng().below(10) {
             0 => {
                 // In one seed of four the whole cluster may go down for a while.
                 let b = self.sim.rng().below(BROKERS as u64) as i32;

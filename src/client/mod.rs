@@ -863,11 +863,15 @@ impl Client {
             connection::Event::Sent(c) => self.on_reply(id, c.correlation_id, now, Ok(Reply::Sent)),
             connection::Event::RequestFailed(e) => {
                 let corr = e.context.correlation_id;
+                let timed_out = matches!(e.kind, RequestErrorKind::Timeout(_));
                 let error = match e.kind {
                     RequestErrorKind::Connection(c) => ClientError::Connection(c),
                     _ => ClientError::Request(e),
                 };
                 self.on_reply(id, corr, now, Err(error));
+                if timed_out {
+                    self.close_stalled(id, now);
+                }
             }
             connection::Event::Throttled { duration, .. } => {
                 if let Some(slot) = self.slots.get(&id) {
@@ -880,6 +884,27 @@ impl Client {
                 self.drop_slot(id, now, e, remote);
             }
         }
+    }
+
+    /// A request on this connection timed out: the connection is closed, as the Java
+    /// client does, and what waits on it fails as a reset would fail it. Answers on
+    /// it come later than the request timeout (a stalled broker, a backlog on the
+    /// link), so every request after it would time out as well; a fresh connection
+    /// gets the retries through. (Found by `tests/producer_invariants.rs`: after a
+    /// latency spike, metadata refreshes and produce retries kept timing out on the
+    /// old connections long after the cluster healed.)
+    fn close_stalled(&mut self, id: ConnId, now: Instant) {
+        let Some(label) = self.slots.get(&id).map(|s| s.label.clone()) else {
+            return;
+        };
+        let error = ConnectionError {
+            broker: label,
+            kind: connection::ConnectionErrorKind::Transport(TransportError::new(
+                std::io::ErrorKind::TimedOut,
+                "closed after a request on it timed out",
+            )),
+        };
+        self.drop_slot(id, now, error, false);
     }
 
     /// Forgets a connection: its waiters were already failed by the connection (or

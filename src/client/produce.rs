@@ -13,10 +13,7 @@ use super::op::{
 };
 use super::producer::{Producer, ProducerRecord, RecordId, SendError, TopicViewOwned, Want};
 use super::{Client, ClientError, ConnState, Endpoint, Event, Internal, OpOutput, Owner, Waiter};
-use crate::connection::{
-    AnyRequest, ConnectionError, ConnectionErrorKind, RequestErrorKind, RequestOptions,
-    TransportError, UsageError,
-};
+use crate::connection::{AnyRequest, RequestOptions, UsageError};
 
 impl Client {
     /// Hands a record to the producer: it is batched with others for its partition
@@ -226,13 +223,7 @@ impl Client {
             self.deferred_produce_replies.push((req, reply));
             return;
         };
-        let mut stalled = None;
         if let Some(inflight) = self.produce_requests.remove(&req) {
-            if let Err(ClientError::Request(e)) = &reply
-                && matches!(e.kind, RequestErrorKind::Timeout(_))
-            {
-                stalled = Some(inflight.node);
-            }
             let decoded = match reply {
                 Ok(Reply::Sent) => Ok(None),
                 Ok(r @ Reply::Response(_)) => decode::<ProduceRequest>(&r).map(Some),
@@ -260,35 +251,7 @@ impl Client {
             }
         }
         self.producer = Some(p);
-        if let Some(node) = stalled {
-            self.close_stalled_produce_connection(node, now);
-        }
         self.emit_deliveries();
-    }
-
-    /// A Produce request timed out: its connection is closed, as the Java client
-    /// does, so the retry goes out on a fresh one. The broker may still be working
-    /// through what was written on the old one (a connection whose answers come later
-    /// than the request timeout would make every later request time out as well);
-    /// the requests still waiting on it fail as a reset would fail them, and
-    /// idempotence keeps their retries from writing anything twice.
-    fn close_stalled_produce_connection(&mut self, node: i32, now: Instant) {
-        let Some(&id) = self.by_endpoint.get(&(Endpoint::Node(node), Lane::Produce)) else {
-            return;
-        };
-        let label = self
-            .slots
-            .get(&id)
-            .map_or_else(|| Arc::from(format!("{node}")), |s| s.label.clone());
-        tracing::debug!(broker = %label, "a produce request timed out: closing its connection");
-        let error = ConnectionError {
-            broker: label,
-            kind: ConnectionErrorKind::Transport(TransportError::new(
-                std::io::ErrorKind::TimedOut,
-                "closed after a produce request timed out",
-            )),
-        };
-        self.drop_slot(id, now, error, false);
     }
 
     /// Turns the producer's finished records into events.

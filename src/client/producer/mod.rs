@@ -322,8 +322,6 @@ struct PartBuf {
 #[derive(Debug)]
 pub(crate) struct InFlightRequest {
     partitions: Vec<(Arc<str>, i32)>,
-    /// The broker it went to.
-    pub(crate) node: i32,
 }
 
 /// The producer id and epoch, for idempotence.
@@ -804,7 +802,6 @@ impl Producer {
                     Vec::new(),
                     InFlightRequest {
                         partitions: Vec::new(),
-                        node: leader,
                     },
                     0,
                 )
