@@ -455,7 +455,7 @@ mod seeds {
     /// ready, a client operation that ends with a result, a cluster that answers),
     /// and hand-written SCRAM server messages.
     pub fn scripts(rng: &mut Rng, out: &mut Seeds) {
-        let mut machines = vec!["connection", "client"];
+        let mut machines = vec!["connection", "client", "producer"];
         if cfg!(feature = "sim") {
             machines.push("sim_cluster");
         }

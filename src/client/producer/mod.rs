@@ -594,7 +594,11 @@ impl Producer {
     ) {
         let names: Vec<Arc<str>> = self.unrouted.keys().cloned().collect();
         for name in names {
-            let Some(view) = topic(&name) else {
+            // A topic listed without partitions (a broker's answer mid-creation, or a
+            // hostile one) cannot be routed to: its records wait for better metadata
+            // or their delivery timeout. (Found by the `producer` fuzz target: the
+            // sticky partitioner picked from an empty list and panicked.)
+            let Some(view) = topic(&name).filter(|v| v.count > 0) else {
                 wants.push(Want::Metadata(name));
                 continue;
             };
