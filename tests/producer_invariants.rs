@@ -756,8 +756,12 @@ fn init_logging() {
         .try_init();
 }
 
-/// Seeds that once failed, kept so they keep passing.
-const REGRESSION_SEEDS: &[u64] = &[];
+/// Seeds that once failed, kept so they keep passing (1: a batch written on an
+/// unanswered attempt was renumbered after a later sequence error and written
+/// twice; 158 and 396: a timed-out request left its connection open and every later
+/// request on it timed out; 4872: a partition waiting for its leader's reconnect
+/// backoff was not driven again until its records timed out).
+const REGRESSION_SEEDS: &[u64] = &[1, 158, 396, 4872];
 
 #[test]
 fn producer_invariants_hold_across_seeds() {
@@ -790,7 +794,11 @@ fn producer_invariants_hold_across_seeds() {
         ran as f64 / elapsed.as_secs_f64(),
         MAX_IN_FLIGHT.load(Ordering::Relaxed)
     );
-    // The workload must exercise what it claims to.
+    // The workload must exercise what it claims to (over enough seeds: a replay of
+    // one seed is judged by its own checks only).
+    if ran < 100 {
+        return;
+    }
     assert!(
         acked > ran * 50,
         "only {acked} records acknowledged in {ran} seeds"

@@ -122,14 +122,21 @@ impl Client {
                 match want {
                     Want::Metadata(topic) => self.want_metadata(now, Some(topic), true),
                     Want::Connect(node) => {
-                        if !self
+                        let backoff = self
+                            .endpoint_backoff
+                            .get(&Endpoint::Node(node))
+                            .map(|b| b.until)
+                            .filter(|until| *until > now);
+                        if self
                             .by_endpoint
                             .contains_key(&(Endpoint::Node(node), Lane::Produce))
-                            && self
-                                .endpoint_backoff
-                                .get(&Endpoint::Node(node))
-                                .is_none_or(|b| b.until <= now)
                         {
+                        } else if let Some(until) = backoff {
+                            // Nothing else may wake the client when the backoff ends
+                            // (found by tests/producer_invariants.rs, seed 4872: the
+                            // partition's records waited for their delivery timeout).
+                            p.wake_at(until);
+                        } else {
                             let _ = self.open(Endpoint::Node(node), Lane::Produce, now);
                         }
                     }

@@ -88,6 +88,8 @@ struct State {
     accepted: bool,
     /// The `producer` target's bookkeeping; `None` for the `client` target.
     producer: Option<Produced>,
+    /// How far the script got (see [`producer_progress`]).
+    progress: usize,
 }
 
 /// Records the `producer` script handed over, and the limits they are held to.
@@ -129,23 +131,52 @@ pub fn producer(data: &[u8], origin: Instant) -> Result<bool, CheckFailure> {
     run(data, origin, true)
 }
 
+/// How far a `producer` script gets: the requests the client wrote, weighted by how
+/// deep into producing they are (InitProducerId, Produce), and the records
+/// delivered. Not a check: random scripts seldom get a record through, so the seed
+/// generator (`tests/fuzz_corpus.rs`) grows them by keeping mutations that get
+/// further. A script that fails a check scores 0.
+#[doc(hidden)]
+#[must_use]
+pub fn producer_progress(data: &[u8], origin: Instant) -> usize {
+    let mut state = None;
+    match run_with(data, origin, true, &mut state) {
+        Ok(_) => state.map_or(0, |s| s.progress),
+        Err(_) => 0,
+    }
+}
+
 fn run(data: &[u8], origin: Instant, producer: bool) -> Result<bool, CheckFailure> {
+    run_with(data, origin, producer, &mut None)
+}
+
+fn run_with(
+    data: &[u8],
+    origin: Instant,
+    producer: bool,
+    out: &mut Option<State>,
+) -> Result<bool, CheckFailure> {
     let mut u = Unstructured::new(data);
-    let Ok(mut state) = setup(&mut u, origin, producer) else {
+    let Ok(state) = setup(&mut u, origin, producer) else {
         return Ok(false);
     };
-    drain(&mut state)?;
+    let state = out.insert(state);
+    run_script(&mut u, state)
+}
+
+fn run_script(u: &mut Unstructured<'_>, state: &mut State) -> Result<bool, CheckFailure> {
+    drain(state)?;
     for _ in 0..MAX_STEPS {
         if u.is_empty() {
             break;
         }
-        match step(&mut u, &mut state) {
+        match step(u, state) {
             Ok(checked) => checked?,
             Err(_) => break, // the script ran out of bytes
         }
-        drain(&mut state)?;
+        drain(state)?;
     }
-    finish(&mut state)?;
+    finish(state)?;
     Ok(state.accepted)
 }
 
@@ -210,6 +241,7 @@ fn setup(u: &mut Unstructured<'_>, origin: Instant, producer: bool) -> ArbResult
         closed: false,
         accepted: false,
         producer: produced,
+        progress: 0,
     })
 }
 
@@ -548,7 +580,7 @@ fn drain(s: &mut State) -> Result<(), CheckFailure> {
                     )));
                 }
                 link.from_client.extend(&bytes);
-                read_requests(link)?;
+                s.progress += read_requests(link)?;
             }
             Output::Close { conn } => match s.links.get_mut(&conn) {
                 Some(link) => link.open = false,
@@ -568,8 +600,10 @@ fn drain(s: &mut State) -> Result<(), CheckFailure> {
                 return Err(fail(format!("producer: {record:?} delivered twice")));
             }
             *delivered = true;
+            s.progress += 20;
             if result.is_ok() {
                 s.accepted = true;
+                s.progress += 1000;
             }
             continue;
         }
@@ -611,12 +645,14 @@ fn drain(s: &mut State) -> Result<(), CheckFailure> {
     Ok(())
 }
 
-/// Splits what the client wrote into requests and checks each decodes.
-fn read_requests(link: &mut Link) -> Result<(), CheckFailure> {
+/// Splits what the client wrote into requests and checks each decodes; returns how
+/// far they show the client got (see [`producer_progress`]).
+fn read_requests(link: &mut Link) -> Result<usize, CheckFailure> {
+    let mut progress = 0;
     loop {
         let frame = match link.from_client.next_frame() {
             Ok(Some(f)) => f,
-            Ok(None) => return Ok(()),
+            Ok(None) => return Ok(progress),
             Err(e) => return Err(fail(format!("client: wrote a bad frame: {e}"))),
         };
         let (Some(k), Some(v)) = (frame.get(0..2), frame.get(2..4)) else {
@@ -641,6 +677,11 @@ fn read_requests(link: &mut Link) -> Result<(), CheckFailure> {
                 body.len()
             )));
         }
+        progress += match api {
+            ApiKey::Produce => 50,
+            ApiKey::InitProducerId => 10,
+            _ => 1,
+        };
         link.unanswered
             .push_back((header.correlation_id, api, version, kept));
     }

@@ -371,6 +371,9 @@ pub(crate) struct Producer {
     flushing: bool,
     pub(crate) deliveries: VecDeque<Delivery>,
     retries: u64,
+    /// When a connection the producer waits for may be opened (its broker's
+    /// reconnect backoff ends).
+    wake: Option<Instant>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -401,6 +404,7 @@ impl Producer {
             flushing: false,
             deliveries: VecDeque::new(),
             retries: 0,
+            wake: None,
             config,
         }
     }
@@ -493,10 +497,18 @@ impl Producer {
         self.flushing = true;
     }
 
-    /// The next deadline: linger, backoff or delivery timeout.
+    /// Asks to be driven again at `t` (a connection it waits for may then be opened).
+    pub(crate) fn wake_at(&mut self, t: Instant) {
+        self.wake = Some(self.wake.map_or(t, |w| w.min(t)));
+    }
+
+    /// The next deadline: linger, backoff, a wake-up asked for, or delivery timeout.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let mut next: Option<Instant> = None;
         let mut at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        if let Some(t) = self.wake {
+            at(t);
+        }
         for q in self.unrouted.values() {
             if let Some(p) = q.front() {
                 at(p.deadline);
@@ -528,6 +540,9 @@ impl Producer {
         node_ready: &dyn Fn(i32) -> bool,
         wants: &mut Vec<Want>,
     ) {
+        if self.wake.is_some_and(|t| t <= now) {
+            self.wake = None;
+        }
         self.route(now, topic, wants);
         self.expire(now);
         let mut may_send = true;
@@ -1306,4 +1321,43 @@ fn restamp(batch: &mut Batch, id: i64, epoch: i16, base_sequence: i32) {
     batch.bytes = b.freeze();
     batch.epoch = epoch;
     batch.base_sequence = base_sequence;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `producer` fuzz target: a Metadata answer listing a topic with no
+    /// partitions made the sticky partitioner pick from an empty list and panic.
+    /// Such a topic is not routed to; its records wait, then fail by their delivery
+    /// timeout.
+    #[test]
+    #[allow(clippy::disallowed_methods, clippy::unwrap_used)] // the test owns its clock
+    fn a_topic_listed_without_partitions_is_not_routed_to() {
+        let mut p = Producer::new(ProducerConfig::default(), 7);
+        let now = Instant::now();
+        p.send(now, ProducerRecord::new("t", "keyless")).unwrap();
+        p.send(now, ProducerRecord::new("t", "keyed").key("k"))
+            .unwrap();
+        let empty = |_: &str| {
+            Some(TopicViewOwned {
+                count: 0,
+                available: Vec::new(),
+                leaders: Vec::new(),
+            })
+        };
+        let mut wants = Vec::new();
+        p.drive(now, &empty, &|_| false, &mut wants);
+        assert!(wants.iter().any(|w| matches!(w, Want::Metadata(_))));
+        assert_eq!((p.pending_records(), p.deliveries.len()), (2, 0));
+        let later = now + p.config.delivery_timeout;
+        p.drive(later, &empty, &|_| false, &mut wants);
+        assert_eq!(p.deliveries.len(), 2);
+        assert!(
+            p.deliveries
+                .iter()
+                .all(|(_, r)| matches!(r, Err(ClientError::Timeout { .. })))
+        );
+        assert_eq!((p.pending_records(), p.buffered()), (0, 0));
+    }
 }
