@@ -728,6 +728,7 @@ impl Client {
                 self.finish(id, entry);
             }
         }
+        self.close_producer(now);
         for (id, _) in std::mem::take(&mut self.slots) {
             self.outputs.push_back(Output::Close { conn: id });
         }

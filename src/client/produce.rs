@@ -261,6 +261,25 @@ impl Client {
         self.emit_deliveries();
     }
 
+    /// [`close`](Self::close) ends the producer's records too: requests on the wire
+    /// (whose answers will never be read) and everything buffered fail with
+    /// [`ClientError::Closed`], each record with its one delivery event.
+    pub(crate) fn close_producer(&mut self, now: Instant) {
+        // Answers that came while the producer was busy are real: first.
+        let deferred = std::mem::take(&mut self.deferred_produce_replies);
+        for (req, reply) in deferred {
+            self.produce_reply(req, now, reply);
+        }
+        let outstanding: Vec<u64> = self.produce_requests.keys().copied().collect();
+        for req in outstanding {
+            self.produce_reply(req, now, Err(ClientError::Closed));
+        }
+        if let Some(p) = self.producer.as_mut() {
+            p.fail_all(&ClientError::Closed);
+        }
+        self.emit_deliveries();
+    }
+
     /// Turns the producer's finished records into events.
     pub(crate) fn emit_deliveries(&mut self) {
         if let Some(p) = self.producer.as_mut() {

@@ -384,6 +384,19 @@ fn step(u: &mut Unstructured<'_>, s: &mut State) -> ArbResult<Result<(), CheckFa
         _ if s.producer.is_some() => {
             if u.ratio(1, 2)? {
                 s.client.flush(s.now);
+            } else if u.ratio(1, 8)? {
+                // Ends every record; the client may be used again afterwards.
+                s.closed = true;
+                s.client.close(s.now);
+                if let Err(e) = drain(s) {
+                    return Ok(Err(e));
+                }
+                let (pending, buffered) = (s.client.pending_records(), s.client.buffered_bytes());
+                if pending != 0 || buffered != 0 {
+                    return Ok(Err(fail(format!(
+                        "producer: after close {pending} records pending and {buffered} bytes buffered"
+                    ))));
+                }
             }
         }
         _ => {
