@@ -511,10 +511,16 @@ mod seeds {
         use kafka_sansio::fuzzing::client::producer_progress;
         let target = targets::target("producer").expect("target");
         let origin = super::now();
-        let mut kept = 0;
+        let mut kept: Vec<Vec<u8>> = Vec::new();
         for climb in 0..60 {
-            let len = 256 + rng.below(512) as usize;
-            let mut best = rng.bytes(len);
+            // Half the climbs go on from a script that already got a record
+            // through, to reach further (more records, errors, resets after it).
+            let mut best = if !kept.is_empty() && rng.below(2) == 0 {
+                kept[rng.below(kept.len() as u64) as usize].clone()
+            } else {
+                let len = 256 + rng.below(512) as usize;
+                rng.bytes(len)
+            };
             let mut score = producer_progress(&best, origin);
             for _ in 0..1_500 {
                 let mut next = best.clone();
@@ -540,10 +546,10 @@ mod seeds {
                     score = s;
                 }
             }
-            if (target.run)(&best, origin) == Ok(true) {
-                out.push(("producer", format!("climb-{climb}"), best));
-                kept += 1;
-                if kept == 40 {
+            if (target.run)(&best, origin) == Ok(true) && !kept.contains(&best) {
+                out.push(("producer", format!("climb-{climb}"), best.clone()));
+                kept.push(best);
+                if kept.len() == 40 {
                     break;
                 }
             }
