@@ -96,6 +96,9 @@ const INIT_PID_RETRIABLE: [ErrorCode; 3] = [
     ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
 ];
 
+/// A delivery event: when it came, and its result.
+type Delivery = (Instant, Result<RecordMetadata, ClientError>);
+
 /// What the workload sent.
 #[derive(Debug)]
 struct Sent {
@@ -119,7 +122,7 @@ struct Run {
     /// Index of each value in send order.
     order: BTreeMap<String, usize>,
     /// Every delivery seen: when, and its result.
-    delivered: BTreeMap<RecordId, Vec<(Instant, Result<RecordMetadata, ClientError>)>>,
+    delivered: BTreeMap<RecordId, Vec<Delivery>>,
     injected_fatal: BTreeSet<(ApiKey, ErrorCode)>,
     next_value: u64,
     failures: Vec<String>,
