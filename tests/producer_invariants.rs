@@ -30,9 +30,8 @@
 #![cfg(feature = "sim")]
 #![allow(clippy::disallowed_methods)] // tests own their clock
 
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use kafka_sansio::client::{
@@ -52,16 +51,23 @@ const SPIN_STEPS: u32 = 10_000;
 /// Records sent in the healed phase, per partition.
 const HEALED_PER_PARTITION: usize = 3;
 
-/// Over every seed of this process, so a suite that checks nothing cannot pass.
-static ACKED: AtomicUsize = AtomicUsize::new(0);
-static FAILED: AtomicUsize = AtomicUsize::new(0);
-static REFUSED_FULL: AtomicUsize = AtomicUsize::new(0);
-static MAX_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
-static MULTI_IN_FLIGHT_SEEDS: AtomicUsize = AtomicUsize::new(0);
-static EPOCH_BUMP_SEEDS: AtomicUsize = AtomicUsize::new(0);
-static RETRIES: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+/// Over every seed of this test (per thread: the tests of this file run at once),
+/// so a suite that checks nothing cannot pass.
+static ACKED: Cell<usize> = const { Cell::new(0) };
+static FAILED: Cell<usize> = const { Cell::new(0) };
+static REFUSED_FULL: Cell<usize> = const { Cell::new(0) };
+static MAX_IN_FLIGHT: Cell<usize> = const { Cell::new(0) };
+static MULTI_IN_FLIGHT_SEEDS: Cell<usize> = const { Cell::new(0) };
+static EPOCH_BUMP_SEEDS: Cell<usize> = const { Cell::new(0) };
+static RETRIES: Cell<usize> = const { Cell::new(0) };
+/// Deliveries after the delivery timeout itself (within the allowance), and the
+/// latest of them in microseconds: how far [`late_allowance`] is used.
+static LATE: Cell<usize> = const { Cell::new(0) };
+static LATEST_US: Cell<usize> = const { Cell::new(0) };
 /// Failure classes, printed by the main test.
-static OUTCOMES: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
+static OUTCOMES: RefCell<BTreeMap<String, usize>> = const { RefCell::new(BTreeMap::new()) };
+}
 
 /// An error's variant (and code, and a timeout's cause).
 fn class(e: &ClientError) -> String {
@@ -368,7 +374,7 @@ impl Run {
                 );
             }
             Err(SendError::BufferFull { buffered, limit }) => {
-                REFUSED_FULL.fetch_add(1, Ordering::Relaxed);
+                REFUSED_FULL.with(|c| c.set(c.get() + 1));
                 if limit != self.budget || buffered > limit || buffered != before {
                     self.fail(format!(
                         "BufferFull {{ buffered: {buffered}, limit: {limit} }} with {before} buffered and a {} budget",
@@ -550,6 +556,11 @@ impl Run {
                 continue;
             };
             let bound = s.at + self.delivery_timeout + self.late_allowance + SLACK;
+            if *at > s.at + self.delivery_timeout {
+                LATE.with(|c| c.set(c.get() + 1));
+                let us = (*at - (s.at + self.delivery_timeout)).as_micros();
+                LATEST_US.with(|c| c.set(c.get().max(usize::try_from(us).unwrap_or(usize::MAX))));
+            }
             if *at > bound {
                 problems.push(format!(
                     "{} delivered {:?} after its delivery timeout ({:?}) and the time its request may take ({:?})",
@@ -561,7 +572,7 @@ impl Run {
             }
             match result {
                 Ok(m) => {
-                    ACKED.fetch_add(1, Ordering::Relaxed);
+                    ACKED.with(|c| c.set(c.get() + 1));
                     if &*m.topic != TOPIC {
                         problems.push(format!("{} acknowledged in another topic: {m:?}", s.value));
                     }
@@ -573,10 +584,8 @@ impl Run {
                     }
                 }
                 Err(e) => {
-                    FAILED.fetch_add(1, Ordering::Relaxed);
-                    if let Ok(mut t) = OUTCOMES.lock() {
-                        *t.entry(class(e)).or_default() += 1;
-                    }
+                    FAILED.with(|c| c.set(c.get() + 1));
+                    OUTCOMES.with(|t| *t.borrow_mut().entry(class(e)).or_default() += 1);
                     let explained = match e {
                         ClientError::Timeout { .. } => true,
                         ClientError::Broker { api, code, .. } => {
@@ -659,7 +668,7 @@ impl Run {
             }
         }
         if producers.len() > 1 {
-            EPOCH_BUMP_SEEDS.fetch_add(1, Ordering::Relaxed);
+            EPOCH_BUMP_SEEDS.with(|c| c.set(c.get() + 1));
         }
         for s_id in self.sent.keys() {
             let s = &self.sent[s_id];
@@ -729,14 +738,12 @@ fn run_seed(seed: u64, planted_bug: bool) -> (Vec<String>, u64) {
     run.judge_deliveries();
     run.check_log();
     run.check_quiet();
-    MAX_IN_FLIGHT.fetch_max(run.max_in_flight, Ordering::Relaxed);
+    MAX_IN_FLIGHT.with(|c| c.set(c.get().max(run.max_in_flight)));
     if run.max_in_flight > 1 {
-        MULTI_IN_FLIGHT_SEEDS.fetch_add(1, Ordering::Relaxed);
+        MULTI_IN_FLIGHT_SEEDS.with(|c| c.set(c.get() + 1));
     }
-    RETRIES.fetch_add(
-        run.sim.client(run.host).stats().retries as usize,
-        Ordering::Relaxed,
-    );
+    let retries = run.sim.client(run.host).stats().retries as usize;
+    RETRIES.with(|c| c.set(c.get() + retries));
     (run.failures, run.sim.trace_hash())
 }
 
@@ -780,22 +787,27 @@ fn producer_invariants_hold_across_seeds() {
         );
         ran += 1;
     }
-    let acked = ACKED.load(Ordering::Relaxed);
-    let failed = FAILED.load(Ordering::Relaxed);
-    if let Ok(t) = OUTCOMES.lock() {
-        for (outcome, n) in t.iter() {
+    let acked = ACKED.with(Cell::get);
+    let failed = FAILED.with(Cell::get);
+    OUTCOMES.with(|t| {
+        for (outcome, n) in t.borrow().iter() {
             eprintln!("{n:>7}  {outcome}");
         }
-    }
-    let multi = MULTI_IN_FLIGHT_SEEDS.load(Ordering::Relaxed);
-    let bumps = EPOCH_BUMP_SEEDS.load(Ordering::Relaxed);
-    let refused = REFUSED_FULL.load(Ordering::Relaxed);
-    let retries = RETRIES.load(Ordering::Relaxed);
+    });
+    let multi = MULTI_IN_FLIGHT_SEEDS.with(Cell::get);
+    let bumps = EPOCH_BUMP_SEEDS.with(Cell::get);
+    let refused = REFUSED_FULL.with(Cell::get);
+    let retries = RETRIES.with(Cell::get);
     let elapsed = started.elapsed();
+    eprintln!(
+        "{} deliveries came after their delivery timeout (within the request's time), the latest {:?} after",
+        LATE.with(Cell::get),
+        Duration::from_micros(LATEST_US.with(Cell::get) as u64)
+    );
     eprintln!(
         "{ran} seeds passed in {elapsed:.1?} ({:.0} seeds/s): {acked} records acknowledged and verified, {failed} failed with an explained error, {refused} refused for a full buffer, {retries} retries; seeds with several batches in flight: {multi} (at most {}), with an epoch bump: {bumps}",
         ran as f64 / elapsed.as_secs_f64(),
-        MAX_IN_FLIGHT.load(Ordering::Relaxed)
+        MAX_IN_FLIGHT.with(Cell::get)
     );
     // The workload must exercise what it claims to (over enough seeds: a replay of
     // one seed is judged by its own checks only).
