@@ -359,3 +359,35 @@ fn acks_zero_and_one_deliver_without_idempotence() {
         Err(SendError::InvalidConfig(_))
     ));
 }
+
+#[test]
+fn close_ends_every_record_once_in_flight_or_buffered() {
+    let (mut sim, host) = setup(1, 9, |c| c.producer.linger = Duration::from_millis(50));
+    sim.cluster().create_topic("t", 2, 1).unwrap();
+    let mut sent = Vec::new();
+    for i in 0..100 {
+        let now = sim.now();
+        sent.push(
+            sim.client(host)
+                .send(
+                    now,
+                    ProducerRecord::new("t", format!("{i}")).partition(i % 2),
+                )
+                .unwrap(),
+        );
+        if i == 49 {
+            // The first half lingers out and goes on the wire.
+            sim.run_for(Duration::from_millis(50));
+        }
+    }
+    let now = sim.now();
+    sim.client(host).close(now);
+    let got = deliveries(&mut sim, host, &sent, Duration::from_secs(1));
+    let closed = got
+        .values()
+        .filter(|r| matches!(r, Err(ClientError::Closed)))
+        .count();
+    assert!(closed >= 50, "the lingering half fails Closed: {closed}");
+    assert_eq!(sim.client(host).pending_records(), 0);
+    assert_eq!(sim.client(host).buffered_bytes(), 0);
+}

@@ -525,6 +525,9 @@ pub struct Client {
     slots: BTreeMap<ConnId, Slot>,
     by_endpoint: BTreeMap<(Endpoint, Lane), ConnId>,
     endpoint_backoff: BTreeMap<Endpoint, EndpointBackoff>,
+    /// When a producer or fetcher connection waited out a broker's backoff: the
+    /// client is woken then to open it.
+    lane_wake: Option<Instant>,
     ops: BTreeMap<OpId, OpEntry>,
     outputs: VecDeque<Output>,
     events: VecDeque<Event>,
@@ -585,6 +588,7 @@ impl Client {
             slots: BTreeMap::new(),
             by_endpoint: BTreeMap::new(),
             endpoint_backoff: BTreeMap::new(),
+            lane_wake: None,
             ops: BTreeMap::new(),
             outputs: VecDeque::new(),
             events: VecDeque::new(),
@@ -986,6 +990,10 @@ impl Client {
     /// ```
     pub fn handle_timeout(&mut self, now: Instant) {
         self.advance(now);
+        // Lanes that waited for a backoff are asked for again by the drive below.
+        if self.lane_wake.is_some_and(|t| t <= now) {
+            self.lane_wake = None;
+        }
         let ids: Vec<ConnId> = self.slots.keys().copied().collect();
         for id in ids {
             let Some(slot) = self.slots.get_mut(&id) else {
@@ -1101,6 +1109,9 @@ impl Client {
         if let Some(t) = self.producer.as_ref().and_then(|p| p.next_deadline()) {
             at(t);
         }
+        if let Some(t) = self.lane_wake {
+            at(t);
+        }
         next
     }
 
@@ -1157,6 +1168,7 @@ impl Client {
                 self.finish(id, entry);
             }
         }
+        self.close_producer(now);
         for (id, _) in std::mem::take(&mut self.slots) {
             self.outputs.push_back(Output::Close { conn: id });
         }
@@ -1252,17 +1264,24 @@ impl Client {
     }
 
     /// Opens `node`'s connection for `lane` unless there is one or the broker is
-    /// backing off.
-    fn connect_lane(&mut self, now: Instant, node: i32, lane: Lane) {
+    /// backing off; in that case, when the backoff ends (nothing else may wake the
+    /// caller then).
+    fn connect_lane(&mut self, now: Instant, node: i32, lane: Lane) -> Option<Instant> {
         let endpoint = Endpoint::Node(node);
-        if !self.by_endpoint.contains_key(&(endpoint, lane))
-            && self
-                .endpoint_backoff
-                .get(&endpoint)
-                .is_none_or(|b| b.until <= now)
-        {
-            let _ = self.open(endpoint, lane, now);
+        if self.by_endpoint.contains_key(&(endpoint, lane)) {
+            return None;
         }
+        if let Some(until) = self
+            .endpoint_backoff
+            .get(&endpoint)
+            .map(|b| b.until)
+            .filter(|until| *until > now)
+        {
+            self.lane_wake = Some(self.lane_wake.map_or(until, |w| w.min(until)));
+            return Some(until);
+        }
+        let _ = self.open(endpoint, lane, now);
+        None
     }
 
     /// Sends `request` on `node`'s ready connection for `lane` (a producer's or the
@@ -1341,11 +1360,15 @@ impl Client {
             connection::Event::Sent(c) => self.on_reply(id, c.correlation_id, now, Ok(Reply::Sent)),
             connection::Event::RequestFailed(e) => {
                 let corr = e.context.correlation_id;
+                let timed_out = matches!(e.kind, RequestErrorKind::Timeout(_));
                 let error = match e.kind {
                     RequestErrorKind::Connection(c) => ClientError::Connection(c),
                     _ => ClientError::Request(e),
                 };
                 self.on_reply(id, corr, now, Err(error));
+                if timed_out {
+                    self.close_stalled(id, now);
+                }
             }
             connection::Event::Throttled { duration, .. } => {
                 if let Some(slot) = self.slots.get(&id) {
@@ -1358,6 +1381,27 @@ impl Client {
                 self.drop_slot(id, now, e, remote);
             }
         }
+    }
+
+    /// A request on this connection timed out: the connection is closed, as the Java
+    /// client does, and what waits on it fails as a reset would fail it. Answers on
+    /// it come later than the request timeout (a stalled broker, a backlog on the
+    /// link), so every request after it would time out as well; a fresh connection
+    /// gets the retries through. (Found by `tests/producer_invariants.rs`: after a
+    /// latency spike, metadata refreshes and produce retries kept timing out on the
+    /// old connections long after the cluster healed.)
+    fn close_stalled(&mut self, id: ConnId, now: Instant) {
+        let Some(label) = self.slots.get(&id).map(|s| s.label.clone()) else {
+            return;
+        };
+        let error = ConnectionError {
+            broker: label,
+            kind: connection::ConnectionErrorKind::Transport(TransportError::new(
+                std::io::ErrorKind::TimedOut,
+                "closed after a request on it timed out",
+            )),
+        };
+        self.drop_slot(id, now, error, false);
     }
 
     /// Forgets a connection: its waiters were already failed by the connection (or

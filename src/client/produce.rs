@@ -187,7 +187,14 @@ impl Client {
             for want in wants {
                 match want {
                     Want::Metadata(topic) => self.want_metadata(now, Some(topic), true),
-                    Want::Connect(node) => self.connect_lane(now, node, Lane::Produce),
+                    Want::Connect(node) => {
+                        if let Some(until) = self.connect_lane(now, node, Lane::Produce) {
+                            // Nothing else may wake the client when the backoff ends
+                            // (found by tests/producer_invariants.rs, seed 4872: the
+                            // partition's records waited for their delivery timeout).
+                            p.wake_at(until);
+                        }
+                    }
                     Want::Send {
                         node,
                         request,
@@ -289,6 +296,25 @@ impl Client {
             }
         }
         self.producer = Some(p);
+        self.emit_deliveries();
+    }
+
+    /// [`close`](Self::close) ends the producer's records too: requests on the wire
+    /// (whose answers will never be read) and everything buffered fail with
+    /// [`ClientError::Closed`], each record with its one delivery event.
+    pub(crate) fn close_producer(&mut self, now: Instant) {
+        // Answers that came while the producer was busy are real: first.
+        let deferred = std::mem::take(&mut self.deferred_produce_replies);
+        for (req, reply) in deferred {
+            self.produce_reply(req, now, reply);
+        }
+        let outstanding: Vec<u64> = self.produce_requests.keys().copied().collect();
+        for req in outstanding {
+            self.produce_reply(req, now, Err(ClientError::Closed));
+        }
+        if let Some(p) = self.producer.as_mut() {
+            p.fail_all(&ClientError::Closed);
+        }
         self.emit_deliveries();
     }
 

@@ -10,6 +10,15 @@
 //! connection, cancel an operation, drop a request, close the client. After the
 //! script, no broker answers any more and time runs on until every operation ended.
 //!
+//! The `producer` target runs the same brokers against the client's producer: the
+//! script sends records ([`Client::send`], keyed, pinned or keyless, to the same
+//! topics) and flushes instead of starting operations and closing, with a producer
+//! configuration from the input (idempotence mostly on, small batches and budget,
+//! linger, up to five batches in flight); InitProducerId is answered with arbitrary
+//! errors, ids and epochs, and Produce with the sequence errors
+//! (DUPLICATE_SEQUENCE_NUMBER, OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID,
+//! INVALID_PRODUCER_EPOCH) among the others.
+//!
 //! No clock is read: the caller passes the origin of virtual time.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -21,7 +30,8 @@ use super::CheckFailure;
 use super::machines::{MAX_STEPS, answer, framed, take};
 use crate::client::{
     AlterConfigOp, Client, ClientConfig, ClientError, ConfigResource, ConnId, Event, FetchOptions,
-    NewTopic, OffsetSpec, OpId, OpOutput, Output, ProduceOptions, Record,
+    NewTopic, OffsetSpec, OpId, OpOutput, Output, ProduceOptions, ProducerRecord, Record, RecordId,
+    SendError,
 };
 use crate::connection::frame::FrameDecoder;
 use crate::messages::metadata_response::{
@@ -31,11 +41,11 @@ use crate::messages::{
     ApiKey, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
     CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest,
     DeleteTopicsResponse, FetchRequest, FetchResponse, FindCoordinatorRequest,
-    FindCoordinatorResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
-    MetadataResponse, ProduceRequest, ProduceResponse, RequestBody, RequestHeader, ResponseHeader,
-    create_partitions_response, create_topics_response, delete_records_response,
-    delete_topics_response, fetch_response, find_coordinator_response, list_offsets_response,
-    produce_response,
+    FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest,
+    ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
+    RequestBody, RequestHeader, ResponseHeader, create_partitions_response, create_topics_response,
+    delete_records_response, delete_topics_response, fetch_response, find_coordinator_response,
+    list_offsets_response, produce_response,
 };
 use crate::records::{BatchBuilder, BatchConfig, Compression, NewRecord};
 use crate::wire::{ByteString, Bytes, BytesMut, Message};
@@ -74,8 +84,24 @@ struct State {
     links: BTreeMap<ConnId, Link>,
     ops: BTreeMap<OpId, Started>,
     closed: bool,
-    /// Some operation ended with a result.
+    /// Some operation ended with a result (or a record was delivered).
     accepted: bool,
+    /// The `producer` target's bookkeeping; `None` for the `client` target.
+    producer: Option<Produced>,
+    /// How far the script got (see [`producer_progress`]).
+    progress: usize,
+}
+
+/// Records the `producer` script handed over, and the limits they are held to.
+struct Produced {
+    /// `buffer_max_bytes`.
+    budget: usize,
+    /// How long after its delivery timeout a record may still be reported: a batch
+    /// on the wire at its deadline ends when its request answers or times out.
+    late: Duration,
+    delivery_timeout: Duration,
+    /// Each record: the latest its delivery may come, and whether it came.
+    records: BTreeMap<RecordId, (Instant, bool)>,
 }
 
 /// The cluster [`Client`] against scripted hostile brokers (see the module doc).
@@ -88,26 +114,73 @@ struct State {
 /// ended and the client asks for no deadline at or before `now`; and once the brokers go silent, time runs on to every deadline without the
 /// client going quiet while an operation is pending.
 pub fn client(data: &[u8], origin: Instant) -> Result<bool, CheckFailure> {
+    run(data, origin, false)
+}
+
+/// The client's producer against the same scripted hostile brokers (see the module
+/// doc).
+///
+/// Checks, beyond the `client` target's for the requests it writes and its timers:
+/// every record accepted by [`Client::send`] gets exactly one
+/// [`Event::Delivered`], none for an id never handed out, and by its delivery
+/// timeout plus the request timeout and the broker timeout (a request on the wire at
+/// the deadline is waited for); a refused record is refused for the budget only when
+/// it would not fit; [`Client::buffered_bytes`] never exceeds the budget; and once the
+/// brokers go silent every record is delivered and nothing stays buffered.
+pub fn producer(data: &[u8], origin: Instant) -> Result<bool, CheckFailure> {
+    run(data, origin, true)
+}
+
+/// How far a `producer` script gets: the requests the client wrote, weighted by how
+/// deep into producing they are (InitProducerId, Produce), and the records
+/// delivered. Not a check: random scripts seldom get a record through, so the seed
+/// generator (`tests/fuzz_corpus.rs`) grows them by keeping mutations that get
+/// further. A script that fails a check scores 0.
+#[doc(hidden)]
+#[must_use]
+pub fn producer_progress(data: &[u8], origin: Instant) -> usize {
+    let mut state = None;
+    match run_with(data, origin, true, &mut state) {
+        Ok(_) => state.map_or(0, |s| s.progress),
+        Err(_) => 0,
+    }
+}
+
+fn run(data: &[u8], origin: Instant, producer: bool) -> Result<bool, CheckFailure> {
+    run_with(data, origin, producer, &mut None)
+}
+
+fn run_with(
+    data: &[u8],
+    origin: Instant,
+    producer: bool,
+    out: &mut Option<State>,
+) -> Result<bool, CheckFailure> {
     let mut u = Unstructured::new(data);
-    let Ok(mut state) = setup(&mut u, origin) else {
+    let Ok(state) = setup(&mut u, origin, producer) else {
         return Ok(false);
     };
-    drain(&mut state)?;
+    let state = out.insert(state);
+    run_script(&mut u, state)
+}
+
+fn run_script(u: &mut Unstructured<'_>, state: &mut State) -> Result<bool, CheckFailure> {
+    drain(state)?;
     for _ in 0..MAX_STEPS {
         if u.is_empty() {
             break;
         }
-        match step(&mut u, &mut state) {
+        match step(u, state) {
             Ok(checked) => checked?,
             Err(_) => break, // the script ran out of bytes
         }
-        drain(&mut state)?;
+        drain(state)?;
     }
-    finish(&mut state)?;
+    finish(state)?;
     Ok(state.accepted)
 }
 
-fn setup(u: &mut Unstructured<'_>, origin: Instant) -> ArbResult<State> {
+fn setup(u: &mut Unstructured<'_>, origin: Instant, producer: bool) -> ArbResult<State> {
     let brokers = u.int_in_range(1..=3u16)?;
     let list: Vec<String> = (0..brokers)
         .map(|i| format!("127.0.0.1:{}", BASE_PORT + i))
@@ -134,6 +207,32 @@ fn setup(u: &mut Unstructured<'_>, origin: Instant) -> ArbResult<State> {
     config.metadata_max_age = ms(u, 50, 60_000)?;
     config.connections_max_idle = ms(u, 50, 60_000)?;
     config.allow_auto_topic_creation = u.arbitrary()?;
+    let produced = if producer {
+        let p = &mut config.producer;
+        p.idempotence = u.ratio(7, 8)?;
+        p.acks = if p.idempotence {
+            -1
+        } else {
+            *u.choose(&[-1i16, 1, 0])?
+        };
+        p.linger = ms(u, 0, 50)?;
+        p.batch_max_bytes = u.int_in_range(128..=16_384)?;
+        p.batch_max_records = u.int_in_range(1..=20)?;
+        p.buffer_max_bytes = u.int_in_range(256..=65_536)?;
+        p.request_max_bytes = u.int_in_range(128..=65_536)?;
+        p.max_in_flight = u.int_in_range(1..=5)?;
+        p.delivery_timeout = ms(u, 10, 5_000)?;
+        p.broker_timeout = ms(u, 0, 1_000)?;
+        p.compression = *u.choose(&[Compression::None, Compression::None, Compression::Lz4])?;
+        Some(Produced {
+            budget: p.buffer_max_bytes,
+            late: config.connection.request_timeout + p.broker_timeout,
+            delivery_timeout: p.delivery_timeout,
+            records: BTreeMap::new(),
+        })
+    } else {
+        None
+    };
     Ok(State {
         client: Client::new(config, origin),
         now: origin,
@@ -141,12 +240,19 @@ fn setup(u: &mut Unstructured<'_>, origin: Instant) -> ArbResult<State> {
         ops: BTreeMap::new(),
         closed: false,
         accepted: false,
+        producer: produced,
+        progress: 0,
     })
 }
 
 /// One scripted step; `Ok(Err(_))` is a failed check.
 fn step(u: &mut Unstructured<'_>, s: &mut State) -> ArbResult<Result<(), CheckFailure>> {
     match u.int_in_range(0..=15u8)? {
+        0 | 1 if s.producer.is_some() => {
+            if let Err(e) = send(u, s)? {
+                return Ok(Err(e));
+            }
+        }
         0 | 1 => start_op(u, s)?,
         2 => {
             let pending: Vec<ConnId> = s
@@ -186,10 +292,11 @@ fn step(u: &mut Unstructured<'_>, s: &mut State) -> ArbResult<Result<(), CheckFa
                 .collect();
             if !waiting.is_empty() {
                 let conn = waiting[u.choose_index(waiting.len())?];
+                let producing = s.producer.is_some();
                 if let Some(link) = s.links.get_mut(&conn)
                     && let Some((id, api, version, body)) = link.unanswered.pop_front()
                 {
-                    let bytes = respond(u, id, api, version, &body)?;
+                    let bytes = respond(u, id, api, version, &body, producing)?;
                     link.to_client.extend_from_slice(&bytes);
                     // Usually straight to the client, as a runtime reading it would.
                     if u.ratio(3, 4)? {
@@ -274,11 +381,76 @@ fn step(u: &mut Unstructured<'_>, s: &mut State) -> ArbResult<Result<(), CheckFa
                 link.unanswered.pop_front();
             }
         }
+        _ if s.producer.is_some() => {
+            if u.ratio(1, 2)? {
+                s.client.flush(s.now);
+            } else if u.ratio(1, 8)? {
+                // Ends every record; the client may be used again afterwards.
+                s.closed = true;
+                s.client.close(s.now);
+                if let Err(e) = drain(s) {
+                    return Ok(Err(e));
+                }
+                let (pending, buffered) = (s.client.pending_records(), s.client.buffered_bytes());
+                if pending != 0 || buffered != 0 {
+                    return Ok(Err(fail(format!(
+                        "producer: after close {pending} records pending and {buffered} bytes buffered"
+                    ))));
+                }
+            }
+        }
         _ => {
             if u.ratio(1, 8)? {
                 s.closed = true;
                 s.client.close(s.now);
             }
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// Hands the producer one to four records, keyed, pinned or keyless.
+fn send(u: &mut Unstructured<'_>, s: &mut State) -> ArbResult<Result<(), CheckFailure>> {
+    for i in 0..u.int_in_range(1..=4u8)? {
+        let value_len = if u.ratio(1, 16)? {
+            u.int_in_range(0..=20_000)?
+        } else {
+            u.int_in_range(0..=64)?
+        };
+        let mut record = ProducerRecord::new(topic(u)?, vec![b'v'; value_len]);
+        match u.int_in_range(0..=2u8)? {
+            0 => record = record.partition(partition(u)?),
+            1 => record = record.key(format!("k{}", u.int_in_range(0..=9u8)?)),
+            _ => {}
+        }
+        if u.ratio(1, 8)? {
+            record = record.header("h", vec![i; 3]);
+        }
+        let before = s.client.buffered_bytes();
+        let now = s.now;
+        match s.client.send(now, record) {
+            Ok(id) => {
+                let Some(p) = s.producer.as_mut() else {
+                    break;
+                };
+                let latest = now + p.delivery_timeout + p.late;
+                if p.records.insert(id, (latest, false)).is_some() {
+                    return Ok(Err(fail(format!("producer: {id:?} handed out twice"))));
+                }
+            }
+            Err(SendError::BufferFull { buffered, limit }) => {
+                let budget = s.producer.as_ref().map_or(0, |p| p.budget);
+                if buffered != before || limit != budget {
+                    return Ok(Err(fail(format!(
+                        "producer: BufferFull {{ buffered: {buffered}, limit: {limit} }} with {before} buffered of {budget}"
+                    ))));
+                }
+            }
+            Err(SendError::RecordTooLarge { .. } | SendError::InvalidConfig(_)) => {}
+            Err(e) => return Ok(Err(fail(format!("producer: send refused: {e}")))),
+        }
+        if let Err(e) = drain(s) {
+            return Ok(Err(e));
         }
     }
     Ok(Ok(()))
@@ -421,7 +593,7 @@ fn drain(s: &mut State) -> Result<(), CheckFailure> {
                     )));
                 }
                 link.from_client.extend(&bytes);
-                read_requests(link)?;
+                s.progress += read_requests(link)?;
             }
             Output::Close { conn } => match s.links.get_mut(&conn) {
                 Some(link) => link.open = false,
@@ -430,8 +602,26 @@ fn drain(s: &mut State) -> Result<(), CheckFailure> {
         }
     }
     while let Some(event) = s.client.poll_event() {
-        // The script never sends through the producer nor assigns partitions, so
-        // only operations end here.
+        if let (Event::Delivered { record, result }, Some(p)) = (&event, s.producer.as_mut()) {
+            // When it comes is checked after each `handle_timeout` (`after_timeout`).
+            let Some((_, delivered)) = p.records.get_mut(record) else {
+                return Err(fail(format!(
+                    "producer: a delivery for {record:?}, never handed out"
+                )));
+            };
+            if *delivered {
+                return Err(fail(format!("producer: {record:?} delivered twice")));
+            }
+            *delivered = true;
+            s.progress += 20;
+            if result.is_ok() {
+                s.accepted = true;
+                s.progress += 1000;
+            }
+            continue;
+        }
+        // The client script never sends through the producer, and neither script
+        // assigns partitions, so only operations end here.
         let Event::Done { op, result } = event else {
             return Err(fail(format!("client: unexpected event {event:?}")));
         };
@@ -456,15 +646,26 @@ fn drain(s: &mut State) -> Result<(), CheckFailure> {
             s.accepted = true;
         }
     }
+    if let Some(p) = s.producer.as_ref()
+        && s.client.buffered_bytes() > p.budget
+    {
+        return Err(fail(format!(
+            "producer: {} bytes buffered, over the {}-byte budget",
+            s.client.buffered_bytes(),
+            p.budget
+        )));
+    }
     Ok(())
 }
 
-/// Splits what the client wrote into requests and checks each decodes.
-fn read_requests(link: &mut Link) -> Result<(), CheckFailure> {
+/// Splits what the client wrote into requests and checks each decodes; returns how
+/// far they show the client got (see [`producer_progress`]).
+fn read_requests(link: &mut Link) -> Result<usize, CheckFailure> {
+    let mut progress = 0;
     loop {
         let frame = match link.from_client.next_frame() {
             Ok(Some(f)) => f,
-            Ok(None) => return Ok(()),
+            Ok(None) => return Ok(progress),
             Err(e) => return Err(fail(format!("client: wrote a bad frame: {e}"))),
         };
         let (Some(k), Some(v)) = (frame.get(0..2), frame.get(2..4)) else {
@@ -489,6 +690,11 @@ fn read_requests(link: &mut Link) -> Result<(), CheckFailure> {
                 body.len()
             )));
         }
+        progress += match api {
+            ApiKey::Produce => 50,
+            ApiKey::InitProducerId => 10,
+            _ => 1,
+        };
         link.unanswered
             .push_back((header.correlation_id, api, version, kept));
     }
@@ -497,6 +703,17 @@ fn read_requests(link: &mut Link) -> Result<(), CheckFailure> {
 /// After `handle_timeout(now)`: every operation whose deadline is at or before
 /// `now` has ended, and no deadline at or before `now` is left.
 fn after_timeout(s: &State) -> Result<(), CheckFailure> {
+    if let Some((id, (latest, _))) = s
+        .producer
+        .iter()
+        .flat_map(|p| p.records.iter())
+        .find(|(_, (latest, delivered))| !delivered && *latest < s.now)
+    {
+        return Err(fail(format!(
+            "producer: {id:?} not delivered at handle_timeout {:?} after its delivery timeout and the time its request may take",
+            s.now - *latest
+        )));
+    }
     if let Some((op, o)) = s
         .ops
         .iter()
@@ -520,12 +737,16 @@ fn after_timeout(s: &State) -> Result<(), CheckFailure> {
 fn finish(s: &mut State) -> Result<(), CheckFailure> {
     for _ in 0..MAX_WAKEUPS {
         drain(s)?;
-        if s.ops.values().all(|o| o.ended || o.cancelled) {
-            return Ok(());
+        let undelivered = s
+            .producer
+            .as_ref()
+            .map_or(0, |p| p.records.values().filter(|(_, d)| !d).count());
+        if s.ops.values().all(|o| o.ended || o.cancelled) && undelivered == 0 {
+            return quiet(s);
         }
         let Some(next) = s.client.poll_timeout() else {
             return Err(fail(format!(
-                "client: {} operations pending, but no deadline to wake it: they would never end",
+                "client: {} operations pending and {undelivered} records undelivered, but no deadline to wake it: they would never end",
                 s.ops.values().filter(|o| !o.ended && !o.cancelled).count()
             )));
         };
@@ -543,6 +764,38 @@ fn finish(s: &mut State) -> Result<(), CheckFailure> {
     Err(fail(format!(
         "client: {MAX_WAKEUPS} wake-ups after the script and operations still pending (with their deadlines from now): {pending:?}"
     )))
+}
+
+/// Once every record is delivered, the producer holds nothing.
+fn quiet(s: &State) -> Result<(), CheckFailure> {
+    if s.producer.is_some() {
+        let (pending, buffered) = (s.client.pending_records(), s.client.buffered_bytes());
+        if pending != 0 || buffered != 0 {
+            return Err(fail(format!(
+                "producer: every record delivered, yet {pending} pending and {buffered} bytes buffered"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// An error code for a Produce answer to the producer: mostly none, else the
+/// sequence errors, retriable, fatal or arbitrary ones.
+fn producer_code(u: &mut Unstructured<'_>) -> ArbResult<i16> {
+    // NONE; CORRUPT_MESSAGE, NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT,
+    // MESSAGE_TOO_LARGE, NOT_ENOUGH_REPLICAS(_AFTER_APPEND), TOPIC_AUTHORIZATION_FAILED,
+    // OUT_OF_ORDER_SEQUENCE_NUMBER, DUPLICATE_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH,
+    // UNKNOWN_PRODUCER_ID, UNKNOWN_TOPIC_OR_PARTITION, KAFKA_STORAGE_ERROR.
+    const CODES: [i16; 20] = [
+        0, 0, 0, 0, 0, 0, 0, 0, 2, 6, 7, 10, 19, 20, 29, 45, 46, 47, 59, 3,
+    ];
+    if u.ratio(1, 32)? {
+        u.arbitrary()
+    } else if u.ratio(1, 32)? {
+        Ok(56)
+    } else {
+        Ok(*u.choose(&CODES)?)
+    }
 }
 
 /// An interesting error code: mostly none, else retriable, fatal or arbitrary ones.
@@ -591,6 +844,7 @@ fn respond(
     api: ApiKey,
     version: i16,
     body: &Bytes,
+    producing: bool,
 ) -> ArbResult<Vec<u8>> {
     if api == ApiKey::ApiVersions || u.ratio(1, 6)? {
         return answer(u, id, api, version);
@@ -609,7 +863,11 @@ fn respond(
             Err(_) => false,
         },
         ApiKey::Produce => match ProduceRequest::decode(&mut req, version) {
-            Ok(r) => produce(u, &r)?.encode(&mut out, version).is_ok(),
+            Ok(r) => produce(u, &r, producing)?.encode(&mut out, version).is_ok(),
+            Err(_) => false,
+        },
+        ApiKey::InitProducerId => match InitProducerIdRequest::decode(&mut req, version) {
+            Ok(_) => init_producer_id(u)?.encode(&mut out, version).is_ok(),
             Err(_) => false,
         },
         ApiKey::Fetch => match FetchRequest::decode(&mut req, version) {
@@ -788,7 +1046,45 @@ fn metadata(u: &mut Unstructured<'_>, r: &MetadataRequest) -> ArbResult<Metadata
     })
 }
 
-fn produce(u: &mut Unstructured<'_>, r: &ProduceRequest) -> ArbResult<ProduceResponse> {
+/// InitProducerId answered with an arbitrary error, id and epoch (mostly small and
+/// valid, sometimes negative, at the end of the epoch range or arbitrary).
+fn init_producer_id(u: &mut Unstructured<'_>) -> ArbResult<InitProducerIdResponse> {
+    // NONE; COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR,
+    // CLUSTER_AUTHORIZATION_FAILED, PRODUCER_FENCED, CONCURRENT_TRANSACTIONS.
+    const CODES: [i16; 10] = [0, 0, 0, 0, 14, 15, 16, 31, 90, 51];
+    let error_code = if u.ratio(1, 16)? {
+        u.arbitrary()?
+    } else {
+        *u.choose(&CODES)?
+    };
+    let producer_id = if u.ratio(1, 8)? {
+        u.arbitrary()?
+    } else {
+        u.int_in_range(-1..=3)?
+    };
+    let producer_epoch = if u.ratio(1, 8)? {
+        *u.choose(&[-1i16, i16::MAX - 1, i16::MAX, i16::MIN])?
+    } else {
+        u.int_in_range(0..=3)?
+    };
+    Ok(InitProducerIdResponse {
+        error_code,
+        producer_id,
+        producer_epoch,
+        throttle_time_ms: if u.ratio(1, 8)? {
+            u.int_in_range(0..=2_000)?
+        } else {
+            0
+        },
+        ..Default::default()
+    })
+}
+
+fn produce(
+    u: &mut Unstructured<'_>,
+    r: &ProduceRequest,
+    producing: bool,
+) -> ArbResult<ProduceResponse> {
     let responses = r
         .topic_data
         .iter()
@@ -805,7 +1101,11 @@ fn produce(u: &mut Unstructured<'_>, r: &ProduceRequest) -> ArbResult<ProduceRes
                             } else {
                                 p.index
                             },
-                            error_code: code(u)?,
+                            error_code: if producing {
+                                producer_code(u)?
+                            } else {
+                                code(u)?
+                            },
                             base_offset: u.int_in_range(-1..=100)?,
                             log_append_time_ms: -1,
                             error_message: text(u)?,

@@ -112,6 +112,15 @@ pub const TARGETS: &[Target] = &[
         alloc_per_input_byte: 1024,
         alloc_constant: 1024 * 1024,
     },
+    // Records of up to 20 KB are built from a few input bytes; the byte budget
+    // (at most 64 KiB) bounds what the producer holds, about twice over while a
+    // batch is encoded.
+    Target {
+        name: "producer",
+        run: super::client::producer,
+        alloc_per_input_byte: 1024,
+        alloc_constant: 1024 * 1024,
+    },
     Target {
         name: "sasl_scram",
         run: super::machines::sasl_scram,

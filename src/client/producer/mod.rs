@@ -87,6 +87,14 @@ pub struct ProducerConfig {
     /// Chooses partitions for records without one (the default is Java-compatible:
     /// murmur2 for keys, KIP-794 sticky for null keys).
     pub partitioner: Option<Arc<std::sync::Mutex<dyn Partitioner>>>,
+    /// A planted bug, for proving that the simulation suite catches a sequence error
+    /// (`tests/producer_invariants.rs`): a batch whose request failed without an
+    /// answer (reset connection, request timeout), so that it may have been written,
+    /// is treated as not written: the epoch is bumped and it is sent again under a
+    /// new sequence, which the broker cannot recognise as a duplicate. Never set this
+    /// outside such a test.
+    #[doc(hidden)]
+    pub planted_bug_renumber_unknown_outcome: bool,
 }
 
 impl Default for ProducerConfig {
@@ -105,6 +113,7 @@ impl Default for ProducerConfig {
             delivery_timeout: Duration::from_secs(120),
             broker_timeout: Duration::from_secs(30),
             partitioner: None,
+            planted_bug_renumber_unknown_outcome: false,
         }
     }
 }
@@ -354,6 +363,10 @@ pub(crate) struct Batch {
     attempts: u32,
     /// Whether a request with it may have reached the broker (its outcome unknown).
     maybe_written: bool,
+    /// Whether an attempt ended without a definite answer (the connection went away,
+    /// the request or the replication timed out): it may be in the log whatever
+    /// later attempts are told, so it is never renumbered.
+    unknown: bool,
     /// The last retriable error, for the timeout report.
     last_error: Option<ClientError>,
 }
@@ -434,6 +447,9 @@ pub(crate) struct Producer {
     flushing: bool,
     pub(crate) deliveries: VecDeque<Delivery>,
     retries: u64,
+    /// When a connection the producer waits for may be opened (its broker's
+    /// reconnect backoff ends).
+    wake: Option<Instant>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -464,6 +480,7 @@ impl Producer {
             flushing: false,
             deliveries: VecDeque::new(),
             retries: 0,
+            wake: None,
             config,
         }
     }
@@ -556,10 +573,18 @@ impl Producer {
         self.flushing = true;
     }
 
-    /// The next deadline: linger, backoff or delivery timeout.
+    /// Asks to be driven again at `t` (a connection it waits for may then be opened).
+    pub(crate) fn wake_at(&mut self, t: Instant) {
+        self.wake = Some(self.wake.map_or(t, |w| w.min(t)));
+    }
+
+    /// The next deadline: linger, backoff, a wake-up asked for, or delivery timeout.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let mut next: Option<Instant> = None;
         let mut at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        if let Some(t) = self.wake {
+            at(t);
+        }
         for q in self.unrouted.values() {
             if let Some(p) = q.front() {
                 at(p.deadline);
@@ -591,6 +616,9 @@ impl Producer {
         node_ready: &dyn Fn(i32) -> bool,
         wants: &mut Vec<Want>,
     ) {
+        if self.wake.is_some_and(|t| t <= now) {
+            self.wake = None;
+        }
         self.route(now, topic, wants);
         self.expire(now);
         let mut may_send = true;
@@ -607,6 +635,7 @@ impl Producer {
                 ProducerId::BumpWanted { id, epoch } => {
                     let settled = self.parts.values().all(|p| {
                         p.in_flight.is_empty()
+                            && !p.ready.iter().any(|b| b.unknown)
                             && (p.needs_bump || !p.ready.iter().any(|b| b.maybe_written))
                     });
                     if settled {
@@ -656,7 +685,11 @@ impl Producer {
     ) {
         let names: Vec<Arc<str>> = self.unrouted.keys().cloned().collect();
         for name in names {
-            let Some(view) = topic(&name) else {
+            // A topic listed without partitions (a broker's answer mid-creation, or a
+            // hostile one) cannot be routed to: its records wait for better metadata
+            // or their delivery timeout. (Found by the `producer` fuzz target: the
+            // sticky partitioner picked from an empty list and panicked.)
+            let Some(view) = topic(&name).filter(|v| v.count > 0) else {
                 wants.push(Want::Metadata(name));
                 continue;
             };
@@ -848,7 +881,12 @@ impl Producer {
                 wants.push(Want::Connect(leader));
                 continue;
             }
-            if bumping && (buf.needs_bump || !buf.ready.front().is_some_and(|b| b.maybe_written)) {
+            if bumping
+                && !buf
+                    .ready
+                    .front()
+                    .is_some_and(|b| b.unknown || (b.maybe_written && !buf.needs_bump))
+            {
                 // While an epoch bump waits, only retries of batches that may have
                 // been written go out (with the old epoch): their outcome must be
                 // known before anything is renumbered.
@@ -953,7 +991,11 @@ impl Producer {
                 },
                 Ok(Some(resp)) => partition_outcome(resp, &key.0, key.1),
                 Err(e) => {
-                    if e.is_retriable() {
+                    if e.is_retriable() && self.config.planted_bug_renumber_unknown_outcome {
+                        Outcome::Sequence(e.clone())
+                    } else if e.is_retriable() {
+                        // No answer: the request may have been written.
+                        batch.unknown = true;
                         Outcome::Retry(e.clone(), false)
                     } else {
                         Outcome::Fail(e.clone())
@@ -967,6 +1009,32 @@ impl Producer {
                 } => {
                     buf.successes += 1;
                     self.buffered -= batch.size;
+                    // The broker takes a sequence only after the one before it: every
+                    // batch of this epoch numbered below this one is in the log, even
+                    // one whose own attempts were refused or went unanswered (its
+                    // offsets are not known here).
+                    if batch.base_sequence >= 0 {
+                        let (epoch, seq) = (batch.epoch, batch.base_sequence);
+                        let (written, rest): (VecDeque<Batch>, VecDeque<Batch>) =
+                            std::mem::take(&mut buf.ready).into_iter().partition(|b| {
+                                b.epoch == epoch && b.base_sequence >= 0 && b.base_sequence < seq
+                            });
+                        buf.ready = rest;
+                        for b in written {
+                            self.buffered -= b.size;
+                            for (id, ts) in b.ids {
+                                self.deliveries.push_back((
+                                    id,
+                                    Ok(RecordMetadata {
+                                        topic: key.0.clone(),
+                                        partition: key.1,
+                                        offset: None,
+                                        timestamp: ts,
+                                    }),
+                                ));
+                            }
+                        }
+                    }
                     for (i, (id, ts)) in batch.ids.iter().enumerate() {
                         self.deliveries.push_back((
                             *id,
@@ -981,6 +1049,14 @@ impl Producer {
                 }
                 Outcome::Retry(error, stale_leader) => {
                     self.retries += 1;
+                    if error.error_code().is_some_and(|c| {
+                        c == ErrorCode::REQUEST_TIMED_OUT
+                            || c == ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND
+                    }) {
+                        // Appended on the leader, not yet replicated: it may be
+                        // committed later.
+                        batch.unknown = true;
+                    }
                     if stale_leader {
                         invalidate(&key.0, key.1);
                     }
@@ -1000,20 +1076,33 @@ impl Producer {
                     Self::requeue(buf, batch);
                 }
                 Outcome::Sequence(error) => {
-                    // The broker lost (or never had) what came before: the batch was
-                    // not written. Bump the epoch once everything drained, then resend
-                    // from sequence 0.
+                    // The broker lost (or never had) what came before: this attempt
+                    // was not written. Bump the epoch once everything drained, then
+                    // resend from sequence 0.
                     self.retries += 1;
                     if let ProducerId::Ready { id, epoch } = self.pid {
                         self.pid = ProducerId::BumpWanted { id, epoch };
                     }
-                    // Nothing of this partition after the broker's last sequence is
-                    // in the log: those batches get new numbers after the bump.
-                    batch.maybe_written = false;
                     batch.last_error = Some(error);
                     buf.needs_bump = true;
-                    for b in &mut buf.ready {
-                        b.maybe_written = false;
+                    if batch.unknown {
+                        // An earlier attempt may be in the log: it keeps its number
+                        // and is retried as it is (the bump waits for it) until a
+                        // later batch proves it written, the broker says duplicate,
+                        // or its delivery timeout fails it.
+                        let wait = backoff(batch.attempts.saturating_sub(1));
+                        buf.backoff_until = Some(now + wait);
+                    } else {
+                        // Never written, so nothing of this epoch after it is either:
+                        // those batches get new numbers after the bump.
+                        let (epoch, seq) = (batch.epoch, batch.base_sequence);
+                        batch.maybe_written = false;
+                        for b in &mut buf.ready {
+                            if b.epoch == epoch && b.base_sequence > seq {
+                                b.maybe_written = false;
+                                b.unknown = false;
+                            }
+                        }
                     }
                     Self::requeue(buf, batch);
                 }
@@ -1288,6 +1377,7 @@ fn encode(
         deadline,
         attempts: 0,
         maybe_written: false,
+        unknown: false,
         last_error: None,
     };
     Ok((batch, bytes))
@@ -1307,4 +1397,43 @@ fn restamp(batch: &mut Batch, id: i64, epoch: i16, base_sequence: i32) {
     batch.bytes = b.freeze();
     batch.epoch = epoch;
     batch.base_sequence = base_sequence;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `producer` fuzz target: a Metadata answer listing a topic with no
+    /// partitions made the sticky partitioner pick from an empty list and panic.
+    /// Such a topic is not routed to; its records wait, then fail by their delivery
+    /// timeout.
+    #[test]
+    #[allow(clippy::disallowed_methods, clippy::unwrap_used)] // the test owns its clock
+    fn a_topic_listed_without_partitions_is_not_routed_to() {
+        let mut p = Producer::new(ProducerConfig::default(), 7);
+        let now = Instant::now();
+        p.send(now, ProducerRecord::new("t", "keyless")).unwrap();
+        p.send(now, ProducerRecord::new("t", "keyed").key("k"))
+            .unwrap();
+        let empty = |_: &str| {
+            Some(TopicViewOwned {
+                count: 0,
+                available: Vec::new(),
+                leaders: Vec::new(),
+            })
+        };
+        let mut wants = Vec::new();
+        p.drive(now, &empty, &|_| false, &mut wants);
+        assert!(wants.iter().any(|w| matches!(w, Want::Metadata(_))));
+        assert_eq!((p.pending_records(), p.deliveries.len()), (2, 0));
+        let later = now + p.config.delivery_timeout;
+        p.drive(later, &empty, &|_| false, &mut wants);
+        assert_eq!(p.deliveries.len(), 2);
+        assert!(
+            p.deliveries
+                .iter()
+                .all(|(_, r)| matches!(r, Err(ClientError::Timeout { .. })))
+        );
+        assert_eq!((p.pending_records(), p.buffered()), (0, 0));
+    }
 }
