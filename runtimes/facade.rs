@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::{
     AlterConfigOp, AlteredConfigs, Client as Core, ClientConfig, ClientError, ClientStats,
-    ClusterMetadata, ConfigResource, DeleteRecordsResult, DeletedGroups, DescribedConfigs,
+    ClusterMetadata, CommitMember, CommittedOffset, TopicPartition, ConfigResource, DeleteRecordsResult, DeletedGroups, DescribedConfigs,
     FetchOptions, FetchOutput, FetchedRecord, GroupDescription, GroupListing, NewTopic, OffsetSpec,
     OpId, OpOutput, ProduceOptions, ProduceOutput, Record, TopicMetadata, TopicResult,
     UnknownTopicHandling,
@@ -456,6 +456,44 @@ impl Client {
         expect!(
             self.run(move |c, now| c.delete_groups(now, groups)).await,
             GroupsDeleted
+        )
+    }
+
+    /// A group's committed offsets for these partitions (OffsetFetch at the group's
+    /// coordinator); `-1` where nothing is committed.
+    ///
+    /// # Errors
+    /// The coordinator could not be found or did not answer in time.
+    pub async fn fetch_committed(
+        &self,
+        group: &str,
+        partitions: Vec<TopicPartition>,
+    ) -> Result<Vec<CommittedOffset>, ClientError> {
+        let group = group.to_owned();
+        expect!(
+            self.run(move |c, now| c.fetch_committed(now, &group, partitions))
+                .await,
+            Committed
+        )
+    }
+
+    /// Commits offsets for a group from outside it ([`CommitMember::none`]: the
+    /// coordinator accepts them while the group has no members); each offset is the
+    /// next record to consume. Each partition gets its own result.
+    ///
+    /// # Errors
+    /// The coordinator could not be found or did not answer in time.
+    pub async fn commit_offsets(
+        &self,
+        group: &str,
+        offsets: Vec<(TopicPartition, i64)>,
+    ) -> Result<Vec<CommittedOffset>, ClientError> {
+        let group = group.to_owned();
+        let offsets = offsets.into_iter().map(|(tp, o)| (tp, o, None)).collect();
+        expect!(
+            self.run(move |c, now| c.commit_offsets(now, &group, CommitMember::none(), offsets))
+                .await,
+            Committed
         )
     }
 
