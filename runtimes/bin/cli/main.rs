@@ -314,6 +314,13 @@ pub fn interactive() -> bool {
 
 fn main() {
     let cli = Cli::parse();
+    // Logs of the client on stderr when RUST_LOG asks for them.
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     if let Command::Sim(args) = cli.command {
         let code = match sim_options(args) {
             Ok(options) => sim_cmd::serve("kafka-sansio sim", options),
