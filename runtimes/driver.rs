@@ -148,6 +148,7 @@ pub(crate) struct Driver<N: Net> {
     timer: Option<(Instant, N::Sleep)>,
     #[allow(dead_code)] // without the tls feature nothing reads it
     tls: DriverTls,
+    /// Where TLS records are read to (plaintext is read into the client).
     buf: Box<[u8]>,
     closing: Option<Vec<async_channel::Sender<()>>>,
     deliveries: Deliveries,
@@ -474,15 +475,30 @@ impl<N: Net> Driver<N> {
             if c.closing {
                 break;
             }
+            let plain = c.is_plain();
             let Sock::Open(stream) = &mut c.sock else {
                 break;
             };
-            match N::poll_read(stream, cx, &mut self.buf) {
+            // Plaintext goes straight into the connection's frame buffer (no copy);
+            // TLS records into ours, to be decrypted.
+            let room: &mut [u8] = if plain {
+                let Some(room) = self.client.read_buffer(id) else {
+                    break;
+                };
+                room
+            } else {
+                &mut self.buf
+            };
+            match N::poll_read(stream, cx, room) {
                 Poll::Pending => break,
                 Poll::Ready(Ok(0)) => {
                     self.conns.remove(&id);
                     self.client.handle_eof(id, now());
                     return true;
+                }
+                Poll::Ready(Ok(n)) if plain => {
+                    progressed = true;
+                    self.client.handle_read(id, now(), n);
                 }
                 Poll::Ready(Ok(n)) => {
                     progressed = true;
@@ -562,6 +578,14 @@ enum Received {
 }
 
 impl<N: Net> Conn<N> {
+    /// Whether bytes read are the plaintext (no TLS).
+    fn is_plain(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_none();
+        #[cfg(not(feature = "tls"))]
+        true
+    }
+
     /// Queues plaintext from the client (encrypting it first under TLS).
     fn queue(&mut self, bytes: Bytes) -> Result<(), TransportError> {
         #[cfg(feature = "tls")]

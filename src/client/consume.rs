@@ -274,9 +274,14 @@ impl Client {
         let ConnState::Open { conn, ready: true } = &mut slot.state else {
             return Err(flight);
         };
+        // Room for the whole response at once (read without copies).
+        let expected = usize::try_from(request.max_bytes)
+            .unwrap_or(0)
+            .saturating_add(super::ops::partition::FETCH_RESPONSE_OVERHEAD);
         let options = RequestOptions {
             timeout: Some(self.config.connection.request_timeout + hold),
             max_version: Some(version_cap),
+            expected_response_bytes: Some(expected),
         };
         match conn.send_any(now, AnyRequest::new(request), options) {
             Ok(corr) => {

@@ -572,6 +572,34 @@ impl Client {
         self.drive(now);
     }
 
+    /// Room to read the next bytes of `conn` into, instead of handing them to
+    /// [`handle_input`](Self::handle_input) (which copies them); `None` if `conn` is
+    /// not open. Write the bytes at its start, then call
+    /// [`handle_read`](Self::handle_read) with their count. A Fetch response gets
+    /// room for all of it at once (see [`Connection::read_buffer`]).
+    pub fn read_buffer(&mut self, conn: ConnId) -> Option<&mut [u8]> {
+        match &mut self.slots.get_mut(&conn)?.state {
+            ConnState::Open { conn, .. } => Some(conn.read_buffer()),
+            ConnState::Connecting { .. } => None,
+        }
+    }
+
+    /// `n` bytes were read from `conn` into the room [`read_buffer`](Self::read_buffer)
+    /// gave.
+    pub fn handle_read(&mut self, conn: ConnId, now: Instant, n: usize) {
+        self.advance(now);
+        let Some(slot) = self.slots.get_mut(&conn) else {
+            return;
+        };
+        let ConnState::Open { conn: c, .. } = &mut slot.state else {
+            return;
+        };
+        self.stats.received(&slot.label, n);
+        c.handle_read(now, n);
+        self.pump(conn, now);
+        self.drive(now);
+    }
+
     /// The peer closed `conn`.
     pub fn handle_eof(&mut self, conn: ConnId, now: Instant) {
         self.advance(now);
@@ -1467,6 +1495,7 @@ impl Client {
             request,
             max_version,
             hold,
+            expected_response_bytes,
         } = match built {
             Ok(b) => b,
             Err(e) => {
@@ -1481,10 +1510,9 @@ impl Client {
         let remaining = entry.deadline.saturating_duration_since(now);
         let timeout = (self.config.connection.request_timeout + hold)
             .min(remaining.max(Duration::from_millis(1)));
-        let options = RequestOptions {
-            timeout: Some(timeout),
-            max_version,
-        };
+        let mut options = RequestOptions::timeout(timeout);
+        options.max_version = max_version;
+        options.expected_response_bytes = expected_response_bytes;
         let api = request.api_key();
         match conn.send_any(now, request, options) {
             Ok(corr) => {

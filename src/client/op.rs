@@ -92,6 +92,9 @@ pub(crate) struct Built {
     /// How long the broker may legitimately hold the request before answering (a
     /// Fetch's max wait, CreateTopics' timeout): added to the request timeout.
     pub hold: Duration,
+    /// The largest response asked for (a Fetch's max bytes), so that the connection
+    /// can read it straight into a buffer of its size.
+    pub expected_response_bytes: Option<usize>,
 }
 
 impl Built {
@@ -103,11 +106,17 @@ impl Built {
             request: AnyRequest::new(request),
             max_version: Some(version),
             hold: Duration::ZERO,
+            expected_response_bytes: None,
         }
     }
 
     pub(crate) fn hold(mut self, hold: Duration) -> Self {
         self.hold = hold;
+        self
+    }
+
+    pub(crate) fn expect_response_bytes(mut self, bytes: usize) -> Self {
+        self.expected_response_bytes = Some(bytes);
         self
     }
 }

@@ -190,6 +190,7 @@ impl Client {
         let options = RequestOptions {
             timeout: Some(self.config.connection.request_timeout + hold),
             max_version: Some(v),
+            expected_response_bytes: None,
         };
         match conn.send_any(now, AnyRequest::new(request), options) {
             Ok(corr) => {

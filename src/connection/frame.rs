@@ -4,12 +4,19 @@
 //! [`FrameDecoder`] splits a byte stream into frames. It checks each size prefix
 //! against a maximum *before* it keeps any byte of the body, so a hostile or broken
 //! peer cannot make it buffer more than one maximum-sized frame plus the chunk it was
-//! just handed, and it never reserves memory from an untrusted length.
+//! just handed, and it never reserves memory from an untrusted length alone: the room
+//! for a frame grows with the bytes that arrived, unless the caller said it expects
+//! a frame that large (see [`FrameDecoder::read_buffer`]).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// The default largest frame accepted from a broker: 100 MiB, as rskafka and franz-go use.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 100 * 1024 * 1024;
+
+/// Room [`FrameDecoder::read_buffer`] offers when no large frame is under way.
+const READ_CHUNK: usize = 64 * 1024;
+/// Less spare room than this is topped up to [`READ_CHUNK`] before a read.
+const MIN_READ: usize = 4 * 1024;
 
 /// Why the byte stream cannot be split into frames. Either is fatal to a connection:
 /// the stream position is lost.
@@ -44,9 +51,18 @@ pub enum FrameError {
 #[derive(Debug)]
 pub struct FrameDecoder {
     max_frame_size: usize,
+    /// `buf[..filled]` holds bytes received; `buf[filled..]` is zeroed (or stale)
+    /// room lent to the caller by [`read_buffer`](Self::read_buffer).
     buf: BytesMut,
+    filled: usize,
     /// Size of the frame whose prefix was already consumed from `buf`.
     body_len: Option<usize>,
+    /// `buf` is the allocation made for an expected frame (see `reuse`).
+    buf_is_frame: bool,
+    /// What is left of the allocation the last expected frame was read into. Once
+    /// the caller drops that frame, the next expected frame reuses the allocation
+    /// in place (`BytesMut::reserve` reclaims it) instead of allocating afresh.
+    reuse: BytesMut,
 }
 
 impl FrameDecoder {
@@ -56,19 +72,102 @@ impl FrameDecoder {
         Self {
             max_frame_size,
             buf: BytesMut::new(),
+            filled: 0,
             body_len: None,
+            buf_is_frame: false,
+            reuse: BytesMut::new(),
         }
     }
 
     /// Appends bytes read from the stream.
     pub fn extend(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
+        match self.buf.get_mut(self.filled..self.filled + bytes.len()) {
+            Some(room) => room.copy_from_slice(bytes),
+            None => {
+                self.buf.truncate(self.filled);
+                self.buf.extend_from_slice(bytes);
+            }
+        }
+        self.filled += bytes.len();
+    }
+
+    /// Room to read the next bytes of the stream into, without a copy: write them at
+    /// its start and report how many with [`filled`](Self::filled). Returns at least
+    /// one byte of room.
+    ///
+    /// While a frame larger than the room at hand is under way, the room grows with
+    /// the bytes that arrived (doubling), never from the size prefix alone, unless
+    /// the frame is at most `expected` bytes: the caller asked for a response that
+    /// large (a Fetch's max bytes), so its room is made at once, exactly, and can be
+    /// filled in one read. Pass 0 to expect nothing in particular.
+    ///
+    /// ```
+    /// use kafka_sansio::connection::frame::FrameDecoder;
+    ///
+    /// let mut decoder = FrameDecoder::new(1 << 20);
+    /// let room = decoder.read_buffer(0);
+    /// room[..4].copy_from_slice(&200_000u32.to_be_bytes());
+    /// decoder.filled(4);
+    /// assert_eq!(decoder.next_frame().unwrap(), None);
+    /// // Without the caller expecting it, a 200 kB frame's room grows as bytes come.
+    /// assert!(decoder.read_buffer(0).len() < 200_000);
+    /// // Expected: room for the whole body at once.
+    /// assert_eq!(decoder.read_buffer(1 << 20).len(), 200_000);
+    /// ```
+    pub fn read_buffer(&mut self, expected: usize) -> &mut [u8] {
+        let spare = self.buf.len() - self.filled;
+        let missing = self
+            .body_len
+            .map_or(0, |len| len.saturating_sub(self.filled));
+        if missing > spare {
+            let len = self.filled + missing;
+            if len <= expected {
+                self.room_for_frame(missing);
+            } else {
+                let room = missing.min(self.filled.max(READ_CHUNK));
+                if room > spare {
+                    self.regrow(room);
+                }
+            }
+        } else if spare < MIN_READ && missing == 0 {
+            self.regrow(READ_CHUNK);
+        }
+        &mut self.buf[self.filled..]
+    }
+
+    /// Moves the bytes received into a new zeroed buffer with `room` bytes after
+    /// them, of exactly that size (`BytesMut::reserve` could double it).
+    fn regrow(&mut self, room: usize) {
+        let mut buf = BytesMut::zeroed(self.filled + room);
+        buf[..self.filled].copy_from_slice(&self.buf[..self.filled]);
+        let old = std::mem::replace(&mut self.buf, buf);
+        if std::mem::take(&mut self.buf_is_frame) {
+            self.reuse = old;
+        }
+    }
+
+    /// Room for exactly the rest of an expected frame, in the allocation of the
+    /// previous one when its frame was dropped (else in a new one).
+    fn room_for_frame(&mut self, room: usize) {
+        let mut buf = std::mem::take(&mut self.reuse);
+        buf.clear();
+        buf.reserve(self.filled + room);
+        buf.extend_from_slice(&self.buf[..self.filled]);
+        buf.resize(self.filled + room, 0);
+        self.buf = buf;
+        self.buf_is_frame = true;
+    }
+
+    /// The first `n` bytes of the room [`read_buffer`](Self::read_buffer) gave now
+    /// hold bytes read from the stream (more than the room counts as all of it).
+    pub fn filled(&mut self, n: usize) {
+        self.filled = (self.filled + n).min(self.buf.len());
     }
 
     /// Bytes held that are not yet part of a returned frame.
     #[must_use]
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.filled
     }
 
     /// How many more bytes end the frame being read: the rest of its size prefix
@@ -88,15 +187,15 @@ impl FrameDecoder {
     #[must_use]
     pub fn needed(&self) -> usize {
         match self.body_len {
-            Some(len) => len.saturating_sub(self.buf.len()),
-            None => 4usize.saturating_sub(self.buf.len()),
+            Some(len) => len.saturating_sub(self.filled),
+            None => 4usize.saturating_sub(self.filled),
         }
     }
 
     /// Whether a frame has started (prefix or body bytes held) but not yet ended.
     #[must_use]
     pub fn is_mid_frame(&self) -> bool {
-        self.body_len.is_some() || !self.buf.is_empty()
+        self.body_len.is_some() || self.filled > 0
     }
 
     /// The next complete frame's body, `None` if more bytes are needed.
@@ -108,10 +207,11 @@ impl FrameDecoder {
         let len = match self.body_len {
             Some(len) => len,
             None => {
-                if self.buf.len() < 4 {
+                if self.filled < 4 {
                     return Ok(None);
                 }
                 let raw = self.buf.get_i32();
+                self.filled -= 4;
                 let len = usize::try_from(raw).map_err(|_| FrameError::NegativeSize(raw))?;
                 if len > self.max_frame_size {
                     return Err(FrameError::TooLarge {
@@ -123,10 +223,11 @@ impl FrameDecoder {
                 len
             }
         };
-        if self.buf.len() < len {
+        if self.filled < len {
             return Ok(None);
         }
         self.body_len = None;
+        self.filled -= len;
         Ok(Some(self.buf.split_to(len).freeze()))
     }
 }
@@ -184,7 +285,124 @@ mod tests {
         assert_eq!(d.next_frame().unwrap().unwrap().len(), 0);
     }
 
+    /// Reads `stream` through `read_buffer`/`filled` in reads of at most `step`
+    /// bytes, expecting frames up to `expected`; returns the frames.
+    fn read_all(stream: &[u8], max: usize, expected: usize, step: usize) -> Vec<Vec<u8>> {
+        let mut d = FrameDecoder::new(max);
+        let mut got = Vec::new();
+        let mut at = 0;
+        while at < stream.len() {
+            let room = d.read_buffer(expected);
+            assert!(!room.is_empty());
+            let n = room.len().min(step).min(stream.len() - at);
+            room[..n].copy_from_slice(&stream[at..at + n]);
+            d.filled(n);
+            at += n;
+            while let Some(f) = d.next_frame().unwrap() {
+                got.push(f.to_vec());
+            }
+        }
+        assert!(!d.is_mid_frame());
+        got
+    }
+
+    #[test]
+    fn a_size_prefix_alone_never_buys_a_large_buffer() {
+        let mut d = FrameDecoder::new(usize::MAX);
+        d.extend(&(100_000_000u32).to_be_bytes());
+        assert_eq!(d.next_frame(), Ok(None));
+        assert!(d.read_buffer(0).len() <= READ_CHUNK);
+        // Expecting less than announced changes nothing.
+        assert!(d.read_buffer(1_000_000).len() <= READ_CHUNK);
+        // The room grows with what arrived: at most doubling it.
+        let room = d.read_buffer(0);
+        let n = room.len();
+        d.filled(n);
+        assert!(d.read_buffer(0).len() <= n.max(READ_CHUNK));
+    }
+
+    #[test]
+    fn needed_counts_bytes_received_not_room_lent() {
+        let mut d = FrameDecoder::new(1024);
+        let room = d.read_buffer(0);
+        room[..5].copy_from_slice(&[0, 0, 0, 3, b'a']);
+        d.filled(5);
+        assert_eq!(d.next_frame().unwrap(), None);
+        assert_eq!(d.needed(), 2);
+        assert_eq!(d.buffered(), 1);
+    }
+
+    #[test]
+    fn an_expected_frame_is_read_in_one_go() {
+        let body = vec![7u8; 300_000];
+        let mut stream = BytesMut::new();
+        put_frame(&mut stream, &body).unwrap();
+        let mut d = FrameDecoder::new(1 << 20);
+        let room = d.read_buffer(400_000);
+        room[..4].copy_from_slice(&stream[..4]);
+        d.filled(4);
+        assert_eq!(d.next_frame(), Ok(None));
+        let room = d.read_buffer(400_000);
+        assert_eq!(room.len(), body.len(), "room for exactly the body");
+        room.copy_from_slice(&body);
+        d.filled(body.len());
+        assert_eq!(d.next_frame().unwrap().unwrap(), body);
+    }
+
     proptest! {
+        /// Reading in place, in reads of any size, with any expectation, yields
+        /// exactly the frames, in order.
+        #[test]
+        fn reads_in_place_yield_the_frames(
+            bodies in proptest::collection::vec(
+                proptest::collection::vec(any::<u8>(), 0..3000), 0..8),
+            expected in 0usize..4000,
+            step in 1usize..5000,
+        ) {
+            let mut stream = BytesMut::new();
+            for b in &bodies {
+                put_frame(&mut stream, b).unwrap();
+            }
+            prop_assert_eq!(read_all(&stream, 3000, expected, step), bodies);
+        }
+
+        /// Reads in place and copies through `extend` mix freely.
+        #[test]
+        fn reads_in_place_and_extend_mix(
+            bodies in proptest::collection::vec(
+                proptest::collection::vec(any::<u8>(), 0..200), 0..8),
+            steps in proptest::collection::vec((any::<bool>(), 1usize..300), 1..40),
+        ) {
+            let mut stream = BytesMut::new();
+            for b in &bodies {
+                put_frame(&mut stream, b).unwrap();
+            }
+            let mut d = FrameDecoder::new(200);
+            let mut got = Vec::new();
+            let mut at = 0;
+            let mut i = 0;
+            while at < stream.len() {
+                let (in_place, step) = steps[i % steps.len()];
+                i += 1;
+                let n = step.min(stream.len() - at);
+                if in_place {
+                    let room = d.read_buffer(0);
+                    let n = n.min(room.len());
+                    room[..n].copy_from_slice(&stream[at..at + n]);
+                    d.filled(n);
+                    at += n;
+                } else {
+                    d.extend(&stream[at..at + n]);
+                    at += n;
+                }
+                while let Some(f) = d.next_frame().unwrap() {
+                    got.push(f.to_vec());
+                }
+            }
+            prop_assert_eq!(got, bodies);
+            prop_assert!(!d.is_mid_frame());
+        }
+
         /// Any split of a stream of frames yields exactly the frames, in order.
         #[test]
         fn any_chunking_yields_the_frames(

@@ -98,6 +98,11 @@ impl<T, Time: Ord + Copy> InFlight<T, Time> {
         self.entries.push_front(entry);
     }
 
+    /// The entries, oldest first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Entry<T, Time>> {
+        self.entries.iter()
+    }
+
     fn forget_oldest_no_response(&mut self) {
         if let Some(i) = self.entries.iter().position(|e| !e.expects_response) {
             self.entries.remove(i);

@@ -96,6 +96,11 @@ pub struct RequestOptions {
     pub timeout: Option<Duration>,
     /// Caps the version chosen for this request.
     pub max_version: Option<i16>,
+    /// How large a response the caller expects, at most (a Fetch's max bytes plus
+    /// its framing). While it is in flight, a response frame up to this size gets
+    /// its whole buffer at once from [`Connection::read_buffer`], to be read without
+    /// copies; larger ones grow with the bytes received. `None` expects nothing.
+    pub expected_response_bytes: Option<usize>,
 }
 
 impl RequestOptions {
@@ -196,7 +201,7 @@ pub enum Event {
 trait ErasedRequest: Send {
     fn api_key(&self) -> ApiKey;
     fn valid_versions(&self) -> VersionRange;
-    fn encode_body(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError>;
+    fn encode_body(&self, out: &mut FrameOut<'_>, version: i16) -> Result<(), EncodeError>;
 }
 
 impl<R: Request + Send> ErasedRequest for R {
@@ -206,8 +211,43 @@ impl<R: Request + Send> ErasedRequest for R {
     fn valid_versions(&self) -> VersionRange {
         R::VALID_VERSIONS
     }
-    fn encode_body(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
-        self.encode(buf, version)
+    fn encode_body(&self, out: &mut FrameOut<'_>, version: i16) -> Result<(), EncodeError> {
+        self.encode_into(out, version)
+    }
+}
+
+/// Where a request frame is encoded: small fields are appended to the connection's
+/// transmit buffer, while a large shared bytes field (a produced record batch) is
+/// kept by reference with its position, to go out as a chunk of its own (a vectored
+/// write) instead of being copied.
+struct FrameOut<'a> {
+    buf: &'a mut BytesMut,
+    /// Bytes kept by reference, each with the length `buf` had when it was written.
+    shared: Vec<(usize, Bytes)>,
+}
+
+/// Shared bytes fields at least this large go out by reference; smaller ones are
+/// copied (a chunk of its own costs an entry in the vectored write and a reference
+/// count).
+const SHARED_MIN: usize = 512;
+
+impl crate::wire::Out for FrameOut<'_> {
+    #[inline]
+    fn write_slice(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    #[inline]
+    fn write_byte(&mut self, byte: u8) {
+        self.buf.put_u8(byte);
+    }
+
+    fn write_shared(&mut self, bytes: &Bytes) {
+        if bytes.len() >= SHARED_MIN {
+            self.shared.push((self.buf.len(), bytes.clone()));
+        } else {
+            self.buf.extend_from_slice(bytes);
+        }
     }
 }
 
@@ -268,6 +308,7 @@ struct Queued {
     deadline: Instant,
     timeout: Duration,
     max_version: Option<i16>,
+    expected_response_bytes: usize,
 }
 
 impl std::fmt::Debug for Queued {
@@ -294,6 +335,8 @@ struct Sent {
     api_version: i16,
     purpose: Purpose,
     timeout: Duration,
+    /// From [`RequestOptions::expected_response_bytes`] (0 for none).
+    expected_response_bytes: usize,
 }
 
 #[derive(Debug)]
@@ -402,7 +445,12 @@ pub struct Connection {
     config: Config,
     state: State,
     decoder: FrameDecoder,
+    /// Bytes to hand out after `chunks`: frames, or the tail of a frame whose record
+    /// batch went to `chunks` by reference.
     transmit: BytesMut,
+    /// Bytes to hand out before `transmit`: encoded frames up to and including a
+    /// record batch (or other large bytes field) kept by reference, not copied.
+    chunks: VecDeque<Bytes>,
     /// No-response requests encoded into `transmit` but not yet handed out.
     unsent_no_response: Vec<RequestContext>,
     in_flight: InFlight<Sent>,
@@ -428,6 +476,7 @@ impl Connection {
             decoder: FrameDecoder::new(config.max_frame_size),
             state: State::Negotiating,
             transmit: BytesMut::new(),
+            chunks: VecDeque::new(),
             unsent_no_response: Vec::new(),
             in_flight: InFlight::default(),
             queue: VecDeque::new(),
@@ -569,6 +618,7 @@ impl Connection {
             deadline: now + timeout,
             timeout,
             max_version: options.max_version,
+            expected_response_bytes: options.expected_response_bytes.unwrap_or(0),
         });
         self.flush(now);
         Ok(correlation_id)
@@ -588,6 +638,50 @@ impl Connection {
             return;
         }
         self.decoder.extend(bytes);
+        self.handle_frames(now);
+    }
+
+    /// Room to read the next bytes from the socket into, instead of handing them to
+    /// [`handle_input`](Self::handle_input) (which copies them): write them at its
+    /// start, then call [`handle_read`](Self::handle_read) with their count. A
+    /// response the request in flight expects
+    /// ([`RequestOptions::expected_response_bytes`]) gets all of its room at once, so
+    /// it can arrive in one read, straight where it is decoded from.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use kafka_sansio::connection::{Config, Connection};
+    ///
+    /// let mut conn = Connection::new(Config::new("broker"), Instant::now());
+    /// let _api_versions_request = conn.poll_transmit();
+    /// let room = conn.read_buffer();
+    /// assert!(!room.is_empty());
+    /// // A socket read writes into `room`; say how much it wrote:
+    /// conn.handle_read(Instant::now(), 0);
+    /// ```
+    pub fn read_buffer(&mut self) -> &mut [u8] {
+        let expected = self
+            .in_flight
+            .iter()
+            .filter(|e| e.expects_response)
+            .map(|e| e.data.expected_response_bytes)
+            .max()
+            .unwrap_or(0);
+        self.decoder.read_buffer(expected)
+    }
+
+    /// `n` bytes were read from the socket into the room
+    /// [`read_buffer`](Self::read_buffer) gave.
+    pub fn handle_read(&mut self, now: Instant, n: usize) {
+        if matches!(self.state, State::Failed(_)) {
+            return;
+        }
+        self.decoder.filled(n);
+        self.handle_frames(now);
+    }
+
+    /// Handles every complete frame received, then writes what can go out.
+    fn handle_frames(&mut self, now: Instant) {
         loop {
             match self.decoder.next_frame() {
                 Ok(Some(frame)) => self.handle_frame(now, frame),
@@ -672,13 +766,17 @@ impl Connection {
     /// Bytes to write to the socket, in order; `None` when there are none.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        if self.transmit.is_empty() {
-            return None;
+        let bytes = match self.chunks.pop_front() {
+            Some(chunk) => chunk,
+            None if self.transmit.is_empty() => return None,
+            None => self.transmit.split().freeze(),
+        };
+        if self.chunks.is_empty() && self.transmit.is_empty() {
+            for context in self.unsent_no_response.drain(..) {
+                self.events.push_back(Event::Sent(context));
+            }
         }
-        for context in self.unsent_no_response.drain(..) {
-            self.events.push_back(Event::Sent(context));
-        }
-        Some(self.transmit.split().freeze())
+        Some(bytes)
     }
 
     /// The next event; `None` when there are none.
@@ -740,7 +838,7 @@ impl Connection {
         api_key: ApiKey,
         version: i16,
         correlation_id: CorrelationId,
-        body: &dyn Fn(&mut BytesMut, i16) -> Result<(), EncodeError>,
+        body: &dyn Fn(&mut FrameOut<'_>, i16) -> Result<(), EncodeError>,
     ) -> Result<(), EncodeError> {
         let start = self.transmit.len();
         self.transmit.put_i32(0);
@@ -751,10 +849,16 @@ impl Connection {
             client_id: self.config.client_id.as_deref().map(ByteString::from),
             ..Default::default()
         };
+        let mut out = FrameOut {
+            buf: &mut self.transmit,
+            shared: Vec::new(),
+        };
         let result = header
-            .encode(&mut self.transmit, api_key.request_header_version(version))
-            .and_then(|()| body(&mut self.transmit, version));
-        let len = self.transmit.len() - start - 4;
+            .encode_into(&mut out, api_key.request_header_version(version))
+            .and_then(|()| body(&mut out, version));
+        let FrameOut { shared, .. } = out;
+        let shared_len: usize = shared.iter().map(|(_, b)| b.len()).sum();
+        let len = self.transmit.len() - start - 4 + shared_len;
         let result = result.and_then(|()| {
             i32::try_from(len).map_err(|_| EncodeError::TooLong {
                 field: "request frame",
@@ -765,6 +869,14 @@ impl Connection {
         match result {
             Ok(len) => {
                 self.transmit[start..start + 4].copy_from_slice(&len.to_be_bytes());
+                // Everything up to each shared piece goes out before it.
+                let mut taken = 0;
+                for (at, bytes) in shared {
+                    self.chunks
+                        .push_back(self.transmit.split_to(at - taken).freeze());
+                    self.chunks.push_back(bytes);
+                    taken = at;
+                }
                 Ok(())
             }
             Err(e) => {
@@ -845,6 +957,7 @@ impl Connection {
                     api_version: version,
                     purpose: Purpose::User,
                     timeout: q.timeout,
+                    expected_response_bytes: q.expected_response_bytes,
                 },
             });
         }
@@ -960,6 +1073,7 @@ impl Connection {
             }));
         }
         self.transmit.clear();
+        self.chunks.clear();
         self.events.push_back(Event::Closed(err.clone()));
         self.state = State::Failed(err);
     }

@@ -30,7 +30,7 @@ impl Connection {
         message: &M,
     ) {
         let id = self.next_id();
-        match self.encode_frame(api_key, version, id, &|b, v| message.encode(b, v)) {
+        match self.encode_frame(api_key, version, id, &|b, v| message.encode_into(b, v)) {
             Ok(()) => self.in_flight.push(Entry {
                 correlation_id: id,
                 expects_response: true,
@@ -41,6 +41,7 @@ impl Connection {
                     api_version: version,
                     purpose,
                     timeout: self.config.request_timeout,
+                    expected_response_bytes: 0,
                 },
             }),
             Err(e) => self.fail(ConnectionErrorKind::Handshake {

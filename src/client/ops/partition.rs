@@ -397,7 +397,12 @@ pub(crate) fn encode_batch(
         max_batch_bytes: options.max_batch_bytes,
         ..BatchConfig::default()
     };
-    let mut buf = BytesMut::new();
+    // One allocation of about the batch's size: growing from empty reallocates (and
+    // copies the batch) about log2(size / 64 KiB) times.
+    let mut buf = BytesMut::with_capacity(
+        batch_size_estimate(records)
+            .min(crate::records::BATCH_HEADER_LEN.saturating_add(config.max_batch_bytes)),
+    );
     let mut builder = BatchBuilder::new(&mut buf, &config);
     let mut headers: Vec<NewHeader<'_>> = Vec::new();
     for r in records {
@@ -426,6 +431,24 @@ pub(crate) fn encode_batch(
         return Ok(Bytes::copy_from_slice(&buf));
     }
     Ok(buf.freeze())
+}
+
+/// About how many bytes `records` take as one uncompressed batch: their keys, values
+/// and headers plus the few varints around each (a compressed batch is smaller).
+fn batch_size_estimate(records: &[Record]) -> usize {
+    const PER_RECORD: usize = 16; // length, attributes, deltas, key and value lengths
+    const PER_HEADER: usize = 4; // key and value lengths
+    let len = |b: &Option<Bytes>| b.as_ref().map_or(0, Bytes::len);
+    records
+        .iter()
+        .fold(crate::records::BATCH_HEADER_LEN, |n, r| {
+            let headers = r
+                .headers
+                .iter()
+                .map(|h| h.key.len() + len(&h.value) + PER_HEADER)
+                .sum::<usize>();
+            n.saturating_add(len(&r.key) + len(&r.value) + headers + PER_RECORD)
+        })
 }
 
 /// Retry or fail for a partition-level error code of a leader-routed request.
@@ -569,6 +592,10 @@ impl Operation for Produce {
     }
 }
 
+/// Room for a Fetch response's fields around its records (headers, ids, offsets,
+/// aborted transactions).
+pub(crate) const FETCH_RESPONSE_OVERHEAD: usize = 64 * 1024;
+
 struct Fetch {
     topic: Arc<str>,
     partition: i32,
@@ -644,7 +671,14 @@ impl Operation for Fetch {
             }],
             ..Default::default()
         };
-        Ok(Built::new(request, v).hold(self.options.max_wait))
+        // The response is at most max_bytes of records plus its fields (a first
+        // batch larger than max_bytes still comes whole, KIP-74: its room grows).
+        let expected = usize::try_from(self.options.max_bytes.max(1))
+            .unwrap_or(0)
+            .saturating_add(FETCH_RESPONSE_OVERHEAD);
+        Ok(Built::new(request, v)
+            .hold(self.options.max_wait)
+            .expect_response_bytes(expected))
     }
 
     fn on_reply(
@@ -723,10 +757,26 @@ pub(crate) fn decode_records(
 ) -> Result<(Vec<FetchedRecord>, i64), ClientError> {
     let opts = DecodeOptions::default();
     let bad = |e: crate::records::RecordsError| ClientError::Records(e.to_string());
-    let mut records = Vec::new();
+    let batches = BatchReader::new(buf, opts)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(bad)?;
+    // Room for every record at once (a response holds thousands; growing the Vec
+    // from empty copies it about log2(n) times and briefly holds it twice). Only
+    // uncompressed batches count: their record counts were checked against their
+    // bytes, while a compressed batch's count is checked once it is decompressed.
+    let expected = batches
+        .iter()
+        .filter(|b| b.last_offset() >= offset)
+        .map(|b| match b {
+            crate::records::Batch::V2(b) if b.header.compression() == Ok(Compression::None) => {
+                usize::try_from(b.header.record_count).unwrap_or(0)
+            }
+            _ => 0,
+        })
+        .sum();
+    let mut records = Vec::with_capacity(expected);
     let mut next = offset;
-    for batch in BatchReader::new(buf, opts) {
-        let batch = batch.map_err(bad)?;
+    for batch in batches {
         let last = batch.last_offset();
         let keep = match filter.as_mut() {
             Some(f) => f.keep(&batch, &opts).map_err(bad)?,

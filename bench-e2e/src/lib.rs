@@ -1,0 +1,101 @@
+//! The parts the benchmark's binaries share: the workload, the measurements, and the
+//! command line. `bench-e2e` (src/main.rs) runs everything; each client runs in its
+//! own binary (src/bin/client-*.rs) so that one client's libraries (librdkafka,
+//! OpenSSL) are not mapped into another's process and counted in its RSS.
+
+pub mod measure;
+pub mod workload;
+
+use measure::Phase;
+use workload::Workload;
+
+pub const USAGE: &str = "usage: bench-e2e [--records N] [--batch N] [--fetch-max-bytes N] \
+[--max-wait-ms N] [--clients ours,rskafka,rdkafka] [--clusters mock,sim] [--repeat N]";
+
+pub const CLIENTS: [&str; 3] = ["ours", "rskafka", "rdkafka"];
+pub const CLUSTERS: [&str; 2] = ["mock", "sim"];
+pub const TOPIC: &str = "bench";
+
+pub struct Options {
+    pub workload: Workload,
+    pub clients: Vec<String>,
+    pub clusters: Vec<String>,
+    pub repeat: usize,
+}
+
+/// Parses the options (every binary takes the same).
+pub fn parse(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        workload: Workload {
+            records: 1_000_000,
+            batch: 1_000,
+            fetch_max_bytes: 1024 * 1024,
+            max_wait_ms: 500,
+            window: false,
+            topic: TOPIC.to_owned(),
+            phases: ["build", "produce", "fetch"].map(str::to_owned).to_vec(),
+        },
+        clients: CLIENTS.iter().map(|s| s.to_string()).collect(),
+        clusters: CLUSTERS.iter().map(|s| s.to_string()).collect(),
+        repeat: 1,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().ok_or(format!("{arg} needs a value"));
+        let number = |v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{arg}: bad number {v:?}"))
+        };
+        match arg.as_str() {
+            "--records" => o.workload.records = number(value()?)?,
+            "--batch" => o.workload.batch = number(value()?)? as usize,
+            "--fetch-max-bytes" => o.workload.fetch_max_bytes = number(value()?)? as i32,
+            "--max-wait-ms" => o.workload.max_wait_ms = number(value()?)? as i32,
+            "--window" => o.workload.window = true,
+            "--phases" => o.workload.phases = value()?.split(',').map(str::to_owned).collect(),
+            "--repeat" => o.repeat = number(value()?)? as usize,
+            "--clients" => o.clients = value()?.split(',').map(str::to_owned).collect(),
+            "--clusters" => o.clusters = value()?.split(',').map(str::to_owned).collect(),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if o.workload.batch == 0 || o.workload.records == 0 {
+        return Err("--records and --batch must be at least 1".into());
+    }
+    for c in &o.clients {
+        if !CLIENTS.contains(&c.as_str()) {
+            return Err(format!("unknown client {c:?}"));
+        }
+    }
+    for c in &o.clusters {
+        if !CLUSTERS.contains(&c.as_str()) {
+            return Err(format!("unknown cluster {c:?}"));
+        }
+    }
+    Ok(o)
+}
+
+/// A current-thread tokio runtime: the async clients' CPU is this one thread.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// The `main` of a client binary: `client-NAME BOOTSTRAP [OPTIONS]`; prints one
+/// `RESULT` line per phase.
+pub fn client_main(run: fn(&str, &Workload) -> Vec<Phase>) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(bootstrap) = args.first() else {
+        eprintln!("usage: client-NAME BOOTSTRAP [OPTIONS]");
+        std::process::exit(2);
+    };
+    let o = parse(&args[1..]).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2)
+    });
+    for p in run(bootstrap, &o.workload) {
+        println!("{}", p.line());
+    }
+}

@@ -1,0 +1,229 @@
+//! End-to-end benchmark of issue 12: 1,000,000 records (16-byte keys, 100-byte
+//! values) produced to one partition in batches of 1,000 with acks=all and no
+//! compression, then fetched back and checked, by our client, rskafka 0.6 and
+//! librdkafka (the `rdkafka` crate), against librdkafka's mock cluster and our
+//! simulated cluster. See README.md for how to run it and what it measures.
+//!
+//! One binary, three roles:
+//!
+//! ```text
+//! bench-e2e [OPTIONS]                        run everything, print the table
+//! bench-e2e serve-sim TOPIC                  (internal) the simulated cluster
+//! client-NAME BOOTSTRAP [OPTIONS]           (internal) one client's run, its own binary
+//! ```
+//!
+//! Every client runs in a process of its own, and every broker too, so the CPU and
+//! peak RSS of a client are its own.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
+
+use kafka_sansio_bench_e2e::measure::Phase;
+use kafka_sansio_bench_e2e::workload::{self, Workload};
+use kafka_sansio_bench_e2e::{Options, TOPIC, USAGE, parse};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("serve-sim") => serve_sim(args.get(1).map_or(TOPIC, String::as_str)),
+        Some("--help" | "-h") => println!("{USAGE}"),
+        _ => orchestrate(parse(&args).unwrap_or_else(|e| die(&format!("{e}\n{USAGE}")))),
+    }
+}
+
+fn die(message: &str) -> ! {
+    eprintln!("bench-e2e: {message}");
+    std::process::exit(2);
+}
+
+/// The simulated cluster, one broker, one topic of one partition, served on loopback
+/// until stdin closes.
+fn serve_sim(topic: &str) {
+    use kafka_sansio::sim::ClusterConfig;
+    use kafka_sansio::sim_server::BackgroundServer;
+    let server = BackgroundServer::start(ClusterConfig {
+        brokers: 1,
+        base_port: 0,
+        ..ClusterConfig::default()
+    })
+    .expect("start the simulated cluster");
+    server
+        .with_cluster(|c, _| c.create_topic(topic, 1, 1))
+        .expect("create topic");
+    println!("{}", server.bootstrap());
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
+        line.clear();
+    }
+    server.shutdown();
+}
+
+/// A broker process: its bootstrap list, and its stdin (closing it stops it).
+struct Peer {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    bootstrap: String,
+}
+
+impl Peer {
+    fn start(cluster: &str) -> Peer {
+        let mut cmd = match cluster {
+            "sim" => {
+                let mut c = Command::new(std::env::current_exe().expect("own path"));
+                c.args(["serve-sim", TOPIC]);
+                c
+            }
+            "mock" => {
+                let script = repo().join("scripts/peers/start_mock.sh");
+                let mut c = Command::new("bash");
+                c.arg(script)
+                    .args(["-b", "1", "-t", &format!("{TOPIC}:1:1")]);
+                c
+            }
+            other => die(&format!("unknown cluster {other}")),
+        };
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| die(&format!("start {cluster}: {e}")));
+        let stdin = child.stdin.take();
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("bootstrap line");
+        let bootstrap = line.trim().to_owned();
+        if !bootstrap.contains(':') {
+            die(&format!("{cluster} printed {line:?}, not a bootstrap list"));
+        }
+        Peer {
+            child,
+            stdin,
+            bootstrap,
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = writeln!(stdin, "quit");
+        }
+        for _ in 0..50 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench-e2e sits in the repository")
+        .to_owned()
+}
+
+/// One client against a fresh broker, in a child process; its phases.
+fn run_one(client: &str, cluster: &str, w: &Workload) -> Vec<Phase> {
+    let peer = Peer::start(cluster);
+    let mut args = vec![
+        peer.bootstrap.clone(),
+        "--records".into(),
+        w.records.to_string(),
+        "--batch".into(),
+        w.batch.to_string(),
+        "--fetch-max-bytes".into(),
+        w.fetch_max_bytes.to_string(),
+        "--max-wait-ms".into(),
+        w.max_wait_ms.to_string(),
+    ];
+    if cluster == "mock" {
+        args.push("--window".into());
+    }
+    let exe = std::env::current_exe().expect("own path");
+    let out = Command::new(exe.with_file_name(format!("client-{client}")))
+        .args(&args)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run the client");
+    drop(peer);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        eprintln!("{stdout}");
+        die(&format!(
+            "{client} against {cluster} failed: {}",
+            out.status
+        ));
+    }
+    stdout.lines().filter_map(Phase::parse).collect()
+}
+
+fn orchestrate(o: Options) {
+    let w = &o.workload;
+    println!(
+        "# {} records, {}-byte keys, {}-byte values, batches of {}, acks=all, no compression, \
+         one partition; fetch max {} bytes",
+        w.records,
+        workload::KEY_LEN,
+        workload::VALUE_LEN,
+        w.batch,
+        w.fetch_max_bytes
+    );
+    println!(
+        "# CPU: the client process's user+sys (getrusage) per phase; peak RSS: VmHWM of \
+         the phase (reset at its start); process: the largest of them, connect included"
+    );
+    println!();
+    println!(
+        "| cluster | client | phase | records | wall s | krecords/s | CPU µs/record | peak RSS MiB | process peak RSS MiB |"
+    );
+    println!("|---|---|---|---:|---:|---:|---:|---:|---:|");
+    for round in 0..o.repeat {
+        for cluster in &o.clusters {
+            for client in &o.clients {
+                let phases = run_one(client, cluster, w);
+                // The whole run's peak: the largest phase peak (connect included).
+                let process_peak = phases
+                    .iter()
+                    .filter(|p| p.name != "process")
+                    .map(|p| p.peak_kib)
+                    .max()
+                    .unwrap_or(0);
+                for p in phases
+                    .iter()
+                    .filter(|p| p.name != "process" && p.name != "connect")
+                {
+                    let secs = p.wall.as_secs_f64();
+                    let per_record = p.cpu.as_secs_f64() * 1e6 / p.records.max(1) as f64;
+                    let phase = if p.name == "build" {
+                        "(build records only)".to_owned()
+                    } else {
+                        p.name.clone()
+                    };
+                    println!(
+                        "| {cluster} | {client}{} | {phase} | {} | {:.2} | {:.0} | {:.3} | {:.1} | {:.1} |",
+                        if o.repeat > 1 {
+                            format!(" #{}", round + 1)
+                        } else {
+                            String::new()
+                        },
+                        p.records,
+                        secs,
+                        p.records as f64 / secs.max(1e-9) / 1e3,
+                        per_record,
+                        p.peak_kib as f64 / 1024.0,
+                        process_peak as f64 / 1024.0,
+                    );
+                }
+                let _ = std::io::stdout().flush();
+            }
+        }
+    }
+}
