@@ -301,6 +301,31 @@ async fn producer_facade_sends_without_waiting_and_reports_each_record() {
     server.shutdown().await;
 }
 
+/// The first record of an idempotent producer, with nothing else going on in the
+/// client, is delivered: the InitProducerId it needs is sent at once (it used to
+/// wait for a timer that never came, so the send hung until its delivery timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_first_send_with_nothing_else_going_on_is_delivered() {
+    use kafka_sansio::client::ProducerRecord;
+    let server = serve(cluster(3)).await.unwrap();
+    server
+        .with_cluster(|c, _| c.create_topic("first", 3, 3))
+        .unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .build_tokio()
+        .await
+        .unwrap();
+    let producer = client.producer();
+    let delivery = producer.send(ProducerRecord::new("first", "v").key("k"));
+    let meta = tokio::time::timeout(Duration::from_secs(20), delivery)
+        .await
+        .expect("the first idempotent record was not delivered within 20 s")
+        .unwrap();
+    assert_eq!(meta.offset, Some(0));
+    client.close().await;
+    server.shutdown().await;
+}
+
 #[test]
 fn blocking_producer_waits_for_each_delivery() {
     use kafka_sansio::client::ProducerRecord;
