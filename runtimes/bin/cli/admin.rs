@@ -271,7 +271,13 @@ pub async fn topics(conn: &ConnectionArgs, c: TopicsCommand) -> Outcome {
         TopicsCommand::Describe { topics, json } => {
             let found = described(&client, topics.clone()).await?;
             let resources = topics.iter().map(ConfigResource::topic).collect();
-            let configs = client.describe_configs(resources).await?;
+            // Brokers without DescribeConfigs (the simulated cluster on main) still
+            // describe their partitions.
+            let configs = match client.describe_configs(resources).await {
+                Ok(c) => c,
+                Err(kafka_sansio::client::ClientError::Unsupported(_)) => Vec::new(),
+                Err(e) => return Err(e.into()),
+            };
             for name in &topics {
                 let Some(t) = found.iter().find(|t| &*t.name == name) else {
                     continue;
@@ -495,13 +501,29 @@ pub async fn groups(conn: &ConnectionArgs, c: GroupsCommand) -> Outcome {
             }
         }
         GroupsCommand::Describe { group, json } => {
-            let described = client.describe_groups(vec![group.clone()]).await?;
-            let d = described
-                .into_iter()
-                .next()
-                .ok_or_else(|| Failure::new(format!("group {group:?}: no answer")))?
-                .map_err(|e| Failure::new(format!("group {group:?}: {e}")))?;
             let offsets = group_offsets(&client, &group, None).await?;
+            // A broker without DescribeGroups (the simulated cluster on main) still
+            // shows the group's committed offsets.
+            let described = match client.describe_groups(vec![group.clone()]).await {
+                Ok(d) => d
+                    .into_iter()
+                    .next()
+                    .unwrap_or(Err(kafka_sansio::client::ClientError::Closed)),
+                Err(e) => Err(e),
+            };
+            let d = match described {
+                Ok(d) => d,
+                Err(kafka_sansio::client::ClientError::Unsupported(_)) if !offsets.is_empty() => {
+                    kafka_sansio::client::GroupDescription {
+                        group_id: group.clone(),
+                        state: "Unknown (the broker does not support DescribeGroups)".into(),
+                        protocol_type: String::new(),
+                        protocol: String::new(),
+                        members: Vec::new(),
+                    }
+                }
+                Err(e) => return Err(Failure::new(format!("group {group:?}: {e}"))),
+            };
             if d.state == "Dead" && offsets.is_empty() {
                 return Err(Failure::new(format!("unknown group {group:?}")));
             }
@@ -666,15 +688,17 @@ async fn reset_offsets(
             }
             ResetTo::Shift(n) => {
                 if current < 0 {
-                    return Err(Failure::new(format!(
-                        "{tp}: nothing committed to shift from"
-                    )));
+                    eprintln!("{tp}: nothing committed to shift from; left as it is");
+                    continue;
                 }
                 current.saturating_add(n)
             }
         }
         .clamp(start, end);
         plan.push((tp.clone(), current, target));
+    }
+    if plan.is_empty() {
+        return Err(Failure::new("no offset to reset"));
     }
     println!(
         "{:<30} {:>9} {:>12} {:>12}",
