@@ -301,11 +301,13 @@ async fn producer_facade_sends_without_waiting_and_reports_each_record() {
     server.shutdown().await;
 }
 
-/// The first record of an idempotent producer, with nothing else going on in the
-/// client, is delivered: the InitProducerId it needs is sent at once (it used to
-/// wait for a timer that never came, so the send hung until its delivery timeout).
+/// The first records of an idempotent producer, flushed at once with nothing else
+/// going on in the client (their topic's metadata already known), are delivered:
+/// the InitProducerId they need is sent at once. It used to wait for a timer that
+/// never came (flush took linger's away), so the records hung until their delivery
+/// timeout; the CLI's `produce` met it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idempotent_first_send_with_nothing_else_going_on_is_delivered() {
+async fn idempotent_first_records_flushed_at_once_are_delivered() {
     use kafka_sansio::client::ProducerRecord;
     let server = serve(cluster(3)).await.unwrap();
     server
@@ -315,13 +317,29 @@ async fn idempotent_first_send_with_nothing_else_going_on_is_delivered() {
         .build_tokio()
         .await
         .unwrap();
+    // The topic's metadata is known, so the record is routed at once and the
+    // producer id is the only thing missing.
+    assert_eq!(client.describe_topics(vec!["first".into()]).await.unwrap().len(), 1);
+    // A moment with nothing going on, as when a tool waits for its input.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let producer = client.producer();
-    let delivery = producer.send(ProducerRecord::new("first", "v").key("k"));
-    let meta = tokio::time::timeout(Duration::from_secs(20), delivery)
+    let deliveries = producer.send_batch(vec![
+        ProducerRecord::new("first", "1").key("a"),
+        ProducerRecord::new("first", "2").key("b"),
+    ]);
+    // Flushing at once takes linger's timer away: nothing but the producer id
+    // request itself can move the records now.
+    tokio::time::timeout(Duration::from_secs(20), producer.flush())
         .await
-        .expect("the first idempotent record was not delivered within 20 s")
+        .expect("flush did not end within 20 s")
         .unwrap();
-    assert_eq!(meta.offset, Some(0));
+    for delivery in deliveries {
+        let meta = tokio::time::timeout(Duration::from_secs(20), delivery)
+            .await
+            .expect("the first idempotent records were not delivered within 20 s")
+            .unwrap();
+        assert!(meta.offset.is_some());
+    }
     client.close().await;
     server.shutdown().await;
 }
