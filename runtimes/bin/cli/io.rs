@@ -122,12 +122,15 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
     }
     let idempotence = !a.no_idempotence && a.acks == -1;
     let (acks, compression, linger) = (a.acks, a.compression, a.linger);
+    let timeout = conn.timeout;
     let client = conn
         .connect(|c| {
             c.producer.acks = acks;
             c.producer.idempotence = idempotence;
             c.producer.compression = compression;
             c.producer.linger = linger;
+            // --timeout bounds each record's delivery too.
+            c.producer.delivery_timeout = timeout;
         })
         .await?;
     let meta = admin::described(&client, vec![a.topic.clone()]).await?;

@@ -44,6 +44,19 @@ impl Curve {
         })
     }
 
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Linear => "linear",
+            Self::EaseIn => "ease-in",
+            Self::EaseOut => "ease-out",
+            Self::EaseInOut => "ease-in-out",
+            Self::SpikeIn => "spike-in",
+            Self::SpikeOut => "spike-out",
+        }
+    }
+
     /// How far along the change is (0 to 1) at progress `p` (0 to 1) of the
     /// transition.
     pub fn at(self, p: f64) -> f64 {
@@ -367,6 +380,17 @@ mod tests {
         assert_eq!(Curve::parse("ease-in-out"), Ok(Curve::EaseInOut));
         assert_eq!(Curve::parse("spike-out"), Ok(Curve::SpikeOut));
         assert!(Curve::parse("bounce").is_err());
+        for c in [
+            Curve::None,
+            Curve::Linear,
+            Curve::EaseIn,
+            Curve::EaseOut,
+            Curve::EaseInOut,
+            Curve::SpikeIn,
+            Curve::SpikeOut,
+        ] {
+            assert_eq!(Curve::parse(c.name()), Ok(c));
+        }
     }
 
     #[test]

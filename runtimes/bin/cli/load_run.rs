@@ -145,13 +145,14 @@ pub async fn load(conn: &ConnectionArgs, a: LoadArgs) -> Outcome {
         return Err(Failure::with_code("the phases last no time at all", 2));
     }
     let total = (a.cycles > 0).then(|| profile.cycle() * a.cycles);
-    let (acks, compression) = (a.acks, a.compression);
+    let (acks, compression, timeout) = (a.acks, a.compression, conn.timeout);
     let client = conn
         .connect(|c| {
             c.producer.acks = acks;
             c.producer.idempotence = acks == -1;
             c.producer.compression = compression;
             c.producer.linger = Duration::from_millis(2);
+            c.producer.delivery_timeout = timeout;
         })
         .await?;
     admin::described(&client, vec![a.topic.clone()]).await?;
@@ -176,15 +177,15 @@ pub async fn load(conn: &ConnectionArgs, a: LoadArgs) -> Outcome {
     let mut interrupted = false;
     if !a.json {
         eprintln!(
-            "load on {}: min {}/s for {:?}, up {:?} over {:?}, max {}/s for {:?}, down {:?} over {:?}, {} cycle(s)",
+            "load on {}: min {}/s for {:?}, up {} over {:?}, max {}/s for {:?}, down {} over {:?}, {} cycle(s)",
             a.topic,
             a.min,
             a.min_sec,
-            a.up,
+            a.up.name(),
             a.up_sec,
             a.max,
             a.max_sec,
-            a.down,
+            a.down.name(),
             a.down_sec,
             if a.cycles == 0 {
                 "endless".to_owned()
