@@ -27,10 +27,10 @@ use std::time::{Duration, Instant};
 
 use crate::client::{
     AlterConfigOp, AlteredConfigs, Client as Core, ClientConfig, ClientError, ClientStats,
-    ClusterMetadata, CommitMember, CommittedOffset, TopicPartition, ConfigResource, DeleteRecordsResult, DeletedGroups, DescribedConfigs,
-    FetchOptions, FetchOutput, FetchedRecord, GroupDescription, GroupListing, NewTopic, OffsetSpec,
-    OpId, OpOutput, ProduceOptions, ProduceOutput, Record, TopicMetadata, TopicResult,
-    UnknownTopicHandling,
+    ClusterMetadata, CommitMember, CommittedOffset, ConfigResource, DeleteRecordsResult,
+    DeletedGroups, DescribedConfigs, FetchOptions, FetchOutput, FetchedRecord, GroupDescription,
+    GroupListing, NewTopic, OffsetSpec, OpId, OpOutput, ProduceOptions, ProduceOutput, Record,
+    TopicMetadata, TopicPartition, TopicResult, UnknownTopicHandling,
 };
 use crate::connection::sasl::SaslConfig;
 use crate::records::Compression;

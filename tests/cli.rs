@@ -97,7 +97,16 @@ fn produce_then_consume_byte_for_byte_in_every_codec() {
         stored.push((codec, server.with_cluster(|c, _| c.stored_bytes()) - before));
         let out = run(
             &bootstrap,
-            &["consume", "-t", &topic, "-o", "beginning", "-e", "-f", "%k\\t%s\\n"],
+            &[
+                "consume",
+                "-t",
+                &topic,
+                "-o",
+                "beginning",
+                "-e",
+                "-f",
+                "%k\\t%s\\n",
+            ],
             b"",
         );
         ok(&out);
@@ -108,7 +117,9 @@ fn produce_then_consume_byte_for_byte_in_every_codec() {
         // The count form of the same: -c stops after that many.
         let out = run(
             &bootstrap,
-            &["consume", "-t", &topic, "-o", "-2", "-c", "2", "-f", "%o\\n"],
+            &[
+                "consume", "-t", &topic, "-o", "-2", "-c", "2", "-f", "%o\\n",
+            ],
             b"",
         );
         assert_eq!(ok(&out), "298\n299\n", "{codec}: -o -2 -c 2");
@@ -125,19 +136,36 @@ fn produce_then_consume_byte_for_byte_in_every_codec() {
 fn consume_formats_and_json_carry_every_field() {
     let server = cluster(1);
     let b = server.bootstrap();
-    server.with_cluster(|c, _| c.create_topic("f", 2, 1)).unwrap();
+    server
+        .with_cluster(|c, _| c.create_topic("f", 2, 1))
+        .unwrap();
     ok(&run(
         &b,
-        &["produce", "-t", "f", "-p", "1", "-K", "=", "-H", "h1=x", "-H", "h2=y"],
+        &[
+            "produce", "-t", "f", "-p", "1", "-K", "=", "-H", "h1=x", "-H", "h2=y",
+        ],
         b"k=v\n",
     ));
     let out = run(
         &b,
-        &["consume", "-t", "f", "-o", "beginning", "-e", "-f", "%t|%p|%o|%k|%s|%K|%S|%h|%%\\n"],
+        &[
+            "consume",
+            "-t",
+            "f",
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%t|%p|%o|%k|%s|%K|%S|%h|%%\\n",
+        ],
         b"",
     );
     assert_eq!(ok(&out), "f|1|0|k|v|1|1|h1=x,h2=y|%\n");
-    let out = run(&b, &["consume", "-t", "f", "-o", "beginning", "-e", "--json"], b"");
+    let out = run(
+        &b,
+        &["consume", "-t", "f", "-o", "beginning", "-e", "--json"],
+        b"",
+    );
     let v: serde_json::Value = serde_json::from_str(ok(&out).trim()).unwrap();
     assert_eq!(v["topic"], "f");
     assert_eq!(v["partition"], 1);
@@ -161,7 +189,11 @@ fn consume_formats_and_json_carry_every_field() {
 fn topics_create_describe_add_partitions_delete() {
     let server = cluster(3);
     let b = server.bootstrap();
-    ok(&run(&b, &["topics", "create", "admin-t", "-p", "2", "-r", "3"], b""));
+    ok(&run(
+        &b,
+        &["topics", "create", "admin-t", "-p", "2", "-r", "3"],
+        b"",
+    ));
     let out = ok(&run(&b, &["topics", "describe", "admin-t", "--json"], b""));
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["partitions"].as_array().unwrap().len(), 2);
@@ -170,7 +202,11 @@ fn topics_create_describe_add_partitions_delete() {
     let again = run(&b, &["topics", "create", "admin-t", "-p", "2"], b"");
     assert_eq!(again.status.code(), Some(1));
     assert!(stderr(&again).contains("admin-t"), "{}", stderr(&again));
-    ok(&run(&b, &["partitions", "add", "admin-t", "--total", "5"], b""));
+    ok(&run(
+        &b,
+        &["partitions", "add", "admin-t", "--total", "5"],
+        b"",
+    ));
     let out = ok(&run(&b, &["topics", "list"], b""));
     assert!(out.lines().any(|l| l == "admin-t\t5"), "{out}");
     let meta = ok(&run(&b, &["metadata", "--json"], b""));
@@ -190,9 +226,15 @@ fn topics_create_describe_add_partitions_delete() {
 fn group_consume_commits_and_groups_show_and_reset_them() {
     let server = cluster(3);
     let b = server.bootstrap();
-    server.with_cluster(|c, _| c.create_topic("g-t", 3, 3)).unwrap();
+    server
+        .with_cluster(|c, _| c.create_topic("g-t", 3, 3))
+        .unwrap();
     let lines: String = (0..90).map(|i| format!("k{i}:v{i}\n")).collect();
-    ok(&run(&b, &["produce", "-t", "g-t", "-K", ":"], lines.as_bytes()));
+    ok(&run(
+        &b,
+        &["produce", "-t", "g-t", "-K", ":"],
+        lines.as_bytes(),
+    ));
     // The group starts where nothing is committed: the beginning; -e ends at the end.
     let out = run(&b, &["consume", "-t", "g-t", "-G", "grp", "-e"], b"");
     assert_eq!(ok(&out).lines().count(), 90);
@@ -213,16 +255,41 @@ fn group_consume_commits_and_groups_show_and_reset_them() {
     let out = run(&b, &["consume", "-t", "g-t", "-G", "grp", "-e"], b"");
     assert_eq!(ok(&out), "");
     // A dry run changes nothing; --execute moves every partition back to the start.
-    ok(&run(&b, &["groups", "reset-offsets", "grp", "-t", "g-t", "--to", "earliest"], b""));
+    ok(&run(
+        &b,
+        &[
+            "groups",
+            "reset-offsets",
+            "grp",
+            "-t",
+            "g-t",
+            "--to",
+            "earliest",
+        ],
+        b"",
+    ));
     let out = run(&b, &["consume", "-t", "g-t", "-G", "grp", "-e"], b"");
     assert_eq!(ok(&out), "");
     ok(&run(
         &b,
-        &["groups", "reset-offsets", "grp", "-t", "g-t", "--to", "shift:-5", "--execute"],
+        &[
+            "groups",
+            "reset-offsets",
+            "grp",
+            "-t",
+            "g-t",
+            "--to",
+            "shift:-5",
+            "--execute",
+        ],
         b"",
     ));
     let out = run(&b, &["consume", "-t", "g-t", "-G", "grp", "-e"], b"");
-    assert_eq!(ok(&out).lines().count(), 15, "5 back on each of 3 partitions");
+    assert_eq!(
+        ok(&out).lines().count(),
+        15,
+        "5 back on each of 3 partitions"
+    );
     server.shutdown();
 }
 
@@ -230,13 +297,38 @@ fn group_consume_commits_and_groups_show_and_reset_them() {
 fn load_follows_its_curve_within_ten_percent_per_second() {
     let server = cluster(1);
     let b = server.bootstrap();
-    server.with_cluster(|c, _| c.create_topic("load", 4, 1)).unwrap();
+    server
+        .with_cluster(|c, _| c.create_topic("load", 4, 1))
+        .unwrap();
     let out = run(
         &b,
         &[
-            "load", "-t", "load", "--json", "--seed", "7", "--min", "200", "--min-sec", "1",
-            "--up", "linear", "--up-sec", "2", "--max", "1000", "--max-sec", "1", "--down",
-            "ease-in-out", "--down-sec", "2", "--key", "alnum:8", "--value", "random:100",
+            "load",
+            "-t",
+            "load",
+            "--json",
+            "--seed",
+            "7",
+            "--min",
+            "200",
+            "--min-sec",
+            "1",
+            "--up",
+            "linear",
+            "--up-sec",
+            "2",
+            "--max",
+            "1000",
+            "--max-sec",
+            "1",
+            "--down",
+            "ease-in-out",
+            "--down-sec",
+            "2",
+            "--key",
+            "alnum:8",
+            "--value",
+            "random:100",
         ],
         b"",
     );
@@ -245,31 +337,47 @@ fn load_follows_its_curve_within_ten_percent_per_second() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let seconds: Vec<&serde_json::Value> =
-        lines.iter().filter(|l| l["type"] == "second" && l["phase"] != "tail").collect();
+    let seconds: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["type"] == "second" && l["phase"] != "tail")
+        .collect();
     assert_eq!(seconds.len(), 6, "{text}");
     // The targets are the curve's: 200, then the ramp's two halves (400 and 800 on
     // average), 1000, then the smoothstep's two halves (it covers 3/16 of the drop
     // in its first half: 850, then 350).
-    let targets: Vec<f64> = seconds.iter().map(|s| s["target"].as_f64().unwrap()).collect();
+    let targets: Vec<f64> = seconds
+        .iter()
+        .map(|s| s["target"].as_f64().unwrap())
+        .collect();
     let want = [200.0, 400.0, 800.0, 1000.0, 850.0, 350.0];
     for (got, want) in targets.iter().zip(want) {
         assert!((got - want).abs() < 1.0, "targets {targets:?}");
     }
     for s in &seconds {
-        let (target, achieved) = (s["target"].as_f64().unwrap(), s["achieved"].as_f64().unwrap());
+        let (target, achieved) = (
+            s["target"].as_f64().unwrap(),
+            s["achieved"].as_f64().unwrap(),
+        );
         assert!(
             (achieved - target).abs() <= target * 0.10,
             "second {}: achieved {achieved}/s for a target of {target}/s\n{text}",
             s["second"]
         );
     }
-    let summary = lines.iter().find(|l| l["type"] == "summary").expect("a summary");
+    let summary = lines
+        .iter()
+        .find(|l| l["type"] == "summary")
+        .expect("a summary");
     assert_eq!(summary["errors"], 0);
     assert_eq!(summary["sent"], summary["delivered"]);
     // Every delivered record is in the topic.
     let stored: i64 = (0..4)
-        .map(|p| server.with_cluster(|c, _| c.partition_offsets("load", p)).unwrap().0)
+        .map(|p| {
+            server
+                .with_cluster(|c, _| c.partition_offsets("load", p))
+                .unwrap()
+                .0
+        })
         .sum();
     assert_eq!(Some(stored), summary["delivered"].as_i64());
     server.shutdown();
@@ -286,12 +394,20 @@ fn bad_input_is_one_clear_line_and_a_non_zero_status() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("kafka-sansio: cannot reach the cluster at 127.0.0.1:1"), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(15), "the 2 s deadline was not kept");
+    assert!(
+        err.starts_with("kafka-sansio: cannot reach the cluster at 127.0.0.1:1"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the 2 s deadline was not kept"
+    );
 
     let server = cluster(1);
     let b = server.bootstrap();
-    server.with_cluster(|c, _| c.create_topic("bad", 1, 1)).unwrap();
+    server
+        .with_cluster(|c, _| c.create_topic("bad", 1, 1))
+        .unwrap();
     // Unknown topic, for produce and consume.
     for args in [
         &["produce", "-t", "nope"][..],
@@ -310,11 +426,18 @@ fn bad_input_is_one_clear_line_and_a_non_zero_status() {
     );
     // A malformed line: the lines before it are delivered and counted, then a
     // clear error.
-    let out = run(&b, &["produce", "-t", "bad", "-K", ":"], b"a:1\nb:2\nno delimiter\nc:3\n");
+    let out = run(
+        &b,
+        &["produce", "-t", "bad", "-K", ":"],
+        b"a:1\nb:2\nno delimiter\nc:3\n",
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("2 delivered, 0 failed"), "{err}");
-    assert!(err.contains("kafka-sansio: line 3: no key delimiter \":\""), "{err}");
+    assert!(
+        err.contains("kafka-sansio: line 3: no key delimiter \":\""),
+        "{err}"
+    );
     assert_eq!(
         server.with_cluster(|c, _| c.partition_offsets("bad", 0)),
         Some((2, 0))
@@ -322,7 +445,11 @@ fn bad_input_is_one_clear_line_and_a_non_zero_status() {
     // A bad offset spec is a usage error from the parser.
     let out = run(&b, &["consume", "-t", "bad", "-o", "yesterday"], b"");
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("expected beginning, end"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("expected beginning, end"),
+        "{}",
+        stderr(&out)
+    );
     server.shutdown();
 }
 
@@ -330,7 +457,9 @@ fn bad_input_is_one_clear_line_and_a_non_zero_status() {
 fn ctrl_c_mid_produce_reports_what_was_delivered() {
     let server = cluster(1);
     let b = server.bootstrap();
-    server.with_cluster(|c, _| c.create_topic("int", 1, 1)).unwrap();
+    server
+        .with_cluster(|c, _| c.create_topic("int", 1, 1))
+        .unwrap();
     let mut child = Command::new(BIN)
         .args(["-b", &b, "--timeout", "20s", "produce", "-t", "int"])
         .stdin(Stdio::piped())
@@ -342,8 +471,15 @@ fn ctrl_c_mid_produce_reports_what_was_delivered() {
     stdin.write_all(b"one\ntwo\nthree\n").unwrap();
     stdin.flush().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while server.with_cluster(|c, _| c.partition_offsets("int", 0)).map(|o| o.0) != Some(3) {
-        assert!(Instant::now() < deadline, "the three lines were not produced");
+    while server
+        .with_cluster(|c, _| c.partition_offsets("int", 0))
+        .map(|o| o.0)
+        != Some(3)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the three lines were not produced"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let killed = Command::new("kill")
@@ -375,7 +511,11 @@ fn sim_command_serves_the_cluster_and_takes_fault_commands() {
     stdout.read_line(&mut bootstrap).unwrap();
     let bootstrap = bootstrap.trim().to_owned();
     assert_eq!(bootstrap.split(',').count(), 2, "{bootstrap}");
-    ok(&run(&bootstrap, &["produce", "-t", "s", "-p", "1"], b"a\nb\n"));
+    ok(&run(
+        &bootstrap,
+        &["produce", "-t", "s", "-p", "1"],
+        b"a\nb\n",
+    ));
     let mut ask = |command: &str| {
         writeln!(stdin, "{command}").unwrap();
         let mut line = String::new();

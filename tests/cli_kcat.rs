@@ -71,7 +71,10 @@ fn payload(n: usize) -> Vec<u8> {
 #[test]
 fn kcat_and_kafka_sansio_read_each_other_in_every_codec() {
     let env = peers();
-    let kcat = env.get("PEERS_KCAT").expect("install.sh names PEERS_KCAT").clone();
+    let kcat = env
+        .get("PEERS_KCAT")
+        .expect("install.sh names PEERS_KCAT")
+        .clone();
     let server = BackgroundServer::start(ClusterConfig {
         brokers: 1,
         base_port: 0,
@@ -84,27 +87,63 @@ fn kcat_and_kafka_sansio_read_each_other_in_every_codec() {
     for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
         // Ours produces, kcat consumes.
         let ours = format!("ours-{codec}");
-        server.with_cluster(|c, _| c.create_topic(&ours, 1, 1)).unwrap();
+        server
+            .with_cluster(|c, _| c.create_topic(&ours, 1, 1))
+            .unwrap();
         let mut cmd = Command::new(BIN);
-        cmd.args(["-b", &b, "--timeout", "20s", "produce", "-t", &ours, "-K", "\t", "-z", codec]);
+        cmd.args([
+            "-b",
+            &b,
+            "--timeout",
+            "20s",
+            "produce",
+            "-t",
+            &ours,
+            "-K",
+            "\t",
+            "-z",
+            codec,
+        ]);
         run(cmd, &input, "kafka-sansio produce");
         let mut cmd = Command::new(&kcat);
-        cmd.args(["-C", "-b", &b, "-t", &ours, "-p", "0", "-o", "beginning", "-e", "-q"])
-            .args(["-X", "check.crcs=true", "-f", "%k\t%s\n"]);
+        cmd.args([
+            "-C",
+            "-b",
+            &b,
+            "-t",
+            &ours,
+            "-p",
+            "0",
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+        ])
+        .args(["-X", "check.crcs=true", "-f", "%k\t%s\n"]);
         let out = run(cmd, b"", "kcat -C");
-        assert!(out.stdout == input, "{codec}: kcat read other bytes than we wrote");
+        assert!(
+            out.stdout == input,
+            "{codec}: kcat read other bytes than we wrote"
+        );
 
         // kcat produces, ours consumes.
         let theirs = format!("kcat-{codec}");
-        server.with_cluster(|c, _| c.create_topic(&theirs, 1, 1)).unwrap();
+        server
+            .with_cluster(|c, _| c.create_topic(&theirs, 1, 1))
+            .unwrap();
         let mut cmd = Command::new(&kcat);
-        cmd.args(["-P", "-b", &b, "-t", &theirs, "-p", "0", "-z", codec, "-K", "\t"]);
+        cmd.args([
+            "-P", "-b", &b, "-t", &theirs, "-p", "0", "-z", codec, "-K", "\t",
+        ]);
         run(cmd, &input, "kcat -P");
         let mut cmd = Command::new(BIN);
         cmd.args(["-b", &b, "--timeout", "20s", "consume", "-t", &theirs])
             .args(["-o", "beginning", "-e", "-f", "%k\\t%s\\n"]);
         let out = run(cmd, b"", "kafka-sansio consume");
-        assert!(out.stdout == input, "{codec}: we read other bytes than kcat wrote");
+        assert!(
+            out.stdout == input,
+            "{codec}: we read other bytes than kcat wrote"
+        );
     }
     server.shutdown();
 }

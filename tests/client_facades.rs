@@ -319,7 +319,14 @@ async fn idempotent_first_records_flushed_at_once_are_delivered() {
         .unwrap();
     // The topic's metadata is known, so the record is routed at once and the
     // producer id is the only thing missing.
-    assert_eq!(client.describe_topics(vec!["first".into()]).await.unwrap().len(), 1);
+    assert_eq!(
+        client
+            .describe_topics(vec!["first".into()])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     // A moment with nothing going on, as when a tool waits for its input.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let producer = client.producer();

@@ -350,8 +350,10 @@ pub async fn topics(conn: &ConnectionArgs, c: TopicsCommand) -> Outcome {
                 ));
             }
             described(&client, vec![topic.clone()]).await?;
-            let mut ops: Vec<AlterConfigOp> =
-                set.into_iter().map(|(k, v)| AlterConfigOp::Set(k, v)).collect();
+            let mut ops: Vec<AlterConfigOp> = set
+                .into_iter()
+                .map(|(k, v)| AlterConfigOp::Set(k, v))
+                .collect();
             ops.extend(delete.into_iter().map(AlterConfigOp::Delete));
             let results = client
                 .alter_configs(vec![(ConfigResource::topic(topic.clone()), ops)])
@@ -631,9 +633,8 @@ pub enum ResetTo {
 
 /// Parses `earliest|latest|offset:N|timestamp:MS|shift:N`.
 pub fn parse_reset(text: &str) -> Result<ResetTo, String> {
-    let bad = || {
-        format!("--to {text:?}: expected earliest, latest, offset:N, timestamp:MS or shift:N")
-    };
+    let bad =
+        || format!("--to {text:?}: expected earliest, latest, offset:N, timestamp:MS or shift:N");
     let num = |s: &str| s.parse::<i64>().map_err(|_| bad());
     Ok(match text {
         "earliest" | "beginning" => ResetTo::Earliest,

@@ -239,7 +239,10 @@ mod tests {
 
     #[test]
     fn every_token_renders_its_field() {
-        let h = vec![("a".to_owned(), Some(b"1".to_vec())), ("b".to_owned(), None)];
+        let h = vec![
+            ("a".to_owned(), Some(b"1".to_vec())),
+            ("b".to_owned(), None),
+        ];
         let f = fields(&h);
         assert_eq!(
             render("%t|%p|%o|%T|%k|%K|%S|%h|%%\\n", &f),

@@ -81,15 +81,12 @@ pub fn line_record(
     let (key, value) = match key_delimiter {
         None => (None, line),
         Some(d) => {
-            let at = line
-                .windows(d.len())
-                .position(|w| w == d)
-                .ok_or_else(|| {
-                    format!(
-                        "no key delimiter {:?} in the line",
-                        String::from_utf8_lossy(d)
-                    )
-                })?;
+            let at = line.windows(d.len()).position(|w| w == d).ok_or_else(|| {
+                format!(
+                    "no key delimiter {:?} in the line",
+                    String::from_utf8_lossy(d)
+                )
+            })?;
             (Some(&line[..at]), &line[at + d.len()..])
         }
     };
@@ -143,9 +140,10 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
         }
     }
     let input: Box<dyn std::io::Read + Send> = match &a.file {
-        Some(path) => Box::new(std::fs::File::open(path).map_err(|e| {
-            Failure::new(format!("cannot open {}: {e}", path.display()))
-        })?),
+        Some(path) => Box::new(
+            std::fs::File::open(path)
+                .map_err(|e| Failure::new(format!("cannot open {}: {e}", path.display())))?,
+        ),
         None => Box::new(std::io::stdin()),
     };
     let topic: Arc<str> = a.topic.as_str().into();
@@ -326,7 +324,12 @@ pub struct ConsumeArgs {
     #[arg(short, long, conflicts_with = "json")]
     format: Option<String>,
     /// Print key DELIM value per line (a shorthand for -f '%kDELIM%s\n').
-    #[arg(short = 'K', long = "key-delimiter", value_name = "DELIM", conflicts_with = "format")]
+    #[arg(
+        short = 'K',
+        long = "key-delimiter",
+        value_name = "DELIM",
+        conflicts_with = "format"
+    )]
     key_delimiter: Option<String>,
     /// One JSON object per record.
     #[arg(long)]
@@ -357,7 +360,9 @@ async fn plan(
     partitions.sort_unstable();
     for p in only {
         if !partitions.contains(p) {
-            return Err(Failure::new(format!("topic {topic:?} has no partition {p}")));
+            return Err(Failure::new(format!(
+                "topic {topic:?} has no partition {p}"
+            )));
         }
     }
     if !only.is_empty() {
@@ -377,10 +382,7 @@ async fn plan(
             .map(|c| (c.partition.partition, c.offset.unwrap_or(-1)))
             .collect(),
         (StartAt::Stored, None) => {
-            return Err(Failure::with_code(
-                "-o stored needs a group (-G)",
-                2,
-            ));
+            return Err(Failure::with_code("-o stored needs a group (-G)", 2));
         }
         _ => BTreeMap::new(),
     };
@@ -437,17 +439,15 @@ async fn run_consumer(
             open += 1;
         }
     }
-    let ends: BTreeMap<TopicPartition, i64> =
-        plans.iter().map(|p| (p.tp.clone(), p.end)).collect();
+    let ends: BTreeMap<TopicPartition, i64> = plans.iter().map(|p| (p.tp.clone(), p.end)).collect();
     let mut count = 0u64;
     let mut commits = tokio::time::interval(Duration::from_secs(1));
     commits.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let mut interrupted = false;
-    let done = |open: usize, count: u64| {
-        (exit_at_end && open == 0) || max.is_some_and(|m| count >= m)
-    };
+    let done =
+        |open: usize, count: u64| (exit_at_end && open == 0) || max.is_some_and(|m| count >= m);
     while !done(open, count) {
         tokio::select! {
             batch = consumer.recv_batch() => {
@@ -518,7 +518,10 @@ async fn commit(
     let results = client.commit_offsets(group, offsets).await?;
     for r in results {
         r.offset.map_err(|e| {
-            Failure::new(format!("committing {} for group {group:?}: {e}", r.partition))
+            Failure::new(format!(
+                "committing {} for group {group:?}: {e}",
+                r.partition
+            ))
         })?;
     }
     Ok(())
@@ -560,7 +563,10 @@ pub fn record_json(r: &ConsumedRecord) -> serde_json::Value {
         .iter()
         .map(|h| {
             let mut o = serde_json::Map::new();
-            o.insert("key".into(), String::from_utf8_lossy(&h.key).into_owned().into());
+            o.insert(
+                "key".into(),
+                String::from_utf8_lossy(&h.key).into_owned().into(),
+            );
             bytes_json(&mut o, "value", h.value.as_deref());
             o.into()
         })
@@ -735,11 +741,16 @@ pub fn decode_offsets_record(key: &Bytes, value: Option<&Bytes>) -> Decoded {
     };
     match record {
         ConsumerOffsetsRecord::OffsetCommit(e) => {
-            let (group, topic, partition) =
-                (e.key.group.to_string(), e.key.topic.to_string(), e.key.partition);
+            let (group, topic, partition) = (
+                e.key.group.to_string(),
+                e.key.topic.to_string(),
+                e.key.partition,
+            );
             let (text, json) = match &e.value {
                 None => (
-                    format!("offset-commit group={group} topic={topic} partition={partition} (tombstone)"),
+                    format!(
+                        "offset-commit group={group} topic={topic} partition={partition} (tombstone)"
+                    ),
                     json!({"type": "offset-commit", "group": group, "topic": topic, "partition": partition, "tombstone": true}),
                 ),
                 Some(v) => {
@@ -747,7 +758,11 @@ pub fn decode_offsets_record(key: &Bytes, value: Option<&Bytes>) -> Decoded {
                     (
                         format!(
                             "offset-commit group={group} topic={topic} partition={partition} offset={} leader_epoch={} metadata={:?} commit_timestamp={} expire_timestamp={}",
-                            d.offset, d.leader_epoch, &*d.metadata, d.commit_timestamp, d.expire_timestamp
+                            d.offset,
+                            d.leader_epoch,
+                            &*d.metadata,
+                            d.commit_timestamp,
+                            d.expire_timestamp
                         ),
                         json!({
                             "type": "offset-commit", "group": group, "topic": topic, "partition": partition,
@@ -793,7 +808,12 @@ pub fn decode_offsets_record(key: &Bytes, value: Option<&Bytes>) -> Decoded {
                     .map(|a| {
                         a.assigned_partitions
                             .iter()
-                            .map(|tp| (tp.topic.to_string(), tp.partitions.iter().copied().collect()))
+                            .map(|tp| {
+                                (
+                                    tp.topic.to_string(),
+                                    tp.partitions.iter().copied().collect(),
+                                )
+                            })
                             .collect()
                     })
                     .unwrap_or_default();
@@ -927,7 +947,10 @@ pub async fn offsets(conn: &ConnectionArgs, a: OffsetsArgs) -> Outcome {
                 return Ok(false);
             };
             let d = decode_offsets_record(key, r.record.value.as_ref());
-            if a.group.as_ref().is_some_and(|g| d.group.as_ref() != Some(g)) {
+            if a.group
+                .as_ref()
+                .is_some_and(|g| d.group.as_ref() != Some(g))
+            {
                 return Ok(false);
             }
             if a.topic.as_ref().is_some_and(|t| !d.topics.contains(t)) {

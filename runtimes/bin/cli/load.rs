@@ -203,8 +203,7 @@ impl Generator {
         } else if let Some(n) = text.strip_prefix("alnum:") {
             Ok(Self::Alnum(len(n)?))
         } else if let Some(path) = text.strip_prefix("file:") {
-            let data =
-                std::fs::read(path).map_err(|e| format!("generator file {path:?}: {e}"))?;
+            let data = std::fs::read(path).map_err(|e| format!("generator file {path:?}: {e}"))?;
             let lines: Vec<Vec<u8>> = data
                 .split(|b| *b == b'\n')
                 .filter(|l| !l.is_empty())
@@ -248,7 +247,11 @@ pub struct Rng(u64);
 impl Rng {
     /// Seeded (0 is replaced by a constant).
     pub fn new(seed: u64) -> Self {
-        Self(if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed })
+        Self(if seed == 0 {
+            0x9E37_79B9_7F4A_7C15
+        } else {
+            seed
+        })
     }
 
     /// The next number.
@@ -431,7 +434,10 @@ mod tests {
         assert_eq!(Generator::parse("none").unwrap().make(0, &mut rng), None);
         let fixed = Generator::parse("fixed:abc").unwrap();
         assert_eq!(fixed.make(5, &mut rng), Some(b"abc".to_vec()));
-        let alnum = Generator::parse("alnum:32").unwrap().make(0, &mut rng).unwrap();
+        let alnum = Generator::parse("alnum:32")
+            .unwrap()
+            .make(0, &mut rng)
+            .unwrap();
         assert_eq!(alnum.len(), 32);
         assert!(alnum.iter().all(u8::is_ascii_alphanumeric));
         let random = Generator::parse("random:64").unwrap();

@@ -115,13 +115,23 @@ pub struct ConnectionArgs {
     #[arg(long, global = true, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
-    #[arg(long, global = true, value_name = "MECHANISM", requires = "sasl_username")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "MECHANISM",
+        requires = "sasl_username"
+    )]
     pub sasl_mechanism: Option<String>,
     /// SASL user name.
     #[arg(long, global = true, value_name = "NAME")]
     pub sasl_username: Option<String>,
     /// SASL password.
-    #[arg(long, global = true, env = "KAFKA_SASL_PASSWORD", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "KAFKA_SASL_PASSWORD",
+        hide_env_values = true
+    )]
     pub sasl_password: Option<String>,
 }
 
@@ -219,9 +229,9 @@ fn sim_options(a: SimArgs) -> Result<sim_cmd::SimOptions, String> {
     macro_rules! set {
         ($field:ident, $value:expr) => {
             if let Some(v) = $value {
-                config.$field = v.try_into().map_err(|_| {
-                    format!("{}: out of range", stringify!($field))
-                })?;
+                config.$field = v
+                    .try_into()
+                    .map_err(|_| format!("{}: out of range", stringify!($field)))?;
             }
         };
     }
@@ -281,7 +291,9 @@ impl ConnectionArgs {
                 "SCRAM-SHA-512" => SaslMechanism::ScramSha512,
                 other => {
                     return Err(Failure::with_code(
-                        format!("--sasl-mechanism {other:?}: expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
+                        format!(
+                            "--sasl-mechanism {other:?}: expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+                        ),
                         2,
                     ));
                 }

@@ -67,7 +67,8 @@ pub fn serve(name: &str, options: SimOptions) -> i32 {
     let default_replication = i16::try_from(brokers.min(3)).unwrap_or(3);
     for (topic, partitions, replication) in &topics {
         let replication = replication.unwrap_or(default_replication);
-        if let Err(e) = server.with_cluster(|c, _| c.create_topic(topic, *partitions, replication)) {
+        if let Err(e) = server.with_cluster(|c, _| c.create_topic(topic, *partitions, replication))
+        {
             eprintln!("{name}: topic {topic}: {e}");
             return 1;
         }

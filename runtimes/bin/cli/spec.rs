@@ -25,7 +25,9 @@ pub enum StartAt {
 /// Parses `beginning|end|stored|N|-N|@TIMESTAMP_MS`.
 pub fn parse_start(text: &str) -> Result<StartAt, String> {
     let bad = || {
-        format!("offset {text:?}: expected beginning, end, stored, an offset N, -N (N before the end) or @TIMESTAMP_MS")
+        format!(
+            "offset {text:?}: expected beginning, end, stored, an offset N, -N (N before the end) or @TIMESTAMP_MS"
+        )
     };
     Ok(match text {
         "beginning" | "earliest" => StartAt::Beginning,
