@@ -2,6 +2,11 @@
 //! simulated cluster served in-test: produce then consume byte for byte in every
 //! codec, topic administration, group offsets, the load generator's curve, the
 //! `sim` command, and bad input (one clear line, a non-zero exit status).
+#![allow(
+    clippy::unwrap_used,
+    clippy::disallowed_methods,
+    clippy::disallowed_types
+)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Output, Stdio};

@@ -1,6 +1,11 @@
 //! `kafka-sansio` and kcat on the same (simulated) cluster, both ways, in every
 //! codec: what one produces the other consumes byte for byte (kcat checks CRCs).
 //! kcat is the one `scripts/peers/install.sh` installs (Debian's).
+#![allow(
+    clippy::unwrap_used,
+    clippy::disallowed_methods,
+    clippy::disallowed_types
+)]
 
 use std::collections::HashMap;
 use std::io::Write;

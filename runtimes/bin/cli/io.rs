@@ -131,13 +131,13 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
         })
         .await?;
     let meta = admin::described(&client, vec![a.topic.clone()]).await?;
-    if let Some(p) = a.partition {
-        if !meta[0].partitions.iter().any(|m| m.partition == p) {
-            return Err(Failure::new(format!(
-                "topic {:?} has no partition {p}",
-                a.topic
-            )));
-        }
+    if let Some(p) = a.partition
+        && !meta[0].partitions.iter().any(|m| m.partition == p)
+    {
+        return Err(Failure::new(format!(
+            "topic {:?} has no partition {p}",
+            a.topic
+        )));
     }
     let input: Box<dyn std::io::Read + Send> = match &a.file {
         Some(path) => Box::new(
@@ -183,7 +183,7 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
                                 Some(v) => r.header(k.clone(), Bytes::copy_from_slice(v)),
                                 None => {
                                     r.headers.push(kafka_sansio::client::RecordHeader {
-                                        key: k.clone().into(),
+                                        key: k.clone(),
                                         value: None,
                                     });
                                     r
@@ -200,13 +200,12 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
                 }
                 // Hand the batch over when it is big, or when no more input is
                 // buffered (so a line typed on a terminal goes out at once).
-                if batch.len() >= 1000 || reader.buffer().is_empty() {
-                    if tx
+                if (batch.len() >= 1000 || reader.buffer().is_empty())
+                    && tx
                         .blocking_send(Input::Records(std::mem::take(&mut batch)))
                         .is_err()
-                    {
-                        return;
-                    }
+                {
+                    return;
                 }
             }
             let _ = tx.blocking_send(Input::Records(batch));
@@ -1070,7 +1069,6 @@ mod tests {
                 assigned_partitions: vec![AssignedTp {
                     topic: "orders".into(),
                     partitions: vec![0, 2].into(),
-                    ..Default::default()
                 }],
                 ..Default::default()
             },
