@@ -532,3 +532,169 @@ fn sim_command_serves_the_cluster_and_takes_fault_commands() {
     assert_eq!(ask("quit"), "ok");
     assert!(child.wait().unwrap().success());
 }
+
+/// Encodes a `__consumer_offsets` key or value: its version, then the message.
+fn versioned<M: kafka_sansio::wire::Message>(version: i16, m: &M) -> bytes::Bytes {
+    use kafka_sansio::wire::{BufMut, BytesMut};
+    let mut b = BytesMut::new();
+    b.put_i16(version);
+    m.encode(&mut b, version).unwrap();
+    b.freeze()
+}
+
+#[test]
+fn offsets_decodes_the_consumer_offsets_topic_with_filters() {
+    use kafka_sansio::client::{Record, UnknownTopicHandling};
+    use kafka_sansio::messages::consumer_offsets::{
+        GroupMetadataKey, GroupMetadataValue, OffsetCommitKey, OffsetCommitValue,
+        group_metadata_value::MemberMetadata,
+    };
+    use kafka_sansio::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
+    use kafka_sansio::records::Compression;
+    use kafka_sansio::runtime::ClientBuilder;
+
+    let server = cluster(1);
+    let b = server.bootstrap();
+    // No __consumer_offsets yet: a clear line.
+    let out = run(&b, &["offsets"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no __consumer_offsets topic"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The coordinator's records, as Kafka writes them (the simulated cluster on main
+    // does not write this topic itself).
+    server
+        .with_cluster(|c, _| c.create_topic("__consumer_offsets", 1, 1))
+        .unwrap();
+    let commit = |group: &str, topic: &str, partition: i32, offset: Option<i64>| {
+        let key = versioned(
+            1,
+            &OffsetCommitKey {
+                group: group.into(),
+                topic: topic.into(),
+                partition,
+            },
+        );
+        let mut r = Record::new(bytes::Bytes::new()).key(key);
+        r.value = offset.map(|offset| {
+            versioned(
+                3,
+                &OffsetCommitValue {
+                    offset,
+                    leader_epoch: 2,
+                    commit_timestamp: 1_700_000_000_000,
+                    ..Default::default()
+                },
+            )
+        });
+        r
+    };
+    let subscription = versioned(
+        1,
+        &ConsumerProtocolSubscription {
+            topics: vec!["orders".into()],
+            ..Default::default()
+        },
+    );
+    let assignment = versioned(
+        1,
+        &ConsumerProtocolAssignment {
+            assigned_partitions: vec![
+                kafka_sansio::messages::consumer_protocol_assignment::TopicPartition {
+                    topic: "orders".into(),
+                    partitions: vec![0, 1].into(),
+                },
+            ],
+            ..Default::default()
+        },
+    );
+    let metadata = Record::new(versioned(
+        3,
+        &GroupMetadataValue {
+            protocol_type: "consumer".into(),
+            generation: 7,
+            protocol: Some("range".into()),
+            leader: Some("member-1".into()),
+            members: vec![MemberMetadata {
+                member_id: "member-1".into(),
+                client_id: "app".into(),
+                client_host: "/10.0.0.1".into(),
+                session_timeout: 45_000,
+                subscription,
+                assignment,
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    ))
+    .key(versioned(2, &GroupMetadataKey { group: "g1".into() }));
+    let records = vec![
+        commit("g1", "orders", 0, Some(42)),
+        commit("g2", "other", 1, Some(7)),
+        metadata,
+        commit("g1", "orders", 1, None),
+    ];
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let client = ClientBuilder::new(&b).build_tokio().await.unwrap();
+            let pc = client
+                .partition_client("__consumer_offsets", 0, UnknownTopicHandling::Error)
+                .await
+                .unwrap();
+            pc.produce(records, Compression::None).await.unwrap();
+            client.close().await;
+        });
+
+    let all = ok(&run(&b, &["offsets", "--json"], b""));
+    let rows: Vec<serde_json::Value> = all
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 4, "{all}");
+    assert_eq!(rows[0]["type"], "offset-commit");
+    assert_eq!(rows[0]["group"], "g1");
+    assert_eq!(rows[0]["offset"], 42);
+    assert_eq!(rows[0]["leader_epoch"], 2);
+    assert_eq!(rows[0]["partition"], 0);
+    assert_eq!(rows[3]["log_offset"], 3);
+    assert_eq!(rows[2]["type"], "group-metadata");
+    assert_eq!(rows[2]["generation"], 7);
+    assert_eq!(
+        rows[2]["members"][0]["subscription"],
+        serde_json::json!(["orders"])
+    );
+    assert_eq!(
+        rows[2]["members"][0]["assignment"][0]["partitions"],
+        serde_json::json!([0, 1])
+    );
+    assert_eq!(rows[3]["tombstone"], true);
+    // Filters: by group, by topic, and without tombstones.
+    let g2 = ok(&run(&b, &["offsets", "-G", "g2"], b""));
+    assert_eq!(g2.lines().count(), 1, "{g2}");
+    assert!(
+        g2.contains("offset-commit group=g2 topic=other partition=1 offset=7"),
+        "{g2}"
+    );
+    let orders = ok(&run(
+        &b,
+        &["offsets", "-t", "orders", "--tombstones", "false"],
+        b"",
+    ));
+    assert_eq!(orders.lines().count(), 2, "{orders}");
+    assert!(
+        orders
+            .lines()
+            .nth(1)
+            .unwrap()
+            .contains("group-metadata group=g1"),
+        "{orders}"
+    );
+    server.shutdown();
+}

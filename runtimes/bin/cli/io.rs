@@ -960,9 +960,11 @@ pub async fn offsets(conn: &ConnectionArgs, a: OffsetsArgs) -> Outcome {
             }
             let line = if a.json {
                 let mut j = d.json;
-                j["partition"] = r.partition.into();
-                j["offset"] = r.record.offset.into();
-                j["timestamp"] = r.record.timestamp.into();
+                // Where the record sits in __consumer_offsets (apart from the
+                // decoded fields, which have their own partition and offset).
+                j["log_partition"] = r.partition.into();
+                j["log_offset"] = r.record.offset.into();
+                j["log_timestamp"] = r.record.timestamp.into();
                 j.to_string()
             } else {
                 format!(
