@@ -79,7 +79,12 @@ pub type Outcome<T = ()> = Result<T, Failure>;
 
 /// A Kafka command-line tool built on kafka-sansio's own client.
 #[derive(Debug, Parser)]
-#[command(name = "kafka-sansio", version, about, propagate_version = true)]
+#[command(
+    name = "kafka-sansio",
+    version,
+    propagate_version = true,
+    about = "Kafka from the terminal, on kafka-sansio's own client: produce, consume, admin, groups, __consumer_offsets, load, and a simulated cluster"
+)]
 pub struct Cli {
     #[command(flatten)]
     connection: ConnectionArgs,
@@ -95,43 +100,63 @@ pub struct ConnectionArgs {
         short,
         long,
         global = true,
+        help_heading = "Connection",
         env = "KAFKA_BOOTSTRAP",
         default_value = "localhost:9092"
     )]
     pub bootstrap: String,
     /// Deadline of each operation (connecting included): `500ms`, `10s`, `1m`.
-    #[arg(long, global = true, default_value = "30s", value_parser = spec::parse_duration)]
+    #[arg(long, global = true, help_heading = "Connection", default_value = "30s", value_parser = spec::parse_duration)]
     pub timeout: Duration,
     /// The client id sent to brokers.
-    #[arg(long, global = true, default_value = "kafka-sansio")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection",
+        default_value = "kafka-sansio"
+    )]
     pub client_id: String,
     /// Use TLS (with the system's CA certificates unless --tls-ca is given).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Connection")]
     pub tls: bool,
     /// A PEM file of CA certificates to trust (implies --tls).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, help_heading = "Connection", value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
     /// A PEM client certificate chain for mutual TLS (with --tls-key).
-    #[arg(long, global = true, value_name = "FILE", requires = "tls_key")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
     pub tls_cert: Option<PathBuf>,
     /// The PEM private key of --tls-cert.
-    #[arg(long, global = true, value_name = "FILE", requires = "tls_cert")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
     pub tls_key: Option<PathBuf>,
     /// SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
     #[arg(
         long,
         global = true,
+        help_heading = "Connection",
         value_name = "MECHANISM",
         requires = "sasl_username"
     )]
     pub sasl_mechanism: Option<String>,
     /// SASL user name.
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, help_heading = "Connection", value_name = "NAME")]
     pub sasl_username: Option<String>,
     /// SASL password.
     #[arg(
         long,
         global = true,
+        help_heading = "Connection",
         env = "KAFKA_SASL_PASSWORD",
         hide_env_values = true
     )]
