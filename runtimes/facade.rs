@@ -162,7 +162,10 @@ impl ClientBuilder {
     pub(crate) fn parts(
         self,
     ) -> Result<(Core, Client, async_channel::Receiver<Command>, DriverTls), ClientError> {
-        let config = self.config?;
+        let mut config = self.config?;
+        // The SCRAM nonce's random part, drawn here (the core draws nothing); the
+        // core makes it unique per connection.
+        config.connection = crate::runtime::with_nonce(config.connection);
         #[cfg(feature = "tls")]
         let tls = DriverTls {
             config: self.tls.map(|t| t.into_rustls()).transpose()?,

@@ -698,3 +698,70 @@ fn offsets_decodes_the_consumer_offsets_topic_with_filters() {
     );
     server.shutdown();
 }
+
+#[test]
+fn sasl_scram_and_plain_authenticate_and_a_wrong_password_is_one_line() {
+    let server = BackgroundServer::start(ClusterConfig {
+        brokers: 1,
+        base_port: 0,
+        sasl: Some(kafka_sansio::sim::SimSasl::user("alice", "s3cret")),
+        ..ClusterConfig::default()
+    })
+    .unwrap();
+    let b = server.bootstrap();
+    server
+        .with_cluster(|c, _| c.create_topic("auth", 1, 1))
+        .unwrap();
+    for mechanism in ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] {
+        let sasl = ["--sasl-mechanism", mechanism, "--sasl-username", "alice"];
+        let mut cmd = Command::new(BIN);
+        cmd.args(["-b", &b, "--timeout", "10s"])
+            .args(sasl)
+            .env("KAFKA_SASL_PASSWORD", "s3cret")
+            .args(["produce", "-t", "auth"]);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(mechanism.as_bytes())
+            .unwrap();
+        ok(&child.wait_with_output().unwrap());
+        let wrong = Command::new(BIN)
+            .args(["-b", &b, "--timeout", "5s"])
+            .args(sasl)
+            .args(["--sasl-password", "nope", "metadata"])
+            .output()
+            .unwrap();
+        assert_eq!(wrong.status.code(), Some(1), "{mechanism}");
+        let err = stderr(&wrong);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with("kafka-sansio: cannot reach the cluster"),
+            "{err}"
+        );
+    }
+    let out = run(
+        &b,
+        &[
+            "--sasl-mechanism",
+            "SCRAM-SHA-256",
+            "--sasl-username",
+            "alice",
+            "--sasl-password",
+            "s3cret",
+            "consume",
+            "-t",
+            "auth",
+            "-o",
+            "beginning",
+            "-e",
+        ],
+        b"",
+    );
+    assert_eq!(ok(&out), "PLAIN\nSCRAM-SHA-256\nSCRAM-SHA-512\n");
+    server.shutdown();
+}
