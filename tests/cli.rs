@@ -765,3 +765,69 @@ fn sasl_scram_and_plain_authenticate_and_a_wrong_password_is_one_line() {
     assert_eq!(ok(&out), "PLAIN\nSCRAM-SHA-256\nSCRAM-SHA-512\n");
     server.shutdown();
 }
+
+#[test]
+fn ctrl_c_mid_group_consume_commits_what_was_printed() {
+    let server = cluster(1);
+    let b = server.bootstrap();
+    server
+        .with_cluster(|c, _| c.create_topic("cc", 1, 1))
+        .unwrap();
+    let lines: String = (0..50).map(|i| format!("r{i}\n")).collect();
+    ok(&run(&b, &["produce", "-t", "cc"], lines.as_bytes()));
+    // No -e: it would wait for more records forever.
+    let mut child = Command::new(BIN)
+        .args([
+            "-b",
+            &b,
+            "--timeout",
+            "20s",
+            "consume",
+            "-t",
+            "cc",
+            "-G",
+            "cg",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read the 50 lines on a thread, so that output held back fails the test in
+    // time instead of hanging it.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut stdout = BufReader::new(stdout);
+        let mut line = String::new();
+        for _ in 0..50 {
+            line.clear();
+            if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+        }
+        let _ = tx.send(());
+        // Keep reading so the consumer never blocks on a full pipe.
+        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+    });
+    if rx.recv_timeout(Duration::from_secs(20)).is_err() {
+        let _ = child.kill();
+        panic!("the consumer did not print 50 lines within 20 s (output held back?)");
+    }
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(
+        stderr(&out).contains("kafka-sansio: interrupted after 50 record(s)"),
+        "{}",
+        stderr(&out)
+    );
+    // Everything printed was committed on the way out.
+    let offsets = ok(&run(&b, &["groups", "offsets", "cg", "--json"], b""));
+    let row: serde_json::Value = serde_json::from_str(offsets.trim()).unwrap();
+    assert_eq!(row["committed"], 50, "{offsets}");
+    server.shutdown();
+}

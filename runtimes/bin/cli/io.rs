@@ -602,9 +602,11 @@ pub async fn consume(conn: &ConnectionArgs, a: ConsumeArgs) -> Outcome {
         None
     };
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
+    // Shared by the record handler and the per-batch flush (a reader of a pipe
+    // sees each batch as it arrives, as with kcat).
+    let out = std::cell::RefCell::new(std::io::BufWriter::with_capacity(256 * 1024, stdout.lock()));
     let mut buf = Vec::with_capacity(4096);
-    let mut failed_write: Option<std::io::Error> = None;
+    let failed_write: std::cell::RefCell<Option<std::io::Error>> = std::cell::RefCell::new(None);
     let mut headers: Vec<(String, Option<Vec<u8>>)> = Vec::new();
     let json = a.json;
     let bar2 = bar.clone();
@@ -639,8 +641,8 @@ pub async fn consume(conn: &ConnectionArgs, a: ConsumeArgs) -> Outcome {
                     &mut buf,
                 );
             }
-            if let Err(e) = out.write_all(&buf) {
-                failed_write = Some(e);
+            if let Err(e) = out.borrow_mut().write_all(&buf) {
+                *failed_write.borrow_mut() = Some(e);
                 return Err(Failure::new("writing output failed"));
             }
             if let Some(b) = &bar2 {
@@ -648,14 +650,19 @@ pub async fn consume(conn: &ConnectionArgs, a: ConsumeArgs) -> Outcome {
             }
             Ok(true)
         },
-        || Ok(()),
+        || {
+            out.borrow_mut().flush().map_err(|e| {
+                *failed_write.borrow_mut() = Some(e);
+                Failure::new("writing output failed")
+            })
+        },
     )
     .await;
-    let flushed = out.flush();
+    let flushed = out.borrow_mut().flush();
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    if let Some(e) = failed_write {
+    if let Some(e) = failed_write.into_inner() {
         // A closed pipe (`| head`) is a normal way to stop reading.
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             return Ok(());
@@ -933,8 +940,8 @@ pub async fn offsets(conn: &ConnectionArgs, a: OffsetsArgs) -> Outcome {
         Err(f) => return Err(f),
     };
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut write_error = None;
+    let out = std::cell::RefCell::new(std::io::BufWriter::new(stdout.lock()));
+    let write_error: std::cell::RefCell<Option<std::io::Error>> = std::cell::RefCell::new(None);
     let count = run_consumer(
         &client,
         &plans,
@@ -972,17 +979,22 @@ pub async fn offsets(conn: &ConnectionArgs, a: OffsetsArgs) -> Outcome {
                     r.partition, r.record.offset, r.record.timestamp, d.text
                 )
             };
-            if let Err(e) = writeln!(out, "{line}") {
-                write_error = Some(e);
+            if let Err(e) = writeln!(out.borrow_mut(), "{line}") {
+                *write_error.borrow_mut() = Some(e);
                 return Err(Failure::new("writing output failed"));
             }
             Ok(true)
         },
-        || Ok(()),
+        || {
+            out.borrow_mut().flush().map_err(|e| {
+                *write_error.borrow_mut() = Some(e);
+                Failure::new("writing output failed")
+            })
+        },
     )
     .await;
-    let _ = out.flush();
-    if let Some(e) = write_error {
+    let _ = out.borrow_mut().flush();
+    if let Some(e) = write_error.into_inner() {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             return Ok(());
         }
