@@ -180,6 +180,19 @@ fn consume_formats_and_json_carry_every_field() {
     assert_eq!(v["headers"][1]["key"], "h2");
     assert_eq!(v["headers"][1]["value"], "y");
     assert!(v["timestamp"].as_i64().unwrap() > 1_600_000_000_000);
+    // Records from a file, to a chosen partition, empty lines skipped.
+    let file = std::env::temp_dir().join(format!("kafka-sansio-cli-{}.txt", std::process::id()));
+    std::fs::write(&file, b"x1\n\nx2\n").unwrap();
+    let path = file.to_string_lossy().into_owned();
+    let out = run(&b, &["produce", "-t", "f", "-p", "0", "-f", &path], b"");
+    assert!(stderr(&out).contains("2 delivered"), "{}", stderr(&out));
+    std::fs::remove_file(&file).unwrap();
+    let out = run(
+        &b,
+        &["consume", "-t", "f", "-p", "0", "-o", "beginning", "-e"],
+        b"",
+    );
+    assert_eq!(ok(&out), "x1\nx2\n");
     // @timestamp far in the future: nothing, and -e ends at once.
     let out = run(
         &b,
