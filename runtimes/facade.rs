@@ -484,6 +484,20 @@ impl Client {
     /// coordinator accepts them while the group has no members); each offset is the
     /// next record to consume. Each partition gets its own result.
     ///
+    /// ```no_run
+    /// # #[cfg(feature = "tokio")]
+    /// # async fn demo() -> Result<(), kafka_sansio::client::ClientError> {
+    /// use kafka_sansio::client::TopicPartition;
+    /// use kafka_sansio::runtime::ClientBuilder;
+    ///
+    /// let client = ClientBuilder::new("localhost:9092").build_tokio().await?;
+    /// let p0 = TopicPartition::new("orders", 0);
+    /// client.commit_offsets("billing", vec![(p0.clone(), 42)]).await?;
+    /// let committed = client.fetch_committed("billing", vec![p0]).await?;
+    /// assert_eq!(committed[0].offset, Ok(42));
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// The coordinator could not be found or did not answer in time.
     pub async fn commit_offsets(
