@@ -27,10 +27,10 @@ use std::time::{Duration, Instant};
 
 use crate::client::{
     AlterConfigOp, AlteredConfigs, Client as Core, ClientConfig, ClientError, ClientStats,
-    ClusterMetadata, ConfigResource, DeleteRecordsResult, DeletedGroups, DescribedConfigs,
-    FetchOptions, FetchOutput, FetchedRecord, GroupDescription, GroupListing, NewTopic, OffsetSpec,
-    OpId, OpOutput, ProduceOptions, ProduceOutput, Record, TopicMetadata, TopicResult,
-    UnknownTopicHandling,
+    ClusterMetadata, CommitMember, CommittedOffset, ConfigResource, DeleteRecordsResult,
+    DeletedGroups, DescribedConfigs, FetchOptions, FetchOutput, FetchedRecord, GroupDescription,
+    GroupListing, NewTopic, OffsetSpec, OpId, OpOutput, ProduceOptions, ProduceOutput, Record,
+    TopicMetadata, TopicPartition, TopicResult, UnknownTopicHandling,
 };
 use crate::connection::sasl::SaslConfig;
 use crate::records::Compression;
@@ -244,7 +244,10 @@ impl ClientBuilder {
     pub(crate) fn parts(
         self,
     ) -> Result<(Core, Client, async_channel::Receiver<Command>, DriverTls), ClientError> {
-        let config = self.config?;
+        let mut config = self.config?;
+        // The SCRAM nonce's random part, drawn here (the core draws nothing); the
+        // core makes it unique per connection.
+        config.connection = crate::runtime::with_nonce(config.connection);
         #[cfg(feature = "tls")]
         let tls = DriverTls {
             config: self.tls.map(|t| t.into_rustls()).transpose()?,
@@ -707,6 +710,58 @@ impl Client {
         expect!(
             self.run(move |c, now| c.delete_groups(now, groups)).await,
             GroupsDeleted
+        )
+    }
+
+    /// A group's committed offsets for these partitions (OffsetFetch at the group's
+    /// coordinator); `-1` where nothing is committed.
+    ///
+    /// # Errors
+    /// The coordinator could not be found or did not answer in time.
+    pub async fn fetch_committed(
+        &self,
+        group: &str,
+        partitions: Vec<TopicPartition>,
+    ) -> Result<Vec<CommittedOffset>, ClientError> {
+        let group = group.to_owned();
+        expect!(
+            self.run(move |c, now| c.fetch_committed(now, &group, partitions))
+                .await,
+            Committed
+        )
+    }
+
+    /// Commits offsets for a group from outside it ([`CommitMember::none`]: the
+    /// coordinator accepts them while the group has no members); each offset is the
+    /// next record to consume. Each partition gets its own result.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "tokio")]
+    /// # async fn demo() -> Result<(), kafka_sansio::client::ClientError> {
+    /// use kafka_sansio::client::TopicPartition;
+    /// use kafka_sansio::runtime::ClientBuilder;
+    ///
+    /// let client = ClientBuilder::new("localhost:9092").build_tokio().await?;
+    /// let p0 = TopicPartition::new("orders", 0);
+    /// client.commit_offsets("billing", vec![(p0.clone(), 42)]).await?;
+    /// let committed = client.fetch_committed("billing", vec![p0]).await?;
+    /// assert_eq!(committed[0].offset, Ok(42));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// The coordinator could not be found or did not answer in time.
+    pub async fn commit_offsets(
+        &self,
+        group: &str,
+        offsets: Vec<(TopicPartition, i64)>,
+    ) -> Result<Vec<CommittedOffset>, ClientError> {
+        let group = group.to_owned();
+        let offsets = offsets.into_iter().map(|(tp, o)| (tp, o, None)).collect();
+        expect!(
+            self.run(move |c, now| c.commit_offsets(now, &group, CommitMember::none(), offsets))
+                .await,
+            Committed
         )
     }
 

@@ -301,6 +301,56 @@ async fn producer_facade_sends_without_waiting_and_reports_each_record() {
     server.shutdown().await;
 }
 
+/// The first records of an idempotent producer, flushed at once with nothing else
+/// going on in the client (their topic's metadata already known), are delivered:
+/// the InitProducerId they need is sent at once. It used to wait for a timer that
+/// never came (flush took linger's away), so the records hung until their delivery
+/// timeout; the CLI's `produce` met it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_first_records_flushed_at_once_are_delivered() {
+    use kafka_sansio::client::ProducerRecord;
+    let server = serve(cluster(3)).await.unwrap();
+    server
+        .with_cluster(|c, _| c.create_topic("first", 3, 3))
+        .unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .build_tokio()
+        .await
+        .unwrap();
+    // The topic's metadata is known, so the record is routed at once and the
+    // producer id is the only thing missing.
+    assert_eq!(
+        client
+            .describe_topics(vec!["first".into()])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // A moment with nothing going on, as when a tool waits for its input.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let producer = client.producer();
+    let deliveries = producer.send_batch(vec![
+        ProducerRecord::new("first", "1").key("a"),
+        ProducerRecord::new("first", "2").key("b"),
+    ]);
+    // Flushing at once takes linger's timer away: nothing but the producer id
+    // request itself can move the records now.
+    tokio::time::timeout(Duration::from_secs(20), producer.flush())
+        .await
+        .expect("flush did not end within 20 s")
+        .unwrap();
+    for delivery in deliveries {
+        let meta = tokio::time::timeout(Duration::from_secs(20), delivery)
+            .await
+            .expect("the first idempotent records were not delivered within 20 s")
+            .unwrap();
+        assert!(meta.offset.is_some());
+    }
+    client.close().await;
+    server.shutdown().await;
+}
+
 #[test]
 fn blocking_producer_waits_for_each_delivery() {
     use kafka_sansio::client::ProducerRecord;

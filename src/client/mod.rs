@@ -761,6 +761,11 @@ impl Client {
         }
         let mut config = self.config.connection.clone();
         config.broker = slot.label.clone();
+        // Every connection's SCRAM nonce differs: the configured (random) one with
+        // this connection's number.
+        if let Some(sasl) = config.sasl.as_mut().filter(|s| !s.nonce.is_empty()) {
+            sasl.nonce = format!("{}-{}", sasl.nonce, conn.0);
+        }
         slot.state = ConnState::Open {
             conn: Box::new(Connection::new(config, now)),
             ready: false,

@@ -168,6 +168,10 @@ impl Client {
         let Some(mut p) = self.producer.take() else {
             return;
         };
+        // Internal operations started here (InitProducerId) are not dispatched by
+        // start_entry; send them below, or a send with nothing else going on (the
+        // first record of an idempotent producer) would wait for no timer at all.
+        let mut started = Vec::new();
         for _ in 0..4 {
             let mut wants = Vec::new();
             {
@@ -209,13 +213,14 @@ impl Client {
                     },
                     Want::InitProducerId => {
                         let op = InitProducerId;
-                        self.start_entry(
+                        let id = self.start_entry(
                             now,
                             Box::new(op),
                             vec![Target::Any],
                             None,
                             Some(Internal::ProducerId),
                         );
+                        started.push(id);
                     }
                 }
             }
@@ -224,6 +229,9 @@ impl Client {
             }
         }
         self.producer = Some(p);
+        for id in started {
+            self.dispatch(id, now);
+        }
         let deferred = std::mem::take(&mut self.deferred_produce_replies);
         for (req, reply) in deferred {
             self.produce_reply(req, now, reply);

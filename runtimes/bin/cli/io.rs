@@ -1,0 +1,1127 @@
+//! `produce`, `consume` and `offsets`.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use bytes::Bytes;
+use clap::Args;
+use kafka_sansio::client::{
+    ConsumedRecord, Offset, OffsetReset, OffsetSpec, ProducerRecord, TopicPartition,
+    UnknownTopicHandling,
+};
+use kafka_sansio::messages::consumer_offsets::{ConsumerOffsetsRecord, parse_record};
+use kafka_sansio::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
+use kafka_sansio::runtime::Client;
+use serde_json::json;
+
+use crate::format::{Fields, Format};
+use crate::spec::{self, StartAt};
+use crate::{ConnectionArgs, Failure, Outcome, admin, interactive};
+
+/// `produce`.
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// The topic.
+    #[arg(short, long)]
+    topic: String,
+    /// The partition (default: the partitioner: murmur2 of the key, sticky without).
+    #[arg(short, long)]
+    partition: Option<i32>,
+    /// Read records from this file instead of stdin.
+    #[arg(short, long)]
+    file: Option<PathBuf>,
+    /// Split each line at the first DELIM into key and value.
+    #[arg(short = 'K', long = "key-delimiter", value_name = "DELIM")]
+    key_delimiter: Option<String>,
+    /// A header `KEY=VALUE` on every record (repeatable).
+    #[arg(short = 'H', long = "header", value_parser = spec::parse_header)]
+    headers: Vec<(String, Option<Vec<u8>>)>,
+    /// Acknowledgements: all, 1 or 0 (1 and 0 turn idempotence off).
+    #[arg(short, long, default_value = "all", value_parser = spec::parse_acks, allow_hyphen_values = true)]
+    acks: i16,
+    /// Compression: none, gzip, snappy, lz4, zstd.
+    #[arg(short = 'z', long, default_value = "none", value_parser = spec::parse_compression)]
+    compression: kafka_sansio::records::Compression,
+    /// Turn idempotent writes off.
+    #[arg(long)]
+    no_idempotence: bool,
+    /// How long a batch waits for more records.
+    #[arg(long, default_value = "5ms", value_parser = spec::parse_duration)]
+    linger: Duration,
+    /// Keep empty lines as records with an empty value (default: skip them).
+    #[arg(long)]
+    keep_empty: bool,
+}
+
+/// Counts of the deliveries.
+#[derive(Debug, Default)]
+struct Deliveries {
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    first_error: std::sync::Mutex<Option<String>>,
+}
+
+/// What the reader thread hands over.
+enum Input {
+    Records(Vec<ProducerRecord>),
+    Bad(String),
+}
+
+/// Splits one line (without its newline) into a record.
+pub fn line_record(
+    topic: &Arc<str>,
+    line: &[u8],
+    key_delimiter: Option<&[u8]>,
+) -> Result<ProducerRecord, String> {
+    let (key, value) = match key_delimiter {
+        None => (None, line),
+        Some(d) => {
+            let at = line.windows(d.len()).position(|w| w == d).ok_or_else(|| {
+                format!(
+                    "no key delimiter {:?} in the line",
+                    String::from_utf8_lossy(d)
+                )
+            })?;
+            (Some(&line[..at]), &line[at + d.len()..])
+        }
+    };
+    let mut r = ProducerRecord::new(topic.clone(), Bytes::copy_from_slice(value));
+    if let Some(k) = key {
+        r = r.key(Bytes::copy_from_slice(k));
+    }
+    Ok(r)
+}
+
+fn progress(what: &'static str) -> Option<indicatif::ProgressBar> {
+    if !interactive() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} {pos} {msg} ({per_sec}, {elapsed})")
+    {
+        bar.set_style(style);
+    }
+    bar.set_message(what);
+    bar.enable_steady_tick(Duration::from_millis(200));
+    Some(bar)
+}
+
+/// `produce`.
+pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
+    if a.key_delimiter.as_deref() == Some("") {
+        return Err(Failure::with_code("-K: the key delimiter is empty", 2));
+    }
+    let idempotence = !a.no_idempotence && a.acks == -1;
+    let (acks, compression, linger) = (a.acks, a.compression, a.linger);
+    let timeout = conn.timeout;
+    let client = conn
+        .connect(|c| {
+            c.producer.acks = acks;
+            c.producer.idempotence = idempotence;
+            c.producer.compression = compression;
+            c.producer.linger = linger;
+            // --timeout bounds each record's delivery too.
+            c.producer.delivery_timeout = timeout;
+        })
+        .await?;
+    let meta = admin::described(&client, vec![a.topic.clone()]).await?;
+    if let Some(p) = a.partition
+        && !meta[0].partitions.iter().any(|m| m.partition == p)
+    {
+        return Err(Failure::new(format!(
+            "topic {:?} has no partition {p}",
+            a.topic
+        )));
+    }
+    let input: Box<dyn std::io::Read + Send> = match &a.file {
+        Some(path) => Box::new(
+            std::fs::File::open(path)
+                .map_err(|e| Failure::new(format!("cannot open {}: {e}", path.display())))?,
+        ),
+        None => Box::new(std::io::stdin()),
+    };
+    let topic: Arc<str> = a.topic.as_str().into();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Input>(8);
+    {
+        let topic = topic.clone();
+        let delimiter = a.key_delimiter.clone().map(String::into_bytes);
+        let (partition, headers, keep_empty) = (a.partition, a.headers.clone(), a.keep_empty);
+        std::thread::spawn(move || {
+            let mut reader = std::io::BufReader::with_capacity(256 * 1024, input);
+            let mut batch = Vec::new();
+            let mut line = Vec::new();
+            let mut number = 0u64;
+            loop {
+                line.clear();
+                match reader.read_until(b'\n', &mut line) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) => {
+                        let _ = tx.blocking_send(Input::Records(std::mem::take(&mut batch)));
+                        let _ = tx.blocking_send(Input::Bad(format!("reading input: {e}")));
+                        return;
+                    }
+                }
+                number += 1;
+                if line.last() == Some(&b'\n') {
+                    line.pop();
+                }
+                if line.is_empty() && !keep_empty {
+                    continue;
+                }
+                match line_record(&topic, &line, delimiter.as_deref()) {
+                    Ok(mut r) => {
+                        r.partition = partition;
+                        for (k, v) in &headers {
+                            r = match v {
+                                Some(v) => r.header(k.clone(), Bytes::copy_from_slice(v)),
+                                None => {
+                                    r.headers.push(kafka_sansio::client::RecordHeader {
+                                        key: k.clone(),
+                                        value: None,
+                                    });
+                                    r
+                                }
+                            };
+                        }
+                        batch.push(r);
+                    }
+                    Err(e) => {
+                        let _ = tx.blocking_send(Input::Records(std::mem::take(&mut batch)));
+                        let _ = tx.blocking_send(Input::Bad(format!("line {number}: {e}")));
+                        return;
+                    }
+                }
+                // Hand the batch over when it is big, or when no more input is
+                // buffered (so a line typed on a terminal goes out at once).
+                if (batch.len() >= 1000 || reader.buffer().is_empty())
+                    && tx
+                        .blocking_send(Input::Records(std::mem::take(&mut batch)))
+                        .is_err()
+                {
+                    return;
+                }
+            }
+            let _ = tx.blocking_send(Input::Records(batch));
+        });
+    }
+    let producer = client.producer();
+    let counts = Arc::new(Deliveries::default());
+    let inflight = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut tasks = tokio::task::JoinSet::new();
+    let bar = progress("records delivered");
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let mut problem: Option<Failure> = None;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        let input = tokio::select! {
+            input = rx.recv() => input,
+            _ = &mut ctrl_c => {
+                problem = Some(Failure::with_code("interrupted", 130));
+                break;
+            }
+        };
+        match input {
+            None => break,
+            Some(Input::Bad(e)) => {
+                problem = Some(Failure::new(e));
+                break;
+            }
+            Some(Input::Records(records)) if records.is_empty() => {}
+            Some(Input::Records(records)) => {
+                sent += records.len() as u64;
+                let Ok(permit) = inflight.clone().acquire_owned().await else {
+                    break;
+                };
+                let futures = producer.send_batch(records);
+                let counts = counts.clone();
+                let bar = bar.clone();
+                tasks.spawn(async move {
+                    for f in futures {
+                        match f.await {
+                            Ok(_) => {
+                                counts.delivered.fetch_add(1, Ordering::Relaxed);
+                                if let Some(b) = &bar {
+                                    b.inc(1);
+                                }
+                            }
+                            Err(e) => {
+                                counts.failed.fetch_add(1, Ordering::Relaxed);
+                                let mut first = counts
+                                    .first_error
+                                    .lock()
+                                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                                first.get_or_insert_with(|| e.to_string());
+                            }
+                        }
+                    }
+                    drop(permit);
+                });
+            }
+        }
+    }
+    // Everything handed over is delivered or has failed before the summary.
+    let _ = producer.flush().await;
+    while tasks.join_next().await.is_some() {}
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let delivered = counts.delivered.load(Ordering::Relaxed);
+    let failed = counts.failed.load(Ordering::Relaxed);
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "produced {sent} record(s) to {}: {delivered} delivered, {failed} failed in {secs:.2} s ({:.0}/s)",
+        a.topic,
+        delivered as f64 / secs.max(1e-9)
+    );
+    if let Some(p) = problem {
+        return Err(p);
+    }
+    if failed > 0 {
+        let first = counts
+            .first_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .unwrap_or_default();
+        return Err(Failure::with_code(
+            format!("{failed} of {sent} record(s) not delivered (first error: {first})"),
+            3,
+        ));
+    }
+    Ok(())
+}
+
+/// `consume`.
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// The topic.
+    #[arg(short, long)]
+    topic: String,
+    /// Only these partitions (repeatable; default: all).
+    #[arg(short, long = "partition")]
+    partitions: Vec<i32>,
+    /// Where to start: beginning, end, stored (with -G), an offset N, -N (N records
+    /// before the end), or @TIMESTAMP_MS. Default: end, or stored with -G.
+    #[arg(short, long, allow_hyphen_values = true, value_parser = spec::parse_start)]
+    offset: Option<StartAt>,
+    /// Exit once every partition's end (as of the start) is reached.
+    #[arg(short, long)]
+    exit: bool,
+    /// Exit after this many records.
+    #[arg(short, long)]
+    count: Option<u64>,
+    /// Output format (kcat's tokens: %t %p %o %T %k %K %s %S %h %%, escapes \n \t \r \\).
+    #[arg(short, long, conflicts_with = "json")]
+    format: Option<String>,
+    /// Print key DELIM value per line (a shorthand for -f '%kDELIM%s\n').
+    #[arg(
+        short = 'K',
+        long = "key-delimiter",
+        value_name = "DELIM",
+        conflicts_with = "format"
+    )]
+    key_delimiter: Option<String>,
+    /// One JSON object per record.
+    #[arg(long)]
+    json: bool,
+    /// Consume for this group: start from its committed offsets and commit what was
+    /// consumed (every second and at exit). The group must have no active members.
+    #[arg(short = 'G', long = "group")]
+    group: Option<String>,
+}
+
+/// One partition to consume: where from, and where its end was at the start.
+#[derive(Debug, Clone)]
+struct Plan {
+    tp: TopicPartition,
+    start: i64,
+    end: i64,
+}
+
+async fn plan(
+    client: &Client,
+    topic: &str,
+    only: &[i32],
+    at: StartAt,
+    group: Option<&str>,
+) -> Outcome<Vec<Plan>> {
+    let meta = admin::described(client, vec![topic.to_owned()]).await?;
+    let mut partitions: Vec<i32> = meta[0].partitions.iter().map(|p| p.partition).collect();
+    partitions.sort_unstable();
+    for p in only {
+        if !partitions.contains(p) {
+            return Err(Failure::new(format!(
+                "topic {topic:?} has no partition {p}"
+            )));
+        }
+    }
+    if !only.is_empty() {
+        partitions.retain(|p| only.contains(p));
+    }
+    let committed: BTreeMap<i32, i64> = match (at, group) {
+        (StartAt::Stored, Some(g)) => client
+            .fetch_committed(
+                g,
+                partitions
+                    .iter()
+                    .map(|p| TopicPartition::new(topic, *p))
+                    .collect(),
+            )
+            .await?
+            .into_iter()
+            .map(|c| (c.partition.partition, c.offset.unwrap_or(-1)))
+            .collect(),
+        (StartAt::Stored, None) => {
+            return Err(Failure::with_code("-o stored needs a group (-G)", 2));
+        }
+        _ => BTreeMap::new(),
+    };
+    let mut plans = Vec::new();
+    for p in partitions {
+        let pc = client
+            .partition_client(topic, p, UnknownTopicHandling::Error)
+            .await?;
+        let earliest = pc.get_offset(OffsetSpec::Earliest).await?;
+        let end = pc.get_offset(OffsetSpec::Latest).await?;
+        let start = match at {
+            StartAt::Beginning => earliest,
+            StartAt::End => end,
+            StartAt::Offset(n) => n.clamp(earliest, end),
+            StartAt::FromEnd(n) => spec::from_end(earliest, end, n),
+            StartAt::Timestamp(ts) => {
+                let o = pc.get_offset(OffsetSpec::Timestamp(ts)).await?;
+                if o < 0 { end } else { o }
+            }
+            StartAt::Stored => match committed.get(&p) {
+                Some(&c) if c >= 0 => c.clamp(earliest, end),
+                _ => earliest,
+            },
+        };
+        plans.push(Plan {
+            tp: TopicPartition::new(topic, p),
+            start,
+            end,
+        });
+    }
+    Ok(plans)
+}
+
+/// Consumes the planned partitions, handing each record to `on_record`, until the
+/// ends (with `exit_at_end`), `max` records, Ctrl-C, or forever. With a group,
+/// commits the next offsets every second and at the end. Returns the count.
+async fn run_consumer(
+    client: &Client,
+    plans: &[Plan],
+    exit_at_end: bool,
+    max: Option<u64>,
+    group: Option<&str>,
+    mut on_record: impl FnMut(&ConsumedRecord) -> Outcome<bool>,
+    mut flush: impl FnMut() -> Outcome,
+) -> Outcome<u64> {
+    let mut consumer = client.consumer();
+    let mut next: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    let mut pending: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    let mut open: usize = 0;
+    for p in plans {
+        consumer.assign(vec![p.tp.clone()], Offset::At(p.start))?;
+        next.insert(p.tp.clone(), p.start);
+        if p.start < p.end {
+            open += 1;
+        }
+    }
+    let ends: BTreeMap<TopicPartition, i64> = plans.iter().map(|p| (p.tp.clone(), p.end)).collect();
+    let mut count = 0u64;
+    let mut commits = tokio::time::interval(Duration::from_secs(1));
+    commits.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut interrupted = false;
+    let done =
+        |open: usize, count: u64| (exit_at_end && open == 0) || max.is_some_and(|m| count >= m);
+    while !done(open, count) {
+        tokio::select! {
+            batch = consumer.recv_batch() => {
+                let batch = match batch {
+                    Ok(b) => b,
+                    Err(kafka_sansio::client::ClientError::Closed) => {
+                        return Err(Failure::new("the client closed"));
+                    }
+                    Err(e) => {
+                        eprintln!("kafka-sansio: consuming: {e}");
+                        continue;
+                    }
+                };
+                for r in &batch {
+                    let tp = TopicPartition::new(r.topic.clone(), r.partition);
+                    let before = next.get(&tp).copied().unwrap_or(0);
+                    if r.record.offset < before {
+                        continue;
+                    }
+                    let end = ends.get(&tp).copied().unwrap_or(i64::MAX);
+                    if before < end && r.record.offset + 1 >= end {
+                        open = open.saturating_sub(1);
+                    }
+                    next.insert(tp.clone(), r.record.offset + 1);
+                    pending.insert(tp, r.record.offset + 1);
+                    if on_record(r)? {
+                        count += 1;
+                    }
+                    if done(open, count) {
+                        break;
+                    }
+                }
+                flush()?;
+            }
+            _ = commits.tick() => {
+                if let Some(g) = group {
+                    commit(client, g, &mut pending).await?;
+                }
+            }
+            _ = &mut ctrl_c => {
+                interrupted = true;
+                break;
+            }
+        }
+    }
+    flush()?;
+    if let Some(g) = group {
+        commit(client, g, &mut pending).await?;
+    }
+    if interrupted {
+        return Err(Failure::with_code(
+            format!("interrupted after {count} record(s)"),
+            130,
+        ));
+    }
+    Ok(count)
+}
+
+async fn commit(
+    client: &Client,
+    group: &str,
+    pending: &mut BTreeMap<TopicPartition, i64>,
+) -> Outcome {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let offsets: Vec<(TopicPartition, i64)> = std::mem::take(pending).into_iter().collect();
+    let results = client.commit_offsets(group, offsets).await?;
+    for r in results {
+        r.offset.map_err(|e| {
+            Failure::new(format!(
+                "committing {} for group {group:?}: {e}",
+                r.partition
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+fn bytes_json(obj: &mut serde_json::Map<String, serde_json::Value>, name: &str, b: Option<&[u8]>) {
+    match b {
+        None => {
+            obj.insert(name.into(), serde_json::Value::Null);
+        }
+        Some(b) => match std::str::from_utf8(b) {
+            Ok(s) => {
+                obj.insert(name.into(), s.into());
+            }
+            Err(_) => {
+                obj.insert(name.into(), serde_json::Value::Null);
+                obj.insert(
+                    format!("{name}_base64"),
+                    base64::engine::general_purpose::STANDARD.encode(b).into(),
+                );
+            }
+        },
+    }
+}
+
+/// A consumed record as a JSON object: key and value as strings when UTF-8, else
+/// null with `key_base64`/`value_base64`.
+pub fn record_json(r: &ConsumedRecord) -> serde_json::Value {
+    let mut obj = serde_json::Map::new();
+    obj.insert("topic".into(), (*r.topic).into());
+    obj.insert("partition".into(), r.partition.into());
+    obj.insert("offset".into(), r.record.offset.into());
+    obj.insert("timestamp".into(), r.record.timestamp.into());
+    bytes_json(&mut obj, "key", r.record.key.as_deref());
+    bytes_json(&mut obj, "value", r.record.value.as_deref());
+    let headers: Vec<serde_json::Value> = r
+        .record
+        .headers
+        .iter()
+        .map(|h| {
+            let mut o = serde_json::Map::new();
+            o.insert(
+                "key".into(),
+                String::from_utf8_lossy(&h.key).into_owned().into(),
+            );
+            bytes_json(&mut o, "value", h.value.as_deref());
+            o.into()
+        })
+        .collect();
+    obj.insert("headers".into(), headers.into());
+    obj.into()
+}
+
+/// `consume`.
+pub async fn consume(conn: &ConnectionArgs, a: ConsumeArgs) -> Outcome {
+    let format = match (&a.format, &a.key_delimiter) {
+        (Some(f), _) => Format::parse(f).map_err(|e| Failure::with_code(e.to_string(), 2))?,
+        (None, Some(d)) => Format::parse(&format!("%k{}%s\\n", d.replace('%', "%%")))
+            .map_err(|e| Failure::with_code(e.to_string(), 2))?,
+        (None, None) => Format::parse("%s\\n").map_err(|e| Failure::new(e.to_string()))?,
+    };
+    let group = a.group.clone();
+    let client = conn
+        .connect(|c| {
+            c.consumer.group_id = group;
+            c.consumer.auto_offset_reset = OffsetReset::Earliest;
+        })
+        .await?;
+    let at = a.offset.unwrap_or(if a.group.is_some() {
+        StartAt::Stored
+    } else {
+        StartAt::End
+    });
+    let plans = plan(&client, &a.topic, &a.partitions, at, a.group.as_deref()).await?;
+    let show_progress = !std::io::stdout().is_terminal_ext();
+    let bar = if show_progress {
+        progress("records consumed")
+    } else {
+        None
+    };
+    let stdout = std::io::stdout();
+    // Shared by the record handler and the per-batch flush (a reader of a pipe
+    // sees each batch as it arrives, as with kcat).
+    let out = std::cell::RefCell::new(std::io::BufWriter::with_capacity(256 * 1024, stdout.lock()));
+    let mut buf = Vec::with_capacity(4096);
+    let failed_write: std::cell::RefCell<Option<std::io::Error>> = std::cell::RefCell::new(None);
+    let mut headers: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+    let json = a.json;
+    let bar2 = bar.clone();
+    let count = run_consumer(
+        &client,
+        &plans,
+        a.exit,
+        a.count,
+        a.group.as_deref(),
+        |r| {
+            buf.clear();
+            if json {
+                let _ = writeln!(buf, "{}", record_json(r));
+            } else {
+                headers.clear();
+                headers.extend(r.record.headers.iter().map(|h| {
+                    (
+                        String::from_utf8_lossy(&h.key).into_owned(),
+                        h.value.as_ref().map(|v| v.to_vec()),
+                    )
+                }));
+                format.render(
+                    &Fields {
+                        topic: &r.topic,
+                        partition: r.partition,
+                        offset: r.record.offset,
+                        timestamp: r.record.timestamp,
+                        key: r.record.key.as_deref(),
+                        value: r.record.value.as_deref(),
+                        headers: &headers,
+                    },
+                    &mut buf,
+                );
+            }
+            if let Err(e) = out.borrow_mut().write_all(&buf) {
+                *failed_write.borrow_mut() = Some(e);
+                return Err(Failure::new("writing output failed"));
+            }
+            if let Some(b) = &bar2 {
+                b.inc(1);
+            }
+            Ok(true)
+        },
+        || {
+            out.borrow_mut().flush().map_err(|e| {
+                *failed_write.borrow_mut() = Some(e);
+                Failure::new("writing output failed")
+            })
+        },
+    )
+    .await;
+    let flushed = out.borrow_mut().flush();
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    if let Some(e) = failed_write.into_inner() {
+        // A closed pipe (`| head`) is a normal way to stop reading.
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return Ok(());
+        }
+        return Err(Failure::new(format!("writing output: {e}")));
+    }
+    let count = count?;
+    flushed?;
+    if bar.is_some() || a.exit {
+        eprintln!("consumed {count} record(s) from {}", a.topic);
+    }
+    Ok(())
+}
+
+trait TerminalExt {
+    fn is_terminal_ext(&self) -> bool;
+}
+
+impl TerminalExt for std::io::Stdout {
+    fn is_terminal_ext(&self) -> bool {
+        std::io::IsTerminal::is_terminal(self)
+    }
+}
+
+/// `offsets`.
+#[derive(Debug, Args)]
+pub struct OffsetsArgs {
+    /// Only records of this group.
+    #[arg(short = 'G', long)]
+    group: Option<String>,
+    /// Only offset commits of this topic (and group metadata mentioning it).
+    #[arg(short, long)]
+    topic: Option<String>,
+    /// One JSON object per record.
+    #[arg(long)]
+    json: bool,
+    /// Keep reading new records instead of exiting at the end.
+    #[arg(long)]
+    follow: bool,
+    /// Include tombstones (deleted offsets and groups).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    tombstones: bool,
+}
+
+/// One decoded `__consumer_offsets` record for printing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    /// The record kind.
+    pub kind: &'static str,
+    /// Its group.
+    pub group: Option<String>,
+    /// Topics it mentions.
+    pub topics: Vec<String>,
+    /// One line of text.
+    pub text: String,
+    /// The JSON form.
+    pub json: serde_json::Value,
+}
+
+fn versioned_member<T: kafka_sansio::wire::Message>(b: &Bytes) -> Option<T> {
+    if b.is_empty() {
+        return None;
+    }
+    kafka_sansio::wire::decode_versioned::<T>(&mut b.clone())
+        .ok()
+        .map(|v| v.data)
+}
+
+/// Decodes one `__consumer_offsets` record into text and JSON.
+pub fn decode_offsets_record(key: &Bytes, value: Option<&Bytes>) -> Decoded {
+    let record = match parse_record(key, value) {
+        Ok(r) => r,
+        Err(e) => {
+            return Decoded {
+                kind: "undecodable",
+                group: None,
+                topics: Vec::new(),
+                text: format!("undecodable: {e}"),
+                json: json!({"type": "undecodable", "error": e.to_string()}),
+            };
+        }
+    };
+    match record {
+        ConsumerOffsetsRecord::OffsetCommit(e) => {
+            let (group, topic, partition) = (
+                e.key.group.to_string(),
+                e.key.topic.to_string(),
+                e.key.partition,
+            );
+            let (text, json) = match &e.value {
+                None => (
+                    format!(
+                        "offset-commit group={group} topic={topic} partition={partition} (tombstone)"
+                    ),
+                    json!({"type": "offset-commit", "group": group, "topic": topic, "partition": partition, "tombstone": true}),
+                ),
+                Some(v) => {
+                    let d = &v.data;
+                    (
+                        format!(
+                            "offset-commit group={group} topic={topic} partition={partition} offset={} leader_epoch={} metadata={:?} commit_timestamp={} expire_timestamp={}",
+                            d.offset,
+                            d.leader_epoch,
+                            &*d.metadata,
+                            d.commit_timestamp,
+                            d.expire_timestamp
+                        ),
+                        json!({
+                            "type": "offset-commit", "group": group, "topic": topic, "partition": partition,
+                            "offset": d.offset, "leader_epoch": d.leader_epoch, "metadata": &*d.metadata,
+                            "commit_timestamp": d.commit_timestamp, "expire_timestamp": d.expire_timestamp,
+                            "value_version": v.version,
+                        }),
+                    )
+                }
+            };
+            Decoded {
+                kind: "offset-commit",
+                group: Some(group),
+                topics: vec![topic],
+                text,
+                json,
+            }
+        }
+        ConsumerOffsetsRecord::GroupMetadata(e) => {
+            let group = e.key.group.to_string();
+            let Some(v) = &e.value else {
+                return Decoded {
+                    kind: "group-metadata",
+                    text: format!("group-metadata group={group} (tombstone)"),
+                    json: json!({"type": "group-metadata", "group": group, "tombstone": true}),
+                    group: Some(group),
+                    topics: Vec::new(),
+                };
+            };
+            let d = &v.data;
+            let mut topics = Vec::new();
+            let mut members_text = Vec::new();
+            let mut members_json = Vec::new();
+            for m in &d.members {
+                let sub = versioned_member::<ConsumerProtocolSubscription>(&m.subscription);
+                let asg = versioned_member::<ConsumerProtocolAssignment>(&m.assignment);
+                let sub_topics: Vec<String> = sub
+                    .as_ref()
+                    .map(|s| s.topics.iter().map(ToString::to_string).collect())
+                    .unwrap_or_default();
+                let assigned: Vec<(String, Vec<i32>)> = asg
+                    .as_ref()
+                    .map(|a| {
+                        a.assigned_partitions
+                            .iter()
+                            .map(|tp| {
+                                (
+                                    tp.topic.to_string(),
+                                    tp.partitions.iter().copied().collect(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                topics.extend(sub_topics.iter().cloned());
+                topics.extend(assigned.iter().map(|(t, _)| t.clone()));
+                members_text.push(format!(
+                    "[member={} client={} host={} session_timeout={} subscription={:?} assignment={}]",
+                    &*m.member_id,
+                    &*m.client_id,
+                    &*m.client_host,
+                    m.session_timeout,
+                    sub_topics,
+                    assigned
+                        .iter()
+                        .map(|(t, p)| format!("{t}:{p:?}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ));
+                members_json.push(json!({
+                    "member_id": &*m.member_id,
+                    "instance_id": m.group_instance_id.as_deref(),
+                    "client_id": &*m.client_id, "host": &*m.client_host,
+                    "rebalance_timeout": m.rebalance_timeout, "session_timeout": m.session_timeout,
+                    "subscription": sub_topics,
+                    "assignment": assigned.iter().map(|(t, p)| json!({"topic": t, "partitions": p})).collect::<Vec<_>>(),
+                }));
+            }
+            topics.sort();
+            topics.dedup();
+            Decoded {
+                kind: "group-metadata",
+                text: format!(
+                    "group-metadata group={group} protocol_type={} generation={} protocol={} leader={} members={}",
+                    &*d.protocol_type,
+                    d.generation,
+                    d.protocol.as_deref().unwrap_or("-"),
+                    d.leader.as_deref().unwrap_or("-"),
+                    members_text.join(" ")
+                ),
+                json: json!({
+                    "type": "group-metadata", "group": group, "protocol_type": &*d.protocol_type,
+                    "generation": d.generation, "protocol": d.protocol.as_deref(),
+                    "leader": d.leader.as_deref(), "current_state_timestamp": d.current_state_timestamp,
+                    "members": members_json, "value_version": v.version,
+                }),
+                group: Some(group),
+                topics,
+            }
+        }
+        ConsumerOffsetsRecord::Unknown { key_version, .. } => Decoded {
+            kind: "unknown",
+            group: None,
+            topics: Vec::new(),
+            text: format!("unknown key_version={key_version}"),
+            json: json!({"type": "unknown", "key_version": key_version}),
+        },
+        other => kip848(&other),
+    }
+}
+
+/// The KIP-848 and share-group records: their group and a debug rendering of the
+/// decoded key and value.
+fn kip848(record: &ConsumerOffsetsRecord) -> Decoded {
+    macro_rules! entry {
+        ($($variant:ident => $kind:literal),* $(,)?) => {
+            match record {
+                $(ConsumerOffsetsRecord::$variant(e) => {
+                    let group = e.key.group_id.to_string();
+                    let value = e.value.as_ref().map(|v| format!("{:?}", v.data));
+                    let key = format!("{:?}", e.key);
+                    Decoded {
+                        kind: $kind,
+                        text: format!("{} group={group} key={key} value={}", $kind, value.as_deref().unwrap_or("(tombstone)")),
+                        json: json!({"type": $kind, "group": group, "key": key, "value": value, "tombstone": e.value.is_none()}),
+                        group: Some(group),
+                        topics: Vec::new(),
+                    }
+                })*
+                _ => Decoded {
+                    kind: "unknown",
+                    group: None,
+                    topics: Vec::new(),
+                    text: "unknown".into(),
+                    json: json!({"type": "unknown"}),
+                },
+            }
+        };
+    }
+    entry!(
+        ConsumerGroupMetadata => "consumer-group-metadata",
+        ConsumerGroupPartitionMetadata => "consumer-group-partition-metadata",
+        ConsumerGroupMemberMetadata => "consumer-group-member-metadata",
+        ConsumerGroupTargetAssignmentMetadata => "consumer-group-target-assignment-metadata",
+        ConsumerGroupTargetAssignmentMember => "consumer-group-target-assignment-member",
+        ConsumerGroupCurrentMemberAssignment => "consumer-group-current-member-assignment",
+        ConsumerGroupRegularExpression => "consumer-group-regular-expression",
+        ShareGroupMetadata => "share-group-metadata",
+        ShareGroupPartitionMetadata => "share-group-partition-metadata",
+        ShareGroupMemberMetadata => "share-group-member-metadata",
+        ShareGroupTargetAssignmentMetadata => "share-group-target-assignment-metadata",
+        ShareGroupTargetAssignmentMember => "share-group-target-assignment-member",
+        ShareGroupCurrentMemberAssignment => "share-group-current-member-assignment",
+        ShareGroupStatePartitionMetadata => "share-group-state-partition-metadata",
+    )
+}
+
+/// `offsets`.
+pub async fn offsets(conn: &ConnectionArgs, a: OffsetsArgs) -> Outcome {
+    let client = conn.connect(|_| {}).await?;
+    let topic = "__consumer_offsets";
+    let plans = match plan(&client, topic, &[], StartAt::Beginning, None).await {
+        Ok(p) => p,
+        Err(f) if f.message.starts_with("unknown topic") => {
+            return Err(Failure::new(
+                "the cluster has no __consumer_offsets topic yet (no group has committed)",
+            ));
+        }
+        Err(f) => return Err(f),
+    };
+    let stdout = std::io::stdout();
+    let out = std::cell::RefCell::new(std::io::BufWriter::new(stdout.lock()));
+    let write_error: std::cell::RefCell<Option<std::io::Error>> = std::cell::RefCell::new(None);
+    let count = run_consumer(
+        &client,
+        &plans,
+        !a.follow,
+        None,
+        None,
+        |r| {
+            let Some(key) = &r.record.key else {
+                return Ok(false);
+            };
+            let d = decode_offsets_record(key, r.record.value.as_ref());
+            if a.group
+                .as_ref()
+                .is_some_and(|g| d.group.as_ref() != Some(g))
+            {
+                return Ok(false);
+            }
+            if a.topic.as_ref().is_some_and(|t| !d.topics.contains(t)) {
+                return Ok(false);
+            }
+            if !a.tombstones && r.record.value.is_none() {
+                return Ok(false);
+            }
+            let line = if a.json {
+                let mut j = d.json;
+                // Where the record sits in __consumer_offsets (apart from the
+                // decoded fields, which have their own partition and offset).
+                j["log_partition"] = r.partition.into();
+                j["log_offset"] = r.record.offset.into();
+                j["log_timestamp"] = r.record.timestamp.into();
+                j.to_string()
+            } else {
+                format!(
+                    "{}@{} {} {}",
+                    r.partition, r.record.offset, r.record.timestamp, d.text
+                )
+            };
+            if let Err(e) = writeln!(out.borrow_mut(), "{line}") {
+                *write_error.borrow_mut() = Some(e);
+                return Err(Failure::new("writing output failed"));
+            }
+            Ok(true)
+        },
+        || {
+            out.borrow_mut().flush().map_err(|e| {
+                *write_error.borrow_mut() = Some(e);
+                Failure::new("writing output failed")
+            })
+        },
+    )
+    .await;
+    let _ = out.borrow_mut().flush();
+    if let Some(e) = write_error.into_inner() {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return Ok(());
+        }
+        return Err(Failure::new(format!("writing output: {e}")));
+    }
+    let count = count?;
+    if interactive() {
+        eprintln!("{count} record(s) decoded");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_sansio::messages::consumer_offsets::{
+        GroupMetadataKey, GroupMetadataValue, OffsetCommitKey, OffsetCommitValue,
+        group_metadata_value::MemberMetadata,
+    };
+    use kafka_sansio::wire::{BufMut, BytesMut, Message};
+
+    fn encode<M: Message>(version: i16, m: &M) -> Bytes {
+        let mut b = BytesMut::new();
+        b.put_i16(version);
+        m.encode(&mut b, version).unwrap();
+        b.freeze()
+    }
+
+    #[test]
+    fn lines_split_at_the_first_key_delimiter() {
+        let t: Arc<str> = "t".into();
+        let r = line_record(&t, b"k1::v:1", Some(b"::")).unwrap();
+        assert_eq!(r.key.as_deref(), Some(&b"k1"[..]));
+        assert_eq!(r.value.as_deref(), Some(&b"v:1"[..]));
+        let r = line_record(&t, b"\x00\xffbin", None).unwrap();
+        assert_eq!(r.key, None);
+        assert_eq!(r.value.as_deref(), Some(&b"\x00\xffbin"[..]));
+        let e = line_record(&t, b"no delimiter", Some(b":")).unwrap_err();
+        assert!(e.contains("no key delimiter"), "{e}");
+    }
+
+    #[test]
+    fn offset_commits_decode_with_their_fields() {
+        let key = encode(
+            1,
+            &OffsetCommitKey {
+                group: "g1".into(),
+                topic: "orders".into(),
+                partition: 2,
+            },
+        );
+        let value = encode(
+            3,
+            &OffsetCommitValue {
+                offset: 42,
+                leader_epoch: 5,
+                metadata: "m".into(),
+                commit_timestamp: 1000,
+                ..Default::default()
+            },
+        );
+        let d = decode_offsets_record(&key, Some(&value));
+        assert_eq!(d.kind, "offset-commit");
+        assert_eq!(d.group.as_deref(), Some("g1"));
+        assert_eq!(d.topics, vec!["orders".to_owned()]);
+        assert_eq!(d.json["offset"], 42);
+        assert_eq!(d.json["leader_epoch"], 5);
+        assert!(d.text.contains("offset=42"), "{}", d.text);
+        let tomb = decode_offsets_record(&key, None);
+        assert_eq!(tomb.json["tombstone"], true);
+    }
+
+    #[test]
+    fn group_metadata_decodes_members_subscriptions_and_assignments() {
+        use kafka_sansio::messages::consumer_protocol_assignment::TopicPartition as AssignedTp;
+        let sub = encode(
+            1,
+            &ConsumerProtocolSubscription {
+                topics: vec!["orders".into(), "payments".into()],
+                ..Default::default()
+            },
+        );
+        let asg = encode(
+            1,
+            &ConsumerProtocolAssignment {
+                assigned_partitions: vec![AssignedTp {
+                    topic: "orders".into(),
+                    partitions: vec![0, 2].into(),
+                }],
+                ..Default::default()
+            },
+        );
+        let key = encode(2, &GroupMetadataKey { group: "g2".into() });
+        let value = encode(
+            3,
+            &GroupMetadataValue {
+                protocol_type: "consumer".into(),
+                generation: 4,
+                protocol: Some("range".into()),
+                leader: Some("m1".into()),
+                members: vec![MemberMetadata {
+                    member_id: "m1".into(),
+                    client_id: "c1".into(),
+                    client_host: "/127.0.0.1".into(),
+                    session_timeout: 10_000,
+                    subscription: sub,
+                    assignment: asg,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        );
+        let d = decode_offsets_record(&key, Some(&value));
+        assert_eq!(d.kind, "group-metadata");
+        assert_eq!(d.topics, vec!["orders".to_owned(), "payments".to_owned()]);
+        let m = &d.json["members"][0];
+        assert_eq!(m["subscription"], json!(["orders", "payments"]));
+        assert_eq!(m["assignment"][0]["partitions"], json!([0, 2]));
+        assert_eq!(d.json["generation"], 4);
+        assert!(d.text.contains("assignment=orders:[0, 2]"), "{}", d.text);
+    }
+
+    #[test]
+    fn garbage_is_reported_not_a_panic() {
+        let d = decode_offsets_record(&Bytes::from_static(b"\x00"), None);
+        assert_eq!(d.kind, "undecodable");
+        let d = decode_offsets_record(&Bytes::from_static(b"\x7f\x00abc"), None);
+        assert_eq!(d.kind, "unknown");
+    }
+}

@@ -1,0 +1,846 @@
+//! The `kafka-sansio` binary run as a user would (std::process), against the
+//! simulated cluster served in-test: produce then consume byte for byte in every
+//! codec, topic administration, group offsets, the load generator's curve, the
+//! `sim` command, and bad input (one clear line, a non-zero exit status).
+#![allow(
+    clippy::unwrap_used,
+    clippy::disallowed_methods,
+    clippy::disallowed_types
+)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use kafka_sansio::sim::ClusterConfig;
+use kafka_sansio::sim_server::BackgroundServer;
+
+const BIN: &str = env!("CARGO_BIN_EXE_kafka-sansio");
+
+fn cluster(brokers: usize) -> BackgroundServer {
+    BackgroundServer::start(ClusterConfig {
+        brokers,
+        base_port: 0,
+        auto_create_topics: false,
+        ..ClusterConfig::default()
+    })
+    .expect("the simulated cluster starts")
+}
+
+/// Runs the binary with `args` against `bootstrap`, feeding `stdin`.
+fn run(bootstrap: &str, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(BIN)
+        .args(["-b", bootstrap, "--timeout", "20s"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let mut input = child.stdin.take().expect("stdin");
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().expect("the binary ends");
+    writer.join().expect("stdin writer");
+    out
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Lines of bytes that exercise the byte-for-byte claim: binary, UTF-8, `\r`,
+/// the key delimiter inside values, repetition (so codecs have work to do).
+fn payload(n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        out.extend_from_slice(format!("key-{}\t", i % 7).as_bytes());
+        out.extend_from_slice(format!("value {i} héllo \r \0 \u{1F600} ").as_bytes());
+        out.extend_from_slice(&[0xff, 0xfe, b'\t', 0x01]);
+        out.extend_from_slice("repeat ".repeat(i % 5 + 1).as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
+#[test]
+fn produce_then_consume_byte_for_byte_in_every_codec() {
+    let server = cluster(3);
+    let bootstrap = server.bootstrap();
+    let input = payload(300);
+    let mut stored = Vec::new();
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+        let topic = format!("codec-{codec}");
+        server
+            .with_cluster(|c, _| c.create_topic(&topic, 1, 3))
+            .unwrap();
+        let before = server.with_cluster(|c, _| c.stored_bytes());
+        let out = run(
+            &bootstrap,
+            &["produce", "-t", &topic, "-K", "\t", "-z", codec],
+            &input,
+        );
+        ok(&out);
+        assert!(
+            stderr(&out).contains("300 delivered, 0 failed"),
+            "{codec}: {}",
+            stderr(&out)
+        );
+        stored.push((codec, server.with_cluster(|c, _| c.stored_bytes()) - before));
+        let out = run(
+            &bootstrap,
+            &[
+                "consume",
+                "-t",
+                &topic,
+                "-o",
+                "beginning",
+                "-e",
+                "-f",
+                "%k\\t%s\\n",
+            ],
+            b"",
+        );
+        ok(&out);
+        assert!(
+            out.stdout == input,
+            "{codec}: consumed bytes differ from produced ones"
+        );
+        // The count form of the same: -c stops after that many.
+        let out = run(
+            &bootstrap,
+            &[
+                "consume", "-t", &topic, "-o", "-2", "-c", "2", "-f", "%o\\n",
+            ],
+            b"",
+        );
+        assert_eq!(ok(&out), "298\n299\n", "{codec}: -o -2 -c 2");
+    }
+    // The codec was applied: every compressed topic is smaller than the plain one.
+    let plain = stored[0].1;
+    for (codec, bytes) in &stored[1..] {
+        assert!(bytes < &plain, "{codec} stored {bytes} bytes, none {plain}");
+    }
+    server.shutdown();
+}
+
+#[test]
+fn consume_formats_and_json_carry_every_field() {
+    let server = cluster(1);
+    let b = server.bootstrap();
+    server
+        .with_cluster(|c, _| c.create_topic("f", 2, 1))
+        .unwrap();
+    ok(&run(
+        &b,
+        &[
+            "produce", "-t", "f", "-p", "1", "-K", "=", "-H", "h1=x", "-H", "h2=y",
+        ],
+        b"k=v\n",
+    ));
+    let out = run(
+        &b,
+        &[
+            "consume",
+            "-t",
+            "f",
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%t|%p|%o|%k|%s|%K|%S|%h|%%\\n",
+        ],
+        b"",
+    );
+    assert_eq!(ok(&out), "f|1|0|k|v|1|1|h1=x,h2=y|%\n");
+    let out = run(
+        &b,
+        &["consume", "-t", "f", "-o", "beginning", "-e", "--json"],
+        b"",
+    );
+    let v: serde_json::Value = serde_json::from_str(ok(&out).trim()).unwrap();
+    assert_eq!(v["topic"], "f");
+    assert_eq!(v["partition"], 1);
+    assert_eq!(v["offset"], 0);
+    assert_eq!(v["key"], "k");
+    assert_eq!(v["value"], "v");
+    assert_eq!(v["headers"][1]["key"], "h2");
+    assert_eq!(v["headers"][1]["value"], "y");
+    assert!(v["timestamp"].as_i64().unwrap() > 1_600_000_000_000);
+    // Records from a file, to a chosen partition, empty lines skipped.
+    let file = std::env::temp_dir().join(format!("kafka-sansio-cli-{}.txt", std::process::id()));
+    std::fs::write(&file, b"x1\n\nx2\n").unwrap();
+    let path = file.to_string_lossy().into_owned();
+    let out = run(&b, &["produce", "-t", "f", "-p", "0", "-f", &path], b"");
+    assert!(stderr(&out).contains("2 delivered"), "{}", stderr(&out));
+    std::fs::remove_file(&file).unwrap();
+    let out = run(
+        &b,
+        &["consume", "-t", "f", "-p", "0", "-o", "beginning", "-e"],
+        b"",
+    );
+    assert_eq!(ok(&out), "x1\nx2\n");
+    // @timestamp far in the future: nothing, and -e ends at once.
+    let out = run(
+        &b,
+        &["consume", "-t", "f", "-o", "@99999999999999", "-e"],
+        b"",
+    );
+    assert_eq!(ok(&out), "");
+    server.shutdown();
+}
+
+#[test]
+fn topics_create_describe_add_partitions_delete() {
+    let server = cluster(3);
+    let b = server.bootstrap();
+    ok(&run(
+        &b,
+        &["topics", "create", "admin-t", "-p", "2", "-r", "3"],
+        b"",
+    ));
+    let out = ok(&run(&b, &["topics", "describe", "admin-t", "--json"], b""));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["partitions"].as_array().unwrap().len(), 2);
+    assert_eq!(v["partitions"][0]["replicas"].as_array().unwrap().len(), 3);
+    // Creating it again fails, saying why.
+    let again = run(&b, &["topics", "create", "admin-t", "-p", "2"], b"");
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("admin-t"), "{}", stderr(&again));
+    ok(&run(
+        &b,
+        &["partitions", "add", "admin-t", "--total", "5"],
+        b"",
+    ));
+    let out = ok(&run(&b, &["topics", "list"], b""));
+    assert!(out.lines().any(|l| l == "admin-t\t5"), "{out}");
+    let meta = ok(&run(&b, &["metadata", "--json"], b""));
+    let m: serde_json::Value = serde_json::from_str(meta.trim()).unwrap();
+    assert_eq!(m["brokers"].as_array().unwrap().len(), 3);
+    ok(&run(&b, &["topics", "delete", "admin-t"], b""));
+    let gone = run(&b, &["topics", "describe", "admin-t"], b"");
+    assert_eq!(gone.status.code(), Some(1));
+    assert_eq!(
+        stderr(&gone).trim(),
+        "kafka-sansio: unknown topic \"admin-t\""
+    );
+    server.shutdown();
+}
+
+#[test]
+fn group_consume_commits_and_groups_show_and_reset_them() {
+    let server = cluster(3);
+    let b = server.bootstrap();
+    server
+        .with_cluster(|c, _| c.create_topic("g-t", 3, 3))
+        .unwrap();
+    let lines: String = (0..90).map(|i| format!("k{i}:v{i}\n")).collect();
+    ok(&run(
+        &b,
+        &["produce", "-t", "g-t", "-K", ":"],
+        lines.as_bytes(),
+    ));
+    // The group starts where nothing is committed: the beginning; -e ends at the end.
+    let out = run(&b, &["consume", "-t", "g-t", "-G", "grp", "-e"], b"");
+    assert_eq!(ok(&out).lines().count(), 90);
+    let offsets = ok(&run(&b, &["groups", "offsets", "grp", "--json"], b""));
+    let rows: Vec<serde_json::Value> = offsets
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 3, "{offsets}");
+    let committed: i64 = rows.iter().map(|r| r["committed"].as_i64().unwrap()).sum();
+    assert_eq!(committed, 90, "{offsets}");
+    assert!(rows.iter().all(|r| r["lag"] == 0), "{offsets}");
+    // describe shows the same commits.
+    let described = ok(&run(&b, &["groups", "describe", "grp", "--json"], b""));
+    let d: serde_json::Value = serde_json::from_str(described.trim()).unwrap();
+    assert_eq!(d["offsets"].as_array().unwrap().len(), 3);
+    // Again with the group: nothing new.
+    let out = run(&b, &["consume", "-t", "g-t", "-G", "grp", "-e"], b"");
+    assert_eq!(ok(&out), "");
+    // A dry run changes nothing; --execute moves every partition back to the start.
+    ok(&run(
+        &b,
+        &[
+            "groups",
+            "reset-offsets",
+            "grp",
+            "-t",
+            "g-t",
+            "--to",
+            "earliest",
+        ],
+        b"",
+    ));
+    let out = run(&b, &["consume", "-t", "g-t", "-G", "grp", "-e"], b"");
+    assert_eq!(ok(&out), "");
+    ok(&run(
+        &b,
+        &[
+            "groups",
+            "reset-offsets",
+            "grp",
+            "-t",
+            "g-t",
+            "--to",
+            "shift:-5",
+            "--execute",
+        ],
+        b"",
+    ));
+    let out = run(&b, &["consume", "-t", "g-t", "-G", "grp", "-e"], b"");
+    assert_eq!(
+        ok(&out).lines().count(),
+        15,
+        "5 back on each of 3 partitions"
+    );
+    server.shutdown();
+}
+
+#[test]
+fn load_follows_its_curve_within_ten_percent_per_second() {
+    let server = cluster(1);
+    let b = server.bootstrap();
+    server
+        .with_cluster(|c, _| c.create_topic("load", 4, 1))
+        .unwrap();
+    let out = run(
+        &b,
+        &[
+            "load",
+            "-t",
+            "load",
+            "--json",
+            "--seed",
+            "7",
+            "--min",
+            "200",
+            "--min-sec",
+            "1",
+            "--up",
+            "linear",
+            "--up-sec",
+            "2",
+            "--max",
+            "1000",
+            "--max-sec",
+            "1",
+            "--down",
+            "ease-in-out",
+            "--down-sec",
+            "2",
+            "--key",
+            "alnum:8",
+            "--value",
+            "random:100",
+        ],
+        b"",
+    );
+    let text = ok(&out);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let seconds: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["type"] == "second" && l["phase"] != "tail")
+        .collect();
+    assert_eq!(seconds.len(), 6, "{text}");
+    // The targets are the curve's: 200, then the ramp's two halves (400 and 800 on
+    // average), 1000, then the smoothstep's two halves (it covers 3/16 of the drop
+    // in its first half: 850, then 350).
+    let targets: Vec<f64> = seconds
+        .iter()
+        .map(|s| s["target"].as_f64().unwrap())
+        .collect();
+    let want = [200.0, 400.0, 800.0, 1000.0, 850.0, 350.0];
+    for (got, want) in targets.iter().zip(want) {
+        assert!((got - want).abs() < 1.0, "targets {targets:?}");
+    }
+    for s in &seconds {
+        let (target, achieved) = (
+            s["target"].as_f64().unwrap(),
+            s["achieved"].as_f64().unwrap(),
+        );
+        assert!(
+            (achieved - target).abs() <= target * 0.10,
+            "second {}: achieved {achieved}/s for a target of {target}/s\n{text}",
+            s["second"]
+        );
+    }
+    let summary = lines
+        .iter()
+        .find(|l| l["type"] == "summary")
+        .expect("a summary");
+    assert_eq!(summary["errors"], 0);
+    assert_eq!(summary["sent"], summary["delivered"]);
+    // Every delivered record is in the topic.
+    let stored: i64 = (0..4)
+        .map(|p| {
+            server
+                .with_cluster(|c, _| c.partition_offsets("load", p))
+                .unwrap()
+                .0
+        })
+        .sum();
+    assert_eq!(Some(stored), summary["delivered"].as_i64());
+    server.shutdown();
+}
+
+#[test]
+fn bad_input_is_one_clear_line_and_a_non_zero_status() {
+    // Unreachable: nothing listens on port 1; the deadline bounds the wait.
+    let started = Instant::now();
+    let out = Command::new(BIN)
+        .args(["-b", "127.0.0.1:1", "--timeout", "2s", "metadata"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("kafka-sansio: cannot reach the cluster at 127.0.0.1:1"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the 2 s deadline was not kept"
+    );
+
+    let server = cluster(1);
+    let b = server.bootstrap();
+    server
+        .with_cluster(|c, _| c.create_topic("bad", 1, 1))
+        .unwrap();
+    // Unknown topic, for produce and consume.
+    for args in [
+        &["produce", "-t", "nope"][..],
+        &["consume", "-t", "nope", "-e"][..],
+    ] {
+        let out = run(&b, args, b"x\n");
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(stderr(&out).trim(), "kafka-sansio: unknown topic \"nope\"");
+    }
+    // A malformed format string: a usage error, before connecting.
+    let out = run(&b, &["consume", "-t", "bad", "-f", "%s %q"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out).trim(),
+        "kafka-sansio: format string: unknown token %q (known: %t %p %o %T %k %K %s %S %h %%) at position 3"
+    );
+    // A malformed line: the lines before it are delivered and counted, then a
+    // clear error.
+    let out = run(
+        &b,
+        &["produce", "-t", "bad", "-K", ":"],
+        b"a:1\nb:2\nno delimiter\nc:3\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("2 delivered, 0 failed"), "{err}");
+    assert!(
+        err.contains("kafka-sansio: line 3: no key delimiter \":\""),
+        "{err}"
+    );
+    assert_eq!(
+        server.with_cluster(|c, _| c.partition_offsets("bad", 0)),
+        Some((2, 0))
+    );
+    // A bad offset spec is a usage error from the parser.
+    let out = run(&b, &["consume", "-t", "bad", "-o", "yesterday"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("expected beginning, end"),
+        "{}",
+        stderr(&out)
+    );
+    server.shutdown();
+}
+
+#[test]
+fn ctrl_c_mid_produce_reports_what_was_delivered() {
+    let server = cluster(1);
+    let b = server.bootstrap();
+    server
+        .with_cluster(|c, _| c.create_topic("int", 1, 1))
+        .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["-b", &b, "--timeout", "20s", "produce", "-t", "int"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Some lines, then stdin stays open: the producer waits for more.
+    stdin.write_all(b"one\ntwo\nthree\n").unwrap();
+    stdin.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server
+        .with_cluster(|c, _| c.partition_offsets("int", 0))
+        .map(|o| o.0)
+        != Some(3)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the three lines were not produced"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    assert_eq!(out.status.code(), Some(130));
+    let err = stderr(&out);
+    assert!(err.contains("3 delivered, 0 failed"), "{err}");
+    assert!(err.contains("kafka-sansio: interrupted"), "{err}");
+    server.shutdown();
+}
+
+#[test]
+fn sim_command_serves_the_cluster_and_takes_fault_commands() {
+    let mut child = Command::new(BIN)
+        .args(["sim", "--brokers", "2", "-t", "s:2:2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut bootstrap = String::new();
+    stdout.read_line(&mut bootstrap).unwrap();
+    let bootstrap = bootstrap.trim().to_owned();
+    assert_eq!(bootstrap.split(',').count(), 2, "{bootstrap}");
+    ok(&run(
+        &bootstrap,
+        &["produce", "-t", "s", "-p", "1"],
+        b"a\nb\n",
+    ));
+    let mut ask = |command: &str| {
+        writeln!(stdin, "{command}").unwrap();
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        line.trim().to_owned()
+    };
+    assert_eq!(ask("offsets s 1"), "ok 2 0");
+    assert_eq!(ask("crash 9"), "error: no broker 9");
+    assert_eq!(ask("quit"), "ok");
+    assert!(child.wait().unwrap().success());
+}
+
+/// Encodes a `__consumer_offsets` key or value: its version, then the message.
+fn versioned<M: kafka_sansio::wire::Message>(version: i16, m: &M) -> bytes::Bytes {
+    use kafka_sansio::wire::{BufMut, BytesMut};
+    let mut b = BytesMut::new();
+    b.put_i16(version);
+    m.encode(&mut b, version).unwrap();
+    b.freeze()
+}
+
+#[test]
+fn offsets_decodes_the_consumer_offsets_topic_with_filters() {
+    use kafka_sansio::client::{Record, UnknownTopicHandling};
+    use kafka_sansio::messages::consumer_offsets::{
+        GroupMetadataKey, GroupMetadataValue, OffsetCommitKey, OffsetCommitValue,
+        group_metadata_value::MemberMetadata,
+    };
+    use kafka_sansio::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
+    use kafka_sansio::records::Compression;
+    use kafka_sansio::runtime::ClientBuilder;
+
+    let server = cluster(1);
+    let b = server.bootstrap();
+    // No __consumer_offsets yet: a clear line.
+    let out = run(&b, &["offsets"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no __consumer_offsets topic"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The coordinator's records, as Kafka writes them (the simulated cluster on main
+    // does not write this topic itself).
+    server
+        .with_cluster(|c, _| c.create_topic("__consumer_offsets", 1, 1))
+        .unwrap();
+    let commit = |group: &str, topic: &str, partition: i32, offset: Option<i64>| {
+        let key = versioned(
+            1,
+            &OffsetCommitKey {
+                group: group.into(),
+                topic: topic.into(),
+                partition,
+            },
+        );
+        let mut r = Record::new(bytes::Bytes::new()).key(key);
+        r.value = offset.map(|offset| {
+            versioned(
+                3,
+                &OffsetCommitValue {
+                    offset,
+                    leader_epoch: 2,
+                    commit_timestamp: 1_700_000_000_000,
+                    ..Default::default()
+                },
+            )
+        });
+        r
+    };
+    let subscription = versioned(
+        1,
+        &ConsumerProtocolSubscription {
+            topics: vec!["orders".into()],
+            ..Default::default()
+        },
+    );
+    let assignment = versioned(
+        1,
+        &ConsumerProtocolAssignment {
+            assigned_partitions: vec![
+                kafka_sansio::messages::consumer_protocol_assignment::TopicPartition {
+                    topic: "orders".into(),
+                    partitions: vec![0, 1].into(),
+                },
+            ],
+            ..Default::default()
+        },
+    );
+    let metadata = Record::new(versioned(
+        3,
+        &GroupMetadataValue {
+            protocol_type: "consumer".into(),
+            generation: 7,
+            protocol: Some("range".into()),
+            leader: Some("member-1".into()),
+            members: vec![MemberMetadata {
+                member_id: "member-1".into(),
+                client_id: "app".into(),
+                client_host: "/10.0.0.1".into(),
+                session_timeout: 45_000,
+                subscription,
+                assignment,
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    ))
+    .key(versioned(2, &GroupMetadataKey { group: "g1".into() }));
+    let records = vec![
+        commit("g1", "orders", 0, Some(42)),
+        commit("g2", "other", 1, Some(7)),
+        metadata,
+        commit("g1", "orders", 1, None),
+    ];
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let client = ClientBuilder::new(&b).build_tokio().await.unwrap();
+            let pc = client
+                .partition_client("__consumer_offsets", 0, UnknownTopicHandling::Error)
+                .await
+                .unwrap();
+            pc.produce(records, Compression::None).await.unwrap();
+            client.close().await;
+        });
+
+    let all = ok(&run(&b, &["offsets", "--json"], b""));
+    let rows: Vec<serde_json::Value> = all
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 4, "{all}");
+    assert_eq!(rows[0]["type"], "offset-commit");
+    assert_eq!(rows[0]["group"], "g1");
+    assert_eq!(rows[0]["offset"], 42);
+    assert_eq!(rows[0]["leader_epoch"], 2);
+    assert_eq!(rows[0]["partition"], 0);
+    assert_eq!(rows[3]["log_offset"], 3);
+    assert_eq!(rows[2]["type"], "group-metadata");
+    assert_eq!(rows[2]["generation"], 7);
+    assert_eq!(
+        rows[2]["members"][0]["subscription"],
+        serde_json::json!(["orders"])
+    );
+    assert_eq!(
+        rows[2]["members"][0]["assignment"][0]["partitions"],
+        serde_json::json!([0, 1])
+    );
+    assert_eq!(rows[3]["tombstone"], true);
+    // Filters: by group, by topic, and without tombstones.
+    let g2 = ok(&run(&b, &["offsets", "-G", "g2"], b""));
+    assert_eq!(g2.lines().count(), 1, "{g2}");
+    assert!(
+        g2.contains("offset-commit group=g2 topic=other partition=1 offset=7"),
+        "{g2}"
+    );
+    let orders = ok(&run(
+        &b,
+        &["offsets", "-t", "orders", "--tombstones", "false"],
+        b"",
+    ));
+    assert_eq!(orders.lines().count(), 2, "{orders}");
+    assert!(
+        orders
+            .lines()
+            .nth(1)
+            .unwrap()
+            .contains("group-metadata group=g1"),
+        "{orders}"
+    );
+    server.shutdown();
+}
+
+#[test]
+fn sasl_scram_and_plain_authenticate_and_a_wrong_password_is_one_line() {
+    let server = BackgroundServer::start(ClusterConfig {
+        brokers: 1,
+        base_port: 0,
+        sasl: Some(kafka_sansio::sim::SimSasl::user("alice", "s3cret")),
+        ..ClusterConfig::default()
+    })
+    .unwrap();
+    let b = server.bootstrap();
+    server
+        .with_cluster(|c, _| c.create_topic("auth", 1, 1))
+        .unwrap();
+    for mechanism in ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] {
+        let sasl = ["--sasl-mechanism", mechanism, "--sasl-username", "alice"];
+        let mut cmd = Command::new(BIN);
+        cmd.args(["-b", &b, "--timeout", "10s"])
+            .args(sasl)
+            .env("KAFKA_SASL_PASSWORD", "s3cret")
+            .args(["produce", "-t", "auth"]);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(mechanism.as_bytes())
+            .unwrap();
+        ok(&child.wait_with_output().unwrap());
+        let wrong = Command::new(BIN)
+            .args(["-b", &b, "--timeout", "5s"])
+            .args(sasl)
+            .args(["--sasl-password", "nope", "metadata"])
+            .output()
+            .unwrap();
+        assert_eq!(wrong.status.code(), Some(1), "{mechanism}");
+        let err = stderr(&wrong);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with("kafka-sansio: cannot reach the cluster"),
+            "{err}"
+        );
+    }
+    let out = run(
+        &b,
+        &[
+            "--sasl-mechanism",
+            "SCRAM-SHA-256",
+            "--sasl-username",
+            "alice",
+            "--sasl-password",
+            "s3cret",
+            "consume",
+            "-t",
+            "auth",
+            "-o",
+            "beginning",
+            "-e",
+        ],
+        b"",
+    );
+    assert_eq!(ok(&out), "PLAIN\nSCRAM-SHA-256\nSCRAM-SHA-512\n");
+    server.shutdown();
+}
+
+#[test]
+fn ctrl_c_mid_group_consume_commits_what_was_printed() {
+    let server = cluster(1);
+    let b = server.bootstrap();
+    server
+        .with_cluster(|c, _| c.create_topic("cc", 1, 1))
+        .unwrap();
+    let lines: String = (0..50).map(|i| format!("r{i}\n")).collect();
+    ok(&run(&b, &["produce", "-t", "cc"], lines.as_bytes()));
+    // No -e: it would wait for more records forever.
+    let mut child = Command::new(BIN)
+        .args([
+            "-b",
+            &b,
+            "--timeout",
+            "20s",
+            "consume",
+            "-t",
+            "cc",
+            "-G",
+            "cg",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read the 50 lines on a thread, so that output held back fails the test in
+    // time instead of hanging it.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut stdout = BufReader::new(stdout);
+        let mut line = String::new();
+        for _ in 0..50 {
+            line.clear();
+            if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+        }
+        let _ = tx.send(());
+        // Keep reading so the consumer never blocks on a full pipe.
+        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+    });
+    if rx.recv_timeout(Duration::from_secs(20)).is_err() {
+        let _ = child.kill();
+        panic!("the consumer did not print 50 lines within 20 s (output held back?)");
+    }
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(
+        stderr(&out).contains("kafka-sansio: interrupted after 50 record(s)"),
+        "{}",
+        stderr(&out)
+    );
+    // Everything printed was committed on the way out.
+    let offsets = ok(&run(&b, &["groups", "offsets", "cg", "--json"], b""));
+    let row: serde_json::Value = serde_json::from_str(offsets.trim()).unwrap();
+    assert_eq!(row["committed"], 50, "{offsets}");
+    server.shutdown();
+}

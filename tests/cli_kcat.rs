@@ -1,0 +1,154 @@
+//! `kafka-sansio` and kcat on the same (simulated) cluster, both ways, in every
+//! codec: what one produces the other consumes byte for byte (kcat checks CRCs).
+//! kcat is the one `scripts/peers/install.sh` installs (Debian's).
+#![allow(
+    clippy::unwrap_used,
+    clippy::disallowed_methods,
+    clippy::disallowed_types
+)]
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use kafka_sansio::sim::ClusterConfig;
+use kafka_sansio::sim_server::BackgroundServer;
+
+const BIN: &str = env!("CARGO_BIN_EXE_kafka-sansio");
+
+/// The peers' environment from `install.sh` (installing them if needed).
+fn peers() -> HashMap<String, String> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/peers/install.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("cannot run bash scripts/peers/install.sh");
+    assert!(
+        out.status.success(),
+        "scripts/peers/install.sh failed (see its log above): kcat is required for this test"
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn run(mut cmd: Command, stdin: &[u8], what: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn payload(n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        out.extend_from_slice(format!("key-{}\t", i % 7).as_bytes());
+        out.extend_from_slice(format!("value {i} héllo \r \0 ").as_bytes());
+        out.extend_from_slice(&[0xff, 0xfe, b'\t', 0x01]);
+        out.extend_from_slice("repeat ".repeat(i % 5 + 1).as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
+#[test]
+fn kcat_and_kafka_sansio_read_each_other_in_every_codec() {
+    let env = peers();
+    let kcat = env
+        .get("PEERS_KCAT")
+        .expect("install.sh names PEERS_KCAT")
+        .clone();
+    let server = BackgroundServer::start(ClusterConfig {
+        brokers: 1,
+        base_port: 0,
+        auto_create_topics: false,
+        ..ClusterConfig::default()
+    })
+    .unwrap();
+    let b = server.bootstrap();
+    let input = payload(200);
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+        // Ours produces, kcat consumes.
+        let ours = format!("ours-{codec}");
+        server
+            .with_cluster(|c, _| c.create_topic(&ours, 1, 1))
+            .unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "-b",
+            &b,
+            "--timeout",
+            "20s",
+            "produce",
+            "-t",
+            &ours,
+            "-K",
+            "\t",
+            "-z",
+            codec,
+        ]);
+        run(cmd, &input, "kafka-sansio produce");
+        let mut cmd = Command::new(&kcat);
+        cmd.args([
+            "-C",
+            "-b",
+            &b,
+            "-t",
+            &ours,
+            "-p",
+            "0",
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+        ])
+        .args(["-X", "check.crcs=true", "-f", "%k\t%s\n"]);
+        let out = run(cmd, b"", "kcat -C");
+        assert!(
+            out.stdout == input,
+            "{codec}: kcat read other bytes than we wrote"
+        );
+
+        // kcat produces, ours consumes.
+        let theirs = format!("kcat-{codec}");
+        server
+            .with_cluster(|c, _| c.create_topic(&theirs, 1, 1))
+            .unwrap();
+        let mut cmd = Command::new(&kcat);
+        cmd.args([
+            "-P", "-b", &b, "-t", &theirs, "-p", "0", "-z", codec, "-K", "\t",
+        ]);
+        run(cmd, &input, "kcat -P");
+        let mut cmd = Command::new(BIN);
+        cmd.args(["-b", &b, "--timeout", "20s", "consume", "-t", &theirs])
+            .args(["-o", "beginning", "-e", "-f", "%k\\t%s\\n"]);
+        let out = run(cmd, b"", "kafka-sansio consume");
+        assert!(
+            out.stdout == input,
+            "{codec}: we read other bytes than kcat wrote"
+        );
+    }
+    server.shutdown();
+}
