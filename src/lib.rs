@@ -76,6 +76,7 @@ pub mod client;
 pub mod connection;
 #[cfg(feature = "sim")]
 #[doc(hidden)]
+#[path = "../runtimes/doc_support.rs"]
 pub mod doc_support;
 #[cfg(feature = "arbitrary")]
 #[doc(hidden)]
