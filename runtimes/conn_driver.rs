@@ -152,11 +152,22 @@ pub(crate) async fn start<N: Net>(
     let versions = crate::runtime::versions_of(&io.core);
     let closed = Arc::new(OnceLock::new());
     let closed_by_driver = closed.clone();
+    let broker_for_driver = broker.clone();
     io.commands = Some(Box::pin(rx));
     let driver = Box::pin(async move {
         std::future::poll_fn(|cx| io.poll_run(cx)).await;
-        if let Some(e) = io.core.closed.take() {
-            let _ = closed_by_driver.set(e);
+        let error = io.core.closed.take().unwrap_or_else(|| ConnectionError {
+            broker: broker_for_driver,
+            kind: sansio::ConnectionErrorKind::ClosedLocally,
+        });
+        let _ = closed_by_driver.set(error.clone());
+        // Requests handed over after the last look at the channel would otherwise
+        // wait for ever: a closed channel keeps its queue while a handle lives.
+        if let Some(commands) = io.commands.take() {
+            commands.close();
+            while let Ok(c) = commands.try_recv() {
+                (c.notify)(Err(Error::Closed(error.clone())));
+            }
         }
     });
     let handle = Handle {
