@@ -315,7 +315,7 @@ impl<N: Net> Driver<N> {
                 }
                 Event::Delivered { record, result } => self.delivered(record, result),
                 // The consumer facade (a later change) takes these; nothing waits yet.
-                Event::RecordsReady | Event::ConsumerError { .. } => {}
+                Event::RecordsReady | Event::ConsumerError { .. } | Event::Rebalance { .. } => {}
             }
         }
         if !self.deliveries.blocked.is_empty() {

@@ -541,6 +541,17 @@ impl Simulation {
                 }
                 client::Event::RecordsReady => self.mix(&[34, h as u64]),
                 client::Event::ConsumerError { .. } => self.mix(&[35, h as u64]),
+                client::Event::Rebalance {
+                    revoked,
+                    lost,
+                    assigned,
+                } => self.mix(&[
+                    36,
+                    h as u64,
+                    revoked.len() as u64,
+                    lost.len() as u64,
+                    assigned.len() as u64,
+                ]),
             }
             self.hosts[h].events.push_back(ev);
         }

@@ -110,6 +110,40 @@ pub struct ConsumerConfig {
     pub fetch_sessions: bool,
     /// Verify record batch CRCs.
     pub check_crcs: bool,
+    /// Which group protocol [`Client::subscribe`](super::Client::subscribe) speaks
+    /// (`group.protocol`: classic).
+    pub group_protocol: super::GroupProtocol,
+    /// Classic protocol: the assignors offered, in order of preference
+    /// (`partition.assignment.strategy`: range, then cooperative-sticky, as Java's
+    /// default; the rebalance is cooperative only when every assignor listed is).
+    pub assignors: Vec<super::Assignor>,
+    /// Classic protocol: how long the coordinator keeps a member that stopped
+    /// heartbeating (`session.timeout.ms`: 45 s). Both protocols also use it as the
+    /// member's own bound: a member whose heartbeats went unanswered this long
+    /// drops its partitions (with KIP-848 keep it at most the broker's
+    /// `group.consumer.session.timeout.ms`).
+    pub session_timeout: Duration,
+    /// Classic protocol: how often the member heartbeats (`heartbeat.interval.ms`:
+    /// 3 s; with KIP-848 the coordinator says).
+    pub heartbeat_interval: Duration,
+    /// How long a rebalance may take the member: the coordinator's wait for it to
+    /// rejoin or revoke, and the member's wait for
+    /// [`Client::ack_rebalance`](super::Client::ack_rebalance)
+    /// (`max.poll.interval.ms`: 5 min).
+    pub rebalance_timeout: Duration,
+    /// A static member's instance id (`group.instance.id`, KIP-345): a restart with
+    /// the same id within the session timeout gets its partitions back without a
+    /// rebalance; a static member does not leave the group on close.
+    pub group_instance_id: Option<String>,
+    /// KIP-848: the coordinator's assignor to ask for (`group.remote.assignor`;
+    /// `None`: the coordinator's default).
+    pub group_remote_assignor: Option<String>,
+    /// Commit the positions of the partitions the member holds every
+    /// [`auto_commit_interval`](Self::auto_commit_interval), and before they are
+    /// revoked or the member leaves (`enable.auto.commit`: true).
+    pub enable_auto_commit: bool,
+    /// How often auto-commit runs (`auto.commit.interval.ms`: 5 s).
+    pub auto_commit_interval: Duration,
 }
 
 impl Default for ConsumerConfig {
@@ -125,6 +159,15 @@ impl Default for ConsumerConfig {
             buffer_max_bytes: 64 * 1024 * 1024,
             fetch_sessions: true,
             check_crcs: true,
+            group_protocol: super::GroupProtocol::Classic,
+            assignors: vec![super::Assignor::Range, super::Assignor::CooperativeSticky],
+            session_timeout: Duration::from_secs(45),
+            heartbeat_interval: Duration::from_secs(3),
+            rebalance_timeout: Duration::from_secs(300),
+            group_instance_id: None,
+            group_remote_assignor: None,
+            enable_auto_commit: true,
+            auto_commit_interval: Duration::from_secs(5),
         }
     }
 }
@@ -338,6 +381,9 @@ impl Consumer {
                 self.buffered -= p.buffered();
             }
             self.ready.retain(|r| r != tp);
+            // Whoever holds it next may commit: a later assignment asks again.
+            self.committed.remove(tp);
+            self.committed_asked.remove(tp);
         }
     }
 
@@ -388,7 +434,10 @@ impl Consumer {
     /// Committed offsets arrived (or `-1` for none).
     pub(crate) fn set_committed(&mut self, offsets: Vec<(TopicPartition, i64)>) {
         for (tp, offset) in offsets {
-            self.committed_asked.remove(&tp);
+            // An answer for a partition unassigned since it was asked is stale.
+            if !self.committed_asked.remove(&tp) {
+                continue;
+            }
             self.committed.insert(tp.clone(), offset);
             if let Some(p) = self.parts.get_mut(&tp)
                 && p.position == Position::Unknown(Offset::Committed)
