@@ -506,3 +506,105 @@ impl Producer {
         futures_lite::future::block_on(self.inner.flush())
     }
 }
+
+/// A consumer for blocking code: an iterator of records that keeps going after
+/// errors; see the async [`runtime::Consumer`](crate::runtime::Consumer).
+///
+/// ```no_run
+/// use kafka_sansio::client::{Offset, TopicPartition};
+/// use kafka_sansio::runtime::ClientBuilder;
+///
+/// # fn demo() -> Result<(), kafka_sansio::client::ClientError> {
+/// let mut consumer = ClientBuilder::new("localhost:9092").build_blocking()?.consumer();
+/// consumer.assign(vec![TopicPartition::new("orders", 0)], Offset::Beginning)?;
+/// for record in consumer.by_ref().take(10) {
+///     println!("{:?}", record?.record.value);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Consumer {
+    inner: crate::runtime::Consumer,
+}
+
+impl Client {
+    /// A consumer over this client's connections.
+    #[must_use]
+    pub fn consumer(&self) -> Consumer {
+        Consumer {
+            inner: self.inner.consumer(),
+        }
+    }
+}
+
+impl Consumer {
+    /// Consumes these partitions (no group), each from `start`.
+    ///
+    /// # Errors
+    /// The client is closed.
+    pub fn assign(
+        &self,
+        partitions: Vec<crate::client::TopicPartition>,
+        start: crate::client::Offset,
+    ) -> Result<(), ClientError> {
+        self.inner.assign(partitions, start)
+    }
+
+    /// Stops consuming these partitions.
+    ///
+    /// # Errors
+    /// The client is closed.
+    pub fn unassign(
+        &mut self,
+        partitions: Vec<crate::client::TopicPartition>,
+    ) -> Result<(), ClientError> {
+        self.inner.unassign(partitions)
+    }
+
+    /// Moves a partition's position.
+    ///
+    /// # Errors
+    /// The client is closed.
+    pub fn seek(
+        &mut self,
+        partition: crate::client::TopicPartition,
+        to: crate::client::Offset,
+    ) -> Result<(), ClientError> {
+        self.inner.seek(partition, to)
+    }
+
+    /// Stops fetching these partitions.
+    ///
+    /// # Errors
+    /// The client is closed.
+    pub fn pause(&self, partitions: Vec<crate::client::TopicPartition>) -> Result<(), ClientError> {
+        self.inner.pause(partitions)
+    }
+
+    /// Fetches these partitions again.
+    ///
+    /// # Errors
+    /// The client is closed.
+    pub fn resume(
+        &self,
+        partitions: Vec<crate::client::TopicPartition>,
+    ) -> Result<(), ClientError> {
+        self.inner.resume(partitions)
+    }
+
+    /// Waits for the next record (or error).
+    ///
+    /// # Errors
+    /// Consuming a partition failed, or the client is closed.
+    pub fn recv(&mut self) -> Result<crate::client::ConsumedRecord, ClientError> {
+        futures_lite::future::block_on(self.inner.recv())
+    }
+}
+
+impl Iterator for Consumer {
+    type Item = Result<crate::client::ConsumedRecord, ClientError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        futures_lite::future::block_on(futures_lite::StreamExt::next(&mut self.inner))
+    }
+}

@@ -22,8 +22,8 @@ use bytes::Bytes;
 use futures_lite::Stream;
 
 use crate::client::{
-    Client, ClientError, ClientStats, ConnId, Event, OpId, OpOutput, Output, ProducerRecord,
-    RecordId, RecordMetadata, SendError,
+    Client, ClientError, ClientStats, ConnId, ConsumedRecord, Event, Offset, OpId, OpOutput,
+    Output, ProducerRecord, RecordId, RecordMetadata, SendError, TopicPartition,
 };
 use crate::connection::TransportError;
 use crate::runtime::now;
@@ -73,7 +73,26 @@ pub(crate) enum Command {
     /// Send everything buffered now; answer once every record sent before has
     /// been delivered.
     Flush(async_channel::Sender<()>),
+    /// A change to what the consumer reads.
+    Consume(ConsumeCommand),
+    /// Up to `max` records (or a consumer error), as soon as there are some.
+    Poll {
+        max: usize,
+        reply: crate::oneshot::Sender<PollResult>,
+    },
 }
+
+/// Consumer commands that change state and wait for nothing.
+#[derive(Debug)]
+pub(crate) enum ConsumeCommand {
+    Assign(Vec<TopicPartition>, Offset),
+    Unassign(Vec<TopicPartition>),
+    Seek(TopicPartition, Offset),
+    Pause(Vec<TopicPartition>, bool),
+}
+
+/// What a poll gets: records, or the errors consuming ran into.
+pub(crate) type PollResult = Result<Vec<ConsumedRecord>, Vec<ClientError>>;
 
 /// Where a record's delivery report goes.
 pub(crate) type DeliverySender = crate::oneshot::Sender<Result<RecordMetadata, ClientError>>;
@@ -132,6 +151,10 @@ pub(crate) struct Driver<N: Net> {
     buf: Box<[u8]>,
     closing: Option<Vec<async_channel::Sender<()>>>,
     deliveries: Deliveries,
+    /// A poll waiting for records.
+    poller: Option<(usize, crate::oneshot::Sender<PollResult>)>,
+    /// Consumer errors not yet handed to a poll.
+    consumer_errors: Vec<ClientError>,
 }
 
 impl<N: Net> Driver<N> {
@@ -151,6 +174,8 @@ impl<N: Net> Driver<N> {
             buf: vec![0; READ_CHUNK].into_boxed_slice(),
             closing: None,
             deliveries: Deliveries::default(),
+            poller: None,
+            consumer_errors: Vec::new(),
         }
     }
 
@@ -201,6 +226,42 @@ impl<N: Net> Driver<N> {
                 self.deliveries.flushes.push((mark, reply));
                 self.finish_flushes();
             }
+            Command::Consume(c) => match c {
+                ConsumeCommand::Assign(tps, start) => self.client.assign(now, tps, start),
+                ConsumeCommand::Unassign(tps) => self.client.unassign(now, &tps),
+                ConsumeCommand::Seek(tp, to) => {
+                    self.client.seek(now, &tp, to);
+                }
+                ConsumeCommand::Pause(tps, true) => self.client.pause(now, &tps),
+                ConsumeCommand::Pause(tps, false) => self.client.resume(now, &tps),
+            },
+            Command::Poll { max, reply } => {
+                if self.closing.is_some() {
+                    reply.send(Err(vec![ClientError::Closed]));
+                    return;
+                }
+                // A newer poll replaces an abandoned one.
+                self.poller = Some((max.max(1), reply));
+                self.answer_poll(now);
+            }
+        }
+    }
+
+    /// Answers a waiting poll if there are records or errors for it.
+    fn answer_poll(&mut self, now: Instant) {
+        let Some((max, _)) = &self.poller else { return };
+        let max = *max;
+        if !self.consumer_errors.is_empty() {
+            if let Some((_, reply)) = self.poller.take() {
+                reply.send(Err(std::mem::take(&mut self.consumer_errors)));
+            }
+            return;
+        }
+        let records = self.client.poll_records(now, max);
+        if !records.is_empty()
+            && let Some((_, reply)) = self.poller.take()
+        {
+            reply.send(Ok(records));
         }
     }
 
@@ -315,7 +376,14 @@ impl<N: Net> Driver<N> {
                 }
                 Event::Delivered { record, result } => self.delivered(record, result),
                 // The consumer facade (a later change) takes these; nothing waits yet.
-                Event::RecordsReady | Event::ConsumerError { .. } | Event::Rebalance { .. } => {}
+                Event::RecordsReady => self.answer_poll(now()),
+                Event::ConsumerError { partition, error } => {
+                    tracing::debug!(?partition, %error, "consumer error");
+                    self.consumer_errors.push(error);
+                    self.answer_poll(now());
+                }
+                // The group member's rebalance events: the lead's Consumer facade takes these.
+                Event::Rebalance { .. } => {}
             }
         }
         if !self.deliveries.blocked.is_empty() {

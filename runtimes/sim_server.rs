@@ -51,7 +51,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
@@ -158,6 +158,101 @@ impl std::fmt::Debug for Server {
 /// is not `127.0.0.1` (the server binds loopback only, and the brokers must
 /// advertise the address they listen on), or a listener cannot be bound.
 pub async fn serve(config: ClusterConfig) -> io::Result<Server> {
+    serve_with(config, None).await
+}
+
+/// TLS for the served cluster (feature `sim-tls`): the brokers' certificate chain and
+/// key, and optionally the CA whose client certificates they require (mutual TLS).
+#[cfg(feature = "sim-tls")]
+#[derive(Clone)]
+pub struct TlsServer {
+    config: Arc<rustls::ServerConfig>,
+}
+
+#[cfg(feature = "sim-tls")]
+impl std::fmt::Debug for TlsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsServer")
+    }
+}
+
+#[cfg(feature = "sim-tls")]
+impl TlsServer {
+    /// TLS with this certificate chain and private key (PEM); clients are not asked
+    /// for certificates unless `client_ca_pem` is given, then they must present one
+    /// signed by it.
+    ///
+    /// # Errors
+    /// The PEM does not hold a usable certificate, key or CA.
+    pub fn new(
+        cert_chain_pem: &[u8],
+        key_pem: &[u8],
+        client_ca_pem: Option<&[u8]>,
+    ) -> io::Result<Self> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let bad = |what: &str, e: &dyn std::fmt::Display| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("{what}: {e}"))
+        };
+        let chain = CertificateDer::pem_slice_iter(cert_chain_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad("certificate", &e))?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| bad("key", &e))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad("TLS versions", &e))?;
+        let builder = match client_ca_pem {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in CertificateDer::pem_slice_iter(ca) {
+                    roots
+                        .add(cert.map_err(|e| bad("client CA", &e))?)
+                        .map_err(|e| bad("client CA", &e))?;
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .map_err(|e| bad("client CA", &e))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let config = builder
+            .with_single_cert(chain, key)
+            .map_err(|e| bad("certificate", &e))?;
+        Ok(Self {
+            config: Arc::new(config),
+        })
+    }
+}
+
+/// As [`serve`], with every broker speaking TLS (feature `sim-tls`), the way a Kafka
+/// listener with `security.protocol=SSL` does.
+///
+/// # Errors
+/// As [`serve`].
+#[cfg(feature = "sim-tls")]
+pub async fn serve_tls(config: ClusterConfig, tls: TlsServer) -> io::Result<Server> {
+    serve_with(config, Some(tls)).await
+}
+
+#[cfg(feature = "sim-tls")]
+type Acceptor = Option<tokio_rustls::TlsAcceptor>;
+#[cfg(not(feature = "sim-tls"))]
+type Acceptor = Option<std::convert::Infallible>;
+
+async fn serve_with(
+    config: ClusterConfig,
+    #[cfg(feature = "sim-tls")] tls: Option<TlsServer>,
+    #[cfg(not(feature = "sim-tls"))] _tls: Option<std::convert::Infallible>,
+) -> io::Result<Server> {
+    #[cfg(feature = "sim-tls")]
+    let acceptor: Acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config));
+    #[cfg(not(feature = "sim-tls"))]
+    let acceptor: Acceptor = None;
     config
         .validate()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
@@ -216,6 +311,7 @@ pub async fn serve(config: ClusterConfig) -> io::Result<Server> {
             shared.clone(),
             i as i32,
             listener,
+            acceptor.clone(),
             shutdown.subscribe(),
         )));
     }
@@ -285,6 +381,7 @@ async fn accept_loop(
     shared: Arc<Shared>,
     broker: i32,
     listener: TcpListener,
+    acceptor: Acceptor,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -317,13 +414,39 @@ async fn accept_loop(
             drop(stream);
             continue;
         };
-        let task = tokio::spawn(connection_loop(
-            shared.clone(),
-            id,
-            handle,
-            stream,
-            shutdown.clone(),
-        ));
+        let _ = stream.set_nodelay(true);
+        let task = match &acceptor {
+            None => tokio::spawn(connection_loop(
+                shared.clone(),
+                id,
+                handle,
+                stream,
+                shutdown.clone(),
+            )),
+            #[cfg(feature = "sim-tls")]
+            Some(acceptor) => {
+                let (acceptor, shared, shutdown) =
+                    (acceptor.clone(), shared.clone(), shutdown.clone());
+                tokio::spawn(async move {
+                    // A failed handshake is a client that went away.
+                    let handshake = tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        acceptor.accept(stream),
+                    )
+                    .await;
+                    match handshake {
+                        Ok(Ok(tls)) => connection_loop(shared, id, handle, tls, shutdown).await,
+                        _ => {
+                            let mut state = shared.lock();
+                            state.cluster.disconnect(id);
+                            state.conns.remove(&id);
+                        }
+                    }
+                })
+            }
+            #[cfg(not(feature = "sim-tls"))]
+            Some(never) => match *never {},
+        };
         let mut tasks = shared
             .tasks
             .lock()
@@ -339,15 +462,16 @@ async fn accept_loop(
 /// last read is used up and nothing waits to be written. A client that does not
 /// read its replies stops being read; one that floods requests fills its own send
 /// buffer, not the server.
-async fn connection_loop(
+async fn connection_loop<S>(
     shared: Arc<Shared>,
     id: ConnectionId,
     handle: Arc<ConnHandle>,
-    stream: TcpStream,
+    stream: S,
     mut shutdown: watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let mut inbuf = BytesMut::new();
     let mut out: Option<Bytes> = None;
     loop {

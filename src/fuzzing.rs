@@ -58,6 +58,18 @@ impl MessageEntry {
     }
 }
 
+/// Builds [`ALL_MESSAGES`] from the list the generator writes beside the messages.
+macro_rules! message_entries {
+    ($($name:ident: $kind:literal,)*) => {
+        &[$(MessageEntry::of::<crate::messages::$name>($kind),)*]
+    };
+}
+
+/// Every message type with its version range and the generic property checks
+/// instantiated for it (property tests and fuzz targets walk this table), in the
+/// generator's order: the committed corpus picks messages by their index here.
+pub const ALL_MESSAGES: &[MessageEntry] = crate::messages::for_each_message!(message_entries);
+
 /// See [`MessageEntry::arbitrary_roundtrip`].
 pub fn arbitrary_roundtrip<T: Message + ArbValue + Normalize>(
     u: &mut Unstructured<'_>,

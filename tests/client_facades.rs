@@ -324,3 +324,82 @@ fn blocking_producer_waits_for_each_delivery() {
     client.close();
     server.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_stream_reads_what_the_producer_wrote_and_goes_on_after_errors() {
+    use futures_lite::StreamExt;
+    use kafka_sansio::client::{Offset, OffsetReset, ProducerRecord, TopicPartition};
+    let server = serve(cluster(2)).await.unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .configure(|c| c.consumer.auto_offset_reset = OffsetReset::Error)
+        .build_tokio()
+        .await
+        .unwrap();
+    client.create_topic("c", 2, 2).await.unwrap();
+    let producer = client.producer();
+    for i in 0..4000 {
+        drop(producer.send(ProducerRecord::new("c", format!("v{i}")).partition(i % 2)));
+    }
+    producer.flush().await.unwrap();
+    let mut consumer = client.consumer();
+    consumer
+        .assign(
+            vec![TopicPartition::new("c", 0), TopicPartition::new("c", 1)],
+            Offset::Beginning,
+        )
+        .unwrap();
+    // A partition that does not exist fails on its own; the stream goes on.
+    consumer
+        .assign(vec![TopicPartition::new("c", 7)], Offset::At(0))
+        .unwrap();
+    let mut per = [Vec::new(), Vec::new()];
+    let mut errors = 0;
+    while per[0].len() + per[1].len() < 4000 {
+        match tokio::time::timeout(Duration::from_secs(10), consumer.next())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            Ok(r) => per[r.partition as usize].push(r.record.offset),
+            Err(_) => errors += 1,
+        }
+    }
+    assert_eq!(per[0], (0..2000).collect::<Vec<_>>());
+    assert_eq!(per[1], (0..2000).collect::<Vec<_>>());
+    assert!(errors <= 1, "{errors}");
+    client.close().await;
+    assert!(
+        consumer.next().await.is_none(),
+        "the stream ends when the client closes"
+    );
+    server.shutdown().await;
+}
+
+#[test]
+fn blocking_consumer_is_an_iterator() {
+    use kafka_sansio::client::{Offset, ProducerRecord, TopicPartition};
+    let server = BackgroundServer::start(cluster(1)).unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .build_blocking()
+        .unwrap();
+    client.create_topic("bc", 1, 1).unwrap();
+    let producer = client.producer();
+    let _ = producer.send_batch(
+        (0..300)
+            .map(|i| ProducerRecord::new("bc", format!("{i}")))
+            .collect(),
+    );
+    producer.flush().unwrap();
+    let mut consumer = client.consumer();
+    consumer
+        .assign(vec![TopicPartition::new("bc", 0)], Offset::At(100))
+        .unwrap();
+    let offsets: Vec<i64> = consumer
+        .by_ref()
+        .take(200)
+        .map(|r| r.unwrap().record.offset)
+        .collect();
+    assert_eq!(offsets, (100..300).collect::<Vec<_>>());
+    client.close();
+    server.shutdown();
+}

@@ -147,9 +147,10 @@ fn the_allocation_bound_is_enforced() {
 
 mod seeds {
     use super::common::Rng;
+    use kafka_sansio::fuzzing::ALL_MESSAGES;
     use kafka_sansio::fuzzing::{arbitrary_encoding, targets};
     use kafka_sansio::messages::consumer_offsets::*;
-    use kafka_sansio::messages::{ALL_MESSAGES, ApiKey, RequestHeader, ResponseHeader};
+    use kafka_sansio::messages::{ApiKey, RequestHeader, ResponseHeader};
     use kafka_sansio::records::*;
     use kafka_sansio::wire::arb::{ArbValue, Normalize};
     use kafka_sansio::wire::{Bytes, BytesMut, Message};

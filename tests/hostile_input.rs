@@ -6,7 +6,8 @@ mod common;
 
 use arbitrary::Unstructured;
 use common::{CountingAllocator, Rng, measure};
-use kafka_sansio::messages::{ALL_MESSAGES, MetadataResponse};
+use kafka_sansio::fuzzing::ALL_MESSAGES;
+use kafka_sansio::messages::MetadataResponse;
 use kafka_sansio::wire::{self, Bytes, BytesMut, DecodeErrorKind, Message};
 
 #[global_allocator]

@@ -7,7 +7,7 @@ mod common;
 
 use arbitrary::Unstructured;
 use common::Rng;
-use kafka_sansio::messages::ALL_MESSAGES;
+use kafka_sansio::fuzzing::ALL_MESSAGES;
 use kafka_sansio::wire::{Bytes, BytesMut, Message};
 
 use proptest::prelude::*;

@@ -12,8 +12,9 @@
 
 mod emit;
 mod schema;
+mod throttle;
 
-use emit::HEADER;
+use emit::{HEADER, is_generated};
 use schema::{Kind, Schema, snake};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -154,8 +155,7 @@ fn collect_generated(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
         if p.is_dir() {
             collect_generated(root, &p, out);
         } else if p.extension().is_some_and(|x| x == "rs")
-            && std::fs::read_to_string(&p)
-                .is_ok_and(|t| t.starts_with(HEADER.lines().next().unwrap_or("")))
+            && std::fs::read_to_string(&p).is_ok_and(|t| is_generated(&t))
             && let Ok(rel) = p.strip_prefix(root)
         {
             out.push(rel.to_path_buf());
@@ -349,10 +349,26 @@ pub trait Request: Message {
     const API_KEY: ApiKey;
     /// The response type the broker answers with.
     type Response: Message;
+
+    /// Whether the broker answers this request. Every request is answered except a
+    /// Produce with `acks = 0`, which the broker only appends.
+    ///
+    /// ```
+    /// use kafka_sansio::messages::{MetadataRequest, ProduceRequest, Request};
+    ///
+    /// assert!(MetadataRequest::default().expects_response());
+    /// assert!(ProduceRequest { acks: -1, ..Default::default() }.expects_response());
+    /// assert!(!ProduceRequest { acks: 0, ..Default::default() }.expects_response());
+    /// ```
+    #[must_use]
+    fn expects_response(&self) -> bool {
+        true
+    }
 }
 
 ",
     );
+    o.push_str(&throttle::source(messages));
     for (enum_name, suffix, what) in [
         ("RequestBody", "Request", "request"),
         ("ResponseBody", "Response", "response"),
@@ -390,6 +406,17 @@ pub trait Request: Message {
             );
         }
         o.push_str("        }\n    }\n\n");
+        if enum_name == "RequestBody" {
+            o.push_str("    /// Whether the broker answers this request (see [`Request::expects_response`]).\n    #[must_use]\n    pub fn expects_response(&self) -> bool {\n        match self {\n");
+            for s in &reqs {
+                let _ = writeln!(
+                    o,
+                    "            RequestBody::{n}(m) => m.expects_response(),",
+                    n = api_name(s)
+                );
+            }
+            o.push_str("        }\n    }\n\n");
+        }
         let _ = writeln!(
             o,
             "    /// Decodes the body of a {what} of `api_key` at `version`.\n    pub fn decode(api_key: ApiKey, buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {{\n        Ok(match api_key {{"
@@ -584,7 +611,7 @@ fn mod_source(messages: &[Schema], coordinator: bool, errors: bool) -> String {
     for s in messages {
         let _ = writeln!(o, "pub mod {};", snake(&s.name));
     }
-    o.push_str("\nmod api_key;\npub use api_key::{ApiKey, Request, RequestBody, ResponseBody, UnknownApiKey};\n");
+    o.push_str("\nmod api_key;\npub use api_key::{ApiKey, Request, RequestBody, ResponseBody, ThrottleTimeField, UnknownApiKey};\n");
     if errors {
         o.push_str("mod error_code;\npub use error_code::ErrorCode;\n");
     }
@@ -595,11 +622,14 @@ fn mod_source(messages: &[Schema], coordinator: bool, errors: bool) -> String {
     for s in messages {
         let _ = writeln!(o, "pub use {}::{};", snake(&s.name), s.name);
     }
-    o.push_str("\n/// Every message type with its version range and the generic property checks\n/// instantiated for it (property tests and fuzz targets walk this table).\n#[cfg(feature = \"arbitrary\")]\n#[doc(hidden)]\npub const ALL_MESSAGES: &[crate::fuzzing::MessageEntry] = &[\n");
+    // The list of every message, for code that instantiates something per message
+    // (the property checks and fuzz targets in `crate::fuzzing`, which build their
+    // table from it). A macro, so this module needs nothing from the code that uses it.
+    o.push_str("\n/// Calls the macro `$callback` with every message type of this module and its kind,\n/// as `Name: \"kind\",` items (`request`, `response`, `header` or `data`): for code\n/// that instantiates something per message, as `crate::fuzzing` builds its table of\n/// property checks.\n#[cfg(feature = \"arbitrary\")]\nmacro_rules! for_each_message {\n    ($callback:ident) => {\n        $callback! {\n");
     for s in messages {
         let _ = writeln!(
             o,
-            "    crate::fuzzing::MessageEntry::of::<{}>({:?}),",
+            "            {}: {:?},",
             s.name,
             match s.kind {
                 Kind::Request => "request",
@@ -609,7 +639,9 @@ fn mod_source(messages: &[Schema], coordinator: bool, errors: bool) -> String {
             }
         );
     }
-    o.push_str("];\n");
+    o.push_str(
+        "        }\n    };\n}\n#[cfg(feature = \"arbitrary\")]\npub(crate) use for_each_message;\n",
+    );
     o
 }
 

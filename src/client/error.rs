@@ -162,6 +162,7 @@ fn connection_is_retriable(e: &crate::connection::ConnectionError) -> bool {
                     | T::Expired
                     | T::BadCertificate
                     | T::InvalidServerName
+                    | T::Rejected
             )
         ),
         _ => true,

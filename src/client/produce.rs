@@ -145,8 +145,8 @@ impl Client {
                         }
                         None => p.unsend(req),
                     },
-                    Want::InitProducerId { current } => {
-                        let op = InitProducerId { current };
+                    Want::InitProducerId => {
+                        let op = InitProducerId;
                         self.start_entry(
                             now,
                             Box::new(op),
@@ -288,9 +288,7 @@ fn topic_view(metadata: &Metadata, name: &str) -> Option<TopicViewOwned> {
 }
 
 /// InitProducerId for the idempotent producer: any broker answers it.
-struct InitProducerId {
-    current: Option<(i64, i16)>,
-}
+struct InitProducerId;
 
 impl Operation for InitProducerId {
     fn name(&self) -> &'static str {
@@ -305,17 +303,11 @@ impl Operation for InitProducerId {
     ) -> Result<Built, ClientError> {
         let v = version(versions, ApiKey::InitProducerId)
             .ok_or(ClientError::Unsupported(ApiKey::InitProducerId))?;
-        // KIP-360: from v3 the current id and epoch ask for a bump of the same id;
-        // before, a fresh id is the only way to restart sequences.
-        let (producer_id, producer_epoch) = match self.current {
-            Some(cur) if v >= 3 => cur,
-            _ => (-1, -1),
-        };
         let request = InitProducerIdRequest {
             transactional_id: None,
             transaction_timeout_ms: i32::MAX,
-            producer_id,
-            producer_epoch,
+            producer_id: -1,
+            producer_epoch: -1,
             ..Default::default()
         };
         Ok(Built::new(request, v))

@@ -16,15 +16,15 @@ use std::time::{Duration, Instant};
 
 use arbitrary::{Result as ArbResult, Unstructured};
 
-use super::CheckFailure;
+use super::{ALL_MESSAGES, CheckFailure};
 use crate::connection::frame::FrameDecoder;
 use crate::connection::sasl::{SaslConfig, SaslMechanism, ScramClient, ScramHash};
 use crate::connection::{Config, Connection, Event, RequestOptions};
 use crate::messages::api_versions_response::ApiVersion;
 use crate::messages::{
-    ALL_MESSAGES, ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchRequest,
-    FindCoordinatorRequest, MetadataRequest, ProduceRequest, RequestBody, RequestHeader,
-    ResponseHeader, SaslAuthenticateResponse, SaslHandshakeResponse,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchRequest, FindCoordinatorRequest,
+    MetadataRequest, ProduceRequest, RequestBody, RequestHeader, ResponseHeader,
+    SaslAuthenticateResponse, SaslHandshakeResponse,
 };
 use crate::wire::{Bytes, BytesMut, Message};
 

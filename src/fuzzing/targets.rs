@@ -10,9 +10,9 @@
 //! Input layouts are documented on each function; they are stable, because the
 //! committed corpus in `corpus/<target>/` depends on them.
 
-use super::{CheckFailure, MessageEntry};
+use super::{ALL_MESSAGES, CheckFailure, MessageEntry};
 use crate::messages::{
-    ALL_MESSAGES, ApiKey, RequestBody, RequestHeader, ResponseBody, ResponseHeader,
+    ApiKey, RequestBody, RequestHeader, ResponseBody, ResponseHeader,
     consumer_offsets::{self, ConsumerOffsetsRecord, CoordinatorEntry},
 };
 use crate::records::{

@@ -5,14 +5,13 @@ use bytes::Bytes;
 
 use super::compression::{self, Compression};
 use super::error::{RecordsError, RecordsErrorKind};
-use super::legacy::LegacyMessage;
-use super::varint::{VarintError, read_raw32, read_varint, read_varlong};
+use super::legacy::{LegacyMessage, MIN_MESSAGE_LEN};
+use super::record::{HeaderRefIter, Headers, LOG_OVERHEAD, Record};
 use super::{DecodeOptions, TimestampType, attributes};
+use crate::wire::{VarintError, read_unsigned_varint_at, read_varint_at, read_varlong_at};
 
 /// Bytes of a RecordBatch v2 before its first record.
 pub const BATCH_HEADER_LEN: usize = 61;
-/// Bytes of the base offset and batch length, which every batch format starts with.
-pub const LOG_OVERHEAD: usize = 12;
 /// Where the CRC-covered span of a v2 batch starts (the attributes field).
 pub(crate) const CRC_START: usize = 21;
 /// The smallest possible encoded record: seven one-byte fields.
@@ -266,187 +265,6 @@ fn count_error(count: i32, bytes: usize, position: usize) -> RecordsError {
     )
 }
 
-/// A record decoded from a batch. Key, value and header values are [`Bytes`]
-/// slices of the buffer the batch was read from (or of its decompressed records),
-/// never copies.
-///
-/// [`Records::next_ref`] gives the same record as a borrowed [`RecordRef`] without
-/// the reference counting these owned slices cost.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    /// Absolute offset: the batch's base offset plus the record's offset delta.
-    pub offset: i64,
-    /// Absolute timestamp in milliseconds (the batch's max timestamp when the batch
-    /// uses log-append time).
-    pub timestamp: i64,
-    /// The key, `None` when null.
-    pub key: Option<Bytes>,
-    /// The value, `None` when null (a tombstone in a compacted topic).
-    pub value: Option<Bytes>,
-    /// The headers, in order, duplicates kept.
-    pub headers: Headers,
-}
-
-/// The headers of a record, parsed lazily from their already-validated bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Headers {
-    data: Bytes,
-    count: u32,
-}
-
-impl Headers {
-    /// How many headers the record carries.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.count as usize
-    }
-
-    /// Whether the record carries no headers.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// The headers in order; keys may repeat.
-    #[must_use]
-    pub fn iter(&self) -> HeaderIter<'_> {
-        HeaderIter {
-            inner: HeaderRefIter {
-                data: &self.data,
-                pos: 0,
-                remaining: self.count,
-            },
-        }
-    }
-}
-
-impl<'a> IntoIterator for &'a Headers {
-    type Item = Header;
-    type IntoIter = HeaderIter<'a>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.iter()
-    }
-}
-
-/// One record header, owning [`Bytes`] slices of the fetched buffer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Header {
-    /// The key; Kafka says UTF-8, see [`Header::key_str`].
-    pub key: Bytes,
-    /// The value, `None` when null.
-    pub value: Option<Bytes>,
-}
-
-impl Header {
-    /// The key as a string, if it is UTF-8 as Kafka requires.
-    pub fn key_str(&self) -> Result<&str, std::str::Utf8Error> {
-        std::str::from_utf8(&self.key)
-    }
-}
-
-/// Iterator over a record's [`Headers`].
-#[derive(Debug, Clone)]
-pub struct HeaderIter<'a> {
-    inner: HeaderRefIter<'a>,
-}
-
-impl Iterator for HeaderIter<'_> {
-    type Item = Header;
-
-    #[inline]
-    fn next(&mut self) -> Option<Header> {
-        let h = self.inner.next()?;
-        Some(Header {
-            key: h.key_bytes(),
-            value: h.value_bytes(),
-        })
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.inner.size_hint()
-    }
-}
-
-/// One record header borrowed from its record. Equality compares key and value.
-#[derive(Debug, Clone, Copy)]
-pub struct HeaderRef<'a> {
-    /// The key; Kafka says UTF-8, see [`HeaderRef::key_str`].
-    pub key: &'a [u8],
-    /// The value, `None` when null.
-    pub value: Option<&'a [u8]>,
-    record: &'a Bytes,
-}
-
-impl PartialEq for HeaderRef<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.key == other.key && self.value == other.value
-    }
-}
-
-impl Eq for HeaderRef<'_> {}
-
-impl HeaderRef<'_> {
-    /// The key as a string, if it is UTF-8 as Kafka requires.
-    pub fn key_str(&self) -> Result<&str, std::str::Utf8Error> {
-        std::str::from_utf8(self.key)
-    }
-
-    /// The key as a [`Bytes`] slice of the fetched buffer (no copy).
-    #[must_use]
-    pub fn key_bytes(&self) -> Bytes {
-        self.record.slice_ref(self.key)
-    }
-
-    /// The value as a [`Bytes`] slice of the fetched buffer (no copy).
-    #[must_use]
-    pub fn value_bytes(&self) -> Option<Bytes> {
-        self.value.map(|v| self.record.slice_ref(v))
-    }
-}
-
-/// Iterator over the headers of a [`RecordRef`].
-#[derive(Debug, Clone)]
-pub struct HeaderRefIter<'a> {
-    data: &'a Bytes,
-    pos: usize,
-    remaining: u32,
-}
-
-impl<'a> Iterator for HeaderRefIter<'a> {
-    type Item = HeaderRef<'a>;
-
-    #[inline]
-    fn next(&mut self) -> Option<HeaderRef<'a>> {
-        if self.remaining == 0 {
-            return None;
-        }
-        self.remaining -= 1;
-        // The record parser already walked these bytes, so a failure here would be a
-        // bug; it ends the iteration instead of panicking.
-        let d: &'a [u8] = self.data;
-        let klen = usize::try_from(read_varint(d, &mut self.pos).ok()?).ok()?;
-        let key = d.get(self.pos..self.pos + klen)?;
-        self.pos += klen;
-        let vlen = read_varint(d, &mut self.pos).ok()?;
-        let value = if vlen < 0 {
-            None
-        } else {
-            let v = d.get(self.pos..self.pos + vlen as usize)?;
-            self.pos += vlen as usize;
-            Some(v)
-        };
-        Some(HeaderRef {
-            key,
-            value,
-            record: self.data,
-        })
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(self.remaining as usize))
-    }
-}
-
 /// The lazy iterator over the records of one batch.
 ///
 /// Each record is validated as it is reached; after the first error the iterator
@@ -490,7 +308,7 @@ impl Records {
     #[inline(always)]
     fn varint(d: &[u8], pos: &mut usize, field: &'static str) -> Result<i32, RecordsError> {
         let at = *pos;
-        read_varint(d, pos).map_err(|e| Self::varint_error(field, at, e, d.len()))
+        read_varint_at(d, pos).map_err(|e| Self::varint_error(field, at, e, d.len()))
     }
 
     /// Reads a nullable length-prefixed field within `d`, returning its range.
@@ -641,7 +459,7 @@ impl Records {
         }
         pos += 1; // attributes: unused in v2
         let at = pos;
-        let ts_delta = read_varlong(d, &mut pos)
+        let ts_delta = read_varlong_at(d, &mut pos)
             .map_err(|e| Self::varint_error("Record.timestamp_delta", at, e, d.len()))?;
         let offset_delta = Self::varint(d, &mut pos, "Record.offset_delta")?;
         let key = Self::nullable(d, &mut pos, "Record.key")?;
@@ -702,7 +520,7 @@ struct FastRecord {
 fn fast_nullable(d: &[u8], pos: &mut usize) -> Option<(usize, usize)> {
     // Work on the zig-zag form: 2n is length n, 1 is null (-1), other odd values
     // are negative lengths.
-    let raw = read_raw32(d, pos)?;
+    let raw = read_unsigned_varint_at(d, pos).ok()?;
     let start = *pos;
     if raw & 1 == 0 {
         let end = start + (raw >> 1) as usize;
@@ -721,7 +539,7 @@ fn fast_nullable(d: &[u8], pos: &mut usize) -> Option<(usize, usize)> {
 /// A non-negative varint (a length or count), from its zig-zag form.
 #[inline(always)]
 fn fast_len(d: &[u8], pos: &mut usize) -> Option<usize> {
-    let raw = read_raw32(d, pos)?;
+    let raw = read_unsigned_varint_at(d, pos).ok()?;
     (raw & 1 == 0).then_some((raw >> 1) as usize)
 }
 
@@ -733,8 +551,8 @@ fn fast_record(all: &[u8], start: usize) -> Option<FastRecord> {
     let end = pos + len;
     let d = all.get(..end)?;
     pos += 1; // attributes: unused in v2
-    let ts_delta = read_varlong(d, &mut pos).ok()?;
-    let offset_delta = read_varint(d, &mut pos).ok()?;
+    let ts_delta = read_varlong_at(d, &mut pos).ok()?;
+    let offset_delta = read_varint_at(d, &mut pos).ok()?;
     let key = fast_nullable(d, &mut pos)?;
     let value = fast_nullable(d, &mut pos)?;
     let header_count = fast_len(d, &mut pos)?;
@@ -830,11 +648,7 @@ impl<'a> RecordRef<'a> {
     #[inline]
     #[must_use]
     pub fn headers(&self) -> HeaderRefIter<'a> {
-        HeaderRefIter {
-            data: self.data,
-            pos: self.headers_start,
-            remaining: self.header_count,
-        }
+        HeaderRefIter::new(self.data, self.headers_start, self.header_count)
     }
 
     /// The key as a [`Bytes`] slice of the fetched buffer (no copy).
@@ -862,10 +676,10 @@ impl<'a> RecordRef<'a> {
             headers: if self.header_count == 0 {
                 Headers::default()
             } else {
-                Headers {
-                    data: self.data.slice(self.headers_start..self.end),
-                    count: self.header_count,
-                }
+                Headers::new(
+                    self.data.slice(self.headers_start..self.end),
+                    self.header_count,
+                )
             },
         }
     }
@@ -1035,13 +849,13 @@ impl BatchReader {
         }
         let base_offset = i64::from_be_bytes(rest[..8].try_into().unwrap_or([0; 8]));
         let length = i32::from_be_bytes(rest[8..12].try_into().unwrap_or([0; 4]));
-        if length < super::legacy::MIN_MESSAGE_LEN as i32 {
+        if length < MIN_MESSAGE_LEN as i32 {
             return Err(RecordsError::new(
                 "RecordBatch.batch_length",
                 pos + 8,
                 RecordsErrorKind::InvalidLength {
                     length: i64::from(length),
-                    minimum: super::legacy::MIN_MESSAGE_LEN,
+                    minimum: MIN_MESSAGE_LEN,
                 },
             ));
         }

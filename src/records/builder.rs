@@ -2,11 +2,12 @@
 
 use bytes::BytesMut;
 
-use super::batch::{BATCH_HEADER_LEN, CRC_START, LOG_OVERHEAD};
+use super::batch::{BATCH_HEADER_LEN, CRC_START};
 use super::compression::{self, Compression, SnappyFraming};
 use super::error::{AppendError, EncodeError};
-use super::varint::{put_uvarint, uvarint_len, zigzag64};
+use super::record::LOG_OVERHEAD;
 use super::{TimestampType, attributes};
+use crate::wire::{unsigned_varint_len, write_unsigned_at, zigzag64};
 
 /// Kafka's default `max.message.bytes`: the default byte limit of a batch.
 pub const DEFAULT_MAX_BATCH_BYTES: usize = 1_048_588;
@@ -225,7 +226,7 @@ impl<'a> BatchBuilder<'a> {
     /// The encoded size `record` would add to this batch.
     pub fn encoded_len(&self, record: &NewRecord<'_>) -> Result<usize, AppendError> {
         let (body, _, _) = self.body_len(record)?;
-        Ok(uvarint_len(zz_len(body)) + body)
+        Ok(unsigned_varint_len(zz_len(body)) + body)
     }
 
     #[inline(always)]
@@ -236,10 +237,10 @@ impl<'a> BatchBuilder<'a> {
             zigzag64(record.timestamp.wrapping_sub(self.first_timestamp))
         };
         let off_delta = zz_len(self.count as usize);
-        let mut body = 1 + uvarint_len(ts_delta) + uvarint_len(off_delta);
+        let mut body = 1 + unsigned_varint_len(ts_delta) + unsigned_varint_len(off_delta);
         body += nullable_len(record.key);
         body += nullable_len(record.value);
-        body += uvarint_len(zz_len(record.headers.len()));
+        body += unsigned_varint_len(zz_len(record.headers.len()));
         for h in record.headers {
             body += nullable_len(Some(h.key.as_bytes()));
             body += nullable_len(h.value);
@@ -401,9 +402,9 @@ impl<'a> BatchBuilder<'a> {
         let max_body = payload
             .saturating_add(1 + 10 + 5 + 5 + 5 + 5)
             .saturating_add(headers.saturating_mul(10));
-        let prefix = uvarint_len(zz_len(min_body));
+        let prefix = unsigned_varint_len(zz_len(min_body));
         if max_body > i32::MAX as usize
-            || prefix != uvarint_len(zz_len(max_body))
+            || prefix != unsigned_varint_len(zz_len(max_body))
             || prefix + max_body > self.config.max_batch_bytes.saturating_sub(self.size())
         {
             return self.append_exact(record, ts_delta, off_delta);
@@ -417,7 +418,7 @@ impl<'a> BatchBuilder<'a> {
             return self.append_exact(record, ts_delta, off_delta);
         };
         let n = write_body(out, prefix, ts_delta, off_delta, record);
-        put_uvarint(out, 0, zz_len(n - prefix));
+        write_unsigned_at(out, 0, zz_len(n - prefix));
         self.end = at + n;
         self.note_appended(record.timestamp);
         Ok(())
@@ -435,7 +436,7 @@ impl<'a> BatchBuilder<'a> {
     ) -> Result<(), AppendError> {
         let (body, _, _) = self.body_len(record)?;
         // The record length is itself a zig-zag varint.
-        let prefix = uvarint_len(zz_len(body));
+        let prefix = unsigned_varint_len(zz_len(body));
         let total = prefix + body;
         let size = self.size();
         if total > self.config.max_batch_bytes.saturating_sub(size) {
@@ -463,7 +464,7 @@ impl<'a> BatchBuilder<'a> {
         };
         let n = write_body(out, prefix, ts_delta, off_delta, record);
         debug_assert_eq!(n, total);
-        put_uvarint(out, 0, zz_len(body));
+        write_unsigned_at(out, 0, zz_len(body));
         self.end = at + total;
         self.note_appended(record.timestamp);
         Ok(())
@@ -577,11 +578,11 @@ fn write_body(
         *slot = 0; // attributes
     }
     n += 1;
-    n = put_uvarint(out, n, ts_delta);
-    n = put_uvarint(out, n, off_delta);
+    n = write_unsigned_at(out, n, ts_delta);
+    n = write_unsigned_at(out, n, off_delta);
     n = put_nullable(out, n, record.key);
     n = put_nullable(out, n, record.value);
-    n = put_uvarint(out, n, zz_len(record.headers.len()));
+    n = write_unsigned_at(out, n, zz_len(record.headers.len()));
     for h in record.headers {
         n = put_nullable(out, n, Some(h.key.as_bytes()));
         n = put_nullable(out, n, h.value);
@@ -770,7 +771,7 @@ fn field_len(field: Option<&[u8]>) -> usize {
 fn nullable_len(field: Option<&[u8]>) -> usize {
     match field {
         None => 1,
-        Some(b) => uvarint_len(zz_len(b.len())) + b.len(),
+        Some(b) => unsigned_varint_len(zz_len(b.len())) + b.len(),
     }
 }
 
@@ -779,9 +780,9 @@ fn nullable_len(field: Option<&[u8]>) -> usize {
 #[inline(always)]
 fn put_nullable(out: &mut [u8], pos: usize, field: Option<&[u8]>) -> usize {
     match field {
-        None => put_uvarint(out, pos, 1), // zig-zag of -1
+        None => write_unsigned_at(out, pos, 1), // zig-zag of -1
         Some(b) => {
-            let pos = put_uvarint(out, pos, zz_len(b.len()));
+            let pos = write_unsigned_at(out, pos, zz_len(b.len()));
             let end = pos + b.len();
             if let Some(dst) = out.get_mut(pos..end) {
                 copy_small(dst, b);

@@ -7,9 +7,9 @@
 use bytes::Bytes;
 
 use super::DecodeOptions;
-use super::batch::{Headers, LOG_OVERHEAD, Record};
 use super::compression::{self, Compression};
 use super::error::{RecordsError, RecordsErrorKind};
+use super::record::{Headers, LOG_OVERHEAD, Record};
 
 /// Smallest legacy message after the 12-byte log overhead: crc, magic, attributes,
 /// and the two length fields of a null key and value (magic 0).

@@ -48,11 +48,11 @@ mod compression;
 mod control;
 mod error;
 mod legacy;
-mod varint;
+mod record;
 
 pub use batch::{
-    BATCH_HEADER_LEN, Batch, BatchHeader, BatchReader, BatchRecords, Header, HeaderIter, HeaderRef,
-    HeaderRefIter, Headers, LOG_OVERHEAD, Record, RecordBatch, RecordRef, Records, Truncated,
+    BATCH_HEADER_LEN, Batch, BatchHeader, BatchReader, BatchRecords, RecordBatch, RecordRef,
+    Records, Truncated,
 };
 pub use builder::{BatchBuilder, BatchConfig, DEFAULT_MAX_BATCH_BYTES, NewHeader, NewRecord};
 pub use compression::{Compression, SnappyFraming};
@@ -61,6 +61,7 @@ pub use control::{
 };
 pub use error::{AppendError, EncodeError, RecordsError, RecordsErrorKind};
 pub use legacy::LegacyMessage;
+pub use record::{Header, HeaderIter, HeaderRef, HeaderRefIter, Headers, LOG_OVERHEAD, Record};
 
 /// Default bound on the output of decompressing one batch: 100 MiB, the default
 /// frame limit of a connection, since no honest batch expands past the frame it

@@ -1,8 +1,8 @@
-//! The trait every generated message implements.
+//! The trait every generated message implements, and the version ranges it declares.
 
 use super::{
     Buf, BufMut, Bytes, ChunkedOut, DecodeError, DecodeErrorKind, EncodeError, Out, SpillOut,
-    VecOut, VersionRange,
+    VecOut,
 };
 
 /// A versioned Kafka message: a request or response body, a header, or a data schema.
@@ -41,14 +41,14 @@ pub trait Message: Sized + Clone + PartialEq + std::fmt::Debug + Default {
     /// The versions that use the flexible (compact, tagged-field) encoding.
     const FLEXIBLE_VERSIONS: VersionRange;
 
-    /// Writes the message at `version` into any [`Out`] (`Vec<u8>` is the fastest).
-    /// On error, `out` may hold part of the message.
+    /// Writes the message at `version` into any [`Out`]. On error, `out` may hold part
+    /// of the message. [`Message::encode_to_vec`] is the fastest way into memory.
     fn encode_into<W: Out + ?Sized>(&self, out: &mut W, version: i16) -> Result<(), EncodeError>;
 
     /// Writes the message at `version` into any `BufMut`. Small fields are gathered in
-    /// a scratch buffer and handed over in large pieces ([`SpillOut`]); record batches
-    /// and other large byte fields are copied straight in. On error, `buf` may hold
-    /// part of the message.
+    /// a scratch buffer and handed over in large pieces; record batches and other
+    /// large byte fields are copied straight in. On error, `buf` may hold part of the
+    /// message.
     fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
         let mut out = SpillOut::new(buf);
         self.encode_into(&mut out, version)?;
@@ -57,9 +57,9 @@ pub trait Message: Sized + Clone + PartialEq + std::fmt::Debug + Default {
     }
 
     /// Appends the message at `version` to `vec`: the fastest way to encode into
-    /// memory. Fields are written through a cursor over zeroed room ([`VecOut`])
-    /// instead of one `Vec` capacity check and length update each. On error, `vec` may
-    /// hold part of the message.
+    /// memory. Fields are written through a cursor over zeroed room instead of one
+    /// `Vec` capacity check and length update each. On error, `vec` may hold part of
+    /// the message.
     ///
     /// ```
     /// use kafka_sansio::messages::ApiVersionsRequest;
@@ -131,4 +131,53 @@ pub fn decode_versioned_forward_compatible<T: Message>(
         buf.advance(buf.remaining());
     }
     Ok(Versioned { version, data })
+}
+
+/// A range of message versions, inclusive at both ends; `EMPTY` holds none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VersionRange {
+    /// Lowest version in the range.
+    pub min: i16,
+    /// Highest version in the range.
+    pub max: i16,
+}
+
+impl VersionRange {
+    /// The range with no versions (a `none` in the schema).
+    pub const EMPTY: VersionRange = VersionRange { min: 0, max: -1 };
+
+    /// Whether `version` lies in the range.
+    #[inline]
+    #[must_use]
+    pub const fn contains(&self, version: i16) -> bool {
+        version >= self.min && version <= self.max
+    }
+
+    /// Whether the range holds no versions.
+    #[must_use]
+    pub const fn is_empty(&self) -> bool {
+        self.max < self.min
+    }
+
+    /// The versions both ranges hold, or `None` if they do not overlap.
+    #[must_use]
+    pub fn intersect(&self, other: &VersionRange) -> Option<VersionRange> {
+        let r = VersionRange {
+            min: self.min.max(other.min),
+            max: self.max.min(other.max),
+        };
+        (!r.is_empty()).then_some(r)
+    }
+}
+
+impl std::fmt::Display for VersionRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_empty() {
+            write!(f, "none")
+        } else if self.min == self.max {
+            write!(f, "{}", self.min)
+        } else {
+            write!(f, "{}-{}", self.min, self.max)
+        }
+    }
 }

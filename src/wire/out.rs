@@ -1,14 +1,48 @@
-//! Where encoders write: [`Out`], implemented for `Vec<u8>`, [`BytesMut`] and, for any
-//! other [`BufMut`], a [`SpillOut`] that gathers small writes in a scratch buffer.
+//! Where encoders write: [`Out`], implemented for `Vec<u8>`, [`BytesMut`] and
+//! [`ChunkedOut`], plus the crate's own faster sinks behind [`Message`]'s encode
+//! methods: `VecOut` (a cursor over zeroed room in a `Vec`), `SpillOut` (gathers small
+//! writes for any other [`BufMut`]) and `SliceOut` (a struct gathered in lent room).
+//!
+//! Those three, and the room-lending protocol ([`Out::spare`], [`Out::commit`],
+//! [`Out::write_padded`]) they use, are performance internals: they may change in any
+//! release, and are hidden from the documentation.
+//!
+//! [`Message`]: super::Message
 
 use super::{BufMut, Bytes, BytesMut};
 
-/// A byte sink for the `put_*` encoders.
+/// A byte sink for the `put_*` encoders and [`Message::encode_into`].
 ///
-/// Encoding a message is thousands of writes of 1 to 8 bytes; through a generic
-/// `BufMut` each is a call with its own capacity check. `Out` is implemented directly
-/// for `Vec<u8>` and `BytesMut`, and [`SpillOut`] adapts any other `BufMut` while
-/// keeping small writes cheap.
+/// Implemented for `Vec<u8>`, [`BytesMut`] and [`ChunkedOut`]. Encoding a message is
+/// thousands of writes of 1 to 8 bytes, so a sink does as little as it can per write;
+/// a sink of your own needs only [`Out::write_slice`]:
+///
+/// ```
+/// use kafka_sansio::messages::ApiVersionsRequest;
+/// use kafka_sansio::wire::{Message, Out};
+///
+/// /// Counts the bytes of a message without keeping them.
+/// #[derive(Default)]
+/// struct Counter(usize);
+///
+/// impl Out for Counter {
+///     fn write_slice(&mut self, bytes: &[u8]) {
+///         self.0 += bytes.len();
+///     }
+/// }
+///
+/// let request = ApiVersionsRequest {
+///     client_software_name: "kafka-sansio".into(),
+///     client_software_version: "0.1.0".into(),
+///     ..Default::default()
+/// };
+/// let mut counter = Counter::default();
+/// request.encode_into(&mut counter, 3)?;
+/// assert_eq!(counter.0, 20);
+/// # Ok::<(), kafka_sansio::wire::EncodeError>(())
+/// ```
+///
+/// [`Message::encode_into`]: super::Message::encode_into
 pub trait Out {
     /// Appends `bytes`.
     fn write_slice(&mut self, bytes: &[u8]);
@@ -23,41 +57,23 @@ pub trait Out {
     /// copy of fixed size, cheaper than one of `len` bytes) and keep only `len` of it;
     /// `len` past the end of `padded` writes all of it.
     ///
-    /// ```
-    /// use kafka_sansio::wire::{Out, VecOut};
-    /// let mut vec = Vec::new();
-    /// let mut out = VecOut::new(&mut vec);
-    /// out.write_padded(&[1, 2, 3, 0, 0, 0, 0, 0], 3);
-    /// out.write_byte(4);
-    /// out.finish();
-    /// assert_eq!(vec, [1, 2, 3, 4]);
-    /// ```
+    /// An unstable performance internal (see the module documentation): the default
+    /// is right for every sink.
+    #[doc(hidden)]
     #[inline]
     fn write_padded(&mut self, padded: &[u8], len: usize) {
         self.write_slice(padded.get(..len).unwrap_or(padded));
     }
 
     /// Room to write up to `n` bytes in place, if the sink has it at hand (only
-    /// [`VecOut`] does): exactly `n` bytes, which count as written only once
+    /// `VecOut` does): exactly `n` bytes, which count as written only once
     /// [`Out::commit`] says how many of them. Callers fall back to the other writes
     /// when it is `None`, and generated encoders also when a write does not fit the
     /// room they got: a sink that lends less than `n` costs a rewrite, never bytes.
     ///
-    /// ```
-    /// use kafka_sansio::wire::{Out, VecOut};
-    /// let mut vec = Vec::new();
-    /// let mut out = VecOut::new(&mut vec);
-    /// if let Some(room) = out.spare(8) {
-    ///     room[..2].copy_from_slice(&[0, 7]);
-    ///     out.commit(2);
-    /// } else {
-    ///     out.write_slice(&[0, 7]);
-    /// }
-    /// out.finish();
-    /// assert_eq!(vec, [0, 7]);
-    /// // Other sinks lend no room.
-    /// assert!(Vec::<u8>::new().spare(8).is_none());
-    /// ```
+    /// An unstable performance internal (see the module documentation): the default,
+    /// no room, is right for every sink outside this crate.
+    #[doc(hidden)]
     #[inline]
     fn spare(&mut self, n: usize) -> Option<&mut [u8]> {
         let _ = n;
@@ -65,6 +81,9 @@ pub trait Out {
     }
 
     /// Keeps the first `len` bytes of the room [`Out::spare`] gave (at most its `n`).
+    ///
+    /// An unstable performance internal, paired with [`Out::spare`].
+    #[doc(hidden)]
     #[inline]
     fn commit(&mut self, len: usize) {
         let _ = len;
@@ -78,10 +97,31 @@ pub trait Out {
     }
 }
 
+/// `padded[..len]` appended to `vec`: with room to spare, as a copy of all of
+/// `padded` (of a size known where it is inlined, so no call to `memcpy`) and a cut
+/// back to `len`; without, as a copy of `len` bytes, so the `Vec` never grows for the
+/// padding. (A `BytesMut` used as the sink itself keeps the plain copy; the
+/// crate's own `encode` reaches one through `SpillOut`, whose scratch is a `Vec`.)
+#[inline(always)]
+fn vec_write_padded(vec: &mut Vec<u8>, padded: &[u8], len: usize) {
+    let keep = vec.len() + len.min(padded.len());
+    if vec.capacity() - vec.len() >= padded.len() {
+        vec.extend_from_slice(padded);
+        vec.truncate(keep);
+    } else {
+        vec.extend_from_slice(padded.get(..len).unwrap_or(padded));
+    }
+}
+
 impl Out for Vec<u8> {
     #[inline]
     fn write_slice(&mut self, bytes: &[u8]) {
         self.extend_from_slice(bytes);
+    }
+
+    #[inline]
+    fn write_padded(&mut self, padded: &[u8], len: usize) {
+        vec_write_padded(self, padded, len);
     }
 
     #[inline]
@@ -131,29 +171,20 @@ impl<T: Out + ?Sized> Out for &mut T {
 
 /// Writes of at least this many bytes (record batches, large byte fields) go straight
 /// to the destination instead of through the scratch buffer, so they are copied once.
-pub const SPILL_THRESHOLD: usize = 512;
+pub(crate) const SPILL_THRESHOLD: usize = 512;
 
 /// Gathers small writes in a `Vec<u8>` and hands them to a [`BufMut`] in large pieces;
 /// writes of [`SPILL_THRESHOLD`] bytes or more go straight through. Call
 /// [`SpillOut::finish`] at the end (dropping it without finishing loses the tail).
-///
-/// ```
-/// use kafka_sansio::wire::{self, BytesMut, SpillOut};
-/// let mut dest = BytesMut::new();
-/// let mut out = SpillOut::new(&mut dest);
-/// wire::put_i32(&mut out, 7);
-/// wire::put_bytes(&mut out, &[1u8; 600], false, "big").unwrap();
-/// out.finish();
-/// assert_eq!(dest.len(), 4 + 4 + 600);
-/// ```
-pub struct SpillOut<'a, B: BufMut> {
+/// [`Message::encode`](super::Message::encode) writes through one.
+pub(crate) struct SpillOut<'a, B: BufMut> {
     scratch: Vec<u8>,
     dest: &'a mut B,
 }
 
 impl<'a, B: BufMut> SpillOut<'a, B> {
     /// A sink writing into `dest`.
-    pub fn new(dest: &'a mut B) -> Self {
+    pub(crate) fn new(dest: &'a mut B) -> Self {
         SpillOut {
             scratch: Vec::with_capacity(256),
             dest,
@@ -168,7 +199,7 @@ impl<'a, B: BufMut> SpillOut<'a, B> {
     }
 
     /// Writes what is still gathered to the destination.
-    pub fn finish(mut self) {
+    pub(crate) fn finish(mut self) {
         self.flush();
     }
 }
@@ -188,11 +219,16 @@ impl<B: BufMut> Out for SpillOut<'_, B> {
     fn write_byte(&mut self, byte: u8) {
         self.scratch.push(byte);
     }
+
+    #[inline]
+    fn write_padded(&mut self, padded: &[u8], len: usize) {
+        vec_write_padded(&mut self.scratch, padded, len);
+    }
 }
 
 /// Encodes without copying large byte fields: small writes are gathered into chunks,
-/// and every [`Bytes`] field of [`SPILL_THRESHOLD`] bytes or more (record batches) is
-/// kept as a reference to the caller's buffer. [`ChunkedOut::finish`] returns the
+/// and every [`Bytes`] field of 512 bytes or more (record batches) is kept as a
+/// reference to the caller's buffer. [`ChunkedOut::finish`] returns the
 /// chunks in order, ready for a vectored write (`writev`) or `Buf::chain`.
 ///
 /// ```
@@ -241,6 +277,11 @@ impl Out for ChunkedOut {
     }
 
     #[inline]
+    fn write_padded(&mut self, padded: &[u8], len: usize) {
+        vec_write_padded(&mut self.scratch, padded, len);
+    }
+
+    #[inline]
     fn write_byte(&mut self, byte: u8) {
         self.scratch.push(byte);
     }
@@ -269,28 +310,17 @@ const VEC_ROOM_AFTER_LARGE: usize = 64;
 /// The largest run of zeroed room [`VecOut`] adds at once.
 const VEC_WINDOW_MAX: usize = 64 * 1024;
 
-/// Appends to a `Vec<u8>` through a cursor: the fastest [`Out`].
+/// Appends to a `Vec<u8>` through a cursor: the fastest [`Out`], behind
+/// [`Message::encode_to_vec`](super::Message::encode_to_vec).
 ///
 /// Writing straight into a `Vec` costs a capacity check and a length update per field,
 /// through memory. `VecOut` instead keeps a run of zeroed bytes ahead of what it wrote
 /// (grown in doubling steps, at most 64 KiB at a time) and overwrites them, so a field
 /// costs one bounds check on a cursor held in registers. Writes of [`SPILL_THRESHOLD`]
-/// bytes or more that do not fit are copied straight in. Dropping it (or
-/// [`VecOut::finish`]) cuts the `Vec` back to what was written; it is never left
-/// holding padding.
-///
-/// ```
-/// use kafka_sansio::wire::{self, VecOut};
-/// let mut vec = vec![9u8];
-/// let mut out = VecOut::new(&mut vec);
-/// wire::put_i32(&mut out, 7);
-/// wire::put_bytes(&mut out, &[1u8; 600], false, "big").unwrap();
-/// out.finish();
-/// assert_eq!(vec.len(), 1 + 4 + 4 + 600);
-/// assert_eq!(&vec[..5], &[9, 0, 0, 0, 7]);
-/// ```
+/// bytes or more that do not fit are copied straight in. Dropping it cuts the `Vec`
+/// back to what was written; it is never left holding padding.
 #[derive(Debug)]
-pub struct VecOut<'a> {
+pub(crate) struct VecOut<'a> {
     /// The caller's `Vec`, put back on drop.
     dest: &'a mut Vec<u8>,
     /// The `Vec` while writing: `vec[..pos]` is written, `vec[pos..]` is zeroed room.
@@ -302,7 +332,7 @@ pub struct VecOut<'a> {
 
 impl<'a> VecOut<'a> {
     /// A sink appending to `dest`.
-    pub fn new(dest: &'a mut Vec<u8>) -> Self {
+    pub(crate) fn new(dest: &'a mut Vec<u8>) -> Self {
         let vec = std::mem::take(dest);
         let pos = vec.len();
         let mut out = VecOut {
@@ -314,9 +344,6 @@ impl<'a> VecOut<'a> {
         out.add_room(0);
         out
     }
-
-    /// Cuts the `Vec` back to what was written (dropping does the same).
-    pub fn finish(self) {}
 
     /// Zero-fills room for at least `need` more bytes after `pos` (and normally a
     /// window more), within the `Vec`'s capacity when that holds enough.
@@ -500,6 +527,137 @@ impl Out for SliceOut<'_> {
             self.len = pos + len.min(padded.len());
         } else {
             self.overflow();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire;
+
+    #[test]
+    fn vec_out_appends_after_what_the_vec_held() {
+        let mut vec = vec![9u8];
+        let mut out = VecOut::new(&mut vec);
+        wire::put_i32(&mut out, 7);
+        wire::put_bytes(&mut out, &[1u8; 600], false, "big").expect("encodes");
+        drop(out);
+        assert_eq!(vec.len(), 1 + 4 + 4 + 600);
+        assert_eq!(&vec[..5], &[9, 0, 0, 0, 7]);
+    }
+
+    #[test]
+    fn padded_writes_keep_only_their_length() {
+        let mut vec = Vec::new();
+        let mut out = VecOut::new(&mut vec);
+        out.write_padded(&[1, 2, 3, 0, 0, 0, 0, 0], 3);
+        out.write_byte(4);
+        drop(out);
+        assert_eq!(vec, [1, 2, 3, 4]);
+    }
+
+    /// A `Vec` or `BytesMut` sized for what is written is not grown for padding.
+    #[test]
+    fn padding_never_grows_an_exactly_sized_buffer() {
+        let padded = [7u8; 36];
+        let mut vec = Vec::with_capacity(9);
+        vec.write_padded(&padded, 9);
+        assert_eq!((vec.len(), vec.capacity()), (9, 9));
+        let mut bytes = BytesMut::with_capacity(9);
+        bytes.write_padded(&padded, 9);
+        assert_eq!((bytes.len(), bytes.capacity()), (9, 9));
+    }
+
+    /// Every sink keeps exactly `padded[..len]` (all of it when `len` is longer).
+    #[test]
+    fn every_sink_writes_padded_bytes_as_a_slice() {
+        let padded = [1u8, 2, 3, 4];
+        for len in 0..=6 {
+            let expected: Vec<u8> = [9].iter().chain(&padded[..len.min(4)]).copied().collect();
+            let mut vec = vec![9u8];
+            vec.write_padded(&padded, len);
+            assert_eq!(vec, expected, "Vec, {len}");
+            let mut bytes = BytesMut::from(&[9u8][..]);
+            bytes.write_padded(&padded, len);
+            assert_eq!(bytes[..], expected[..], "BytesMut, {len}");
+            let mut chunked = ChunkedOut::new();
+            chunked.write_byte(9);
+            chunked.write_padded(&padded, len);
+            assert_eq!(chunked.finish().concat(), expected, "ChunkedOut, {len}");
+            let mut dest = BytesMut::new();
+            let mut spill = SpillOut::new(&mut dest);
+            spill.write_byte(9);
+            spill.write_padded(&padded, len);
+            spill.finish();
+            assert_eq!(dest[..], expected[..], "SpillOut, {len}");
+            let mut fast = Vec::new();
+            let mut out = VecOut::new(&mut fast);
+            out.write_byte(9);
+            out.write_padded(&padded, len);
+            drop(out);
+            assert_eq!(fast, expected, "VecOut, {len}");
+        }
+    }
+
+    #[test]
+    fn only_vec_out_lends_room() {
+        let mut vec = Vec::new();
+        let mut out = VecOut::new(&mut vec);
+        let room = out.spare(8).expect("VecOut lends room");
+        room[..2].copy_from_slice(&[0, 7]);
+        out.commit(2);
+        drop(out);
+        assert_eq!(vec, [0, 7]);
+        assert!(Vec::<u8>::new().spare(8).is_none());
+        assert!(BytesMut::new().spare(8).is_none());
+    }
+
+    #[test]
+    fn spill_out_passes_large_writes_straight_through() {
+        let mut dest = BytesMut::new();
+        let mut out = SpillOut::new(&mut dest);
+        wire::put_i32(&mut out, 7);
+        wire::put_bytes(&mut out, &[1u8; 600], false, "big").expect("encodes");
+        out.finish();
+        assert_eq!(dest.len(), 4 + 4 + 600);
+        assert_eq!(&dest[..8], &[0, 0, 0, 7, 0, 0, 2, 88]);
+    }
+
+    /// `VecOut` writes what a plain `Vec` does, whatever its starting length and
+    /// capacity, through every kind of write (small, padded, large enough to bypass
+    /// the zeroed room), and leaves no padding behind once dropped.
+    #[test]
+    fn vec_out_writes_what_a_vec_does() {
+        for (start, capacity) in [(0, 0), (0, 10), (5, 5), (3, 300), (0, 1 << 16), (7, 70_000)] {
+            let mut plain: Vec<u8> = Vec::with_capacity(capacity);
+            plain.extend((0..start).map(|i| i as u8));
+            let mut fast = plain.clone();
+            fast.reserve(capacity.saturating_sub(fast.len()));
+            {
+                let mut out = VecOut::new(&mut fast);
+                for i in 0..3_000usize {
+                    let n = (i * 7) % 40;
+                    let bytes: Vec<u8> = (0..n).map(|j| (i + j) as u8).collect();
+                    for w in [&mut plain as &mut dyn Out, &mut out as &mut dyn Out] {
+                        w.write_byte(i as u8);
+                        w.write_slice(&bytes);
+                        let mut padded = [0xeeu8; 24];
+                        padded[..n.min(24)].copy_from_slice(&bytes[..n.min(24)]);
+                        w.write_padded(&padded, n.min(24));
+                        if i % 500 == 0 {
+                            w.write_slice(&vec![i as u8; 600 + i]);
+                        }
+                    }
+                }
+                // Dropped here: cut back to what was written.
+            }
+            assert_eq!(
+                fast.len(),
+                plain.len(),
+                "start {start}, capacity {capacity}"
+            );
+            assert!(fast == plain, "start {start}, capacity {capacity}");
         }
     }
 }

@@ -1,10 +1,143 @@
-//! The unknown tagged fields of one struct: almost always none, so the empty case is
-//! one null pointer that costs nothing to build, move or drop.
+//! Tagged fields (flexible versions): a section is a count, then per field a tag, a
+//! size and the data. The generated decoders read the fields they know by tag; the
+//! rest are kept as [`RawTaggedField`]s in an [`UnknownTaggedFields`], which is
+//! almost always empty, so the empty case is one null pointer that costs nothing to
+//! build, move or drop.
 
-use super::RawTaggedField;
+use super::strings::take_after;
+use super::varint::{read_unsigned_varint_at, varint_error};
+use super::{
+    Buf, Bytes, DecodeError, DecodeErrorKind, EncodeError, Out, put_unsigned_varint,
+    put_unsigned_varlong, read_unsigned_varint,
+};
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
+
+/// A tagged field this crate's schema does not know, kept so it is re-encoded as-is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RawTaggedField {
+    /// The field's tag.
+    pub tag: u32,
+    /// The field's encoded value, without the tag and size prefixes.
+    pub data: Bytes,
+}
+
+/// Reads the tagged-field section's field count (an unsigned varint), checked against
+/// the remaining input (each tagged field takes at least two bytes).
+#[inline(always)]
+pub fn read_tagged_header(buf: &mut Bytes, field: &'static str) -> Result<usize, DecodeError> {
+    // Nearly every section is empty: one zero byte, and the caller's loop over the
+    // fields folds away.
+    if buf.first() == Some(&0) {
+        buf.advance(1);
+        return Ok(0);
+    }
+    read_tagged_header_slow(buf, field)
+}
+
+#[inline(never)]
+fn read_tagged_header_slow(buf: &mut Bytes, field: &'static str) -> Result<usize, DecodeError> {
+    let count = read_unsigned_varint(buf, field)? as usize;
+    if count > buf.len() / 2 {
+        return Err(DecodeError::new(
+            field,
+            DecodeErrorKind::CountExceedsInput {
+                count: count as u64,
+                remaining: buf.len(),
+            },
+        ));
+    }
+    Ok(count)
+}
+
+/// Reads one tagged field's tag and its data (as a slice of the input).
+#[inline]
+pub fn read_tagged_field(
+    buf: &mut Bytes,
+    field: &'static str,
+) -> Result<(u32, Bytes), DecodeError> {
+    let mut n = 0;
+    let tag = read_unsigned_varint_at(buf, &mut n).map_err(|e| varint_error(e, field, buf, 5))?;
+    let size_at = n;
+    let size = read_unsigned_varint_at(buf, &mut n)
+        .map_err(|e| varint_error(e, field, buf.get(size_at..).unwrap_or_default(), 5))?;
+    let data = take_after(buf, n, size as usize, field)?;
+    Ok((tag, data))
+}
+
+/// Reads a whole tagged-field section where no tag is known, keeping every field.
+pub fn read_raw_tagged_fields(
+    buf: &mut Bytes,
+    field: &'static str,
+) -> Result<Vec<RawTaggedField>, DecodeError> {
+    let count = read_tagged_header(buf, field)?;
+    let mut out = Vec::with_capacity(count);
+    let mut previous: Option<u32> = None;
+    for _ in 0..count {
+        let (tag, data) = read_tagged_field(buf, field)?;
+        check_tag_order(previous, tag, field)?;
+        previous = Some(tag);
+        out.push(RawTaggedField { tag, data });
+    }
+    Ok(out)
+}
+
+/// Checks that `tag` comes strictly after `previous`.
+#[inline]
+pub fn check_tag_order(
+    previous: Option<u32>,
+    tag: u32,
+    field: &'static str,
+) -> Result<(), DecodeError> {
+    match previous {
+        Some(p) if p >= tag => Err(DecodeError::new(
+            field,
+            DecodeErrorKind::TaggedFieldOrder { previous: p, tag },
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Encodes one tagged field: tag, size, data.
+#[inline]
+pub fn put_tagged_field<W: Out + ?Sized>(buf: &mut W, tag: u32, data: &[u8]) {
+    put_unsigned_varint(buf, tag);
+    put_unsigned_varlong(buf, data.len() as u64);
+    buf.write_slice(data);
+}
+
+/// Encodes a tagged-field section holding only `fields` (which must be in strictly
+/// ascending tag order, as [`read_raw_tagged_fields`] returns them).
+pub fn put_raw_tagged_fields<W: Out + ?Sized>(
+    buf: &mut W,
+    fields: &[RawTaggedField],
+    field: &'static str,
+) -> Result<(), EncodeError> {
+    check_unknown_tags(fields, field)?;
+    put_unsigned_varlong(buf, fields.len() as u64);
+    for f in fields {
+        put_tagged_field(buf, f.tag, &f.data);
+    }
+    Ok(())
+}
+
+/// Checks that unknown tagged fields are in strictly ascending tag order (so no tag
+/// repeats), as the encoding requires.
+pub fn check_unknown_tags(
+    fields: &[RawTaggedField],
+    field: &'static str,
+) -> Result<(), EncodeError> {
+    for pair in fields.windows(2) {
+        if pair[0].tag >= pair[1].tag {
+            return Err(EncodeError::DuplicateTag {
+                field,
+                tag: pair[1].tag,
+            });
+        }
+    }
+    Ok(())
+}
 
 /// The tagged fields of a struct that its schema does not know, kept in tag order so
 /// they are written back as they came.

@@ -336,8 +336,8 @@ pub(crate) enum Want {
         req: InFlightRequest,
         timeout: Duration,
     },
-    /// InitProducerId (with the current id and epoch for a KIP-360 bump).
-    InitProducerId { current: Option<(i64, i16)> },
+    /// InitProducerId: a producer id and epoch are needed.
+    InitProducerId,
     /// A connection to this broker's produce lane is needed.
     Connect(i32),
 }
@@ -524,7 +524,7 @@ impl Producer {
                     may_send = false;
                     if self.pending_records() > 0 {
                         self.pid = ProducerId::Requesting;
-                        wants.push(Want::InitProducerId { current: None });
+                        wants.push(Want::InitProducerId);
                     }
                 }
                 ProducerId::Requesting => may_send = false,
@@ -534,11 +534,17 @@ impl Producer {
                             && (p.needs_bump || !p.ready.iter().any(|b| b.maybe_written))
                     });
                     if settled {
-                        self.pid = ProducerId::Requesting;
-                        wants.push(Want::InitProducerId {
-                            current: Some((id, epoch)),
-                        });
-                        may_send = false;
+                        // An idempotent (not transactional) producer bumps its epoch
+                        // itself, as Java's does (KIP-360): the broker takes a higher
+                        // epoch starting at sequence 0. Only an exhausted epoch needs
+                        // a new producer id.
+                        if epoch < i16::MAX - 1 {
+                            self.on_producer_id(Ok((id, epoch + 1)));
+                        } else {
+                            self.pid = ProducerId::Requesting;
+                            wants.push(Want::InitProducerId);
+                            may_send = false;
+                        }
                     }
                 }
                 ProducerId::Ready { .. } => {}
