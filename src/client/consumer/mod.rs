@@ -664,6 +664,10 @@ impl Consumer {
         let part_max = self.config.partition_max_bytes.max(1) as usize;
         // Which partitions each broker should fetch now.
         let mut per_node: BTreeMap<i32, Vec<(TopicPartition, i64, i32, Uuid)>> = BTreeMap::new();
+        // Brokers with partitions to fetch, fetching now or not: each may reserve
+        // its share of the budget, so fetches held by brokers without new data
+        // cannot starve a broker that has some.
+        let mut sources: BTreeSet<i32> = BTreeSet::new();
         for (tp, p) in &self.parts {
             let Position::At { .. } = p.position else {
                 continue;
@@ -676,6 +680,7 @@ impl Consumer {
                 wants.push(Want::Metadata(tp.topic.clone()));
                 continue;
             };
+            sources.insert(leader);
             if self.fetching.contains(&leader) {
                 continue;
             }
@@ -686,6 +691,7 @@ impl Consumer {
                 v.topic_id,
             ));
         }
+        sources.extend(self.fetching.iter().copied());
         for (node, partitions) in per_node {
             if !node_ready(node) {
                 wants.push(Want::Connect(node));
@@ -698,7 +704,10 @@ impl Consumer {
             let Some(v) = fetch_version(node) else {
                 continue;
             };
-            let max_bytes = free.min(self.config.fetch_max_bytes.max(1) as usize);
+            let share = (self.config.buffer_max_bytes / sources.len().max(1)).max(part_max);
+            let max_bytes = free
+                .min(share)
+                .min(self.config.fetch_max_bytes.max(1) as usize);
             let ids_known = partitions.iter().all(|(_, _, _, id)| *id != Uuid::ZERO);
             let v = if ids_known { v } else { v.min(12) };
             let session = self.sessions.entry(node).or_default();
