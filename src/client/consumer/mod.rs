@@ -144,6 +144,11 @@ pub struct ConsumerConfig {
     pub enable_auto_commit: bool,
     /// How often auto-commit runs (`auto.commit.interval.ms`: 5 s).
     pub auto_commit_interval: Duration,
+    /// A planted bug for the simulation suite only: a classic group leader that
+    /// hands partition 0 of every topic to a second member too. It exists to prove
+    /// the invariants catch a double assignment; never set it.
+    #[doc(hidden)]
+    pub planted_double_assignment: bool,
 }
 
 impl Default for ConsumerConfig {
@@ -168,6 +173,7 @@ impl Default for ConsumerConfig {
             group_remote_assignor: None,
             enable_auto_commit: true,
             auto_commit_interval: Duration::from_secs(5),
+            planted_double_assignment: false,
         }
     }
 }

@@ -391,7 +391,19 @@ impl GroupMember {
             .map(|t| (t.clone(), env.partition_count(t).unwrap_or(0)))
             .collect();
         let count = |t: &str| counts.get(t).copied().unwrap_or(0);
-        let result = assignor::assign(assignor, &members, &count);
+        let mut result = assignor::assign(assignor, &members, &count);
+        if self.settings.planted_double_assignment
+            && members.len() > 1
+            && let Some(last) = members.last()
+            && let Some(parts) = result.get_mut(&last.member_id)
+        {
+            for t in &last.topics {
+                let tp = TopicPartition::new(t.clone(), 0);
+                if !parts.contains(&tp) {
+                    parts.push(tp);
+                }
+            }
+        }
         let assignments = join
             .members
             .iter()

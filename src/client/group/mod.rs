@@ -148,6 +148,7 @@ pub(crate) struct Settings {
     pub auto_commit_interval: Duration,
     pub request_timeout: Duration,
     pub retry_backoff: Duration,
+    pub planted_double_assignment: bool,
 }
 
 impl Settings {
@@ -170,6 +171,7 @@ impl Settings {
             auto_commit_interval: config.auto_commit_interval,
             request_timeout,
             retry_backoff,
+            planted_double_assignment: config.planted_double_assignment,
         }
     }
 

@@ -134,6 +134,7 @@ impl GroupMember {
         if n.fallback {
             tracing::info!("the coordinator lacks ConsumerGroupHeartbeat v1; using the classic protocol");
             self.proto = Proto::Classic(Classic::new());
+            self.drive_classic(now, env, consumer);
             return;
         }
         if n.lost {
