@@ -29,6 +29,8 @@ pub(crate) struct Pending {
     pub not_before: Option<Instant>,
     /// Looked at before (an injected error is taken only the first time).
     pub seen: bool,
+    /// A Fetch's session and partitions, settled at its first look.
+    pub fetch: Option<Box<handlers::FetchContext>>,
 }
 
 impl Pending {
@@ -381,17 +383,28 @@ impl Cluster {
     fn after_request(&mut self) {
         let woken = self.groups.take_woken();
         self.conns.wake_each(woken);
+        let woken = self.consumer_groups.take_woken();
+        self.conns.wake_each(woken);
+        // As Kafka's offset cleanup: an empty group without offsets goes.
         for group in self.groups.take_emptied() {
-            // As Kafka's offset cleanup: an empty group without offsets goes.
-            let has_offsets = self
-                .committed
-                .range((group.clone(), String::new(), i32::MIN)..)
-                .next()
-                .is_some_and(|((g, _, _), _)| *g == group);
-            if !has_offsets {
+            if !self.has_offsets(&group) {
                 self.groups.remove_if_empty(&group);
             }
         }
+        for group in self.consumer_groups.take_emptied() {
+            if !self.has_offsets(&group) {
+                self.consumer_groups.remove_if_empty(&group);
+            }
+        }
+        self.write_coordinator_records();
+    }
+
+    /// Whether `group` has committed offsets.
+    fn has_offsets(&self, group: &str) -> bool {
+        self.committed
+            .range((group.to_owned(), String::new(), i32::MIN)..)
+            .next()
+            .is_some_and(|((g, _, _), _)| g == group)
     }
 
     /// Looks again at every parked request an event woke.
@@ -424,6 +437,7 @@ impl Cluster {
         }
         self.replicate_due(now);
         self.groups.handle_timers(now);
+        self.consumer_groups.handle_timers(now);
         self.close_idle(now);
         self.run_woken();
     }
@@ -461,6 +475,7 @@ impl Cluster {
             self.conns.next_timeout(),
             replication,
             self.groups.next_timer(),
+            self.consumer_groups.next_timer(),
         ]
         .into_iter()
         .flatten()
@@ -492,5 +507,6 @@ fn accept_frame(frame: Bytes, sasl: bool) -> Option<Pending> {
         deadline: None,
         not_before: None,
         seen: false,
+        fetch: None,
     })
 }
