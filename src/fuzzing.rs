@@ -189,5 +189,6 @@ pub fn decode_roundtrip<T: Message>(data: Bytes, version: i16) -> Result<bool, C
     Ok(true)
 }
 
+pub mod client;
 pub mod machines;
 pub mod targets;

@@ -452,9 +452,10 @@ mod seeds {
 
     /// The state-machine targets read scripts through `arbitrary`, which no one
     /// writes by hand: keep random scripts that get far (a connection that becomes
-    /// ready, a cluster that answers), and hand-written SCRAM server messages.
+    /// ready, a client operation that ends with a result, a cluster that answers),
+    /// and hand-written SCRAM server messages.
     pub fn scripts(rng: &mut Rng, out: &mut Seeds) {
-        let mut machines = vec!["connection"];
+        let mut machines = vec!["connection", "client"];
         if cfg!(feature = "sim") {
             machines.push("sim_cluster");
         }

@@ -111,6 +111,12 @@ pub struct ClientConfig {
     pub producer: super::ProducerConfig,
     /// How the consumer ([`Client::assign`](super::Client::assign)) fetches.
     pub consumer: super::ConsumerConfig,
+    /// A planted bug, for proving that the simulation suite catches a routing error
+    /// (`tests/client_invariants.rs`): requests for a partition go to its first
+    /// replica (the preferred leader) instead of its current leader. Never set this
+    /// outside such a test.
+    #[doc(hidden)]
+    pub planted_bug_route_to_first_replica: bool,
 }
 
 impl ClientConfig {
@@ -152,6 +158,7 @@ impl ClientConfig {
             allow_auto_topic_creation: false,
             producer: super::ProducerConfig::default(),
             consumer: super::ConsumerConfig::default(),
+            planted_bug_route_to_first_replica: false,
         }
     }
 }

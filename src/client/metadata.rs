@@ -119,6 +119,9 @@ pub(crate) struct Metadata {
     pub(crate) in_flight: bool,
     /// When the last response was applied.
     pub(crate) last_update: Option<Instant>,
+    /// When the last refresh failed: refreshes are debounced from it too, or a
+    /// broker that cannot answer Metadata at all would be asked in a loop.
+    pub(crate) last_failure: Option<Instant>,
     /// Bumped by every applied response.
     pub(crate) generation: u64,
 }

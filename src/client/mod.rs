@@ -1169,6 +1169,7 @@ impl Client {
                     }
                     Err(e) => {
                         tracing::debug!(error = %e, "metadata refresh failed");
+                        self.metadata.last_failure = Some(now);
                         self.metadata_error = Some(e.clone());
                         // Waiting items retry the refresh, unless it can never work
                         // (credentials or certificates refused): then they fail.
@@ -1322,7 +1323,8 @@ impl Client {
         if let Some(t) = topic {
             self.metadata.wanted.insert(t);
         }
-        let earliest = match (debounce, self.metadata.last_update) {
+        let last = self.metadata.last_update.max(self.metadata.last_failure);
+        let earliest = match (debounce, last) {
             (true, Some(last)) => (last + self.config.metadata_min_interval).max(now),
             _ => now,
         };
@@ -1377,7 +1379,11 @@ impl Client {
             for id in ids {
                 progressed |= self.dispatch(id, now);
             }
-            if !progressed {
+            // Resolving can make a refresh due now (stale metadata, a target waiting
+            // for one): send it in the next round rather than leave poll_timeout at now.
+            let refresh_due =
+                !self.metadata.in_flight && self.metadata.refresh_at.is_some_and(|t| t <= now);
+            if !progressed && !refresh_due {
                 break;
             }
         }
@@ -1643,6 +1649,15 @@ impl Client {
                 None => self.wait_metadata(now, None),
             },
             Target::Leader { topic, partition } => match self.metadata.leader(topic, *partition) {
+                Leader::Known { node, .. } if self.config.planted_bug_route_to_first_replica => {
+                    let first = self
+                        .metadata
+                        .topic(topic)
+                        .and_then(|t| t.partitions.iter().find(|p| p.partition == *partition))
+                        .and_then(|p| p.replicas.first().copied())
+                        .filter(|n| self.metadata.broker(*n).is_some());
+                    Resolved::Endpoint(Endpoint::Node(first.unwrap_or(node)))
+                }
                 Leader::Known { node, .. } => Resolved::Endpoint(Endpoint::Node(node)),
                 Leader::NotLoaded | Leader::None => self.wait_metadata(now, Some(topic.clone())),
                 Leader::UnknownTopic => {

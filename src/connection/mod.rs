@@ -8,26 +8,26 @@
 //! The runtime adapters (features `tokio`, `smol`, `blocking`) carry bytes between
 //! it and a TCP stream; a test can drive it by hand with scripted broker bytes.
 //!
-//! Submodules hold its parts: [`frame`] (size-prefixed framing with a cap),
-//! [`sasl`] (PLAIN and SCRAM steps) and the error types re-exported here.
+//! Its parts: [`frame`] (size-prefixed framing with a cap), [`sasl`] (PLAIN, SCRAM
+//! and OAUTHBEARER steps), connection setup (ApiVersions, SASL) in `setup.rs`, and
+//! the error types re-exported here. Where a response carries its throttle time and
+//! whether a request expects a response at all are generated from the schemas
+//! ([`ApiKey::response_throttle_time`](crate::messages::ApiKey::response_throttle_time),
+//! [`Request::expects_response`]).
 
 mod error;
 pub mod frame;
 mod inflight;
 pub mod sasl;
 mod setup;
-mod throttle;
 
-use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::messages::{
-    ApiKey, ApiVersionsRequest, ProduceRequest, Request, RequestHeader, ResponseHeader,
-};
+use crate::messages::{ApiKey, ApiVersionsRequest, Request, RequestHeader, ResponseHeader};
 use crate::wire::{ByteString, EncodeError, Message, VersionRange};
 
 pub use error::{
@@ -37,7 +37,6 @@ pub use error::{
 use frame::FrameDecoder;
 use inflight::{Entry, InFlight};
 use sasl::{SaslConfig, SaslSession};
-use throttle::throttle_time_ms;
 
 /// How a [`Connection`] behaves. Build with [`Config::new`] and adjust the fields.
 #[derive(Debug, Clone)]
@@ -234,9 +233,7 @@ impl AnyRequest {
     /// Wraps a typed request.
     #[must_use]
     pub fn new<R: Request + Send + 'static>(request: R) -> Self {
-        let expects_response = (&request as &dyn Any)
-            .downcast_ref::<ProduceRequest>()
-            .is_none_or(|p| p.acks != 0);
+        let expects_response = request.expects_response();
         Self {
             request: Box::new(request),
             expects_response,
@@ -912,7 +909,11 @@ impl Connection {
         body: Bytes,
     ) {
         let context = self.context(api_key, Some(api_version), correlation_id);
-        if let Some(ms) = throttle_time_ms(api_key, api_version, &body).filter(|ms| *ms > 0) {
+        // Where the schema puts ThrottleTimeMs in this response (generated, KIP-219).
+        if let Some(ms) = api_key
+            .response_throttle_time_ms(api_version, &body)
+            .filter(|ms| *ms > 0)
+        {
             let duration = Duration::from_millis(u64::from(ms.unsigned_abs()));
             let until = now + duration;
             if self.throttled_until.is_none_or(|t| t < until) {

@@ -38,13 +38,13 @@ fn fail(msg: String) -> CheckFailure {
 }
 
 /// Up to `max` bytes of the input, as many as it says.
-fn take<'a>(u: &mut Unstructured<'a>, max: usize) -> ArbResult<&'a [u8]> {
+pub(crate) fn take<'a>(u: &mut Unstructured<'a>, max: usize) -> ArbResult<&'a [u8]> {
     let n = u.int_in_range(0..=max)?;
     u.bytes(n)
 }
 
 /// A size-prefixed frame around `body`.
-fn framed(body: &[u8]) -> Vec<u8> {
+pub(crate) fn framed(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + 4);
     out.extend_from_slice(&(body.len() as i32).to_be_bytes());
     out.extend_from_slice(body);
@@ -145,7 +145,12 @@ fn drain(
 }
 
 /// A response to `(id, api, version)`, well formed or not as the input says.
-fn answer(u: &mut Unstructured<'_>, id: i32, api: ApiKey, version: i16) -> ArbResult<Vec<u8>> {
+pub(crate) fn answer(
+    u: &mut Unstructured<'_>,
+    id: i32,
+    api: ApiKey,
+    version: i16,
+) -> ArbResult<Vec<u8>> {
     let mut out = BytesMut::new();
     let mut header_version = api.response_header_version(version);
     let mut id = id;

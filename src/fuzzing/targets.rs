@@ -107,6 +107,12 @@ pub const TARGETS: &[Target] = &[
         alloc_constant: 1024 * 1024,
     },
     Target {
+        name: "client",
+        run: super::client::client,
+        alloc_per_input_byte: 1024,
+        alloc_constant: 1024 * 1024,
+    },
+    Target {
         name: "sasl_scram",
         run: super::machines::sasl_scram,
         alloc_per_input_byte: 64,

@@ -374,6 +374,13 @@ impl TopicOp {
             self.results[item] = Some(Ok(()));
             return Step::Done;
         }
+        // The controller knows which topics exist: deleting or growing one it does
+        // not know is a final answer (as in Java's admin client), not a reason to
+        // retry until the deadline.
+        if code == ErrorCode::UNKNOWN_TOPIC_OR_PARTITION && self.kind != TopicAdmin::Create {
+            self.results[item] = Some(Err(ClientError::broker(self.api(), code, message)));
+            return Step::Done;
+        }
         let refresh = if code == ErrorCode::NOT_CONTROLLER {
             Refresh::Metadata
         } else {
@@ -1041,6 +1048,8 @@ pub struct GroupListing {
 
 struct ListGroups {
     groups: Vec<GroupListing>,
+    /// The brokers the metadata answer listed: item `i + 1` asks `brokers[i]`.
+    brokers: Vec<i32>,
 }
 
 impl Operation for ListGroups {
@@ -1072,6 +1081,7 @@ impl Operation for ListGroups {
                     let mut ids: Vec<i32> = response.brokers.iter().map(|b| b.node_id).collect();
                     ids.sort_unstable();
                     ids.dedup();
+                    self.brokers.extend(&ids);
                     ctx.spawn.extend(ids.into_iter().map(Target::Broker));
                     all(items, || Step::Done)
                 }
@@ -1118,8 +1128,16 @@ impl Operation for ListGroups {
     }
 
     fn finish(self: Box<Self>, failed: Vec<(usize, ClientError)>) -> Result<OpOutput, ClientError> {
-        if let Some((_, e)) = failed.into_iter().next() {
-            return Err(e);
+        if let Some((i, e)) = failed.into_iter().next() {
+            // A listed broker that left the cluster before it was asked resolves as
+            // "no broker n": not the caller's invalid argument, but an incomplete
+            // listing that listing again completes.
+            return Err(match (e, self.brokers.get(i.wrapping_sub(1))) {
+                (ClientError::InvalidArgument(_), Some(n)) => ClientError::NoBrokers(format!(
+                    "broker {n} left the cluster while its groups were listed"
+                )),
+                (e, _) => e,
+            });
         }
         let mut groups = self.groups;
         groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
@@ -1540,7 +1558,10 @@ impl Client {
 
     /// Lists the groups of every broker.
     pub fn list_groups(&mut self, now: Instant) -> OpId {
-        let op = ListGroups { groups: Vec::new() };
+        let op = ListGroups {
+            groups: Vec::new(),
+            brokers: Vec::new(),
+        };
         self.start_op(now, Box::new(op), vec![Target::Any], None)
     }
 

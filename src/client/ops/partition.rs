@@ -420,6 +420,11 @@ pub(crate) fn encode_batch(
     builder
         .finish()
         .map_err(|e| ClientError::Records(e.to_string()))?;
+    // The builder grows its buffer in 64 KiB steps; a small batch would otherwise
+    // pin a whole step for as long as its operation lives (retries included).
+    if buf.capacity() > 2 * buf.len() {
+        return Ok(Bytes::copy_from_slice(&buf));
+    }
     Ok(buf.freeze())
 }
 
