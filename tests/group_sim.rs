@@ -346,7 +346,17 @@ fn manual_commits_are_ordered_and_never_go_backwards() {
 
 #[test]
 fn the_kip848_protocol_falls_back_to_classic_where_the_coordinator_lacks_it() {
-    let mut sim = sim(9, 1);
+    let mut sim = Simulation::new(
+        9,
+        ClusterConfig {
+            auto_create_topics: false,
+            group_min_session_timeout: Duration::from_millis(500),
+            consumer_group_protocol: false,
+            ..Default::default()
+        },
+        NetworkConfig::default(),
+        Instant::now(),
+    );
     sim.cluster().create_topic("t", 2, 1).unwrap();
     produce(&mut sim, "t", 2, 10, "");
     let mut a = Member::join(&mut sim, 1, &["t"], |c| c.consumer.group_protocol = GroupProtocol::Consumer);
@@ -354,3 +364,41 @@ fn the_kip848_protocol_falls_back_to_classic_where_the_coordinator_lacks_it() {
     assert_eq!(sim.client(a.host).group_status().unwrap().protocol, GroupProtocol::Classic);
 }
 
+
+#[test]
+fn kip848_members_split_partitions_and_hand_them_over_exactly_once() {
+    let mut sim = sim(10, 3);
+    sim.cluster().create_topic("t", 6, 3).unwrap();
+    produce(&mut sim, "t", 6, 100, "a");
+    let kip848 = |c: &mut ClientConfig| c.consumer.group_protocol = GroupProtocol::Consumer;
+    let mut a = Member::join(&mut sim, 1, &["t"], kip848);
+    assert!(run(&mut sim, &mut [&mut a], Duration::from_secs(30), |_, ms| ms[0].got.len() >= 200));
+    assert_eq!(sim.client(a.host).group_status().unwrap().protocol, GroupProtocol::Consumer);
+    let mut b = Member::join(&mut sim, 2, &["t"], kip848);
+    assert!(run(&mut sim, &mut [&mut a, &mut b], Duration::from_secs(60), |sim, ms| {
+        all_stable(sim, ms) && ms[0].mine.len() == 3 && ms[1].mine.len() == 3
+    }));
+    produce(&mut sim, "t", 6, 100, "b");
+    assert!(run(&mut sim, &mut [&mut a, &mut b], Duration::from_secs(30), |_, ms| {
+        ms[0].got.len() + ms[1].got.len() >= 1200
+    }));
+    assert_exactly_once(&[&a, &b], 1200);
+    // KIP-848 is incremental: a revoked only what moved and never lost anything.
+    let ra = a.rebalances();
+    let revoked: usize = ra.iter().map(|r| r.0.len()).sum();
+    assert_eq!(revoked, 3, "{ra:?}");
+    assert!(ra.iter().all(|r| r.1.is_empty()), "nothing lost: {ra:?}");
+    // b leaves; a takes everything back and reads the rest once.
+    let now = sim.now();
+    let op = sim.client(b.host).leave_group(now);
+    let mut left = false;
+    assert!(run(&mut sim, &mut [&mut a, &mut b], Duration::from_secs(60), |_, ms| {
+        left |= ms[1].events.iter().any(|e| matches!(e, Event::Done { op: o, result: Ok(_) } if *o == op));
+        left && ms[0].mine.len() == 6
+    }));
+    produce(&mut sim, "t", 6, 100, "c");
+    assert!(run(&mut sim, &mut [&mut a, &mut b], Duration::from_secs(30), |_, ms| {
+        ms[0].got.len() + ms[1].got.len() >= 1800
+    }));
+    assert_exactly_once(&[&a, &b], 1800);
+}

@@ -101,6 +101,12 @@ pub struct ClusterConfig {
     /// `group.consumer.max.size`; Kafka's default has no limit, the simulation's is
     /// 10,000): one more is refused with GROUP_MAX_SIZE_REACHED.
     pub group_max_size: usize,
+    /// Whether the brokers speak the KIP-848 consumer group protocol
+    /// (ConsumerGroupHeartbeat and ConsumerGroupDescribe; default true, as Kafka 4
+    /// where `group.coordinator.rebalance.protocols` includes `consumer`). False
+    /// stands for an older broker: ApiVersions leaves both APIs out and a request for
+    /// them closes the connection, so clients fall back to the classic protocol.
+    pub consumer_group_protocol: bool,
     /// Most incremental fetch sessions (KIP-227) each broker keeps
     /// (`max.incremental.fetch.session.cache.slots`, 1,000); when they are all in
     /// use, a new session evicts one idle for two minutes or, failing that, the
@@ -143,6 +149,7 @@ impl Default for ClusterConfig {
             consumer_group_session_timeout: Duration::from_secs(45),
             consumer_group_heartbeat_interval: Duration::from_secs(5),
             group_max_size: 10_000,
+            consumer_group_protocol: true,
             max_incremental_fetch_sessions: 1000,
             clock_origin_ms: 0,
         }

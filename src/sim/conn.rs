@@ -11,7 +11,7 @@
 
 use super::handlers::{self, Outcome};
 use super::sasl::AuthState;
-use super::{Cluster, ConnectionId, SimError};
+use super::{Cluster, ClusterConfig, ConnectionId, SimError};
 use crate::connection::frame::FrameDecoder;
 use crate::messages::{ApiKey, RequestHeader};
 use crate::wire::{Bytes, Message, Uuid};
@@ -329,7 +329,6 @@ impl Cluster {
     /// Reads and answers `c`'s requests in order until one must wait, its reply
     /// waits to be taken, or no whole request is left.
     fn pump(&mut self, c: ConnectionId) {
-        let sasl = self.config.sasl.is_some();
         loop {
             let Some(conn) = self.conns.map.get_mut(&c) else {
                 return;
@@ -340,7 +339,7 @@ impl Cluster {
             let pending = match conn.current.take() {
                 Some(p) => p,
                 None => match conn.frames.next_frame() {
-                    Ok(Some(frame)) => match accept_frame(frame, sasl) {
+                    Ok(Some(frame)) => match accept_frame(frame, &self.config) {
                         Some(p) => p,
                         None => return self.close(c),
                     },
@@ -485,11 +484,11 @@ impl Cluster {
 
 /// Parses a request header; `None` closes the connection (an unknown API or
 /// version, or a header that does not parse).
-fn accept_frame(frame: Bytes, sasl: bool) -> Option<Pending> {
+fn accept_frame(frame: Bytes, config: &ClusterConfig) -> Option<Pending> {
     let key = i16::from_be_bytes([*frame.first()?, *frame.get(1)?]);
     let version = i16::from_be_bytes([*frame.get(2)?, *frame.get(3)?]);
     let api = ApiKey::try_from(key).ok()?;
-    let supported = handlers::supported_versions(api, sasl);
+    let supported = handlers::supported_versions(api, config);
     let header_version = if supported.is_some_and(|r| r.contains(version)) {
         api.request_header_version(version)
     } else if api == ApiKey::ApiVersions {

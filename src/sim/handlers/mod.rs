@@ -21,7 +21,7 @@ mod sasl;
 pub(crate) use fetch::FetchContext;
 pub(crate) use offsets::CommittedOffset;
 
-use super::{Cluster, ConnectionId, Partition, Pending};
+use super::{Cluster, ClusterConfig, ConnectionId, Partition, Pending};
 use crate::messages::{
     ApiKey, ErrorCode, Message, RequestBody, ResponseBody, ResponseHeader, api_versions_response,
 };
@@ -102,7 +102,9 @@ impl Call<'_> {
 }
 
 /// The versions the simulated broker answers for `api` (`None`: not implemented).
-pub(crate) fn supported_versions(api: ApiKey, sasl: bool) -> Option<VersionRange> {
+pub(crate) fn supported_versions(api: ApiKey, config: &ClusterConfig) -> Option<VersionRange> {
+    let sasl = config.sasl.is_some();
+    let kip848 = config.consumer_group_protocol;
     let (min, max) = match api {
         // Handshake v1 only: v0 would mean raw SASL frames instead of SaslAuthenticate.
         ApiKey::SaslHandshake if sasl => (1, 1),
@@ -136,8 +138,8 @@ pub(crate) fn supported_versions(api: ApiKey, sasl: bool) -> Option<VersionRange
         ApiKey::Heartbeat => (0, 4),
         ApiKey::LeaveGroup => (0, 5),
         // KIP-848, as Kafka 4 (src/sim/consumer_groups.rs).
-        ApiKey::ConsumerGroupHeartbeat => (0, 1),
-        ApiKey::ConsumerGroupDescribe => (0, 1),
+        ApiKey::ConsumerGroupHeartbeat if kip848 => (0, 1),
+        ApiKey::ConsumerGroupDescribe if kip848 => (0, 1),
         // Topic configs, and a read-only set of broker configs (handlers/configs.rs).
         ApiKey::DescribeConfigs => (0, 4),
         ApiKey::AlterConfigs => (0, 2),
@@ -202,7 +204,7 @@ pub(crate) fn handle(
     let version = header.request_api_version;
     let correlation_id = header.correlation_id;
     let client_id = header.client_id.clone();
-    let Some(supported) = supported_versions(api, cluster.config.sasl.is_some()) else {
+    let Some(supported) = supported_versions(api, &cluster.config) else {
         return Outcome::Close;
     };
     if !sasl::may_call(cluster, conn, api) {
@@ -320,11 +322,10 @@ fn set_throttle(body: &mut ResponseBody, ms: i32) {
 
 /// The ApiVersions answer: every API the broker implements, with its versions.
 fn api_versions(cluster: &Cluster, error: ErrorCode) -> crate::messages::ApiVersionsResponse {
-    let sasl = cluster.config.sasl.is_some();
     let api_keys = ApiKey::ALL
         .iter()
         .filter_map(|k| {
-            supported_versions(*k, sasl).map(|r| api_versions_response::ApiVersion {
+            supported_versions(*k, &cluster.config).map(|r| api_versions_response::ApiVersion {
                 api_key: k.as_i16(),
                 min_version: r.min,
                 max_version: r.max,
