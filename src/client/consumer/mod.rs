@@ -227,7 +227,9 @@ struct PartState {
     fetch_epoch: Option<i32>,
     paused: bool,
     chunks: VecDeque<Chunk>,
-    /// Bumped by every seek, so answers to older fetches are dropped.
+    /// Set from the consumer's counter when assigned and at every seek, so answers
+    /// to fetches asked before (of this partition, or of an earlier assignment of
+    /// it) are dropped.
     generation: u64,
     /// A fetch for it is on the wire.
     in_flight: bool,
@@ -239,14 +241,14 @@ struct PartState {
 }
 
 impl PartState {
-    fn new(start: Offset) -> Self {
+    fn new(start: Offset, generation: u64) -> Self {
         Self {
             position: Position::Unknown(start),
             fetch_offset: 0,
             fetch_epoch: None,
             paused: false,
             chunks: VecDeque::new(),
-            generation: 0,
+            generation,
             in_flight: false,
             leader_epoch: None,
             validating: false,
@@ -343,6 +345,10 @@ pub(crate) struct Consumer {
     committed: BTreeMap<TopicPartition, i64>,
     /// Partitions whose committed offset has been asked for.
     committed_asked: BTreeSet<TopicPartition>,
+    /// The last partition generation handed out: one counter for all partitions
+    /// and assignments, so a partition revoked and assigned again while a fetch
+    /// for it is on the wire never takes that fetch's answer as its own.
+    generations: u64,
 }
 
 impl Consumer {
@@ -357,6 +363,7 @@ impl Consumer {
             notes: VecDeque::new(),
             committed: BTreeMap::new(),
             committed_asked: BTreeSet::new(),
+            generations: 0,
         }
     }
 
@@ -373,9 +380,11 @@ impl Consumer {
     /// Adds partitions, each starting at `start`.
     pub(crate) fn assign(&mut self, tps: impl IntoIterator<Item = TopicPartition>, start: Offset) {
         for tp in tps {
-            self.parts
-                .entry(tp)
-                .or_insert_with(|| PartState::new(start));
+            let generations = &mut self.generations;
+            self.parts.entry(tp).or_insert_with(|| {
+                *generations += 1;
+                PartState::new(start, *generations)
+            });
         }
     }
 
@@ -401,7 +410,8 @@ impl Consumer {
         let dropped = p.buffered();
         p.chunks.clear();
         self.buffered -= dropped;
-        p.generation += 1;
+        self.generations += 1;
+        p.generation = self.generations;
         p.position = match to {
             Offset::At(offset) => {
                 p.fetch_offset = offset;
@@ -961,15 +971,18 @@ impl Consumer {
                 let Some(p) = self.parts.get_mut(&tp) else {
                     continue;
                 };
-                // An answer for a partition asked before a seek is stale.
-                if generations.get(&tp).is_some_and(|g| *g != p.generation) {
+                // An answer for a partition this fetch did not ask for (a session
+                // the broker still holds it in; the next request forgets it), or
+                // asked before a seek, is stale.
+                if generations.get(&tp).is_none_or(|g| *g != p.generation) {
                     continue;
                 }
                 let code = ErrorCode(pd.error_code);
                 if !code.is_ok() {
-                    if let Some(s) = self.sessions.get_mut(&flight.node) {
-                        s.partitions.remove(&tp);
-                    }
+                    // The broker's session keeps the partition: the client's view
+                    // keeps it too, so that a request after a leader change forgets
+                    // it there (else every answer from this broker would repeat the
+                    // error, and each would send the client back to its metadata).
                     match code {
                         ErrorCode::OFFSET_OUT_OF_RANGE => {
                             Self::out_of_range(
@@ -977,6 +990,7 @@ impl Consumer {
                                 self.config.auto_offset_reset,
                                 &tp,
                                 p,
+                                &mut self.generations,
                             );
                         }
                         c if c.is_retriable() || c == ErrorCode::UNKNOWN_TOPIC_ID => stale.push(tp),
@@ -1015,12 +1029,10 @@ impl Consumer {
                     continue; // only a partial batch: ask again with more room
                 }
                 p.fetch_offset = next;
+                // The broker's session keeps the offset this request named (KIP-227:
+                // it never moves it on its own), so the next request names the
+                // partition again at `next`; the session entry stays as sent.
                 p.fetch_epoch = last_epoch;
-                if let Some(s) = self.sessions.get_mut(&flight.node)
-                    && let Some(e) = s.partitions.get_mut(&tp)
-                {
-                    e.0 = next;
-                }
                 let filter = (self.config.isolation == IsolationLevel::ReadCommitted).then(|| {
                     ReadCommitted::new(pd.aborted_transactions.iter().flatten().map(|a| {
                         AbortedTransaction {
@@ -1065,8 +1077,10 @@ impl Consumer {
         reset: OffsetReset,
         tp: &TopicPartition,
         p: &mut PartState,
+        generations: &mut u64,
     ) {
-        p.generation += 1;
+        *generations += 1;
+        p.generation = *generations;
         match reset {
             OffsetReset::Error => {
                 p.position = Position::Failed;
