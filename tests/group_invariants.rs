@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use kafka_sansio::client::{
-    Assignor, Client, ClientConfig, Event, OffsetReset, OpId, ProducerRecord, TopicPartition,
+    Assignor, Client, ClientConfig, Event, OffsetReset, OpId, ProducerRecord,
 };
 use kafka_sansio::records::{BatchReader, DecodeOptions};
 use kafka_sansio::sim::{ClusterConfig, HostId, NetworkConfig, SimRng, Simulation};
@@ -71,6 +71,10 @@ struct Run {
 
 impl Run {
     fn new(seed: u64, planted: bool) -> Run {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let mut rng = SimRng::new(seed ^ 0x5eed_9e0b);
         let network = NetworkConfig {
             reset_probability: if rng.chance(0.3) { 0.0005 } else { 0.0 },
@@ -179,6 +183,9 @@ impl Run {
                     self.sim.elapsed()
                 ));
             }
+            if c != before && trace() {
+                eprintln!("T {:?} committed t-{p} {before} -> {c}", self.sim.elapsed());
+            }
             self.committed.insert(p, c.max(before));
         }
         for i in 0..self.apps.len() {
@@ -195,6 +202,10 @@ impl Run {
                         lost,
                         assigned,
                     } => {
+                        if trace() {
+                            let pos = self.sim.client(host).positions();
+                            eprintln!("T {:?} app {i} rebalance revoked {revoked:?} lost {lost:?} assigned {assigned:?} consumed {:?} positions {pos:?}", self.sim.elapsed(), self.apps[i].consumed_end);
+                        }
                         for tp in &lost {
                             self.mark_unclean(i, tp.partition);
                         }
@@ -230,6 +241,15 @@ impl Run {
                     ));
                 }
                 let end = app.consumed_end.entry(r.partition).or_default();
+                if trace() && *end != r.record.offset {
+                    eprintln!(
+                        "T {:?} app {i} polled t-{}@{} after {}",
+                        self.sim.elapsed(),
+                        r.partition,
+                        r.record.offset,
+                        *end
+                    );
+                }
                 *end = (*end).max(r.record.offset + 1);
                 self.deliveries
                     .entry((r.partition, r.record.offset))
@@ -247,6 +267,9 @@ impl Run {
 
     fn chaos(&mut self) {
         let live = self.live();
+        if trace() {
+            eprintln!("T {:?} chaos, live {live:?}", self.sim.elapsed());
+        }
         match self.rng.below(10) {
             0..=2 if live.len() < MAX_MEMBERS => self.join(),
             3 | 4 if live.len() > 1 => {
@@ -389,14 +412,14 @@ fn run_seed(seed: u64, planted: bool) -> (Vec<String>, u64) {
         }
         let until = next_produce.min(next_chaos);
         let step = until.saturating_sub(run.sim.elapsed()).max(Duration::from_micros(1));
-        run.sim.run_until(step, |_| false);
+        run.sim.run_for(step);
         run.observe();
     }
     // Then quiet: the group must settle and deliver everything.
     let limit = run.sim.elapsed() + Duration::from_secs(60);
     let mut settled = false;
     while run.sim.elapsed() < limit && run.failures.is_empty() {
-        run.sim.run_until(Duration::from_millis(50), |_| false);
+        run.sim.run_for(Duration::from_millis(50));
         run.observe();
         if run.settled() {
             // Settled for a while (no rebalance about to start).
@@ -415,14 +438,28 @@ fn run_seed(seed: u64, planted: bool) -> (Vec<String>, u64) {
             let status: Vec<_> = run
                 .live()
                 .iter()
-                .map(|&i| (i, run.sim.client(run.apps[i].host).group_status()))
+                .map(|&i| {
+                    let c = run.sim.client(run.apps[i].host);
+                    (i, c.group_status(), c.positions(), c.consumer_buffered_bytes())
+                })
+                .collect();
+            let missing: Vec<_> = (0..run.partitions)
+                .filter_map(|p| {
+                    let (hw, _) = run.sim.cluster().partition_offsets(TOPIC, p).unwrap();
+                    let first = (0..hw).find(|o| !run.deliveries.contains_key(&(p, *o)))?;
+                    Some(format!("{TOPIC}-{p}: first undelivered {first} of {hw}"))
+                })
                 .collect();
             run.failures.push(format!(
-                "the group did not settle within 60 s of quiet; live members: {status:?}"
+                "the group did not settle within 60 s of quiet; live members: {status:?}; {missing:?}"
             ));
         }
     }
     (run.failures, run.sim.trace_hash())
+}
+
+fn trace() -> bool {
+    std::env::var_os("SIM_TRACE").is_some()
 }
 
 fn seeds() -> std::ops::Range<u64> {

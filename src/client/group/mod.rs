@@ -469,9 +469,11 @@ impl GroupMember {
 
     /// When [`drive`](Self::drive) should next run without an input.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        // Only an active member drives its protocol (heartbeats, joins, expiry):
+        // while it leaves, those timers stand still and waking for them would spin.
         let protocol = match &self.proto {
-            Proto::Classic(c) if self.life != Life::Failed => c.next_deadline(&self.settings),
-            Proto::Next(n) if self.life != Life::Failed => n.next_deadline(&self.settings),
+            Proto::Classic(c) if self.life == Life::Active => c.next_deadline(&self.settings),
+            Proto::Next(n) if self.life == Life::Active => n.next_deadline(&self.settings),
             _ => None,
         };
         let auto = self
