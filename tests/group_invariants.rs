@@ -1,6 +1,8 @@
 //! Simulation testing of consumer groups: many seeds of a group whose members join,
-//! crash, leave and restart while a producer writes and partition leaders move,
-//! against the simulated cluster, checking:
+//! crash, leave and restart (statically, with their `group.instance.id`) while a
+//! producer writes, partition leaders move and the group's coordinator moves,
+//! against the simulated cluster, with the classic protocol (range, roundrobin,
+//! cooperative-sticky) or KIP-848 (the coordinator assigns), checking:
 //!
 //! - after the group settles, every partition has exactly one owner (by the members'
 //!   own rebalance events and by what they report), and no member ever polls a
@@ -24,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use kafka_sansio::client::{
-    Assignor, Client, ClientConfig, Event, OffsetReset, OpId, ProducerRecord,
+    Assignor, Client, ClientConfig, Event, GroupProtocol, OffsetReset, OpId, ProducerRecord,
 };
 use kafka_sansio::records::{BatchReader, DecodeOptions};
 use kafka_sansio::sim::{ClusterConfig, HostId, NetworkConfig, SimRng, Simulation};
@@ -41,6 +43,10 @@ static DELIVERED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsiz
 
 struct App {
     host: HostId,
+    /// Its `group.instance.id`, if static.
+    instance: Option<String>,
+    /// A static member that crashed and came back as a later app.
+    restarted: bool,
     alive: bool,
     left: bool,
     leaving: Option<OpId>,
@@ -55,6 +61,9 @@ struct Run {
     rng: SimRng,
     partitions: i32,
     assignors: Vec<Assignor>,
+    protocol: GroupProtocol,
+    static_members: bool,
+    next_instance: usize,
     planted: bool,
     apps: Vec<App>,
     producer: HostId,
@@ -86,6 +95,8 @@ impl Run {
                 brokers: BROKERS,
                 auto_create_topics: false,
                 group_min_session_timeout: Duration::from_millis(500),
+                consumer_group_session_timeout: Duration::from_secs(2),
+                consumer_group_heartbeat_interval: Duration::from_millis(300),
                 ..Default::default()
             },
             network,
@@ -93,11 +104,14 @@ impl Run {
         );
         let partitions = 2 + rng.below(6) as i32;
         sim.cluster().create_topic(TOPIC, partitions, 3).unwrap();
-        let assignors = match rng.below(3) {
-            0 => vec![Assignor::Range],
-            1 => vec![Assignor::RoundRobin],
-            _ => vec![Assignor::CooperativeSticky],
+        // The planted bug lives in the classic leader's assignment.
+        let (protocol, assignors) = match rng.below(if planted { 3 } else { 4 }) {
+            0 => (GroupProtocol::Classic, vec![Assignor::Range]),
+            1 => (GroupProtocol::Classic, vec![Assignor::RoundRobin]),
+            2 => (GroupProtocol::Classic, vec![Assignor::CooperativeSticky]),
+            _ => (GroupProtocol::Consumer, vec![Assignor::Range]),
         };
+        let static_members = rng.chance(0.5);
         let mut config = ClientConfig::new(&sim.bootstrap()).unwrap();
         config.seed = seed;
         config.producer.linger = Duration::from_millis(2);
@@ -107,6 +121,9 @@ impl Run {
             rng,
             partitions,
             assignors,
+            protocol,
+            static_members,
+            next_instance: 0,
             planted,
             apps: Vec::new(),
             producer,
@@ -119,12 +136,19 @@ impl Run {
         };
         let first = 1 + run.rng.below(3) as usize;
         for _ in 0..first {
-            run.join();
+            run.join(None);
         }
         run
     }
 
-    fn join(&mut self) {
+    /// A new member; `instance` restarts a static member that crashed.
+    fn join(&mut self, instance: Option<String>) {
+        let instance = instance.or_else(|| {
+            self.static_members.then(|| {
+                self.next_instance += 1;
+                format!("member-{}", self.next_instance)
+            })
+        });
         let mut config = ClientConfig::new(&self.sim.bootstrap()).unwrap();
         self.next_member_seed += 1;
         config.seed = self.next_member_seed;
@@ -132,6 +156,8 @@ impl Run {
         c.group_id = Some(GROUP.into());
         c.auto_offset_reset = OffsetReset::Earliest;
         c.assignors = self.assignors.clone();
+        c.group_protocol = self.protocol;
+        c.group_instance_id = instance.clone();
         c.session_timeout = Duration::from_secs(2);
         c.heartbeat_interval = Duration::from_millis(300);
         c.rebalance_timeout = Duration::from_secs(4);
@@ -145,6 +171,8 @@ impl Run {
         self.sim.client(host).subscribe(now, [TOPIC]).unwrap();
         self.apps.push(App {
             host,
+            instance,
+            restarted: false,
             alive: true,
             left: false,
             leaving: None,
@@ -265,13 +293,33 @@ impl Run {
         let _ = self.sim.client_events(self.producer).count();
     }
 
+    /// Static members that crashed and have not come back.
+    fn crashed_static(&self) -> Vec<usize> {
+        (0..self.apps.len())
+            .filter(|&i| !self.apps[i].alive && !self.apps[i].restarted && self.apps[i].instance.is_some())
+            .collect()
+    }
+
     fn chaos(&mut self) {
         let live = self.live();
+        let crashed = self.crashed_static();
+        let action = self.rng.below(12);
         if trace() {
-            eprintln!("T {:?} chaos, live {live:?}", self.sim.elapsed());
+            eprintln!("T {:?} chaos {action}, live {live:?}", self.sim.elapsed());
         }
-        match self.rng.below(10) {
-            0..=2 if live.len() < MAX_MEMBERS => self.join(),
+        match action {
+            0..=2 if live.len() < MAX_MEMBERS => self.join(None),
+            11 if !crashed.is_empty() && live.len() < MAX_MEMBERS => {
+                // A static member comes back under its old instance id.
+                let i = crashed[self.rng.below(crashed.len() as u64) as usize];
+                self.apps[i].restarted = true;
+                let instance = self.apps[i].instance.clone();
+                self.join(instance);
+            }
+            9 | 10 => {
+                let to = self.rng.below(BROKERS as u64) as i32;
+                let _ = self.sim.cluster().move_coordinator(GROUP, to);
+            }
             3 | 4 if live.len() > 1 => {
                 let i = live[self.rng.below(live.len() as u64) as usize];
                 let mine: Vec<i32> = self.apps[i].mine.iter().copied().collect();
@@ -396,19 +444,20 @@ impl Run {
 /// Runs one seed; returns the failures and the trace hash.
 fn run_seed(seed: u64, planted: bool) -> (Vec<String>, u64) {
     let mut run = Run::new(seed, planted);
-    let chaos_for = Duration::from_secs(6 + run.rng.below(10));
+    // Short runs, many seeds: a few seconds of chaos hold several membership changes.
+    let chaos_for = Duration::from_millis(2500 + run.rng.below(4000));
     let start = run.sim.elapsed();
-    let mut next_chaos = start + Duration::from_millis(800 + run.rng.below(1500));
+    let mut next_chaos = start + Duration::from_millis(400 + run.rng.below(1000));
     let mut next_produce = start;
     // Chaos while the producer writes.
     while run.sim.elapsed() < start + chaos_for && run.failures.is_empty() {
         if run.sim.elapsed() >= next_produce {
             run.produce();
-            next_produce += Duration::from_millis(3 + run.rng.below(25));
+            next_produce += Duration::from_millis(4 + run.rng.below(30));
         }
         if run.sim.elapsed() >= next_chaos {
             run.chaos();
-            next_chaos += Duration::from_millis(500 + run.rng.below(2500));
+            next_chaos += Duration::from_millis(300 + run.rng.below(1200));
         }
         let until = next_produce.min(next_chaos);
         let step = until.saturating_sub(run.sim.elapsed()).max(Duration::from_micros(1));

@@ -847,6 +847,20 @@ impl Groups {
         let instance = joining.instance().map(str::to_owned);
         let mut member_id = r.member_id.to_string();
         let group_id = r.group_id.to_string();
+        // A static member's first JoinGroup carries no member id; the id it was given
+        // at the first look is its instance's now (a later restart of the same
+        // instance would have taken it, and this request is then fenced below, as
+        // Kafka fences the replaced member's parked join).
+        if !first
+            && member_id.is_empty()
+            && let Some(instance) = &instance
+            && let Some(id) = self
+                .groups
+                .get(&group_id)
+                .and_then(|g| g.static_members.get(instance))
+        {
+            member_id = id.clone();
+        }
         let max_size = self.max_size;
         let mut replacing = None;
         if first {
