@@ -612,6 +612,7 @@ impl Consumer {
     /// use kafka_sansio::sim_server::BackgroundServer;
     ///
     /// let server = BackgroundServer::start(ClusterConfig { base_port: 0, ..Default::default() })?;
+    /// server.with_cluster(|cluster, _| cluster.create_topic("invoices", 1, 1))?;
     /// let client = ClientBuilder::new(&server.bootstrap())
     ///     .group_id("billing")
     ///     .configure(|c| c.consumer.auto_offset_reset = OffsetReset::Earliest)
