@@ -119,6 +119,11 @@ impl Classic {
         [heartbeat, join, expiry].into_iter().flatten().min()
     }
 
+    /// A JoinGroup or SyncGroup of this member is on the wire.
+    pub(super) fn in_rebalance(&self) -> bool {
+        matches!(self.phase, Phase::Joining { .. } | Phase::Syncing { .. })
+    }
+
     /// The membership is gone: the generation (and with `reset_member` the member
     /// id) is forgotten and the partitions dropped before joining again.
     fn lose(&mut self, reset_member: bool) {
@@ -612,6 +617,9 @@ impl GroupMember {
         settings: &Settings,
         consumer: &mut Consumer,
     ) {
+        // The rebalance is over for this member, well or not: a commit held back
+        // by it goes (with the generation the member has now).
+        self.commits.release();
         let Proto::Classic(c) = &mut self.proto else { return };
         let sync = match result {
             Ok(CallReply::Sync(r)) => r,

@@ -92,6 +92,11 @@ impl Commits {
 
 
     /// A heartbeat answered: commits may go again.
+    /// Whether a commit waits for the membership to catch up.
+    pub(crate) fn held(&self) -> bool {
+        self.held
+    }
+
     pub(crate) fn release(&mut self) {
         self.held = false;
     }
@@ -174,7 +179,15 @@ impl Commits {
         let InFlight {
             pending, settled, ..
         } = f;
-        let stale_code = |e: &ClientError| e.error_code() == Some(ErrorCode::STALE_MEMBER_EPOCH);
+        // A stale KIP-848 epoch, or a classic group between its JoinGroup and
+        // SyncGroup (Kafka refuses commits then): the commit goes again, once, when
+        // the membership has caught up.
+        let stale_code = |e: &ClientError| {
+            matches!(
+                e.error_code(),
+                Some(ErrorCode::STALE_MEMBER_EPOCH | ErrorCode::REBALANCE_IN_PROGRESS)
+            )
+        };
         let stale = match &result {
             Ok(OpOutput::Committed(rs)) => rs
                 .iter()

@@ -493,6 +493,13 @@ impl GroupMember {
         target: &BTreeSet<TopicPartition>,
         consumer: &mut Consumer,
     ) {
+        // A leaving member takes nothing new: an assignment that was on its way
+        // (a SyncGroup or heartbeat answered after the leave began) would hand it
+        // partitions it then drops without a revocation or a commit.
+        if matches!(self.life, Life::Leaving { .. }) && matches!(why, Why::Assignment | Why::BeforeJoin) {
+            tracing::debug!(group = %self.settings.group_id, ?why, "leaving: the assignment is ignored");
+            return;
+        }
         let started = self.reconciler.start(
             now,
             why,
@@ -634,6 +641,7 @@ impl GroupMember {
 
     /// A commit answered.
     pub(crate) fn on_commit(&mut self, id: u64, result: Result<OpOutput, ClientError>) {
+        tracing::trace!(group = %self.settings.group_id, id, ?result, "commit answered");
         let (done, stale) = self.commits.on_result(id, result);
         if stale && let Proto::Next(n) = &mut self.proto {
             n.heartbeat_now();
@@ -677,7 +685,16 @@ impl GroupMember {
         call: Option<u64>,
         consumer: &mut Consumer,
     ) {
-        if call.is_some() || self.reconciler.busy() {
+        if call.is_some() {
+            return;
+        }
+        if self.reconciler.busy() {
+            // A leaving member joins no more: a commit held for the rebalance it
+            // was in goes once that member is not waiting for a join or sync.
+            let waiting = matches!(&self.proto, Proto::Classic(c) if c.in_rebalance());
+            if self.commits.held() && !waiting {
+                self.commits.release();
+            }
             return;
         }
         if !self.reconciler.owned().is_empty() {
