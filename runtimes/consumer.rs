@@ -10,7 +10,9 @@ use std::task::{Context, Poll};
 
 use futures_lite::Stream;
 
-use crate::client::{ClientError, ConsumedRecord, CommittedOffset, Offset, OpOutput, TopicPartition};
+use crate::client::{
+    ClientError, CommittedOffset, ConsumedRecord, Offset, OpOutput, TopicPartition,
+};
 use crate::driver::{Command, ConsumeCommand, PollResult};
 use crate::oneshot;
 
@@ -177,7 +179,9 @@ impl Consumer {
     fn commit_offsets(&self) -> Vec<(TopicPartition, i64)> {
         self.handed
             .iter()
-            .filter(|(tp, _)| !self.grouped || self.owned.contains(*tp) || self.revoking.contains(*tp))
+            .filter(|(tp, _)| {
+                !self.grouped || self.owned.contains(*tp) || self.revoking.contains(*tp)
+            })
             .map(|(tp, o)| (tp.clone(), *o))
             .collect()
     }

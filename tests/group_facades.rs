@@ -54,7 +54,9 @@ fn builder(server: &BackgroundServer, protocol: GroupProtocol) -> ClientBuilder 
 
 /// Produces `n` records to each partition, tagged `tag`.
 fn produce(server: &BackgroundServer, n: usize, tag: &str) {
-    let client = ClientBuilder::new(&server.bootstrap()).build_blocking().unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .build_blocking()
+        .unwrap();
     let producer = client.producer();
     let deliveries: Vec<_> = (0..PARTITIONS)
         .flat_map(|p| (0..n).map(move |i| (p, i)))
@@ -98,13 +100,22 @@ async fn two_members_split_then_one_closes(protocol: GroupProtocol) {
     let mut seen = Seen::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while total(&seen) < 200 {
-        assert!(Instant::now() < deadline, "a alone read {} of 200", total(&seen));
+        assert!(
+            Instant::now() < deadline,
+            "a alone read {} of 200",
+            total(&seen)
+        );
         read_some(&mut a, &mut seen).await;
     }
     b.subscribe(["t"]).unwrap();
     // Both hold two partitions.
     while !(a.assignment().len() == 2 && b.assignment().len() == 2) {
-        assert!(Instant::now() < deadline, "no split: a {:?} b {:?}", a.assignment(), b.assignment());
+        assert!(
+            Instant::now() < deadline,
+            "no split: a {:?} b {:?}",
+            a.assignment(),
+            b.assignment()
+        );
         read_some(&mut a, &mut seen).await;
         read_some(&mut b, &mut seen).await;
     }
@@ -112,7 +123,11 @@ async fn two_members_split_then_one_closes(protocol: GroupProtocol) {
     assert_eq!(split.len(), 4);
     produce(&server, 50, "b");
     while total(&seen) < 400 {
-        assert!(Instant::now() < deadline, "the pair read {} of 400", total(&seen));
+        assert!(
+            Instant::now() < deadline,
+            "the pair read {} of 400",
+            total(&seen)
+        );
         read_some(&mut a, &mut seen).await;
         read_some(&mut b, &mut seen).await;
     }
@@ -122,7 +137,12 @@ async fn two_members_split_then_one_closes(protocol: GroupProtocol) {
     a.close().await.unwrap();
     produce(&server, 50, "c");
     while !(b.assignment().len() == 4 && total(&seen) >= 600) {
-        assert!(Instant::now() < deadline, "b read {} of 600, holds {:?}", total(&seen), b.assignment());
+        assert!(
+            Instant::now() < deadline,
+            "b read {} of 600, holds {:?}",
+            total(&seen),
+            b.assignment()
+        );
         read_some(&mut b, &mut seen).await;
     }
     assert_once(&seen, 600);
@@ -131,7 +151,10 @@ async fn two_members_split_then_one_closes(protocol: GroupProtocol) {
     assert!(committed.iter().all(|(_, o)| *o == 150), "{committed:?}");
     b.close().await.unwrap();
     for p in 0..PARTITIONS {
-        assert_eq!(server.with_cluster(|c, _| c.committed_offset("g", "t", p)), Some(150));
+        assert_eq!(
+            server.with_cluster(|c, _| c.committed_offset("g", "t", p)),
+            Some(150)
+        );
     }
     a_client.close().await;
     b_client.close().await;
@@ -151,8 +174,12 @@ async fn tokio_kip848_members_split_and_one_closes_without_loss_or_duplicates() 
 fn blocking_members_split_and_one_closes_without_loss_or_duplicates() {
     let server = server();
     produce(&server, 25, "a");
-    let a_client = builder(&server, GroupProtocol::Classic).build_blocking().unwrap();
-    let b_client = builder(&server, GroupProtocol::Classic).build_blocking().unwrap();
+    let a_client = builder(&server, GroupProtocol::Classic)
+        .build_blocking()
+        .unwrap();
+    let b_client = builder(&server, GroupProtocol::Classic)
+        .build_blocking()
+        .unwrap();
     let mut a = a_client.consumer();
     a.subscribe(["t"]).unwrap();
     let mut seen = Seen::new();

@@ -188,7 +188,10 @@ impl Run {
     }
 
     fn committed_now(&mut self, p: i32) -> i64 {
-        self.sim.cluster().committed_offset(GROUP, TOPIC, p).unwrap_or(0)
+        self.sim
+            .cluster()
+            .committed_offset(GROUP, TOPIC, p)
+            .unwrap_or(0)
     }
 
     /// The records of `p` from `from` up to what `app` polled may come again.
@@ -232,7 +235,11 @@ impl Run {
                     } => {
                         if trace() {
                             let pos = self.sim.client(host).positions();
-                            eprintln!("T {:?} app {i} rebalance revoked {revoked:?} lost {lost:?} assigned {assigned:?} consumed {:?} positions {pos:?}", self.sim.elapsed(), self.apps[i].consumed_end);
+                            eprintln!(
+                                "T {:?} app {i} rebalance revoked {revoked:?} lost {lost:?} assigned {assigned:?} consumed {:?} positions {pos:?}",
+                                self.sim.elapsed(),
+                                self.apps[i].consumed_end
+                            );
                         }
                         for tp in &lost {
                             self.mark_unclean(i, tp.partition);
@@ -240,7 +247,8 @@ impl Run {
                         let app = &mut self.apps[i];
                         for tp in revoked.iter().chain(&lost) {
                             if !app.mine.remove(&tp.partition) {
-                                self.failures.push(format!("app {i}: {tp} revoked but not held"));
+                                self.failures
+                                    .push(format!("app {i}: {tp} revoked but not held"));
                             }
                         }
                         for tp in &assigned {
@@ -286,8 +294,9 @@ impl Run {
             }
             let held = self.sim.client(host).consumer_buffered_bytes();
             if held > BUDGET {
-                self.failures
-                    .push(format!("app {i} buffers {held} bytes, over its budget {BUDGET}"));
+                self.failures.push(format!(
+                    "app {i} buffers {held} bytes, over its budget {BUDGET}"
+                ));
             }
         }
         let _ = self.sim.client_events(self.producer).count();
@@ -296,7 +305,9 @@ impl Run {
     /// Static members that crashed and have not come back.
     fn crashed_static(&self) -> Vec<usize> {
         (0..self.apps.len())
-            .filter(|&i| !self.apps[i].alive && !self.apps[i].restarted && self.apps[i].instance.is_some())
+            .filter(|&i| {
+                !self.apps[i].alive && !self.apps[i].restarted && self.apps[i].instance.is_some()
+            })
             .collect()
     }
 
@@ -460,7 +471,9 @@ fn run_seed(seed: u64, planted: bool) -> (Vec<String>, u64) {
             next_chaos += Duration::from_millis(300 + run.rng.below(1200));
         }
         let until = next_produce.min(next_chaos);
-        let step = until.saturating_sub(run.sim.elapsed()).max(Duration::from_micros(1));
+        let step = until
+            .saturating_sub(run.sim.elapsed())
+            .max(Duration::from_micros(1));
         run.sim.run_for(step);
         run.observe();
     }
@@ -489,7 +502,12 @@ fn run_seed(seed: u64, planted: bool) -> (Vec<String>, u64) {
                 .iter()
                 .map(|&i| {
                     let c = run.sim.client(run.apps[i].host);
-                    (i, c.group_status(), c.positions(), c.consumer_buffered_bytes())
+                    (
+                        i,
+                        c.group_status(),
+                        c.positions(),
+                        c.consumer_buffered_bytes(),
+                    )
                 })
                 .collect();
             let missing: Vec<_> = (0..run.partitions)
@@ -537,7 +555,10 @@ fn group_invariants_hold_across_seeds() {
         ran += 1;
     }
     let delivered = DELIVERED.load(std::sync::atomic::Ordering::Relaxed);
-    eprintln!("{} of {ran} seeds passed; {delivered} records checked", ran - failed.len());
+    eprintln!(
+        "{} of {ran} seeds passed; {delivered} records checked",
+        ran - failed.len()
+    );
     assert!(
         failed.is_empty(),
         "{} of {ran} seeds failed: {:?}\n{}",
@@ -546,11 +567,17 @@ fn group_invariants_hold_across_seeds() {
         failed
             .iter()
             .take(3)
-            .map(|(s, f)| format!("seed {s} (replay: SIM_SEED_START={s} SIM_SEEDS=1):\n{}", f.iter().take(5).cloned().collect::<Vec<_>>().join("\n")))
+            .map(|(s, f)| format!(
+                "seed {s} (replay: SIM_SEED_START={s} SIM_SEEDS=1):\n{}",
+                f.iter().take(5).cloned().collect::<Vec<_>>().join("\n")
+            ))
             .collect::<Vec<_>>()
             .join("\n")
     );
-    assert!(delivered > ran * 50, "only {delivered} records checked in {ran} seeds");
+    assert!(
+        delivered > ran * 50,
+        "only {delivered} records checked in {ran} seeds"
+    );
 }
 
 #[test]
@@ -567,9 +594,12 @@ fn the_same_seed_gives_the_same_run() {
 fn a_planted_double_assignment_is_caught() {
     let caught = (1..=30).find(|seed| {
         let (failures, _) = run_seed(*seed, true);
-        failures
-            .iter()
-            .any(|f| f.contains("owners") || f.contains("without holding") || f.contains("clean rebalances"))
+        failures.iter().any(|f| {
+            f.contains("owners") || f.contains("without holding") || f.contains("clean rebalances")
+        })
     });
-    assert!(caught.is_some(), "the planted double assignment survived 30 seeds");
+    assert!(
+        caught.is_some(),
+        "the planted double assignment survived 30 seeds"
+    );
 }

@@ -35,7 +35,11 @@ fn sim(seed: u64, brokers: usize) -> Simulation {
     )
 }
 
-fn member_config(sim: &Simulation, seed: u64, tweak: impl FnOnce(&mut ClientConfig)) -> ClientConfig {
+fn member_config(
+    sim: &Simulation,
+    seed: u64,
+    tweak: impl FnOnce(&mut ClientConfig),
+) -> ClientConfig {
     let mut config = ClientConfig::new(&sim.bootstrap()).unwrap();
     config.seed = seed;
     config.consumer.group_id = Some(GROUP.into());
@@ -61,11 +65,18 @@ struct Member {
 }
 
 impl Member {
-    fn join(sim: &mut Simulation, seed: u64, topics: &[&str], tweak: impl FnOnce(&mut ClientConfig)) -> Member {
+    fn join(
+        sim: &mut Simulation,
+        seed: u64,
+        topics: &[&str],
+        tweak: impl FnOnce(&mut ClientConfig),
+    ) -> Member {
         let config = member_config(sim, seed, tweak);
         let host = sim.add_client(Client::new(config, sim.now()));
         let now = sim.now();
-        sim.client(host).subscribe(now, topics.iter().copied()).unwrap();
+        sim.client(host)
+            .subscribe(now, topics.iter().copied())
+            .unwrap();
         Member {
             host,
             got: Vec::new(),
@@ -101,13 +112,23 @@ impl Member {
         }
         for r in sim.client(self.host).poll_records(now, 10_000) {
             let tp = TopicPartition::new(r.topic.clone(), r.partition);
-            assert!(self.mine.contains(&tp), "polled {tp}@{} without holding it", r.record.offset);
+            assert!(
+                self.mine.contains(&tp),
+                "polled {tp}@{} without holding it",
+                r.record.offset
+            );
             let v = String::from_utf8(r.record.value.unwrap().to_vec()).unwrap();
             self.got.push((r.partition, r.record.offset, v));
         }
     }
 
-    fn rebalances(&self) -> Vec<(Vec<TopicPartition>, Vec<TopicPartition>, Vec<TopicPartition>)> {
+    fn rebalances(
+        &self,
+    ) -> Vec<(
+        Vec<TopicPartition>,
+        Vec<TopicPartition>,
+        Vec<TopicPartition>,
+    )> {
         self.events
             .iter()
             .filter_map(|e| match e {
@@ -129,7 +150,12 @@ impl Member {
 }
 
 /// Steps every member until `done` or `limit`.
-fn run(sim: &mut Simulation, members: &mut [&mut Member], limit: Duration, mut done: impl FnMut(&mut Simulation, &[&mut Member]) -> bool) -> bool {
+fn run(
+    sim: &mut Simulation,
+    members: &mut [&mut Member],
+    limit: Duration,
+    mut done: impl FnMut(&mut Simulation, &[&mut Member]) -> bool,
+) -> bool {
     sim.run_until(limit, |sim| {
         for m in members.iter_mut() {
             m.step(sim);
@@ -148,7 +174,10 @@ fn produce(sim: &mut Simulation, topic: &str, partitions: i32, n: usize, tag: &s
     for p in 0..partitions {
         for i in 0..n {
             sim.client(host)
-                .send(now, ProducerRecord::new(topic, format!("{tag}p{p}-{i}")).partition(p))
+                .send(
+                    now,
+                    ProducerRecord::new(topic, format!("{tag}p{p}-{i}")).partition(p),
+                )
                 .unwrap();
             ids += 1;
         }
@@ -187,7 +216,12 @@ fn a_single_member_gets_every_partition_and_commits_what_it_read() {
     sim.cluster().create_topic("t", 4, 3).unwrap();
     produce(&mut sim, "t", 4, 50, "");
     let mut a = Member::join(&mut sim, 1, &["t"], |_| {});
-    assert!(run(&mut sim, &mut [&mut a], Duration::from_secs(30), |_, ms| ms[0].got.len() == 200));
+    assert!(run(
+        &mut sim,
+        &mut [&mut a],
+        Duration::from_secs(30),
+        |_, ms| ms[0].got.len() == 200
+    ));
     assert_eq!(a.rebalances().len(), 1);
     assert_eq!(a.rebalances()[0].2.len(), 4);
     let status = sim.client(a.host).group_status().unwrap();
@@ -196,7 +230,11 @@ fn a_single_member_gets_every_partition_and_commits_what_it_read() {
     // Auto-commit stores the positions.
     sim.run_for(Duration::from_secs(3));
     for p in 0..4 {
-        assert_eq!(sim.cluster().committed_offset(GROUP, "t", p), Some(50), "partition {p}");
+        assert_eq!(
+            sim.cluster().committed_offset(GROUP, "t", p),
+            Some(50),
+            "partition {p}"
+        );
     }
 }
 
@@ -205,24 +243,47 @@ fn eager_range_splits_partitions_and_hands_them_over_exactly_once() {
     let mut sim = sim(2, 3);
     sim.cluster().create_topic("t", 6, 3).unwrap();
     produce(&mut sim, "t", 6, 100, "a");
-    let mut a = Member::join(&mut sim, 1, &["t"], |c| c.consumer.assignors = vec![Assignor::Range]);
-    assert!(run(&mut sim, &mut [&mut a], Duration::from_secs(30), |_, ms| ms[0].got.len() >= 300));
-    let mut b = Member::join(&mut sim, 2, &["t"], |c| c.consumer.assignors = vec![Assignor::Range]);
-    assert!(run(&mut sim, &mut [&mut a, &mut b], Duration::from_secs(30), |sim, ms| {
-        all_stable(sim, ms) && ms[0].mine.len() == 3 && ms[1].mine.len() == 3
-    }));
+    let mut a = Member::join(&mut sim, 1, &["t"], |c| {
+        c.consumer.assignors = vec![Assignor::Range]
+    });
+    assert!(run(
+        &mut sim,
+        &mut [&mut a],
+        Duration::from_secs(30),
+        |_, ms| ms[0].got.len() >= 300
+    ));
+    let mut b = Member::join(&mut sim, 2, &["t"], |c| {
+        c.consumer.assignors = vec![Assignor::Range]
+    });
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(30),
+        |sim, ms| { all_stable(sim, ms) && ms[0].mine.len() == 3 && ms[1].mine.len() == 3 }
+    ));
     produce(&mut sim, "t", 6, 100, "b");
-    assert!(run(&mut sim, &mut [&mut a, &mut b], Duration::from_secs(30), |_, ms| {
-        ms[0].got.len() + ms[1].got.len() >= 1200
-    }));
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(30),
+        |_, ms| { ms[0].got.len() + ms[1].got.len() >= 1200 }
+    ));
     assert_exactly_once(&[&a, &b], 1200);
     // Eager: a gave up everything, then got its half back.
     let ra = a.rebalances();
     assert_eq!(ra[1].0.len(), 6, "revoked all before rejoining: {ra:?}");
     assert_eq!(ra[2].2.len(), 3);
     // Range: consecutive partitions.
-    let mine: Vec<i32> = a.mine.iter().chain(&b.mine).map(|tp| tp.partition).collect();
-    assert!(mine == [0, 1, 2, 3, 4, 5] || mine == [3, 4, 5, 0, 1, 2], "{mine:?}");
+    let mine: Vec<i32> = a
+        .mine
+        .iter()
+        .chain(&b.mine)
+        .map(|tp| tp.partition)
+        .collect();
+    assert!(
+        mine == [0, 1, 2, 3, 4, 5] || mine == [3, 4, 5, 0, 1, 2],
+        "{mine:?}"
+    );
 }
 
 #[test]
@@ -232,9 +293,12 @@ fn roundrobin_deals_partitions_in_turn() {
     let rr = |c: &mut ClientConfig| c.consumer.assignors = vec![Assignor::RoundRobin];
     let mut a = Member::join(&mut sim, 1, &["t"], rr);
     let mut b = Member::join(&mut sim, 2, &["t"], rr);
-    assert!(run(&mut sim, &mut [&mut a, &mut b], Duration::from_secs(30), |sim, ms| {
-        all_stable(sim, ms) && ms[0].mine.len() == 2 && ms[1].mine.len() == 2
-    }));
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(30),
+        |sim, ms| { all_stable(sim, ms) && ms[0].mine.len() == 2 && ms[1].mine.len() == 2 }
+    ));
     let a_parts: Vec<i32> = a.mine.iter().map(|tp| tp.partition).collect();
     assert!(a_parts == [0, 2] || a_parts == [1, 3], "{a_parts:?}");
 }
@@ -246,19 +310,31 @@ fn cooperative_sticky_revokes_only_what_moves() {
     produce(&mut sim, "t", 6, 100, "a");
     let coop = |c: &mut ClientConfig| c.consumer.assignors = vec![Assignor::CooperativeSticky];
     let mut a = Member::join(&mut sim, 1, &["t"], coop);
-    assert!(run(&mut sim, &mut [&mut a], Duration::from_secs(30), |_, ms| ms[0].got.len() >= 200));
+    assert!(run(
+        &mut sim,
+        &mut [&mut a],
+        Duration::from_secs(30),
+        |_, ms| ms[0].got.len() >= 200
+    ));
     let mut b = Member::join(&mut sim, 2, &["t"], coop);
-    assert!(run(&mut sim, &mut [&mut a, &mut b], Duration::from_secs(30), |sim, ms| {
-        all_stable(sim, ms) && ms[0].mine.len() == 3 && ms[1].mine.len() == 3
-    }));
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(30),
+        |sim, ms| { all_stable(sim, ms) && ms[0].mine.len() == 3 && ms[1].mine.len() == 3 }
+    ));
     produce(&mut sim, "t", 6, 100, "b");
-    assert!(run(&mut sim, &mut [&mut a, &mut b], Duration::from_secs(30), |_, ms| {
-        ms[0].got.len() + ms[1].got.len() >= 1200
-    }));
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(30),
+        |_, ms| { ms[0].got.len() + ms[1].got.len() >= 1200 }
+    ));
     assert_exactly_once(&[&a, &b], 1200);
     // a never revoked what it kept: one revocation of exactly the three that moved.
     let ra = a.rebalances();
-    let revoked: Vec<&Vec<TopicPartition>> = ra.iter().map(|r| &r.0).filter(|r| !r.is_empty()).collect();
+    let revoked: Vec<&Vec<TopicPartition>> =
+        ra.iter().map(|r| &r.0).filter(|r| !r.is_empty()).collect();
     assert_eq!(revoked.len(), 1, "{ra:?}");
     assert_eq!(revoked[0].len(), 3);
     assert!(revoked[0].iter().all(|tp| b.mine.contains(tp)));
@@ -272,21 +348,35 @@ fn a_member_that_leaves_hands_its_partitions_over_after_committing() {
     produce(&mut sim, "t", 4, 100, "a");
     let mut a = Member::join(&mut sim, 1, &["t"], |_| {});
     let mut b = Member::join(&mut sim, 2, &["t"], |_| {});
-    assert!(run(&mut sim, &mut [&mut a, &mut b], Duration::from_secs(30), |sim, ms| {
-        all_stable(sim, ms) && ms[0].got.len() + ms[1].got.len() >= 400
-    }));
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(30),
+        |sim, ms| { all_stable(sim, ms) && ms[0].got.len() + ms[1].got.len() >= 400 }
+    ));
     let now = sim.now();
     let op = sim.client(b.host).leave_group(now);
     let mut left = false;
-    assert!(run(&mut sim, &mut [&mut a, &mut b], Duration::from_secs(30), |_, ms| {
-        left |= ms[1].events.iter().any(|e| matches!(e, Event::Done { op: o, result: Ok(_) } if *o == op));
-        left && ms[0].mine.len() == 4
-    }));
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(30),
+        |_, ms| {
+            left |= ms[1]
+                .events
+                .iter()
+                .any(|e| matches!(e, Event::Done { op: o, result: Ok(_) } if *o == op));
+            left && ms[0].mine.len() == 4
+        }
+    ));
     assert!(b.mine.is_empty());
     produce(&mut sim, "t", 4, 100, "b");
-    assert!(run(&mut sim, &mut [&mut a, &mut b], Duration::from_secs(30), |_, ms| {
-        ms[0].got.len() + ms[1].got.len() >= 800
-    }));
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(30),
+        |_, ms| { ms[0].got.len() + ms[1].got.len() >= 800 }
+    ));
     assert_exactly_once(&[&a, &b], 800);
 }
 
@@ -297,24 +387,52 @@ fn assigned_partitions_wait_for_the_acknowledgement() {
     produce(&mut sim, "t", 2, 10, "");
     let mut a = Member::join(&mut sim, 1, &["t"], |_| {});
     a.ack = false;
-    assert!(run(&mut sim, &mut [&mut a], Duration::from_secs(10), |_, ms| !ms[0].mine.is_empty()));
+    assert!(run(
+        &mut sim,
+        &mut [&mut a],
+        Duration::from_secs(10),
+        |_, ms| !ms[0].mine.is_empty()
+    ));
     sim.run_for(Duration::from_secs(2));
     a.step(&mut sim);
-    assert!(a.got.is_empty(), "nothing fetched before the acknowledgement");
+    assert!(
+        a.got.is_empty(),
+        "nothing fetched before the acknowledgement"
+    );
     let now = sim.now();
     sim.client(a.host).ack_rebalance(now);
-    assert!(run(&mut sim, &mut [&mut a], Duration::from_secs(10), |_, ms| ms[0].got.len() == 20));
+    assert!(run(
+        &mut sim,
+        &mut [&mut a],
+        Duration::from_secs(10),
+        |_, ms| ms[0].got.len() == 20
+    ));
 }
 
 #[test]
 fn an_unacknowledged_rebalance_goes_on_after_the_rebalance_timeout() {
     let mut sim = sim(7, 1);
     sim.cluster().create_topic("t", 2, 1).unwrap();
-    let mut a = Member::join(&mut sim, 1, &["t"], |c| c.consumer.rebalance_timeout = Duration::from_secs(3));
+    let mut a = Member::join(&mut sim, 1, &["t"], |c| {
+        c.consumer.rebalance_timeout = Duration::from_secs(3)
+    });
     a.ack = false;
-    assert!(run(&mut sim, &mut [&mut a], Duration::from_secs(10), |_, ms| {
-        ms[0].events.iter().any(|e| matches!(e, Event::ConsumerError { error: ClientError::Timeout { .. }, .. }))
-    }));
+    assert!(run(
+        &mut sim,
+        &mut [&mut a],
+        Duration::from_secs(10),
+        |_, ms| {
+            ms[0].events.iter().any(|e| {
+                matches!(
+                    e,
+                    Event::ConsumerError {
+                        error: ClientError::Timeout { .. },
+                        ..
+                    }
+                )
+            })
+        }
+    ));
     assert!(a.stable(&mut sim));
 }
 
@@ -323,23 +441,42 @@ fn manual_commits_are_ordered_and_never_go_backwards() {
     let mut sim = sim(8, 1);
     sim.cluster().create_topic("t", 1, 1).unwrap();
     produce(&mut sim, "t", 1, 20, "");
-    let mut a = Member::join(&mut sim, 1, &["t"], |c| c.consumer.enable_auto_commit = false);
-    assert!(run(&mut sim, &mut [&mut a], Duration::from_secs(10), |_, ms| ms[0].got.len() == 20));
+    let mut a = Member::join(&mut sim, 1, &["t"], |c| {
+        c.consumer.enable_auto_commit = false
+    });
+    assert!(run(
+        &mut sim,
+        &mut [&mut a],
+        Duration::from_secs(10),
+        |_, ms| ms[0].got.len() == 20
+    ));
     let tp = TopicPartition::new("t", 0);
     let now = sim.now();
     let first = sim.client(a.host).commit(now, None);
     let back = sim.client(a.host).commit(now, Some(vec![(tp.clone(), 5)]));
     let done = |sim: &mut Simulation, op| sim.run_until_done(a.host, op, Duration::from_secs(10));
-    let Ok(OpOutput::Committed(r)) = done(&mut sim, first) else { panic!() };
+    let Ok(OpOutput::Committed(r)) = done(&mut sim, first) else {
+        panic!()
+    };
     assert_eq!(r[0].offset, Ok(20));
-    let Ok(OpOutput::Committed(r)) = done(&mut sim, back) else { panic!() };
-    assert!(matches!(r[0].offset, Err(ClientError::InvalidArgument(_))), "{r:?}");
+    let Ok(OpOutput::Committed(r)) = done(&mut sim, back) else {
+        panic!()
+    };
+    assert!(
+        matches!(r[0].offset, Err(ClientError::InvalidArgument(_))),
+        "{r:?}"
+    );
     assert_eq!(sim.cluster().committed_offset(GROUP, "t", 0), Some(20));
     // After a seek back, a lower commit is the application's decision.
     let now = sim.now();
-    assert!(sim.client(a.host).seek(now, &tp, kafka_sansio::client::Offset::At(5)));
+    assert!(
+        sim.client(a.host)
+            .seek(now, &tp, kafka_sansio::client::Offset::At(5))
+    );
     let op = sim.client(a.host).commit(now, Some(vec![(tp.clone(), 5)]));
-    let Ok(OpOutput::Committed(r)) = done(&mut sim, op) else { panic!() };
+    let Ok(OpOutput::Committed(r)) = done(&mut sim, op) else {
+        panic!()
+    };
     assert_eq!(r[0].offset, Ok(5));
     assert_eq!(sim.cluster().committed_offset(GROUP, "t", 0), Some(5));
 }
@@ -359,11 +496,20 @@ fn the_kip848_protocol_falls_back_to_classic_where_the_coordinator_lacks_it() {
     );
     sim.cluster().create_topic("t", 2, 1).unwrap();
     produce(&mut sim, "t", 2, 10, "");
-    let mut a = Member::join(&mut sim, 1, &["t"], |c| c.consumer.group_protocol = GroupProtocol::Consumer);
-    assert!(run(&mut sim, &mut [&mut a], Duration::from_secs(20), |_, ms| ms[0].got.len() == 20));
-    assert_eq!(sim.client(a.host).group_status().unwrap().protocol, GroupProtocol::Classic);
+    let mut a = Member::join(&mut sim, 1, &["t"], |c| {
+        c.consumer.group_protocol = GroupProtocol::Consumer
+    });
+    assert!(run(
+        &mut sim,
+        &mut [&mut a],
+        Duration::from_secs(20),
+        |_, ms| ms[0].got.len() == 20
+    ));
+    assert_eq!(
+        sim.client(a.host).group_status().unwrap().protocol,
+        GroupProtocol::Classic
+    );
 }
-
 
 #[test]
 fn kip848_members_split_partitions_and_hand_them_over_exactly_once() {
@@ -372,16 +518,30 @@ fn kip848_members_split_partitions_and_hand_them_over_exactly_once() {
     produce(&mut sim, "t", 6, 100, "a");
     let kip848 = |c: &mut ClientConfig| c.consumer.group_protocol = GroupProtocol::Consumer;
     let mut a = Member::join(&mut sim, 1, &["t"], kip848);
-    assert!(run(&mut sim, &mut [&mut a], Duration::from_secs(30), |_, ms| ms[0].got.len() >= 200));
-    assert_eq!(sim.client(a.host).group_status().unwrap().protocol, GroupProtocol::Consumer);
+    assert!(run(
+        &mut sim,
+        &mut [&mut a],
+        Duration::from_secs(30),
+        |_, ms| ms[0].got.len() >= 200
+    ));
+    assert_eq!(
+        sim.client(a.host).group_status().unwrap().protocol,
+        GroupProtocol::Consumer
+    );
     let mut b = Member::join(&mut sim, 2, &["t"], kip848);
-    assert!(run(&mut sim, &mut [&mut a, &mut b], Duration::from_secs(60), |sim, ms| {
-        all_stable(sim, ms) && ms[0].mine.len() == 3 && ms[1].mine.len() == 3
-    }));
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(60),
+        |sim, ms| { all_stable(sim, ms) && ms[0].mine.len() == 3 && ms[1].mine.len() == 3 }
+    ));
     produce(&mut sim, "t", 6, 100, "b");
-    assert!(run(&mut sim, &mut [&mut a, &mut b], Duration::from_secs(30), |_, ms| {
-        ms[0].got.len() + ms[1].got.len() >= 1200
-    }));
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(30),
+        |_, ms| { ms[0].got.len() + ms[1].got.len() >= 1200 }
+    ));
     assert_exactly_once(&[&a, &b], 1200);
     // KIP-848 is incremental: a revoked only what moved and never lost anything.
     let ra = a.rebalances();
@@ -392,13 +552,24 @@ fn kip848_members_split_partitions_and_hand_them_over_exactly_once() {
     let now = sim.now();
     let op = sim.client(b.host).leave_group(now);
     let mut left = false;
-    assert!(run(&mut sim, &mut [&mut a, &mut b], Duration::from_secs(60), |_, ms| {
-        left |= ms[1].events.iter().any(|e| matches!(e, Event::Done { op: o, result: Ok(_) } if *o == op));
-        left && ms[0].mine.len() == 6
-    }));
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(60),
+        |_, ms| {
+            left |= ms[1]
+                .events
+                .iter()
+                .any(|e| matches!(e, Event::Done { op: o, result: Ok(_) } if *o == op));
+            left && ms[0].mine.len() == 6
+        }
+    ));
     produce(&mut sim, "t", 6, 100, "c");
-    assert!(run(&mut sim, &mut [&mut a, &mut b], Duration::from_secs(30), |_, ms| {
-        ms[0].got.len() + ms[1].got.len() >= 1800
-    }));
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(30),
+        |_, ms| { ms[0].got.len() + ms[1].got.len() >= 1800 }
+    ));
     assert_exactly_once(&[&a, &b], 1800);
 }

@@ -279,7 +279,11 @@ fn silent_members_are_fenced_and_leaving_members_go_at_once() {
     }
     h.advance(Duration::from_secs(1));
     heartbeat(&mut h, c, "g", &mut a, &["t"]);
-    assert_eq!(a.owned.len(), 4, "a has every partition after b's session ended");
+    assert_eq!(
+        a.owned.len(),
+        4,
+        "a has every partition after b's session ended"
+    );
     let r = heartbeat(&mut h, c, "g", &mut b, &["t"]);
     assert_eq!(code(&r), ErrorCode::UNKNOWN_MEMBER_ID);
     let g = h.cluster.group("g").unwrap();
@@ -358,7 +362,11 @@ fn a_static_member_restarts_into_its_old_assignment() {
     assert_eq!(code(&r), ErrorCode::NONE);
     assert_eq!(restarted.owned, had, "its old assignment, no rebalance");
     assert_eq!(r.member_epoch, epoch);
-    assert_eq!(h.cluster.group("g").unwrap().epoch, epoch, "no new group epoch");
+    assert_eq!(
+        h.cluster.group("g").unwrap().epoch,
+        epoch,
+        "no new group epoch"
+    );
     // The old member id is fenced.
     a.epoch = epoch;
     let r = heartbeat(&mut h, c, "g", &mut a, &["t"]);
@@ -430,7 +438,8 @@ fn offset_commits_and_fetches_carry_member_epochs() {
     let (mut h, c, _) = setup(1);
     let mut a = Member::new("a");
     heartbeat(&mut h, c, "g", &mut a, &["t"]);
-    let codes = |r: &kafka_sansio::messages::OffsetCommitResponse| r.topics[0].partitions[0].error_code;
+    let codes =
+        |r: &kafka_sansio::messages::OffsetCommitResponse| r.topics[0].partitions[0].error_code;
     assert_eq!(codes(&h.call(c, &commit("g", "a", a.epoch, 5), 9)), 0);
     assert_eq!(h.cluster.committed_offset("g", "t", 0), Some(5));
     assert_eq!(
@@ -498,7 +507,10 @@ fn consumer_group_describe_reports_epochs_members_and_assignments() {
     );
     let g = &r.groups[0];
     assert_eq!(g.error_code, 0);
-    assert_eq!((&*g.group_state, g.group_epoch, g.assignment_epoch), ("Stable", 2, 2));
+    assert_eq!(
+        (&*g.group_state, g.group_epoch, g.assignment_epoch),
+        ("Stable", 2, 2)
+    );
     assert_eq!(&*g.assignor_name, "uniform");
     assert_eq!(g.members.len(), 2);
     let ma = g.members.iter().find(|m| &*m.member_id == "a").unwrap();
@@ -514,7 +526,10 @@ fn consumer_group_describe_reports_epochs_members_and_assignments() {
         .map(|tp| tp.partitions.len())
         .sum();
     assert_eq!(assigned, 3);
-    for (i, want) in [(1, ErrorCode::GROUP_ID_NOT_FOUND), (2, ErrorCode::GROUP_ID_NOT_FOUND)] {
+    for (i, want) in [
+        (1, ErrorCode::GROUP_ID_NOT_FOUND),
+        (2, ErrorCode::GROUP_ID_NOT_FOUND),
+    ] {
         assert_eq!(ErrorCode::from(r.groups[i].error_code), want);
         assert!(r.groups[i].error_message.is_some());
     }
@@ -607,7 +622,10 @@ fn seeded_churn_never_gives_a_partition_two_owners_and_settles_balanced() {
         assert_disjoint(&all);
         if !members.is_empty() {
             let owned: usize = members.iter().map(|m| m.owned.len()).sum();
-            assert_eq!(owned, partitions as usize, "seed {seed}: every partition owned");
+            assert_eq!(
+                owned, partitions as usize,
+                "seed {seed}: every partition owned"
+            );
             let counts: Vec<usize> = members.iter().map(|m| m.owned.len()).collect();
             let (lo, hi) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
             assert!(hi - lo <= 1, "seed {seed}: unbalanced {counts:?}");

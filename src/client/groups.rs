@@ -46,7 +46,10 @@ impl GroupEnv for Env<'_> {
     }
 
     fn topic_id(&self, name: &str) -> Option<Uuid> {
-        self.metadata.topic(name).map(|t| t.id).filter(|id| !id.is_zero())
+        self.metadata
+            .topic(name)
+            .map(|t| t.id)
+            .filter(|id| !id.is_zero())
     }
 
     fn metadata_answered(&self) -> u64 {
@@ -72,9 +75,7 @@ impl Client {
             );
             self.group = Some(Box::new(GroupMember::new(settings, self.config.seed)));
         }
-        self.group
-            .as_deref_mut()
-            .ok_or(ClientError::Closed)
+        self.group.as_deref_mut().ok_or(ClientError::Closed)
     }
 
     /// Joins the consumer group [`ConsumerConfig::group_id`](super::ConsumerConfig::group_id)
@@ -166,13 +167,13 @@ impl Client {
         self.advance(now);
         let op = OpId(self.next_op);
         self.next_op += 1;
-        let offsets =
-            offsets.map(|os| os.into_iter().map(|(tp, o)| (tp, o, None)).collect::<Vec<_>>());
+        let offsets = offsets.map(|os| {
+            os.into_iter()
+                .map(|(tp, o)| (tp, o, None))
+                .collect::<Vec<_>>()
+        });
         if let Err(e) = self.group_member() {
-            self.events.push_back(Event::Done {
-                op,
-                result: Err(e),
-            });
+            self.events.push_back(Event::Done { op, result: Err(e) });
             return op;
         }
         self.consumer_mut();

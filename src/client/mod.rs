@@ -1148,7 +1148,9 @@ impl Client {
                 _ => None,
             })
             .collect();
-        let Some(mut op) = entry.op.take() else { return };
+        let Some(mut op) = entry.op.take() else {
+            return;
+        };
         let group_reply = op.take_group_reply();
         let result = op.finish(failed);
         match entry.internal {

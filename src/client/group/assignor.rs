@@ -164,7 +164,12 @@ fn cooperative_sticky(
     order: &[usize],
     partitions: &dyn Fn(&str) -> i32,
 ) -> BTreeMap<String, Vec<TopicPartition>> {
-    let subscribes = |i: usize, topic: &str| members[i].topics.binary_search_by(|t| (**t).cmp(topic)).is_ok();
+    let subscribes = |i: usize, topic: &str| {
+        members[i]
+            .topics
+            .binary_search_by(|t| (**t).cmp(topic))
+            .is_ok()
+    };
     // Every partition some member subscribes to.
     let mut all: BTreeSet<TopicPartition> = BTreeSet::new();
     for m in members {
@@ -198,7 +203,11 @@ fn cooperative_sticky(
         }
     }
     let taken: BTreeSet<&TopicPartition> = load.iter().flatten().collect();
-    let free: Vec<TopicPartition> = all.iter().filter(|tp| !taken.contains(tp)).cloned().collect();
+    let free: Vec<TopicPartition> = all
+        .iter()
+        .filter(|tp| !taken.contains(tp))
+        .cloned()
+        .collect();
     // Rank of each member in Java's order, for ties.
     let mut rank = vec![0; members.len()];
     for (r, &i) in order.iter().enumerate() {
@@ -255,10 +264,9 @@ fn cooperative_sticky(
             .filter(|tp| owner.get(*tp).is_none_or(|&o| o == i))
             .filter(|tp| {
                 // A void (tied) claim by someone else also still holds it.
-                !members
-                    .iter()
-                    .enumerate()
-                    .any(|(j, other)| j != i && !owner.contains_key(*tp) && other.owned.contains(tp))
+                !members.iter().enumerate().any(|(j, other)| {
+                    j != i && !owner.contains_key(*tp) && other.owned.contains(tp)
+                })
             })
             .cloned()
             .collect();
@@ -272,12 +280,20 @@ fn cooperative_sticky(
 mod tests {
     use super::*;
 
-    fn member(id: &str, topics: &[&str], owned: &[(&str, i32)], generation: i32) -> MemberSubscription {
+    fn member(
+        id: &str,
+        topics: &[&str],
+        owned: &[(&str, i32)],
+        generation: i32,
+    ) -> MemberSubscription {
         MemberSubscription {
             member_id: id.into(),
             instance_id: None,
             topics: topics.iter().map(|t| Arc::from(*t)).collect(),
-            owned: owned.iter().map(|(t, p)| TopicPartition::new(*t, *p)).collect(),
+            owned: owned
+                .iter()
+                .map(|(t, p)| TopicPartition::new(*t, *p))
+                .collect(),
             generation,
         }
     }
@@ -297,7 +313,10 @@ mod tests {
 
     #[test]
     fn range_gives_consecutive_ranges_per_topic_with_the_extras_first() {
-        let ms = [member("m2", &["a", "b"], &[], -1), member("m1", &["a", "b"], &[], -1)];
+        let ms = [
+            member("m2", &["a", "b"], &[], -1),
+            member("m1", &["a", "b"], &[], -1),
+        ];
         let a = assign(Assignor::Range, &ms, &counts);
         assert_eq!(parts(&a, "m1"), ["a-0", "a-1", "b-0", "b-1"]);
         assert_eq!(parts(&a, "m2"), ["a-2", "b-2", "b-3"]);
@@ -316,7 +335,10 @@ mod tests {
 
     #[test]
     fn static_members_come_first_in_the_order() {
-        let mut ms = [member("a-member", &["a"], &[], -1), member("z-member", &["a"], &[], -1)];
+        let mut ms = [
+            member("a-member", &["a"], &[], -1),
+            member("z-member", &["a"], &[], -1),
+        ];
         ms[1].instance_id = Some("instance".into());
         let a = assign(Assignor::Range, &ms, &counts);
         assert_eq!(parts(&a, "z-member"), ["a-0", "a-1"]);
@@ -342,7 +364,12 @@ mod tests {
     #[test]
     fn cooperative_sticky_balances_heterogeneous_subscriptions_without_overlap() {
         let ms = [
-            member("m1", &["a", "b", "c"], &[("a", 0), ("a", 1), ("a", 2), ("b", 0)], 3),
+            member(
+                "m1",
+                &["a", "b", "c"],
+                &[("a", 0), ("a", 1), ("a", 2), ("b", 0)],
+                3,
+            ),
             member("m2", &["b"], &[("b", 1)], 3),
             member("m3", &["c"], &[], -1),
         ];

@@ -198,13 +198,20 @@ impl Operation for GroupCall {
         Ok(self.call.request_for(v).hold(self.hold))
     }
 
-    fn on_reply(&mut self, items: &[usize], reply: Reply, _ctx: &mut Ctx<'_>) -> Vec<(usize, Step)> {
+    fn on_reply(
+        &mut self,
+        items: &[usize],
+        reply: Reply,
+        _ctx: &mut Ctx<'_>,
+    ) -> Vec<(usize, Step)> {
         let version = match &reply {
             Reply::Response(r) => r.context.api_version.unwrap_or(0),
             Reply::Sent => 0,
         };
         let decoded = match self.call {
-            Call::Join(_) => decode::<JoinGroupRequest>(&reply).map(|r| CallReply::Join(r, version)),
+            Call::Join(_) => {
+                decode::<JoinGroupRequest>(&reply).map(|r| CallReply::Join(r, version))
+            }
             Call::Sync(_) => decode::<SyncGroupRequest>(&reply).map(CallReply::Sync),
             Call::Heartbeat(_) => decode::<HeartbeatRequest>(&reply).map(CallReply::Heartbeat),
             Call::Leave(_) => decode::<LeaveGroupRequest>(&reply).map(CallReply::Leave),

@@ -24,10 +24,9 @@ use super::{GroupEnv, GroupMember, Proto, Settings, flatten};
 use crate::client::ClientError;
 use crate::client::consumer::{Consumer, TopicPartition};
 use crate::messages::{
-    ApiKey, ConsumerProtocolAssignment, ConsumerProtocolSubscription, ErrorCode,
-    HeartbeatRequest, JoinGroupRequest, JoinGroupResponse, SyncGroupRequest,
-    consumer_protocol_assignment, consumer_protocol_subscription, join_group_request,
-    sync_group_request,
+    ApiKey, ConsumerProtocolAssignment, ConsumerProtocolSubscription, ErrorCode, HeartbeatRequest,
+    JoinGroupRequest, JoinGroupResponse, SyncGroupRequest, consumer_protocol_assignment,
+    consumer_protocol_subscription, join_group_request, sync_group_request,
 };
 use crate::wire::{self, Message};
 
@@ -39,10 +38,19 @@ const CONSUMER_PROTOCOL_VERSION: i16 = 3;
 enum Phase {
     /// Must (re)join, after the revocations that go first.
     Unjoined,
-    Joining { id: u64, sent: Instant },
+    Joining {
+        id: u64,
+        sent: Instant,
+    },
     /// The leader waits for the metadata of every member's topics.
-    Assigning { join: Box<JoinGroupResponse>, sent: Instant },
-    Syncing { id: u64, sent: Instant },
+    Assigning {
+        join: Box<JoinGroupResponse>,
+        sent: Instant,
+    },
+    Syncing {
+        id: u64,
+        sent: Instant,
+    },
     Stable,
 }
 
@@ -197,8 +205,8 @@ fn read_subscription(
     metadata: &Bytes,
 ) -> Option<MemberSubscription> {
     let mut buf = metadata.clone();
-    let s = wire::decode_versioned_forward_compatible::<ConsumerProtocolSubscription>(&mut buf)
-        .ok()?;
+    let s =
+        wire::decode_versioned_forward_compatible::<ConsumerProtocolSubscription>(&mut buf).ok()?;
     let mut topics: Vec<Arc<str>> = s.data.topics.iter().map(|t| Arc::from(&**t)).collect();
     topics.sort();
     topics.dedup();
@@ -233,7 +241,6 @@ fn read_subscription(
 }
 
 impl GroupMember {
-
     /// This member's JoinGroup metadata.
     fn subscription_bytes(&self, generation: i32) -> Bytes {
         let owned = by_topic(self.reconciler.owned());
@@ -253,9 +260,16 @@ impl GroupMember {
         versioned(CONSUMER_PROTOCOL_VERSION, &s)
     }
 
-    pub(super) fn drive_classic(&mut self, now: Instant, env: &dyn GroupEnv, consumer: &mut Consumer) {
+    pub(super) fn drive_classic(
+        &mut self,
+        now: Instant,
+        env: &dyn GroupEnv,
+        consumer: &mut Consumer,
+    ) {
         let busy = self.reconciler.busy();
-        let Proto::Classic(c) = &mut self.proto else { return };
+        let Proto::Classic(c) = &mut self.proto else {
+            return;
+        };
         // Lost partitions go first, once nothing else is in progress.
         if c.lost {
             if busy {
@@ -288,10 +302,7 @@ impl GroupMember {
             c.phase = Phase::Unjoined;
         }
         // Heartbeats.
-        if c.heartbeats()
-            && c.heartbeat.is_none()
-            && c.heartbeat_at.is_some_and(|t| t <= now)
-        {
+        if c.heartbeats() && c.heartbeat.is_none() && c.heartbeat_at.is_some_and(|t| t <= now) {
             let call = Call::Heartbeat(HeartbeatRequest {
                 group_id: (&*self.settings.group_id).into(),
                 generation_id: c.generation,
@@ -306,7 +317,9 @@ impl GroupMember {
                 c.heartbeat = Some((id, generation, now));
             }
         }
-        let Proto::Classic(c) = &mut self.proto else { return };
+        let Proto::Classic(c) = &mut self.proto else {
+            return;
+        };
         match &c.phase {
             Phase::Unjoined => {
                 if busy || c.join_after.is_some_and(|t| t > now) {
@@ -336,7 +349,9 @@ impl GroupMember {
     }
 
     fn send_join(&mut self, now: Instant) {
-        let Proto::Classic(c) = &mut self.proto else { return };
+        let Proto::Classic(c) = &mut self.proto else {
+            return;
+        };
         let generation = c.generation;
         let member_id = c.member_id.clone();
         let metadata = self.subscription_bytes(generation);
@@ -370,7 +385,9 @@ impl GroupMember {
 
     /// The leader assigns every member's partitions and sends them in SyncGroup.
     fn assign_and_sync(&mut self, now: Instant, env: &dyn GroupEnv) {
-        let Proto::Classic(c) = &mut self.proto else { return };
+        let Proto::Classic(c) = &mut self.proto else {
+            return;
+        };
         let Phase::Assigning { join, sent } = std::mem::replace(&mut c.phase, Phase::Unjoined)
         else {
             return;
@@ -435,7 +452,9 @@ impl GroupMember {
             })
             .collect();
         tracing::debug!(group = %self.settings.group_id, %protocol, members = members.len(), "assigned as leader");
-        let Proto::Classic(c) = &mut self.proto else { return };
+        let Proto::Classic(c) = &mut self.proto else {
+            return;
+        };
         c.snapshot = counts;
         let call = Call::Sync(SyncGroupRequest {
             group_id: (&*self.settings.group_id).into(),
@@ -456,7 +475,9 @@ impl GroupMember {
 
     /// A follower's SyncGroup (no assignments).
     fn sync_as_follower(&mut self, now: Instant) {
-        let Proto::Classic(c) = &mut self.proto else { return };
+        let Proto::Classic(c) = &mut self.proto else {
+            return;
+        };
         let call = Call::Sync(SyncGroupRequest {
             group_id: (&*self.settings.group_id).into(),
             generation_id: c.generation,
@@ -481,7 +502,9 @@ impl GroupMember {
         consumer: &mut Consumer,
     ) {
         let settings = self.settings.clone();
-        let Proto::Classic(c) = &mut self.proto else { return };
+        let Proto::Classic(c) = &mut self.proto else {
+            return;
+        };
         // A heartbeat's answer.
         if let Some((hid, generation, sent)) = c.heartbeat
             && hid == id
@@ -500,7 +523,10 @@ impl GroupMember {
                 ErrorCode::ILLEGAL_GENERATION => c.lose(false),
                 ErrorCode::UNKNOWN_MEMBER_ID => c.lose(true),
                 ErrorCode::FENCED_INSTANCE_ID => {
-                    self.fail(ClientError::broker(ApiKey::Heartbeat, ErrorCode::FENCED_INSTANCE_ID, None), consumer);
+                    self.fail(
+                        ClientError::broker(ApiKey::Heartbeat, ErrorCode::FENCED_INSTANCE_ID, None),
+                        consumer,
+                    );
                 }
                 code => tracing::debug!(%code, "heartbeat error"),
             }
@@ -527,7 +553,9 @@ impl GroupMember {
         settings: &Settings,
         consumer: &mut Consumer,
     ) {
-        let Proto::Classic(c) = &mut self.proto else { return };
+        let Proto::Classic(c) = &mut self.proto else {
+            return;
+        };
         let join = match result {
             Ok(CallReply::Join(r, _)) => r,
             Ok(_) => return,
@@ -572,10 +600,7 @@ impl GroupMember {
             | ErrorCode::GROUP_AUTHORIZATION_FAILED
             | ErrorCode::GROUP_MAX_SIZE_REACHED
             | ErrorCode::UNSUPPORTED_VERSION => {
-                self.fail(
-                    ClientError::broker(ApiKey::JoinGroup, code, None),
-                    consumer,
-                );
+                self.fail(ClientError::broker(ApiKey::JoinGroup, code, None), consumer);
                 return;
             }
             _ => {
@@ -620,7 +645,9 @@ impl GroupMember {
         // The rebalance is over for this member, well or not: a commit held back
         // by it goes (with the generation the member has now).
         self.commits.release();
-        let Proto::Classic(c) = &mut self.proto else { return };
+        let Proto::Classic(c) = &mut self.proto else {
+            return;
+        };
         let sync = match result {
             Ok(CallReply::Sync(r)) => r,
             Ok(_) => return,
@@ -660,7 +687,8 @@ impl GroupMember {
         let assigned: BTreeMap<Arc<str>, Vec<i32>> = if blob.is_empty() {
             BTreeMap::new()
         } else {
-            match wire::decode_versioned_forward_compatible::<ConsumerProtocolAssignment>(&mut blob) {
+            match wire::decode_versioned_forward_compatible::<ConsumerProtocolAssignment>(&mut blob)
+            {
                 Ok(a) => a
                     .data
                     .assigned_partitions
@@ -675,9 +703,13 @@ impl GroupMember {
             }
         };
         let mut target = flatten(&assigned);
-        let foreign = target.iter().any(|tp| !self.subscription.contains(&tp.topic));
+        let foreign = target
+            .iter()
+            .any(|tp| !self.subscription.contains(&tp.topic));
         target.retain(|tp| self.subscription.contains(&tp.topic));
-        let Proto::Classic(c) = &mut self.proto else { return };
+        let Proto::Classic(c) = &mut self.proto else {
+            return;
+        };
         c.phase = Phase::Stable;
         c.last_ok = Some(sent);
         c.heartbeat_at = Some(now + settings.heartbeat_interval);
@@ -685,7 +717,11 @@ impl GroupMember {
             tracing::warn!("the assignment names topics not subscribed to; joining again");
             c.rejoin = true;
         }
-        let revoking = self.reconciler.owned().iter().any(|tp| !target.contains(tp));
+        let revoking = self
+            .reconciler
+            .owned()
+            .iter()
+            .any(|tp| !target.contains(tp));
         if let Proto::Classic(c) = &mut self.proto {
             c.revoking = revoking;
         }

@@ -90,7 +90,6 @@ impl Commits {
         self.floor.retain(|tp, _| keep(tp));
     }
 
-
     /// A heartbeat answered: commits may go again.
     /// Whether a commit waits for the membership to catch up.
     pub(crate) fn held(&self) -> bool {
@@ -189,9 +188,9 @@ impl Commits {
             )
         };
         let stale = match &result {
-            Ok(OpOutput::Committed(rs)) => rs
-                .iter()
-                .any(|r| r.offset.as_ref().is_err_and(stale_code)),
+            Ok(OpOutput::Committed(rs)) => {
+                rs.iter().any(|r| r.offset.as_ref().is_err_and(stale_code))
+            }
             Err(e) => stale_code(e),
             _ => false,
         };
@@ -275,7 +274,11 @@ mod tests {
         let Some(NextCommit::Send { id, offsets }) = c.next(2) else {
             panic!()
         };
-        assert_eq!(offsets, vec![(tp(2), 1, None)], "8 < 10 refused, 5 == 5 settled");
+        assert_eq!(
+            offsets,
+            vec![(tp(2), 1, None)],
+            "8 < 10 refused, 5 == 5 settled"
+        );
         let (done, _) = c.on_result(id, committed(&[(2, 1)]));
         let (op, Ok(OpOutput::Committed(rs))) = done.unwrap() else {
             panic!()
@@ -293,6 +296,9 @@ mod tests {
             offsets: vec![(tp(0), 3, None)],
             retries: 0,
         });
-        assert!(matches!(c.next(3), Some(NextCommit::Send { .. })), "after a seek");
+        assert!(
+            matches!(c.next(3), Some(NextCommit::Send { .. })),
+            "after a seek"
+        );
     }
 }

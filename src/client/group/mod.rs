@@ -190,10 +190,7 @@ enum Life {
     /// Subscribed: joining or in the group.
     Active,
     /// Leaving: giving partitions up, then telling the coordinator.
-    Leaving {
-        op: Option<OpId>,
-        call: Option<u64>,
-    },
+    Leaving { op: Option<OpId>, call: Option<u64> },
     /// Stopped by a fatal error.
     Failed,
 }
@@ -245,7 +242,6 @@ impl GroupMember {
     pub(crate) fn group_id(&self) -> &Arc<str> {
         &self.settings.group_id
     }
-
 
     fn id(&mut self) -> u64 {
         self.next_id += 1;
@@ -496,17 +492,15 @@ impl GroupMember {
         // A leaving member takes nothing new: an assignment that was on its way
         // (a SyncGroup or heartbeat answered after the leave began) would hand it
         // partitions it then drops without a revocation or a commit.
-        if matches!(self.life, Life::Leaving { .. }) && matches!(why, Why::Assignment | Why::BeforeJoin) {
+        if matches!(self.life, Life::Leaving { .. })
+            && matches!(why, Why::Assignment | Why::BeforeJoin)
+        {
             tracing::debug!(group = %self.settings.group_id, ?why, "leaving: the assignment is ignored");
             return;
         }
-        let started = self.reconciler.start(
-            now,
-            why,
-            target,
-            self.settings.rebalance_timeout,
-            consumer,
-        );
+        let started =
+            self.reconciler
+                .start(now, why, target, self.settings.rebalance_timeout, consumer);
         tracing::debug!(
             group = %self.settings.group_id,
             ?why,
@@ -535,10 +529,7 @@ impl GroupMember {
     pub(crate) fn drive(&mut self, now: Instant, env: &dyn GroupEnv, consumer: &mut Consumer) {
         for _ in 0..4 {
             let before = (self.wants.len(), self.notes.len(), self.reconciler.busy());
-            if let Some((why, unacked)) =
-                self.reconciler
-                    .poll(now, self.commits.idle(), consumer)
-            {
+            if let Some((why, unacked)) = self.reconciler.poll(now, self.commits.idle(), consumer) {
                 if unacked {
                     self.notes.push_back(Note::Error(ClientError::Timeout {
                         operation: "rebalance acknowledgement",

@@ -126,13 +126,16 @@ impl Next {
 }
 
 impl GroupMember {
-
     pub(super) fn drive_next(&mut self, now: Instant, env: &dyn GroupEnv, consumer: &mut Consumer) {
         let busy = self.reconciler.busy();
         let session = self.settings.session_timeout;
-        let Proto::Next(n) = &mut self.proto else { return };
+        let Proto::Next(n) = &mut self.proto else {
+            return;
+        };
         if n.fallback {
-            tracing::info!("the coordinator lacks ConsumerGroupHeartbeat v1; using the classic protocol");
+            tracing::info!(
+                "the coordinator lacks ConsumerGroupHeartbeat v1; using the classic protocol"
+            );
             self.proto = Proto::Classic(Classic::new());
             self.drive_classic(now, env, consumer);
             return;
@@ -158,7 +161,8 @@ impl GroupMember {
                 match env.topic_name(*id) {
                     Some(name) => {
                         n.ids.insert(name.clone(), *id);
-                        resolved.extend(parts.iter().map(|p| TopicPartition::new(name.clone(), *p)));
+                        resolved
+                            .extend(parts.iter().map(|p| TopicPartition::new(name.clone(), *p)));
                     }
                     None => unresolved = true,
                 }
@@ -172,7 +176,9 @@ impl GroupMember {
                 self.transition(now, Why::Assignment, &resolved, consumer);
             }
         }
-        let Proto::Next(n) = &mut self.proto else { return };
+        let Proto::Next(n) = &mut self.proto else {
+            return;
+        };
         if n.call.is_none() && (n.asap || n.heartbeat_at.is_some_and(|t| t <= now)) {
             let mut owned: BTreeMap<Uuid, Vec<i32>> = BTreeMap::new();
             for tp in self.reconciler.owned() {
@@ -201,11 +207,13 @@ impl GroupMember {
                 topic_partitions: Some(
                     owned
                         .into_iter()
-                        .map(|(topic_id, ps)| consumer_group_heartbeat_request::TopicPartitions {
-                            topic_id,
-                            partitions: ps.into_iter().collect(),
-                            ..Default::default()
-                        })
+                        .map(
+                            |(topic_id, ps)| consumer_group_heartbeat_request::TopicPartitions {
+                                topic_id,
+                                partitions: ps.into_iter().collect(),
+                                ..Default::default()
+                            },
+                        )
                         .collect(),
                 ),
                 ..Default::default()
@@ -227,7 +235,9 @@ impl GroupMember {
         consumer: &mut Consumer,
     ) {
         let backoff = self.settings.retry_backoff;
-        let Proto::Next(n) = &mut self.proto else { return };
+        let Proto::Next(n) = &mut self.proto else {
+            return;
+        };
         let Some((cid, sent)) = n.call else { return };
         if cid != id {
             return;

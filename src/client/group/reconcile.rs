@@ -87,7 +87,6 @@ impl Reconciler {
         self.current.is_some()
     }
 
-
     /// When the transition in progress stops waiting.
     pub(crate) fn deadline(&self) -> Option<Instant> {
         self.current.as_ref().map(|t| t.deadline)
