@@ -233,7 +233,7 @@ impl Client {
                     hold,
                     timeout,
                 } => {
-                    let (op, targets) = GroupCall::new(call, hold);
+                    let (op, targets) = GroupCall::start(call, hold);
                     self.start_entry(now, op, targets, Some(timeout), Some(Internal::Group(id)));
                 }
                 Want::Commit {

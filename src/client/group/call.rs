@@ -157,7 +157,7 @@ impl GroupCall {
     /// The operation and its one target (the group's coordinator). `hold` is how
     /// long the coordinator may legitimately keep the request (a JoinGroup waits for
     /// the rebalance).
-    pub(crate) fn new(call: Call, hold: Duration) -> (Box<dyn Operation>, Vec<Target>) {
+    pub(crate) fn start(call: Call, hold: Duration) -> (Box<dyn Operation>, Vec<Target>) {
         let group: Arc<str> = call.group_id().into();
         let target = Target::Coordinator {
             kind: CoordinatorKind::Group,

@@ -18,6 +18,9 @@ use crate::client::consumer::TopicPartition;
 use crate::client::{ClientError, CommittedOffset, OpId, OpOutput};
 use crate::messages::ErrorCode;
 
+/// An application's commit that ended: its operation and result.
+pub(crate) type Finished = (OpId, Result<OpOutput, ClientError>);
+
 /// A commit waiting to be sent.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Pending {
@@ -171,7 +174,7 @@ impl Commits {
         &mut self,
         id: u64,
         result: Result<OpOutput, ClientError>,
-    ) -> (Option<(OpId, Result<OpOutput, ClientError>)>, bool) {
+    ) -> (Option<Finished>, bool) {
         let Some(f) = self.in_flight.take_if(|f| f.id == id) else {
             return (None, false);
         };

@@ -87,6 +87,7 @@ pub struct GroupStatus {
 
 /// Something the member asks of the client.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // a few at a time, moved once
 pub(crate) enum Want {
     /// Send this request to the group's coordinator; `hold` is how long the broker
     /// may keep it, `timeout` the operation's deadline.
