@@ -13,7 +13,6 @@
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 #[path = "integration_util.rs"]
-#[allow(dead_code)]
 mod util;
 
 use std::collections::BTreeMap;
