@@ -592,12 +592,18 @@ fn the_same_seed_gives_the_same_run() {
 /// A suite that finds nothing proves nothing until it has caught something.
 #[test]
 fn a_planted_double_assignment_is_caught() {
-    let caught = (1..=30).find(|seed| {
-        let (failures, _) = run_seed(*seed, true);
-        failures.iter().any(|f| {
-            f.contains("owners") || f.contains("without holding") || f.contains("clean rebalances")
-        })
+    let caught = (1..=30).find_map(|seed| {
+        let (failures, _) = run_seed(seed, true);
+        failures
+            .into_iter()
+            .find(|f| {
+                f.contains("owners")
+                    || f.contains("without holding")
+                    || f.contains("clean rebalances")
+            })
+            .map(|f| (seed, f))
     });
+    eprintln!("planted double assignment caught: {caught:?}");
     assert!(
         caught.is_some(),
         "the planted double assignment survived 30 seeds"
