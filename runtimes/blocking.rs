@@ -928,6 +928,82 @@ impl Consumer {
     pub fn recv(&mut self) -> Result<crate::client::ConsumedRecord, ClientError> {
         futures_lite::future::block_on(self.inner.recv())
     }
+
+    /// Joins the configured consumer group for these topics; see the async
+    /// [`Consumer::subscribe`](crate::runtime::Consumer::subscribe).
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "tokio", feature = "sim"))]
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use kafka_sansio::client::{OffsetReset, ProducerRecord};
+    /// use kafka_sansio::runtime::ClientBuilder;
+    /// use kafka_sansio::sim::ClusterConfig;
+    /// use kafka_sansio::sim_server::BackgroundServer;
+    ///
+    /// let server = BackgroundServer::start(ClusterConfig { base_port: 0, ..Default::default() })?;
+    /// server.with_cluster(|cluster, _| cluster.create_topic("invoices", 1, 1))?;
+    /// let client = ClientBuilder::new(&server.bootstrap())
+    ///     .group_id("billing")
+    ///     .configure(|c| c.consumer.auto_offset_reset = OffsetReset::Earliest)
+    ///     .build_blocking()?;
+    /// client.producer().send(ProducerRecord::new("invoices", "one")).wait()?;
+    /// let mut consumer = client.consumer();
+    /// consumer.subscribe(["invoices"])?;
+    /// let record = consumer.recv()?;
+    /// assert_eq!(record.record.offset, 0);
+    /// consumer.commit()?;
+    /// consumer.close()?;
+    /// # Ok(()) }
+    /// # #[cfg(not(all(feature = "tokio", feature = "sim")))]
+    /// # fn main() {}
+    /// ```
+    ///
+    /// # Errors
+    /// The client is closed.
+    pub fn subscribe<T: Into<String>>(
+        &mut self,
+        topics: impl IntoIterator<Item = T>,
+    ) -> Result<(), ClientError> {
+        self.inner.subscribe(topics)
+    }
+
+    /// The rebalances received since the last call; each is acknowledged when the
+    /// application next asks for records.
+    pub fn rebalances(&mut self) -> Vec<crate::runtime::Rebalance> {
+        self.inner.rebalances()
+    }
+
+    /// The partitions the group gave this member.
+    #[must_use]
+    pub fn assignment(&self) -> Vec<crate::client::TopicPartition> {
+        self.inner.assignment()
+    }
+
+    /// Commits what was handed to the application and waits for the answer.
+    ///
+    /// # Errors
+    /// As [`Consumer::commit`](crate::runtime::Consumer::commit).
+    pub fn commit(&self) -> Result<Vec<(crate::client::TopicPartition, i64)>, ClientError> {
+        futures_lite::future::block_on(self.inner.commit())
+    }
+
+    /// Starts the same commit without waiting; its outcome is not reported (a later
+    /// [`commit`](Self::commit) waits behind it, commits go in order).
+    ///
+    /// # Errors
+    /// The client is closed.
+    pub fn commit_async(&self) -> Result<(), ClientError> {
+        self.inner.commit_async().map(drop)
+    }
+
+    /// Commits, then leaves the group; see
+    /// [`Consumer::close`](crate::runtime::Consumer::close).
+    ///
+    /// # Errors
+    /// The commit or the leave failed, or the client is closed.
+    pub fn close(self) -> Result<(), ClientError> {
+        futures_lite::future::block_on(self.inner.close())
+    }
 }
 
 impl Iterator for Consumer {

@@ -33,7 +33,7 @@ use crate::connection::{
 use crate::messages::{ApiKey, Request};
 use crate::wire::VersionRange;
 
-pub use crate::consumer_facade::Consumer;
+pub use crate::consumer_facade::{Consumer, Rebalance};
 pub use crate::facade::{Client, ClientBuilder, ControllerClient, PartitionClient};
 pub use crate::producer_facade::{DeliveryFuture, Producer};
 #[cfg(feature = "tls")]

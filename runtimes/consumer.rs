@@ -1,15 +1,18 @@
 //! The consumer facade: a `Stream` of records (async) and an iterator (blocking)
-//! over the client's fetcher, with assignment, seeks and pauses.
+//! over the client's fetcher, with assignment, seeks and pauses, or a consumer group
+//! membership (`subscribe`), its rebalances, commits and a clean `close`.
 #![allow(clippy::disallowed_methods)]
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_lite::Stream;
 
-use crate::client::{ClientError, ConsumedRecord, Offset, TopicPartition};
+use crate::client::{
+    ClientError, CommittedOffset, ConsumedRecord, Offset, OpOutput, TopicPartition,
+};
 use crate::driver::{Command, ConsumeCommand, PollResult};
 use crate::oneshot;
 
@@ -47,6 +50,36 @@ pub struct Consumer {
     errors: VecDeque<ClientError>,
     waiting: Option<oneshot::Receiver<PollResult>>,
     closed: bool,
+    /// Rebalances received and not yet taken by the application.
+    rebalances: VecDeque<Rebalance>,
+    /// A rebalance was received and is not acknowledged yet: the acknowledgement
+    /// goes with the next request for records, once every record handed over
+    /// before it has been taken.
+    unacked: bool,
+    /// Partitions the group gave this member, by its rebalances.
+    owned: BTreeSet<TopicPartition>,
+    /// Per partition, the offset after the last record handed to the application:
+    /// what [`commit`](Self::commit) stores.
+    handed: BTreeMap<TopicPartition, i64>,
+    /// Subscribed to a group: commits only what the group gave it.
+    grouped: bool,
+    /// Partitions revoked by rebalances not yet acknowledged: a commit may still
+    /// store where they ended.
+    revoking: BTreeSet<TopicPartition>,
+}
+
+/// A change of the partitions a group member consumes. Records of `revoked` and
+/// `lost` partitions handed out before it are the last of them; `commit` or
+/// auto-commit stores where they ended before the partitions move on. The consumer
+/// acknowledges it to the group when the application next asks for records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rebalance {
+    /// Partitions given up in a clean rebalance (committed before they move).
+    pub revoked: Vec<TopicPartition>,
+    /// Partitions taken away without the chance to commit (the membership was lost).
+    pub lost: Vec<TopicPartition>,
+    /// Partitions now consumed.
+    pub assigned: Vec<TopicPartition>,
 }
 
 impl std::fmt::Debug for oneshot::Receiver<PollResult> {
@@ -76,6 +109,12 @@ impl crate::runtime::Client {
             errors: VecDeque::new(),
             waiting: None,
             closed: false,
+            rebalances: VecDeque::new(),
+            unacked: false,
+            owned: BTreeSet::new(),
+            handed: BTreeMap::new(),
+            grouped: false,
+            revoking: BTreeSet::new(),
         }
     }
 }
@@ -83,6 +122,162 @@ impl crate::runtime::Client {
 impl Consumer {
     fn command(&self, c: ConsumeCommand) -> Result<(), ClientError> {
         self.client.command(Command::Consume(c))
+    }
+
+    /// Joins the consumer group set with
+    /// [`ClientBuilder::group_id`](crate::runtime::ClientBuilder::group_id) (or
+    /// `config.consumer.group_id`) for these topics. The group protocol is
+    /// `config.consumer.group_protocol`: KIP-848 (`Consumer`) where the coordinator
+    /// speaks it, else the classic protocol with `config.consumer.assignors`. The
+    /// partitions come and go by [`Rebalance`]s ([`rebalances`](Self::rebalances)).
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "tokio", feature = "sim"))]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use futures_lite::StreamExt;
+    /// use kafka_sansio::client::{OffsetReset, ProducerRecord};
+    /// use kafka_sansio::runtime::ClientBuilder;
+    /// use kafka_sansio::sim::ClusterConfig;
+    /// use kafka_sansio::sim_server::BackgroundServer;
+    ///
+    /// let server = BackgroundServer::start(ClusterConfig { base_port: 0, ..Default::default() })?;
+    /// server.with_cluster(|cluster, _| cluster.create_topic("orders", 1, 1))?;
+    /// let client = ClientBuilder::new(&server.bootstrap())
+    ///     .group_id("orders-service")
+    ///     .configure(|c| c.consumer.auto_offset_reset = OffsetReset::Earliest)
+    ///     .build_tokio()
+    ///     .await?;
+    /// client.producer().send(ProducerRecord::new("orders", "first")).await?;
+    ///
+    /// let mut consumer = client.consumer();
+    /// consumer.subscribe(["orders"])?;
+    /// let record = consumer.next().await.unwrap()?;
+    /// assert_eq!(record.record.value.as_deref(), Some(&b"first"[..]));
+    /// assert_eq!(consumer.rebalances()[0].assigned.len(), 1);
+    /// consumer.commit().await?; // stores offset 1 for orders-0
+    /// consumer.close().await?; // commits and leaves the group
+    /// # client.close().await;
+    /// # Ok(()) }
+    /// # #[cfg(not(all(feature = "tokio", feature = "sim")))]
+    /// # fn main() {}
+    /// ```
+    ///
+    /// # Errors
+    /// The client is closed. A client without a group id reports
+    /// [`ClientError::InvalidArgument`] as the stream's next item.
+    pub fn subscribe<T: Into<String>>(
+        &mut self,
+        topics: impl IntoIterator<Item = T>,
+    ) -> Result<(), ClientError> {
+        let topics = topics.into_iter().map(Into::into).collect();
+        self.grouped = true;
+        self.command(ConsumeCommand::Subscribe(topics))
+    }
+
+    /// The rebalances received since the last call, oldest first. Each is
+    /// acknowledged to the group when the application next asks for records.
+    pub fn rebalances(&mut self) -> Vec<Rebalance> {
+        self.rebalances.drain(..).collect()
+    }
+
+    /// The partitions the group gave this member, by the rebalances received.
+    #[must_use]
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        self.owned.iter().cloned().collect()
+    }
+
+    fn commit_offsets(&self) -> Vec<(TopicPartition, i64)> {
+        self.handed
+            .iter()
+            .filter(|(tp, _)| {
+                !self.grouped || self.owned.contains(*tp) || self.revoking.contains(*tp)
+            })
+            .map(|(tp, o)| (tp.clone(), *o))
+            .collect()
+    }
+
+    /// Commits, for every partition it consumes (and those revoked by a rebalance
+    /// not yet acknowledged), the offset after the last record handed to the
+    /// application, and waits for the coordinator's answer. Commits never go
+    /// backwards: a lower offset than one committed before is refused (after a
+    /// [`seek`](Self::seek) back it is the application's call). Auto-commit
+    /// (`config.consumer.enable_auto_commit`, on by default) stores the fetch
+    /// positions on its timer, which may be past records this consumer holds and has
+    /// not handed out yet; to commit only by hand, turn it off (the group then
+    /// commits nothing on revoke either: commit when [`rebalances`](Self::rebalances)
+    /// reports a revocation, before asking for more records).
+    ///
+    /// # Errors
+    /// The commit failed (the first partition's error), or the client is closed.
+    pub async fn commit(&self) -> Result<Vec<(TopicPartition, i64)>, ClientError> {
+        self.commit_async()?.await
+    }
+
+    /// Starts the same commit as [`commit`](Self::commit) now; the returned future
+    /// reports it and may be dropped (the commit goes on). Commits are sent in
+    /// order.
+    ///
+    /// # Errors
+    /// The client is closed.
+    pub fn commit_async(
+        &self,
+    ) -> Result<
+        impl Future<Output = Result<Vec<(TopicPartition, i64)>, ClientError>> + Send + 'static,
+        ClientError,
+    > {
+        let offsets = self.commit_offsets();
+        let (done, result) = async_channel::bounded(1);
+        let empty = offsets.is_empty();
+        if !empty {
+            self.client.command(Command::Start {
+                start: Box::new(move |c, now| c.commit(now, Some(offsets))),
+                done,
+                token: self.client.next_token(),
+            })?;
+        }
+        Ok(async move {
+            if empty {
+                return Ok(Vec::new());
+            }
+            match result.recv().await.unwrap_or(Err(ClientError::Closed))? {
+                OpOutput::Committed(results) => committed(results),
+                other => Err(ClientError::InvalidResponse {
+                    api: crate::messages::ApiKey::OffsetCommit,
+                    detail: format!("unexpected operation output {other:?}"),
+                }),
+            }
+        })
+    }
+
+    /// Commits what was handed to the application, then leaves the group: the
+    /// partitions are revoked (committed once more with auto-commit) and the
+    /// coordinator is told, so the others take them over at once. The client stays
+    /// open. A static member (`group_instance_id`) leaves for good this way.
+    ///
+    /// # Errors
+    /// The commit or the leave failed, or the client is closed.
+    pub async fn close(mut self) -> Result<(), ClientError> {
+        // Records fetched but never handed over go back: their partitions' positions
+        // move back to the first of them, so the commits below (and the one on
+        // revoke) store only what the application had.
+        let mut back: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+        for r in self.records.drain(..) {
+            back.entry(TopicPartition::new(r.topic.clone(), r.partition))
+                .or_insert(r.record.offset);
+        }
+        for (tp, offset) in back {
+            self.handed.insert(tp.clone(), offset);
+            self.command(ConsumeCommand::Seek(tp, Offset::At(offset)))?;
+        }
+        let committed = self.commit().await;
+        // Leaving revokes everything and nothing is left to hand over, so the
+        // revocation needs no application to acknowledge it.
+        self.command(ConsumeCommand::AutoAck)?;
+        let left = self.client.run(|c, now| c.leave_group(now)).await;
+        self.closed = true;
+        committed?;
+        left.map(|_| ())
     }
 
     /// Consumes these partitions (no group), each from `start`.
@@ -272,12 +467,28 @@ impl Consumer {
                 return Poll::Ready(Some(Err(e)));
             }
             if let Some(r) = self.records.pop_front() {
+                let tp = TopicPartition::new(r.topic.clone(), r.partition);
+                self.handed.insert(tp, r.record.offset + 1);
                 return Poll::Ready(Some(Ok(r)));
             }
             if self.closed {
                 return Poll::Ready(None);
             }
             if self.waiting.is_none() {
+                // Everything handed over before is taken: the rebalances received
+                // may go on (revoked partitions are committed where they ended).
+                if self.unacked {
+                    self.unacked = false;
+                    for tp in std::mem::take(&mut self.revoking) {
+                        if !self.owned.contains(&tp) {
+                            self.handed.remove(&tp);
+                        }
+                    }
+                    if self.command(ConsumeCommand::AckRebalance).is_err() {
+                        self.closed = true;
+                        continue;
+                    }
+                }
                 let (reply, rx) = oneshot::channel();
                 if self
                     .client
@@ -300,7 +511,22 @@ impl Consumer {
                 Poll::Ready(answer) => {
                     self.waiting = None;
                     match answer {
-                        Some(Ok(records)) => self.records.extend(records),
+                        Some(Ok((records, rebalances))) => {
+                            for r in &rebalances {
+                                for tp in &r.revoked {
+                                    self.owned.remove(tp);
+                                    self.revoking.insert(tp.clone());
+                                }
+                                for tp in &r.lost {
+                                    self.owned.remove(tp);
+                                    self.handed.remove(tp);
+                                }
+                                self.owned.extend(r.assigned.iter().cloned());
+                            }
+                            self.unacked |= !rebalances.is_empty();
+                            self.rebalances.extend(rebalances);
+                            self.records.extend(records);
+                        }
                         Some(Err(errors)) => {
                             if errors.contains(&ClientError::Closed) {
                                 self.closed = true;
@@ -314,6 +540,14 @@ impl Consumer {
             }
         }
     }
+}
+
+/// The committed offsets, or the first partition's error.
+fn committed(results: Vec<CommittedOffset>) -> Result<Vec<(TopicPartition, i64)>, ClientError> {
+    results
+        .into_iter()
+        .map(|r| r.offset.map(|o| (r.partition, o)))
+        .collect()
 }
 
 impl Stream for Consumer {

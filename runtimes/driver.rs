@@ -85,14 +85,22 @@ pub(crate) enum Command {
 /// Consumer commands that change state and wait for nothing.
 #[derive(Debug)]
 pub(crate) enum ConsumeCommand {
+    /// Join the configured group with these topics (errors go to the next poll).
+    Subscribe(Vec<String>),
+    /// The application has handled the rebalances it was handed.
+    AckRebalance,
+    /// Acknowledge every rebalance at once from now on (while closing).
+    AutoAck,
     Assign(Vec<TopicPartition>, Offset),
     Unassign(Vec<TopicPartition>),
     Seek(TopicPartition, Offset),
     Pause(Vec<TopicPartition>, bool),
 }
 
-/// What a poll gets: records, or the errors consuming ran into.
-pub(crate) type PollResult = Result<Vec<ConsumedRecord>, Vec<ClientError>>;
+/// What a poll gets: records and the group's rebalances since the last poll, or the
+/// errors consuming ran into.
+pub(crate) type PollResult =
+    Result<(Vec<ConsumedRecord>, Vec<crate::consumer_facade::Rebalance>), Vec<ClientError>>;
 
 /// Where a record's delivery report goes.
 pub(crate) type DeliverySender = crate::oneshot::Sender<Result<RecordMetadata, ClientError>>;
@@ -154,6 +162,10 @@ pub(crate) struct Driver<N: Net> {
     deliveries: Deliveries,
     /// A poll waiting for records.
     poller: Option<(usize, crate::oneshot::Sender<PollResult>)>,
+    /// Rebalances not yet handed to a poll.
+    rebalances: Vec<crate::consumer_facade::Rebalance>,
+    /// Acknowledge rebalances as they come (a consumer that closes).
+    auto_ack: bool,
     /// Consumer errors not yet handed to a poll.
     consumer_errors: Vec<ClientError>,
 }
@@ -176,6 +188,8 @@ impl<N: Net> Driver<N> {
             closing: None,
             deliveries: Deliveries::default(),
             poller: None,
+            rebalances: Vec::new(),
+            auto_ack: false,
             consumer_errors: Vec::new(),
         }
     }
@@ -229,6 +243,17 @@ impl<N: Net> Driver<N> {
                 self.finish_flushes();
             }
             Command::Consume(c) => match c {
+                ConsumeCommand::Subscribe(topics) => {
+                    if let Err(e) = self.client.subscribe(now, topics) {
+                        self.consumer_errors.push(e);
+                        self.answer_poll(now);
+                    }
+                }
+                ConsumeCommand::AckRebalance => self.client.ack_rebalance(now),
+                ConsumeCommand::AutoAck => {
+                    self.auto_ack = true;
+                    self.client.ack_rebalance(now);
+                }
                 ConsumeCommand::Assign(tps, start) => self.client.assign(now, tps, start),
                 ConsumeCommand::Unassign(tps) => self.client.unassign(now, &tps),
                 ConsumeCommand::Seek(tp, to) => {
@@ -260,10 +285,10 @@ impl<N: Net> Driver<N> {
             return;
         }
         let records = self.client.poll_records(now, max);
-        if !records.is_empty()
+        if (!records.is_empty() || !self.rebalances.is_empty())
             && let Some((_, reply)) = self.poller.take()
         {
-            reply.send(Ok(records));
+            reply.send(Ok((records, std::mem::take(&mut self.rebalances))));
         }
     }
 
@@ -389,6 +414,24 @@ impl<N: Net> Driver<N> {
                 Event::ConsumerError { partition, error } => {
                     tracing::debug!(?partition, %error, "consumer error");
                     self.consumer_errors.push(error);
+                    self.answer_poll(now());
+                }
+                // The group member's rebalance: handed to the next poll; the consumer
+                // facade acknowledges it once the application asks for more records
+                // (it has handled everything it was given before).
+                Event::Rebalance {
+                    revoked,
+                    lost,
+                    assigned,
+                } => {
+                    self.rebalances.push(crate::consumer_facade::Rebalance {
+                        revoked,
+                        lost,
+                        assigned,
+                    });
+                    if self.auto_ack {
+                        self.client.ack_rebalance(now());
+                    }
                     self.answer_poll(now());
                 }
             }

@@ -166,6 +166,14 @@ impl ClientBuilder {
         self.edit(|c| c.connection.sasl = Some(sasl))
     }
 
+    /// The consumer group [`Consumer::subscribe`](crate::runtime::Consumer::subscribe)
+    /// joins (`group.id`).
+    #[must_use]
+    pub fn group_id(self, id: impl Into<String>) -> Self {
+        let id = id.into();
+        self.edit(|c| c.consumer.group_id = Some(id))
+    }
+
     /// The seed of every random choice (bootstrap order, jitter); random by default.
     ///
     /// ```
@@ -830,6 +838,11 @@ impl Client {
     }
 
     /// Sends a command to the driver.
+    /// A token naming an operation started with [`Command::Start`].
+    pub(crate) fn next_token(&self) -> u64 {
+        self.inner.tokens.fetch_add(1, Ordering::Relaxed)
+    }
+
     pub(crate) fn command(&self, command: Command) -> Result<(), ClientError> {
         self.inner
             .commands

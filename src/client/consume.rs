@@ -16,7 +16,7 @@ use super::ops::partition::OffsetSpec;
 use super::{Client, ClientError, ConnState, Endpoint, Event, Internal, OpOutput, Owner};
 
 impl Client {
-    fn consumer_mut(&mut self) -> &mut Consumer {
+    pub(super) fn consumer_mut(&mut self) -> &mut Consumer {
         let config = self.config.consumer.clone();
         self.consumer
             .get_or_insert_with(|| Box::new(Consumer::new(config)))
@@ -129,6 +129,9 @@ impl Client {
     pub fn seek(&mut self, now: Instant, partition: &TopicPartition, to: Offset) -> bool {
         self.advance(now);
         let moved = self.consumer_mut().seek(partition, to);
+        if let Some(g) = self.group.as_mut() {
+            g.on_seek(partition);
+        }
         self.drive(now);
         moved
     }

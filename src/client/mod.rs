@@ -51,6 +51,8 @@ mod config;
 mod consume;
 mod consumer;
 mod error;
+mod group;
+mod groups;
 mod metadata;
 mod op;
 mod ops;
@@ -73,6 +75,7 @@ use crate::connection::{
 pub use config::{BrokerAddress, ClientConfig};
 pub use consumer::{ConsumedRecord, ConsumerConfig, Offset, OffsetReset, TopicPartition};
 pub use error::ClientError;
+pub use group::{Assignor, GroupProtocol, GroupStatus};
 pub use metadata::{BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use op::{CoordinatorKind, Lane, UnknownTopicHandling};
 pub use ops::admin::{
@@ -311,6 +314,24 @@ pub enum Event {
         /// What happened.
         error: ClientError,
     },
+    /// This consumer group member's partitions change (see
+    /// [`Client::subscribe`]). The revoked and lost partitions are already out of
+    /// the fetcher: nothing buffered for them is returned by a later
+    /// [`poll_records`](Client::poll_records). Handle them (commit what was
+    /// processed, if you commit by hand), get ready for the assigned ones (seek
+    /// them to start elsewhere than the committed offset), then call
+    /// [`Client::ack_rebalance`]: the rebalance goes on only then (or after the
+    /// rebalance timeout), and the assigned partitions are fetched only then.
+    Rebalance {
+        /// Partitions taken away; with auto-commit their positions are committed
+        /// before the group moves on.
+        revoked: Vec<TopicPartition>,
+        /// Partitions lost without a chance to commit (the membership was fenced or
+        /// expired): another member may own them already.
+        lost: Vec<TopicPartition>,
+        /// Partitions added, held until the acknowledgement.
+        assigned: Vec<TopicPartition>,
+    },
     /// A record handed to [`Client::send`] was written (or could not be). Every
     /// record accepted gets exactly one.
     Delivered {
@@ -412,6 +433,10 @@ enum Internal {
     Validate(TopicPartition, u64),
     /// The consumer's lookup of committed offsets.
     Committed(Vec<TopicPartition>),
+    /// The group member's membership request with this number.
+    Group(u64),
+    /// The group member's commit with this number.
+    GroupCommit(u64),
 }
 
 struct OpEntry {
@@ -548,6 +573,8 @@ pub struct Client {
     consumer: Option<Box<consumer::Consumer>>,
     /// The consumer's Fetch requests on the wire, by number.
     fetch_requests: BTreeMap<u64, consumer::FetchInFlight>,
+    /// The consumer group member, once subscribed (or committing).
+    group: Option<Box<group::GroupMember>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -603,6 +630,7 @@ impl Client {
             deferred_produce_replies: Vec::new(),
             consumer: None,
             fetch_requests: BTreeMap::new(),
+            group: None,
         }
     }
 
@@ -1117,6 +1145,9 @@ impl Client {
         if let Some(t) = self.lane_wake {
             at(t);
         }
+        if let Some(t) = self.group.as_ref().and_then(|g| g.next_deadline()) {
+            at(t);
+        }
         next
     }
 
@@ -1141,6 +1172,9 @@ impl Client {
         if self.ops.get(&op).is_some_and(|o| o.internal.is_none()) {
             self.ops.remove(&op);
         }
+        if let Some(g) = self.group.as_mut() {
+            g.cancel(op);
+        }
     }
 
     /// Closes every connection and fails every pending operation with
@@ -1160,6 +1194,7 @@ impl Client {
     /// ```
     pub fn close(&mut self, now: Instant) {
         self.advance(now);
+        self.group_close(now);
         let ids: Vec<OpId> = self.ops.keys().copied().collect();
         for id in ids {
             if let Some(mut entry) = self.ops.remove(&id)
@@ -1640,7 +1675,10 @@ impl Client {
                 _ => None,
             })
             .collect();
-        let Some(op) = entry.op.take() else { return };
+        let Some(mut op) = entry.op.take() else {
+            return;
+        };
+        let group_reply = op.take_group_reply();
         let result = op.finish(failed);
         match entry.internal {
             None => {
@@ -1694,6 +1732,11 @@ impl Client {
             ) => {
                 self.consumer_op_done(i, result);
             }
+            Some(Internal::Group(n)) => {
+                let reply = result.and_then(|_| group_reply.ok_or(ClientError::Closed));
+                self.group_call_done(n, reply);
+            }
+            Some(Internal::GroupCommit(n)) => self.group_commit_done(n, result),
             Some(Internal::ProducerId) => {
                 // Success was applied when the answer arrived (`Ctx::producer_id`).
                 if let (Err(e), Some(p)) = (result, self.producer.as_mut()) {
@@ -1851,8 +1894,9 @@ impl Client {
 
     /// Moves every ready item forward: resolve, group, send.
     fn drive(&mut self, now: Instant) {
-        // The producer and the consumer first: what they start (lookups, metadata
-        // wishes) is dispatched below, in this same call.
+        // The group member, the producer and the consumer first: what they start
+        // (lookups, metadata wishes) is dispatched below, in this same call.
+        self.drive_group(now);
         self.drive_producer(now);
         self.drive_consumer(now);
         // Repeat while sending makes progress that may unblock more (a metadata

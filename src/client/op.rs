@@ -239,6 +239,11 @@ pub(crate) trait Operation: Send {
     ) -> Result<Built, ClientError>;
     /// Handles the reply to the request that carried `items`: one step per item.
     fn on_reply(&mut self, items: &[usize], reply: Reply, ctx: &mut Ctx<'_>) -> Vec<(usize, Step)>;
+    /// A membership request's answer, taken before [`finish`](Self::finish) (group
+    /// calls only).
+    fn take_group_reply(&mut self) -> Option<super::group::call::CallReply> {
+        None
+    }
     /// Every item has ended (`failed` lists the ones that failed, with why): the result.
     fn finish(self: Box<Self>, failed: Vec<(usize, ClientError)>) -> Result<OpOutput, ClientError>;
 }

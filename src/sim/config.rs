@@ -84,6 +84,40 @@ pub struct ClusterConfig {
     /// Longest session timeout a JoinGroup may ask (`group.max.session.timeout.ms`,
     /// 30 minutes): the longest a pending member id or a silent member is kept.
     pub group_max_session_timeout: Duration,
+    /// Partitions of the `__consumer_offsets` topic (`offsets.topic.num.partitions`;
+    /// Kafka's default is 50, the simulation's 10). A group's coordinator is the
+    /// leader of partition `abs(hashCode(group id)) % offsets_topic_partitions`.
+    pub offsets_topic_partitions: i32,
+    /// Replication factor of `__consumer_offsets` (`offsets.topic.replication.factor`,
+    /// 3), capped at the broker count.
+    pub offsets_topic_replication: i16,
+    /// How long a member of a KIP-848 consumer group stays without a heartbeat
+    /// before it is fenced (`group.consumer.session.timeout.ms`, 45 seconds).
+    pub consumer_group_session_timeout: Duration,
+    /// How often KIP-848 consumer group members are told to heartbeat
+    /// (`group.consumer.heartbeat.interval.ms`, 5 seconds).
+    pub consumer_group_heartbeat_interval: Duration,
+    /// Most members one group may have (`group.max.size` and
+    /// `group.consumer.max.size`; Kafka's default has no limit, the simulation's is
+    /// 10,000): one more is refused with GROUP_MAX_SIZE_REACHED.
+    pub group_max_size: usize,
+    /// Whether the brokers speak the KIP-848 consumer group protocol
+    /// (ConsumerGroupHeartbeat and ConsumerGroupDescribe; default true, as Kafka 4
+    /// where `group.coordinator.rebalance.protocols` includes `consumer`). False
+    /// stands for an older broker: ApiVersions leaves both APIs out and a request for
+    /// them closes the connection, so clients fall back to the classic protocol.
+    pub consumer_group_protocol: bool,
+    /// Most incremental fetch sessions (KIP-227) each broker keeps
+    /// (`max.incremental.fetch.session.cache.slots`, 1,000); when they are all in
+    /// use, a new session evicts one idle for two minutes or, failing that, the
+    /// fetch goes without a session.
+    pub max_incremental_fetch_sessions: usize,
+    /// The wall-clock time, in milliseconds since the Unix epoch, that the cluster's
+    /// start stands for: the records the coordinator writes to `__consumer_offsets`
+    /// (commit times, group state times) are stamped with it plus the virtual time
+    /// elapsed. Default 0, so that a seed gives the same bytes; `kafka-sim` sets the
+    /// real time.
+    pub clock_origin_ms: i64,
 }
 
 impl Default for ClusterConfig {
@@ -110,6 +144,14 @@ impl Default for ClusterConfig {
             max_auto_created_partitions: MAX_PARTITIONS_PER_CLUSTER / 2,
             group_min_session_timeout: Duration::from_secs(6),
             group_max_session_timeout: Duration::from_secs(30 * 60),
+            offsets_topic_partitions: 10,
+            offsets_topic_replication: 3,
+            consumer_group_session_timeout: Duration::from_secs(45),
+            consumer_group_heartbeat_interval: Duration::from_secs(5),
+            group_max_size: 10_000,
+            consumer_group_protocol: true,
+            max_incremental_fetch_sessions: 1000,
+            clock_origin_ms: 0,
         }
     }
 }
@@ -129,7 +171,7 @@ impl ClusterConfig {
     /// [`SimError::InvalidConfig`] naming the first setting out of range.
     pub fn validate(&self) -> Result<(), SimError> {
         let i32_max = i32::MAX as usize;
-        let checks: [(bool, &str); 12] = [
+        let checks: [(bool, &str); 18] = [
             (
                 (1..=MAX_BROKERS).contains(&self.brokers),
                 "brokers: 1 to 1024",
@@ -171,6 +213,29 @@ impl ClusterConfig {
             (
                 self.group_min_session_timeout <= self.group_max_session_timeout,
                 "group session timeouts: min not above max",
+            ),
+            (
+                (1..=self.max_partitions_per_topic).contains(&self.offsets_topic_partitions),
+                "offsets topic partitions: 1 to the max partitions per topic",
+            ),
+            (
+                self.offsets_topic_replication >= 1,
+                "offsets topic replication: at least 1",
+            ),
+            (
+                !self.consumer_group_session_timeout.is_zero()
+                    && self.consumer_group_session_timeout.as_millis() <= i32::MAX as u128,
+                "consumer group session timeout: 1 ms to 2^31 ms",
+            ),
+            (
+                !self.consumer_group_heartbeat_interval.is_zero()
+                    && self.consumer_group_heartbeat_interval < self.consumer_group_session_timeout,
+                "consumer group heartbeat interval: more than 0, less than the session timeout",
+            ),
+            (self.group_max_size >= 1, "group max size: at least 1"),
+            (
+                self.max_incremental_fetch_sessions <= 1_000_000,
+                "max incremental fetch sessions: at most 1,000,000",
             ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {

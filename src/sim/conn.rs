@@ -11,7 +11,7 @@
 
 use super::handlers::{self, Outcome};
 use super::sasl::AuthState;
-use super::{Cluster, ConnectionId, SimError};
+use super::{Cluster, ClusterConfig, ConnectionId, SimError};
 use crate::connection::frame::FrameDecoder;
 use crate::messages::{ApiKey, RequestHeader};
 use crate::wire::{Bytes, Message, Uuid};
@@ -29,6 +29,8 @@ pub(crate) struct Pending {
     pub not_before: Option<Instant>,
     /// Looked at before (an injected error is taken only the first time).
     pub seen: bool,
+    /// A Fetch's session and partitions, settled at its first look.
+    pub fetch: Option<Box<handlers::FetchContext>>,
 }
 
 impl Pending {
@@ -327,7 +329,6 @@ impl Cluster {
     /// Reads and answers `c`'s requests in order until one must wait, its reply
     /// waits to be taken, or no whole request is left.
     fn pump(&mut self, c: ConnectionId) {
-        let sasl = self.config.sasl.is_some();
         loop {
             let Some(conn) = self.conns.map.get_mut(&c) else {
                 return;
@@ -338,7 +339,7 @@ impl Cluster {
             let pending = match conn.current.take() {
                 Some(p) => p,
                 None => match conn.frames.next_frame() {
-                    Ok(Some(frame)) => match accept_frame(frame, sasl) {
+                    Ok(Some(frame)) => match accept_frame(frame, &self.config) {
                         Some(p) => p,
                         None => return self.close(c),
                     },
@@ -381,17 +382,28 @@ impl Cluster {
     fn after_request(&mut self) {
         let woken = self.groups.take_woken();
         self.conns.wake_each(woken);
+        let woken = self.consumer_groups.take_woken();
+        self.conns.wake_each(woken);
+        // As Kafka's offset cleanup: an empty group without offsets goes.
         for group in self.groups.take_emptied() {
-            // As Kafka's offset cleanup: an empty group without offsets goes.
-            let has_offsets = self
-                .committed
-                .range((group.clone(), String::new(), i32::MIN)..)
-                .next()
-                .is_some_and(|((g, _, _), _)| *g == group);
-            if !has_offsets {
+            if !self.has_offsets(&group) {
                 self.groups.remove_if_empty(&group);
             }
         }
+        for group in self.consumer_groups.take_emptied() {
+            if !self.has_offsets(&group) {
+                self.consumer_groups.remove_if_empty(&group);
+            }
+        }
+        self.write_coordinator_records();
+    }
+
+    /// Whether `group` has committed offsets.
+    fn has_offsets(&self, group: &str) -> bool {
+        self.committed
+            .range((group.to_owned(), String::new(), i32::MIN)..)
+            .next()
+            .is_some_and(|((g, _, _), _)| g == group)
     }
 
     /// Looks again at every parked request an event woke.
@@ -424,6 +436,7 @@ impl Cluster {
         }
         self.replicate_due(now);
         self.groups.handle_timers(now);
+        self.consumer_groups.handle_timers(now);
         self.close_idle(now);
         self.run_woken();
     }
@@ -461,6 +474,7 @@ impl Cluster {
             self.conns.next_timeout(),
             replication,
             self.groups.next_timer(),
+            self.consumer_groups.next_timer(),
         ]
         .into_iter()
         .flatten()
@@ -470,11 +484,11 @@ impl Cluster {
 
 /// Parses a request header; `None` closes the connection (an unknown API or
 /// version, or a header that does not parse).
-fn accept_frame(frame: Bytes, sasl: bool) -> Option<Pending> {
+fn accept_frame(frame: Bytes, config: &ClusterConfig) -> Option<Pending> {
     let key = i16::from_be_bytes([*frame.first()?, *frame.get(1)?]);
     let version = i16::from_be_bytes([*frame.get(2)?, *frame.get(3)?]);
     let api = ApiKey::try_from(key).ok()?;
-    let supported = handlers::supported_versions(api, sasl);
+    let supported = handlers::supported_versions(api, config);
     let header_version = if supported.is_some_and(|r| r.contains(version)) {
         api.request_header_version(version)
     } else if api == ApiKey::ApiVersions {
@@ -492,5 +506,6 @@ fn accept_frame(frame: Bytes, sasl: bool) -> Option<Pending> {
         deadline: None,
         not_before: None,
         seen: false,
+        fetch: None,
     })
 }

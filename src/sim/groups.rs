@@ -16,9 +16,20 @@
 //! a timer of their own, whether anyone looks at the group or not; and a group left
 //! empty with no committed offsets is removed, as Kafka's offset cleanup does.
 //!
+//! Static membership (KIP-345): a member with a `group.instance.id` needs no
+//! MEMBER_ID_REQUIRED round trip; a restarted static member joining with its instance
+//! id and no member id replaces its old member id and, in a Stable group whose
+//! protocol would not change, gets the current generation and its old assignment
+//! without a rebalance; requests naming the instance id with the old member id get
+//! FENCED_INSTANCE_ID.
+//!
+//! Every state Kafka persists is written to `__consumer_offsets` (see
+//! `sim/coordinator.rs`): the group's metadata, with each member's subscription and
+//! assignment, when a generation's assignment is in place, when a static member is
+//! replaced, when the group becomes empty, and a tombstone when it is removed.
+//!
 //! Simplifications, all visible to a client only as Kafka's own behaviour under other
-//! settings: no initial rebalance delay (`group.initial.rebalance.delay.ms=0`), no
-//! static membership (a group instance id is recorded but treated as dynamic), every
+//! settings: no initial rebalance delay (`group.initial.rebalance.delay.ms=0`), every
 //! JoinGroup of a known member starts a rebalance, and the protocol chosen is the
 //! first one of the leader's list that every member supports.
 
@@ -26,11 +37,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use super::ConnectionId;
+use super::coordinator::{CoordinatorRecord, Outbox, WallClock};
 
+use crate::messages::consumer_offsets::{GroupMetadataValue, group_metadata_value};
 use crate::messages::{
-    ErrorCode, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
-    LeaveGroupResponse, SyncGroupRequest, SyncGroupResponse, join_group_response,
-    leave_group_response,
+    ConsumerProtocolAssignment, ErrorCode, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse,
+    LeaveGroupRequest, LeaveGroupResponse, SyncGroupRequest, SyncGroupResponse,
+    join_group_response, leave_group_response,
 };
 use crate::wire::{ByteString, Bytes};
 
@@ -52,6 +65,29 @@ pub(crate) struct Groups {
     woken: Vec<ConnectionId>,
     /// Groups that became empty (the cluster removes those without offsets).
     emptied: Vec<String>,
+    /// Records for `__consumer_offsets`, until the cluster writes them.
+    records: Outbox,
+    /// What the records are stamped with.
+    clock: WallClock,
+    /// The host members' records name (`/host`).
+    client_host: String,
+    /// `group.max.size`.
+    max_size: usize,
+}
+
+/// How the classic coordinator is set up: see [`Groups::new`].
+#[derive(Debug, Clone)]
+pub(crate) struct ClassicSettings {
+    /// Keys the tags of the member ids handed out.
+    pub secret: u64,
+    /// The records' clock (its start is also what member ids count from).
+    pub clock: WallClock,
+    /// `group.min.session.timeout.ms` and `group.max.session.timeout.ms`.
+    pub session_timeouts: (Duration, Duration),
+    /// The host members' records name.
+    pub client_host: String,
+    /// `group.max.size`.
+    pub max_size: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,11 +111,18 @@ struct Group {
     waiting: BTreeSet<ConnectionId>,
     /// The time of this group's live entry in `Groups::timers`.
     scheduled: Option<Instant>,
+    /// Static members: the member id of each group instance id.
+    static_members: BTreeMap<String, String>,
+    /// The group's state must be written to `__consumer_offsets`.
+    persist: bool,
+    /// Its parked requests must look again (a static member was replaced).
+    wake: bool,
 }
 
 #[derive(Debug, Clone)]
 struct Member {
     instance_id: Option<String>,
+    client_id: String,
     protocols: Vec<(String, Bytes)>,
     session_timeout: Duration,
     rebalance_timeout: Duration,
@@ -87,6 +130,58 @@ struct Member {
     /// Joined the rebalance in progress (or the last one completed).
     joined: bool,
     assignment: Bytes,
+}
+
+/// A JoinGroup as the group sees it.
+struct Joining<'a> {
+    request: &'a JoinGroupRequest,
+    version: i16,
+    client_id: &'a str,
+}
+
+impl Joining<'_> {
+    /// The group instance id (KIP-345, JoinGroup v5+).
+    fn instance(&self) -> Option<&str> {
+        (self.version >= 5)
+            .then_some(self.request.group_instance_id.as_deref())
+            .flatten()
+    }
+
+    fn rebalance_timeout(&self) -> Duration {
+        let r = self.request;
+        let ms = if r.rebalance_timeout_ms > 0 {
+            r.rebalance_timeout_ms
+        } else {
+            r.session_timeout_ms
+        };
+        Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+    }
+
+    /// The member the request describes, not yet joined.
+    fn member(&self, now: Instant) -> Member {
+        let r = self.request;
+        Member {
+            instance_id: self.instance().map(str::to_owned),
+            client_id: self.client_id.to_owned(),
+            protocols: r
+                .protocols
+                .iter()
+                .map(|p| (p.name.to_string(), p.metadata.clone()))
+                .collect(),
+            session_timeout: Duration::from_millis(
+                u64::try_from(r.session_timeout_ms).unwrap_or(0),
+            ),
+            rebalance_timeout: self.rebalance_timeout(),
+            last_seen: now,
+            joined: false,
+            assignment: Bytes::new(),
+        }
+    }
+}
+
+/// Whole milliseconds of `d`, as Kafka's int fields hold them.
+fn millis(d: Duration) -> i32 {
+    i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
 }
 
 /// What a group request handler decided.
@@ -109,6 +204,80 @@ impl Group {
             rebalance_deadline: None,
             waiting: BTreeSet::new(),
             scheduled: None,
+            static_members: BTreeMap::new(),
+            persist: false,
+            wake: false,
+        }
+    }
+
+    /// Forgets the instance ids of members that are gone.
+    fn forget_departed(&mut self) {
+        let members = &self.members;
+        self.static_members.retain(|_, id| members.contains_key(id));
+    }
+
+    /// FENCED_INSTANCE_ID if `instance` belongs to another member than `member_id`
+    /// (a static member that was replaced by a restart).
+    fn check_instance(
+        &self,
+        member_id: &str,
+        instance: Option<&ByteString>,
+    ) -> Result<(), ErrorCode> {
+        match instance.and_then(|i| self.static_members.get(&**i)) {
+            Some(id) if id != member_id => Err(ErrorCode::FENCED_INSTANCE_ID),
+            _ => Ok(()),
+        }
+    }
+
+    /// The protocol the next generation would use: the first of the leader's list
+    /// that every member supports.
+    fn select_protocol(&self) -> Option<String> {
+        let leader = self
+            .leader
+            .as_ref()
+            .filter(|l| self.members.contains_key(*l))
+            .or_else(|| self.members.keys().next())?;
+        self.members[leader]
+            .protocols
+            .iter()
+            .map(|(name, _)| name.clone())
+            .find(|name| {
+                self.members
+                    .values()
+                    .all(|m| m.protocols.iter().any(|(n, _)| n == name))
+            })
+    }
+
+    /// The group as Kafka writes it to `__consumer_offsets` (GroupMetadataValue).
+    fn metadata_value(&self, ms: i64, host: &str) -> GroupMetadataValue {
+        let protocol = self.protocol.clone();
+        GroupMetadataValue {
+            protocol_type: ByteString::from(self.protocol_type.clone()),
+            generation: self.generation,
+            protocol: protocol.clone().map(ByteString::from),
+            leader: self.leader.clone().map(ByteString::from),
+            current_state_timestamp: ms,
+            members: self
+                .members
+                .iter()
+                .map(|(id, m)| group_metadata_value::MemberMetadata {
+                    member_id: ByteString::from(id.clone()),
+                    group_instance_id: m.instance_id.clone().map(ByteString::from),
+                    client_id: ByteString::from(m.client_id.clone()),
+                    client_host: ByteString::from(host.to_owned()),
+                    rebalance_timeout: millis(m.rebalance_timeout),
+                    session_timeout: millis(m.session_timeout),
+                    subscription: m
+                        .protocols
+                        .iter()
+                        .find(|(n, _)| Some(n) == protocol.as_ref())
+                        .map(|(_, meta)| meta.clone())
+                        .unwrap_or_default(),
+                    assignment: m.assignment.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
         }
     }
 
@@ -152,6 +321,7 @@ impl Group {
         for id in &dead {
             self.members.remove(id);
         }
+        self.forget_departed();
         self.start_rebalance(now);
     }
 
@@ -163,6 +333,7 @@ impl Group {
             self.protocol = None;
             self.leader = None;
             self.rebalance_deadline = None;
+            self.persist = true;
             return;
         }
         if self.state != State::PreparingRebalance {
@@ -191,6 +362,7 @@ impl Group {
             return;
         }
         self.members.retain(|_, m| m.joined);
+        self.forget_departed();
         if self.members.is_empty() {
             self.start_rebalance(now);
             return;
@@ -203,17 +375,7 @@ impl Group {
         {
             self.leader = self.members.keys().next().cloned();
         }
-        let leader = self.leader.clone().unwrap_or_default();
-        let candidates: Vec<String> = self.members[&leader]
-            .protocols
-            .iter()
-            .map(|(name, _)| name.clone())
-            .collect();
-        self.protocol = candidates.into_iter().find(|name| {
-            self.members
-                .values()
-                .all(|m| m.protocols.iter().any(|(n, _)| n == name))
-        });
+        self.protocol = self.select_protocol();
         for m in self.members.values_mut() {
             m.assignment = Bytes::new();
         }
@@ -230,15 +392,16 @@ impl Group {
     }
 
     /// The first look at a JoinGroup from `member_id` (known, or holding an id this
-    /// coordinator handed out): `Some` answers it at once (the current generation,
-    /// or an error); `None` means it joined the rebalance.
+    /// coordinator handed out, or a new static member's): `Some` answers it at once
+    /// (the current generation, or an error); `None` means it joined the rebalance.
     fn add_or_rejoin(
         &mut self,
-        r: &JoinGroupRequest,
+        joining: &Joining,
         member_id: &str,
-        version: i16,
+        max_size: usize,
         now: Instant,
     ) -> Option<Result<Reply<JoinGroupResponse>, ErrorCode>> {
+        let r = joining.request;
         // Kafka's GroupCoordinator: a member that joins again with the same
         // protocols gets the current generation back without a rebalance when the
         // group is completing one, or is Stable and the member is not the leader
@@ -258,57 +421,118 @@ impl Group {
         };
         if current {
             self.touch(member_id, now);
-            return Some(Ok(Reply::Now(join_response(self, member_id, version))));
+            return Some(Ok(Reply::Now(join_response(
+                self,
+                member_id,
+                joining.version,
+                false,
+            ))));
         }
-        // The group's protocol type, and a protocol every member speaks.
+        let known = self.members.contains_key(member_id);
+        if !known && self.members.len() >= max_size {
+            return Some(Err(ErrorCode::GROUP_MAX_SIZE_REACHED));
+        }
+        if let Some(e) = self.check_protocols(r, member_id) {
+            return Some(Err(e));
+        }
+        self.protocol_type = r.protocol_type.to_string();
+        let member = joining.member(now);
+        if let Some(instance) = &member.instance_id {
+            self.static_members
+                .insert(instance.clone(), member_id.to_owned());
+        }
+        self.members.insert(member_id.to_owned(), member);
+        self.start_rebalance(now);
+        self.mark_joined(member_id, joining.rebalance_timeout(), now);
+        None
+    }
+
+    /// INCONSISTENT_GROUP_PROTOCOL if `r` does not fit the group's protocol type, or
+    /// shares no protocol with the other members.
+    fn check_protocols(&self, r: &JoinGroupRequest, member_id: &str) -> Option<ErrorCode> {
         let others: Vec<&Member> = self
             .members
             .iter()
             .filter(|(id, _)| *id != member_id)
             .map(|(_, m)| m)
             .collect();
-        if !others.is_empty() {
-            let common = r.protocols.iter().any(|p| {
-                others
-                    .iter()
-                    .all(|m| m.protocols.iter().any(|(n, _)| *n == *p.name))
-            });
-            if self.protocol_type != *r.protocol_type || !common {
-                return Some(Err(ErrorCode::INCONSISTENT_GROUP_PROTOCOL));
-            }
+        if others.is_empty() {
+            return None;
         }
-        self.protocol_type = r.protocol_type.to_string();
-        let rebalance_timeout = if r.rebalance_timeout_ms > 0 {
-            r.rebalance_timeout_ms
-        } else {
-            r.session_timeout_ms
-        };
-        self.members.insert(
-            member_id.to_owned(),
-            Member {
-                instance_id: r.group_instance_id.as_ref().map(|s| s.to_string()),
-                protocols: r
-                    .protocols
-                    .iter()
-                    .map(|p| (p.name.to_string(), p.metadata.clone()))
-                    .collect(),
-                session_timeout: Duration::from_millis(r.session_timeout_ms as u64),
-                rebalance_timeout: Duration::from_millis(rebalance_timeout as u64),
-                last_seen: now,
-                joined: false,
-                assignment: Bytes::new(),
-            },
-        );
-        self.start_rebalance(now);
+        let common = r.protocols.iter().any(|p| {
+            others
+                .iter()
+                .all(|m| m.protocols.iter().any(|(n, _)| *n == *p.name))
+        });
+        (self.protocol_type != *r.protocol_type || !common)
+            .then_some(ErrorCode::INCONSISTENT_GROUP_PROTOCOL)
+    }
+
+    /// `member_id` joined the rebalance in progress, whose deadline grows with the
+    /// longest rebalance timeout.
+    fn mark_joined(&mut self, member_id: &str, rebalance_timeout: Duration, now: Instant) {
         if let Some(m) = self.members.get_mut(member_id) {
             m.joined = true;
         }
         if self.state == State::PreparingRebalance {
-            // The deadline grows with the longest rebalance timeout.
-            let d = now + Duration::from_millis(rebalance_timeout as u64);
+            let d = now + rebalance_timeout;
             self.rebalance_deadline = Some(self.rebalance_deadline.map_or(d, |x| x.max(d)));
         }
-        None
+    }
+
+    /// A static member restarted (KIP-345): `new_id` takes the place of the member id
+    /// its instance id had, with its assignment. In a Stable group whose protocol
+    /// stays the same it gets the current generation at once (`Some`), and no
+    /// rebalance happens; otherwise it joins a rebalance (`None`). The old member id
+    /// is fenced: its parked requests wake to FENCED_INSTANCE_ID.
+    fn replace_static(
+        &mut self,
+        joining: &Joining,
+        instance: &str,
+        new_id: &str,
+        now: Instant,
+    ) -> Option<Result<Reply<JoinGroupResponse>, ErrorCode>> {
+        let r = joining.request;
+        let old_id = self.static_members.get(instance)?.clone();
+        if let Some(e) = self.check_protocols(r, &old_id) {
+            return Some(Err(e));
+        }
+        let old = self.members.remove(&old_id)?;
+        let mut member = joining.member(now);
+        member.assignment = old.assignment;
+        member.joined = old.joined;
+        self.members.insert(new_id.to_owned(), member);
+        self.static_members
+            .insert(instance.to_owned(), new_id.to_owned());
+        if self.leader.as_deref() == Some(&*old_id) {
+            self.leader = Some(new_id.to_owned());
+        }
+        self.wake = true;
+        match self.state {
+            State::Stable if self.select_protocol() == self.protocol => {
+                // KIP-345: no rebalance; the new id is persisted with the old one's
+                // assignment, and a rejoining leader is told to skip the assignment.
+                self.persist = true;
+                let leader = self.leader.as_deref() == Some(new_id);
+                Some(Ok(Reply::Now(join_response(
+                    self,
+                    new_id,
+                    joining.version,
+                    leader,
+                ))))
+            }
+            State::Stable | State::CompletingRebalance => {
+                // Kafka rebalances: the old id may already have been sent to the
+                // leader for assignment, or the protocol would change.
+                self.start_rebalance(now);
+                self.mark_joined(new_id, joining.rebalance_timeout(), now);
+                None
+            }
+            State::PreparingRebalance | State::Empty => {
+                self.mark_joined(new_id, joining.rebalance_timeout(), now);
+                None
+            }
+        }
     }
 
     /// SyncGroup on this group: the leader hands out assignments; followers wait.
@@ -320,6 +544,7 @@ impl Group {
     ) -> Result<Reply<SyncGroupResponse>, ErrorCode> {
         self.expire(now);
         let member_id = r.member_id.to_string();
+        self.check_instance(&member_id, r.group_instance_id.as_ref())?;
         if !self.members.contains_key(&member_id) {
             return Err(ErrorCode::UNKNOWN_MEMBER_ID);
         }
@@ -349,6 +574,7 @@ impl Group {
                     }
                 }
                 self.state = State::Stable;
+                self.persist = true;
             }
             State::CompletingRebalance => {
                 let m = &self.members[&member_id];
@@ -377,24 +603,39 @@ impl Group {
 }
 
 impl Groups {
-    /// No groups yet; member ids are tagged with `secret`, issue times counted from
-    /// `epoch`, and session timeouts must lie within `session_timeouts`.
-    pub(crate) fn new(secret: u64, epoch: Instant, session_timeouts: (Duration, Duration)) -> Self {
+    /// No groups yet, set up as `settings` says.
+    pub(crate) fn new(settings: ClassicSettings) -> Self {
         Groups {
             groups: BTreeMap::new(),
             next_member: 0,
-            secret,
-            epoch,
-            session_timeouts,
+            secret: settings.secret,
+            epoch: settings.clock.start,
+            session_timeouts: settings.session_timeouts,
             timers: BTreeSet::new(),
             woken: Vec::new(),
             emptied: Vec::new(),
+            records: Vec::new(),
+            clock: settings.clock,
+            client_host: settings.client_host,
+            max_size: settings.max_size,
         }
     }
 
     /// How many groups the coordinator holds.
     pub(crate) fn len(&self) -> usize {
         self.groups.len()
+    }
+
+    /// Whether `group` exists with members.
+    pub(crate) fn has_members(&self, group: &str) -> bool {
+        self.groups
+            .get(group)
+            .is_some_and(|g| !g.members.is_empty())
+    }
+
+    /// Whether `group` exists (with members or not).
+    pub(crate) fn contains(&self, group: &str) -> bool {
+        self.groups.contains_key(group)
     }
 
     /// Parks `conn` on `group`: it is woken (see [`Groups::take_woken`]) when the
@@ -415,12 +656,35 @@ impl Groups {
         std::mem::take(&mut self.emptied)
     }
 
-    /// Removes a group that is empty (no members); its parked requests wake.
+    /// Records for `__consumer_offsets` made since last asked.
+    pub(crate) fn take_records(&mut self) -> Outbox {
+        std::mem::take(&mut self.records)
+    }
+
+    /// Removes a group that is empty (no members); its parked requests wake, and
+    /// its metadata gets a tombstone.
     pub(crate) fn remove_if_empty(&mut self, group: &str) {
         if self.groups.get(group).is_some_and(|g| g.members.is_empty())
             && let Some(g) = self.groups.remove(group)
         {
             self.woken.extend(g.waiting);
+            self.records
+                .extend(CoordinatorRecord::group_metadata(group, None));
+        }
+    }
+
+    /// The coordinator of the groups `moved` selects changed: their members'
+    /// sessions start afresh (as when Kafka's new coordinator loads a group) and
+    /// their parked requests look again (to learn NOT_COORDINATOR).
+    pub(crate) fn coordinator_moved(&mut self, moved: &dyn Fn(&str) -> bool, now: Instant) {
+        let ids: Vec<String> = self.groups.keys().filter(|g| moved(g)).cloned().collect();
+        for id in ids {
+            self.changing(&id, now, |g| {
+                for m in g.members.values_mut() {
+                    m.last_seen = now;
+                }
+                g.wake = true;
+            });
         }
     }
 
@@ -455,7 +719,8 @@ impl Groups {
     }
 
     /// Runs `f` on group `id`, then wakes its parked requests if it changed, notes it
-    /// if it became empty, and schedules its next timer.
+    /// if it became empty, writes its metadata if it must be persisted, and
+    /// schedules its next timer.
     fn changing<T>(
         &mut self,
         id: &str,
@@ -465,11 +730,16 @@ impl Groups {
         let g = self.groups.get_mut(id)?;
         let before = g.fingerprint();
         let out = f(g);
-        if g.fingerprint() != before {
+        if g.fingerprint() != before || std::mem::take(&mut g.wake) {
             self.woken.extend(std::mem::take(&mut g.waiting));
             if g.members.is_empty() {
                 self.emptied.push(id.to_owned());
             }
+        }
+        if std::mem::take(&mut g.persist) {
+            let value = g.metadata_value(self.clock.ms(now), &self.client_host);
+            self.records
+                .extend(CoordinatorRecord::group_metadata(id, Some(&value)));
         }
         if let Some(next) = g.next_deadline() {
             let at = next.max(now + Duration::from_nanos(1));
@@ -500,6 +770,14 @@ impl Groups {
             "{client_id}-{issued:x}.{session:x}.{:x}.{tag:016x}",
             self.next_member
         )
+    }
+
+    /// A member id for a static member (KIP-345): its instance id, a serial number
+    /// and a tag, unique in the cluster.
+    fn static_member_id(&mut self, group: &str, instance: &str) -> String {
+        self.next_member += 1;
+        let tag = self.tag(group, u64::MAX, u64::MAX, self.next_member);
+        format!("{instance}-{:x}.{tag:016x}", self.next_member)
     }
 
     /// Whether `member_id` is one this coordinator handed out for `group` and its
@@ -561,20 +839,59 @@ impl Groups {
         if r.protocol_type.is_empty() || r.protocols.is_empty() {
             return fail(ErrorCode::INCONSISTENT_GROUP_PROTOCOL, &r.member_id);
         }
-        let member_id = r.member_id.to_string();
+        let joining = Joining {
+            request: r,
+            version,
+            client_id,
+        };
+        let instance = joining.instance().map(str::to_owned);
+        let mut member_id = r.member_id.to_string();
         let group_id = r.group_id.to_string();
-        if first {
-            if member_id.is_empty() {
-                // KIP-394: hand out an id; the client joins again with it.
-                let id = self.issue_member_id(&group_id, client_id, session, now);
-                return fail(ErrorCode::MEMBER_ID_REQUIRED, &id);
-            }
-            let known = self
+        // A static member's first JoinGroup carries no member id; the id it was given
+        // at the first look is its instance's now (a later restart of the same
+        // instance would have taken it, and this request is then fenced below, as
+        // Kafka fences the replaced member's parked join).
+        if !first
+            && member_id.is_empty()
+            && let Some(instance) = &instance
+            && let Some(id) = self
                 .groups
                 .get(&group_id)
-                .is_some_and(|g| g.members.contains_key(&member_id));
-            if !known && !self.pending_is_valid(&group_id, &member_id, now) {
-                return fail(ErrorCode::UNKNOWN_MEMBER_ID, &member_id);
+                .and_then(|g| g.static_members.get(instance))
+        {
+            member_id = id.clone();
+        }
+        let max_size = self.max_size;
+        let mut replacing = None;
+        if first {
+            if member_id.is_empty() {
+                let Some(instance) = &instance else {
+                    // KIP-394: hand out an id; the client joins again with it.
+                    let id = self.issue_member_id(&group_id, client_id, session, now);
+                    return fail(ErrorCode::MEMBER_ID_REQUIRED, &id);
+                };
+                // KIP-345: a static member gets its id at once; a known instance id
+                // means a restart, which replaces the old member id.
+                member_id = self.static_member_id(&group_id, instance);
+                let known = self
+                    .groups
+                    .get(&group_id)
+                    .is_some_and(|g| g.static_members.contains_key(instance));
+                if known {
+                    replacing = Some(instance.clone());
+                }
+            } else {
+                let group = self.groups.get(&group_id);
+                if let Some(g) = group
+                    && let Err(e) = g.check_instance(&member_id, r.group_instance_id.as_ref())
+                    && instance.is_some()
+                {
+                    return fail(e, &member_id);
+                }
+                let known = group.is_some_and(|g| g.members.contains_key(&member_id));
+                if !known && !self.pending_is_valid(&group_id, &member_id, now) {
+                    return fail(ErrorCode::UNKNOWN_MEMBER_ID, &member_id);
+                }
             }
             self.groups
                 .entry(group_id.clone())
@@ -582,20 +899,32 @@ impl Groups {
         }
         let reply = self.changing(&group_id, now, |group| {
             group.expire(now);
-            if first && let Some(failed) = group.add_or_rejoin(r, &member_id, version, now) {
-                return Some(failed);
+            if first {
+                let at_once = match &replacing {
+                    Some(instance) if group.static_members.contains_key(instance) => {
+                        group.replace_static(&joining, instance, &member_id, now)
+                    }
+                    _ => group.add_or_rejoin(&joining, &member_id, max_size, now),
+                };
+                if let Some(answer) = at_once {
+                    return Some(answer);
+                }
             }
             group.touch(&member_id, now);
             group.maybe_complete_join(now);
             let Some(member) = group.members.get(&member_id) else {
-                // Dropped while waiting (the rebalance timed out without it).
-                return Some(Err(ErrorCode::UNKNOWN_MEMBER_ID));
+                // Replaced by a restart of its static instance, or dropped while
+                // waiting (the rebalance timed out without it).
+                let fenced = group.check_instance(&member_id, r.group_instance_id.as_ref());
+                return Some(Err(fenced.err().unwrap_or(ErrorCode::UNKNOWN_MEMBER_ID)));
             };
             if group.state == State::PreparingRebalance || !member.joined {
                 let fallback = now + member.rebalance_timeout;
                 return Some(Ok(Reply::Wait(group.next_wake(now, fallback))));
             }
-            Some(Ok(Reply::Now(join_response(group, &member_id, version))))
+            Some(Ok(Reply::Now(join_response(
+                group, &member_id, version, false,
+            ))))
         });
         match reply.flatten() {
             Some(Ok(reply)) => reply,
@@ -630,6 +959,9 @@ impl Groups {
     pub(crate) fn heartbeat(&mut self, r: &HeartbeatRequest, now: Instant) -> ErrorCode {
         self.changing(&r.group_id, now, |group| {
             group.expire(now);
+            if let Err(e) = group.check_instance(&r.member_id, r.group_instance_id.as_ref()) {
+                return e;
+            }
             if !group.members.contains_key(&*r.member_id) {
                 return ErrorCode::UNKNOWN_MEMBER_ID;
             }
@@ -645,7 +977,8 @@ impl Groups {
         .unwrap_or(ErrorCode::UNKNOWN_MEMBER_ID)
     }
 
-    /// LeaveGroup: the members go, and the others rebalance.
+    /// LeaveGroup: the members go, and the others rebalance. From v3 a member may be
+    /// named by its group instance id alone (KIP-345).
     pub(crate) fn leave(
         &mut self,
         r: &LeaveGroupRequest,
@@ -660,32 +993,45 @@ impl Groups {
         } else {
             vec![(r.member_id.to_string(), None)]
         };
-        let left: Vec<bool> = self
+        let results: Vec<ErrorCode> = self
             .changing(&r.group_id, now, |g| {
-                let left: Vec<bool> = ids
+                let results: Vec<ErrorCode> = ids
                     .iter()
-                    .map(|(id, _)| g.members.remove(id).is_some())
+                    .map(|(id, instance)| {
+                        let target = match instance {
+                            Some(inst) => match g.static_members.get(&**inst) {
+                                None => return ErrorCode::UNKNOWN_MEMBER_ID,
+                                Some(mapped) if !id.is_empty() && mapped != id => {
+                                    return ErrorCode::FENCED_INSTANCE_ID;
+                                }
+                                Some(mapped) => mapped.clone(),
+                            },
+                            None => id.clone(),
+                        };
+                        if g.members.remove(&target).is_some() {
+                            ErrorCode::NONE
+                        } else {
+                            ErrorCode::UNKNOWN_MEMBER_ID
+                        }
+                    })
                     .collect();
-                if left.contains(&true) {
+                if results.contains(&ErrorCode::NONE) {
+                    g.forget_departed();
                     g.start_rebalance(now);
                     // Those still waiting may now all have joined.
                     g.maybe_complete_join(now);
                 }
-                left
+                results
             })
-            .unwrap_or_else(|| vec![false; ids.len()]);
+            .unwrap_or_else(|| vec![ErrorCode::UNKNOWN_MEMBER_ID; ids.len()]);
         let results: Vec<leave_group_response::MemberResponse> = ids
             .into_iter()
-            .zip(left)
+            .zip(results)
             .map(
-                |((id, instance), known)| leave_group_response::MemberResponse {
+                |((id, instance), error)| leave_group_response::MemberResponse {
                     member_id: ByteString::from(id),
                     group_instance_id: instance,
-                    error_code: if known {
-                        0
-                    } else {
-                        ErrorCode::UNKNOWN_MEMBER_ID.code()
-                    },
+                    error_code: error.code(),
                     ..Default::default()
                 },
             )
@@ -703,13 +1049,14 @@ impl Groups {
         }
     }
 
-    /// Whether an offset commit for `generation` by `member` may go ahead (Kafka's
-    /// checks for the classic protocol).
+    /// Whether an offset commit for `generation` by `member` (with its group instance
+    /// id, if static) may go ahead (Kafka's checks for the classic protocol).
     pub(crate) fn check_commit(
         &mut self,
         group: &str,
         generation: i32,
         member: &str,
+        instance: Option<&ByteString>,
         now: Instant,
     ) -> Result<(), ErrorCode> {
         let anonymous = generation < 0 && member.is_empty();
@@ -718,6 +1065,7 @@ impl Groups {
             if anonymous && g.state == State::Empty {
                 return Ok(());
             }
+            g.check_instance(member, instance)?;
             if g.state == State::CompletingRebalance {
                 return Err(ErrorCode::REBALANCE_IN_PROGRESS);
             }
@@ -737,11 +1085,68 @@ impl Groups {
             Err(ErrorCode::ILLEGAL_GENERATION)
         })
     }
+
+    /// What the coordinator holds for `group`.
+    pub(crate) fn summary(&self, group: &str) -> Option<super::GroupSummary> {
+        let g = self.groups.get(group)?;
+        let state = match g.state {
+            State::Empty => "Empty",
+            State::PreparingRebalance => "PreparingRebalance",
+            State::CompletingRebalance => "CompletingRebalance",
+            State::Stable => "Stable",
+        };
+        let consumer = g.protocol_type == "consumer";
+        Some(super::GroupSummary {
+            protocol: super::GroupProtocol::Classic,
+            state: state.to_owned(),
+            epoch: g.generation,
+            members: g
+                .members
+                .iter()
+                .map(|(id, m)| super::MemberSummary {
+                    member_id: id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    epoch: g.generation,
+                    assigned: if consumer {
+                        decode_assignment(&m.assignment)
+                    } else {
+                        Vec::new()
+                    },
+                })
+                .collect(),
+        })
+    }
+}
+
+/// The partitions a consumer protocol assignment names, by topic name (none if the
+/// bytes are not one).
+fn decode_assignment(bytes: &Bytes) -> Vec<(String, i32)> {
+    let Ok(a) = crate::wire::decode_versioned_forward_compatible::<ConsumerProtocolAssignment>(
+        &mut bytes.clone(),
+    ) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, i32)> = a
+        .data
+        .assigned_partitions
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| (t.topic.to_string(), *p)))
+        .collect();
+    out.sort();
+    out
 }
 
 /// The JoinGroup answer for a member of the current generation (the member list goes
 /// to the leader only).
-fn join_response(group: &Group, member_id: &str, version: i16) -> JoinGroupResponse {
+///
+/// `skip_assignment`: a static leader rejoined without a rebalance (KIP-814, v9+):
+/// it gets the members but must not assign.
+fn join_response(
+    group: &Group,
+    member_id: &str,
+    version: i16,
+    skip_assignment: bool,
+) -> JoinGroupResponse {
     let leader = group.leader.clone().unwrap_or_default();
     let protocol = group.protocol.clone();
     let members = if leader == member_id {
@@ -777,6 +1182,7 @@ fn join_response(group: &Group, member_id: &str, version: i16) -> JoinGroupRespo
             None => None,
         },
         leader: ByteString::from(leader),
+        skip_assignment: skip_assignment && version >= 9,
         member_id: ByteString::from(member_id.to_owned()),
         members,
         ..Default::default()

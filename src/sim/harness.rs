@@ -65,6 +65,8 @@ enum Owner {
 struct Host {
     client: client::Client,
     events: VecDeque<client::Event>,
+    /// Crashed: never driven again.
+    dead: bool,
 }
 
 struct Client {
@@ -262,11 +264,31 @@ impl Simulation {
         self.hosts.push(Host {
             client,
             events: VecDeque::new(),
+            dead: false,
         });
         let id = self.hosts.len() - 1;
         self.mix(&[3, id as u64]);
         self.pump();
         HostId(id)
+    }
+
+    /// Crashes a hosted client as a killed process would: every connection it has
+    /// closes at once (the brokers see them go), and it is never driven again. A
+    /// restart is a new client ([`add_client`](Self::add_client)).
+    pub fn crash_client(&mut self, host: HostId) {
+        self.hosts[host.0].dead = true;
+        let links: Vec<usize> = self
+            .hosted_links
+            .iter()
+            .filter(|((h, _), _)| *h == host.0)
+            .map(|(_, i)| *i)
+            .collect();
+        self.hosted_links.retain(|(h, _), _| *h != host.0);
+        for i in links {
+            self.close_link(i);
+        }
+        self.mix(&[4, host.0 as u64]);
+        self.pump();
     }
 
     /// A hosted client, to start operations on. Call [`Simulation::run_for`],
@@ -420,6 +442,9 @@ impl Simulation {
                 }
             }
             for h in 0..self.hosts.len() {
+                if self.hosts[h].dead {
+                    continue;
+                }
                 moved |= self.pump_host(h);
             }
             while let Some(s) = self.cluster.poll_ready() {
@@ -541,6 +566,17 @@ impl Simulation {
                 }
                 client::Event::RecordsReady => self.mix(&[34, h as u64]),
                 client::Event::ConsumerError { .. } => self.mix(&[35, h as u64]),
+                client::Event::Rebalance {
+                    revoked,
+                    lost,
+                    assigned,
+                } => self.mix(&[
+                    36,
+                    h as u64,
+                    revoked.len() as u64,
+                    lost.len() as u64,
+                    assigned.len() as u64,
+                ]),
             }
             self.hosts[h].events.push_back(ev);
         }
@@ -602,7 +638,11 @@ impl Simulation {
                 Owner::Raw(conn) => conn.poll_timeout(),
                 Owner::Hosted { .. } => None,
             });
-        let hosts = self.hosts.iter().filter_map(|h| h.client.poll_timeout());
+        let hosts = self
+            .hosts
+            .iter()
+            .filter(|h| !h.dead)
+            .filter_map(|h| h.client.poll_timeout());
         let cluster = self.cluster.poll_timeout();
         delivery
             .into_iter()
@@ -668,7 +708,9 @@ impl Simulation {
                     }
                 }
                 Delivery::ConnectFailed(e) => {
-                    if let Owner::Hosted { host, conn } = self.clients[i].owner {
+                    if let Owner::Hosted { host, conn } = self.clients[i].owner
+                        && !self.hosts[host].dead
+                    {
                         self.mix(&[24, i as u64]);
                         self.clients[i].closed = true;
                         self.hosted_links.remove(&(host, conn));
@@ -691,7 +733,7 @@ impl Simulation {
                 conn.handle_timeout(now);
             }
         }
-        for h in &mut self.hosts {
+        for h in self.hosts.iter_mut().filter(|h| !h.dead) {
             if h.client.poll_timeout().is_some_and(|t| t <= now) {
                 h.client.handle_timeout(now);
             }

@@ -46,17 +46,23 @@
 //! assert_ne!(cluster.partition_leader("orders", 0), Some(0));
 //! ```
 
+mod assignors;
 mod config;
 mod conn;
+mod consumer_groups;
+mod coordinator;
+mod fetch_sessions;
 mod groups;
 mod handlers;
 mod harness;
 mod log;
 mod sasl;
+mod topic_configs;
 
 pub use config::{
     ClusterConfig, Faults, MAX_BROKERS, MAX_PARTITIONS_PER_CLUSTER, MAX_PARTITIONS_PER_TOPIC,
 };
+pub use coordinator::{GroupProtocol, GroupSummary, MemberSummary};
 pub use harness::{ClientId, HostId, NetworkConfig, SimRng, Simulation};
 pub use sasl::SimSasl;
 
@@ -115,6 +121,23 @@ pub(crate) struct Topic {
     /// Created by a Metadata request naming it (counts against
     /// [`ClusterConfig::max_auto_created_partitions`]).
     pub auto_created: bool,
+    /// The cluster's own topic (`__consumer_offsets`): clients cannot write to it,
+    /// delete it or grow it, and its partitions do not count against the caps on
+    /// what clients create.
+    pub internal: bool,
+    /// The topic's config overrides (CreateTopics, IncrementalAlterConfigs), by name.
+    pub configs: BTreeMap<String, String>,
+}
+
+/// Who creates a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TopicOrigin {
+    /// CreateTopics or [`Cluster::create_topic`].
+    Created,
+    /// A Metadata request naming it.
+    Auto,
+    /// The cluster itself (`__consumer_offsets`).
+    Internal,
 }
 
 #[derive(Debug, Clone)]
@@ -165,7 +188,17 @@ pub struct Cluster {
     pub(crate) committed: BTreeMap<(String, String, i32), handlers::CommittedOffset>,
     /// Consumer groups (the classic protocol), by group id.
     pub(crate) groups: groups::Groups,
+    /// Consumer groups of the KIP-848 protocol, by group id.
+    pub(crate) consumer_groups: consumer_groups::ConsumerGroups,
+    /// Records for `__consumer_offsets` (committed offsets), until written.
+    pub(crate) outbox: coordinator::Outbox,
+    /// Errors to inject for one group ([`Cluster::inject_group_error`]).
+    group_injected: coordinator::GroupInjections,
+    /// Every broker's incremental fetch sessions (KIP-227).
+    pub(crate) fetch_sessions: fetch_sessions::FetchSessions,
     rng: u64,
+    /// When the cluster started (the coordinator's records count time from it).
+    started: Instant,
     now: Instant,
 }
 
@@ -181,12 +214,36 @@ impl Cluster {
             })
             .collect();
         let rng = config.seed ^ 0x9E37_79B9_7F4A_7C15;
-        let session_timeouts = (
-            config.group_min_session_timeout,
-            config.group_max_session_timeout,
-        );
+        let clock = coordinator::WallClock {
+            start: now,
+            origin_ms: config.clock_origin_ms,
+        };
+        let client_host = format!("/{}", config.host);
+        let groups = groups::Groups::new(groups::ClassicSettings {
+            secret: rng.rotate_left(17) ^ 0x6A09_E667,
+            clock,
+            session_timeouts: (
+                config.group_min_session_timeout,
+                config.group_max_session_timeout,
+            ),
+            client_host: client_host.clone(),
+            max_size: config.group_max_size,
+        });
+        let consumer_groups =
+            consumer_groups::ConsumerGroups::new(consumer_groups::ConsumerSettings {
+                session_timeout: config.consumer_group_session_timeout,
+                heartbeat_interval: config.consumer_group_heartbeat_interval,
+                max_size: config.group_max_size,
+                client_host,
+                secret: rng.rotate_left(31) ^ 0xBB67_AE85,
+            });
         Cluster {
-            groups: groups::Groups::new(rng.rotate_left(17) ^ 0x6A09_E667, now, session_timeouts),
+            groups,
+            consumer_groups,
+            outbox: Vec::new(),
+            group_injected: BTreeMap::new(),
+            fetch_sessions: fetch_sessions::FetchSessions::default(),
+            started: now,
             config,
             faults: Faults::default(),
             brokers,
@@ -294,7 +351,7 @@ impl Cluster {
         partitions: i32,
         replication: i16,
     ) -> Result<Uuid, SimError> {
-        self.create_topic_as(name, partitions, replication, false)
+        self.create_topic_as(name, partitions, replication, TopicOrigin::Created)
     }
 
     /// Why a topic cannot grow from `now` to `after` partitions (`auto`: an
@@ -323,16 +380,21 @@ impl Cluster {
         }
     }
 
-    /// [`Cluster::create_topic`], by a Metadata request when `auto`.
+    /// [`Cluster::create_topic`], by whom `origin` says.
     pub(crate) fn create_topic_as(
         &mut self,
         name: &str,
         partitions: i32,
         replication: i16,
-        auto: bool,
+        origin: TopicOrigin,
     ) -> Result<Uuid, SimError> {
         if self.topics.contains_key(name) {
             return Err(SimError::TopicExists(name.into()));
+        }
+        if name == coordinator::OFFSETS_TOPIC && origin != TopicOrigin::Internal {
+            return Err(SimError::InvalidLayout(format!(
+                "{name} is the group coordinator's own topic"
+            )));
         }
         let n = self.brokers.len() as i32;
         if replication < 1 || i32::from(replication) > n {
@@ -340,15 +402,21 @@ impl Cluster {
                 "replication {replication}, {n} brokers"
             )));
         }
-        self.partition_room(0, partitions, auto)
-            .map_err(SimError::InvalidLayout)?;
+        let auto = origin == TopicOrigin::Auto;
+        let internal = origin == TopicOrigin::Internal;
+        if !internal {
+            self.partition_room(0, partitions, auto)
+                .map_err(SimError::InvalidLayout)?;
+        }
         let hi = self.next_random();
         let lo = self.next_random();
         let id = Uuid::from_u128((u128::from(hi) << 64) | u128::from(lo));
         let partitions: Vec<Partition> = (0..partitions)
             .map(|p| self.new_partition(p, replication))
             .collect();
-        self.partition_total += partitions.len();
+        if !internal {
+            self.partition_total += partitions.len();
+        }
         if auto {
             self.auto_partition_total += partitions.len();
         }
@@ -358,6 +426,8 @@ impl Cluster {
                 id,
                 partitions,
                 auto_created: auto,
+                internal,
+                configs: BTreeMap::new(),
             },
         );
         self.topic_ids.insert(id, name.into());
@@ -382,7 +452,8 @@ impl Cluster {
         }
     }
 
-    /// How many partitions the cluster holds, over every topic.
+    /// How many partitions the cluster holds, over every topic clients created (the
+    /// internal `__consumer_offsets` is not counted).
     #[must_use]
     pub fn partition_count(&self) -> usize {
         self.partition_total
@@ -431,11 +502,17 @@ impl Cluster {
             .sum()
     }
 
-    /// How many consumer groups the coordinator holds (groups left empty without
-    /// committed offsets are removed).
+    /// How many consumer groups the coordinator holds, of either protocol (groups
+    /// left empty without committed offsets are removed).
     #[must_use]
     pub fn group_count(&self) -> usize {
-        self.groups.len()
+        self.groups.len() + self.consumer_groups.len()
+    }
+
+    /// How many incremental fetch sessions (KIP-227) broker `broker` keeps.
+    #[must_use]
+    pub fn fetch_session_count(&self, broker: i32) -> usize {
+        self.fetch_sessions.count(broker)
     }
 
     /// The offset group `group` committed for a partition (OffsetCommit), if any.
@@ -458,14 +535,27 @@ impl Cluster {
             return;
         };
         self.topic_ids.remove(&topic.id);
-        self.partition_total -= topic.partitions.len();
+        if !topic.internal {
+            self.partition_total -= topic.partitions.len();
+        }
         if topic.auto_created {
             self.auto_partition_total -= topic.partitions.len();
         }
         for p in 0..topic.partitions.len() {
             self.conns.wake_partition(topic.id, p as i32);
         }
-        self.committed.retain(|(_, t, _), _| t != name);
+        // As Kafka: the groups' offsets for the topic go, with tombstones.
+        let outbox = &mut self.outbox;
+        self.committed.retain(|(g, t, p), _| {
+            let keep = t != name;
+            if !keep {
+                outbox.extend(coordinator::CoordinatorRecord::offset_commit(
+                    g, t, *p, None,
+                ));
+            }
+            keep
+        });
+        self.write_coordinator_records();
     }
 
     /// Adds partitions at the end of topic `name` (CreatePartitions).
@@ -528,6 +618,16 @@ impl Cluster {
         }
         let up: Vec<bool> = self.brokers.iter().map(|b| b.up).collect();
         let now = self.now;
+        // The groups whose coordinator was this broker move with their partitions.
+        let moved: Vec<i32> = self
+            .topics
+            .get(coordinator::OFFSETS_TOPIC)
+            .map(|t| {
+                (0..t.partitions.len() as i32)
+                    .filter(|i| t.partitions[*i as usize].leader == id)
+                    .collect()
+            })
+            .unwrap_or_default();
         for topic in self.topics.values_mut() {
             for p in &mut topic.partitions {
                 if p.leader == id {
@@ -550,6 +650,8 @@ impl Cluster {
         }
         // Fetches parked on other brokers may read what the crash truncated.
         self.conns.wake_all();
+        self.fetch_sessions.broker_gone(id);
+        self.coordinator_moved(&moved);
         self.run_woken();
     }
 
@@ -558,14 +660,19 @@ impl Cluster {
         self.advance(now);
         let Ok(b) = self.broker_mut(id) else { return };
         b.up = true;
-        for topic in self.topics.values_mut() {
-            for p in &mut topic.partitions {
+        let mut moved = Vec::new();
+        for (name, topic) in &mut self.topics {
+            for (i, p) in topic.partitions.iter_mut().enumerate() {
                 if p.leader < 0 && p.replicas.contains(&id) {
                     p.leader = id;
                     p.leader_epoch += 1;
+                    if name == coordinator::OFFSETS_TOPIC {
+                        moved.push(i as i32);
+                    }
                 }
             }
         }
+        self.coordinator_moved(&moved);
     }
 
     /// Moves a partition's leadership to replica `to` in an orderly way (the new

@@ -142,6 +142,45 @@ pub struct ConsumerConfig {
     pub fetch_sessions: bool,
     /// Verify record batch CRCs.
     pub check_crcs: bool,
+    /// Which group protocol [`Client::subscribe`](super::Client::subscribe) speaks
+    /// (`group.protocol`: classic).
+    pub group_protocol: super::GroupProtocol,
+    /// Classic protocol: the assignors offered, in order of preference
+    /// (`partition.assignment.strategy`: range, then cooperative-sticky, as Java's
+    /// default; the rebalance is cooperative only when every assignor listed is).
+    pub assignors: Vec<super::Assignor>,
+    /// Classic protocol: how long the coordinator keeps a member that stopped
+    /// heartbeating (`session.timeout.ms`: 45 s). Both protocols also use it as the
+    /// member's own bound: a member whose heartbeats went unanswered this long
+    /// drops its partitions (with KIP-848 keep it at most the broker's
+    /// `group.consumer.session.timeout.ms`).
+    pub session_timeout: Duration,
+    /// Classic protocol: how often the member heartbeats (`heartbeat.interval.ms`:
+    /// 3 s; with KIP-848 the coordinator says).
+    pub heartbeat_interval: Duration,
+    /// How long a rebalance may take the member: the coordinator's wait for it to
+    /// rejoin or revoke, and the member's wait for
+    /// [`Client::ack_rebalance`](super::Client::ack_rebalance)
+    /// (`max.poll.interval.ms`: 5 min).
+    pub rebalance_timeout: Duration,
+    /// A static member's instance id (`group.instance.id`, KIP-345): a restart with
+    /// the same id within the session timeout gets its partitions back without a
+    /// rebalance; a static member does not leave the group on close.
+    pub group_instance_id: Option<String>,
+    /// KIP-848: the coordinator's assignor to ask for (`group.remote.assignor`;
+    /// `None`: the coordinator's default).
+    pub group_remote_assignor: Option<String>,
+    /// Commit the positions of the partitions the member holds every
+    /// [`auto_commit_interval`](Self::auto_commit_interval), and before they are
+    /// revoked or the member leaves (`enable.auto.commit`: true).
+    pub enable_auto_commit: bool,
+    /// How often auto-commit runs (`auto.commit.interval.ms`: 5 s).
+    pub auto_commit_interval: Duration,
+    /// A planted bug for the simulation suite only: a classic group leader that
+    /// hands partition 0 of every topic to a second member too. It exists to prove
+    /// the invariants catch a double assignment; never set it.
+    #[doc(hidden)]
+    pub planted_double_assignment: bool,
 }
 
 impl Default for ConsumerConfig {
@@ -157,6 +196,16 @@ impl Default for ConsumerConfig {
             buffer_max_bytes: 64 * 1024 * 1024,
             fetch_sessions: true,
             check_crcs: true,
+            group_protocol: super::GroupProtocol::Classic,
+            assignors: vec![super::Assignor::Range, super::Assignor::CooperativeSticky],
+            session_timeout: Duration::from_secs(45),
+            heartbeat_interval: Duration::from_secs(3),
+            rebalance_timeout: Duration::from_secs(300),
+            group_instance_id: None,
+            group_remote_assignor: None,
+            enable_auto_commit: true,
+            auto_commit_interval: Duration::from_secs(5),
+            planted_double_assignment: false,
         }
     }
 }
@@ -232,7 +281,9 @@ struct PartState {
     fetch_epoch: Option<i32>,
     paused: bool,
     chunks: VecDeque<Chunk>,
-    /// Bumped by every seek, so answers to older fetches are dropped.
+    /// Set from the consumer's counter when assigned and at every seek, so answers
+    /// to fetches asked before (of this partition, or of an earlier assignment of
+    /// it) are dropped.
     generation: u64,
     /// A fetch for it is on the wire.
     in_flight: bool,
@@ -244,14 +295,14 @@ struct PartState {
 }
 
 impl PartState {
-    fn new(start: Offset) -> Self {
+    fn new(start: Offset, generation: u64) -> Self {
         Self {
             position: Position::Unknown(start),
             fetch_offset: 0,
             fetch_epoch: None,
             paused: false,
             chunks: VecDeque::new(),
-            generation: 0,
+            generation,
             in_flight: false,
             leader_epoch: None,
             validating: false,
@@ -348,6 +399,10 @@ pub(crate) struct Consumer {
     committed: BTreeMap<TopicPartition, i64>,
     /// Partitions whose committed offset has been asked for.
     committed_asked: BTreeSet<TopicPartition>,
+    /// The last partition generation handed out: one counter for all partitions
+    /// and assignments, so a partition revoked and assigned again while a fetch
+    /// for it is on the wire never takes that fetch's answer as its own.
+    generations: u64,
 }
 
 impl Consumer {
@@ -362,6 +417,7 @@ impl Consumer {
             notes: VecDeque::new(),
             committed: BTreeMap::new(),
             committed_asked: BTreeSet::new(),
+            generations: 0,
         }
     }
 
@@ -378,9 +434,11 @@ impl Consumer {
     /// Adds partitions, each starting at `start`.
     pub(crate) fn assign(&mut self, tps: impl IntoIterator<Item = TopicPartition>, start: Offset) {
         for tp in tps {
-            self.parts
-                .entry(tp)
-                .or_insert_with(|| PartState::new(start));
+            let generations = &mut self.generations;
+            self.parts.entry(tp).or_insert_with(|| {
+                *generations += 1;
+                PartState::new(start, *generations)
+            });
         }
     }
 
@@ -392,6 +450,9 @@ impl Consumer {
                 self.buffered -= p.buffered();
             }
             self.ready.retain(|r| r != tp);
+            // Whoever holds it next may commit: a later assignment asks again.
+            self.committed.remove(tp);
+            self.committed_asked.remove(tp);
         }
     }
 
@@ -403,7 +464,8 @@ impl Consumer {
         let dropped = p.buffered();
         p.chunks.clear();
         self.buffered -= dropped;
-        p.generation += 1;
+        self.generations += 1;
+        p.generation = self.generations;
         p.position = match to {
             Offset::At(offset) => {
                 p.fetch_offset = offset;
@@ -442,7 +504,10 @@ impl Consumer {
     /// Committed offsets arrived (or `-1` for none).
     pub(crate) fn set_committed(&mut self, offsets: Vec<(TopicPartition, i64)>) {
         for (tp, offset) in offsets {
-            self.committed_asked.remove(&tp);
+            // An answer for a partition unassigned since it was asked is stale.
+            if !self.committed_asked.remove(&tp) {
+                continue;
+            }
             self.committed.insert(tp.clone(), offset);
             if let Some(p) = self.parts.get_mut(&tp)
                 && p.position == Position::Unknown(Offset::Committed)
@@ -960,15 +1025,18 @@ impl Consumer {
                 let Some(p) = self.parts.get_mut(&tp) else {
                     continue;
                 };
-                // An answer for a partition asked before a seek is stale.
-                if generations.get(&tp).is_some_and(|g| *g != p.generation) {
+                // An answer for a partition this fetch did not ask for (a session
+                // the broker still holds it in; the next request forgets it), or
+                // asked before a seek, is stale.
+                if generations.get(&tp).is_none_or(|g| *g != p.generation) {
                     continue;
                 }
                 let code = ErrorCode(pd.error_code);
                 if !code.is_ok() {
-                    if let Some(s) = self.sessions.get_mut(&flight.node) {
-                        s.partitions.remove(&tp);
-                    }
+                    // The broker's session keeps the partition: the client's view
+                    // keeps it too, so that a request after a leader change forgets
+                    // it there (else every answer from this broker would repeat the
+                    // error, and each would send the client back to its metadata).
                     match code {
                         ErrorCode::OFFSET_OUT_OF_RANGE => {
                             Self::out_of_range(
@@ -976,6 +1044,7 @@ impl Consumer {
                                 self.config.auto_offset_reset,
                                 &tp,
                                 p,
+                                &mut self.generations,
                             );
                         }
                         c if c.is_retriable() || c == ErrorCode::UNKNOWN_TOPIC_ID => stale.push(tp),
@@ -1014,12 +1083,10 @@ impl Consumer {
                     continue; // only a partial batch: ask again with more room
                 }
                 p.fetch_offset = next;
+                // The broker's session keeps the offset this request named (KIP-227:
+                // it never moves it on its own), so the next request names the
+                // partition again at `next`; the session entry stays as sent.
                 p.fetch_epoch = last_epoch;
-                if let Some(s) = self.sessions.get_mut(&flight.node)
-                    && let Some(e) = s.partitions.get_mut(&tp)
-                {
-                    e.0 = next;
-                }
                 let filter = (self.config.isolation == IsolationLevel::ReadCommitted).then(|| {
                     ReadCommitted::new(pd.aborted_transactions.iter().flatten().map(|a| {
                         AbortedTransaction {
@@ -1064,8 +1131,10 @@ impl Consumer {
         reset: OffsetReset,
         tp: &TopicPartition,
         p: &mut PartState,
+        generations: &mut u64,
     ) {
-        p.generation += 1;
+        *generations += 1;
+        p.generation = *generations;
         match reset {
             OffsetReset::Error => {
                 p.position = Position::Failed;

@@ -458,6 +458,21 @@ pub(crate) fn committed_op(
     (Box::new(op), vec![target])
 }
 
+/// A commit as an operation, for the group member.
+pub(crate) fn commit_op(
+    group: &Arc<str>,
+    member: CommitMember,
+    offsets: Vec<(TopicPartition, i64, Option<i32>)>,
+) -> (Box<dyn Operation>, Vec<Target>) {
+    let op = Commit {
+        group: group.clone(),
+        member,
+        offsets,
+        results: None,
+    };
+    (Box::new(op), vec![group_target(group)])
+}
+
 impl Client {
     /// Reads a group's committed offsets for these partitions (OffsetFetch at the
     /// group's coordinator); `-1` where nothing is committed.

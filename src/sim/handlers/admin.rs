@@ -1,7 +1,7 @@
 //! Cluster administration: Metadata (with auto-creation), CreateTopics,
 //! DeleteTopics, CreatePartitions and InitProducerId.
 
-use super::{Call, error_message, valid_topic_name};
+use super::{Call, configs, error_message, valid_topic_name};
 use crate::messages::{
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
     DeleteTopicsRequest, DeleteTopicsResponse, ErrorCode, InitProducerIdRequest,
@@ -10,7 +10,8 @@ use crate::messages::{
 use crate::messages::{
     create_partitions_response, create_topics_response, delete_topics_response, metadata_response,
 };
-use crate::sim::{Cluster, Partition, Topic};
+use crate::sim::coordinator::OFFSETS_TOPIC;
+use crate::sim::{Cluster, Partition, Topic, TopicOrigin};
 use crate::wire::{ByteString, Uuid};
 
 pub(super) fn metadata(call: &mut Call, r: &MetadataRequest) -> MetadataResponse {
@@ -55,6 +56,10 @@ pub(super) fn metadata(call: &mut Call, r: &MetadataRequest) -> MetadataResponse
             });
             continue;
         }
+        if name == OFFSETS_TOPIC && (r.allow_auto_topic_creation || version < 4) {
+            // As Kafka: naming the internal topic creates it.
+            cluster.ensure_offsets_topic();
+        }
         if !cluster.topics.contains_key(&name) && auto_create && valid_topic_name(&name) {
             let replication = cluster
                 .config
@@ -63,7 +68,7 @@ pub(super) fn metadata(call: &mut Call, r: &MetadataRequest) -> MetadataResponse
             let partitions = cluster.config.default_partitions;
             // Over the auto-creation limits the topic stays unknown (and explicit
             // creations keep their room).
-            let _ = cluster.create_topic_as(&name, partitions, replication, true);
+            let _ = cluster.create_topic_as(&name, partitions, replication, TopicOrigin::Auto);
         }
         let Some(topic) = cluster.topics.get(&name) else {
             let error = if valid_topic_name(&name) {
@@ -80,7 +85,7 @@ pub(super) fn metadata(call: &mut Call, r: &MetadataRequest) -> MetadataResponse
             error_code: 0,
             name: Some(ByteString::from(name)),
             topic_id: if version >= 10 { topic.id } else { Uuid::ZERO },
-            is_internal: false,
+            is_internal: topic.internal,
             partitions: partition_metadata(cluster, topic, version),
             ..Default::default()
         });
@@ -195,22 +200,40 @@ pub(super) fn create_topics(call: &mut Call, r: &CreateTopicsRequest) -> CreateT
             replication_factor: replication,
             ..Default::default()
         };
+        let configs = configs::creation_configs(
+            &cluster.config,
+            t.configs.iter().map(|c| (&*c.name, c.value.as_deref())),
+        );
+        let mut message = None;
         let error = if let Some(code) = injected {
             Some(code)
         } else if !valid_topic_name(&t.name) {
             Some(ErrorCode::INVALID_TOPIC_EXCEPTION)
         } else if cluster.topics.contains_key(&*t.name) {
             Some(ErrorCode::TOPIC_ALREADY_EXISTS)
+        } else if *t.name == *OFFSETS_TOPIC {
+            message = Some(format!(
+                "{OFFSETS_TOPIC} is the group coordinator's own topic."
+            ));
+            Some(ErrorCode::INVALID_REQUEST)
         } else if cluster.partition_room(0, partitions, false).is_err() {
             Some(ErrorCode::INVALID_PARTITIONS)
         } else if replication < 1 || i32::from(replication) > brokers {
             Some(ErrorCode::INVALID_REPLICATION_FACTOR)
+        } else if let Err((e, why)) = &configs {
+            message = Some(why.clone());
+            Some(*e)
         } else if r.validate_only {
             None
         } else {
             match cluster.create_topic(&t.name, partitions, replication) {
                 Ok(id) => {
                     out.topic_id = id;
+                    if let (Ok(overrides), Some(topic)) =
+                        (configs, cluster.topics.get_mut(&*t.name))
+                    {
+                        topic.configs = overrides;
+                    }
                     None
                 }
                 Err(_) => Some(ErrorCode::INVALID_REQUEST),
@@ -218,9 +241,31 @@ pub(super) fn create_topics(call: &mut Call, r: &CreateTopicsRequest) -> CreateT
         };
         if let Some(e) = error {
             out.error_code = e.code();
-            out.error_message = error_message(e);
+            out.error_message = match message {
+                Some(m) => Some(ByteString::from(m)),
+                None => error_message(e),
+            };
             out.num_partitions = -1;
             out.replication_factor = -1;
+        } else if call.version >= 5 {
+            // v5+: the topic's configs as created.
+            let empty = std::collections::BTreeMap::new();
+            let overrides = cluster.topics.get(&*t.name).map_or(&empty, |t| &t.configs);
+            out.configs = Some(
+                configs::created_configs(&cluster.config, overrides)
+                    .into_iter()
+                    .map(
+                        |(name, value, source)| create_topics_response::CreatableTopicConfigs {
+                            name: ByteString::from(name),
+                            value: Some(ByteString::from(value)),
+                            read_only: false,
+                            config_source: source,
+                            is_sensitive: false,
+                            ..Default::default()
+                        },
+                    )
+                    .collect(),
+            );
         }
         topics.push(out);
     }
@@ -255,6 +300,12 @@ pub(super) fn delete_topics(call: &mut Call, r: &DeleteTopicsRequest) -> DeleteT
         };
         match (injected, found) {
             (Some(code), _) => out.error_code = code.code(),
+            (None, Some((n, _))) if cluster.topics.get(&n).is_some_and(|t| t.internal) => {
+                out.error_code = ErrorCode::INVALID_REQUEST.code();
+                out.error_message = Some(ByteString::from(format!(
+                    "{n} is the group coordinator's own topic; it cannot be deleted."
+                )));
+            }
             (None, Some((n, tid))) => {
                 cluster.delete_topic(&n);
                 out.name = Some(ByteString::from(n));
@@ -292,6 +343,13 @@ pub(super) fn create_partitions(
         } else {
             match cluster.topics.get(&*t.name) {
                 None => Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+                Some(topic) if topic.internal => {
+                    message = Some(format!(
+                        "{} is the group coordinator's own topic; its groups would move.",
+                        t.name
+                    ));
+                    Some(ErrorCode::INVALID_REQUEST)
+                }
                 Some(topic) if t.count <= topic.partitions.len() as i32 => {
                     let current = topic.partitions.len();
                     message = Some(if t.count == current as i32 {

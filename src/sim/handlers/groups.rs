@@ -3,47 +3,53 @@
 
 use super::{Call, error_message};
 use crate::messages::{
-    ErrorCode, FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatRequest,
+    ApiKey, ErrorCode, FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatRequest,
     HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse,
     SyncGroupRequest, SyncGroupResponse, find_coordinator_response,
 };
+use crate::sim::coordinator::partition_for;
 use crate::sim::groups::Reply;
 use crate::wire::ByteString;
 
-/// The coordinator of a group or transactional id: a live broker picked by the key's
-/// hash (Kafka hashes the key onto a partition of `__consumer_offsets` or
-/// `__transaction_state` and answers that partition's leader; the simulation keeps no
-/// such topics, so it hashes onto the live brokers directly).
-fn coordinator_for(live: &[(i32, i32)], key: &str) -> Option<(i32, i32)> {
-    if live.is_empty() {
-        return None;
-    }
-    // Java's String.hashCode, as Kafka's partitionFor uses: stable across runs.
-    let hash = key
-        .encode_utf16()
-        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
-    Some(live[(hash & 0x7fff_ffff) as usize % live.len()])
+/// The coordinator of a transactional id: a live broker picked by the key's hash
+/// (Kafka hashes it onto a partition of `__transaction_state` and answers that
+/// partition's leader; the simulation keeps no such topic, so it hashes onto the live
+/// brokers directly). Groups have a real `__consumer_offsets`
+/// ([`Cluster::group_coordinator`](crate::sim::Cluster)).
+fn transaction_coordinator(live: &[(i32, i32)], key: &str) -> Option<i32> {
+    let n = i32::try_from(live.len()).ok().filter(|n| *n > 0)?;
+    usize::try_from(partition_for(key, n))
+        .ok()
+        .and_then(|i| live.get(i))
+        .map(|(id, _)| *id)
 }
 
 impl Call<'_> {
     /// Whether this broker coordinates `group`, or the error that says why not.
-    pub(super) fn check_coordinator(&self, group: &str) -> Result<(), ErrorCode> {
+    pub(super) fn check_coordinator(&mut self, group: &str) -> Result<(), ErrorCode> {
         if group.is_empty() {
             return Err(ErrorCode::INVALID_GROUP_ID);
         }
-        match coordinator_for(&self.cluster.live_brokers(), group) {
-            Some((id, _)) if id == self.broker => Ok(()),
-            Some(_) => Err(ErrorCode::NOT_COORDINATOR),
-            None => Err(ErrorCode::COORDINATOR_NOT_AVAILABLE),
+        match self.cluster.group_coordinator(group)? {
+            id if id == self.broker => Ok(()),
+            _ => Err(ErrorCode::NOT_COORDINATOR),
         }
     }
 
-    /// The error a group request fails with before the group looks at it: the
-    /// injected one, or the wrong coordinator.
-    fn group_error(&self, group: &str) -> Option<ErrorCode> {
-        self.check_injected()
-            .and_then(|()| self.check_coordinator(group))
-            .err()
+    /// The error a request of `api` for `group` fails with before the group looks at
+    /// it: one injected for the API, the wrong coordinator, or one injected for the
+    /// group ([`Cluster::inject_group_error`](crate::sim::Cluster::inject_group_error)).
+    pub(super) fn group_error(&mut self, group: &str, api: ApiKey) -> Option<ErrorCode> {
+        if let Err(e) = self.check_injected() {
+            return Some(e);
+        }
+        if let Err(e) = self.check_coordinator(group) {
+            return Some(e);
+        }
+        if !self.first_look() {
+            return None;
+        }
+        self.cluster.take_group_injected(group, api)
     }
 
     /// A group's answer now, or `None` with the request parked until `until` or
@@ -60,7 +66,7 @@ impl Call<'_> {
     }
 
     /// Whether the request is looked at for the first time (not a parked one).
-    fn first_look(&self) -> bool {
+    pub(super) fn first_look(&self) -> bool {
         self.pending.deadline.is_none()
     }
 }
@@ -71,19 +77,31 @@ pub(super) fn find_coordinator(
 ) -> FindCoordinatorResponse {
     let live = call.cluster.live_brokers();
     let host = ByteString::from(call.cluster.config.host.clone());
+    let version = call.version;
     // (node id, host, port) of the coordinator of `key`.
-    let lookup = |key: &str| -> Result<(i32, ByteString, i32), ErrorCode> {
+    let mut lookup = |key: &str| -> Result<(i32, ByteString, i32), ErrorCode> {
         call.check_injected()?;
-        // 0: group, 1: transaction; share groups (2) are not simulated.
-        if !matches!(r.key_type, 0 | 1) {
-            return Err(ErrorCode::INVALID_REQUEST);
-        }
-        coordinator_for(&live, key)
-            .map(|(id, port)| (id, host.clone(), port))
+        let id = match r.key_type {
+            0 => {
+                if let Some(e) = call
+                    .cluster
+                    .take_group_injected(key, ApiKey::FindCoordinator)
+                {
+                    return Err(e);
+                }
+                call.cluster.group_coordinator(key)?
+            }
+            1 => transaction_coordinator(&live, key).ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE)?,
+            // Share groups (2) are not simulated.
+            _ => return Err(ErrorCode::INVALID_REQUEST),
+        };
+        live.iter()
+            .find(|(b, _)| *b == id)
+            .map(|(_, port)| (id, host.clone(), *port))
             .ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE)
     };
     let unknown = (-1, ByteString::new(), -1);
-    if call.version >= 4 {
+    if version >= 4 {
         let coordinators = r
             .coordinator_keys
             .iter()
@@ -115,7 +133,7 @@ pub(super) fn find_coordinator(
         host,
         port,
         error_code: error.map_or(0, ErrorCode::code),
-        error_message: error.filter(|_| call.version >= 1).and_then(error_message),
+        error_message: error.filter(|_| version >= 1).and_then(error_message),
         ..Default::default()
     }
 }
@@ -123,7 +141,20 @@ pub(super) fn find_coordinator(
 /// JoinGroup; `None` while the request waits for the rebalance (parked on its
 /// connection until the deadline the group gave, or until the group changes).
 pub(super) fn join_group(call: &mut Call, r: &JoinGroupRequest) -> Option<JoinGroupResponse> {
-    if let Some(e) = call.group_error(&r.group_id) {
+    let error = call
+        .group_error(&r.group_id, ApiKey::JoinGroup)
+        .or_else(|| {
+            // A consumer group (KIP-848) with members keeps its protocol; an empty one
+            // becomes a classic group.
+            let cgroups = &mut call.cluster.consumer_groups;
+            if cgroups.has_members(&r.group_id) {
+                Some(ErrorCode::INCONSISTENT_GROUP_PROTOCOL)
+            } else {
+                cgroups.remove_if_empty(&r.group_id);
+                None
+            }
+        });
+    if let Some(e) = error {
         return Some(JoinGroupResponse {
             error_code: e.code(),
             generation_id: -1,
@@ -143,7 +174,7 @@ pub(super) fn join_group(call: &mut Call, r: &JoinGroupRequest) -> Option<JoinGr
 
 /// SyncGroup; `None` while a follower waits for the leader's assignment.
 pub(super) fn sync_group(call: &mut Call, r: &SyncGroupRequest) -> Option<SyncGroupResponse> {
-    if let Some(e) = call.group_error(&r.group_id) {
+    if let Some(e) = call.group_error(&r.group_id, ApiKey::SyncGroup) {
         return Some(SyncGroupResponse {
             error_code: e.code(),
             ..Default::default()
@@ -155,7 +186,7 @@ pub(super) fn sync_group(call: &mut Call, r: &SyncGroupRequest) -> Option<SyncGr
 
 pub(super) fn heartbeat(call: &mut Call, r: &HeartbeatRequest) -> HeartbeatResponse {
     let error = call
-        .group_error(&r.group_id)
+        .group_error(&r.group_id, ApiKey::Heartbeat)
         .unwrap_or_else(|| call.cluster.groups.heartbeat(r, call.now));
     HeartbeatResponse {
         error_code: error.code(),
@@ -164,7 +195,7 @@ pub(super) fn heartbeat(call: &mut Call, r: &HeartbeatRequest) -> HeartbeatRespo
 }
 
 pub(super) fn leave_group(call: &mut Call, r: &LeaveGroupRequest) -> LeaveGroupResponse {
-    match call.group_error(&r.group_id) {
+    match call.group_error(&r.group_id, ApiKey::LeaveGroup) {
         Some(e) => LeaveGroupResponse {
             error_code: e.code(),
             ..Default::default()

@@ -1,23 +1,27 @@
 //! The broker side of each API the simulated cluster implements, one file per
 //! protocol area: [`produce`], [`fetch`], [`offsets`] (ListOffsets, DeleteRecords,
 //! OffsetForLeaderEpoch, OffsetCommit, OffsetFetch), [`admin`] (ApiVersions,
-//! Metadata, topics and partitions, InitProducerId), [`groups`] (FindCoordinator and
-//! the classic group protocol) and [`sasl`].
+//! Metadata, topics and partitions, InitProducerId), [`configs`] (DescribeConfigs,
+//! AlterConfigs, IncrementalAlterConfigs), [`groups`] (FindCoordinator and the
+//! classic group protocol), [`consumer_groups`] (KIP-848) and [`sasl`].
 //!
 //! This file holds what they share: the dispatcher, the versions the broker answers,
 //! and [`per_partition`], the one loop that turns a request's topics and partitions
 //! into a response's.
 
 mod admin;
+mod configs;
+mod consumer_groups;
 mod fetch;
 mod groups;
 mod offsets;
 mod produce;
 mod sasl;
 
+pub(crate) use fetch::FetchContext;
 pub(crate) use offsets::CommittedOffset;
 
-use super::{Cluster, ConnectionId, Partition, Pending};
+use super::{Cluster, ClusterConfig, ConnectionId, Partition, Pending};
 use crate::messages::{
     ApiKey, ErrorCode, Message, RequestBody, ResponseBody, ResponseHeader, api_versions_response,
 };
@@ -98,7 +102,9 @@ impl Call<'_> {
 }
 
 /// The versions the simulated broker answers for `api` (`None`: not implemented).
-pub(crate) fn supported_versions(api: ApiKey, sasl: bool) -> Option<VersionRange> {
+pub(crate) fn supported_versions(api: ApiKey, config: &ClusterConfig) -> Option<VersionRange> {
+    let sasl = config.sasl.is_some();
+    let kip848 = config.consumer_group_protocol;
     let (min, max) = match api {
         // Handshake v1 only: v0 would mean raw SASL frames instead of SaslAuthenticate.
         ApiKey::SaslHandshake if sasl => (1, 1),
@@ -131,6 +137,13 @@ pub(crate) fn supported_versions(api: ApiKey, sasl: bool) -> Option<VersionRange
         ApiKey::SyncGroup => (0, 5),
         ApiKey::Heartbeat => (0, 4),
         ApiKey::LeaveGroup => (0, 5),
+        // KIP-848, as Kafka 4 (src/sim/consumer_groups.rs).
+        ApiKey::ConsumerGroupHeartbeat if kip848 => (0, 1),
+        ApiKey::ConsumerGroupDescribe if kip848 => (0, 1),
+        // Topic configs, and a read-only set of broker configs (handlers/configs.rs).
+        ApiKey::DescribeConfigs => (0, 4),
+        ApiKey::AlterConfigs => (0, 2),
+        ApiKey::IncrementalAlterConfigs => (0, 1),
         _ => return None,
     };
     VersionRange { min, max }.intersect(&api.valid_versions())
@@ -191,7 +204,7 @@ pub(crate) fn handle(
     let version = header.request_api_version;
     let correlation_id = header.correlation_id;
     let client_id = header.client_id.clone();
-    let Some(supported) = supported_versions(api, cluster.config.sasl.is_some()) else {
+    let Some(supported) = supported_versions(api, &cluster.config) else {
         return Outcome::Close;
     };
     if !sasl::may_call(cluster, conn, api) {
@@ -260,6 +273,13 @@ fn answer(call: &mut Call, request: RequestBody) -> Result<ResponseBody, Outcome
         RequestBody::SyncGroup(r) => groups::sync_group(call, &r).ok_or(Outcome::Wait)?.into(),
         RequestBody::Heartbeat(r) => groups::heartbeat(call, &r).into(),
         RequestBody::LeaveGroup(r) => groups::leave_group(call, &r).into(),
+        RequestBody::ConsumerGroupHeartbeat(r) => consumer_groups::heartbeat(call, &r).into(),
+        RequestBody::ConsumerGroupDescribe(r) => consumer_groups::describe(call, &r).into(),
+        RequestBody::DescribeConfigs(r) => configs::describe_configs(call, &r).into(),
+        RequestBody::AlterConfigs(r) => configs::alter_configs(call, &r).into(),
+        RequestBody::IncrementalAlterConfigs(r) => {
+            configs::incremental_alter_configs(call, &r).into()
+        }
         RequestBody::SaslHandshake(r) => sasl::handshake(call, &r).into(),
         RequestBody::SaslAuthenticate(r) => {
             sasl::authenticate(call, &r).ok_or(Outcome::Close)?.into()
@@ -290,6 +310,11 @@ fn set_throttle(body: &mut ResponseBody, ms: i32) {
         ResponseBody::SyncGroup(r) => &mut r.throttle_time_ms,
         ResponseBody::Heartbeat(r) => &mut r.throttle_time_ms,
         ResponseBody::LeaveGroup(r) => &mut r.throttle_time_ms,
+        ResponseBody::ConsumerGroupHeartbeat(r) => &mut r.throttle_time_ms,
+        ResponseBody::ConsumerGroupDescribe(r) => &mut r.throttle_time_ms,
+        ResponseBody::DescribeConfigs(r) => &mut r.throttle_time_ms,
+        ResponseBody::AlterConfigs(r) => &mut r.throttle_time_ms,
+        ResponseBody::IncrementalAlterConfigs(r) => &mut r.throttle_time_ms,
         _ => return,
     };
     *field = ms;
@@ -297,11 +322,10 @@ fn set_throttle(body: &mut ResponseBody, ms: i32) {
 
 /// The ApiVersions answer: every API the broker implements, with its versions.
 fn api_versions(cluster: &Cluster, error: ErrorCode) -> crate::messages::ApiVersionsResponse {
-    let sasl = cluster.config.sasl.is_some();
     let api_keys = ApiKey::ALL
         .iter()
         .filter_map(|k| {
-            supported_versions(*k, sasl).map(|r| api_versions_response::ApiVersion {
+            supported_versions(*k, &cluster.config).map(|r| api_versions_response::ApiVersion {
                 api_key: k.as_i16(),
                 min_version: r.min,
                 max_version: r.max,

@@ -2,8 +2,9 @@
 //! leaders; OffsetCommit and OffsetFetch on the group coordinator.
 
 use super::{Call, TopicResponse, error_code, per_partition};
+use crate::messages::consumer_offsets::OffsetCommitValue;
 use crate::messages::{
-    DeleteRecordsRequest, DeleteRecordsResponse, ErrorCode, ListOffsetsRequest,
+    ApiKey, DeleteRecordsRequest, DeleteRecordsResponse, ErrorCode, ListOffsetsRequest,
     ListOffsetsResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
     OffsetFetchResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
 };
@@ -11,6 +12,7 @@ use crate::messages::{
     delete_records_response, list_offsets_response, offset_commit_response, offset_fetch_response,
     offset_for_leader_epoch_response,
 };
+use crate::sim::coordinator::CoordinatorRecord;
 use crate::sim::{Cluster, Partition};
 use crate::wire::ByteString;
 
@@ -155,24 +157,35 @@ pub(super) fn offset_for_leader_epoch(
     }
 }
 
-/// OffsetCommit: by a group member for its generation, or for a group with no members
-/// (generation -1, no member id), as consumers that assign partitions themselves and
-/// admin clients send.
+/// OffsetCommit: by a group member for its generation (classic) or member epoch
+/// (KIP-848, v9+), or for a group with no members (generation -1, no member id), as
+/// consumers that assign partitions themselves and admin clients send. Each offset
+/// committed is also written to `__consumer_offsets`.
 pub(super) fn offset_commit(call: &mut Call, r: &OffsetCommitRequest) -> OffsetCommitResponse {
     let group = r.group_id.to_string();
-    let group_error = call
-        .check_injected()
-        .and_then(|()| call.check_coordinator(&group))
-        .and_then(|()| {
+    let (now, version) = (call.now, call.version);
+    let group_error = call.group_error(&group, ApiKey::OffsetCommit).or_else(|| {
+        let epoch = r.generation_id_or_member_epoch;
+        let cluster = &mut *call.cluster;
+        match cluster
+            .consumer_groups
+            .check_commit(&group, &r.member_id, epoch, version)
+        {
+            Some(checked) => checked.err(),
             // The classic coordinator's checks of the member and its generation.
-            call.cluster.groups.check_commit(
-                &group,
-                r.generation_id_or_member_epoch,
-                &r.member_id,
-                call.now,
-            )
-        })
-        .err();
+            None => cluster
+                .groups
+                .check_commit(
+                    &group,
+                    epoch,
+                    &r.member_id,
+                    r.group_instance_id.as_ref(),
+                    now,
+                )
+                .err(),
+        }
+    });
+    let timestamp = call.cluster.wall_clock().ms(now);
     let cluster = &mut *call.cluster;
     let topics = per_partition(
         &r.topics,
@@ -189,13 +202,28 @@ pub(super) fn offset_commit(call: &mut Call, r: &OffsetCommitRequest) -> OffsetC
             } else if metadata_len > MAX_OFFSET_METADATA {
                 Err(ErrorCode::OFFSET_METADATA_TOO_LARGE)
             } else {
+                let committed = CommittedOffset {
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                };
+                let value = OffsetCommitValue {
+                    offset: committed.offset,
+                    leader_epoch: committed.leader_epoch,
+                    metadata: ByteString::from(committed.metadata.clone().unwrap_or_default()),
+                    commit_timestamp: timestamp,
+                    expire_timestamp: -1,
+                    ..Default::default()
+                };
+                cluster.outbox.extend(CoordinatorRecord::offset_commit(
+                    &group,
+                    &t.name,
+                    p.partition_index,
+                    Some(&value),
+                ));
                 cluster.committed.insert(
                     (group.clone(), t.name.to_string(), p.partition_index),
-                    CommittedOffset {
-                        offset: p.committed_offset,
-                        leader_epoch: p.committed_leader_epoch,
-                        metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-                    },
+                    committed,
                 );
                 Ok(())
             };
@@ -288,26 +316,28 @@ fn reported_metadata(c: Option<&CommittedOffset>) -> Option<ByteString> {
 }
 
 pub(super) fn offset_fetch(call: &mut Call, r: &OffsetFetchRequest) -> OffsetFetchResponse {
-    let group_error = |call: &Call, group: &str| {
-        call.check_injected()
-            .and_then(|()| call.check_coordinator(group))
-            .err()
-    };
-    let cluster = &*call.cluster;
     let version = call.version;
     if version >= 8 {
         let groups = r
             .groups
             .iter()
             .map(|g| {
-                let error = group_error(call, &g.group_id);
+                // v9: a KIP-848 member reads its group's offsets at its own epoch.
+                let error = call
+                    .group_error(&g.group_id, ApiKey::OffsetFetch)
+                    .or_else(|| {
+                        call.cluster
+                            .consumer_groups
+                            .check_fetch(&g.group_id, g.member_id.as_deref(), g.member_epoch)
+                            .err()
+                    });
                 let found = match error {
                     Some(_) => Vec::new(),
                     None => {
                         let names = g.topics.as_ref().map(|ts| {
                             asked(ts.iter().map(|t| (&t.name, &t.partition_indexes[..])))
                         });
-                        committed_for(cluster, &g.group_id, names)
+                        committed_for(call.cluster, &g.group_id, names)
                     }
                 };
                 let topics = offset_fetch_topics(found, |p, c| {
@@ -332,7 +362,8 @@ pub(super) fn offset_fetch(call: &mut Call, r: &OffsetFetchRequest) -> OffsetFet
             ..Default::default()
         };
     }
-    let error = group_error(call, &r.group_id);
+    let error = call.group_error(&r.group_id, ApiKey::OffsetFetch);
+    let cluster = &*call.cluster;
     let names = r
         .topics
         .as_ref()

@@ -1,7 +1,7 @@
 //! Produce: appends each partition's batches on its leader, with the idempotent
 //! producer's sequence checks, and acknowledges by `acks`.
 
-use super::{Call, error_code, per_partition};
+use super::{Call, configs, error_code, per_partition};
 use crate::messages::{ErrorCode, ProduceRequest, ProduceResponse};
 use crate::messages::{produce_request, produce_response};
 use crate::sim::log::{AppendRefusal, Appended};
@@ -58,7 +58,16 @@ fn append(
     pd: &produce_request::PartitionProduceData,
     replicated_at: Instant,
 ) -> Result<(Appended, i64), ErrorCode> {
-    let (now, max_batch) = (call.now, call.cluster.config.message_max_bytes);
+    let now = call.now;
+    let max_batch = match call.cluster.topics.get(topic) {
+        // Clients cannot write to the coordinator's topic (Kafka: "Cannot append to
+        // internal topic").
+        Some(t) if t.internal && call.injected.is_none() => {
+            return Err(ErrorCode::INVALID_TOPIC_EXCEPTION);
+        }
+        Some(t) => configs::max_message_bytes(&call.cluster.config, &t.configs),
+        None => call.cluster.config.message_max_bytes,
+    };
     let p = call.on_leader(topic, pd.index)?;
     let records = pd.records.clone().unwrap_or_default();
     let appended = p

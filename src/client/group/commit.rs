@@ -1,0 +1,307 @@
+//! The member's offset commits: one at a time, in the order asked, and never
+//! backwards.
+//!
+//! Commits are sent one after another (a commit waits for the previous one to
+//! answer), so a retried older commit can never land after a newer one. For each
+//! partition the member remembers the highest offset it committed since it was
+//! assigned the partition (its *floor*); a later commit of a lower offset is refused
+//! (that partition's result is [`ClientError::InvalidArgument`]) and a commit of the
+//! same offset is answered without asking the broker. An explicit
+//! [`Client::seek`](crate::client::Client::seek) of a partition lifts its floor: a seek
+//! backwards is the application saying it wants to go back, and its next commit may.
+//! The floor is also forgotten when the partition is revoked (whoever gets it next
+//! starts from what was committed).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::client::consumer::TopicPartition;
+use crate::client::{ClientError, CommittedOffset, OpId, OpOutput};
+use crate::messages::ErrorCode;
+
+/// An application's commit that ended: its operation and result.
+pub(crate) type Finished = (OpId, Result<OpOutput, ClientError>);
+
+/// A commit waiting to be sent.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Pending {
+    /// The application's operation, if it asked (auto-commits have none).
+    pub op: Option<OpId>,
+    pub offsets: Vec<(TopicPartition, i64, Option<i32>)>,
+    /// Times it was sent again after a stale member epoch (KIP-848).
+    pub retries: u32,
+}
+
+/// What to do next about commits.
+#[derive(Debug, PartialEq)]
+pub(crate) enum NextCommit {
+    /// Send these offsets.
+    Send {
+        id: u64,
+        offsets: Vec<(TopicPartition, i64, Option<i32>)>,
+    },
+    /// A commit whose every offset was settled without the broker.
+    Done {
+        op: Option<OpId>,
+        results: Vec<CommittedOffset>,
+    },
+}
+
+#[derive(Debug)]
+struct InFlight {
+    id: u64,
+    pending: Pending,
+    /// Results decided without the broker (offsets not sent).
+    settled: Vec<CommittedOffset>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Commits {
+    queue: VecDeque<Pending>,
+    in_flight: Option<InFlight>,
+    floor: BTreeMap<TopicPartition, i64>,
+    /// Waiting for a fresh member epoch before sending again.
+    held: bool,
+}
+
+impl Commits {
+    /// Nothing queued and nothing in flight.
+    pub(crate) fn idle(&self) -> bool {
+        self.queue.is_empty() && self.in_flight.is_none()
+    }
+
+    /// Whether a commit is queued or in flight.
+    pub(crate) fn busy(&self) -> bool {
+        !self.idle()
+    }
+
+    pub(crate) fn enqueue(&mut self, pending: Pending) {
+        self.queue.push_back(pending);
+    }
+
+    /// The highest offset committed by this member for `tp` since it was assigned.
+    pub(crate) fn floor(&self, tp: &TopicPartition) -> Option<i64> {
+        self.floor.get(tp).copied()
+    }
+
+    /// The application seeked `tp`: its next commit may go lower.
+    pub(crate) fn lift_floor(&mut self, tp: &TopicPartition) {
+        self.floor.remove(tp);
+    }
+
+    /// Forgets the floors of partitions `keep` rejects (no longer assigned).
+    pub(crate) fn retain_floors(&mut self, keep: impl Fn(&TopicPartition) -> bool) {
+        self.floor.retain(|tp, _| keep(tp));
+    }
+
+    /// A heartbeat answered: commits may go again.
+    /// Whether a commit waits for the membership to catch up.
+    pub(crate) fn held(&self) -> bool {
+        self.held
+    }
+
+    pub(crate) fn release(&mut self) {
+        self.held = false;
+    }
+
+    /// Drops the application's queued commit `op` (cancelled).
+    pub(crate) fn cancel(&mut self, op: OpId) {
+        self.queue.retain(|p| p.op != Some(op));
+        if let Some(f) = self.in_flight.as_mut()
+            && f.pending.op == Some(op)
+        {
+            f.pending.op = None;
+        }
+    }
+
+    /// Every queued application commit, failed with `error` (the member is gone).
+    pub(crate) fn fail_all(&mut self, error: &ClientError) -> Vec<(OpId, ClientError)> {
+        let mut out: Vec<(OpId, ClientError)> = self
+            .queue
+            .drain(..)
+            .filter_map(|p| p.op.map(|op| (op, error.clone())))
+            .collect();
+        if let Some(f) = self.in_flight.take()
+            && let Some(op) = f.pending.op
+        {
+            out.push((op, error.clone()));
+        }
+        out
+    }
+
+    /// The next commit to send (numbered `id`), or one settled at once; `None` when
+    /// a commit is in flight, commits are held, or none is queued.
+    pub(crate) fn next(&mut self, id: u64) -> Option<NextCommit> {
+        if self.in_flight.is_some() || self.held {
+            return None;
+        }
+        let pending = self.queue.pop_front()?;
+        let mut send = Vec::new();
+        let mut settled = Vec::new();
+        for (tp, offset, epoch) in &pending.offsets {
+            match self.floor.get(tp) {
+                Some(f) if offset < f => settled.push(CommittedOffset {
+                    partition: tp.clone(),
+                    offset: Err(ClientError::InvalidArgument(format!(
+                        "committing {offset} for {tp} would move its committed offset back \
+                         from {f}; seek the partition first to go back"
+                    ))),
+                }),
+                Some(f) if offset == f => settled.push(CommittedOffset {
+                    partition: tp.clone(),
+                    offset: Ok(*offset),
+                }),
+                _ => send.push((tp.clone(), *offset, *epoch)),
+            }
+        }
+        if send.is_empty() {
+            return Some(NextCommit::Done {
+                op: pending.op,
+                results: settled,
+            });
+        }
+        self.in_flight = Some(InFlight {
+            id,
+            pending,
+            settled,
+        });
+        Some(NextCommit::Send { id, offsets: send })
+    }
+
+    /// Commit `id` answered. Returns the application's operation and its result, if
+    /// it was one; `stale` is set when the broker said the member epoch was stale
+    /// (the commit is queued again, once, to go after the next heartbeat).
+    pub(crate) fn on_result(
+        &mut self,
+        id: u64,
+        result: Result<OpOutput, ClientError>,
+    ) -> (Option<Finished>, bool) {
+        let Some(f) = self.in_flight.take_if(|f| f.id == id) else {
+            return (None, false);
+        };
+        let InFlight {
+            pending, settled, ..
+        } = f;
+        // A stale KIP-848 epoch, or a classic group between its JoinGroup and
+        // SyncGroup (Kafka refuses commits then): the commit goes again, once, when
+        // the membership has caught up.
+        let stale_code = |e: &ClientError| {
+            matches!(
+                e.error_code(),
+                Some(ErrorCode::STALE_MEMBER_EPOCH | ErrorCode::REBALANCE_IN_PROGRESS)
+            )
+        };
+        let stale = match &result {
+            Ok(OpOutput::Committed(rs)) => {
+                rs.iter().any(|r| r.offset.as_ref().is_err_and(stale_code))
+            }
+            Err(e) => stale_code(e),
+            _ => false,
+        };
+        if stale && pending.retries == 0 {
+            self.held = true;
+            self.queue.push_front(Pending {
+                retries: pending.retries + 1,
+                ..pending
+            });
+            return (None, true);
+        }
+        let result = match result {
+            Ok(OpOutput::Committed(rs)) => {
+                for r in &rs {
+                    if let Ok(o) = r.offset {
+                        let f = self.floor.entry(r.partition.clone()).or_insert(o);
+                        *f = (*f).max(o);
+                    }
+                }
+                // Back in the order asked.
+                let mut all: Vec<CommittedOffset> = rs.into_iter().chain(settled).collect();
+                let order: BTreeMap<&TopicPartition, usize> = pending
+                    .offsets
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (tp, _, _))| (tp, i))
+                    .collect();
+                all.sort_by_key(|r| order.get(&r.partition).copied().unwrap_or(usize::MAX));
+                Ok(OpOutput::Committed(all))
+            }
+            Ok(other) => Ok(other),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, "offset commit failed");
+        }
+        (pending.op.map(|op| (op, result)), stale)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn tp(p: i32) -> TopicPartition {
+        TopicPartition::new("t", p)
+    }
+
+    fn committed(rs: &[(i32, i64)]) -> Result<OpOutput, ClientError> {
+        Ok(OpOutput::Committed(
+            rs.iter()
+                .map(|(p, o)| CommittedOffset {
+                    partition: tp(*p),
+                    offset: Ok(*o),
+                })
+                .collect(),
+        ))
+    }
+
+    #[test]
+    fn commits_go_one_at_a_time_and_never_backwards() {
+        let mut c = Commits::default();
+        c.enqueue(Pending {
+            op: None,
+            offsets: vec![(tp(0), 10, None), (tp(1), 5, None)],
+            retries: 0,
+        });
+        c.enqueue(Pending {
+            op: Some(OpId(7)),
+            offsets: vec![(tp(0), 8, None), (tp(1), 5, None), (tp(2), 1, None)],
+            retries: 0,
+        });
+        let Some(NextCommit::Send { id, offsets }) = c.next(1) else {
+            panic!()
+        };
+        assert_eq!(offsets.len(), 2);
+        assert_eq!(c.next(2), None, "one in flight at a time");
+        let (done, _) = c.on_result(id, committed(&[(0, 10), (1, 5)]));
+        assert!(done.is_none(), "an auto-commit has no operation");
+        let Some(NextCommit::Send { id, offsets }) = c.next(2) else {
+            panic!()
+        };
+        assert_eq!(
+            offsets,
+            vec![(tp(2), 1, None)],
+            "8 < 10 refused, 5 == 5 settled"
+        );
+        let (done, _) = c.on_result(id, committed(&[(2, 1)]));
+        let (op, Ok(OpOutput::Committed(rs))) = done.unwrap() else {
+            panic!()
+        };
+        assert_eq!(op, OpId(7));
+        assert_eq!(
+            rs.iter().map(|r| r.partition.partition).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+        assert!(rs[0].offset.is_err());
+        assert_eq!(rs[1].offset, Ok(5));
+        c.lift_floor(&tp(0));
+        c.enqueue(Pending {
+            op: None,
+            offsets: vec![(tp(0), 3, None)],
+            retries: 0,
+        });
+        assert!(
+            matches!(c.next(3), Some(NextCommit::Send { .. })),
+            "after a seek"
+        );
+    }
+}

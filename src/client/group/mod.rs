@@ -1,0 +1,785 @@
+//! Consumer group membership: the [`GroupMember`] state machine, for the classic
+//! protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup; the leader assigns with
+//! `range`, `roundrobin` or `cooperative-sticky`) and for KIP-848
+//! (ConsumerGroupHeartbeat, the coordinator assigns), with static membership
+//! (KIP-345) in both.
+//!
+//! Both protocols share one [`Reconciler`](reconcile::Reconciler) (revoke, commit,
+//! then assign, with the application's acknowledgement in between) and one commit
+//! queue ([`commit`]: one commit at a time, never backwards). The member is plain
+//! state: the [`Client`](super::Client) feeds it replies and time and carries out
+//! what it [wants](Want) (requests to the coordinator, commits, metadata), and it
+//! drives the fetcher ([`Consumer`]) directly: which partitions are assigned,
+//! paused, dropped.
+//!
+//! How errors are handled follows the Java client: a coordinator that moved or is
+//! loading (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, COORDINATOR_LOAD_IN_PROGRESS)
+//! is found again and the request resent (the client's operation machinery does
+//! that); REBALANCE_IN_PROGRESS makes the member rejoin (an eager member revokes
+//! everything first, a cooperative one keeps its partitions); UNKNOWN_MEMBER_ID,
+//! ILLEGAL_GENERATION and FENCED_MEMBER_EPOCH mean the membership is gone: the
+//! partitions are *lost* (dropped without a commit, which would fail) and the member
+//! joins again; FENCED_INSTANCE_ID (another process took this static instance id)
+//! and configuration errors are fatal and reported.
+//!
+//! One departure from the Java client, for safety: a member that has not had a
+//! heartbeat answered for its whole session timeout (counted from when the last
+//! answered heartbeat was *sent*, so never after the coordinator could have expired
+//! it) considers its partitions lost and stops consuming them, instead of consuming
+//! on until it hears that it was fenced. So a member cut off from the coordinator
+//! cannot consume a partition the group has already handed to someone else.
+
+pub(crate) mod assignor;
+pub(crate) mod call;
+mod classic;
+pub(crate) mod commit;
+mod next;
+pub(crate) mod reconcile;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::wire::Uuid;
+
+use super::consumer::{Consumer, ConsumerConfig, TopicPartition};
+use super::{ClientError, CommitMember, OpId, OpOutput};
+
+pub use assignor::Assignor;
+use call::{Call, CallReply};
+use commit::{Commits, NextCommit, Pending};
+use reconcile::{Reconciler, Why};
+
+/// Which group protocol a member speaks
+/// ([`ConsumerConfig::group_protocol`](super::ConsumerConfig::group_protocol)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupProtocol {
+    /// The classic protocol (JoinGroup, SyncGroup, Heartbeat): the group's leader
+    /// assigns partitions with one of the configured
+    /// [`assignors`](super::ConsumerConfig::assignors). The default, as in the Java
+    /// client and librdkafka.
+    #[default]
+    Classic,
+    /// KIP-848 (`group.protocol=consumer`): one ConsumerGroupHeartbeat request, the
+    /// coordinator assigns, members reconcile on their own. Used where the
+    /// coordinator offers ConsumerGroupHeartbeat v1; otherwise the member falls back
+    /// to the classic protocol.
+    Consumer,
+}
+
+/// What a consumer group member is doing, for the application and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupStatus {
+    /// The protocol in use (after any fallback to classic).
+    pub protocol: GroupProtocol,
+    /// The member id the coordinator knows this member by (empty before joining).
+    pub member_id: String,
+    /// The generation (classic) or member epoch (KIP-848); `-1`/`0` outside one.
+    pub generation: i32,
+    /// Whether this member is the classic group's leader.
+    pub leader: bool,
+    /// Partitions the member holds now.
+    pub owned: Vec<TopicPartition>,
+    /// Whether the member is in a stable generation with no change in progress.
+    pub stable: bool,
+}
+
+/// Something the member asks of the client.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // a few at a time, moved once
+pub(crate) enum Want {
+    /// Send this request to the group's coordinator; `hold` is how long the broker
+    /// may keep it, `timeout` the operation's deadline.
+    Call {
+        id: u64,
+        call: Call,
+        hold: Duration,
+        timeout: Duration,
+    },
+    /// Commit these offsets as this member.
+    Commit {
+        id: u64,
+        member: CommitMember,
+        offsets: Vec<(TopicPartition, i64, Option<i32>)>,
+    },
+    /// Metadata of these topics is needed (the client answers with
+    /// [`GroupMember::metadata_requested`]).
+    Metadata(Vec<Arc<str>>),
+}
+
+/// Something the member reports.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Note {
+    Rebalance {
+        revoked: Vec<TopicPartition>,
+        lost: Vec<TopicPartition>,
+        assigned: Vec<TopicPartition>,
+    },
+    Error(ClientError),
+    Done {
+        op: OpId,
+        result: Result<OpOutput, ClientError>,
+    },
+}
+
+/// What the member needs to know of the cluster.
+pub(crate) trait GroupEnv {
+    /// A topic's partition count, if its metadata is loaded (`Some(0)` for a topic
+    /// known not to exist).
+    fn partition_count(&self, topic: &str) -> Option<i32>;
+    fn topic_name(&self, id: Uuid) -> Option<Arc<str>>;
+    fn topic_id(&self, name: &str) -> Option<Uuid>;
+    /// Metadata answers received so far (see [`Want::Metadata`]).
+    fn metadata_answered(&self) -> u64;
+}
+
+/// The group settings, taken from [`ConsumerConfig`].
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub group_id: Arc<str>,
+    pub protocol: GroupProtocol,
+    pub assignors: Vec<Assignor>,
+    pub session_timeout: Duration,
+    pub heartbeat_interval: Duration,
+    pub rebalance_timeout: Duration,
+    pub instance_id: Option<String>,
+    pub remote_assignor: Option<String>,
+    pub auto_commit: bool,
+    pub auto_commit_interval: Duration,
+    pub request_timeout: Duration,
+    pub retry_backoff: Duration,
+    pub planted_double_assignment: bool,
+}
+
+impl Settings {
+    pub(crate) fn new(
+        config: &ConsumerConfig,
+        group_id: &str,
+        request_timeout: Duration,
+        retry_backoff: Duration,
+    ) -> Self {
+        Settings {
+            group_id: group_id.into(),
+            protocol: config.group_protocol,
+            assignors: config.assignors.clone(),
+            session_timeout: config.session_timeout,
+            heartbeat_interval: config.heartbeat_interval,
+            rebalance_timeout: config.rebalance_timeout,
+            instance_id: config.group_instance_id.clone(),
+            remote_assignor: config.group_remote_assignor.clone(),
+            auto_commit: config.enable_auto_commit,
+            auto_commit_interval: config.auto_commit_interval,
+            request_timeout,
+            retry_backoff,
+            planted_double_assignment: config.planted_double_assignment,
+        }
+    }
+
+    /// Cooperative only if every configured assignor is (Java's rule: the protocol
+    /// all assignors support).
+    fn cooperative(&self) -> bool {
+        !self.assignors.is_empty() && self.assignors.iter().all(|a| a.is_cooperative())
+    }
+}
+
+/// Where the member is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Life {
+    /// Not subscribed (commits only, as a non-member).
+    Idle,
+    /// Subscribed: joining or in the group.
+    Active,
+    /// Leaving: giving partitions up, then telling the coordinator.
+    Leaving { op: Option<OpId>, call: Option<u64> },
+    /// Stopped by a fatal error.
+    Failed,
+}
+
+/// The protocol state.
+#[derive(Debug)]
+enum Proto {
+    None,
+    Classic(classic::Classic),
+    Next(next::Next),
+}
+
+/// One consumer group member (see the module doc).
+#[derive(Debug)]
+pub(crate) struct GroupMember {
+    settings: Settings,
+    subscription: BTreeSet<Arc<str>>,
+    life: Life,
+    proto: Proto,
+    reconciler: Reconciler,
+    commits: Commits,
+    wants: Vec<Want>,
+    notes: VecDeque<Note>,
+    next_id: u64,
+    next_auto_commit: Option<Instant>,
+    /// A metadata answer numbered at least this is awaited.
+    metadata_ticket: Option<u64>,
+    seed: u64,
+}
+
+impl GroupMember {
+    pub(crate) fn new(settings: Settings, seed: u64) -> Self {
+        GroupMember {
+            settings,
+            subscription: BTreeSet::new(),
+            life: Life::Idle,
+            proto: Proto::None,
+            reconciler: Reconciler::default(),
+            commits: Commits::default(),
+            wants: Vec::new(),
+            notes: VecDeque::new(),
+            next_id: 1,
+            next_auto_commit: None,
+            metadata_ticket: None,
+            seed,
+        }
+    }
+
+    pub(crate) fn group_id(&self) -> &Arc<str> {
+        &self.settings.group_id
+    }
+
+    fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    pub(crate) fn take_wants(&mut self) -> Vec<Want> {
+        std::mem::take(&mut self.wants)
+    }
+
+    pub(crate) fn take_notes(&mut self) -> VecDeque<Note> {
+        std::mem::take(&mut self.notes)
+    }
+
+    /// The client asked for the metadata of [`Want::Metadata`]; the answer numbered
+    /// `ticket` or later carries it.
+    pub(crate) fn metadata_requested(&mut self, ticket: u64) {
+        self.metadata_ticket = Some(ticket);
+    }
+
+    fn metadata_ready(&self, env: &dyn GroupEnv) -> bool {
+        self.metadata_ticket
+            .is_none_or(|t| env.metadata_answered() >= t)
+    }
+
+    /// Subscribes to `topics` (replacing any earlier subscription) and joins.
+    pub(crate) fn subscribe(&mut self, topics: Vec<Arc<str>>) -> Result<(), ClientError> {
+        if matches!(self.life, Life::Leaving { .. }) {
+            return Err(ClientError::InvalidArgument(
+                "the member is leaving its group".into(),
+            ));
+        }
+        let topics: BTreeSet<Arc<str>> = topics.into_iter().filter(|t| !t.is_empty()).collect();
+        if topics.is_empty() {
+            return Err(ClientError::InvalidArgument(
+                "subscribe needs at least one topic".into(),
+            ));
+        }
+        if self.settings.protocol == GroupProtocol::Classic && self.settings.assignors.is_empty() {
+            return Err(ClientError::InvalidArgument(
+                "the classic protocol needs at least one assignor".into(),
+            ));
+        }
+        let changed = topics != self.subscription;
+        self.subscription = topics;
+        match self.life {
+            Life::Idle | Life::Failed => {
+                self.life = Life::Active;
+                self.proto = match self.settings.protocol {
+                    GroupProtocol::Classic => Proto::Classic(classic::Classic::new()),
+                    GroupProtocol::Consumer => {
+                        Proto::Next(next::Next::new(self.seed ^ 0x848, &self.settings))
+                    }
+                };
+            }
+            Life::Active if changed => match &mut self.proto {
+                Proto::Classic(c) => c.rejoin = true,
+                Proto::Next(n) => n.heartbeat_now(),
+                Proto::None => {}
+            },
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The application acknowledged the last rebalance event.
+    pub(crate) fn ack(&mut self, consumer: &mut Consumer) {
+        self.reconciler.ack(consumer);
+    }
+
+    /// Queues a commit: these offsets, or every owned partition's position.
+    pub(crate) fn commit(
+        &mut self,
+        op: Option<OpId>,
+        offsets: Option<Vec<(TopicPartition, i64, Option<i32>)>>,
+        consumer: &Consumer,
+    ) {
+        let offsets = offsets.unwrap_or_else(|| self.owned_positions(consumer));
+        self.commits.enqueue(Pending {
+            op,
+            offsets,
+            retries: 0,
+        });
+    }
+
+    /// Positions of the partitions the member holds and consumes (or, outside a
+    /// group, every assigned partition's).
+    fn owned_positions(&self, consumer: &Consumer) -> Vec<(TopicPartition, i64, Option<i32>)> {
+        let owned = self.reconciler.owned();
+        consumer
+            .positions()
+            .into_iter()
+            .filter(|(tp, _, _)| self.life == Life::Idle || owned.contains(tp))
+            .collect()
+    }
+
+    /// The application seeked `tp`.
+    pub(crate) fn on_seek(&mut self, tp: &TopicPartition) {
+        self.commits.lift_floor(tp);
+    }
+
+    /// The application cancelled operation `op`.
+    pub(crate) fn cancel(&mut self, op: OpId) {
+        self.commits.cancel(op);
+        if let Life::Leaving { op: o, .. } = &mut self.life
+            && *o == Some(op)
+        {
+            *o = None;
+        }
+    }
+
+    /// Leaves the group: partitions are revoked (committed first with auto-commit),
+    /// then the coordinator is told. `op` ends when that is done.
+    pub(crate) fn leave(&mut self, op: Option<OpId>) {
+        match self.life {
+            Life::Active => {
+                self.life = Life::Leaving { op, call: None };
+            }
+            Life::Leaving { op: Some(_), .. } => {
+                if let Some(op) = op {
+                    self.notes.push_back(Note::Done {
+                        op,
+                        result: Err(ClientError::InvalidArgument(
+                            "the member is already leaving".into(),
+                        )),
+                    });
+                }
+            }
+            Life::Leaving { op: None, call } => {
+                self.life = Life::Leaving { op, call };
+            }
+            Life::Idle | Life::Failed => {
+                if let Some(op) = op {
+                    self.notes.push_back(Note::Done {
+                        op,
+                        result: Ok(OpOutput::Committed(Vec::new())),
+                    });
+                }
+            }
+        }
+    }
+
+    /// The request to send, without waiting for its answer, when the client closes:
+    /// a LeaveGroup (or a KIP-848 leave heartbeat) for a dynamic member; a static
+    /// member sends nothing and keeps its partitions for a restart within its
+    /// session timeout (KIP-345), as the Java client does.
+    pub(crate) fn farewell(&self) -> Option<Call> {
+        if !matches!(self.life, Life::Active | Life::Leaving { .. }) {
+            return None;
+        }
+        match &self.proto {
+            Proto::Classic(c) => c.leave_call(&self.settings, true),
+            Proto::Next(n) => n.leave_call(&self.settings, true),
+            Proto::None => None,
+        }
+    }
+
+    /// The client closes: queued commits and a pending leave fail with
+    /// [`ClientError::Closed`].
+    pub(crate) fn close(&mut self) -> Vec<(OpId, ClientError)> {
+        let mut failed = self.commits.fail_all(&ClientError::Closed);
+        if let Life::Leaving { op: Some(op), .. } = self.life {
+            failed.push((op, ClientError::Closed));
+        }
+        self.life = Life::Idle;
+        self.proto = Proto::None;
+        failed
+    }
+
+    pub(crate) fn status(&self) -> GroupStatus {
+        let (protocol, member_id, generation, leader, stable) = match &self.proto {
+            Proto::Classic(c) => (
+                GroupProtocol::Classic,
+                c.member_id.clone(),
+                c.generation,
+                c.leader,
+                c.is_stable(),
+            ),
+            Proto::Next(n) => (
+                GroupProtocol::Consumer,
+                n.member_id.clone(),
+                n.epoch,
+                false,
+                n.is_stable(),
+            ),
+            Proto::None => (self.settings.protocol, String::new(), -1, false, false),
+        };
+        GroupStatus {
+            protocol,
+            member_id,
+            generation,
+            leader,
+            owned: self.reconciler.owned().iter().cloned().collect(),
+            stable: stable
+                && self.life == Life::Active
+                && !self.reconciler.busy()
+                && self.commits_settled(),
+        }
+    }
+
+    fn commits_settled(&self) -> bool {
+        !self.commits.busy()
+    }
+
+    /// Who commits: the member's identity in its generation, or a non-member.
+    fn commit_member(&self) -> CommitMember {
+        match &self.proto {
+            Proto::Classic(c) if c.generation >= 0 => CommitMember {
+                generation: c.generation,
+                member_id: c.member_id.clone(),
+                group_instance_id: self.settings.instance_id.clone(),
+            },
+            Proto::Next(n) if n.epoch > 0 => CommitMember {
+                generation: n.epoch,
+                member_id: n.member_id.clone(),
+                group_instance_id: self.settings.instance_id.clone(),
+            },
+            _ => CommitMember::none(),
+        }
+    }
+
+    /// When [`drive`](Self::drive) should next run without an input.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        // Only an active member drives its protocol (heartbeats, joins, expiry):
+        // while it leaves, those timers stand still and waking for them would spin.
+        let protocol = match &self.proto {
+            Proto::Classic(c) if self.life == Life::Active => c.next_deadline(&self.settings),
+            Proto::Next(n) if self.life == Life::Active => n.next_deadline(&self.settings),
+            _ => None,
+        };
+        let auto = self
+            .next_auto_commit
+            .filter(|_| self.settings.auto_commit && self.life == Life::Active);
+        [protocol, auto, self.reconciler.deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Starts a transition to `target` and reports it.
+    fn transition(
+        &mut self,
+        now: Instant,
+        why: Why,
+        target: &BTreeSet<TopicPartition>,
+        consumer: &mut Consumer,
+    ) {
+        // A leaving member takes nothing new: an assignment that was on its way
+        // (a SyncGroup or heartbeat answered after the leave began) would hand it
+        // partitions it then drops without a revocation or a commit.
+        if matches!(self.life, Life::Leaving { .. })
+            && matches!(why, Why::Assignment | Why::BeforeJoin)
+        {
+            tracing::debug!(group = %self.settings.group_id, ?why, "leaving: the assignment is ignored");
+            return;
+        }
+        let started =
+            self.reconciler
+                .start(now, why, target, self.settings.rebalance_timeout, consumer);
+        tracing::debug!(
+            group = %self.settings.group_id,
+            ?why,
+            revoked = started.revoked.len(),
+            lost = started.lost.len(),
+            assigned = started.assigned.len(),
+            "rebalance"
+        );
+        if why != Why::Lost && self.settings.auto_commit && !started.revoked_positions.is_empty() {
+            self.commits.enqueue(Pending {
+                op: None,
+                offsets: started.revoked_positions.clone(),
+                retries: 0,
+            });
+        }
+        if !started.is_empty() {
+            self.notes.push_back(Note::Rebalance {
+                revoked: started.revoked,
+                lost: started.lost,
+                assigned: started.assigned,
+            });
+        }
+    }
+
+    /// Moves everything that can move: finished transitions, the protocol, commits.
+    pub(crate) fn drive(&mut self, now: Instant, env: &dyn GroupEnv, consumer: &mut Consumer) {
+        for _ in 0..4 {
+            let before = (self.wants.len(), self.notes.len(), self.reconciler.busy());
+            if let Some((why, unacked)) = self.reconciler.poll(now, self.commits.idle(), consumer) {
+                if unacked {
+                    self.notes.push_back(Note::Error(ClientError::Timeout {
+                        operation: "rebalance acknowledgement",
+                        timeout: self.settings.rebalance_timeout,
+                        last_error: None,
+                    }));
+                }
+                let owned = self.reconciler.owned().clone();
+                self.commits.retain_floors(|tp| owned.contains(tp));
+                self.transition_done(why, now);
+            }
+            match self.life.clone() {
+                Life::Active => self.drive_protocol(now, env, consumer),
+                Life::Leaving { op, call } => self.drive_leave(now, op, call, consumer),
+                Life::Idle | Life::Failed => {}
+            }
+            self.auto_commit(now, consumer);
+            self.pump_commits();
+            let after = (self.wants.len(), self.notes.len(), self.reconciler.busy());
+            if before == after {
+                break;
+            }
+        }
+    }
+
+    fn drive_protocol(&mut self, now: Instant, env: &dyn GroupEnv, consumer: &mut Consumer) {
+        if matches!(self.proto, Proto::Classic(_)) {
+            self.drive_classic(now, env, consumer);
+        } else if matches!(self.proto, Proto::Next(_)) {
+            self.drive_next(now, env, consumer);
+        }
+    }
+
+    fn transition_done(&mut self, why: Why, now: Instant) {
+        match &mut self.proto {
+            Proto::Classic(c) => c.transition_done(why, now, &self.settings),
+            Proto::Next(n) => n.transition_done(why),
+            Proto::None => {}
+        }
+    }
+
+    fn auto_commit(&mut self, now: Instant, consumer: &Consumer) {
+        if !self.settings.auto_commit || self.life != Life::Active {
+            return;
+        }
+        let in_generation = self.commit_member().generation > 0;
+        let Some(at) = self.next_auto_commit else {
+            if in_generation {
+                self.next_auto_commit = Some(now + self.settings.auto_commit_interval);
+            }
+            return;
+        };
+        if now < at {
+            return;
+        }
+        self.next_auto_commit = Some(now + self.settings.auto_commit_interval);
+        if !in_generation || self.reconciler.busy() || self.commits.busy() {
+            return;
+        }
+        let offsets: Vec<_> = self
+            .owned_positions(consumer)
+            .into_iter()
+            .filter(|(tp, o, _)| self.commits.floor(tp).is_none_or(|f| f < *o))
+            .collect();
+        if !offsets.is_empty() {
+            self.commits.enqueue(Pending {
+                op: None,
+                offsets,
+                retries: 0,
+            });
+        }
+    }
+
+    fn pump_commits(&mut self) {
+        loop {
+            let id = self.next_id + 1;
+            match self.commits.next(id) {
+                None => return,
+                Some(NextCommit::Send { id, offsets }) => {
+                    self.next_id = id;
+                    let member = self.commit_member();
+                    self.wants.push(Want::Commit {
+                        id,
+                        member,
+                        offsets,
+                    });
+                    return;
+                }
+                Some(NextCommit::Done { op, results }) => {
+                    if let Some(op) = op {
+                        self.notes.push_back(Note::Done {
+                            op,
+                            result: Ok(OpOutput::Committed(results)),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// A commit answered.
+    pub(crate) fn on_commit(&mut self, id: u64, result: Result<OpOutput, ClientError>) {
+        tracing::trace!(group = %self.settings.group_id, id, ?result, "commit answered");
+        let (done, stale) = self.commits.on_result(id, result);
+        if stale && let Proto::Next(n) = &mut self.proto {
+            n.heartbeat_now();
+        }
+        if let Some((op, result)) = done {
+            self.notes.push_back(Note::Done { op, result });
+        }
+    }
+
+    /// A membership request answered (or failed).
+    pub(crate) fn on_call(
+        &mut self,
+        id: u64,
+        now: Instant,
+        result: Result<CallReply, ClientError>,
+        consumer: &mut Consumer,
+    ) {
+        if let Life::Leaving {
+            op,
+            call: Some(call),
+        } = self.life.clone()
+            && call == id
+        {
+            if let Err(e) = &result {
+                tracing::debug!(error = %e, "LeaveGroup failed");
+            }
+            self.finish_leave(op, consumer);
+            return;
+        }
+        match &mut self.proto {
+            Proto::Classic(_) => self.classic_reply(id, now, result, consumer),
+            Proto::Next(_) => self.next_reply(id, now, result, consumer),
+            Proto::None => {}
+        }
+    }
+
+    fn drive_leave(
+        &mut self,
+        now: Instant,
+        op: Option<OpId>,
+        call: Option<u64>,
+        consumer: &mut Consumer,
+    ) {
+        if call.is_some() {
+            return;
+        }
+        if self.reconciler.busy() {
+            // A leaving member joins no more: a commit held for the rebalance it
+            // was in goes once that member is not waiting for a join or sync.
+            let waiting = matches!(&self.proto, Proto::Classic(c) if c.in_rebalance());
+            if self.commits.held() && !waiting {
+                self.commits.release();
+            }
+            return;
+        }
+        if !self.reconciler.owned().is_empty() {
+            self.transition(now, Why::Leave, &BTreeSet::new(), consumer);
+            return;
+        }
+        let leave = match &self.proto {
+            Proto::Classic(c) => c.leave_call(&self.settings, false),
+            Proto::Next(n) => n.leave_call(&self.settings, false),
+            Proto::None => None,
+        };
+        match leave {
+            Some(call) => {
+                let id = self.id();
+                self.wants.push(Want::Call {
+                    id,
+                    call,
+                    hold: Duration::ZERO,
+                    timeout: self.settings.request_timeout,
+                });
+                self.life = Life::Leaving { op, call: Some(id) };
+            }
+            None => self.finish_leave(op, consumer),
+        }
+    }
+
+    fn finish_leave(&mut self, op: Option<OpId>, consumer: &mut Consumer) {
+        self.reconciler.clear(consumer);
+        self.proto = Proto::None;
+        self.life = Life::Idle;
+        self.subscription.clear();
+        self.next_auto_commit = None;
+        if let Some(op) = op {
+            self.notes.push_back(Note::Done {
+                op,
+                result: Ok(OpOutput::Committed(Vec::new())),
+            });
+        }
+    }
+
+    /// A fatal error: the member stops and says why.
+    fn fail(&mut self, error: ClientError, consumer: &mut Consumer) {
+        tracing::warn!(group = %self.settings.group_id, %error, "the group member stops");
+        let lost: Vec<TopicPartition> = self.reconciler.owned().iter().cloned().collect();
+        self.reconciler.clear(consumer);
+        if !lost.is_empty() {
+            self.notes.push_back(Note::Rebalance {
+                revoked: Vec::new(),
+                lost,
+                assigned: Vec::new(),
+            });
+        }
+        for (op, e) in self.commits.fail_all(&error) {
+            self.notes.push_back(Note::Done { op, result: Err(e) });
+        }
+        self.notes.push_back(Note::Error(error));
+        self.life = Life::Failed;
+    }
+
+    /// Sends a membership request.
+    fn send_call(&mut self, call: Call, hold: Duration) -> u64 {
+        let id = self.id();
+        let timeout = self.settings.request_timeout + hold + self.settings.request_timeout;
+        self.wants.push(Want::Call {
+            id,
+            call,
+            hold,
+            timeout,
+        });
+        id
+    }
+
+    /// Asks for the metadata of these topics and waits for it.
+    fn want_metadata(&mut self, topics: Vec<Arc<str>>) {
+        self.metadata_ticket = None;
+        self.wants.push(Want::Metadata(topics));
+    }
+
+    /// The partitions of `owned` in topics no longer subscribed to.
+    fn unsubscribed_owned(&self) -> BTreeSet<TopicPartition> {
+        self.reconciler
+            .owned()
+            .iter()
+            .filter(|tp| !self.subscription.contains(&tp.topic))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Partitions of a by-topic map, as a set.
+fn flatten(by_topic: &BTreeMap<Arc<str>, Vec<i32>>) -> BTreeSet<TopicPartition> {
+    by_topic
+        .iter()
+        .flat_map(|(t, ps)| ps.iter().map(move |p| TopicPartition::new(t.clone(), *p)))
+        .collect()
+}

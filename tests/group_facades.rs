@@ -1,0 +1,206 @@
+//! Consumer groups through the facades (tokio and blocking) over real sockets,
+//! against the simulated cluster served on loopback: two consumers of one group
+//! split the partitions, one closes (commits and leaves), the other takes over, and
+//! every record is read once across both.
+#![cfg(all(feature = "sim", feature = "tokio", feature = "blocking"))]
+#![allow(
+    clippy::unwrap_used,
+    clippy::disallowed_methods,
+    clippy::disallowed_types
+)]
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures_lite::StreamExt;
+use kafka_sansio::client::{GroupProtocol, OffsetReset, ProducerRecord};
+use kafka_sansio::runtime::{ClientBuilder, Consumer};
+use kafka_sansio::sim::ClusterConfig;
+use kafka_sansio::sim_server::BackgroundServer;
+
+const PARTITIONS: i32 = 4;
+
+fn server() -> BackgroundServer {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let server = BackgroundServer::start(ClusterConfig {
+        brokers: 2,
+        base_port: 0,
+        auto_create_topics: false,
+        group_min_session_timeout: Duration::from_millis(500),
+        consumer_group_session_timeout: Duration::from_secs(3),
+        consumer_group_heartbeat_interval: Duration::from_millis(200),
+        ..ClusterConfig::default()
+    })
+    .unwrap();
+    server.with_cluster(|c, _| c.create_topic("t", PARTITIONS, 2).unwrap());
+    server
+}
+
+fn builder(server: &BackgroundServer, protocol: GroupProtocol) -> ClientBuilder {
+    ClientBuilder::new(&server.bootstrap())
+        .group_id("g")
+        .configure(move |c| {
+            c.consumer.auto_offset_reset = OffsetReset::Earliest;
+            c.consumer.group_protocol = protocol;
+            c.consumer.session_timeout = Duration::from_secs(3);
+            c.consumer.heartbeat_interval = Duration::from_millis(200);
+            c.consumer.rebalance_timeout = Duration::from_secs(10);
+            c.consumer.auto_commit_interval = Duration::from_millis(300);
+        })
+}
+
+/// Produces `n` records to each partition, tagged `tag`.
+fn produce(server: &BackgroundServer, n: usize, tag: &str) {
+    let client = ClientBuilder::new(&server.bootstrap())
+        .build_blocking()
+        .unwrap();
+    let producer = client.producer();
+    let deliveries: Vec<_> = (0..PARTITIONS)
+        .flat_map(|p| (0..n).map(move |i| (p, i)))
+        .map(|(p, i)| producer.send(ProducerRecord::new("t", format!("{tag}{p}-{i}")).partition(p)))
+        .collect();
+    for d in deliveries {
+        d.wait().unwrap();
+    }
+    client.close();
+}
+
+/// What each consumer read: (partition, offset) → how many times.
+type Seen = BTreeMap<(i32, i64), usize>;
+
+async fn read_some(c: &mut Consumer, seen: &mut Seen) {
+    // One short wait: the other consumer gets its turn.
+    while let Ok(Some(r)) = tokio::time::timeout(Duration::from_millis(20), c.next()).await {
+        let r = r.unwrap();
+        *seen.entry((r.partition, r.record.offset)).or_default() += 1;
+    }
+}
+
+fn total(seen: &Seen) -> usize {
+    seen.len()
+}
+
+fn assert_once(seen: &Seen, want: usize) {
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "read twice: {twice:?}");
+    assert_eq!(seen.len(), want);
+}
+
+async fn two_members_split_then_one_closes(protocol: GroupProtocol) {
+    let server = server();
+    produce(&server, 50, "a");
+    let a_client = builder(&server, protocol).build_tokio().await.unwrap();
+    let b_client = builder(&server, protocol).build_tokio().await.unwrap();
+    let mut a = a_client.consumer();
+    let mut b = b_client.consumer();
+    a.subscribe(["t"]).unwrap();
+    let mut seen = Seen::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while total(&seen) < 200 {
+        assert!(
+            Instant::now() < deadline,
+            "a alone read {} of 200",
+            total(&seen)
+        );
+        read_some(&mut a, &mut seen).await;
+    }
+    b.subscribe(["t"]).unwrap();
+    // Both hold two partitions.
+    while !(a.assignment().len() == 2 && b.assignment().len() == 2) {
+        assert!(
+            Instant::now() < deadline,
+            "no split: a {:?} b {:?}",
+            a.assignment(),
+            b.assignment()
+        );
+        read_some(&mut a, &mut seen).await;
+        read_some(&mut b, &mut seen).await;
+    }
+    let split: Vec<_> = a.assignment().into_iter().chain(b.assignment()).collect();
+    assert_eq!(split.len(), 4);
+    produce(&server, 50, "b");
+    while total(&seen) < 400 {
+        assert!(
+            Instant::now() < deadline,
+            "the pair read {} of 400",
+            total(&seen)
+        );
+        read_some(&mut a, &mut seen).await;
+        read_some(&mut b, &mut seen).await;
+    }
+    assert_once(&seen, 400);
+    // a commits what it read and leaves; b takes every partition over where a's
+    // commits ended.
+    a.close().await.unwrap();
+    produce(&server, 50, "c");
+    while !(b.assignment().len() == 4 && total(&seen) >= 600) {
+        assert!(
+            Instant::now() < deadline,
+            "b read {} of 600, holds {:?}",
+            total(&seen),
+            b.assignment()
+        );
+        read_some(&mut b, &mut seen).await;
+    }
+    assert_once(&seen, 600);
+    // What auto-commit already stored at the same offset is not sent again.
+    let committed = b.commit().await.unwrap();
+    assert!(committed.iter().all(|(_, o)| *o == 150), "{committed:?}");
+    b.close().await.unwrap();
+    for p in 0..PARTITIONS {
+        assert_eq!(
+            server.with_cluster(|c, _| c.committed_offset("g", "t", p)),
+            Some(150)
+        );
+    }
+    a_client.close().await;
+    b_client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_classic_members_split_and_one_closes_without_loss_or_duplicates() {
+    two_members_split_then_one_closes(GroupProtocol::Classic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_kip848_members_split_and_one_closes_without_loss_or_duplicates() {
+    two_members_split_then_one_closes(GroupProtocol::Consumer).await;
+}
+
+#[test]
+fn blocking_members_split_and_one_closes_without_loss_or_duplicates() {
+    let server = server();
+    produce(&server, 25, "a");
+    let a_client = builder(&server, GroupProtocol::Classic)
+        .build_blocking()
+        .unwrap();
+    let b_client = builder(&server, GroupProtocol::Classic)
+        .build_blocking()
+        .unwrap();
+    let mut a = a_client.consumer();
+    a.subscribe(["t"]).unwrap();
+    let mut seen = Seen::new();
+    while total(&seen) < 100 {
+        let r = a.recv().unwrap();
+        *seen.entry((r.partition, r.record.offset)).or_default() += 1;
+    }
+    assert_eq!(a.assignment().len(), 4);
+    let rebalances = a.rebalances();
+    assert_eq!(rebalances.len(), 1);
+    assert_eq!(rebalances[0].assigned.len(), 4);
+    a.commit().unwrap();
+    a.close().unwrap();
+    // b joins after a left: it starts where a committed and reads the rest.
+    produce(&server, 25, "b");
+    let mut b = b_client.consumer();
+    b.subscribe(["t"]).unwrap();
+    while total(&seen) < 200 {
+        let r = b.recv().unwrap();
+        *seen.entry((r.partition, r.record.offset)).or_default() += 1;
+    }
+    assert_once(&seen, 200);
+    b.close().unwrap();
+}

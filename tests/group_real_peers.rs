@@ -1,0 +1,118 @@
+//! Our consumer group member against a group coordinator others wrote: librdkafka
+//! 2.16's mock cluster, which speaks the classic protocol and KIP-848
+//! (ConsumerGroupHeartbeat v1). Two of our members split a topic, one closes, the
+//! other takes over; every record is read once. The mock is installed and started by
+//! `scripts/peers/` (see tests/integration_util.rs).
+//!
+//! NOT PASSING YET, hence `#[ignore]` (run with `--ignored`): the mock closes the
+//! connection on our classic JoinGroup (the member retries forever), and after our
+//! first ConsumerGroupHeartbeat the mock process is gone (connection refused). Not
+//! diagnosed: the versions we send and the mock's parser are the first suspects
+//! (its ApiVersions says JoinGroup 0..6, ConsumerGroupHeartbeat 1..1).
+#![cfg(all(feature = "tokio", feature = "smol", feature = "blocking"))]
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+
+#[path = "integration_util.rs"]
+mod util;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures_lite::StreamExt;
+use kafka_sansio::client::{GroupProtocol, OffsetReset, ProducerRecord};
+use kafka_sansio::runtime::{ClientBuilder, Consumer};
+use util::{Librdkafka, Mock};
+
+type Seen = BTreeMap<(i32, i64), usize>;
+
+async fn read_some(c: &mut Consumer, seen: &mut Seen) {
+    while let Ok(Some(r)) = tokio::time::timeout(Duration::from_millis(50), c.next()).await {
+        let r = r.unwrap();
+        *seen.entry((r.partition, r.record.offset)).or_default() += 1;
+    }
+}
+
+async fn split_and_take_over(protocol: GroupProtocol) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let mock = Mock::start(Librdkafka::V216, 1, &["t:4"]);
+    let bootstrap = mock.bootstrap.join(",");
+    let member = || {
+        ClientBuilder::new(&bootstrap)
+            .group_id(format!("g-{protocol:?}"))
+            .configure(move |c| {
+                c.consumer.auto_offset_reset = OffsetReset::Earliest;
+                c.consumer.group_protocol = protocol;
+                c.consumer.session_timeout = Duration::from_secs(6);
+                c.consumer.heartbeat_interval = Duration::from_millis(300);
+                c.consumer.rebalance_timeout = Duration::from_secs(10);
+            })
+    };
+    let producer_client = ClientBuilder::new(&bootstrap).build_tokio().await.unwrap();
+    let producer = producer_client.producer();
+    let send = |tag: &'static str| {
+        let futures: Vec<_> = (0..4)
+            .flat_map(|p| (0..25).map(move |i| (p, i)))
+            .map(|(p, i)| {
+                producer.send(ProducerRecord::new("t", format!("{tag}{p}-{i}")).partition(p))
+            })
+            .collect();
+        async move {
+            for f in futures {
+                f.await.unwrap();
+            }
+        }
+    };
+    send("a").await;
+    let a_client = member().build_tokio().await.unwrap();
+    let b_client = member().build_tokio().await.unwrap();
+    let mut a = a_client.consumer();
+    let mut b = b_client.consumer();
+    a.subscribe(["t"]).unwrap();
+    b.subscribe(["t"]).unwrap();
+    let mut seen = Seen::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(seen.len() >= 100 && a.assignment().len() == 2 && b.assignment().len() == 2) {
+        assert!(
+            Instant::now() < deadline,
+            "{protocol:?}: read {} of 100, a holds {:?}, b {:?}",
+            seen.len(),
+            a.assignment(),
+            b.assignment()
+        );
+        read_some(&mut a, &mut seen).await;
+        read_some(&mut b, &mut seen).await;
+    }
+    a.close().await.unwrap();
+    send("b").await;
+    while !(seen.len() >= 200 && b.assignment().len() == 4) {
+        assert!(
+            Instant::now() < deadline,
+            "{protocol:?}: read {} of 200, b holds {:?}",
+            seen.len(),
+            b.assignment()
+        );
+        read_some(&mut b, &mut seen).await;
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "{protocol:?}: read twice: {twice:?}");
+    assert_eq!(seen.len(), 200);
+    b.close().await.unwrap();
+    a_client.close().await;
+    b_client.close().await;
+    producer_client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the mock closes the connection on our JoinGroup; see the file's doc"]
+async fn classic_members_share_a_topic_on_librdkafkas_mock() {
+    split_and_take_over(GroupProtocol::Classic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the mock exits after our ConsumerGroupHeartbeat; see the file's doc"]
+async fn kip848_members_share_a_topic_on_librdkafkas_mock() {
+    split_and_take_over(GroupProtocol::Consumer).await;
+}

@@ -1,0 +1,575 @@
+//! Consumer groups against the simulated cluster on a virtual clock: the classic
+//! protocol with eager (range, roundrobin) and cooperative (cooperative-sticky)
+//! rebalancing, rebalance events and their acknowledgement, commits (auto, on
+//! revoke, by hand, never backwards), leaving, and the fall back to classic when
+//! the coordinator lacks KIP-848.
+#![cfg(feature = "sim")]
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use kafka_sansio::client::{
+    Assignor, Client, ClientConfig, ClientError, Event, GroupProtocol, OffsetReset, OpOutput,
+    ProducerRecord, TopicPartition,
+};
+use kafka_sansio::sim::{ClusterConfig, HostId, NetworkConfig, Simulation};
+
+const GROUP: &str = "g";
+
+fn sim(seed: u64, brokers: usize) -> Simulation {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    Simulation::new(
+        seed,
+        ClusterConfig {
+            brokers,
+            auto_create_topics: false,
+            group_min_session_timeout: Duration::from_millis(500),
+            ..Default::default()
+        },
+        NetworkConfig::default(),
+        Instant::now(),
+    )
+}
+
+fn member_config(
+    sim: &Simulation,
+    seed: u64,
+    tweak: impl FnOnce(&mut ClientConfig),
+) -> ClientConfig {
+    let mut config = ClientConfig::new(&sim.bootstrap()).unwrap();
+    config.seed = seed;
+    config.consumer.group_id = Some(GROUP.into());
+    config.consumer.auto_offset_reset = OffsetReset::Earliest;
+    config.consumer.session_timeout = Duration::from_secs(6);
+    config.consumer.heartbeat_interval = Duration::from_millis(500);
+    config.consumer.rebalance_timeout = Duration::from_secs(10);
+    config.consumer.auto_commit_interval = Duration::from_secs(1);
+    tweak(&mut config);
+    config
+}
+
+/// One group member as an application drives it: acknowledges every rebalance at
+/// once, polls everything, and remembers what it saw.
+struct Member {
+    host: HostId,
+    /// (partition, offset, value) in the order polled.
+    got: Vec<(i32, i64, String)>,
+    events: Vec<Event>,
+    /// Partitions it may consume now, by its own events.
+    mine: BTreeSet<TopicPartition>,
+    ack: bool,
+}
+
+impl Member {
+    fn join(
+        sim: &mut Simulation,
+        seed: u64,
+        topics: &[&str],
+        tweak: impl FnOnce(&mut ClientConfig),
+    ) -> Member {
+        let config = member_config(sim, seed, tweak);
+        let host = sim.add_client(Client::new(config, sim.now()));
+        let now = sim.now();
+        sim.client(host)
+            .subscribe(now, topics.iter().copied())
+            .unwrap();
+        Member {
+            host,
+            got: Vec::new(),
+            events: Vec::new(),
+            mine: BTreeSet::new(),
+            ack: true,
+        }
+    }
+
+    /// Handles events and polls records; panics on a record of a partition the
+    /// member was not given.
+    fn step(&mut self, sim: &mut Simulation) {
+        let now = sim.now();
+        let events: Vec<Event> = sim.client_events(self.host).collect();
+        for e in events {
+            if let Event::Rebalance {
+                revoked,
+                lost,
+                assigned,
+            } = &e
+            {
+                for tp in revoked.iter().chain(lost) {
+                    assert!(self.mine.remove(tp), "{tp} revoked but not held");
+                }
+                for tp in assigned {
+                    assert!(self.mine.insert(tp.clone()), "{tp} assigned twice");
+                }
+                if self.ack {
+                    sim.client(self.host).ack_rebalance(now);
+                }
+            }
+            self.events.push(e);
+        }
+        for r in sim.client(self.host).poll_records(now, 10_000) {
+            let tp = TopicPartition::new(r.topic.clone(), r.partition);
+            assert!(
+                self.mine.contains(&tp),
+                "polled {tp}@{} without holding it",
+                r.record.offset
+            );
+            let v = String::from_utf8(r.record.value.unwrap().to_vec()).unwrap();
+            self.got.push((r.partition, r.record.offset, v));
+        }
+    }
+
+    fn rebalances(
+        &self,
+    ) -> Vec<(
+        Vec<TopicPartition>,
+        Vec<TopicPartition>,
+        Vec<TopicPartition>,
+    )> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Rebalance {
+                    revoked,
+                    lost,
+                    assigned,
+                } => Some((revoked.clone(), lost.clone(), assigned.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn stable(&self, sim: &mut Simulation) -> bool {
+        sim.client(self.host)
+            .group_status()
+            .is_some_and(|s| s.stable)
+    }
+}
+
+/// Steps every member until `done` or `limit`.
+fn run(
+    sim: &mut Simulation,
+    members: &mut [&mut Member],
+    limit: Duration,
+    mut done: impl FnMut(&mut Simulation, &[&mut Member]) -> bool,
+) -> bool {
+    sim.run_until(limit, |sim| {
+        for m in members.iter_mut() {
+            m.step(sim);
+        }
+        done(sim, members)
+    })
+}
+
+/// Sends `n` records to each partition (values `p{partition}-{i}`), delivered.
+fn produce(sim: &mut Simulation, topic: &str, partitions: i32, n: usize, tag: &str) {
+    let mut config = ClientConfig::new(&sim.bootstrap()).unwrap();
+    config.seed = 99;
+    let host = sim.add_client(Client::new(config, sim.now()));
+    let now = sim.now();
+    let mut ids = 0;
+    for p in 0..partitions {
+        for i in 0..n {
+            sim.client(host)
+                .send(
+                    now,
+                    ProducerRecord::new(topic, format!("{tag}p{p}-{i}")).partition(p),
+                )
+                .unwrap();
+            ids += 1;
+        }
+    }
+    let mut delivered = 0;
+    sim.run_until(Duration::from_secs(30), |sim| {
+        delivered += sim
+            .client_events(host)
+            .filter(|e| matches!(e, Event::Delivered { result: Ok(_), .. }))
+            .count();
+        delivered == ids
+    });
+    assert_eq!(delivered, ids);
+}
+
+fn all_stable(sim: &mut Simulation, members: &[&mut Member]) -> bool {
+    members.iter().all(|m| m.stable(sim))
+}
+
+/// Every record exactly once across members.
+fn assert_exactly_once(members: &[&Member], want: usize) {
+    let mut seen: BTreeMap<(i32, i64), usize> = BTreeMap::new();
+    for m in members {
+        for (p, o, _) in &m.got {
+            *seen.entry((*p, *o)).or_default() += 1;
+        }
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "delivered twice: {twice:?}");
+    assert_eq!(seen.len(), want, "every record once");
+}
+
+#[test]
+fn a_single_member_gets_every_partition_and_commits_what_it_read() {
+    let mut sim = sim(1, 3);
+    sim.cluster().create_topic("t", 4, 3).unwrap();
+    produce(&mut sim, "t", 4, 50, "");
+    let mut a = Member::join(&mut sim, 1, &["t"], |_| {});
+    assert!(run(
+        &mut sim,
+        &mut [&mut a],
+        Duration::from_secs(30),
+        |_, ms| ms[0].got.len() == 200
+    ));
+    assert_eq!(a.rebalances().len(), 1);
+    assert_eq!(a.rebalances()[0].2.len(), 4);
+    let status = sim.client(a.host).group_status().unwrap();
+    assert_eq!(status.protocol, GroupProtocol::Classic);
+    assert!(status.leader);
+    // Auto-commit stores the positions.
+    sim.run_for(Duration::from_secs(3));
+    for p in 0..4 {
+        assert_eq!(
+            sim.cluster().committed_offset(GROUP, "t", p),
+            Some(50),
+            "partition {p}"
+        );
+    }
+}
+
+#[test]
+fn eager_range_splits_partitions_and_hands_them_over_exactly_once() {
+    let mut sim = sim(2, 3);
+    sim.cluster().create_topic("t", 6, 3).unwrap();
+    produce(&mut sim, "t", 6, 100, "a");
+    let mut a = Member::join(&mut sim, 1, &["t"], |c| {
+        c.consumer.assignors = vec![Assignor::Range]
+    });
+    assert!(run(
+        &mut sim,
+        &mut [&mut a],
+        Duration::from_secs(30),
+        |_, ms| ms[0].got.len() >= 300
+    ));
+    let mut b = Member::join(&mut sim, 2, &["t"], |c| {
+        c.consumer.assignors = vec![Assignor::Range]
+    });
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(30),
+        |sim, ms| { all_stable(sim, ms) && ms[0].mine.len() == 3 && ms[1].mine.len() == 3 }
+    ));
+    produce(&mut sim, "t", 6, 100, "b");
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(30),
+        |_, ms| { ms[0].got.len() + ms[1].got.len() >= 1200 }
+    ));
+    assert_exactly_once(&[&a, &b], 1200);
+    // Eager: a gave up everything, then got its half back.
+    let ra = a.rebalances();
+    assert_eq!(ra[1].0.len(), 6, "revoked all before rejoining: {ra:?}");
+    assert_eq!(ra[2].2.len(), 3);
+    // Range: consecutive partitions.
+    let mine: Vec<i32> = a
+        .mine
+        .iter()
+        .chain(&b.mine)
+        .map(|tp| tp.partition)
+        .collect();
+    assert!(
+        mine == [0, 1, 2, 3, 4, 5] || mine == [3, 4, 5, 0, 1, 2],
+        "{mine:?}"
+    );
+}
+
+#[test]
+fn roundrobin_deals_partitions_in_turn() {
+    let mut sim = sim(3, 1);
+    sim.cluster().create_topic("t", 4, 1).unwrap();
+    let rr = |c: &mut ClientConfig| c.consumer.assignors = vec![Assignor::RoundRobin];
+    let mut a = Member::join(&mut sim, 1, &["t"], rr);
+    let mut b = Member::join(&mut sim, 2, &["t"], rr);
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(30),
+        |sim, ms| { all_stable(sim, ms) && ms[0].mine.len() == 2 && ms[1].mine.len() == 2 }
+    ));
+    let a_parts: Vec<i32> = a.mine.iter().map(|tp| tp.partition).collect();
+    assert!(a_parts == [0, 2] || a_parts == [1, 3], "{a_parts:?}");
+}
+
+#[test]
+fn cooperative_sticky_revokes_only_what_moves() {
+    let mut sim = sim(4, 3);
+    sim.cluster().create_topic("t", 6, 3).unwrap();
+    produce(&mut sim, "t", 6, 100, "a");
+    let coop = |c: &mut ClientConfig| c.consumer.assignors = vec![Assignor::CooperativeSticky];
+    let mut a = Member::join(&mut sim, 1, &["t"], coop);
+    assert!(run(
+        &mut sim,
+        &mut [&mut a],
+        Duration::from_secs(30),
+        |_, ms| ms[0].got.len() >= 200
+    ));
+    let mut b = Member::join(&mut sim, 2, &["t"], coop);
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(30),
+        |sim, ms| { all_stable(sim, ms) && ms[0].mine.len() == 3 && ms[1].mine.len() == 3 }
+    ));
+    produce(&mut sim, "t", 6, 100, "b");
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(30),
+        |_, ms| { ms[0].got.len() + ms[1].got.len() >= 1200 }
+    ));
+    assert_exactly_once(&[&a, &b], 1200);
+    // a never revoked what it kept: one revocation of exactly the three that moved.
+    let ra = a.rebalances();
+    let revoked: Vec<&Vec<TopicPartition>> =
+        ra.iter().map(|r| &r.0).filter(|r| !r.is_empty()).collect();
+    assert_eq!(revoked.len(), 1, "{ra:?}");
+    assert_eq!(revoked[0].len(), 3);
+    assert!(revoked[0].iter().all(|tp| b.mine.contains(tp)));
+    assert!(ra.iter().all(|r| r.1.is_empty()), "nothing lost");
+}
+
+#[test]
+fn a_member_that_leaves_hands_its_partitions_over_after_committing() {
+    let mut sim = sim(5, 3);
+    sim.cluster().create_topic("t", 4, 3).unwrap();
+    produce(&mut sim, "t", 4, 100, "a");
+    let mut a = Member::join(&mut sim, 1, &["t"], |_| {});
+    let mut b = Member::join(&mut sim, 2, &["t"], |_| {});
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(30),
+        |sim, ms| { all_stable(sim, ms) && ms[0].got.len() + ms[1].got.len() >= 400 }
+    ));
+    let now = sim.now();
+    let op = sim.client(b.host).leave_group(now);
+    let mut left = false;
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(30),
+        |_, ms| {
+            left |= ms[1]
+                .events
+                .iter()
+                .any(|e| matches!(e, Event::Done { op: o, result: Ok(_) } if *o == op));
+            left && ms[0].mine.len() == 4
+        }
+    ));
+    assert!(b.mine.is_empty());
+    produce(&mut sim, "t", 4, 100, "b");
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(30),
+        |_, ms| { ms[0].got.len() + ms[1].got.len() >= 800 }
+    ));
+    assert_exactly_once(&[&a, &b], 800);
+}
+
+#[test]
+fn assigned_partitions_wait_for_the_acknowledgement() {
+    let mut sim = sim(6, 1);
+    sim.cluster().create_topic("t", 2, 1).unwrap();
+    produce(&mut sim, "t", 2, 10, "");
+    let mut a = Member::join(&mut sim, 1, &["t"], |_| {});
+    a.ack = false;
+    assert!(run(
+        &mut sim,
+        &mut [&mut a],
+        Duration::from_secs(10),
+        |_, ms| !ms[0].mine.is_empty()
+    ));
+    sim.run_for(Duration::from_secs(2));
+    a.step(&mut sim);
+    assert!(
+        a.got.is_empty(),
+        "nothing fetched before the acknowledgement"
+    );
+    let now = sim.now();
+    sim.client(a.host).ack_rebalance(now);
+    assert!(run(
+        &mut sim,
+        &mut [&mut a],
+        Duration::from_secs(10),
+        |_, ms| ms[0].got.len() == 20
+    ));
+}
+
+#[test]
+fn an_unacknowledged_rebalance_goes_on_after_the_rebalance_timeout() {
+    let mut sim = sim(7, 1);
+    sim.cluster().create_topic("t", 2, 1).unwrap();
+    let mut a = Member::join(&mut sim, 1, &["t"], |c| {
+        c.consumer.rebalance_timeout = Duration::from_secs(3)
+    });
+    a.ack = false;
+    assert!(run(
+        &mut sim,
+        &mut [&mut a],
+        Duration::from_secs(10),
+        |_, ms| {
+            ms[0].events.iter().any(|e| {
+                matches!(
+                    e,
+                    Event::ConsumerError {
+                        error: ClientError::Timeout { .. },
+                        ..
+                    }
+                )
+            })
+        }
+    ));
+    assert!(a.stable(&mut sim));
+}
+
+#[test]
+fn manual_commits_are_ordered_and_never_go_backwards() {
+    let mut sim = sim(8, 1);
+    sim.cluster().create_topic("t", 1, 1).unwrap();
+    produce(&mut sim, "t", 1, 20, "");
+    let mut a = Member::join(&mut sim, 1, &["t"], |c| {
+        c.consumer.enable_auto_commit = false
+    });
+    assert!(run(
+        &mut sim,
+        &mut [&mut a],
+        Duration::from_secs(10),
+        |_, ms| ms[0].got.len() == 20
+    ));
+    let tp = TopicPartition::new("t", 0);
+    let now = sim.now();
+    let first = sim.client(a.host).commit(now, None);
+    let back = sim.client(a.host).commit(now, Some(vec![(tp.clone(), 5)]));
+    let done = |sim: &mut Simulation, op| sim.run_until_done(a.host, op, Duration::from_secs(10));
+    let Ok(OpOutput::Committed(r)) = done(&mut sim, first) else {
+        panic!()
+    };
+    assert_eq!(r[0].offset, Ok(20));
+    let Ok(OpOutput::Committed(r)) = done(&mut sim, back) else {
+        panic!()
+    };
+    assert!(
+        matches!(r[0].offset, Err(ClientError::InvalidArgument(_))),
+        "{r:?}"
+    );
+    assert_eq!(sim.cluster().committed_offset(GROUP, "t", 0), Some(20));
+    // After a seek back, a lower commit is the application's decision.
+    let now = sim.now();
+    assert!(
+        sim.client(a.host)
+            .seek(now, &tp, kafka_sansio::client::Offset::At(5))
+    );
+    let op = sim.client(a.host).commit(now, Some(vec![(tp.clone(), 5)]));
+    let Ok(OpOutput::Committed(r)) = done(&mut sim, op) else {
+        panic!()
+    };
+    assert_eq!(r[0].offset, Ok(5));
+    assert_eq!(sim.cluster().committed_offset(GROUP, "t", 0), Some(5));
+}
+
+#[test]
+fn the_kip848_protocol_falls_back_to_classic_where_the_coordinator_lacks_it() {
+    let mut sim = Simulation::new(
+        9,
+        ClusterConfig {
+            auto_create_topics: false,
+            group_min_session_timeout: Duration::from_millis(500),
+            consumer_group_protocol: false,
+            ..Default::default()
+        },
+        NetworkConfig::default(),
+        Instant::now(),
+    );
+    sim.cluster().create_topic("t", 2, 1).unwrap();
+    produce(&mut sim, "t", 2, 10, "");
+    let mut a = Member::join(&mut sim, 1, &["t"], |c| {
+        c.consumer.group_protocol = GroupProtocol::Consumer
+    });
+    assert!(run(
+        &mut sim,
+        &mut [&mut a],
+        Duration::from_secs(20),
+        |_, ms| ms[0].got.len() == 20
+    ));
+    assert_eq!(
+        sim.client(a.host).group_status().unwrap().protocol,
+        GroupProtocol::Classic
+    );
+}
+
+#[test]
+fn kip848_members_split_partitions_and_hand_them_over_exactly_once() {
+    let mut sim = sim(10, 3);
+    sim.cluster().create_topic("t", 6, 3).unwrap();
+    produce(&mut sim, "t", 6, 100, "a");
+    let kip848 = |c: &mut ClientConfig| c.consumer.group_protocol = GroupProtocol::Consumer;
+    let mut a = Member::join(&mut sim, 1, &["t"], kip848);
+    assert!(run(
+        &mut sim,
+        &mut [&mut a],
+        Duration::from_secs(30),
+        |_, ms| ms[0].got.len() >= 200
+    ));
+    assert_eq!(
+        sim.client(a.host).group_status().unwrap().protocol,
+        GroupProtocol::Consumer
+    );
+    let mut b = Member::join(&mut sim, 2, &["t"], kip848);
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(60),
+        |sim, ms| { all_stable(sim, ms) && ms[0].mine.len() == 3 && ms[1].mine.len() == 3 }
+    ));
+    produce(&mut sim, "t", 6, 100, "b");
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(30),
+        |_, ms| { ms[0].got.len() + ms[1].got.len() >= 1200 }
+    ));
+    assert_exactly_once(&[&a, &b], 1200);
+    // KIP-848 is incremental: a revoked only what moved and never lost anything.
+    let ra = a.rebalances();
+    let revoked: usize = ra.iter().map(|r| r.0.len()).sum();
+    assert_eq!(revoked, 3, "{ra:?}");
+    assert!(ra.iter().all(|r| r.1.is_empty()), "nothing lost: {ra:?}");
+    // b leaves; a takes everything back and reads the rest once.
+    let now = sim.now();
+    let op = sim.client(b.host).leave_group(now);
+    let mut left = false;
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(60),
+        |_, ms| {
+            left |= ms[1]
+                .events
+                .iter()
+                .any(|e| matches!(e, Event::Done { op: o, result: Ok(_) } if *o == op));
+            left && ms[0].mine.len() == 6
+        }
+    ));
+    produce(&mut sim, "t", 6, 100, "c");
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(30),
+        |_, ms| { ms[0].got.len() + ms[1].got.len() >= 1800 }
+    ));
+    assert_exactly_once(&[&a, &b], 1800);
+}
