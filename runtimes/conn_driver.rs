@@ -156,7 +156,7 @@ pub(crate) async fn start<N: Net>(
     io.commands = Some(Box::pin(rx));
     let driver = Box::pin(async move {
         std::future::poll_fn(|cx| io.poll_run(cx)).await;
-        let error = io.core.closed.take().unwrap_or_else(|| ConnectionError {
+        let error = io.core.closed.take().unwrap_or(ConnectionError {
             broker: broker_for_driver,
             kind: sansio::ConnectionErrorKind::ClosedLocally,
         });

@@ -577,10 +577,10 @@ fn offsets_decodes_the_consumer_offsets_topic_with_filters() {
         stderr(&out)
     );
 
-    // The coordinator's records, as Kafka writes them (the simulated cluster on main
-    // does not write this topic itself).
+    // The coordinator's records, as Kafka writes them, in a copy of the topic (the
+    // simulated cluster keeps __consumer_offsets to itself: clients cannot write it).
     server
-        .with_cluster(|c, _| c.create_topic("__consumer_offsets", 1, 1))
+        .with_cluster(|c, _| c.create_topic("offsets-copy", 1, 1))
         .unwrap();
     let commit = |group: &str, topic: &str, partition: i32, offset: Option<i64>| {
         let key = versioned(
@@ -658,14 +658,18 @@ fn offsets_decodes_the_consumer_offsets_topic_with_filters() {
         .block_on(async {
             let client = ClientBuilder::new(&b).build_tokio().await.unwrap();
             let pc = client
-                .partition_client("__consumer_offsets", 0, UnknownTopicHandling::Error)
+                .partition_client("offsets-copy", 0, UnknownTopicHandling::Error)
                 .await
                 .unwrap();
             pc.produce(records, Compression::None).await.unwrap();
             client.close().await;
         });
 
-    let all = ok(&run(&b, &["offsets", "--json"], b""));
+    let all = ok(&run(
+        &b,
+        &["offsets", "--json", "--source-topic", "offsets-copy"],
+        b"",
+    ));
     let rows: Vec<serde_json::Value> = all
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -689,7 +693,11 @@ fn offsets_decodes_the_consumer_offsets_topic_with_filters() {
     );
     assert_eq!(rows[3]["tombstone"], true);
     // Filters: by group, by topic, and without tombstones.
-    let g2 = ok(&run(&b, &["offsets", "-G", "g2"], b""));
+    let g2 = ok(&run(
+        &b,
+        &["offsets", "-G", "g2", "--source-topic", "offsets-copy"],
+        b"",
+    ));
     assert_eq!(g2.lines().count(), 1, "{g2}");
     assert!(
         g2.contains("offset-commit group=g2 topic=other partition=1 offset=7"),
@@ -697,7 +705,15 @@ fn offsets_decodes_the_consumer_offsets_topic_with_filters() {
     );
     let orders = ok(&run(
         &b,
-        &["offsets", "-t", "orders", "--tombstones", "false"],
+        &[
+            "offsets",
+            "-t",
+            "orders",
+            "--tombstones",
+            "false",
+            "--source-topic",
+            "offsets-copy",
+        ],
         b"",
     ));
     assert_eq!(orders.lines().count(), 2, "{orders}");

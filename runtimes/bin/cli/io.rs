@@ -705,6 +705,10 @@ pub struct OffsetsArgs {
     /// Include tombstones (deleted offsets and groups).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     tombstones: bool,
+    /// Read the records from this topic instead (a mirror or a copy of
+    /// `__consumer_offsets`, as tools that replicate it write).
+    #[arg(long, default_value = "__consumer_offsets")]
+    source_topic: String,
 }
 
 /// One decoded `__consumer_offsets` record for printing.
@@ -929,13 +933,13 @@ fn kip848(record: &ConsumerOffsetsRecord) -> Decoded {
 /// `offsets`.
 pub async fn offsets(conn: &ConnectionArgs, a: OffsetsArgs) -> Outcome {
     let client = conn.connect(|_| {}).await?;
-    let topic = "__consumer_offsets";
+    let topic = a.source_topic.as_str();
     let plans = match plan(&client, topic, &[], StartAt::Beginning, None).await {
         Ok(p) => p,
         Err(f) if f.message.starts_with("unknown topic") => {
-            return Err(Failure::new(
-                "the cluster has no __consumer_offsets topic yet (no group has committed)",
-            ));
+            return Err(Failure::new(format!(
+                "the cluster has no {topic} topic yet (no group has committed)"
+            )));
         }
         Err(f) => return Err(f),
     };

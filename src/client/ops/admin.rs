@@ -1731,11 +1731,15 @@ impl Client {
     /// use kafka_sansio::messages::ApiKey;
     /// let now = sim.now();
     /// let op = sim.client(host).describe_configs(now, vec![ConfigResource::topic("orders")]);
-    /// let Ok(OpOutput::Configs(configs)) = sim.run_until_done(host, op, Duration::from_secs(10)) else { panic!() };
+    /// let result = sim.run_until_done(host, op, Duration::from_secs(10));
+    /// let Ok(OpOutput::Configs(configs)) = result else { panic!("{result:?}") };
     /// for (resource, entries) in configs {
     ///     match entries {
-    ///         Ok(entries) => entries.iter().for_each(|e| println!("{} {} = {:?}", resource.name, e.name, e.value)),
-    ///         // The simulated cluster has no DescribeConfigs: each resource says so.
+    ///         Ok(entries) => {
+    ///             assert!(entries.iter().any(|e| e.name == "cleanup.policy"));
+    ///             entries.iter().for_each(|e| println!("{} {} = {:?}", resource.name, e.name, e.value));
+    ///         }
+    ///         // A broker without DescribeConfigs says so for each resource.
     ///         Err(e) => assert_eq!(e, ClientError::Unsupported(ApiKey::DescribeConfigs)),
     ///     }
     /// }

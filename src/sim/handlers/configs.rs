@@ -314,18 +314,28 @@ fn described(
             });
         }
     }
-    dcs::DescribeConfigsResourceResult {
+    // Each field only where its version has it: a value outside its versions does not
+    // encode (IsDefault is v0 only; ConfigSource and Synonyms v1+; ConfigType and
+    // Documentation v3+).
+    let mut result = dcs::DescribeConfigsResourceResult {
         name: ByteString::from(c.name),
         value: Some(ByteString::from(c.value)),
         read_only: c.read_only,
-        is_default: c.source == DEFAULT_CONFIG,
-        config_source: c.source,
         is_sensitive: false,
-        synonyms: list,
-        config_type: c.kind as i8,
-        documentation: (docs && !c.doc.is_empty()).then(|| ByteString::from(c.doc.to_owned())),
         ..Default::default()
+    };
+    if version == 0 {
+        result.is_default = c.source == DEFAULT_CONFIG;
+    } else {
+        result.config_source = c.source;
+        result.synonyms = list;
     }
+    if version >= 3 {
+        result.config_type = c.kind as i8;
+        result.documentation =
+            (docs && !c.doc.is_empty()).then(|| ByteString::from(c.doc.to_owned()));
+    }
+    result
 }
 
 /// One change of an IncrementalAlterConfigs (operation 0 set, 1 delete, 2 append,
