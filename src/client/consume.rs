@@ -308,11 +308,7 @@ impl Client {
         for want in wants {
             match want {
                 Want::Metadata(topic) => self.want_metadata(now, Some(topic), true),
-                Want::Connect(node) => {
-                    // A broker backing off: the client wakes when it ends
-                    // (`lane_wake`) and the fetcher asks again.
-                    let _ = self.connect_lane(now, node, Lane::Fetch);
-                }
+                Want::Connect(node) => self.connect_lane(now, node, Lane::Fetch),
                 Want::Fetch {
                     node,
                     request,

@@ -1304,12 +1304,12 @@ impl Client {
     }
 
     /// Opens `node`'s connection for `lane` unless there is one or the broker is
-    /// backing off; in that case, when the backoff ends (nothing else may wake the
-    /// caller then).
-    fn connect_lane(&mut self, now: Instant, node: i32, lane: Lane) -> Option<Instant> {
+    /// backing off; then the client wakes when the backoff ends (`lane_wake`), so
+    /// the producer or fetcher waiting for it asks again.
+    fn connect_lane(&mut self, now: Instant, node: i32, lane: Lane) {
         let endpoint = Endpoint::Node(node);
         if self.by_endpoint.contains_key(&(endpoint, lane)) {
-            return None;
+            return;
         }
         if let Some(until) = self
             .endpoint_backoff
@@ -1318,10 +1318,9 @@ impl Client {
             .filter(|until| *until > now)
         {
             self.lane_wake = Some(self.lane_wake.map_or(until, |w| w.min(until)));
-            return Some(until);
+            return;
         }
         let _ = self.open(endpoint, lane, now);
-        None
     }
 
     /// Sends `request` on `node`'s ready connection for `lane` (a producer's or the

@@ -191,14 +191,9 @@ impl Client {
             for want in wants {
                 match want {
                     Want::Metadata(topic) => self.want_metadata(now, Some(topic), true),
-                    Want::Connect(node) => {
-                        if let Some(until) = self.connect_lane(now, node, Lane::Produce) {
-                            // Nothing else may wake the client when the backoff ends
-                            // (found by tests/producer_invariants.rs, seed 4872: the
-                            // partition's records waited for their delivery timeout).
-                            p.wake_at(until);
-                        }
-                    }
+                    // A broker backing off: the client wakes when it ends (found by
+                    // tests/producer_invariants.rs, seed 4872, where nothing did).
+                    Want::Connect(node) => self.connect_lane(now, node, Lane::Produce),
                     Want::Send {
                         node,
                         request,

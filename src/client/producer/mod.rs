@@ -447,9 +447,6 @@ pub(crate) struct Producer {
     flushing: bool,
     pub(crate) deliveries: VecDeque<Delivery>,
     retries: u64,
-    /// When a connection the producer waits for may be opened (its broker's
-    /// reconnect backoff ends).
-    wake: Option<Instant>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -480,7 +477,6 @@ impl Producer {
             flushing: false,
             deliveries: VecDeque::new(),
             retries: 0,
-            wake: None,
             config,
         }
     }
@@ -573,18 +569,11 @@ impl Producer {
         self.flushing = true;
     }
 
-    /// Asks to be driven again at `t` (a connection it waits for may then be opened).
-    pub(crate) fn wake_at(&mut self, t: Instant) {
-        self.wake = Some(self.wake.map_or(t, |w| w.min(t)));
-    }
-
-    /// The next deadline: linger, backoff, a wake-up asked for, or delivery timeout.
+    /// The next deadline: linger, backoff, or delivery timeout. (A connection waiting
+    /// out its broker's backoff wakes the client through `Client::connect_lane`.)
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let mut next: Option<Instant> = None;
         let mut at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
-        if let Some(t) = self.wake {
-            at(t);
-        }
         for q in self.unrouted.values() {
             if let Some(p) = q.front() {
                 at(p.deadline);
@@ -616,9 +605,6 @@ impl Producer {
         node_ready: &dyn Fn(i32) -> bool,
         wants: &mut Vec<Want>,
     ) {
-        if self.wake.is_some_and(|t| t <= now) {
-            self.wake = None;
-        }
         self.route(now, topic, wants);
         self.expire(now);
         let mut may_send = true;
