@@ -252,24 +252,46 @@ impl Core {
     }
 
     /// Drops `n` written bytes from the front of the outgoing queue.
-    pub(crate) fn advance(&mut self, mut n: usize) {
-        while n > 0 {
-            let Some(front) = self.out.front_mut() else {
-                return;
-            };
-            if n >= front.len() {
-                n -= front.len();
-                self.out.pop_front();
-            } else {
-                let _ = front.split_to(n);
-                n = 0;
-            }
-        }
+    pub(crate) fn advance(&mut self, n: usize) {
+        advance_chunks(&mut self.out, n);
     }
 
     fn notify(&mut self, id: CorrelationId, result: Result<Outcome, Error>) {
         if let Some(n) = self.waiters.remove(&id) {
             n(result);
+        }
+    }
+}
+
+/// Most chunks handed to one vectored write.
+pub(crate) const MAX_WRITE_SLICES: usize = 64;
+
+/// Points `slices` at the first chunks of `out` (on the caller's stack: no
+/// allocation per write); how many it filled.
+pub(crate) fn write_slices<'a>(
+    out: &'a std::collections::VecDeque<bytes::Bytes>,
+    slices: &mut [std::io::IoSlice<'a>; MAX_WRITE_SLICES],
+) -> usize {
+    let mut n = 0;
+    for (slot, chunk) in slices.iter_mut().zip(out) {
+        *slot = std::io::IoSlice::new(chunk);
+        n += 1;
+    }
+    n
+}
+
+/// Drops `n` written bytes from the front of `out`, across chunks.
+pub(crate) fn advance_chunks(out: &mut std::collections::VecDeque<bytes::Bytes>, mut n: usize) {
+    while n > 0 {
+        let Some(front) = out.front_mut() else {
+            return;
+        };
+        if n >= front.len() {
+            n -= front.len();
+            out.pop_front();
+        } else {
+            let _ = front.split_to(n);
+            n = 0;
         }
     }
 }

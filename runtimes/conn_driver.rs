@@ -22,9 +22,6 @@ use crate::messages::{ApiKey, Request};
 use crate::runtime::{Core, Error, Notify, Outcome, Submit, Versions, now, submit};
 use crate::wire::VersionRange;
 
-/// Most chunks handed to one vectored write.
-const MAX_SLICES: usize = 64;
-
 /// A request for the driver, and whom to tell how it ended.
 struct Command {
     submit: Submit,
@@ -231,14 +228,9 @@ impl<N: Net> Io<N> {
     fn poll_write(&mut self, cx: &mut Context<'_>) -> bool {
         let mut progressed = false;
         while !self.core.out.is_empty() {
-            let slices: Vec<io::IoSlice<'_>> = self
-                .core
-                .out
-                .iter()
-                .take(MAX_SLICES)
-                .map(|b| io::IoSlice::new(b))
-                .collect();
-            match N::poll_write(&mut self.stream, cx, &slices) {
+            let mut slices = [io::IoSlice::new(&[]); crate::runtime::MAX_WRITE_SLICES];
+            let n = crate::runtime::write_slices(&self.core.out, &mut slices);
+            match N::poll_write(&mut self.stream, cx, &slices[..n]) {
                 Poll::Pending => break,
                 Poll::Ready(Ok(0)) => {
                     self.core

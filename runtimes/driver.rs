@@ -489,9 +489,9 @@ impl<N: Net> Driver<N> {
                 }
                 break;
             }
-            let slices: Vec<io::IoSlice<'_>> =
-                c.out.iter().take(64).map(|b| io::IoSlice::new(b)).collect();
-            match N::poll_write(stream, cx, &slices) {
+            let mut slices = [io::IoSlice::new(&[]); crate::runtime::MAX_WRITE_SLICES];
+            let n = crate::runtime::write_slices(&c.out, &mut slices);
+            match N::poll_write(stream, cx, &slices[..n]) {
                 Poll::Pending => break,
                 Poll::Ready(Ok(0)) => {
                     self.fail(
@@ -500,20 +500,9 @@ impl<N: Net> Driver<N> {
                     );
                     return true;
                 }
-                Poll::Ready(Ok(mut n)) => {
+                Poll::Ready(Ok(n)) => {
                     progressed = true;
-                    while n > 0 {
-                        let Some(front) = c.out.front_mut() else {
-                            break;
-                        };
-                        if n >= front.len() {
-                            n -= front.len();
-                            c.out.pop_front();
-                        } else {
-                            let _ = front.split_to(n);
-                            n = 0;
-                        }
-                    }
+                    crate::runtime::advance_chunks(&mut c.out, n);
                 }
                 Poll::Ready(Err(e)) => {
                     self.fail(id, e);
