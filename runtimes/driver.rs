@@ -26,6 +26,7 @@ use crate::client::{
     Output, ProducerRecord, RecordId, RecordMetadata, SendError, TopicPartition,
 };
 use crate::connection::TransportError;
+use crate::delivery::Deliveries;
 use crate::runtime::now;
 
 /// How the driver talks to the network of one runtime.
@@ -68,11 +69,12 @@ pub(crate) enum Command {
     Stats(async_channel::Sender<ClientStats>),
     /// Close every connection, fail what is pending, and stop.
     Close(async_channel::Sender<()>),
-    /// Hand records to the producer; each one's delivery goes to its sender.
-    Send(Vec<(ProducerRecord, DeliverySender)>),
-    /// Send everything buffered now; answer once every record sent before has
-    /// been delivered.
-    Flush(async_channel::Sender<()>),
+    /// Records wait in the delivery table's inbox (sent when the inbox stops being
+    /// empty, so once per burst).
+    Produce,
+    /// Send everything buffered now; answer once every record numbered below the
+    /// mark has been delivered.
+    Flush(u64, async_channel::Sender<()>),
     /// A change to what the consumer reads.
     Consume(ConsumeCommand),
     /// Up to `max` records (or a consumer error), as soon as there are some.
@@ -102,21 +104,29 @@ pub(crate) enum ConsumeCommand {
 pub(crate) type PollResult =
     Result<(Vec<ConsumedRecord>, Vec<crate::consumer_facade::Rebalance>), Vec<ClientError>>;
 
-/// Where a record's delivery report goes.
-pub(crate) type DeliverySender = crate::oneshot::Sender<Result<RecordMetadata, ClientError>>;
+/// What the driver's handles give it: their commands, and the producer's records
+/// and delivery reports.
+pub(crate) struct DriverPort {
+    pub(crate) commands: async_channel::Receiver<Command>,
+    pub(crate) deliveries: Arc<Deliveries>,
+}
 
-/// Records handed over, by the driver's own count, and who waits for them.
-#[derive(Default)]
-struct Deliveries {
-    /// The next count to give a record.
-    next: u64,
-    /// Records the producer accepted: their count and who waits.
-    accepted: HashMap<RecordId, (u64, DeliverySender)>,
-    /// Records waiting for room in the producer's buffer, in order.
-    blocked: VecDeque<(u64, ProducerRecord, DeliverySender, Instant)>,
-    /// Counts of records not yet reported.
-    outstanding: std::collections::BTreeSet<u64>,
-    /// Flushes waiting for every record below their count.
+/// The producer's side of the driver: records on their way into the client, and
+/// reports on their way out to the table. A record is named by its number in the
+/// table, which is also its [`RecordId`] in the client.
+struct Produce {
+    table: Arc<Deliveries>,
+    /// The table's inbox has records (a `Produce` command came).
+    inbox_waiting: bool,
+    /// Records taken from the inbox, the first numbered `incoming_first`.
+    incoming: Vec<ProducerRecord>,
+    incoming_first: u64,
+    /// Records waiting for room in the producer's buffer, in order, with the
+    /// deadline of their wait.
+    blocked: VecDeque<(u64, ProducerRecord, Instant)>,
+    /// Reports not yet written to the table.
+    done: Vec<(u64, Result<RecordMetadata, ClientError>)>,
+    /// Flushes waiting for every record below their mark.
     flushes: Vec<(u64, async_channel::Sender<()>)>,
 }
 
@@ -159,7 +169,7 @@ pub(crate) struct Driver<N: Net> {
     /// Where TLS records are read to (plaintext is read into the client).
     buf: Box<[u8]>,
     closing: Option<Vec<async_channel::Sender<()>>>,
-    deliveries: Deliveries,
+    produce: Produce,
     /// A poll waiting for records.
     poller: Option<(usize, crate::oneshot::Sender<PollResult>)>,
     /// Rebalances not yet handed to a poll.
@@ -171,14 +181,11 @@ pub(crate) struct Driver<N: Net> {
 }
 
 impl<N: Net> Driver<N> {
-    pub(crate) fn new(
-        client: Client,
-        commands: async_channel::Receiver<Command>,
-        tls: DriverTls,
-    ) -> Self {
+    pub(crate) fn new(mut client: Client, port: DriverPort, tls: DriverTls) -> Self {
+        client.report_deliveries_in_bulk();
         Self {
             client,
-            commands: Box::pin(commands),
+            commands: Box::pin(port.commands),
             conns: BTreeMap::new(),
             waiters: HashMap::new(),
             tokens: HashMap::new(),
@@ -186,7 +193,15 @@ impl<N: Net> Driver<N> {
             tls,
             buf: vec![0; READ_CHUNK].into_boxed_slice(),
             closing: None,
-            deliveries: Deliveries::default(),
+            produce: Produce {
+                table: port.deliveries,
+                inbox_waiting: false,
+                incoming: Vec::new(),
+                incoming_first: 0,
+                blocked: VecDeque::new(),
+                done: Vec::new(),
+                flushes: Vec::new(),
+            },
             poller: None,
             rebalances: Vec::new(),
             auto_ack: false,
@@ -215,31 +230,21 @@ impl<N: Net> Driver<N> {
                 let _ = reply.try_send(self.client.stats());
             }
             Command::Close(reply) => {
+                self.produce.table.refuse_new();
+                self.produce.inbox_waiting = true; // fail what is in it
                 self.client.close(now);
                 self.closing.get_or_insert_with(Vec::new).push(reply);
-                self.fail_unsent(ClientError::Closed);
+                self.fail_unsent(&ClientError::Closed);
             }
-            Command::Send(records) => {
-                let deadline = now + self.client.config().producer.delivery_timeout;
-                for (record, done) in records {
-                    let n = self.deliveries.next;
-                    self.deliveries.next += 1;
-                    if self.closing.is_some() {
-                        done.send(Err(ClientError::Closed));
-                        continue;
-                    }
-                    self.deliveries.outstanding.insert(n);
-                    self.deliveries
-                        .blocked
-                        .push_back((n, record, done, deadline));
-                }
-                // Taken in by `drain` once the commands at hand are read, so that a
-                // burst of sends drives the producer once.
-            }
-            Command::Flush(reply) => {
+            // Taken in by `drain` once the commands at hand are read, so that a
+            // burst of sends drives the producer once.
+            Command::Produce => self.produce.inbox_waiting = true,
+            Command::Flush(mark, reply) => {
+                // Records handed over before the flush are in the inbox: take them
+                // in first, so that the flush sends them too.
+                self.admit(now);
                 self.client.flush(now);
-                let mark = self.deliveries.next;
-                self.deliveries.flushes.push((mark, reply));
+                self.produce.flushes.push((mark, reply));
                 self.finish_flushes();
             }
             Command::Consume(c) => match c {
@@ -292,48 +297,91 @@ impl<N: Net> Driver<N> {
         }
     }
 
-    /// Moves records waiting for buffer room into the producer, in order; those
-    /// that waited past their delivery timeout fail.
-    fn admit(&mut self, now: Instant) {
+    /// Moves records waiting for buffer room, then those new in the inbox, into
+    /// the producer, in order; those that waited past their delivery timeout fail.
+    /// Returns whether any record moved.
+    fn admit(&mut self, now: Instant) -> bool {
+        let p = &mut self.produce;
+        if p.inbox_waiting {
+            p.inbox_waiting = false;
+            if p.incoming.is_empty() {
+                p.incoming_first = p.table.take_inbox(&mut p.incoming);
+            }
+        }
+        if p.blocked.is_empty() && p.incoming.is_empty() {
+            return false;
+        }
+        if self.closing.is_some() {
+            self.fail_unsent(&ClientError::Closed);
+            return true;
+        }
         // Records are taken in first and the producer driven once after, not once per
         // record (which scans every partition each time).
+        let mut moved = false;
         let mut accepted = false;
-        while let Some((n, record, done, deadline)) = self.deliveries.blocked.pop_front() {
-            match self.client.accept_record(now, record) {
-                Ok(id) => {
-                    accepted = true;
-                    self.deliveries.accepted.insert(id, (n, done));
-                }
+        while let Some((n, record, deadline)) = p.blocked.pop_front() {
+            match self.client.accept_record_as(now, record, RecordId(n)) {
+                Ok(()) => accepted = true,
                 Err((SendError::BufferFull { .. }, record)) if now < deadline => {
                     // back to the front, until deliveries free room
-                    self.deliveries
-                        .blocked
-                        .push_front((n, record, done, deadline));
+                    p.blocked.push_front((n, record, deadline));
                     break;
                 }
-                Err((e, _)) => {
-                    self.deliveries.outstanding.remove(&n);
-                    done.send(Err(ClientError::Send(e)));
+                Err((e, _)) => p.done.push((n, Err(ClientError::Send(e)))),
+            }
+            moved = true;
+        }
+        if !p.incoming.is_empty() {
+            moved = true;
+            let wait = self.client.config().producer.delivery_timeout;
+            let mut incoming = std::mem::take(&mut p.incoming);
+            let mut records = incoming.drain(..);
+            let mut n = p.incoming_first;
+            if p.blocked.is_empty() {
+                for record in records.by_ref() {
+                    match self.client.accept_record_as(now, record, RecordId(n)) {
+                        Ok(()) => accepted = true,
+                        Err((SendError::BufferFull { .. }, record)) => {
+                            p.blocked.push_back((n, record, now + wait));
+                            n += 1;
+                            break;
+                        }
+                        Err((e, _)) => p.done.push((n, Err(ClientError::Send(e)))),
+                    }
+                    n += 1;
                 }
             }
+            // The rest wait for room behind the blocked ones, in order.
+            for record in records {
+                p.blocked.push_back((n, record, now + wait));
+                n += 1;
+            }
+            // The allocation goes back for the next swap.
+            p.incoming = incoming;
         }
         if accepted {
             self.client.drive_producer(now);
         }
+        moved
+    }
+
+    /// Writes the reports gathered into the table, and answers flushes.
+    fn report(&mut self) {
+        let p = &mut self.produce;
+        self.client
+            .take_deliveries(|id, result| p.done.push((id.0, result)));
+        p.table.complete(&mut p.done);
         self.finish_flushes();
     }
 
-    fn delivered(&mut self, record: RecordId, result: Result<RecordMetadata, ClientError>) {
-        if let Some((n, done)) = self.deliveries.accepted.remove(&record) {
-            self.deliveries.outstanding.remove(&n);
-            done.send(result);
-        }
-    }
-
     fn finish_flushes(&mut self) {
-        let first = self.deliveries.outstanding.iter().next().copied();
-        self.deliveries.flushes.retain(|(mark, reply)| {
-            let done = first.is_none_or(|f| f >= *mark);
+        let p = &mut self.produce;
+        if p.flushes.is_empty() {
+            return;
+        }
+        let table = &p.table;
+        p.flushes.retain(|(mark, reply)| {
+            let done = table.delivered_below(*mark);
             if done {
                 let _ = reply.try_send(());
             }
@@ -342,12 +390,20 @@ impl<N: Net> Driver<N> {
     }
 
     /// Fails records not yet handed to the producer.
-    fn fail_unsent(&mut self, error: ClientError) {
-        for (n, _, done, _) in self.deliveries.blocked.drain(..) {
-            self.deliveries.outstanding.remove(&n);
-            done.send(Err(error.clone()));
+    fn fail_unsent(&mut self, error: &ClientError) {
+        let p = &mut self.produce;
+        p.inbox_waiting = false;
+        if p.incoming.is_empty() {
+            p.incoming_first = p.table.take_inbox(&mut p.incoming);
         }
-        self.finish_flushes();
+        let first = p.incoming_first;
+        for (i, _) in p.incoming.drain(..).enumerate() {
+            p.done.push((first + i as u64, Err(error.clone())));
+        }
+        for (n, _, _) in p.blocked.drain(..) {
+            p.done.push((n, Err(error.clone())));
+        }
+        self.report();
     }
 
     /// Carries out the client's outputs and completes finished operations.
@@ -408,7 +464,9 @@ impl<N: Net> Driver<N> {
                         let _ = done.try_send(result);
                     }
                 }
-                Event::Delivered { record, result } => self.delivered(record, result),
+                // Reported in bulk (`take_deliveries`); a client driven by hand
+                // would say it here.
+                Event::Delivered { record, result } => self.produce.done.push((record.0, result)),
                 // The consumer facade (a later change) takes these; nothing waits yet.
                 Event::RecordsReady => self.answer_poll(now()),
                 Event::ConsumerError { partition, error } => {
@@ -436,13 +494,9 @@ impl<N: Net> Driver<N> {
                 }
             }
         }
-        if !self.deliveries.blocked.is_empty() {
-            let waiting = self.deliveries.blocked.len();
-            self.admit(now());
-            // What the producer made of them is output for the next round.
-            progressed |= self.deliveries.blocked.len() != waiting;
-        }
-        self.finish_flushes();
+        // What the producer made of records taken in is output for the next round.
+        progressed |= self.admit(now());
+        self.report();
         progressed
     }
 
@@ -605,6 +659,7 @@ impl<N: Net> Drop for Driver<N> {
         // Calls still queued would wait for ever on a driver that is gone: refuse
         // new ones and fail the queued ones (dropping their reply senders).
         self.commands.close();
+        self.produce.table.close(&ClientError::Closed);
         while let Ok(cmd) = self.commands.try_recv() {
             if let Command::Start { done, .. } = cmd {
                 let _ = done.try_send(Err(ClientError::Closed));
@@ -736,6 +791,8 @@ impl<N: Net> Future for Driver<N> {
                     Poll::Ready(None) => {
                         // Every handle is gone: nobody can wait for anything.
                         if this.closing.is_none() {
+                            this.produce.table.refuse_new();
+                            this.produce.inbox_waiting = true;
                             this.client.close(now());
                             this.closing = Some(Vec::new());
                             progressed = true;

@@ -251,7 +251,7 @@ impl ClientBuilder {
 
     pub(crate) fn parts(
         self,
-    ) -> Result<(Core, Client, async_channel::Receiver<Command>, DriverTls), ClientError> {
+    ) -> Result<(Core, Client, crate::driver::DriverPort, DriverTls), ClientError> {
         let mut config = self.config?;
         // The SCRAM nonce's random part, drawn here (the core draws nothing); the
         // core makes it unique per connection.
@@ -264,13 +264,19 @@ impl ClientBuilder {
         let tls = DriverTls::default();
         let core = Core::new(config, crate::runtime::now());
         let (tx, rx) = async_channel::unbounded();
+        let deliveries = crate::delivery::Deliveries::new();
         let handle = Client {
             inner: Arc::new(Inner {
                 commands: tx,
                 tokens: AtomicU64::new(0),
+                deliveries: deliveries.clone(),
             }),
         };
-        Ok((core, handle, rx, tls))
+        let port = crate::driver::DriverPort {
+            commands: rx,
+            deliveries,
+        };
+        Ok((core, handle, port, tls))
     }
 
     /// Checks that the cluster answers: the first bootstrap, bounded by the connect
@@ -298,6 +304,8 @@ fn random_seed() -> u64 {
 struct Inner {
     commands: async_channel::Sender<Command>,
     tokens: AtomicU64,
+    /// The producer's records in transit and their delivery reports.
+    deliveries: Arc<crate::delivery::Deliveries>,
 }
 
 /// A handle to a Kafka cluster. Cheap to clone; every clone drives the same
@@ -843,6 +851,11 @@ impl Client {
         self.inner.tokens.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// The producer's records in transit and their delivery reports.
+    pub(crate) fn deliveries(&self) -> &Arc<crate::delivery::Deliveries> {
+        &self.inner.deliveries
+    }
+
     pub(crate) fn command(&self, command: Command) -> Result<(), ClientError> {
         self.inner
             .commands
@@ -886,6 +899,9 @@ impl Client {
     /// # Ok(()) });
     /// ```
     pub async fn close(&self) {
+        // Records sent from now on fail at once; those sent before are ended by
+        // the driver's close.
+        self.inner.deliveries.refuse_new();
         let (tx, rx) = async_channel::bounded(1);
         if self.inner.commands.try_send(Command::Close(tx)).is_ok() {
             let _ = rx.recv().await;

@@ -3,13 +3,8 @@
 //! order behind it.
 #![allow(clippy::disallowed_methods)]
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use crate::client::{ClientError, ProducerRecord, RecordMetadata};
+use crate::client::{ClientError, ProducerRecord};
 use crate::driver::Command;
-use crate::oneshot;
 
 /// A producer over a [`Client`](crate::runtime::Client): cheap to clone, shares the
 /// client's connections. Configure it with the builder's
@@ -43,64 +38,7 @@ pub struct Producer {
     client: crate::runtime::Client,
 }
 
-/// The delivery of one record: where it landed, or why not. Await it, or `wait` for
-/// it from blocking code. Dropping it does not cancel the record.
-///
-/// ```
-/// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
-/// # let (_server, client) = kafka_sansio::doc_support::client().await;
-/// use kafka_sansio::client::ProducerRecord;
-///
-/// let delivery = client.producer().send(ProducerRecord::new("orders", "paid").partition(2));
-/// let written = delivery.await?;
-/// assert_eq!(&*written.topic, "orders");
-/// assert_eq!((written.partition, written.offset), (2, Some(0)));
-/// # Ok(()) });
-/// ```
-#[must_use = "a delivery report says whether the record was written"]
-#[derive(Debug)]
-pub struct DeliveryFuture {
-    rx: oneshot::Receiver<Result<RecordMetadata, ClientError>>,
-}
-
-impl std::fmt::Debug for oneshot::Receiver<Result<RecordMetadata, ClientError>> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DeliveryReceiver")
-    }
-}
-
-impl Future for DeliveryFuture {
-    type Output = Result<RecordMetadata, ClientError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx)
-            .poll(cx)
-            .map(|r| r.unwrap_or(Err(ClientError::Closed)))
-    }
-}
-
-impl DeliveryFuture {
-    /// Blocks the thread until the record is delivered or fails.
-    ///
-    /// # Errors
-    /// The record could not be written (after retries, by its delivery timeout), or
-    /// the client closed first.
-    ///
-    /// ```
-    /// # #[cfg(all(feature = "sim", feature = "tokio", feature = "blocking"))] {
-    /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
-    /// use kafka_sansio::client::ProducerRecord;
-    ///
-    /// let delivery = client.producer().send(ProducerRecord::new("orders", "paid").partition(1));
-    /// let written = delivery.wait()?; // blocks this thread
-    /// assert_eq!((written.partition, written.offset), (1, Some(0)));
-    /// # }
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn wait(self) -> Result<RecordMetadata, ClientError> {
-        self.rx.wait().unwrap_or(Err(ClientError::Closed))
-    }
-}
+pub use crate::delivery::DeliveryFuture;
 
 fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
@@ -147,15 +85,17 @@ impl Producer {
     /// assert!(first.offset < second.offset);
     /// # Ok(()) });
     /// ```
-    pub fn send(&self, record: ProducerRecord) -> DeliveryFuture {
-        self.send_batch(vec![record]).pop().unwrap_or_else(|| {
-            let (_, rx) = oneshot::channel();
-            DeliveryFuture { rx }
-        })
+    pub fn send(&self, mut record: ProducerRecord) -> DeliveryFuture {
+        record.timestamp.get_or_insert_with(wall_clock_ms);
+        let (future, wake) = self.client.deliveries().push_one(record);
+        if wake {
+            // If the driver is gone its table is closed and every future fails.
+            let _ = self.client.command(Command::Produce);
+        }
+        future
     }
 
-    /// Hands many records over at once (one trip to the driver); their deliveries
-    /// in the same order.
+    /// Hands many records over at once; their deliveries in the same order.
     ///
     /// ```
     /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
@@ -171,16 +111,14 @@ impl Producer {
     /// ```
     pub fn send_batch(&self, records: Vec<ProducerRecord>) -> Vec<DeliveryFuture> {
         let now_ms = wall_clock_ms();
-        let mut batch = Vec::with_capacity(records.len());
         let mut futures = Vec::with_capacity(records.len());
-        for mut record in records {
-            record.timestamp.get_or_insert(now_ms);
-            let (tx, rx) = oneshot::channel();
-            batch.push((record, tx));
-            futures.push(DeliveryFuture { rx });
+        let records = records.into_iter().map(|mut r| {
+            r.timestamp.get_or_insert(now_ms);
+            r
+        });
+        if self.client.deliveries().push(records, &mut futures) {
+            let _ = self.client.command(Command::Produce);
         }
-        // If the driver is gone the senders drop and every future says Closed.
-        let _ = self.client.command(Command::Send(batch));
         futures
     }
 
@@ -204,7 +142,8 @@ impl Producer {
     /// ```
     pub async fn flush(&self) -> Result<(), ClientError> {
         let (tx, rx) = async_channel::bounded(1);
-        self.client.command(Command::Flush(tx))?;
+        let mark = self.client.deliveries().next_number();
+        self.client.command(Command::Flush(mark, tx))?;
         rx.recv().await.map_err(|_| ClientError::Closed)
     }
 }

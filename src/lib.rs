@@ -106,6 +106,9 @@ mod conn_driver;
 #[path = "../runtimes/consumer.rs"]
 mod consumer_facade;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "blocking"))]
+#[path = "../runtimes/delivery.rs"]
+mod delivery;
+#[cfg(any(feature = "tokio", feature = "smol", feature = "blocking"))]
 #[path = "../runtimes/driver.rs"]
 mod driver;
 #[cfg(any(feature = "tokio", feature = "smol", feature = "blocking"))]

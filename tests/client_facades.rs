@@ -351,6 +351,91 @@ async fn idempotent_first_records_flushed_at_once_are_delivered() {
     server.shutdown().await;
 }
 
+/// A send after `close` fails at once with `Closed`; every record sent before it
+/// gets exactly one report (written, or `Closed` if it was still buffered); and a
+/// client dropped with deliveries outstanding ends them instead of leaving them
+/// waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producer_sends_after_close_are_refused_and_none_before_it_hang() {
+    use kafka_sansio::client::{ClientError, ProducerRecord};
+    let server = serve(cluster(1)).await.unwrap();
+    server
+        .with_cluster(|c, _| c.create_topic("c", 1, 1))
+        .unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .configure(|c| c.producer.linger = Duration::from_secs(60))
+        .build_tokio()
+        .await
+        .unwrap();
+    let producer = client.producer();
+    let before: Vec<_> = (0..100)
+        .map(|i| producer.send(ProducerRecord::new("c", format!("{i}"))))
+        .collect();
+    client.close().await;
+    let after = producer.send(ProducerRecord::new("c", "late"));
+    let refused = tokio::time::timeout(Duration::from_secs(5), after)
+        .await
+        .expect("a send after close must fail at once");
+    assert_eq!(refused, Err(ClientError::Closed));
+    for d in before {
+        let r = tokio::time::timeout(Duration::from_secs(5), d)
+            .await
+            .expect("a record sent before close must end when the client closes");
+        // Lingering a minute, nothing was sent: each one fails with Closed.
+        assert_eq!(r, Err(ClientError::Closed));
+    }
+
+    // Dropped rather than closed: the driver stops and ends what is outstanding.
+    let client = ClientBuilder::new(&server.bootstrap())
+        .configure(|c| c.producer.linger = Duration::from_secs(60))
+        .build_tokio()
+        .await
+        .unwrap();
+    let pending = client.producer().send(ProducerRecord::new("c", "x"));
+    drop(client);
+    let r = tokio::time::timeout(Duration::from_secs(5), pending)
+        .await
+        .expect("a record of a dropped client must not wait for ever");
+    assert_eq!(r, Err(ClientError::Closed));
+    server.shutdown().await;
+}
+
+/// With a buffer far smaller than what is sent, records wait for room in the
+/// driver and still go out in send order, each reported once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producer_records_waiting_for_buffer_room_keep_their_order() {
+    use kafka_sansio::client::ProducerRecord;
+    let server = serve(cluster(1)).await.unwrap();
+    server
+        .with_cluster(|c, _| c.create_topic("b", 2, 1))
+        .unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .configure(|c| {
+            c.producer.buffer_max_bytes = 4 * 1024;
+            c.producer.batch_max_bytes = 2 * 1024;
+            c.producer.linger = Duration::from_millis(1);
+        })
+        .build_tokio()
+        .await
+        .unwrap();
+    let producer = client.producer();
+    let n = 3000;
+    let futures: Vec<_> = (0..n)
+        .map(|i| producer.send(ProducerRecord::new("b", format!("value {i:06}")).partition(i % 2)))
+        .collect();
+    producer.flush().await.unwrap();
+    let mut next = [0i64; 2];
+    for (i, f) in futures.into_iter().enumerate() {
+        let m = f.await.unwrap();
+        assert_eq!(m.partition, (i % 2) as i32);
+        assert_eq!(m.offset, Some(next[i % 2]), "record {i} out of send order");
+        next[i % 2] += 1;
+    }
+    assert_eq!(next, [1500, 1500]);
+    client.close().await;
+    server.shutdown().await;
+}
+
 #[test]
 fn blocking_producer_waits_for_each_delivery() {
     use kafka_sansio::client::ProducerRecord;

@@ -569,6 +569,8 @@ pub struct Client {
     next_produce_request: u64,
     /// Replies for the producer that arrived while it was busy driving.
     deferred_produce_replies: Vec<(u64, Result<Reply, ClientError>)>,
+    /// Deliveries wait for `take_deliveries` instead of becoming events (the facades).
+    bulk_deliveries: bool,
     /// The consumer, once partitions were assigned.
     consumer: Option<Box<consumer::Consumer>>,
     /// The consumer's Fetch requests on the wire, by number.
@@ -628,6 +630,7 @@ impl Client {
             produce_requests: BTreeMap::new(),
             next_produce_request: 0,
             deferred_produce_replies: Vec::new(),
+            bulk_deliveries: false,
             consumer: None,
             fetch_requests: BTreeMap::new(),
             group: None,

@@ -11,7 +11,9 @@ use super::metadata::{Leader, Metadata};
 use super::op::{
     Built, Ctx, Lane, Operation, Refresh, Reply, Step, Target, Versions, all, decode, version,
 };
-use super::producer::{Producer, ProducerRecord, RecordId, SendError, TopicViewOwned, Want};
+use super::producer::{
+    Producer, ProducerRecord, RecordId, RecordMetadata, SendError, TopicViewOwned, Want,
+};
 use super::{Client, ClientError, Endpoint, Event, Internal, OpOutput, Owner};
 use crate::connection::{AnyRequest, RequestOptions};
 
@@ -94,12 +96,45 @@ impl Client {
         record: ProducerRecord,
     ) -> Result<RecordId, (SendError, ProducerRecord)> {
         self.advance(now);
-        let seed = self.config.seed;
-        let config = self.config.producer.clone();
-        let producer = self
-            .producer
-            .get_or_insert_with(|| Box::new(Producer::new(config, seed)));
-        producer.send(now, record)
+        self.producer_mut().send(now, record)
+    }
+
+    /// As [`accept_record`](Self::accept_record), naming the record by the caller's
+    /// `id` (the facades number records themselves). Ids must grow and never repeat.
+    #[allow(clippy::result_large_err)] // as try_send
+    pub(crate) fn accept_record_as(
+        &mut self,
+        now: Instant,
+        record: ProducerRecord,
+        id: RecordId,
+    ) -> Result<(), (SendError, ProducerRecord)> {
+        self.advance(now);
+        self.producer_mut().send_as(now, record, id)
+    }
+
+    fn producer_mut(&mut self) -> &mut Producer {
+        let (seed, config) = (self.config.seed, &self.config.producer);
+        self.producer
+            .get_or_insert_with(|| Box::new(Producer::new(config.clone(), seed)))
+    }
+
+    /// Deliveries are taken with [`take_deliveries`](Self::take_deliveries) from now
+    /// on, instead of one [`Event::Delivered`] each.
+    pub(crate) fn report_deliveries_in_bulk(&mut self) {
+        self.bulk_deliveries = true;
+    }
+
+    /// Hands every finished record's delivery to `f` (with
+    /// [`report_deliveries_in_bulk`](Self::report_deliveries_in_bulk)).
+    pub(crate) fn take_deliveries(
+        &mut self,
+        mut f: impl FnMut(RecordId, Result<RecordMetadata, ClientError>),
+    ) {
+        if let Some(p) = self.producer.as_mut() {
+            for (record, result) in p.deliveries.drain(..) {
+                f(record, result);
+            }
+        }
     }
 
     /// Sends every buffered record now, without waiting for linger. Their
@@ -323,6 +358,9 @@ impl Client {
 
     /// Turns the producer's finished records into events.
     pub(crate) fn emit_deliveries(&mut self) {
+        if self.bulk_deliveries {
+            return;
+        }
         if let Some(p) = self.producer.as_mut() {
             for (record, result) in p.deliveries.drain(..) {
                 self.events.push_back(Event::Delivered { record, result });

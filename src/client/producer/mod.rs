@@ -533,6 +533,19 @@ impl Producer {
         now: Instant,
         record: ProducerRecord,
     ) -> Result<RecordId, (SendError, ProducerRecord)> {
+        let id = RecordId(self.next_id);
+        self.send_as(now, record, id)?;
+        Ok(id)
+    }
+
+    /// As [`send`](Self::send), with the caller's id for the record (ids grow).
+    #[allow(clippy::result_large_err)] // as send
+    pub(crate) fn send_as(
+        &mut self,
+        now: Instant,
+        record: ProducerRecord,
+        id: RecordId,
+    ) -> Result<(), (SendError, ProducerRecord)> {
         if let Err(e) = self.check_config() {
             return Err((e, record));
         }
@@ -548,8 +561,7 @@ impl Producer {
             };
             return Err((full, record));
         }
-        let id = RecordId(self.next_id);
-        self.next_id += 1;
+        self.next_id = self.next_id.max(id.0 + 1);
         self.buffered += size;
         let pending = Pending {
             id,
@@ -557,11 +569,16 @@ impl Producer {
             record,
             size,
         };
-        self.unrouted
-            .entry(pending.record.topic.clone())
-            .or_default()
-            .push_back(pending);
-        Ok(id)
+        match self.unrouted.get_mut(&pending.record.topic) {
+            Some(queue) => queue.push_back(pending),
+            None => {
+                let mut queue = VecDeque::new();
+                let topic = pending.record.topic.clone();
+                queue.push_back(pending);
+                self.unrouted.insert(topic, queue);
+            }
+        }
+        Ok(())
     }
 
     /// Sends every buffered batch without waiting for linger.
