@@ -112,6 +112,17 @@ impl Client {
         self.producer_mut().send_as(now, record, id)
     }
 
+    #[allow(dead_code)]
+    pub(crate) fn producer_dump(&self, now: Instant) -> String {
+        self.producer
+            .as_ref()
+            .map_or(String::new(), |p| p.dump(now))
+            + &format!(
+                "produce_requests {:?}",
+                self.produce_requests.keys().collect::<Vec<_>>()
+            )
+    }
+
     fn producer_mut(&mut self) -> &mut Producer {
         let (seed, config) = (self.config.seed, &self.config.producer);
         self.producer

@@ -700,29 +700,22 @@ fn read_requests(link: &mut Link) -> Result<usize, CheckFailure> {
     }
 }
 
-/// Whether a record must be delivered by its delivery timeout plus one request's
-/// time. Off: the producer does not keep that bound yet. A batch whose outcome is
-/// unknown is retried past its deadline to learn it, and the CI fuzz run found a
-/// record reported 215 ms past the bound, later ones further still
-/// (`fuzz/known-defects/producer-late-delivery`; with this switch on, the ignored
-/// `known_defect_producer_late_delivery` in tests/fuzz_corpus.rs reproduces it). Every record is
-/// still checked to get exactly one delivery, and all of them once the brokers fall
-/// silent.
-const CHECK_DELIVERY_BY_DEADLINE: bool = false;
-
 /// After `handle_timeout(now)`: every operation whose deadline is at or before
 /// `now` has ended, and no deadline at or before `now` is left.
 fn after_timeout(s: &State) -> Result<(), CheckFailure> {
-    if CHECK_DELIVERY_BY_DEADLINE
-        && let Some((id, (latest, _))) = s
-            .producer
-            .iter()
-            .flat_map(|p| p.records.iter())
-            .find(|(_, (latest, delivered))| !delivered && *latest < s.now)
+    // Every record is delivered by its delivery timeout plus one request's time (a
+    // retried batch behind younger ones was reported late once:
+    // `corpus/producer/regress-late-delivery`).
+    if let Some((id, (latest, _))) = s
+        .producer
+        .iter()
+        .flat_map(|p| p.records.iter())
+        .find(|(_, (latest, delivered))| !delivered && *latest < s.now)
     {
         return Err(fail(format!(
-            "producer: {id:?} not delivered at handle_timeout {:?} after its delivery timeout and the time its request may take",
-            s.now - *latest
+            "producer: {id:?} not delivered at handle_timeout {:?} after its delivery timeout and the time its request may take\n{}",
+            s.now - *latest,
+            s.client.producer_dump(s.now)
         )));
     }
     if let Some((op, o)) = s

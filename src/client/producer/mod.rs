@@ -512,6 +512,39 @@ impl Producer {
             .collect()
     }
 
+    #[allow(dead_code)]
+    pub(crate) fn dump(&self, now: Instant) -> String {
+        let mut out = format!("pid {:?} unrouted {}\n", self.pid, self.unrouted.len());
+        for ((t, p), b) in &self.parts {
+            out += &format!(
+                "{t}/{p}: open {} draining {} backoff {:?} needs_bump {} next_seq {} successes {}\n",
+                b.open.len(),
+                b.draining,
+                b.backoff_until.map(|x| x.saturating_duration_since(now)),
+                b.needs_bump,
+                b.next_sequence,
+                b.successes
+            );
+            for (k, q) in [("ready", &b.ready), ("inflight", &b.in_flight)] {
+                for x in q.iter() {
+                    out += &format!(
+                        "  {k} ids {:?}.. n{} seq {} ep {} deadline_in {:?} past {:?} unknown {} mw {} attempts {}\n",
+                        x.ids.first().map(|i| i.0),
+                        x.ids.len(),
+                        x.base_sequence,
+                        x.epoch,
+                        x.deadline.saturating_duration_since(now),
+                        now.saturating_duration_since(x.deadline),
+                        x.unknown,
+                        x.maybe_written,
+                        x.attempts
+                    );
+                }
+            }
+        }
+        out
+    }
+
     pub(crate) fn retries(&self) -> u64 {
         self.retries
     }
@@ -603,7 +636,7 @@ impl Producer {
             if let Some(p) = b.open.first() {
                 at(p.deadline);
             }
-            if let Some(r) = b.ready.front() {
+            for r in &b.ready {
                 at(r.deadline);
             }
             if let Some(t) = b.backoff_until {
@@ -761,11 +794,22 @@ impl Producer {
             if buf.open.is_empty() {
                 buf.open_since = None;
             }
-            // A sealed batch not in flight expires whole. Under idempotence its
+            // A sealed batch not in flight expires whole, wherever it waits: a retry
+            // goes back in sequence order (without idempotence, to the back), so
+            // the front is not always the oldest. (Found by the `producer` fuzz
+            // target: a retried batch behind younger ones was reported 215 ms past
+            // its delivery timeout plus one request.) Under idempotence its
             // sequence numbers are then missing; if it was never written, later
-            // batches get OUT_OF_ORDER_SEQUENCE and the epoch is bumped.
-            while buf.ready.front().is_some_and(|b| b.deadline <= now) {
-                if let Some(b) = buf.ready.pop_front() {
+            // batches get OUT_OF_ORDER_SEQUENCE and the epoch is bumped. One whose
+            // outcome is unknown fails too: its records may be in the log, as
+            // with any timeout, and the batches after it keep their numbers.
+            if buf.ready.iter().any(|b| b.deadline <= now) {
+                let (expired, kept): (VecDeque<Batch>, VecDeque<Batch>) =
+                    std::mem::take(&mut buf.ready)
+                        .into_iter()
+                        .partition(|b| b.deadline <= now);
+                buf.ready = kept;
+                for b in expired {
                     self.buffered -= b.size;
                     let last = b.last_error.clone();
                     for (id, _) in b.ids {
