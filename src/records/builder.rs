@@ -1,6 +1,6 @@
 //! Encoding: a RecordBatch v2 builder that writes records straight into one buffer.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use super::batch::{BATCH_HEADER_LEN, CRC_START};
 use super::compression::{self, Compression, SnappyFraming};
@@ -554,6 +554,94 @@ impl<'a> BatchBuilder<'a> {
         self.buf[start + 17..start + 21].copy_from_slice(&crc.to_be_bytes());
         self.finished = true;
         Ok(total)
+    }
+}
+
+/// A batch being built in a buffer of its own, appended to a record at a time
+/// between other work: the producer keeps one per partition and encodes each record
+/// as it is handed over, so that it holds encoded bytes, not the records.
+///
+/// It is a [`BatchBuilder`] paused between appends (the same encoding paths); the
+/// producer fields are filled in by [`finish`](Self::finish), since the sequence
+/// is known only when the batch is sealed.
+#[derive(Debug)]
+pub(crate) struct OpenBatch {
+    buf: BytesMut,
+    end: usize,
+    config: BatchConfig,
+    count: i32,
+    first_timestamp: i64,
+    max_timestamp: i64,
+}
+
+impl OpenBatch {
+    /// An empty batch; `capacity` is a first guess at its size.
+    pub(crate) fn new(config: &BatchConfig, capacity: usize) -> Self {
+        let mut buf = BytesMut::with_capacity(capacity.clamp(
+            BATCH_HEADER_LEN,
+            config.max_batch_bytes.max(BATCH_HEADER_LEN),
+        ));
+        buf.extend_from_slice(&[0u8; BATCH_HEADER_LEN]);
+        Self {
+            end: buf.len(),
+            buf,
+            config: *config,
+            count: 0,
+            first_timestamp: -1,
+            max_timestamp: -1,
+        }
+    }
+
+    /// As [`BatchBuilder::append`].
+    #[inline]
+    pub(crate) fn append(&mut self, record: &NewRecord<'_>) -> Result<(), AppendError> {
+        let mut b = BatchBuilder {
+            end: self.end,
+            config: self.config,
+            control: false,
+            count: self.count,
+            first_timestamp: self.first_timestamp,
+            max_timestamp: self.max_timestamp,
+            start: 0,
+            finished: false,
+            buf: &mut self.buf,
+        };
+        let result = b.append(record);
+        // Paused, not dropped: the partial batch stays in the buffer.
+        b.finished = true;
+        let (end, count, first, max) = (b.end, b.count, b.first_timestamp, b.max_timestamp);
+        drop(b);
+        self.end = end;
+        self.count = count;
+        self.first_timestamp = first;
+        self.max_timestamp = max;
+        result
+    }
+
+    /// Completes the batch with the producer's id, epoch and the batch's first
+    /// sequence number, as [`BatchBuilder::finish`].
+    pub(crate) fn finish(
+        mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        base_sequence: i32,
+    ) -> Result<Bytes, EncodeError> {
+        self.config.producer_id = producer_id;
+        self.config.producer_epoch = producer_epoch;
+        self.config.base_sequence = base_sequence;
+        let b = BatchBuilder {
+            end: self.end,
+            config: self.config,
+            control: false,
+            count: self.count,
+            first_timestamp: self.first_timestamp,
+            max_timestamp: self.max_timestamp,
+            start: 0,
+            finished: false,
+            buf: &mut self.buf,
+        };
+        b.finish()?;
+        Ok(self.buf.freeze())
     }
 }
 

@@ -54,6 +54,7 @@ pub use batch::{
     BATCH_HEADER_LEN, Batch, BatchHeader, BatchReader, BatchRecords, RecordBatch, RecordRef,
     Records, Truncated,
 };
+pub(crate) use builder::OpenBatch;
 pub use builder::{BatchBuilder, BatchConfig, DEFAULT_MAX_BATCH_BYTES, NewHeader, NewRecord};
 pub use compression::{Compression, SnappyFraming};
 pub use control::{

@@ -34,7 +34,7 @@ pub use aggregator::{
 pub use partitioner::{Partitioner, TopicPartitions, murmur2, partition_for_key};
 
 use crate::messages::{ApiKey, ErrorCode, ProduceRequest, ProduceResponse, produce_request};
-use crate::records::{BatchBuilder, BatchConfig, Compression, NewHeader, NewRecord};
+use crate::records::{AppendError, BatchConfig, Compression, NewHeader, NewRecord, OpenBatch};
 
 use super::ClientError;
 use super::ops::partition::RecordHeader;
@@ -371,12 +371,24 @@ pub(crate) struct Batch {
     last_error: Option<ClientError>,
 }
 
+/// The batch a partition's records are encoded into as they come.
+#[derive(Debug)]
+struct Open {
+    batch: OpenBatch,
+    /// Its records' ids and timestamps.
+    ids: Vec<(RecordId, i64)>,
+    /// Budget bytes of its records.
+    size: usize,
+    /// When its first record came: linger counts from then.
+    since: Instant,
+    /// The earliest delivery deadline of its records.
+    deadline: Instant,
+}
+
 /// One partition's buffer and sending state.
 #[derive(Debug, Default)]
 struct PartBuf {
-    open: Vec<Pending>,
-    open_bytes: usize,
-    open_since: Option<Instant>,
+    open: Option<Open>,
     /// Sealed batches not in flight, in sequence order (retries first).
     ready: VecDeque<Batch>,
     /// Batches in flight, in sequence order.
@@ -447,6 +459,9 @@ pub(crate) struct Producer {
     flushing: bool,
     pub(crate) deliveries: VecDeque<Delivery>,
     retries: u64,
+    /// Topics routed to since their metadata last changed, as of the last drive:
+    /// a record for one of them goes straight into its partition's open batch.
+    views: BTreeMap<Arc<str>, TopicViewOwned>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -477,6 +492,7 @@ impl Producer {
             flushing: false,
             deliveries: VecDeque::new(),
             retries: 0,
+            views: BTreeMap::new(),
             config,
         }
     }
@@ -493,7 +509,7 @@ impl Producer {
             .parts
             .values()
             .map(|p| {
-                p.open.len()
+                p.open.as_ref().map_or(0, |o| o.ids.len())
                     + p.ready.iter().map(|b| b.ids.len()).sum::<usize>()
                     + p.in_flight.iter().map(|b| b.ids.len()).sum::<usize>()
             })
@@ -506,7 +522,8 @@ impl Producer {
         self.parts
             .iter()
             .map(|((t, p), b)| {
-                let buffered = b.open.len() + b.ready.iter().map(|x| x.ids.len()).sum::<usize>();
+                let buffered = b.open.as_ref().map_or(0, |o| o.ids.len())
+                    + b.ready.iter().map(|x| x.ids.len()).sum::<usize>();
                 (t.clone(), *p, buffered, b.in_flight.len())
             })
             .collect()
@@ -518,7 +535,7 @@ impl Producer {
         for ((t, p), b) in &self.parts {
             out += &format!(
                 "{t}/{p}: open {} draining {} backoff {:?} needs_bump {} next_seq {} successes {}\n",
-                b.open.len(),
+                b.open.as_ref().map_or(0, |o| o.ids.len()),
                 b.draining,
                 b.backoff_until.map(|x| x.saturating_duration_since(now)),
                 b.needs_bump,
@@ -596,9 +613,24 @@ impl Producer {
         }
         self.next_id = self.next_id.max(id.0 + 1);
         self.buffered += size;
+        let deadline = now + self.config.delivery_timeout;
+        // A topic routed to before, with nothing of it waiting for metadata: the
+        // record is encoded into its partition's open batch now, and only its
+        // encoded bytes are kept.
+        if !self.unrouted.contains_key(&record.topic)
+            && let Some(view) = self.views.get(&record.topic)
+        {
+            let count = view.count;
+            let partition = match record.partition {
+                Some(p) => p,
+                None => pick_partition(&self.partitioner, &record, size, view),
+            };
+            self.place(now, partition, count, id, &record, size, deadline);
+            return Ok(());
+        }
         let pending = Pending {
             id,
-            deadline: now + self.config.delivery_timeout,
+            deadline,
             record,
             size,
         };
@@ -630,11 +662,9 @@ impl Producer {
             }
         }
         for b in self.parts.values() {
-            if let Some(since) = b.open_since {
-                at(since + self.config.linger);
-            }
-            if let Some(p) = b.open.first() {
-                at(p.deadline);
+            if let Some(open) = &b.open {
+                at(open.since + self.config.linger);
+                at(open.deadline);
             }
             for r in &b.ready {
                 at(r.deadline);
@@ -705,7 +735,7 @@ impl Producer {
             self.build_requests(topic, node_ready, wants);
         }
         if self.flushing
-            && self.parts.values().all(|p| p.open.is_empty())
+            && self.parts.values().all(|p| p.open.is_none())
             && self.unrouted.is_empty()
         {
             self.flushing = false;
@@ -719,6 +749,15 @@ impl Producer {
         topic: &dyn Fn(&str) -> Option<TopicViewOwned>,
         wants: &mut Vec<Want>,
     ) {
+        // What `send` routes by at once is refreshed from the metadata each drive.
+        self.views
+            .retain(|name, view| match topic(name).filter(|v| v.count > 0) {
+                Some(v) => {
+                    *view = v;
+                    true
+                }
+                None => false,
+            });
         let names: Vec<Arc<str>> = self.unrouted.keys().cloned().collect();
         for name in names {
             // A topic listed without partitions (a broker's answer mid-creation, or a
@@ -735,38 +774,106 @@ impl Producer {
             for pending in queue {
                 let partition = match pending.record.partition {
                     Some(p) => p,
-                    None => {
-                        let mut part = self
-                            .partitioner
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
-                        let tp = TopicPartitions {
-                            count: view.count,
-                            available: &view.available,
-                        };
-                        let p = part.partition(&name, pending.record.key.as_deref(), tp);
-                        part.on_append(&name, p, pending.size);
-                        p
-                    }
+                    None => pick_partition(&self.partitioner, &pending.record, pending.size, &view),
                 };
-                if partition < 0 || partition as usize >= view.count {
-                    let error = ClientError::UnknownPartition {
-                        topic: name.clone(),
-                        partition,
-                        count: view.count,
-                    };
-                    self.buffered -= pending.size;
-                    self.deliveries.push_back((pending.id, Err(error)));
-                    continue;
-                }
-                let key = (name.clone(), partition);
-                let buf = self.parts.entry(key).or_default();
-                if buf.open.is_empty() {
-                    buf.open_since = Some(now);
-                }
-                buf.open_bytes += pending.size;
-                buf.open.push(pending);
+                self.place(
+                    now,
+                    partition,
+                    view.count,
+                    pending.id,
+                    &pending.record,
+                    pending.size,
+                    pending.deadline,
+                );
             }
+            self.views.insert(name, view);
+        }
+    }
+
+    /// Encodes a record into its partition's open batch (sealing that batch first
+    /// if the record does not fit), or fails it if the partition does not exist or
+    /// the record cannot be encoded.
+    #[allow(clippy::too_many_arguments)]
+    fn place(
+        &mut self,
+        now: Instant,
+        partition: i32,
+        count: usize,
+        id: RecordId,
+        record: &ProducerRecord,
+        size: usize,
+        deadline: Instant,
+    ) {
+        if partition < 0 || partition as usize >= count {
+            let error = ClientError::UnknownPartition {
+                topic: record.topic.clone(),
+                partition,
+                count,
+            };
+            self.buffered -= size;
+            self.deliveries.push_back((id, Err(error)));
+            return;
+        }
+        let pid = self.stamp();
+        let key = (record.topic.clone(), partition);
+        let buf = self.parts.entry(key).or_default();
+        let mut headers: Vec<NewHeader<'_>> = Vec::new();
+        if !record.headers.is_empty() {
+            headers.extend(
+                record
+                    .headers
+                    .iter()
+                    .map(|h| NewHeader::new(&h.key, h.value.as_deref())),
+            );
+        }
+        let timestamp = record.timestamp.unwrap_or(-1);
+        let new = NewRecord {
+            timestamp,
+            key: record.key.as_deref(),
+            value: record.value.as_deref(),
+            headers: &headers,
+        };
+        loop {
+            let config = &self.config;
+            let open = buf.open.get_or_insert_with(|| Open {
+                batch: OpenBatch::new(&batch_config(config), OPEN_BATCH_CAPACITY),
+                ids: Vec::new(),
+                size: 0,
+                since: now,
+                deadline,
+            });
+            match open.batch.append(&new) {
+                Ok(()) => {
+                    open.ids.push((id, timestamp));
+                    open.size += size;
+                    open.deadline = open.deadline.min(deadline);
+                    if open.ids.len() >= self.config.batch_max_records.max(1) {
+                        seal_open(buf, pid, &mut self.deliveries, &mut self.buffered);
+                    }
+                    return;
+                }
+                Err(AppendError::BatchFull { .. }) if !open.ids.is_empty() => {
+                    seal_open(buf, pid, &mut self.deliveries, &mut self.buffered);
+                }
+                Err(e) => {
+                    if open.ids.is_empty() {
+                        buf.open = None;
+                    }
+                    self.buffered -= size;
+                    self.deliveries
+                        .push_back((id, Err(ClientError::Records(e.to_string()))));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The producer id and epoch sealed batches carry now (`None`: not known yet, or
+    /// a bump is waiting; they are stamped when it comes).
+    fn stamp(&self) -> Option<(i64, i16)> {
+        match self.pid {
+            ProducerId::Ready { id, epoch } => Some((id, epoch)),
+            _ => None,
         }
     }
 
@@ -784,15 +891,16 @@ impl Producer {
         }
         self.unrouted.retain(|_, q| !q.is_empty());
         for buf in self.parts.values_mut() {
-            let expired = buf.open.iter().take_while(|p| p.deadline <= now).count();
-            for p in buf.open.drain(..expired) {
-                self.buffered -= p.size;
-                buf.open_bytes -= p.size;
-                self.deliveries
-                    .push_back((p.id, Err(delivery_timeout(timeout, None))));
-            }
-            if buf.open.is_empty() {
-                buf.open_since = None;
+            // An open batch lingers for milliseconds; one whose first record's
+            // deadline passed (a delivery timeout shorter than linger) fails whole.
+            if buf.open.as_ref().is_some_and(|o| o.deadline <= now)
+                && let Some(open) = buf.open.take()
+            {
+                self.buffered -= open.size;
+                for (id, _) in open.ids {
+                    self.deliveries
+                        .push_back((id, Err(delivery_timeout(timeout, None))));
+                }
             }
             // A sealed batch not in flight expires whole, wherever it waits: a retry
             // goes back in sequence order (without idempotence, to the back), so
@@ -821,53 +929,19 @@ impl Producer {
         }
     }
 
-    /// Seals open batches that are full, lingered long enough, or being flushed.
+    /// Seals open batches that lingered long enough, or all of them when flushing.
+    /// (A full batch is sealed as the record that does not fit comes.)
     fn seal(&mut self, now: Instant) {
-        let (linger, max_bytes, max_records) = (
-            self.config.linger,
-            self.config.batch_max_bytes,
-            self.config.batch_max_records,
-        );
-        let pid = match self.pid {
-            ProducerId::Ready { id, epoch } => Some((id, epoch)),
-            _ => None,
-        };
-        let keys: Vec<(Arc<str>, i32)> = self
-            .parts
-            .iter()
-            .filter(|(_, b)| {
-                !b.open.is_empty()
-                    && (self.flushing
-                        || b.open_bytes >= max_bytes
-                        || b.open.len() >= max_records
-                        || b.open_since.is_some_and(|t| t + linger <= now))
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in keys {
-            let Some(buf) = self.parts.get_mut(&key) else {
-                continue;
-            };
-            while !buf.open.is_empty() {
-                match encode(&mut buf.open, &self.config, pid, buf.next_sequence) {
-                    Ok((batch, taken_bytes)) => {
-                        buf.open_bytes -= taken_bytes;
-                        if pid.is_some() {
-                            buf.next_sequence =
-                                buf.next_sequence.wrapping_add(batch.ids.len() as i32);
-                        }
-                        buf.ready.push_back(batch);
-                    }
-                    Err((ids, error)) => {
-                        for (id, size) in ids {
-                            self.buffered -= size;
-                            buf.open_bytes -= size;
-                            self.deliveries.push_back((id, Err(error.clone())));
-                        }
-                    }
-                }
+        let linger = self.config.linger;
+        let pid = self.stamp();
+        for buf in self.parts.values_mut() {
+            if buf
+                .open
+                .as_ref()
+                .is_some_and(|o| self.flushing || o.since + linger <= now)
+            {
+                seal_open(buf, pid, &mut self.deliveries, &mut self.buffered);
             }
-            buf.open_since = None;
         }
     }
 
@@ -1196,7 +1270,7 @@ impl Producer {
             }
         }
         self.parts.retain(|_, b| {
-            !b.open.is_empty()
+            b.open.is_some()
                 || !b.ready.is_empty()
                 || !b.in_flight.is_empty()
                 || b.next_sequence != 0
@@ -1247,13 +1321,12 @@ impl Producer {
             let Some(buf) = self.parts.get_mut(&key) else {
                 continue;
             };
-            let open = std::mem::take(&mut buf.open);
             let ready = std::mem::take(&mut buf.ready);
-            buf.open_bytes = 0;
-            buf.open_since = None;
-            for p in open {
-                self.buffered -= p.size;
-                self.deliveries.push_back((p.id, Err(error.clone())));
+            if let Some(open) = buf.open.take() {
+                self.buffered -= open.size;
+                for (id, _) in open.ids {
+                    self.deliveries.push_back((id, Err(error.clone())));
+                }
             }
             for b in ready {
                 self.fail_batch(b, error.clone());
@@ -1332,102 +1405,79 @@ fn delivery_timeout(timeout: Duration, last: Option<ClientError>) -> ClientError
     }
 }
 
-/// Encodes records from the front of `open` into one batch, up to the limits.
-/// Returns the batch and the budget bytes it took, or the records that could not be
-/// encoded with why.
-#[allow(clippy::type_complexity)]
-fn encode(
-    open: &mut Vec<Pending>,
-    config: &ProducerConfig,
-    pid: Option<(i64, i16)>,
-    base_sequence: i32,
-) -> Result<(Batch, usize), (Vec<(RecordId, usize)>, ClientError)> {
-    let (producer_id, producer_epoch, base_seq) = match pid {
-        Some((id, epoch)) => (id, epoch, base_sequence),
-        None => (-1, -1, -1),
-    };
-    let batch_config = BatchConfig {
-        producer_id,
-        producer_epoch,
-        base_sequence: base_seq,
+/// A first guess at an open batch's size: it grows (to the batch limit) as records
+/// come.
+const OPEN_BATCH_CAPACITY: usize = 16 * 1024;
+
+/// How the producer's batches are encoded (the producer fields come at sealing).
+fn batch_config(config: &ProducerConfig) -> BatchConfig {
+    BatchConfig {
         compression: config.compression,
         compression_level: config.compression_level,
         max_batch_bytes: config.batch_max_bytes,
         ..BatchConfig::default()
+    }
+}
+
+/// The partitioner's choice for a record without a partition.
+fn pick_partition(
+    partitioner: &std::sync::Mutex<dyn Partitioner>,
+    record: &ProducerRecord,
+    size: usize,
+    view: &TopicViewOwned,
+) -> i32 {
+    let mut part = partitioner
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let tp = TopicPartitions {
+        count: view.count,
+        available: &view.available,
     };
-    let mut buf = BytesMut::with_capacity(
-        open.iter()
-            .map(|p| p.size)
-            .sum::<usize>()
-            .min(config.batch_max_bytes)
-            + 64,
-    );
-    let mut builder = BatchBuilder::new(&mut buf, &batch_config);
-    let mut headers: Vec<NewHeader<'_>> = Vec::new();
-    let mut taken = 0;
-    let mut bytes = 0;
-    let Some(mut deadline) = open.first().map(|p| p.deadline) else {
-        return Err((
-            Vec::new(),
-            ClientError::InvalidArgument("an empty batch".into()),
-        ));
+    let p = part.partition(&record.topic, record.key.as_deref(), tp);
+    part.on_append(&record.topic, p, size);
+    p
+}
+
+/// Seals a partition's open batch into its ready queue, with the producer id and
+/// the partition's next sequence if known (otherwise it is stamped when they are).
+fn seal_open(
+    buf: &mut PartBuf,
+    pid: Option<(i64, i16)>,
+    deliveries: &mut VecDeque<Delivery>,
+    buffered: &mut usize,
+) {
+    let Some(open) = buf.open.take() else {
+        return;
     };
-    for p in open.iter() {
-        if taken >= config.batch_max_records.max(1) {
-            break;
-        }
-        headers.clear();
-        headers.extend(
-            p.record
-                .headers
-                .iter()
-                .map(|h| NewHeader::new(&h.key, h.value.as_deref())),
-        );
-        let record = NewRecord {
-            timestamp: p.record.timestamp.unwrap_or(-1),
-            key: p.record.key.as_deref(),
-            value: p.record.value.as_deref(),
-            headers: &headers,
-        };
-        match builder.append(&record) {
-            Ok(()) => {
-                taken += 1;
-                bytes += p.size;
-                deadline = deadline.min(p.deadline);
+    let (id, epoch, base_sequence) = match pid {
+        Some((id, epoch)) => (id, epoch, buf.next_sequence),
+        None => (-1, -1, -1),
+    };
+    match open.batch.finish(id, epoch, base_sequence) {
+        Ok(bytes) => {
+            if pid.is_some() {
+                buf.next_sequence = buf.next_sequence.wrapping_add(open.ids.len() as i32);
             }
-            Err(crate::records::AppendError::BatchFull { .. }) if taken > 0 => break,
-            Err(e) => {
-                drop(builder);
-                let bad = open.remove(0);
-                return Err((
-                    vec![(bad.id, bad.size)],
-                    ClientError::Records(e.to_string()),
-                ));
+            buf.ready.push_back(Batch {
+                ids: open.ids,
+                bytes,
+                size: open.size,
+                base_sequence,
+                epoch,
+                deadline: open.deadline,
+                attempts: 0,
+                maybe_written: false,
+                unknown: false,
+                last_error: None,
+            });
+        }
+        Err(e) => {
+            *buffered -= open.size;
+            for (id, _) in open.ids {
+                deliveries.push_back((id, Err(ClientError::Records(e.to_string()))));
             }
         }
     }
-    drop(headers);
-    if let Err(e) = builder.finish() {
-        let failed: Vec<(RecordId, usize)> = open.drain(..taken).map(|p| (p.id, p.size)).collect();
-        return Err((failed, ClientError::Records(e.to_string())));
-    }
-    let ids: Vec<(RecordId, i64)> = open
-        .drain(..taken)
-        .map(|p| (p.id, p.record.timestamp.unwrap_or(-1)))
-        .collect();
-    let batch = Batch {
-        ids,
-        bytes: buf.freeze(),
-        size: bytes,
-        base_sequence: base_seq,
-        epoch: producer_epoch,
-        deadline,
-        attempts: 0,
-        maybe_written: false,
-        unknown: false,
-        last_error: None,
-    };
-    Ok((batch, bytes))
 }
 
 /// Rewrites a sealed batch's producer id, epoch and base sequence (after an epoch
