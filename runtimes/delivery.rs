@@ -264,6 +264,12 @@ impl State {
         {
             self.delivered_below += 1;
         }
+        self.pop_freed();
+    }
+
+    /// Drops freed slots from the front. (Every slot below `base` is delivered, so
+    /// `delivered_below` is at least `base`.)
+    fn pop_freed(&mut self) {
         while matches!(self.slots.front(), Some(Slot::Free)) {
             self.slots.pop_front();
             self.base += 1;
@@ -284,7 +290,8 @@ impl State {
                 return None;
             }
         };
-        self.advance();
+        // Delivered before and delivered now: only the front can move.
+        self.pop_freed();
         Some(result)
     }
 }
@@ -413,7 +420,7 @@ impl Drop for DeliveryFuture {
                     Slot::Waiting(_) | Slot::Abandoned => Slot::Abandoned,
                     _ => Slot::Free,
                 };
-                s.advance();
+                s.pop_freed();
             }
         }
     }

@@ -486,7 +486,7 @@ impl<'a> BatchBuilder<'a> {
     #[cold]
     #[inline(never)]
     fn grow(&mut self, needed: usize) {
-        const STEP: usize = 64 * 1024;
+        const STEP: usize = GROW_STEP;
         // Never past the limit: `append_small` relies on that to skip its own
         // limit check (a record near the limit takes the general path instead).
         let limit_end = self.limit_end();
@@ -556,6 +556,9 @@ impl<'a> BatchBuilder<'a> {
         Ok(total)
     }
 }
+
+/// How far ahead a builder grows (and zeroes) its buffer.
+const GROW_STEP: usize = 64 * 1024;
 
 /// A batch being built in a buffer of its own, appended to a record at a time
 /// between other work: the producer keeps one per partition and encodes each record

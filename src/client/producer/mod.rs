@@ -389,6 +389,9 @@ struct Open {
 #[derive(Debug, Default)]
 struct PartBuf {
     open: Option<Open>,
+    /// Records and bytes of the last batch sealed here: the next open batch is
+    /// sized for as much, so that it rarely grows (and copies) while filling.
+    last_sealed: (usize, usize),
     /// Sealed batches not in flight, in sequence order (retries first).
     ready: VecDeque<Batch>,
     /// Batches in flight, in sequence order.
@@ -835,9 +838,13 @@ impl Producer {
         };
         loop {
             let config = &self.config;
+            let (last_records, last_bytes) = buf.last_sealed;
             let open = buf.open.get_or_insert_with(|| Open {
-                batch: OpenBatch::new(&batch_config(config), OPEN_BATCH_CAPACITY),
-                ids: Vec::new(),
+                batch: OpenBatch::new(
+                    &batch_config(config),
+                    (last_bytes + last_bytes / 8).max(OPEN_BATCH_CAPACITY),
+                ),
+                ids: Vec::with_capacity(last_records.max(16)),
                 size: 0,
                 since: now,
                 deadline,
@@ -1455,6 +1462,7 @@ fn seal_open(
     };
     match open.batch.finish(id, epoch, base_sequence) {
         Ok(bytes) => {
+            buf.last_sealed = (open.ids.len(), bytes.len());
             if pid.is_some() {
                 buf.next_sequence = buf.next_sequence.wrapping_add(open.ids.len() as i32);
             }
