@@ -131,6 +131,8 @@ struct Produce {
 }
 
 const READ_CHUNK: usize = 64 * 1024;
+/// Records the emptied inbox may keep room for between bursts.
+const KEPT_INBOX_RECORDS: usize = 4096;
 /// Reads per connection per wakeup, so one busy socket cannot starve the others.
 const READS_PER_POLL: usize = 16;
 
@@ -356,8 +358,11 @@ impl<N: Net> Driver<N> {
                 p.blocked.push_back((n, record, now + wait));
                 n += 1;
             }
-            // The allocation goes back for the next swap.
-            p.incoming = incoming;
+            // The allocation goes back for the next swap, unless a burst made it
+            // large: then it is freed, so that memory follows what is in transit.
+            if incoming.capacity() <= KEPT_INBOX_RECORDS {
+                p.incoming = incoming;
+            }
         }
         if accepted {
             self.client.drive_producer(now);

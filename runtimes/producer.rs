@@ -69,7 +69,13 @@ impl crate::runtime::Client {
 impl Producer {
     /// Hands a record over at once and returns its delivery. A record without a
     /// timestamp gets the current time. If the producer's buffer is full the record
-    /// waits for room (up to its delivery timeout) instead of failing.
+    /// waits for room (up to its delivery timeout) instead of failing. After
+    /// [`Client::close`](crate::runtime::Client::close) (or once the client is gone)
+    /// the delivery fails at once with [`ClientError::Closed`].
+    ///
+    /// Sending costs a slot in a shared table and a lock, no allocation of its own;
+    /// the client's driver takes records in bursts. A topic given as an
+    /// `Arc<str>` and cloned per record saves allocating its name for each one.
     ///
     /// ```
     /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {

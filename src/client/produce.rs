@@ -102,6 +102,10 @@ impl Client {
     /// As [`accept_record`](Self::accept_record), naming the record by the caller's
     /// `id` (the facades number records themselves). Ids must grow and never repeat.
     #[allow(clippy::result_large_err)] // as try_send
+    #[cfg_attr(
+        not(any(feature = "tokio", feature = "smol", feature = "blocking")),
+        allow(dead_code)
+    )]
     pub(crate) fn accept_record_as(
         &mut self,
         now: Instant,
@@ -131,12 +135,20 @@ impl Client {
 
     /// Deliveries are taken with [`take_deliveries`](Self::take_deliveries) from now
     /// on, instead of one [`Event::Delivered`] each.
+    #[cfg_attr(
+        not(any(feature = "tokio", feature = "smol", feature = "blocking")),
+        allow(dead_code)
+    )]
     pub(crate) fn report_deliveries_in_bulk(&mut self) {
         self.bulk_deliveries = true;
     }
 
     /// Hands every finished record's delivery to `f` (with
     /// [`report_deliveries_in_bulk`](Self::report_deliveries_in_bulk)).
+    #[cfg_attr(
+        not(any(feature = "tokio", feature = "smol", feature = "blocking")),
+        allow(dead_code)
+    )]
     pub(crate) fn take_deliveries(
         &mut self,
         mut f: impl FnMut(RecordId, Result<RecordMetadata, ClientError>),
