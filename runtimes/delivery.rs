@@ -170,45 +170,24 @@ impl Deliveries {
     }
 
     /// Writes results into their slots (draining `done`) and wakes their futures.
+    #[cfg(test)]
     pub(crate) fn complete(&self, done: &mut Vec<(u64, Result<RecordMetadata, ClientError>)>) {
         if done.is_empty() {
             return;
         }
-        let mut wakers = Vec::new();
-        let sleepers = {
-            let mut s = self.lock();
-            let base = s.base;
-            for (n, result) in done.drain(..) {
-                let Some(slot) = n
-                    .checked_sub(base)
-                    .and_then(|i| usize::try_from(i).ok())
-                    .and_then(|i| s.slots.get_mut(i))
-                else {
-                    continue;
-                };
-                match slot {
-                    Slot::Waiting(waker) => {
-                        if let Some(w) = waker.take() {
-                            wakers.push(w);
-                        }
-                        *slot = match result {
-                            Ok(meta) => Slot::Written(meta),
-                            Err(e) => Slot::Failed(Box::new(e)),
-                        };
-                    }
-                    Slot::Abandoned => *slot = Slot::Free,
-                    // Delivered already: the first report stands.
-                    Slot::Written(_) | Slot::Failed(_) | Slot::Free => {}
-                }
-            }
-            s.advance();
-            s.sleepers
-        };
-        if sleepers > 0 {
-            self.delivered.notify_all();
+        let mut c = self.completing();
+        for (n, result) in done.drain(..) {
+            c.deliver(n, result);
         }
-        for w in wakers {
-            w.wake();
+    }
+
+    /// Locks the table to write results into it; the futures are woken when the
+    /// returned guard is dropped.
+    pub(crate) fn completing(&self) -> Completing<'_> {
+        Completing {
+            table: self,
+            state: Some(self.lock()),
+            wakers: Vec::new(),
         }
     }
 
@@ -243,6 +222,56 @@ impl Deliveries {
     /// Takes no more records; those handed over already are still delivered.
     pub(crate) fn refuse_new(&self) {
         self.lock().closed = true;
+    }
+}
+
+/// Results being written into the table (see [`Deliveries::completing`]).
+pub(crate) struct Completing<'a> {
+    table: &'a Deliveries,
+    state: Option<MutexGuard<'a, State>>,
+    wakers: Vec<Waker>,
+}
+
+impl Completing<'_> {
+    /// Writes record `n`'s result; the first result of a record stands.
+    pub(crate) fn deliver(&mut self, n: u64, result: Result<RecordMetadata, ClientError>) {
+        let Some(s) = self.state.as_mut() else {
+            return;
+        };
+        let Some(slot) = s.slot(n) else {
+            return;
+        };
+        match slot {
+            Slot::Waiting(waker) => {
+                if let Some(w) = waker.take() {
+                    self.wakers.push(w);
+                }
+                *slot = match result {
+                    Ok(meta) => Slot::Written(meta),
+                    Err(e) => Slot::Failed(Box::new(e)),
+                };
+            }
+            Slot::Abandoned => *slot = Slot::Free,
+            Slot::Written(_) | Slot::Failed(_) | Slot::Free => {}
+        }
+    }
+}
+
+impl Drop for Completing<'_> {
+    fn drop(&mut self) {
+        let sleepers = match self.state.take() {
+            Some(mut s) => {
+                s.advance();
+                s.sleepers
+            }
+            None => 0,
+        };
+        if sleepers > 0 {
+            self.table.delivered.notify_all();
+        }
+        for w in self.wakers.drain(..) {
+            w.wake();
+        }
     }
 }
 

@@ -373,9 +373,15 @@ impl<N: Net> Driver<N> {
     /// Writes the reports gathered into the table, and answers flushes.
     fn report(&mut self) {
         let p = &mut self.produce;
-        self.client
-            .take_deliveries(|id, result| p.done.push((id.0, result)));
-        p.table.complete(&mut p.done);
+        if !p.done.is_empty() || self.client.has_deliveries() {
+            // One lock for everything delivered since the last report.
+            let mut table = p.table.completing();
+            for (n, result) in p.done.drain(..) {
+                table.deliver(n, result);
+            }
+            self.client
+                .take_deliveries(|id, result| table.deliver(id.0, result));
+        }
         self.finish_flushes();
     }
 

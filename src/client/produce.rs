@@ -143,6 +143,17 @@ impl Client {
         self.bulk_deliveries = true;
     }
 
+    /// Whether deliveries wait for [`take_deliveries`](Self::take_deliveries).
+    #[cfg_attr(
+        not(any(feature = "tokio", feature = "smol", feature = "blocking")),
+        allow(dead_code)
+    )]
+    pub(crate) fn has_deliveries(&self) -> bool {
+        self.producer
+            .as_ref()
+            .is_some_and(|p| !p.deliveries.is_empty() || !p.written.is_empty())
+    }
+
     /// Hands every finished record's delivery to `f` (with
     /// [`report_deliveries_in_bulk`](Self::report_deliveries_in_bulk)).
     #[cfg_attr(
@@ -156,6 +167,9 @@ impl Client {
         if let Some(p) = self.producer.as_mut() {
             for (record, result) in p.deliveries.drain(..) {
                 f(record, result);
+            }
+            for batch in p.written.drain(..) {
+                batch.each(&mut f);
             }
         }
     }
@@ -387,6 +401,10 @@ impl Client {
         if let Some(p) = self.producer.as_mut() {
             for (record, result) in p.deliveries.drain(..) {
                 self.events.push_back(Event::Delivered { record, result });
+            }
+            let events = &mut self.events;
+            for batch in p.written.drain(..) {
+                batch.each(|record, result| events.push_back(Event::Delivered { record, result }));
             }
         }
     }

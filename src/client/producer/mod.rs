@@ -449,6 +449,37 @@ pub(crate) enum Want {
 /// A delivery: the record's id and where it landed, or why not.
 pub(crate) type Delivery = (RecordId, Result<RecordMetadata, ClientError>);
 
+/// A batch the broker wrote: its records' deliveries, reported together (one entry
+/// per batch, not per record, on the producer's hottest path).
+#[derive(Debug)]
+pub(crate) struct WrittenBatch {
+    pub(crate) topic: Arc<str>,
+    pub(crate) partition: i32,
+    /// The records' ids and timestamps, in offset order.
+    pub(crate) ids: Vec<(RecordId, i64)>,
+    /// The first record's offset (`None`: acks=0, or a duplicate reported without it).
+    pub(crate) base_offset: Option<i64>,
+    /// The broker's append time, if the topic uses it.
+    pub(crate) append_time: Option<i64>,
+}
+
+impl WrittenBatch {
+    /// Each record's delivery.
+    pub(crate) fn each(self, mut f: impl FnMut(RecordId, Result<RecordMetadata, ClientError>)) {
+        for (i, (id, ts)) in self.ids.into_iter().enumerate() {
+            f(
+                id,
+                Ok(RecordMetadata {
+                    topic: self.topic.clone(),
+                    partition: self.partition,
+                    offset: self.base_offset.map(|b| b + i as i64),
+                    timestamp: self.append_time.unwrap_or(ts),
+                }),
+            );
+        }
+    }
+}
+
 /// The producer's state; the [`Client`](super::Client) drives it.
 pub(crate) struct Producer {
     pub(crate) config: ProducerConfig,
@@ -460,7 +491,10 @@ pub(crate) struct Producer {
     parts: BTreeMap<(Arc<str>, i32), PartBuf>,
     pub(crate) pid: ProducerId,
     flushing: bool,
+    /// Records that failed (or were written without their batch: duplicates).
     pub(crate) deliveries: VecDeque<Delivery>,
+    /// Batches written, their records not yet reported.
+    pub(crate) written: VecDeque<WrittenBatch>,
     retries: u64,
     /// Topics routed to since their metadata last changed, as of the last drive:
     /// a record for one of them goes straight into its partition's open batch.
@@ -494,6 +528,7 @@ impl Producer {
             pid: ProducerId::None,
             flushing: false,
             deliveries: VecDeque::new(),
+            written: VecDeque::new(),
             retries: 0,
             views: BTreeMap::new(),
             config,
@@ -1150,30 +1185,22 @@ impl Producer {
                         buf.ready = rest;
                         for b in written {
                             self.buffered -= b.size;
-                            for (id, ts) in b.ids {
-                                self.deliveries.push_back((
-                                    id,
-                                    Ok(RecordMetadata {
-                                        topic: key.0.clone(),
-                                        partition: key.1,
-                                        offset: None,
-                                        timestamp: ts,
-                                    }),
-                                ));
-                            }
-                        }
-                    }
-                    for (i, (id, ts)) in batch.ids.iter().enumerate() {
-                        self.deliveries.push_back((
-                            *id,
-                            Ok(RecordMetadata {
+                            self.written.push_back(WrittenBatch {
                                 topic: key.0.clone(),
                                 partition: key.1,
-                                offset: base_offset.map(|b| b + i as i64),
-                                timestamp: append_time.unwrap_or(*ts),
-                            }),
-                        ));
+                                ids: b.ids,
+                                base_offset: None,
+                                append_time: None,
+                            });
+                        }
                     }
+                    self.written.push_back(WrittenBatch {
+                        topic: key.0.clone(),
+                        partition: key.1,
+                        ids: std::mem::take(&mut batch.ids),
+                        base_offset,
+                        append_time,
+                    });
                 }
                 Outcome::Retry(error, stale_leader) => {
                     self.retries += 1;
