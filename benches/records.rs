@@ -24,6 +24,7 @@
 //! cargo bench --profile bench-lto --bench records -- --callgrind   # fat LTO, 1 codegen unit
 //! target/release/deps/records-* --case ours-w1-decode-none --iters 3   # one case, for profilers
 //! cargo bench --bench records -- --grid --jobs 2   # the shape grid, instructions only
+//! cargo bench --bench records -- --callgrind --text   # compressible (JSON-like) payloads
 //! target/release/deps/records-* --case ours-k17-v100-h1-encode-none --iters 3
 //! ```
 //!
@@ -153,7 +154,9 @@ impl Shape {
         if *self == W2 {
             return "w2".to_string();
         }
-        let key = self.key.map_or_else(|| "null".to_string(), |k| k.to_string());
+        let key = self
+            .key
+            .map_or_else(|| "null".to_string(), |k| k.to_string());
         format!("k{key}-v{}-{}", self.value, self.headers.code())
     }
 
@@ -196,18 +199,49 @@ struct Data {
     header_stride: usize,
 }
 
+/// `--text`: keys, values and header values are words from a small vocabulary
+/// (compressible, as most payloads are) instead of random bytes (which are not).
+static TEXT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+const WORDS: [&[u8]; 16] = [
+    b"{\"id\":",
+    b"\"user\":",
+    b"\"order\", ",
+    b"true,",
+    b"false,",
+    b"null,",
+    b"\"eu-west-1\",",
+    b"\"status\":",
+    b"\"ok\"}",
+    b"\"amount\":",
+    b"12.50,",
+    b"\"items\":[",
+    b"],",
+    b"\"sku-",
+    b"42",
+    b"\"ts\":",
+];
+
 impl Data {
     fn new(shape: Shape, seed: u64) -> Self {
         let mut state = seed;
+        let text = TEXT.load(Ordering::Relaxed);
         let mut bytes = |n: usize| -> Vec<u8> {
-            (0..n)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    state as u8
-                })
-                .collect()
+            let mut next = || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state
+            };
+            if text {
+                let mut out = Vec::with_capacity(n + 16);
+                while out.len() < n {
+                    out.extend_from_slice(WORDS[(next() % 16) as usize]);
+                }
+                out.truncate(n);
+                return out;
+            }
+            (0..n).map(|_| next() as u8).collect()
         };
         let records = shape.records();
         let header_stride = shape.headers.fields().iter().map(|(_, n)| n).sum::<usize>();
@@ -542,7 +576,9 @@ fn prepare(case: Case) -> Prepared {
             Imp::KafkaProtocol => Bytes::copy_from_slice(&p.out),
             _ => Bytes::copy_from_slice(&p.out_vec),
         };
-        p.same_batch = Some(check_same_batch(case, p.records, &p.plain, &p.input, theirs));
+        p.same_batch = Some(check_same_batch(
+            case, p.records, &p.plain, &p.input, theirs,
+        ));
     }
     p
 }
@@ -802,6 +838,7 @@ fn callgrind_case(case: Case) -> Result<f64, String> {
             "--iters",
             &CALLGRIND_ITERS.to_string(),
         ])
+        .args(TEXT.load(Ordering::Relaxed).then_some("--text"))
         .env("GLIBC_TUNABLES", "glibc.cpu.hwcaps=-ERMS")
         .output()
         .map_err(|e| format!("running valgrind: {e}"))?;
@@ -851,9 +888,9 @@ fn rows(instr: &[(Case, f64)]) -> Vec<(Shape, Op, Compression)> {
 
 /// One implementation's count in a row.
 fn count_of(instr: &[(Case, f64)], row: (Shape, Op, Compression), imp: Imp) -> Option<f64> {
-    instr.iter().find_map(|(c, n)| {
-        (c.imp == imp && (c.shape, c.op, c.codec) == row).then_some(*n)
-    })
+    instr
+        .iter()
+        .find_map(|(c, n)| (c.imp == imp && (c.shape, c.op, c.codec) == row).then_some(*n))
 }
 
 fn count(n: Option<f64>) -> String {
@@ -910,7 +947,11 @@ fn print_grid_table(instr: &[(Case, f64)]) {
         let want = if op == Op::Encode { 2.0 } else { 3.0 };
         let goal = match (lead, over_floor) {
             (Some(l), _) if codec != Compression::None => {
-                if l >= 1.0 { "no slower" } else { "slower" }
+                if l >= 1.0 {
+                    "no slower"
+                } else {
+                    "slower"
+                }
             }
             (Some(l), _) if l >= want => "lead",
             (_, Some(f)) if f <= 1.3 => "floor",
@@ -971,6 +1012,8 @@ fn main() {
             .cloned()
     };
     let grid = args.iter().any(|a| a == "--grid");
+    let text = args.iter().any(|a| a == "--text");
+    TEXT.store(text, Ordering::Relaxed);
     let cases = if grid { Case::grid() } else { Case::all() };
 
     if let Some(name) = value_of("--case") {
@@ -995,12 +1038,17 @@ fn main() {
                 .is_none_or(|f| c.name().contains(f.as_str()))
         })
         .collect();
-    println!("profile {}", build_profile::describe());
+    println!(
+        "profile {}; {} payloads",
+        build_profile::describe(),
+        if text { "text (--text)" } else { "random" }
+    );
 
     if args.iter().any(|a| a == "--check") {
-        for case in selected.iter().filter(|c| {
-            matches!(c.imp, Imp::KafkaProtocol | Imp::Rskafka) && c.op == Op::Encode
-        }) {
+        for case in selected
+            .iter()
+            .filter(|c| matches!(c.imp, Imp::KafkaProtocol | Imp::Rskafka) && c.op == Op::Encode)
+        {
             println!("{}", prepare(*case).same_batch.expect("checked"));
         }
         return;
