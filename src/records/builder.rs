@@ -3,7 +3,7 @@
 //! # Which record takes which path
 //!
 //! [`BatchBuilder::append`] writes a record in one of two ways. Both copy every
-//! field the same way: up to 256 bytes as two overlapping fixed-size moves, longer
+//! field the same way: up to 256 bytes as two to four fixed-size moves, longer
 //! ones with `memcpy` (`copy_short`). Neither depends on the record's shape beyond
 //! the conditions below, so there is no tuned size with a slower one beside it.
 //!
@@ -569,8 +569,8 @@ fn write_body(
 }
 
 /// `dst.copy_from_slice(src)` for slices of equal length, with fields of up to
-/// 256 bytes copied as two overlapping moves of a fixed size (4 to 128 bytes)
-/// instead of a call into `memcpy`, whose call, size dispatch and saved
+/// 256 bytes copied as two to four moves of a fixed size (4 to 64 bytes, the last
+/// overlapping) instead of a call into `memcpy`, whose call, size dispatch and saved
 /// registers cost more than the move itself at these sizes.
 #[inline(always)]
 fn copy_short(dst: &mut [u8], src: &[u8]) {
@@ -587,7 +587,13 @@ fn copy_short(dst: &mut [u8], src: &[u8]) {
         if n <= 128 {
             copy_two::<64>(dst, src);
         } else if n <= 256 {
-            copy_two::<128>(dst, src);
+            // The first, second and last 64 bytes, and the third when there is one:
+            // three moves of 64 for a 129-byte value rather than two of 128.
+            copy_two::<64>(dst, src);
+            copy_at::<64>(dst, src, 64);
+            if n > 192 {
+                copy_at::<64>(dst, src, 128);
+            }
         } else {
             dst.copy_from_slice(src);
         }
@@ -620,13 +626,28 @@ fn copy_two<const N: usize>(dst: &mut [u8], src: &[u8]) {
     }
 }
 
+/// Copies bytes `at..at + N` of `src` into `dst` (of the same length), if both
+/// reach that far.
+#[inline(always)]
+fn copy_at<const N: usize>(dst: &mut [u8], src: &[u8], at: usize) {
+    let d = dst.get_mut(at..).and_then(<[u8]>::first_chunk_mut::<N>);
+    let s = src.get(at..).and_then(<[u8]>::first_chunk::<N>);
+    if let (Some(d), Some(s)) = (d, s) {
+        *d = *s;
+    }
+}
+
 /// Writes one header of a record on [`BatchBuilder::append_short`]'s path at
 /// `n`, returning the position after it.
 #[inline(always)]
 fn put_short_header(out: &mut [u8], mut n: usize, h: &NewHeader<'_>) -> Option<usize> {
     let (key, value) = (h.key.as_bytes(), h.value);
     let value_len = value.map_or(0, <[u8]>::len);
-    if key.len() + value_len <= 32 {
+    // Two compares, not the bit-or this once was (`5 | 16 > 16` sent a 16-byte
+    // value with a 5-byte key down the slow branch), nor `max` (a conditional
+    // move, after which the compiler no longer knows either length is at most 16
+    // and checks each copy against the chunk again).
+    if key.len() <= 16 && value_len <= 16 {
         // Both lengths and both fields: at most 34 bytes, one chunk.
         let chunk = out.get_mut(n..)?.first_chunk_mut::<34>()?;
         let at = put_byte(chunk, 0, (key.len() << 1) as u8);
