@@ -2,9 +2,12 @@
 //! `rskafka`, on the same workloads, in one process.
 //!
 //! Workloads: W1 = batches of 1,000 records, key 16 B, value 100 B, one header
-//! ("trace" => 8 B); W2 = the same with 1,000 B values. Bytes come from a seeded
-//! xorshift generator. Each case encodes or decodes one batch per iteration
-//! ("decode" = walk every record and touch key, value and headers, CRC checked).
+//! ("trace" => 8 B); W2 = the same with 1,000 B values. `--grid` runs a grid of record
+//! shapes instead (keys null to 64 B, values 10 B to 10 KB, 0, 1 or 3 headers; see
+//! `grid_shapes`), uncompressed, with the CRC32C-plus-copy floor beside the three
+//! implementations. Bytes come from a seeded xorshift generator. Each case encodes or
+//! decodes one batch per iteration ("decode" = walk every record and touch key, value
+//! and headers, CRC checked).
 //!
 //! Every implementation encodes the same batch: before a peer's encode case is measured,
 //! its output must parse as exactly one batch of 1,000 records whose header is ours
@@ -20,13 +23,14 @@
 //! cargo bench --bench records -- --check           # only the same-batch checks, one line each
 //! cargo bench --profile bench-lto --bench records -- --callgrind   # fat LTO, 1 codegen unit
 //! target/release/deps/records-* --case ours-w1-decode-none --iters 3   # one case, for profilers
-//! cargo bench --bench records -- --headers 3       # N headers per record instead of one
+//! cargo bench --bench records -- --grid --jobs 2   # the shape grid, instructions only
+//! cargo bench --bench records -- --callgrind --text   # compressible (JSON-like) payloads
+//! target/release/deps/records-* --case ours-k17-v100-h1-encode-none --iters 3
 //! ```
 //!
 //! `scripts/bench.sh records` runs `--callgrind` under both profiles, one after the other.
 //!
-//! With `--headers N` record headers are "trace" then "trace-1", "trace-2", ... (distinct,
-//! since kafka-protocol keeps headers in a map), each with its own 8-byte value.
+//! Header keys within a record are distinct, since kafka-protocol keeps headers in a map.
 //!
 //! Under `--callgrind` each case runs in its own `valgrind --tool=callgrind` child
 //! with collection only inside `measured` (setup and warm-up excluded) and
@@ -38,7 +42,6 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::io::Cursor;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -80,70 +83,193 @@ static GLOBAL: Counting = Counting;
 
 // ------------------------------------------------------------ workload
 
-const RECORDS: usize = 1000;
-const KEY: usize = 16;
-const HEADER_KEY: &str = "trace";
-const HEADER_VALUE: usize = 8;
-
-/// Headers per record: one, or `--headers N`.
-static HEADERS: OnceLock<usize> = OnceLock::new();
-
-fn headers_per_record() -> usize {
-    *HEADERS.get().unwrap_or(&1)
-}
-
-/// The `j`th header's key: "trace", "trace-1", "trace-2", ...
-fn header_key(j: usize) -> &'static str {
-    static KEYS: OnceLock<Vec<&'static str>> = OnceLock::new();
-    let keys = KEYS.get_or_init(|| {
-        (0..headers_per_record())
-            .map(|j| match j {
-                0 => HEADER_KEY,
-                _ => String::leak(format!("{HEADER_KEY}-{j}")),
-            })
-            .collect()
-    });
-    keys[j]
-}
 const TS: i64 = 1_700_000_000_000;
 
+/// A record's headers in a [`Shape`]: keys and value lengths.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum HeaderShape {
+    /// No header.
+    H0,
+    /// One header, "trace" => 8 bytes (W1's).
+    H1,
+    /// One header, "trace" => 16 bytes.
+    H1Wide,
+    /// Three: "trace" => 8, "content-type" => 16, "traceparent" => 55 (a W3C trace
+    /// context is 55 characters).
+    H3,
+}
+
+impl HeaderShape {
+    fn fields(self) -> &'static [(&'static str, usize)] {
+        match self {
+            Self::H0 => &[],
+            Self::H1 => &[("trace", 8)],
+            Self::H1Wide => &[("trace", 16)],
+            Self::H3 => &[("trace", 8), ("content-type", 16), ("traceparent", 55)],
+        }
+    }
+
+    fn code(self) -> &'static str {
+        match self {
+            Self::H0 => "h0",
+            Self::H1 => "h1",
+            Self::H1Wide => "h1w",
+            Self::H3 => "h3",
+        }
+    }
+}
+
+/// The shape of every record of a batch: key length (`None`: null key), value length
+/// and headers.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Shape {
+    key: Option<usize>,
+    value: usize,
+    headers: HeaderShape,
+}
+
+/// W1: 16-byte key, 100-byte value, one header "trace" => 8 bytes.
+const W1: Shape = Shape {
+    key: Some(16),
+    value: 100,
+    headers: HeaderShape::H1,
+};
+/// W2: W1 with 1,000-byte values.
+const W2: Shape = Shape { value: 1000, ..W1 };
+
+impl Shape {
+    const fn new(key: Option<usize>, value: usize, headers: HeaderShape) -> Self {
+        Self {
+            key,
+            value,
+            headers,
+        }
+    }
+
+    /// "w1", "w2", else e.g. "k17-v100-h1" or "knull-v10-h0".
+    fn name(&self) -> String {
+        if *self == W1 {
+            return "w1".to_string();
+        }
+        if *self == W2 {
+            return "w2".to_string();
+        }
+        let key = self
+            .key
+            .map_or_else(|| "null".to_string(), |k| k.to_string());
+        format!("k{key}-v{}-{}", self.value, self.headers.code())
+    }
+
+    /// Records per batch: 1,000, fewer for values over 1,000 bytes (100 of 10,000
+    /// bytes) so that a batch stays near 1 MB.
+    fn records(&self) -> usize {
+        (1_000_000 / self.value.max(1)).clamp(1, 1000)
+    }
+}
+
+/// The grid of `--grid`: each axis varied around W1 (every key size with W1's value
+/// and header, every value size with W1's key and header, every header shape with
+/// W1's key and value), plus the four corners of small and large keys and values.
+fn grid_shapes() -> Vec<Shape> {
+    use HeaderShape::*;
+    let mut shapes = Vec::new();
+    for key in [None, Some(8), Some(16), Some(17), Some(36), Some(64)] {
+        shapes.push(Shape::new(key, 100, H1));
+    }
+    for value in [10, 40, 129, 300, 1000, 10_000] {
+        shapes.push(Shape::new(Some(16), value, H1));
+    }
+    for headers in [H0, H1Wide, H3] {
+        shapes.push(Shape::new(Some(16), 100, headers));
+    }
+    shapes.push(Shape::new(None, 10, H0));
+    shapes.push(Shape::new(None, 10_000, H0));
+    shapes.push(Shape::new(Some(64), 10, H3));
+    shapes.push(Shape::new(Some(64), 10_000, H3));
+    shapes
+}
+
 struct Data {
-    value_len: usize,
+    shape: Shape,
+    records: usize,
     keys: Vec<u8>,
     values: Vec<u8>,
     header_values: Vec<u8>,
+    /// Bytes of header values per record.
+    header_stride: usize,
 }
 
+/// `--text`: keys, values and header values are words from a small vocabulary
+/// (compressible, as most payloads are) instead of random bytes (which are not).
+static TEXT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+const WORDS: [&[u8]; 16] = [
+    b"{\"id\":",
+    b"\"user\":",
+    b"\"order\", ",
+    b"true,",
+    b"false,",
+    b"null,",
+    b"\"eu-west-1\",",
+    b"\"status\":",
+    b"\"ok\"}",
+    b"\"amount\":",
+    b"12.50,",
+    b"\"items\":[",
+    b"],",
+    b"\"sku-",
+    b"42",
+    b"\"ts\":",
+];
+
 impl Data {
-    fn new(value_len: usize, seed: u64) -> Self {
+    fn new(shape: Shape, seed: u64) -> Self {
         let mut state = seed;
+        let text = TEXT.load(Ordering::Relaxed);
         let mut bytes = |n: usize| -> Vec<u8> {
-            (0..n)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    state as u8
-                })
-                .collect()
+            let mut next = || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state
+            };
+            if text {
+                let mut out = Vec::with_capacity(n + 16);
+                while out.len() < n {
+                    out.extend_from_slice(WORDS[(next() % 16) as usize]);
+                }
+                out.truncate(n);
+                return out;
+            }
+            (0..n).map(|_| next() as u8).collect()
         };
+        let records = shape.records();
+        let header_stride = shape.headers.fields().iter().map(|(_, n)| n).sum::<usize>();
         Self {
-            value_len,
-            keys: bytes(RECORDS * KEY),
-            values: bytes(RECORDS * value_len),
-            header_values: bytes(RECORDS * HEADER_VALUE * headers_per_record()),
+            shape,
+            records,
+            keys: bytes(records * shape.key.unwrap_or(0)),
+            values: bytes(records * shape.value),
+            header_values: bytes(records * header_stride),
+            header_stride,
         }
     }
-    fn key(&self, i: usize) -> &[u8] {
-        &self.keys[i * KEY..(i + 1) * KEY]
+    fn key(&self, i: usize) -> Option<&[u8]> {
+        let k = self.shape.key?;
+        Some(&self.keys[i * k..(i + 1) * k])
     }
     fn value(&self, i: usize) -> &[u8] {
-        &self.values[i * self.value_len..(i + 1) * self.value_len]
+        let v = self.shape.value;
+        &self.values[i * v..(i + 1) * v]
     }
-    /// Record `i`'s `j`th header value.
-    fn header_value(&self, i: usize, j: usize) -> &[u8] {
-        let at = (i * headers_per_record() + j) * HEADER_VALUE;
-        &self.header_values[at..at + HEADER_VALUE]
+    /// Record `i`'s headers: key and value.
+    fn headers(&self, i: usize) -> impl Iterator<Item = (&'static str, &[u8])> + '_ {
+        let mut at = i * self.header_stride;
+        self.shape.headers.fields().iter().map(move |&(key, n)| {
+            let value = &self.header_values[at..at + n];
+            at += n;
+            (key, value)
+        })
     }
 }
 
@@ -152,6 +278,10 @@ enum Imp {
     Ours,
     KafkaProtocol,
     Rskafka,
+    /// The floor no encoder can go below: the batch's bytes copied into the output
+    /// and their CRC32C computed (encode); the CRC32C alone (decode: a zero-copy
+    /// decoder need not copy).
+    Floor,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -163,7 +293,7 @@ enum Op {
 #[derive(Clone, Copy, Debug)]
 struct Case {
     imp: Imp,
-    workload: usize,
+    shape: Shape,
     op: Op,
     codec: Compression,
 }
@@ -174,23 +304,54 @@ impl Case {
             Imp::Ours => "ours",
             Imp::KafkaProtocol => "kafka-protocol",
             Imp::Rskafka => "rskafka",
+            Imp::Floor => "floor",
         };
         let op = match self.op {
             Op::Encode => "encode",
             Op::Decode => "decode",
         };
-        format!("{imp}-w{}-{op}-{}", self.workload, self.codec.name())
+        format!("{imp}-{}-{op}-{}", self.shape.name(), self.codec.name())
     }
 
+    /// The default run: W1 and W2, each codec, the three implementations.
     fn all() -> Vec<Case> {
         let mut out = Vec::new();
-        for workload in [1, 2] {
+        for shape in [W1, W2] {
             for op in [Op::Encode, Op::Decode] {
                 for codec in [Compression::None, Compression::Lz4, Compression::Zstd] {
                     for imp in [Imp::Ours, Imp::KafkaProtocol, Imp::Rskafka] {
                         out.push(Case {
                             imp,
-                            workload,
+                            shape,
+                            op,
+                            codec,
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// `--grid`: every shape of [`grid_shapes`] uncompressed, with the floor, and
+    /// zstd on W1 and W2.
+    fn grid() -> Vec<Case> {
+        let mut out = Vec::new();
+        for shape in grid_shapes() {
+            let zstd: &[Compression] = if shape == W1 || shape == W2 {
+                &[Compression::None, Compression::Zstd]
+            } else {
+                &[Compression::None]
+            };
+            for &codec in zstd {
+                for op in [Op::Encode, Op::Decode] {
+                    for imp in [Imp::Ours, Imp::KafkaProtocol, Imp::Rskafka, Imp::Floor] {
+                        if imp == Imp::Floor && codec != Compression::None {
+                            continue;
+                        }
+                        out.push(Case {
+                            imp,
+                            shape,
                             op,
                             codec,
                         });
@@ -215,17 +376,17 @@ fn our_config(codec: Compression) -> BatchConfig {
 /// Our input records, built once like the peers' record structs: borrowed views of
 /// the workload's bytes.
 fn our_records(data: &'static Data) -> Vec<NewRecord<'static>> {
-    let n = headers_per_record();
+    let n = data.shape.headers.fields().len();
     let headers: &'static [NewHeader<'static>] = Vec::leak(
-        (0..RECORDS)
-            .flat_map(|i| (0..n).map(move |j| (i, j)))
-            .map(|(i, j)| NewHeader::new(header_key(j), Some(data.header_value(i, j))))
+        (0..data.records)
+            .flat_map(|i| data.headers(i))
+            .map(|(k, v)| NewHeader::new(k, Some(v)))
             .collect(),
     );
-    (0..RECORDS)
+    (0..data.records)
         .map(|i| NewRecord {
             timestamp: TS + i as i64,
-            key: Some(data.key(i)),
+            key: data.key(i),
             value: Some(data.value(i)),
             headers: &headers[i * n..(i + 1) * n],
         })
@@ -286,7 +447,7 @@ fn rs_codec(c: Compression) -> rs::RecordBatchCompression {
 /// every record, as the decoder reports; giving every record `-1` instead would make
 /// 1,000 one-record batches (compressed one record at a time).
 fn kp_records(data: &Data) -> Vec<kp::Record> {
-    (0..RECORDS)
+    (0..data.records)
         .map(|i| {
             let mut r = kp::Record {
                 transactional: false,
@@ -299,14 +460,14 @@ fn kp_records(data: &Data) -> Vec<kp::Record> {
                 offset: i as i64,
                 sequence: i as i32 - 1,
                 timestamp: TS + i as i64,
-                key: Some(Bytes::copy_from_slice(data.key(i))),
+                key: data.key(i).map(Bytes::copy_from_slice),
                 value: Some(Bytes::copy_from_slice(data.value(i))),
                 headers: Default::default(),
             };
-            for j in 0..headers_per_record() {
+            for (k, v) in data.headers(i) {
                 r.headers.insert(
-                    kp::StrBytes::from_static_str(header_key(j)),
-                    Some(Bytes::copy_from_slice(data.header_value(i, j))),
+                    kp::StrBytes::from_static_str(k),
+                    Some(Bytes::copy_from_slice(v)),
                 );
             }
             r
@@ -315,16 +476,17 @@ fn kp_records(data: &Data) -> Vec<kp::Record> {
 }
 
 fn rs_batch(data: &Data, codec: Compression) -> rs::RecordBatch {
-    let records = (0..RECORDS)
+    let records = (0..data.records)
         .map(|i| rs::Record {
             timestamp_delta: i as i64,
             offset_delta: i as i32,
-            key: Some(data.key(i).to_vec()),
+            key: data.key(i).map(<[u8]>::to_vec),
             value: Some(data.value(i).to_vec()),
-            headers: (0..headers_per_record())
-                .map(|j| rs::RecordHeader {
-                    key: header_key(j).to_string(),
-                    value: data.header_value(i, j).to_vec(),
+            headers: data
+                .headers(i)
+                .map(|(k, v)| rs::RecordHeader {
+                    key: k.to_string(),
+                    value: v.to_vec(),
                 })
                 .collect(),
         })
@@ -332,9 +494,9 @@ fn rs_batch(data: &Data, codec: Compression) -> rs::RecordBatch {
     rs::RecordBatch {
         base_offset: 0,
         partition_leader_epoch: -1,
-        last_offset_delta: RECORDS as i32 - 1,
+        last_offset_delta: data.records as i32 - 1,
         first_timestamp: TS,
-        max_timestamp: TS + RECORDS as i64 - 1,
+        max_timestamp: TS + data.records as i64 - 1,
         producer_id: -1,
         producer_epoch: -1,
         base_sequence: -1,
@@ -354,6 +516,8 @@ struct Prepared {
     input: Bytes,
     out: BytesMut,
     out_vec: Vec<u8>,
+    /// Records per batch.
+    records: usize,
     kp_records: Vec<kp::Record>,
     rs_batch: Option<rs::RecordBatch>,
     /// Our batch uncompressed: MB/s counts its bytes.
@@ -363,8 +527,7 @@ struct Prepared {
 }
 
 fn prepare(case: Case) -> Prepared {
-    let value_len = if case.workload == 1 { 100 } else { 1000 };
-    let data: &'static Data = Box::leak(Box::new(Data::new(value_len, 0x9E37_79B9_7F4A_7C15)));
+    let data: &'static Data = Box::leak(Box::new(Data::new(case.shape, 0x9E37_79B9_7F4A_7C15)));
     let our_records = our_records(data);
     let mut plain = BytesMut::new();
     our_encode(&our_records, Compression::None, &mut plain);
@@ -402,17 +565,20 @@ fn prepare(case: Case) -> Prepared {
         input,
         out: BytesMut::new(),
         out_vec: Vec::new(),
+        records: data.records,
         kp_records,
         rs_batch,
         same_batch: None,
     };
-    if case.imp != Imp::Ours && case.op == Op::Encode {
+    if matches!(case.imp, Imp::KafkaProtocol | Imp::Rskafka) && case.op == Op::Encode {
         run_once(&mut p);
         let theirs = match case.imp {
             Imp::KafkaProtocol => Bytes::copy_from_slice(&p.out),
             _ => Bytes::copy_from_slice(&p.out_vec),
         };
-        p.same_batch = Some(check_same_batch(case, &p.plain, &p.input, theirs));
+        p.same_batch = Some(check_same_batch(
+            case, p.records, &p.plain, &p.input, theirs,
+        ));
     }
     p
 }
@@ -459,16 +625,22 @@ fn decompress(codec: Compression, data: &[u8], who: &str) -> Vec<u8> {
 /// is ours uncompressed) and says how: byte for byte, or, when the compressed bytes
 /// differ, field for field outside batch length and CRC and byte for byte after
 /// decompression. Panics on any other difference.
-fn check_same_batch(case: Case, plain: &Bytes, ours: &Bytes, theirs: Bytes) -> String {
+fn check_same_batch(
+    case: Case,
+    records: usize,
+    plain: &Bytes,
+    ours: &Bytes,
+    theirs: Bytes,
+) -> String {
     let name = case.name();
     let theirs_batch = only_batch(&theirs, &name);
     assert_eq!(
-        theirs_batch.header.record_count, RECORDS as i32,
+        theirs_batch.header.record_count, records as i32,
         "{name}: record count"
     );
     if theirs == *ours {
         return format!(
-            "{name}: byte-identical to ours ({} bytes, one batch of {RECORDS} records)",
+            "{name}: byte-identical to ours ({} bytes, one batch of {records} records)",
             theirs.len()
         );
     }
@@ -485,22 +657,22 @@ fn check_same_batch(case: Case, plain: &Bytes, ours: &Bytes, theirs: Bytes) -> S
         b, a,
         "{name}: header differs from ours beyond length and CRC"
     );
-    let records = only_batch(plain, "ours uncompressed").records_data;
+    let plain_records = only_batch(plain, "ours uncompressed").records_data;
     let theirs_records = decompress(case.codec, &theirs_batch.records_data, &name);
     assert!(
-        decompress(case.codec, &ours_batch.records_data, "ours") == records,
+        decompress(case.codec, &ours_batch.records_data, "ours") == plain_records,
         "{name}: our own records do not decompress to our uncompressed records"
     );
     assert!(
-        theirs_records == records,
+        theirs_records == plain_records,
         "{name}: records differ from ours after decompression ({} bytes, ours {})",
         theirs_records.len(),
-        records.len()
+        plain_records.len()
     );
     format!(
-        "{name}: one batch of {RECORDS} records, header as ours but length and CRC, the same \
+        "{name}: one batch of {records} records, header as ours but length and CRC, the same \
          {} bytes of records after decompression; compressed {} bytes, ours {}",
-        records.len(),
+        plain_records.len(),
         theirs.len(),
         ours.len()
     )
@@ -568,6 +740,13 @@ fn run_once(p: &mut Prepared) -> u64 {
                 .expect("write");
             p.out_vec.len() as u64
         }
+        (Imp::Floor, Op::Encode) => {
+            p.out.clear();
+            p.out.extend_from_slice(&p.plain);
+            let crc = crc32c::crc32c(&p.out[21..]);
+            p.out.len() as u64 + u64::from(crc)
+        }
+        (Imp::Floor, Op::Decode) => u64::from(crc32c::crc32c(&p.input[21..])),
         (Imp::Rskafka, Op::Decode) => {
             use rs::ReadType;
             let batch = rs::RecordBatch::read(&mut Cursor::new(&p.input[..])).expect("read");
@@ -624,7 +803,7 @@ fn time_case(case: Case) -> Timing {
     black_box(measured(&mut p, iters));
     let elapsed = start.elapsed();
     let allocs = ALLOCS.load(Ordering::Relaxed) - allocs_before;
-    let records = (iters as usize * RECORDS) as f64;
+    let records = (iters as usize * p.records) as f64;
     Timing {
         ns_per_record: elapsed.as_nanos() as f64 / records,
         mb_per_s: (p.plain.len() as f64 * iters as f64) / elapsed.as_secs_f64() / 1e6,
@@ -632,6 +811,7 @@ fn time_case(case: Case) -> Timing {
         bytes: match (case.imp, case.op) {
             (_, Op::Decode) => p.input.len(),
             (Imp::Rskafka, Op::Encode) => p.out_vec.len(),
+            (Imp::Floor, Op::Encode) => p.plain.len(),
             (_, Op::Encode) => p.out.len(),
         },
         same_batch: p.same_batch,
@@ -657,9 +837,8 @@ fn callgrind_case(case: Case) -> Result<f64, String> {
             &case.name(),
             "--iters",
             &CALLGRIND_ITERS.to_string(),
-            "--headers",
-            &headers_per_record().to_string(),
         ])
+        .args(TEXT.load(Ordering::Relaxed).then_some("--text"))
         .env("GLIBC_TUNABLES", "glibc.cpu.hwcaps=-ERMS")
         .output()
         .map_err(|e| format!("running valgrind: {e}"))?;
@@ -672,7 +851,7 @@ fn callgrind_case(case: Case) -> Result<f64, String> {
         })
         .filter(|_| output.status.success())
         .ok_or_else(|| format!("callgrind run of {} failed:\n{stderr}", case.name()))?;
-    Ok(collected as f64 / (CALLGRIND_ITERS as f64 * RECORDS as f64))
+    Ok(collected as f64 / (CALLGRIND_ITERS as f64 * case.shape.records() as f64))
 }
 
 /// A count rounded, with thousands separated by commas.
@@ -688,6 +867,36 @@ fn thousands(n: f64) -> String {
     out
 }
 
+fn op_name(op: Op) -> &'static str {
+    match op {
+        Op::Encode => "encode",
+        Op::Decode => "decode",
+    }
+}
+
+/// The rows of a summary: each shape, operation and codec measured, in run order.
+fn rows(instr: &[(Case, f64)]) -> Vec<(Shape, Op, Compression)> {
+    let mut rows = Vec::new();
+    for (case, _) in instr {
+        let key = (case.shape, case.op, case.codec);
+        if !rows.contains(&key) {
+            rows.push(key);
+        }
+    }
+    rows
+}
+
+/// One implementation's count in a row.
+fn count_of(instr: &[(Case, f64)], row: (Shape, Op, Compression), imp: Imp) -> Option<f64> {
+    instr
+        .iter()
+        .find_map(|(c, n)| (c.imp == imp && (c.shape, c.op, c.codec) == row).then_some(*n))
+}
+
+fn count(n: Option<f64>) -> String {
+    n.map_or_else(|| "-".to_string(), thousands)
+}
+
 /// The `--callgrind` summary: one row per workload, operation and codec, the three
 /// implementations' instructions per record side by side and the peers' over ours.
 fn print_instruction_table(instr: &[(Case, f64)]) {
@@ -695,31 +904,17 @@ fn print_instruction_table(instr: &[(Case, f64)]) {
         "\n| case | ours | kafka-protocol | rskafka | kafka-protocol / ours | rskafka / ours |"
     );
     println!("|---|---:|---:|---:|---:|---:|");
-    let mut rows: Vec<(usize, Op, Compression)> = Vec::new();
-    for (case, _) in instr {
-        let key = (case.workload, case.op, case.codec);
-        if !rows.contains(&key) {
-            rows.push(key);
-        }
-    }
-    for (workload, op, codec) in rows {
-        let of = |imp: Imp| {
-            instr.iter().find_map(|(c, n)| {
-                (c.imp == imp && c.workload == workload && c.op == op && c.codec == codec)
-                    .then_some(*n)
-            })
-        };
-        let count = |n: Option<f64>| n.map_or_else(|| "-".to_string(), thousands);
+    for row in rows(instr) {
+        let of = |imp: Imp| count_of(instr, row, imp);
         let ratio = |n: Option<f64>| match (n, of(Imp::Ours)) {
             (Some(n), Some(ours)) => format!("{:.2}x", n / ours),
             _ => "-".to_string(),
         };
-        let op = match op {
-            Op::Encode => "encode",
-            Op::Decode => "decode",
-        };
+        let (shape, op, codec) = row;
         println!(
-            "| W{workload} {op}, {} | {} | {} | {} | {} | {} |",
+            "| {} {}, {} | {} | {} | {} | {} | {} |",
+            shape.name().to_uppercase(),
+            op_name(op),
             codec.name(),
             count(of(Imp::Ours)),
             count(of(Imp::KafkaProtocol)),
@@ -730,6 +925,84 @@ fn print_instruction_table(instr: &[(Case, f64)]) {
     }
 }
 
+/// The `--grid` summary: per shape and operation, the three implementations and the
+/// floor, the better peer over ours, ours over the floor, and whether the cell meets
+/// issue 17's goal (encode: 2x fewer than the better peer, decode: 3x, or either
+/// within 1.3x of the floor).
+fn print_grid_table(instr: &[(Case, f64)]) {
+    println!(
+        "\n| shape | op | ours | kafka-protocol | rskafka | floor | better peer / ours | ours / floor | goal |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---|");
+    for row in rows(instr) {
+        let of = |imp: Imp| count_of(instr, row, imp);
+        let (shape, op, codec) = row;
+        let ours = of(Imp::Ours);
+        let peer = match (of(Imp::KafkaProtocol), of(Imp::Rskafka)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let lead = peer.zip(ours).map(|(p, o)| p / o);
+        let over_floor = of(Imp::Floor).zip(ours).map(|(f, o)| o / f);
+        let want = if op == Op::Encode { 2.0 } else { 3.0 };
+        let goal = match (lead, over_floor) {
+            (Some(l), _) if codec != Compression::None => {
+                if l >= 1.0 {
+                    "no slower"
+                } else {
+                    "slower"
+                }
+            }
+            (Some(l), _) if l >= want => "lead",
+            (_, Some(f)) if f <= 1.3 => "floor",
+            (Some(_), _) => "NO",
+            _ => "-",
+        };
+        let fmt = |r: Option<f64>| r.map_or_else(|| "-".to_string(), |r| format!("{r:.2}x"));
+        println!(
+            "| {} | {} {} | {} | {} | {} | {} | {} | {} | {goal} |",
+            shape.name(),
+            op_name(op),
+            codec.name(),
+            count(ours),
+            count(of(Imp::KafkaProtocol)),
+            count(of(Imp::Rskafka)),
+            count(of(Imp::Floor)),
+            fmt(lead),
+            fmt(over_floor),
+        );
+    }
+}
+
+/// Runs the callgrind child of every case, `jobs` at a time, in the cases' order.
+fn callgrind_all(cases: &[Case], jobs: usize) -> Vec<(Case, f64)> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(vec![None; cases.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&case) = cases.get(i) else { break };
+                    match callgrind_case(case) {
+                        Ok(n) => {
+                            eprintln!("{:<40} {n:>10.0}", case.name());
+                            results.lock().expect("results")[i] = Some((case, n));
+                        }
+                        Err(e) => eprintln!("{e}"),
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .expect("results")
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let value_of = |flag: &str| {
@@ -738,14 +1011,15 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
-    if let Some(n) = value_of("--headers") {
-        let _ = HEADERS.set(n.parse().expect("--headers takes a count"));
-    }
-    let cases = Case::all();
+    let grid = args.iter().any(|a| a == "--grid");
+    let text = args.iter().any(|a| a == "--text");
+    TEXT.store(text, Ordering::Relaxed);
+    let cases = if grid { Case::grid() } else { Case::all() };
 
     if let Some(name) = value_of("--case") {
-        let case = *cases
-            .iter()
+        let case = Case::all()
+            .into_iter()
+            .chain(Case::grid())
             .find(|c| c.name() == name)
             .unwrap_or_else(|| panic!("unknown case {name}"));
         let iters = value_of("--iters").map_or(1, |s| s.parse().expect("iters"));
@@ -756,21 +1030,40 @@ fn main() {
     }
 
     let filter = value_of("--filter");
-    let selected = cases.into_iter().filter(|c| {
-        filter
-            .as_ref()
-            .is_none_or(|f| c.name().contains(f.as_str()))
-    });
+    let selected: Vec<Case> = cases
+        .into_iter()
+        .filter(|c| {
+            filter
+                .as_ref()
+                .is_none_or(|f| c.name().contains(f.as_str()))
+        })
+        .collect();
     println!(
-        "profile {}; {} header(s) per record",
+        "profile {}; {} payloads",
         build_profile::describe(),
-        headers_per_record()
+        if text { "text (--text)" } else { "random" }
     );
 
     if args.iter().any(|a| a == "--check") {
-        for case in selected.filter(|c| c.imp != Imp::Ours && c.op == Op::Encode) {
-            println!("{}", prepare(case).same_batch.expect("checked"));
+        for case in selected
+            .iter()
+            .filter(|c| matches!(c.imp, Imp::KafkaProtocol | Imp::Rskafka) && c.op == Op::Encode)
+        {
+            println!("{}", prepare(*case).same_batch.expect("checked"));
         }
+        return;
+    }
+
+    if grid {
+        // Instruction counts only: the wall-clock columns would take a minute more
+        // and mean little on a shared machine.
+        let jobs = value_of("--jobs").map_or(1, |s| s.parse().expect("--jobs takes a count"));
+        let instr = callgrind_all(&selected, jobs);
+        print_grid_table(&instr);
+        println!(
+            "\n(instructions per record under callgrind, GLIBC_TUNABLES=glibc.cpu.hwcaps=-ERMS, \
+             collection only inside the measured loop; peers' encodes checked to be our batch)"
+        );
         return;
     }
 

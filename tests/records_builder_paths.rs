@@ -1,9 +1,10 @@
 //! The batch builder against an independent reference encoder, byte for byte.
 //!
-//! `BatchBuilder::append` has a one-pass path for the common record shape (short
-//! varints, short header fields) and a general path for everything else, and it
-//! switches between them on field lengths, timestamp deltas, record counts, header
-//! counts, the buffer's grown room and the byte limit. The strategies here sit on
+//! `BatchBuilder::append` has a one-pass path for records whose varints all take one
+//! or two bytes and a two-pass path for everything else, and it switches between
+//! them on field lengths, timestamp deltas, record counts, header counts, the
+//! buffer's grown room and the byte limit; inside both, fields are copied with moves
+//! whose size depends on the field's length. The strategies here sit on
 //! each of those boundaries, and every batch must equal what a plain, obviously
 //! correct encoder written from the protocol description produces.
 
@@ -136,6 +137,9 @@ fn len_near_edges() -> impl Strategy<Value = usize> {
         1 => Just(17usize),
         1 => 40usize..80, // a record body near 64 bytes: one- or two-byte length
         1 => prop::sample::select(vec![63usize, 64, 65, 127, 128, 129, 255, 256, 257]),
+        // Where the inline copy changes its move size (4, 8, 16, 32, 64 bytes) or
+        // hands over to `memcpy`.
+        1 => prop::sample::select(vec![1usize, 3, 4, 7, 8, 15, 16, 31, 32, 33, 63, 64, 128, 129]),
         1 => prop::sample::select(vec![8190usize, 8191, 8192, 8193, 9000, 20_000]),
     ]
 }
@@ -150,7 +154,11 @@ fn bytes_near_edges() -> impl Strategy<Value = Option<Vec<u8>>> {
 fn header_field() -> impl Strategy<Value = Option<Vec<u8>>> {
     prop_oneof![
         1 => Just(None),
-        6 => (prop_oneof![4 => 0usize..18, 1 => Just(63usize), 1 => Just(64usize), 1 => Just(300usize)], any::<u8>())
+        6 => (prop_oneof![
+                4 => 0usize..18,
+                2 => prop::sample::select(vec![31usize, 32, 33, 55, 63, 64, 65, 128, 129]),
+                1 => Just(300usize),
+            ], any::<u8>())
             .prop_map(|(n, b)| Some(varied(n, b))),
     ]
 }
@@ -158,6 +166,7 @@ fn header_field() -> impl Strategy<Value = Option<Vec<u8>>> {
 fn header_key() -> impl Strategy<Value = String> {
     prop_oneof![
         4 => "[a-z]{0,17}",
+        1 => "[a-z]{30,34}",
         1 => Just("k".repeat(64)),
         1 => Just("\u{e9}".repeat(20)),
     ]
@@ -292,6 +301,48 @@ fn record_bodies_either_side_of_a_two_byte_length() {
             built(&recs, &mut buf),
             reference_batch(&recs),
             "value of {value_len} bytes"
+        );
+    }
+}
+
+/// Every length from 0 to 300 bytes, for the key, the value, a header's key and a
+/// header's value at once, on both paths (each batch's first record takes the
+/// two-pass path, the others the one-pass path): every size class of the inline
+/// copy, both one- and two-byte lengths, and record bodies either side of 64 bytes.
+#[test]
+fn every_field_length_up_to_300_on_both_paths() {
+    for len in 0..=300 {
+        let recs: Vec<Rec> = (0..3)
+            .map(|i| Rec {
+                timestamp: 1_000 + i,
+                key: Some(varied(len, 1 + i as u8)),
+                value: Some(varied(len, 100 + i as u8)),
+                headers: vec![
+                    ("a".repeat(len), Some(varied(len, 200 + i as u8))),
+                    ("b".to_string(), Some(varied(len / 3, 50))),
+                ],
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        assert_eq!(
+            built(&recs, &mut buf),
+            reference_batch(&recs),
+            "fields of {len} bytes"
+        );
+        // A lone field of that length among null ones: its record's body is short,
+        // so its length prefix takes one byte and the body moves back.
+        let lone: Vec<Rec> = (0..3)
+            .map(|i| Rec {
+                timestamp: 1_000 + i,
+                key: None,
+                value: Some(varied(len, 9)),
+                headers: Vec::new(),
+            })
+            .collect();
+        assert_eq!(
+            built(&lone, &mut buf),
+            reference_batch(&lone),
+            "value of {len} bytes"
         );
     }
 }

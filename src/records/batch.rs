@@ -416,7 +416,9 @@ impl Records {
     /// }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    #[inline]
+    // Always inlined: a call returns the record through memory and saves and
+    // restores registers around it, about 25 instructions per record.
+    #[inline(always)]
     pub fn next_ref(&mut self) -> Option<Result<RecordRef<'_>, RecordsError>> {
         let f = match self.step()? {
             Ok(f) => f,

@@ -1,4 +1,28 @@
 //! Encoding: a RecordBatch v2 builder that writes records straight into one buffer.
+//!
+//! # Which record takes which path
+//!
+//! [`BatchBuilder::append`] writes a record in one of two ways. Both copy every
+//! field the same way: up to 256 bytes as two to four fixed-size moves, longer
+//! ones with `memcpy` (`copy_short`), so no field size has a copy of its own.
+//!
+//! | record | path | why |
+//! |---|---|---|
+//! | a batch's first | two-pass (`append_exact`) | it sets the base timestamp; sizing one record per batch costs nothing per record |
+//! | body under 8 KiB, under 64 headers, timestamp within about 8 s of the batch's first, under 8,192 records before it | one-pass (`append_short`) | every varint in it takes one or two bytes, so the length is written last into a two-byte slot, each field goes through one bounds check and nothing is sized twice |
+//! | the same, but the buffer's zero-filled room ends before the record does | two-pass | the room is grown (never past the byte limit) or the record refused there, not per record on the hot path |
+//! | body of 8 KiB or more, 64 headers or more, a timestamp further out, the 8,192nd record on | two-pass | a varint of three bytes or more; sizing first costs little beside copying 8 KiB, and such records are rare |
+//!
+//! Inside the one-pass path, a key of up to 16 bytes goes in the same 32-byte
+//! chunk as the fields before it, and a header whose key and value have at most
+//! 16 bytes each in one 34-byte chunk (one bounds check for both); a longer key or
+//! header field takes a bounds check of its own, which is the whole difference
+//! (a 17-byte key costs 10 instructions more than a 16-byte one under fat LTO, 4%;
+//! see `docs/benchmarks-records.md`). The path writes the record's length as two
+//! bytes and moves the body back one byte when the body turns out shorter than 64
+//! bytes (a fixed 64-byte move). Anything it cannot write it leaves to the
+//! two-pass path without having appended anything: bytes past the batch's end are
+//! scratch.
 
 use bytes::{Bytes, BytesMut};
 
@@ -263,10 +287,10 @@ impl<'a> BatchBuilder<'a> {
     /// first record's timestamp becomes the batch's base timestamp.
     #[inline]
     pub fn append(&mut self, record: &NewRecord<'_>) -> Result<(), AppendError> {
-        if self.append_small(record).is_some() {
+        if self.append_short(record).is_some() {
             return Ok(());
         }
-        self.append_general(record)
+        self.append_exact(record)
     }
 
     /// The path taken by nearly every record a producer writes after a batch's
@@ -284,12 +308,12 @@ impl<'a> BatchBuilder<'a> {
     ///
     /// Returns `None` when the record is not of that shape or does not fit the
     /// room grown so far: nothing is appended (bytes past the batch's end are
-    /// scratch) and the general path decides, growing the room or refusing the
-    /// record.
+    /// scratch) and [`append_exact`](Self::append_exact) decides, growing the room
+    /// or refusing the record.
     #[inline(always)]
-    fn append_small(&mut self, record: &NewRecord<'_>) -> Option<()> {
+    fn append_short(&mut self, record: &NewRecord<'_>) -> Option<()> {
         let count = self.count as usize;
-        // The first record sets the base timestamp; it takes the general path.
+        // The first record sets the base timestamp; it takes the two-pass path.
         if count == 0 {
             return None;
         }
@@ -316,7 +340,7 @@ impl<'a> BatchBuilder<'a> {
                     Some(k) => {
                         let at = put_byte(head, n, (k.len() << 1) as u8);
                         let end = at + k.len();
-                        copy_key(head.get_mut(at..end)?, k);
+                        copy_short(head.get_mut(at..end)?, k);
                         end
                     }
                 };
@@ -324,7 +348,7 @@ impl<'a> BatchBuilder<'a> {
                     None => put_byte(head, n, 1),
                     Some(v) => put_small(head, n, small_len(v)? << 1)?,
                 };
-                n = put_value(out, n, record.value)?;
+                n = put_bytes(out, n, record.value)?;
             }
         }
         let headers = record.headers.len();
@@ -358,7 +382,12 @@ impl<'a> BatchBuilder<'a> {
             *out.first_chunk_mut::<2>()? = pair.to_le_bytes();
             n
         } else {
-            out.copy_within(2..n, 1);
+            // Move the body back a byte: as one fixed 64-byte move when the room
+            // holds it (what lies past the record is scratch), else exactly.
+            match out.get_mut(..66) {
+                Some(chunk) => chunk.copy_within(2..66, 1),
+                None => out.get_mut(..n)?.copy_within(2.., 1),
+            }
             put_at(out, 0, (body << 1) as u8)?;
             n - 1
         };
@@ -375,66 +404,16 @@ impl<'a> BatchBuilder<'a> {
         Some(())
     }
 
-    /// Any record: bounds the body from the payload sizes alone and writes in one
-    /// pass when the bound decides the length prefix, else sizes exactly first.
+    /// The two-pass path: sizes the record exactly, refuses it if it would cross
+    /// the byte limit, then writes it. Taken by each batch's first record, by
+    /// records with a body of 8 KiB or more and by the rare record
+    /// [`append_short`](Self::append_short) turns away (see the module docs).
     #[inline(never)]
-    fn append_general(&mut self, record: &NewRecord<'_>) -> Result<(), AppendError> {
+    fn append_exact(&mut self, record: &NewRecord<'_>) -> Result<(), AppendError> {
         if self.count == i32::MAX {
             return Err(AppendError::TooManyRecords);
         }
-        let ts_delta = if self.count == 0 {
-            0
-        } else {
-            zigzag64(record.timestamp.wrapping_sub(self.first_timestamp))
-        };
-        let off_delta = zz_len(self.count as usize);
-        // If both bounds need the same length-prefix size and the upper bound fits
-        // the limit, write the fields straight after a prefix of that size, sizing
-        // each varint only as it is written, and fill the prefix in last.
-        let mut payload = field_len(record.key) + field_len(record.value);
-        for h in record.headers {
-            payload += h.key.len() + field_len(h.value);
-        }
-        let headers = record.headers.len();
-        // attributes + timestamp + offset + key/value lengths + header count, then
-        // two lengths per header: at least one byte each, at most 10/5 bytes each.
-        let min_body = payload + 6 + 2 * headers;
-        let max_body = payload
-            .saturating_add(1 + 10 + 5 + 5 + 5 + 5)
-            .saturating_add(headers.saturating_mul(10));
-        let prefix = unsigned_varint_len(zz_len(min_body));
-        if max_body > i32::MAX as usize
-            || prefix != unsigned_varint_len(zz_len(max_body))
-            || prefix + max_body > self.config.max_batch_bytes.saturating_sub(self.size())
-        {
-            return self.append_exact(record, ts_delta, off_delta);
-        }
-        let at = self.end;
-        let window = prefix + max_body;
-        if self.buf.len() < at + window {
-            self.grow(at + window);
-        }
-        let Some(out) = self.buf.get_mut(at..at + window) else {
-            return self.append_exact(record, ts_delta, off_delta);
-        };
-        let n = write_body(out, prefix, ts_delta, off_delta, record);
-        write_unsigned_at(out, 0, zz_len(n - prefix));
-        self.end = at + n;
-        self.note_appended(record.timestamp);
-        Ok(())
-    }
-
-    /// The two-pass append: sizes the record exactly first. Used near varint-size
-    /// boundaries and near the byte limit, where the estimate cannot decide.
-    #[cold]
-    #[inline(never)]
-    fn append_exact(
-        &mut self,
-        record: &NewRecord<'_>,
-        ts_delta: u64,
-        off_delta: u64,
-    ) -> Result<(), AppendError> {
-        let (body, _, _) = self.body_len(record)?;
+        let (body, ts_delta, off_delta) = self.body_len(record)?;
         // The record length is itself a zig-zag varint.
         let prefix = unsigned_varint_len(zz_len(body));
         let total = prefix + body;
@@ -456,15 +435,19 @@ impl<'a> BatchBuilder<'a> {
         if self.buf.len() < at + total {
             self.grow(at + total);
         }
-        let Some(out) = self.buf.get_mut(at..at + total) else {
+        // `grow` made the room, so this cannot fail; if it did, refusing the record
+        // beats writing a batch with a hole in it.
+        let out = self.buf.get_mut(at..at + total);
+        debug_assert!(out.is_some(), "grow left less than {total} bytes of room");
+        let Some(out) = out else {
             return Err(AppendError::TooLong {
                 field: "Record",
                 length: total,
             });
         };
-        let n = write_body(out, prefix, ts_delta, off_delta, record);
-        debug_assert_eq!(n, total);
-        write_unsigned_at(out, 0, zz_len(body));
+        let n = write_unsigned_at(out, 0, zz_len(body));
+        let n = write_body(out, n, ts_delta, off_delta, record);
+        debug_assert_eq!(n, total, "record sized as {total} bytes, written as {n}");
         self.end = at + total;
         self.note_appended(record.timestamp);
         Ok(())
@@ -487,8 +470,6 @@ impl<'a> BatchBuilder<'a> {
     #[inline(never)]
     fn grow(&mut self, needed: usize) {
         const STEP: usize = GROW_STEP;
-        // Never past the limit: `append_small` relies on that to skip its own
-        // limit check (a record near the limit takes the general path instead).
         let limit_end = self.limit_end();
         debug_assert!(needed <= limit_end);
         let ahead = self.buf.len().saturating_add(STEP).min(limit_end);
@@ -578,12 +559,16 @@ pub(crate) struct OpenBatch {
 }
 
 impl OpenBatch {
-    /// An empty batch; `capacity` is a first guess at its size.
+    /// An empty batch; `capacity` is a first guess at its size. The buffer is
+    /// allocated for whole growth steps, so that filling it up to the guess never
+    /// reallocates.
     pub(crate) fn new(config: &BatchConfig, capacity: usize) -> Self {
-        let mut buf = BytesMut::with_capacity(capacity.clamp(
-            BATCH_HEADER_LEN,
-            config.max_batch_bytes.max(BATCH_HEADER_LEN),
-        ));
+        let steps = capacity.div_ceil(GROW_STEP).max(1);
+        let room = steps
+            .saturating_mul(GROW_STEP)
+            .min(config.max_batch_bytes)
+            .saturating_add(BATCH_HEADER_LEN);
+        let mut buf = BytesMut::with_capacity(room);
         buf.extend_from_slice(&[0u8; BATCH_HEADER_LEN]);
         Self {
             end: buf.len(),
@@ -681,49 +666,97 @@ fn write_body(
     n
 }
 
-/// `dst.copy_from_slice(src)` (equal lengths), with short keys and header fields
-/// copied as one or two overlapping word moves instead of a call into `memcpy`.
+/// `dst.copy_from_slice(src)` for slices of equal length, with fields of up to
+/// 256 bytes copied as two to four moves of a fixed size (4 to 64 bytes, the last
+/// overlapping) instead of a call into `memcpy`, whose call, size dispatch and saved
+/// registers cost more than the move itself at these sizes.
 #[inline(always)]
-fn copy_small(dst: &mut [u8], src: &[u8]) {
+fn copy_short(dst: &mut [u8], src: &[u8]) {
     let n = src.len();
     if n != dst.len() {
+        // Every caller cuts `dst` to the field's length; skipping the copy keeps a
+        // sizing bug from panicking in a release build, and tests catch it here.
+        debug_assert_eq!(n, dst.len(), "copy into a slot of the wrong size");
         return;
     }
-    if n > 16 {
-        dst.copy_from_slice(src);
+    // A tree of compares rather than a chain: two to four per field whatever its
+    // size, each taken the same way record after record.
+    if n > 64 {
+        if n <= 128 {
+            copy_two::<64>(dst, src);
+        } else if n <= 256 {
+            // The first, second and last 64 bytes, and the third when there is one:
+            // three moves of 64 for a 129-byte value rather than two of 128.
+            copy_two::<64>(dst, src);
+            copy_at::<64>(dst, src, 64);
+            if n > 192 {
+                copy_at::<64>(dst, src, 128);
+            }
+        } else {
+            dst.copy_from_slice(src);
+        }
+    } else if n > 16 {
+        if n > 32 {
+            copy_two::<32>(dst, src);
+        } else {
+            copy_two::<16>(dst, src);
+        }
     } else if n >= 8 {
-        let head: [u8; 8] = src[..8].try_into().unwrap_or_default();
-        let tail: [u8; 8] = src[n - 8..].try_into().unwrap_or_default();
-        dst[..8].copy_from_slice(&head);
-        dst[n - 8..].copy_from_slice(&tail);
+        copy_two::<8>(dst, src);
     } else if n >= 4 {
-        let head: [u8; 4] = src[..4].try_into().unwrap_or_default();
-        let tail: [u8; 4] = src[n - 4..].try_into().unwrap_or_default();
-        dst[..4].copy_from_slice(&head);
-        dst[n - 4..].copy_from_slice(&tail);
-    } else {
-        dst.copy_from_slice(src);
+        copy_two::<4>(dst, src);
+    } else if n > 0 {
+        dst[0] = src[0];
+        dst[n / 2] = src[n / 2];
+        dst[n - 1] = src[n - 1];
     }
 }
 
-/// Writes one header of a record on [`BatchBuilder::append_small`]'s path at
+/// Copies `src` (`N` to `2N` bytes) into `dst` of the same length as its first and
+/// its last `N` bytes, which overlap.
+#[inline(always)]
+fn copy_two<const N: usize>(dst: &mut [u8], src: &[u8]) {
+    if let (Some(d), Some(s)) = (dst.first_chunk_mut::<N>(), src.first_chunk::<N>()) {
+        *d = *s;
+    }
+    if let (Some(d), Some(s)) = (dst.last_chunk_mut::<N>(), src.last_chunk::<N>()) {
+        *d = *s;
+    }
+}
+
+/// Copies bytes `at..at + N` of `src` into `dst` (of the same length), if both
+/// reach that far.
+#[inline(always)]
+fn copy_at<const N: usize>(dst: &mut [u8], src: &[u8], at: usize) {
+    let d = dst.get_mut(at..).and_then(<[u8]>::first_chunk_mut::<N>);
+    let s = src.get(at..).and_then(<[u8]>::first_chunk::<N>);
+    if let (Some(d), Some(s)) = (d, s) {
+        *d = *s;
+    }
+}
+
+/// Writes one header of a record on [`BatchBuilder::append_short`]'s path at
 /// `n`, returning the position after it.
 #[inline(always)]
 fn put_short_header(out: &mut [u8], mut n: usize, h: &NewHeader<'_>) -> Option<usize> {
     let (key, value) = (h.key.as_bytes(), h.value);
     let value_len = value.map_or(0, <[u8]>::len);
-    if key.len() | value_len <= 16 {
+    // Two compares, not the bit-or this once was (`5 | 16 > 16` sent a 16-byte
+    // value with a 5-byte key down the slow branch), nor `max` (a conditional
+    // move, after which the compiler no longer knows either length is at most 16
+    // and checks each copy against the chunk again).
+    if key.len() <= 16 && value_len <= 16 {
         // Both lengths and both fields: at most 34 bytes, one chunk.
         let chunk = out.get_mut(n..)?.first_chunk_mut::<34>()?;
         let at = put_byte(chunk, 0, (key.len() << 1) as u8);
         let mut end = at + key.len();
-        copy_small(chunk.get_mut(at..end)?, key);
+        copy_short(chunk.get_mut(at..end)?, key);
         end = match value {
             None => put_byte(chunk, end, 1),
             Some(v) => {
                 let at = put_byte(chunk, end, (value_len << 1) as u8);
                 let end = at + value_len;
-                copy_small(chunk.get_mut(at..end)?, v);
+                copy_short(chunk.get_mut(at..end)?, v);
                 end
             }
         };
@@ -735,41 +768,7 @@ fn put_short_header(out: &mut [u8], mut n: usize, h: &NewHeader<'_>) -> Option<u
     Some(n)
 }
 
-/// [`copy_small`] for a record's key: one of exactly 16 bytes (a UUID, say) is one
-/// wide move.
-#[inline(always)]
-fn copy_key(dst: &mut [u8], key: &[u8]) {
-    if let (Ok(d), Ok(k)) = (
-        <&mut [u8; 16]>::try_from(&mut *dst),
-        <&[u8; 16]>::try_from(key),
-    ) {
-        *d = *k;
-    } else {
-        copy_small(dst, key);
-    }
-}
-
-/// [`put_bytes`] for a record's value: one of 65 to 128 bytes is copied as two
-/// overlapping 64-byte moves instead of a call into `memcpy`.
-#[inline(always)]
-fn put_value(out: &mut [u8], pos: usize, field: Option<&[u8]>) -> Option<usize> {
-    if let Some(v) = field {
-        let n = v.len();
-        // 65 <= n <= 128, as one compare.
-        if n.wrapping_sub(65) < 64 {
-            let end = pos + n;
-            let dst = out.get_mut(pos..end)?;
-            let head: &[u8; 64] = v.first_chunk()?;
-            let tail: &[u8; 64] = v.last_chunk()?;
-            *dst.first_chunk_mut::<64>()? = *head;
-            *dst.last_chunk_mut::<64>()? = *tail;
-            return Some(end);
-        }
-    }
-    put_bytes(out, pos, field)
-}
-
-/// Records with a body shorter than this take [`BatchBuilder::append_small`]:
+/// Records with a body shorter than this may take [`BatchBuilder::append_short`]:
 /// every length inside them and their own length prefix fit two varint bytes.
 const SMALL_BODY: usize = 1 << 13;
 
@@ -818,7 +817,7 @@ fn put_bytes(out: &mut [u8], pos: usize, field: Option<&[u8]>) -> Option<usize> 
         None => Some(pos),
         Some(b) => {
             let end = pos + b.len();
-            copy_small(out.get_mut(pos..end)?, b);
+            copy_short(out.get_mut(pos..end)?, b);
             Some(end)
         }
     }
@@ -854,11 +853,6 @@ fn zz_len(n: usize) -> u64 {
 }
 
 #[inline(always)]
-fn field_len(field: Option<&[u8]>) -> usize {
-    field.map_or(0, <[u8]>::len)
-}
-
-#[inline(always)]
 fn nullable_len(field: Option<&[u8]>) -> usize {
     match field {
         None => 1,
@@ -876,7 +870,7 @@ fn put_nullable(out: &mut [u8], pos: usize, field: Option<&[u8]>) -> usize {
             let pos = write_unsigned_at(out, pos, zz_len(b.len()));
             let end = pos + b.len();
             if let Some(dst) = out.get_mut(pos..end) {
-                copy_small(dst, b);
+                copy_short(dst, b);
             }
             end
         }
