@@ -250,6 +250,7 @@ fn orchestrate(o: Options) {
                         "send1" => format!("send, linger {} ms, 1 partition", w.linger_ms),
                         "send4" => format!("send, linger {} ms, 4 partitions", w.linger_ms),
                         "consume" => "consume (stream)".to_owned(),
+                        "consume-group" => "consume (stream, one-member group)".to_owned(),
                         _ => p.name.clone(),
                     };
                     println!(

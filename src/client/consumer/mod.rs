@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::messages::{ApiKey, ErrorCode, FetchRequest, FetchResponse, fetch_request};
 use crate::records::{
-    AbortedTransaction, Batch, BatchReader, DecodeOptions, ReadCommitted, Record,
+    AbortedTransaction, Batch, BatchReader, BatchRecords, DecodeOptions, ReadCommitted, Record,
 };
 use crate::wire::Uuid;
 
@@ -248,14 +248,23 @@ pub struct ConsumedRecord {
 /// A fetched, not yet consumed piece of one partition's log.
 #[derive(Debug)]
 struct Chunk {
-    /// The raw records (a slice of the response frame).
+    /// The raw records (a slice of the response frame), up to the first batch
+    /// that failed its checks when the response arrived; their CRCs were checked
+    /// then.
     reader: BatchReader,
+    /// Why the batches after the reader's end could not be read: reported once
+    /// the reader reaches its end.
+    bad: Option<crate::records::RecordsError>,
     /// Bytes it holds against the budget.
     bytes: usize,
     /// The read_committed filter, if any.
     filter: Option<ReadCommitted>,
-    /// Records of the batch being handed out.
-    current: VecDeque<Record>,
+    /// The batch being handed out, parsed as its records are taken.
+    current: Option<BatchRecords>,
+    /// Its last offset.
+    current_last: i64,
+    /// Whether it gave any record yet.
+    yielded: bool,
     current_epoch: i32,
 }
 
@@ -1069,16 +1078,28 @@ impl Consumer {
                     continue;
                 }
                 let bytes = records.len();
-                // Where the next fetch starts: past the last complete batch.
+                // Where the next fetch starts: past the last complete batch. This
+                // walk checks the batches (CRCs included); the chunk keeps what it
+                // checked, and the error that ended it, so polling reads them
+                // without checking them twice.
                 let mut next = p.fetch_offset;
                 let mut last_epoch = p.fetch_epoch;
-                for batch in BatchReader::new(records.clone(), opts) {
-                    let Ok(batch) = batch else { break };
+                let mut walk = BatchReader::new(records.clone(), opts);
+                let mut bad = None;
+                for batch in walk.by_ref() {
+                    let batch = match batch {
+                        Ok(b) => b,
+                        Err(e) => {
+                            bad = Some(e);
+                            break;
+                        }
+                    };
                     next = next.max(batch.last_offset() + 1);
                     if let Batch::V2(b) = &batch {
                         last_epoch = Some(b.header.partition_leader_epoch);
                     }
                 }
+                let checked = records.slice(..walk.position());
                 if next == p.fetch_offset {
                     continue; // only a partial batch: ask again with more room
                 }
@@ -1098,10 +1119,19 @@ impl Consumer {
                 let bytes = bytes.min(reserved);
                 reserved -= bytes;
                 p.chunks.push_back(Chunk {
-                    reader: BatchReader::new(records, opts),
+                    reader: BatchReader::new(
+                        checked,
+                        DecodeOptions {
+                            verify_crc: false,
+                            ..opts
+                        },
+                    ),
+                    bad,
                     bytes,
                     filter,
-                    current: VecDeque::new(),
+                    current: None,
+                    current_last: -1,
+                    yielded: false,
                     current_epoch: -1,
                 });
                 if !self.ready.contains(&tp) {
@@ -1174,16 +1204,39 @@ impl Consumer {
                     exhausted = true;
                     break;
                 };
-                if let Some(r) = chunk.current.pop_front() {
-                    if r.offset >= position {
-                        position = r.offset + 1;
-                        epoch = Some(chunk.current_epoch);
-                        out.push(ConsumedRecord {
-                            topic: tp.topic.clone(),
-                            partition: tp.partition,
-                            record: r,
-                            leader_epoch: chunk.current_epoch,
-                        });
+                // The batch being handed out: its records are parsed one at a time,
+                // straight into `out` (no staging copy of each record).
+                if let Some(records) = chunk.current.as_mut() {
+                    match records.next() {
+                        Some(Ok(r)) => {
+                            chunk.yielded = true;
+                            if r.offset >= position {
+                                position = r.offset + 1;
+                                epoch = Some(chunk.current_epoch);
+                                out.push(ConsumedRecord {
+                                    topic: tp.topic.clone(),
+                                    partition: tp.partition,
+                                    record: r,
+                                    leader_epoch: chunk.current_epoch,
+                                });
+                            }
+                        }
+                        end => {
+                            // A bad record ends its batch: the records before it
+                            // were handed out, the rest of the batch is skipped.
+                            if let Some(Err(e)) = end {
+                                self.notes.push_back(Note::Error {
+                                    partition: Some(tp.clone()),
+                                    error: ClientError::Records(e.to_string()),
+                                });
+                            }
+                            chunk.current = None;
+                            // a batch that gave no record at all still moves the
+                            // position past it
+                            if !chunk.yielded && chunk.current_last >= position {
+                                position = chunk.current_last + 1;
+                            }
+                        }
                     }
                     continue;
                 }
@@ -1197,21 +1250,16 @@ impl Consumer {
                         if let Batch::V2(b) = &batch {
                             chunk.current_epoch = b.header.partition_leader_epoch;
                         }
-                        if keep && last >= position {
+                        if last < position {
+                            continue;
+                        }
+                        if keep {
                             match batch.records(&opts) {
                                 Ok(records) => {
-                                    for r in records {
-                                        match r {
-                                            Ok(r) => chunk.current.push_back(r),
-                                            Err(e) => {
-                                                self.notes.push_back(Note::Error {
-                                                    partition: Some(tp.clone()),
-                                                    error: ClientError::Records(e.to_string()),
-                                                });
-                                                break;
-                                            }
-                                        }
-                                    }
+                                    chunk.current = Some(records);
+                                    chunk.current_last = last;
+                                    chunk.yielded = false;
+                                    continue;
                                 }
                                 Err(e) => self.notes.push_back(Note::Error {
                                     partition: Some(tp.clone()),
@@ -1219,10 +1267,9 @@ impl Consumer {
                                 }),
                             }
                         }
-                        // skipped batches (control, aborted) still move the position
-                        if chunk.current.is_empty() && last >= position {
-                            position = last + 1;
-                        }
+                        // skipped batches (control, aborted, unreadable) still move
+                        // the position
+                        position = last + 1;
                     }
                     Some(Err(e)) => {
                         self.notes.push_back(Note::Error {
@@ -1233,6 +1280,12 @@ impl Consumer {
                         self.buffered -= c.map_or(0, |c| c.bytes);
                     }
                     None => {
+                        if let Some(e) = chunk.bad.take() {
+                            self.notes.push_back(Note::Error {
+                                partition: Some(tp.clone()),
+                                error: ClientError::Records(e.to_string()),
+                            });
+                        }
                         let c = p.chunks.pop_front();
                         self.buffered -= c.map_or(0, |c| c.bytes);
                     }
