@@ -1306,3 +1306,137 @@ impl Consumer {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    use crate::records::{BatchBuilder, BatchConfig, NewRecord};
+    use bytes::{Bytes, BytesMut};
+
+    /// A consumer assigned `t-0` from offset 0, with the fetch it sends.
+    fn fetching() -> (Consumer, FetchInFlight) {
+        let mut c = Consumer::new(ConsumerConfig::default());
+        c.assign([TopicPartition::new("t", 0)], Offset::At(0));
+        let view = |_: &TopicPartition| {
+            Some(PartitionView {
+                leader: Some(1),
+                leader_epoch: 0,
+                topic_id: Uuid::ZERO,
+            })
+        };
+        let mut wants = Vec::new();
+        #[allow(clippy::disallowed_methods)]
+        let now = Instant::now();
+        c.drive(now, &view, &|_| true, &|_| Some(12), &mut wants);
+        let flight = wants
+            .into_iter()
+            .find_map(|w| match w {
+                Want::Fetch { flight, .. } => Some(flight),
+                _ => None,
+            })
+            .expect("a fetch");
+        (c, flight)
+    }
+
+    /// Three batches of two records at offsets 0, 2 and 4; the second one's CRC
+    /// is broken when `corrupt`.
+    fn three_batches(corrupt: bool) -> Bytes {
+        let mut buf = BytesMut::new();
+        let mut second = 0;
+        for base in [0i64, 2, 4] {
+            if base == 2 {
+                second = buf.len();
+            }
+            let config = BatchConfig {
+                base_offset: base,
+                ..BatchConfig::default()
+            };
+            let mut b = BatchBuilder::new(&mut buf, &config);
+            b.append(&NewRecord::new(0).value(b"a")).unwrap();
+            b.append(&NewRecord::new(0).value(b"b")).unwrap();
+            b.finish().unwrap();
+        }
+        if corrupt {
+            // the last byte of the second batch's records: covered by its CRC
+            let end = second
+                + 12
+                + i32::from_be_bytes(buf[second + 8..second + 12].try_into().unwrap()) as usize;
+            buf[end - 1] ^= 0xff;
+        }
+        buf.freeze()
+    }
+
+    fn response(records: Bytes) -> FetchResponse {
+        FetchResponse {
+            responses: vec![FetchableTopicResponse {
+                topic: "t".into(),
+                partitions: vec![PartitionData {
+                    partition_index: 0,
+                    high_watermark: 6,
+                    records: Some(records),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn offsets(out: &[ConsumedRecord]) -> Vec<i64> {
+        out.iter().map(|r| r.record.offset).collect()
+    }
+
+    #[test]
+    fn a_whole_response_is_handed_out_in_order_across_polls() {
+        let (mut c, flight) = fetching();
+        c.on_fetch(
+            flight,
+            Ok(response(three_batches(false))),
+            &|_| None,
+            &mut Vec::new(),
+        );
+        let mut out = Vec::new();
+        c.poll(3, &mut out); // stops inside the second batch
+        assert_eq!(offsets(&out), [0, 1, 2]);
+        c.poll(100, &mut out);
+        assert_eq!(offsets(&out), [0, 1, 2, 3, 4, 5]);
+        assert!(c.notes.iter().all(|n| !matches!(n, Note::Error { .. })));
+        assert_eq!(c.buffered_bytes(), 0, "every chunk released");
+        assert_eq!(c.positions()[0].1, 6);
+    }
+
+    #[test]
+    fn a_batch_failing_its_crc_ends_the_chunk_after_the_good_ones_with_one_error() {
+        let (mut c, flight) = fetching();
+        c.on_fetch(
+            flight,
+            Ok(response(three_batches(true))),
+            &|_| None,
+            &mut Vec::new(),
+        );
+        let mut out = Vec::new();
+        c.poll(100, &mut out);
+        // the batch before it comes out; nothing of it or after it does
+        assert_eq!(offsets(&out), [0, 1]);
+        let errors: Vec<_> = c
+            .notes
+            .iter()
+            .filter(|n| {
+                matches!(
+                    n,
+                    Note::Error {
+                        error: ClientError::Records(_),
+                        ..
+                    }
+                )
+            })
+            .collect();
+        assert_eq!(errors.len(), 1, "{:?}", c.notes);
+        assert_eq!(c.buffered_bytes(), 0, "the chunk is released");
+        // the next fetch asks again from the bad batch, not past it
+        assert_eq!(c.parts[&TopicPartition::new("t", 0)].fetch_offset, 2);
+        assert_eq!(c.positions()[0].1, 2);
+    }
+}
