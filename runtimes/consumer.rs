@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_lite::Stream;
@@ -61,6 +62,10 @@ pub struct Consumer {
     /// Per partition, the offset after the last record handed to the application:
     /// what [`commit`](Self::commit) stores.
     handed: BTreeMap<TopicPartition, i64>,
+    /// The partition of the last record handed out and the offset after it, not
+    /// yet in `handed`: the map is updated once per run of records of one
+    /// partition, not once per record.
+    last: Option<(Arc<str>, i32, i64)>,
     /// Subscribed to a group: commits only what the group gave it.
     grouped: bool,
     /// Partitions revoked by rebalances not yet acknowledged: a commit may still
@@ -113,6 +118,7 @@ impl crate::runtime::Client {
             unacked: false,
             owned: BTreeSet::new(),
             handed: BTreeMap::new(),
+            last: None,
             grouped: false,
             revoking: BTreeSet::new(),
         }
@@ -187,13 +193,41 @@ impl Consumer {
         self.owned.iter().cloned().collect()
     }
 
+    /// Moves `last` into `handed`.
+    fn flush_handed(&mut self) {
+        if let Some((topic, partition, next)) = self.last.take() {
+            self.handed
+                .insert(TopicPartition::new(topic, partition), next);
+        }
+    }
+
+    /// Notes that `r` is handed to the application.
+    fn hand(&mut self, r: &ConsumedRecord) {
+        let next = r.record.offset + 1;
+        match &mut self.last {
+            Some((topic, partition, at))
+                if *partition == r.partition
+                    && (Arc::ptr_eq(topic, &r.topic) || **topic == *r.topic) =>
+            {
+                *at = next;
+            }
+            _ => {
+                self.flush_handed();
+                self.last = Some((r.topic.clone(), r.partition, next));
+            }
+        }
+    }
+
     fn commit_offsets(&self) -> Vec<(TopicPartition, i64)> {
-        self.handed
-            .iter()
+        let mut handed = self.handed.clone();
+        if let Some((topic, partition, next)) = &self.last {
+            handed.insert(TopicPartition::new(topic.clone(), *partition), *next);
+        }
+        handed
+            .into_iter()
             .filter(|(tp, _)| {
-                !self.grouped || self.owned.contains(*tp) || self.revoking.contains(*tp)
+                !self.grouped || self.owned.contains(tp) || self.revoking.contains(tp)
             })
-            .map(|(tp, o)| (tp.clone(), *o))
             .collect()
     }
 
@@ -261,6 +295,7 @@ impl Consumer {
         // Records fetched but never handed over go back: their partitions' positions
         // move back to the first of them, so the commits below (and the one on
         // revoke) store only what the application had.
+        self.flush_handed();
         let mut back: BTreeMap<TopicPartition, i64> = BTreeMap::new();
         for r in self.records.drain(..) {
             back.entry(TopicPartition::new(r.topic.clone(), r.partition))
@@ -455,6 +490,10 @@ impl Consumer {
         let mut out = Vec::with_capacity(self.records.len() + 1);
         out.push(first);
         out.extend(self.records.drain(..));
+        // what a commit stores: after the last of them
+        for r in &out[1..] {
+            self.hand(r);
+        }
         Ok(out)
     }
 
@@ -467,8 +506,7 @@ impl Consumer {
                 return Poll::Ready(Some(Err(e)));
             }
             if let Some(r) = self.records.pop_front() {
-                let tp = TopicPartition::new(r.topic.clone(), r.partition);
-                self.handed.insert(tp, r.record.offset + 1);
+                self.hand(&r);
                 return Poll::Ready(Some(Ok(r)));
             }
             if self.closed {
@@ -479,6 +517,7 @@ impl Consumer {
                 // may go on (revoked partitions are committed where they ended).
                 if self.unacked {
                     self.unacked = false;
+                    self.flush_handed();
                     for tp in std::mem::take(&mut self.revoking) {
                         if !self.owned.contains(&tp) {
                             self.handed.remove(&tp);
@@ -490,10 +529,13 @@ impl Consumer {
                     }
                 }
                 let (reply, rx) = oneshot::channel();
+                // The emptied queue's allocation goes along to be filled again.
+                let buf = Vec::from(std::mem::take(&mut self.records));
                 if self
                     .client
                     .command(Command::Poll {
                         max: POLL_BATCH,
+                        buf,
                         reply,
                     })
                     .is_err()
@@ -512,6 +554,7 @@ impl Consumer {
                     self.waiting = None;
                     match answer {
                         Some(Ok((records, rebalances))) => {
+                            self.flush_handed();
                             for r in &rebalances {
                                 for tp in &r.revoked {
                                     self.owned.remove(tp);
@@ -525,7 +568,12 @@ impl Consumer {
                             }
                             self.unacked |= !rebalances.is_empty();
                             self.rebalances.extend(rebalances);
-                            self.records.extend(records);
+                            if self.records.is_empty() {
+                                // no copy: the queue takes the Vec's allocation
+                                self.records = VecDeque::from(records);
+                            } else {
+                                self.records.extend(records);
+                            }
                         }
                         Some(Err(errors)) => {
                             if errors.contains(&ClientError::Closed) {

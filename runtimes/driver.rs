@@ -77,9 +77,11 @@ pub(crate) enum Command {
     Flush(u64, async_channel::Sender<()>),
     /// A change to what the consumer reads.
     Consume(ConsumeCommand),
-    /// Up to `max` records (or a consumer error), as soon as there are some.
+    /// Up to `max` records (or a consumer error), as soon as there are some,
+    /// in `buf` (the caller's emptied buffer, so its allocation is reused).
     Poll {
         max: usize,
+        buf: Vec<ConsumedRecord>,
         reply: crate::oneshot::Sender<PollResult>,
     },
 }
@@ -172,8 +174,12 @@ pub(crate) struct Driver<N: Net> {
     buf: Box<[u8]>,
     closing: Option<Vec<async_channel::Sender<()>>>,
     produce: Produce,
-    /// A poll waiting for records.
-    poller: Option<(usize, crate::oneshot::Sender<PollResult>)>,
+    /// A poll waiting for records: how many, the buffer for them, where they go.
+    poller: Option<(
+        usize,
+        Vec<ConsumedRecord>,
+        crate::oneshot::Sender<PollResult>,
+    )>,
     /// Rebalances not yet handed to a poll.
     rebalances: Vec<crate::consumer_facade::Rebalance>,
     /// Acknowledge rebalances as they come (a consumer that closes).
@@ -269,13 +275,18 @@ impl<N: Net> Driver<N> {
                 ConsumeCommand::Pause(tps, true) => self.client.pause(now, &tps),
                 ConsumeCommand::Pause(tps, false) => self.client.resume(now, &tps),
             },
-            Command::Poll { max, reply } => {
+            Command::Poll {
+                max,
+                mut buf,
+                reply,
+            } => {
                 if self.closing.is_some() {
                     reply.send(Err(vec![ClientError::Closed]));
                     return;
                 }
+                buf.clear();
                 // A newer poll replaces an abandoned one.
-                self.poller = Some((max.max(1), reply));
+                self.poller = Some((max.max(1), buf, reply));
                 self.answer_poll(now);
             }
         }
@@ -283,17 +294,19 @@ impl<N: Net> Driver<N> {
 
     /// Answers a waiting poll if there are records or errors for it.
     fn answer_poll(&mut self, now: Instant) {
-        let Some((max, _)) = &self.poller else { return };
-        let max = *max;
+        let Some((max, buf, _)) = self.poller.as_mut() else {
+            return;
+        };
         if !self.consumer_errors.is_empty() {
-            if let Some((_, reply)) = self.poller.take() {
+            if let Some((_, _, reply)) = self.poller.take() {
                 reply.send(Err(std::mem::take(&mut self.consumer_errors)));
             }
             return;
         }
-        let records = self.client.poll_records(now, max);
-        if (!records.is_empty() || !self.rebalances.is_empty())
-            && let Some((_, reply)) = self.poller.take()
+        let max = *max;
+        self.client.poll_records_into(now, max, buf);
+        if (!buf.is_empty() || !self.rebalances.is_empty())
+            && let Some((_, records, reply)) = self.poller.take()
         {
             reply.send(Ok((records, std::mem::take(&mut self.rebalances))));
         }

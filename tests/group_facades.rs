@@ -204,3 +204,48 @@ fn blocking_members_split_and_one_closes_without_loss_or_duplicates() {
     assert_once(&seen, 200);
     b.close().unwrap();
 }
+
+/// `recv_batch` hands records to the application like the stream does: a commit
+/// after it stores, for every partition, the offset after the last record it gave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_after_recv_batch_stores_the_offset_after_its_last_record() {
+    let server = server();
+    produce(&server, 5, "r");
+    let client = builder(&server, GroupProtocol::Consumer)
+        .configure(|c| c.consumer.enable_auto_commit = false)
+        .build_tokio()
+        .await
+        .unwrap();
+    let mut consumer = client.consumer();
+    consumer.subscribe(["t"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Seen::new();
+    let mut batches = 0;
+    while total(&seen) < 20 {
+        assert!(Instant::now() < deadline, "read {} of 20", total(&seen));
+        let batch = tokio::time::timeout(Duration::from_secs(5), consumer.recv_batch())
+            .await
+            .unwrap()
+            .unwrap();
+        batches += 1;
+        for r in batch {
+            *seen.entry((r.partition, r.record.offset)).or_default() += 1;
+        }
+    }
+    assert_once(&seen, 20);
+    // some batch carried more than one record, or the test would not show anything
+    assert!(batches < 20, "{batches} batches");
+    let mut committed = consumer.commit().await.unwrap();
+    committed.sort();
+    let partitions: Vec<_> = committed.iter().map(|(tp, _)| tp.partition).collect();
+    assert_eq!(partitions, [0, 1, 2, 3], "{committed:?}");
+    assert!(committed.iter().all(|(_, o)| *o == 5), "{committed:?}");
+    for p in 0..PARTITIONS {
+        assert_eq!(
+            server.with_cluster(|c, _| c.committed_offset("g", "t", p)),
+            Some(5)
+        );
+    }
+    consumer.close().await.unwrap();
+    client.close().await;
+}

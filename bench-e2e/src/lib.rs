@@ -10,14 +10,21 @@ use measure::Phase;
 use workload::Workload;
 
 pub const USAGE: &str = "usage: bench-e2e [--records N] [--batch N] [--fetch-max-bytes N] \
-[--max-wait-ms N] [--phases build,produce,fetch,consume,send1,send4,paced] [--linger-ms N] \
+[--max-wait-ms N] [--phases build,produce,fetch,consume,consume-group,send1,send4,paced] [--linger-ms N] \
 [--paced-rate N] [--paced-secs N] [--clients ours,rskafka,rdkafka] [--clusters mock,sim] [--repeat N]";
 
 pub const CLIENTS: [&str; 3] = ["ours", "rskafka", "rdkafka"];
 pub const CLUSTERS: [&str; 2] = ["mock", "sim"];
 pub const TOPIC: &str = "bench";
-pub const PHASES: [&str; 7] = [
-    "build", "produce", "fetch", "consume", "send1", "send4", "paced",
+pub const PHASES: [&str; 8] = [
+    "build",
+    "produce",
+    "fetch",
+    "consume",
+    "consume-group",
+    "send1",
+    "send4",
+    "paced",
 ];
 
 pub struct Options {

@@ -144,9 +144,8 @@ fn repo() -> PathBuf {
         .to_owned()
 }
 
-/// One client against a fresh broker, in a child process; its phases.
-fn run_one(client: &str, cluster: &str, w: &Workload) -> Vec<Phase> {
-    let peer = Peer::start(cluster);
+/// One client against `peer`, in a child process; its phases.
+fn run_one(client: &str, cluster: &str, peer: &Peer, w: &Workload) -> Vec<Phase> {
     let mut args = vec![
         peer.bootstrap.clone(),
         "--records".into(),
@@ -175,7 +174,6 @@ fn run_one(client: &str, cluster: &str, w: &Workload) -> Vec<Phase> {
         .stderr(Stdio::inherit())
         .output()
         .expect("run the client");
-    drop(peer);
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         eprintln!("{stdout}");
@@ -211,20 +209,35 @@ fn orchestrate(o: Options) {
     for round in 0..o.repeat {
         for cluster in &o.clusters {
             for client in &o.clients {
-                // The paced phase runs in a process (and against a broker) of its own,
-                // so its peak RSS is not what the full-speed phases left resident.
+                // The group phase runs in a process of its own, against the broker
+                // the other phases wrote to (it reads their records), so that its
+                // peak RSS is not what the other phases' client left resident; the
+                // paced phase runs in a process and against a broker of its own.
                 let mut rest = w.clone();
-                rest.phases.retain(|p| p != "paced");
+                rest.phases
+                    .retain(|p| !matches!(p.as_str(), "consume-group" | "paced"));
+                let peer = Peer::start(cluster);
                 let mut phases = if rest.phases.is_empty() {
                     Vec::new()
                 } else {
-                    run_one(client, cluster, &rest)
+                    run_one(client, cluster, &peer, &rest)
                 };
+                if w.runs("consume-group") {
+                    let mut alone = w.clone();
+                    alone.phases = vec!["consume-group".to_owned()];
+                    phases.extend(
+                        run_one(client, cluster, &peer, &alone)
+                            .into_iter()
+                            .filter(|p| p.name == "consume-group"),
+                    );
+                }
+                drop(peer);
                 if w.runs("paced") {
                     let mut alone = w.clone();
                     alone.phases = vec!["paced".to_owned()];
+                    let peer = Peer::start(cluster);
                     phases.extend(
-                        run_one(client, cluster, &alone)
+                        run_one(client, cluster, &peer, &alone)
                             .into_iter()
                             .filter(|p| p.name == "paced"),
                     );
@@ -250,6 +263,7 @@ fn orchestrate(o: Options) {
                         "send1" => format!("send, linger {} ms, 1 partition", w.linger_ms),
                         "send4" => format!("send, linger {} ms, 4 partitions", w.linger_ms),
                         "consume" => "consume (stream)".to_owned(),
+                        "consume-group" => "consume (stream, one-member group)".to_owned(),
                         _ => p.name.clone(),
                     };
                     println!(

@@ -17,7 +17,7 @@ pub struct Workload {
     pub window: bool,
     /// The topic (one partition).
     pub topic: String,
-    /// Which phases to run (`build`, `produce`, `fetch`, `consume`, `send1`,
+    /// Which phases to run (`build`, `produce`, `fetch`, `consume`, `consume-group`, `send1`,
     /// `send4`, `paced`); all by default. `fetch` or `consume` alone read records an
     /// earlier run produced (for profiling one phase).
     pub phases: Vec<String>,

@@ -241,14 +241,43 @@ impl Client {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn poll_records(&mut self, now: Instant, max: usize) -> Vec<ConsumedRecord> {
-        self.advance(now);
         let mut out = Vec::new();
+        self.poll_records_into(now, max, &mut out);
+        out
+    }
+
+    /// As [`poll_records`](Self::poll_records), appending up to `max` records to
+    /// `out`: a caller polling in a loop reuses one allocation.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{Offset, ProducerRecord, TopicPartition};
+    ///
+    /// let now = sim.now();
+    /// for v in ["a", "b", "c"] {
+    ///     sim.client(host).send(now, ProducerRecord::new("orders", v).partition(0))?;
+    /// }
+    /// sim.client(host).assign(now, vec![TopicPartition::new("orders", 0)], Offset::Beginning);
+    /// let mut got = Vec::with_capacity(100);
+    /// sim.run_until(Duration::from_secs(5), |sim| {
+    ///     let now = sim.now();
+    ///     sim.client(host).poll_records_into(now, 2, &mut got); // at most 2 a call
+    ///     got.len() == 3
+    /// });
+    /// assert_eq!(got.iter().map(|r| r.record.offset).collect::<Vec<_>>(), [0, 1, 2]);
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn poll_records_into(&mut self, now: Instant, max: usize, out: &mut Vec<ConsumedRecord>) {
+        self.advance(now);
         if let Some(c) = self.consumer.as_mut() {
-            c.poll(max, &mut out);
+            let limit = out.len().saturating_add(max);
+            c.poll(limit, out);
             self.emit_consumer_notes();
         }
         self.drive(now);
-        out
     }
 
     /// Bytes of fetched records held or reserved now (within

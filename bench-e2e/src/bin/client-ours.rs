@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
-use kafka_sansio::client::{Offset, ProducerRecord, Record, TopicPartition, UnknownTopicHandling};
+use kafka_sansio::client::{
+    ClientConfig, Offset, OffsetReset, ProducerRecord, Record, TopicPartition, UnknownTopicHandling,
+};
 use kafka_sansio::records::Compression;
 use kafka_sansio::runtime::{ClientBuilder, Producer};
 use kafka_sansio_bench_e2e::workload::{PACED_TOPIC, SEND_WINDOW, SEND1_TOPIC, SEND4_TOPIC};
@@ -73,6 +75,13 @@ fn batch(first: u64, n: usize) -> Vec<Record> {
         .collect()
 }
 
+/// The consumer's fetch sizes, as the other clients are given them.
+fn consumer_config(c: &mut ClientConfig, w: &Workload) {
+    c.consumer.fetch_max_bytes = w.fetch_max_bytes;
+    c.consumer.partition_max_bytes = w.fetch_max_bytes;
+    c.consumer.fetch_max_wait = Duration::from_millis(w.max_wait_ms as u64);
+}
+
 pub fn run(bootstrap: &str, w: &Workload) -> Vec<Phase> {
     runtime().block_on(async {
         let mut phases = Vec::new();
@@ -81,9 +90,7 @@ pub fn run(bootstrap: &str, w: &Workload) -> Vec<Phase> {
             .client_id("bench-e2e")
             .configure(|c| {
                 c.producer.linger = Duration::from_millis(w.linger_ms);
-                c.consumer.fetch_max_bytes = w.fetch_max_bytes;
-                c.consumer.partition_max_bytes = w.fetch_max_bytes;
-                c.consumer.fetch_max_wait = Duration::from_millis(w.max_wait_ms as u64);
+                consumer_config(c, w);
             })
             .build_tokio()
             .await
@@ -167,6 +174,48 @@ pub fn run(bootstrap: &str, w: &Workload) -> Vec<Phase> {
             }
             phases.push(m.end("consume", reader.decoded));
             drop(consumer);
+        }
+
+        // The same through a group of one member: subscribe, the group's assignment,
+        // auto-commit on its interval. A group id of its own, so it starts from the
+        // beginning (no committed offsets) on every run.
+        if w.runs("consume-group") && !w.window {
+            let group = format!(
+                "bench-e2e-{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
+            );
+            let grouped = ClientBuilder::new(bootstrap)
+                .client_id("bench-e2e")
+                .group_id(group)
+                .configure(|c| {
+                    consumer_config(c, w);
+                    c.consumer.auto_offset_reset = OffsetReset::Earliest;
+                })
+                .build_tokio()
+                .await
+                .expect("connect");
+            let m = measure::start();
+            let mut consumer = grouped.consumer();
+            consumer.subscribe([&*w.topic]).expect("subscribe");
+            let mut reader = Reader::new(0, false);
+            while reader.decoded < w.records {
+                let r = consumer
+                    .next()
+                    .await
+                    .expect("stream ended")
+                    .expect("consume");
+                reader.record(
+                    r.record.offset,
+                    r.record.key.as_deref(),
+                    r.record.value.as_deref(),
+                );
+            }
+            phases.push(m.end("consume-group", reader.decoded));
+            consumer.close().await.expect("leave the group");
+            grouped.close().await;
         }
 
         let producer = client.producer();

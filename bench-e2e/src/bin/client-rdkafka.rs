@@ -228,6 +228,44 @@ pub fn run(bootstrap: &str, w: &Workload) -> Vec<Phase> {
         drop(consumer);
     }
 
+    // Through a group of one member: subscribe, auto-commit (librdkafka's default),
+    // a group id of its own so it starts from the beginning on every run. The mock
+    // keeps only the partition's tail, so not there.
+    if w.runs("consume-group") && !w.window {
+        let group = format!(
+            "bench-e2e-{}-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+        );
+        let m = measure::start();
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("client.id", "bench-e2e")
+            .set("group.id", &group)
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.max.bytes", w.fetch_max_bytes.to_string())
+            .set(
+                "message.max.bytes",
+                w.fetch_max_bytes.clamp(1000, 1_000_000).to_string(),
+            )
+            .set("max.partition.fetch.bytes", w.fetch_max_bytes.to_string())
+            .set("fetch.wait.max.ms", w.max_wait_ms.to_string())
+            .create()
+            .expect("consumer");
+        consumer.subscribe(&[&w.topic]).expect("subscribe");
+        let mut reader = Reader::new(0, false);
+        while reader.decoded < w.records {
+            match consumer.poll(Duration::from_secs(30)) {
+                Some(Ok(msg)) => reader.record(msg.offset(), msg.key(), msg.payload()),
+                Some(Err(e)) => panic!("consume: {e}"),
+                None => panic!("no message within 30 s at offset {}", reader.next),
+            }
+        }
+        phases.push(m.end("consume-group", reader.decoded));
+        consumer.unsubscribe();
+        drop(consumer);
+    }
+
     let timestamp = chrono::Utc::now().timestamp_millis();
     for (phase, topic) in [("send1", SEND1_TOPIC), ("send4", SEND4_TOPIC)] {
         if w.runs(phase) {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::messages::{ApiKey, ErrorCode, FetchRequest, FetchResponse, fetch_request};
 use crate::records::{
-    AbortedTransaction, Batch, BatchReader, DecodeOptions, ReadCommitted, Record,
+    AbortedTransaction, Batch, BatchReader, BatchRecords, DecodeOptions, ReadCommitted, Record,
 };
 use crate::wire::Uuid;
 
@@ -248,14 +248,23 @@ pub struct ConsumedRecord {
 /// A fetched, not yet consumed piece of one partition's log.
 #[derive(Debug)]
 struct Chunk {
-    /// The raw records (a slice of the response frame).
+    /// The raw records (a slice of the response frame), up to the first batch
+    /// that failed its checks when the response arrived; their CRCs were checked
+    /// then.
     reader: BatchReader,
+    /// Why the batches after the reader's end could not be read: reported once
+    /// the reader reaches its end.
+    bad: Option<crate::records::RecordsError>,
     /// Bytes it holds against the budget.
     bytes: usize,
     /// The read_committed filter, if any.
     filter: Option<ReadCommitted>,
-    /// Records of the batch being handed out.
-    current: VecDeque<Record>,
+    /// The batch being handed out, parsed as its records are taken.
+    current: Option<BatchRecords>,
+    /// Its last offset.
+    current_last: i64,
+    /// Whether it gave any record yet.
+    yielded: bool,
     current_epoch: i32,
 }
 
@@ -1069,16 +1078,28 @@ impl Consumer {
                     continue;
                 }
                 let bytes = records.len();
-                // Where the next fetch starts: past the last complete batch.
+                // Where the next fetch starts: past the last complete batch. This
+                // walk checks the batches (CRCs included); the chunk keeps what it
+                // checked, and the error that ended it, so polling reads them
+                // without checking them twice.
                 let mut next = p.fetch_offset;
                 let mut last_epoch = p.fetch_epoch;
-                for batch in BatchReader::new(records.clone(), opts) {
-                    let Ok(batch) = batch else { break };
+                let mut walk = BatchReader::new(records.clone(), opts);
+                let mut bad = None;
+                for batch in walk.by_ref() {
+                    let batch = match batch {
+                        Ok(b) => b,
+                        Err(e) => {
+                            bad = Some(e);
+                            break;
+                        }
+                    };
                     next = next.max(batch.last_offset() + 1);
                     if let Batch::V2(b) = &batch {
                         last_epoch = Some(b.header.partition_leader_epoch);
                     }
                 }
+                let checked = records.slice(..walk.position());
                 if next == p.fetch_offset {
                     continue; // only a partial batch: ask again with more room
                 }
@@ -1098,10 +1119,19 @@ impl Consumer {
                 let bytes = bytes.min(reserved);
                 reserved -= bytes;
                 p.chunks.push_back(Chunk {
-                    reader: BatchReader::new(records, opts),
+                    reader: BatchReader::new(
+                        checked,
+                        DecodeOptions {
+                            verify_crc: false,
+                            ..opts
+                        },
+                    ),
+                    bad,
                     bytes,
                     filter,
-                    current: VecDeque::new(),
+                    current: None,
+                    current_last: -1,
+                    yielded: false,
                     current_epoch: -1,
                 });
                 if !self.ready.contains(&tp) {
@@ -1174,16 +1204,39 @@ impl Consumer {
                     exhausted = true;
                     break;
                 };
-                if let Some(r) = chunk.current.pop_front() {
-                    if r.offset >= position {
-                        position = r.offset + 1;
-                        epoch = Some(chunk.current_epoch);
-                        out.push(ConsumedRecord {
-                            topic: tp.topic.clone(),
-                            partition: tp.partition,
-                            record: r,
-                            leader_epoch: chunk.current_epoch,
-                        });
+                // The batch being handed out: its records are parsed one at a time,
+                // straight into `out` (no staging copy of each record).
+                if let Some(records) = chunk.current.as_mut() {
+                    match records.next() {
+                        Some(Ok(r)) => {
+                            chunk.yielded = true;
+                            if r.offset >= position {
+                                position = r.offset + 1;
+                                epoch = Some(chunk.current_epoch);
+                                out.push(ConsumedRecord {
+                                    topic: tp.topic.clone(),
+                                    partition: tp.partition,
+                                    record: r,
+                                    leader_epoch: chunk.current_epoch,
+                                });
+                            }
+                        }
+                        end => {
+                            // A bad record ends its batch: the records before it
+                            // were handed out, the rest of the batch is skipped.
+                            if let Some(Err(e)) = end {
+                                self.notes.push_back(Note::Error {
+                                    partition: Some(tp.clone()),
+                                    error: ClientError::Records(e.to_string()),
+                                });
+                            }
+                            chunk.current = None;
+                            // a batch that gave no record at all still moves the
+                            // position past it
+                            if !chunk.yielded && chunk.current_last >= position {
+                                position = chunk.current_last + 1;
+                            }
+                        }
                     }
                     continue;
                 }
@@ -1197,21 +1250,16 @@ impl Consumer {
                         if let Batch::V2(b) = &batch {
                             chunk.current_epoch = b.header.partition_leader_epoch;
                         }
-                        if keep && last >= position {
+                        if last < position {
+                            continue;
+                        }
+                        if keep {
                             match batch.records(&opts) {
                                 Ok(records) => {
-                                    for r in records {
-                                        match r {
-                                            Ok(r) => chunk.current.push_back(r),
-                                            Err(e) => {
-                                                self.notes.push_back(Note::Error {
-                                                    partition: Some(tp.clone()),
-                                                    error: ClientError::Records(e.to_string()),
-                                                });
-                                                break;
-                                            }
-                                        }
-                                    }
+                                    chunk.current = Some(records);
+                                    chunk.current_last = last;
+                                    chunk.yielded = false;
+                                    continue;
                                 }
                                 Err(e) => self.notes.push_back(Note::Error {
                                     partition: Some(tp.clone()),
@@ -1219,10 +1267,9 @@ impl Consumer {
                                 }),
                             }
                         }
-                        // skipped batches (control, aborted) still move the position
-                        if chunk.current.is_empty() && last >= position {
-                            position = last + 1;
-                        }
+                        // skipped batches (control, aborted, unreadable) still move
+                        // the position
+                        position = last + 1;
                     }
                     Some(Err(e)) => {
                         self.notes.push_back(Note::Error {
@@ -1233,6 +1280,12 @@ impl Consumer {
                         self.buffered -= c.map_or(0, |c| c.bytes);
                     }
                     None => {
+                        if let Some(e) = chunk.bad.take() {
+                            self.notes.push_back(Note::Error {
+                                partition: Some(tp.clone()),
+                                error: ClientError::Records(e.to_string()),
+                            });
+                        }
                         let c = p.chunks.pop_front();
                         self.buffered -= c.map_or(0, |c| c.bytes);
                     }
@@ -1251,5 +1304,139 @@ impl Consumer {
                 break;
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    use crate::records::{BatchBuilder, BatchConfig, NewRecord};
+    use bytes::{Bytes, BytesMut};
+
+    /// A consumer assigned `t-0` from offset 0, with the fetch it sends.
+    fn fetching() -> (Consumer, FetchInFlight) {
+        let mut c = Consumer::new(ConsumerConfig::default());
+        c.assign([TopicPartition::new("t", 0)], Offset::At(0));
+        let view = |_: &TopicPartition| {
+            Some(PartitionView {
+                leader: Some(1),
+                leader_epoch: 0,
+                topic_id: Uuid::ZERO,
+            })
+        };
+        let mut wants = Vec::new();
+        #[allow(clippy::disallowed_methods)]
+        let now = Instant::now();
+        c.drive(now, &view, &|_| true, &|_| Some(12), &mut wants);
+        let flight = wants
+            .into_iter()
+            .find_map(|w| match w {
+                Want::Fetch { flight, .. } => Some(flight),
+                _ => None,
+            })
+            .expect("a fetch");
+        (c, flight)
+    }
+
+    /// Three batches of two records at offsets 0, 2 and 4; the second one's CRC
+    /// is broken when `corrupt`.
+    fn three_batches(corrupt: bool) -> Bytes {
+        let mut buf = BytesMut::new();
+        let mut second = 0;
+        for base in [0i64, 2, 4] {
+            if base == 2 {
+                second = buf.len();
+            }
+            let config = BatchConfig {
+                base_offset: base,
+                ..BatchConfig::default()
+            };
+            let mut b = BatchBuilder::new(&mut buf, &config);
+            b.append(&NewRecord::new(0).value(b"a")).unwrap();
+            b.append(&NewRecord::new(0).value(b"b")).unwrap();
+            b.finish().unwrap();
+        }
+        if corrupt {
+            // the last byte of the second batch's records: covered by its CRC
+            let end = second
+                + 12
+                + i32::from_be_bytes(buf[second + 8..second + 12].try_into().unwrap()) as usize;
+            buf[end - 1] ^= 0xff;
+        }
+        buf.freeze()
+    }
+
+    fn response(records: Bytes) -> FetchResponse {
+        FetchResponse {
+            responses: vec![FetchableTopicResponse {
+                topic: "t".into(),
+                partitions: vec![PartitionData {
+                    partition_index: 0,
+                    high_watermark: 6,
+                    records: Some(records),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn offsets(out: &[ConsumedRecord]) -> Vec<i64> {
+        out.iter().map(|r| r.record.offset).collect()
+    }
+
+    #[test]
+    fn a_whole_response_is_handed_out_in_order_across_polls() {
+        let (mut c, flight) = fetching();
+        c.on_fetch(
+            flight,
+            Ok(response(three_batches(false))),
+            &|_| None,
+            &mut Vec::new(),
+        );
+        let mut out = Vec::new();
+        c.poll(3, &mut out); // stops inside the second batch
+        assert_eq!(offsets(&out), [0, 1, 2]);
+        c.poll(100, &mut out);
+        assert_eq!(offsets(&out), [0, 1, 2, 3, 4, 5]);
+        assert!(c.notes.iter().all(|n| !matches!(n, Note::Error { .. })));
+        assert_eq!(c.buffered_bytes(), 0, "every chunk released");
+        assert_eq!(c.positions()[0].1, 6);
+    }
+
+    #[test]
+    fn a_batch_failing_its_crc_ends_the_chunk_after_the_good_ones_with_one_error() {
+        let (mut c, flight) = fetching();
+        c.on_fetch(
+            flight,
+            Ok(response(three_batches(true))),
+            &|_| None,
+            &mut Vec::new(),
+        );
+        let mut out = Vec::new();
+        c.poll(100, &mut out);
+        // the batch before it comes out; nothing of it or after it does
+        assert_eq!(offsets(&out), [0, 1]);
+        let errors: Vec<_> = c
+            .notes
+            .iter()
+            .filter(|n| {
+                matches!(
+                    n,
+                    Note::Error {
+                        error: ClientError::Records(_),
+                        ..
+                    }
+                )
+            })
+            .collect();
+        assert_eq!(errors.len(), 1, "{:?}", c.notes);
+        assert_eq!(c.buffered_bytes(), 0, "the chunk is released");
+        // the next fetch asks again from the bad batch, not past it
+        assert_eq!(c.parts[&TopicPartition::new("t", 0)].fetch_offset, 2);
+        assert_eq!(c.positions()[0].1, 2);
     }
 }
