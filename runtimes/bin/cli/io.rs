@@ -11,7 +11,7 @@ use base64::Engine;
 use bytes::Bytes;
 use clap::Args;
 use kafka_sansio::client::{
-    ConsumedRecord, Offset, OffsetReset, OffsetSpec, ProducerRecord, TopicPartition,
+    ConsumedRecord, GroupProtocol, Offset, OffsetReset, OffsetSpec, ProducerRecord, TopicPartition,
     UnknownTopicHandling,
 };
 use kafka_sansio::messages::consumer_offsets::{ConsumerOffsetsRecord, parse_record};
@@ -309,8 +309,9 @@ pub struct ConsumeArgs {
     /// Only these partitions (repeatable; default: all).
     #[arg(short, long = "partition")]
     partitions: Vec<i32>,
-    /// Where to start: beginning, end, stored (with -G), an offset N, -N (N records
-    /// before the end), or @TIMESTAMP_MS. Default: end, or stored with -G.
+    /// Where to start: beginning, end, an offset N, -N (N records before the end),
+    /// or @TIMESTAMP_MS. Default: end. With -G the committed offsets: beginning
+    /// (the default) or end says where a partition without one starts.
     #[arg(short, long, allow_hyphen_values = true, value_parser = spec::parse_start)]
     offset: Option<StartAt>,
     /// Exit once every partition's end (as of the start) is reached.
@@ -333,10 +334,24 @@ pub struct ConsumeArgs {
     /// One JSON object per record.
     #[arg(long)]
     json: bool,
-    /// Consume for this group: start from its committed offsets and commit what was
-    /// consumed (every second and at exit). The group must have no active members.
+    /// Consume as a member of this group (as kcat -G): join, consume the partitions
+    /// the group assigns from their committed offsets, commit what was printed
+    /// (every second, before partitions move, and at exit) and leave on exit. With
+    /// -e, exit once every assigned partition is at its end.
     #[arg(short = 'G', long = "group")]
     group: Option<String>,
+    /// With -G, the group protocol: classic (JoinGroup/SyncGroup, the default) or
+    /// consumer (KIP-848, where the coordinator offers it; else classic).
+    #[arg(long, value_name = "PROTOCOL", value_parser = parse_group_protocol, requires = "group", default_value = "classic")]
+    group_protocol: GroupProtocol,
+}
+
+fn parse_group_protocol(text: &str) -> Result<GroupProtocol, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "classic" => Ok(GroupProtocol::Classic),
+        "consumer" => Ok(GroupProtocol::Consumer),
+        _ => Err(format!("{text:?}: expected classic or consumer")),
+    }
 }
 
 /// One partition to consume: where from, and where its end was at the start.
@@ -416,20 +431,17 @@ async fn plan(
 }
 
 /// Consumes the planned partitions, handing each record to `on_record`, until the
-/// ends (with `exit_at_end`), `max` records, Ctrl-C, or forever. With a group,
-/// commits the next offsets every second and at the end. Returns the count.
+/// ends (with `exit_at_end`), `max` records, Ctrl-C, or forever. Returns the count.
 async fn run_consumer(
     client: &Client,
     plans: &[Plan],
     exit_at_end: bool,
     max: Option<u64>,
-    group: Option<&str>,
     mut on_record: impl FnMut(&ConsumedRecord) -> Outcome<bool>,
     mut flush: impl FnMut() -> Outcome,
 ) -> Outcome<u64> {
     let mut consumer = client.consumer();
     let mut next: BTreeMap<TopicPartition, i64> = BTreeMap::new();
-    let mut pending: BTreeMap<TopicPartition, i64> = BTreeMap::new();
     let mut open: usize = 0;
     for p in plans {
         consumer.assign(vec![p.tp.clone()], Offset::At(p.start))?;
@@ -440,8 +452,6 @@ async fn run_consumer(
     }
     let ends: BTreeMap<TopicPartition, i64> = plans.iter().map(|p| (p.tp.clone(), p.end)).collect();
     let mut count = 0u64;
-    let mut commits = tokio::time::interval(Duration::from_secs(1));
-    commits.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let mut interrupted = false;
@@ -470,8 +480,7 @@ async fn run_consumer(
                     if before < end && r.record.offset + 1 >= end {
                         open = open.saturating_sub(1);
                     }
-                    next.insert(tp.clone(), r.record.offset + 1);
-                    pending.insert(tp, r.record.offset + 1);
+                    next.insert(tp, r.record.offset + 1);
                     if on_record(r)? {
                         count += 1;
                     }
@@ -481,11 +490,6 @@ async fn run_consumer(
                 }
                 flush()?;
             }
-            _ = commits.tick() => {
-                if let Some(g) = group {
-                    commit(client, g, &mut pending).await?;
-                }
-            }
             _ = &mut ctrl_c => {
                 interrupted = true;
                 break;
@@ -493,9 +497,6 @@ async fn run_consumer(
         }
     }
     flush()?;
-    if let Some(g) = group {
-        commit(client, g, &mut pending).await?;
-    }
     if interrupted {
         return Err(Failure::with_code(
             format!("interrupted after {count} record(s)"),
@@ -505,25 +506,185 @@ async fn run_consumer(
     Ok(count)
 }
 
-async fn commit(
+/// One partition a group member consumes, for `-e`: where it started and where
+/// its log ended when the group gave it to this member.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    next: i64,
+    end: i64,
+}
+
+/// Where a partition the group just gave this member starts (its committed offset,
+/// else the reset policy's end of the log) and where its log ends now.
+async fn held_from(
     client: &Client,
     group: &str,
-    pending: &mut BTreeMap<TopicPartition, i64>,
-) -> Outcome {
-    if pending.is_empty() {
-        return Ok(());
+    tps: &[TopicPartition],
+    reset: OffsetReset,
+) -> Outcome<Vec<(TopicPartition, Held)>> {
+    let committed: BTreeMap<TopicPartition, i64> = client
+        .fetch_committed(group, tps.to_vec())
+        .await?
+        .into_iter()
+        .map(|c| (c.partition, c.offset.unwrap_or(-1)))
+        .collect();
+    let mut out = Vec::with_capacity(tps.len());
+    for tp in tps {
+        let pc = client
+            .partition_client(&tp.topic, tp.partition, UnknownTopicHandling::Error)
+            .await?;
+        let earliest = pc.get_offset(OffsetSpec::Earliest).await?;
+        let end = pc.get_offset(OffsetSpec::Latest).await?;
+        let next = match committed.get(tp) {
+            Some(&c) if c >= 0 => c.clamp(earliest, end),
+            _ => match reset {
+                OffsetReset::Latest => end,
+                _ => earliest,
+            },
+        };
+        out.push((tp.clone(), Held { next, end }));
     }
-    let offsets: Vec<(TopicPartition, i64)> = std::mem::take(pending).into_iter().collect();
-    let results = client.commit_offsets(group, offsets).await?;
-    for r in results {
-        r.offset.map_err(|e| {
-            Failure::new(format!(
-                "committing {} for group {group:?}: {e}",
-                r.partition
-            ))
-        })?;
+    Ok(out)
+}
+
+/// Consumes `topic` as a member of `group` (the client was built with it): joins,
+/// consumes what the group assigns, auto-commits what was handed out (every second
+/// and before partitions move), and on the way out commits what was printed and
+/// leaves the group. With `exit_at_end`, stops once every partition this member
+/// holds is at the end its log had when assigned; `max` stops after that many
+/// records; Ctrl-C stops too (exit status 130, after the commit and the leave).
+async fn run_group_consumer(
+    client: &Client,
+    topic: &str,
+    group: &str,
+    reset: OffsetReset,
+    exit_at_end: bool,
+    max: Option<u64>,
+    timeout: Duration,
+    mut on_record: impl FnMut(&ConsumedRecord) -> Outcome<bool>,
+    mut flush: impl FnMut() -> Outcome,
+) -> Outcome<u64> {
+    // The topic must exist: a subscription to an unknown one would wait forever.
+    admin::described(client, vec![topic.to_owned()]).await?;
+    let mut consumer = client.consumer();
+    consumer.subscribe([topic])?;
+    let mut held: BTreeMap<TopicPartition, Held> = BTreeMap::new();
+    let mut assigned_once = false;
+    let mut count = 0u64;
+    // Rebalances arrive while records are awaited; look at them this often even
+    // when no record comes (a partition assigned at its end brings none).
+    let mut ticks = tokio::time::interval(Duration::from_millis(100));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut interrupted = false;
+    let mut problem: Option<Failure> = None;
+    // The offset after the last record printed, per partition (records may come
+    // before the rebalance that assigned their partition is looked at).
+    let mut printed: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    let at_end = |held: &BTreeMap<TopicPartition, Held>,
+                  printed: &BTreeMap<TopicPartition, i64>,
+                  assigned_once: bool| {
+        exit_at_end
+            && assigned_once
+            && held
+                .iter()
+                .all(|(tp, h)| h.next.max(printed.get(tp).copied().unwrap_or(-1)) >= h.end)
+    };
+    'consume: loop {
+        for rebalance in consumer.rebalances() {
+            assigned_once = true;
+            for tp in rebalance.revoked.iter().chain(&rebalance.lost) {
+                held.remove(tp);
+            }
+            if exit_at_end && !rebalance.assigned.is_empty() {
+                match held_from(client, group, &rebalance.assigned, reset).await {
+                    Ok(h) => held.extend(h),
+                    Err(f) => {
+                        problem = Some(f);
+                        break 'consume;
+                    }
+                }
+            }
+        }
+        if at_end(&held, &printed, assigned_once) || max.is_some_and(|m| count >= m) {
+            break;
+        }
+        let first = tokio::select! {
+            r = consumer.recv() => r,
+            _ = ticks.tick() => continue,
+            _ = &mut ctrl_c => {
+                interrupted = true;
+                break;
+            }
+        };
+        let mut next = Some(first);
+        // What the consumer holds already, without waiting, then one flush.
+        while let Some(r) = next.take() {
+            match r {
+                Ok(r) => {
+                    if exit_at_end {
+                        let tp = TopicPartition::new(r.topic.clone(), r.partition);
+                        let next = printed.entry(tp).or_insert(0);
+                        *next = (*next).max(r.record.offset + 1);
+                    }
+                    match on_record(&r) {
+                        Ok(true) => count += 1,
+                        Ok(false) => {}
+                        Err(f) => {
+                            problem = Some(f);
+                            break 'consume;
+                        }
+                    }
+                    if max.is_some_and(|m| count >= m) {
+                        break;
+                    }
+                }
+                Err(kafka_sansio::client::ClientError::Closed) => {
+                    problem = Some(Failure::new("the client closed"));
+                    break 'consume;
+                }
+                Err(e @ kafka_sansio::client::ClientError::InvalidArgument(_)) => {
+                    problem = Some(Failure::new(format!("group {group:?}: {e}")));
+                    break 'consume;
+                }
+                Err(e) => eprintln!("kafka-sansio: consuming: {e}"),
+            }
+            next = futures_lite::future::poll_once(consumer.recv()).await;
+        }
+        if let Err(f) = flush() {
+            problem = Some(f);
+            break;
+        }
     }
-    Ok(())
+    let flushed = flush();
+    // Commit what was handed out (records held back go back first) and leave, so
+    // the group moves on at once; bounded like every other operation.
+    let closed = match tokio::time::timeout(timeout, consumer.close()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Failure::new(format!(
+            "committing and leaving group {group:?}: {e}"
+        ))),
+        Err(_) => Err(Failure::new(format!(
+            "committing and leaving group {group:?}: no answer within {timeout:?}"
+        ))),
+    };
+    if let Some(p) = problem {
+        return Err(p);
+    }
+    flushed?;
+    if interrupted {
+        let also = closed.err().map(|f| format!("; {}", f.message));
+        return Err(Failure::with_code(
+            format!(
+                "interrupted after {count} record(s){}",
+                also.unwrap_or_default()
+            ),
+            130,
+        ));
+    }
+    closed?;
+    Ok(count)
 }
 
 fn bytes_json(obj: &mut serde_json::Map<String, serde_json::Value>, name: &str, b: Option<&[u8]>) {
@@ -582,19 +743,44 @@ pub async fn consume(conn: &ConnectionArgs, a: ConsumeArgs) -> Outcome {
             .map_err(|e| Failure::with_code(e.to_string(), 2))?,
         (None, None) => Format::parse("%s\\n").map_err(|e| Failure::new(e.to_string()))?,
     };
-    let group = a.group.clone();
+    // With a group the start is the group's committed offset; -o beginning or end
+    // only says where a partition without one starts (auto.offset.reset, as kcat).
+    let reset = match (&a.group, a.offset) {
+        (None, _) => OffsetReset::Earliest,
+        (Some(_), None | Some(StartAt::Stored | StartAt::Beginning)) => OffsetReset::Earliest,
+        (Some(_), Some(StartAt::End)) => OffsetReset::Latest,
+        (Some(_), Some(_)) => {
+            return Err(Failure::with_code(
+                "-o with -G: a group starts from its committed offsets; -o beginning or end says where a partition without one starts (move them with `groups reset-offsets`)",
+                2,
+            ));
+        }
+    };
+    if a.group.is_some() && !a.partitions.is_empty() {
+        return Err(Failure::with_code(
+            "-p with -G: the group assigns the partitions",
+            2,
+        ));
+    }
+    let (group, group_protocol) = (a.group.clone(), a.group_protocol);
     let client = conn
         .connect(|c| {
             c.consumer.group_id = group;
-            c.consumer.auto_offset_reset = OffsetReset::Earliest;
+            c.consumer.group_protocol = group_protocol;
+            c.consumer.auto_offset_reset = reset;
+            // What was printed is committed every second, and before partitions
+            // move to another member or this one leaves.
+            c.consumer.enable_auto_commit = true;
+            c.consumer.auto_commit_interval = Duration::from_secs(1);
         })
         .await?;
-    let at = a.offset.unwrap_or(if a.group.is_some() {
-        StartAt::Stored
-    } else {
-        StartAt::End
-    });
-    let plans = plan(&client, &a.topic, &a.partitions, at, a.group.as_deref()).await?;
+    let plans = match &a.group {
+        Some(_) => Vec::new(),
+        None => {
+            let at = a.offset.unwrap_or(StartAt::End);
+            plan(&client, &a.topic, &a.partitions, at, None).await?
+        }
+    };
     let show_progress = !std::io::stdout().is_terminal_ext();
     let bar = if show_progress {
         progress("records consumed")
@@ -610,13 +796,7 @@ pub async fn consume(conn: &ConnectionArgs, a: ConsumeArgs) -> Outcome {
     let mut headers: Vec<(String, Option<Vec<u8>>)> = Vec::new();
     let json = a.json;
     let bar2 = bar.clone();
-    let count = run_consumer(
-        &client,
-        &plans,
-        a.exit,
-        a.count,
-        a.group.as_deref(),
-        |r| {
+    let on_record = |r: &ConsumedRecord| {
             buf.clear();
             if json {
                 let _ = writeln!(buf, "{}", record_json(r));
@@ -649,15 +829,22 @@ pub async fn consume(conn: &ConnectionArgs, a: ConsumeArgs) -> Outcome {
                 b.inc(1);
             }
             Ok(true)
-        },
-        || {
+    };
+    let flush = || {
             out.borrow_mut().flush().map_err(|e| {
                 *failed_write.borrow_mut() = Some(e);
                 Failure::new("writing output failed")
             })
-        },
-    )
-    .await;
+    };
+    let count = match &a.group {
+        Some(g) => {
+            run_group_consumer(
+                &client, &a.topic, g, reset, a.exit, a.count, conn.timeout, on_record, flush,
+            )
+            .await
+        }
+        None => run_consumer(&client, &plans, a.exit, a.count, on_record, flush).await,
+    };
     let flushed = out.borrow_mut().flush();
     if let Some(b) = &bar {
         b.finish_and_clear();
@@ -880,8 +1067,181 @@ pub fn decode_offsets_record(key: &Bytes, value: Option<&Bytes>) -> Decoded {
             text: format!("unknown key_version={key_version}"),
             json: json!({"type": "unknown", "key_version": key_version}),
         },
-        other => kip848(&other),
+        other => consumer_group_record(&other).unwrap_or_else(|| kip848(&other)),
     }
+}
+
+/// `k=v` pairs of a JSON object, in its key order, for the text form.
+fn text_fields(kind: &str, fields: &serde_json::Value) -> String {
+    let mut out = String::from(kind);
+    if let Some(map) = fields.as_object() {
+        for (k, v) in map {
+            if k == "type" {
+                continue;
+            }
+            out.push(' ');
+            out.push_str(k);
+            out.push('=');
+            match v {
+                serde_json::Value::String(s) => out.push_str(s),
+                other => out.push_str(&other.to_string()),
+            }
+        }
+    }
+    out
+}
+
+/// Topic ids with their partitions, as `[{"topic_id": .., "partitions": [..]}]`.
+fn id_partitions<'a>(
+    items: impl Iterator<Item = (&'a kafka_sansio::wire::Uuid, &'a [i32])>,
+) -> serde_json::Value {
+    items
+        .map(|(id, p)| json!({"topic_id": id.to_string(), "partitions": p}))
+        .collect::<Vec<_>>()
+        .into()
+}
+
+/// The KIP-848 consumer group records, field by field (`None` for the other
+/// kinds).
+fn consumer_group_record(record: &ConsumerOffsetsRecord) -> Option<Decoded> {
+    use ConsumerOffsetsRecord as R;
+    // (kind, group, member, topics named, the value's fields or None for a tombstone)
+    let (kind, group, member, topics, value): (
+        &'static str,
+        String,
+        Option<String>,
+        Vec<String>,
+        Option<serde_json::Value>,
+    ) = match record {
+        R::ConsumerGroupMetadata(e) => (
+            "consumer-group-metadata",
+            e.key.group_id.to_string(),
+            None,
+            Vec::new(),
+            e.value.as_ref().map(|v| json!({"epoch": v.data.epoch})),
+        ),
+        R::ConsumerGroupPartitionMetadata(e) => {
+            let topics = e.value.as_ref().map_or_else(Vec::new, |v| {
+                v.data.topics.iter().map(|t| t.topic_name.to_string()).collect()
+            });
+            (
+                "consumer-group-partition-metadata",
+                e.key.group_id.to_string(),
+                None,
+                topics,
+                e.value.as_ref().map(|v| {
+                    json!({"topics": v.data.topics.iter().map(|t| json!({
+                        "topic_id": t.topic_id.to_string(), "topic": &*t.topic_name,
+                        "partitions": t.num_partitions,
+                    })).collect::<Vec<_>>()})
+                }),
+            )
+        }
+        R::ConsumerGroupMemberMetadata(e) => {
+            let topics = e.value.as_ref().map_or_else(Vec::new, |v| {
+                v.data.subscribed_topic_names.iter().map(ToString::to_string).collect()
+            });
+            (
+                "consumer-group-member-metadata",
+                e.key.group_id.to_string(),
+                Some(e.key.member_id.to_string()),
+                topics,
+                e.value.as_ref().map(|v| {
+                    let d = &v.data;
+                    json!({
+                        "instance_id": d.instance_id.as_deref(), "rack_id": d.rack_id.as_deref(),
+                        "client_id": &*d.client_id, "host": &*d.client_host,
+                        "subscribed_topics": d.subscribed_topic_names.iter().map(|t| &**t).collect::<Vec<_>>(),
+                        "subscribed_regex": d.subscribed_topic_regex.as_deref(),
+                        "rebalance_timeout": d.rebalance_timeout_ms,
+                        "server_assignor": d.server_assignor.as_deref(),
+                        "classic_protocols": d.classic_member_metadata.as_ref().map(|c| {
+                            c.supported_protocols.iter().map(|p| &*p.name).collect::<Vec<_>>()
+                        }),
+                    })
+                }),
+            )
+        }
+        R::ConsumerGroupTargetAssignmentMetadata(e) => (
+            "consumer-group-target-assignment-metadata",
+            e.key.group_id.to_string(),
+            None,
+            Vec::new(),
+            e.value
+                .as_ref()
+                .map(|v| json!({"assignment_epoch": v.data.assignment_epoch})),
+        ),
+        R::ConsumerGroupTargetAssignmentMember(e) => (
+            "consumer-group-target-assignment-member",
+            e.key.group_id.to_string(),
+            Some(e.key.member_id.to_string()),
+            Vec::new(),
+            e.value.as_ref().map(|v| {
+                json!({"assignment": id_partitions(
+                    v.data.topic_partitions.iter().map(|t| (&t.topic_id, &t.partitions[..])),
+                )})
+            }),
+        ),
+        R::ConsumerGroupCurrentMemberAssignment(e) => (
+            "consumer-group-current-member-assignment",
+            e.key.group_id.to_string(),
+            Some(e.key.member_id.to_string()),
+            Vec::new(),
+            e.value.as_ref().map(|v| {
+                let d = &v.data;
+                json!({
+                    "member_epoch": d.member_epoch, "previous_member_epoch": d.previous_member_epoch,
+                    "state": d.state,
+                    "assigned": id_partitions(d.assigned_partitions.iter().map(|t| (&t.topic_id, &t.partitions[..]))),
+                    "pending_revocation": id_partitions(d.partitions_pending_revocation.iter().map(|t| (&t.topic_id, &t.partitions[..]))),
+                })
+            }),
+        ),
+        R::ConsumerGroupRegularExpression(e) => (
+            "consumer-group-regular-expression",
+            e.key.group_id.to_string(),
+            None,
+            e.value.as_ref().map_or_else(Vec::new, |v| {
+                v.data.topics.iter().map(ToString::to_string).collect()
+            }),
+            e.value.as_ref().map(|v| {
+                json!({
+                    "regular_expression": &*e.key.regular_expression,
+                    "topics": v.data.topics.iter().map(|t| &**t).collect::<Vec<_>>(),
+                    "version": v.data.version, "timestamp": v.data.timestamp,
+                })
+            }),
+        ),
+        _ => return None,
+    };
+    let mut fields = serde_json::Map::new();
+    fields.insert("type".into(), kind.into());
+    fields.insert("group".into(), group.clone().into());
+    if let Some(m) = &member {
+        fields.insert("member".into(), m.clone().into());
+    }
+    match value {
+        None => {
+            fields.insert("tombstone".into(), true.into());
+        }
+        Some(serde_json::Value::Object(v)) => fields.extend(v),
+        Some(_) => {}
+    }
+    let json = serde_json::Value::Object(fields);
+    let mut topics = topics;
+    topics.sort();
+    topics.dedup();
+    Some(Decoded {
+        kind,
+        group: Some(group),
+        topics,
+        text: if json["tombstone"] == true {
+            format!("{} (tombstone)", text_fields(kind, &json).replace(" tombstone=true", ""))
+        } else {
+            text_fields(kind, &json)
+        },
+        json,
+    })
 }
 
 /// The KIP-848 and share-group records: their group and a debug rendering of the
@@ -950,7 +1310,6 @@ pub async fn offsets(conn: &ConnectionArgs, a: OffsetsArgs) -> Outcome {
         &client,
         &plans,
         !a.follow,
-        None,
         None,
         |r| {
             let Some(key) = &r.record.key else {
