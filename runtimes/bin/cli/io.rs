@@ -1481,6 +1481,68 @@ mod tests {
     }
 
     #[test]
+    fn regular_expression_records_decode_with_their_topics() {
+        use kafka_sansio::messages::consumer_offsets::{
+            ConsumerGroupRegularExpressionKey, ConsumerGroupRegularExpressionValue,
+        };
+        let key = encode(
+            16,
+            &ConsumerGroupRegularExpressionKey {
+                group_id: "rg".into(),
+                regular_expression: "orders-.*".into(),
+                ..Default::default()
+            },
+        );
+        let value = encode(
+            0,
+            &ConsumerGroupRegularExpressionValue {
+                topics: vec!["orders-eu".into(), "orders-us".into()],
+                version: 12,
+                timestamp: 1_700_000_000_000,
+                ..Default::default()
+            },
+        );
+        let d = decode_offsets_record(&key, Some(&value));
+        assert_eq!(d.kind, "consumer-group-regular-expression");
+        assert_eq!(d.group.as_deref(), Some("rg"));
+        assert_eq!(d.topics, vec!["orders-eu".to_owned(), "orders-us".to_owned()]);
+        assert_eq!(d.json["regular_expression"], "orders-.*");
+        assert_eq!(d.json["topics"], json!(["orders-eu", "orders-us"]));
+        assert_eq!(d.json["version"], 12);
+        assert!(d.text.contains("regular_expression=orders-.*"), "{}", d.text);
+        let tomb = decode_offsets_record(&key, None);
+        assert_eq!(tomb.json["tombstone"], true);
+        assert!(tomb.text.ends_with("(tombstone)"), "{}", tomb.text);
+    }
+
+    #[test]
+    fn share_group_records_decode_with_their_group() {
+        use kafka_sansio::messages::consumer_offsets as co;
+        macro_rules! check {
+            ($($key:ident, $value:ident, $version:literal => $kind:literal;)*) => {$(
+                let key = encode($version, &co::$key { group_id: "sg".into(), ..Default::default() });
+                let value = encode(0, &co::$value::default());
+                let d = decode_offsets_record(&key, Some(&value));
+                assert_eq!(d.kind, $kind);
+                assert_eq!(d.group.as_deref(), Some("sg"), "{}", $kind);
+                assert_eq!(d.json["tombstone"], false, "{}", $kind);
+                assert!(d.text.starts_with(concat!($kind, " group=sg")), "{}", d.text);
+                let tomb = decode_offsets_record(&key, None);
+                assert_eq!(tomb.json["tombstone"], true, "{}", $kind);
+            )*};
+        }
+        check! {
+            ShareGroupPartitionMetadataKey, ShareGroupPartitionMetadataValue, 9 => "share-group-partition-metadata";
+            ShareGroupMemberMetadataKey, ShareGroupMemberMetadataValue, 10 => "share-group-member-metadata";
+            ShareGroupMetadataKey, ShareGroupMetadataValue, 11 => "share-group-metadata";
+            ShareGroupTargetAssignmentMetadataKey, ShareGroupTargetAssignmentMetadataValue, 12 => "share-group-target-assignment-metadata";
+            ShareGroupTargetAssignmentMemberKey, ShareGroupTargetAssignmentMemberValue, 13 => "share-group-target-assignment-member";
+            ShareGroupCurrentMemberAssignmentKey, ShareGroupCurrentMemberAssignmentValue, 14 => "share-group-current-member-assignment";
+            ShareGroupStatePartitionMetadataKey, ShareGroupStatePartitionMetadataValue, 15 => "share-group-state-partition-metadata";
+        }
+    }
+
+    #[test]
     fn garbage_is_reported_not_a_panic() {
         let d = decode_offsets_record(&Bytes::from_static(b"\x00"), None);
         assert_eq!(d.kind, "undecodable");
