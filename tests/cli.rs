@@ -47,7 +47,9 @@ fn run(bootstrap: &str, args: &[&str], stdin: &[u8]) -> Output {
     let (done, finished) = std::sync::mpsc::channel::<()>();
     let watchdog = std::thread::spawn(move || {
         if finished.recv_timeout(Duration::from_secs(60)).is_err() {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
             return true;
         }
         false
@@ -283,7 +285,8 @@ fn group_consume_commits_and_groups_show_and_reset_them() {
     assert_eq!(committed, 90, "{offsets}");
     // Every partition's committed offset is its log end.
     assert!(
-        rows.iter().all(|r| r["committed"] == r["log_end"] && r["lag"] == 0),
+        rows.iter()
+            .all(|r| r["committed"] == r["log_end"] && r["lag"] == 0),
         "{offsets}"
     );
     // describe shows the group, left by its member on exit (Empty, no members),
@@ -313,13 +316,21 @@ fn group_consume_commits_and_groups_show_and_reset_them() {
         .collect();
     let ends: std::collections::BTreeMap<i64, i64> = rows
         .iter()
-        .map(|r| (r["partition"].as_i64().unwrap(), r["log_end"].as_i64().unwrap()))
+        .map(|r| {
+            (
+                r["partition"].as_i64().unwrap(),
+                r["log_end"].as_i64().unwrap(),
+            )
+        })
         .collect();
     let mut last_commit = std::collections::BTreeMap::new();
     for r in records.iter().filter(|r| r["type"] == "offset-commit") {
         assert_eq!(r["group"], "grp", "{r}");
         assert_eq!(r["topic"], "g-t", "{r}");
-        last_commit.insert(r["partition"].as_i64().unwrap(), r["offset"].as_i64().unwrap());
+        last_commit.insert(
+            r["partition"].as_i64().unwrap(),
+            r["offset"].as_i64().unwrap(),
+        );
     }
     assert_eq!(last_commit, ends, "{log}");
     let member = records
@@ -354,14 +365,20 @@ fn group_consume_commits_and_groups_show_and_reset_them() {
     ));
     let first = ok(&run(
         &b,
-        &["consume", "-t", "g-t", "-G", "grp", "-c", "7", "-f", "%s\\n"],
+        &[
+            "consume", "-t", "g-t", "-G", "grp", "-c", "7", "-f", "%s\\n",
+        ],
         b"",
     ));
     assert_eq!(first.lines().count(), 7, "{first}");
     let sum = |b: &str| -> i64 {
         ok(&run(b, &["groups", "offsets", "grp", "--json"], b""))
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["committed"].as_i64().unwrap())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["committed"]
+                    .as_i64()
+                    .unwrap()
+            })
             .sum()
     };
     assert_eq!(sum(&b), 97, "7 more committed");
@@ -1000,10 +1017,23 @@ fn group_protocol_consumer_records_decode_in_offsets() {
         .with_cluster(|c, _| c.create_topic("kt", 3, 1))
         .unwrap();
     let lines: String = (0..60).map(|i| format!("k{i}:v{i}\n")).collect();
-    ok(&run(&b, &["produce", "-t", "kt", "-K", ":"], lines.as_bytes()));
+    ok(&run(
+        &b,
+        &["produce", "-t", "kt", "-K", ":"],
+        lines.as_bytes(),
+    ));
     let out = run(
         &b,
-        &["consume", "-t", "kt", "-G", "kg", "--group-protocol", "consumer", "-e"],
+        &[
+            "consume",
+            "-t",
+            "kt",
+            "-G",
+            "kg",
+            "--group-protocol",
+            "consumer",
+            "-e",
+        ],
         b"",
     );
     assert_eq!(ok(&out).lines().count(), 60);
@@ -1022,7 +1052,10 @@ fn group_protocol_consumer_records_decode_in_offsets() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(rows.len(), 3, "{offsets}");
-    assert!(rows.iter().all(|r| r["committed"] == r["log_end"]), "{offsets}");
+    assert!(
+        rows.iter().all(|r| r["committed"] == r["log_end"]),
+        "{offsets}"
+    );
 
     // What the KIP-848 coordinator wrote, every kind of record, field by field.
     let log = ok(&run(&b, &["offsets", "-G", "kg", "--json"], b""));
@@ -1039,7 +1072,11 @@ fn group_protocol_consumer_records_decode_in_offsets() {
     let member = first("consumer-group-member-metadata");
     let member_id = member["member"].as_str().unwrap().to_owned();
     assert!(!member_id.is_empty());
-    assert_eq!(member["subscribed_topics"], serde_json::json!(["kt"]), "{log}");
+    assert_eq!(
+        member["subscribed_topics"],
+        serde_json::json!(["kt"]),
+        "{log}"
+    );
     assert_eq!(member["client_id"], "kafka-sansio", "{log}");
     assert_eq!(member["rebalance_timeout"], 300_000, "{log}");
     let partitions = first("consumer-group-partition-metadata");
@@ -1061,17 +1098,31 @@ fn group_protocol_consumer_records_decode_in_offsets() {
     assert_eq!(current["member"], member_id.as_str(), "{log}");
     assert_eq!(current["member_epoch"], epoch, "{log}");
     assert_eq!(current["assigned"], everything, "{log}");
-    assert_eq!(current["pending_revocation"], serde_json::json!([]), "{log}");
+    assert_eq!(
+        current["pending_revocation"],
+        serde_json::json!([]),
+        "{log}"
+    );
     // The commits end at the log ends, and the member's records were deleted
     // (tombstones) when it left.
     let commits: std::collections::BTreeMap<i64, i64> = records
         .iter()
         .filter(|r| r["type"] == "offset-commit")
-        .map(|r| (r["partition"].as_i64().unwrap(), r["offset"].as_i64().unwrap()))
+        .map(|r| {
+            (
+                r["partition"].as_i64().unwrap(),
+                r["offset"].as_i64().unwrap(),
+            )
+        })
         .collect();
     let ends: std::collections::BTreeMap<i64, i64> = rows
         .iter()
-        .map(|r| (r["partition"].as_i64().unwrap(), r["log_end"].as_i64().unwrap()))
+        .map(|r| {
+            (
+                r["partition"].as_i64().unwrap(),
+                r["log_end"].as_i64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(commits, ends, "{log}");
     for kind in [
@@ -1089,9 +1140,10 @@ fn group_protocol_consumer_records_decode_in_offsets() {
     // The text form says the same on one line each.
     let text = ok(&run(&b, &["offsets", "-G", "kg"], b""));
     assert!(
-        text.lines().any(|l| l.contains("consumer-group-member-metadata")
-            && l.contains(&format!("member={member_id}"))
-            && l.contains("subscribed_topics=[\"kt\"]")),
+        text.lines()
+            .any(|l| l.contains("consumer-group-member-metadata")
+                && l.contains(&format!("member={member_id}"))
+                && l.contains("subscribed_topics=[\"kt\"]")),
         "{text}"
     );
     server.shutdown();
@@ -1109,7 +1161,10 @@ fn offsets_decodes_records_captured_from_a_real_kafka() {
         .with_cluster(|c, _| c.create_topic("real-offsets", 1, 1))
         .unwrap();
     // tests/data/consumer_offsets/README.md says where these come from.
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/consumer_offsets/kafkesc");
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/consumer_offsets/kafkesc"
+    );
     let names: Vec<String> = (1..=5)
         .map(|i| format!("offset_commit_0{i}"))
         .chain((1..=5).map(|i| format!("group_metadata_0{i}")))
@@ -1117,7 +1172,8 @@ fn offsets_decodes_records_captured_from_a_real_kafka() {
     let records: Vec<Record> = names
         .iter()
         .map(|n| {
-            let read = |ext: &str| bytes::Bytes::from(std::fs::read(format!("{dir}/{n}.{ext}")).unwrap());
+            let read =
+                |ext: &str| bytes::Bytes::from(std::fs::read(format!("{dir}/{n}.{ext}")).unwrap());
             Record::new(read("value")).key(read("key"))
         })
         .collect();
@@ -1147,11 +1203,41 @@ fn offsets_decodes_records_captured_from_a_real_kafka() {
     assert_eq!(rows.len(), 10, "{all}");
     // The offset commits (worked out by hand from the bytes).
     let commits = [
-        ("ivan-experimental-consumer", "__consumer_offsets", 46, 97_507, 1_672_871_009_232_i64),
-        ("ivan-experimental-consumer", "__consumer_offsets", 46, 97_554, 1_672_871_009_282),
-        ("kafkesc-devcluster-group-id", "t01", 0, 106, 1_672_788_047_244),
-        ("ivan-experimental-consumer", "__consumer_offsets", 46, 99_158, 1_672_871_010_428),
-        ("kafkesc-devcluster-group-id", "t01", 0, 15_134, 1_672_870_795_763),
+        (
+            "ivan-experimental-consumer",
+            "__consumer_offsets",
+            46,
+            97_507,
+            1_672_871_009_232_i64,
+        ),
+        (
+            "ivan-experimental-consumer",
+            "__consumer_offsets",
+            46,
+            97_554,
+            1_672_871_009_282,
+        ),
+        (
+            "kafkesc-devcluster-group-id",
+            "t01",
+            0,
+            106,
+            1_672_788_047_244,
+        ),
+        (
+            "ivan-experimental-consumer",
+            "__consumer_offsets",
+            46,
+            99_158,
+            1_672_871_010_428,
+        ),
+        (
+            "kafkesc-devcluster-group-id",
+            "t01",
+            0,
+            15_134,
+            1_672_870_795_763,
+        ),
     ];
     for (row, (group, topic, partition, offset, ts)) in rows.iter().zip(commits) {
         assert_eq!(row["type"], "offset-commit", "{row}");
@@ -1172,7 +1258,10 @@ fn offsets_decodes_records_captured_from_a_real_kafka() {
         assert_eq!(g["protocol_type"], "consumer", "{g}");
         assert_eq!(g["value_version"], 3, "{g}");
     }
-    let generations: Vec<i64> = groups.iter().map(|g| g["generation"].as_i64().unwrap()).collect();
+    let generations: Vec<i64> = groups
+        .iter()
+        .map(|g| g["generation"].as_i64().unwrap())
+        .collect();
     assert_eq!(generations, vec![7, 3, 1, 6, 8]);
     assert_eq!(groups[0]["group"], "kafkesc-devcluster-group-id");
     assert_eq!(groups[0]["protocol"], "range");
@@ -1203,7 +1292,10 @@ fn offsets_decodes_records_captured_from_a_real_kafka() {
         .iter()
         .map(|m| &m["assignment"][0]["partitions"])
         .collect();
-    assert_eq!(split, vec![&serde_json::json!([2]), &serde_json::json!([0, 1])]);
+    assert_eq!(
+        split,
+        vec![&serde_json::json!([2]), &serde_json::json!([0, 1])]
+    );
     // The group emptied: no protocol, no leader, no members.
     assert_eq!(groups[4]["protocol"], serde_json::Value::Null);
     assert_eq!(groups[4]["leader"], serde_json::Value::Null);
@@ -1214,6 +1306,10 @@ fn offsets_decodes_records_captured_from_a_real_kafka() {
         &["offsets", "-t", "t01", "--source-topic", "real-offsets"],
         b"",
     ));
-    assert_eq!(t01.lines().count(), 2 + 3, "2 commits, 3 groups mentioning t01: {t01}");
+    assert_eq!(
+        t01.lines().count(),
+        2 + 3,
+        "2 commits, 3 groups mentioning t01: {t01}"
+    );
     server.shutdown();
 }

@@ -167,7 +167,10 @@ fn consumer_protocol_blobs_from_newer_clients_parse_forward_compatibly() {
 
 /// One record of `tests/data/consumer_offsets/kafkesc/` (see its README).
 fn captured(name: &str) -> (Bytes, Bytes) {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/consumer_offsets/kafkesc");
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/consumer_offsets/kafkesc"
+    );
     let read = |ext: &str| Bytes::from(std::fs::read(format!("{dir}/{name}.{ext}")).unwrap());
     (read("key"), read("value"))
 }
@@ -176,11 +179,46 @@ fn captured(name: &str) -> (Bytes, Bytes) {
 fn records_captured_from_a_real_kafka_decode_field_by_field() {
     // Offset commits: (file, group, topic, partition, offset, commit timestamp).
     let commits = [
-        ("offset_commit_01", "ivan-experimental-consumer", "__consumer_offsets", 46, 97_507, 1_672_871_009_232),
-        ("offset_commit_02", "ivan-experimental-consumer", "__consumer_offsets", 46, 97_554, 1_672_871_009_282),
-        ("offset_commit_03", "kafkesc-devcluster-group-id", "t01", 0, 106, 1_672_788_047_244),
-        ("offset_commit_04", "ivan-experimental-consumer", "__consumer_offsets", 46, 99_158, 1_672_871_010_428),
-        ("offset_commit_05", "kafkesc-devcluster-group-id", "t01", 0, 15_134, 1_672_870_795_763),
+        (
+            "offset_commit_01",
+            "ivan-experimental-consumer",
+            "__consumer_offsets",
+            46,
+            97_507,
+            1_672_871_009_232,
+        ),
+        (
+            "offset_commit_02",
+            "ivan-experimental-consumer",
+            "__consumer_offsets",
+            46,
+            97_554,
+            1_672_871_009_282,
+        ),
+        (
+            "offset_commit_03",
+            "kafkesc-devcluster-group-id",
+            "t01",
+            0,
+            106,
+            1_672_788_047_244,
+        ),
+        (
+            "offset_commit_04",
+            "ivan-experimental-consumer",
+            "__consumer_offsets",
+            46,
+            99_158,
+            1_672_871_010_428,
+        ),
+        (
+            "offset_commit_05",
+            "kafkesc-devcluster-group-id",
+            "t01",
+            0,
+            15_134,
+            1_672_870_795_763,
+        ),
     ];
     for (file, group, topic, partition, offset, ts) in commits {
         let (key, value) = captured(file);
@@ -207,15 +245,48 @@ fn records_captured_from_a_real_kafka_decode_field_by_field() {
     let rd3 = "rdkafka-57736292-f08d-4ab0-8a85-b9951edbb13e";
     type Member<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, Vec<i32>)>);
     let groups: [(&str, &str, i32, i64, Vec<Member>); 5] = [
-        ("group_metadata_01", "kafkesc-devcluster-group-id", 7, 1_672_870_956_437,
-            vec![(rd1, vec!["t01"], vec![("t01", vec![0, 1, 2])])]),
-        ("group_metadata_02", "kafkesc-devcluster-group-id", 3, 1_672_870_558_659,
-            vec![(rd1, vec!["t01"], vec![("t01", vec![0, 1, 2])])]),
-        ("group_metadata_03", "ivan-experimental-consumer", 1, 1_672_870_929_040,
-            vec![(rd3, vec!["__consumer_offsets"], vec![("__consumer_offsets", (0..50).collect())])]),
-        ("group_metadata_04", "kafkesc-devcluster-group-id", 6, 1_672_870_941_404,
-            vec![(rd1, vec!["t01"], vec![("t01", vec![2])]), (rd2, vec!["t01"], vec![("t01", vec![0, 1])])]),
-        ("group_metadata_05", "kafkesc-devcluster-group-id", 8, 1_672_870_964_792, vec![]),
+        (
+            "group_metadata_01",
+            "kafkesc-devcluster-group-id",
+            7,
+            1_672_870_956_437,
+            vec![(rd1, vec!["t01"], vec![("t01", vec![0, 1, 2])])],
+        ),
+        (
+            "group_metadata_02",
+            "kafkesc-devcluster-group-id",
+            3,
+            1_672_870_558_659,
+            vec![(rd1, vec!["t01"], vec![("t01", vec![0, 1, 2])])],
+        ),
+        (
+            "group_metadata_03",
+            "ivan-experimental-consumer",
+            1,
+            1_672_870_929_040,
+            vec![(
+                rd3,
+                vec!["__consumer_offsets"],
+                vec![("__consumer_offsets", (0..50).collect())],
+            )],
+        ),
+        (
+            "group_metadata_04",
+            "kafkesc-devcluster-group-id",
+            6,
+            1_672_870_941_404,
+            vec![
+                (rd1, vec!["t01"], vec![("t01", vec![2])]),
+                (rd2, vec!["t01"], vec![("t01", vec![0, 1])]),
+            ],
+        ),
+        (
+            "group_metadata_05",
+            "kafkesc-devcluster-group-id",
+            8,
+            1_672_870_964_792,
+            vec![],
+        ),
     ];
     for (file, group, generation, ts, members) in groups {
         let (key, value) = captured(file);
@@ -245,13 +316,21 @@ fn records_captured_from_a_real_kafka_decode_field_by_field() {
             assert_eq!(m.group_instance_id, None, "{file}");
             assert_eq!(&*m.client_id, "rdkafka", "{file}");
             assert_eq!(&*m.client_host, "/172.18.0.1", "{file}");
-            assert_eq!((m.rebalance_timeout, m.session_timeout), (300_000, 45_000), "{file}");
-            let sub = wire::decode_versioned::<ConsumerProtocolSubscription>(&mut m.subscription.clone()).unwrap();
+            assert_eq!(
+                (m.rebalance_timeout, m.session_timeout),
+                (300_000, 45_000),
+                "{file}"
+            );
+            let sub =
+                wire::decode_versioned::<ConsumerProtocolSubscription>(&mut m.subscription.clone())
+                    .unwrap();
             assert_eq!(sub.version, 1, "{file}");
             let got: Vec<&str> = sub.data.topics.iter().map(|t| &**t).collect();
             assert_eq!(&got, topics, "{file}");
             assert!(sub.data.owned_partitions.is_empty(), "{file}");
-            let asg = wire::decode_versioned::<ConsumerProtocolAssignment>(&mut m.assignment.clone()).unwrap();
+            let asg =
+                wire::decode_versioned::<ConsumerProtocolAssignment>(&mut m.assignment.clone())
+                    .unwrap();
             assert_eq!(asg.version, 0, "{file}");
             let got: Vec<(&str, Vec<i32>)> = asg
                 .data

@@ -1,7 +1,7 @@
 //! `produce`, `consume` and `offsets`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,14 +72,15 @@ enum Input {
     Bad(String),
 }
 
-/// Splits one line (without its newline) into a record.
+/// Splits one line (without its newline) into a record; key and value share the
+/// line's bytes (no copy).
 pub fn line_record(
     topic: &Arc<str>,
-    line: &[u8],
+    line: &Bytes,
     key_delimiter: Option<&[u8]>,
 ) -> Result<ProducerRecord, String> {
     let (key, value) = match key_delimiter {
-        None => (None, line),
+        None => (None, line.clone()),
         Some(d) => {
             let at = line.windows(d.len()).position(|w| w == d).ok_or_else(|| {
                 format!(
@@ -87,14 +88,79 @@ pub fn line_record(
                     String::from_utf8_lossy(d)
                 )
             })?;
-            (Some(&line[..at]), &line[at + d.len()..])
+            (Some(line.slice(..at)), line.slice(at + d.len()..))
         }
     };
-    let mut r = ProducerRecord::new(topic.clone(), Bytes::copy_from_slice(value));
-    if let Some(k) = key {
-        r = r.key(Bytes::copy_from_slice(k));
+    Ok(ProducerRecord {
+        topic: topic.clone(),
+        partition: None,
+        key,
+        value: Some(value),
+        headers: Vec::new(),
+        timestamp: None,
+    })
+}
+
+/// How much input is read at once.
+const READ_BLOCK: usize = 1024 * 1024;
+
+/// Records handed to the producer at once.
+const BATCH: usize = 1000;
+
+/// Batches of [`BATCH`] records in the producer's hands at most.
+const IN_FLIGHT_BATCHES: usize = 16;
+
+/// Reads `input` in blocks and hands each complete line (without its newline) to
+/// `each` as `Some(line)`, a slice of the block it was read in: lines are never
+/// copied. A last line without a newline counts too. After the lines of each read
+/// comes `None` (so what was typed on a terminal goes out at once). `each` stops
+/// the reading by answering `false`.
+fn read_lines(
+    input: &mut dyn std::io::Read,
+    mut each: impl FnMut(Option<Bytes>) -> bool,
+) -> std::io::Result<()> {
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        let filled = buf.len();
+        if buf.capacity() - filled < READ_BLOCK / 4 {
+            buf.reserve(READ_BLOCK);
+        }
+        let room = buf.capacity() - filled;
+        buf.resize(filled + room, 0);
+        let n = loop {
+            match input.read(&mut buf[filled..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    buf.truncate(filled);
+                    return Err(e);
+                }
+            }
+        };
+        buf.truncate(filled + n);
+        if n == 0 {
+            if !buf.is_empty() && each(Some(buf.split().freeze())) {
+                each(None);
+            }
+            return Ok(());
+        }
+        // Complete lines only; a partial one waits for the next read.
+        if let Some(end) = memchr::memrchr(b'\n', &buf[filled..]) {
+            let block = buf.split_to(filled + end + 1).freeze();
+            let mut start = 0;
+            while start < block.len() {
+                let stop =
+                    memchr::memchr(b'\n', &block[start..]).map_or(block.len(), |i| start + i);
+                if !each(Some(block.slice(start..stop))) {
+                    return Ok(());
+                }
+                start = stop + 1;
+            }
+        }
+        if !each(None) {
+            return Ok(());
+        }
     }
-    Ok(r)
 }
 
 fn progress(what: &'static str) -> Option<indicatif::ProgressBar> {
@@ -152,68 +218,68 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
         let topic = topic.clone();
         let delimiter = a.key_delimiter.clone().map(String::into_bytes);
         let (partition, headers, keep_empty) = (a.partition, a.headers.clone(), a.keep_empty);
+        let mut input = input;
         std::thread::spawn(move || {
-            let mut reader = std::io::BufReader::with_capacity(256 * 1024, input);
-            let mut batch = Vec::new();
-            let mut line = Vec::new();
+            let headers: Vec<kafka_sansio::client::RecordHeader> = headers
+                .into_iter()
+                .map(|(key, value)| kafka_sansio::client::RecordHeader {
+                    key,
+                    value: value.map(Bytes::from),
+                })
+                .collect();
+            let mut batch = Vec::with_capacity(BATCH);
             let mut number = 0u64;
-            loop {
-                line.clear();
-                match reader.read_until(b'\n', &mut line) {
-                    Ok(0) => break,
-                    Ok(_) => {}
-                    Err(e) => {
-                        let _ = tx.blocking_send(Input::Records(std::mem::take(&mut batch)));
-                        let _ = tx.blocking_send(Input::Bad(format!("reading input: {e}")));
-                        return;
+            let mut bad = None;
+            let mut closed = false;
+            let read = read_lines(&mut *input, |line| {
+                let Some(line) = line else {
+                    // What one read brought goes out now (a line typed on a
+                    // terminal is sent at once).
+                    if batch.is_empty() {
+                        return true;
                     }
-                }
+                    let some = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    closed = tx.blocking_send(Input::Records(some)).is_err();
+                    return !closed;
+                };
                 number += 1;
-                if line.last() == Some(&b'\n') {
-                    line.pop();
-                }
                 if line.is_empty() && !keep_empty {
-                    continue;
+                    return true;
                 }
                 match line_record(&topic, &line, delimiter.as_deref()) {
                     Ok(mut r) => {
                         r.partition = partition;
-                        for (k, v) in &headers {
-                            r = match v {
-                                Some(v) => r.header(k.clone(), Bytes::copy_from_slice(v)),
-                                None => {
-                                    r.headers.push(kafka_sansio::client::RecordHeader {
-                                        key: k.clone(),
-                                        value: None,
-                                    });
-                                    r
-                                }
-                            };
-                        }
+                        r.headers.clone_from(&headers);
                         batch.push(r);
                     }
                     Err(e) => {
-                        let _ = tx.blocking_send(Input::Records(std::mem::take(&mut batch)));
-                        let _ = tx.blocking_send(Input::Bad(format!("line {number}: {e}")));
-                        return;
+                        bad = Some(format!("line {number}: {e}"));
+                        return false;
                     }
                 }
-                // Hand the batch over when it is big, or when no more input is
-                // buffered (so a line typed on a terminal goes out at once).
-                if (batch.len() >= 1000 || reader.buffer().is_empty())
-                    && tx
-                        .blocking_send(Input::Records(std::mem::take(&mut batch)))
-                        .is_err()
-                {
-                    return;
+                if batch.len() >= BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    closed = tx.blocking_send(Input::Records(full)).is_err();
+                    return !closed;
                 }
+                true
+            });
+            if closed {
+                return;
             }
             let _ = tx.blocking_send(Input::Records(batch));
+            if let Some(e) = bad {
+                let _ = tx.blocking_send(Input::Bad(e));
+            } else if let Err(e) = read {
+                let _ = tx.blocking_send(Input::Bad(format!("reading input: {e}")));
+            }
         });
     }
     let producer = client.producer();
     let counts = Arc::new(Deliveries::default());
-    let inflight = Arc::new(tokio::sync::Semaphore::new(64));
+    // Batches handed to the producer and not yet delivered: enough to keep it
+    // busy, few enough that memory stays small (each delivered batch makes room).
+    let inflight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_BATCHES));
     let mut tasks = tokio::task::JoinSet::new();
     let bar = progress("records delivered");
     let started = Instant::now();
@@ -245,16 +311,15 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
                 let counts = counts.clone();
                 let bar = bar.clone();
                 tasks.spawn(async move {
-                    for f in futures {
+                    let (mut delivered, mut failed) = (0u64, 0u64);
+                    // The last first: a partition's deliveries come in order, so
+                    // the task wakes once when its batch is done rather than once
+                    // per delivery it would otherwise catch up with.
+                    for f in futures.into_iter().rev() {
                         match f.await {
-                            Ok(_) => {
-                                counts.delivered.fetch_add(1, Ordering::Relaxed);
-                                if let Some(b) = &bar {
-                                    b.inc(1);
-                                }
-                            }
+                            Ok(_) => delivered += 1,
                             Err(e) => {
-                                counts.failed.fetch_add(1, Ordering::Relaxed);
+                                failed += 1;
                                 let mut first = counts
                                     .first_error
                                     .lock()
@@ -262,6 +327,11 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
                                 first.get_or_insert_with(|| e.to_string());
                             }
                         }
+                    }
+                    counts.delivered.fetch_add(delivered, Ordering::Relaxed);
+                    counts.failed.fetch_add(failed, Ordering::Relaxed);
+                    if let Some(b) = &bar {
+                        b.inc(delivered);
                     }
                     drop(permit);
                 });
@@ -441,16 +511,16 @@ async fn run_consumer(
     mut flush: impl FnMut() -> Outcome,
 ) -> Outcome<u64> {
     let mut consumer = client.consumer();
-    let mut next: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    // Per partition (the plans are of one topic): the next offset and the end.
+    let mut parts: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
     let mut open: usize = 0;
     for p in plans {
         consumer.assign(vec![p.tp.clone()], Offset::At(p.start))?;
-        next.insert(p.tp.clone(), p.start);
+        parts.insert(p.tp.partition, (p.start, p.end));
         if p.start < p.end {
             open += 1;
         }
     }
-    let ends: BTreeMap<TopicPartition, i64> = plans.iter().map(|p| (p.tp.clone(), p.end)).collect();
     let mut count = 0u64;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -471,16 +541,17 @@ async fn run_consumer(
                     }
                 };
                 for r in &batch {
-                    let tp = TopicPartition::new(r.topic.clone(), r.partition);
-                    let before = next.get(&tp).copied().unwrap_or(0);
+                    let Some(state) = parts.get_mut(&r.partition) else {
+                        continue;
+                    };
+                    let (before, end) = *state;
                     if r.record.offset < before {
                         continue;
                     }
-                    let end = ends.get(&tp).copied().unwrap_or(i64::MAX);
                     if before < end && r.record.offset + 1 >= end {
                         open = open.saturating_sub(1);
                     }
-                    next.insert(tp, r.record.offset + 1);
+                    state.0 = r.record.offset + 1;
                     if on_record(r)? {
                         count += 1;
                     }
@@ -790,17 +861,18 @@ pub async fn consume(conn: &ConnectionArgs, a: ConsumeArgs) -> Outcome {
     let stdout = std::io::stdout();
     // Shared by the record handler and the per-batch flush (a reader of a pipe
     // sees each batch as it arrives, as with kcat).
-    let out = std::cell::RefCell::new(std::io::BufWriter::with_capacity(256 * 1024, stdout.lock()));
-    let mut buf = Vec::with_capacity(4096);
+    let out = std::cell::RefCell::new(Output::new(stdout.lock()));
     let failed_write: std::cell::RefCell<Option<std::io::Error>> = std::cell::RefCell::new(None);
     let mut headers: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+    let uses_headers = format.uses_headers();
     let json = a.json;
     let bar2 = bar.clone();
     let on_record = |r: &ConsumedRecord| {
-            buf.clear();
-            if json {
-                let _ = writeln!(buf, "{}", record_json(r));
-            } else {
+        let mut out = out.borrow_mut();
+        if json {
+            let _ = writeln!(out.buf, "{}", record_json(r));
+        } else {
+            if uses_headers {
                 headers.clear();
                 headers.extend(r.record.headers.iter().map(|h| {
                     (
@@ -808,38 +880,48 @@ pub async fn consume(conn: &ConnectionArgs, a: ConsumeArgs) -> Outcome {
                         h.value.as_ref().map(|v| v.to_vec()),
                     )
                 }));
-                format.render(
-                    &Fields {
-                        topic: &r.topic,
-                        partition: r.partition,
-                        offset: r.record.offset,
-                        timestamp: r.record.timestamp,
-                        key: r.record.key.as_deref(),
-                        value: r.record.value.as_deref(),
-                        headers: &headers,
-                    },
-                    &mut buf,
-                );
             }
-            if let Err(e) = out.borrow_mut().write_all(&buf) {
-                *failed_write.borrow_mut() = Some(e);
-                return Err(Failure::new("writing output failed"));
-            }
-            if let Some(b) = &bar2 {
-                b.inc(1);
-            }
-            Ok(true)
+            // Rendered straight into the output buffer: the value is copied once.
+            format.render(
+                &Fields {
+                    topic: &r.topic,
+                    partition: r.partition,
+                    offset: r.record.offset,
+                    timestamp: r.record.timestamp,
+                    key: r.record.key.as_deref(),
+                    value: r.record.value.as_deref(),
+                    headers: &headers,
+                },
+                &mut out.buf,
+            );
+        }
+        if let Err(e) = out.spill_if_full() {
+            *failed_write.borrow_mut() = Some(e);
+            return Err(Failure::new("writing output failed"));
+        }
+        if let Some(b) = &bar2 {
+            b.inc(1);
+        }
+        Ok(true)
     };
     let flush = || {
-            out.borrow_mut().flush().map_err(|e| {
-                *failed_write.borrow_mut() = Some(e);
-                Failure::new("writing output failed")
-            })
+        out.borrow_mut().flush().map_err(|e| {
+            *failed_write.borrow_mut() = Some(e);
+            Failure::new("writing output failed")
+        })
     };
     let count = match &a.group {
         Some(g) => {
             run_group_consumer(
-                &client, &a.topic, g, reset, a.exit, a.count, conn.timeout, on_record, flush,
+                &client,
+                &a.topic,
+                g,
+                reset,
+                a.exit,
+                a.count,
+                conn.timeout,
+                on_record,
+                flush,
             )
             .await
         }
@@ -862,6 +944,42 @@ pub async fn consume(conn: &ConnectionArgs, a: ConsumeArgs) -> Outcome {
         eprintln!("consumed {count} record(s) from {}", a.topic);
     }
     Ok(())
+}
+
+/// Output bytes gathered in one buffer and written in large pieces.
+struct Output<W: Write> {
+    buf: Vec<u8>,
+    sink: W,
+}
+
+impl<W: Write> Output<W> {
+    /// Bytes gathered before they are written.
+    const CHUNK: usize = 256 * 1024;
+
+    fn new(sink: W) -> Self {
+        Self {
+            buf: Vec::with_capacity(Self::CHUNK + 4096),
+            sink,
+        }
+    }
+
+    /// Writes what was gathered once it is a chunk.
+    fn spill_if_full(&mut self) -> std::io::Result<()> {
+        if self.buf.len() >= Self::CHUNK {
+            self.sink.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes everything gathered and flushes the sink.
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            self.sink.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        self.sink.flush()
+    }
 }
 
 trait TerminalExt {
@@ -1236,7 +1354,10 @@ fn consumer_group_record(record: &ConsumerOffsetsRecord) -> Option<Decoded> {
         group: Some(group),
         topics,
         text: if json["tombstone"] == true {
-            format!("{} (tombstone)", text_fields(kind, &json).replace(" tombstone=true", ""))
+            format!(
+                "{} (tombstone)",
+                text_fields(kind, &json).replace(" tombstone=true", "")
+            )
         } else {
             text_fields(kind, &json)
         },
@@ -1389,14 +1510,71 @@ mod tests {
     #[test]
     fn lines_split_at_the_first_key_delimiter() {
         let t: Arc<str> = "t".into();
-        let r = line_record(&t, b"k1::v:1", Some(b"::")).unwrap();
+        let r = line_record(&t, &Bytes::from_static(b"k1::v:1"), Some(b"::")).unwrap();
         assert_eq!(r.key.as_deref(), Some(&b"k1"[..]));
         assert_eq!(r.value.as_deref(), Some(&b"v:1"[..]));
-        let r = line_record(&t, b"\x00\xffbin", None).unwrap();
+        let r = line_record(&t, &Bytes::from_static(b"\x00\xffbin"), None).unwrap();
         assert_eq!(r.key, None);
         assert_eq!(r.value.as_deref(), Some(&b"\x00\xffbin"[..]));
-        let e = line_record(&t, b"no delimiter", Some(b":")).unwrap_err();
+        let e = line_record(&t, &Bytes::from_static(b"no delimiter"), Some(b":")).unwrap_err();
         assert!(e.contains("no key delimiter"), "{e}");
+    }
+
+    /// A reader that hands out at most `step` bytes per read, as a pipe may.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn lines_are_whole_across_reads_and_the_last_needs_no_newline() {
+        let text = b"first\n\nthird line\r\nlast without newline";
+        for step in [1, 2, 3, 7, 1 << 20] {
+            let mut lines = Vec::new();
+            let mut reads = 0;
+            read_lines(&mut Trickle { data: text, step }, |l| {
+                match l {
+                    Some(l) => lines.push(l),
+                    None => reads += 1,
+                }
+                true
+            })
+            .unwrap();
+            assert_eq!(
+                lines,
+                vec![
+                    Bytes::from_static(b"first"),
+                    Bytes::new(),
+                    Bytes::from_static(b"third line\r"),
+                    Bytes::from_static(b"last without newline"),
+                ],
+                "step {step}"
+            );
+            assert!(reads >= 1, "step {step}");
+        }
+        // Stopping early reads no further.
+        let mut seen = 0;
+        read_lines(
+            &mut Trickle {
+                data: text,
+                step: 100,
+            },
+            |l| {
+                seen += usize::from(l.is_some());
+                seen < 2
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, 2);
     }
 
     #[test]
@@ -1505,11 +1683,18 @@ mod tests {
         let d = decode_offsets_record(&key, Some(&value));
         assert_eq!(d.kind, "consumer-group-regular-expression");
         assert_eq!(d.group.as_deref(), Some("rg"));
-        assert_eq!(d.topics, vec!["orders-eu".to_owned(), "orders-us".to_owned()]);
+        assert_eq!(
+            d.topics,
+            vec!["orders-eu".to_owned(), "orders-us".to_owned()]
+        );
         assert_eq!(d.json["regular_expression"], "orders-.*");
         assert_eq!(d.json["topics"], json!(["orders-eu", "orders-us"]));
         assert_eq!(d.json["version"], 12);
-        assert!(d.text.contains("regular_expression=orders-.*"), "{}", d.text);
+        assert!(
+            d.text.contains("regular_expression=orders-.*"),
+            "{}",
+            d.text
+        );
         let tomb = decode_offsets_record(&key, None);
         assert_eq!(tomb.json["tombstone"], true);
         assert!(tomb.text.ends_with("(tombstone)"), "{}", tomb.text);

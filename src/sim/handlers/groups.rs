@@ -209,19 +209,24 @@ pub(super) fn leave_group(call: &mut Call, r: &LeaveGroupRequest) -> LeaveGroupR
 
 /// DescribeGroups: classic groups this broker coordinates (a KIP-848 group is `Dead`
 /// here, as Kafka answers: ConsumerGroupDescribe describes it).
-pub(super) fn describe_groups(call: &mut Call, r: &DescribeGroupsRequest) -> DescribeGroupsResponse {
+pub(super) fn describe_groups(
+    call: &mut Call,
+    r: &DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
     let groups = r
         .groups
         .iter()
-        .map(|group| match call.group_error(group, ApiKey::DescribeGroups) {
-            Some(e) => describe_groups_response::DescribedGroup {
-                error_code: e.code(),
-                group_id: group.clone(),
-                authorized_operations: i32::MIN,
-                ..Default::default()
+        .map(
+            |group| match call.group_error(group, ApiKey::DescribeGroups) {
+                Some(e) => describe_groups_response::DescribedGroup {
+                    error_code: e.code(),
+                    group_id: group.clone(),
+                    authorized_operations: i32::MIN,
+                    ..Default::default()
+                },
+                None => call.cluster.groups.describe(group),
             },
-            None => call.cluster.groups.describe(group),
-        })
+        )
         .collect();
     DescribeGroupsResponse {
         groups,
