@@ -1313,3 +1313,31 @@ fn offsets_decodes_records_captured_from_a_real_kafka() {
     );
     server.shutdown();
 }
+
+#[test]
+fn produce_dry_run_reads_and_checks_lines_without_a_cluster() {
+    // Nothing listens there: a dry run never connects.
+    let nowhere = "127.0.0.1:1";
+    let out = run(
+        nowhere,
+        &["produce", "-t", "t", "-K", ":", "--dry-run"],
+        b"k1:v1\nk2:v2\n\nk3:v3",
+    );
+    ok(&out);
+    assert!(
+        stderr(&out).contains("read 3 record(s) for t") && stderr(&out).contains("dry run"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(
+        nowhere,
+        &["produce", "-t", "t", "-K", ":", "--dry-run"],
+        b"k1:v1\nno delimiter\nk3:v3\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("line 2: no key delimiter"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -56,6 +56,10 @@ pub struct ProduceArgs {
     /// Keep empty lines as records with an empty value (default: skip them).
     #[arg(long)]
     keep_empty: bool,
+    /// Read and split the input into records, and send nothing (no connection):
+    /// checks the lines (with -K), and measures the tool's own part of producing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 /// Counts of the deliveries.
@@ -102,7 +106,7 @@ pub fn line_record(
 }
 
 /// How much input is read at once.
-const READ_BLOCK: usize = 1024 * 1024;
+const READ_BLOCK: usize = 128 * 1024;
 
 /// Records handed to the producer at once.
 const BATCH: usize = 1000;
@@ -186,25 +190,30 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
     let idempotence = !a.no_idempotence && a.acks == -1;
     let (acks, compression, linger) = (a.acks, a.compression, a.linger);
     let timeout = conn.timeout;
-    let client = conn
-        .connect(|c| {
-            c.producer.acks = acks;
-            c.producer.idempotence = idempotence;
-            c.producer.compression = compression;
-            c.producer.linger = linger;
-            // --timeout bounds each record's delivery too.
-            c.producer.delivery_timeout = timeout;
-        })
-        .await?;
-    let meta = admin::described(&client, vec![a.topic.clone()]).await?;
-    if let Some(p) = a.partition
-        && !meta[0].partitions.iter().any(|m| m.partition == p)
-    {
-        return Err(Failure::new(format!(
-            "topic {:?} has no partition {p}",
-            a.topic
-        )));
-    }
+    let client = if a.dry_run {
+        None
+    } else {
+        let client = conn
+            .connect(|c| {
+                c.producer.acks = acks;
+                c.producer.idempotence = idempotence;
+                c.producer.compression = compression;
+                c.producer.linger = linger;
+                // --timeout bounds each record's delivery too.
+                c.producer.delivery_timeout = timeout;
+            })
+            .await?;
+        let meta = admin::described(&client, vec![a.topic.clone()]).await?;
+        if let Some(p) = a.partition
+            && !meta[0].partitions.iter().any(|m| m.partition == p)
+        {
+            return Err(Failure::new(format!(
+                "topic {:?} has no partition {p}",
+                a.topic
+            )));
+        }
+        Some(client)
+    };
     let input: Box<dyn std::io::Read + Send> = match &a.file {
         Some(path) => Box::new(
             std::fs::File::open(path)
@@ -275,7 +284,7 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
             }
         });
     }
-    let producer = client.producer();
+    let producer = client.as_ref().map(Client::producer);
     let counts = Arc::new(Deliveries::default());
     // Batches handed to the producer and not yet delivered: enough to keep it
     // busy, few enough that memory stays small (each delivered batch makes room).
@@ -304,6 +313,10 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
             Some(Input::Records(records)) if records.is_empty() => {}
             Some(Input::Records(records)) => {
                 sent += records.len() as u64;
+                let Some(producer) = &producer else {
+                    // --dry-run: read and split, nothing sent.
+                    continue;
+                };
                 let Ok(permit) = inflight.clone().acquire_owned().await else {
                     break;
                 };
@@ -338,8 +351,18 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
             }
         }
     }
+    if producer.is_none() {
+        eprintln!(
+            "read {sent} record(s) for {} in {:.2} s (dry run: nothing sent)",
+            a.topic,
+            started.elapsed().as_secs_f64()
+        );
+        return problem.map_or(Ok(()), Err);
+    }
     // Everything handed over is delivered or has failed before the summary.
-    let _ = producer.flush().await;
+    if let Some(p) = &producer {
+        let _ = p.flush().await;
+    }
     while tasks.join_next().await.is_some() {}
     if let Some(b) = &bar {
         b.finish_and_clear();
