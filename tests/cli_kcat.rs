@@ -17,7 +17,6 @@ use kafka_sansio::sim::ClusterConfig;
 use kafka_sansio::sim_server::BackgroundServer;
 
 #[path = "integration_util.rs"]
-#[allow(dead_code)]
 mod util;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kafka-sansio");
