@@ -504,7 +504,7 @@ pub async fn groups(conn: &ConnectionArgs, c: GroupsCommand) -> Outcome {
         }
         GroupsCommand::Describe { group, json } => {
             let offsets = group_offsets(&client, &group, None).await?;
-            // A broker without DescribeGroups (the simulated cluster on main) still
+            // A broker without DescribeGroups (older simulated clusters) still
             // shows the group's committed offsets.
             let described = match client.describe_groups(vec![group.clone()]).await {
                 Ok(d) => d
