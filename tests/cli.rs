@@ -42,8 +42,27 @@ fn run(bootstrap: &str, args: &[&str], stdin: &[u8]) -> Output {
     let writer = std::thread::spawn(move || {
         let _ = input.write_all(&data);
     });
+    // A command that hangs fails the test instead of hanging it.
+    let pid = child.id();
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if finished.recv_timeout(Duration::from_secs(60)).is_err() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            return true;
+        }
+        false
+    });
     let out = child.wait_with_output().expect("the binary ends");
+    let _ = done.send(());
     writer.join().expect("stdin writer");
+    assert!(
+        !watchdog.join().unwrap(),
+        "{args:?} did not end within 60 s; stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -264,14 +283,116 @@ fn group_consume_commits_and_groups_show_and_reset_them() {
     assert_eq!(rows.len(), 3, "{offsets}");
     let committed: i64 = rows.iter().map(|r| r["committed"].as_i64().unwrap()).sum();
     assert_eq!(committed, 90, "{offsets}");
-    assert!(rows.iter().all(|r| r["lag"] == 0), "{offsets}");
-    // describe shows the same commits.
+    // Every partition's committed offset is its log end.
+    assert!(
+        rows.iter()
+            .all(|r| r["committed"] == r["log_end"] && r["lag"] == 0),
+        "{offsets}"
+    );
+    // describe shows the group, left by its member on exit (Empty, no members),
+    // and the same commits.
     let described = ok(&run(&b, &["groups", "describe", "grp", "--json"], b""));
     let d: serde_json::Value = serde_json::from_str(described.trim()).unwrap();
+    assert_eq!(d["group"], "grp", "{described}");
+    assert_eq!(d["state"], "Empty", "{described}");
+    assert_eq!(d["protocol_type"], "consumer", "{described}");
+    assert_eq!(d["members"].as_array().unwrap().len(), 0, "{described}");
     assert_eq!(d["offsets"].as_array().unwrap().len(), 3);
+    let listed = ok(&run(&b, &["groups", "list", "--json"], b""));
+    assert!(
+        listed
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .any(|g| g["group"] == "grp"),
+        "{listed}"
+    );
+    // The coordinator wrote what the member did to __consumer_offsets: its joins
+    // (a member subscribed to g-t holding all three partitions) and, for each
+    // partition, a last commit at the log end.
+    let log = ok(&run(&b, &["offsets", "-G", "grp", "--json"], b""));
+    let records: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ends: std::collections::BTreeMap<i64, i64> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["partition"].as_i64().unwrap(),
+                r["log_end"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let mut last_commit = std::collections::BTreeMap::new();
+    for r in records.iter().filter(|r| r["type"] == "offset-commit") {
+        assert_eq!(r["group"], "grp", "{r}");
+        assert_eq!(r["topic"], "g-t", "{r}");
+        last_commit.insert(
+            r["partition"].as_i64().unwrap(),
+            r["offset"].as_i64().unwrap(),
+        );
+    }
+    assert_eq!(last_commit, ends, "{log}");
+    let member = records
+        .iter()
+        .filter(|r| r["type"] == "group-metadata")
+        .flat_map(|r| r["members"].as_array().cloned().unwrap_or_default())
+        .next()
+        .unwrap_or_else(|| panic!("no group metadata with a member: {log}"));
+    assert_eq!(member["subscription"], serde_json::json!(["g-t"]), "{log}");
+    assert_eq!(
+        member["assignment"][0]["partitions"],
+        serde_json::json!([0, 1, 2]),
+        "{log}"
+    );
+    // The last group metadata is the group after the member left: no members.
+    let last = records
+        .iter()
+        .rev()
+        .find(|r| r["type"] == "group-metadata")
+        .unwrap();
+    assert_eq!(last["members"], serde_json::json!([]), "{log}");
     // Again with the group: nothing new.
     let out = run(&b, &["consume", "-t", "g-t", "-G", "grp", "-e"], b"");
     assert_eq!(ok(&out), "");
+    // -c stops mid-way: exactly what was printed is committed, and the next run
+    // goes on from there.
+    let more: String = (90..120).map(|i| format!("k{i}:v{i}\n")).collect();
+    ok(&run(
+        &b,
+        &["produce", "-t", "g-t", "-K", ":"],
+        more.as_bytes(),
+    ));
+    let first = ok(&run(
+        &b,
+        &[
+            "consume", "-t", "g-t", "-G", "grp", "-c", "7", "-f", "%s\\n",
+        ],
+        b"",
+    ));
+    assert_eq!(first.lines().count(), 7, "{first}");
+    let sum = |b: &str| -> i64 {
+        ok(&run(b, &["groups", "offsets", "grp", "--json"], b""))
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["committed"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .sum()
+    };
+    assert_eq!(sum(&b), 97, "7 more committed");
+    let rest = ok(&run(
+        &b,
+        &["consume", "-t", "g-t", "-G", "grp", "-e", "-f", "%s\\n"],
+        b"",
+    ));
+    let mut seen: Vec<&str> = first.lines().chain(rest.lines()).collect();
+    seen.sort_unstable();
+    let mut expected: Vec<String> = (90..120).map(|i| format!("v{i}")).collect();
+    expected.sort_unstable();
+    assert_eq!(seen, expected, "every new record once, none twice");
+    assert_eq!(sum(&b), 120);
     // A dry run changes nothing; --execute moves every partition back to the start.
     ok(&run(
         &b,
@@ -308,6 +429,16 @@ fn group_consume_commits_and_groups_show_and_reset_them() {
         15,
         "5 back on each of 3 partitions"
     );
+    // -o other than beginning/end, or -p, with -G: a usage error.
+    for args in [&["-o", "5"][..], &["-p", "0"][..]] {
+        let out = run(
+            &b,
+            &[&["consume", "-t", "g-t", "-G", "grp", "-e"][..], args].concat(),
+            b"",
+        );
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    }
     server.shutdown();
 }
 
@@ -842,6 +973,19 @@ fn ctrl_c_mid_group_consume_commits_what_was_printed() {
         let _ = child.kill();
         panic!("the consumer did not print 50 lines within 20 s (output held back?)");
     }
+    // It is a member of the group, holding the topic's one partition.
+    let describe = || -> serde_json::Value {
+        serde_json::from_str(ok(&run(&b, &["groups", "describe", "cg", "--json"], b"")).trim())
+            .unwrap()
+    };
+    let d = describe();
+    assert_eq!(d["state"], "Stable", "{d}");
+    assert_eq!(d["members"].as_array().unwrap().len(), 1, "{d}");
+    assert_eq!(
+        d["members"][0]["assignment"],
+        serde_json::json!([{"topic": "cc", "partitions": [0]}]),
+        "{d}"
+    );
     let killed = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -858,5 +1002,342 @@ fn ctrl_c_mid_group_consume_commits_what_was_printed() {
     let offsets = ok(&run(&b, &["groups", "offsets", "cg", "--json"], b""));
     let row: serde_json::Value = serde_json::from_str(offsets.trim()).unwrap();
     assert_eq!(row["committed"], 50, "{offsets}");
+    // And it left the group on the way out.
+    let d = describe();
+    assert_eq!(d["state"], "Empty", "{d}");
+    assert_eq!(d["members"].as_array().unwrap().len(), 0, "{d}");
     server.shutdown();
+}
+
+#[test]
+fn group_protocol_consumer_records_decode_in_offsets() {
+    let server = cluster(1);
+    let b = server.bootstrap();
+    server
+        .with_cluster(|c, _| c.create_topic("kt", 3, 1))
+        .unwrap();
+    let lines: String = (0..60).map(|i| format!("k{i}:v{i}\n")).collect();
+    ok(&run(
+        &b,
+        &["produce", "-t", "kt", "-K", ":"],
+        lines.as_bytes(),
+    ));
+    let out = run(
+        &b,
+        &[
+            "consume",
+            "-t",
+            "kt",
+            "-G",
+            "kg",
+            "--group-protocol",
+            "consumer",
+            "-e",
+        ],
+        b"",
+    );
+    assert_eq!(ok(&out).lines().count(), 60);
+    // A KIP-848 group: listed with its type, and described from the listing.
+    let listed = ok(&run(&b, &["groups", "list", "--json"], b""));
+    let row: serde_json::Value = listed
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|g| g["group"] == "kg")
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(row["type"], "consumer", "{listed}");
+    assert_eq!(row["state"], "Empty", "{listed}");
+    let offsets = ok(&run(&b, &["groups", "offsets", "kg", "--json"], b""));
+    let rows: Vec<serde_json::Value> = offsets
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 3, "{offsets}");
+    assert!(
+        rows.iter().all(|r| r["committed"] == r["log_end"]),
+        "{offsets}"
+    );
+
+    // What the KIP-848 coordinator wrote, every kind of record, field by field.
+    let log = ok(&run(&b, &["offsets", "-G", "kg", "--json"], b""));
+    let records: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let first = |kind: &str| -> &serde_json::Value {
+        records
+            .iter()
+            .find(|r| r["type"] == kind && r["tombstone"].is_null())
+            .unwrap_or_else(|| panic!("no {kind} in {log}"))
+    };
+    let member = first("consumer-group-member-metadata");
+    let member_id = member["member"].as_str().unwrap().to_owned();
+    assert!(!member_id.is_empty());
+    assert_eq!(
+        member["subscribed_topics"],
+        serde_json::json!(["kt"]),
+        "{log}"
+    );
+    assert_eq!(member["client_id"], "kafka-sansio", "{log}");
+    assert_eq!(member["rebalance_timeout"], 300_000, "{log}");
+    let partitions = first("consumer-group-partition-metadata");
+    assert_eq!(partitions["topics"][0]["topic"], "kt", "{log}");
+    assert_eq!(partitions["topics"][0]["partitions"], 3, "{log}");
+    let topic_id = partitions["topics"][0]["topic_id"].clone();
+    let epoch = first("consumer-group-metadata")["epoch"].as_i64().unwrap();
+    assert!(epoch >= 1, "{log}");
+    assert_eq!(
+        first("consumer-group-target-assignment-metadata")["assignment_epoch"],
+        epoch,
+        "{log}"
+    );
+    let target = first("consumer-group-target-assignment-member");
+    assert_eq!(target["member"], member_id.as_str(), "{log}");
+    let everything = serde_json::json!([{"topic_id": topic_id, "partitions": [0, 1, 2]}]);
+    assert_eq!(target["assignment"], everything, "{log}");
+    let current = first("consumer-group-current-member-assignment");
+    assert_eq!(current["member"], member_id.as_str(), "{log}");
+    assert_eq!(current["member_epoch"], epoch, "{log}");
+    assert_eq!(current["assigned"], everything, "{log}");
+    assert_eq!(
+        current["pending_revocation"],
+        serde_json::json!([]),
+        "{log}"
+    );
+    // The commits end at the log ends, and the member's records were deleted
+    // (tombstones) when it left.
+    let commits: std::collections::BTreeMap<i64, i64> = records
+        .iter()
+        .filter(|r| r["type"] == "offset-commit")
+        .map(|r| {
+            (
+                r["partition"].as_i64().unwrap(),
+                r["offset"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let ends: std::collections::BTreeMap<i64, i64> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["partition"].as_i64().unwrap(),
+                r["log_end"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(commits, ends, "{log}");
+    for kind in [
+        "consumer-group-member-metadata",
+        "consumer-group-target-assignment-member",
+        "consumer-group-current-member-assignment",
+    ] {
+        assert!(
+            records.iter().any(|r| r["type"] == kind
+                && r["tombstone"] == true
+                && r["member"] == member_id.as_str()),
+            "no {kind} tombstone in {log}"
+        );
+    }
+    // The text form says the same on one line each.
+    let text = ok(&run(&b, &["offsets", "-G", "kg"], b""));
+    assert!(
+        text.lines()
+            .any(|l| l.contains("consumer-group-member-metadata")
+                && l.contains(&format!("member={member_id}"))
+                && l.contains("subscribed_topics=[\"kt\"]")),
+        "{text}"
+    );
+    server.shutdown();
+}
+
+#[test]
+fn offsets_decodes_records_captured_from_a_real_kafka() {
+    use kafka_sansio::client::{Record, UnknownTopicHandling};
+    use kafka_sansio::records::Compression;
+    use kafka_sansio::runtime::ClientBuilder;
+
+    let server = cluster(1);
+    let b = server.bootstrap();
+    server
+        .with_cluster(|c, _| c.create_topic("real-offsets", 1, 1))
+        .unwrap();
+    // tests/data/consumer_offsets/README.md says where these come from.
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/consumer_offsets/kafkesc"
+    );
+    let names: Vec<String> = (1..=5)
+        .map(|i| format!("offset_commit_0{i}"))
+        .chain((1..=5).map(|i| format!("group_metadata_0{i}")))
+        .collect();
+    let records: Vec<Record> = names
+        .iter()
+        .map(|n| {
+            let read =
+                |ext: &str| bytes::Bytes::from(std::fs::read(format!("{dir}/{n}.{ext}")).unwrap());
+            Record::new(read("value")).key(read("key"))
+        })
+        .collect();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let client = ClientBuilder::new(&b).build_tokio().await.unwrap();
+            let pc = client
+                .partition_client("real-offsets", 0, UnknownTopicHandling::Error)
+                .await
+                .unwrap();
+            pc.produce(records, Compression::None).await.unwrap();
+            client.close().await;
+        });
+    let all = ok(&run(
+        &b,
+        &["offsets", "--json", "--source-topic", "real-offsets"],
+        b"",
+    ));
+    let rows: Vec<serde_json::Value> = all
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 10, "{all}");
+    // The offset commits (worked out by hand from the bytes).
+    let commits = [
+        (
+            "ivan-experimental-consumer",
+            "__consumer_offsets",
+            46,
+            97_507,
+            1_672_871_009_232_i64,
+        ),
+        (
+            "ivan-experimental-consumer",
+            "__consumer_offsets",
+            46,
+            97_554,
+            1_672_871_009_282,
+        ),
+        (
+            "kafkesc-devcluster-group-id",
+            "t01",
+            0,
+            106,
+            1_672_788_047_244,
+        ),
+        (
+            "ivan-experimental-consumer",
+            "__consumer_offsets",
+            46,
+            99_158,
+            1_672_871_010_428,
+        ),
+        (
+            "kafkesc-devcluster-group-id",
+            "t01",
+            0,
+            15_134,
+            1_672_870_795_763,
+        ),
+    ];
+    for (row, (group, topic, partition, offset, ts)) in rows.iter().zip(commits) {
+        assert_eq!(row["type"], "offset-commit", "{row}");
+        assert_eq!(row["group"], group, "{row}");
+        assert_eq!(row["topic"], topic, "{row}");
+        assert_eq!(row["partition"], partition, "{row}");
+        assert_eq!(row["offset"], offset, "{row}");
+        assert_eq!(row["leader_epoch"], -1, "{row}");
+        assert_eq!(row["metadata"], "", "{row}");
+        assert_eq!(row["commit_timestamp"], ts, "{row}");
+        assert_eq!(row["value_version"], 3, "{row}");
+    }
+    // The group metadata: generation, members with subscriptions and assignments.
+    let rd1 = "rdkafka-9f4fc1b0-1d7d-4471-90e8-e0f64f3c9d9f";
+    let groups = &rows[5..];
+    for g in groups {
+        assert_eq!(g["type"], "group-metadata", "{g}");
+        assert_eq!(g["protocol_type"], "consumer", "{g}");
+        assert_eq!(g["value_version"], 3, "{g}");
+    }
+    let generations: Vec<i64> = groups
+        .iter()
+        .map(|g| g["generation"].as_i64().unwrap())
+        .collect();
+    assert_eq!(generations, vec![7, 3, 1, 6, 8]);
+    assert_eq!(groups[0]["group"], "kafkesc-devcluster-group-id");
+    assert_eq!(groups[0]["protocol"], "range");
+    assert_eq!(groups[0]["leader"], rd1);
+    assert_eq!(groups[0]["current_state_timestamp"], 1_672_870_956_437_i64);
+    let m = &groups[0]["members"][0];
+    assert_eq!(m["member_id"], rd1);
+    assert_eq!(m["client_id"], "rdkafka");
+    assert_eq!(m["host"], "/172.18.0.1");
+    assert_eq!(m["session_timeout"], 45_000);
+    assert_eq!(m["rebalance_timeout"], 300_000);
+    assert_eq!(m["subscription"], serde_json::json!(["t01"]));
+    assert_eq!(
+        m["assignment"],
+        serde_json::json!([{"topic": "t01", "partitions": [0, 1, 2]}])
+    );
+    // A member of __consumer_offsets itself, holding its 50 partitions.
+    assert_eq!(groups[2]["group"], "ivan-experimental-consumer");
+    let all50: Vec<i64> = (0..50).collect();
+    assert_eq!(
+        groups[2]["members"][0]["assignment"],
+        serde_json::json!([{"topic": "__consumer_offsets", "partitions": all50}])
+    );
+    // Two members splitting t01.
+    let split: Vec<&serde_json::Value> = groups[3]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["assignment"][0]["partitions"])
+        .collect();
+    assert_eq!(
+        split,
+        vec![&serde_json::json!([2]), &serde_json::json!([0, 1])]
+    );
+    // The group emptied: no protocol, no leader, no members.
+    assert_eq!(groups[4]["protocol"], serde_json::Value::Null);
+    assert_eq!(groups[4]["leader"], serde_json::Value::Null);
+    assert_eq!(groups[4]["members"], serde_json::json!([]));
+    // Filters work on them too.
+    let t01 = ok(&run(
+        &b,
+        &["offsets", "-t", "t01", "--source-topic", "real-offsets"],
+        b"",
+    ));
+    assert_eq!(
+        t01.lines().count(),
+        2 + 3,
+        "2 commits, 3 groups mentioning t01: {t01}"
+    );
+    server.shutdown();
+}
+
+#[test]
+fn produce_dry_run_reads_and_checks_lines_without_a_cluster() {
+    // Nothing listens there: a dry run never connects.
+    let nowhere = "127.0.0.1:1";
+    let out = run(
+        nowhere,
+        &["produce", "-t", "t", "-K", ":", "--dry-run"],
+        b"k1:v1\nk2:v2\n\nk3:v3",
+    );
+    ok(&out);
+    assert!(
+        stderr(&out).contains("read 3 record(s) for t") && stderr(&out).contains("dry run"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(
+        nowhere,
+        &["produce", "-t", "t", "-K", ":", "--dry-run"],
+        b"k1:v1\nno delimiter\nk3:v3\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("line 2: no key delimiter"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -1,6 +1,7 @@
 //! `kafka-sansio` and kcat on the same (simulated) cluster, both ways, in every
 //! codec: what one produces the other consumes byte for byte (kcat checks CRCs).
-//! kcat is the one `scripts/peers/install.sh` installs (Debian's).
+//! kcat is the one `scripts/peers/install.sh` installs (Debian's). And a group
+//! consumed with `-G` on tansu, a broker others wrote.
 #![allow(
     clippy::unwrap_used,
     clippy::disallowed_methods,
@@ -14,6 +15,9 @@ use std::process::{Command, Output, Stdio};
 
 use kafka_sansio::sim::ClusterConfig;
 use kafka_sansio::sim_server::BackgroundServer;
+
+#[path = "integration_util.rs"]
+mod util;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kafka-sansio");
 
@@ -151,4 +155,44 @@ fn kcat_and_kafka_sansio_read_each_other_in_every_codec() {
         );
     }
     server.shutdown();
+}
+
+/// `consume -G` as a member of a group whose coordinator is tansu: it reads
+/// everything once, commits it, and a second run finds nothing new. (tansu's
+/// ListOffsets LATEST can be off, so the log ends it reports are not checked.)
+#[test]
+fn group_consume_with_commits_on_tansu() {
+    let tansu = util::Tansu::start();
+    let b = tansu.addr.clone();
+    let cli = |args: &[&str], stdin: &[u8]| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["-b", &b, "--timeout", "20s"]).args(args);
+        run(cmd, stdin, &args.join(" "))
+    };
+    cli(&["topics", "create", "tg", "-p", "3", "-r", "1"], b"");
+    let lines: String = (0..30).map(|i| format!("k{i}:v{i}\n")).collect();
+    cli(&["produce", "-t", "tg", "-K", ":"], lines.as_bytes());
+    let first = cli(&["consume", "-t", "tg", "-G", "tg-group", "-e"], b"");
+    let mut got: Vec<String> = String::from_utf8(first.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    got.sort();
+    let mut expected: Vec<String> = (0..30).map(|i| format!("v{i}")).collect();
+    expected.sort();
+    assert_eq!(got, expected);
+    let offsets = cli(&["groups", "offsets", "tg-group", "--json"], b"");
+    let committed: i64 = String::from_utf8(offsets.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["committed"]
+                .as_i64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(committed, 30);
+    let again = cli(&["consume", "-t", "tg", "-G", "tg-group", "-e"], b"");
+    assert_eq!(String::from_utf8(again.stdout).unwrap(), "");
 }

@@ -2,7 +2,7 @@
 //! protocol with eager (range, roundrobin) and cooperative (cooperative-sticky)
 //! rebalancing, rebalance events and their acknowledgement, commits (auto, on
 //! revoke, by hand, never backwards), leaving, and the fall back to classic when
-//! the coordinator lacks KIP-848.
+//! the coordinator lacks KIP-848; DescribeGroups and ListGroups as Kafka answers them.
 #![cfg(feature = "sim")]
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
@@ -572,4 +572,96 @@ fn kip848_members_split_partitions_and_hand_them_over_exactly_once() {
         |_, ms| { ms[0].got.len() + ms[1].got.len() >= 1800 }
     ));
     assert_exactly_once(&[&a, &b], 1800);
+}
+
+/// Runs an admin operation on its own client to its end.
+fn admin_op(
+    sim: &mut Simulation,
+    start: impl FnOnce(&mut Client, Instant) -> kafka_sansio::client::OpId,
+) -> OpOutput {
+    let mut config = ClientConfig::new(&sim.bootstrap()).unwrap();
+    config.seed = 77;
+    let host = sim.add_client(Client::new(config, sim.now()));
+    let now = sim.now();
+    let op = start(sim.client(host), now);
+    let mut out = None;
+    sim.run_until(Duration::from_secs(10), |sim| {
+        for e in sim.client_events(host) {
+            if let Event::Done { op: o, result } = e
+                && o == op
+            {
+                out = Some(result.unwrap());
+            }
+        }
+        out.is_some()
+    });
+    out.expect("the operation ended")
+}
+
+#[test]
+fn describe_groups_and_list_groups_show_groups_as_kafka_does() {
+    let mut sim = sim(3, 3);
+    sim.cluster().create_topic("t", 4, 3).unwrap();
+    let mut a = Member::join(&mut sim, 1, &["t"], |_| {});
+    assert!(run(
+        &mut sim,
+        &mut [&mut a],
+        Duration::from_secs(30),
+        all_stable
+    ));
+    // A KIP-848 group beside it.
+    let mut k = Member::join(&mut sim, 2, &["t"], |c| {
+        c.consumer.group_id = Some("k".into());
+        c.consumer.group_protocol = GroupProtocol::Consumer;
+    });
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut k],
+        Duration::from_secs(30),
+        all_stable
+    ));
+
+    let OpOutput::GroupDescriptions(d) = admin_op(&mut sim, |c, now| {
+        c.describe_groups(now, vec![GROUP.into(), "k".into(), "none".into()])
+    }) else {
+        panic!("not descriptions")
+    };
+    let g = d[0].as_ref().unwrap();
+    assert_eq!(
+        (g.state.as_str(), g.protocol_type.as_str()),
+        ("Stable", "consumer")
+    );
+    assert!(!g.protocol.is_empty());
+    assert_eq!(g.members.len(), 1);
+    assert_eq!(g.members[0].subscription, vec!["t".to_owned()]);
+    assert_eq!(
+        g.members[0].assignment,
+        vec![("t".to_owned(), vec![0, 1, 2, 3])]
+    );
+    // DescribeGroups covers classic groups: a KIP-848 one and an unknown one are Dead.
+    assert_eq!(d[1].as_ref().unwrap().state, "Dead");
+    assert_eq!(d[2].as_ref().unwrap().state, "Dead");
+
+    let OpOutput::Groups(mut groups) = admin_op(&mut sim, |c, now| c.list_groups(now)) else {
+        panic!("not a listing")
+    };
+    groups.sort_by(|x, y| x.group_id.cmp(&y.group_id));
+    let seen: Vec<(&str, &str, Option<&str>, Option<&str>)> = groups
+        .iter()
+        .map(|g| {
+            (
+                g.group_id.as_str(),
+                g.protocol_type.as_str(),
+                g.state.as_deref(),
+                g.group_type.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (GROUP, "consumer", Some("Stable"), Some("classic")),
+            ("k", "consumer", Some("Stable"), Some("consumer")),
+        ]
+    );
 }

@@ -903,6 +903,14 @@ impl ConsumerGroups {
         })
     }
 
+    /// Every group id with its state as ListGroups names it.
+    pub(crate) fn listing(&self) -> Vec<(String, &'static str)> {
+        self.groups
+            .iter()
+            .map(|(id, g)| (id.clone(), state_name(g)))
+            .collect()
+    }
+
     /// What the coordinator holds for `group`; `name` gives a topic's name by id.
     pub(crate) fn summary(
         &self,

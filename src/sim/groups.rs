@@ -43,7 +43,7 @@ use crate::messages::consumer_offsets::{GroupMetadataValue, group_metadata_value
 use crate::messages::{
     ConsumerProtocolAssignment, ErrorCode, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse,
     LeaveGroupRequest, LeaveGroupResponse, SyncGroupRequest, SyncGroupResponse,
-    join_group_response, leave_group_response,
+    describe_groups_response, join_group_response, leave_group_response,
 };
 use crate::wire::{ByteString, Bytes};
 
@@ -1086,15 +1086,65 @@ impl Groups {
         })
     }
 
+    /// Every group id, with its protocol type and state as ListGroups names them.
+    pub(crate) fn listing(&self) -> Vec<(String, String, &'static str)> {
+        self.groups
+            .iter()
+            .map(|(id, g)| (id.clone(), g.protocol_type.clone(), state_name(g.state)))
+            .collect()
+    }
+
+    /// DescribeGroups' answer for `group`, as Kafka gives it: in the Stable state
+    /// the protocol and every member with its metadata for that protocol and its
+    /// assignment; in the other states the members without them; an unknown group
+    /// is `Dead` (no error).
+    pub(crate) fn describe(&self, group: &str) -> describe_groups_response::DescribedGroup {
+        let Some(g) = self.groups.get(group) else {
+            return describe_groups_response::DescribedGroup {
+                group_id: ByteString::from(group.to_owned()),
+                group_state: ByteString::from("Dead"),
+                authorized_operations: i32::MIN,
+                ..Default::default()
+            };
+        };
+        let stable = g.state == State::Stable;
+        let protocol = g.protocol.clone().filter(|_| stable);
+        describe_groups_response::DescribedGroup {
+            group_id: ByteString::from(group.to_owned()),
+            group_state: ByteString::from(state_name(g.state)),
+            protocol_type: ByteString::from(g.protocol_type.clone()),
+            protocol_data: ByteString::from(protocol.clone().unwrap_or_default()),
+            members: g
+                .members
+                .iter()
+                .map(|(id, m)| describe_groups_response::DescribedGroupMember {
+                    member_id: ByteString::from(id.clone()),
+                    group_instance_id: m.instance_id.clone().map(ByteString::from),
+                    client_id: ByteString::from(m.client_id.clone()),
+                    client_host: ByteString::from(self.client_host.clone()),
+                    member_metadata: m
+                        .protocols
+                        .iter()
+                        .find(|(n, _)| Some(n) == protocol.as_ref())
+                        .map(|(_, meta)| meta.clone())
+                        .unwrap_or_default(),
+                    member_assignment: if stable {
+                        m.assignment.clone()
+                    } else {
+                        Bytes::new()
+                    },
+                    ..Default::default()
+                })
+                .collect(),
+            authorized_operations: i32::MIN,
+            ..Default::default()
+        }
+    }
+
     /// What the coordinator holds for `group`.
     pub(crate) fn summary(&self, group: &str) -> Option<super::GroupSummary> {
         let g = self.groups.get(group)?;
-        let state = match g.state {
-            State::Empty => "Empty",
-            State::PreparingRebalance => "PreparingRebalance",
-            State::CompletingRebalance => "CompletingRebalance",
-            State::Stable => "Stable",
-        };
+        let state = state_name(g.state);
         let consumer = g.protocol_type == "consumer";
         Some(super::GroupSummary {
             protocol: super::GroupProtocol::Classic,
@@ -1115,6 +1165,16 @@ impl Groups {
                 })
                 .collect(),
         })
+    }
+}
+
+/// A classic group state as Kafka names it.
+fn state_name(state: State) -> &'static str {
+    match state {
+        State::Empty => "Empty",
+        State::PreparingRebalance => "PreparingRebalance",
+        State::CompletingRebalance => "CompletingRebalance",
+        State::Stable => "Stable",
     }
 }
 

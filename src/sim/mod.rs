@@ -13,9 +13,11 @@
 //! max bytes, optional partial last batch), ListOffsets (earliest, latest, by
 //! timestamp), CreateTopics, DeleteTopics, CreatePartitions, DeleteRecords,
 //! InitProducerId, FindCoordinator, OffsetForLeaderEpoch, OffsetCommit/OffsetFetch,
-//! and the classic consumer group protocol (JoinGroup, SyncGroup, Heartbeat,
-//! LeaveGroup). Other APIs are not advertised, and a request for one closes the
-//! connection, as Kafka does with requests it cannot parse.
+//! the classic consumer group protocol (JoinGroup, SyncGroup, Heartbeat,
+//! LeaveGroup, DescribeGroups), ListGroups over the groups of both protocols, and
+//! KIP-848 (ConsumerGroupHeartbeat, ConsumerGroupDescribe). Other APIs are not
+//! advertised, and a request for one closes the connection, as Kafka does with
+//! requests it cannot parse.
 //!
 //! Connections are kept as Kafka's socket server keeps them: one request in progress
 //! per connection, the next read only once its reply is taken ([`Cluster::read_limit`]),

@@ -504,7 +504,7 @@ pub async fn groups(conn: &ConnectionArgs, c: GroupsCommand) -> Outcome {
         }
         GroupsCommand::Describe { group, json } => {
             let offsets = group_offsets(&client, &group, None).await?;
-            // A broker without DescribeGroups (the simulated cluster on main) still
+            // A broker without DescribeGroups (older simulated clusters) still
             // shows the group's committed offsets.
             let described = match client.describe_groups(vec![group.clone()]).await {
                 Ok(d) => d
@@ -513,7 +513,7 @@ pub async fn groups(conn: &ConnectionArgs, c: GroupsCommand) -> Outcome {
                     .unwrap_or(Err(kafka_sansio::client::ClientError::Closed)),
                 Err(e) => Err(e),
             };
-            let d = match described {
+            let mut d = match described {
                 Ok(d) => d,
                 Err(kafka_sansio::client::ClientError::Unsupported(_)) if !offsets.is_empty() => {
                     kafka_sansio::client::GroupDescription {
@@ -526,6 +526,23 @@ pub async fn groups(conn: &ConnectionArgs, c: GroupsCommand) -> Outcome {
                 }
                 Err(e) => return Err(Failure::new(format!("group {group:?}: {e}"))),
             };
+            if d.state == "Dead" {
+                // DescribeGroups covers classic groups only: a KIP-848 group is
+                // "Dead" there, but listed with its state and type.
+                if let Some(g) = client
+                    .list_groups()
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|g| g.group_id == group && g.group_type.as_deref() == Some("consumer"))
+                {
+                    d.state = format!(
+                        "{} (KIP-848 consumer group: members not shown)",
+                        g.state.as_deref().unwrap_or("?")
+                    );
+                    d.protocol_type = g.protocol_type;
+                }
+            }
             if d.state == "Dead" && offsets.is_empty() {
                 return Err(Failure::new(format!("unknown group {group:?}")));
             }

@@ -162,6 +162,11 @@ impl Format {
         Ok(Self { pieces })
     }
 
+    /// Whether the format prints headers (`%h`): only then are they decoded.
+    pub fn uses_headers(&self) -> bool {
+        self.pieces.contains(&Piece::Headers)
+    }
+
     /// The pieces, in order.
     #[cfg(test)]
     pub fn pieces(&self) -> &[Piece] {

@@ -1,7 +1,7 @@
 //! `produce`, `consume` and `offsets`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +11,7 @@ use base64::Engine;
 use bytes::Bytes;
 use clap::Args;
 use kafka_sansio::client::{
-    ConsumedRecord, Offset, OffsetReset, OffsetSpec, ProducerRecord, TopicPartition,
+    ConsumedRecord, GroupProtocol, Offset, OffsetReset, OffsetSpec, ProducerRecord, TopicPartition,
     UnknownTopicHandling,
 };
 use kafka_sansio::messages::consumer_offsets::{ConsumerOffsetsRecord, parse_record};
@@ -56,6 +56,10 @@ pub struct ProduceArgs {
     /// Keep empty lines as records with an empty value (default: skip them).
     #[arg(long)]
     keep_empty: bool,
+    /// Read and split the input into records, and send nothing (no connection):
+    /// checks the lines (with -K), and measures the tool's own part of producing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 /// Counts of the deliveries.
@@ -72,14 +76,15 @@ enum Input {
     Bad(String),
 }
 
-/// Splits one line (without its newline) into a record.
+/// Splits one line (without its newline) into a record; key and value share the
+/// line's bytes (no copy).
 pub fn line_record(
     topic: &Arc<str>,
-    line: &[u8],
+    line: &Bytes,
     key_delimiter: Option<&[u8]>,
 ) -> Result<ProducerRecord, String> {
     let (key, value) = match key_delimiter {
-        None => (None, line),
+        None => (None, line.clone()),
         Some(d) => {
             let at = line.windows(d.len()).position(|w| w == d).ok_or_else(|| {
                 format!(
@@ -87,14 +92,79 @@ pub fn line_record(
                     String::from_utf8_lossy(d)
                 )
             })?;
-            (Some(&line[..at]), &line[at + d.len()..])
+            (Some(line.slice(..at)), line.slice(at + d.len()..))
         }
     };
-    let mut r = ProducerRecord::new(topic.clone(), Bytes::copy_from_slice(value));
-    if let Some(k) = key {
-        r = r.key(Bytes::copy_from_slice(k));
+    Ok(ProducerRecord {
+        topic: topic.clone(),
+        partition: None,
+        key,
+        value: Some(value),
+        headers: Vec::new(),
+        timestamp: None,
+    })
+}
+
+/// How much input is read at once.
+const READ_BLOCK: usize = 128 * 1024;
+
+/// Records handed to the producer at once.
+const BATCH: usize = 1000;
+
+/// Batches of [`BATCH`] records in the producer's hands at most.
+const IN_FLIGHT_BATCHES: usize = 16;
+
+/// Reads `input` in blocks and hands each complete line (without its newline) to
+/// `each` as `Some(line)`, a slice of the block it was read in: lines are never
+/// copied. A last line without a newline counts too. After the lines of each read
+/// comes `None` (so what was typed on a terminal goes out at once). `each` stops
+/// the reading by answering `false`.
+fn read_lines(
+    input: &mut dyn std::io::Read,
+    mut each: impl FnMut(Option<Bytes>) -> bool,
+) -> std::io::Result<()> {
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        let filled = buf.len();
+        if buf.capacity() - filled < READ_BLOCK / 4 {
+            buf.reserve(READ_BLOCK);
+        }
+        let room = buf.capacity() - filled;
+        buf.resize(filled + room, 0);
+        let n = loop {
+            match input.read(&mut buf[filled..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    buf.truncate(filled);
+                    return Err(e);
+                }
+            }
+        };
+        buf.truncate(filled + n);
+        if n == 0 {
+            if !buf.is_empty() && each(Some(buf.split().freeze())) {
+                each(None);
+            }
+            return Ok(());
+        }
+        // Complete lines only; a partial one waits for the next read.
+        if let Some(end) = memchr::memrchr(b'\n', &buf[filled..]) {
+            let block = buf.split_to(filled + end + 1).freeze();
+            let mut start = 0;
+            while start < block.len() {
+                let stop =
+                    memchr::memchr(b'\n', &block[start..]).map_or(block.len(), |i| start + i);
+                if !each(Some(block.slice(start..stop))) {
+                    return Ok(());
+                }
+                start = stop + 1;
+            }
+        }
+        if !each(None) {
+            return Ok(());
+        }
     }
-    Ok(r)
 }
 
 fn progress(what: &'static str) -> Option<indicatif::ProgressBar> {
@@ -120,25 +190,30 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
     let idempotence = !a.no_idempotence && a.acks == -1;
     let (acks, compression, linger) = (a.acks, a.compression, a.linger);
     let timeout = conn.timeout;
-    let client = conn
-        .connect(|c| {
-            c.producer.acks = acks;
-            c.producer.idempotence = idempotence;
-            c.producer.compression = compression;
-            c.producer.linger = linger;
-            // --timeout bounds each record's delivery too.
-            c.producer.delivery_timeout = timeout;
-        })
-        .await?;
-    let meta = admin::described(&client, vec![a.topic.clone()]).await?;
-    if let Some(p) = a.partition
-        && !meta[0].partitions.iter().any(|m| m.partition == p)
-    {
-        return Err(Failure::new(format!(
-            "topic {:?} has no partition {p}",
-            a.topic
-        )));
-    }
+    let client = if a.dry_run {
+        None
+    } else {
+        let client = conn
+            .connect(|c| {
+                c.producer.acks = acks;
+                c.producer.idempotence = idempotence;
+                c.producer.compression = compression;
+                c.producer.linger = linger;
+                // --timeout bounds each record's delivery too.
+                c.producer.delivery_timeout = timeout;
+            })
+            .await?;
+        let meta = admin::described(&client, vec![a.topic.clone()]).await?;
+        if let Some(p) = a.partition
+            && !meta[0].partitions.iter().any(|m| m.partition == p)
+        {
+            return Err(Failure::new(format!(
+                "topic {:?} has no partition {p}",
+                a.topic
+            )));
+        }
+        Some(client)
+    };
     let input: Box<dyn std::io::Read + Send> = match &a.file {
         Some(path) => Box::new(
             std::fs::File::open(path)
@@ -152,68 +227,68 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
         let topic = topic.clone();
         let delimiter = a.key_delimiter.clone().map(String::into_bytes);
         let (partition, headers, keep_empty) = (a.partition, a.headers.clone(), a.keep_empty);
+        let mut input = input;
         std::thread::spawn(move || {
-            let mut reader = std::io::BufReader::with_capacity(256 * 1024, input);
-            let mut batch = Vec::new();
-            let mut line = Vec::new();
+            let headers: Vec<kafka_sansio::client::RecordHeader> = headers
+                .into_iter()
+                .map(|(key, value)| kafka_sansio::client::RecordHeader {
+                    key,
+                    value: value.map(Bytes::from),
+                })
+                .collect();
+            let mut batch = Vec::with_capacity(BATCH);
             let mut number = 0u64;
-            loop {
-                line.clear();
-                match reader.read_until(b'\n', &mut line) {
-                    Ok(0) => break,
-                    Ok(_) => {}
-                    Err(e) => {
-                        let _ = tx.blocking_send(Input::Records(std::mem::take(&mut batch)));
-                        let _ = tx.blocking_send(Input::Bad(format!("reading input: {e}")));
-                        return;
+            let mut bad = None;
+            let mut closed = false;
+            let read = read_lines(&mut *input, |line| {
+                let Some(line) = line else {
+                    // What one read brought goes out now (a line typed on a
+                    // terminal is sent at once).
+                    if batch.is_empty() {
+                        return true;
                     }
-                }
+                    let some = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    closed = tx.blocking_send(Input::Records(some)).is_err();
+                    return !closed;
+                };
                 number += 1;
-                if line.last() == Some(&b'\n') {
-                    line.pop();
-                }
                 if line.is_empty() && !keep_empty {
-                    continue;
+                    return true;
                 }
                 match line_record(&topic, &line, delimiter.as_deref()) {
                     Ok(mut r) => {
                         r.partition = partition;
-                        for (k, v) in &headers {
-                            r = match v {
-                                Some(v) => r.header(k.clone(), Bytes::copy_from_slice(v)),
-                                None => {
-                                    r.headers.push(kafka_sansio::client::RecordHeader {
-                                        key: k.clone(),
-                                        value: None,
-                                    });
-                                    r
-                                }
-                            };
-                        }
+                        r.headers.clone_from(&headers);
                         batch.push(r);
                     }
                     Err(e) => {
-                        let _ = tx.blocking_send(Input::Records(std::mem::take(&mut batch)));
-                        let _ = tx.blocking_send(Input::Bad(format!("line {number}: {e}")));
-                        return;
+                        bad = Some(format!("line {number}: {e}"));
+                        return false;
                     }
                 }
-                // Hand the batch over when it is big, or when no more input is
-                // buffered (so a line typed on a terminal goes out at once).
-                if (batch.len() >= 1000 || reader.buffer().is_empty())
-                    && tx
-                        .blocking_send(Input::Records(std::mem::take(&mut batch)))
-                        .is_err()
-                {
-                    return;
+                if batch.len() >= BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    closed = tx.blocking_send(Input::Records(full)).is_err();
+                    return !closed;
                 }
+                true
+            });
+            if closed {
+                return;
             }
             let _ = tx.blocking_send(Input::Records(batch));
+            if let Some(e) = bad {
+                let _ = tx.blocking_send(Input::Bad(e));
+            } else if let Err(e) = read {
+                let _ = tx.blocking_send(Input::Bad(format!("reading input: {e}")));
+            }
         });
     }
-    let producer = client.producer();
+    let producer = client.as_ref().map(Client::producer);
     let counts = Arc::new(Deliveries::default());
-    let inflight = Arc::new(tokio::sync::Semaphore::new(64));
+    // Batches handed to the producer and not yet delivered: enough to keep it
+    // busy, few enough that memory stays small (each delivered batch makes room).
+    let inflight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_BATCHES));
     let mut tasks = tokio::task::JoinSet::new();
     let bar = progress("records delivered");
     let started = Instant::now();
@@ -238,6 +313,10 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
             Some(Input::Records(records)) if records.is_empty() => {}
             Some(Input::Records(records)) => {
                 sent += records.len() as u64;
+                let Some(producer) = &producer else {
+                    // --dry-run: read and split, nothing sent.
+                    continue;
+                };
                 let Ok(permit) = inflight.clone().acquire_owned().await else {
                     break;
                 };
@@ -245,16 +324,15 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
                 let counts = counts.clone();
                 let bar = bar.clone();
                 tasks.spawn(async move {
-                    for f in futures {
+                    let (mut delivered, mut failed) = (0u64, 0u64);
+                    // The last first: a partition's deliveries come in order, so
+                    // the task wakes once when its batch is done rather than once
+                    // per delivery it would otherwise catch up with.
+                    for f in futures.into_iter().rev() {
                         match f.await {
-                            Ok(_) => {
-                                counts.delivered.fetch_add(1, Ordering::Relaxed);
-                                if let Some(b) = &bar {
-                                    b.inc(1);
-                                }
-                            }
+                            Ok(_) => delivered += 1,
                             Err(e) => {
-                                counts.failed.fetch_add(1, Ordering::Relaxed);
+                                failed += 1;
                                 let mut first = counts
                                     .first_error
                                     .lock()
@@ -263,13 +341,28 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
                             }
                         }
                     }
+                    counts.delivered.fetch_add(delivered, Ordering::Relaxed);
+                    counts.failed.fetch_add(failed, Ordering::Relaxed);
+                    if let Some(b) = &bar {
+                        b.inc(delivered);
+                    }
                     drop(permit);
                 });
             }
         }
     }
+    if producer.is_none() {
+        eprintln!(
+            "read {sent} record(s) for {} in {:.2} s (dry run: nothing sent)",
+            a.topic,
+            started.elapsed().as_secs_f64()
+        );
+        return problem.map_or(Ok(()), Err);
+    }
     // Everything handed over is delivered or has failed before the summary.
-    let _ = producer.flush().await;
+    if let Some(p) = &producer {
+        let _ = p.flush().await;
+    }
     while tasks.join_next().await.is_some() {}
     if let Some(b) = &bar {
         b.finish_and_clear();
@@ -309,8 +402,9 @@ pub struct ConsumeArgs {
     /// Only these partitions (repeatable; default: all).
     #[arg(short, long = "partition")]
     partitions: Vec<i32>,
-    /// Where to start: beginning, end, stored (with -G), an offset N, -N (N records
-    /// before the end), or @TIMESTAMP_MS. Default: end, or stored with -G.
+    /// Where to start: beginning, end, an offset N, -N (N records before the end),
+    /// or @TIMESTAMP_MS. Default: end. With -G the committed offsets: beginning
+    /// (the default) or end says where a partition without one starts.
     #[arg(short, long, allow_hyphen_values = true, value_parser = spec::parse_start)]
     offset: Option<StartAt>,
     /// Exit once every partition's end (as of the start) is reached.
@@ -333,10 +427,24 @@ pub struct ConsumeArgs {
     /// One JSON object per record.
     #[arg(long)]
     json: bool,
-    /// Consume for this group: start from its committed offsets and commit what was
-    /// consumed (every second and at exit). The group must have no active members.
+    /// Consume as a member of this group (as kcat -G): join, consume the partitions
+    /// the group assigns from their committed offsets, commit what was printed
+    /// (every second, before partitions move, and at exit) and leave on exit. With
+    /// -e, exit once every assigned partition is at its end.
     #[arg(short = 'G', long = "group")]
     group: Option<String>,
+    /// With -G, the group protocol: classic (JoinGroup/SyncGroup, the default) or
+    /// consumer (KIP-848, where the coordinator offers it; else classic).
+    #[arg(long, value_name = "PROTOCOL", value_parser = parse_group_protocol, requires = "group", default_value = "classic")]
+    group_protocol: GroupProtocol,
+}
+
+fn parse_group_protocol(text: &str) -> Result<GroupProtocol, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "classic" => Ok(GroupProtocol::Classic),
+        "consumer" => Ok(GroupProtocol::Consumer),
+        _ => Err(format!("{text:?}: expected classic or consumer")),
+    }
 }
 
 /// One partition to consume: where from, and where its end was at the start.
@@ -416,32 +524,27 @@ async fn plan(
 }
 
 /// Consumes the planned partitions, handing each record to `on_record`, until the
-/// ends (with `exit_at_end`), `max` records, Ctrl-C, or forever. With a group,
-/// commits the next offsets every second and at the end. Returns the count.
+/// ends (with `exit_at_end`), `max` records, Ctrl-C, or forever. Returns the count.
 async fn run_consumer(
     client: &Client,
     plans: &[Plan],
     exit_at_end: bool,
     max: Option<u64>,
-    group: Option<&str>,
     mut on_record: impl FnMut(&ConsumedRecord) -> Outcome<bool>,
     mut flush: impl FnMut() -> Outcome,
 ) -> Outcome<u64> {
     let mut consumer = client.consumer();
-    let mut next: BTreeMap<TopicPartition, i64> = BTreeMap::new();
-    let mut pending: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    // Per partition (the plans are of one topic): the next offset and the end.
+    let mut parts: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
     let mut open: usize = 0;
     for p in plans {
         consumer.assign(vec![p.tp.clone()], Offset::At(p.start))?;
-        next.insert(p.tp.clone(), p.start);
+        parts.insert(p.tp.partition, (p.start, p.end));
         if p.start < p.end {
             open += 1;
         }
     }
-    let ends: BTreeMap<TopicPartition, i64> = plans.iter().map(|p| (p.tp.clone(), p.end)).collect();
     let mut count = 0u64;
-    let mut commits = tokio::time::interval(Duration::from_secs(1));
-    commits.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let mut interrupted = false;
@@ -461,17 +564,17 @@ async fn run_consumer(
                     }
                 };
                 for r in &batch {
-                    let tp = TopicPartition::new(r.topic.clone(), r.partition);
-                    let before = next.get(&tp).copied().unwrap_or(0);
+                    let Some(state) = parts.get_mut(&r.partition) else {
+                        continue;
+                    };
+                    let (before, end) = *state;
                     if r.record.offset < before {
                         continue;
                     }
-                    let end = ends.get(&tp).copied().unwrap_or(i64::MAX);
                     if before < end && r.record.offset + 1 >= end {
                         open = open.saturating_sub(1);
                     }
-                    next.insert(tp.clone(), r.record.offset + 1);
-                    pending.insert(tp, r.record.offset + 1);
+                    state.0 = r.record.offset + 1;
                     if on_record(r)? {
                         count += 1;
                     }
@@ -481,11 +584,6 @@ async fn run_consumer(
                 }
                 flush()?;
             }
-            _ = commits.tick() => {
-                if let Some(g) = group {
-                    commit(client, g, &mut pending).await?;
-                }
-            }
             _ = &mut ctrl_c => {
                 interrupted = true;
                 break;
@@ -493,9 +591,6 @@ async fn run_consumer(
         }
     }
     flush()?;
-    if let Some(g) = group {
-        commit(client, g, &mut pending).await?;
-    }
     if interrupted {
         return Err(Failure::with_code(
             format!("interrupted after {count} record(s)"),
@@ -505,25 +600,200 @@ async fn run_consumer(
     Ok(count)
 }
 
-async fn commit(
+/// One partition a group member consumes, for `-e`: where it started and where
+/// its log ended when the group gave it to this member.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    next: i64,
+    end: i64,
+}
+
+/// Where a partition the group just gave this member starts (its committed offset,
+/// else the reset policy's end of the log) and where its log ends now.
+async fn held_from(
     client: &Client,
     group: &str,
-    pending: &mut BTreeMap<TopicPartition, i64>,
-) -> Outcome {
-    if pending.is_empty() {
-        return Ok(());
+    tps: &[TopicPartition],
+    reset: OffsetReset,
+) -> Outcome<Vec<(TopicPartition, Held)>> {
+    let committed: BTreeMap<TopicPartition, i64> = client
+        .fetch_committed(group, tps.to_vec())
+        .await?
+        .into_iter()
+        .map(|c| (c.partition, c.offset.unwrap_or(-1)))
+        .collect();
+    let mut out = Vec::with_capacity(tps.len());
+    for tp in tps {
+        let pc = client
+            .partition_client(&tp.topic, tp.partition, UnknownTopicHandling::Error)
+            .await?;
+        let earliest = pc.get_offset(OffsetSpec::Earliest).await?;
+        let end = pc.get_offset(OffsetSpec::Latest).await?;
+        let next = match committed.get(tp) {
+            Some(&c) if c >= 0 => c.clamp(earliest, end),
+            _ => match reset {
+                OffsetReset::Latest => end,
+                _ => earliest,
+            },
+        };
+        out.push((tp.clone(), Held { next, end }));
     }
-    let offsets: Vec<(TopicPartition, i64)> = std::mem::take(pending).into_iter().collect();
-    let results = client.commit_offsets(group, offsets).await?;
-    for r in results {
-        r.offset.map_err(|e| {
-            Failure::new(format!(
-                "committing {} for group {group:?}: {e}",
-                r.partition
-            ))
-        })?;
+    Ok(out)
+}
+
+/// Consumes `topic` as a member of `group` (the client was built with it): joins,
+/// consumes what the group assigns, auto-commits what was handed out (every second
+/// and before partitions move), and on the way out commits what was printed and
+/// leaves the group. With `exit_at_end`, stops once every partition this member
+/// holds is at the end its log had when assigned; `max` stops after that many
+/// records; Ctrl-C stops too (exit status 130, after the commit and the leave).
+/// What a group member consumes and when it stops.
+struct GroupRun<'a> {
+    topic: &'a str,
+    group: &'a str,
+    /// Where a partition without a committed offset starts.
+    reset: OffsetReset,
+    exit_at_end: bool,
+    max: Option<u64>,
+    /// The bound of the final commit and leave.
+    timeout: Duration,
+}
+
+async fn run_group_consumer(
+    client: &Client,
+    run: GroupRun<'_>,
+    mut on_record: impl FnMut(&ConsumedRecord) -> Outcome<bool>,
+    mut flush: impl FnMut() -> Outcome,
+) -> Outcome<u64> {
+    let GroupRun {
+        topic,
+        group,
+        reset,
+        exit_at_end,
+        max,
+        timeout,
+    } = run;
+    // The topic must exist: a subscription to an unknown one would wait forever.
+    admin::described(client, vec![topic.to_owned()]).await?;
+    let mut consumer = client.consumer();
+    consumer.subscribe([topic])?;
+    let mut held: BTreeMap<TopicPartition, Held> = BTreeMap::new();
+    let mut assigned_once = false;
+    let mut count = 0u64;
+    // Rebalances arrive while records are awaited; look at them this often even
+    // when no record comes (a partition assigned at its end brings none).
+    let mut ticks = tokio::time::interval(Duration::from_millis(100));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut interrupted = false;
+    let mut problem: Option<Failure> = None;
+    // The offset after the last record printed, per partition (records may come
+    // before the rebalance that assigned their partition is looked at).
+    let mut printed: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    let at_end = |held: &BTreeMap<TopicPartition, Held>,
+                  printed: &BTreeMap<TopicPartition, i64>,
+                  assigned_once: bool| {
+        exit_at_end
+            && assigned_once
+            && held
+                .iter()
+                .all(|(tp, h)| h.next.max(printed.get(tp).copied().unwrap_or(-1)) >= h.end)
+    };
+    'consume: loop {
+        for rebalance in consumer.rebalances() {
+            assigned_once = true;
+            for tp in rebalance.revoked.iter().chain(&rebalance.lost) {
+                held.remove(tp);
+            }
+            if exit_at_end && !rebalance.assigned.is_empty() {
+                match held_from(client, group, &rebalance.assigned, reset).await {
+                    Ok(h) => held.extend(h),
+                    Err(f) => {
+                        problem = Some(f);
+                        break 'consume;
+                    }
+                }
+            }
+        }
+        if at_end(&held, &printed, assigned_once) || max.is_some_and(|m| count >= m) {
+            break;
+        }
+        let first = tokio::select! {
+            r = consumer.recv() => r,
+            _ = ticks.tick() => continue,
+            _ = &mut ctrl_c => {
+                interrupted = true;
+                break;
+            }
+        };
+        let mut next = Some(first);
+        // What the consumer holds already, without waiting, then one flush.
+        while let Some(r) = next.take() {
+            match r {
+                Ok(r) => {
+                    if exit_at_end {
+                        let tp = TopicPartition::new(r.topic.clone(), r.partition);
+                        let next = printed.entry(tp).or_insert(0);
+                        *next = (*next).max(r.record.offset + 1);
+                    }
+                    match on_record(&r) {
+                        Ok(true) => count += 1,
+                        Ok(false) => {}
+                        Err(f) => {
+                            problem = Some(f);
+                            break 'consume;
+                        }
+                    }
+                    if max.is_some_and(|m| count >= m) {
+                        break;
+                    }
+                }
+                Err(kafka_sansio::client::ClientError::Closed) => {
+                    problem = Some(Failure::new("the client closed"));
+                    break 'consume;
+                }
+                Err(e @ kafka_sansio::client::ClientError::InvalidArgument(_)) => {
+                    problem = Some(Failure::new(format!("group {group:?}: {e}")));
+                    break 'consume;
+                }
+                Err(e) => eprintln!("kafka-sansio: consuming: {e}"),
+            }
+            next = futures_lite::future::poll_once(consumer.recv()).await;
+        }
+        if let Err(f) = flush() {
+            problem = Some(f);
+            break;
+        }
     }
-    Ok(())
+    let flushed = flush();
+    // Commit what was handed out (records held back go back first) and leave, so
+    // the group moves on at once; bounded like every other operation.
+    let closed = match tokio::time::timeout(timeout, consumer.close()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Failure::new(format!(
+            "committing and leaving group {group:?}: {e}"
+        ))),
+        Err(_) => Err(Failure::new(format!(
+            "committing and leaving group {group:?}: no answer within {timeout:?}"
+        ))),
+    };
+    if let Some(p) = problem {
+        return Err(p);
+    }
+    flushed?;
+    if interrupted {
+        let also = closed.err().map(|f| format!("; {}", f.message));
+        return Err(Failure::with_code(
+            format!(
+                "interrupted after {count} record(s){}",
+                also.unwrap_or_default()
+            ),
+            130,
+        ));
+    }
+    closed?;
+    Ok(count)
 }
 
 fn bytes_json(obj: &mut serde_json::Map<String, serde_json::Value>, name: &str, b: Option<&[u8]>) {
@@ -582,19 +852,44 @@ pub async fn consume(conn: &ConnectionArgs, a: ConsumeArgs) -> Outcome {
             .map_err(|e| Failure::with_code(e.to_string(), 2))?,
         (None, None) => Format::parse("%s\\n").map_err(|e| Failure::new(e.to_string()))?,
     };
-    let group = a.group.clone();
+    // With a group the start is the group's committed offset; -o beginning or end
+    // only says where a partition without one starts (auto.offset.reset, as kcat).
+    let reset = match (&a.group, a.offset) {
+        (None, _) => OffsetReset::Earliest,
+        (Some(_), None | Some(StartAt::Stored | StartAt::Beginning)) => OffsetReset::Earliest,
+        (Some(_), Some(StartAt::End)) => OffsetReset::Latest,
+        (Some(_), Some(_)) => {
+            return Err(Failure::with_code(
+                "-o with -G: a group starts from its committed offsets; -o beginning or end says where a partition without one starts (move them with `groups reset-offsets`)",
+                2,
+            ));
+        }
+    };
+    if a.group.is_some() && !a.partitions.is_empty() {
+        return Err(Failure::with_code(
+            "-p with -G: the group assigns the partitions",
+            2,
+        ));
+    }
+    let (group, group_protocol) = (a.group.clone(), a.group_protocol);
     let client = conn
         .connect(|c| {
             c.consumer.group_id = group;
-            c.consumer.auto_offset_reset = OffsetReset::Earliest;
+            c.consumer.group_protocol = group_protocol;
+            c.consumer.auto_offset_reset = reset;
+            // What was printed is committed every second, and before partitions
+            // move to another member or this one leaves.
+            c.consumer.enable_auto_commit = true;
+            c.consumer.auto_commit_interval = Duration::from_secs(1);
         })
         .await?;
-    let at = a.offset.unwrap_or(if a.group.is_some() {
-        StartAt::Stored
-    } else {
-        StartAt::End
-    });
-    let plans = plan(&client, &a.topic, &a.partitions, at, a.group.as_deref()).await?;
+    let plans = match &a.group {
+        Some(_) => Vec::new(),
+        None => {
+            let at = a.offset.unwrap_or(StartAt::End);
+            plan(&client, &a.topic, &a.partitions, at, None).await?
+        }
+    };
     let show_progress = !std::io::stdout().is_terminal_ext();
     let bar = if show_progress {
         progress("records consumed")
@@ -604,23 +899,18 @@ pub async fn consume(conn: &ConnectionArgs, a: ConsumeArgs) -> Outcome {
     let stdout = std::io::stdout();
     // Shared by the record handler and the per-batch flush (a reader of a pipe
     // sees each batch as it arrives, as with kcat).
-    let out = std::cell::RefCell::new(std::io::BufWriter::with_capacity(256 * 1024, stdout.lock()));
-    let mut buf = Vec::with_capacity(4096);
+    let out = std::cell::RefCell::new(Output::new(stdout.lock()));
     let failed_write: std::cell::RefCell<Option<std::io::Error>> = std::cell::RefCell::new(None);
     let mut headers: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+    let uses_headers = format.uses_headers();
     let json = a.json;
     let bar2 = bar.clone();
-    let count = run_consumer(
-        &client,
-        &plans,
-        a.exit,
-        a.count,
-        a.group.as_deref(),
-        |r| {
-            buf.clear();
-            if json {
-                let _ = writeln!(buf, "{}", record_json(r));
-            } else {
+    let on_record = |r: &ConsumedRecord| {
+        let mut out = out.borrow_mut();
+        if json {
+            let _ = writeln!(out.buf, "{}", record_json(r));
+        } else {
+            if uses_headers {
                 headers.clear();
                 headers.extend(r.record.headers.iter().map(|h| {
                     (
@@ -628,36 +918,50 @@ pub async fn consume(conn: &ConnectionArgs, a: ConsumeArgs) -> Outcome {
                         h.value.as_ref().map(|v| v.to_vec()),
                     )
                 }));
-                format.render(
-                    &Fields {
-                        topic: &r.topic,
-                        partition: r.partition,
-                        offset: r.record.offset,
-                        timestamp: r.record.timestamp,
-                        key: r.record.key.as_deref(),
-                        value: r.record.value.as_deref(),
-                        headers: &headers,
-                    },
-                    &mut buf,
-                );
             }
-            if let Err(e) = out.borrow_mut().write_all(&buf) {
-                *failed_write.borrow_mut() = Some(e);
-                return Err(Failure::new("writing output failed"));
-            }
-            if let Some(b) = &bar2 {
-                b.inc(1);
-            }
-            Ok(true)
-        },
-        || {
-            out.borrow_mut().flush().map_err(|e| {
-                *failed_write.borrow_mut() = Some(e);
-                Failure::new("writing output failed")
-            })
-        },
-    )
-    .await;
+            // Rendered straight into the output buffer: the value is copied once.
+            format.render(
+                &Fields {
+                    topic: &r.topic,
+                    partition: r.partition,
+                    offset: r.record.offset,
+                    timestamp: r.record.timestamp,
+                    key: r.record.key.as_deref(),
+                    value: r.record.value.as_deref(),
+                    headers: &headers,
+                },
+                &mut out.buf,
+            );
+        }
+        if let Err(e) = out.spill_if_full() {
+            *failed_write.borrow_mut() = Some(e);
+            return Err(Failure::new("writing output failed"));
+        }
+        if let Some(b) = &bar2 {
+            b.inc(1);
+        }
+        Ok(true)
+    };
+    let flush = || {
+        out.borrow_mut().flush().map_err(|e| {
+            *failed_write.borrow_mut() = Some(e);
+            Failure::new("writing output failed")
+        })
+    };
+    let count = match &a.group {
+        Some(g) => {
+            let run = GroupRun {
+                topic: &a.topic,
+                group: g,
+                reset,
+                exit_at_end: a.exit,
+                max: a.count,
+                timeout: conn.timeout,
+            };
+            run_group_consumer(&client, run, on_record, flush).await
+        }
+        None => run_consumer(&client, &plans, a.exit, a.count, on_record, flush).await,
+    };
     let flushed = out.borrow_mut().flush();
     if let Some(b) = &bar {
         b.finish_and_clear();
@@ -675,6 +979,42 @@ pub async fn consume(conn: &ConnectionArgs, a: ConsumeArgs) -> Outcome {
         eprintln!("consumed {count} record(s) from {}", a.topic);
     }
     Ok(())
+}
+
+/// Output bytes gathered in one buffer and written in large pieces.
+struct Output<W: Write> {
+    buf: Vec<u8>,
+    sink: W,
+}
+
+impl<W: Write> Output<W> {
+    /// Bytes gathered before they are written.
+    const CHUNK: usize = 256 * 1024;
+
+    fn new(sink: W) -> Self {
+        Self {
+            buf: Vec::with_capacity(Self::CHUNK + 4096),
+            sink,
+        }
+    }
+
+    /// Writes what was gathered once it is a chunk.
+    fn spill_if_full(&mut self) -> std::io::Result<()> {
+        if self.buf.len() >= Self::CHUNK {
+            self.sink.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes everything gathered and flushes the sink.
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            self.sink.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        self.sink.flush()
+    }
 }
 
 trait TerminalExt {
@@ -880,8 +1220,184 @@ pub fn decode_offsets_record(key: &Bytes, value: Option<&Bytes>) -> Decoded {
             text: format!("unknown key_version={key_version}"),
             json: json!({"type": "unknown", "key_version": key_version}),
         },
-        other => kip848(&other),
+        other => consumer_group_record(&other).unwrap_or_else(|| kip848(&other)),
     }
+}
+
+/// `k=v` pairs of a JSON object, in its key order, for the text form.
+fn text_fields(kind: &str, fields: &serde_json::Value) -> String {
+    let mut out = String::from(kind);
+    if let Some(map) = fields.as_object() {
+        for (k, v) in map {
+            if k == "type" {
+                continue;
+            }
+            out.push(' ');
+            out.push_str(k);
+            out.push('=');
+            match v {
+                serde_json::Value::String(s) => out.push_str(s),
+                other => out.push_str(&other.to_string()),
+            }
+        }
+    }
+    out
+}
+
+/// Topic ids with their partitions, as `[{"topic_id": .., "partitions": [..]}]`.
+fn id_partitions<'a>(
+    items: impl Iterator<Item = (&'a kafka_sansio::wire::Uuid, &'a [i32])>,
+) -> serde_json::Value {
+    items
+        .map(|(id, p)| json!({"topic_id": id.to_string(), "partitions": p}))
+        .collect::<Vec<_>>()
+        .into()
+}
+
+/// The KIP-848 consumer group records, field by field (`None` for the other
+/// kinds).
+fn consumer_group_record(record: &ConsumerOffsetsRecord) -> Option<Decoded> {
+    use ConsumerOffsetsRecord as R;
+    // (kind, group, member, topics named, the value's fields or None for a tombstone)
+    let (kind, group, member, topics, value): (
+        &'static str,
+        String,
+        Option<String>,
+        Vec<String>,
+        Option<serde_json::Value>,
+    ) = match record {
+        R::ConsumerGroupMetadata(e) => (
+            "consumer-group-metadata",
+            e.key.group_id.to_string(),
+            None,
+            Vec::new(),
+            e.value.as_ref().map(|v| json!({"epoch": v.data.epoch})),
+        ),
+        R::ConsumerGroupPartitionMetadata(e) => {
+            let topics = e.value.as_ref().map_or_else(Vec::new, |v| {
+                v.data.topics.iter().map(|t| t.topic_name.to_string()).collect()
+            });
+            (
+                "consumer-group-partition-metadata",
+                e.key.group_id.to_string(),
+                None,
+                topics,
+                e.value.as_ref().map(|v| {
+                    json!({"topics": v.data.topics.iter().map(|t| json!({
+                        "topic_id": t.topic_id.to_string(), "topic": &*t.topic_name,
+                        "partitions": t.num_partitions,
+                    })).collect::<Vec<_>>()})
+                }),
+            )
+        }
+        R::ConsumerGroupMemberMetadata(e) => {
+            let topics = e.value.as_ref().map_or_else(Vec::new, |v| {
+                v.data.subscribed_topic_names.iter().map(ToString::to_string).collect()
+            });
+            (
+                "consumer-group-member-metadata",
+                e.key.group_id.to_string(),
+                Some(e.key.member_id.to_string()),
+                topics,
+                e.value.as_ref().map(|v| {
+                    let d = &v.data;
+                    json!({
+                        "instance_id": d.instance_id.as_deref(), "rack_id": d.rack_id.as_deref(),
+                        "client_id": &*d.client_id, "host": &*d.client_host,
+                        "subscribed_topics": d.subscribed_topic_names.iter().map(|t| &**t).collect::<Vec<_>>(),
+                        "subscribed_regex": d.subscribed_topic_regex.as_deref(),
+                        "rebalance_timeout": d.rebalance_timeout_ms,
+                        "server_assignor": d.server_assignor.as_deref(),
+                        "classic_protocols": d.classic_member_metadata.as_ref().map(|c| {
+                            c.supported_protocols.iter().map(|p| &*p.name).collect::<Vec<_>>()
+                        }),
+                    })
+                }),
+            )
+        }
+        R::ConsumerGroupTargetAssignmentMetadata(e) => (
+            "consumer-group-target-assignment-metadata",
+            e.key.group_id.to_string(),
+            None,
+            Vec::new(),
+            e.value
+                .as_ref()
+                .map(|v| json!({"assignment_epoch": v.data.assignment_epoch})),
+        ),
+        R::ConsumerGroupTargetAssignmentMember(e) => (
+            "consumer-group-target-assignment-member",
+            e.key.group_id.to_string(),
+            Some(e.key.member_id.to_string()),
+            Vec::new(),
+            e.value.as_ref().map(|v| {
+                json!({"assignment": id_partitions(
+                    v.data.topic_partitions.iter().map(|t| (&t.topic_id, &t.partitions[..])),
+                )})
+            }),
+        ),
+        R::ConsumerGroupCurrentMemberAssignment(e) => (
+            "consumer-group-current-member-assignment",
+            e.key.group_id.to_string(),
+            Some(e.key.member_id.to_string()),
+            Vec::new(),
+            e.value.as_ref().map(|v| {
+                let d = &v.data;
+                json!({
+                    "member_epoch": d.member_epoch, "previous_member_epoch": d.previous_member_epoch,
+                    "state": d.state,
+                    "assigned": id_partitions(d.assigned_partitions.iter().map(|t| (&t.topic_id, &t.partitions[..]))),
+                    "pending_revocation": id_partitions(d.partitions_pending_revocation.iter().map(|t| (&t.topic_id, &t.partitions[..]))),
+                })
+            }),
+        ),
+        R::ConsumerGroupRegularExpression(e) => (
+            "consumer-group-regular-expression",
+            e.key.group_id.to_string(),
+            None,
+            e.value.as_ref().map_or_else(Vec::new, |v| {
+                v.data.topics.iter().map(ToString::to_string).collect()
+            }),
+            e.value.as_ref().map(|v| {
+                json!({
+                    "regular_expression": &*e.key.regular_expression,
+                    "topics": v.data.topics.iter().map(|t| &**t).collect::<Vec<_>>(),
+                    "version": v.data.version, "timestamp": v.data.timestamp,
+                })
+            }),
+        ),
+        _ => return None,
+    };
+    let mut fields = serde_json::Map::new();
+    fields.insert("type".into(), kind.into());
+    fields.insert("group".into(), group.clone().into());
+    if let Some(m) = &member {
+        fields.insert("member".into(), m.clone().into());
+    }
+    match value {
+        None => {
+            fields.insert("tombstone".into(), true.into());
+        }
+        Some(serde_json::Value::Object(v)) => fields.extend(v),
+        Some(_) => {}
+    }
+    let json = serde_json::Value::Object(fields);
+    let mut topics = topics;
+    topics.sort();
+    topics.dedup();
+    Some(Decoded {
+        kind,
+        group: Some(group),
+        topics,
+        text: if json["tombstone"] == true {
+            format!(
+                "{} (tombstone)",
+                text_fields(kind, &json).replace(" tombstone=true", "")
+            )
+        } else {
+            text_fields(kind, &json)
+        },
+        json,
+    })
 }
 
 /// The KIP-848 and share-group records: their group and a debug rendering of the
@@ -950,7 +1466,6 @@ pub async fn offsets(conn: &ConnectionArgs, a: OffsetsArgs) -> Outcome {
         &client,
         &plans,
         !a.follow,
-        None,
         None,
         |r| {
             let Some(key) = &r.record.key else {
@@ -1030,14 +1545,71 @@ mod tests {
     #[test]
     fn lines_split_at_the_first_key_delimiter() {
         let t: Arc<str> = "t".into();
-        let r = line_record(&t, b"k1::v:1", Some(b"::")).unwrap();
+        let r = line_record(&t, &Bytes::from_static(b"k1::v:1"), Some(b"::")).unwrap();
         assert_eq!(r.key.as_deref(), Some(&b"k1"[..]));
         assert_eq!(r.value.as_deref(), Some(&b"v:1"[..]));
-        let r = line_record(&t, b"\x00\xffbin", None).unwrap();
+        let r = line_record(&t, &Bytes::from_static(b"\x00\xffbin"), None).unwrap();
         assert_eq!(r.key, None);
         assert_eq!(r.value.as_deref(), Some(&b"\x00\xffbin"[..]));
-        let e = line_record(&t, b"no delimiter", Some(b":")).unwrap_err();
+        let e = line_record(&t, &Bytes::from_static(b"no delimiter"), Some(b":")).unwrap_err();
         assert!(e.contains("no key delimiter"), "{e}");
+    }
+
+    /// A reader that hands out at most `step` bytes per read, as a pipe may.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn lines_are_whole_across_reads_and_the_last_needs_no_newline() {
+        let text = b"first\n\nthird line\r\nlast without newline";
+        for step in [1, 2, 3, 7, 1 << 20] {
+            let mut lines = Vec::new();
+            let mut reads = 0;
+            read_lines(&mut Trickle { data: text, step }, |l| {
+                match l {
+                    Some(l) => lines.push(l),
+                    None => reads += 1,
+                }
+                true
+            })
+            .unwrap();
+            assert_eq!(
+                lines,
+                vec![
+                    Bytes::from_static(b"first"),
+                    Bytes::new(),
+                    Bytes::from_static(b"third line\r"),
+                    Bytes::from_static(b"last without newline"),
+                ],
+                "step {step}"
+            );
+            assert!(reads >= 1, "step {step}");
+        }
+        // Stopping early reads no further.
+        let mut seen = 0;
+        read_lines(
+            &mut Trickle {
+                data: text,
+                step: 100,
+            },
+            |l| {
+                seen += usize::from(l.is_some());
+                seen < 2
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, 2);
     }
 
     #[test]
@@ -1119,6 +1691,76 @@ mod tests {
         assert_eq!(m["assignment"][0]["partitions"], json!([0, 2]));
         assert_eq!(d.json["generation"], 4);
         assert!(d.text.contains("assignment=orders:[0, 2]"), "{}", d.text);
+    }
+
+    #[test]
+    fn regular_expression_records_decode_with_their_topics() {
+        use kafka_sansio::messages::consumer_offsets::{
+            ConsumerGroupRegularExpressionKey, ConsumerGroupRegularExpressionValue,
+        };
+        let key = encode(
+            16,
+            &ConsumerGroupRegularExpressionKey {
+                group_id: "rg".into(),
+                regular_expression: "orders-.*".into(),
+            },
+        );
+        let value = encode(
+            0,
+            &ConsumerGroupRegularExpressionValue {
+                topics: vec!["orders-eu".into(), "orders-us".into()],
+                version: 12,
+                timestamp: 1_700_000_000_000,
+                ..Default::default()
+            },
+        );
+        let d = decode_offsets_record(&key, Some(&value));
+        assert_eq!(d.kind, "consumer-group-regular-expression");
+        assert_eq!(d.group.as_deref(), Some("rg"));
+        assert_eq!(
+            d.topics,
+            vec!["orders-eu".to_owned(), "orders-us".to_owned()]
+        );
+        assert_eq!(d.json["regular_expression"], "orders-.*");
+        assert_eq!(d.json["topics"], json!(["orders-eu", "orders-us"]));
+        assert_eq!(d.json["version"], 12);
+        assert!(
+            d.text.contains("regular_expression=orders-.*"),
+            "{}",
+            d.text
+        );
+        let tomb = decode_offsets_record(&key, None);
+        assert_eq!(tomb.json["tombstone"], true);
+        assert!(tomb.text.ends_with("(tombstone)"), "{}", tomb.text);
+    }
+
+    #[test]
+    // Some keys are the group id alone, others have a member id too.
+    #[allow(clippy::needless_update)]
+    fn share_group_records_decode_with_their_group() {
+        use kafka_sansio::messages::consumer_offsets as co;
+        macro_rules! check {
+            ($($key:ident, $value:ident, $version:literal => $kind:literal;)*) => {$(
+                let key = encode($version, &co::$key { group_id: "sg".into(), ..Default::default() });
+                let value = encode(0, &co::$value::default());
+                let d = decode_offsets_record(&key, Some(&value));
+                assert_eq!(d.kind, $kind);
+                assert_eq!(d.group.as_deref(), Some("sg"), "{}", $kind);
+                assert_eq!(d.json["tombstone"], false, "{}", $kind);
+                assert!(d.text.starts_with(concat!($kind, " group=sg")), "{}", d.text);
+                let tomb = decode_offsets_record(&key, None);
+                assert_eq!(tomb.json["tombstone"], true, "{}", $kind);
+            )*};
+        }
+        check! {
+            ShareGroupPartitionMetadataKey, ShareGroupPartitionMetadataValue, 9 => "share-group-partition-metadata";
+            ShareGroupMemberMetadataKey, ShareGroupMemberMetadataValue, 10 => "share-group-member-metadata";
+            ShareGroupMetadataKey, ShareGroupMetadataValue, 11 => "share-group-metadata";
+            ShareGroupTargetAssignmentMetadataKey, ShareGroupTargetAssignmentMetadataValue, 12 => "share-group-target-assignment-metadata";
+            ShareGroupTargetAssignmentMemberKey, ShareGroupTargetAssignmentMemberValue, 13 => "share-group-target-assignment-member";
+            ShareGroupCurrentMemberAssignmentKey, ShareGroupCurrentMemberAssignmentValue, 14 => "share-group-current-member-assignment";
+            ShareGroupStatePartitionMetadataKey, ShareGroupStatePartitionMetadataValue, 15 => "share-group-state-partition-metadata";
+        }
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! The group coordinator's APIs: FindCoordinator, and JoinGroup, SyncGroup,
-//! Heartbeat and LeaveGroup over the classic protocol of `sim/groups.rs`.
+//! Heartbeat, LeaveGroup and DescribeGroups over the classic protocol of
+//! `sim/groups.rs`, and ListGroups over the groups of both protocols.
 
 use super::{Call, error_message};
 use crate::messages::{
-    ApiKey, ErrorCode, FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatRequest,
-    HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse,
-    SyncGroupRequest, SyncGroupResponse, find_coordinator_response,
+    ApiKey, DescribeGroupsRequest, DescribeGroupsResponse, ErrorCode, FindCoordinatorRequest,
+    FindCoordinatorResponse, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest,
+    JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest,
+    ListGroupsResponse, SyncGroupRequest, SyncGroupResponse, describe_groups_response,
+    find_coordinator_response, list_groups_response,
 };
 use crate::sim::coordinator::partition_for;
 use crate::sim::groups::Reply;
@@ -201,5 +204,76 @@ pub(super) fn leave_group(call: &mut Call, r: &LeaveGroupRequest) -> LeaveGroupR
             ..Default::default()
         },
         None => call.cluster.groups.leave(r, call.version, call.now),
+    }
+}
+
+/// DescribeGroups: classic groups this broker coordinates (a KIP-848 group is `Dead`
+/// here, as Kafka answers: ConsumerGroupDescribe describes it).
+pub(super) fn describe_groups(
+    call: &mut Call,
+    r: &DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
+    let groups = r
+        .groups
+        .iter()
+        .map(
+            |group| match call.group_error(group, ApiKey::DescribeGroups) {
+                Some(e) => describe_groups_response::DescribedGroup {
+                    error_code: e.code(),
+                    group_id: group.clone(),
+                    authorized_operations: i32::MIN,
+                    ..Default::default()
+                },
+                None => call.cluster.groups.describe(group),
+            },
+        )
+        .collect();
+    DescribeGroupsResponse {
+        groups,
+        ..Default::default()
+    }
+}
+
+/// ListGroups: the groups of either protocol this broker coordinates, filtered by
+/// state (v4+) and type (v5+), both case-insensitive as in Kafka.
+pub(super) fn list_groups(call: &mut Call, r: &ListGroupsRequest) -> ListGroupsResponse {
+    if let Err(e) = call.check_injected() {
+        return ListGroupsResponse {
+            error_code: e.code(),
+            ..Default::default()
+        };
+    }
+    let classic = call
+        .cluster
+        .groups
+        .listing()
+        .into_iter()
+        .map(|(id, protocol_type, state)| (id, protocol_type, state, "classic"));
+    let consumer = call
+        .cluster
+        .consumer_groups
+        .listing()
+        .into_iter()
+        .map(|(id, state)| (id, "consumer".to_owned(), state, "consumer"));
+    let all: Vec<_> = classic.chain(consumer).collect();
+    let wanted = |filter: &[ByteString], value: &str| {
+        filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(value))
+    };
+    let mut groups = Vec::new();
+    for (id, protocol_type, state, kind) in all {
+        let here = matches!(call.cluster.group_coordinator(&id), Ok(b) if b == call.broker);
+        if here && wanted(&r.states_filter, state) && wanted(&r.types_filter, kind) {
+            groups.push(list_groups_response::ListedGroup {
+                group_id: ByteString::from(id),
+                protocol_type: ByteString::from(protocol_type),
+                group_state: ByteString::from(state),
+                group_type: ByteString::from(kind),
+                ..Default::default()
+            });
+        }
+    }
+    ListGroupsResponse {
+        groups,
+        ..Default::default()
     }
 }
