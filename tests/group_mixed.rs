@@ -9,11 +9,17 @@
 //! LeaveGroup), then one of ours does, each time with more records produced; the
 //! rest close. Whenever the group is asked to settle, the test checks what a user
 //! checks: every member holds partitions, no partition has two owners, every
-//! partition has one, and what the members say they hold is what the coordinator
-//! handed out (its decoded SyncGroup assignments) in a Stable group. At the end every
+//! partition has one, and the coordinator (asked with DescribeGroups) reports a
+//! Stable group using the strategy under test in which each member, by client id,
+//! is assigned exactly what that member says it holds. With cooperative-sticky the
+//! members that stay keep what they held when another leaves. At the end every
 //! record produced was read by the group exactly once (members only leave cleanly,
 //! committing on revoke and on close), with the value produced at its offset, and
 //! the group's committed offsets are every partition's end.
+//!
+//! Checked to fail: with our `planted_double_assignment` switched on, both range
+//! tests fail once one of ours leads ("partition 0 held by [a, py2]"); with the
+//! Python members not committing on revoke, all three fail on records read twice.
 //!
 //! The Python members are `tests/group_mixed_member.py` (one process each, printing
 //! JSON lines), installed by `scripts/peers/install.sh`; if that fails the tests
@@ -94,6 +100,9 @@ impl Strategy {
         }
     }
 }
+
+/// Member name → the partitions it holds.
+type Held = BTreeMap<String, BTreeSet<i32>>;
 
 /// (partition, offset) → who read it, in order.
 type Seen = BTreeMap<(i32, i64), Vec<String>>;
@@ -410,7 +419,7 @@ impl Group {
     }
 
     /// `Ok` once the group has settled: see the file's doc.
-    async fn settled(&self) -> Result<String, String> {
+    async fn settled(&self) -> Result<Held, String> {
         let reported = self.reported();
         let mut owners: BTreeMap<i32, Vec<&str>> = BTreeMap::new();
         for (name, parts) in &reported {
@@ -451,7 +460,7 @@ impl Group {
             ("consumer", self.strategy.name()),
             "the group's assignor"
         );
-        let theirs: BTreeMap<String, BTreeSet<i32>> = described
+        let theirs: Held = described
             .members
             .iter()
             .map(|m| {
@@ -464,18 +473,19 @@ impl Group {
                 (m.client_id.clone(), parts)
             })
             .collect();
-        let mine: BTreeMap<String, BTreeSet<i32>> = reported.into_iter().collect();
+        let mine: Held = reported.into_iter().collect();
         if theirs != mine || described.members.len() != mine.len() {
             return Err(format!(
                 "the coordinator handed out {theirs:?}, the members hold {mine:?}"
             ));
         }
-        Ok(format!("{mine:?}"))
+        Ok(mine)
     }
 
     /// Pumps until the group has settled and has read everything produced.
-    async fn settle(&mut self, what: &str) {
+    async fn settle(&mut self, what: &str) -> Held {
         let mut ok_turns = 0;
+        let mut last = Held::new();
         // A few settled turns in a row: a rebalance that just started shows.
         while ok_turns < 5 {
             self.pump().await;
@@ -489,9 +499,10 @@ impl Group {
             match state {
                 Ok(held) => {
                     if ok_turns == 0 {
-                        eprintln!("{} {what}: settled: {held}", self.group);
+                        eprintln!("{} {what}: settled: {held:?}", self.group);
                     }
                     ok_turns += 1;
+                    last = held;
                 }
                 Err(why) => {
                     ok_turns = 0;
@@ -506,6 +517,7 @@ impl Group {
             }
         }
         self.assert_once();
+        last
     }
 
     fn stderrs(&self) -> String {
@@ -605,15 +617,30 @@ async fn mixed_group(group: &str, strategy: Strategy, first: &str, second: &str)
     g.start_ours("b").await;
     g.settle("py1 + a + py2 + b").await;
     g.produce();
-    g.settle("all four, second round").await;
+    let mut before = g.settle("all four, second round").await;
     // The first member, the first generation's leader, leaves: the others take its
-    // partitions over from its commits.
-    g.close_py("py1").await;
-    g.produce();
-    g.settle("after py1 left").await;
-    g.close_ours("a").await;
-    g.produce();
-    g.settle("after a left").await;
+    // partitions over from its commits. Then one of ours leaves.
+    for (leaving, theirs) in [("py1", true), ("a", false)] {
+        if theirs {
+            g.close_py(leaving).await;
+        } else {
+            g.close_ours(leaving).await;
+        }
+        g.produce();
+        let after = g.settle(&format!("after {leaving} left")).await;
+        // Cooperative-sticky keeps what the others held (only the leaver's
+        // partitions move).
+        if strategy == Strategy::CooperativeSticky {
+            for (who, held) in &after {
+                assert!(
+                    held.is_superset(&before[who]),
+                    "{group}: after {leaving} left {who} went from {:?} to {held:?}",
+                    before[who]
+                );
+            }
+        }
+        before = after;
+    }
     let readers = g.finish().await;
     // Every member read something (records were there for each of them).
     for who in ["py1", "a", "py2", "b"] {
