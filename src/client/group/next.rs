@@ -202,7 +202,11 @@ impl GroupMember {
                 subscribed_topic_names: Some(
                     self.subscription.iter().map(|t| (&**t).into()).collect(),
                 ),
-                subscribed_topic_regex: None,
+                // No regex, said as librdkafka and Java's consumer say it: the empty
+                // string (Kafka clears a member's regex on ""). librdkafka 2.16's
+                // mock coordinator aborts (an assertion, the process exits) when
+                // the names come without a regex, or a regex without the names.
+                subscribed_topic_regex: Some("".into()),
                 server_assignor: self.settings.remote_assignor.as_deref().map(Into::into),
                 topic_partitions: Some(
                     owned
