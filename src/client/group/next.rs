@@ -202,10 +202,11 @@ impl GroupMember {
                 subscribed_topic_names: Some(
                     self.subscription.iter().map(|t| (&**t).into()).collect(),
                 ),
-                // No regex, said as librdkafka and Java's consumer say it: the empty
-                // string (Kafka clears a member's regex on ""). librdkafka 2.16's
-                // mock coordinator aborts (an assertion, the process exits) when
-                // the names come without a regex, or a regex without the names.
+                // No regex, said as librdkafka says it: the empty string, which is
+                // Kafka's own "no regex" (ConsumerGroupDescribe reports "" for a
+                // member subscribed by name). librdkafka 2.16's mock coordinator
+                // aborts (an assertion; the process exits) on names with a null
+                // regex.
                 subscribed_topic_regex: Some("".into()),
                 server_assignor: self.settings.remote_assignor.as_deref().map(Into::into),
                 topic_partitions: Some(
