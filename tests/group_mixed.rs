@@ -170,8 +170,26 @@ impl PyMember {
         self.stderr.lock().unwrap().clone()
     }
 
-    /// Takes the events printed so far.
+    /// Takes the events printed so far, and checks the process is still running or
+    /// closed cleanly.
     fn drain(&mut self, seen: &mut Seen) {
+        self.take_events(seen);
+        if !self.closed
+            && let Some(status) = self.child.try_wait().unwrap()
+        {
+            // Its last lines may still be in the pipe.
+            std::thread::sleep(Duration::from_millis(100));
+            self.take_events(seen);
+            assert!(
+                self.closed && status.success(),
+                "{} exited ({status}):\n{}",
+                self.name,
+                self.stderr()
+            );
+        }
+    }
+
+    fn take_events(&mut self, seen: &mut Seen) {
         while let Ok(ev) = self.events.try_recv() {
             match ev["ev"].as_str().unwrap() {
                 "rec" => {
@@ -198,23 +216,6 @@ impl PyMember {
                 "committed" => {}
                 "closed" => self.closed = true,
                 other => panic!("{}: unknown event {other}", self.name),
-            }
-        }
-        if !self.closed {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                // Its last lines may still be in the pipe.
-                std::thread::sleep(Duration::from_millis(100));
-                while let Ok(ev) = self.events.try_recv() {
-                    if ev["ev"] == "closed" {
-                        self.closed = true;
-                    }
-                }
-                assert!(
-                    self.closed && status.success(),
-                    "{} exited ({status}):\n{}",
-                    self.name,
-                    self.stderr()
-                );
             }
         }
     }
