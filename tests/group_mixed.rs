@@ -1,6 +1,10 @@
 //! One consumer group mixing our members with members other people wrote
-//! (confluent-kafka on librdkafka 2.16, and kafka-python), against the simulated
-//! cluster served on loopback (issue 14's real-peer proof for the classic protocol).
+//! (confluent-kafka on librdkafka 2.16, and kafka-python): the classic protocol
+//! against the simulated cluster served on loopback, and KIP-848 against librdkafka
+//! 2.16's mock cluster, the one coordinator here that speaks it (issue 14's
+//! real-peer proof). The classic protocol is not run against the mock: its
+//! SyncGroup and OffsetCommit during a rebalance differ from Kafka's (see
+//! tests/group_real_peers.rs).
 //!
 //! Each test runs one scenario over a 6-partition topic holding records produced
 //! beforehand: a Python member joins first (so the first generation's leader, who
@@ -9,22 +13,28 @@
 //! LeaveGroup), then one of ours does, each time with more records produced; the
 //! rest close. Whenever the group is asked to settle, the test checks what a user
 //! checks: every member holds partitions, no partition has two owners, every
-//! partition has one, and the coordinator (asked with DescribeGroups) reports a
-//! Stable group using the strategy under test in which each member, by client id,
-//! is assigned exactly what that member says it holds. With cooperative-sticky the
+//! partition has one, and (simulated cluster only; the mock has no DescribeGroups)
+//! the coordinator, asked with DescribeGroups, reports a Stable group using the
+//! strategy under test in which each member, by client id, is assigned exactly
+//! what that member says it holds. With cooperative-sticky the
 //! members that stay keep what they held when another leaves. At the end every
 //! record produced was read by the group exactly once (members only leave cleanly,
 //! committing on revoke and on close), with the value produced at its offset, and
-//! the group's committed offsets are every partition's end.
+//! the group's committed offsets (asked with OffsetFetch) are every partition's end.
 //!
 //! Checked to fail: with our `planted_double_assignment` switched on, both range
 //! tests fail once one of ours leads ("partition 0 held by [a, py2]"); with the
-//! Python members not committing on revoke, all three fail on records read twice.
+//! Python members not committing on revoke, all four fail on records read twice.
 //!
 //! The Python members are `tests/group_mixed_member.py` (one process each, printing
 //! JSON lines), installed by `scripts/peers/install.sh`; if that fails the tests
 //! fail, they never skip.
-#![cfg(all(feature = "sim", feature = "tokio", feature = "blocking"))]
+#![cfg(all(
+    feature = "sim",
+    feature = "tokio",
+    feature = "smol",
+    feature = "blocking"
+))]
 #![allow(
     clippy::unwrap_used,
     clippy::disallowed_methods,
@@ -39,11 +49,14 @@ use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use futures_lite::StreamExt;
-use kafka_sansio::client::{Assignor, GroupProtocol, OffsetReset, ProducerRecord};
+use kafka_sansio::client::{Assignor, GroupProtocol, OffsetReset, ProducerRecord, TopicPartition};
 use kafka_sansio::runtime::{ClientBuilder, Consumer};
 use kafka_sansio::sim::ClusterConfig;
 use kafka_sansio::sim_server::BackgroundServer;
 use serde_json::Value;
+
+#[path = "integration_util.rs"]
+mod util;
 
 const TOPIC: &str = "t";
 const PARTITIONS: i32 = 6;
@@ -83,6 +96,8 @@ fn peers() -> &'static HashMap<String, String> {
 enum Strategy {
     Range,
     CooperativeSticky,
+    /// KIP-848: the coordinator assigns (ConsumerGroupHeartbeat).
+    Kip848,
 }
 
 impl Strategy {
@@ -90,13 +105,21 @@ impl Strategy {
         match self {
             Strategy::Range => "range",
             Strategy::CooperativeSticky => "cooperative-sticky",
+            Strategy::Kip848 => "consumer",
         }
     }
 
     fn assignor(self) -> Assignor {
         match self {
-            Strategy::Range => Assignor::Range,
+            Strategy::Range | Strategy::Kip848 => Assignor::Range,
             Strategy::CooperativeSticky => Assignor::CooperativeSticky,
+        }
+    }
+
+    fn protocol(self) -> GroupProtocol {
+        match self {
+            Strategy::Kip848 => GroupProtocol::Consumer,
+            _ => GroupProtocol::Classic,
         }
     }
 }
@@ -262,8 +285,29 @@ impl Ours {
     }
 }
 
+/// The group coordinator under test.
+enum Peer {
+    /// Our simulated cluster, served on loopback.
+    Sim(BackgroundServer),
+    /// librdkafka 2.16's mock cluster (`scripts/peers/start_mock.sh`; held so it
+    /// stops when the test ends).
+    Mock {
+        _held: util::Mock,
+        bootstrap: String,
+    },
+}
+
+impl Peer {
+    fn bootstrap(&self) -> String {
+        match self {
+            Peer::Sim(s) => s.bootstrap(),
+            Peer::Mock { bootstrap, .. } => bootstrap.clone(),
+        }
+    }
+}
+
 struct Group {
-    server: BackgroundServer,
+    peer: Peer,
     group: String,
     strategy: Strategy,
     ours: Vec<Ours>,
@@ -276,29 +320,42 @@ struct Group {
 }
 
 impl Group {
-    async fn new(group: &str, strategy: Strategy) -> Self {
+    async fn new(group: &str, strategy: Strategy, on_mock: bool) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
         let _ = peers();
-        let server = BackgroundServer::start(ClusterConfig {
-            brokers: 2,
-            base_port: 0,
-            auto_create_topics: false,
-            group_min_session_timeout: Duration::from_millis(500),
-            ..ClusterConfig::default()
-        })
-        .unwrap();
-        server.with_cluster(|c, _| c.create_topic(TOPIC, PARTITIONS, 2).unwrap());
-        let admin = ClientBuilder::new(&server.bootstrap())
+        let peer = if on_mock {
+            let mock = util::Mock::start(
+                util::Librdkafka::V216,
+                1,
+                &[&format!("{TOPIC}:{PARTITIONS}")],
+            );
+            Peer::Mock {
+                bootstrap: mock.bootstrap.join(","),
+                _held: mock,
+            }
+        } else {
+            let server = BackgroundServer::start(ClusterConfig {
+                brokers: 2,
+                base_port: 0,
+                auto_create_topics: false,
+                group_min_session_timeout: Duration::from_millis(500),
+                ..ClusterConfig::default()
+            })
+            .unwrap();
+            server.with_cluster(|c, _| c.create_topic(TOPIC, PARTITIONS, 2).unwrap());
+            Peer::Sim(server)
+        };
+        let admin = ClientBuilder::new(&peer.bootstrap())
             .client_id("admin")
             .build_tokio()
             .await
             .unwrap();
         Group {
             admin,
-            server,
+            peer,
             group: group.to_owned(),
             strategy,
             ours: Vec::new(),
@@ -311,7 +368,7 @@ impl Group {
 
     /// Produces one more round of `PER_ROUND` records to every partition.
     fn produce(&mut self) {
-        let client = ClientBuilder::new(&self.server.bootstrap())
+        let client = ClientBuilder::new(&self.peer.bootstrap())
             .build_blocking()
             .unwrap();
         let producer = client.producer();
@@ -338,7 +395,7 @@ impl Group {
     }
 
     fn start_py(&mut self, client: &str, name: &str) {
-        let boot = self.server.bootstrap();
+        let boot = self.peer.bootstrap();
         self.py.push(PyMember::start(
             client,
             &boot,
@@ -350,12 +407,13 @@ impl Group {
 
     async fn start_ours(&mut self, name: &str) {
         let assignor = self.strategy.assignor();
-        let client = ClientBuilder::new(&self.server.bootstrap())
+        let protocol = self.strategy.protocol();
+        let client = ClientBuilder::new(&self.peer.bootstrap())
             .client_id(name)
             .group_id(self.group.clone())
             .configure(move |c| {
                 c.consumer.auto_offset_reset = OffsetReset::Earliest;
-                c.consumer.group_protocol = GroupProtocol::Classic;
+                c.consumer.group_protocol = protocol;
                 c.consumer.assignors = vec![assignor];
                 c.consumer.session_timeout = Duration::from_secs(6);
                 c.consumer.heartbeat_interval = Duration::from_millis(200);
@@ -439,6 +497,12 @@ impl Group {
         if owners.keys().copied().ne(0..PARTITIONS) {
             return Err(format!("not every partition held: {reported:?}"));
         }
+        let mine: Held = reported.into_iter().collect();
+        if let Peer::Mock { .. } = self.peer {
+            // The mock answers no DescribeGroups (and an unknown API closes the
+            // connection): the members' reports are what there is.
+            return Ok(mine);
+        }
         // The coordinator's view, through DescribeGroups: a Stable group using the
         // strategy, each member (by its client id) assigned what it says it holds.
         let described = tokio::time::timeout(
@@ -474,7 +538,6 @@ impl Group {
                 (m.client_id.clone(), parts)
             })
             .collect();
-        let mine: Held = reported.into_iter().collect();
         if theirs != mine || described.members.len() != mine.len() {
             return Err(format!(
                 "the coordinator handed out {theirs:?}, the members hold {mine:?}"
@@ -586,13 +649,26 @@ impl Group {
             }
         }
         self.assert_once();
+        // The group's commits, asked of the coordinator (OffsetFetch).
         let end = (self.rounds * PER_ROUND) as i64;
-        for p in 0..PARTITIONS {
+        let committed = tokio::time::timeout(
+            Duration::from_secs(10),
+            self.admin.fetch_committed(
+                &self.group,
+                (0..PARTITIONS)
+                    .map(|p| TopicPartition::new(TOPIC, p))
+                    .collect(),
+            ),
+        )
+        .await
+        .expect("OffsetFetch took over 10 s")
+        .unwrap();
+        assert_eq!(committed.len(), PARTITIONS as usize);
+        for c in committed {
             assert_eq!(
-                self.server
-                    .with_cluster(|c, _| c.committed_offset(&self.group, TOPIC, p)),
-                Some(end),
-                "{}: the group committed partition {p} to its end",
+                c.offset,
+                Ok(end),
+                "{}: the group committed {c:?} to its end",
                 self.group
             );
         }
@@ -607,8 +683,8 @@ impl Group {
 
 /// The scenario of the file's doc: `first` (Python) joins alone, then our `a`,
 /// `second` (Python) and our `b`; `first` leaves, then `a`; then the rest close.
-async fn mixed_group(group: &str, strategy: Strategy, first: &str, second: &str) {
-    let mut g = Group::new(group, strategy).await;
+async fn mixed_group(group: &str, strategy: Strategy, first: &str, second: &str, on_mock: bool) {
+    let mut g = Group::new(group, strategy, on_mock).await;
     g.produce();
     g.start_py(first, "py1");
     g.settle("py1 alone").await;
@@ -654,7 +730,14 @@ async fn mixed_group(group: &str, strategy: Strategy, first: &str, second: &str)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confluent_kafka_and_our_members_share_a_range_group() {
-    mixed_group("mixed-range", Strategy::Range, "confluent", "confluent").await;
+    mixed_group(
+        "mixed-range",
+        Strategy::Range,
+        "confluent",
+        "confluent",
+        false,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -664,6 +747,7 @@ async fn confluent_kafka_and_our_members_share_a_cooperative_sticky_group() {
         Strategy::CooperativeSticky,
         "confluent",
         "confluent",
+        false,
     )
     .await;
 }
@@ -675,6 +759,23 @@ async fn kafka_python_confluent_kafka_and_our_members_share_a_range_group() {
         Strategy::Range,
         "kafka-python",
         "confluent",
+        false,
+    )
+    .await;
+}
+
+/// KIP-848 on librdkafka 2.16's mock, the one coordinator here that speaks it: our
+/// members with confluent-kafka members (`group.protocol=consumer`), the mock's
+/// assignor deciding. The coordinator's view is not asked (no DescribeGroups on the
+/// mock); the rest is checked as above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confluent_kafka_and_our_kip848_members_share_a_group_on_librdkafkas_mock() {
+    mixed_group(
+        "mixed-kip848",
+        Strategy::Kip848,
+        "confluent",
+        "confluent",
+        true,
     )
     .await;
 }

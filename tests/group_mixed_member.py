@@ -3,7 +3,8 @@
     python group_mixed_member.py CLIENT BOOTSTRAP TOPIC GROUP STRATEGY NAME
 
 CLIENT is `confluent` (confluent-kafka, librdkafka 2.16) or `kafka-python`;
-STRATEGY is `range` or `cooperative-sticky` (confluent-kafka only). The member
+STRATEGY is `range`, `cooperative-sticky` (confluent-kafka only) or `consumer`
+(KIP-848's group.protocol=consumer, confluent-kafka only). The member
 subscribes to TOPIC in GROUP with auto-commit off and polls until told to stop.
 It commits, by hand, the offset after the last record it handed out for each
 partition it gives up (in the revoke callback, before the partition moves) and
@@ -75,13 +76,18 @@ def confluent(boot, topic, group, strategy):
     import confluent_kafka as ck
 
     st = State()
-    c = ck.Consumer({
+    conf = {
         "bootstrap.servers": boot, "client.id": NAME, "group.id": group,
-        "partition.assignment.strategy": strategy,
         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-        "session.timeout.ms": 6000, "heartbeat.interval.ms": 300,
         "fetch.wait.max.ms": 50,
-    })
+    }
+    if strategy == "consumer":
+        # KIP-848: the coordinator assigns and sets the heartbeat interval.
+        conf["group.protocol"] = "consumer"
+    else:
+        conf.update({"partition.assignment.strategy": strategy,
+                     "session.timeout.ms": 6000, "heartbeat.interval.ms": 300})
+    c = ck.Consumer(conf)
 
     def commit(parts):
         offsets = st.offsets(parts)
