@@ -133,12 +133,6 @@ struct Produce {
 }
 
 const READ_CHUNK: usize = 64 * 1024;
-/// Runtime timers fire at millisecond granularity, rounded up (tokio's timer wheel,
-/// epoll's timeout): armed for a deadline, they fire up to a millisecond or two past
-/// it, which a producer's 5 ms linger felt as a 25 % longer wait. So the timer is
-/// armed this much early, and a deadline this close is handled at once, as at the
-/// deadline (the client's clock only moves forward, so it cannot run backwards).
-const TIMER_SLACK: std::time::Duration = std::time::Duration::from_millis(1);
 /// Records the emptied inbox may keep room for between bursts.
 const KEPT_INBOX_RECORDS: usize = 4096;
 /// Reads per connection per wakeup, so one busy socket cannot starve the others.
@@ -173,7 +167,7 @@ pub(crate) struct Driver<N: Net> {
     conns: BTreeMap<ConnId, Conn<N>>,
     waiters: HashMap<OpId, (u64, async_channel::Sender<Result<OpOutput, ClientError>>)>,
     tokens: HashMap<u64, OpId>,
-    timer: Option<(Instant, N::Sleep)>,
+    timer: crate::runtime::DeadlineTimer<N::Sleep>,
     #[allow(dead_code)] // without the tls feature nothing reads it
     tls: DriverTls,
     /// Where TLS records are read to (plaintext is read into the client).
@@ -203,7 +197,7 @@ impl<N: Net> Driver<N> {
             conns: BTreeMap::new(),
             waiters: HashMap::new(),
             tokens: HashMap::new(),
-            timer: None,
+            timer: crate::runtime::DeadlineTimer::new(),
             tls,
             buf: vec![0; READ_CHUNK].into_boxed_slice(),
             closing: None,
@@ -660,30 +654,14 @@ impl<N: Net> Driver<N> {
     }
 
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(deadline) = self.client.poll_timeout() else {
-            self.timer = None;
-            return false;
-        };
-        let now = now();
-        if deadline <= now + TIMER_SLACK {
-            // Due, or due before the runtime's timer could fire any closer to it.
-            self.client.handle_timeout(now.max(deadline));
-            self.timer = None;
-            return true;
+        let deadline = self.client.poll_timeout();
+        match self.timer.poll(deadline, cx, N::sleep_until) {
+            Some(now) => {
+                self.client.handle_timeout(now);
+                true
+            }
+            None => false,
         }
-        if self.timer.as_ref().is_none_or(|(d, _)| *d != deadline) {
-            let wake = deadline.checked_sub(TIMER_SLACK).unwrap_or(deadline);
-            self.timer = Some((deadline, N::sleep_until(wake)));
-        }
-        if let Some((_, sleep)) = &mut self.timer
-            && Pin::new(sleep).poll(cx).is_ready()
-        {
-            self.timer = None;
-            self.client
-                .handle_timeout(crate::runtime::now().max(deadline));
-            return true;
-        }
-        false
     }
 }
 
