@@ -70,25 +70,7 @@ fn repo() -> PathBuf {
 /// The peers' environment from `install.sh` (installing them if needed), once per run.
 fn peers() -> &'static HashMap<String, String> {
     static ENV: OnceLock<HashMap<String, String>> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let out = Command::new("bash")
-            .arg(repo().join("scripts/peers/install.sh"))
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("cannot run bash scripts/peers/install.sh");
-        assert!(
-            out.status.success(),
-            "scripts/peers/install.sh failed (see its log above): confluent-kafka and \
-             kafka-python are required for this test"
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect()
-    })
+    ENV.get_or_init(util::peers_env)
 }
 
 /// Which classic assignor the whole group uses.
