@@ -38,7 +38,8 @@ use crate::records::{AppendError, BatchConfig, Compression, NewHeader, NewRecord
 
 use super::ClientError;
 use super::ops::partition::RecordHeader;
-use partitioner::DefaultPartitioner;
+use super::rng::Rng;
+use partitioner::Sticky;
 
 /// How the producer batches, retries and acknowledges. Defaults follow librdkafka's
 /// and the Java client's.
@@ -483,7 +484,9 @@ impl WrittenBatch {
 /// The producer's state; the [`Client`](super::Client) drives it.
 pub(crate) struct Producer {
     pub(crate) config: ProducerConfig,
-    partitioner: Arc<std::sync::Mutex<dyn Partitioner>>,
+    /// Where records without a partition go: the built-in scheme (with its seeded
+    /// random source), or the application's partitioner.
+    placement: Placement,
     next_id: u64,
     buffered: usize,
     /// Records whose topic's metadata is not known yet.
@@ -496,9 +499,59 @@ pub(crate) struct Producer {
     /// Batches written, their records not yet reported.
     pub(crate) written: VecDeque<WrittenBatch>,
     retries: u64,
-    /// Topics routed to since their metadata last changed, as of the last drive:
-    /// a record for one of them goes straight into its partition's open batch.
-    views: BTreeMap<Arc<str>, TopicViewOwned>,
+    /// Topics routed to, with their metadata as of the last drive: a record for one
+    /// of them goes straight into its partition's open batch. Keyed by the
+    /// producer's own copy of each name, which partitions, batches and delivery
+    /// reports share: the application's copy, which its threads clone per record,
+    /// is not touched again.
+    views: BTreeMap<Arc<str>, Routed>,
+}
+
+/// Where records without a partition go.
+enum Placement {
+    /// Murmur2 for keys, sticky for null keys ([`Sticky`], kept per topic in
+    /// [`Routed`]); switching partitions after `switch_after` bytes.
+    BuiltIn { rng: Rng, switch_after: usize },
+    /// The application's.
+    Custom(Arc<std::sync::Mutex<dyn Partitioner>>),
+}
+
+impl Placement {
+    /// The partition for `record` (of `size` bytes) in a topic routed as `routed`.
+    fn choose(&mut self, routed: &mut Routed, record: &ProducerRecord, size: usize) -> i32 {
+        let partitions = TopicPartitions {
+            count: routed.view.count,
+            available: &routed.view.available,
+        };
+        match self {
+            Self::BuiltIn { rng, switch_after } => {
+                let p =
+                    routed
+                        .sticky
+                        .partition(rng, *switch_after, record.key.as_deref(), partitions);
+                if record.key.is_none() {
+                    routed.sticky.appended(p, size);
+                }
+                p
+            }
+            Self::Custom(custom) => {
+                let mut custom = custom
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let p = custom.partition(&record.topic, record.key.as_deref(), partitions);
+                custom.on_append(&record.topic, p, size);
+                p
+            }
+        }
+    }
+}
+
+/// A routed topic: its metadata and the built-in partitioner's state for it.
+struct Routed {
+    /// The producer's own copy of the name (see [`Producer::views`]).
+    topic: Arc<str>,
+    view: TopicViewOwned,
+    sticky: Sticky,
 }
 
 impl std::fmt::Debug for Producer {
@@ -513,14 +566,15 @@ impl std::fmt::Debug for Producer {
 
 impl Producer {
     pub(crate) fn new(config: ProducerConfig, seed: u64) -> Self {
-        let partitioner = config.partitioner.clone().unwrap_or_else(|| {
-            Arc::new(std::sync::Mutex::new(DefaultPartitioner::new(
-                seed,
-                config.batch_max_bytes,
-            )))
-        });
+        let placement = match &config.partitioner {
+            Some(custom) => Placement::Custom(custom.clone()),
+            None => Placement::BuiltIn {
+                rng: Rng::new(seed ^ 0x5EED_0F5A_171C_E5A1),
+                switch_after: config.batch_max_bytes.max(1),
+            },
+        };
         Self {
-            partitioner,
+            placement,
             next_id: 0,
             buffered: 0,
             unrouted: BTreeMap::new(),
@@ -656,14 +710,15 @@ impl Producer {
         // record is encoded into its partition's open batch now, and only its
         // encoded bytes are kept.
         if !self.unrouted.contains_key(&record.topic)
-            && let Some(view) = self.views.get(&record.topic)
+            && let Some(routed) = self.views.get_mut(&record.topic)
         {
-            let count = view.count;
+            let count = routed.view.count;
             let partition = match record.partition {
                 Some(p) => p,
-                None => pick_partition(&self.partitioner, &record, size, view),
+                None => self.placement.choose(routed, &record, size),
             };
-            self.place(now, partition, count, id, &record, size, deadline);
+            let topic = routed.topic.clone();
+            self.place(now, &topic, partition, count, id, &record, size, deadline);
             return Ok(());
         }
         let pending = Pending {
@@ -789,9 +844,9 @@ impl Producer {
     ) {
         // What `send` routes by at once is refreshed from the metadata each drive.
         self.views
-            .retain(|name, view| match topic(name).filter(|v| v.count > 0) {
+            .retain(|name, routed| match topic(name).filter(|v| v.count > 0) {
                 Some(v) => {
-                    *view = v;
+                    routed.view = v;
                     true
                 }
                 None => false,
@@ -809,22 +864,32 @@ impl Producer {
             let Some(queue) = self.unrouted.remove(&name) else {
                 continue;
             };
+            // The producer's own copy of the name (see `views`).
+            let name: Arc<str> = Arc::from(&*name);
+            let mut routed = Routed {
+                topic: name.clone(),
+                view,
+                sticky: Sticky::default(),
+            };
             for pending in queue {
                 let partition = match pending.record.partition {
                     Some(p) => p,
-                    None => pick_partition(&self.partitioner, &pending.record, pending.size, &view),
+                    None => self
+                        .placement
+                        .choose(&mut routed, &pending.record, pending.size),
                 };
                 self.place(
                     now,
+                    &name,
                     partition,
-                    view.count,
+                    routed.view.count,
                     pending.id,
                     &pending.record,
                     pending.size,
                     pending.deadline,
                 );
             }
-            self.views.insert(name, view);
+            self.views.insert(name, routed);
         }
     }
 
@@ -835,6 +900,7 @@ impl Producer {
     fn place(
         &mut self,
         now: Instant,
+        topic: &Arc<str>,
         partition: i32,
         count: usize,
         id: RecordId,
@@ -844,7 +910,7 @@ impl Producer {
     ) {
         if partition < 0 || partition as usize >= count {
             let error = ClientError::UnknownPartition {
-                topic: record.topic.clone(),
+                topic: topic.clone(),
                 partition,
                 count,
             };
@@ -853,7 +919,7 @@ impl Producer {
             return;
         }
         let pid = self.stamp();
-        let key = (record.topic.clone(), partition);
+        let key = (topic.clone(), partition);
         let buf = self.parts.entry(key).or_default();
         let mut headers: Vec<NewHeader<'_>> = Vec::new();
         if !record.headers.is_empty() {
@@ -1451,25 +1517,6 @@ fn batch_config(config: &ProducerConfig) -> BatchConfig {
         max_batch_bytes: config.batch_max_bytes,
         ..BatchConfig::default()
     }
-}
-
-/// The partitioner's choice for a record without a partition.
-fn pick_partition(
-    partitioner: &std::sync::Mutex<dyn Partitioner>,
-    record: &ProducerRecord,
-    size: usize,
-    view: &TopicViewOwned,
-) -> i32 {
-    let mut part = partitioner
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let tp = TopicPartitions {
-        count: view.count,
-        available: &view.available,
-    };
-    let p = part.partition(&record.topic, record.key.as_deref(), tp);
-    part.on_append(&record.topic, p, size);
-    p
 }
 
 /// Seals a partition's open batch into its ready queue, with the producer id and

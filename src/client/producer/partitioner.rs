@@ -148,73 +148,86 @@ pub trait Partitioner: Send {
     fn on_append(&mut self, _topic: &str, _partition: i32, _bytes: usize) {}
 }
 
-/// The default partitioner: murmur2 for keys, KIP-794 sticky for null keys.
-#[derive(Debug)]
-pub(crate) struct DefaultPartitioner {
-    rng: Rng,
-    /// Per topic: the sticky partition and the bytes sent to it since it was chosen.
-    sticky: std::collections::BTreeMap<String, (i32, usize)>,
-    /// Bytes after which a null-key topic moves to another partition.
-    switch_after: usize,
+/// The built-in choice for one topic's records without a partition: murmur2 for
+/// keyed records; for null keys the partition they stick to (KIP-794) and the
+/// bytes appended there since it was picked. The producer keeps one per routed
+/// topic, beside the topic's metadata, so choosing costs no lookup and no lock.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Sticky {
+    current: Option<(i32, usize)>,
 }
 
-impl DefaultPartitioner {
-    pub(crate) fn new(seed: u64, switch_after: usize) -> Self {
-        Self {
-            rng: Rng::new(seed ^ 0x5EED_0F5A_171C_E5A1),
-            sticky: std::collections::BTreeMap::new(),
-            switch_after: switch_after.max(1),
-        }
-    }
-
-    fn pick(&mut self, partitions: TopicPartitions<'_>, avoid: Option<i32>) -> i32 {
-        let pool: Vec<i32> = if partitions.available.is_empty() {
-            (0..i32::try_from(partitions.count).unwrap_or(i32::MAX)).collect()
-        } else {
-            partitions.available.to_vec()
-        };
-        let choices: Vec<i32> = match avoid {
-            Some(a) if pool.len() > 1 => pool.into_iter().filter(|p| *p != a).collect(),
-            _ => pool,
-        };
-        choices[self.rng.below(choices.len())]
-    }
-}
-
-impl Partitioner for DefaultPartitioner {
-    fn partition(
+impl Sticky {
+    /// The partition for a record with this key; a null key sticks to the current
+    /// partition until `switch_after` bytes went there or it lost its leader, then
+    /// moves to another picked with `rng`.
+    pub(crate) fn partition(
         &mut self,
-        topic: &str,
+        rng: &mut Rng,
+        switch_after: usize,
         key: Option<&[u8]>,
         partitions: TopicPartitions<'_>,
     ) -> i32 {
         if let Some(key) = key {
             return partition_for_key(key, partitions.count);
         }
-        let current = self.sticky.get(topic).copied();
-        match current {
+        match self.current {
             Some((p, sent))
-                if sent < self.switch_after
-                    && (p as usize) < partitions.count
-                    && (partitions.available.is_empty() || partitions.available.contains(&p)) =>
+                if sent < switch_after
+                    && usize::try_from(p).is_ok_and(|i| i < partitions.count)
+                    && (partitions.available.is_empty()
+                        || partitions.available.binary_search(&p).is_ok()) =>
             {
                 p
             }
             _ => {
-                let p = self.pick(partitions, current.map(|c| c.0));
-                self.sticky.insert(topic.to_owned(), (p, 0));
+                let p = pick(rng, partitions, self.current.map(|c| c.0));
+                self.current = Some((p, 0));
                 p
             }
         }
     }
 
-    fn on_append(&mut self, topic: &str, partition: i32, bytes: usize) {
-        if let Some((p, sent)) = self.sticky.get_mut(topic)
+    /// A record of `bytes` was appended to `partition`: past `switch_after` bytes,
+    /// the next null-key record picks another partition.
+    pub(crate) fn appended(&mut self, partition: i32, bytes: usize) {
+        if let Some((p, sent)) = &mut self.current
             && *p == partition
         {
-            // Past `switch_after`, the next null-key record picks another partition.
             *sent = sent.saturating_add(bytes);
         }
+    }
+}
+
+/// A partition picked at random from those with a leader (all of them when none is
+/// known to have one), other than `avoid` when there is a choice.
+fn pick(rng: &mut Rng, partitions: TopicPartitions<'_>, avoid: Option<i32>) -> i32 {
+    let available = partitions.available;
+    let len = if available.is_empty() {
+        partitions.count
+    } else {
+        available.len()
+    };
+    let nth = |i: usize| -> i32 {
+        if available.is_empty() {
+            i32::try_from(i).unwrap_or(i32::MAX)
+        } else {
+            available[i]
+        }
+    };
+    // Where `avoid` sits in the pool, if it is there and there is a choice.
+    let skip = avoid.filter(|_| len > 1).and_then(|a| {
+        if available.is_empty() {
+            usize::try_from(a).ok().filter(|&i| i < len)
+        } else {
+            available.binary_search(&a).ok()
+        }
+    });
+    let i = rng.below(len - usize::from(skip.is_some()));
+    match skip {
+        Some(s) if i >= s => nth(i + 1),
+        _ if len == 0 => 0,
+        _ => nth(i),
     }
 }
 
@@ -244,30 +257,32 @@ mod tests {
 
     #[test]
     fn null_keys_stick_until_a_batch_worth_then_move() {
-        let mut p = DefaultPartitioner::new(1, 100);
+        let mut rng = Rng::new(1);
+        let mut s = Sticky::default();
         let parts = TopicPartitions {
             count: 4,
             available: &[0, 1, 2, 3],
         };
-        let first = p.partition("t", None, parts);
+        let first = s.partition(&mut rng, 100, None, parts);
         for _ in 0..10 {
-            assert_eq!(p.partition("t", None, parts), first);
+            assert_eq!(s.partition(&mut rng, 100, None, parts), first);
         }
-        p.on_append("t", first, 60);
-        assert_eq!(p.partition("t", None, parts), first);
-        p.on_append("t", first, 60);
-        let second = p.partition("t", None, parts);
+        s.appended(first, 60);
+        assert_eq!(s.partition(&mut rng, 100, None, parts), first);
+        s.appended(first, 60);
+        let second = s.partition(&mut rng, 100, None, parts);
         assert_ne!(second, first, "switched after 100 bytes");
         // an unavailable sticky partition is left at once
         let only = TopicPartitions {
             count: 4,
             available: &[3],
         };
-        assert_eq!(p.partition("t", None, only), 3);
+        assert_eq!(s.partition(&mut rng, 100, None, only), 3);
         // keys ignore stickiness
         assert_eq!(
-            p.partition(
-                "t",
+            s.partition(
+                &mut rng,
+                100,
                 Some(b"fd7af248-ce5c-46a5-93d7-1c0c9005b99d"),
                 TopicPartitions {
                     count: 32,
@@ -276,5 +291,35 @@ mod tests {
             ),
             26
         );
+    }
+
+    #[test]
+    fn a_switch_picks_uniformly_among_the_others() {
+        // Every available partition but the current one is picked, and only those.
+        for (count, available) in [(5usize, &[][..]), (6, &[0, 2, 3, 5][..])] {
+            let parts = TopicPartitions { count, available };
+            let pool: Vec<i32> = if available.is_empty() {
+                (0..count as i32).collect()
+            } else {
+                available.to_vec()
+            };
+            let mut rng = Rng::new(7);
+            for &avoid in &pool {
+                let mut seen = std::collections::BTreeSet::new();
+                for _ in 0..400 {
+                    let p = pick(&mut rng, parts, Some(avoid));
+                    assert_ne!(p, avoid);
+                    assert!(pool.contains(&p), "{p} is not in {pool:?}");
+                    seen.insert(p);
+                }
+                assert_eq!(seen.len(), pool.len() - 1, "avoiding {avoid}: {seen:?}");
+            }
+            // One partition: it is picked even when it is the one to avoid.
+            let one = TopicPartitions {
+                count: 1,
+                available: &[],
+            };
+            assert_eq!(pick(&mut rng, one, Some(0)), 0);
+        }
     }
 }
