@@ -721,6 +721,26 @@ impl Producer {
         self.inner.send_batch(records)
     }
 
+    /// Hands many records over with one delivery for all of them; see the async
+    /// `send_all`.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+    /// use kafka_sansio::client::ProducerRecord;
+    /// let records = (0..3).map(|i| ProducerRecord::new("orders", format!("{i}")).partition(2)).collect();
+    /// let offsets: Vec<_> = client.producer().send_all(records).wait().into_iter().map(|r| r.map(|m| m.offset)).collect::<Result<_, _>>()?;
+    /// assert_eq!(offsets, vec![Some(0), Some(1), Some(2)]);
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_all(
+        &self,
+        records: Vec<crate::client::ProducerRecord>,
+    ) -> crate::runtime::BatchDelivery {
+        self.inner.send_all(records)
+    }
+
     /// Sends everything buffered and waits until every record handed over before
     /// has been delivered.
     ///

@@ -138,17 +138,40 @@ impl Deliveries {
         (future, wake)
     }
 
+    /// Hands many records over for one [`BatchDelivery`]; as [`push`](Self::push).
+    pub(crate) fn push_all(
+        self: &Arc<Self>,
+        records: Vec<ProducerRecord>,
+    ) -> (BatchDelivery, bool) {
+        let count = records.len();
+        let mut s = self.lock();
+        if s.closed {
+            let failed = (0..count).map(|_| Err(ClientError::Closed)).collect();
+            return (BatchDelivery::ready(failed), false);
+        }
+        let was_empty = s.inbox.is_empty();
+        let first = s.base + s.slots.len() as u64;
+        for record in records {
+            s.enqueue_slot(record);
+        }
+        let end = first + count as u64;
+        let batch = BatchDelivery {
+            state: Batch_::Slots {
+                table: self.clone(),
+                first,
+                end,
+                waiting_at: first,
+            },
+        };
+        (batch, was_empty && !s.inbox.is_empty())
+    }
+
     /// Numbers a record, gives it a slot and puts it in the inbox.
     fn enqueue(self: &Arc<Self>, s: &mut State, record: ProducerRecord) -> DeliveryFuture {
         if s.closed {
             return DeliveryFuture::ready(Err(ClientError::Closed));
         }
-        let n = s.base + s.slots.len() as u64;
-        if s.inbox.is_empty() {
-            s.inbox_first = n;
-        }
-        s.slots.push_back(Slot::Waiting(None));
-        s.inbox.push(record);
+        let n = s.enqueue_slot(record);
         DeliveryFuture {
             state: Future_::Slot {
                 table: self.clone(),
@@ -250,6 +273,32 @@ impl Drop for Completing<'_> {
 }
 
 impl State {
+    /// Gives a record (of an open table) the next number and a slot, and puts it in
+    /// the inbox; its number.
+    fn enqueue_slot(&mut self, record: ProducerRecord) -> u64 {
+        let n = self.base + self.slots.len() as u64;
+        if self.inbox.is_empty() {
+            self.inbox_first = n;
+        }
+        self.slots.push_back(Slot::Waiting(None));
+        self.inbox.push(record);
+        n
+    }
+
+    /// Marks records `first..end` as no longer read: a delivered one's slot is freed,
+    /// a waiting one's is freed when its result comes.
+    fn abandon(&mut self, first: u64, end: u64) {
+        for n in first..end {
+            if let Some(slot) = self.slot(n) {
+                *slot = match slot {
+                    Slot::Waiting(_) | Slot::Abandoned => Slot::Abandoned,
+                    _ => Slot::Free,
+                };
+            }
+        }
+        self.pop_freed();
+    }
+
     fn slot(&mut self, n: u64) -> Option<&mut Slot> {
         let i = usize::try_from(n.checked_sub(self.base)?).ok()?;
         self.slots.get_mut(i)
@@ -417,15 +466,179 @@ impl Future for DeliveryFuture {
 impl Drop for DeliveryFuture {
     fn drop(&mut self) {
         if let Future_::Slot { table, n } = &self.state {
-            let mut s = table.lock();
-            if let Some(slot) = s.slot(*n) {
-                *slot = match slot {
-                    Slot::Waiting(_) | Slot::Abandoned => Slot::Abandoned,
-                    _ => Slot::Free,
-                };
-                s.pop_freed();
+            table.lock().abandon(*n, *n + 1);
+        }
+    }
+}
+
+/// The deliveries of records handed over together with
+/// [`Producer::send_all`](crate::runtime::Producer::send_all): one future for all of
+/// them, ready when the last is delivered, with each record's result in the order
+/// given. Awaiting it costs one lock and one wake-up per batch rather than per
+/// record. Dropping it does not cancel the records.
+///
+/// ```
+/// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+/// # let (_server, client) = kafka_sansio::doc_support::client().await;
+/// use kafka_sansio::client::ProducerRecord;
+///
+/// let records = (0..3).map(|i| ProducerRecord::new("orders", format!("event {i}")).partition(0)).collect();
+/// let results = client.producer().send_all(records).await;
+/// let offsets: Vec<_> = results.into_iter().map(|r| r.map(|m| m.offset)).collect::<Result<_, _>>()?;
+/// assert_eq!(offsets, [Some(0), Some(1), Some(2)]);
+/// # Ok(()) });
+/// ```
+#[must_use = "a delivery report says whether the records were written"]
+pub struct BatchDelivery {
+    state: Batch_,
+}
+
+enum Batch_ {
+    /// Waiting in the table for records `first..end`; every record numbered below
+    /// `waiting_at` is known to be delivered.
+    Slots {
+        table: Arc<Deliveries>,
+        first: u64,
+        end: u64,
+        waiting_at: u64,
+    },
+    /// Known already (refused before the table took them), or taken.
+    Ready(Option<Vec<Result<RecordMetadata, ClientError>>>),
+}
+
+impl std::fmt::Debug for BatchDelivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.state {
+            Batch_::Slots { first, end, .. } => f
+                .debug_struct("BatchDelivery")
+                .field("records", &(*first..*end))
+                .finish(),
+            Batch_::Ready(r) => f
+                .debug_struct("BatchDelivery")
+                .field("ready", &r.as_ref().map(Vec::len))
+                .finish(),
+        }
+    }
+}
+
+impl BatchDelivery {
+    fn ready(results: Vec<Result<RecordMetadata, ClientError>>) -> Self {
+        Self {
+            state: Batch_::Ready(Some(results)),
+        }
+    }
+
+    /// Blocks the thread until every record is delivered or has failed; their
+    /// results, in the order the records were given.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio", feature = "blocking"))] {
+    /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+    /// use kafka_sansio::client::ProducerRecord;
+    ///
+    /// let records = (0..3).map(|i| ProducerRecord::new("orders", format!("{i}")).partition(1)).collect();
+    /// let results = client.producer().send_all(records).wait(); // blocks this thread
+    /// assert!(results.iter().all(Result::is_ok));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn wait(mut self) -> Vec<Result<RecordMetadata, ClientError>> {
+        let state = std::mem::replace(&mut self.state, Batch_::Ready(None));
+        match state {
+            Batch_::Ready(r) => r.unwrap_or_default(),
+            Batch_::Slots {
+                table,
+                first,
+                end,
+                mut waiting_at,
+            } => {
+                let mut s = table.lock();
+                while !s.all_delivered(&mut waiting_at, end, None) {
+                    s.sleepers += 1;
+                    s = table
+                        .delivered
+                        .wait(s)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    s.sleepers -= 1;
+                }
+                s.take_range(first, end)
             }
         }
+    }
+}
+
+impl Future for BatchDelivery {
+    type Output = Vec<Result<RecordMetadata, ClientError>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let taken = match &mut self.state {
+            Batch_::Ready(r) => return Poll::Ready(r.take().unwrap_or_default()),
+            Batch_::Slots {
+                table,
+                first,
+                end,
+                waiting_at,
+            } => {
+                let mut s = table.lock();
+                if !s.all_delivered(waiting_at, *end, Some(cx.waker())) {
+                    return Poll::Pending;
+                }
+                s.take_range(*first, *end)
+            }
+        };
+        self.state = Batch_::Ready(None);
+        Poll::Ready(taken)
+    }
+}
+
+impl Drop for BatchDelivery {
+    fn drop(&mut self) {
+        if let Batch_::Slots {
+            table, first, end, ..
+        } = &self.state
+        {
+            table.lock().abandon(*first, *end);
+        }
+    }
+}
+
+impl State {
+    /// Whether records `*from..end` are all delivered, moving `*from` past those
+    /// that are; if not, `waker` (if any) waits on the first that is not.
+    fn all_delivered(&mut self, from: &mut u64, end: u64, waker: Option<&Waker>) -> bool {
+        *from = (*from).max(self.delivered_below.min(end));
+        while *from < end {
+            match self.slot(*from) {
+                Some(Slot::Waiting(w)) => {
+                    if let Some(waker) = waker {
+                        match w {
+                            Some(w) if w.will_wake(waker) => {}
+                            _ => *w = Some(waker.clone()),
+                        }
+                    }
+                    return false;
+                }
+                // Delivered (a slot not in the table cannot happen while a batch
+                // holds its numbers; it is failed below rather than waited for).
+                _ => *from += 1,
+            }
+        }
+        true
+    }
+
+    /// Takes records `first..end`'s results (all delivered), freeing their slots.
+    fn take_range(&mut self, first: u64, end: u64) -> Vec<Result<RecordMetadata, ClientError>> {
+        let mut results = Vec::with_capacity(usize::try_from(end - first).unwrap_or(0));
+        for n in first..end {
+            let result = match self.slot(n).map(|slot| std::mem::replace(slot, Slot::Free)) {
+                Some(Slot::Written(meta)) => Ok(meta),
+                Some(Slot::Failed(e)) => Err(*e),
+                _ => Err(ClientError::Closed),
+            };
+            results.push(result);
+        }
+        self.pop_freed();
+        results
     }
 }
 
@@ -516,5 +729,99 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         complete(&t2, vec![(0, Ok(meta(7)))]);
         assert_eq!(waiter.join().unwrap(), Ok(meta(7)));
+    }
+
+    /// A waker that counts its wakes.
+    struct Count(std::sync::atomic::AtomicUsize);
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_batch_is_ready_once_its_last_record_is_delivered_with_every_result_in_order() {
+        let table = Deliveries::new();
+        // One record before the batch, answered last: the batch does not wait for it.
+        let (before, _) = table.push_one(ProducerRecord::new("t", "x"));
+        let (mut batch, wake) =
+            table.push_all((0..5).map(|i| ProducerRecord::new("t", vec![i])).collect());
+        assert!(!wake, "the inbox was not empty");
+        let count = Arc::new(Count(0.into()));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut batch).poll(&mut cx).is_pending());
+        // Out of order, as partitions answer: the first record (1) still waits.
+        complete(
+            &table,
+            vec![(3, Ok(meta(3))), (5, Err(ClientError::Closed))],
+        );
+        assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+        complete(&table, vec![(1, Ok(meta(1))), (2, Ok(meta(2)))]);
+        assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(Pin::new(&mut batch).poll(&mut cx).is_pending(), "4 waits");
+        complete(&table, vec![(4, Ok(meta(4)))]);
+        assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let Poll::Ready(results) = Pin::new(&mut batch).poll(&mut cx) else {
+            panic!("every record is delivered")
+        };
+        assert_eq!(
+            results,
+            vec![
+                Ok(meta(1)),
+                Ok(meta(2)),
+                Ok(meta(3)),
+                Ok(meta(4)),
+                Err(ClientError::Closed)
+            ]
+        );
+        drop(batch);
+        assert_eq!(
+            table.lock().slots.len(),
+            6,
+            "record 0 still holds the front"
+        );
+        drop(before);
+        complete(&table, vec![(0, Ok(meta(0)))]);
+        let s = table.lock();
+        assert!(s.slots.is_empty(), "every slot freed");
+        assert_eq!(s.base, 6);
+    }
+
+    #[test]
+    fn a_dropped_batch_frees_its_slots_as_results_come() {
+        let table = Deliveries::new();
+        let (batch, wake) =
+            table.push_all((0..3).map(|i| ProducerRecord::new("t", vec![i])).collect());
+        assert!(wake);
+        complete(&table, vec![(1, Ok(meta(1)))]);
+        drop(batch);
+        complete(&table, vec![(0, Ok(meta(0))), (2, Ok(meta(2)))]);
+        let s = table.lock();
+        assert!(s.slots.is_empty(), "every slot freed");
+        assert_eq!(s.base, 3);
+    }
+
+    #[test]
+    fn a_closed_table_fails_a_whole_batch_and_a_blocked_batch_waiter_wakes() {
+        let table = Deliveries::new();
+        let (batch, _) = table.push_all(vec![
+            ProducerRecord::new("t", "a"),
+            ProducerRecord::new("t", "b"),
+        ]);
+        let t2 = table.clone();
+        let waiter = std::thread::spawn(move || batch.wait());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        complete(&t2, vec![(1, Ok(meta(1)))]);
+        t2.close(&ClientError::Closed);
+        assert_eq!(
+            waiter.join().unwrap(),
+            vec![Err(ClientError::Closed), Ok(meta(1))]
+        );
+        let (late, wake) = table.push_all(vec![ProducerRecord::new("t", "c")]);
+        assert!(!wake);
+        assert_eq!(late.wait(), vec![Err(ClientError::Closed)]);
+        let (empty, _) = Deliveries::new().push_all(Vec::new());
+        assert_eq!(empty.wait(), Vec::new());
     }
 }

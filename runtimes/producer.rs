@@ -38,7 +38,7 @@ pub struct Producer {
     client: crate::runtime::Client,
 }
 
-pub use crate::delivery::DeliveryFuture;
+pub use crate::delivery::{BatchDelivery, DeliveryFuture};
 
 fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
@@ -126,6 +126,36 @@ impl Producer {
             let _ = self.client.command(Command::Produce);
         }
         futures
+    }
+
+    /// Hands many records over at once, with one future for all their deliveries:
+    /// each record's result, in the order given, once the last is delivered. Cheaper
+    /// to await than [`send_batch`](Self::send_batch)'s future per record when the
+    /// application handles a batch's results together (a bulk loader, a pipe).
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use kafka_sansio::client::ProducerRecord;
+    ///
+    /// let records = (0..100).map(|i| ProducerRecord::new("orders", format!("event {i}")).key(format!("user-{}", i % 7))).collect();
+    /// let results = client.producer().send_all(records).await;
+    /// assert_eq!(results.len(), 100);
+    /// let failed = results.iter().filter(|r| r.is_err()).count();
+    /// assert_eq!(failed, 0);
+    /// # Ok(()) });
+    /// ```
+    pub fn send_all(&self, records: Vec<ProducerRecord>) -> BatchDelivery {
+        let now_ms = wall_clock_ms();
+        let mut records = records;
+        for r in &mut records {
+            r.timestamp.get_or_insert(now_ms);
+        }
+        let (batch, wake) = self.client.deliveries().push_all(records);
+        if wake {
+            let _ = self.client.command(Command::Produce);
+        }
+        batch
     }
 
     /// Sends everything buffered without waiting for linger, and returns once every

@@ -258,7 +258,9 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
                 match line_record(&topic, &line, delimiter.as_deref()) {
                     Ok(mut r) => {
                         r.partition = partition;
-                        r.headers.clone_from(&headers);
+                        if !headers.is_empty() {
+                            r.headers.clone_from(&headers);
+                        }
                         batch.push(r);
                     }
                     Err(e) => {
@@ -320,16 +322,14 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
                 let Ok(permit) = inflight.clone().acquire_owned().await else {
                     break;
                 };
-                let futures = producer.send_batch(records);
+                let deliveries = producer.send_all(records);
                 let counts = counts.clone();
                 let bar = bar.clone();
                 tasks.spawn(async move {
                     let (mut delivered, mut failed) = (0u64, 0u64);
-                    // The last first: a partition's deliveries come in order, so
-                    // the task wakes once when its batch is done rather than once
-                    // per delivery it would otherwise catch up with.
-                    for f in futures.into_iter().rev() {
-                        match f.await {
+                    // One wake-up when the whole batch is delivered.
+                    for result in deliveries.await {
+                        match result {
                             Ok(_) => delivered += 1,
                             Err(e) => {
                                 failed += 1;
