@@ -72,7 +72,10 @@ struct Deliveries {
 
 /// What the reader thread hands over.
 enum Input {
-    Records(Vec<ProducerRecord>),
+    /// A batch of this many records was handed to the producer; its deliveries.
+    Sent(u64, kafka_sansio::runtime::BatchDelivery),
+    /// A batch of this many records was read (`--dry-run`: nothing sent).
+    Read(u64),
     Bad(String),
 }
 
@@ -222,9 +225,16 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
         None => Box::new(std::io::stdin()),
     };
     let topic: Arc<str> = a.topic.as_str().into();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Input>(8);
+    let producer = client.as_ref().map(Client::producer);
+    // The reader thread hands each batch to the producer itself and its deliveries
+    // to this task; the channel's bound is how many batches may be in the
+    // producer's hands and not yet delivered: enough to keep it busy, few enough
+    // that memory stays small.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Input>(IN_FLIGHT_BATCHES);
+    let runtime = tokio::runtime::Handle::current();
     {
         let topic = topic.clone();
+        let producer = producer.clone();
         let delimiter = a.key_delimiter.clone().map(String::into_bytes);
         let (partition, headers, keep_empty) = (a.partition, a.headers.clone(), a.keep_empty);
         let mut input = input;
@@ -237,9 +247,30 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
                 })
                 .collect();
             let mut batch = Vec::with_capacity(BATCH);
+            // Each batch's records share a copy of the topic name of their own:
+            // the driver drops them while this thread builds the next batch, and
+            // one name for all would be one reference count both threads hammer.
+            let mut batch_topic: Arc<str> = Arc::from(&*topic);
             let mut number = 0u64;
             let mut bad = None;
             let mut closed = false;
+            // Hands the batch over (to the producer, or only counted in a dry run).
+            // `false`: the channel is closed (Ctrl-C), and the batch was not sent.
+            let hand_over = |batch: &mut Vec<ProducerRecord>, topic: &mut Arc<str>| {
+                // A place in the channel first: once it is ours, the batch goes to
+                // the producer and its deliveries will be counted.
+                let Ok(place) = runtime.block_on(tx.reserve()) else {
+                    return false;
+                };
+                let full = std::mem::replace(batch, Vec::with_capacity(BATCH));
+                *topic = Arc::from(&**topic);
+                let count = full.len() as u64;
+                place.send(match &producer {
+                    Some(p) => Input::Sent(count, p.send_all(full)),
+                    None => Input::Read(count),
+                });
+                true
+            };
             let read = read_lines(&mut *input, |line| {
                 let Some(line) = line else {
                     // What one read brought goes out now (a line typed on a
@@ -247,15 +278,14 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
                     if batch.is_empty() {
                         return true;
                     }
-                    let some = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                    closed = tx.blocking_send(Input::Records(some)).is_err();
+                    closed = !hand_over(&mut batch, &mut batch_topic);
                     return !closed;
                 };
                 number += 1;
                 if line.is_empty() && !keep_empty {
                     return true;
                 }
-                match line_record(&topic, &line, delimiter.as_deref()) {
+                match line_record(&batch_topic, &line, delimiter.as_deref()) {
                     Ok(mut r) => {
                         r.partition = partition;
                         if !headers.is_empty() {
@@ -269,8 +299,7 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
                     }
                 }
                 if batch.len() >= BATCH {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                    closed = tx.blocking_send(Input::Records(full)).is_err();
+                    closed = !hand_over(&mut batch, &mut batch_topic);
                     return !closed;
                 }
                 true
@@ -278,7 +307,9 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
             if closed {
                 return;
             }
-            let _ = tx.blocking_send(Input::Records(batch));
+            if !batch.is_empty() && !hand_over(&mut batch, &mut batch_topic) {
+                return;
+            }
             if let Some(e) = bad {
                 let _ = tx.blocking_send(Input::Bad(e));
             } else if let Err(e) = read {
@@ -286,12 +317,7 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
             }
         });
     }
-    let producer = client.as_ref().map(Client::producer);
-    let counts = Arc::new(Deliveries::default());
-    // Batches handed to the producer and not yet delivered: enough to keep it
-    // busy, few enough that memory stays small (each delivered batch makes room).
-    let inflight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_BATCHES));
-    let mut tasks = tokio::task::JoinSet::new();
+    let counts = Deliveries::default();
     let bar = progress("records delivered");
     let started = Instant::now();
     let mut sent = 0u64;
@@ -301,53 +327,41 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
     loop {
         let input = tokio::select! {
             input = rx.recv() => input,
-            _ = &mut ctrl_c => {
+            _ = &mut ctrl_c, if problem.is_none() => {
+                // Nothing more is handed over; what was is still delivered and
+                // counted (the channel drains, then ends).
                 problem = Some(Failure::with_code("interrupted", 130));
-                break;
+                rx.close();
+                continue;
             }
         };
         match input {
             None => break,
             Some(Input::Bad(e)) => {
-                problem = Some(Failure::new(e));
-                break;
+                problem.get_or_insert(Failure::new(e));
             }
-            Some(Input::Records(records)) if records.is_empty() => {}
-            Some(Input::Records(records)) => {
-                sent += records.len() as u64;
-                let Some(producer) = &producer else {
-                    // --dry-run: read and split, nothing sent.
-                    continue;
-                };
-                let Ok(permit) = inflight.clone().acquire_owned().await else {
-                    break;
-                };
-                let deliveries = producer.send_all(records);
-                let counts = counts.clone();
-                let bar = bar.clone();
-                tasks.spawn(async move {
-                    let (mut delivered, mut failed) = (0u64, 0u64);
-                    // One wake-up when the whole batch is delivered.
-                    for result in deliveries.await {
-                        match result {
-                            Ok(_) => delivered += 1,
-                            Err(e) => {
-                                failed += 1;
-                                let mut first = counts
-                                    .first_error
-                                    .lock()
-                                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                                first.get_or_insert_with(|| e.to_string());
-                            }
+            Some(Input::Read(count)) => sent += count,
+            Some(Input::Sent(count, deliveries)) => {
+                sent += count;
+                let (mut delivered, mut failed) = (0u64, 0u64);
+                for result in deliveries.await {
+                    match result {
+                        Ok(_) => delivered += 1,
+                        Err(e) => {
+                            failed += 1;
+                            let mut first = counts
+                                .first_error
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner);
+                            first.get_or_insert_with(|| e.to_string());
                         }
                     }
-                    counts.delivered.fetch_add(delivered, Ordering::Relaxed);
-                    counts.failed.fetch_add(failed, Ordering::Relaxed);
-                    if let Some(b) = &bar {
-                        b.inc(delivered);
-                    }
-                    drop(permit);
-                });
+                }
+                counts.delivered.fetch_add(delivered, Ordering::Relaxed);
+                counts.failed.fetch_add(failed, Ordering::Relaxed);
+                if let Some(b) = &bar {
+                    b.inc(delivered);
+                }
             }
         }
     }
@@ -363,7 +377,6 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
     if let Some(p) = &producer {
         let _ = p.flush().await;
     }
-    while tasks.join_next().await.is_some() {}
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

@@ -467,11 +467,15 @@ pub(crate) struct WrittenBatch {
 impl WrittenBatch {
     /// Each record's delivery.
     pub(crate) fn each(self, mut f: impl FnMut(RecordId, Result<RecordMetadata, ClientError>)) {
+        // The batch's reports share a copy of the name of their own: the
+        // application drops them on its threads while the driver goes on with the
+        // producer's copy, and one count for both would be a contended cache line.
+        let topic: Arc<str> = Arc::from(&*self.topic);
         for (i, (id, ts)) in self.ids.into_iter().enumerate() {
             f(
                 id,
                 Ok(RecordMetadata {
-                    topic: self.topic.clone(),
+                    topic: topic.clone(),
                     partition: self.partition,
                     offset: self.base_offset.map(|b| b + i as i64),
                     timestamp: self.append_time.unwrap_or(ts),
@@ -543,6 +547,52 @@ impl Placement {
                 p
             }
         }
+    }
+}
+
+/// A partition's key, `(topic, partition)`, as the partition map stores it or
+/// borrowed: the map is searched by a borrowed name, without a reference count
+/// touched per record.
+trait PartKey {
+    fn parts(&self) -> (&str, i32);
+}
+
+impl PartKey for (Arc<str>, i32) {
+    fn parts(&self) -> (&str, i32) {
+        (&self.0, self.1)
+    }
+}
+
+impl PartKey for (&str, i32) {
+    fn parts(&self) -> (&str, i32) {
+        (self.0, self.1)
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn PartKey + 'a> for (Arc<str>, i32) {
+    fn borrow(&self) -> &(dyn PartKey + 'a) {
+        self
+    }
+}
+
+// Ordered as `(Arc<str>, i32)` is (by name, then partition), as `Borrow` requires.
+impl PartialEq for dyn PartKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn PartKey + '_ {}
+
+impl PartialOrd for dyn PartKey + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for dyn PartKey + '_ {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.parts().cmp(&other.parts())
     }
 }
 
@@ -717,8 +767,16 @@ impl Producer {
                 Some(p) => p,
                 None => self.placement.choose(routed, &record, size),
             };
-            let topic = routed.topic.clone();
-            self.place(now, &topic, partition, count, id, &record, size, deadline);
+            self.place(
+                now,
+                &record.topic,
+                partition,
+                count,
+                id,
+                &record,
+                size,
+                deadline,
+            );
             return Ok(());
         }
         let pending = Pending {
@@ -900,7 +958,7 @@ impl Producer {
     fn place(
         &mut self,
         now: Instant,
-        topic: &Arc<str>,
+        topic: &str,
         partition: i32,
         count: usize,
         id: RecordId,
@@ -910,7 +968,7 @@ impl Producer {
     ) {
         if partition < 0 || partition as usize >= count {
             let error = ClientError::UnknownPartition {
-                topic: topic.clone(),
+                topic: Arc::from(topic),
                 partition,
                 count,
             };
@@ -919,8 +977,18 @@ impl Producer {
             return;
         }
         let pid = self.stamp();
-        let key = (topic.clone(), partition);
-        let buf = self.parts.entry(key).or_default();
+        // Looked up by the borrowed name: no reference count is touched per record.
+        let key = (topic, partition);
+        if !self.parts.contains_key(&key as &dyn PartKey) {
+            let name = self
+                .views
+                .get(topic)
+                .map_or_else(|| Arc::from(topic), |r| r.topic.clone());
+            self.parts.insert((name, partition), PartBuf::default());
+        }
+        let Some(buf) = self.parts.get_mut(&key as &dyn PartKey) else {
+            return; // inserted just above
+        };
         let mut headers: Vec<NewHeader<'_>> = Vec::new();
         if !record.headers.is_empty() {
             headers.extend(
