@@ -381,6 +381,57 @@ fn a_member_that_leaves_hands_its_partitions_over_after_committing() {
 }
 
 #[test]
+fn a_leave_the_coordinator_refuses_is_reported_and_the_member_is_out_anyway() {
+    use kafka_sansio::messages::{ApiKey, ErrorCode};
+    // (error injected into LeaveGroup, whether the leave reports it)
+    for (code, reported) in [
+        (ErrorCode::GROUP_AUTHORIZATION_FAILED, true),
+        (ErrorCode::UNKNOWN_MEMBER_ID, false),
+    ] {
+        let mut sim = sim(15, 1);
+        sim.cluster().create_topic("t", 2, 1).unwrap();
+        let mut a = Member::join(&mut sim, 1, &["t"], |_| {});
+        assert!(run(
+            &mut sim,
+            &mut [&mut a],
+            Duration::from_secs(30),
+            |sim, ms| all_stable(sim, ms) && ms[0].mine.len() == 2
+        ));
+        sim.cluster().inject_error(ApiKey::LeaveGroup, code, 1);
+        let now = sim.now();
+        let op = sim.client(a.host).leave_group(now);
+        let mut result = None;
+        assert!(run(
+            &mut sim,
+            &mut [&mut a],
+            Duration::from_secs(30),
+            |_, ms| {
+                result = ms[0].events.iter().find_map(|e| match e {
+                    Event::Done { op: o, result } if *o == op => Some(result.clone()),
+                    _ => None,
+                });
+                result.is_some()
+            }
+        ));
+        assert_eq!(sim.cluster().injected_pending(ApiKey::LeaveGroup), 0);
+        match result.unwrap() {
+            Err(ClientError::Broker { api, code: c, .. }) if reported => {
+                assert_eq!((api, c), (ApiKey::LeaveGroup, code));
+            }
+            Ok(_) if !reported => {}
+            other => panic!("{code:?}: the leave ended with {other:?}"),
+        }
+        // Out of the group here either way: nothing owned, nothing fetched.
+        assert!(a.mine.is_empty());
+        assert!(
+            sim.client(a.host)
+                .group_status()
+                .is_none_or(|s| s.owned.is_empty())
+        );
+    }
+}
+
+#[test]
 fn assigned_partitions_wait_for_the_acknowledgement() {
     let mut sim = sim(6, 1);
     sim.cluster().create_topic("t", 2, 1).unwrap();

@@ -40,6 +40,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::messages::{ApiKey, ErrorCode};
 use crate::wire::Uuid;
 
 use super::consumer::{Consumer, ConsumerConfig, TopicPartition};
@@ -657,10 +658,11 @@ impl GroupMember {
         } = self.life.clone()
             && call == id
         {
-            if let Err(e) = &result {
-                tracing::debug!(error = %e, "LeaveGroup failed");
+            let outcome = leave_outcome(result);
+            if let Err(e) = &outcome {
+                tracing::warn!(error = %e, "leaving the group failed; the coordinator drops the member when its session times out");
             }
-            self.finish_leave(op, consumer);
+            self.finish_leave_with(op, consumer, outcome);
             return;
         }
         match &mut self.proto {
@@ -714,6 +716,17 @@ impl GroupMember {
     }
 
     fn finish_leave(&mut self, op: Option<OpId>, consumer: &mut Consumer) {
+        self.finish_leave_with(op, consumer, Ok(()));
+    }
+
+    /// The member is out of the group here whatever the coordinator answered; the
+    /// leave's caller learns whether the coordinator was told (`outcome`).
+    fn finish_leave_with(
+        &mut self,
+        op: Option<OpId>,
+        consumer: &mut Consumer,
+        outcome: Result<(), ClientError>,
+    ) {
         self.reconciler.clear(consumer);
         self.proto = Proto::None;
         self.life = Life::Idle;
@@ -722,7 +735,7 @@ impl GroupMember {
         if let Some(op) = op {
             self.notes.push_back(Note::Done {
                 op,
-                result: Ok(OpOutput::Committed(Vec::new())),
+                result: outcome.map(|()| OpOutput::Committed(Vec::new())),
             });
         }
     }
@@ -782,4 +795,43 @@ fn flatten(by_topic: &BTreeMap<Arc<str>, Vec<i32>>) -> BTreeSet<TopicPartition> 
         .iter()
         .flat_map(|(t, ps)| ps.iter().map(move |p| TopicPartition::new(t.clone(), *p)))
         .collect()
+}
+
+/// Whether a leave (LeaveGroup, or KIP-848's leave heartbeat) reached its goal: the
+/// coordinator answered without error, or said the member was gone already
+/// (unknown, or fenced: nothing of it is left to remove). A transport failure, a
+/// timeout or another error code means the coordinator may still count the member
+/// until its session times out.
+fn leave_outcome(result: Result<CallReply, ClientError>) -> Result<(), ClientError> {
+    let reply = result?;
+    let (api, top, message, members) = match &reply {
+        CallReply::Leave(r) => (
+            ApiKey::LeaveGroup,
+            r.error_code,
+            None,
+            r.members.iter().map(|m| m.error_code).collect::<Vec<_>>(),
+        ),
+        CallReply::Next(r) => (
+            ApiKey::ConsumerGroupHeartbeat,
+            r.error_code,
+            r.error_message.as_ref().map(|m| m.to_string()),
+            Vec::new(),
+        ),
+        other => (ApiKey::LeaveGroup, other.error_code().0, None, Vec::new()),
+    };
+    let gone = |code: i16| {
+        let code = ErrorCode(code);
+        code == ErrorCode::NONE
+            || code == ErrorCode::UNKNOWN_MEMBER_ID
+            || code == ErrorCode::FENCED_INSTANCE_ID
+            || code == ErrorCode::FENCED_MEMBER_EPOCH
+    };
+    match std::iter::once(top).chain(members).find(|&c| !gone(c)) {
+        None => Ok(()),
+        Some(code) => Err(ClientError::Broker {
+            api,
+            code: ErrorCode(code),
+            message,
+        }),
+    }
 }
