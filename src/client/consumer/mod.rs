@@ -301,6 +301,10 @@ struct PartState {
     leader_epoch: Option<i32>,
     validating: bool,
     high_watermark: i64,
+    /// The batch at `fetch_offset` failed its checks (a CRC mismatch, a malformed
+    /// header): the error was reported, and the partition is not fetched again
+    /// until a seek moves it (fetching it again would bring the same bytes).
+    stuck: bool,
 }
 
 impl PartState {
@@ -316,6 +320,7 @@ impl PartState {
             leader_epoch: None,
             validating: false,
             high_watermark: -1,
+            stuck: false,
         }
     }
 
@@ -487,6 +492,7 @@ impl Consumer {
             other => Position::Unknown(other),
         };
         p.validating = false;
+        p.stuck = false;
         self.ready.retain(|r| r != tp);
         true
     }
@@ -751,7 +757,7 @@ impl Consumer {
             let Position::At { .. } = p.position else {
                 continue;
             };
-            if p.paused || p.in_flight || p.validating || p.buffered() >= part_max {
+            if p.paused || p.in_flight || p.validating || p.stuck || p.buffered() >= part_max {
                 continue;
             }
             let Some(v) = view(tp) else { continue };
@@ -1101,7 +1107,19 @@ impl Consumer {
                 }
                 let checked = records.slice(..walk.position());
                 if next == p.fetch_offset {
-                    continue; // only a partial batch: ask again with more room
+                    if let Some(e) = bad {
+                        // The first batch itself is bad: said once, and the
+                        // partition waits for a seek past it.
+                        p.stuck = true;
+                        self.notes.push_back(Note::Error {
+                            partition: Some(tp.clone()),
+                            error: ClientError::Records(format!(
+                                "the batch at offset {next} fails its checks ({e}); \
+                                 the partition is not read further until a seek moves it"
+                            )),
+                        });
+                    }
+                    continue; // else only a partial batch: ask again with more room
                 }
                 p.fetch_offset = next;
                 // The broker's session keeps the offset this request named (KIP-227:
@@ -1438,5 +1456,52 @@ mod tests {
         // the next fetch asks again from the bad batch, not past it
         assert_eq!(c.parts[&TopicPartition::new("t", 0)].fetch_offset, 2);
         assert_eq!(c.positions()[0].1, 2);
+    }
+
+    #[test]
+    fn a_bad_first_batch_is_reported_once_and_not_fetched_again_until_a_seek() {
+        let (mut c, flight) = fetching();
+        // The answer starts with the batch whose CRC fails (the one at offset 2 in
+        // `three_batches(true)`), as a fetch from that batch gets it.
+        let all = three_batches(true);
+        let second = 12 + i32::from_be_bytes(all[8..12].try_into().unwrap()) as usize;
+        c.on_fetch(
+            flight,
+            Ok(response(all.slice(second..))),
+            &|_| None,
+            &mut Vec::new(),
+        );
+        let errors = |c: &Consumer| {
+            c.notes
+                .iter()
+                .filter(|n| matches!(n, Note::Error { error: ClientError::Records(m), .. } if m.contains("seek")))
+                .count()
+        };
+        assert_eq!(errors(&c), 1, "{:?}", c.notes);
+        let mut out = Vec::new();
+        c.poll(100, &mut out);
+        assert!(out.is_empty());
+        let view = |_: &TopicPartition| {
+            Some(PartitionView {
+                leader: Some(1),
+                leader_epoch: 0,
+                topic_id: Uuid::ZERO,
+            })
+        };
+        let fetches = |c: &mut Consumer| {
+            let mut wants = Vec::new();
+            #[allow(clippy::disallowed_methods)]
+            let now = Instant::now();
+            c.drive(now, &view, &|_| true, &|_| Some(12), &mut wants);
+            wants
+                .iter()
+                .filter(|w| matches!(w, Want::Fetch { .. }))
+                .count()
+        };
+        // Asking again would bring the same bytes: it waits for a seek.
+        assert_eq!(fetches(&mut c), 0);
+        assert_eq!(errors(&c), 1, "said once");
+        c.seek(&TopicPartition::new("t", 0), Offset::At(4));
+        assert_eq!(fetches(&mut c), 1, "a seek past it goes on");
     }
 }
