@@ -68,6 +68,15 @@ async fn paced(producer: &Producer, rate: u64, secs: u64) -> Vec<Duration> {
     latencies
 }
 
+/// The `paced` loop's timing without a record: sleeps until each record's time.
+async fn pace_only(rate: u64, secs: u64) {
+    let start = Instant::now();
+    for i in 0..rate * secs {
+        let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+        tokio::time::sleep_until(due.into()).await;
+    }
+}
+
 /// One batch of records as a user of this API builds it: owned key and value.
 fn batch(first: u64, n: usize) -> Vec<Record> {
     (first..first + n as u64)
@@ -230,6 +239,13 @@ pub fn run(bootstrap: &str, w: &Workload) -> Vec<Phase> {
             let m = measure::start();
             let latencies = paced(&producer, w.paced_rate, w.paced_secs).await;
             phases.push(m.end_paced("paced", latencies));
+        }
+        if w.runs("paced-idle") {
+            // The pacing loop alone, sending nothing: the floor of the paced phase's
+            // CPU (a timer wake-up per record), common to every client.
+            let m = measure::start();
+            pace_only(w.paced_rate, w.paced_secs).await;
+            phases.push(m.end_paced("paced-idle", Vec::new()));
         }
         client.close().await;
         phases
