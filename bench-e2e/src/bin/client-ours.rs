@@ -8,6 +8,7 @@ fn main() {
     client_main(run);
 }
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,17 +21,21 @@ use kafka_sansio::records::Compression;
 use kafka_sansio::runtime::{ClientBuilder, Producer};
 use kafka_sansio_bench_e2e::workload::{PACED_TOPIC, SEND_WINDOW, SEND1_TOPIC, SEND4_TOPIC};
 
-/// Record `i` for `Producer::send`, built as a user does: owned key and value.
-fn producer_record(topic: &str, i: u64) -> ProducerRecord {
-    ProducerRecord::new(topic, Bytes::from(value(i).to_vec())).key(Bytes::from(key(i).to_vec()))
+/// Record `i` for `Producer::send`, built as a user following `send`'s docs does:
+/// owned key and value, the topic's `Arc<str>` cloned (rdkafka takes a `&str` and
+/// rskafka's `BatchProducer` is bound to its partition: neither allocates a name
+/// per record either).
+fn producer_record(topic: &Arc<str>, i: u64) -> ProducerRecord {
+    ProducerRecord::new(topic.clone(), Bytes::from(value(i).to_vec())).key(Bytes::from(key(i).to_vec()))
 }
 
 /// `records` records through `Producer::send`, keeping at most `SEND_WINDOW`
 /// delivery reports outstanding; every one must succeed.
 async fn send_all(producer: &Producer, topic: &str, records: u64) {
+    let topic: Arc<str> = topic.into();
     let mut pending = VecDeque::with_capacity(SEND_WINDOW);
     for i in 0..records {
-        pending.push_back(producer.send(producer_record(topic, i)));
+        pending.push_back(producer.send(producer_record(&topic, i)));
         if pending.len() >= SEND_WINDOW {
             pending.pop_front().unwrap().await.expect("delivery");
         }
@@ -45,6 +50,7 @@ async fn paced(producer: &Producer, rate: u64, secs: u64) -> Vec<Duration> {
     let n = rate * secs;
     let mut latencies = Vec::with_capacity(n as usize);
     let mut in_flight = FuturesUnordered::new();
+    let topic: Arc<str> = PACED_TOPIC.into();
     let start = Instant::now();
     for i in 0..n {
         let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
@@ -56,7 +62,7 @@ async fn paced(producer: &Producer, rate: u64, secs: u64) -> Vec<Duration> {
             }
         }
         let sent = Instant::now();
-        let delivery = producer.send(producer_record(PACED_TOPIC, i));
+        let delivery = producer.send(producer_record(&topic, i));
         in_flight.push(async move {
             delivery.await.expect("delivery");
             sent.elapsed()
