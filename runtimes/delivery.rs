@@ -151,8 +151,15 @@ impl Deliveries {
         }
         let was_empty = s.inbox.is_empty();
         let first = s.base + s.slots.len() as u64;
-        for record in records {
-            s.enqueue_slot(record);
+        if was_empty {
+            // The caller's vector becomes the inbox: the records are not moved.
+            s.inbox_first = first;
+            s.slots.extend((0..count).map(|_| Slot::Waiting(None)));
+            s.inbox = records;
+        } else {
+            for record in records {
+                s.enqueue_slot(record);
+            }
         }
         let end = first + count as u64;
         let batch = BatchDelivery {

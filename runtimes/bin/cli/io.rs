@@ -445,7 +445,7 @@ pub struct ConsumeArgs {
     /// (every second, before partitions move, and at exit) and leave on exit. With
     /// -e, exit once every assigned partition is at its end.
     #[arg(short = 'G', long = "group")]
-    group: Option<String>,
+    pub group: Option<String>,
     /// With -G, the group protocol: classic (JoinGroup/SyncGroup, the default) or
     /// consumer (KIP-848, where the coordinator offers it; else classic).
     #[arg(long, value_name = "PROTOCOL", value_parser = parse_group_protocol, requires = "group", default_value = "classic")]
@@ -1045,7 +1045,7 @@ impl TerminalExt for std::io::Stdout {
 pub struct OffsetsArgs {
     /// Only records of this group.
     #[arg(short = 'G', long)]
-    group: Option<String>,
+    pub group: Option<String>,
     /// Only offset commits of this topic (and group metadata mentioning it).
     #[arg(short, long)]
     topic: Option<String>,

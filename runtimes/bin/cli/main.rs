@@ -392,12 +392,18 @@ fn main() {
         };
         std::process::exit(code);
     }
-    // `produce` runs on one thread (its reader thread aside): the client's driver
-    // and the task counting deliveries then share the records' reference counts
-    // without bouncing them between cores, which cost about a fifth of its CPU.
-    // Everything else gets worker threads, so that a blocked stdout (a consumer
-    // piped into a pager) cannot stall the driver's heartbeats.
-    let mut builder = if matches!(cli.command, Command::Produce(_)) {
+    // `produce`, and `consume` outside a group, run on one thread (produce's
+    // reader thread aside): the client's driver and the task handing records over
+    // then share the records' reference counts without bouncing them between
+    // cores, which cost about a fifth of produce's CPU. A group consumer gets
+    // worker threads, so that a blocked stdout (piped into a pager) cannot stall
+    // the driver's heartbeats; so does everything else.
+    let one_thread = match &cli.command {
+        Command::Produce(_) => true,
+        Command::Consume(a) => a.group.is_none(),
+        _ => false,
+    };
+    let mut builder = if one_thread {
         tokio::runtime::Builder::new_current_thread()
     } else {
         let mut b = tokio::runtime::Builder::new_multi_thread();
