@@ -756,7 +756,7 @@ impl Producer {
 /// let mut consumer = ClientBuilder::new("localhost:9092").build_blocking()?.consumer();
 /// consumer.assign(vec![TopicPartition::new("orders", 0)], Offset::Beginning)?;
 /// for record in consumer.by_ref().take(10) {
-///     println!("{:?}", record?.record.value);
+///     println!("{:?}", record?.record.value());
 /// }
 /// # Ok(()) }
 /// ```
@@ -775,7 +775,7 @@ impl Client {
     /// client.producer().send(ProducerRecord::new("orders", "paid").partition(0)).wait()?;
     /// let mut consumer = client.consumer();
     /// consumer.assign(vec![TopicPartition::new("orders", 0)], Offset::Beginning)?;
-    /// assert_eq!(consumer.next().unwrap()?.record.value.as_deref(), Some(&b"paid"[..]));
+    /// assert_eq!(consumer.next().unwrap()?.record.value(), Some(&b"paid"[..]));
     /// # }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
