@@ -390,3 +390,57 @@ fn decoded_values_are_slices_of_the_input() {
     let h = view.headers().next().expect("header");
     assert!(inside(&h.key_bytes()) && inside(&h.value_bytes().expect("hv")));
 }
+
+/// Decodes every record of `buf`'s batches.
+fn decode_all(buf: Bytes) -> Vec<Record> {
+    let opts = DecodeOptions::default();
+    let mut out = Vec::new();
+    for batch in BatchReader::new(buf, opts) {
+        for r in batch.expect("batch").records(&opts).expect("records") {
+            out.push(r.expect("record"));
+        }
+    }
+    out
+}
+
+#[test]
+fn records_compare_by_fields_wherever_their_bytes_sit() {
+    let headers = [NewHeader::new("h", Some(b"1")), NewHeader::new("h", None)];
+    let encode = |before: &[u8], compression: Compression| {
+        let mut buf = BytesMut::new();
+        let config = BatchConfig {
+            compression,
+            ..BatchConfig::default()
+        };
+        let mut b = BatchBuilder::new(&mut buf, &config);
+        b.append(&NewRecord::new(7).value(before)).expect("append");
+        b.append(&NewRecord::new(9).key(b"k").value(b"v").headers(&headers))
+            .expect("append");
+        b.finish().expect("finish");
+        decode_all(buf.freeze()).pop().expect("two records")
+    };
+    // At another position of another buffer (a longer record before it, or the
+    // decompressed records of a compressed batch), the same record is equal.
+    let plain = encode(b"x", Compression::None);
+    assert_eq!(plain, encode(&[0; 300], Compression::None));
+    assert_eq!(plain, encode(b"x", Compression::Gzip));
+    assert_eq!(plain.clone(), plain);
+    // Any field differing makes it differ.
+    let mut buf = BytesMut::new();
+    let mut b = BatchBuilder::new(&mut buf, &BatchConfig::default());
+    b.append(&NewRecord::new(7).value(b"x")).expect("append");
+    b.append(&NewRecord::new(9).key(b"k").value(b"v").headers(&headers[..1]))
+        .expect("append");
+    b.finish().expect("finish");
+    assert_ne!(plain, decode_all(buf.freeze()).pop().expect("two records"));
+    // Debug shows the fields, not the buffer.
+    assert_eq!(
+        format!("{plain:?}"),
+        r#"Record { offset: 1, timestamp: 9, key: Some(b"k"), value: Some(b"v"), headers: [(b"h", Some(b"1")), (b"h", None)] }"#
+    );
+    // One handle: keeping a field keeps its bytes after the record goes.
+    let key = plain.key_bytes().expect("key");
+    let header = plain.headers().next().expect("header").value_bytes();
+    drop(plain);
+    assert_eq!((&key[..], header.as_deref()), (&b"k"[..], Some(&b"1"[..])));
+}

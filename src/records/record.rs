@@ -318,7 +318,7 @@ impl std::fmt::Debug for HeadersDebug<'_> {
 }
 
 /// One record header borrowed from its record. Equality compares key and value.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct HeaderRef<'a> {
     /// The key; Kafka says UTF-8, see [`HeaderRef::key_str`].
     pub key: &'a [u8],
@@ -334,6 +334,16 @@ impl PartialEq for HeaderRef<'_> {
 }
 
 impl Eq for HeaderRef<'_> {}
+
+/// Shows the key and value (escaped as `b"..."`), not the record's buffer.
+impl std::fmt::Debug for HeaderRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeaderRef")
+            .field("key", &ByteStr(self.key))
+            .field("value", &self.value.map(ByteStr))
+            .finish()
+    }
+}
 
 impl HeaderRef<'_> {
     /// The key as a string, if it is UTF-8 as Kafka requires.
