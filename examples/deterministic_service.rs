@@ -62,12 +62,7 @@ impl Enricher {
                 continue;
             }
             *next = r.record.offset + 1;
-            let value = r
-                .record
-                .value()
-                .as_deref()
-                .unwrap_or_default()
-                .to_ascii_uppercase();
+            let value = r.record.value().unwrap_or_default().to_ascii_uppercase();
             let mut record = ProducerRecord::new(OUTPUT, value)
                 .partition(r.partition)
                 .header(

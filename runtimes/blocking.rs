@@ -516,7 +516,7 @@ impl Client {
 /// let p0 = client.partition_client("orders", 0, UnknownTopicHandling::Retry)?;
 /// let offsets = p0.produce(vec![Record::new("hello")], Compression::None)?;
 /// let (records, _) = p0.fetch_records(offsets[0], 1..1_000_000, 500)?;
-/// assert_eq!(records[0].value.as_deref(), Some(&b"hello"[..]));
+/// assert_eq!(records[0].value(), Some(&b"hello"[..]));
 /// # }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

@@ -106,7 +106,7 @@ struct BatchHeaderLite {
 
 fn header_pairs(r: &Record) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
     r.headers()
-        .map(|h| (h.key.to_vec(), h.value.as_deref().map(<[u8]>::to_vec)))
+        .map(|h| (h.key.to_vec(), h.value.map(<[u8]>::to_vec)))
         .collect()
 }
 

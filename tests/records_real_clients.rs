@@ -97,7 +97,7 @@ fn check_v2(name: &str, batches: &[Batch], expected: &[Value], opts: &DecodeOpti
             );
             let headers: Vec<(String, Option<String>)> = r
                 .headers()
-                .map(|h| (hex(&h.key), h.value.as_deref().map(hex)))
+                .map(|h| (hex(h.key), h.value.map(hex)))
                 .collect();
             let want_headers: Vec<(String, Option<String>)> = w["headers"]
                 .as_array()
@@ -233,7 +233,7 @@ fn captured_batches_survive_our_reencoding() {
                     .map(|h| {
                         (
                             h.key_str().expect("utf8 key").to_owned(),
-                            h.value.as_deref().map(<[u8]>::to_vec),
+                            h.value.map(<[u8]>::to_vec),
                         )
                     })
                     .collect();
@@ -266,7 +266,7 @@ fn captured_batches_survive_our_reencoding() {
                 );
                 let pairs = |r: &Record| -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
                     r.headers()
-                        .map(|h| (h.key.to_vec(), h.value.as_deref().map(<[u8]>::to_vec)))
+                        .map(|h| (h.key.to_vec(), h.value.map(<[u8]>::to_vec)))
                         .collect()
                 };
                 assert_eq!(pairs(a), pairs(b), "{name} {codec:?}");

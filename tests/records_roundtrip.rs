@@ -429,8 +429,13 @@ fn records_compare_by_fields_wherever_their_bytes_sit() {
     let mut buf = BytesMut::new();
     let mut b = BatchBuilder::new(&mut buf, &BatchConfig::default());
     b.append(&NewRecord::new(7).value(b"x")).expect("append");
-    b.append(&NewRecord::new(9).key(b"k").value(b"v").headers(&headers[..1]))
-        .expect("append");
+    b.append(
+        &NewRecord::new(9)
+            .key(b"k")
+            .value(b"v")
+            .headers(&headers[..1]),
+    )
+    .expect("append");
     b.finish().expect("finish");
     assert_ne!(plain, decode_all(buf.freeze()).pop().expect("two records"));
     // Debug shows the fields, not the buffer.

@@ -345,9 +345,9 @@ impl std::fmt::Debug for HeaderRef<'_> {
     }
 }
 
-impl HeaderRef<'_> {
+impl<'a> HeaderRef<'a> {
     /// The key as a string, if it is UTF-8 as Kafka requires.
-    pub fn key_str(&self) -> Result<&str, std::str::Utf8Error> {
+    pub fn key_str(&self) -> Result<&'a str, std::str::Utf8Error> {
         std::str::from_utf8(self.key)
     }
 
