@@ -56,14 +56,15 @@ pub struct FrameDecoder {
     filled: usize,
     /// Size of the frame whose prefix was already consumed from `buf`.
     body_len: Option<usize>,
-    /// `buf` is the allocation made for an expected frame (see `last_frame`).
+    /// `buf` is the allocation made for an expected frame (see `last_frames`).
     buf_is_frame: bool,
-    /// The last expected frame handed out, shared with the caller. Once the caller
-    /// drops every slice of it, this is its only handle, and the next expected
-    /// frame is read into the same allocation: no new allocation, and only bytes
-    /// past the old frame's length need zeroing (its own bytes are initialized
-    /// already; the reader overwrites them).
-    last_frame: Bytes,
+    /// The last two expected frames handed out, shared with the caller (two: a
+    /// consumer holds the response it is polling while the next one arrives).
+    /// Once the caller drops every slice of one, this is its only handle, and the
+    /// next expected frame is read into the same allocation: no new allocation,
+    /// and only bytes past the old frame's length need zeroing (its own bytes are
+    /// initialized already; the reader overwrites them).
+    last_frames: [Bytes; 2],
 }
 
 /// Sizes only: the buffers hold whole responses.
@@ -74,7 +75,10 @@ impl std::fmt::Debug for FrameDecoder {
             .field("filled", &self.filled)
             .field("room", &(self.buf.len() - self.filled))
             .field("body_len", &self.body_len)
-            .field("last_frame_len", &self.last_frame.len())
+            .field(
+                "last_frames_len",
+                &[self.last_frames[0].len(), self.last_frames[1].len()],
+            )
             .finish()
     }
 }
@@ -89,7 +93,7 @@ impl FrameDecoder {
             filled: 0,
             body_len: None,
             buf_is_frame: false,
-            last_frame: Bytes::new(),
+            last_frames: [Bytes::new(), Bytes::new()],
         }
     }
 
@@ -160,19 +164,27 @@ impl FrameDecoder {
         self.buf_is_frame = false;
     }
 
-    /// Room for exactly the rest of an expected frame, in the allocation of the
-    /// previous one when the caller dropped that frame (else in a new one, with
+    /// Room for exactly the rest of an expected frame, in the allocation of a
+    /// previous one whose frame the caller dropped (else in a new one, with
     /// capacity for any frame up to `expected` bytes, so that the next ones fit it:
     /// only the bytes of the frame are written, so the rest costs no memory).
     fn room_for_frame(&mut self, room: usize, expected: usize) {
         let len = self.filled + room;
-        let mut buf = match std::mem::take(&mut self.last_frame).try_into_mut() {
-            // Ours alone again: its bytes are initialized, so only room past them
-            // is zeroed. (A buffer too small is not grown: that would copy its
-            // stale bytes.)
-            Ok(old) if old.capacity() >= len => old,
-            _ => BytesMut::with_capacity(expected.max(len)),
-        };
+        let mut reused = None;
+        for slot in &mut self.last_frames {
+            if reused.is_some() {
+                break;
+            }
+            match std::mem::take(slot).try_into_mut() {
+                // Ours alone again: its bytes are initialized, so only room past
+                // them is zeroed.
+                Ok(old) if old.capacity() >= len => reused = Some(old),
+                // Too small: growing it would copy its stale bytes; let it go.
+                Ok(_) => {}
+                Err(held) => *slot = held,
+            }
+        }
+        let mut buf = reused.unwrap_or_else(|| BytesMut::with_capacity(expected.max(len)));
         buf.truncate(len);
         buf.resize(len, 0);
         buf[..self.filled].copy_from_slice(&self.buf[..self.filled]);
@@ -254,7 +266,15 @@ impl FrameDecoder {
         // The buffer was made for exactly this frame: keep a handle to read the
         // next expected frame into it once the caller is done with this one.
         if std::mem::take(&mut self.buf_is_frame) {
-            self.last_frame = frame.clone();
+            // Newest first; with both slots taken, the older is forgotten.
+            let [newer, older] = &mut self.last_frames;
+            if older.is_empty() {
+                *older = std::mem::replace(newer, frame.clone());
+            } else if newer.is_empty() {
+                *newer = frame.clone();
+            } else {
+                *older = std::mem::replace(newer, frame.clone());
+            }
         }
         Ok(Some(frame))
     }
@@ -416,6 +436,19 @@ mod tests {
         assert_ne!(fourth.as_ptr(), at);
         assert!(fourth.iter().all(|&b| b == 4));
         assert_eq!(kept, [3u8; 10][..]);
+        // As a consumer reads: the frame being polled is held while the next
+        // arrives; once dropped, the frame after that goes into its allocation.
+        drop(kept);
+        let fifth = read_frame(&mut d, &[5u8; 100_000], 300_000);
+        let (fourth_at, fifth_at) = (fourth.as_ptr(), fifth.as_ptr());
+        drop(fourth);
+        let sixth = read_frame(&mut d, &[6u8; 100_000], 300_000);
+        assert_eq!(sixth.as_ptr(), fourth_at);
+        assert!(fifth.iter().all(|&b| b == 5) && sixth.iter().all(|&b| b == 6));
+        drop(fifth);
+        let seventh = read_frame(&mut d, &[7u8; 100_000], 300_000);
+        assert_eq!(seventh.as_ptr(), fifth_at);
+        assert!(sixth.iter().all(|&b| b == 6) && seventh.iter().all(|&b| b == 7));
     }
 
     proptest! {
