@@ -74,19 +74,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             for batch in BatchReader::new(records, opts) {
                 for record in batch?.records(&opts)? {
                     let r = record?;
-                    let key = r.key.as_deref().map(String::from_utf8_lossy);
-                    let value = r.value.as_deref().map(String::from_utf8_lossy);
+                    let key = r.key().map(String::from_utf8_lossy);
+                    let value = r.value().map(String::from_utf8_lossy);
                     let headers: Vec<String> = r
-                        .headers
-                        .iter()
+                        .headers()
                         .map(|h| {
                             format!(
                                 "{}={}",
-                                String::from_utf8_lossy(&h.key),
-                                h.value
-                                    .as_deref()
-                                    .map(String::from_utf8_lossy)
-                                    .unwrap_or_default()
+                                String::from_utf8_lossy(h.key),
+                                h.value.map(String::from_utf8_lossy).unwrap_or_default()
                             )
                         })
                         .collect();

@@ -62,20 +62,15 @@ impl Enricher {
                 continue;
             }
             *next = r.record.offset + 1;
-            let value = r
-                .record
-                .value
-                .as_deref()
-                .unwrap_or_default()
-                .to_ascii_uppercase();
+            let value = r.record.value().unwrap_or_default().to_ascii_uppercase();
             let mut record = ProducerRecord::new(OUTPUT, value)
                 .partition(r.partition)
                 .header(
                     "source",
                     format!("{INPUT}/{}/{}", r.partition, r.record.offset),
                 );
-            if let Some(key) = &r.record.key {
-                record = record.key(key.clone());
+            if let Some(key) = r.record.key_bytes() {
+                record = record.key(key);
             }
             if self.planted_bug && r.record.offset == 40 {
                 // As a service that resends on an ambiguous error would.
@@ -235,7 +230,7 @@ fn check(sim: &mut Simulation) -> Result<(), String> {
             for batch in BatchReader::new(b, opts) {
                 let batch = batch.expect("the cluster's own batch");
                 for r in batch.records(&opts).expect("records") {
-                    values.push(r.expect("record").value.unwrap_or_default().to_vec());
+                    values.push(r.expect("record").value().unwrap_or_default().to_vec());
                 }
             }
         }

@@ -87,7 +87,7 @@ async fn main() -> Result<(), Error> {
         .fetch_records(offsets[0], 1..1_000_000, 500)
         .await?;
     for r in fetched.iter().take(5) {
-        let value = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default());
+        let value = String::from_utf8_lossy(r.value().unwrap_or_default());
         println!("  offset {}: {value}", r.offset);
     }
     println!(

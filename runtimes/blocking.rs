@@ -516,7 +516,7 @@ impl Client {
 /// let p0 = client.partition_client("orders", 0, UnknownTopicHandling::Retry)?;
 /// let offsets = p0.produce(vec![Record::new("hello")], Compression::None)?;
 /// let (records, _) = p0.fetch_records(offsets[0], 1..1_000_000, 500)?;
-/// assert_eq!(records[0].value.as_deref(), Some(&b"hello"[..]));
+/// assert_eq!(records[0].value(), Some(&b"hello"[..]));
 /// # }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -776,7 +776,7 @@ impl Producer {
 /// let mut consumer = ClientBuilder::new("localhost:9092").build_blocking()?.consumer();
 /// consumer.assign(vec![TopicPartition::new("orders", 0)], Offset::Beginning)?;
 /// for record in consumer.by_ref().take(10) {
-///     println!("{:?}", record?.record.value);
+///     println!("{:?}", record?.record.value());
 /// }
 /// # Ok(()) }
 /// ```
@@ -795,7 +795,7 @@ impl Client {
     /// client.producer().send(ProducerRecord::new("orders", "paid").partition(0)).wait()?;
     /// let mut consumer = client.consumer();
     /// consumer.assign(vec![TopicPartition::new("orders", 0)], Offset::Beginning)?;
-    /// assert_eq!(consumer.next().unwrap()?.record.value.as_deref(), Some(&b"paid"[..]));
+    /// assert_eq!(consumer.next().unwrap()?.record.value(), Some(&b"paid"[..]));
     /// # }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```

@@ -38,7 +38,7 @@ const POLL_BATCH: usize = 1024;
 /// consumer.assign(vec![TopicPartition::new("orders", 0)], Offset::Beginning)?;
 /// while let Some(record) = consumer.next().await {
 ///     match record {
-///         Ok(r) => println!("{}-{}@{}: {:?}", r.topic, r.partition, r.record.offset, r.record.value),
+///         Ok(r) => println!("{}-{}@{}: {:?}", r.topic, r.partition, r.record.offset, r.record.value()),
 ///         Err(e) => eprintln!("consuming: {e}"), // the stream goes on
 ///     }
 /// }
@@ -159,7 +159,7 @@ impl Consumer {
     /// let mut consumer = client.consumer();
     /// consumer.subscribe(["orders"])?;
     /// let record = consumer.next().await.unwrap()?;
-    /// assert_eq!(record.record.value.as_deref(), Some(&b"first"[..]));
+    /// assert_eq!(record.record.value(), Some(&b"first"[..]));
     /// assert_eq!(consumer.rebalances()[0].assigned.len(), 1);
     /// consumer.commit().await?; // stores offset 1 for orders-0
     /// consumer.close().await?; // commits and leaves the group
@@ -331,7 +331,7 @@ impl Consumer {
     /// let mut consumer = client.consumer();
     /// // Partition 0 from offset 1; more partitions, or other starts, in later calls.
     /// consumer.assign(vec![TopicPartition::new("orders", 0)], Offset::At(1))?;
-    /// assert_eq!(consumer.recv().await?.record.value.as_deref(), Some(&b"b"[..]));
+    /// assert_eq!(consumer.recv().await?.record.value(), Some(&b"b"[..]));
     /// # Ok(()) });
     /// ```
     pub fn assign(
@@ -453,7 +453,7 @@ impl Consumer {
     /// consumer.assign(vec![TopicPartition::new("orders", 0)], Offset::Beginning)?;
     /// let r = consumer.recv().await?;
     /// assert_eq!((&*r.topic, r.partition, r.record.offset), ("orders", 0, 0));
-    /// assert_eq!(r.record.key.as_deref(), Some(&b"order-17"[..]));
+    /// assert_eq!(r.record.key(), Some(&b"order-17"[..]));
     /// # Ok(()) });
     /// ```
     pub async fn recv(&mut self) -> Result<ConsumedRecord, ClientError> {

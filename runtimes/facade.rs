@@ -14,7 +14,7 @@
 //! let partition = client.partition_client("orders", 0, UnknownTopicHandling::Retry).await?;
 //! let offsets = partition.produce(vec![Record::new("hello").key("k")], Compression::None).await?;
 //! let (records, high_watermark) = partition.fetch_records(offsets[0], 1..1_000_000, 500).await?;
-//! assert_eq!(records[0].value.as_deref(), Some(&b"hello"[..]));
+//! assert_eq!(records[0].value(), Some(&b"hello"[..]));
 //! # let _ = high_watermark;
 //! # Ok(()) }
 //! ```
@@ -997,7 +997,7 @@ impl ControllerClient {
 /// let p0 = client.partition_client("orders", 0, UnknownTopicHandling::Retry).await?;
 /// let offsets = p0.produce(vec![Record::new("hello").key("k")], Compression::Zstd).await?;
 /// let (records, high_watermark) = p0.fetch_records(offsets[0], 1..1_000_000, 500).await?;
-/// assert_eq!(records[0].value.as_deref(), Some(&b"hello"[..]));
+/// assert_eq!(records[0].value(), Some(&b"hello"[..]));
 /// assert_eq!(high_watermark, 1);
 /// # Ok(()) });
 /// ```
@@ -1124,7 +1124,7 @@ impl PartitionClient {
     /// // From offset 1: at least 1 byte, at most 1 MB, waiting up to 500 ms for them.
     /// let (records, high_watermark) = p0.fetch_records(1, 1..1_000_000, 500).await?;
     /// assert_eq!(records.len(), 1);
-    /// assert_eq!(records[0].value.as_deref(), Some(&b"b"[..]));
+    /// assert_eq!(records[0].value(), Some(&b"b"[..]));
     /// assert_eq!(high_watermark, 2);
     /// # Ok(()) });
     /// ```

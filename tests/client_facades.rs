@@ -77,8 +77,8 @@ async fn tokio_facade_creates_produces_fetches_and_survives_a_leader_crash() {
         .unwrap();
     assert_eq!(hwm, 100);
     assert_eq!(fetched.len(), 100);
-    assert_eq!(fetched[42].key.as_deref(), Some(&b"key-42"[..]));
-    assert_eq!(fetched[42].value.as_deref(), Some(&b"value-42"[..]));
+    assert_eq!(fetched[42].key(), Some(&b"key-42"[..]));
+    assert_eq!(fetched[42].value(), Some(&b"value-42"[..]));
     assert!(
         fetched[42].timestamp > 1_600_000_000_000,
         "the facade stamps the wall clock"

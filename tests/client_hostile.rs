@@ -773,7 +773,7 @@ fn a_fetch_with_a_valid_batch_after_garbage_metadata_fields_still_reads() {
         panic!("{result:?}")
     };
     assert_eq!(f.records.len(), 1);
-    assert_eq!(f.records[0].value.as_deref(), Some(&b"hello"[..]));
+    assert_eq!(f.records[0].value(), Some(&b"hello"[..]));
     // The metadata names no controller, so a controller-bound call goes to any broker
     // (as it would to a KRaft cluster's named broker); this one lacks CreateTopics,
     // which ends the call with that reason at once.

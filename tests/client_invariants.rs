@@ -747,12 +747,7 @@ impl Run {
                 })
             });
             if let Some((_, OpOutput::Fetched(f))) = fetched {
-                let got: Vec<Option<&[u8]>> = f
-                    .records
-                    .iter()
-                    .take(2)
-                    .map(|r| r.value.as_deref())
-                    .collect();
+                let got: Vec<Option<&[u8]>> = f.records.iter().take(2).map(|r| r.value()).collect();
                 let want: Vec<Option<&[u8]>> = values.iter().map(|v| Some(v.as_bytes())).collect();
                 if got != want || f.records.first().map(|r| r.offset) != Some(base) {
                     self.fail(format!(
@@ -935,7 +930,7 @@ impl Run {
                     let batch = batch.expect("the cluster stores valid batches");
                     for r in batch.records(&DecodeOptions::default()).expect("records") {
                         let r = r.expect("record");
-                        let value = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default());
+                        let value = String::from_utf8_lossy(r.value().unwrap_or_default());
                         log.insert((partition, r.offset), value.into_owned());
                     }
                 }

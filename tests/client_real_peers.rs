@@ -140,13 +140,12 @@ fn produce_and_fetch_back(s: &Sync, topic: &str, partition: i32) {
     assert_eq!(got.len(), sent.len());
     for (g, w) in got.iter().zip(&sent) {
         assert_eq!(
-            (&g.key, &g.value, Some(g.timestamp)),
-            (&w.key, &w.value, w.timestamp)
+            (g.key(), g.value(), Some(g.timestamp)),
+            (w.key.as_deref(), w.value.as_deref(), w.timestamp)
         );
         let h: Vec<_> = g
-            .headers
-            .iter()
-            .map(|h| (h.key.clone(), h.value.clone()))
+            .headers()
+            .map(|h| (h.key_bytes(), h.value_bytes()))
             .collect();
         assert_eq!(h.len(), 1);
         assert_eq!(h[0].1, w.headers[0].value);

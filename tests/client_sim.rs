@@ -177,13 +177,12 @@ fn produced_records_fetch_back_byte_for_byte_in_every_codec() {
         assert_eq!(f.next_offset, expected_offset + 50);
         assert_eq!(f.high_watermark, expected_offset + 50);
         for (got, want) in f.records.iter().zip(&batch) {
-            assert_eq!(got.key, want.key);
-            assert_eq!(got.value, want.value);
+            assert_eq!(got.key(), want.key.as_deref());
+            assert_eq!(got.value(), want.value.as_deref());
             assert_eq!(Some(got.timestamp), want.timestamp);
             let headers: Vec<(String, Option<Bytes>)> = got
-                .headers
-                .iter()
-                .map(|h| (h.key_str().unwrap().to_owned(), h.value.clone()))
+                .headers()
+                .map(|h| (h.key_str().unwrap().to_owned(), h.value_bytes()))
                 .collect();
             assert_eq!(headers, [("h".to_owned(), Some(Bytes::from("x")))]);
         }

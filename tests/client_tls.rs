@@ -102,7 +102,7 @@ async fn our_client_over_tls_with_a_ca_and_typed_failures() {
         .fetch_records(offsets[0], 1..1_000_000, 100)
         .await
         .unwrap();
-    assert_eq!(records[0].value.as_deref(), Some(&b"over TLS"[..]));
+    assert_eq!(records[0].value(), Some(&b"over TLS"[..]));
     client.close().await;
 
     // A CA that did not sign the broker's certificate: a typed error, at once.
@@ -237,7 +237,7 @@ print(" ".join(v.decode() for v in got))
         .unwrap();
     let (records, hwm) = p.fetch_records(0, 1..1_000_000, 100).unwrap();
     assert_eq!((records.len(), hwm), (50, 50));
-    assert_eq!(records[7].key.as_deref(), Some(&b"k7"[..]));
+    assert_eq!(records[7].key(), Some(&b"k7"[..]));
     client.close();
     rt.block_on(server.shutdown());
     let _ = std::fs::remove_dir_all(dir);

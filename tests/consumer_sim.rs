@@ -75,7 +75,7 @@ fn values(records: &[ConsumedRecord], partition: i32) -> Vec<String> {
     records
         .iter()
         .filter(|r| r.partition == partition)
-        .map(|r| String::from_utf8_lossy(r.record.value.as_deref().unwrap()).into_owned())
+        .map(|r| String::from_utf8_lossy(r.record.value().unwrap()).into_owned())
         .collect()
 }
 

@@ -848,7 +848,7 @@ fn regress_unlimited_decompression_limit() {
         let values: Vec<_> = batch
             .records(&opts)
             .expect("decompresses")
-            .map(|r| r.expect("record").value)
+            .map(|r| r.expect("record").value_bytes())
             .collect();
         assert_eq!(
             values,

@@ -425,7 +425,7 @@ impl Group {
             {
                 let r = r.unwrap();
                 assert_eq!(
-                    r.record.value.as_deref(),
+                    r.record.value(),
                     Some(value(r.partition, r.record.offset).as_bytes()),
                     "{} read the wrong value at {}@{}",
                     m.name,

@@ -117,7 +117,7 @@ impl Member {
                 "polled {tp}@{} without holding it",
                 r.record.offset
             );
-            let v = String::from_utf8(r.record.value.unwrap().to_vec()).unwrap();
+            let v = String::from_utf8(r.record.value().unwrap().to_vec()).unwrap();
             self.got.push((r.partition, r.record.offset, v));
         }
     }

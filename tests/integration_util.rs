@@ -408,7 +408,7 @@ pub fn fetch(
                         let r = r.unwrap();
                         if r.offset >= next {
                             next = r.offset + 1;
-                            out.push((r.offset, r.key, r.value));
+                            out.push((r.offset, r.key_bytes(), r.value_bytes()));
                         }
                     }
                 }

@@ -641,8 +641,8 @@ impl Run {
                     }
                     for r in batch.records(&DecodeOptions::default()).expect("records") {
                         let r = r.expect("record");
-                        let value = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default())
-                            .into_owned();
+                        let value =
+                            String::from_utf8_lossy(r.value().unwrap_or_default()).into_owned();
                         let Some(&index) = self.order.get(&value) else {
                             problems.push(format!(
                                 "partition {partition} offset {}: {value:?} was never sent",

@@ -73,7 +73,7 @@ fn log(sim: &mut Simulation, topic: &str, partition: i32) -> Vec<Bytes> {
     for b in sim.cluster().partition_batches(topic, partition) {
         for batch in BatchReader::new(b, opts) {
             for r in batch.unwrap().records(&opts).unwrap() {
-                out.push(r.unwrap().value.unwrap());
+                out.push(r.unwrap().value_bytes().unwrap());
             }
         }
     }

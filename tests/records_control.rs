@@ -64,7 +64,8 @@ fn read_committed(log: Bytes, aborted: &[AbortedTransaction]) -> Vec<String> {
         let batch = batch.expect("batch");
         if filter.keep(&batch, &opts).expect("filter") {
             for r in batch.records(&opts).expect("records") {
-                let v = r.expect("record").value.expect("value");
+                let r = r.expect("record");
+                let v = r.value().expect("value");
                 out.push(String::from_utf8(v.to_vec()).expect("utf8"));
             }
         }

@@ -64,7 +64,7 @@ fn drain(buf: Bytes, opts: DecodeOptions) -> (usize, bool) {
                     match r {
                         Ok(r) => {
                             records += 1;
-                            for h in r.headers.iter() {
+                            for h in r.headers() {
                                 let _ = h.key_str();
                             }
                         }
@@ -253,8 +253,8 @@ fn lengths_past_the_end_and_varint_overflow() {
         .next()
         .expect("one")
         .expect("ok");
-    assert_eq!(r.value.as_deref(), Some(&b"ab"[..]));
-    assert_eq!(r.key.as_deref(), None);
+    assert_eq!(r.value(), Some(&b"ab"[..]));
+    assert_eq!(r.key(), None);
 
     // Record length past the end of the batch.
     let mut bad = good.clone();

@@ -105,9 +105,8 @@ struct BatchHeaderLite {
 }
 
 fn header_pairs(r: &Record) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
-    r.headers
-        .iter()
-        .map(|h| (h.key.to_vec(), h.value.as_deref().map(<[u8]>::to_vec)))
+    r.headers()
+        .map(|h| (h.key.to_vec(), h.value.map(<[u8]>::to_vec)))
         .collect()
 }
 
@@ -140,9 +139,9 @@ fn decodes_kafka_python_v2_batches_of_every_codec() {
             assert_eq!(r.offset, i as i64, "{codec}");
             assert_eq!(r.timestamp, TS + 3 * i as i64, "{codec}");
             let key = (i % 5 != 4).then(|| format!("key-{i}").into_bytes());
-            assert_eq!(r.key.as_deref(), key.as_deref(), "{codec} record {i}");
+            assert_eq!(r.key(), key.as_deref(), "{codec} record {i}");
             let value = (i != 7).then(|| format!("value-{i}-").repeat(i + 1).into_bytes());
-            assert_eq!(r.value.as_deref(), value.as_deref(), "{codec} record {i}");
+            assert_eq!(r.value(), value.as_deref(), "{codec} record {i}");
             assert_eq!(
                 header_pairs(r),
                 vec![
@@ -179,10 +178,10 @@ fn decodes_kafka_python_legacy_message_sets() {
                 let ts = if magic == 1 { TS + 3 * i as i64 } else { -1 };
                 assert_eq!(r.timestamp, ts, "{name}");
                 let key = (i % 5 != 4).then(|| format!("key-{i}").into_bytes());
-                assert_eq!(r.key.as_deref(), key.as_deref(), "{name}");
+                assert_eq!(r.key(), key.as_deref(), "{name}");
                 let value = format!("value-{i}-").repeat(i + 1).into_bytes();
-                assert_eq!(r.value.as_deref(), Some(&value[..]), "{name}");
-                assert_eq!(r.headers.len(), 0);
+                assert_eq!(r.value(), Some(&value[..]), "{name}");
+                assert_eq!(r.header_count(), 0);
             }
         }
     }
@@ -318,8 +317,8 @@ fn we_decode_kafka_protocol_batches() {
             );
             assert_eq!(r.offset, 200 + i as i64, "{codec:?}");
             assert_eq!(r.timestamp, *ts);
-            assert_eq!(r.key.as_deref(), key.as_deref());
-            assert_eq!(r.value.as_deref(), value.as_deref());
+            assert_eq!(r.key(), key.as_deref());
+            assert_eq!(r.value(), value.as_deref());
             let ours: Vec<(Vec<u8>, Option<Vec<u8>>)> = header_pairs(r);
             let want: Vec<(Vec<u8>, Option<Vec<u8>>)> = headers
                 .iter()
@@ -423,8 +422,8 @@ fn we_decode_rskafka_batches() {
         for (i, ((_, r), (ts, key, value, headers))) in decoded.iter().zip(&expected).enumerate() {
             assert_eq!(r.offset, 10 + i as i64);
             assert_eq!(r.timestamp, *ts);
-            assert_eq!(r.key.as_deref(), key.as_deref());
-            assert_eq!(r.value.as_deref(), value.as_deref());
+            assert_eq!(r.key(), key.as_deref());
+            assert_eq!(r.value(), value.as_deref());
             let want: Vec<(Vec<u8>, Option<Vec<u8>>)> = headers
                 .iter()
                 .map(|(k, v)| (k.clone().into_bytes(), Some(v.clone())))

@@ -89,20 +89,15 @@ fn check_v2(name: &str, batches: &[Batch], expected: &[Value], opts: &DecodeOpti
         for (r, w) in records.iter().zip(want_records) {
             assert_eq!(r.offset, h.base_offset + int(w, "offset_delta"), "{name}");
             assert_eq!(r.timestamp, int(w, "timestamp"), "{name}");
+            assert_eq!(r.key().map(hex), expected_bytes(&w["key"]), "{name} key");
             assert_eq!(
-                r.key.as_deref().map(hex),
-                expected_bytes(&w["key"]),
-                "{name} key"
-            );
-            assert_eq!(
-                r.value.as_deref().map(hex),
+                r.value().map(hex),
                 expected_bytes(&w["value"]),
                 "{name} value"
             );
             let headers: Vec<(String, Option<String>)> = r
-                .headers
-                .iter()
-                .map(|h| (hex(&h.key), h.value.as_deref().map(hex)))
+                .headers()
+                .map(|h| (hex(h.key), h.value.map(hex)))
                 .collect();
             let want_headers: Vec<(String, Option<String>)> = w["headers"]
                 .as_array()
@@ -154,17 +149,13 @@ fn check_legacy(name: &str, batches: &[Batch], expected: &[Value], opts: &Decode
                 -1
             };
             assert_eq!(r.timestamp, ts, "{name}");
+            assert_eq!(r.key().map(hex), expected_bytes(&w["key"]), "{name} key");
             assert_eq!(
-                r.key.as_deref().map(hex),
-                expected_bytes(&w["key"]),
-                "{name} key"
-            );
-            assert_eq!(
-                r.value.as_deref().map(hex),
+                r.value().map(hex),
                 expected_bytes(&w["value"]),
                 "{name} value"
             );
-            assert_eq!(r.headers.len(), 0);
+            assert_eq!(r.header_count(), 0);
         }
     }
 }
@@ -238,12 +229,11 @@ fn captured_batches_survive_our_reencoding() {
             let mut builder = BatchBuilder::new(&mut buf, &config);
             for r in &original {
                 let headers: Vec<(String, Option<Vec<u8>>)> = r
-                    .headers
-                    .iter()
+                    .headers()
                     .map(|h| {
                         (
                             h.key_str().expect("utf8 key").to_owned(),
-                            h.value.as_deref().map(<[u8]>::to_vec),
+                            h.value.map(<[u8]>::to_vec),
                         )
                     })
                     .collect();
@@ -252,8 +242,8 @@ fn captured_batches_survive_our_reencoding() {
                     .map(|(k, v)| NewHeader::new(k, v.as_deref()))
                     .collect();
                 let mut new = NewRecord::new(r.timestamp).headers(&headers);
-                new.key = r.key.as_deref();
-                new.value = r.value.as_deref();
+                new.key = r.key();
+                new.value = r.value();
                 builder.append(&new).expect("append");
             }
             builder.finish().expect("finish");
@@ -271,17 +261,16 @@ fn captured_batches_survive_our_reencoding() {
             assert_eq!(decoded.len(), original.len());
             for (a, b) in decoded.iter().zip(&original) {
                 assert_eq!(
-                    (a.offset, a.timestamp, a.key.as_deref(), a.value.as_deref()),
-                    (b.offset, b.timestamp, b.key.as_deref(), b.value.as_deref())
+                    (a.offset, a.timestamp, a.key(), a.value()),
+                    (b.offset, b.timestamp, b.key(), b.value())
                 );
                 let pairs = |r: &Record| -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
-                    r.headers
-                        .iter()
-                        .map(|h| (h.key.to_vec(), h.value.as_deref().map(<[u8]>::to_vec)))
+                    r.headers()
+                        .map(|h| (h.key.to_vec(), h.value.map(<[u8]>::to_vec)))
                         .collect()
                 };
                 assert_eq!(pairs(a), pairs(b), "{name} {codec:?}");
-                assert!(a.headers.iter().eq(b.headers.iter()), "{name} {codec:?}");
+                assert!(a.headers().eq(b.headers()), "{name} {codec:?}");
             }
         }
     }

@@ -154,24 +154,20 @@ fn check_batch(
         prop_assert_eq!(&r.to_record(), owned);
         prop_assert_eq!(
             (r.offset, r.timestamp, r.key(), r.value()),
-            (
-                owned.offset,
-                owned.timestamp,
-                owned.key.as_deref(),
-                owned.value.as_deref()
-            )
+            (owned.offset, owned.timestamp, owned.key(), owned.value())
         );
-        prop_assert_eq!(r.key_bytes(), owned.key.clone());
-        prop_assert_eq!(r.value_bytes(), owned.value.clone());
-        let borrowed: Vec<Header> = r
+        prop_assert_eq!(r.key_bytes(), owned.key_bytes());
+        prop_assert_eq!(r.value_bytes(), owned.value_bytes());
+        let borrowed: Vec<_> = r
             .headers()
-            .map(|h| Header {
-                key: h.key_bytes(),
-                value: h.value_bytes(),
-            })
+            .map(|h| (h.key_bytes(), h.value_bytes()))
             .collect();
-        prop_assert_eq!(borrowed, owned.headers.iter().collect::<Vec<_>>());
-        prop_assert_eq!(r.header_count(), owned.headers.len());
+        let kept: Vec<_> = owned
+            .headers()
+            .map(|h| (h.key_bytes(), h.value_bytes()))
+            .collect();
+        prop_assert_eq!(borrowed, kept);
+        prop_assert_eq!(r.header_count(), owned.header_count());
         i += 1;
     }
     prop_assert_eq!(i, decoded.len());
@@ -183,13 +179,12 @@ fn check_batch(
             TimestampType::LogAppendTime => max_ts,
         };
         prop_assert_eq!(d.timestamp, expected_ts);
-        prop_assert_eq!(d.key.as_deref(), r.key.as_deref());
-        prop_assert_eq!(d.value.as_deref(), r.value.as_deref());
-        prop_assert_eq!(d.headers.len(), r.headers.len());
-        let headers: Vec<Header> = d.headers.iter().collect();
-        for (h, (rk, rv)) in headers.iter().zip(&r.headers) {
-            prop_assert_eq!(&h.key[..], rk.as_bytes());
-            prop_assert_eq!(h.value.as_deref(), rv.as_deref());
+        prop_assert_eq!(d.key(), r.key.as_deref());
+        prop_assert_eq!(d.value(), r.value.as_deref());
+        prop_assert_eq!(d.header_count(), r.headers.len());
+        for (h, (rk, rv)) in d.headers().zip(&r.headers) {
+            prop_assert_eq!(h.key, rk.as_bytes());
+            prop_assert_eq!(h.value, rv.as_deref());
         }
     }
     Ok(())
@@ -344,7 +339,7 @@ fn crc_check_can_be_skipped() {
     let values: Vec<_> = batch
         .records(&lax)
         .expect("records")
-        .map(|r| r.expect("record").value)
+        .map(|r| r.expect("record").value_bytes())
         .collect();
     assert_eq!(values, vec![Some(Bytes::from_static(b"v"))]);
 }
@@ -375,14 +370,17 @@ fn decoded_values_are_slices_of_the_input() {
         .next()
         .expect("one")
         .expect("ok");
-    let inside = |b: &Bytes| range.contains(&b.as_ptr());
-    assert!(inside(record.key.as_ref().expect("key")));
-    assert!(inside(record.value.as_ref().expect("value")));
-    assert_eq!(record.key.as_deref(), Some(&b"key"[..]));
-    let header = record.headers.iter().next().expect("header");
-    assert!(inside(&header.key) && inside(header.value.as_ref().expect("hv")));
-    assert_eq!(header.value.as_deref(), Some(&b"hv"[..]));
-    assert_eq!(&header.key[..], b"h");
+    let inside = |b: &[u8]| range.contains(&b.as_ptr());
+    assert!(inside(record.key().expect("key")));
+    assert!(inside(record.value().expect("value")));
+    assert!(inside(&record.key_bytes().expect("key")));
+    assert!(inside(&record.value_bytes().expect("value")));
+    assert_eq!(record.key(), Some(&b"key"[..]));
+    let header = record.headers().next().expect("header");
+    assert!(inside(header.key) && inside(header.value.expect("hv")));
+    assert!(inside(&header.key_bytes()) && inside(&header.value_bytes().expect("hv")));
+    assert_eq!(header.value, Some(&b"hv"[..]));
+    assert_eq!(header.key, b"h");
     // The borrowing view hands out slices of the same buffer.
     let v2 = batch.into_v2().expect("v2");
     let mut records = v2.records(&DecodeOptions::default()).expect("records");
@@ -391,4 +389,63 @@ fn decoded_values_are_slices_of_the_input() {
     assert!(inside(&view.value_bytes().expect("value")));
     let h = view.headers().next().expect("header");
     assert!(inside(&h.key_bytes()) && inside(&h.value_bytes().expect("hv")));
+}
+
+/// Decodes every record of `buf`'s batches.
+fn decode_all(buf: Bytes) -> Vec<Record> {
+    let opts = DecodeOptions::default();
+    let mut out = Vec::new();
+    for batch in BatchReader::new(buf, opts) {
+        for r in batch.expect("batch").records(&opts).expect("records") {
+            out.push(r.expect("record"));
+        }
+    }
+    out
+}
+
+#[test]
+fn records_compare_by_fields_wherever_their_bytes_sit() {
+    let headers = [NewHeader::new("h", Some(b"1")), NewHeader::new("h", None)];
+    let encode = |before: &[u8], compression: Compression| {
+        let mut buf = BytesMut::new();
+        let config = BatchConfig {
+            compression,
+            ..BatchConfig::default()
+        };
+        let mut b = BatchBuilder::new(&mut buf, &config);
+        b.append(&NewRecord::new(7).value(before)).expect("append");
+        b.append(&NewRecord::new(9).key(b"k").value(b"v").headers(&headers))
+            .expect("append");
+        b.finish().expect("finish");
+        decode_all(buf.freeze()).pop().expect("two records")
+    };
+    // At another position of another buffer (a longer record before it, or the
+    // decompressed records of a compressed batch), the same record is equal.
+    let plain = encode(b"x", Compression::None);
+    assert_eq!(plain, encode(&[0; 300], Compression::None));
+    assert_eq!(plain, encode(b"x", Compression::Gzip));
+    assert_eq!(plain.clone(), plain);
+    // Any field differing makes it differ.
+    let mut buf = BytesMut::new();
+    let mut b = BatchBuilder::new(&mut buf, &BatchConfig::default());
+    b.append(&NewRecord::new(7).value(b"x")).expect("append");
+    b.append(
+        &NewRecord::new(9)
+            .key(b"k")
+            .value(b"v")
+            .headers(&headers[..1]),
+    )
+    .expect("append");
+    b.finish().expect("finish");
+    assert_ne!(plain, decode_all(buf.freeze()).pop().expect("two records"));
+    // Debug shows the fields, not the buffer.
+    assert_eq!(
+        format!("{plain:?}"),
+        r#"Record { offset: 1, timestamp: 9, key: Some(b"k"), value: Some(b"v"), headers: [(b"h", Some(b"1")), (b"h", None)] }"#
+    );
+    // One handle: keeping a field keeps its bytes after the record goes.
+    let key = plain.key_bytes().expect("key");
+    let header = plain.headers().next().expect("header").value_bytes();
+    drop(plain);
+    assert_eq!((&key[..], header.as_deref()), (&b"k"[..], Some(&b"1"[..])));
 }

@@ -469,7 +469,7 @@ impl Run {
                     for r in batch.ok()?.records(&DecodeOptions::default()).ok()? {
                         let r = r.ok()?;
                         if r.offset >= offset {
-                            records.push((r.offset, String::from_utf8(r.value?.to_vec()).ok()?));
+                            records.push((r.offset, String::from_utf8(r.value()?.to_vec()).ok()?));
                             offset = r.offset + 1;
                             progressed = true;
                         }
@@ -502,7 +502,7 @@ impl Run {
                         if r.offset < hw {
                             records.push((
                                 r.offset,
-                                String::from_utf8(r.value.unwrap().to_vec()).unwrap(),
+                                String::from_utf8(r.value().unwrap().to_vec()).unwrap(),
                             ));
                         }
                     }

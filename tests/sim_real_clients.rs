@@ -124,8 +124,8 @@ fn stored(
                 let r = r.unwrap();
                 records.push((
                     r.offset,
-                    r.key.map(|b| b.to_vec()),
-                    r.value.map(|b| b.to_vec()),
+                    r.key().map(|b| b.to_vec()),
+                    r.value().map(|b| b.to_vec()),
                 ));
             }
         }

@@ -36,7 +36,7 @@ fn values(records: Option<Bytes>) -> Vec<String> {
     let mut out = Vec::new();
     for b in BatchReader::new(records.unwrap_or_default(), opts) {
         for r in b.unwrap().records(&opts).unwrap() {
-            let v = r.unwrap().value.unwrap();
+            let v = r.unwrap().value_bytes().unwrap();
             out.push(String::from_utf8(v.to_vec()).unwrap());
         }
     }

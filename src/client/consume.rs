@@ -236,7 +236,7 @@ impl Client {
     /// });
     /// let now = sim.now();
     /// let records = sim.client(host).poll_records(now, 10);
-    /// assert_eq!(records[0].record.value.as_deref(), Some(&b"hello"[..]));
+    /// assert_eq!(records[0].record.value(), Some(&b"hello"[..]));
     /// # }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```

@@ -118,7 +118,7 @@ impl Client {
     ///     got.extend(sim.client(host).poll_records(now, 100));
     ///     !got.is_empty()
     /// });
-    /// assert_eq!(got[0].record.value.as_deref(), Some(&b"paid"[..]));
+    /// assert_eq!(got[0].record.value(), Some(&b"paid"[..]));
     /// # }
     /// ```
     ///

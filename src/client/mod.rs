@@ -42,7 +42,7 @@
 //!     records.extend(sim.client(host).poll_records(now, 100));
 //!     !records.is_empty()
 //! });
-//! assert_eq!(records[0].record.value.as_deref(), Some(&b"paid"[..]));
+//! assert_eq!(records[0].record.value(), Some(&b"paid"[..]));
 //! # }
 //! ```
 

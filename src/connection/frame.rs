@@ -48,7 +48,6 @@ pub enum FrameError {
 /// assert_eq!(decoder.next_frame().unwrap(), None); // half a size prefix buffered
 /// assert_eq!(decoder.buffered(), 2);
 /// ```
-#[derive(Debug)]
 pub struct FrameDecoder {
     max_frame_size: usize,
     /// `buf[..filled]` holds bytes received; `buf[filled..]` is zeroed (or stale)
@@ -57,12 +56,31 @@ pub struct FrameDecoder {
     filled: usize,
     /// Size of the frame whose prefix was already consumed from `buf`.
     body_len: Option<usize>,
-    /// `buf` is the allocation made for an expected frame (see `reuse`).
+    /// `buf` is the allocation made for an expected frame (see `last_frames`).
     buf_is_frame: bool,
-    /// What is left of the allocation the last expected frame was read into. Once
-    /// the caller drops that frame, the next expected frame reuses the allocation
-    /// in place (`BytesMut::reserve` reclaims it) instead of allocating afresh.
-    reuse: BytesMut,
+    /// The last two expected frames handed out, shared with the caller (two: a
+    /// consumer holds the response it is polling while the next one arrives).
+    /// Once the caller drops every slice of one, this is its only handle, and the
+    /// next expected frame is read into the same allocation: no new allocation,
+    /// and only bytes past the old frame's length need zeroing (its own bytes are
+    /// initialized already; the reader overwrites them).
+    last_frames: [Bytes; 2],
+}
+
+/// Sizes only: the buffers hold whole responses.
+impl std::fmt::Debug for FrameDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameDecoder")
+            .field("max_frame_size", &self.max_frame_size)
+            .field("filled", &self.filled)
+            .field("room", &(self.buf.len() - self.filled))
+            .field("body_len", &self.body_len)
+            .field(
+                "last_frames_len",
+                &[self.last_frames[0].len(), self.last_frames[1].len()],
+            )
+            .finish()
+    }
 }
 
 impl FrameDecoder {
@@ -75,7 +93,7 @@ impl FrameDecoder {
             filled: 0,
             body_len: None,
             buf_is_frame: false,
-            reuse: BytesMut::new(),
+            last_frames: [Bytes::new(), Bytes::new()],
         }
     }
 
@@ -122,7 +140,7 @@ impl FrameDecoder {
         if missing > spare {
             let len = self.filled + missing;
             if len <= expected {
-                self.room_for_frame(missing);
+                self.room_for_frame(missing, expected);
             } else {
                 let room = missing.min(self.filled.max(READ_CHUNK));
                 if room > spare {
@@ -136,24 +154,40 @@ impl FrameDecoder {
     }
 
     /// Moves the bytes received into a new zeroed buffer with `room` bytes after
-    /// them, of exactly that size (`BytesMut::reserve` could double it).
+    /// them, of exactly that size (`BytesMut::reserve` could double it). Dropping
+    /// the old buffer lets go of the last expected frame's allocation when it was
+    /// its remainder.
     fn regrow(&mut self, room: usize) {
         let mut buf = BytesMut::zeroed(self.filled + room);
         buf[..self.filled].copy_from_slice(&self.buf[..self.filled]);
-        let old = std::mem::replace(&mut self.buf, buf);
-        if std::mem::take(&mut self.buf_is_frame) {
-            self.reuse = old;
-        }
+        self.buf = buf;
+        self.buf_is_frame = false;
     }
 
-    /// Room for exactly the rest of an expected frame, in the allocation of the
-    /// previous one when its frame was dropped (else in a new one).
-    fn room_for_frame(&mut self, room: usize) {
-        let mut buf = std::mem::take(&mut self.reuse);
-        buf.clear();
-        buf.reserve(self.filled + room);
-        buf.extend_from_slice(&self.buf[..self.filled]);
-        buf.resize(self.filled + room, 0);
+    /// Room for exactly the rest of an expected frame, in the allocation of a
+    /// previous one whose frame the caller dropped (else in a new one, with
+    /// capacity for any frame up to `expected` bytes, so that the next ones fit it:
+    /// only the bytes of the frame are written, so the rest costs no memory).
+    fn room_for_frame(&mut self, room: usize, expected: usize) {
+        let len = self.filled + room;
+        let mut reused = None;
+        for slot in &mut self.last_frames {
+            if reused.is_some() {
+                break;
+            }
+            match std::mem::take(slot).try_into_mut() {
+                // Ours alone again: its bytes are initialized, so only room past
+                // them is zeroed.
+                Ok(old) if old.capacity() >= len => reused = Some(old),
+                // Too small: growing it would copy its stale bytes; let it go.
+                Ok(_) => {}
+                Err(held) => *slot = held,
+            }
+        }
+        let mut buf = reused.unwrap_or_else(|| BytesMut::with_capacity(expected.max(len)));
+        buf.truncate(len);
+        buf.resize(len, 0);
+        buf[..self.filled].copy_from_slice(&self.buf[..self.filled]);
         self.buf = buf;
         self.buf_is_frame = true;
     }
@@ -228,7 +262,21 @@ impl FrameDecoder {
         }
         self.body_len = None;
         self.filled -= len;
-        Ok(Some(self.buf.split_to(len).freeze()))
+        let frame = self.buf.split_to(len).freeze();
+        // The buffer was made for exactly this frame: keep a handle to read the
+        // next expected frame into it once the caller is done with this one.
+        if std::mem::take(&mut self.buf_is_frame) {
+            // Newest first; with both slots taken, the older is forgotten.
+            let [newer, older] = &mut self.last_frames;
+            if older.is_empty() {
+                *older = std::mem::replace(newer, frame.clone());
+            } else if newer.is_empty() {
+                *newer = frame.clone();
+            } else {
+                *older = std::mem::replace(newer, frame.clone());
+            }
+        }
+        Ok(Some(frame))
     }
 }
 
@@ -349,6 +397,60 @@ mod tests {
         assert_eq!(d.next_frame().unwrap().unwrap(), body);
     }
 
+    /// Writes `body`'s frame through `read_buffer`/`filled`, expecting `expected`.
+    fn read_frame(d: &mut FrameDecoder, body: &[u8], expected: usize) -> Bytes {
+        let mut stream = BytesMut::new();
+        put_frame(&mut stream, body).unwrap();
+        let mut at = 0;
+        loop {
+            if let Some(f) = d.next_frame().unwrap() {
+                return f;
+            }
+            let room = d.read_buffer(expected);
+            let n = room.len().min(stream.len() - at);
+            room[..n].copy_from_slice(&stream[at..at + n]);
+            d.filled(n);
+            at += n;
+        }
+    }
+
+    #[test]
+    fn an_expected_frame_reuses_the_last_once_it_is_dropped() {
+        let mut d = FrameDecoder::new(1 << 20);
+        let first = read_frame(&mut d, &[1u8; 200_000], 300_000);
+        let at = first.as_ptr();
+        drop(first);
+        // Dropped: the next expected frame, larger or smaller, goes where it was.
+        let second = read_frame(&mut d, &[2u8; 250_000], 300_000);
+        assert_eq!(second.as_ptr(), at);
+        assert!(second.iter().all(|&b| b == 2));
+        drop(second);
+        let third = read_frame(&mut d, &[3u8; 100_000], 300_000);
+        assert_eq!(third.as_ptr(), at);
+        assert!(third.iter().all(|&b| b == 3) && third.len() == 100_000);
+        // Held (a slice of it is enough): the next one gets a buffer of its own,
+        // and the held bytes stay as they were.
+        let kept = third.slice(10..20);
+        drop(third);
+        let fourth = read_frame(&mut d, &[4u8; 100_000], 300_000);
+        assert_ne!(fourth.as_ptr(), at);
+        assert!(fourth.iter().all(|&b| b == 4));
+        assert_eq!(kept, [3u8; 10][..]);
+        // As a consumer reads: the frame being polled is held while the next
+        // arrives; once dropped, the frame after that goes into its allocation.
+        drop(kept);
+        let fifth = read_frame(&mut d, &[5u8; 100_000], 300_000);
+        let (fourth_at, fifth_at) = (fourth.as_ptr(), fifth.as_ptr());
+        drop(fourth);
+        let sixth = read_frame(&mut d, &[6u8; 100_000], 300_000);
+        assert_eq!(sixth.as_ptr(), fourth_at);
+        assert!(fifth.iter().all(|&b| b == 5) && sixth.iter().all(|&b| b == 6));
+        drop(fifth);
+        let seventh = read_frame(&mut d, &[7u8; 100_000], 300_000);
+        assert_eq!(seventh.as_ptr(), fifth_at);
+        assert!(sixth.iter().all(|&b| b == 6) && seventh.iter().all(|&b| b == 7));
+    }
+
     proptest! {
         /// Reading in place, in reads of any size, with any expectation, yields
         /// exactly the frames, in order.
@@ -364,6 +466,28 @@ mod tests {
                 put_frame(&mut stream, b).unwrap();
             }
             prop_assert_eq!(read_all(&stream, 3000, expected, step), bodies);
+        }
+
+        /// Frames the caller holds while later ones are read into reused buffers
+        /// keep their bytes.
+        #[test]
+        fn held_frames_keep_their_bytes(
+            bodies in proptest::collection::vec(
+                (proptest::collection::vec(any::<u8>(), 0..3000), any::<bool>()), 0..12),
+            expected in 0usize..4000,
+        ) {
+            let mut d = FrameDecoder::new(3000);
+            let mut held = Vec::new();
+            for (body, hold) in &bodies {
+                let f = read_frame(&mut d, body, expected);
+                prop_assert_eq!(&f[..], &body[..]);
+                if *hold {
+                    held.push((f, body));
+                }
+            }
+            for (f, body) in held {
+                prop_assert_eq!(&f[..], &body[..]);
+            }
         }
 
         /// Reads in place and copies through `extend` mix freely.

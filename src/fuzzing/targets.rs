@@ -16,7 +16,7 @@ use crate::messages::{
     consumer_offsets::{self, ConsumerOffsetsRecord, CoordinatorEntry},
 };
 use crate::records::{
-    AbortedTransaction, Batch, BatchBuilder, BatchConfig, BatchReader, DecodeOptions, Header,
+    AbortedTransaction, Batch, BatchBuilder, BatchConfig, BatchReader, DecodeOptions, HeaderRef,
     NewHeader, NewRecord, ReadCommitted, Record, RecordBatch,
 };
 use crate::wire::{Bytes, BytesMut, Message};
@@ -352,7 +352,7 @@ pub fn records(data: &[u8]) -> Result<bool, CheckFailure> {
             match record {
                 Ok(r) => {
                     // Walk the headers, which parse lazily.
-                    let _ = r.headers.iter().count();
+                    let _ = r.headers().count();
                     decoded.push(r);
                 }
                 Err(_) => {
@@ -406,7 +406,7 @@ fn rebuild_v2(batch: &RecordBatch, records: &[Record]) -> Result<(), CheckFailur
         snappy_framing: crate::records::SnappyFraming::Xerial,
         max_batch_bytes: usize::MAX,
     };
-    let headers: Vec<Vec<Header>> = records.iter().map(|r| r.headers.iter().collect()).collect();
+    let headers: Vec<Vec<HeaderRef<'_>>> = records.iter().map(|r| r.headers().collect()).collect();
     let mut out = BytesMut::new();
     {
         let mut builder = BatchBuilder::new(&mut out, &config);
@@ -415,16 +415,16 @@ fn rebuild_v2(batch: &RecordBatch, records: &[Record]) -> Result<(), CheckFailur
             for header in headers {
                 // Kafka header keys are strings; a batch with a non-UTF-8 key cannot
                 // be rebuilt through the builder's API.
-                let Ok(key) = std::str::from_utf8(&header.key) else {
+                let Ok(key) = header.key_str() else {
                     return Ok(());
                 };
-                new_headers.push(NewHeader::new(key, header.value.as_deref()));
+                new_headers.push(NewHeader::new(key, header.value));
             }
             let mut new = NewRecord::new(record.timestamp).headers(&new_headers);
-            if let Some(k) = &record.key {
+            if let Some(k) = record.key() {
                 new = new.key(k);
             }
-            if let Some(v) = &record.value {
+            if let Some(v) = record.value() {
                 new = new.value(v);
             }
             if builder.append(&new).is_err() {
@@ -490,10 +490,10 @@ fn rebuild_v2(batch: &RecordBatch, records: &[Record]) -> Result<(), CheckFailur
         return Err(context(&format!("holds {} records", back.len())));
     }
     for (i, (a, b)) in records.iter().zip(&back).enumerate() {
-        let a_headers: Vec<Header> = a.headers.iter().collect();
-        let b_headers: Vec<Header> = b.headers.iter().collect();
-        let same = a.key == b.key
-            && a.value == b.value
+        let a_headers: Vec<HeaderRef<'_>> = a.headers().collect();
+        let b_headers: Vec<HeaderRef<'_>> = b.headers().collect();
+        let same = a.key() == b.key()
+            && a.value() == b.value()
             && a.timestamp == b.timestamp
             && a_headers == b_headers
             && b.offset == h.base_offset.wrapping_add(i as i64);

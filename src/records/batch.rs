@@ -6,7 +6,7 @@ use bytes::Bytes;
 use super::compression::{self, Compression};
 use super::error::{RecordsError, RecordsErrorKind};
 use super::legacy::{LegacyMessage, MIN_MESSAGE_LEN};
-use super::record::{HeaderRefIter, Headers, LOG_OVERHEAD, Record};
+use super::record::{HeaderRefIter, LOG_OVERHEAD, Record};
 use super::{DecodeOptions, TimestampType, attributes};
 use crate::wire::{VarintError, read_unsigned_varint_at, read_varint_at, read_varlong_at};
 
@@ -193,7 +193,7 @@ impl RecordBatch {
     /// let batch = reader.next().expect("one batch")?.into_v2().expect("v2");
     /// for record in batch.records(&opts)? {
     ///     let record = record?;
-    ///     assert_eq!(record.value.as_deref(), Some(&b"hello"[..]));
+    ///     assert_eq!(record.value(), Some(&b"hello"[..]));
     /// }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -508,6 +508,7 @@ impl Records {
 /// The fields of a record found by [`fast_record`]; spans are absolute positions,
 /// `(_, usize::MAX)` for null.
 struct FastRecord {
+    start: usize,
     end: usize,
     ts_delta: i64,
     offset_delta: i32,
@@ -573,6 +574,7 @@ fn fast_record(all: &[u8], start: usize) -> Option<FastRecord> {
         return None;
     }
     Some(FastRecord {
+        start,
         end,
         ts_delta,
         offset_delta,
@@ -609,6 +611,7 @@ pub struct RecordRef<'a> {
     pub timestamp: i64,
     data: &'a Bytes,
     // Positions in `data`; `usize::MAX` ends a null field.
+    start: usize,
     end: usize,
     key: (usize, usize),
     value: (usize, usize),
@@ -665,25 +668,39 @@ impl<'a> RecordRef<'a> {
         self.value().map(|v| self.data.slice_ref(v))
     }
 
-    /// An owned [`Record`] sharing the same buffer (no copy).
+    /// An owned [`Record`] sharing the same buffer (no copy): one handle on the
+    /// record's bytes, one reference-count increment.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use kafka_sansio::records::*;
+    ///
+    /// let mut buf = BytesMut::new();
+    /// let mut b = BatchBuilder::new(&mut buf, &BatchConfig::default());
+    /// b.append(&NewRecord::new(5).key(b"k").value(b"v"))?;
+    /// b.finish()?;
+    /// let opts = DecodeOptions::default();
+    /// let batch = BatchReader::new(buf.freeze(), opts).next().expect("batch")?;
+    /// let mut records = batch.into_v2().expect("v2").records(&opts)?;
+    /// let kept: Record = records.next_ref().expect("one record")?.to_record();
+    /// assert_eq!(kept.value(), Some(&b"v"[..]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
     #[must_use]
     pub fn to_record(&self) -> Record {
-        let slice =
-            |span: (usize, usize)| (span.1 != usize::MAX).then(|| self.data.slice(span.0..span.1));
-        Record {
-            offset: self.offset,
-            timestamp: self.timestamp,
-            key: slice(self.key),
-            value: slice(self.value),
-            headers: if self.header_count == 0 {
-                Headers::default()
-            } else {
-                Headers::new(
-                    self.data.slice(self.headers_start..self.end),
-                    self.header_count,
-                )
-            },
-        }
+        let start = self.start;
+        let relative =
+            |span: (usize, usize)| (span.1 != usize::MAX).then(|| (span.0 - start, span.1 - start));
+        Record::from_parts(
+            self.offset,
+            self.timestamp,
+            self.data.slice(start..self.end),
+            relative(self.key),
+            relative(self.value),
+            self.headers_start - start,
+            self.header_count,
+        )
     }
 
     #[inline(always)]
@@ -692,6 +709,7 @@ impl<'a> RecordRef<'a> {
             offset: records.base_offset.wrapping_add(i64::from(f.offset_delta)),
             timestamp: records.timestamp(f.ts_delta),
             data: &records.data,
+            start: f.start,
             end: f.end,
             key: f.key,
             value: f.value,

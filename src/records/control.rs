@@ -96,7 +96,7 @@ impl RecordBatch {
             .records(opts)?
             .next()
             .ok_or_else(|| invalid("control batch holds no record"))??;
-        let key = record.key.ok_or_else(|| invalid("null key"))?;
+        let key = record.key().ok_or_else(|| invalid("null key"))?;
         let (Some(v), Some(t)) = (key.first_chunk::<2>(), key.get(2..4)) else {
             return Err(invalid("key shorter than 4 bytes"));
         };
@@ -108,7 +108,7 @@ impl RecordBatch {
         let coordinator_epoch = match kind {
             ControlRecordType::Abort | ControlRecordType::Commit => {
                 let value = record
-                    .value
+                    .value()
                     .ok_or_else(|| invalid("marker without a value"))?;
                 let epoch = value
                     .get(2..6)

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::DecodeOptions;
 use super::compression::{self, Compression};
 use super::error::{RecordsError, RecordsErrorKind};
-use super::record::{Headers, LOG_OVERHEAD, Record};
+use super::record::{LOG_OVERHEAD, Record};
 
 /// Smallest legacy message after the 12-byte log overhead: crc, magic, attributes,
 /// and the two length fields of a null key and value (magic 0).
@@ -40,6 +40,11 @@ pub struct LegacyMessage {
     pub value: Option<Bytes>,
     /// Byte offset of the message in the buffer it was read from.
     pub position: usize,
+    /// The whole message, which the records built from it share.
+    entry: Bytes,
+    /// Where the key and the value sit in `entry`.
+    key_span: Option<(usize, usize)>,
+    value_span: Option<(usize, usize)>,
 }
 
 impl LegacyMessage {
@@ -133,6 +138,9 @@ impl LegacyMessage {
             key: key.map(|(s, e)| entry.slice(s..e)),
             value: value.map(|(s, e)| entry.slice(s..e)),
             position,
+            entry: entry.clone(),
+            key_span: key,
+            value_span: value,
         })
     }
 
@@ -142,13 +150,15 @@ impl LegacyMessage {
     }
 
     fn plain_record(&self, offset: i64, timestamp: i64) -> Record {
-        Record {
+        Record::from_parts(
             offset,
             timestamp,
-            key: self.key.clone(),
-            value: self.value.clone(),
-            headers: Headers::default(),
-        }
+            self.entry.clone(),
+            self.key_span,
+            self.value_span,
+            self.entry.len(),
+            0,
+        )
     }
 
     /// The records this message holds: itself if uncompressed, otherwise its inner

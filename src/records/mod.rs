@@ -5,8 +5,9 @@
 //! several batches, possibly ending in a partial batch. [`BatchReader`] walks it
 //! without copying: each [`Batch`] is a v2 [`RecordBatch`] (CRC32C checked unless
 //! [`DecodeOptions::verify_crc`] is off) or a legacy [`LegacyMessage`] (magic 0/1),
-//! and [`RecordBatch::records`] iterates the records lazily, handing out keys, values
-//! and header values as [`bytes::Bytes`] slices of the fetched buffer. A compressed
+//! and [`RecordBatch::records`] iterates the records lazily: each [`Record`] holds one
+//! [`bytes::Bytes`] handle on the fetched buffer and lends its key, value and headers
+//! from it ([`Records::next_ref`] lends a [`RecordRef`] without even that). A compressed
 //! batch is decompressed once into one buffer, bounded by
 //! [`DecodeOptions::max_decompressed_bytes`]. For `read_committed`, [`ReadCommitted`]
 //! drops aborted transactions using the response's aborted-transactions list.
@@ -34,7 +35,7 @@
 //! for batch in BatchReader::new(buf.freeze(), opts) {
 //!     for record in batch?.records(&opts)? {
 //!         let record = record?;
-//!         values.push((record.offset, record.value, record.headers.len()));
+//!         values.push((record.offset, record.value_bytes(), record.header_count()));
 //!     }
 //! }
 //! assert_eq!(values.len(), 2);
@@ -62,7 +63,7 @@ pub use control::{
 };
 pub use error::{AppendError, EncodeError, RecordsError, RecordsErrorKind};
 pub use legacy::LegacyMessage;
-pub use record::{Header, HeaderIter, HeaderRef, HeaderRefIter, Headers, LOG_OVERHEAD, Record};
+pub use record::{HeaderRef, HeaderRefIter, LOG_OVERHEAD, Record};
 
 /// Default bound on the output of decompressing one batch: 100 MiB, the default
 /// frame limit of a connection, since no honest batch expands past the frame it

@@ -238,7 +238,7 @@ pub fn values_of(records: &Bytes) -> Vec<(i64, String)> {
             let r = r.unwrap();
             out.push((
                 r.offset,
-                String::from_utf8(r.value.unwrap().to_vec()).unwrap(),
+                String::from_utf8(r.value().unwrap().to_vec()).unwrap(),
             ));
         }
     }

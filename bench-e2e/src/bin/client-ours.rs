@@ -160,7 +160,7 @@ pub fn run(bootstrap: &str, w: &Workload) -> Vec<Phase> {
                     .await
                     .expect("fetch");
                 for r in &records {
-                    reader.record(r.offset, r.key.as_deref(), r.value.as_deref());
+                    reader.record(r.offset, r.key(), r.value());
                 }
                 reader.after_fetch(high_watermark);
             }
@@ -181,11 +181,7 @@ pub fn run(bootstrap: &str, w: &Workload) -> Vec<Phase> {
                     .await
                     .expect("stream ended")
                     .expect("consume");
-                reader.record(
-                    r.record.offset,
-                    r.record.key.as_deref(),
-                    r.record.value.as_deref(),
-                );
+                reader.record(r.record.offset, r.record.key(), r.record.value());
             }
             phases.push(m.end("consume", reader.decoded));
             drop(consumer);
@@ -222,11 +218,7 @@ pub fn run(bootstrap: &str, w: &Workload) -> Vec<Phase> {
                     .await
                     .expect("stream ended")
                     .expect("consume");
-                reader.record(
-                    r.record.offset,
-                    r.record.key.as_deref(),
-                    r.record.value.as_deref(),
-                );
+                reader.record(r.record.offset, r.record.key(), r.record.value());
             }
             phases.push(m.end("consume-group", reader.decoded));
             consumer.close().await.expect("leave the group");

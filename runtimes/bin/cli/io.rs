@@ -837,19 +837,18 @@ pub fn record_json(r: &ConsumedRecord) -> serde_json::Value {
     obj.insert("partition".into(), r.partition.into());
     obj.insert("offset".into(), r.record.offset.into());
     obj.insert("timestamp".into(), r.record.timestamp.into());
-    bytes_json(&mut obj, "key", r.record.key.as_deref());
-    bytes_json(&mut obj, "value", r.record.value.as_deref());
+    bytes_json(&mut obj, "key", r.record.key());
+    bytes_json(&mut obj, "value", r.record.value());
     let headers: Vec<serde_json::Value> = r
         .record
-        .headers
-        .iter()
+        .headers()
         .map(|h| {
             let mut o = serde_json::Map::new();
             o.insert(
                 "key".into(),
-                String::from_utf8_lossy(&h.key).into_owned().into(),
+                String::from_utf8_lossy(h.key).into_owned().into(),
             );
-            bytes_json(&mut o, "value", h.value.as_deref());
+            bytes_json(&mut o, "value", h.value);
             o.into()
         })
         .collect();
@@ -925,10 +924,10 @@ pub async fn consume(conn: &ConnectionArgs, a: ConsumeArgs) -> Outcome {
         } else {
             if uses_headers {
                 headers.clear();
-                headers.extend(r.record.headers.iter().map(|h| {
+                headers.extend(r.record.headers().map(|h| {
                     (
-                        String::from_utf8_lossy(&h.key).into_owned(),
-                        h.value.as_ref().map(|v| v.to_vec()),
+                        String::from_utf8_lossy(h.key).into_owned(),
+                        h.value.map(<[u8]>::to_vec),
                     )
                 }));
             }
@@ -939,8 +938,8 @@ pub async fn consume(conn: &ConnectionArgs, a: ConsumeArgs) -> Outcome {
                     partition: r.partition,
                     offset: r.record.offset,
                     timestamp: r.record.timestamp,
-                    key: r.record.key.as_deref(),
-                    value: r.record.value.as_deref(),
+                    key: r.record.key(),
+                    value: r.record.value(),
                     headers: &headers,
                 },
                 &mut out.buf,
@@ -1481,10 +1480,10 @@ pub async fn offsets(conn: &ConnectionArgs, a: OffsetsArgs) -> Outcome {
         !a.follow,
         None,
         |r| {
-            let Some(key) = &r.record.key else {
+            let Some(key) = r.record.key_bytes() else {
                 return Ok(false);
             };
-            let d = decode_offsets_record(key, r.record.value.as_ref());
+            let d = decode_offsets_record(&key, r.record.value_bytes().as_ref());
             if a.group
                 .as_ref()
                 .is_some_and(|g| d.group.as_ref() != Some(g))
@@ -1494,7 +1493,7 @@ pub async fn offsets(conn: &ConnectionArgs, a: OffsetsArgs) -> Outcome {
             if a.topic.as_ref().is_some_and(|t| !d.topics.contains(t)) {
                 return Ok(false);
             }
-            if !a.tombstones && r.record.value.is_none() {
+            if !a.tombstones && r.record.value().is_none() {
                 return Ok(false);
             }
             let line = if a.json {

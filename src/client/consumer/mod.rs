@@ -229,7 +229,7 @@ impl Default for ConsumerConfig {
 /// });
 /// let r = &got[0];
 /// assert_eq!((&*r.topic, r.partition, r.record.offset), ("orders", 2, 0));
-/// assert_eq!(r.record.key.as_deref(), Some(&b"order-17"[..]));
+/// assert_eq!(r.record.key(), Some(&b"order-17"[..]));
 /// # }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

@@ -402,7 +402,7 @@ impl Default for FetchOptions {
 /// ```
 /// use kafka_sansio::client::FetchedRecord;
 /// fn show(r: &FetchedRecord) -> String {
-///     let value = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default());
+///     let value = String::from_utf8_lossy(r.value().unwrap_or_default());
 ///     format!("@{} {}: {value}", r.offset, r.timestamp)
 /// }
 /// # let _ = show;
