@@ -1,10 +1,11 @@
 //! One consumer group mixing our members with members other people wrote
-//! (confluent-kafka on librdkafka 2.16, and kafka-python): the classic protocol
-//! against the simulated cluster served on loopback, and KIP-848 against librdkafka
-//! 2.16's mock cluster, the one coordinator here that speaks it (issue 14's
-//! real-peer proof). The classic protocol is not run against the mock: its
-//! SyncGroup and OffsetCommit during a rebalance differ from Kafka's (see
-//! tests/group_real_peers.rs).
+//! (confluent-kafka on librdkafka 2.16, and kafka-python), against three group
+//! coordinators (issue 14's real-peer proof): the classic protocol (range and
+//! cooperative-sticky) against the simulated cluster served on loopback and
+//! against tansu 0.6.0, a broker others wrote (`util::Tansu`); KIP-848 against
+//! librdkafka 2.16's mock cluster, the one coordinator here that speaks it. The
+//! classic protocol is not run against the mock: its SyncGroup and OffsetCommit
+//! during a rebalance differ from Kafka's (see tests/group_real_peers.rs).
 //!
 //! Each test runs one scenario over a 6-partition topic holding records produced
 //! beforehand: a Python member joins first (so the first generation's leader, who
@@ -13,22 +14,31 @@
 //! LeaveGroup), then one of ours does, each time with more records produced; the
 //! rest close. Whenever the group is asked to settle, the test checks what a user
 //! checks: every member holds partitions, no partition has two owners, every
-//! partition has one, and (simulated cluster only; the mock has no DescribeGroups)
-//! the coordinator, asked with DescribeGroups, reports a Stable group using the
-//! strategy under test in which each member, by client id, is assigned exactly
-//! what that member says it holds. With cooperative-sticky the
-//! members that stay keep what they held when another leaves. At the end every
-//! record produced was read by the group exactly once (members only leave cleanly,
-//! committing on revoke and on close), with the value produced at its offset, and
-//! the group's committed offsets (asked with OffsetFetch) are every partition's end.
+//! partition has one, and the coordinator, asked with DescribeGroups, reports a
+//! Stable group with as many members as hold partitions, using the strategy under
+//! test, in which each member, by client id, is assigned exactly what that member
+//! says it holds. Where a coordinator says less the test asks less (see
+//! `Peer::describes`): the mock answers no DescribeGroups at all; tansu answers the
+//! state and the member ids but leaves the protocol and every member's client id
+//! and assignment empty, so on tansu the strategy in use shows only through the
+//! members (cooperative-sticky is the one protocol every member offers). With
+//! cooperative-sticky the members that stay keep what they held when another
+//! leaves. At the end every record produced was read by the group exactly once
+//! (members only leave cleanly, committing on revoke and on close), with the value
+//! produced at its offset, and the group's committed offsets (asked with
+//! OffsetFetch) are every partition's end.
+//! No log end is asked of a broker (tansu's ListOffsets LATEST can be off): the
+//! ends are what the producer was told.
 //!
-//! Checked to fail: with our `planted_double_assignment` switched on, both range
-//! tests fail once one of ours leads ("partition 0 held by [a, py2]"); with the
-//! Python members not committing on revoke, all four fail on records read twice.
+//! Checked to fail: with our `planted_double_assignment` switched on, the range
+//! tests fail once one of ours leads ("partition 0 held by [a, py2]"), on the
+//! simulated cluster and on tansu alike (tansu logs a `non_unique_assignment`
+//! warning and hands the assignment out, as Kafka would); with the Python members
+//! not committing on revoke, every test fails on records read twice.
 //!
 //! The Python members are `tests/group_mixed_member.py` (one process each, printing
-//! JSON lines), installed by `scripts/peers/install.sh`; if that fails the tests
-//! fail, they never skip.
+//! JSON lines), and tansu is the binary, installed by `scripts/peers/install.sh`;
+//! if that fails the tests fail, they never skip.
 #![cfg(all(
     feature = "sim",
     feature = "tokio",
@@ -277,13 +287,88 @@ enum Peer {
         _held: util::Mock,
         bootstrap: String,
     },
+    /// tansu 0.6.0, a broker others wrote (`scripts/peers/start_tansu.sh`, one
+    /// broker, in memory; stops when the test ends).
+    Tansu(util::Tansu),
+}
+
+/// What a coordinator's DescribeGroups answer says of the group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Describes {
+    /// No DescribeGroups.
+    Nothing,
+    /// The group's state and its members' ids.
+    StateAndMembers,
+    /// State, protocol, and each member's client id and assignment, as Kafka does.
+    Fully,
+}
+
+/// Which coordinator a scenario runs against (see [`Peer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum On {
+    Sim,
+    Mock,
+    Tansu,
 }
 
 impl Peer {
+    async fn start(on: On) -> Self {
+        match on {
+            On::Sim => {
+                let server = BackgroundServer::start(ClusterConfig {
+                    brokers: 2,
+                    base_port: 0,
+                    auto_create_topics: false,
+                    group_min_session_timeout: Duration::from_millis(500),
+                    ..ClusterConfig::default()
+                })
+                .unwrap();
+                server.with_cluster(|c, _| c.create_topic(TOPIC, PARTITIONS, 2).unwrap());
+                Peer::Sim(server)
+            }
+            On::Mock => {
+                let mock = util::Mock::start(
+                    util::Librdkafka::V216,
+                    1,
+                    &[&format!("{TOPIC}:{PARTITIONS}")],
+                );
+                Peer::Mock {
+                    bootstrap: mock.bootstrap.join(","),
+                    _held: mock,
+                }
+            }
+            On::Tansu => {
+                let tansu = util::Tansu::start();
+                let admin = ClientBuilder::new(&tansu.addr).build_tokio().await.unwrap();
+                admin.create_topic(TOPIC, PARTITIONS, 1).await.unwrap();
+                admin.close().await;
+                Peer::Tansu(tansu)
+            }
+        }
+    }
+
     fn bootstrap(&self) -> String {
         match self {
             Peer::Sim(s) => s.bootstrap(),
             Peer::Mock { bootstrap, .. } => bootstrap.clone(),
+            Peer::Tansu(t) => t.addr.clone(),
+        }
+    }
+
+    /// How much of the group the coordinator describes (DescribeGroups).
+    fn describes(&self) -> Describes {
+        match self {
+            Peer::Sim(_) => Describes::Fully,
+            // The mock answers no DescribeGroups (and an unknown API closes the
+            // connection): the members' reports are what there is.
+            Peer::Mock { .. } => Describes::Nothing,
+            // tansu 0.6.0 answers DescribeGroups (v5) with the group's state and
+            // its members' ids, but with an empty protocol (the chosen assignor)
+            // and, for every member, an empty client id, client host, metadata
+            // and assignment, e.g. once py1 settled alone: state "Stable",
+            // protocol_type "consumer", protocol "", one member
+            // "py1-c8783d60-…" with client_id "" and assignment [].
+            Peer::Tansu(_) => Describes::StateAndMembers,
         }
     }
 }
@@ -302,34 +387,13 @@ struct Group {
 }
 
 impl Group {
-    async fn new(group: &str, strategy: Strategy, on_mock: bool) -> Self {
+    async fn new(group: &str, strategy: Strategy, on: On) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
         let _ = peers();
-        let peer = if on_mock {
-            let mock = util::Mock::start(
-                util::Librdkafka::V216,
-                1,
-                &[&format!("{TOPIC}:{PARTITIONS}")],
-            );
-            Peer::Mock {
-                bootstrap: mock.bootstrap.join(","),
-                _held: mock,
-            }
-        } else {
-            let server = BackgroundServer::start(ClusterConfig {
-                brokers: 2,
-                base_port: 0,
-                auto_create_topics: false,
-                group_min_session_timeout: Duration::from_millis(500),
-                ..ClusterConfig::default()
-            })
-            .unwrap();
-            server.with_cluster(|c, _| c.create_topic(TOPIC, PARTITIONS, 2).unwrap());
-            Peer::Sim(server)
-        };
+        let peer = Peer::start(on).await;
         let admin = ClientBuilder::new(&peer.bootstrap())
             .client_id("admin")
             .build_tokio()
@@ -480,12 +544,12 @@ impl Group {
             return Err(format!("not every partition held: {reported:?}"));
         }
         let mine: Held = reported.into_iter().collect();
-        if let Peer::Mock { .. } = self.peer {
-            // The mock answers no DescribeGroups (and an unknown API closes the
-            // connection): the members' reports are what there is.
+        let describes = self.peer.describes();
+        if describes == Describes::Nothing {
             return Ok(mine);
         }
-        // The coordinator's view, through DescribeGroups: a Stable group using the
+        // The coordinator's view, through DescribeGroups: a Stable group of as many
+        // members as hold partitions; where the coordinator says so, using the
         // strategy, each member (by its client id) assigned what it says it holds.
         let described = tokio::time::timeout(
             Duration::from_secs(5),
@@ -498,6 +562,16 @@ impl Group {
         .map_err(|e| format!("DescribeGroups: {e}"))?;
         if described.state != "Stable" {
             return Err(format!("coordinator: {}", described.state));
+        }
+        if described.members.len() != mine.len() {
+            return Err(format!(
+                "the coordinator has {} members, {} hold partitions: {mine:?}",
+                described.members.len(),
+                mine.len()
+            ));
+        }
+        if describes == Describes::StateAndMembers {
+            return Ok(mine);
         }
         assert_eq!(
             (
@@ -520,7 +594,7 @@ impl Group {
                 (m.client_id.clone(), parts)
             })
             .collect();
-        if theirs != mine || described.members.len() != mine.len() {
+        if theirs != mine {
             return Err(format!(
                 "the coordinator handed out {theirs:?}, the members hold {mine:?}"
             ));
@@ -665,8 +739,8 @@ impl Group {
 
 /// The scenario of the file's doc: `first` (Python) joins alone, then our `a`,
 /// `second` (Python) and our `b`; `first` leaves, then `a`; then the rest close.
-async fn mixed_group(group: &str, strategy: Strategy, first: &str, second: &str, on_mock: bool) {
-    let mut g = Group::new(group, strategy, on_mock).await;
+async fn mixed_group(group: &str, strategy: Strategy, first: &str, second: &str, on: On) {
+    let mut g = Group::new(group, strategy, on).await;
     g.produce();
     g.start_py(first, "py1");
     g.settle("py1 alone").await;
@@ -717,7 +791,7 @@ async fn confluent_kafka_and_our_members_share_a_range_group() {
         Strategy::Range,
         "confluent",
         "confluent",
-        false,
+        On::Sim,
     )
     .await;
 }
@@ -729,7 +803,7 @@ async fn confluent_kafka_and_our_members_share_a_cooperative_sticky_group() {
         Strategy::CooperativeSticky,
         "confluent",
         "confluent",
-        false,
+        On::Sim,
     )
     .await;
 }
@@ -741,7 +815,7 @@ async fn kafka_python_confluent_kafka_and_our_members_share_a_range_group() {
         Strategy::Range,
         "kafka-python",
         "confluent",
-        false,
+        On::Sim,
     )
     .await;
 }
@@ -757,7 +831,46 @@ async fn confluent_kafka_and_our_kip848_members_share_a_group_on_librdkafkas_moc
         Strategy::Kip848,
         "confluent",
         "confluent",
-        true,
+        On::Mock,
+    )
+    .await;
+}
+
+/// The classic scenarios again with tansu 0.6.0 as the coordinator: a classic
+/// coordinator others wrote, so the group's rules are not only our simulated
+/// cluster's reading of Kafka's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confluent_kafka_and_our_members_share_a_range_group_on_tansu() {
+    mixed_group(
+        "mixed-range",
+        Strategy::Range,
+        "confluent",
+        "confluent",
+        On::Tansu,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confluent_kafka_and_our_members_share_a_cooperative_sticky_group_on_tansu() {
+    mixed_group(
+        "mixed-coop",
+        Strategy::CooperativeSticky,
+        "confluent",
+        "confluent",
+        On::Tansu,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_python_confluent_kafka_and_our_members_share_a_range_group_on_tansu() {
+    mixed_group(
+        "mixed-kafka-python",
+        Strategy::Range,
+        "kafka-python",
+        "confluent",
+        On::Tansu,
     )
     .await;
 }
