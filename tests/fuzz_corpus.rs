@@ -1109,3 +1109,17 @@ fn regress_consumer_harness_closed_links() {
     assert!(result.is_ok(), "{result:?}");
     assert!(peak <= target.alloc_bound(data.len()), "{peak}");
 }
+
+/// `consumer` target (`corpus/consumer/regress-non-member-commit-held`, found in its
+/// second run): a commit outside a group (manual assignment) answered with
+/// REBALANCE_IN_PROGRESS for one partition was held for a retry after the next
+/// heartbeat, and a client in no group sends none: the commit, and every commit
+/// queued behind it, never ended. Only a member in a group holds a commit now.
+#[test]
+fn regress_consumer_non_member_commit_ends() {
+    let target = targets::target("consumer").expect("target");
+    let data =
+        fs::read(root().join("corpus/consumer/regress-non-member-commit-held")).expect("input");
+    let outcome = (target.run)(&data, now());
+    assert!(outcome.is_ok(), "{outcome:?}");
+}

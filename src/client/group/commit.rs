@@ -169,11 +169,13 @@ impl Commits {
 
     /// Commit `id` answered. Returns the application's operation and its result, if
     /// it was one; `stale` is set when the broker said the member epoch was stale
-    /// (the commit is queued again, once, to go after the next heartbeat).
+    /// (the commit is queued again, once, to go after the next heartbeat, when
+    /// `may_hold`: a member in a group; outside one no heartbeat would release it).
     pub(crate) fn on_result(
         &mut self,
         id: u64,
         result: Result<OpOutput, ClientError>,
+        may_hold: bool,
     ) -> (Option<Finished>, bool) {
         let Some(f) = self.in_flight.take_if(|f| f.id == id) else {
             return (None, false);
@@ -197,7 +199,7 @@ impl Commits {
             Err(e) => stale_code(e),
             _ => false,
         };
-        if stale && pending.retries == 0 {
+        if stale && pending.retries == 0 && may_hold {
             self.held = true;
             self.queue.push_front(Pending {
                 retries: pending.retries + 1,
@@ -272,7 +274,7 @@ mod tests {
         };
         assert_eq!(offsets.len(), 2);
         assert_eq!(c.next(2), None, "one in flight at a time");
-        let (done, _) = c.on_result(id, committed(&[(0, 10), (1, 5)]));
+        let (done, _) = c.on_result(id, committed(&[(0, 10), (1, 5)]), true);
         assert!(done.is_none(), "an auto-commit has no operation");
         let Some(NextCommit::Send { id, offsets }) = c.next(2) else {
             panic!()
@@ -282,7 +284,7 @@ mod tests {
             vec![(tp(2), 1, None)],
             "8 < 10 refused, 5 == 5 settled"
         );
-        let (done, _) = c.on_result(id, committed(&[(2, 1)]));
+        let (done, _) = c.on_result(id, committed(&[(2, 1)]), true);
         let (op, Ok(OpOutput::Committed(rs))) = done.unwrap() else {
             panic!()
         };

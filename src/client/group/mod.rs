@@ -634,7 +634,10 @@ impl GroupMember {
     /// A commit answered.
     pub(crate) fn on_commit(&mut self, id: u64, result: Result<OpOutput, ClientError>) {
         tracing::trace!(group = %self.settings.group_id, id, ?result, "commit answered");
-        let (done, stale) = self.commits.on_result(id, result);
+        // Only a member in a group gets the heartbeat that releases a held commit.
+        let may_hold = matches!(self.life, Life::Active | Life::Leaving { .. })
+            && !matches!(self.proto, Proto::None);
+        let (done, stale) = self.commits.on_result(id, result, may_hold);
         if stale && let Proto::Next(n) = &mut self.proto {
             n.heartbeat_now();
         }

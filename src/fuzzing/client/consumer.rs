@@ -609,7 +609,7 @@ fn batches(u: &mut Unstructured<'_>, offset: i64) -> ArbResult<Bytes> {
         }
         let _ = builder.finish();
         // Gaps (compacted logs) and overlaps (a broker resending) both happen.
-        at = at.saturating_add(i64::from(n) + u.int_in_range(-1..=2)?);
+        at = at.saturating_add(n + u.int_in_range(-1..=2)?);
     }
     if !buf.is_empty() && u.ratio(1, 16)? {
         let i = u.choose_index(buf.len())?;
@@ -881,7 +881,6 @@ fn assignment(u: &mut Unstructured<'_>) -> ArbResult<Bytes> {
                         partitions: (0..u.int_in_range(0..=3)?)
                             .map(|_| index(u))
                             .collect::<ArbResult<_>>()?,
-                        ..Default::default()
                     })
                 })
                 .collect::<ArbResult<_>>()?;
