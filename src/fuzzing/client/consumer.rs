@@ -180,7 +180,8 @@ impl Consumed {
                 let Ok(r) = FetchRequest::decode(&mut body, version) else {
                     return Ok(());
                 };
-                if usize::try_from(r.max_bytes).is_ok_and(|m| m > self.budget) {
+                // Fetch v0-2 has no max_bytes (it decodes as i32::MAX).
+                if version >= 3 && usize::try_from(r.max_bytes).is_ok_and(|m| m > self.budget) {
                     return Err(fail(format!(
                         "consumer: a Fetch for {} bytes, over the {}-byte budget",
                         r.max_bytes, self.budget
