@@ -295,3 +295,55 @@ pub(crate) fn advance_chunks(out: &mut std::collections::VecDeque<bytes::Bytes>,
         }
     }
 }
+
+/// Runtime timers fire at millisecond granularity, rounded up (tokio's timer wheel,
+/// epoll's timeout): armed for a deadline, they fire up to a millisecond or two past
+/// it, which a producer's 5 ms linger felt as a 25 % longer wait. So a
+/// [`DeadlineTimer`] is armed this much early, and a deadline this close is handled
+/// at once, as at the deadline (a sans-IO core's clock only moves forward, so it
+/// cannot run backwards).
+pub(crate) const TIMER_SLACK: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// The runtime timer of a driver for a sans-IO core's next deadline, written once for
+/// both drivers (the client's and one connection's).
+pub(crate) struct DeadlineTimer<S> {
+    armed: Option<(Instant, S)>,
+}
+
+impl<S: std::future::Future<Output = ()> + Unpin> DeadlineTimer<S> {
+    pub(crate) fn new() -> Self {
+        Self { armed: None }
+    }
+
+    /// Polls for `deadline` (the core's `poll_timeout`): the instant to hand to the
+    /// core's `handle_timeout` once it is due, `None` until then (the waker is
+    /// registered).
+    pub(crate) fn poll(
+        &mut self,
+        deadline: Option<Instant>,
+        cx: &mut std::task::Context<'_>,
+        sleep_until: impl FnOnce(Instant) -> S,
+    ) -> Option<Instant> {
+        let Some(deadline) = deadline else {
+            self.armed = None;
+            return None;
+        };
+        let now = now();
+        if deadline <= now + TIMER_SLACK {
+            // Due, or due before the runtime's timer could fire any closer to it.
+            self.armed = None;
+            return Some(now.max(deadline));
+        }
+        if self.armed.as_ref().is_none_or(|(d, _)| *d != deadline) {
+            let wake = deadline.checked_sub(TIMER_SLACK).unwrap_or(deadline);
+            self.armed = Some((deadline, sleep_until(wake)));
+        }
+        if let Some((_, sleep)) = &mut self.armed
+            && std::pin::Pin::new(sleep).poll(cx).is_ready()
+        {
+            self.armed = None;
+            return Some(crate::runtime::now().max(deadline));
+        }
+        None
+    }
+}

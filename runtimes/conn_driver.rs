@@ -12,7 +12,6 @@ use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use futures_lite::Stream as _;
 
@@ -139,7 +138,7 @@ pub(crate) async fn start<N: Net>(
     let mut io = Io::<N> {
         core,
         stream,
-        timer: None,
+        timer: crate::runtime::DeadlineTimer::new(),
         commands: None,
     };
     std::future::poll_fn(|cx| io.poll_run(cx)).await;
@@ -179,7 +178,7 @@ pub(crate) async fn start<N: Net>(
 struct Io<N: Net> {
     core: Core,
     stream: N::Stream,
-    timer: Option<(Instant, N::Sleep)>,
+    timer: crate::runtime::DeadlineTimer<N::Sleep>,
     /// `None` while the connection is being set up: then the driver runs until ready.
     commands: Option<Pin<Box<async_channel::Receiver<Command>>>>,
 }
@@ -274,26 +273,13 @@ impl<N: Net> Io<N> {
     }
 
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(deadline) = self.core.conn.poll_timeout() else {
-            self.timer = None;
-            return false;
-        };
-        let now = now();
-        if deadline <= now {
-            self.timer = None;
-            self.core.conn.handle_timeout(now);
-            return true;
+        let deadline = self.core.conn.poll_timeout();
+        match self.timer.poll(deadline, cx, N::sleep_until) {
+            Some(now) => {
+                self.core.conn.handle_timeout(now);
+                true
+            }
+            None => false,
         }
-        if self.timer.as_ref().is_none_or(|(d, _)| *d != deadline) {
-            self.timer = Some((deadline, N::sleep_until(deadline)));
-        }
-        if let Some((_, sleep)) = &mut self.timer
-            && Pin::new(sleep).poll(cx).is_ready()
-        {
-            self.timer = None;
-            self.core.conn.handle_timeout(crate::runtime::now());
-            return true;
-        }
-        false
     }
 }

@@ -39,6 +39,26 @@ impl Slot {
     fn is_delivered(&self) -> bool {
         matches!(self, Self::Written(_) | Self::Failed(_) | Self::Free)
     }
+
+    /// Writes a record's result (the first one stands); the waker of the future
+    /// waiting for it, if any.
+    fn deliver(&mut self, result: Result<RecordMetadata, ClientError>) -> Option<Waker> {
+        match self {
+            Self::Waiting(waker) => {
+                let waker = waker.take();
+                *self = match result {
+                    Ok(meta) => Self::Written(meta),
+                    Err(e) => Self::Failed(Box::new(e)),
+                };
+                waker
+            }
+            Self::Abandoned => {
+                *self = Self::Free;
+                None
+            }
+            Self::Written(_) | Self::Failed(_) | Self::Free => None,
+        }
+    }
 }
 
 struct State {
@@ -105,48 +125,36 @@ impl Deliveries {
     ) -> bool {
         let mut s = self.lock();
         let was_empty = s.inbox.is_empty();
-        for record in records {
-            if s.closed {
-                futures.push(DeliveryFuture::ready(Err(ClientError::Closed)));
-                continue;
-            }
-            let n = s.base + s.slots.len() as u64;
-            if s.inbox.is_empty() {
-                s.inbox_first = n;
-            }
-            s.slots.push_back(Slot::Waiting(None));
-            s.inbox.push(record);
-            futures.push(DeliveryFuture {
-                state: Future_::Slot {
-                    table: self.clone(),
-                    n,
-                },
-            });
-        }
+        futures.extend(records.into_iter().map(|r| self.enqueue(&mut s, r)));
         was_empty && !s.inbox.is_empty()
     }
 
     /// One record, as [`push`](Self::push).
     pub(crate) fn push_one(self: &Arc<Self>, record: ProducerRecord) -> (DeliveryFuture, bool) {
         let mut s = self.lock();
+        let was_empty = s.inbox.is_empty();
+        let future = self.enqueue(&mut s, record);
+        let wake = was_empty && !s.inbox.is_empty();
+        (future, wake)
+    }
+
+    /// Numbers a record, gives it a slot and puts it in the inbox.
+    fn enqueue(self: &Arc<Self>, s: &mut State, record: ProducerRecord) -> DeliveryFuture {
         if s.closed {
-            return (DeliveryFuture::ready(Err(ClientError::Closed)), false);
+            return DeliveryFuture::ready(Err(ClientError::Closed));
         }
         let n = s.base + s.slots.len() as u64;
-        let was_empty = s.inbox.is_empty();
-        if was_empty {
+        if s.inbox.is_empty() {
             s.inbox_first = n;
         }
         s.slots.push_back(Slot::Waiting(None));
         s.inbox.push(record);
-        drop(s);
-        let future = DeliveryFuture {
+        DeliveryFuture {
             state: Future_::Slot {
                 table: self.clone(),
                 n,
             },
-        };
-        (future, was_empty)
+        }
     }
 
     /// The records handed over since the last call, swapped into `into` (which must
@@ -169,18 +177,6 @@ impl Deliveries {
         self.lock().delivered_below >= mark
     }
 
-    /// Writes results into their slots (draining `done`) and wakes their futures.
-    #[cfg(test)]
-    pub(crate) fn complete(&self, done: &mut Vec<(u64, Result<RecordMetadata, ClientError>)>) {
-        if done.is_empty() {
-            return;
-        }
-        let mut c = self.completing();
-        for (n, result) in done.drain(..) {
-            c.deliver(n, result);
-        }
-    }
-
     /// Locks the table to write results into it; the futures are woken when the
     /// returned guard is dropped.
     pub(crate) fn completing(&self) -> Completing<'_> {
@@ -200,16 +196,7 @@ impl Deliveries {
             s.closed = true;
             s.inbox.clear();
             for slot in &mut s.slots {
-                match slot {
-                    Slot::Waiting(waker) => {
-                        if let Some(w) = waker.take() {
-                            wakers.push(w);
-                        }
-                        *slot = Slot::Failed(Box::new(error.clone()));
-                    }
-                    Slot::Abandoned => *slot = Slot::Free,
-                    Slot::Written(_) | Slot::Failed(_) | Slot::Free => {}
-                }
+                wakers.extend(slot.deliver(Err(error.clone())));
             }
             s.advance();
         }
@@ -238,21 +225,8 @@ impl Completing<'_> {
         let Some(s) = self.state.as_mut() else {
             return;
         };
-        let Some(slot) = s.slot(n) else {
-            return;
-        };
-        match slot {
-            Slot::Waiting(waker) => {
-                if let Some(w) = waker.take() {
-                    self.wakers.push(w);
-                }
-                *slot = match result {
-                    Ok(meta) => Slot::Written(meta),
-                    Err(e) => Slot::Failed(Box::new(e)),
-                };
-            }
-            Slot::Abandoned => *slot = Slot::Free,
-            Slot::Written(_) | Slot::Failed(_) | Slot::Free => {}
+        if let Some(waker) = s.slot(n).and_then(|slot| slot.deliver(result)) {
+            self.wakers.push(waker);
         }
     }
 }
@@ -469,6 +443,13 @@ mod tests {
         }
     }
 
+    fn complete(table: &Deliveries, done: Vec<(u64, Result<RecordMetadata, ClientError>)>) {
+        let mut c = table.completing();
+        for (n, result) in done {
+            c.deliver(n, result);
+        }
+    }
+
     fn poll_now(f: &mut DeliveryFuture) -> Poll<Result<RecordMetadata, ClientError>> {
         let waker = Waker::noop();
         Pin::new(f).poll(&mut Context::from_waker(waker))
@@ -486,14 +467,17 @@ mod tests {
         assert_eq!(table.take_inbox(&mut inbox), 0);
         assert_eq!(inbox.len(), 4);
         assert!(poll_now(&mut futures[0]).is_pending());
-        table.complete(&mut vec![(2, Ok(meta(2))), (0, Ok(meta(0)))]);
+        complete(&table, vec![(2, Ok(meta(2))), (0, Ok(meta(0)))]);
         assert!(table.delivered_below(1) && !table.delivered_below(2));
         let mut futures = futures.into_iter();
         let mut f0 = futures.next().unwrap();
         assert_eq!(poll_now(&mut f0), Poll::Ready(Ok(meta(0))));
         let f1 = futures.next().unwrap();
         drop(f1); // abandoned before delivery
-        table.complete(&mut vec![(1, Err(ClientError::Closed)), (3, Ok(meta(3)))]);
+        complete(
+            &table,
+            vec![(1, Err(ClientError::Closed)), (3, Ok(meta(3)))],
+        );
         assert!(table.delivered_below(4));
         let mut rest: Vec<_> = futures.collect();
         assert_eq!(poll_now(&mut rest[1]), Poll::Ready(Ok(meta(3))));
@@ -530,7 +514,7 @@ mod tests {
         let t2 = table.clone();
         let waiter = std::thread::spawn(move || future.wait());
         std::thread::sleep(std::time::Duration::from_millis(20));
-        t2.complete(&mut vec![(0, Ok(meta(7)))]);
+        complete(&t2, vec![(0, Ok(meta(7)))]);
         assert_eq!(waiter.join().unwrap(), Ok(meta(7)));
     }
 }

@@ -167,7 +167,7 @@ pub(crate) struct Driver<N: Net> {
     conns: BTreeMap<ConnId, Conn<N>>,
     waiters: HashMap<OpId, (u64, async_channel::Sender<Result<OpOutput, ClientError>>)>,
     tokens: HashMap<u64, OpId>,
-    timer: Option<(Instant, N::Sleep)>,
+    timer: crate::runtime::DeadlineTimer<N::Sleep>,
     #[allow(dead_code)] // without the tls feature nothing reads it
     tls: DriverTls,
     /// Where TLS records are read to (plaintext is read into the client).
@@ -197,7 +197,7 @@ impl<N: Net> Driver<N> {
             conns: BTreeMap::new(),
             waiters: HashMap::new(),
             tokens: HashMap::new(),
-            timer: None,
+            timer: crate::runtime::DeadlineTimer::new(),
             tls,
             buf: vec![0; READ_CHUNK].into_boxed_slice(),
             closing: None,
@@ -654,27 +654,14 @@ impl<N: Net> Driver<N> {
     }
 
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(deadline) = self.client.poll_timeout() else {
-            self.timer = None;
-            return false;
-        };
-        let now = now();
-        if deadline <= now {
-            self.client.handle_timeout(now);
-            self.timer = None;
-            return true;
+        let deadline = self.client.poll_timeout();
+        match self.timer.poll(deadline, cx, N::sleep_until) {
+            Some(now) => {
+                self.client.handle_timeout(now);
+                true
+            }
+            None => false,
         }
-        if self.timer.as_ref().is_none_or(|(d, _)| *d != deadline) {
-            self.timer = Some((deadline, N::sleep_until(deadline)));
-        }
-        if let Some((_, sleep)) = &mut self.timer
-            && Pin::new(sleep).poll(cx).is_ready()
-        {
-            self.timer = None;
-            self.client.handle_timeout(crate::runtime::now());
-            return true;
-        }
-        false
     }
 }
 

@@ -8,9 +8,7 @@
     clippy::disallowed_types
 )]
 
-use std::collections::HashMap;
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use kafka_sansio::sim::ClusterConfig;
@@ -20,27 +18,6 @@ use kafka_sansio::sim_server::BackgroundServer;
 mod util;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kafka-sansio");
-
-/// The peers' environment from `install.sh` (installing them if needed).
-fn peers() -> HashMap<String, String> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/peers/install.sh");
-    let out = Command::new("bash")
-        .arg(script)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("cannot run bash scripts/peers/install.sh");
-    assert!(
-        out.status.success(),
-        "scripts/peers/install.sh failed (see its log above): kcat is required for this test"
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
 
 fn run(mut cmd: Command, stdin: &[u8], what: &str) -> Output {
     let mut child = cmd
@@ -79,7 +56,7 @@ fn payload(n: usize) -> Vec<u8> {
 
 #[test]
 fn kcat_and_kafka_sansio_read_each_other_in_every_codec() {
-    let env = peers();
+    let env = util::peers_env();
     let kcat = env
         .get("PEERS_KCAT")
         .expect("install.sh names PEERS_KCAT")

@@ -538,3 +538,32 @@ fn blocking_consumer_is_an_iterator() {
     client.close();
     server.shutdown();
 }
+
+/// A producer's first record for a topic the client has not seen yet asks for its
+/// metadata at once: it used to wait out the 100 ms minimum interval between
+/// refreshes, counted from the bootstrap's, so every new topic's first record took
+/// over 100 ms on a local broker.
+#[tokio::test(flavor = "current_thread")]
+async fn a_new_topics_first_record_does_not_wait_for_the_metadata_debounce() {
+    use kafka_sansio::client::ProducerRecord;
+    let server = serve(cluster(1)).await.unwrap();
+    server
+        .with_cluster(|c, _| c.create_topic("fresh", 1, 1))
+        .unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .configure(|c| {
+            c.metadata_min_interval = Duration::from_secs(30);
+            c.producer.linger = Duration::ZERO;
+        })
+        .build_tokio()
+        .await
+        .unwrap();
+    let producer = client.producer();
+    let first = producer.send(ProducerRecord::new("fresh", "1"));
+    tokio::time::timeout(Duration::from_secs(10), first)
+        .await
+        .expect("the first record waited for the 30 s debounce")
+        .unwrap();
+    client.close().await;
+    server.shutdown().await;
+}

@@ -4,11 +4,29 @@
 //! other takes over; every record is read once. The mock is installed and started by
 //! `scripts/peers/` (see tests/integration_util.rs).
 //!
-//! NOT PASSING YET, hence `#[ignore]` (run with `--ignored`): the mock closes the
-//! connection on our classic JoinGroup (the member retries forever), and after our
-//! first ConsumerGroupHeartbeat the mock process is gone (connection refused). Not
-//! diagnosed: the versions we send and the mock's parser are the first suspects
-//! (its ApiVersions says JoinGroup 0..6, ConsumerGroupHeartbeat 1..1).
+//! KIP-848 passes. The mock aborted (an assertion in its `validate_subscription`,
+//! the process exits) on a heartbeat carrying SubscribedTopicNames with a null
+//! SubscribedTopicRegex; librdkafka sends "" with the names, as our member now does.
+//!
+//! The classic protocol is still `#[ignore]`d (run with `--ignored`; it passes about
+//! half the time), for three mock behaviours that no librdkafka client meets:
+//! - It advertises JoinGroup 0-6, SyncGroup 0-4 and LeaveGroup 0-4 but parses only
+//!   JoinGroup 0-5, SyncGroup 0-3 and LeaveGroup 0-2 (it reads the protocols and
+//!   assignments arrays with an int32 count even in the flexible versions, so our
+//!   JoinGroup v6's compact count and protocol name read as a count over 1000 and it
+//!   closes the connection; it reads v3's LeaveGroup members array as one member
+//!   id). The test caps those with the launcher's `apiversion` (see
+//!   [`CLASSIC_CAPS`]); librdkafka itself sends no more than that.
+//! - A SyncGroup completes once the leader's assignments are in, answering only the
+//!   members already waiting; a follower whose SyncGroup arrives after the leader's
+//!   finds the group Up and gets INVALID_REQUEST (42) with a null assignment, which
+//!   our decoder rejects (the field is not nullable), and rejoins. Our leader, in
+//!   the same process, often syncs first. Real Kafka keeps the assignment for late
+//!   followers.
+//! - It refuses OffsetCommit while the group is Joining (REBALANCE_IN_PROGRESS),
+//!   where Kafka accepts the current generation's commits; so the commit on revoke
+//!   after the rebalance above fails, the partitions move uncommitted and the other
+//!   member reads them again (the test sees records read twice).
 #![cfg(all(feature = "tokio", feature = "smol", feature = "blocking"))]
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
@@ -25,6 +43,17 @@ use util::{Librdkafka, Mock};
 
 type Seen = BTreeMap<(i32, i64), usize>;
 
+/// The classic group APIs at the versions the mock parses (launcher commands; see
+/// the file's doc). Without the SyncGroup cap the connection is closed on SyncGroup
+/// v4; without the LeaveGroup cap the leave is misread and the member stays until
+/// its session times out (and our decoder rejects the v4 answer, which lacks the
+/// members array).
+const CLASSIC_CAPS: [&str; 3] = [
+    "apiversion 11 0 5",
+    "apiversion 14 0 3",
+    "apiversion 13 0 2",
+];
+
 async fn read_some(c: &mut Consumer, seen: &mut Seen) {
     while let Ok(Some(r)) = tokio::time::timeout(Duration::from_millis(50), c.next()).await {
         let r = r.unwrap();
@@ -37,7 +66,12 @@ async fn split_and_take_over(protocol: GroupProtocol) {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    let mock = Mock::start(Librdkafka::V216, 1, &["t:4"]);
+    let mut mock = Mock::start(Librdkafka::V216, 1, &["t:4"]);
+    if protocol == GroupProtocol::Classic {
+        for cap in CLASSIC_CAPS {
+            mock.command(cap);
+        }
+    }
     let bootstrap = mock.bootstrap.join(",");
     let member = || {
         ClientBuilder::new(&bootstrap)
@@ -106,13 +140,12 @@ async fn split_and_take_over(protocol: GroupProtocol) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the mock closes the connection on our JoinGroup; see the file's doc"]
+#[ignore = "the mock's SyncGroup and OffsetCommit during a rebalance; see the file's doc"]
 async fn classic_members_share_a_topic_on_librdkafkas_mock() {
     split_and_take_over(GroupProtocol::Classic).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the mock exits after our ConsumerGroupHeartbeat; see the file's doc"]
 async fn kip848_members_share_a_topic_on_librdkafkas_mock() {
     split_and_take_over(GroupProtocol::Consumer).await;
 }

@@ -28,6 +28,16 @@ PEERS_HOME="${PEERS_HOME:-$repo/target/peers}"
 venv="$PEERS_HOME/venv"
 log() { printf '[peers/install] %s\n' "$*" >&2; }
 
+# One install at a time: tests start peers in parallel (and start_*.sh call this
+# script too), and two pip runs into one fresh venv break each other. The lock is
+# released when this shell exits; a second caller waits, then only checks.
+mkdir -p "$PEERS_HOME"
+exec 9>"$PEERS_HOME/.install.lock"
+if ! flock -w 900 9; then
+  log "another install.sh held $PEERS_HOME/.install.lock for 900 s; giving up"
+  exit 1
+fi
+
 t0=$(date +%s)
 
 # ---------------------------------------------------------------- Debian ----

@@ -183,6 +183,10 @@ pub(crate) struct Metadata {
     pub(crate) last_failure: Option<Instant>,
     /// Bumped by every applied response.
     pub(crate) generation: u64,
+    /// Topics asked for at least once: the first ask for a topic is not debounced
+    /// (a producer's first record for a topic would otherwise wait out the minimum
+    /// interval after the bootstrap's refresh); later asks are.
+    pub(crate) asked: BTreeSet<Arc<str>>,
 }
 
 impl Metadata {

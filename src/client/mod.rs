@@ -1851,11 +1851,13 @@ impl Client {
 
     /// Asks for a metadata refresh including `topic` (or only brokers), debounced.
     fn want_metadata(&mut self, now: Instant, topic: Option<Arc<str>>, debounce: bool) {
+        let mut first_ask = false;
         if let Some(t) = topic {
+            first_ask = self.metadata.topic(&t).is_none() && self.metadata.asked.insert(t.clone());
             self.metadata.wanted.insert(t);
         }
         let last = self.metadata.last_update.max(self.metadata.last_failure);
-        let earliest = match (debounce, last) {
+        let earliest = match (debounce && !first_ask, last) {
             (true, Some(last)) => (last + self.config.metadata_min_interval).max(now),
             _ => now,
         };

@@ -202,7 +202,12 @@ impl GroupMember {
                 subscribed_topic_names: Some(
                     self.subscription.iter().map(|t| (&**t).into()).collect(),
                 ),
-                subscribed_topic_regex: None,
+                // No regex, said as librdkafka says it: the empty string, which is
+                // Kafka's own "no regex" (ConsumerGroupDescribe reports "" for a
+                // member subscribed by name). librdkafka 2.16's mock coordinator
+                // aborts (an assertion; the process exits) on names with a null
+                // regex.
+                subscribed_topic_regex: Some("".into()),
                 server_assignor: self.settings.remote_assignor.as_deref().map(Into::into),
                 topic_partitions: Some(
                     owned
