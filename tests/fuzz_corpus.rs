@@ -1123,3 +1123,43 @@ fn regress_consumer_non_member_commit_ends() {
     let outcome = (target.run)(&data, now());
     assert!(outcome.is_ok(), "{outcome:?}");
 }
+
+/// Replays `corpus/consumer/<name>` through the `consumer` target and expects it to
+/// pass every check.
+fn consumer_regression(name: &str) {
+    let target = targets::target("consumer").expect("target");
+    let data = fs::read(root().join("corpus/consumer").join(name)).expect("input");
+    let outcome = replay(target, &data);
+    assert!(outcome.is_ok(), "{name}: {outcome:?}");
+}
+
+/// `consumer` target (`corpus/consumer/regress-metadata-refresh-spin`, the first
+/// finds of its fourth run): a broker without a usable Metadata version fails
+/// every refresh at once; the refresh for stale metadata was asked for without the
+/// `metadata_min_interval` debounce, so right after the failure the next refresh
+/// was due at `now` again and, after `handle_timeout(now)`, the client asked to be
+/// woken at `now` (a busy loop for any runtime). It is debounced now.
+#[test]
+fn regress_consumer_metadata_refresh_does_not_spin() {
+    consumer_regression("regress-metadata-refresh-spin");
+}
+
+/// Replays the files named in `$FUZZ_REPLAY` (separated by `:`) through
+/// `$FUZZ_TARGET` (default `consumer`) and prints each outcome, with the client's
+/// `tracing` output filtered by `RUST_LOG`: a debug build for triaging fuzz finds
+/// without rebuilding the fuzz binary.
+#[test]
+#[ignore = "a triage tool: FUZZ_REPLAY=a:b RUST_LOG=debug cargo test --all-features --test fuzz_corpus -- --ignored replay_files --nocapture"]
+fn replay_files() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let name = std::env::var("FUZZ_TARGET").unwrap_or_else(|_| "consumer".into());
+    let target = targets::target(&name).expect("target");
+    let files = std::env::var("FUZZ_REPLAY").unwrap_or_default();
+    for file in files.split(':').filter(|f| !f.is_empty()) {
+        let data = fs::read(file).unwrap_or_else(|e| panic!("{file}: {e}"));
+        eprintln!("{file}: {:?}", replay(target, &data));
+    }
+}
