@@ -1144,6 +1144,18 @@ fn regress_consumer_metadata_refresh_does_not_spin() {
     consumer_regression("regress-metadata-refresh-spin");
 }
 
+/// `consumer` target (`corpus/consumer/regress-join-timer-while-rebalancing`): a
+/// classic member whose JoinGroup backoff had passed, waiting for a transition
+/// (lost partitions, a commit outstanding) to end before joining, still reported
+/// the passed backoff as its next deadline: the client asked to be woken at `now`
+/// after `handle_timeout(now)`. The join (and lost partitions, in both protocols)
+/// no longer counts while a transition is in progress; the transition's own
+/// deadline, or the input that ends it, wakes the member.
+#[test]
+fn regress_consumer_join_timer_waits_for_the_transition() {
+    consumer_regression("regress-join-timer-while-rebalancing");
+}
+
 /// Replays the files named in `$FUZZ_REPLAY` (separated by `:`) through
 /// `$FUZZ_TARGET` (default `consumer`) and prints each outcome, with the client's
 /// `tracing` output filtered by `RUST_LOG`: a debug build for triaging fuzz finds

@@ -112,12 +112,20 @@ impl Classic {
             && matches!(self.phase, Phase::Stable | Phase::Unjoined)
     }
 
-    pub(super) fn next_deadline(&self, settings: &Settings) -> Option<Instant> {
+    /// When [`drive_classic`](GroupMember::drive_classic) has something to do;
+    /// `busy` is whether a transition is in progress. While one is, lost
+    /// partitions and a join wait for it to end (its deadline, or the commit or
+    /// acknowledgement that ends it, wakes the member): their timers, already
+    /// passed, would only wake the client again and again at the same instant.
+    pub(super) fn next_deadline(&self, settings: &Settings, busy: bool) -> Option<Instant> {
+        if self.lost && busy {
+            return None;
+        }
         let heartbeat = self
             .heartbeat_at
             .filter(|_| self.heartbeats() && self.heartbeat.is_none());
         let join = match self.phase {
-            Phase::Unjoined => self.join_after,
+            Phase::Unjoined if !busy => self.join_after,
             _ => None,
         };
         let expiry = self

@@ -468,9 +468,10 @@ impl GroupMember {
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         // Only an active member drives its protocol (heartbeats, joins, expiry):
         // while it leaves, those timers stand still and waking for them would spin.
+        let busy = self.reconciler.busy();
         let protocol = match &self.proto {
-            Proto::Classic(c) if self.life == Life::Active => c.next_deadline(&self.settings),
-            Proto::Next(n) if self.life == Life::Active => n.next_deadline(&self.settings),
+            Proto::Classic(c) if self.life == Life::Active => c.next_deadline(&self.settings, busy),
+            Proto::Next(n) if self.life == Life::Active => n.next_deadline(&self.settings, busy),
             _ => None,
         };
         let auto = self

@@ -78,7 +78,15 @@ impl Next {
         self.joined && self.epoch > 0 && !self.lost
     }
 
-    pub(super) fn next_deadline(&self, settings: &Settings) -> Option<Instant> {
+    /// When [`drive_next`](GroupMember::drive_next) has something to do; `busy`
+    /// is whether a transition is in progress. Lost partitions wait for it to end
+    /// (its deadline, or the commit or acknowledgement that ends it, wakes the
+    /// member), and nothing else moves until then: a heartbeat timer already
+    /// passed would only wake the client again and again at the same instant.
+    pub(super) fn next_deadline(&self, settings: &Settings, busy: bool) -> Option<Instant> {
+        if self.lost && busy {
+            return None;
+        }
         let heartbeat = self.heartbeat_at.filter(|_| self.call.is_none());
         let expiry = self
             .last_ok
