@@ -1156,6 +1156,17 @@ fn regress_consumer_join_timer_waits_for_the_transition() {
     consumer_regression("regress-join-timer-while-rebalancing");
 }
 
+/// `consumer` target (`corpus/consumer/regress-held-commit-silent-coordinator`): a
+/// KIP-848 commit answered STALE_MEMBER_EPOCH was held until a heartbeat was
+/// answered without error; with a coordinator that never answers again the commit
+/// never ended. The hold now ends with the next heartbeat however it ends (and a
+/// classic member's, with a failed JoinGroup as with a SyncGroup answer): the commit
+/// goes once more and is reported.
+#[test]
+fn regress_consumer_held_commit_ends_without_a_coordinator() {
+    consumer_regression("regress-held-commit-silent-coordinator");
+}
+
 /// Replays the files named in `$FUZZ_REPLAY` (separated by `:`) through
 /// `$FUZZ_TARGET` (default `consumer`) and prints each outcome, with the client's
 /// `tracing` output filtered by `RUST_LOG`: a debug build for triaging fuzz finds

@@ -544,6 +544,13 @@ impl GroupMember {
             Phase::Joining { id: jid, sent } if *jid == id => {
                 let sent = *sent;
                 self.join_reply(now, sent, result, &settings, consumer);
+                // A JoinGroup that failed (the member backs off) ends this
+                // rebalance for the member as a SyncGroup answer does: a commit held
+                // for it goes again (and is reported if refused once more), or a
+                // coordinator that never answers would hold it forever.
+                if matches!(&self.proto, Proto::Classic(c) if c.join_after.is_some()) {
+                    self.commits.release();
+                }
             }
             Phase::Syncing { id: sid, sent } if *sid == id => {
                 let sent = *sent;

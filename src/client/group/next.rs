@@ -256,6 +256,11 @@ impl GroupMember {
             return;
         }
         n.call = None;
+        // A commit held for a stale epoch waits for this heartbeat's end, however
+        // it ends: with a fresh epoch it goes again; after an error it goes again
+        // too (and is reported if refused once more). Released only on success, it
+        // waited forever for a coordinator that never answers.
+        self.commits.release();
         let response = match result {
             Ok(CallReply::Next(r)) => r,
             Ok(_) => return,
@@ -290,7 +295,6 @@ impl GroupMember {
                             .collect(),
                     );
                 }
-                self.commits.release();
                 None
             }
             ErrorCode::FENCED_MEMBER_EPOCH | ErrorCode::UNKNOWN_MEMBER_ID => {
