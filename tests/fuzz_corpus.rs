@@ -1167,6 +1167,16 @@ fn regress_consumer_held_commit_ends_without_a_coordinator() {
     consumer_regression("regress-held-commit-silent-coordinator");
 }
 
+/// `consumer` target (`corpus/consumer/regress-commit-named-twice`): an explicit
+/// commit of `[(t-1, 0), (t-1, 16), (t-1, 14)]` went in one OffsetCommit; the broker
+/// keeps the last (14) while the client reported 16 and took 16 as the floor (so a
+/// later commit of 16 would have been answered without asking the broker). Only a
+/// partition's first entry in a commit is committed now; the others are refused.
+#[test]
+fn regress_consumer_commit_names_a_partition_once() {
+    consumer_regression("regress-commit-named-twice");
+}
+
 /// Replays the files named in `$FUZZ_REPLAY` (separated by `:`) through
 /// `$FUZZ_TARGET` (default `consumer`) and prints each outcome, with the client's
 /// `tracing` output filtered by `RUST_LOG`: a debug build for triaging fuzz finds

@@ -148,8 +148,8 @@ impl Consumed {
         Ok(())
     }
 
-    /// Checks a request the client wrote: no commit below a floor, no fetch for
-    /// more than the budget.
+    /// Checks a request the client wrote: no commit below a floor or naming a
+    /// partition twice, no fetch for more than the budget.
     pub(super) fn check_request(
         &self,
         api: ApiKey,
@@ -162,9 +162,15 @@ impl Consumed {
                 let Ok(r) = OffsetCommitRequest::decode(&mut body, version) else {
                     return Ok(()); // checked by the caller
                 };
+                let mut named = BTreeSet::new();
                 for t in &r.topics {
                     for p in &t.partitions {
                         let tp = TopicPartition::new(&*t.name, p.partition_index);
+                        // The broker keeps the last of a partition named twice, which
+                        // may be below the first (`regress-commit-named-twice`).
+                        if !named.insert(tp.clone()) {
+                            return Err(fail(format!("consumer: OffsetCommit names {tp} twice")));
+                        }
                         if let Some(f) = self.floors.get(&tp)
                             && p.committed_offset < *f
                         {
