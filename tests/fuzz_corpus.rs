@@ -1177,6 +1177,16 @@ fn regress_consumer_commit_names_a_partition_once() {
     consumer_regression("regress-commit-named-twice");
 }
 
+/// `consumer` target (`corpus/consumer/regress-revoked-then-lost`, found in the
+/// campaign after the fixes above): a KIP-848 static member leaving reported its
+/// partition revoked; FENCED_INSTANCE_ID then stopped it before the revocation was
+/// done, and the stop reported the same partition lost (the reconciler still held
+/// it). The stop now reports what the application holds by the events it had.
+#[test]
+fn regress_consumer_stop_reports_no_partition_twice() {
+    consumer_regression("regress-revoked-then-lost");
+}
+
 /// Replays the files named in `$FUZZ_REPLAY` (separated by `:`) through
 /// `$FUZZ_TARGET` (default `consumer`) and prints each outcome, with the client's
 /// `tracing` output filtered by `RUST_LOG`: a debug build for triaging fuzz finds

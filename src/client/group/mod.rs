@@ -734,7 +734,11 @@ impl GroupMember {
     /// A fatal error: the member stops and says why.
     fn fail(&mut self, error: ClientError, consumer: &mut Consumer) {
         tracing::warn!(group = %self.settings.group_id, %error, "the group member stops");
-        let lost: Vec<TopicPartition> = self.reconciler.owned().iter().cloned().collect();
+        // Lost is what the application holds by the events it had: a partition
+        // whose revocation was reported is not lost again (it was, twice: revoked
+        // by a leave, then lost when FENCED_INSTANCE_ID stopped the member), and
+        // one whose assignment was reported is lost too, though not yet owned.
+        let lost: Vec<TopicPartition> = self.reconciler.reported().into_iter().collect();
         self.reconciler.clear(consumer);
         if !lost.is_empty() {
             self.notes.push_back(Note::Rebalance {
