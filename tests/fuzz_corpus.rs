@@ -1187,6 +1187,19 @@ fn regress_consumer_stop_reports_no_partition_twice() {
     consumer_regression("regress-revoked-then-lost");
 }
 
+/// `consumer` target (`corpus/consumer/regress-session-expiry-loss`, a 13-minute
+/// campaign after the fixes above, 4 of its 11 finds): a member that found its
+/// session expired (no heartbeat answered for a session timeout) marked its
+/// partitions lost and returned; the drive loop saw no progress in that flag
+/// alone and stopped, so the loss waited for the next input while the member's
+/// passed heartbeat (KIP-848) or join (classic) timer was its next deadline: after
+/// `handle_timeout(now)` it asked to be woken in the past. The expiry is now
+/// checked before lost partitions are handled, in the same pass.
+#[test]
+fn regress_consumer_session_expiry_is_handled_at_once() {
+    consumer_regression("regress-session-expiry-loss");
+}
+
 /// Replays the files named in `$FUZZ_REPLAY` (separated by `:`) through
 /// `$FUZZ_TARGET` (default `consumer`) and prints each outcome, with the client's
 /// `tracing` output filtered by `RUST_LOG`: a debug build for triaging fuzz finds

@@ -278,6 +278,17 @@ impl GroupMember {
         let Proto::Classic(c) = &mut self.proto else {
             return;
         };
+        // Our own view of the session: unanswered for a whole session timeout.
+        // Checked before lost partitions are handled, so that a loss found here is
+        // handled in this same pass: the drive loop sees no progress in a lost
+        // flag alone, and the member asked to be woken for a passed join timer.
+        if matches!(c.phase, Phase::Stable)
+            && c.last_ok
+                .is_some_and(|t| t + self.settings.session_timeout <= now)
+        {
+            tracing::info!(group = %self.settings.group_id, "no heartbeat answered for a session timeout; the partitions are lost");
+            c.lose(false);
+        }
         // Lost partitions go first, once nothing else is in progress.
         if c.lost {
             if busy {
@@ -285,15 +296,6 @@ impl GroupMember {
             }
             c.lost = false;
             self.transition(now, Why::Lost, &BTreeSet::new(), consumer);
-            return;
-        }
-        // Our own view of the session: unanswered for a whole session timeout.
-        if matches!(c.phase, Phase::Stable)
-            && c.last_ok
-                .is_some_and(|t| t + self.settings.session_timeout <= now)
-        {
-            tracing::info!(group = %self.settings.group_id, "no heartbeat answered for a session timeout; the partitions are lost");
-            c.lose(false);
             return;
         }
         if matches!(c.phase, Phase::Stable) && c.leader && !c.rejoin {

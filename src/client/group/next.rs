@@ -148,17 +148,19 @@ impl GroupMember {
             self.drive_classic(now, env, consumer);
             return;
         }
+        // Checked before lost partitions are handled, so that a loss found here is
+        // handled in this same pass: the drive loop sees no progress in a lost
+        // flag alone, and the member asked to be woken for a passed heartbeat timer.
+        if n.joined && n.last_ok.is_some_and(|t| t + session <= now) {
+            tracing::info!("no heartbeat answered for a session timeout; the partitions are lost");
+            n.lose();
+        }
         if n.lost {
             if busy {
                 return;
             }
             n.lost = false;
             self.transition(now, Why::Lost, &BTreeSet::new(), consumer);
-            return;
-        }
-        if n.joined && n.last_ok.is_some_and(|t| t + session <= now) {
-            tracing::info!("no heartbeat answered for a session timeout; the partitions are lost");
-            n.lose();
             return;
         }
         // Reconcile to the coordinator's target once nothing else is in progress.
