@@ -1200,6 +1200,23 @@ fn regress_consumer_session_expiry_is_handled_at_once() {
     consumer_regression("regress-session-expiry-loss");
 }
 
+/// `consumer` target (`corpus/consumer/regress-held-commit-after-leave`): a commit
+/// held for the membership to catch up, when the member then left the group,
+/// waited for a heartbeat a member outside the group never sends. Leaving
+/// releases it (it goes as a non-member's commit).
+#[test]
+fn regress_consumer_held_commit_goes_after_leaving() {
+    consumer_regression("regress-held-commit-after-leave");
+}
+
+/// `consumer` target (`corpus/consumer/regress-leave-ended-by-stop`): a fatal
+/// error stopping the member while it was leaving dropped the leave's operation,
+/// which never ended. It now ends with the error that stopped the member.
+#[test]
+fn regress_consumer_leave_ends_when_the_member_stops() {
+    consumer_regression("regress-leave-ended-by-stop");
+}
+
 /// Replays the files named in `$FUZZ_REPLAY` (separated by `:`) through
 /// `$FUZZ_TARGET` (default `consumer`) and prints each outcome, with the client's
 /// `tracing` output filtered by `RUST_LOG`: a debug build for triaging fuzz finds

@@ -718,6 +718,9 @@ impl GroupMember {
     }
 
     fn finish_leave(&mut self, op: Option<OpId>, consumer: &mut Consumer) {
+        // Out of the group no heartbeat comes to release a held commit: it goes
+        // now, as a non-member's (it waited forever).
+        self.commits.release();
         self.reconciler.clear(consumer);
         self.proto = Proto::None;
         self.life = Life::Idle;
@@ -749,6 +752,14 @@ impl GroupMember {
         }
         for (op, e) in self.commits.fail_all(&error) {
             self.notes.push_back(Note::Done { op, result: Err(e) });
+        }
+        // A leave in progress ends with the member (it never ended: the member
+        // stopped mid-leave dropped its operation).
+        if let Life::Leaving { op: Some(op), .. } = self.life {
+            self.notes.push_back(Note::Done {
+                op,
+                result: Err(error.clone()),
+            });
         }
         self.notes.push_back(Note::Error(error));
         self.life = Life::Failed;
