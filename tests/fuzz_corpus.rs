@@ -1217,6 +1217,16 @@ fn regress_consumer_leave_ends_when_the_member_stops() {
     consumer_regression("regress-leave-ended-by-stop");
 }
 
+/// `consumer` target (`corpus/consumer/regress-fallback-without-assignor`, found
+/// while checking a planted bug): a KIP-848 member configured with no classic
+/// assignor fell back to the classic protocol (the coordinator lacked
+/// ConsumerGroupHeartbeat), was chosen leader and indexed the empty assignor list:
+/// a panic. The fallback now stops the member with an error instead.
+#[test]
+fn regress_consumer_fallback_without_an_assignor_does_not_panic() {
+    consumer_regression("regress-fallback-without-assignor");
+}
+
 /// Replays the files named in `$FUZZ_REPLAY` (separated by `:`) through
 /// `$FUZZ_TARGET` (default `consumer`) and prints each outcome, with the client's
 /// `tracing` output filtered by `RUST_LOG`: a debug build for triaging fuzz finds

@@ -141,6 +141,20 @@ impl GroupMember {
             return;
         };
         if n.fallback {
+            // The classic protocol needs an assignor (subscribe checks it for a
+            // classic member): without one a member chosen leader indexed an empty
+            // list and panicked.
+            if self.settings.assignors.is_empty() {
+                self.fail(
+                    ClientError::InvalidArgument(
+                        "the coordinator lacks ConsumerGroupHeartbeat v1, and the classic \
+                         protocol needs at least one assignor"
+                            .into(),
+                    ),
+                    consumer,
+                );
+                return;
+            }
             tracing::info!(
                 "the coordinator lacks ConsumerGroupHeartbeat v1; using the classic protocol"
             );
