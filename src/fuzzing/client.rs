@@ -162,7 +162,8 @@ pub fn producer(data: &[u8], origin: Instant) -> Result<bool, CheckFailure> {
 /// for more; rebalance events revoke only partitions an earlier one assigned and
 /// assign none twice; no commit (on the wire or in a commit's result) goes below an
 /// offset a commit of the script reported for that partition, unless it was seeked
-/// or revoked since; every commit and leave ends once the brokers go silent.
+/// or revoked since, and no OffsetCommit names a partition twice (the broker keeps
+/// the last); every commit and leave ends once the brokers go silent.
 pub fn consumer(data: &[u8], origin: Instant) -> Result<bool, CheckFailure> {
     run(data, origin, Mode::Consumer)
 }
