@@ -1227,6 +1227,18 @@ fn regress_consumer_fallback_without_an_assignor_does_not_panic() {
     consumer_regression("regress-fallback-without-assignor");
 }
 
+/// `consumer` target (`corpus/consumer/regress-transition-ends-and-another-starts`):
+/// in one pass of `GroupMember::drive` a Lost transition ended (its commit had
+/// timed out) and the session, found expired again, started another; the loop
+/// judged progress by the reconciler being busy before and after, saw none and
+/// stopped, leaving the new transition (which could end at once) waiting and the
+/// passed heartbeat timer as the next deadline. A transition that ends now counts
+/// as progress.
+#[test]
+fn regress_consumer_drive_goes_on_after_a_transition_ends() {
+    consumer_regression("regress-transition-ends-and-another-starts");
+}
+
 /// Replays the files named in `$FUZZ_REPLAY` (separated by `:`) through
 /// `$FUZZ_TARGET` (default `consumer`) and prints each outcome, with the client's
 /// `tracing` output filtered by `RUST_LOG`: a debug build for triaging fuzz finds

@@ -531,7 +531,13 @@ impl GroupMember {
     pub(crate) fn drive(&mut self, now: Instant, env: &dyn GroupEnv, consumer: &mut Consumer) {
         for _ in 0..4 {
             let before = (self.wants.len(), self.notes.len(), self.reconciler.busy());
+            // A transition that ends is progress even if another starts in the
+            // same pass (busy before and after): the new one may be able to end
+            // at once, and the loop stopped with it waiting while its protocol's
+            // passed timer was the member's next deadline.
+            let mut ended = false;
             if let Some((why, unacked)) = self.reconciler.poll(now, self.commits.idle(), consumer) {
+                ended = true;
                 if unacked {
                     self.notes.push_back(Note::Error(ClientError::Timeout {
                         operation: "rebalance acknowledgement",
@@ -551,7 +557,7 @@ impl GroupMember {
             self.auto_commit(now, consumer);
             self.pump_commits();
             let after = (self.wants.len(), self.notes.len(), self.reconciler.busy());
-            if before == after {
+            if before == after && !ended {
                 break;
             }
         }
