@@ -509,7 +509,26 @@ mod seeds {
     /// keeping byte mutations that get at least as far.
     pub fn producer_scripts(rng: &mut Rng, out: &mut Seeds) {
         use kafka_sansio::fuzzing::client::producer_progress;
-        let target = targets::target("producer").expect("target");
+        climb("producer", producer_progress, rng, out);
+    }
+
+    /// The consumer's scripts must get through ApiVersions, Metadata, FindCoordinator
+    /// and a join (or ListOffsets) before a Fetch: grown the same way, on
+    /// `consumer_progress` (requests written, weighted by depth, rebalances and
+    /// records handed out).
+    pub fn consumer_scripts(rng: &mut Rng, out: &mut Seeds) {
+        use kafka_sansio::fuzzing::client::consumer_progress;
+        climb("consumer", consumer_progress, rng, out);
+    }
+
+    fn climb(
+        name: &'static str,
+        progress: fn(&[u8], std::time::Instant) -> usize,
+        rng: &mut Rng,
+        out: &mut Seeds,
+    ) {
+        let producer_progress = progress;
+        let target = targets::target(name).expect("target");
         let origin = super::now();
         let mut kept: Vec<Vec<u8>> = Vec::new();
         for climb in 0..60 {
@@ -547,7 +566,7 @@ mod seeds {
                 }
             }
             if (target.run)(&best, origin) == Ok(true) && !kept.contains(&best) {
-                out.push(("producer", format!("climb-{climb}"), best.clone()));
+                out.push((name, format!("climb-{climb}"), best.clone()));
                 kept.push(best);
                 if kept.len() == 40 {
                     break;
@@ -555,7 +574,7 @@ mod seeds {
             }
         }
         for i in 0..8 {
-            out.push(("producer", format!("short-{i}"), rng.bytes(8 + i * 4)));
+            out.push((name, format!("short-{i}"), rng.bytes(8 + i * 4)));
         }
     }
 
@@ -794,6 +813,7 @@ fn write_seeds() {
     seeds::consumer_offsets(&mut rng, &mut all);
     seeds::scripts(&mut rng, &mut all);
     seeds::producer_scripts(&mut rng, &mut all);
+    seeds::consumer_scripts(&mut rng, &mut all);
     #[cfg(feature = "sim")]
     seeds::simulation(&mut all);
     let out = std::env::var_os("FUZZ_SEEDS_DIR")
@@ -1021,4 +1041,220 @@ fn regress_producer_late_delivery() {
     let data = fs::read(root().join("corpus/producer/regress-late-delivery")).expect("input");
     let outcome = (target.run)(&data, now());
     assert!(outcome.is_ok(), "{outcome:?}");
+}
+
+/// How deep the `consumer` corpus (or `$FUZZ_DEPTH_DIR`) gets: per input,
+/// `consumer_progress` (requests weighted by depth, rebalances, records handed out
+/// at 100 each) and whether an operation ended with a result or a record came out.
+#[test]
+#[ignore = "a report, not a check: cargo test --all-features --test fuzz_corpus -- --ignored consumer_depth_report --nocapture"]
+fn consumer_depth_report() {
+    use kafka_sansio::fuzzing::client::consumer_progress;
+    let dir = std::env::var_os("FUZZ_DEPTH_DIR")
+        .map_or_else(|| root().join("corpus/consumer"), PathBuf::from);
+    let target = targets::target("consumer").expect("target");
+    let mut rows = Vec::new();
+    for e in fs::read_dir(&dir).expect("directory") {
+        let path = e.expect("entry").path();
+        let data = fs::read(&path).expect("input");
+        let progress = consumer_progress(&data, now());
+        let accepted = replay(target, &data);
+        rows.push((progress, accepted, data.len(), path));
+    }
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
+    for (progress, accepted, len, path) in rows.iter().take(40) {
+        eprintln!("{progress:>7} {accepted:?} {len:>5} {}", path.display());
+    }
+    let with_records = rows.iter().filter(|r| r.0 >= 100).count();
+    eprintln!(
+        "{} inputs, {} accepted, {with_records} scoring 100 or more",
+        rows.len(),
+        rows.iter().filter(|r| r.1 == Ok(true)).count()
+    );
+}
+
+/// Only the `consumer` target's grown scripts (the slow part of `write_seeds` for
+/// it), into `$FUZZ_SEEDS_DIR/consumer`.
+#[test]
+#[ignore = "writes seed files: FUZZ_SEEDS_DIR=... cargo test --all-features --test fuzz_corpus -- --ignored write_consumer_seeds"]
+fn write_consumer_seeds() {
+    let mut rng = common::Rng(0xC0_5EED_0000_0848);
+    let mut all = seeds::Seeds::new();
+    seeds::consumer_scripts(&mut rng, &mut all);
+    let out = std::env::var_os("FUZZ_SEEDS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/fuzz-seeds"))
+        .join("consumer");
+    fs::create_dir_all(&out).expect("seed dir");
+    let target = targets::target("consumer").expect("target");
+    for (_, name, bytes) in &all {
+        replay(target, bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        fs::write(out.join(name), bytes).expect("seed file");
+    }
+    eprintln!("consumer: {} seeds", all.len());
+}
+
+/// `consumer` target (`corpus/consumer/regress-closed-links-memory`, found in its
+/// first minutes): a defect of the harness, not the client. Once the brokers fall
+/// silent, the client retries its pending commits for minutes of virtual time and
+/// opens a connection at every attempt; the harness kept every connection's state
+/// (decoder, queues) forever and held 1.47 MB for a 363-byte input. It now keeps
+/// only the ids of connections the client closed.
+#[test]
+fn regress_consumer_harness_closed_links() {
+    let target = targets::target("consumer").expect("target");
+    let data = fs::read(root().join("corpus/consumer/regress-closed-links-memory")).expect("input");
+    let origin = now();
+    let (result, peak) = alloc::peak_during(|| (target.run)(&data, origin));
+    assert!(result.is_ok(), "{result:?}");
+    assert!(peak <= target.alloc_bound(data.len()), "{peak}");
+}
+
+/// `consumer` target (`corpus/consumer/regress-non-member-commit-held`, found in its
+/// second run): a commit outside a group (manual assignment) answered with
+/// REBALANCE_IN_PROGRESS for one partition was held for a retry after the next
+/// heartbeat, and a client in no group sends none: the commit, and every commit
+/// queued behind it, never ended. Only a member in a group holds a commit now.
+#[test]
+fn regress_consumer_non_member_commit_ends() {
+    let target = targets::target("consumer").expect("target");
+    let data =
+        fs::read(root().join("corpus/consumer/regress-non-member-commit-held")).expect("input");
+    let outcome = (target.run)(&data, now());
+    assert!(outcome.is_ok(), "{outcome:?}");
+}
+
+/// Replays `corpus/consumer/<name>` through the `consumer` target and expects it to
+/// pass every check.
+fn consumer_regression(name: &str) {
+    let target = targets::target("consumer").expect("target");
+    let data = fs::read(root().join("corpus/consumer").join(name)).expect("input");
+    let outcome = replay(target, &data);
+    assert!(outcome.is_ok(), "{name}: {outcome:?}");
+}
+
+/// `consumer` target (`corpus/consumer/regress-metadata-refresh-spin`, the first
+/// finds of its fourth run): a broker without a usable Metadata version fails
+/// every refresh at once; the refresh for stale metadata was asked for without the
+/// `metadata_min_interval` debounce, so right after the failure the next refresh
+/// was due at `now` again and, after `handle_timeout(now)`, the client asked to be
+/// woken at `now` (a busy loop for any runtime). It is debounced now.
+#[test]
+fn regress_consumer_metadata_refresh_does_not_spin() {
+    consumer_regression("regress-metadata-refresh-spin");
+}
+
+/// `consumer` target (`corpus/consumer/regress-join-timer-while-rebalancing`): a
+/// classic member whose JoinGroup backoff had passed, waiting for a transition
+/// (lost partitions, a commit outstanding) to end before joining, still reported
+/// the passed backoff as its next deadline: the client asked to be woken at `now`
+/// after `handle_timeout(now)`. The join (and lost partitions, in both protocols)
+/// no longer counts while a transition is in progress; the transition's own
+/// deadline, or the input that ends it, wakes the member.
+#[test]
+fn regress_consumer_join_timer_waits_for_the_transition() {
+    consumer_regression("regress-join-timer-while-rebalancing");
+}
+
+/// `consumer` target (`corpus/consumer/regress-held-commit-silent-coordinator`): a
+/// KIP-848 commit answered STALE_MEMBER_EPOCH was held until a heartbeat was
+/// answered without error; with a coordinator that never answers again the commit
+/// never ended. The hold now ends with the next heartbeat however it ends (and a
+/// classic member's, with a failed JoinGroup as with a SyncGroup answer): the commit
+/// goes once more and is reported.
+#[test]
+fn regress_consumer_held_commit_ends_without_a_coordinator() {
+    consumer_regression("regress-held-commit-silent-coordinator");
+}
+
+/// `consumer` target (`corpus/consumer/regress-commit-named-twice`): an explicit
+/// commit of `[(t-1, 0), (t-1, 16), (t-1, 14)]` went in one OffsetCommit; the broker
+/// keeps the last (14) while the client reported 16 and took 16 as the floor (so a
+/// later commit of 16 would have been answered without asking the broker). Only a
+/// partition's first entry in a commit is committed now; the others are refused.
+#[test]
+fn regress_consumer_commit_names_a_partition_once() {
+    consumer_regression("regress-commit-named-twice");
+}
+
+/// `consumer` target (`corpus/consumer/regress-revoked-then-lost`, found in the
+/// campaign after the fixes above): a KIP-848 static member leaving reported its
+/// partition revoked; FENCED_INSTANCE_ID then stopped it before the revocation was
+/// done, and the stop reported the same partition lost (the reconciler still held
+/// it). The stop now reports what the application holds by the events it had.
+#[test]
+fn regress_consumer_stop_reports_no_partition_twice() {
+    consumer_regression("regress-revoked-then-lost");
+}
+
+/// `consumer` target (`corpus/consumer/regress-session-expiry-loss`, a 13-minute
+/// campaign after the fixes above, 4 of its 11 finds): a member that found its
+/// session expired (no heartbeat answered for a session timeout) marked its
+/// partitions lost and returned; the drive loop saw no progress in that flag
+/// alone and stopped, so the loss waited for the next input while the member's
+/// passed heartbeat (KIP-848) or join (classic) timer was its next deadline: after
+/// `handle_timeout(now)` it asked to be woken in the past. The expiry is now
+/// checked before lost partitions are handled, in the same pass.
+#[test]
+fn regress_consumer_session_expiry_is_handled_at_once() {
+    consumer_regression("regress-session-expiry-loss");
+}
+
+/// `consumer` target (`corpus/consumer/regress-held-commit-after-leave`): a commit
+/// held for the membership to catch up, when the member then left the group,
+/// waited for a heartbeat a member outside the group never sends. Leaving
+/// releases it (it goes as a non-member's commit).
+#[test]
+fn regress_consumer_held_commit_goes_after_leaving() {
+    consumer_regression("regress-held-commit-after-leave");
+}
+
+/// `consumer` target (`corpus/consumer/regress-leave-ended-by-stop`): a fatal
+/// error stopping the member while it was leaving dropped the leave's operation,
+/// which never ended. It now ends with the error that stopped the member.
+#[test]
+fn regress_consumer_leave_ends_when_the_member_stops() {
+    consumer_regression("regress-leave-ended-by-stop");
+}
+
+/// `consumer` target (`corpus/consumer/regress-fallback-without-assignor`, found
+/// while checking a planted bug): a KIP-848 member configured with no classic
+/// assignor fell back to the classic protocol (the coordinator lacked
+/// ConsumerGroupHeartbeat), was chosen leader and indexed the empty assignor list:
+/// a panic. The fallback now stops the member with an error instead.
+#[test]
+fn regress_consumer_fallback_without_an_assignor_does_not_panic() {
+    consumer_regression("regress-fallback-without-assignor");
+}
+
+/// `consumer` target (`corpus/consumer/regress-transition-ends-and-another-starts`):
+/// in one pass of `GroupMember::drive` a Lost transition ended (its commit had
+/// timed out) and the session, found expired again, started another; the loop
+/// judged progress by the reconciler being busy before and after, saw none and
+/// stopped, leaving the new transition (which could end at once) waiting and the
+/// passed heartbeat timer as the next deadline. A transition that ends now counts
+/// as progress.
+#[test]
+fn regress_consumer_drive_goes_on_after_a_transition_ends() {
+    consumer_regression("regress-transition-ends-and-another-starts");
+}
+
+/// Replays the files named in `$FUZZ_REPLAY` (separated by `:`) through
+/// `$FUZZ_TARGET` (default `consumer`) and prints each outcome, with the client's
+/// `tracing` output filtered by `RUST_LOG`: a debug build for triaging fuzz finds
+/// without rebuilding the fuzz binary.
+#[test]
+#[ignore = "a triage tool: FUZZ_REPLAY=a:b RUST_LOG=debug cargo test --all-features --test fuzz_corpus -- --ignored replay_files --nocapture"]
+fn replay_files() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let name = std::env::var("FUZZ_TARGET").unwrap_or_else(|_| "consumer".into());
+    let target = targets::target(&name).expect("target");
+    let files = std::env::var("FUZZ_REPLAY").unwrap_or_default();
+    for file in files.split(':').filter(|f| !f.is_empty()) {
+        let data = fs::read(file).unwrap_or_else(|e| panic!("{file}: {e}"));
+        eprintln!("{file}: {:?}", replay(target, &data));
+    }
 }

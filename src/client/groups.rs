@@ -159,7 +159,8 @@ impl Client {
     /// Commits go one at a time, in the order asked, and never move a partition's
     /// committed offset back below what this member committed (a lower offset is
     /// refused in that partition's result, unless the partition was
-    /// [`seek`](Self::seek)ed since). The returned operation ends with
+    /// [`seek`](Self::seek)ed since); a partition named twice is committed at its
+    /// first offset and the later entries refused. The returned operation ends with
     /// [`OpOutput::Committed`]: await its [`Event::Done`] for a synchronous commit,
     /// or ignore it for an asynchronous one. Outside a group (manual assignment)
     /// the commit is made as a non-member.

@@ -2157,7 +2157,10 @@ impl Client {
             && self.metadata.refresh_at.is_none()
             && !self.metadata.in_flight
         {
-            self.want_metadata(now, None, false);
+            // Debounced like every other ask: right after a refresh failed (one
+            // the broker refuses at once, say, for want of a Metadata version), an
+            // undebounced ask is due at `now` again and the client spins.
+            self.want_metadata(now, None, true);
         }
         match target {
             Target::Any => Resolved::Endpoint(self.any_endpoint(now)),

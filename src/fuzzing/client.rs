@@ -21,10 +21,14 @@
 //!
 //! No clock is read: the caller passes the origin of virtual time.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use arbitrary::{Result as ArbResult, Unstructured};
+
+mod consumer;
+
+use consumer::{Consumed, answer_consumer, consume_step, consumer_setup};
 
 use super::CheckFailure;
 use super::machines::{MAX_STEPS, answer, framed, take};
@@ -82,6 +86,9 @@ struct State {
     client: Client,
     now: Instant,
     links: BTreeMap<ConnId, Link>,
+    /// Connections the client closed: only their ids are kept (a client retrying
+    /// for minutes of virtual time opens thousands).
+    gone: BTreeSet<ConnId>,
     ops: BTreeMap<OpId, Started>,
     closed: bool,
     /// Some operation ended with a result (or a record was delivered).
@@ -90,6 +97,16 @@ struct State {
     producer: Option<Produced>,
     /// How far the script got (see [`producer_progress`]).
     progress: usize,
+    /// The `consumer` target's bookkeeping; `None` for the other targets.
+    consumer: Option<Consumed>,
+}
+
+/// Which target a script runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Client,
+    Producer,
+    Consumer,
 }
 
 /// Records the `producer` script handed over, and the limits they are held to.
@@ -114,7 +131,7 @@ struct Produced {
 /// ended and the client asks for no deadline at or before `now`; and once the brokers go silent, time runs on to every deadline without the
 /// client going quiet while an operation is pending.
 pub fn client(data: &[u8], origin: Instant) -> Result<bool, CheckFailure> {
-    run(data, origin, false)
+    run(data, origin, Mode::Client)
 }
 
 /// The client's producer against the same scripted hostile brokers (see the module
@@ -128,7 +145,27 @@ pub fn client(data: &[u8], origin: Instant) -> Result<bool, CheckFailure> {
 /// it would not fit; [`Client::buffered_bytes`] never exceeds the budget; and once the
 /// brokers go silent every record is delivered and nothing stays buffered.
 pub fn producer(data: &[u8], origin: Instant) -> Result<bool, CheckFailure> {
-    run(data, origin, true)
+    run(data, origin, Mode::Producer)
+}
+
+/// The client as a consumer against the same scripted hostile brokers: assigned
+/// partitions (the fetcher) or a consumer group member (classic or KIP-848), see
+/// the `consumer` submodule's doc.
+///
+/// Checks, beyond the `client` target's for the requests it writes and its timers:
+/// a poll returns at most what was asked, only records of partitions assigned (and,
+/// in a group, given by a rebalance event) before the poll, and per partition
+/// offsets that only go up until something may legitimately move the position
+/// back (an assign, unassign or seek, a rebalance naming the partition, an
+/// OFFSET_OUT_OF_RANGE, a diverging epoch or an OffsetForLeaderEpoch answer);
+/// [`Client::consumer_buffered_bytes`] never exceeds the budget and no Fetch asks
+/// for more; rebalance events revoke only partitions an earlier one assigned and
+/// assign none twice; no commit (on the wire or in a commit's result) goes below an
+/// offset a commit of the script reported for that partition, unless it was seeked
+/// or revoked since, and no OffsetCommit names a partition twice (the broker keeps
+/// the last); every commit and leave ends once the brokers go silent.
+pub fn consumer(data: &[u8], origin: Instant) -> Result<bool, CheckFailure> {
+    run(data, origin, Mode::Consumer)
 }
 
 /// How far a `producer` script gets: the requests the client wrote, weighted by how
@@ -140,24 +177,38 @@ pub fn producer(data: &[u8], origin: Instant) -> Result<bool, CheckFailure> {
 #[must_use]
 pub fn producer_progress(data: &[u8], origin: Instant) -> usize {
     let mut state = None;
-    match run_with(data, origin, true, &mut state) {
+    match run_with(data, origin, Mode::Producer, &mut state) {
         Ok(_) => state.map_or(0, |s| s.progress),
         Err(_) => 0,
     }
 }
 
-fn run(data: &[u8], origin: Instant, producer: bool) -> Result<bool, CheckFailure> {
-    run_with(data, origin, producer, &mut None)
+/// How far a `consumer` script gets: the requests the client wrote, weighted by
+/// how deep into consuming they are (Fetch, SyncGroup, OffsetCommit, ...), the
+/// rebalances it went through and the records it handed out. Not a check (see
+/// [`producer_progress`]); a script that fails a check scores 0.
+#[doc(hidden)]
+#[must_use]
+pub fn consumer_progress(data: &[u8], origin: Instant) -> usize {
+    let mut state = None;
+    match run_with(data, origin, Mode::Consumer, &mut state) {
+        Ok(_) => state.map_or(0, |s| s.progress),
+        Err(_) => 0,
+    }
+}
+
+fn run(data: &[u8], origin: Instant, mode: Mode) -> Result<bool, CheckFailure> {
+    run_with(data, origin, mode, &mut None)
 }
 
 fn run_with(
     data: &[u8],
     origin: Instant,
-    producer: bool,
+    mode: Mode,
     out: &mut Option<State>,
 ) -> Result<bool, CheckFailure> {
     let mut u = Unstructured::new(data);
-    let Ok(state) = setup(&mut u, origin, producer) else {
+    let Ok(state) = setup(&mut u, origin, mode) else {
         return Ok(false);
     };
     let state = out.insert(state);
@@ -180,7 +231,7 @@ fn run_script(u: &mut Unstructured<'_>, state: &mut State) -> Result<bool, Check
     Ok(state.accepted)
 }
 
-fn setup(u: &mut Unstructured<'_>, origin: Instant, producer: bool) -> ArbResult<State> {
+fn setup(u: &mut Unstructured<'_>, origin: Instant, mode: Mode) -> ArbResult<State> {
     let brokers = u.int_in_range(1..=3u16)?;
     let list: Vec<String> = (0..brokers)
         .map(|i| format!("127.0.0.1:{}", BASE_PORT + i))
@@ -207,7 +258,7 @@ fn setup(u: &mut Unstructured<'_>, origin: Instant, producer: bool) -> ArbResult
     config.metadata_max_age = ms(u, 50, 60_000)?;
     config.connections_max_idle = ms(u, 50, 60_000)?;
     config.allow_auto_topic_creation = u.arbitrary()?;
-    let produced = if producer {
+    let produced = if mode == Mode::Producer {
         let p = &mut config.producer;
         p.idempotence = u.ratio(7, 8)?;
         p.acks = if p.idempotence {
@@ -233,21 +284,33 @@ fn setup(u: &mut Unstructured<'_>, origin: Instant, producer: bool) -> ArbResult
     } else {
         None
     };
+    let consumed = if mode == Mode::Consumer {
+        Some(consumer_setup(u, &mut config)?)
+    } else {
+        None
+    };
     Ok(State {
         client: Client::new(config, origin),
         now: origin,
         links: BTreeMap::new(),
+        gone: BTreeSet::new(),
         ops: BTreeMap::new(),
         closed: false,
         accepted: false,
         producer: produced,
         progress: 0,
+        consumer: consumed,
     })
 }
 
 /// One scripted step; `Ok(Err(_))` is a failed check.
 fn step(u: &mut Unstructured<'_>, s: &mut State) -> ArbResult<Result<(), CheckFailure>> {
     match u.int_in_range(0..=15u8)? {
+        0 | 1 | 15 if s.consumer.is_some() => {
+            if let Err(e) = consume_step(u, s)? {
+                return Ok(Err(e));
+            }
+        }
         0 | 1 if s.producer.is_some() => {
             if let Err(e) = send(u, s)? {
                 return Ok(Err(e));
@@ -296,7 +359,10 @@ fn step(u: &mut Unstructured<'_>, s: &mut State) -> ArbResult<Result<(), CheckFa
                 if let Some(link) = s.links.get_mut(&conn)
                     && let Some((id, api, version, body)) = link.unanswered.pop_front()
                 {
-                    let bytes = respond(u, id, api, version, &body, producing)?;
+                    let bytes = match s.consumer.as_mut() {
+                        Some(c) => answer_consumer(u, id, api, version, &body, c)?,
+                        None => respond(u, id, api, version, &body, producing)?,
+                    };
                     link.to_client.extend_from_slice(&bytes);
                     // Usually straight to the client, as a runtime reading it would.
                     if u.ratio(3, 4)? {
@@ -568,7 +634,7 @@ fn drain(s: &mut State) -> Result<(), CheckFailure> {
     while let Some(out) = s.client.poll_output() {
         match out {
             Output::Connect { conn, .. } => {
-                if s.links.contains_key(&conn) {
+                if s.links.contains_key(&conn) || s.gone.contains(&conn) {
                     return Err(fail(format!("client: {conn:?} handed out twice")));
                 }
                 s.links.insert(
@@ -583,6 +649,11 @@ fn drain(s: &mut State) -> Result<(), CheckFailure> {
                 );
             }
             Output::Transmit { conn, bytes } => {
+                if s.gone.contains(&conn) {
+                    return Err(fail(format!(
+                        "client: a transmit on {conn:?}, which it closed"
+                    )));
+                }
                 let Some(link) = s.links.get_mut(&conn) else {
                     return Err(fail(format!("client: a transmit on unknown {conn:?}")));
                 };
@@ -593,15 +664,45 @@ fn drain(s: &mut State) -> Result<(), CheckFailure> {
                     )));
                 }
                 link.from_client.extend(&bytes);
-                s.progress += read_requests(link)?;
+                s.progress += read_requests(link, s.consumer.as_ref())?;
             }
-            Output::Close { conn } => match s.links.get_mut(&conn) {
-                Some(link) => link.open = false,
-                None => return Err(fail(format!("client: Close of unknown {conn:?}"))),
-            },
+            Output::Close { conn } => {
+                if s.links.remove(&conn).is_none() && !s.gone.contains(&conn) {
+                    return Err(fail(format!("client: Close of unknown {conn:?}")));
+                }
+                s.gone.insert(conn);
+            }
         }
     }
     while let Some(event) = s.client.poll_event() {
+        if let Some(c) = s.consumer.as_mut() {
+            match &event {
+                Event::RecordsReady => continue,
+                Event::ConsumerError { .. } => {
+                    // Typed by construction (`ClientError`); what matters is that
+                    // it came instead of a panic.
+                    continue;
+                }
+                Event::Rebalance {
+                    revoked,
+                    lost,
+                    assigned,
+                } => {
+                    c.on_rebalance(revoked, lost, assigned)?;
+                    s.progress += 5;
+                    continue;
+                }
+                Event::Done { op, result } if c.commit_ops.contains(op) => {
+                    let owned = s
+                        .client
+                        .group_status()
+                        .map(|g| g.owned.into_iter().collect::<BTreeSet<_>>())
+                        .unwrap_or_default();
+                    c.on_commit_done(result, &owned)?;
+                }
+                _ => {}
+            }
+        }
         if let (Event::Delivered { record, result }, Some(p)) = (&event, s.producer.as_mut()) {
             // When it comes is checked after each `handle_timeout` (`after_timeout`).
             let Some((_, delivered)) = p.records.get_mut(record) else {
@@ -646,6 +747,15 @@ fn drain(s: &mut State) -> Result<(), CheckFailure> {
             s.accepted = true;
         }
     }
+    if let Some(c) = s.consumer.as_ref()
+        && s.client.consumer_buffered_bytes() > c.budget
+    {
+        return Err(fail(format!(
+            "consumer: {} bytes buffered, over the {}-byte budget",
+            s.client.consumer_buffered_bytes(),
+            c.budget
+        )));
+    }
     if let Some(p) = s.producer.as_ref()
         && s.client.buffered_bytes() > p.budget
     {
@@ -660,7 +770,7 @@ fn drain(s: &mut State) -> Result<(), CheckFailure> {
 
 /// Splits what the client wrote into requests and checks each decodes; returns how
 /// far they show the client got (see [`producer_progress`]).
-fn read_requests(link: &mut Link) -> Result<usize, CheckFailure> {
+fn read_requests(link: &mut Link, consumer: Option<&Consumed>) -> Result<usize, CheckFailure> {
     let mut progress = 0;
     loop {
         let frame = match link.from_client.next_frame() {
@@ -690,9 +800,16 @@ fn read_requests(link: &mut Link) -> Result<usize, CheckFailure> {
                 body.len()
             )));
         }
+        if let Some(c) = consumer {
+            c.check_request(api, version, &kept)?;
+        }
         progress += match api {
             ApiKey::Produce => 50,
             ApiKey::InitProducerId => 10,
+            // Only the consumer sends these: how deep into consuming it got.
+            ApiKey::Fetch | ApiKey::SyncGroup | ApiKey::OffsetForLeaderEpoch => 10,
+            ApiKey::JoinGroup | ApiKey::ConsumerGroupHeartbeat | ApiKey::OffsetFetch => 5,
+            ApiKey::OffsetCommit => 20,
             _ => 1,
         };
         link.unanswered
@@ -740,6 +857,10 @@ fn after_timeout(s: &State) -> Result<(), CheckFailure> {
 /// The brokers go silent; time runs on until every operation has ended.
 fn finish(s: &mut State) -> Result<(), CheckFailure> {
     for _ in 0..MAX_WAKEUPS {
+        if s.consumer.is_some() {
+            // Nobody else will: a revocation waits for it (or the rebalance timeout).
+            s.client.ack_rebalance(s.now);
+        }
         drain(s)?;
         let undelivered = s
             .producer

@@ -121,6 +121,14 @@ pub const TARGETS: &[Target] = &[
         alloc_per_input_byte: 1024,
         alloc_constant: 1024 * 1024,
     },
+    // The consumer buffers at most its budget (64 KiB at most here) of fetched
+    // records; the scripts build whole responses.
+    Target {
+        name: "consumer",
+        run: super::client::consumer,
+        alloc_per_input_byte: 1024,
+        alloc_constant: 1024 * 1024,
+    },
     Target {
         name: "sasl_scram",
         run: super::machines::sasl_scram,

@@ -112,12 +112,20 @@ impl Classic {
             && matches!(self.phase, Phase::Stable | Phase::Unjoined)
     }
 
-    pub(super) fn next_deadline(&self, settings: &Settings) -> Option<Instant> {
+    /// When [`drive_classic`](GroupMember::drive_classic) has something to do;
+    /// `busy` is whether a transition is in progress. While one is, lost
+    /// partitions and a join wait for it to end (its deadline, or the commit or
+    /// acknowledgement that ends it, wakes the member): their timers, already
+    /// passed, would only wake the client again and again at the same instant.
+    pub(super) fn next_deadline(&self, settings: &Settings, busy: bool) -> Option<Instant> {
+        if self.lost && busy {
+            return None;
+        }
         let heartbeat = self
             .heartbeat_at
             .filter(|_| self.heartbeats() && self.heartbeat.is_none());
         let join = match self.phase {
-            Phase::Unjoined => self.join_after,
+            Phase::Unjoined if !busy => self.join_after,
             _ => None,
         };
         let expiry = self
@@ -270,6 +278,17 @@ impl GroupMember {
         let Proto::Classic(c) = &mut self.proto else {
             return;
         };
+        // Our own view of the session: unanswered for a whole session timeout.
+        // Checked before lost partitions are handled, so that a loss found here is
+        // handled in this same pass: the drive loop sees no progress in a lost
+        // flag alone, and the member asked to be woken for a passed join timer.
+        if matches!(c.phase, Phase::Stable)
+            && c.last_ok
+                .is_some_and(|t| t + self.settings.session_timeout <= now)
+        {
+            tracing::info!(group = %self.settings.group_id, "no heartbeat answered for a session timeout; the partitions are lost");
+            c.lose(false);
+        }
         // Lost partitions go first, once nothing else is in progress.
         if c.lost {
             if busy {
@@ -277,15 +296,6 @@ impl GroupMember {
             }
             c.lost = false;
             self.transition(now, Why::Lost, &BTreeSet::new(), consumer);
-            return;
-        }
-        // Our own view of the session: unanswered for a whole session timeout.
-        if matches!(c.phase, Phase::Stable)
-            && c.last_ok
-                .is_some_and(|t| t + self.settings.session_timeout <= now)
-        {
-            tracing::info!(group = %self.settings.group_id, "no heartbeat answered for a session timeout; the partitions are lost");
-            c.lose(false);
             return;
         }
         if matches!(c.phase, Phase::Stable) && c.leader && !c.rejoin {
@@ -536,6 +546,13 @@ impl GroupMember {
             Phase::Joining { id: jid, sent } if *jid == id => {
                 let sent = *sent;
                 self.join_reply(now, sent, result, &settings, consumer);
+                // A JoinGroup that failed (the member backs off) ends this
+                // rebalance for the member as a SyncGroup answer does: a commit held
+                // for it goes again (and is reported if refused once more), or a
+                // coordinator that never answers would hold it forever.
+                if matches!(&self.proto, Proto::Classic(c) if c.join_after.is_some()) {
+                    self.commits.release();
+                }
             }
             Phase::Syncing { id: sid, sent } if *sid == id => {
                 let sent = *sent;

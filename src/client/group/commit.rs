@@ -10,9 +10,11 @@
 //! [`Client::seek`](crate::client::Client::seek) of a partition lifts its floor: a seek
 //! backwards is the application saying it wants to go back, and its next commit may.
 //! The floor is also forgotten when the partition is revoked (whoever gets it next
-//! starts from what was committed).
+//! starts from what was committed). A partition named more than once in one commit
+//! is committed at its first offset; the others are refused (one request carrying
+//! both would leave the broker at the last one, below the floor).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::client::consumer::TopicPartition;
 use crate::client::{ClientError, CommittedOffset, OpId, OpOutput};
@@ -137,7 +139,21 @@ impl Commits {
         let pending = self.queue.pop_front()?;
         let mut send = Vec::new();
         let mut settled = Vec::new();
+        let mut named = BTreeSet::new();
         for (tp, offset, epoch) in &pending.offsets {
+            // A partition named twice in one commit would go twice in one request,
+            // where the broker keeps the last: `[(p, 16), (p, 14)]` moved the
+            // committed offset back to 14 while the floor said 16. Only the first
+            // is committed.
+            if !named.insert(tp) {
+                settled.push(CommittedOffset {
+                    partition: tp.clone(),
+                    offset: Err(ClientError::InvalidArgument(format!(
+                        "{tp} is named more than once in one commit; only its first offset is committed"
+                    ))),
+                });
+                continue;
+            }
             match self.floor.get(tp) {
                 Some(f) if offset < f => settled.push(CommittedOffset {
                     partition: tp.clone(),
@@ -169,11 +185,13 @@ impl Commits {
 
     /// Commit `id` answered. Returns the application's operation and its result, if
     /// it was one; `stale` is set when the broker said the member epoch was stale
-    /// (the commit is queued again, once, to go after the next heartbeat).
+    /// (the commit is queued again, once, to go after the next heartbeat, when
+    /// `may_hold`: a member in a group; outside one no heartbeat would release it).
     pub(crate) fn on_result(
         &mut self,
         id: u64,
         result: Result<OpOutput, ClientError>,
+        may_hold: bool,
     ) -> (Option<Finished>, bool) {
         let Some(f) = self.in_flight.take_if(|f| f.id == id) else {
             return (None, false);
@@ -197,7 +215,7 @@ impl Commits {
             Err(e) => stale_code(e),
             _ => false,
         };
-        if stale && pending.retries == 0 {
+        if stale && pending.retries == 0 && may_hold {
             self.held = true;
             self.queue.push_front(Pending {
                 retries: pending.retries + 1,
@@ -214,15 +232,27 @@ impl Commits {
                     }
                 }
                 // Back in the order asked.
-                let mut all: Vec<CommittedOffset> = rs.into_iter().chain(settled).collect();
-                let order: BTreeMap<&TopicPartition, usize> = pending
-                    .offsets
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (tp, _, _))| (tp, i))
+                // Back in the order asked: a partition's results (the broker's for
+                // its first entry, then any refused) take its entries' places in turn.
+                let all: Vec<CommittedOffset> = rs.into_iter().chain(settled).collect();
+                let mut places: BTreeMap<&TopicPartition, VecDeque<usize>> = BTreeMap::new();
+                for (i, (tp, _, _)) in pending.offsets.iter().enumerate() {
+                    places.entry(tp).or_default().push_back(i);
+                }
+                let mut keyed: Vec<(usize, CommittedOffset)> = all
+                    .into_iter()
+                    .map(|r| {
+                        let place = places
+                            .get_mut(&r.partition)
+                            .and_then(VecDeque::pop_front)
+                            .unwrap_or(usize::MAX);
+                        (place, r)
+                    })
                     .collect();
-                all.sort_by_key(|r| order.get(&r.partition).copied().unwrap_or(usize::MAX));
-                Ok(OpOutput::Committed(all))
+                keyed.sort_by_key(|(place, _)| *place);
+                Ok(OpOutput::Committed(
+                    keyed.into_iter().map(|(_, r)| r).collect(),
+                ))
             }
             Ok(other) => Ok(other),
             Err(e) => Err(e),
@@ -272,7 +302,7 @@ mod tests {
         };
         assert_eq!(offsets.len(), 2);
         assert_eq!(c.next(2), None, "one in flight at a time");
-        let (done, _) = c.on_result(id, committed(&[(0, 10), (1, 5)]));
+        let (done, _) = c.on_result(id, committed(&[(0, 10), (1, 5)]), true);
         assert!(done.is_none(), "an auto-commit has no operation");
         let Some(NextCommit::Send { id, offsets }) = c.next(2) else {
             panic!()
@@ -282,7 +312,7 @@ mod tests {
             vec![(tp(2), 1, None)],
             "8 < 10 refused, 5 == 5 settled"
         );
-        let (done, _) = c.on_result(id, committed(&[(2, 1)]));
+        let (done, _) = c.on_result(id, committed(&[(2, 1)]), true);
         let (op, Ok(OpOutput::Committed(rs))) = done.unwrap() else {
             panic!()
         };
@@ -303,5 +333,35 @@ mod tests {
             matches!(c.next(3), Some(NextCommit::Send { .. })),
             "after a seek"
         );
+    }
+
+    /// Found by the `consumer` fuzz target: `[(p, 0), (p, 16), (p, 14)]` went in one
+    /// request, the broker kept 14 and the floor said 16.
+    #[test]
+    fn a_partition_named_twice_in_one_commit_is_committed_once() {
+        let mut c = Commits::default();
+        c.enqueue(Pending {
+            op: Some(OpId(1)),
+            offsets: vec![(tp(0), 16, None), (tp(1), 3, None), (tp(0), 14, None)],
+            retries: 0,
+        });
+        let Some(NextCommit::Send { id, offsets }) = c.next(1) else {
+            panic!()
+        };
+        assert_eq!(offsets, vec![(tp(0), 16, None), (tp(1), 3, None)]);
+        let (done, _) = c.on_result(id, committed(&[(0, 16), (1, 3)]), true);
+        let (_, Ok(OpOutput::Committed(rs))) = done.unwrap() else {
+            panic!()
+        };
+        let got: Vec<(i32, Option<i64>)> = rs
+            .iter()
+            .map(|r| (r.partition.partition, r.offset.as_ref().ok().copied()))
+            .collect();
+        assert_eq!(
+            got,
+            [(0, Some(16)), (1, Some(3)), (0, None)],
+            "in the order asked"
+        );
+        assert_eq!(c.floor(&tp(0)), Some(16));
     }
 }

@@ -469,9 +469,10 @@ impl GroupMember {
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         // Only an active member drives its protocol (heartbeats, joins, expiry):
         // while it leaves, those timers stand still and waking for them would spin.
+        let busy = self.reconciler.busy();
         let protocol = match &self.proto {
-            Proto::Classic(c) if self.life == Life::Active => c.next_deadline(&self.settings),
-            Proto::Next(n) if self.life == Life::Active => n.next_deadline(&self.settings),
+            Proto::Classic(c) if self.life == Life::Active => c.next_deadline(&self.settings, busy),
+            Proto::Next(n) if self.life == Life::Active => n.next_deadline(&self.settings, busy),
             _ => None,
         };
         let auto = self
@@ -531,7 +532,13 @@ impl GroupMember {
     pub(crate) fn drive(&mut self, now: Instant, env: &dyn GroupEnv, consumer: &mut Consumer) {
         for _ in 0..4 {
             let before = (self.wants.len(), self.notes.len(), self.reconciler.busy());
+            // A transition that ends is progress even if another starts in the
+            // same pass (busy before and after): the new one may be able to end
+            // at once, and the loop stopped with it waiting while its protocol's
+            // passed timer was the member's next deadline.
+            let mut ended = false;
             if let Some((why, unacked)) = self.reconciler.poll(now, self.commits.idle(), consumer) {
+                ended = true;
                 if unacked {
                     self.notes.push_back(Note::Error(ClientError::Timeout {
                         operation: "rebalance acknowledgement",
@@ -551,7 +558,7 @@ impl GroupMember {
             self.auto_commit(now, consumer);
             self.pump_commits();
             let after = (self.wants.len(), self.notes.len(), self.reconciler.busy());
-            if before == after {
+            if before == after && !ended {
                 break;
             }
         }
@@ -635,7 +642,10 @@ impl GroupMember {
     /// A commit answered.
     pub(crate) fn on_commit(&mut self, id: u64, result: Result<OpOutput, ClientError>) {
         tracing::trace!(group = %self.settings.group_id, id, ?result, "commit answered");
-        let (done, stale) = self.commits.on_result(id, result);
+        // Only a member in a group gets the heartbeat that releases a held commit.
+        let may_hold = matches!(self.life, Life::Active | Life::Leaving { .. })
+            && !matches!(self.proto, Proto::None);
+        let (done, stale) = self.commits.on_result(id, result, may_hold);
         if stale && let Proto::Next(n) = &mut self.proto {
             n.heartbeat_now();
         }
@@ -727,6 +737,9 @@ impl GroupMember {
         consumer: &mut Consumer,
         outcome: Result<(), ClientError>,
     ) {
+        // Out of the group no heartbeat comes to release a held commit: it goes
+        // now, as a non-member's (it waited forever).
+        self.commits.release();
         self.reconciler.clear(consumer);
         self.proto = Proto::None;
         self.life = Life::Idle;
@@ -743,7 +756,11 @@ impl GroupMember {
     /// A fatal error: the member stops and says why.
     fn fail(&mut self, error: ClientError, consumer: &mut Consumer) {
         tracing::warn!(group = %self.settings.group_id, %error, "the group member stops");
-        let lost: Vec<TopicPartition> = self.reconciler.owned().iter().cloned().collect();
+        // Lost is what the application holds by the events it had: a partition
+        // whose revocation was reported is not lost again (it was, twice: revoked
+        // by a leave, then lost when FENCED_INSTANCE_ID stopped the member), and
+        // one whose assignment was reported is lost too, though not yet owned.
+        let lost: Vec<TopicPartition> = self.reconciler.reported().into_iter().collect();
         self.reconciler.clear(consumer);
         if !lost.is_empty() {
             self.notes.push_back(Note::Rebalance {
@@ -754,6 +771,14 @@ impl GroupMember {
         }
         for (op, e) in self.commits.fail_all(&error) {
             self.notes.push_back(Note::Done { op, result: Err(e) });
+        }
+        // A leave in progress ends with the member (it never ended: the member
+        // stopped mid-leave dropped its operation).
+        if let Life::Leaving { op: Some(op), .. } = self.life {
+            self.notes.push_back(Note::Done {
+                op,
+                result: Err(error.clone()),
+            });
         }
         self.notes.push_back(Note::Error(error));
         self.life = Life::Failed;

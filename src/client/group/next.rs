@@ -78,7 +78,15 @@ impl Next {
         self.joined && self.epoch > 0 && !self.lost
     }
 
-    pub(super) fn next_deadline(&self, settings: &Settings) -> Option<Instant> {
+    /// When [`drive_next`](GroupMember::drive_next) has something to do; `busy`
+    /// is whether a transition is in progress. Lost partitions wait for it to end
+    /// (its deadline, or the commit or acknowledgement that ends it, wakes the
+    /// member), and nothing else moves until then: a heartbeat timer already
+    /// passed would only wake the client again and again at the same instant.
+    pub(super) fn next_deadline(&self, settings: &Settings, busy: bool) -> Option<Instant> {
+        if self.lost && busy {
+            return None;
+        }
         let heartbeat = self.heartbeat_at.filter(|_| self.call.is_none());
         let expiry = self
             .last_ok
@@ -133,6 +141,20 @@ impl GroupMember {
             return;
         };
         if n.fallback {
+            // The classic protocol needs an assignor (subscribe checks it for a
+            // classic member): without one a member chosen leader indexed an empty
+            // list and panicked.
+            if self.settings.assignors.is_empty() {
+                self.fail(
+                    ClientError::InvalidArgument(
+                        "the coordinator lacks ConsumerGroupHeartbeat v1, and the classic \
+                         protocol needs at least one assignor"
+                            .into(),
+                    ),
+                    consumer,
+                );
+                return;
+            }
             tracing::info!(
                 "the coordinator lacks ConsumerGroupHeartbeat v1; using the classic protocol"
             );
@@ -140,17 +162,19 @@ impl GroupMember {
             self.drive_classic(now, env, consumer);
             return;
         }
+        // Checked before lost partitions are handled, so that a loss found here is
+        // handled in this same pass: the drive loop sees no progress in a lost
+        // flag alone, and the member asked to be woken for a passed heartbeat timer.
+        if n.joined && n.last_ok.is_some_and(|t| t + session <= now) {
+            tracing::info!("no heartbeat answered for a session timeout; the partitions are lost");
+            n.lose();
+        }
         if n.lost {
             if busy {
                 return;
             }
             n.lost = false;
             self.transition(now, Why::Lost, &BTreeSet::new(), consumer);
-            return;
-        }
-        if n.joined && n.last_ok.is_some_and(|t| t + session <= now) {
-            tracing::info!("no heartbeat answered for a session timeout; the partitions are lost");
-            n.lose();
             return;
         }
         // Reconcile to the coordinator's target once nothing else is in progress.
@@ -248,6 +272,11 @@ impl GroupMember {
             return;
         }
         n.call = None;
+        // A commit held for a stale epoch waits for this heartbeat's end, however
+        // it ends: with a fresh epoch it goes again; after an error it goes again
+        // too (and is reported if refused once more). Released only on success, it
+        // waited forever for a coordinator that never answers.
+        self.commits.release();
         let response = match result {
             Ok(CallReply::Next(r)) => r,
             Ok(_) => return,
@@ -282,7 +311,6 @@ impl GroupMember {
                             .collect(),
                     );
                 }
-                self.commits.release();
                 None
             }
             ErrorCode::FENCED_MEMBER_EPOCH | ErrorCode::UNKNOWN_MEMBER_ID => {

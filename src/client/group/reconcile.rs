@@ -82,6 +82,20 @@ impl Reconciler {
         &self.owned
     }
 
+    /// What the application was last told it holds: [`owned`](Self::owned) less
+    /// what the transition in progress revoked, plus what it assigned (both
+    /// already reported in its event).
+    pub(crate) fn reported(&self) -> BTreeSet<TopicPartition> {
+        let mut out = self.owned.clone();
+        if let Some(t) = &self.current {
+            for tp in &t.revoked {
+                out.remove(tp);
+            }
+            out.extend(t.assigned.iter().cloned());
+        }
+        out
+    }
+
     /// Whether a transition is in progress.
     pub(crate) fn busy(&self) -> bool {
         self.current.is_some()
