@@ -714,7 +714,15 @@ impl Consumer {
         if !need_committed.is_empty() {
             wants.push(Want::Committed(need_committed));
         }
-        // Leader changes: validate the position against the new leader's log.
+        // Leader changes: validate the position against the new leader's log. As
+        // the Java client does, nothing is handed out while the position is being
+        // validated: what was buffered past it (fetched from the old leader) is
+        // dropped, answers to fetches on the wire are ignored (a new generation),
+        // and it is all fetched again once the position stands. Otherwise a record
+        // polled meanwhile moved the position past the offset asked about, and an
+        // answer that only said where the old epoch ended read as a truncation
+        // (the record was handed out twice).
+        let (mut dropped, mut unready) = (0, Vec::new());
         for (tp, p) in &mut self.parts {
             let Some(v) = view(tp) else {
                 wants.push(Want::Metadata(tp.topic.clone()));
@@ -725,8 +733,18 @@ impl Consumer {
                 p.leader_epoch = Some(v.leader_epoch);
                 if changed
                     && !p.validating
-                    && let (Position::At { .. }, Some(epoch)) = (p.position, p.fetch_epoch)
+                    && let Position::At {
+                        offset,
+                        epoch: Some(epoch),
+                    } = p.position
                 {
+                    dropped += p.buffered();
+                    p.chunks.clear();
+                    self.generations += 1;
+                    p.generation = self.generations;
+                    p.fetch_offset = offset;
+                    p.fetch_epoch = Some(epoch);
+                    unready.push(tp.clone());
                     p.validating = true;
                     wants.push(Want::Validate {
                         tp: tp.clone(),
@@ -736,6 +754,8 @@ impl Consumer {
                 }
             }
         }
+        self.buffered -= dropped;
+        self.ready.retain(|r| !unready.contains(r));
         self.build_fetches(view, node_ready, fetch_version, wants);
     }
 
