@@ -722,7 +722,7 @@ impl Consumer {
         // polled meanwhile moved the position past the offset asked about, and an
         // answer that only said where the old epoch ended read as a truncation
         // (the record was handed out twice).
-        let (mut dropped, mut unready) = (0, Vec::new());
+        let mut to_validate = Vec::new();
         for (tp, p) in &mut self.parts {
             let Some(v) = view(tp) else {
                 wants.push(Want::Metadata(tp.topic.clone()));
@@ -738,24 +738,28 @@ impl Consumer {
                         epoch: Some(epoch),
                     } = p.position
                 {
-                    dropped += p.buffered();
-                    p.chunks.clear();
-                    self.generations += 1;
-                    p.generation = self.generations;
-                    p.fetch_offset = offset;
-                    p.fetch_epoch = Some(epoch);
-                    unready.push(tp.clone());
-                    p.validating = true;
-                    wants.push(Want::Validate {
-                        tp: tp.clone(),
-                        epoch,
-                        generation: p.generation,
-                    });
+                    to_validate.push((tp.clone(), offset, epoch));
                 }
             }
         }
-        self.buffered -= dropped;
-        self.ready.retain(|r| !unready.contains(r));
+        for (tp, offset, epoch) in to_validate {
+            // A seek to the position drops the buffer and starts a new generation;
+            // the position keeps its epoch, which is what is asked about.
+            self.seek(&tp, Offset::At(offset));
+            if let Some(p) = self.parts.get_mut(&tp) {
+                p.position = Position::At {
+                    offset,
+                    epoch: Some(epoch),
+                };
+                p.fetch_epoch = Some(epoch);
+                p.validating = true;
+                wants.push(Want::Validate {
+                    tp,
+                    epoch,
+                    generation: p.generation,
+                });
+            }
+        }
         self.build_fetches(view, node_ready, fetch_version, wants);
     }
 
