@@ -1357,10 +1357,8 @@ mod tests {
     use crate::records::{BatchBuilder, BatchConfig, NewRecord};
     use bytes::{Bytes, BytesMut};
 
-    /// A consumer assigned `t-0` from offset 0, with the fetch it sends.
-    fn fetching() -> (Consumer, FetchInFlight) {
-        let mut c = Consumer::new(ConsumerConfig::default());
-        c.assign([TopicPartition::new("t", 0)], Offset::At(0));
+    /// What `c` asks for, every partition led by broker 1 at epoch 0.
+    fn drive(c: &mut Consumer) -> Vec<Want> {
         let view = |_: &TopicPartition| {
             Some(PartitionView {
                 leader: Some(1),
@@ -1369,10 +1367,18 @@ mod tests {
             })
         };
         let mut wants = Vec::new();
+        // A unit test needs some instant to start from; the consumer reads no clock.
         #[allow(clippy::disallowed_methods)]
         let now = Instant::now();
         c.drive(now, &view, &|_| true, &|_| Some(12), &mut wants);
-        let flight = wants
+        wants
+    }
+
+    /// A consumer assigned `t-0` from offset 0, with the fetch it sends.
+    fn fetching() -> (Consumer, FetchInFlight) {
+        let mut c = Consumer::new(ConsumerConfig::default());
+        c.assign([TopicPartition::new("t", 0)], Offset::At(0));
+        let flight = drive(&mut c)
             .into_iter()
             .find_map(|w| match w {
                 Want::Fetch { flight, .. } => Some(flight),
@@ -1505,19 +1511,8 @@ mod tests {
         let mut out = Vec::new();
         c.poll(100, &mut out);
         assert!(out.is_empty());
-        let view = |_: &TopicPartition| {
-            Some(PartitionView {
-                leader: Some(1),
-                leader_epoch: 0,
-                topic_id: Uuid::ZERO,
-            })
-        };
         let fetches = |c: &mut Consumer| {
-            let mut wants = Vec::new();
-            #[allow(clippy::disallowed_methods)]
-            let now = Instant::now();
-            c.drive(now, &view, &|_| true, &|_| Some(12), &mut wants);
-            wants
+            drive(c)
                 .iter()
                 .filter(|w| matches!(w, Want::Fetch { .. }))
                 .count()
