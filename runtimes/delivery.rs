@@ -673,6 +673,13 @@ mod tests {
         }
     }
 
+    /// Every slot is freed and the ring's front is past record `base - 1`.
+    fn assert_all_freed(table: &Deliveries, base: u64) {
+        let s = table.lock();
+        assert!(s.slots.is_empty(), "every slot freed");
+        assert_eq!(s.base, base);
+    }
+
     fn poll_now(f: &mut DeliveryFuture) -> Poll<Result<RecordMetadata, ClientError>> {
         let waker = Waker::noop();
         Pin::new(f).poll(&mut Context::from_waker(waker))
@@ -707,9 +714,7 @@ mod tests {
         assert_eq!(rest.remove(0).wait(), Ok(meta(2)));
         drop(rest);
         drop(f0);
-        let s = table.lock();
-        assert!(s.slots.is_empty(), "every slot freed");
-        assert_eq!(s.base, 4);
+        assert_all_freed(&table, 4);
     }
 
     #[test]
@@ -793,9 +798,7 @@ mod tests {
         );
         drop(before);
         complete(&table, vec![(0, Ok(meta(0)))]);
-        let s = table.lock();
-        assert!(s.slots.is_empty(), "every slot freed");
-        assert_eq!(s.base, 6);
+        assert_all_freed(&table, 6);
     }
 
     #[test]
@@ -807,9 +810,7 @@ mod tests {
         complete(&table, vec![(1, Ok(meta(1)))]);
         drop(batch);
         complete(&table, vec![(0, Ok(meta(0))), (2, Ok(meta(2)))]);
-        let s = table.lock();
-        assert!(s.slots.is_empty(), "every slot freed");
-        assert_eq!(s.base, 3);
+        assert_all_freed(&table, 3);
     }
 
     #[test]
