@@ -11,7 +11,7 @@ use workload::Workload;
 
 pub const USAGE: &str = "usage: bench-e2e [--records N] [--batch N] [--fetch-max-bytes N] \
 [--max-wait-ms N] [--phases build,produce,fetch,consume,consume-group,send1,send4,paced] [--linger-ms N] \
-[--paced-rate N] [--paced-secs N] [--clients ours,rskafka,rdkafka] [--clusters mock,sim] [--repeat N]";
+[--paced-rate N] [--paced-secs N] [--send-window N] [--clients ours,rskafka,rdkafka] [--clusters mock,sim] [--repeat N]";
 
 pub const CLIENTS: [&str; 3] = ["ours", "rskafka", "rdkafka"];
 pub const CLUSTERS: [&str; 2] = ["mock", "sim"];
@@ -48,6 +48,7 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
             linger_ms: 5,
             paced_rate: 1_000,
             paced_secs: 10,
+            send_window: workload::SEND_WINDOW,
         },
         clients: CLIENTS.iter().map(|s| s.to_string()).collect(),
         clusters: CLUSTERS.iter().map(|s| s.to_string()).collect(),
@@ -71,6 +72,7 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
             "--linger-ms" => o.workload.linger_ms = number(value()?)?,
             "--paced-rate" => o.workload.paced_rate = number(value()?)?.max(1),
             "--paced-secs" => o.workload.paced_secs = number(value()?)?,
+            "--send-window" => o.workload.send_window = (number(value()?)? as usize).max(1),
             "--clients" => o.clients = value()?.split(',').map(str::to_owned).collect(),
             "--clusters" => o.clusters = value()?.split(',').map(str::to_owned).collect(),
             other => return Err(format!("unknown argument {other:?}")),

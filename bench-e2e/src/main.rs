@@ -164,6 +164,8 @@ fn run_one(client: &str, cluster: &str, peer: &Peer, w: &Workload) -> Vec<Phase>
         w.paced_rate.to_string(),
         "--paced-secs".into(),
         w.paced_secs.to_string(),
+        "--send-window".into(),
+        w.send_window.to_string(),
     ];
     if cluster == "mock" {
         args.push("--window".into());
@@ -260,8 +262,14 @@ fn orchestrate(o: Options) {
                     let per_record = p.cpu.as_secs_f64() * 1e6 / p.records.max(1) as f64;
                     let phase = match p.name.as_str() {
                         "build" => "(build records only)".to_owned(),
-                        "send1" => format!("send, linger {} ms, 1 partition", w.linger_ms),
-                        "send4" => format!("send, linger {} ms, 4 partitions", w.linger_ms),
+                        "send1" => format!(
+                            "send, linger {} ms, 1 partition, window {}",
+                            w.linger_ms, w.send_window
+                        ),
+                        "send4" => format!(
+                            "send, linger {} ms, 4 partitions, window {}",
+                            w.linger_ms, w.send_window
+                        ),
                         "consume" => "consume (stream)".to_owned(),
                         "consume-group" => "consume (stream, one-member group)".to_owned(),
                         _ => p.name.clone(),

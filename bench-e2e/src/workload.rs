@@ -26,6 +26,9 @@ pub struct Workload {
     /// Records per second of the `paced` phase, and for how long.
     pub paced_rate: u64,
     pub paced_secs: u64,
+    /// Deliveries a `send` phase lets be outstanding before it waits for the oldest
+    /// (as a user does who keeps the delivery reports); [`SEND_WINDOW`] by default.
+    pub send_window: usize,
 }
 
 /// The topics of the producer phases: one partition, four, and the paced one.
@@ -33,8 +36,7 @@ pub const SEND1_TOPIC: &str = "send1";
 pub const SEND4_TOPIC: &str = "send4";
 pub const PACED_TOPIC: &str = "paced";
 
-/// Deliveries a `send` phase lets be outstanding before it waits for the oldest (as
-/// a user does who keeps the delivery reports).
+/// The default of [`Workload::send_window`].
 pub const SEND_WINDOW: usize = 50_000;
 
 impl Workload {

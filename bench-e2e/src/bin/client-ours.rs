@@ -19,7 +19,7 @@ use kafka_sansio::client::{
 };
 use kafka_sansio::records::Compression;
 use kafka_sansio::runtime::{ClientBuilder, Producer};
-use kafka_sansio_bench_e2e::workload::{PACED_TOPIC, SEND_WINDOW, SEND1_TOPIC, SEND4_TOPIC};
+use kafka_sansio_bench_e2e::workload::{PACED_TOPIC, SEND1_TOPIC, SEND4_TOPIC};
 
 /// Record `i` for `Producer::send`, built as a user following `send`'s docs does:
 /// owned key and value, the topic's `Arc<str>` cloned (rdkafka takes a `&str` and
@@ -29,14 +29,14 @@ fn producer_record(topic: &Arc<str>, i: u64) -> ProducerRecord {
     ProducerRecord::new(topic.clone(), Bytes::from(value(i).to_vec())).key(Bytes::from(key(i).to_vec()))
 }
 
-/// `records` records through `Producer::send`, keeping at most `SEND_WINDOW`
-/// delivery reports outstanding; every one must succeed.
-async fn send_all(producer: &Producer, topic: &str, records: u64) {
+/// `records` records through `Producer::send`, keeping at most `window` delivery
+/// reports outstanding; every one must succeed.
+async fn send_all(producer: &Producer, topic: &str, records: u64, window: usize) {
     let topic: Arc<str> = topic.into();
-    let mut pending = VecDeque::with_capacity(SEND_WINDOW);
+    let mut pending = VecDeque::with_capacity(window);
     for i in 0..records {
         pending.push_back(producer.send(producer_record(&topic, i)));
-        if pending.len() >= SEND_WINDOW {
+        if pending.len() >= window {
             pending.pop_front().unwrap().await.expect("delivery");
         }
     }
@@ -229,7 +229,7 @@ pub fn run(bootstrap: &str, w: &Workload) -> Vec<Phase> {
         for (phase, topic) in [("send1", SEND1_TOPIC), ("send4", SEND4_TOPIC)] {
             if w.runs(phase) {
                 let m = measure::start();
-                send_all(&producer, topic, w.records).await;
+                send_all(&producer, topic, w.records, w.send_window).await;
                 phases.push(m.end(phase, w.records));
             }
         }

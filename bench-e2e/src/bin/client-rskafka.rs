@@ -9,7 +9,7 @@ fn main() {
 }
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
-use kafka_sansio_bench_e2e::workload::{PACED_TOPIC, SEND_WINDOW, SEND1_TOPIC, SEND4_TOPIC};
+use kafka_sansio_bench_e2e::workload::{PACED_TOPIC, SEND1_TOPIC, SEND4_TOPIC};
 use rskafka::client::consumer::{StartOffset, StreamConsumerBuilder};
 use rskafka::client::partition::{Compression, OffsetAt, PartitionClient, UnknownTopicHandling};
 use rskafka::client::producer::aggregator::RecordAggregator;
@@ -54,10 +54,10 @@ async fn producers(
     out
 }
 
-/// `records` records through `BatchProducer::produce`, at most `SEND_WINDOW`
+/// `records` records through `BatchProducer::produce`, at most `window`
 /// outstanding; each produce future is polled once as it is made, so that it joins
 /// a batch at once as with the other clients.
-async fn send_all(producers: &[BatchProducer<RecordAggregator>], records: u64) {
+async fn send_all(producers: &[BatchProducer<RecordAggregator>], records: u64, window: usize) {
     let mut in_flight = FuturesUnordered::new();
     let n = producers.len() as u64;
     for i in 0..records {
@@ -65,7 +65,7 @@ async fn send_all(producers: &[BatchProducer<RecordAggregator>], records: u64) {
         while let Some(Some(r)) = futures::FutureExt::now_or_never(in_flight.next()) {
             r.expect("delivery");
         }
-        if in_flight.len() >= SEND_WINDOW {
+        if in_flight.len() >= window {
             in_flight.next().await.unwrap().expect("delivery");
         }
     }
@@ -199,7 +199,7 @@ pub fn run(bootstrap: &str, w: &Workload) -> Vec<Phase> {
             if w.runs(phase) {
                 let producers = producers(&client, topic, partitions, w).await;
                 let m = measure::start();
-                send_all(&producers, w.records).await;
+                send_all(&producers, w.records, w.send_window).await;
                 phases.push(m.end(phase, w.records));
             }
         }
