@@ -21,6 +21,9 @@ use std::task::{Context, Poll, Waker};
 
 use crate::client::{ClientError, ProducerRecord, RecordMetadata};
 
+/// Slots the ring keeps room for between bursts.
+const KEPT_SLOTS: usize = 4096;
+
 /// One record's report.
 enum Slot {
     /// Not delivered yet; the waker of the future waiting for it.
@@ -335,6 +338,12 @@ impl State {
         }
         if self.delivered_below < self.base {
             self.delivered_below = self.base;
+        }
+        // A burst grew the ring; once it is mostly empty the room goes back, so
+        // that memory follows what is in transit.
+        if self.slots.capacity() > KEPT_SLOTS && self.slots.len() < self.slots.capacity() / 8 {
+            self.slots
+                .shrink_to(self.slots.len().max(KEPT_SLOTS / 2) * 2);
         }
     }
 
@@ -811,6 +820,29 @@ mod tests {
         drop(batch);
         complete(&table, vec![(0, Ok(meta(0))), (2, Ok(meta(2)))]);
         assert_all_freed(&table, 3);
+    }
+
+    #[test]
+    fn a_burst_gives_its_memory_back_once_delivered() {
+        let table = Deliveries::new();
+        let n = 20 * KEPT_SLOTS as u64;
+        let (batch, _) = table.push_all(
+            (0..n)
+                .map(|i| ProducerRecord::new("t", vec![i as u8]))
+                .collect(),
+        );
+        let mut inbox = Vec::new();
+        table.take_inbox(&mut inbox);
+        assert_eq!(inbox.len() as u64, n);
+        assert!(table.lock().slots.capacity() >= n as usize);
+        complete(&table, (0..n).map(|i| (i, Ok(meta(i as i64)))).collect());
+        assert_eq!(futures_lite::future::block_on(batch).len() as u64, n);
+        assert_all_freed(&table, n);
+        let capacity = table.lock().slots.capacity();
+        assert!(
+            capacity <= KEPT_SLOTS,
+            "the ring kept room for {capacity} slots"
+        );
     }
 
     #[test]
