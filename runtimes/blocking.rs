@@ -741,6 +741,29 @@ impl Producer {
         self.inner.send_all(records)
     }
 
+    /// Hands a buffer of records over with one delivery for all of them; see the
+    /// async `send_buffer`.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+    /// use kafka_sansio::client::{BorrowedRecord, RecordBuffer};
+    /// let mut buffer = RecordBuffer::new();
+    /// for value in ["a", "b", "c"] {
+    ///     buffer.push(BorrowedRecord::new("orders", value.as_bytes()).partition(0));
+    /// }
+    /// let offsets: Vec<_> = client.producer().send_buffer(buffer).wait().into_iter().map(|r| r.map(|m| m.offset)).collect::<Result<_, _>>()?;
+    /// assert_eq!(offsets, vec![Some(0), Some(1), Some(2)]);
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_buffer(
+        &self,
+        records: crate::client::RecordBuffer,
+    ) -> crate::runtime::BatchDelivery {
+        self.inner.send_buffer(records)
+    }
+
     /// Sends everything buffered and waits until every record handed over before
     /// has been delivered.
     ///

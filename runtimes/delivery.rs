@@ -4,10 +4,13 @@
 //! Every record handed to [`Producer::send`](crate::runtime::Producer::send) gets a
 //! number, in order, and a slot in one ring indexed by it: the driver writes each
 //! record's result into its slot, and the record's [`DeliveryFuture`] reads it from
-//! there. The records themselves wait in an inbox the driver empties in one swap.
-//! So a record costs a slot and a lock, not a channel of its own, a trip through
-//! the command queue and a map entry in the driver; and the driver is woken once
-//! per burst of sends (when the inbox stops being empty), not once per record.
+//! there. The records themselves wait in an inbox the driver empties in one swap,
+//! copied into one compact buffer as they come (a [`RecordQueue`]): the sender's
+//! key and value are freed by the sender's thread, and a waiting record costs its
+//! bytes and a small entry. So a record costs a slot, a lock and a copy, not a
+//! channel of its own, a trip through the command queue and a map entry in the
+//! driver; and the driver is woken once per burst of sends (when the inbox stops
+//! being empty), not once per record.
 //!
 //! A slot is freed when its future has taken the result, or when the result comes
 //! for a future that was dropped; the ring's front advances over freed slots.
@@ -19,7 +22,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use crate::client::{ClientError, ProducerRecord, RecordMetadata};
+use bytes::Bytes;
+
+use crate::client::{ClientError, ProducerRecord, RecordMetadata, RecordQueue};
 
 /// Slots the ring keeps room for between bursts.
 const KEPT_SLOTS: usize = 4096;
@@ -70,7 +75,7 @@ struct State {
     slots: VecDeque<Slot>,
     /// Records handed over and not yet taken by the driver; the first is numbered
     /// `inbox_first`.
-    inbox: Vec<ProducerRecord>,
+    inbox: RecordQueue,
     inbox_first: u64,
     /// Every record numbered below this one is delivered.
     delivered_below: u64,
@@ -104,7 +109,7 @@ impl Deliveries {
             state: Mutex::new(State {
                 base: 0,
                 slots: VecDeque::new(),
-                inbox: Vec::new(),
+                inbox: RecordQueue::default(),
                 inbox_first: 0,
                 delivered_below: 0,
                 closed: false,
@@ -146,7 +151,23 @@ impl Deliveries {
         self: &Arc<Self>,
         records: Vec<ProducerRecord>,
     ) -> (BatchDelivery, bool) {
-        let count = records.len();
+        // Copied outside the lock, which the driver needs to write results.
+        let mut queue = RecordQueue::default();
+        let bytes = records
+            .iter()
+            .map(|r| r.key.as_ref().map_or(0, Bytes::len) + r.value.as_ref().map_or(0, Bytes::len))
+            .sum();
+        queue.reserve(records.len(), bytes);
+        for record in records {
+            queue.push(record);
+        }
+        self.push_queue(queue)
+    }
+
+    /// Hands a queue of records over for one [`BatchDelivery`]; as
+    /// [`push`](Self::push). Into an empty inbox the queue goes whole, uncopied.
+    pub(crate) fn push_queue(self: &Arc<Self>, mut queue: RecordQueue) -> (BatchDelivery, bool) {
+        let count = queue.len();
         let mut s = self.lock();
         if s.closed {
             let failed = (0..count).map(|_| Err(ClientError::Closed)).collect();
@@ -155,15 +176,12 @@ impl Deliveries {
         let was_empty = s.inbox.is_empty();
         let first = s.base + s.slots.len() as u64;
         if was_empty {
-            // The caller's vector becomes the inbox: the records are not moved.
             s.inbox_first = first;
-            s.slots.extend((0..count).map(|_| Slot::Waiting(None)));
-            s.inbox = records;
+            std::mem::swap(&mut s.inbox, &mut queue);
         } else {
-            for record in records {
-                s.enqueue_slot(record);
-            }
+            s.inbox.extend_from(&queue);
         }
+        s.slots.extend((0..count).map(|_| Slot::Waiting(None)));
         let end = first + count as u64;
         let batch = BatchDelivery {
             state: Batch_::Slots {
@@ -192,7 +210,7 @@ impl Deliveries {
 
     /// The records handed over since the last call, swapped into `into` (which must
     /// be empty), and the number of the first.
-    pub(crate) fn take_inbox(&self, into: &mut Vec<ProducerRecord>) -> u64 {
+    pub(crate) fn take_inbox(&self, into: &mut RecordQueue) -> u64 {
         debug_assert!(into.is_empty());
         let mut s = self.lock();
         std::mem::swap(&mut s.inbox, into);
@@ -702,9 +720,10 @@ mod tests {
             (0..4).map(|i| ProducerRecord::new("t", vec![i])),
             &mut futures
         ));
-        let mut inbox = Vec::new();
+        let mut inbox = RecordQueue::default();
         assert_eq!(table.take_inbox(&mut inbox), 0);
-        assert_eq!(inbox.len(), 4);
+        let values: Vec<_> = inbox.iter().map(|r| r.value.unwrap().to_vec()).collect();
+        assert_eq!(values, [[0], [1], [2], [3]]);
         assert!(poll_now(&mut futures[0]).is_pending());
         complete(&table, vec![(2, Ok(meta(2))), (0, Ok(meta(0)))]);
         assert!(table.delivered_below(1) && !table.delivered_below(2));
@@ -823,6 +842,39 @@ mod tests {
     }
 
     #[test]
+    fn a_queue_goes_whole_into_an_empty_inbox_and_after_what_waits_in_a_full_one() {
+        let queue = |values: &[&str]| {
+            let mut q = RecordQueue::default();
+            for v in values {
+                q.push(ProducerRecord::new("t", v.to_string()));
+            }
+            q
+        };
+        let values = |q: &RecordQueue| -> Vec<Vec<u8>> {
+            q.iter().map(|r| r.value.unwrap().to_vec()).collect()
+        };
+        let table = Deliveries::new();
+        let (first, wake) = table.push_queue(queue(&["a", "b"]));
+        assert!(wake, "the inbox was empty");
+        let (_one, wake) = table.push_one(ProducerRecord::new("t", "c"));
+        assert!(!wake);
+        let (second, wake) = table.push_queue(queue(&["d", "e"]));
+        assert!(!wake, "the inbox was not empty");
+        let mut inbox = RecordQueue::default();
+        assert_eq!(table.take_inbox(&mut inbox), 0);
+        assert_eq!(
+            values(&inbox),
+            [b"a", b"b", b"c", b"d", b"e"].map(|v| v.to_vec())
+        );
+        complete(&table, (0..5).map(|i| (i, Ok(meta(i as i64)))).collect());
+        let offsets = |r: Vec<Result<RecordMetadata, ClientError>>| -> Vec<_> {
+            r.into_iter().map(|m| m.unwrap().offset.unwrap()).collect()
+        };
+        assert_eq!(offsets(futures_lite::future::block_on(first)), [0, 1]);
+        assert_eq!(offsets(futures_lite::future::block_on(second)), [3, 4]);
+    }
+
+    #[test]
     fn a_burst_gives_its_memory_back_once_delivered() {
         let table = Deliveries::new();
         let n = 20 * KEPT_SLOTS as u64;
@@ -831,7 +883,7 @@ mod tests {
                 .map(|i| ProducerRecord::new("t", vec![i as u8]))
                 .collect(),
         );
-        let mut inbox = Vec::new();
+        let mut inbox = RecordQueue::default();
         table.take_inbox(&mut inbox);
         assert_eq!(inbox.len() as u64, n);
         assert!(table.lock().slots.capacity() >= n as usize);

@@ -23,7 +23,7 @@ use futures_lite::Stream;
 
 use crate::client::{
     Client, ClientError, ClientStats, ConnId, ConsumedRecord, Event, Offset, OpId, OpOutput,
-    Output, ProducerRecord, RecordId, RecordMetadata, SendError, TopicPartition,
+    Output, RecordId, RecordMetadata, RecordQueue, SendError, TopicPartition,
 };
 use crate::connection::TransportError;
 use crate::delivery::Deliveries;
@@ -120,12 +120,12 @@ struct Produce {
     table: Arc<Deliveries>,
     /// The table's inbox has records (a `Produce` command came).
     inbox_waiting: bool,
-    /// Records taken from the inbox, the first numbered `incoming_first`.
-    incoming: Vec<ProducerRecord>,
+    /// Records taken from the inbox and not yet in the producer, the first
+    /// numbered `incoming_first`. When the producer's buffer is full they wait
+    /// here, in order, for room until `incoming_deadline`.
+    incoming: RecordQueue,
     incoming_first: u64,
-    /// Records waiting for room in the producer's buffer, in order, with the
-    /// deadline of their wait.
-    blocked: VecDeque<(u64, ProducerRecord, Instant)>,
+    incoming_deadline: Instant,
     /// Reports not yet written to the table.
     done: Vec<(u64, Result<RecordMetadata, ClientError>)>,
     /// Flushes waiting for every record below their mark.
@@ -133,8 +133,8 @@ struct Produce {
 }
 
 const READ_CHUNK: usize = 64 * 1024;
-/// Records the emptied inbox may keep room for between bursts.
-const KEPT_INBOX_RECORDS: usize = 4096;
+/// Bytes the emptied inbox may keep room for between bursts.
+const KEPT_INBOX_BYTES: usize = 1 << 20;
 /// Reads per connection per wakeup, so one busy socket cannot starve the others.
 const READS_PER_POLL: usize = 16;
 
@@ -204,9 +204,9 @@ impl<N: Net> Driver<N> {
             produce: Produce {
                 table: port.deliveries,
                 inbox_waiting: false,
-                incoming: Vec::new(),
+                incoming: RecordQueue::default(),
                 incoming_first: 0,
-                blocked: VecDeque::new(),
+                incoming_deadline: now(),
                 done: Vec::new(),
                 flushes: Vec::new(),
             },
@@ -317,13 +317,14 @@ impl<N: Net> Driver<N> {
     /// Returns whether any record moved.
     fn admit(&mut self, now: Instant) -> bool {
         let p = &mut self.produce;
-        if p.inbox_waiting {
+        // New records are taken once those taken before are all in the producer
+        // (until then they stay in the table's inbox, behind them).
+        if p.inbox_waiting && p.incoming.is_empty() {
             p.inbox_waiting = false;
-            if p.incoming.is_empty() {
-                p.incoming_first = p.table.take_inbox(&mut p.incoming);
-            }
+            p.incoming_first = p.table.take_inbox(&mut p.incoming);
+            p.incoming_deadline = now + self.client.config().producer.delivery_timeout;
         }
-        if p.blocked.is_empty() && p.incoming.is_empty() {
+        if p.incoming.is_empty() {
             return false;
         }
         if self.closing.is_some() {
@@ -334,48 +335,22 @@ impl<N: Net> Driver<N> {
         // record (which scans every partition each time).
         let mut moved = false;
         let mut accepted = false;
-        while let Some((n, record, deadline)) = p.blocked.pop_front() {
-            match self.client.accept_record_as(now, record, RecordId(n)) {
+        while let Some(record) = p.incoming.front() {
+            let n = p.incoming_first;
+            match self.client.accept_record_ref(now, &record, RecordId(n)) {
                 Ok(()) => accepted = true,
-                Err((SendError::BufferFull { .. }, record)) if now < deadline => {
-                    // back to the front, until deliveries free room
-                    p.blocked.push_front((n, record, deadline));
-                    break;
-                }
-                Err((e, _)) => p.done.push((n, Err(ClientError::Send(e)))),
+                // It and those behind it wait, in order, until deliveries free room.
+                Err(SendError::BufferFull { .. }) if now < p.incoming_deadline => break,
+                Err(e) => p.done.push((n, Err(ClientError::Send(e)))),
             }
+            p.incoming.pop_front();
+            p.incoming_first += 1;
             moved = true;
         }
-        if !p.incoming.is_empty() {
-            moved = true;
-            let wait = self.client.config().producer.delivery_timeout;
-            let mut incoming = std::mem::take(&mut p.incoming);
-            let mut records = incoming.drain(..);
-            let mut n = p.incoming_first;
-            if p.blocked.is_empty() {
-                for record in records.by_ref() {
-                    match self.client.accept_record_as(now, record, RecordId(n)) {
-                        Ok(()) => accepted = true,
-                        Err((SendError::BufferFull { .. }, record)) => {
-                            p.blocked.push_back((n, record, now + wait));
-                            n += 1;
-                            break;
-                        }
-                        Err((e, _)) => p.done.push((n, Err(ClientError::Send(e)))),
-                    }
-                    n += 1;
-                }
-            }
-            // The rest wait for room behind the blocked ones, in order.
-            for record in records {
-                p.blocked.push_back((n, record, now + wait));
-                n += 1;
-            }
-            // The allocation goes back for the next swap, unless a burst made it
-            // large: then it is freed, so that memory follows what is in transit.
-            if incoming.capacity() <= KEPT_INBOX_RECORDS {
-                p.incoming = incoming;
-            }
+        // The allocation goes back for the next swap, unless a burst made it large:
+        // then it is freed, so that memory follows what is in transit.
+        if p.incoming.is_empty() && p.incoming.capacity() > KEPT_INBOX_BYTES {
+            p.incoming = RecordQueue::default();
         }
         if accepted {
             self.client.drive_producer(now);
@@ -417,15 +392,19 @@ impl<N: Net> Driver<N> {
     fn fail_unsent(&mut self, error: &ClientError) {
         let p = &mut self.produce;
         p.inbox_waiting = false;
-        if p.incoming.is_empty() {
-            p.incoming_first = p.table.take_inbox(&mut p.incoming);
-        }
-        let first = p.incoming_first;
-        for (i, _) in p.incoming.drain(..).enumerate() {
-            p.done.push((first + i as u64, Err(error.clone())));
-        }
-        for (n, _, _) in p.blocked.drain(..) {
-            p.done.push((n, Err(error.clone())));
+        loop {
+            if p.incoming.is_empty() {
+                p.incoming_first = p.table.take_inbox(&mut p.incoming);
+                if p.incoming.is_empty() {
+                    break;
+                }
+            }
+            let first = p.incoming_first;
+            for i in 0..p.incoming.len() as u64 {
+                p.done.push((first + i, Err(error.clone())));
+            }
+            p.incoming_first += p.incoming.len() as u64;
+            p.incoming.clear();
         }
         self.report();
     }

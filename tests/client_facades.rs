@@ -436,6 +436,105 @@ async fn producer_records_waiting_for_buffer_room_keep_their_order() {
     server.shutdown().await;
 }
 
+/// Records handed over in a `RecordBuffer` are written as they were filled: keys,
+/// null keys and values, headers, pinned partitions, their own timestamps or the
+/// wall clock's, in order with records sent one by one before and after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_buffer_is_written_as_it_was_filled_in_send_order() {
+    use kafka_sansio::client::{BorrowedRecord, ProducerRecord, RecordBuffer, RecordHeader};
+    let server = serve(cluster(1)).await.unwrap();
+    server
+        .with_cluster(|c, _| c.create_topic("rb", 2, 1))
+        .unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .build_tokio()
+        .await
+        .unwrap();
+    let producer = client.producer();
+    let headers = [
+        RecordHeader {
+            key: "h".into(),
+            value: Some("1".into()),
+        },
+        RecordHeader {
+            key: "null".into(),
+            value: None,
+        },
+    ];
+    let before = producer.send(ProducerRecord::new("rb", "before").partition(0));
+    let mut buffer = RecordBuffer::with_capacity(4, 64);
+    let mut scratch = Vec::new();
+    for i in 0..200u32 {
+        // One scratch buffer for every value: the buffer keeps copies.
+        scratch.clear();
+        scratch.extend_from_slice(format!("value {i}").as_bytes());
+        let key = i.to_be_bytes();
+        let mut r = BorrowedRecord::new("rb", &scratch).partition((i % 2) as i32);
+        match i % 4 {
+            0 => r = r.key(&key),
+            1 => r.value = None,
+            2 => {
+                r = r
+                    .headers(&headers)
+                    .timestamp(1_600_000_000_000 + i64::from(i))
+            }
+            _ => {}
+        }
+        buffer.push(r);
+    }
+    assert_eq!(buffer.len(), 200);
+    let batch = producer.send_buffer(buffer);
+    let after = producer.send(ProducerRecord::new("rb", "after").partition(0));
+    assert_eq!(before.await.unwrap().offset, Some(0));
+    let results = batch.await;
+    assert_eq!(after.await.unwrap().offset, Some(101));
+    for (i, r) in results.iter().enumerate() {
+        let m = r.as_ref().unwrap();
+        assert_eq!(m.partition, (i % 2) as i32);
+        let expected = if i % 2 == 0 { 1 + i / 2 } else { i / 2 };
+        assert_eq!(m.offset, Some(expected as i64), "record {i}");
+    }
+    for p in 0..2 {
+        let partition = client
+            .partition_client("rb", p, UnknownTopicHandling::Error)
+            .await
+            .unwrap();
+        let (fetched, _) = partition
+            .fetch_records(0, 1..10_000_000, 1000)
+            .await
+            .unwrap();
+        let fetched: Vec<_> = fetched
+            .into_iter()
+            .filter(|r| !matches!(r.value(), Some(b"before" | b"after")))
+            .collect();
+        assert_eq!(fetched.len(), 100);
+        for (j, r) in fetched.iter().enumerate() {
+            let i = (2 * j) as u32 + p as u32;
+            let value = format!("value {i}");
+            assert_eq!(
+                r.key(),
+                i.is_multiple_of(4).then_some(&i.to_be_bytes()[..]),
+                "record {i}"
+            );
+            assert_eq!(
+                r.value(),
+                (i % 4 != 1).then_some(value.as_bytes()),
+                "record {i}"
+            );
+            let got: Vec<_> = r.headers().map(|h| (h.key, h.value)).collect();
+            if i % 4 == 2 {
+                assert_eq!(got, [(&b"h"[..], Some(&b"1"[..])), (&b"null"[..], None)]);
+                assert_eq!(r.timestamp, 1_600_000_000_000 + i64::from(i));
+            } else {
+                assert!(got.is_empty(), "record {i}");
+                assert!(r.timestamp > 1_700_000_000_000, "the wall clock's time");
+            }
+        }
+    }
+    client.close().await;
+    server.shutdown().await;
+}
+
 #[test]
 fn blocking_producer_waits_for_each_delivery() {
     use kafka_sansio::client::ProducerRecord;

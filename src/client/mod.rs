@@ -87,10 +87,15 @@ pub use ops::partition::{
     FetchOptions, FetchOutput, FetchedRecord, IsolationLevel, OffsetSpec, ProduceOptions,
     ProduceOutput, Record, RecordHeader,
 };
+#[cfg_attr(
+    not(any(feature = "tokio", feature = "smol", feature = "blocking")),
+    allow(unused_imports)
+)]
+pub(crate) use producer::RecordQueue;
 pub use producer::{
-    Aggregator, BatchProducer, Demux, ItemId, ItemOutput, Partitioner, ProducerConfig,
-    ProducerRecord, Push, RecordAggregator, RecordDemux, RecordId, RecordMetadata, SendError,
-    TopicPartitions, murmur2, partition_for_key,
+    Aggregator, BatchProducer, BorrowedRecord, Demux, ItemId, ItemOutput, Partitioner,
+    ProducerConfig, ProducerRecord, Push, RecordAggregator, RecordBuffer, RecordDemux, RecordId,
+    RecordMetadata, SendError, TopicPartitions, murmur2, partition_for_key,
 };
 pub use stats::{BrokerStats, ClientStats, PartitionStats};
 

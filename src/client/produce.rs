@@ -12,7 +12,8 @@ use super::op::{
     Built, Ctx, Lane, Operation, Refresh, Reply, Step, Target, Versions, all, decode, version,
 };
 use super::producer::{
-    Producer, ProducerRecord, RecordId, RecordMetadata, SendError, TopicViewOwned, Want,
+    BorrowedRecord, Producer, ProducerRecord, RecordId, RecordMetadata, SendError, TopicViewOwned,
+    Want,
 };
 use super::{Client, ClientError, Endpoint, Event, Internal, OpOutput, Owner};
 use crate::connection::{AnyRequest, RequestOptions};
@@ -99,21 +100,21 @@ impl Client {
         self.producer_mut().send(now, record)
     }
 
-    /// As [`accept_record`](Self::accept_record), naming the record by the caller's
-    /// `id` (the facades number records themselves). Ids must grow and never repeat.
-    #[allow(clippy::result_large_err)] // as try_send
+    /// As [`accept_record`](Self::accept_record), with the record borrowed (copied
+    /// or encoded when taken) and named by the caller's `id` (the facades number
+    /// records themselves). Ids must grow and never repeat.
     #[cfg_attr(
         not(any(feature = "tokio", feature = "smol", feature = "blocking")),
         allow(dead_code)
     )]
-    pub(crate) fn accept_record_as(
+    pub(crate) fn accept_record_ref(
         &mut self,
         now: Instant,
-        record: ProducerRecord,
+        record: &BorrowedRecord<'_>,
         id: RecordId,
-    ) -> Result<(), (SendError, ProducerRecord)> {
+    ) -> Result<(), SendError> {
         self.advance(now);
-        self.producer_mut().send_as(now, record, id)
+        self.producer_mut().send_ref(now, record, id)
     }
 
     #[allow(dead_code)]

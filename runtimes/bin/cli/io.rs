@@ -11,8 +11,8 @@ use base64::Engine;
 use bytes::Bytes;
 use clap::Args;
 use kafka_sansio::client::{
-    ConsumedRecord, GroupProtocol, Offset, OffsetReset, OffsetSpec, ProducerRecord, TopicPartition,
-    UnknownTopicHandling,
+    BorrowedRecord, ConsumedRecord, GroupProtocol, Offset, OffsetReset, OffsetSpec, RecordBuffer,
+    TopicPartition, UnknownTopicHandling,
 };
 use kafka_sansio::messages::consumer_offsets::{ConsumerOffsetsRecord, parse_record};
 use kafka_sansio::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
@@ -79,15 +79,14 @@ enum Input {
     Bad(String),
 }
 
-/// Splits one line (without its newline) into a record; key and value share the
-/// line's bytes (no copy).
-pub fn line_record(
-    topic: &Arc<str>,
-    line: &Bytes,
+/// Splits one line (without its newline) into its key and value, both slices of
+/// the line.
+pub fn line_parts<'a>(
+    line: &'a [u8],
     key_delimiter: Option<&[u8]>,
-) -> Result<ProducerRecord, String> {
-    let (key, value) = match key_delimiter {
-        None => (None, line.clone()),
+) -> Result<(Option<&'a [u8]>, &'a [u8]), String> {
+    match key_delimiter {
+        None => Ok((None, line)),
         Some(d) => {
             let at = line.windows(d.len()).position(|w| w == d).ok_or_else(|| {
                 format!(
@@ -95,17 +94,9 @@ pub fn line_record(
                     String::from_utf8_lossy(d)
                 )
             })?;
-            (Some(line.slice(..at)), line.slice(at + d.len()..))
+            Ok((Some(&line[..at]), &line[at + d.len()..]))
         }
-    };
-    Ok(ProducerRecord {
-        topic: topic.clone(),
-        partition: None,
-        key,
-        value: Some(value),
-        headers: Vec::new(),
-        timestamp: None,
-    })
+    }
 }
 
 /// How much input is read at once.
@@ -119,50 +110,49 @@ const IN_FLIGHT_BATCHES: usize = 16;
 
 /// Reads `input` in blocks and hands each complete line (without its newline) to
 /// `each` as `Some(line)`, a slice of the block it was read in: lines are never
-/// copied. A last line without a newline counts too. After the lines of each read
-/// comes `None` (so what was typed on a terminal goes out at once). `each` stops
-/// the reading by answering `false`.
+/// copied, and the block's memory is reused for the next read. A last line without
+/// a newline counts too. After the lines of each read comes `None` (so what was
+/// typed on a terminal goes out at once). `each` stops the reading by answering
+/// `false`.
 fn read_lines(
     input: &mut dyn std::io::Read,
-    mut each: impl FnMut(Option<Bytes>) -> bool,
+    mut each: impl FnMut(Option<&[u8]>) -> bool,
 ) -> std::io::Result<()> {
-    let mut buf = bytes::BytesMut::new();
+    let mut buf: Vec<u8> = Vec::new();
+    // `buf[..filled]` holds what was read and not yet handed out: a partial line.
+    let mut filled = 0;
     loop {
-        let filled = buf.len();
-        if buf.capacity() - filled < READ_BLOCK / 4 {
-            buf.reserve(READ_BLOCK);
+        if buf.len() - filled < READ_BLOCK / 4 {
+            buf.resize(filled + READ_BLOCK, 0);
         }
-        let room = buf.capacity() - filled;
-        buf.resize(filled + room, 0);
         let n = loop {
             match input.read(&mut buf[filled..]) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    buf.truncate(filled);
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
         };
-        buf.truncate(filled + n);
         if n == 0 {
-            if !buf.is_empty() && each(Some(buf.split().freeze())) {
+            if filled > 0 && each(Some(&buf[..filled])) {
                 each(None);
             }
             return Ok(());
         }
+        let read_from = filled;
+        filled += n;
         // Complete lines only; a partial one waits for the next read.
-        if let Some(end) = memchr::memrchr(b'\n', &buf[filled..]) {
-            let block = buf.split_to(filled + end + 1).freeze();
+        if let Some(end) = memchr::memrchr(b'\n', &buf[read_from..filled]) {
+            let end = read_from + end;
             let mut start = 0;
-            while start < block.len() {
-                let stop =
-                    memchr::memchr(b'\n', &block[start..]).map_or(block.len(), |i| start + i);
-                if !each(Some(block.slice(start..stop))) {
+            while start <= end {
+                let stop = memchr::memchr(b'\n', &buf[start..=end]).map_or(end, |i| start + i);
+                if !each(Some(&buf[start..stop])) {
                     return Ok(());
                 }
                 start = stop + 1;
             }
+            buf.copy_within(end + 1..filled, 0);
+            filled -= end + 1;
         }
         if !each(None) {
             return Ok(());
@@ -246,27 +236,25 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
                     value: value.map(Bytes::from),
                 })
                 .collect();
-            let mut batch = Vec::with_capacity(BATCH);
-            // Each batch's records share a copy of the topic name of their own:
-            // the driver drops them while this thread builds the next batch, and
-            // one name for all would be one reference count both threads hammer.
-            let mut batch_topic: Arc<str> = Arc::from(&*topic);
+            // Each line is copied once, into the batch's buffer, which goes to the
+            // producer whole: nothing of this thread's is shared with the driver.
+            let new_batch = || RecordBuffer::with_capacity(BATCH, BATCH * 128);
+            let mut batch = new_batch();
             let mut number = 0u64;
             let mut bad = None;
             let mut closed = false;
             // Hands the batch over (to the producer, or only counted in a dry run).
             // `false`: the channel is closed (Ctrl-C), and the batch was not sent.
-            let hand_over = |batch: &mut Vec<ProducerRecord>, topic: &mut Arc<str>| {
+            let hand_over = |batch: &mut RecordBuffer| {
                 // A place in the channel first: once it is ours, the batch goes to
                 // the producer and its deliveries will be counted.
                 let Ok(place) = runtime.block_on(tx.reserve()) else {
                     return false;
                 };
-                let full = std::mem::replace(batch, Vec::with_capacity(BATCH));
-                *topic = Arc::from(&**topic);
+                let full = std::mem::replace(batch, new_batch());
                 let count = full.len() as u64;
                 place.send(match &producer {
-                    Some(p) => Input::Sent(count, p.send_all(full)),
+                    Some(p) => Input::Sent(count, p.send_buffer(full)),
                     None => Input::Read(count),
                 });
                 true
@@ -278,28 +266,29 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
                     if batch.is_empty() {
                         return true;
                     }
-                    closed = !hand_over(&mut batch, &mut batch_topic);
+                    closed = !hand_over(&mut batch);
                     return !closed;
                 };
                 number += 1;
                 if line.is_empty() && !keep_empty {
                     return true;
                 }
-                match line_record(&batch_topic, &line, delimiter.as_deref()) {
-                    Ok(mut r) => {
-                        r.partition = partition;
-                        if !headers.is_empty() {
-                            r.headers.clone_from(&headers);
-                        }
-                        batch.push(r);
-                    }
+                match line_parts(line, delimiter.as_deref()) {
+                    Ok((key, value)) => batch.push(BorrowedRecord {
+                        topic: &topic,
+                        partition,
+                        key,
+                        value: Some(value),
+                        headers: &headers,
+                        timestamp: None,
+                    }),
                     Err(e) => {
                         bad = Some(format!("line {number}: {e}"));
                         return false;
                     }
                 }
                 if batch.len() >= BATCH {
-                    closed = !hand_over(&mut batch, &mut batch_topic);
+                    closed = !hand_over(&mut batch);
                     return !closed;
                 }
                 true
@@ -307,7 +296,7 @@ pub async fn produce(conn: &ConnectionArgs, a: ProduceArgs) -> Outcome {
             if closed {
                 return;
             }
-            if !batch.is_empty() && !hand_over(&mut batch, &mut batch_topic) {
+            if !batch.is_empty() && !hand_over(&mut batch) {
                 return;
             }
             if let Some(e) = bad {
@@ -1556,14 +1545,11 @@ mod tests {
 
     #[test]
     fn lines_split_at_the_first_key_delimiter() {
-        let t: Arc<str> = "t".into();
-        let r = line_record(&t, &Bytes::from_static(b"k1::v:1"), Some(b"::")).unwrap();
-        assert_eq!(r.key.as_deref(), Some(&b"k1"[..]));
-        assert_eq!(r.value.as_deref(), Some(&b"v:1"[..]));
-        let r = line_record(&t, &Bytes::from_static(b"\x00\xffbin"), None).unwrap();
-        assert_eq!(r.key, None);
-        assert_eq!(r.value.as_deref(), Some(&b"\x00\xffbin"[..]));
-        let e = line_record(&t, &Bytes::from_static(b"no delimiter"), Some(b":")).unwrap_err();
+        let (key, value) = line_parts(b"k1::v:1", Some(b"::")).unwrap();
+        assert_eq!((key, value), (Some(&b"k1"[..]), &b"v:1"[..]));
+        let (key, value) = line_parts(b"\x00\xffbin", None).unwrap();
+        assert_eq!((key, value), (None, &b"\x00\xffbin"[..]));
+        let e = line_parts(b"no delimiter", Some(b":")).unwrap_err();
         assert!(e.contains("no key delimiter"), "{e}");
     }
 
@@ -1590,7 +1576,7 @@ mod tests {
             let mut reads = 0;
             read_lines(&mut Trickle { data: text, step }, |l| {
                 match l {
-                    Some(l) => lines.push(l),
+                    Some(l) => lines.push(l.to_vec()),
                     None => reads += 1,
                 }
                 true
@@ -1599,10 +1585,10 @@ mod tests {
             assert_eq!(
                 lines,
                 vec![
-                    Bytes::from_static(b"first"),
-                    Bytes::new(),
-                    Bytes::from_static(b"third line\r"),
-                    Bytes::from_static(b"last without newline"),
+                    b"first".to_vec(),
+                    Vec::new(),
+                    b"third line\r".to_vec(),
+                    b"last without newline".to_vec(),
                 ],
                 "step {step}"
             );

@@ -21,6 +21,7 @@
 
 mod aggregator;
 mod partitioner;
+mod queue;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -40,6 +41,8 @@ use super::ClientError;
 use super::ops::partition::RecordHeader;
 use super::rng::Rng;
 use partitioner::Sticky;
+pub(crate) use queue::RecordQueue;
+pub use queue::{BorrowedRecord, RecordBuffer};
 
 /// How the producer batches, retries and acknowledges. Defaults follow librdkafka's
 /// and the Java client's.
@@ -235,18 +238,6 @@ impl ProducerRecord {
         self.timestamp = Some(ms);
         self
     }
-
-    /// The bytes this record takes in a batch (an upper bound of its encoding).
-    fn size(&self) -> usize {
-        let k = self.key.as_ref().map_or(0, Bytes::len);
-        let v = self.value.as_ref().map_or(0, Bytes::len);
-        let h: usize = self
-            .headers
-            .iter()
-            .map(|h| h.key.len() + h.value.as_ref().map_or(0, Bytes::len) + 10)
-            .sum();
-        k + v + h + 25
-    }
 }
 
 /// Names one record handed to [`Client::send`](super::Client::send); its
@@ -342,13 +333,27 @@ pub enum SendError {
     Closed,
 }
 
-/// One record waiting in a buffer.
+/// A topic's records waiting for its metadata: the records, compact, and beside
+/// them each one's id, budget bytes and deadline, in the same order.
+#[derive(Debug, Default)]
+struct Unrouted {
+    records: RecordQueue,
+    waiting: VecDeque<Waiting>,
+}
+
+/// One record waiting for its topic's metadata.
 #[derive(Debug)]
-struct Pending {
+struct Waiting {
     id: RecordId,
-    record: ProducerRecord,
     size: usize,
     deadline: Instant,
+}
+
+impl Unrouted {
+    fn pop_front(&mut self) -> Option<Waiting> {
+        self.records.pop_front();
+        self.waiting.pop_front()
+    }
 }
 
 /// A sealed batch: its records' ids and timestamps, and its bytes.
@@ -494,7 +499,7 @@ pub(crate) struct Producer {
     next_id: u64,
     buffered: usize,
     /// Records whose topic's metadata is not known yet.
-    unrouted: BTreeMap<Arc<str>, VecDeque<Pending>>,
+    unrouted: BTreeMap<Arc<str>, Unrouted>,
     parts: BTreeMap<(Arc<str>, i32), PartBuf>,
     pub(crate) pid: ProducerId,
     flushing: bool,
@@ -522,17 +527,16 @@ enum Placement {
 
 impl Placement {
     /// The partition for `record` (of `size` bytes) in a topic routed as `routed`.
-    fn choose(&mut self, routed: &mut Routed, record: &ProducerRecord, size: usize) -> i32 {
+    fn choose(&mut self, routed: &mut Routed, record: &BorrowedRecord<'_>, size: usize) -> i32 {
         let partitions = TopicPartitions {
             count: routed.view.count,
             available: &routed.view.available,
         };
         match self {
             Self::BuiltIn { rng, switch_after } => {
-                let p =
-                    routed
-                        .sticky
-                        .partition(rng, *switch_after, record.key.as_deref(), partitions);
+                let p = routed
+                    .sticky
+                    .partition(rng, *switch_after, record.key, partitions);
                 if record.key.is_none() {
                     routed.sticky.appended(p, size);
                 }
@@ -542,8 +546,8 @@ impl Placement {
                 let mut custom = custom
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let p = custom.partition(&record.topic, record.key.as_deref(), partitions);
-                custom.on_append(&record.topic, p, size);
+                let p = custom.partition(record.topic, record.key, partitions);
+                custom.on_append(record.topic, p, size);
                 p
             }
         }
@@ -646,7 +650,7 @@ impl Producer {
 
     /// Records handed over and not yet delivered.
     pub(crate) fn pending_records(&self) -> usize {
-        let unrouted: usize = self.unrouted.values().map(VecDeque::len).sum();
+        let unrouted: usize = self.unrouted.values().map(|u| u.waiting.len()).sum();
         let parts: usize = self
             .parts
             .values()
@@ -738,62 +742,56 @@ impl Producer {
         record: ProducerRecord,
         id: RecordId,
     ) -> Result<(), (SendError, ProducerRecord)> {
-        if let Err(e) = self.check_config() {
-            return Err((e, record));
+        match self.send_ref(now, &record.borrowed(), id) {
+            Ok(()) => Ok(()),
+            Err(e) => Err((e, record)),
         }
+    }
+
+    /// As [`send_as`](Self::send_as), with the record borrowed: on success it is
+    /// encoded or copied, so the caller keeps (and frees) what it lent.
+    pub(crate) fn send_ref(
+        &mut self,
+        now: Instant,
+        record: &BorrowedRecord<'_>,
+        id: RecordId,
+    ) -> Result<(), SendError> {
+        self.check_config()?;
         let size = record.size();
         let limit = self.config.batch_max_bytes;
         if size + crate::records::BATCH_HEADER_LEN > limit {
-            return Err((SendError::RecordTooLarge { size, limit }, record));
+            return Err(SendError::RecordTooLarge { size, limit });
         }
         if self.buffered + size > self.config.buffer_max_bytes {
-            let full = SendError::BufferFull {
+            return Err(SendError::BufferFull {
                 buffered: self.buffered,
                 limit: self.config.buffer_max_bytes,
-            };
-            return Err((full, record));
+            });
         }
         self.next_id = self.next_id.max(id.0 + 1);
         self.buffered += size;
         let deadline = now + self.config.delivery_timeout;
+        let topic: &str = record.topic;
         // A topic routed to before, with nothing of it waiting for metadata: the
         // record is encoded into its partition's open batch now, and only its
         // encoded bytes are kept.
-        if !self.unrouted.contains_key(&record.topic)
-            && let Some(routed) = self.views.get_mut(&record.topic)
+        if !self.unrouted.contains_key(topic)
+            && let Some(routed) = self.views.get_mut(topic)
         {
             let count = routed.view.count;
             let partition = match record.partition {
                 Some(p) => p,
-                None => self.placement.choose(routed, &record, size),
+                None => self.placement.choose(routed, record, size),
             };
-            self.place(
-                now,
-                &record.topic,
-                partition,
-                count,
-                id,
-                &record,
-                size,
-                deadline,
-            );
+            self.place(now, topic, partition, count, id, record, size, deadline);
             return Ok(());
         }
-        let pending = Pending {
-            id,
-            deadline,
-            record,
-            size,
+        let queue = match self.unrouted.get_mut(topic) {
+            Some(queue) => queue,
+            None => self.unrouted.entry(Arc::from(topic)).or_default(),
         };
-        match self.unrouted.get_mut(&pending.record.topic) {
-            Some(queue) => queue.push_back(pending),
-            None => {
-                let mut queue = VecDeque::new();
-                let topic = pending.record.topic.clone();
-                queue.push_back(pending);
-                self.unrouted.insert(topic, queue);
-            }
-        }
+        queue.records.push_ref(record);
+        queue.waiting.push_back(Waiting { id, size, deadline });
         Ok(())
     }
 
@@ -808,7 +806,7 @@ impl Producer {
         let mut next: Option<Instant> = None;
         let mut at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
         for q in self.unrouted.values() {
-            if let Some(p) = q.front() {
+            if let Some(p) = q.waiting.front() {
                 at(p.deadline);
             }
         }
@@ -929,22 +927,21 @@ impl Producer {
                 view,
                 sticky: Sticky::default(),
             };
-            for pending in queue {
-                let partition = match pending.record.partition {
+            debug_assert_eq!(queue.records.len(), queue.waiting.len());
+            for (record, waiting) in queue.records.iter().zip(&queue.waiting) {
+                let partition = match record.partition {
                     Some(p) => p,
-                    None => self
-                        .placement
-                        .choose(&mut routed, &pending.record, pending.size),
+                    None => self.placement.choose(&mut routed, &record, waiting.size),
                 };
                 self.place(
                     now,
                     &name,
                     partition,
                     routed.view.count,
-                    pending.id,
-                    &pending.record,
-                    pending.size,
-                    pending.deadline,
+                    waiting.id,
+                    &record,
+                    waiting.size,
+                    waiting.deadline,
                 );
             }
             self.views.insert(name, routed);
@@ -962,7 +959,7 @@ impl Producer {
         partition: i32,
         count: usize,
         id: RecordId,
-        record: &ProducerRecord,
+        record: &BorrowedRecord<'_>,
         size: usize,
         deadline: Instant,
     ) {
@@ -1001,8 +998,8 @@ impl Producer {
         let timestamp = record.timestamp.unwrap_or(-1);
         let new = NewRecord {
             timestamp,
-            key: record.key.as_deref(),
-            value: record.value.as_deref(),
+            key: record.key,
+            value: record.value,
             headers: &headers,
         };
         loop {
@@ -1057,7 +1054,7 @@ impl Producer {
     fn expire(&mut self, now: Instant) {
         let timeout = self.config.delivery_timeout;
         for queue in self.unrouted.values_mut() {
-            while queue.front().is_some_and(|p| p.deadline <= now) {
+            while queue.waiting.front().is_some_and(|p| p.deadline <= now) {
                 if let Some(p) = queue.pop_front() {
                     self.buffered -= p.size;
                     self.deliveries
@@ -1065,7 +1062,7 @@ impl Producer {
                 }
             }
         }
-        self.unrouted.retain(|_, q| !q.is_empty());
+        self.unrouted.retain(|_, q| !q.waiting.is_empty());
         for buf in self.parts.values_mut() {
             // An open batch lingers for milliseconds; one whose first record's
             // deadline passed (a delivery timeout shorter than linger) fails whole.
@@ -1479,7 +1476,7 @@ impl Producer {
     /// Fails every record not in flight.
     pub(crate) fn fail_all(&mut self, error: &ClientError) {
         for (_, q) in std::mem::take(&mut self.unrouted) {
-            for p in q {
+            for p in q.waiting {
                 self.buffered -= p.size;
                 self.deliveries.push_back((p.id, Err(error.clone())));
             }
