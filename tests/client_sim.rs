@@ -458,3 +458,52 @@ fn oauthbearer_tokens_are_refreshed_before_they_expire_and_bad_ones_fail_fast() 
     );
     assert!(err.to_string().contains("invalid_token"), "{err}");
 }
+
+/// A commit of a negative offset or partition is refused in that entry's result
+/// and never sent (Kafka would store offset -1 as given); the other entries are
+/// committed, and the results come back in the order asked.
+#[test]
+fn negative_commits_are_refused_without_reaching_the_broker() {
+    use kafka_sansio::client::{CommitMember, TopicPartition};
+    let (mut sim, host) = setup(1, 7);
+    create(&mut sim, host, "c", 2);
+    let tp = |p| TopicPartition::new("c", p);
+    let out = run(&mut sim, host, |c, now| {
+        c.commit_offsets(
+            now,
+            "g",
+            CommitMember::none(),
+            vec![(tp(0), -1, None), (tp(1), 5, None), (tp(-1), 3, None)],
+        )
+    })
+    .unwrap();
+    let OpOutput::Committed(results) = out else {
+        panic!("{out:?}")
+    };
+    let asked: Vec<_> = results.iter().map(|r| r.partition.partition).collect();
+    assert_eq!(asked, [0, 1, -1], "in the order asked");
+    assert!(matches!(
+        results[0].offset,
+        Err(ClientError::InvalidArgument(_))
+    ));
+    assert_eq!(results[1].offset, Ok(5));
+    assert!(matches!(
+        results[2].offset,
+        Err(ClientError::InvalidArgument(_))
+    ));
+    assert_eq!(sim.cluster().committed_offset("g", "c", 0), None);
+    assert_eq!(sim.cluster().committed_offset("g", "c", 1), Some(5));
+    // Nothing valid: refused at once.
+    let out = run(&mut sim, host, |c, now| {
+        c.commit_offsets(now, "g", CommitMember::none(), vec![(tp(1), -2, None)])
+    })
+    .unwrap();
+    let OpOutput::Committed(results) = out else {
+        panic!("{out:?}")
+    };
+    assert!(matches!(
+        results[0].offset,
+        Err(ClientError::InvalidArgument(_))
+    ));
+    assert_eq!(sim.cluster().committed_offset("g", "c", 1), Some(5));
+}

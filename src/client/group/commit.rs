@@ -145,6 +145,13 @@ impl Commits {
             // where the broker keeps the last: `[(p, 16), (p, 14)]` moved the
             // committed offset back to 14 while the floor said 16. Only the first
             // is committed.
+            if let Some(e) = crate::client::ops::offsets::invalid_commit(tp, *offset) {
+                settled.push(CommittedOffset {
+                    partition: tp.clone(),
+                    offset: Err(e),
+                });
+                continue;
+            }
             if !named.insert(tp) {
                 settled.push(CommittedOffset {
                     partition: tp.clone(),
@@ -231,7 +238,6 @@ impl Commits {
                         *f = (*f).max(o);
                     }
                 }
-                // Back in the order asked.
                 // Back in the order asked: a partition's results (the broker's for
                 // its first entry, then any refused) take its entries' places in turn.
                 let all: Vec<CommittedOffset> = rs.into_iter().chain(settled).collect();
@@ -282,6 +288,52 @@ mod tests {
                 })
                 .collect(),
         ))
+    }
+
+    /// A negative offset or partition is refused in its own result and not sent:
+    /// Kafka would store offset -1 as a commit (the Java client refuses it when
+    /// the offset is made), and no partition has a negative number.
+    #[test]
+    fn negative_offsets_and_partitions_are_refused_before_sending() {
+        let mut c = Commits::default();
+        c.enqueue(Pending {
+            op: Some(OpId(3)),
+            offsets: vec![(tp(0), -1, None), (tp(1), 4, None), (tp(-1), 2, None)],
+            retries: 0,
+        });
+        let Some(NextCommit::Send { id, offsets }) = c.next(1) else {
+            panic!("the valid entry is sent");
+        };
+        assert_eq!(offsets, vec![(tp(1), 4, None)]);
+        let (done, _) = c.on_result(id, committed(&[(1, 4)]), false);
+        let (op, Ok(OpOutput::Committed(rs))) = done.unwrap() else {
+            panic!("a commit result");
+        };
+        assert_eq!(op, OpId(3));
+        let parts: Vec<_> = rs.iter().map(|r| r.partition.partition).collect();
+        assert_eq!(parts, [0, 1, -1], "in the order asked");
+        assert!(matches!(rs[0].offset, Err(ClientError::InvalidArgument(_))));
+        assert_eq!(rs[1].offset, Ok(4));
+        assert!(matches!(rs[2].offset, Err(ClientError::InvalidArgument(_))));
+        assert_eq!(
+            c.floor(&tp(0)),
+            None,
+            "nothing was committed for partition 0"
+        );
+        // Nothing valid at all: settled at once, nothing sent.
+        c.enqueue(Pending {
+            op: Some(OpId(4)),
+            offsets: vec![(tp(0), -5, None)],
+            retries: 0,
+        });
+        let Some(NextCommit::Done { op, results }) = c.next(2) else {
+            panic!("settled without a request");
+        };
+        assert_eq!(op, Some(OpId(4)));
+        assert!(matches!(
+            results[0].offset,
+            Err(ClientError::InvalidArgument(_))
+        ));
     }
 
     #[test]

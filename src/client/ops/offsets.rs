@@ -11,7 +11,7 @@ use crate::client::op::{
 };
 use crate::client::ops::admin::coordinator_step;
 use crate::client::ops::partition::partition_step;
-use crate::client::{Client, ClientError, OpId, OpOutput};
+use crate::client::{Client, ClientError, Event, OpId, OpOutput};
 use crate::messages::{
     ApiKey, ErrorCode, OffsetCommitRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest,
     offset_commit_request, offset_fetch_request, offset_for_leader_epoch_request,
@@ -84,6 +84,23 @@ pub struct CommittedOffset {
     pub partition: TopicPartition,
     /// The offset (`-1`: nothing committed), or the error.
     pub offset: Result<i64, ClientError>,
+}
+
+/// Why an offset cannot be committed for `tp`, if it cannot: offsets are the next
+/// record to read (0 or more) and partitions are numbered from 0. Kafka would store
+/// a commit of -1 as given; the Java client refuses it when the offset is made.
+pub(crate) fn invalid_commit(tp: &TopicPartition, offset: i64) -> Option<ClientError> {
+    if tp.partition < 0 {
+        return Some(ClientError::InvalidArgument(format!(
+            "cannot commit {tp}: partitions are numbered from 0"
+        )));
+    }
+    (offset < 0).then(|| {
+        ClientError::InvalidArgument(format!(
+            "cannot commit offset {offset} for {tp}: a committed offset is the next record \
+             to read, 0 or more"
+        ))
+    })
 }
 
 fn group_target(group: &Arc<str>) -> Target {
@@ -245,6 +262,9 @@ struct Commit {
     member: CommitMember,
     offsets: Vec<(TopicPartition, i64, Option<i32>)>,
     results: Option<Vec<CommittedOffset>>,
+    /// Entries refused before sending, with their places among those asked (the
+    /// sent ones take the other places, in order).
+    refused: Vec<(usize, CommittedOffset)>,
 }
 
 impl Operation for Commit {
@@ -343,9 +363,25 @@ impl Operation for Commit {
         if let Some((_, e)) = failed.into_iter().next() {
             return Err(e);
         }
-        self.results
-            .map(OpOutput::Committed)
-            .ok_or(ClientError::Closed)
+        let results = self.results.ok_or(ClientError::Closed)?;
+        if self.refused.is_empty() {
+            return Ok(OpOutput::Committed(results));
+        }
+        // Back in the order asked: refused entries at their places, the rest in turn.
+        let mut refused = self.refused.into_iter().peekable();
+        let mut sent = results.into_iter();
+        let mut all = Vec::new();
+        loop {
+            if refused.peek().is_some_and(|(i, _)| *i == all.len()) {
+                all.extend(refused.next().map(|(_, r)| r));
+            } else if let Some(r) = sent.next() {
+                all.push(r);
+            } else {
+                all.extend(refused.map(|(_, r)| r));
+                break;
+            }
+        }
+        Ok(OpOutput::Committed(all))
     }
 }
 
@@ -469,6 +505,7 @@ pub(crate) fn commit_op(
         member,
         offsets,
         results: None,
+        refused: Vec::new(),
     };
     (Box::new(op), vec![group_target(group)])
 }
@@ -528,11 +565,37 @@ impl Client {
         offsets: Vec<(TopicPartition, i64, Option<i32>)>,
     ) -> OpId {
         let group: Arc<str> = group.into();
+        let mut refused = Vec::new();
+        let mut valid = Vec::with_capacity(offsets.len());
+        for (i, (tp, offset, epoch)) in offsets.into_iter().enumerate() {
+            match invalid_commit(&tp, offset) {
+                Some(e) => refused.push((
+                    i,
+                    CommittedOffset {
+                        partition: tp,
+                        offset: Err(e),
+                    },
+                )),
+                None => valid.push((tp, offset, epoch)),
+            }
+        }
+        if valid.is_empty() {
+            // Nothing to send: every entry's result is its refusal.
+            let op = OpId(self.next_op);
+            self.next_op += 1;
+            let results = refused.into_iter().map(|(_, r)| r).collect();
+            self.events.push_back(Event::Done {
+                op,
+                result: Ok(OpOutput::Committed(results)),
+            });
+            return op;
+        }
         let op = Commit {
             group: group.clone(),
             member,
-            offsets,
+            offsets: valid,
             results: None,
+            refused,
         };
         self.start_op(now, Box::new(op), vec![group_target(&group)], None)
     }
