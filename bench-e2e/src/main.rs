@@ -270,6 +270,14 @@ fn orchestrate(o: Options) {
                             "send, linger {} ms, 4 partitions, window {}",
                             w.linger_ms, w.send_window
                         ),
+                        "send1-buffer" => format!(
+                            "send_buffer, linger {} ms, 1 partition, window {}",
+                            w.linger_ms, w.send_window
+                        ),
+                        "send4-buffer" => format!(
+                            "send_buffer, linger {} ms, 4 partitions, window {}",
+                            w.linger_ms, w.send_window
+                        ),
                         "consume" => "consume (stream)".to_owned(),
                         "consume-group" => "consume (stream, one-member group)".to_owned(),
                         _ => p.name.clone(),
