@@ -22,8 +22,6 @@ use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use bytes::Bytes;
-
 use crate::client::{ClientError, ProducerRecord, RecordMetadata, RecordQueue};
 
 /// Slots the ring keeps room for between bursts.
@@ -144,24 +142,6 @@ impl Deliveries {
         let future = self.enqueue(&mut s, record);
         let wake = was_empty && !s.inbox.is_empty();
         (future, wake)
-    }
-
-    /// Hands many records over for one [`BatchDelivery`]; as [`push`](Self::push).
-    pub(crate) fn push_all(
-        self: &Arc<Self>,
-        records: Vec<ProducerRecord>,
-    ) -> (BatchDelivery, bool) {
-        // Copied outside the lock, which the driver needs to write results.
-        let mut queue = RecordQueue::default();
-        let bytes = records
-            .iter()
-            .map(|r| r.key.as_ref().map_or(0, Bytes::len) + r.value.as_ref().map_or(0, Bytes::len))
-            .sum();
-        queue.reserve(records.len(), bytes);
-        for record in records {
-            queue.push(record);
-        }
-        self.push_queue(queue)
     }
 
     /// Hands a queue of records over for one [`BatchDelivery`]; as
@@ -693,6 +673,11 @@ mod tests {
         }
     }
 
+    /// Many records handed over for one `BatchDelivery`, as `send_all` does.
+    fn push_all(table: &Arc<Deliveries>, records: Vec<ProducerRecord>) -> (BatchDelivery, bool) {
+        table.push_queue(RecordQueue::from_records(records))
+    }
+
     fn complete(table: &Deliveries, done: Vec<(u64, Result<RecordMetadata, ClientError>)>) {
         let mut c = table.completing();
         for (n, result) in done {
@@ -787,8 +772,10 @@ mod tests {
         let table = Deliveries::new();
         // One record before the batch, answered last: the batch does not wait for it.
         let (before, _) = table.push_one(ProducerRecord::new("t", "x"));
-        let (mut batch, wake) =
-            table.push_all((0..5).map(|i| ProducerRecord::new("t", vec![i])).collect());
+        let (mut batch, wake) = push_all(
+            &table,
+            (0..5).map(|i| ProducerRecord::new("t", vec![i])).collect(),
+        );
         assert!(!wake, "the inbox was not empty");
         let count = Arc::new(Count(0.into()));
         let waker = Waker::from(count.clone());
@@ -832,8 +819,10 @@ mod tests {
     #[test]
     fn a_dropped_batch_frees_its_slots_as_results_come() {
         let table = Deliveries::new();
-        let (batch, wake) =
-            table.push_all((0..3).map(|i| ProducerRecord::new("t", vec![i])).collect());
+        let (batch, wake) = push_all(
+            &table,
+            (0..3).map(|i| ProducerRecord::new("t", vec![i])).collect(),
+        );
         assert!(wake);
         complete(&table, vec![(1, Ok(meta(1)))]);
         drop(batch);
@@ -878,7 +867,8 @@ mod tests {
     fn a_burst_gives_its_memory_back_once_delivered() {
         let table = Deliveries::new();
         let n = 20 * KEPT_SLOTS as u64;
-        let (batch, _) = table.push_all(
+        let (batch, _) = push_all(
+            &table,
             (0..n)
                 .map(|i| ProducerRecord::new("t", vec![i as u8]))
                 .collect(),
@@ -900,10 +890,10 @@ mod tests {
     #[test]
     fn a_closed_table_fails_a_whole_batch_and_a_blocked_batch_waiter_wakes() {
         let table = Deliveries::new();
-        let (batch, _) = table.push_all(vec![
-            ProducerRecord::new("t", "a"),
-            ProducerRecord::new("t", "b"),
-        ]);
+        let (batch, _) = push_all(
+            &table,
+            vec![ProducerRecord::new("t", "a"), ProducerRecord::new("t", "b")],
+        );
         let t2 = table.clone();
         let waiter = std::thread::spawn(move || batch.wait());
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -913,10 +903,10 @@ mod tests {
             waiter.join().unwrap(),
             vec![Err(ClientError::Closed), Ok(meta(1))]
         );
-        let (late, wake) = table.push_all(vec![ProducerRecord::new("t", "c")]);
+        let (late, wake) = push_all(&table, vec![ProducerRecord::new("t", "c")]);
         assert!(!wake);
         assert_eq!(late.wait(), vec![Err(ClientError::Closed)]);
-        let (empty, _) = Deliveries::new().push_all(Vec::new());
+        let (empty, _) = push_all(&Deliveries::new(), Vec::new());
         assert_eq!(empty.wait(), Vec::new());
     }
 

@@ -146,16 +146,10 @@ impl Producer {
     /// # Ok(()) });
     /// ```
     pub fn send_all(&self, records: Vec<ProducerRecord>) -> BatchDelivery {
-        let now_ms = wall_clock_ms();
-        let mut records = records;
-        for r in &mut records {
-            r.timestamp.get_or_insert(now_ms);
-        }
-        let (batch, wake) = self.client.deliveries().push_all(records);
-        if wake {
-            let _ = self.client.command(Command::Produce);
-        }
-        batch
+        // Copied here, outside the table's lock, which the driver needs to report.
+        self.send_buffer(crate::client::RecordBuffer {
+            queue: crate::client::RecordQueue::from_records(records),
+        })
     }
 
     /// Hands a [`RecordBuffer`](crate::client::RecordBuffer) of records over, with

@@ -26,7 +26,15 @@ const HAS_KEY: u8 = 2;
 const HAS_VALUE: u8 = 4;
 const HAS_TIMESTAMP: u8 = 8;
 const HAS_HEADERS: u8 = 16;
-const ENTRY_LEN: usize = 1 + 4 + 4 + 8 + 4 + 4 + 4;
+
+/// Where an entry's fields are, and its length (the key's and value's bytes follow).
+const TOPIC_AT: usize = 1;
+const PARTITION_AT: usize = 5;
+const TIMESTAMP_AT: usize = 9;
+const KEY_LEN_AT: usize = 17;
+const VALUE_LEN_AT: usize = 21;
+const HEADERS_AT: usize = 25;
+const ENTRY_LEN: usize = 29;
 
 /// A record to produce, with its bytes borrowed: what a [`RecordBuffer`] copies
 /// in. The fields mean what [`ProducerRecord`]'s do.
@@ -314,20 +322,23 @@ impl Topic<'_> {
     }
 }
 
-/// Where an entry's key and value lengths are.
-const KEY_LEN_AT: usize = 17;
-const VALUE_LEN_AT: usize = 21;
-
 fn as_u32(n: usize) -> [u8; 4] {
     // Lengths and indexes count what is in memory, under 4 GiB per record.
     debug_assert!(u32::try_from(n).is_ok());
     (n as u32).to_ne_bytes()
 }
 
-fn take<const N: usize>(bytes: &[u8], at: &mut usize) -> Option<[u8; N]> {
-    let field = bytes.get(*at..*at + N)?.try_into().ok()?;
-    *at += N;
-    Some(field)
+/// The `u32` field at `at`.
+fn u32_at(bytes: &[u8], at: usize) -> Option<usize> {
+    let field = bytes.get(at..at + 4)?.try_into().ok()?;
+    Some(u32::from_ne_bytes(field) as usize)
+}
+
+/// Where the entry that starts at `at` ends (the next one starts).
+fn entry_end(bytes: &[u8], at: usize) -> Option<usize> {
+    let key_len = u32_at(bytes, at + KEY_LEN_AT)?;
+    let value_len = u32_at(bytes, at + VALUE_LEN_AT)?;
+    Some(at + ENTRY_LEN + key_len + value_len)
 }
 
 // The facades' inbox uses what the producer's own queues do not.
@@ -364,6 +375,22 @@ impl RecordQueue {
     /// Makes room for `records` more records of `bytes` key and value bytes.
     pub(crate) fn reserve(&mut self, records: usize, bytes: usize) {
         self.bytes.reserve(records * ENTRY_LEN + bytes);
+    }
+
+    /// The records, in order, with room made for all of them at once.
+    pub(crate) fn from_records(records: Vec<ProducerRecord>) -> Self {
+        let bytes = records
+            .iter()
+            .map(|r| {
+                r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len())
+            })
+            .sum();
+        let mut queue = Self::default();
+        queue.reserve(records.len(), bytes);
+        for record in records {
+            queue.push(record);
+        }
+        queue
     }
 
     /// Adds a record at the back, taking its header list as it is.
@@ -431,12 +458,12 @@ impl RecordQueue {
         };
         let mut entry = [0u8; ENTRY_LEN];
         entry[0] = flags;
-        entry[1..5].copy_from_slice(&as_u32(topic_index));
-        entry[5..9].copy_from_slice(&partition.unwrap_or(0).to_ne_bytes());
-        entry[9..17].copy_from_slice(&timestamp.unwrap_or(0).to_ne_bytes());
-        entry[KEY_LEN_AT..KEY_LEN_AT + 4].copy_from_slice(&as_u32(key.len()));
-        entry[VALUE_LEN_AT..VALUE_LEN_AT + 4].copy_from_slice(&as_u32(value.len()));
-        entry[25..29].copy_from_slice(&as_u32(headers_index));
+        entry[TOPIC_AT..PARTITION_AT].copy_from_slice(&as_u32(topic_index));
+        entry[PARTITION_AT..TIMESTAMP_AT].copy_from_slice(&partition.unwrap_or(0).to_ne_bytes());
+        entry[TIMESTAMP_AT..KEY_LEN_AT].copy_from_slice(&timestamp.unwrap_or(0).to_ne_bytes());
+        entry[KEY_LEN_AT..VALUE_LEN_AT].copy_from_slice(&as_u32(key.len()));
+        entry[VALUE_LEN_AT..HEADERS_AT].copy_from_slice(&as_u32(value.len()));
+        entry[HEADERS_AT..ENTRY_LEN].copy_from_slice(&as_u32(headers_index));
         let out = &mut self.bytes;
         out.reserve(ENTRY_LEN + key.len() + value.len());
         out.extend_from_slice(&entry);
@@ -475,18 +502,18 @@ impl RecordQueue {
     pub(crate) fn fill_timestamps(&mut self, ms: i64) {
         let mut at = self.read;
         for _ in 0..self.len {
-            let Some(entry) = self.bytes.get_mut(at..at + ENTRY_LEN) else {
+            let (Some(next), Some(entry)) = (
+                entry_end(&self.bytes, at),
+                self.bytes.get_mut(at..at + ENTRY_LEN),
+            ) else {
                 debug_assert!(false, "a record queue entry does not read back");
                 return;
             };
             if entry[0] & HAS_TIMESTAMP == 0 {
                 entry[0] |= HAS_TIMESTAMP;
-                entry[9..17].copy_from_slice(&ms.to_ne_bytes());
+                entry[TIMESTAMP_AT..KEY_LEN_AT].copy_from_slice(&ms.to_ne_bytes());
             }
-            let len = |i: usize| {
-                u32::from_ne_bytes([entry[i], entry[i + 1], entry[i + 2], entry[i + 3]]) as usize
-            };
-            at += ENTRY_LEN + len(KEY_LEN_AT) + len(VALUE_LEN_AT);
+            at = next;
         }
     }
 
@@ -494,17 +521,13 @@ impl RecordQueue {
     fn entry(&self, at: usize) -> Option<(BorrowedRecord<'_>, usize)> {
         let b = &self.bytes;
         let head: &[u8; ENTRY_LEN] = b.get(at..at + ENTRY_LEN)?.try_into().ok()?;
-        let u32_at =
-            |i: usize| u32::from_ne_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
         let flags = head[0];
-        let topic = u32_at(1) as usize;
-        let partition = u32_at(5) as i32;
-        let mut timestamp = [0; 8];
-        timestamp.copy_from_slice(&head[9..17]);
-        let timestamp = i64::from_ne_bytes(timestamp);
-        let key_len = u32_at(KEY_LEN_AT) as usize;
-        let value_len = u32_at(VALUE_LEN_AT) as usize;
-        let headers_index = u32_at(25) as usize;
+        let topic = u32_at(head, TOPIC_AT)?;
+        let partition = u32_at(head, PARTITION_AT)? as i32;
+        let timestamp = i64::from_ne_bytes(head[TIMESTAMP_AT..KEY_LEN_AT].try_into().ok()?);
+        let key_len = u32_at(head, KEY_LEN_AT)?;
+        let value_len = u32_at(head, VALUE_LEN_AT)?;
+        let headers_index = u32_at(head, HEADERS_AT)?;
         let mut at = at + ENTRY_LEN;
         let key = b.get(at..at + key_len)?;
         at += key_len;
@@ -546,11 +569,7 @@ impl RecordQueue {
         }
         // Only the flags and lengths are read: where the next entry starts.
         let at = self.read;
-        let (Some(&flags), Some(key_len), Some(value_len)) = (
-            self.bytes.get(at),
-            take::<4>(&self.bytes, &mut (at + KEY_LEN_AT)),
-            take::<4>(&self.bytes, &mut (at + VALUE_LEN_AT)),
-        ) else {
+        let (Some(&flags), Some(next)) = (self.bytes.get(at), entry_end(&self.bytes, at)) else {
             debug_assert!(false, "a record queue entry does not read back");
             self.clear();
             return;
@@ -559,10 +578,7 @@ impl RecordQueue {
             self.headers.pop_front();
             self.headers_base += 1;
         }
-        self.read = at
-            + ENTRY_LEN
-            + u32::from_ne_bytes(key_len) as usize
-            + u32::from_ne_bytes(value_len) as usize;
+        self.read = next;
         self.len -= 1;
         if self.len == 0 {
             self.clear();
