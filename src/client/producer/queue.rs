@@ -432,9 +432,8 @@ impl RecordQueue {
         headers: Option<Vec<RecordHeader>>,
         timestamp: Option<i64>,
     ) {
-        if self.len == 0 {
-            self.clear();
-        }
+        // An emptied queue was cleared by `pop_front` or `clear`: it starts over at 0.
+        debug_assert!(self.len > 0 || (self.bytes.is_empty() && self.topics.is_empty()));
         let topic_index = self.topic_index(topic);
         let mut flags = 0;
         for (present, flag) in [
