@@ -346,3 +346,50 @@ fn every_field_length_up_to_300_on_both_paths() {
         );
     }
 }
+
+/// Records of 8 KiB and more are written in place when the buffer's zero-filled
+/// room holds them and appended by extending the buffer when it does not (no
+/// room is zero-filled for them); small records after either regrow the room.
+/// Every mix of the two gives the reference bytes.
+#[test]
+fn large_records_in_room_and_past_it() {
+    let large = |i: usize, len: usize| Rec {
+        timestamp: 5_000 + i as i64,
+        key: i.is_multiple_of(2).then(|| varied(17, i as u8)),
+        value: Some(varied(len, 3 + i as u8)),
+        headers: (0..i % 3)
+            .map(|h| (format!("h{h}"), Some(varied(9 + h * 40, h as u8))))
+            .collect(),
+    };
+    let sizes = [
+        20_000, 0, 0, 9_000, 50_000, 0, 8_300, 8_300, 0, 70_000, 8_200, 0,
+    ];
+    let recs: Vec<Rec> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| {
+            if len == 0 {
+                small_record(i, 5_000)
+            } else {
+                large(i, len)
+            }
+        })
+        .collect();
+    // Each prefix of the sequence, so that each record is some batch's last.
+    for n in 1..=recs.len() {
+        let mut buf = BytesMut::new();
+        assert_eq!(
+            built(&recs[..n], &mut buf),
+            reference_batch(&recs[..n]),
+            "first {n} records"
+        );
+    }
+    // After bytes that leave the room just short of a large record.
+    for prefix in [0, 100, 65_000, 65_536] {
+        let mut buf = BytesMut::new();
+        buf.resize(prefix, 0xCD);
+        let ours = built(&recs, &mut buf);
+        assert!(buf[..prefix].iter().all(|b| *b == 0xCD));
+        assert_eq!(ours, reference_batch(&recs), "after {prefix} bytes");
+    }
+}
