@@ -920,7 +920,7 @@ impl Producer {
                 wants.push(Want::Metadata(name));
                 continue;
             };
-            let Some(queue) = self.unrouted.remove(&name) else {
+            let Some(mut queue) = self.unrouted.remove(&name) else {
                 continue;
             };
             // The producer's own copy of the name (see `views`).
@@ -931,10 +931,16 @@ impl Producer {
                 sticky: Sticky::default(),
             };
             debug_assert_eq!(queue.records.len(), queue.waiting.len());
-            for (record, waiting) in queue.records.iter().zip(&queue.waiting) {
+            // Each record leaves the queue once encoded, so that a key or value kept
+            // as a handle is freed as its copy in the batch is made, not held until
+            // the whole queue has been encoded.
+            while let (Some(record), Some(waiting)) =
+                (queue.records.front_queued(), queue.waiting.front())
+            {
+                let record = &record.fields;
                 let partition = match record.partition {
                     Some(p) => p,
-                    None => self.placement.choose(&mut routed, &record, waiting.size),
+                    None => self.placement.choose(&mut routed, record, waiting.size),
                 };
                 self.place(
                     now,
@@ -942,10 +948,11 @@ impl Producer {
                     partition,
                     routed.view.count,
                     waiting.id,
-                    &record,
+                    record,
                     waiting.size,
                     waiting.deadline,
                 );
+                queue.pop_front();
             }
             self.views.insert(name, routed);
         }
@@ -1734,5 +1741,68 @@ mod tests {
         p.send(now, another).unwrap();
         assert_eq!((p.pending_records(), p.buffered()), (4, sizes + size));
         assert!(value.is_unique());
+    }
+
+    /// Routing a topic's waiting records frees each one's kept value once it is
+    /// encoded, not after the whole queue is: a burst sent before the metadata came
+    /// is not held twice (kept and encoded) at its peak. Each value tells when it is
+    /// dropped; the partitioner, asked about each record in turn, checks that those
+    /// before it are gone.
+    #[test]
+    #[allow(clippy::disallowed_methods, clippy::unwrap_used)] // the test owns its clock
+    fn routing_frees_each_kept_value_once_encoded() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        struct Value(Vec<u8>, Arc<AtomicUsize>);
+        impl AsRef<[u8]> for Value {
+            fn as_ref(&self) -> &[u8] {
+                &self.0
+            }
+        }
+        impl Drop for Value {
+            fn drop(&mut self) {
+                self.1.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        struct Checks(Arc<AtomicUsize>, usize);
+        impl Partitioner for Checks {
+            fn partition(&mut self, _: &str, key: Option<&[u8]>, _: TopicPartitions<'_>) -> i32 {
+                let i = usize::from(key.unwrap()[0]);
+                assert_eq!(
+                    self.0.load(Ordering::SeqCst),
+                    i,
+                    "values dropped before record {i}"
+                );
+                self.1 += 1;
+                0
+            }
+        }
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let checks = Arc::new(std::sync::Mutex::new(Checks(dropped.clone(), 0)));
+        let config = ProducerConfig {
+            partitioner: Some(checks.clone()),
+            ..ProducerConfig::default()
+        };
+        let mut p = Producer::new(config, 7);
+        let now = Instant::now();
+        for i in 0..5u8 {
+            let value = Bytes::from_owner(Value(vec![i; queue::SHARED_MIN * 4], dropped.clone()));
+            p.send(now, ProducerRecord::new("t", value).key(vec![i]))
+                .unwrap();
+        }
+        assert_eq!(dropped.load(Ordering::SeqCst), 0, "kept while waiting");
+        let view = |_: &str| {
+            Some(TopicViewOwned {
+                count: 1,
+                available: vec![0],
+                leaders: vec![Some(0)],
+            })
+        };
+        p.drive(now, &view, &|_| false, &mut Vec::new());
+        assert_eq!(checks.lock().unwrap().1, 5, "every record was partitioned");
+        assert_eq!(
+            (dropped.load(Ordering::SeqCst), p.pending_records()),
+            (5, 5)
+        );
     }
 }
