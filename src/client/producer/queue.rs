@@ -197,15 +197,6 @@ pub(crate) struct QueuedRecord<'a> {
 }
 
 impl<'a> QueuedRecord<'a> {
-    /// A borrowed record: every byte of it is copied where it is kept.
-    pub(crate) fn copied(fields: BorrowedRecord<'a>) -> Self {
-        Self {
-            fields,
-            key: None,
-            value: None,
-        }
-    }
-
     /// An owned record, with the handles of its key and value where they are large
     /// enough to keep rather than copy.
     pub(crate) fn of(record: &'a ProducerRecord) -> Self {
@@ -214,38 +205,6 @@ impl<'a> QueuedRecord<'a> {
             fields: record.borrowed(),
             key: record.key.as_ref().filter(large),
             value: record.value.as_ref().filter(large),
-        }
-    }
-}
-
-/// A key or value as it goes into a queue.
-enum Part<'a> {
-    Null,
-    /// Copied into the buffer.
-    Copy(&'a [u8]),
-    /// Kept as the handle.
-    Keep(Bytes),
-}
-
-impl<'a> Part<'a> {
-    /// A borrowed key or value, and the handle it borrows from if there is one.
-    fn of(bytes: Option<&'a [u8]>, handle: Option<&Bytes>) -> Self {
-        match (bytes, handle) {
-            (_, Some(h)) => Part::Keep(h.clone()),
-            (Some(b), None) => Part::Copy(b),
-            (None, None) => Part::Null,
-        }
-    }
-
-    fn is_some(&self) -> bool {
-        !matches!(self, Part::Null)
-    }
-
-    /// The bytes copied into the buffer.
-    fn inline(&self) -> &[u8] {
-        match self {
-            Part::Copy(b) => b,
-            Part::Null | Part::Keep(_) => &[],
         }
     }
 }
@@ -427,12 +386,11 @@ fn u32_at(bytes: &[u8], at: usize) -> Option<usize> {
 /// Where the entry that starts at `at` ends (the next one starts).
 fn entry_end(bytes: &[u8], at: usize) -> Option<usize> {
     let flags = *bytes.get(at)?;
+    let key_len = u32_at(bytes, at + KEY_LEN_AT)?;
+    let value_len = u32_at(bytes, at + VALUE_LEN_AT)?;
     // A key or value kept as a handle has no bytes here (its field is an index).
-    let inline = |shared: u8, field: usize| match flags & shared {
-        0 => u32_at(bytes, at + field),
-        _ => Some(0),
-    };
-    Some(at + ENTRY_LEN + inline(KEY_SHARED, KEY_LEN_AT)? + inline(VALUE_SHARED, VALUE_LEN_AT)?)
+    let inline = |len: usize, shared: u8| if flags & shared == 0 { len } else { 0 };
+    Some(at + ENTRY_LEN + inline(key_len, KEY_SHARED) + inline(value_len, VALUE_SHARED))
 }
 
 // The facades' inbox uses what the producer's own queues do not.
@@ -493,17 +451,11 @@ impl RecordQueue {
 
     /// Adds a record at the back, taking its header list as it is, and its key and
     /// value handles where they are large enough to keep (see the module docs).
-    pub(crate) fn push(&mut self, mut record: ProducerRecord) {
-        // A large key or value moves its handle in (no reference count touched).
-        let large = |b: &mut Bytes| b.len() >= SHARED_MIN;
-        let key = match record.key.take_if(large) {
-            Some(handle) => Part::Keep(handle),
-            None => Part::of(record.key.as_deref(), None),
-        };
-        let value = match record.value.take_if(large) {
-            Some(handle) => Part::Keep(handle),
-            None => Part::of(record.value.as_deref(), None),
-        };
+    pub(crate) fn push(&mut self, record: ProducerRecord) {
+        let large = |b: &Option<Bytes>| b.as_ref().is_some_and(|b| b.len() >= SHARED_MIN);
+        if large(&record.key) || large(&record.value) {
+            return self.push_keeping(record);
+        }
         let headers = if record.headers.is_empty() {
             None
         } else {
@@ -512,52 +464,113 @@ impl RecordQueue {
         self.push_fields(
             Topic::Shared(&record.topic),
             record.partition,
-            key,
-            value,
+            record.key.as_deref(),
+            record.value.as_deref(),
             headers,
             record.timestamp,
         );
     }
 
+    /// [`push`](Self::push) of a record with a key or value to keep as its handle.
+    #[inline(never)]
+    fn push_keeping(&mut self, mut record: ProducerRecord) {
+        // A large key or value moves its handle in (no reference count touched).
+        let large = |b: &mut Bytes| b.len() >= SHARED_MIN;
+        let (key_kept, value_kept) = (record.key.take_if(large), record.value.take_if(large));
+        let headers = if record.headers.is_empty() {
+            None
+        } else {
+            Some(record.headers)
+        };
+        let at = self.push_fields(
+            Topic::Shared(&record.topic),
+            record.partition,
+            if key_kept.is_some() {
+                Some(&[])
+            } else {
+                record.key.as_deref()
+            },
+            if value_kept.is_some() {
+                Some(&[])
+            } else {
+                record.value.as_deref()
+            },
+            headers,
+            record.timestamp,
+        );
+        self.keep(at, key_kept, value_kept);
+    }
+
     /// Adds a copy of a record at the back.
     pub(crate) fn push_ref(&mut self, record: &BorrowedRecord<'_>) {
-        self.push_queued(&QueuedRecord::copied(*record));
+        let headers = (!record.headers.is_empty()).then(|| record.headers.to_vec());
+        self.push_fields(
+            Topic::Borrowed(record.topic),
+            record.partition,
+            record.key,
+            record.value,
+            headers,
+            record.timestamp,
+        );
     }
 
     /// Adds a record at the back: a copy of its bytes, except for the key and value
     /// handles it comes with, which are kept (shared, not copied).
     pub(crate) fn push_queued(&mut self, record: &QueuedRecord<'_>) {
         let fields = &record.fields;
+        if record.key.is_none() && record.value.is_none() {
+            return self.push_ref(fields);
+        }
         let headers = (!fields.headers.is_empty()).then(|| fields.headers.to_vec());
-        self.push_fields(
+        let at = self.push_fields(
             Topic::Borrowed(fields.topic),
             fields.partition,
-            Part::of(fields.key, record.key),
-            Part::of(fields.value, record.value),
+            if record.key.is_some() {
+                Some(&[])
+            } else {
+                fields.key
+            },
+            if record.value.is_some() {
+                Some(&[])
+            } else {
+                fields.value
+            },
             headers,
             fields.timestamp,
         );
+        self.keep(at, record.key.cloned(), record.value.cloned());
     }
 
-    /// Moves `part`'s handle, if it is one, into the side list; its index there.
-    fn keep(&mut self, part: &mut Part<'_>) -> Option<u32> {
-        let Part::Keep(handle) = part else {
-            return None;
-        };
-        let index = self.shared_base.wrapping_add(self.shared.len() as u32);
-        self.shared.push_back(std::mem::take(handle));
-        Some(index)
+    /// Puts the handles of the key and value of the entry at `at` (pushed with no
+    /// bytes of them) into the side list, the key's first (`pop_front` drops them
+    /// in that order), and marks the entry as naming them.
+    fn keep(&mut self, at: usize, key: Option<Bytes>, value: Option<Bytes>) {
+        for (handle, flag, field) in [
+            (key, KEY_SHARED, KEY_LEN_AT),
+            (value, VALUE_SHARED, VALUE_LEN_AT),
+        ] {
+            let Some(handle) = handle else {
+                continue;
+            };
+            let index = self.shared_base.wrapping_add(self.shared.len() as u32);
+            self.shared.push_back(handle);
+            if let Some(entry) = self.bytes.get_mut(at..at + ENTRY_LEN) {
+                entry[0] |= flag;
+                entry[field..field + 4].copy_from_slice(&index.to_ne_bytes());
+            }
+        }
     }
 
+    /// Writes an entry and the key's and value's bytes; where the entry starts.
     fn push_fields(
         &mut self,
         topic: Topic<'_>,
         partition: Option<i32>,
-        mut key: Part<'_>,
-        mut value: Part<'_>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
         headers: Option<Vec<RecordHeader>>,
         timestamp: Option<i64>,
-    ) {
+    ) -> usize {
         // An emptied queue was cleared by `pop_front` or `clear`: it starts over at 0.
         debug_assert!(self.len > 0 || (self.bytes.is_empty() && self.topics.is_empty()));
         let topic_index = self.topic_index(topic);
@@ -568,24 +581,12 @@ impl RecordQueue {
             (value.is_some(), HAS_VALUE),
             (timestamp.is_some(), HAS_TIMESTAMP),
             (headers.is_some(), HAS_HEADERS),
-            (matches!(key, Part::Keep(_)), KEY_SHARED),
-            (matches!(value, Part::Keep(_)), VALUE_SHARED),
         ] {
             if present {
                 flags |= flag;
             }
         }
-        // The key's handle goes into the side list before the value's: `pop_front`
-        // takes them in that order.
-        let key_field = match self.keep(&mut key) {
-            Some(index) => index.to_ne_bytes(),
-            None => as_u32(key.inline().len()),
-        };
-        let value_field = match self.keep(&mut value) {
-            Some(index) => index.to_ne_bytes(),
-            None => as_u32(value.inline().len()),
-        };
-        let (key, value) = (key.inline(), value.inline());
+        let (key, value) = (key.unwrap_or_default(), value.unwrap_or_default());
         let headers_index = match headers {
             Some(list) => {
                 self.headers.push_back(list);
@@ -598,15 +599,17 @@ impl RecordQueue {
         entry[TOPIC_AT..PARTITION_AT].copy_from_slice(&as_u32(topic_index));
         entry[PARTITION_AT..TIMESTAMP_AT].copy_from_slice(&partition.unwrap_or(0).to_ne_bytes());
         entry[TIMESTAMP_AT..KEY_LEN_AT].copy_from_slice(&timestamp.unwrap_or(0).to_ne_bytes());
-        entry[KEY_LEN_AT..VALUE_LEN_AT].copy_from_slice(&key_field);
-        entry[VALUE_LEN_AT..HEADERS_AT].copy_from_slice(&value_field);
+        entry[KEY_LEN_AT..VALUE_LEN_AT].copy_from_slice(&as_u32(key.len()));
+        entry[VALUE_LEN_AT..HEADERS_AT].copy_from_slice(&as_u32(value.len()));
         entry[HEADERS_AT..ENTRY_LEN].copy_from_slice(&as_u32(headers_index));
         let out = &mut self.bytes;
+        let at = out.len();
         out.reserve(ENTRY_LEN + key.len() + value.len());
         out.extend_from_slice(&entry);
         out.extend_from_slice(key);
         out.extend_from_slice(value);
         self.len += 1;
+        at
     }
 
     fn topic_index(&mut self, topic: Topic<'_>) -> usize {
@@ -630,6 +633,13 @@ impl RecordQueue {
     /// Appends every record of `other`: a copy of its bytes, and its handles shared.
     pub(crate) fn extend_from(&mut self, other: &RecordQueue) {
         self.reserve(other.len(), other.bytes.len() - other.read);
+        if other.shared.is_empty() {
+            // No handle to share (a RecordBuffer's records, small ones): copies.
+            for record in other.iter() {
+                self.push_ref(&record);
+            }
+            return;
+        }
         for record in other.iter_queued() {
             self.push_queued(&record);
         }
@@ -662,7 +672,9 @@ impl RecordQueue {
     }
 
     /// The key or value whose field is `field`: its bytes, after `at` in the buffer
-    /// (then `at` moves past them) or kept as a handle.
+    /// (then `at` moves past them) or kept as a handle. Out of line: `entry` reads
+    /// entries without handles itself.
+    #[inline(never)]
     fn part_at(
         &self,
         flags: u8,
@@ -680,6 +692,7 @@ impl RecordQueue {
     }
 
     /// The front record and where the next one starts.
+    #[inline(always)]
     fn entry(&self, at: usize) -> Option<(QueuedRecord<'_>, usize)> {
         let head: &[u8; ENTRY_LEN] = self.bytes.get(at..at + ENTRY_LEN)?.try_into().ok()?;
         let flags = head[0];
@@ -690,8 +703,17 @@ impl RecordQueue {
         let value_field = u32_at(head, VALUE_LEN_AT)?;
         let headers_index = u32_at(head, HEADERS_AT)?;
         let mut at = at + ENTRY_LEN;
-        let (key, key_handle) = self.part_at(flags, KEY_SHARED, key_field, &mut at)?;
-        let (value, value_handle) = self.part_at(flags, VALUE_SHARED, value_field, &mut at)?;
+        let (key, key_handle, value, value_handle);
+        if flags & (KEY_SHARED | VALUE_SHARED) == 0 {
+            // Both in the buffer: the common case, read as directly as can be.
+            (key, key_handle) = (self.bytes.get(at..at + key_field)?, None);
+            at += key_field;
+            (value, value_handle) = (self.bytes.get(at..at + value_field)?, None);
+            at += value_field;
+        } else {
+            (key, key_handle) = self.part_at(flags, KEY_SHARED, key_field, &mut at)?;
+            (value, value_handle) = self.part_at(flags, VALUE_SHARED, value_field, &mut at)?;
+        }
         let headers: &[RecordHeader] = if flags & HAS_HEADERS == 0 {
             &[]
         } else {
@@ -738,6 +760,19 @@ impl RecordQueue {
             self.clear();
             return;
         };
+        if flags & (HAS_HEADERS | KEY_SHARED | VALUE_SHARED) != 0 {
+            self.pop_side_lists(flags);
+        }
+        self.read = next;
+        self.len -= 1;
+        if self.len == 0 {
+            self.clear();
+        }
+    }
+
+    /// Drops the header list and the handles of the front record, which has them.
+    #[inline(never)]
+    fn pop_side_lists(&mut self, flags: u8) {
         if flags & HAS_HEADERS != 0 {
             self.headers.pop_front();
             self.headers_base += 1;
@@ -747,11 +782,6 @@ impl RecordQueue {
                 self.shared.pop_front();
                 self.shared_base = self.shared_base.wrapping_add(1);
             }
-        }
-        self.read = next;
-        self.len -= 1;
-        if self.len == 0 {
-            self.clear();
         }
     }
 
