@@ -7,10 +7,11 @@
 //! there. The records themselves wait in an inbox the driver empties in one swap,
 //! copied into one compact buffer as they come (a [`RecordQueue`]): the sender's
 //! key and value are freed by the sender's thread, and a waiting record costs its
-//! bytes and a small entry. So a record costs a slot, a lock and a copy, not a
-//! channel of its own, a trip through the command queue and a map entry in the
-//! driver; and the driver is woken once per burst of sends (when the inbox stops
-//! being empty), not once per record.
+//! bytes and a small entry. (A key or value of 1 KiB or more is not copied: its
+//! handle waits instead, and the driver frees it once it is encoded.) So a record
+//! costs a slot, a lock and a copy, not a channel of its own, a trip through the
+//! command queue and a map entry in the driver; and the driver is woken once per
+//! burst of sends (when the inbox stops being empty), not once per record.
 //!
 //! A slot is freed when its future has taken the result, or when the result comes
 //! for a future that was dropped; the ring's front advances over freed slots.

@@ -335,9 +335,9 @@ impl<N: Net> Driver<N> {
         // record (which scans every partition each time).
         let mut moved = false;
         let mut accepted = false;
-        while let Some(record) = p.incoming.front() {
+        while let Some(record) = p.incoming.front_queued() {
             let n = p.incoming_first;
-            match self.client.accept_record_ref(now, &record, RecordId(n)) {
+            match self.client.accept_queued(now, &record, RecordId(n)) {
                 Ok(()) => accepted = true,
                 // It and those behind it wait, in order, until deliveries free room.
                 Err(SendError::BufferFull { .. }) if now < p.incoming_deadline => break,

@@ -535,6 +535,70 @@ async fn a_record_buffer_is_written_as_it_was_filled_in_send_order() {
     server.shutdown().await;
 }
 
+/// Keys and values of sizes around the one from which the producer keeps an owned
+/// record's bytes as its handle instead of copying them (1 KiB), mixed in one
+/// partition, sent one by one before the topic's metadata is known (they wait for
+/// it), then in a batch and in a `send_all`: each is written as it was sent, in
+/// send order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_and_small_values_are_written_as_sent_in_send_order() {
+    use kafka_sansio::client::ProducerRecord;
+    const SIZES: [usize; 8] = [0, 16, 100, 1023, 1024, 1025, 10 * 1024, 100 * 1024];
+    let key = |i: usize| -> Vec<u8> {
+        let len = SIZES[(i / 3) % 7]; // keys up to 10 KiB
+        (0..len).map(|j| (i * 7 + j) as u8).collect()
+    };
+    let value = |i: usize| -> Vec<u8> {
+        let len = SIZES[i % SIZES.len()];
+        (0..len).map(|j| (i + j) as u8).collect()
+    };
+    let record = |i: usize| {
+        let r = ProducerRecord::new("big", value(i)).partition(0);
+        if i % 5 == 4 { r } else { r.key(key(i)) }
+    };
+    let server = serve(cluster(1)).await.unwrap();
+    server
+        .with_cluster(|c, _| c.create_topic("big", 1, 1))
+        .unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .build_tokio()
+        .await
+        .unwrap();
+    let producer = client.producer();
+    let one_by_one: Vec<_> = (0..48).map(|i| producer.send(record(i))).collect();
+    let batch = producer.send_batch((48..96).map(record).collect());
+    let all = producer.send_all((96..144).map(record).collect());
+    let mut offsets = Vec::new();
+    for d in one_by_one.into_iter().chain(batch) {
+        offsets.push(d.await.unwrap().offset.unwrap());
+    }
+    for r in all.await {
+        offsets.push(r.unwrap().offset.unwrap());
+    }
+    assert_eq!(offsets, (0..144).collect::<Vec<i64>>());
+    let partition = client
+        .partition_client("big", 0, UnknownTopicHandling::Error)
+        .await
+        .unwrap();
+    let mut next = 0;
+    while next < 144 {
+        let (fetched, _) = partition
+            .fetch_records(next, 1..10_000_000, 1000)
+            .await
+            .unwrap();
+        for r in fetched {
+            let i = usize::try_from(r.offset).unwrap();
+            assert_eq!(r.offset, next, "in send order");
+            assert_eq!(r.value(), Some(&value(i)[..]), "record {i}'s value");
+            let expected = (i % 5 != 4).then(|| key(i));
+            assert_eq!(r.key(), expected.as_deref(), "record {i}'s key");
+            next += 1;
+        }
+    }
+    client.close().await;
+    server.shutdown().await;
+}
+
 #[test]
 fn blocking_producer_waits_for_each_delivery() {
     use kafka_sansio::client::ProducerRecord;

@@ -11,7 +11,7 @@ use workload::Workload;
 
 pub const USAGE: &str = "usage: bench-e2e [--records N] [--batch N] [--fetch-max-bytes N] \
 [--max-wait-ms N] [--phases build,produce,fetch,consume,consume-group,send1,send4,paced,send1-buffer,send4-buffer] [--linger-ms N] \
-[--paced-rate N] [--paced-secs N] [--send-window N] [--clients ours,rskafka,rdkafka] [--clusters mock,sim] [--repeat N]";
+[--paced-rate N] [--paced-secs N] [--send-window N] [--value-bytes N] [--clients ours,rskafka,rdkafka] [--clusters mock,sim] [--repeat N]";
 
 pub const CLIENTS: [&str; 3] = ["ours", "rskafka", "rdkafka"];
 pub const CLUSTERS: [&str; 2] = ["mock", "sim"];
@@ -49,6 +49,7 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
             paced_rate: 1_000,
             paced_secs: 10,
             send_window: workload::SEND_WINDOW,
+            send_value_len: workload::VALUE_LEN,
         },
         clients: CLIENTS.iter().map(|s| s.to_string()).collect(),
         clusters: CLUSTERS.iter().map(|s| s.to_string()).collect(),
@@ -73,6 +74,7 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
             "--paced-rate" => o.workload.paced_rate = number(value()?)?.max(1),
             "--paced-secs" => o.workload.paced_secs = number(value()?)?,
             "--send-window" => o.workload.send_window = (number(value()?)? as usize).max(1),
+            "--value-bytes" => o.workload.send_value_len = number(value()?)? as usize,
             "--clients" => o.clients = value()?.split(',').map(str::to_owned).collect(),
             "--clusters" => o.clusters = value()?.split(',').map(str::to_owned).collect(),
             other => return Err(format!("unknown argument {other:?}")),

@@ -170,6 +170,11 @@ fn run_one(client: &str, cluster: &str, peer: &Peer, w: &Workload) -> Vec<Phase>
     if cluster == "mock" {
         args.push("--window".into());
     }
+    // Only when asked for, so that a `client-ours-LABEL` built before the option
+    // existed still runs the default workload.
+    if w.send_value_len != workload::VALUE_LEN {
+        args.extend(["--value-bytes".into(), w.send_value_len.to_string()]);
+    }
     let exe = std::env::current_exe().expect("own path");
     let out = Command::new(exe.with_file_name(format!("client-{client}")))
         .args(&args)
@@ -198,6 +203,12 @@ fn orchestrate(o: Options) {
         w.batch,
         w.fetch_max_bytes
     );
+    if w.send_value_len != workload::VALUE_LEN {
+        println!(
+            "# send phases: {}-byte values (--value-bytes)",
+            w.send_value_len
+        );
+    }
     println!(
         "# CPU: the client process's user+sys (getrusage) per phase; peak RSS: VmHWM of \
          the phase (reset at its start); process: the largest of them, connect included"

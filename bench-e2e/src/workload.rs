@@ -29,6 +29,10 @@ pub struct Workload {
     /// Deliveries a `send` phase lets be outstanding before it waits for the oldest
     /// (as a user does who keeps the delivery reports); [`SEND_WINDOW`] by default.
     pub send_window: usize,
+    /// Bytes of each record's value in the send phases (`send1`, `send4`,
+    /// `send1-buffer`, `send4-buffer`); [`VALUE_LEN`] by default. The other phases
+    /// always use [`VALUE_LEN`].
+    pub send_value_len: usize,
 }
 
 /// The topics of the producer phases: one partition, four, and the paced one.
@@ -64,6 +68,24 @@ pub fn value(i: u64) -> [u8; VALUE_LEN] {
     for (j, b) in v.iter_mut().enumerate() {
         *b = start.wrapping_add(j as u8);
     }
+    v
+}
+
+/// The value of record `i` in the send phases, `len` bytes counting up from `i`
+/// ([`value`] when `len` is [`VALUE_LEN`]), appended to `out`.
+pub fn send_value_into(i: u64, len: usize, out: &mut Vec<u8>) {
+    if len == VALUE_LEN {
+        out.extend_from_slice(&value(i));
+        return;
+    }
+    let start = i as u8;
+    out.extend((0..len).map(|j| start.wrapping_add(j as u8)));
+}
+
+/// [`send_value_into`] a new `Vec`, as a user of an API taking owned values builds one.
+pub fn send_value(i: u64, len: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(len);
+    send_value_into(i, len, &mut v);
     v
 }
 

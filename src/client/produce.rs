@@ -12,7 +12,7 @@ use super::op::{
     Built, Ctx, Lane, Operation, Refresh, Reply, Step, Target, Versions, all, decode, version,
 };
 use super::producer::{
-    BorrowedRecord, Producer, ProducerRecord, RecordId, RecordMetadata, SendError, TopicViewOwned,
+    Producer, ProducerRecord, QueuedRecord, RecordId, RecordMetadata, SendError, TopicViewOwned,
     Want,
 };
 use super::{Client, ClientError, Endpoint, Event, Internal, OpOutput, Owner};
@@ -100,21 +100,22 @@ impl Client {
         self.producer_mut().send(now, record)
     }
 
-    /// As [`accept_record`](Self::accept_record), with the record borrowed (copied
-    /// or encoded when taken) and named by the caller's `id` (the facades number
-    /// records themselves). Ids must grow and never repeat.
+    /// As [`accept_record`](Self::accept_record), with the record borrowed from a
+    /// queue (encoded when taken, or kept while its topic's metadata is unknown: its
+    /// bytes copied, its key and value handles shared) and named by the caller's
+    /// `id` (the facades number records themselves). Ids must grow and never repeat.
     #[cfg_attr(
         not(any(feature = "tokio", feature = "smol", feature = "blocking")),
         allow(dead_code)
     )]
-    pub(crate) fn accept_record_ref(
+    pub(crate) fn accept_queued(
         &mut self,
         now: Instant,
-        record: &BorrowedRecord<'_>,
+        record: &QueuedRecord<'_>,
         id: RecordId,
     ) -> Result<(), SendError> {
         self.advance(now);
-        self.producer_mut().send_ref(now, record, id)
+        self.producer_mut().send_queued(now, record, id)
     }
 
     #[allow(dead_code)]

@@ -1,7 +1,9 @@
 //! kafka-sansio through `runtime::ClientBuilder` and `PartitionClient`.
 
 use kafka_sansio_bench_e2e::measure::{self, Phase};
-use kafka_sansio_bench_e2e::workload::{Reader, Workload, key, value};
+use kafka_sansio_bench_e2e::workload::{
+    Reader, VALUE_LEN, Workload, key, send_value, send_value_into, value,
+};
 use kafka_sansio_bench_e2e::{client_main, runtime};
 
 fn main() {
@@ -26,18 +28,19 @@ use kafka_sansio_bench_e2e::workload::{PACED_TOPIC, SEND1_TOPIC, SEND4_TOPIC};
 /// owned key and value, the topic's `Arc<str>` cloned (rdkafka takes a `&str` and
 /// rskafka's `BatchProducer` is bound to its partition: neither allocates a name
 /// per record either).
-fn producer_record(topic: &Arc<str>, i: u64) -> ProducerRecord {
-    ProducerRecord::new(topic.clone(), Bytes::from(value(i).to_vec()))
+fn producer_record(topic: &Arc<str>, i: u64, value_len: usize) -> ProducerRecord {
+    ProducerRecord::new(topic.clone(), Bytes::from(send_value(i, value_len)))
         .key(Bytes::from(key(i).to_vec()))
 }
 
-/// `records` records through `Producer::send`, keeping at most `window` delivery
-/// reports outstanding; every one must succeed.
-async fn send_all(producer: &Producer, topic: &str, records: u64, window: usize) {
+/// `records` records of `value_len`-byte values through `Producer::send`, keeping
+/// at most `window` delivery reports outstanding; every one must succeed.
+async fn send_all(producer: &Producer, topic: &str, w: &Workload) {
+    let (records, window) = (w.records, w.send_window);
     let topic: Arc<str> = topic.into();
     let mut pending = VecDeque::with_capacity(window);
     for i in 0..records {
-        pending.push_back(producer.send(producer_record(&topic, i)));
+        pending.push_back(producer.send(producer_record(&topic, i, w.send_value_len)));
         if pending.len() >= window {
             pending.pop_front().unwrap().await.expect("delivery");
         }
@@ -48,18 +51,28 @@ async fn send_all(producer: &Producer, topic: &str, records: u64, window: usize)
 }
 
 /// `records` records through `Producer::send_buffer`, 1,000 to a buffer filled from
-/// borrowed keys and values (no allocation per record), keeping at most `window`
-/// records' deliveries outstanding; every one must succeed.
-async fn send_buffers(producer: &Producer, topic: &str, records: u64, window: usize) {
-    const PER_BUFFER: u64 = 1_000;
+/// borrowed keys and values (no allocation per record: each value is written into
+/// one reused scratch buffer), keeping at most `window` records' deliveries
+/// outstanding; every one must succeed.
+async fn send_buffers(producer: &Producer, topic: &str, w: &Workload) {
+    let (records, window) = (w.records, w.send_window);
+    let record_bytes = key(0).len() + w.send_value_len;
+    // 1,000 records a buffer, fewer when they are large (at most 1 MiB of them) or
+    // the window is smaller.
+    let per_buffer = (1_000.min(window) as u64)
+        .min((1 << 20) / record_bytes as u64)
+        .max(1);
     let mut pending = VecDeque::new();
     let mut outstanding = 0u64;
     let mut first = 0;
+    let mut scratch = Vec::with_capacity(w.send_value_len);
     while first < records {
-        let n = PER_BUFFER.min(records - first);
-        let mut buffer = RecordBuffer::with_capacity(n as usize, n as usize * 116);
+        let n = per_buffer.min(records - first);
+        let mut buffer = RecordBuffer::with_capacity(n as usize, n as usize * record_bytes);
         for i in first..first + n {
-            buffer.push(BorrowedRecord::new(topic, &value(i)).key(&key(i)));
+            scratch.clear();
+            send_value_into(i, w.send_value_len, &mut scratch);
+            buffer.push(BorrowedRecord::new(topic, &scratch).key(&key(i)));
         }
         pending.push_back((n, producer.send_buffer(buffer)));
         outstanding += n;
@@ -92,7 +105,7 @@ async fn paced(producer: &Producer, rate: u64, secs: u64) -> Vec<Duration> {
             }
         }
         let sent = Instant::now();
-        let delivery = producer.send(producer_record(&topic, i));
+        let delivery = producer.send(producer_record(&topic, i, VALUE_LEN));
         in_flight.push(async move {
             delivery.await.expect("delivery");
             sent.elapsed()
@@ -259,14 +272,14 @@ pub fn run(bootstrap: &str, w: &Workload) -> Vec<Phase> {
         for (phase, topic) in [("send1", SEND1_TOPIC), ("send4", SEND4_TOPIC)] {
             if w.runs(phase) {
                 let m = measure::start();
-                send_all(&producer, topic, w.records, w.send_window).await;
+                send_all(&producer, topic, w).await;
                 phases.push(m.end(phase, w.records));
             }
         }
         for (phase, topic) in [("send1-buffer", SEND1_TOPIC), ("send4-buffer", SEND4_TOPIC)] {
             if w.runs(phase) {
                 let m = measure::start();
-                send_buffers(&producer, topic, w.records, w.send_window).await;
+                send_buffers(&producer, topic, w).await;
                 phases.push(m.end(phase, w.records));
             }
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use kafka_sansio_bench_e2e::client_main;
 use kafka_sansio_bench_e2e::measure::{self, Phase};
-use kafka_sansio_bench_e2e::workload::{Reader, Workload, key, value};
+use kafka_sansio_bench_e2e::workload::{Reader, Workload, key, send_value_into, value};
 
 fn main() {
     client_main(run);
@@ -81,12 +81,19 @@ fn linger_producer(bootstrap: &str, w: &Workload) -> BaseProducer<Reports> {
         .expect("producer")
 }
 
-/// Sends `record(i)` for each `i`, waiting in `poll` while the queue is full.
-fn send_one(producer: &BaseProducer<Reports>, topic: &str, i: u64, timestamp: i64, sent: usize) {
-    let (k, v) = (key(i), value(i));
+/// Sends record `i` with value `v`, waiting in `poll` while the queue is full.
+fn send_one(
+    producer: &BaseProducer<Reports>,
+    topic: &str,
+    i: u64,
+    v: &[u8],
+    timestamp: i64,
+    sent: usize,
+) {
+    let k = key(i);
     let mut record = BaseRecord::with_opaque_to(topic, sent)
         .key(&k[..])
-        .payload(&v[..])
+        .payload(v)
         .timestamp(timestamp);
     loop {
         match producer.send(record) {
@@ -274,9 +281,14 @@ pub fn run(bootstrap: &str, w: &Workload) -> Vec<Phase> {
                 .client()
                 .fetch_metadata(Some(topic), Duration::from_secs(10))
                 .expect("metadata");
+            // librdkafka copies borrowed slices: each value is written into one
+            // reused scratch buffer.
+            let mut scratch = Vec::with_capacity(w.send_value_len);
             let m = measure::start();
             for i in 0..w.records {
-                send_one(&producer, topic, i, timestamp, 0);
+                scratch.clear();
+                send_value_into(i, w.send_value_len, &mut scratch);
+                send_one(&producer, topic, i, &scratch, timestamp, 0);
                 if i % 1000 == 0 {
                     producer.poll(Duration::ZERO);
                 }
@@ -316,7 +328,7 @@ pub fn run(bootstrap: &str, w: &Workload) -> Vec<Phase> {
                 }
             }
             let sent = producer.context().base.elapsed().as_nanos() as usize + 1;
-            send_one(&producer, PACED_TOPIC, i, timestamp, sent);
+            send_one(&producer, PACED_TOPIC, i, &value(i), timestamp, sent);
         }
         producer.flush(Duration::from_secs(60)).expect("flush");
         let latencies = std::mem::take(&mut *producer.context().latencies.lock().unwrap());

@@ -1,7 +1,7 @@
 //! rskafka 0.6 through its `PartitionClient`.
 
 use kafka_sansio_bench_e2e::measure::{self, Phase};
-use kafka_sansio_bench_e2e::workload::{Reader, Workload, key, value};
+use kafka_sansio_bench_e2e::workload::{Reader, VALUE_LEN, Workload, key, send_value, value};
 use kafka_sansio_bench_e2e::{client_main, runtime};
 
 fn main() {
@@ -20,10 +20,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn record(i: u64) -> Record {
+fn record(i: u64, value_len: usize) -> Record {
     Record {
         key: Some(key(i).to_vec()),
-        value: Some(value(i).to_vec()),
+        value: Some(send_value(i, value_len)),
         headers: BTreeMap::new(),
         timestamp: chrono::Utc::now(),
     }
@@ -57,11 +57,12 @@ async fn producers(
 /// `records` records through `BatchProducer::produce`, at most `window`
 /// outstanding; each produce future is polled once as it is made, so that it joins
 /// a batch at once as with the other clients.
-async fn send_all(producers: &[BatchProducer<RecordAggregator>], records: u64, window: usize) {
+async fn send_all(producers: &[BatchProducer<RecordAggregator>], w: &Workload) {
+    let (records, window) = (w.records, w.send_window);
     let mut in_flight = FuturesUnordered::new();
     let n = producers.len() as u64;
     for i in 0..records {
-        in_flight.push(producers[(i % n) as usize].produce(record(i)));
+        in_flight.push(producers[(i % n) as usize].produce(record(i, w.send_value_len)));
         while let Some(Some(r)) = futures::FutureExt::now_or_never(in_flight.next()) {
             r.expect("delivery");
         }
@@ -89,7 +90,7 @@ async fn paced(producer: &BatchProducer<RecordAggregator>, rate: u64, secs: u64)
             }
         }
         let sent = Instant::now();
-        let delivery = producer.produce(record(i));
+        let delivery = producer.produce(record(i, VALUE_LEN));
         in_flight.push(async move {
             delivery.await.expect("delivery");
             sent.elapsed()
@@ -199,7 +200,7 @@ pub fn run(bootstrap: &str, w: &Workload) -> Vec<Phase> {
             if w.runs(phase) {
                 let producers = producers(&client, topic, partitions, w).await;
                 let m = measure::start();
-                send_all(&producers, w.records, w.send_window).await;
+                send_all(&producers, w).await;
                 phases.push(m.end(phase, w.records));
             }
         }

@@ -41,8 +41,8 @@ use super::ClientError;
 use super::ops::partition::RecordHeader;
 use super::rng::Rng;
 use partitioner::Sticky;
-pub(crate) use queue::RecordQueue;
 pub use queue::{BorrowedRecord, RecordBuffer};
+pub(crate) use queue::{QueuedRecord, RecordQueue};
 
 /// How the producer batches, retries and acknowledges. Defaults follow librdkafka's
 /// and the Java client's.
@@ -742,20 +742,23 @@ impl Producer {
         record: ProducerRecord,
         id: RecordId,
     ) -> Result<(), (SendError, ProducerRecord)> {
-        match self.send_ref(now, &record.borrowed(), id) {
+        // A large key or value waiting for metadata keeps its handle, not a copy.
+        match self.send_queued(now, &QueuedRecord::of(&record), id) {
             Ok(()) => Ok(()),
             Err(e) => Err((e, record)),
         }
     }
 
     /// As [`send_as`](Self::send_as), with the record borrowed: on success it is
-    /// encoded or copied, so the caller keeps (and frees) what it lent.
-    pub(crate) fn send_ref(
+    /// encoded, or kept until its topic's metadata comes: a copy of its bytes, and
+    /// the key and value handles it comes with (shared, not copied).
+    pub(crate) fn send_queued(
         &mut self,
         now: Instant,
-        record: &BorrowedRecord<'_>,
+        queued: &QueuedRecord<'_>,
         id: RecordId,
     ) -> Result<(), SendError> {
+        let record = &queued.fields;
         self.check_config()?;
         let size = record.size();
         let limit = self.config.batch_max_bytes;
@@ -790,7 +793,7 @@ impl Producer {
             Some(queue) => queue,
             None => self.unrouted.entry(Arc::from(topic)).or_default(),
         };
-        queue.records.push_ref(record);
+        queue.records.push_queued(queued);
         queue.waiting.push_back(Waiting { id, size, deadline });
         Ok(())
     }
@@ -917,7 +920,7 @@ impl Producer {
                 wants.push(Want::Metadata(name));
                 continue;
             };
-            let Some(queue) = self.unrouted.remove(&name) else {
+            let Some(mut queue) = self.unrouted.remove(&name) else {
                 continue;
             };
             // The producer's own copy of the name (see `views`).
@@ -928,10 +931,16 @@ impl Producer {
                 sticky: Sticky::default(),
             };
             debug_assert_eq!(queue.records.len(), queue.waiting.len());
-            for (record, waiting) in queue.records.iter().zip(&queue.waiting) {
+            // Each record leaves the queue once encoded, so that a key or value kept
+            // as a handle is freed as its copy in the batch is made, not held until
+            // the whole queue has been encoded.
+            while let (Some(record), Some(waiting)) =
+                (queue.records.front_queued(), queue.waiting.front())
+            {
+                let record = &record.fields;
                 let partition = match record.partition {
                     Some(p) => p,
-                    None => self.placement.choose(&mut routed, &record, waiting.size),
+                    None => self.placement.choose(&mut routed, record, waiting.size),
                 };
                 self.place(
                     now,
@@ -939,10 +948,11 @@ impl Producer {
                     partition,
                     routed.view.count,
                     waiting.id,
-                    &record,
+                    record,
                     waiting.size,
                     waiting.deadline,
                 );
+                queue.pop_front();
             }
             self.views.insert(name, routed);
         }
@@ -1679,5 +1689,120 @@ mod tests {
                 .all(|(_, r)| matches!(r, Err(ClientError::Timeout { .. })))
         );
         assert_eq!((p.pending_records(), p.buffered()), (0, 0));
+    }
+
+    /// A record sent before its topic's metadata is known waits with its large
+    /// value kept as the sender's handle (not copied), counts whole in the byte
+    /// budget while it waits and once encoded, and lets the handle go once it is
+    /// in its batch.
+    #[test]
+    #[allow(clippy::disallowed_methods, clippy::unwrap_used)] // the test owns its clock
+    fn a_large_value_waits_for_metadata_as_its_handle_and_counts_in_the_budget() {
+        let mut p = Producer::new(ProducerConfig::default(), 7);
+        let now = Instant::now();
+        let value = Bytes::from(vec![3u8; 64 * 1024]);
+        let records = [
+            ProducerRecord::new("t", "small").key("k"),
+            ProducerRecord::new("t", value.clone()).key("big"),
+            ProducerRecord::new("t", "after").key("k"),
+        ];
+        let sizes: usize = records.iter().map(|r| r.borrowed().size()).sum();
+        assert!(sizes > value.len());
+        for r in records {
+            p.send(now, r).unwrap();
+        }
+        assert_eq!(p.buffered(), sizes);
+        let waiting: Vec<_> = p.unrouted["t"].records.iter_queued().collect();
+        let kept = waiting[1].fields.value.unwrap();
+        assert_eq!(
+            kept.as_ptr(),
+            value.as_ptr(),
+            "the sender's bytes, not a copy"
+        );
+        assert!(!value.is_unique());
+        let view = |_: &str| {
+            Some(TopicViewOwned {
+                count: 1,
+                available: vec![0],
+                leaders: vec![Some(0)],
+            })
+        };
+        let mut wants = Vec::new();
+        p.drive(now, &view, &|_| false, &mut wants);
+        assert!(p.unrouted.is_empty());
+        assert_eq!((p.pending_records(), p.buffered()), (3, sizes));
+        assert!(
+            value.is_unique(),
+            "the queue's handle is dropped once encoded"
+        );
+        // Once routed, a record goes straight into its batch: nothing keeps it.
+        let another = ProducerRecord::new("t", value.clone());
+        let size = another.borrowed().size();
+        p.send(now, another).unwrap();
+        assert_eq!((p.pending_records(), p.buffered()), (4, sizes + size));
+        assert!(value.is_unique());
+    }
+
+    /// Routing a topic's waiting records frees each one's kept value once it is
+    /// encoded, not after the whole queue is: a burst sent before the metadata came
+    /// is not held twice (kept and encoded) at its peak. Each value tells when it is
+    /// dropped; the partitioner, asked about each record in turn, checks that those
+    /// before it are gone.
+    #[test]
+    #[allow(clippy::disallowed_methods, clippy::unwrap_used)] // the test owns its clock
+    fn routing_frees_each_kept_value_once_encoded() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        struct Value(Vec<u8>, Arc<AtomicUsize>);
+        impl AsRef<[u8]> for Value {
+            fn as_ref(&self) -> &[u8] {
+                &self.0
+            }
+        }
+        impl Drop for Value {
+            fn drop(&mut self) {
+                self.1.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        struct Checks(Arc<AtomicUsize>, usize);
+        impl Partitioner for Checks {
+            fn partition(&mut self, _: &str, key: Option<&[u8]>, _: TopicPartitions<'_>) -> i32 {
+                let i = usize::from(key.unwrap()[0]);
+                assert_eq!(
+                    self.0.load(Ordering::SeqCst),
+                    i,
+                    "values dropped before record {i}"
+                );
+                self.1 += 1;
+                0
+            }
+        }
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let checks = Arc::new(std::sync::Mutex::new(Checks(dropped.clone(), 0)));
+        let config = ProducerConfig {
+            partitioner: Some(checks.clone()),
+            ..ProducerConfig::default()
+        };
+        let mut p = Producer::new(config, 7);
+        let now = Instant::now();
+        for i in 0..5u8 {
+            let value = Bytes::from_owner(Value(vec![i; queue::SHARED_MIN * 4], dropped.clone()));
+            p.send(now, ProducerRecord::new("t", value).key(vec![i]))
+                .unwrap();
+        }
+        assert_eq!(dropped.load(Ordering::SeqCst), 0, "kept while waiting");
+        let view = |_: &str| {
+            Some(TopicViewOwned {
+                count: 1,
+                available: vec![0],
+                leaders: vec![Some(0)],
+            })
+        };
+        p.drive(now, &view, &|_| false, &mut Vec::new());
+        assert_eq!(checks.lock().unwrap().1, 5, "every record was partitioned");
+        assert_eq!(
+            (dropped.load(Ordering::SeqCst), p.pending_records()),
+            (5, 5)
+        );
     }
 }

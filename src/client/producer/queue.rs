@@ -10,13 +10,24 @@
 //! to the driver's thread (a reference count or a free on another core costs more
 //! than copying a hundred bytes).
 //!
+//! A key or value of an owned record ([`ProducerRecord`]) at least [`SHARED_MIN`]
+//! bytes long is not copied: its [`Bytes`] handle is moved into a side list and the
+//! entry names it. Copying it would cost more than the handle does (a 10 KiB value
+//! copied in and then out again into the batch, and held twice while it waits), and
+//! the encoder copies it from the handle as it would from the buffer. Borrowed
+//! records ([`BorrowedRecord`]) are always copied: nothing else keeps their bytes.
+//!
 //! An entry is, in native byte order: flags (`u8`), topic index (`u32`), partition
 //! (`i32`), timestamp (`i64`), key length (`u32`), value length (`u32`), header list
-//! index (`u32`), then the key's and the value's bytes. Headers are rare on the hot
-//! path and stay as they came, moved into a side list.
+//! index (`u32`), then the key's and the value's bytes. A key or value kept as a
+//! handle has no bytes in the entry, and its length field holds the handle's index
+//! in the side list instead. Headers are rare on the hot path and stay as they
+//! came, moved into a side list of their own.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+
+use bytes::Bytes;
 
 use super::ProducerRecord;
 use crate::client::ops::partition::RecordHeader;
@@ -26,6 +37,15 @@ const HAS_KEY: u8 = 2;
 const HAS_VALUE: u8 = 4;
 const HAS_TIMESTAMP: u8 = 8;
 const HAS_HEADERS: u8 = 16;
+/// The key (value) is a handle in the side list; its length field is the index.
+const KEY_SHARED: u8 = 32;
+const VALUE_SHARED: u8 = 64;
+
+/// Keys and values of owned records at least this long are kept as their handles
+/// rather than copied (see the module docs). Below it, a copy costs less than the
+/// handle's reference count and a free on another thread; above it, the copy costs
+/// more (a second pass over the bytes, and a second copy of them held).
+pub(crate) const SHARED_MIN: usize = 1024;
 
 /// Where an entry's fields are, and its length (the key's and value's bytes follow).
 const TOPIC_AT: usize = 1;
@@ -166,6 +186,29 @@ impl ProducerRecord {
     }
 }
 
+/// A record as a [`RecordQueue`] holds it: its fields, borrowed, and the handles of
+/// its key and value where the queue keeps them as handles (then `fields` borrows
+/// from them). Another queue taking it keeps those handles too, instead of copying.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueuedRecord<'a> {
+    pub(crate) fields: BorrowedRecord<'a>,
+    pub(crate) key: Option<&'a Bytes>,
+    pub(crate) value: Option<&'a Bytes>,
+}
+
+impl<'a> QueuedRecord<'a> {
+    /// An owned record, with the handles of its key and value where they are large
+    /// enough to keep rather than copy.
+    pub(crate) fn of(record: &'a ProducerRecord) -> Self {
+        let large = |b: &&Bytes| b.len() >= SHARED_MIN;
+        Self {
+            fields: record.borrowed(),
+            key: record.key.as_ref().filter(large),
+            value: record.value.as_ref().filter(large),
+        }
+    }
+}
+
 /// Many records copied into one buffer, to hand to a producer at once (the
 /// facades' `Producer::send_buffer`): filling it costs a copy of each record's
 /// bytes and no allocation per record, and the records' own memory can be reused
@@ -294,6 +337,11 @@ pub(crate) struct RecordQueue {
     headers: VecDeque<Vec<RecordHeader>>,
     /// The index of `headers[0]`.
     headers_base: u32,
+    /// The keys and values kept as handles, in the order of their records (a
+    /// record's key before its value), by index (wrapping).
+    shared: VecDeque<Bytes>,
+    /// The index of `shared[0]`.
+    shared_base: u32,
 }
 
 impl std::fmt::Debug for RecordQueue {
@@ -301,6 +349,7 @@ impl std::fmt::Debug for RecordQueue {
         f.debug_struct("RecordQueue")
             .field("len", &self.len)
             .field("bytes", &(self.bytes.len() - self.read))
+            .field("shared", &self.shared.len())
             .finish()
     }
 }
@@ -336,9 +385,12 @@ fn u32_at(bytes: &[u8], at: usize) -> Option<usize> {
 
 /// Where the entry that starts at `at` ends (the next one starts).
 fn entry_end(bytes: &[u8], at: usize) -> Option<usize> {
+    let flags = *bytes.get(at)?;
     let key_len = u32_at(bytes, at + KEY_LEN_AT)?;
     let value_len = u32_at(bytes, at + VALUE_LEN_AT)?;
-    Some(at + ENTRY_LEN + key_len + value_len)
+    // A key or value kept as a handle has no bytes here (its field is an index).
+    let inline = |len: usize, shared: u8| if flags & shared == 0 { len } else { 0 };
+    Some(at + ENTRY_LEN + inline(key_len, KEY_SHARED) + inline(value_len, VALUE_SHARED))
 }
 
 // The facades' inbox uses what the producer's own queues do not.
@@ -370,6 +422,8 @@ impl RecordQueue {
         self.topics.clear();
         self.headers.clear();
         self.headers_base = 0;
+        self.shared.clear();
+        self.shared_base = 0;
     }
 
     /// Makes room for `records` more records of `bytes` key and value bytes.
@@ -379,11 +433,13 @@ impl RecordQueue {
 
     /// The records, in order, with room made for all of them at once.
     pub(crate) fn from_records(records: Vec<ProducerRecord>) -> Self {
+        let copied = |b: &Option<Bytes>| {
+            b.as_ref()
+                .map_or(0, |b| b.len() * usize::from(b.len() < SHARED_MIN))
+        };
         let bytes = records
             .iter()
-            .map(|r| {
-                r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len())
-            })
+            .map(|r| copied(&r.key) + copied(&r.value))
             .sum();
         let mut queue = Self::default();
         queue.reserve(records.len(), bytes);
@@ -393,8 +449,13 @@ impl RecordQueue {
         queue
     }
 
-    /// Adds a record at the back, taking its header list as it is.
+    /// Adds a record at the back, taking its header list as it is, and its key and
+    /// value handles where they are large enough to keep (see the module docs).
     pub(crate) fn push(&mut self, record: ProducerRecord) {
+        let large = |b: &Option<Bytes>| b.as_ref().is_some_and(|b| b.len() >= SHARED_MIN);
+        if large(&record.key) || large(&record.value) {
+            return self.push_keeping(record);
+        }
         let headers = if record.headers.is_empty() {
             None
         } else {
@@ -410,6 +471,36 @@ impl RecordQueue {
         );
     }
 
+    /// [`push`](Self::push) of a record with a key or value to keep as its handle.
+    #[inline(never)]
+    fn push_keeping(&mut self, mut record: ProducerRecord) {
+        // A large key or value moves its handle in (no reference count touched).
+        let large = |b: &mut Bytes| b.len() >= SHARED_MIN;
+        let (key_kept, value_kept) = (record.key.take_if(large), record.value.take_if(large));
+        let headers = if record.headers.is_empty() {
+            None
+        } else {
+            Some(record.headers)
+        };
+        let at = self.push_fields(
+            Topic::Shared(&record.topic),
+            record.partition,
+            if key_kept.is_some() {
+                Some(&[])
+            } else {
+                record.key.as_deref()
+            },
+            if value_kept.is_some() {
+                Some(&[])
+            } else {
+                record.value.as_deref()
+            },
+            headers,
+            record.timestamp,
+        );
+        self.keep(at, key_kept, value_kept);
+    }
+
     /// Adds a copy of a record at the back.
     pub(crate) fn push_ref(&mut self, record: &BorrowedRecord<'_>) {
         let headers = (!record.headers.is_empty()).then(|| record.headers.to_vec());
@@ -423,6 +514,54 @@ impl RecordQueue {
         );
     }
 
+    /// Adds a record at the back: a copy of its bytes, except for the key and value
+    /// handles it comes with, which are kept (shared, not copied).
+    pub(crate) fn push_queued(&mut self, record: &QueuedRecord<'_>) {
+        let fields = &record.fields;
+        if record.key.is_none() && record.value.is_none() {
+            return self.push_ref(fields);
+        }
+        let headers = (!fields.headers.is_empty()).then(|| fields.headers.to_vec());
+        let at = self.push_fields(
+            Topic::Borrowed(fields.topic),
+            fields.partition,
+            if record.key.is_some() {
+                Some(&[])
+            } else {
+                fields.key
+            },
+            if record.value.is_some() {
+                Some(&[])
+            } else {
+                fields.value
+            },
+            headers,
+            fields.timestamp,
+        );
+        self.keep(at, record.key.cloned(), record.value.cloned());
+    }
+
+    /// Puts the handles of the key and value of the entry at `at` (pushed with no
+    /// bytes of them) into the side list, the key's first (`pop_front` drops them
+    /// in that order), and marks the entry as naming them.
+    fn keep(&mut self, at: usize, key: Option<Bytes>, value: Option<Bytes>) {
+        for (handle, flag, field) in [
+            (key, KEY_SHARED, KEY_LEN_AT),
+            (value, VALUE_SHARED, VALUE_LEN_AT),
+        ] {
+            let Some(handle) = handle else {
+                continue;
+            };
+            let index = self.shared_base.wrapping_add(self.shared.len() as u32);
+            self.shared.push_back(handle);
+            if let Some(entry) = self.bytes.get_mut(at..at + ENTRY_LEN) {
+                entry[0] |= flag;
+                entry[field..field + 4].copy_from_slice(&index.to_ne_bytes());
+            }
+        }
+    }
+
+    /// Writes an entry and the key's and value's bytes; where the entry starts.
     fn push_fields(
         &mut self,
         topic: Topic<'_>,
@@ -431,7 +570,7 @@ impl RecordQueue {
         value: Option<&[u8]>,
         headers: Option<Vec<RecordHeader>>,
         timestamp: Option<i64>,
-    ) {
+    ) -> usize {
         // An emptied queue was cleared by `pop_front` or `clear`: it starts over at 0.
         debug_assert!(self.len > 0 || (self.bytes.is_empty() && self.topics.is_empty()));
         let topic_index = self.topic_index(topic);
@@ -464,11 +603,13 @@ impl RecordQueue {
         entry[VALUE_LEN_AT..HEADERS_AT].copy_from_slice(&as_u32(value.len()));
         entry[HEADERS_AT..ENTRY_LEN].copy_from_slice(&as_u32(headers_index));
         let out = &mut self.bytes;
+        let at = out.len();
         out.reserve(ENTRY_LEN + key.len() + value.len());
         out.extend_from_slice(&entry);
         out.extend_from_slice(key);
         out.extend_from_slice(value);
         self.len += 1;
+        at
     }
 
     fn topic_index(&mut self, topic: Topic<'_>) -> usize {
@@ -489,11 +630,18 @@ impl RecordQueue {
         self.topics.len() - 1
     }
 
-    /// Appends a copy of every record of `other`.
+    /// Appends every record of `other`: a copy of its bytes, and its handles shared.
     pub(crate) fn extend_from(&mut self, other: &RecordQueue) {
         self.reserve(other.len(), other.bytes.len() - other.read);
-        for record in other.iter() {
-            self.push_ref(&record);
+        if other.shared.is_empty() {
+            // No handle to share (a RecordBuffer's records, small ones): copies.
+            for record in other.iter() {
+                self.push_ref(&record);
+            }
+            return;
+        }
+        for record in other.iter_queued() {
+            self.push_queued(&record);
         }
     }
 
@@ -516,29 +664,63 @@ impl RecordQueue {
         }
     }
 
+    /// The handle kept at `index`.
+    fn shared_at(&self, index: usize) -> Option<&Bytes> {
+        let index = u32::try_from(index).ok()?;
+        self.shared
+            .get(index.wrapping_sub(self.shared_base) as usize)
+    }
+
+    /// The key or value whose field is `field`: its bytes, after `at` in the buffer
+    /// (then `at` moves past them) or kept as a handle. Out of line: `entry` reads
+    /// entries without handles itself.
+    #[inline(never)]
+    fn part_at(
+        &self,
+        flags: u8,
+        shared: u8,
+        field: usize,
+        at: &mut usize,
+    ) -> Option<(&[u8], Option<&Bytes>)> {
+        if flags & shared != 0 {
+            let handle = self.shared_at(field)?;
+            return Some((handle, Some(handle)));
+        }
+        let bytes = self.bytes.get(*at..*at + field)?;
+        *at += field;
+        Some((bytes, None))
+    }
+
     /// The front record and where the next one starts.
-    fn entry(&self, at: usize) -> Option<(BorrowedRecord<'_>, usize)> {
-        let b = &self.bytes;
-        let head: &[u8; ENTRY_LEN] = b.get(at..at + ENTRY_LEN)?.try_into().ok()?;
+    #[inline(always)]
+    fn entry(&self, at: usize) -> Option<(QueuedRecord<'_>, usize)> {
+        let head: &[u8; ENTRY_LEN] = self.bytes.get(at..at + ENTRY_LEN)?.try_into().ok()?;
         let flags = head[0];
         let topic = u32_at(head, TOPIC_AT)?;
         let partition = u32_at(head, PARTITION_AT)? as i32;
         let timestamp = i64::from_ne_bytes(head[TIMESTAMP_AT..KEY_LEN_AT].try_into().ok()?);
-        let key_len = u32_at(head, KEY_LEN_AT)?;
-        let value_len = u32_at(head, VALUE_LEN_AT)?;
+        let key_field = u32_at(head, KEY_LEN_AT)?;
+        let value_field = u32_at(head, VALUE_LEN_AT)?;
         let headers_index = u32_at(head, HEADERS_AT)?;
         let mut at = at + ENTRY_LEN;
-        let key = b.get(at..at + key_len)?;
-        at += key_len;
-        let value = b.get(at..at + value_len)?;
-        at += value_len;
+        let (key, key_handle, value, value_handle);
+        if flags & (KEY_SHARED | VALUE_SHARED) == 0 {
+            // Both in the buffer: the common case, read as directly as can be.
+            (key, key_handle) = (self.bytes.get(at..at + key_field)?, None);
+            at += key_field;
+            (value, value_handle) = (self.bytes.get(at..at + value_field)?, None);
+            at += value_field;
+        } else {
+            (key, key_handle) = self.part_at(flags, KEY_SHARED, key_field, &mut at)?;
+            (value, value_handle) = self.part_at(flags, VALUE_SHARED, value_field, &mut at)?;
+        }
         let headers: &[RecordHeader] = if flags & HAS_HEADERS == 0 {
             &[]
         } else {
             self.headers
                 .get(headers_index.checked_sub(self.headers_base as usize)?)?
         };
-        let record = BorrowedRecord {
+        let fields = BorrowedRecord {
             topic: self.topics.get(topic).map(|t| &**t)?,
             partition: (flags & HAS_PARTITION != 0).then_some(partition),
             key: (flags & HAS_KEY != 0).then_some(key),
@@ -546,11 +728,16 @@ impl RecordQueue {
             headers,
             timestamp: (flags & HAS_TIMESTAMP != 0).then_some(timestamp),
         };
+        let record = QueuedRecord {
+            fields,
+            key: key_handle,
+            value: value_handle,
+        };
         Some((record, at))
     }
 
-    /// The front record.
-    pub(crate) fn front(&self) -> Option<BorrowedRecord<'_>> {
+    /// The front record, with the handles kept for its key and value.
+    pub(crate) fn front_queued(&self) -> Option<QueuedRecord<'_>> {
         if self.len == 0 {
             return None;
         }
@@ -573,9 +760,8 @@ impl RecordQueue {
             self.clear();
             return;
         };
-        if flags & HAS_HEADERS != 0 {
-            self.headers.pop_front();
-            self.headers_base += 1;
+        if flags & (HAS_HEADERS | KEY_SHARED | VALUE_SHARED) != 0 {
+            self.pop_side_lists(flags);
         }
         self.read = next;
         self.len -= 1;
@@ -584,8 +770,29 @@ impl RecordQueue {
         }
     }
 
+    /// Drops the header list and the handles of the front record, which has them.
+    #[inline(never)]
+    fn pop_side_lists(&mut self, flags: u8) {
+        if flags & HAS_HEADERS != 0 {
+            self.headers.pop_front();
+            self.headers_base += 1;
+        }
+        for shared in [KEY_SHARED, VALUE_SHARED] {
+            if flags & shared != 0 {
+                self.shared.pop_front();
+                self.shared_base = self.shared_base.wrapping_add(1);
+            }
+        }
+    }
+
     /// The records from the front, in order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = BorrowedRecord<'_>> {
+        self.iter_queued().map(|r| r.fields)
+    }
+
+    /// The records from the front, in order, with the handles kept for their keys
+    /// and values.
+    pub(crate) fn iter_queued(&self) -> impl Iterator<Item = QueuedRecord<'_>> {
         let mut at = self.read;
         let mut left = self.len;
         std::iter::from_fn(move || {
@@ -653,14 +860,14 @@ mod tests {
         }
         // Taken from the front one at a time, the rest still read back.
         for (i, b) in records.iter().enumerate() {
-            same(&q.front().unwrap(), b);
+            same(&q.front_queued().unwrap().fields, b);
             q.pop_front();
             assert_eq!(q.len(), records.len() - i - 1);
             for (a, b) in q.iter().zip(&records[i + 1..]) {
                 same(&a, b);
             }
         }
-        assert!(q.is_empty() && q.front().is_none());
+        assert!(q.is_empty() && q.front_queued().is_none());
         q.pop_front(); // nothing to drop: no effect
         assert!(q.is_empty());
     }
@@ -719,6 +926,173 @@ mod tests {
         assert_eq!(read.len(), expected.len());
         for (a, b) in read.iter().zip(&expected) {
             same(a, b);
+        }
+    }
+
+    /// Records of every size around the threshold, keys and values, small and large
+    /// mixed, with headers and tombstones: what `push` keeps as a handle and what it
+    /// copies.
+    fn mixed() -> Vec<ProducerRecord> {
+        let bytes = |n: usize, seed: u8| -> Bytes {
+            (0..n)
+                .map(|i| seed.wrapping_add(i as u8))
+                .collect::<Vec<u8>>()
+                .into()
+        };
+        vec![
+            ProducerRecord::new("a", bytes(SHARED_MIN - 1, 1)),
+            ProducerRecord::new("a", bytes(SHARED_MIN, 2)).key("small key"),
+            ProducerRecord::new("b", "small").key(bytes(10 * 1024, 3)),
+            ProducerRecord::new("a", bytes(100 * 1024, 4))
+                .key(bytes(SHARED_MIN, 5))
+                .header("h", "x")
+                .partition(1),
+            ProducerRecord {
+                value: None,
+                ..ProducerRecord::new("a", "").key(bytes(4096, 6))
+            },
+            ProducerRecord::new("c", "v").timestamp(7),
+            ProducerRecord::new("a", bytes(2048, 8)).timestamp(9),
+        ]
+    }
+
+    fn large(b: &Option<Bytes>) -> bool {
+        b.as_ref().is_some_and(|b| b.len() >= SHARED_MIN)
+    }
+
+    /// Whether `read` are the bytes of `original` themselves (its handle kept), not
+    /// a copy.
+    fn same_bytes(read: Option<&[u8]>, original: &Option<Bytes>) -> bool {
+        match (read, original) {
+            (Some(read), Some(original)) => read.as_ptr() == original.as_ptr(),
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn large_keys_and_values_of_owned_records_are_kept_not_copied() {
+        let records = mixed();
+        let mut q = RecordQueue::default();
+        for r in &records {
+            q.push(r.clone()); // a clone of a `Bytes` shares its bytes
+        }
+        let kept = records
+            .iter()
+            .map(|r| usize::from(large(&r.key)) + usize::from(large(&r.value)))
+            .sum::<usize>();
+        assert_eq!(q.shared.len(), kept);
+        // The buffer holds the entries and the small parts only.
+        let small: usize = records
+            .iter()
+            .flat_map(|r| [&r.key, &r.value])
+            .filter(|b| !large(b))
+            .map(|b| b.as_ref().map_or(0, Bytes::len))
+            .sum();
+        assert_eq!(q.bytes.len(), records.len() * ENTRY_LEN + small);
+        for (read, r) in q.iter_queued().zip(&records) {
+            same(&read.fields, r);
+            assert_eq!(same_bytes(read.fields.key, &r.key), large(&r.key));
+            assert_eq!(same_bytes(read.fields.value, &r.value), large(&r.value));
+            assert_eq!(read.key.is_some(), large(&r.key));
+            assert_eq!(read.value.is_some(), large(&r.value));
+        }
+        // A borrowed record is copied whatever its size: nothing keeps its bytes.
+        let mut copies = RecordQueue::default();
+        for r in &records {
+            copies.push_ref(&r.borrowed());
+        }
+        assert!(copies.shared.is_empty());
+        for (read, r) in copies.iter_queued().zip(&records) {
+            same(&read.fields, r);
+            assert!(!same_bytes(read.fields.key, &r.key));
+            assert!(!same_bytes(read.fields.value, &r.value));
+            assert!(read.key.is_none() && read.value.is_none());
+        }
+    }
+
+    #[test]
+    fn kept_handles_follow_their_records_through_partial_drains() {
+        let mut q = RecordQueue::default();
+        let mut expected: VecDeque<ProducerRecord> = VecDeque::new();
+        for round in 0..4 {
+            for r in mixed() {
+                expected.push_back(r.clone());
+                q.push(r);
+            }
+            // Take a different number each round, so that the fronts of the buffer,
+            // the header list and the handle list move apart.
+            for _ in 0..(3 + round * 2) {
+                let front = q.front_queued().unwrap();
+                same(&front.fields, &expected[0]);
+                q.pop_front();
+                expected.pop_front();
+            }
+            assert_eq!(q.len(), expected.len());
+            let kept = expected
+                .iter()
+                .map(|r| usize::from(large(&r.key)) + usize::from(large(&r.value)))
+                .sum::<usize>();
+            assert_eq!(q.shared.len(), kept, "a handle is dropped with its record");
+            for (read, r) in q.iter().zip(&expected) {
+                same(&read, r);
+            }
+        }
+        q.fill_timestamps(11);
+        for (read, r) in q.iter().zip(&expected) {
+            assert_eq!(read.timestamp, Some(r.timestamp.unwrap_or(11)));
+            assert_eq!(
+                (read.key, read.value),
+                (r.key.as_deref(), r.value.as_deref())
+            );
+        }
+        while !q.is_empty() {
+            q.pop_front();
+        }
+        assert_eq!((q.bytes.len(), q.shared.len(), q.shared_base), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_queue_taking_another_queues_records_shares_their_handles() {
+        let records = mixed();
+        let mut inbox = RecordQueue::default();
+        for r in &records {
+            inbox.push(r.clone());
+        }
+        // As the producer takes records into its queue for unrouted topics.
+        let mut unrouted = RecordQueue::default();
+        unrouted.push(ProducerRecord::new("z", vec![1u8; SHARED_MIN]));
+        while let Some(r) = inbox.front_queued() {
+            unrouted.push_queued(&r);
+            inbox.pop_front();
+        }
+        // As a full inbox takes a handed-over queue.
+        let mut again = RecordQueue::default();
+        again.extend_from(&unrouted);
+        for q in [&unrouted, &again] {
+            let read: Vec<_> = q.iter_queued().skip(1).collect();
+            assert_eq!(read.len(), records.len());
+            for (read, r) in read.iter().zip(&records) {
+                same(&read.fields, r);
+                assert_eq!(same_bytes(read.fields.key, &r.key), large(&r.key));
+                assert_eq!(same_bytes(read.fields.value, &r.value), large(&r.value));
+            }
+        }
+    }
+
+    #[test]
+    fn from_records_makes_room_for_the_copied_bytes_only() {
+        let records = mixed();
+        let small: usize = records
+            .iter()
+            .flat_map(|r| [&r.key, &r.value])
+            .filter(|b| !large(b))
+            .map(|b| b.as_ref().map_or(0, Bytes::len))
+            .sum();
+        let q = RecordQueue::from_records(records.clone());
+        assert_eq!(q.bytes.len(), records.len() * ENTRY_LEN + small);
+        assert!(q.capacity() < records.len() * ENTRY_LEN + small + SHARED_MIN);
+        for (read, r) in q.iter().zip(&records) {
+            same(&read, r);
         }
     }
 }
