@@ -429,9 +429,14 @@ impl State {
     /// Drops freed slots from the front. (Every slot below `base` is delivered, so
     /// `delivered_below` is at least `base`.)
     fn pop_freed(&mut self) {
-        while matches!(self.slots.front(), Some(Slot::Free)) {
-            self.slots.pop_front();
-            self.base += 1;
+        let freed = self
+            .slots
+            .iter()
+            .take_while(|slot| matches!(slot, Slot::Free))
+            .count();
+        if freed > 0 {
+            self.slots.drain(..freed);
+            self.base += freed as u64;
         }
         if self.delivered_below < self.base {
             self.delivered_below = self.base;
@@ -744,14 +749,23 @@ impl State {
 
     /// Takes records `first..end`'s results (all delivered), freeing their slots.
     fn take_range(&mut self, first: u64, end: u64) -> Vec<Result<RecordMetadata, ClientError>> {
-        let mut results = Vec::with_capacity(usize::try_from(end - first).unwrap_or(0));
-        for n in first..end {
-            let result = match self.slot(n).map(|slot| std::mem::replace(slot, Slot::Free)) {
-                Some(Slot::Written(meta)) => Ok(meta),
-                Some(Slot::Failed(e)) => Err(*e),
-                _ => Err(ClientError::Closed),
-            };
-            results.push(result);
+        let count = usize::try_from(end.saturating_sub(first)).unwrap_or(0);
+        let mut results = Vec::with_capacity(count);
+        let take = |slot: &mut Slot| match std::mem::replace(slot, Slot::Free) {
+            Slot::Written(meta) => Ok(meta),
+            Slot::Failed(e) => Err(*e),
+            // Not delivered (cannot happen once all are) or no longer in the table.
+            _ => Err(ClientError::Closed),
+        };
+        // While a batch holds its numbers its slots are in the ring, side by side:
+        // one pass over them, not a lookup per record.
+        let at = first
+            .checked_sub(self.base)
+            .and_then(|i| usize::try_from(i).ok());
+        match at.filter(|at| at.checked_add(count).is_some_and(|e| e <= self.slots.len())) {
+            Some(at) => results.extend(self.slots.range_mut(at..at + count).map(take)),
+            None => results
+                .extend((first..end).map(|n| self.slot(n).map_or(Err(ClientError::Closed), take))),
         }
         self.pop_freed();
         results
