@@ -4,14 +4,16 @@
 //! Every record handed to [`Producer::send`](crate::runtime::Producer::send) gets a
 //! number, in order, and a slot in one ring indexed by it: the driver writes each
 //! record's result into its slot, and the record's [`DeliveryFuture`] reads it from
-//! there. The records themselves wait in an inbox the driver empties in one swap,
-//! copied into one compact buffer as they come (a [`RecordQueue`]): the sender's
+//! there. The records themselves wait in an [`Inbox`] the driver empties in one
+//! swap, copied into compact buffers as they come (a [`RecordQueue`]): the sender's
 //! key and value are freed by the sender's thread, and a waiting record costs its
 //! bytes and a small entry. (A key or value of 1 KiB or more is not copied: its
-//! handle waits instead, and the driver frees it once it is encoded.) So a record
-//! costs a slot, a lock and a copy, not a channel of its own, a trip through the
-//! command queue and a map entry in the driver; and the driver is woken once per
-//! burst of sends (when the inbox stops being empty), not once per record.
+//! handle waits instead, and the driver frees it once it is encoded.) A queue
+//! handed over whole (`send_buffer`, `send_all`) waits as it came, behind what came
+//! before it, and is not copied again. So a record costs a slot, a lock and a copy,
+//! not a channel of its own, a trip through the command queue and a map entry in
+//! the driver; and the driver is woken once per burst of sends (when the inbox
+//! stops being empty), not once per record.
 //!
 //! A slot is freed when its future has taken the result, or when the result comes
 //! for a future that was dropped; the ring's front advances over freed slots.
@@ -23,7 +25,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use crate::client::{ClientError, ProducerRecord, RecordMetadata, RecordQueue};
+use crate::client::{ClientError, ProducerRecord, QueuedRecord, RecordMetadata, RecordQueue};
 
 /// Slots the ring keeps room for between bursts.
 const KEPT_SLOTS: usize = 4096;
@@ -74,7 +76,7 @@ struct State {
     slots: VecDeque<Slot>,
     /// Records handed over and not yet taken by the driver; the first is numbered
     /// `inbox_first`.
-    inbox: RecordQueue,
+    inbox: Inbox,
     inbox_first: u64,
     /// Every record numbered below this one is delivered.
     delivered_below: u64,
@@ -108,7 +110,7 @@ impl Deliveries {
             state: Mutex::new(State {
                 base: 0,
                 slots: VecDeque::new(),
-                inbox: RecordQueue::default(),
+                inbox: Inbox::default(),
                 inbox_first: 0,
                 delivered_below: 0,
                 closed: false,
@@ -146,8 +148,9 @@ impl Deliveries {
     }
 
     /// Hands a queue of records over for one [`BatchDelivery`]; as
-    /// [`push`](Self::push). Into an empty inbox the queue goes whole, uncopied.
-    pub(crate) fn push_queue(self: &Arc<Self>, mut queue: RecordQueue) -> (BatchDelivery, bool) {
+    /// [`push`](Self::push). The queue waits whole in the inbox, uncopied (a short
+    /// one is copied behind what waits, see [`Inbox::push_queue`]).
+    pub(crate) fn push_queue(self: &Arc<Self>, queue: RecordQueue) -> (BatchDelivery, bool) {
         let count = queue.len();
         let mut s = self.lock();
         if s.closed {
@@ -158,10 +161,8 @@ impl Deliveries {
         let first = s.base + s.slots.len() as u64;
         if was_empty {
             s.inbox_first = first;
-            std::mem::swap(&mut s.inbox, &mut queue);
-        } else {
-            s.inbox.extend_from(&queue);
         }
+        s.inbox.push_queue(queue);
         s.slots.extend((0..count).map(|_| Slot::Waiting(None)));
         let end = first + count as u64;
         let batch = BatchDelivery {
@@ -190,8 +191,9 @@ impl Deliveries {
     }
 
     /// The records handed over since the last call, swapped into `into` (which must
-    /// be empty), and the number of the first.
-    pub(crate) fn take_inbox(&self, into: &mut RecordQueue) -> u64 {
+    /// be empty, and whose kept allocation the table then fills), and the number of
+    /// the first.
+    pub(crate) fn take_inbox(&self, into: &mut Inbox) -> u64 {
         debug_assert!(into.is_empty());
         let mut s = self.lock();
         std::mem::swap(&mut s.inbox, into);
@@ -241,6 +243,104 @@ impl Deliveries {
     /// Takes no more records; those handed over already are still delivered.
     pub(crate) fn refuse_new(&self) {
         self.lock().closed = true;
+    }
+}
+
+/// Bytes an emptied inbox keeps room for between bursts.
+const KEPT_INBOX_BYTES: usize = 1 << 20;
+
+/// Queues shorter than this are copied behind what waits rather than kept as they
+/// came: each kept queue is an allocation held until its last record is taken.
+const COPIED_QUEUE_RECORDS: usize = 32;
+
+/// Records handed over and not yet in the producer, in order: queues handed over
+/// whole wait as they came, one behind the other, and single records are copied
+/// into the last queue. Taken from the table in one swap (the driver's emptied
+/// inbox goes back, keeping one queue's room for the next records).
+#[derive(Debug, Default)]
+pub(crate) struct Inbox {
+    /// Never an empty queue.
+    queues: VecDeque<RecordQueue>,
+    /// An emptied queue whose room the next single record fills.
+    spare: RecordQueue,
+    len: usize,
+}
+
+impl Inbox {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// One record, copied behind the others.
+    pub(crate) fn push(&mut self, record: ProducerRecord) {
+        match self.queues.back_mut() {
+            Some(last) => last.push(record),
+            None => {
+                let mut queue = std::mem::take(&mut self.spare);
+                queue.push(record);
+                self.queues.push_back(queue);
+            }
+        }
+        self.len += 1;
+    }
+
+    /// A queue of records behind the others: kept whole, or copied when it is short
+    /// and other records wait (then it is dropped here, by its sender's thread).
+    pub(crate) fn push_queue(&mut self, queue: RecordQueue) {
+        if queue.is_empty() {
+            return;
+        }
+        self.len += queue.len();
+        match self.queues.back_mut() {
+            Some(last) if queue.len() < COPIED_QUEUE_RECORDS => last.extend_from(&queue),
+            _ => self.queues.push_back(queue),
+        }
+    }
+
+    /// The first record.
+    #[inline]
+    pub(crate) fn front_queued(&self) -> Option<QueuedRecord<'_>> {
+        self.queues.front()?.front_queued()
+    }
+
+    /// Drops the first record. An emptied queue is kept for the next records when
+    /// its room is not larger than a burst should leave behind, else freed.
+    #[inline]
+    pub(crate) fn pop_front(&mut self) {
+        let Some(first) = self.queues.front_mut() else {
+            return;
+        };
+        first.pop_front();
+        self.len -= 1;
+        if first.is_empty()
+            && let Some(emptied) = self.queues.pop_front()
+            && emptied.capacity() <= KEPT_INBOX_BYTES
+            && emptied.capacity() > self.spare.capacity()
+        {
+            self.spare = emptied;
+        }
+    }
+
+    /// Drops every record, keeping no room.
+    pub(crate) fn clear(&mut self) {
+        self.queues.clear();
+        self.len = 0;
+    }
+
+    /// The records in order.
+    #[cfg(test)]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = crate::client::BorrowedRecord<'_>> {
+        self.queues.iter().flat_map(RecordQueue::iter)
+    }
+
+    /// The queues the records wait in.
+    #[cfg(test)]
+    fn queue_count(&self) -> usize {
+        self.queues.len()
     }
 }
 
@@ -331,9 +431,14 @@ impl State {
     /// Drops freed slots from the front. (Every slot below `base` is delivered, so
     /// `delivered_below` is at least `base`.)
     fn pop_freed(&mut self) {
-        while matches!(self.slots.front(), Some(Slot::Free)) {
-            self.slots.pop_front();
-            self.base += 1;
+        let freed = self
+            .slots
+            .iter()
+            .take_while(|slot| matches!(slot, Slot::Free))
+            .count();
+        if freed > 0 {
+            self.slots.drain(..freed);
+            self.base += freed as u64;
         }
         if self.delivered_below < self.base {
             self.delivered_below = self.base;
@@ -646,14 +751,23 @@ impl State {
 
     /// Takes records `first..end`'s results (all delivered), freeing their slots.
     fn take_range(&mut self, first: u64, end: u64) -> Vec<Result<RecordMetadata, ClientError>> {
-        let mut results = Vec::with_capacity(usize::try_from(end - first).unwrap_or(0));
-        for n in first..end {
-            let result = match self.slot(n).map(|slot| std::mem::replace(slot, Slot::Free)) {
-                Some(Slot::Written(meta)) => Ok(meta),
-                Some(Slot::Failed(e)) => Err(*e),
-                _ => Err(ClientError::Closed),
-            };
-            results.push(result);
+        let count = usize::try_from(end.saturating_sub(first)).unwrap_or(0);
+        let mut results = Vec::with_capacity(count);
+        let take = |slot: &mut Slot| match std::mem::replace(slot, Slot::Free) {
+            Slot::Written(meta) => Ok(meta),
+            Slot::Failed(e) => Err(*e),
+            // Not delivered (cannot happen once all are) or no longer in the table.
+            _ => Err(ClientError::Closed),
+        };
+        // While a batch holds its numbers its slots are in the ring, side by side:
+        // one pass over them, not a lookup per record.
+        let at = first
+            .checked_sub(self.base)
+            .and_then(|i| usize::try_from(i).ok());
+        match at.filter(|at| at.checked_add(count).is_some_and(|e| e <= self.slots.len())) {
+            Some(at) => results.extend(self.slots.range_mut(at..at + count).map(take)),
+            None => results
+                .extend((first..end).map(|n| self.slot(n).map_or(Err(ClientError::Closed), take))),
         }
         self.pop_freed();
         results
@@ -706,7 +820,7 @@ mod tests {
             (0..4).map(|i| ProducerRecord::new("t", vec![i])),
             &mut futures
         ));
-        let mut inbox = RecordQueue::default();
+        let mut inbox = Inbox::default();
         assert_eq!(table.take_inbox(&mut inbox), 0);
         let values: Vec<_> = inbox.iter().map(|r| r.value.unwrap().to_vec()).collect();
         assert_eq!(values, [[0], [1], [2], [3]]);
@@ -831,18 +945,28 @@ mod tests {
         assert_all_freed(&table, 3);
     }
 
+    fn queue(values: &[&str]) -> RecordQueue {
+        let mut q = RecordQueue::default();
+        for v in values {
+            q.push(ProducerRecord::new("t", v.to_string()));
+        }
+        q
+    }
+
+    fn inbox_values(inbox: &Inbox) -> Vec<String> {
+        inbox
+            .iter()
+            .map(|r| String::from_utf8(r.value.unwrap().to_vec()).unwrap())
+            .collect()
+    }
+
+    /// Queues wait as they came, behind what came before them, in order with single
+    /// records before and after; short queues are copied behind what waits; each
+    /// batch's futures get their own records' results.
     #[test]
-    fn a_queue_goes_whole_into_an_empty_inbox_and_after_what_waits_in_a_full_one() {
-        let queue = |values: &[&str]| {
-            let mut q = RecordQueue::default();
-            for v in values {
-                q.push(ProducerRecord::new("t", v.to_string()));
-            }
-            q
-        };
-        let values = |q: &RecordQueue| -> Vec<Vec<u8>> {
-            q.iter().map(|r| r.value.unwrap().to_vec()).collect()
-        };
+    fn queues_wait_whole_in_order_with_single_records() {
+        let long: Vec<String> = (0..COPIED_QUEUE_RECORDS).map(|i| format!("q{i}")).collect();
+        let long: Vec<&str> = long.iter().map(String::as_str).collect();
         let table = Deliveries::new();
         let (first, wake) = table.push_queue(queue(&["a", "b"]));
         assert!(wake, "the inbox was empty");
@@ -850,18 +974,71 @@ mod tests {
         assert!(!wake);
         let (second, wake) = table.push_queue(queue(&["d", "e"]));
         assert!(!wake, "the inbox was not empty");
-        let mut inbox = RecordQueue::default();
+        let (third, _) = table.push_queue(queue(&long));
+        let (_two, _) = table.push_one(ProducerRecord::new("t", "f"));
+        let (_, _) = table.push_queue(RecordQueue::default());
+        let mut inbox = Inbox::default();
         assert_eq!(table.take_inbox(&mut inbox), 0);
+        let mut expected: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
+        expected.extend(long.iter().map(|v| v.to_string()));
+        expected.push("f".to_string());
+        assert_eq!(inbox_values(&inbox), expected);
+        assert_eq!(inbox.len(), expected.len());
         assert_eq!(
-            values(&inbox),
-            [b"a", b"b", b"c", b"d", b"e"].map(|v| v.to_vec())
+            inbox.queue_count(),
+            2,
+            "the short queues and single records were copied behind the first queue; \
+             the long one waits as it came, and the last record behind it"
         );
-        complete(&table, (0..5).map(|i| (i, Ok(meta(i as i64)))).collect());
+        let n = expected.len() as u64;
+        complete(&table, (0..n).map(|i| (i, Ok(meta(i as i64)))).collect());
         let offsets = |r: Vec<Result<RecordMetadata, ClientError>>| -> Vec<_> {
             r.into_iter().map(|m| m.unwrap().offset.unwrap()).collect()
         };
         assert_eq!(offsets(futures_lite::future::block_on(first)), [0, 1]);
         assert_eq!(offsets(futures_lite::future::block_on(second)), [3, 4]);
+        assert_eq!(
+            offsets(futures_lite::future::block_on(third)),
+            (5..5 + COPIED_QUEUE_RECORDS as i64).collect::<Vec<_>>()
+        );
+    }
+
+    /// A long queue handed over is the very queue the driver takes (its buffer is
+    /// not copied), and the driver's emptied inbox keeps one queue's room for the
+    /// records sent next.
+    #[test]
+    fn a_long_queue_is_taken_uncopied_and_an_emptied_inbox_keeps_room() {
+        let long: Vec<String> = (0..100).map(|i| format!("value-{i}")).collect();
+        let long: Vec<&str> = long.iter().map(String::as_str).collect();
+        let table = Deliveries::new();
+        let (_one, _) = table.push_one(ProducerRecord::new("t", "single"));
+        let q = queue(&long);
+        let at = q.front_queued().unwrap().fields.value.unwrap().as_ptr();
+        let (_batch, _) = table.push_queue(q);
+        let mut inbox = Inbox::default();
+        table.take_inbox(&mut inbox);
+        inbox.pop_front();
+        assert_eq!(
+            inbox.front_queued().unwrap().fields.value.unwrap().as_ptr(),
+            at,
+            "the queue's own bytes"
+        );
+        while inbox.front_queued().is_some() {
+            inbox.pop_front();
+        }
+        assert!(inbox.is_empty());
+        let room = inbox.spare.capacity();
+        assert!(room > 0, "an emptied queue is kept");
+        // The emptied inbox goes back in the driver's next swap; the next record
+        // fills its room.
+        table.take_inbox(&mut inbox);
+        assert!(inbox.is_empty());
+        let (_next, wake) = table.push_one(ProducerRecord::new("t", "next"));
+        assert!(wake);
+        let mut taken = Inbox::default();
+        table.take_inbox(&mut taken);
+        assert_eq!(inbox_values(&taken), ["next"]);
+        assert_eq!(taken.queues[0].capacity(), room, "the kept room was reused");
     }
 
     #[test]
@@ -874,7 +1051,7 @@ mod tests {
                 .map(|i| ProducerRecord::new("t", vec![i as u8]))
                 .collect(),
         );
-        let mut inbox = RecordQueue::default();
+        let mut inbox = Inbox::default();
         table.take_inbox(&mut inbox);
         assert_eq!(inbox.len() as u64, n);
         assert!(table.lock().slots.capacity() >= n as usize);

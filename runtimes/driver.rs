@@ -23,10 +23,10 @@ use futures_lite::Stream;
 
 use crate::client::{
     Client, ClientError, ClientStats, ConnId, ConsumedRecord, Event, Offset, OpId, OpOutput,
-    Output, RecordId, RecordMetadata, RecordQueue, SendError, TopicPartition,
+    Output, RecordId, RecordMetadata, SendError, TopicPartition,
 };
 use crate::connection::TransportError;
-use crate::delivery::Deliveries;
+use crate::delivery::{Deliveries, Inbox};
 use crate::runtime::now;
 
 /// How the driver talks to the network of one runtime.
@@ -123,7 +123,7 @@ struct Produce {
     /// Records taken from the inbox and not yet in the producer, the first
     /// numbered `incoming_first`. When the producer's buffer is full they wait
     /// here, in order, for room until `incoming_deadline`.
-    incoming: RecordQueue,
+    incoming: Inbox,
     incoming_first: u64,
     incoming_deadline: Instant,
     /// Reports not yet written to the table.
@@ -133,8 +133,6 @@ struct Produce {
 }
 
 const READ_CHUNK: usize = 64 * 1024;
-/// Bytes the emptied inbox may keep room for between bursts.
-const KEPT_INBOX_BYTES: usize = 1 << 20;
 /// Reads per connection per wakeup, so one busy socket cannot starve the others.
 const READS_PER_POLL: usize = 16;
 
@@ -204,7 +202,7 @@ impl<N: Net> Driver<N> {
             produce: Produce {
                 table: port.deliveries,
                 inbox_waiting: false,
-                incoming: RecordQueue::default(),
+                incoming: Inbox::default(),
                 incoming_first: 0,
                 incoming_deadline: now(),
                 done: Vec::new(),
@@ -346,11 +344,6 @@ impl<N: Net> Driver<N> {
             p.incoming.pop_front();
             p.incoming_first += 1;
             moved = true;
-        }
-        // The allocation goes back for the next swap, unless a burst made it large:
-        // then it is freed, so that memory follows what is in transit.
-        if p.incoming.is_empty() && p.incoming.capacity() > KEPT_INBOX_BYTES {
-            p.incoming = RecordQueue::default();
         }
         if accepted {
             self.client.drive_producer(now);

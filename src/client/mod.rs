@@ -87,16 +87,16 @@ pub use ops::partition::{
     FetchOptions, FetchOutput, FetchedRecord, IsolationLevel, OffsetSpec, ProduceOptions,
     ProduceOutput, Record, RecordHeader,
 };
-#[cfg_attr(
-    not(any(feature = "tokio", feature = "smol", feature = "blocking")),
-    allow(unused_imports)
-)]
-pub(crate) use producer::RecordQueue;
 pub use producer::{
     Aggregator, BatchProducer, BorrowedRecord, Demux, ItemId, ItemOutput, Partitioner,
     ProducerConfig, ProducerRecord, Push, RecordAggregator, RecordBuffer, RecordDemux, RecordId,
     RecordMetadata, SendError, TopicPartitions, murmur2, partition_for_key,
 };
+#[cfg_attr(
+    not(any(feature = "tokio", feature = "smol", feature = "blocking")),
+    allow(unused_imports)
+)]
+pub(crate) use producer::{QueuedRecord, RecordQueue};
 pub use stats::{BrokerStats, ClientStats, PartitionStats};
 
 use backoff::backoff;

@@ -985,16 +985,17 @@ impl Producer {
         }
         let pid = self.stamp();
         // Looked up by the borrowed name: no reference count is touched per record.
+        // One search when the partition has had records before.
         let key = (topic, partition);
-        if !self.parts.contains_key(&key as &dyn PartKey) {
-            let name = self
-                .views
-                .get(topic)
-                .map_or_else(|| Arc::from(topic), |r| r.topic.clone());
-            self.parts.insert((name, partition), PartBuf::default());
-        }
-        let Some(buf) = self.parts.get_mut(&key as &dyn PartKey) else {
-            return; // inserted just above
+        let buf = match self.parts.get_mut(&key as &dyn PartKey) {
+            Some(buf) => buf,
+            None => {
+                let name = self
+                    .views
+                    .get(topic)
+                    .map_or_else(|| Arc::from(topic), |r| r.topic.clone());
+                self.parts.entry((name, partition)).or_default()
+            }
         };
         let mut headers: Vec<NewHeader<'_>> = Vec::new();
         if !record.headers.is_empty() {
