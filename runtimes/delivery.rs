@@ -253,15 +253,19 @@ const KEPT_INBOX_BYTES: usize = 1 << 20;
 /// came: each kept queue is an allocation held until its last record is taken.
 const COPIED_QUEUE_RECORDS: usize = 32;
 
-/// Records handed over and not yet in the producer, in order: queues handed over
-/// whole wait as they came, one behind the other, and single records are copied
-/// into the last queue. Taken from the table in one swap (the driver's emptied
-/// inbox goes back, keeping one queue's room for the next records).
+/// Records handed over and not yet in the producer, in order: long queues handed
+/// over whole wait as they came, one behind the other; single records and short
+/// queues are copied into a queue of the inbox's own behind them (never into a
+/// sender's queue, which has no room to spare). Taken from the table in one swap
+/// (the driver's emptied inbox goes back, keeping one queue's room for the next
+/// records).
 #[derive(Debug, Default)]
 pub(crate) struct Inbox {
     /// Never an empty queue.
     queues: VecDeque<RecordQueue>,
-    /// An emptied queue whose room the next single record fills.
+    /// Whether the last queue is the inbox's own, which records are copied into.
+    last_is_own: bool,
+    /// An emptied queue whose room the next copied record fills.
     spare: RecordQueue,
     len: usize,
 }
@@ -277,28 +281,34 @@ impl Inbox {
 
     /// One record, copied behind the others.
     pub(crate) fn push(&mut self, record: ProducerRecord) {
-        match self.queues.back_mut() {
-            Some(last) => last.push(record),
-            None => {
-                let mut queue = std::mem::take(&mut self.spare);
-                queue.push(record);
-                self.queues.push_back(queue);
-            }
-        }
+        self.own_last().push(record);
         self.len += 1;
     }
 
     /// A queue of records behind the others: kept whole, or copied when it is short
-    /// and other records wait (then it is dropped here, by its sender's thread).
+    /// (then it is dropped here, by its sender's thread).
     pub(crate) fn push_queue(&mut self, queue: RecordQueue) {
         if queue.is_empty() {
             return;
         }
         self.len += queue.len();
-        match self.queues.back_mut() {
-            Some(last) if queue.len() < COPIED_QUEUE_RECORDS => last.extend_from(&queue),
-            _ => self.queues.push_back(queue),
+        if queue.len() < COPIED_QUEUE_RECORDS {
+            self.own_last().extend_from(&queue);
+        } else {
+            self.queues.push_back(queue);
+            self.last_is_own = false;
         }
+    }
+
+    /// The inbox's own queue at the back, started (in the spare room) if the back
+    /// is a sender's queue or there is none.
+    fn own_last(&mut self) -> &mut RecordQueue {
+        if self.queues.is_empty() || !self.last_is_own {
+            self.queues.push_back(std::mem::take(&mut self.spare));
+            self.last_is_own = true;
+        }
+        let last = self.queues.len() - 1; // at least the one pushed above
+        &mut self.queues[last]
     }
 
     /// The first record.
@@ -986,10 +996,13 @@ mod tests {
         assert_eq!(inbox.len(), expected.len());
         assert_eq!(
             inbox.queue_count(),
-            2,
-            "the short queues and single records were copied behind the first queue; \
-             the long one waits as it came, and the last record behind it"
+            3,
+            "the short queues and single records were copied into the inbox's own \
+             queue, the long one waits as it came, and the last record goes into a \
+             queue of the inbox's own behind it, not into the sender's"
         );
+        let lens: Vec<usize> = inbox.queues.iter().map(RecordQueue::len).collect();
+        assert_eq!(lens, [5, COPIED_QUEUE_RECORDS, 1]);
         let n = expected.len() as u64;
         complete(&table, (0..n).map(|i| (i, Ok(meta(i as i64)))).collect());
         let offsets = |r: Vec<Result<RecordMetadata, ClientError>>| -> Vec<_> {
