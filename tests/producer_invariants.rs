@@ -1,5 +1,6 @@
 //! Simulation testing of the producer ([`Client::send`]): many seeds of a random
-//! stream of records (keyed, pinned to a partition, or keyless; small batches, linger,
+//! stream of records (keyed, pinned to a partition, or keyless; one in five with a
+//! value of over 1 KiB, which waits by its handle rather than as a copy; small batches, linger,
 //! a small byte budget, up to five batches in flight per partition, idempotence on)
 //! against the simulated cluster while it misbehaves (leader moves, broker crashes and
 //! restarts, connection resets, latency spikes past the request timeout, throttling,
@@ -55,6 +56,7 @@ thread_local! {
 /// Over every seed of this test (per thread: the tests of this file run at once),
 /// so a suite that checks nothing cannot pass.
 static ACKED: Cell<usize> = const { Cell::new(0) };
+static ACKED_LARGE: Cell<usize> = const { Cell::new(0) };
 static FAILED: Cell<usize> = const { Cell::new(0) };
 static REFUSED_FULL: Cell<usize> = const { Cell::new(0) };
 static MAX_IN_FLIGHT: Cell<usize> = const { Cell::new(0) };
@@ -121,6 +123,8 @@ struct Run {
     sim: Simulation,
     host: HostId,
     budget: usize,
+    /// Some records carry values of over 1 KiB (see [`Run::send`]).
+    large_values: bool,
     delivery_timeout: Duration,
     late_allowance: Duration,
     linger: Duration,
@@ -196,6 +200,8 @@ impl Run {
         p.compression = [Compression::None, Compression::None, Compression::Lz4][pick(&mut sim, 3)];
         p.planted_bug_renumber_unknown_outcome = planted_bug;
         let (budget, delivery_timeout, linger) = (p.buffer_max_bytes, p.delivery_timeout, p.linger);
+        // Large values where a batch and the budget hold several of them.
+        let large_values = p.batch_max_bytes >= 2048 && p.buffer_max_bytes >= 8 * 1024;
         let late_allowance = late_allowance(&config);
         let now = sim.now();
         let host = sim.add_client(Client::new(config, now));
@@ -204,6 +210,7 @@ impl Run {
             sim,
             host,
             budget,
+            large_values,
             delivery_timeout,
             late_allowance,
             linger,
@@ -347,7 +354,13 @@ impl Run {
     /// Sends one record; a full buffer is an expected refusal.
     fn send(&mut self, pinned: Option<i32>, key: Option<String>, healed: bool) {
         self.next_value += 1;
-        let value = format!("s{}-{}", self.seed, self.next_value);
+        let mut value = format!("s{}-{}", self.seed, self.next_value);
+        // One record in five carries a value the producer keeps by its handle
+        // (1 KiB or more) rather than copying, wherever it waits; not in the healed
+        // phase, whose records must all be taken.
+        if self.large_values && !healed && (self.seed + self.next_value).is_multiple_of(5) {
+            value.push_str(&"x".repeat(1100));
+        }
         let mut record = ProducerRecord::new(TOPIC, value.clone());
         if let Some(p) = pinned {
             record = record.partition(p);
@@ -573,6 +586,9 @@ impl Run {
             match result {
                 Ok(m) => {
                     ACKED.with(|c| c.set(c.get() + 1));
+                    if s.value.len() > 1024 {
+                        ACKED_LARGE.with(|c| c.set(c.get() + 1));
+                    }
                     if &*m.topic != TOPIC {
                         problems.push(format!("{} acknowledged in another topic: {m:?}", s.value));
                     }
@@ -788,6 +804,7 @@ fn producer_invariants_hold_across_seeds() {
         ran += 1;
     }
     let acked = ACKED.with(Cell::get);
+    let acked_large = ACKED_LARGE.with(Cell::get);
     let failed = FAILED.with(Cell::get);
     OUTCOMES.with(|t| {
         for (outcome, n) in t.borrow().iter() {
@@ -805,7 +822,7 @@ fn producer_invariants_hold_across_seeds() {
         Duration::from_micros(LATEST_US.with(Cell::get) as u64)
     );
     eprintln!(
-        "{ran} seeds passed in {elapsed:.1?} ({:.0} seeds/s): {acked} records acknowledged and verified, {failed} failed with an explained error, {refused} refused for a full buffer, {retries} retries; seeds with several batches in flight: {multi} (at most {}), with an epoch bump: {bumps}",
+        "{ran} seeds passed in {elapsed:.1?} ({:.0} seeds/s): {acked} records acknowledged and verified ({acked_large} of them with a value of over 1 KiB), {failed} failed with an explained error, {refused} refused for a full buffer, {retries} retries; seeds with several batches in flight: {multi} (at most {}), with an epoch bump: {bumps}",
         ran as f64 / elapsed.as_secs_f64(),
         MAX_IN_FLIGHT.with(Cell::get)
     );
@@ -823,6 +840,10 @@ fn producer_invariants_hold_across_seeds() {
         "{failed} failed against {acked} acknowledged"
     );
     assert!(refused > 0, "the byte budget never refused a record");
+    assert!(
+        acked_large * 50 > acked,
+        "only {acked_large} of {acked} acknowledged records had a large value"
+    );
     assert!(
         multi * 4 > ran,
         "only {multi} of {ran} seeds had several batches in flight"
