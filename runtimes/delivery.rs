@@ -25,7 +25,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use crate::client::{ClientError, ProducerRecord, QueuedRecord, RecordMetadata, RecordQueue};
+use crate::client::{
+    ClientError, NextEntry, ProducerRecord, QueuedRecord, RecordMetadata, RecordQueue,
+};
 
 /// Slots the ring keeps room for between bursts.
 const KEPT_SLOTS: usize = 4096;
@@ -311,23 +313,29 @@ impl Inbox {
         &mut self.queues[last]
     }
 
-    /// The first record.
+    /// The first record, and what [`pop_front_to`](Self::pop_front_to) needs.
     #[inline]
-    pub(crate) fn front_queued(&self) -> Option<QueuedRecord<'_>> {
-        self.queues.front()?.front_queued()
+    pub(crate) fn front_and_next(&self) -> Option<(QueuedRecord<'_>, NextEntry)> {
+        self.queues.front()?.front_and_next()
     }
 
-    /// Drops the first record. An emptied queue is kept for the next records when
-    /// its room is not larger than a burst should leave behind, else freed.
+    /// Drops the first record, whose [`NextEntry`] came with it.
     #[inline]
-    pub(crate) fn pop_front(&mut self) {
+    pub(crate) fn pop_front_to(&mut self, next: NextEntry) {
         let Some(first) = self.queues.front_mut() else {
             return;
         };
-        first.pop_front();
+        first.pop_front_to(next);
         self.len -= 1;
-        if first.is_empty()
-            && let Some(emptied) = self.queues.pop_front()
+        if first.is_empty() {
+            self.drop_emptied_front();
+        }
+    }
+
+    /// Takes the emptied front queue off, keeping it for the next records when its
+    /// room is not larger than a burst should leave behind.
+    fn drop_emptied_front(&mut self) {
+        if let Some(emptied) = self.queues.pop_front()
             && emptied.capacity() <= KEPT_INBOX_BYTES
             && emptied.capacity() > self.spare.capacity()
         {
@@ -1030,14 +1038,22 @@ mod tests {
         let (_batch, _) = table.push_queue(q);
         let mut inbox = Inbox::default();
         table.take_inbox(&mut inbox);
-        inbox.pop_front();
+        let (_, next) = inbox.front_and_next().unwrap();
+        inbox.pop_front_to(next);
         assert_eq!(
-            inbox.front_queued().unwrap().fields.value.unwrap().as_ptr(),
+            inbox
+                .front_and_next()
+                .unwrap()
+                .0
+                .fields
+                .value
+                .unwrap()
+                .as_ptr(),
             at,
             "the queue's own bytes"
         );
-        while inbox.front_queued().is_some() {
-            inbox.pop_front();
+        while let Some((_, next)) = inbox.front_and_next() {
+            inbox.pop_front_to(next);
         }
         assert!(inbox.is_empty());
         let room = inbox.spare.capacity();

@@ -333,7 +333,7 @@ impl<N: Net> Driver<N> {
         // record (which scans every partition each time).
         let mut moved = false;
         let mut accepted = false;
-        while let Some(record) = p.incoming.front_queued() {
+        while let Some((record, next)) = p.incoming.front_and_next() {
             let n = p.incoming_first;
             match self.client.accept_queued(now, &record, RecordId(n)) {
                 Ok(()) => accepted = true,
@@ -341,7 +341,7 @@ impl<N: Net> Driver<N> {
                 Err(SendError::BufferFull { .. }) if now < p.incoming_deadline => break,
                 Err(e) => p.done.push((n, Err(ClientError::Send(e)))),
             }
-            p.incoming.pop_front();
+            p.incoming.pop_front_to(next);
             p.incoming_first += 1;
             moved = true;
         }

@@ -96,7 +96,7 @@ pub use producer::{
     not(any(feature = "tokio", feature = "smol", feature = "blocking")),
     allow(unused_imports)
 )]
-pub(crate) use producer::{QueuedRecord, RecordQueue};
+pub(crate) use producer::{NextEntry, QueuedRecord, RecordQueue};
 pub use stats::{BrokerStats, ClientStats, PartitionStats};
 
 use backoff::backoff;

@@ -42,7 +42,7 @@ use super::ops::partition::RecordHeader;
 use super::rng::Rng;
 use partitioner::Sticky;
 pub use queue::{BorrowedRecord, RecordBuffer};
-pub(crate) use queue::{QueuedRecord, RecordQueue};
+pub(crate) use queue::{NextEntry, QueuedRecord, RecordQueue};
 
 /// How the producer batches, retries and acknowledges. Defaults follow librdkafka's
 /// and the Java client's.

@@ -186,6 +186,13 @@ impl ProducerRecord {
     }
 }
 
+/// Where the entry after a queue's front one starts, and the front one's flags.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NextEntry {
+    at: usize,
+    flags: u8,
+}
+
 /// A record as a [`RecordQueue`] holds it: its fields, borrowed, and the handles of
 /// its key and value where the queue keeps them as handles (then `fields` borrows
 /// from them). Another queue taking it keeps those handles too, instead of copying.
@@ -748,6 +755,42 @@ impl RecordQueue {
         entry.map(|(r, _)| r)
     }
 
+    /// The front record, and what [`pop_front_to`](Self::pop_front_to) needs to
+    /// drop it without reading its entry again.
+    #[inline]
+    pub(crate) fn front_and_next(&self) -> Option<(QueuedRecord<'_>, NextEntry)> {
+        if self.len == 0 {
+            return None;
+        }
+        let entry = self.entry(self.read);
+        debug_assert!(entry.is_some(), "a record queue entry does not read back");
+        let (record, at) = entry?;
+        let flags = *self.bytes.get(self.read)?;
+        Some((record, NextEntry { at, flags }))
+    }
+
+    /// Drops the front record, whose [`NextEntry`] came with it from
+    /// [`front_and_next`](Self::front_and_next).
+    #[inline]
+    pub(crate) fn pop_front_to(&mut self, next: NextEntry) {
+        debug_assert_eq!(
+            Some(next.at),
+            entry_end(&self.bytes, self.read),
+            "a NextEntry of another record"
+        );
+        if self.len == 0 {
+            return;
+        }
+        if next.flags & (HAS_HEADERS | KEY_SHARED | VALUE_SHARED) != 0 {
+            self.pop_side_lists(next.flags);
+        }
+        self.read = next.at;
+        self.len -= 1;
+        if self.len == 0 {
+            self.clear();
+        }
+    }
+
     /// Drops the front record.
     pub(crate) fn pop_front(&mut self) {
         if self.len == 0 {
@@ -1020,11 +1063,18 @@ mod tests {
                 q.push(r);
             }
             // Take a different number each round, so that the fronts of the buffer,
-            // the header list and the handle list move apart.
-            for _ in 0..(3 + round * 2) {
-                let front = q.front_queued().unwrap();
-                same(&front.fields, &expected[0]);
-                q.pop_front();
+            // the header list and the handle list move apart; both ways of taking the
+            // front record, in turn.
+            for i in 0..(3 + round * 2) {
+                if i % 2 == 0 {
+                    let front = q.front_queued().unwrap();
+                    same(&front.fields, &expected[0]);
+                    q.pop_front();
+                } else {
+                    let (front, next) = q.front_and_next().unwrap();
+                    same(&front.fields, &expected[0]);
+                    q.pop_front_to(next);
+                }
                 expected.pop_front();
             }
             assert_eq!(q.len(), expected.len());
