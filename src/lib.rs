@@ -138,6 +138,9 @@ mod smol_net;
 #[cfg_attr(docsrs, doc(cfg(feature = "smol")))]
 #[path = "../runtimes/smol.rs"]
 pub mod smol_runtime;
+#[cfg(test)]
+#[path = "../runtimes/test_clock.rs"]
+mod test_clock;
 #[cfg(all(
     feature = "tls",
     any(feature = "tokio", feature = "smol", feature = "blocking")

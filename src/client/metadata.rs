@@ -422,9 +422,8 @@ mod tests {
         }
     }
 
-    #[allow(clippy::disallowed_methods)]
     fn now() -> Instant {
-        Instant::now()
+        crate::test_clock::start()
     }
 
     #[test]

@@ -1367,9 +1367,7 @@ mod tests {
             })
         };
         let mut wants = Vec::new();
-        // A unit test needs some instant to start from; the consumer reads no clock.
-        #[allow(clippy::disallowed_methods)]
-        let now = Instant::now();
+        let now = crate::test_clock::start();
         c.drive(now, &view, &|_| true, &|_| Some(12), &mut wants);
         wants
     }

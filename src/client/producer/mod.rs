@@ -1663,10 +1663,10 @@ mod tests {
     /// Such a topic is not routed to; its records wait, then fail by their delivery
     /// timeout.
     #[test]
-    #[allow(clippy::disallowed_methods, clippy::unwrap_used)] // the test owns its clock
+    #[allow(clippy::unwrap_used)]
     fn a_topic_listed_without_partitions_is_not_routed_to() {
         let mut p = Producer::new(ProducerConfig::default(), 7);
-        let now = Instant::now();
+        let now = crate::test_clock::start();
         p.send(now, ProducerRecord::new("t", "keyless")).unwrap();
         p.send(now, ProducerRecord::new("t", "keyed").key("k"))
             .unwrap();
@@ -1697,10 +1697,10 @@ mod tests {
     /// budget while it waits and once encoded, and lets the handle go once it is
     /// in its batch.
     #[test]
-    #[allow(clippy::disallowed_methods, clippy::unwrap_used)] // the test owns its clock
+    #[allow(clippy::unwrap_used)]
     fn a_large_value_waits_for_metadata_as_its_handle_and_counts_in_the_budget() {
         let mut p = Producer::new(ProducerConfig::default(), 7);
-        let now = Instant::now();
+        let now = crate::test_clock::start();
         let value = Bytes::from(vec![3u8; 64 * 1024]);
         let records = [
             ProducerRecord::new("t", "small").key("k"),
@@ -1750,7 +1750,7 @@ mod tests {
     /// dropped; the partitioner, asked about each record in turn, checks that those
     /// before it are gone.
     #[test]
-    #[allow(clippy::disallowed_methods, clippy::unwrap_used)] // the test owns its clock
+    #[allow(clippy::unwrap_used)]
     fn routing_frees_each_kept_value_once_encoded() {
         use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -1785,7 +1785,7 @@ mod tests {
             ..ProducerConfig::default()
         };
         let mut p = Producer::new(config, 7);
-        let now = Instant::now();
+        let now = crate::test_clock::start();
         for i in 0..5u8 {
             let value = Bytes::from_owner(Value(vec![i; queue::SHARED_MIN * 4], dropped.clone()));
             p.send(now, ProducerRecord::new("t", value).key(vec![i]))
