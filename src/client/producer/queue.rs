@@ -489,23 +489,14 @@ impl RecordQueue {
         } else {
             Some(record.headers)
         };
-        let at = self.push_fields(
+        self.push_with_handles(
             Topic::Shared(&record.topic),
             record.partition,
-            if key_kept.is_some() {
-                Some(&[])
-            } else {
-                record.key.as_deref()
-            },
-            if value_kept.is_some() {
-                Some(&[])
-            } else {
-                record.value.as_deref()
-            },
+            (record.key.as_deref(), key_kept),
+            (record.value.as_deref(), value_kept),
             headers,
             record.timestamp,
         );
-        self.keep(at, key_kept, value_kept);
     }
 
     /// Adds a copy of a record at the back.
@@ -529,23 +520,42 @@ impl RecordQueue {
             return self.push_ref(fields);
         }
         let headers = (!fields.headers.is_empty()).then(|| fields.headers.to_vec());
-        let at = self.push_fields(
+        self.push_with_handles(
             Topic::Borrowed(fields.topic),
             fields.partition,
-            if record.key.is_some() {
-                Some(&[])
-            } else {
-                fields.key
-            },
-            if record.value.is_some() {
-                Some(&[])
-            } else {
-                fields.value
-            },
+            (fields.key, record.key.cloned()),
+            (fields.value, record.value.cloned()),
             headers,
             fields.timestamp,
         );
-        self.keep(at, record.key.cloned(), record.value.cloned());
+    }
+
+    /// Writes an entry whose key and value are each kept as the handle given with
+    /// it (the buffer then holds none of its bytes) or else copied.
+    fn push_with_handles(
+        &mut self,
+        topic: Topic<'_>,
+        partition: Option<i32>,
+        (key, key_kept): (Option<&[u8]>, Option<Bytes>),
+        (value, value_kept): (Option<&[u8]>, Option<Bytes>),
+        headers: Option<Vec<RecordHeader>>,
+        timestamp: Option<i64>,
+    ) {
+        fn copied<'a>(field: Option<&'a [u8]>, kept: &Option<Bytes>) -> Option<&'a [u8]> {
+            match kept {
+                Some(_) => Some(&[]),
+                None => field,
+            }
+        }
+        let at = self.push_fields(
+            topic,
+            partition,
+            copied(key, &key_kept),
+            copied(value, &value_kept),
+            headers,
+            timestamp,
+        );
+        self.keep(at, key_kept, value_kept);
     }
 
     /// Puts the handles of the key and value of the entry at `at` (pushed with no
