@@ -269,22 +269,20 @@ pub(crate) struct Inbox {
     last_is_own: bool,
     /// An emptied queue whose room the next copied record fills.
     spare: RecordQueue,
-    len: usize,
 }
 
 impl Inbox {
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.queues.iter().map(RecordQueue::len).sum()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.queues.is_empty()
     }
 
     /// One record, copied behind the others.
     pub(crate) fn push(&mut self, record: ProducerRecord) {
         self.own_last().push(record);
-        self.len += 1;
     }
 
     /// A queue of records behind the others: kept whole, or copied when it is short
@@ -293,7 +291,6 @@ impl Inbox {
         if queue.is_empty() {
             return;
         }
-        self.len += queue.len();
         if queue.len() < COPIED_QUEUE_RECORDS {
             self.own_last().extend_from(&queue);
         } else {
@@ -326,7 +323,6 @@ impl Inbox {
             return;
         };
         first.pop_front_to(next);
-        self.len -= 1;
         if first.is_empty() {
             self.drop_emptied_front();
         }
@@ -346,7 +342,6 @@ impl Inbox {
     /// Drops every record, keeping no room.
     pub(crate) fn clear(&mut self) {
         self.queues.clear();
-        self.len = 0;
     }
 
     /// The records in order.
