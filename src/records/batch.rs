@@ -360,7 +360,7 @@ impl Records {
 
     /// Steps to the next record: the shared body of `next` and `next_ref`.
     #[inline(always)]
-    fn step(&mut self) -> Option<Result<FastRecord, RecordsError>> {
+    pub(super) fn step(&mut self) -> Option<Result<FastRecord, RecordsError>> {
         if self.remaining == 0 {
             if self.done {
                 return None;
@@ -385,6 +385,12 @@ impl Records {
                 Some(Err(e))
             }
         }
+    }
+
+    /// The absolute offset of a record [`step`](Self::step) found.
+    #[inline(always)]
+    pub(super) fn offset_of(&self, f: &FastRecord) -> i64 {
+        self.base_offset.wrapping_add(i64::from(f.offset_delta))
     }
 
     #[inline(always)]
@@ -507,7 +513,7 @@ impl Records {
 
 /// The fields of a record found by [`fast_record`]; spans are absolute positions,
 /// `(_, usize::MAX)` for null.
-struct FastRecord {
+pub(super) struct FastRecord {
     start: usize,
     end: usize,
     ts_delta: i64,
@@ -704,9 +710,9 @@ impl<'a> RecordRef<'a> {
     }
 
     #[inline(always)]
-    fn from_fast(records: &'a Records, f: &FastRecord) -> Self {
+    pub(super) fn from_fast(records: &'a Records, f: &FastRecord) -> Self {
         RecordRef {
-            offset: records.base_offset.wrapping_add(i64::from(f.offset_delta)),
+            offset: records.offset_of(f),
             timestamp: records.timestamp(f.ts_delta),
             data: &records.data,
             start: f.start,
@@ -715,6 +721,22 @@ impl<'a> RecordRef<'a> {
             value: f.value,
             headers_start: f.headers_start,
             header_count: f.header_count,
+        }
+    }
+
+    /// A view of an owned record (a legacy message's, unpacked from its wrapper).
+    pub(super) fn of_record(record: &'a Record) -> Self {
+        let parts = record.parts();
+        RecordRef {
+            offset: record.offset,
+            timestamp: record.timestamp,
+            data: parts.data,
+            start: 0,
+            end: parts.data.len(),
+            key: parts.key,
+            value: parts.value,
+            headers_start: parts.headers_start,
+            header_count: parts.header_count,
         }
     }
 }

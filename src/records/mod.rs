@@ -50,6 +50,7 @@ mod control;
 mod error;
 mod legacy;
 mod record;
+mod set;
 
 pub use batch::{
     BATCH_HEADER_LEN, Batch, BatchHeader, BatchReader, BatchRecords, RecordBatch, RecordRef,
@@ -64,6 +65,7 @@ pub use control::{
 pub use error::{AppendError, EncodeError, RecordsError, RecordsErrorKind};
 pub use legacy::LegacyMessage;
 pub use record::{HeaderRef, HeaderRefIter, LOG_OVERHEAD, Record};
+pub use set::{RecordSet, RecordSetReader};
 
 /// Default bound on the output of decompressing one batch: 100 MiB, the default
 /// frame limit of a connection, since no honest batch expands past the frame it

@@ -96,6 +96,15 @@ impl Span {
     }
 }
 
+/// An owned record's buffer and field positions (see [`Record::parts`]).
+pub(super) struct RecordParts<'a> {
+    pub(super) data: &'a Bytes,
+    pub(super) key: (usize, usize),
+    pub(super) value: (usize, usize),
+    pub(super) headers_start: usize,
+    pub(super) header_count: u32,
+}
+
 impl Record {
     /// A record over `data`, its fields at the given positions of `data`, which a
     /// record parser has already validated (`headers_start` starts `header_count`
@@ -122,6 +131,28 @@ impl Record {
                 0
             },
             data,
+        }
+    }
+
+    /// The record's buffer and its fields' positions in it, as [`from_parts`]
+    /// takes them (`(_, usize::MAX)` for a null field): what a borrowed view of an
+    /// owned record needs.
+    ///
+    /// [`from_parts`]: Self::from_parts
+    pub(super) fn parts(&self) -> RecordParts<'_> {
+        let span = |s: Span| {
+            if s.end == Span::NULL_END {
+                (0, usize::MAX)
+            } else {
+                (s.start as usize, s.end as usize)
+            }
+        };
+        RecordParts {
+            data: &self.data,
+            key: span(self.key),
+            value: span(self.value),
+            headers_start: self.headers_start as usize,
+            header_count: self.header_count,
         }
     }
 
