@@ -583,6 +583,23 @@ impl PartitionClient {
         /// # Ok::<(), Box<dyn std::error::Error>>(())
         /// ```
         fn fetch(&self, offset: i64, options: FetchOptions) -> Result<FetchOutput, ClientError>;
+        /// Fetches records with options, lent from the response as they are read.
+        ///
+        /// ```
+        /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+        /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+        /// use kafka_sansio::client::{FetchOptions, Record, UnknownTopicHandling};
+        /// use kafka_sansio::records::Compression;
+        /// let p0 = client.partition_client("orders", 0, UnknownTopicHandling::Retry)?;
+        /// p0.produce(vec![Record::new("a"), Record::new("b")], Compression::None)?;
+        /// let out = p0.fetch_record_set(1, FetchOptions::default())?;
+        /// let mut reader = out.records.reader();
+        /// assert_eq!(reader.next_ref().expect("a record")?.value(), Some(&b"b"[..]));
+        /// assert!(reader.next_ref().is_none());
+        /// # }
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        fn fetch_record_set(&self, offset: i64, options: FetchOptions) -> Result<FetchOutput<crate::records::RecordSet>, ClientError>;
         /// Looks up an offset.
         ///
         /// ```

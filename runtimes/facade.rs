@@ -33,7 +33,7 @@ use crate::client::{
     TopicMetadata, TopicPartition, TopicResult, UnknownTopicHandling,
 };
 use crate::connection::sasl::SaslConfig;
-use crate::records::Compression;
+use crate::records::{Compression, RecordSet};
 
 use crate::driver::{Command, DriverTls};
 
@@ -1178,6 +1178,50 @@ impl PartitionClient {
                 .run(move |c, now| c.fetch(now, &topic, partition, offset, options))
                 .await,
             Fetched
+        )
+    }
+
+    /// Fetches records with options, lending them from the response instead of
+    /// decoding them into owned records: the cheapest way through a fetch (no
+    /// allocation or reference count per record). Read them with
+    /// [`RecordSet::reader`](crate::records::RecordSet::reader); keep one with
+    /// [`RecordRef::to_record`](crate::records::RecordRef::to_record). A record that
+    /// does not parse is reported by the reader when it is reached.
+    ///
+    /// # Errors
+    /// As [`fetch_records`](Self::fetch_records).
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use kafka_sansio::client::{FetchOptions, Record, UnknownTopicHandling};
+    /// use kafka_sansio::records::Compression;
+    ///
+    /// let p0 = client.partition_client("orders", 0, UnknownTopicHandling::Retry).await?;
+    /// p0.produce(vec![Record::new("a").key("k1"), Record::new("b").key("k2")], Compression::None).await?;
+    /// let out = p0.fetch_record_set(0, FetchOptions::default()).await?;
+    /// let mut reader = out.records.reader();
+    /// let mut keys = Vec::new();
+    /// while let Some(record) = reader.next_ref() {
+    ///     let record = record?;
+    ///     keys.push(record.key().unwrap_or_default().to_vec());
+    /// }
+    /// assert_eq!(keys, [b"k1".to_vec(), b"k2".to_vec()]);
+    /// assert_eq!(out.next_offset, 2);
+    /// # Ok(()) });
+    /// ```
+    pub async fn fetch_record_set(
+        &self,
+        offset: i64,
+        options: FetchOptions,
+    ) -> Result<FetchOutput<RecordSet>, ClientError> {
+        let (topic, partition) = (self.topic.clone(), self.partition);
+        let options = options.unknown_topic(self.unknown_topic);
+        expect!(
+            self.client
+                .run(move |c, now| c.fetch_record_set(now, &topic, partition, offset, options))
+                .await,
+            FetchedSet
         )
     }
 

@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use kafka_sansio::client::{ClientError, OffsetSpec, Record, UnknownTopicHandling};
+use kafka_sansio::client::{ClientError, FetchOptions, OffsetSpec, Record, UnknownTopicHandling};
 use kafka_sansio::records::Compression;
 use kafka_sansio::runtime::ClientBuilder;
 use kafka_sansio::sim::ClusterConfig;
@@ -219,6 +219,21 @@ fn smol_facade_runs_on_async_io() {
             .await
             .unwrap();
         assert_eq!((fetched.len(), hwm), (20, 20));
+        let lent = p
+            .fetch_record_set(offsets[5], FetchOptions::default())
+            .await
+            .unwrap();
+        let mut reader = lent.records.reader();
+        let mut n = 0;
+        while let Some(r) = reader.next_ref() {
+            let r = r.unwrap();
+            assert_eq!(
+                (r.offset, r.value()),
+                (fetched[5 + n].offset, fetched[5 + n].value())
+            );
+            n += 1;
+        }
+        assert_eq!((n, lent.next_offset), (15, 20));
         client.close().await;
     };
     async_io::block_on(futures_lite::future::zip(driver, test));
@@ -242,6 +257,14 @@ fn blocking_facade_needs_no_runtime() {
                 for _ in 0..5 {
                     p.produce(records(10), Compression::Snappy).unwrap();
                 }
+                // Lent records, from the middle of the second batch.
+                let lent = p.fetch_record_set(15, FetchOptions::default()).unwrap();
+                let mut reader = lent.records.reader();
+                let mut offsets = Vec::new();
+                while let Some(r) = reader.next_ref() {
+                    offsets.push(r.unwrap().offset);
+                }
+                assert_eq!(offsets, (15..50).collect::<Vec<_>>());
                 p.get_offset(OffsetSpec::Latest).unwrap()
             })
         })

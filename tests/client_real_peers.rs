@@ -12,7 +12,7 @@ mod util;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use kafka_sansio::client::{ClientError, OffsetSpec, Record, UnknownTopicHandling};
+use kafka_sansio::client::{ClientError, FetchOptions, OffsetSpec, Record, UnknownTopicHandling};
 use kafka_sansio::records::Compression;
 use kafka_sansio::runtime::{Client, ClientBuilder};
 use util::{Librdkafka, Mock, Tansu};
@@ -150,6 +150,41 @@ fn produce_and_fetch_back(s: &Sync, topic: &str, partition: i32) {
         assert_eq!(h.len(), 1);
         assert_eq!(h[0].1, w.headers[0].value);
     }
+    // The same records lent from the responses (the cheap way through a fetch).
+    let mut lent = Vec::new();
+    let mut offset = start;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while lent.len() < sent.len() && Instant::now() < deadline {
+        let options = FetchOptions::default().max_wait(Duration::from_millis(200));
+        let out = s.run(p.fetch_record_set(offset, options)).unwrap();
+        let mut reader = out.records.reader();
+        while let Some(r) = reader.next_ref() {
+            let r = r.unwrap();
+            let headers: Vec<_> = r.headers().map(|h| h.value.map(<[u8]>::to_vec)).collect();
+            lent.push((
+                r.offset,
+                r.key().map(<[u8]>::to_vec),
+                r.value().map(<[u8]>::to_vec),
+                r.timestamp,
+                headers,
+            ));
+        }
+        offset = out.next_offset;
+    }
+    let owned: Vec<_> = got
+        .iter()
+        .map(|g| {
+            let headers: Vec<_> = g.headers().map(|h| h.value.map(<[u8]>::to_vec)).collect();
+            (
+                g.offset,
+                g.key().map(<[u8]>::to_vec),
+                g.value().map(<[u8]>::to_vec),
+                g.timestamp,
+                headers,
+            )
+        })
+        .collect();
+    assert_eq!(lent, owned, "lent records are the fetched ones");
     // (tansu's ListOffsets LATEST can lag its high watermark; its EARLIEST is right.)
     let earliest = s.run(p.get_offset(OffsetSpec::Earliest)).unwrap();
     assert!(earliest <= start, "{earliest}");

@@ -261,6 +261,8 @@ pub enum OpOutput {
     Produced(ProduceOutput),
     /// [`Client::fetch`].
     Fetched(FetchOutput),
+    /// [`Client::fetch_record_set`]: the records lent from the response.
+    FetchedSet(FetchOutput<crate::records::RecordSet>),
     /// [`Client::fetch_committed`], [`Client::commit_offsets`]: per partition.
     Committed(Vec<CommittedOffset>),
     /// [`Client::list_offsets`]: the offset and its record's timestamp (`-1` when

@@ -18,7 +18,7 @@ use crate::messages::{
 };
 use crate::records::{
     AbortedTransaction, BatchBuilder, BatchConfig, BatchReader, Compression, DecodeOptions,
-    NewHeader, NewRecord, ReadCommitted,
+    NewHeader, NewRecord, ReadCommitted, RecordSet,
 };
 
 /// A record to produce: owned key, value and headers.
@@ -427,10 +427,13 @@ pub type FetchedRecord = crate::records::Record;
 /// # }
 /// # Ok::<(), kafka_sansio::client::ClientError>(())
 /// ```
+///
+/// [`Client::fetch_record_set`] returns a `FetchOutput<RecordSet>`: the same fields,
+/// with the records lent from the response as they are read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FetchOutput {
+pub struct FetchOutput<R = Vec<FetchedRecord>> {
     /// Records at or after the offset asked for, in offset order.
-    pub records: Vec<FetchedRecord>,
+    pub records: R,
     /// The partition's high watermark.
     pub high_watermark: i64,
     /// The last stable offset (`-1` if not reported).
@@ -559,12 +562,60 @@ impl Client {
         offset: i64,
         options: FetchOptions,
     ) -> OpId {
+        self.start_fetch(now, topic, partition, offset, options, false)
+    }
+
+    /// Fetches records of one partition from `offset` as [`fetch`](Self::fetch)
+    /// does, but leaves them in the response: the output's [`RecordSet`] lends each
+    /// record as it is read, with no allocation per record (the cheapest way
+    /// through a fetch). A record that does not parse is an error of the reading,
+    /// not of the operation.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{FetchOptions, OpOutput, Record};
+    /// let now = sim.now();
+    /// let op = sim.client(host).produce(now, "orders", 0, vec![Record::new("a"), Record::new("b")], Default::default());
+    /// sim.run_until_done(host, op, Duration::from_secs(10))?;
+    /// let now = sim.now();
+    /// let op = sim.client(host).fetch_record_set(now, "orders", 0, 1, FetchOptions::default().max_wait(Duration::ZERO));
+    /// let OpOutput::FetchedSet(out) = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
+    /// let mut reader = out.records.reader();
+    /// let record = reader.next_ref().expect("one record")?;
+    /// assert_eq!((record.offset, record.value()), (1, Some(&b"b"[..])));
+    /// assert!(reader.next_ref().is_none());
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn fetch_record_set(
+        &mut self,
+        now: Instant,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        options: FetchOptions,
+    ) -> OpId {
+        self.start_fetch(now, topic, partition, offset, options, true)
+    }
+
+    fn start_fetch(
+        &mut self,
+        now: Instant,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        options: FetchOptions,
+        lend: bool,
+    ) -> OpId {
         let timeout = options.timeout;
         let op = Fetch {
             topic: topic.into(),
             partition,
             offset,
             options,
+            lend,
             result: None,
         };
         let targets = vec![Target::Leader {
@@ -824,12 +875,34 @@ impl Operation for Produce {
 /// aborted transactions).
 pub(crate) const FETCH_RESPONSE_OVERHEAD: usize = 64 * 1024;
 
+impl<R> FetchOutput<R> {
+    /// The same output with other records.
+    fn with_records<T>(self, records: T) -> (R, FetchOutput<T>) {
+        let output = FetchOutput {
+            records,
+            high_watermark: self.high_watermark,
+            last_stable_offset: self.last_stable_offset,
+            log_start_offset: self.log_start_offset,
+            next_offset: self.next_offset,
+        };
+        (self.records, output)
+    }
+}
+
+/// A fetch's records as its caller asked for them.
+enum FetchedRecords {
+    Owned(Vec<FetchedRecord>),
+    Lent(RecordSet),
+}
+
 struct Fetch {
     topic: Arc<str>,
     partition: i32,
     offset: i64,
     options: FetchOptions,
-    result: Option<FetchOutput>,
+    /// Return the records as a [`RecordSet`] instead of decoding them here.
+    lend: bool,
+    result: Option<FetchOutput<FetchedRecords>>,
 }
 
 impl Operation for Fetch {
@@ -952,15 +1025,27 @@ impl Operation for Fetch {
                 }
             }))
         });
-        match decode_records(p.records.clone().unwrap_or_default(), self.offset, aborted) {
-            Ok((records, next_offset)) => {
-                self.result = Some(FetchOutput {
-                    records,
-                    high_watermark: p.high_watermark,
-                    last_stable_offset: p.last_stable_offset,
-                    log_start_offset: p.log_start_offset,
-                    next_offset,
-                });
+        let set = record_set(p.records.clone().unwrap_or_default(), self.offset, aborted);
+        let output = set.and_then(|(records, next_offset)| {
+            let records = if self.lend {
+                FetchedRecords::Lent(records)
+            } else {
+                let owned = records
+                    .to_records()
+                    .map_err(|e| ClientError::Records(e.to_string()))?;
+                FetchedRecords::Owned(owned)
+            };
+            Ok(FetchOutput {
+                records,
+                high_watermark: p.high_watermark,
+                last_stable_offset: p.last_stable_offset,
+                log_start_offset: p.log_start_offset,
+                next_offset,
+            })
+        });
+        match output {
+            Ok(output) => {
+                self.result = Some(output);
                 all(items, || Step::Done)
             }
             Err(e) => all(items, || Step::Fail(e.clone())),
@@ -971,56 +1056,39 @@ impl Operation for Fetch {
         if let Some((_, e)) = failed.into_iter().next() {
             return Err(e);
         }
-        self.result
-            .map(OpOutput::Fetched)
-            .ok_or(ClientError::Closed)
+        let (records, output) = self.result.ok_or(ClientError::Closed)?.with_records(());
+        Ok(match records {
+            FetchedRecords::Owned(records) => OpOutput::Fetched(output.with_records(records).1),
+            FetchedRecords::Lent(set) => OpOutput::FetchedSet(output.with_records(set).1),
+        })
     }
 }
 
-/// Decodes a partition's records from `offset` on; returns them and the next offset.
-pub(crate) fn decode_records(
+/// The batches of a partition's records holding offsets from `offset` on, as a
+/// [`RecordSet`] (framing and CRCs checked, control batches and, with `filter`,
+/// aborted transactions left out), and the offset to fetch next.
+pub(crate) fn record_set(
     buf: Bytes,
     offset: i64,
     mut filter: Option<ReadCommitted>,
-) -> Result<(Vec<FetchedRecord>, i64), ClientError> {
+) -> Result<(RecordSet, i64), ClientError> {
     let opts = DecodeOptions::default();
     let bad = |e: crate::records::RecordsError| ClientError::Records(e.to_string());
-    let batches = BatchReader::new(buf, opts)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(bad)?;
-    // Room for every record at once (a response holds thousands; growing the Vec
-    // from empty copies it about log2(n) times and briefly holds it twice). Only
-    // uncompressed batches count: their record counts were checked against their
-    // bytes, while a compressed batch's count is checked once it is decompressed.
-    let expected = batches
-        .iter()
-        .filter(|b| b.last_offset() >= offset)
-        .map(|b| match b {
-            crate::records::Batch::V2(b) if b.header.compression() == Ok(Compression::None) => {
-                usize::try_from(b.header.record_count).unwrap_or(0)
-            }
-            _ => 0,
-        })
-        .sum();
-    let mut records = Vec::with_capacity(expected);
+    let mut kept = Vec::new();
     let mut next = offset;
-    for batch in batches {
+    for batch in BatchReader::new(buf, opts) {
+        let batch = batch.map_err(bad)?;
         let last = batch.last_offset();
         let keep = match filter.as_mut() {
             Some(f) => f.keep(&batch, &opts).map_err(bad)?,
             None => !matches!(&batch, crate::records::Batch::V2(b) if b.header.is_control()),
         };
-        if keep && last >= offset {
-            for r in batch.records(&opts).map_err(bad)? {
-                let r = r.map_err(bad)?;
-                if r.offset >= offset {
-                    records.push(r);
-                }
-            }
-        }
         next = next.max(last + 1);
+        if keep && last >= offset {
+            kept.push(batch);
+        }
     }
-    Ok((records, next))
+    Ok((RecordSet::new(kept, offset, opts), next))
 }
 
 pub(crate) struct ListOffsets {
