@@ -568,13 +568,12 @@ fn start_op(u: &mut Unstructured<'_>, s: &mut State) -> ArbResult<()> {
                 .max_wait(Duration::from_millis(u.int_in_range(0..=1_000)?))
                 .max_bytes(u.int_in_range(-1..=1 << 20)?)
                 .timeout(timeout);
-            c.fetch(
-                now,
-                topic(u)?,
-                partition(u)?,
-                u.int_in_range(-2..=10)?,
-                options,
-            )
+            let (t, p, offset) = (topic(u)?, partition(u)?, u.int_in_range(-2..=10)?);
+            if u.arbitrary()? {
+                c.fetch_record_set(now, t, p, offset, options)
+            } else {
+                c.fetch(now, t, p, offset, options)
+            }
         }
         _ => {
             let kind = u.int_in_range(5..=16u8)?;
@@ -741,6 +740,16 @@ fn drain(s: &mut State) -> Result<(), CheckFailure> {
             )));
         }
         started.ended = true;
+        // Lent records are parsed only when read: read them all (a record that
+        // does not parse is an error value here, never a panic).
+        if let Ok(OpOutput::FetchedSet(out)) = &result {
+            let mut reader = out.records.reader();
+            while let Some(record) = reader.next_ref() {
+                if let Ok(r) = record {
+                    std::hint::black_box((r.key(), r.value(), r.headers().count()));
+                }
+            }
+        }
         if let Ok(out) = &result
             && !matches!(out, OpOutput::Topics(t) if t.is_empty())
         {
