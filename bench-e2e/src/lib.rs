@@ -10,16 +10,17 @@ use measure::Phase;
 use workload::Workload;
 
 pub const USAGE: &str = "usage: bench-e2e [--records N] [--batch N] [--fetch-max-bytes N] \
-[--max-wait-ms N] [--phases build,produce,fetch,consume,consume-group,send1,send4,paced,send1-buffer,send4-buffer] [--linger-ms N] \
+[--max-wait-ms N] [--phases build,produce,fetch,fetch-lent,consume,consume-group,send1,send4,paced,send1-buffer,send4-buffer] [--linger-ms N] \
 [--paced-rate N] [--paced-secs N] [--send-window N] [--value-bytes N] [--clients ours,rskafka,rdkafka] [--clusters mock,sim] [--repeat N]";
 
 pub const CLIENTS: [&str; 3] = ["ours", "rskafka", "rdkafka"];
 pub const CLUSTERS: [&str; 2] = ["mock", "sim"];
 pub const TOPIC: &str = "bench";
-pub const PHASES: [&str; 8] = [
+pub const PHASES: [&str; 9] = [
     "build",
     "produce",
     "fetch",
+    "fetch-lent",
     "consume",
     "consume-group",
     "send1",

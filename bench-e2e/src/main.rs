@@ -24,6 +24,9 @@ use kafka_sansio_bench_e2e::measure::Phase;
 use kafka_sansio_bench_e2e::workload::{self, Workload};
 use kafka_sansio_bench_e2e::{Options, TOPIC, USAGE, parse};
 
+/// Phases that read what the others wrote, each measured in a process of its own.
+const ALONE: [&str; 3] = ["fetch", "fetch-lent", "consume-group"];
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
@@ -222,26 +225,27 @@ fn orchestrate(o: Options) {
     for round in 0..o.repeat {
         for cluster in &o.clusters {
             for client in &o.clients {
-                // The group phase runs in a process of its own, against the broker
-                // the other phases wrote to (it reads their records), so that its
-                // peak RSS is not what the other phases' client left resident; the
-                // paced phase runs in a process and against a broker of its own.
+                // The reading phases run each in a process of its own, against the
+                // broker the other phases wrote to (they read their records), so
+                // that their peak RSS is not what the other phases' client left
+                // resident; the paced phase runs in a process and against a broker
+                // of its own.
                 let mut rest = w.clone();
                 rest.phases
-                    .retain(|p| !matches!(p.as_str(), "consume-group" | "paced"));
+                    .retain(|p| !ALONE.contains(&p.as_str()) && p != "paced");
                 let peer = Peer::start(cluster);
                 let mut phases = if rest.phases.is_empty() {
                     Vec::new()
                 } else {
                     run_one(client, cluster, &peer, &rest)
                 };
-                if w.runs("consume-group") {
+                for phase in ALONE.iter().filter(|p| w.runs(p)) {
                     let mut alone = w.clone();
-                    alone.phases = vec!["consume-group".to_owned()];
+                    alone.phases = vec![(*phase).to_owned()];
                     phases.extend(
                         run_one(client, cluster, &peer, &alone)
                             .into_iter()
-                            .filter(|p| p.name == "consume-group"),
+                            .filter(|p| p.name == *phase),
                     );
                 }
                 drop(peer);
@@ -289,6 +293,8 @@ fn orchestrate(o: Options) {
                             "send_buffer, linger {} ms, 4 partitions, window {}",
                             w.linger_ms, w.send_window
                         ),
+                        "fetch" => "fetch (own process)".to_owned(),
+                        "fetch-lent" => "fetch, records lent (own process)".to_owned(),
                         "consume" => "consume (stream)".to_owned(),
                         "consume-group" => "consume (stream, one-member group)".to_owned(),
                         _ => p.name.clone(),

@@ -210,6 +210,36 @@ pub fn run(bootstrap: &str, w: &Workload) -> Vec<Phase> {
             phases.push(m.end("fetch", reader.decoded));
         }
 
+        if w.runs("fetch-lent") {
+            let m = measure::start();
+            let start = if w.window {
+                partition
+                    .get_offset(kafka_sansio::client::OffsetSpec::Earliest)
+                    .await
+                    .expect("earliest offset")
+            } else {
+                0
+            };
+            let mut reader = Reader::new(start, w.window);
+            let options = kafka_sansio::client::FetchOptions::default()
+                .min_bytes(1)
+                .max_bytes(w.fetch_max_bytes)
+                .max_wait(Duration::from_millis(w.max_wait_ms as u64));
+            while reader.decoded < w.records {
+                let out = partition
+                    .fetch_record_set(reader.next, options.clone())
+                    .await
+                    .expect("fetch");
+                let mut records = out.records.reader();
+                while let Some(r) = records.next_ref() {
+                    let r = r.expect("record");
+                    reader.record(r.offset, r.key(), r.value());
+                }
+                reader.after_fetch(out.high_watermark);
+            }
+            phases.push(m.end("fetch-lent", reader.decoded));
+        }
+
         // The mock keeps only the partition's tail: a stream cannot read 1M records.
         if w.runs("consume") && !w.window {
             let m = measure::start();
