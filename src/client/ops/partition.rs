@@ -875,24 +875,17 @@ impl Operation for Produce {
 /// aborted transactions).
 pub(crate) const FETCH_RESPONSE_OVERHEAD: usize = 64 * 1024;
 
-impl<R> FetchOutput<R> {
-    /// The same output with other records.
-    fn with_records<T>(self, records: T) -> (R, FetchOutput<T>) {
-        let output = FetchOutput {
+impl FetchOutput<()> {
+    /// These offsets with their records.
+    fn with<R>(self, records: R) -> FetchOutput<R> {
+        FetchOutput {
             records,
             high_watermark: self.high_watermark,
             last_stable_offset: self.last_stable_offset,
             log_start_offset: self.log_start_offset,
             next_offset: self.next_offset,
-        };
-        (self.records, output)
+        }
     }
-}
-
-/// A fetch's records as its caller asked for them.
-enum FetchedRecords {
-    Owned(Vec<FetchedRecord>),
-    Lent(RecordSet),
 }
 
 struct Fetch {
@@ -902,7 +895,8 @@ struct Fetch {
     options: FetchOptions,
     /// Return the records as a [`RecordSet`] instead of decoding them here.
     lend: bool,
-    result: Option<FetchOutput<FetchedRecords>>,
+    /// [`OpOutput::Fetched`] or [`OpOutput::FetchedSet`].
+    result: Option<OpOutput>,
 }
 
 impl Operation for Fetch {
@@ -1027,20 +1021,20 @@ impl Operation for Fetch {
         });
         let set = record_set(p.records.clone().unwrap_or_default(), self.offset, aborted);
         let output = set.and_then(|(records, next_offset)| {
-            let records = if self.lend {
-                FetchedRecords::Lent(records)
-            } else {
-                let owned = records
-                    .to_records()
-                    .map_err(|e| ClientError::Records(e.to_string()))?;
-                FetchedRecords::Owned(owned)
-            };
-            Ok(FetchOutput {
-                records,
+            let offsets = FetchOutput {
+                records: (),
                 high_watermark: p.high_watermark,
                 last_stable_offset: p.last_stable_offset,
                 log_start_offset: p.log_start_offset,
                 next_offset,
+            };
+            Ok(if self.lend {
+                OpOutput::FetchedSet(offsets.with(records))
+            } else {
+                let owned = records
+                    .to_records()
+                    .map_err(|e| ClientError::Records(e.to_string()))?;
+                OpOutput::Fetched(offsets.with(owned))
             })
         });
         match output {
@@ -1056,11 +1050,7 @@ impl Operation for Fetch {
         if let Some((_, e)) = failed.into_iter().next() {
             return Err(e);
         }
-        let (records, output) = self.result.ok_or(ClientError::Closed)?.with_records(());
-        Ok(match records {
-            FetchedRecords::Owned(records) => OpOutput::Fetched(output.with_records(records).1),
-            FetchedRecords::Lent(set) => OpOutput::FetchedSet(output.with_records(set).1),
-        })
+        self.result.ok_or(ClientError::Closed)
     }
 }
 
