@@ -17,6 +17,8 @@ type Seen = (
     Vec<(Vec<u8>, Option<Vec<u8>>)>,
 );
 
+/// What a user reads of a lent record, through its own accessors (the same shape as
+/// `seen_owned`, on purpose: each type's accessors are what is checked).
 fn seen_ref(r: &RecordRef<'_>) -> Seen {
     (
         r.offset,

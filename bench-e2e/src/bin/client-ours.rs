@@ -188,14 +188,7 @@ pub fn run(bootstrap: &str, w: &Workload) -> Vec<Phase> {
 
         if w.runs("fetch") {
             let m = measure::start();
-            let start = if w.window {
-                partition
-                    .get_offset(kafka_sansio::client::OffsetSpec::Earliest)
-                    .await
-                    .expect("earliest offset")
-            } else {
-                0
-            };
+            let start = first_offset(&partition, w).await;
             let mut reader = Reader::new(start, w.window);
             while reader.decoded < w.records {
                 let (records, high_watermark) = partition
@@ -212,14 +205,7 @@ pub fn run(bootstrap: &str, w: &Workload) -> Vec<Phase> {
 
         if w.runs("fetch-lent") {
             let m = measure::start();
-            let start = if w.window {
-                partition
-                    .get_offset(kafka_sansio::client::OffsetSpec::Earliest)
-                    .await
-                    .expect("earliest offset")
-            } else {
-                0
-            };
+            let start = first_offset(&partition, w).await;
             let mut reader = Reader::new(start, w.window);
             let options = kafka_sansio::client::FetchOptions::default()
                 .min_bytes(1)
@@ -328,4 +314,17 @@ pub fn run(bootstrap: &str, w: &Workload) -> Vec<Phase> {
         client.close().await;
         phases
     })
+}
+
+/// Where the reading phases start: the partition's start on the simulated cluster,
+/// the retained window's on the mock.
+async fn first_offset(partition: &kafka_sansio::runtime::PartitionClient, w: &Workload) -> i64 {
+    if w.window {
+        partition
+            .get_offset(kafka_sansio::client::OffsetSpec::Earliest)
+            .await
+            .expect("earliest offset")
+    } else {
+        0
+    }
 }
