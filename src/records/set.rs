@@ -141,6 +141,29 @@ impl RecordSet {
 
 /// Reads a [`RecordSet`]'s records one at a time, each lent until the next call;
 /// from [`RecordSet::reader`]. Ends after the first error.
+///
+/// It is not an [`Iterator`]: a record borrows the reader (a legacy message's
+/// records are unpacked into it), so read them with `while let`, and keep one past
+/// the next call with [`RecordRef::to_record`].
+///
+/// ```
+/// use kafka_sansio::records::{DecodeOptions, Record, RecordSet, RecordSetReader};
+///
+/// // The values of the records that have one, kept as owned records.
+/// fn with_values(mut reader: RecordSetReader<'_>) -> Result<Vec<Record>, kafka_sansio::records::RecordsError> {
+///     let mut kept = Vec::new();
+///     while let Some(record) = reader.next_ref() {
+///         let record = record?;
+///         if record.value().is_some() {
+///             kept.push(record.to_record());
+///         }
+///     }
+///     Ok(kept)
+/// }
+/// let set = RecordSet::new(Vec::new(), 0, DecodeOptions::default());
+/// assert!(with_values(set.reader())?.is_empty());
+/// # Ok::<(), kafka_sansio::records::RecordsError>(())
+/// ```
 #[derive(Debug)]
 pub struct RecordSetReader<'a> {
     batches: std::slice::Iter<'a, Batch>,
