@@ -385,6 +385,16 @@ pub fn records(data: &[u8]) -> Result<bool, CheckFailure> {
         }
     }
     let _ = reader.truncated();
+    // The batches a fetch would keep, read in place as a RecordSet, from an offset
+    // around the first one's: the reader lends exactly what decoding each batch
+    // gives, and ends where it does.
+    let batches: Vec<Batch> = BatchReader::new(buf.clone(), opts)
+        .map_while(Result::ok)
+        .collect();
+    let from = batches
+        .first()
+        .map_or(0, |b| b.last_offset().wrapping_sub(i64::from(flags >> 4)));
+    check_record_set(batches, from, opts)?;
     if reader.position() > buf.len() {
         return Err(fail(format!(
             "reader position {} past the end of a {}-byte buffer",
@@ -393,6 +403,71 @@ pub fn records(data: &[u8]) -> Result<bool, CheckFailure> {
         )));
     }
     Ok(accepted)
+}
+
+/// What a reader sees of a record: offset, timestamp, key, value, header count.
+type SeenRecord = (i64, i64, Option<Vec<u8>>, Option<Vec<u8>>, usize);
+
+/// A [`RecordSet`](crate::records::RecordSet)'s reader against decoding each batch
+/// into owned records: the same records from `from` on, and an error at the same
+/// place (after which the reader yields nothing).
+fn check_record_set(
+    batches: Vec<Batch>,
+    from: i64,
+    opts: DecodeOptions,
+) -> Result<(), CheckFailure> {
+    let mut expected: Vec<SeenRecord> = Vec::new();
+    let mut expected_error = false;
+    'batches: for batch in &batches {
+        let Ok(records) = batch.records(&opts) else {
+            expected_error = true;
+            break;
+        };
+        for record in records {
+            let Ok(r) = record else {
+                expected_error = true;
+                break 'batches;
+            };
+            if r.offset >= from {
+                let seen = (
+                    r.offset,
+                    r.timestamp,
+                    r.key().map(<[u8]>::to_vec),
+                    r.value().map(<[u8]>::to_vec),
+                    r.headers().count(),
+                );
+                expected.push(seen);
+            }
+        }
+    }
+    let set = crate::records::RecordSet::new(batches, from, opts);
+    let mut reader = set.reader();
+    let mut got: Vec<SeenRecord> = Vec::new();
+    let mut got_error = false;
+    while let Some(record) = reader.next_ref() {
+        let Ok(r) = record else {
+            got_error = true;
+            break;
+        };
+        got.push((
+            r.offset,
+            r.timestamp,
+            r.key().map(<[u8]>::to_vec),
+            r.value().map(<[u8]>::to_vec),
+            r.headers().count(),
+        ));
+    }
+    if got_error && reader.next_ref().is_some() {
+        return Err(fail("record set: the reader went on after an error".into()));
+    }
+    if got != expected || got_error != expected_error {
+        return Err(fail(format!(
+            "record set from {from}: read {} records (error: {got_error}), decoding gives {} (error: {expected_error})",
+            got.len(),
+            expected.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Rebuilds `batch` from its decoded records and checks that the records come back.
