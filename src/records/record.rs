@@ -134,11 +134,8 @@ impl Record {
         }
     }
 
-    /// The record's buffer and its fields' positions in it, as [`from_parts`]
-    /// takes them (`(_, usize::MAX)` for a null field): what a borrowed view of an
-    /// owned record needs.
-    ///
-    /// [`from_parts`]: Self::from_parts
+    /// The record's buffer and its fields' positions in it, as a borrowed view
+    /// (`RecordRef`) keeps them: `(_, usize::MAX)` for a null field.
     pub(super) fn parts(&self) -> RecordParts<'_> {
         let span = |s: Span| {
             if s.end == Span::NULL_END {
