@@ -5,7 +5,7 @@
 //! answers that do not answer what was asked. Whatever the broker does, every
 //! operation ends exactly once, by its deadline, with a result, a retry that
 //! succeeds, or a typed error; nothing panics and the client never asks to be woken
-//! in the past.
+//! in the past. A read_committed fetch leaves out aborted transactions, owned and lent.
 #![allow(clippy::disallowed_methods, clippy::unwrap_used)] // tests own their clock
 
 #[path = "../fuzz/src/alloc.rs"]
@@ -847,4 +847,128 @@ fn a_pending_produce_holds_about_its_batch_not_a_buffer_step() {
         held < 100 * 4096,
         "{held} bytes held by 100 pending one-record produce operations"
     );
+}
+
+/// A read_committed fetch of a log with an aborted and a committed transaction
+/// (markers included) gives the committed records only, owned and lent alike, and
+/// moves past the markers; read_uncommitted gives every data record and hides the
+/// markers.
+#[test]
+fn read_committed_fetches_leave_out_aborted_transactions_owned_and_lent() {
+    use kafka_sansio::client::IsolationLevel;
+    use kafka_sansio::records::{ControlRecord, ControlRecordType, write_control_batch};
+    fn config(base_offset: i64, producer_id: i64, transactional: bool) -> BatchConfig {
+        BatchConfig {
+            base_offset,
+            producer_id,
+            producer_epoch: 0,
+            base_sequence: 0,
+            transactional,
+            ..BatchConfig::default()
+        }
+    }
+    fn data(log: &mut BytesMut, base: i64, producer_id: i64, transactional: bool, values: &[&str]) {
+        let mut b = BatchBuilder::new(log, &config(base, producer_id, transactional));
+        for v in values {
+            b.append(&NewRecord::new(0).value(v.as_bytes())).unwrap();
+        }
+        b.finish().unwrap();
+    }
+    fn marker(log: &mut BytesMut, offset: i64, producer_id: i64, kind: ControlRecordType) {
+        let marker = ControlRecord::marker(kind, 3);
+        write_control_batch(log, &config(offset, producer_id, true), marker, 0).unwrap();
+    }
+    let mut log = BytesMut::new();
+    data(&mut log, 0, -1, false, &["a0", "a1"]);
+    data(&mut log, 2, 7, true, &["b2", "b3"]); // aborted by the marker at 4
+    marker(&mut log, 4, 7, ControlRecordType::Abort);
+    data(&mut log, 5, 8, true, &["c5"]); // committed by the marker at 6
+    marker(&mut log, 6, 8, ControlRecordType::Commit);
+    data(&mut log, 7, -1, false, &["d7"]);
+    let log = log.freeze();
+
+    let mut h = Harness::new(|_| {});
+    let mut script = |r: &Request| match r.seen.api_key {
+        ApiKey::Metadata => vec![Act::Write(answer(
+            &r.seen,
+            &metadata(brokers(1), vec![topic("t", &[0])]),
+        ))],
+        ApiKey::Fetch => {
+            let request: FetchRequest = r.seen.decode();
+            let t = &request.topics[0];
+            let response = FetchResponse {
+                responses: vec![fetch_response::FetchableTopicResponse {
+                    topic: t.topic.clone(),
+                    topic_id: t.topic_id,
+                    partitions: vec![fetch_response::PartitionData {
+                        partition_index: 0,
+                        high_watermark: 8,
+                        last_stable_offset: 8,
+                        aborted_transactions: (request.isolation_level == 1).then(|| {
+                            vec![fetch_response::AbortedTransaction {
+                                producer_id: 7,
+                                first_offset: 2,
+                                ..Default::default()
+                            }]
+                        }),
+                        records: Some(log.clone()),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            vec![Act::Write(answer(&r.seen, &response))]
+        }
+        api => panic!("unexpected {api:?}"),
+    };
+    for (isolation, expected) in [
+        (
+            IsolationLevel::ReadCommitted,
+            vec![(1, "a1"), (5, "c5"), (7, "d7")],
+        ),
+        (
+            IsolationLevel::ReadUncommitted,
+            vec![(1, "a1"), (2, "b2"), (3, "b3"), (5, "c5"), (7, "d7")],
+        ),
+    ] {
+        let expected: Vec<(i64, Vec<u8>)> = expected
+            .into_iter()
+            .map(|(o, v)| (o, v.as_bytes().to_vec()))
+            .collect();
+        let options = FetchOptions::default()
+            .isolation(isolation)
+            .timeout(Duration::from_secs(5));
+        let (_, _, owned) = h.run(
+            |c, now| c.fetch(now, "t", 0, 1, options.clone()),
+            Duration::from_secs(10),
+            &mut script,
+        );
+        let Ok(OpOutput::Fetched(owned)) = owned else {
+            panic!("{owned:?}")
+        };
+        let got: Vec<(i64, Vec<u8>)> = owned
+            .records
+            .iter()
+            .map(|r| (r.offset, r.value().unwrap().to_vec()))
+            .collect();
+        assert_eq!(got, expected, "{isolation:?}, owned");
+        assert_eq!(owned.next_offset, 8, "past the commit marker");
+        let (_, _, lent) = h.run(
+            |c, now| c.fetch_record_set(now, "t", 0, 1, options.clone()),
+            Duration::from_secs(10),
+            &mut script,
+        );
+        let Ok(OpOutput::FetchedSet(lent)) = lent else {
+            panic!("{lent:?}")
+        };
+        let mut reader = lent.records.reader();
+        let mut got = Vec::new();
+        while let Some(r) = reader.next_ref() {
+            let r = r.unwrap();
+            got.push((r.offset, r.value().unwrap().to_vec()));
+        }
+        assert_eq!(got, expected, "{isolation:?}, lent");
+        assert_eq!(lent.next_offset, 8);
+    }
 }
