@@ -1108,7 +1108,9 @@ impl PartitionClient {
 
     /// Fetches records from `offset`: at least `bytes.start` bytes (waiting up to
     /// `max_wait_ms` for them), at most `bytes.end`. Returns the records and the
-    /// high watermark (rskafka's `fetch_records`).
+    /// high watermark (rskafka's `fetch_records`). Each record is an owned handle on
+    /// the response; [`fetch_record_set`](Self::fetch_record_set) lends them instead,
+    /// for about half the CPU per record.
     ///
     /// # Errors
     /// The offset is out of range, or the deadline passed.
