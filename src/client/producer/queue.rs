@@ -755,14 +755,7 @@ impl RecordQueue {
 
     /// The front record, with the handles kept for its key and value.
     pub(crate) fn front_queued(&self) -> Option<QueuedRecord<'_>> {
-        if self.len == 0 {
-            return None;
-        }
-        let entry = self.entry(self.read);
-        // Every entry was written by `push_fields`; one that does not read back is
-        // a bug here, not bad input.
-        debug_assert!(entry.is_some(), "a record queue entry does not read back");
-        entry.map(|(r, _)| r)
+        self.front_and_next().map(|(record, _)| record)
     }
 
     /// The front record, and what [`pop_front_to`](Self::pop_front_to) needs to
@@ -773,6 +766,8 @@ impl RecordQueue {
             return None;
         }
         let entry = self.entry(self.read);
+        // Every entry was written by `push_fields`; one that does not read back is
+        // a bug here, not bad input.
         debug_assert!(entry.is_some(), "a record queue entry does not read back");
         let (record, at) = entry?;
         let flags = *self.bytes.get(self.read)?;
@@ -813,14 +808,7 @@ impl RecordQueue {
             self.clear();
             return;
         };
-        if flags & (HAS_HEADERS | KEY_SHARED | VALUE_SHARED) != 0 {
-            self.pop_side_lists(flags);
-        }
-        self.read = next;
-        self.len -= 1;
-        if self.len == 0 {
-            self.clear();
-        }
+        self.pop_front_to(NextEntry { at: next, flags });
     }
 
     /// Drops the header list and the handles of the front record, which has them.
