@@ -334,6 +334,22 @@ fn produced(req: &Seen, base_offset: i64) -> Vec<u8> {
     answer(req, &response)
 }
 
+/// An answer to a Fetch request: `partition`'s data, under the topic it asked for.
+fn fetched(req: &Seen, partition: fetch_response::PartitionData) -> Vec<u8> {
+    let request: FetchRequest = req.decode();
+    let t = &request.topics[0];
+    let response = FetchResponse {
+        responses: vec![fetch_response::FetchableTopicResponse {
+            topic: t.topic.clone(),
+            topic_id: t.topic_id,
+            partitions: vec![partition],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    answer(req, &response)
+}
+
 fn produce(
     h: &mut Harness,
     timeout: Duration,
@@ -670,27 +686,17 @@ fn answers_that_do_not_answer_the_question_are_typed_errors() {
             vec![Act::Write(produced(&other, 0))]
         }
         ApiKey::Fetch => {
-            let request: FetchRequest = r.seen.decode();
-            let t = &request.topics[0];
-            let response = FetchResponse {
-                responses: vec![fetch_response::FetchableTopicResponse {
-                    topic: t.topic.clone(),
-                    topic_id: t.topic_id,
-                    partitions: vec![fetch_response::PartitionData {
-                        partition_index: 0,
-                        high_watermark: 10,
-                        // A whole batch (length 20) with magic byte 7.
-                        records: Some(Bytes::from_static(&[
-                            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 20, 0, 0, 0, 0, 7, 1, 2, 3, 4, 5, 6,
-                            7, 8, 9, 10, 11, 12, 13, 14, 15,
-                        ])),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }],
+            let partition = fetch_response::PartitionData {
+                partition_index: 0,
+                high_watermark: 10,
+                // A whole batch (length 20) with magic byte 7.
+                records: Some(Bytes::from_static(&[
+                    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 20, 0, 0, 0, 0, 7, 1, 2, 3, 4, 5, 6, 7, 8, 9,
+                    10, 11, 12, 13, 14, 15,
+                ])),
                 ..Default::default()
             };
-            vec![Act::Write(answer(&r.seen, &response))]
+            vec![Act::Write(fetched(&r.seen, partition))]
         }
         api => panic!("unexpected {api:?}"),
     };
@@ -742,24 +748,14 @@ fn a_fetch_with_a_valid_batch_after_garbage_metadata_fields_still_reads() {
             vec![Act::Write(answer(&r.seen, &m))]
         }
         ApiKey::Fetch => {
-            let request: FetchRequest = r.seen.decode();
-            let t = &request.topics[0];
-            let response = FetchResponse {
-                responses: vec![fetch_response::FetchableTopicResponse {
-                    topic: t.topic.clone(),
-                    topic_id: t.topic_id,
-                    partitions: vec![fetch_response::PartitionData {
-                        partition_index: 0,
-                        high_watermark: 1,
-                        last_stable_offset: 1,
-                        records: Some(batch.clone()),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }],
+            let partition = fetch_response::PartitionData {
+                partition_index: 0,
+                high_watermark: 1,
+                last_stable_offset: 1,
+                records: Some(batch.clone()),
                 ..Default::default()
             };
-            vec![Act::Write(answer(&r.seen, &response))]
+            vec![Act::Write(fetched(&r.seen, partition))]
         }
         api => panic!("unexpected {api:?}"),
     };
@@ -895,30 +891,21 @@ fn read_committed_fetches_leave_out_aborted_transactions_owned_and_lent() {
         ))],
         ApiKey::Fetch => {
             let request: FetchRequest = r.seen.decode();
-            let t = &request.topics[0];
-            let response = FetchResponse {
-                responses: vec![fetch_response::FetchableTopicResponse {
-                    topic: t.topic.clone(),
-                    topic_id: t.topic_id,
-                    partitions: vec![fetch_response::PartitionData {
-                        partition_index: 0,
-                        high_watermark: 8,
-                        last_stable_offset: 8,
-                        aborted_transactions: (request.isolation_level == 1).then(|| {
-                            vec![fetch_response::AbortedTransaction {
-                                producer_id: 7,
-                                first_offset: 2,
-                                ..Default::default()
-                            }]
-                        }),
-                        records: Some(log.clone()),
+            let partition = fetch_response::PartitionData {
+                partition_index: 0,
+                high_watermark: 8,
+                last_stable_offset: 8,
+                aborted_transactions: (request.isolation_level == 1).then(|| {
+                    vec![fetch_response::AbortedTransaction {
+                        producer_id: 7,
+                        first_offset: 2,
                         ..Default::default()
-                    }],
-                    ..Default::default()
-                }],
+                    }]
+                }),
+                records: Some(log.clone()),
                 ..Default::default()
             };
-            vec![Act::Write(answer(&r.seen, &response))]
+            vec![Act::Write(fetched(&r.seen, partition))]
         }
         api => panic!("unexpected {api:?}"),
     };
