@@ -339,7 +339,7 @@ impl Inbox {
         }
     }
 
-    /// Drops every record, keeping no room.
+    /// Drops every record (the spare room stays for the next ones).
     pub(crate) fn clear(&mut self) {
         self.queues.clear();
     }
