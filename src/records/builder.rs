@@ -475,8 +475,8 @@ impl<'a> BatchBuilder<'a> {
         let at = self.end;
         self.buf.truncate(at);
         self.buf.reserve(total);
-        // Length, attributes, both deltas and the key's length: at most 5 + 1 +
-        // 10 + 5 + 5 bytes.
+        // Length, attributes, both deltas and the key's length in one append (at
+        // most 5 + 1 + 10 + 5 + 5 bytes), then the fields in `write_body`'s order.
         let mut head = [0u8; 26];
         let mut n = write_unsigned_at(&mut head, 0, zz_len(body));
         n += 1; // attributes, 0
@@ -904,7 +904,8 @@ fn put_small_field(out: &mut [u8], pos: usize, field: Option<&[u8]>) -> Option<u
     }
 }
 
-/// The varint before a nullable field: its zig-zag length, or that of -1 for null.
+/// The varint before a nullable field: its zig-zag length, or 1 (the zig-zag of -1)
+/// for null.
 #[inline(always)]
 fn nullable_prefix(field: Option<&[u8]>) -> u64 {
     field.map_or(1, |b| zz_len(b.len()))
@@ -945,15 +946,13 @@ fn nullable_len(field: Option<&[u8]>) -> usize {
 /// from the same lengths, so the copy always fits (a mismatch would only skip bytes).
 #[inline(always)]
 fn put_nullable(out: &mut [u8], pos: usize, field: Option<&[u8]>) -> usize {
-    match field {
-        None => write_unsigned_at(out, pos, 1), // zig-zag of -1
-        Some(b) => {
-            let pos = write_unsigned_at(out, pos, zz_len(b.len()));
-            let end = pos + b.len();
-            if let Some(dst) = out.get_mut(pos..end) {
-                copy_short(dst, b);
-            }
-            end
-        }
+    let pos = write_unsigned_at(out, pos, nullable_prefix(field));
+    let Some(b) = field else {
+        return pos;
+    };
+    let end = pos + b.len();
+    if let Some(dst) = out.get_mut(pos..end) {
+        copy_short(dst, b);
     }
+    end
 }
