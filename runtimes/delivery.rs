@@ -25,9 +25,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use crate::client::{
-    ClientError, NextEntry, ProducerRecord, QueuedRecord, RecordMetadata, RecordQueue,
-};
+use crate::client::{ClientError, ProducerRecord, RecordChain, RecordMetadata, RecordQueue};
 
 /// Slots the ring keeps room for between bursts.
 const KEPT_SLOTS: usize = 4096;
@@ -248,114 +246,10 @@ impl Deliveries {
     }
 }
 
-/// Bytes an emptied inbox keeps room for between bursts.
-const KEPT_INBOX_BYTES: usize = 1 << 20;
-
-/// Queues shorter than this are copied behind what waits rather than kept as they
-/// came: each kept queue is an allocation held until its last record is taken.
-const COPIED_QUEUE_RECORDS: usize = 32;
-
-/// Records handed over and not yet in the producer, in order: long queues handed
-/// over whole wait as they came, one behind the other; single records and short
-/// queues are copied into a queue of the inbox's own behind them (never into a
-/// sender's queue, which has no room to spare). Taken from the table in one swap
-/// (the driver's emptied inbox goes back, keeping one queue's room for the next
-/// records).
-#[derive(Debug, Default)]
-pub(crate) struct Inbox {
-    /// Never an empty queue.
-    queues: VecDeque<RecordQueue>,
-    /// Whether the last queue is the inbox's own, which records are copied into.
-    last_is_own: bool,
-    /// An emptied queue whose room the next copied record fills.
-    spare: RecordQueue,
-}
-
-impl Inbox {
-    pub(crate) fn len(&self) -> usize {
-        self.queues.iter().map(RecordQueue::len).sum()
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.queues.is_empty()
-    }
-
-    /// One record, copied behind the others.
-    pub(crate) fn push(&mut self, record: ProducerRecord) {
-        self.own_last().push(record);
-    }
-
-    /// A queue of records behind the others: kept whole, or copied when it is short
-    /// (then it is dropped here, by its sender's thread).
-    pub(crate) fn push_queue(&mut self, queue: RecordQueue) {
-        if queue.is_empty() {
-            return;
-        }
-        if queue.len() < COPIED_QUEUE_RECORDS {
-            self.own_last().extend_from(&queue);
-        } else {
-            self.queues.push_back(queue);
-            self.last_is_own = false;
-        }
-    }
-
-    /// The inbox's own queue at the back, started (in the spare room) if the back
-    /// is a sender's queue or there is none.
-    fn own_last(&mut self) -> &mut RecordQueue {
-        if self.queues.is_empty() || !self.last_is_own {
-            self.queues.push_back(std::mem::take(&mut self.spare));
-            self.last_is_own = true;
-        }
-        let last = self.queues.len() - 1; // at least the one pushed above
-        &mut self.queues[last]
-    }
-
-    /// The first record, and what [`pop_front_to`](Self::pop_front_to) needs.
-    #[inline]
-    pub(crate) fn front_and_next(&self) -> Option<(QueuedRecord<'_>, NextEntry)> {
-        self.queues.front()?.front_and_next()
-    }
-
-    /// Drops the first record, whose [`NextEntry`] came with it.
-    #[inline]
-    pub(crate) fn pop_front_to(&mut self, next: NextEntry) {
-        let Some(first) = self.queues.front_mut() else {
-            return;
-        };
-        first.pop_front_to(next);
-        if first.is_empty() {
-            self.drop_emptied_front();
-        }
-    }
-
-    /// Takes the emptied front queue off, keeping it for the next records when its
-    /// room is not larger than a burst should leave behind.
-    fn drop_emptied_front(&mut self) {
-        if let Some(emptied) = self.queues.pop_front()
-            && emptied.capacity() <= KEPT_INBOX_BYTES
-            && emptied.capacity() > self.spare.capacity()
-        {
-            self.spare = emptied;
-        }
-    }
-
-    /// Drops every record (the spare room stays for the next ones).
-    pub(crate) fn clear(&mut self) {
-        self.queues.clear();
-    }
-
-    /// The records in order.
-    #[cfg(test)]
-    pub(crate) fn iter(&self) -> impl Iterator<Item = crate::client::BorrowedRecord<'_>> {
-        self.queues.iter().flat_map(RecordQueue::iter)
-    }
-
-    /// The queues the records wait in.
-    #[cfg(test)]
-    fn queue_count(&self) -> usize {
-        self.queues.len()
-    }
-}
+/// Records handed over and not yet in the producer, in order (see
+/// [`RecordChain`]). Taken from the table in one swap: the driver's emptied inbox
+/// goes back, with the emptied chunks it keeps for the next records.
+pub(crate) type Inbox = RecordChain;
 
 /// Results being written into the table (see [`Deliveries::completing`]).
 pub(crate) struct Completing<'a> {
@@ -791,6 +685,7 @@ impl State {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::client::COPIED_QUEUE_RECORDS;
 
     fn meta(offset: i64) -> RecordMetadata {
         RecordMetadata {
@@ -998,13 +893,13 @@ mod tests {
         assert_eq!(inbox_values(&inbox), expected);
         assert_eq!(inbox.len(), expected.len());
         assert_eq!(
-            inbox.queue_count(),
+            inbox.queue_lens().len(),
             3,
             "the short queues and single records were copied into the inbox's own \
              queue, the long one waits as it came, and the last record goes into a \
              queue of the inbox's own behind it, not into the sender's"
         );
-        let lens: Vec<usize> = inbox.queues.iter().map(RecordQueue::len).collect();
+        let lens = inbox.queue_lens();
         assert_eq!(lens, [5, COPIED_QUEUE_RECORDS, 1]);
         let n = expected.len() as u64;
         complete(&table, (0..n).map(|i| (i, Ok(meta(i as i64)))).collect());
@@ -1051,8 +946,8 @@ mod tests {
             inbox.pop_front_to(next);
         }
         assert!(inbox.is_empty());
-        let room = inbox.spare.capacity();
-        assert!(room > 0, "an emptied queue is kept");
+        let room = inbox.spare_capacities();
+        assert_eq!(room.len(), 1, "the emptied chunk is kept");
         // The emptied inbox goes back in the driver's next swap; the next record
         // fills its room.
         table.take_inbox(&mut inbox);
@@ -1062,7 +957,7 @@ mod tests {
         let mut taken = Inbox::default();
         table.take_inbox(&mut taken);
         assert_eq!(inbox_values(&taken), ["next"]);
-        assert_eq!(taken.queues[0].capacity(), room, "the kept room was reused");
+        assert_eq!(taken.queue_capacities(), room, "the kept room was reused");
     }
 
     #[test]

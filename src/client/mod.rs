@@ -87,6 +87,8 @@ pub use ops::partition::{
     FetchOptions, FetchOutput, FetchedRecord, IsolationLevel, OffsetSpec, ProduceOptions,
     ProduceOutput, Record, RecordHeader,
 };
+#[cfg(all(test, any(feature = "tokio", feature = "smol", feature = "blocking")))]
+pub(crate) use producer::COPIED_QUEUE_RECORDS;
 pub use producer::{
     Aggregator, BatchProducer, BorrowedRecord, Demux, ItemId, ItemOutput, Partitioner,
     ProducerConfig, ProducerRecord, Push, RecordAggregator, RecordBuffer, RecordDemux, RecordId,
@@ -96,7 +98,7 @@ pub use producer::{
     not(any(feature = "tokio", feature = "smol", feature = "blocking")),
     allow(unused_imports)
 )]
-pub(crate) use producer::{NextEntry, QueuedRecord, RecordQueue};
+pub(crate) use producer::{RecordChain, RecordQueue};
 pub use stats::{BrokerStats, ClientStats, PartitionStats};
 
 use backoff::backoff;

@@ -41,8 +41,10 @@ use super::ClientError;
 use super::ops::partition::RecordHeader;
 use super::rng::Rng;
 use partitioner::Sticky;
+#[cfg(all(test, any(feature = "tokio", feature = "smol", feature = "blocking")))]
+pub(crate) use queue::COPIED_QUEUE_RECORDS;
 pub use queue::{BorrowedRecord, RecordBuffer};
-pub(crate) use queue::{NextEntry, QueuedRecord, RecordQueue};
+pub(crate) use queue::{QueuedRecord, RecordChain, RecordQueue};
 
 /// How the producer batches, retries and acknowledges. Defaults follow librdkafka's
 /// and the Java client's.
@@ -335,10 +337,21 @@ pub enum SendError {
 
 /// A topic's records waiting for its metadata: the records, compact, and beside
 /// them each one's id, budget bytes and deadline, in the same order.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Unrouted {
-    records: RecordQueue,
+    /// Each chunk is freed as routing empties it: the batches the records go
+    /// into grow as the chunks go.
+    records: RecordChain,
     waiting: VecDeque<Waiting>,
+}
+
+impl Default for Unrouted {
+    fn default() -> Self {
+        Self {
+            records: RecordChain::keeping(0),
+            waiting: VecDeque::new(),
+        }
+    }
 }
 
 /// One record waiting for its topic's metadata.

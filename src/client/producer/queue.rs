@@ -3,7 +3,10 @@
 //! and a 29-byte entry instead of a [`ProducerRecord`] (128 bytes) and the
 //! allocations of its key and value. The facades' inbox (records handed over and
 //! not yet taken by the driver) and the producer's records waiting for their
-//! topic's metadata are such queues.
+//! topic's metadata are chains of such queues ([`RecordChain`]): fixed 64 KiB
+//! chunks that a burst fills one after another and that are freed (or kept, a
+//! few, for the next burst) as they empty, rather than one buffer doubled and
+//! copied as it grows and held whole until its last record is taken.
 //!
 //! Copying happens where the record is handed over, so the sender's key and value
 //! are freed by the thread that made them, and nothing the sender allocated crosses
@@ -330,6 +333,213 @@ impl RecordBuffer {
     }
 }
 
+/// A queue's chunks are of this many bytes: a burst fills as many as it needs
+/// instead of one queue doubled (and copied) as it grows. Every chunk is an
+/// allocation of one size, small enough that the allocator serves it from its heap
+/// (glibc maps blocks of 128 KiB and more on their own, and after freeing one it
+/// raises that threshold and keeps more freed memory resident), and emptied chunks
+/// are freed one by one as the records are taken, or kept as room for the next.
+const CHUNK_BYTES: usize = 64 << 10;
+
+/// Emptied chunks a [`RecordChain`] keeps by default (256 KiB of them); a longer
+/// burst's other chunks are freed as they empty.
+const KEPT_CHUNKS: usize = 4;
+
+/// Queues shorter than this are copied behind what waits rather than kept as they
+/// came: each kept queue is an allocation held until its last record is taken.
+#[cfg_attr(
+    not(any(feature = "tokio", feature = "smol", feature = "blocking")),
+    allow(dead_code)
+)]
+pub(crate) const COPIED_QUEUE_RECORDS: usize = 32;
+
+/// Records in order, in a chain of [`RecordQueue`]s: single records (and short
+/// queues) are copied into chunks of the chain's own, of [`CHUNK_BYTES`] each; long
+/// queues handed over whole wait as they came, one behind the other (a sender's
+/// queue is never written into: it has no room to spare). The facades' inbox and
+/// the producer's records waiting for their topic's metadata are such chains.
+#[derive(Debug)]
+pub(crate) struct RecordChain {
+    /// Never an empty queue.
+    queues: VecDeque<RecordQueue>,
+    /// Whether the last queue is a chunk of the chain's own, which records are
+    /// copied into.
+    last_is_own: bool,
+    /// Emptied chunks, at most `keep` of them.
+    spares: Vec<RecordQueue>,
+    keep: usize,
+}
+
+impl Default for RecordChain {
+    /// An empty chain keeping [`KEPT_CHUNKS`] emptied chunks.
+    fn default() -> Self {
+        Self::keeping(KEPT_CHUNKS)
+    }
+}
+
+// The facades' inbox uses what the producer's own chains do not.
+#[cfg_attr(
+    not(any(feature = "tokio", feature = "smol", feature = "blocking")),
+    allow(dead_code)
+)]
+impl RecordChain {
+    /// An empty chain keeping at most `keep` emptied chunks for the next records
+    /// (0 frees each as it empties).
+    pub(crate) fn keeping(keep: usize) -> Self {
+        Self {
+            queues: VecDeque::new(),
+            last_is_own: false,
+            spares: Vec::new(),
+            keep,
+        }
+    }
+
+    /// Records in the chain.
+    pub(crate) fn len(&self) -> usize {
+        self.queues.iter().map(RecordQueue::len).sum()
+    }
+
+    /// Whether the chain holds no record.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queues.is_empty()
+    }
+
+    /// One record, copied behind the others (its large key and value kept as their
+    /// handles, see the module docs).
+    pub(crate) fn push(&mut self, record: ProducerRecord) {
+        self.own_last(RecordQueue::entry_len(&record)).push(record);
+    }
+
+    /// A record another queue holds, copied behind the others (its handles shared).
+    pub(crate) fn push_queued(&mut self, record: &QueuedRecord<'_>) {
+        self.own_last(entry_len_of(record)).push_queued(record);
+    }
+
+    /// A queue of records behind the others: kept whole, or copied when it is short
+    /// (then it is dropped here, by its sender's thread).
+    pub(crate) fn push_queue(&mut self, queue: RecordQueue) {
+        if queue.is_empty() {
+            return;
+        }
+        if queue.len() < COPIED_QUEUE_RECORDS {
+            self.own_last(queue.entry_bytes()).extend_from(&queue);
+        } else {
+            self.queues.push_back(queue);
+            self.last_is_own = false;
+        }
+    }
+
+    /// The chain's own chunk at the back with room for `bytes` more bytes of
+    /// entries: the last queue, or a chunk started behind it (a spare one when
+    /// there is one) if the last is a sender's queue, there is none, or it is full.
+    /// A chunk holds at least one record, however large.
+    fn own_last(&mut self, bytes: usize) -> &mut RecordQueue {
+        let room_in_last = self.last_is_own && self.queues.back().is_some_and(|q| q.fits(bytes));
+        if !room_in_last {
+            let chunk = self
+                .spares
+                .pop()
+                .unwrap_or_else(|| RecordQueue::with_room(CHUNK_BYTES));
+            self.queues.push_back(chunk);
+            self.last_is_own = true;
+        }
+        let last = self.queues.len() - 1; // at least the one pushed above
+        &mut self.queues[last]
+    }
+
+    /// The first record.
+    pub(crate) fn front_queued(&self) -> Option<QueuedRecord<'_>> {
+        self.queues.front()?.front_queued()
+    }
+
+    /// The first record, and what [`pop_front_to`](Self::pop_front_to) needs.
+    #[inline]
+    pub(crate) fn front_and_next(&self) -> Option<(QueuedRecord<'_>, NextEntry)> {
+        self.queues.front()?.front_and_next()
+    }
+
+    /// Drops the first record.
+    pub(crate) fn pop_front(&mut self) {
+        let Some(first) = self.queues.front_mut() else {
+            return;
+        };
+        first.pop_front();
+        if first.is_empty() {
+            self.drop_emptied_front();
+        }
+    }
+
+    /// Drops the first record, whose [`NextEntry`] came with it.
+    #[inline]
+    pub(crate) fn pop_front_to(&mut self, next: NextEntry) {
+        let Some(first) = self.queues.front_mut() else {
+            return;
+        };
+        first.pop_front_to(next);
+        if first.is_empty() {
+            self.drop_emptied_front();
+        }
+    }
+
+    /// Takes the emptied front queue off, keeping it for the next records if it is
+    /// a chunk's size and fewer than `keep` are kept.
+    fn drop_emptied_front(&mut self) {
+        if let Some(emptied) = self.queues.pop_front()
+            && emptied.capacity() == CHUNK_BYTES
+            && self.spares.len() < self.keep
+        {
+            self.spares.push(emptied);
+        }
+    }
+
+    /// Drops every record (the spare chunks stay for the next ones).
+    pub(crate) fn clear(&mut self) {
+        self.queues.clear();
+    }
+
+    /// The records in order.
+    #[cfg(test)]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = BorrowedRecord<'_>> {
+        self.queues.iter().flat_map(RecordQueue::iter)
+    }
+
+    /// The records in order, with the handles kept.
+    #[cfg(test)]
+    pub(crate) fn iter_queued(&self) -> impl Iterator<Item = QueuedRecord<'_>> {
+        self.queues.iter().flat_map(RecordQueue::iter_queued)
+    }
+
+    /// The capacities of the queues the records wait in, front first.
+    #[cfg(test)]
+    pub(crate) fn queue_capacities(&self) -> Vec<usize> {
+        self.queues.iter().map(RecordQueue::capacity).collect()
+    }
+
+    /// The records of each queue, front first.
+    #[cfg(test)]
+    pub(crate) fn queue_lens(&self) -> Vec<usize> {
+        self.queues.iter().map(RecordQueue::len).collect()
+    }
+
+    /// The capacities of the emptied chunks kept.
+    #[cfg(test)]
+    pub(crate) fn spare_capacities(&self) -> Vec<usize> {
+        self.spares.iter().map(RecordQueue::capacity).collect()
+    }
+}
+
+/// The bytes of entries a copy of `record` takes (its handles take none).
+fn entry_len_of(record: &QueuedRecord<'_>) -> usize {
+    let inline = |field: Option<&[u8]>, kept: Option<&Bytes>| {
+        if kept.is_some() {
+            0
+        } else {
+            field.map_or(0, <[u8]>::len)
+        }
+    };
+    ENTRY_LEN + inline(record.fields.key, record.key) + inline(record.fields.value, record.value)
+}
+
 /// Records in order, compact (see the module docs). Taken from the front.
 #[derive(Default)]
 pub(crate) struct RecordQueue {
@@ -438,18 +648,39 @@ impl RecordQueue {
         self.bytes.reserve(records * ENTRY_LEN + bytes);
     }
 
-    /// The records, in order, with room made for all of them at once.
-    pub(crate) fn from_records(records: Vec<ProducerRecord>) -> Self {
+    /// An empty queue with room for `bytes` bytes of entries, allocated exactly.
+    pub(crate) fn with_room(bytes: usize) -> Self {
+        let mut queue = Self::default();
+        queue.bytes.reserve_exact(bytes);
+        queue
+    }
+
+    /// Whether `bytes` more bytes of entries fit in the room already allocated.
+    pub(crate) fn fits(&self, bytes: usize) -> bool {
+        self.bytes.capacity() - self.bytes.len() >= bytes
+    }
+
+    /// The bytes of entries the records take here (what copying this queue into
+    /// another writes there).
+    pub(crate) fn entry_bytes(&self) -> usize {
+        self.bytes.len() - self.read
+    }
+
+    /// The bytes of entries [`push`](Self::push) writes for `record` (its key and
+    /// value kept as handles take none).
+    pub(crate) fn entry_len(record: &ProducerRecord) -> usize {
         let copied = |b: &Option<Bytes>| {
             b.as_ref()
                 .map_or(0, |b| b.len() * usize::from(b.len() < SHARED_MIN))
         };
-        let bytes = records
-            .iter()
-            .map(|r| copied(&r.key) + copied(&r.value))
-            .sum();
+        ENTRY_LEN + copied(&record.key) + copied(&record.value)
+    }
+
+    /// The records, in order, with room made for all of them at once.
+    pub(crate) fn from_records(records: Vec<ProducerRecord>) -> Self {
+        let bytes = records.iter().map(Self::entry_len).sum();
         let mut queue = Self::default();
-        queue.reserve(records.len(), bytes);
+        queue.reserve(0, bytes);
         for record in records {
             queue.push(record);
         }
@@ -649,7 +880,7 @@ impl RecordQueue {
 
     /// Appends every record of `other`: a copy of its bytes, and its handles shared.
     pub(crate) fn extend_from(&mut self, other: &RecordQueue) {
-        self.reserve(other.len(), other.bytes.len() - other.read);
+        self.reserve(0, other.entry_bytes());
         if other.shared.is_empty() {
             // No handle to share (a RecordBuffer's records, small ones): copies.
             for record in other.iter() {
@@ -854,6 +1085,93 @@ impl RecordQueue {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn chain_values(chain: &RecordChain) -> Vec<Vec<u8>> {
+        chain.iter().map(|r| r.value.unwrap().to_vec()).collect()
+    }
+
+    /// A burst of single records waits in chunks of one size, none grown or
+    /// copied; as they are taken, as many emptied chunks as the chain keeps stay
+    /// for the next burst, which fills them before allocating.
+    #[test]
+    fn a_burst_waits_in_chunks_and_the_next_reuses_the_kept_ones() {
+        let value = vec![7u8; 100];
+        let n = 2 * KEPT_CHUNKS * CHUNK_BYTES / (100 + 40);
+        let fill = |chain: &mut RecordChain| {
+            for i in 0..n {
+                chain.push(ProducerRecord::new("t", value.clone()).key(format!("key-{i}")));
+            }
+        };
+        let mut chain = RecordChain::default();
+        fill(&mut chain);
+        let chunks = chain.queue_capacities();
+        assert!(chunks.len() > KEPT_CHUNKS, "{} chunks", chunks.len());
+        assert!(chunks.iter().all(|&c| c == CHUNK_BYTES), "{chunks:?}");
+        let mut seen = 0;
+        while let Some((r, next)) = chain.front_and_next() {
+            assert_eq!(r.fields.key, Some(format!("key-{seen}").as_bytes()));
+            seen += 1;
+            chain.pop_front_to(next);
+        }
+        assert_eq!(seen, n);
+        assert_eq!(chain.spare_capacities(), vec![CHUNK_BYTES; KEPT_CHUNKS]);
+        fill(&mut chain);
+        assert_eq!(chain.len(), n);
+        assert!(
+            chain.spare_capacities().is_empty(),
+            "every kept chunk was filled first"
+        );
+        assert!(chain.queue_capacities().iter().all(|&c| c == CHUNK_BYTES));
+    }
+
+    /// A chain keeping no chunk frees each as it empties (the producer's records
+    /// waiting for metadata: their batches grow as the chunks go).
+    #[test]
+    fn a_chain_keeping_nothing_frees_each_chunk_as_it_empties() {
+        let mut chain = RecordChain::keeping(0);
+        let held = ProducerRecord::new("t", vec![1u8; 2 * SHARED_MIN]).key("k");
+        let value = held.value.clone().unwrap();
+        let n = 3 * CHUNK_BYTES / 100;
+        for i in 0..n {
+            if i == 1 {
+                chain.push_queued(&QueuedRecord::of(&held));
+            } else {
+                chain.push(ProducerRecord::new("t", vec![2u8; 60]));
+            }
+        }
+        assert!(chain.queue_lens().len() >= 3);
+        let mut chunks = chain.queue_lens().len();
+        while let Some(r) = chain.front_queued() {
+            if r.value.is_some() {
+                assert_eq!(r.fields.value, Some(&value[..]), "the handle, shared");
+            }
+            chain.pop_front();
+            assert!(chain.spare_capacities().is_empty());
+            assert!(chain.queue_lens().len() <= chunks);
+            chunks = chain.queue_lens().len();
+        }
+        assert!(chain.is_empty());
+    }
+
+    /// A record larger than a chunk gets a chunk of its own, grown to fit; the
+    /// records around it keep their order, and the grown chunk is not kept.
+    #[test]
+    fn a_record_larger_than_a_chunk_waits_in_order() {
+        let mut chain = RecordChain::default();
+        let long_key = vec![2u8; CHUNK_BYTES];
+        let mut huge = RecordQueue::default();
+        huge.push_ref(&BorrowedRecord::new("t", b"huge").key(&long_key));
+        chain.push(ProducerRecord::new("t", "small-0"));
+        chain.push(ProducerRecord::new("t", "big").key(vec![1u8; 1000]));
+        chain.push_queue(huge);
+        chain.push(ProducerRecord::new("t", "small-1"));
+        let values: Vec<&[u8]> = vec![b"small-0", b"big", b"huge", b"small-1"];
+        assert_eq!(chain_values(&chain), values);
+        while let Some((_, next)) = chain.front_and_next() {
+            chain.pop_front_to(next);
+        }
+        assert_eq!(chain.spare_capacities(), [CHUNK_BYTES], "not the grown one");
+    }
 
     fn same(a: &BorrowedRecord<'_>, b: &ProducerRecord) {
         assert_eq!(a.topic, &*b.topic);
