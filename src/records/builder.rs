@@ -618,15 +618,22 @@ pub(crate) struct OpenBatch {
 
 impl OpenBatch {
     /// An empty batch; `capacity` is a first guess at its size. The buffer is
+    /// `spare` (an earlier batch's, emptied) if that has room for the guess, or else
     /// allocated for whole growth steps, so that filling it up to the guess never
     /// reallocates.
-    pub(crate) fn new(config: &BatchConfig, capacity: usize) -> Self {
+    pub(crate) fn new(config: &BatchConfig, capacity: usize, spare: Option<BytesMut>) -> Self {
         let steps = capacity.div_ceil(GROW_STEP).max(1);
         let room = steps
             .saturating_mul(GROW_STEP)
             .min(config.max_batch_bytes)
             .saturating_add(BATCH_HEADER_LEN);
-        let mut buf = BytesMut::with_capacity(room);
+        let mut buf = match spare {
+            Some(mut b) if b.capacity() >= room => {
+                b.clear();
+                b
+            }
+            _ => BytesMut::with_capacity(room),
+        };
         buf.extend_from_slice(&[0u8; BATCH_HEADER_LEN]);
         Self {
             end: buf.len(),

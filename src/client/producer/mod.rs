@@ -506,6 +506,9 @@ impl WrittenBatch {
 /// The producer's state; the [`Client`](super::Client) drives it.
 pub(crate) struct Producer {
     pub(crate) config: ProducerConfig,
+    /// Buffers of acknowledged batches, for the next open batches to fill (at
+    /// most [`KEPT_BATCH_BUFFERS`]).
+    spare_batches: Vec<BytesMut>,
     /// Where records without a partition go: the built-in scheme (with its seeded
     /// random source), or the application's partitioner.
     placement: Placement,
@@ -645,6 +648,7 @@ impl Producer {
             next_id: 0,
             buffered: 0,
             unrouted: BTreeMap::new(),
+            spare_batches: Vec::new(),
             parts: BTreeMap::new(),
             pid: ProducerId::None,
             flushing: false,
@@ -1033,6 +1037,7 @@ impl Producer {
                 batch: OpenBatch::new(
                     &batch_config(config),
                     (last_bytes + last_bytes / 8).max(OPEN_BATCH_CAPACITY),
+                    self.spare_batches.pop(),
                 ),
                 ids: Vec::with_capacity(last_records.max(16)),
                 size: 0,
@@ -1283,6 +1288,19 @@ impl Producer {
         }
     }
 
+    /// Keeps an acknowledged batch's buffer for a next open batch, if nothing
+    /// else holds it (a request being written, a caller) and fewer than
+    /// [`KEPT_BATCH_BUFFERS`] are kept. Reusing it costs nothing; freeing a batch's
+    /// megabyte and allocating the next costs page faults as the allocator gives
+    /// the memory back and maps it again.
+    fn keep_buffer(&mut self, bytes: Bytes) {
+        if self.spare_batches.len() < KEPT_BATCH_BUFFERS
+            && let Ok(buffer) = bytes.try_into_mut()
+        {
+            self.spare_batches.push(buffer);
+        }
+    }
+
     /// The answer to a Produce request (or why none came).
     pub(crate) fn on_reply(
         &mut self,
@@ -1356,6 +1374,7 @@ impl Producer {
                         base_offset,
                         append_time,
                     });
+                    self.keep_buffer(std::mem::take(&mut batch.bytes));
                 }
                 Outcome::Retry(error, stale_leader) => {
                     self.retries += 1;
@@ -1594,6 +1613,11 @@ fn delivery_timeout(timeout: Duration, last: Option<ClientError>) -> ClientError
     }
 }
 
+/// Buffers of acknowledged batches the producer keeps for the next ones: one
+/// being filled while one is in flight, the steady state of a partition sending
+/// at full speed.
+const KEPT_BATCH_BUFFERS: usize = 2;
+
 /// A first guess at an open batch's size: it grows (to the batch limit) as records
 /// come.
 const OPEN_BATCH_CAPACITY: usize = 16 * 1024;
@@ -1670,6 +1694,100 @@ fn restamp(batch: &mut Batch, id: i64, epoch: i16, base_sequence: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An acknowledged batch's buffer is filled again by the partition's next
+    /// batch, not freed and allocated again; one still held elsewhere (here, by a
+    /// request kept alive) is left alone.
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn an_acknowledged_batch_buffer_is_reused_unless_held() {
+        use crate::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+        let config = ProducerConfig {
+            idempotence: false,
+            acks: 1,
+            ..ProducerConfig::default()
+        };
+        let mut p = Producer::new(config, 7);
+        let now = crate::test_clock::start();
+        let view = |_: &str| {
+            Some(TopicViewOwned {
+                count: 1,
+                available: vec![0],
+                leaders: vec![Some(0)],
+            })
+        };
+        let ok = || ProduceResponse {
+            responses: vec![TopicProduceResponse {
+                name: "t".into(),
+                partition_responses: vec![PartitionProduceResponse {
+                    index: 0,
+                    error_code: 0,
+                    base_offset: 0,
+                    ..PartitionProduceResponse::default()
+                }],
+                ..TopicProduceResponse::default()
+            }],
+            ..ProduceResponse::default()
+        };
+        // Sends one batch of `n` records; its buffer's address, and the request
+        // (the caller drops it, or keeps it alive) with what the reply needs.
+        let send_batch = |p: &mut Producer, n: usize| {
+            for i in 0..n {
+                p.send(now, ProducerRecord::new("t", format!("value-{i}")))
+                    .unwrap();
+            }
+            p.flush();
+            let mut wants = Vec::new();
+            p.drive(now, &view, &|_| true, &mut wants);
+            let sent = wants.into_iter().find_map(|w| match w {
+                Want::Send { request, req, .. } => Some((request, req)),
+                _ => None,
+            });
+            let (request, req) = sent.unwrap();
+            let at = request.topic_data[0].partition_data[0]
+                .records
+                .as_ref()
+                .unwrap()
+                .as_ptr();
+            (at, request, req)
+        };
+        let reply = |p: &mut Producer, req| {
+            p.on_reply(
+                now,
+                req,
+                Ok(Some(ok())),
+                &mut |_| Duration::ZERO,
+                &mut |_, _| {},
+            );
+        };
+        let (first, request, req) = send_batch(&mut p, 10);
+        drop(request);
+        reply(&mut p, req);
+        assert_eq!(p.spare_batches.len(), 1, "the acknowledged buffer is kept");
+        let (second, held, req) = send_batch(&mut p, 10);
+        assert_eq!(second, first, "the next batch fills the same buffer");
+        assert!(p.spare_batches.is_empty());
+        reply(&mut p, req);
+        assert!(
+            p.spare_batches.is_empty(),
+            "a buffer still held is not kept"
+        );
+        let records = held.topic_data[0].partition_data[0]
+            .records
+            .as_ref()
+            .unwrap();
+        let opts = crate::records::DecodeOptions::default();
+        let batches: Vec<_> = crate::records::BatchReader::new(records.clone(), opts)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let records: Vec<_> = batches[0]
+            .records(&opts)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(records.len(), 10, "the held batch is intact");
+        assert_eq!(records[9].value(), Some(&b"value-9"[..]));
+    }
 
     /// Found by the `producer` fuzz target: a Metadata answer listing a topic with no
     /// partitions made the sticky partitioner pick from an empty list and panic.
