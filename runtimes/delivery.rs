@@ -915,7 +915,7 @@ mod tests {
     }
 
     /// A long queue handed over is the very queue the driver takes (its buffer is
-    /// not copied), and the driver's emptied inbox keeps one queue's room for the
+    /// not copied), and the driver's emptied inbox keeps its emptied chunk for the
     /// records sent next.
     #[test]
     fn a_long_queue_is_taken_uncopied_and_an_emptied_inbox_keeps_room() {
