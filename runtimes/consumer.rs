@@ -201,21 +201,25 @@ impl Consumer {
         }
     }
 
-    /// Notes that `r` is handed to the application.
+    /// Notes that `r` is handed to the application: inline for a record of the
+    /// partition handed last (nearly every one), out of line for another.
+    #[inline]
     fn hand(&mut self, r: &ConsumedRecord) {
         let next = r.record.offset + 1;
-        match &mut self.last {
-            Some((topic, partition, at))
-                if *partition == r.partition
-                    && (Arc::ptr_eq(topic, &r.topic) || **topic == *r.topic) =>
-            {
-                *at = next;
-            }
-            _ => {
-                self.flush_handed();
-                self.last = Some((r.topic.clone(), r.partition, next));
-            }
+        if let Some((topic, partition, at)) = &mut self.last
+            && *partition == r.partition
+            && (Arc::ptr_eq(topic, &r.topic) || **topic == *r.topic)
+        {
+            *at = next;
+            return;
         }
+        self.hand_another_partition(r, next);
+    }
+
+    #[inline(never)]
+    fn hand_another_partition(&mut self, r: &ConsumedRecord, next: i64) {
+        self.flush_handed();
+        self.last = Some((r.topic.clone(), r.partition, next));
     }
 
     fn commit_offsets(&self) -> Vec<(TopicPartition, i64)> {
@@ -497,7 +501,27 @@ impl Consumer {
         Ok(out)
     }
 
+    /// The next record or error: a record buffered (the common case) is taken
+    /// here, everything else in [`poll_refill`](Self::poll_refill), whose frame
+    /// (its locals, the registers it saves) a buffered record then does not pay.
+    #[inline]
     fn poll_item(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<ConsumedRecord, ClientError>>> {
+        if self.errors.is_empty()
+            && let Some(r) = self.records.pop_front()
+        {
+            self.hand(&r);
+            return Poll::Ready(Some(Ok(r)));
+        }
+        self.poll_refill(cx)
+    }
+
+    /// [`poll_item`](Self::poll_item) when no record is buffered or an error
+    /// waits: errors first, then records, then a poll of the driver.
+    #[inline(never)]
+    fn poll_refill(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<ConsumedRecord, ClientError>>> {
@@ -601,6 +625,7 @@ fn committed(results: Vec<CommittedOffset>) -> Result<Vec<(TopicPartition, i64)>
 impl Stream for Consumer {
     type Item = Result<ConsumedRecord, ClientError>;
 
+    #[inline]
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.poll_item(cx)
     }
