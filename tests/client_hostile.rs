@@ -78,6 +78,8 @@ struct Harness {
     /// Writes and closes to deliver, in order.
     deliveries: VecDeque<(ConnId, Act)>,
     done: BTreeMap<OpId, Vec<Outcome>>,
+    /// Every other event, in order.
+    events: Vec<Event>,
     /// Every Connect the client asked for: (node id, port).
     connects: Vec<(Option<i32>, u16)>,
     /// Ports that refuse connections.
@@ -104,6 +106,7 @@ impl Harness {
             seen_per_api: BTreeMap::new(),
             deliveries: VecDeque::new(),
             done: BTreeMap::new(),
+            events: Vec::new(),
             connects: Vec::new(),
             refuse: Vec::new(),
             offers: modern(),
@@ -149,8 +152,11 @@ impl Harness {
             }
             while let Some(event) = self.client.poll_event() {
                 moved = true;
-                if let Event::Done { op, result } = event {
-                    self.done.entry(op).or_default().push((self.now, result));
+                match event {
+                    Event::Done { op, result } => {
+                        self.done.entry(op).or_default().push((self.now, result));
+                    }
+                    other => self.events.push(other),
                 }
             }
             if let Some((conn, act)) = self.deliveries.pop_front() {
@@ -845,13 +851,10 @@ fn a_pending_produce_holds_about_its_batch_not_a_buffer_step() {
     );
 }
 
-/// A read_committed fetch of a log with an aborted and a committed transaction
-/// (markers included) gives the committed records only, owned and lent alike, and
-/// moves past the markers; read_uncommitted gives every data record and hides the
-/// markers.
-#[test]
-fn read_committed_fetches_leave_out_aborted_transactions_owned_and_lent() {
-    use kafka_sansio::client::IsolationLevel;
+/// A log of one partition with an aborted and a committed transaction and their
+/// markers: `a0 a1` (offsets 0-1, not transactional), `b2 b3` (producer 7, aborted
+/// by the marker at 4), `c5` (producer 8, committed by the marker at 6), `d7`.
+fn transactional_log() -> Bytes {
     use kafka_sansio::records::{ControlRecord, ControlRecordType, write_control_batch};
     fn config(base_offset: i64, producer_id: i64, transactional: bool) -> BatchConfig {
         BatchConfig {
@@ -881,16 +884,24 @@ fn read_committed_fetches_leave_out_aborted_transactions_owned_and_lent() {
     data(&mut log, 5, 8, true, &["c5"]); // committed by the marker at 6
     marker(&mut log, 6, 8, ControlRecordType::Commit);
     data(&mut log, 7, -1, false, &["d7"]);
-    let log = log.freeze();
+    log.freeze()
+}
 
-    let mut h = Harness::new(|_| {});
-    let mut script = |r: &Request| match r.seen.api_key {
+/// A broker with topic `t` of one partition whose every Fetch answer is `log`
+/// whole (with producer 7's transaction listed as aborted to read_committed
+/// fetches). A fetch from the log's end is not answered (a broker would hold it
+/// for its max wait; the client's request deadline ends it).
+fn serve_log(log: Bytes) -> impl FnMut(&Request) -> Vec<Act> {
+    move |r: &Request| match r.seen.api_key {
         ApiKey::Metadata => vec![Act::Write(answer(
             &r.seen,
             &metadata(brokers(1), vec![topic("t", &[0])]),
         ))],
         ApiKey::Fetch => {
             let request: FetchRequest = r.seen.decode();
+            if request.topics[0].partitions[0].fetch_offset >= 8 {
+                return Vec::new();
+            }
             let partition = fetch_response::PartitionData {
                 partition_index: 0,
                 high_watermark: 8,
@@ -908,8 +919,16 @@ fn read_committed_fetches_leave_out_aborted_transactions_owned_and_lent() {
             vec![Act::Write(fetched(&r.seen, partition))]
         }
         api => panic!("unexpected {api:?}"),
-    };
-    for (isolation, expected) in [
+    }
+}
+
+/// Records as a test compares them: offset and value.
+type OffsetValues = Vec<(i64, Vec<u8>)>;
+
+/// What each isolation level delivers of [`transactional_log`] from offset 1.
+fn transactional_expected() -> Vec<(kafka_sansio::client::IsolationLevel, OffsetValues)> {
+    use kafka_sansio::client::IsolationLevel;
+    [
         (
             IsolationLevel::ReadCommitted,
             vec![(1, "a1"), (5, "c5"), (7, "d7")],
@@ -918,11 +937,27 @@ fn read_committed_fetches_leave_out_aborted_transactions_owned_and_lent() {
             IsolationLevel::ReadUncommitted,
             vec![(1, "a1"), (2, "b2"), (3, "b3"), (5, "c5"), (7, "d7")],
         ),
-    ] {
-        let expected: Vec<(i64, Vec<u8>)> = expected
+    ]
+    .into_iter()
+    .map(|(isolation, expected)| {
+        let expected = expected
             .into_iter()
             .map(|(o, v)| (o, v.as_bytes().to_vec()))
             .collect();
+        (isolation, expected)
+    })
+    .collect()
+}
+
+/// A read_committed fetch of a log with an aborted and a committed transaction
+/// (markers included) gives the committed records only, owned and lent alike, and
+/// moves past the markers; read_uncommitted gives every data record and hides the
+/// markers.
+#[test]
+fn read_committed_fetches_leave_out_aborted_transactions_owned_and_lent() {
+    let mut h = Harness::new(|_| {});
+    let mut script = serve_log(transactional_log());
+    for (isolation, expected) in transactional_expected() {
         let options = FetchOptions::default()
             .isolation(isolation)
             .timeout(Duration::from_secs(5));
@@ -934,7 +969,7 @@ fn read_committed_fetches_leave_out_aborted_transactions_owned_and_lent() {
         let Ok(OpOutput::Fetched(owned)) = owned else {
             panic!("{owned:?}")
         };
-        let got: Vec<(i64, Vec<u8>)> = owned
+        let got: OffsetValues = owned
             .records
             .iter()
             .map(|r| (r.offset, r.value().unwrap().to_vec()))
@@ -957,5 +992,45 @@ fn read_committed_fetches_leave_out_aborted_transactions_owned_and_lent() {
         }
         assert_eq!(got, expected, "{isolation:?}, lent");
         assert_eq!(lent.next_offset, 8);
+    }
+}
+
+/// The consumer applies the same rule to the same log: read_committed hands out
+/// the committed records only, read_uncommitted every data record, neither a
+/// marker; nothing more comes once it has passed the last marker, and it reports
+/// no error.
+#[test]
+fn the_consumer_leaves_out_markers_and_read_committed_aborted_records() {
+    use kafka_sansio::client::{Offset, TopicPartition};
+    for (isolation, expected) in transactional_expected() {
+        let mut h = Harness::new(|c| c.consumer.isolation = isolation);
+        let mut script = serve_log(transactional_log());
+        let now = h.now;
+        h.client
+            .assign(now, vec![TopicPartition::new("t", 0)], Offset::At(1));
+        let mut got = Vec::new();
+        let until = h.now + Duration::from_secs(2);
+        while h.now < until {
+            h.pump(&mut script);
+            let mut out = Vec::new();
+            h.client.poll_records_into(h.now, 100, &mut out);
+            got.extend(out.into_iter().map(|r| {
+                assert_eq!((&*r.topic, r.partition), ("t", 0));
+                (r.record.offset, r.record.value().unwrap().to_vec())
+            }));
+            let next = h
+                .client
+                .poll_timeout()
+                .expect("a consumer always has a deadline");
+            h.now = h.now.max(next).min(until);
+            h.client.handle_timeout(h.now);
+        }
+        assert_eq!(got, expected, "{isolation:?}");
+        let errors: Vec<_> = h
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::ConsumerError { .. }))
+            .collect();
+        assert!(errors.is_empty(), "{isolation:?}: {errors:?}");
     }
 }

@@ -1284,10 +1284,12 @@ impl Consumer {
                 }
                 match chunk.reader.next() {
                     Some(Ok(batch)) => {
-                        let keep = match chunk.filter.as_mut() {
-                            Some(f) => f.keep(&batch, &opts).unwrap_or(false),
-                            None => !matches!(&batch, Batch::V2(b) if b.header.is_control()),
-                        };
+                        let keep = crate::client::ops::partition::delivers(
+                            chunk.filter.as_mut(),
+                            &batch,
+                            &opts,
+                        )
+                        .unwrap_or(false);
                         let last = batch.last_offset();
                         if let Batch::V2(b) = &batch {
                             chunk.current_epoch = b.header.partition_leader_epoch;
