@@ -599,6 +599,13 @@ const GROW_STEP: usize = 64 * 1024;
 /// 793 with a threshold of 512 bytes).
 const EXTEND_MIN: usize = SMALL_BODY;
 
+/// How many times an open batch's first guess a kept buffer may be and still be
+/// used for it. At full speed with a window of records outstanding, batches
+/// alternate between full ones and the window's remainder (a megabyte, then a
+/// fifth of one): those share buffers. A producer sending a few records at a time
+/// after a burst (16 KiB guesses) frees the burst's megabyte instead.
+const SPARE_MAX_RATIO: usize = 8;
+
 /// A batch being built in a buffer of its own, appended to a record at a time
 /// between other work: the producer keeps one per partition and encodes each record
 /// as it is handed over, so that it holds encoded bytes, not the records.
@@ -618,9 +625,10 @@ pub(crate) struct OpenBatch {
 
 impl OpenBatch {
     /// An empty batch; `capacity` is a first guess at its size. The buffer is
-    /// `spare` (an earlier batch's, emptied) if that has room for the guess, or else
-    /// allocated for whole growth steps, so that filling it up to the guess never
-    /// reallocates.
+    /// `spare` (an earlier batch's, emptied) if that has room for the guess and is
+    /// at most [`SPARE_MAX_RATIO`] times it (a burst's large buffer is freed once
+    /// batches are small again, not kept in use), or else allocated for whole
+    /// growth steps, so that filling it up to the guess never reallocates.
     pub(crate) fn new(config: &BatchConfig, capacity: usize, spare: Option<BytesMut>) -> Self {
         let steps = capacity.div_ceil(GROW_STEP).max(1);
         let room = steps
@@ -628,7 +636,9 @@ impl OpenBatch {
             .min(config.max_batch_bytes)
             .saturating_add(BATCH_HEADER_LEN);
         let mut buf = match spare {
-            Some(mut b) if b.capacity() >= room => {
+            Some(mut b)
+                if (room..=room.saturating_mul(SPARE_MAX_RATIO)).contains(&b.capacity()) =>
+            {
                 b.clear();
                 b
             }

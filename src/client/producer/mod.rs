@@ -1731,10 +1731,10 @@ mod tests {
         };
         // Sends one batch of `n` records; its buffer's address, and the request
         // (the caller drops it, or keeps it alive) with what the reply needs.
-        let send_batch = |p: &mut Producer, n: usize| {
+        let send_sized = |p: &mut Producer, n: usize, pad: usize| {
             for i in 0..n {
-                p.send(now, ProducerRecord::new("t", format!("value-{i}")))
-                    .unwrap();
+                let value = format!("value-{i}{}", " ".repeat(pad));
+                p.send(now, ProducerRecord::new("t", value)).unwrap();
             }
             p.flush();
             let mut wants = Vec::new();
@@ -1751,6 +1751,7 @@ mod tests {
                 .as_ptr();
             (at, request, req)
         };
+        let send_batch = |p: &mut Producer, n: usize| send_sized(p, n, 0);
         let reply = |p: &mut Producer, req| {
             p.on_reply(
                 now,
@@ -1787,6 +1788,30 @@ mod tests {
             .collect();
         assert_eq!(records.len(), 10, "the held batch is intact");
         assert_eq!(records[9].value(), Some(&b"value-9"[..]));
+
+        // A burst's large buffer is reused while batches stay about as large, and
+        // freed (not kept in use) once they are small again.
+        let (large, request, req) = send_sized(&mut p, 8000, 100);
+        drop(request);
+        reply(&mut p, req);
+        let (again, request, req) = send_sized(&mut p, 8000, 100);
+        assert_eq!(again, large, "a batch as large fills the large buffer");
+        drop(request);
+        reply(&mut p, req);
+        // The next batch is guessed as large as the last: it takes the buffer.
+        let (_, request, req) = send_batch(&mut p, 10);
+        drop(request);
+        reply(&mut p, req);
+        assert_eq!(p.spare_batches.len(), 1);
+        // Guessed small now (the last was small): the large buffer is not used.
+        let (small, request, req) = send_batch(&mut p, 10);
+        assert_ne!(
+            small, large,
+            "a small batch does not keep the burst's buffer"
+        );
+        assert!(p.spare_batches.is_empty(), "the large buffer was freed");
+        drop(request);
+        reply(&mut p, req);
     }
 
     /// Found by the `producer` fuzz target: a Metadata answer listing a topic with no
