@@ -25,42 +25,54 @@ use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use crate::client::{ClientError, ProducerRecord, RecordChain, RecordMetadata, RecordQueue};
+use crate::client::{
+    ClientError, ProducerRecord, RecordChain, RecordMetadata, RecordQueue, WrittenBatch,
+};
 
 /// Slots the ring keeps room for between bursts.
 const KEPT_SLOTS: usize = 4096;
 
-/// One record's report.
+/// One record's report. A sender keeping many deliveries outstanding holds a slot
+/// for each: 32 bytes (a [`RecordMetadata`] in the slot made it 48).
 enum Slot {
     /// Not delivered yet; the waker of the future waiting for it.
     Waiting(Option<Waker>),
     /// Not delivered yet, and its future was dropped: nobody reads the result.
     Abandoned,
     /// Written.
-    Written(RecordMetadata),
+    Written(Written),
     /// Failed (boxed: errors are rare and large, the ring holds many slots).
     Failed(Box<ClientError>),
     /// Read, or abandoned and then delivered.
     Free,
 }
 
+/// Where a record was written, its topic named by its index in the table's
+/// [`Topics`].
+#[derive(Debug, Clone, Copy)]
+struct Written {
+    /// The offset, or [`NO_OFFSET`].
+    offset: i64,
+    timestamp: i64,
+    partition: i32,
+    topic: u32,
+}
+
+/// [`Written::offset`] of a record written without a known offset.
+const NO_OFFSET: i64 = i64::MIN;
+
 impl Slot {
     fn is_delivered(&self) -> bool {
         matches!(self, Self::Written(_) | Self::Failed(_) | Self::Free)
     }
 
-    /// Writes a record's result (the first one stands); the waker of the future
-    /// waiting for it, if any.
-    fn deliver(&mut self, result: Result<RecordMetadata, ClientError>) -> Option<Waker> {
+    /// Takes the waker of a record not delivered yet and whose future waits, to
+    /// write its result; frees an abandoned record's slot instead. `None` (and no
+    /// result to write) if the record is delivered already: the first result
+    /// stands.
+    fn take_waiting(&mut self) -> Option<Option<Waker>> {
         match self {
-            Self::Waiting(waker) => {
-                let waker = waker.take();
-                *self = match result {
-                    Ok(meta) => Self::Written(meta),
-                    Err(e) => Self::Failed(Box::new(e)),
-                };
-                waker
-            }
+            Self::Waiting(waker) => Some(waker.take()),
             Self::Abandoned => {
                 *self = Self::Free;
                 None
@@ -70,10 +82,75 @@ impl Slot {
     }
 }
 
+/// The topics of written slots, each with how many slots name it. An entry no
+/// slot names any more is reused for the next topic not listed, so the list is
+/// as long as the most topics that had records delivered and unread at once.
+#[derive(Default)]
+struct Topics {
+    names: Vec<(Arc<str>, usize)>,
+    /// The entry named last: records come mostly for one topic, or a few.
+    last: usize,
+}
+
+impl Topics {
+    /// A written slot for `meta`, naming its topic.
+    fn written(&mut self, meta: &RecordMetadata) -> Written {
+        let topic = self.name(&meta.topic);
+        self.names[topic as usize].1 += 1;
+        Written {
+            offset: meta.offset.unwrap_or(NO_OFFSET),
+            timestamp: meta.timestamp,
+            partition: meta.partition,
+            topic,
+        }
+    }
+
+    /// The entry for `topic`, found or made (naming no slot yet).
+    fn name(&mut self, topic: &str) -> u32 {
+        let same = |(name, _): &(Arc<str>, usize)| **name == *topic;
+        let at = if self.names.get(self.last).is_some_and(same) {
+            self.last
+        } else if let Some(at) = self.names.iter().position(same) {
+            at
+        } else if let Some(at) = self.names.iter().position(|(_, slots)| *slots == 0) {
+            self.names[at].0 = Arc::from(topic);
+            at
+        } else {
+            self.names.push((Arc::from(topic), 0));
+            self.names.len() - 1
+        };
+        self.last = at;
+        // As many entries as topics with unread records, far below 2^32.
+        at as u32
+    }
+
+    /// The record's metadata, as delivered; its slot no longer names the topic.
+    fn read(&mut self, w: Written) -> RecordMetadata {
+        // Every written slot names an entry `name` made, kept while it does.
+        let topic = self.names[w.topic as usize].0.clone();
+        self.forget(w);
+        RecordMetadata {
+            topic,
+            partition: w.partition,
+            offset: (w.offset != NO_OFFSET).then_some(w.offset),
+            timestamp: w.timestamp,
+        }
+    }
+
+    /// A written slot freed unread.
+    fn forget(&mut self, w: Written) {
+        if let Some((_, slots)) = self.names.get_mut(w.topic as usize) {
+            *slots -= 1;
+        }
+    }
+}
+
 struct State {
     /// The number of `slots[0]`; every record numbered below it is delivered and read.
     base: u64,
     slots: VecDeque<Slot>,
+    /// The topics the written slots name.
+    topics: Topics,
     /// Records handed over and not yet taken by the driver; the first is numbered
     /// `inbox_first`.
     inbox: Inbox,
@@ -110,6 +187,7 @@ impl Deliveries {
             state: Mutex::new(State {
                 base: 0,
                 slots: VecDeque::new(),
+                topics: Topics::default(),
                 inbox: Inbox::default(),
                 inbox_first: 0,
                 delivered_below: 0,
@@ -230,7 +308,10 @@ impl Deliveries {
             s.closed = true;
             s.inbox.clear();
             for slot in &mut s.slots {
-                wakers.extend(slot.deliver(Err(error.clone())));
+                if let Some(waker) = slot.take_waiting() {
+                    *slot = Slot::Failed(Box::new(error.clone()));
+                    wakers.extend(waker);
+                }
             }
             s.advance();
         }
@@ -264,9 +345,16 @@ impl Completing<'_> {
         let Some(s) = self.state.as_mut() else {
             return;
         };
-        if let Some(waker) = s.slot(n).and_then(|slot| slot.deliver(result)) {
-            self.wakers.push(waker);
-        }
+        s.deliver(n, result, &mut self.wakers);
+    }
+
+    /// Writes the results of a written batch's records, as [`deliver`](Self::deliver)
+    /// would one by one: its topic is looked up once, not per record.
+    pub(crate) fn deliver_written(&mut self, batch: &WrittenBatch) {
+        let Some(s) = self.state.as_mut() else {
+            return;
+        };
+        s.deliver_written(batch, &mut self.wakers);
     }
 }
 
@@ -301,15 +389,72 @@ impl State {
         n
     }
 
+    /// Writes record `n`'s result (the first one stands), and the waker of the
+    /// future waiting for it, if any, into `wakers`.
+    fn deliver(
+        &mut self,
+        n: u64,
+        result: Result<RecordMetadata, ClientError>,
+        wakers: &mut Vec<Waker>,
+    ) {
+        let Some(i) = n
+            .checked_sub(self.base)
+            .and_then(|i| usize::try_from(i).ok())
+        else {
+            return;
+        };
+        let Some(slot) = self.slots.get_mut(i) else {
+            return;
+        };
+        let Some(waker) = slot.take_waiting() else {
+            return;
+        };
+        *slot = match result {
+            Ok(meta) => Slot::Written(self.topics.written(&meta)),
+            Err(e) => Slot::Failed(Box::new(e)),
+        };
+        wakers.extend(waker);
+    }
+
+    /// [`Completing::deliver_written`].
+    fn deliver_written(&mut self, batch: &WrittenBatch, wakers: &mut Vec<Waker>) {
+        let topic = self.topics.name(&batch.topic);
+        for (i, &(id, timestamp)) in batch.ids.iter().enumerate() {
+            let Some(i_slot) =
+                id.0.checked_sub(self.base)
+                    .and_then(|at| usize::try_from(at).ok())
+            else {
+                continue;
+            };
+            let Some(slot) = self.slots.get_mut(i_slot) else {
+                continue;
+            };
+            let Some(waker) = slot.take_waiting() else {
+                continue;
+            };
+            *slot = Slot::Written(Written {
+                offset: batch.base_offset.map_or(NO_OFFSET, |b| b + i as i64),
+                timestamp: batch.append_time.unwrap_or(timestamp),
+                partition: batch.partition,
+                topic,
+            });
+            self.topics.names[topic as usize].1 += 1;
+            wakers.extend(waker);
+        }
+    }
+
     /// Marks records `first..end` as no longer read: a delivered one's slot is freed,
     /// a waiting one's is freed when its result comes.
     fn abandon(&mut self, first: u64, end: u64) {
         for n in first..end {
             if let Some(slot) = self.slot(n) {
-                *slot = match slot {
+                let freed = match slot {
                     Slot::Waiting(_) | Slot::Abandoned => Slot::Abandoned,
                     _ => Slot::Free,
                 };
+                if let Slot::Written(w) = std::mem::replace(slot, freed) {
+                    self.topics.forget(w);
+                }
             }
         }
         self.pop_freed();
@@ -362,7 +507,7 @@ impl State {
     fn take(&mut self, n: u64) -> Option<Result<RecordMetadata, ClientError>> {
         let slot = self.slot(n)?;
         let result = match std::mem::replace(slot, Slot::Free) {
-            Slot::Written(meta) => Ok(meta),
+            Slot::Written(w) => Ok(self.topics.read(w)),
             Slot::Failed(e) => Err(*e),
             other => {
                 *slot = other;
@@ -660,21 +805,35 @@ impl State {
     fn take_range(&mut self, first: u64, end: u64) -> Vec<Result<RecordMetadata, ClientError>> {
         let count = usize::try_from(end.saturating_sub(first)).unwrap_or(0);
         let mut results = Vec::with_capacity(count);
-        let take = |slot: &mut Slot| match std::mem::replace(slot, Slot::Free) {
-            Slot::Written(meta) => Ok(meta),
+        let take = |topics: &mut Topics, slot: &mut Slot| match std::mem::replace(slot, Slot::Free)
+        {
+            Slot::Written(w) => Ok(topics.read(w)),
             Slot::Failed(e) => Err(*e),
             // Not delivered (cannot happen once all are) or no longer in the table.
             _ => Err(ClientError::Closed),
         };
         // While a batch holds its numbers its slots are in the ring, side by side:
         // one pass over them, not a lookup per record.
+        let base = self.base;
+        let (slots, topics) = (&mut self.slots, &mut self.topics);
         let at = first
-            .checked_sub(self.base)
+            .checked_sub(base)
             .and_then(|i| usize::try_from(i).ok());
-        match at.filter(|at| at.checked_add(count).is_some_and(|e| e <= self.slots.len())) {
-            Some(at) => results.extend(self.slots.range_mut(at..at + count).map(take)),
-            None => results
-                .extend((first..end).map(|n| self.slot(n).map_or(Err(ClientError::Closed), take))),
+        match at.filter(|at| at.checked_add(count).is_some_and(|e| e <= slots.len())) {
+            Some(at) => {
+                results.extend(
+                    slots
+                        .range_mut(at..at + count)
+                        .map(|slot| take(topics, slot)),
+                );
+            }
+            None => results.extend((first..end).map(|n| {
+                let i = n.checked_sub(base).and_then(|i| usize::try_from(i).ok());
+                match i.and_then(|i| slots.get_mut(i)) {
+                    Some(slot) => take(topics, slot),
+                    None => Err(ClientError::Closed),
+                }
+            })),
         }
         self.pop_freed();
         results
@@ -1009,8 +1168,140 @@ mod tests {
 
     #[test]
     fn futures_are_small_enough_to_hold_many() {
-        // A sender keeping 50,000 deliveries outstanding holds 50,000 of these.
+        // A sender keeping 50,000 deliveries outstanding holds 50,000 of these,
+        // and the table a slot for each.
         assert!(std::mem::size_of::<DeliveryFuture>() <= 24);
         assert!(std::mem::size_of::<BatchDelivery>() <= 40);
+        assert!(std::mem::size_of::<Slot>() <= 32);
+    }
+
+    /// Reports for several topics, delivered out of order and read back, keep
+    /// their own topic, partition, offset (or none) and timestamp; a topic's entry
+    /// is reused by another once no unread report names it, including reports
+    /// freed unread.
+    #[test]
+    fn reports_keep_their_topics_and_the_topic_list_stays_short() {
+        let table = Deliveries::new();
+        let futures: Vec<DeliveryFuture> = (0..6)
+            .map(|i| {
+                table
+                    .push_one(ProducerRecord::new(["a", "b"][i % 2], "v"))
+                    .0
+            })
+            .collect();
+        let report = |topic: &str, i: i64| RecordMetadata {
+            topic: topic.into(),
+            partition: i as i32,
+            offset: (i != 3).then_some(100 + i),
+            timestamp: 1_000 + i,
+        };
+        let expected: Vec<RecordMetadata> = (0..6)
+            .map(|i| report(["a", "b"][i % 2], i as i64))
+            .collect();
+        complete(
+            &table,
+            (0..6)
+                .rev()
+                .map(|i| (i, Ok(expected[i as usize].clone())))
+                .collect(),
+        );
+        assert_eq!(table.lock().topics.names.len(), 2);
+        for (future, want) in futures.into_iter().zip(&expected) {
+            assert_eq!(&futures_lite::future::block_on(future).unwrap(), want);
+        }
+        assert!(
+            table
+                .lock()
+                .topics
+                .names
+                .iter()
+                .all(|(_, slots)| *slots == 0)
+        );
+        // New topics take freed entries; a report dropped unread frees its entry
+        // too ("e" holds the other one meanwhile, so "d" needs that of "c").
+        let (dropped, _) = table.push_one(ProducerRecord::new("c", "v"));
+        let (held, _) = table.push_one(ProducerRecord::new("e", "v"));
+        complete(
+            &table,
+            vec![(6, Ok(report("c", 6))), (7, Ok(report("e", 7)))],
+        );
+        drop(dropped);
+        let (kept, _) = table.push_one(ProducerRecord::new("d", "v"));
+        complete(&table, vec![(8, Ok(report("d", 8)))]);
+        assert_eq!(table.lock().topics.names.len(), 2, "entries are reused");
+        assert_eq!(
+            futures_lite::future::block_on(kept).unwrap(),
+            report("d", 8)
+        );
+        assert_eq!(
+            futures_lite::future::block_on(held).unwrap(),
+            report("e", 7)
+        );
+        assert!(
+            table
+                .lock()
+                .topics
+                .names
+                .iter()
+                .all(|(_, slots)| *slots == 0)
+        );
+    }
+
+    /// A written batch's reports, written in one pass: offsets from its base (or
+    /// none), the broker's append time or each record's own timestamp, and a slot
+    /// already delivered or abandoned left alone.
+    #[test]
+    fn a_written_batch_reports_each_record() {
+        use crate::client::{RecordId, WrittenBatch};
+        let table = Deliveries::new();
+        let futures: Vec<DeliveryFuture> = (0..6)
+            .map(|_| table.push_one(ProducerRecord::new("t", "v")).0)
+            .collect();
+        let mut futures = futures.into_iter();
+        let batch = |ids: &[u64], base_offset, append_time| WrittenBatch {
+            topic: "t".into(),
+            partition: 3,
+            ids: ids.iter().map(|&n| (RecordId(n), 10 * n as i64)).collect(),
+            base_offset,
+            append_time,
+        };
+        let mut c = table.completing();
+        c.deliver_written(&batch(&[0, 1], Some(40), None));
+        c.deliver_written(&batch(&[2, 3], None, Some(7)));
+        drop(c);
+        let expect = |offset, timestamp| RecordMetadata {
+            topic: "t".into(),
+            partition: 3,
+            offset,
+            timestamp,
+        };
+        for want in [
+            expect(Some(40), 0),
+            expect(Some(41), 10),
+            expect(None, 7),
+            expect(None, 7),
+        ] {
+            let got = futures_lite::future::block_on(futures.next().unwrap()).unwrap();
+            assert_eq!(got, want);
+        }
+        // Record 4's future dropped before its report; record 5 reported already.
+        drop(futures.next());
+        complete(&table, vec![(5, Ok(meta(99)))]);
+        table
+            .completing()
+            .deliver_written(&batch(&[4, 5], Some(50), None));
+        assert_eq!(
+            futures_lite::future::block_on(futures.next().unwrap()).unwrap(),
+            meta(99),
+            "the first result stands"
+        );
+        assert!(
+            table
+                .lock()
+                .topics
+                .names
+                .iter()
+                .all(|(_, slots)| *slots == 0)
+        );
     }
 }

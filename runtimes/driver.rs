@@ -22,8 +22,8 @@ use bytes::Bytes;
 use futures_lite::Stream;
 
 use crate::client::{
-    Client, ClientError, ClientStats, ConnId, ConsumedRecord, Event, Offset, OpId, OpOutput,
-    Output, RecordId, RecordMetadata, SendError, TopicPartition,
+    Client, ClientError, ClientStats, ConnId, ConsumedRecord, Delivered, Event, Offset, OpId,
+    OpOutput, Output, RecordId, RecordMetadata, SendError, TopicPartition,
 };
 use crate::connection::TransportError;
 use crate::delivery::{Deliveries, Inbox};
@@ -360,8 +360,10 @@ impl<N: Net> Driver<N> {
             for (n, result) in p.done.drain(..) {
                 table.deliver(n, result);
             }
-            self.client
-                .take_deliveries(|id, result| table.deliver(id.0, result));
+            self.client.take_deliveries(|delivered| match delivered {
+                Delivered::One(id, result) => table.deliver(id.0, result),
+                Delivered::Batch(batch) => table.deliver_written(batch),
+            });
         }
         self.finish_flushes();
     }

@@ -87,6 +87,11 @@ pub use ops::partition::{
     FetchOptions, FetchOutput, FetchedRecord, IsolationLevel, OffsetSpec, ProduceOptions,
     ProduceOutput, Record, RecordHeader,
 };
+#[cfg_attr(
+    not(any(feature = "tokio", feature = "smol", feature = "blocking")),
+    allow(unused_imports)
+)]
+pub(crate) use produce::Delivered;
 #[cfg(all(test, any(feature = "tokio", feature = "smol", feature = "blocking")))]
 pub(crate) use producer::COPIED_QUEUE_RECORDS;
 pub use producer::{
@@ -98,7 +103,7 @@ pub use producer::{
     not(any(feature = "tokio", feature = "smol", feature = "blocking")),
     allow(unused_imports)
 )]
-pub(crate) use producer::{RecordChain, RecordQueue};
+pub(crate) use producer::{RecordChain, RecordQueue, WrittenBatch};
 pub use stats::{BrokerStats, ClientStats, PartitionStats};
 
 use backoff::backoff;

@@ -13,10 +13,21 @@ use super::op::{
 };
 use super::producer::{
     Producer, ProducerRecord, QueuedRecord, RecordId, RecordMetadata, SendError, TopicViewOwned,
-    Want,
+    Want, WrittenBatch,
 };
 use super::{Client, ClientError, Endpoint, Event, Internal, OpOutput, Owner};
 use crate::connection::{AnyRequest, RequestOptions};
+
+/// What [`Client::take_deliveries`] hands over: one record's result, or a written
+/// batch's (its records' reports built by the taker, not one by one here).
+#[cfg_attr(
+    not(any(feature = "tokio", feature = "smol", feature = "blocking")),
+    allow(dead_code)
+)]
+pub(crate) enum Delivered<'a> {
+    One(RecordId, Result<RecordMetadata, ClientError>),
+    Batch(&'a WrittenBatch),
+}
 
 impl Client {
     /// Hands a record to the producer: it is batched with others for its partition
@@ -162,16 +173,13 @@ impl Client {
         not(any(feature = "tokio", feature = "smol", feature = "blocking")),
         allow(dead_code)
     )]
-    pub(crate) fn take_deliveries(
-        &mut self,
-        mut f: impl FnMut(RecordId, Result<RecordMetadata, ClientError>),
-    ) {
+    pub(crate) fn take_deliveries(&mut self, mut f: impl FnMut(Delivered<'_>)) {
         if let Some(p) = self.producer.as_mut() {
             for (record, result) in p.deliveries.drain(..) {
-                f(record, result);
+                f(Delivered::One(record, result));
             }
             for batch in p.written.drain(..) {
-                batch.each(&mut f);
+                f(Delivered::Batch(&batch));
             }
         }
     }
