@@ -145,6 +145,19 @@ impl Topics {
     }
 }
 
+/// Record `n`'s slot in `slots` (whose first is numbered `base`) and the waker of
+/// its future, if its result is still to be written (see [`Slot::take_waiting`]).
+fn waiting_slot(
+    slots: &mut VecDeque<Slot>,
+    base: u64,
+    n: u64,
+) -> Option<(&mut Slot, Option<Waker>)> {
+    let i = usize::try_from(n.checked_sub(base)?).ok()?;
+    let slot = slots.get_mut(i)?;
+    let waker = slot.take_waiting()?;
+    Some((slot, waker))
+}
+
 struct State {
     /// The number of `slots[0]`; every record numbered below it is delivered and read.
     base: u64,
@@ -397,16 +410,7 @@ impl State {
         result: Result<RecordMetadata, ClientError>,
         wakers: &mut Vec<Waker>,
     ) {
-        let Some(i) = n
-            .checked_sub(self.base)
-            .and_then(|i| usize::try_from(i).ok())
-        else {
-            return;
-        };
-        let Some(slot) = self.slots.get_mut(i) else {
-            return;
-        };
-        let Some(waker) = slot.take_waiting() else {
+        let Some((slot, waker)) = waiting_slot(&mut self.slots, self.base, n) else {
             return;
         };
         *slot = match result {
@@ -420,16 +424,7 @@ impl State {
     fn deliver_written(&mut self, batch: &WrittenBatch, wakers: &mut Vec<Waker>) {
         let topic = self.topics.name(&batch.topic);
         for (i, &(id, timestamp)) in batch.ids.iter().enumerate() {
-            let Some(i_slot) =
-                id.0.checked_sub(self.base)
-                    .and_then(|at| usize::try_from(at).ok())
-            else {
-                continue;
-            };
-            let Some(slot) = self.slots.get_mut(i_slot) else {
-                continue;
-            };
-            let Some(waker) = slot.take_waiting() else {
+            let Some((slot, waker)) = waiting_slot(&mut self.slots, self.base, id.0) else {
                 continue;
             };
             *slot = Slot::Written(Written {
@@ -856,6 +851,12 @@ mod tests {
     }
 
     /// Many records handed over for one `BatchDelivery`, as `send_all` does.
+    /// Whether no written slot names a topic any more.
+    fn no_topic_named(table: &Deliveries) -> bool {
+        let s = table.lock();
+        s.topics.names.iter().all(|(_, slots)| *slots == 0)
+    }
+
     fn push_all(table: &Arc<Deliveries>, records: Vec<ProducerRecord>) -> (BatchDelivery, bool) {
         table.push_queue(RecordQueue::from_records(records))
     }
@@ -1209,14 +1210,7 @@ mod tests {
         for (future, want) in futures.into_iter().zip(&expected) {
             assert_eq!(&futures_lite::future::block_on(future).unwrap(), want);
         }
-        assert!(
-            table
-                .lock()
-                .topics
-                .names
-                .iter()
-                .all(|(_, slots)| *slots == 0)
-        );
+        assert!(no_topic_named(&table), "every report was read or dropped");
         // New topics take freed entries; a report dropped unread frees its entry
         // too ("e" holds the other one meanwhile, so "d" needs that of "c").
         let (dropped, _) = table.push_one(ProducerRecord::new("c", "v"));
@@ -1237,14 +1231,7 @@ mod tests {
             futures_lite::future::block_on(held).unwrap(),
             report("e", 7)
         );
-        assert!(
-            table
-                .lock()
-                .topics
-                .names
-                .iter()
-                .all(|(_, slots)| *slots == 0)
-        );
+        assert!(no_topic_named(&table), "every report was read or dropped");
     }
 
     /// A written batch's reports, written in one pass: offsets from its base (or
@@ -1295,13 +1282,6 @@ mod tests {
             meta(99),
             "the first result stands"
         );
-        assert!(
-            table
-                .lock()
-                .topics
-                .names
-                .iter()
-                .all(|(_, slots)| *slots == 0)
-        );
+        assert!(no_topic_named(&table), "every report was read or dropped");
     }
 }
