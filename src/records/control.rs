@@ -204,6 +204,20 @@ pub struct ReadCommitted {
     aborted_producers: Vec<i64>,
 }
 
+/// Whether a fetched batch's records go to the application: never a control
+/// batch's; under read_committed (a `filter`), not an aborted transaction's. The
+/// one rule of every fetch, the partition client's and the consumer's.
+pub(crate) fn delivered(
+    filter: Option<&mut ReadCommitted>,
+    batch: &Batch,
+    opts: &DecodeOptions,
+) -> Result<bool, RecordsError> {
+    match filter {
+        Some(f) => f.keep(batch, opts),
+        None => Ok(!matches!(batch, Batch::V2(b) if b.header.is_control())),
+    }
+}
+
 impl ReadCommitted {
     /// A filter for one partition's fetched records and its aborted transactions.
     pub fn new(aborted: impl IntoIterator<Item = AbortedTransaction>) -> Self {

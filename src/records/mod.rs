@@ -59,6 +59,7 @@ pub use batch::{
 pub(crate) use builder::OpenBatch;
 pub use builder::{BatchBuilder, BatchConfig, DEFAULT_MAX_BATCH_BYTES, NewHeader, NewRecord};
 pub use compression::{Compression, SnappyFraming};
+pub(crate) use control::delivered;
 pub use control::{
     AbortedTransaction, ControlRecord, ControlRecordType, ReadCommitted, write_control_batch,
 };

@@ -1284,12 +1284,8 @@ impl Consumer {
                 }
                 match chunk.reader.next() {
                     Some(Ok(batch)) => {
-                        let keep = crate::client::ops::partition::delivers(
-                            chunk.filter.as_mut(),
-                            &batch,
-                            &opts,
-                        )
-                        .unwrap_or(false);
+                        let keep = crate::records::delivered(chunk.filter.as_mut(), &batch, &opts)
+                            .unwrap_or(false);
                         let last = batch.last_offset();
                         if let Batch::V2(b) = &batch {
                             chunk.current_epoch = b.header.partition_leader_epoch;

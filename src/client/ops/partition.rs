@@ -1054,20 +1054,6 @@ impl Operation for Fetch {
     }
 }
 
-/// Whether a fetched batch's records go to the application: never a control
-/// batch's; under `read_committed` (a `filter`), not an aborted transaction's.
-/// The one rule of every fetch: the partition client's and the consumer's.
-pub(crate) fn delivers(
-    filter: Option<&mut ReadCommitted>,
-    batch: &crate::records::Batch,
-    opts: &DecodeOptions,
-) -> Result<bool, crate::records::RecordsError> {
-    match filter {
-        Some(f) => f.keep(batch, opts),
-        None => Ok(!matches!(batch, crate::records::Batch::V2(b) if b.header.is_control())),
-    }
-}
-
 /// The batches of a partition's records holding offsets from `offset` on, as a
 /// [`RecordSet`] (framing and CRCs checked, control batches and, with `filter`,
 /// aborted transactions left out), and the offset to fetch next.
@@ -1083,7 +1069,7 @@ pub(crate) fn record_set(
     for batch in BatchReader::new(buf, opts) {
         let batch = batch.map_err(bad)?;
         let last = batch.last_offset();
-        let keep = delivers(filter.as_mut(), &batch, &opts).map_err(bad)?;
+        let keep = crate::records::delivered(filter.as_mut(), &batch, &opts).map_err(bad)?;
         next = next.max(last + 1);
         if keep && last >= offset {
             kept.push(batch);
