@@ -217,6 +217,16 @@ impl<'a> QueuedRecord<'a> {
             value: record.value.as_ref().filter(large),
         }
     }
+
+    /// The bytes of entries a queue writes for this record: its entry and the
+    /// bytes of its key and value, except those kept as handles.
+    pub(crate) fn entry_len(&self) -> usize {
+        let inline = |field: Option<&[u8]>, kept: Option<&Bytes>| match kept {
+            Some(_) => 0,
+            None => field.map_or(0, <[u8]>::len),
+        };
+        ENTRY_LEN + inline(self.fields.key, self.key) + inline(self.fields.value, self.value)
+    }
 }
 
 /// Many records copied into one buffer, to hand to a producer at once (the
@@ -407,12 +417,13 @@ impl RecordChain {
     /// One record, copied behind the others (its large key and value kept as their
     /// handles, see the module docs).
     pub(crate) fn push(&mut self, record: ProducerRecord) {
-        self.own_last(RecordQueue::entry_len(&record)).push(record);
+        self.own_last(QueuedRecord::of(&record).entry_len())
+            .push(record);
     }
 
     /// A record another queue holds, copied behind the others (its handles shared).
     pub(crate) fn push_queued(&mut self, record: &QueuedRecord<'_>) {
-        self.own_last(entry_len_of(record)).push_queued(record);
+        self.own_last(record.entry_len()).push_queued(record);
     }
 
     /// A queue of records behind the others: kept whole, or copied when it is short
@@ -526,18 +537,6 @@ impl RecordChain {
     pub(crate) fn spare_capacities(&self) -> Vec<usize> {
         self.spares.iter().map(RecordQueue::capacity).collect()
     }
-}
-
-/// The bytes of entries a copy of `record` takes (its handles take none).
-fn entry_len_of(record: &QueuedRecord<'_>) -> usize {
-    let inline = |field: Option<&[u8]>, kept: Option<&Bytes>| {
-        if kept.is_some() {
-            0
-        } else {
-            field.map_or(0, <[u8]>::len)
-        }
-    };
-    ENTRY_LEN + inline(record.fields.key, record.key) + inline(record.fields.value, record.value)
 }
 
 /// Records in order, compact (see the module docs). Taken from the front.
@@ -666,19 +665,12 @@ impl RecordQueue {
         self.bytes.len() - self.read
     }
 
-    /// The bytes of entries [`push`](Self::push) writes for `record` (its key and
-    /// value kept as handles take none).
-    pub(crate) fn entry_len(record: &ProducerRecord) -> usize {
-        let copied = |b: &Option<Bytes>| {
-            b.as_ref()
-                .map_or(0, |b| b.len() * usize::from(b.len() < SHARED_MIN))
-        };
-        ENTRY_LEN + copied(&record.key) + copied(&record.value)
-    }
-
     /// The records, in order, with room made for all of them at once.
     pub(crate) fn from_records(records: Vec<ProducerRecord>) -> Self {
-        let bytes = records.iter().map(Self::entry_len).sum();
+        let bytes = records
+            .iter()
+            .map(|r| QueuedRecord::of(r).entry_len())
+            .sum();
         let mut queue = Self::default();
         queue.reserve(0, bytes);
         for record in records {
