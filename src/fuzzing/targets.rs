@@ -408,6 +408,20 @@ pub fn records(data: &[u8]) -> Result<bool, CheckFailure> {
 /// What a reader sees of a record: offset, timestamp, key, value, header count.
 type SeenRecord = (i64, i64, Option<Vec<u8>>, Option<Vec<u8>>, usize);
 
+/// The [`SeenRecord`] of an owned [`Record`] or of a lent `RecordRef` (the same
+/// accessors on both; the lent one is read as lent, not through `to_record`).
+macro_rules! seen {
+    ($r:expr) => {
+        (
+            $r.offset,
+            $r.timestamp,
+            $r.key().map(<[u8]>::to_vec),
+            $r.value().map(<[u8]>::to_vec),
+            $r.headers().count(),
+        )
+    };
+}
+
 /// A [`RecordSet`](crate::records::RecordSet)'s reader against decoding each batch
 /// into owned records: the same records from `from` on, and an error at the same
 /// place (after which the reader yields nothing).
@@ -429,14 +443,7 @@ fn check_record_set(
                 break 'batches;
             };
             if r.offset >= from {
-                let seen = (
-                    r.offset,
-                    r.timestamp,
-                    r.key().map(<[u8]>::to_vec),
-                    r.value().map(<[u8]>::to_vec),
-                    r.headers().count(),
-                );
-                expected.push(seen);
+                expected.push(seen!(r));
             }
         }
     }
@@ -449,13 +456,7 @@ fn check_record_set(
             got_error = true;
             break;
         };
-        got.push((
-            r.offset,
-            r.timestamp,
-            r.key().map(<[u8]>::to_vec),
-            r.value().map(<[u8]>::to_vec),
-            r.headers().count(),
-        ));
+        got.push(seen!(r));
     }
     if got_error && reader.next_ref().is_some() {
         return Err(fail("record set: the reader went on after an error".into()));
