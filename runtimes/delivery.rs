@@ -96,11 +96,22 @@ impl Topics {
     /// A written slot for `meta`, naming its topic.
     fn written(&mut self, meta: &RecordMetadata) -> Written {
         let topic = self.name(&meta.topic);
+        self.written_in(topic, meta.partition, meta.offset, meta.timestamp)
+    }
+
+    /// A written slot naming entry `topic` (from [`name`](Self::name)), counted.
+    fn written_in(
+        &mut self,
+        topic: u32,
+        partition: i32,
+        offset: Option<i64>,
+        timestamp: i64,
+    ) -> Written {
         self.names[topic as usize].1 += 1;
         Written {
-            offset: meta.offset.unwrap_or(NO_OFFSET),
-            timestamp: meta.timestamp,
-            partition: meta.partition,
+            offset: offset.unwrap_or(NO_OFFSET),
+            timestamp,
+            partition,
             topic,
         }
     }
@@ -423,17 +434,14 @@ impl State {
     /// [`Completing::deliver_written`].
     fn deliver_written(&mut self, batch: &WrittenBatch, wakers: &mut Vec<Waker>) {
         let topic = self.topics.name(&batch.topic);
-        for (i, &(id, timestamp)) in batch.ids.iter().enumerate() {
+        for (id, offset, timestamp) in batch.reports() {
             let Some((slot, waker)) = waiting_slot(&mut self.slots, self.base, id.0) else {
                 continue;
             };
-            *slot = Slot::Written(Written {
-                offset: batch.base_offset.map_or(NO_OFFSET, |b| b + i as i64),
-                timestamp: batch.append_time.unwrap_or(timestamp),
-                partition: batch.partition,
-                topic,
-            });
-            self.topics.names[topic as usize].1 += 1;
+            let written = self
+                .topics
+                .written_in(topic, batch.partition, offset, timestamp);
+            *slot = Slot::Written(written);
             wakers.extend(waker);
         }
     }

@@ -483,22 +483,29 @@ pub(crate) struct WrittenBatch {
 }
 
 impl WrittenBatch {
-    /// Each record's delivery.
+    /// Each record's id, offset (`None` if the batch's is not known) and timestamp
+    /// (the broker's append time, if the topic uses it).
+    pub(crate) fn reports(&self) -> impl Iterator<Item = (RecordId, Option<i64>, i64)> + '_ {
+        self.ids.iter().enumerate().map(|(i, &(id, ts))| {
+            let offset = self.base_offset.map(|b| b + i as i64);
+            (id, offset, self.append_time.unwrap_or(ts))
+        })
+    }
+
+    /// Each record's delivery, as an event's [`RecordMetadata`].
     pub(crate) fn each(self, mut f: impl FnMut(RecordId, Result<RecordMetadata, ClientError>)) {
-        // The batch's reports share a copy of the name of their own: the
-        // application drops them on its threads while the driver goes on with the
+        // The batch's reports share a copy of the name of their own: an application
+        // may drop them on other threads while the client goes on with the
         // producer's copy, and one count for both would be a contended cache line.
         let topic: Arc<str> = Arc::from(&*self.topic);
-        for (i, (id, ts)) in self.ids.into_iter().enumerate() {
-            f(
-                id,
-                Ok(RecordMetadata {
-                    topic: topic.clone(),
-                    partition: self.partition,
-                    offset: self.base_offset.map(|b| b + i as i64),
-                    timestamp: self.append_time.unwrap_or(ts),
-                }),
-            );
+        for (id, offset, timestamp) in self.reports() {
+            let meta = RecordMetadata {
+                topic: topic.clone(),
+                partition: self.partition,
+                offset,
+                timestamp,
+            };
+            f(id, Ok(meta));
         }
     }
 }
