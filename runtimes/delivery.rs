@@ -334,7 +334,9 @@ impl Deliveries {
             for slot in &mut s.slots {
                 if let Some(waker) = slot.take_waiting() {
                     *slot = Slot::Failed(Box::new(error.clone()));
-                    wakers.extend(waker);
+                    if let Some(waker) = waker {
+                        wakers.push(waker);
+                    }
                 }
             }
             s.advance();
@@ -442,7 +444,9 @@ impl State {
                 .topics
                 .written_in(topic, batch.partition, offset, timestamp);
             *slot = Slot::Written(written);
-            wakers.extend(waker);
+            if let Some(waker) = waker {
+                wakers.push(waker);
+            }
         }
     }
 
