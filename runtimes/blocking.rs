@@ -719,6 +719,58 @@ impl Producer {
         self.inner.send(record)
     }
 
+    /// Hands a record over once the producer's byte budget has room for it,
+    /// blocking until then; see the async `send_when_room`. A loop sending this way
+    /// holds at most the budget, as Java's `send` does.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+    /// use kafka_sansio::client::ProducerRecord;
+    /// let producer = client.producer();
+    /// let deliveries: Vec<_> = (0..100)
+    ///     .map(|i| producer.send_when_room(ProducerRecord::new("orders", format!("{i}")).partition(1)))
+    ///     .collect();
+    /// for (i, d) in deliveries.into_iter().enumerate() {
+    ///     assert_eq!(d.wait()?.offset, Some(i as i64));
+    /// }
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_when_room(
+        &self,
+        record: crate::client::ProducerRecord,
+    ) -> crate::runtime::DeliveryFuture {
+        futures_lite::future::block_on(self.inner.send_when_room(record))
+    }
+
+    /// Hands a record over if the producer's byte budget has room for it, else
+    /// gives it back at once; see the async `try_send`.
+    ///
+    /// # Errors
+    /// [`NoRoom`](crate::runtime::NoRoom), holding the record, when the budget is
+    /// full.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+    /// use kafka_sansio::client::ProducerRecord;
+    /// let producer = client.producer();
+    /// match producer.try_send(ProducerRecord::new("orders", "paid")) {
+    ///     Ok(delivery) => assert!(delivery.wait()?.offset.is_some()),
+    ///     Err(full) => println!("no room, later: {:?}", full.into_record()),
+    /// }
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[allow(clippy::result_large_err)] // the record comes back whole
+    pub fn try_send(
+        &self,
+        record: crate::client::ProducerRecord,
+    ) -> Result<crate::runtime::DeliveryFuture, crate::runtime::NoRoom> {
+        self.inner.try_send(record)
+    }
+
     /// Hands many records over at once; see the async `send_batch`.
     ///
     /// ```

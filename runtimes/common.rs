@@ -35,7 +35,7 @@ use crate::wire::VersionRange;
 
 pub use crate::consumer_facade::{Consumer, Rebalance};
 pub use crate::facade::{Client, ClientBuilder, ControllerClient, PartitionClient};
-pub use crate::producer_facade::{BatchDelivery, DeliveryFuture, Producer};
+pub use crate::producer_facade::{BatchDelivery, DeliveryFuture, NoRoom, Producer};
 #[cfg(feature = "tls")]
 pub use crate::tls::TlsConfig;
 

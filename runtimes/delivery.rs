@@ -17,6 +17,13 @@
 //!
 //! A slot is freed when its future has taken the result, or when the result comes
 //! for a future that was dropped; the ring's front advances over freed slots.
+//!
+//! The table also keeps the producer's byte budget
+//! ([`ProducerConfig::buffer_max_bytes`](crate::client::ProducerConfig::buffer_max_bytes))
+//! for senders that ask for room first (`send_when_room`, `try_send`): the budget
+//! bytes of the records waiting in front of the producer (counted as they are
+//! handed over, uncounted as the driver takes them in or fails them) plus what the
+//! producer held when the driver last reported. `send` does not ask.
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)] // std Mutex and Condvar: a runtime part, not the sans-IO core
 
 use std::collections::VecDeque;
@@ -24,6 +31,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 use crate::client::{
     ClientError, ProducerRecord, RecordChain, RecordMetadata, RecordQueue, WrittenBatch,
@@ -179,12 +187,122 @@ struct State {
     /// `inbox_first`.
     inbox: Inbox,
     inbox_first: u64,
+    /// When the inbox's first record was handed over: the start of every record
+    /// taken with it, for its delivery timeout.
+    inbox_since: Instant,
     /// Every record numbered below this one is delivered.
     delivered_below: u64,
     /// No more records are taken (the client is closing or gone).
     closed: bool,
     /// Threads blocked in [`DeliveryFuture::wait`].
     sleepers: usize,
+    /// Budget bytes of the records handed over and not yet taken into the producer
+    /// (or failed) by the driver.
+    waiting_bytes: usize,
+    /// The producer's buffered bytes when the driver last reported.
+    producer_bytes: usize,
+    /// The budget both share.
+    limit: usize,
+    /// Senders waiting for room.
+    room_wakers: Vec<Waker>,
+}
+
+/// A record the producer did not take because its byte budget
+/// ([`ProducerConfig::buffer_max_bytes`](crate::client::ProducerConfig::buffer_max_bytes))
+/// had no room for it: [`Producer::try_send`](crate::runtime::Producer::try_send)
+/// gives it back whole, to send later or elsewhere.
+///
+/// ```
+/// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+/// # let (_server, client) = kafka_sansio::doc_support::client().await;
+/// use kafka_sansio::client::ProducerRecord;
+///
+/// let producer = client.producer();
+/// match producer.try_send(ProducerRecord::new("orders", "paid")) {
+///     Ok(delivery) => {
+///         delivery.await?;
+///     }
+///     Err(full) => {
+///         println!("{full}: {} of {} bytes used", full.used(), full.limit());
+///         let record = full.into_record(); // nothing lost: try again later
+///         producer.send_when_room(record).await.await?;
+///     }
+/// }
+/// # Ok(()) });
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error("the producer's buffer has no room for the record ({used} of {limit} bytes used)")]
+pub struct NoRoom {
+    record: ProducerRecord,
+    used: usize,
+    limit: usize,
+}
+
+impl NoRoom {
+    /// The record, given back.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// # use kafka_sansio::client::ProducerRecord;
+    /// if let Err(full) = client.producer().try_send(ProducerRecord::new("orders", "paid")) {
+    ///     assert_eq!(full.into_record().value.as_deref(), Some(&b"paid"[..]));
+    /// }
+    /// # Ok(()) });
+    /// ```
+    #[must_use]
+    pub fn into_record(self) -> ProducerRecord {
+        self.record
+    }
+
+    /// The record, borrowed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// # use kafka_sansio::client::ProducerRecord;
+    /// if let Err(full) = client.producer().try_send(ProducerRecord::new("orders", "paid")) {
+    ///     assert_eq!(&*full.record().topic, "orders");
+    /// }
+    /// # Ok(()) });
+    /// ```
+    #[must_use]
+    pub fn record(&self) -> &ProducerRecord {
+        &self.record
+    }
+
+    /// Budget bytes in use when it was refused: records waiting to enter the
+    /// producer and records in it.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// # use kafka_sansio::client::ProducerRecord;
+    /// if let Err(full) = client.producer().try_send(ProducerRecord::new("orders", "paid")) {
+    ///     assert!(full.used() > 0);
+    /// }
+    /// # Ok(()) });
+    /// ```
+    #[must_use]
+    pub fn used(&self) -> usize {
+        self.used
+    }
+
+    /// The budget.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// # use kafka_sansio::client::ProducerRecord;
+    /// if let Err(full) = client.producer().try_send(ProducerRecord::new("orders", "paid")) {
+    ///     assert!(full.limit() < full.used() + full.record().value.as_ref().map_or(0, |v| v.len()) + 64);
+    /// }
+    /// # Ok(()) });
+    /// ```
+    #[must_use]
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
 }
 
 /// The shared table; see the module docs.
@@ -206,7 +324,9 @@ impl std::fmt::Debug for Deliveries {
 }
 
 impl Deliveries {
-    pub(crate) fn new() -> Arc<Self> {
+    /// An empty table; senders asking for room share `limit` bytes with the
+    /// producer.
+    pub(crate) fn new(limit: usize) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(State {
                 base: 0,
@@ -214,9 +334,14 @@ impl Deliveries {
                 topics: Topics::default(),
                 inbox: Inbox::default(),
                 inbox_first: 0,
+                inbox_since: crate::runtime::now(),
                 delivered_below: 0,
                 closed: false,
                 sleepers: 0,
+                waiting_bytes: 0,
+                producer_bytes: 0,
+                limit,
+                room_wakers: Vec::new(),
             }),
             delivered: Condvar::new(),
         })
@@ -249,10 +374,45 @@ impl Deliveries {
         (future, wake)
     }
 
+    /// One record if the budget has room for it (see the module docs), as
+    /// [`push_one`](Self::push_one); else it comes back, and the task of `cx` (if
+    /// given) is woken once there may be room. A closed table takes it, to fail it.
+    #[allow(clippy::result_large_err)] // the record comes back whole
+    pub(crate) fn push_if_room(
+        self: &Arc<Self>,
+        record: ProducerRecord,
+        cx: Option<&Context<'_>>,
+    ) -> Result<(DeliveryFuture, bool), NoRoom> {
+        let size = record.size();
+        let mut s = self.lock();
+        if !s.closed && !s.has_room(size) {
+            let used = s.waiting_bytes + s.producer_bytes;
+            if let Some(cx) = cx
+                && !s.room_wakers.iter().any(|w| w.will_wake(cx.waker()))
+            {
+                s.room_wakers.push(cx.waker().clone());
+            }
+            return Err(NoRoom {
+                record,
+                used,
+                limit: s.limit,
+            });
+        }
+        let was_empty = s.inbox.is_empty();
+        let future = self.enqueue(&mut s, record);
+        let wake = was_empty && !s.inbox.is_empty();
+        Ok((future, wake))
+    }
+
     /// Hands a queue of records over for one [`BatchDelivery`]; as
     /// [`push`](Self::push). The queue waits whole in the inbox, uncopied (a short
-    /// one is copied behind what waits, see [`Inbox::push_queue`]).
-    pub(crate) fn push_queue(self: &Arc<Self>, queue: RecordQueue) -> (BatchDelivery, bool) {
+    /// one is copied behind what waits, see [`Inbox::push_queue`]). `bytes` is the
+    /// budget its records take.
+    pub(crate) fn push_queue(
+        self: &Arc<Self>,
+        queue: RecordQueue,
+        bytes: usize,
+    ) -> (BatchDelivery, bool) {
         let count = queue.len();
         let mut s = self.lock();
         if s.closed {
@@ -263,8 +423,10 @@ impl Deliveries {
         let first = s.base + s.slots.len() as u64;
         if was_empty {
             s.inbox_first = first;
+            s.inbox_since = crate::runtime::now();
         }
         s.inbox.push_queue(queue);
+        s.waiting_bytes += bytes;
         s.slots.extend((0..count).map(|_| Slot::Waiting(None)));
         let end = first + count as u64;
         let batch = BatchDelivery {
@@ -283,6 +445,7 @@ impl Deliveries {
         if s.closed {
             return DeliveryFuture::ready(Err(ClientError::Closed));
         }
+        s.waiting_bytes += record.size();
         let n = s.enqueue_slot(record);
         DeliveryFuture {
             state: Future_::Slot {
@@ -293,13 +456,14 @@ impl Deliveries {
     }
 
     /// The records handed over since the last call, swapped into `into` (which must
-    /// be empty, and whose kept allocation the table then fills), and the number of
-    /// the first.
-    pub(crate) fn take_inbox(&self, into: &mut Inbox) -> u64 {
+    /// be empty, and whose kept allocation the table then fills), the number of the
+    /// first, and when the first was handed over (every record taken counts its
+    /// delivery timeout from then, as Java's count from their batch's creation).
+    pub(crate) fn take_inbox(&self, into: &mut Inbox) -> (u64, Instant) {
         debug_assert!(into.is_empty());
         let mut s = self.lock();
         std::mem::swap(&mut s.inbox, into);
-        s.inbox_first
+        (s.inbox_first, s.inbox_since)
     }
 
     /// The number the next record will get: a flush waits for every record below it.
@@ -331,6 +495,7 @@ impl Deliveries {
             let mut s = self.lock();
             s.closed = true;
             s.inbox.clear();
+            wakers.append(&mut s.room_wakers);
             for slot in &mut s.slots {
                 if let Some(waker) = slot.take_waiting() {
                     *slot = Slot::Failed(Box::new(error.clone()));
@@ -349,7 +514,14 @@ impl Deliveries {
 
     /// Takes no more records; those handed over already are still delivered.
     pub(crate) fn refuse_new(&self) {
-        self.lock().closed = true;
+        let wakers = {
+            let mut s = self.lock();
+            s.closed = true;
+            std::mem::take(&mut s.room_wakers)
+        };
+        for w in wakers {
+            w.wake();
+        }
     }
 }
 
@@ -382,6 +554,24 @@ impl Completing<'_> {
         };
         s.deliver_written(batch, &mut self.wakers);
     }
+
+    /// The driver's news for the budget: `admitted` bytes of records no longer wait
+    /// in front of the producer (taken in, or failed), which now holds `producer`
+    /// bytes. Senders waiting for room are woken if there is some.
+    pub(crate) fn buffered(&mut self, admitted: usize, producer: usize) {
+        let Some(s) = self.state.as_mut() else {
+            return;
+        };
+        debug_assert!(
+            admitted <= s.waiting_bytes,
+            "admitted more than was handed over"
+        );
+        s.waiting_bytes = s.waiting_bytes.saturating_sub(admitted);
+        s.producer_bytes = producer;
+        if !s.room_wakers.is_empty() && s.waiting_bytes + s.producer_bytes < s.limit {
+            self.wakers.append(&mut s.room_wakers);
+        }
+    }
 }
 
 impl Drop for Completing<'_> {
@@ -403,12 +593,22 @@ impl Drop for Completing<'_> {
 }
 
 impl State {
+    /// Whether a record of `size` budget bytes fits beside what is buffered and
+    /// waiting (always, if nothing is: a record larger than the budget is then
+    /// handed over, for the producer to refuse).
+    fn has_room(&self, size: usize) -> bool {
+        let used = self.waiting_bytes + self.producer_bytes;
+        used == 0 || used + size <= self.limit
+    }
+
     /// Gives a record (of an open table) the next number and a slot, and puts it in
     /// the inbox; its number.
     fn enqueue_slot(&mut self, record: ProducerRecord) -> u64 {
         let n = self.base + self.slots.len() as u64;
         if self.inbox.is_empty() {
             self.inbox_first = n;
+            // Once per burst, not per record.
+            self.inbox_since = crate::runtime::now();
         }
         self.slots.push_back(Slot::Waiting(None));
         self.inbox.push(record);
@@ -870,7 +1070,7 @@ mod tests {
     }
 
     fn push_all(table: &Arc<Deliveries>, records: Vec<ProducerRecord>) -> (BatchDelivery, bool) {
-        table.push_queue(RecordQueue::from_records(records))
+        table.push_queue(RecordQueue::from_records(records), 0)
     }
 
     fn complete(table: &Deliveries, done: Vec<(u64, Result<RecordMetadata, ClientError>)>) {
@@ -892,16 +1092,123 @@ mod tests {
         Pin::new(f).poll(&mut Context::from_waker(waker))
     }
 
+    /// Counts its wakes.
+    struct CountingWaker(std::sync::atomic::AtomicUsize);
+    impl std::task::Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    impl CountingWaker {
+        fn wakes(&self) -> usize {
+            self.0.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    /// 100 value bytes: 125 bytes of the budget.
+    fn sized(i: usize) -> ProducerRecord {
+        ProducerRecord::new("t", format!("{i:0100}"))
+    }
+
+    #[test]
+    fn senders_asking_for_room_share_the_budget_with_the_producer() {
+        let table = Deliveries::new(1000);
+        // Eight records of 125 bytes fill it; the ninth comes back whole.
+        for i in 0..8 {
+            assert!(table.push_if_room(sized(i), None).is_ok(), "record {i}");
+        }
+        let full = table.push_if_room(sized(8), None).unwrap_err();
+        assert_eq!((full.used(), full.limit()), (1000, 1000));
+        assert_eq!(full.into_record(), sized(8));
+        // `send` does not ask: it is taken, and counts.
+        let (_unasked, _) = table.push_one(sized(8));
+        let counter = Arc::new(CountingWaker(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let cx = Context::from_waker(&waker);
+        assert!(table.push_if_room(sized(9), Some(&cx)).is_err());
+        assert!(table.push_if_room(sized(9), Some(&cx)).is_err());
+        assert_eq!(table.lock().room_wakers.len(), 1, "one waker per task");
+        // The driver takes 4 records in and they wait in the producer: still full.
+        table.completing().buffered(500, 500);
+        assert_eq!(counter.wakes(), 0);
+        assert!(table.push_if_room(sized(9), None).is_err());
+        // 5 more taken in, and the producer delivered some: room, and the sender is woken.
+        table.completing().buffered(625, 875);
+        assert_eq!(counter.wakes(), 1);
+        assert!(table.push_if_room(sized(9), None).is_ok());
+        let s = table.lock();
+        assert_eq!((s.waiting_bytes, s.producer_bytes), (125, 875));
+        assert!(s.room_wakers.is_empty());
+    }
+
+    #[test]
+    fn a_record_larger_than_the_budget_is_taken_when_nothing_waits_and_closing_wakes_senders() {
+        let table = Deliveries::new(100);
+        // Nothing waits: taken, for the producer to refuse as too large.
+        assert!(table.push_if_room(sized(0), None).is_ok());
+        let counter = Arc::new(CountingWaker(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let cx = Context::from_waker(&waker);
+        assert!(table.push_if_room(sized(1), Some(&cx)).is_err());
+        table.refuse_new();
+        assert_eq!(counter.wakes(), 1, "closing wakes senders waiting for room");
+        // A closed table takes the record to fail it, room or not.
+        let (mut closed, wake) = table.push_if_room(sized(1), None).unwrap();
+        assert!(!wake);
+        assert_eq!(poll_now(&mut closed), Poll::Ready(Err(ClientError::Closed)));
+    }
+
+    #[test]
+    fn the_inbox_is_dated_by_its_first_record() {
+        let table = Deliveries::new(usize::MAX);
+        let before = crate::runtime::now();
+        let _a = table.push_one(ProducerRecord::new("t", "a"));
+        let after_first = crate::runtime::now();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let _b = table.push_one(ProducerRecord::new("t", "b"));
+        let mut inbox = Inbox::default();
+        let (first, since) = table.take_inbox(&mut inbox);
+        assert_eq!((first, inbox.len()), (0, 2));
+        assert!(
+            before <= since && since <= after_first,
+            "dated by the later record"
+        );
+        // The next burst starts a new date.
+        let mut next = Inbox::default();
+        let _c = table.push_one(ProducerRecord::new("t", "c"));
+        let (first, since) = table.take_inbox(&mut next);
+        assert_eq!(first, 2);
+        assert!(since > after_first);
+    }
+
+    #[test]
+    fn queues_count_their_records_budget() {
+        let table = Deliveries::new(10_000);
+        let mut buffer = crate::client::RecordBuffer::new();
+        for i in 0..4 {
+            buffer.push(sized(i).borrowed());
+        }
+        let bytes = buffer.bytes;
+        assert_eq!(bytes, 500);
+        let _batch = table.push_queue(buffer.queue, bytes);
+        let _one = table.push_one(sized(4));
+        assert_eq!(table.lock().waiting_bytes, 625);
+        buffer = crate::client::RecordBuffer::new();
+        buffer.push(sized(0).borrowed());
+        buffer.clear();
+        assert_eq!(buffer.bytes, 0);
+    }
+
     #[test]
     fn results_reach_their_futures_in_any_order_and_the_ring_shrinks() {
-        let table = Deliveries::new();
+        let table = Deliveries::new(usize::MAX);
         let mut futures = Vec::new();
         assert!(table.push(
             (0..4).map(|i| ProducerRecord::new("t", vec![i])),
             &mut futures
         ));
         let mut inbox = Inbox::default();
-        assert_eq!(table.take_inbox(&mut inbox), 0);
+        assert_eq!(table.take_inbox(&mut inbox).0, 0);
         let values: Vec<_> = inbox.iter().map(|r| r.value.unwrap().to_vec()).collect();
         assert_eq!(values, [[0], [1], [2], [3]]);
         assert!(poll_now(&mut futures[0]).is_pending());
@@ -927,7 +1234,7 @@ mod tests {
 
     #[test]
     fn a_closed_table_fails_waiting_records_and_refuses_new_ones() {
-        let table = Deliveries::new();
+        let table = Deliveries::new(usize::MAX);
         let (mut waiting, wake) = table.push_one(ProducerRecord::new("t", "a"));
         assert!(wake);
         let (_second, wake) = table.push_one(ProducerRecord::new("t", "b"));
@@ -945,7 +1252,7 @@ mod tests {
 
     #[test]
     fn a_blocked_waiter_wakes_when_its_record_is_delivered() {
-        let table = Deliveries::new();
+        let table = Deliveries::new(usize::MAX);
         let (future, _) = table.push_one(ProducerRecord::new("t", "a"));
         let t2 = table.clone();
         let waiter = std::thread::spawn(move || future.wait());
@@ -964,7 +1271,7 @@ mod tests {
 
     #[test]
     fn a_batch_is_ready_once_its_last_record_is_delivered_with_every_result_in_order() {
-        let table = Deliveries::new();
+        let table = Deliveries::new(usize::MAX);
         // One record before the batch, answered last: the batch does not wait for it.
         let (before, _) = table.push_one(ProducerRecord::new("t", "x"));
         let (mut batch, wake) = push_all(
@@ -1013,7 +1320,7 @@ mod tests {
 
     #[test]
     fn a_dropped_batch_frees_its_slots_as_results_come() {
-        let table = Deliveries::new();
+        let table = Deliveries::new(usize::MAX);
         let (batch, wake) = push_all(
             &table,
             (0..3).map(|i| ProducerRecord::new("t", vec![i])).collect(),
@@ -1047,18 +1354,18 @@ mod tests {
     fn queues_wait_whole_in_order_with_single_records() {
         let long: Vec<String> = (0..COPIED_QUEUE_RECORDS).map(|i| format!("q{i}")).collect();
         let long: Vec<&str> = long.iter().map(String::as_str).collect();
-        let table = Deliveries::new();
-        let (first, wake) = table.push_queue(queue(&["a", "b"]));
+        let table = Deliveries::new(usize::MAX);
+        let (first, wake) = table.push_queue(queue(&["a", "b"]), 0);
         assert!(wake, "the inbox was empty");
         let (_one, wake) = table.push_one(ProducerRecord::new("t", "c"));
         assert!(!wake);
-        let (second, wake) = table.push_queue(queue(&["d", "e"]));
+        let (second, wake) = table.push_queue(queue(&["d", "e"]), 0);
         assert!(!wake, "the inbox was not empty");
-        let (third, _) = table.push_queue(queue(&long));
+        let (third, _) = table.push_queue(queue(&long), 0);
         let (_two, _) = table.push_one(ProducerRecord::new("t", "f"));
-        let (_, _) = table.push_queue(RecordQueue::default());
+        let (_, _) = table.push_queue(RecordQueue::default(), 0);
         let mut inbox = Inbox::default();
-        assert_eq!(table.take_inbox(&mut inbox), 0);
+        assert_eq!(table.take_inbox(&mut inbox).0, 0);
         let mut expected: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
         expected.extend(long.iter().map(|v| v.to_string()));
         expected.push("f".to_string());
@@ -1093,11 +1400,11 @@ mod tests {
     fn a_long_queue_is_taken_uncopied_and_an_emptied_inbox_keeps_room() {
         let long: Vec<String> = (0..100).map(|i| format!("value-{i}")).collect();
         let long: Vec<&str> = long.iter().map(String::as_str).collect();
-        let table = Deliveries::new();
+        let table = Deliveries::new(usize::MAX);
         let (_one, _) = table.push_one(ProducerRecord::new("t", "single"));
         let q = queue(&long);
         let at = q.front_queued().unwrap().fields.value.unwrap().as_ptr();
-        let (_batch, _) = table.push_queue(q);
+        let (_batch, _) = table.push_queue(q, 0);
         let mut inbox = Inbox::default();
         table.take_inbox(&mut inbox);
         let (_, next) = inbox.front_and_next().unwrap();
@@ -1134,7 +1441,7 @@ mod tests {
 
     #[test]
     fn a_burst_gives_its_memory_back_once_delivered() {
-        let table = Deliveries::new();
+        let table = Deliveries::new(usize::MAX);
         let n = 20 * KEPT_SLOTS as u64;
         let (batch, _) = push_all(
             &table,
@@ -1158,7 +1465,7 @@ mod tests {
 
     #[test]
     fn a_closed_table_fails_a_whole_batch_and_a_blocked_batch_waiter_wakes() {
-        let table = Deliveries::new();
+        let table = Deliveries::new(usize::MAX);
         let (batch, _) = push_all(
             &table,
             vec![ProducerRecord::new("t", "a"), ProducerRecord::new("t", "b")],
@@ -1175,7 +1482,7 @@ mod tests {
         let (late, wake) = push_all(&table, vec![ProducerRecord::new("t", "c")]);
         assert!(!wake);
         assert_eq!(late.wait(), vec![Err(ClientError::Closed)]);
-        let (empty, _) = push_all(&Deliveries::new(), Vec::new());
+        let (empty, _) = push_all(&Deliveries::new(usize::MAX), Vec::new());
         assert_eq!(empty.wait(), Vec::new());
     }
 
@@ -1194,7 +1501,7 @@ mod tests {
     /// freed unread.
     #[test]
     fn reports_keep_their_topics_and_the_topic_list_stays_short() {
-        let table = Deliveries::new();
+        let table = Deliveries::new(usize::MAX);
         let futures: Vec<DeliveryFuture> = (0..6)
             .map(|i| {
                 table
@@ -1252,7 +1559,7 @@ mod tests {
     #[test]
     fn a_written_batch_reports_each_record() {
         use crate::client::{RecordId, WrittenBatch};
-        let table = Deliveries::new();
+        let table = Deliveries::new(usize::MAX);
         let futures: Vec<DeliveryFuture> = (0..6)
             .map(|_| table.push_one(ProducerRecord::new("t", "v")).0)
             .collect();

@@ -126,6 +126,9 @@ struct Produce {
     incoming: Inbox,
     incoming_first: u64,
     incoming_deadline: Instant,
+    /// Budget bytes of the records taken into the producer (or failed) since the
+    /// table last heard of it: they no longer wait in front of it.
+    admitted_bytes: usize,
     /// Reports not yet written to the table.
     done: Vec<(u64, Result<RecordMetadata, ClientError>)>,
     /// Flushes waiting for every record below their mark.
@@ -205,6 +208,7 @@ impl<N: Net> Driver<N> {
                 incoming: Inbox::default(),
                 incoming_first: 0,
                 incoming_deadline: now(),
+                admitted_bytes: 0,
                 done: Vec::new(),
                 flushes: Vec::new(),
             },
@@ -319,8 +323,9 @@ impl<N: Net> Driver<N> {
         // (until then they stay in the table's inbox, behind them).
         if p.inbox_waiting && p.incoming.is_empty() {
             p.inbox_waiting = false;
-            p.incoming_first = p.table.take_inbox(&mut p.incoming);
-            p.incoming_deadline = now + self.client.config().producer.delivery_timeout;
+            let since;
+            (p.incoming_first, since) = p.table.take_inbox(&mut p.incoming);
+            p.incoming_deadline = since + self.client.config().producer.delivery_timeout;
         }
         if p.incoming.is_empty() {
             return false;
@@ -335,11 +340,20 @@ impl<N: Net> Driver<N> {
         let mut accepted = false;
         while let Some((record, next)) = p.incoming.front_and_next() {
             let n = p.incoming_first;
-            match self.client.accept_queued(now, &record, RecordId(n)) {
-                Ok(()) => accepted = true,
+            match self
+                .client
+                .accept_queued(now, &record, RecordId(n), p.incoming_deadline)
+            {
+                Ok(size) => {
+                    accepted = true;
+                    p.admitted_bytes += size;
+                }
                 // It and those behind it wait, in order, until deliveries free room.
                 Err(SendError::BufferFull { .. }) if now < p.incoming_deadline => break,
-                Err(e) => p.done.push((n, Err(ClientError::Send(e)))),
+                Err(e) => {
+                    p.admitted_bytes += record.fields.size();
+                    p.done.push((n, Err(ClientError::Send(e))));
+                }
             }
             p.incoming.pop_front_to(next);
             p.incoming_first += 1;
@@ -354,7 +368,7 @@ impl<N: Net> Driver<N> {
     /// Writes the reports gathered into the table, and answers flushes.
     fn report(&mut self) {
         let p = &mut self.produce;
-        if !p.done.is_empty() || self.client.has_deliveries() {
+        if !p.done.is_empty() || self.client.has_deliveries() || p.admitted_bytes > 0 {
             // One lock for everything delivered since the last report.
             let mut table = p.table.completing();
             for (n, result) in p.done.drain(..) {
@@ -364,6 +378,12 @@ impl<N: Net> Driver<N> {
                 Delivered::One(id, result) => table.deliver(id.0, result),
                 Delivered::Batch(batch) => table.deliver_written(batch),
             });
+            // What the producer holds now, and what no longer waits in front of it:
+            // senders waiting for room see both.
+            table.buffered(
+                std::mem::take(&mut p.admitted_bytes),
+                self.client.buffered_bytes(),
+            );
         }
         self.finish_flushes();
     }
@@ -389,7 +409,7 @@ impl<N: Net> Driver<N> {
         p.inbox_waiting = false;
         loop {
             if p.incoming.is_empty() {
-                p.incoming_first = p.table.take_inbox(&mut p.incoming);
+                p.incoming_first = p.table.take_inbox(&mut p.incoming).0;
                 if p.incoming.is_empty() {
                     break;
                 }

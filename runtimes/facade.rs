@@ -262,9 +262,9 @@ impl ClientBuilder {
         };
         #[cfg(not(feature = "tls"))]
         let tls = DriverTls::default();
+        let deliveries = crate::delivery::Deliveries::new(config.producer.buffer_max_bytes);
         let core = Core::new(config, crate::runtime::now());
         let (tx, rx) = async_channel::unbounded();
-        let deliveries = crate::delivery::Deliveries::new();
         let handle = Client {
             inner: Arc::new(Inner {
                 commands: tx,

@@ -38,7 +38,7 @@ pub struct Producer {
     client: crate::runtime::Client,
 }
 
-pub use crate::delivery::{BatchDelivery, DeliveryFuture};
+pub use crate::delivery::{BatchDelivery, DeliveryFuture, NoRoom};
 
 fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
@@ -69,7 +69,11 @@ impl crate::runtime::Client {
 impl Producer {
     /// Hands a record over at once and returns its delivery. A record without a
     /// timestamp gets the current time. If the producer's buffer is full the record
-    /// waits for room (up to its delivery timeout) instead of failing. After
+    /// waits for room (up to its delivery timeout) instead of failing; records
+    /// handed over this way are not limited by the buffer's budget, so a sender
+    /// faster than the cluster grows its memory without bound. To wait for room
+    /// before handing a record over, use [`send_when_room`](Self::send_when_room);
+    /// to be refused at once, [`try_send`](Self::try_send). After
     /// [`Client::close`](crate::runtime::Client::close) (or once the client is gone)
     /// the delivery fails at once with [`ClientError::Closed`].
     ///
@@ -99,6 +103,88 @@ impl Producer {
             let _ = self.client.command(Command::Produce);
         }
         future
+    }
+
+    /// Hands a record over once the producer's byte budget
+    /// ([`ProducerConfig::buffer_max_bytes`](crate::client::ProducerConfig::buffer_max_bytes))
+    /// has room for it beside every record buffered or waiting to be, and returns
+    /// its delivery. A sender that sends this way never holds more than the budget
+    /// (plus one record) in the producer: it waits instead, as Java's `send` blocks
+    /// on a full `buffer.memory`. Room comes as records are delivered or fail, each
+    /// within its delivery timeout, so the wait is bounded by theirs. The record's
+    /// timestamp, if it has none, is the time of this call. Dropping the future
+    /// before it is ready drops the record unsent; once ready, the record is the
+    /// producer's and is delivered whatever happens to the [`DeliveryFuture`].
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use kafka_sansio::client::ProducerRecord;
+    ///
+    /// let producer = client.producer();
+    /// let mut deliveries = Vec::new();
+    /// for i in 0..1000 {
+    ///     // Waits here whenever the producer's buffer is full.
+    ///     let delivery = producer.send_when_room(ProducerRecord::new("orders", format!("event {i}"))).await;
+    ///     deliveries.push(delivery);
+    /// }
+    /// for d in deliveries {
+    ///     d.await?;
+    /// }
+    /// # Ok(()) });
+    /// ```
+    pub async fn send_when_room(&self, mut record: ProducerRecord) -> DeliveryFuture {
+        record.timestamp.get_or_insert_with(wall_clock_ms);
+        let table = self.client.deliveries();
+        let mut record = Some(record);
+        std::future::poll_fn(|cx| {
+            let Some(r) = record.take() else {
+                return std::task::Poll::Pending; // polled after it was ready
+            };
+            match table.push_if_room(r, Some(cx)) {
+                Ok((future, wake)) => {
+                    if wake {
+                        let _ = self.client.command(Command::Produce);
+                    }
+                    std::task::Poll::Ready(future)
+                }
+                Err(full) => {
+                    record = Some(full.into_record());
+                    std::task::Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+
+    /// Hands a record over if the producer's byte budget has room for it beside
+    /// every record buffered or waiting to be (as
+    /// [`send_when_room`](Self::send_when_room) would, without waiting), and returns
+    /// its delivery; else gives it back at once in a [`NoRoom`], as librdkafka's
+    /// produce refuses with `QUEUE_FULL`. After the client is closed the record is
+    /// taken, and its delivery fails with [`ClientError::Closed`].
+    ///
+    /// # Errors
+    /// [`NoRoom`], holding the record, when the budget is full.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use kafka_sansio::client::ProducerRecord;
+    ///
+    /// let producer = client.producer();
+    /// let delivery = producer.try_send(ProducerRecord::new("orders", "paid")).expect("an idle producer has room");
+    /// assert!(delivery.await?.offset.is_some());
+    /// # Ok(()) });
+    /// ```
+    #[allow(clippy::result_large_err)] // the record comes back whole
+    pub fn try_send(&self, mut record: ProducerRecord) -> Result<DeliveryFuture, NoRoom> {
+        record.timestamp.get_or_insert_with(wall_clock_ms);
+        let (future, wake) = self.client.deliveries().push_if_room(record, None)?;
+        if wake {
+            let _ = self.client.command(Command::Produce);
+        }
+        Ok(future)
     }
 
     /// Hands many records over at once; their deliveries in the same order.
@@ -147,8 +233,10 @@ impl Producer {
     /// ```
     pub fn send_all(&self, records: Vec<ProducerRecord>) -> BatchDelivery {
         // Copied here, outside the table's lock, which the driver needs to report.
+        let bytes = records.iter().map(|r| r.size()).sum();
         self.send_buffer(crate::client::RecordBuffer {
             queue: crate::client::RecordQueue::from_records(records),
+            bytes,
         })
     }
 
@@ -178,7 +266,7 @@ impl Producer {
     pub fn send_buffer(&self, records: crate::client::RecordBuffer) -> BatchDelivery {
         let mut queue = records.queue;
         queue.fill_timestamps(wall_clock_ms());
-        let (batch, wake) = self.client.deliveries().push_queue(queue);
+        let (batch, wake) = self.client.deliveries().push_queue(queue, records.bytes);
         if wake {
             let _ = self.client.command(Command::Produce);
         }

@@ -646,6 +646,182 @@ fn blocking_producer_waits_for_each_delivery() {
     server.shutdown();
 }
 
+/// Waits until `count` reaches `n` (or fails after 10 s), then checks that it stays
+/// there a while: a sender waiting for room stopped at the budget.
+fn settles_at(count: &std::sync::atomic::AtomicUsize, n: usize) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while count.load(SeqCst) < n && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        count.load(SeqCst),
+        n,
+        "the sender did not stop at the budget"
+    );
+}
+
+/// 100-byte values: 125 bytes of the producer's budget each, so 32 fit in 4096.
+fn padded(i: usize) -> String {
+    format!("{i:0100}")
+}
+
+fn small_budget(c: &mut kafka_sansio::client::ClientConfig) {
+    c.producer.buffer_max_bytes = 4096;
+    c.producer.batch_max_bytes = 2048;
+    c.producer.linger = Duration::from_millis(1);
+}
+
+/// A sender that waits for room never has more than the producer's budget handed
+/// over: while nothing can be delivered (its topic does not exist yet) it stops at
+/// the budget and `try_send` gives a record back whole; once the topic exists the
+/// sender goes on, and every record is written once, in send order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_waiting_for_room_holds_at_most_the_budget() {
+    use kafka_sansio::client::ProducerRecord;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let server = serve(cluster(1)).await.unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .configure(small_budget)
+        .build_tokio()
+        .await
+        .unwrap();
+    let producer = client.producer();
+    let handed = Arc::new(AtomicUsize::new(0));
+    let sender = tokio::spawn({
+        let (producer, handed) = (producer.clone(), handed.clone());
+        async move {
+            let mut deliveries = Vec::new();
+            for i in 0..200 {
+                let record = ProducerRecord::new("late", padded(i)).partition(0);
+                deliveries.push(producer.send_when_room(record).await);
+                handed.fetch_add(1, SeqCst);
+            }
+            deliveries
+        }
+    });
+    let watched = handed.clone();
+    tokio::task::spawn_blocking(move || settles_at(&watched, 32))
+        .await
+        .unwrap();
+    let full = producer
+        .try_send(ProducerRecord::new("late", padded(7)).partition(0))
+        .unwrap_err();
+    assert_eq!((full.used(), full.limit()), (32 * 125, 4096));
+    assert_eq!(
+        full.into_record().value.as_deref(),
+        Some(padded(7).as_bytes())
+    );
+
+    server
+        .with_cluster(|c, _| c.create_topic("late", 1, 1))
+        .unwrap();
+    let deliveries = tokio::time::timeout(Duration::from_secs(30), sender)
+        .await
+        .unwrap()
+        .unwrap();
+    for (i, d) in deliveries.into_iter().enumerate() {
+        assert_eq!(d.await.unwrap().offset, Some(i as i64), "record {i}");
+    }
+    // Everything delivered: the whole budget is free again.
+    assert!(
+        producer
+            .try_send(ProducerRecord::new("late", padded(0)).partition(0))
+            .is_ok()
+    );
+    client.close().await;
+    server.shutdown().await;
+}
+
+/// A record's delivery timeout counts from when it was handed over, also when it
+/// first waited for room in front of a full producer: records sent half a timeout
+/// after the budget filled (their topic does not exist, so nothing is delivered)
+/// fail a timeout after they were sent, not a timeout after they found room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_that_waited_for_room_still_fails_by_its_delivery_timeout() {
+    use kafka_sansio::client::ProducerRecord;
+    let timeout = Duration::from_secs(2);
+    let server = serve(cluster(1)).await.unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .configure(|c| {
+            small_budget(c);
+            c.producer.delivery_timeout = timeout;
+        })
+        .build_tokio()
+        .await
+        .unwrap();
+    let producer = client.producer();
+    let send = |from: usize| -> Vec<_> {
+        (from..from + 32)
+            .map(|i| producer.send(ProducerRecord::new("never", padded(i)).partition(0)))
+            .collect()
+    };
+    let start = std::time::Instant::now();
+    let first = send(0); // fills the budget
+    tokio::time::sleep(timeout / 2).await;
+    let second = send(32); // waits for room, which comes when the first fail
+    let second_sent = start.elapsed();
+    for d in first {
+        assert!(d.await.is_err());
+    }
+    for d in second {
+        assert!(d.await.is_err());
+    }
+    let waited = start.elapsed() - second_sent;
+    assert!(
+        waited < timeout + Duration::from_millis(600),
+        "records sent {second_sent:?} in failed {waited:?} after, past their {timeout:?} delivery timeout"
+    );
+    client.close().await;
+    server.shutdown().await;
+}
+
+/// The blocking `send_when_room` blocks at the budget and goes on once records are
+/// delivered.
+#[test]
+fn blocking_sender_blocks_at_the_budget() {
+    use kafka_sansio::client::ProducerRecord;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let server = BackgroundServer::start(cluster(1)).unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .configure(small_budget)
+        .build_blocking()
+        .unwrap();
+    let producer = client.producer();
+    let handed = Arc::new(AtomicUsize::new(0));
+    let (done, sent) = std::sync::mpsc::channel();
+    std::thread::spawn({
+        let (producer, handed) = (producer.clone(), handed.clone());
+        move || {
+            let deliveries = (0..50)
+                .map(|i| {
+                    let d = producer
+                        .send_when_room(ProducerRecord::new("later", padded(i)).partition(0));
+                    handed.fetch_add(1, SeqCst);
+                    d
+                })
+                .collect::<Vec<_>>();
+            let _ = done.send(deliveries);
+        }
+    });
+    settles_at(&handed, 32);
+    server
+        .with_cluster(|c, _| c.create_topic("later", 1, 1))
+        .unwrap();
+    let offsets: Vec<_> = sent
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the sender goes on once records are delivered")
+        .into_iter()
+        .map(|d| d.wait().unwrap().offset.unwrap())
+        .collect();
+    assert_eq!(offsets, (0..50).collect::<Vec<_>>());
+    client.close();
+    server.shutdown();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumer_stream_reads_what_the_producer_wrote_and_goes_on_after_errors() {
     use futures_lite::StreamExt;

@@ -115,6 +115,9 @@ impl Client {
     /// queue (encoded when taken, or kept while its topic's metadata is unknown: its
     /// bytes copied, its key and value handles shared) and named by the caller's
     /// `id` (the facades number records themselves). Ids must grow and never repeat.
+    /// Returns the bytes the record takes of the producer's budget. The record
+    /// fails at `deadline` if it is not delivered by then (a facade's record counts
+    /// its delivery timeout from when it was handed over, not from now).
     #[cfg_attr(
         not(any(feature = "tokio", feature = "smol", feature = "blocking")),
         allow(dead_code)
@@ -124,9 +127,10 @@ impl Client {
         now: Instant,
         record: &QueuedRecord<'_>,
         id: RecordId,
-    ) -> Result<(), SendError> {
+        deadline: Instant,
+    ) -> Result<usize, SendError> {
         self.advance(now);
-        self.producer_mut().send_queued(now, record, id)
+        self.producer_mut().send_queued(now, record, id, deadline)
     }
 
     #[allow(dead_code)]

@@ -74,7 +74,9 @@ pub struct ProducerConfig {
     /// Most records in one batch.
     pub batch_max_records: usize,
     /// Bytes buffered across all partitions (records not yet acknowledged); a send
-    /// over it is refused at once with [`SendError::BufferFull`].
+    /// over it is refused at once with [`SendError::BufferFull`]. The facades'
+    /// producer counts records waiting to enter it in the same budget: its
+    /// `send_when_room` waits for room and `try_send` gives the record back.
     pub buffer_max_bytes: usize,
     /// Largest Produce request; several partitions' batches share one up to it.
     pub request_max_bytes: usize,
@@ -319,8 +321,10 @@ pub enum SendError {
         /// The budget.
         limit: usize,
     },
-    /// The record alone is larger than a batch may be.
-    #[error("record of {size} bytes is larger than the {limit}-byte batch limit")]
+    /// The record alone is larger than a batch may be
+    /// ([`ProducerConfig::batch_max_bytes`]) or than the whole byte budget
+    /// ([`ProducerConfig::buffer_max_bytes`]).
+    #[error("record of {size} bytes is larger than the {limit}-byte limit")]
     RecordTooLarge {
         /// Its size.
         size: usize,
@@ -767,26 +771,34 @@ impl Producer {
         id: RecordId,
     ) -> Result<(), (SendError, ProducerRecord)> {
         // A large key or value waiting for metadata keeps its handle, not a copy.
-        match self.send_queued(now, &QueuedRecord::of(&record), id) {
-            Ok(()) => Ok(()),
+        let deadline = now + self.config.delivery_timeout;
+        match self.send_queued(now, &QueuedRecord::of(&record), id, deadline) {
+            Ok(_) => Ok(()),
             Err(e) => Err((e, record)),
         }
     }
 
     /// As [`send_as`](Self::send_as), with the record borrowed: on success it is
     /// encoded, or kept until its topic's metadata comes: a copy of its bytes, and
-    /// the key and value handles it comes with (shared, not copied).
+    /// the key and value handles it comes with (shared, not copied). It fails at
+    /// `deadline` if not delivered by then. Returns the bytes it takes of the budget.
     pub(crate) fn send_queued(
         &mut self,
         now: Instant,
         queued: &QueuedRecord<'_>,
         id: RecordId,
-    ) -> Result<(), SendError> {
+        deadline: Instant,
+    ) -> Result<usize, SendError> {
         let record = &queued.fields;
         self.check_config()?;
         let size = record.size();
         let limit = self.config.batch_max_bytes;
         if size + crate::records::BATCH_HEADER_LEN > limit {
+            return Err(SendError::RecordTooLarge { size, limit });
+        }
+        // Larger than the whole budget: no amount of waiting makes room for it.
+        let limit = self.config.buffer_max_bytes;
+        if size > limit {
             return Err(SendError::RecordTooLarge { size, limit });
         }
         if self.buffered + size > self.config.buffer_max_bytes {
@@ -797,7 +809,6 @@ impl Producer {
         }
         self.next_id = self.next_id.max(id.0 + 1);
         self.buffered += size;
-        let deadline = now + self.config.delivery_timeout;
         let topic: &str = record.topic;
         // A topic routed to before, with nothing of it waiting for metadata: the
         // record is encoded into its partition's open batch now, and only its
@@ -811,7 +822,7 @@ impl Producer {
                 None => self.placement.choose(routed, record, size),
             };
             self.place(now, topic, partition, count, id, record, size, deadline);
-            return Ok(());
+            return Ok(size);
         }
         let queue = match self.unrouted.get_mut(topic) {
             Some(queue) => queue,
@@ -819,7 +830,7 @@ impl Producer {
         };
         queue.records.push_queued(queued);
         queue.waiting.push_back(Waiting { id, size, deadline });
-        Ok(())
+        Ok(size)
     }
 
     /// Sends every buffered batch without waiting for linger.
