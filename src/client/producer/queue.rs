@@ -186,6 +186,10 @@ impl ProducerRecord {
     /// [`BorrowedRecord::size`], without building the borrowed view (every record
     /// `Producer::send` hands over is counted against the budget).
     #[inline]
+    #[cfg_attr(
+        not(any(feature = "tokio", feature = "smol", feature = "blocking")),
+        allow(dead_code)
+    )]
     pub(crate) fn size(&self) -> usize {
         let len = |b: &Option<Bytes>| b.as_ref().map_or(0, Bytes::len);
         let headers = if self.headers.is_empty() {
