@@ -24,6 +24,12 @@
 //! bytes of the records waiting in front of the producer (counted as they are
 //! handed over, uncounted as the driver takes them in or fails them) plus what the
 //! producer held when the driver last reported. `send` does not ask.
+//!
+//! Senders that wait for room (`send_when_room`) are each registered once, in a
+//! line numbered as they came: a sender polled again updates its entry, one that
+//! gives up (its future dropped) leaves the line, so registering costs the same
+//! however many wait. When room comes every waiting sender is woken, and they race
+//! for it: the first to run takes what fits, the others register again.
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)] // std Mutex and Condvar: a runtime part, not the sans-IO core
 
 use std::collections::VecDeque;
@@ -203,8 +209,16 @@ struct State {
     producer_bytes: usize,
     /// The budget both share.
     limit: usize,
-    /// Senders waiting for room.
-    room_wakers: Vec<Waker>,
+    /// Senders waiting for room, in the order they asked; their numbers increase.
+    room_line: VecDeque<WaitingSender>,
+    /// The number the next sender to wait in line gets.
+    next_in_line: u64,
+}
+
+/// A sender in line for room: its number and its task.
+struct WaitingSender {
+    n: u64,
+    waker: Waker,
 }
 
 /// A record the producer did not take because its byte budget
@@ -231,11 +245,49 @@ struct State {
 /// # Ok(()) });
 /// ```
 #[derive(Debug, thiserror::Error)]
-#[error("the producer's buffer has no room for the record ({used} of {limit} bytes used)")]
+#[error(
+    "the producer's buffer has no room for the record ({used} of {limit} bytes used, {waiting_senders} senders waiting for room)"
+)]
 pub struct NoRoom {
     record: ProducerRecord,
     used: usize,
     limit: usize,
+    waiting_senders: usize,
+}
+
+/// A sender's place in line for room in a [`Deliveries`] table (see the module
+/// docs): [`push`](Self::push) until the record is taken. Dropped before, it leaves
+/// the line.
+pub(crate) struct PlaceInLine<'a> {
+    table: &'a Arc<Deliveries>,
+    n: Option<u64>,
+}
+
+impl<'a> PlaceInLine<'a> {
+    /// Not in line yet: the first [`push`](Self::push) takes a place if it must.
+    pub(crate) fn new(table: &'a Arc<Deliveries>) -> Self {
+        Self { table, n: None }
+    }
+
+    /// The record's future once it is taken, and whether the driver must be told
+    /// (as [`Deliveries::push_one`]); else the record comes back, and the task of
+    /// `cx` is woken when room comes.
+    #[allow(clippy::result_large_err)] // the record comes back whole
+    pub(crate) fn push(
+        &mut self,
+        record: ProducerRecord,
+        cx: &Context<'_>,
+    ) -> Result<(DeliveryFuture, bool), ProducerRecord> {
+        self.table.push_when_room(record, &mut self.n, cx)
+    }
+}
+
+impl Drop for PlaceInLine<'_> {
+    fn drop(&mut self) {
+        if let Some(n) = self.n.take() {
+            self.table.leave_line(n);
+        }
+    }
 }
 
 impl NoRoom {
@@ -272,7 +324,7 @@ impl NoRoom {
     }
 
     /// Budget bytes in use when it was refused: records waiting to enter the
-    /// producer and records in it.
+    /// producer, records in it, and room given to senders that waited for it.
     ///
     /// ```
     /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
@@ -302,6 +354,24 @@ impl NoRoom {
     #[must_use]
     pub fn limit(&self) -> usize {
         self.limit
+    }
+
+    /// Senders that were waiting for room
+    /// ([`send_when_room`](crate::runtime::Producer::send_when_room)) when it was
+    /// refused.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// # use kafka_sansio::client::ProducerRecord;
+    /// if let Err(full) = client.producer().try_send(ProducerRecord::new("orders", "paid")) {
+    ///     println!("{} senders wait for room", full.waiting_senders());
+    /// }
+    /// # Ok(()) });
+    /// ```
+    #[must_use]
+    pub fn waiting_senders(&self) -> usize {
+        self.waiting_senders
     }
 }
 
@@ -341,7 +411,8 @@ impl Deliveries {
                 waiting_bytes: 0,
                 producer_bytes: 0,
                 limit,
-                room_wakers: Vec::new(),
+                room_line: VecDeque::new(),
+                next_in_line: 0,
             }),
             delivered: Condvar::new(),
         })
@@ -374,34 +445,78 @@ impl Deliveries {
         (future, wake)
     }
 
-    /// One record if the budget has room for it (see the module docs), as
-    /// [`push_one`](Self::push_one); else it comes back, and the task of `cx` (if
-    /// given) is woken once there may be room. A closed table takes it, to fail it.
+    /// One record if the budget has room for it and no sender waits for room ahead
+    /// of it (see the module docs), as [`push_one`](Self::push_one); else it comes
+    /// back. A closed table takes it, to fail it.
     #[allow(clippy::result_large_err)] // the record comes back whole
-    pub(crate) fn push_if_room(
+    pub(crate) fn try_push(
         self: &Arc<Self>,
         record: ProducerRecord,
-        cx: Option<&Context<'_>>,
     ) -> Result<(DeliveryFuture, bool), NoRoom> {
         let size = record.size();
         let mut s = self.lock();
         if !s.closed && !s.has_room(size) {
-            let used = s.waiting_bytes + s.producer_bytes;
-            if let Some(cx) = cx
-                && !s.room_wakers.iter().any(|w| w.will_wake(cx.waker()))
-            {
-                s.room_wakers.push(cx.waker().clone());
-            }
             return Err(NoRoom {
                 record,
-                used,
+                used: s.used(),
                 limit: s.limit,
+                waiting_senders: s.room_line.len(),
             });
         }
+        Ok(self.enqueue_one(&mut s, record))
+    }
+
+    /// One record for the sender whose place in line is `place` (none yet: `None`),
+    /// as [`try_push`](Self::try_push), except that a record that does not fit
+    /// takes (or keeps) a place in line and comes back; the task of `cx` is woken
+    /// when room comes (the next call then tries again), or the table is closed.
+    /// See [`PlaceInLine`].
+    #[allow(clippy::result_large_err)] // the record comes back whole
+    fn push_when_room(
+        self: &Arc<Self>,
+        record: ProducerRecord,
+        place: &mut Option<u64>,
+        cx: &Context<'_>,
+    ) -> Result<(DeliveryFuture, bool), ProducerRecord> {
+        let mut s = self.lock();
+        if !s.closed && !s.has_room(record.size()) {
+            let entry = place.and_then(|n| s.room_line.binary_search_by_key(&n, |w| w.n).ok());
+            match entry {
+                Some(i) => s.room_line[i].waker.clone_from(cx.waker()),
+                // New, or woken since (room came and others took it): at the back.
+                None => {
+                    let n = s.next_in_line;
+                    s.next_in_line += 1;
+                    s.room_line.push_back(WaitingSender {
+                        n,
+                        waker: cx.waker().clone(),
+                    });
+                    *place = Some(n);
+                }
+            }
+            return Err(record);
+        }
+        if let Some(n) = place.take() {
+            s.leave_line(n);
+        }
+        Ok(self.enqueue_one(&mut s, record))
+    }
+
+    /// The sender numbered `n` stops waiting: it leaves the line (if it is still in
+    /// it).
+    fn leave_line(&self, n: u64) {
+        self.lock().leave_line(n);
+    }
+
+    fn enqueue_one(
+        self: &Arc<Self>,
+        s: &mut State,
+        record: ProducerRecord,
+    ) -> (DeliveryFuture, bool) {
         let was_empty = s.inbox.is_empty();
-        let future = self.enqueue(&mut s, record);
+        let future = self.enqueue(s, record);
         let wake = was_empty && !s.inbox.is_empty();
-        Ok((future, wake))
+        (future, wake)
     }
 
     /// Hands a queue of records over for one [`BatchDelivery`]; as
@@ -495,7 +610,7 @@ impl Deliveries {
             let mut s = self.lock();
             s.closed = true;
             s.inbox.clear();
-            wakers.append(&mut s.room_wakers);
+            s.empty_line(&mut wakers);
             for slot in &mut s.slots {
                 if let Some(waker) = slot.take_waiting() {
                     *slot = Slot::Failed(Box::new(error.clone()));
@@ -514,11 +629,12 @@ impl Deliveries {
 
     /// Takes no more records; those handed over already are still delivered.
     pub(crate) fn refuse_new(&self) {
-        let wakers = {
+        let mut wakers = Vec::new();
+        {
             let mut s = self.lock();
             s.closed = true;
-            std::mem::take(&mut s.room_wakers)
-        };
+            s.empty_line(&mut wakers);
+        }
         for w in wakers {
             w.wake();
         }
@@ -568,8 +684,8 @@ impl Completing<'_> {
         );
         s.waiting_bytes = s.waiting_bytes.saturating_sub(admitted);
         s.producer_bytes = producer;
-        if !s.room_wakers.is_empty() && s.waiting_bytes + s.producer_bytes < s.limit {
-            self.wakers.append(&mut s.room_wakers);
+        if s.used() < s.limit {
+            s.empty_line(&mut self.wakers);
         }
     }
 }
@@ -597,8 +713,25 @@ impl State {
     /// waiting (always, if nothing is: a record larger than the budget is then
     /// handed over, for the producer to refuse).
     fn has_room(&self, size: usize) -> bool {
-        let used = self.waiting_bytes + self.producer_bytes;
+        let used = self.used();
         used == 0 || used + size <= self.limit
+    }
+
+    /// Budget bytes taken: waiting in front of the producer and in it.
+    fn used(&self) -> usize {
+        self.waiting_bytes + self.producer_bytes
+    }
+
+    /// The sender numbered `n` leaves the line (if it is in it).
+    fn leave_line(&mut self, n: u64) {
+        if let Ok(i) = self.room_line.binary_search_by_key(&n, |w| w.n) {
+            self.room_line.remove(i);
+        }
+    }
+
+    /// Collects every sender in line to wake (room came, or the table is closing).
+    fn empty_line(&mut self, wakers: &mut Vec<Waker>) {
+        wakers.extend(self.room_line.drain(..).map(|w| w.waker));
     }
 
     /// Gives a record (of an open table) the next number and a slot, and puts it in
@@ -1110,51 +1243,143 @@ mod tests {
         ProducerRecord::new("t", format!("{i:0100}"))
     }
 
+    /// A task's waker that counts its wakes, and its context.
+    fn counting() -> (Arc<CountingWaker>, Waker) {
+        let counter = Arc::new(CountingWaker(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        (counter, waker)
+    }
+
     #[test]
     fn senders_asking_for_room_share_the_budget_with_the_producer() {
         let table = Deliveries::new(1000);
         // Eight records of 125 bytes fill it; the ninth comes back whole.
         for i in 0..8 {
-            assert!(table.push_if_room(sized(i), None).is_ok(), "record {i}");
+            assert!(table.try_push(sized(i)).is_ok(), "record {i}");
         }
-        let full = table.push_if_room(sized(8), None).unwrap_err();
+        let full = table.try_push(sized(8)).unwrap_err();
         assert_eq!((full.used(), full.limit()), (1000, 1000));
+        assert_eq!(full.waiting_senders(), 0);
         assert_eq!(full.into_record(), sized(8));
         // `send` does not ask: it is taken, and counts.
         let (_unasked, _) = table.push_one(sized(8));
-        let counter = Arc::new(CountingWaker(std::sync::atomic::AtomicUsize::new(0)));
-        let waker = Waker::from(counter.clone());
+        let (counter, waker) = counting();
         let cx = Context::from_waker(&waker);
-        assert!(table.push_if_room(sized(9), Some(&cx)).is_err());
-        assert!(table.push_if_room(sized(9), Some(&cx)).is_err());
-        assert_eq!(table.lock().room_wakers.len(), 1, "one waker per task");
+        let mut place = PlaceInLine::new(&table);
+        let record = place.push(sized(9), &cx).unwrap_err();
+        let record = place.push(record, &cx).unwrap_err();
+        assert_eq!(table.lock().room_line.len(), 1, "one entry per sender");
         // The driver takes 4 records in and they wait in the producer: still full.
         table.completing().buffered(500, 500);
         assert_eq!(counter.wakes(), 0);
-        assert!(table.push_if_room(sized(9), None).is_err());
-        // 5 more taken in, and the producer delivered some: room, and the sender is woken.
+        assert_eq!(table.try_push(sized(10)).unwrap_err().waiting_senders(), 1);
+        // 5 more taken in, and the producer delivered some: room, and the sender is
+        // woken.
         table.completing().buffered(625, 875);
         assert_eq!(counter.wakes(), 1);
-        assert!(table.push_if_room(sized(9), None).is_ok());
+        assert!(place.push(record, &cx).is_ok());
+        drop(place);
         let s = table.lock();
         assert_eq!((s.waiting_bytes, s.producer_bytes), (125, 875));
-        assert!(s.room_wakers.is_empty());
+        assert!(s.room_line.is_empty());
+    }
+
+    #[test]
+    fn waiting_senders_are_woken_when_room_comes_and_register_again_if_others_took_it() {
+        let table = Deliveries::new(1000);
+        for i in 0..8 {
+            assert!(table.try_push(sized(i)).is_ok());
+        }
+        let tasks: Vec<_> = (0..3).map(|_| counting()).collect();
+        let mut places: Vec<_> = (0..3).map(|_| PlaceInLine::new(&table)).collect();
+        let mut records: Vec<_> = (0..3)
+            .map(|i| {
+                let cx = Context::from_waker(&tasks[i].1);
+                Some(places[i].push(sized(i), &cx).unwrap_err())
+            })
+            .collect();
+        let wakes = || tasks.iter().map(|t| t.0.wakes()).collect::<Vec<_>>();
+        let mut run = |i: usize| {
+            let cx = Context::from_waker(&tasks[i].1);
+            match places[i].push(records[i].take().unwrap(), &cx) {
+                Ok(_) => true,
+                Err(record) => {
+                    records[i] = Some(record);
+                    false
+                }
+            }
+        };
+        // Polled again without room: each keeps its one entry.
+        assert!(!run(1));
+        assert_eq!(table.lock().room_line.len(), 3);
+        // Room for one: all are woken; the first to run takes it, the others find
+        // none and wait again.
+        table.completing().buffered(1000, 875);
+        assert_eq!(wakes(), [1, 1, 1]);
+        assert!(table.lock().room_line.is_empty());
+        assert!(run(2));
+        assert!(!run(0));
+        assert!(!run(1));
+        assert_eq!(table.lock().room_line.len(), 2);
+        // A report without room wakes no one.
+        table.completing().buffered(125, 1000);
+        assert_eq!(wakes(), [1, 1, 1]);
+        table.completing().buffered(0, 750);
+        assert_eq!(wakes(), [2, 2, 1]);
+        assert!(run(0) && run(1));
+        assert!(table.lock().room_line.is_empty());
+    }
+
+    #[test]
+    fn a_sender_that_stops_waiting_leaves_the_line() {
+        let table = Deliveries::new(1000);
+        for i in 0..8 {
+            assert!(table.try_push(sized(i)).is_ok());
+        }
+        let tasks: Vec<_> = (0..3).map(|_| counting()).collect();
+        let mut places: Vec<_> = (0..3).map(|_| PlaceInLine::new(&table)).collect();
+        for (i, place) in places.iter_mut().enumerate() {
+            let cx = Context::from_waker(&tasks[i].1);
+            assert!(place.push(sized(i), &cx).is_err());
+        }
+        let mut places = places.into_iter();
+        drop(places.next());
+        assert_eq!(table.lock().room_line.len(), 2);
+        let rest: Vec<_> = places.collect();
+        // Room: only those still waiting are woken.
+        table.completing().buffered(1000, 875);
+        assert_eq!(
+            tasks.iter().map(|t| t.0.wakes()).collect::<Vec<_>>(),
+            [0, 1, 1]
+        );
+        // Dropped after it was woken (no longer in line): nothing to leave.
+        drop(rest);
+        assert!(table.lock().room_line.is_empty());
+        assert!(table.try_push(sized(3)).is_ok());
     }
 
     #[test]
     fn a_record_larger_than_the_budget_is_taken_when_nothing_waits_and_closing_wakes_senders() {
         let table = Deliveries::new(100);
         // Nothing waits: taken, for the producer to refuse as too large.
-        assert!(table.push_if_room(sized(0), None).is_ok());
-        let counter = Arc::new(CountingWaker(std::sync::atomic::AtomicUsize::new(0)));
-        let waker = Waker::from(counter.clone());
+        assert!(table.try_push(sized(0)).is_ok());
+        let (counter, waker) = counting();
         let cx = Context::from_waker(&waker);
-        assert!(table.push_if_room(sized(1), Some(&cx)).is_err());
+        let mut place = PlaceInLine::new(&table);
+        let record = place.push(sized(1), &cx).unwrap_err();
+        // Once the producer holds nothing, it is taken although it is larger.
+        table.completing().buffered(125, 0);
+        assert_eq!(counter.wakes(), 1);
+        assert!(place.push(record, &cx).is_ok());
+        let mut place = PlaceInLine::new(&table);
+        let record = place.push(sized(2), &cx).unwrap_err();
         table.refuse_new();
-        assert_eq!(counter.wakes(), 1, "closing wakes senders waiting for room");
+        assert_eq!(counter.wakes(), 2, "closing wakes senders waiting for room");
         // A closed table takes the record to fail it, room or not.
-        let (mut closed, wake) = table.push_if_room(sized(1), None).unwrap();
+        let (mut closed, wake) = place.push(record, &cx).unwrap();
         assert!(!wake);
+        assert_eq!(poll_now(&mut closed), Poll::Ready(Err(ClientError::Closed)));
+        let (mut closed, _) = table.try_push(sized(3)).unwrap();
         assert_eq!(poll_now(&mut closed), Poll::Ready(Err(ClientError::Closed)));
     }
 

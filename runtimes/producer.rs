@@ -4,6 +4,7 @@
 #![allow(clippy::disallowed_methods)]
 
 use crate::client::{ClientError, ProducerRecord};
+use crate::delivery::PlaceInLine;
 use crate::driver::Command;
 
 /// A producer over a [`Client`](crate::runtime::Client): cheap to clone, shares the
@@ -112,9 +113,11 @@ impl Producer {
     /// (plus one record) in the producer: it waits instead, as Java's `send` blocks
     /// on a full `buffer.memory`. Room comes as records are delivered or fail, each
     /// within its delivery timeout, so the wait is bounded by theirs. The record's
-    /// timestamp, if it has none, is the time of this call. Dropping the future
-    /// before it is ready drops the record unsent; once ready, the record is the
-    /// producer's and is delivered whatever happens to the [`DeliveryFuture`].
+    /// timestamp, if it has none, is the time of this call. When room comes, every
+    /// sender waiting for it is woken and the first to run takes it (there is no
+    /// order among waiting senders). Dropping the future before it is ready drops
+    /// the record unsent; once ready, the record is the producer's and is delivered
+    /// whatever happens to the [`DeliveryFuture`].
     ///
     /// ```
     /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
@@ -135,21 +138,22 @@ impl Producer {
     /// ```
     pub async fn send_when_room(&self, mut record: ProducerRecord) -> DeliveryFuture {
         record.timestamp.get_or_insert_with(wall_clock_ms);
-        let table = self.client.deliveries();
+        // Dropped before the record is taken: leaves the line.
+        let mut place = PlaceInLine::new(self.client.deliveries());
         let mut record = Some(record);
         std::future::poll_fn(|cx| {
             let Some(r) = record.take() else {
                 return std::task::Poll::Pending; // polled after it was ready
             };
-            match table.push_if_room(r, Some(cx)) {
+            match place.push(r, cx) {
                 Ok((future, wake)) => {
                     if wake {
                         let _ = self.client.command(Command::Produce);
                     }
                     std::task::Poll::Ready(future)
                 }
-                Err(full) => {
-                    record = Some(full.into_record());
+                Err(r) => {
+                    record = Some(r);
                     std::task::Poll::Pending
                 }
             }
@@ -180,7 +184,7 @@ impl Producer {
     #[allow(clippy::result_large_err)] // the record comes back whole
     pub fn try_send(&self, mut record: ProducerRecord) -> Result<DeliveryFuture, NoRoom> {
         record.timestamp.get_or_insert_with(wall_clock_ms);
-        let (future, wake) = self.client.deliveries().push_if_room(record, None)?;
+        let (future, wake) = self.client.deliveries().try_push(record)?;
         if wake {
             let _ = self.client.command(Command::Produce);
         }

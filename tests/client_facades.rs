@@ -735,6 +735,78 @@ async fn a_sender_waiting_for_room_holds_at_most_the_budget() {
     server.shutdown().await;
 }
 
+/// Many senders waiting for room at once all get through once room comes, each
+/// record written once, and one that gives up waiting leaves the line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_senders_waiting_for_room_all_get_through() {
+    use kafka_sansio::client::ProducerRecord;
+    let server = serve(cluster(1)).await.unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .configure(small_budget)
+        .build_tokio()
+        .await
+        .unwrap();
+    let producer = client.producer();
+    let record = |i: usize| ProducerRecord::new("late", padded(i)).partition(0);
+    // The topic does not exist yet: 32 records fill the budget and stay.
+    let mut first = Vec::new();
+    for i in 0..32 {
+        first.push(producer.send_when_room(record(i)).await);
+    }
+    let waiting = |expected: usize| {
+        let refused = producer.try_send(record(999)).unwrap_err();
+        refused.waiting_senders() == expected
+    };
+    let mut senders = Vec::new();
+    for i in 32..96 {
+        let producer = producer.clone();
+        senders.push(tokio::spawn(async move {
+            let send = producer.send_when_room(record(i));
+            if i == 40 {
+                // Gives up while in line.
+                let gave_up = tokio::time::timeout(Duration::from_millis(100), send).await;
+                assert!(gave_up.is_err(), "no room came for it");
+                None
+            } else {
+                Some(send.await)
+            }
+        }));
+        // In line before the next one starts.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !waiting(i - 31) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sender {i} never waited"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(waiting(63), "the sender that gave up left the line");
+
+    server
+        .with_cluster(|c, _| c.create_topic("late", 1, 1))
+        .unwrap();
+    let mut offsets = Vec::new();
+    for d in first {
+        offsets.push(d.await.unwrap().offset.unwrap());
+    }
+    for s in senders {
+        let handed = tokio::time::timeout(Duration::from_secs(30), s)
+            .await
+            .expect("every sender in line got through")
+            .unwrap();
+        if let Some(d) = handed {
+            offsets.push(d.await.unwrap().offset.unwrap());
+        }
+    }
+    offsets.sort_unstable();
+    let expected: Vec<i64> = (0..95).collect();
+    assert_eq!(offsets, expected, "every record written once");
+    client.close().await;
+    server.shutdown().await;
+}
+
 /// A record's delivery timeout counts from when it was handed over, also when it
 /// first waited for room in front of a full producer: records sent half a timeout
 /// after the budget filled (their topic does not exist, so nothing is delivered)
