@@ -10,8 +10,8 @@ use measure::Phase;
 use workload::Workload;
 
 pub const USAGE: &str = "usage: bench-e2e [--records N] [--batch N] [--fetch-max-bytes N] \
-[--max-wait-ms N] [--phases build,produce,fetch,fetch-lent,consume,consume-group,send1,send4,paced,send1-buffer,send4-buffer] [--linger-ms N] \
-[--paced-rate N] [--paced-secs N] [--send-window N] [--value-bytes N] [--clients ours,rskafka,rdkafka] [--clusters mock,sim] [--repeat N]";
+[--max-wait-ms N] [--phases build,produce,fetch,fetch-lent,consume,consume-group,send1,send4,paced,send1-buffer,send4-buffer,send1-tasks] [--linger-ms N] \
+[--paced-rate N] [--paced-secs N] [--send-window N] [--value-bytes N] [--sender-tasks N] [--sender-budget N] [--clients ours,rskafka,rdkafka] [--clusters mock,sim] [--repeat N]";
 
 pub const CLIENTS: [&str; 3] = ["ours", "rskafka", "rdkafka"];
 pub const CLUSTERS: [&str; 2] = ["mock", "sim"];
@@ -51,6 +51,8 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
             paced_secs: 10,
             send_window: workload::SEND_WINDOW,
             send_value_len: workload::VALUE_LEN,
+            sender_tasks: workload::SENDER_TASKS,
+            sender_budget: workload::SENDER_BUDGET,
         },
         clients: CLIENTS.iter().map(|s| s.to_string()).collect(),
         clusters: CLUSTERS.iter().map(|s| s.to_string()).collect(),
@@ -76,6 +78,8 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
             "--paced-secs" => o.workload.paced_secs = number(value()?)?,
             "--send-window" => o.workload.send_window = (number(value()?)? as usize).max(1),
             "--value-bytes" => o.workload.send_value_len = number(value()?)? as usize,
+            "--sender-tasks" => o.workload.sender_tasks = (number(value()?)? as usize).max(1),
+            "--sender-budget" => o.workload.sender_budget = number(value()?)? as usize,
             "--clients" => o.clients = value()?.split(',').map(str::to_owned).collect(),
             "--clusters" => o.clusters = value()?.split(',').map(str::to_owned).collect(),
             other => return Err(format!("unknown argument {other:?}")),

@@ -178,6 +178,14 @@ fn run_one(client: &str, cluster: &str, peer: &Peer, w: &Workload) -> Vec<Phase>
     if w.send_value_len != workload::VALUE_LEN {
         args.extend(["--value-bytes".into(), w.send_value_len.to_string()]);
     }
+    if w.phases.iter().any(|p| p == "send1-tasks") {
+        args.extend([
+            "--sender-tasks".into(),
+            w.sender_tasks.to_string(),
+            "--sender-budget".into(),
+            w.sender_budget.to_string(),
+        ]);
+    }
     let exe = std::env::current_exe().expect("own path");
     let out = Command::new(exe.with_file_name(format!("client-{client}")))
         .args(&args)
@@ -288,6 +296,12 @@ fn orchestrate(o: Options) {
                         "send1-buffer" => format!(
                             "send_buffer, linger {} ms, 1 partition, window {}",
                             w.linger_ms, w.send_window
+                        ),
+                        "send1-tasks" => format!(
+                            "send_when_room from {} tasks, {} KiB budget, linger {} ms, 1 partition",
+                            w.sender_tasks,
+                            w.sender_budget / 1024,
+                            w.linger_ms
                         ),
                         "send4-buffer" => format!(
                             "send_buffer, linger {} ms, 4 partitions, window {}",

@@ -30,15 +30,24 @@ pub struct Workload {
     /// (as a user does who keeps the delivery reports); [`SEND_WINDOW`] by default.
     pub send_window: usize,
     /// Bytes of each record's value in the send phases (`send1`, `send4`,
-    /// `send1-buffer`, `send4-buffer`); [`VALUE_LEN`] by default. The other phases
-    /// always use [`VALUE_LEN`].
+    /// `send1-buffer`, `send4-buffer`, `send1-tasks`); [`VALUE_LEN`] by default. The
+    /// other phases always use [`VALUE_LEN`].
     pub send_value_len: usize,
+    /// Tasks sending at once in `send1-tasks` ([`SENDER_TASKS`] by default), and
+    /// the producer budget they share ([`SENDER_BUDGET`]).
+    pub sender_tasks: usize,
+    pub sender_budget: usize,
 }
 
 /// The topics of the producer phases: one partition, four, and the paced one.
 pub const SEND1_TOPIC: &str = "send1";
 pub const SEND4_TOPIC: &str = "send4";
 pub const PACED_TOPIC: &str = "paced";
+
+/// The defaults of [`Workload::sender_tasks`] and [`Workload::sender_budget`]: small,
+/// so that the tasks wait for room most of the time.
+pub const SENDER_TASKS: usize = 1000;
+pub const SENDER_BUDGET: usize = 1 << 20;
 
 /// The default of [`Workload::send_window`].
 pub const SEND_WINDOW: usize = 50_000;

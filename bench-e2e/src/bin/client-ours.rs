@@ -50,6 +50,39 @@ async fn send_all(producer: &Producer, topic: &str, w: &Workload) {
     }
 }
 
+/// `records` records through `Producer::send_when_room` from `sender_tasks` tasks
+/// at once (each its share, in a row), each keeping its share of `window` delivery
+/// reports outstanding; every one must succeed.
+async fn send_from_tasks(producer: &Producer, topic: &str, w: &Workload) {
+    let topic: Arc<str> = topic.into();
+    let tasks = w.sender_tasks as u64;
+    let per_task = w.records.div_ceil(tasks);
+    let window = (w.send_window / w.sender_tasks).max(1);
+    let tasks: Vec<_> = (0..tasks)
+        .map(|t| {
+            let (producer, topic, value_len) = (producer.clone(), topic.clone(), w.send_value_len);
+            let first = t * per_task;
+            let last = (first + per_task).min(w.records);
+            tokio::spawn(async move {
+                let mut pending = VecDeque::with_capacity(window);
+                for i in first..last {
+                    let record = producer_record(&topic, i, value_len);
+                    pending.push_back(producer.send_when_room(record).await);
+                    if pending.len() >= window {
+                        pending.pop_front().unwrap().await.expect("delivery");
+                    }
+                }
+                for delivery in pending {
+                    delivery.await.expect("delivery");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("sender task");
+    }
+}
+
 /// `records` records through `Producer::send_buffer`, 1,000 to a buffer filled from
 /// borrowed keys and values (no allocation per record: each value is written into
 /// one reused scratch buffer), keeping at most `window` records' deliveries
@@ -298,6 +331,21 @@ pub fn run(bootstrap: &str, w: &Workload) -> Vec<Phase> {
                 send_buffers(&producer, topic, w).await;
                 phases.push(m.end(phase, w.records));
             }
+        }
+        if w.runs("send1-tasks") {
+            let tasks_client = ClientBuilder::new(bootstrap)
+                .client_id("bench-e2e-tasks")
+                .configure(|c| {
+                    c.producer.linger = Duration::from_millis(w.linger_ms);
+                    c.producer.buffer_max_bytes = w.sender_budget;
+                })
+                .build_tokio()
+                .await
+                .expect("connect");
+            let m = measure::start();
+            send_from_tasks(&tasks_client.producer(), SEND1_TOPIC, w).await;
+            phases.push(m.end("send1-tasks", w.records));
+            tasks_client.close().await;
         }
         if w.runs("paced") {
             let m = measure::start();
