@@ -299,9 +299,10 @@ pub(crate) fn advance_chunks(out: &mut std::collections::VecDeque<bytes::Bytes>,
 /// Runtime timers fire at millisecond granularity, rounded up (tokio's timer wheel,
 /// epoll's timeout): armed for a deadline, they fire up to a millisecond or two past
 /// it, which a producer's 5 ms linger felt as a 25 % longer wait. So a
-/// [`DeadlineTimer`] is armed this much early, and a deadline this close is handled
-/// at once, as at the deadline (a sans-IO core's clock only moves forward, so it
-/// cannot run backwards).
+/// [`DeadlineTimer`] is armed up to this much early (at most a quarter of the wait,
+/// so that a 1 ms linger is not cut to nothing), and handles the deadline when that
+/// timer fires, as if it were reached (a sans-IO core's clock only moves forward).
+/// A driver polled for other reasons before then does not handle it early.
 pub(crate) const TIMER_SLACK: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// The runtime timer of a driver for a sans-IO core's next deadline, written once for
@@ -329,14 +330,13 @@ impl<S: std::future::Future<Output = ()> + Unpin> DeadlineTimer<S> {
             return None;
         };
         let now = now();
-        if deadline <= now + TIMER_SLACK {
-            // Due, or due before the runtime's timer could fire any closer to it.
+        if deadline <= now {
             self.armed = None;
-            return Some(now.max(deadline));
+            return Some(now);
         }
         if self.armed.as_ref().is_none_or(|(d, _)| *d != deadline) {
-            let wake = deadline.checked_sub(TIMER_SLACK).unwrap_or(deadline);
-            self.armed = Some((deadline, sleep_until(wake)));
+            let slack = TIMER_SLACK.min((deadline - now) / 4);
+            self.armed = Some((deadline, sleep_until(deadline - slack)));
         }
         if let Some((_, sleep)) = &mut self.armed
             && std::pin::Pin::new(sleep).poll(cx).is_ready()
@@ -345,5 +345,81 @@ impl<S: std::future::Future<Output = ()> + Unpin> DeadlineTimer<S> {
             return Some(crate::runtime::now().max(deadline));
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::rc::Rc;
+    use std::task::{Context, Poll, Waker};
+    use std::time::Duration;
+
+    /// A runtime timer that fires when the test says.
+    struct TestSleep(Rc<Cell<bool>>);
+
+    impl std::future::Future for TestSleep {
+        type Output = ();
+        fn poll(self: std::pin::Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+            if self.0.get() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Polls `timer` for `deadline`; the instant its runtime timer was armed for,
+    /// if it was armed on this poll.
+    fn poll(
+        timer: &mut DeadlineTimer<TestSleep>,
+        deadline: Instant,
+        fired: &Rc<Cell<bool>>,
+    ) -> (Option<Instant>, Option<Instant>) {
+        let mut cx = Context::from_waker(Waker::noop());
+        let armed = Cell::new(None);
+        let due = timer.poll(Some(deadline), &mut cx, |at| {
+            armed.set(Some(at));
+            TestSleep(fired.clone())
+        });
+        (due, armed.get())
+    }
+
+    #[test]
+    fn a_deadline_a_moment_away_waits_for_its_timer() {
+        // A 1 ms linger's deadline, polled 200 us in: not handled early (it was, as
+        // anything within a millisecond was due at once, so a busy driver sealed
+        // every batch as soon as it opened), and armed at most a quarter early.
+        let fired = Rc::new(Cell::new(false));
+        let mut timer = DeadlineTimer::new();
+        let deadline = now() + Duration::from_micros(800);
+        let (due, armed) = poll(&mut timer, deadline, &fired);
+        assert_eq!(due, None);
+        let early = deadline - armed.expect("armed");
+        assert!(early <= Duration::from_micros(200), "armed {early:?} early");
+        // Polled again before the timer fires: still not due, not armed again.
+        assert_eq!(poll(&mut timer, deadline, &fired), (None, None));
+        fired.set(true);
+        let (due, _) = poll(&mut timer, deadline, &fired);
+        assert!(
+            due.is_some_and(|t| t >= deadline),
+            "handled as at the deadline"
+        );
+    }
+
+    #[test]
+    fn a_far_deadline_is_armed_a_millisecond_early_and_a_passed_one_is_due_at_once() {
+        let fired = Rc::new(Cell::new(false));
+        let mut timer = DeadlineTimer::new();
+        let deadline = now() + Duration::from_millis(50);
+        let (due, armed) = poll(&mut timer, deadline, &fired);
+        assert_eq!(due, None);
+        assert_eq!(deadline - armed.expect("armed"), TIMER_SLACK);
+        let before = now();
+        let passed = before - Duration::from_millis(1);
+        let (due, armed) = poll(&mut timer, passed, &fired);
+        assert!(due.is_some_and(|t| t >= before));
+        assert_eq!(armed, None);
     }
 }
