@@ -270,14 +270,15 @@ impl<'a> PlaceInLine<'a> {
     }
 
     /// The record's future once it is taken, and whether the driver must be told
-    /// (as [`Deliveries::push_one`]); else the record comes back, and the task of
-    /// `cx` is woken when room comes.
+    /// (as [`Deliveries::push_one`]); else the record comes back, with whether the
+    /// driver must be told (the first sender to wait), and the task of `cx` is
+    /// woken when room comes.
     #[allow(clippy::result_large_err)] // the record comes back whole
     pub(crate) fn push(
         &mut self,
         record: ProducerRecord,
         cx: &Context<'_>,
-    ) -> Result<(DeliveryFuture, bool), ProducerRecord> {
+    ) -> Result<(DeliveryFuture, bool), (ProducerRecord, bool)> {
         self.table.push_when_room(record, &mut self.n, cx)
     }
 }
@@ -379,6 +380,9 @@ impl NoRoom {
 pub(crate) struct Deliveries {
     state: Mutex<State>,
     delivered: Condvar,
+    /// Whether senders wait in `room_line`, readable by the driver without the
+    /// lock (written under it).
+    senders_waiting: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Deliveries {
@@ -415,6 +419,7 @@ impl Deliveries {
                 next_in_line: 0,
             }),
             delivered: Condvar::new(),
+            senders_waiting: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -468,19 +473,21 @@ impl Deliveries {
 
     /// One record for the sender whose place in line is `place` (none yet: `None`),
     /// as [`try_push`](Self::try_push), except that a record that does not fit
-    /// takes (or keeps) a place in line and comes back; the task of `cx` is woken
-    /// when room comes (the next call then tries again), or the table is closed.
-    /// See [`PlaceInLine`].
+    /// takes (or keeps) a place in line and comes back, with whether the line was
+    /// empty before (then the driver must be told: a full budget sends at once);
+    /// the task of `cx` is woken when room comes (the next call then tries again),
+    /// or the table is closed. See [`PlaceInLine`].
     #[allow(clippy::result_large_err)] // the record comes back whole
     fn push_when_room(
         self: &Arc<Self>,
         record: ProducerRecord,
         place: &mut Option<u64>,
         cx: &Context<'_>,
-    ) -> Result<(DeliveryFuture, bool), ProducerRecord> {
+    ) -> Result<(DeliveryFuture, bool), (ProducerRecord, bool)> {
         let mut s = self.lock();
         if !s.closed && !s.has_room(record.size()) {
             let entry = place.and_then(|n| s.room_line.binary_search_by_key(&n, |w| w.n).ok());
+            let was_empty = s.room_line.is_empty();
             match entry {
                 Some(i) => s.room_line[i].waker.clone_from(cx.waker()),
                 // New, or woken since (room came and others took it): at the back.
@@ -494,10 +501,12 @@ impl Deliveries {
                     *place = Some(n);
                 }
             }
-            return Err(record);
+            self.note_line(&s);
+            return Err((record, was_empty));
         }
         if let Some(n) = place.take() {
             s.leave_line(n);
+            self.note_line(&s);
         }
         Ok(self.enqueue_one(&mut s, record))
     }
@@ -505,7 +514,25 @@ impl Deliveries {
     /// The sender numbered `n` stops waiting: it leaves the line (if it is still in
     /// it).
     fn leave_line(&self, n: u64) {
-        self.lock().leave_line(n);
+        let mut s = self.lock();
+        s.leave_line(n);
+        self.note_line(&s);
+    }
+
+    /// Publishes whether senders wait in line (call under the lock, after changing
+    /// it).
+    fn note_line(&self, s: &State) {
+        self.senders_waiting.store(
+            !s.room_line.is_empty(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// Whether senders wait for room (a full budget: the driver sends what is
+    /// buffered without waiting out its linger).
+    pub(crate) fn senders_waiting(&self) -> bool {
+        self.senders_waiting
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn enqueue_one(
@@ -611,6 +638,7 @@ impl Deliveries {
             s.closed = true;
             s.inbox.clear();
             s.empty_line(&mut wakers);
+            self.note_line(&s);
             for slot in &mut s.slots {
                 if let Some(waker) = slot.take_waiting() {
                     *slot = Slot::Failed(Box::new(error.clone()));
@@ -634,6 +662,7 @@ impl Deliveries {
             let mut s = self.lock();
             s.closed = true;
             s.empty_line(&mut wakers);
+            self.note_line(&s);
         }
         for w in wakers {
             w.wake();
@@ -673,10 +702,11 @@ impl Completing<'_> {
 
     /// The driver's news for the budget: `admitted` bytes of records no longer wait
     /// in front of the producer (taken in, or failed), which now holds `producer`
-    /// bytes. Senders waiting for room are woken if there is some.
-    pub(crate) fn buffered(&mut self, admitted: usize, producer: usize) {
+    /// bytes. Senders waiting for room are woken if there is some; returns whether
+    /// some still wait (there is none).
+    pub(crate) fn buffered(&mut self, admitted: usize, producer: usize) -> bool {
         let Some(s) = self.state.as_mut() else {
-            return;
+            return false;
         };
         debug_assert!(
             admitted <= s.waiting_bytes,
@@ -686,7 +716,9 @@ impl Completing<'_> {
         s.producer_bytes = producer;
         if s.used() < s.limit {
             s.empty_line(&mut self.wakers);
+            self.table.note_line(s);
         }
+        !s.room_line.is_empty()
     }
 }
 
@@ -1266,17 +1298,22 @@ mod tests {
         let (counter, waker) = counting();
         let cx = Context::from_waker(&waker);
         let mut place = PlaceInLine::new(&table);
-        let record = place.push(sized(9), &cx).unwrap_err();
-        let record = place.push(record, &cx).unwrap_err();
+        let (record, first_to_wait) = place.push(sized(9), &cx).unwrap_err();
+        assert!(first_to_wait, "the first sender to wait tells the driver");
+        let (record, first_to_wait) = place.push(record, &cx).unwrap_err();
+        assert!(!first_to_wait, "the driver was told when it began to wait");
+        assert!(table.senders_waiting());
         assert_eq!(table.lock().room_line.len(), 1, "one entry per sender");
-        // The driver takes 4 records in and they wait in the producer: still full.
-        table.completing().buffered(500, 500);
+        // The driver takes 4 records in and they wait in the producer: still full,
+        // and the sender still waits.
+        assert!(table.completing().buffered(500, 500));
         assert_eq!(counter.wakes(), 0);
         assert_eq!(table.try_push(sized(10)).unwrap_err().waiting_senders(), 1);
         // 5 more taken in, and the producer delivered some: room, and the sender is
         // woken.
-        table.completing().buffered(625, 875);
+        assert!(!table.completing().buffered(625, 875));
         assert_eq!(counter.wakes(), 1);
+        assert!(!table.senders_waiting());
         assert!(place.push(record, &cx).is_ok());
         drop(place);
         let s = table.lock();
@@ -1295,7 +1332,7 @@ mod tests {
         let mut records: Vec<_> = (0..3)
             .map(|i| {
                 let cx = Context::from_waker(&tasks[i].1);
-                Some(places[i].push(sized(i), &cx).unwrap_err())
+                Some(places[i].push(sized(i), &cx).unwrap_err().0)
             })
             .collect();
         let wakes = || tasks.iter().map(|t| t.0.wakes()).collect::<Vec<_>>();
@@ -1303,7 +1340,7 @@ mod tests {
             let cx = Context::from_waker(&tasks[i].1);
             match places[i].push(records[i].take().unwrap(), &cx) {
                 Ok(_) => true,
-                Err(record) => {
+                Err((record, _)) => {
                     records[i] = Some(record);
                     false
                 }
@@ -1366,13 +1403,13 @@ mod tests {
         let (counter, waker) = counting();
         let cx = Context::from_waker(&waker);
         let mut place = PlaceInLine::new(&table);
-        let record = place.push(sized(1), &cx).unwrap_err();
+        let record = place.push(sized(1), &cx).unwrap_err().0;
         // Once the producer holds nothing, it is taken although it is larger.
         table.completing().buffered(125, 0);
         assert_eq!(counter.wakes(), 1);
         assert!(place.push(record, &cx).is_ok());
         let mut place = PlaceInLine::new(&table);
-        let record = place.push(sized(2), &cx).unwrap_err();
+        let record = place.push(sized(2), &cx).unwrap_err().0;
         table.refuse_new();
         assert_eq!(counter.wakes(), 2, "closing wakes senders waiting for room");
         // A closed table takes the record to fail it, room or not.

@@ -152,7 +152,11 @@ impl Producer {
                     }
                     std::task::Poll::Ready(future)
                 }
-                Err(r) => {
+                Err((r, first_to_wait)) => {
+                    if first_to_wait {
+                        // The budget is full: the driver sends what it buffers now.
+                        let _ = self.client.command(Command::Produce);
+                    }
                     record = Some(r);
                     std::task::Poll::Pending
                 }

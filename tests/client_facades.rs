@@ -807,6 +807,54 @@ async fn many_senders_waiting_for_room_all_get_through() {
     server.shutdown().await;
 }
 
+/// A full budget sends what it buffers without waiting out the linger (nothing more
+/// can join it until it is delivered), whether the records wait in front of the
+/// producer (`send`) or their senders wait for room (`send_when_room`): with a
+/// 10-second linger, 200 records through a budget of 32 go in a few round trips
+/// (the last ones, which fit, are flushed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_budget_does_not_wait_out_the_linger() {
+    use kafka_sansio::client::ProducerRecord;
+    let server = serve(cluster(1)).await.unwrap();
+    server
+        .with_cluster(|c, _| c.create_topic("full", 1, 1))
+        .unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .configure(|c| {
+            small_budget(c);
+            // Batches that never fill: only the linger or a full budget sends them.
+            c.producer.batch_max_bytes = 1 << 20;
+            c.producer.linger = Duration::from_secs(10);
+        })
+        .build_tokio()
+        .await
+        .unwrap();
+    let producer = client.producer();
+    let record = |i: usize| ProducerRecord::new("full", padded(i)).partition(0);
+    let start = std::time::Instant::now();
+    let mut deliveries = Vec::new();
+    for i in 0..100 {
+        deliveries.push(producer.send(record(i)));
+    }
+    for i in 100..200 {
+        deliveries.push(producer.send_when_room(record(i)).await);
+    }
+    // The last records fit: they linger, as any would, unless flushed.
+    producer.flush().await.unwrap();
+    let mut offsets = Vec::new();
+    for d in deliveries {
+        offsets.push(d.await.unwrap().offset.unwrap());
+    }
+    assert_eq!(offsets, (0..200).collect::<Vec<i64>>());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "waited {:?}: the full budget waited out its linger",
+        start.elapsed()
+    );
+    client.close().await;
+    server.shutdown().await;
+}
+
 /// A record's delivery timeout counts from when it was handed over, also when it
 /// first waited for room in front of a full producer: records sent half a timeout
 /// after the budget filled (their topic does not exist, so nothing is delivered)
