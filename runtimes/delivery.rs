@@ -29,7 +29,9 @@
 //! line numbered as they came: a sender polled again updates its entry, one that
 //! gives up (its future dropped) leaves the line, so registering costs the same
 //! however many wait. When room comes every waiting sender is woken, and they race
-//! for it: the first to run takes what fits, the others register again.
+//! for it: the first to run takes what fits, the others register again. While any
+//! waits the budget is full, and the driver sends what the producer buffers without
+//! waiting out its linger (`senders_waiting`).
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)] // std Mutex and Condvar: a runtime part, not the sans-IO core
 
 use std::collections::VecDeque;
