@@ -327,7 +327,7 @@ impl NoRoom {
     }
 
     /// Budget bytes in use when it was refused: records waiting to enter the
-    /// producer, records in it, and room given to senders that waited for it.
+    /// producer and records in it.
     ///
     /// ```
     /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
@@ -445,16 +445,12 @@ impl Deliveries {
 
     /// One record, as [`push`](Self::push).
     pub(crate) fn push_one(self: &Arc<Self>, record: ProducerRecord) -> (DeliveryFuture, bool) {
-        let mut s = self.lock();
-        let was_empty = s.inbox.is_empty();
-        let future = self.enqueue(&mut s, record);
-        let wake = was_empty && !s.inbox.is_empty();
-        (future, wake)
+        self.enqueue_one(&mut self.lock(), record)
     }
 
-    /// One record if the budget has room for it and no sender waits for room ahead
-    /// of it (see the module docs), as [`push_one`](Self::push_one); else it comes
-    /// back. A closed table takes it, to fail it.
+    /// One record if the budget has room for it (see the module docs), as
+    /// [`push_one`](Self::push_one); else it comes back. A closed table takes it,
+    /// to fail it.
     #[allow(clippy::result_large_err)] // the record comes back whole
     pub(crate) fn try_push(
         self: &Arc<Self>,
@@ -486,8 +482,9 @@ impl Deliveries {
         place: &mut Option<u64>,
         cx: &Context<'_>,
     ) -> Result<(DeliveryFuture, bool), (ProducerRecord, bool)> {
+        let size = record.size();
         let mut s = self.lock();
-        if !s.closed && !s.has_room(record.size()) {
+        if !s.closed && !s.has_room(size) {
             let entry = place.and_then(|n| s.room_line.binary_search_by_key(&n, |w| w.n).ok());
             let was_empty = s.room_line.is_empty();
             match entry {
@@ -704,11 +701,10 @@ impl Completing<'_> {
 
     /// The driver's news for the budget: `admitted` bytes of records no longer wait
     /// in front of the producer (taken in, or failed), which now holds `producer`
-    /// bytes. Senders waiting for room are woken if there is some; returns whether
-    /// some still wait (there is none).
-    pub(crate) fn buffered(&mut self, admitted: usize, producer: usize) -> bool {
+    /// bytes. Senders waiting for room are woken if there is some.
+    pub(crate) fn buffered(&mut self, admitted: usize, producer: usize) {
         let Some(s) = self.state.as_mut() else {
-            return false;
+            return;
         };
         debug_assert!(
             admitted <= s.waiting_bytes,
@@ -720,7 +716,6 @@ impl Completing<'_> {
             s.empty_line(&mut self.wakers);
             self.table.note_line(s);
         }
-        !s.room_line.is_empty()
     }
 }
 
@@ -1308,12 +1303,14 @@ mod tests {
         assert_eq!(table.lock().room_line.len(), 1, "one entry per sender");
         // The driver takes 4 records in and they wait in the producer: still full,
         // and the sender still waits.
-        assert!(table.completing().buffered(500, 500));
+        table.completing().buffered(500, 500);
+        assert!(table.senders_waiting());
         assert_eq!(counter.wakes(), 0);
         assert_eq!(table.try_push(sized(10)).unwrap_err().waiting_senders(), 1);
         // 5 more taken in, and the producer delivered some: room, and the sender is
         // woken.
-        assert!(!table.completing().buffered(625, 875));
+        table.completing().buffered(625, 875);
+        assert!(!table.senders_waiting());
         assert_eq!(counter.wakes(), 1);
         assert!(!table.senders_waiting());
         assert!(place.push(record, &cx).is_ok());

@@ -131,11 +131,6 @@ struct Produce {
     admitted_bytes: usize,
     /// Reports not yet written to the table.
     done: Vec<(u64, Result<RecordMetadata, ClientError>)>,
-    /// Records wait for room in the producer's budget (in `incoming`, or senders
-    /// in the table's line): what is buffered cannot grow, so it goes without
-    /// waiting out its linger (as Java's accumulator sends when its memory is
-    /// exhausted).
-    exhausted: bool,
     /// Flushes waiting for every record below their mark.
     flushes: Vec<(u64, async_channel::Sender<()>)>,
 }
@@ -216,7 +211,6 @@ impl<N: Net> Driver<N> {
                 admitted_bytes: 0,
                 done: Vec::new(),
                 flushes: Vec::new(),
-                exhausted: false,
             },
             poller: None,
             rebalances: Vec::new(),
@@ -355,10 +349,7 @@ impl<N: Net> Driver<N> {
                     p.admitted_bytes += size;
                 }
                 // It and those behind it wait, in order, until deliveries free room.
-                Err(SendError::BufferFull { .. }) if now < p.incoming_deadline => {
-                    p.exhausted = true;
-                    break;
-                }
+                Err(SendError::BufferFull { .. }) if now < p.incoming_deadline => break,
                 Err(e) => {
                     p.admitted_bytes += record.fields.size();
                     p.done.push((n, Err(ClientError::Send(e))));
@@ -389,12 +380,16 @@ impl<N: Net> Driver<N> {
             });
             // What the producer holds now, and what no longer waits in front of it:
             // senders waiting for room see both.
-            p.exhausted |= table.buffered(
+            table.buffered(
                 std::mem::take(&mut p.admitted_bytes),
                 self.client.buffered_bytes(),
             );
         }
-        if std::mem::take(&mut p.exhausted) || p.table.senders_waiting() {
+        // Records wait for room in the producer's budget (in `incoming`, which
+        // `admit` leaves only at a full producer, or senders in the table's line):
+        // what is buffered cannot grow, so it goes without waiting out its linger,
+        // as Java's accumulator sends when its memory is exhausted.
+        if !p.incoming.is_empty() || p.table.senders_waiting() {
             self.client.flush(now());
         }
         self.finish_flushes();

@@ -814,6 +814,20 @@ async fn many_senders_waiting_for_room_all_get_through() {
 /// (the last ones, which fit, are flushed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_budget_does_not_wait_out_the_linger() {
+    full_budget_sends_without_lingering(100, 200 - 32).await;
+}
+
+/// As above, with every record sent by `send`: they wait in front of the full
+/// producer, and no sender waits for room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_waiting_in_front_of_a_full_producer_do_not_wait_out_the_linger() {
+    full_budget_sends_without_lingering(200, 200 - 32).await;
+}
+
+/// 200 records to a producer with a 32-record budget and a 10-second linger: those
+/// below `sent_from` through `send`, the rest through `send_when_room`; the first
+/// `before_flush` deliveries are awaited before a flush, the rest after it.
+async fn full_budget_sends_without_lingering(sent_from: usize, before_flush: usize) {
     use kafka_sansio::client::ProducerRecord;
     let server = serve(cluster(1)).await.unwrap();
     server
@@ -833,15 +847,20 @@ async fn a_full_budget_does_not_wait_out_the_linger() {
     let record = |i: usize| ProducerRecord::new("full", padded(i)).partition(0);
     let start = std::time::Instant::now();
     let mut deliveries = Vec::new();
-    for i in 0..100 {
+    for i in 0..sent_from {
         deliveries.push(producer.send(record(i)));
     }
-    for i in 100..200 {
+    for i in sent_from..200 {
         deliveries.push(producer.send_when_room(record(i)).await);
     }
-    // The last records fit: they linger, as any would, unless flushed.
-    producer.flush().await.unwrap();
+    // All but the last budget's worth can be delivered without a flush; the last
+    // records fit, so they linger, as any would, unless flushed.
     let mut offsets = Vec::new();
+    let mut deliveries = deliveries.into_iter();
+    for d in deliveries.by_ref().take(before_flush) {
+        offsets.push(d.await.unwrap().offset.unwrap());
+    }
+    producer.flush().await.unwrap();
     for d in deliveries {
         offsets.push(d.await.unwrap().offset.unwrap());
     }

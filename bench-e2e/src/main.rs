@@ -178,7 +178,7 @@ fn run_one(client: &str, cluster: &str, peer: &Peer, w: &Workload) -> Vec<Phase>
     if w.send_value_len != workload::VALUE_LEN {
         args.extend(["--value-bytes".into(), w.send_value_len.to_string()]);
     }
-    if w.phases.iter().any(|p| p == "send1-tasks") {
+    if w.runs("send1-tasks") {
         args.extend([
             "--sender-tasks".into(),
             w.sender_tasks.to_string(),

@@ -192,12 +192,7 @@ impl ProducerRecord {
     )]
     pub(crate) fn size(&self) -> usize {
         let len = |b: &Option<Bytes>| b.as_ref().map_or(0, Bytes::len);
-        let headers = if self.headers.is_empty() {
-            0
-        } else {
-            headers_size(&self.headers)
-        };
-        len(&self.key) + len(&self.value) + headers + RECORD_SIZE
+        len(&self.key) + len(&self.value) + headers_size(&self.headers) + RECORD_SIZE
     }
 }
 
