@@ -388,8 +388,10 @@ impl<N: Net> Driver<N> {
         // Records wait for room in the producer's budget (in `incoming`, which
         // `admit` leaves only at a full producer, or senders in the table's line):
         // what is buffered cannot grow, so it goes without waiting out its linger,
-        // as Java's accumulator sends when its memory is exhausted.
-        if !p.incoming.is_empty() || p.table.senders_waiting() {
+        // as Java's accumulator sends when its memory is exhausted. So does what a
+        // waiting flush covers that came in after it began (records that waited
+        // for room then).
+        if !p.incoming.is_empty() || p.table.senders_waiting() || !p.flushes.is_empty() {
             self.client.flush(now());
         }
         self.finish_flushes();

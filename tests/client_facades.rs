@@ -824,6 +824,14 @@ async fn records_waiting_in_front_of_a_full_producer_do_not_wait_out_the_linger(
     full_budget_sends_without_lingering(200, 200 - 32).await;
 }
 
+/// A flush covers the records handed over before it that were still waiting for
+/// room when it began: they go without lingering once they are taken in (a flush
+/// of more records than the budget holds used to wait out the linger for them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_sends_records_that_waited_for_room_without_lingering() {
+    full_budget_sends_without_lingering(200, 0).await;
+}
+
 /// 200 records to a producer with a 32-record budget and a 10-second linger: those
 /// below `sent_from` through `send`, the rest through `send_when_room`; the first
 /// `before_flush` deliveries are awaited before a flush, the rest after it.
