@@ -37,7 +37,8 @@ for phase in $phases; do
   echo "profiling $phase" >&2
   valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/cg.$phase" \
     "$bin/client-ours" "$bootstrap" --records 100000 --send-window 10000 \
-    --phases "$phase" > /dev/null 2> "$work/valgrind.$phase.log"
+    --phases "$phase" > /dev/null 2> "$work/valgrind.$phase.log" \
+    || { cat "$work/valgrind.$phase.log" >&2; exit 1; }
 done
 exec 3>&-
 wait
