@@ -16,7 +16,10 @@
 //! stops being empty), not once per record.
 //!
 //! A slot is freed when its future has taken the result, or when the result comes
-//! for a future that was dropped; the ring's front advances over freed slots.
+//! for a future that was dropped; the ring's front advances over freed slots. A
+//! result that waits unread at the front (a future kept and never awaited) would
+//! hold the ring behind it: once the ring is large and mostly freed, such results
+//! move aside (`parked`) and the front advances past them.
 //!
 //! The table also keeps the producer's byte budget
 //! ([`ProducerConfig::buffer_max_bytes`](crate::client::ProducerConfig::buffer_max_bytes))
@@ -47,6 +50,10 @@ use crate::client::{
 
 /// Slots the ring keeps room for between bursts.
 const KEPT_SLOTS: usize = 4096;
+
+/// The ring's length at which results unread at its front are first considered
+/// for moving aside (see [`State::park_unread`]).
+const PARK_FROM: usize = KEPT_SLOTS;
 
 /// One record's report. A sender keeping many deliveries outstanding holds a slot
 /// for each: 32 bytes (a [`RecordMetadata`] in the slot made it 48).
@@ -186,9 +193,15 @@ fn waiting_slot(
 }
 
 struct State {
-    /// The number of `slots[0]`; every record numbered below it is delivered and read.
+    /// The number of `slots[0]`; every record numbered below it is delivered, and
+    /// read unless its result is in `parked`.
     base: u64,
     slots: VecDeque<Slot>,
+    /// Results numbered below `base` and not read yet, moved out of the ring so
+    /// that its front could advance (only `Written` and `Failed` slots).
+    parked: std::collections::BTreeMap<u64, Slot>,
+    /// The ring's length at which `park_unread` looks at it next.
+    park_check_at: usize,
     /// The topics the written slots name.
     topics: Topics,
     /// Records handed over and not yet taken by the driver; the first is numbered
@@ -393,6 +406,7 @@ impl std::fmt::Debug for Deliveries {
         f.debug_struct("Deliveries")
             .field("base", &s.base)
             .field("slots", &s.slots.len())
+            .field("parked", &s.parked.len())
             .field("inbox", &s.inbox.len())
             .field("closed", &s.closed)
             .finish()
@@ -407,6 +421,8 @@ impl Deliveries {
             state: Mutex::new(State {
                 base: 0,
                 slots: VecDeque::new(),
+                parked: std::collections::BTreeMap::new(),
+                park_check_at: PARK_FROM,
                 topics: Topics::default(),
                 inbox: Inbox::default(),
                 inbox_first: 0,
@@ -816,7 +832,12 @@ impl State {
     /// a waiting one's is freed when its result comes.
     fn abandon(&mut self, first: u64, end: u64) {
         for n in first..end {
-            if let Some(slot) = self.slot(n) {
+            if n < self.base {
+                // Delivered and parked, or read already.
+                if let Some(Slot::Written(w)) = self.parked.remove(&n) {
+                    self.topics.forget(w);
+                }
+            } else if let Some(slot) = self.slot(n) {
                 let freed = match slot {
                     Slot::Waiting(_) | Slot::Abandoned => Slot::Abandoned,
                     _ => Slot::Free,
@@ -829,9 +850,12 @@ impl State {
         self.pop_freed();
     }
 
+    /// Record `n`'s slot, in the ring or parked.
     fn slot(&mut self, n: u64) -> Option<&mut Slot> {
-        let i = usize::try_from(n.checked_sub(self.base)?).ok()?;
-        self.slots.get_mut(i)
+        match n.checked_sub(self.base) {
+            Some(i) => self.slots.get_mut(usize::try_from(i).ok()?),
+            None => self.parked.get_mut(&n),
+        }
     }
 
     /// Moves `delivered_below` past delivered slots and drops freed ones from the
@@ -861,6 +885,9 @@ impl State {
             self.slots.drain(..freed);
             self.base += freed as u64;
         }
+        if self.slots.len() >= self.park_check_at {
+            self.park_unread();
+        }
         if self.delivered_below < self.base {
             self.delivered_below = self.base;
         }
@@ -872,8 +899,48 @@ impl State {
         }
     }
 
+    /// Moves the results unread at the front of a ring that is large and mostly
+    /// freed (at most a quarter of its slots in use) aside, into `parked`, and drops
+    /// the freed slots between them, up to the first record not delivered yet. A
+    /// result kept unread then costs a map entry of its own rather than a slot for
+    /// every record sent after it. Looking costs a pass over the ring, so the next
+    /// look waits until the ring has doubled: amortized, a constant per record.
+    fn park_unread(&mut self) {
+        let in_use = self
+            .slots
+            .iter()
+            .filter(|slot| !matches!(slot, Slot::Free))
+            .count();
+        if in_use.saturating_mul(4) <= self.slots.len() {
+            while let Some(front) = self.slots.front() {
+                match front {
+                    Slot::Waiting(_) | Slot::Abandoned => break,
+                    Slot::Free => {}
+                    Slot::Written(_) | Slot::Failed(_) => {
+                        if let Some(slot) = self.slots.pop_front() {
+                            self.parked.insert(self.base, slot);
+                        }
+                        self.base += 1;
+                        continue;
+                    }
+                }
+                self.slots.pop_front();
+                self.base += 1;
+            }
+        }
+        self.park_check_at = self.slots.len().saturating_mul(2).max(PARK_FROM);
+    }
+
     /// Takes a delivered record's result, freeing its slot; `None` if not delivered.
     fn take(&mut self, n: u64) -> Option<Result<RecordMetadata, ClientError>> {
+        if n < self.base {
+            return match self.parked.remove(&n)? {
+                Slot::Written(w) => Some(Ok(self.topics.read(w))),
+                Slot::Failed(e) => Some(Err(*e)),
+                // Only delivered results are parked.
+                Slot::Waiting(_) | Slot::Abandoned | Slot::Free => None,
+            };
+        }
         let slot = self.slot(n)?;
         let result = match std::mem::replace(slot, Slot::Free) {
             Slot::Written(w) => Ok(self.topics.read(w)),
@@ -1181,8 +1248,9 @@ impl State {
             // Not delivered (cannot happen once all are) or no longer in the table.
             _ => Err(ClientError::Closed),
         };
-        // While a batch holds its numbers its slots are in the ring, side by side:
-        // one pass over them, not a lookup per record.
+        // While a batch holds its numbers its slots are side by side, in the ring
+        // unless the front moved past some of them (`park_unread`): one pass over
+        // them, not a lookup per record.
         let base = self.base;
         let (slots, topics) = (&mut self.slots, &mut self.topics);
         let at = first
@@ -1196,13 +1264,21 @@ impl State {
                         .map(|slot| take(topics, slot)),
                 );
             }
-            None => results.extend((first..end).map(|n| {
-                let i = n.checked_sub(base).and_then(|i| usize::try_from(i).ok());
-                match i.and_then(|i| slots.get_mut(i)) {
-                    Some(slot) => take(topics, slot),
-                    None => Err(ClientError::Closed),
-                }
-            })),
+            None => {
+                let parked = &mut self.parked;
+                results.extend((first..end).map(|n| {
+                    match n.checked_sub(base) {
+                        Some(i) => match usize::try_from(i).ok().and_then(|i| slots.get_mut(i)) {
+                            Some(slot) => take(topics, slot),
+                            None => Err(ClientError::Closed),
+                        },
+                        // Moved aside unread (see `park_unread`).
+                        None => parked
+                            .remove(&n)
+                            .map_or(Err(ClientError::Closed), |mut slot| take(topics, &mut slot)),
+                    }
+                }));
+            }
         }
         self.pop_freed();
         results
@@ -1722,6 +1798,222 @@ mod tests {
             capacity <= KEPT_SLOTS,
             "the ring kept room for {capacity} slots"
         );
+    }
+
+    /// A future kept and never awaited, while every later record is sent, delivered
+    /// and read, must not hold a slot for each of them: its result moves aside and
+    /// the ring stays short; the kept futures still get their own results.
+    #[test]
+    fn a_result_kept_unread_does_not_hold_the_ring() {
+        let table = Deliveries::new(usize::MAX);
+        let (mut kept, _) = table.push_one(ProducerRecord::new("t", "kept"));
+        let (kept_batch, _) = push_all(
+            &table,
+            vec![
+                ProducerRecord::new("t", "b0"),
+                ProducerRecord::new("t", "b1"),
+            ],
+        );
+        let (failed, _) = table.push_one(ProducerRecord::new("t", "failed"));
+        let (dropped_later, _) = table.push_one(ProducerRecord::new("other", "x"));
+        let timeout = ClientError::UnknownTopic("t".into());
+        let mut other = meta(4);
+        other.topic = "other".into();
+        complete(
+            &table,
+            vec![
+                (0, Ok(meta(0))),
+                (1, Ok(meta(1))),
+                (2, Ok(meta(2))),
+                (3, Err(timeout.clone())),
+                (4, Ok(other)),
+            ],
+        );
+        let mut inbox = Inbox::default();
+        let mut longest = 0;
+        let sent = 50 * PARK_FROM as u64;
+        for i in 5..sent {
+            let (mut f, _) = table.push_one(ProducerRecord::new("t", "x"));
+            table.take_inbox(&mut inbox);
+            inbox.clear();
+            complete(&table, vec![(i, Ok(meta(i as i64)))]);
+            assert_eq!(poll_now(&mut f), Poll::Ready(Ok(meta(i as i64))));
+            longest = longest.max(table.lock().slots.len());
+        }
+        assert!(
+            longest <= 2 * PARK_FROM,
+            "the ring reached {longest} slots for 5 unread results"
+        );
+        assert_eq!(table.lock().parked.len(), 5);
+        drop(dropped_later);
+        {
+            let s = table.lock();
+            assert_eq!(s.parked.len(), 4, "a dropped future's result is freed");
+            assert!(
+                s.topics
+                    .names
+                    .iter()
+                    .all(|(name, n)| &**name != "other" || *n == 0)
+            );
+        }
+        assert_eq!(poll_now(&mut kept), Poll::Ready(Ok(meta(0))));
+        assert_eq!(kept_batch.wait(), vec![Ok(meta(1)), Ok(meta(2))]);
+        assert_eq!(failed.wait(), Err(timeout));
+        assert!(table.lock().parked.is_empty());
+        assert!(no_topic_named(&table));
+        assert!(table.delivered_below(sent));
+        assert_all_freed(&table, sent);
+    }
+
+    /// Records sent singly and in batches, delivered mostly in order (some out of
+    /// it, some failed), their futures read mostly in order, some kept unread for
+    /// thousands of records, some dropped: every future reads exactly its own
+    /// record's result, wherever the result waited, and everything is freed at the
+    /// end.
+    #[test]
+    fn every_future_reads_its_own_result_wherever_it_waited() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut rng = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n.max(1)
+        };
+        let table = Deliveries::new(usize::MAX);
+        let result = |n: u64, fail: bool| {
+            if fail {
+                Err(ClientError::UnknownTopic(format!("{n}").into()))
+            } else {
+                Ok(meta(n as i64))
+            }
+        };
+        let mut expected: Vec<Option<Result<RecordMetadata, ClientError>>> = Vec::new();
+        let want = |expected: &[Option<_>], first: u64, end: u64| -> Vec<_> {
+            (first..end)
+                .map(|n| expected[n as usize].clone().unwrap())
+                .collect()
+        };
+        let mut singles: VecDeque<(u64, DeliveryFuture)> = VecDeque::new();
+        // Futures left alone until a step: read then, in order with the rest.
+        let mut kept: Vec<(u64, DeliveryFuture, usize)> = Vec::new();
+        let mut batches: VecDeque<(u64, u64, BatchDelivery)> = VecDeque::new();
+        let mut undelivered: VecDeque<u64> = VecDeque::new();
+        let mut inbox = Inbox::default();
+        let (mut most_parked, mut longest) = (0, 0);
+        for step in 0..100_000 {
+            match rng(10) {
+                0 | 1 => {
+                    let (f, _) = table.push_one(ProducerRecord::new("t", "v"));
+                    let n = expected.len() as u64;
+                    expected.push(None);
+                    undelivered.push_back(n);
+                    if rng(300) == 0 {
+                        kept.push((n, f, step + 1_000 + rng(30_000) as usize));
+                    } else {
+                        singles.push_back((n, f));
+                    }
+                }
+                2 => {
+                    let count = 1 + rng(4);
+                    let first = expected.len() as u64;
+                    let records = (0..count).map(|_| ProducerRecord::new("t", "v")).collect();
+                    let (b, _) = push_all(&table, records);
+                    for n in first..first + count {
+                        expected.push(None);
+                        undelivered.push_back(n);
+                    }
+                    batches.push_back((first, first + count, b));
+                }
+                3..=5 => {
+                    for _ in 0..=rng(3) {
+                        // Mostly the oldest; now and then one further back.
+                        let i = if rng(8) == 0 {
+                            rng(undelivered.len() as u64)
+                        } else {
+                            0
+                        };
+                        if let Some(n) = undelivered.remove(i as usize) {
+                            let r = result(n, rng(16) == 0);
+                            expected[n as usize] = Some(r.clone());
+                            complete(&table, vec![(n, r)]);
+                        }
+                    }
+                }
+                6..=8 => {
+                    let i = if rng(4) == 0 {
+                        rng(singles.len() as u64) as usize
+                    } else {
+                        0
+                    };
+                    if let Some((n, mut f)) = singles.remove(i) {
+                        match (poll_now(&mut f), &expected[n as usize]) {
+                            (Poll::Ready(got), Some(want)) => assert_eq!(&got, want, "record {n}"),
+                            (Poll::Pending, None) => singles.push_back((n, f)),
+                            (got, want) => panic!("record {n}: {got:?}, delivered: {want:?}"),
+                        }
+                    }
+                }
+                _ => {
+                    if rng(8) == 0 && !singles.is_empty() {
+                        let i = rng(singles.len() as u64) as usize;
+                        drop(singles.remove(i));
+                    } else {
+                        for _ in 0..4 {
+                            let Some((first, end, b)) = batches.pop_front() else {
+                                break;
+                            };
+                            if rng(8) == 0 {
+                                drop(b);
+                            } else if (first..end).all(|n| expected[n as usize].is_some()) {
+                                assert_eq!(
+                                    b.wait(),
+                                    want(&expected, first, end),
+                                    "records {first}..{end}"
+                                );
+                            } else {
+                                batches.push_back((first, end, b));
+                            }
+                        }
+                    }
+                }
+            }
+            let (due, waiting): (Vec<_>, Vec<_>) = kept.into_iter().partition(|k| k.2 <= step);
+            kept = waiting;
+            singles.extend(due.into_iter().map(|(n, f, _)| (n, f)));
+            table.take_inbox(&mut inbox);
+            inbox.clear();
+            let s = table.lock();
+            most_parked = most_parked.max(s.parked.len());
+            longest = longest.max(s.slots.len());
+        }
+        assert!(most_parked > 0, "the run never moved a result aside");
+        assert!(
+            longest < expected.len() / 4,
+            "the ring reached {longest} slots"
+        );
+        while let Some(n) = undelivered.pop_front() {
+            let r = result(n, false);
+            expected[n as usize] = Some(r.clone());
+            complete(&table, vec![(n, r)]);
+        }
+        singles.extend(kept.into_iter().map(|(n, f, _)| (n, f)));
+        for (n, f) in singles {
+            assert_eq!(
+                &f.wait(),
+                expected[n as usize].as_ref().unwrap(),
+                "record {n}"
+            );
+        }
+        for (first, end, b) in batches {
+            assert_eq!(
+                b.wait(),
+                want(&expected, first, end),
+                "records {first}..{end}"
+            );
+        }
+        assert!(table.lock().parked.is_empty());
+        assert!(no_topic_named(&table));
+        assert_all_freed(&table, expected.len() as u64);
     }
 
     #[test]
