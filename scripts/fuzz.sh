@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzing kafka-sansio with cargo-fuzz (libFuzzer). See docs/fuzzing.md.
 #
+#   scripts/fuzz.sh build                       build every target (as `run` does first)
 #   scripts/fuzz.sh run [SECONDS] [TARGET...]   fuzz each target for SECONDS (default 60)
 #   scripts/fuzz.sh seed [TARGET...]            regenerate seeds and minimize them into corpus/
 #   scripts/fuzz.sh cmin [TARGET...]            fold the campaign's finds into corpus/, minimized
@@ -10,7 +11,10 @@
 # stable toolchain without a sanitizer (`-s none`) and with debug assertions (`-a`),
 # so integer overflow panics. Set FUZZ_SANITIZER=address to use ASan instead (needs
 # nightly features; RUSTC_BOOTSTRAP=1 is set for it). Extra libFuzzer flags can be
-# passed in FUZZ_ARGS, e.g. FUZZ_ARGS="-rss_limit_mb=1024".
+# passed in FUZZ_ARGS, e.g. FUZZ_ARGS="-rss_limit_mb=1024". FUZZ_CODEGEN_UNITS sets
+# the codegen units (cargo-fuzz builds with one: the fastest fuzzing, but one core
+# compiles the whole library; CI's short run uses 16, which builds in about half
+# the time on two cores).
 #
 # The committed corpus (corpus/<target>/) is only read by `run`; what a campaign
 # finds goes to fuzz/corpus/<target>/ (ignored by git) until `cmin` folds it in.
@@ -29,11 +33,13 @@ ensure_cargo_fuzz() {
 }
 
 sanitizer=${FUZZ_SANITIZER:-none}
+units=()
+[ -n "${FUZZ_CODEGEN_UNITS:-}" ] && units=(--codegen-units "$FUZZ_CODEGEN_UNITS")
 fuzz() {
   if [ "$sanitizer" = none ]; then
-    cargo fuzz "$1" -s none -a "${@:2}"
+    cargo fuzz "$1" -s none -a "${units[@]}" "${@:2}"
   else
-    RUSTC_BOOTSTRAP=1 cargo fuzz "$1" -s "$sanitizer" -a "${@:2}"
+    RUSTC_BOOTSTRAP=1 cargo fuzz "$1" -s "$sanitizer" -a "${units[@]}" "${@:2}"
   fi
 }
 
@@ -56,6 +62,7 @@ merge_into_corpus() {
 cmd=${1:-run}; shift || true
 case "$cmd" in
   list) targets ;;
+  build) ensure_cargo_fuzz; fuzz build ;;
   run)
     secs=${1:-60}; shift || true
     sel=("$@"); [ ${#sel[@]} -gt 0 ] || mapfile -t sel < <(targets)
@@ -88,5 +95,5 @@ case "$cmd" in
     fuzz build
     for t in "${sel[@]}"; do merge_into_corpus "$t" "$root/corpus/$t" "$root/fuzz/corpus/$t"; done
     ;;
-  *) sed -n '2,17p' "$0"; exit 2 ;;
+  *) sed -n '2,21p' "$0"; exit 2 ;;
 esac

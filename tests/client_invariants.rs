@@ -29,6 +29,9 @@
 #![cfg(feature = "sim")]
 #![allow(clippy::disallowed_methods)] // tests own their clock
 
+#[path = "common/seeds.rs"]
+mod seed_threads;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1060,16 +1063,18 @@ const REGRESSION_SEEDS: &[u64] = &[1055];
 #[test]
 fn client_invariants_hold_across_seeds() {
     init_logging();
-    let mut ran = 0;
-    for seed in REGRESSION_SEEDS.iter().copied().chain(seeds()) {
-        let (failures, _) = run_seed(seed, false);
-        assert!(
-            failures.is_empty(),
-            "seed {seed} failed (replay: SIM_SEED_START={seed} SIM_SEEDS=1 cargo test --features sim --test client_invariants client_invariants_hold_across_seeds):\n{}",
-            failures.join("\n")
-        );
-        ran += 1;
-    }
+    let seeds: Vec<u64> = REGRESSION_SEEDS.iter().copied().chain(seeds()).collect();
+    let ran = seeds.len();
+    seed_threads::on_every_core(&seeds, |seeds| {
+        for seed in seeds {
+            let (failures, _) = run_seed(seed, false);
+            assert!(
+                failures.is_empty(),
+                "seed {seed} failed (replay: SIM_SEED_START={seed} SIM_SEEDS=1 cargo test --features sim --test client_invariants client_invariants_hold_across_seeds):\n{}",
+                failures.join("\n")
+            );
+        }
+    });
     let verified = VERIFIED_RECORDS.load(Ordering::Relaxed);
     let ended = OPS_ENDED.load(Ordering::Relaxed);
     let ok = OPS_OK.load(Ordering::Relaxed);

@@ -22,6 +22,9 @@
 #![cfg(feature = "sim")]
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
+#[path = "common/seeds.rs"]
+mod seed_threads;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -543,17 +546,23 @@ fn seeds() -> std::ops::Range<u64> {
 
 #[test]
 fn group_invariants_hold_across_seeds() {
-    let mut ran = 0;
     // Every seed runs (a campaign reports all its failures), the first few in full.
-    let mut failed: Vec<(u64, Vec<String>)> = Vec::new();
-    for seed in seeds() {
-        let (failures, _) = run_seed(seed, false);
-        if !failures.is_empty() {
-            eprintln!("seed {seed} failed (replay: SIM_SEED_START={seed} SIM_SEEDS=1)");
-            failed.push((seed, failures));
-        }
-        ran += 1;
-    }
+    let seeds: Vec<u64> = seeds().collect();
+    let ran = seeds.len();
+    let mut failed: Vec<(u64, Vec<String>)> = seed_threads::on_every_core(&seeds, |seeds| {
+        seeds
+            .filter_map(|seed| {
+                let (failures, _) = run_seed(seed, false);
+                if failures.is_empty() {
+                    return None;
+                }
+                eprintln!("seed {seed} failed (replay: SIM_SEED_START={seed} SIM_SEEDS=1)");
+                Some((seed, failures))
+            })
+            .collect::<Vec<_>>()
+    })
+    .concat();
+    failed.sort_by_key(|(seed, _)| *seed);
     let delivered = DELIVERED.load(std::sync::atomic::Ordering::Relaxed);
     eprintln!(
         "{} of {ran} seeds passed; {delivered} records checked",

@@ -31,6 +31,9 @@
 #![cfg(feature = "sim")]
 #![allow(clippy::disallowed_methods)] // tests own their clock
 
+#[path = "common/seeds.rs"]
+mod seed_threads;
+
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -69,6 +72,56 @@ static LATE: Cell<usize> = const { Cell::new(0) };
 static LATEST_US: Cell<usize> = const { Cell::new(0) };
 /// Failure classes, printed by the main test.
 static OUTCOMES: RefCell<BTreeMap<String, usize>> = const { RefCell::new(BTreeMap::new()) };
+}
+
+/// The counters above, of the seeds one thread ran.
+#[derive(Default)]
+struct Totals {
+    acked: usize,
+    acked_large: usize,
+    failed: usize,
+    refused: usize,
+    max_in_flight: usize,
+    multi: usize,
+    bumps: usize,
+    retries: usize,
+    late: usize,
+    latest_us: usize,
+    outcomes: BTreeMap<String, usize>,
+}
+
+impl Totals {
+    fn of_this_thread() -> Self {
+        Self {
+            acked: ACKED.with(Cell::get),
+            acked_large: ACKED_LARGE.with(Cell::get),
+            failed: FAILED.with(Cell::get),
+            refused: REFUSED_FULL.with(Cell::get),
+            max_in_flight: MAX_IN_FLIGHT.with(Cell::get),
+            multi: MULTI_IN_FLIGHT_SEEDS.with(Cell::get),
+            bumps: EPOCH_BUMP_SEEDS.with(Cell::get),
+            retries: RETRIES.with(Cell::get),
+            late: LATE.with(Cell::get),
+            latest_us: LATEST_US.with(Cell::get),
+            outcomes: OUTCOMES.with(|t| t.borrow().clone()),
+        }
+    }
+
+    fn add(&mut self, other: Self) {
+        self.acked += other.acked;
+        self.acked_large += other.acked_large;
+        self.failed += other.failed;
+        self.refused += other.refused;
+        self.max_in_flight = self.max_in_flight.max(other.max_in_flight);
+        self.multi += other.multi;
+        self.bumps += other.bumps;
+        self.retries += other.retries;
+        self.late += other.late;
+        self.latest_us = self.latest_us.max(other.latest_us);
+        for (outcome, n) in other.outcomes {
+            *self.outcomes.entry(outcome).or_default() += n;
+        }
+    }
 }
 
 /// An error's variant (and code, and a timeout's cause).
@@ -793,38 +846,48 @@ const REGRESSION_SEEDS: &[u64] = &[1, 158, 396, 4872];
 fn producer_invariants_hold_across_seeds() {
     init_logging();
     let started = Instant::now();
-    let mut ran = 0;
-    for seed in REGRESSION_SEEDS.iter().copied().chain(seeds()) {
-        let (failures, _) = run_seed(seed, false);
-        assert!(
-            failures.is_empty(),
-            "seed {seed} failed (replay: SIM_SEED_START={seed} SIM_SEEDS=1 cargo test --features sim --test producer_invariants producer_invariants_hold_across_seeds):\n{}",
-            failures.join("\n")
-        );
-        ran += 1;
-    }
-    let acked = ACKED.with(Cell::get);
-    let acked_large = ACKED_LARGE.with(Cell::get);
-    let failed = FAILED.with(Cell::get);
-    OUTCOMES.with(|t| {
-        for (outcome, n) in t.borrow().iter() {
-            eprintln!("{n:>7}  {outcome}");
+    // Each thread's counters are its own (thread-locals): summed after.
+    let seeds: Vec<u64> = REGRESSION_SEEDS.iter().copied().chain(seeds()).collect();
+    let ran = seeds.len();
+    let mut totals = Totals::default();
+    for t in seed_threads::on_every_core(&seeds, |seeds| {
+        for seed in seeds {
+            let (failures, _) = run_seed(seed, false);
+            assert!(
+                failures.is_empty(),
+                "seed {seed} failed (replay: SIM_SEED_START={seed} SIM_SEEDS=1 cargo test --features sim --test producer_invariants producer_invariants_hold_across_seeds):\n{}",
+                failures.join("\n")
+            );
         }
-    });
-    let multi = MULTI_IN_FLIGHT_SEEDS.with(Cell::get);
-    let bumps = EPOCH_BUMP_SEEDS.with(Cell::get);
-    let refused = REFUSED_FULL.with(Cell::get);
-    let retries = RETRIES.with(Cell::get);
+        Totals::of_this_thread()
+    }) {
+        totals.add(t);
+    }
+    let Totals {
+        acked,
+        acked_large,
+        failed,
+        refused,
+        max_in_flight,
+        multi,
+        bumps,
+        retries,
+        late,
+        latest_us,
+        outcomes,
+    } = totals;
+    for (outcome, n) in &outcomes {
+        eprintln!("{n:>7}  {outcome}");
+    }
     let elapsed = started.elapsed();
     eprintln!(
-        "{} deliveries came after their delivery timeout (within the request's time), the latest {:?} after",
-        LATE.with(Cell::get),
-        Duration::from_micros(LATEST_US.with(Cell::get) as u64)
+        "{late} deliveries came after their delivery timeout (within the request's time), the latest {:?} after",
+        Duration::from_micros(latest_us as u64)
     );
     eprintln!(
         "{ran} seeds passed in {elapsed:.1?} ({:.0} seeds/s): {acked} records acknowledged and verified ({acked_large} of them with a value of over 1 KiB), {failed} failed with an explained error, {refused} refused for a full buffer, {retries} retries; seeds with several batches in flight: {multi} (at most {}), with an epoch bump: {bumps}",
         ran as f64 / elapsed.as_secs_f64(),
-        MAX_IN_FLIGHT.with(Cell::get)
+        max_in_flight
     );
     // The workload must exercise what it claims to (over enough seeds: a replay of
     // one seed is judged by its own checks only).

@@ -439,6 +439,12 @@ pub struct ConsumeArgs {
     /// consumer (KIP-848, where the coordinator offers it; else classic).
     #[arg(long, value_name = "PROTOCOL", value_parser = parse_group_protocol, requires = "group", default_value = "classic")]
     group_protocol: GroupProtocol,
+    /// With -G, the session timeout (session.timeout.ms, default 45s): how long
+    /// the coordinator keeps this member without a heartbeat. Heartbeats go every
+    /// third of it, at most every 3s. Some brokers (tansu) hold every join for half
+    /// of it.
+    #[arg(long, value_name = "DURATION", value_parser = spec::parse_duration, requires = "group")]
+    session_timeout: Option<Duration>,
 }
 
 fn parse_group_protocol(text: &str) -> Result<GroupProtocol, String> {
@@ -873,10 +879,15 @@ pub async fn consume(conn: &ConnectionArgs, a: ConsumeArgs) -> Outcome {
         ));
     }
     let (group, group_protocol) = (a.group.clone(), a.group_protocol);
+    let session_timeout = a.session_timeout;
     let client = conn
         .connect(|c| {
             c.consumer.group_id = group;
             c.consumer.group_protocol = group_protocol;
+            if let Some(session) = session_timeout {
+                c.consumer.session_timeout = session;
+                c.consumer.heartbeat_interval = c.consumer.heartbeat_interval.min(session / 3);
+            }
             c.consumer.auto_offset_reset = reset;
             // What was printed is committed every second, and before partitions
             // move to another member or this one leaves.
