@@ -273,7 +273,20 @@ fn group_consume_commits_and_groups_show_and_reset_them() {
         lines.as_bytes(),
     ));
     // The group starts where nothing is committed: the beginning; -e ends at the end.
-    let out = run(&b, &["consume", "-t", "g-t", "-G", "grp", "-e"], b"");
+    let out = run(
+        &b,
+        &[
+            "consume",
+            "-t",
+            "g-t",
+            "-G",
+            "grp",
+            "-e",
+            "--session-timeout",
+            "7s",
+        ],
+        b"",
+    );
     assert_eq!(ok(&out).lines().count(), 90);
     let offsets = ok(&run(&b, &["groups", "offsets", "grp", "--json"], b""));
     let rows: Vec<serde_json::Value> = offsets
@@ -340,6 +353,7 @@ fn group_consume_commits_and_groups_show_and_reset_them() {
         .next()
         .unwrap_or_else(|| panic!("no group metadata with a member: {log}"));
     assert_eq!(member["subscription"], serde_json::json!(["g-t"]), "{log}");
+    assert_eq!(member["session_timeout"], 7000, "--session-timeout: {log}");
     assert_eq!(
         member["assignment"][0]["partitions"],
         serde_json::json!([0, 1, 2]),
