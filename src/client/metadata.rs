@@ -181,7 +181,8 @@ pub(crate) struct Metadata {
     /// When the last refresh failed: refreshes are debounced from it too, or a
     /// broker that cannot answer Metadata at all would be asked in a loop.
     pub(crate) last_failure: Option<Instant>,
-    /// Bumped by every applied response.
+    /// Bumped by every change: each applied response, each leader or topic
+    /// forgotten. (The producer rebuilds its routing views when it moves.)
     pub(crate) generation: u64,
     /// Topics asked for at least once: the first ask for a topic is not debounced
     /// (a producer's first record for a topic would otherwise wait out the minimum
@@ -262,14 +263,17 @@ impl Metadata {
     pub(crate) fn invalidate_leader(&mut self, topic: &str, partition: i32) {
         if let Some(TopicEntry::Known(t)) = self.topics.get_mut(topic)
             && let Some(p) = t.partitions.iter_mut().find(|p| p.partition == partition)
+            && p.leader.take().is_some()
         {
-            p.leader = None;
+            self.generation += 1;
         }
     }
 
     /// Forgets a topic (after UNKNOWN_TOPIC_ID and the like).
     pub(crate) fn invalidate_topic(&mut self, topic: &str) {
-        self.topics.remove(topic);
+        if self.topics.remove(topic).is_some() {
+            self.generation += 1;
+        }
     }
 
     /// Applies a response to a request for `asked` (`None`: every topic).
@@ -456,6 +460,33 @@ mod tests {
         assert_eq!(m.leader("gone", 0), Leader::UnknownTopic);
         assert_eq!(m.leader("never-asked", 0), Leader::NotLoaded);
         assert_eq!(m.controller(), Some(3));
+    }
+
+    /// Every change moves the generation (the producer's routing follows it);
+    /// forgetting what is already forgotten does not.
+    #[test]
+    fn every_change_moves_the_generation() {
+        let mut m = Metadata::default();
+        m.apply(
+            &MetadataResponse {
+                brokers: vec![broker(1, 1)],
+                topics: vec![topic("t", &[(1, 0), (1, 0)])],
+                ..Default::default()
+            },
+            None,
+            now(),
+        );
+        let applied = m.generation;
+        assert!(applied > 0);
+        m.invalidate_leader("t", 1);
+        assert_eq!(m.generation, applied + 1);
+        m.invalidate_leader("t", 1);
+        m.invalidate_leader("other", 0);
+        assert_eq!(m.generation, applied + 1, "nothing changed");
+        m.invalidate_topic("t");
+        assert_eq!(m.generation, applied + 2);
+        m.invalidate_topic("t");
+        assert_eq!(m.generation, applied + 2, "nothing changed");
     }
 
     #[test]

@@ -271,7 +271,7 @@ impl Client {
                         .and_then(|c| slots.get(c))
                         .is_some_and(|s| s.is_ready())
                 };
-                p.drive(now, &topic, &node_ready, &mut wants);
+                p.drive(now, metadata.generation, &topic, &node_ready, &mut wants);
             }
             let mut sent = false;
             for want in wants {

@@ -541,6 +541,10 @@ pub(crate) struct Producer {
     /// reports share: the application's copy, which its threads clone per record,
     /// is not touched again.
     views: BTreeMap<Arc<str>, Routed>,
+    /// The metadata generation `views` were last refreshed at: they are rebuilt
+    /// only when the metadata changed, not on every drive (each rebuild allocates
+    /// a view per topic, and a paced producer drives once per record).
+    views_generation: Option<u64>,
 }
 
 /// Where records without a partition go.
@@ -667,6 +671,7 @@ impl Producer {
             written: VecDeque::new(),
             retries: 0,
             views: BTreeMap::new(),
+            views_generation: None,
             config,
         }
     }
@@ -868,11 +873,12 @@ impl Producer {
     pub(crate) fn drive(
         &mut self,
         now: Instant,
+        metadata_generation: u64,
         topic: &dyn Fn(&str) -> Option<TopicViewOwned>,
         node_ready: &dyn Fn(i32) -> bool,
         wants: &mut Vec<Want>,
     ) {
-        self.route(now, topic, wants);
+        self.route(now, metadata_generation, topic, wants);
         self.expire(now);
         let mut may_send = true;
         if self.config.idempotence {
@@ -933,18 +939,23 @@ impl Producer {
     fn route(
         &mut self,
         now: Instant,
+        metadata_generation: u64,
         topic: &dyn Fn(&str) -> Option<TopicViewOwned>,
         wants: &mut Vec<Want>,
     ) {
-        // What `send` routes by at once is refreshed from the metadata each drive.
-        self.views
-            .retain(|name, routed| match topic(name).filter(|v| v.count > 0) {
-                Some(v) => {
-                    routed.view = v;
-                    true
-                }
-                None => false,
-            });
+        // What `send` routes by at once is refreshed from the metadata whenever it
+        // changed (every change bumps its generation).
+        if self.views_generation != Some(metadata_generation) {
+            self.views_generation = Some(metadata_generation);
+            self.views
+                .retain(|name, routed| match topic(name).filter(|v| v.count > 0) {
+                    Some(v) => {
+                        routed.view = v;
+                        true
+                    }
+                    None => false,
+                });
+        }
         let names: Vec<Arc<str>> = self.unrouted.keys().cloned().collect();
         for name in names {
             // A topic listed without partitions (a broker's answer mid-creation, or a
@@ -1756,7 +1767,7 @@ mod tests {
             }
             p.flush();
             let mut wants = Vec::new();
-            p.drive(now, &view, &|_| true, &mut wants);
+            p.drive(now, 0, &view, &|_| true, &mut wants);
             let sent = wants.into_iter().find_map(|w| match w {
                 Want::Send { request, req, .. } => Some((request, req)),
                 _ => None,
@@ -1852,11 +1863,11 @@ mod tests {
             })
         };
         let mut wants = Vec::new();
-        p.drive(now, &empty, &|_| false, &mut wants);
+        p.drive(now, 0, &empty, &|_| false, &mut wants);
         assert!(wants.iter().any(|w| matches!(w, Want::Metadata(_))));
         assert_eq!((p.pending_records(), p.deliveries.len()), (2, 0));
         let later = now + p.config.delivery_timeout;
-        p.drive(later, &empty, &|_| false, &mut wants);
+        p.drive(later, 0, &empty, &|_| false, &mut wants);
         assert_eq!(p.deliveries.len(), 2);
         assert!(
             p.deliveries
@@ -1864,6 +1875,40 @@ mod tests {
                 .all(|(_, r)| matches!(r, Err(ClientError::Timeout { .. })))
         );
         assert_eq!((p.pending_records(), p.buffered()), (0, 0));
+    }
+
+    /// The views `send` routes by are rebuilt when the metadata's generation
+    /// moves, not on every drive: a partition added to the topic counts only once
+    /// the generation says the metadata changed, and then at once.
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn routing_views_follow_the_metadata_generation() {
+        let mut p = Producer::new(ProducerConfig::default(), 7);
+        let now = crate::test_clock::start();
+        let partitions = std::cell::Cell::new(1usize);
+        let looked_up = std::cell::Cell::new(0usize);
+        let view = |_: &str| {
+            looked_up.set(looked_up.get() + 1);
+            let n = partitions.get();
+            Some(TopicViewOwned {
+                count: n,
+                available: (0..n as i32).collect(),
+                leaders: vec![Some(0); n],
+            })
+        };
+        p.send(now, ProducerRecord::new("t", "first")).unwrap();
+        p.drive(now, 5, &view, &|_| false, &mut Vec::new());
+        let count = |p: &Producer| p.views.get("t").map(|r| r.view.count);
+        assert_eq!(count(&p), Some(1));
+        let before = looked_up.get();
+        partitions.set(3);
+        for _ in 0..10 {
+            p.drive(now, 5, &view, &|_| false, &mut Vec::new());
+        }
+        assert_eq!(looked_up.get(), before, "no lookup while nothing changed");
+        assert_eq!(count(&p), Some(1));
+        p.drive(now, 6, &view, &|_| false, &mut Vec::new());
+        assert_eq!(count(&p), Some(3), "the new generation is routed by");
     }
 
     /// A record sent before its topic's metadata is known waits with its large
@@ -1903,7 +1948,7 @@ mod tests {
             })
         };
         let mut wants = Vec::new();
-        p.drive(now, &view, &|_| false, &mut wants);
+        p.drive(now, 0, &view, &|_| false, &mut wants);
         assert!(p.unrouted.is_empty());
         assert_eq!((p.pending_records(), p.buffered()), (3, sizes));
         assert!(
@@ -1973,7 +2018,7 @@ mod tests {
                 leaders: vec![Some(0)],
             })
         };
-        p.drive(now, &view, &|_| false, &mut Vec::new());
+        p.drive(now, 0, &view, &|_| false, &mut Vec::new());
         assert_eq!(checks.lock().unwrap().1, 5, "every record was partitioned");
         assert_eq!(
             (dropped.load(Ordering::SeqCst), p.pending_records()),
