@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | a batch's first | two-pass (`append_exact`) | it sets the base timestamp; sizing one record per batch costs nothing per record |
 //! | body under 8 KiB, under 64 headers, timestamp within about 8 s of the batch's first, under 8,192 records before it | one-pass (`append_short`) | every varint in it takes one or two bytes, so the length is written last into a two-byte slot, each field goes through one bounds check and nothing is sized twice |
-//! | the same, but the buffer's zero-filled room ends before the record does | two-pass | the room is grown (never past the byte limit) or the record refused there, not per record on the hot path |
+//! | the same, but the buffer's zero-filled room ends before the record does | two-pass | the room is grown (never past the byte limit) or the record refused there, not per record on the hot path: by 64 KiB steps for a batch built in one go, doubling from 4 KiB for a producer's open batch (which often holds a few records) |
 //! | body of 8 KiB or more, 64 headers or more, a timestamp further out, the 8,192nd record on | two-pass | a varint of three bytes or more; sizing first costs little beside copying 8 KiB, and such records are rare |
 //! | the same, of 8 KiB or more, when the room ends before it | two-pass, appended by extending the buffer (`extend_record`) | zero-filling room for it first would cost about a copy of it: 10,000-byte values take 6-7% fewer instructions |
 //!
