@@ -105,6 +105,16 @@ impl Slot {
     }
 }
 
+/// The result in a slot taken out of the table (see [`State::take_delivered`]): a
+/// slot read already (or one not delivered, never taken out) reads as closed.
+fn read(topics: &mut Topics, slot: Slot) -> Result<RecordMetadata, ClientError> {
+    match slot {
+        Slot::Written(w) => Ok(topics.read(w)),
+        Slot::Failed(e) => Err(*e),
+        Slot::Waiting(_) | Slot::Abandoned | Slot::Free => Err(ClientError::Closed),
+    }
+}
+
 /// The topics of written slots, each with how many slots name it. An entry no
 /// slot names any more is reused for the next topic not listed, so the list is
 /// as long as the most topics that had records delivered and unread at once.
@@ -832,18 +842,13 @@ impl State {
     /// a waiting one's is freed when its result comes.
     fn abandon(&mut self, first: u64, end: u64) {
         for n in first..end {
-            if n < self.base {
-                // Delivered and parked, or read already.
-                if let Some(Slot::Written(w)) = self.parked.remove(&n) {
-                    self.topics.forget(w);
-                }
-            } else if let Some(slot) = self.slot(n) {
-                let freed = match slot {
-                    Slot::Waiting(_) | Slot::Abandoned => Slot::Abandoned,
-                    _ => Slot::Free,
-                };
-                if let Slot::Written(w) = std::mem::replace(slot, freed) {
-                    self.topics.forget(w);
+            match self.take_delivered(n) {
+                Some(Slot::Written(w)) => self.topics.forget(w),
+                Some(_) => {}
+                None => {
+                    if let Some(slot) = self.slot(n) {
+                        *slot = Slot::Abandoned;
+                    }
                 }
             }
         }
@@ -855,6 +860,23 @@ impl State {
         match n.checked_sub(self.base) {
             Some(i) => self.slots.get_mut(usize::try_from(i).ok()?),
             None => self.parked.get_mut(&n),
+        }
+    }
+
+    /// Takes record `n`'s slot out if it is delivered (written, failed, or read
+    /// already), freed: a `Free` slot takes its place in the ring, a parked one
+    /// leaves the map. `None` if it is not delivered yet, or not in the table.
+    fn take_delivered(&mut self, n: u64) -> Option<Slot> {
+        match n.checked_sub(self.base) {
+            Some(i) => {
+                let slot = self.slots.get_mut(usize::try_from(i).ok()?)?;
+                if matches!(slot, Slot::Waiting(_) | Slot::Abandoned) {
+                    return None;
+                }
+                Some(std::mem::replace(slot, Slot::Free))
+            }
+            // Only delivered results are parked.
+            None => self.parked.remove(&n),
         }
     }
 
@@ -912,44 +934,28 @@ impl State {
             .filter(|slot| !matches!(slot, Slot::Free))
             .count();
         if in_use.saturating_mul(4) <= self.slots.len() {
-            while let Some(front) = self.slots.front() {
-                match front {
-                    Slot::Waiting(_) | Slot::Abandoned => break,
-                    Slot::Free => {}
-                    Slot::Written(_) | Slot::Failed(_) => {
-                        if let Some(slot) = self.slots.pop_front() {
-                            self.parked.insert(self.base, slot);
-                        }
-                        self.base += 1;
-                        continue;
-                    }
+            // Up to the first record not delivered yet.
+            while self
+                .slots
+                .front()
+                .is_some_and(|s| !matches!(s, Slot::Waiting(_) | Slot::Abandoned))
+            {
+                if let Some(slot) = self.slots.pop_front()
+                    && !matches!(slot, Slot::Free)
+                {
+                    self.parked.insert(self.base, slot);
                 }
-                self.slots.pop_front();
                 self.base += 1;
             }
         }
         self.park_check_at = self.slots.len().saturating_mul(2).max(PARK_FROM);
     }
 
-    /// Takes a delivered record's result, freeing its slot; `None` if not delivered.
+    /// Takes a delivered record's result, freeing its slot (one read already reads as
+    /// closed); `None` if not delivered yet.
     fn take(&mut self, n: u64) -> Option<Result<RecordMetadata, ClientError>> {
-        if n < self.base {
-            return match self.parked.remove(&n)? {
-                Slot::Written(w) => Some(Ok(self.topics.read(w))),
-                Slot::Failed(e) => Some(Err(*e)),
-                // Only delivered results are parked.
-                Slot::Waiting(_) | Slot::Abandoned | Slot::Free => None,
-            };
-        }
-        let slot = self.slot(n)?;
-        let result = match std::mem::replace(slot, Slot::Free) {
-            Slot::Written(w) => Ok(self.topics.read(w)),
-            Slot::Failed(e) => Err(*e),
-            other => {
-                *slot = other;
-                return None;
-            }
-        };
+        let slot = self.take_delivered(n)?;
+        let result = read(&mut self.topics, slot);
         // Delivered before and delivered now: only the front can move.
         self.pop_freed();
         Some(result)
@@ -1241,13 +1247,6 @@ impl State {
     fn take_range(&mut self, first: u64, end: u64) -> Vec<Result<RecordMetadata, ClientError>> {
         let count = usize::try_from(end.saturating_sub(first)).unwrap_or(0);
         let mut results = Vec::with_capacity(count);
-        let take = |topics: &mut Topics, slot: &mut Slot| match std::mem::replace(slot, Slot::Free)
-        {
-            Slot::Written(w) => Ok(topics.read(w)),
-            Slot::Failed(e) => Err(*e),
-            // Not delivered (cannot happen once all are) or no longer in the table.
-            _ => Err(ClientError::Closed),
-        };
         // While a batch holds its numbers its slots are side by side, in the ring
         // unless the front moved past some of them (`park_unread`): one pass over
         // them, not a lookup per record.
@@ -1261,23 +1260,17 @@ impl State {
                 results.extend(
                     slots
                         .range_mut(at..at + count)
-                        .map(|slot| take(topics, slot)),
+                        .map(|slot| read(topics, std::mem::replace(slot, Slot::Free))),
                 );
             }
             None => {
-                let parked = &mut self.parked;
-                results.extend((first..end).map(|n| {
-                    match n.checked_sub(base) {
-                        Some(i) => match usize::try_from(i).ok().and_then(|i| slots.get_mut(i)) {
-                            Some(slot) => take(topics, slot),
-                            None => Err(ClientError::Closed),
-                        },
-                        // Moved aside unread (see `park_unread`).
-                        None => parked
-                            .remove(&n)
-                            .map_or(Err(ClientError::Closed), |mut slot| take(topics, &mut slot)),
-                    }
-                }));
+                for n in first..end {
+                    let result = match self.take_delivered(n) {
+                        Some(slot) => read(&mut self.topics, slot),
+                        None => Err(ClientError::Closed),
+                    };
+                    results.push(result);
+                }
             }
         }
         self.pop_freed();
