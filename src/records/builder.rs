@@ -677,18 +677,7 @@ impl OpenBatch {
     /// As [`BatchBuilder::append`].
     #[inline]
     pub(crate) fn append(&mut self, record: &NewRecord<'_>) -> Result<(), AppendError> {
-        let mut b = BatchBuilder {
-            end: self.end,
-            config: self.config,
-            control: false,
-            count: self.count,
-            first_timestamp: self.first_timestamp,
-            max_timestamp: self.max_timestamp,
-            start: 0,
-            finished: false,
-            grow_min: GROW_MIN,
-            buf: &mut self.buf,
-        };
+        let mut b = self.resume();
         let result = b.append(record);
         // Paused, not dropped: the partial batch stays in the buffer.
         b.finished = true;
@@ -712,7 +701,15 @@ impl OpenBatch {
         self.config.producer_id = producer_id;
         self.config.producer_epoch = producer_epoch;
         self.config.base_sequence = base_sequence;
-        let b = BatchBuilder {
+        self.resume().finish()?;
+        Ok(self.buf.freeze())
+    }
+
+    /// The builder this batch was paused in, resumed over its buffer (dropped
+    /// unfinished, it cuts the buffer back to the batch's start).
+    #[inline(always)]
+    fn resume(&mut self) -> BatchBuilder<'_> {
+        BatchBuilder {
             end: self.end,
             config: self.config,
             control: false,
@@ -723,9 +720,7 @@ impl OpenBatch {
             finished: false,
             grow_min: GROW_MIN,
             buf: &mut self.buf,
-        };
-        b.finish()?;
-        Ok(self.buf.freeze())
+        }
     }
 }
 
