@@ -122,10 +122,18 @@ struct Produce {
     inbox_waiting: bool,
     /// Records taken from the inbox and not yet in the producer, the first
     /// numbered `incoming_first`. When the producer's buffer is full they wait
-    /// here, in order, for room until `incoming_deadline`.
+    /// here, in order, for room until their delivery deadline: the first's is
+    /// `incoming_deadline`.
     incoming: Inbox,
     incoming_first: u64,
     incoming_deadline: Instant,
+    /// Records taken in behind others still waiting for room: the number of the
+    /// first of each such take and the deadline of the records from it on (every
+    /// take is dated by its first record's hand-over).
+    later_takes: VecDeque<(u64, Instant)>,
+    /// An empty inbox to take records into while others wait in `incoming` (its
+    /// kept chunks go to the table for the next records).
+    taken: Inbox,
     /// Budget bytes of the records taken into the producer (or failed) since the
     /// table last heard of it: they no longer wait in front of it.
     admitted_bytes: usize,
@@ -208,6 +216,8 @@ impl<N: Net> Driver<N> {
                 incoming: Inbox::default(),
                 incoming_first: 0,
                 incoming_deadline: now(),
+                later_takes: VecDeque::new(),
+                taken: Inbox::default(),
                 admitted_bytes: 0,
                 done: Vec::new(),
                 flushes: Vec::new(),
@@ -319,13 +329,24 @@ impl<N: Net> Driver<N> {
     /// Returns whether any record moved.
     fn admit(&mut self, now: Instant) -> bool {
         let p = &mut self.produce;
-        // New records are taken once those taken before are all in the producer
-        // (until then they stay in the table's inbox, behind them).
-        if p.inbox_waiting && p.incoming.is_empty() {
+        if p.inbox_waiting {
             p.inbox_waiting = false;
-            let since;
-            (p.incoming_first, since) = p.table.take_inbox(&mut p.incoming);
-            p.incoming_deadline = since + self.client.config().producer.delivery_timeout;
+            let timeout = self.client.config().producer.delivery_timeout;
+            if p.incoming.is_empty() {
+                let since;
+                (p.incoming_first, since) = p.table.take_inbox(&mut p.incoming);
+                p.incoming_deadline = since + timeout;
+            } else {
+                // Behind records still waiting for room; taken now all the same,
+                // so that each take keeps its own date (left in the inbox, records
+                // handed over for as long as the wait lasts would share the first
+                // one's, and fail early).
+                let (first, since) = p.table.take_inbox(&mut p.taken);
+                if !p.taken.is_empty() {
+                    p.later_takes.push_back((first, since + timeout));
+                    p.incoming.append(&mut p.taken);
+                }
+            }
         }
         if p.incoming.is_empty() {
             return false;
@@ -338,8 +359,15 @@ impl<N: Net> Driver<N> {
         // record (which scans every partition each time).
         let mut moved = false;
         let mut accepted = false;
+        let mut next_take = p.later_takes.front().map_or(u64::MAX, |t| t.0);
         while let Some((record, next)) = p.incoming.front_and_next() {
             let n = p.incoming_first;
+            if n == next_take
+                && let Some((_, deadline)) = p.later_takes.pop_front()
+            {
+                p.incoming_deadline = deadline;
+                next_take = p.later_takes.front().map_or(u64::MAX, |t| t.0);
+            }
             match self
                 .client
                 .accept_queued(now, &record, RecordId(n), p.incoming_deadline)
@@ -416,6 +444,7 @@ impl<N: Net> Driver<N> {
     fn fail_unsent(&mut self, error: &ClientError) {
         let p = &mut self.produce;
         p.inbox_waiting = false;
+        p.later_takes.clear();
         loop {
             if p.incoming.is_empty() {
                 p.incoming_first = p.table.take_inbox(&mut p.incoming).0;

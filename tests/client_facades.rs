@@ -925,6 +925,51 @@ async fn a_record_that_waited_for_room_still_fails_by_its_delivery_timeout() {
     server.shutdown().await;
 }
 
+/// Records sent while others wait for room each get their whole delivery timeout,
+/// counted from their own send: two bursts sent a second apart while the budget is
+/// full (their topic does not exist, so nothing is delivered) do not share the
+/// first burst's start, so the later one fails no sooner than its own timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_sent_during_a_stall_each_get_their_whole_delivery_timeout() {
+    use kafka_sansio::client::ProducerRecord;
+    let timeout = Duration::from_secs(2);
+    let server = serve(cluster(1)).await.unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .configure(|c| {
+            small_budget(c);
+            c.producer.delivery_timeout = timeout;
+        })
+        .build_tokio()
+        .await
+        .unwrap();
+    let producer = client.producer();
+    let send = |records: std::ops::Range<usize>| {
+        let sent = std::time::Instant::now();
+        let deliveries: Vec<_> = records
+            .map(|i| producer.send(ProducerRecord::new("never", padded(i)).partition(0)))
+            .collect();
+        (sent, deliveries)
+    };
+    // Twice the budget: half of it waits for room until the first half fails.
+    let full = send(0..64);
+    tokio::time::sleep(timeout / 8).await;
+    let early = send(64..96);
+    tokio::time::sleep(timeout / 2).await;
+    let late = send(96..128);
+    for (sent, deliveries) in [full, early, late] {
+        for d in deliveries {
+            assert!(d.await.is_err());
+            let lived = sent.elapsed();
+            assert!(
+                lived + Duration::from_millis(20) >= timeout,
+                "a record failed {lived:?} after it was sent, before its {timeout:?} delivery timeout"
+            );
+        }
+    }
+    client.close().await;
+    server.shutdown().await;
+}
+
 /// The blocking `send_when_room` blocks at the budget and goes on once records are
 /// delivered.
 #[test]

@@ -497,6 +497,16 @@ impl RecordChain {
         &mut self.queues[last]
     }
 
+    /// Moves every record of `other` behind these, as they are (nothing is
+    /// copied); `other` is left empty, with its spare chunks.
+    pub(crate) fn append(&mut self, other: &mut RecordChain) {
+        if other.queues.is_empty() {
+            return;
+        }
+        self.queues.append(&mut other.queues);
+        self.last_is_own = std::mem::take(&mut other.last_is_own);
+    }
+
     /// The first record.
     pub(crate) fn front_queued(&self) -> Option<QueuedRecord<'_>> {
         self.queues.front()?.front_queued()
@@ -1178,6 +1188,51 @@ mod tests {
             "every kept chunk was filled first"
         );
         assert!(chain.queue_capacities().iter().all(|&c| c == CHUNK_BYTES));
+    }
+
+    /// Appending moves another chain's chunks and kept queues behind this one's
+    /// records, in order and uncopied; the other keeps its spare chunks, and a
+    /// record pushed after goes behind the appended ones.
+    #[test]
+    fn an_appended_chain_moves_behind_uncopied_and_keeps_its_spares() {
+        let mut front = RecordChain::default();
+        front.push(ProducerRecord::new("t", "a"));
+        let mut back = RecordChain::default();
+        // Two chunks' worth taken: two emptied chunks kept, one of them reused.
+        for _ in 0..2 * CHUNK_BYTES / 1000 {
+            back.push(ProducerRecord::new("t", vec![0u8; 1000]));
+        }
+        while let Some((_, next)) = back.front_and_next() {
+            back.pop_front_to(next);
+        }
+        back.push(ProducerRecord::new("t", "b"));
+        let long: Vec<ProducerRecord> = (0..COPIED_QUEUE_RECORDS)
+            .map(|i| ProducerRecord::new("t", format!("q{i}")))
+            .collect();
+        back.push_queue(RecordQueue::from_records(long));
+        back.push(ProducerRecord::new("t", "c"));
+        let back_queues = back.queue_capacities();
+        let back_spares = back.spare_capacities();
+        assert_eq!((back_queues.len(), back_spares.len()), (3, 1));
+        let mut wanted = chain_values(&front);
+        wanted.extend(chain_values(&back));
+        front.append(&mut back);
+        assert!(back.is_empty());
+        assert_eq!(back.spare_capacities(), back_spares);
+        assert_eq!(
+            front.queue_capacities()[1..],
+            back_queues[..],
+            "moved, not copied"
+        );
+        front.append(&mut back); // nothing to move
+        front.push(ProducerRecord::new("t", "d"));
+        wanted.push(b"d".to_vec());
+        assert_eq!(chain_values(&front), wanted);
+        assert_eq!(
+            front.queue_lens().len(),
+            4,
+            "d went into the appended chunk"
+        );
     }
 
     /// A chain keeping no chunk frees each as it empties (the producer's records
