@@ -16,7 +16,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_lite::Stream;
@@ -143,6 +143,22 @@ struct Produce {
     flushes: Vec<(u64, async_channel::Sender<()>)>,
 }
 
+impl Produce {
+    /// Takes the inbox in behind records still waiting for room, dated by its
+    /// first record: left in the inbox for as long as the wait lasts, the records
+    /// handed over meanwhile would all share the first one's date, and fail early.
+    /// (Out of line: the common take, into an empty `incoming`, is a swap.)
+    #[cold]
+    #[inline(never)]
+    fn take_behind_waiting(&mut self, timeout: Duration) {
+        let (first, since) = self.table.take_inbox(&mut self.taken);
+        if !self.taken.is_empty() {
+            self.later_takes.push_back((first, since + timeout));
+            self.incoming.append(&mut self.taken);
+        }
+    }
+}
+
 const READ_CHUNK: usize = 64 * 1024;
 /// Reads per connection per wakeup, so one busy socket cannot starve the others.
 const READS_PER_POLL: usize = 16;
@@ -177,6 +193,9 @@ pub(crate) struct Driver<N: Net> {
     waiters: HashMap<OpId, (u64, async_channel::Sender<Result<OpOutput, ClientError>>)>,
     tokens: HashMap<u64, OpId>,
     timer: crate::runtime::DeadlineTimer<N::Sleep>,
+    /// The connections' ids, copied for one round of polling them (kept for the
+    /// next round: a poll per record sent must not allocate).
+    conn_ids: Vec<ConnId>,
     #[allow(dead_code)] // without the tls feature nothing reads it
     tls: DriverTls,
     /// Where TLS records are read to (plaintext is read into the client).
@@ -207,6 +226,7 @@ impl<N: Net> Driver<N> {
             waiters: HashMap::new(),
             tokens: HashMap::new(),
             timer: crate::runtime::DeadlineTimer::new(),
+            conn_ids: Vec::new(),
             tls,
             buf: vec![0; READ_CHUNK].into_boxed_slice(),
             closing: None,
@@ -262,7 +282,7 @@ impl<N: Net> Driver<N> {
             Command::Flush(mark, reply) => {
                 // Records handed over before the flush are in the inbox: take them
                 // in first, so that the flush sends them too.
-                self.admit(now);
+                self.admit();
                 self.client.flush(now);
                 self.produce.flushes.push((mark, reply));
                 self.finish_flushes();
@@ -327,7 +347,7 @@ impl<N: Net> Driver<N> {
     /// Moves records waiting for buffer room, then those new in the inbox, into
     /// the producer, in order; those that waited past their delivery timeout fail.
     /// Returns whether any record moved.
-    fn admit(&mut self, now: Instant) -> bool {
+    fn admit(&mut self) -> bool {
         let p = &mut self.produce;
         if p.inbox_waiting {
             p.inbox_waiting = false;
@@ -337,15 +357,7 @@ impl<N: Net> Driver<N> {
                 (p.incoming_first, since) = p.table.take_inbox(&mut p.incoming);
                 p.incoming_deadline = since + timeout;
             } else {
-                // Behind records still waiting for room; taken now all the same,
-                // so that each take keeps its own date (left in the inbox, records
-                // handed over for as long as the wait lasts would share the first
-                // one's, and fail early).
-                let (first, since) = p.table.take_inbox(&mut p.taken);
-                if !p.taken.is_empty() {
-                    p.later_takes.push_back((first, since + timeout));
-                    p.incoming.append(&mut p.taken);
-                }
+                p.take_behind_waiting(timeout);
             }
         }
         if p.incoming.is_empty() {
@@ -355,6 +367,8 @@ impl<N: Net> Driver<N> {
             self.fail_unsent(&ClientError::Closed);
             return true;
         }
+        // Read once there is something to take in: most drains have nothing.
+        let now = now();
         // Records are taken in first and the producer driven once after, not once per
         // record (which scans every partition each time).
         let mut moved = false;
@@ -551,7 +565,7 @@ impl<N: Net> Driver<N> {
             }
         }
         // What the producer made of records taken in is output for the next round.
-        progressed |= self.admit(now());
+        progressed |= self.admit();
         self.report();
         progressed
     }
@@ -846,10 +860,14 @@ impl<N: Net> Future for Driver<N> {
                 }
             }
             progressed |= this.drain();
-            let ids: Vec<ConnId> = this.conns.keys().copied().collect();
-            for id in ids {
+            // Polling a connection may close it (and drain would open others).
+            let mut ids = std::mem::take(&mut this.conn_ids);
+            ids.extend(this.conns.keys());
+            for &id in &ids {
                 progressed |= this.poll_conn(id, cx);
             }
+            ids.clear();
+            this.conn_ids = ids;
             progressed |= this.drain();
             progressed |= this.poll_timer(cx);
             progressed |= this.drain();
