@@ -219,8 +219,16 @@ struct State {
     inbox: Inbox,
     inbox_first: u64,
     /// When the inbox's first record was handed over: the start of every record
-    /// taken with it, for its delivery timeout.
+    /// taken with it, for its delivery timeout and its batch's linger.
     inbox_since: Instant,
+    /// Budget bytes of the records in the inbox.
+    inbox_bytes: usize,
+    /// The driver was told of the records in the inbox (it takes them soon).
+    driver_told: bool,
+    /// The driver wakes by itself within a linger (see
+    /// [`Deliveries::driver_wakes_itself`]): records need not tell it until
+    /// [`WAKE_BYTES`] of them wait.
+    driver_wakes_itself: bool,
     /// Every record numbered below this one is delivered.
     delivered_below: u64,
     /// No more records are taken (the client is closing or gone).
@@ -437,6 +445,9 @@ impl Deliveries {
                 inbox: Inbox::default(),
                 inbox_first: 0,
                 inbox_since: crate::runtime::now(),
+                inbox_bytes: 0,
+                driver_told: false,
+                driver_wakes_itself: false,
                 delivered_below: 0,
                 closed: false,
                 sleepers: 0,
@@ -455,18 +466,17 @@ impl Deliveries {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Hands records over. Returns their futures, in order, and whether the inbox
-    /// was empty before (then the driver must be told). Once the table is closed,
-    /// every future fails at once with [`ClientError::Closed`].
+    /// Hands records over. Returns their futures, in order, and whether the driver
+    /// must be told (see [`State::tell_driver`]). Once the table is closed, every
+    /// future fails at once with [`ClientError::Closed`].
     pub(crate) fn push(
         self: &Arc<Self>,
         records: impl IntoIterator<Item = ProducerRecord>,
         futures: &mut Vec<DeliveryFuture>,
     ) -> bool {
         let mut s = self.lock();
-        let was_empty = s.inbox.is_empty();
         futures.extend(records.into_iter().map(|r| self.enqueue(&mut s, r)));
-        was_empty && !s.inbox.is_empty()
+        s.tell_driver()
     }
 
     /// One record, as [`push`](Self::push).
@@ -565,10 +575,8 @@ impl Deliveries {
         s: &mut State,
         record: ProducerRecord,
     ) -> (DeliveryFuture, bool) {
-        let was_empty = s.inbox.is_empty();
         let future = self.enqueue(s, record);
-        let wake = was_empty && !s.inbox.is_empty();
-        (future, wake)
+        (future, s.tell_driver())
     }
 
     /// Hands a queue of records over for one [`BatchDelivery`]; as
@@ -586,14 +594,14 @@ impl Deliveries {
             let failed = (0..count).map(|_| Err(ClientError::Closed)).collect();
             return (BatchDelivery::ready(failed), false);
         }
-        let was_empty = s.inbox.is_empty();
         let first = s.base + s.slots.len() as u64;
-        if was_empty {
+        if s.inbox.is_empty() {
             s.inbox_first = first;
             s.inbox_since = crate::runtime::now();
         }
         s.inbox.push_queue(queue);
         s.waiting_bytes += bytes;
+        s.inbox_bytes += bytes;
         s.slots.extend((0..count).map(|_| Slot::Waiting(None)));
         let end = first + count as u64;
         let batch = BatchDelivery {
@@ -604,7 +612,8 @@ impl Deliveries {
                 waiting_at: first,
             },
         };
-        (batch, was_empty && !s.inbox.is_empty())
+        let wake = s.tell_driver();
+        (batch, wake)
     }
 
     /// Numbers a record, gives it a slot and puts it in the inbox.
@@ -612,7 +621,9 @@ impl Deliveries {
         if s.closed {
             return DeliveryFuture::ready(Err(ClientError::Closed));
         }
-        s.waiting_bytes += record.size();
+        let size = record.size();
+        s.waiting_bytes += size;
+        s.inbox_bytes += size;
         let n = s.enqueue_slot(record);
         DeliveryFuture {
             state: Future_::Slot {
@@ -630,7 +641,28 @@ impl Deliveries {
         debug_assert!(into.is_empty());
         let mut s = self.lock();
         std::mem::swap(&mut s.inbox, into);
+        s.inbox_bytes = 0;
+        s.driver_told = false;
         (s.inbox_first, s.inbox_since)
+    }
+
+    /// The driver says whether it wakes by itself within a linger of now (a timer
+    /// of its own is due by then): records handed over meanwhile then wait for
+    /// that wake-up, which takes them in, instead of each burst waking it (a
+    /// producer sending one record at a time woke it once a record; librdkafka's
+    /// wakes its broker thread once a batch). A record waits at most about a
+    /// linger, as it would have in its batch, whose linger counts from its
+    /// hand-over all the same; [`WAKE_BYTES`] waiting tell the driver at once.
+    /// Returns whether records wait that nobody told it of, now that it does not
+    /// wake by itself: it takes them now (and counts as told).
+    pub(crate) fn driver_wakes_itself(&self, wakes: bool) -> bool {
+        let mut s = self.lock();
+        s.driver_wakes_itself = wakes;
+        if wakes || s.driver_told || s.inbox.is_empty() {
+            return false;
+        }
+        s.driver_told = true;
+        true
     }
 
     /// The number the next record will get: a flush waits for every record below it.
@@ -662,6 +694,7 @@ impl Deliveries {
             let mut s = self.lock();
             s.closed = true;
             s.inbox.clear();
+            s.inbox_bytes = 0;
             s.empty_line(&mut wakers);
             self.note_line(&s);
             for slot in &mut s.slots {
@@ -699,6 +732,10 @@ impl Deliveries {
 /// [`RecordChain`]). Taken from the table in one swap: the driver's emptied inbox
 /// goes back, with the emptied chunks it keeps for the next records.
 pub(crate) type Inbox = RecordChain;
+
+/// Budget bytes of records waiting in the inbox that tell the driver even while it
+/// wakes by itself: a batch may be filling, and should not wait out its linger.
+const WAKE_BYTES: usize = 64 << 10;
 
 /// Results being written into the table (see [`Deliveries::completing`]).
 pub(crate) struct Completing<'a> {
@@ -787,6 +824,20 @@ impl State {
     /// Collects every sender in line to wake (room came, or the table is closing).
     fn empty_line(&mut self, wakers: &mut Vec<Waker>) {
         wakers.extend(self.room_line.drain(..).map(|w| w.waker));
+    }
+
+    /// After records were put in the inbox: whether the driver must be told. Once
+    /// per take, and not while it wakes by itself within a linger unless
+    /// [`WAKE_BYTES`] wait (a batch may be filling).
+    fn tell_driver(&mut self) -> bool {
+        if self.driver_told
+            || self.inbox.is_empty()
+            || (self.driver_wakes_itself && self.inbox_bytes < WAKE_BYTES)
+        {
+            return false;
+        }
+        self.driver_told = true;
+        true
     }
 
     /// Gives a record (of an open table) the next number and a slot, and puts it in
@@ -1575,6 +1626,51 @@ mod tests {
         drop(rest);
         drop(f0);
         assert_all_freed(&table, 4);
+    }
+
+    /// Records tell the driver once a take; not while it wakes by itself, until a
+    /// batch's worth ([`WAKE_BYTES`]) waits; when it stops waking by itself,
+    /// records nobody told it of are its to take at once.
+    #[test]
+    fn records_tell_the_driver_once_a_take_and_not_while_it_wakes_by_itself() {
+        let table = Deliveries::new(usize::MAX);
+        let mut inbox = Inbox::default();
+        let mut futures = Vec::new();
+        let mut push = |table: &Arc<Deliveries>| {
+            let (future, tell) = table.push_one(sized(0));
+            futures.push(future);
+            tell
+        };
+        assert!(push(&table));
+        assert!(!push(&table), "told already");
+        table.take_inbox(&mut inbox);
+        inbox.clear();
+        assert!(push(&table), "a new take");
+        table.take_inbox(&mut inbox);
+        inbox.clear();
+
+        assert!(!table.driver_wakes_itself(true), "nothing waits");
+        let size = sized(0).size();
+        let quiet = (0..).take_while(|_| !push(&table)).count();
+        assert_eq!(
+            quiet,
+            WAKE_BYTES.div_ceil(size) - 1,
+            "told at {WAKE_BYTES} bytes"
+        );
+        assert!(!push(&table), "told already");
+        table.take_inbox(&mut inbox);
+        inbox.clear();
+        assert!(!push(&table), "it wakes by itself");
+        assert!(!table.driver_wakes_itself(true), "nothing changed");
+        assert!(table.driver_wakes_itself(false), "one record waits untold");
+        assert!(!push(&table), "it takes them now: told");
+        assert!(!table.driver_wakes_itself(false));
+        table.take_inbox(&mut inbox);
+        inbox.clear();
+        assert!(push(&table), "it no longer wakes by itself");
+        table.take_inbox(&mut inbox);
+        inbox.clear();
+        assert!(!table.driver_wakes_itself(false), "the inbox is empty");
     }
 
     #[test]

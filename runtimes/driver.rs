@@ -16,7 +16,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures_lite::Stream;
@@ -118,18 +118,22 @@ pub(crate) struct DriverPort {
 /// table, which is also its [`RecordId`] in the client.
 struct Produce {
     table: Arc<Deliveries>,
-    /// The table's inbox has records (a `Produce` command came).
+    /// The table's inbox has records (a `Produce` command came), or may have
+    /// (the driver woke while records need not tell it).
     inbox_waiting: bool,
+    /// What the driver last told the table: it wakes by itself within a linger,
+    /// so records handed over do not wake it (see `Deliveries::driver_wakes_itself`).
+    wakes_itself: bool,
     /// Records taken from the inbox and not yet in the producer, the first
     /// numbered `incoming_first`. When the producer's buffer is full they wait
-    /// here, in order, for room until their delivery deadline: the first's is
-    /// `incoming_deadline`.
+    /// here, in order, for room until their delivery deadline. Every take is
+    /// dated by its first record's hand-over (`incoming_since` for the first
+    /// record's), which starts its delivery timeout and its batch's linger.
     incoming: Inbox,
     incoming_first: u64,
-    incoming_deadline: Instant,
+    incoming_since: Instant,
     /// Records taken in behind others still waiting for room: the number of the
-    /// first of each such take and the deadline of the records from it on (every
-    /// take is dated by its first record's hand-over).
+    /// first of each such take and its date.
     later_takes: VecDeque<(u64, Instant)>,
     /// An empty inbox to take records into while others wait in `incoming` (its
     /// kept chunks go to the table for the next records).
@@ -150,10 +154,10 @@ impl Produce {
     /// (Out of line: the common take, into an empty `incoming`, is a swap.)
     #[cold]
     #[inline(never)]
-    fn take_behind_waiting(&mut self, timeout: Duration) {
+    fn take_behind_waiting(&mut self) {
         let (first, since) = self.table.take_inbox(&mut self.taken);
         if !self.taken.is_empty() {
-            self.later_takes.push_back((first, since + timeout));
+            self.later_takes.push_back((first, since));
             self.incoming.append(&mut self.taken);
         }
     }
@@ -233,9 +237,10 @@ impl<N: Net> Driver<N> {
             produce: Produce {
                 table: port.deliveries,
                 inbox_waiting: false,
+                wakes_itself: false,
                 incoming: Inbox::default(),
                 incoming_first: 0,
-                incoming_deadline: now(),
+                incoming_since: now(),
                 later_takes: VecDeque::new(),
                 taken: Inbox::default(),
                 admitted_bytes: 0,
@@ -282,6 +287,7 @@ impl<N: Net> Driver<N> {
             Command::Flush(mark, reply) => {
                 // Records handed over before the flush are in the inbox: take them
                 // in first, so that the flush sends them too.
+                self.produce.inbox_waiting = true;
                 self.admit();
                 self.client.flush(now);
                 self.produce.flushes.push((mark, reply));
@@ -351,13 +357,10 @@ impl<N: Net> Driver<N> {
         let p = &mut self.produce;
         if p.inbox_waiting {
             p.inbox_waiting = false;
-            let timeout = self.client.config().producer.delivery_timeout;
             if p.incoming.is_empty() {
-                let since;
-                (p.incoming_first, since) = p.table.take_inbox(&mut p.incoming);
-                p.incoming_deadline = since + timeout;
+                (p.incoming_first, p.incoming_since) = p.table.take_inbox(&mut p.incoming);
             } else {
-                p.take_behind_waiting(timeout);
+                p.take_behind_waiting();
             }
         }
         if p.incoming.is_empty() {
@@ -373,25 +376,29 @@ impl<N: Net> Driver<N> {
         // record (which scans every partition each time).
         let mut moved = false;
         let mut accepted = false;
+        let timeout = self.client.config().producer.delivery_timeout;
+        let mut since = p.incoming_since;
+        let mut deadline = since + timeout;
         let mut next_take = p.later_takes.front().map_or(u64::MAX, |t| t.0);
         while let Some((record, next)) = p.incoming.front_and_next() {
             let n = p.incoming_first;
             if n == next_take
-                && let Some((_, deadline)) = p.later_takes.pop_front()
+                && let Some((_, date)) = p.later_takes.pop_front()
             {
-                p.incoming_deadline = deadline;
+                (p.incoming_since, since) = (date, date);
+                deadline = since + timeout;
                 next_take = p.later_takes.front().map_or(u64::MAX, |t| t.0);
             }
             match self
                 .client
-                .accept_queued(now, &record, RecordId(n), p.incoming_deadline)
+                .accept_queued(now, since, &record, RecordId(n), deadline)
             {
                 Ok(size) => {
                     accepted = true;
                     p.admitted_bytes += size;
                 }
                 // It and those behind it wait, in order, until deliveries free room.
-                Err(SendError::BufferFull { .. }) if now < p.incoming_deadline => break,
+                Err(SendError::BufferFull { .. }) if now < deadline => break,
                 Err(e) => {
                     p.admitted_bytes += record.fields.size();
                     p.done.push((n, Err(ClientError::Send(e))));
@@ -699,6 +706,28 @@ impl<N: Net> Driver<N> {
         self.client.handle_transport_error(id, now(), e);
     }
 
+    /// Before the driver waits: tells the delivery table whether it wakes by itself
+    /// within a linger (a timer of the client's is due by then), so that records
+    /// handed over until then need not wake it. Returns whether records wait that
+    /// nobody told it of (it stopped waking by itself): it takes them now.
+    fn tell_table_whether_it_wakes_itself(&mut self) -> bool {
+        let linger = self.client.config().producer.linger;
+        let wakes = !linger.is_zero()
+            && self.closing.is_none()
+            && self
+                .client
+                .poll_timeout()
+                .is_some_and(|t| t <= now() + linger);
+        let p = &mut self.produce;
+        if wakes == p.wakes_itself {
+            return false;
+        }
+        p.wakes_itself = wakes;
+        let untold = p.table.driver_wakes_itself(wakes);
+        p.inbox_waiting |= untold;
+        untold
+    }
+
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
         let deadline = self.client.poll_timeout();
         match self.timer.poll(deadline, cx, N::sleep_until) {
@@ -836,6 +865,10 @@ impl<N: Net> Future for Driver<N> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        // Records handed over while the driver woke by itself did not tell it.
+        if this.produce.wakes_itself {
+            this.produce.inbox_waiting = true;
+        }
         loop {
             let mut progressed = false;
             // Commands from the handles.
@@ -882,6 +915,9 @@ impl<N: Net> Future for Driver<N> {
                 return Poll::Ready(());
             }
             if !progressed {
+                if this.tell_table_whether_it_wakes_itself() {
+                    continue;
+                }
                 return Poll::Pending;
             }
         }

@@ -925,6 +925,83 @@ async fn a_record_that_waited_for_room_still_fails_by_its_delivery_timeout() {
     server.shutdown().await;
 }
 
+/// A record handed over while the driver sleeps until a linger (and so not woken
+/// for it) still lingers from its own send: one to another partition 100 ms after
+/// the first goes 300 ms after it was sent, not 300 ms after the driver took it in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_sent_while_the_driver_sleeps_lingers_from_its_own_send() {
+    use kafka_sansio::client::ProducerRecord;
+    let linger = Duration::from_millis(300);
+    let server = serve(cluster(1)).await.unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .configure(|c| c.producer.linger = linger)
+        .build_tokio()
+        .await
+        .unwrap();
+    client.create_topic("l", 2, 1).await.unwrap();
+    let producer = client.producer();
+    let send = |partition| producer.send(ProducerRecord::new("l", "v").partition(partition));
+    send(0).await.unwrap(); // the topic's metadata, and nothing buffered
+    let start = std::time::Instant::now();
+    let first = send(0);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second_sent = start.elapsed();
+    let second = send(1);
+    first.await.unwrap();
+    let first_lived = start.elapsed();
+    second.await.unwrap();
+    let second_lived = start.elapsed() - second_sent;
+    for lived in [first_lived, second_lived] {
+        assert!(
+            lived >= linger - Duration::from_millis(5) && lived < linger * 3 / 2,
+            "delivered {lived:?} after its send, with a linger of {linger:?} \
+             (the first after {first_lived:?}, the second after {second_lived:?})"
+        );
+    }
+    client.close().await;
+    server.shutdown().await;
+}
+
+/// A batch that fills while the driver sleeps until a long linger goes at once:
+/// records waiting for it wake it once they are a batch's worth, instead of
+/// waiting for the linger it sleeps until.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_filling_while_the_driver_sleeps_goes_without_waiting_out_its_linger() {
+    use kafka_sansio::client::ProducerRecord;
+    let linger = Duration::from_secs(3);
+    let server = serve(cluster(1)).await.unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .configure(|c| {
+            c.producer.linger = linger;
+            c.producer.batch_max_bytes = 16 << 10;
+        })
+        .build_tokio()
+        .await
+        .unwrap();
+    client.create_topic("f", 1, 1).await.unwrap();
+    let producer = client.producer();
+    let send = || producer.send(ProducerRecord::new("f", vec![7u8; 1000]));
+    let metadata = send(); // the topic's metadata (a flush ends its linger)
+    producer.flush().await.unwrap();
+    metadata.await.unwrap();
+    let start = std::time::Instant::now();
+    let first = send(); // opens a batch: the driver sleeps until its linger
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rest: Vec<_> = (0..200).map(|_| send()).collect(); // 200 KB, 12 batches
+    first.await.unwrap();
+    let took = start.elapsed();
+    assert!(
+        took < linger / 3,
+        "the first batch filled and went after {took:?}, with a linger of {linger:?}"
+    );
+    producer.flush().await.unwrap();
+    for d in rest {
+        d.await.unwrap();
+    }
+    client.close().await;
+    server.shutdown().await;
+}
+
 /// Records sent while others wait for room each get their whole delivery timeout,
 /// counted from their own send: two bursts sent a second apart while the budget is
 /// full (their topic does not exist, so nothing is delivered) do not share the

@@ -116,8 +116,9 @@ impl Client {
     /// bytes copied, its key and value handles shared) and named by the caller's
     /// `id` (the facades number records themselves). Ids must grow and never repeat.
     /// Returns the bytes the record takes of the producer's budget. The record
-    /// fails at `deadline` if it is not delivered by then (a facade's record counts
-    /// its delivery timeout from when it was handed over, not from now).
+    /// fails at `deadline` if it is not delivered by then, and a batch it opens
+    /// lingers from `arrived` (a facade's record counts both from when it was
+    /// handed over, not from now).
     #[cfg_attr(
         not(any(feature = "tokio", feature = "smol", feature = "blocking")),
         allow(dead_code)
@@ -125,12 +126,15 @@ impl Client {
     pub(crate) fn accept_queued(
         &mut self,
         now: Instant,
+        arrived: Instant,
         record: &QueuedRecord<'_>,
         id: RecordId,
         deadline: Instant,
     ) -> Result<usize, SendError> {
+        debug_assert!(arrived <= now, "handed over after now");
         self.advance(now);
-        self.producer_mut().send_queued(now, record, id, deadline)
+        self.producer_mut()
+            .send_queued(arrived, record, id, deadline)
     }
 
     #[allow(dead_code)]

@@ -786,10 +786,12 @@ impl Producer {
     /// As [`send_as`](Self::send_as), with the record borrowed: on success it is
     /// encoded, or kept until its topic's metadata comes: a copy of its bytes, and
     /// the key and value handles it comes with (shared, not copied). It fails at
-    /// `deadline` if not delivered by then. Returns the bytes it takes of the budget.
+    /// `deadline` if not delivered by then; a batch it opens lingers from `arrived`
+    /// (when it was handed over: now, or before). Returns the bytes it takes of the
+    /// budget.
     pub(crate) fn send_queued(
         &mut self,
-        now: Instant,
+        arrived: Instant,
         queued: &QueuedRecord<'_>,
         id: RecordId,
         deadline: Instant,
@@ -826,7 +828,7 @@ impl Producer {
                 Some(p) => p,
                 None => self.placement.choose(routed, record, size),
             };
-            self.place(now, topic, partition, count, id, record, size, deadline);
+            self.place(arrived, topic, partition, count, id, record, size, deadline);
             return Ok(size);
         }
         let queue = match self.unrouted.get_mut(topic) {
@@ -1006,11 +1008,11 @@ impl Producer {
 
     /// Encodes a record into its partition's open batch (sealing that batch first
     /// if the record does not fit), or fails it if the partition does not exist or
-    /// the record cannot be encoded.
+    /// the record cannot be encoded. A batch it opens lingers from `since`.
     #[allow(clippy::too_many_arguments)]
     fn place(
         &mut self,
-        now: Instant,
+        since: Instant,
         topic: &str,
         partition: i32,
         count: usize,
@@ -1070,7 +1072,7 @@ impl Producer {
                 ),
                 ids: Vec::with_capacity(last_records.max(16)),
                 size: 0,
-                since: now,
+                since,
                 deadline,
             });
             match open.batch.append(&new) {
