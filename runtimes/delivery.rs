@@ -13,7 +13,10 @@
 //! before it, and is not copied again. So a record costs a slot, a lock and a copy,
 //! not a channel of its own, a trip through the command queue and a map entry in
 //! the driver; and the driver is woken once per burst of sends (when the inbox
-//! stops being empty), not once per record.
+//! stops being empty), not once per record. While the driver waits for a timer
+//! due within a linger (a batch lingering), records do not wake it at all unless
+//! 64 KiB of them wait: its wake-up takes them in, and a batch one of them opens
+//! lingers from the record's hand-over (`driver_wakes_itself`).
 //!
 //! A slot is freed when its future has taken the result, or when the result comes
 //! for a future that was dropped; the ring's front advances over freed slots. A

@@ -70,7 +70,8 @@ pub(crate) enum Command {
     /// Close every connection, fail what is pending, and stop.
     Close(async_channel::Sender<()>),
     /// Records wait in the delivery table's inbox (sent when the inbox stops being
-    /// empty, so once per burst).
+    /// empty, so once per burst, and not while the driver wakes by itself within
+    /// a linger).
     Produce,
     /// Send everything buffered now; answer once every record numbered below the
     /// mark has been delivered.
