@@ -316,6 +316,11 @@ impl<S: std::future::Future<Output = ()> + Unpin> DeadlineTimer<S> {
         Self { armed: None }
     }
 
+    /// The deadline the runtime timer is armed for, if it is.
+    pub(crate) fn armed_for(&self) -> Option<Instant> {
+        self.armed.as_ref().map(|(deadline, _)| *deadline)
+    }
+
     /// Polls for `deadline` (the core's `poll_timeout`): the instant to hand to the
     /// core's `handle_timeout` once it is due, `None` until then (the waker is
     /// registered).

@@ -708,17 +708,14 @@ impl<N: Net> Driver<N> {
     }
 
     /// Before the driver waits: tells the delivery table whether it wakes by itself
-    /// within a linger (a timer of the client's is due by then), so that records
+    /// within a linger (its timer is armed for a deadline by then), so that records
     /// handed over until then need not wake it. Returns whether records wait that
     /// nobody told it of (it stopped waking by itself): it takes them now.
     fn tell_table_whether_it_wakes_itself(&mut self) -> bool {
         let linger = self.client.config().producer.linger;
         let wakes = !linger.is_zero()
             && self.closing.is_none()
-            && self
-                .client
-                .poll_timeout()
-                .is_some_and(|t| t <= now() + linger);
+            && self.timer.armed_for().is_some_and(|t| t <= now() + linger);
         let p = &mut self.produce;
         if wakes == p.wakes_itself {
             return false;

@@ -925,9 +925,10 @@ async fn a_record_that_waited_for_room_still_fails_by_its_delivery_timeout() {
     server.shutdown().await;
 }
 
-/// A record handed over while the driver sleeps until a linger (and so not woken
-/// for it) still lingers from its own send: one to another partition 100 ms after
-/// the first goes 300 ms after it was sent, not 300 ms after the driver took it in.
+/// A record handed over while the driver sleeps until a linger does not wake it,
+/// and still lingers from its own send: one to another partition 100 ms after the
+/// first waits for the driver's wake-up and goes 300 ms after it was sent, not
+/// 300 ms after the driver took it in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_sent_while_the_driver_sleeps_lingers_from_its_own_send() {
     use kafka_sansio::client::ProducerRecord;
@@ -947,6 +948,18 @@ async fn a_record_sent_while_the_driver_sleeps_lingers_from_its_own_send() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let second_sent = start.elapsed();
     let second = send(1);
+    // It did not wake the driver (asked for them, the driver answers before it
+    // takes records in): the producer holds the first record, not the second.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let stats = client.stats().await.unwrap();
+    let buffered = |p| {
+        stats
+            .partitions
+            .iter()
+            .find(|s| &*s.topic == "l" && s.partition == p)
+            .map_or(0, |s| s.buffered_records)
+    };
+    assert_eq!((buffered(0), buffered(1)), (1, 0), "{stats:?}");
     first.await.unwrap();
     let first_lived = start.elapsed();
     second.await.unwrap();
