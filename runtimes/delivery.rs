@@ -1637,42 +1637,38 @@ mod tests {
     #[test]
     fn records_tell_the_driver_once_a_take_and_not_while_it_wakes_by_itself() {
         let table = Deliveries::new(usize::MAX);
-        let mut inbox = Inbox::default();
         let mut futures = Vec::new();
-        let mut push = |table: &Arc<Deliveries>| {
+        let mut push = || {
             let (future, tell) = table.push_one(sized(0));
             futures.push(future);
             tell
         };
-        assert!(push(&table));
-        assert!(!push(&table), "told already");
-        table.take_inbox(&mut inbox);
-        inbox.clear();
-        assert!(push(&table), "a new take");
-        table.take_inbox(&mut inbox);
-        inbox.clear();
+        let take = || {
+            let mut inbox = Inbox::default();
+            table.take_inbox(&mut inbox);
+            inbox.len()
+        };
+        assert!(push());
+        assert!(!push(), "told already");
+        assert_eq!(take(), 2);
+        assert!(push(), "a new take");
+        take();
 
         assert!(!table.driver_wakes_itself(true), "nothing waits");
+        let quiet = (0..).take_while(|_| !push()).count();
         let size = sized(0).size();
-        let quiet = (0..).take_while(|_| !push(&table)).count();
-        assert_eq!(
-            quiet,
-            WAKE_BYTES.div_ceil(size) - 1,
-            "told at {WAKE_BYTES} bytes"
-        );
-        assert!(!push(&table), "told already");
-        table.take_inbox(&mut inbox);
-        inbox.clear();
-        assert!(!push(&table), "it wakes by itself");
+        let told_at = WAKE_BYTES.div_ceil(size) - 1;
+        assert_eq!(quiet, told_at, "told at {WAKE_BYTES} bytes");
+        assert!(!push(), "told already");
+        assert_eq!(take(), told_at + 2);
+        assert!(!push(), "it wakes by itself");
         assert!(!table.driver_wakes_itself(true), "nothing changed");
         assert!(table.driver_wakes_itself(false), "one record waits untold");
-        assert!(!push(&table), "it takes them now: told");
+        assert!(!push(), "it takes them now: told");
         assert!(!table.driver_wakes_itself(false));
-        table.take_inbox(&mut inbox);
-        inbox.clear();
-        assert!(push(&table), "it no longer wakes by itself");
-        table.take_inbox(&mut inbox);
-        inbox.clear();
+        assert_eq!(take(), 2);
+        assert!(push(), "it no longer wakes by itself");
+        take();
         assert!(!table.driver_wakes_itself(false), "the inbox is empty");
     }
 

@@ -882,49 +882,6 @@ async fn full_budget_sends_without_lingering(sent_from: usize, before_flush: usi
     server.shutdown().await;
 }
 
-/// A record's delivery timeout counts from when it was handed over, also when it
-/// first waited for room in front of a full producer: records sent half a timeout
-/// after the budget filled (their topic does not exist, so nothing is delivered)
-/// fail a timeout after they were sent, not a timeout after they found room.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_record_that_waited_for_room_still_fails_by_its_delivery_timeout() {
-    use kafka_sansio::client::ProducerRecord;
-    let timeout = Duration::from_secs(2);
-    let server = serve(cluster(1)).await.unwrap();
-    let client = ClientBuilder::new(&server.bootstrap())
-        .configure(|c| {
-            small_budget(c);
-            c.producer.delivery_timeout = timeout;
-        })
-        .build_tokio()
-        .await
-        .unwrap();
-    let producer = client.producer();
-    let send = |from: usize| -> Vec<_> {
-        (from..from + 32)
-            .map(|i| producer.send(ProducerRecord::new("never", padded(i)).partition(0)))
-            .collect()
-    };
-    let start = std::time::Instant::now();
-    let first = send(0); // fills the budget
-    tokio::time::sleep(timeout / 2).await;
-    let second = send(32); // waits for room, which comes when the first fail
-    let second_sent = start.elapsed();
-    for d in first {
-        assert!(d.await.is_err());
-    }
-    for d in second {
-        assert!(d.await.is_err());
-    }
-    let waited = start.elapsed() - second_sent;
-    assert!(
-        waited < timeout + Duration::from_millis(600),
-        "records sent {second_sent:?} in failed {waited:?} after, past their {timeout:?} delivery timeout"
-    );
-    client.close().await;
-    server.shutdown().await;
-}
-
 /// A record handed over while the driver sleeps until a linger does not wake it,
 /// and still lingers from its own send: one to another partition 100 ms after the
 /// first waits for the driver's wake-up and goes 300 ms after it was sent, not
@@ -1015,10 +972,12 @@ async fn a_batch_filling_while_the_driver_sleeps_goes_without_waiting_out_its_li
     server.shutdown().await;
 }
 
-/// Records sent while others wait for room each get their whole delivery timeout,
-/// counted from their own send: two bursts sent a second apart while the budget is
-/// full (their topic does not exist, so nothing is delivered) do not share the
-/// first burst's start, so the later one fails no sooner than its own timeout.
+/// A record's delivery timeout counts from when it was handed over, also when it
+/// waits for room in front of a full producer: records sent while the budget is
+/// full (their topic does not exist, so nothing is delivered) fail a timeout after
+/// their own send, not a timeout after they found room (later), nor a timeout
+/// after an earlier burst that waited with them (sooner: two bursts sent a second
+/// apart while others wait do not share the first one's start).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_sent_during_a_stall_each_get_their_whole_delivery_timeout() {
     use kafka_sansio::client::ProducerRecord;
@@ -1051,8 +1010,9 @@ async fn records_sent_during_a_stall_each_get_their_whole_delivery_timeout() {
             assert!(d.await.is_err());
             let lived = sent.elapsed();
             assert!(
-                lived + Duration::from_millis(20) >= timeout,
-                "a record failed {lived:?} after it was sent, before its {timeout:?} delivery timeout"
+                lived + Duration::from_millis(20) >= timeout
+                    && lived < timeout + Duration::from_millis(600),
+                "a record failed {lived:?} after it was sent, with a {timeout:?} delivery timeout"
             );
         }
     }
