@@ -127,15 +127,14 @@ struct Produce {
     wakes_itself: bool,
     /// Records taken from the inbox and not yet in the producer, the first
     /// numbered `incoming_first`. When the producer's buffer is full they wait
-    /// here, in order, for room until their delivery deadline. Every take is
-    /// dated by its first record's hand-over (`incoming_since` for the first
-    /// record's), which starts its delivery timeout and its batch's linger.
+    /// here, in order, for room until their delivery deadline.
     incoming: Inbox,
     incoming_first: u64,
-    incoming_since: Instant,
-    /// Records taken in behind others still waiting for room: the number of the
-    /// first of each such take and its date.
-    later_takes: VecDeque<(u64, Instant)>,
+    /// The takes `incoming` holds records of, in order: the number of each one's
+    /// first record and its date (that record's hand-over), which starts the
+    /// delivery timeout of every record of the take and its batch's linger. The
+    /// front one is the first waiting record's.
+    takes: VecDeque<(u64, Instant)>,
     /// An empty inbox to take records into while others wait in `incoming` (its
     /// kept chunks go to the table for the next records).
     taken: Inbox,
@@ -149,6 +148,18 @@ struct Produce {
 }
 
 impl Produce {
+    /// Takes the table's inbox in: into `incoming` in one swap when nothing waits
+    /// there, else behind the records waiting for room.
+    fn take_in(&mut self) {
+        if !self.incoming.is_empty() {
+            return self.take_behind_waiting();
+        }
+        let (first, since) = self.table.take_inbox(&mut self.incoming);
+        self.incoming_first = first;
+        self.takes.clear();
+        self.takes.push_back((first, since));
+    }
+
     /// Takes the inbox in behind records still waiting for room, dated by its
     /// first record: left in the inbox for as long as the wait lasts, the records
     /// handed over meanwhile would all share the first one's date, and fail early.
@@ -158,7 +169,7 @@ impl Produce {
     fn take_behind_waiting(&mut self) {
         let (first, since) = self.table.take_inbox(&mut self.taken);
         if !self.taken.is_empty() {
-            self.later_takes.push_back((first, since));
+            self.takes.push_back((first, since));
             self.incoming.append(&mut self.taken);
         }
     }
@@ -241,8 +252,7 @@ impl<N: Net> Driver<N> {
                 wakes_itself: false,
                 incoming: Inbox::default(),
                 incoming_first: 0,
-                incoming_since: now(),
-                later_takes: VecDeque::new(),
+                takes: VecDeque::new(),
                 taken: Inbox::default(),
                 admitted_bytes: 0,
                 done: Vec::new(),
@@ -358,11 +368,7 @@ impl<N: Net> Driver<N> {
         let p = &mut self.produce;
         if p.inbox_waiting {
             p.inbox_waiting = false;
-            if p.incoming.is_empty() {
-                (p.incoming_first, p.incoming_since) = p.table.take_inbox(&mut p.incoming);
-            } else {
-                p.take_behind_waiting();
-            }
+            p.take_in();
         }
         if p.incoming.is_empty() {
             return false;
@@ -378,17 +384,21 @@ impl<N: Net> Driver<N> {
         let mut moved = false;
         let mut accepted = false;
         let timeout = self.client.config().producer.delivery_timeout;
-        let mut since = p.incoming_since;
+        let Some(&(_, mut since)) = p.takes.front() else {
+            debug_assert!(false, "records waiting without their take's date");
+            return false;
+        };
         let mut deadline = since + timeout;
-        let mut next_take = p.later_takes.front().map_or(u64::MAX, |t| t.0);
+        let mut next_take = p.takes.get(1).map_or(u64::MAX, |t| t.0);
         while let Some((record, next)) = p.incoming.front_and_next() {
             let n = p.incoming_first;
-            if n == next_take
-                && let Some((_, date)) = p.later_takes.pop_front()
-            {
-                (p.incoming_since, since) = (date, date);
-                deadline = since + timeout;
-                next_take = p.later_takes.front().map_or(u64::MAX, |t| t.0);
+            if n == next_take {
+                p.takes.pop_front();
+                if let Some(&(_, date)) = p.takes.front() {
+                    since = date;
+                    deadline = since + timeout;
+                }
+                next_take = p.takes.get(1).map_or(u64::MAX, |t| t.0);
             }
             match self
                 .client
@@ -466,7 +476,7 @@ impl<N: Net> Driver<N> {
     fn fail_unsent(&mut self, error: &ClientError) {
         let p = &mut self.produce;
         p.inbox_waiting = false;
-        p.later_takes.clear();
+        p.takes.clear();
         loop {
             if p.incoming.is_empty() {
                 p.incoming_first = p.table.take_inbox(&mut p.incoming).0;
