@@ -15,7 +15,8 @@
 //! the driver; and the driver is woken once per burst of sends (when the inbox
 //! stops being empty), not once per record. While the driver waits for a timer
 //! due within a linger (a batch lingering), records do not wake it at all unless
-//! 64 KiB of them wait: its wake-up takes them in, and a batch one of them opens
+//! a batch's worth of them (at most 64 KiB) waits: its wake-up takes them in, and a
+//! batch one of them opens
 //! lingers from the record's hand-over (`driver_wakes_itself`).
 //!
 //! A slot is freed when its future has taken the result, or when the result comes
@@ -230,8 +231,10 @@ struct State {
     driver_told: bool,
     /// The driver wakes by itself within a linger (see
     /// [`Deliveries::driver_wakes_itself`]): records need not tell it until
-    /// [`WAKE_BYTES`] of them wait.
+    /// `wake_bytes` of them wait.
     driver_wakes_itself: bool,
+    /// A batch's worth of budget bytes, at most [`WAKE_BYTES`].
+    wake_bytes: usize,
     /// Every record numbered below this one is delivered.
     delivered_below: u64,
     /// No more records are taken (the client is closing or gone).
@@ -437,7 +440,15 @@ impl std::fmt::Debug for Deliveries {
 impl Deliveries {
     /// An empty table; senders asking for room share `limit` bytes with the
     /// producer.
+    #[cfg(test)]
     pub(crate) fn new(limit: usize) -> Arc<Self> {
+        Self::for_producer(limit, usize::MAX)
+    }
+
+    /// An empty table for a producer whose byte budget is `limit` and whose
+    /// batches hold at most `batch_bytes`: records waiting untold tell the driver
+    /// once a batch's worth (at most [`WAKE_BYTES`]) waits.
+    pub(crate) fn for_producer(limit: usize, batch_bytes: usize) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(State {
                 base: 0,
@@ -451,6 +462,7 @@ impl Deliveries {
                 inbox_bytes: 0,
                 driver_told: false,
                 driver_wakes_itself: false,
+                wake_bytes: WAKE_BYTES.min(batch_bytes),
                 delivered_below: 0,
                 closed: false,
                 sleepers: 0,
@@ -737,7 +749,8 @@ impl Deliveries {
 pub(crate) type Inbox = RecordChain;
 
 /// Budget bytes of records waiting in the inbox that tell the driver even while it
-/// wakes by itself: a batch may be filling, and should not wait out its linger.
+/// wakes by itself, at most: a batch may be full, and should not wait out its
+/// linger. (A batch's byte limit, when it is smaller.)
 const WAKE_BYTES: usize = 64 << 10;
 
 /// Results being written into the table (see [`Deliveries::completing`]).
@@ -830,12 +843,12 @@ impl State {
     }
 
     /// After records were put in the inbox: whether the driver must be told. Once
-    /// per take, and not while it wakes by itself within a linger unless
-    /// [`WAKE_BYTES`] wait (a batch may be filling).
+    /// per take, and not while it wakes by itself within a linger unless a
+    /// batch's worth waits (`wake_bytes`: a batch may be full).
     fn tell_driver(&mut self) -> bool {
         if self.driver_told
             || self.inbox.is_empty()
-            || (self.driver_wakes_itself && self.inbox_bytes < WAKE_BYTES)
+            || (self.driver_wakes_itself && self.inbox_bytes < self.wake_bytes)
         {
             return false;
         }
@@ -1670,6 +1683,12 @@ mod tests {
         assert!(push(), "it no longer wakes by itself");
         take();
         assert!(!table.driver_wakes_itself(false), "the inbox is empty");
+
+        // Batches smaller than WAKE_BYTES: a batch's worth tells it.
+        let small = Deliveries::for_producer(usize::MAX, 1000);
+        small.driver_wakes_itself(true);
+        let quiet = (0..).take_while(|_| !small.push_one(sized(0)).1).count();
+        assert_eq!(quiet, 1000usize.div_ceil(size) - 1, "told at 1000 bytes");
     }
 
     #[test]

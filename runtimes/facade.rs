@@ -262,7 +262,10 @@ impl ClientBuilder {
         };
         #[cfg(not(feature = "tls"))]
         let tls = DriverTls::default();
-        let deliveries = crate::delivery::Deliveries::new(config.producer.buffer_max_bytes);
+        let deliveries = crate::delivery::Deliveries::for_producer(
+            config.producer.buffer_max_bytes,
+            config.producer.batch_max_bytes,
+        );
         let core = Core::new(config, crate::runtime::now());
         let (tx, rx) = async_channel::unbounded();
         let handle = Client {
