@@ -16,6 +16,14 @@ use kafka_sansio::sim::{ClusterConfig, HostId, NetworkConfig, Simulation};
 const LIMIT: Duration = Duration::from_secs(120);
 
 fn setup(brokers: usize, seed: u64) -> (Simulation, HostId) {
+    setup_with(brokers, seed, |_| {})
+}
+
+fn setup_with(
+    brokers: usize,
+    seed: u64,
+    configure: impl FnOnce(&mut ClientConfig),
+) -> (Simulation, HostId) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -32,6 +40,7 @@ fn setup(brokers: usize, seed: u64) -> (Simulation, HostId) {
     );
     let mut config = ClientConfig::new(&sim.bootstrap()).unwrap();
     config.seed = seed;
+    configure(&mut config);
     let client = Client::new(config, sim.now());
     let host = sim.add_client(client);
     (sim, host)
@@ -426,6 +435,49 @@ fn a_cancelled_operation_ends_silently_and_the_client_stays_usable() {
         c.produce(now, "t", 0, records(3, "y"), Default::default())
     })
     .unwrap();
+}
+
+#[test]
+fn a_closed_client_opens_nothing_and_refuses_new_operations() {
+    use kafka_sansio::client::{FetchOptions, UnknownTopicHandling};
+    // An operation waiting for a metadata refresh, which is debounced, so that it
+    // is still due when the client closes.
+    let (mut sim, host) = setup_with(1, 12, |c| {
+        c.metadata_min_interval = Duration::from_secs(5);
+    });
+    create(&mut sim, host, "t", 1);
+    run(&mut sim, host, |c, now| c.list_topics(now)).unwrap();
+    let now = sim.now();
+    let waiting = sim.client(host).fetch(
+        now,
+        "t",
+        1, // not yet created
+        0,
+        FetchOptions::default().unknown_topic(UnknownTopicHandling::Retry),
+    );
+    sim.client(host).close(now);
+    let events: Vec<_> = sim.client_events(host).collect();
+    assert!(
+        events.iter().any(|e| matches!(e,
+            kafka_sansio::client::Event::Done { op, result: Err(ClientError::Closed) } if *op == waiting)),
+        "{events:?}"
+    );
+    // Nothing the client wanted before it closed opens a connection after.
+    sim.run_for(Duration::from_secs(10));
+    assert_eq!(sim.client(host).connections(), 0);
+    assert_eq!(sim.client(host).poll_timeout(), None, "nothing to wake for");
+    // A call after close ends at once.
+    let started = sim.now();
+    let err = run(&mut sim, host, |c, now| c.list_topics(now)).unwrap_err();
+    assert_eq!(err, ClientError::Closed);
+    assert_eq!(sim.now(), started);
+    let now = sim.now();
+    let refused = sim
+        .client(host)
+        .send(now, kafka_sansio::client::ProducerRecord::new("t", "late"));
+    assert_eq!(refused, Err(kafka_sansio::client::SendError::Closed));
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.client(host).connections(), 0);
 }
 
 #[test]

@@ -61,6 +61,9 @@ impl Client {
     /// The group member, made on first use from
     /// [`ConsumerConfig`](super::ConsumerConfig).
     fn group_member(&mut self) -> Result<&mut GroupMember, ClientError> {
+        if self.closed {
+            return Err(ClientError::Closed);
+        }
         if self.group.is_none() {
             let Some(group_id) = self.config.consumer.group_id.clone() else {
                 return Err(ClientError::InvalidArgument(

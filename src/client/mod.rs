@@ -591,6 +591,8 @@ pub struct Client {
     fetch_requests: BTreeMap<u64, consumer::FetchInFlight>,
     /// The consumer group member, once subscribed (or committing).
     group: Option<Box<group::GroupMember>>,
+    /// [`close`](Client::close) was called: nothing starts or connects again.
+    closed: bool,
 }
 
 impl std::fmt::Debug for Client {
@@ -648,6 +650,7 @@ impl Client {
             consumer: None,
             fetch_requests: BTreeMap::new(),
             group: None,
+            closed: false,
         }
     }
 
@@ -1128,6 +1131,9 @@ impl Client {
     /// ```
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed {
+            return None;
+        }
         let mut next: Option<Instant> = None;
         let mut at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
         for slot in self.slots.values() {
@@ -1195,7 +1201,9 @@ impl Client {
     }
 
     /// Closes every connection and fails every pending operation with
-    /// [`ClientError::Closed`].
+    /// [`ClientError::Closed`], for good: the client opens no connection after
+    /// this (nor for a metadata refresh it wanted before), and every operation or
+    /// record started later ends at once with `Closed`.
     ///
     /// ```
     /// use kafka_sansio::client::{Client, ClientConfig, Event, Output};
@@ -1211,6 +1219,9 @@ impl Client {
     /// ```
     pub fn close(&mut self, now: Instant) {
         self.advance(now);
+        self.closed = true;
+        self.metadata.refresh_at = None;
+        self.lane_wake = None;
         self.group_close(now);
         let ids: Vec<OpId> = self.ops.keys().copied().collect();
         for id in ids {
@@ -1301,6 +1312,16 @@ impl Client {
             fresh_metadata: self.metadata_sent + 1,
         };
         let empty = entry.items.is_empty();
+        if self.closed {
+            if entry.internal.is_none() {
+                let mut entry = entry;
+                for item in &mut entry.items {
+                    item.state = ItemState::Failed(ClientError::Closed);
+                }
+                self.finish(id, entry);
+            }
+            return id;
+        }
         self.ops.insert(id, entry);
         if empty {
             if let Some(entry) = self.ops.remove(&id) {
@@ -1912,6 +1933,9 @@ impl Client {
 
     /// Moves every ready item forward: resolve, group, send.
     fn drive(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
         // The group member, the producer and the consumer first: what they start
         // (lookups, metadata wishes) is dispatched below, in this same call.
         self.drive_group(now);
@@ -2112,6 +2136,9 @@ impl Client {
 
     /// Asks the runtime for a connection to `ep`.
     fn open(&mut self, ep: Endpoint, lane: Lane, now: Instant) -> Option<ConnId> {
+        if self.closed {
+            return None;
+        }
         let (broker, address) = match ep {
             Endpoint::Bootstrap(i) => (None, self.bootstrap.get(i)?.clone()),
             Endpoint::Node(n) => {

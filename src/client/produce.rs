@@ -108,6 +108,9 @@ impl Client {
         record: ProducerRecord,
     ) -> Result<RecordId, (SendError, ProducerRecord)> {
         self.advance(now);
+        if self.closed {
+            return Err((SendError::Closed, record));
+        }
         self.producer_mut().send(now, record)
     }
 
@@ -133,6 +136,9 @@ impl Client {
     ) -> Result<usize, SendError> {
         debug_assert!(arrived <= now, "handed over after now");
         self.advance(now);
+        if self.closed {
+            return Err(SendError::Closed);
+        }
         self.producer_mut()
             .send_queued(arrived, record, id, deadline)
     }

@@ -495,6 +495,9 @@ fn send(u: &mut Unstructured<'_>, s: &mut State) -> ArbResult<Result<(), CheckFa
         let before = s.client.buffered_bytes();
         let now = s.now;
         match s.client.send(now, record) {
+            Ok(id) if s.closed => {
+                return Ok(Err(fail(format!("producer: {id:?} accepted after close"))));
+            }
             Ok(id) => {
                 let Some(p) = s.producer.as_mut() else {
                     break;
@@ -513,6 +516,8 @@ fn send(u: &mut Unstructured<'_>, s: &mut State) -> ArbResult<Result<(), CheckFa
                 }
             }
             Err(SendError::RecordTooLarge { .. } | SendError::InvalidConfig(_)) => {}
+            // A closed client takes nothing more.
+            Err(SendError::Closed) if s.closed => {}
             Err(e) => return Ok(Err(fail(format!("producer: send refused: {e}")))),
         }
         if let Err(e) = drain(s) {
