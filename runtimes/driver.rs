@@ -190,8 +190,9 @@ struct Conn<N: Net> {
     tls: Option<Box<rustls::ClientConnection>>,
     /// Bytes to write (encrypted when TLS is on), oldest first.
     out: VecDeque<Bytes>,
-    /// The client has forgotten this connection: close it once `out` is written.
-    closing: bool,
+    /// The client has forgotten this connection: close it once `out` is written,
+    /// or at this deadline if the peer has not read it all by then.
+    closing: Option<Instant>,
 }
 
 /// TLS settings the driver applies to every connection.
@@ -217,6 +218,8 @@ pub(crate) struct Driver<N: Net> {
     /// Where TLS records are read to (plaintext is read into the client).
     buf: Box<[u8]>,
     closing: Option<Vec<async_channel::Sender<()>>>,
+    /// The earliest deadline of a connection closing (see `Conn::closing`).
+    closing_by: Option<Instant>,
     produce: Produce,
     /// A poll waiting for records: how many, the buffer for them, where they go.
     poller: Option<(
@@ -246,6 +249,7 @@ impl<N: Net> Driver<N> {
             tls,
             buf: vec![0; READ_CHUNK].into_boxed_slice(),
             closing: None,
+            closing_by: None,
             produce: Produce {
                 table: port.deliveries,
                 inbox_waiting: false,
@@ -522,7 +526,7 @@ impl<N: Net> Driver<N> {
                             #[cfg(feature = "tls")]
                             tls,
                             out: VecDeque::new(),
-                            closing: false,
+                            closing: None,
                         },
                     );
                 }
@@ -535,9 +539,15 @@ impl<N: Net> Driver<N> {
                 }
                 Output::Close { conn } => {
                     if let Some(c) = self.conns.get_mut(&conn) {
-                        c.closing = true;
                         if matches!(c.sock, Sock::Dialing(_)) || c.out.is_empty() {
                             self.conns.remove(&conn);
+                        } else {
+                            // What the client wrote before closing (a farewell to
+                            // its group) goes out, but no longer than a request
+                            // may take: a peer that stopped reading holds nothing up.
+                            let by = now() + self.client.config().connection.request_timeout;
+                            c.closing = Some(by);
+                            self.closing_by = Some(self.closing_by.map_or(by, |t| t.min(by)));
                         }
                     }
                 }
@@ -625,7 +635,7 @@ impl<N: Net> Driver<N> {
                 break;
             };
             if c.out.is_empty() {
-                if c.closing {
+                if c.closing.is_some() {
                     self.conns.remove(&id);
                     return true;
                 }
@@ -657,7 +667,7 @@ impl<N: Net> Driver<N> {
             let Some(c) = self.conns.get_mut(&id) else {
                 return progressed;
             };
-            if c.closing {
+            if c.closing.is_some() {
                 break;
             }
             let plain = c.is_plain();
@@ -737,14 +747,34 @@ impl<N: Net> Driver<N> {
     }
 
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
-        let deadline = self.client.poll_timeout();
+        let mut deadline = self.client.poll_timeout();
+        if let Some(by) = self.closing_by {
+            deadline = Some(deadline.map_or(by, |d| d.min(by)));
+        }
         match self.timer.poll(deadline, cx, N::sleep_until) {
             Some(now) => {
+                if self.closing_by.is_some_and(|by| by <= now) {
+                    self.drop_overdue_closing(now);
+                }
                 self.client.handle_timeout(now);
                 true
             }
             None => false,
         }
+    }
+
+    /// Drops connections the client closed whose peer did not read what was left
+    /// to write by their deadline.
+    fn drop_overdue_closing(&mut self, now: Instant) {
+        self.conns.retain(|id, c| {
+            let overdue = c.closing.is_some_and(|by| by <= now);
+            if overdue {
+                tracing::debug!(conn = ?id, unwritten = c.out.iter().map(Bytes::len).sum::<usize>(),
+                    "dropping a closed connection whose peer stopped reading");
+            }
+            !overdue
+        });
+        self.closing_by = self.conns.values().filter_map(|c| c.closing).min();
     }
 }
 

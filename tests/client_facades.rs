@@ -423,6 +423,103 @@ async fn producer_sends_after_close_are_refused_and_none_before_it_hang() {
     server.shutdown().await;
 }
 
+/// A broker that stops reading leaves bytes the client wrote unsent; the client
+/// gives up on them when their request times out, and `close` ends within that
+/// deadline too instead of waiting for the broker to read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_ends_by_its_deadline_when_a_broker_stops_reading() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = serve(cluster(1)).await.unwrap();
+    server
+        .with_cluster(|c, _| c.create_topic("t", 1, 1))
+        .unwrap();
+    // A proxy in front of the broker that can stop reading what the client sends
+    // (with a small receive buffer, so that little fits in it).
+    let proxy = tokio::net::TcpSocket::new_v4().unwrap();
+    proxy.set_recv_buffer_size(16 * 1024).unwrap();
+    proxy.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let proxy = proxy.listen(16).unwrap();
+    let proxy_port = proxy.local_addr().unwrap().port();
+    let broker = server.addrs()[0];
+    server
+        .with_cluster(|c, _| c.set_advertised_port(0, proxy_port))
+        .unwrap();
+    let stalled = Arc::new(AtomicBool::new(false));
+    let stall = stalled.clone();
+    tokio::spawn(async move {
+        while let Ok((from_client, _)) = proxy.accept().await {
+            let to_broker = tokio::net::TcpStream::connect(broker).await.unwrap();
+            let (mut client_read, mut client_write) = from_client.into_split();
+            let (mut broker_read, mut broker_write) = to_broker.into_split();
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut broker_read, &mut client_write).await;
+            });
+            let stall = stall.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0; 64 * 1024];
+                loop {
+                    if stall.load(Ordering::SeqCst) {
+                        std::future::pending::<()>().await;
+                    }
+                    let n = match client_read.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if broker_write.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let request_timeout = Duration::from_secs(1);
+    let client = ClientBuilder::new(&format!("127.0.0.1:{proxy_port}"))
+        .request_timeout(request_timeout)
+        .configure(|c| c.connection.max_in_flight = 32)
+        .build_tokio()
+        .await
+        .unwrap();
+    let p = client
+        .partition_client("t", 0, UnknownTopicHandling::Error)
+        .await
+        .unwrap();
+    p.produce(records(3), Compression::None).await.unwrap();
+    stalled.store(true, Ordering::SeqCst);
+    // Far more than the sockets between client and broker hold.
+    let sends: Vec<_> = (0..32)
+        .map(|_| {
+            let p = p.clone();
+            tokio::spawn(async move {
+                let big = vec![Record::new(vec![7u8; 1000 << 10])];
+                p.produce(big, Compression::None).await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for send in &sends {
+        assert!(!send.is_finished(), "the broker reads nothing");
+    }
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), client.close())
+        .await
+        .expect("close must not wait for a broker that does not read");
+    let took = started.elapsed();
+    assert!(
+        took < request_timeout + Duration::from_millis(900),
+        "close took {took:?}"
+    );
+    for send in sends {
+        let result = send.await.unwrap();
+        assert!(
+            result.is_err(),
+            "never written, so not produced: {result:?}"
+        );
+    }
+    server.shutdown().await;
+}
+
 /// With a buffer far smaller than what is sent, records wait for room in the
 /// driver and still go out in send order, each reported once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
