@@ -844,11 +844,15 @@ impl State {
 
     /// After records were put in the inbox: whether the driver must be told. Once
     /// per take, and not while it wakes by itself within a linger unless a
-    /// batch's worth waits (`wake_bytes`: a batch may be full).
+    /// batch's worth waits (`wake_bytes`: a batch may be full) or the budget is
+    /// used up (a full producer sends what it holds without lingering, and
+    /// records waiting for room must not wait out a linger for the driver).
     fn tell_driver(&mut self) -> bool {
         if self.driver_told
             || self.inbox.is_empty()
-            || (self.driver_wakes_itself && self.inbox_bytes < self.wake_bytes)
+            || (self.driver_wakes_itself
+                && self.inbox_bytes < self.wake_bytes
+                && self.used() < self.limit)
         {
             return false;
         }
@@ -1689,6 +1693,13 @@ mod tests {
         small.driver_wakes_itself(true);
         let quiet = (0..).take_while(|_| !small.push_one(sized(0)).1).count();
         assert_eq!(quiet, 1000usize.div_ceil(size) - 1, "told at 1000 bytes");
+
+        // A budget smaller than a batch: the record that uses it up tells it.
+        let budget = 3 * size + size / 2;
+        let full = Deliveries::for_producer(budget, WAKE_BYTES);
+        full.driver_wakes_itself(true);
+        let quiet = (0..).take_while(|_| !full.push_one(sized(0)).1).count();
+        assert_eq!(quiet, 3, "told once the budget is used up");
     }
 
     #[test]
