@@ -97,9 +97,11 @@ impl Connection {
         let stream = TcpStream::connect(addr).map_err(connect_err)?;
         let _ = stream.set_nodelay(true);
         let stream = Async::new(stream).map_err(connect_err)?;
-        let (handle, driver) = async_io::block_on(crate::conn_driver::start::<
-            crate::smol_net::AsyncIoNet,
-        >(stream, config))?;
+        let (handle, driver) =
+            async_io::block_on(crate::conn_driver::start::<crate::smol_net::AsyncIoNet>(
+                crate::smol_net::AsyncIoStream::new(stream),
+                config,
+            ))?;
         std::thread::Builder::new()
             .name("kafka-sansio-connection".into())
             .spawn(move || async_io::block_on(driver))

@@ -138,8 +138,11 @@ impl Connection {
             .await
             .map_err(connect_err)?;
         let _ = stream.get_ref().set_nodelay(true);
-        let (handle, inner) =
-            crate::conn_driver::start::<crate::smol_net::AsyncIoNet>(stream, config).await?;
+        let (handle, inner) = crate::conn_driver::start::<crate::smol_net::AsyncIoNet>(
+            crate::smol_net::AsyncIoStream::new(stream),
+            config,
+        )
+        .await?;
         Ok((Self { handle }, Driver { inner }))
     }
 
