@@ -339,15 +339,24 @@ impl<S: std::future::Future<Output = ()> + Unpin> DeadlineTimer<S> {
             self.armed = None;
             return Some(now);
         }
-        if self.armed.as_ref().is_none_or(|(d, _)| *d != deadline) {
+        // A later deadline keeps a timer armed for an earlier one, which then fires
+        // early: the core finds nothing due, and the timer is armed again for
+        // what is. That costs a wake-up where the deadline passes unreplaced (a
+        // request's, once its reply came), rarely; arming anew costs a runtime
+        // timer each time a deadline moves later (async-io's reactor is woken
+        // for every timer it is given: a system call and a round of polling).
+        if self.armed.as_ref().is_none_or(|(d, _)| deadline < *d) {
             let slack = TIMER_SLACK.min((deadline - now) / 4);
             self.armed = Some((deadline, sleep_until(deadline - slack)));
         }
-        if let Some((_, sleep)) = &mut self.armed
+        if let Some((armed_for, sleep)) = &mut self.armed
             && std::pin::Pin::new(sleep).poll(cx).is_ready()
         {
+            // As at the deadline it was armed for, which may be earlier than the
+            // core's now.
+            let due = crate::runtime::now().max(*armed_for);
             self.armed = None;
-            return Some(crate::runtime::now().max(deadline));
+            return Some(due);
         }
         None
     }
@@ -411,6 +420,31 @@ mod tests {
             due.is_some_and(|t| t >= deadline),
             "handled as at the deadline"
         );
+    }
+
+    #[test]
+    fn a_later_deadline_keeps_the_timer_armed_for_an_earlier_one() {
+        let fired = Rc::new(Cell::new(false));
+        let mut timer = DeadlineTimer::new();
+        let first = now() + Duration::from_millis(50);
+        let (_, armed) = poll(&mut timer, first, &fired);
+        assert!(armed.is_some());
+        // The deadline moves later (a reply came): the timer is not armed anew.
+        let later = first + Duration::from_secs(30);
+        assert_eq!(poll(&mut timer, later, &fired), (None, None));
+        assert_eq!(timer.armed_for(), Some(first));
+        // It moves earlier: armed anew.
+        let earlier = first - Duration::from_millis(20);
+        let (_, armed) = poll(&mut timer, earlier, &fired);
+        assert_eq!(armed, Some(earlier - TIMER_SLACK));
+        // The early timer fires: due no later than it was armed for, though the
+        // core's deadline is later; the next poll arms for that one.
+        fired.set(true);
+        let (due, _) = poll(&mut timer, later, &fired);
+        assert!(due.is_some_and(|t| t < later), "{due:?}");
+        fired.set(false);
+        let (due, armed) = poll(&mut timer, later, &fired);
+        assert_eq!((due, armed), (None, Some(later - TIMER_SLACK)));
     }
 
     #[test]
