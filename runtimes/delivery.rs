@@ -241,6 +241,9 @@ struct State {
     closed: bool,
     /// Threads blocked in [`DeliveryFuture::wait`].
     sleepers: usize,
+    /// How many times a thread went to sleep waiting for a delivery.
+    #[cfg(test)]
+    naps: usize,
     /// Budget bytes of the records handed over and not yet taken into the producer
     /// (or failed) by the driver.
     waiting_bytes: usize,
@@ -466,6 +469,8 @@ impl Deliveries {
                 delivered_below: 0,
                 closed: false,
                 sleepers: 0,
+                #[cfg(test)]
+                naps: 0,
                 waiting_bytes: 0,
                 producer_bytes: 0,
                 limit,
@@ -698,6 +703,7 @@ impl Deliveries {
             table: self,
             state: Some(self.lock()),
             wakers: Vec::new(),
+            delivered: false,
         }
     }
 
@@ -758,6 +764,9 @@ pub(crate) struct Completing<'a> {
     table: &'a Deliveries,
     state: Option<MutexGuard<'a, State>>,
     wakers: Vec<Waker>,
+    /// A result was written: threads blocked on deliveries are woken (news of
+    /// the budget alone, once a take, does not concern them).
+    delivered: bool,
 }
 
 impl Completing<'_> {
@@ -766,6 +775,7 @@ impl Completing<'_> {
         let Some(s) = self.state.as_mut() else {
             return;
         };
+        self.delivered = true;
         s.deliver(n, result, &mut self.wakers);
     }
 
@@ -775,6 +785,7 @@ impl Completing<'_> {
         let Some(s) = self.state.as_mut() else {
             return;
         };
+        self.delivered = true;
         s.deliver_written(batch, &mut self.wakers);
     }
 
@@ -807,7 +818,7 @@ impl Drop for Completing<'_> {
             }
             None => 0,
         };
-        if sleepers > 0 {
+        if sleepers > 0 && self.delivered {
             self.table.delivered.notify_all();
         }
         for w in self.wakers.drain(..) {
@@ -1122,6 +1133,10 @@ impl DeliveryFuture {
                         return Err(ClientError::Closed);
                     }
                     s.sleepers += 1;
+                    #[cfg(test)]
+                    {
+                        s.naps += 1;
+                    }
                     s = table
                         .delivered
                         .wait(s)
@@ -1258,6 +1273,10 @@ impl BatchDelivery {
                 let mut s = table.lock();
                 while !s.all_delivered(&mut waiting_at, end, None) {
                     s.sleepers += 1;
+                    #[cfg(test)]
+                    {
+                        s.naps += 1;
+                    }
                     s = table
                         .delivered
                         .wait(s)
@@ -1718,6 +1737,32 @@ mod tests {
         assert!(!wake);
         assert_eq!(poll_now(&mut late), Poll::Ready(Err(ClientError::Closed)));
         assert!(table.delivered_below(2));
+    }
+
+    /// The driver's news of the budget, once a take, does not wake threads
+    /// blocked on deliveries; a delivery does.
+    #[test]
+    fn a_blocked_waiter_sleeps_through_reports_that_deliver_nothing() {
+        let table = Deliveries::new(usize::MAX);
+        let (future, _) = table.push_one(ProducerRecord::new("t", "a"));
+        let t2 = table.clone();
+        let waiter = std::thread::spawn(move || future.wait());
+        while table.lock().naps == 0 {
+            std::thread::yield_now();
+        }
+        for _ in 0..5 {
+            let mut report = table.completing();
+            report.buffered(0, 100);
+            drop(report);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        complete(&t2, vec![(0, Ok(meta(7)))]);
+        assert_eq!(waiter.join().unwrap(), Ok(meta(7)));
+        assert_eq!(
+            table.lock().naps,
+            1,
+            "woken by reports that delivered nothing"
+        );
     }
 
     #[test]
