@@ -510,6 +510,7 @@ fn default_decompression_limit_is_the_frame_limit() {
 }
 
 /// A legacy message with the given magic/attributes/value, CRC filled in.
+#[cfg(feature = "gzip")]
 fn legacy_message(
     offset: i64,
     magic: u8,
@@ -540,6 +541,7 @@ fn legacy_message(
 }
 
 /// A bit-at-a-time CRC32 (IEEE), independent of the crate's table-driven one.
+#[cfg(feature = "gzip")]
 fn crc32fast_like(data: &[u8]) -> u32 {
     let mut c = !0u32;
     for &b in data {
@@ -555,6 +557,7 @@ fn crc32fast_like(data: &[u8]) -> u32 {
     !c
 }
 
+#[cfg(feature = "gzip")]
 fn gzip(data: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -563,6 +566,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 }
 
 #[test]
+#[cfg(feature = "gzip")]
 fn legacy_wrappers_log_append_time_and_nested_compression() {
     // Magic 1 wrapper with log-append time: inner timestamps are replaced by the wrapper's.
     let mut inner = Vec::new();
