@@ -1202,8 +1202,9 @@ impl Client {
 
     /// Closes every connection and fails every pending operation with
     /// [`ClientError::Closed`], for good: the client opens no connection after
-    /// this (nor for a metadata refresh it wanted before), and every operation or
-    /// record started later ends at once with `Closed`.
+    /// this (nor for a metadata refresh it wanted before), an operation started
+    /// later ends at once with `Closed`, and a record sent later is refused with
+    /// [`SendError::Closed`].
     ///
     /// ```
     /// use kafka_sansio::client::{Client, ClientConfig, Event, Output};
