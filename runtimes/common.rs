@@ -353,7 +353,7 @@ impl<S: std::future::Future<Output = ()> + Unpin> DeadlineTimer<S> {
             && std::pin::Pin::new(sleep).poll(cx).is_ready()
         {
             // As at the deadline it was armed for, which may be earlier than the
-            // core's now.
+            // core's deadline now (then nothing is due yet).
             let due = crate::runtime::now().max(*armed_for);
             self.armed = None;
             return Some(due);
