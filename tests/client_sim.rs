@@ -466,6 +466,11 @@ fn a_closed_client_opens_nothing_and_refuses_new_operations() {
     sim.run_for(Duration::from_secs(10));
     assert_eq!(sim.client(host).connections(), 0);
     assert_eq!(sim.client(host).poll_timeout(), None, "nothing to wake for");
+    // Nor when woken all the same, past when the refresh was due.
+    let later = sim.now() + Duration::from_secs(10);
+    sim.client(host).handle_timeout(later);
+    assert_eq!(sim.client(host).poll_output(), None);
+    assert_eq!(sim.client(host).connections(), 0);
     // A call after close ends at once.
     let started = sim.now();
     let err = run(&mut sim, host, |c, now| c.list_topics(now)).unwrap_err();

@@ -1221,8 +1221,6 @@ impl Client {
     pub fn close(&mut self, now: Instant) {
         self.advance(now);
         self.closed = true;
-        self.metadata.refresh_at = None;
-        self.lane_wake = None;
         self.group_close(now);
         let ids: Vec<OpId> = self.ops.keys().copied().collect();
         for id in ids {
@@ -1295,7 +1293,7 @@ impl Client {
             Some(_) => timeout,
         }
         .unwrap_or(self.config.operation_timeout);
-        let entry = OpEntry {
+        let mut entry = OpEntry {
             name: op.name(),
             op: Some(op),
             timeout,
@@ -1315,7 +1313,6 @@ impl Client {
         let empty = entry.items.is_empty();
         if self.closed {
             if entry.internal.is_none() {
-                let mut entry = entry;
                 for item in &mut entry.items {
                     item.state = ItemState::Failed(ClientError::Closed);
                 }
