@@ -4,6 +4,7 @@
 //! OpenSSL) are not mapped into another's process and counted in its RSS.
 
 pub mod measure;
+pub mod ours;
 pub mod workload;
 
 use measure::Phase;

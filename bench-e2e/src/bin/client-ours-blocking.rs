@@ -8,24 +8,17 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use kafka_sansio::blocking_runtime::Producer;
-use kafka_sansio::client::ProducerRecord;
 use kafka_sansio::runtime::ClientBuilder;
 use kafka_sansio_bench_e2e::client_main;
 use kafka_sansio_bench_e2e::measure::{self, Phase};
+use kafka_sansio_bench_e2e::ours::producer_record;
 use kafka_sansio_bench_e2e::workload::{
-    PACED_TOPIC, SEND1_TOPIC, SEND4_TOPIC, VALUE_LEN, Workload, key, send_value,
+    PACED_TOPIC, SEND1_TOPIC, SEND4_TOPIC, VALUE_LEN, Workload,
 };
 
 fn main() {
     client_main(run);
-}
-
-/// Record `i`, built as `client-ours` builds it.
-fn producer_record(topic: &Arc<str>, i: u64, value_len: usize) -> ProducerRecord {
-    ProducerRecord::new(topic.clone(), Bytes::from(send_value(i, value_len)))
-        .key(Bytes::from(key(i).to_vec()))
 }
 
 /// `records` records through `Producer::send`, waiting for the oldest delivery once

@@ -1,9 +1,8 @@
 //! kafka-sansio through `runtime::ClientBuilder` and `PartitionClient`.
 
 use kafka_sansio_bench_e2e::measure::{self, Phase};
-use kafka_sansio_bench_e2e::workload::{
-    Reader, VALUE_LEN, Workload, key, send_value, send_value_into, value,
-};
+use kafka_sansio_bench_e2e::ours::producer_record;
+use kafka_sansio_bench_e2e::workload::{Reader, VALUE_LEN, Workload, key, send_value_into, value};
 use kafka_sansio_bench_e2e::{client_main, runtime};
 
 fn main() {
@@ -17,21 +16,12 @@ use bytes::Bytes;
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
 use kafka_sansio::client::{
-    BorrowedRecord, ClientConfig, Offset, OffsetReset, ProducerRecord, Record, RecordBuffer,
-    TopicPartition, UnknownTopicHandling,
+    BorrowedRecord, ClientConfig, Offset, OffsetReset, Record, RecordBuffer, TopicPartition,
+    UnknownTopicHandling,
 };
 use kafka_sansio::records::Compression;
 use kafka_sansio::runtime::{ClientBuilder, Producer};
 use kafka_sansio_bench_e2e::workload::{PACED_TOPIC, SEND1_TOPIC, SEND4_TOPIC};
-
-/// Record `i` for `Producer::send`, built as a user following `send`'s docs does:
-/// owned key and value, the topic's `Arc<str>` cloned (rdkafka takes a `&str` and
-/// rskafka's `BatchProducer` is bound to its partition: neither allocates a name
-/// per record either).
-fn producer_record(topic: &Arc<str>, i: u64, value_len: usize) -> ProducerRecord {
-    ProducerRecord::new(topic.clone(), Bytes::from(send_value(i, value_len)))
-        .key(Bytes::from(key(i).to_vec()))
-}
 
 /// `records` records of `value_len`-byte values through `Producer::send`, keeping
 /// at most `window` delivery reports outstanding; every one must succeed.
