@@ -218,7 +218,9 @@ pub(crate) struct Driver<N: Net> {
     /// Where TLS records are read to (plaintext is read into the client).
     buf: Box<[u8]>,
     closing: Option<Vec<async_channel::Sender<()>>>,
-    /// The earliest deadline of a connection closing (see `Conn::closing`).
+    /// The earliest deadline of a connection closing (see `Conn::closing`), kept
+    /// so that a round of polling need not scan the connections for it; it may
+    /// outlive its connection (written out in time), and is recomputed when due.
     closing_by: Option<Instant>,
     produce: Produce,
     /// A poll waiting for records: how many, the buffer for them, where they go.
