@@ -650,3 +650,56 @@ fn requests_at_another_broker_get_not_coordinator() {
     let r = heartbeat(&mut h, at, "g", &mut b, &["t"]);
     assert_eq!(code(&r), ErrorCode::NONE);
 }
+
+/// A static member that left with -2 and rejoins under its own member id while
+/// the group moved on (a member joined, so part of its old assignment is another
+/// member's target now): it rejoins owning nothing, and the answer gives it the
+/// new epoch at once with what is free of its target, as Kafka's
+/// `ownsRevokedPartitions` lets a member that no longer owns what it must revoke
+/// move on. Answering epoch 0 with partitions left it unable to heartbeat: a
+/// heartbeat at epoch 0 may not list partitions.
+#[test]
+fn a_static_member_rejoining_while_its_partitions_moved_takes_the_new_epoch() {
+    let (mut h, c, _) = setup(4);
+    let mut a = Member::new("a1");
+    a.instance = Some("inst-a".into());
+    let mut b = Member::new("b");
+    for _ in 0..3 {
+        heartbeat(&mut h, c, "g", &mut a, &["t"]);
+        heartbeat(&mut h, c, "g", &mut b, &["t"]);
+    }
+    assert_eq!(a.owned.len(), 2);
+    let mut leaving = Member::new("a1");
+    leaving.instance = a.instance.clone();
+    leaving.epoch = -2;
+    leaving.owned = a.owned.clone();
+    assert_eq!(
+        heartbeat(&mut h, c, "g", &mut leaving, &["t"]).member_epoch,
+        -2
+    );
+    // Two members join: the target leaves each of the four one partition.
+    let mut d = Member::new("d");
+    let mut e = Member::new("e");
+    for _ in 0..3 {
+        for m in [&mut d, &mut e, &mut b] {
+            heartbeat(&mut h, c, "g", m, &["t"]);
+        }
+    }
+    // a comes back under the same member id, owning nothing.
+    let mut back = Member::new("a1");
+    back.instance = Some("inst-a".into());
+    let r = heartbeat(&mut h, c, "g", &mut back, &["t"]);
+    assert_eq!(code(&r), ErrorCode::NONE);
+    assert!(r.member_epoch > 0, "answered at epoch {}", r.member_epoch);
+    // Everyone settles, at their epochs, with no partition owned twice.
+    for _ in 0..4 {
+        for m in [&mut back, &mut b, &mut d, &mut e] {
+            let r = heartbeat(&mut h, c, "g", m, &["t"]);
+            assert_eq!(code(&r), ErrorCode::NONE, "{}", m.id);
+        }
+        assert_disjoint(&[&back, &b, &d, &e]);
+    }
+    for m in [&back, &b, &d, &e] {
+        assert_eq!(m.owned.len(), 1, "{}", m.id);
+    }
+}

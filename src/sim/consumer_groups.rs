@@ -1132,17 +1132,25 @@ fn reconcile(g: &mut Group, member: &str, owned: Option<&Assignment>, now: Insta
                 m.pending_revocation.clear();
                 m.revoke_by = None;
             }
-            next_assignment(g, member, now);
+            next_assignment(g, member, owned, now);
         }
-        MemberState::UnreleasedPartitions => next_assignment(g, member, now),
-        MemberState::Stable if m.epoch != g.assignment_epoch => next_assignment(g, member, now),
+        MemberState::UnreleasedPartitions => next_assignment(g, member, owned, now),
+        MemberState::Stable if m.epoch != g.assignment_epoch => {
+            next_assignment(g, member, owned, now);
+        }
         MemberState::Stable => {}
     }
 }
 
 /// The member's next assignment: revoke what is no longer its own (keeping its
 /// epoch), or else take the new epoch with every target partition that is free.
-fn next_assignment(g: &mut Group, member: &str, now: Instant) {
+/// Partitions to revoke that the heartbeat says the member no longer owns
+/// (`owned`, when the request lists them) are released at once, as Kafka's
+/// `ownsRevokedPartitions` lets the member move on: a static member that rejoins
+/// at epoch 0 owning nothing takes the new epoch in that same answer, instead of
+/// waiting at epoch 0 for a revocation it cannot acknowledge (its next heartbeat,
+/// at epoch 0, may not list partitions).
+fn next_assignment(g: &mut Group, member: &str, owned: Option<&Assignment>, now: Instant) {
     let empty = Assignment::new();
     let target = g.target.get(member).unwrap_or(&empty).clone();
     let epoch = g.assignment_epoch;
@@ -1159,6 +1167,18 @@ fn next_assignment(g: &mut Group, member: &str, now: Instant) {
         };
         dest.entry(t).or_default().insert(p);
     }
+    let still_owned = owned.is_none_or(|o| overlaps(o, &revoke));
+    if !revoke.is_empty() && !still_owned {
+        for tp in pairs(&revoke) {
+            if g.owners.get(&tp).map(String::as_str) == Some(member) {
+                g.owners.remove(&tp);
+            }
+        }
+        revoke.clear();
+    }
+    let Some(m) = g.members.get_mut(member) else {
+        return;
+    };
     if !revoke.is_empty() {
         m.assigned = keep;
         m.pending_revocation = revoke;
