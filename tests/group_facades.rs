@@ -249,3 +249,125 @@ async fn a_commit_after_recv_batch_stores_the_offset_after_its_last_record() {
     consumer.close().await.unwrap();
     client.close().await;
 }
+
+/// An application that stops taking records from its `Consumer` for longer than
+/// `max_poll_interval` loses its partitions to the other member, although its
+/// driver goes on heartbeating; when it comes back it is told, and it joins again.
+/// Records it was handed before it stopped may be read again by the other member
+/// (they were not committed); every other record is read exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_that_stops_polling_leaves_its_group_and_rejoins_when_it_polls() {
+    let server = server();
+    produce(&server, 50, "a");
+    let stuck_after = Duration::from_secs(1);
+    let build = || {
+        builder(&server, GroupProtocol::Classic)
+            .configure(move |c| c.consumer.max_poll_interval = stuck_after)
+            .build_tokio()
+    };
+    let (a_client, b_client) = (build().await.unwrap(), build().await.unwrap());
+    let (mut a, mut b) = (a_client.consumer(), b_client.consumer());
+    a.subscribe(["t"]).unwrap();
+    b.subscribe(["t"]).unwrap();
+    let mut seen = Seen::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(a.assignment().len() == 2 && b.assignment().len() == 2 && total(&seen) >= 200) {
+        assert!(Instant::now() < deadline, "no split");
+        read_some(&mut a, &mut seen).await;
+        read_some(&mut b, &mut seen).await;
+    }
+    let b_had = b.assignment();
+    // Let auto-commit store what b read; then b's application stops while records
+    // keep coming (a round every 300 ms: the first may go to the poll b left
+    // waiting, the later ones wait in its client with no poll to take them).
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let stopped = Instant::now();
+    let mut produced = 200;
+    let mut round = 0;
+    while a.assignment().len() != 4 {
+        assert!(
+            Instant::now() < deadline,
+            "b still holds its partitions: a holds {:?}",
+            a.assignment()
+        );
+        round += 1;
+        produce(&server, 25, &format!("r{round}-"));
+        produced += 100;
+        let until = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < until {
+            read_some(&mut a, &mut seen).await;
+        }
+    }
+    assert!(stopped.elapsed() >= stuck_after, "{:?}", stopped.elapsed());
+    // b comes back: what its client took for it before it was stuck (a `next`
+    // dropped while waiting leaves its poll in place), then the error.
+    let mut handed_before = Seen::new();
+    loop {
+        assert!(Instant::now() < deadline, "b was not told");
+        match tokio::time::timeout(Duration::from_secs(5), b.next()).await {
+            Ok(Some(Ok(r))) => {
+                *handed_before
+                    .entry((r.partition, r.record.offset))
+                    .or_default() += 1;
+            }
+            Ok(Some(Err(e))) => {
+                assert_eq!(
+                    e,
+                    kafka_sansio::client::ClientError::PollIntervalExceeded {
+                        max_poll_interval: stuck_after
+                    }
+                );
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        handed_before
+            .keys()
+            .all(|(p, _)| b_had.iter().any(|tp| tp.partition == *p)),
+        "{handed_before:?} not of {b_had:?}"
+    );
+    // It joins again: the partitions are split anew, and the rest is read once
+    // (the records b was handed before may be read again: it never committed them).
+    let read = |seen: &Seen, before: &Seen| {
+        seen.keys()
+            .chain(before.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    while !(a.assignment().len() == 2
+        && b.assignment().len() == 2
+        && read(&seen, &handed_before) >= produced)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "after b came back: a {:?} b {:?}, read {} of {produced}",
+            a.assignment(),
+            b.assignment(),
+            read(&seen, &handed_before)
+        );
+        read_some(&mut a, &mut seen).await;
+        read_some(&mut b, &mut seen).await;
+    }
+    let lost: usize = b.rebalances().iter().map(|r| r.lost.len()).sum();
+    assert_eq!(lost, 2);
+    produce(&server, 50, "d");
+    produced += 200;
+    while read(&seen, &handed_before) < produced {
+        assert!(
+            Instant::now() < deadline,
+            "read {} of {produced}",
+            read(&seen, &handed_before)
+        );
+        read_some(&mut a, &mut seen).await;
+        read_some(&mut b, &mut seen).await;
+    }
+    assert_eq!(read(&seen, &handed_before), produced);
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "read twice: {twice:?}");
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+    a_client.close().await;
+    b_client.close().await;
+}

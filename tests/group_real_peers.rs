@@ -149,3 +149,129 @@ async fn classic_members_share_a_topic_on_librdkafkas_mock() {
 async fn kip848_members_share_a_topic_on_librdkafkas_mock() {
     split_and_take_over(GroupProtocol::Consumer).await;
 }
+
+/// Two of our members split a topic on a coordinator others wrote; `b`'s
+/// application stops polling while records keep coming. After
+/// `max_poll_interval` (1 s, well inside the 6 s session its driver keeps alive
+/// with heartbeats) `b` leaves (LeaveGroup, or a leave heartbeat with epoch -1)
+/// and the coordinator hands `a` every partition; `b`, back, is told with
+/// `PollIntervalExceeded` and joins again, and the two split the topic anew.
+async fn a_stuck_member_leaves(bootstrap: &str, protocol: GroupProtocol) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let stuck_after = Duration::from_secs(1);
+    let member = || {
+        ClientBuilder::new(bootstrap)
+            .group_id(format!("stuck-{protocol:?}"))
+            .configure(move |c| {
+                c.consumer.auto_offset_reset = OffsetReset::Earliest;
+                c.consumer.group_protocol = protocol;
+                c.consumer.session_timeout = Duration::from_secs(6);
+                c.consumer.heartbeat_interval = Duration::from_millis(300);
+                c.consumer.rebalance_timeout = Duration::from_secs(10);
+                c.consumer.max_poll_interval = stuck_after;
+            })
+    };
+    let producer_client = ClientBuilder::new(bootstrap).build_tokio().await.unwrap();
+    let producer = producer_client.producer();
+    let send = |tag: String| {
+        let futures: Vec<_> = (0..4)
+            .flat_map(|p| (0..25).map(move |i| (p, i)))
+            .map(|(p, i)| {
+                producer.send(ProducerRecord::new("t", format!("{tag}{p}-{i}")).partition(p))
+            })
+            .collect();
+        async move {
+            for f in futures {
+                f.await.unwrap();
+            }
+        }
+    };
+    send("a".into()).await;
+    let a_client = member().build_tokio().await.unwrap();
+    let b_client = member().build_tokio().await.unwrap();
+    let mut a = a_client.consumer();
+    let mut b = b_client.consumer();
+    a.subscribe(["t"]).unwrap();
+    b.subscribe(["t"]).unwrap();
+    let mut seen = Seen::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let split = |a: &Consumer, b: &Consumer| a.assignment().len() == 2 && b.assignment().len() == 2;
+    while !(seen.len() >= 100 && split(&a, &b)) {
+        assert!(
+            Instant::now() < deadline,
+            "{protocol:?}: read {} of 100, a holds {:?}, b {:?}",
+            seen.len(),
+            a.assignment(),
+            b.assignment()
+        );
+        read_some(&mut a, &mut seen).await;
+        read_some(&mut b, &mut seen).await;
+    }
+    // b stops while records keep coming (a round every 300 ms: the first may go
+    // to the poll b left waiting, the later ones wait in its client).
+    let stopped = Instant::now();
+    let mut round = 0;
+    while a.assignment().len() != 4 {
+        assert!(
+            Instant::now() < deadline,
+            "{protocol:?}: b still holds its partitions, a holds {:?}",
+            a.assignment()
+        );
+        round += 1;
+        send(format!("r{round}-")).await;
+        let until = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < until {
+            read_some(&mut a, &mut seen).await;
+        }
+    }
+    assert!(stopped.elapsed() >= stuck_after);
+    loop {
+        assert!(Instant::now() < deadline, "{protocol:?}: b was not told");
+        match tokio::time::timeout(Duration::from_secs(5), b.next()).await {
+            Ok(Some(Ok(_))) => {} // handed to b before it stopped
+            Ok(Some(Err(e))) => {
+                assert_eq!(
+                    e,
+                    kafka_sansio::client::ClientError::PollIntervalExceeded {
+                        max_poll_interval: stuck_after
+                    }
+                );
+                break;
+            }
+            other => panic!("{protocol:?}: {other:?}"),
+        }
+    }
+    while !split(&a, &b) {
+        assert!(
+            Instant::now() < deadline,
+            "{protocol:?}: after b came back a holds {:?}, b {:?}",
+            a.assignment(),
+            b.assignment()
+        );
+        read_some(&mut a, &mut seen).await;
+        read_some(&mut b, &mut seen).await;
+    }
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+    a_client.close().await;
+    b_client.close().await;
+    producer_client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kip848_member_that_stops_polling_leaves_on_librdkafkas_mock() {
+    let mock = Mock::start(Librdkafka::V216, 1, &["t:4"]);
+    a_stuck_member_leaves(&mock.bootstrap.join(","), GroupProtocol::Consumer).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_classic_member_that_stops_polling_leaves_on_tansu() {
+    let tansu = util::Tansu::start();
+    let admin = ClientBuilder::new(&tansu.addr).build_tokio().await.unwrap();
+    admin.create_topic("t", 4, 1).await.unwrap();
+    admin.close().await;
+    a_stuck_member_leaves(&tansu.addr, GroupProtocol::Classic).await;
+}

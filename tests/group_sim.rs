@@ -62,6 +62,10 @@ struct Member {
     /// Partitions it may consume now, by its own events.
     mine: BTreeSet<TopicPartition>,
     ack: bool,
+    /// The application is stuck: it neither reads events nor polls.
+    stalled: bool,
+    /// Most records taken a poll.
+    per_poll: usize,
 }
 
 impl Member {
@@ -83,12 +87,17 @@ impl Member {
             events: Vec::new(),
             mine: BTreeSet::new(),
             ack: true,
+            stalled: false,
+            per_poll: 10_000,
         }
     }
 
     /// Handles events and polls records; panics on a record of a partition the
     /// member was not given.
     fn step(&mut self, sim: &mut Simulation) {
+        if self.stalled {
+            return;
+        }
         let now = sim.now();
         let events: Vec<Event> = sim.client_events(self.host).collect();
         for e in events {
@@ -110,7 +119,7 @@ impl Member {
             }
             self.events.push(e);
         }
-        for r in sim.client(self.host).poll_records(now, 10_000) {
+        for r in sim.client(self.host).poll_records(now, self.per_poll) {
             let tp = TopicPartition::new(r.topic.clone(), r.partition);
             assert!(
                 self.mine.contains(&tp),
@@ -715,4 +724,161 @@ fn describe_groups_and_list_groups_show_groups_as_kafka_does() {
             ("k", "consumer", Some("Stable"), Some("consumer")),
         ]
     );
+}
+
+/// The application of `b` stops (no events read, no polls) while records keep
+/// coming: after `max_poll_interval` (3 s, well inside the 30 s session, which
+/// the member's own heartbeats would keep alive for ever) the member leaves the
+/// group and `a` takes every partition over from the committed offsets. When the
+/// application comes back it hears why, its partitions are reported lost, and it
+/// joins again; every record is read exactly once throughout. A static member
+/// (`session`: its session timeout) sends no leave: the coordinator hands its
+/// partitions over when the session it no longer heartbeats ends.
+fn a_member_whose_application_stops_polling_leaves(
+    protocol: GroupProtocol,
+    seed: u64,
+    session: Option<Duration>,
+) {
+    let mut sim = sim(seed, 3);
+    sim.cluster().create_topic("t", 4, 3).unwrap();
+    produce(&mut sim, "t", 4, 100, "a");
+    let tweak = |instance: &'static str| {
+        move |c: &mut ClientConfig| {
+            c.consumer.group_protocol = protocol;
+            c.consumer.session_timeout = session.unwrap_or(Duration::from_secs(30));
+            c.consumer.max_poll_interval = Duration::from_secs(3);
+            if session.is_some() {
+                c.consumer.group_instance_id = Some(instance.into());
+            }
+        }
+    };
+    let mut a = Member::join(&mut sim, 1, &["t"], tweak("a"));
+    let mut b = Member::join(&mut sim, 2, &["t"], tweak("b"));
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(60),
+        |sim, ms| all_stable(sim, ms)
+            && ms[0].mine.len() == 2
+            && ms[0].got.len() + ms[1].got.len() >= 400
+    ));
+    // Let auto-commit store what b read, then b's application stops.
+    sim.run_for(Duration::from_secs(2));
+    b.stalled = true;
+    let stalled_at = sim.now();
+    produce(&mut sim, "t", 4, 100, "b");
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(20),
+        |_, ms| ms[0].mine.len() == 4 && ms[0].got.len() + ms[1].got.len() >= 800
+    ));
+    let took = sim.now() - stalled_at;
+    // A static member's session still runs after it stops heartbeating.
+    let earliest =
+        Duration::from_secs(3) + session.map_or(Duration::ZERO, |s| s - Duration::from_secs(1));
+    assert!(
+        took >= earliest && took < Duration::from_secs(15),
+        "a took the partitions over {took:?} after b stopped polling"
+    );
+    assert_exactly_once(&[&a, &b], 800);
+    // b's application comes back: the error, its partitions lost, and a rejoin.
+    b.stalled = false;
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(60),
+        |sim, ms| all_stable(sim, ms) && ms[0].mine.len() == 2 && ms[1].mine.len() == 2
+    ));
+    let exceeded = b
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(e, Event::ConsumerError { partition: None, error: ClientError::PollIntervalExceeded { max_poll_interval } }
+                if *max_poll_interval == Duration::from_secs(3))
+        })
+        .count();
+    assert_eq!(exceeded, 1, "{:?}", b.events);
+    let lost: usize = b.rebalances().iter().map(|r| r.1.len()).sum();
+    assert_eq!(lost, 2, "{:?}", b.rebalances());
+    assert!(
+        a.events
+            .iter()
+            .all(|e| !matches!(e, Event::ConsumerError { .. })),
+        "{:?}",
+        a.events
+    );
+    produce(&mut sim, "t", 4, 100, "c");
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(30),
+        |_, ms| ms[0].got.len() + ms[1].got.len() >= 1200
+    ));
+    assert_exactly_once(&[&a, &b], 1200);
+}
+
+#[test]
+fn a_classic_member_whose_application_stops_polling_leaves_and_rejoins() {
+    a_member_whose_application_stops_polling_leaves(GroupProtocol::Classic, 21, None);
+}
+
+#[test]
+fn a_kip848_member_whose_application_stops_polling_leaves_and_rejoins() {
+    a_member_whose_application_stops_polling_leaves(GroupProtocol::Consumer, 22, None);
+}
+
+#[test]
+fn a_static_classic_member_whose_application_stops_polling_is_dropped_at_its_session_end() {
+    a_member_whose_application_stops_polling_leaves(
+        GroupProtocol::Classic,
+        24,
+        Some(Duration::from_secs(4)),
+    );
+}
+
+/// The poll clock runs only while records wait, and each poll starts it again:
+/// an application that polls one record a second with a backlog, and one that
+/// stops polling while nothing arrives, both stay in the group far past a 2 s
+/// `max_poll_interval`.
+#[test]
+fn slow_polls_and_idle_waits_do_not_count_as_a_stuck_application() {
+    let mut sim = sim(23, 1);
+    sim.cluster().create_topic("t", 2, 1).unwrap();
+    let tweak = |c: &mut ClientConfig| {
+        c.consumer.max_poll_interval = Duration::from_secs(2);
+    };
+    let mut a = Member::join(&mut sim, 1, &["t"], tweak);
+    let mut b = Member::join(&mut sim, 2, &["t"], tweak);
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(60),
+        |sim, ms| all_stable(sim, ms) && ms[0].mine.len() == 1
+    ));
+    // b waits with nothing to read: no records arrive for it for 20 s.
+    b.stalled = true;
+    sim.run_for(Duration::from_secs(20));
+    b.stalled = false;
+    // Each has a backlog of 100 records and takes one every 1.5 s.
+    produce(&mut sim, "t", 2, 100, "a");
+    for _ in 0..20 {
+        sim.run_for(Duration::from_millis(1500));
+        for m in [&mut a, &mut b] {
+            m.per_poll = 1;
+            m.step(&mut sim);
+        }
+    }
+    for m in [&a, &b] {
+        assert!(
+            m.events
+                .iter()
+                .all(|e| !matches!(e, Event::ConsumerError { .. })
+                    && !matches!(e, Event::Rebalance { lost, .. } if !lost.is_empty())),
+            "{:?}",
+            m.events
+        );
+        assert_eq!(m.mine.len(), 1);
+        assert!(m.got.len() >= 20, "{} records", m.got.len());
+    }
 }

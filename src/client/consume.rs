@@ -221,6 +221,13 @@ impl Client {
     /// Up to `max` fetched records, in offset order per partition; positions move
     /// past them. Polling frees budget, so fetches may follow.
     ///
+    /// In a consumer group a poll also says the application is alive: records
+    /// left waiting for
+    /// [`max_poll_interval`](super::ConsumerConfig::max_poll_interval) without a
+    /// poll make the member leave the group (an [`Event::ConsumerError`] with
+    /// [`ClientError::PollIntervalExceeded`]
+    /// and the partitions reported lost), and the next poll joins it again.
+    ///
     /// ```
     /// # #[cfg(feature = "sim")] {
     /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
@@ -272,10 +279,16 @@ impl Client {
     /// ```
     pub fn poll_records_into(&mut self, now: Instant, max: usize, out: &mut Vec<ConsumedRecord>) {
         self.advance(now);
+        if let Some(g) = self.group.as_deref_mut() {
+            g.app_polled();
+        }
         if let Some(c) = self.consumer.as_mut() {
             let limit = out.len().saturating_add(max);
             c.poll(limit, out);
+            // Records left for a next poll wait from now.
+            let more = out.len() >= limit && c.has_ready();
             self.emit_consumer_notes();
+            self.poll_due = more.then(|| now + self.config.consumer.max_poll_interval);
         }
         self.drive(now);
     }
@@ -554,8 +567,13 @@ impl Client {
                 }
             }
         }
-        if ready && !self.events.iter().any(|e| matches!(e, Event::RecordsReady)) {
-            self.events.push_back(Event::RecordsReady);
+        if ready {
+            if self.poll_due.is_none() {
+                self.poll_due = Some(self.now + self.config.consumer.max_poll_interval);
+            }
+            if !self.events.iter().any(|e| matches!(e, Event::RecordsReady)) {
+                self.events.push_back(Event::RecordsReady);
+            }
         }
     }
 }

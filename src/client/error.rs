@@ -97,6 +97,27 @@ pub enum ClientError {
     /// The client was closed before the operation finished.
     #[error("the client is closed")]
     Closed,
+    /// A consumer group member's application did not poll for
+    /// [`max_poll_interval`](crate::client::ConsumerConfig::max_poll_interval)
+    /// while records waited for it: the member left the group (its partitions were
+    /// lost, to be consumed by the other members from their committed offsets)
+    /// and joins again when the application polls, which is when this error is
+    /// reported.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::ClientError;
+    /// let e = ClientError::PollIntervalExceeded { max_poll_interval: Duration::from_secs(300) };
+    /// assert!(e.to_string().contains("300s"));
+    /// assert!(!e.is_retriable());
+    /// ```
+    #[error(
+        "the application did not poll within max_poll_interval ({max_poll_interval:?}) while records waited: the member left its group and joins again"
+    )]
+    PollIntervalExceeded {
+        /// The configured interval.
+        max_poll_interval: Duration,
+    },
     /// A connection refused more work (its queue is full); retried internally.
     #[error(transparent)]
     Usage(UsageError),

@@ -222,6 +222,21 @@ impl Client {
         };
         self.consumer_mut();
         if let Some(consumer) = self.consumer.as_deref_mut() {
+            // Records waited for a whole max_poll_interval and the application
+            // did not come for them: it is taken to be stuck.
+            if let Some(due) = self.poll_due
+                && due <= now
+                && g.watches_polls()
+            {
+                self.poll_due = None;
+                if consumer.has_ready() {
+                    let max_poll_interval = self.config.consumer.max_poll_interval;
+                    g.poll_expired(
+                        ClientError::PollIntervalExceeded { max_poll_interval },
+                        consumer,
+                    );
+                }
+            }
             let env = Env {
                 metadata: &self.metadata,
                 answered: self.metadata_answered,

@@ -591,6 +591,11 @@ pub struct Client {
     fetch_requests: BTreeMap<u64, consumer::FetchInFlight>,
     /// The consumer group member, once subscribed (or committing).
     group: Option<Box<group::GroupMember>>,
+    /// When the application should have polled by: records have waited for it
+    /// since `max_poll_interval` before this instant (`None`: none wait, or it
+    /// polled since they came). Acted on only in a group
+    /// ([`GroupMember::poll_expired`](group::GroupMember::poll_expired)).
+    poll_due: Option<Instant>,
     /// [`close`](Client::close) was called: nothing starts or connects again.
     closed: bool,
 }
@@ -650,6 +655,7 @@ impl Client {
             consumer: None,
             fetch_requests: BTreeMap::new(),
             group: None,
+            poll_due: None,
             closed: false,
         }
     }
@@ -1169,6 +1175,12 @@ impl Client {
             at(t);
         }
         if let Some(t) = self.group.as_ref().and_then(|g| g.next_deadline()) {
+            at(t);
+        }
+        if let Some(t) = self
+            .poll_due
+            .filter(|_| self.group.as_ref().is_some_and(|g| g.watches_polls()))
+        {
             at(t);
         }
         next

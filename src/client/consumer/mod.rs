@@ -161,8 +161,20 @@ pub struct ConsumerConfig {
     /// How long a rebalance may take the member: the coordinator's wait for it to
     /// rejoin or revoke, and the member's wait for
     /// [`Client::ack_rebalance`](super::Client::ack_rebalance)
-    /// (`max.poll.interval.ms`: 5 min).
+    /// (Java sets it from `max.poll.interval.ms`: 5 min).
     pub rebalance_timeout: Duration,
+    /// How long fetched records may wait for the application of a group member
+    /// before it is taken to be stuck (`max.poll.interval.ms`: 5 min): when records
+    /// have been ready this long and the application has not polled since, the
+    /// member leaves the group, so that the other members consume its partitions
+    /// (from the committed offsets; a static member sends no leave and is dropped
+    /// when its session times out). Its next poll gets
+    /// [`ClientError::PollIntervalExceeded`](super::ClientError::PollIntervalExceeded)
+    /// with the partitions reported lost, and the member joins again. Waiting for
+    /// records never counts: the clock runs only while records wait. The facades
+    /// hand records over up to 1,024 at a time, so an application must get
+    /// through such a batch within this interval.
+    pub max_poll_interval: Duration,
     /// A static member's instance id (`group.instance.id`, KIP-345): a restart with
     /// the same id within the session timeout gets its partitions back without a
     /// rebalance; a static member does not leave the group on close.
@@ -201,6 +213,7 @@ impl Default for ConsumerConfig {
             session_timeout: Duration::from_secs(45),
             heartbeat_interval: Duration::from_secs(3),
             rebalance_timeout: Duration::from_secs(300),
+            max_poll_interval: Duration::from_secs(300),
             group_instance_id: None,
             group_remote_assignor: None,
             enable_auto_commit: true,
@@ -438,6 +451,14 @@ impl Consumer {
     /// Partitions assigned now.
     pub(crate) fn assignment(&self) -> Vec<TopicPartition> {
         self.parts.keys().cloned().collect()
+    }
+
+    /// Whether records wait to be handed out (a partition in the ready queue
+    /// whose chunks were not dropped since it was queued).
+    pub(crate) fn has_ready(&self) -> bool {
+        self.ready
+            .iter()
+            .any(|tp| self.parts.get(tp).is_some_and(|p| !p.chunks.is_empty()))
     }
 
     /// Bytes reserved or held for fetched records.

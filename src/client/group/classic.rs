@@ -79,6 +79,9 @@ pub(super) struct Classic {
     snapshot: BTreeMap<Arc<str>, i32>,
     /// The assignment being applied revoked something (cooperative: rejoin after).
     revoking: bool,
+    /// Rejoin after the first assignment whatever it revoked (cooperative; see
+    /// [`rejoin_after_first_assignment`](Self::rejoin_after_first_assignment)).
+    follow_up: bool,
 }
 
 impl Classic {
@@ -98,7 +101,14 @@ impl Classic {
             failures: 0,
             snapshot: BTreeMap::new(),
             revoking: false,
+            follow_up: false,
         }
+    }
+
+    /// Rejoins once more after the first assignment (cooperative only), as a
+    /// member that revoked partitions does.
+    pub(super) fn rejoin_after_first_assignment(&mut self) {
+        self.follow_up = true;
     }
 
     pub(super) fn is_stable(&self) -> bool {
@@ -165,7 +175,8 @@ impl Classic {
     }
 
     pub(super) fn transition_done(&mut self, why: Why, _now: Instant, settings: &Settings) {
-        if why == Why::Assignment && self.revoking && settings.cooperative() {
+        let follow_up = why == Why::Assignment && std::mem::take(&mut self.follow_up);
+        if why == Why::Assignment && (self.revoking || follow_up) && settings.cooperative() {
             // KIP-429: partitions were given up; the follow-up rebalance hands them
             // to their new owners.
             self.rejoin = true;

@@ -195,6 +195,17 @@ enum Life {
     Leaving { op: Option<OpId>, call: Option<u64> },
     /// Stopped by a fatal error.
     Failed,
+    /// Out of the group because the application stopped polling
+    /// ([`poll_expired`](GroupMember::poll_expired)); joins again, with the
+    /// protocol it spoke (`classic`: after any fallback), once the application
+    /// polled (`polled`) and the leave it sent (`leave`, a call id) has been
+    /// answered: a KIP-848 member rejoins under the same member id, which a leave
+    /// arriving after the join would remove.
+    Stale {
+        classic: bool,
+        leave: Option<u64>,
+        polled: bool,
+    },
 }
 
 /// The protocol state.
@@ -291,14 +302,9 @@ impl GroupMember {
         self.subscription = topics;
         match self.life {
             Life::Idle | Life::Failed => {
-                self.life = Life::Active;
-                self.proto = match self.settings.protocol {
-                    GroupProtocol::Classic => Proto::Classic(classic::Classic::new()),
-                    GroupProtocol::Consumer => {
-                        Proto::Next(next::Next::new(self.seed ^ 0x848, &self.settings))
-                    }
-                };
+                self.join(self.settings.protocol == GroupProtocol::Classic);
             }
+            Life::Stale { .. } => self.app_polled(),
             Life::Active if changed => match &mut self.proto {
                 Proto::Classic(c) => c.rejoin = true,
                 Proto::Next(n) => n.heartbeat_now(),
@@ -307,6 +313,113 @@ impl GroupMember {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Becomes active with a fresh membership of the protocol: joins at the next
+    /// drive.
+    fn join(&mut self, classic: bool) {
+        self.life = Life::Active;
+        self.proto = if classic {
+            Proto::Classic(classic::Classic::new())
+        } else {
+            Proto::Next(next::Next::new(self.seed ^ 0x848, &self.settings))
+        };
+    }
+
+    /// Whether the application's polls are watched
+    /// ([`ConsumerConfig::max_poll_interval`](super::ConsumerConfig::max_poll_interval)):
+    /// only while the member is in its group or joining it.
+    pub(crate) fn watches_polls(&self) -> bool {
+        self.life == Life::Active
+    }
+
+    /// The application polled: a member that left for want of polls joins again
+    /// (once its leave is answered).
+    pub(crate) fn app_polled(&mut self) {
+        match self.life {
+            Life::Stale {
+                classic,
+                leave: None,
+                ..
+            } => {
+                tracing::info!(group = %self.settings.group_id, "the application polls again; joining the group");
+                self.join(classic);
+                // The member may have left in the middle of a cooperative move
+                // (partitions it was revoking wait, unassigned, for the rejoin
+                // that its revocation would have made). A static member, which
+                // sent no leave, can come back into that same generation: one
+                // more rejoin after its first assignment lets the leader hand
+                // them out.
+                if let Proto::Classic(c) = &mut self.proto {
+                    c.rejoin_after_first_assignment();
+                }
+            }
+            Life::Stale {
+                classic,
+                leave: Some(leave),
+                polled: false,
+            } => {
+                self.life = Life::Stale {
+                    classic,
+                    leave: Some(leave),
+                    polled: true,
+                };
+            }
+            _ => {}
+        }
+    }
+
+    /// Records waited for the application for
+    /// [`max_poll_interval`](super::ConsumerConfig::max_poll_interval) and it did
+    /// not poll: the member takes it to be stuck and leaves, as the Java client
+    /// does, so that the group hands its partitions to the other members. The
+    /// partitions are lost (nothing is committed: what the application did with
+    /// the records it has is unknown), queued commits fail, the coordinator is
+    /// told (a LeaveGroup, or a leave heartbeat; a static member sends none on the
+    /// classic protocol and epoch -2 on KIP-848, so it keeps its place for its
+    /// session timeout), and the application hears `error` at its next poll,
+    /// which joins again ([`app_polled`](Self::app_polled)).
+    pub(crate) fn poll_expired(&mut self, error: ClientError, consumer: &mut Consumer) {
+        if self.life != Life::Active {
+            return;
+        }
+        tracing::warn!(group = %self.settings.group_id, %error, "leaving the group");
+        let (leave, classic) = match &self.proto {
+            Proto::Classic(c) => (c.leave_call(&self.settings, true), true),
+            Proto::Next(n) => (n.leave_call(&self.settings, true), false),
+            Proto::None => (None, true),
+        };
+        let leave = leave.map(|call| {
+            let id = self.id();
+            self.wants.push(Want::Call {
+                id,
+                call,
+                hold: Duration::ZERO,
+                timeout: self.settings.request_timeout,
+            });
+            id
+        });
+        let lost: Vec<TopicPartition> = self.reconciler.reported().into_iter().collect();
+        self.reconciler.clear(consumer);
+        if !lost.is_empty() {
+            self.notes.push_back(Note::Rebalance {
+                revoked: Vec::new(),
+                lost,
+                assigned: Vec::new(),
+            });
+        }
+        for (op, e) in self.commits.fail_all(&error) {
+            self.notes.push_back(Note::Done { op, result: Err(e) });
+        }
+        self.commits.release();
+        self.notes.push_back(Note::Error(error));
+        self.proto = Proto::None;
+        self.next_auto_commit = None;
+        self.life = Life::Stale {
+            classic,
+            leave,
+            polled: false,
+        };
     }
 
     /// The application acknowledged the last rebalance event.
@@ -374,6 +487,16 @@ impl GroupMember {
             }
             Life::Leaving { op: None, call } => {
                 self.life = Life::Leaving { op, call };
+            }
+            Life::Stale { .. } => {
+                self.life = Life::Idle;
+                self.subscription.clear();
+                if let Some(op) = op {
+                    self.notes.push_back(Note::Done {
+                        op,
+                        result: Ok(OpOutput::Committed(Vec::new())),
+                    });
+                }
             }
             Life::Idle | Life::Failed => {
                 if let Some(op) = op {
@@ -553,7 +676,7 @@ impl GroupMember {
             match self.life.clone() {
                 Life::Active => self.drive_protocol(now, env, consumer),
                 Life::Leaving { op, call } => self.drive_leave(now, op, call, consumer),
-                Life::Idle | Life::Failed => {}
+                Life::Idle | Life::Failed | Life::Stale { .. } => {}
             }
             self.auto_commit(now, consumer);
             self.pump_commits();
@@ -662,6 +785,26 @@ impl GroupMember {
         result: Result<CallReply, ClientError>,
         consumer: &mut Consumer,
     ) {
+        if let Life::Stale {
+            classic,
+            leave: Some(leave),
+            polled,
+        } = self.life
+            && leave == id
+        {
+            if let Err(e) = leave_outcome(result) {
+                tracing::warn!(error = %e, "leaving the group failed; the coordinator drops the member when its session times out");
+            }
+            self.life = Life::Stale {
+                classic,
+                leave: None,
+                polled,
+            };
+            if polled {
+                self.app_polled();
+            }
+            return;
+        }
         if let Life::Leaving {
             op,
             call: Some(call),
