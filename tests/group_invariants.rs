@@ -1,6 +1,7 @@
 //! Simulation testing of consumer groups: many seeds of a group whose members join,
-//! crash, leave and restart (statically, with their `group.instance.id`) while a
-//! producer writes, partition leaders move and the group's coordinator moves,
+//! crash, leave, restart (statically, with their `group.instance.id`) and stall (the
+//! application stops polling for up to 3.5 s against a 1 s `max_poll_interval`)
+//! while a producer writes, partition leaders move and the group's coordinator moves,
 //! against the simulated cluster, with the classic protocol (range, roundrobin,
 //! cooperative-sticky) or KIP-848 (the coordinator assigns), checking:
 //!
@@ -29,7 +30,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use kafka_sansio::client::{
-    Assignor, Client, ClientConfig, Event, GroupProtocol, OffsetReset, OpId, ProducerRecord,
+    Assignor, Client, ClientConfig, ClientError, Event, GroupProtocol, OffsetReset, OpId,
+    ProducerRecord,
 };
 use kafka_sansio::records::{BatchReader, DecodeOptions};
 use kafka_sansio::sim::{ClusterConfig, HostId, NetworkConfig, SimRng, Simulation};
@@ -44,6 +46,10 @@ const MAX_MEMBERS: usize = 4;
 /// nothing cannot pass).
 static DELIVERED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
+/// Members that left for want of polls (a stall past `max_poll_interval`), over
+/// every seed run in this process (so the stalls are seen to do something).
+static STALE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 struct App {
     host: HostId,
     /// Its `group.instance.id`, if static.
@@ -57,6 +63,8 @@ struct App {
     mine: BTreeSet<i32>,
     /// Per partition, one past the highest offset it polled.
     consumed_end: BTreeMap<i32, i64>,
+    /// The application is stuck (reads no events, polls nothing) until then.
+    stalled_until: Option<Duration>,
 }
 
 struct Run {
@@ -168,6 +176,7 @@ impl Run {
         c.buffer_max_bytes = BUDGET;
         c.partition_max_bytes = 8 * 1024;
         c.fetch_max_wait = Duration::from_millis(100);
+        c.max_poll_interval = Duration::from_secs(1);
         c.planted_double_assignment = self.planted;
         let host = self.sim.add_client(Client::new(config, self.sim.now()));
         let now = self.sim.now();
@@ -181,6 +190,7 @@ impl Run {
             leaving: None,
             mine: BTreeSet::new(),
             consumed_end: BTreeMap::new(),
+            stalled_until: None,
         });
     }
 
@@ -226,6 +236,12 @@ impl Run {
             if !self.apps[i].alive {
                 continue;
             }
+            if let Some(until) = self.apps[i].stalled_until {
+                if self.sim.elapsed() < until {
+                    continue;
+                }
+                self.apps[i].stalled_until = None;
+            }
             let host = self.apps[i].host;
             let now = self.sim.now();
             let events: Vec<Event> = self.sim.client_events(host).collect();
@@ -260,6 +276,12 @@ impl Run {
                             }
                         }
                         self.sim.client(host).ack_rebalance(now);
+                    }
+                    Event::ConsumerError {
+                        error: ClientError::PollIntervalExceeded { .. },
+                        ..
+                    } => {
+                        STALE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                     Event::Done { op, result } if Some(op) == self.apps[i].leaving => {
                         if let Err(e) = result {
@@ -343,6 +365,17 @@ impl Run {
                 let host = self.apps[i].host;
                 self.sim.crash_client(host);
                 self.apps[i].alive = false;
+            }
+            7 if live.len() > 1 => {
+                // The application stops polling; past max_poll_interval its member
+                // leaves, and its partitions move on from their committed offsets.
+                let i = live[self.rng.below(live.len() as u64) as usize];
+                let mine: Vec<i32> = self.apps[i].mine.iter().copied().collect();
+                for p in mine {
+                    self.mark_unclean(i, p);
+                }
+                let until = self.sim.elapsed() + Duration::from_millis(500 + self.rng.below(3000));
+                self.apps[i].stalled_until = Some(until);
             }
             5 | 6 if live.len() > 1 => {
                 let i = live[self.rng.below(live.len() as u64) as usize];
@@ -564,8 +597,9 @@ fn group_invariants_hold_across_seeds() {
     .concat();
     failed.sort_by_key(|(seed, _)| *seed);
     let delivered = DELIVERED.load(std::sync::atomic::Ordering::Relaxed);
+    let stale = STALE.load(std::sync::atomic::Ordering::Relaxed);
     eprintln!(
-        "{} of {ran} seeds passed; {delivered} records checked",
+        "{} of {ran} seeds passed; {delivered} records checked; {stale} members left for want of polls",
         ran - failed.len()
     );
     assert!(
@@ -586,6 +620,10 @@ fn group_invariants_hold_across_seeds() {
     assert!(
         delivered > ran * 50,
         "only {delivered} records checked in {ran} seeds"
+    );
+    assert!(
+        stale * 20 >= ran,
+        "only {stale} members left for want of polls in {ran} seeds"
     );
 }
 
