@@ -399,18 +399,7 @@ impl GroupMember {
             });
             id
         });
-        let lost: Vec<TopicPartition> = self.reconciler.reported().into_iter().collect();
-        self.reconciler.clear(consumer);
-        if !lost.is_empty() {
-            self.notes.push_back(Note::Rebalance {
-                revoked: Vec::new(),
-                lost,
-                assigned: Vec::new(),
-            });
-        }
-        for (op, e) in self.commits.fail_all(&error) {
-            self.notes.push_back(Note::Done { op, result: Err(e) });
-        }
+        self.drop_membership(&error, consumer);
         self.commits.release();
         self.notes.push_back(Note::Error(error));
         self.proto = Proto::None;
@@ -899,22 +888,7 @@ impl GroupMember {
     /// A fatal error: the member stops and says why.
     fn fail(&mut self, error: ClientError, consumer: &mut Consumer) {
         tracing::warn!(group = %self.settings.group_id, %error, "the group member stops");
-        // Lost is what the application holds by the events it had: a partition
-        // whose revocation was reported is not lost again (it was, twice: revoked
-        // by a leave, then lost when FENCED_INSTANCE_ID stopped the member), and
-        // one whose assignment was reported is lost too, though not yet owned.
-        let lost: Vec<TopicPartition> = self.reconciler.reported().into_iter().collect();
-        self.reconciler.clear(consumer);
-        if !lost.is_empty() {
-            self.notes.push_back(Note::Rebalance {
-                revoked: Vec::new(),
-                lost,
-                assigned: Vec::new(),
-            });
-        }
-        for (op, e) in self.commits.fail_all(&error) {
-            self.notes.push_back(Note::Done { op, result: Err(e) });
-        }
+        self.drop_membership(&error, consumer);
         // A leave in progress ends with the member (it never ended: the member
         // stopped mid-leave dropped its operation).
         if let Life::Leaving { op: Some(op), .. } = self.life {
@@ -925,6 +899,27 @@ impl GroupMember {
         }
         self.notes.push_back(Note::Error(error));
         self.life = Life::Failed;
+    }
+
+    /// Everything the application holds by its events is lost, and queued
+    /// commits fail with `error`: the membership is gone. Lost is what the
+    /// events gave: a partition whose revocation was reported is not lost again
+    /// (it was, twice: revoked by a leave, then lost when FENCED_INSTANCE_ID
+    /// stopped the member), and one whose assignment was reported is lost too,
+    /// though not yet owned.
+    fn drop_membership(&mut self, error: &ClientError, consumer: &mut Consumer) {
+        let lost: Vec<TopicPartition> = self.reconciler.reported().into_iter().collect();
+        self.reconciler.clear(consumer);
+        if !lost.is_empty() {
+            self.notes.push_back(Note::Rebalance {
+                revoked: Vec::new(),
+                lost,
+                assigned: Vec::new(),
+            });
+        }
+        for (op, e) in self.commits.fail_all(error) {
+            self.notes.push_back(Note::Done { op, result: Err(e) });
+        }
     }
 
     /// Sends a membership request.

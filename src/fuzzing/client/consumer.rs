@@ -247,6 +247,7 @@ pub(super) fn consumer_setup(
     c.group_remote_assignor = u.ratio(1, 8)?.then(|| "uniform".to_owned());
     c.enable_auto_commit = u.ratio(3, 4)?;
     c.auto_commit_interval = ms(u, 10, 2_000)?;
+    c.max_poll_interval = ms(u, 10, 5_000)?;
     Ok(Consumed {
         group,
         budget: c.buffer_max_bytes,
