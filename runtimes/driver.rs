@@ -353,6 +353,9 @@ impl<N: Net> Driver<N> {
             return;
         };
         if !self.consumer_errors.is_empty() {
+            // Still a poll to the group member, though errors answer it: one
+            // that left for want of polls joins again now, not a poll later.
+            self.client.poll_records_into(now, 0, buf);
             if let Some((_, _, reply)) = self.poller.take() {
                 reply.send(Err(std::mem::take(&mut self.consumer_errors)));
             }
