@@ -632,7 +632,16 @@ fn group_invariants_hold_across_seeds() {
 ///   after a leader change moved the position past the offset asked about; the
 ///   answer (where the old epoch ended) then read as a truncation and the record
 ///   was handed out twice.
-const REGRESSION_SEEDS: &[u64] = &[9053];
+/// - 1113, 12908: a static cooperative member came back (after a stall, or as a
+///   restarted process) into the generation its previous incarnation left in
+///   the middle of a cooperative move: the partition it was giving up stayed
+///   unassigned, for the rejoin that incarnation owed.
+/// - 2194: a static KIP-848 member rejoining at epoch 0 was answered at epoch 0
+///   with partitions (the simulated coordinator waited for a revocation the member
+///   no longer owed), and its next heartbeat was refused.
+/// - 3829: a KIP-848 member that left for want of polls rejoined under its member
+///   id before its leave arrived, and the leave removed the new membership.
+const REGRESSION_SEEDS: &[u64] = &[9053, 1113, 2194, 3829, 12908];
 
 #[test]
 fn seeds_that_once_failed_pass() {

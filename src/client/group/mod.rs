@@ -320,7 +320,19 @@ impl GroupMember {
     fn join(&mut self, classic: bool) {
         self.life = Life::Active;
         self.proto = if classic {
-            Proto::Classic(classic::Classic::new())
+            let mut c = classic::Classic::new();
+            // A static member joins into the generation its previous incarnation
+            // (a process that crashed, or this member before it left for want of
+            // polls) was in, without a rebalance. If that one was in the middle of
+            // a cooperative move, the partitions it was giving up wait, unassigned,
+            // for the rejoin its revocation owed, and a leader that was that same
+            // member cannot notice. One more rejoin after the first assignment
+            // (cooperative only: nothing moves in it unless something must) hands
+            // them out.
+            if self.settings.instance_id.is_some() {
+                c.rejoin_after_first_assignment();
+            }
+            Proto::Classic(c)
         } else {
             Proto::Next(next::Next::new(self.seed ^ 0x848, &self.settings))
         };
@@ -344,15 +356,6 @@ impl GroupMember {
             } => {
                 tracing::info!(group = %self.settings.group_id, "the application polls again; joining the group");
                 self.join(classic);
-                // The member may have left in the middle of a cooperative move
-                // (partitions it was revoking wait, unassigned, for the rejoin
-                // that its revocation would have made). A static member, which
-                // sent no leave, can come back into that same generation: one
-                // more rejoin after its first assignment lets the leader hand
-                // them out.
-                if let Proto::Classic(c) = &mut self.proto {
-                    c.rejoin_after_first_assignment();
-                }
             }
             Life::Stale {
                 classic,
