@@ -177,7 +177,11 @@ pub struct ConsumerConfig {
     pub max_poll_interval: Duration,
     /// A static member's instance id (`group.instance.id`, KIP-345): a restart with
     /// the same id within the session timeout gets its partitions back without a
-    /// rebalance; a static member does not leave the group on close.
+    /// rebalance; a static member does not leave the group on close. With a
+    /// cooperative assignor it makes one more rebalance after its first
+    /// assignment (nothing moves in it unless something must): its previous
+    /// incarnation may have left partitions in the middle of a move, which only
+    /// a rejoin hands out.
     pub group_instance_id: Option<String>,
     /// KIP-848: the coordinator's assignor to ask for (`group.remote.assignor`;
     /// `None`: the coordinator's default).
