@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use futures_lite::StreamExt;
 use kafka_sansio::client::{GroupProtocol, OffsetReset, ProducerRecord};
-use kafka_sansio::runtime::{ClientBuilder, Consumer};
+use kafka_sansio::runtime::{ClientBuilder, Consumer, Producer};
 use util::{Librdkafka, Mock};
 
 type Seen = BTreeMap<(i32, i64), usize>;
@@ -58,6 +58,20 @@ async fn read_some(c: &mut Consumer, seen: &mut Seen) {
     while let Ok(Some(r)) = tokio::time::timeout(Duration::from_millis(50), c.next()).await {
         let r = r.unwrap();
         *seen.entry((r.partition, r.record.offset)).or_default() += 1;
+    }
+}
+
+/// 25 records to each of partitions 0-3 of `t`, valued `{tag}{partition}-{i}`,
+/// every one delivered.
+fn send_round(producer: &Producer, tag: String) -> impl std::future::Future<Output = ()> {
+    let futures: Vec<_> = (0..4)
+        .flat_map(|p| (0..25).map(move |i| (p, i)))
+        .map(|(p, i)| producer.send(ProducerRecord::new("t", format!("{tag}{p}-{i}")).partition(p)))
+        .collect();
+    async move {
+        for f in futures {
+            f.await.unwrap();
+        }
     }
 }
 
@@ -86,19 +100,7 @@ async fn split_and_take_over(protocol: GroupProtocol) {
     };
     let producer_client = ClientBuilder::new(&bootstrap).build_tokio().await.unwrap();
     let producer = producer_client.producer();
-    let send = |tag: &'static str| {
-        let futures: Vec<_> = (0..4)
-            .flat_map(|p| (0..25).map(move |i| (p, i)))
-            .map(|(p, i)| {
-                producer.send(ProducerRecord::new("t", format!("{tag}{p}-{i}")).partition(p))
-            })
-            .collect();
-        async move {
-            for f in futures {
-                f.await.unwrap();
-            }
-        }
-    };
+    let send = |tag: &'static str| send_round(&producer, tag.into());
     send("a").await;
     let a_client = member().build_tokio().await.unwrap();
     let b_client = member().build_tokio().await.unwrap();
@@ -176,19 +178,7 @@ async fn a_stuck_member_leaves(bootstrap: &str, protocol: GroupProtocol) {
     };
     let producer_client = ClientBuilder::new(bootstrap).build_tokio().await.unwrap();
     let producer = producer_client.producer();
-    let send = |tag: String| {
-        let futures: Vec<_> = (0..4)
-            .flat_map(|p| (0..25).map(move |i| (p, i)))
-            .map(|(p, i)| {
-                producer.send(ProducerRecord::new("t", format!("{tag}{p}-{i}")).partition(p))
-            })
-            .collect();
-        async move {
-            for f in futures {
-                f.await.unwrap();
-            }
-        }
-    };
+    let send = |tag: String| send_round(&producer, tag);
     send("a".into()).await;
     let a_client = member().build_tokio().await.unwrap();
     let b_client = member().build_tokio().await.unwrap();

@@ -392,16 +392,7 @@ impl GroupMember {
             Proto::Next(n) => (n.leave_call(&self.settings, true), false),
             Proto::None => (None, true),
         };
-        let leave = leave.map(|call| {
-            let id = self.id();
-            self.wants.push(Want::Call {
-                id,
-                call,
-                hold: Duration::ZERO,
-                timeout: self.settings.request_timeout,
-            });
-            id
-        });
+        let leave = leave.map(|call| self.send_leave(call));
         self.drop_membership(&error, consumer);
         self.commits.release();
         self.notes.push_back(Note::Error(error));
@@ -847,13 +838,7 @@ impl GroupMember {
         };
         match leave {
             Some(call) => {
-                let id = self.id();
-                self.wants.push(Want::Call {
-                    id,
-                    call,
-                    hold: Duration::ZERO,
-                    timeout: self.settings.request_timeout,
-                });
+                let id = self.send_leave(call);
                 self.life = Life::Leaving { op, call: Some(id) };
             }
             None => self.finish_leave(op, consumer),
@@ -923,6 +908,19 @@ impl GroupMember {
         for (op, e) in self.commits.fail_all(error) {
             self.notes.push_back(Note::Done { op, result: Err(e) });
         }
+    }
+
+    /// Sends a leave (a LeaveGroup, or a leave heartbeat): not held by the
+    /// coordinator, bounded by the request timeout. Returns its call id.
+    fn send_leave(&mut self, call: Call) -> u64 {
+        let id = self.id();
+        self.wants.push(Want::Call {
+            id,
+            call,
+            hold: Duration::ZERO,
+            timeout: self.settings.request_timeout,
+        });
+        id
     }
 
     /// Sends a membership request.
