@@ -1118,16 +1118,11 @@ fn reconcile(g: &mut Group, member: &str, owned: Option<&Assignment>, now: Insta
     match m.state {
         MemberState::UnrevokedPartitions => {
             // Revoked once its heartbeat no longer lists them.
-            let acknowledged = owned.is_some_and(|o| !overlaps(o, &m.pending_revocation));
-            if !acknowledged {
+            if !no_longer_owns(owned, &m.pending_revocation) {
                 return;
             }
-            let pending: Vec<(Uuid, i32)> = pairs(&m.pending_revocation).collect();
-            for tp in pending {
-                if g.owners.get(&tp).map(String::as_str) == Some(member) {
-                    g.owners.remove(&tp);
-                }
-            }
+            let pending = m.pending_revocation.clone();
+            release(g, member, &pending);
             if let Some(m) = g.members.get_mut(member) {
                 m.pending_revocation.clear();
                 m.revoke_by = None;
@@ -1139,6 +1134,21 @@ fn reconcile(g: &mut Group, member: &str, owned: Option<&Assignment>, now: Insta
             next_assignment(g, member, owned, now);
         }
         MemberState::Stable => {}
+    }
+}
+
+/// Whether a heartbeat that lists the partitions it holds (`owned`; `None`: it
+/// does not say) holds none of `parts`: their revocation is done.
+fn no_longer_owns(owned: Option<&Assignment>, parts: &Assignment) -> bool {
+    owned.is_some_and(|o| !overlaps(o, parts))
+}
+
+/// Frees those of `parts` that `member` owns.
+fn release(g: &mut Group, member: &str, parts: &Assignment) {
+    for tp in pairs(parts) {
+        if g.owners.get(&tp).map(String::as_str) == Some(member) {
+            g.owners.remove(&tp);
+        }
     }
 }
 
@@ -1167,13 +1177,8 @@ fn next_assignment(g: &mut Group, member: &str, owned: Option<&Assignment>, now:
         };
         dest.entry(t).or_default().insert(p);
     }
-    let still_owned = owned.is_none_or(|o| overlaps(o, &revoke));
-    if !revoke.is_empty() && !still_owned {
-        for tp in pairs(&revoke) {
-            if g.owners.get(&tp).map(String::as_str) == Some(member) {
-                g.owners.remove(&tp);
-            }
-        }
+    if !revoke.is_empty() && no_longer_owns(owned, &revoke) {
+        release(g, member, &revoke);
         revoke.clear();
     }
     let Some(m) = g.members.get_mut(member) else {
