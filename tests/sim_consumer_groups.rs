@@ -320,12 +320,9 @@ fn a_member_that_never_revokes_is_fenced_after_its_rebalance_timeout() {
     assert_eq!(b.owned.len(), 2);
 }
 
-/// KIP-848 static membership: a member leaving with -2 keeps its partitions; a
-/// restart with the same instance id (a new member id) takes them over without a
-/// new group epoch; the old member id is fenced; an instance still in use cannot be
-/// taken.
-#[test]
-fn a_static_member_restarts_into_its_old_assignment() {
+/// A group of `t` (4 partitions) with a static member `a1` (instance `inst-a`)
+/// and a dynamic one `b`, settled: two partitions each.
+fn static_a_and_dynamic_b() -> (Harness, ConnectionId, Member, Member) {
     let (mut h, c, _) = setup(4);
     let mut a = Member::new("a1");
     a.instance = Some("inst-a".into());
@@ -334,6 +331,25 @@ fn a_static_member_restarts_into_its_old_assignment() {
         heartbeat(&mut h, c, "g", &mut a, &["t"]);
         heartbeat(&mut h, c, "g", &mut b, &["t"]);
     }
+    (h, c, a, b)
+}
+
+/// `a` (static) leaves for a while: epoch -2, listing what it owns.
+fn leave_static(h: &mut Harness, c: ConnectionId, a: &Member) -> ConsumerGroupHeartbeatResponse {
+    let mut leaving = Member::new(&a.id);
+    leaving.instance = a.instance.clone();
+    leaving.epoch = -2;
+    leaving.owned = a.owned.clone();
+    heartbeat(h, c, "g", &mut leaving, &["t"])
+}
+
+/// KIP-848 static membership: a member leaving with -2 keeps its partitions; a
+/// restart with the same instance id (a new member id) takes them over without a
+/// new group epoch; the old member id is fenced; an instance still in use cannot be
+/// taken.
+#[test]
+fn a_static_member_restarts_into_its_old_assignment() {
+    let (mut h, c, mut a, mut b) = static_a_and_dynamic_b();
     let had = a.owned.clone();
     assert_eq!(had.len(), 2);
     let epoch = h.cluster.group("g").unwrap().epoch;
@@ -345,11 +361,8 @@ fn a_static_member_restarts_into_its_old_assignment() {
     assert_eq!(code(&r), ErrorCode::UNRELEASED_INSTANCE_ID);
 
     // a leaves for a while.
-    let mut leaving = Member::new("a1");
-    leaving.instance = a.instance.clone();
-    leaving.epoch = -2;
-    leaving.owned = had.clone();
-    let r = heartbeat(&mut h, c, "g", &mut leaving, &["t"]);
+    assert_eq!(a.owned, had);
+    let r = leave_static(&mut h, c, &a);
     assert_eq!((code(&r), r.member_epoch), (ErrorCode::NONE, -2));
     // b does not get a's partitions meanwhile.
     heartbeat(&mut h, c, "g", &mut b, &["t"]);
@@ -660,23 +673,10 @@ fn requests_at_another_broker_get_not_coordinator() {
 /// heartbeat at epoch 0 may not list partitions.
 #[test]
 fn a_static_member_rejoining_while_its_partitions_moved_takes_the_new_epoch() {
-    let (mut h, c, _) = setup(4);
-    let mut a = Member::new("a1");
-    a.instance = Some("inst-a".into());
-    let mut b = Member::new("b");
-    for _ in 0..3 {
-        heartbeat(&mut h, c, "g", &mut a, &["t"]);
-        heartbeat(&mut h, c, "g", &mut b, &["t"]);
-    }
+    let (mut h, c, a, mut b) = static_a_and_dynamic_b();
     assert_eq!(a.owned.len(), 2);
-    let mut leaving = Member::new("a1");
-    leaving.instance = a.instance.clone();
-    leaving.epoch = -2;
-    leaving.owned = a.owned.clone();
-    assert_eq!(
-        heartbeat(&mut h, c, "g", &mut leaving, &["t"]).member_epoch,
-        -2
-    );
+    let r = leave_static(&mut h, c, &a);
+    assert_eq!((code(&r), r.member_epoch), (ErrorCode::NONE, -2));
     // Two members join: the target leaves each of the four one partition.
     let mut d = Member::new("d");
     let mut e = Member::new("e");
