@@ -1043,6 +1043,93 @@ impl Consumer {
         futures_lite::future::block_on(self.inner.recv())
     }
 
+    /// Waits at most `timeout` for the next record (or error); `Ok(None)` when none
+    /// came in time. The loop of a consumer that must also notice a shutdown flag or
+    /// do other work between records (Java's `poll(Duration)`). Nothing is lost when
+    /// the time runs out: a record arriving later waits for the next call.
+    ///
+    /// # Errors
+    /// Consuming a partition failed, or the client is closed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{Offset, ProducerRecord, TopicPartition};
+    /// let mut consumer = client.consumer();
+    /// consumer.assign(vec![TopicPartition::new("orders", 1)], Offset::Beginning)?;
+    /// // an empty partition: the call returns after the timeout
+    /// assert!(consumer.recv_timeout(Duration::from_millis(50))?.is_none());
+    /// client.producer().send(ProducerRecord::new("orders", "late").partition(1)).wait()?;
+    /// let r = consumer.recv_timeout(Duration::from_secs(10))?.expect("a record");
+    /// assert_eq!(r.record.value(), Some(&b"late"[..]));
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<crate::client::ConsumedRecord>, ClientError> {
+        let inner = &mut self.inner;
+        within(timeout, async move { inner.recv().await }).transpose()
+    }
+
+    /// Every record buffered now, or waits for some (or an error); see the async
+    /// [`Consumer::recv_batch`](crate::runtime::Consumer::recv_batch).
+    ///
+    /// # Errors
+    /// Consuming a partition failed, or the client is closed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+    /// use kafka_sansio::client::{Offset, ProducerRecord, TopicPartition};
+    /// let producer = client.producer();
+    /// let sent: Vec<_> = (0..3).map(|i| producer.send(ProducerRecord::new("orders", format!("{i}")).partition(0))).collect();
+    /// for delivery in sent {
+    ///     delivery.wait()?;
+    /// }
+    /// let mut consumer = client.consumer();
+    /// consumer.assign(vec![TopicPartition::new("orders", 0)], Offset::Beginning)?;
+    /// let mut got = Vec::new();
+    /// while got.len() < 3 {
+    ///     got.extend(consumer.recv_batch()?); // one or more records
+    /// }
+    /// assert_eq!(got.iter().map(|r| r.record.offset).collect::<Vec<_>>(), vec![0, 1, 2]);
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_batch(&mut self) -> Result<Vec<crate::client::ConsumedRecord>, ClientError> {
+        futures_lite::future::block_on(self.inner.recv_batch())
+    }
+
+    /// As [`recv_batch`](Self::recv_batch), waiting at most `timeout`: an empty
+    /// vector when nothing came in time (Java's `poll(Duration)`).
+    ///
+    /// # Errors
+    /// Consuming a partition failed, or the client is closed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
+    /// use std::time::Duration;
+    /// use kafka_sansio::client::{Offset, TopicPartition};
+    /// let mut consumer = client.consumer();
+    /// consumer.assign(vec![TopicPartition::new("orders", 2)], Offset::Beginning)?;
+    /// assert!(consumer.recv_batch_timeout(Duration::from_millis(50))?.is_empty());
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_batch_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Vec<crate::client::ConsumedRecord>, ClientError> {
+        let inner = &mut self.inner;
+        Ok(within(timeout, async move { inner.recv_batch().await })
+            .transpose()?
+            .unwrap_or_default())
+    }
+
     /// Joins the configured consumer group for these topics; see the async
     /// [`Consumer::subscribe`](crate::runtime::Consumer::subscribe).
     ///
@@ -1118,6 +1205,19 @@ impl Consumer {
     pub fn close(self) -> Result<(), ClientError> {
         futures_lite::future::block_on(self.inner.close())
     }
+}
+
+/// Runs `work` on this thread for at most `timeout`: `None` when the time ran out
+/// first (the future is dropped there, which the consumer's receive survives: it
+/// takes a record only when it hands it out).
+fn within<T>(timeout: Duration, work: impl std::future::Future<Output = T>) -> Option<T> {
+    futures_lite::future::block_on(futures_lite::future::or(
+        async { Some(work.await) },
+        async {
+            async_io::Timer::after(timeout).await;
+            None
+        },
+    ))
 }
 
 impl Iterator for Consumer {

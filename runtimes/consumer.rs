@@ -444,6 +444,10 @@ impl Consumer {
 
     /// The next record, or the next error (the consumer goes on after it).
     ///
+    /// Cancel-safe: a record is taken only when it is handed out, so this future
+    /// can be dropped (a `select!` branch, `tokio::time::timeout`) without losing
+    /// one; a fetch under way goes on and its records wait for the next call.
+    ///
     /// # Errors
     /// Consuming a partition failed, or the client is closed.
     ///

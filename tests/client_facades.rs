@@ -1241,6 +1241,98 @@ fn blocking_consumer_is_an_iterator() {
     server.shutdown();
 }
 
+/// A blocking consumer's loop that must notice a shutdown flag: `recv_timeout` and
+/// `recv_batch_timeout` return within their time when nothing comes, and records that
+/// arrive while calls keep timing out are each handed out once, in order (the receive
+/// dropped at a timeout keeps its place).
+#[test]
+fn blocking_consumer_waits_with_a_timeout_and_loses_nothing_when_it_runs_out() {
+    use kafka_sansio::client::{Offset, ProducerRecord, TopicPartition};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+    let server = BackgroundServer::start(cluster(1)).unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .configure(|c| c.consumer.fetch_max_wait = Duration::from_millis(20))
+        .build_blocking()
+        .unwrap();
+    client.create_topic("bt", 1, 1).unwrap();
+    let mut consumer = client.consumer();
+    consumer
+        .assign(vec![TopicPartition::new("bt", 0)], Offset::Beginning)
+        .unwrap();
+    let started = Instant::now();
+    assert!(
+        consumer
+            .recv_timeout(Duration::from_millis(150))
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        consumer
+            .recv_batch_timeout(Duration::from_millis(150))
+            .unwrap()
+            .is_empty()
+    );
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+    assert!(waited < Duration::from_secs(20), "{waited:?}");
+
+    // A producer trickles 400 records in while the consumer polls with short
+    // timeouts, most of which run out mid-fetch.
+    let done = AtomicBool::new(false);
+    let mut got = Vec::new();
+    let mut timeouts = 0;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let producer = client.producer();
+            for i in 0..400 {
+                producer
+                    .send(ProducerRecord::new("bt", format!("{i}")).partition(0))
+                    .wait()
+                    .unwrap();
+                if i % 40 == 0 {
+                    std::thread::sleep(Duration::from_millis(30));
+                }
+            }
+            done.store(true, Ordering::SeqCst);
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while got.len() < 400 && Instant::now() < deadline {
+            let batch = if got.len() % 2 == 0 {
+                consumer
+                    .recv_timeout(Duration::from_millis(3))
+                    .unwrap()
+                    .into_iter()
+                    .collect()
+            } else {
+                consumer
+                    .recv_batch_timeout(Duration::from_millis(3))
+                    .unwrap()
+            };
+            if batch.is_empty() {
+                timeouts += 1;
+            }
+            got.extend(batch.into_iter().map(|r| r.record.offset));
+        }
+    });
+    assert!(done.load(Ordering::SeqCst));
+    assert_eq!(got, (0..400).collect::<Vec<_>>());
+    assert!(timeouts > 0, "no call ran out of time");
+    assert!(
+        consumer
+            .recv_timeout(Duration::from_millis(50))
+            .unwrap()
+            .is_none(),
+        "nothing is handed out twice"
+    );
+    client.close();
+    assert!(matches!(
+        consumer.recv_timeout(Duration::from_secs(5)),
+        Err(ClientError::Closed)
+    ));
+    server.shutdown();
+}
+
 /// A producer's first record for a topic the client has not seen yet asks for its
 /// metadata at once: it used to wait out the 100 ms minimum interval between
 /// refreshes, counted from the bootstrap's, so every new topic's first record took
