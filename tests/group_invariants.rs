@@ -641,7 +641,11 @@ fn group_invariants_hold_across_seeds() {
 ///   no longer owed), and its next heartbeat was refused.
 /// - 3829: a KIP-848 member that left for want of polls rejoined under its member
 ///   id before its leave arrived, and the leave removed the new membership.
-const REGRESSION_SEEDS: &[u64] = &[9053, 1113, 2194, 3829, 12908];
+/// - 12793: a classic cooperative member left while its own JoinGroup was on its
+///   way; its commit-on-revoke reached the coordinator after that join made the
+///   next generation, was refused (ILLEGAL_GENERATION), and the next owner read
+///   five records again.
+const REGRESSION_SEEDS: &[u64] = &[9053, 1113, 2194, 3829, 12908, 12793];
 
 #[test]
 fn seeds_that_once_failed_pass() {

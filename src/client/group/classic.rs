@@ -146,6 +146,11 @@ impl Classic {
     }
 
     /// A JoinGroup or SyncGroup of this member is on the wire.
+    /// A JoinGroup is on its way.
+    pub(super) fn joining(&self) -> bool {
+        matches!(self.phase, Phase::Joining { .. })
+    }
+
     pub(super) fn in_rebalance(&self) -> bool {
         matches!(self.phase, Phase::Joining { .. } | Phase::Syncing { .. })
     }

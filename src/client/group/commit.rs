@@ -194,11 +194,15 @@ impl Commits {
     /// it was one; `stale` is set when the broker said the member epoch was stale
     /// (the commit is queued again, once, to go after the next heartbeat, when
     /// `may_hold`: a member in a group; outside one no heartbeat would release it).
+    /// `overtaken`: the member has joined a newer generation than the commit
+    /// carried, so ILLEGAL_GENERATION is stale too, and its retry is not counted
+    /// (each needs a newer generation).
     pub(crate) fn on_result(
         &mut self,
         id: u64,
         result: Result<OpOutput, ClientError>,
         may_hold: bool,
+        overtaken: bool,
     ) -> (Option<Finished>, bool) {
         let Some(f) = self.in_flight.take_if(|f| f.id == id) else {
             return (None, false);
@@ -209,11 +213,10 @@ impl Commits {
         // A stale KIP-848 epoch, or a classic group between its JoinGroup and
         // SyncGroup (Kafka refuses commits then): the commit goes again, once, when
         // the membership has caught up.
-        let stale_code = |e: &ClientError| {
-            matches!(
-                e.error_code(),
-                Some(ErrorCode::STALE_MEMBER_EPOCH | ErrorCode::REBALANCE_IN_PROGRESS)
-            )
+        let stale_code = |e: &ClientError| match e.error_code() {
+            Some(ErrorCode::STALE_MEMBER_EPOCH | ErrorCode::REBALANCE_IN_PROGRESS) => true,
+            Some(ErrorCode::ILLEGAL_GENERATION) => overtaken,
+            _ => false,
         };
         let stale = match &result {
             Ok(OpOutput::Committed(rs)) => {
@@ -222,10 +225,10 @@ impl Commits {
             Err(e) => stale_code(e),
             _ => false,
         };
-        if stale && pending.retries == 0 && may_hold {
+        if stale && (pending.retries == 0 || overtaken) && may_hold {
             self.held = true;
             self.queue.push_front(Pending {
-                retries: pending.retries + 1,
+                retries: pending.retries + u32::from(!overtaken),
                 ..pending
             });
             return (None, true);
@@ -305,7 +308,7 @@ mod tests {
             panic!("the valid entry is sent");
         };
         assert_eq!(offsets, vec![(tp(1), 4, None)]);
-        let (done, _) = c.on_result(id, committed(&[(1, 4)]), false);
+        let (done, _) = c.on_result(id, committed(&[(1, 4)]), false, false);
         let (op, Ok(OpOutput::Committed(rs))) = done.unwrap() else {
             panic!("a commit result");
         };
@@ -354,7 +357,7 @@ mod tests {
         };
         assert_eq!(offsets.len(), 2);
         assert_eq!(c.next(2), None, "one in flight at a time");
-        let (done, _) = c.on_result(id, committed(&[(0, 10), (1, 5)]), true);
+        let (done, _) = c.on_result(id, committed(&[(0, 10), (1, 5)]), true, false);
         assert!(done.is_none(), "an auto-commit has no operation");
         let Some(NextCommit::Send { id, offsets }) = c.next(2) else {
             panic!()
@@ -364,7 +367,7 @@ mod tests {
             vec![(tp(2), 1, None)],
             "8 < 10 refused, 5 == 5 settled"
         );
-        let (done, _) = c.on_result(id, committed(&[(2, 1)]), true);
+        let (done, _) = c.on_result(id, committed(&[(2, 1)]), true, false);
         let (op, Ok(OpOutput::Committed(rs))) = done.unwrap() else {
             panic!()
         };
@@ -387,6 +390,54 @@ mod tests {
         );
     }
 
+    /// ILLEGAL_GENERATION is final for a commit whose member did not move on, and a
+    /// retry, held for the rebalance and not counted, for one overtaken by the
+    /// member's own join (group seed 12793).
+    #[test]
+    fn an_illegal_generation_is_retried_only_when_the_member_joined_a_newer_one() {
+        let refused = || {
+            Ok(OpOutput::Committed(vec![CommittedOffset {
+                partition: tp(4),
+                offset: Err(ClientError::broker(
+                    crate::messages::ApiKey::OffsetCommit,
+                    ErrorCode::ILLEGAL_GENERATION,
+                    None,
+                )),
+            }]))
+        };
+        let mut c = Commits::default();
+        c.enqueue(Pending {
+            op: Some(OpId(1)),
+            offsets: vec![(tp(4), 24, None)],
+            retries: 0,
+        });
+        for (round, id) in [(0, 1), (1, 2)] {
+            let Some(NextCommit::Send { id: sent, .. }) = c.next(id) else {
+                panic!("round {round}: sent")
+            };
+            let (done, stale) = c.on_result(sent, refused(), true, true);
+            assert!(done.is_none() && stale, "round {round}: to go again");
+            assert!(c.held());
+            assert_eq!(c.next(10), None, "held until the rebalance ends");
+            c.release();
+        }
+        let Some(NextCommit::Send { id, offsets }) = c.next(3) else {
+            panic!("sent a third time")
+        };
+        assert_eq!(offsets, vec![(tp(4), 24, None)]);
+        let (done, stale) = c.on_result(id, refused(), true, false);
+        assert!(!stale, "not overtaken: the membership is gone");
+        let (op, Ok(OpOutput::Committed(rs))) = done.unwrap() else {
+            panic!()
+        };
+        assert_eq!(op, OpId(1));
+        assert_eq!(
+            rs[0].offset.as_ref().unwrap_err().error_code(),
+            Some(ErrorCode::ILLEGAL_GENERATION)
+        );
+        assert_eq!(c.floor(&tp(4)), None);
+    }
+
     /// Found by the `consumer` fuzz target: `[(p, 0), (p, 16), (p, 14)]` went in one
     /// request, the broker kept 14 and the floor said 16.
     #[test]
@@ -401,7 +452,7 @@ mod tests {
             panic!()
         };
         assert_eq!(offsets, vec![(tp(0), 16, None), (tp(1), 3, None)]);
-        let (done, _) = c.on_result(id, committed(&[(0, 16), (1, 3)]), true);
+        let (done, _) = c.on_result(id, committed(&[(0, 16), (1, 3)]), true, false);
         let (_, Ok(OpOutput::Committed(rs))) = done.unwrap() else {
             panic!()
         };

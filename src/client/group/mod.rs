@@ -231,6 +231,9 @@ pub(crate) struct GroupMember {
     next_auto_commit: Option<Instant>,
     /// A metadata answer numbered at least this is awaited.
     metadata_ticket: Option<u64>,
+    /// The commit in flight that a classic member sent while its own JoinGroup was
+    /// on its way, and the generation it carried (see [`on_commit`](Self::on_commit)).
+    commit_during_join: Option<(u64, i32)>,
     seed: u64,
 }
 
@@ -248,6 +251,7 @@ impl GroupMember {
             next_id: 1,
             next_auto_commit: None,
             metadata_ticket: None,
+            commit_during_join: None,
             seed,
         }
     }
@@ -726,6 +730,10 @@ impl GroupMember {
                 Some(NextCommit::Send { id, offsets }) => {
                     self.next_id = id;
                     let member = self.commit_member();
+                    self.commit_during_join = match &self.proto {
+                        Proto::Classic(c) if c.joining() => Some((id, member.generation)),
+                        _ => None,
+                    };
                     self.wants.push(Want::Commit {
                         id,
                         member,
@@ -746,14 +754,35 @@ impl GroupMember {
     }
 
     /// A commit answered.
+    ///
+    /// A classic member's commit sent while its own JoinGroup was on its way can
+    /// reach the coordinator after that join made the next generation: refused with
+    /// ILLEGAL_GENERATION though the member is in the group. It goes again with the
+    /// member's new generation. That is safe: the join listed the partitions the
+    /// member owned then, which include every partition it commits (it is assigned
+    /// nothing between a JoinGroup and its answer), so no other member can own them
+    /// in the new generation, and the retry cannot land behind a new owner's
+    /// commit. Without it, a member leaving during a cooperative rebalance lost its
+    /// commit-on-revoke and the next owner read those records again.
     pub(crate) fn on_commit(&mut self, id: u64, result: Result<OpOutput, ClientError>) {
         tracing::trace!(group = %self.settings.group_id, id, ?result, "commit answered");
         // Only a member in a group gets the heartbeat that releases a held commit.
         let may_hold = matches!(self.life, Life::Active | Life::Leaving { .. })
             && !matches!(self.proto, Proto::None);
-        let (done, stale) = self.commits.on_result(id, result, may_hold);
+        let overtaken = match (
+            self.commit_during_join.take_if(|(c, _)| *c == id),
+            &self.proto,
+        ) {
+            (Some((_, sent)), Proto::Classic(c)) => c.generation > sent,
+            _ => false,
+        };
+        let (done, stale) = self.commits.on_result(id, result, may_hold, overtaken);
         if stale && let Proto::Next(n) = &mut self.proto {
             n.heartbeat_now();
+        }
+        // Held for a rebalance that is over already: nothing else would release it.
+        if stale && overtaken && matches!(&self.proto, Proto::Classic(c) if !c.in_rebalance()) {
+            self.commits.release();
         }
         if let Some((op, result)) = done {
             self.notes.push_back(Note::Done { op, result });
