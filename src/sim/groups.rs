@@ -129,6 +129,12 @@ struct Member {
     last_seen: Instant,
     /// Joined the rebalance in progress (or the last one completed).
     joined: bool,
+    /// Its JoinGroup of the generation last completed is parked, unanswered. Kafka
+    /// answers every waiting JoinGroup the moment the join phase completes; here a
+    /// parked request is answered when it is looked at again, so a rebalance that
+    /// starts in between (another member's session ends) must not leave it waiting
+    /// for the next generation, uncounted, until it is dropped.
+    owed_join: bool,
     assignment: Bytes,
 }
 
@@ -174,6 +180,7 @@ impl Joining<'_> {
             rebalance_timeout: self.rebalance_timeout(),
             last_seen: now,
             joined: false,
+            owed_join: false,
             assignment: Bytes::new(),
         }
     }
@@ -378,6 +385,7 @@ impl Group {
         self.protocol = self.select_protocol();
         for m in self.members.values_mut() {
             m.assignment = Bytes::new();
+            m.owed_join = true;
         }
         self.rebalance_deadline = None;
         self.state = State::CompletingRebalance;
@@ -918,9 +926,15 @@ impl Groups {
                 let fenced = group.check_instance(&member_id, r.group_instance_id.as_ref());
                 return Some(Err(fenced.err().unwrap_or(ErrorCode::UNKNOWN_MEMBER_ID)));
             };
-            if group.state == State::PreparingRebalance || !member.joined {
+            let owed = !first && member.owed_join;
+            if (group.state == State::PreparingRebalance || !member.joined) && !owed {
                 let fallback = now + member.rebalance_timeout;
                 return Some(Ok(Reply::Wait(group.next_wake(now, fallback))));
+            }
+            // The generation it joined, even if another rebalance began since: its
+            // SyncGroup then learns that and it joins again.
+            if let Some(m) = group.members.get_mut(&member_id) {
+                m.owed_join = false;
             }
             Some(Ok(Reply::Now(join_response(
                 group, &member_id, version, false,
@@ -1065,15 +1079,18 @@ impl Groups {
             if anonymous && g.state == State::Empty {
                 return Ok(());
             }
+            // Kafka's order: who, which generation, then the state (a commit of an
+            // older generation is ILLEGAL_GENERATION even while the next one
+            // completes).
             g.check_instance(member, instance)?;
-            if g.state == State::CompletingRebalance {
-                return Err(ErrorCode::REBALANCE_IN_PROGRESS);
-            }
             if !g.members.contains_key(member) {
                 return Err(ErrorCode::UNKNOWN_MEMBER_ID);
             }
             if generation != g.generation {
                 return Err(ErrorCode::ILLEGAL_GENERATION);
+            }
+            if g.state == State::CompletingRebalance {
+                return Err(ErrorCode::REBALANCE_IN_PROGRESS);
             }
             g.touch(member, now);
             Ok(())
