@@ -645,7 +645,14 @@ fn group_invariants_hold_across_seeds() {
 ///   way; its commit-on-revoke reached the coordinator after that join made the
 ///   next generation, was refused (ILLEGAL_GENERATION), and the next owner read
 ///   five records again.
-const REGRESSION_SEEDS: &[u64] = &[9053, 1113, 2194, 3829, 12908, 12793];
+/// - 24942: the simulated coordinator completed a join phase, then another
+///   member's session ended before a parked JoinGroup was answered; that member
+///   was left waiting, uncounted, until the group dropped it (Kafka answers every
+///   parked JoinGroup as the phase completes).
+/// - 27224: as 12793, with the refusal arriving before the join's answer, for a
+///   leader that left before handing out that round's assignment (the group is
+///   not stable, and takes no commit, until it does).
+const REGRESSION_SEEDS: &[u64] = &[9053, 1113, 2194, 3829, 12908, 12793, 24942, 27224];
 
 #[test]
 fn seeds_that_once_failed_pass() {

@@ -82,6 +82,8 @@ pub(super) struct Classic {
     /// Rejoin after the first assignment whatever it revoked (cooperative; see
     /// [`rejoin_after_first_assignment`](Self::rejoin_after_first_assignment)).
     follow_up: bool,
+    /// The JoinGroup whose answer made the member's current generation.
+    pub joined_by: Option<u64>,
 }
 
 impl Classic {
@@ -102,6 +104,7 @@ impl Classic {
             snapshot: BTreeMap::new(),
             revoking: false,
             follow_up: false,
+            joined_by: None,
         }
     }
 
@@ -146,19 +149,34 @@ impl Classic {
     }
 
     /// A JoinGroup or SyncGroup of this member is on the wire.
-    /// A JoinGroup is on its way.
-    pub(super) fn joining(&self) -> bool {
-        matches!(self.phase, Phase::Joining { .. })
+    /// The JoinGroup on its way, if one is.
+    pub(super) fn joining(&self) -> Option<u64> {
+        match self.phase {
+            Phase::Joining { id, .. } => Some(id),
+            _ => None,
+        }
     }
 
+    /// The leader between its JoinGroup's answer and its SyncGroup.
+    pub(super) fn assigning(&self) -> bool {
+        matches!(self.phase, Phase::Assigning { .. })
+    }
+
+    /// Between a JoinGroup sent and its SyncGroup answered (the leader's
+    /// assignment included: a commit held for this rebalance must wait for the
+    /// SyncGroup, the group is not stable before).
     pub(super) fn in_rebalance(&self) -> bool {
-        matches!(self.phase, Phase::Joining { .. } | Phase::Syncing { .. })
+        matches!(
+            self.phase,
+            Phase::Joining { .. } | Phase::Assigning { .. } | Phase::Syncing { .. }
+        )
     }
 
     /// The membership is gone: the generation (and with `reset_member` the member
     /// id) is forgotten and the partitions dropped before joining again.
     fn lose(&mut self, reset_member: bool) {
         self.generation = -1;
+        self.joined_by = None;
         if reset_member {
             self.member_id.clear();
         }
@@ -410,7 +428,7 @@ impl GroupMember {
     }
 
     /// The leader assigns every member's partitions and sends them in SyncGroup.
-    fn assign_and_sync(&mut self, now: Instant, env: &dyn GroupEnv) {
+    pub(super) fn assign_and_sync(&mut self, now: Instant, env: &dyn GroupEnv) {
         let Proto::Classic(c) = &mut self.proto else {
             return;
         };
@@ -561,7 +579,7 @@ impl GroupMember {
         match &c.phase {
             Phase::Joining { id: jid, sent } if *jid == id => {
                 let sent = *sent;
-                self.join_reply(now, sent, result, &settings, consumer);
+                self.join_reply(id, now, sent, result, &settings, consumer);
                 // A JoinGroup that failed (the member backs off) ends this
                 // rebalance for the member as a SyncGroup answer does: a commit held
                 // for it goes again (and is reported if refused once more), or a
@@ -580,6 +598,7 @@ impl GroupMember {
 
     fn join_reply(
         &mut self,
+        id: u64,
         now: Instant,
         sent: Instant,
         result: Result<CallReply, ClientError>,
@@ -645,6 +664,7 @@ impl GroupMember {
         c.failures = 0;
         c.member_id = join.member_id.to_string();
         c.generation = join.generation_id;
+        c.joined_by = Some(id);
         c.leader = !join.leader.is_empty() && join.leader == join.member_id;
         c.protocol = join.protocol_name.as_ref().map(|p| p.to_string());
         c.last_ok = Some(sent);

@@ -31,6 +31,17 @@ pub(crate) struct Pending {
     pub offsets: Vec<(TopicPartition, i64, Option<i32>)>,
     /// Times it was sent again after a stale member epoch (KIP-848).
     pub retries: u32,
+    /// Refused because the member's own join overtook it: it may go again only
+    /// in the generation that join made.
+    pub overtaken: Option<Overtaken>,
+}
+
+/// A classic member's commit sent with `generation` while its JoinGroup `join` was
+/// on its way.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Overtaken {
+    pub generation: i32,
+    pub join: u64,
 }
 
 /// What to do next about commits.
@@ -131,12 +142,36 @@ impl Commits {
     }
 
     /// The next commit to send (numbered `id`), or one settled at once; `None` when
-    /// a commit is in flight, commits are held, or none is queued.
-    pub(crate) fn next(&mut self, id: u64) -> Option<NextCommit> {
+    /// a commit is in flight, commits are held, or none is queued. `may_retry`
+    /// says whether an overtaken commit may go again now (the member is in the
+    /// generation its join made); if not, it ends refused as it was.
+    pub(crate) fn next(
+        &mut self,
+        id: u64,
+        may_retry: impl Fn(&Overtaken) -> bool,
+    ) -> Option<NextCommit> {
         if self.in_flight.is_some() || self.held {
             return None;
         }
         let pending = self.queue.pop_front()?;
+        if pending.overtaken.as_ref().is_some_and(|o| !may_retry(o)) {
+            let refused = ClientError::broker(
+                crate::messages::ApiKey::OffsetCommit,
+                ErrorCode::ILLEGAL_GENERATION,
+                None,
+            );
+            return Some(NextCommit::Done {
+                op: pending.op,
+                results: pending
+                    .offsets
+                    .into_iter()
+                    .map(|(tp, _, _)| CommittedOffset {
+                        partition: tp,
+                        offset: Err(refused.clone()),
+                    })
+                    .collect(),
+            });
+        }
         let mut send = Vec::new();
         let mut settled = Vec::new();
         let mut named = BTreeSet::new();
@@ -194,15 +229,16 @@ impl Commits {
     /// it was one; `stale` is set when the broker said the member epoch was stale
     /// (the commit is queued again, once, to go after the next heartbeat, when
     /// `may_hold`: a member in a group; outside one no heartbeat would release it).
-    /// `overtaken`: the member has joined a newer generation than the commit
-    /// carried, so ILLEGAL_GENERATION is stale too, and its retry is not counted
-    /// (each needs a newer generation).
+    /// `overtaken`: the commit went while the member's own JoinGroup was on its
+    /// way, so ILLEGAL_GENERATION is stale too (that join made the next
+    /// generation); its retry is not counted, and [`next`](Self::next) sends it only
+    /// in the generation that join made.
     pub(crate) fn on_result(
         &mut self,
         id: u64,
         result: Result<OpOutput, ClientError>,
         may_hold: bool,
-        overtaken: bool,
+        overtaken: Option<Overtaken>,
     ) -> (Option<Finished>, bool) {
         let Some(f) = self.in_flight.take_if(|f| f.id == id) else {
             return (None, false);
@@ -215,7 +251,7 @@ impl Commits {
         // the membership has caught up.
         let stale_code = |e: &ClientError| match e.error_code() {
             Some(ErrorCode::STALE_MEMBER_EPOCH | ErrorCode::REBALANCE_IN_PROGRESS) => true,
-            Some(ErrorCode::ILLEGAL_GENERATION) => overtaken,
+            Some(ErrorCode::ILLEGAL_GENERATION) => overtaken.is_some(),
             _ => false,
         };
         let stale = match &result {
@@ -225,10 +261,11 @@ impl Commits {
             Err(e) => stale_code(e),
             _ => false,
         };
-        if stale && (pending.retries == 0 || overtaken) && may_hold {
+        if stale && (pending.retries == 0 || overtaken.is_some()) && may_hold {
             self.held = true;
             self.queue.push_front(Pending {
-                retries: pending.retries + u32::from(!overtaken),
+                retries: pending.retries + u32::from(overtaken.is_none()),
+                overtaken: overtaken.or(pending.overtaken),
                 ..pending
             });
             return (None, true);
@@ -303,12 +340,13 @@ mod tests {
             op: Some(OpId(3)),
             offsets: vec![(tp(0), -1, None), (tp(1), 4, None), (tp(-1), 2, None)],
             retries: 0,
+            overtaken: None,
         });
-        let Some(NextCommit::Send { id, offsets }) = c.next(1) else {
+        let Some(NextCommit::Send { id, offsets }) = c.next(1, |_| true) else {
             panic!("the valid entry is sent");
         };
         assert_eq!(offsets, vec![(tp(1), 4, None)]);
-        let (done, _) = c.on_result(id, committed(&[(1, 4)]), false, false);
+        let (done, _) = c.on_result(id, committed(&[(1, 4)]), false, None);
         let (op, Ok(OpOutput::Committed(rs))) = done.unwrap() else {
             panic!("a commit result");
         };
@@ -328,8 +366,9 @@ mod tests {
             op: Some(OpId(4)),
             offsets: vec![(tp(0), -5, None)],
             retries: 0,
+            overtaken: None,
         });
-        let Some(NextCommit::Done { op, results }) = c.next(2) else {
+        let Some(NextCommit::Done { op, results }) = c.next(2, |_| true) else {
             panic!("settled without a request");
         };
         assert_eq!(op, Some(OpId(4)));
@@ -346,20 +385,22 @@ mod tests {
             op: None,
             offsets: vec![(tp(0), 10, None), (tp(1), 5, None)],
             retries: 0,
+            overtaken: None,
         });
         c.enqueue(Pending {
             op: Some(OpId(7)),
             offsets: vec![(tp(0), 8, None), (tp(1), 5, None), (tp(2), 1, None)],
             retries: 0,
+            overtaken: None,
         });
-        let Some(NextCommit::Send { id, offsets }) = c.next(1) else {
+        let Some(NextCommit::Send { id, offsets }) = c.next(1, |_| true) else {
             panic!()
         };
         assert_eq!(offsets.len(), 2);
-        assert_eq!(c.next(2), None, "one in flight at a time");
-        let (done, _) = c.on_result(id, committed(&[(0, 10), (1, 5)]), true, false);
+        assert_eq!(c.next(2, |_| true), None, "one in flight at a time");
+        let (done, _) = c.on_result(id, committed(&[(0, 10), (1, 5)]), true, None);
         assert!(done.is_none(), "an auto-commit has no operation");
-        let Some(NextCommit::Send { id, offsets }) = c.next(2) else {
+        let Some(NextCommit::Send { id, offsets }) = c.next(2, |_| true) else {
             panic!()
         };
         assert_eq!(
@@ -367,7 +408,7 @@ mod tests {
             vec![(tp(2), 1, None)],
             "8 < 10 refused, 5 == 5 settled"
         );
-        let (done, _) = c.on_result(id, committed(&[(2, 1)]), true, false);
+        let (done, _) = c.on_result(id, committed(&[(2, 1)]), true, None);
         let (op, Ok(OpOutput::Committed(rs))) = done.unwrap() else {
             panic!()
         };
@@ -383,18 +424,20 @@ mod tests {
             op: None,
             offsets: vec![(tp(0), 3, None)],
             retries: 0,
+            overtaken: None,
         });
         assert!(
-            matches!(c.next(3), Some(NextCommit::Send { .. })),
+            matches!(c.next(3, |_| true), Some(NextCommit::Send { .. })),
             "after a seek"
         );
     }
 
-    /// ILLEGAL_GENERATION is final for a commit whose member did not move on, and a
-    /// retry, held for the rebalance and not counted, for one overtaken by the
-    /// member's own join (group seed 12793).
+    /// ILLEGAL_GENERATION is final for a commit whose member's join did not overtake
+    /// it, and a retry (held for the rebalance, not counted) for one that did
+    /// (group seed 12793); the retry goes only in the generation that join made,
+    /// and ends refused when the member is not there (the join failed).
     #[test]
-    fn an_illegal_generation_is_retried_only_when_the_member_joined_a_newer_one() {
+    fn an_overtaken_commit_goes_again_only_in_the_generation_its_join_made() {
         let refused = || {
             Ok(OpOutput::Committed(vec![CommittedOffset {
                 partition: tp(4),
@@ -405,27 +448,33 @@ mod tests {
                 )),
             }]))
         };
-        let mut c = Commits::default();
-        c.enqueue(Pending {
-            op: Some(OpId(1)),
+        let o = Overtaken {
+            generation: 4,
+            join: 9,
+        };
+        let pending = |op| Pending {
+            op: Some(OpId(op)),
             offsets: vec![(tp(4), 24, None)],
             retries: 0,
-        });
+            overtaken: None,
+        };
+        let mut c = Commits::default();
+        c.enqueue(pending(1));
         for (round, id) in [(0, 1), (1, 2)] {
-            let Some(NextCommit::Send { id: sent, .. }) = c.next(id) else {
+            let Some(NextCommit::Send { id: sent, .. }) = c.next(id, |_| true) else {
                 panic!("round {round}: sent")
             };
-            let (done, stale) = c.on_result(sent, refused(), true, true);
+            let (done, stale) = c.on_result(sent, refused(), true, Some(o));
             assert!(done.is_none() && stale, "round {round}: to go again");
             assert!(c.held());
-            assert_eq!(c.next(10), None, "held until the rebalance ends");
+            assert_eq!(c.next(10, |_| true), None, "held until the rebalance ends");
             c.release();
         }
-        let Some(NextCommit::Send { id, offsets }) = c.next(3) else {
-            panic!("sent a third time")
+        let Some(NextCommit::Send { id, offsets }) = c.next(3, |got| *got == o) else {
+            panic!("sent a third time, in the join's generation")
         };
         assert_eq!(offsets, vec![(tp(4), 24, None)]);
-        let (done, stale) = c.on_result(id, refused(), true, false);
+        let (done, stale) = c.on_result(id, refused(), true, None);
         assert!(!stale, "not overtaken: the membership is gone");
         let (op, Ok(OpOutput::Committed(rs))) = done.unwrap() else {
             panic!()
@@ -436,6 +485,22 @@ mod tests {
             Some(ErrorCode::ILLEGAL_GENERATION)
         );
         assert_eq!(c.floor(&tp(4)), None);
+
+        // Overtaken, then the join failed: refused without going again.
+        c.enqueue(pending(2));
+        let Some(NextCommit::Send { id, .. }) = c.next(4, |_| true) else {
+            panic!()
+        };
+        assert!(c.on_result(id, refused(), true, Some(o)).1);
+        c.release();
+        let Some(NextCommit::Done { op, results }) = c.next(5, |_| false) else {
+            panic!("settled without the broker")
+        };
+        assert_eq!(op, Some(OpId(2)));
+        assert_eq!(
+            results[0].offset.as_ref().unwrap_err().error_code(),
+            Some(ErrorCode::ILLEGAL_GENERATION)
+        );
     }
 
     /// Found by the `consumer` fuzz target: `[(p, 0), (p, 16), (p, 14)]` went in one
@@ -447,12 +512,13 @@ mod tests {
             op: Some(OpId(1)),
             offsets: vec![(tp(0), 16, None), (tp(1), 3, None), (tp(0), 14, None)],
             retries: 0,
+            overtaken: None,
         });
-        let Some(NextCommit::Send { id, offsets }) = c.next(1) else {
+        let Some(NextCommit::Send { id, offsets }) = c.next(1, |_| true) else {
             panic!()
         };
         assert_eq!(offsets, vec![(tp(0), 16, None), (tp(1), 3, None)]);
-        let (done, _) = c.on_result(id, committed(&[(0, 16), (1, 3)]), true, false);
+        let (done, _) = c.on_result(id, committed(&[(0, 16), (1, 3)]), true, None);
         let (_, Ok(OpOutput::Committed(rs))) = done.unwrap() else {
             panic!()
         };

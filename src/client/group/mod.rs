@@ -48,7 +48,7 @@ use super::{ClientError, CommitMember, OpId, OpOutput};
 
 pub use assignor::Assignor;
 use call::{Call, CallReply};
-use commit::{Commits, NextCommit, Pending};
+use commit::{Commits, NextCommit, Overtaken, Pending};
 use reconcile::{Reconciler, Why};
 
 /// Which group protocol a member speaks
@@ -232,8 +232,8 @@ pub(crate) struct GroupMember {
     /// A metadata answer numbered at least this is awaited.
     metadata_ticket: Option<u64>,
     /// The commit in flight that a classic member sent while its own JoinGroup was
-    /// on its way, and the generation it carried (see [`on_commit`](Self::on_commit)).
-    commit_during_join: Option<(u64, i32)>,
+    /// on its way (see [`on_commit`](Self::on_commit)).
+    commit_during_join: Option<(u64, Overtaken)>,
     seed: u64,
 }
 
@@ -426,6 +426,7 @@ impl GroupMember {
             op,
             offsets,
             retries: 0,
+            overtaken: None,
         });
     }
 
@@ -627,6 +628,7 @@ impl GroupMember {
                 op: None,
                 offsets: started.revoked_positions.clone(),
                 retries: 0,
+                overtaken: None,
             });
         }
         if !started.is_empty() {
@@ -662,7 +664,7 @@ impl GroupMember {
             }
             match self.life.clone() {
                 Life::Active => self.drive_protocol(now, env, consumer),
-                Life::Leaving { op, call } => self.drive_leave(now, op, call, consumer),
+                Life::Leaving { op, call } => self.drive_leave(now, env, op, call, consumer),
                 Life::Idle | Life::Failed | Life::Stale { .. } => {}
             }
             self.auto_commit(now, consumer);
@@ -718,6 +720,7 @@ impl GroupMember {
                 op: None,
                 offsets,
                 retries: 0,
+                overtaken: None,
             });
         }
     }
@@ -725,13 +728,21 @@ impl GroupMember {
     fn pump_commits(&mut self) {
         loop {
             let id = self.next_id + 1;
-            match self.commits.next(id) {
+            let proto = &self.proto;
+            let may_retry = |o: &Overtaken| {
+                matches!(proto, Proto::Classic(c)
+                    if c.joined_by == Some(o.join) && c.generation > o.generation)
+            };
+            match self.commits.next(id, may_retry) {
                 None => return,
                 Some(NextCommit::Send { id, offsets }) => {
                     self.next_id = id;
                     let member = self.commit_member();
                     self.commit_during_join = match &self.proto {
-                        Proto::Classic(c) if c.joining() => Some((id, member.generation)),
+                        Proto::Classic(c) => c.joining().map(|join| {
+                            let generation = member.generation;
+                            (id, Overtaken { generation, join })
+                        }),
                         _ => None,
                     };
                     self.wants.push(Want::Commit {
@@ -757,12 +768,14 @@ impl GroupMember {
     ///
     /// A classic member's commit sent while its own JoinGroup was on its way can
     /// reach the coordinator after that join made the next generation: refused with
-    /// ILLEGAL_GENERATION though the member is in the group. It goes again with the
-    /// member's new generation. That is safe: the join listed the partitions the
-    /// member owned then, which include every partition it commits (it is assigned
+    /// ILLEGAL_GENERATION though the member is in the group (and its answer may
+    /// come before the join's). It goes again in the generation that join made,
+    /// once the member's SyncGroup is answered; if the join fails instead, the
+    /// commit ends refused. That is safe: the join listed the partitions the member
+    /// owned then, which include every partition it commits (it is assigned
     /// nothing between a JoinGroup and its answer), so no other member can own them
-    /// in the new generation, and the retry cannot land behind a new owner's
-    /// commit. Without it, a member leaving during a cooperative rebalance lost its
+    /// in that generation, and the retry cannot land behind a new owner's commit.
+    /// Without it, a member leaving during a cooperative rebalance lost its
     /// commit-on-revoke and the next owner read those records again.
     pub(crate) fn on_commit(&mut self, id: u64, result: Result<OpOutput, ClientError>) {
         tracing::trace!(group = %self.settings.group_id, id, ?result, "commit answered");
@@ -773,15 +786,23 @@ impl GroupMember {
             self.commit_during_join.take_if(|(c, _)| *c == id),
             &self.proto,
         ) {
-            (Some((_, sent)), Proto::Classic(c)) => c.generation > sent,
-            _ => false,
+            (Some((_, o)), Proto::Classic(c))
+                if c.joining() == Some(o.join)
+                    || (c.joined_by == Some(o.join) && c.generation > o.generation) =>
+            {
+                Some(o)
+            }
+            _ => None,
         };
         let (done, stale) = self.commits.on_result(id, result, may_hold, overtaken);
         if stale && let Proto::Next(n) = &mut self.proto {
             n.heartbeat_now();
         }
         // Held for a rebalance that is over already: nothing else would release it.
-        if stale && overtaken && matches!(&self.proto, Proto::Classic(c) if !c.in_rebalance()) {
+        if stale
+            && overtaken.is_some()
+            && matches!(&self.proto, Proto::Classic(c) if !c.in_rebalance())
+        {
             self.commits.release();
         }
         if let Some((op, result)) = done {
@@ -840,6 +861,7 @@ impl GroupMember {
     fn drive_leave(
         &mut self,
         now: Instant,
+        env: &dyn GroupEnv,
         op: Option<OpId>,
         call: Option<u64>,
         consumer: &mut Consumer,
@@ -849,7 +871,15 @@ impl GroupMember {
         }
         if self.reconciler.busy() {
             // A leaving member joins no more: a commit held for the rebalance it
-            // was in goes once that member is not waiting for a join or sync.
+            // was in goes once that member is not waiting for a join or sync. A
+            // leader still hands out that round's assignment for it (the group is
+            // not stable, and takes no commit, until the leader's SyncGroup).
+            if self.commits.held()
+                && matches!(&self.proto, Proto::Classic(c) if c.assigning())
+                && self.metadata_ready(env)
+            {
+                self.assign_and_sync(now, env);
+            }
             let waiting = matches!(&self.proto, Proto::Classic(c) if c.in_rebalance());
             if self.commits.held() && !waiting {
                 self.commits.release();
