@@ -13,6 +13,13 @@
 //! starts from what was committed). A partition named more than once in one commit
 //! is committed at its first offset; the others are refused (one request carrying
 //! both would leave the broker at the last one, below the floor).
+//!
+//! A commit refused because the membership moved on goes again once, when the
+//! member has caught up: a stale KIP-848 epoch (after the next heartbeat) or a
+//! classic group between JoinGroup and SyncGroup (after the SyncGroup). A classic
+//! commit refused with ILLEGAL_GENERATION because the member's own JoinGroup,
+//! sent before it, made the next generation goes again in that generation only
+//! ([`Overtaken`]; see `GroupMember::on_commit` for why that is safe).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
