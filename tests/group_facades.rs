@@ -371,3 +371,127 @@ async fn a_consumer_that_stops_polling_leaves_its_group_and_rejoins_when_it_poll
     a_client.close().await;
     b_client.close().await;
 }
+
+/// The same through the blocking facade, with KIP-848: a loop of `recv_timeout`
+/// calls (the shape of a blocking consumer that watches for shutdown) over two
+/// members, one of whose applications stops calling. Past `max_poll_interval` its
+/// member leaves and the other takes its partitions; back, it is told once, its
+/// partitions lost, and it joins again; every record produced after is read once.
+#[test]
+fn a_blocking_kip848_consumer_that_stops_polling_leaves_and_rejoins() {
+    use kafka_sansio::blocking_runtime::Consumer as BlockingConsumer;
+    use kafka_sansio::client::ClientError;
+    fn read_some(c: &mut BlockingConsumer, seen: &mut Seen) {
+        while let Some(r) = c.recv_timeout(Duration::from_millis(20)).unwrap() {
+            *seen.entry((r.partition, r.record.offset)).or_default() += 1;
+        }
+    }
+    let server = server();
+    produce(&server, 25, "a");
+    let stuck_after = Duration::from_secs(1);
+    let build = || {
+        builder(&server, GroupProtocol::Consumer)
+            .configure(move |c| c.consumer.max_poll_interval = stuck_after)
+            .build_blocking()
+            .unwrap()
+    };
+    let (a_client, b_client) = (build(), build());
+    let (mut a, mut b) = (a_client.consumer(), b_client.consumer());
+    a.subscribe(["t"]).unwrap();
+    b.subscribe(["t"]).unwrap();
+    let mut seen = Seen::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(a.assignment().len() == 2 && b.assignment().len() == 2 && total(&seen) >= 100) {
+        assert!(Instant::now() < deadline, "no split");
+        read_some(&mut a, &mut seen);
+        read_some(&mut b, &mut seen);
+    }
+    let b_had = b.assignment();
+    std::thread::sleep(Duration::from_millis(600)); // auto-commit stores b's reads
+    let stopped = Instant::now();
+    let mut produced = 100;
+    let mut round = 0;
+    while a.assignment().len() != 4 {
+        assert!(
+            Instant::now() < deadline,
+            "b still holds its partitions: a holds {:?}",
+            a.assignment()
+        );
+        round += 1;
+        produce(&server, 25, &format!("r{round}-"));
+        produced += 100;
+        let until = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < until {
+            read_some(&mut a, &mut seen);
+        }
+    }
+    assert!(stopped.elapsed() >= stuck_after, "{:?}", stopped.elapsed());
+    // b comes back: records its client took for it before, then the error, once.
+    let mut handed_before = Seen::new();
+    loop {
+        assert!(Instant::now() < deadline, "b was not told");
+        match b.recv_timeout(Duration::from_secs(5)) {
+            Ok(Some(r)) => {
+                *handed_before
+                    .entry((r.partition, r.record.offset))
+                    .or_default() += 1;
+            }
+            Err(e) => {
+                assert_eq!(
+                    e,
+                    ClientError::PollIntervalExceeded {
+                        max_poll_interval: stuck_after
+                    }
+                );
+                break;
+            }
+            Ok(None) => panic!("b waited 5 s and was told nothing"),
+        }
+    }
+    assert!(
+        handed_before
+            .keys()
+            .all(|(p, _)| b_had.iter().any(|tp| tp.partition == *p)),
+        "{handed_before:?} not of {b_had:?}"
+    );
+    let read = |seen: &Seen, before: &Seen| {
+        seen.keys()
+            .chain(before.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    while !(a.assignment().len() == 2
+        && b.assignment().len() == 2
+        && read(&seen, &handed_before) >= produced)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "after b came back: a {:?} b {:?}, read {} of {produced}",
+            a.assignment(),
+            b.assignment(),
+            read(&seen, &handed_before)
+        );
+        read_some(&mut a, &mut seen);
+        read_some(&mut b, &mut seen);
+    }
+    let lost: usize = b.rebalances().iter().map(|r| r.lost.len()).sum();
+    assert_eq!(lost, 2);
+    produce(&server, 50, "d");
+    produced += 200;
+    while read(&seen, &handed_before) < produced {
+        assert!(
+            Instant::now() < deadline,
+            "read {} of {produced}",
+            read(&seen, &handed_before)
+        );
+        read_some(&mut a, &mut seen);
+        read_some(&mut b, &mut seen);
+    }
+    assert_eq!(read(&seen, &handed_before), produced);
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "read twice: {twice:?}");
+    a.close().unwrap();
+    b.close().unwrap();
+    a_client.close();
+    b_client.close();
+}
