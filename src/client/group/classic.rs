@@ -19,6 +19,7 @@ use bytes::Bytes;
 
 use super::assignor::{self, Assignor, MemberSubscription};
 use super::call::{Call, CallReply, leave_request};
+use super::commit::Overtaken;
 use super::reconcile::Why;
 use super::{GroupEnv, GroupMember, Proto, Settings, flatten};
 use crate::client::ClientError;
@@ -148,13 +149,24 @@ impl Classic {
         [heartbeat, join, expiry].into_iter().flatten().min()
     }
 
-    /// A JoinGroup or SyncGroup of this member is on the wire.
     /// The JoinGroup on its way, if one is.
     pub(super) fn joining(&self) -> Option<u64> {
         match self.phase {
             Phase::Joining { id, .. } => Some(id),
             _ => None,
         }
+    }
+
+    /// The member is in the generation that JoinGroup `o.join` made, newer than the
+    /// one its commit carried.
+    pub(super) fn joined_after(&self, o: &Overtaken) -> bool {
+        self.joined_by == Some(o.join) && self.generation > o.generation
+    }
+
+    /// That JoinGroup overtook the commit: it is still on its way (its answer
+    /// will be the next generation) or it made the member's current one.
+    pub(super) fn overtook(&self, o: &Overtaken) -> bool {
+        self.joining() == Some(o.join) || self.joined_after(o)
     }
 
     /// The leader between its JoinGroup's answer and its SyncGroup.

@@ -72,6 +72,8 @@ struct InFlight {
     pending: Pending,
     /// Results decided without the broker (offsets not sent).
     settled: Vec<CommittedOffset>,
+    /// Sent while the member's JoinGroup was on its way: which, and the generation.
+    raced: Option<Overtaken>,
 }
 
 #[derive(Debug, Default)]
@@ -149,12 +151,14 @@ impl Commits {
     }
 
     /// The next commit to send (numbered `id`), or one settled at once; `None` when
-    /// a commit is in flight, commits are held, or none is queued. `may_retry`
-    /// says whether an overtaken commit may go again now (the member is in the
-    /// generation its join made); if not, it ends refused as it was.
+    /// a commit is in flight, commits are held, or none is queued. `raced`: a
+    /// JoinGroup of the member is on its way as it goes (see [`raced`](Self::raced)).
+    /// `may_retry` says whether an overtaken commit may go again now (the member
+    /// is in the generation its join made); if not, it ends refused as it was.
     pub(crate) fn next(
         &mut self,
         id: u64,
+        raced: Option<Overtaken>,
         may_retry: impl Fn(&Overtaken) -> bool,
     ) -> Option<NextCommit> {
         if self.in_flight.is_some() || self.held {
@@ -228,8 +232,18 @@ impl Commits {
             id,
             pending,
             settled,
+            raced,
         });
         Some(NextCommit::Send { id, offsets: send })
+    }
+
+    /// The JoinGroup that commit `id`, in flight, went out beside, and the
+    /// generation it carried.
+    pub(crate) fn raced(&self, id: u64) -> Option<Overtaken> {
+        self.in_flight
+            .as_ref()
+            .filter(|f| f.id == id)
+            .and_then(|f| f.raced)
     }
 
     /// Commit `id` answered. Returns the application's operation and its result, if
@@ -349,7 +363,7 @@ mod tests {
             retries: 0,
             overtaken: None,
         });
-        let Some(NextCommit::Send { id, offsets }) = c.next(1, |_| true) else {
+        let Some(NextCommit::Send { id, offsets }) = c.next(1, None, |_| true) else {
             panic!("the valid entry is sent");
         };
         assert_eq!(offsets, vec![(tp(1), 4, None)]);
@@ -375,7 +389,7 @@ mod tests {
             retries: 0,
             overtaken: None,
         });
-        let Some(NextCommit::Done { op, results }) = c.next(2, |_| true) else {
+        let Some(NextCommit::Done { op, results }) = c.next(2, None, |_| true) else {
             panic!("settled without a request");
         };
         assert_eq!(op, Some(OpId(4)));
@@ -400,14 +414,14 @@ mod tests {
             retries: 0,
             overtaken: None,
         });
-        let Some(NextCommit::Send { id, offsets }) = c.next(1, |_| true) else {
+        let Some(NextCommit::Send { id, offsets }) = c.next(1, None, |_| true) else {
             panic!()
         };
         assert_eq!(offsets.len(), 2);
-        assert_eq!(c.next(2, |_| true), None, "one in flight at a time");
+        assert_eq!(c.next(2, None, |_| true), None, "one in flight at a time");
         let (done, _) = c.on_result(id, committed(&[(0, 10), (1, 5)]), true, None);
         assert!(done.is_none(), "an auto-commit has no operation");
-        let Some(NextCommit::Send { id, offsets }) = c.next(2, |_| true) else {
+        let Some(NextCommit::Send { id, offsets }) = c.next(2, None, |_| true) else {
             panic!()
         };
         assert_eq!(
@@ -434,7 +448,7 @@ mod tests {
             overtaken: None,
         });
         assert!(
-            matches!(c.next(3, |_| true), Some(NextCommit::Send { .. })),
+            matches!(c.next(3, None, |_| true), Some(NextCommit::Send { .. })),
             "after a seek"
         );
     }
@@ -468,16 +482,20 @@ mod tests {
         let mut c = Commits::default();
         c.enqueue(pending(1));
         for (round, id) in [(0, 1), (1, 2)] {
-            let Some(NextCommit::Send { id: sent, .. }) = c.next(id, |_| true) else {
+            let Some(NextCommit::Send { id: sent, .. }) = c.next(id, None, |_| true) else {
                 panic!("round {round}: sent")
             };
             let (done, stale) = c.on_result(sent, refused(), true, Some(o));
             assert!(done.is_none() && stale, "round {round}: to go again");
             assert!(c.held());
-            assert_eq!(c.next(10, |_| true), None, "held until the rebalance ends");
+            assert_eq!(
+                c.next(10, None, |_| true),
+                None,
+                "held until the rebalance ends"
+            );
             c.release();
         }
-        let Some(NextCommit::Send { id, offsets }) = c.next(3, |got| *got == o) else {
+        let Some(NextCommit::Send { id, offsets }) = c.next(3, None, |got| *got == o) else {
             panic!("sent a third time, in the join's generation")
         };
         assert_eq!(offsets, vec![(tp(4), 24, None)]);
@@ -495,12 +513,12 @@ mod tests {
 
         // Overtaken, then the join failed: refused without going again.
         c.enqueue(pending(2));
-        let Some(NextCommit::Send { id, .. }) = c.next(4, |_| true) else {
+        let Some(NextCommit::Send { id, .. }) = c.next(4, None, |_| true) else {
             panic!()
         };
         assert!(c.on_result(id, refused(), true, Some(o)).1);
         c.release();
-        let Some(NextCommit::Done { op, results }) = c.next(5, |_| false) else {
+        let Some(NextCommit::Done { op, results }) = c.next(5, None, |_| false) else {
             panic!("settled without the broker")
         };
         assert_eq!(op, Some(OpId(2)));
@@ -521,7 +539,7 @@ mod tests {
             retries: 0,
             overtaken: None,
         });
-        let Some(NextCommit::Send { id, offsets }) = c.next(1, |_| true) else {
+        let Some(NextCommit::Send { id, offsets }) = c.next(1, None, |_| true) else {
             panic!()
         };
         assert_eq!(offsets, vec![(tp(0), 16, None), (tp(1), 3, None)]);

@@ -231,9 +231,6 @@ pub(crate) struct GroupMember {
     next_auto_commit: Option<Instant>,
     /// A metadata answer numbered at least this is awaited.
     metadata_ticket: Option<u64>,
-    /// The commit in flight that a classic member sent while its own JoinGroup was
-    /// on its way (see [`on_commit`](Self::on_commit)).
-    commit_during_join: Option<(u64, Overtaken)>,
     seed: u64,
 }
 
@@ -251,7 +248,6 @@ impl GroupMember {
             next_id: 1,
             next_auto_commit: None,
             metadata_ticket: None,
-            commit_during_join: None,
             seed,
         }
     }
@@ -729,22 +725,19 @@ impl GroupMember {
         loop {
             let id = self.next_id + 1;
             let proto = &self.proto;
-            let may_retry = |o: &Overtaken| {
-                matches!(proto, Proto::Classic(c)
-                    if c.joined_by == Some(o.join) && c.generation > o.generation)
+            let raced = match proto {
+                Proto::Classic(c) => c.joining().map(|join| Overtaken {
+                    generation: c.generation,
+                    join,
+                }),
+                _ => None,
             };
-            match self.commits.next(id, may_retry) {
+            let may_retry = |o: &Overtaken| matches!(proto, Proto::Classic(c) if c.joined_after(o));
+            match self.commits.next(id, raced, may_retry) {
                 None => return,
                 Some(NextCommit::Send { id, offsets }) => {
                     self.next_id = id;
                     let member = self.commit_member();
-                    self.commit_during_join = match &self.proto {
-                        Proto::Classic(c) => c.joining().map(|join| {
-                            let generation = member.generation;
-                            (id, Overtaken { generation, join })
-                        }),
-                        _ => None,
-                    };
                     self.wants.push(Want::Commit {
                         id,
                         member,
@@ -782,18 +775,10 @@ impl GroupMember {
         // Only a member in a group gets the heartbeat that releases a held commit.
         let may_hold = matches!(self.life, Life::Active | Life::Leaving { .. })
             && !matches!(self.proto, Proto::None);
-        let overtaken = match (
-            self.commit_during_join.take_if(|(c, _)| *c == id),
-            &self.proto,
-        ) {
-            (Some((_, o)), Proto::Classic(c))
-                if c.joining() == Some(o.join)
-                    || (c.joined_by == Some(o.join) && c.generation > o.generation) =>
-            {
-                Some(o)
-            }
-            _ => None,
-        };
+        let overtaken = self
+            .commits
+            .raced(id)
+            .filter(|o| matches!(&self.proto, Proto::Classic(c) if c.overtook(o)));
         let (done, stale) = self.commits.on_result(id, result, may_hold, overtaken);
         if stale && let Proto::Next(n) = &mut self.proto {
             n.heartbeat_now();
