@@ -84,9 +84,33 @@ fn total(seen: &Seen) -> usize {
 }
 
 fn assert_once(seen: &Seen, want: usize) {
+    assert_none_twice(seen);
+    assert_eq!(seen.len(), want);
+}
+
+fn assert_none_twice(seen: &Seen) {
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "read twice: {twice:?}");
-    assert_eq!(seen.len(), want);
+}
+
+/// How many records were read by the group or handed to a stuck member before it
+/// was taken to be stuck (those may be read twice: it never committed them).
+fn read_across(seen: &Seen, handed_before: &Seen) -> usize {
+    seen.keys()
+        .chain(handed_before.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+}
+
+/// What a stuck member's client handed it before it was told: only records of the
+/// partitions it had.
+fn assert_handed_of(handed_before: &Seen, had: &[kafka_sansio::client::TopicPartition]) {
+    assert!(
+        handed_before
+            .keys()
+            .all(|(p, _)| had.iter().any(|tp| tp.partition == *p)),
+        "{handed_before:?} not of {had:?}"
+    );
 }
 
 async fn two_members_split_then_one_closes(protocol: GroupProtocol) {
@@ -322,30 +346,19 @@ async fn a_consumer_that_stops_polling_leaves_its_group_and_rejoins_when_it_poll
             other => panic!("{other:?}"),
         }
     }
-    assert!(
-        handed_before
-            .keys()
-            .all(|(p, _)| b_had.iter().any(|tp| tp.partition == *p)),
-        "{handed_before:?} not of {b_had:?}"
-    );
+    assert_handed_of(&handed_before, &b_had);
     // It joins again: the partitions are split anew, and the rest is read once
     // (the records b was handed before may be read again: it never committed them).
-    let read = |seen: &Seen, before: &Seen| {
-        seen.keys()
-            .chain(before.keys())
-            .collect::<std::collections::BTreeSet<_>>()
-            .len()
-    };
     while !(a.assignment().len() == 2
         && b.assignment().len() == 2
-        && read(&seen, &handed_before) >= produced)
+        && read_across(&seen, &handed_before) >= produced)
     {
         assert!(
             Instant::now() < deadline,
             "after b came back: a {:?} b {:?}, read {} of {produced}",
             a.assignment(),
             b.assignment(),
-            read(&seen, &handed_before)
+            read_across(&seen, &handed_before)
         );
         read_some(&mut a, &mut seen).await;
         read_some(&mut b, &mut seen).await;
@@ -354,18 +367,17 @@ async fn a_consumer_that_stops_polling_leaves_its_group_and_rejoins_when_it_poll
     assert_eq!(lost, 2);
     produce(&server, 50, "d");
     produced += 200;
-    while read(&seen, &handed_before) < produced {
+    while read_across(&seen, &handed_before) < produced {
         assert!(
             Instant::now() < deadline,
             "read {} of {produced}",
-            read(&seen, &handed_before)
+            read_across(&seen, &handed_before)
         );
         read_some(&mut a, &mut seen).await;
         read_some(&mut b, &mut seen).await;
     }
-    assert_eq!(read(&seen, &handed_before), produced);
-    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "read twice: {twice:?}");
+    assert_eq!(read_across(&seen, &handed_before), produced);
+    assert_none_twice(&seen);
     a.close().await.unwrap();
     b.close().await.unwrap();
     a_client.close().await;
@@ -448,28 +460,17 @@ fn a_blocking_kip848_consumer_that_stops_polling_leaves_and_rejoins() {
             Ok(None) => panic!("b waited 5 s and was told nothing"),
         }
     }
-    assert!(
-        handed_before
-            .keys()
-            .all(|(p, _)| b_had.iter().any(|tp| tp.partition == *p)),
-        "{handed_before:?} not of {b_had:?}"
-    );
-    let read = |seen: &Seen, before: &Seen| {
-        seen.keys()
-            .chain(before.keys())
-            .collect::<std::collections::BTreeSet<_>>()
-            .len()
-    };
+    assert_handed_of(&handed_before, &b_had);
     while !(a.assignment().len() == 2
         && b.assignment().len() == 2
-        && read(&seen, &handed_before) >= produced)
+        && read_across(&seen, &handed_before) >= produced)
     {
         assert!(
             Instant::now() < deadline,
             "after b came back: a {:?} b {:?}, read {} of {produced}",
             a.assignment(),
             b.assignment(),
-            read(&seen, &handed_before)
+            read_across(&seen, &handed_before)
         );
         read_some(&mut a, &mut seen);
         read_some(&mut b, &mut seen);
@@ -478,18 +479,17 @@ fn a_blocking_kip848_consumer_that_stops_polling_leaves_and_rejoins() {
     assert_eq!(lost, 2);
     produce(&server, 50, "d");
     produced += 200;
-    while read(&seen, &handed_before) < produced {
+    while read_across(&seen, &handed_before) < produced {
         assert!(
             Instant::now() < deadline,
             "read {} of {produced}",
-            read(&seen, &handed_before)
+            read_across(&seen, &handed_before)
         );
         read_some(&mut a, &mut seen);
         read_some(&mut b, &mut seen);
     }
-    assert_eq!(read(&seen, &handed_before), produced);
-    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "read twice: {twice:?}");
+    assert_eq!(read_across(&seen, &handed_before), produced);
+    assert_none_twice(&seen);
     a.close().unwrap();
     b.close().unwrap();
     a_client.close();
