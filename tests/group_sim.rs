@@ -882,3 +882,118 @@ fn slow_polls_and_idle_waits_do_not_count_as_a_stuck_application() {
         assert!(m.got.len() >= 20, "{} records", m.got.len());
     }
 }
+
+/// The member id a KIP-848 member with this client seed names itself.
+fn kip848_member_id(sim: &Simulation, seed: u64) -> String {
+    let mut config = member_config(sim, seed, |c| {
+        c.consumer.group_protocol = GroupProtocol::Consumer
+    });
+    config.seed = seed;
+    let mut client = Client::new(config, sim.now());
+    client.subscribe(sim.now(), ["t"]).unwrap();
+    client.group_status().unwrap().member_id
+}
+
+/// A partition whose assignment waits for a stalled application's acknowledgement
+/// is still that member's: a KIP-848 coordinator moving it elsewhere waits for the
+/// member to give it up. Reported as not owned, it was handed to the next member at
+/// once, and the stalled application, coming back, was told it had it, then that
+/// it was revoked, and its commit on revoke put the committed offset back over what
+/// the next owner had read and committed.
+#[test]
+fn a_kip848_partition_waiting_for_a_stalled_application_moves_only_once_it_is_given_up() {
+    // Heartbeats every 300 ms: the stalled member's client goes on heartbeating.
+    let mut sim = Simulation::new(
+        23,
+        ClusterConfig {
+            brokers: 1,
+            auto_create_topics: false,
+            consumer_group_heartbeat_interval: Duration::from_millis(300),
+            ..Default::default()
+        },
+        NetworkConfig::default(),
+        Instant::now(),
+    );
+    sim.cluster().create_topic("t", 1, 1).unwrap();
+    produce(&mut sim, "t", 1, 20, "a");
+    // Range over one partition gives it to the member whose id sorts first: b
+    // before a, and c before b.
+    let seeds: Vec<(u64, String)> = (1..200).map(|s| (s, kip848_member_id(&sim, s))).collect();
+    let (a_seed, a_id) = seeds[0].clone();
+    let (b_seed, b_id) = seeds.iter().find(|(_, id)| *id < a_id).unwrap().clone();
+    let (c_seed, _) = seeds.iter().find(|(_, id)| *id < b_id).unwrap().clone();
+    let kip848 = |c: &mut ClientConfig| {
+        c.consumer.group_protocol = GroupProtocol::Consumer;
+        c.consumer.group_remote_assignor = Some("range".into());
+    };
+    let committed = |sim: &mut Simulation| sim.cluster().committed_offset(GROUP, "t", 0);
+    let mut a = Member::join(&mut sim, a_seed, &["t"], kip848);
+    assert!(run(
+        &mut sim,
+        &mut [&mut a],
+        Duration::from_secs(30),
+        |sim, ms| ms[0].got.len() == 20 && committed(sim) == Some(20)
+    ));
+    // b's application is stuck from the start: it is handed the partition and
+    // never acknowledges it.
+    let mut b = Member::join(&mut sim, b_seed, &["t"], kip848);
+    b.stalled = true;
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(30),
+        |_, ms| ms[0].mine.is_empty()
+    ));
+    // b's next heartbeats bring it the partition.
+    run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(2),
+        |_, _| false,
+    );
+    let mut c = Member::join(&mut sim, c_seed, &["t"], kip848);
+    produce(&mut sim, "t", 1, 20, "b");
+    let mut highest = 20;
+    let mut back = Vec::new();
+    let mut watch = |sim: &mut Simulation| {
+        let now = committed(sim).unwrap_or(0);
+        if now < highest {
+            back.push((highest, now));
+        }
+        highest = highest.max(now);
+    };
+    run(
+        &mut sim,
+        &mut [&mut a, &mut b, &mut c],
+        Duration::from_secs(3),
+        |sim, _| {
+            watch(sim);
+            false
+        },
+    );
+    assert!(
+        c.mine.is_empty() && c.got.is_empty(),
+        "c was handed the partition while b's application had not given it up: read {}",
+        c.got.len()
+    );
+    b.stalled = false;
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b, &mut c],
+        Duration::from_secs(30),
+        |sim, ms| {
+            watch(sim);
+            ms[2].got.len() == 20 && committed(sim) == Some(40)
+        }
+    ));
+    assert!(back.is_empty(), "the committed offset went back: {back:?}");
+    let t0 = TopicPartition::new("t", 0);
+    assert_eq!(
+        b.rebalances(),
+        vec![
+            (vec![], vec![], vec![t0.clone()]),
+            (vec![t0.clone()], vec![], vec![])
+        ]
+    );
+    assert_exactly_once(&[&a, &b, &c], 40);
+}

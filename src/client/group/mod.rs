@@ -865,7 +865,23 @@ impl GroupMember {
             {
                 self.assign_and_sync(now, env);
             }
-            let waiting = matches!(&self.proto, Proto::Classic(c) if c.in_rebalance());
+            // A KIP-848 commit refused for a stale epoch waits for a heartbeat's
+            // answer, which brings the epoch (a leaving member heartbeats no
+            // more by itself, so it sends one): let go at once, it went again at
+            // the epoch it was refused for, and the revoked partitions' commit was
+            // lost (the acknowledgement of the member's last assignment, on its
+            // way, had moved the epoch on).
+            if self.commits.held()
+                && let Proto::Next(n) = &self.proto
+                && !n.heartbeat_in_flight()
+            {
+                self.send_heartbeat(now, env);
+            }
+            let waiting = match &self.proto {
+                Proto::Classic(c) => c.in_rebalance(),
+                Proto::Next(n) => n.heartbeat_in_flight(),
+                Proto::None => false,
+            };
             if self.commits.held() && !waiting {
                 self.commits.release();
             }

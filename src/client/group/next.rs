@@ -3,7 +3,12 @@
 //! assignment and hands each member its target, which the member reconciles to
 //! (revoke, commit, assign) and acknowledges by reporting what it owns in its next
 //! heartbeat. The coordinator gives a partition to a new owner only after its old
-//! owner reported it gone, so no partition has two owners.
+//! owner reported it gone, so no partition has two owners; a heartbeat therefore
+//! lists, beside what the member owns, what it is handing to the application and
+//! the application has not acknowledged yet (a stalled application's partitions
+//! stay its own until it gives them up or the coordinator fences the member).
+//! A leaving member whose commit on revoke was refused for a stale epoch sends
+//! one more heartbeat to learn its epoch before the commit goes again.
 //!
 //! The member names itself (KIP-1082, ConsumerGroupHeartbeat v1): a random id from
 //! the client's seed, kept for the member's life. Epoch 0 joins, -1 leaves, -2 leaves
@@ -72,6 +77,11 @@ impl Next {
 
     pub(super) fn heartbeat_now(&mut self) {
         self.asap = true;
+    }
+
+    /// Whether a heartbeat is on its way.
+    pub(super) fn heartbeat_in_flight(&self) -> bool {
+        self.call.is_some()
     }
 
     pub(super) fn is_stable(&self) -> bool {
@@ -204,55 +214,61 @@ impl GroupMember {
             return;
         };
         if n.call.is_none() && (n.asap || n.heartbeat_at.is_some_and(|t| t <= now)) {
-            let mut owned: BTreeMap<Uuid, Vec<i32>> = BTreeMap::new();
-            for tp in self.reconciler.owned() {
-                let id = n
-                    .ids
-                    .get(&tp.topic)
-                    .copied()
-                    .or_else(|| env.topic_id(&tp.topic));
-                if let Some(id) = id {
-                    owned.entry(id).or_default().push(tp.partition);
-                }
+            self.send_heartbeat(now, env);
+        }
+    }
+
+    /// Sends a heartbeat at the member's epoch, reporting what it holds.
+    pub(super) fn send_heartbeat(&mut self, now: Instant, env: &dyn GroupEnv) {
+        let Proto::Next(n) = &mut self.proto else {
+            return;
+        };
+        let mut owned: BTreeMap<Uuid, Vec<i32>> = BTreeMap::new();
+        for tp in &self.reconciler.holding() {
+            let id = n
+                .ids
+                .get(&tp.topic)
+                .copied()
+                .or_else(|| env.topic_id(&tp.topic));
+            if let Some(id) = id {
+                owned.entry(id).or_default().push(tp.partition);
             }
-            let request = ConsumerGroupHeartbeatRequest {
-                group_id: (&*self.settings.group_id).into(),
-                member_id: n.member_id.as_str().into(),
-                member_epoch: n.epoch,
-                instance_id: self.settings.instance_id.as_deref().map(Into::into),
-                rack_id: None,
-                rebalance_timeout_ms: i32::try_from(self.settings.rebalance_timeout.as_millis())
-                    .unwrap_or(i32::MAX),
-                subscribed_topic_names: Some(
-                    self.subscription.iter().map(|t| (&**t).into()).collect(),
-                ),
-                // No regex, said as librdkafka says it: the empty string, which is
-                // Kafka's own "no regex" (ConsumerGroupDescribe reports "" for a
-                // member subscribed by name). librdkafka 2.16's mock coordinator
-                // aborts (an assertion; the process exits) on names with a null
-                // regex.
-                subscribed_topic_regex: Some("".into()),
-                server_assignor: self.settings.remote_assignor.as_deref().map(Into::into),
-                topic_partitions: Some(
-                    owned
-                        .into_iter()
-                        .map(
-                            |(topic_id, ps)| consumer_group_heartbeat_request::TopicPartitions {
-                                topic_id,
-                                partitions: ps.into_iter().collect(),
-                                ..Default::default()
-                            },
-                        )
-                        .collect(),
-                ),
-                ..Default::default()
-            };
-            n.asap = false;
-            n.heartbeat_at = None;
-            let id = self.send_call(Call::Next(request), Duration::ZERO);
-            if let Proto::Next(n) = &mut self.proto {
-                n.call = Some((id, now));
-            }
+        }
+        let request = ConsumerGroupHeartbeatRequest {
+            group_id: (&*self.settings.group_id).into(),
+            member_id: n.member_id.as_str().into(),
+            member_epoch: n.epoch,
+            instance_id: self.settings.instance_id.as_deref().map(Into::into),
+            rack_id: None,
+            rebalance_timeout_ms: i32::try_from(self.settings.rebalance_timeout.as_millis())
+                .unwrap_or(i32::MAX),
+            subscribed_topic_names: Some(self.subscription.iter().map(|t| (&**t).into()).collect()),
+            // No regex, said as librdkafka says it: the empty string, which is
+            // Kafka's own "no regex" (ConsumerGroupDescribe reports "" for a
+            // member subscribed by name). librdkafka 2.16's mock coordinator
+            // aborts (an assertion; the process exits) on names with a null
+            // regex.
+            subscribed_topic_regex: Some("".into()),
+            server_assignor: self.settings.remote_assignor.as_deref().map(Into::into),
+            topic_partitions: Some(
+                owned
+                    .into_iter()
+                    .map(
+                        |(topic_id, ps)| consumer_group_heartbeat_request::TopicPartitions {
+                            topic_id,
+                            partitions: ps.into_iter().collect(),
+                            ..Default::default()
+                        },
+                    )
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        n.asap = false;
+        n.heartbeat_at = None;
+        let id = self.send_call(Call::Next(request), Duration::ZERO);
+        if let Proto::Next(n) = &mut self.proto {
+            n.call = Some((id, now));
         }
     }
 

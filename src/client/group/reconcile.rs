@@ -82,6 +82,21 @@ impl Reconciler {
         &self.owned
     }
 
+    /// What the member holds or is being handed: [`owned`](Self::owned) plus what
+    /// the transition in progress assigned. A KIP-848 heartbeat reports this: a
+    /// coordinator that moves a partition takes a heartbeat without it as its
+    /// revocation, so one whose assignment the application has not acknowledged
+    /// yet (a stalled application) must still be listed, or it is handed to
+    /// another member while this one's application is about to be told it has it
+    /// (and would commit its stale position on revoking it).
+    pub(crate) fn holding(&self) -> BTreeSet<TopicPartition> {
+        let mut out = self.owned.clone();
+        if let Some(t) = &self.current {
+            out.extend(t.assigned.iter().cloned());
+        }
+        out
+    }
+
     /// What the application was last told it holds: [`owned`](Self::owned) less
     /// what the transition in progress revoked, plus what it assigned (both
     /// already reported in its event).
