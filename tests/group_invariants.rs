@@ -63,6 +63,9 @@ struct App {
     mine: BTreeSet<i32>,
     /// Per partition, one past the highest offset it polled.
     consumed_end: BTreeMap<i32, i64>,
+    /// Partitions revoked from it whose commit on revoke has not reached the
+    /// coordinator yet: a crash now hands them over uncleanly.
+    revoking: BTreeSet<i32>,
     /// The application is stuck (reads no events, polls nothing) until then.
     stalled_until: Option<Duration>,
 }
@@ -190,6 +193,7 @@ impl Run {
             leaving: None,
             mine: BTreeSet::new(),
             consumed_end: BTreeMap::new(),
+            revoking: BTreeSet::new(),
             stalled_until: None,
         });
     }
@@ -231,6 +235,11 @@ impl Run {
                 eprintln!("T {:?} committed t-{p} {before} -> {c}", self.sim.elapsed());
             }
             self.committed.insert(p, c.max(before));
+            for app in &mut self.apps {
+                if app.consumed_end.get(&p).is_none_or(|&end| end <= c) {
+                    app.revoking.remove(&p);
+                }
+            }
         }
         for i in 0..self.apps.len() {
             if !self.apps[i].alive {
@@ -262,6 +271,9 @@ impl Run {
                         }
                         for tp in &lost {
                             self.mark_unclean(i, tp.partition);
+                        }
+                        for tp in &revoked {
+                            self.apps[i].revoking.insert(tp.partition);
                         }
                         let app = &mut self.apps[i];
                         for tp in revoked.iter().chain(&lost) {
@@ -344,12 +356,24 @@ impl Run {
             eprintln!("T {:?} chaos {action}, live {live:?}", self.sim.elapsed());
         }
         match action {
-            0..=2 if live.len() < MAX_MEMBERS => self.join(None),
+            0..=2 if live.len() < MAX_MEMBERS => {
+                if trace() {
+                    eprintln!("T {:?} app {} joins", self.sim.elapsed(), self.apps.len());
+                }
+                self.join(None)
+            }
             11 if !crashed.is_empty() && live.len() < MAX_MEMBERS => {
                 // A static member comes back under its old instance id.
                 let i = crashed[self.rng.below(crashed.len() as u64) as usize];
                 self.apps[i].restarted = true;
                 let instance = self.apps[i].instance.clone();
+                if trace() {
+                    eprintln!(
+                        "T {:?} app {} restarts app {i}",
+                        self.sim.elapsed(),
+                        self.apps.len()
+                    );
+                }
                 self.join(instance);
             }
             9 | 10 => {
@@ -358,11 +382,15 @@ impl Run {
             }
             3 | 4 if live.len() > 1 => {
                 let i = live[self.rng.below(live.len() as u64) as usize];
-                let mine: Vec<i32> = self.apps[i].mine.iter().copied().collect();
+                let app = &self.apps[i];
+                let mine: Vec<i32> = app.mine.union(&app.revoking).copied().collect();
                 for p in mine {
                     self.mark_unclean(i, p);
                 }
                 let host = self.apps[i].host;
+                if trace() {
+                    eprintln!("T {:?} app {i} crashes", self.sim.elapsed());
+                }
                 self.sim.crash_client(host);
                 self.apps[i].alive = false;
             }
@@ -375,11 +403,17 @@ impl Run {
                     self.mark_unclean(i, p);
                 }
                 let until = self.sim.elapsed() + Duration::from_millis(500 + self.rng.below(3000));
+                if trace() {
+                    eprintln!("T {:?} app {i} stalls until {until:?}", self.sim.elapsed());
+                }
                 self.apps[i].stalled_until = Some(until);
             }
             5 | 6 if live.len() > 1 => {
                 let i = live[self.rng.below(live.len() as u64) as usize];
                 let now = self.sim.now();
+                if trace() {
+                    eprintln!("T {:?} app {i} leaves", self.sim.elapsed());
+                }
                 let op = self.sim.client(self.apps[i].host).leave_group(now);
                 self.apps[i].leaving = Some(op);
             }
@@ -652,7 +686,19 @@ fn group_invariants_hold_across_seeds() {
 /// - 27224: as 12793, with the refusal arriving before the join's answer, for a
 ///   leader that left before handing out that round's assignment (the group is
 ///   not stable, and takes no commit, until it does).
-const REGRESSION_SEEDS: &[u64] = &[9053, 1113, 2194, 3829, 12908, 12793, 24942, 27224];
+/// - 47436: a KIP-848 member whose application stalled before acknowledging an
+///   assignment reported in its heartbeats that it did not own the partition, so
+///   the coordinator, moving it on, handed it to another member at once; the
+///   stalled application, back, was told it had it and that it was revoked, and
+///   its commit on revoke put the committed offset back from 30 to 5.
+/// - 50754: a KIP-848 member left just after acknowledging an assignment; its
+///   commit on revoke, sent at the epoch that acknowledgement moved on, was
+///   refused (STALE_MEMBER_EPOCH) and sent again at once at the same epoch
+///   (a leaving member sent no heartbeat to learn the new one), and the next owner
+///   read what it had consumed again.
+const REGRESSION_SEEDS: &[u64] = &[
+    9053, 1113, 2194, 3829, 12908, 12793, 24942, 27224, 47436, 50754,
+];
 
 #[test]
 fn seeds_that_once_failed_pass() {
