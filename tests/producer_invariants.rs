@@ -839,8 +839,12 @@ fn init_logging() {
 /// unanswered attempt was renumbered after a later sequence error and written
 /// twice; 158 and 396: a timed-out request left its connection open and every later
 /// request on it timed out; 4872: a partition waiting for its leader's reconnect
-/// backoff was not driven again until its records timed out).
-const REGRESSION_SEEDS: &[u64] = &[1, 158, 396, 4872];
+/// backoff was not driven again until its records timed out; 1083679: a batch
+/// failed at its delivery timeout left a gap in the sequence numbers without an
+/// epoch bump, and the next batch, whose first attempt went unanswered, was refused
+/// as out of order until its own delivery timeout, with every record of the healed
+/// phase behind it).
+const REGRESSION_SEEDS: &[u64] = &[1, 158, 396, 4872, 1083679];
 
 #[test]
 fn producer_invariants_hold_across_seeds() {

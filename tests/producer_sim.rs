@@ -391,3 +391,64 @@ fn close_ends_every_record_once_in_flight_or_buffered() {
     assert_eq!(sim.client(host).pending_records(), 0);
     assert_eq!(sim.client(host).buffered_bytes(), 0);
 }
+
+/// A batch that fails at its delivery timeout takes its sequence numbers with it:
+/// the producer bumps its epoch, so the batches after it start afresh instead of
+/// being refused as out of order behind the gap. A later batch whose first attempt
+/// went unanswered (its outcome unknown) was refused that way until its own
+/// delivery timeout: retried as it was, in case that attempt was in the log (seed
+/// 1083679 of the producer invariants, where that failed every record of the
+/// healed phase).
+#[test]
+fn a_batch_that_fails_at_its_delivery_timeout_does_not_hold_back_the_next() {
+    let (mut sim, host) = setup(1, 7, |c| {
+        c.producer.delivery_timeout = Duration::from_secs(5);
+        c.producer.linger = Duration::from_millis(1);
+        c.producer.broker_timeout = Duration::from_millis(200);
+        c.connection.request_timeout = Duration::from_millis(300);
+    });
+    sim.cluster().create_topic("t", 1, 1).unwrap();
+    let send = |sim: &mut Simulation, value: &str| {
+        let now = sim.now();
+        sim.client(host)
+            .send(now, ProducerRecord::new("t", value.to_owned()))
+            .unwrap()
+    };
+    let r0 = send(&mut sim, "r0");
+    let got = deliveries(&mut sim, host, &[r0], Duration::from_secs(5));
+    assert!(got[&r0].is_ok(), "{got:?}");
+    // r1 is refused (not enough replicas: nothing written) until its delivery
+    // timeout, which leaves a gap in the producer's sequence numbers.
+    let r1 = send(&mut sim, "r1");
+    let mut r1_result = None;
+    sim.run_until(Duration::from_secs(10), |sim| {
+        for e in sim.client_events(host).collect::<Vec<_>>() {
+            if let Event::Delivered { record, result } = e {
+                assert_eq!(record, r1);
+                r1_result = Some(result);
+            }
+        }
+        if r1_result.is_none() && sim.cluster().injected_pending(ApiKey::Produce) == 0 {
+            sim.cluster()
+                .inject_error(ApiKey::Produce, ErrorCode::NOT_ENOUGH_REPLICAS, 1);
+        }
+        r1_result.is_some()
+    });
+    assert!(
+        matches!(r1_result, Some(Err(ClientError::Timeout { .. }))),
+        "{r1_result:?}"
+    );
+    // r2's first request goes on a connection that is reset (once r1's retry
+    // backoff is over): its outcome is unknown.
+    sim.network.reset_probability = 1.0;
+    let r2 = send(&mut sim, "r2");
+    sim.run_for(Duration::from_millis(1500));
+    sim.network.reset_probability = 0.0;
+    let got = deliveries(&mut sim, host, &[r2], Duration::from_secs(10));
+    assert!(got[&r2].is_ok(), "{got:?}");
+    assert_eq!(
+        log(&mut sim, "t", 0),
+        vec![Bytes::from("r0"), Bytes::from("r2")]
+    );
+    assert_eq!(sim.client(host).pending_records(), 0);
+}

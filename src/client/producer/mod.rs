@@ -17,6 +17,9 @@
 //!   (KIP-360), and batches not yet acknowledged restart at sequence 0 under it;
 //! - a batch whose outcome is unknown is never given a new sequence: it is retried
 //!   as it was until its delivery timeout, then reported as failed;
+//! - a batch that fails with sequence numbers (its delivery timeout, a fatal error)
+//!   bumps the epoch as well, as the Java client does for an expired batch: the
+//!   broker would refuse everything after the gap it leaves;
 //! - DUPLICATE_SEQUENCE_NUMBER is a success (the broker has the records).
 
 mod aggregator;
@@ -1123,6 +1126,7 @@ impl Producer {
             }
         }
         self.unrouted.retain(|_, q| !q.waiting.is_empty());
+        let mut numbers_lost = false;
         for buf in self.parts.values_mut() {
             // An open batch lingers for milliseconds; one whose first record's
             // deadline passed (a delivery timeout shorter than linger) fails whole.
@@ -1140,16 +1144,17 @@ impl Producer {
             // the front is not always the oldest. (Found by the `producer` fuzz
             // target: a retried batch behind younger ones was reported 215 ms past
             // its delivery timeout plus one request.) Under idempotence its
-            // sequence numbers are then missing; if it was never written, later
-            // batches get OUT_OF_ORDER_SEQUENCE and the epoch is bumped. One whose
-            // outcome is unknown fails too: its records may be in the log, as
-            // with any timeout, and the batches after it keep their numbers.
+            // sequence numbers are then missing, and the epoch is bumped
+            // (`numbers_lost`). One whose outcome is unknown fails too: its records
+            // may be in the log, as with any timeout; batches after it that may
+            // have been written keep their numbers until their outcome is known.
             if buf.ready.iter().any(|b| b.deadline <= now) {
                 let (expired, kept): (VecDeque<Batch>, VecDeque<Batch>) =
                     std::mem::take(&mut buf.ready)
                         .into_iter()
                         .partition(|b| b.deadline <= now);
                 buf.ready = kept;
+                numbers_lost |= expired.iter().any(|b| b.base_sequence >= 0);
                 for b in expired {
                     self.buffered -= b.size;
                     let last = b.last_error.clone();
@@ -1159,6 +1164,9 @@ impl Producer {
                     }
                 }
             }
+        }
+        if numbers_lost {
+            self.numbers_lost();
         }
     }
 
@@ -1421,10 +1429,14 @@ impl Producer {
                         invalidate(&key.0, key.1);
                     }
                     if now >= batch.deadline {
+                        let numbered = batch.base_sequence >= 0;
                         self.fail_batch(
                             batch,
                             delivery_timeout(self.config.delivery_timeout, Some(error)),
                         );
+                        if numbered {
+                            self.numbers_lost();
+                        }
                         continue;
                     }
                     batch.last_error = Some(error);
@@ -1468,12 +1480,7 @@ impl Producer {
                 }
                 Outcome::Fail(error) => {
                     self.fail_batch(batch, error);
-                    if self.config.idempotence {
-                        // Its sequence numbers are gone for good: start afresh.
-                        if let ProducerId::Ready { id, epoch } = self.pid {
-                            self.pid = ProducerId::BumpWanted { id, epoch };
-                        }
-                    }
+                    self.numbers_lost();
                 }
             }
         }
@@ -1491,6 +1498,22 @@ impl Producer {
         buf.draining = !buf.in_flight.is_empty();
         if buf.in_flight.is_empty() {
             buf.draining = false;
+        }
+    }
+
+    /// A batch that had sequence numbers failed: they are gone for good, and unless
+    /// it was written the broker refuses every later batch of its partition as out
+    /// of order. The epoch is bumped (once nothing that may have been written is
+    /// still unresolved), as the Java client does for an expired batch, so that
+    /// later batches start afresh. Waiting for the refusal instead held them for
+    /// their whole delivery timeout when the first later batch's own outcome was
+    /// unknown (a batch of unknown outcome refused as out of order is retried as it
+    /// is, in case an earlier attempt is in the log).
+    fn numbers_lost(&mut self) {
+        if self.config.idempotence
+            && let ProducerId::Ready { id, epoch } = self.pid
+        {
+            self.pid = ProducerId::BumpWanted { id, epoch };
         }
     }
 
