@@ -1126,7 +1126,7 @@ impl Producer {
             }
         }
         self.unrouted.retain(|_, q| !q.waiting.is_empty());
-        let mut numbers_lost = false;
+        let mut expired_batches = Vec::new();
         for buf in self.parts.values_mut() {
             // An open batch lingers for milliseconds; one whose first record's
             // deadline passed (a delivery timeout shorter than linger) fails whole.
@@ -1145,7 +1145,7 @@ impl Producer {
             // target: a retried batch behind younger ones was reported 215 ms past
             // its delivery timeout plus one request.) Under idempotence its
             // sequence numbers are then missing, and the epoch is bumped
-            // (`numbers_lost`). One whose outcome is unknown fails too: its records
+            // (`fail_batch`). One whose outcome is unknown fails too: its records
             // may be in the log, as with any timeout; batches after it that may
             // have been written keep their numbers until their outcome is known.
             if buf.ready.iter().any(|b| b.deadline <= now) {
@@ -1154,19 +1154,12 @@ impl Producer {
                         .into_iter()
                         .partition(|b| b.deadline <= now);
                 buf.ready = kept;
-                numbers_lost |= expired.iter().any(|b| b.base_sequence >= 0);
-                for b in expired {
-                    self.buffered -= b.size;
-                    let last = b.last_error.clone();
-                    for (id, _) in b.ids {
-                        self.deliveries
-                            .push_back((id, Err(delivery_timeout(timeout, last.clone()))));
-                    }
-                }
+                expired_batches.extend(expired);
             }
         }
-        if numbers_lost {
-            self.numbers_lost();
+        for b in expired_batches {
+            let error = delivery_timeout(timeout, b.last_error.clone());
+            self.fail_batch(b, error);
         }
     }
 
@@ -1429,14 +1422,10 @@ impl Producer {
                         invalidate(&key.0, key.1);
                     }
                     if now >= batch.deadline {
-                        let numbered = batch.base_sequence >= 0;
                         self.fail_batch(
                             batch,
                             delivery_timeout(self.config.delivery_timeout, Some(error)),
                         );
-                        if numbered {
-                            self.numbers_lost();
-                        }
                         continue;
                     }
                     batch.last_error = Some(error);
@@ -1478,10 +1467,7 @@ impl Producer {
                     }
                     Self::requeue(buf, batch);
                 }
-                Outcome::Fail(error) => {
-                    self.fail_batch(batch, error);
-                    self.numbers_lost();
-                }
+                Outcome::Fail(error) => self.fail_batch(batch, error),
             }
         }
     }
@@ -1501,23 +1487,21 @@ impl Producer {
         }
     }
 
-    /// A batch that had sequence numbers failed: they are gone for good, and unless
-    /// it was written the broker refuses every later batch of its partition as out
-    /// of order. The epoch is bumped (once nothing that may have been written is
-    /// still unresolved), as the Java client does for an expired batch, so that
-    /// later batches start afresh. Waiting for the refusal instead held them for
-    /// their whole delivery timeout when the first later batch's own outcome was
-    /// unknown (a batch of unknown outcome refused as out of order is retried as it
-    /// is, in case an earlier attempt is in the log).
-    fn numbers_lost(&mut self) {
+    /// Fails every record of a sealed batch. A batch that had sequence numbers
+    /// takes them with it, and unless it was written the broker refuses every later
+    /// batch of its partition as out of order: the epoch is bumped (once nothing
+    /// that may have been written is still unresolved), as the Java client does
+    /// for an expired batch, so that later batches start afresh. Waiting for the
+    /// refusal instead held them for their whole delivery timeout when the first
+    /// later batch's own outcome was unknown (a batch of unknown outcome refused as
+    /// out of order is retried as it is, in case an earlier attempt is in the log).
+    fn fail_batch(&mut self, batch: Batch, error: ClientError) {
         if self.config.idempotence
+            && batch.base_sequence >= 0
             && let ProducerId::Ready { id, epoch } = self.pid
         {
             self.pid = ProducerId::BumpWanted { id, epoch };
         }
-    }
-
-    fn fail_batch(&mut self, batch: Batch, error: ClientError) {
         self.buffered -= batch.size;
         for (id, _) in batch.ids {
             self.deliveries.push_back((id, Err(error.clone())));
