@@ -211,6 +211,13 @@ impl Run {
             .unwrap_or(0)
     }
 
+    /// In trace mode (`SIM_TRACE`), says what happened at this virtual time.
+    fn note(&self, what: std::fmt::Arguments<'_>) {
+        if trace() {
+            eprintln!("T {:?} {what}", self.sim.elapsed());
+        }
+    }
+
     /// The records of `p` from `from` up to what `app` polled may come again.
     fn mark_unclean(&mut self, app: usize, p: i32) {
         let from = self.committed_now(p);
@@ -231,8 +238,8 @@ impl Run {
                     self.sim.elapsed()
                 ));
             }
-            if c != before && trace() {
-                eprintln!("T {:?} committed t-{p} {before} -> {c}", self.sim.elapsed());
+            if c != before {
+                self.note(format_args!("committed t-{p} {before} -> {c}"));
             }
             self.committed.insert(p, c.max(before));
             for app in &mut self.apps {
@@ -352,14 +359,10 @@ impl Run {
         let live = self.live();
         let crashed = self.crashed_static();
         let action = self.rng.below(12);
-        if trace() {
-            eprintln!("T {:?} chaos {action}, live {live:?}", self.sim.elapsed());
-        }
+        self.note(format_args!("chaos {action}, live {live:?}"));
         match action {
             0..=2 if live.len() < MAX_MEMBERS => {
-                if trace() {
-                    eprintln!("T {:?} app {} joins", self.sim.elapsed(), self.apps.len());
-                }
+                self.note(format_args!("app {} joins", self.apps.len()));
                 self.join(None)
             }
             11 if !crashed.is_empty() && live.len() < MAX_MEMBERS => {
@@ -367,13 +370,7 @@ impl Run {
                 let i = crashed[self.rng.below(crashed.len() as u64) as usize];
                 self.apps[i].restarted = true;
                 let instance = self.apps[i].instance.clone();
-                if trace() {
-                    eprintln!(
-                        "T {:?} app {} restarts app {i}",
-                        self.sim.elapsed(),
-                        self.apps.len()
-                    );
-                }
+                self.note(format_args!("app {} restarts app {i}", self.apps.len()));
                 self.join(instance);
             }
             9 | 10 => {
@@ -388,9 +385,7 @@ impl Run {
                     self.mark_unclean(i, p);
                 }
                 let host = self.apps[i].host;
-                if trace() {
-                    eprintln!("T {:?} app {i} crashes", self.sim.elapsed());
-                }
+                self.note(format_args!("app {i} crashes"));
                 self.sim.crash_client(host);
                 self.apps[i].alive = false;
             }
@@ -403,17 +398,13 @@ impl Run {
                     self.mark_unclean(i, p);
                 }
                 let until = self.sim.elapsed() + Duration::from_millis(500 + self.rng.below(3000));
-                if trace() {
-                    eprintln!("T {:?} app {i} stalls until {until:?}", self.sim.elapsed());
-                }
+                self.note(format_args!("app {i} stalls until {until:?}"));
                 self.apps[i].stalled_until = Some(until);
             }
             5 | 6 if live.len() > 1 => {
                 let i = live[self.rng.below(live.len() as u64) as usize];
                 let now = self.sim.now();
-                if trace() {
-                    eprintln!("T {:?} app {i} leaves", self.sim.elapsed());
-                }
+                self.note(format_args!("app {i} leaves"));
                 let op = self.sim.client(self.apps[i].host).leave_group(now);
                 self.apps[i].leaving = Some(op);
             }

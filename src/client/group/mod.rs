@@ -866,11 +866,9 @@ impl GroupMember {
                 self.assign_and_sync(now, env);
             }
             // A KIP-848 commit refused for a stale epoch waits for a heartbeat's
-            // answer, which brings the epoch (a leaving member heartbeats no
-            // more by itself, so it sends one): let go at once, it went again at
-            // the epoch it was refused for, and the revoked partitions' commit was
-            // lost (the acknowledgement of the member's last assignment, on its
-            // way, had moved the epoch on).
+            // answer, which brings the current epoch. A leaving member no longer
+            // heartbeats on its own, so it sends one; let go without it, the
+            // commit went again at the epoch it had just been refused for.
             if self.commits.held()
                 && let Proto::Next(n) = &self.proto
                 && !n.heartbeat_in_flight()
