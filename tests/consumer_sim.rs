@@ -232,3 +232,79 @@ fn a_leader_crash_loses_and_repeats_nothing() {
     let offsets: Vec<i64> = got.iter().map(|r| r.record.offset).collect();
     assert_eq!(offsets, (0..400).collect::<Vec<_>>());
 }
+
+/// Polls five records at a time, a millisecond apart, until `n` came (or 30 s).
+fn poll_slowly(sim: &mut Simulation, host: HostId, n: usize) -> Vec<ConsumedRecord> {
+    let mut got = Vec::new();
+    let deadline = sim.now() + Duration::from_secs(30);
+    while got.len() < n && sim.now() < deadline {
+        let now = sim.now();
+        got.extend(sim.client(host).poll_records(now, 5));
+        sim.run_for(Duration::from_millis(1));
+    }
+    got
+}
+
+/// A byte budget that holds one broker's fetch at a time is shared out in turn:
+/// each broker's partitions are read, not only those of the broker with the lowest
+/// id whenever it has more (which it always has here).
+#[test]
+fn a_budget_for_one_fetch_at_a_time_reaches_every_broker_in_turn() {
+    let (mut sim, host) = setup(3, 9, |c| {
+        c.consumer.buffer_max_bytes = 1500;
+        c.consumer.partition_max_bytes = 2048;
+        // A batch per record, so that a fetch holds a few of them.
+        c.producer.batch_max_records = 1;
+    });
+    sim.cluster().create_topic("t", 3, 1).unwrap();
+    let leaders: std::collections::BTreeSet<i32> = (0..3)
+        .map(|p| sim.cluster().partition_leader("t", p).unwrap())
+        .collect();
+    assert_eq!(leaders.len(), 3, "one partition per broker");
+    produce(&mut sim, host, "t", 3, 200);
+    let now = sim.now();
+    sim.client(host).assign(
+        now,
+        (0..3).map(|p| TopicPartition::new("t", p)).collect(),
+        Offset::Beginning,
+    );
+    let got = poll_slowly(&mut sim, host, 150);
+    for p in 0..3 {
+        let n = values(&got, p).len();
+        assert!(
+            n >= 20,
+            "partition {p}: {n} of the first {} records",
+            got.len()
+        );
+    }
+}
+
+/// Within one broker's fetch, partitions that got records last are named last, so
+/// a fetch too small for all of them does not keep filling the first one.
+#[test]
+fn a_fetch_too_small_for_every_partition_of_a_broker_serves_them_in_turn() {
+    let (mut sim, host) = setup(1, 10, |c| {
+        c.consumer.fetch_max_bytes = 600;
+        c.consumer.partition_max_bytes = 64 * 1024;
+        // Every fetch names every partition, in the order the client chooses.
+        c.consumer.fetch_sessions = false;
+        c.producer.batch_max_records = 1;
+    });
+    sim.cluster().create_topic("t", 3, 1).unwrap();
+    produce(&mut sim, host, "t", 3, 200);
+    let now = sim.now();
+    sim.client(host).assign(
+        now,
+        (0..3).map(|p| TopicPartition::new("t", p)).collect(),
+        Offset::Beginning,
+    );
+    let got = poll_slowly(&mut sim, host, 150);
+    for p in 0..3 {
+        let n = values(&got, p).len();
+        assert!(
+            n >= 20,
+            "partition {p}: {n} of the first {} records",
+            got.len()
+        );
+    }
+}

@@ -322,6 +322,9 @@ struct PartState {
     /// header): the error was reported, and the partition is not fetched again
     /// until a seek moves it (fetching it again would bring the same bytes).
     stuck: bool,
+    /// The consumer's `answers_with_records` when a fetch last brought records for
+    /// it: the lower, the earlier a fetch names it.
+    last_records: u64,
 }
 
 impl PartState {
@@ -337,6 +340,7 @@ impl PartState {
             leader_epoch: None,
             validating: false,
             high_watermark: -1,
+            last_records: 0,
             stuck: false,
         }
     }
@@ -434,6 +438,14 @@ pub(crate) struct Consumer {
     /// and assignments, so a partition revoked and assigned again while a fetch
     /// for it is on the wire never takes that fetch's answer as its own.
     generations: u64,
+    /// Partition answers that brought records, counted: each partition remembers
+    /// the count at its last one, and a fetch names first the partitions that
+    /// waited longest (a broker fills partitions in the order asked).
+    answers_with_records: u64,
+    /// The broker after the last one sent a fetch: when the budget admits only
+    /// some brokers' fetches, the next round starts there, so every broker gets
+    /// its turn instead of the lowest ids every time.
+    next_fetch_node: i32,
 }
 
 impl Consumer {
@@ -449,6 +461,8 @@ impl Consumer {
             committed: BTreeMap::new(),
             committed_asked: BTreeSet::new(),
             generations: 0,
+            answers_with_records: 0,
+            next_fetch_node: 0,
         }
     }
 
@@ -826,7 +840,11 @@ impl Consumer {
             ));
         }
         sources.extend(self.fetching.iter().copied());
-        for (node, partitions) in per_node {
+        // Brokers from the one after the last sent a fetch, round the ring.
+        let mut per_node: Vec<_> = per_node.into_iter().collect();
+        let first = per_node.partition_point(|(node, _)| *node < self.next_fetch_node);
+        per_node.rotate_left(first);
+        for (node, mut partitions) in per_node {
             if !node_ready(node) {
                 wants.push(Want::Connect(node));
                 continue;
@@ -838,6 +856,8 @@ impl Consumer {
             let Some(v) = fetch_version(node) else {
                 continue;
             };
+            // The partitions that waited longest for records first.
+            partitions.sort_by_key(|(tp, ..)| self.parts.get(tp).map_or(0, |p| p.last_records));
             let share = (self.config.buffer_max_bytes / sources.len().max(1)).max(part_max);
             let max_bytes = free
                 .min(share)
@@ -970,6 +990,7 @@ impl Consumer {
             // all in flight for this broker.
             self.buffered += max_bytes;
             self.fetching.insert(node);
+            self.next_fetch_node = node.saturating_add(1);
             wants.push(Want::Fetch {
                 node,
                 request,
@@ -1171,6 +1192,8 @@ impl Consumer {
                     continue; // else only a partial batch: ask again with more room
                 }
                 p.fetch_offset = next;
+                self.answers_with_records += 1;
+                p.last_records = self.answers_with_records;
                 // The broker's session keeps the offset this request named (KIP-227:
                 // it never moves it on its own), so the next request names the
                 // partition again at `next`; the session entry stays as sent.
