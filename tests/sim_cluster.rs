@@ -181,6 +181,36 @@ fn a_fetch_waits_in_virtual_time_for_data_or_its_max_wait() {
     );
 }
 
+/// As Kafka's delayed fetch: min bytes counts what the partitions hold from the
+/// offsets asked (each up to its partition max bytes), not what the request's max
+/// bytes lets one answer carry; so a fetch whose max bytes is below its min bytes is
+/// answered at once when enough is there, not at its max wait.
+#[test]
+fn min_bytes_counts_what_is_there_not_what_max_bytes_lets_through() {
+    let mut h = Harness::new(1);
+    h.cluster.create_topic("t", 1, 1).unwrap();
+    let consumer = h.cluster.connect(0, h.now).unwrap();
+    let producer = h.cluster.connect(0, h.now).unwrap();
+    for i in 0..30 {
+        let value = format!("{i:0>100}");
+        h.call(
+            producer,
+            &produce("t", 0, -1, batch(&[value.as_str()], None)),
+            9,
+        );
+    }
+    let mut request = fetch("t", 0, 0, 2000, 1000);
+    request.max_bytes = 600;
+    let (frame, id) = h.frame(&request, 12);
+    h.cluster.handle_input(consumer, h.now, &frame);
+    h.advance(Duration::ZERO);
+    let f = h
+        .read::<FetchRequest>(consumer, 12, id)
+        .expect("answered at once: the partition holds over 2000 bytes");
+    let got = values_of(f.responses[0].partitions[0].records.as_ref().unwrap());
+    assert!(!got.is_empty() && got.len() < 30, "{} records", got.len());
+}
+
 #[test]
 fn acks_one_data_is_lost_if_the_leader_crashes_before_replication_but_acks_all_survives() {
     let mut h = Harness::new(3);

@@ -103,7 +103,10 @@ fn fetch_with(call: &mut Call, r: &FetchRequest, ctx: &FetchContext) -> Option<F
     let plans = plan(call, r, items);
     let bytes: usize = plans.iter().flatten().map(|p| p.plan.len()).sum();
     let errors = plans.iter().any(Result::is_err);
-    if !errors && (bytes as i64) < i64::from(r.min_bytes) && now < deadline {
+    if !errors
+        && (bytes.max(available(call, items)) as i64) < i64::from(r.min_bytes)
+        && now < deadline
+    {
         for (planned, item) in plans.iter().zip(items) {
             if let Ok(planned) = planned {
                 call.cluster
@@ -285,6 +288,26 @@ fn new_session(call: &mut Call, items: &[FetchItem]) -> SessionMode {
         }
     }
     SessionMode::Full(id)
+}
+
+/// Bytes the fetch's partitions hold from the offsets asked, below the high
+/// watermark, each up to its partition max bytes but not limited by the request's
+/// max bytes: what Kafka counts against min bytes (`DelayedFetch.tryComplete`), so a
+/// request whose max bytes is below its min bytes is answered once that much is
+/// there rather than at its max wait.
+fn available(call: &Call, items: &[FetchItem]) -> usize {
+    items
+        .iter()
+        .filter_map(|item| {
+            let p = call.cluster.partition(&item.topic, item.partition)?;
+            let limit = item.max_bytes.max(0) as usize;
+            Some(
+                p.log
+                    .plan_read(item.fetch_offset, limit, false, call.now, true)
+                    .len(),
+            )
+        })
+        .sum()
 }
 
 /// Plans every partition, in order: the first partition with data may return one
