@@ -977,7 +977,10 @@ impl Consumer {
         self.inner.seek(partition, to)
     }
 
-    /// Stops fetching these partitions.
+    /// Stops fetching these partitions and handing out their records, as Java's
+    /// `pause`: [`recv`](Self::recv) returns none of them until
+    /// [`resume`](Self::resume); what was fetched before stays buffered and comes
+    /// first after the resume.
     ///
     /// # Errors
     /// The client is closed.
@@ -986,17 +989,20 @@ impl Consumer {
     /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
     /// # let (_server, client) = kafka_sansio::doc_support::blocking_client();
     /// use kafka_sansio::client::{Offset, TopicPartition};
-    /// let consumer = client.consumer();
+    /// let mut consumer = client.consumer();
     /// consumer.assign(vec![TopicPartition::new("orders", 0)], Offset::Beginning)?;
-    /// consumer.pause(vec![TopicPartition::new("orders", 0)])?; // nothing is fetched until resume
+    /// consumer.pause(vec![TopicPartition::new("orders", 0)])?; // nothing is handed out until resume
     /// # }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn pause(&self, partitions: Vec<crate::client::TopicPartition>) -> Result<(), ClientError> {
+    pub fn pause(
+        &mut self,
+        partitions: Vec<crate::client::TopicPartition>,
+    ) -> Result<(), ClientError> {
         self.inner.pause(partitions)
     }
 
-    /// Fetches these partitions again.
+    /// Fetches these partitions and hands out their records again.
     ///
     /// # Errors
     /// The client is closed.
@@ -1016,7 +1022,7 @@ impl Consumer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn resume(
-        &self,
+        &mut self,
         partitions: Vec<crate::client::TopicPartition>,
     ) -> Result<(), ClientError> {
         self.inner.resume(partitions)

@@ -71,6 +71,11 @@ pub struct Consumer {
     /// Partitions revoked by rebalances not yet acknowledged: a commit may still
     /// store where they ended.
     revoking: BTreeSet<TopicPartition>,
+    /// Partitions the application paused: none of their records is handed out.
+    paused: BTreeSet<TopicPartition>,
+    /// Records of paused partitions taken from the client before it heard of the
+    /// pause, in the order taken: handed out first after the resume.
+    held: VecDeque<ConsumedRecord>,
 }
 
 /// A change of the partitions a group member consumes. Records of `revoked` and
@@ -121,6 +126,8 @@ impl crate::runtime::Client {
             last: None,
             grouped: false,
             revoking: BTreeSet::new(),
+            paused: BTreeSet::new(),
+            held: VecDeque::new(),
         }
     }
 }
@@ -363,11 +370,16 @@ impl Consumer {
     /// # Ok(()) });
     /// ```
     pub fn unassign(&mut self, partitions: Vec<TopicPartition>) -> Result<(), ClientError> {
-        self.records.retain(|r| {
-            !partitions
+        let of = |r: &ConsumedRecord| {
+            partitions
                 .iter()
                 .any(|p| *p.topic == *r.topic && p.partition == r.partition)
-        });
+        };
+        self.records.retain(|r| !of(r));
+        self.held.retain(|r| !of(r));
+        for tp in &partitions {
+            self.paused.remove(tp);
+        }
         self.command(ConsumeCommand::Unassign(partitions))
     }
 
@@ -393,12 +405,38 @@ impl Consumer {
     /// # Ok(()) });
     /// ```
     pub fn seek(&mut self, partition: TopicPartition, to: Offset) -> Result<(), ClientError> {
-        self.records
-            .retain(|r| !(*r.topic == *partition.topic && r.partition == partition.partition));
+        let of =
+            |r: &ConsumedRecord| *r.topic == *partition.topic && r.partition == partition.partition;
+        self.records.retain(|r| !of(r));
+        self.held.retain(|r| !of(r));
         self.command(ConsumeCommand::Seek(partition, to))
     }
 
-    /// Stops fetching these partitions.
+    /// Moves the records of paused partitions from `records` to `held`, in order.
+    fn hold_paused(&mut self) {
+        if self.paused.is_empty() {
+            return;
+        }
+        let paused = &self.paused;
+        let is_paused = |r: &ConsumedRecord| {
+            paused
+                .iter()
+                .any(|p| *p.topic == *r.topic && p.partition == r.partition)
+        };
+        if !self.records.iter().any(is_paused) {
+            return;
+        }
+        let (held, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.records)
+            .into_iter()
+            .partition(is_paused);
+        self.held.extend(held);
+        self.records = kept;
+    }
+
+    /// Stops fetching these partitions and handing out their records, as Java's
+    /// `pause`: [`recv`](Self::recv) returns none of them until
+    /// [`resume`](Self::resume); what was fetched before stays buffered and comes
+    /// first after the resume.
     ///
     /// # Errors
     /// The client is closed.
@@ -408,18 +446,20 @@ impl Consumer {
     /// # let (_server, client) = kafka_sansio::doc_support::client().await;
     /// use kafka_sansio::client::{Offset, TopicPartition};
     ///
-    /// let consumer = client.consumer();
+    /// let mut consumer = client.consumer();
     /// consumer.assign(vec![TopicPartition::new("orders", 0), TopicPartition::new("orders", 1)], Offset::Beginning)?;
     /// // Back-pressure: stop fetching partition 1 while its records are worked on.
     /// consumer.pause(vec![TopicPartition::new("orders", 1)])?;
     /// consumer.resume(vec![TopicPartition::new("orders", 1)])?;
     /// # Ok(()) });
     /// ```
-    pub fn pause(&self, partitions: Vec<TopicPartition>) -> Result<(), ClientError> {
+    pub fn pause(&mut self, partitions: Vec<TopicPartition>) -> Result<(), ClientError> {
+        self.paused.extend(partitions.iter().cloned());
+        self.hold_paused();
         self.command(ConsumeCommand::Pause(partitions, true))
     }
 
-    /// Fetches these partitions again.
+    /// Fetches these partitions and hands out their records again.
     ///
     /// # Errors
     /// The client is closed.
@@ -438,7 +478,25 @@ impl Consumer {
     /// assert_eq!(consumer.recv().await?.record.offset, 0);
     /// # Ok(()) });
     /// ```
-    pub fn resume(&self, partitions: Vec<TopicPartition>) -> Result<(), ClientError> {
+    pub fn resume(&mut self, partitions: Vec<TopicPartition>) -> Result<(), ClientError> {
+        for tp in &partitions {
+            self.paused.remove(tp);
+        }
+        if !self.held.is_empty() {
+            // The held records of these partitions go first: the client's position
+            // for them is past every one.
+            let paused = &self.paused;
+            let (still, resumed): (VecDeque<_>, VecDeque<_>) =
+                std::mem::take(&mut self.held).into_iter().partition(|r| {
+                    paused
+                        .iter()
+                        .any(|p| *p.topic == *r.topic && p.partition == r.partition)
+                });
+            self.held = still;
+            let rest = std::mem::take(&mut self.records);
+            self.records = resumed;
+            self.records.extend(rest);
+        }
         self.command(ConsumeCommand::Pause(partitions, false))
     }
 
@@ -593,6 +651,14 @@ impl Consumer {
                                     self.handed.remove(tp);
                                 }
                                 self.owned.extend(r.assigned.iter().cloned());
+                                // A partition that moves on is no longer paused here.
+                                for tp in r.revoked.iter().chain(&r.lost) {
+                                    if self.paused.remove(tp) {
+                                        self.held.retain(|h| {
+                                            !(*h.topic == *tp.topic && h.partition == tp.partition)
+                                        });
+                                    }
+                                }
                             }
                             self.unacked |= !rebalances.is_empty();
                             self.rebalances.extend(rebalances);
@@ -602,6 +668,7 @@ impl Consumer {
                             } else {
                                 self.records.extend(records);
                             }
+                            self.hold_paused();
                         }
                         Some(Err(errors)) => {
                             if errors.contains(&ClientError::Closed) {

@@ -1361,3 +1361,59 @@ async fn a_new_topics_first_record_does_not_wait_for_the_metadata_debounce() {
     client.close().await;
     server.shutdown().await;
 }
+
+/// The facade's consumer hands out no record of a paused partition, also of those it
+/// took from the client before the pause, and hands them out in order after the
+/// resume.
+#[test]
+fn blocking_consumer_holds_a_paused_partitions_records_until_resume() {
+    use kafka_sansio::client::{Offset, ProducerRecord, TopicPartition};
+    let server = BackgroundServer::start(cluster(1)).unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .configure(|c| c.consumer.fetch_max_wait = Duration::from_millis(20))
+        .build_blocking()
+        .unwrap();
+    client.create_topic("bp", 2, 1).unwrap();
+    let producer = client.producer();
+    let _ = producer.send_batch(
+        (0..200)
+            .map(|i| ProducerRecord::new("bp", format!("{i}")).partition(i % 2))
+            .collect(),
+    );
+    producer.flush().unwrap();
+    let mut consumer = client.consumer();
+    let (p0, p1) = (TopicPartition::new("bp", 0), TopicPartition::new("bp", 1));
+    consumer
+        .assign(vec![p0.clone(), p1.clone()], Offset::Beginning)
+        .unwrap();
+    // The first record comes with others of both partitions, taken in one go.
+    let first = consumer.recv().unwrap();
+    let paused = if first.partition == 0 {
+        p1.clone()
+    } else {
+        p0.clone()
+    };
+    let mut next = [0i64; 2];
+    next[first.partition as usize] = first.record.offset + 1;
+    consumer.pause(vec![paused.clone()]).unwrap();
+    while let Some(r) = consumer.recv_timeout(Duration::from_millis(300)).unwrap() {
+        assert_ne!(
+            r.partition, paused.partition,
+            "a record of the paused partition"
+        );
+        assert_eq!(r.record.offset, next[r.partition as usize]);
+        next[r.partition as usize] += 1;
+    }
+    assert_eq!(next[1 - paused.partition as usize], 100);
+    assert_eq!(next[paused.partition as usize], 0);
+    consumer.resume(vec![paused.clone()]).unwrap();
+    for offset in 0..100 {
+        let r = consumer
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap()
+            .expect("a record");
+        assert_eq!((r.partition, r.record.offset), (paused.partition, offset));
+    }
+    client.close();
+    server.shutdown();
+}

@@ -308,3 +308,44 @@ fn a_fetch_too_small_for_every_partition_of_a_broker_serves_them_in_turn() {
         );
     }
 }
+
+/// Records fetched before a pause are not handed out while it lasts (as Java's
+/// `pause`), and come first, in order, after the resume.
+#[test]
+fn records_fetched_before_a_pause_wait_for_the_resume() {
+    let (mut sim, host) = setup(1, 11, |_| {});
+    sim.cluster().create_topic("t", 2, 1).unwrap();
+    produce(&mut sim, host, "t", 2, 20);
+    let now = sim.now();
+    let tps: Vec<_> = (0..2).map(|p| TopicPartition::new("t", p)).collect();
+    sim.client(host).assign(now, tps.clone(), Offset::Beginning);
+    sim.run_until(Duration::from_secs(5), |sim| {
+        sim.client_events(host)
+            .any(|e| matches!(e, Event::RecordsReady))
+    });
+    sim.run_for(Duration::from_millis(100));
+    assert!(
+        sim.client(host).consumer_buffered_bytes() > 0,
+        "fetched ahead"
+    );
+    let now = sim.now();
+    sim.client(host).pause(now, &tps[1..]);
+    let got = consume(&mut sim, host, 40, Duration::from_secs(3));
+    assert_eq!(values(&got, 0).len(), 20);
+    assert!(
+        values(&got, 1).is_empty(),
+        "a paused partition's records were handed out"
+    );
+    // Resuming says records are ready again.
+    let _ = sim.client_events(host).count();
+    let now = sim.now();
+    sim.client(host).resume(now, &tps[1..]);
+    assert!(
+        sim.client_events(host)
+            .any(|e| matches!(e, Event::RecordsReady))
+    );
+    let got = consume(&mut sim, host, 20, Duration::from_secs(3));
+    let offsets: Vec<i64> = got.iter().map(|r| r.record.offset).collect();
+    assert_eq!(offsets, (0..20).collect::<Vec<_>>());
+    assert!(got.iter().all(|r| r.partition == 1));
+}

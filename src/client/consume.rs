@@ -136,7 +136,10 @@ impl Client {
         moved
     }
 
-    /// Stops fetching these partitions (buffered records can still be polled).
+    /// Stops fetching these partitions and handing out their records (as Java's
+    /// `pause`): polls return none of them until [`resume`](Self::resume). What was
+    /// fetched before stays buffered, within the byte budget, and comes first after
+    /// the resume.
     ///
     /// ```
     /// # #[cfg(feature = "sim")] {
@@ -160,7 +163,7 @@ impl Client {
         self.drive(now);
     }
 
-    /// Fetches these partitions again.
+    /// Fetches these partitions and hands out their records again.
     ///
     /// ```
     /// # #[cfg(feature = "sim")] {

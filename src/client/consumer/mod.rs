@@ -471,12 +471,14 @@ impl Consumer {
         self.parts.keys().cloned().collect()
     }
 
-    /// Whether records wait to be handed out (a partition in the ready queue
-    /// whose chunks were not dropped since it was queued).
+    /// Whether records wait to be handed out (a partition in the ready queue,
+    /// not paused, whose chunks were not dropped since it was queued).
     pub(crate) fn has_ready(&self) -> bool {
-        self.ready
-            .iter()
-            .any(|tp| self.parts.get(tp).is_some_and(|p| !p.chunks.is_empty()))
+        self.ready.iter().any(|tp| {
+            self.parts
+                .get(tp)
+                .is_some_and(|p| !p.paused && !p.chunks.is_empty())
+        })
     }
 
     /// Bytes reserved or held for fetched records.
@@ -536,11 +538,18 @@ impl Consumer {
         true
     }
 
+    /// Pauses (or resumes) fetching these partitions and handing out their
+    /// records; what is buffered for them stays, and is handed out after resume.
     pub(crate) fn pause(&mut self, tps: &[TopicPartition], paused: bool) {
+        let mut ready = false;
         for tp in tps {
             if let Some(p) = self.parts.get_mut(tp) {
+                ready |= p.paused && !paused && !p.chunks.is_empty();
                 p.paused = paused;
             }
+        }
+        if ready {
+            self.notes.push_back(Note::RecordsReady);
         }
     }
 
@@ -1241,7 +1250,7 @@ impl Consumer {
                 self.truncate(&tp, to);
             }
         }
-        if !self.ready.is_empty() {
+        if self.has_ready() {
             self.notes.push_back(Note::RecordsReady);
         }
     }
@@ -1270,16 +1279,22 @@ impl Consumer {
 
     /// Hands out up to `max` buffered records, partition by partition.
     pub(crate) fn poll(&mut self, max: usize, out: &mut Vec<ConsumedRecord>) {
+        // Paused partitions keep their place in the queue, untouched.
+        let mut at = 0;
         while out.len() < max {
-            let Some(tp) = self.ready.front().cloned() else {
+            let Some(tp) = self.ready.get(at).cloned() else {
                 break;
             };
             let Some(p) = self.parts.get_mut(&tp) else {
-                self.ready.pop_front();
+                self.ready.remove(at);
                 continue;
             };
+            if p.paused {
+                at += 1;
+                continue;
+            }
             let Position::At { offset, .. } = p.position else {
-                self.ready.pop_front();
+                self.ready.remove(at);
                 continue;
             };
             let mut position = offset;
@@ -1387,7 +1402,7 @@ impl Consumer {
                 }),
             };
             if exhausted || p.chunks.is_empty() {
-                self.ready.pop_front();
+                self.ready.remove(at);
             } else if out.len() >= max {
                 break;
             }

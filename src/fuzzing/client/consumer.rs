@@ -65,6 +65,9 @@ pub(super) struct Consumed {
     pub(super) commit_ops: BTreeSet<OpId>,
     /// Records handed out.
     polled: usize,
+    /// Partitions paused while assigned and not resumed, unassigned or moved by a
+    /// rebalance since: none of their records may be handed out.
+    paused: BTreeSet<TopicPartition>,
 }
 
 impl Consumed {
@@ -97,6 +100,9 @@ impl Consumed {
         lost: &[TopicPartition],
         assigned: &[TopicPartition],
     ) -> Result<(), CheckFailure> {
+        for tp in revoked.iter().chain(lost).chain(assigned) {
+            self.paused.remove(tp);
+        }
         for tp in revoked.iter().chain(lost) {
             if !self.owned.remove(tp) {
                 return Err(fail(format!(
@@ -259,6 +265,7 @@ pub(super) fn consumer_setup(
         floors: BTreeMap::new(),
         commit_ops: BTreeSet::new(),
         polled: 0,
+        paused: BTreeSet::new(),
     })
 }
 
@@ -325,6 +332,12 @@ pub(super) fn consume_step(
                         r.record.offset
                     ))));
                 }
+                if c.paused.contains(&tp) {
+                    return Ok(Err(fail(format!(
+                        "consumer: a record of {tp} at {}, which is paused",
+                        r.record.offset
+                    ))));
+                }
                 if c.group && !c.owned.contains(&tp) {
                     return Ok(Err(fail(format!(
                         "consumer: a record of {tp} at {}, which no rebalance gave the member",
@@ -377,9 +390,18 @@ pub(super) fn consume_step(
         }
         9 => {
             let p = some_partition(u, s)?;
+            let assigned = s.client.assignment().contains(&p);
             if u.arbitrary()? {
+                if let Some(c) = s.consumer.as_mut()
+                    && assigned
+                {
+                    c.paused.insert(p.clone());
+                }
                 s.client.pause(now, &[p]);
             } else {
+                if let Some(c) = s.consumer.as_mut() {
+                    c.paused.remove(&p);
+                }
                 s.client.resume(now, &[p]);
             }
         }
@@ -408,6 +430,7 @@ pub(super) fn consume_step(
                 if let Some(c) = s.consumer.as_mut() {
                     for p in &parts {
                         c.rewind(p);
+                        c.paused.remove(p);
                     }
                 }
                 s.client.unassign(now, &parts);
@@ -419,6 +442,7 @@ pub(super) fn consume_step(
                 if let Some(c) = s.consumer.as_mut() {
                     c.rewind_all();
                     c.owned.clear();
+                    c.paused.clear();
                 }
                 s.client.close(now);
             }
