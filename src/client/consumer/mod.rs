@@ -197,6 +197,11 @@ pub struct ConsumerConfig {
     /// the invariants catch a double assignment; never set it.
     #[doc(hidden)]
     pub planted_double_assignment: bool,
+    /// A planted bug for the simulation suite only: after a retriable error in a
+    /// partition's fetch answer, its next fetch starts one record further on. It
+    /// exists to prove the consumer invariants catch a skipped record; never set it.
+    #[doc(hidden)]
+    pub planted_bug_skip_after_error: bool,
 }
 
 impl Default for ConsumerConfig {
@@ -223,6 +228,7 @@ impl Default for ConsumerConfig {
             enable_auto_commit: true,
             auto_commit_interval: Duration::from_secs(5),
             planted_double_assignment: false,
+            planted_bug_skip_after_error: false,
         }
     }
 }
@@ -1141,7 +1147,12 @@ impl Consumer {
                                 &mut self.generations,
                             );
                         }
-                        c if c.is_retriable() || c == ErrorCode::UNKNOWN_TOPIC_ID => stale.push(tp),
+                        c if c.is_retriable() || c == ErrorCode::UNKNOWN_TOPIC_ID => {
+                            if self.config.planted_bug_skip_after_error {
+                                p.fetch_offset += 1;
+                            }
+                            stale.push(tp);
+                        }
                         c => {
                             p.position = Position::Failed;
                             self.notes.push_back(Note::Error {
