@@ -435,8 +435,8 @@ impl Consumer {
 
     /// Stops fetching these partitions and handing out their records, as Java's
     /// `pause`: [`recv`](Self::recv) returns none of them until
-    /// [`resume`](Self::resume); what was fetched before stays buffered and comes
-    /// first after the resume.
+    /// [`resume`](Self::resume), after which they go on from the first record not
+    /// handed out. A paused partition holds none of the consumer's byte budget.
     ///
     /// # Errors
     /// The client is closed.

@@ -324,3 +324,93 @@ fn tansu_through_every_facade() {
         s.run(s.client.delete_topic(&topic)).unwrap();
     }
 }
+
+/// The next record within 10 s.
+async fn recv_within(
+    consumer: &mut kafka_sansio::runtime::Consumer,
+) -> kafka_sansio::client::ConsumedRecord {
+    tokio::time::timeout(Duration::from_secs(10), consumer.recv())
+        .await
+        .expect("a record within 10 s")
+        .unwrap()
+}
+
+/// The consumer facade against both mocks: a byte budget that holds one broker's
+/// fetch at a time reads the partitions of every broker in turn, and a paused
+/// partition yields nothing until it is resumed, then everything, in order.
+#[test]
+fn librdkafka_mock_consumer_shares_a_small_budget_and_pauses() {
+    use kafka_sansio::client::{Offset, ProducerRecord, TopicPartition};
+    for flavour in [Librdkafka::Debian, Librdkafka::V216] {
+        let mut mock = Mock::start(flavour, 3, &["c:3:3"]);
+        for p in 0..3 {
+            mock.command(&format!("leader c {p} {}", p + 1));
+        }
+        let bootstrap = mock.bootstrap.join(",");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let client = ClientBuilder::new(&bootstrap)
+                .configure(|c| {
+                    c.consumer.buffer_max_bytes = 1500;
+                    c.consumer.partition_max_bytes = 2048;
+                    c.consumer.fetch_max_wait = Duration::from_millis(100);
+                    // A batch per record, so that a fetch holds a few of them.
+                    c.producer.batch_max_records = 1;
+                })
+                .build_tokio()
+                .await
+                .unwrap();
+            let topics = client.describe_topics(vec!["c".into()]).await.unwrap();
+            let leaders: std::collections::BTreeSet<i32> = topics[0]
+                .partitions
+                .iter()
+                .filter_map(|p| p.leader)
+                .collect();
+            assert_eq!(leaders.len(), 3, "{flavour:?}: one partition per broker");
+            let producer = client.producer();
+            for i in 0..150 {
+                drop(producer.send(ProducerRecord::new("c", format!("v{i}")).partition(i % 3)));
+            }
+            producer.flush().await.unwrap();
+            let tps: Vec<_> = (0..3).map(|p| TopicPartition::new("c", p)).collect();
+            let mut consumer = client.consumer();
+            consumer.assign(tps.clone(), Offset::Beginning).unwrap();
+            let mut next = [0i64; 3];
+            for _ in 0..30 {
+                let r = recv_within(&mut consumer).await;
+                assert_eq!(r.record.offset, next[r.partition as usize], "{flavour:?}");
+                next[r.partition as usize] += 1;
+            }
+            assert!(
+                next.iter().all(|n| *n >= 5),
+                "{flavour:?}: first 30 records by partition {next:?}"
+            );
+            consumer.pause(vec![tps[0].clone()]).unwrap();
+            while next[1] + next[2] < 100 {
+                let r = recv_within(&mut consumer).await;
+                assert_ne!(
+                    r.partition, 0,
+                    "{flavour:?}: a record of the paused partition"
+                );
+                assert_eq!(r.record.offset, next[r.partition as usize]);
+                next[r.partition as usize] += 1;
+            }
+            assert!(
+                tokio::time::timeout(Duration::from_millis(500), consumer.recv())
+                    .await
+                    .is_err(),
+                "{flavour:?}: nothing comes while partition 0 is paused"
+            );
+            consumer.resume(vec![tps[0].clone()]).unwrap();
+            while next[0] < 50 {
+                let r = recv_within(&mut consumer).await;
+                assert_eq!((r.partition, r.record.offset), (0, next[0]), "{flavour:?}");
+                next[0] += 1;
+            }
+            client.close().await;
+        });
+    }
+}

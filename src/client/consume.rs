@@ -138,8 +138,9 @@ impl Client {
 
     /// Stops fetching these partitions and handing out their records (as Java's
     /// `pause`): polls return none of them until [`resume`](Self::resume). What was
-    /// fetched before stays buffered, within the byte budget, and comes first after
-    /// the resume.
+    /// fetched for them and not yet polled is dropped, so that a paused partition
+    /// holds none of the byte budget, and is fetched again after the resume, from
+    /// the position.
     ///
     /// ```
     /// # #[cfg(feature = "sim")] {

@@ -545,17 +545,31 @@ impl Consumer {
     }
 
     /// Pauses (or resumes) fetching these partitions and handing out their
-    /// records; what is buffered for them stays, and is handed out after resume.
+    /// records. A pause drops what is buffered for a partition and fetches it
+    /// again from its position after the resume: a paused partition holds none of
+    /// the byte budget, which the other partitions need (a budget smaller than a
+    /// fetch would otherwise stop every fetch while one partition is paused).
     pub(crate) fn pause(&mut self, tps: &[TopicPartition], paused: bool) {
-        let mut ready = false;
         for tp in tps {
-            if let Some(p) = self.parts.get_mut(tp) {
-                ready |= p.paused && !paused && !p.chunks.is_empty();
-                p.paused = paused;
+            let Some(p) = self.parts.get_mut(tp) else {
+                continue;
+            };
+            // (Before it has a position nothing is fetched for it.)
+            if paused
+                && !p.paused
+                && let Position::At { offset, epoch } = p.position
+            {
+                let dropped = p.buffered();
+                p.chunks.clear();
+                self.buffered -= dropped;
+                // An answer on the wire for it is stale now.
+                self.generations += 1;
+                p.generation = self.generations;
+                p.fetch_offset = offset;
+                p.fetch_epoch = epoch;
+                self.ready.retain(|r| r != tp);
             }
-        }
-        if ready {
-            self.notes.push_back(Note::RecordsReady);
+            p.paused = paused;
         }
     }
 
