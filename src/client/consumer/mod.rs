@@ -331,6 +331,9 @@ struct PartState {
     /// The consumer's `answers_with_records` when a fetch last brought records for
     /// it: the lower, the earlier a fetch names it.
     last_records: u64,
+    /// Paused while a fetch for it was on the wire: that fetch's answer for it is
+    /// dropped (it starts past the position the pause went back to).
+    drop_answer: bool,
 }
 
 impl PartState {
@@ -347,6 +350,7 @@ impl PartState {
             validating: false,
             high_watermark: -1,
             last_records: 0,
+            drop_answer: false,
             stuck: false,
         }
     }
@@ -562,9 +566,9 @@ impl Consumer {
                 let dropped = p.buffered();
                 p.chunks.clear();
                 self.buffered -= dropped;
-                // An answer on the wire for it is stale now.
-                self.generations += 1;
-                p.generation = self.generations;
+                // An answer on the wire for it is dropped when it comes (the
+                // generation stays, for a validation or a lookup on the wire).
+                p.drop_answer = p.in_flight;
                 p.fetch_offset = offset;
                 p.fetch_epoch = epoch;
                 self.ready.retain(|r| r != tp);
@@ -1012,6 +1016,7 @@ impl Consumer {
             for (tp, _, _, _) in &partitions {
                 if let Some(p) = self.parts.get_mut(tp) {
                     p.in_flight = true;
+                    p.drop_answer = false;
                     flight_parts.push((tp.clone(), p.generation));
                 }
             }
@@ -1143,6 +1148,11 @@ impl Consumer {
                 // the broker still holds it in; the next request forgets it), or
                 // asked before a seek, is stale.
                 if generations.get(&tp).is_none_or(|g| *g != p.generation) {
+                    continue;
+                }
+                // Paused since it was asked: fetched again from the position after
+                // the resume.
+                if std::mem::take(&mut p.drop_answer) {
                     continue;
                 }
                 let code = ErrorCode(pd.error_code);
@@ -1606,5 +1616,54 @@ mod tests {
         assert_eq!(errors(&c), 1, "said once");
         c.seek(&TopicPartition::new("t", 0), Offset::At(4));
         assert_eq!(fetches(&mut c), 1, "a seek past it goes on");
+    }
+
+    /// A pause drops what is buffered and goes back to the position; a fetch on
+    /// the wire then starts past it, so its answer is dropped even when the
+    /// partition is resumed before the answer comes.
+    #[test]
+    fn a_fetch_answered_after_a_pause_and_resume_is_dropped_and_asked_again() {
+        let tp = TopicPartition::new("t", 0);
+        let (mut c, flight) = fetching();
+        c.on_fetch(
+            flight,
+            Ok(response(three_batches(false))),
+            &|_| None,
+            &mut Vec::new(),
+        );
+        let mut out = Vec::new();
+        c.poll(1, &mut out);
+        assert_eq!(offsets(&out), [0]);
+        // Records 1-5 are buffered; the next fetch, from 6, goes out.
+        let next = drive(&mut c)
+            .into_iter()
+            .find_map(|w| match w {
+                Want::Fetch { flight, .. } => Some(flight),
+                _ => None,
+            })
+            .expect("a fetch from 6");
+        c.pause(std::slice::from_ref(&tp), true);
+        assert_eq!(
+            c.buffered, next.reserved,
+            "only the fetch on the wire is reserved"
+        );
+        c.pause(std::slice::from_ref(&tp), false);
+        c.on_fetch(
+            next,
+            Ok(response(three_batches(false))),
+            &|_| None,
+            &mut Vec::new(),
+        );
+        c.poll(100, &mut out);
+        assert_eq!(
+            offsets(&out),
+            [0],
+            "nothing past the position the pause went back to"
+        );
+        let again = drive(&mut c).into_iter().find_map(|w| match w {
+            Want::Fetch { request, .. } => Some(request.topics[0].partitions[0].fetch_offset),
+            _ => None,
+        });
+        assert_eq!(again, Some(1), "fetched again from the position");
     }
 }
