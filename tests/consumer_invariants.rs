@@ -737,8 +737,9 @@ fn init_logging() {
 /// Seeds that once failed, kept so they keep passing (3: a byte budget that held
 /// one broker's fetch at a time always went to the lowest broker id, and two
 /// partitions were never read; 421: the simulated broker waited out max wait for
-/// min bytes larger than the fetch's max bytes).
-const REGRESSION_SEEDS: &[u64] = &[3, 421];
+/// min bytes larger than the fetch's max bytes; 3020: a pause dropped the answer to
+/// a validation on the wire and the partition was never fetched again).
+const REGRESSION_SEEDS: &[u64] = &[3, 421, 3020];
 
 #[test]
 fn consumer_invariants_hold_across_seeds() {
