@@ -30,7 +30,7 @@
 #![allow(clippy::disallowed_methods)] // tests own their clock
 
 #[path = "common/seeds.rs"]
-mod seed_threads;
+mod seeds;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -1037,25 +1037,6 @@ fn run_seed(seed: u64, planted_bug: bool) -> (Vec<String>, u64) {
     (run.failures, run.sim.trace_hash())
 }
 
-fn seeds() -> std::ops::Range<u64> {
-    let start = std::env::var("SIM_SEED_START")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
-    let count: u64 = std::env::var("SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(500);
-    start..start + count
-}
-
-fn init_logging() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-}
-
 /// Seeds that once failed, kept so they keep passing.
 /// Seeds that once failed, kept so they keep passing (1055: a broker crashed between
 /// ListGroups' listing and its request to that broker, and the call failed with
@@ -1064,10 +1045,14 @@ const REGRESSION_SEEDS: &[u64] = &[1055];
 
 #[test]
 fn client_invariants_hold_across_seeds() {
-    init_logging();
-    let seeds: Vec<u64> = REGRESSION_SEEDS.iter().copied().chain(seeds()).collect();
+    seeds::init_logging();
+    let seeds: Vec<u64> = REGRESSION_SEEDS
+        .iter()
+        .copied()
+        .chain(seeds::from_env())
+        .collect();
     let ran = seeds.len();
-    seed_threads::on_every_core(&seeds, |seeds| {
+    seeds::on_every_core(&seeds, |seeds| {
         for seed in seeds {
             let (failures, _) = run_seed(seed, false);
             assert!(

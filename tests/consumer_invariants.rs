@@ -34,7 +34,7 @@
 #![allow(clippy::disallowed_methods)] // tests own their clock
 
 #[path = "common/seeds.rs"]
-mod seed_threads;
+mod seeds;
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -715,25 +715,6 @@ fn run_seed(seed: u64, planted_bug: bool) -> (Vec<String>, u64) {
     (run.failures, run.sim.trace_hash())
 }
 
-fn seeds() -> std::ops::Range<u64> {
-    let start = std::env::var("SIM_SEED_START")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
-    let count: u64 = std::env::var("SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(500);
-    start..start + count
-}
-
-fn init_logging() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-}
-
 /// Seeds that once failed, kept so they keep passing (3: a byte budget that held
 /// one broker's fetch at a time always went to the lowest broker id, and two
 /// partitions were never read; 421: the simulated broker waited out max wait for
@@ -743,11 +724,15 @@ const REGRESSION_SEEDS: &[u64] = &[3, 421, 3020];
 
 #[test]
 fn consumer_invariants_hold_across_seeds() {
-    init_logging();
+    seeds::init_logging();
     let started = Instant::now();
-    let seeds: Vec<u64> = REGRESSION_SEEDS.iter().copied().chain(seeds()).collect();
+    let seeds: Vec<u64> = REGRESSION_SEEDS
+        .iter()
+        .copied()
+        .chain(seeds::from_env())
+        .collect();
     let ran = seeds.len();
-    let totals = seed_threads::on_every_core(&seeds, |seeds| {
+    let totals = seeds::on_every_core(&seeds, |seeds| {
         for seed in seeds {
             let (failures, _) = run_seed(seed, false);
             assert!(

@@ -24,7 +24,7 @@
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 #[path = "common/seeds.rs"]
-mod seed_threads;
+mod seeds;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -590,24 +590,12 @@ fn trace() -> bool {
     std::env::var_os("SIM_TRACE").is_some()
 }
 
-fn seeds() -> std::ops::Range<u64> {
-    let start = std::env::var("SIM_SEED_START")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
-    let count: u64 = std::env::var("SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(500);
-    start..start + count
-}
-
 #[test]
 fn group_invariants_hold_across_seeds() {
     // Every seed runs (a campaign reports all its failures), the first few in full.
-    let seeds: Vec<u64> = seeds().collect();
+    let seeds: Vec<u64> = seeds::from_env().collect();
     let ran = seeds.len();
-    let mut failed: Vec<(u64, Vec<String>)> = seed_threads::on_every_core(&seeds, |seeds| {
+    let mut failed: Vec<(u64, Vec<String>)> = seeds::on_every_core(&seeds, |seeds| {
         seeds
             .filter_map(|seed| {
                 let (failures, _) = run_seed(seed, false);

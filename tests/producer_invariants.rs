@@ -32,7 +32,7 @@
 #![allow(clippy::disallowed_methods)] // tests own their clock
 
 #[path = "common/seeds.rs"]
-mod seed_threads;
+mod seeds;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
@@ -816,25 +816,6 @@ fn run_seed(seed: u64, planted_bug: bool) -> (Vec<String>, u64) {
     (run.failures, run.sim.trace_hash())
 }
 
-fn seeds() -> std::ops::Range<u64> {
-    let start = std::env::var("SIM_SEED_START")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
-    let count: u64 = std::env::var("SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(500);
-    start..start + count
-}
-
-fn init_logging() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-}
-
 /// Seeds that once failed, kept so they keep passing (1: a batch written on an
 /// unanswered attempt was renumbered after a later sequence error and written
 /// twice; 158 and 396: a timed-out request left its connection open and every later
@@ -848,13 +829,17 @@ const REGRESSION_SEEDS: &[u64] = &[1, 158, 396, 4872, 1083679];
 
 #[test]
 fn producer_invariants_hold_across_seeds() {
-    init_logging();
+    seeds::init_logging();
     let started = Instant::now();
     // Each thread's counters are its own (thread-locals): summed after.
-    let seeds: Vec<u64> = REGRESSION_SEEDS.iter().copied().chain(seeds()).collect();
+    let seeds: Vec<u64> = REGRESSION_SEEDS
+        .iter()
+        .copied()
+        .chain(seeds::from_env())
+        .collect();
     let ran = seeds.len();
     let mut totals = Totals::default();
-    for t in seed_threads::on_every_core(&seeds, |seeds| {
+    for t in seeds::on_every_core(&seeds, |seeds| {
         for seed in seeds {
             let (failures, _) = run_seed(seed, false);
             assert!(
