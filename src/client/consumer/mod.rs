@@ -136,7 +136,12 @@ pub struct ConsumerConfig {
     pub fetch_max_bytes: i32,
     /// Most bytes per partition in a fetch.
     pub partition_max_bytes: i32,
-    /// Bytes of fetched records held at once (reserved before a fetch is sent).
+    /// Bytes of fetched records held at once (reserved before a fetch is sent:
+    /// 64 MiB). A fetch goes out only when this has room for `partition_max_bytes`
+    /// (or is all free, if smaller), and reserves at most an equal share of it per
+    /// broker with partitions to read, or `partition_max_bytes` if that is more; so
+    /// a budget below `partition_max_bytes` reads one fetch at a time, the brokers
+    /// in turn.
     pub buffer_max_bytes: usize,
     /// Incremental fetch sessions (KIP-227) where the broker offers them.
     pub fetch_sessions: bool,
