@@ -921,7 +921,7 @@ impl Consumer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn assign(
-        &self,
+        &mut self,
         partitions: Vec<crate::client::TopicPartition>,
         start: crate::client::Offset,
     ) -> Result<(), ClientError> {

@@ -346,10 +346,12 @@ impl Consumer {
     /// # Ok(()) });
     /// ```
     pub fn assign(
-        &self,
+        &mut self,
         partitions: Vec<TopicPartition>,
         start: Offset,
     ) -> Result<(), ClientError> {
+        // A partition assigned anew starts unpaused in the client.
+        self.unpause(&partitions);
         self.command(ConsumeCommand::Assign(partitions, start))
     }
 
@@ -479,25 +481,30 @@ impl Consumer {
     /// # Ok(()) });
     /// ```
     pub fn resume(&mut self, partitions: Vec<TopicPartition>) -> Result<(), ClientError> {
-        for tp in &partitions {
+        self.unpause(&partitions);
+        self.command(ConsumeCommand::Pause(partitions, false))
+    }
+
+    /// Forgets the pause of these partitions; their held records go first (the
+    /// client's position for them is past every one).
+    fn unpause(&mut self, partitions: &[TopicPartition]) {
+        for tp in partitions {
             self.paused.remove(tp);
         }
-        if !self.held.is_empty() {
-            // The held records of these partitions go first: the client's position
-            // for them is past every one.
-            let paused = &self.paused;
-            let (still, resumed): (VecDeque<_>, VecDeque<_>) =
-                std::mem::take(&mut self.held).into_iter().partition(|r| {
-                    paused
-                        .iter()
-                        .any(|p| *p.topic == *r.topic && p.partition == r.partition)
-                });
-            self.held = still;
-            let rest = std::mem::take(&mut self.records);
-            self.records = resumed;
-            self.records.extend(rest);
+        if self.held.is_empty() {
+            return;
         }
-        self.command(ConsumeCommand::Pause(partitions, false))
+        let paused = &self.paused;
+        let (still, resumed): (VecDeque<_>, VecDeque<_>) =
+            std::mem::take(&mut self.held).into_iter().partition(|r| {
+                paused
+                    .iter()
+                    .any(|p| *p.topic == *r.topic && p.partition == r.partition)
+            });
+        self.held = still;
+        let rest = std::mem::take(&mut self.records);
+        self.records = resumed;
+        self.records.extend(rest);
     }
 
     /// The next record, or the next error (the consumer goes on after it).
@@ -651,8 +658,9 @@ impl Consumer {
                                     self.handed.remove(tp);
                                 }
                                 self.owned.extend(r.assigned.iter().cloned());
-                                // A partition that moves on is no longer paused here.
-                                for tp in r.revoked.iter().chain(&r.lost) {
+                                // A partition that moves on is no longer paused here
+                                // (nor one assigned anew: the client starts it unpaused).
+                                for tp in r.revoked.iter().chain(&r.lost).chain(&r.assigned) {
                                     if self.paused.remove(tp) {
                                         self.held.retain(|h| {
                                             !(*h.topic == *tp.topic && h.partition == tp.partition)

@@ -486,14 +486,12 @@ impl Consumer {
         self.parts.keys().cloned().collect()
     }
 
-    /// Whether records wait to be handed out (a partition in the ready queue,
-    /// not paused, whose chunks were not dropped since it was queued).
+    /// Whether records wait to be handed out (a partition in the ready queue
+    /// whose chunks were not dropped since it was queued).
     pub(crate) fn has_ready(&self) -> bool {
-        self.ready.iter().any(|tp| {
-            self.parts
-                .get(tp)
-                .is_some_and(|p| !p.paused && !p.chunks.is_empty())
-        })
+        self.ready
+            .iter()
+            .any(|tp| self.parts.get(tp).is_some_and(|p| !p.chunks.is_empty()))
     }
 
     /// Bytes reserved or held for fetched records.
@@ -1319,22 +1317,17 @@ impl Consumer {
 
     /// Hands out up to `max` buffered records, partition by partition.
     pub(crate) fn poll(&mut self, max: usize, out: &mut Vec<ConsumedRecord>) {
-        // Paused partitions keep their place in the queue, untouched.
-        let mut at = 0;
+        // (A paused partition has nothing buffered: see `pause`.)
         while out.len() < max {
-            let Some(tp) = self.ready.get(at).cloned() else {
+            let Some(tp) = self.ready.front().cloned() else {
                 break;
             };
             let Some(p) = self.parts.get_mut(&tp) else {
-                self.ready.remove(at);
+                self.ready.pop_front();
                 continue;
             };
-            if p.paused {
-                at += 1;
-                continue;
-            }
             let Position::At { offset, .. } = p.position else {
-                self.ready.remove(at);
+                self.ready.pop_front();
                 continue;
             };
             let mut position = offset;
@@ -1442,7 +1435,7 @@ impl Consumer {
                 }),
             };
             if exhausted || p.chunks.is_empty() {
-                self.ready.remove(at);
+                self.ready.pop_front();
             } else if out.len() >= max {
                 break;
             }
