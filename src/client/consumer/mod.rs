@@ -363,6 +363,13 @@ impl PartState {
     fn buffered(&self) -> usize {
         self.chunks.iter().map(|c| c.bytes).sum()
     }
+
+    /// Drops what is buffered; the bytes it held.
+    fn drop_buffered(&mut self) -> usize {
+        let bytes = self.buffered();
+        self.chunks.clear();
+        bytes
+    }
 }
 
 /// One broker's fetch session (KIP-227).
@@ -529,9 +536,7 @@ impl Consumer {
         let Some(p) = self.parts.get_mut(tp) else {
             return false;
         };
-        let dropped = p.buffered();
-        p.chunks.clear();
-        self.buffered -= dropped;
+        self.buffered -= p.drop_buffered();
         self.generations += 1;
         p.generation = self.generations;
         p.position = match to {
@@ -566,9 +571,7 @@ impl Consumer {
                 && !p.paused
                 && let Position::At { offset, epoch } = p.position
             {
-                let dropped = p.buffered();
-                p.chunks.clear();
-                self.buffered -= dropped;
+                self.buffered -= p.drop_buffered();
                 // An answer on the wire for it is dropped when it comes (the
                 // generation stays, for a validation or a lookup on the wire).
                 p.drop_answer = p.in_flight;
@@ -1288,7 +1291,7 @@ impl Consumer {
                 self.truncate(&tp, to);
             }
         }
-        if self.has_ready() {
+        if !self.ready.is_empty() {
             self.notes.push_back(Note::RecordsReady);
         }
     }
