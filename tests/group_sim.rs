@@ -634,6 +634,70 @@ fn kip848_members_split_partitions_and_hand_them_over_exactly_once() {
     assert_exactly_once(&[&a, &b], 1800);
 }
 
+/// The broker coordinating the group crashes and stays down: its groups move
+/// with their `__consumer_offsets` partition, and the member must find the new
+/// coordinator on its own, keep its membership and partitions (no rebalance),
+/// and get its commits there. Until the client looked a coordinator up again
+/// when its connection failed, the member asked the dead broker until it came
+/// back: its session ran out at the new coordinator and no commit landed.
+fn a_member_whose_coordinator_crashes_finds_the_new_one(protocol: GroupProtocol) {
+    let mut sim = sim(21, 3);
+    sim.cluster().create_topic("t", 4, 3).unwrap();
+    produce(&mut sim, "t", 4, 50, "a");
+    let mut a = Member::join(&mut sim, 1, &["t"], |c| {
+        c.consumer.group_protocol = protocol
+    });
+    assert!(run(
+        &mut sim,
+        &mut [&mut a],
+        Duration::from_secs(30),
+        |sim, ms| ms[0].got.len() == 200 && all_stable(sim, ms)
+    ));
+    assert_eq!(
+        sim.client(a.host).group_status().unwrap().protocol,
+        protocol
+    );
+    let old = sim.cluster().coordinator(GROUP).unwrap();
+    let now = sim.now();
+    sim.cluster().crash_broker(old, now);
+    let new = sim.cluster().coordinator(GROUP).unwrap();
+    assert_ne!(new, old);
+    produce(&mut sim, "t", 4, 10, "b");
+    // Longer than the session (6 s): a member that never reached the new
+    // coordinator would be gone from the group by the end.
+    run(&mut sim, &mut [&mut a], Duration::from_secs(10), |_, _| {
+        false
+    });
+    assert_eq!(a.got.len(), 240);
+    assert_eq!(
+        a.rebalances().len(),
+        1,
+        "the member kept its partitions: {:?}",
+        a.rebalances()
+    );
+    assert!(a.stable(&mut sim));
+    let members = sim.cluster().group(GROUP).unwrap().members.len();
+    assert_eq!(members, 1, "the new coordinator knows the member");
+    for p in 0..4 {
+        assert_eq!(
+            sim.cluster().committed_offset(GROUP, "t", p),
+            Some(60),
+            "partition {p}: auto-commit reached the new coordinator"
+        );
+    }
+    assert!(!sim.cluster().is_up(old));
+}
+
+#[test]
+fn a_classic_member_whose_coordinator_crashes_finds_the_new_one() {
+    a_member_whose_coordinator_crashes_finds_the_new_one(GroupProtocol::Classic);
+}
+
+#[test]
+fn a_kip848_member_whose_coordinator_crashes_finds_the_new_one() {
+    a_member_whose_coordinator_crashes_finds_the_new_one(GroupProtocol::Consumer);
+}
+
 /// Runs an admin operation on its own client to its end.
 fn admin_op(
     sim: &mut Simulation,

@@ -1508,6 +1508,14 @@ impl Client {
         self.stats.disconnected(&slot.label);
         let never_ready = !slot.is_ready();
         tracing::debug!(broker = %slot.label, %error, "connection closed");
+        // A coordinator that cannot be reached is looked up again, as the Java
+        // client marks it unknown on a disconnect: when its broker is down, Kafka
+        // has moved its groups to another, and asking the old one until it comes
+        // back would let the members' sessions run out and their commits wait.
+        if let Endpoint::Node(node) = slot.endpoint {
+            self.coordinators
+                .retain(|_, c| !matches!(c, CoordState::Known(n) if *n == node));
+        }
         for (_, w) in slot.waiters {
             let failed = Err(ClientError::Connection(error.clone()));
             match w.owner {
