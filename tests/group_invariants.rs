@@ -2,7 +2,10 @@
 //! crash, leave, restart (statically, with their `group.instance.id`) and stall (the
 //! application stops polling for up to 3.5 s against a 1 s `max_poll_interval`)
 //! while a producer writes, partition leaders move and the group's coordinator moves,
-//! against the simulated cluster, with the classic protocol (range, roundrobin,
+//! and, in half the seeds, brokers crash and come back and the group's requests
+//! (commits, offset fetches, heartbeats, joins, syncs, KIP-848 heartbeats, coordinator
+//! lookups) and fetches are answered with retriable errors, against the simulated
+//! cluster, with the classic protocol (range, roundrobin,
 //! cooperative-sticky) or KIP-848 (the coordinator assigns), checking:
 //!
 //! - after the group settles, every partition has exactly one owner (by the members'
@@ -33,6 +36,7 @@ use kafka_sansio::client::{
     Assignor, Client, ClientConfig, ClientError, Event, GroupProtocol, OffsetReset, OpId,
     ProducerRecord,
 };
+use kafka_sansio::messages::{ApiKey, ErrorCode};
 use kafka_sansio::records::{BatchReader, DecodeOptions};
 use kafka_sansio::sim::{ClusterConfig, HostId, NetworkConfig, SimRng, Simulation};
 
@@ -41,6 +45,92 @@ const GROUP: &str = "inv";
 const BUDGET: usize = 48 * 1024;
 const BROKERS: usize = 3;
 const MAX_MEMBERS: usize = 4;
+
+/// Retriable codes injected into the group's requests, by API: what Kafka's
+/// coordinator answers while it moves, loads a group or is away.
+const GROUP_RETRIABLE: &[(ApiKey, &[ErrorCode])] = &[
+    (
+        ApiKey::OffsetCommit,
+        &[
+            ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
+            ErrorCode::COORDINATOR_NOT_AVAILABLE,
+            ErrorCode::NOT_COORDINATOR,
+            ErrorCode::REQUEST_TIMED_OUT,
+        ],
+    ),
+    (
+        ApiKey::OffsetFetch,
+        &[
+            ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
+            ErrorCode::NOT_COORDINATOR,
+        ],
+    ),
+    (
+        ApiKey::Heartbeat,
+        &[
+            ErrorCode::COORDINATOR_NOT_AVAILABLE,
+            ErrorCode::NOT_COORDINATOR,
+        ],
+    ),
+    (
+        ApiKey::JoinGroup,
+        &[
+            ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
+            ErrorCode::COORDINATOR_NOT_AVAILABLE,
+            ErrorCode::NOT_COORDINATOR,
+        ],
+    ),
+    (
+        ApiKey::SyncGroup,
+        &[
+            ErrorCode::COORDINATOR_NOT_AVAILABLE,
+            ErrorCode::NOT_COORDINATOR,
+        ],
+    ),
+    (
+        ApiKey::ConsumerGroupHeartbeat,
+        &[
+            ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
+            ErrorCode::COORDINATOR_NOT_AVAILABLE,
+            ErrorCode::NOT_COORDINATOR,
+        ],
+    ),
+    (
+        ApiKey::FindCoordinator,
+        &[ErrorCode::COORDINATOR_NOT_AVAILABLE],
+    ),
+];
+
+/// Retriable codes injected into Fetch answers.
+const FETCH_RETRIABLE: &[ErrorCode] = &[
+    ErrorCode::NOT_LEADER_OR_FOLLOWER,
+    ErrorCode::FENCED_LEADER_EPOCH,
+    ErrorCode::LEADER_NOT_AVAILABLE,
+    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+];
+
+/// Whether a seed's brokers misbehave too (crashes, injected errors) besides the
+/// membership chaos. The seeds found before these faults existed replay without
+/// them, as they were found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BrokerFaults {
+    /// Half the seeds, by their own draw.
+    BySeed,
+    Off,
+}
+
+/// Broker crashes and restarts and errors injected into the group's requests and
+/// fetches, on a schedule and a random stream of their own (so that a seed
+/// without them runs exactly as it did before they existed).
+struct Faults {
+    rng: SimRng,
+    next: Duration,
+    /// The broker that is down, and when it comes back.
+    down: Option<(i32, Duration)>,
+}
+
+/// Broker crashes over every seed run in this process.
+static CRASHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Records checked over every seed run in this process (so a suite that checks
 /// nothing cannot pass).
@@ -90,10 +180,11 @@ struct Run {
     committed: BTreeMap<i32, i64>,
     failures: Vec<String>,
     next_member_seed: u64,
+    faults: Option<Faults>,
 }
 
 impl Run {
-    fn new(seed: u64, planted: bool) -> Run {
+    fn new(seed: u64, planted: bool, broker_faults: BrokerFaults) -> Run {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
@@ -147,7 +238,17 @@ impl Run {
             committed: BTreeMap::new(),
             failures: Vec::new(),
             next_member_seed: seed.wrapping_mul(31),
+            faults: None,
         };
+        let mut fault_rng = SimRng::new(seed ^ 0xb40c_e2f4);
+        if broker_faults == BrokerFaults::BySeed && fault_rng.chance(0.5) {
+            let next = run.sim.elapsed() + Duration::from_millis(300 + fault_rng.below(1000));
+            run.faults = Some(Faults {
+                rng: fault_rng,
+                next,
+                down: None,
+            });
+        }
         let first = 1 + run.rng.below(3) as usize;
         for _ in 0..first {
             run.join(None);
@@ -416,6 +517,83 @@ impl Run {
         }
     }
 
+    /// When the next broker fault is due, if this seed has them.
+    fn next_fault(&self) -> Option<Duration> {
+        let f = self.faults.as_ref()?;
+        Some(f.down.map_or(f.next, |(_, back)| f.next.min(back)))
+    }
+
+    /// Brings back a crashed broker whose time has come, then, when due, one
+    /// fault: a broker crash (one at a time), or a few retriable errors for one of
+    /// the group's requests or for fetches.
+    fn broker_fault(&mut self) {
+        let now = self.sim.now();
+        let elapsed = self.sim.elapsed();
+        let Some(f) = self.faults.as_mut() else {
+            return;
+        };
+        if let Some((b, back)) = f.down
+            && elapsed >= back
+        {
+            f.down = None;
+            if trace() {
+                eprintln!("T {elapsed:?} broker {b} restarts");
+            }
+            self.sim.cluster().restart_broker(b, now);
+        }
+        let Some(f) = self.faults.as_mut() else {
+            return;
+        };
+        if elapsed < f.next {
+            return;
+        }
+        f.next = elapsed + Duration::from_millis(200 + f.rng.below(1200));
+        match f.rng.below(10) {
+            0..=2 => {
+                if f.down.is_none() {
+                    let b = f.rng.below(BROKERS as u64) as i32;
+                    let back = elapsed + Duration::from_millis(100 + f.rng.below(2000));
+                    f.down = Some((b, back));
+                    CRASHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if trace() {
+                        eprintln!("T {elapsed:?} broker {b} crashes until {back:?}");
+                    }
+                    self.sim.cluster().crash_broker(b, now);
+                }
+            }
+            3..=7 => {
+                let (api, codes) =
+                    GROUP_RETRIABLE[f.rng.below(GROUP_RETRIABLE.len() as u64) as usize];
+                let code = codes[f.rng.below(codes.len() as u64) as usize];
+                let count = 1 + f.rng.below(2) as usize;
+                if trace() {
+                    eprintln!("T {elapsed:?} inject {count} x {code:?} into {api:?}");
+                }
+                self.sim
+                    .cluster()
+                    .inject_group_error(GROUP, Some(api), code, count);
+            }
+            _ => {
+                let code = FETCH_RETRIABLE[f.rng.below(FETCH_RETRIABLE.len() as u64) as usize];
+                let count = 1 + f.rng.below(3) as usize;
+                if trace() {
+                    eprintln!("T {elapsed:?} inject {count} x {code:?} into fetches");
+                }
+                self.sim.cluster().inject_error(ApiKey::Fetch, code, count);
+            }
+        }
+    }
+
+    /// The quiet phase starts: every broker up, no more faults.
+    fn heal(&mut self) {
+        if let Some(f) = self.faults.take()
+            && let Some((b, _)) = f.down
+        {
+            let now = self.sim.now();
+            self.sim.cluster().restart_broker(b, now);
+        }
+    }
+
     fn produce(&mut self) {
         let p = self.rng.below(self.partitions as u64) as i32;
         let now = self.sim.now();
@@ -515,7 +693,12 @@ impl Run {
 
 /// Runs one seed; returns the failures and the trace hash.
 fn run_seed(seed: u64, planted: bool) -> (Vec<String>, u64) {
-    let mut run = Run::new(seed, planted);
+    run_seed_with(seed, planted, BrokerFaults::BySeed)
+}
+
+/// Runs one seed, with or without broker faults.
+fn run_seed_with(seed: u64, planted: bool, broker_faults: BrokerFaults) -> (Vec<String>, u64) {
+    let mut run = Run::new(seed, planted, broker_faults);
     // Short runs, many seeds: a few seconds of chaos hold several membership changes.
     let chaos_for = Duration::from_millis(2500 + run.rng.below(4000));
     let start = run.sim.elapsed();
@@ -531,7 +714,12 @@ fn run_seed(seed: u64, planted: bool) -> (Vec<String>, u64) {
             run.chaos();
             next_chaos += Duration::from_millis(300 + run.rng.below(1200));
         }
-        let until = next_produce.min(next_chaos);
+        if run.next_fault().is_some_and(|t| run.sim.elapsed() >= t) {
+            run.broker_fault();
+        }
+        let until = next_produce
+            .min(next_chaos)
+            .min(run.next_fault().unwrap_or(Duration::MAX));
         let step = until
             .saturating_sub(run.sim.elapsed())
             .max(Duration::from_micros(1));
@@ -539,6 +727,7 @@ fn run_seed(seed: u64, planted: bool) -> (Vec<String>, u64) {
         run.observe();
     }
     // Then quiet: the group must settle and deliver everything.
+    run.heal();
     let limit = run.sim.elapsed() + Duration::from_secs(60);
     let mut settled = false;
     while run.sim.elapsed() < limit && run.failures.is_empty() {
@@ -611,8 +800,9 @@ fn group_invariants_hold_across_seeds() {
     failed.sort_by_key(|(seed, _)| *seed);
     let delivered = DELIVERED.load(std::sync::atomic::Ordering::Relaxed);
     let stale = STALE.load(std::sync::atomic::Ordering::Relaxed);
+    let crashes = CRASHES.load(std::sync::atomic::Ordering::Relaxed);
     eprintln!(
-        "{} of {ran} seeds passed; {delivered} records checked; {stale} members left for want of polls",
+        "{} of {ran} seeds passed; {delivered} records checked; {stale} members left for want of polls; {crashes} broker crashes",
         ran - failed.len()
     );
     assert!(
@@ -637,6 +827,10 @@ fn group_invariants_hold_across_seeds() {
     assert!(
         stale * 20 >= ran,
         "only {stale} members left for want of polls in {ran} seeds"
+    );
+    assert!(
+        crashes * 4 >= ran,
+        "only {crashes} broker crashes in {ran} seeds"
     );
 }
 
@@ -675,14 +869,25 @@ fn group_invariants_hold_across_seeds() {
 ///   refused (STALE_MEMBER_EPOCH) and sent again at once at the same epoch
 ///   (a leaving member sent no heartbeat to learn the new one), and the next owner
 ///   read what it had consumed again.
-const REGRESSION_SEEDS: &[u64] = &[
-    9053, 1113, 2194, 3829, 12908, 12793, 24942, 27224, 47436, 50754,
+///
+/// All of these were found before seeds had broker faults, and replay without them.
+const REGRESSION_SEEDS: &[(u64, BrokerFaults)] = &[
+    (9053, BrokerFaults::Off),
+    (1113, BrokerFaults::Off),
+    (2194, BrokerFaults::Off),
+    (3829, BrokerFaults::Off),
+    (12908, BrokerFaults::Off),
+    (12793, BrokerFaults::Off),
+    (24942, BrokerFaults::Off),
+    (27224, BrokerFaults::Off),
+    (47436, BrokerFaults::Off),
+    (50754, BrokerFaults::Off),
 ];
 
 #[test]
 fn seeds_that_once_failed_pass() {
-    for &seed in REGRESSION_SEEDS {
-        let (failures, _) = run_seed(seed, false);
+    for &(seed, faults) in REGRESSION_SEEDS {
+        let (failures, _) = run_seed_with(seed, false, faults);
         assert!(failures.is_empty(), "seed {seed}: {failures:?}");
     }
 }
