@@ -869,8 +869,11 @@ fn group_invariants_hold_across_seeds() {
 ///   refused (STALE_MEMBER_EPOCH) and sent again at once at the same epoch
 ///   (a leaving member sent no heartbeat to learn the new one), and the next owner
 ///   read what it had consumed again.
+/// - 133: the coordinator's broker crashed; the member asked it again until it
+///   came back, its session ran out at the new coordinator, and its commit on
+///   revoke (it was leaving) never landed: the next owner read 21 records again.
 ///
-/// All of these were found before seeds had broker faults, and replay without them.
+/// All but 133 were found before seeds had broker faults, and replay without them.
 const REGRESSION_SEEDS: &[(u64, BrokerFaults)] = &[
     (9053, BrokerFaults::Off),
     (1113, BrokerFaults::Off),
@@ -882,6 +885,7 @@ const REGRESSION_SEEDS: &[(u64, BrokerFaults)] = &[
     (27224, BrokerFaults::Off),
     (47436, BrokerFaults::Off),
     (50754, BrokerFaults::Off),
+    (133, BrokerFaults::BySeed),
 ];
 
 #[test]

@@ -698,6 +698,76 @@ fn a_kip848_member_whose_coordinator_crashes_finds_the_new_one() {
     a_member_whose_coordinator_crashes_finds_the_new_one(GroupProtocol::Consumer);
 }
 
+/// Partitions added to a subscribed topic are taken up by the group within the
+/// metadata refresh interval (the classic leader sees the new count and
+/// rebalances; a KIP-848 coordinator assigns them itself), each to one member,
+/// and their records are read from the start (none were committed).
+fn partitions_added_to_a_subscribed_topic_are_consumed(
+    protocol: GroupProtocol,
+    assignor: Assignor,
+) {
+    let mut sim = sim(23, 3);
+    sim.cluster().create_topic("t", 2, 3).unwrap();
+    produce(&mut sim, "t", 2, 20, "a");
+    let tweak = |c: &mut ClientConfig| {
+        c.consumer.group_protocol = protocol;
+        c.consumer.assignors = vec![assignor];
+        c.metadata_max_age = Duration::from_secs(10);
+    };
+    let mut a = Member::join(&mut sim, 1, &["t"], tweak);
+    let mut b = Member::join(&mut sim, 2, &["t"], tweak);
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(30),
+        |sim, ms| all_stable(sim, ms) && ms[0].got.len() + ms[1].got.len() == 40
+    ));
+    let OpOutput::TopicResults(grown) = admin_op(&mut sim, |c, now| {
+        c.create_partitions(now, vec![("t".into(), 4)], Duration::from_secs(5))
+    }) else {
+        panic!("not topic results")
+    };
+    grown[0].result.clone().unwrap();
+    produce(&mut sim, "t", 4, 5, "b");
+    let taken_up = run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(40),
+        |sim, ms| {
+            all_stable(sim, ms)
+                && ms[0].mine.len() + ms[1].mine.len() == 4
+                && ms[0].got.len() + ms[1].got.len() == 60
+        },
+    );
+    assert!(
+        taken_up,
+        "the new partitions were not consumed: a holds {:?}, b {:?}, {} records read",
+        a.mine,
+        b.mine,
+        a.got.len() + b.got.len()
+    );
+    assert!(a.mine.is_disjoint(&b.mine), "{:?} {:?}", a.mine, b.mine);
+    assert_exactly_once(&[&a, &b], 60);
+}
+
+#[test]
+fn partitions_added_to_a_subscribed_topic_are_consumed_by_a_classic_eager_group() {
+    partitions_added_to_a_subscribed_topic_are_consumed(GroupProtocol::Classic, Assignor::Range);
+}
+
+#[test]
+fn partitions_added_to_a_subscribed_topic_are_consumed_by_a_cooperative_group() {
+    partitions_added_to_a_subscribed_topic_are_consumed(
+        GroupProtocol::Classic,
+        Assignor::CooperativeSticky,
+    );
+}
+
+#[test]
+fn partitions_added_to_a_subscribed_topic_are_consumed_by_a_kip848_group() {
+    partitions_added_to_a_subscribed_topic_are_consumed(GroupProtocol::Consumer, Assignor::Range);
+}
+
 /// Runs an admin operation on its own client to its end.
 fn admin_op(
     sim: &mut Simulation,
