@@ -1,7 +1,8 @@
 //! Our consumer group member against a group coordinator others wrote: librdkafka
 //! 2.16's mock cluster, which speaks the classic protocol and KIP-848
 //! (ConsumerGroupHeartbeat v1). Two of our members split a topic, one closes, the
-//! other takes over; every record is read once. The mock is installed and started by
+//! other takes over; every record is read once. A member whose coordinator's
+//! broker goes down finds the next coordinator and commits there. The mock is installed and started by
 //! `scripts/peers/` (see tests/integration_util.rs).
 //!
 //! KIP-848 passes. The mock aborted (an assertion in its `validate_subscription`,
@@ -258,4 +259,90 @@ async fn a_classic_member_that_stops_polling_leaves_on_tansu() {
     admin.create_topic("t", 4, 1).await.unwrap();
     admin.close().await;
     a_stuck_member_leaves(&tansu.addr, GroupProtocol::Classic).await;
+}
+
+/// The broker coordinating the group goes down (its connections closed, new ones
+/// refused) and the mock names another coordinator: our member must look the
+/// coordinator up again rather than wait for the old one, so a commit after the
+/// crash lands and the member reads on with its partitions. (It asked the down
+/// broker until it came back, before the client forgot a coordinator whose
+/// connection failed; the commit then ran into its deadline.)
+async fn the_coordinator_goes_down(protocol: GroupProtocol) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let mut mock = Mock::start(Librdkafka::V216, 3, &["t:4"]);
+    if protocol == GroupProtocol::Classic {
+        for cap in CLASSIC_CAPS {
+            mock.command(cap);
+        }
+    }
+    let group = format!("crash-{protocol:?}");
+    // Every partition led by broker 3, the group coordinated by broker 1.
+    for p in 0..4 {
+        assert_eq!(mock.command(&format!("leader t {p} 3")), "ok");
+    }
+    assert_eq!(mock.command(&format!("coordinator group {group} 1")), "ok");
+    let bootstrap = mock.bootstrap.join(",");
+    let producer_client = ClientBuilder::new(&bootstrap).build_tokio().await.unwrap();
+    let producer = producer_client.producer();
+    send_round(&producer, "a".into()).await;
+    let client = ClientBuilder::new(&bootstrap)
+        .group_id(group.clone())
+        .configure(move |c| {
+            c.consumer.auto_offset_reset = OffsetReset::Earliest;
+            c.consumer.group_protocol = protocol;
+            c.consumer.session_timeout = Duration::from_secs(6);
+            c.consumer.heartbeat_interval = Duration::from_millis(300);
+            c.consumer.rebalance_timeout = Duration::from_secs(10);
+        })
+        .build_tokio()
+        .await
+        .unwrap();
+    let mut c = client.consumer();
+    c.subscribe(["t"]).unwrap();
+    let mut seen = Seen::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.len() < 100 {
+        assert!(
+            Instant::now() < deadline,
+            "{protocol:?}: read {} of 100",
+            seen.len()
+        );
+        read_some(&mut c, &mut seen).await;
+    }
+    assert_eq!(mock.command("down 1"), "ok");
+    assert_eq!(mock.command(&format!("coordinator group {group} 2")), "ok");
+    send_round(&producer, "b".into()).await;
+    while seen.len() < 200 {
+        assert!(
+            Instant::now() < deadline,
+            "{protocol:?}: read {} of 200",
+            seen.len()
+        );
+        read_some(&mut c, &mut seen).await;
+    }
+    let committed = tokio::time::timeout(Duration::from_secs(10), c.commit())
+        .await
+        .unwrap_or_else(|_| panic!("{protocol:?}: the commit waited for the down coordinator"))
+        .unwrap();
+    assert_eq!(committed.len(), 4, "{committed:?}");
+    assert!(committed.iter().all(|(_, o)| *o == 50), "{committed:?}");
+    assert_eq!(c.assignment().len(), 4);
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "{protocol:?}: read twice: {twice:?}");
+    c.close().await.unwrap();
+    client.close().await;
+    producer_client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kip848_member_finds_the_next_coordinator_when_its_broker_goes_down() {
+    the_coordinator_goes_down(GroupProtocol::Consumer).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_classic_member_finds_the_next_coordinator_when_its_broker_goes_down() {
+    the_coordinator_goes_down(GroupProtocol::Classic).await;
 }
