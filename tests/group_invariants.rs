@@ -4,9 +4,10 @@
 //! while a producer writes, partition leaders move and the group's coordinator moves,
 //! and, in half the seeds, brokers crash and come back and the group's requests
 //! (commits, offset fetches, heartbeats, joins, syncs, KIP-848 heartbeats, coordinator
-//! lookups) and fetches are answered with retriable errors, against the simulated
-//! cluster, with the classic protocol (range, roundrobin,
-//! cooperative-sticky) or KIP-848 (the coordinator assigns), checking:
+//! lookups) and fetches are answered with retriable errors, brokers throttle and
+//! connections reset, against the simulated cluster, with the classic protocol
+//! (range, roundrobin, cooperative-sticky) or KIP-848 (the coordinator assigns),
+//! checking:
 //!
 //! - after the group settles, every partition has exactly one owner (by the members'
 //!   own rebalance events and by what they report), and no member ever polls a
@@ -119,14 +120,16 @@ enum BrokerFaults {
     Off,
 }
 
-/// Broker crashes and restarts and errors injected into the group's requests and
-/// fetches, on a schedule and a random stream of their own (so that a seed
+/// Broker crashes and restarts, errors injected into the group's requests and
+/// fetches, throttling and connection resets, on a schedule and a random stream of their own (so that a seed
 /// without them runs exactly as it did before they existed).
 struct Faults {
     rng: SimRng,
     next: Duration,
     /// The broker that is down, and when it comes back.
     down: Option<(i32, Duration)>,
+    /// The network's reset probability before the faults changed it.
+    resets: f64,
 }
 
 /// Broker crashes over every seed run in this process.
@@ -247,6 +250,7 @@ impl Run {
                 rng: fault_rng,
                 next,
                 down: None,
+                resets: run.sim.network.reset_probability,
             });
         }
         let first = 1 + run.rng.below(3) as usize;
@@ -524,8 +528,8 @@ impl Run {
     }
 
     /// Brings back a crashed broker whose time has come, then, when due, one
-    /// fault: a broker crash (one at a time), or a few retriable errors for one of
-    /// the group's requests or for fetches.
+    /// fault: a broker crash (one at a time), a few retriable errors for one of
+    /// the group's requests or for fetches, throttling, or connection resets.
     fn broker_fault(&mut self) {
         let now = self.sim.now();
         let elapsed = self.sim.elapsed();
@@ -548,7 +552,7 @@ impl Run {
             return;
         }
         f.next = elapsed + Duration::from_millis(200 + f.rng.below(1200));
-        match f.rng.below(10) {
+        match f.rng.below(12) {
             0..=2 => {
                 if f.down.is_none() {
                     let b = f.rng.below(BROKERS as u64) as i32;
@@ -573,6 +577,20 @@ impl Run {
                     .cluster()
                     .inject_group_error(GROUP, Some(api), code, count);
             }
+            10 => {
+                let ms = [0, 0, 5, 50, 400][f.rng.below(5) as usize];
+                if trace() {
+                    eprintln!("T {elapsed:?} brokers throttle by {ms} ms");
+                }
+                self.sim.cluster().faults.throttle_ms = ms;
+            }
+            11 => {
+                let p: f64 = [0.0, 0.002, 0.01][f.rng.below(3) as usize];
+                if trace() {
+                    eprintln!("T {elapsed:?} connections reset with probability {p}");
+                }
+                self.sim.network.reset_probability = p.max(f.resets);
+            }
             _ => {
                 let code = FETCH_RETRIABLE[f.rng.below(FETCH_RETRIABLE.len() as u64) as usize];
                 let count = 1 + f.rng.below(3) as usize;
@@ -586,12 +604,15 @@ impl Run {
 
     /// The quiet phase starts: every broker up, no more faults.
     fn heal(&mut self) {
-        if let Some(f) = self.faults.take()
-            && let Some((b, _)) = f.down
-        {
+        let Some(f) = self.faults.take() else {
+            return;
+        };
+        if let Some((b, _)) = f.down {
             let now = self.sim.now();
             self.sim.cluster().restart_broker(b, now);
         }
+        self.sim.cluster().faults.throttle_ms = 0;
+        self.sim.network.reset_probability = f.resets;
     }
 
     fn produce(&mut self) {
