@@ -768,6 +768,64 @@ fn partitions_added_to_a_subscribed_topic_are_consumed_by_a_kip848_group() {
     partitions_added_to_a_subscribed_topic_are_consumed(GroupProtocol::Consumer, Assignor::Range);
 }
 
+/// A pause in a group lasts while the member keeps the partition, across a
+/// cooperative rebalance that moves other partitions, and ends with the
+/// partition: the member it moves to reads it from where the pausing member
+/// stopped (its commit on revoke), and nothing is read twice or skipped.
+#[test]
+fn a_pause_lasts_while_the_partition_stays_and_ends_when_it_moves() {
+    let mut sim = sim(24, 3);
+    sim.cluster().create_topic("t", 4, 3).unwrap();
+    produce(&mut sim, "t", 4, 20, "a");
+    let coop = |c: &mut ClientConfig| c.consumer.assignors = vec![Assignor::CooperativeSticky];
+    let mut a = Member::join(&mut sim, 1, &["t"], coop);
+    assert!(run(
+        &mut sim,
+        &mut [&mut a],
+        Duration::from_secs(30),
+        |sim, ms| all_stable(sim, ms) && ms[0].got.len() == 80
+    ));
+    let paused: Vec<TopicPartition> = (0..4).map(|p| TopicPartition::new("t", p)).collect();
+    let now = sim.now();
+    sim.client(a.host).pause(now, &paused);
+    produce(&mut sim, "t", 4, 10, "b");
+    run(&mut sim, &mut [&mut a], Duration::from_secs(3), |_, _| {
+        false
+    });
+    assert_eq!(a.got.len(), 80, "nothing of a paused partition is read");
+    // b joins: a gives two partitions up and keeps two, still paused.
+    let mut b = Member::join(&mut sim, 2, &["t"], coop);
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(30),
+        |sim, ms| all_stable(sim, ms) && ms[1].mine.len() == 2 && ms[1].got.len() == 20
+    ));
+    assert_eq!(a.mine.len(), 2);
+    run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(3),
+        |_, _| false,
+    );
+    assert_eq!(a.got.len(), 80, "a's kept partitions stay paused");
+    assert!(
+        b.got.iter().all(|(_, o, _)| *o >= 20),
+        "b starts where a stopped: {:?}",
+        b.got
+    );
+    let kept: Vec<TopicPartition> = a.mine.iter().cloned().collect();
+    let now = sim.now();
+    sim.client(a.host).resume(now, &kept);
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(30),
+        |_, ms| ms[0].got.len() + ms[1].got.len() == 120
+    ));
+    assert_exactly_once(&[&a, &b], 120);
+}
+
 /// Runs an admin operation on its own client to its end.
 fn admin_op(
     sim: &mut Simulation,
