@@ -298,7 +298,9 @@ impl Consumer {
     /// Commits what was handed to the application, then leaves the group: the
     /// partitions are revoked (committed once more with auto-commit) and the
     /// coordinator is told, so the others take them over at once. The client stays
-    /// open. A static member (`group_instance_id`) leaves for good this way.
+    /// open. A static member (`group_instance_id`) leaves for good this way. It
+    /// ends within the client's operation timeout: when the coordinator cannot be
+    /// reached by then, the member stops anyway and `close` says why.
     ///
     /// # Errors
     /// The commit or the leave failed, or the client is closed.
@@ -316,11 +318,16 @@ impl Consumer {
             self.handed.insert(tp.clone(), offset);
             self.command(ConsumeCommand::Seek(tp, Offset::At(offset)))?;
         }
-        let committed = self.commit().await;
+        // The commit and the leave start together, so that the whole close ends
+        // within one operation timeout: the leave's revocation waits for the
+        // commit anyway (commits go in order), and a leave that runs out of time
+        // fails the commit with it.
+        let committed = self.commit_async()?;
         // Leaving revokes everything and nothing is left to hand over, so the
         // revocation needs no application to acknowledge it.
         self.command(ConsumeCommand::AutoAck)?;
         let left = self.client.run(|c, now| c.leave_group(now)).await;
+        let committed = committed.await;
         self.closed = true;
         committed?;
         left.map(|_| ())

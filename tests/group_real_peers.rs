@@ -346,3 +346,54 @@ async fn a_kip848_member_finds_the_next_coordinator_when_its_broker_goes_down() 
 async fn a_classic_member_finds_the_next_coordinator_when_its_broker_goes_down() {
     the_coordinator_goes_down(GroupProtocol::Classic).await;
 }
+
+/// The only broker goes down under a member: `close` (commit, then leave) cannot
+/// reach the coordinator, and still ends, with an error, within the client's
+/// operation timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_ends_within_the_operation_timeout_when_the_coordinator_is_down() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let mut mock = Mock::start(Librdkafka::V216, 1, &["t:4"]);
+    let bootstrap = mock.bootstrap.join(",");
+    let producer_client = ClientBuilder::new(&bootstrap).build_tokio().await.unwrap();
+    send_round(&producer_client.producer(), "a".into()).await;
+    producer_client.close().await;
+    let timeout = Duration::from_secs(3);
+    let client = ClientBuilder::new(&bootstrap)
+        .group_id("close-down")
+        .configure(move |c| {
+            c.consumer.auto_offset_reset = OffsetReset::Earliest;
+            c.consumer.group_protocol = GroupProtocol::Consumer;
+            c.operation_timeout = timeout;
+        })
+        .build_tokio()
+        .await
+        .unwrap();
+    let mut c = client.consumer();
+    c.subscribe(["t"]).unwrap();
+    let mut seen = Seen::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.len() < 100 {
+        assert!(Instant::now() < deadline, "read {} of 100", seen.len());
+        read_some(&mut c, &mut seen).await;
+    }
+    assert_eq!(mock.command("down 1"), "ok");
+    let start = Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(60), c.close())
+        .await
+        .expect("close ended");
+    let took = start.elapsed();
+    eprintln!("close took {took:?}: {closed:?}");
+    assert!(
+        closed.is_err(),
+        "nothing reached the coordinator: {closed:?}"
+    );
+    assert!(
+        took <= timeout + Duration::from_secs(1),
+        "close took {took:?}"
+    );
+    client.close().await;
+}

@@ -826,6 +826,60 @@ fn a_pause_lasts_while_the_partition_stays_and_ends_when_it_moves() {
     assert_exactly_once(&[&a, &b], 120);
 }
 
+/// A leave that cannot reach the coordinator (its only broker is down) ends by
+/// its timeout with a typed error, the member out of the group: its partitions
+/// are given up (revoked or lost), and nothing waits for the broker to return.
+#[test]
+fn a_leave_that_cannot_reach_the_coordinator_ends_by_its_timeout() {
+    let mut sim = sim(25, 1);
+    sim.cluster().create_topic("t", 2, 1).unwrap();
+    produce(&mut sim, "t", 2, 10, "a");
+    let mut a = Member::join(&mut sim, 1, &["t"], |_| {});
+    assert!(run(
+        &mut sim,
+        &mut [&mut a],
+        Duration::from_secs(30),
+        |sim, ms| all_stable(sim, ms) && ms[0].got.len() == 20
+    ));
+    let now = sim.now();
+    sim.cluster().crash_broker(0, now);
+    let started = sim.now();
+    let op = sim
+        .client(a.host)
+        .with_timeout(Duration::from_secs(2), |c| c.leave_group(now));
+    let mut ended = None;
+    run(
+        &mut sim,
+        &mut [&mut a],
+        Duration::from_secs(10),
+        |sim, ms| {
+            ended = ms[0].events.iter().find_map(|e| match e {
+                Event::Done { op: o, result } if *o == op => Some((result.clone(), sim.now())),
+                _ => None,
+            });
+            ended.is_some()
+        },
+    );
+    let (result, at) = ended.expect("the leave ended");
+    assert!(
+        matches!(result, Err(ClientError::Timeout { .. })),
+        "{result:?}"
+    );
+    let took = at - started;
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_millis(2100),
+        "ended after {took:?}"
+    );
+    assert!(a.mine.is_empty(), "still holds {:?}", a.mine);
+    assert!(
+        sim.client(a.host)
+            .group_status()
+            .is_none_or(|s| !s.stable && s.owned.is_empty()),
+        "{:?}",
+        sim.client(a.host).group_status()
+    );
+}
+
 /// Runs an admin operation on its own client to its end.
 fn admin_op(
     sim: &mut Simulation,

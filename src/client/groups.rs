@@ -191,14 +191,22 @@ impl Client {
     /// Leaves the group: the member's partitions are revoked (one
     /// [`Event::Rebalance`] to acknowledge; committed first with auto-commit),
     /// then the coordinator is told (a LeaveGroup, or a KIP-848 leave heartbeat).
-    /// The returned operation ends when that is done. A static member leaves for
-    /// good this way; [`close`](Self::close) alone keeps its place (KIP-345).
+    /// The returned operation ends when that is done, or with
+    /// [`ClientError::Timeout`] after the operation timeout (or
+    /// [`with_timeout`](Self::with_timeout)'s), the member out of the group either
+    /// way (what it still held is reported lost; the coordinator drops it at its
+    /// session's end). A static member leaves for good this way;
+    /// [`close`](Self::close) alone keeps its place (KIP-345).
     pub fn leave_group(&mut self, now: Instant) -> OpId {
         self.advance(now);
         let op = OpId(self.next_op);
         self.next_op += 1;
+        let timeout = self
+            .next_timeout
+            .take()
+            .unwrap_or(self.config.operation_timeout);
         match self.group.as_deref_mut() {
-            Some(g) => g.leave(Some(op)),
+            Some(g) => g.leave(Some(op), (now + timeout, timeout)),
             None => self.events.push_back(Event::Done {
                 op,
                 result: Ok(OpOutput::Committed(Vec::new())),

@@ -191,8 +191,13 @@ enum Life {
     Idle,
     /// Subscribed: joining or in the group.
     Active,
-    /// Leaving: giving partitions up, then telling the coordinator.
-    Leaving { op: Option<OpId>, call: Option<u64> },
+    /// Leaving: giving partitions up, then telling the coordinator, by `until`
+    /// (the instant, and the timeout it came from).
+    Leaving {
+        op: Option<OpId>,
+        call: Option<u64>,
+        until: (Instant, Duration),
+    },
     /// Stopped by a fatal error.
     Failed,
     /// Out of the group because the application stopped polling
@@ -453,11 +458,16 @@ impl GroupMember {
     }
 
     /// Leaves the group: partitions are revoked (committed first with auto-commit),
-    /// then the coordinator is told. `op` ends when that is done.
-    pub(crate) fn leave(&mut self, op: Option<OpId>) {
+    /// then the coordinator is told. `op` ends when that is done, or with a
+    /// timeout at `until`, the member out of the group either way.
+    pub(crate) fn leave(&mut self, op: Option<OpId>, until: (Instant, Duration)) {
         match self.life {
             Life::Active => {
-                self.life = Life::Leaving { op, call: None };
+                self.life = Life::Leaving {
+                    op,
+                    call: None,
+                    until,
+                };
             }
             Life::Leaving { op: Some(_), .. } => {
                 if let Some(op) = op {
@@ -469,8 +479,8 @@ impl GroupMember {
                     });
                 }
             }
-            Life::Leaving { op: None, call } => {
-                self.life = Life::Leaving { op, call };
+            Life::Leaving { op: None, call, .. } => {
+                self.life = Life::Leaving { op, call, until };
             }
             Life::Stale { .. } => {
                 self.life = Life::Idle;
@@ -585,7 +595,11 @@ impl GroupMember {
         let auto = self
             .next_auto_commit
             .filter(|_| self.settings.auto_commit && self.life == Life::Active);
-        [protocol, auto, self.reconciler.deadline()]
+        let leave = match self.life {
+            Life::Leaving { until, .. } => Some(until.0),
+            _ => None,
+        };
+        [protocol, auto, self.reconciler.deadline(), leave]
             .into_iter()
             .flatten()
             .min()
@@ -660,7 +674,12 @@ impl GroupMember {
             }
             match self.life.clone() {
                 Life::Active => self.drive_protocol(now, env, consumer),
-                Life::Leaving { op, call } => self.drive_leave(now, env, op, call, consumer),
+                Life::Leaving {
+                    op,
+                    until: (at, timeout),
+                    ..
+                } if at <= now => self.leave_timed_out(op, timeout, consumer),
+                Life::Leaving { op, call, .. } => self.drive_leave(now, env, op, call, consumer),
                 Life::Idle | Life::Failed | Life::Stale { .. } => {}
             }
             self.auto_commit(now, consumer);
@@ -826,6 +845,7 @@ impl GroupMember {
         if let Life::Leaving {
             op,
             call: Some(call),
+            ..
         } = self.life.clone()
             && call == id
         {
@@ -897,10 +917,27 @@ impl GroupMember {
         match leave {
             Some(call) => {
                 let id = self.send_leave(call);
-                self.life = Life::Leaving { op, call: Some(id) };
+                if let Life::Leaving { call, .. } = &mut self.life {
+                    *call = Some(id);
+                }
             }
             None => self.finish_leave(op, consumer),
         }
+    }
+
+    /// The leave ran out of time (a coordinator that cannot be reached, a commit
+    /// on revoke that does not end): the member stops here, what the application
+    /// still holds by its events is lost, queued commits fail, and the leave ends
+    /// with the timeout. The coordinator drops the member at its session's end.
+    fn leave_timed_out(&mut self, op: Option<OpId>, timeout: Duration, consumer: &mut Consumer) {
+        let error = ClientError::Timeout {
+            operation: "leaving the group",
+            timeout,
+            last_error: None,
+        };
+        tracing::warn!(group = %self.settings.group_id, %error, "the member stops without the coordinator told");
+        self.drop_membership(&error, consumer);
+        self.finish_leave_with(op, consumer, Err(error));
     }
 
     fn finish_leave(&mut self, op: Option<OpId>, consumer: &mut Consumer) {
