@@ -4,14 +4,14 @@
 //! while a producer writes, partition leaders move and the group's coordinator moves,
 //! and, in half the seeds, brokers crash and come back and the group's requests
 //! (commits, offset fetches, heartbeats, joins, syncs, KIP-848 heartbeats, coordinator
-//! lookups) and fetches are answered with retriable errors, brokers throttle and
-//! connections reset, against the simulated cluster, with the classic protocol
-//! (range, roundrobin, cooperative-sticky) or KIP-848 (the coordinator assigns),
-//! checking:
+//! lookups) and fetches are answered with retriable errors, brokers throttle,
+//! connections reset and applications pause and resume partitions, against the
+//! simulated cluster, with the classic protocol (range, roundrobin,
+//! cooperative-sticky) or KIP-848 (the coordinator assigns), checking:
 //!
 //! - after the group settles, every partition has exactly one owner (by the members'
 //!   own rebalance events and by what they report), and no member ever polls a
-//!   record of a partition it was not given;
+//!   record of a partition it was not given, or one it paused;
 //! - the group's committed offsets never go backwards;
 //! - every record in the log is delivered to the group at least once, and none
 //!   twice unless its partition changed hands uncleanly (its owner crashed or lost
@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use kafka_sansio::client::{
     Assignor, Client, ClientConfig, ClientError, Event, GroupProtocol, OffsetReset, OpId,
-    ProducerRecord,
+    ProducerRecord, TopicPartition,
 };
 use kafka_sansio::messages::{ApiKey, ErrorCode};
 use kafka_sansio::records::{BatchReader, DecodeOptions};
@@ -161,6 +161,9 @@ struct App {
     revoking: BTreeSet<i32>,
     /// The application is stuck (reads no events, polls nothing) until then.
     stalled_until: Option<Duration>,
+    /// Partitions it paused (a revoke or loss ends a pause, as in Kafka's
+    /// clients: a partition given back later starts unpaused).
+    paused: BTreeSet<i32>,
 }
 
 struct Run {
@@ -300,6 +303,7 @@ impl Run {
             consumed_end: BTreeMap::new(),
             revoking: BTreeSet::new(),
             stalled_until: None,
+            paused: BTreeSet::new(),
         });
     }
 
@@ -389,6 +393,7 @@ impl Run {
                         }
                         let app = &mut self.apps[i];
                         for tp in revoked.iter().chain(&lost) {
+                            app.paused.remove(&tp.partition);
                             if !app.mine.remove(&tp.partition) {
                                 self.failures
                                     .push(format!("app {i}: {tp} revoked but not held"));
@@ -422,6 +427,12 @@ impl Run {
                 if !app.mine.contains(&r.partition) {
                     self.failures.push(format!(
                         "app {i} polled {}-{}@{} without holding it",
+                        r.topic, r.partition, r.record.offset
+                    ));
+                }
+                if app.paused.contains(&r.partition) {
+                    self.failures.push(format!(
+                        "app {i} polled {}-{}@{} while it was paused",
                         r.topic, r.partition, r.record.offset
                     ));
                 }
@@ -552,7 +563,46 @@ impl Run {
             return;
         }
         f.next = elapsed + Duration::from_millis(200 + f.rng.below(1200));
-        match f.rng.below(12) {
+        match f.rng.below(14) {
+            12 | 13 => {
+                // The application pauses one of its partitions or resumes one.
+                let live: Vec<usize> = (0..self.apps.len())
+                    .filter(|&i| {
+                        self.apps[i].alive
+                            && !self.apps[i].left
+                            && self.apps[i].leaving.is_none()
+                            && self.apps[i].stalled_until.is_none()
+                    })
+                    .collect();
+                if live.is_empty() {
+                    return;
+                }
+                let i = live[f.rng.below(live.len() as u64) as usize];
+                let app = &mut self.apps[i];
+                let resume = !app.paused.is_empty() && f.rng.chance(0.5);
+                let pick: Vec<i32> = if resume {
+                    app.paused.iter().copied().collect()
+                } else {
+                    app.mine.difference(&app.paused).copied().collect()
+                };
+                if pick.is_empty() {
+                    return;
+                }
+                let p = pick[f.rng.below(pick.len() as u64) as usize];
+                let tp = [TopicPartition::new(TOPIC, p)];
+                let host = app.host;
+                if trace() {
+                    let what = if resume { "resumes" } else { "pauses" };
+                    eprintln!("T {elapsed:?} app {i} {what} t-{p}");
+                }
+                if resume {
+                    app.paused.remove(&p);
+                    self.sim.client(host).resume(now, &tp);
+                } else {
+                    app.paused.insert(p);
+                    self.sim.client(host).pause(now, &tp);
+                }
+            }
             0..=2 => {
                 if f.down.is_none() {
                     let b = f.rng.below(BROKERS as u64) as i32;
@@ -607,8 +657,17 @@ impl Run {
         let Some(f) = self.faults.take() else {
             return;
         };
+        let now = self.sim.now();
+        for app in &mut self.apps {
+            let paused: Vec<TopicPartition> = std::mem::take(&mut app.paused)
+                .into_iter()
+                .map(|p| TopicPartition::new(TOPIC, p))
+                .collect();
+            if app.alive && !paused.is_empty() {
+                self.sim.client(app.host).resume(now, &paused);
+            }
+        }
         if let Some((b, _)) = f.down {
-            let now = self.sim.now();
             self.sim.cluster().restart_broker(b, now);
         }
         self.sim.cluster().faults.throttle_ms = 0;
