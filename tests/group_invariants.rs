@@ -953,7 +953,14 @@ fn group_invariants_hold_across_seeds() {
 ///   came back, its session ran out at the new coordinator, and its commit on
 ///   revoke (it was leaving) never landed: the next owner read 21 records again.
 ///
-/// All but 133 were found before seeds had broker faults, and replay without them.
+/// - 54683: a commit the coordinator saw between the leader's JoinGroup answer
+///   and its SyncGroup was refused (REBALANCE_IN_PROGRESS), and the refusal came
+///   after the SyncGroup's answer (another connection): the commit was held for
+///   a SyncGroup answer already in, and it and every later commit waited for
+///   ever (the group never settled).
+///
+/// All but 133 and 54683 were found before seeds had broker faults, and replay
+/// without them.
 const REGRESSION_SEEDS: &[(u64, BrokerFaults)] = &[
     (9053, BrokerFaults::Off),
     (1113, BrokerFaults::Off),
@@ -966,6 +973,7 @@ const REGRESSION_SEEDS: &[(u64, BrokerFaults)] = &[
     (47436, BrokerFaults::Off),
     (50754, BrokerFaults::Off),
     (133, BrokerFaults::BySeed),
+    (54683, BrokerFaults::BySeed),
 ];
 
 #[test]

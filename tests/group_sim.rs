@@ -880,6 +880,50 @@ fn a_leave_that_cannot_reach_the_coordinator_ends_by_its_timeout() {
     );
 }
 
+/// A commit refused with REBALANCE_IN_PROGRESS while the member is in a stable
+/// generation (its SyncGroup answer came first, on the group's own connection,
+/// and the refusal, for a commit the coordinator saw before that SyncGroup,
+/// after it) goes again at once and lands. It was held for a SyncGroup answer
+/// that had come already: the commit never ended, nor did any later one, and
+/// auto-commit stopped for good (found by the group suite, seed 54683).
+#[test]
+fn a_commit_refused_for_a_rebalance_that_is_over_goes_again() {
+    let mut sim = sim(26, 3);
+    sim.cluster().create_topic("t", 2, 3).unwrap();
+    produce(&mut sim, "t", 2, 10, "a");
+    let mut a = Member::join(&mut sim, 1, &["t"], |c| {
+        c.consumer.enable_auto_commit = false;
+    });
+    assert!(run(
+        &mut sim,
+        &mut [&mut a],
+        Duration::from_secs(30),
+        |sim, ms| all_stable(sim, ms) && ms[0].got.len() == 20
+    ));
+    sim.cluster().inject_group_error(
+        GROUP,
+        Some(kafka_sansio::messages::ApiKey::OffsetCommit),
+        kafka_sansio::messages::ErrorCode::REBALANCE_IN_PROGRESS,
+        1,
+    );
+    let now = sim.now();
+    let op = sim.client(a.host).commit(now, None);
+    let mut result = None;
+    run(&mut sim, &mut [&mut a], Duration::from_secs(10), |_, ms| {
+        result = ms[0].events.iter().find_map(|e| match e {
+            Event::Done { op: o, result } if *o == op => Some(result.clone()),
+            _ => None,
+        });
+        result.is_some()
+    });
+    let result = result.expect("the commit ended");
+    assert!(result.is_ok(), "{result:?}");
+    for p in 0..2 {
+        assert_eq!(sim.cluster().committed_offset(GROUP, "t", p), Some(10));
+    }
+    assert!(a.stable(&mut sim));
+}
+
 /// Runs an admin operation on its own client to its end.
 fn admin_op(
     sim: &mut Simulation,

@@ -802,10 +802,14 @@ impl GroupMember {
         if stale && let Proto::Next(n) = &mut self.proto {
             n.heartbeat_now();
         }
-        // Held for a rebalance that is over already: nothing else would release it.
+        // Held for a rebalance that is over already: nothing else would release
+        // it. That is a raced commit's once the member is out of its rebalance,
+        // and any commit refused while the member is stable: a SyncGroup answered
+        // before the refusal came (the two travel on different connections), so
+        // no SyncGroup answer is left to release it.
         if stale
-            && overtaken.is_some()
-            && matches!(&self.proto, Proto::Classic(c) if !c.in_rebalance())
+            && matches!(&self.proto, Proto::Classic(c)
+                if (overtaken.is_some() && !c.in_rebalance()) || c.is_stable())
         {
             self.commits.release();
         }
