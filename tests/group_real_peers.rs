@@ -55,6 +55,25 @@ const CLASSIC_CAPS: [&str; 3] = [
     "apiversion 13 0 2",
 ];
 
+fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// librdkafka 2.16's mock with `brokers` brokers and topic `t` of four
+/// partitions, capped for the classic protocol when `protocol` is classic.
+fn mock_for(protocol: GroupProtocol, brokers: usize) -> Mock {
+    let mut mock = Mock::start(Librdkafka::V216, brokers, &["t:4"]);
+    if protocol == GroupProtocol::Classic {
+        for cap in CLASSIC_CAPS {
+            mock.command(cap);
+        }
+    }
+    mock
+}
+
 async fn read_some(c: &mut Consumer, seen: &mut Seen) {
     while let Ok(Some(r)) = tokio::time::timeout(Duration::from_millis(50), c.next()).await {
         let r = r.unwrap();
@@ -100,16 +119,8 @@ async fn read_until_split(
 }
 
 async fn split_and_take_over(protocol: GroupProtocol) {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let mut mock = Mock::start(Librdkafka::V216, 1, &["t:4"]);
-    if protocol == GroupProtocol::Classic {
-        for cap in CLASSIC_CAPS {
-            mock.command(cap);
-        }
-    }
+    init_logging();
+    let mock = mock_for(protocol, 1);
     let bootstrap = mock.bootstrap.join(",");
     let member = || {
         ClientBuilder::new(&bootstrap)
@@ -173,10 +184,7 @@ async fn kip848_members_share_a_topic_on_librdkafkas_mock() {
 /// and the coordinator hands `a` every partition; `b`, back, is told with
 /// `PollIntervalExceeded` and joins again, and the two split the topic anew.
 async fn a_stuck_member_leaves(bootstrap: &str, protocol: GroupProtocol) {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    init_logging();
     let stuck_after = Duration::from_secs(1);
     let member = || {
         ClientBuilder::new(bootstrap)
@@ -268,16 +276,8 @@ async fn a_classic_member_that_stops_polling_leaves_on_tansu() {
 /// broker until it came back, before the client forgot a coordinator whose
 /// connection failed; the commit then ran into its deadline.)
 async fn the_coordinator_goes_down(protocol: GroupProtocol) {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let mut mock = Mock::start(Librdkafka::V216, 3, &["t:4"]);
-    if protocol == GroupProtocol::Classic {
-        for cap in CLASSIC_CAPS {
-            mock.command(cap);
-        }
-    }
+    init_logging();
+    let mut mock = mock_for(protocol, 3);
     let group = format!("crash-{protocol:?}");
     // Every partition led by broker 3, the group coordinated by broker 1.
     for p in 0..4 {
@@ -352,11 +352,8 @@ async fn a_classic_member_finds_the_next_coordinator_when_its_broker_goes_down()
 /// operation timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_ends_within_the_operation_timeout_when_the_coordinator_is_down() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let mut mock = Mock::start(Librdkafka::V216, 1, &["t:4"]);
+    init_logging();
+    let mut mock = mock_for(GroupProtocol::Consumer, 1);
     let bootstrap = mock.bootstrap.join(",");
     let producer_client = ClientBuilder::new(&bootstrap).build_tokio().await.unwrap();
     send_round(&producer_client.producer(), "a".into()).await;
