@@ -924,6 +924,55 @@ fn a_commit_refused_for_a_rebalance_that_is_over_goes_again() {
     assert!(a.stable(&mut sim));
 }
 
+/// An application's commit ends by its timeout whatever holds it: here the
+/// network takes 5 s each way, and a commit given 1 s ends with a timeout at
+/// 1 s (it waited for its request, which had the client's own 60 s, before).
+#[test]
+fn a_commit_ends_by_its_timeout_when_the_coordinator_is_slow() {
+    let mut sim = sim(27, 3);
+    sim.cluster().create_topic("t", 2, 3).unwrap();
+    produce(&mut sim, "t", 2, 10, "a");
+    let mut a = Member::join(&mut sim, 1, &["t"], |c| {
+        c.consumer.enable_auto_commit = false;
+    });
+    assert!(run(
+        &mut sim,
+        &mut [&mut a],
+        Duration::from_secs(30),
+        |sim, ms| all_stable(sim, ms) && ms[0].got.len() == 20
+    ));
+    sim.network.latency_min = Duration::from_secs(5);
+    sim.network.latency_max = Duration::from_secs(5);
+    let now = sim.now();
+    let started = now;
+    let op = sim
+        .client(a.host)
+        .with_timeout(Duration::from_secs(1), |c| c.commit(now, None));
+    let mut ended = None;
+    run(
+        &mut sim,
+        &mut [&mut a],
+        Duration::from_secs(20),
+        |sim, ms| {
+            ended = ms[0].events.iter().find_map(|e| match e {
+                Event::Done { op: o, result } if *o == op => Some((result.clone(), sim.now())),
+                _ => None,
+            });
+            ended.is_some()
+        },
+    );
+    let (result, at) = ended.expect("the commit ended");
+    assert!(
+        matches!(result, Err(ClientError::Timeout { .. })),
+        "{result:?}"
+    );
+    let took = at - started;
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_millis(1100),
+        "ended after {took:?}"
+    );
+}
+
 /// Runs an admin operation on its own client to its end.
 fn admin_op(
     sim: &mut Simulation,

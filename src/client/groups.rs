@@ -166,7 +166,10 @@ impl Client {
     /// first offset and the later entries refused. The returned operation ends with
     /// [`OpOutput::Committed`]: await its [`Event::Done`] for a synchronous commit,
     /// or ignore it for an asynchronous one. Outside a group (manual assignment)
-    /// the commit is made as a non-member.
+    /// the commit is made as a non-member. It ends by the operation timeout (or
+    /// [`with_timeout`](Self::with_timeout)'s) with [`ClientError::Timeout`] if it
+    /// is still queued behind others, held for a rebalance or on the wire then
+    /// (one on the wire may still land).
     pub fn commit(&mut self, now: Instant, offsets: Option<Vec<(TopicPartition, i64)>>) -> OpId {
         self.advance(now);
         let op = OpId(self.next_op);
@@ -180,9 +183,13 @@ impl Client {
             self.events.push_back(Event::Done { op, result: Err(e) });
             return op;
         }
+        let timeout = self
+            .next_timeout
+            .take()
+            .unwrap_or(self.config.operation_timeout);
         self.consumer_mut();
         if let (Some(g), Some(c)) = (self.group.as_deref_mut(), self.consumer.as_deref()) {
-            g.commit(Some(op), offsets, c);
+            g.commit(Some(op), offsets, c, Some((now + timeout, timeout)));
         }
         self.drive(now);
         op

@@ -125,6 +125,15 @@ impl Commits {
         self.held = false;
     }
 
+    /// Whether the application's commit `op` is queued or in flight.
+    pub(crate) fn has(&self, op: OpId) -> bool {
+        self.queue.iter().any(|p| p.op == Some(op))
+            || self
+                .in_flight
+                .as_ref()
+                .is_some_and(|f| f.pending.op == Some(op))
+    }
+
     /// Drops the application's queued commit `op` (cancelled).
     pub(crate) fn cancel(&mut self, op: OpId) {
         self.queue.retain(|p| p.op != Some(op));

@@ -236,6 +236,10 @@ pub(crate) struct GroupMember {
     next_auto_commit: Option<Instant>,
     /// A metadata answer numbered at least this is awaited.
     metadata_ticket: Option<u64>,
+    /// When each application commit must have ended (and its timeout): one queued
+    /// behind others, or held for the membership to catch up, ends then with
+    /// [`ClientError::Timeout`] rather than waiting as long as that takes.
+    commit_deadlines: BTreeMap<OpId, (Instant, Duration)>,
     seed: u64,
 }
 
@@ -253,6 +257,7 @@ impl GroupMember {
             next_id: 1,
             next_auto_commit: None,
             metadata_ticket: None,
+            commit_deadlines: BTreeMap::new(),
             seed,
         }
     }
@@ -421,7 +426,11 @@ impl GroupMember {
         op: Option<OpId>,
         offsets: Option<Vec<(TopicPartition, i64, Option<i32>)>>,
         consumer: &Consumer,
+        until: Option<(Instant, Duration)>,
     ) {
+        if let (Some(op), Some(until)) = (op, until) {
+            self.commit_deadlines.insert(op, until);
+        }
         let offsets = offsets.unwrap_or_else(|| self.owned_positions(consumer));
         self.commits.enqueue(Pending {
             op,
@@ -599,7 +608,8 @@ impl GroupMember {
             Life::Leaving { until, .. } => Some(until.0),
             _ => None,
         };
-        [protocol, auto, self.reconciler.deadline(), leave]
+        let commit = self.commit_deadlines.values().map(|(at, _)| *at).min();
+        [protocol, auto, self.reconciler.deadline(), leave, commit]
             .into_iter()
             .flatten()
             .min()
@@ -652,6 +662,7 @@ impl GroupMember {
 
     /// Moves everything that can move: finished transitions, the protocol, commits.
     pub(crate) fn drive(&mut self, now: Instant, env: &dyn GroupEnv, consumer: &mut Consumer) {
+        self.expire_commits(now);
         for _ in 0..4 {
             let before = (self.wants.len(), self.notes.len(), self.reconciler.busy());
             // A transition that ends is progress even if another starts in the
@@ -815,6 +826,35 @@ impl GroupMember {
         }
         if let Some((op, result)) = done {
             self.notes.push_back(Note::Done { op, result });
+        }
+    }
+
+    /// Application commits past their deadline end with a timeout (one in flight
+    /// may still land; its answer is no longer reported); deadlines of commits
+    /// that ended are forgotten.
+    fn expire_commits(&mut self, now: Instant) {
+        if self.commit_deadlines.is_empty() {
+            return;
+        }
+        let commits = &self.commits;
+        self.commit_deadlines.retain(|op, _| commits.has(*op));
+        let expired: Vec<(OpId, Duration)> = self
+            .commit_deadlines
+            .iter()
+            .filter(|(_, (at, _))| *at <= now)
+            .map(|(op, (_, timeout))| (*op, *timeout))
+            .collect();
+        for (op, timeout) in expired {
+            self.commit_deadlines.remove(&op);
+            self.commits.cancel(op);
+            self.notes.push_back(Note::Done {
+                op,
+                result: Err(ClientError::Timeout {
+                    operation: "OffsetCommit",
+                    timeout,
+                    last_error: None,
+                }),
+            });
         }
     }
 
