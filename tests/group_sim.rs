@@ -973,6 +973,79 @@ fn a_commit_ends_by_its_timeout_when_the_coordinator_is_slow() {
     );
 }
 
+/// A classic member leaving keeps heartbeating while its commit on revoke is
+/// refused for longer than its session (a coordinator loading for seconds, here
+/// about 5 s against a 2 s session, within the 10 s rebalance timeout): it
+/// stays in the group until the commit lands, then leaves, and the member that
+/// takes its partitions over reads none of its records again. It went quiet as
+/// soon as it started leaving, before: the coordinator dropped it at its
+/// session's end and handed its partitions on from the last commit that landed.
+#[test]
+fn a_leaving_member_heartbeats_until_its_commit_on_revoke_lands() {
+    let mut sim = sim(28, 3);
+    sim.cluster().create_topic("t", 2, 3).unwrap();
+    produce(&mut sim, "t", 2, 20, "a");
+    // A 2 s session, inside a 10 s rebalance timeout (which bounds how long a
+    // revocation waits for its commit).
+    let short = |c: &mut ClientConfig| {
+        c.consumer.session_timeout = Duration::from_secs(2);
+        c.consumer.heartbeat_interval = Duration::from_millis(300);
+    };
+    let mut a = Member::join(&mut sim, 1, &["t"], short);
+    let mut b = Member::join(&mut sim, 2, &["t"], short);
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(30),
+        |sim, ms| all_stable(sim, ms)
+            && ms[0].mine.len() == 1
+            && ms[0].got.len() + ms[1].got.len() == 40
+    ));
+    // Every commit is refused for a while: a's records from here on are
+    // committed only by its commit on revoke.
+    sim.cluster().inject_group_error(
+        GROUP,
+        Some(kafka_sansio::messages::ApiKey::OffsetCommit),
+        kafka_sansio::messages::ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
+        16,
+    );
+    produce(&mut sim, "t", 2, 10, "b");
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(30),
+        |_, ms| ms[0].got.len() + ms[1].got.len() == 60
+    ));
+    let now = sim.now();
+    let op = sim.client(a.host).leave_group(now);
+    let mut left = false;
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(90),
+        |_, ms| {
+            left |= ms[0]
+                .events
+                .iter()
+                .any(|e| matches!(e, Event::Done { op: o, result: Ok(_) } if *o == op));
+            left && ms[1].mine.len() == 2
+        }
+    ));
+    assert_eq!(
+        sim.cluster()
+            .injected_pending(kafka_sansio::messages::ApiKey::OffsetCommit),
+        0
+    );
+    produce(&mut sim, "t", 2, 5, "c");
+    assert!(run(
+        &mut sim,
+        &mut [&mut a, &mut b],
+        Duration::from_secs(30),
+        |_, ms| ms[0].got.len() + ms[1].got.len() >= 70
+    ));
+    assert_exactly_once(&[&a, &b], 70);
+}
+
 /// Runs an admin operation on its own client to its end.
 fn admin_op(
     sim: &mut Simulation,

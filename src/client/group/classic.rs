@@ -131,13 +131,17 @@ impl Classic {
     /// partitions and a join wait for it to end (its deadline, or the commit or
     /// acknowledgement that ends it, wakes the member): their timers, already
     /// passed, would only wake the client again and again at the same instant.
+    /// When the next heartbeat is due, if the member heartbeats now.
+    pub(super) fn heartbeat_due(&self) -> Option<Instant> {
+        self.heartbeat_at
+            .filter(|_| self.heartbeats() && self.heartbeat.is_none())
+    }
+
     pub(super) fn next_deadline(&self, settings: &Settings, busy: bool) -> Option<Instant> {
         if self.lost && busy {
             return None;
         }
-        let heartbeat = self
-            .heartbeat_at
-            .filter(|_| self.heartbeats() && self.heartbeat.is_none());
+        let heartbeat = self.heartbeat_due();
         let join = match self.phase {
             Phase::Unjoined if !busy => self.join_after,
             _ => None,
@@ -357,22 +361,7 @@ impl GroupMember {
         if matches!(c.phase, Phase::Stable) && c.rejoin && !busy {
             c.phase = Phase::Unjoined;
         }
-        // Heartbeats.
-        if c.heartbeats() && c.heartbeat.is_none() && c.heartbeat_at.is_some_and(|t| t <= now) {
-            let call = Call::Heartbeat(HeartbeatRequest {
-                group_id: (&*self.settings.group_id).into(),
-                generation_id: c.generation,
-                member_id: c.member_id.as_str().into(),
-                group_instance_id: self.settings.instance_id.as_deref().map(Into::into),
-                ..Default::default()
-            });
-            let generation = c.generation;
-            c.heartbeat_at = Some(now + self.settings.heartbeat_interval);
-            let id = self.send_call(call, Duration::ZERO);
-            if let Proto::Classic(c) = &mut self.proto {
-                c.heartbeat = Some((id, generation, now));
-            }
-        }
+        self.classic_heartbeat(now);
         let Proto::Classic(c) = &mut self.proto else {
             return;
         };
@@ -401,6 +390,33 @@ impl GroupMember {
                 }
             }
             Phase::Joining { .. } | Phase::Syncing { .. } | Phase::Stable => {}
+        }
+    }
+
+    /// Sends a heartbeat when one is due. Also while the member leaves, until
+    /// its LeaveGroup goes: its commit on revoke may take longer than a session,
+    /// and a member that went quiet meanwhile was dropped by the coordinator,
+    /// which handed its partitions on before that commit landed (the next owner
+    /// read them again; the Java client's heartbeat thread goes on through its
+    /// leave's revocation too).
+    pub(super) fn classic_heartbeat(&mut self, now: Instant) {
+        let Proto::Classic(c) = &mut self.proto else {
+            return;
+        };
+        if c.heartbeats() && c.heartbeat.is_none() && c.heartbeat_at.is_some_and(|t| t <= now) {
+            let call = Call::Heartbeat(HeartbeatRequest {
+                group_id: (&*self.settings.group_id).into(),
+                generation_id: c.generation,
+                member_id: c.member_id.as_str().into(),
+                group_instance_id: self.settings.instance_id.as_deref().map(Into::into),
+                ..Default::default()
+            });
+            let generation = c.generation;
+            c.heartbeat_at = Some(now + self.settings.heartbeat_interval);
+            let id = self.send_call(call, Duration::ZERO);
+            if let Proto::Classic(c) = &mut self.proto {
+                c.heartbeat = Some((id, generation, now));
+            }
         }
     }
 

@@ -604,8 +604,12 @@ impl GroupMember {
         let auto = self
             .next_auto_commit
             .filter(|_| self.settings.auto_commit && self.life == Life::Active);
-        let leave = match self.life {
-            Life::Leaving { until, .. } => Some(until.0),
+        // A classic member leaving heartbeats until its LeaveGroup goes.
+        let leave = match (&self.life, &self.proto) {
+            (Life::Leaving { until, call, .. }, Proto::Classic(c)) if call.is_none() => c
+                .heartbeat_due()
+                .map_or(Some(until.0), |h| Some(h.min(until.0))),
+            (Life::Leaving { until, .. }, _) => Some(until.0),
             _ => None,
         };
         let commit = self.commit_deadlines.values().map(|(at, _)| *at).min();
@@ -690,7 +694,12 @@ impl GroupMember {
                     until: (at, timeout),
                     ..
                 } if at <= now => self.leave_timed_out(op, timeout, consumer),
-                Life::Leaving { op, call, .. } => self.drive_leave(now, env, op, call, consumer),
+                Life::Leaving { op, call, .. } => {
+                    if call.is_none() {
+                        self.classic_heartbeat(now);
+                    }
+                    self.drive_leave(now, env, op, call, consumer);
+                }
                 Life::Idle | Life::Failed | Life::Stale { .. } => {}
             }
             self.auto_commit(now, consumer);
