@@ -130,6 +130,8 @@ struct Faults {
     down: Option<(i32, Duration)>,
     /// The network's reset probability before the faults changed it.
     resets: f64,
+    /// When an error was last injected into each group API.
+    injected_at: BTreeMap<i16, Duration>,
 }
 
 /// Broker crashes over every seed run in this process.
@@ -254,6 +256,7 @@ impl Run {
                 next,
                 down: None,
                 resets: run.sim.network.reset_probability,
+                injected_at: BTreeMap::new(),
             });
         }
         let first = 1 + run.rng.below(3) as usize;
@@ -620,6 +623,18 @@ impl Run {
                     GROUP_RETRIABLE[f.rng.below(GROUP_RETRIABLE.len() as u64) as usize];
                 let code = codes[f.rng.below(codes.len() as u64) as usize];
                 let count = 1 + f.rng.below(2) as usize;
+                // Refusals of one API spaced out: a coordinator refusing every
+                // commit for longer than the rebalance timeout (4 s) makes a
+                // member give its partitions up without its commit on revoke, as
+                // Kafka's clients do, and the next owner reads again by design
+                // (seed 132839: eight refusals in a row, injected within 1.3 s).
+                if f.injected_at
+                    .get(&api.as_i16())
+                    .is_some_and(|at| elapsed < *at + Duration::from_millis(1500))
+                {
+                    return;
+                }
+                f.injected_at.insert(api.as_i16(), elapsed);
                 if trace() {
                     eprintln!("T {elapsed:?} inject {count} x {code:?} into {api:?}");
                 }
