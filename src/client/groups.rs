@@ -183,16 +183,21 @@ impl Client {
             self.events.push_back(Event::Done { op, result: Err(e) });
             return op;
         }
-        let timeout = self
-            .next_timeout
-            .take()
-            .unwrap_or(self.config.operation_timeout);
+        let timeout = self.take_timeout();
         self.consumer_mut();
         if let (Some(g), Some(c)) = (self.group.as_deref_mut(), self.consumer.as_deref()) {
             g.commit(Some(op), offsets, c, Some((now + timeout, timeout)));
         }
         self.drive(now);
         op
+    }
+
+    /// The timeout of an operation started now: the one
+    /// [`with_timeout`](Self::with_timeout) gave, else the operation timeout.
+    fn take_timeout(&mut self) -> std::time::Duration {
+        self.next_timeout
+            .take()
+            .unwrap_or(self.config.operation_timeout)
     }
 
     /// Leaves the group: the member's partitions are revoked (one
@@ -208,10 +213,7 @@ impl Client {
         self.advance(now);
         let op = OpId(self.next_op);
         self.next_op += 1;
-        let timeout = self
-            .next_timeout
-            .take()
-            .unwrap_or(self.config.operation_timeout);
+        let timeout = self.take_timeout();
         match self.group.as_deref_mut() {
             Some(g) => g.leave(Some(op), (now + timeout, timeout)),
             None => self.events.push_back(Event::Done {

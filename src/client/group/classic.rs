@@ -126,17 +126,17 @@ impl Classic {
             && matches!(self.phase, Phase::Stable | Phase::Unjoined)
     }
 
-    /// When [`drive_classic`](GroupMember::drive_classic) has something to do;
-    /// `busy` is whether a transition is in progress. While one is, lost
-    /// partitions and a join wait for it to end (its deadline, or the commit or
-    /// acknowledgement that ends it, wakes the member): their timers, already
-    /// passed, would only wake the client again and again at the same instant.
     /// When the next heartbeat is due, if the member heartbeats now.
     pub(super) fn heartbeat_due(&self) -> Option<Instant> {
         self.heartbeat_at
             .filter(|_| self.heartbeats() && self.heartbeat.is_none())
     }
 
+    /// When [`drive_classic`](GroupMember::drive_classic) has something to do;
+    /// `busy` is whether a transition is in progress. While one is, lost
+    /// partitions and a join wait for it to end (its deadline, or the commit or
+    /// acknowledgement that ends it, wakes the member): their timers, already
+    /// passed, would only wake the client again and again at the same instant.
     pub(super) fn next_deadline(&self, settings: &Settings, busy: bool) -> Option<Instant> {
         if self.lost && busy {
             return None;

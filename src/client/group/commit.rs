@@ -22,6 +22,7 @@
 //! ([`Overtaken`]; see `GroupMember::on_commit` for why that is safe).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
 
 use crate::client::consumer::TopicPartition;
 use crate::client::{ClientError, CommittedOffset, OpId, OpOutput};
@@ -41,6 +42,9 @@ pub(crate) struct Pending {
     /// Refused because the member's own join overtook it: it may go again only
     /// in the generation that join made.
     pub overtaken: Option<Overtaken>,
+    /// When the application's commit must have ended, and the timeout that
+    /// came from (auto-commits have none).
+    pub until: Option<(Instant, Duration)>,
 }
 
 /// A classic member's commit sent with `generation` while its JoinGroup `join` was
@@ -125,13 +129,34 @@ impl Commits {
         self.held = false;
     }
 
-    /// Whether the application's commit `op` is queued or in flight.
-    pub(crate) fn has(&self, op: OpId) -> bool {
-        self.queue.iter().any(|p| p.op == Some(op))
-            || self
-                .in_flight
-                .as_ref()
-                .is_some_and(|f| f.pending.op == Some(op))
+    /// The earliest deadline of an application's commit queued or in flight.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let in_flight = self.in_flight.as_ref().map(|f| &f.pending);
+        self.queue
+            .iter()
+            .chain(in_flight)
+            .filter(|p| p.op.is_some())
+            .filter_map(|p| p.until.map(|(at, _)| at))
+            .min()
+    }
+
+    /// Application commits past their deadline, with their timeouts: a queued
+    /// one is dropped, one in flight goes on without its operation (it may
+    /// still land; its answer is not reported).
+    pub(crate) fn expire(&mut self, now: Instant) -> Vec<(OpId, Duration)> {
+        let due = |p: &Pending| match (p.op, p.until) {
+            (Some(op), Some((at, timeout))) if at <= now => Some((op, timeout)),
+            _ => None,
+        };
+        let mut expired: Vec<(OpId, Duration)> = self.queue.iter().filter_map(due).collect();
+        self.queue.retain(|p| due(p).is_none());
+        if let Some(f) = self.in_flight.as_mut()
+            && let Some(e) = due(&f.pending)
+        {
+            f.pending.op = None;
+            expired.push(e);
+        }
+        expired
     }
 
     /// Drops the application's queued commit `op` (cancelled).
@@ -371,6 +396,7 @@ mod tests {
             offsets: vec![(tp(0), -1, None), (tp(1), 4, None), (tp(-1), 2, None)],
             retries: 0,
             overtaken: None,
+            until: None,
         });
         let Some(NextCommit::Send { id, offsets }) = c.next(1, None, |_| true) else {
             panic!("the valid entry is sent");
@@ -397,6 +423,7 @@ mod tests {
             offsets: vec![(tp(0), -5, None)],
             retries: 0,
             overtaken: None,
+            until: None,
         });
         let Some(NextCommit::Done { op, results }) = c.next(2, None, |_| true) else {
             panic!("settled without a request");
@@ -416,12 +443,14 @@ mod tests {
             offsets: vec![(tp(0), 10, None), (tp(1), 5, None)],
             retries: 0,
             overtaken: None,
+            until: None,
         });
         c.enqueue(Pending {
             op: Some(OpId(7)),
             offsets: vec![(tp(0), 8, None), (tp(1), 5, None), (tp(2), 1, None)],
             retries: 0,
             overtaken: None,
+            until: None,
         });
         let Some(NextCommit::Send { id, offsets }) = c.next(1, None, |_| true) else {
             panic!()
@@ -455,6 +484,7 @@ mod tests {
             offsets: vec![(tp(0), 3, None)],
             retries: 0,
             overtaken: None,
+            until: None,
         });
         assert!(
             matches!(c.next(3, None, |_| true), Some(NextCommit::Send { .. })),
@@ -487,6 +517,7 @@ mod tests {
             offsets: vec![(tp(4), 24, None)],
             retries: 0,
             overtaken: None,
+            until: None,
         };
         let mut c = Commits::default();
         c.enqueue(pending(1));
@@ -547,6 +578,7 @@ mod tests {
             offsets: vec![(tp(0), 16, None), (tp(1), 3, None), (tp(0), 14, None)],
             retries: 0,
             overtaken: None,
+            until: None,
         });
         let Some(NextCommit::Send { id, offsets }) = c.next(1, None, |_| true) else {
             panic!()

@@ -236,10 +236,6 @@ pub(crate) struct GroupMember {
     next_auto_commit: Option<Instant>,
     /// A metadata answer numbered at least this is awaited.
     metadata_ticket: Option<u64>,
-    /// When each application commit must have ended (and its timeout): one queued
-    /// behind others, or held for the membership to catch up, ends then with
-    /// [`ClientError::Timeout`] rather than waiting as long as that takes.
-    commit_deadlines: BTreeMap<OpId, (Instant, Duration)>,
     seed: u64,
 }
 
@@ -257,7 +253,6 @@ impl GroupMember {
             next_id: 1,
             next_auto_commit: None,
             metadata_ticket: None,
-            commit_deadlines: BTreeMap::new(),
             seed,
         }
     }
@@ -428,15 +423,13 @@ impl GroupMember {
         consumer: &Consumer,
         until: Option<(Instant, Duration)>,
     ) {
-        if let (Some(op), Some(until)) = (op, until) {
-            self.commit_deadlines.insert(op, until);
-        }
         let offsets = offsets.unwrap_or_else(|| self.owned_positions(consumer));
         self.commits.enqueue(Pending {
             op,
             offsets,
             retries: 0,
             overtaken: None,
+            until,
         });
     }
 
@@ -604,19 +597,27 @@ impl GroupMember {
         let auto = self
             .next_auto_commit
             .filter(|_| self.settings.auto_commit && self.life == Life::Active);
-        // A classic member leaving heartbeats until its LeaveGroup goes.
-        let leave = match (&self.life, &self.proto) {
-            (Life::Leaving { until, call, .. }, Proto::Classic(c)) if call.is_none() => c
-                .heartbeat_due()
-                .map_or(Some(until.0), |h| Some(h.min(until.0))),
-            (Life::Leaving { until, .. }, _) => Some(until.0),
+        let leave = match self.life {
+            Life::Leaving { until, .. } => Some(until.0),
             _ => None,
         };
-        let commit = self.commit_deadlines.values().map(|(at, _)| *at).min();
-        [protocol, auto, self.reconciler.deadline(), leave, commit]
-            .into_iter()
-            .flatten()
-            .min()
+        // A classic member leaving heartbeats until its LeaveGroup goes.
+        let leaving_heartbeat = match (&self.life, &self.proto) {
+            (Life::Leaving { call: None, .. }, Proto::Classic(c)) => c.heartbeat_due(),
+            _ => None,
+        };
+        let commit = self.commits.next_deadline();
+        [
+            protocol,
+            auto,
+            self.reconciler.deadline(),
+            leave,
+            leaving_heartbeat,
+            commit,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Starts a transition to `target` and reports it.
@@ -653,6 +654,7 @@ impl GroupMember {
                 offsets: started.revoked_positions.clone(),
                 retries: 0,
                 overtaken: None,
+                until: None,
             });
         }
         if !started.is_empty() {
@@ -756,6 +758,7 @@ impl GroupMember {
                 offsets,
                 retries: 0,
                 overtaken: None,
+                until: None,
             });
         }
     }
@@ -839,23 +842,9 @@ impl GroupMember {
     }
 
     /// Application commits past their deadline end with a timeout (one in flight
-    /// may still land; its answer is no longer reported); deadlines of commits
-    /// that ended are forgotten.
+    /// may still land; its answer is no longer reported).
     fn expire_commits(&mut self, now: Instant) {
-        if self.commit_deadlines.is_empty() {
-            return;
-        }
-        let commits = &self.commits;
-        self.commit_deadlines.retain(|op, _| commits.has(*op));
-        let expired: Vec<(OpId, Duration)> = self
-            .commit_deadlines
-            .iter()
-            .filter(|(_, (at, _))| *at <= now)
-            .map(|(op, (_, timeout))| (*op, *timeout))
-            .collect();
-        for (op, timeout) in expired {
-            self.commit_deadlines.remove(&op);
-            self.commits.cancel(op);
+        for (op, timeout) in self.commits.expire(now) {
             self.notes.push_back(Note::Done {
                 op,
                 result: Err(ClientError::Timeout {
