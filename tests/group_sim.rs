@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use kafka_sansio::client::{
-    Assignor, Client, ClientConfig, ClientError, Event, GroupProtocol, OffsetReset, OpOutput,
+    Assignor, Client, ClientConfig, ClientError, Event, GroupProtocol, OffsetReset, OpId, OpOutput,
     ProducerRecord, TopicPartition,
 };
 use kafka_sansio::sim::{ClusterConfig, HostId, NetworkConfig, Simulation};
@@ -200,6 +200,46 @@ fn produce(sim: &mut Simulation, topic: &str, partitions: i32, n: usize, tag: &s
         delivered == ids
     });
     assert_eq!(delivered, ids);
+}
+
+/// Steps the members until every one is stable and they read `want` records in
+/// all; fails after 30 s.
+fn settle(sim: &mut Simulation, members: &mut [&mut Member], want: usize) {
+    assert!(
+        run(sim, members, Duration::from_secs(30), |sim, ms| {
+            all_stable(sim, ms) && ms.iter().map(|m| m.got.len()).sum::<usize>() == want
+        }),
+        "the group did not settle with {want} records read"
+    );
+}
+
+/// Steps the members for `d`, whatever happens.
+fn run_for(sim: &mut Simulation, members: &mut [&mut Member], d: Duration) {
+    run(sim, members, d, |_, _| false);
+}
+
+/// How operation `op` of member `m` ended, if it did.
+fn ended(m: &Member, op: OpId) -> Option<Result<OpOutput, ClientError>> {
+    m.events.iter().find_map(|e| match e {
+        Event::Done { op: o, result } if *o == op => Some(result.clone()),
+        _ => None,
+    })
+}
+
+/// Steps the members until operation `op` of the first one ends (within
+/// `limit`); its result and when.
+fn run_until_ended(
+    sim: &mut Simulation,
+    members: &mut [&mut Member],
+    op: OpId,
+    limit: Duration,
+) -> (Result<OpOutput, ClientError>, Instant) {
+    let mut out = None;
+    run(sim, members, limit, |sim, ms| {
+        out = ended(ms[0], op).map(|r| (r, sim.now()));
+        out.is_some()
+    });
+    out.expect("the operation ended")
 }
 
 fn all_stable(sim: &mut Simulation, members: &[&mut Member]) -> bool {
@@ -647,12 +687,7 @@ fn a_member_whose_coordinator_crashes_finds_the_new_one(protocol: GroupProtocol)
     let mut a = Member::join(&mut sim, 1, &["t"], |c| {
         c.consumer.group_protocol = protocol
     });
-    assert!(run(
-        &mut sim,
-        &mut [&mut a],
-        Duration::from_secs(30),
-        |sim, ms| ms[0].got.len() == 200 && all_stable(sim, ms)
-    ));
+    settle(&mut sim, &mut [&mut a], 200);
     assert_eq!(
         sim.client(a.host).group_status().unwrap().protocol,
         protocol
@@ -665,9 +700,7 @@ fn a_member_whose_coordinator_crashes_finds_the_new_one(protocol: GroupProtocol)
     produce(&mut sim, "t", 4, 10, "b");
     // Longer than the session (6 s): a member that never reached the new
     // coordinator would be gone from the group by the end.
-    run(&mut sim, &mut [&mut a], Duration::from_secs(10), |_, _| {
-        false
-    });
+    run_for(&mut sim, &mut [&mut a], Duration::from_secs(10));
     assert_eq!(a.got.len(), 240);
     assert_eq!(
         a.rebalances().len(),
@@ -716,12 +749,7 @@ fn partitions_added_to_a_subscribed_topic_are_consumed(
     };
     let mut a = Member::join(&mut sim, 1, &["t"], tweak);
     let mut b = Member::join(&mut sim, 2, &["t"], tweak);
-    assert!(run(
-        &mut sim,
-        &mut [&mut a, &mut b],
-        Duration::from_secs(30),
-        |sim, ms| all_stable(sim, ms) && ms[0].got.len() + ms[1].got.len() == 40
-    ));
+    settle(&mut sim, &mut [&mut a, &mut b], 40);
     let OpOutput::TopicResults(grown) = admin_op(&mut sim, |c, now| {
         c.create_partitions(now, vec![("t".into(), 4)], Duration::from_secs(5))
     }) else {
@@ -779,19 +807,12 @@ fn a_pause_lasts_while_the_partition_stays_and_ends_when_it_moves() {
     produce(&mut sim, "t", 4, 20, "a");
     let coop = |c: &mut ClientConfig| c.consumer.assignors = vec![Assignor::CooperativeSticky];
     let mut a = Member::join(&mut sim, 1, &["t"], coop);
-    assert!(run(
-        &mut sim,
-        &mut [&mut a],
-        Duration::from_secs(30),
-        |sim, ms| all_stable(sim, ms) && ms[0].got.len() == 80
-    ));
+    settle(&mut sim, &mut [&mut a], 80);
     let paused: Vec<TopicPartition> = (0..4).map(|p| TopicPartition::new("t", p)).collect();
     let now = sim.now();
     sim.client(a.host).pause(now, &paused);
     produce(&mut sim, "t", 4, 10, "b");
-    run(&mut sim, &mut [&mut a], Duration::from_secs(3), |_, _| {
-        false
-    });
+    run_for(&mut sim, &mut [&mut a], Duration::from_secs(3));
     assert_eq!(a.got.len(), 80, "nothing of a paused partition is read");
     // b joins: a gives two partitions up and keeps two, still paused.
     let mut b = Member::join(&mut sim, 2, &["t"], coop);
@@ -802,12 +823,7 @@ fn a_pause_lasts_while_the_partition_stays_and_ends_when_it_moves() {
         |sim, ms| all_stable(sim, ms) && ms[1].mine.len() == 2 && ms[1].got.len() == 20
     ));
     assert_eq!(a.mine.len(), 2);
-    run(
-        &mut sim,
-        &mut [&mut a, &mut b],
-        Duration::from_secs(3),
-        |_, _| false,
-    );
+    run_for(&mut sim, &mut [&mut a, &mut b], Duration::from_secs(3));
     assert_eq!(a.got.len(), 80, "a's kept partitions stay paused");
     assert!(
         b.got.iter().all(|(_, o, _)| *o >= 20),
@@ -835,32 +851,14 @@ fn a_leave_that_cannot_reach_the_coordinator_ends_by_its_timeout() {
     sim.cluster().create_topic("t", 2, 1).unwrap();
     produce(&mut sim, "t", 2, 10, "a");
     let mut a = Member::join(&mut sim, 1, &["t"], |_| {});
-    assert!(run(
-        &mut sim,
-        &mut [&mut a],
-        Duration::from_secs(30),
-        |sim, ms| all_stable(sim, ms) && ms[0].got.len() == 20
-    ));
+    settle(&mut sim, &mut [&mut a], 20);
     let now = sim.now();
     sim.cluster().crash_broker(0, now);
     let started = sim.now();
     let op = sim
         .client(a.host)
         .with_timeout(Duration::from_secs(2), |c| c.leave_group(now));
-    let mut ended = None;
-    run(
-        &mut sim,
-        &mut [&mut a],
-        Duration::from_secs(10),
-        |sim, ms| {
-            ended = ms[0].events.iter().find_map(|e| match e {
-                Event::Done { op: o, result } if *o == op => Some((result.clone(), sim.now())),
-                _ => None,
-            });
-            ended.is_some()
-        },
-    );
-    let (result, at) = ended.expect("the leave ended");
+    let (result, at) = run_until_ended(&mut sim, &mut [&mut a], op, Duration::from_secs(10));
     assert!(
         matches!(result, Err(ClientError::Timeout { .. })),
         "{result:?}"
@@ -894,12 +892,7 @@ fn a_commit_refused_for_a_rebalance_that_is_over_goes_again() {
     let mut a = Member::join(&mut sim, 1, &["t"], |c| {
         c.consumer.enable_auto_commit = false;
     });
-    assert!(run(
-        &mut sim,
-        &mut [&mut a],
-        Duration::from_secs(30),
-        |sim, ms| all_stable(sim, ms) && ms[0].got.len() == 20
-    ));
+    settle(&mut sim, &mut [&mut a], 20);
     sim.cluster().inject_group_error(
         GROUP,
         Some(kafka_sansio::messages::ApiKey::OffsetCommit),
@@ -908,15 +901,7 @@ fn a_commit_refused_for_a_rebalance_that_is_over_goes_again() {
     );
     let now = sim.now();
     let op = sim.client(a.host).commit(now, None);
-    let mut result = None;
-    run(&mut sim, &mut [&mut a], Duration::from_secs(10), |_, ms| {
-        result = ms[0].events.iter().find_map(|e| match e {
-            Event::Done { op: o, result } if *o == op => Some(result.clone()),
-            _ => None,
-        });
-        result.is_some()
-    });
-    let result = result.expect("the commit ended");
+    let (result, _) = run_until_ended(&mut sim, &mut [&mut a], op, Duration::from_secs(10));
     assert!(result.is_ok(), "{result:?}");
     for p in 0..2 {
         assert_eq!(sim.cluster().committed_offset(GROUP, "t", p), Some(10));
@@ -935,12 +920,7 @@ fn a_commit_ends_by_its_timeout_when_the_coordinator_is_slow() {
     let mut a = Member::join(&mut sim, 1, &["t"], |c| {
         c.consumer.enable_auto_commit = false;
     });
-    assert!(run(
-        &mut sim,
-        &mut [&mut a],
-        Duration::from_secs(30),
-        |sim, ms| all_stable(sim, ms) && ms[0].got.len() == 20
-    ));
+    settle(&mut sim, &mut [&mut a], 20);
     sim.network.latency_min = Duration::from_secs(5);
     sim.network.latency_max = Duration::from_secs(5);
     let now = sim.now();
@@ -948,20 +928,7 @@ fn a_commit_ends_by_its_timeout_when_the_coordinator_is_slow() {
     let op = sim
         .client(a.host)
         .with_timeout(Duration::from_secs(1), |c| c.commit(now, None));
-    let mut ended = None;
-    run(
-        &mut sim,
-        &mut [&mut a],
-        Duration::from_secs(20),
-        |sim, ms| {
-            ended = ms[0].events.iter().find_map(|e| match e {
-                Event::Done { op: o, result } if *o == op => Some((result.clone(), sim.now())),
-                _ => None,
-            });
-            ended.is_some()
-        },
-    );
-    let (result, at) = ended.expect("the commit ended");
+    let (result, at) = run_until_ended(&mut sim, &mut [&mut a], op, Duration::from_secs(20));
     assert!(
         matches!(result, Err(ClientError::Timeout { .. })),
         "{result:?}"
@@ -993,14 +960,8 @@ fn a_leaving_member_heartbeats_until_its_commit_on_revoke_lands() {
     };
     let mut a = Member::join(&mut sim, 1, &["t"], short);
     let mut b = Member::join(&mut sim, 2, &["t"], short);
-    assert!(run(
-        &mut sim,
-        &mut [&mut a, &mut b],
-        Duration::from_secs(30),
-        |sim, ms| all_stable(sim, ms)
-            && ms[0].mine.len() == 1
-            && ms[0].got.len() + ms[1].got.len() == 40
-    ));
+    settle(&mut sim, &mut [&mut a, &mut b], 40);
+    assert_eq!(a.mine.len(), 1);
     // Every commit is refused for a while: a's records from here on are
     // committed only by its commit on revoke.
     sim.cluster().inject_group_error(
@@ -1018,24 +979,20 @@ fn a_leaving_member_heartbeats_until_its_commit_on_revoke_lands() {
     ));
     let now = sim.now();
     let op = sim.client(a.host).leave_group(now);
-    let mut left = false;
+    let (left, at) = run_until_ended(&mut sim, &mut [&mut a, &mut b], op, Duration::from_secs(90));
+    left.unwrap();
+    // The leave waited for refusals that outlasted the 2 s session.
+    assert!(
+        at - now > Duration::from_secs(2),
+        "left after {:?}",
+        at - now
+    );
     assert!(run(
         &mut sim,
         &mut [&mut a, &mut b],
-        Duration::from_secs(90),
-        |_, ms| {
-            left |= ms[0]
-                .events
-                .iter()
-                .any(|e| matches!(e, Event::Done { op: o, result: Ok(_) } if *o == op));
-            left && ms[1].mine.len() == 2
-        }
+        Duration::from_secs(30),
+        |_, ms| ms[1].mine.len() == 2
     ));
-    assert_eq!(
-        sim.cluster()
-            .injected_pending(kafka_sansio::messages::ApiKey::OffsetCommit),
-        0
-    );
     produce(&mut sim, "t", 2, 5, "c");
     assert!(run(
         &mut sim,
