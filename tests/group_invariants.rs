@@ -121,8 +121,9 @@ enum BrokerFaults {
 }
 
 /// Broker crashes and restarts, errors injected into the group's requests and
-/// fetches, throttling and connection resets, on a schedule and a random stream of their own (so that a seed
-/// without them runs exactly as it did before they existed).
+/// fetches, throttling and connection resets, on a schedule and a random stream
+/// of their own (so that a seed without them runs exactly as it did before they
+/// existed).
 struct Faults {
     rng: SimRng,
     next: Duration,
@@ -193,10 +194,7 @@ struct Run {
 
 impl Run {
     fn new(seed: u64, planted: bool, broker_faults: BrokerFaults) -> Run {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
+        seeds::init_logging();
         let mut rng = SimRng::new(seed ^ 0x5eed_9e0b);
         let network = NetworkConfig {
             reset_probability: if rng.chance(0.3) { 0.0005 } else { 0.0 },

@@ -2,8 +2,8 @@
 //! 2.16's mock cluster, which speaks the classic protocol and KIP-848
 //! (ConsumerGroupHeartbeat v1). Two of our members split a topic, one closes, the
 //! other takes over; every record is read once. A member whose coordinator's
-//! broker goes down finds the next coordinator and commits there. The mock is installed and started by
-//! `scripts/peers/` (see tests/integration_util.rs).
+//! broker goes down finds the next coordinator and commits there. The mock is
+//! installed and started by `scripts/peers/` (see tests/integration_util.rs).
 //!
 //! KIP-848 passes. The mock aborted (an assertion in its `validate_subscription`,
 //! the process exits) on a heartbeat carrying SubscribedTopicNames with a null
