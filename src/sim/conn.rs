@@ -437,6 +437,7 @@ impl Cluster {
         self.replicate_due(now);
         self.groups.handle_timers(now);
         self.consumer_groups.handle_timers(now);
+        self.expire_transactions(now);
         self.close_idle(now);
         self.run_woken();
     }
@@ -475,6 +476,7 @@ impl Cluster {
             replication,
             self.groups.next_timer(),
             self.consumer_groups.next_timer(),
+            self.next_transaction_timeout(),
         ]
         .into_iter()
         .flatten()

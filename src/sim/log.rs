@@ -6,7 +6,10 @@
 //! byte counts come from running totals, the high watermark from the short list of
 //! batches still replicating, and leader epochs from their own small index.
 
-use crate::records::{BatchHeader, BatchReader, DecodeOptions, RecordsError};
+use crate::records::{
+    BatchConfig, BatchHeader, BatchReader, ControlRecord, ControlRecordType, DecodeOptions,
+    RecordsError, write_control_batch,
+};
 use bytes::{Bytes, BytesMut};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
@@ -29,6 +32,9 @@ pub(crate) struct StoredBatch {
     end_position: u64,
     /// The largest record timestamp of this batch and every one before it.
     max_timestamp_so_far: i64,
+    /// What a transaction marker the coordinator wrote says (`None` for every
+    /// batch a producer wrote).
+    marker: Option<ControlRecordType>,
 }
 
 impl StoredBatch {
@@ -85,6 +91,17 @@ impl ReadPlan {
     }
 }
 
+/// A transaction aborted in this partition: what a read_committed Fetch reports
+/// so that the consumer drops its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AbortedTxn {
+    pub producer_id: i64,
+    /// Offset of the transaction's first batch in this partition.
+    pub first_offset: i64,
+    /// Offset of its abort marker.
+    pub last_offset: i64,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct PartitionLog {
     pub batches: VecDeque<StoredBatch>,
@@ -99,6 +116,11 @@ pub(crate) struct PartitionLog {
     epochs: Vec<(i32, i64)>,
     /// Bytes of every batch ever appended (the next batch's start position).
     appended_bytes: u64,
+    /// Producer id to the offset of the first batch of its open transaction here:
+    /// the last stable offset is the least of them (or the high watermark).
+    ongoing: BTreeMap<i64, i64>,
+    /// Transactions aborted here, in the order of their markers.
+    aborted: Vec<AbortedTxn>,
 }
 
 impl PartitionLog {
@@ -111,6 +133,137 @@ impl PartitionLog {
             replicating: VecDeque::new(),
             epochs: Vec::new(),
             appended_bytes: 0,
+            ongoing: BTreeMap::new(),
+            aborted: Vec::new(),
+        }
+    }
+
+    /// The last stable offset: the first offset of a transaction still open here,
+    /// or the high watermark if that comes first (Kafka's LSO). A read_committed
+    /// consumer reads up to it.
+    pub fn last_stable_offset(&self, now: Instant) -> i64 {
+        let hw = self.high_watermark(now);
+        self.ongoing
+            .values()
+            .copied()
+            .min()
+            .map_or(hw, |first| first.min(hw))
+    }
+
+    /// Where a fetch stops: the last stable offset for read_committed, else the
+    /// high watermark.
+    pub fn read_bound(&self, now: Instant, read_committed: bool) -> i64 {
+        if read_committed {
+            self.last_stable_offset(now)
+        } else {
+            self.high_watermark(now)
+        }
+    }
+
+    /// The aborted transactions a read_committed fetch of `from..upto` must be told
+    /// about: those whose records or marker fall in it (Kafka's
+    /// `collectAbortedTransactions`).
+    pub fn aborted_between(&self, from: i64, upto: i64) -> impl Iterator<Item = AbortedTxn> + '_ {
+        self.aborted
+            .iter()
+            .filter(move |a| a.last_offset >= from && a.first_offset < upto)
+            .copied()
+    }
+
+    /// Writes a transaction's commit or abort marker for `producer_id` (as the
+    /// transaction coordinator does in every partition of the transaction), on
+    /// every replica at once; the marker's offset. The producer's transaction here
+    /// ends: the last stable offset moves past it, and an aborted one is reported
+    /// to read_committed fetches from then on.
+    pub fn write_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        kind: ControlRecordType,
+        leader_epoch: i32,
+        timestamp: i64,
+        now: Instant,
+    ) -> i64 {
+        let base = self.log_end_offset;
+        let config = BatchConfig {
+            base_offset: base,
+            partition_leader_epoch: leader_epoch,
+            producer_id,
+            producer_epoch,
+            ..BatchConfig::default()
+        };
+        let mut buf = BytesMut::new();
+        let header =
+            write_control_batch(&mut buf, &config, ControlRecord::marker(kind, 0), timestamp)
+                .ok()
+                .and_then(|_| {
+                    let bytes = buf.clone().freeze();
+                    BatchReader::new(bytes, DecodeOptions::default())
+                        .next()?
+                        .ok()?
+                        .into_v2()
+                        .map(|b| b.header)
+                });
+        // A one-record control batch always encodes and parses back.
+        debug_assert!(header.is_some(), "a marker batch that does not parse");
+        let Some(header) = header else {
+            return base;
+        };
+        self.settle(now);
+        self.push(StoredBatch {
+            base_offset: base,
+            next_offset: base + 1,
+            bytes: buf.freeze(),
+            header,
+            replicated_at: now,
+            end_position: 0,
+            max_timestamp_so_far: 0,
+            marker: Some(kind),
+        });
+        self.end_transaction(producer_id, kind, base);
+        self.fence(producer_id, producer_epoch);
+        base
+    }
+
+    /// A marker's epoch is the producer's from then on: batches of an older epoch
+    /// are refused (a fenced instance of a transactional producer), and a newer
+    /// epoch starts its sequences afresh.
+    fn fence(&mut self, producer_id: i64, epoch: i16) {
+        let state = self.producers.entry(producer_id).or_default();
+        if epoch > state.epoch {
+            state.epoch = epoch;
+            state.recent.clear();
+        }
+    }
+
+    /// Notes a batch in the producer's open transaction, or a marker ending it.
+    fn track_transaction(
+        &mut self,
+        header: &BatchHeader,
+        base: i64,
+        marker: Option<ControlRecordType>,
+    ) {
+        match marker {
+            Some(kind) => {
+                self.end_transaction(header.producer_id, kind, base);
+                self.fence(header.producer_id, header.producer_epoch);
+            }
+            None if header.is_transactional() && !header.is_control() => {
+                self.ongoing.entry(header.producer_id).or_insert(base);
+            }
+            None => {}
+        }
+    }
+
+    fn end_transaction(&mut self, producer_id: i64, kind: ControlRecordType, marker_offset: i64) {
+        if let Some(first_offset) = self.ongoing.remove(&producer_id)
+            && kind == ControlRecordType::Abort
+        {
+            self.aborted.push(AbortedTxn {
+                producer_id,
+                first_offset,
+                last_offset: marker_offset,
+            });
         }
     }
 
@@ -224,12 +377,14 @@ impl PartitionLog {
                 replicated_at,
                 end_position: 0,
                 max_timestamp_so_far: 0,
+                marker: None,
             });
             if replicated_at > now {
                 self.replicating.push_back((base, replicated_at));
             }
             first_offset.get_or_insert(base);
             self.remember(&header, base);
+            self.track_transaction(&header, base, None);
         }
         Ok(Appended::New(first_offset.unwrap_or(self.log_end_offset)))
     }
@@ -253,7 +408,7 @@ impl PartitionLog {
     /// watermark up to `max_bytes`, the first one even if it is larger when
     /// `may_exceed` (KIP-74: the first batch of the first partition with data), or cut
     /// at `max_bytes` mid-batch when `partial` is set (as brokers that send a partial
-    /// last batch do).
+    /// last batch do). A `read_committed` fetch stops at the last stable offset.
     pub fn plan_read(
         &self,
         offset: i64,
@@ -261,8 +416,9 @@ impl PartitionLog {
         may_exceed: bool,
         now: Instant,
         partial: bool,
+        read_committed: bool,
     ) -> ReadPlan {
-        let hw = self.high_watermark(now);
+        let hw = self.read_bound(now, read_committed);
         let start = self.index_of(offset);
         let visible_end = self.batches.partition_point(|b| b.base_offset < hw);
         let mut plan = ReadPlan {
@@ -294,6 +450,16 @@ impl PartitionLog {
             plan.partial = room.min(self.batches[start + whole].bytes.len());
         }
         plan
+    }
+
+    /// The offset after the last batch a [`ReadPlan`] made on this log returns
+    /// (wholly or in part); `from` when it returns none.
+    pub fn plan_end_offset(&self, plan: &ReadPlan, from: i64) -> i64 {
+        let last = plan.start + plan.whole + usize::from(plan.partial > 0);
+        last.checked_sub(1)
+            .filter(|_| last > plan.start)
+            .and_then(|i| self.batches.get(i))
+            .map_or(from, |b| b.next_offset)
     }
 
     /// The bytes of a [`ReadPlan`] made on this log (without changes since).
@@ -335,6 +501,7 @@ impl PartitionLog {
     /// Drops everything below `offset` (DeleteRecords).
     pub fn delete_before(&mut self, offset: i64) {
         self.log_start_offset = self.log_start_offset.max(offset);
+        self.aborted.retain(|a| a.last_offset >= offset);
         while self
             .batches
             .front()
@@ -373,15 +540,19 @@ impl PartitionLog {
         for b in kept {
             self.push(b);
         }
-        // Producer state is rebuilt from what survives, as Kafka does from the log.
-        let survivors: Vec<(BatchHeader, i64)> = self
+        // Producer and transaction state is rebuilt from what survives, as Kafka
+        // does from the log.
+        let survivors: Vec<(BatchHeader, i64, Option<ControlRecordType>)> = self
             .batches
             .iter()
-            .map(|b| (b.header, b.base_offset))
+            .map(|b| (b.header, b.base_offset, b.marker))
             .collect();
         self.producers.clear();
-        for (h, base) in survivors {
+        self.ongoing.clear();
+        self.aborted.clear();
+        for (h, base, marker) in survivors {
             self.remember(&h, base);
+            self.track_transaction(&h, base, marker);
         }
     }
 

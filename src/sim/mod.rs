@@ -12,7 +12,11 @@
 //! and all; idempotent sequence checks), Fetch (min bytes and max wait in virtual time,
 //! max bytes, optional partial last batch), ListOffsets (earliest, latest, by
 //! timestamp), CreateTopics, DeleteTopics, CreatePartitions, DeleteRecords,
-//! InitProducerId, FindCoordinator, OffsetForLeaderEpoch, OffsetCommit/OffsetFetch,
+//! InitProducerId, transactions (a transaction coordinator: InitProducerId with a
+//! transactional id, AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit and
+//! EndTxn, with commit and abort markers, the last stable offset and the aborted
+//! transactions a read_committed Fetch is told of), FindCoordinator,
+//! OffsetForLeaderEpoch, OffsetCommit/OffsetFetch,
 //! the classic consumer group protocol (JoinGroup, SyncGroup, Heartbeat,
 //! LeaveGroup, DescribeGroups), ListGroups over the groups of both protocols, and
 //! KIP-848 (ConsumerGroupHeartbeat, ConsumerGroupDescribe). Other APIs are not
@@ -32,7 +36,9 @@
 //! with `acks=all` is on every replica before it is acknowledged; one written with
 //! `acks=1` reaches the followers only after [`ClusterConfig::replication_delay`], and
 //! a leader crash before then loses it. Consumers only see data below the high
-//! watermark (what every replica holds).
+//! watermark (what every replica holds), and read_committed ones only below the
+//! last stable offset (the first record of a transaction still open). A
+//! transaction open longer than its timeout is aborted, and its producer fenced.
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -60,6 +66,7 @@ mod harness;
 mod log;
 mod sasl;
 mod topic_configs;
+mod transactions;
 
 pub use config::{
     ClusterConfig, Faults, MAX_BROKERS, MAX_PARTITIONS_PER_CLUSTER, MAX_PARTITIONS_PER_TOPIC,
@@ -198,6 +205,8 @@ pub struct Cluster {
     group_injected: coordinator::GroupInjections,
     /// Every broker's incremental fetch sessions (KIP-227).
     pub(crate) fetch_sessions: fetch_sessions::FetchSessions,
+    /// The transaction coordinator's transactional ids.
+    pub(crate) transactions: transactions::Transactions,
     rng: u64,
     /// When the cluster started (the coordinator's records count time from it).
     started: Instant,
@@ -245,6 +254,7 @@ impl Cluster {
             outbox: Vec::new(),
             group_injected: BTreeMap::new(),
             fetch_sessions: fetch_sessions::FetchSessions::default(),
+            transactions: transactions::Transactions::default(),
             started: now,
             config,
             faults: Faults::default(),

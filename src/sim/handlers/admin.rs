@@ -152,13 +152,21 @@ fn partition_metadata(
 }
 
 /// InitProducerId: a new producer id, or (KIP-360) a new epoch for a producer that
-/// names its id.
+/// names its id; for a transactional id, its producer with a new epoch
+/// ([`transactions::init_transactional`](super::transactions::init_transactional)).
 pub(super) fn init_producer_id(
     call: &mut Call,
     r: &InitProducerIdRequest,
 ) -> InitProducerIdResponse {
+    let transactional = r.transactional_id.as_deref().filter(|id| !id.is_empty());
     let (error, producer_id, producer_epoch) = if let Some(e) = call.injected {
         (e, -1, -1)
+    } else if let Some(id) = transactional {
+        let id = id.to_string();
+        match super::transactions::init_transactional(call, r, &id) {
+            Ok((producer_id, epoch)) => (ErrorCode::NONE, producer_id, epoch),
+            Err(e) => (e, -1, -1),
+        }
     } else if r.producer_id >= 0 && r.producer_epoch >= 0 {
         (
             ErrorCode::NONE,

@@ -59,7 +59,11 @@ struct Planned {
     topic: Uuid,
     plan: ReadPlan,
     high_watermark: i64,
+    last_stable_offset: i64,
     log_start_offset: i64,
+    /// For a read_committed fetch, the aborted transactions among what it returns
+    /// (`None` for read_uncommitted, as Kafka answers it).
+    aborted: Option<Vec<fetch_response::AbortedTransaction>>,
 }
 
 /// Answers a Fetch, or `None` while it must wait (for its fault delay, or for min
@@ -104,7 +108,7 @@ fn fetch_with(call: &mut Call, r: &FetchRequest, ctx: &FetchContext) -> Option<F
     let bytes: usize = plans.iter().flatten().map(|p| p.plan.len()).sum();
     let errors = plans.iter().any(Result::is_err);
     if !errors
-        && (bytes.max(available(call, items)) as i64) < i64::from(r.min_bytes)
+        && (bytes.max(available(call, items, read_committed(r))) as i64) < i64::from(r.min_bytes)
         && now < deadline
     {
         for (planned, item) in plans.iter().zip(items) {
@@ -295,7 +299,7 @@ fn new_session(call: &mut Call, items: &[FetchItem]) -> SessionMode {
 /// max bytes: what Kafka counts against min bytes (`DelayedFetch.tryComplete`), so a
 /// request whose max bytes is below its min bytes is answered once that much is
 /// there rather than at its max wait.
-fn available(call: &Call, items: &[FetchItem]) -> usize {
+fn available(call: &Call, items: &[FetchItem], read_committed: bool) -> usize {
     items
         .iter()
         .filter_map(|item| {
@@ -303,7 +307,14 @@ fn available(call: &Call, items: &[FetchItem]) -> usize {
             let limit = item.max_bytes.max(0) as usize;
             Some(
                 p.log
-                    .plan_read(item.fetch_offset, limit, false, call.now, true)
+                    .plan_read(
+                        item.fetch_offset,
+                        limit,
+                        false,
+                        call.now,
+                        true,
+                        read_committed,
+                    )
                     .len(),
             )
         })
@@ -315,6 +326,7 @@ fn available(call: &Call, items: &[FetchItem]) -> usize {
 fn plan(call: &mut Call, r: &FetchRequest, items: &[FetchItem]) -> Vec<Result<Planned, ErrorCode>> {
     let partial = call.cluster.faults.partial_batches;
     let now = call.now;
+    let committed = read_committed(r);
     let mut budget = (r.max_bytes.max(0) as usize).min(call.cluster.config.fetch_max_bytes);
     let mut any_data = false;
     let mut plans = Vec::with_capacity(items.len());
@@ -333,16 +345,29 @@ fn plan(call: &mut Call, r: &FetchRequest, items: &[FetchItem]) -> Vec<Result<Pl
                     return Err(ErrorCode::OFFSET_OUT_OF_RANGE);
                 }
                 let limit = (item.max_bytes.max(0) as usize).min(budget);
-                let plan = p
-                    .log
-                    .plan_read(item.fetch_offset, limit, !any_data, now, partial);
+                let plan =
+                    p.log
+                        .plan_read(item.fetch_offset, limit, !any_data, now, partial, committed);
                 any_data |= plan.len() > 0;
                 budget = budget.saturating_sub(plan.len());
+                let aborted = committed.then(|| {
+                    let upto = p.log.plan_end_offset(&plan, item.fetch_offset);
+                    p.log
+                        .aborted_between(item.fetch_offset, upto)
+                        .map(|a| fetch_response::AbortedTransaction {
+                            producer_id: a.producer_id,
+                            first_offset: a.first_offset,
+                            ..Default::default()
+                        })
+                        .collect()
+                });
                 Ok(Planned {
                     topic: item.topic_id,
                     plan,
                     high_watermark: p.log.high_watermark(now),
+                    last_stable_offset: p.log.last_stable_offset(now),
                     log_start_offset: p.log.log_start_offset,
+                    aborted,
                 })
             });
         plans.push(planned);
@@ -382,8 +407,9 @@ fn respond(
             let log = call.cluster.partition_by_id(p.topic, item.partition);
             out.records = Some(log.map(|l| l.log.read(&p.plan)).unwrap_or_default());
             out.high_watermark = p.high_watermark;
-            out.last_stable_offset = p.high_watermark;
+            out.last_stable_offset = p.last_stable_offset;
             out.log_start_offset = p.log_start_offset;
+            out.aborted_transactions = p.aborted;
         }
         let has_records = out.records.as_ref().is_some_and(|b| !b.is_empty());
         let key = (item.topic.clone(), item.partition);
@@ -440,4 +466,9 @@ fn respond(
         responses,
         ..Default::default()
     }
+}
+
+/// Whether a Fetch asks for committed records only (isolation level 1).
+fn read_committed(r: &FetchRequest) -> bool {
+    r.isolation_level == 1
 }

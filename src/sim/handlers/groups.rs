@@ -19,7 +19,7 @@ use crate::wire::ByteString;
 /// partition's leader; the simulation keeps no such topic, so it hashes onto the live
 /// brokers directly). Groups have a real `__consumer_offsets`
 /// ([`Cluster::group_coordinator`](crate::sim::Cluster)).
-fn transaction_coordinator(live: &[(i32, i32)], key: &str) -> Option<i32> {
+pub(super) fn transaction_coordinator(live: &[(i32, i32)], key: &str) -> Option<i32> {
     let n = i32::try_from(live.len()).ok().filter(|n| *n > 0)?;
     usize::try_from(partition_for(key, n))
         .ok()

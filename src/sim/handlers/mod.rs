@@ -17,6 +17,7 @@ mod groups;
 mod offsets;
 mod produce;
 mod sasl;
+mod transactions;
 
 pub(crate) use fetch::FetchContext;
 pub(crate) use offsets::CommittedOffset;
@@ -120,6 +121,12 @@ pub(crate) fn supported_versions(api: ApiKey, config: &ClusterConfig) -> Option<
         ApiKey::CreatePartitions => (0, 3),
         ApiKey::DeleteRecords => (0, 2),
         ApiKey::InitProducerId => (0, 5),
+        // Transactions (handlers/transactions.rs), at the versions clients send
+        // (AddPartitionsToTxn v4+ is between brokers); before KIP-890's part 2.
+        ApiKey::AddPartitionsToTxn => (0, 3),
+        ApiKey::AddOffsetsToTxn => (0, 3),
+        ApiKey::TxnOffsetCommit => (0, 3),
+        ApiKey::EndTxn => (0, 3),
         // Every Kafka broker answers FindCoordinator, and librdkafka takes it as the
         // sign that the broker decompresses gzip and snappy (v0) and lz4 (v1): without
         // it, librdkafka silently produces uncompressed batches.
@@ -260,6 +267,10 @@ fn answer(call: &mut Call, request: RequestBody) -> Result<ResponseBody, Outcome
         RequestBody::DeleteTopics(r) => admin::delete_topics(call, &r).into(),
         RequestBody::CreatePartitions(r) => admin::create_partitions(call, &r).into(),
         RequestBody::InitProducerId(r) => admin::init_producer_id(call, &r).into(),
+        RequestBody::AddPartitionsToTxn(r) => transactions::add_partitions_to_txn(call, &r).into(),
+        RequestBody::AddOffsetsToTxn(r) => transactions::add_offsets_to_txn(call, &r).into(),
+        RequestBody::TxnOffsetCommit(r) => transactions::txn_offset_commit(call, &r).into(),
+        RequestBody::EndTxn(r) => transactions::end_txn(call, &r).into(),
         // acks=0: Kafka never answers.
         RequestBody::Produce(r) => produce::produce(call, &r)
             .ok_or(Outcome::NoResponse)?
@@ -302,6 +313,10 @@ fn set_throttle(body: &mut ResponseBody, ms: i32) {
         ResponseBody::DeleteTopics(r) => &mut r.throttle_time_ms,
         ResponseBody::CreatePartitions(r) => &mut r.throttle_time_ms,
         ResponseBody::InitProducerId(r) => &mut r.throttle_time_ms,
+        ResponseBody::AddPartitionsToTxn(r) => &mut r.throttle_time_ms,
+        ResponseBody::AddOffsetsToTxn(r) => &mut r.throttle_time_ms,
+        ResponseBody::TxnOffsetCommit(r) => &mut r.throttle_time_ms,
+        ResponseBody::EndTxn(r) => &mut r.throttle_time_ms,
         ResponseBody::Produce(r) => &mut r.throttle_time_ms,
         ResponseBody::Fetch(r) => &mut r.throttle_time_ms,
         ResponseBody::ListOffsets(r) => &mut r.throttle_time_ms,

@@ -15,6 +15,7 @@ use crate::messages::{
 use crate::sim::coordinator::CoordinatorRecord;
 use crate::sim::{Cluster, Partition};
 use crate::wire::ByteString;
+use std::time::Instant;
 
 /// A committed offset, as OffsetFetch returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +37,9 @@ pub(super) fn list_offsets(call: &mut Call, r: &ListOffsetsRequest) -> ListOffse
             let result = call.on_leader(&t.name, lp.partition_index).map(|p| {
                 let found = match lp.timestamp {
                     -2 => Some((p.log.log_start_offset, -1)),
-                    -1 => Some((p.log.high_watermark(now), -1)),
+                    // The latest offset a read_committed consumer may read up to
+                    // is the last stable offset.
+                    -1 => Some((p.log.read_bound(now, r.isolation_level == 1), -1)),
                     ts if ts >= 0 => p.log.offset_for_timestamp(ts, now),
                     // Other special timestamps (max timestamp, tiered storage) are not
                     // kept: report no offset.
@@ -185,7 +188,6 @@ pub(super) fn offset_commit(call: &mut Call, r: &OffsetCommitRequest) -> OffsetC
                 .err(),
         }
     });
-    let timestamp = call.cluster.wall_clock().ms(now);
     let cluster = &mut *call.cluster;
     let topics = per_partition(
         &r.topics,
@@ -207,24 +209,7 @@ pub(super) fn offset_commit(call: &mut Call, r: &OffsetCommitRequest) -> OffsetC
                     leader_epoch: p.committed_leader_epoch,
                     metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
                 };
-                let value = OffsetCommitValue {
-                    offset: committed.offset,
-                    leader_epoch: committed.leader_epoch,
-                    metadata: ByteString::from(committed.metadata.clone().unwrap_or_default()),
-                    commit_timestamp: timestamp,
-                    expire_timestamp: -1,
-                    ..Default::default()
-                };
-                cluster.outbox.extend(CoordinatorRecord::offset_commit(
-                    &group,
-                    &t.name,
-                    p.partition_index,
-                    Some(&value),
-                ));
-                cluster.committed.insert(
-                    (group.clone(), t.name.to_string(), p.partition_index),
-                    committed,
-                );
+                cluster.store_committed(&group, &t.name, p.partition_index, committed, now);
                 Ok(())
             };
             offset_commit_response::OffsetCommitResponsePartition {
@@ -237,6 +222,37 @@ pub(super) fn offset_commit(call: &mut Call, r: &OffsetCommitRequest) -> OffsetC
     OffsetCommitResponse {
         topics,
         ..Default::default()
+    }
+}
+
+impl Cluster {
+    /// Commits `committed` for `group`'s `topic`/`partition`, and writes it to
+    /// `__consumer_offsets` as Kafka's coordinator does (an OffsetCommit, or a
+    /// transaction's offsets when it commits).
+    pub(crate) fn store_committed(
+        &mut self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+        committed: CommittedOffset,
+        now: Instant,
+    ) {
+        let value = OffsetCommitValue {
+            offset: committed.offset,
+            leader_epoch: committed.leader_epoch,
+            metadata: ByteString::from(committed.metadata.clone().unwrap_or_default()),
+            commit_timestamp: self.wall_clock().ms(now),
+            expire_timestamp: -1,
+            ..Default::default()
+        };
+        self.outbox.extend(CoordinatorRecord::offset_commit(
+            group,
+            topic,
+            partition,
+            Some(&value),
+        ));
+        self.committed
+            .insert((group.to_owned(), topic.to_owned(), partition), committed);
     }
 }
 

@@ -68,8 +68,14 @@ fn append(
         Some(t) => configs::max_message_bytes(&call.cluster.config, &t.configs),
         None => call.cluster.config.message_max_bytes,
     };
-    let p = call.on_leader(topic, pd.index)?;
     let records = pd.records.clone().unwrap_or_default();
+    // The leader answers first (NOT_LEADER_OR_FOLLOWER sends the client on), then
+    // the transaction checks.
+    call.on_leader(topic, pd.index)?;
+    if call.injected.is_none() {
+        super::transactions::check_transactional_produce(call, &records, topic, pd.index)?;
+    }
+    let p = call.on_leader(topic, pd.index)?;
     let appended = p
         .log
         .append(&records, p.leader_epoch, now, replicated_at, max_batch)
