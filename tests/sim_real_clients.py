@@ -44,10 +44,18 @@ Actions (binary data travels as hex; `-` is null):
         commits OFFSET+COUNT for each partition as group `sim-real-clients`
         (OffsetCommit), reads the commits back (OffsetFetch) and prints
         `committed PARTITION OFFSET` for each
+  transactions TOPIC
+        (both clients) a transactional producer writes four transactions of three
+        records to partition 0: committed, aborted, committed, and one left
+        open; then a read_committed and a read_uncommitted consumer read from
+        offset 0. Prints `LEVEL END OFFSET:VALUE...` per consumer, END being the
+        end offset ListOffsets gives at that isolation level; exits without
+        ending the open transaction
 
 Exits non-zero with a message on stderr when anything fails or times out.
 """
 
+import os
 import sys
 import time
 
@@ -148,6 +156,43 @@ def group_scenario(make_consumer, poll, assignment, commit, produce):
     c2.close()
     for who, p, o, v in got:
         print(who, p, o, v.decode())
+
+
+def read_until(poll, want):
+    """`OFFSET:VALUE` of each record `poll` returns until there are `want`, then
+    for half a second more (whatever else comes is a record too many)."""
+    got = []
+    deadline = time.time() + TIMEOUT
+    settle = None
+    while time.time() < (settle or deadline):
+        got.extend("%d:%s" % (o, v.decode()) for o, v in poll())
+        if settle is None and len(got) >= want:
+            settle = time.time() + 0.5
+    return got
+
+
+def transactions_scenario(begin, send, commit, abort, flush, read):
+    """Four transactions of three records (committed, aborted, committed, left
+    open), then `read` at each isolation level; exits without ending the open
+    one."""
+    for n, outcome in enumerate(["commit", "abort", "commit", "open"]):
+        begin()
+        for i in range(3):
+            send(b"txn-%d" % n, b"%s-%d-%d" % (outcome.encode(), n, i))
+        if outcome == "commit":
+            commit()
+        elif outcome == "abort":
+            # Written first, so that the log holds what the abort must hide (an
+            # abort drops records still waiting to be sent).
+            flush()
+            abort()
+        else:
+            flush()
+    for level, want in (("read_committed", 6), ("read_uncommitted", 12)):
+        end, got = read(level, want)
+        print(level, end, *got)
+    sys.stdout.flush()
+    os._exit(0)
 
 
 # -------------------------------------------------------- confluent-kafka --
@@ -282,6 +327,40 @@ def confluent(boot, action, args):
             return [(m.offset(), m.value())]
         across_crash(topic, produce, poll,
                      lambda: c.assign([ck.TopicPartition(topic, 0, 0)]), c.close)
+    elif action == "transactions":
+        (topic,) = args
+        p = ck.Producer(dict(base, **{
+            "transactional.id": "sim-real-clients-tx", "transaction.timeout.ms": 60000,
+            "linger.ms": 5}))
+        p.init_transactions(TIMEOUT)
+
+        def flush():
+            if p.flush(TIMEOUT):
+                die("flush timed out")
+
+        def read(level, want):
+            c = ck.Consumer(dict(base, **{
+                "group.id": "sim-real-clients-tx", "enable.auto.commit": False,
+                "isolation.level": level, "fetch.wait.max.ms": 50, "check.crcs": True}))
+            c.assign([ck.TopicPartition(topic, 0, 0)])
+
+            def poll():
+                m = c.poll(0.1)
+                if m is None:
+                    return []
+                if m.error():
+                    die("consume error: %s" % m.error())
+                return [(m.offset(), m.value())]
+            got = read_until(poll, want)
+            _, end = c.get_watermark_offsets(ck.TopicPartition(topic, 0), timeout=TIMEOUT,
+                                             cached=False)
+            c.close()
+            return end, got
+        transactions_scenario(
+            p.begin_transaction,
+            lambda k, v: p.produce(topic, key=k, value=v, partition=0),
+            lambda: p.commit_transaction(TIMEOUT), lambda: p.abort_transaction(TIMEOUT),
+            flush, read)
     elif action == "group":
         topic, group = args
         p = ck.Producer(dict(base, acks="all"))
@@ -461,6 +540,26 @@ def kafka_python(boot, action, args):
         group_scenario(make_consumer, poll,
                        lambda c: {tp.partition for tp in c.assignment()},
                        lambda c: c.commit(), produce)
+    elif action == "transactions":
+        (topic,) = args
+        p = KafkaProducer(**base, transactional_id="sim-real-clients-tx",
+                          transaction_timeout_ms=60000, linger_ms=5)
+        p.init_transactions()
+        tp = TopicPartition(topic, 0)
+
+        def read(level, want):
+            c = KafkaConsumer(**base, group_id=None, enable_auto_commit=False,
+                              isolation_level=level, check_crcs=True, fetch_max_wait_ms=50)
+            c.assign([tp])
+            c.seek(tp, 0)
+            got = read_until(
+                lambda: [(m.offset, m.value) for ms in c.poll(100).values() for m in ms], want)
+            end = c.end_offsets([tp])[tp]
+            c.close()
+            return end, got
+        transactions_scenario(
+            p.begin_transaction, lambda k, v: p.send(topic, key=k, value=v, partition=0),
+            p.commit_transaction, p.abort_transaction, p.flush, read)
     elif action == "consume":
         topic, specs = args[0], parse_assignments(args[1:])
         c = KafkaConsumer(**base, group_id="sim-real-clients", enable_auto_commit=False,

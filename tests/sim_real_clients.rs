@@ -21,6 +21,11 @@
 //!   Fetch and still end with every record exactly once.
 //! - both Python clients run a consumer group (subscribe): two members share the
 //!   partitions after a rebalance, read every record exactly once and commit.
+//! - both Python clients' transactional producers write four transactions
+//!   (committed, aborted, committed, left open); each client's read_committed
+//!   consumer reads the committed records only and stops at the open one, its
+//!   read_uncommitted consumer reads them all, and our consumer and partition
+//!   client read exactly the same at each level.
 //!
 //! Every key and value must come back byte for byte, with the offsets the producer
 //! was told. Independently, the test decodes what the simulated brokers stored and
@@ -879,4 +884,158 @@ fn confluent_kafka_consumer_group_shares_partitions() {
 #[test]
 fn kafka_python_consumer_group_shares_partitions() {
     consumer_group("kafka-python");
+}
+
+/// Transactions, with confluent-kafka's transactional producer writing and its
+/// read_committed consumer reading: four transactions of three records
+/// (committed, aborted, committed, left open). What librdkafka reads checks the
+/// simulated coordinator (markers, the last stable offset, the aborted list)
+/// against a client that others wrote and that filters by them; what our consumer
+/// and our partition client read must then be what librdkafka read, record for
+/// record, at both isolation levels.
+#[cfg(feature = "blocking")]
+#[test]
+fn confluent_kafka_transactions_read_committed_as_librdkafka_and_we_read_them() {
+    transactions_read_as_the_peer_reads_them("confluent");
+}
+
+/// The same with kafka-python's transactional producer and consumer: a second
+/// implementation of both sides, in pure Python.
+#[cfg(feature = "blocking")]
+#[test]
+fn kafka_python_transactions_read_committed_as_it_and_we_read_them() {
+    transactions_read_as_the_peer_reads_them("kafka-python");
+}
+
+#[cfg(feature = "blocking")]
+fn transactions_read_as_the_peer_reads_them(peer: &str) {
+    use kafka_sansio::client::{
+        FetchOptions, IsolationLevel, Offset, TopicPartition, UnknownTopicHandling,
+    };
+    use kafka_sansio::records::ControlRecordType;
+    use kafka_sansio::runtime::ClientBuilder;
+    use std::time::{Duration, Instant};
+
+    let server = start(1);
+    server
+        .with_cluster(|c, _| c.create_topic("txn", 1, 1))
+        .unwrap();
+    let out = python(peer, &server.bootstrap(), &["transactions", "txn"], "");
+    let read = |level: &str| -> (i64, Vec<String>) {
+        let line = out
+            .iter()
+            .find(|l| l.split(' ').next() == Some(level))
+            .unwrap_or_else(|| panic!("no {level} line in {out:?}"));
+        let mut fields = line.split(' ').skip(1);
+        let end = fields.next().unwrap().parse().unwrap();
+        (end, fields.map(str::to_owned).collect())
+    };
+    let expected = |outcomes: &[(usize, &str)]| -> Vec<String> {
+        outcomes
+            .iter()
+            .flat_map(|(n, what)| (0..3).map(move |i| format!("{}:{what}-{n}-{i}", 4 * n + i)))
+            .collect()
+    };
+    // Offsets: three records and a marker per ended transaction.
+    let committed = expected(&[(0, "commit"), (2, "commit")]);
+    let uncommitted = expected(&[(0, "commit"), (1, "abort"), (2, "commit"), (3, "open")]);
+    assert_eq!(
+        read("read_committed"),
+        (12, committed.clone()),
+        "{peer}, read_committed"
+    );
+    assert_eq!(
+        read("read_uncommitted"),
+        (15, uncommitted.clone()),
+        "{peer}, read_uncommitted"
+    );
+
+    // What the simulated leader stored: the producer's batches, transactional, and
+    // the coordinator's markers between them.
+    let batches = server.with_cluster(|c, _| c.partition_batches("txn", 0));
+    let opts = DecodeOptions::default();
+    let mut markers = Vec::new();
+    let mut producers = std::collections::BTreeSet::new();
+    for bytes in batches {
+        for batch in BatchReader::new(bytes, opts) {
+            let v2 = batch.unwrap().into_v2().unwrap();
+            assert!(v2.header.is_transactional());
+            producers.insert(v2.header.producer_id);
+            if v2.header.is_control() {
+                let kind = v2.control_record(&opts).unwrap().unwrap().kind;
+                markers.push((v2.header.base_offset, kind));
+            }
+        }
+    }
+    assert_eq!(
+        markers,
+        [
+            (3, ControlRecordType::Commit),
+            (7, ControlRecordType::Abort),
+            (11, ControlRecordType::Commit)
+        ]
+    );
+    assert_eq!(
+        producers.len(),
+        1,
+        "one producer wrote it all: {producers:?}"
+    );
+
+    // Ours, at each level: the consumer, then the partition client.
+    for (isolation, want) in [
+        (IsolationLevel::ReadCommitted, (12, &committed)),
+        (IsolationLevel::ReadUncommitted, (15, &uncommitted)),
+    ] {
+        let client = ClientBuilder::new(&server.bootstrap())
+            .configure(|c| c.consumer.isolation = isolation)
+            .build_blocking()
+            .unwrap();
+        let mut consumer = client.consumer();
+        consumer
+            .assign(vec![TopicPartition::new("txn", 0)], Offset::Beginning)
+            .unwrap();
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut settle = None;
+        while Instant::now() < settle.unwrap_or(deadline) {
+            if let Some(r) = consumer.recv_timeout(Duration::from_millis(100)).unwrap() {
+                let value = String::from_utf8(r.record.value().unwrap().to_vec()).unwrap();
+                got.push(format!("{}:{value}", r.record.offset));
+            }
+            if settle.is_none() && got.len() >= want.1.len() {
+                settle = Some(Instant::now() + Duration::from_millis(500));
+            }
+        }
+        assert_eq!(&got, want.1, "our consumer at {isolation:?}");
+
+        let p0 = client
+            .partition_client("txn", 0, UnknownTopicHandling::Error)
+            .unwrap();
+        let fetched = p0
+            .fetch(
+                0,
+                FetchOptions::default()
+                    .max_wait(Duration::from_millis(10))
+                    .isolation(isolation),
+            )
+            .unwrap();
+        let got: Vec<String> = fetched
+            .records
+            .iter()
+            .map(|r| {
+                let value = String::from_utf8(r.value().unwrap().to_vec()).unwrap();
+                format!("{}:{value}", r.offset)
+            })
+            .collect();
+        assert_eq!(&got, want.1, "our partition client at {isolation:?}");
+        let end = match isolation {
+            IsolationLevel::ReadCommitted => fetched.last_stable_offset,
+            IsolationLevel::ReadUncommitted => fetched.high_watermark,
+        };
+        assert_eq!(
+            end, want.0,
+            "the end our partition client was told at {isolation:?}"
+        );
+        client.close();
+    }
 }
