@@ -21,6 +21,12 @@
 //!   and never asks for a deadline in the past;
 //! - no `Event::ConsumerError`: every fault here is retriable and the reset policy is
 //!   `Earliest`;
+//! - in half the seeds three transactional ids also write into the partitions,
+//!   committing and aborting (the simulated coordinator's markers, last stable
+//!   offset and aborted lists), and the consumer reads at read_committed (three
+//!   seeds in four) or read_uncommitted: at read_committed no record of an
+//!   aborted or still open transaction is polled, and none of a committed one is
+//!   skipped;
 //! - once the cluster heals, every partition is read to its end;
 //! - the same seed gives the same trace hash, and a planted bug (a record skipped
 //!   after a retriable fetch error) is caught.
@@ -41,12 +47,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use kafka_sansio::client::{
-    Client, ClientConfig, ConsumedRecord, Event, Offset, OffsetReset, ProducerRecord,
-    TopicPartition,
+    Client, ClientConfig, ConsumedRecord, Event, IsolationLevel, Offset, OffsetReset,
+    ProducerRecord, TopicPartition,
 };
 use kafka_sansio::messages::{ApiKey, ErrorCode};
-use kafka_sansio::records::{BatchReader, DecodeOptions};
-use kafka_sansio::sim::{ClusterConfig, HostId, NetworkConfig, Simulation};
+use kafka_sansio::records::{Batch, BatchReader, DecodeOptions};
+use kafka_sansio::sim::{ClusterConfig, HostId, NetworkConfig, SimRng, Simulation};
 
 const TOPIC: &str = "t";
 const PARTITIONS: i32 = 3;
@@ -64,6 +70,60 @@ static SEEKS: Cell<usize> = const { Cell::new(0) };
 static DELETES: Cell<usize> = const { Cell::new(0) };
 static TRUNCATING_CRASHES: Cell<usize> = const { Cell::new(0) };
 static BUDGET_FULL_SEEDS: Cell<usize> = const { Cell::new(0) };
+static TXN_SEEDS: Cell<usize> = const { Cell::new(0) };
+/// Records of committed transactions polled at read_committed.
+static TXN_COMMITTED_POLLED: Cell<usize> = const { Cell::new(0) };
+/// Records of aborted transactions a read_committed consumer had to skip.
+static TXN_ABORTED_RECORDS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The transactional ids a seed with transactions writes under.
+const TXN_IDS: [&str; 3] = ["tx-a", "tx-b", "tx-c"];
+
+/// Transactions written beside the producer's records, in half the seeds (chosen,
+/// and driven, by a random stream of their own, so that a seed without them
+/// replays as it did before they existed): three transactional ids open, write
+/// and end transactions on the cluster (the simulated coordinator's markers, last
+/// stable offset and aborted lists), and the consumer reads at `isolation`.
+struct Txns {
+    rng: SimRng,
+    isolation: IsolationLevel,
+    /// The transaction each id has open (its number).
+    open: BTreeMap<&'static str, u64>,
+    /// Outcome of each transaction by number: `None` while open, then committed?
+    outcome: BTreeMap<u64, Option<bool>>,
+    /// The transaction of each record written in one, by (partition, offset).
+    records: BTreeMap<(i32, i64), u64>,
+    next: u64,
+}
+
+impl Txns {
+    fn for_seed(seed: u64) -> Option<Txns> {
+        let mut rng = SimRng::new(seed ^ 0x7c3a_11d5_9e02_b4f1);
+        if !rng.chance(0.5) {
+            return None;
+        }
+        let isolation = if rng.chance(0.75) {
+            IsolationLevel::ReadCommitted
+        } else {
+            IsolationLevel::ReadUncommitted
+        };
+        Some(Txns {
+            rng,
+            isolation,
+            open: BTreeMap::new(),
+            outcome: BTreeMap::new(),
+            records: BTreeMap::new(),
+            next: 0,
+        })
+    }
+
+    /// Whether the record at `p`/`offset` belongs to a transaction that aborted.
+    fn aborted(&self, p: i32, offset: i64) -> bool {
+        self.records
+            .get(&(p, offset))
+            .is_some_and(|t| self.outcome.get(t) == Some(&Some(false)))
+    }
 }
 
 /// Retriable codes injected into Fetch answers (per partition).
@@ -111,6 +171,7 @@ struct Run {
     spinning: bool,
     last_step_at: Instant,
     budget_full: bool,
+    txns: Option<Txns>,
 }
 
 fn tp(p: i32) -> TopicPartition {
@@ -172,6 +233,10 @@ impl Run {
         c.fetch_sessions = sim.rng().chance(0.7);
         c.check_crcs = sim.rng().chance(0.5);
         c.planted_bug_skip_after_error = planted_bug;
+        let txns = Txns::for_seed(seed);
+        if let Some(t) = &txns {
+            c.isolation = t.isolation;
+        }
         let budget = c.buffer_max_bytes;
         if std::env::var_os("SIM_TRACE").is_some() {
             eprintln!("seed {seed}: consumer {:?}", config.consumer);
@@ -212,6 +277,7 @@ impl Run {
             spinning: false,
             last_step_at: now,
             budget_full: false,
+            txns,
         }
     }
 
@@ -243,6 +309,10 @@ impl Run {
         for b in self.sim.cluster().partition_batches(TOPIC, p) {
             for batch in BatchReader::new(b, opts) {
                 let batch = batch.expect("the cluster stores valid batches");
+                // Transaction markers: never given to a consumer.
+                if matches!(&batch, Batch::V2(b) if b.header.is_control()) {
+                    continue;
+                }
                 for r in batch.records(&opts).expect("records") {
                     let r = r.expect("record");
                     if r.offset < start {
@@ -374,6 +444,72 @@ impl Run {
         }
     }
 
+    /// The transactional writer's turn: an id writes a few records into its open
+    /// transaction (opening one), and maybe one open transaction ends.
+    fn write_transactions(&mut self) {
+        let Some(t) = &mut self.txns else {
+            return;
+        };
+        let id = TXN_IDS[t.rng.below(TXN_IDS.len() as u64) as usize];
+        let p = t.rng.below(PARTITIONS as u64) as i32;
+        let count = 1 + t.rng.below(4) as usize;
+        let n = *t.open.entry(id).or_insert_with(|| {
+            t.next += 1;
+            t.next
+        });
+        t.outcome.insert(n, None);
+        let values: Vec<String> = (0..count)
+            .map(|i| format!("s{}-txn{n}-{i}", self.seed))
+            .collect();
+        let end = (t.rng.chance(0.3) && !t.open.is_empty())
+            .then(|| {
+                let which = t.rng.below(t.open.len() as u64) as usize;
+                let commit = t.rng.chance(0.6);
+                t.open.keys().nth(which).map(|id| (*id, commit))
+            })
+            .flatten();
+        let bytes: Vec<&[u8]> = values.iter().map(String::as_bytes).collect();
+        let now = self.sim.now();
+        match self
+            .sim
+            .cluster()
+            .write_in_transaction(id, TOPIC, p, &bytes, now)
+        {
+            Ok(base) => {
+                self.note(format_args!(
+                    "{id} writes {count} to {p} at {base} (transaction {n})"
+                ));
+                if let Some(t) = &mut self.txns {
+                    for i in 0..count as i64 {
+                        t.records.insert((p, base + i), n);
+                    }
+                }
+            }
+            // No leader for it now (every replica down): written next time.
+            Err(e) => self.note(format_args!("{id} cannot write to {p}: {e}")),
+        }
+        if let Some((id, commit)) = end {
+            self.end_transaction(id, commit);
+        }
+    }
+
+    /// Commits or aborts `id`'s open transaction.
+    fn end_transaction(&mut self, id: &'static str, commit: bool) {
+        let Some(t) = &mut self.txns else {
+            return;
+        };
+        let Some(n) = t.open.remove(id) else {
+            return;
+        };
+        t.outcome.insert(n, Some(commit));
+        let now = self.sim.now();
+        self.note(format_args!(
+            "{id} {} transaction {n}",
+            if commit { "commits" } else { "aborts" }
+        ));
+        self.sim.cluster().complete_transaction(id, commit, now);
+    }
+
     /// The application polls up to `max` records and every one is judged.
     fn poll(&mut self, max: usize) {
         let now = self.sim.now();
@@ -401,6 +537,23 @@ impl Run {
                 other => self.fail(format!(
                     "partition {p} offset {offset}: polled {value:?}, the committed log has {other:?}"
                 )),
+            }
+            if let Some(t) = &self.txns
+                && t.isolation == IsolationLevel::ReadCommitted
+                && let Some(n) = t.records.get(&(p, offset))
+            {
+                match t.outcome.get(n) {
+                    Some(Some(true)) => TXN_COMMITTED_POLLED.with(|c| c.set(c.get() + 1)),
+                    outcome => {
+                        let what = match outcome {
+                            Some(Some(false)) => "aborted",
+                            _ => "still open",
+                        };
+                        self.fail(format!(
+                            "partition {p} offset {offset}: read_committed polled {value:?} of transaction {n}, which is {what}"
+                        ));
+                    }
+                }
             }
             let segment = self
                 .segments
@@ -561,6 +714,7 @@ impl Run {
         let positions = self.sim.client(self.consumer).positions();
         self.note(format_args!("positions {positions:?}"));
         self.produce();
+        self.write_transactions();
         if self.sim.rng().chance(0.75) {
             let max = [1, 7, 100, 1000][self.sim.rng().below(4) as usize];
             self.poll(max);
@@ -593,6 +747,14 @@ impl Run {
             .map(tp)
             .collect();
         self.sim.client(self.consumer).resume(now, &paused);
+        // Every transaction ends, so that read_committed reads to the end too.
+        if let Some(t) = &mut self.txns {
+            let open: Vec<(&'static str, bool)> =
+                t.open.keys().map(|id| (*id, t.rng.chance(0.5))).collect();
+            for (id, commit) in open {
+                self.end_transaction(id, commit);
+            }
+        }
         // Injected errors left waiting are used up by the fetches below (each is
         // retriable).
         self.sim.client(self.producer).flush(now);
@@ -648,11 +810,23 @@ impl Run {
                 .cluster()
                 .partition_offsets(TOPIC, p)
                 .map_or(0, |(hw, _)| hw);
-            let log: Vec<i64> = self
-                .log(p)
+            // A read_committed consumer skips what aborted transactions wrote.
+            let records = self.log(p);
+            let committed_only = self
+                .txns
+                .as_ref()
+                .filter(|t| t.isolation == IsolationLevel::ReadCommitted);
+            let log: Vec<i64> = records
                 .into_iter()
                 .map(|(o, _)| o)
                 .filter(|o| *o < hw)
+                .filter(|o| {
+                    let aborted = committed_only.is_some_and(|t| t.aborted(p, *o));
+                    if aborted {
+                        TXN_ABORTED_RECORDS.with(|c| c.set(c.get() + 1));
+                    }
+                    !aborted
+                })
                 .collect();
             let in_log: BTreeSet<i64> = log.iter().copied().collect();
             let segments = self.segments.remove(&p).unwrap_or_default();
@@ -673,7 +847,7 @@ impl Run {
                 if i == last {
                     let end = log.last().map_or(0, |o| o + 1);
                     if let Some(prev) = prev
-                        && let Some(skipped) = in_log.range(prev + 1..end).next()
+                        && let Some(skipped) = in_log.range(prev + 1..).next().filter(|o| **o < end)
                     {
                         problems.push(format!(
                             "partition {p}: offset {skipped} is in the log but was never polled (last polled {prev})"
@@ -712,6 +886,9 @@ fn run_seed(seed: u64, planted_bug: bool) -> (Vec<String>, u64) {
     if run.budget_full {
         BUDGET_FULL_SEEDS.with(|c| c.set(c.get() + 1));
     }
+    if run.txns.is_some() {
+        TXN_SEEDS.with(|c| c.set(c.get() + 1));
+    }
     (run.failures, run.sim.trace_hash())
 }
 
@@ -747,9 +924,21 @@ fn consumer_invariants_hold_across_seeds() {
             DELETES.with(Cell::get),
             TRUNCATING_CRASHES.with(Cell::get),
             BUDGET_FULL_SEEDS.with(Cell::get),
+            TXN_SEEDS.with(Cell::get),
+            TXN_COMMITTED_POLLED.with(Cell::get),
+            TXN_ABORTED_RECORDS.with(Cell::get),
         ]
     });
-    let [polled, seeks, deletes, crashes, full] = totals.iter().fold([0; 5], |mut sum, t| {
+    let [
+        polled,
+        seeks,
+        deletes,
+        crashes,
+        full,
+        txn_seeds,
+        txn_read,
+        txn_aborted,
+    ] = totals.iter().fold([0; 8], |mut sum, t| {
         for (s, v) in sum.iter_mut().zip(t) {
             *s += v;
         }
@@ -757,7 +946,7 @@ fn consumer_invariants_hold_across_seeds() {
     });
     let elapsed = started.elapsed();
     eprintln!(
-        "{ran} seeds passed in {elapsed:.1?} ({:.0} seeds/s): {polled} records polled and verified, {seeks} seeks, {deletes} deletions, {crashes} leader crashes under acks=1, {full} seeds that filled half the byte budget",
+        "{ran} seeds passed in {elapsed:.1?} ({:.0} seeds/s): {polled} records polled and verified, {seeks} seeks, {deletes} deletions, {crashes} leader crashes under acks=1, {full} seeds that filled half the byte budget; {txn_seeds} seeds with transactions: {txn_read} committed transactional records polled at read_committed, {txn_aborted} aborted ones skipped",
         ran as f64 / elapsed.as_secs_f64()
     );
     if ran < 100 {
@@ -776,6 +965,10 @@ fn consumer_invariants_hold_across_seeds() {
     assert!(
         full * 10 > ran,
         "only {full} of {ran} seeds filled the budget"
+    );
+    assert!(
+        txn_seeds * 3 > ran && txn_read > txn_seeds * 5 && txn_aborted > txn_seeds,
+        "transactions too few: {txn_seeds} seeds, {txn_read} committed records read, {txn_aborted} aborted ones skipped"
     );
 }
 

@@ -225,6 +225,15 @@ impl PartitionLog {
         base
     }
 
+    /// The sequence number `producer_id`'s next batch at `epoch` takes here.
+    pub fn next_sequence(&self, producer_id: i64, epoch: i16) -> i32 {
+        self.producers
+            .get(&producer_id)
+            .filter(|s| s.epoch == epoch)
+            .and_then(|s| s.recent.back())
+            .map_or(0, |(_, last, _)| last.wrapping_add(1))
+    }
+
     /// A marker's epoch is the producer's from then on: batches of an older epoch
     /// are refused (a fenced instance of a transactional producer), and a newer
     /// epoch starts its sequences afresh.

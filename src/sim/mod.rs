@@ -113,6 +113,12 @@ pub enum SimError {
     /// A configuration setting out of its range ([`ClusterConfig::validate`]).
     #[error("invalid cluster configuration: {0}")]
     InvalidConfig(String),
+    /// The topic has no such partition.
+    #[error("topic {0} has no partition {1}")]
+    NoSuchPartition(String, i32),
+    /// No replica of the partition is up to lead it.
+    #[error("partition {0}-{1} has no leader")]
+    PartitionOffline(String, i32),
 }
 
 #[derive(Debug, Clone)]
@@ -494,6 +500,14 @@ impl Cluster {
     pub fn partition_offsets(&self, topic: &str, partition: i32) -> Option<(i64, i64)> {
         let p = self.partition(topic, partition)?;
         Some((p.log.high_watermark(self.now), p.log.log_start_offset))
+    }
+
+    /// The last stable offset of a partition: where read_committed consumers stop
+    /// (the first offset of a transaction still open there, or the high watermark).
+    #[must_use]
+    pub fn partition_last_stable_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        let p = self.partition(topic, partition)?;
+        Some(p.log.last_stable_offset(self.now))
     }
 
     /// The batches a partition holds (committed or not), as the leader stored them.

@@ -6,9 +6,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use super::Cluster;
+use bytes::BytesMut;
+
 use super::handlers::CommittedOffset;
-use crate::records::ControlRecordType;
+use super::log::Appended;
+use super::{Cluster, SimError};
+use crate::records::{BatchBuilder, BatchConfig, ControlRecordType, NewRecord};
 
 /// Where a transactional id's transaction stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +57,123 @@ impl Transactions {
 }
 
 impl Cluster {
+    /// Writes `values` (one record each, null keys) to `topic`/`partition` in the
+    /// open transaction of transactional id `id`, as that id's producer would with
+    /// InitProducerId (the first time), AddPartitionsToTxn and Produce; the
+    /// transaction opens if none is. The batch is on every replica at once. For
+    /// tests of consumers that read what a transactional producer wrote, without
+    /// writing one: end the transaction with
+    /// [`complete_transaction`](Self::complete_transaction). Returns the offset of
+    /// the first record.
+    ///
+    /// # Errors
+    /// The topic or partition does not exist, or the partition has no leader.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use kafka_sansio::sim::{Cluster, ClusterConfig};
+    ///
+    /// let now = Instant::now();
+    /// let mut cluster = Cluster::new(ClusterConfig::default(), now);
+    /// cluster.create_topic("orders", 1, 1)?;
+    /// assert_eq!(cluster.write_in_transaction("tx", "orders", 0, &[b"a", b"b"], now)?, 0);
+    /// // Open: read_committed consumers stop before it.
+    /// assert_eq!(cluster.partition_last_stable_offset("orders", 0), Some(0));
+    /// cluster.complete_transaction("tx", true, now);
+    /// // Committed: the marker is at offset 2.
+    /// assert_eq!(cluster.partition_last_stable_offset("orders", 0), Some(3));
+    /// # Ok::<(), kafka_sansio::sim::SimError>(())
+    /// ```
+    pub fn write_in_transaction(
+        &mut self,
+        id: &str,
+        topic: &str,
+        partition: i32,
+        values: &[&[u8]],
+        now: Instant,
+    ) -> Result<i64, SimError> {
+        let t = self
+            .topics
+            .get(topic)
+            .ok_or_else(|| SimError::NoSuchTopic(topic.to_owned()))?;
+        let p = usize::try_from(partition)
+            .ok()
+            .and_then(|i| t.partitions.get(i))
+            .ok_or_else(|| SimError::NoSuchPartition(topic.to_owned(), partition))?;
+        if p.leader < 0 {
+            return Err(SimError::PartitionOffline(topic.to_owned(), partition));
+        }
+        let timestamp = self.wall_clock().ms(now);
+        let fresh = self.next_producer_id;
+        let txn = self
+            .transactions
+            .by_id
+            .entry(id.to_owned())
+            .or_insert_with(|| Txn {
+                producer_id: fresh,
+                epoch: 0,
+                timeout_ms: 60_000,
+                state: TxnState::Empty,
+                partitions: BTreeSet::new(),
+                groups: BTreeSet::new(),
+                offsets: BTreeMap::new(),
+                started: None,
+            });
+        if txn.producer_id == fresh {
+            self.next_producer_id += 1;
+        }
+        txn.partitions.insert((topic.to_owned(), partition));
+        txn.state = TxnState::Ongoing;
+        txn.started.get_or_insert(now);
+        let (producer_id, epoch) = (txn.producer_id, txn.epoch);
+        let t = self
+            .topics
+            .get_mut(topic)
+            .ok_or_else(|| SimError::NoSuchTopic(topic.to_owned()))?;
+        let topic_id = t.id;
+        let p = usize::try_from(partition)
+            .ok()
+            .and_then(|i| t.partitions.get_mut(i))
+            .ok_or_else(|| SimError::NoSuchPartition(topic.to_owned(), partition))?;
+        let sequence = p.log.next_sequence(producer_id, epoch);
+        let mut buf = BytesMut::new();
+        let config = BatchConfig {
+            producer_id,
+            producer_epoch: epoch,
+            base_sequence: sequence,
+            transactional: true,
+            max_batch_bytes: usize::MAX,
+            ..BatchConfig::default()
+        };
+        let mut builder = BatchBuilder::new(&mut buf, &config);
+        for v in values {
+            // No byte limit: appending cannot fail.
+            let _ = builder.append(&NewRecord::new(timestamp).value(v));
+        }
+        let base = match builder.finish() {
+            Ok(_) => {
+                let leader_epoch = p.leader_epoch;
+                match p
+                    .log
+                    .append(&buf.freeze(), leader_epoch, now, now, usize::MAX)
+                {
+                    Ok(Appended::New(base) | Appended::Duplicate(base)) => base,
+                    Err(_) => p.log.log_end_offset,
+                }
+            }
+            Err(_) => p.log.log_end_offset,
+        };
+        self.conns.wake_partition(topic_id, partition);
+        Ok(base)
+    }
+
+    /// Commits (`commit`) or aborts the open transaction of transactional id `id`,
+    /// as its producer's EndTxn does: a marker in each of its partitions. Nothing
+    /// happens when none is open.
+    pub fn complete_transaction(&mut self, id: &str, commit: bool, now: Instant) {
+        self.end_transaction(id, commit, now);
+    }
+
     /// Ends `id`'s open transaction: a commit or abort marker in each of its
     /// partitions (the fetches waiting on them wake: the last stable offset moved),
     /// and its offsets committed or dropped. Nothing happens when none is open.
