@@ -353,3 +353,44 @@ fn records_fetched_before_a_pause_are_fetched_again_after_the_resume() {
     assert_eq!(offsets, (0..20).collect::<Vec<_>>());
     assert!(got.iter().all(|r| r.partition == 1));
 }
+
+/// A read_committed consumer that starts at the end while a transaction is open
+/// starts at the last stable offset (the open transaction's first record), as
+/// Java's does: when the transaction commits, its records are read. Starting at
+/// the high watermark instead, past the open records, skipped them for good. The
+/// same for the reset policy `Latest` of a partition with no position.
+#[test]
+fn read_committed_from_the_end_reads_a_transaction_open_when_it_started() {
+    use kafka_sansio::client::IsolationLevel;
+    for start in ["seek to end", "reset to latest"] {
+        let (mut sim, host) = setup(1, 7, |c| {
+            c.consumer.isolation = IsolationLevel::ReadCommitted;
+            c.consumer.auto_offset_reset = OffsetReset::Latest;
+        });
+        let now = sim.now();
+        sim.cluster().create_topic("t", 1, 1).unwrap();
+        sim.cluster()
+            .write_in_transaction("tx", "t", 0, &[b"before"], now)
+            .unwrap();
+        sim.cluster().complete_transaction("tx", true, now);
+        sim.cluster()
+            .write_in_transaction("tx", "t", 0, &[b"open-1", b"open-2"], now)
+            .unwrap();
+        assert_eq!(sim.cluster().partition_last_stable_offset("t", 0), Some(2));
+        let now = sim.now();
+        let from = if start == "seek to end" {
+            Offset::End
+        } else {
+            // No committed offset and no position: the reset policy decides.
+            Offset::At(1_000)
+        };
+        sim.client(host)
+            .assign(now, vec![TopicPartition::new("t", 0)], from);
+        // The consumer settles its position while the transaction is still open.
+        assert!(consume(&mut sim, host, 1, Duration::from_secs(2)).is_empty());
+        let now = sim.now();
+        sim.cluster().complete_transaction("tx", true, now);
+        let got = consume(&mut sim, host, 2, Duration::from_secs(5));
+        assert_eq!(values(&got, 0), ["open-1", "open-2"], "{start}");
+    }
+}

@@ -12,7 +12,7 @@ use super::consumer::{
 use super::metadata::Leader;
 use super::op::{Lane, Reply, Target, Versions, decode, version};
 use super::ops::offsets::EpochEnd;
-use super::ops::partition::OffsetSpec;
+use super::ops::partition::{IsolationLevel, OffsetSpec};
 use super::{Client, ClientError, ConnState, Endpoint, Event, Internal, OpOutput, Owner};
 
 impl Client {
@@ -379,10 +379,17 @@ impl Client {
                         -1 => OffsetSpec::Latest,
                         t => OffsetSpec::Timestamp(t),
                     };
+                    // At the consumer's isolation level: read_committed starts a
+                    // reset or a seek to the end at the last stable offset.
+                    let isolation = self
+                        .consumer
+                        .as_ref()
+                        .map_or(IsolationLevel::ReadUncommitted, |c| c.config.isolation);
                     let op = super::ops::partition::ListOffsets::new(
                         tp.topic.clone(),
                         tp.partition,
                         spec,
+                        isolation,
                     );
                     let target = Target::Leader {
                         topic: tp.topic.clone(),

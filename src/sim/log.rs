@@ -594,9 +594,15 @@ impl PartitionLog {
     }
 
     /// The offset of the first record whose timestamp is at least `ts`, and that
-    /// timestamp; `None` if no visible record is that late.
-    pub fn offset_for_timestamp(&self, ts: i64, now: Instant) -> Option<(i64, i64)> {
-        let hw = self.high_watermark(now);
+    /// timestamp; `None` if no visible record is that late (below the last stable
+    /// offset for `read_committed`, as Kafka looks).
+    pub fn offset_for_timestamp(
+        &self,
+        ts: i64,
+        now: Instant,
+        read_committed: bool,
+    ) -> Option<(i64, i64)> {
+        let hw = self.read_bound(now, read_committed);
         let opts = DecodeOptions::default();
         // No batch before the first whose running maximum reaches `ts` can hold it.
         let from = self

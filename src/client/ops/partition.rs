@@ -649,12 +649,12 @@ impl Client {
         partition: i32,
         spec: OffsetSpec,
     ) -> OpId {
-        let op = ListOffsets {
-            topic: topic.into(),
+        let op = ListOffsets::new(
+            topic.into(),
             partition,
             spec,
-            result: None,
-        };
+            IsolationLevel::ReadUncommitted,
+        );
         let targets = vec![Target::Leader {
             topic: op.topic.clone(),
             partition,
@@ -1082,15 +1082,24 @@ pub(crate) struct ListOffsets {
     topic: Arc<str>,
     partition: i32,
     spec: OffsetSpec,
+    /// At read_committed the latest offset is the last stable offset (a consumer
+    /// that starts there reads a transaction still open when it commits).
+    isolation: IsolationLevel,
     result: Option<(i64, i64)>,
 }
 
 impl ListOffsets {
-    pub(crate) fn new(topic: Arc<str>, partition: i32, spec: OffsetSpec) -> Self {
+    pub(crate) fn new(
+        topic: Arc<str>,
+        partition: i32,
+        spec: OffsetSpec,
+        isolation: IsolationLevel,
+    ) -> Self {
         Self {
             topic,
             partition,
             spec,
+            isolation,
             result: None,
         }
     }
@@ -1111,12 +1120,20 @@ impl Operation for ListOffsets {
         versions: &Versions,
         _m: &Metadata,
     ) -> Result<Built, ClientError> {
+        // The isolation level came with v2.
+        let least = match self.isolation {
+            IsolationLevel::ReadUncommitted => 1,
+            IsolationLevel::ReadCommitted => 2,
+        };
         let v = version(versions, ApiKey::ListOffsets)
-            .filter(|v| *v >= 1)
+            .filter(|v| *v >= least)
             .ok_or(ClientError::Unsupported(ApiKey::ListOffsets))?;
         let request = ListOffsetsRequest {
             replica_id: -1,
-            isolation_level: 0,
+            isolation_level: match self.isolation {
+                IsolationLevel::ReadUncommitted => 0,
+                IsolationLevel::ReadCommitted => 1,
+            },
             topics: vec![list_offsets_request::ListOffsetsTopic {
                 name: (&*self.topic).into(),
                 partitions: vec![list_offsets_request::ListOffsetsPartition {

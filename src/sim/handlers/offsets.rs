@@ -40,7 +40,7 @@ pub(super) fn list_offsets(call: &mut Call, r: &ListOffsetsRequest) -> ListOffse
                     // The latest offset a read_committed consumer may read up to
                     // is the last stable offset.
                     -1 => Some((p.log.read_bound(now, r.isolation_level == 1), -1)),
-                    ts if ts >= 0 => p.log.offset_for_timestamp(ts, now),
+                    ts if ts >= 0 => p.log.offset_for_timestamp(ts, now, r.isolation_level == 1),
                     // Other special timestamps (max timestamp, tiered storage) are not
                     // kept: report no offset.
                     _ => None,
