@@ -243,6 +243,13 @@ fn kafka_sim_binary_prints_bootstrap_and_takes_commands() {
     assert_eq!(command("leader? orders 3"), "ok 2");
     assert_eq!(command("topic more 2 2"), "ok");
     assert_eq!(command("offsets more 1"), "ok 0 0");
+    assert_eq!(command("txn tx more 1 a b"), "ok 0");
+    assert_eq!(command("lso more 1"), "ok 0");
+    assert_eq!(command("offsets more 1"), "ok 2 0");
+    assert_eq!(command("abort tx"), "ok");
+    assert_eq!(command("lso more 1"), "ok 3");
+    assert!(command("txn tx more 9 a").starts_with("error: topic more has no partition 9"));
+    assert!(command("txn tx more 1").starts_with("error: "));
     assert_eq!(command("errors 0 6 2"), "ok");
     assert_eq!(command("throttle 5"), "ok");
     assert!(command("crash 9").starts_with("error: no broker 9"));

@@ -31,6 +31,9 @@
 //! | `partial-batches on\|off` | cut Fetch responses in the middle of a batch |
 //! | `offsets TOPIC PARTITION` | answers `ok HIGH_WATERMARK LOG_START_OFFSET` |
 //! | `leader? TOPIC PARTITION` | answers `ok ID` (or `ok -1` when offline) |
+//! | `txn ID TOPIC PARTITION VALUE...` | transactional id ID writes one record per VALUE into its open transaction (opening one); answers `ok FIRST_OFFSET` |
+//! | `commit ID` / `abort ID` | ends ID's open transaction (markers in its partitions) |
+//! | `lso TOPIC PARTITION` | answers `ok LAST_STABLE_OFFSET` (where read_committed consumers stop) |
 //! | `bootstrap` | answers `ok BOOTSTRAP` |
 //! | `stats` | answers `ok connections=N groups=N partitions=N stored_bytes=N` |
 //! | `quit` | stop |

@@ -201,6 +201,29 @@ fn command(
                 .map(|(hw, start)| format!("{hw} {start}"))
                 .ok_or_else(|| format!("no partition {topic}-{partition}"))
         }
+        "txn" => {
+            let (id, topic) = (arg(1)?, arg(2)?);
+            let partition = number(arg(3)?, "partition")?;
+            arg(4)?;
+            let values: Vec<&[u8]> = words[4..].iter().map(|w| w.as_bytes()).collect();
+            server
+                .with_cluster(|c, now| c.write_in_transaction(id, topic, partition, &values, now))
+                .map(|base| base.to_string())
+                .map_err(|e| e.to_string())
+        }
+        "commit" | "abort" => {
+            let id = arg(1)?;
+            let commit = words[0] == "commit";
+            server.with_cluster(|c, now| c.complete_transaction(id, commit, now));
+            Ok(String::new())
+        }
+        "lso" => {
+            let (topic, partition) = (arg(1)?, number(arg(2)?, "partition")?);
+            server
+                .with_cluster(|c, _| c.partition_last_stable_offset(topic, partition))
+                .map(|lso| lso.to_string())
+                .ok_or_else(|| format!("no partition {topic}-{partition}"))
+        }
         "bootstrap" => Ok(server.bootstrap()),
         "stats" => Ok(server.with_cluster(|c, _| {
             format!(
