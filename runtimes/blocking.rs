@@ -1109,6 +1109,42 @@ impl Consumer {
         futures_lite::future::block_on(self.inner.recv_batch())
     }
 
+    /// The position of each partition this consumer reads: the offset of the next
+    /// record it will hand out; see the async
+    /// [`Consumer::positions`](crate::runtime::Consumer::positions).
+    ///
+    /// # Errors
+    /// The client is closed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let (server, client) = kafka_sansio::doc_support::blocking_client();
+    /// use kafka_sansio::client::{Offset, TopicPartition};
+    /// // Two records in a transaction that aborts: read_uncommitted reads them, then
+    /// // the marker at 2 moves the position to 3.
+    /// server.with_cluster(|c, now| {
+    ///     c.write_in_transaction("tx", "orders", 1, &[b"a", b"b"], now)?;
+    ///     c.complete_transaction("tx", false, now);
+    ///     Ok::<_, kafka_sansio::sim::SimError>(())
+    /// })?;
+    /// let mut consumer = client.consumer();
+    /// let p1 = TopicPartition::new("orders", 1);
+    /// consumer.assign(vec![p1.clone()], Offset::Beginning)?;
+    /// assert_eq!(consumer.recv()?.record.offset, 0);
+    /// // One record is still to be handed out (or fetched): the position is at most 1.
+    /// assert!(consumer.positions()?.iter().all(|(_, o)| *o <= 1));
+    /// assert_eq!(consumer.recv()?.record.offset, 1);
+    /// let mut position = 0;
+    /// while position < 3 {
+    ///     position = consumer.positions()?.into_iter().find(|(tp, _)| *tp == p1).map_or(0, |(_, o)| o);
+    /// }
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn positions(&mut self) -> Result<Vec<(crate::client::TopicPartition, i64)>, ClientError> {
+        futures_lite::future::block_on(self.inner.positions())
+    }
+
     /// As [`recv_batch`](Self::recv_batch), waiting at most `timeout`: an empty
     /// vector when nothing came in time (Java's `poll(Duration)`).
     ///

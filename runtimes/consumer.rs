@@ -542,6 +542,71 @@ impl Consumer {
             .unwrap_or(Err(ClientError::Closed))
     }
 
+    /// The position of each partition this consumer reads: the offset of the next
+    /// record it will hand out (as Java's `position`). A position moves past
+    /// records nobody is handed, transaction markers and (at read_committed)
+    /// aborted records, so it says when a partition is read to an end even where
+    /// the last record's offset cannot: a log written by a transactional producer
+    /// ends with a marker. Partitions whose position is not known yet (a reset
+    /// under way) are left out.
+    ///
+    /// # Errors
+    /// The client is closed.
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (server, client) = kafka_sansio::doc_support::client().await;
+    /// use kafka_sansio::client::{Offset, TopicPartition};
+    ///
+    /// // Three records written in a transaction, then its commit marker at offset 3.
+    /// server.with_cluster(|c, now| {
+    ///     c.write_in_transaction("tx", "orders", 0, &[b"a", b"b", b"c"], now)?;
+    ///     c.complete_transaction("tx", true, now);
+    ///     Ok::<_, kafka_sansio::sim::SimError>(())
+    /// })?;
+    /// let mut consumer = client.consumer();
+    /// let p0 = TopicPartition::new("orders", 0);
+    /// consumer.assign(vec![p0.clone()], Offset::Beginning)?;
+    /// let mut last = 0;
+    /// while last < 2 {
+    ///     last = consumer.recv().await?.record.offset;
+    /// }
+    /// // The last record is at 2, but the log ends at 4: the position says so.
+    /// let mut position = 0;
+    /// while position < 4 {
+    ///     position = consumer.positions().await?.into_iter().find(|(tp, _)| *tp == p0).map_or(0, |(_, o)| o);
+    /// }
+    /// # Ok(()) });
+    /// ```
+    pub async fn positions(&mut self) -> Result<Vec<(TopicPartition, i64)>, ClientError> {
+        let (tx, rx) = async_channel::bounded(1);
+        self.client
+            .command(Command::Positions(tx))
+            .map_err(|_| ClientError::Closed)?;
+        let mut positions = rx.recv().await.map_err(|_| ClientError::Closed)?;
+        // The driver answered a waiting poll before it answered this: its records
+        // are behind the positions, so they are taken in first.
+        if let Some(waiting) = self.waiting.as_mut() {
+            let answer = std::future::poll_fn(|cx| Pin::new(&mut *waiting).poll(cx)).await;
+            self.waiting = None;
+            self.take_answer(answer);
+        }
+        // A record still here (held for a pause, or not handed out yet) is the
+        // partition's next.
+        for (tp, position) in &mut positions {
+            if let Some(r) = self
+                .held
+                .iter()
+                .chain(&self.records)
+                .filter(|r| r.partition == tp.partition && *r.topic == *tp.topic)
+                .min_by_key(|r| r.record.offset)
+            {
+                *position = (*position).min(r.record.offset);
+            }
+        }
+        Ok(positions)
+    }
+
     /// Every record buffered now, or waits for some (or an error).
     ///
     /// # Errors
@@ -652,50 +717,56 @@ impl Consumer {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(answer) => {
                     self.waiting = None;
-                    match answer {
-                        Some(Ok((records, rebalances))) => {
-                            self.flush_handed();
-                            for r in &rebalances {
-                                for tp in &r.revoked {
-                                    self.owned.remove(tp);
-                                    self.revoking.insert(tp.clone());
-                                }
-                                for tp in &r.lost {
-                                    self.owned.remove(tp);
-                                    self.handed.remove(tp);
-                                }
-                                self.owned.extend(r.assigned.iter().cloned());
-                                // A partition that moves on is no longer paused here
-                                // (nor one assigned anew: the client starts it unpaused).
-                                for tp in r.revoked.iter().chain(&r.lost).chain(&r.assigned) {
-                                    if self.paused.remove(tp) {
-                                        self.held.retain(|h| {
-                                            !(*h.topic == *tp.topic && h.partition == tp.partition)
-                                        });
-                                    }
-                                }
-                            }
-                            self.unacked |= !rebalances.is_empty();
-                            self.rebalances.extend(rebalances);
-                            if self.records.is_empty() {
-                                // no copy: the queue takes the Vec's allocation
-                                self.records = VecDeque::from(records);
-                            } else {
-                                self.records.extend(records);
-                            }
-                            self.hold_paused();
-                        }
-                        Some(Err(errors)) => {
-                            if errors.contains(&ClientError::Closed) {
-                                self.closed = true;
-                            }
-                            self.errors
-                                .extend(errors.into_iter().filter(|e| *e != ClientError::Closed));
-                        }
-                        None => self.closed = true,
-                    }
+                    self.take_answer(answer);
                 }
             }
+        }
+    }
+
+    /// Takes in the driver's answer to a poll: its records and rebalances, or
+    /// its errors.
+    fn take_answer(&mut self, answer: Option<PollResult>) {
+        match answer {
+            Some(Ok((records, rebalances))) => {
+                self.flush_handed();
+                for r in &rebalances {
+                    for tp in &r.revoked {
+                        self.owned.remove(tp);
+                        self.revoking.insert(tp.clone());
+                    }
+                    for tp in &r.lost {
+                        self.owned.remove(tp);
+                        self.handed.remove(tp);
+                    }
+                    self.owned.extend(r.assigned.iter().cloned());
+                    // A partition that moves on is no longer paused here
+                    // (nor one assigned anew: the client starts it unpaused).
+                    for tp in r.revoked.iter().chain(&r.lost).chain(&r.assigned) {
+                        if self.paused.remove(tp) {
+                            self.held.retain(|h| {
+                                !(*h.topic == *tp.topic && h.partition == tp.partition)
+                            });
+                        }
+                    }
+                }
+                self.unacked |= !rebalances.is_empty();
+                self.rebalances.extend(rebalances);
+                if self.records.is_empty() {
+                    // no copy: the queue takes the Vec's allocation
+                    self.records = VecDeque::from(records);
+                } else {
+                    self.records.extend(records);
+                }
+                self.hold_paused();
+            }
+            Some(Err(errors)) => {
+                if errors.contains(&ClientError::Closed) {
+                    self.closed = true;
+                }
+                self.errors
+                    .extend(errors.into_iter().filter(|e| *e != ClientError::Closed));
+            }
+            None => self.closed = true,
         }
     }
 }

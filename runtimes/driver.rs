@@ -67,6 +67,10 @@ pub(crate) enum Command {
     Cancel { token: u64 },
     /// A snapshot of the client's counters.
     Stats(async_channel::Sender<ClientStats>),
+    /// The consumer's position in each partition it reads. A waiting poll is
+    /// answered first, with whatever is buffered (perhaps nothing), so that every
+    /// record behind a position has reached the application's side.
+    Positions(async_channel::Sender<Vec<(TopicPartition, i64)>>),
     /// Close every connection, fail what is pending, and stop.
     Close(async_channel::Sender<()>),
     /// Records wait in the delivery table's inbox (sent when the inbox stops being
@@ -290,6 +294,19 @@ impl<N: Net> Driver<N> {
             }
             Command::Stats(reply) => {
                 let _ = reply.try_send(self.client.stats());
+            }
+            Command::Positions(reply) => {
+                if let Some((max, mut records, waiting)) = self.poller.take() {
+                    self.client.poll_records_into(now, max, &mut records);
+                    waiting.send(Ok((records, std::mem::take(&mut self.rebalances))));
+                }
+                let positions = self
+                    .client
+                    .positions()
+                    .into_iter()
+                    .map(|(tp, offset, _)| (tp, offset))
+                    .collect();
+                let _ = reply.try_send(positions);
             }
             Command::Close(reply) => {
                 self.produce.table.refuse_new();

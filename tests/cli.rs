@@ -1355,3 +1355,57 @@ fn produce_dry_run_reads_and_checks_lines_without_a_cluster() {
         stderr(&out)
     );
 }
+
+/// `consume -e` ends at each partition's end even where the end lies past the last
+/// record: a log written by a transactional producer ends with its marker (kcat
+/// stops there too). It waited for a record at the end's offset before, forever.
+/// Assigned and in a group.
+#[test]
+fn consume_to_the_end_of_a_log_that_ends_with_a_transaction_marker() {
+    let server = cluster(1);
+    let b = server.bootstrap();
+    server
+        .with_cluster(|c, now| {
+            c.create_topic("txn", 2, 1)?;
+            c.write_in_transaction("tx", "txn", 0, &[b"a", b"b"], now)?;
+            c.write_in_transaction("tx", "txn", 1, &[b"c"], now)?;
+            c.complete_transaction("tx", true, now);
+            // An aborted transaction after it: read (read_uncommitted), then its marker.
+            c.write_in_transaction("tx", "txn", 0, &[b"x"], now)?;
+            c.complete_transaction("tx", false, now);
+            Ok::<_, kafka_sansio::sim::SimError>(())
+        })
+        .unwrap();
+    let started = Instant::now();
+    let out = ok(&run(
+        &b,
+        &[
+            "consume",
+            "-t",
+            "txn",
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%p:%o:%s\\n",
+        ],
+        b"",
+    ));
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines, ["0:0:a", "0:1:b", "0:3:x", "1:0:c"]);
+    let out = ok(&run(
+        &b,
+        &["consume", "-t", "txn", "-G", "g", "-e", "-f", "%p:%o:%s\\n"],
+        b"",
+    ));
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines, ["0:0:a", "0:1:b", "0:3:x", "1:0:c"]);
+    // Well within the runner's 60 s watchdog: the end is seen, not waited out.
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -558,8 +558,25 @@ async fn run_consumer(
     let mut interrupted = false;
     let done =
         |open: usize, count: u64| (exit_at_end && open == 0) || max.is_some_and(|m| count >= m);
+    // A partition's end may lie past its last record (a log written by a
+    // transactional producer ends with a marker): with -e, the consumer's
+    // positions are looked at whenever no record came for a while.
+    let mut ticks = tokio::time::interval(Duration::from_millis(100));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !done(open, count) {
         tokio::select! {
+            _ = ticks.tick(), if exit_at_end => {
+                for (tp, position) in consumer.positions().await? {
+                    let Some(state) = parts.get_mut(&tp.partition) else {
+                        continue;
+                    };
+                    let (before, end) = *state;
+                    if before < end && position >= end {
+                        open = open.saturating_sub(1);
+                    }
+                    state.0 = state.0.max(position);
+                }
+            }
             batch = consumer.recv_batch() => {
                 let batch = match batch {
                     Ok(b) => b,
@@ -591,6 +608,7 @@ async fn run_consumer(
                     }
                 }
                 flush()?;
+                ticks.reset();
             }
             _ = &mut ctrl_c => {
                 interrupted = true;
@@ -729,7 +747,25 @@ async fn run_group_consumer(
         }
         let first = tokio::select! {
             r = consumer.recv() => r,
-            _ = ticks.tick() => continue,
+            _ = ticks.tick() => {
+                // With -e: where the consumer is, for partitions whose end lies
+                // past their last record (a transaction marker).
+                if exit_at_end && !held.is_empty() {
+                    match consumer.positions().await {
+                        Ok(positions) => {
+                            for (tp, position) in positions {
+                                let next = printed.entry(tp).or_insert(0);
+                                *next = (*next).max(position);
+                            }
+                        }
+                        Err(e) => {
+                            problem = Some(Failure::new(format!("consuming: {e}")));
+                            break 'consume;
+                        }
+                    }
+                }
+                continue;
+            }
             _ = &mut ctrl_c => {
                 interrupted = true;
                 break;
