@@ -197,6 +197,17 @@ def transactions_scenario(begin, send, commit, abort, flush, read):
 
 # -------------------------------------------------------- confluent-kafka --
 
+def confluent_poll(c):
+    """[(offset, value)] of the record a confluent-kafka consumer polls within
+    0.1 s, if one comes; any error ends the script."""
+    m = c.poll(0.1)
+    if m is None:
+        return []
+    if m.error():
+        die("consume error: %s" % m.error())
+    return [(m.offset(), m.value())]
+
+
 def confluent(boot, action, args):
     import confluent_kafka as ck
     from confluent_kafka.admin import AdminClient, NewTopic
@@ -318,14 +329,7 @@ def confluent(boot, action, args):
             if p.flush(TIMEOUT):
                 die("flush timed out")
 
-        def poll():
-            m = c.poll(0.1)
-            if m is None:
-                return []
-            if m.error():
-                die("consume error: %s" % m.error())
-            return [(m.offset(), m.value())]
-        across_crash(topic, produce, poll,
+        across_crash(topic, produce, lambda: confluent_poll(c),
                      lambda: c.assign([ck.TopicPartition(topic, 0, 0)]), c.close)
     elif action == "transactions":
         (topic,) = args
@@ -343,15 +347,7 @@ def confluent(boot, action, args):
                 "group.id": "sim-real-clients-tx", "enable.auto.commit": False,
                 "isolation.level": level, "fetch.wait.max.ms": 50, "check.crcs": True}))
             c.assign([ck.TopicPartition(topic, 0, 0)])
-
-            def poll():
-                m = c.poll(0.1)
-                if m is None:
-                    return []
-                if m.error():
-                    die("consume error: %s" % m.error())
-                return [(m.offset(), m.value())]
-            got = read_until(poll, want)
+            got = read_until(lambda: confluent_poll(c), want)
             _, end = c.get_watermark_offsets(ck.TopicPartition(topic, 0), timeout=TIMEOUT,
                                              cached=False)
             c.close()
