@@ -530,3 +530,28 @@ fn offsets_sent_in_a_transaction_are_committed_with_it_and_dropped_with_an_abort
     assert_eq!(end(&mut h, c, "tx", p, false), ErrorCode::NONE);
     assert_eq!(committed_offset(&mut h, c), 7, "an aborted offset was kept");
 }
+
+/// An id whose epochs are used up gets a new producer id, after its open
+/// transaction is aborted under the old one (whose partitions would otherwise hold
+/// their last stable offset for good).
+#[test]
+fn a_producer_out_of_epochs_gets_a_new_id_and_its_open_transaction_ends() {
+    let (mut h, c) = setup();
+    let (_, pid, mut epoch) = init(&mut h, c, "tx", 60_000);
+    while epoch < i16::MAX - 1 {
+        let (e, same, next) = init(&mut h, c, "tx", 60_000);
+        assert_eq!((e, same), (ErrorCode::NONE, pid));
+        assert_eq!(next, epoch + 1);
+        epoch = next;
+    }
+    add_partitions(&mut h, c, "tx", (pid, epoch), &[("t", 0)]);
+    produce_txn(&mut h, c, 0, &["last"], (pid, epoch), 0);
+    assert_eq!(latest(&mut h, c, 1), 0);
+    let (e, new_pid, new_epoch) = init(&mut h, c, "tx", 60_000);
+    assert_eq!(e, ErrorCode::NONE);
+    assert_ne!(new_pid, pid);
+    assert_eq!(new_epoch, 0);
+    let f = fetch_at(&mut h, c, 0, 1);
+    assert_eq!(markers(&f), [(1, ControlRecordType::Abort)]);
+    assert_eq!(f.responses[0].partitions[0].last_stable_offset, 2);
+}

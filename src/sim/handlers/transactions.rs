@@ -104,21 +104,23 @@ pub(super) fn init_transactional(
         return Err(fenced);
     }
     // The new epoch goes first, so that the open transaction's abort markers carry
-    // it and fence the old instance in every partition it wrote to.
-    if txn.epoch >= i16::MAX - 1 {
-        txn.producer_id = cluster.next_producer_id;
-        cluster.next_producer_id += 1;
-        txn.epoch = 0;
-    } else {
-        txn.epoch += 1;
-    }
+    // it and fence the old instance in every partition it wrote to. An id whose
+    // epochs are used up gets a new producer id after that abort.
+    let exhausted = txn.epoch >= i16::MAX - 1;
+    txn.epoch += 1;
     txn.timeout_ms = r.transaction_timeout_ms;
-    let (producer_id, epoch) = (txn.producer_id, txn.epoch);
     cluster.end_transaction(id, false, now);
-    if let Some(txn) = cluster.transactions.by_id.get_mut(id) {
-        txn.state = TxnState::Empty;
+    let fresh = cluster.next_producer_id;
+    let Some(txn) = cluster.transactions.by_id.get_mut(id) else {
+        return Err(ErrorCode::INVALID_PRODUCER_ID_MAPPING);
+    };
+    if exhausted {
+        txn.producer_id = fresh;
+        txn.epoch = 0;
+        cluster.next_producer_id += 1;
     }
-    Ok((producer_id, epoch))
+    txn.state = TxnState::Empty;
+    Ok((txn.producer_id, txn.epoch))
 }
 
 /// AddPartitionsToTxn (v0-3, the client's versions): the partitions join the open
