@@ -32,9 +32,6 @@ pub(crate) struct StoredBatch {
     end_position: u64,
     /// The largest record timestamp of this batch and every one before it.
     max_timestamp_so_far: i64,
-    /// What a transaction marker the coordinator wrote says (`None` for every
-    /// batch a producer wrote).
-    marker: Option<ControlRecordType>,
 }
 
 impl StoredBatch {
@@ -184,45 +181,26 @@ impl PartitionLog {
         timestamp: i64,
         now: Instant,
     ) -> i64 {
-        let base = self.log_end_offset;
         let config = BatchConfig {
-            base_offset: base,
-            partition_leader_epoch: leader_epoch,
             producer_id,
             producer_epoch,
             ..BatchConfig::default()
         };
         let mut buf = BytesMut::new();
-        let header =
+        let appended =
             write_control_batch(&mut buf, &config, ControlRecord::marker(kind, 0), timestamp)
                 .ok()
                 .and_then(|_| {
-                    let bytes = buf.clone().freeze();
-                    BatchReader::new(bytes, DecodeOptions::default())
-                        .next()?
-                        .ok()?
-                        .into_v2()
-                        .map(|b| b.header)
+                    self.append(&buf.freeze(), leader_epoch, now, now, usize::MAX)
+                        .ok()
                 });
-        // A one-record control batch always encodes and parses back.
-        debug_assert!(header.is_some(), "a marker batch that does not parse");
-        let Some(header) = header else {
-            return base;
-        };
-        self.settle(now);
-        self.push(StoredBatch {
-            base_offset: base,
-            next_offset: base + 1,
-            bytes: buf.freeze(),
-            header,
-            replicated_at: now,
-            end_position: 0,
-            max_timestamp_so_far: 0,
-            marker: Some(kind),
-        });
-        self.end_transaction(producer_id, kind, base);
-        self.fence(producer_id, producer_epoch);
-        base
+        // A one-record control batch always encodes and is appended (it carries
+        // no sequence to check).
+        debug_assert!(appended.is_some(), "a marker batch that was not appended");
+        match appended {
+            Some(Appended::New(base) | Appended::Duplicate(base)) => base,
+            None => self.log_end_offset,
+        }
     }
 
     /// The sequence number `producer_id`'s next batch at `epoch` takes here.
@@ -333,13 +311,15 @@ impl PartitionLog {
                 return Err(AppendRefusal::TooLarge);
             }
             let whole = records.slice(v2.position..v2.position + len);
-            parsed.push((v2.header, whole));
+            // A transaction marker ends its producer's transaction here.
+            let marker = v2.control_record(&opts).ok().flatten().map(|c| c.kind);
+            parsed.push((v2.header, whole, marker));
         }
         if reader.truncated().is_some() || parsed.is_empty() {
             return Err(AppendRefusal::Corrupt);
         }
         // Idempotence: Kafka sends one batch per partition per request.
-        let (first, _) = &parsed[0];
+        let (first, _, _) = &parsed[0];
         if first.producer_id >= 0 && first.base_sequence >= 0 {
             let last_seq = first.base_sequence.wrapping_add(first.last_offset_delta);
             let state = self.producers.get(&first.producer_id);
@@ -367,7 +347,7 @@ impl PartitionLog {
         }
         self.settle(now);
         let mut first_offset = None;
-        for (header, whole) in parsed {
+        for (header, whole, marker) in parsed {
             let base = self.log_end_offset;
             let mut bytes = BytesMut::from(&whole[..]);
             // Offsets and the leader epoch sit before the CRC-covered span, so a broker
@@ -386,14 +366,13 @@ impl PartitionLog {
                 replicated_at,
                 end_position: 0,
                 max_timestamp_so_far: 0,
-                marker: None,
             });
             if replicated_at > now {
                 self.replicating.push_back((base, replicated_at));
             }
             first_offset.get_or_insert(base);
             self.remember(&header, base);
-            self.track_transaction(&header, base, None);
+            self.track_transaction(&header, base, marker);
         }
         Ok(Appended::New(first_offset.unwrap_or(self.log_end_offset)))
     }
@@ -554,7 +533,7 @@ impl PartitionLog {
         let survivors: Vec<(BatchHeader, i64, Option<ControlRecordType>)> = self
             .batches
             .iter()
-            .map(|b| (b.header, b.base_offset, b.marker))
+            .map(|b| (b.header, b.base_offset, marker_of(b)))
             .collect();
         self.producers.clear();
         self.ongoing.clear();
@@ -628,4 +607,17 @@ impl PartitionLog {
         }
         None
     }
+}
+
+/// What a stored transaction marker says (`None` for every other batch).
+fn marker_of(b: &StoredBatch) -> Option<ControlRecordType> {
+    if !b.header.is_control() {
+        return None;
+    }
+    let opts = DecodeOptions::default();
+    let batch = BatchReader::new(b.bytes.clone(), opts)
+        .next()?
+        .ok()?
+        .into_v2()?;
+    batch.control_record(&opts).ok()?.map(|c| c.kind)
 }
