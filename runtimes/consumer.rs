@@ -580,9 +580,7 @@ impl Consumer {
     /// ```
     pub async fn positions(&mut self) -> Result<Vec<(TopicPartition, i64)>, ClientError> {
         let (tx, rx) = async_channel::bounded(1);
-        self.client
-            .command(Command::Positions(tx))
-            .map_err(|_| ClientError::Closed)?;
+        self.client.command(Command::Positions(tx))?;
         let mut positions = rx.recv().await.map_err(|_| ClientError::Closed)?;
         // The driver answered a waiting poll before it answered this: its records
         // are behind the positions, so they are taken in first.

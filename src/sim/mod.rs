@@ -484,6 +484,13 @@ impl Cluster {
             .get(usize::try_from(partition).ok()?)
     }
 
+    fn partition_mut(&mut self, topic: &str, partition: i32) -> Option<&mut Partition> {
+        self.topics
+            .get_mut(topic)?
+            .partitions
+            .get_mut(usize::try_from(partition).ok()?)
+    }
+
     pub(crate) fn partition_by_id(&self, topic: Uuid, partition: i32) -> Option<&Partition> {
         self.partition(self.topic_ids.get(&topic)?, partition)
     }

@@ -92,55 +92,35 @@ impl Cluster {
         values: &[&[u8]],
         now: Instant,
     ) -> Result<i64, SimError> {
-        let t = self
-            .topics
-            .get(topic)
-            .ok_or_else(|| SimError::NoSuchTopic(topic.to_owned()))?;
-        let p = usize::try_from(partition)
-            .ok()
-            .and_then(|i| t.partitions.get(i))
-            .ok_or_else(|| SimError::NoSuchPartition(topic.to_owned(), partition))?;
-        if p.leader < 0 {
-            return Err(SimError::PartitionOffline(topic.to_owned(), partition));
-        }
+        let topic_id = match (self.topics.get(topic), self.partition(topic, partition)) {
+            (None, _) => return Err(SimError::NoSuchTopic(topic.to_owned())),
+            (Some(_), None) => return Err(SimError::NoSuchPartition(topic.to_owned(), partition)),
+            (Some(_), Some(p)) if p.leader < 0 => {
+                return Err(SimError::PartitionOffline(topic.to_owned(), partition));
+            }
+            (Some(t), Some(_)) => t.id,
+        };
         let timestamp = self.wall_clock().ms(now);
         let fresh = self.next_producer_id;
         let txn = self
             .transactions
             .by_id
             .entry(id.to_owned())
-            .or_insert_with(|| Txn {
-                producer_id: fresh,
-                epoch: 0,
-                timeout_ms: 60_000,
-                state: TxnState::Empty,
-                partitions: BTreeSet::new(),
-                groups: BTreeSet::new(),
-                offsets: BTreeMap::new(),
-                started: None,
-            });
+            .or_insert_with(|| Txn::new(fresh, 60_000));
         if txn.producer_id == fresh {
             self.next_producer_id += 1;
         }
         txn.partitions.insert((topic.to_owned(), partition));
-        txn.state = TxnState::Ongoing;
-        txn.started.get_or_insert(now);
+        txn.open(now);
         let (producer_id, epoch) = (txn.producer_id, txn.epoch);
-        let t = self
-            .topics
-            .get_mut(topic)
-            .ok_or_else(|| SimError::NoSuchTopic(topic.to_owned()))?;
-        let topic_id = t.id;
-        let p = usize::try_from(partition)
-            .ok()
-            .and_then(|i| t.partitions.get_mut(i))
-            .ok_or_else(|| SimError::NoSuchPartition(topic.to_owned(), partition))?;
-        let sequence = p.log.next_sequence(producer_id, epoch);
+        let Some(p) = self.partition_mut(topic, partition) else {
+            return Err(SimError::NoSuchPartition(topic.to_owned(), partition));
+        };
         let mut buf = BytesMut::new();
         let config = BatchConfig {
             producer_id,
             producer_epoch: epoch,
-            base_sequence: sequence,
+            base_sequence: p.log.next_sequence(producer_id, epoch),
             transactional: true,
             max_batch_bytes: usize::MAX,
             ..BatchConfig::default()
@@ -150,34 +130,31 @@ impl Cluster {
             // No byte limit: appending cannot fail.
             let _ = builder.append(&NewRecord::new(timestamp).value(v));
         }
-        let base = match builder.finish() {
-            Ok(_) => {
-                let leader_epoch = p.leader_epoch;
-                match p
-                    .log
-                    .append(&buf.freeze(), leader_epoch, now, now, usize::MAX)
-                {
-                    Ok(Appended::New(base) | Appended::Duplicate(base)) => base,
-                    Err(_) => p.log.log_end_offset,
-                }
-            }
-            Err(_) => p.log.log_end_offset,
+        let leader_epoch = p.leader_epoch;
+        // The batch takes the producer's next sequence: it is appended.
+        let appended = builder.finish().ok().and_then(|_| {
+            p.log
+                .append(&buf.freeze(), leader_epoch, now, now, usize::MAX)
+                .ok()
+        });
+        debug_assert!(
+            appended.is_some(),
+            "a transactional batch that was not appended"
+        );
+        let base = match appended {
+            Some(Appended::New(base) | Appended::Duplicate(base)) => base,
+            None => p.log.log_end_offset,
         };
         self.conns.wake_partition(topic_id, partition);
         Ok(base)
     }
 
     /// Commits (`commit`) or aborts the open transaction of transactional id `id`,
-    /// as its producer's EndTxn does: a marker in each of its partitions. Nothing
-    /// happens when none is open.
+    /// as its producer's EndTxn does: a marker in each of its partitions (the
+    /// fetches waiting on them wake: the last stable offset moved), and the
+    /// offsets sent with it committed or dropped. Nothing happens when none is
+    /// open.
     pub fn complete_transaction(&mut self, id: &str, commit: bool, now: Instant) {
-        self.end_transaction(id, commit, now);
-    }
-
-    /// Ends `id`'s open transaction: a commit or abort marker in each of its
-    /// partitions (the fetches waiting on them wake: the last stable offset moved),
-    /// and its offsets committed or dropped. Nothing happens when none is open.
-    pub(crate) fn end_transaction(&mut self, id: &str, commit: bool, now: Instant) {
         let Some(txn) = self.transactions.by_id.get_mut(id) else {
             return;
         };
@@ -197,20 +174,16 @@ impl Cluster {
         };
         let timestamp = self.wall_clock().ms(now);
         for (topic, partition) in partitions {
-            let Some(t) = self.topics.get_mut(&topic) else {
+            let Some(topic_id) = self.topics.get(&topic).map(|t| t.id) else {
                 continue;
             };
-            let id = t.id;
-            let Some(p) = usize::try_from(partition)
-                .ok()
-                .and_then(|i| t.partitions.get_mut(i))
-            else {
+            let Some(p) = self.partition_mut(&topic, partition) else {
                 continue;
             };
             let leader_epoch = p.leader_epoch;
             p.log
                 .write_marker(producer_id, epoch, kind, leader_epoch, timestamp, now);
-            self.conns.wake_partition(id, partition);
+            self.conns.wake_partition(topic_id, partition);
         }
         if commit {
             for ((group, topic, partition), offset) in offsets {
@@ -231,7 +204,7 @@ impl Cluster {
             .map(|(id, _)| id.clone())
             .collect();
         for id in expired {
-            self.end_transaction(&id, false, now);
+            self.complete_transaction(&id, false, now);
             if let Some(t) = self.transactions.by_id.get_mut(&id) {
                 t.epoch = t.epoch.saturating_add(1);
             }
@@ -249,6 +222,26 @@ impl Cluster {
 }
 
 impl Txn {
+    /// A transactional id's state before its first transaction.
+    pub fn new(producer_id: i64, timeout_ms: i32) -> Self {
+        Txn {
+            producer_id,
+            epoch: 0,
+            timeout_ms,
+            state: TxnState::Empty,
+            partitions: BTreeSet::new(),
+            groups: BTreeSet::new(),
+            offsets: BTreeMap::new(),
+            started: None,
+        }
+    }
+
+    /// Something joined the transaction: it is open (from now, if it was not).
+    pub fn open(&mut self, now: Instant) {
+        self.state = TxnState::Ongoing;
+        self.started.get_or_insert(now);
+    }
+
     /// When the open transaction runs out of time (`None` when none is open).
     fn expires_at(&self) -> Option<Instant> {
         let timeout = Duration::from_millis(u64::try_from(self.timeout_ms).unwrap_or(0));

@@ -26,6 +26,7 @@ use super::{Cluster, ClusterConfig, ConnectionId, Partition, Pending};
 use crate::messages::{
     ApiKey, ErrorCode, Message, RequestBody, ResponseBody, ResponseHeader, api_versions_response,
 };
+use crate::messages::{add_partitions_to_txn_response as apr, txn_offset_commit_response as tcr};
 use crate::messages::{
     delete_records_response as drs, fetch_response as fs, list_offsets_response as los,
     offset_commit_response as ocs, offset_fetch_response as ofs,
@@ -387,6 +388,8 @@ topic_responses! {
     ocs::OffsetCommitResponseTopic { name, partitions }: ocs::OffsetCommitResponsePartition;
     ofs::OffsetFetchResponseTopic { name, partitions }: ofs::OffsetFetchResponsePartition;
     ofs::OffsetFetchResponseTopics { name, partitions }: ofs::OffsetFetchResponsePartitions;
+    apr::AddPartitionsToTxnTopicResult { name, results_by_partition }: apr::AddPartitionsToTxnPartitionResult;
+    tcr::TxnOffsetCommitResponseTopic { name, partitions }: tcr::TxnOffsetCommitResponsePartition;
 }
 
 /// The one loop over a request's topics and their partitions: `entry` gives a

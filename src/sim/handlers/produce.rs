@@ -69,13 +69,14 @@ fn append(
         None => call.cluster.config.message_max_bytes,
     };
     let records = pd.records.clone().unwrap_or_default();
+    let transaction = match call.injected {
+        None => super::transactions::check_transactional_produce(call, &records, topic, pd.index),
+        Some(_) => Ok(()),
+    };
     // The leader answers first (NOT_LEADER_OR_FOLLOWER sends the client on), then
-    // the transaction checks.
-    call.on_leader(topic, pd.index)?;
-    if call.injected.is_none() {
-        super::transactions::check_transactional_produce(call, &records, topic, pd.index)?;
-    }
+    // the transaction's checks.
     let p = call.on_leader(topic, pd.index)?;
+    transaction?;
     let appended = p
         .log
         .append(&records, p.leader_epoch, now, replicated_at, max_batch)

@@ -4,15 +4,16 @@
 //! a read_committed Fetch reports live in the partition logs (`sim/log.rs`).
 
 use super::groups::transaction_coordinator;
-use super::{Call, CommittedOffset};
+use super::{Call, CommittedOffset, error_code, per_partition};
+use super::{apr, tcr};
 use crate::messages::{
     AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
     AddPartitionsToTxnResponse, EndTxnRequest, EndTxnResponse, ErrorCode, InitProducerIdRequest,
     TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
-use crate::messages::{add_partitions_to_txn_response as apr, txn_offset_commit_response as tcr};
+use crate::records::{BatchReader, DecodeOptions};
 use crate::sim::transactions::{Txn, TxnState};
-use std::collections::{BTreeMap, BTreeSet};
+use crate::wire::Bytes;
 
 /// Kafka's default `transaction.max.timeout.ms`: a producer asking for longer is
 /// refused with INVALID_TRANSACTION_TIMEOUT.
@@ -32,9 +33,19 @@ impl Call<'_> {
         }
     }
 
+    /// The error a fenced producer gets: PRODUCER_FENCED from request version
+    /// `from` on, INVALID_PRODUCER_EPOCH before it.
+    fn fenced(&self, from: i16) -> ErrorCode {
+        if self.version >= from {
+            ErrorCode::PRODUCER_FENCED
+        } else {
+            ErrorCode::INVALID_PRODUCER_EPOCH
+        }
+    }
+
     /// `id`'s state if `producer_id` and `epoch` are its current producer's; else
-    /// the error Kafka gives an unknown producer or a fenced one (PRODUCER_FENCED
-    /// from `fenced_from` on, INVALID_PRODUCER_EPOCH before it).
+    /// the error Kafka gives an unknown producer or a fenced one
+    /// ([`fenced`](Self::fenced) from `fenced_from`).
     fn current_transaction(
         &mut self,
         id: &str,
@@ -42,11 +53,7 @@ impl Call<'_> {
         epoch: i16,
         fenced_from: i16,
     ) -> Result<&mut Txn, ErrorCode> {
-        let fenced = if self.version >= fenced_from {
-            ErrorCode::PRODUCER_FENCED
-        } else {
-            ErrorCode::INVALID_PRODUCER_EPOCH
-        };
+        let fenced = self.fenced(fenced_from);
         let txn = self
             .cluster
             .transactions
@@ -74,27 +81,14 @@ pub(super) fn init_transactional(
         return Err(ErrorCode::INVALID_TRANSACTION_TIMEOUT);
     }
     let now = call.now;
-    let fenced = if call.version >= 4 {
-        ErrorCode::PRODUCER_FENCED
-    } else {
-        ErrorCode::INVALID_PRODUCER_EPOCH
-    };
+    let fenced = call.fenced(4);
     let cluster = &mut *call.cluster;
     let Some(txn) = cluster.transactions.by_id.get_mut(id) else {
         let producer_id = cluster.next_producer_id;
         cluster.next_producer_id += 1;
         cluster.transactions.by_id.insert(
             id.to_owned(),
-            Txn {
-                producer_id,
-                epoch: 0,
-                timeout_ms: r.transaction_timeout_ms,
-                state: TxnState::Empty,
-                partitions: BTreeSet::new(),
-                groups: BTreeSet::new(),
-                offsets: BTreeMap::new(),
-                started: None,
-            },
+            Txn::new(producer_id, r.transaction_timeout_ms),
         );
         return Ok((producer_id, 0));
     };
@@ -109,7 +103,7 @@ pub(super) fn init_transactional(
     let exhausted = txn.epoch >= i16::MAX - 1;
     txn.epoch += 1;
     txn.timeout_ms = r.transaction_timeout_ms;
-    cluster.end_transaction(id, false, now);
+    cluster.complete_transaction(id, false, now);
     let fresh = cluster.next_producer_id;
     let Some(txn) = cluster.transactions.by_id.get_mut(id) else {
         return Err(ErrorCode::INVALID_PRODUCER_ID_MAPPING);
@@ -131,18 +125,11 @@ pub(super) fn add_partitions_to_txn(
     r: &AddPartitionsToTxnRequest,
 ) -> AddPartitionsToTxnResponse {
     let id = r.v3_and_below_transactional_id.to_string();
-    let asked: Vec<(String, i32)> = r
-        .v3_and_below_topics
+    let topics = &r.v3_and_below_topics;
+    let known = |call: &Call, topic: &str, p: i32| call.cluster.partition(topic, p).is_some();
+    let all_known = topics
         .iter()
-        .flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), *p)))
-        .collect();
-    let exists = |call: &Call, (topic, p): &(String, i32)| {
-        call.cluster
-            .topics
-            .get(topic)
-            .is_some_and(|t| usize::try_from(*p).is_ok_and(|i| i < t.partitions.len()))
-    };
-    let known: Vec<bool> = asked.iter().map(|tp| exists(call, tp)).collect();
+        .all(|t| t.partitions.iter().all(|p| known(call, &t.name, *p)));
     let now = call.now;
     let checked = call.check_transaction_coordinator(&id).and_then(|()| {
         call.current_transaction(
@@ -153,37 +140,33 @@ pub(super) fn add_partitions_to_txn(
         )
         .map(|_| ())
     });
-    let all_known = known.iter().all(|k| *k);
     if checked.is_ok()
         && all_known
         && let Some(txn) = call.cluster.transactions.by_id.get_mut(&id)
     {
-        txn.partitions.extend(asked.iter().cloned());
-        txn.state = TxnState::Ongoing;
-        txn.started.get_or_insert(now);
-    }
-    let mut results: Vec<apr::AddPartitionsToTxnTopicResult> = Vec::new();
-    for ((topic, partition), known) in asked.into_iter().zip(known) {
-        let error = match checked {
-            Err(e) => e,
-            Ok(()) if !known => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
-            Ok(()) if !all_known => ErrorCode::OPERATION_NOT_ATTEMPTED,
-            Ok(()) => ErrorCode::NONE,
-        };
-        let result = apr::AddPartitionsToTxnPartitionResult {
-            partition_index: partition,
-            partition_error_code: error.code(),
-            ..Default::default()
-        };
-        match results.last_mut() {
-            Some(t) if *t.name == *topic => t.results_by_partition.push(result),
-            _ => results.push(apr::AddPartitionsToTxnTopicResult {
-                name: topic.into(),
-                results_by_partition: vec![result],
-                ..Default::default()
-            }),
+        for t in topics {
+            txn.partitions
+                .extend(t.partitions.iter().map(|p| (t.name.to_string(), *p)));
         }
+        txn.open(now);
     }
+    let results = per_partition(
+        topics,
+        |t| (&t.name, &t.partitions[..]),
+        |t, p| {
+            let error = match checked {
+                Err(e) => e,
+                Ok(()) if !known(call, &t.name, *p) => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                Ok(()) if !all_known => ErrorCode::OPERATION_NOT_ATTEMPTED,
+                Ok(()) => ErrorCode::NONE,
+            };
+            apr::AddPartitionsToTxnPartitionResult {
+                partition_index: *p,
+                partition_error_code: error.code(),
+                ..Default::default()
+            }
+        },
+    );
     AddPartitionsToTxnResponse {
         results_by_topic_v3_and_below: results,
         ..Default::default()
@@ -204,8 +187,7 @@ pub(super) fn add_offsets_to_txn(
         }
         let txn = call.current_transaction(&id, r.producer_id, r.producer_epoch, 2)?;
         txn.groups.insert(r.group_id.to_string());
-        txn.state = TxnState::Ongoing;
-        txn.started.get_or_insert(now);
+        txn.open(now);
         Ok(())
     });
     AddOffsetsToTxnResponse {
@@ -234,45 +216,34 @@ pub(super) fn txn_offset_commit(
                 Err(ErrorCode::INVALID_TXN_STATE)
             }
         });
-    let mut topics = Vec::with_capacity(r.topics.len());
-    for t in &r.topics {
-        let partitions = t
-            .partitions
-            .iter()
-            .map(|p| {
-                let known = call.cluster.topics.get(&*t.name).is_some_and(|topic| {
-                    usize::try_from(p.partition_index).is_ok_and(|i| i < topic.partitions.len())
-                });
-                let result = match checked {
-                    Err(e) => Err(e),
-                    Ok(()) if !known => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
-                    Ok(()) => {
-                        if let Some(txn) = call.cluster.transactions.by_id.get_mut(&id) {
-                            txn.offsets.insert(
-                                (group.clone(), t.name.to_string(), p.partition_index),
-                                CommittedOffset {
-                                    offset: p.committed_offset,
-                                    leader_epoch: p.committed_leader_epoch,
-                                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-                                },
-                            );
-                        }
-                        Ok(())
-                    }
-                };
-                tcr::TxnOffsetCommitResponsePartition {
-                    partition_index: p.partition_index,
-                    error_code: result.err().map_or(0, ErrorCode::code),
-                    ..Default::default()
+    let cluster = &mut *call.cluster;
+    let topics = per_partition(
+        &r.topics,
+        |t| (&t.name, &t.partitions[..]),
+        |t, p| {
+            let result = checked.and_then(|()| {
+                if cluster.partition(&t.name, p.partition_index).is_none() {
+                    return Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
                 }
-            })
-            .collect();
-        topics.push(tcr::TxnOffsetCommitResponseTopic {
-            name: t.name.clone(),
-            partitions,
-            ..Default::default()
-        });
-    }
+                if let Some(txn) = cluster.transactions.by_id.get_mut(&id) {
+                    txn.offsets.insert(
+                        (group.clone(), t.name.to_string(), p.partition_index),
+                        CommittedOffset {
+                            offset: p.committed_offset,
+                            leader_epoch: p.committed_leader_epoch,
+                            metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                        },
+                    );
+                }
+                Ok(())
+            });
+            tcr::TxnOffsetCommitResponsePartition {
+                partition_index: p.partition_index,
+                error_code: error_code(&result),
+                ..Default::default()
+            }
+        },
+    );
     TxnOffsetCommitResponse {
         topics,
         ..Default::default()
@@ -295,7 +266,7 @@ pub(super) fn end_txn(call: &mut Call, r: &EndTxnRequest) -> EndTxnResponse {
         }
     });
     if result == Ok(true) {
-        call.cluster.end_transaction(&id, r.committed, now);
+        call.cluster.complete_transaction(&id, r.committed, now);
     }
     EndTxnResponse {
         error_code: result.err().map_or(0, ErrorCode::code),
@@ -305,35 +276,35 @@ pub(super) fn end_txn(call: &mut Call, r: &EndTxnRequest) -> EndTxnResponse {
     }
 }
 
-/// Whether a produced batch (raw v2 batch bytes) may be appended to
-/// `topic`/`partition`: a transactional batch must come from its transactional
-/// id's current producer epoch (else INVALID_PRODUCER_EPOCH) and to a partition
-/// added to the open transaction (else INVALID_TXN_STATE), as Kafka verifies since
-/// KIP-890.
+/// Whether a produced batch may be appended to `topic`/`partition`: a
+/// transactional batch must come from its transactional id's current producer
+/// epoch (else INVALID_PRODUCER_EPOCH) and to a partition added to the open
+/// transaction (else INVALID_TXN_STATE), as Kafka verifies since KIP-890. Only
+/// the first batch's header is read (Kafka's producers send one batch per
+/// partition); the append checks the rest.
 pub(super) fn check_transactional_produce(
     call: &Call,
-    records: &[u8],
+    records: &Bytes,
     topic: &str,
     partition: i32,
 ) -> Result<(), ErrorCode> {
-    let field = |at: usize, len: usize| records.get(at..at + len);
-    let Some(attributes) = field(21, 2).map(|b| i16::from_be_bytes([b[0], b[1]])) else {
+    let opts = DecodeOptions {
+        verify_crc: false,
+        ..DecodeOptions::default()
+    };
+    let Some(header) = BatchReader::new(records.clone(), opts)
+        .next()
+        .and_then(Result::ok)
+        .and_then(|b| b.into_v2())
+        .map(|b| b.header)
+        .filter(|h| h.is_transactional() && !h.is_control())
+    else {
         return Ok(());
     };
-    if attributes & crate::records::attributes::TRANSACTIONAL == 0 {
-        return Ok(());
-    }
-    let (Some(pid), Some(epoch)) = (field(43, 8), field(51, 2)) else {
+    let Some(txn) = call.cluster.transactions.by_producer(header.producer_id) else {
         return Ok(());
     };
-    let mut id = [0u8; 8];
-    id.copy_from_slice(pid);
-    let producer_id = i64::from_be_bytes(id);
-    let epoch = i16::from_be_bytes([epoch[0], epoch[1]]);
-    let Some(txn) = call.cluster.transactions.by_producer(producer_id) else {
-        return Ok(());
-    };
-    if epoch < txn.epoch {
+    if header.producer_epoch < txn.epoch {
         return Err(ErrorCode::INVALID_PRODUCER_EPOCH);
     }
     if txn.state != TxnState::Ongoing || !txn.partitions.contains(&(topic.to_owned(), partition)) {
