@@ -896,8 +896,10 @@ fn run_seed(seed: u64, planted_bug: bool) -> (Vec<String>, u64) {
 /// one broker's fetch at a time always went to the lowest broker id, and two
 /// partitions were never read; 421: the simulated broker waited out max wait for
 /// min bytes larger than the fetch's max bytes; 3020: a pause dropped the answer to
-/// a validation on the wire and the partition was never fetched again).
-const REGRESSION_SEEDS: &[u64] = &[3, 421, 3020];
+/// a validation on the wire and the partition was never fetched again; 168108: with
+/// a budget below a partition's max, a broker without new data held the whole
+/// budget for each max wait, and a broker with records read one fetch per wait).
+const REGRESSION_SEEDS: &[u64] = &[3, 421, 3020, 168108];
 
 #[test]
 fn consumer_invariants_hold_across_seeds() {

@@ -137,11 +137,13 @@ pub struct ConsumerConfig {
     /// Most bytes per partition in a fetch.
     pub partition_max_bytes: i32,
     /// Bytes of fetched records held at once (reserved before a fetch is sent:
-    /// 64 MiB). A fetch goes out only when this has room for `partition_max_bytes`
-    /// (or is all free, if smaller), and reserves at most an equal share of it per
-    /// broker with partitions to read, or `partition_max_bytes` if that is more; so
-    /// a budget below `partition_max_bytes` reads one fetch at a time, the brokers
-    /// in turn.
+    /// 64 MiB). Each broker with partitions to read may reserve an equal share of
+    /// it for its fetch (at most `fetch_max_bytes`), so a broker that holds a fetch
+    /// for lack of new data never keeps the others from fetching; a fetch goes out
+    /// only when the budget has room for its share, `partition_max_bytes` or
+    /// `fetch_max_bytes`, whichever is least. A broker still answers with at least
+    /// one whole batch (KIP-74), so a share below a batch's size slows reading but
+    /// never stops it.
     pub buffer_max_bytes: usize,
     /// Incremental fetch sessions (KIP-227) where the broker offers them.
     pub fetch_sessions: bool,
@@ -888,8 +890,14 @@ impl Consumer {
                 wants.push(Want::Connect(node));
                 continue;
             }
+            // Each broker may hold an equal share of the budget, so a fetch held
+            // by a broker without new data (for its max wait) leaves the others
+            // theirs; a request asks for no more than its share, nor less than the
+            // least worth asking for (a partition's max, or one fetch's, if less).
             let free = self.config.buffer_max_bytes.saturating_sub(self.buffered);
-            if free < part_max.min(self.config.buffer_max_bytes) {
+            let share = (self.config.buffer_max_bytes / sources.len().max(1)).max(1);
+            let fetch_max = self.config.fetch_max_bytes.max(1) as usize;
+            if free < share.min(part_max).min(fetch_max) {
                 break; // the budget is spoken for: fetch again once records are consumed
             }
             let Some(v) = fetch_version(node) else {
@@ -897,10 +905,7 @@ impl Consumer {
             };
             // The partitions that waited longest for records first.
             partitions.sort_by_key(|(tp, ..)| self.parts.get(tp).map_or(0, |p| p.last_records));
-            let share = (self.config.buffer_max_bytes / sources.len().max(1)).max(part_max);
-            let max_bytes = free
-                .min(share)
-                .min(self.config.fetch_max_bytes.max(1) as usize);
+            let max_bytes = free.min(share).min(fetch_max);
             let ids_known = partitions.iter().all(|(_, _, _, id)| *id != Uuid::ZERO);
             let v = if ids_known { v } else { v.min(12) };
             let session = self.sessions.entry(node).or_default();
@@ -1617,6 +1622,76 @@ mod tests {
         assert_eq!(errors(&c), 1, "said once");
         c.seek(&TopicPartition::new("t", 0), Offset::At(4));
         assert_eq!(fetches(&mut c), 1, "a seek past it goes on");
+    }
+
+    /// The fetches `c` sends now, partition `p` of `t` led by broker `p + 1`: each
+    /// as (broker, bytes it reserves, bytes it asks for), and their flights.
+    fn fetches_by_broker(c: &mut Consumer) -> (Vec<(i32, usize, i32)>, Vec<FetchInFlight>) {
+        let view = |tp: &TopicPartition| {
+            Some(PartitionView {
+                leader: Some(tp.partition + 1),
+                leader_epoch: 0,
+                topic_id: Uuid::ZERO,
+            })
+        };
+        let mut wants = Vec::new();
+        let now = crate::test_clock::start();
+        c.drive(now, &view, &|_| true, &|_| Some(12), &mut wants);
+        wants
+            .into_iter()
+            .filter_map(|w| match w {
+                Want::Fetch {
+                    node,
+                    request,
+                    flight,
+                    ..
+                } => Some(((node, flight.reserved, request.max_bytes), flight)),
+                _ => None,
+            })
+            .unzip()
+    }
+
+    /// A broker without new data holds its fetch for the max wait; with a budget
+    /// below a partition's max, that must not keep the other brokers from fetching
+    /// (each had to wait for it, and read one fetch per max wait).
+    #[test]
+    fn a_fetch_held_by_a_broker_without_data_leaves_the_others_their_share() {
+        for (fetch_max, share) in [(600, 600), (1 << 20, 4096)] {
+            let config = ConsumerConfig {
+                buffer_max_bytes: 8192,
+                partition_max_bytes: 65536,
+                fetch_max_bytes: fetch_max,
+                ..ConsumerConfig::default()
+            };
+            let mut c = Consumer::new(config);
+            c.assign(
+                [TopicPartition::new("t", 0), TopicPartition::new("t", 1)],
+                Offset::At(0),
+            );
+            let (sent, mut flights) = fetches_by_broker(&mut c);
+            assert_eq!(
+                sent,
+                [(1, share, share as i32), (2, share, share as i32)],
+                "fetch max {fetch_max}: both brokers at once, each within its share"
+            );
+            assert!(c.buffered <= 8192);
+            // Broker 1 answers with records; broker 2 holds its fetch. Once they
+            // are read, broker 1 fetches again while broker 2's is still out.
+            c.on_fetch(
+                flights.swap_remove(0),
+                Ok(response(three_batches(false))),
+                &|_| None,
+                &mut Vec::new(),
+            );
+            let mut out = Vec::new();
+            c.poll(100, &mut out);
+            assert_eq!(offsets(&out), [0, 1, 2, 3, 4, 5]);
+            assert_eq!(
+                fetches_by_broker(&mut c).0,
+                [(1, share, share as i32)],
+                "fetch max {fetch_max}: broker 1 again, beside broker 2's held fetch"
+            );
+        }
     }
 
     /// A pause drops what is buffered and goes back to the position; a fetch on
