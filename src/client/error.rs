@@ -124,6 +124,9 @@ pub enum ClientError {
     /// The producer refused a record (buffer full past the wait, record too large).
     #[error(transparent)]
     Send(crate::client::SendError),
+    /// A transactional producer's call or record could not go on.
+    #[error(transparent)]
+    Transaction(TransactionError),
 }
 
 impl ClientError {
@@ -213,4 +216,45 @@ fn connection_is_retriable(e: &crate::connection::ConnectionError) -> bool {
         ),
         _ => true,
     }
+}
+
+/// Why a transactional producer's call, or a record sent in a transaction, could
+/// not go on. What the application should do is in the variant: call again later,
+/// abort the transaction, or drop the producer.
+///
+/// ```
+/// use kafka_sansio::client::{ClientError, TransactionError};
+/// let e = TransactionError::State { operation: "commit_transaction", state: "no transaction is open" };
+/// assert_eq!(e.to_string(), "commit_transaction: no transaction is open");
+/// let fenced = TransactionError::Fatal(Box::new(ClientError::Closed));
+/// assert!(fenced.to_string().contains("cannot go on"));
+/// ```
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransactionError {
+    /// The producer has no
+    /// [`transactional_id`](crate::client::ProducerConfig::transactional_id).
+    #[error("the producer has no transactional_id")]
+    NotTransactional,
+    /// The call does not fit the transaction's state (a send before
+    /// `begin_transaction`, a commit while none is open, ...).
+    #[error("{operation}: {state}")]
+    State {
+        /// The call.
+        operation: &'static str,
+        /// What stood in its way.
+        state: &'static str,
+    },
+    /// The record was not sent: its transaction was aborted.
+    #[error("the transaction was aborted before the record was sent")]
+    Aborted,
+    /// Something in the open transaction failed (a record, an offset commit, a
+    /// partition the coordinator refused): it can only be aborted, after which
+    /// the producer goes on with a new transaction.
+    #[error("the transaction must be aborted: {0}")]
+    Abortable(Box<ClientError>),
+    /// The producer cannot go on (another instance with its transactional id
+    /// fenced it, or the id is not authorized): close it; a new one may start.
+    #[error("the transactional producer cannot go on: {0}")]
+    Fatal(Box<ClientError>),
 }

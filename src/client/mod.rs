@@ -60,6 +60,7 @@ mod produce;
 mod producer;
 mod rng;
 mod stats;
+mod transaction;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -74,7 +75,7 @@ use crate::connection::{
 
 pub use config::{BrokerAddress, ClientConfig};
 pub use consumer::{ConsumedRecord, ConsumerConfig, Offset, OffsetReset, TopicPartition};
-pub use error::ClientError;
+pub use error::{ClientError, TransactionError};
 pub use group::{Assignor, GroupProtocol, GroupStatus};
 pub use metadata::{BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use op::{CoordinatorKind, Lane, UnknownTopicHandling};
@@ -272,6 +273,10 @@ pub enum OpOutput {
     FetchedSet(FetchOutput<crate::records::RecordSet>),
     /// [`Client::fetch_committed`], [`Client::commit_offsets`]: per partition.
     Committed(Vec<CommittedOffset>),
+    /// A transactional call ended as asked: [`Client::init_transactions`],
+    /// [`Client::commit_transaction`], [`Client::abort_transaction`],
+    /// [`Client::send_offsets_to_transaction`].
+    Transaction,
     /// [`Client::list_offsets`]: the offset and its record's timestamp (`-1` when
     /// the broker gives none).
     Offset {
@@ -451,6 +456,8 @@ enum Internal {
     Group(u64),
     /// The group member's commit with this number.
     GroupCommit(u64),
+    /// A transactional producer's request.
+    Txn(transaction::TxnCall),
 }
 
 struct OpEntry {
@@ -1792,6 +1799,7 @@ impl Client {
                 self.group_call_done(n, reply);
             }
             Some(Internal::GroupCommit(n)) => self.group_commit_done(n, result),
+            Some(Internal::Txn(call)) => self.txn_call_done(call, result),
             Some(Internal::ProducerId) => {
                 // Success was applied when the answer arrived (`Ctx::producer_id`).
                 if let (Err(e), Some(p)) = (result, self.producer.as_mut()) {

@@ -154,7 +154,7 @@ impl Client {
             )
     }
 
-    fn producer_mut(&mut self) -> &mut Producer {
+    pub(crate) fn producer_mut(&mut self) -> &mut Producer {
         let (seed, config) = (self.config.seed, &self.config.producer);
         self.producer
             .get_or_insert_with(|| Box::new(Producer::new(config.clone(), seed)))
@@ -268,6 +268,7 @@ impl Client {
         // start_entry; send them below, or a send with nothing else going on (the
         // first record of an idempotent producer) would wait for no timer at all.
         let mut started = Vec::new();
+        let mut txn_wants = Vec::new();
         for _ in 0..4 {
             let mut wants = Vec::new();
             {
@@ -302,6 +303,7 @@ impl Client {
                         }
                         None => p.unsend(req),
                     },
+                    Want::Txn(w) => txn_wants.push(w),
                     Want::InitProducerId => {
                         let op = InitProducerId;
                         let id = self.start_entry(
@@ -320,9 +322,13 @@ impl Client {
             }
         }
         self.producer = Some(p);
+        for w in txn_wants {
+            started.extend(self.start_txn(now, w));
+        }
         for id in started {
             self.dispatch(id, now);
         }
+        self.emit_txn_done();
         let deferred = std::mem::take(&mut self.deferred_produce_replies);
         for (req, reply) in deferred {
             self.produce_reply(req, now, reply);
@@ -413,7 +419,11 @@ impl Client {
         }
         if let Some(p) = self.producer.as_mut() {
             p.fail_all(&ClientError::Closed);
+            if let Some(t) = p.txn.as_mut() {
+                t.close();
+            }
         }
+        self.emit_txn_done();
         self.emit_deliveries();
     }
 

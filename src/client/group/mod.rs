@@ -568,7 +568,7 @@ impl GroupMember {
     }
 
     /// Who commits: the member's identity in its generation, or a non-member.
-    fn commit_member(&self) -> CommitMember {
+    pub(crate) fn commit_member(&self) -> CommitMember {
         match &self.proto {
             Proto::Classic(c) if c.generation >= 0 => CommitMember {
                 generation: c.generation,

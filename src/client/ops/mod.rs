@@ -3,3 +3,4 @@
 pub(crate) mod admin;
 pub(crate) mod offsets;
 pub(crate) mod partition;
+pub(crate) mod transactions;

@@ -25,6 +25,7 @@
 mod aggregator;
 mod partitioner;
 mod queue;
+mod transaction;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -48,6 +49,7 @@ use partitioner::Sticky;
 pub(crate) use queue::COPIED_QUEUE_RECORDS;
 pub use queue::{BorrowedRecord, RecordBuffer};
 pub(crate) use queue::{QueuedRecord, RecordChain, RecordQueue};
+pub(crate) use transaction::{Txn, TxnWant};
 
 /// How the producer batches, retries and acknowledges. Defaults follow librdkafka's
 /// and the Java client's.
@@ -98,6 +100,14 @@ pub struct ProducerConfig {
     /// Chooses partitions for records without one (the default is Java-compatible:
     /// murmur2 for keys, KIP-794 sticky for null keys).
     pub partitioner: Option<Arc<std::sync::Mutex<dyn Partitioner>>>,
+    /// Makes the producer transactional (`transactional.id`: none): records are
+    /// sent only inside a transaction, which commits or aborts as a whole, and a
+    /// newer producer with the same id fences this one. Needs idempotence. See
+    /// [`Client::init_transactions`](super::Client::init_transactions).
+    pub transactional_id: Option<String>,
+    /// How long the coordinator lets a transaction stay open before it aborts it
+    /// (`transaction.timeout.ms`: 60 s).
+    pub transaction_timeout: Duration,
     /// A planted bug, for proving that the simulation suite catches a sequence error
     /// (`tests/producer_invariants.rs`): a batch whose request failed without an
     /// answer (reset connection, request timeout), so that it may have been written,
@@ -124,6 +134,8 @@ impl Default for ProducerConfig {
             delivery_timeout: Duration::from_secs(120),
             broker_timeout: Duration::from_secs(30),
             partitioner: None,
+            transactional_id: None,
+            transaction_timeout: Duration::from_secs(60),
             planted_bug_renumber_unknown_outcome: false,
         }
     }
@@ -140,6 +152,7 @@ impl std::fmt::Debug for ProducerConfig {
             .field("compression", &self.compression)
             .field("delivery_timeout", &self.delivery_timeout)
             .field("custom_partitioner", &self.partitioner.is_some())
+            .field("transactional_id", &self.transactional_id)
             .finish_non_exhaustive()
     }
 }
@@ -312,7 +325,7 @@ pub struct RecordMetadata {
 /// assert!(matches!(error, SendError::RecordTooLarge { .. }));
 /// # Ok::<(), kafka_sansio::client::ClientError>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError {
     /// The byte budget ([`ProducerConfig::buffer_max_bytes`]) is used up; try again
@@ -340,6 +353,10 @@ pub enum SendError {
     /// The producer was closed.
     #[error("the producer is closed")]
     Closed,
+    /// A transactional producer refused the record: no transaction is open, or
+    /// it must be aborted first.
+    #[error(transparent)]
+    Transaction(super::TransactionError),
 }
 
 /// A topic's records waiting for its metadata: the records, compact, and beside
@@ -470,6 +487,8 @@ pub(crate) enum Want {
     InitProducerId,
     /// A connection to this broker's produce lane is needed.
     Connect(i32),
+    /// The transaction needs the coordinator.
+    Txn(TxnWant),
 }
 
 /// A delivery: the record's id and where it landed, or why not.
@@ -548,6 +567,8 @@ pub(crate) struct Producer {
     /// only when the metadata changed, not on every drive (each rebuild allocates
     /// a view per topic, and a paced producer drives once per record).
     views_generation: Option<u64>,
+    /// A transactional producer's transaction.
+    pub(crate) txn: Option<Txn>,
 }
 
 /// Where records without a partition go.
@@ -675,6 +696,7 @@ impl Producer {
             retries: 0,
             views: BTreeMap::new(),
             views_generation: None,
+            txn: config.transactional_id.as_deref().map(Txn::new),
             config,
         }
     }
@@ -753,6 +775,14 @@ impl Producer {
             return Err(SendError::InvalidConfig(
                 "idempotence needs acks=-1 (all)".into(),
             ));
+        }
+        if self.txn.is_some() && !self.config.idempotence {
+            return Err(SendError::InvalidConfig(
+                "a transactional producer needs idempotence".into(),
+            ));
+        }
+        if let Some(e) = self.txn.as_ref().and_then(Txn::refuse_send) {
+            return Err(SendError::Transaction(e));
         }
         Ok(())
     }
@@ -870,6 +900,9 @@ impl Producer {
                 at(t);
             }
         }
+        if let Some(t) = self.txn.as_ref().and_then(Txn::next_deadline) {
+            at(t);
+        }
         next
     }
 
@@ -883,11 +916,14 @@ impl Producer {
         node_ready: &dyn Fn(i32) -> bool,
         wants: &mut Vec<Want>,
     ) {
+        let queued = self.deliveries.len();
         self.route(now, metadata_generation, topic, wants);
         self.expire(now);
         let mut may_send = true;
         if self.config.idempotence {
             match self.pid {
+                // A transactional producer's id comes from init_transactions.
+                ProducerId::None if self.txn.is_some() => may_send = false,
                 ProducerId::None => {
                     may_send = false;
                     if self.pending_records() > 0 {
@@ -929,8 +965,28 @@ impl Producer {
         // Batches sealed before the producer id is known carry none; they are
         // stamped with it (and their sequences) when it arrives.
         self.seal(now);
+        self.txn_failed_since(queued);
+        if let Some(t) = self.txn.as_mut() {
+            // Partitions with records are added to the transaction as soon as
+            // records wait for them, so the round trip overlaps the linger.
+            let new: Vec<(Arc<str>, i32)> = self
+                .parts
+                .iter()
+                .filter(|(k, b)| (b.open.is_some() || !b.ready.is_empty()) && !t.may_send(k))
+                .map(|(k, _)| k.clone())
+                .collect();
+            if !new.is_empty()
+                && let Some(w) = t.want_added(new)
+            {
+                wants.push(Want::Txn(w));
+            }
+        }
         if may_send {
             self.build_requests(topic, node_ready, wants);
+        }
+        let idle = self.pending_records() == 0;
+        if let Some(w) = self.txn.as_mut().and_then(|t| t.drive(now, idle)) {
+            wants.push(Want::Txn(w));
         }
         if self.flushing
             && self.parts.values().all(|p| p.open.is_none())
@@ -938,6 +994,29 @@ impl Producer {
         {
             self.flushing = false;
         }
+    }
+
+    /// Records failed since the deliveries queue held `before` (a timeout before
+    /// their batch was sealed, a batch that could not be encoded): the transaction
+    /// they were in can only be aborted.
+    fn txn_failed_since(&mut self, before: usize) {
+        if let Some(t) = self.txn.as_mut()
+            && let Some((_, Err(e))) = self
+                .deliveries
+                .range(before.min(self.deliveries.len())..)
+                .find(|(_, r)| r.is_err())
+        {
+            t.record_failed(e);
+        }
+    }
+
+    /// Fails every record not yet sent with [`TransactionError::Aborted`]
+    /// (`abort_transaction`); batches on the wire settle as they answer.
+    ///
+    /// [`TransactionError::Aborted`]: super::TransactionError::Aborted
+    pub(crate) fn abort_unsent(&mut self) {
+        let error = ClientError::Transaction(super::TransactionError::Aborted);
+        self.fail_all(&error);
     }
 
     /// Gives records without a partition theirs, once their topic's metadata is known.
@@ -1201,8 +1280,14 @@ impl Producer {
         } else {
             self.config.max_in_flight.max(1)
         };
-        for ((name, partition), buf) in &mut self.parts {
+        let txn = self.txn.as_ref();
+        for (key, buf) in &mut self.parts {
+            let (name, partition) = (&key.0, &key.1);
             if buf.ready.is_empty() || buf.draining || buf.backoff_until.is_some() {
+                continue;
+            }
+            // In a transaction, only once the coordinator added the partition.
+            if txn.is_some_and(|t| !t.may_send(key)) {
                 continue;
             }
             let limit = if idempotent && buf.successes == 0 {
@@ -1291,7 +1376,7 @@ impl Producer {
                 continue;
             }
             let request = ProduceRequest {
-                transactional_id: None,
+                transactional_id: txn.map(|t| (&*t.id).into()),
                 acks: self.config.acks,
                 timeout_ms: i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX),
                 topic_data: topics,
@@ -1436,6 +1521,12 @@ impl Producer {
                     buf.backoff_until = Some(now + wait);
                     Self::requeue(buf, batch);
                 }
+                Outcome::Sequence(error) if self.txn.is_some() => {
+                    // In a transaction the producer does not bump its own epoch:
+                    // the batch fails, and with it the transaction, which can only
+                    // be aborted (a new epoch follows the abort).
+                    self.fail_batch(batch, error);
+                }
                 Outcome::Sequence(error) => {
                     // The broker lost (or never had) what came before: this attempt
                     // was not written. Bump the epoch once everything drained, then
@@ -1496,7 +1587,10 @@ impl Producer {
     /// later batch's own outcome was unknown (a batch of unknown outcome refused as
     /// out of order is retried as it is, in case an earlier attempt is in the log).
     fn fail_batch(&mut self, batch: Batch, error: ClientError) {
-        if self.config.idempotence
+        if let Some(t) = self.txn.as_mut() {
+            t.record_failed(&error);
+            t.bump |= batch.base_sequence >= 0;
+        } else if self.config.idempotence
             && batch.base_sequence >= 0
             && let ProducerId::Ready { id, epoch } = self.pid
         {
@@ -1663,6 +1757,7 @@ const OPEN_BATCH_CAPACITY: usize = 16 * 1024;
 /// How the producer's batches are encoded (the producer fields come at sealing).
 fn batch_config(config: &ProducerConfig) -> BatchConfig {
     BatchConfig {
+        transactional: config.transactional_id.is_some(),
         compression: config.compression,
         compression_level: config.compression_level,
         max_batch_bytes: config.batch_max_bytes,
