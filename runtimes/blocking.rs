@@ -857,6 +857,83 @@ impl Producer {
     pub fn flush(&self) -> Result<(), ClientError> {
         futures_lite::future::block_on(self.inner.flush())
     }
+
+    /// Readies a transactional producer; see the async
+    /// [`runtime::Producer::init_transactions`](crate::runtime::Producer::init_transactions).
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] {
+    /// # let server = kafka_sansio::doc_support::background();
+    /// use kafka_sansio::client::{ProducerRecord, TopicPartition};
+    /// use kafka_sansio::runtime::ClientBuilder;
+    ///
+    /// let client = ClientBuilder::new(&server.bootstrap())
+    ///     .configure(|c| c.producer.transactional_id = Some("payments-1".into()))
+    ///     .build_blocking()?;
+    /// let producer = client.producer();
+    /// producer.init_transactions()?;
+    /// producer.begin_transaction()?;
+    /// let kept = producer.send(ProducerRecord::new("orders", "paid"));
+    /// producer.send_offsets_to_transaction("billing", vec![(TopicPartition::new("orders", 1), 5)])?;
+    /// producer.commit_transaction()?;
+    /// assert!(kept.wait()?.offset.is_some());
+    ///
+    /// producer.begin_transaction()?;
+    /// producer.send(ProducerRecord::new("orders", "undone"));
+    /// producer.abort_transaction()?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As the async call's.
+    pub fn init_transactions(&self) -> Result<(), ClientError> {
+        futures_lite::future::block_on(self.inner.init_transactions())
+    }
+
+    /// Opens a transaction; see
+    /// [`runtime::Producer::begin_transaction`](crate::runtime::Producer::begin_transaction)
+    /// (and [`init_transactions`](Self::init_transactions) for an example).
+    ///
+    /// # Errors
+    /// As the async call's.
+    pub fn begin_transaction(&self) -> Result<(), ClientError> {
+        futures_lite::future::block_on(self.inner.begin_transaction())
+    }
+
+    /// Commits consumed offsets with the open transaction; see
+    /// [`runtime::Producer::send_offsets_to_transaction`](crate::runtime::Producer::send_offsets_to_transaction)
+    /// (and [`init_transactions`](Self::init_transactions) for an example).
+    ///
+    /// # Errors
+    /// As the async call's.
+    pub fn send_offsets_to_transaction(
+        &self,
+        group: &str,
+        offsets: Vec<(crate::client::TopicPartition, i64)>,
+    ) -> Result<(), ClientError> {
+        futures_lite::future::block_on(self.inner.send_offsets_to_transaction(group, offsets))
+    }
+
+    /// Commits the open transaction; see
+    /// [`runtime::Producer::commit_transaction`](crate::runtime::Producer::commit_transaction)
+    /// (and [`init_transactions`](Self::init_transactions) for an example).
+    ///
+    /// # Errors
+    /// As the async call's.
+    pub fn commit_transaction(&self) -> Result<(), ClientError> {
+        futures_lite::future::block_on(self.inner.commit_transaction())
+    }
+
+    /// Aborts the open transaction; see
+    /// [`runtime::Producer::abort_transaction`](crate::runtime::Producer::abort_transaction)
+    /// (and [`init_transactions`](Self::init_transactions) for an example).
+    ///
+    /// # Errors
+    /// As the async call's.
+    pub fn abort_transaction(&self) -> Result<(), ClientError> {
+        futures_lite::future::block_on(self.inner.abort_transaction())
+    }
 }
 
 /// A consumer for blocking code: an iterator of records that keeps going after

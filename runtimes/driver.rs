@@ -282,6 +282,10 @@ impl<N: Net> Driver<N> {
                     let _ = done.try_send(Err(ClientError::Closed));
                     return;
                 }
+                // Records handed over before the call go in first: a transaction's
+                // commit or abort takes them with it.
+                self.produce.inbox_waiting = true;
+                self.admit();
                 let op = start(&mut self.client, now);
                 self.tokens.insert(token, op);
                 self.waiters.insert(op, (token, done));

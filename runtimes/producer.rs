@@ -305,4 +305,198 @@ impl Producer {
         self.client.command(Command::Flush(mark, tx))?;
         rx.recv().await.map_err(|_| ClientError::Closed)
     }
+
+    /// Readies a transactional producer (configured with
+    /// [`ProducerConfig::transactional_id`](crate::client::ProducerConfig::transactional_id)):
+    /// finds its transaction coordinator and takes the id's producer id with a
+    /// new epoch, which fences every earlier instance with the same id and aborts
+    /// what one left open. Call once, before the first transaction. See
+    /// [`Client::init_transactions`](crate::client::Client::init_transactions).
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let server = kafka_sansio::doc_support::serve().await;
+    /// use kafka_sansio::client::ProducerRecord;
+    /// use kafka_sansio::runtime::ClientBuilder;
+    ///
+    /// let client = ClientBuilder::new(&server.bootstrap())
+    ///     .configure(|c| c.producer.transactional_id = Some("payments-1".into()))
+    ///     .build_tokio()
+    ///     .await?;
+    /// let producer = client.producer();
+    /// producer.init_transactions().await?;
+    /// producer.begin_transaction().await?;
+    /// let paid = producer.send(ProducerRecord::new("orders", "paid"));
+    /// let shipped = producer.send(ProducerRecord::new("orders", "shipped"));
+    /// producer.commit_transaction().await?;
+    /// // Both are written, and read_committed consumers read both or neither.
+    /// assert!(paid.await?.offset < shipped.await?.offset);
+    /// # Ok(()) });
+    /// ```
+    ///
+    /// # Errors
+    /// [`TransactionError::NotTransactional`](crate::client::TransactionError::NotTransactional),
+    /// [`TransactionError::Fatal`](crate::client::TransactionError::Fatal) when the
+    /// id is not authorized, or a timeout (calling again waits for the same lookup).
+    pub async fn init_transactions(&self) -> Result<(), ClientError> {
+        self.client
+            .run(|c, now| c.init_transactions(now))
+            .await
+            .map(drop)
+    }
+
+    /// Opens a transaction: records sent from now until
+    /// [`commit_transaction`](Self::commit_transaction) or
+    /// [`abort_transaction`](Self::abort_transaction) belong to it. See
+    /// [`Client::begin_transaction`](crate::client::Client::begin_transaction).
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let (_server, client) = kafka_sansio::doc_support::client().await;
+    /// use kafka_sansio::client::{ClientError, TransactionError};
+    /// // A producer without a transactional id has no transactions.
+    /// let refused = client.producer().begin_transaction().await.unwrap_err();
+    /// assert_eq!(refused, ClientError::Transaction(TransactionError::NotTransactional));
+    /// # Ok(()) });
+    /// ```
+    ///
+    /// # Errors
+    /// [`TransactionError::State`](crate::client::TransactionError::State) before
+    /// `init_transactions` ended or while a transaction is open,
+    /// [`TransactionError::Fatal`](crate::client::TransactionError::Fatal) once
+    /// fenced.
+    pub async fn begin_transaction(&self) -> Result<(), ClientError> {
+        self.client
+            .run(|c, now| {
+                let result = c.begin_transaction(now);
+                c.answered(result.map(|()| crate::client::OpOutput::Transaction))
+            })
+            .await
+            .map(drop)
+    }
+
+    /// Commits consumed offsets with the open transaction (consume, transform,
+    /// produce exactly once): `offsets` are the next offsets to read in `group`;
+    /// they become the group's committed offsets if and only if the transaction
+    /// commits. See
+    /// [`Client::send_offsets_to_transaction`](crate::client::Client::send_offsets_to_transaction).
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let server = kafka_sansio::doc_support::serve().await;
+    /// use kafka_sansio::client::{ProducerRecord, TopicPartition};
+    /// use kafka_sansio::runtime::ClientBuilder;
+    ///
+    /// let client = ClientBuilder::new(&server.bootstrap())
+    ///     .configure(|c| c.producer.transactional_id = Some("enricher-1".into()))
+    ///     .build_tokio()
+    ///     .await?;
+    /// let producer = client.producer();
+    /// producer.init_transactions().await?;
+    /// producer.begin_transaction().await?;
+    /// producer.send(ProducerRecord::new("orders", "enriched"));
+    /// let read = vec![(TopicPartition::new("orders", 0), 17)];
+    /// producer.send_offsets_to_transaction("enricher", read).await?;
+    /// producer.commit_transaction().await?;
+    /// let committed = client.fetch_committed("enricher", vec![TopicPartition::new("orders", 0)]).await?;
+    /// assert_eq!(committed[0].offset, Ok(17));
+    /// # Ok(()) });
+    /// ```
+    ///
+    /// # Errors
+    /// As the commit's: the transaction can then only be aborted
+    /// ([`TransactionError::Abortable`](crate::client::TransactionError::Abortable)),
+    /// or the producer was fenced.
+    pub async fn send_offsets_to_transaction(
+        &self,
+        group: &str,
+        offsets: Vec<(crate::client::TopicPartition, i64)>,
+    ) -> Result<(), ClientError> {
+        let group = group.to_owned();
+        self.client
+            .run(move |c, now| c.send_offsets_to_transaction(now, &group, offsets))
+            .await
+            .map(drop)
+    }
+
+    /// Commits the open transaction: every record sent in it is written, then the
+    /// coordinator commits, and read_committed consumers read them all. If one
+    /// failed, this fails with
+    /// [`TransactionError::Abortable`](crate::client::TransactionError::Abortable)
+    /// and the transaction can only be aborted. See
+    /// [`Client::commit_transaction`](crate::client::Client::commit_transaction).
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let server = kafka_sansio::doc_support::serve().await;
+    /// use kafka_sansio::client::ProducerRecord;
+    /// use kafka_sansio::runtime::ClientBuilder;
+    ///
+    /// let client = ClientBuilder::new(&server.bootstrap())
+    ///     .configure(|c| c.producer.transactional_id = Some("payments-1".into()))
+    ///     .build_tokio()
+    ///     .await?;
+    /// let producer = client.producer();
+    /// producer.init_transactions().await?;
+    /// for batch in 0..3 {
+    ///     producer.begin_transaction().await?;
+    ///     for i in 0..10 {
+    ///         producer.send(ProducerRecord::new("orders", format!("{batch}-{i}")));
+    ///     }
+    ///     producer.commit_transaction().await?;
+    /// }
+    /// # Ok(()) });
+    /// ```
+    ///
+    /// # Errors
+    /// [`TransactionError::Abortable`](crate::client::TransactionError::Abortable),
+    /// [`TransactionError::Fatal`](crate::client::TransactionError::Fatal) once
+    /// fenced, [`TransactionError::State`](crate::client::TransactionError::State)
+    /// with no transaction open, or a timeout (calling again waits for the same
+    /// commit).
+    pub async fn commit_transaction(&self) -> Result<(), ClientError> {
+        self.client
+            .run(|c, now| c.commit_transaction(now))
+            .await
+            .map(drop)
+    }
+
+    /// Aborts the open transaction: records not yet sent fail with
+    /// [`TransactionError::Aborted`](crate::client::TransactionError::Aborted), and
+    /// read_committed consumers skip everything it wrote. The producer is then
+    /// ready for the next transaction. See
+    /// [`Client::abort_transaction`](crate::client::Client::abort_transaction).
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
+    /// # let server = kafka_sansio::doc_support::serve().await;
+    /// use kafka_sansio::client::ProducerRecord;
+    /// use kafka_sansio::runtime::ClientBuilder;
+    ///
+    /// let client = ClientBuilder::new(&server.bootstrap())
+    ///     .configure(|c| c.producer.transactional_id = Some("payments-1".into()))
+    ///     .build_tokio()
+    ///     .await?;
+    /// let producer = client.producer();
+    /// producer.init_transactions().await?;
+    /// producer.begin_transaction().await?;
+    /// let dropped = producer.send(ProducerRecord::new("orders", "never committed"));
+    /// producer.abort_transaction().await?;
+    /// // Sent or not, read_committed consumers never read it.
+    /// let _ = dropped.await;
+    /// producer.begin_transaction().await?; // the next one
+    /// # Ok(()) });
+    /// ```
+    ///
+    /// # Errors
+    /// [`TransactionError::State`](crate::client::TransactionError::State) with no
+    /// transaction open,
+    /// [`TransactionError::Fatal`](crate::client::TransactionError::Fatal) once
+    /// fenced, or a timeout (calling again waits for the same abort).
+    pub async fn abort_transaction(&self) -> Result<(), ClientError> {
+        self.client
+            .run(|c, now| c.abort_transaction(now))
+            .await
+            .map(drop)
+    }
 }

@@ -274,6 +274,19 @@ impl Client {
         op
     }
 
+    /// An operation that ended already, with `result` (for the facades' calls that
+    /// need no round trip).
+    #[cfg_attr(
+        not(any(feature = "tokio", feature = "smol", feature = "blocking")),
+        allow(dead_code)
+    )]
+    pub(crate) fn answered(&mut self, result: Result<OpOutput, ClientError>) -> OpId {
+        let op = OpId(self.next_op);
+        self.next_op += 1;
+        self.events.push_back(Event::Done { op, result });
+        op
+    }
+
     /// A new call's id and timeout.
     fn txn_call(&mut self, now: Instant) -> (OpId, std::time::Duration) {
         self.advance(now);
