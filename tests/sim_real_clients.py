@@ -51,6 +51,9 @@ Actions (binary data travels as hex; `-` is null):
         offset 0. Prints `LEVEL END OFFSET:VALUE...` per consumer, END being the
         end offset ListOffsets gives at that isolation level; exits without
         ending the open transaction
+  read-transactions TOPIC COMMITTED UNCOMMITTED
+        (both clients) only the reading half of `transactions`, of what another
+        producer wrote, expecting so many records at each level
 
 Exits non-zero with a message on stderr when anything fails or times out.
 """
@@ -188,7 +191,14 @@ def transactions_scenario(begin, send, commit, abort, flush, read):
             abort()
         else:
             flush()
-    for level, want in (("read_committed", 6), ("read_uncommitted", 12)):
+    read_both(read, 6, 12)
+
+
+def read_both(read, committed, uncommitted):
+    """`read` at each isolation level (expecting so many records), printed as
+    `LEVEL END OFFSET:VALUE...`; then exits (a producer's open transaction is
+    left as it is)."""
+    for level, want in (("read_committed", committed), ("read_uncommitted", uncommitted)):
         end, got = read(level, want)
         print(level, end, *got)
     sys.stdout.flush()
@@ -331,16 +341,8 @@ def confluent(boot, action, args):
 
         across_crash(topic, produce, lambda: confluent_poll(c),
                      lambda: c.assign([ck.TopicPartition(topic, 0, 0)]), c.close)
-    elif action == "transactions":
-        (topic,) = args
-        p = ck.Producer(dict(base, **{
-            "transactional.id": "sim-real-clients-tx", "transaction.timeout.ms": 60000,
-            "linger.ms": 5}))
-        p.init_transactions(TIMEOUT)
-
-        def flush():
-            if p.flush(TIMEOUT):
-                die("flush timed out")
+    elif action in ("transactions", "read-transactions"):
+        topic = args[0]
 
         def read(level, want):
             c = ck.Consumer(dict(base, **{
@@ -352,6 +354,16 @@ def confluent(boot, action, args):
                                              cached=False)
             c.close()
             return end, got
+        if action == "read-transactions":
+            read_both(read, int(args[1]), int(args[2]))
+        p = ck.Producer(dict(base, **{
+            "transactional.id": "sim-real-clients-tx", "transaction.timeout.ms": 60000,
+            "linger.ms": 5}))
+        p.init_transactions(TIMEOUT)
+
+        def flush():
+            if p.flush(TIMEOUT):
+                die("flush timed out")
         transactions_scenario(
             p.begin_transaction,
             lambda k, v: p.produce(topic, key=k, value=v, partition=0),
@@ -536,11 +548,8 @@ def kafka_python(boot, action, args):
         group_scenario(make_consumer, poll,
                        lambda c: {tp.partition for tp in c.assignment()},
                        lambda c: c.commit(), produce)
-    elif action == "transactions":
-        (topic,) = args
-        p = KafkaProducer(**base, transactional_id="sim-real-clients-tx",
-                          transaction_timeout_ms=60000, linger_ms=5)
-        p.init_transactions()
+    elif action in ("transactions", "read-transactions"):
+        topic = args[0]
         tp = TopicPartition(topic, 0)
 
         def read(level, want):
@@ -553,6 +562,11 @@ def kafka_python(boot, action, args):
             end = c.end_offsets([tp])[tp]
             c.close()
             return end, got
+        if action == "read-transactions":
+            read_both(read, int(args[1]), int(args[2]))
+        p = KafkaProducer(**base, transactional_id="sim-real-clients-tx",
+                          transaction_timeout_ms=60000, linger_ms=5)
+        p.init_transactions()
         transactions_scenario(
             p.begin_transaction, lambda k, v: p.send(topic, key=k, value=v, partition=0),
             p.commit_transaction, p.abort_transaction, p.flush, read)

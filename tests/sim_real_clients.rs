@@ -907,6 +907,95 @@ fn kafka_python_transactions_read_committed_as_it_and_we_read_them() {
     transactions_read_as_the_peer_reads_them("kafka-python");
 }
 
+/// Our transactional producer writes the same four transactions (committed,
+/// aborted after being written, committed, left open); confluent-kafka's and
+/// kafka-python's read_committed consumers must skip the aborted and the open
+/// one, as they do for their own producers' (so our batches carry what their
+/// filters look for: the transactional bit, the producer id, the markers' epoch).
+#[cfg(feature = "blocking")]
+#[test]
+fn librdkafka_and_kafka_python_read_our_transactions_committed_only() {
+    use kafka_sansio::client::ProducerRecord;
+    use kafka_sansio::runtime::ClientBuilder;
+
+    let server = start(1);
+    server
+        .with_cluster(|c, _| c.create_topic("ours", 1, 1))
+        .unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .configure(|c| {
+            c.producer.transactional_id = Some("ours-tx".into());
+            c.producer.linger = std::time::Duration::from_millis(5);
+        })
+        .build_blocking()
+        .unwrap();
+    let producer = client.producer();
+    producer.init_transactions().unwrap();
+    for (n, outcome) in ["commit", "abort", "commit", "open"]
+        .into_iter()
+        .enumerate()
+    {
+        producer.begin_transaction().unwrap();
+        let sent: Vec<_> = (0..3)
+            .map(|i| {
+                producer.send(
+                    ProducerRecord::new("ours", format!("{outcome}-{n}-{i}"))
+                        .key(format!("txn-{n}"))
+                        .partition(0),
+                )
+            })
+            .collect();
+        match outcome {
+            "commit" => producer.commit_transaction().unwrap(),
+            "abort" => {
+                // Written first, so that the log holds what the abort must hide.
+                producer.flush().unwrap();
+                producer.abort_transaction().unwrap();
+            }
+            _ => producer.flush().unwrap(),
+        }
+        for d in sent {
+            d.wait().unwrap();
+        }
+    }
+    let expected = |outcomes: &[(usize, &str)]| -> Vec<String> {
+        outcomes
+            .iter()
+            .flat_map(|(n, what)| (0..3).map(move |i| format!("{}:{what}-{n}-{i}", 4 * n + i)))
+            .collect()
+    };
+    let committed = expected(&[(0, "commit"), (2, "commit")]);
+    let uncommitted = expected(&[(0, "commit"), (1, "abort"), (2, "commit"), (3, "open")]);
+    for peer in ["confluent", "kafka-python"] {
+        let out = python(
+            peer,
+            &server.bootstrap(),
+            &["read-transactions", "ours", "6", "12"],
+            "",
+        );
+        let read = |level: &str| -> (i64, Vec<String>) {
+            let line = out
+                .iter()
+                .find(|l| l.split(' ').next() == Some(level))
+                .unwrap_or_else(|| panic!("no {level} line in {out:?}"));
+            let mut fields = line.split(' ').skip(1);
+            let end = fields.next().unwrap().parse().unwrap();
+            (end, fields.map(str::to_owned).collect())
+        };
+        assert_eq!(
+            read("read_committed"),
+            (12, committed.clone()),
+            "{peer}, read_committed"
+        );
+        assert_eq!(
+            read("read_uncommitted"),
+            (15, uncommitted.clone()),
+            "{peer}, read_uncommitted"
+        );
+    }
+    client.close();
+}
+
 #[cfg(feature = "blocking")]
 fn transactions_read_as_the_peer_reads_them(peer: &str) {
     use kafka_sansio::client::{
