@@ -431,13 +431,18 @@ impl Txn {
             return Some(TxnWant::End { commit });
         }
         match self.phase {
+            // A failed transaction cannot commit: said at once (records of it that
+            // cannot be sent wait for the abort).
+            Phase::Committing if self.failure.is_some() => {
+                let e = self.failure.clone().map(Box::new)?;
+                self.phase = Phase::InTransaction;
+                self.answer(Err(ClientError::Transaction(TransactionError::Abortable(
+                    e,
+                ))));
+                None
+            }
             Phase::Committing if settled => {
-                if let Some(e) = &self.failure {
-                    let e = TransactionError::Abortable(Box::new(e.clone()));
-                    self.phase = Phase::InTransaction;
-                    self.answer(Err(ClientError::Transaction(e)));
-                    None
-                } else if self.started {
+                if self.started {
                     self.phase = Phase::Ending { commit: true };
                     Some(TxnWant::End { commit: true })
                 } else {
@@ -493,6 +498,14 @@ impl Txn {
                 self.fatal(e);
                 None
             }
+        }
+    }
+
+    /// The fatal error, once the producer cannot go on.
+    pub(crate) fn fatal_error(&self) -> Option<&ClientError> {
+        match &self.phase {
+            Phase::Fatal(e) => Some(e),
+            _ => None,
         }
     }
 
