@@ -116,6 +116,12 @@ pub struct ProducerConfig {
     /// outside such a test.
     #[doc(hidden)]
     pub planted_bug_renumber_unknown_outcome: bool,
+    /// A planted bug, for proving that `tests/transactions_invariants.rs` catches a
+    /// commit that does not wait for its records: EndTxn goes out as soon as the
+    /// commit is asked, while batches are still buffered or on the wire. Never set
+    /// this outside such a test.
+    #[doc(hidden)]
+    pub planted_bug_commit_before_records_settle: bool,
 }
 
 impl Default for ProducerConfig {
@@ -137,6 +143,7 @@ impl Default for ProducerConfig {
             transactional_id: None,
             transaction_timeout: Duration::from_secs(60),
             planted_bug_renumber_unknown_outcome: false,
+            planted_bug_commit_before_records_settle: false,
         }
     }
 }
@@ -696,7 +703,11 @@ impl Producer {
             retries: 0,
             views: BTreeMap::new(),
             views_generation: None,
-            txn: config.transactional_id.as_deref().map(Txn::new),
+            txn: config.transactional_id.as_deref().map(|id| {
+                let mut t = Txn::new(id);
+                t.planted_early_commit = config.planted_bug_commit_before_records_settle;
+                t
+            }),
             config,
         }
     }

@@ -85,6 +85,12 @@ pub(crate) struct Txn {
     end_failed: bool,
     /// ... and it did.
     resend_end: bool,
+    /// The InitProducerId out is the epoch bump after an abort.
+    bumping: bool,
+    /// That bump failed: tried again when the application calls abort again.
+    bump_held: bool,
+    /// `ProducerConfig::planted_bug_commit_before_records_settle`.
+    pub(crate) planted_early_commit: bool,
     /// Calls that ended, for the client to report.
     pub(crate) done: VecDeque<(OpId, Result<OpOutput, ClientError>)>,
 }
@@ -125,6 +131,9 @@ impl Txn {
             waiter: None,
             end_failed: false,
             resend_end: false,
+            bumping: false,
+            bump_held: false,
+            planted_early_commit: false,
             done: VecDeque::new(),
         }
     }
@@ -313,9 +322,18 @@ impl Txn {
             Ok(()) => {
                 self.phase = Phase::Ready;
                 self.bump = false;
+                self.bumping = false;
                 self.answer(ok());
             }
             Err(e) if is_fatal(&e) => self.fatal(e),
+            Err(e) if self.bumping => {
+                // The abort's new epoch is not there yet: the abort is not over,
+                // and calling it again asks again.
+                self.phase = Phase::Aborting;
+                self.bumping = false;
+                self.bump_held = true;
+                self.answer(Err(e));
+            }
             Err(e) => {
                 // A timeout or a coordinator not found: the call may be made again.
                 self.phase = Phase::Uninitialized;
@@ -334,6 +352,10 @@ impl Txn {
             Phase::Fatal(e) => Err(ClientError::Transaction(TransactionError::Fatal(Box::new(
                 e.clone(),
             )))),
+            Phase::Initializing if self.bumping => Err(state(
+                "begin_transaction",
+                "the last abort is not over (call abort_transaction again)",
+            )),
             Phase::Uninitialized | Phase::Initializing => Err(state(
                 "begin_transaction",
                 "the producer is not initialized (call init_transactions first)",
@@ -378,9 +400,15 @@ impl Txn {
                 self.wait(op, now, timeout, "abort_transaction");
                 true
             }
+            // An abort whose epoch bump is still out: the same abort.
+            Phase::Initializing if self.bumping => {
+                self.wait(op, now, timeout, "abort_transaction");
+                false
+            }
             Phase::Aborting | Phase::Ending { commit: false } => {
                 self.wait(op, now, timeout, "abort_transaction");
                 self.resend_end = std::mem::take(&mut self.end_failed);
+                self.bump_held = false;
                 false
             }
             // A commit whose EndTxn failed: the coordinator decides; asking it to
@@ -424,7 +452,9 @@ impl Txn {
                 }),
             ));
         }
-        let settled = idle && !self.adding && self.offsets_in_flight == 0;
+        let settled = (idle || self.planted_early_commit && self.phase == Phase::Committing)
+            && !self.adding
+            && self.offsets_in_flight == 0;
         if let Phase::Ending { commit } = self.phase
             && std::mem::take(&mut self.resend_end)
         {
@@ -449,7 +479,7 @@ impl Txn {
                     self.ended()
                 }
             }
-            Phase::Aborting if settled => {
+            Phase::Aborting if settled && !self.bump_held => {
                 if self.started {
                     self.phase = Phase::Ending { commit: false };
                     Some(TxnWant::End { commit: false })
@@ -469,6 +499,7 @@ impl Txn {
         if self.bump {
             // The call is answered once the new epoch is there.
             self.phase = Phase::Initializing;
+            self.bumping = true;
             Some(TxnWant::Init)
         } else {
             self.phase = Phase::Ready;
