@@ -401,8 +401,10 @@ impl Run {
                 .iter()
                 .filter(|(_, (_, q, _))| *q == p)
                 .filter_map(|(id, (_, _, v))| match self.delivered.get(id)?.first()? {
-                    Ok(offset) => Some((*offset, v.clone())),
-                    Err(_) => None,
+                    // (-1: written, its offset not known: a duplicate, or a batch
+                    // proven written by a later one's success)
+                    Ok(offset) if *offset >= 0 => Some((*offset, v.clone())),
+                    _ => None,
                 })
                 .collect();
             for (offset, value) in written {
