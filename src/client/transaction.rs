@@ -141,7 +141,7 @@ impl Client {
         group: &str,
         offsets: Vec<(TopicPartition, i64)>,
     ) -> OpId {
-        let (op, _) = self.txn_call(now);
+        let (op, timeout) = self.txn_call(now);
         if let Some(e) = offsets
             .iter()
             .find_map(|(tp, o)| super::ops::offsets::invalid_commit(tp, *o))
@@ -184,7 +184,7 @@ impl Client {
             now,
             Box::new(call),
             targets,
-            None,
+            Some(timeout),
             Some(Internal::Txn(TxnCall::Offsets(op))),
         );
         self.dispatch(started, now);

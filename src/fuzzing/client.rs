@@ -275,6 +275,11 @@ fn setup(u: &mut Unstructured<'_>, origin: Instant, mode: Mode) -> ArbResult<Sta
         p.delivery_timeout = ms(u, 10, 5_000)?;
         p.broker_timeout = ms(u, 0, 1_000)?;
         p.compression = *u.choose(&[Compression::None, Compression::None, Compression::Lz4])?;
+        // A quarter of the idempotent scripts are transactional, chosen by bytes
+        // read already (so the stored corpus keeps its meaning for the rest).
+        if p.idempotence && p.batch_max_records % 4 == 0 {
+            p.transactional_id = Some("fuzz-tx".into());
+        }
         Some(Produced {
             budget: p.buffer_max_bytes,
             late: config.connection.request_timeout + p.broker_timeout,
@@ -447,6 +452,12 @@ fn step(u: &mut Unstructured<'_>, s: &mut State) -> ArbResult<Result<(), CheckFa
                 link.unanswered.pop_front();
             }
         }
+        _ if s.producer.is_some()
+            && s.client.config().producer.transactional_id.is_some()
+            && u.ratio(2, 3)? =>
+        {
+            txn_call(u, s)?;
+        }
         _ if s.producer.is_some() => {
             if u.ratio(1, 2)? {
                 s.client.flush(s.now);
@@ -473,6 +484,33 @@ fn step(u: &mut Unstructured<'_>, s: &mut State) -> ArbResult<Result<(), CheckFa
         }
     }
     Ok(Ok(()))
+}
+
+/// A transactional producer's call, with a deadline from the input (its ending is
+/// checked as any operation's).
+fn txn_call(u: &mut Unstructured<'_>, s: &mut State) -> ArbResult<()> {
+    let timeout = Duration::from_millis(u.int_in_range(1..=5_000)?);
+    let now = s.now;
+    let c = &mut s.client;
+    let op = match u.int_in_range(0..=4u8)? {
+        0 => c.with_timeout(timeout, |c| c.init_transactions(now)),
+        1 | 2 => {
+            // Refused unless initialized and no transaction is open: either is fine.
+            let _ = c.begin_transaction(now);
+            return Ok(());
+        }
+        3 => c.with_timeout(timeout, |c| c.commit_transaction(now)),
+        _ => c.with_timeout(timeout, |c| c.abort_transaction(now)),
+    };
+    s.ops.insert(
+        op,
+        Started {
+            deadline: now + timeout,
+            cancelled: false,
+            ended: false,
+        },
+    );
+    Ok(())
 }
 
 /// Hands the producer one to four records, keyed, pinned or keyless.
@@ -516,6 +554,9 @@ fn send(u: &mut Unstructured<'_>, s: &mut State) -> ArbResult<Result<(), CheckFa
                 }
             }
             Err(SendError::RecordTooLarge { .. } | SendError::InvalidConfig(_)) => {}
+            // A transactional producer outside a transaction, or in one that failed.
+            Err(SendError::Transaction(_))
+                if s.client.config().producer.transactional_id.is_some() => {}
             // A closed client takes nothing more.
             Err(SendError::Closed) if s.closed => {}
             Err(e) => return Ok(Err(fail(format!("producer: send refused: {e}")))),
