@@ -1217,6 +1217,9 @@ impl Client {
         if let Some(g) = self.group.as_mut() {
             g.cancel(op);
         }
+        if let Some(t) = self.producer.as_deref_mut().and_then(|p| p.txn.as_mut()) {
+            t.cancel(op);
+        }
     }
 
     /// Closes every connection and fails every pending operation with

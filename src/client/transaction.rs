@@ -172,6 +172,7 @@ impl Client {
             self.events.push_back(Event::Done { op, result: Err(e) });
             return op;
         }
+        txn.offsets_calls.insert(op);
         let call = SendOffsets {
             id: txn.id.clone(),
             producer: (id, epoch),
@@ -346,7 +347,12 @@ impl Client {
                 )
             }
             TxnWant::AddPartitions(partitions) => {
-                let producer = current?;
+                let Some(producer) = current else {
+                    // No producer id to add them under (not reachable while the
+                    // phase machine holds): the transaction fails rather than wait.
+                    self.txn_without_id(TxnCall::AddPartitions(partitions));
+                    return None;
+                };
                 (
                     Box::new(AddPartitions {
                         id,
@@ -357,7 +363,10 @@ impl Client {
                 )
             }
             TxnWant::End { commit } => {
-                let producer = current?;
+                let Some(producer) = current else {
+                    self.txn_without_id(TxnCall::End);
+                    return None;
+                };
                 (
                     Box::new(EndTxn {
                         id,
@@ -369,6 +378,20 @@ impl Client {
             }
         };
         Some(self.start_entry(now, op, vec![target], None, Some(Internal::Txn(call))))
+    }
+
+    /// A request the transaction asked for cannot be made without a producer id.
+    fn txn_without_id(&mut self, call: TxnCall) {
+        let e = ClientError::Transaction(TransactionError::State {
+            operation: "a transactional request",
+            state: "the producer has no producer id",
+        });
+        if let Some(txn) = self.producer.as_deref_mut().and_then(|p| p.txn.as_mut()) {
+            match call {
+                TxnCall::AddPartitions(keys) => txn.on_added(keys, Err(e)),
+                _ => drop(txn.on_end(Err(e))),
+            }
+        }
     }
 
     /// A transactional request ended.
@@ -392,7 +415,9 @@ impl Client {
             }
             TxnCall::Offsets(op) => {
                 txn.on_offsets(&result);
-                self.events.push_back(Event::Done { op, result });
+                if txn.offsets_calls.remove(&op) {
+                    self.events.push_back(Event::Done { op, result });
+                }
                 None
             }
             TxnCall::End => txn.on_end(result.map(drop)),

@@ -995,17 +995,20 @@ impl Producer {
         if may_send {
             self.build_requests(topic, node_ready, wants);
         }
-        let idle = self.pending_records() == 0;
-        if let Some(w) = self.txn.as_mut().and_then(|t| t.drive(now, idle)) {
-            wants.push(Want::Txn(w));
-        }
-        // A fenced producer sends nothing more: what it holds fails now, not at
-        // its delivery timeout.
-        if let Some(e) = self.txn.as_ref().and_then(Txn::fatal_error)
-            && !idle
-        {
-            let e = ClientError::Transaction(super::TransactionError::Fatal(Box::new(e.clone())));
-            self.fail_all(&e);
+        if self.txn.is_some() {
+            let idle = self.pending_records() == 0;
+            if let Some(w) = self.txn.as_mut().and_then(|t| t.drive(now, idle)) {
+                wants.push(Want::Txn(w));
+            }
+            // A fenced producer sends nothing more: what it holds fails now, not at
+            // its delivery timeout.
+            if let Some(e) = self.txn.as_ref().and_then(Txn::fatal_error)
+                && !idle
+            {
+                let e =
+                    ClientError::Transaction(super::TransactionError::Fatal(Box::new(e.clone())));
+                self.fail_all(&e);
+            }
         }
         if self.flushing
             && self.parts.values().all(|p| p.open.is_none())

@@ -89,6 +89,9 @@ pub(crate) struct Txn {
     bumping: bool,
     /// That bump failed: tried again when the application calls abort again.
     bump_held: bool,
+    /// The application's `send_offsets_to_transaction` calls not ended or
+    /// cancelled.
+    pub(crate) offsets_calls: BTreeSet<OpId>,
     /// `ProducerConfig::planted_bug_commit_before_records_settle`.
     pub(crate) planted_early_commit: bool,
     /// Calls that ended, for the client to report.
@@ -134,6 +137,7 @@ impl Txn {
             bumping: false,
             bump_held: false,
             planted_early_commit: false,
+            offsets_calls: BTreeSet::new(),
             done: VecDeque::new(),
         }
     }
@@ -543,6 +547,15 @@ impl Txn {
     /// The earliest deadline of a waiting call.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.waiter.as_ref().map(|w| w.deadline)
+    }
+
+    /// The application gave up on call `op`: it is not answered (the work goes on).
+    pub(crate) fn cancel(&mut self, op: OpId) {
+        if self.waiter.as_ref().is_some_and(|w| w.op == op) {
+            self.waiter = None;
+        }
+        self.offsets_calls.remove(&op);
+        self.done.retain(|(o, _)| *o != op);
     }
 
     /// The producer is closing: a waiting call ends.
