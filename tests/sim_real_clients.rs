@@ -958,14 +958,9 @@ fn librdkafka_and_kafka_python_read_our_transactions_committed_only() {
             d.wait().unwrap();
         }
     }
-    let expected = |outcomes: &[(usize, &str)]| -> Vec<String> {
-        outcomes
-            .iter()
-            .flat_map(|(n, what)| (0..3).map(move |i| format!("{}:{what}-{n}-{i}", 4 * n + i)))
-            .collect()
-    };
-    let committed = expected(&[(0, "commit"), (2, "commit")]);
-    let uncommitted = expected(&[(0, "commit"), (1, "abort"), (2, "commit"), (3, "open")]);
+    let committed = transaction_values(&[(0, "commit"), (2, "commit")]);
+    let uncommitted =
+        transaction_values(&[(0, "commit"), (1, "abort"), (2, "commit"), (3, "open")]);
     for peer in ["confluent", "kafka-python"] {
         let out = python(
             peer,
@@ -973,15 +968,7 @@ fn librdkafka_and_kafka_python_read_our_transactions_committed_only() {
             &["read-transactions", "ours", "6", "12"],
             "",
         );
-        let read = |level: &str| -> (i64, Vec<String>) {
-            let line = out
-                .iter()
-                .find(|l| l.split(' ').next() == Some(level))
-                .unwrap_or_else(|| panic!("no {level} line in {out:?}"));
-            let mut fields = line.split(' ').skip(1);
-            let end = fields.next().unwrap().parse().unwrap();
-            (end, fields.map(str::to_owned).collect())
-        };
+        let read = |level: &str| level_read(&out, level);
         assert_eq!(
             read("read_committed"),
             (12, committed.clone()),
@@ -994,6 +981,29 @@ fn librdkafka_and_kafka_python_read_our_transactions_committed_only() {
         );
     }
     client.close();
+}
+
+/// `OFFSET:OUTCOME-N-I` of the three records of each transaction `N` of the
+/// four-transaction scenario (each ended one is followed by its marker).
+#[cfg(feature = "blocking")]
+fn transaction_values(outcomes: &[(usize, &str)]) -> Vec<String> {
+    outcomes
+        .iter()
+        .flat_map(|(n, what)| (0..3).map(move |i| format!("{}:{what}-{n}-{i}", 4 * n + i)))
+        .collect()
+}
+
+/// The end offset and the `OFFSET:VALUE`s the script printed for one isolation
+/// level.
+#[cfg(feature = "blocking")]
+fn level_read(out: &[String], level: &str) -> (i64, Vec<String>) {
+    let line = out
+        .iter()
+        .find(|l| l.split(' ').next() == Some(level))
+        .unwrap_or_else(|| panic!("no {level} line in {out:?}"));
+    let mut fields = line.split(' ').skip(1);
+    let end = fields.next().unwrap().parse().unwrap();
+    (end, fields.map(str::to_owned).collect())
 }
 
 #[cfg(feature = "blocking")]
@@ -1010,24 +1020,11 @@ fn transactions_read_as_the_peer_reads_them(peer: &str) {
         .with_cluster(|c, _| c.create_topic("txn", 1, 1))
         .unwrap();
     let out = python(peer, &server.bootstrap(), &["transactions", "txn"], "");
-    let read = |level: &str| -> (i64, Vec<String>) {
-        let line = out
-            .iter()
-            .find(|l| l.split(' ').next() == Some(level))
-            .unwrap_or_else(|| panic!("no {level} line in {out:?}"));
-        let mut fields = line.split(' ').skip(1);
-        let end = fields.next().unwrap().parse().unwrap();
-        (end, fields.map(str::to_owned).collect())
-    };
-    let expected = |outcomes: &[(usize, &str)]| -> Vec<String> {
-        outcomes
-            .iter()
-            .flat_map(|(n, what)| (0..3).map(move |i| format!("{}:{what}-{n}-{i}", 4 * n + i)))
-            .collect()
-    };
+    let read = |level: &str| level_read(&out, level);
     // Offsets: three records and a marker per ended transaction.
-    let committed = expected(&[(0, "commit"), (2, "commit")]);
-    let uncommitted = expected(&[(0, "commit"), (1, "abort"), (2, "commit"), (3, "open")]);
+    let committed = transaction_values(&[(0, "commit"), (2, "commit")]);
+    let uncommitted =
+        transaction_values(&[(0, "commit"), (1, "abort"), (2, "commit"), (3, "open")]);
     assert_eq!(
         read("read_committed"),
         (12, committed.clone()),
