@@ -4,18 +4,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::messages::{ApiKey, ErrorCode, InitProducerIdRequest, ProduceRequest};
+use crate::messages::{ApiKey, ProduceRequest};
 
 use super::backoff::backoff;
 use super::metadata::{Leader, Metadata};
-use super::op::{
-    Built, Ctx, Lane, Operation, Refresh, Reply, Step, Target, Versions, all, decode, version,
-};
+use super::op::{Lane, Reply, Target, decode, version};
+use super::ops::transactions::InitProducerId;
 use super::producer::{
     Producer, ProducerRecord, QueuedRecord, RecordId, RecordMetadata, SendError, TopicViewOwned,
     Want, WrittenBatch,
 };
-use super::{Client, ClientError, Endpoint, Event, Internal, OpOutput, Owner};
+use super::{Client, ClientError, Endpoint, Event, Internal, Owner};
 use crate::connection::{AnyRequest, RequestOptions};
 
 /// What [`Client::take_deliveries`] hands over: one record's result, or a written
@@ -305,7 +304,7 @@ impl Client {
                     },
                     Want::Txn(w) => txn_wants.push(w),
                     Want::InitProducerId => {
-                        let op = InitProducerId;
+                        let op = InitProducerId::idempotent();
                         let id = self.start_entry(
                             now,
                             Box::new(op),
@@ -465,53 +464,4 @@ fn topic_view(metadata: &Metadata, name: &str) -> Option<TopicViewOwned> {
         available,
         leaders,
     })
-}
-
-/// InitProducerId for the idempotent producer: any broker answers it.
-struct InitProducerId;
-
-impl Operation for InitProducerId {
-    fn name(&self) -> &'static str {
-        "InitProducerId"
-    }
-
-    fn build(
-        &mut self,
-        _items: &[usize],
-        versions: &Versions,
-        _m: &Metadata,
-    ) -> Result<Built, ClientError> {
-        let v = version(versions, ApiKey::InitProducerId)
-            .ok_or(ClientError::Unsupported(ApiKey::InitProducerId))?;
-        let request = InitProducerIdRequest {
-            transactional_id: None,
-            transaction_timeout_ms: i32::MAX,
-            producer_id: -1,
-            producer_epoch: -1,
-            ..Default::default()
-        };
-        Ok(Built::new(request, v))
-    }
-
-    fn on_reply(&mut self, items: &[usize], reply: Reply, ctx: &mut Ctx<'_>) -> Vec<(usize, Step)> {
-        let response = match decode::<InitProducerIdRequest>(&reply) {
-            Ok(r) => r,
-            Err(e) => return all(items, || Step::Fail(e.clone())),
-        };
-        let code = ErrorCode(response.error_code);
-        if code.is_ok() {
-            ctx.producer_id = Some((response.producer_id, response.producer_epoch));
-            return all(items, || Step::Done);
-        }
-        all(items, || {
-            Step::from_code(ApiKey::InitProducerId, code, None, Refresh::Nothing)
-        })
-    }
-
-    fn finish(self: Box<Self>, failed: Vec<(usize, ClientError)>) -> Result<OpOutput, ClientError> {
-        match failed.into_iter().next() {
-            Some((_, e)) => Err(e),
-            None => Ok(OpOutput::Topics(Vec::new())),
-        }
-    }
 }

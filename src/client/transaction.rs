@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::ops::transactions::{AddPartitions, EndTxn, InitTransactional, SendOffsets, txn_target};
+use super::ops::transactions::{AddPartitions, EndTxn, InitProducerId, SendOffsets, txn_target};
 use super::producer::{ProducerId, TxnWant};
 use super::{
     Client, ClientError, Event, Internal, OpId, OpOutput, TopicPartition, TransactionError,
@@ -338,8 +338,8 @@ impl Client {
                     .unwrap_or(i32::MAX)
                     .max(1);
                 (
-                    Box::new(InitTransactional {
-                        id,
+                    Box::new(InitProducerId {
+                        transactional: Some(id),
                         timeout_ms,
                         current,
                     }),

@@ -1361,8 +1361,13 @@ impl Operation for DescribeGroups {
                 };
                 let code = ErrorCode(g.error_code);
                 if !code.is_ok() {
-                    let step =
-                        coordinator_step(ApiKey::DescribeGroups, code, text(&g.error_message), &id);
+                    let step = coordinator_step(
+                        ApiKey::DescribeGroups,
+                        code,
+                        text(&g.error_message),
+                        CoordinatorKind::Group,
+                        &id,
+                    );
                     return match step {
                         Step::Fail(e) => {
                             self.results[i] = Some(Err(e));
@@ -1449,12 +1454,13 @@ pub(crate) fn coordinator_step(
     api: ApiKey,
     code: ErrorCode,
     message: Option<String>,
-    group: &Arc<str>,
+    kind: CoordinatorKind,
+    key: &Arc<str>,
 ) -> Step {
     let refresh = match code {
         ErrorCode::NOT_COORDINATOR | ErrorCode::COORDINATOR_NOT_AVAILABLE => Refresh::Coordinator {
-            kind: CoordinatorKind::Group,
-            key: group.clone(),
+            kind,
+            key: key.clone(),
         },
         _ => Refresh::Nothing,
     };
@@ -1503,7 +1509,13 @@ impl Operation for DeleteGroups {
                 let Some(g) = response.results.iter().find(|g| *g.group_id == *id) else {
                     return (i, missing(ApiKey::DeleteGroups, &id));
                 };
-                match coordinator_step(ApiKey::DeleteGroups, ErrorCode(g.error_code), None, &id) {
+                match coordinator_step(
+                    ApiKey::DeleteGroups,
+                    ErrorCode(g.error_code),
+                    None,
+                    CoordinatorKind::Group,
+                    &id,
+                ) {
                     Step::Done => {
                         self.results[i] = Some(Ok(()));
                         (i, Step::Done)

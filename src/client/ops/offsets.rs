@@ -218,7 +218,13 @@ impl Operation for FetchCommitted {
         let code = ErrorCode(top);
         if !code.is_ok() {
             return all(items, || {
-                coordinator_step(ApiKey::OffsetFetch, code, None, &self.group)
+                coordinator_step(
+                    ApiKey::OffsetFetch,
+                    code,
+                    None,
+                    CoordinatorKind::Group,
+                    &self.group,
+                )
             });
         }
         let results = self
@@ -335,7 +341,13 @@ impl Operation for Commit {
                 .flat_map(|t| t.partitions.iter())
                 .find(|p| p.partition_index == tp.partition)
                 .map_or(ErrorCode::NONE, |p| ErrorCode(p.error_code));
-            match coordinator_step(ApiKey::OffsetCommit, code, None, &self.group) {
+            match coordinator_step(
+                ApiKey::OffsetCommit,
+                code,
+                None,
+                CoordinatorKind::Group,
+                &self.group,
+            ) {
                 Step::Done => results.push(CommittedOffset {
                     partition: tp.clone(),
                     offset: Ok(*offset),

@@ -11,6 +11,7 @@ use crate::client::op::{
     Built, CoordinatorKind, Ctx, Operation, Refresh, Reply, Step, Target, Versions, all, decode,
     version,
 };
+use crate::client::ops::admin::coordinator_step;
 use crate::client::ops::offsets::CommitMember;
 use crate::client::{ClientError, OpOutput};
 use crate::messages::{
@@ -27,20 +28,6 @@ pub(crate) fn txn_target(id: &Arc<str>) -> Target {
     }
 }
 
-/// A coordinator's error code as a step: a lost coordinator is looked up again,
-/// CONCURRENT_TRANSACTIONS (the previous transaction still completing) and other
-/// retriable codes are retried, the rest fail.
-fn step(api: ApiKey, code: ErrorCode, kind: CoordinatorKind, key: &Arc<str>) -> Step {
-    let refresh = match code {
-        ErrorCode::NOT_COORDINATOR | ErrorCode::COORDINATOR_NOT_AVAILABLE => Refresh::Coordinator {
-            kind,
-            key: key.clone(),
-        },
-        _ => Refresh::Nothing,
-    };
-    Step::from_code(api, code, None, refresh)
-}
-
 fn finish_one(failed: Vec<(usize, ClientError)>) -> Result<OpOutput, ClientError> {
     match failed.into_iter().next() {
         Some((_, e)) => Err(e),
@@ -48,16 +35,28 @@ fn finish_one(failed: Vec<(usize, ClientError)>) -> Result<OpOutput, ClientError
     }
 }
 
-/// InitProducerId for a transactional id: a producer id and a new epoch (the
-/// coordinator aborts what an earlier instance left open). `current` names this
-/// producer's id and epoch for a bump (KIP-360, v3+).
-pub(crate) struct InitTransactional {
-    pub id: Arc<str>,
+/// InitProducerId: for an idempotent producer (`transactional` is `None`), a new
+/// producer id from any broker; for a transactional one, the id's producer id with
+/// a new epoch from its coordinator, which aborts what an earlier instance left
+/// open. `current` names this producer's id and epoch for a bump (KIP-360, v3+).
+pub(crate) struct InitProducerId {
+    pub transactional: Option<Arc<str>>,
     pub timeout_ms: i32,
     pub current: Option<(i64, i16)>,
 }
 
-impl Operation for InitTransactional {
+impl InitProducerId {
+    /// The idempotent producer's.
+    pub(crate) fn idempotent() -> Self {
+        Self {
+            transactional: None,
+            timeout_ms: i32::MAX,
+            current: None,
+        }
+    }
+}
+
+impl Operation for InitProducerId {
     fn name(&self) -> &'static str {
         "InitProducerId"
     }
@@ -75,7 +74,7 @@ impl Operation for InitTransactional {
             _ => (-1, -1),
         };
         let request = InitProducerIdRequest {
-            transactional_id: Some((&*self.id).into()),
+            transactional_id: self.transactional.as_deref().map(Into::into),
             transaction_timeout_ms: self.timeout_ms,
             producer_id,
             producer_epoch,
@@ -93,13 +92,15 @@ impl Operation for InitTransactional {
         if code.is_ok() {
             ctx.producer_id = Some((response.producer_id, response.producer_epoch));
         }
-        all(items, || {
-            step(
+        all(items, || match &self.transactional {
+            Some(id) => coordinator_step(
                 ApiKey::InitProducerId,
                 code,
+                None,
                 CoordinatorKind::Transaction,
-                &self.id,
-            )
+                id,
+            ),
+            None => Step::from_code(ApiKey::InitProducerId, code, None, Refresh::Nothing),
         })
     }
 
@@ -191,9 +192,10 @@ impl Operation for AddPartitions {
             return all(items, || Step::Fail(e.clone()));
         }
         all(items, || {
-            step(
+            coordinator_step(
                 ApiKey::AddPartitionsToTxn,
                 code,
+                None,
                 CoordinatorKind::Transaction,
                 &self.id,
             )
@@ -292,9 +294,10 @@ impl Operation for SendOffsets {
                 });
             }
             return all(items, || {
-                step(
+                coordinator_step(
                     ApiKey::AddOffsetsToTxn,
                     code,
+                    None,
                     CoordinatorKind::Transaction,
                     &self.id,
                 )
@@ -330,9 +333,10 @@ impl Operation for SendOffsets {
             return all(items, || Step::Fail(e.clone()));
         }
         all(items, || {
-            step(
+            coordinator_step(
                 ApiKey::TxnOffsetCommit,
                 code,
+                None,
                 CoordinatorKind::Group,
                 &self.group,
             )
@@ -387,7 +391,13 @@ impl Operation for EndTxn {
         };
         let code = ErrorCode(response.error_code);
         all(items, || {
-            step(ApiKey::EndTxn, code, CoordinatorKind::Transaction, &self.id)
+            coordinator_step(
+                ApiKey::EndTxn,
+                code,
+                None,
+                CoordinatorKind::Transaction,
+                &self.id,
+            )
         })
     }
 
