@@ -25,8 +25,10 @@ use crate::messages::ErrorCode;
 pub(crate) enum Phase {
     /// `init_transactions` not called yet.
     Uninitialized,
-    /// InitProducerId is out (the first, or an epoch bump after an abort).
+    /// The first InitProducerId is out.
     Initializing,
+    /// An abort's epoch bump (InitProducerId) is out: the abort is not over.
+    Bumping,
     /// No transaction open.
     Ready,
     /// A transaction is open.
@@ -85,8 +87,6 @@ pub(crate) struct Txn {
     end_failed: bool,
     /// ... and it did.
     resend_end: bool,
-    /// The InitProducerId out is the epoch bump after an abort.
-    bumping: bool,
     /// That bump failed: tried again when the application calls abort again.
     bump_held: bool,
     /// The application's `send_offsets_to_transaction` calls not ended or
@@ -134,7 +134,6 @@ impl Txn {
             waiter: None,
             end_failed: false,
             resend_end: false,
-            bumping: false,
             bump_held: false,
             planted_early_commit: false,
             offsets_calls: BTreeSet::new(),
@@ -156,7 +155,7 @@ impl Txn {
                     state: "no transaction is open (call begin_transaction first)",
                 })
             }
-            Phase::Committing | Phase::Aborting | Phase::Ending { .. } => {
+            Phase::Committing | Phase::Aborting | Phase::Ending { .. } | Phase::Bumping => {
                 Some(TransactionError::State {
                     operation: "send",
                     state: "the transaction is ending",
@@ -319,22 +318,22 @@ impl Txn {
 
     /// InitProducerId answered.
     pub(crate) fn on_init(&mut self, result: Result<(), ClientError>) {
-        if !matches!(self.phase, Phase::Initializing) {
-            return;
-        }
+        let bumping = match self.phase {
+            Phase::Initializing => false,
+            Phase::Bumping => true,
+            _ => return,
+        };
         match result {
             Ok(()) => {
                 self.phase = Phase::Ready;
                 self.bump = false;
-                self.bumping = false;
                 self.answer(ok());
             }
             Err(e) if is_fatal(&e) => self.fatal(e),
-            Err(e) if self.bumping => {
+            Err(e) if bumping => {
                 // The abort's new epoch is not there yet: the abort is not over,
                 // and calling it again asks again.
                 self.phase = Phase::Aborting;
-                self.bumping = false;
                 self.bump_held = true;
                 self.answer(Err(e));
             }
@@ -356,7 +355,7 @@ impl Txn {
             Phase::Fatal(e) => Err(ClientError::Transaction(TransactionError::Fatal(Box::new(
                 e.clone(),
             )))),
-            Phase::Initializing if self.bumping => Err(state(
+            Phase::Bumping => Err(state(
                 "begin_transaction",
                 "the last abort is not over (call abort_transaction again)",
             )),
@@ -405,7 +404,7 @@ impl Txn {
                 true
             }
             // An abort whose epoch bump is still out: the same abort.
-            Phase::Initializing if self.bumping => {
+            Phase::Bumping => {
                 self.wait(op, now, timeout, "abort_transaction");
                 false
             }
@@ -502,8 +501,7 @@ impl Txn {
         self.failure = None;
         if self.bump {
             // The call is answered once the new epoch is there.
-            self.phase = Phase::Initializing;
-            self.bumping = true;
+            self.phase = Phase::Bumping;
             Some(TxnWant::Init)
         } else {
             self.phase = Phase::Ready;
