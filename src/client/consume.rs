@@ -429,7 +429,12 @@ impl Client {
                     let Some(group) = self.config.consumer.group_id.clone() else {
                         continue;
                     };
-                    let (op, targets) = super::ops::offsets::committed_op(&group, tps.clone());
+                    let stable = self
+                        .consumer
+                        .as_ref()
+                        .is_some_and(|c| c.config.isolation == IsolationLevel::ReadCommitted);
+                    let (op, targets) =
+                        super::ops::offsets::committed_op(&group, tps.clone(), stable);
                     self.start_entry(now, op, targets, None, Some(Internal::Committed(tps)));
                 }
             }

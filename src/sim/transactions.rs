@@ -54,6 +54,19 @@ impl Transactions {
     pub fn by_producer(&self, producer_id: i64) -> Option<&Txn> {
         self.by_id.values().find(|t| t.producer_id == producer_id)
     }
+
+    /// Whether an open transaction holds an offset for `group`'s `topic`/`partition`
+    /// (sent with TxnOffsetCommit, not yet committed or dropped): Kafka's pending
+    /// transactional offset, which an OffsetFetch asking for stable offsets
+    /// (KIP-447) is refused with UNSTABLE_OFFSET_COMMIT.
+    pub fn has_pending_offset(&self, group: &str, topic: &str, partition: i32) -> bool {
+        self.by_id.values().any(|t| {
+            t.state == TxnState::Ongoing
+                && t.offsets
+                    .keys()
+                    .any(|(g, tp, p)| g == group && tp == topic && *p == partition)
+        })
+    }
 }
 
 impl Cluster {

@@ -83,7 +83,9 @@ pub enum Offset {
     End,
     /// The first record at or after this timestamp (ms since the epoch).
     Timestamp(i64),
-    /// The group's committed offset, or the reset policy if there is none.
+    /// The group's committed offset, or the reset policy if there is none. A seek
+    /// here asks the coordinator again (after an aborted transaction, say), so it
+    /// goes back to what the group holds now.
     Committed,
 }
 
@@ -126,7 +128,11 @@ pub struct ConsumerConfig {
     pub group_id: Option<String>,
     /// Where to start without a valid position.
     pub auto_offset_reset: OffsetReset,
-    /// Which records to return.
+    /// Which records to return. A read_committed member of a group also asks for
+    /// stable committed offsets (KIP-447, OffsetFetch v7+, as the Java client
+    /// does): where an open transaction holds an offset for a partition it is
+    /// given, it waits for that transaction to end rather than start from the
+    /// offset the transaction is about to replace.
     pub isolation: IsolationLevel,
     /// Bytes a broker should gather before answering a fetch.
     pub fetch_min_bytes: i32,
@@ -555,6 +561,12 @@ impl Consumer {
         p.validating = false;
         p.stuck = false;
         self.ready.retain(|r| r != tp);
+        if to == Offset::Committed {
+            // What the group holds now, not what it held when the partition was
+            // assigned: commits since (this member's own, or a transaction's) moved it.
+            self.committed.remove(tp);
+            self.committed_asked.remove(tp);
+        }
         true
     }
 

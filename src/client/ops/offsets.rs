@@ -7,7 +7,8 @@ use std::time::Instant;
 use crate::client::consumer::TopicPartition;
 use crate::client::metadata::Metadata;
 use crate::client::op::{
-    Built, CoordinatorKind, Ctx, Operation, Reply, Step, Target, Versions, all, decode, version,
+    Built, CoordinatorKind, Ctx, Operation, Refresh, Reply, Step, Target, Versions, all, decode,
+    version,
 };
 use crate::client::ops::admin::coordinator_step;
 use crate::client::ops::partition::partition_step;
@@ -113,6 +114,11 @@ fn group_target(group: &Arc<str>) -> Target {
 struct FetchCommitted {
     group: Arc<str>,
     partitions: Vec<TopicPartition>,
+    /// Ask for stable offsets (KIP-447, v7+): a partition with an offset pending in
+    /// an open transaction is answered UNSTABLE_OFFSET_COMMIT, and the lookup is
+    /// retried until that transaction ends, instead of reading the offset it is
+    /// about to replace.
+    require_stable: bool,
     results: Option<Vec<CommittedOffset>>,
 }
 
@@ -130,7 +136,12 @@ impl Operation for FetchCommitted {
         let v = version(versions, ApiKey::OffsetFetch)
             .filter(|v| *v >= 1)
             .ok_or(ClientError::Unsupported(ApiKey::OffsetFetch))?;
-        let mut request = OffsetFetchRequest::default();
+        let mut request = OffsetFetchRequest {
+            // Before v7 there is no such flag (nor KIP-447's transactional offsets to
+            // wait for); librdkafka asks the same way, the Java client refuses.
+            require_stable: self.require_stable && v >= 7,
+            ..Default::default()
+        };
         let mut by_topic: Vec<(Arc<str>, Vec<i32>)> = Vec::new();
         for tp in &self.partitions {
             match by_topic.iter_mut().find(|(t, _)| *t == tp.topic) {
@@ -225,6 +236,17 @@ impl Operation for FetchCommitted {
                     CoordinatorKind::Group,
                     &self.group,
                 )
+            });
+        }
+        // An offset still pending in a transaction: ask again after a backoff.
+        if let Some((_, _, _, e)) = rows
+            .iter()
+            .find(|(_, _, _, e)| ErrorCode(*e) == ErrorCode::UNSTABLE_OFFSET_COMMIT)
+        {
+            let error = ClientError::broker(ApiKey::OffsetFetch, ErrorCode(*e), None);
+            return all(items, || Step::Retry {
+                error: error.clone(),
+                refresh: Refresh::Nothing,
             });
         }
         let results = self
@@ -491,16 +513,19 @@ impl Operation for EpochEnd {
     }
 }
 
-/// The committed-offsets lookup as an operation, for the consumer.
+/// The committed-offsets lookup as an operation, for the consumer: stable offsets
+/// (`require_stable`) for a read_committed consumer, as the Java client asks.
 pub(crate) fn committed_op(
     group: &str,
     partitions: Vec<TopicPartition>,
+    require_stable: bool,
 ) -> (Box<dyn Operation>, Vec<Target>) {
     let group: Arc<str> = group.into();
     let target = group_target(&group);
     let op = FetchCommitted {
         group,
         partitions,
+        require_stable,
         results: None,
     };
     (Box::new(op), vec![target])
@@ -548,7 +573,7 @@ impl Client {
         group: &str,
         partitions: Vec<TopicPartition>,
     ) -> OpId {
-        let (op, targets) = committed_op(group, partitions);
+        let (op, targets) = committed_op(group, partitions, false);
         self.start_op(now, op, targets, None)
     }
 

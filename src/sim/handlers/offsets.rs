@@ -307,7 +307,7 @@ fn asked<'a>(topics: impl Iterator<Item = (&'a ByteString, &'a [i32])>) -> Vec<(
 /// partition's entry.
 fn offset_fetch_topics<TP, PP>(
     found: Vec<TopicOffsets>,
-    partition: impl Fn(i32, Option<&CommittedOffset>) -> PP,
+    partition: impl Fn(&str, i32, Option<&CommittedOffset>) -> PP,
 ) -> Vec<TP>
 where
     TP: TopicResponse<PP>,
@@ -317,11 +317,27 @@ where
         .map(|(name, parts)| {
             let parts = parts
                 .iter()
-                .map(|(p, c)| partition(*p, c.as_ref()))
+                .map(|(p, c)| partition(&name, *p, c.as_ref()))
                 .collect();
             TP::new(ByteString::from(name), parts)
         })
         .collect()
+}
+
+/// Whether an OffsetFetch asking for stable offsets (`require_stable`, v7+, KIP-447)
+/// is refused `group`'s offset of `topic`/`partition`: an open transaction holds a
+/// newer one, so the offset stored may be about to change.
+fn unstable(
+    cluster: &Cluster,
+    require_stable: bool,
+    group: &str,
+    topic: &str,
+    partition: i32,
+) -> bool {
+    require_stable
+        && cluster
+            .transactions
+            .has_pending_offset(group, topic, partition)
 }
 
 /// The metadata OffsetFetch reports for a committed offset ("" when none).
@@ -356,7 +372,16 @@ pub(super) fn offset_fetch(call: &mut Call, r: &OffsetFetchRequest) -> OffsetFet
                         committed_for(call.cluster, &g.group_id, names)
                     }
                 };
-                let topics = offset_fetch_topics(found, |p, c| {
+                let group = &*g.group_id;
+                let topics = offset_fetch_topics(found, |topic, p, c| {
+                    if unstable(call.cluster, r.require_stable, group, topic, p) {
+                        return offset_fetch_response::OffsetFetchResponsePartitions {
+                            partition_index: p,
+                            committed_offset: -1,
+                            error_code: ErrorCode::UNSTABLE_OFFSET_COMMIT.code(),
+                            ..Default::default()
+                        };
+                    }
                     offset_fetch_response::OffsetFetchResponsePartitions {
                         partition_index: p,
                         committed_offset: c.map_or(-1, |c| c.offset),
@@ -397,13 +422,22 @@ pub(super) fn offset_fetch(call: &mut Call, r: &OffsetFetchRequest) -> OffsetFet
         }
         (None, _) => (committed_for(cluster, &r.group_id, names), None),
     };
-    let topics = offset_fetch_topics(found, |p, c| match partition_error {
+    let stable = version >= 7 && r.require_stable;
+    let topics = offset_fetch_topics(found, |topic, p, c| match partition_error {
         Some(e) => offset_fetch_response::OffsetFetchResponsePartition {
             partition_index: p,
             committed_offset: -1,
             error_code: e.code(),
             ..Default::default()
         },
+        None if unstable(cluster, stable, &r.group_id, topic, p) => {
+            offset_fetch_response::OffsetFetchResponsePartition {
+                partition_index: p,
+                committed_offset: -1,
+                error_code: ErrorCode::UNSTABLE_OFFSET_COMMIT.code(),
+                ..Default::default()
+            }
+        }
         None => offset_fetch_response::OffsetFetchResponsePartition {
             partition_index: p,
             committed_offset: c.map_or(-1, |c| c.offset),
