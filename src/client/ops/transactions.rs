@@ -266,17 +266,22 @@ impl Operation for SendOffsets {
                 }),
             }
         }
-        let request = TxnOffsetCommitRequest {
+        let mut request = TxnOffsetCommitRequest {
             transactional_id: (&*self.id).into(),
             group_id: (&*self.group).into(),
             producer_id: self.producer.0,
             producer_epoch: self.producer.1,
-            generation_id: self.member.generation,
-            member_id: self.member.member_id.as_str().into(),
-            group_instance_id: self.member.group_instance_id.as_deref().map(Into::into),
             topics,
             ..Default::default()
         };
+        // The member's identity (KIP-447) is a v3 field: an older coordinator
+        // cannot check it, and takes the offsets by group alone (as librdkafka
+        // sends them).
+        if v >= 3 {
+            request.generation_id = self.member.generation;
+            request.member_id = self.member.member_id.as_str().into();
+            request.group_instance_id = self.member.group_instance_id.as_deref().map(Into::into);
+        }
         Ok(Built::new(request, v))
     }
 
