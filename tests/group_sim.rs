@@ -583,11 +583,45 @@ fn manual_commits_are_ordered_and_never_go_backwards() {
 
 #[test]
 fn the_kip848_protocol_falls_back_to_classic_where_the_coordinator_lacks_it() {
+    // How long a member speaking `protocol` takes to read everything from a
+    // coordinator without KIP-848.
+    let read_all = |protocol: GroupProtocol| {
+        let mut sim = Simulation::new(
+            9,
+            ClusterConfig {
+                auto_create_topics: false,
+                group_min_session_timeout: Duration::from_millis(500),
+                consumer_group_protocol: false,
+                ..Default::default()
+            },
+            NetworkConfig::default(),
+            Instant::now(),
+        );
+        sim.cluster().create_topic("t", 2, 1).unwrap();
+        produce(&mut sim, "t", 2, 10, "");
+        let mut a = Member::join(&mut sim, 1, &["t"], |c| {
+            c.consumer.group_protocol = protocol
+        });
+        let start = sim.now();
+        assert!(run(
+            &mut sim,
+            &mut [&mut a],
+            Duration::from_secs(20),
+            |_, ms| ms[0].got.len() == 20
+        ));
+        assert_eq!(
+            sim.client(a.host).group_status().unwrap().protocol,
+            GroupProtocol::Classic
+        );
+        sim.now() - start
+    };
+    let classic = read_all(GroupProtocol::Classic);
+    let fallen_back = read_all(GroupProtocol::Consumer);
+    // A member whose application does not call in (as a runtime's driver, which
+    // moves the client only on its own timers and sockets) falls back as soon.
     let mut sim = Simulation::new(
         9,
         ClusterConfig {
-            auto_create_topics: false,
-            group_min_session_timeout: Duration::from_millis(500),
             consumer_group_protocol: false,
             ..Default::default()
         },
@@ -595,19 +629,31 @@ fn the_kip848_protocol_falls_back_to_classic_where_the_coordinator_lacks_it() {
         Instant::now(),
     );
     sim.cluster().create_topic("t", 2, 1).unwrap();
-    produce(&mut sim, "t", 2, 10, "");
     let mut a = Member::join(&mut sim, 1, &["t"], |c| {
         c.consumer.group_protocol = GroupProtocol::Consumer
     });
+    a.stalled = true;
+    let start = sim.now();
     assert!(run(
         &mut sim,
         &mut [&mut a],
         Duration::from_secs(20),
-        |_, ms| ms[0].got.len() == 20
+        |sim, ms| {
+            sim.client(ms[0].host)
+                .group_status()
+                .is_some_and(|s| s.protocol == GroupProtocol::Classic)
+        }
     ));
-    assert_eq!(
-        sim.client(a.host).group_status().unwrap().protocol,
-        GroupProtocol::Classic
+    let waited = sim.now() - start;
+    assert!(
+        waited < Duration::from_secs(1),
+        "the fallback waited {waited:?}"
+    );
+    // The fallback is decided by the coordinator's ApiVersions: it costs no wait
+    // (it once waited for an unrelated timer, 10 s on tansu).
+    assert!(
+        fallen_back <= classic + Duration::from_millis(100),
+        "classic {classic:?}, after the fallback {fallen_back:?}"
     );
 }
 
