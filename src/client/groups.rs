@@ -328,6 +328,7 @@ impl Client {
         g.on_call(id, now, result, consumer);
         self.emit_group_notes(&mut g);
         self.group = Some(g);
+        self.group_moved = true;
     }
 
     /// A group commit ended.
@@ -338,6 +339,7 @@ impl Client {
         g.on_commit(id, result);
         self.emit_group_notes(&mut g);
         self.group = Some(g);
+        self.group_moved = true;
     }
 
     /// The client closes: a dynamic member's leave request is written on the

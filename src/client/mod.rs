@@ -574,6 +574,11 @@ pub struct Client {
     /// When a producer or fetcher connection waited out a broker's backoff: the
     /// client is woken then to open it.
     lane_wake: Option<Instant>,
+    /// A group call or commit ended since the group member was last driven: it
+    /// may have something to send now (an answer found inside a dispatch, such as
+    /// a request the coordinator cannot take, is otherwise seen only when some
+    /// unrelated timer next wakes the client).
+    group_moved: bool,
     ops: BTreeMap<OpId, OpEntry>,
     outputs: VecDeque<Output>,
     events: VecDeque<Event>,
@@ -646,6 +651,7 @@ impl Client {
             by_endpoint: BTreeMap::new(),
             endpoint_backoff: BTreeMap::new(),
             lane_wake: None,
+            group_moved: false,
             ops: BTreeMap::new(),
             outputs: VecDeque::new(),
             events: VecDeque::new(),
@@ -1968,16 +1974,22 @@ impl Client {
         // The group member, the producer and the consumer first: what they start
         // (lookups, metadata wishes) is dispatched below, in this same call.
         self.drive_group(now);
+        self.group_moved = false;
         self.drive_producer(now);
         self.drive_consumer(now);
         // Repeat while sending makes progress that may unblock more (a metadata
-        // refresh started, a coordinator lookup started).
+        // refresh started, a coordinator lookup started, a group call that ended
+        // while being dispatched).
         for _ in 0..4 {
             self.maybe_refresh_metadata(now);
             let ids: Vec<OpId> = self.ops.keys().copied().collect();
             let mut progressed = false;
             for id in ids {
                 progressed |= self.dispatch(id, now);
+            }
+            if std::mem::take(&mut self.group_moved) {
+                self.drive_group(now);
+                progressed = true;
             }
             // Resolving can make a refresh due now (stale metadata, a target waiting
             // for one): send it in the next round rather than leave poll_timeout at now.
