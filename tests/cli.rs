@@ -1409,3 +1409,47 @@ fn consume_to_the_end_of_a_log_that_ends_with_a_transaction_marker() {
         started.elapsed()
     );
 }
+
+#[test]
+fn consume_read_committed_skips_aborted_records_and_ends_before_an_open_transaction() {
+    let server = cluster(1);
+    let b = server.bootstrap();
+    server
+        .with_cluster(|c, now| {
+            c.create_topic("rc", 2, 1)?;
+            c.write_in_transaction("tx", "rc", 0, &[b"a", b"b"], now)?;
+            c.complete_transaction("tx", true, now);
+            c.write_in_transaction("tx", "rc", 0, &[b"x"], now)?;
+            c.write_in_transaction("tx", "rc", 1, &[b"y"], now)?;
+            c.complete_transaction("tx", false, now);
+            c.write_in_transaction("tx", "rc", 1, &[b"c"], now)?;
+            c.complete_transaction("tx", true, now);
+            // Still open when the consumer starts: read_committed stops before it.
+            c.write_in_transaction("open", "rc", 0, &[b"pending"], now)?;
+            Ok::<_, kafka_sansio::sim::SimError>(())
+        })
+        .unwrap();
+    let read = |args: &[&str]| {
+        let base = ["consume", "-t", "rc", "-e", "-f", "%p:%o:%s\\n"];
+        let out = ok(&run(&b, &[&base[..], args].concat(), b""));
+        let mut lines: Vec<String> = out.lines().map(str::to_owned).collect();
+        lines.sort_unstable();
+        lines
+    };
+    assert_eq!(
+        read(&["-o", "beginning"]),
+        ["0:0:a", "0:1:b", "0:3:x", "0:5:pending", "1:0:y", "1:2:c"]
+    );
+    let committed = ["0:0:a", "0:1:b", "1:2:c"];
+    assert_eq!(
+        read(&["-o", "beginning", "--isolation", "read_committed"]),
+        committed
+    );
+    assert_eq!(
+        read(&["-G", "rc-group", "--isolation", "read_committed"]),
+        committed
+    );
+    let out = run(&b, &["consume", "-t", "rc", "--isolation", "maybe"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("expected read_uncommitted or read_committed"));
+}

@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use kafka_sansio::client::{
-    Client, ClientConfig, ClientError, Event, FetchOptions, IsolationLevel, OpId, OpOutput,
-    ProducerRecord, RecordId, TopicPartition, TransactionError,
+    Client, ClientConfig, ClientError, Event, FetchOptions, IsolationLevel, OffsetSpec, OpId,
+    OpOutput, ProducerRecord, RecordId, TopicPartition, TransactionError,
 };
 use kafka_sansio::messages::{ApiKey, ErrorCode};
 use kafka_sansio::sim::{ClusterConfig, HostId, NetworkConfig, Simulation};
@@ -171,6 +171,45 @@ fn read_committed_readers_see_committed_transactions_whole_and_aborted_ones_not_
     // Every transaction ended: nothing holds the last stable offset back.
     let (hw, _) = sim.cluster().partition_offsets(T, 0).unwrap();
     assert_eq!(sim.cluster().partition_last_stable_offset(T, 0), Some(hw));
+}
+
+/// `OffsetSpec::LastStable` is where a read_committed reader's log ends: the
+/// first offset of a transaction still open, the high watermark once it ended.
+#[test]
+fn the_last_stable_offset_stops_at_an_open_transaction() {
+    let mut sim = cluster(3);
+    let host = producer(&mut sim, "lso");
+    init(&mut sim, host);
+    let offsets = |sim: &mut Simulation| {
+        [OffsetSpec::Latest, OffsetSpec::LastStable].map(|spec| {
+            let now = sim.now();
+            let op = sim.client(host).list_offsets(now, T, 0, spec);
+            match run(sim, host, op) {
+                Ok(OpOutput::Offset { offset, .. }) => offset,
+                other => panic!("{spec:?}: {other:?}"),
+            }
+        })
+    };
+    begin(&mut sim, host).unwrap();
+    for v in ["a", "b", "c"] {
+        send(&mut sim, host, 0, v);
+    }
+    assert_eq!(commit(&mut sim, host), Ok(OpOutput::Transaction));
+    // Three records and the commit marker.
+    assert_eq!(offsets(&mut sim), [4, 4]);
+    begin(&mut sim, host).unwrap();
+    let d = send(&mut sim, host, 0, "d");
+    let now = sim.now();
+    sim.client(host).flush(now);
+    assert!(sim.run_until(Duration::from_secs(10), |sim| {
+        deliveries(sim, host)
+            .iter()
+            .any(|(id, r)| *id == d && r.is_ok())
+    }));
+    // "d" is written, its transaction open: read_committed stops before it.
+    assert_eq!(offsets(&mut sim), [5, 4]);
+    assert_eq!(abort(&mut sim, host), Ok(OpOutput::Transaction));
+    assert_eq!(offsets(&mut sim), [6, 6]);
 }
 
 #[test]

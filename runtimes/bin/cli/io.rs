@@ -11,8 +11,8 @@ use base64::Engine;
 use bytes::Bytes;
 use clap::Args;
 use kafka_sansio::client::{
-    BorrowedRecord, ConsumedRecord, GroupProtocol, Offset, OffsetReset, OffsetSpec, RecordBuffer,
-    TopicPartition, UnknownTopicHandling,
+    BorrowedRecord, ConsumedRecord, GroupProtocol, IsolationLevel, Offset, OffsetReset, OffsetSpec,
+    RecordBuffer, TopicPartition, UnknownTopicHandling,
 };
 use kafka_sansio::messages::consumer_offsets::{ConsumerOffsetsRecord, parse_record};
 use kafka_sansio::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
@@ -445,6 +445,31 @@ pub struct ConsumeArgs {
     /// of it.
     #[arg(long, value_name = "DURATION", value_parser = spec::parse_duration, requires = "group")]
     session_timeout: Option<Duration>,
+    /// Which records to read: read_uncommitted (every record written, the Java
+    /// client's default) or read_committed (only what transactions committed, and
+    /// nothing past a transaction still open: kcat's isolation.level default). With
+    /// -e the end is then the last stable offset.
+    #[arg(long, value_name = "LEVEL", value_parser = parse_isolation, default_value = "read_uncommitted")]
+    isolation: IsolationLevel,
+}
+
+fn parse_isolation(text: &str) -> Result<IsolationLevel, String> {
+    match text.to_ascii_lowercase().replace('-', "_").as_str() {
+        "read_uncommitted" | "uncommitted" => Ok(IsolationLevel::ReadUncommitted),
+        "read_committed" | "committed" => Ok(IsolationLevel::ReadCommitted),
+        _ => Err(format!(
+            "{text:?}: expected read_uncommitted or read_committed"
+        )),
+    }
+}
+
+/// Where the log ends for a reader at `isolation`: the high watermark, or the last
+/// stable offset at read_committed.
+fn end_spec(isolation: IsolationLevel) -> OffsetSpec {
+    match isolation {
+        IsolationLevel::ReadCommitted => OffsetSpec::LastStable,
+        IsolationLevel::ReadUncommitted => OffsetSpec::Latest,
+    }
 }
 
 fn parse_group_protocol(text: &str) -> Result<GroupProtocol, String> {
@@ -469,6 +494,7 @@ async fn plan(
     only: &[i32],
     at: StartAt,
     group: Option<&str>,
+    end_at: OffsetSpec,
 ) -> Outcome<Vec<Plan>> {
     let meta = admin::described(client, vec![topic.to_owned()]).await?;
     let mut partitions: Vec<i32> = meta[0].partitions.iter().map(|p| p.partition).collect();
@@ -507,7 +533,7 @@ async fn plan(
             .partition_client(topic, p, UnknownTopicHandling::Error)
             .await?;
         let earliest = pc.get_offset(OffsetSpec::Earliest).await?;
-        let end = pc.get_offset(OffsetSpec::Latest).await?;
+        let end = pc.get_offset(end_at).await?;
         let start = match at {
             StartAt::Beginning => earliest,
             StartAt::End => end,
@@ -641,6 +667,7 @@ async fn held_from(
     group: &str,
     tps: &[TopicPartition],
     reset: OffsetReset,
+    end_at: OffsetSpec,
 ) -> Outcome<Vec<(TopicPartition, Held)>> {
     let committed: BTreeMap<TopicPartition, i64> = client
         .fetch_committed(group, tps.to_vec())
@@ -654,7 +681,7 @@ async fn held_from(
             .partition_client(&tp.topic, tp.partition, UnknownTopicHandling::Error)
             .await?;
         let earliest = pc.get_offset(OffsetSpec::Earliest).await?;
-        let end = pc.get_offset(OffsetSpec::Latest).await?;
+        let end = pc.get_offset(end_at).await?;
         let next = match committed.get(tp) {
             Some(&c) if c >= 0 => c.clamp(earliest, end),
             _ => match reset {
@@ -683,6 +710,8 @@ struct GroupRun<'a> {
     max: Option<u64>,
     /// The bound of the final commit and leave.
     timeout: Duration,
+    /// Where a partition's log ends for this reader (for `exit_at_end`).
+    end_at: OffsetSpec,
 }
 
 async fn run_group_consumer(
@@ -698,6 +727,7 @@ async fn run_group_consumer(
         exit_at_end,
         max,
         timeout,
+        end_at,
     } = run;
     // The topic must exist: a subscription to an unknown one would wait forever.
     admin::described(client, vec![topic.to_owned()]).await?;
@@ -733,7 +763,7 @@ async fn run_group_consumer(
                 held.remove(tp);
             }
             if exit_at_end && !rebalance.assigned.is_empty() {
-                match held_from(client, group, &rebalance.assigned, reset).await {
+                match held_from(client, group, &rebalance.assigned, reset, end_at).await {
                     Ok(h) => held.extend(h),
                     Err(f) => {
                         problem = Some(f);
@@ -916,9 +946,11 @@ pub async fn consume(conn: &ConnectionArgs, a: ConsumeArgs) -> Outcome {
     }
     let (group, group_protocol) = (a.group.clone(), a.group_protocol);
     let session_timeout = a.session_timeout;
+    let isolation = a.isolation;
     let client = conn
         .connect(|c| {
             c.consumer.group_id = group;
+            c.consumer.isolation = isolation;
             c.consumer.group_protocol = group_protocol;
             if let Some(session) = session_timeout {
                 c.consumer.session_timeout = session;
@@ -935,7 +967,15 @@ pub async fn consume(conn: &ConnectionArgs, a: ConsumeArgs) -> Outcome {
         Some(_) => Vec::new(),
         None => {
             let at = a.offset.unwrap_or(StartAt::End);
-            plan(&client, &a.topic, &a.partitions, at, None).await?
+            plan(
+                &client,
+                &a.topic,
+                &a.partitions,
+                at,
+                None,
+                end_spec(isolation),
+            )
+            .await?
         }
     };
     let show_progress = !std::io::stdout().is_terminal_ext();
@@ -1005,6 +1045,7 @@ pub async fn consume(conn: &ConnectionArgs, a: ConsumeArgs) -> Outcome {
                 exit_at_end: a.exit,
                 max: a.count,
                 timeout: conn.timeout,
+                end_at: end_spec(isolation),
             };
             run_group_consumer(&client, run, on_record, flush).await
         }
@@ -1498,7 +1539,16 @@ fn kip848(record: &ConsumerOffsetsRecord) -> Decoded {
 pub async fn offsets(conn: &ConnectionArgs, a: OffsetsArgs) -> Outcome {
     let client = conn.connect(|_| {}).await?;
     let topic = a.source_topic.as_str();
-    let plans = match plan(&client, topic, &[], StartAt::Beginning, None).await {
+    let plans = match plan(
+        &client,
+        topic,
+        &[],
+        StartAt::Beginning,
+        None,
+        OffsetSpec::Latest,
+    )
+    .await
+    {
         Ok(p) => p,
         Err(f) if f.message.starts_with("unknown topic") => {
             return Err(Failure::new(format!(

@@ -453,7 +453,7 @@ pub struct FetchOutput<R = Vec<FetchedRecord>> {
 /// # let (mut sim, host) = kafka_sansio::doc_support::sim();
 /// use std::time::Duration;
 /// use kafka_sansio::client::{OffsetSpec, OpOutput};
-/// for (spec, expected) in [(OffsetSpec::Earliest, 0), (OffsetSpec::Latest, 0), (OffsetSpec::Timestamp(0), -1)] {
+/// for (spec, expected) in [(OffsetSpec::Earliest, 0), (OffsetSpec::Latest, 0), (OffsetSpec::LastStable, 0), (OffsetSpec::Timestamp(0), -1)] {
 ///     let now = sim.now();
 ///     let op = sim.client(host).list_offsets(now, "orders", 0, spec);
 ///     let OpOutput::Offset { offset, .. } = sim.run_until_done(host, op, Duration::from_secs(10))? else { unreachable!() };
@@ -468,6 +468,10 @@ pub enum OffsetSpec {
     Earliest,
     /// The log end offset (the high watermark).
     Latest,
+    /// The last stable offset: where a read_committed reader's log ends now (the
+    /// first offset of the oldest transaction still open, else the high
+    /// watermark). Asked at read_committed (ListOffsets v2+).
+    LastStable,
     /// The first offset whose timestamp is at or after this (ms since the epoch).
     Timestamp(i64),
 }
@@ -476,7 +480,7 @@ impl OffsetSpec {
     fn wire(self) -> i64 {
         match self {
             Self::Earliest => -2,
-            Self::Latest => -1,
+            Self::Latest | Self::LastStable => -1,
             Self::Timestamp(t) => t,
         }
     }
@@ -1095,6 +1099,11 @@ impl ListOffsets {
         spec: OffsetSpec,
         isolation: IsolationLevel,
     ) -> Self {
+        let isolation = if spec == OffsetSpec::LastStable {
+            IsolationLevel::ReadCommitted
+        } else {
+            isolation
+        };
         Self {
             topic,
             partition,
