@@ -45,6 +45,29 @@ fn read_back(bootstrap: &str, topic: &str, n: usize) -> Vec<String> {
         .collect()
 }
 
+/// Commits, or flushes and aborts (so that every record is written either way),
+/// then checks every record's delivery; `what` names the transaction in a failure.
+fn end_transaction(
+    producer: &kafka_sansio::blocking_runtime::Producer,
+    commit: bool,
+    sent: Vec<kafka_sansio::runtime::DeliveryFuture>,
+    what: &str,
+) {
+    if commit {
+        producer
+            .commit_transaction()
+            .unwrap_or_else(|e| panic!("{what}: commit: {e}"));
+    } else {
+        producer.flush().unwrap();
+        producer
+            .abort_transaction()
+            .unwrap_or_else(|e| panic!("{what}: abort: {e}"));
+    }
+    for d in sent {
+        d.wait().unwrap_or_else(|e| panic!("{what}: a record: {e}"));
+    }
+}
+
 /// Three transactions of ten records to partition 0 (committed, aborted after
 /// being written, committed) with offsets sent in the first; every call must
 /// succeed, and the thirty records be in the log in order.
@@ -73,20 +96,12 @@ fn transactions_against(peer: &str, bootstrap: &str, fences: bool) {
                 .send_offsets_to_transaction("peer-group", offsets)
                 .unwrap_or_else(|e| panic!("{peer}: send_offsets_to_transaction: {e}"));
         }
-        if outcome == "commit" {
-            producer
-                .commit_transaction()
-                .unwrap_or_else(|e| panic!("{peer}: commit {round}: {e}"));
-        } else {
-            producer.flush().unwrap();
-            producer
-                .abort_transaction()
-                .unwrap_or_else(|e| panic!("{peer}: abort {round}: {e}"));
-        }
-        for d in sent {
-            d.wait()
-                .unwrap_or_else(|e| panic!("{peer}: a record of round {round}: {e}"));
-        }
+        end_transaction(
+            &producer,
+            outcome == "commit",
+            sent,
+            &format!("{peer}, round {round}"),
+        );
     }
 
     // A second instance with the same id fences the first.
@@ -136,11 +151,14 @@ fn transactions_against(peer: &str, bootstrap: &str, fences: bool) {
     assert_eq!(values, want, "{peer}: every record written once, in order");
 }
 
-#[test]
-fn both_mocks_and_tansu_take_our_transactions() {
+/// Runs `check(peer, bootstrap, is_tansu)` against both librdkafka mocks (three
+/// brokers) and tansu (one), each with `topics` (name, partitions) created.
+fn on_every_peer(topics: &[(&str, i32)], check: impl Fn(&str, &str, bool)) {
+    let specs: Vec<String> = topics.iter().map(|(t, p)| format!("{t}:{p}:3")).collect();
+    let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
     for flavour in [Librdkafka::Debian, Librdkafka::V216] {
-        let mock = Mock::start(flavour, 3, &["tx:2:3"]);
-        transactions_against(
+        let mock = Mock::start(flavour, 3, &specs);
+        check(
             &format!("{flavour:?} mock"),
             &mock.bootstrap.join(","),
             false,
@@ -148,9 +166,17 @@ fn both_mocks_and_tansu_take_our_transactions() {
     }
     let tansu = Tansu::start();
     let admin = ClientBuilder::new(&tansu.addr).build_blocking().unwrap();
-    admin.create_topic("tx", 2, 1).unwrap();
+    for (topic, partitions) in topics {
+        admin.create_topic(topic, *partitions, 1).unwrap();
+    }
     admin.close();
-    transactions_against("tansu", &tansu.addr, true);
+    check("tansu", &tansu.addr, true);
+}
+
+#[test]
+fn both_mocks_and_tansu_take_our_transactions() {
+    // Only tansu fences (see the file's doc).
+    on_every_peer(&[("tx", 2)], transactions_against);
 }
 
 /// A consume-transform-produce pipeline through the blocking facade: a
@@ -239,21 +265,7 @@ fn pipeline_against(peer: &str, bootstrap: &str, stores_offsets: bool) {
                 vec![(TopicPartition::new("pipe-in", 0), next)],
             )
             .unwrap_or_else(|e| panic!("{peer}: send_offsets_to_transaction: {e}"));
-        if commit {
-            producer
-                .commit_transaction()
-                .unwrap_or_else(|e| panic!("{peer}: commit: {e}"));
-        } else {
-            producer.flush().unwrap();
-            producer
-                .abort_transaction()
-                .unwrap_or_else(|e| panic!("{peer}: abort: {e}"));
-        }
-        // Flushed before the abort, so written (and then aborted) either way.
-        for d in sent {
-            d.wait()
-                .unwrap_or_else(|e| panic!("{peer}: an output record: {e}"));
-        }
+        end_transaction(&producer, commit, sent, peer);
     };
     let first = take(&mut consumer, &mut pending, 10);
     assert_eq!(first[0].record.offset, 0, "{peer}");
@@ -316,18 +328,6 @@ fn pipeline_against(peer: &str, bootstrap: &str, stores_offsets: bool) {
 
 #[test]
 fn a_read_committed_pipeline_commits_its_input_offsets_with_its_output_on_every_peer() {
-    for flavour in [Librdkafka::Debian, Librdkafka::V216] {
-        let mock = Mock::start(flavour, 3, &["pipe-in:1:3", "pipe-out:1:3"]);
-        pipeline_against(
-            &format!("{flavour:?} mock"),
-            &mock.bootstrap.join(","),
-            false,
-        );
-    }
-    let tansu = Tansu::start();
-    let admin = ClientBuilder::new(&tansu.addr).build_blocking().unwrap();
-    admin.create_topic("pipe-in", 1, 1).unwrap();
-    admin.create_topic("pipe-out", 1, 1).unwrap();
-    admin.close();
-    pipeline_against("tansu", &tansu.addr, true);
+    // Only tansu stores transactional offsets (see pipeline_against).
+    on_every_peer(&[("pipe-in", 1), ("pipe-out", 1)], pipeline_against);
 }
