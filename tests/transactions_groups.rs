@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use kafka_sansio::client::{
     Client, ClientConfig, ClientError, ConsumedRecord, Event, FetchOptions, IsolationLevel, Offset,
-    OffsetReset, OpId, OpOutput, ProducerRecord, TopicPartition,
+    OffsetReset, OpId, OpOutput, ProducerRecord, TopicPartition, TransactionError,
 };
+use kafka_sansio::messages::ErrorCode;
 use kafka_sansio::sim::{ClusterConfig, HostId, NetworkConfig, Simulation};
 
 const GROUP: &str = "pipeline";
@@ -54,6 +55,7 @@ fn member(
     config.consumer.session_timeout = Duration::from_secs(6);
     config.consumer.heartbeat_interval = Duration::from_millis(500);
     config.consumer.rebalance_timeout = Duration::from_secs(10);
+    config.consumer.max_poll_interval = Duration::from_secs(5);
     config.producer.transactional_id = transactional_id.map(Into::into);
     config.producer.linger = Duration::from_millis(2);
     let now = sim.now();
@@ -492,4 +494,79 @@ fn pipeline(seed: u64, faults: bool) {
         vec![PER_PARTITION as i64; PARTITIONS as usize],
         "seed {seed}"
     );
+}
+
+/// A member kicked out of the group for not polling in time, its transaction
+/// open with records it read before: another member now owns (and processes)
+/// that input, so the kicked member's offsets must be refused (KIP-447: they go
+/// with the generation they were read under) and its transaction aborted.
+#[test]
+fn a_member_kicked_out_mid_transaction_cannot_commit_its_input_offsets() {
+    let mut sim = cluster(13, 1);
+    produce_input(&mut sim, 1, 10);
+    let a = member(
+        &mut sim,
+        1,
+        Some("pipeline-a"),
+        IsolationLevel::ReadCommitted,
+    );
+    let first = poll(&mut sim, a, 5, Duration::from_secs(30));
+    assert_eq!(first.len(), 5);
+    let now = sim.now();
+    sim.client(a).begin_transaction(now).unwrap();
+    for r in &first {
+        let out = ProducerRecord::new(OUT, value(r).to_uppercase()).partition(0);
+        sim.client(a).send(now, out).unwrap();
+    }
+    // A's application stalls past max_poll_interval (5 s here): its client
+    // leaves the group, and B takes the partition from the offset committed
+    // before A's transaction, 0.
+    sim.run_until(Duration::from_secs(8), |_| false);
+    assert!(sim.client(a).assignment().is_empty());
+    let b = member(
+        &mut sim,
+        2,
+        Some("pipeline-b"),
+        IsolationLevel::ReadCommitted,
+    );
+    let all = poll(&mut sim, b, 100, Duration::from_secs(30));
+    assert_eq!(all.first().map(|r| r.record.offset), Some(0));
+    assert_eq!(all.len(), 10);
+    process(&mut sim, b, &all).unwrap();
+
+    // A, back, tries to finish what it started.
+    let now = sim.now();
+    let op = sim.client(a).send_offsets_to_transaction(
+        now,
+        GROUP,
+        vec![(TopicPartition::new(IN, 0), 5)],
+    );
+    let sent = run(&mut sim, a, op);
+    assert!(
+        matches!(
+            &sent,
+            Err(ClientError::Broker {
+                code: ErrorCode::UNKNOWN_MEMBER_ID | ErrorCode::ILLEGAL_GENERATION,
+                ..
+            })
+        ),
+        "the kicked member's offsets: {sent:?}"
+    );
+    let now = sim.now();
+    let op = sim.client(a).commit_transaction(now);
+    let committed_a = run(&mut sim, a, op);
+    assert!(
+        matches!(
+            committed_a,
+            Err(ClientError::Transaction(TransactionError::Abortable(_)))
+        ),
+        "the kicked member's commit: {committed_a:?}"
+    );
+    let now = sim.now();
+    let op = sim.client(a).abort_transaction(now);
+    assert_eq!(run(&mut sim, a, op), Ok(OpOutput::Transaction));
+
+    let want: Vec<String> = (0..10).map(|i| format!("P0-{i}")).collect();
+    assert_eq!(read_committed(&mut sim, OUT, 1), want);
+    assert_eq!(committed(&mut sim, 1), vec![10]);
 }

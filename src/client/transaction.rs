@@ -153,7 +153,7 @@ impl Client {
             .group
             .as_deref()
             .filter(|g| &**g.group_id() == group)
-            .map_or_else(super::CommitMember::none, |g| g.commit_member());
+            .map_or_else(super::CommitMember::none, |g| g.txn_commit_member());
         let Some(p) = self.txn_producer(op) else {
             self.emit_txn_done();
             return op;

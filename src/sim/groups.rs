@@ -1103,6 +1103,32 @@ impl Groups {
         })
     }
 
+    /// TxnOffsetCommit's check of the member that sends offsets with its identity
+    /// (KIP-447): Kafka's `validateOffsetCommit` for a transactional commit, the
+    /// member and its generation but not the group's state (a transaction's
+    /// offsets are not refused while a rebalance completes).
+    pub(crate) fn check_txn_commit(
+        &mut self,
+        group: &str,
+        generation: i32,
+        member: &str,
+        instance: Option<&ByteString>,
+        now: Instant,
+    ) -> Result<(), ErrorCode> {
+        self.changing(group, now, |g| {
+            g.expire(now);
+            g.check_instance(member, instance)?;
+            if !g.members.contains_key(member) {
+                return Err(ErrorCode::UNKNOWN_MEMBER_ID);
+            }
+            if generation != g.generation {
+                return Err(ErrorCode::ILLEGAL_GENERATION);
+            }
+            Ok(())
+        })
+        .unwrap_or(Err(ErrorCode::ILLEGAL_GENERATION))
+    }
+
     /// Every group id, with its protocol type and state as ListGroups names them.
     pub(crate) fn listing(&self) -> Vec<(String, String, &'static str)> {
         self.groups

@@ -237,6 +237,9 @@ pub(crate) struct GroupMember {
     /// A metadata answer numbered at least this is awaited.
     metadata_ticket: Option<u64>,
     seed: u64,
+    /// The last generation (or member epoch) and member id this member held,
+    /// kept after it lost them: what its records were consumed under.
+    last_identity: Option<CommitMember>,
 }
 
 impl GroupMember {
@@ -254,6 +257,7 @@ impl GroupMember {
             next_auto_commit: None,
             metadata_ticket: None,
             seed,
+            last_identity: None,
         }
     }
 
@@ -584,6 +588,38 @@ impl GroupMember {
         }
     }
 
+    /// Who a transaction's offsets are committed as (TxnOffsetCommit, KIP-447): the
+    /// member's current generation, or, once it lost its place in the group (its
+    /// session expired, it was kicked out for not polling, it left), the last one
+    /// it held, so that the coordinator refuses offsets of records this member
+    /// read before another member may have been given them. (Sent without an
+    /// identity, as before, the coordinator took them: a transaction would commit
+    /// output the partition's new owner writes again.)
+    pub(crate) fn txn_commit_member(&self) -> CommitMember {
+        let current = self.commit_member();
+        if current.generation >= 0 {
+            return current;
+        }
+        self.last_identity.clone().unwrap_or(current)
+    }
+
+    /// Notes the member's identity while it has one (see `txn_commit_member`).
+    fn remember_identity(&mut self) {
+        let (generation, member_id) = match &self.proto {
+            Proto::Classic(c) if c.generation >= 0 => (c.generation, &c.member_id),
+            Proto::Next(n) if n.epoch > 0 => (n.epoch, &n.member_id),
+            _ => return,
+        };
+        if self
+            .last_identity
+            .as_ref()
+            .is_some_and(|m| m.generation == generation && m.member_id == *member_id)
+        {
+            return;
+        }
+        self.last_identity = Some(self.commit_member());
+    }
+
     /// When [`drive`](Self::drive) should next run without an input.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         // Only an active member drives its protocol (heartbeats, joins, expiry):
@@ -668,6 +704,7 @@ impl GroupMember {
 
     /// Moves everything that can move: finished transitions, the protocol, commits.
     pub(crate) fn drive(&mut self, now: Instant, env: &dyn GroupEnv, consumer: &mut Consumer) {
+        self.remember_identity();
         self.expire_commits(now);
         for _ in 0..4 {
             let before = (self.wants.len(), self.notes.len(), self.reconciler.busy());
@@ -864,6 +901,8 @@ impl GroupMember {
         result: Result<CallReply, ClientError>,
         consumer: &mut Consumer,
     ) {
+        // Before the answer can take the member's identity away.
+        self.remember_identity();
         if let Life::Stale {
             classic,
             leave: Some(leave),

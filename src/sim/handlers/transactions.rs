@@ -196,6 +196,35 @@ pub(super) fn add_offsets_to_txn(
     }
 }
 
+/// KIP-447 (v3+): offsets sent with a member's identity are taken only from a
+/// current member at its current generation (classic) or member epoch (KIP-848),
+/// as Kafka checks them; without one (generation -1, no member id: older clients)
+/// they are taken as before.
+fn txn_commit_member(
+    call: &mut Call,
+    r: &TxnOffsetCommitRequest,
+    group: &str,
+) -> Result<(), ErrorCode> {
+    if call.version < 3 || (r.generation_id < 0 && r.member_id.is_empty()) {
+        return Ok(());
+    }
+    let (now, cluster) = (call.now, &mut *call.cluster);
+    // Transactional commits skip OffsetCommit's version rule (v9+ for KIP-848).
+    match cluster
+        .consumer_groups
+        .check_commit(group, &r.member_id, r.generation_id, 9)
+    {
+        Some(checked) => checked,
+        None => cluster.groups.check_txn_commit(
+            group,
+            r.generation_id,
+            &r.member_id,
+            r.group_instance_id.as_ref(),
+            now,
+        ),
+    }
+}
+
 /// TxnOffsetCommit, on the group's coordinator: offsets that are committed when
 /// the transaction commits and dropped when it aborts. The group must have been
 /// added to the transaction (AddOffsetsToTxn) first.
@@ -215,7 +244,8 @@ pub(super) fn txn_offset_commit(
             } else {
                 Err(ErrorCode::INVALID_TXN_STATE)
             }
-        });
+        })
+        .and_then(|()| txn_commit_member(call, r, &group));
     let cluster = &mut *call.cluster;
     let topics = per_partition(
         &r.topics,
