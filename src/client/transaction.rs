@@ -103,9 +103,11 @@ impl Client {
     /// consume-transform-produce loop): the group's committed offsets move if and
     /// only if the transaction commits. `offsets` are the next offsets to read. If
     /// this client is a member of `group`, its generation and member id go with
-    /// them (KIP-447), so a member fenced by a rebalance cannot commit. The
-    /// operation ends with [`OpOutput::Transaction`]; if it fails, the transaction
-    /// can only be aborted.
+    /// them (KIP-447); if it lost its place in the group since (kicked out for not
+    /// polling, its session expired), the last ones it held go, so the coordinator
+    /// refuses offsets of records another member may now own. The operation ends
+    /// with [`OpOutput::Transaction`]; if it fails, the transaction can only be
+    /// aborted.
     ///
     /// ```
     /// # #[cfg(feature = "sim")] {
