@@ -542,13 +542,17 @@ fn a_member_kicked_out_mid_transaction_cannot_commit_its_input_offsets() {
         vec![(TopicPartition::new(IN, 0), 5)],
     );
     let sent = run(&mut sim, a, op);
+    let refused = match &sent {
+        Err(ClientError::Transaction(TransactionError::Abortable(e))) => e.as_ref(),
+        other => panic!("the kicked member's offsets: {other:?}"),
+    };
     assert!(
         matches!(
-            &sent,
-            Err(ClientError::Broker {
+            refused,
+            ClientError::Broker {
                 code: ErrorCode::UNKNOWN_MEMBER_ID | ErrorCode::ILLEGAL_GENERATION,
                 ..
-            })
+            }
         ),
         "the kicked member's offsets: {sent:?}"
     );

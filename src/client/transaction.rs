@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::ops::transactions::{AddPartitions, EndTxn, InitProducerId, SendOffsets, txn_target};
-use super::producer::{ProducerId, TxnWant};
+use super::producer::{ProducerId, TxnWant, is_fatal};
 use super::{
     Client, ClientError, Event, Internal, OpId, OpOutput, TopicPartition, TransactionError,
 };
@@ -106,8 +106,9 @@ impl Client {
     /// them (KIP-447); if it lost its place in the group since (kicked out for not
     /// polling, its session expired), the last ones it held go, so the coordinator
     /// refuses offsets of records another member may now own. The operation ends
-    /// with [`OpOutput::Transaction`]; if it fails, the transaction can only be
-    /// aborted.
+    /// with [`OpOutput::Transaction`]; if it fails, it ends with
+    /// [`TransactionError::Abortable`] (or [`TransactionError::Fatal`] when the
+    /// producer was fenced) and the transaction can only be aborted.
     ///
     /// ```
     /// # #[cfg(feature = "sim")] {
@@ -418,6 +419,14 @@ impl Client {
             TxnCall::Offsets(op) => {
                 txn.on_offsets(&result);
                 if txn.offsets_calls.remove(&op) {
+                    // Reported as the transaction now stands, as commit reports it.
+                    let result = result.map_err(|e| match e {
+                        ClientError::Transaction(_) => e,
+                        e if is_fatal(&e) => {
+                            ClientError::Transaction(TransactionError::Fatal(Box::new(e)))
+                        }
+                        e => ClientError::Transaction(TransactionError::Abortable(Box::new(e))),
+                    });
                     self.events.push_back(Event::Done { op, result });
                 }
                 None

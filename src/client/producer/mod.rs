@@ -49,7 +49,7 @@ use partitioner::Sticky;
 pub(crate) use queue::COPIED_QUEUE_RECORDS;
 pub use queue::{BorrowedRecord, RecordBuffer};
 pub(crate) use queue::{QueuedRecord, RecordChain, RecordQueue};
-pub(crate) use transaction::{Txn, TxnWant};
+pub(crate) use transaction::{Txn, TxnWant, is_fatal};
 
 /// How the producer batches, retries and acknowledges. Defaults follow librdkafka's
 /// and the Java client's.
