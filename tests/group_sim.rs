@@ -66,6 +66,11 @@ struct Member {
     stalled: bool,
     /// Most records taken a poll.
     per_poll: usize,
+    /// Calls into the client only when an event asks for it (records ready, a
+    /// rebalance), as a runtime's driver does, instead of on every step.
+    lazy: bool,
+    /// The last poll may have left records (it took `per_poll`).
+    more: bool,
 }
 
 impl Member {
@@ -89,6 +94,11 @@ impl Member {
             ack: true,
             stalled: false,
             per_poll: 10_000,
+            // Half the members (odd seeds) call in as a runtime's driver does, so
+            // that a client which moves only when the application calls is seen
+            // (the KIP-848 fallback once waited for an unrelated timer).
+            lazy: seed % 2 == 1,
+            more: false,
         }
     }
 
@@ -100,6 +110,11 @@ impl Member {
         }
         let now = sim.now();
         let events: Vec<Event> = sim.client_events(self.host).collect();
+        let woken = !self.lazy
+            || self.more
+            || events
+                .iter()
+                .any(|e| matches!(e, Event::RecordsReady | Event::Rebalance { .. }));
         for e in events {
             if let Event::Rebalance {
                 revoked,
@@ -119,7 +134,12 @@ impl Member {
             }
             self.events.push(e);
         }
-        for r in sim.client(self.host).poll_records(now, self.per_poll) {
+        if !woken {
+            return;
+        }
+        let polled = sim.client(self.host).poll_records(now, self.per_poll);
+        self.more = polled.len() == self.per_poll;
+        for r in polled {
             let tp = TopicPartition::new(r.topic.clone(), r.partition);
             assert!(
                 self.mine.contains(&tp),
