@@ -82,6 +82,20 @@ struct Started {
     ended: bool,
 }
 
+impl State {
+    /// Notes an operation the script started, to check it ends by `deadline`.
+    fn track(&mut self, op: OpId, deadline: Instant) {
+        self.ops.insert(
+            op,
+            Started {
+                deadline,
+                cancelled: false,
+                ended: false,
+            },
+        );
+    }
+}
+
 struct State {
     client: Client,
     now: Instant,
@@ -502,14 +516,7 @@ fn txn_call(u: &mut Unstructured<'_>, s: &mut State) -> ArbResult<()> {
         3 => c.with_timeout(timeout, |c| c.commit_transaction(now)),
         _ => c.with_timeout(timeout, |c| c.abort_transaction(now)),
     };
-    s.ops.insert(
-        op,
-        Started {
-            deadline: now + timeout,
-            cancelled: false,
-            ended: false,
-        },
-    );
+    s.track(op, now + timeout);
     Ok(())
 }
 
@@ -663,14 +670,7 @@ fn start_op(u: &mut Unstructured<'_>, s: &mut State) -> ArbResult<()> {
             })
         }
     };
-    s.ops.insert(
-        op,
-        Started {
-            deadline: now + timeout,
-            cancelled: false,
-            ended: false,
-        },
-    );
+    s.track(op, now + timeout);
     Ok(())
 }
 
