@@ -112,14 +112,6 @@ impl Next {
         }
     }
 
-    /// The coordinator lacks KIP-848: the member turns classic on its next drive,
-    /// which is due at once (a deadline, so that a runtime's driver wakes for it:
-    /// left to other timers the switch waited up to ten seconds, or for ever).
-    fn fall_back(&mut self, now: Instant) {
-        self.fallback = true;
-        self.heartbeat_at = Some(now);
-    }
-
     fn lose(&mut self) {
         self.epoch = 0;
         self.lost = true;
@@ -305,7 +297,7 @@ impl GroupMember {
             Ok(CallReply::Next(r)) => r,
             Ok(_) => return,
             Err(ClientError::Unsupported(ApiKey::ConsumerGroupHeartbeat)) if !n.joined => {
-                n.fall_back(now);
+                n.fallback = true;
                 return;
             }
             Err(e) => {
@@ -343,7 +335,7 @@ impl GroupMember {
                 None
             }
             ErrorCode::UNSUPPORTED_VERSION if !n.joined => {
-                n.fall_back(now);
+                n.fallback = true;
                 None
             }
             ErrorCode::UNRELEASED_INSTANCE_ID => {
