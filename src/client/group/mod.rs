@@ -573,18 +573,23 @@ impl GroupMember {
 
     /// Who commits: the member's identity in its generation, or a non-member.
     pub(crate) fn commit_member(&self) -> CommitMember {
+        match self.identity() {
+            Some((generation, member_id)) => CommitMember {
+                generation,
+                member_id: member_id.to_owned(),
+                group_instance_id: self.settings.instance_id.clone(),
+            },
+            None => CommitMember::none(),
+        }
+    }
+
+    /// The generation (classic) or member epoch (KIP-848) and member id the member
+    /// holds now, if it is in the group.
+    fn identity(&self) -> Option<(i32, &str)> {
         match &self.proto {
-            Proto::Classic(c) if c.generation >= 0 => CommitMember {
-                generation: c.generation,
-                member_id: c.member_id.clone(),
-                group_instance_id: self.settings.instance_id.clone(),
-            },
-            Proto::Next(n) if n.epoch > 0 => CommitMember {
-                generation: n.epoch,
-                member_id: n.member_id.clone(),
-                group_instance_id: self.settings.instance_id.clone(),
-            },
-            _ => CommitMember::none(),
+            Proto::Classic(c) if c.generation >= 0 => Some((c.generation, &c.member_id)),
+            Proto::Next(n) if n.epoch > 0 => Some((n.epoch, &n.member_id)),
+            _ => None,
         }
     }
 
@@ -596,28 +601,24 @@ impl GroupMember {
     /// identity, as before, the coordinator took them: a transaction would commit
     /// output the partition's new owner writes again.)
     pub(crate) fn txn_commit_member(&self) -> CommitMember {
-        let current = self.commit_member();
-        if current.generation >= 0 {
-            return current;
+        match (self.identity(), &self.last_identity) {
+            (None, Some(last)) => last.clone(),
+            _ => self.commit_member(),
         }
-        self.last_identity.clone().unwrap_or(current)
     }
 
     /// Notes the member's identity while it has one (see `txn_commit_member`).
     fn remember_identity(&mut self) {
-        let (generation, member_id) = match &self.proto {
-            Proto::Classic(c) if c.generation >= 0 => (c.generation, &c.member_id),
-            Proto::Next(n) if n.epoch > 0 => (n.epoch, &n.member_id),
-            _ => return,
+        let Some((generation, member_id)) = self.identity() else {
+            return;
         };
-        if self
+        let known = self
             .last_identity
             .as_ref()
-            .is_some_and(|m| m.generation == generation && m.member_id == *member_id)
-        {
-            return;
+            .is_some_and(|m| m.generation == generation && m.member_id == member_id);
+        if !known {
+            self.last_identity = Some(self.commit_member());
         }
-        self.last_identity = Some(self.commit_member());
     }
 
     /// When [`drive`](Self::drive) should next run without an input.
