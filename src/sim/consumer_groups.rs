@@ -799,24 +799,27 @@ impl ConsumerGroups {
         Ok(resp)
     }
 
-    /// Whether an OffsetCommit by `member` at `epoch` may go ahead in `group` (`None`:
-    /// not a consumer group). Kafka's `ConsumerGroup.validateOffsetCommit`.
+    /// Whether an OffsetCommit (of this `version`) or, `transactional`, a
+    /// TxnOffsetCommit by `member` at `epoch` may go ahead in `group` (`None`: not a
+    /// consumer group). Kafka's `ConsumerGroup.validateOffsetCommit`.
     pub(crate) fn check_commit(
         &self,
         group: &str,
         member: &str,
         epoch: i32,
         version: i16,
+        transactional: bool,
     ) -> Option<Result<(), ErrorCode>> {
         let g = self.groups.get(group)?;
         Some((|| {
             // The admin client, or a consumer that assigns partitions itself, may
-            // commit for an empty group.
-            if epoch < 0 && g.members.is_empty() {
+            // commit for an empty group; a transaction without a member's identity
+            // (an older client) for any group.
+            if epoch < 0 && (g.members.is_empty() || transactional && member.is_empty()) {
                 return Ok(());
             }
             let m = g.members.get(member).ok_or(ErrorCode::UNKNOWN_MEMBER_ID)?;
-            if version < 9 {
+            if version < 9 && !transactional {
                 return Err(ErrorCode::UNSUPPORTED_VERSION);
             }
             if epoch != m.epoch {

@@ -1064,19 +1064,23 @@ impl Groups {
     }
 
     /// Whether an offset commit for `generation` by `member` (with its group instance
-    /// id, if static) may go ahead (Kafka's checks for the classic protocol).
+    /// id, if static) may go ahead (Kafka's `validateOffsetCommit` for the classic
+    /// protocol). A `transactional` one (TxnOffsetCommit, KIP-447) is checked for
+    /// the member and its generation only: without an identity it is taken whatever
+    /// the group's state, and a rebalance completing does not refuse it.
     pub(crate) fn check_commit(
         &mut self,
         group: &str,
         generation: i32,
         member: &str,
         instance: Option<&ByteString>,
+        transactional: bool,
         now: Instant,
     ) -> Result<(), ErrorCode> {
         let anonymous = generation < 0 && member.is_empty();
         self.changing(group, now, |g| {
             g.expire(now);
-            if anonymous && g.state == State::Empty {
+            if anonymous && (transactional || g.state == State::Empty) {
                 return Ok(());
             }
             // Kafka's order: who, which generation, then the state (a commit of an
@@ -1088,6 +1092,9 @@ impl Groups {
             }
             if generation != g.generation {
                 return Err(ErrorCode::ILLEGAL_GENERATION);
+            }
+            if transactional {
+                return Ok(());
             }
             if g.state == State::CompletingRebalance {
                 return Err(ErrorCode::REBALANCE_IN_PROGRESS);
@@ -1101,32 +1108,6 @@ impl Groups {
         } else {
             Err(ErrorCode::ILLEGAL_GENERATION)
         })
-    }
-
-    /// TxnOffsetCommit's check of the member that sends offsets with its identity
-    /// (KIP-447): Kafka's `validateOffsetCommit` for a transactional commit, the
-    /// member and its generation but not the group's state (a transaction's
-    /// offsets are not refused while a rebalance completes).
-    pub(crate) fn check_txn_commit(
-        &mut self,
-        group: &str,
-        generation: i32,
-        member: &str,
-        instance: Option<&ByteString>,
-        now: Instant,
-    ) -> Result<(), ErrorCode> {
-        self.changing(group, now, |g| {
-            g.expire(now);
-            g.check_instance(member, instance)?;
-            if !g.members.contains_key(member) {
-                return Err(ErrorCode::UNKNOWN_MEMBER_ID);
-            }
-            if generation != g.generation {
-                return Err(ErrorCode::ILLEGAL_GENERATION);
-            }
-            Ok(())
-        })
-        .unwrap_or(Err(ErrorCode::ILLEGAL_GENERATION))
     }
 
     /// Every group id, with its protocol type and state as ListGroups names them.

@@ -160,6 +160,44 @@ pub(super) fn offset_for_leader_epoch(
     }
 }
 
+/// Who sends a commit: a member id, its generation (classic) or member epoch
+/// (KIP-848), and its static instance id; no id and -1 outside the group.
+pub(super) struct CommitBy<'a> {
+    pub member: &'a str,
+    pub generation: i32,
+    pub instance: Option<&'a ByteString>,
+}
+
+/// Whether `group`'s coordinator takes a commit from `by` (Kafka's
+/// `validateOffsetCommit`): a consumer group's (KIP-848) checks, else the classic
+/// group's. `transactional` for TxnOffsetCommit, whose rules differ (see each).
+pub(super) fn check_commit(
+    cluster: &mut Cluster,
+    group: &str,
+    by: &CommitBy<'_>,
+    version: i16,
+    transactional: bool,
+    now: Instant,
+) -> Result<(), ErrorCode> {
+    match cluster.consumer_groups.check_commit(
+        group,
+        by.member,
+        by.generation,
+        version,
+        transactional,
+    ) {
+        Some(checked) => checked,
+        None => cluster.groups.check_commit(
+            group,
+            by.generation,
+            by.member,
+            by.instance,
+            transactional,
+            now,
+        ),
+    }
+}
+
 /// OffsetCommit: by a group member for its generation (classic) or member epoch
 /// (KIP-848, v9+), or for a group with no members (generation -1, no member id), as
 /// consumers that assign partitions themselves and admin clients send. Each offset
@@ -168,25 +206,12 @@ pub(super) fn offset_commit(call: &mut Call, r: &OffsetCommitRequest) -> OffsetC
     let group = r.group_id.to_string();
     let (now, version) = (call.now, call.version);
     let group_error = call.group_error(&group, ApiKey::OffsetCommit).or_else(|| {
-        let epoch = r.generation_id_or_member_epoch;
-        let cluster = &mut *call.cluster;
-        match cluster
-            .consumer_groups
-            .check_commit(&group, &r.member_id, epoch, version)
-        {
-            Some(checked) => checked.err(),
-            // The classic coordinator's checks of the member and its generation.
-            None => cluster
-                .groups
-                .check_commit(
-                    &group,
-                    epoch,
-                    &r.member_id,
-                    r.group_instance_id.as_ref(),
-                    now,
-                )
-                .err(),
-        }
+        let member = CommitBy {
+            member: &r.member_id,
+            generation: r.generation_id_or_member_epoch,
+            instance: r.group_instance_id.as_ref(),
+        };
+        check_commit(call.cluster, &group, &member, version, false, now).err()
     });
     let cluster = &mut *call.cluster;
     let topics = per_partition(
@@ -423,32 +448,30 @@ pub(super) fn offset_fetch(call: &mut Call, r: &OffsetFetchRequest) -> OffsetFet
         (None, _) => (committed_for(cluster, &r.group_id, names), None),
     };
     let stable = version >= 7 && r.require_stable;
-    let topics = offset_fetch_topics(found, |topic, p, c| match partition_error {
-        Some(e) => offset_fetch_response::OffsetFetchResponsePartition {
-            partition_index: p,
-            committed_offset: -1,
-            error_code: e.code(),
-            ..Default::default()
-        },
-        None if unstable(cluster, stable, &r.group_id, topic, p) => {
-            offset_fetch_response::OffsetFetchResponsePartition {
+    let topics = offset_fetch_topics(found, |topic, p, c| {
+        let error = partition_error.or_else(|| {
+            unstable(cluster, stable, &r.group_id, topic, p)
+                .then_some(ErrorCode::UNSTABLE_OFFSET_COMMIT)
+        });
+        match error {
+            Some(e) => offset_fetch_response::OffsetFetchResponsePartition {
                 partition_index: p,
                 committed_offset: -1,
-                error_code: ErrorCode::UNSTABLE_OFFSET_COMMIT.code(),
+                error_code: e.code(),
                 ..Default::default()
-            }
-        }
-        None => offset_fetch_response::OffsetFetchResponsePartition {
-            partition_index: p,
-            committed_offset: c.map_or(-1, |c| c.offset),
-            committed_leader_epoch: if version >= 5 {
-                c.map_or(-1, |c| c.leader_epoch)
-            } else {
-                -1
             },
-            metadata: reported_metadata(c),
-            ..Default::default()
-        },
+            None => offset_fetch_response::OffsetFetchResponsePartition {
+                partition_index: p,
+                committed_offset: c.map_or(-1, |c| c.offset),
+                committed_leader_epoch: if version >= 5 {
+                    c.map_or(-1, |c| c.leader_epoch)
+                } else {
+                    -1
+                },
+                metadata: reported_metadata(c),
+                ..Default::default()
+            },
+        }
     });
     OffsetFetchResponse {
         topics,

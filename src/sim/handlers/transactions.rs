@@ -4,6 +4,7 @@
 //! a read_committed Fetch reports live in the partition logs (`sim/log.rs`).
 
 use super::groups::transaction_coordinator;
+use super::offsets::{CommitBy, check_commit};
 use super::{Call, CommittedOffset, error_code, per_partition};
 use super::{apr, tcr};
 use crate::messages::{
@@ -205,24 +206,15 @@ fn txn_commit_member(
     r: &TxnOffsetCommitRequest,
     group: &str,
 ) -> Result<(), ErrorCode> {
-    if call.version < 3 || (r.generation_id < 0 && r.member_id.is_empty()) {
+    if call.version < 3 {
         return Ok(());
     }
-    let (now, cluster) = (call.now, &mut *call.cluster);
-    // Transactional commits skip OffsetCommit's version rule (v9+ for KIP-848).
-    match cluster
-        .consumer_groups
-        .check_commit(group, &r.member_id, r.generation_id, 9)
-    {
-        Some(checked) => checked,
-        None => cluster.groups.check_txn_commit(
-            group,
-            r.generation_id,
-            &r.member_id,
-            r.group_instance_id.as_ref(),
-            now,
-        ),
-    }
+    let by = CommitBy {
+        member: &r.member_id,
+        generation: r.generation_id,
+        instance: r.group_instance_id.as_ref(),
+    };
+    check_commit(call.cluster, group, &by, call.version, true, call.now)
 }
 
 /// TxnOffsetCommit, on the group's coordinator: offsets that are committed when
