@@ -238,15 +238,12 @@ impl Operation for FetchCommitted {
                 )
             });
         }
-        // An offset still pending in a transaction: ask again after a backoff.
-        if let Some((_, _, _, e)) = rows
-            .iter()
-            .find(|(_, _, _, e)| ErrorCode(*e) == ErrorCode::UNSTABLE_OFFSET_COMMIT)
-        {
-            let error = ClientError::broker(ApiKey::OffsetFetch, ErrorCode(*e), None);
-            return all(items, || Step::Retry {
-                error: error.clone(),
-                refresh: Refresh::Nothing,
+        // An offset still pending in a transaction: ask again after a backoff (the
+        // code is retriable).
+        let unstable = ErrorCode::UNSTABLE_OFFSET_COMMIT;
+        if rows.iter().any(|(_, _, _, e)| ErrorCode(*e) == unstable) {
+            return all(items, || {
+                Step::from_code(ApiKey::OffsetFetch, unstable, None, Refresh::Nothing)
             });
         }
         let results = self
