@@ -512,15 +512,14 @@ impl Txn {
 
     /// EndTxn answered.
     pub(crate) fn on_end(&mut self, result: Result<(), ClientError>) -> Option<TxnWant> {
-        let Phase::Ending { commit } = self.phase else {
+        if !matches!(self.phase, Phase::Ending { .. }) {
             return None;
-        };
+        }
         match result {
             Ok(()) => self.ended(),
             Err(e) if e.is_retriable() && !is_fatal(&e) => {
                 // Not known to have ended (a timeout, the coordinator not
                 // reached): the same call again sends EndTxn again.
-                let _ = commit;
                 self.end_failed = true;
                 self.answer(Err(e));
                 None
