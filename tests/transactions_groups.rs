@@ -146,23 +146,37 @@ fn value(r: &ConsumedRecord) -> String {
     String::from_utf8_lossy(r.record.value().unwrap_or_default()).into_owned()
 }
 
-/// One transaction: `records` transformed (the value, upper-cased, to the same
-/// partition of `OUT`) and their input offsets sent with it, then committed.
-fn process(
+/// Begins a transaction and writes `records` transformed into it: the value,
+/// upper-cased, to the same partition of `OUT`.
+fn write_output(
     sim: &mut Simulation,
     host: HostId,
     records: &[ConsumedRecord],
 ) -> Result<(), ClientError> {
     let now = sim.now();
     sim.client(host).begin_transaction(now)?;
-    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
     for r in records {
         let out = ProducerRecord::new(OUT, value(r).to_uppercase()).partition(r.partition);
         sim.client(host)
             .send(now, out)
             .map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// One transaction: `records` transformed (`write_output`) and their input
+/// offsets sent with it, then committed.
+fn process(
+    sim: &mut Simulation,
+    host: HostId,
+    records: &[ConsumedRecord],
+) -> Result<(), ClientError> {
+    write_output(sim, host, records)?;
+    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    for r in records {
         next.insert(r.partition, r.record.offset + 1);
     }
+    let now = sim.now();
     let offsets = next
         .into_iter()
         .map(|(p, o)| (TopicPartition::new(IN, p), o))
@@ -216,12 +230,8 @@ fn a_partition_taken_over_from_an_open_transaction_waits_for_its_end() {
     assert_eq!(first[0].record.offset, 0);
 
     // A writes its output and sends its offsets, then leaves before committing.
+    write_output(&mut sim, a, &first).unwrap();
     let now = sim.now();
-    sim.client(a).begin_transaction(now).unwrap();
-    for r in &first {
-        let out = ProducerRecord::new(OUT, value(r).to_uppercase()).partition(0);
-        sim.client(a).send(now, out).unwrap();
-    }
     let op = sim.client(a).send_offsets_to_transaction(
         now,
         GROUP,
@@ -316,19 +326,8 @@ impl Worker {
         }
         self.transactions += 1;
         if self.abort_every > 0 && self.transactions.is_multiple_of(self.abort_every) {
-            let now = sim.now();
-            sim.client(self.host).begin_transaction(now).unwrap();
-            for r in &records {
-                let out = ProducerRecord::new(OUT, value(r).to_uppercase()).partition(r.partition);
-                sim.client(self.host).send(now, out).unwrap();
-            }
-            let op = sim.client(self.host).abort_transaction(now);
-            assert_eq!(run(sim, self.host, op), Ok(OpOutput::Transaction));
-            let now = sim.now();
-            for tp in sim.client(self.host).assignment() {
-                sim.client(self.host).seek(now, &tp, Offset::Committed);
-            }
-            self.aborted += 1;
+            write_output(sim, self.host, &records).unwrap();
+            self.abort_and_rewind(sim, "a planned abort");
             return;
         }
         match process(sim, self.host, &records) {
@@ -336,21 +335,25 @@ impl Worker {
             // The group moved on without this member (a rebalance it had not
             // seen yet): the transaction cannot commit, so it is aborted and the
             // partitions' new owners read from the committed offsets.
-            Err(e) => {
-                let now = sim.now();
-                let op = sim.client(self.host).abort_transaction(now);
-                assert_eq!(
-                    run(sim, self.host, op),
-                    Ok(OpOutput::Transaction),
-                    "abort after {e}"
-                );
-                let now = sim.now();
-                for tp in sim.client(self.host).assignment() {
-                    sim.client(self.host).seek(now, &tp, Offset::Committed);
-                }
-                self.aborted += 1;
-            }
+            Err(e) => self.abort_and_rewind(sim, &e.to_string()),
         }
+    }
+
+    /// Aborts the open transaction and rewinds every partition held to the
+    /// group's committed offset, to read the transaction's input again.
+    fn abort_and_rewind(&mut self, sim: &mut Simulation, why: &str) {
+        let now = sim.now();
+        let op = sim.client(self.host).abort_transaction(now);
+        assert_eq!(
+            run(sim, self.host, op),
+            Ok(OpOutput::Transaction),
+            "abort after {why}"
+        );
+        let now = sim.now();
+        for tp in sim.client(self.host).assignment() {
+            sim.client(self.host).seek(now, &tp, Offset::Committed);
+        }
+        self.aborted += 1;
     }
 }
 
@@ -512,12 +515,7 @@ fn a_member_kicked_out_mid_transaction_cannot_commit_its_input_offsets() {
     );
     let first = poll(&mut sim, a, 5, Duration::from_secs(30));
     assert_eq!(first.len(), 5);
-    let now = sim.now();
-    sim.client(a).begin_transaction(now).unwrap();
-    for r in &first {
-        let out = ProducerRecord::new(OUT, value(r).to_uppercase()).partition(0);
-        sim.client(a).send(now, out).unwrap();
-    }
+    write_output(&mut sim, a, &first).unwrap();
     // A's application stalls past max_poll_interval (5 s here): its client
     // leaves the group, and B takes the partition from the offset committed
     // before A's transaction, 0.
