@@ -291,28 +291,19 @@ fn pipeline_against(peer: &str, bootstrap: &str, stores_offsets: bool) {
     client.close();
 
     // A second member of the group starts after what the first committed.
-    put(20, 25);
-    if !stores_offsets {
-        input.close();
-        let lines = read_back(bootstrap, "pipe-out", 25);
-        let values: Vec<&str> = lines
-            .iter()
-            .map(|l| l.rsplit(' ').next().unwrap())
-            .collect();
-        let want: Vec<String> = (0..15).chain(10..20).map(|i| format!("out-{i}")).collect();
-        assert_eq!(values, want, "{peer}: the pipeline's output");
-        return;
+    if stores_offsets {
+        put(20, 25);
+        let next = group_member("pipe-tx-2");
+        let mut consumer = next.consumer();
+        consumer.subscribe(["pipe-in"]).unwrap();
+        let rest = take(&mut consumer, &mut Vec::new(), 5);
+        assert_eq!(
+            rest[0].record.offset, 20,
+            "{peer}: the second member's first record"
+        );
+        consumer.close().unwrap();
+        next.close();
     }
-    let next = group_member("pipe-tx-2");
-    let mut consumer = next.consumer();
-    consumer.subscribe(["pipe-in"]).unwrap();
-    let rest = take(&mut consumer, &mut Vec::new(), 5);
-    assert_eq!(
-        rest[0].record.offset, 20,
-        "{peer}: the second member's first record"
-    );
-    consumer.close().unwrap();
-    next.close();
     input.close();
 
     let lines = read_back(bootstrap, "pipe-out", 25);
