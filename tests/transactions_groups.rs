@@ -46,6 +46,17 @@ fn member(
     transactional_id: Option<&str>,
     isolation: IsolationLevel,
 ) -> HostId {
+    member_configured(sim, seed, transactional_id, isolation, |_| {})
+}
+
+/// As [`member`], with `configure` applied to its config last.
+fn member_configured(
+    sim: &mut Simulation,
+    seed: u64,
+    transactional_id: Option<&str>,
+    isolation: IsolationLevel,
+    configure: impl FnOnce(&mut ClientConfig),
+) -> HostId {
     let mut config = ClientConfig::new(&sim.bootstrap()).unwrap();
     config.seed = seed;
     config.consumer.group_id = Some(GROUP.into());
@@ -58,6 +69,7 @@ fn member(
     config.consumer.max_poll_interval = Duration::from_secs(5);
     config.producer.transactional_id = transactional_id.map(Into::into);
     config.producer.linger = Duration::from_millis(2);
+    configure(&mut config);
     let now = sim.now();
     let host = sim.add_client(Client::new(config, now));
     if transactional_id.is_some() {
@@ -571,4 +583,144 @@ fn a_member_kicked_out_mid_transaction_cannot_commit_its_input_offsets() {
     let want: Vec<String> = (0..10).map(|i| format!("P0-{i}")).collect();
     assert_eq!(read_committed(&mut sim, OUT, 1), want);
     assert_eq!(committed(&mut sim, 1), vec![10]);
+}
+
+/// Runs the simulation until `host` is in a stable generation other than
+/// `other`, every rebalance of `hosts` acknowledged and `host`'s application
+/// polling (it gets no records here); returns that generation.
+fn rejoined(sim: &mut Simulation, host: HostId, hosts: &[HostId], other: i32) -> i32 {
+    let mut generation = other;
+    let done = sim.run_until(Duration::from_secs(30), |sim| {
+        let now = sim.now();
+        for &h in hosts {
+            for e in sim.client_events(h).collect::<Vec<_>>() {
+                if matches!(e, Event::Rebalance { .. }) {
+                    sim.client(h).ack_rebalance(now);
+                }
+            }
+        }
+        let got = sim.client(host).poll_records(now, 100);
+        assert!(got.is_empty(), "polled {got:?}");
+        let status = sim.client(host).group_status().unwrap();
+        generation = status.generation;
+        status.stable && status.generation > 0 && status.generation != other
+    });
+    assert!(done, "not back in a stable generation");
+    generation
+}
+
+/// As above, but the kicked member is back in the group, under a new
+/// generation, before it sends its offsets (its application polled again; a
+/// member whose session expired joins again by itself). The offsets must still
+/// go with the generation the records were read under, and be refused: the
+/// partition was another member's in between.
+#[test]
+fn a_member_back_in_the_group_cannot_commit_offsets_read_before_it_was_kicked() {
+    let mut sim = cluster(14, 1);
+    produce_input(&mut sim, 1, 10);
+    let a = member(
+        &mut sim,
+        1,
+        Some("pipeline-a"),
+        IsolationLevel::ReadCommitted,
+    );
+    let first = poll(&mut sim, a, 5, Duration::from_secs(30));
+    assert_eq!(first.len(), 5);
+    let read_under = sim.client(a).group_status().unwrap().generation;
+    write_output(&mut sim, a, &first).unwrap();
+    sim.run_until(Duration::from_secs(8), |_| false);
+    assert!(sim.client(a).assignment().is_empty());
+    let b = member(
+        &mut sim,
+        2,
+        Some("pipeline-b"),
+        IsolationLevel::ReadCommitted,
+    );
+    let all = poll(&mut sim, b, 100, Duration::from_secs(30));
+    assert_eq!(all.len(), 10);
+    process(&mut sim, b, &all).unwrap();
+
+    let back_under = rejoined(&mut sim, a, &[a, b], read_under);
+    assert_ne!(back_under, read_under);
+    let now = sim.now();
+    let op = sim.client(a).send_offsets_to_transaction(
+        now,
+        GROUP,
+        vec![(TopicPartition::new(IN, 0), 5)],
+    );
+    let sent = run(&mut sim, a, op);
+    assert!(
+        matches!(
+            &sent,
+            Err(ClientError::Transaction(TransactionError::Abortable(e)))
+                if matches!(
+                    **e,
+                    ClientError::Broker {
+                        code: ErrorCode::UNKNOWN_MEMBER_ID | ErrorCode::ILLEGAL_GENERATION,
+                        ..
+                    }
+                )
+        ),
+        "the offsets read before the kick, sent from generation {back_under}: {sent:?}"
+    );
+    let now = sim.now();
+    let op = sim.client(a).abort_transaction(now);
+    assert_eq!(run(&mut sim, a, op), Ok(OpOutput::Transaction));
+
+    let want: Vec<String> = (0..10).map(|i| format!("P0-{i}")).collect();
+    assert_eq!(read_committed(&mut sim, OUT, 1), want);
+    assert_eq!(committed(&mut sim, 1), vec![10]);
+}
+
+/// The other side of the test above: a generation that moved on without the
+/// member losing anything (a cooperative rebalance gave another member a
+/// partition this transaction read nothing from) does not refuse the
+/// transaction's offsets: they go with the member's current generation.
+#[test]
+fn offsets_go_with_the_current_generation_after_a_rebalance_that_lost_nothing() {
+    let mut sim = cluster(15, 2);
+    produce_input(&mut sim, 1, 10); // partition 0 only; partition 1 stays empty
+    let cooperative = |c: &mut ClientConfig| {
+        c.consumer.assignors = vec![kafka_sansio::client::Assignor::CooperativeSticky];
+    };
+    let a = member_configured(
+        &mut sim,
+        1,
+        Some("pipeline-a"),
+        IsolationLevel::ReadCommitted,
+        cooperative,
+    );
+    let records = poll(&mut sim, a, 100, Duration::from_secs(30));
+    assert_eq!(records.len(), 10);
+    let read_under = sim.client(a).group_status().unwrap().generation;
+    write_output(&mut sim, a, &records).unwrap();
+
+    // B joins: A gives up partition 1 (read nothing from it) and keeps 0.
+    let b = member_configured(
+        &mut sim,
+        2,
+        Some("pipeline-b"),
+        IsolationLevel::ReadCommitted,
+        cooperative,
+    );
+    let now_under = rejoined(&mut sim, a, &[a, b], read_under);
+    assert_eq!(sim.client(a).assignment(), vec![TopicPartition::new(IN, 0)]);
+    let now = sim.now();
+    let op = sim.client(a).send_offsets_to_transaction(
+        now,
+        GROUP,
+        vec![(TopicPartition::new(IN, 0), 10)],
+    );
+    assert_eq!(
+        run(&mut sim, a, op),
+        Ok(OpOutput::Transaction),
+        "offsets read under generation {read_under}, sent under {now_under}"
+    );
+    let now = sim.now();
+    let op = sim.client(a).commit_transaction(now);
+    assert_eq!(run(&mut sim, a, op), Ok(OpOutput::Transaction));
+
+    let want: Vec<String> = (0..10).map(|i| format!("P0-{i}")).collect();
+    assert_eq!(read_committed(&mut sim, OUT, 2), want);
+    assert_eq!(committed(&mut sim, 2), vec![10, -1]);
 }

@@ -287,8 +287,14 @@ impl Client {
             g.app_polled();
         }
         if let Some(c) = self.consumer.as_mut() {
-            let limit = out.len().saturating_add(max);
+            let had = out.len();
+            let limit = had.saturating_add(max);
             c.poll(limit, out);
+            if out.len() > had
+                && let Some(g) = self.group.as_deref_mut()
+            {
+                g.records_polled();
+            }
             // Records left for a next poll wait from now.
             let more = out.len() >= limit && c.has_ready();
             self.emit_consumer_notes();

@@ -105,7 +105,13 @@ impl Client {
     /// this client is a member of `group`, its generation and member id go with
     /// them (KIP-447); if it lost its place in the group since (kicked out for not
     /// polling, its session expired), the last ones it held go, so the coordinator
-    /// refuses offsets of records another member may now own. The operation ends
+    /// refuses offsets of records another member may now own. The same holds if it
+    /// lost partitions after [`poll_records`](Self::poll_records) gave it this
+    /// transaction's first records and has joined again since (a session that
+    /// expired and was renewed in the background): the identity those records were
+    /// polled under goes, not the new one. (A transaction's records are those
+    /// polled since the last [`commit_transaction`](Self::commit_transaction) or
+    /// [`abort_transaction`](Self::abort_transaction) call.) The operation ends
     /// with [`OpOutput::Transaction`]; if it fails, it ends with
     /// [`TransactionError::Abortable`] (or [`TransactionError::Fatal`] when the
     /// producer was fenced) and the transaction can only be aborted.
@@ -225,6 +231,7 @@ impl Client {
     /// ```
     pub fn commit_transaction(&mut self, now: Instant) -> OpId {
         let (op, timeout) = self.txn_call(now);
+        self.group_transaction_ended();
         if let Some(p) = self.txn_producer(op)
             && let Some(txn) = p.txn.as_mut()
         {
@@ -266,6 +273,7 @@ impl Client {
     /// ```
     pub fn abort_transaction(&mut self, now: Instant) -> OpId {
         let (op, timeout) = self.txn_call(now);
+        self.group_transaction_ended();
         if let Some(p) = self.txn_producer(op)
             && let Some(txn) = p.txn.as_mut()
             && txn.abort(op, now, timeout)
@@ -276,6 +284,14 @@ impl Client {
         self.emit_deliveries();
         self.drive(now);
         op
+    }
+
+    /// The application ends its transaction: records it polls from now on are
+    /// the next one's input.
+    fn group_transaction_ended(&mut self) {
+        if let Some(g) = self.group.as_deref_mut() {
+            g.transaction_ended();
+        }
     }
 
     /// An operation that ended already, with `result` (for the facades' calls that

@@ -240,6 +240,12 @@ pub(crate) struct GroupMember {
     /// The last generation (or member epoch) and member id this member held,
     /// kept after it lost them: what its records were consumed under.
     last_identity: Option<CommitMember>,
+    /// Times this member lost partitions the application held (its membership
+    /// ended, or the coordinator took them without a revocation).
+    losses: u64,
+    /// Who the application was first given records as since its last
+    /// transaction ended, and `losses` then (see `txn_commit_member`).
+    polled_as: Option<(u64, CommitMember)>,
 }
 
 impl GroupMember {
@@ -258,6 +264,8 @@ impl GroupMember {
             metadata_ticket: None,
             seed,
             last_identity: None,
+            losses: 0,
+            polled_as: None,
         }
     }
 
@@ -600,11 +608,44 @@ impl GroupMember {
     /// read before another member may have been given them. (Sent without an
     /// identity, as before, the coordinator took them: a transaction would commit
     /// output the partition's new owner writes again.)
+    ///
+    /// And if the member lost partitions since the application was given this
+    /// transaction's first records (its session expired and it joined again in
+    /// the background, say), the identity those records were polled under goes,
+    /// even though the member holds a new one now: the partitions may have been
+    /// another member's in between, and that member may have processed the same
+    /// records.
     pub(crate) fn txn_commit_member(&self) -> CommitMember {
+        if let Some((losses, member)) = &self.polled_as
+            && *losses != self.losses
+        {
+            return member.clone();
+        }
         match (self.identity(), &self.last_identity) {
             (None, Some(last)) => last.clone(),
             _ => self.commit_member(),
         }
+    }
+
+    /// The application was given records: note who as, for the transaction they
+    /// go into (see `txn_commit_member`). Within one membership the newest
+    /// identity is kept; once partitions were lost, the one from before.
+    pub(crate) fn records_polled(&mut self) {
+        if self.identity().is_none()
+            || self
+                .polled_as
+                .as_ref()
+                .is_some_and(|(losses, _)| *losses != self.losses)
+        {
+            return;
+        }
+        self.polled_as = Some((self.losses, self.commit_member()));
+    }
+
+    /// The application ended its transaction (commit or abort): records it is
+    /// given from now on go into the next one.
+    pub(crate) fn transaction_ended(&mut self) {
+        self.polled_as = None;
     }
 
     /// Notes the member's identity while it has one (see `txn_commit_member`).
@@ -693,6 +734,9 @@ impl GroupMember {
                 overtaken: None,
                 until: None,
             });
+        }
+        if !started.lost.is_empty() {
+            self.losses += 1;
         }
         if !started.is_empty() {
             self.notes.push_back(Note::Rebalance {
@@ -1076,6 +1120,7 @@ impl GroupMember {
         let lost: Vec<TopicPartition> = self.reconciler.reported().into_iter().collect();
         self.reconciler.clear(consumer);
         if !lost.is_empty() {
+            self.losses += 1;
             self.notes.push_back(Note::Rebalance {
                 revoked: Vec::new(),
                 lost,
