@@ -1316,7 +1316,7 @@ impl Consumer {
         self.inner.commit_async().map(drop)
     }
 
-    /// Commits, then leaves the group; see
+    /// Commits (with auto-commit on), then leaves the group; see
     /// [`Consumer::close`](crate::runtime::Consumer::close).
     ///
     /// # Errors

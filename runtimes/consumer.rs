@@ -169,7 +169,7 @@ impl Consumer {
     /// assert_eq!(record.record.value(), Some(&b"first"[..]));
     /// assert_eq!(consumer.rebalances()[0].assigned.len(), 1);
     /// consumer.commit().await?; // stores offset 1 for orders-0
-    /// consumer.close().await?; // commits and leaves the group
+    /// consumer.close().await?; // commits (auto-commit is on) and leaves the group
     /// # client.close().await;
     /// # Ok(()) }
     /// # #[cfg(not(all(feature = "tokio", feature = "sim")))]
@@ -271,12 +271,31 @@ impl Consumer {
         impl Future<Output = Result<Vec<(TopicPartition, i64)>, ClientError>> + Send + 'static,
         ClientError,
     > {
+        self.commit_handed(false)
+    }
+
+    /// Commits what was handed out, as [`commit_async`](Self::commit_async); with
+    /// `only_auto`, only if the client auto-commits (what `close` stores), else
+    /// nothing.
+    fn commit_handed(
+        &self,
+        only_auto: bool,
+    ) -> Result<
+        impl Future<Output = Result<Vec<(TopicPartition, i64)>, ClientError>> + Send + 'static,
+        ClientError,
+    > {
         let offsets = self.commit_offsets();
         let (done, result) = async_channel::bounded(1);
         let empty = offsets.is_empty();
         if !empty {
             self.client.command(Command::Start {
-                start: Box::new(move |c, now| c.commit(now, Some(offsets))),
+                start: Box::new(move |c, now| {
+                    if only_auto && !c.config().consumer.enable_auto_commit {
+                        c.answered(Ok(OpOutput::Committed(Vec::new())))
+                    } else {
+                        c.commit(now, Some(offsets))
+                    }
+                }),
                 done,
                 token: self.client.next_token(),
             })?;
@@ -295,9 +314,13 @@ impl Consumer {
         })
     }
 
-    /// Commits what was handed to the application, then leaves the group: the
-    /// partitions are revoked (committed once more with auto-commit) and the
-    /// coordinator is told, so the others take them over at once. The client stays
+    /// Leaves the group: with auto-commit on (the default) it first commits what
+    /// was handed to the application, the partitions are revoked (committed once
+    /// more) and the coordinator is told, so the others take them over at once.
+    /// With `enable_auto_commit` off nothing is committed, as with Java's `close`:
+    /// the application commits what it processed ([`commit`](Self::commit), or a
+    /// transaction's `send_offsets_to_transaction`), and records handed out
+    /// since are read again by the partition's next owner. The client stays
     /// open. A static member (`group_instance_id`) leaves for good this way. It
     /// ends within the client's operation timeout: when the coordinator cannot be
     /// reached by then, the member stops anyway and `close` says why.
@@ -322,7 +345,7 @@ impl Consumer {
         // within one operation timeout: the leave's revocation waits for the
         // commit anyway (commits go in order), and a leave that runs out of time
         // fails the commit with it.
-        let committed = self.commit_async()?;
+        let committed = self.commit_handed(true)?;
         // Leaving revokes everything and nothing is left to hand over, so the
         // revocation needs no application to acknowledge it.
         self.command(ConsumeCommand::AutoAck)?;

@@ -274,6 +274,57 @@ async fn a_commit_after_recv_batch_stores_the_offset_after_its_last_record() {
     client.close().await;
 }
 
+/// With auto-commit off, `close` commits nothing, as Java's does: what the
+/// application did not commit itself is the next owner's to read again. (It used to
+/// commit every record handed out, and a consume-transform-produce member that
+/// closed right after aborting a transaction lost that transaction's input.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_without_auto_commit_commits_nothing() {
+    let server = server();
+    produce(&server, 5, "r");
+    let manual = |c: &mut kafka_sansio::client::ClientConfig| c.consumer.enable_auto_commit = false;
+    let client = builder(&server, GroupProtocol::Classic)
+        .configure(manual)
+        .build_tokio()
+        .await
+        .unwrap();
+    let mut consumer = client.consumer();
+    consumer.subscribe(["t"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Seen::new();
+    while total(&seen) < 20 {
+        assert!(Instant::now() < deadline, "read {} of 20", total(&seen));
+        read_some(&mut consumer, &mut seen).await;
+    }
+    consumer.close().await.unwrap();
+    client.close().await;
+    let committed: Vec<_> = (0..PARTITIONS)
+        .map(|p| server.with_cluster(|c, _| c.committed_offset("g", "t", p)))
+        .collect();
+    assert_eq!(committed, [None; PARTITIONS as usize]);
+
+    // The next member reads what was not committed again.
+    let next = builder(&server, GroupProtocol::Classic)
+        .configure(manual)
+        .build_tokio()
+        .await
+        .unwrap();
+    let mut consumer = next.consumer();
+    consumer.subscribe(["t"]).unwrap();
+    let mut again = Seen::new();
+    while total(&again) < 20 {
+        assert!(
+            Instant::now() < deadline,
+            "read {} of 20 again",
+            total(&again)
+        );
+        read_some(&mut consumer, &mut again).await;
+    }
+    assert_once(&again, 20);
+    consumer.close().await.unwrap();
+    next.close().await;
+}
+
 /// An application that stops taking records from its `Consumer` for longer than
 /// `max_poll_interval` loses its partitions to the other member, although its
 /// driver goes on heartbeating; when it comes back it is told, and it joins again.
