@@ -79,12 +79,14 @@ pub struct Consumer {
 }
 
 /// A change of the partitions a group member consumes. Records of `revoked` and
-/// `lost` partitions handed out before it are the last of them; `commit` or
-/// auto-commit stores where they ended before the partitions move on. The consumer
+/// `lost` partitions handed out before it are the last of them; auto-commit, or
+/// the application's `commit` (or transaction) before it asks for more records,
+/// stores where they ended before the partitions move on. The consumer
 /// acknowledges it to the group when the application next asks for records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rebalance {
-    /// Partitions given up in a clean rebalance (committed before they move).
+    /// Partitions given up in a clean rebalance (with auto-commit, committed
+    /// before they move).
     pub revoked: Vec<TopicPartition>,
     /// Partitions taken away without the chance to commit (the membership was lost).
     pub lost: Vec<TopicPartition>,

@@ -1,6 +1,6 @@
 //! The README's consume-transform-produce loop, as written there, through the
 //! tokio facade over real sockets against the simulated cluster served on
-//! loopback: three members of one group join one after another, one closes while
+//! loopback, on the classic group protocol and on KIP-848: three members of one group join one after another, one closes while
 //! the others go on, and every fourth transaction is aborted and its input read
 //! again. What a user checks: every input record is in the output exactly once,
 //! as a read_committed reader sees it, and the group's committed offsets end at
@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use kafka_sansio::client::{
-    ClientError, FetchOptions, IsolationLevel, Offset, OffsetReset, ProducerRecord, TopicPartition,
-    UnknownTopicHandling,
+    ClientError, FetchOptions, GroupProtocol, IsolationLevel, Offset, OffsetReset, ProducerRecord,
+    TopicPartition, UnknownTopicHandling,
 };
 use kafka_sansio::runtime::ClientBuilder;
 use kafka_sansio::sim::ClusterConfig;
@@ -41,6 +41,8 @@ fn server() -> BackgroundServer {
         base_port: 0,
         auto_create_topics: false,
         group_min_session_timeout: Duration::from_millis(500),
+        consumer_group_session_timeout: Duration::from_secs(3),
+        consumer_group_heartbeat_interval: Duration::from_millis(200),
         ..ClusterConfig::default()
     })
     .unwrap();
@@ -76,6 +78,7 @@ async fn produce_input(bootstrap: String, pace: Duration) {
 /// committed. Returns how many transactions it committed and aborted.
 async fn member(
     bootstrap: String,
+    protocol: GroupProtocol,
     id: usize,
     stop: Arc<AtomicBool>,
 ) -> Result<(usize, usize), ClientError> {
@@ -84,6 +87,7 @@ async fn member(
         .configure(move |c| {
             c.producer.transactional_id = Some(format!("enricher-{id}"));
             c.producer.linger = Duration::from_millis(2);
+            c.consumer.group_protocol = protocol;
             c.consumer.enable_auto_commit = false;
             c.consumer.isolation = IsolationLevel::ReadCommitted;
             c.consumer.auto_offset_reset = OffsetReset::Earliest;
@@ -186,6 +190,15 @@ async fn read_committed(client: &kafka_sansio::runtime::Client) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_pipeline_writes_every_record_once_through_joins_a_close_and_aborts() {
+    pipeline(GroupProtocol::Classic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_pipeline_on_kip848_writes_every_record_once_through_joins_a_close_and_aborts() {
+    pipeline(GroupProtocol::Consumer).await;
+}
+
+async fn pipeline(protocol: GroupProtocol) {
     let server = server();
     let bootstrap = server.bootstrap();
     // The input arrives over about two seconds while the group changes.
@@ -193,7 +206,7 @@ async fn the_readme_pipeline_writes_every_record_once_through_joins_a_close_and_
 
     let start = |id: usize| {
         let stop = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(member(bootstrap.clone(), id, stop.clone()));
+        let task = tokio::spawn(member(bootstrap.clone(), protocol, id, stop.clone()));
         (stop, task)
     };
     let first = start(1);
