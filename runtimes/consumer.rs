@@ -76,6 +76,10 @@ pub struct Consumer {
     /// Records of paused partitions taken from the client before it heard of the
     /// pause, in the order taken: handed out first after the resume.
     held: VecDeque<ConsumedRecord>,
+    /// Partitions sought, assigned or unassigned while a poll was out: the
+    /// answer to that poll holds records from before (the driver answers it
+    /// before it moves them), and those of these partitions are dropped.
+    moved: BTreeSet<TopicPartition>,
 }
 
 /// A change of the partitions a group member consumes. Records of `revoked` and
@@ -130,6 +134,7 @@ impl crate::runtime::Client {
             revoking: BTreeSet::new(),
             paused: BTreeSet::new(),
             held: VecDeque::new(),
+            moved: BTreeSet::new(),
         }
     }
 }
@@ -384,6 +389,7 @@ impl Consumer {
     ) -> Result<(), ClientError> {
         // A partition assigned anew starts unpaused in the client.
         self.unpause(&partitions);
+        self.moving(&partitions);
         self.command(ConsumeCommand::Assign(partitions, start))
     }
 
@@ -414,6 +420,7 @@ impl Consumer {
         for tp in &partitions {
             self.paused.remove(tp);
         }
+        self.moving(&partitions);
         self.command(ConsumeCommand::Unassign(partitions))
     }
 
@@ -443,7 +450,16 @@ impl Consumer {
             |r: &ConsumedRecord| *r.topic == *partition.topic && r.partition == partition.partition;
         self.records.retain(|r| !of(r));
         self.held.retain(|r| !of(r));
+        self.moving(std::slice::from_ref(&partition));
         self.command(ConsumeCommand::Seek(partition, to))
+    }
+
+    /// The application moves these partitions: records of theirs in the answer
+    /// to a poll already sent are from before, and are not handed out.
+    fn moving(&mut self, partitions: &[TopicPartition]) {
+        if self.waiting.is_some() {
+            self.moved.extend(partitions.iter().cloned());
+        }
     }
 
     /// Moves the records of paused partitions from `records` to `held`, in order.
@@ -749,8 +765,16 @@ impl Consumer {
     /// Takes in the driver's answer to a poll: its records and rebalances, or
     /// its errors.
     fn take_answer(&mut self, answer: Option<PollResult>) {
+        let moved = std::mem::take(&mut self.moved);
         match answer {
-            Some(Ok((records, rebalances))) => {
+            Some(Ok((mut records, rebalances))) => {
+                if !moved.is_empty() {
+                    records.retain(|r| {
+                        !moved
+                            .iter()
+                            .any(|tp| tp.partition == r.partition && *tp.topic == *r.topic)
+                    });
+                }
                 self.flush_handed();
                 for r in &rebalances {
                     for tp in &r.revoked {

@@ -343,9 +343,16 @@ impl<N: Net> Driver<N> {
                     self.auto_ack = true;
                     self.client.ack_rebalance(now);
                 }
-                ConsumeCommand::Assign(tps, start) => self.client.assign(now, tps, start),
-                ConsumeCommand::Unassign(tps) => self.client.unassign(now, &tps),
+                ConsumeCommand::Assign(tps, start) => {
+                    self.release_poll();
+                    self.client.assign(now, tps, start);
+                }
+                ConsumeCommand::Unassign(tps) => {
+                    self.release_poll();
+                    self.client.unassign(now, &tps);
+                }
                 ConsumeCommand::Seek(tp, to) => {
+                    self.release_poll();
                     self.client.seek(now, &tp, to);
                 }
                 ConsumeCommand::Pause(tps, true) => self.client.pause(now, &tps),
@@ -365,6 +372,16 @@ impl<N: Net> Driver<N> {
                 self.poller = Some((max.max(1), buf, reply));
                 self.answer_poll(now);
             }
+        }
+    }
+
+    /// Answers a waiting poll now, with no records (it would have been answered
+    /// if there were any), before a seek, assign or unassign: every record in an
+    /// answer to a poll the consumer sent before such a command is then from
+    /// before it, and the consumer drops those of the partitions it moved.
+    fn release_poll(&mut self) {
+        if let Some((_, records, reply)) = self.poller.take() {
+            reply.send(Ok((records, std::mem::take(&mut self.rebalances))));
         }
     }
 

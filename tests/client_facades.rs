@@ -1417,3 +1417,58 @@ fn blocking_consumer_holds_a_paused_partitions_records_until_resume() {
     client.close();
     server.shutdown();
 }
+
+/// A seek made while a receive was cancelled with the driver's answer on its way
+/// (a `select!` or a timeout around `recv`) still decides the next record: the
+/// answer's records from before the seek are not handed out, and records the
+/// driver finds for that poll after the seek are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seek_after_a_cancelled_receive_decides_the_next_record() {
+    use kafka_sansio::client::{Offset, ProducerRecord, TopicPartition};
+    let server = serve(cluster(1)).await.unwrap();
+    server
+        .with_cluster(|c, _| c.create_topic("t", 1, 1))
+        .unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .configure(|c| c.consumer.fetch_max_wait = Duration::from_millis(20))
+        .build_tokio()
+        .await
+        .unwrap();
+    for i in 0..10 {
+        client
+            .producer()
+            .send(ProducerRecord::new("t", format!("{i}")).partition(0))
+            .await
+            .unwrap();
+    }
+    let mut consumer = client.consumer();
+    let p0 = TopicPartition::new("t", 0);
+    consumer
+        .assign(vec![p0.clone()], Offset::Beginning)
+        .unwrap();
+    for round in 0..10 {
+        // A receive started and dropped: the consumer asked the driver for records.
+        let _ = futures_lite::future::poll_once(consumer.recv()).await;
+        // The driver's answer (records from offset 0) is on its way meanwhile.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        consumer.seek(p0.clone(), Offset::At(5)).unwrap();
+        let r = consumer.recv().await.unwrap();
+        assert_eq!(r.record.offset, 5, "round {round}");
+        consumer.seek(p0.clone(), Offset::Beginning).unwrap();
+    }
+    // And a poll that is still waiting in the driver when the seek comes (nothing
+    // was there to answer it) is answered with records from after the seek.
+    consumer.seek(p0.clone(), Offset::End).unwrap();
+    for round in 0..10 {
+        let _ = futures_lite::future::poll_once(consumer.recv()).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        consumer.seek(p0.clone(), Offset::At(round)).unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(5), consumer.recv())
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: no record after the seek"))
+            .unwrap();
+        assert_eq!(r.record.offset, round, "round {round}");
+        consumer.seek(p0.clone(), Offset::End).unwrap();
+    }
+    client.close().await;
+}
