@@ -889,7 +889,11 @@ impl Client {
     }
 
     /// Closes every connection; pending calls fail with [`ClientError::Closed`].
-    /// Returns once the driver has stopped.
+    /// Returns once the driver has stopped. A transaction still open is aborted
+    /// first, as the Java client's and librdkafka's close do (waiting at most the
+    /// request timeout for the coordinator): left open, it would hold
+    /// read_committed consumers of its partitions back until the coordinator's
+    /// transaction timeout.
     ///
     /// ```
     /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
@@ -905,6 +909,16 @@ impl Client {
         // Records sent from now on fail at once; those sent before are ended by
         // the driver's close.
         self.inner.deliveries.refuse_new();
+        let _ = self
+            .run(|c, now| {
+                if c.transaction_open() {
+                    let timeout = c.config().connection.request_timeout;
+                    c.with_timeout(timeout, |c| c.abort_transaction(now))
+                } else {
+                    c.answered(Ok(OpOutput::Transaction))
+                }
+            })
+            .await;
         let (tx, rx) = async_channel::bounded(1);
         if self.inner.commands.try_send(Command::Close(tx)).is_ok() {
             let _ = rx.recv().await;

@@ -264,3 +264,63 @@ async fn pipeline(protocol: GroupProtocol) {
     assert_eq!(committed(&admin).await, end);
     admin.close().await;
 }
+
+/// A client closed with its transaction open aborts it, as Java's and
+/// librdkafka's close do: a read_committed reader of its partition goes on at
+/// once instead of waiting for the coordinator's transaction timeout (60 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_with_a_transaction_open_aborts_it() {
+    let server = server();
+    let bootstrap = server.bootstrap();
+    let client = ClientBuilder::new(&bootstrap)
+        .configure(|c| c.producer.transactional_id = Some("closing".into()))
+        .build_tokio()
+        .await
+        .unwrap();
+    let producer = client.producer();
+    producer.init_transactions().await.unwrap();
+    producer.begin_transaction().await.unwrap();
+    for i in 0..3 {
+        producer
+            .send(ProducerRecord::new(OUT, format!("open-{i}")).partition(0))
+            .await
+            .unwrap();
+    }
+    let reader = ClientBuilder::new(&bootstrap).build_tokio().await.unwrap();
+    let out = reader
+        .partition_client(OUT, 0, UnknownTopicHandling::Error)
+        .await
+        .unwrap();
+    let read = || {
+        out.fetch(
+            0,
+            FetchOptions::default()
+                .max_wait(Duration::ZERO)
+                .isolation(IsolationLevel::ReadCommitted),
+        )
+    };
+    let before = read().await.unwrap();
+    assert_eq!(
+        (before.last_stable_offset, before.high_watermark),
+        (0, 3),
+        "the open transaction holds the last stable offset back"
+    );
+
+    client.close().await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let after = read().await.unwrap();
+        if after.last_stable_offset == after.high_watermark {
+            // Three aborted records and the abort marker; nothing to read.
+            assert_eq!(after.high_watermark, 4);
+            assert!(after.records.is_empty(), "{:?}", after.records);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the transaction is still open after the close: {after:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    reader.close().await;
+}

@@ -319,6 +319,19 @@ impl Client {
         (op, timeout)
     }
 
+    /// Whether a transaction is open and not yet being committed or aborted (the
+    /// facades' `close` aborts it).
+    #[cfg_attr(
+        not(any(feature = "tokio", feature = "smol", feature = "blocking")),
+        allow(dead_code)
+    )]
+    pub(crate) fn transaction_open(&self) -> bool {
+        self.producer
+            .as_deref()
+            .and_then(|p| p.txn.as_ref())
+            .is_some_and(super::producer::Txn::is_open)
+    }
+
     /// The producer, if it is transactional; otherwise `op` fails.
     fn txn_producer(&mut self, op: OpId) -> Option<&mut super::producer::Producer> {
         if self.closed {

@@ -251,6 +251,11 @@ impl Txn {
         }
     }
 
+    /// Whether a transaction is open, not yet being committed or aborted.
+    pub(crate) fn is_open(&self) -> bool {
+        matches!(self.phase, Phase::InTransaction)
+    }
+
     /// Offsets are being added: the group is in the transaction from now on.
     pub(crate) fn offsets_started(&mut self) -> Result<(), ClientError> {
         if let Some(e) = self.refuse_send() {
