@@ -1232,7 +1232,10 @@ impl Client {
     /// [`ClientError::Closed`], for good: the client opens no connection after
     /// this (nor for a metadata refresh it wanted before), an operation started
     /// later ends at once with `Closed`, and a record sent later is refused with
-    /// [`SendError::Closed`].
+    /// [`SendError::Closed`]. It takes no round trip: a transaction still open stays
+    /// open on its coordinator until the transaction timeout, so abort it first
+    /// ([`abort_transaction`](Self::abort_transaction), as the facades' `close`
+    /// does).
     ///
     /// ```
     /// use kafka_sansio::client::{Client, ClientConfig, Event, Output};
