@@ -724,3 +724,71 @@ fn offsets_go_with_the_current_generation_after_a_rebalance_that_lost_nothing() 
     assert_eq!(read_committed(&mut sim, OUT, 2), want);
     assert_eq!(committed(&mut sim, 2), vec![10, -1]);
 }
+
+/// Records an application polled before one transaction ended and processes in
+/// the next (it polled more than one transaction's worth, or a facade buffered
+/// them) were read under the membership of that poll. If the member lost its
+/// partitions since, and is back in the group before the next transaction sends
+/// its offsets, those offsets must still be refused.
+#[test]
+fn records_held_across_a_transaction_and_a_kick_cannot_commit_their_offsets() {
+    let mut sim = cluster(16, 1);
+    produce_input(&mut sim, 1, 10);
+    let a = member(
+        &mut sim,
+        1,
+        Some("pipeline-a"),
+        IsolationLevel::ReadCommitted,
+    );
+    let all = poll(&mut sim, a, 100, Duration::from_secs(30));
+    assert_eq!(all.len(), 10);
+    let read_under = sim.client(a).group_status().unwrap().generation;
+    // The first half in one transaction, committed.
+    process(&mut sim, a, &all[..5]).unwrap();
+    // A stalls with the second half in hand; max_poll_interval runs out only
+    // while records wait, so more input arrives and waits.
+    produce_input(&mut sim, 1, 5);
+    sim.run_until(Duration::from_secs(8), |_| false);
+    assert!(sim.client(a).assignment().is_empty());
+    let b = member(
+        &mut sim,
+        2,
+        Some("pipeline-b"),
+        IsolationLevel::ReadCommitted,
+    );
+    let rest = poll(&mut sim, b, 100, Duration::from_secs(30));
+    assert_eq!(rest.first().map(|r| r.record.offset), Some(5));
+    process(&mut sim, b, &rest).unwrap();
+
+    let back_under = rejoined(&mut sim, a, &[a, b], read_under);
+    write_output(&mut sim, a, &all[5..]).unwrap();
+    let now = sim.now();
+    let op = sim.client(a).send_offsets_to_transaction(
+        now,
+        GROUP,
+        vec![(TopicPartition::new(IN, 0), 10)],
+    );
+    let sent = run(&mut sim, a, op);
+    assert!(
+        matches!(
+            &sent,
+            Err(ClientError::Transaction(TransactionError::Abortable(e)))
+                if matches!(
+                    **e,
+                    ClientError::Broker {
+                        code: ErrorCode::UNKNOWN_MEMBER_ID | ErrorCode::ILLEGAL_GENERATION,
+                        ..
+                    }
+                )
+        ),
+        "offsets of records read under generation {read_under}, sent from {back_under}: {sent:?}"
+    );
+    let now = sim.now();
+    let op = sim.client(a).abort_transaction(now);
+    assert_eq!(run(&mut sim, a, op), Ok(OpOutput::Transaction));
+
+    let mut want: Vec<String> = (0..10).map(|i| format!("P0-{i}")).collect();
+    want.extend((0..5).map(|i| format!("P0-{i}")));
+    assert_eq!(sorted(read_committed(&mut sim, OUT, 1)), sorted(want));
+    assert_eq!(committed(&mut sim, 1), vec![15]);
+}

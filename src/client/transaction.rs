@@ -109,9 +109,11 @@ impl Client {
     /// lost partitions after [`poll_records`](Self::poll_records) gave it this
     /// transaction's first records and has joined again since (a session that
     /// expired and was renewed in the background): the identity those records were
-    /// polled under goes, not the new one. (A transaction's records are those
-    /// polled since the last [`commit_transaction`](Self::commit_transaction) or
-    /// [`abort_transaction`](Self::abort_transaction) call.) The operation ends
+    /// polled under goes, not the new one. (A transaction's records are taken to
+    /// be those polled since the last
+    /// [`commit_transaction`](Self::commit_transaction) or
+    /// [`abort_transaction`](Self::abort_transaction) call, and those of the last
+    /// poll before it, which an application may still hold.) The operation ends
     /// with [`OpOutput::Transaction`]; if it fails, it ends with
     /// [`TransactionError::Abortable`] (or [`TransactionError::Fatal`] when the
     /// producer was fenced) and the transaction can only be aborted.

@@ -243,9 +243,11 @@ pub(crate) struct GroupMember {
     /// Times this member lost partitions the application held (its membership
     /// ended, or the coordinator took them without a revocation).
     losses: u64,
-    /// Who the application was first given records as since its last
-    /// transaction ended, and `losses` then (see `txn_commit_member`).
+    /// Who the application was given the records of its open transaction as,
+    /// and `losses` then (see `txn_commit_member`).
     polled_as: Option<(u64, CommitMember)>,
+    /// Who the application was last given records as, and `losses` then.
+    last_polled: Option<(u64, CommitMember)>,
 }
 
 impl GroupMember {
@@ -266,6 +268,7 @@ impl GroupMember {
             last_identity: None,
             losses: 0,
             polled_as: None,
+            last_polled: None,
         }
     }
 
@@ -609,12 +612,14 @@ impl GroupMember {
     /// identity, as before, the coordinator took them: a transaction would commit
     /// output the partition's new owner writes again.)
     ///
-    /// And if the member lost partitions since the application was given this
-    /// transaction's first records (its session expired and it joined again in
-    /// the background, say), the identity those records were polled under goes,
-    /// even though the member holds a new one now: the partitions may have been
-    /// another member's in between, and that member may have processed the same
-    /// records.
+    /// And if the member lost partitions since the application was given records
+    /// this transaction may hold (its session expired and it joined again in the
+    /// background, say), the identity those records were polled under goes, even
+    /// though the member holds a new one now: the partitions may have been another
+    /// member's in between, and that member may have processed the same records.
+    /// A transaction may hold records polled since the last one ended, and those
+    /// of the last poll before (an application, or a facade's buffer, can keep
+    /// records across a transaction's end).
     pub(crate) fn txn_commit_member(&self) -> CommitMember {
         if let Some((losses, member)) = &self.polled_as
             && *losses != self.losses
@@ -631,21 +636,24 @@ impl GroupMember {
     /// go into (see `txn_commit_member`). Within one membership the newest
     /// identity is kept; once partitions were lost, the one from before.
     pub(crate) fn records_polled(&mut self) {
-        if self.identity().is_none()
-            || self
-                .polled_as
-                .as_ref()
-                .is_some_and(|(losses, _)| *losses != self.losses)
-        {
+        if self.identity().is_none() {
             return;
         }
-        self.polled_as = Some((self.losses, self.commit_member()));
+        let now = (self.losses, self.commit_member());
+        if !self
+            .polled_as
+            .as_ref()
+            .is_some_and(|(losses, _)| *losses != self.losses)
+        {
+            self.polled_as = Some(now.clone());
+        }
+        self.last_polled = Some(now);
     }
 
-    /// The application ended its transaction (commit or abort): records it is
-    /// given from now on go into the next one.
+    /// The application ended its transaction (commit or abort): the next one
+    /// holds records polled from now on, and may hold those of the last poll.
     pub(crate) fn transaction_ended(&mut self) {
-        self.polled_as = None;
+        self.polled_as.clone_from(&self.last_polled);
     }
 
     /// Notes the member's identity while it has one (see `txn_commit_member`).
