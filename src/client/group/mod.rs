@@ -640,10 +640,10 @@ impl GroupMember {
             return;
         }
         let now = (self.losses, self.commit_member());
-        if !self
+        if self
             .polled_as
             .as_ref()
-            .is_some_and(|(losses, _)| *losses != self.losses)
+            .is_none_or(|(losses, _)| *losses == self.losses)
         {
             self.polled_as = Some(now.clone());
         }
