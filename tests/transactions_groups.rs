@@ -528,21 +528,10 @@ fn a_member_kicked_out_mid_transaction_cannot_commit_its_input_offsets() {
     let first = poll(&mut sim, a, 5, Duration::from_secs(30));
     assert_eq!(first.len(), 5);
     write_output(&mut sim, a, &first).unwrap();
-    // A's application stalls past max_poll_interval (5 s here): its client
-    // leaves the group, and B takes the partition from the offset committed
+    // A's application stalls: B takes the partition from the offset committed
     // before A's transaction, 0.
-    sim.run_until(Duration::from_secs(8), |_| false);
-    assert!(sim.client(a).assignment().is_empty());
-    let b = member(
-        &mut sim,
-        2,
-        Some("pipeline-b"),
-        IsolationLevel::ReadCommitted,
-    );
-    let all = poll(&mut sim, b, 100, Duration::from_secs(30));
+    let (_, all) = kicked_and_taken_over(&mut sim, a, 10);
     assert_eq!(all.first().map(|r| r.record.offset), Some(0));
-    assert_eq!(all.len(), 10);
-    process(&mut sim, b, &all).unwrap();
 
     // A, back, tries to finish what it started.
     let now = sim.now();
@@ -583,6 +572,54 @@ fn a_member_kicked_out_mid_transaction_cannot_commit_its_input_offsets() {
     let want: Vec<String> = (0..10).map(|i| format!("P0-{i}")).collect();
     assert_eq!(read_committed(&mut sim, OUT, 1), want);
     assert_eq!(committed(&mut sim, 1), vec![10]);
+}
+
+/// `a`'s application stalls past max_poll_interval (5 s here) while records
+/// wait: its client leaves the group. A second member, B, joins, takes the
+/// partition from what the group committed and processes all `n` records there
+/// are in one transaction. Returns B and what it read.
+fn kicked_and_taken_over(
+    sim: &mut Simulation,
+    a: HostId,
+    n: usize,
+) -> (HostId, Vec<ConsumedRecord>) {
+    sim.run_until(Duration::from_secs(8), |_| false);
+    assert!(sim.client(a).assignment().is_empty());
+    let b = member(sim, 2, Some("pipeline-b"), IsolationLevel::ReadCommitted);
+    let read = poll(sim, b, 100, Duration::from_secs(30));
+    assert_eq!(read.len(), n);
+    process(sim, b, &read).unwrap();
+    (b, read)
+}
+
+/// `a` sends its transaction's offset `next` for the input partition: the
+/// coordinator must refuse it (the member unknown, or its generation old), and
+/// `a` then aborts.
+fn offsets_refused_then_aborted(sim: &mut Simulation, a: HostId, next: i64, what: &str) {
+    let now = sim.now();
+    let op = sim.client(a).send_offsets_to_transaction(
+        now,
+        GROUP,
+        vec![(TopicPartition::new(IN, 0), next)],
+    );
+    let sent = run(sim, a, op);
+    assert!(
+        matches!(
+            &sent,
+            Err(ClientError::Transaction(TransactionError::Abortable(e)))
+                if matches!(
+                    **e,
+                    ClientError::Broker {
+                        code: ErrorCode::UNKNOWN_MEMBER_ID | ErrorCode::ILLEGAL_GENERATION,
+                        ..
+                    }
+                )
+        ),
+        "{what}: {sent:?}"
+    );
+    let now = sim.now();
+    let op = sim.client(a).abort_transaction(now);
+    assert_eq!(run(sim, a, op), Ok(OpOutput::Transaction));
 }
 
 /// Runs the simulation until `host` is in a stable generation other than
@@ -628,44 +665,16 @@ fn a_member_back_in_the_group_cannot_commit_offsets_read_before_it_was_kicked() 
     assert_eq!(first.len(), 5);
     let read_under = sim.client(a).group_status().unwrap().generation;
     write_output(&mut sim, a, &first).unwrap();
-    sim.run_until(Duration::from_secs(8), |_| false);
-    assert!(sim.client(a).assignment().is_empty());
-    let b = member(
-        &mut sim,
-        2,
-        Some("pipeline-b"),
-        IsolationLevel::ReadCommitted,
-    );
-    let all = poll(&mut sim, b, 100, Duration::from_secs(30));
-    assert_eq!(all.len(), 10);
-    process(&mut sim, b, &all).unwrap();
+    let (b, _) = kicked_and_taken_over(&mut sim, a, 10);
 
     let back_under = rejoined(&mut sim, a, &[a, b], read_under);
     assert_ne!(back_under, read_under);
-    let now = sim.now();
-    let op = sim.client(a).send_offsets_to_transaction(
-        now,
-        GROUP,
-        vec![(TopicPartition::new(IN, 0), 5)],
+    offsets_refused_then_aborted(
+        &mut sim,
+        a,
+        5,
+        &format!("offsets read before the kick, sent from generation {back_under}"),
     );
-    let sent = run(&mut sim, a, op);
-    assert!(
-        matches!(
-            &sent,
-            Err(ClientError::Transaction(TransactionError::Abortable(e)))
-                if matches!(
-                    **e,
-                    ClientError::Broker {
-                        code: ErrorCode::UNKNOWN_MEMBER_ID | ErrorCode::ILLEGAL_GENERATION,
-                        ..
-                    }
-                )
-        ),
-        "the offsets read before the kick, sent from generation {back_under}: {sent:?}"
-    );
-    let now = sim.now();
-    let op = sim.client(a).abort_transaction(now);
-    assert_eq!(run(&mut sim, a, op), Ok(OpOutput::Transaction));
 
     let want: Vec<String> = (0..10).map(|i| format!("P0-{i}")).collect();
     assert_eq!(read_committed(&mut sim, OUT, 1), want);
@@ -748,44 +757,17 @@ fn records_held_across_a_transaction_and_a_kick_cannot_commit_their_offsets() {
     // A stalls with the second half in hand; max_poll_interval runs out only
     // while records wait, so more input arrives and waits.
     produce_input(&mut sim, 1, 5);
-    sim.run_until(Duration::from_secs(8), |_| false);
-    assert!(sim.client(a).assignment().is_empty());
-    let b = member(
-        &mut sim,
-        2,
-        Some("pipeline-b"),
-        IsolationLevel::ReadCommitted,
-    );
-    let rest = poll(&mut sim, b, 100, Duration::from_secs(30));
+    let (b, rest) = kicked_and_taken_over(&mut sim, a, 10);
     assert_eq!(rest.first().map(|r| r.record.offset), Some(5));
-    process(&mut sim, b, &rest).unwrap();
 
     let back_under = rejoined(&mut sim, a, &[a, b], read_under);
     write_output(&mut sim, a, &all[5..]).unwrap();
-    let now = sim.now();
-    let op = sim.client(a).send_offsets_to_transaction(
-        now,
-        GROUP,
-        vec![(TopicPartition::new(IN, 0), 10)],
+    offsets_refused_then_aborted(
+        &mut sim,
+        a,
+        10,
+        &format!("offsets of records read under generation {read_under}, sent from {back_under}"),
     );
-    let sent = run(&mut sim, a, op);
-    assert!(
-        matches!(
-            &sent,
-            Err(ClientError::Transaction(TransactionError::Abortable(e)))
-                if matches!(
-                    **e,
-                    ClientError::Broker {
-                        code: ErrorCode::UNKNOWN_MEMBER_ID | ErrorCode::ILLEGAL_GENERATION,
-                        ..
-                    }
-                )
-        ),
-        "offsets of records read under generation {read_under}, sent from {back_under}: {sent:?}"
-    );
-    let now = sim.now();
-    let op = sim.client(a).abort_transaction(now);
-    assert_eq!(run(&mut sim, a, op), Ok(OpOutput::Transaction));
 
     let mut want: Vec<String> = (0..10).map(|i| format!("P0-{i}")).collect();
     want.extend((0..5).map(|i| format!("P0-{i}")));
