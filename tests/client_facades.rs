@@ -1472,3 +1472,120 @@ async fn a_seek_after_a_cancelled_receive_decides_the_next_record() {
     }
     client.close().await;
 }
+
+/// The consumer facade under what applications do between receives, in a random
+/// order from a seed: receives cut short by timeouts (some before, some after the
+/// driver answered), seeks, pauses and resumes, unassigns and assigns. Whatever the
+/// timing, each record handed out is of an assigned, unpaused partition and is the
+/// one its partition's position says: the offset after the last one handed out,
+/// or where the last seek or assign put it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_hands_out_what_its_positions_say_through_cancelled_receives_and_moves() {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use kafka_sansio::client::{ConsumedRecord, Offset, ProducerRecord, TopicPartition};
+    const PARTITIONS: i32 = 3;
+    const PER_PARTITION: i64 = 40;
+    let server = serve(cluster(1)).await.unwrap();
+    server
+        .with_cluster(|c, _| c.create_topic("t", PARTITIONS, 1))
+        .unwrap();
+    let client = ClientBuilder::new(&server.bootstrap())
+        .configure(|c| {
+            c.consumer.fetch_max_wait = Duration::from_millis(5);
+            c.consumer.fetch_max_bytes = 2_000; // a few records a fetch
+        })
+        .build_tokio()
+        .await
+        .unwrap();
+    let producer = client.producer();
+    let sent: Vec<_> = (0..PARTITIONS)
+        .flat_map(|p| (0..PER_PARTITION).map(move |i| (p, i)))
+        .map(|(p, i)| producer.send(ProducerRecord::new("t", format!("{p}-{i}")).partition(p)))
+        .collect();
+    for d in sent {
+        d.await.unwrap();
+    }
+
+    let tp = |p: i32| TopicPartition::new("t", p);
+    let mut consumer = client.consumer();
+    consumer
+        .assign((0..PARTITIONS).map(tp).collect(), Offset::Beginning)
+        .unwrap();
+    // The model: each assigned partition's next offset, and the paused ones.
+    let mut next: BTreeMap<i32, i64> = (0..PARTITIONS).map(|p| (p, 0)).collect();
+    let mut paused: BTreeSet<i32> = BTreeSet::new();
+    let mut seed = 0x5eed_u64;
+    let mut random = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut handed = 0;
+    let check =
+        |r: &ConsumedRecord, next: &mut BTreeMap<i32, i64>, paused: &BTreeSet<i32>, step: usize| {
+            let p = r.partition;
+            assert!(!paused.contains(&p), "step {step}: a record of paused {p}");
+            let want = next.get_mut(&p).unwrap_or_else(|| {
+                panic!(
+                    "step {step}: a record of unassigned {p} at {}",
+                    r.record.offset
+                )
+            });
+            assert_eq!(r.record.offset, *want, "step {step}: partition {p}");
+            assert_eq!(
+                r.record.value(),
+                Some(format!("{p}-{}", r.record.offset).as_bytes())
+            );
+            *want += 1;
+        };
+    for step in 0..600 {
+        let p = random(PARTITIONS as u64) as i32;
+        match random(10) {
+            0..=3 => {
+                let wait = Duration::from_millis(random(3));
+                if let Ok(r) = tokio::time::timeout(wait, consumer.recv()).await {
+                    check(&r.unwrap(), &mut next, &paused, step);
+                    handed += 1;
+                }
+            }
+            4 => {
+                let wait = Duration::from_millis(random(3));
+                if let Ok(batch) = tokio::time::timeout(wait, consumer.recv_batch()).await {
+                    for r in batch.unwrap() {
+                        check(&r, &mut next, &paused, step);
+                        handed += 1;
+                    }
+                }
+            }
+            5 | 6 if next.contains_key(&p) => {
+                let to = random(PER_PARTITION as u64) as i64;
+                consumer.seek(tp(p), Offset::At(to)).unwrap();
+                next.insert(p, to);
+            }
+            7 if next.contains_key(&p) => {
+                if paused.insert(p) {
+                    consumer.pause(vec![tp(p)]).unwrap();
+                } else {
+                    paused.remove(&p);
+                    consumer.resume(vec![tp(p)]).unwrap();
+                }
+            }
+            8 if next.contains_key(&p) => {
+                consumer.unassign(vec![tp(p)]).unwrap();
+                next.remove(&p);
+                paused.remove(&p);
+            }
+            9 if !next.contains_key(&p) => {
+                let to = random(PER_PARTITION as u64) as i64;
+                consumer.assign(vec![tp(p)], Offset::At(to)).unwrap();
+                next.insert(p, to);
+            }
+            // Time for the driver to answer a receive that was cut short.
+            _ => tokio::time::sleep(Duration::from_millis(random(10))).await,
+        }
+    }
+    assert!(handed > 100, "{handed} records handed out");
+    client.close().await;
+}
