@@ -889,11 +889,12 @@ impl Client {
     }
 
     /// Closes every connection; pending calls fail with [`ClientError::Closed`].
-    /// Returns once the driver has stopped. A transaction still open is aborted
-    /// first, as the Java client's and librdkafka's close do (waiting at most the
-    /// request timeout for the coordinator): left open, it would hold
-    /// read_committed consumers of its partitions back until the coordinator's
-    /// transaction timeout.
+    /// Returns once the driver has stopped. A transaction not yet ended is ended
+    /// first, waiting at most the request timeout for the coordinator: one being
+    /// committed (its `commit_transaction` future dropped, say) is committed, any
+    /// other aborted, as the Java client's and librdkafka's close do. Left open, it
+    /// would hold read_committed consumers of its partitions back until the
+    /// coordinator's transaction timeout.
     ///
     /// ```
     /// # #[cfg(all(feature = "sim", feature = "tokio"))] kafka_sansio::doc_support::tokio(async {
@@ -911,11 +912,11 @@ impl Client {
         self.inner.deliveries.refuse_new();
         let _ = self
             .run(|c, now| {
-                if c.transaction_open() {
-                    let timeout = c.config().connection.request_timeout;
-                    c.with_timeout(timeout, |c| c.abort_transaction(now))
-                } else {
-                    c.answered(Ok(OpOutput::Transaction))
+                let timeout = c.config().connection.request_timeout;
+                match c.transaction_end_on_close() {
+                    Some(true) => c.with_timeout(timeout, |c| c.commit_transaction(now)),
+                    Some(false) => c.with_timeout(timeout, |c| c.abort_transaction(now)),
+                    None => c.answered(Ok(OpOutput::Transaction)),
                 }
             })
             .await;

@@ -265,14 +265,17 @@ async fn pipeline(protocol: GroupProtocol) {
     admin.close().await;
 }
 
-/// A client closed with its transaction open aborts it, as Java's and
-/// librdkafka's close do: a read_committed reader of its partition goes on at
-/// once instead of waiting for the coordinator's transaction timeout (60 s).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn closing_with_a_transaction_open_aborts_it() {
-    let server = server();
-    let bootstrap = server.bootstrap();
-    let client = ClientBuilder::new(&bootstrap)
+/// A transactional client with three records written in its transaction; and a
+/// read_committed fetch of them from another client.
+async fn three_in_a_transaction(
+    bootstrap: &str,
+) -> (
+    kafka_sansio::runtime::Client,
+    kafka_sansio::runtime::Producer,
+    kafka_sansio::runtime::Client,
+    kafka_sansio::runtime::PartitionClient,
+) {
+    let client = ClientBuilder::new(bootstrap)
         .configure(|c| c.producer.transactional_id = Some("closing".into()))
         .build_tokio()
         .await
@@ -286,35 +289,42 @@ async fn closing_with_a_transaction_open_aborts_it() {
             .await
             .unwrap();
     }
-    let reader = ClientBuilder::new(&bootstrap).build_tokio().await.unwrap();
+    let reader = ClientBuilder::new(bootstrap).build_tokio().await.unwrap();
     let out = reader
         .partition_client(OUT, 0, UnknownTopicHandling::Error)
         .await
         .unwrap();
-    let read = || {
-        out.fetch(
-            0,
-            FetchOptions::default()
-                .max_wait(Duration::ZERO)
-                .isolation(IsolationLevel::ReadCommitted),
-        )
-    };
-    let before = read().await.unwrap();
+    let before = read_committed_from(&out).await;
     assert_eq!(
         (before.last_stable_offset, before.high_watermark),
         (0, 3),
         "the open transaction holds the last stable offset back"
     );
+    (client, producer, reader, out)
+}
 
-    client.close().await;
+async fn read_committed_from(
+    out: &kafka_sansio::runtime::PartitionClient,
+) -> kafka_sansio::client::FetchOutput {
+    let options = FetchOptions::default()
+        .max_wait(Duration::ZERO)
+        .isolation(IsolationLevel::ReadCommitted);
+    out.fetch(0, options).await.unwrap()
+}
+
+/// Waits (5 s at most) until the transaction's marker is written and returns
+/// the values a read_committed reader then reads.
+async fn after_the_marker(out: &kafka_sansio::runtime::PartitionClient) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let after = read().await.unwrap();
+        let after = read_committed_from(out).await;
         if after.last_stable_offset == after.high_watermark {
-            // Three aborted records and the abort marker; nothing to read.
-            assert_eq!(after.high_watermark, 4);
-            assert!(after.records.is_empty(), "{:?}", after.records);
-            break;
+            assert_eq!(after.high_watermark, 4, "three records and a marker");
+            return after
+                .records
+                .iter()
+                .map(|r| String::from_utf8_lossy(r.value().unwrap_or_default()).into_owned())
+                .collect();
         }
         assert!(
             Instant::now() < deadline,
@@ -322,5 +332,53 @@ async fn closing_with_a_transaction_open_aborts_it() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A client closed with its transaction open aborts it, as Java's and
+/// librdkafka's close do: a read_committed reader of its partition goes on at
+/// once instead of waiting for the coordinator's transaction timeout (60 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_with_a_transaction_open_aborts_it() {
+    let server = server();
+    let (client, _producer, reader, out) = three_in_a_transaction(&server.bootstrap()).await;
+    client.close().await;
+    assert_eq!(after_the_marker(&out).await, Vec::<String>::new());
+    reader.close().await;
+}
+
+/// A commit whose future the application dropped is still being made when the
+/// client closes (its records still lingering in the producer): the close lets it
+/// end, and the records are committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_during_a_commit_lets_it_end() {
+    let server = server();
+    let bootstrap = server.bootstrap();
+    let client = ClientBuilder::new(&bootstrap)
+        .configure(|c| {
+            c.producer.transactional_id = Some("closing".into());
+            c.producer.linger = Duration::from_millis(200);
+        })
+        .build_tokio()
+        .await
+        .unwrap();
+    let producer = client.producer();
+    producer.init_transactions().await.unwrap();
+    producer.begin_transaction().await.unwrap();
+    let sent: Vec<_> = (0..3)
+        .map(|i| producer.send(ProducerRecord::new(OUT, format!("open-{i}")).partition(0)))
+        .collect();
+    // The commit starts, sending what lingers; its future is dropped before it
+    // ends, and the client closes at once.
+    let _ = futures_lite::future::poll_once(producer.commit_transaction()).await;
+    client.close().await;
+    for d in sent {
+        d.await.unwrap();
+    }
+    let reader = ClientBuilder::new(&bootstrap).build_tokio().await.unwrap();
+    let out = reader
+        .partition_client(OUT, 0, UnknownTopicHandling::Error)
+        .await
+        .unwrap();
+    assert_eq!(after_the_marker(&out).await, ["open-0", "open-1", "open-2"]);
     reader.close().await;
 }

@@ -321,17 +321,17 @@ impl Client {
         (op, timeout)
     }
 
-    /// Whether a transaction is open and not yet being committed or aborted (the
-    /// facades' `close` aborts it).
+    /// How the transaction not yet ended should end before the client closes
+    /// (see `Txn::end_on_close`): the facades' `close` waits for it.
     #[cfg_attr(
         not(any(feature = "tokio", feature = "smol", feature = "blocking")),
         allow(dead_code)
     )]
-    pub(crate) fn transaction_open(&self) -> bool {
+    pub(crate) fn transaction_end_on_close(&self) -> Option<bool> {
         self.producer
             .as_deref()
             .and_then(|p| p.txn.as_ref())
-            .is_some_and(super::producer::Txn::is_open)
+            .and_then(super::producer::Txn::end_on_close)
     }
 
     /// The producer, if it is transactional; otherwise `op` fails.

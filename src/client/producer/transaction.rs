@@ -251,9 +251,18 @@ impl Txn {
         }
     }
 
-    /// Whether a transaction is open, not yet being committed or aborted.
-    pub(crate) fn is_open(&self) -> bool {
-        matches!(self.phase, Phase::InTransaction)
+    /// How a transaction not yet ended ends when the client closes: `Some(true)`
+    /// when it is being committed (the commit goes on), `Some(false)` when it is
+    /// open with nothing decided or being aborted; `None` with none open.
+    pub(crate) fn end_on_close(&self) -> Option<bool> {
+        match self.phase {
+            Phase::Committing | Phase::Ending { commit: true } => Some(true),
+            Phase::InTransaction
+            | Phase::Aborting
+            | Phase::Ending { commit: false }
+            | Phase::Bumping => Some(false),
+            _ => None,
+        }
     }
 
     /// Offsets are being added: the group is in the transaction from now on.
