@@ -103,14 +103,13 @@ impl Client {
     /// consume-transform-produce loop): the group's committed offsets move if and
     /// only if the transaction commits. `offsets` are the next offsets to read. If
     /// this client is a member of `group`, its generation and member id go with
-    /// them (KIP-447); if it lost its place in the group since (kicked out for not
-    /// polling, its session expired), the last ones it held go, so the coordinator
-    /// refuses offsets of records another member may now own. The same holds if it
-    /// lost partitions after [`poll_records`](Self::poll_records) gave it this
-    /// transaction's first records and has joined again since (a session that
-    /// expired and was renewed in the background): the identity those records were
-    /// polled under goes, not the new one. (A transaction's records are taken to
-    /// be those polled since the last
+    /// them (KIP-447). If it lost its partitions after
+    /// [`poll_records`](Self::poll_records) gave it this transaction's records
+    /// (kicked out for not polling, its session expired), the identity those
+    /// records were polled under goes, whether it is out of the group now or has
+    /// joined again since under a new one: the coordinator then refuses offsets of
+    /// records another member may have processed meanwhile. (A transaction's
+    /// records are taken to be those polled since the last
     /// [`commit_transaction`](Self::commit_transaction) or
     /// [`abort_transaction`](Self::abort_transaction) call, and those of the last
     /// poll before it, which an application may still hold.) The operation ends

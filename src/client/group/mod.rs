@@ -237,9 +237,6 @@ pub(crate) struct GroupMember {
     /// A metadata answer numbered at least this is awaited.
     metadata_ticket: Option<u64>,
     seed: u64,
-    /// The last generation (or member epoch) and member id this member held,
-    /// kept after it lost them: what its records were consumed under.
-    last_identity: Option<CommitMember>,
     /// Times this member lost partitions the application held (its membership
     /// ended, or the coordinator took them without a revocation).
     losses: u64,
@@ -265,7 +262,6 @@ impl GroupMember {
             next_auto_commit: None,
             metadata_ticket: None,
             seed,
-            last_identity: None,
             losses: 0,
             polled_as: None,
             last_polled: None,
@@ -604,30 +600,22 @@ impl GroupMember {
         }
     }
 
-    /// Who a transaction's offsets are committed as (TxnOffsetCommit, KIP-447): the
-    /// member's current generation, or, once it lost its place in the group (its
-    /// session expired, it was kicked out for not polling, it left), the last one
-    /// it held, so that the coordinator refuses offsets of records this member
-    /// read before another member may have been given them. (Sent without an
-    /// identity, as before, the coordinator took them: a transaction would commit
-    /// output the partition's new owner writes again.)
-    ///
-    /// And if the member lost partitions since the application was given records
-    /// this transaction may hold (its session expired and it joined again in the
-    /// background, say), the identity those records were polled under goes, even
-    /// though the member holds a new one now: the partitions may have been another
-    /// member's in between, and that member may have processed the same records.
-    /// A transaction may hold records polled since the last one ended, and those
-    /// of the last poll before (an application, or a facade's buffer, can keep
-    /// records across a transaction's end).
+    /// Who a transaction's offsets are committed as (TxnOffsetCommit, KIP-447):
+    /// the member's current generation (or member epoch) and member id, unless it
+    /// lost partitions since the application was given records this transaction
+    /// may hold, or is out of the group now (its session expired, it was kicked out
+    /// for not polling, it left). Then the identity those records were polled
+    /// under goes, even if the member holds a new one (it joined again in the
+    /// background, say), so that the coordinator refuses offsets of records
+    /// another member may have been given and processed meanwhile. A transaction
+    /// may hold records polled since the last one ended, and those of the last
+    /// poll before (an application, or a facade's buffer, can keep records across
+    /// a transaction's end).
     pub(crate) fn txn_commit_member(&self) -> CommitMember {
-        if let Some((losses, member)) = &self.polled_as
-            && *losses != self.losses
-        {
-            return member.clone();
-        }
-        match (self.identity(), &self.last_identity) {
-            (None, Some(last)) => last.clone(),
+        match &self.polled_as {
+            Some((losses, member)) if *losses != self.losses || self.identity().is_none() => {
+                member.clone()
+            }
             _ => self.commit_member(),
         }
     }
@@ -636,7 +624,14 @@ impl GroupMember {
     /// go into (see `txn_commit_member`). Within one membership the newest
     /// identity is kept; once partitions were lost, the one from before.
     pub(crate) fn records_polled(&mut self) {
-        if self.identity().is_none() {
+        let Some((generation, member_id)) = self.identity() else {
+            return;
+        };
+        // Nearly every poll: the identity of the last one, so nothing changes
+        // (`polled_as` is that one, or older).
+        if self.last_polled.as_ref().is_some_and(|(losses, m)| {
+            *losses == self.losses && m.generation == generation && m.member_id == member_id
+        }) {
             return;
         }
         let now = (self.losses, self.commit_member());
@@ -654,20 +649,6 @@ impl GroupMember {
     /// holds records polled from now on, and may hold those of the last poll.
     pub(crate) fn transaction_ended(&mut self) {
         self.polled_as.clone_from(&self.last_polled);
-    }
-
-    /// Notes the member's identity while it has one (see `txn_commit_member`).
-    fn remember_identity(&mut self) {
-        let Some((generation, member_id)) = self.identity() else {
-            return;
-        };
-        let known = self
-            .last_identity
-            .as_ref()
-            .is_some_and(|m| m.generation == generation && m.member_id == member_id);
-        if !known {
-            self.last_identity = Some(self.commit_member());
-        }
     }
 
     /// When [`drive`](Self::drive) should next run without an input.
@@ -757,7 +738,6 @@ impl GroupMember {
 
     /// Moves everything that can move: finished transitions, the protocol, commits.
     pub(crate) fn drive(&mut self, now: Instant, env: &dyn GroupEnv, consumer: &mut Consumer) {
-        self.remember_identity();
         self.expire_commits(now);
         for _ in 0..4 {
             let before = (self.wants.len(), self.notes.len(), self.reconciler.busy());
@@ -954,8 +934,6 @@ impl GroupMember {
         result: Result<CallReply, ClientError>,
         consumer: &mut Consumer,
     ) {
-        // Before the answer can take the member's identity away.
-        self.remember_identity();
         if let Life::Stale {
             classic,
             leave: Some(leave),

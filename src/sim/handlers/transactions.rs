@@ -201,7 +201,7 @@ pub(super) fn add_offsets_to_txn(
 /// current member at its current generation (classic) or member epoch (KIP-848),
 /// as Kafka checks them; without one (generation -1, no member id: older clients)
 /// they are taken as before.
-fn txn_commit_member(
+fn check_txn_member(
     call: &mut Call,
     r: &TxnOffsetCommitRequest,
     group: &str,
@@ -237,7 +237,7 @@ pub(super) fn txn_offset_commit(
                 Err(ErrorCode::INVALID_TXN_STATE)
             }
         })
-        .and_then(|()| txn_commit_member(call, r, &group));
+        .and_then(|()| check_txn_member(call, r, &group));
     let cluster = &mut *call.cluster;
     let topics = per_partition(
         &r.topics,
