@@ -265,6 +265,44 @@ async fn pipeline(protocol: GroupProtocol) {
     admin.close().await;
 }
 
+/// A transactional client (records lingering `linger`) with its transaction
+/// begun.
+async fn in_a_transaction(
+    bootstrap: &str,
+    linger: Duration,
+) -> (
+    kafka_sansio::runtime::Client,
+    kafka_sansio::runtime::Producer,
+) {
+    let client = ClientBuilder::new(bootstrap)
+        .configure(move |c| {
+            c.producer.transactional_id = Some("closing".into());
+            c.producer.linger = linger;
+        })
+        .build_tokio()
+        .await
+        .unwrap();
+    let producer = client.producer();
+    producer.init_transactions().await.unwrap();
+    producer.begin_transaction().await.unwrap();
+    (client, producer)
+}
+
+/// Another client, and a read of `OUT`'s partition 0 through it.
+async fn reader_of_out(
+    bootstrap: &str,
+) -> (
+    kafka_sansio::runtime::Client,
+    kafka_sansio::runtime::PartitionClient,
+) {
+    let reader = ClientBuilder::new(bootstrap).build_tokio().await.unwrap();
+    let out = reader
+        .partition_client(OUT, 0, UnknownTopicHandling::Error)
+        .await
+        .unwrap();
+    (reader, out)
+}
+
 /// A transactional client with three records written in its transaction; and a
 /// read_committed fetch of them from another client.
 async fn three_in_a_transaction(
@@ -275,25 +313,14 @@ async fn three_in_a_transaction(
     kafka_sansio::runtime::Client,
     kafka_sansio::runtime::PartitionClient,
 ) {
-    let client = ClientBuilder::new(bootstrap)
-        .configure(|c| c.producer.transactional_id = Some("closing".into()))
-        .build_tokio()
-        .await
-        .unwrap();
-    let producer = client.producer();
-    producer.init_transactions().await.unwrap();
-    producer.begin_transaction().await.unwrap();
+    let (client, producer) = in_a_transaction(bootstrap, Duration::from_millis(5)).await;
     for i in 0..3 {
         producer
             .send(ProducerRecord::new(OUT, format!("open-{i}")).partition(0))
             .await
             .unwrap();
     }
-    let reader = ClientBuilder::new(bootstrap).build_tokio().await.unwrap();
-    let out = reader
-        .partition_client(OUT, 0, UnknownTopicHandling::Error)
-        .await
-        .unwrap();
+    let (reader, out) = reader_of_out(bootstrap).await;
     let before = read_committed_from(&out).await;
     assert_eq!(
         (before.last_stable_offset, before.high_watermark),
@@ -353,17 +380,7 @@ async fn closing_with_a_transaction_open_aborts_it() {
 async fn closing_during_a_commit_lets_it_end() {
     let server = server();
     let bootstrap = server.bootstrap();
-    let client = ClientBuilder::new(&bootstrap)
-        .configure(|c| {
-            c.producer.transactional_id = Some("closing".into());
-            c.producer.linger = Duration::from_millis(200);
-        })
-        .build_tokio()
-        .await
-        .unwrap();
-    let producer = client.producer();
-    producer.init_transactions().await.unwrap();
-    producer.begin_transaction().await.unwrap();
+    let (client, producer) = in_a_transaction(&bootstrap, Duration::from_millis(200)).await;
     let sent: Vec<_> = (0..3)
         .map(|i| producer.send(ProducerRecord::new(OUT, format!("open-{i}")).partition(0)))
         .collect();
@@ -374,11 +391,7 @@ async fn closing_during_a_commit_lets_it_end() {
     for d in sent {
         d.await.unwrap();
     }
-    let reader = ClientBuilder::new(&bootstrap).build_tokio().await.unwrap();
-    let out = reader
-        .partition_client(OUT, 0, UnknownTopicHandling::Error)
-        .await
-        .unwrap();
+    let (reader, out) = reader_of_out(&bootstrap).await;
     assert_eq!(after_the_marker(&out).await, ["open-0", "open-1", "open-2"]);
     reader.close().await;
 }

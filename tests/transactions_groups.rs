@@ -517,16 +517,7 @@ fn pipeline(seed: u64, faults: bool) {
 /// with the generation they were read under) and its transaction aborted.
 #[test]
 fn a_member_kicked_out_mid_transaction_cannot_commit_its_input_offsets() {
-    let mut sim = cluster(13, 1);
-    produce_input(&mut sim, 1, 10);
-    let a = member(
-        &mut sim,
-        1,
-        Some("pipeline-a"),
-        IsolationLevel::ReadCommitted,
-    );
-    let first = poll(&mut sim, a, 5, Duration::from_secs(30));
-    assert_eq!(first.len(), 5);
+    let (mut sim, a, first, _) = a_reads(13, 5);
     write_output(&mut sim, a, &first).unwrap();
     // A's application stalls: B takes the partition from the offset committed
     // before A's transaction, 0.
@@ -572,6 +563,24 @@ fn a_member_kicked_out_mid_transaction_cannot_commit_its_input_offsets() {
     let want: Vec<String> = (0..10).map(|i| format!("P0-{i}")).collect();
     assert_eq!(read_committed(&mut sim, OUT, 1), want);
     assert_eq!(committed(&mut sim, 1), vec![10]);
+}
+
+/// One input partition with 10 records, and member A (`pipeline-a`,
+/// read_committed) of the group reading it, which has polled up to `max` of
+/// them: what it read (5, or all 10) and the generation it read them under.
+fn a_reads(seed: u64, max: usize) -> (Simulation, HostId, Vec<ConsumedRecord>, i32) {
+    let mut sim = cluster(seed, 1);
+    produce_input(&mut sim, 1, 10);
+    let a = member(
+        &mut sim,
+        1,
+        Some("pipeline-a"),
+        IsolationLevel::ReadCommitted,
+    );
+    let read = poll(&mut sim, a, max, Duration::from_secs(30));
+    assert_eq!(read.len(), max.min(10));
+    let generation = sim.client(a).group_status().unwrap().generation;
+    (sim, a, read, generation)
 }
 
 /// `a`'s application stalls past max_poll_interval (5 s here) while records
@@ -653,17 +662,7 @@ fn rejoined(sim: &mut Simulation, host: HostId, hosts: &[HostId], other: i32) ->
 /// partition was another member's in between.
 #[test]
 fn a_member_back_in_the_group_cannot_commit_offsets_read_before_it_was_kicked() {
-    let mut sim = cluster(14, 1);
-    produce_input(&mut sim, 1, 10);
-    let a = member(
-        &mut sim,
-        1,
-        Some("pipeline-a"),
-        IsolationLevel::ReadCommitted,
-    );
-    let first = poll(&mut sim, a, 5, Duration::from_secs(30));
-    assert_eq!(first.len(), 5);
-    let read_under = sim.client(a).group_status().unwrap().generation;
+    let (mut sim, a, first, read_under) = a_reads(14, 5);
     write_output(&mut sim, a, &first).unwrap();
     let (b, _) = kicked_and_taken_over(&mut sim, a, 10);
 
@@ -741,17 +740,7 @@ fn offsets_go_with_the_current_generation_after_a_rebalance_that_lost_nothing() 
 /// its offsets, those offsets must still be refused.
 #[test]
 fn records_held_across_a_transaction_and_a_kick_cannot_commit_their_offsets() {
-    let mut sim = cluster(16, 1);
-    produce_input(&mut sim, 1, 10);
-    let a = member(
-        &mut sim,
-        1,
-        Some("pipeline-a"),
-        IsolationLevel::ReadCommitted,
-    );
-    let all = poll(&mut sim, a, 100, Duration::from_secs(30));
-    assert_eq!(all.len(), 10);
-    let read_under = sim.client(a).group_status().unwrap().generation;
+    let (mut sim, a, all, read_under) = a_reads(16, 100);
     // The first half in one transaction, committed.
     process(&mut sim, a, &all[..5]).unwrap();
     // A stalls with the second half in hand; max_poll_interval runs out only
