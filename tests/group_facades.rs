@@ -282,47 +282,38 @@ async fn a_commit_after_recv_batch_stores_the_offset_after_its_last_record() {
 async fn close_without_auto_commit_commits_nothing() {
     let server = server();
     produce(&server, 5, "r");
-    let manual = |c: &mut kafka_sansio::client::ClientConfig| c.consumer.enable_auto_commit = false;
-    let client = builder(&server, GroupProtocol::Classic)
-        .configure(manual)
-        .build_tokio()
-        .await
-        .unwrap();
-    let mut consumer = client.consumer();
-    consumer.subscribe(["t"]).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = Seen::new();
-    while total(&seen) < 20 {
-        assert!(Instant::now() < deadline, "read {} of 20", total(&seen));
-        read_some(&mut consumer, &mut seen).await;
-    }
-    consumer.close().await.unwrap();
-    client.close().await;
+    // A member with auto-commit off reads all 20 records, commits nothing
+    // itself, and closes.
+    let read_all_and_close = async |what: &str| {
+        let client = builder(&server, GroupProtocol::Classic)
+            .configure(|c| c.consumer.enable_auto_commit = false)
+            .build_tokio()
+            .await
+            .unwrap();
+        let mut consumer = client.consumer();
+        consumer.subscribe(["t"]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = Seen::new();
+        while total(&seen) < 20 {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: read {} of 20",
+                total(&seen)
+            );
+            read_some(&mut consumer, &mut seen).await;
+        }
+        consumer.close().await.unwrap();
+        client.close().await;
+        seen
+    };
+    read_all_and_close("the first member").await;
     let committed: Vec<_> = (0..PARTITIONS)
         .map(|p| server.with_cluster(|c, _| c.committed_offset("g", "t", p)))
         .collect();
     assert_eq!(committed, [None; PARTITIONS as usize]);
-
     // The next member reads what was not committed again.
-    let next = builder(&server, GroupProtocol::Classic)
-        .configure(manual)
-        .build_tokio()
-        .await
-        .unwrap();
-    let mut consumer = next.consumer();
-    consumer.subscribe(["t"]).unwrap();
-    let mut again = Seen::new();
-    while total(&again) < 20 {
-        assert!(
-            Instant::now() < deadline,
-            "read {} of 20 again",
-            total(&again)
-        );
-        read_some(&mut consumer, &mut again).await;
-    }
+    let again = read_all_and_close("the next member").await;
     assert_once(&again, 20);
-    consumer.close().await.unwrap();
-    next.close().await;
 }
 
 /// An application that stops taking records from its `Consumer` for longer than
