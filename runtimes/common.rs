@@ -45,10 +45,30 @@ pub use crate::tls::TlsConfig;
 /// let before = kafka_sansio::runtime::now();
 /// assert!(kafka_sansio::runtime::now() >= before);
 /// ```
+///
+/// Inside a [`SimRuntime`](crate::sim_runtime::SimRuntime)'s tasks it is the
+/// runtime's virtual time.
 #[allow(clippy::disallowed_methods)] // the adapters are the I/O boundary
 #[must_use]
 pub fn now() -> Instant {
+    #[cfg(feature = "sim")]
+    if let Some(now) = crate::sim_runtime::virtual_now() {
+        return now;
+    }
     Instant::now()
+}
+
+/// The wall clock in milliseconds since the Unix epoch, for records without a
+/// timestamp (virtual inside a simulated runtime, so that runs repeat).
+#[allow(clippy::disallowed_methods)] // the adapters are the I/O boundary
+pub(crate) fn wall_clock_ms() -> i64 {
+    #[cfg(feature = "sim")]
+    if let Some(ms) = crate::sim_runtime::virtual_wall_clock_ms() {
+        return ms;
+    }
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// What ended a request successfully.

@@ -53,6 +53,10 @@ use crate::driver::{Command, DriverTls};
 #[derive(Debug)]
 pub struct ClientBuilder {
     config: Result<ClientConfig, ClientError>,
+    /// A seed was given ([`seed`](Self::seed)); else it is random (or, on a
+    /// simulated runtime, the runtime's).
+    #[cfg_attr(not(feature = "sim"), allow(dead_code))]
+    seeded: bool,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::TlsConfig>,
 }
@@ -94,6 +98,7 @@ impl ClientBuilder {
                 c.seed = random_seed();
                 c
             }),
+            seeded: false,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -182,8 +187,15 @@ impl ClientBuilder {
     /// assert_eq!(ClientBuilder::new("a:9092,b:9092").seed(7).config().seed, 7);
     /// ```
     #[must_use]
-    pub fn seed(self, seed: u64) -> Self {
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seeded = true;
         self.edit(|c| c.seed = seed)
+    }
+
+    /// This builder with `seed` as its seed, unless one was given.
+    #[cfg(feature = "sim")]
+    pub(crate) fn seed_unless_given(self, seed: u64) -> Self {
+        if self.seeded { self } else { self.seed(seed) }
     }
 
     /// The default deadline of an operation, retries included.
@@ -934,13 +946,6 @@ fn first(results: Vec<TopicResult>) -> Result<(), ClientError> {
         .map_or(Err(ClientError::Closed), |r| r.result)
 }
 
-/// The current wall-clock time in milliseconds, for records without a timestamp.
-fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// Topic administration at the controller.
 ///
 /// ```
@@ -1110,7 +1115,7 @@ impl PartitionClient {
         mut records: Vec<Record>,
         options: ProduceOptions,
     ) -> Result<ProduceOutput, ClientError> {
-        let now_ms = wall_clock_ms();
+        let now_ms = crate::runtime::wall_clock_ms();
         for r in &mut records {
             r.timestamp.get_or_insert(now_ms);
         }

@@ -41,12 +41,6 @@ pub struct Producer {
 
 pub use crate::delivery::{BatchDelivery, DeliveryFuture, NoRoom};
 
-fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 impl crate::runtime::Client {
     /// The client's producer.
     ///
@@ -97,7 +91,9 @@ impl Producer {
     /// # Ok(()) });
     /// ```
     pub fn send(&self, mut record: ProducerRecord) -> DeliveryFuture {
-        record.timestamp.get_or_insert_with(wall_clock_ms);
+        record
+            .timestamp
+            .get_or_insert_with(crate::runtime::wall_clock_ms);
         let (future, wake) = self.client.deliveries().push_one(record);
         if wake {
             // If the driver is gone its table is closed and every future fails.
@@ -137,7 +133,9 @@ impl Producer {
     /// # Ok(()) });
     /// ```
     pub async fn send_when_room(&self, mut record: ProducerRecord) -> DeliveryFuture {
-        record.timestamp.get_or_insert_with(wall_clock_ms);
+        record
+            .timestamp
+            .get_or_insert_with(crate::runtime::wall_clock_ms);
         // Dropped before the record is taken: leaves the line.
         let mut place = PlaceInLine::new(self.client.deliveries());
         let mut record = Some(record);
@@ -187,7 +185,9 @@ impl Producer {
     /// ```
     #[allow(clippy::result_large_err)] // the record comes back whole
     pub fn try_send(&self, mut record: ProducerRecord) -> Result<DeliveryFuture, NoRoom> {
-        record.timestamp.get_or_insert_with(wall_clock_ms);
+        record
+            .timestamp
+            .get_or_insert_with(crate::runtime::wall_clock_ms);
         let (future, wake) = self.client.deliveries().try_push(record)?;
         if wake {
             let _ = self.client.command(Command::Produce);
@@ -210,7 +210,7 @@ impl Producer {
     /// # Ok(()) });
     /// ```
     pub fn send_batch(&self, records: Vec<ProducerRecord>) -> Vec<DeliveryFuture> {
-        let now_ms = wall_clock_ms();
+        let now_ms = crate::runtime::wall_clock_ms();
         let mut futures = Vec::with_capacity(records.len());
         let records = records.into_iter().map(|mut r| {
             r.timestamp.get_or_insert(now_ms);
@@ -273,7 +273,7 @@ impl Producer {
     /// ```
     pub fn send_buffer(&self, records: crate::client::RecordBuffer) -> BatchDelivery {
         let mut queue = records.queue;
-        queue.fill_timestamps(wall_clock_ms());
+        queue.fill_timestamps(crate::runtime::wall_clock_ms());
         let (batch, wake) = self.client.deliveries().push_queue(queue, records.bytes);
         if wake {
             let _ = self.client.command(Command::Produce);

@@ -127,6 +127,19 @@ mod producer_facade;
 )]
 #[path = "../runtimes/common.rs"]
 pub mod runtime;
+#[cfg(all(
+    feature = "sim",
+    any(feature = "tokio", feature = "smol", feature = "blocking")
+))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(all(
+        feature = "sim",
+        any(feature = "tokio", feature = "smol", feature = "blocking")
+    )))
+)]
+#[path = "../runtimes/sim_runtime.rs"]
+pub mod sim_runtime;
 #[cfg(all(feature = "sim", feature = "tokio"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "sim", feature = "tokio"))))]
 #[path = "../runtimes/sim_server.rs"]

@@ -60,6 +60,43 @@ enum Owner {
     Raw(Box<Connection>),
     /// Connection `conn` of hosted client `host`.
     Hosted { host: usize, conn: ConnId },
+    /// A socket dialed from outside the simulation (a facade's driver under the
+    /// simulated runtime): what reaches it waits here until it is read.
+    #[cfg_attr(
+        not(any(feature = "tokio", feature = "smol", feature = "blocking")),
+        allow(dead_code)
+    )]
+    Socket(SocketEnd),
+}
+
+/// The client side of a socket dialed with [`Simulation::dial`].
+#[derive(Debug, Default)]
+struct SocketEnd {
+    /// The dial's outcome, once it arrived.
+    connected: Option<Result<(), String>>,
+    /// Bytes delivered and not yet read, oldest first.
+    unread: VecDeque<Bytes>,
+    /// The server side closed, and everything before that was delivered.
+    eof: bool,
+    /// The connection was reset.
+    reset: bool,
+}
+
+/// What reading a dialed socket found.
+#[cfg_attr(
+    not(any(feature = "tokio", feature = "smol", feature = "blocking")),
+    allow(dead_code)
+)]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum SocketRead {
+    /// This many bytes were copied.
+    Data(usize),
+    /// Nothing yet.
+    Empty,
+    /// The peer closed its side.
+    Eof,
+    /// The connection was reset (or never connected).
+    Reset,
 }
 
 struct Host {
@@ -247,7 +284,9 @@ impl Simulation {
     pub fn connection(&mut self, client: ClientId) -> &mut Connection {
         match &mut self.clients[client.0].owner {
             Owner::Raw(conn) => conn,
-            Owner::Hosted { .. } => panic!("{client:?} belongs to a hosted client"),
+            Owner::Hosted { .. } | Owner::Socket(_) => {
+                panic!("{client:?} is not a connection opened with `connect`")
+            }
         }
     }
 
@@ -366,6 +405,10 @@ impl Simulation {
                 self.hosts[host]
                     .client
                     .handle_transport_error(conn, now, RESET);
+            }
+            Owner::Socket(end) => {
+                c.closed = true;
+                end.reset = true;
             }
         }
         self.mix(&[2, client.0 as u64]);
@@ -628,7 +671,7 @@ impl Simulation {
     }
 
     /// The next time anything happens: a delivery or a state machine's timeout.
-    fn next_time(&self) -> Option<Instant> {
+    pub(crate) fn next_time(&self) -> Option<Instant> {
         let delivery = self.in_transit.keys().next().map(|(t, _)| *t);
         let clients = self
             .clients
@@ -636,7 +679,7 @@ impl Simulation {
             .filter(|c| !c.closed)
             .filter_map(|c| match &c.owner {
                 Owner::Raw(conn) => conn.poll_timeout(),
-                Owner::Hosted { .. } => None,
+                Owner::Hosted { .. } | Owner::Socket(_) => None,
             });
         let hosts = self
             .hosts
@@ -685,6 +728,7 @@ impl Simulation {
                             Owner::Hosted { host, conn } => {
                                 self.hosts[*host].client.handle_input(*conn, now, &bytes);
                             }
+                            Owner::Socket(end) => end.unread.push_back(bytes),
                         }
                     }
                 }
@@ -696,15 +740,26 @@ impl Simulation {
                             Owner::Hosted { host, conn } => {
                                 self.hosts[*host].client.handle_eof(*conn, now);
                             }
+                            Owner::Socket(end) => end.eof = true,
                         }
                     }
                 }
                 Delivery::Connected => {
-                    if let Owner::Hosted { host, conn } = self.clients[i].owner
+                    if let Owner::Socket(end) = &mut self.clients[i].owner {
+                        end.connected.get_or_insert(Ok(()));
+                        self.mix(&[23, i as u64]);
+                    } else if let Owner::Hosted { host, conn } = self.clients[i].owner
                         && !self.clients[i].closed
                     {
                         self.mix(&[23, i as u64]);
                         self.hosts[host].client.handle_connected(conn, now);
+                    }
+                }
+                Delivery::ConnectFailed(e) if matches!(self.clients[i].owner, Owner::Socket(_)) => {
+                    self.mix(&[24, i as u64]);
+                    self.clients[i].closed = true;
+                    if let Owner::Socket(end) = &mut self.clients[i].owner {
+                        end.connected = Some(Err(e));
                     }
                 }
                 Delivery::ConnectFailed(e) => {
@@ -790,7 +845,7 @@ impl Simulation {
             .enumerate()
             .filter(|(_, c)| match &c.owner {
                 Owner::Raw(conn) => !c.closed && (conn.in_flight() > 0 || conn.queued() > 0),
-                Owner::Hosted { .. } => false,
+                Owner::Hosted { .. } | Owner::Socket(_) => false,
             })
             .map(|(i, _)| ClientId(i))
             .collect()
@@ -800,5 +855,112 @@ impl Simulation {
     #[must_use]
     pub fn is_closed(&self, client: ClientId) -> bool {
         self.clients[client.0].closed
+    }
+}
+
+/// The sockets of the simulated runtime (`sim_runtime`), which drives the facades'
+/// driver over this network.
+#[cfg_attr(
+    not(any(feature = "tokio", feature = "smol", feature = "blocking")),
+    allow(dead_code)
+)]
+impl Simulation {
+    /// Dials the broker advertised on `port` for a driver outside the simulation
+    /// (the simulated runtime's sockets); the outcome arrives after one network
+    /// delay ([`socket_connected`](Self::socket_connected)). Returns the link.
+    pub(crate) fn dial(&mut self, port: u16) -> usize {
+        let i = self.clients.len();
+        self.mix(&[40, i as u64, u64::from(port)]);
+        let server = self
+            .cluster
+            .broker_at(port)
+            .ok_or_else(|| format!("nothing listens on port {port}"))
+            .and_then(|b| self.cluster.connect(b, self.now).map_err(|e| e.to_string()));
+        self.clients.push(Client {
+            owner: Owner::Socket(SocketEnd::default()),
+            latency: None,
+            server: server.as_ref().ok().copied(),
+            events: VecDeque::new(),
+            last_to_server: self.now,
+            last_to_client: self.now,
+            closed: false,
+            inbox: VecDeque::new(),
+        });
+        let at = self.now + self.latency(i);
+        match server {
+            Ok(s) => {
+                self.by_server.insert(s, i);
+                self.clients[i].last_to_client = at;
+                self.schedule(at, i, Delivery::Connected);
+            }
+            Err(e) => self.schedule(at, i, Delivery::ConnectFailed(e)),
+        }
+        i
+    }
+
+    /// The outcome of dialing `link`, once it arrived.
+    pub(crate) fn socket_connected(&self, link: usize) -> Option<Result<(), String>> {
+        match &self.clients.get(link)?.owner {
+            Owner::Socket(end) => end.connected.clone(),
+            _ => None,
+        }
+    }
+
+    /// Writes to a dialed socket: the bytes travel as any client's do. Returns
+    /// `false` when the link was reset or closed (the bytes go nowhere).
+    pub(crate) fn socket_write(&mut self, link: usize, bytes: Bytes) -> bool {
+        let Some(c) = self.clients.get(link) else {
+            return false;
+        };
+        if c.closed {
+            return false;
+        }
+        self.send_from_client(link, bytes);
+        self.pump();
+        true
+    }
+
+    /// Reads what reached a dialed socket into `buf`.
+    pub(crate) fn socket_read(&mut self, link: usize, buf: &mut [u8]) -> SocketRead {
+        let Some(Client {
+            owner: Owner::Socket(end),
+            ..
+        }) = self.clients.get_mut(link)
+        else {
+            return SocketRead::Reset;
+        };
+        if let Some(front) = end.unread.front_mut() {
+            let n = front.len().min(buf.len());
+            buf[..n].copy_from_slice(&front[..n]);
+            let _ = front.split_to(n);
+            if front.is_empty() {
+                end.unread.pop_front();
+            }
+            return SocketRead::Data(n);
+        }
+        if end.reset || matches!(end.connected, Some(Err(_))) {
+            SocketRead::Reset
+        } else if end.eof {
+            SocketRead::Eof
+        } else {
+            SocketRead::Empty
+        }
+    }
+
+    /// Closes a dialed socket from the client side: the broker sees it go.
+    pub(crate) fn socket_close(&mut self, link: usize) {
+        if link < self.clients.len() && !self.clients[link].closed {
+            self.mix(&[41, link as u64]);
+            self.close_link(link);
+            self.pump();
+        }
+    }
+
+    /// Moves virtual time forward to `at` (never back) without handling anything:
+    /// the simulated runtime's own timers fire there.
+    pub(crate) fn advance_to(&mut self, at: Instant) {
+        if at > self.now {
+            self.now = at;
+        }
     }
 }

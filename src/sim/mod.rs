@@ -72,6 +72,8 @@ pub use config::{
     ClusterConfig, Faults, MAX_BROKERS, MAX_PARTITIONS_PER_CLUSTER, MAX_PARTITIONS_PER_TOPIC,
 };
 pub use coordinator::{GroupProtocol, GroupSummary, MemberSummary};
+#[cfg(any(feature = "tokio", feature = "smol", feature = "blocking"))]
+pub(crate) use harness::SocketRead;
 pub use harness::{ClientId, HostId, NetworkConfig, SimRng, Simulation};
 pub use sasl::SimSasl;
 

@@ -1,0 +1,322 @@
+//! The async facades on the simulated runtime: the application's tasks and the
+//! client's driver on one virtual clock, every interleaving drawn from a seed.
+//!
+//! `SIM_SEEDS=n` (and `SIM_SEED_START`) runs the seeded suites over more seeds, e.g.
+//! `SIM_SEEDS=2000 cargo test --release --all-features --test sim_runtime`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use kafka_sansio::client::{ConsumedRecord, Offset, OffsetReset, ProducerRecord, TopicPartition};
+use kafka_sansio::runtime::ClientBuilder;
+use kafka_sansio::sim::{ClusterConfig, NetworkConfig, SimRng};
+use kafka_sansio::sim_runtime::{self, SimRunError, SimRuntime};
+
+fn seeds(default: u64) -> std::ops::Range<u64> {
+    let n = std::env::var("SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default);
+    let start = std::env::var("SIM_SEED_START")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    start..start + n
+}
+
+fn cluster(brokers: usize) -> ClusterConfig {
+    ClusterConfig {
+        brokers,
+        ..ClusterConfig::default()
+    }
+}
+
+fn runtime(seed: u64, brokers: usize, network: NetworkConfig) -> SimRuntime {
+    let rt = SimRuntime::new(seed, cluster(brokers), network);
+    rt.set_time_limit(Duration::from_secs(600));
+    rt
+}
+
+fn create_topic(rt: &SimRuntime, name: &str, partitions: i32, replicas: i16) {
+    rt.with_simulation(|sim| sim.cluster().create_topic(name, partitions, replicas))
+        .unwrap();
+}
+
+/// A slow, fragmenting network: replies arrive in pieces, up to 5 ms late.
+fn rough_network() -> NetworkConfig {
+    NetworkConfig {
+        latency_min: Duration::from_micros(50),
+        latency_max: Duration::from_millis(5),
+        fragment: true,
+        reset_probability: 0.0,
+    }
+}
+
+#[test]
+fn produce_and_consume_through_the_facades_on_virtual_time() {
+    let rt = runtime(1, 3, NetworkConfig::default());
+    create_topic(&rt, "orders", 3, 3);
+    let client = ClientBuilder::new(&rt.bootstrap()).build_sim(&rt).unwrap();
+    let read = rt
+        .block_on(async move {
+            let producer = client.producer();
+            let sent: Vec<_> = (0..300)
+                .map(|i| {
+                    producer.send(
+                        ProducerRecord::new("orders", format!("{i}")).key(format!("k{}", i % 7)),
+                    )
+                })
+                .collect();
+            let mut written = Vec::new();
+            for d in sent {
+                written.push(d.await.unwrap());
+            }
+            let mut consumer = client.consumer();
+            consumer
+                .assign(
+                    (0..3).map(|p| TopicPartition::new("orders", p)).collect(),
+                    Offset::Beginning,
+                )
+                .unwrap();
+            let mut read = BTreeMap::new();
+            while read.len() < 300 {
+                let r = sim_runtime::timeout(Duration::from_secs(30), consumer.recv())
+                    .await
+                    .expect("every record comes back")
+                    .unwrap();
+                let value: usize = std::str::from_utf8(r.record.value().unwrap())
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert_eq!(written[value].offset, Some(r.record.offset));
+                assert_eq!(written[value].partition, r.partition);
+                read.insert(value, r.record.timestamp);
+            }
+            client.close().await;
+            read
+        })
+        .unwrap();
+    assert_eq!(read.len(), 300);
+    // Timestamps come from the virtual wall clock: 2026-01-01 plus the run's time.
+    let first = *read.values().min().unwrap();
+    assert!(
+        (1_767_225_600_000..1_767_225_600_000 + 60_000).contains(&first),
+        "{first}"
+    );
+    assert!(rt.elapsed() < Duration::from_secs(60), "{:?}", rt.elapsed());
+}
+
+/// What one seeded run of a small workload observed: records read by a group
+/// member, in order, with the virtual times of the reads.
+fn small_workload(seed: u64) -> (u64, Vec<(i32, i64, Duration)>) {
+    let rt = runtime(seed, 3, rough_network());
+    create_topic(&rt, "t", 2, 3);
+    let client = ClientBuilder::new(&rt.bootstrap())
+        .configure(|c| {
+            c.consumer.group_id = Some("g".into());
+            c.consumer.auto_offset_reset = OffsetReset::Earliest;
+        })
+        .build_sim(&rt)
+        .unwrap();
+    let clock = rt.clone();
+    let seen = rt
+        .block_on(async move {
+            let producer = client.producer();
+            for i in 0..40 {
+                drop(producer.send(ProducerRecord::new("t", format!("{i}")).key(format!("{i}"))));
+            }
+            producer.flush().await.unwrap();
+            let mut consumer = client.consumer();
+            consumer.subscribe(["t"]).unwrap();
+            let mut seen = Vec::new();
+            while seen.len() < 40 {
+                let r = consumer.recv().await.unwrap();
+                seen.push((r.partition, r.record.offset, clock.elapsed()));
+            }
+            consumer.close().await.unwrap();
+            client.close().await;
+            seen
+        })
+        .unwrap();
+    (rt.trace_hash(), seen)
+}
+
+#[test]
+fn the_same_seed_repeats_a_run_exactly() {
+    let a = small_workload(11);
+    let b = small_workload(11);
+    assert_eq!(a, b);
+    let c = small_workload(12);
+    assert_ne!(a.0, c.0, "another seed, another run");
+}
+
+#[test]
+fn a_future_waiting_for_nothing_stalls_instead_of_hanging() {
+    let rt = runtime(1, 1, NetworkConfig::default());
+    let client = ClientBuilder::new(&rt.bootstrap()).build_sim(&rt).unwrap();
+    rt.block_on({
+        let client = client.clone();
+        async move { client.describe_cluster().await }
+    })
+    .unwrap()
+    .unwrap();
+    drop(client);
+    // The driver ends with its last handle; nothing is left to wake this.
+    let stalled = rt.block_on(std::future::pending::<()>());
+    assert!(
+        matches!(stalled, Err(SimRunError::Stalled { .. })),
+        "{stalled:?}"
+    );
+}
+
+#[test]
+fn a_client_whose_cluster_is_down_times_out_on_the_virtual_clock() {
+    let rt = runtime(1, 1, NetworkConfig::default());
+    rt.with_simulation(|sim| {
+        let now = sim.now();
+        sim.cluster().crash_broker(0, now);
+    });
+    let client = ClientBuilder::new(&rt.bootstrap())
+        .operation_timeout(Duration::from_secs(20))
+        .build_sim(&rt)
+        .unwrap();
+    let result = rt
+        .block_on(async move { client.describe_cluster().await })
+        .unwrap();
+    assert!(result.is_err(), "{result:?}");
+    let elapsed = rt.elapsed();
+    assert!(
+        (Duration::from_secs(19)..Duration::from_secs(25)).contains(&elapsed),
+        "{elapsed:?}"
+    );
+}
+
+/// The consumer facade under what applications do between receives, in an order
+/// and with timings drawn from the seed: receives cut short by timeouts (some
+/// before the driver answered, some after, some while the answer is half-way),
+/// seeks, pauses and resumes, unassigns and assigns. Whatever the interleaving,
+/// each record handed out is of an assigned, unpaused partition and is the one its
+/// position says: the offset after the last one handed out, or where the last
+/// seek or assign put it.
+#[test]
+fn a_consumer_hands_out_what_its_positions_say_in_every_interleaving() {
+    for seed in seeds(30) {
+        let handed = consumer_moves(seed);
+        assert!(handed > 20, "seed {seed}: {handed} records handed out");
+    }
+}
+
+fn consumer_moves(seed: u64) -> usize {
+    const PARTITIONS: i32 = 3;
+    const PER_PARTITION: i64 = 40;
+    let rt = runtime(seed, 1, rough_network());
+    create_topic(&rt, "t", PARTITIONS, 1);
+    let client = ClientBuilder::new(&rt.bootstrap())
+        .configure(|c| {
+            c.consumer.fetch_max_wait = Duration::from_millis(5);
+            c.consumer.fetch_max_bytes = 2_000; // a few records a fetch
+        })
+        .build_sim(&rt)
+        .unwrap();
+    let result = rt.block_on(async move {
+        let producer = client.producer();
+        let sent: Vec<_> = (0..PARTITIONS)
+            .flat_map(|p| (0..PER_PARTITION).map(move |i| (p, i)))
+            .map(|(p, i)| producer.send(ProducerRecord::new("t", format!("{p}-{i}")).partition(p)))
+            .collect();
+        for d in sent {
+            d.await.unwrap();
+        }
+        let tp = |p: i32| TopicPartition::new("t", p);
+        let mut consumer = client.consumer();
+        consumer
+            .assign((0..PARTITIONS).map(tp).collect(), Offset::Beginning)
+            .unwrap();
+        let mut model = Positions {
+            next: (0..PARTITIONS).map(|p| (p, 0)).collect(),
+            paused: BTreeSet::new(),
+        };
+        let mut rng = SimRng::new(seed ^ 0xc0ffee);
+        let mut handed = 0;
+        for step in 0..300 {
+            let p = rng.below(PARTITIONS as u64) as i32;
+            let wait = Duration::from_micros(rng.below(6_000));
+            match rng.below(10) {
+                0..=3 => {
+                    if let Ok(r) = sim_runtime::timeout(wait, consumer.recv()).await {
+                        model.check(&r.unwrap(), step, seed);
+                        handed += 1;
+                    }
+                }
+                4 => {
+                    if let Ok(batch) = sim_runtime::timeout(wait, consumer.recv_batch()).await {
+                        for r in batch.unwrap() {
+                            model.check(&r, step, seed);
+                            handed += 1;
+                        }
+                    }
+                }
+                5 | 6 if model.next.contains_key(&p) => {
+                    let to = rng.below(PER_PARTITION as u64) as i64;
+                    consumer.seek(tp(p), Offset::At(to)).unwrap();
+                    model.next.insert(p, to);
+                }
+                7 if model.next.contains_key(&p) => {
+                    if model.paused.insert(p) {
+                        consumer.pause(vec![tp(p)]).unwrap();
+                    } else {
+                        model.paused.remove(&p);
+                        consumer.resume(vec![tp(p)]).unwrap();
+                    }
+                }
+                8 if model.next.contains_key(&p) => {
+                    consumer.unassign(vec![tp(p)]).unwrap();
+                    model.next.remove(&p);
+                    model.paused.remove(&p);
+                }
+                9 if !model.next.contains_key(&p) => {
+                    let to = rng.below(PER_PARTITION as u64) as i64;
+                    consumer.assign(vec![tp(p)], Offset::At(to)).unwrap();
+                    model.next.insert(p, to);
+                }
+                // Time for the driver to answer a receive that was cut short.
+                _ => sim_runtime::sleep(wait * 2).await,
+            }
+        }
+        client.close().await;
+        handed
+    });
+    result.unwrap_or_else(|e| panic!("seed {seed}: {e}"))
+}
+
+/// The model of [`consumer_moves`]: each assigned partition's next offset, and
+/// the paused ones.
+struct Positions {
+    next: BTreeMap<i32, i64>,
+    paused: BTreeSet<i32>,
+}
+
+impl Positions {
+    fn check(&mut self, r: &ConsumedRecord, step: usize, seed: u64) {
+        let p = r.partition;
+        assert!(
+            !self.paused.contains(&p),
+            "seed {seed} step {step}: a record of paused {p}"
+        );
+        let want = self.next.get_mut(&p).unwrap_or_else(|| {
+            panic!(
+                "seed {seed} step {step}: a record of unassigned {p} at {}",
+                r.record.offset
+            )
+        });
+        assert_eq!(
+            r.record.offset, *want,
+            "seed {seed} step {step}: partition {p}"
+        );
+        assert_eq!(
+            r.record.value(),
+            Some(format!("{p}-{}", r.record.offset).as_bytes())
+        );
+        *want += 1;
+    }
+}
