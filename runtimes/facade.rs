@@ -385,6 +385,12 @@ macro_rules! expect {
 }
 
 impl Client {
+    /// Names the driver behind this handle (and its clones) while it lives.
+    #[cfg(feature = "sim")]
+    pub(crate) fn driver_key(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
     pub(crate) async fn run(
         &self,
         start: impl FnOnce(&mut Core, Instant) -> OpId + Send + 'static,

@@ -125,6 +125,8 @@ struct World {
     next_timer: Cell<u64>,
     /// Drivers waiting on a simulated socket (to connect or to read), by link.
     sockets: RefCell<BTreeMap<usize, Waker>>,
+    /// The task of each client's driver, by the client's driver key.
+    drivers: RefCell<BTreeMap<usize, u64>>,
     /// Orders the ready tasks of each round.
     rng: RefCell<SimRng>,
     time_limit: Cell<Duration>,
@@ -325,6 +327,7 @@ impl SimRuntime {
                 timers: RefCell::new(BTreeMap::new()),
                 next_timer: Cell::new(0),
                 sockets: RefCell::new(BTreeMap::new()),
+                drivers: RefCell::new(BTreeMap::new()),
                 rng: RefCell::new(SimRng::new(seed ^ 0x5eed_7a5c_0000_0001)),
                 time_limit: Cell::new(Duration::from_secs(3600)),
             }),
@@ -424,6 +427,41 @@ impl SimRuntime {
     #[must_use]
     pub fn trace_hash(&self) -> u64 {
         self.world.sim.borrow().trace_hash()
+    }
+
+    /// Kills a client built with [`ClientBuilder::build_sim`](crate::runtime::ClientBuilder::build_sim)
+    /// as a killed process dies: its driver stops at once, and its connections
+    /// close without a word (no group leave, no transaction ended, nothing that
+    /// lingers sent). The brokers see the connections go; the group coordinator
+    /// notices only when the member's session times out, the transaction
+    /// coordinator when the transaction does. Every handle of the client fails
+    /// from then on. Returns whether the client's driver was still running.
+    ///
+    /// ```
+    /// # use kafka_sansio::sim::{ClusterConfig, NetworkConfig};
+    /// # use kafka_sansio::sim_runtime::SimRuntime;
+    /// use kafka_sansio::client::ClientError;
+    /// use kafka_sansio::runtime::ClientBuilder;
+    ///
+    /// let rt = SimRuntime::new(1, ClusterConfig::default(), NetworkConfig::default());
+    /// let client = ClientBuilder::new(&rt.bootstrap()).build_sim(&rt)?;
+    /// assert!(rt.crash(&client));
+    /// let after = rt.block_on(async move { client.describe_cluster().await })?;
+    /// assert!(matches!(after, Err(ClientError::Closed)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn crash(&self, client: &crate::runtime::Client) -> bool {
+        let Some(task) = self.world.drivers.borrow_mut().remove(&client.driver_key()) else {
+            return false;
+        };
+        let driver = self.world.tasks.borrow_mut().remove(&task).flatten();
+        let Some(driver) = driver else {
+            return false;
+        };
+        // Its sockets close as it drops, which needs the runtime current.
+        let _enter = Enter::new(&self.world);
+        drop(driver);
+        true
     }
 
     /// Starts a task; it runs while [`block_on`](Self::block_on) runs. Await the
@@ -831,9 +869,11 @@ impl crate::runtime::ClientBuilder {
         let _enter = Enter::new(&rt.world);
         let (core, client, port, tls) = self.seed_unless_given(seed).parts()?;
         let driver = crate::driver::Driver::<SimNet>::new(core, port, tls);
-        rt.world.spawn(Box::pin(async move {
-            let _ = driver.await;
-        }));
+        let task = rt.world.spawn(Box::pin(driver));
+        rt.world
+            .drivers
+            .borrow_mut()
+            .insert(client.driver_key(), task);
         Ok(client)
     }
 }

@@ -320,3 +320,317 @@ impl Positions {
         *want += 1;
     }
 }
+
+mod pipeline {
+    //! The README's consume-transform-produce loop through the facades, three
+    //! members of one group on the simulated runtime while the cluster misbehaves
+    //! (leaders move, brokers crash and restart, connections reset, latency
+    //! changes, all drawn from the seed): one member closes, one dies without
+    //! closing, every fourth transaction is aborted and its input read again.
+    //! What a user checks: every input record is in the output exactly once, as
+    //! a read_committed reader sees it, and the committed offsets end at the
+    //! input's end.
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    use super::*;
+    use kafka_sansio::client::{
+        ClientError, FetchOptions, GroupProtocol, IsolationLevel, UnknownTopicHandling,
+    };
+    use kafka_sansio::runtime::Client;
+    use kafka_sansio::sim::Simulation;
+
+    const GROUP: &str = "enricher";
+    const IN: &str = "orders";
+    const OUT: &str = "enriched";
+    const PARTITIONS: i32 = 4;
+    const PER_PARTITION: usize = 60;
+
+    fn cluster() -> ClusterConfig {
+        ClusterConfig {
+            brokers: 3,
+            auto_create_topics: false,
+            group_min_session_timeout: Duration::from_millis(500),
+            consumer_group_session_timeout: Duration::from_secs(3),
+            consumer_group_heartbeat_interval: Duration::from_millis(200),
+            ..ClusterConfig::default()
+        }
+    }
+
+    /// How a member ends.
+    #[derive(Clone, Copy, PartialEq)]
+    enum End {
+        /// `consumer.close()` and `client.close()`, as the README does.
+        Close,
+        /// Killed ([`SimRuntime::crash`]): its group session and its
+        /// transaction time out on the coordinators.
+        Die,
+    }
+
+    /// One member running the README's loop until `stop`. Returns how many
+    /// transactions it committed and aborted.
+    async fn member(
+        rt: SimRuntime,
+        protocol: GroupProtocol,
+        id: usize,
+        stop: Rc<Cell<bool>>,
+        end: End,
+    ) -> Result<(usize, usize), ClientError> {
+        let client = ClientBuilder::new(&rt.bootstrap())
+            .group_id(GROUP)
+            .configure(move |c| {
+                c.producer.transactional_id = Some(format!("enricher-{id}"));
+                c.producer.linger = Duration::from_millis(2);
+                c.producer.transaction_timeout = Duration::from_secs(10);
+                c.consumer.group_protocol = protocol;
+                c.consumer.enable_auto_commit = false;
+                c.consumer.isolation = IsolationLevel::ReadCommitted;
+                c.consumer.auto_offset_reset = OffsetReset::Earliest;
+                c.consumer.session_timeout = Duration::from_secs(3);
+                c.consumer.heartbeat_interval = Duration::from_millis(200);
+                c.consumer.rebalance_timeout = Duration::from_secs(10);
+            })
+            .build_sim(&rt)?;
+        let producer = client.producer();
+        producer.init_transactions().await?;
+        let mut consumer = client.consumer();
+        consumer.subscribe([IN])?;
+        let (mut transactions, mut committed, mut aborted) = (0, 0, 0);
+        while !stop.get() {
+            let Ok(batch) =
+                sim_runtime::timeout(Duration::from_millis(100), consumer.recv_batch()).await
+            else {
+                continue;
+            };
+            let batch = batch?;
+            if batch.is_empty() {
+                continue;
+            }
+            producer.begin_transaction().await?;
+            let mut next = BTreeMap::new();
+            for r in &batch {
+                let value =
+                    String::from_utf8_lossy(r.record.value().unwrap_or_default()).to_uppercase();
+                let _delivery =
+                    producer.send(ProducerRecord::new(OUT, value).partition(r.partition));
+                next.insert(
+                    TopicPartition::new(r.topic.clone(), r.partition),
+                    r.record.offset + 1,
+                );
+            }
+            transactions += 1;
+            let sent = producer
+                .send_offsets_to_transaction(GROUP, next.into_iter().collect())
+                .await;
+            let planned_abort = transactions % 4 == 0;
+            if sent.is_err() || planned_abort || producer.commit_transaction().await.is_err() {
+                producer.abort_transaction().await?;
+                for tp in consumer.assignment() {
+                    consumer.seek(tp, Offset::Committed)?;
+                }
+                aborted += 1;
+            } else {
+                committed += 1;
+            }
+        }
+        match end {
+            End::Close => {
+                consumer.close().await?;
+                client.close().await;
+            }
+            End::Die => {
+                assert!(rt.crash(&client));
+            }
+        }
+        Ok((committed, aborted))
+    }
+
+    /// Writes input record `i` of every partition (`p{p}-{i}`) every `pace`.
+    async fn produce_input(rt: SimRuntime, pace: Duration) {
+        let client = ClientBuilder::new(&rt.bootstrap()).build_sim(&rt).unwrap();
+        let producer = client.producer();
+        let mut deliveries = Vec::new();
+        for i in 0..PER_PARTITION {
+            for p in 0..PARTITIONS {
+                deliveries
+                    .push(producer.send(ProducerRecord::new(IN, format!("p{p}-{i}")).partition(p)));
+            }
+            sim_runtime::sleep(pace).await;
+        }
+        for d in deliveries {
+            d.await.unwrap();
+        }
+        client.close().await;
+    }
+
+    fn fault(sim: &mut Simulation, rng: &mut SimRng) {
+        let now = sim.now();
+        match rng.below(5) {
+            0 => {
+                let topic = [IN, OUT][rng.below(2) as usize];
+                let p = rng.below(PARTITIONS as u64) as i32;
+                let _ = sim.cluster().move_leader(topic, p, rng.below(3) as i32);
+            }
+            1 => {
+                let live = (0..3).filter(|b| sim.cluster().is_up(*b)).count();
+                if live > 2 {
+                    sim.cluster().crash_broker(rng.below(3) as i32, now);
+                }
+            }
+            2 => sim.cluster().restart_broker(rng.below(3) as i32, now),
+            3 => sim.network.reset_probability = [0.0, 0.01][rng.below(2) as usize],
+            _ => sim.network.latency_max = Duration::from_millis([1, 20][rng.below(2) as usize]),
+        }
+    }
+
+    fn heal(sim: &mut Simulation) {
+        let now = sim.now();
+        for b in 0..3 {
+            sim.cluster().restart_broker(b, now);
+        }
+        sim.network.reset_probability = 0.0;
+        sim.network.latency_max = Duration::from_millis(2);
+    }
+
+    /// The group's committed offset of every input partition (-1: none).
+    async fn committed(client: &Client) -> Result<Vec<i64>, ClientError> {
+        let tps = (0..PARTITIONS)
+            .map(|p| TopicPartition::new(IN, p))
+            .collect();
+        Ok(client
+            .fetch_committed(GROUP, tps)
+            .await?
+            .into_iter()
+            .map(|c| c.offset.unwrap_or(-1))
+            .collect())
+    }
+
+    /// Every value of `OUT` as a read_committed reader sees it.
+    async fn read_committed(client: &Client) -> Vec<String> {
+        let mut values = Vec::new();
+        for p in 0..PARTITIONS {
+            let partition = client
+                .partition_client(OUT, p, UnknownTopicHandling::Error)
+                .await
+                .unwrap();
+            let mut offset = 0;
+            loop {
+                let options = FetchOptions::default()
+                    .max_wait(Duration::ZERO)
+                    .isolation(IsolationLevel::ReadCommitted);
+                let out = partition.fetch(offset, options).await.unwrap();
+                values.extend(
+                    out.records.iter().map(|r| {
+                        String::from_utf8_lossy(r.value().unwrap_or_default()).into_owned()
+                    }),
+                );
+                if out.next_offset >= out.last_stable_offset {
+                    break;
+                }
+                offset = out.next_offset;
+            }
+        }
+        values
+    }
+
+    pub(super) fn run(seed: u64, protocol: GroupProtocol) {
+        let rt = SimRuntime::new(seed, cluster(), NetworkConfig::default());
+        rt.set_time_limit(Duration::from_secs(900));
+        rt.with_simulation(|sim| {
+            sim.cluster().create_topic(IN, PARTITIONS, 3).unwrap();
+            sim.cluster().create_topic(OUT, PARTITIONS, 3).unwrap();
+        });
+        let mut rng = SimRng::new(seed ^ 0xfa_0175);
+        let input = rt.spawn(produce_input(rt.clone(), Duration::from_millis(40)));
+        let spawner = rt.clone();
+        let start = move |id: usize, end: End| {
+            let stop = Rc::new(Cell::new(false));
+            let task = spawner.spawn(member(spawner.clone(), protocol, id, stop.clone(), end));
+            (stop, task)
+        };
+        let chaos = rt.clone();
+        let outcome = rt.block_on(async move {
+            // Members join 200 ms apart; the first closes after a while and the
+            // second dies, while faults come every 50-250 ms.
+            let first = start(1, End::Close);
+            let mut members = Vec::new();
+            for step in 0..12 {
+                match step {
+                    2 => members.push(start(2, End::Die)),
+                    4 => members.push(start(3, End::Close)),
+                    7 => first.0.set(true),
+                    9 => members[0].0.set(true),
+                    _ => {}
+                }
+                chaos.with_simulation(|sim| fault(sim, &mut rng));
+                sim_runtime::sleep(Duration::from_millis(50 + rng.below(200))).await;
+            }
+            chaos.with_simulation(heal);
+            input.await;
+            let mut totals = first.1.await.map_err(|e| format!("member 1: {e}"))?;
+            let admin = ClientBuilder::new(&chaos.bootstrap())
+                .build_sim(&chaos)
+                .unwrap();
+            let end = vec![PER_PARTITION as i64; PARTITIONS as usize];
+            // The surviving member finishes the input (the dead one's partitions
+            // come to it when its session expires).
+            let deadline = chaos.now() + Duration::from_secs(120);
+            let mut now_committed = committed(&admin).await;
+            while now_committed.as_ref().ok() != Some(&end) {
+                if chaos.now() > deadline {
+                    return Err(format!(
+                        "the committed offsets stopped at {now_committed:?}"
+                    ));
+                }
+                sim_runtime::sleep(Duration::from_millis(100)).await;
+                now_committed = committed(&admin).await;
+            }
+            for (i, (stop, task)) in members.into_iter().enumerate() {
+                stop.set(true);
+                let (c, a) = task.await.map_err(|e| format!("member {}: {e}", i + 2))?;
+                totals.0 += c;
+                totals.1 += a;
+            }
+            let values = read_committed(&admin).await;
+            admin.close().await;
+            Ok((totals, values))
+        });
+        let ((transactions, aborts), values) = outcome
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"))
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert!(
+            transactions > 3 && aborts > 0,
+            "seed {seed}: {transactions} transactions committed, {aborts} aborted"
+        );
+        let mut times: BTreeMap<String, usize> = BTreeMap::new();
+        for v in values {
+            *times.entry(v).or_default() += 1;
+        }
+        let twice: Vec<_> = times.iter().filter(|(_, n)| **n > 1).take(10).collect();
+        let missing: Vec<String> = (0..PARTITIONS)
+            .flat_map(|p| (0..PER_PARTITION).map(move |i| format!("P{p}-{i}")))
+            .filter(|v| !times.contains_key(v))
+            .collect();
+        assert!(
+            twice.is_empty() && missing.is_empty(),
+            "seed {seed}: in the output more than once (the first ten): {twice:?}; \
+             missing ({}): {:?}",
+            missing.len(),
+            &missing[..missing.len().min(10)]
+        );
+    }
+}
+
+#[test]
+fn the_readme_pipeline_writes_every_record_once_in_every_interleaving() {
+    for seed in seeds(8) {
+        pipeline::run(seed, kafka_sansio::client::GroupProtocol::Classic);
+    }
+}
+
+#[test]
+fn the_readme_pipeline_on_kip848_writes_every_record_once_in_every_interleaving() {
+    for seed in seeds(8) {
+        pipeline::run(seed, kafka_sansio::client::GroupProtocol::Consumer);
+    }
+}
