@@ -3,7 +3,7 @@
 //! `Enricher` is a small consume-transform-produce service: it reads orders from
 //! `orders`, upper-cases each, and writes it to `orders-enriched` on the same
 //! partition with a header naming where it came from. Its logic knows nothing of
-//! runtimes; two loops of a dozen lines each feed it:
+//! runtimes; loops of a dozen lines each feed it:
 //!
 //! - `simulate(seed)`: the sans-IO `Client` in the seeded `Simulation`, on a virtual
 //!   clock, while the cluster misbehaves (leader crashes and restarts, leader moves,
@@ -11,8 +11,12 @@
 //!   invariant is checked against the cluster's own logs: every order is in
 //!   `orders-enriched` exactly once, in order, on its partition. Same seed, same run:
 //!   the trace hash it prints repeats exactly.
-//! - `run_on_tokio(bootstrap)`: the same `Enricher` through the tokio facade against
-//!   a real broker (or our cluster served on loopback).
+//! - `simulate_async(seed)`: the service's async loop through the facades
+//!   (`run_service`, the code that runs on tokio), unchanged, on the simulated
+//!   runtime (`sim_runtime::SimRuntime`): the same faults, injected by a task of
+//!   its own, the same check, the same replay by seed.
+//! - `run_on_tokio(bootstrap)`: `run_service` on tokio against a real broker (or
+//!   our cluster served on loopback).
 //!
 //! ```sh
 //! cargo run --example deterministic_service --features sim,tokio            # 20 seeds
@@ -30,12 +34,15 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use kafka_sansio::client::ClientError;
 use kafka_sansio::client::{
     Client, ClientConfig, ConsumedRecord, Event, Offset, ProducerRecord, TopicPartition,
 };
 use kafka_sansio::messages::{ApiKey, ErrorCode};
 use kafka_sansio::records::{BatchReader, DecodeOptions};
+use kafka_sansio::runtime::ClientBuilder;
 use kafka_sansio::sim::{ClusterConfig, NetworkConfig, Simulation};
+use kafka_sansio::sim_runtime::{self, SimRuntime};
 
 const INPUT: &str = "orders";
 const OUTPUT: &str = "orders-enriched";
@@ -154,38 +161,7 @@ fn simulate(seed: u64, planted_bug: bool) -> Result<u64, String> {
         // until its delivery timeout).
         let now = sim.now();
         let healed = now - start >= Duration::from_secs(20);
-        match if healed { 1 } else { sim.rng().below(400) } {
-            0 => {
-                let p = sim.rng().below(PARTITIONS as u64) as i32;
-                if let Some(leader) = sim.cluster().partition_leader(OUTPUT, p) {
-                    sim.cluster().crash_broker(leader, now);
-                }
-            }
-            1..=2 => {
-                let down: Vec<i32> = sim
-                    .cluster()
-                    .broker_ids()
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .filter(|b| !sim.cluster().is_up(*b))
-                    .collect();
-                for b in down {
-                    sim.cluster().restart_broker(b, now);
-                }
-            }
-            3 => {
-                let p = sim.rng().below(PARTITIONS as u64) as i32;
-                let to = sim.rng().below(3) as i32;
-                let _ = sim.cluster().move_leader(INPUT, p, to);
-            }
-            4 => sim
-                .cluster()
-                .inject_error(ApiKey::Produce, ErrorCode::NOT_LEADER_OR_FOLLOWER, 2),
-            5 => sim
-                .cluster()
-                .inject_error(ApiKey::Fetch, ErrorCode::NOT_LEADER_OR_FOLLOWER, 1),
-            _ => {}
-        }
+        fault(&mut sim, healed);
         let step = Duration::from_micros(200 + sim.rng().below(5_000));
         sim.run_for(step);
 
@@ -218,6 +194,45 @@ fn simulate(seed: u64, planted_bug: bool) -> Result<u64, String> {
     }
     check(&mut sim)?;
     Ok(sim.trace_hash())
+}
+
+/// One step of the cluster's misbehaviour, drawn from the simulation's seed: a
+/// leader crash, restarts, a leader move, injected retriable errors (or, once
+/// `healed`, only restarts).
+fn fault(sim: &mut Simulation, healed: bool) {
+    let now = sim.now();
+    match if healed { 1 } else { sim.rng().below(400) } {
+        0 => {
+            let p = sim.rng().below(PARTITIONS as u64) as i32;
+            if let Some(leader) = sim.cluster().partition_leader(OUTPUT, p) {
+                sim.cluster().crash_broker(leader, now);
+            }
+        }
+        1..=2 => {
+            let down: Vec<i32> = sim
+                .cluster()
+                .broker_ids()
+                .collect::<Vec<_>>()
+                .into_iter()
+                .filter(|b| !sim.cluster().is_up(*b))
+                .collect();
+            for b in down {
+                sim.cluster().restart_broker(b, now);
+            }
+        }
+        3 => {
+            let p = sim.rng().below(PARTITIONS as u64) as i32;
+            let to = sim.rng().below(3) as i32;
+            let _ = sim.cluster().move_leader(INPUT, p, to);
+        }
+        4 => sim
+            .cluster()
+            .inject_error(ApiKey::Produce, ErrorCode::NOT_LEADER_OR_FOLLOWER, 2),
+        5 => sim
+            .cluster()
+            .inject_error(ApiKey::Fetch, ErrorCode::NOT_LEADER_OR_FOLLOWER, 1),
+        _ => {}
+    }
 }
 
 /// The service's invariant, read from the cluster's own logs: each partition of the
@@ -257,17 +272,13 @@ fn check(sim: &mut Simulation) -> Result<(), String> {
     Ok(())
 }
 
-/// The same `Enricher` on tokio against a real cluster (topics created if missing).
-async fn run_on_tokio(bootstrap: &str) -> Result<(), kafka_sansio::client::ClientError> {
-    use kafka_sansio::runtime::ClientBuilder;
-    let client = ClientBuilder::new(bootstrap)
-        .client_id("enricher")
-        .build_tokio()
-        .await?;
-    for topic in [INPUT, OUTPUT] {
-        // Already there is fine.
-        let _ = client.create_topic(topic, PARTITIONS, -1).await;
-    }
+/// The service's async loop through the facades, the same code on tokio and on
+/// the simulated runtime: upstream writes the orders, then the service reads,
+/// transforms and writes them. Returns how many it wrote.
+async fn run_service(
+    client: &kafka_sansio::runtime::Client,
+    planted_bug: bool,
+) -> Result<usize, ClientError> {
     let producer = client.producer();
     let upstream: Vec<_> = (0..ORDERS)
         .map(|i| {
@@ -283,9 +294,13 @@ async fn run_on_tokio(bootstrap: &str) -> Result<(), kafka_sansio::client::Clien
         .map(|p| TopicPartition::new(INPUT, p))
         .collect();
     consumer.assign(partitions, Offset::Beginning)?;
-    let mut service = Enricher::default();
+    let mut service = Enricher {
+        planted_bug,
+        ..Default::default()
+    };
+    let expected = if planted_bug { ORDERS + 1 } else { ORDERS };
     let mut written = 0;
-    while written < ORDERS {
+    while written < expected {
         let consumed = consumer.recv_batch().await?;
         let deliveries: Vec<_> = service
             .handle(&consumed)
@@ -297,9 +312,77 @@ async fn run_on_tokio(bootstrap: &str) -> Result<(), kafka_sansio::client::Clien
             written += 1;
         }
     }
+    Ok(written)
+}
+
+/// The same `Enricher` on tokio against a real cluster (topics created if missing).
+async fn run_on_tokio(bootstrap: &str) -> Result<(), ClientError> {
+    let client = ClientBuilder::new(bootstrap)
+        .client_id("enricher")
+        .build_tokio()
+        .await?;
+    for topic in [INPUT, OUTPUT] {
+        // Already there is fine.
+        let _ = client.create_topic(topic, PARTITIONS, -1).await;
+    }
+    let written = run_service(&client, false).await?;
     println!("enriched {written} orders on {bootstrap}");
     client.close().await;
     Ok(())
+}
+
+/// The same async `run_service` on the simulated runtime: the tokio code above,
+/// unchanged, on the virtual clock, while the cluster misbehaves as in
+/// [`simulate`] (a task of its own injects the faults). Returns the run's trace
+/// hash.
+fn simulate_async(seed: u64, planted_bug: bool) -> Result<u64, String> {
+    let rt = SimRuntime::new(
+        seed,
+        ClusterConfig {
+            brokers: 3,
+            auto_create_topics: false,
+            ..Default::default()
+        },
+        NetworkConfig::default(),
+    );
+    rt.set_time_limit(Duration::from_secs(300));
+    rt.with_simulation(|sim| {
+        for topic in [INPUT, OUTPUT] {
+            sim.cluster().create_topic(topic, PARTITIONS, 3)?;
+        }
+        Ok::<_, kafka_sansio::sim::SimError>(())
+    })
+    .map_err(|e| e.to_string())?;
+    let client = ClientBuilder::new(&rt.bootstrap())
+        .client_id("enricher")
+        .configure(|c| c.producer.linger = Duration::from_millis(2))
+        .build_sim(&rt)
+        .map_err(|e| e.to_string())?;
+    let chaos = rt.clone();
+    rt.spawn(async move {
+        let start = chaos.now();
+        loop {
+            let healed = chaos.now() - start >= Duration::from_secs(20);
+            chaos.with_simulation(|sim| fault(sim, healed));
+            if healed {
+                break;
+            }
+            let step = chaos.with_simulation(|sim| 200 + sim.rng().below(5_000));
+            sim_runtime::sleep(Duration::from_micros(step)).await;
+        }
+    });
+    let run = rt.block_on(async move {
+        let written = run_service(&client, planted_bug).await;
+        client.close().await;
+        written
+    });
+    match run {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(format!("the service failed: {e}")),
+        Err(e) => return Err(e.to_string()),
+    }
+    rt.with_simulation(check)?;
+    Ok(rt.trace_hash())
 }
 
 fn main() {
@@ -312,7 +395,9 @@ fn main() {
             .enable_all()
             .build()
             .expect("tokio");
-        let run = tokio::time::timeout(Duration::from_secs(60), run_on_tokio(&bootstrap));
+        // The timer is made inside the runtime (tokio's timers need its context).
+        let run =
+            async { tokio::time::timeout(Duration::from_secs(60), run_on_tokio(&bootstrap)).await };
         match rt.block_on(run) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -337,22 +422,30 @@ fn main() {
         }
     };
     for seed in &seeds {
-        match simulate(*seed, planted_bug) {
-            Ok(hash) if seeds.len() == 1 => println!("seed {seed}: ok, trace {hash:016x}"),
-            Ok(_) => {}
-            Err(e) => {
-                eprintln!("seed {seed} failed: {e}");
-                eprintln!(
-                    "replay: {}SEED={seed} cargo run --example deterministic_service --features sim,tokio",
-                    if planted_bug { "PLANTED_BUG=1 " } else { "" }
-                );
-                std::process::exit(1);
+        let runs = [
+            ("sans-IO loop", simulate(*seed, planted_bug)),
+            ("async loop", simulate_async(*seed, planted_bug)),
+        ];
+        for (loop_name, run) in runs {
+            match run {
+                Ok(hash) if seeds.len() == 1 => {
+                    println!("seed {seed}, {loop_name}: ok, trace {hash:016x}")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("seed {seed} failed ({loop_name}): {e}");
+                    eprintln!(
+                        "replay: {}SEED={seed} cargo run --example deterministic_service --features sim,tokio",
+                        if planted_bug { "PLANTED_BUG=1 " } else { "" }
+                    );
+                    std::process::exit(1);
+                }
             }
         }
     }
     if seeds.len() > 1 {
         println!(
-            "{} seeds: the service's invariant held in every one",
+            "{} seeds, both loops: the service's invariant held in every run",
             seeds.len()
         );
     }
@@ -361,7 +454,7 @@ fn main() {
 // `cargo test` runs these (the example is declared with `test = true`).
 #[cfg(test)]
 mod tests {
-    use super::simulate;
+    use super::{simulate, simulate_async};
 
     #[test]
     fn the_service_invariant_holds_across_seeds() {
@@ -381,6 +474,27 @@ mod tests {
     #[test]
     fn a_duplicate_written_by_the_service_is_caught() {
         let err = simulate(1, true).expect_err("the planted duplicate must be caught");
+        assert!(err.contains("enriched orders for"), "{err}");
+    }
+
+    #[test]
+    fn the_async_loop_keeps_the_invariant_across_seeds() {
+        for seed in 1..=10 {
+            if let Err(e) = simulate_async(seed, false) {
+                panic!("seed {seed}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_async_loop_repeats_from_its_seed() {
+        assert_eq!(simulate_async(7, false), simulate_async(7, false));
+        assert_ne!(simulate_async(7, false), simulate_async(8, false));
+    }
+
+    #[test]
+    fn a_duplicate_written_by_the_async_loop_is_caught() {
+        let err = simulate_async(1, true).expect_err("the planted duplicate must be caught");
         assert!(err.contains("enriched orders for"), "{err}");
     }
 }
