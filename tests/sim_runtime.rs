@@ -634,3 +634,282 @@ fn the_readme_pipeline_on_kip848_writes_every_record_once_in_every_interleaving(
         pipeline::run(seed, kafka_sansio::client::GroupProtocol::Consumer);
     }
 }
+
+mod producing {
+    //! The producer facade through faults: several tasks hand records over in
+    //! every way it offers (a future per record, awaited or dropped, waiting for
+    //! room, refused for want of room, batches with a future per record or one
+    //! for all), on a small byte budget, while brokers crash and restart,
+    //! leaders move, connections reset and Produce fails with retriable errors.
+    //! What a user checks, in the cluster's own logs: every record is there
+    //! exactly once, each task's records of a partition in the order it sent
+    //! them, each at the offset its delivery reported.
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::*;
+    use kafka_sansio::client::{ClientError, RecordMetadata};
+    use kafka_sansio::messages::{ApiKey, ErrorCode};
+    use kafka_sansio::records::{BatchReader, DecodeOptions};
+    use kafka_sansio::runtime::{DeliveryFuture, Producer};
+    use kafka_sansio::sim::Simulation;
+
+    const TOPIC: &str = "events";
+    const PARTITIONS: i32 = 4;
+    const TASKS: usize = 3;
+    const PER_TASK: usize = 150;
+
+    type Reports = Rc<RefCell<Vec<(String, Result<RecordMetadata, ClientError>)>>>;
+
+    fn record(task: usize, i: usize) -> ProducerRecord {
+        ProducerRecord::new(TOPIC, format!("{task}-{i}")).key(format!("k{task}-{}", i % 7))
+    }
+
+    /// Awaits `delivery` in a task of its own and notes its result.
+    fn note(rt: &SimRuntime, reports: &Reports, value: String, delivery: DeliveryFuture) {
+        let reports = reports.clone();
+        rt.spawn(async move {
+            let result = delivery.await;
+            reports.borrow_mut().push((value, result));
+        });
+    }
+
+    /// One task's sends, `PER_TASK` records in every way the producer offers.
+    /// Returns the values whose futures it dropped.
+    async fn sender(
+        rt: SimRuntime,
+        producer: Producer,
+        task: usize,
+        reports: Reports,
+        seed: u64,
+    ) -> Vec<String> {
+        let mut rng = SimRng::new(seed ^ (task as u64 * 0x9e37));
+        let mut dropped = Vec::new();
+        let mut i = 0;
+        while i < PER_TASK {
+            match rng.below(7) {
+                0 => {
+                    note(
+                        &rt,
+                        &reports,
+                        format!("{task}-{i}"),
+                        producer.send(record(task, i)),
+                    );
+                    i += 1;
+                }
+                1 => {
+                    // Dropping the future does not cancel the record.
+                    drop(producer.send(record(task, i)));
+                    dropped.push(format!("{task}-{i}"));
+                    i += 1;
+                }
+                2 => {
+                    let d = producer.send_when_room(record(task, i)).await;
+                    note(&rt, &reports, format!("{task}-{i}"), d);
+                    i += 1;
+                }
+                3 => {
+                    let d = match producer.try_send(record(task, i)) {
+                        Ok(d) => d,
+                        Err(no_room) => producer.send_when_room(no_room.into_record()).await,
+                    };
+                    note(&rt, &reports, format!("{task}-{i}"), d);
+                    i += 1;
+                }
+                4 => {
+                    let n = (1 + rng.below(10) as usize).min(PER_TASK - i);
+                    let records = (i..i + n).map(|j| record(task, j)).collect();
+                    for (j, d) in (i..).zip(producer.send_batch(records)) {
+                        note(&rt, &reports, format!("{task}-{j}"), d);
+                    }
+                    i += n;
+                }
+                5 => {
+                    let n = (1 + rng.below(10) as usize).min(PER_TASK - i);
+                    let records = (i..i + n).map(|j| record(task, j)).collect();
+                    let all = producer.send_all(records);
+                    let reports = reports.clone();
+                    rt.spawn(async move {
+                        for (j, result) in (i..).zip(all.await) {
+                            reports.borrow_mut().push((format!("{task}-{j}"), result));
+                        }
+                    });
+                    i += n;
+                }
+                // Records come over about a second, through the faults.
+                _ => sim_runtime::sleep(Duration::from_micros(rng.below(40_000))).await,
+            }
+        }
+        dropped
+    }
+
+    fn fault(sim: &mut Simulation, rng: &mut SimRng) {
+        let now = sim.now();
+        match rng.below(6) {
+            0 => {
+                let p = rng.below(PARTITIONS as u64) as i32;
+                let _ = sim.cluster().move_leader(TOPIC, p, rng.below(3) as i32);
+            }
+            1 => {
+                let live = (0..3).filter(|b| sim.cluster().is_up(*b)).count();
+                if live > 2 {
+                    sim.cluster().crash_broker(rng.below(3) as i32, now);
+                }
+            }
+            2 => sim.cluster().restart_broker(rng.below(3) as i32, now),
+            3 => sim.network.reset_probability = [0.0, 0.01][rng.below(2) as usize],
+            4 => {
+                let code = [
+                    ErrorCode::NOT_LEADER_OR_FOLLOWER,
+                    ErrorCode::REQUEST_TIMED_OUT,
+                    ErrorCode::NOT_ENOUGH_REPLICAS,
+                ][rng.below(3) as usize];
+                sim.cluster().inject_error(ApiKey::Produce, code, 1);
+            }
+            _ => sim.network.latency_max = Duration::from_millis([1, 20][rng.below(2) as usize]),
+        }
+    }
+
+    /// Every value in partition `p`'s log, with its offset.
+    fn log(sim: &mut Simulation, p: i32) -> Vec<(i64, String)> {
+        let opts = DecodeOptions::default();
+        let mut values = Vec::new();
+        for b in sim.cluster().partition_batches(TOPIC, p) {
+            for batch in BatchReader::new(b, opts) {
+                let batch = batch.expect("the cluster's own batch");
+                for r in batch.records(&opts).expect("records") {
+                    let r = r.expect("record");
+                    let value = String::from_utf8_lossy(r.value().unwrap_or_default());
+                    values.push((r.offset, value.into_owned()));
+                }
+            }
+        }
+        values
+    }
+
+    /// One seeded run; `lose_acked` plants the cluster's bug of dropping an
+    /// acknowledged batch now and then (the check must catch it).
+    pub(super) fn run(seed: u64, lose_acked: bool) {
+        let rt = SimRuntime::new(seed, super::cluster(3), NetworkConfig::default());
+        rt.set_time_limit(Duration::from_secs(600));
+        create_topic(&rt, TOPIC, PARTITIONS, 3);
+        if lose_acked {
+            rt.with_simulation(|sim| sim.cluster().faults.planted_bug_lose_acked = 0.5);
+        }
+        let mut rng = SimRng::new(seed ^ 0x9a0d);
+        let client = ClientBuilder::new(&rt.bootstrap())
+            .configure(|c| {
+                c.producer.linger = Duration::from_millis(rng.below(10));
+                c.producer.buffer_max_bytes = 16 * 1024;
+                c.producer.batch_max_bytes = 2 * 1024;
+            })
+            .build_sim(&rt)
+            .unwrap();
+        let reports: Reports = Rc::default();
+        let senders: Vec<_> = (0..TASKS)
+            .map(|t| {
+                rt.spawn(sender(
+                    rt.clone(),
+                    client.producer(),
+                    t,
+                    reports.clone(),
+                    seed,
+                ))
+            })
+            .collect();
+        let chaos = rt.clone();
+        let dropped = rt
+            .block_on(async move {
+                let mut dropped = Vec::new();
+                let mut senders = senders.into_iter();
+                // Faults for about a second, then the cluster heals.
+                for _ in 0..20 {
+                    chaos.with_simulation(|sim| fault(sim, &mut rng));
+                    sim_runtime::sleep(Duration::from_millis(rng.below(100))).await;
+                }
+                chaos.with_simulation(|sim| {
+                    let now = sim.now();
+                    for b in 0..3 {
+                        sim.cluster().restart_broker(b, now);
+                    }
+                    sim.network.reset_probability = 0.0;
+                    sim.network.latency_max = Duration::from_millis(2);
+                });
+                for s in senders.by_ref() {
+                    dropped.extend(s.await);
+                }
+                client.producer().flush().await.unwrap();
+                client.close().await;
+                dropped
+            })
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        // Every awaited record was delivered (the cluster healed well within
+        // the delivery timeout), once.
+        let reports = reports.borrow();
+        let mut at: BTreeMap<String, (i32, i64)> = BTreeMap::new();
+        for (value, result) in reports.iter() {
+            let m = result
+                .as_ref()
+                .unwrap_or_else(|e| panic!("seed {seed}: {value} failed: {e}"));
+            let offset = m.offset.expect("acks=all reports offsets");
+            assert!(
+                at.insert(value.clone(), (m.partition, offset)).is_none(),
+                "seed {seed}: {value} reported twice"
+            );
+        }
+        assert_eq!(
+            at.len() + dropped.len(),
+            TASKS * PER_TASK,
+            "seed {seed}: a report per awaited record"
+        );
+        let mut seen = BTreeSet::new();
+        for p in 0..PARTITIONS {
+            let values = rt.with_simulation(|sim| log(sim, p));
+            let mut last: BTreeMap<usize, usize> = BTreeMap::new();
+            for (offset, value) in values {
+                assert!(
+                    seen.insert(value.clone()),
+                    "seed {seed}: {value} twice in the log"
+                );
+                if let Some(&(rp, ro)) = at.get(&value) {
+                    assert_eq!(
+                        (rp, ro),
+                        (p, offset),
+                        "seed {seed}: {value} reported elsewhere"
+                    );
+                }
+                let (task, i) = value.split_once('-').unwrap();
+                let (task, i): (usize, usize) = (task.parse().unwrap(), i.parse().unwrap());
+                if let Some(before) = last.insert(task, i) {
+                    assert!(
+                        before < i,
+                        "seed {seed}: partition {p}: {task}-{i} after {task}-{before}"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            seen.len(),
+            TASKS * PER_TASK,
+            "seed {seed}: every record in the log"
+        );
+    }
+}
+
+#[test]
+fn every_record_handed_to_the_producer_lands_once_in_order_through_faults() {
+    for seed in seeds(10) {
+        producing::run(seed, false);
+    }
+}
+
+#[test]
+fn an_acknowledged_record_the_cluster_loses_is_caught() {
+    let caught = std::panic::catch_unwind(|| producing::run(1, true));
+    let message = caught.expect_err("the planted loss must be caught");
+    let message = message
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(message.contains("every record in the log"), "{message}");
+}
