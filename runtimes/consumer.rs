@@ -254,11 +254,15 @@ impl Consumer {
     /// application, and waits for the coordinator's answer. Commits never go
     /// backwards: a lower offset than one committed before is refused (after a
     /// [`seek`](Self::seek) back it is the application's call). Auto-commit
-    /// (`config.consumer.enable_auto_commit`, on by default) stores the fetch
-    /// positions on its timer, which may be past records this consumer holds and has
-    /// not handed out yet; to commit only by hand, turn it off (the group then
-    /// commits nothing on revoke either: commit when [`rebalances`](Self::rebalances)
-    /// reports a revocation, before asking for more records).
+    /// (`config.consumer.enable_auto_commit`, on by default) stores on its timer
+    /// what the application had been handed when this consumer last asked the
+    /// client for more records, as Java's poll does: never a record it holds
+    /// and has not handed out, so a process that dies skips nothing it was not
+    /// given; a revoked partition is committed once the application took every
+    /// record of it that was buffered. To commit only by hand, turn it off (the
+    /// group then commits nothing on revoke either: commit when
+    /// [`rebalances`](Self::rebalances) reports a revocation, before asking for
+    /// more records).
     ///
     /// # Errors
     /// The commit failed (the first partition's error), or the client is closed.
@@ -460,6 +464,24 @@ impl Consumer {
         if self.waiting.is_some() {
             self.moved.extend(partitions.iter().cloned());
         }
+    }
+
+    /// The first offset of every partition with records held back (paused), which
+    /// the application has not had yet.
+    fn unhanded(&self) -> Vec<(TopicPartition, i64)> {
+        let mut first: Vec<(TopicPartition, i64)> = Vec::new();
+        for r in &self.held {
+            if !first
+                .iter()
+                .any(|(tp, _)| tp.partition == r.partition && *tp.topic == *r.topic)
+            {
+                first.push((
+                    TopicPartition::new(r.topic.clone(), r.partition),
+                    r.record.offset,
+                ));
+            }
+        }
+        first
     }
 
     /// Moves the records of paused partitions from `records` to `held`, in order.
@@ -741,6 +763,7 @@ impl Consumer {
                         max: POLL_BATCH,
                         buf,
                         reply,
+                        unhanded: self.unhanded(),
                     })
                     .is_err()
                 {

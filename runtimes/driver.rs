@@ -84,10 +84,14 @@ pub(crate) enum Command {
     Consume(ConsumeCommand),
     /// Up to `max` records (or a consumer error), as soon as there are some,
     /// in `buf` (the caller's emptied buffer, so its allocation is reused).
+    /// The consumer sends it with no record left to hand out but those of
+    /// `unhanded` partitions (paused ones, from the offset given), so the
+    /// group's auto-commit may store the positions up to them.
     Poll {
         max: usize,
         buf: Vec<ConsumedRecord>,
         reply: crate::oneshot::Sender<PollResult>,
+        unhanded: Vec<(TopicPartition, i64)>,
     },
 }
 
@@ -244,6 +248,9 @@ pub(crate) struct Driver<N: Net> {
 impl<N: Net> Driver<N> {
     pub(crate) fn new(mut client: Client, port: DriverPort, tls: DriverTls) -> Self {
         client.report_deliveries_in_bulk();
+        // The consumer's buffer runs ahead of the application: the group commits
+        // what the application was handed, as the polls say.
+        client.store_positions_explicitly();
         Self {
             client,
             commands: Box::pin(port.commands),
@@ -362,11 +369,15 @@ impl<N: Net> Driver<N> {
                 max,
                 mut buf,
                 reply,
+                unhanded,
             } => {
                 if self.closing.is_some() {
                     reply.send(Err(vec![ClientError::Closed]));
                     return;
                 }
+                // Everything polled before was handed to the application (but
+                // the unhanded): what auto-commit may store.
+                self.client.store_positions(&unhanded);
                 buf.clear();
                 // A newer poll replaces an abandoned one.
                 self.poller = Some((max.max(1), buf, reply));

@@ -913,3 +913,240 @@ fn an_acknowledged_record_the_cluster_loses_is_caught() {
         .unwrap_or_default();
     assert!(message.contains("every record in the log"), "{message}");
 }
+
+mod at_least_once {
+    //! A consumer group through the facade with auto-commit on, as the README's
+    //! group example runs it: members join, one closes, one is killed, a last one
+    //! joins late, while the cluster misbehaves; each member takes records one at
+    //! a time and takes a while over each. What a user of Java's or librdkafka's
+    //! auto-commit counts on: a record is only ever skipped if it was handed to a
+    //! member that then died. Here nobody processes anything that can fail, so
+    //! every input record must have been handed to some member.
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+
+    use super::*;
+    use kafka_sansio::client::GroupProtocol;
+    use kafka_sansio::sim::Simulation;
+
+    const GROUP: &str = "billing";
+    const TOPIC: &str = "orders";
+    const PARTITIONS: i32 = 4;
+    const PER_PARTITION: usize = 80;
+
+    type Handed = Rc<RefCell<BTreeSet<(i32, i64)>>>;
+
+    #[derive(Clone, Copy, PartialEq)]
+    enum End {
+        Close,
+        Die,
+    }
+
+    async fn member(
+        rt: SimRuntime,
+        protocol: GroupProtocol,
+        handed: Handed,
+        stop: Rc<Cell<bool>>,
+        end: End,
+        seed: u64,
+    ) -> Result<usize, String> {
+        let client = ClientBuilder::new(&rt.bootstrap())
+            .group_id(GROUP)
+            .configure(move |c| {
+                c.consumer.group_protocol = protocol;
+                c.consumer.auto_offset_reset = OffsetReset::Earliest;
+                c.consumer.auto_commit_interval = Duration::from_millis(50);
+                c.consumer.session_timeout = Duration::from_secs(3);
+                c.consumer.heartbeat_interval = Duration::from_millis(200);
+                c.consumer.rebalance_timeout = Duration::from_secs(10);
+            })
+            .build_sim(&rt)
+            .map_err(|e| e.to_string())?;
+        let mut consumer = client.consumer();
+        consumer.subscribe([TOPIC]).map_err(|e| e.to_string())?;
+        let mut rng = SimRng::new(seed);
+        let mut count = 0;
+        while !stop.get() {
+            let Ok(r) = sim_runtime::timeout(Duration::from_millis(100), consumer.recv()).await
+            else {
+                continue;
+            };
+            let r = r.map_err(|e| e.to_string())?;
+            handed.borrow_mut().insert((r.partition, r.record.offset));
+            count += 1;
+            // Processing takes a while.
+            sim_runtime::sleep(Duration::from_micros(rng.below(4_000))).await;
+        }
+        match end {
+            End::Close => {
+                consumer.close().await.map_err(|e| e.to_string())?;
+                client.close().await;
+            }
+            End::Die => assert!(rt.crash(&client)),
+        }
+        Ok(count)
+    }
+
+    async fn produce_input(rt: SimRuntime) {
+        let client = ClientBuilder::new(&rt.bootstrap()).build_sim(&rt).unwrap();
+        let producer = client.producer();
+        let mut deliveries = Vec::new();
+        for i in 0..PER_PARTITION {
+            for p in 0..PARTITIONS {
+                deliveries.push(
+                    producer.send(ProducerRecord::new(TOPIC, format!("{p}-{i}")).partition(p)),
+                );
+            }
+            sim_runtime::sleep(Duration::from_millis(20)).await;
+        }
+        for d in deliveries {
+            d.await.unwrap();
+        }
+        client.close().await;
+    }
+
+    fn fault(sim: &mut Simulation, rng: &mut SimRng) {
+        let now = sim.now();
+        match rng.below(5) {
+            0 => {
+                let p = rng.below(PARTITIONS as u64) as i32;
+                let _ = sim.cluster().move_leader(TOPIC, p, rng.below(3) as i32);
+            }
+            1 => {
+                let live = (0..3).filter(|b| sim.cluster().is_up(*b)).count();
+                if live > 2 {
+                    sim.cluster().crash_broker(rng.below(3) as i32, now);
+                }
+            }
+            2 => sim.cluster().restart_broker(rng.below(3) as i32, now),
+            3 => sim.network.reset_probability = [0.0, 0.01][rng.below(2) as usize],
+            _ => sim.network.latency_max = Duration::from_millis([1, 20][rng.below(2) as usize]),
+        }
+    }
+
+    pub(super) fn run(seed: u64, protocol: GroupProtocol, kill: bool) {
+        let rt = SimRuntime::new(seed, super::pipeline_cluster(), NetworkConfig::default());
+        rt.set_time_limit(Duration::from_secs(900));
+        create_topic(&rt, TOPIC, PARTITIONS, 3);
+        let handed: Handed = Rc::default();
+        let mut rng = SimRng::new(seed ^ 0xa71e);
+        let input = rt.spawn(produce_input(rt.clone()));
+        let spawner = rt.clone();
+        let start = {
+            let handed = handed.clone();
+            move |id: u64, end: End| {
+                let stop = Rc::new(Cell::new(false));
+                let task = spawner.spawn(member(
+                    spawner.clone(),
+                    protocol,
+                    handed.clone(),
+                    stop.clone(),
+                    end,
+                    seed ^ id,
+                ));
+                (stop, task)
+            }
+        };
+        let chaos = rt.clone();
+        let outcome = rt.block_on(async move {
+            let mut members = vec![start(1, End::Close)];
+            for step in 0..14 {
+                match step {
+                    2 => members.push(start(2, if kill { End::Die } else { End::Close })),
+                    4 => members.push(start(3, End::Close)),
+                    6 => members[0].0.set(true),
+                    8 => members[1].0.set(true),
+                    10 => members.push(start(4, End::Close)),
+                    _ => {}
+                }
+                chaos.with_simulation(|sim| fault(sim, &mut rng));
+                sim_runtime::sleep(Duration::from_millis(50 + rng.below(200))).await;
+            }
+            chaos.with_simulation(|sim| {
+                let now = sim.now();
+                for b in 0..3 {
+                    sim.cluster().restart_broker(b, now);
+                }
+                sim.network.reset_probability = 0.0;
+                sim.network.latency_max = Duration::from_millis(2);
+            });
+            input.await;
+            // The group reads to the end (a dead member's partitions come back
+            // when its session expires), and its commits follow.
+            let deadline = chaos.now() + Duration::from_secs(60);
+            let end = PER_PARTITION as i64;
+            loop {
+                let done = chaos.with_simulation(|sim| {
+                    (0..PARTITIONS)
+                        .all(|p| sim.cluster().committed_offset(GROUP, TOPIC, p) == Some(end))
+                });
+                if done {
+                    break;
+                }
+                if chaos.now() > deadline {
+                    let committed: Vec<_> = chaos.with_simulation(|sim| {
+                        (0..PARTITIONS)
+                            .map(|p| sim.cluster().committed_offset(GROUP, TOPIC, p))
+                            .collect()
+                    });
+                    return Err(format!("the committed offsets stopped at {committed:?}"));
+                }
+                sim_runtime::sleep(Duration::from_millis(100)).await;
+            }
+            for (stop, task) in members {
+                stop.set(true);
+                task.await?;
+            }
+            Ok(())
+        });
+        outcome
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"))
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let handed = handed.borrow();
+        let never: Vec<(i32, i64)> = (0..PARTITIONS)
+            .flat_map(|p| (0..PER_PARTITION as i64).map(move |o| (p, o)))
+            .filter(|r| !handed.contains(r))
+            .collect();
+        assert!(
+            never.is_empty(),
+            "seed {seed}: {} records never handed to any member, committed past: {:?}",
+            never.len(),
+            &never[..never.len().min(10)]
+        );
+    }
+}
+
+fn pipeline_cluster() -> ClusterConfig {
+    ClusterConfig {
+        brokers: 3,
+        auto_create_topics: false,
+        group_min_session_timeout: Duration::from_millis(500),
+        consumer_group_session_timeout: Duration::from_secs(3),
+        consumer_group_heartbeat_interval: Duration::from_millis(200),
+        ..ClusterConfig::default()
+    }
+}
+
+#[test]
+fn an_auto_committing_group_hands_out_every_record_through_rebalances() {
+    for seed in seeds(6) {
+        let protocol = if seed % 2 == 0 {
+            kafka_sansio::client::GroupProtocol::Classic
+        } else {
+            kafka_sansio::client::GroupProtocol::Consumer
+        };
+        at_least_once::run(seed, protocol, false);
+    }
+}
+
+#[test]
+fn an_auto_committing_group_skips_only_what_a_killed_member_was_handed() {
+    for seed in seeds(12) {
+        let protocol = if seed % 2 == 0 {
+            kafka_sansio::client::GroupProtocol::Classic
+        } else {
+            kafka_sansio::client::GroupProtocol::Consumer
+        };
+        at_least_once::run(seed, protocol, true);
+    }
+}

@@ -70,12 +70,13 @@ impl Client {
                     "consumer groups need ConsumerConfig::group_id".into(),
                 ));
             };
-            let settings = Settings::new(
+            let mut settings = Settings::new(
                 &self.config.consumer,
                 &group_id,
                 self.config.connection.request_timeout,
                 self.config.retry_backoff,
             );
+            settings.explicit_store = self.explicit_store;
             self.group = Some(Box::new(GroupMember::new(settings, self.config.seed)));
         }
         self.group.as_deref_mut().ok_or(ClientError::Closed)
@@ -141,6 +142,33 @@ impl Client {
         }
         self.drive(now);
         Ok(())
+    }
+
+    /// From now on the group commits, on its auto-commit timer and for a
+    /// revocation, only what the application was handed: positions stored with
+    /// [`store_positions`](Self::store_positions), and a revocation's positions
+    /// once it is acknowledged. For a runtime facade, whose buffer of polled
+    /// records runs ahead of what the application took: committing the poll
+    /// positions would skip the buffered records if the process died.
+    #[cfg_attr(
+        not(any(feature = "tokio", feature = "smol", feature = "blocking")),
+        allow(dead_code)
+    )]
+    pub(crate) fn store_positions_explicitly(&mut self) {
+        self.explicit_store = true;
+    }
+
+    /// With [`store_positions_explicitly`](Self::store_positions_explicitly): the
+    /// application was handed every record before the positions now, except in
+    /// the partitions of `unhanded` (only before the offset given there).
+    #[cfg_attr(
+        not(any(feature = "tokio", feature = "smol", feature = "blocking")),
+        allow(dead_code)
+    )]
+    pub(crate) fn store_positions(&mut self, unhanded: &[(TopicPartition, i64)]) {
+        if let (Some(g), Some(c)) = (self.group.as_deref_mut(), self.consumer.as_deref()) {
+            g.store_positions(c, unhanded);
+        }
     }
 
     /// Acknowledges the last [`Event::Rebalance`]: the revoked partitions are

@@ -597,6 +597,9 @@ pub struct Client {
     deferred_produce_replies: Vec<(u64, Result<Reply, ClientError>)>,
     /// Deliveries wait for `take_deliveries` instead of becoming events (the facades).
     bulk_deliveries: bool,
+    /// The group's auto-commit stores only positions given to `store_positions`
+    /// (the facades, whose buffer runs ahead of the application).
+    explicit_store: bool,
     /// The consumer, once partitions were assigned.
     consumer: Option<Box<consumer::Consumer>>,
     /// The consumer's Fetch requests on the wire, by number.
@@ -665,6 +668,7 @@ impl Client {
             next_produce_request: 0,
             deferred_produce_replies: Vec::new(),
             bulk_deliveries: false,
+            explicit_store: false,
             consumer: None,
             fetch_requests: BTreeMap::new(),
             group: None,

@@ -151,6 +151,11 @@ pub(crate) struct Settings {
     pub request_timeout: Duration,
     pub retry_backoff: Duration,
     pub planted_double_assignment: bool,
+    /// Auto-commit and revocation commits store what the application was handed,
+    /// which a runtime facade's buffer runs behind: positions stored with
+    /// [`GroupMember::store_positions`], and a revocation's positions only once
+    /// the application acknowledged it (see `deferred_revoke`).
+    pub explicit_store: bool,
 }
 
 impl Settings {
@@ -174,6 +179,7 @@ impl Settings {
             request_timeout,
             retry_backoff,
             planted_double_assignment: config.planted_double_assignment,
+            explicit_store: false,
         }
     }
 
@@ -245,6 +251,13 @@ pub(crate) struct GroupMember {
     polled_as: Option<(u64, CommitMember)>,
     /// Who the application was last given records as, and `losses` then.
     last_polled: Option<(u64, CommitMember)>,
+    /// With `explicit_store`: the positions the application had been handed all
+    /// records before, per owned partition, as last stored.
+    stored: BTreeMap<TopicPartition, (i64, Option<i32>)>,
+    /// With `explicit_store`: the revoked partitions' positions of the transition
+    /// in progress, committed when the application acknowledges it (by then it
+    /// was handed every record before them); not at all if it never does.
+    deferred_revoke: Vec<(TopicPartition, i64, Option<i32>)>,
 }
 
 impl GroupMember {
@@ -265,6 +278,8 @@ impl GroupMember {
             losses: 0,
             polled_as: None,
             last_polled: None,
+            stored: BTreeMap::new(),
+            deferred_revoke: Vec::new(),
         }
     }
 
@@ -424,6 +439,38 @@ impl GroupMember {
     /// The application acknowledged the last rebalance event.
     pub(crate) fn ack(&mut self, consumer: &mut Consumer) {
         self.reconciler.ack(consumer);
+        if !self.deferred_revoke.is_empty() {
+            let offsets = std::mem::take(&mut self.deferred_revoke);
+            self.commits.enqueue(Pending {
+                op: None,
+                offsets,
+                retries: 0,
+                overtaken: None,
+                until: None,
+            });
+        }
+    }
+
+    /// With `explicit_store`: the application was handed every record before the
+    /// positions now, except in the partitions of `unhanded` (before the offset
+    /// given there); auto-commit stores up to them.
+    pub(crate) fn store_positions(
+        &mut self,
+        consumer: &Consumer,
+        unhanded: &[(TopicPartition, i64)],
+    ) {
+        if !self.settings.explicit_store {
+            return;
+        }
+        let owned = self.owned_positions(consumer);
+        self.stored
+            .retain(|tp, _| owned.iter().any(|(o, _, _)| o == tp));
+        for (tp, mut offset, epoch) in owned {
+            if let Some((_, first)) = unhanded.iter().find(|(t, _)| *t == tp) {
+                offset = offset.min(*first);
+            }
+            self.stored.insert(tp, (offset, epoch));
+        }
     }
 
     /// Queues a commit: these offsets, or every owned partition's position.
@@ -715,14 +762,21 @@ impl GroupMember {
             assigned = started.assigned.len(),
             "rebalance"
         );
+        for tp in started.revoked.iter().chain(&started.lost) {
+            self.stored.remove(tp);
+        }
         if why != Why::Lost && self.settings.auto_commit && !started.revoked_positions.is_empty() {
-            self.commits.enqueue(Pending {
-                op: None,
-                offsets: started.revoked_positions.clone(),
-                retries: 0,
-                overtaken: None,
-                until: None,
-            });
+            if self.settings.explicit_store {
+                self.deferred_revoke = started.revoked_positions.clone();
+            } else {
+                self.commits.enqueue(Pending {
+                    op: None,
+                    offsets: started.revoked_positions.clone(),
+                    retries: 0,
+                    overtaken: None,
+                    until: None,
+                });
+            }
         }
         if !started.lost.is_empty() {
             self.losses += 1;
@@ -748,6 +802,9 @@ impl GroupMember {
             let mut ended = false;
             if let Some((why, unacked)) = self.reconciler.poll(now, self.commits.idle(), consumer) {
                 ended = true;
+                // Never acknowledged: the application may not have had every
+                // record before the revoked positions, so they are not committed.
+                self.deferred_revoke.clear();
                 if unacked {
                     self.notes.push_back(Note::Error(ClientError::Timeout {
                         operation: "rebalance acknowledgement",
@@ -817,8 +874,17 @@ impl GroupMember {
         if !in_generation || self.reconciler.busy() || self.commits.busy() {
             return;
         }
-        let offsets: Vec<_> = self
-            .owned_positions(consumer)
+        let positions = if self.settings.explicit_store {
+            let owned = self.reconciler.owned();
+            self.stored
+                .iter()
+                .filter(|(tp, _)| owned.contains(*tp))
+                .map(|(tp, (o, e))| (tp.clone(), *o, *e))
+                .collect()
+        } else {
+            self.owned_positions(consumer)
+        };
+        let offsets: Vec<_> = positions
             .into_iter()
             .filter(|(tp, o, _)| self.commits.floor(tp).is_none_or(|f| f < *o))
             .collect();
