@@ -250,7 +250,9 @@ impl<N: Net> Driver<N> {
         client.report_deliveries_in_bulk();
         // The consumer's buffer runs ahead of the application: the group commits
         // what the application was handed, as the polls say.
-        client.store_positions_explicitly();
+        if !client.config().consumer.planted_bug_commit_buffered {
+            client.store_positions_explicitly();
+        }
         Self {
             client,
             commands: Box::pin(port.commands),

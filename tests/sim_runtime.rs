@@ -949,10 +949,12 @@ mod at_least_once {
         stop: Rc<Cell<bool>>,
         end: End,
         seed: u64,
+        planted_bug: bool,
     ) -> Result<usize, String> {
         let client = ClientBuilder::new(&rt.bootstrap())
             .group_id(GROUP)
             .configure(move |c| {
+                c.consumer.planted_bug_commit_buffered = planted_bug;
                 c.consumer.group_protocol = protocol;
                 c.consumer.auto_offset_reset = OffsetReset::Earliest;
                 c.consumer.auto_commit_interval = Duration::from_millis(50);
@@ -1024,7 +1026,9 @@ mod at_least_once {
         }
     }
 
-    pub(super) fn run(seed: u64, protocol: GroupProtocol, kill: bool) {
+    /// One seeded run; `planted_bug` makes auto-commit store the poll positions,
+    /// past what the consumers' buffers hold (the defect this suite found).
+    pub(super) fn run(seed: u64, protocol: GroupProtocol, kill: bool, planted_bug: bool) {
         let rt = SimRuntime::new(seed, super::pipeline_cluster(), NetworkConfig::default());
         rt.set_time_limit(Duration::from_secs(900));
         create_topic(&rt, TOPIC, PARTITIONS, 3);
@@ -1043,6 +1047,7 @@ mod at_least_once {
                     stop.clone(),
                     end,
                     seed ^ id,
+                    planted_bug,
                 ));
                 (stop, task)
             }
@@ -1135,7 +1140,7 @@ fn an_auto_committing_group_hands_out_every_record_through_rebalances() {
         } else {
             kafka_sansio::client::GroupProtocol::Consumer
         };
-        at_least_once::run(seed, protocol, false);
+        at_least_once::run(seed, protocol, false, false);
     }
 }
 
@@ -1147,6 +1152,20 @@ fn an_auto_committing_group_skips_only_what_a_killed_member_was_handed() {
         } else {
             kafka_sansio::client::GroupProtocol::Consumer
         };
-        at_least_once::run(seed, protocol, true);
+        at_least_once::run(seed, protocol, true, false);
     }
+}
+
+#[test]
+fn committing_records_a_consumer_holds_unhanded_is_caught() {
+    // About one seed in four loses records with the planted bug.
+    let caught = (0..20).find(|&seed| {
+        let protocol = if seed % 2 == 0 {
+            kafka_sansio::client::GroupProtocol::Classic
+        } else {
+            kafka_sansio::client::GroupProtocol::Consumer
+        };
+        std::panic::catch_unwind(|| at_least_once::run(seed, protocol, true, true)).is_err()
+    });
+    assert!(caught.is_some(), "no seed of 20 caught the planted bug");
 }

@@ -215,6 +215,12 @@ pub struct ConsumerConfig {
     /// exists to prove the consumer invariants catch a skipped record; never set it.
     #[doc(hidden)]
     pub planted_bug_skip_after_error: bool,
+    /// A planted bug for the simulation suite only: the facades' group
+    /// auto-commits the poll positions, past records the consumer's buffer holds
+    /// and has not handed out. It exists to prove the facade suite catches records
+    /// skipped when a member dies; never set it.
+    #[doc(hidden)]
+    pub planted_bug_commit_buffered: bool,
 }
 
 impl Default for ConsumerConfig {
@@ -242,6 +248,7 @@ impl Default for ConsumerConfig {
             auto_commit_interval: Duration::from_secs(5),
             planted_double_assignment: false,
             planted_bug_skip_after_error: false,
+            planted_bug_commit_buffered: false,
         }
     }
 }
