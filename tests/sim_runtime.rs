@@ -1169,3 +1169,170 @@ fn committing_records_a_consumer_holds_unhanded_is_caught() {
     });
     assert!(caught.is_some(), "no seed of 20 caught the planted bug");
 }
+
+/// Operations cut short at random, as `select!` and timeouts do: admin calls,
+/// partition produces, fetches and offset lookups started by several tasks,
+/// each given a deadline drawn from the seed (often shorter than the network's
+/// delay), while the network resets connections and brokers crash. Dropping a
+/// future cancels its operation and nothing else: every operation that does
+/// end gives a right answer (a produce's records are in the log at the offsets
+/// it returned), and once the cluster heals, the same client answers every
+/// kind of call again with nothing left outstanding on any broker.
+#[test]
+fn operations_cut_short_at_random_leave_the_client_whole() {
+    for seed in seeds(10) {
+        cut_short(seed);
+    }
+}
+
+fn cut_short(seed: u64) {
+    use kafka_sansio::client::{OffsetSpec, Record, UnknownTopicHandling};
+    use kafka_sansio::records::Compression;
+    use std::rc::Rc;
+
+    let rt = runtime(seed, 3, NetworkConfig::default());
+    create_topic(&rt, "t", 2, 3);
+    let client = ClientBuilder::new(&rt.bootstrap())
+        .operation_timeout(Duration::from_secs(5))
+        .build_sim(&rt)
+        .unwrap();
+    let produced: Rc<std::cell::RefCell<Vec<(i32, i64, String)>>> = Rc::default();
+    let tasks: Vec<_> = (0..3u64)
+        .map(|task| {
+            let client = client.clone();
+            let produced = produced.clone();
+            rt.spawn(async move {
+                let mut rng = SimRng::new(seed ^ (task << 32) ^ 0xc47);
+                let (mut ended, mut cut) = (0, 0);
+                for step in 0..60 {
+                    let deadline = Duration::from_micros(rng.below(8_000));
+                    let p = rng.below(2) as i32;
+                    let value = format!("{task}-{step}");
+                    let op = async {
+                        let partition = client
+                            .partition_client("t", p, UnknownTopicHandling::Retry)
+                            .await?;
+                        match rng.below(5) {
+                            0 => {
+                                let offsets = partition
+                                    .produce(vec![Record::new(value.clone())], Compression::None)
+                                    .await?;
+                                produced.borrow_mut().push((p, offsets[0], value.clone()));
+                            }
+                            1 => {
+                                partition.fetch_records(0, 1..100_000, 10).await?;
+                            }
+                            2 => {
+                                let latest = partition.get_offset(OffsetSpec::Latest).await?;
+                                let earliest = partition.get_offset(OffsetSpec::Earliest).await?;
+                                assert!(earliest <= latest, "seed {seed}: {earliest} > {latest}");
+                            }
+                            3 => {
+                                client.describe_cluster().await?;
+                            }
+                            _ => {
+                                client.list_topics().await?;
+                            }
+                        }
+                        Ok::<_, kafka_sansio::client::ClientError>(())
+                    };
+                    match sim_runtime::timeout(deadline, op).await {
+                        Ok(_) => ended += 1,
+                        Err(_) => cut += 1,
+                    }
+                }
+                (ended, cut)
+            })
+        })
+        .collect();
+    let chaos = rt.clone();
+    let result = rt.block_on(async move {
+        let mut rng = SimRng::new(seed ^ 0xfa17);
+        for _ in 0..10 {
+            chaos.with_simulation(|sim| {
+                let now = sim.now();
+                match rng.below(3) {
+                    0 => sim.network.reset_probability = [0.0, 0.05][rng.below(2) as usize],
+                    1 => {
+                        let b = rng.below(3) as i32;
+                        if (0..3).filter(|b| sim.cluster().is_up(*b)).count() > 2 {
+                            sim.cluster().crash_broker(b, now);
+                        }
+                    }
+                    _ => sim.cluster().restart_broker(rng.below(3) as i32, now),
+                }
+            });
+            sim_runtime::sleep(Duration::from_millis(rng.below(30))).await;
+        }
+        let (mut ended, mut cut) = (0, 0);
+        for t in tasks {
+            let (e, c) = t.await;
+            ended += e;
+            cut += c;
+        }
+        chaos.with_simulation(|sim| {
+            let now = sim.now();
+            for b in 0..3 {
+                sim.cluster().restart_broker(b, now);
+            }
+            sim.network.reset_probability = 0.0;
+        });
+        // Healed: every kind of call answers again, and nothing is left waiting.
+        let partition = client
+            .partition_client("t", 0, UnknownTopicHandling::Retry)
+            .await?;
+        let offsets = partition
+            .produce(vec![Record::new("after")], Compression::None)
+            .await?;
+        let (records, _) = partition.fetch_records(offsets[0], 1..100_000, 10).await?;
+        assert_eq!(records[0].value(), Some(&b"after"[..]), "seed {seed}");
+        client.describe_cluster().await?;
+        // A request whose caller gave up stays on the wire until its answer (or
+        // the request timeout); none stays longer.
+        let mut outstanding = usize::MAX;
+        for _ in 0..40 {
+            let stats = client.stats().await?;
+            outstanding = stats.brokers.iter().map(|b| b.outstanding).sum();
+            if outstanding == 0 {
+                break;
+            }
+            sim_runtime::sleep(Duration::from_secs(1)).await;
+        }
+        client.close().await;
+        Ok::<_, kafka_sansio::client::ClientError>((ended, cut, outstanding))
+    });
+    let (ended, cut, outstanding) = result
+        .unwrap_or_else(|e| panic!("seed {seed}: {e}"))
+        .unwrap_or_else(|e| panic!("seed {seed}: after healing: {e}"));
+    assert!(
+        ended > 10 && cut > 10,
+        "seed {seed}: {ended} ended, {cut} cut short"
+    );
+    assert_eq!(
+        outstanding, 0,
+        "seed {seed}: requests outstanding after all ended"
+    );
+    // Every produce that ended is in the log where it said.
+    for (p, offset, value) in produced.borrow().iter() {
+        let found = rt.with_simulation(|sim| {
+            let opts = kafka_sansio::records::DecodeOptions::default();
+            let mut found = None;
+            for b in sim.cluster().partition_batches("t", *p) {
+                for batch in kafka_sansio::records::BatchReader::new(b, opts) {
+                    for r in batch.unwrap().records(&opts).unwrap() {
+                        let r = r.unwrap();
+                        if r.offset == *offset {
+                            found = r.value().map(<[u8]>::to_vec);
+                        }
+                    }
+                }
+            }
+            found
+        });
+        assert_eq!(
+            found.as_deref(),
+            Some(value.as_bytes()),
+            "seed {seed}: {p}@{offset}"
+        );
+    }
+}
