@@ -348,9 +348,10 @@ impl Consumer {
             back.entry(TopicPartition::new(r.topic.clone(), r.partition))
                 .or_insert(r.record.offset);
         }
-        for (tp, offset) in back {
-            self.handed.insert(tp.clone(), offset);
-            self.command(ConsumeCommand::Seek(tp, Offset::At(offset)))?;
+        let unhanded: Vec<(TopicPartition, i64)> = back.into_iter().collect();
+        for (tp, offset) in &unhanded {
+            self.handed.insert(tp.clone(), *offset);
+            self.command(ConsumeCommand::Seek(tp.clone(), Offset::At(*offset)))?;
         }
         // The commit and the leave start together, so that the whole close ends
         // within one operation timeout: the leave's revocation waits for the
@@ -359,7 +360,8 @@ impl Consumer {
         let committed = self.commit_handed(true)?;
         // Leaving revokes everything and nothing is left to hand over, so the
         // revocation needs no application to acknowledge it.
-        self.command(ConsumeCommand::AutoAck)?;
+        // A revocation under way commits no further than what was handed.
+        self.command(ConsumeCommand::AutoAck(unhanded))?;
         let left = self.client.run(|c, now| c.leave_group(now)).await;
         let committed = committed.await;
         self.closed = true;
@@ -749,7 +751,10 @@ impl Consumer {
                             self.handed.remove(&tp);
                         }
                     }
-                    if self.command(ConsumeCommand::AckRebalance).is_err() {
+                    if self
+                        .command(ConsumeCommand::AckRebalance(self.unhanded()))
+                        .is_err()
+                    {
                         self.closed = true;
                         continue;
                     }

@@ -100,10 +100,13 @@ pub(crate) enum Command {
 pub(crate) enum ConsumeCommand {
     /// Join the configured group with these topics (errors go to the next poll).
     Subscribe(Vec<String>),
-    /// The application has handled the rebalances it was handed.
-    AckRebalance,
-    /// Acknowledge every rebalance at once from now on (while closing).
-    AutoAck,
+    /// The application has handled the rebalances it was handed: every record
+    /// before them was handed out but those of the partitions listed (from the
+    /// offset given), so a revocation commits no further.
+    AckRebalance(Vec<(TopicPartition, i64)>),
+    /// Acknowledge every rebalance at once from now on (while closing); the
+    /// partitions listed had records not handed out, from the offset given.
+    AutoAck(Vec<(TopicPartition, i64)>),
     Assign(Vec<TopicPartition>, Offset),
     Unassign(Vec<TopicPartition>),
     Seek(TopicPartition, Offset),
@@ -347,10 +350,12 @@ impl<N: Net> Driver<N> {
                         self.answer_poll(now);
                     }
                 }
-                ConsumeCommand::AckRebalance => self.client.ack_rebalance(now),
-                ConsumeCommand::AutoAck => {
+                ConsumeCommand::AckRebalance(unhanded) => {
+                    self.client.ack_rebalance_handed(now, &unhanded);
+                }
+                ConsumeCommand::AutoAck(unhanded) => {
                     self.auto_ack = true;
-                    self.client.ack_rebalance(now);
+                    self.client.ack_rebalance_handed(now, &unhanded);
                 }
                 ConsumeCommand::Assign(tps, start) => {
                     self.release_poll();

@@ -31,7 +31,16 @@ fn cluster(brokers: usize) -> ClusterConfig {
     }
 }
 
+/// `RUST_LOG=kafka_sansio=debug` shows the client's log of a run.
+fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
 fn runtime(seed: u64, brokers: usize, network: NetworkConfig) -> SimRuntime {
+    logs();
     let rt = SimRuntime::new(seed, cluster(brokers), network);
     rt.set_time_limit(Duration::from_secs(600));
     rt
@@ -790,6 +799,7 @@ mod producing {
     /// One seeded run; `lose_acked` plants the cluster's bug of dropping an
     /// acknowledged batch now and then (the check must catch it).
     pub(super) fn run(seed: u64, lose_acked: bool) {
+        super::logs();
         let rt = SimRuntime::new(seed, super::cluster(3), NetworkConfig::default());
         rt.set_time_limit(Duration::from_secs(600));
         create_topic(&rt, TOPIC, PARTITIONS, 3);
@@ -1029,6 +1039,7 @@ mod at_least_once {
     /// One seeded run; `planted_bug` makes auto-commit store the poll positions,
     /// past what the consumers' buffers hold (the defect this suite found).
     pub(super) fn run(seed: u64, protocol: GroupProtocol, kill: bool, planted_bug: bool) {
+        super::logs();
         let rt = SimRuntime::new(seed, super::pipeline_cluster(), NetworkConfig::default());
         rt.set_time_limit(Duration::from_secs(900));
         create_topic(&rt, TOPIC, PARTITIONS, 3);

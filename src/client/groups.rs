@@ -174,11 +174,24 @@ impl Client {
     /// Acknowledges the last [`Event::Rebalance`]: the revoked partitions are
     /// done with, the assigned ones may be fetched. Harmless when none is pending.
     pub fn ack_rebalance(&mut self, now: Instant) {
+        self.ack_rebalance_handed(now, &[]);
+    }
+
+    /// [`ack_rebalance`](Self::ack_rebalance), saying that the application
+    /// was handed every record before the revoked positions but those of the
+    /// partitions in `unhanded` (from the offset given there): with
+    /// [`store_positions_explicitly`](Self::store_positions_explicitly), the
+    /// revocation commits no further.
+    pub(crate) fn ack_rebalance_handed(
+        &mut self,
+        now: Instant,
+        unhanded: &[(TopicPartition, i64)],
+    ) {
         self.advance(now);
         if self.group.is_some() {
             let mut g = self.group.take();
             if let Some(g) = g.as_deref_mut() {
-                g.ack(self.consumer_mut());
+                g.ack(self.consumer_mut(), unhanded);
             }
             self.group = g;
         }

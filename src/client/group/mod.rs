@@ -437,10 +437,17 @@ impl GroupMember {
     }
 
     /// The application acknowledged the last rebalance event.
-    pub(crate) fn ack(&mut self, consumer: &mut Consumer) {
+    /// (With `explicit_store`, the revocation's positions are committed now,
+    /// but no further than the first record of `unhanded`.)
+    pub(crate) fn ack(&mut self, consumer: &mut Consumer, unhanded: &[(TopicPartition, i64)]) {
         self.reconciler.ack(consumer);
         if !self.deferred_revoke.is_empty() {
-            let offsets = std::mem::take(&mut self.deferred_revoke);
+            let mut offsets = std::mem::take(&mut self.deferred_revoke);
+            for (tp, offset, _) in &mut offsets {
+                if let Some((_, first)) = unhanded.iter().find(|(t, _)| t == tp) {
+                    *offset = (*offset).min(*first);
+                }
+            }
             self.commits.enqueue(Pending {
                 op: None,
                 offsets,
