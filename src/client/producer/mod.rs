@@ -1343,11 +1343,13 @@ impl Producer {
                 wants.push(Want::Connect(leader));
                 continue;
             }
+            // A batch of unknown outcome behind the front one is learned only
+            // through the front one: the broker takes sequences in order.
+            let unresolved = buf.ready.iter().skip(1).any(|b| b.unknown);
             if bumping
-                && !buf
-                    .ready
-                    .front()
-                    .is_some_and(|b| b.unknown || (b.maybe_written && !buf.needs_bump))
+                && !buf.ready.front().is_some_and(|b| {
+                    b.unknown || (b.maybe_written && (!buf.needs_bump || unresolved))
+                })
             {
                 // While an epoch bump waits, only retries of batches that may have
                 // been written go out (with the old epoch): their outcome must be
@@ -1594,6 +1596,21 @@ impl Producer {
             .position(|b| b.base_sequence > batch.base_sequence || b.epoch != batch.epoch)
             .unwrap_or(buf.ready.len());
         buf.ready.insert(pos, batch);
+        // The broker takes a sequence only after the one before it: behind a
+        // batch known not to be in the log, nothing of its epoch is either, even
+        // one whose answer was lost (it was in flight when the refusal came).
+        let mut unwritten_epoch = None;
+        for b in &mut buf.ready {
+            if b.base_sequence < 0 {
+                continue;
+            }
+            if unwritten_epoch == Some(b.epoch) {
+                b.maybe_written = false;
+                b.unknown = false;
+            } else if !b.maybe_written {
+                unwritten_epoch = Some(b.epoch);
+            }
+        }
         buf.draining = !buf.in_flight.is_empty();
         if buf.in_flight.is_empty() {
             buf.draining = false;
@@ -1967,6 +1984,166 @@ mod tests {
         assert!(p.spare_batches.is_empty(), "the large buffer was freed");
         drop(request);
         reply(&mut p, req);
+    }
+
+    /// Found by the producer suite on the simulated runtime (tests/sim_runtime.rs,
+    /// seed 1061): while an epoch bump waited for a partition to settle, a batch
+    /// whose answer was lost (outcome unknown) sat behind one refused with a
+    /// retriable error. The bump waited for the unknown batch, the unknown batch
+    /// for the one in front (the broker takes sequences in order), and that one was
+    /// held back because the partition needed the bump: nothing moved until the
+    /// delivery timeout failed the records. The front batch now goes out (with the
+    /// old epoch) to learn the fate of the one behind it.
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn an_unknown_batch_behind_a_refused_one_does_not_hold_a_bump_forever() {
+        use crate::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+        let config = ProducerConfig {
+            linger: Duration::ZERO,
+            ..ProducerConfig::default()
+        };
+        let mut p = Producer::new(config, 7);
+        p.on_producer_id(Ok((1000, 0)));
+        let start = crate::test_clock::start();
+        let view = |_: &str| {
+            Some(TopicViewOwned {
+                count: 1,
+                available: vec![0],
+                leaders: vec![Some(0)],
+            })
+        };
+        let answer = |code: ErrorCode| ProduceResponse {
+            responses: vec![TopicProduceResponse {
+                name: "t".into(),
+                partition_responses: vec![PartitionProduceResponse {
+                    index: 0,
+                    error_code: code.0,
+                    base_offset: if code == ErrorCode::NONE { 0 } else { -1 },
+                    ..PartitionProduceResponse::default()
+                }],
+                ..TopicProduceResponse::default()
+            }],
+            ..ProduceResponse::default()
+        };
+        // One batch per call: sent (the first alone, until it succeeds).
+        let send = |p: &mut Producer, now: Instant, value: &str| {
+            p.send(now, ProducerRecord::new("t", value.to_owned()).partition(0))
+                .unwrap();
+            p.flush();
+            let mut wants = Vec::new();
+            p.drive(now, 0, &view, &|_| true, &mut wants);
+            wants
+                .into_iter()
+                .filter_map(|w| match w {
+                    Want::Send { req, .. } => Some(req),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        let reply =
+            |p: &mut Producer, now, req, answer: Result<Option<ProduceResponse>, ClientError>| {
+                p.on_reply(
+                    now,
+                    req,
+                    answer,
+                    &mut |_| Duration::from_millis(10),
+                    &mut |_, _| {},
+                );
+            };
+        let first = send(&mut p, start, "first").pop().unwrap();
+        reply(&mut p, start, first, Ok(Some(answer(ErrorCode::NONE))));
+        // Three batches in flight at once.
+        let a = send(&mut p, start, "a").pop().unwrap();
+        let b = send(&mut p, start, "b").pop().unwrap();
+        let c = send(&mut p, start, "c").pop().unwrap();
+        // a: refused, retriable (not written); b: no answer (maybe written);
+        // c: out of order, so the partition needs an epoch bump.
+        reply(
+            &mut p,
+            start,
+            a,
+            Ok(Some(answer(ErrorCode::NOT_ENOUGH_REPLICAS))),
+        );
+        let lost = ClientError::Timeout {
+            operation: "Produce",
+            timeout: Duration::from_secs(30),
+            last_error: None,
+        };
+        reply(&mut p, start, b, Err(lost));
+        reply(
+            &mut p,
+            start,
+            c,
+            Ok(Some(answer(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER))),
+        );
+        assert!(matches!(p.pid, ProducerId::BumpWanted { .. }));
+        // After the backoff, `a` goes out again with the old epoch.
+        let later = start + Duration::from_millis(50);
+        let mut wants = Vec::new();
+        p.drive(later, 0, &view, &|_| true, &mut wants);
+        let retried: Vec<_> = wants
+            .into_iter()
+            .filter_map(|w| match w {
+                Want::Send { request, req, .. } => Some((request, req)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            retried.len(),
+            1,
+            "the batch in front goes out to resolve the one behind"
+        );
+        let (request, req) = retried.into_iter().next().unwrap();
+        let records = request.topic_data[0].partition_data[0]
+            .records
+            .clone()
+            .unwrap();
+        let opts = crate::records::DecodeOptions::default();
+        let batch = crate::records::BatchReader::new(records, opts)
+            .next()
+            .unwrap()
+            .unwrap();
+        let batch = batch.into_v2().unwrap();
+        assert_eq!(batch.header.producer_epoch, 0, "the old epoch");
+        // It was written after all (a duplicate); then `b` is retried as it is,
+        // and was written too.
+        reply(
+            &mut p,
+            later,
+            req,
+            Ok(Some(answer(ErrorCode::DUPLICATE_SEQUENCE_NUMBER))),
+        );
+        let mut wants = Vec::new();
+        p.drive(later, 0, &view, &|_| true, &mut wants);
+        let b_again = wants
+            .into_iter()
+            .find_map(|w| match w {
+                Want::Send { req, .. } => Some(req),
+                _ => None,
+            })
+            .expect("the unknown batch is retried");
+        reply(
+            &mut p,
+            later,
+            b_again,
+            Ok(Some(answer(ErrorCode::DUPLICATE_SEQUENCE_NUMBER))),
+        );
+        // Now nothing is unresolved: the epoch is bumped and `c` goes out
+        // renumbered.
+        let mut wants = Vec::new();
+        p.drive(
+            later + Duration::from_millis(50),
+            0,
+            &view,
+            &|_| true,
+            &mut wants,
+        );
+        assert!(
+            matches!(p.pid, ProducerId::Ready { epoch: 1, .. }),
+            "{:?}",
+            p.pid
+        );
+        assert!(wants.iter().any(|w| matches!(w, Want::Send { .. })));
     }
 
     /// Found by the `producer` fuzz target: a Metadata answer listing a topic with no
