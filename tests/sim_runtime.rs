@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use kafka_sansio::client::{ConsumedRecord, Offset, OffsetReset, ProducerRecord, TopicPartition};
 use kafka_sansio::runtime::ClientBuilder;
-use kafka_sansio::sim::{ClusterConfig, NetworkConfig, SimRng};
+use kafka_sansio::sim::{ClusterConfig, NetworkConfig, SimRng, Simulation};
 use kafka_sansio::sim_runtime::{self, SimRunError, SimRuntime};
 
 fn seeds(default: u64) -> std::ops::Range<u64> {
@@ -59,6 +59,39 @@ fn rough_network() -> NetworkConfig {
         fragment: true,
         reset_probability: 0.0,
     }
+}
+
+/// One fault of a three-broker cluster, drawn from `rng`: a leader of `topics`
+/// moves, a broker crashes (one at most is down), a broker restarts, resets
+/// start or stop, latency changes.
+fn fault(sim: &mut Simulation, rng: &mut SimRng, topics: &[&str], partitions: i32) {
+    let now = sim.now();
+    match rng.below(5) {
+        0 => {
+            let topic = topics[rng.below(topics.len() as u64) as usize];
+            let p = rng.below(partitions as u64) as i32;
+            let _ = sim.cluster().move_leader(topic, p, rng.below(3) as i32);
+        }
+        1 => {
+            let live = (0..3).filter(|b| sim.cluster().is_up(*b)).count();
+            if live > 2 {
+                sim.cluster().crash_broker(rng.below(3) as i32, now);
+            }
+        }
+        2 => sim.cluster().restart_broker(rng.below(3) as i32, now),
+        3 => sim.network.reset_probability = [0.0, 0.01][rng.below(2) as usize],
+        _ => sim.network.latency_max = Duration::from_millis([1, 20][rng.below(2) as usize]),
+    }
+}
+
+/// Every broker up, no resets, short delays.
+fn heal(sim: &mut Simulation) {
+    let now = sim.now();
+    for b in 0..3 {
+        sim.cluster().restart_broker(b, now);
+    }
+    sim.network.reset_probability = 0.0;
+    sim.network.latency_max = Duration::from_millis(2);
 }
 
 #[test]
@@ -347,7 +380,6 @@ mod pipeline {
         ClientError, FetchOptions, GroupProtocol, IsolationLevel, UnknownTopicHandling,
     };
     use kafka_sansio::runtime::Client;
-    use kafka_sansio::sim::Simulation;
 
     const GROUP: &str = "enricher";
     const IN: &str = "orders";
@@ -472,35 +504,6 @@ mod pipeline {
         client.close().await;
     }
 
-    fn fault(sim: &mut Simulation, rng: &mut SimRng) {
-        let now = sim.now();
-        match rng.below(5) {
-            0 => {
-                let topic = [IN, OUT][rng.below(2) as usize];
-                let p = rng.below(PARTITIONS as u64) as i32;
-                let _ = sim.cluster().move_leader(topic, p, rng.below(3) as i32);
-            }
-            1 => {
-                let live = (0..3).filter(|b| sim.cluster().is_up(*b)).count();
-                if live > 2 {
-                    sim.cluster().crash_broker(rng.below(3) as i32, now);
-                }
-            }
-            2 => sim.cluster().restart_broker(rng.below(3) as i32, now),
-            3 => sim.network.reset_probability = [0.0, 0.01][rng.below(2) as usize],
-            _ => sim.network.latency_max = Duration::from_millis([1, 20][rng.below(2) as usize]),
-        }
-    }
-
-    fn heal(sim: &mut Simulation) {
-        let now = sim.now();
-        for b in 0..3 {
-            sim.cluster().restart_broker(b, now);
-        }
-        sim.network.reset_probability = 0.0;
-        sim.network.latency_max = Duration::from_millis(2);
-    }
-
     /// The group's committed offset of every input partition (-1: none).
     async fn committed(client: &Client) -> Result<Vec<i64>, ClientError> {
         let tps = (0..PARTITIONS)
@@ -571,10 +574,10 @@ mod pipeline {
                     9 => members[0].0.set(true),
                     _ => {}
                 }
-                chaos.with_simulation(|sim| fault(sim, &mut rng));
+                chaos.with_simulation(|sim| super::fault(sim, &mut rng, &[IN, OUT], PARTITIONS));
                 sim_runtime::sleep(Duration::from_millis(50 + rng.below(200))).await;
             }
-            chaos.with_simulation(heal);
+            chaos.with_simulation(super::heal);
             input.await;
             let mut totals = first.1.await.map_err(|e| format!("member 1: {e}"))?;
             let admin = ClientBuilder::new(&chaos.bootstrap())
@@ -752,30 +755,17 @@ mod producing {
         dropped
     }
 
+    /// A shared fault, or one Produce answered with a retriable error.
     fn fault(sim: &mut Simulation, rng: &mut SimRng) {
-        let now = sim.now();
-        match rng.below(6) {
-            0 => {
-                let p = rng.below(PARTITIONS as u64) as i32;
-                let _ = sim.cluster().move_leader(TOPIC, p, rng.below(3) as i32);
-            }
-            1 => {
-                let live = (0..3).filter(|b| sim.cluster().is_up(*b)).count();
-                if live > 2 {
-                    sim.cluster().crash_broker(rng.below(3) as i32, now);
-                }
-            }
-            2 => sim.cluster().restart_broker(rng.below(3) as i32, now),
-            3 => sim.network.reset_probability = [0.0, 0.01][rng.below(2) as usize],
-            4 => {
-                let code = [
-                    ErrorCode::NOT_LEADER_OR_FOLLOWER,
-                    ErrorCode::REQUEST_TIMED_OUT,
-                    ErrorCode::NOT_ENOUGH_REPLICAS,
-                ][rng.below(3) as usize];
-                sim.cluster().inject_error(ApiKey::Produce, code, 1);
-            }
-            _ => sim.network.latency_max = Duration::from_millis([1, 20][rng.below(2) as usize]),
+        if rng.below(6) == 0 {
+            let code = [
+                ErrorCode::NOT_LEADER_OR_FOLLOWER,
+                ErrorCode::REQUEST_TIMED_OUT,
+                ErrorCode::NOT_ENOUGH_REPLICAS,
+            ][rng.below(3) as usize];
+            sim.cluster().inject_error(ApiKey::Produce, code, 1);
+        } else {
+            super::fault(sim, rng, &[TOPIC], PARTITIONS);
         }
     }
 
@@ -837,14 +827,7 @@ mod producing {
                     chaos.with_simulation(|sim| fault(sim, &mut rng));
                     sim_runtime::sleep(Duration::from_millis(rng.below(100))).await;
                 }
-                chaos.with_simulation(|sim| {
-                    let now = sim.now();
-                    for b in 0..3 {
-                        sim.cluster().restart_broker(b, now);
-                    }
-                    sim.network.reset_probability = 0.0;
-                    sim.network.latency_max = Duration::from_millis(2);
-                });
+                chaos.with_simulation(super::heal);
                 for s in senders.by_ref() {
                     dropped.extend(s.await);
                 }
@@ -856,14 +839,15 @@ mod producing {
         // Every awaited record was delivered (the cluster healed well within
         // the delivery timeout), once.
         let reports = reports.borrow();
-        let mut at: BTreeMap<String, (i32, i64)> = BTreeMap::new();
+        // Where each landed; the offset is unknown (`None`) for a batch whose
+        // answers were lost and that a later batch proved written.
+        let mut at: BTreeMap<String, (i32, Option<i64>)> = BTreeMap::new();
         for (value, result) in reports.iter() {
             let m = result
                 .as_ref()
                 .unwrap_or_else(|e| panic!("seed {seed}: {value} failed: {e}"));
-            let offset = m.offset.expect("acks=all reports offsets");
             assert!(
-                at.insert(value.clone(), (m.partition, offset)).is_none(),
+                at.insert(value.clone(), (m.partition, m.offset)).is_none(),
                 "seed {seed}: {value} reported twice"
             );
         }
@@ -882,10 +866,10 @@ mod producing {
                     "seed {seed}: {value} twice in the log"
                 );
                 if let Some(&(rp, ro)) = at.get(&value) {
-                    assert_eq!(
-                        (rp, ro),
-                        (p, offset),
-                        "seed {seed}: {value} reported elsewhere"
+                    assert_eq!(rp, p, "seed {seed}: {value} reported in another partition");
+                    assert!(
+                        ro.is_none_or(|o| o == offset),
+                        "seed {seed}: {value} at {offset}, reported at {ro:?}"
                     );
                 }
                 let (task, i) = value.split_once('-').unwrap();
@@ -921,7 +905,13 @@ fn an_acknowledged_record_the_cluster_loses_is_caught() {
         .downcast_ref::<String>()
         .cloned()
         .unwrap_or_default();
-    assert!(message.contains("every record in the log"), "{message}");
+    // The loss shows as a record missing from the log, or (when the broker's
+    // lost batch leaves the producer's later sequences refused as out of order)
+    // as records whose delivery fails.
+    assert!(
+        message.contains("every record in the log") || message.contains("failed: delivery"),
+        "{message}"
+    );
 }
 
 mod at_least_once {
@@ -937,7 +927,6 @@ mod at_least_once {
 
     use super::*;
     use kafka_sansio::client::GroupProtocol;
-    use kafka_sansio::sim::Simulation;
 
     const GROUP: &str = "billing";
     const TOPIC: &str = "orders";
@@ -1017,25 +1006,6 @@ mod at_least_once {
         client.close().await;
     }
 
-    fn fault(sim: &mut Simulation, rng: &mut SimRng) {
-        let now = sim.now();
-        match rng.below(5) {
-            0 => {
-                let p = rng.below(PARTITIONS as u64) as i32;
-                let _ = sim.cluster().move_leader(TOPIC, p, rng.below(3) as i32);
-            }
-            1 => {
-                let live = (0..3).filter(|b| sim.cluster().is_up(*b)).count();
-                if live > 2 {
-                    sim.cluster().crash_broker(rng.below(3) as i32, now);
-                }
-            }
-            2 => sim.cluster().restart_broker(rng.below(3) as i32, now),
-            3 => sim.network.reset_probability = [0.0, 0.01][rng.below(2) as usize],
-            _ => sim.network.latency_max = Duration::from_millis([1, 20][rng.below(2) as usize]),
-        }
-    }
-
     /// One seeded run; `planted_bug` makes auto-commit store the poll positions,
     /// past what the consumers' buffers hold (the defect this suite found).
     pub(super) fn run(seed: u64, protocol: GroupProtocol, kill: bool, planted_bug: bool) {
@@ -1075,17 +1045,10 @@ mod at_least_once {
                     10 => members.push(start(4, End::Close)),
                     _ => {}
                 }
-                chaos.with_simulation(|sim| fault(sim, &mut rng));
+                chaos.with_simulation(|sim| super::fault(sim, &mut rng, &[TOPIC], PARTITIONS));
                 sim_runtime::sleep(Duration::from_millis(50 + rng.below(200))).await;
             }
-            chaos.with_simulation(|sim| {
-                let now = sim.now();
-                for b in 0..3 {
-                    sim.cluster().restart_broker(b, now);
-                }
-                sim.network.reset_probability = 0.0;
-                sim.network.latency_max = Duration::from_millis(2);
-            });
+            chaos.with_simulation(super::heal);
             input.await;
             // The group reads to the end (a dead member's partitions come back
             // when its session expires), and its commits follow.

@@ -557,32 +557,8 @@ impl Simulation {
             match out {
                 client::Output::Connect { conn, port, .. } => {
                     self.mix(&[30, h as u64, conn.0]);
-                    let i = self.clients.len();
-                    let server = self
-                        .cluster
-                        .broker_at(port)
-                        .ok_or_else(|| format!("nothing listens on port {port}"))
-                        .and_then(|b| self.cluster.connect(b, self.now).map_err(|e| e.to_string()));
-                    self.clients.push(Client {
-                        owner: Owner::Hosted { host: h, conn },
-                        latency: None,
-                        server: server.as_ref().ok().copied(),
-                        events: VecDeque::new(),
-                        last_to_server: self.now,
-                        last_to_client: self.now,
-                        closed: false,
-                        inbox: VecDeque::new(),
-                    });
+                    let i = self.open_link(Owner::Hosted { host: h, conn }, port);
                     self.hosted_links.insert((h, conn), i);
-                    let at = self.now + self.latency(i);
-                    match server {
-                        Ok(s) => {
-                            self.by_server.insert(s, i);
-                            self.clients[i].last_to_client = at;
-                            self.schedule(at, i, Delivery::Connected);
-                        }
-                        Err(e) => self.schedule(at, i, Delivery::ConnectFailed(e)),
-                    }
                 }
                 client::Output::Transmit { conn, bytes } => {
                     if let Some(&i) = self.hosted_links.get(&(h, conn)) {
@@ -624,6 +600,37 @@ impl Simulation {
             self.hosts[h].events.push_back(ev);
         }
         moved
+    }
+
+    /// A new link for `owner` to the broker advertised on `port`: the dial's
+    /// outcome arrives after one network delay.
+    fn open_link(&mut self, owner: Owner, port: u16) -> usize {
+        let i = self.clients.len();
+        let server = self
+            .cluster
+            .broker_at(port)
+            .ok_or_else(|| format!("nothing listens on port {port}"))
+            .and_then(|b| self.cluster.connect(b, self.now).map_err(|e| e.to_string()));
+        self.clients.push(Client {
+            owner,
+            latency: None,
+            server: server.as_ref().ok().copied(),
+            events: VecDeque::new(),
+            last_to_server: self.now,
+            last_to_client: self.now,
+            closed: false,
+            inbox: VecDeque::new(),
+        });
+        let at = self.now + self.latency(i);
+        match server {
+            Ok(s) => {
+                self.by_server.insert(s, i);
+                self.clients[i].last_to_client = at;
+                self.schedule(at, i, Delivery::Connected);
+            }
+            Err(e) => self.schedule(at, i, Delivery::ConnectFailed(e)),
+        }
+        i
     }
 
     fn latency(&mut self, client: usize) -> Duration {
@@ -869,33 +876,8 @@ impl Simulation {
     /// (the simulated runtime's sockets); the outcome arrives after one network
     /// delay ([`socket_connected`](Self::socket_connected)). Returns the link.
     pub(crate) fn dial(&mut self, port: u16) -> usize {
-        let i = self.clients.len();
-        self.mix(&[40, i as u64, u64::from(port)]);
-        let server = self
-            .cluster
-            .broker_at(port)
-            .ok_or_else(|| format!("nothing listens on port {port}"))
-            .and_then(|b| self.cluster.connect(b, self.now).map_err(|e| e.to_string()));
-        self.clients.push(Client {
-            owner: Owner::Socket(SocketEnd::default()),
-            latency: None,
-            server: server.as_ref().ok().copied(),
-            events: VecDeque::new(),
-            last_to_server: self.now,
-            last_to_client: self.now,
-            closed: false,
-            inbox: VecDeque::new(),
-        });
-        let at = self.now + self.latency(i);
-        match server {
-            Ok(s) => {
-                self.by_server.insert(s, i);
-                self.clients[i].last_to_client = at;
-                self.schedule(at, i, Delivery::Connected);
-            }
-            Err(e) => self.schedule(at, i, Delivery::ConnectFailed(e)),
-        }
-        i
+        self.mix(&[40, self.clients.len() as u64, u64::from(port)]);
+        self.open_link(Owner::Socket(SocketEnd::default()), port)
     }
 
     /// The outcome of dialing `link`, once it arrived.

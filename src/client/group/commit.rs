@@ -47,6 +47,19 @@ pub(crate) struct Pending {
     pub until: Option<(Instant, Duration)>,
 }
 
+impl Pending {
+    /// A commit the member makes by itself (auto-commit, a revocation's).
+    pub(crate) fn automatic(offsets: Vec<(TopicPartition, i64, Option<i32>)>) -> Self {
+        Pending {
+            op: None,
+            offsets,
+            retries: 0,
+            overtaken: None,
+            until: None,
+        }
+    }
+}
+
 /// A classic member's commit sent with `generation` while its JoinGroup `join` was
 /// on its way.
 #[derive(Debug, Clone, Copy, PartialEq)]

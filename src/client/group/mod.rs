@@ -448,13 +448,7 @@ impl GroupMember {
                     *offset = (*offset).min(*first);
                 }
             }
-            self.commits.enqueue(Pending {
-                op: None,
-                offsets,
-                retries: 0,
-                overtaken: None,
-                until: None,
-            });
+            self.commits.enqueue(Pending::automatic(offsets));
         }
     }
 
@@ -776,13 +770,8 @@ impl GroupMember {
             if self.settings.explicit_store {
                 self.deferred_revoke = started.revoked_positions.clone();
             } else {
-                self.commits.enqueue(Pending {
-                    op: None,
-                    offsets: started.revoked_positions.clone(),
-                    retries: 0,
-                    overtaken: None,
-                    until: None,
-                });
+                self.commits
+                    .enqueue(Pending::automatic(started.revoked_positions.clone()));
             }
         }
         if !started.lost.is_empty() {
@@ -896,13 +885,7 @@ impl GroupMember {
             .filter(|(tp, o, _)| self.commits.floor(tp).is_none_or(|f| f < *o))
             .collect();
         if !offsets.is_empty() {
-            self.commits.enqueue(Pending {
-                op: None,
-                offsets,
-                retries: 0,
-                overtaken: None,
-                until: None,
-            });
+            self.commits.enqueue(Pending::automatic(offsets));
         }
     }
 
