@@ -1,5 +1,5 @@
 //! The async facades on a virtual clock: a deterministic runtime for testing a
-//! service written against [`Client`], [`Producer`](crate::runtime::Producer) and
+//! service written against [`Client`](crate::runtime::Client), [`Producer`](crate::runtime::Producer) and
 //! [`Consumer`](crate::runtime::Consumer) — the code it runs in production, not a
 //! sans-IO rewrite of it — against the simulated cluster.
 //!
