@@ -84,6 +84,19 @@ pub(crate) fn virtual_wall_clock_ms() -> Option<i64> {
 }
 
 /// Why [`SimRuntime::block_on`] returned without its future's output.
+///
+/// ```
+/// use std::time::Duration;
+/// use kafka_sansio::sim::{ClusterConfig, NetworkConfig};
+/// use kafka_sansio::sim_runtime::{self, SimRunError, SimRuntime};
+///
+/// let rt = SimRuntime::new(1, ClusterConfig::default(), NetworkConfig::default());
+/// rt.set_time_limit(Duration::from_secs(1));
+/// match rt.block_on(sim_runtime::sleep(Duration::from_secs(2))) {
+///     Err(SimRunError::TimeLimit { limit }) => assert_eq!(limit, Duration::from_secs(1)),
+///     other => panic!("{other:?}"),
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SimRunError {
     /// Nothing could happen any more: no task was ready, nothing was in flight on
@@ -106,6 +119,21 @@ pub enum SimRunError {
 }
 
 /// A [`timeout`] ran out before its future finished.
+///
+/// ```
+/// use std::time::Duration;
+/// use kafka_sansio::sim::{ClusterConfig, NetworkConfig};
+/// use kafka_sansio::sim_runtime::{self, Elapsed, SimRuntime};
+///
+/// let rt = SimRuntime::new(1, ClusterConfig::default(), NetworkConfig::default());
+/// let waited = rt.block_on(sim_runtime::timeout(
+///     Duration::from_secs(1),
+///     std::future::pending::<()>(),
+/// ))?;
+/// assert_eq!(waited, Err(Elapsed(Duration::from_secs(1))));
+/// assert_eq!(waited.unwrap_err().to_string(), "timed out after 1s of virtual time");
+/// # Ok::<(), kafka_sansio::sim_runtime::SimRunError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("timed out after {0:?} of virtual time")]
 pub struct Elapsed(pub Duration);
@@ -611,6 +639,23 @@ pub fn sleep(duration: Duration) -> Sleep {
 
 /// A future of [`sleep`]: its time counts from its first poll. Polled outside a
 /// simulated runtime's task (where there is no virtual clock), it finishes at once.
+///
+/// ```
+/// use std::time::Duration;
+/// use kafka_sansio::sim::{ClusterConfig, NetworkConfig};
+/// use kafka_sansio::sim_runtime::{self, SimRuntime};
+///
+/// let rt = SimRuntime::new(1, ClusterConfig::default(), NetworkConfig::default());
+/// let nap = sim_runtime::sleep(Duration::from_millis(30)); // made here, counted from its first poll
+/// let clock = rt.clone();
+/// let woke_after = rt.block_on(async move {
+///     let before = clock.now();
+///     nap.await;
+///     clock.now() - before
+/// })?;
+/// assert_eq!(woke_after, Duration::from_millis(30));
+/// # Ok::<(), kafka_sansio::sim_runtime::SimRunError>(())
+/// ```
 #[derive(Debug)]
 pub struct Sleep {
     wait: Wait,
