@@ -610,9 +610,25 @@ mod pipeline {
         let ((transactions, aborts), values) = outcome
             .unwrap_or_else(|e| panic!("seed {seed}: {e}"))
             .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        if std::env::var_os("SIM_PRINT_TIMES").is_some() {
+            eprintln!(
+                "seed {seed}: {transactions} committed, {aborts} aborted, {:?}",
+                rt.elapsed()
+            );
+        }
+        // The loop ran (a seed whose members each took the input in three
+        // transactions or fewer aborts none on purpose: 5 of 5,000 classic seeds,
+        // none of 5,000 on KIP-848).
         assert!(
-            transactions > 3 && aborts > 0,
+            transactions > 3,
             "seed {seed}: {transactions} transactions committed, {aborts} aborted"
+        );
+        // Liveness: over those 10,000 seeds a run took at most 6.5 s of virtual
+        // time, with a member's 3 s session to expire; a stall shows here.
+        assert!(
+            rt.elapsed() < Duration::from_secs(30),
+            "seed {seed}: the pipeline took {:?}",
+            rt.elapsed()
         );
         let mut times: BTreeMap<String, usize> = BTreeMap::new();
         for v in values {
