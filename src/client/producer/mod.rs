@@ -1343,12 +1343,12 @@ impl Producer {
                 wants.push(Want::Connect(leader));
                 continue;
             }
-            // A batch of unknown outcome behind the front one is learned only
-            // through the front one: the broker takes sequences in order.
-            let unresolved = buf.ready.iter().skip(1).any(|b| b.unknown);
+            // (A batch of unknown outcome behind the front one is learned only
+            // through the front one: the broker takes sequences in order.)
+            let unresolved_behind = || buf.ready.iter().skip(1).any(|b| b.unknown);
             if bumping
                 && !buf.ready.front().is_some_and(|b| {
-                    b.unknown || (b.maybe_written && (!buf.needs_bump || unresolved))
+                    b.unknown || (b.maybe_written && (!buf.needs_bump || unresolved_behind()))
                 })
             {
                 // While an epoch bump waits, only retries of batches that may have
