@@ -719,6 +719,7 @@ impl Simulation {
                 break;
             }
             let (i, d) = entry.remove();
+            let closed = self.clients[i].closed;
             match d {
                 Delivery::ToServer(bytes) => {
                     if self.clients[i].server.is_some() {
@@ -728,7 +729,7 @@ impl Simulation {
                     }
                 }
                 Delivery::ToClient(bytes) => {
-                    if !self.clients[i].closed {
+                    if !closed {
                         self.mix_bytes(21 + ((i as u64) << 8), &bytes);
                         match &mut self.clients[i].owner {
                             Owner::Raw(conn) => conn.handle_input(now, &bytes),
@@ -740,7 +741,7 @@ impl Simulation {
                     }
                 }
                 Delivery::ClientEof => {
-                    if !self.clients[i].closed {
+                    if !closed {
                         self.mix(&[22, i as u64]);
                         match &mut self.clients[i].owner {
                             Owner::Raw(conn) => conn.handle_eof(now),
@@ -751,28 +752,26 @@ impl Simulation {
                         }
                     }
                 }
-                Delivery::Connected => {
-                    if let Owner::Socket(end) = &mut self.clients[i].owner {
+                Delivery::Connected => match (&mut self.clients[i].owner, closed) {
+                    (Owner::Socket(end), _) => {
                         end.connected.get_or_insert(Ok(()));
                         self.mix(&[23, i as u64]);
-                    } else if let Owner::Hosted { host, conn } = self.clients[i].owner
-                        && !self.clients[i].closed
-                    {
+                    }
+                    (Owner::Hosted { host, conn }, false) => {
+                        let (host, conn) = (*host, *conn);
                         self.mix(&[23, i as u64]);
                         self.hosts[host].client.handle_connected(conn, now);
                     }
-                }
-                Delivery::ConnectFailed(e) if matches!(self.clients[i].owner, Owner::Socket(_)) => {
-                    self.mix(&[24, i as u64]);
-                    self.clients[i].closed = true;
-                    if let Owner::Socket(end) = &mut self.clients[i].owner {
+                    _ => {}
+                },
+                Delivery::ConnectFailed(e) => match &mut self.clients[i].owner {
+                    Owner::Socket(end) => {
                         end.connected = Some(Err(e));
+                        self.clients[i].closed = true;
+                        self.mix(&[24, i as u64]);
                     }
-                }
-                Delivery::ConnectFailed(e) => {
-                    if let Owner::Hosted { host, conn } = self.clients[i].owner
-                        && !self.hosts[host].dead
-                    {
+                    Owner::Hosted { host, conn } if !self.hosts[*host].dead => {
+                        let (host, conn) = (*host, *conn);
                         self.mix(&[24, i as u64]);
                         self.clients[i].closed = true;
                         self.hosted_links.remove(&(host, conn));
@@ -784,7 +783,8 @@ impl Simulation {
                             .client
                             .handle_connect_failed(conn, now, refused);
                     }
-                }
+                    _ => {}
+                },
             }
             self.pump();
         }
