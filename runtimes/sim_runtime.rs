@@ -142,9 +142,9 @@ type Task = Pin<Box<dyn Future<Output = ()>>>;
 
 struct World {
     sim: RefCell<Simulation>,
-    start: Instant,
-    /// The tasks; a task is out of its slot while it is polled.
-    tasks: RefCell<BTreeMap<u64, Option<Task>>>,
+    /// The tasks, each with its waker; a task is out of its slot while it is
+    /// polled.
+    tasks: RefCell<BTreeMap<u64, (Option<Task>, Waker)>>,
     next_task: Cell<u64>,
     /// Tasks woken and not yet polled (wakers may be called from any thread).
     ready: Arc<Mutex<BTreeSet<u64>>>,
@@ -168,19 +168,16 @@ impl World {
     fn spawn(&self, task: Task) -> u64 {
         let id = self.next_task.get();
         self.next_task.set(id + 1);
-        self.tasks.borrow_mut().insert(id, Some(task));
+        let waker = Waker::from(Arc::new(TaskWaker {
+            id,
+            ready: self.ready.clone(),
+        }));
+        self.tasks.borrow_mut().insert(id, (Some(task), waker));
         self.ready
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id);
         id
-    }
-
-    fn waker(&self, id: u64) -> Waker {
-        Waker::from(Arc::new(TaskWaker {
-            id,
-            ready: self.ready.clone(),
-        }))
     }
 
     /// Polls every ready task once, in an order drawn from the seed. Returns
@@ -201,10 +198,14 @@ impl World {
             }
         }
         for id in ready {
-            let Some(mut task) = self.tasks.borrow_mut().get_mut(&id).and_then(Option::take) else {
+            let taken = self
+                .tasks
+                .borrow_mut()
+                .get_mut(&id)
+                .and_then(|(task, waker)| Some((task.take()?, waker.clone())));
+            let Some((mut task, waker)) = taken else {
                 continue;
             };
-            let waker = self.waker(id);
             let done = task
                 .as_mut()
                 .poll(&mut Context::from_waker(&waker))
@@ -212,7 +213,7 @@ impl World {
             let mut tasks = self.tasks.borrow_mut();
             if done {
                 tasks.remove(&id);
-            } else if let Some(slot) = tasks.get_mut(&id) {
+            } else if let Some((slot, _)) = tasks.get_mut(&id) {
                 *slot = Some(task);
             }
         }
@@ -224,21 +225,20 @@ impl World {
     fn advance(&self) -> bool {
         let next_sim = self.sim.borrow().next_time();
         let next_timer = self.timers.borrow().keys().next().map(|(t, _)| *t);
-        match (next_sim, next_timer) {
+        let step_simulation = match (next_sim, next_timer) {
             (None, None) => return false,
-            (Some(s), t) if t.is_none_or(|t| s <= t) => {
-                self.sim.borrow_mut().step();
-                // Whatever arrived, the drivers read their sockets again.
-                let waiting = std::mem::take(&mut *self.sockets.borrow_mut());
-                for w in waiting.into_values() {
-                    w.wake();
-                }
-            }
-            (_, Some(t)) => self.sim.borrow_mut().advance_to(t),
-            (Some(_), None) => unreachable!("matched by the arm above"),
+            (Some(s), Some(t)) => s <= t,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+        };
+        if step_simulation {
+            self.sim.borrow_mut().step();
+            self.wake_sockets();
+        } else if let Some(t) = next_timer {
+            self.sim.borrow_mut().advance_to(t);
         }
+        self.publish_now();
         let now = self.now();
-        self.set_now(now);
         let due: Vec<(Instant, u64)> = self
             .timers
             .borrow()
@@ -253,8 +253,19 @@ impl World {
         true
     }
 
-    fn set_now(&self, now: Instant) {
-        NOW.with(|n| n.set(Some((now, self.start))));
+    /// Whatever arrived, the drivers read their sockets again.
+    fn wake_sockets(&self) {
+        let waiting = std::mem::take(&mut *self.sockets.borrow_mut());
+        for w in waiting.into_values() {
+            w.wake();
+        }
+    }
+
+    /// Publishes the simulation's time to [`virtual_now`] (with the start, for
+    /// the wall clock).
+    fn publish_now(&self) {
+        let sim = self.sim.borrow();
+        NOW.with(|n| n.set(Some((sim.now(), sim.now() - sim.elapsed()))));
     }
 }
 
@@ -287,7 +298,7 @@ impl Enter {
     fn new(world: &Rc<World>) -> Self {
         let previous = CURRENT.with(|c| c.borrow_mut().replace(world.clone()));
         let previous_now = NOW.with(Cell::get);
-        world.set_now(world.now());
+        world.publish_now();
         Enter {
             previous,
             previous_now,
@@ -348,7 +359,6 @@ impl SimRuntime {
         SimRuntime {
             world: Rc::new(World {
                 sim: RefCell::new(Simulation::new(seed, cluster, network, start)),
-                start,
                 tasks: RefCell::new(BTreeMap::new()),
                 next_task: Cell::new(0),
                 ready: Arc::new(Mutex::new(BTreeSet::new())),
@@ -404,7 +414,7 @@ impl SimRuntime {
     /// ```
     #[must_use]
     pub fn elapsed(&self) -> Duration {
-        self.now() - self.world.start
+        self.world.sim.borrow().elapsed()
     }
 
     /// Runs `f` on the simulation: create topics, crash and restart brokers,
@@ -423,7 +433,18 @@ impl SimRuntime {
     /// # Ok::<(), kafka_sansio::sim::SimError>(())
     /// ```
     pub fn with_simulation<R>(&self, f: impl FnOnce(&mut Simulation) -> R) -> R {
-        f(&mut self.world.sim.borrow_mut())
+        let out = f(&mut self.world.sim.borrow_mut());
+        // `f` may have stepped the simulation itself: the runtime's clock and
+        // its sockets follow.
+        if CURRENT.with(|c| {
+            c.borrow()
+                .as_ref()
+                .is_some_and(|w| Rc::ptr_eq(w, &self.world))
+        }) {
+            self.world.publish_now();
+        }
+        self.world.wake_sockets();
+        out
     }
 
     /// How much virtual time one [`block_on`](Self::block_on) may take before it
@@ -482,7 +503,12 @@ impl SimRuntime {
         let Some(task) = self.world.drivers.borrow_mut().remove(&client.driver_key()) else {
             return false;
         };
-        let driver = self.world.tasks.borrow_mut().remove(&task).flatten();
+        let driver = self
+            .world
+            .tasks
+            .borrow_mut()
+            .remove(&task)
+            .and_then(|(task, _)| task);
         let Some(driver) = driver else {
             return false;
         };
