@@ -344,9 +344,12 @@ impl Consumer {
         // revoke) store only what the application had.
         self.flush_handed();
         let mut back: BTreeMap<TopicPartition, i64> = BTreeMap::new();
-        for r in self.records.drain(..) {
-            back.entry(TopicPartition::new(r.topic.clone(), r.partition))
+        // (Records held back for a paused partition were never handed out either.)
+        for r in self.records.drain(..).chain(self.held.drain(..)) {
+            let first = back
+                .entry(TopicPartition::new(r.topic.clone(), r.partition))
                 .or_insert(r.record.offset);
+            *first = (*first).min(r.record.offset);
         }
         let unhanded: Vec<(TopicPartition, i64)> = back.into_iter().collect();
         for (tp, offset) in &unhanded {

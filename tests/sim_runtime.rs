@@ -1346,3 +1346,56 @@ fn cut_short(seed: u64) {
         );
     }
 }
+
+/// A member that closes while a paused partition still holds records it never
+/// handed out commits that partition only up to what it handed out: the next
+/// owner reads the held records.
+#[test]
+fn closing_with_a_paused_partition_commits_only_what_was_handed() {
+    let rt = runtime(5, 1, NetworkConfig::default());
+    create_topic(&rt, "t", 1, 1);
+    let member = |rt: &SimRuntime| {
+        ClientBuilder::new(&rt.bootstrap())
+            .group_id("g")
+            .configure(|c| c.consumer.auto_offset_reset = OffsetReset::Earliest)
+            .build_sim(rt)
+            .unwrap()
+    };
+    let (first, next) = (member(&rt), member(&rt));
+    let clock = rt.clone();
+    let read_next = rt
+        .block_on(async move {
+            let producer = first.producer();
+            let sent: Vec<_> = (0..20)
+                .map(|i| producer.send(ProducerRecord::new("t", format!("{i}")).partition(0)))
+                .collect();
+            for d in sent {
+                d.await.unwrap();
+            }
+            let mut consumer = first.consumer();
+            consumer.subscribe(["t"]).unwrap();
+            assert_eq!(consumer.recv().await.unwrap().record.offset, 0);
+            // The other records of the fetch wait in the consumer, held once
+            // their partition is paused.
+            consumer.pause(vec![TopicPartition::new("t", 0)]).unwrap();
+            consumer.close().await.unwrap();
+            first.close().await;
+            let committed =
+                clock.with_simulation(|sim| sim.cluster().committed_offset("g", "t", 0));
+            assert_eq!(
+                committed,
+                Some(1),
+                "only the record handed out is committed"
+            );
+            let mut consumer = next.consumer();
+            consumer.subscribe(["t"]).unwrap();
+            let r = sim_runtime::timeout(Duration::from_secs(30), consumer.recv())
+                .await
+                .expect("the next member reads")
+                .unwrap();
+            next.close().await;
+            r.record.offset
+        })
+        .unwrap();
+    assert_eq!(read_next, 1);
+}
