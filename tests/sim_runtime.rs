@@ -389,27 +389,6 @@ mod pipeline {
     const PARTITIONS: i32 = 4;
     const PER_PARTITION: usize = 60;
 
-    fn cluster() -> ClusterConfig {
-        ClusterConfig {
-            brokers: 3,
-            auto_create_topics: false,
-            group_min_session_timeout: Duration::from_millis(500),
-            consumer_group_session_timeout: Duration::from_secs(3),
-            consumer_group_heartbeat_interval: Duration::from_millis(200),
-            ..ClusterConfig::default()
-        }
-    }
-
-    /// How a member ends.
-    #[derive(Clone, Copy, PartialEq)]
-    enum End {
-        /// `consumer.close()` and `client.close()`, as the README does.
-        Close,
-        /// Killed ([`SimRuntime::crash`]): its group session and its
-        /// transaction time out on the coordinators.
-        Die,
-    }
-
     /// One member running the README's loop until `stop`. Returns how many
     /// transactions it committed and aborted.
     async fn member(
@@ -476,34 +455,8 @@ mod pipeline {
                 committed += 1;
             }
         }
-        match end {
-            End::Close => {
-                consumer.close().await?;
-                client.close().await;
-            }
-            End::Die => {
-                assert!(rt.crash(&client));
-            }
-        }
+        end.of(&rt, &client, consumer).await?;
         Ok((committed, aborted))
-    }
-
-    /// Writes input record `i` of every partition (`p{p}-{i}`) every `pace`.
-    async fn produce_input(rt: SimRuntime, pace: Duration) {
-        let client = ClientBuilder::new(&rt.bootstrap()).build_sim(&rt).unwrap();
-        let producer = client.producer();
-        let mut deliveries = Vec::new();
-        for i in 0..PER_PARTITION {
-            for p in 0..PARTITIONS {
-                deliveries
-                    .push(producer.send(ProducerRecord::new(IN, format!("p{p}-{i}")).partition(p)));
-            }
-            sim_runtime::sleep(pace).await;
-        }
-        for d in deliveries {
-            d.await.unwrap();
-        }
-        client.close().await;
     }
 
     /// The group's committed offset of every input partition (-1: none).
@@ -548,14 +501,20 @@ mod pipeline {
     }
 
     pub(super) fn run(seed: u64, protocol: GroupProtocol) {
-        let rt = SimRuntime::new(seed, cluster(), NetworkConfig::default());
+        let rt = SimRuntime::new(seed, super::group_cluster(), NetworkConfig::default());
         rt.set_time_limit(Duration::from_secs(900));
         rt.with_simulation(|sim| {
             sim.cluster().create_topic(IN, PARTITIONS, 3).unwrap();
             sim.cluster().create_topic(OUT, PARTITIONS, 3).unwrap();
         });
         let mut rng = SimRng::new(seed ^ 0xfa_0175);
-        let input = rt.spawn(produce_input(rt.clone(), Duration::from_millis(40)));
+        let input = rt.spawn(super::produce_input(
+            rt.clone(),
+            IN,
+            PARTITIONS,
+            PER_PARTITION,
+            Duration::from_millis(40),
+        ));
         let spawner = rt.clone();
         let start = move |id: usize, end: End| {
             let stop = Rc::new(Cell::new(false));
@@ -971,12 +930,6 @@ mod at_least_once {
 
     type Handed = Rc<RefCell<BTreeSet<(i32, i64)>>>;
 
-    #[derive(Clone, Copy, PartialEq)]
-    enum End {
-        Close,
-        Die,
-    }
-
     async fn member(
         rt: SimRuntime,
         protocol: GroupProtocol,
@@ -1014,44 +967,30 @@ mod at_least_once {
             // Processing takes a while.
             sim_runtime::sleep(Duration::from_micros(rng.below(4_000))).await;
         }
-        match end {
-            End::Close => {
-                consumer.close().await.map_err(|e| e.to_string())?;
-                client.close().await;
-            }
-            End::Die => assert!(rt.crash(&client)),
-        }
+        end.of(&rt, &client, consumer)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(count)
-    }
-
-    async fn produce_input(rt: SimRuntime) {
-        let client = ClientBuilder::new(&rt.bootstrap()).build_sim(&rt).unwrap();
-        let producer = client.producer();
-        let mut deliveries = Vec::new();
-        for i in 0..PER_PARTITION {
-            for p in 0..PARTITIONS {
-                deliveries.push(
-                    producer.send(ProducerRecord::new(TOPIC, format!("{p}-{i}")).partition(p)),
-                );
-            }
-            sim_runtime::sleep(Duration::from_millis(20)).await;
-        }
-        for d in deliveries {
-            d.await.unwrap();
-        }
-        client.close().await;
     }
 
     /// One seeded run; `planted_bug` makes auto-commit store the poll positions,
     /// past what the consumers' buffers hold (the defect this suite found).
-    pub(super) fn run(seed: u64, protocol: GroupProtocol, kill: bool, planted_bug: bool) {
+    /// (Even seeds on the classic protocol, odd ones on KIP-848.)
+    pub(super) fn run(seed: u64, kill: bool, planted_bug: bool) {
+        let protocol = super::protocol_of(seed);
         super::logs();
-        let rt = SimRuntime::new(seed, super::pipeline_cluster(), NetworkConfig::default());
+        let rt = SimRuntime::new(seed, super::group_cluster(), NetworkConfig::default());
         rt.set_time_limit(Duration::from_secs(900));
         create_topic(&rt, TOPIC, PARTITIONS, 3);
         let handed: Handed = Rc::default();
         let mut rng = SimRng::new(seed ^ 0xa71e);
-        let input = rt.spawn(produce_input(rt.clone()));
+        let input = rt.spawn(super::produce_input(
+            rt.clone(),
+            TOPIC,
+            PARTITIONS,
+            PER_PARTITION,
+            Duration::from_millis(20),
+        ));
         let spawner = rt.clone();
         let start = {
             let handed = handed.clone();
@@ -1131,7 +1070,60 @@ mod at_least_once {
     }
 }
 
-fn pipeline_cluster() -> ClusterConfig {
+/// How a group member's loop ends.
+#[derive(Clone, Copy, PartialEq)]
+enum End {
+    /// `consumer.close()` and `client.close()`, as the README does.
+    Close,
+    /// Killed ([`SimRuntime::crash`]): its group session (and any transaction)
+    /// times out on the coordinators.
+    Die,
+}
+
+impl End {
+    async fn of(
+        self,
+        rt: &SimRuntime,
+        client: &kafka_sansio::runtime::Client,
+        consumer: kafka_sansio::runtime::Consumer,
+    ) -> Result<(), kafka_sansio::client::ClientError> {
+        match self {
+            End::Close => {
+                consumer.close().await?;
+                client.close().await;
+            }
+            End::Die => assert!(rt.crash(client)),
+        }
+        Ok(())
+    }
+}
+
+/// Writes record `i` of every partition of `topic` (`p{p}-{i}`) every `pace`.
+async fn produce_input(
+    rt: SimRuntime,
+    topic: &'static str,
+    partitions: i32,
+    per_partition: usize,
+    pace: Duration,
+) {
+    let client = ClientBuilder::new(&rt.bootstrap()).build_sim(&rt).unwrap();
+    let producer = client.producer();
+    let mut deliveries = Vec::new();
+    for i in 0..per_partition {
+        for p in 0..partitions {
+            deliveries
+                .push(producer.send(ProducerRecord::new(topic, format!("p{p}-{i}")).partition(p)));
+        }
+        sim_runtime::sleep(pace).await;
+    }
+    for d in deliveries {
+        d.await.unwrap();
+    }
+    client.close().await;
+}
+
+/// Three brokers with short group sessions (a dead member's expires in 3 s).
+fn group_cluster() -> ClusterConfig {
     ClusterConfig {
         brokers: 3,
         auto_create_topics: false,
@@ -1142,41 +1134,34 @@ fn pipeline_cluster() -> ClusterConfig {
     }
 }
 
+/// Even seeds on the classic protocol, odd ones on KIP-848.
+fn protocol_of(seed: u64) -> kafka_sansio::client::GroupProtocol {
+    if seed.is_multiple_of(2) {
+        kafka_sansio::client::GroupProtocol::Classic
+    } else {
+        kafka_sansio::client::GroupProtocol::Consumer
+    }
+}
+
 #[test]
 fn an_auto_committing_group_hands_out_every_record_through_rebalances() {
     for seed in seeds(6) {
-        let protocol = if seed % 2 == 0 {
-            kafka_sansio::client::GroupProtocol::Classic
-        } else {
-            kafka_sansio::client::GroupProtocol::Consumer
-        };
-        at_least_once::run(seed, protocol, false, false);
+        at_least_once::run(seed, false, false);
     }
 }
 
 #[test]
 fn an_auto_committing_group_skips_only_what_a_killed_member_was_handed() {
     for seed in seeds(12) {
-        let protocol = if seed % 2 == 0 {
-            kafka_sansio::client::GroupProtocol::Classic
-        } else {
-            kafka_sansio::client::GroupProtocol::Consumer
-        };
-        at_least_once::run(seed, protocol, true, false);
+        at_least_once::run(seed, true, false);
     }
 }
 
 #[test]
 fn committing_records_a_consumer_holds_unhanded_is_caught() {
     // About one seed in four loses records with the planted bug.
-    let caught = (0..20).find(|&seed| {
-        let protocol = if seed % 2 == 0 {
-            kafka_sansio::client::GroupProtocol::Classic
-        } else {
-            kafka_sansio::client::GroupProtocol::Consumer
-        };
-        std::panic::catch_unwind(|| at_least_once::run(seed, protocol, true, true)).is_err()
-    });
+    let caught = (0..20)
+        .find(|&seed| std::panic::catch_unwind(|| at_least_once::run(seed, true, true)).is_err());
     assert!(caught.is_some(), "no seed of 20 caught the planted bug");
 }
 
