@@ -456,45 +456,37 @@ fn main() {
 mod tests {
     use super::{simulate, simulate_async};
 
+    /// Each loop, and the seeds its invariant test runs.
+    type Loop = (&'static str, fn(u64, bool) -> Result<u64, String>, u64);
+    const LOOPS: [Loop; 2] = [
+        ("sans-IO loop", simulate, 20),
+        ("async loop", simulate_async, 10),
+    ];
+
     #[test]
     fn the_service_invariant_holds_across_seeds() {
-        for seed in 1..=20 {
-            if let Err(e) = simulate(seed, false) {
-                panic!("seed {seed}: {e}");
+        for (name, run, seeds) in LOOPS {
+            for seed in 1..=seeds {
+                if let Err(e) = run(seed, false) {
+                    panic!("{name}, seed {seed}: {e}");
+                }
             }
         }
     }
 
     #[test]
     fn the_same_seed_gives_the_same_run() {
-        assert_eq!(simulate(7, false), simulate(7, false));
-        assert_ne!(simulate(7, false), simulate(8, false));
-    }
-
-    #[test]
-    fn a_duplicate_written_by_the_service_is_caught() {
-        let err = simulate(1, true).expect_err("the planted duplicate must be caught");
-        assert!(err.contains("enriched orders for"), "{err}");
-    }
-
-    #[test]
-    fn the_async_loop_keeps_the_invariant_across_seeds() {
-        for seed in 1..=10 {
-            if let Err(e) = simulate_async(seed, false) {
-                panic!("seed {seed}: {e}");
-            }
+        for (name, run, _) in LOOPS {
+            assert_eq!(run(7, false), run(7, false), "{name}");
+            assert_ne!(run(7, false), run(8, false), "{name}");
         }
     }
 
     #[test]
-    fn the_async_loop_repeats_from_its_seed() {
-        assert_eq!(simulate_async(7, false), simulate_async(7, false));
-        assert_ne!(simulate_async(7, false), simulate_async(8, false));
-    }
-
-    #[test]
-    fn a_duplicate_written_by_the_async_loop_is_caught() {
-        let err = simulate_async(1, true).expect_err("the planted duplicate must be caught");
-        assert!(err.contains("enriched orders for"), "{err}");
+    fn a_duplicate_written_by_the_service_is_caught() {
+        for (name, run, _) in LOOPS {
+            let err = run(1, true).expect_err("the planted duplicate must be caught");
+            assert!(err.contains("enriched orders for"), "{name}: {err}");
+        }
     }
 }
